@@ -1,0 +1,277 @@
+use chrono::Utc;
+use prost::Message;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::event::{Aggregate, NewEvent, Snapshotting, StoredEvent};
+use crate::{Begun, CommandRequest, StoreError, UnitOfWork};
+
+const STREAM_VERSION_CONSTRAINT: &str = "events_stream_id_stream_version_key";
+
+/// Metadata stamped on every event of one append.
+#[derive(Debug, Clone)]
+pub(crate) struct AppendMeta<'a> {
+    pub correlation_id: &'a str,
+    pub causation_id: &'a str,
+}
+
+/// A service's event store: its own database, the name it signs envelopes with, and the topic
+/// its outbox feeds.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    pool: PgPool,
+    producer: String,
+    topic: String,
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool, producer: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            pool,
+            producer: producer.into(),
+            topic: topic.into(),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn producer(&self) -> &str {
+        &self.producer
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Starts an idempotent command: a request id seen before replays its stored answer.
+    pub async fn begin_command(&self, request: CommandRequest) -> Result<Begun<'_>, StoreError> {
+        UnitOfWork::begin(self, request).await
+    }
+
+    /// Appends `events` to `stream_id` if the stream is at `expected_version` (0 = new stream),
+    /// and writes their envelopes to the outbox in the same transaction.
+    pub(crate) async fn append_in(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &str,
+        expected_version: i64,
+        partition_key: &str,
+        events: &[NewEvent],
+        meta: AppendMeta<'_>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let trace_context = serde_json::to_value(jiuzhu_telemetry::current_context_to_map())
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+        let mut stored = Vec::with_capacity(events.len());
+        for (offset, event) in (1_i64..).zip(events) {
+            let version = expected_version + offset;
+            let event_id = Uuid::now_v7();
+            let occurred_at = Utc::now();
+            let inserted = sqlx::query(
+                "INSERT INTO events (event_id, stream_id, stream_version, event_type, occurred_at, \
+                 correlation_id, causation_id, partition_key, payload) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING position",
+            )
+            .bind(event_id)
+            .bind(stream_id)
+            .bind(version)
+            .bind(&event.event_type)
+            .bind(occurred_at)
+            .bind(meta.correlation_id)
+            .bind(meta.causation_id)
+            .bind(partition_key)
+            .bind(&event.payload)
+            .fetch_one(&mut *conn)
+            .await;
+            let position: i64 = match inserted {
+                Ok(row) => row.try_get("position")?,
+                Err(error) if StoreError::is_unique_violation(&error, STREAM_VERSION_CONSTRAINT) => {
+                    return Err(StoreError::Conflict {
+                        stream_id: stream_id.to_owned(),
+                        expected: expected_version,
+                        actual: self.stream_version(stream_id).await?,
+                    });
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let event = StoredEvent {
+                position,
+                event_id,
+                stream_id: stream_id.to_owned(),
+                stream_version: version,
+                event_type: event.event_type.clone(),
+                occurred_at,
+                correlation_id: meta.correlation_id.to_owned(),
+                causation_id: meta.causation_id.to_owned(),
+                partition_key: partition_key.to_owned(),
+                payload: event.payload.clone(),
+            };
+            sqlx::query(
+                "INSERT INTO outbox (event_id, topic, partition_key, event_type, envelope, trace_context) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(event_id)
+            .bind(&self.topic)
+            .bind(partition_key)
+            .bind(&event.event_type)
+            .bind(event.envelope(&self.producer).encode_to_vec())
+            .bind(&trace_context)
+            .execute(&mut *conn)
+            .await?;
+            stored.push(event);
+        }
+        Ok(stored)
+    }
+
+    /// Current version of a stream (0 when it has no events), read outside any transaction.
+    pub async fn stream_version(&self, stream_id: &str) -> Result<i64, StoreError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT max(stream_version) FROM events WHERE stream_id = $1")
+                .bind(stream_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// Every event of a stream after `after_version`, in order.
+    pub async fn load_stream(
+        &self,
+        stream_id: &str,
+        after_version: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_stream_in(&mut conn, stream_id, after_version).await
+    }
+
+    /// Events in global position order after `after_position`, for rebuilding projections of
+    /// this service's own events while nothing else writes.
+    pub async fn read_all(
+        &self,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&select_events("position > $1 ORDER BY position LIMIT $2"))
+            .bind(after_position)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    /// Number of events and the highest position, for progress reports.
+    pub async fn totals(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query("SELECT count(*) AS n, coalesce(max(position), 0) AS top FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get("n")?, row.try_get("top")?))
+    }
+
+    /// Rebuilds an aggregate from its events alone.
+    pub async fn load_aggregate<A: Aggregate>(&self, stream_id: &str) -> Result<(A, i64), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_aggregate_in(&mut conn, stream_id).await
+    }
+
+    /// Rebuilds an aggregate from its latest snapshot plus the events after it.
+    pub async fn load_snapshotted<A: Snapshotting>(
+        &self,
+        stream_id: &str,
+    ) -> Result<(A, i64), StoreError> {
+        let snapshot = sqlx::query("SELECT stream_version, state FROM snapshots WHERE stream_id = $1")
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (mut aggregate, mut version) = match snapshot {
+            Some(row) => {
+                let state: Vec<u8> = row.try_get("state")?;
+                let aggregate = A::from_snapshot(&state).map_err(|reason| StoreError::Snapshot {
+                    stream_id: stream_id.to_owned(),
+                    reason,
+                })?;
+                (aggregate, row.try_get::<i64, _>("stream_version")?)
+            }
+            None => (A::default(), 0),
+        };
+        for event in self.load_stream(stream_id, version).await? {
+            if let Some(decoded) = event.decode::<A::Event>()? {
+                aggregate.apply(&decoded);
+            }
+            version = event.stream_version;
+        }
+        Ok((aggregate, version))
+    }
+
+    /// Saves a snapshot unless a newer one is already stored.
+    pub async fn save_snapshot<A: Snapshotting>(
+        &self,
+        stream_id: &str,
+        version: i64,
+        aggregate: &A,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO snapshots (stream_id, stream_version, state) VALUES ($1, $2, $3) \
+             ON CONFLICT (stream_id) DO UPDATE SET stream_version = EXCLUDED.stream_version, \
+             state = EXCLUDED.state, taken_at = now() \
+             WHERE snapshots.stream_version < EXCLUDED.stream_version",
+        )
+        .bind(stream_id)
+        .bind(version)
+        .bind(aggregate.to_snapshot())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn select_events(condition: &str) -> String {
+    format!(
+        "SELECT position, event_id, stream_id, stream_version, event_type, occurred_at, \
+         correlation_id, causation_id, partition_key, payload FROM events WHERE {condition}"
+    )
+}
+
+fn row_to_event(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        position: row.try_get("position")?,
+        event_id: row.try_get("event_id")?,
+        stream_id: row.try_get("stream_id")?,
+        stream_version: row.try_get("stream_version")?,
+        event_type: row.try_get("event_type")?,
+        occurred_at: row.try_get("occurred_at")?,
+        correlation_id: row.try_get("correlation_id")?,
+        causation_id: row.try_get("causation_id")?,
+        partition_key: row.try_get("partition_key")?,
+        payload: row.try_get("payload")?,
+    })
+}
+
+pub(crate) async fn load_stream_in(
+    conn: &mut PgConnection,
+    stream_id: &str,
+    after_version: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(&select_events(
+        "stream_id = $1 AND stream_version > $2 ORDER BY stream_version",
+    ))
+    .bind(stream_id)
+    .bind(after_version)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(row_to_event).collect()
+}
+
+pub(crate) async fn load_aggregate_in<A: Aggregate>(
+    conn: &mut PgConnection,
+    stream_id: &str,
+) -> Result<(A, i64), StoreError> {
+    let mut aggregate = A::default();
+    let mut version = 0;
+    for event in load_stream_in(conn, stream_id, 0).await? {
+        if let Some(decoded) = event.decode::<A::Event>()? {
+            aggregate.apply(&decoded);
+        }
+        version = event.stream_version;
+    }
+    Ok((aggregate, version))
+}

@@ -1,0 +1,171 @@
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, Postgres, Row, Transaction};
+
+use crate::event::{Aggregate, EventCodec, NewEvent, StoredEvent};
+use crate::store::{AppendMeta, load_aggregate_in};
+use crate::{EventStore, StoreError};
+
+/// Identifies one command call for idempotency.
+#[derive(Debug, Clone)]
+pub struct CommandRequest {
+    /// The caller's request id.
+    pub request_id: String,
+    /// Name of the command (e.g. the RPC's full name).
+    pub command_type: String,
+    /// SHA-256 of the request's content: the same id with other content is refused.
+    pub fingerprint: Vec<u8>,
+    /// Chain the command belongs to; defaults to the request id.
+    pub correlation_id: Option<String>,
+    /// What caused the command; defaults to the request id.
+    pub causation_id: Option<String>,
+}
+
+impl CommandRequest {
+    /// A command identified by `request_id` whose content is `request_bytes` (the encoded request).
+    pub fn new(request_id: &str, command_type: &str, request_bytes: &[u8]) -> Self {
+        Self {
+            request_id: request_id.to_owned(),
+            command_type: command_type.to_owned(),
+            fingerprint: Sha256::digest(request_bytes).to_vec(),
+            correlation_id: None,
+            causation_id: None,
+        }
+    }
+}
+
+/// Outcome of starting a command.
+#[derive(Debug)]
+pub enum Begun<'s> {
+    /// The request id was seen before: here is the answer that was given then.
+    Replay(Vec<u8>),
+    /// A new command: decide, append, commit.
+    Fresh(UnitOfWork<'s>),
+}
+
+/// One command's transaction: loads, appends (with outbox rows) and records the answer, all
+/// committed together.
+#[derive(Debug)]
+pub struct UnitOfWork<'s> {
+    store: &'s EventStore,
+    tx: Transaction<'static, Postgres>,
+    request: CommandRequest,
+    appended: Vec<StoredEvent>,
+}
+
+impl<'s> UnitOfWork<'s> {
+    pub(crate) async fn begin(
+        store: &'s EventStore,
+        request: CommandRequest,
+    ) -> Result<Begun<'s>, StoreError> {
+        if let Some(answer) = previous_answer(store, &request).await? {
+            return Ok(Begun::Replay(answer));
+        }
+        let tx = store.pool().begin().await?;
+        Ok(Begun::Fresh(Self {
+            store,
+            tx,
+            request,
+            appended: Vec::new(),
+        }))
+    }
+
+    /// The transaction's connection, for reads the command needs.
+    pub fn connection(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Loads an aggregate inside this transaction, with its current version.
+    pub async fn load<A: Aggregate>(&mut self, stream_id: &str) -> Result<(A, i64), StoreError> {
+        load_aggregate_in(&mut self.tx, stream_id).await
+    }
+
+    /// Appends events to a stream at `expected_version` (0 for a new stream). A concurrent
+    /// writer that got there first makes this fail with [`StoreError::Conflict`].
+    pub async fn append<E: EventCodec>(
+        &mut self,
+        stream_id: &str,
+        expected_version: i64,
+        partition_key: &str,
+        events: &[E],
+    ) -> Result<&[StoredEvent], StoreError> {
+        let encoded: Vec<NewEvent> = events.iter().map(NewEvent::from_codec).collect();
+        let correlation = self
+            .request
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| self.request.request_id.clone());
+        let causation = self
+            .request
+            .causation_id
+            .clone()
+            .unwrap_or_else(|| self.request.request_id.clone());
+        let stored = self
+            .store
+            .append_in(
+                &mut self.tx,
+                stream_id,
+                expected_version,
+                partition_key,
+                &encoded,
+                AppendMeta {
+                    correlation_id: &correlation,
+                    causation_id: &causation,
+                },
+            )
+            .await?;
+        let from = self.appended.len();
+        self.appended.extend(stored);
+        Ok(&self.appended[from..])
+    }
+
+    /// Records `answer` under the request id and commits. If a concurrent call with the same
+    /// request id committed first, this one is rolled back and that call's answer is returned.
+    pub async fn commit(mut self, answer: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO commands (request_id, command_type, fingerprint, response) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(&self.request.request_id)
+        .bind(&self.request.command_type)
+        .bind(&self.request.fingerprint)
+        .bind(&answer)
+        .execute(&mut *self.tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            self.tx.rollback().await?;
+            return previous_answer(self.store, &self.request)
+                .await?
+                .ok_or_else(|| StoreError::RequestIdReused {
+                    request_id: self.request.request_id.clone(),
+                    command_type: self.request.command_type.clone(),
+                });
+        }
+        self.tx.commit().await?;
+        Ok(answer)
+    }
+
+    /// Events appended so far in this unit of work.
+    pub fn appended(&self) -> &[StoredEvent] {
+        &self.appended
+    }
+}
+
+async fn previous_answer(
+    store: &EventStore,
+    request: &CommandRequest,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let row = sqlx::query("SELECT command_type, fingerprint, response FROM commands WHERE request_id = $1")
+        .bind(&request.request_id)
+        .fetch_optional(store.pool())
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let command_type: String = row.try_get("command_type")?;
+    let fingerprint: Vec<u8> = row.try_get("fingerprint")?;
+    if command_type != request.command_type || fingerprint != request.fingerprint {
+        return Err(StoreError::RequestIdReused {
+            request_id: request.request_id.clone(),
+            command_type: request.command_type.clone(),
+        });
+    }
+    Ok(Some(row.try_get("response")?))
+}

@@ -1,0 +1,429 @@
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::Duration;
+
+use futures::FutureExt;
+use jiuzhu_proto::common::EventEnvelope;
+use prost::Message as _;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::dead_letter::DeadLetters;
+use crate::headers::header_map;
+use crate::{ConsumerSettings, KafkaSettings};
+
+/// An event as a consumer receives it.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub envelope: EventEnvelope,
+    pub event_id: uuid::Uuid,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The event can never be applied (bad content, violated invariant): no retry will help.
+    #[error("event rejected: {0}")]
+    Rejected(String),
+    #[error("payload cannot be decoded: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("projection database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl ProjectionError {
+    /// Errors of the infrastructure rather than of the message: retrying later will work, so
+    /// the message must not be dead-lettered for them.
+    pub fn is_infrastructure(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Tls(_)
+            )
+        )
+    }
+}
+
+/// A read model built only from events. `apply` runs inside the transaction that also records
+/// the event id in the inbox and the checkpoint, so the three commit or fail together.
+pub trait Projection: Send + Sync + 'static {
+    /// Unique within the platform, e.g. `clues.linkage_index`; names the consumer group.
+    fn name(&self) -> &str;
+    /// Topics the projection reads.
+    fn topics(&self) -> Vec<String>;
+    /// Applies one event. Unknown event types should be ignored, not rejected.
+    fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &Delivered,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+    /// Empties the projection's tables before a rebuild.
+    fn reset(&self, conn: &mut PgConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+pub(crate) enum Decoded {
+    Event(Box<Delivered>),
+    Poison { reason: String },
+}
+
+pub(crate) fn decode(message: &OwnedMessage) -> Decoded {
+    let Some(payload) = message.payload() else {
+        return Decoded::Poison {
+            reason: "record has no value".to_owned(),
+        };
+    };
+    let envelope = match EventEnvelope::decode(payload) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            return Decoded::Poison {
+                reason: format!("value is not an EventEnvelope: {error}"),
+            };
+        }
+    };
+    let event_id = match uuid::Uuid::parse_str(&envelope.event_id) {
+        Ok(id) => id,
+        Err(error) => {
+            return Decoded::Poison {
+                reason: format!("envelope event_id `{}` is not a UUID: {error}", envelope.event_id),
+            };
+        }
+    };
+    Decoded::Event(Box::new(Delivered {
+        envelope,
+        event_id,
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+    }))
+}
+
+fn process_span(message: &OwnedMessage, consumer: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "kafka.process",
+        otel.name = %format!("{} process", message.topic()),
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.source.name = %message.topic(),
+        messaging.consumer.group.name = %consumer,
+        messaging.kafka.partition = message.partition(),
+        messaging.kafka.offset = message.offset(),
+    );
+    let headers = header_map(message.headers());
+    jiuzhu_telemetry::set_parent_from_map(&span, &headers);
+    span
+}
+
+/// Applies batches of messages to a projection, exactly once per event id.
+pub(crate) struct Applier<'a, P: Projection> {
+    pub pool: &'a PgPool,
+    pub projection: &'a P,
+    pub settings: &'a ConsumerSettings,
+    pub dead_letters: &'a DeadLetters,
+}
+
+impl<P: Projection> Applier<'_, P> {
+    /// Applies `batch` (in partition order) and returns when every message is applied, skipped
+    /// as a duplicate, or dead-lettered. Infrastructure failures are retried without end (the
+    /// offsets are not committed meanwhile), `shutdown` permitting: `false` means it stopped.
+    pub async fn apply_batch(&self, batch: &[OwnedMessage], shutdown: &CancellationToken) -> bool {
+        let mut failures = 0u32;
+        loop {
+            match self.try_batch(batch).await {
+                Ok(()) => return true,
+                Err(error) if error.is_infrastructure() => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(%error, consumer = self.projection.name(), "projection store unavailable; retrying");
+                    if !self.pause(failures, shutdown).await {
+                        return false;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "batch failed; applying its messages one by one");
+                    break;
+                }
+            }
+        }
+        for message in batch {
+            if !self.apply_one(message, shutdown).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn pause(&self, attempt: u32, shutdown: &CancellationToken) -> bool {
+        let base = Duration::from_millis(self.settings.retry_backoff_ms.max(1));
+        let delay = base.saturating_mul(2u32.saturating_pow(attempt.min(10)));
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay.min(Duration::from_secs(30))) => true,
+        }
+    }
+
+    async fn try_batch(&self, batch: &[OwnedMessage]) -> Result<(), ProjectionError> {
+        let mut tx = self.pool.begin().await?;
+        let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for message in batch {
+            match decode(message) {
+                Decoded::Event(event) => {
+                    let span = process_span(message, self.projection.name());
+                    self.apply_deduplicated(&mut tx, &event).instrument(span).await?;
+                }
+                // Cannot succeed in a batch; the one-by-one pass dead-letters it.
+                Decoded::Poison { reason } => return Err(ProjectionError::Rejected(reason)),
+            }
+            next_offsets.insert(
+                (message.topic().to_owned(), message.partition()),
+                message.offset() + 1,
+            );
+        }
+        for ((topic, partition), next) in &next_offsets {
+            save_checkpoint(&mut tx, self.projection.name(), topic, *partition, *next).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn apply_deduplicated(
+        &self,
+        conn: &mut PgConnection,
+        event: &Delivered,
+    ) -> Result<bool, ProjectionError> {
+        let fresh = sqlx::query(
+            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.projection.name())
+        .bind(event.event_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+            == 1;
+        if fresh {
+            self.projection.apply(conn, event).await?;
+        } else {
+            tracing::debug!(event_id = %event.event_id, "duplicate delivery skipped");
+        }
+        Ok(fresh)
+    }
+
+    async fn apply_one(&self, message: &OwnedMessage, shutdown: &CancellationToken) -> bool {
+        let mut attempts = 0u32;
+        let mut infrastructure_failures = 0u32;
+        loop {
+            let outcome = match decode(message) {
+                Decoded::Poison { reason } => Err(ProjectionError::Rejected(reason)),
+                Decoded::Event(event) => {
+                    let span = process_span(message, self.projection.name());
+                    self.try_one(&event).instrument(span).await
+                }
+            };
+            let error = match outcome {
+                Ok(()) => return true,
+                Err(error) => error,
+            };
+            if error.is_infrastructure() {
+                infrastructure_failures = infrastructure_failures.saturating_add(1);
+                tracing::warn!(%error, "projection store unavailable; retrying");
+                if !self.pause(infrastructure_failures, shutdown).await {
+                    return false;
+                }
+                continue;
+            }
+            attempts += 1;
+            let permanent = matches!(error, ProjectionError::Rejected(_) | ProjectionError::Decode(_));
+            if attempts >= self.settings.max_attempts || (permanent && is_undecodable(message)) {
+                tracing::error!(
+                    %error, attempts, topic = message.topic(), partition = message.partition(),
+                    offset = message.offset(), "giving up on message; sending it to the dead-letter topic"
+                );
+                return self
+                    .dead_letters
+                    .send(self.pool, self.projection.name(), message, &error.to_string(), attempts, shutdown)
+                    .await;
+            }
+            tracing::warn!(%error, attempts, "applying message failed; retrying");
+            if !self.pause(attempts, shutdown).await {
+                return false;
+            }
+        }
+    }
+
+    async fn try_one(&self, event: &Delivered) -> Result<(), ProjectionError> {
+        let mut tx = self.pool.begin().await?;
+        self.apply_deduplicated(&mut tx, event).await?;
+        save_checkpoint(&mut tx, self.projection.name(), &event.topic, event.partition, event.offset + 1)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A record that is not an envelope at all will never apply: no point in retrying it.
+fn is_undecodable(message: &OwnedMessage) -> bool {
+    matches!(decode(message), Decoded::Poison { .. })
+}
+
+pub(crate) async fn save_checkpoint(
+    conn: &mut PgConnection,
+    consumer: &str,
+    topic: &str,
+    partition: i32,
+    next_offset: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO checkpoints (consumer, topic, partition, next_offset) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (consumer, topic, partition) DO UPDATE SET \
+         next_offset = GREATEST(checkpoints.next_offset, EXCLUDED.next_offset), updated_at = now()",
+    )
+    .bind(consumer)
+    .bind(topic)
+    .bind(partition)
+    .bind(next_offset)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Runs one projection as a member of its consumer group.
+pub struct ProjectionRunner<P: Projection> {
+    pool: PgPool,
+    projection: P,
+    kafka: KafkaSettings,
+    settings: ConsumerSettings,
+    client_id: String,
+}
+
+impl<P: Projection> std::fmt::Debug for ProjectionRunner<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionRunner")
+            .field("projection", &self.projection.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Projection> ProjectionRunner<P> {
+    pub fn new(
+        pool: PgPool,
+        projection: P,
+        kafka: KafkaSettings,
+        settings: ConsumerSettings,
+        client_id: &str,
+    ) -> Self {
+        Self {
+            pool,
+            projection,
+            kafka,
+            settings,
+            client_id: client_id.to_owned(),
+        }
+    }
+
+    fn consumer(&self) -> Result<StreamConsumer, KafkaError> {
+        self.kafka
+            .client_config()
+            .set("group.id", self.kafka.group_id(self.projection.name()))
+            .set("client.id", &self.client_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+    }
+
+    fn dead_letter_producer(&self) -> Result<FutureProducer, KafkaError> {
+        self.kafka
+            .client_config()
+            .set("client.id", format!("{}-dlq", self.client_id))
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .create()
+    }
+
+    /// Consumes until `shutdown`. Offsets are committed only after the batch's transaction.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), KafkaError> {
+        let consumer = self.consumer()?;
+        let topics: Vec<String> = self
+            .projection
+            .topics()
+            .iter()
+            .map(|t| self.kafka.topic(t))
+            .collect();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_refs)?;
+        let dead_letters = DeadLetters::new(self.dead_letter_producer()?);
+        let applier = Applier {
+            pool: &self.pool,
+            projection: &self.projection,
+            settings: &self.settings,
+            dead_letters: &dead_letters,
+        };
+        tracing::info!(projection = self.projection.name(), ?topics, "projection consumer started");
+        let mut last_commit: Option<TopicPartitionList> = None;
+        loop {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => break,
+                received = consumer.recv() => received,
+            };
+            let first = match first {
+                Ok(message) => message.detach(),
+                Err(error) => {
+                    tracing::warn!(%error, projection = self.projection.name(), "Kafka receive failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.settings.batch_size {
+                match consumer.recv().now_or_never() {
+                    Some(Ok(message)) => batch.push(message.detach()),
+                    _ => break,
+                }
+            }
+            if !applier.apply_batch(&batch, &shutdown).await {
+                break;
+            }
+            let offsets = next_offsets(&batch);
+            match consumer.commit(&offsets, CommitMode::Async) {
+                Ok(()) => last_commit = Some(offsets),
+                // The partition may have moved to another member; it re-reads from the last
+                // committed offset and the inbox skips what was applied here.
+                Err(error) => tracing::warn!(%error, "offset commit failed"),
+            }
+        }
+        if let Some(offsets) = last_commit
+            && let Err(error) = consumer.commit(&offsets, CommitMode::Sync)
+        {
+            tracing::warn!(%error, "final offset commit failed");
+        }
+        tracing::info!(projection = self.projection.name(), "projection consumer stopped");
+        Ok(())
+    }
+}
+
+pub(crate) fn next_offsets(batch: &[OwnedMessage]) -> TopicPartitionList {
+    let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
+    for message in batch {
+        let entry = highest.entry((message.topic(), message.partition())).or_insert(-1);
+        *entry = (*entry).max(message.offset());
+    }
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), offset) in highest {
+        // Adding to a fresh list cannot fail for a valid offset.
+        let _ = list.add_partition_offset(topic, partition, Offset::Offset(offset + 1));
+    }
+    list
+}

@@ -1,0 +1,136 @@
+use std::collections::BTreeMap;
+
+use jiuzhu_config::{ConfigError, Validate, check_range};
+use rdkafka::ClientConfig;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, comma separated.
+    pub brokers: String,
+    /// Partitions for topics this service provisions.
+    pub partitions: i32,
+    /// Replication factor for topics this service provisions.
+    pub replication_factor: i32,
+    /// Prefix put before every topic and consumer group name, so that several environments
+    /// (or test runs) can share one cluster without seeing each other's messages.
+    pub topic_prefix: String,
+    /// Extra librdkafka properties (TLS, SASL, timeouts), passed through as given.
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".to_owned(),
+            partitions: 3,
+            replication_factor: 1,
+            topic_prefix: String::new(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl Validate for KafkaSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if self.brokers.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.brokers"),
+                "must name at least one host:port",
+            ));
+        }
+        if !self
+            .topic_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.topic_prefix"),
+                "may hold only ASCII letters, digits, '.', '_' and '-'",
+            ));
+        }
+        check_range(prefix, "partitions", self.partitions, 1..=10_000)?;
+        check_range(prefix, "replication_factor", self.replication_factor, 1..=16)
+    }
+}
+
+impl KafkaSettings {
+    /// The name of `topic` in this environment.
+    pub fn topic(&self, topic: &str) -> String {
+        format!("{}{topic}", self.topic_prefix)
+    }
+
+    /// The consumer group of a projection in this environment.
+    pub fn group_id(&self, projection: &str) -> String {
+        format!("{}jiuzhu.{projection}", self.topic_prefix)
+    }
+
+    /// Client configuration with the brokers and pass-through properties applied.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelaySettings {
+    /// Pause between outbox polls when the last poll found less than a full batch.
+    pub poll_interval_ms: u64,
+    /// Outbox rows published per transaction.
+    pub batch_size: i64,
+    /// Published rows are deleted after this many hours.
+    pub retention_hours: i64,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 20,
+            batch_size: 500,
+            retention_hours: 168,
+        }
+    }
+}
+
+impl Validate for RelaySettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        check_range(prefix, "poll_interval_ms", self.poll_interval_ms, 1..=60_000)?;
+        check_range(prefix, "batch_size", self.batch_size, 1..=10_000)?;
+        check_range(prefix, "retention_hours", self.retention_hours, 1..=24 * 365)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsumerSettings {
+    /// Messages applied per database transaction at most.
+    pub batch_size: usize,
+    /// Attempts before a failing message goes to the dead-letter topic.
+    pub max_attempts: u32,
+    /// Pause before the first retry; doubles with each further attempt.
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            max_attempts: 5,
+            retry_backoff_ms: 100,
+        }
+    }
+}
+
+impl Validate for ConsumerSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        check_range(prefix, "batch_size", self.batch_size, 1..=10_000)?;
+        check_range(prefix, "max_attempts", self.max_attempts, 1..=100)?;
+        check_range(prefix, "retry_backoff_ms", self.retry_backoff_ms, 0..=60_000)
+    }
+}

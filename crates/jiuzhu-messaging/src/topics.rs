@@ -1,0 +1,59 @@
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::KafkaSettings;
+use crate::dead_letter::DLQ_SUFFIX;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("Kafka admin client could not be created: {0}")]
+    Client(#[source] KafkaError),
+    #[error("topic `{topic}` could not be created: {code}")]
+    Create { topic: String, code: RDKafkaErrorCode },
+    #[error("topic creation failed: {0}")]
+    Request(#[source] KafkaError),
+}
+
+/// `jiuzhu.<service>.events.v1`.
+pub fn service_topic(service: &str) -> String {
+    format!("jiuzhu.{service}.events.v1")
+}
+
+/// `<topic>.dlq`.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}{DLQ_SUFFIX}")
+}
+
+/// Creates the topics that do not exist yet; existing ones are left as they are. Services
+/// provision explicitly rather than relying on broker auto-creation.
+pub async fn ensure_topics(settings: &KafkaSettings, topics: &[String]) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> =
+        settings.client_config().create().map_err(TopicError::Client)?;
+    let new_topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|name| {
+            NewTopic::new(
+                name,
+                settings.partitions,
+                TopicReplication::Fixed(settings.replication_factor),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(TopicError::Request)?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(TopicError::Create { topic, code }),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! gRPC conventions shared by every service: field-level `INVALID_ARGUMENT` errors
+//! (`google.rpc.BadRequest` details), the request-id rule, and one mapping of event-store errors
+//! to status codes.
+
+use jiuzhu_eventstore::StoreError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Longest request id accepted.
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Collects field violations and turns them into one `INVALID_ARGUMENT` status.
+#[derive(Debug, Default)]
+pub struct FieldViolations {
+    violations: Vec<(String, String)>,
+}
+
+impl FieldViolations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.violations.push((field.into(), description.into()));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Checks the caller's request id: present, at most 128 characters, printable ASCII.
+    pub fn check_request_id(&mut self, request_id: &str) {
+        if request_id.is_empty() {
+            self.add("request_id", "is required: every command takes a caller-supplied request id");
+        } else if request_id.len() > MAX_REQUEST_ID_LEN {
+            self.add("request_id", format!("must be at most {MAX_REQUEST_ID_LEN} characters"));
+        } else if !request_id.bytes().all(|b| b.is_ascii_graphic()) {
+            self.add("request_id", "must be printable ASCII without spaces");
+        }
+    }
+
+    /// `Ok(())` when nothing was violated, else the status naming every bad field.
+    pub fn into_result(self) -> Result<(), Status> {
+        if self.violations.is_empty() {
+            Ok(())
+        } else {
+            Err(self.into_status())
+        }
+    }
+
+    /// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` detail listing every violation.
+    pub fn into_status(self) -> Status {
+        let summary = self
+            .violations
+            .iter()
+            .map(|(field, description)| format!("{field}: {description}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut details = ErrorDetails::new();
+        for (field, description) in self.violations {
+            details.add_bad_request_violation(field, description);
+        }
+        Status::with_error_details(
+            Code::InvalidArgument,
+            format!("invalid request: {summary}"),
+            details,
+        )
+    }
+
+    /// A status for a single bad field.
+    pub fn single(field: impl Into<String>, description: impl Into<String>) -> Status {
+        let mut violations = Self::new();
+        violations.add(field, description);
+        violations.into_status()
+    }
+}
+
+/// The one mapping of event-store errors to gRPC status codes.
+pub fn store_status(error: StoreError) -> Status {
+    match error {
+        StoreError::Conflict { .. } => Status::aborted(format!("{error}; retry the command")),
+        StoreError::RequestIdReused { .. } => FieldViolations::single("request_id", error.to_string()),
+        StoreError::Decode { .. } | StoreError::Snapshot { .. } => {
+            tracing::error!(%error, "stored data cannot be read");
+            Status::internal("stored data cannot be read")
+        }
+        StoreError::Database(ref db) => {
+            tracing::error!(error = %db, "event store unavailable");
+            Status::unavailable("storage is unavailable; retry later")
+        }
+    }
+}
+
+/// Decodes a stored command answer.
+pub fn decode_answer<M: prost::Message + Default>(bytes: &[u8]) -> Result<M, Status> {
+    M::decode(bytes).map_err(|error| {
+        tracing::error!(%error, "stored command answer cannot be decoded");
+        Status::internal("stored answer cannot be read")
+    })
+}
+
+/// Logs a database failure of a query handler and hides its detail from the caller.
+pub fn database_status(error: sqlx::Error) -> Status {
+    tracing::error!(%error, "query failed");
+    Status::unavailable("storage is unavailable; retry later")
+}

@@ -1,0 +1,282 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiuzhu_eventstore::EventStore;
+use jiuzhu_messaging::{OutboxRelay, RelayError, TopicError, dead_letter_topic, ensure_topics, service_topic};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::{RegisteredProjection, Service, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot connect to the service database: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot provision Kafka topics (is the broker at the configured kafka.brokers up?): {0}")]
+    Topics(#[from] TopicError),
+    #[error("cannot start the outbox relay: {0}")]
+    Relay(#[from] RelayError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What a service's `components` can use.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    pub store: EventStore,
+    pub pool: PgPool,
+    pub settings: Settings,
+}
+
+/// A service's gRPC services and projections.
+pub struct Components {
+    routes: Option<Routes>,
+    served: Vec<&'static str>,
+    pub(crate) projections: Vec<Arc<dyn RegisteredProjection>>,
+}
+
+impl std::fmt::Debug for Components {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Components")
+            .field("served", &self.served)
+            .field("projections", &self.projections.iter().map(|p| p.name().to_owned()).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Default for Components {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Components {
+    pub fn new() -> Self {
+        Self {
+            routes: None,
+            served: Vec::new(),
+            projections: Vec::new(),
+        }
+    }
+
+    /// Adds a generated tonic server; its health status is reported under its full name.
+    pub fn grpc<S>(mut self, service: S) -> Self
+    where
+        S: tower_service::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.served.push(S::NAME);
+        self.routes = Some(match self.routes.take() {
+            Some(routes) => routes.add_service(service),
+            None => Routes::new(service),
+        });
+        self
+    }
+
+    /// Adds a projection consumer.
+    pub fn projection(mut self, projection: Arc<dyn RegisteredProjection>) -> Self {
+        self.projections.push(projection);
+        self
+    }
+
+    pub fn projections(&self) -> &[Arc<dyn RegisteredProjection>] {
+        &self.projections
+    }
+}
+
+/// A started service. Drop does not stop it: call [`Running::stop`].
+#[derive(Debug)]
+pub struct Running {
+    pub name: &'static str,
+    /// Where the gRPC server listens (the real port when configured with port 0).
+    pub grpc_addr: SocketAddr,
+    pub store: EventStore,
+    shutdown: CancellationToken,
+    health: HealthReporter,
+    served: Vec<&'static str>,
+    tasks: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops serving (health goes NOT_SERVING first), lets consumers finish their batch and the
+    /// relay flush, and waits up to the configured grace period.
+    pub async fn stop(self) {
+        for name in &self.served {
+            self.health.set_service_status(*name, ServingStatus::NotServing).await;
+        }
+        self.health.set_service_status("", ServingStatus::NotServing).await;
+        self.shutdown.cancel();
+        let all = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(self.grace, all).await.is_err() {
+            tracing::warn!(service = self.name, "shutdown grace period ran out");
+        }
+        self.store.pool().close().await;
+        tracing::info!(service = self.name, "stopped");
+    }
+
+    /// Resolves when the service was asked to stop (for supervisors).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// Connects and migrates the service's database.
+pub async fn connect<S: Service>(settings: &Settings) -> Result<PgPool, StartError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.service.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(settings.service.database_url.expose())
+        .await
+        .map_err(StartError::Database)?;
+    migrate::<S>(&pool).await?;
+    Ok(pool)
+}
+
+/// The platform's migrators: event store (versions 1..99) and consumers (100..199).
+pub fn platform_migrators() -> (Migrator, Migrator) {
+    (jiuzhu_eventstore::migrator(), jiuzhu_messaging::migrator())
+}
+
+/// Applies the platform's and the service's migrations.
+pub async fn migrate<S: Service>(pool: &PgPool) -> Result<(), StartError> {
+    let (store, consumers) = platform_migrators();
+    store.run(pool).await?;
+    consumers.run(pool).await?;
+    let mut own = S::migrator();
+    own.set_ignore_missing(true);
+    own.run(pool).await?;
+    Ok(())
+}
+
+/// The service's context and components over a connected pool.
+pub fn assemble<S: Service>(pool: PgPool, settings: Settings) -> (ServiceContext, Components) {
+    let topic = settings.kafka.topic(&service_topic(S::NAME));
+    let store = EventStore::new(pool.clone(), S::NAME, topic);
+    let context = ServiceContext {
+        store,
+        pool,
+        settings,
+    };
+    let components = S::components(&context);
+    (context, components)
+}
+
+/// Starts a service: database, topics, gRPC, relay and consumers.
+pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError> {
+    let pool = connect::<S>(&settings).await?;
+    let (context, mut components) = assemble::<S>(pool, settings);
+    let settings = &context.settings;
+
+    let own_topic = context.store.topic().to_owned();
+    let mut topics = vec![dead_letter_topic(&own_topic), own_topic];
+    for projection in &components.projections {
+        for topic in projection.topics().iter().map(|t| settings.kafka.topic(t)) {
+            topics.push(dead_letter_topic(&topic));
+            topics.push(topic);
+        }
+    }
+    topics.sort();
+    topics.dedup();
+    ensure_topics(&settings.kafka, &topics).await?;
+
+    let listener = tokio::net::TcpListener::bind(settings.service.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: settings.service.listen,
+            source,
+        })?;
+    let grpc_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: settings.service.listen,
+        source,
+    })?;
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = Vec::new();
+
+    let relay = OutboxRelay::new(
+        context.pool.clone(),
+        &settings.kafka,
+        settings.outbox.clone(),
+        &format!("jiuzhu-{}-relay", S::NAME),
+    )?;
+    tasks.push(tokio::spawn(relay.run(shutdown.child_token())));
+
+    for projection in &components.projections {
+        let run = Arc::clone(projection).run(
+            context.pool.clone(),
+            settings.kafka.clone(),
+            settings.consumer.clone(),
+            format!("jiuzhu-{}-{}", S::NAME, projection.name()),
+            shutdown.child_token(),
+        );
+        tasks.push(tokio::spawn(run));
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in &components.served {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    health.set_service_status("", ServingStatus::Serving).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(jiuzhu_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let mut server = tonic::transport::Server::builder().trace_fn(jiuzhu_telemetry::grpc_server_span);
+    let router = match components.routes.take() {
+        Some(routes) => server.add_routes(routes),
+        None => server.add_routes(Routes::default()),
+    };
+    let router = match reflection {
+        Ok(reflection) => router.add_service(reflection),
+        Err(error) => {
+            tracing::warn!(%error, "gRPC reflection unavailable");
+            router
+        }
+    };
+    let router = router.add_service(health_service);
+    let stop = shutdown.clone();
+    let name = S::NAME;
+    tasks.push(tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        if let Err(error) = router
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .await
+        {
+            tracing::error!(%error, service = name, "gRPC server failed");
+        }
+    }));
+    tracing::info!(service = S::NAME, %grpc_addr, "serving gRPC");
+
+    Ok(Running {
+        name: S::NAME,
+        grpc_addr,
+        grace: Duration::from_secs(context.settings.service.shutdown_grace_seconds),
+        store: context.store,
+        shutdown,
+        health,
+        served: components.served,
+        tasks,
+    })
+}

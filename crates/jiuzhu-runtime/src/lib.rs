@@ -1,0 +1,35 @@
+//! The host every Jiuzhu service runs in, so that a service crate holds its domain and little
+//! else. A service describes itself with [`Service`] (name, migrations, topics, gRPC routes,
+//! projections); the runtime loads and validates settings, connects to PostgreSQL and migrates,
+//! provisions Kafka topics, serves gRPC with health, reflection and trace propagation, runs the
+//! outbox relay and projection consumers, offers `migrate`/`projections`/`rebuild` commands,
+//! and shuts everything down cleanly on SIGTERM or Ctrl-C.
+
+pub mod cli;
+pub mod grpc;
+mod host;
+mod projection;
+mod settings;
+
+pub use host::{
+    Components, Running, ServiceContext, StartError, assemble, connect, migrate, platform_migrators,
+    start,
+};
+pub use projection::{RegisteredProjection, register};
+pub use settings::{ServiceSettings, Settings};
+
+use sqlx::migrate::Migrator;
+
+/// What a service tells the runtime about itself.
+pub trait Service: Send + Sync + 'static {
+    /// Short name: `registry`, `clues`, `decisions`, `payments`, `followup`.
+    const NAME: &'static str;
+    /// Port the service listens on unless configured otherwise.
+    const DEFAULT_PORT: u16;
+
+    /// Migrations of the service's own tables (versions 1000 and above).
+    fn migrator() -> Migrator;
+
+    /// Builds the gRPC services and projections over the started plumbing.
+    fn components(context: &ServiceContext) -> Components;
+}

@@ -1,0 +1,114 @@
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use jiuzhu_eventstore::EventStore;
+use jiuzhu_messaging::{
+    ConsumerSettings, KafkaSettings, Projection, ProjectionRunner, RebuildError, RebuildProgress,
+    rebuild_from_store, rebuild_from_topic,
+};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+/// A projection as the runtime handles it, whatever its concrete type.
+pub trait RegisteredProjection: Send + Sync {
+    fn name(&self) -> &str;
+    fn topics(&self) -> Vec<String>;
+    /// Consumes its topics until `shutdown`.
+    fn run(
+        self: Arc<Self>,
+        pool: PgPool,
+        kafka: KafkaSettings,
+        settings: ConsumerSettings,
+        client_id: String,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, ()>;
+    fn rebuild_from_topic<'a>(
+        &'a self,
+        pool: &'a PgPool,
+        kafka: &'a KafkaSettings,
+        settings: &'a ConsumerSettings,
+        progress: Box<dyn FnMut(RebuildProgress) + Send + 'a>,
+    ) -> BoxFuture<'a, Result<RebuildProgress, RebuildError>>;
+    fn rebuild_from_store<'a>(
+        &'a self,
+        store: &'a EventStore,
+        settings: &'a ConsumerSettings,
+        progress: Box<dyn FnMut(RebuildProgress) + Send + 'a>,
+    ) -> BoxFuture<'a, Result<RebuildProgress, RebuildError>>;
+}
+
+struct Registered<P>(Arc<P>);
+
+/// Wraps a projection for the runtime.
+pub fn register<P: Projection>(projection: P) -> Arc<dyn RegisteredProjection> {
+    Arc::new(Registered(Arc::new(projection)))
+}
+
+/// Lets a shared projection be handed to the generic runner.
+struct Shared<P>(Arc<P>);
+
+impl<P: Projection> Projection for Shared<P> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn topics(&self) -> Vec<String> {
+        self.0.topics()
+    }
+    fn apply(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        event: &jiuzhu_messaging::Delivered,
+    ) -> impl Future<Output = Result<(), jiuzhu_messaging::ProjectionError>> + Send {
+        self.0.apply(conn, event)
+    }
+    fn reset(&self, conn: &mut sqlx::PgConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        self.0.reset(conn)
+    }
+}
+
+impl<P: Projection> RegisteredProjection for Registered<P> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn topics(&self) -> Vec<String> {
+        self.0.topics()
+    }
+
+    fn run(
+        self: Arc<Self>,
+        pool: PgPool,
+        kafka: KafkaSettings,
+        settings: ConsumerSettings,
+        client_id: String,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        let projection = Shared(Arc::clone(&self.0));
+        Box::pin(async move {
+            let name = projection.name().to_owned();
+            let runner = ProjectionRunner::new(pool, projection, kafka, settings, &client_id);
+            if let Err(error) = runner.run(shutdown).await {
+                tracing::error!(%error, projection = %name, "projection consumer could not run");
+            }
+        })
+    }
+
+    fn rebuild_from_topic<'a>(
+        &'a self,
+        pool: &'a PgPool,
+        kafka: &'a KafkaSettings,
+        settings: &'a ConsumerSettings,
+        progress: Box<dyn FnMut(RebuildProgress) + Send + 'a>,
+    ) -> BoxFuture<'a, Result<RebuildProgress, RebuildError>> {
+        Box::pin(rebuild_from_topic(pool, self.0.as_ref(), kafka, settings, progress))
+    }
+
+    fn rebuild_from_store<'a>(
+        &'a self,
+        store: &'a EventStore,
+        settings: &'a ConsumerSettings,
+        progress: Box<dyn FnMut(RebuildProgress) + Send + 'a>,
+    ) -> BoxFuture<'a, Result<RebuildProgress, RebuildError>> {
+        Box::pin(rebuild_from_store(store, self.0.as_ref(), settings, progress))
+    }
+}

@@ -1,0 +1,140 @@
+use std::net::SocketAddr;
+
+use jiuzhu_config::{ConfigError, Layers, Secret, Validate, check_range};
+use jiuzhu_messaging::{ConsumerSettings, KafkaSettings, RelaySettings};
+use jiuzhu_telemetry::TelemetrySettings;
+use serde::Deserialize;
+
+/// The service's own section (`[registry]`, `[clues]`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// Address the gRPC server binds.
+    pub listen: SocketAddr,
+    /// PostgreSQL URL of the service's own database (never shared with another service).
+    pub database_url: Secret,
+    /// Connection pool size.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Seconds to wait for in-flight work on shutdown.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+
+fn default_shutdown_grace() -> u64 {
+    10
+}
+
+impl ServiceSettings {
+    /// Defaults for a service: its standard port and a local database named after it.
+    pub fn defaults_for(name: &str, port: u16) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            database_url: Secret::new(format!("postgres://postgres@127.0.0.1:5432/jiuzhu_{name}")),
+            max_connections: default_max_connections(),
+            shutdown_grace_seconds: default_shutdown_grace(),
+        }
+    }
+}
+
+impl Validate for ServiceSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let url = self.database_url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.database_url"),
+                "must be a postgres:// URL",
+            ));
+        }
+        check_range(prefix, "max_connections", self.max_connections, 1..=1000)?;
+        check_range(prefix, "shutdown_grace_seconds", self.shutdown_grace_seconds, 0..=600)
+    }
+}
+
+/// Everything one service binary needs, read from the layered configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub service: ServiceSettings,
+    pub kafka: KafkaSettings,
+    pub outbox: RelaySettings,
+    pub consumer: ConsumerSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+impl Settings {
+    /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]` and the service's own section.
+    pub fn from_layers(layers: &Layers, name: &str, port: u16) -> Result<Self, ConfigError> {
+        let service = match layers.section::<OptionalService>(name)?.0 {
+            Some(service) => service,
+            None => ServiceSettings::defaults_for(name, port),
+        };
+        service.validate(name)?;
+        Ok(Self {
+            service,
+            kafka: layers.section("kafka")?,
+            outbox: layers.section("outbox")?,
+            consumer: layers.section("consumer")?,
+            telemetry: layers.section("telemetry")?,
+        })
+    }
+
+    /// Settings for a service with every default, pointing at `database_url` and `brokers`.
+    pub fn local(name: &str, database_url: &str, brokers: &str) -> Self {
+        let mut service = ServiceSettings::defaults_for(name, 0);
+        service.database_url = Secret::new(database_url);
+        Self {
+            service,
+            kafka: KafkaSettings {
+                brokers: brokers.to_owned(),
+                ..KafkaSettings::default()
+            },
+            outbox: RelaySettings::default(),
+            consumer: ConsumerSettings::default(),
+            telemetry: TelemetrySettings::default(),
+        }
+    }
+}
+
+/// A service section that may be absent, so that defaults apply per service.
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
+struct OptionalService(Option<ServiceSettings>);
+
+impl Validate for OptionalService {
+    fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_section_defaults_and_errors() -> Result<(), ConfigError> {
+        let empty = Settings::from_layers(&Layers::from_toml("")?, "registry", 50051)?;
+        assert_eq!(empty.service.listen.port(), 50051);
+        assert!(empty.service.database_url.expose().ends_with("/jiuzhu_registry"));
+
+        let bad = Layers::from_toml(
+            "[registry]\nlisten = \"127.0.0.1:1\"\ndatabase_url = \"mysql://x\"\n",
+        )?;
+        let error = Settings::from_layers(&bad, "registry", 50051)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("registry.database_url"), "{error}");
+
+        let bad_port = Layers::from_toml("[registry]\nlisten = \"nowhere\"\ndatabase_url = \"postgres://x\"\n")?;
+        let error = Settings::from_layers(&bad_port, "registry", 50051)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("registry"), "{error}");
+        Ok(())
+    }
+}

@@ -1,0 +1,155 @@
+//! Telemetry for every Jiuzhu binary: one [`init`] that installs `tracing` output (human or
+//! JSON, filtered by `RUST_LOG`) and OpenTelemetry spans exported over OTLP/gRPC (to Jaeger's
+//! 4317) when an endpoint is configured, plus the W3C trace-context helpers that let one trace
+//! follow a request through gRPC calls and Kafka hops. Spans always get real trace ids, even
+//! when nothing is exported, so that context still propagates to services that do export.
+
+mod propagation;
+
+use std::collections::HashMap;
+
+use jiuzhu_config::{ConfigError, Validate};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde::Deserialize;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+pub use propagation::{
+    GrpcTracePropagation, MetadataCarrier, context_from_map, context_to_map,
+    current_context_to_map, grpc_server_span, set_parent_from_map,
+};
+
+/// Standard OpenTelemetry variable, honoured when the config file names no endpoint.
+pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `human` for terminals, `json` for log collectors.
+    pub format: LogFormat,
+    /// OTLP/gRPC endpoint such as `http://127.0.0.1:4317`; empty turns export off.
+    pub otlp_endpoint: String,
+}
+
+impl Validate for TelemetrySettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let endpoint = self.otlp_endpoint.trim();
+        if !endpoint.is_empty()
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.otlp_endpoint"),
+                "must start with http:// or https://",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl TelemetrySettings {
+    fn endpoint(&self) -> Option<String> {
+        let configured = self.otlp_endpoint.trim();
+        if !configured.is_empty() {
+            return Some(configured.to_owned());
+        }
+        std::env::var(OTLP_ENDPOINT_VAR)
+            .ok()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("OTLP exporter could not be built: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("a global tracing subscriber is already installed: {0}")]
+    AlreadyInstalled(#[from] tracing_subscriber::util::TryInitError),
+}
+
+/// Keeps the tracer provider alive; [`TelemetryGuard::shutdown`] flushes spans still buffered.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+    exporting: bool,
+}
+
+impl TelemetryGuard {
+    /// Whether spans leave the process.
+    pub fn exporting(&self) -> bool {
+        self.exporting
+    }
+
+    /// Flushes and stops export. Runs the blocking flush off the async worker threads.
+    pub async fn shutdown(self) {
+        let provider = self.provider;
+        let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        if let Ok(Err(error)) = flushed {
+            eprintln!("telemetry shutdown: {error}");
+        }
+    }
+}
+
+/// Installs logging and tracing for the binary `service_name`. Call once, inside the Tokio
+/// runtime, before anything else logs.
+pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
+    let mut provider = SdkTracerProvider::builder().with_resource(resource);
+    let endpoint = settings.endpoint();
+    if let Some(endpoint) = &endpoint {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()?;
+        provider = provider.with_batch_exporter(exporter);
+    }
+    let provider = provider.build();
+    let tracer = provider.tracer(service_name.to_owned());
+    opentelemetry::global::set_tracer_provider(provider.clone());
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    match settings.format {
+        LogFormat::Human => registry
+            .with(tracing_subscriber::fmt::layer().with_target(true))
+            .try_init()?,
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .flatten_event(true),
+            )
+            .try_init()?,
+    }
+    tracing::info!(
+        service = service_name,
+        otlp_export = endpoint.is_some(),
+        "telemetry initialised"
+    );
+    Ok(TelemetryGuard {
+        provider,
+        exporting: endpoint.is_some(),
+    })
+}
+
+/// A string map carrying `traceparent`/`tracestate`, as stored in the outbox.
+pub type TraceHeaders = HashMap<String, String>;

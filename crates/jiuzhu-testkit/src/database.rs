@@ -1,0 +1,124 @@
+use sha2::{Digest, Sha256};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection};
+
+use crate::TestkitError;
+use jiuzhu_runtime::Service;
+
+/// Prefix of every database the test suite creates; `make test` drops leftovers.
+pub const TEST_DATABASE_PREFIX: &str = "jiuzhu_test_";
+
+/// A database created for one test. Left in place afterwards for inspection; `make test`
+/// drops all `jiuzhu_test_*` databases before a run.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+fn admin_url() -> String {
+    std::env::var("JIUZHU_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn url_for(database: &str) -> String {
+    let admin = admin_url();
+    match admin.rfind('/') {
+        Some(slash) => format!("{}/{database}", &admin[..slash]),
+        None => format!("{admin}/{database}"),
+    }
+}
+
+/// Identifies a service's migration set, so that a changed migration gets a new template.
+fn migration_fingerprint<S: Service>() -> String {
+    let mut hasher = Sha256::new();
+    for migrator in [
+        jiuzhu_runtime::platform_migrators().0,
+        jiuzhu_runtime::platform_migrators().1,
+        S::migrator(),
+    ] {
+        for migration in migrator.iter() {
+            hasher.update(migration.version.to_le_bytes());
+            hasher.update(&migration.checksum);
+        }
+    }
+    hex::encode(&hasher.finalize()[..6])
+}
+
+/// A new database for service `S`, with every migration applied, cloned from a template that
+/// is built once per migration set (under an advisory lock, so parallel tests build it once).
+pub async fn fresh_database<S: Service>() -> Result<TestDatabase, TestkitError> {
+    let admin_url = admin_url();
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .map_err(|source| TestkitError::Postgres {
+            url: admin_url.clone(),
+            source,
+        })?;
+    let template = format!("jiuzhu_tpl_{}_{}", S::NAME, migration_fingerprint::<S>());
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
+        .bind(&template)
+        .execute(&mut admin)
+        .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&template)
+        .fetch_one(&mut admin)
+        .await?;
+    let built = if exists {
+        Ok(())
+    } else {
+        build_template::<S>(&mut admin, &template).await
+    };
+    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))")
+        .bind(&template)
+        .execute(&mut admin)
+        .await?;
+    built?;
+
+    let name = format!("{TEST_DATABASE_PREFIX}{}_{}", S::NAME, uuid::Uuid::now_v7().simple());
+    // Another test copying the same template at the same moment makes PostgreSQL refuse with
+    // "being accessed by other users"; such a refusal is retried.
+    let mut attempt = 0;
+    loop {
+        let created = sqlx::query(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+            .execute(&mut admin)
+            .await;
+        match created {
+            Ok(_) => break,
+            Err(error) if attempt < 50 && error.to_string().contains("accessed by other users") => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 + 20 * attempt)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    admin.close().await?;
+    Ok(TestDatabase {
+        url: url_for(&name),
+        name,
+    })
+}
+
+async fn build_template<S: Service>(
+    admin: &mut PgConnection,
+    template: &str,
+) -> Result<(), TestkitError> {
+    let building = format!("{template}_building");
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\""))
+        .execute(&mut *admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE \"{building}\""))
+        .execute(&mut *admin)
+        .await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url_for(&building))
+        .await?;
+    jiuzhu_runtime::migrate::<S>(&pool).await?;
+    pool.close().await;
+    // Renamed only once complete, so a half-built template is never used.
+    sqlx::query(&format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\""))
+        .execute(&mut *admin)
+        .await?;
+    Ok(())
+}

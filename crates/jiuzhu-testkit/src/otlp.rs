@@ -1,0 +1,115 @@
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status};
+
+use crate::TestkitError;
+
+/// A span as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct CollectedSpan {
+    pub service_name: String,
+    pub name: String,
+    pub trace_id: Vec<u8>,
+    pub span_id: Vec<u8>,
+    pub parent_span_id: Vec<u8>,
+}
+
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<CollectedSpan>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let mut collected = Vec::new();
+        for resource_spans in request.into_inner().resource_spans {
+            let service_name = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .find(|a| a.key == "service.name")
+                .and_then(|a| a.value.as_ref())
+                .and_then(|v| match &v.value {
+                    Some(Value::StringValue(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for scope in resource_spans.scope_spans {
+                for span in scope.spans {
+                    collected.push(CollectedSpan {
+                        service_name: service_name.clone(),
+                        name: span.name,
+                        trace_id: span.trace_id,
+                        span_id: span.span_id,
+                        parent_span_id: span.parent_span_id,
+                    });
+                }
+            }
+        }
+        if let Ok(mut spans) = self.spans.lock() {
+            spans.extend(collected);
+        }
+        Ok(Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// An OTLP/gRPC trace receiver on an ephemeral local port.
+#[derive(Debug)]
+pub struct OtlpReceiver {
+    pub endpoint: String,
+    spans: Arc<Mutex<Vec<CollectedSpan>>>,
+    server: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Collector")
+    }
+}
+
+impl OtlpReceiver {
+    pub async fn start() -> Result<Self, TestkitError> {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let address = listener.local_addr()?;
+        let collector = Collector::default();
+        let spans = Arc::clone(&collector.spans);
+        let server = tokio::spawn(async move {
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let _ = tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(collector))
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        Ok(Self {
+            endpoint: format!("http://{address}"),
+            spans,
+            server,
+        })
+    }
+
+    /// Spans received so far.
+    pub fn spans(&self) -> Vec<CollectedSpan> {
+        self.spans.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}

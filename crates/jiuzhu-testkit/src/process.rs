@@ -1,0 +1,68 @@
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use tokio::process::{Child, Command};
+
+use crate::TestkitError;
+
+/// Path of a workspace binary (e.g. `jiuzhu-registry`) built beside the running test.
+pub fn binary_path(name: &str) -> Result<PathBuf, TestkitError> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or_else(|| TestkitError::Process(format!("cannot locate the target directory from {}", exe.display())))?;
+    let path = profile_dir.join(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(TestkitError::Process(format!(
+            "{} does not exist: build the binaries first (`cargo build --workspace --bins`, which `make test` does)",
+            path.display()
+        )))
+    }
+}
+
+/// A service binary running as a child process; killed on drop if not stopped.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    child: Child,
+}
+
+impl ServiceProcess {
+    /// Starts `binary serve` with `JIUZHU__…` variables from `env`. Output goes to the test's.
+    pub fn spawn(binary: &str, env: &[(String, String)]) -> Result<Self, TestkitError> {
+        let path = binary_path(binary)?;
+        let mut command = Command::new(path);
+        command
+            .arg("serve")
+            .env("JIUZHU_CONFIG_DIR", "/nonexistent-jiuzhu-config")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Ok(Self {
+            child: command.spawn()?,
+        })
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns whether it exited successfully.
+    pub async fn terminate(mut self) -> Result<bool, TestkitError> {
+        if let Some(pid) = self.child.id() {
+            let status = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await?;
+            if !status.success() {
+                return Err(TestkitError::Process(format!("kill -TERM {pid} failed")));
+            }
+        }
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(20), self.child.wait()).await;
+        match waited {
+            Ok(status) => Ok(status?.success()),
+            Err(_) => {
+                self.child.kill().await?;
+                Ok(false)
+            }
+        }
+    }
+}

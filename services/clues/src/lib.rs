@@ -1,0 +1,30 @@
+//! The clue acquisition service: case parties are matched against the registry and a match
+//! becomes a clue for the relief prosecutor. Its linkage index is a projection of the registry's
+//! topic (never of the registry's database). Same floor plan as every service: `grpc`,
+//! `projections`, `migrations/`, section `[clues]`; the case-intake domain comes with the clues
+//! issue.
+
+pub mod grpc;
+pub mod projections;
+
+use jiuzhu_proto::clues::clues_service_server::CluesServiceServer;
+use jiuzhu_runtime::{Components, Service, ServiceContext, register};
+
+/// Clue acquisition as the runtime sees it.
+#[derive(Debug)]
+pub struct Clues;
+
+impl Service for Clues {
+    const NAME: &'static str = "clues";
+    const DEFAULT_PORT: u16 = 50052;
+
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations")
+    }
+
+    fn components(context: &ServiceContext) -> Components {
+        Components::new()
+            .grpc(CluesServiceServer::new(grpc::CluesApi::new(context.pool.clone())))
+            .projection(register(projections::LinkageIndex))
+    }
+}

@@ -1,0 +1,70 @@
+//! Clue acquisition's read models, built only from events.
+
+use jiuzhu_eventstore::EventCodec;
+use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
+use jiuzhu_proto::registry::PersonRegistered;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+jiuzhu_eventstore::event_enum! {
+    /// The registry events the linkage index reads.
+    pub enum RegistryFeed {
+        PersonRegistered(PersonRegistered),
+    }
+}
+
+/// Registry persons for matching case parties.
+#[derive(Debug)]
+pub struct LinkageIndex;
+
+impl Projection for LinkageIndex {
+    fn name(&self) -> &str {
+        "clues.linkage_index"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![service_topic("registry")]
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, event: &Delivered) -> Result<(), ProjectionError> {
+        let envelope = &event.envelope;
+        let Some(decoded) = RegistryFeed::decode_payload(&envelope.event_type, &envelope.payload)? else {
+            return Ok(());
+        };
+        match decoded {
+            RegistryFeed::PersonRegistered(e) => {
+                let person_id = Uuid::parse_str(&e.person_id).map_err(|_| {
+                    ProjectionError::Rejected(format!("person_id `{}` is not a UUID", e.person_id))
+                })?;
+                sqlx::query(
+                    "INSERT INTO linkage_persons (person_id, full_name, birth_date, resident_id, \
+                     region_code, version) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (person_id) DO UPDATE SET full_name = EXCLUDED.full_name, \
+                     birth_date = EXCLUDED.birth_date, resident_id = EXCLUDED.resident_id, \
+                     region_code = EXCLUDED.region_code, version = EXCLUDED.version \
+                     WHERE linkage_persons.version < EXCLUDED.version",
+                )
+                .bind(person_id)
+                .bind(&e.full_name)
+                .bind(&e.birth_date)
+                .bind(&e.resident_id)
+                .bind(e.region.map(|r| r.code).unwrap_or_default())
+                .bind(envelope.stream_version)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        sqlx::query("UPDATE linkage_index_stats SET applied_events = applied_events + 1")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("TRUNCATE linkage_persons").execute(&mut *conn).await?;
+        sqlx::query("UPDATE linkage_index_stats SET applied_events = 0")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,25 @@
+//! The payments service: Budgets, a double-entry ledger and exactly-once disbursement of relief funds.
+//!
+//! Today it starts with its own database (event store, outbox and consumer tables migrated),
+//! provisions `jiuzhu.payments.events.v1`, runs its outbox relay and serves gRPC health and
+//! reflection. Its domain (`domain`, `grpc`, `projections` modules and its own
+//! migrations, as in the registry) arrives with its own issue.
+
+use jiuzhu_runtime::{Components, Service, ServiceContext};
+
+/// The payments service as the runtime sees it.
+#[derive(Debug)]
+pub struct Payments;
+
+impl Service for Payments {
+    const NAME: &'static str = "payments";
+    const DEFAULT_PORT: u16 = 50054;
+
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations")
+    }
+
+    fn components(_context: &ServiceContext) -> Components {
+        Components::new()
+    }
+}

@@ -1,0 +1,33 @@
+//! The registry service: one event-sourced record per person (households and statuses come
+//! with the registry issue), fed by departments, and the read model other services' linkage and
+//! eligibility start from. Every service has this floor plan: `domain` (pure decisions and
+//! events), `grpc` (the API shell), `projections` (read models built only from events),
+//! `migrations/` (its own tables), and its configuration section `[registry]`.
+
+pub mod domain;
+pub mod grpc;
+pub mod projections;
+
+use jiuzhu_proto::registry::registry_service_server::RegistryServiceServer;
+use jiuzhu_runtime::{Components, Service, ServiceContext, register};
+
+/// The registry as the runtime sees it.
+#[derive(Debug)]
+pub struct Registry;
+
+impl Service for Registry {
+    const NAME: &'static str = "registry";
+    const DEFAULT_PORT: u16 = 50051;
+
+    fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations")
+    }
+
+    fn components(context: &ServiceContext) -> Components {
+        Components::new()
+            .grpc(RegistryServiceServer::new(grpc::RegistryApi::new(
+                context.store.clone(),
+            )))
+            .projection(register(projections::Persons))
+    }
+}
