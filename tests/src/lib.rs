@@ -1,1 +1,132 @@
-//! Helpers shared by the end-to-end tests and the pipeline benchmark.
+//! Helpers shared by the end-to-end tests and the pipeline benchmark: starting services
+//! in-process on fresh databases in an isolated Kafka namespace, clients, and waiting for
+//! eventually consistent read models without fixed sleeps.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use jiuzhu_proto::clues::GetLinkageIndexStatusRequest;
+use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
+use jiuzhu_proto::common::RegionCode;
+use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
+use jiuzhu_proto::registry::{Gender, RegisterPersonRequest};
+use jiuzhu_runtime::{Running, Service};
+use jiuzhu_testkit::TestDatabase;
+use tonic::transport::Channel;
+
+pub type TestResult = anyhow::Result<()>;
+
+/// A service started in-process for a test.
+pub struct Started {
+    pub running: Running,
+    pub database: TestDatabase,
+}
+
+/// Starts service `S` on a fresh database in `namespace`.
+pub async fn start<S: Service>(namespace: &str) -> anyhow::Result<Started> {
+    let database = jiuzhu_testkit::fresh_database::<S>().await?;
+    let settings = jiuzhu_testkit::settings(S::NAME, &database, namespace);
+    let running = jiuzhu_runtime::start::<S>(settings).await?;
+    Ok(Started { running, database })
+}
+
+/// Starts service `S` again on an existing database (a restart).
+pub async fn restart<S: Service>(namespace: &str, database: &TestDatabase) -> anyhow::Result<Running> {
+    let settings = jiuzhu_testkit::settings(S::NAME, database, namespace);
+    Ok(jiuzhu_runtime::start::<S>(settings).await?)
+}
+
+pub async fn registry_client(running: &Running) -> anyhow::Result<RegistryServiceClient<Channel>> {
+    Ok(RegistryServiceClient::connect(format!("http://{}", running.grpc_addr)).await?)
+}
+
+pub async fn clues_client(running: &Running) -> anyhow::Result<CluesServiceClient<Channel>> {
+    Ok(CluesServiceClient::connect(format!("http://{}", running.grpc_addr)).await?)
+}
+
+/// A valid registration; `n` varies the name.
+pub fn registration(request_id: &str, n: usize) -> RegisterPersonRequest {
+    RegisterPersonRequest {
+        request_id: request_id.to_owned(),
+        full_name: format!("测试人{n}"),
+        gender: Gender::Female as i32,
+        birth_date: "1949-12-31".to_owned(),
+        resident_id: "11010519491231002X".to_owned(),
+        region: Some(RegionCode {
+            code: "110105".to_owned(),
+        }),
+        source_department: "rural_revitalization".to_owned(),
+    }
+}
+
+/// (indexed persons, applied events) of a clues service's linkage index.
+pub async fn linkage_status(clues: &Running) -> anyhow::Result<(i64, i64)> {
+    let status = clues_client(clues)
+        .await?
+        .get_linkage_index_status(GetLinkageIndexStatusRequest {})
+        .await?
+        .into_inner();
+    Ok((status.indexed_persons, status.applied_events))
+}
+
+/// Polls `check` until it returns `Some`, or fails after `limit` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if started.elapsed() > limit {
+            anyhow::bail!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Next offsets a consumer has applied, summed over partitions (records consumed, as offsets
+/// are dense per partition).
+pub async fn checkpoint_total(pool: &sqlx::PgPool, consumer: &str) -> anyhow::Result<i64> {
+    let total: Option<i64> =
+        sqlx::query_scalar("SELECT sum(next_offset)::bigint FROM checkpoints WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_one(pool)
+            .await?;
+    Ok(total.unwrap_or(0))
+}
+
+/// Every record of `topic` from the beginning: at least `expected`, plus whatever else arrives
+/// until the topic has been quiet for a second (so duplicates are seen too). Reads by
+/// consuming, not by watermarks: the development broker's high watermark undercounts records
+/// produced in multi-record batches.
+pub fn read_topic(
+    brokers: &str,
+    topic: &str,
+    expected: usize,
+) -> anyhow::Result<Vec<rdkafka::message::OwnedMessage>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("jiuzhu-test-reader-{}", uuid::Uuid::now_v7()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last_arrival = Instant::now();
+    loop {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            messages.push(message?.detach());
+            last_arrival = Instant::now();
+        } else if messages.len() >= expected && last_arrival.elapsed() > Duration::from_secs(1) {
+            return Ok(messages);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("read {} of at least {expected} records of {topic}", messages.len());
+        }
+    }
+}

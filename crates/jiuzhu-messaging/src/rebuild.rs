@@ -73,8 +73,8 @@ pub async fn rebuild_from_topic<P: Projection>(
         let metadata = consumer.fetch_metadata(Some(&topic), timeout)?;
         for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
             let (low, high) = consumer.fetch_watermarks(&topic, partition.id(), timeout)?;
+            assignment.add_partition_offset(&topic, partition.id(), Offset::Beginning)?;
             if high > low {
-                assignment.add_partition_offset(&topic, partition.id(), Offset::Offset(low))?;
                 ends.insert((topic.clone(), partition.id()), high);
                 total += u64::try_from(high - low).unwrap_or(0);
             }
@@ -91,40 +91,43 @@ pub async fn rebuild_from_topic<P: Projection>(
     let never = CancellationToken::new();
     let mut report = RebuildProgress { applied: 0, total };
     let mut last_report = Instant::now();
-    if !ends.is_empty() {
-        consumer.assign(&assignment)?;
-    }
+    consumer.assign(&assignment)?;
     let mut committed = TopicPartitionList::new();
-    while !ends.is_empty() {
+    // Read until every partition reached the end it had when the rebuild started, then until
+    // the topics stay quiet for a moment: events that arrived meanwhile are applied too, and
+    // the end is not trusted alone (some brokers undercount it).
+    let mut quiet_since: Option<Instant> = None;
+    while !ends.is_empty() || quiet_since.is_none_or(|t| t.elapsed() < Duration::from_secs(1)) {
         let mut batch = Vec::new();
         while batch.len() < settings.batch_size {
-            match consumer.poll(Duration::from_millis(if batch.is_empty() { 500 } else { 0 })) {
+            match consumer.poll(Duration::from_millis(if batch.is_empty() { 200 } else { 0 })) {
                 Some(Ok(message)) => {
                     let key = (message.topic().to_owned(), message.partition());
-                    if let Some(end) = ends.get(&key) {
-                        if message.offset() < *end {
-                            batch.push(message.detach());
-                        }
-                        if message.offset() + 1 >= *end {
-                            ends.remove(&key);
-                        }
+                    if ends.get(&key).is_some_and(|end| message.offset() + 1 >= *end) {
+                        ends.remove(&key);
                     }
+                    batch.push(message.detach());
                 }
                 Some(Err(error)) => return Err(error.into()),
                 None => break,
             }
         }
         if batch.is_empty() {
+            let since = *quiet_since.get_or_insert_with(Instant::now);
+            // An end that cannot be reached (records deleted meanwhile) must not hang the rebuild.
+            if since.elapsed() > Duration::from_secs(30) {
+                ends.clear();
+            }
             continue;
         }
+        quiet_since = None;
         if !applier.apply_batch(&batch, &never).await {
             return Err(RebuildError::Interrupted);
         }
         report.applied += batch.len() as u64;
+        report.total = report.total.max(report.applied);
         for element in next_offsets(&batch).elements() {
-            if let (Some(topic), offset) = (Some(element.topic()), element.offset()) {
-                let _ = committed.add_partition_offset(topic, element.partition(), offset);
-            }
+            let _ = committed.add_partition_offset(element.topic(), element.partition(), element.offset());
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             progress(report);

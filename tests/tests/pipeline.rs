@@ -1,0 +1,497 @@
+//! The foundation's guarantees, proved against the machine's PostgreSQL and the real broker.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use jiuzhu_clues::Clues;
+use jiuzhu_eventstore::{Begun, CommandRequest, EventStore, StoreError};
+use jiuzhu_messaging::{KafkaSettings, OutboxRelay, RelaySettings, header_map};
+use jiuzhu_proto::registry::{GetPersonRequest, PersonRegistered};
+use jiuzhu_registry::Registry;
+use jiuzhu_registry::domain::RegistryEvent;
+use jiuzhu_testkit::{kafka_brokers, unique_namespace};
+use jiuzhu_tests::{
+    TestResult, checkpoint_total, eventually, linkage_status, read_topic, registration,
+    registry_client, restart, start,
+};
+use rdkafka::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tonic::Code;
+
+const WAIT: Duration = Duration::from_secs(60);
+const LINKAGE: &str = "clues.linkage_index";
+
+fn person_event(n: usize) -> RegistryEvent {
+    RegistryEvent::PersonRegistered(PersonRegistered {
+        person_id: uuid::Uuid::now_v7().to_string(),
+        full_name: format!("并发{n}"),
+        ..PersonRegistered::default()
+    })
+}
+
+fn producer() -> anyhow::Result<FutureProducer> {
+    Ok(rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?)
+}
+
+/// (1) A command on the registry becomes an event that the clues service's projection applies,
+/// through Kafka; the same request id again gives the same answer and no second event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_on_one_service_reaches_another_services_projection() -> TestResult {
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let clues = start::<Clues>(&ns).await?;
+    let mut client = registry_client(&registry.running).await?;
+
+    let first = client.register_person(registration("req-1", 1)).await?.into_inner();
+    let again = client.register_person(registration("req-1", 1)).await?.into_inner();
+    assert_eq!(first.person_id, again.person_id, "a retried request id must give the same answer");
+
+    let (indexed, applied) = eventually("clues to index the person", WAIT, || async {
+        let status = linkage_status(&clues.running).await?;
+        Ok((status.0 >= 1).then_some(status))
+    })
+    .await?;
+    assert_eq!((indexed, applied), (1, 1));
+    let name: String = sqlx::query_scalar("SELECT full_name FROM linkage_persons WHERE person_id = $1::uuid")
+        .bind(&first.person_id)
+        .fetch_one(clues.running.store.pool())
+        .await?;
+    assert_eq!(name, "测试人1");
+
+    // The registry's own read model is also built from the topic.
+    let person = eventually("the registry's person view", WAIT, || {
+        let mut client = client.clone();
+        let id = first.person_id.clone();
+        async move {
+            match client.get_person(GetPersonRequest { person_id: id }).await {
+                Ok(found) => Ok(found.into_inner().person),
+                Err(status) if status.code() == Code::NotFound => Ok(None),
+                Err(status) => Err(status.into()),
+            }
+        }
+    })
+    .await?;
+    assert_eq!(person.resident_id, "11010519491231002X");
+    assert_eq!(person.version, 1);
+
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(registry.running.store.pool())
+        .await?;
+    assert_eq!(events, 1, "the retry must not append a second event");
+
+    // The same id with different content is refused, naming the field.
+    let reused = client.register_person(registration("req-1", 2)).await;
+    let status = reused.err().ok_or_else(|| anyhow::anyhow!("reused request id was accepted"))?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("request_id"), "{}", status.message());
+
+    registry.running.stop().await;
+    clues.running.stop().await;
+    Ok(())
+}
+
+/// Bad input gets INVALID_ARGUMENT with every bad field in `google.rpc.BadRequest` details.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_field_details() -> TestResult {
+    use tonic_types::StatusExt;
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let mut client = registry_client(&registry.running).await?;
+    let mut request = registration("", 1);
+    request.resident_id = "110105194912310021".to_owned();
+    let status = client
+        .register_person(request)
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("bad request was accepted"))?;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["request_id", "resident_id"]);
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(registry.running.store.pool())
+        .await?;
+    assert_eq!(events, 0);
+    registry.running.stop().await;
+    Ok(())
+}
+
+/// (2) Delivering the same messages again changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_messages_change_nothing() -> TestResult {
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let clues = start::<Clues>(&ns).await?;
+    let mut client = registry_client(&registry.running).await?;
+    for n in 0..3 {
+        client.register_person(registration(&format!("redeliver-{n}"), n)).await?;
+    }
+    eventually("three persons indexed", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.1 == 3).then_some(()))
+    })
+    .await?;
+
+    // Put every record on the topic a second time, as a broker redelivery or a relay resend would.
+    let topic = registry.running.store.topic().to_owned();
+    let records = read_topic(&kafka_brokers(), &topic, 3)?;
+    assert_eq!(records.len(), 3);
+    let producer = producer()?;
+    for record in &records {
+        let mut again = FutureRecord::to(&topic)
+            .payload(record.payload().unwrap_or_default())
+            .key(record.key().unwrap_or_default());
+        if let Some(headers) = record.headers() {
+            again = again.headers(headers.clone());
+        }
+        producer
+            .send(again, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    let end = 6;
+    eventually("the duplicates to be consumed", WAIT, || async {
+        Ok((checkpoint_total(clues.running.store.pool(), LINKAGE).await? == end).then_some(()))
+    })
+    .await?;
+    assert_eq!(linkage_status(&clues.running).await?, (3, 3));
+    registry.running.stop().await;
+    clues.running.stop().await;
+    Ok(())
+}
+
+/// (3a) A relay that dies after the broker acknowledged a batch but before marking it published
+/// republishes it after restart; the consumer applies each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_crash_between_publish_and_mark_loses_and_doubles_nothing() -> TestResult {
+    let ns = unique_namespace();
+    let database = jiuzhu_testkit::fresh_database::<Registry>().await?;
+    let pool = sqlx::PgPool::connect(&database.url).await?;
+    let kafka = KafkaSettings {
+        brokers: kafka_brokers(),
+        topic_prefix: ns.clone(),
+        ..KafkaSettings::default()
+    };
+    let topic = kafka.topic("jiuzhu.registry.events.v1");
+    jiuzhu_messaging::ensure_topics(&kafka, std::slice::from_ref(&topic)).await?;
+    let store = EventStore::new(pool.clone(), "registry", topic.clone());
+    for n in 0..5 {
+        let Begun::Fresh(mut work) = store
+            .begin_command(CommandRequest::new(&format!("crash-{n}"), "test", &[]))
+            .await?
+        else {
+            anyhow::bail!("fresh request replayed");
+        };
+        let stream = uuid::Uuid::now_v7().to_string();
+        work.append(&stream, 0, &stream, &[person_event(n)]).await?;
+        work.commit(Vec::new()).await?;
+    }
+
+    let relay = OutboxRelay::new(pool.clone(), &kafka, RelaySettings::default(), "test-relay")?;
+    let batch = relay
+        .claim_and_publish()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("relay lock not taken"))?;
+    assert_eq!(batch.len(), 5);
+    drop(batch); // the crash: published, never marked
+    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(unpublished, 5, "an unmarked batch must stay in the outbox");
+
+    let restarted = OutboxRelay::new(pool.clone(), &kafka, RelaySettings::default(), "test-relay-2")?;
+    assert_eq!(restarted.publish_pending().await?, 5);
+    assert_eq!(restarted.publish_pending().await?, 0);
+    assert_eq!(read_topic(&kafka_brokers(), &topic, 10)?.len(), 10, "the batch is on the topic twice");
+
+    let clues = start::<Clues>(&ns).await?;
+    eventually("all ten records consumed", WAIT, || async {
+        Ok((checkpoint_total(clues.running.store.pool(), LINKAGE).await? == 10).then_some(()))
+    })
+    .await?;
+    assert_eq!(linkage_status(&clues.running).await?, (5, 5));
+    clues.running.stop().await;
+    Ok(())
+}
+
+/// (3b) A consumer that applied events but died before committing its offsets re-reads them
+/// after restart and changes nothing; nothing is lost either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_crash_between_apply_and_offset_commit_changes_nothing() -> TestResult {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let clues = start::<Clues>(&ns).await?;
+    let mut client = registry_client(&registry.running).await?;
+    for n in 0..4 {
+        client.register_person(registration(&format!("apply-{n}"), n)).await?;
+    }
+    eventually("four persons indexed", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.1 == 4).then_some(()))
+    })
+    .await?;
+    let clues_db = clues.database.clone();
+    clues.running.stop().await;
+
+    // Rewind the group's committed offsets to the start: the state a consumer leaves when it
+    // committed its projection transaction but died before committing offsets.
+    let topic = registry.running.store.topic().to_owned();
+    let group: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", format!("{ns}jiuzhu.{LINKAGE}"))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut rewind = TopicPartitionList::new();
+    for partition in 0..3 {
+        rewind.add_partition_offset(&topic, partition, Offset::Offset(0))?;
+    }
+    group.commit(&rewind, CommitMode::Sync)?;
+    drop(group);
+
+    // Meanwhile one more person arrives; after restart it must be applied, the rest skipped.
+    client.register_person(registration("apply-late", 9)).await?;
+    let restarted = restart::<Clues>(&ns, &clues_db).await?;
+    eventually("the late person indexed", WAIT, || async {
+        Ok((linkage_status(&restarted).await?.0 == 5).then_some(()))
+    })
+    .await?;
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox WHERE consumer = $1")
+        .bind(LINKAGE)
+        .fetch_one(restarted.store.pool())
+        .await?;
+    assert_eq!(linkage_status(&restarted).await?, (5, 5));
+    assert_eq!(inbox, 5);
+    restarted.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}
+
+/// (4) Of concurrent appends to one stream at the same expected version, exactly one wins and
+/// the others get the typed conflict error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_to_one_stream_exactly_one_wins() -> TestResult {
+    let database = jiuzhu_testkit::fresh_database::<Registry>().await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .connect(&database.url)
+        .await?;
+    let store = EventStore::new(pool, "registry", "unused");
+    let stream = uuid::Uuid::now_v7().to_string();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let mut writers = Vec::new();
+    for n in 0..8 {
+        let store = store.clone();
+        let stream = stream.clone();
+        let barrier = barrier.clone();
+        writers.push(tokio::spawn(async move {
+            let Begun::Fresh(mut work) = store
+                .begin_command(CommandRequest::new(&format!("race-{n}"), "test", &[]))
+                .await?
+            else {
+                anyhow::bail!("fresh request replayed");
+            };
+            barrier.wait().await;
+            work.append(&stream, 0, &stream, &[person_event(n)]).await?;
+            work.commit(Vec::new()).await?;
+            Ok(())
+        }));
+    }
+    let mut won = 0;
+    let mut conflicts = 0;
+    for writer in writers {
+        match writer.await? {
+            Ok(()) => won += 1,
+            Err(error) => match error.downcast_ref::<StoreError>() {
+                Some(StoreError::Conflict { expected: 0, actual: 1, .. }) => conflicts += 1,
+                _ => anyhow::bail!("unexpected error: {error}"),
+            },
+        }
+    }
+    assert_eq!((won, conflicts), (1, 7));
+    assert_eq!(store.stream_version(&stream).await?, 1);
+    let status = jiuzhu_runtime::grpc::store_status(StoreError::Conflict {
+        stream_id: stream,
+        expected: 0,
+        actual: 1,
+    });
+    assert_eq!(status.code(), Code::Aborted);
+    Ok(())
+}
+
+/// (5) Many writers on many streams, committing out of order while the relay runs: every event
+/// reaches the topic, none skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_publishes_every_event_of_concurrent_writers() -> TestResult {
+    let ns = unique_namespace();
+    let database = jiuzhu_testkit::fresh_database::<Registry>().await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(12)
+        .connect(&database.url)
+        .await?;
+    let kafka = KafkaSettings {
+        brokers: kafka_brokers(),
+        topic_prefix: ns.clone(),
+        ..KafkaSettings::default()
+    };
+    let topic = kafka.topic("jiuzhu.registry.events.v1");
+    jiuzhu_messaging::ensure_topics(&kafka, std::slice::from_ref(&topic)).await?;
+    let store = EventStore::new(pool.clone(), "registry", topic.clone());
+    let relay = OutboxRelay::new(
+        pool.clone(),
+        &kafka,
+        RelaySettings {
+            poll_interval_ms: 1,
+            batch_size: 50,
+            ..RelaySettings::default()
+        },
+        "test-relay",
+    )?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let relay_task = tokio::spawn(relay.clone().run(shutdown.clone()));
+
+    const WRITERS: usize = 8;
+    const PER_WRITER: usize = 60;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..PER_WRITER {
+                let Begun::Fresh(mut work) = store
+                    .begin_command(CommandRequest::new(&format!("w{w}-{i}"), "test", &[]))
+                    .await?
+                else {
+                    anyhow::bail!("fresh request replayed");
+                };
+                let stream = uuid::Uuid::now_v7().to_string();
+                work.append(&stream, 0, &stream, &[person_event(i)]).await?;
+                // Hold some transactions open so that later ids commit before earlier ones.
+                if (w + i) % 3 == 0 {
+                    tokio::time::sleep(Duration::from_millis(((w * 7 + i) % 15) as u64)).await;
+                }
+                work.commit(Vec::new()).await?;
+            }
+            Ok(())
+        }));
+    }
+    for writer in writers {
+        writer.await??;
+    }
+    eventually("the outbox to drain", WAIT, || async {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&pool)
+            .await?;
+        Ok((left == 0).then_some(()))
+    })
+    .await?;
+    shutdown.cancel();
+    relay_task.await?;
+
+    let stored: BTreeSet<String> = sqlx::query_scalar::<_, uuid::Uuid>("SELECT event_id FROM events")
+        .fetch_all(&pool)
+        .await?
+        .into_iter()
+        .map(|id| id.to_string())
+        .collect();
+    assert_eq!(stored.len(), WRITERS * PER_WRITER);
+    let records = read_topic(&kafka_brokers(), &topic, WRITERS * PER_WRITER)?;
+    let mut published: HashMap<String, usize> = HashMap::new();
+    for record in &records {
+        let headers = header_map(record.headers());
+        let id = headers
+            .get(jiuzhu_messaging::EVENT_ID_HEADER)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("record without event id header"))?;
+        *published.entry(id).or_default() += 1;
+    }
+    let published_ids: BTreeSet<String> = published.keys().cloned().collect();
+    let missing: Vec<&String> = stored.difference(&published_ids).collect();
+    let unknown: Vec<&String> = published_ids.difference(&stored).collect();
+    assert!(missing.is_empty(), "{} stored events never reached the topic, e.g. {:?}", missing.len(), missing.first());
+    assert!(unknown.is_empty(), "{} records on the topic are not stored events", unknown.len());
+    assert!(published.values().all(|&n| n == 1), "no event was published twice without a crash");
+    Ok(())
+}
+
+/// (6) A poison message goes to the dead-letter topic with the reason in its headers, and the
+/// consumer carries on with the next message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_go_to_the_dead_letter_topic_and_consumption_continues() -> TestResult {
+    use prost::Message as _;
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let clues = start::<Clues>(&ns).await?;
+    let topic = registry.running.store.topic().to_owned();
+    let producer = producer()?;
+
+    // Not an envelope at all.
+    producer
+        .send(
+            FutureRecord::to(&topic).key("poison").payload(&b"\xff\xfenot protobuf"[..]),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    // A well-formed envelope whose event the projection rejects (person id is not a UUID).
+    let rejected = jiuzhu_proto::common::EventEnvelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: "jiuzhu.registry.v1.PersonRegistered".to_owned(),
+        stream_id: "x".to_owned(),
+        stream_version: 1,
+        payload: PersonRegistered {
+            person_id: "not-a-uuid".to_owned(),
+            ..PersonRegistered::default()
+        }
+        .encode_to_vec(),
+        ..Default::default()
+    };
+    producer
+        .send(
+            FutureRecord::to(&topic).key("poison").payload(&rejected.encode_to_vec()),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    // Then a good event, on the same partition as the poison (same key is not needed: the
+    // consumer must carry on whatever the partition).
+    let mut client = registry_client(&registry.running).await?;
+    client.register_person(registration("after-poison", 1)).await?;
+
+    eventually("the good event to be applied", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.0 == 1).then_some(()))
+    })
+    .await?;
+    // Every consumer of the topic dead-letters on its own: the registry's person view reads it
+    // too. Two poison records, two consumers.
+    let dead = read_topic(&kafka_brokers(), &format!("{topic}.dlq"), 4)?;
+    assert_eq!(dead.len(), 4);
+    let dead: Vec<_> = dead
+        .into_iter()
+        .filter(|m| header_map(m.headers()).get("jiuzhu-dlq-consumer").map(String::as_str) == Some(LINKAGE))
+        .collect();
+    assert_eq!(dead.len(), 2);
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|m| header_map(m.headers()).get("jiuzhu-dlq-reason").cloned().unwrap_or_default())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("not an EventEnvelope")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("not-a-uuid")), "{reasons:?}");
+    for message in &dead {
+        let headers = header_map(message.headers());
+        assert_eq!(headers.get("jiuzhu-dlq-consumer").map(String::as_str), Some(LINKAGE));
+        assert_eq!(headers.get("jiuzhu-dlq-source-topic"), Some(&topic));
+    }
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM dead_letters ORDER BY id")
+        .fetch_all(clues.running.store.pool())
+        .await?;
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts.contains(&5), "a rejected event is retried max_attempts times: {attempts:?}");
+    assert_eq!(linkage_status(&clues.running).await?, (1, 1));
+    registry.running.stop().await;
+    clues.running.stop().await;
+    Ok(())
+}
