@@ -495,3 +495,83 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_consumption_continues()
     clues.running.stop().await;
     Ok(())
 }
+
+/// A projection rebuilt from its topic (clues' linkage index) or from the service's own event
+/// store (the registry's person view) ends where the live one was, reports progress, and the
+/// live consumer then continues without applying anything twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projections_rebuild_from_topic_and_from_store() -> TestResult {
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let clues = start::<Clues>(&ns).await?;
+    let mut client = registry_client(&registry.running).await?;
+    for n in 0..6 {
+        client.register_person(registration(&format!("rebuild-{n}"), n)).await?;
+    }
+    eventually("six persons indexed", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.1 == 6).then_some(()))
+    })
+    .await?;
+    let clues_db = clues.database.clone();
+    clues.running.stop().await;
+
+    // Damage the read model, then rebuild it from the topic.
+    let settings = jiuzhu_testkit::settings("clues", &clues_db, &ns);
+    let pool = jiuzhu_runtime::connect::<Clues>(&settings).await?;
+    sqlx::query("DELETE FROM linkage_persons WHERE full_name <> '测试人0'")
+        .execute(&pool)
+        .await?;
+    let (context, components) = jiuzhu_runtime::assemble::<Clues>(pool.clone(), settings);
+    let linkage = components
+        .projections()
+        .iter()
+        .find(|p| p.name() == LINKAGE)
+        .ok_or_else(|| anyhow::anyhow!("clues has no linkage projection"))?;
+    let mut reports = Vec::new();
+    let done = linkage
+        .rebuild_from_topic(
+            &pool,
+            &context.settings.kafka,
+            &context.settings.consumer,
+            Box::new(|p| reports.push(p)),
+        )
+        .await?;
+    assert_eq!(done.applied, 6);
+    assert_eq!(reports.last().map(|p| p.applied), Some(6), "progress ends with the total");
+    let persons: i64 = sqlx::query_scalar("SELECT count(*) FROM linkage_persons")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(persons, 6);
+    pool.close().await;
+
+    // The live consumer resumes after the rebuild: one new person, nothing doubled.
+    let restarted = restart::<Clues>(&ns, &clues_db).await?;
+    client.register_person(registration("rebuild-late", 7)).await?;
+    eventually("the late person indexed", WAIT, || async {
+        Ok((linkage_status(&restarted).await?.0 == 7).then_some(()))
+    })
+    .await?;
+    assert_eq!(linkage_status(&restarted).await?, (7, 7));
+    restarted.stop().await;
+
+    // The registry's person view from its own event store.
+    let registry_db = registry.database.clone();
+    registry.running.stop().await;
+    let settings = jiuzhu_testkit::settings("registry", &registry_db, &ns);
+    let pool = jiuzhu_runtime::connect::<Registry>(&settings).await?;
+    sqlx::query("TRUNCATE persons").execute(&pool).await?;
+    let (context, components) = jiuzhu_runtime::assemble::<Registry>(pool.clone(), settings);
+    let persons = components
+        .projections()
+        .iter()
+        .find(|p| p.name() == "registry.persons")
+        .ok_or_else(|| anyhow::anyhow!("registry has no person view"))?;
+    let done = persons
+        .rebuild_from_store(&context.store, &context.settings.consumer, Box::new(|_| {}))
+        .await?;
+    assert_eq!((done.applied, done.total), (7, 7));
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM persons").fetch_one(&pool).await?;
+    assert_eq!(rows, 7);
+    pool.close().await;
+    Ok(())
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make run`: everything built so far on this machine — PostgreSQL (one database per service),
+# the local Kafka-protocol broker on 127.0.0.1:9092, and the five services. Ctrl-C stops them.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SERVICES=(registry clues decisions payments followup)
+export JIUZHU_CONFIG_DIR=${JIUZHU_CONFIG_DIR:-deploy/config}
+
+deploy/dev/postgres.sh
+broker=$(deploy/dev/broker.sh start 9092)
+for service in "${SERVICES[@]}"; do
+  exists=$(psql -h 127.0.0.1 -U postgres -d postgres -At -c "SELECT 1 FROM pg_database WHERE datname = 'jiuzhu_$service'")
+  [ "$exists" = 1 ] || psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE jiuzhu_$service"
+done
+cargo build --workspace --bins
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo "stopping..." >&2
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait || true
+  if [ "$broker" = started ]; then deploy/dev/broker.sh stop 9092; fi
+}
+trap stop INT TERM EXIT
+for service in "${SERVICES[@]}"; do
+  "target/debug/jiuzhu-$service" serve &
+  pids+=($!)
+done
+sleep 2
+cat <<'TEXT'
+
+Jiuzhu is running (Ctrl-C stops it):
+  registry   grpc://127.0.0.1:50051     clues      grpc://127.0.0.1:50052
+  decisions  grpc://127.0.0.1:50053     payments   grpc://127.0.0.1:50054
+  followup   grpc://127.0.0.1:50055     Kafka      127.0.0.1:9092
+
+Try (grpcurl uses reflection):
+  grpcurl -plaintext -d '{"request_id":"demo-1","full_name":"王秀英","gender":"GENDER_FEMALE","birth_date":"1949-12-31","resident_id":"11010519491231002X","region":{"code":"110105"},"source_department":"rural_revitalization"}' 127.0.0.1:50051 jiuzhu.registry.v1.RegistryService/RegisterPerson
+  grpcurl -plaintext 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/GetLinkageIndexStatus
+Traces: set JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 (Jaeger all-in-one) before make run.
+TEXT
+wait

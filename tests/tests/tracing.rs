@@ -1,0 +1,129 @@
+//! (7) One trace follows a request from an agency's gRPC call through the registry's outbox and
+//! Kafka into the clues service's projection. The services run as real processes exporting
+//! OTLP to an in-process receiver.
+
+use std::time::Duration;
+
+use jiuzhu_clues::Clues;
+use jiuzhu_proto::clues::GetLinkageIndexStatusRequest;
+use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
+use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
+use jiuzhu_registry::Registry;
+use jiuzhu_testkit::{
+    OtlpReceiver, ServiceProcess, TestDatabase, fresh_database, kafka_brokers, unique_namespace,
+};
+use jiuzhu_tests::{TestResult, eventually, registration};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn service_env(
+    service: &str,
+    database: &TestDatabase,
+    port: u16,
+    namespace: &str,
+    otlp: &str,
+) -> Vec<(String, String)> {
+    let section = service.to_uppercase();
+    [
+        (format!("JIUZHU__{section}__LISTEN"), format!("127.0.0.1:{port}")),
+        (format!("JIUZHU__{section}__DATABASE_URL"), database.url.clone()),
+        ("JIUZHU__KAFKA__BROKERS".to_owned(), kafka_brokers()),
+        ("JIUZHU__KAFKA__TOPIC_PREFIX".to_owned(), namespace.to_owned()),
+        ("JIUZHU__TELEMETRY__OTLP_ENDPOINT".to_owned(), otlp.to_owned()),
+        ("JIUZHU__OUTBOX__POLL_INTERVAL_MS".to_owned(), "10".to_owned()),
+        ("RUST_LOG".to_owned(), "info".to_owned()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_projection() -> TestResult {
+    let receiver = OtlpReceiver::start().await?;
+    let ns = unique_namespace();
+    let registry_db = fresh_database::<Registry>().await?;
+    let clues_db = fresh_database::<Clues>().await?;
+    let (registry_port, clues_port) = (free_port()?, free_port()?);
+    let registry = ServiceProcess::spawn(
+        "jiuzhu-registry",
+        &service_env("registry", &registry_db, registry_port, &ns, &receiver.endpoint),
+    )?;
+    let clues = ServiceProcess::spawn(
+        "jiuzhu-clues",
+        &service_env("clues", &clues_db, clues_port, &ns, &receiver.endpoint),
+    )?;
+
+    let registry_url = format!("http://127.0.0.1:{registry_port}");
+    let mut registry_client = eventually("the registry process to serve", WAIT, || {
+        let url = registry_url.clone();
+        async move { Ok(RegistryServiceClient::connect(url).await.ok()) }
+    })
+    .await?;
+    let clues_url = format!("http://127.0.0.1:{clues_port}");
+    let clues_client = eventually("the clues process to serve", WAIT, || {
+        let url = clues_url.clone();
+        async move { Ok(CluesServiceClient::connect(url).await.ok()) }
+    })
+    .await?;
+
+    // The agency's system starts the trace and sends its context, as a traced client would.
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut request = tonic::Request::new(registration("traced-1", 1));
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01").parse()?,
+    );
+    registry_client.register_person(request).await?;
+    eventually("clues to apply the event", WAIT, || {
+        let mut client = clues_client.clone();
+        async move {
+            let status = client
+                .get_linkage_index_status(GetLinkageIndexStatusRequest {})
+                .await?
+                .into_inner();
+            Ok((status.indexed_persons == 1).then_some(()))
+        }
+    })
+    .await?;
+
+    // A clean SIGTERM flushes the exporters.
+    assert!(registry.terminate().await?, "registry did not exit cleanly on SIGTERM");
+    assert!(clues.terminate().await?, "clues did not exit cleanly on SIGTERM");
+
+    let wanted = hex_decode(&trace_id)?;
+    let spans: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == wanted)
+        .collect();
+    let names: Vec<String> = spans
+        .iter()
+        .map(|s| format!("{}: {}", s.service_name, s.name))
+        .collect();
+    let server = spans
+        .iter()
+        .find(|s| s.service_name == "jiuzhu-registry" && s.name.ends_with("/RegisterPerson"))
+        .ok_or_else(|| anyhow::anyhow!("no registry server span in {names:?}"))?;
+    assert_eq!(server.parent_span_id, hex_decode("00f067aa0ba902b7")?, "the server span continues the caller's trace");
+    let publish = spans
+        .iter()
+        .find(|s| s.service_name == "jiuzhu-registry" && s.name.ends_with(" publish"))
+        .ok_or_else(|| anyhow::anyhow!("no relay publish span in {names:?}"))?;
+    let process = spans
+        .iter()
+        .find(|s| s.service_name == "jiuzhu-clues" && s.name.ends_with(" process"))
+        .ok_or_else(|| anyhow::anyhow!("no clues consumer span in {names:?}"))?;
+    assert_eq!(process.parent_span_id, publish.span_id, "the consumer continues the publish span: {names:?}");
+    Ok(())
+}
+
+fn hex_decode(text: &str) -> anyhow::Result<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| Ok(u8::from_str_radix(&text[i..i + 2], 16)?))
+        .collect()
+}
