@@ -108,22 +108,37 @@ fn person_event(person_id: Uuid, n: usize) -> RegistryEvent {
 
 /// One command appending one event to a new stream named after the person. Returns when the
 /// transaction has committed.
-async fn append_person(store: &EventStore, request_id: &str, person_id: Uuid, n: usize) -> anyhow::Result<()> {
+async fn append_person(
+    store: &EventStore,
+    request_id: &str,
+    person_id: Uuid,
+    n: usize,
+) -> anyhow::Result<()> {
     let Begun::Fresh(mut work) = store
-        .begin_command(CommandRequest::new(request_id, "bench.RegisterPerson", request_id.as_bytes()))
+        .begin_command(CommandRequest::new(
+            request_id,
+            "bench.RegisterPerson",
+            request_id.as_bytes(),
+        ))
         .await?
     else {
         anyhow::bail!("request {request_id} was replayed");
     };
     let stream = person_id.to_string();
-    work.append(&stream, 0, &stream, &[person_event(person_id, n)]).await?;
+    work.append(&stream, 0, &stream, &[person_event(person_id, n)])
+        .await?;
     work.commit(Vec::new()).await?;
     Ok(())
 }
 
 /// Runs `job(i)` for i in 0..total from `tasks` concurrent tasks sharing one counter; returns
 /// the wall time of the whole run.
-async fn run_concurrently<F, Fut>(tasks: usize, total: usize, what: &str, job: F) -> anyhow::Result<Duration>
+async fn run_concurrently<F, Fut>(
+    tasks: usize,
+    total: usize,
+    what: &str,
+    job: F,
+) -> anyhow::Result<Duration>
 where
     F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -157,14 +172,21 @@ where
 }
 
 /// Prints `what: done/total` to stderr every two seconds until aborted.
-fn progress_ticker(what: &str, total: usize, done: Arc<AtomicUsize>) -> tokio::task::JoinHandle<()> {
+fn progress_ticker(
+    what: &str,
+    total: usize,
+    done: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
     let what = what.to_owned();
     tokio::spawn(async move {
         let started = Instant::now();
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let done = done.load(Ordering::Relaxed).min(total);
-            eprintln!("  {what}: {done}/{total} after {:.1}s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "  {what}: {done}/{total} after {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
         }
     })
 }
@@ -191,7 +213,9 @@ struct Machine {
 }
 
 async fn machine() -> anyhow::Result<Machine> {
-    let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1);
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -204,8 +228,12 @@ async fn machine() -> anyhow::Result<Machine> {
     let admin_url = std::env::var("JIUZHU_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let admin = pool(&admin_url, 1).await?;
-    let postgres: String = sqlx::query_scalar("SHOW server_version").fetch_one(&admin).await?;
-    let synchronous_commit: String = sqlx::query_scalar("SHOW synchronous_commit").fetch_one(&admin).await?;
+    let postgres: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&admin)
+        .await?;
+    let synchronous_commit: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&admin)
+        .await?;
     let fsync: String = sqlx::query_scalar("SHOW fsync").fetch_one(&admin).await?;
     admin.close().await;
     Ok(Machine {
@@ -219,7 +247,10 @@ async fn machine() -> anyhow::Result<Machine> {
 
 /// 1a. Single-row INSERT commits (autocommit) into a simple table on a fresh database.
 async fn plain_inserts(sizes: Sizes) -> anyhow::Result<f64> {
-    eprintln!("[1a] plain INSERT: {} commits from {} tasks", sizes.inserts, sizes.tasks);
+    eprintln!(
+        "[1a] plain INSERT: {} commits from {} tasks",
+        sizes.inserts, sizes.tasks
+    );
     let database = fresh_database::<Registry>().await?;
     let pool = pool(&database.url, connections_for(sizes.tasks, 0)).await?;
     sqlx::query("CREATE TABLE bench_plain (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload BYTEA NOT NULL)")
@@ -239,8 +270,14 @@ async fn plain_inserts(sizes: Sizes) -> anyhow::Result<f64> {
         }
     })
     .await?;
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bench_plain").fetch_one(&pool).await?;
-    anyhow::ensure!(usize::try_from(rows)? == sizes.inserts, "{rows} rows for {} inserts", sizes.inserts);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bench_plain")
+        .fetch_one(&pool)
+        .await?;
+    anyhow::ensure!(
+        usize::try_from(rows)? == sizes.inserts,
+        "{rows} rows for {} inserts",
+        sizes.inserts
+    );
     pool.close().await;
     Ok(per_second(sizes.inserts, elapsed))
 }
@@ -248,7 +285,10 @@ async fn plain_inserts(sizes: Sizes) -> anyhow::Result<f64> {
 /// 2a. Event store commands, one event each with its outbox row. Returns commits/s and the mean
 /// envelope size in bytes (for the raw produce to send the same sizes).
 async fn append_outbox(sizes: Sizes) -> anyhow::Result<(f64, usize)> {
-    eprintln!("[2a] append+outbox: {} commands from {} tasks", sizes.commands, sizes.tasks);
+    eprintln!(
+        "[2a] append+outbox: {} commands from {} tasks",
+        sizes.commands, sizes.tasks
+    );
     let database = fresh_database::<Registry>().await?;
     let pool = pool(&database.url, connections_for(sizes.tasks, 0)).await?;
     let store = EventStore::new(pool.clone(), Registry::NAME, "bench.unpublished");
@@ -257,19 +297,30 @@ async fn append_outbox(sizes: Sizes) -> anyhow::Result<(f64, usize)> {
         async move { append_person(&store, &format!("append-{i}"), Uuid::now_v7(), i).await }
     })
     .await?;
-    let (rows, envelope): (i64, f64) =
-        sqlx::query_as("SELECT count(*), coalesce(avg(octet_length(envelope)), 0)::float8 FROM outbox")
-            .fetch_one(&pool)
-            .await?;
-    anyhow::ensure!(usize::try_from(rows)? == sizes.commands, "{rows} outbox rows for {} commands", sizes.commands);
+    let (rows, envelope): (i64, f64) = sqlx::query_as(
+        "SELECT count(*), coalesce(avg(octet_length(envelope)), 0)::float8 FROM outbox",
+    )
+    .fetch_one(&pool)
+    .await?;
+    anyhow::ensure!(
+        usize::try_from(rows)? == sizes.commands,
+        "{rows} outbox rows for {} commands",
+        sizes.commands
+    );
     pool.close().await;
-    Ok((per_second(sizes.commands, elapsed), envelope.round() as usize))
+    Ok((
+        per_second(sizes.commands, elapsed),
+        envelope.round() as usize,
+    ))
 }
 
 /// 1b. Raw produce: idempotent, `acks=all`, the relay's linger, `payload_len`-byte payloads keyed
 /// like the relay keys them, all sent at once and every delivery report awaited.
 async fn raw_produce(sizes: Sizes, payload_len: usize) -> anyhow::Result<f64> {
-    eprintln!("[1b] raw produce: {} messages of {payload_len} bytes", sizes.messages);
+    eprintln!(
+        "[1b] raw produce: {} messages of {payload_len} bytes",
+        sizes.messages
+    );
     let kafka = KafkaSettings {
         brokers: kafka_brokers(),
         topic_prefix: unique_namespace(),
@@ -291,14 +342,19 @@ async fn raw_produce(sizes: Sizes, payload_len: usize) -> anyhow::Result<f64> {
 
     // Warm up: metadata, producer id, connections.
     producer
-        .send(FutureRecord::to(&topic).key(&keys[0]).payload(&payload), Duration::from_secs(30))
+        .send(
+            FutureRecord::to(&topic).key(&keys[0]).payload(&payload),
+            Duration::from_secs(30),
+        )
         .await
         .map_err(|(e, _)| e)?;
 
     let started = Instant::now();
     let mut deliveries = Vec::with_capacity(sizes.messages);
     for n in 0..sizes.messages {
-        let mut record = FutureRecord::to(&topic).key(&keys[n % keys.len()]).payload(&payload);
+        let mut record = FutureRecord::to(&topic)
+            .key(&keys[n % keys.len()])
+            .payload(&payload);
         let delivery = loop {
             match producer.send_result(record) {
                 Ok(delivery) => break delivery,
@@ -325,7 +381,11 @@ async fn raw_produce(sizes: Sizes, payload_len: usize) -> anyhow::Result<f64> {
         }
     }
     let elapsed = started.elapsed();
-    anyhow::ensure!(delivered == sizes.messages, "{delivered} of {} delivered", sizes.messages);
+    anyhow::ensure!(
+        delivered == sizes.messages,
+        "{delivered} of {} delivered",
+        sizes.messages
+    );
     Ok(per_second(sizes.messages, elapsed))
 }
 
@@ -342,9 +402,11 @@ struct EndToEnd {
 }
 
 async fn applied_events(pool: &PgPool) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar("SELECT applied_events FROM linkage_index_stats")
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT applied_events FROM linkage_index_stats")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Polls the clues projection until it has applied `target` events.
@@ -357,11 +419,16 @@ async fn wait_applied(pool: &PgPool, target: i64, what: &str) -> anyhow::Result<
             return Ok(Instant::now());
         }
         if reported.elapsed() > Duration::from_secs(2) {
-            eprintln!("  {what}: applied {applied}/{target} after {:.1}s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "  {what}: applied {applied}/{target} after {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
             reported = Instant::now();
         }
         if started.elapsed() > PHASE_LIMIT {
-            anyhow::bail!("{what}: only {applied} of {target} events applied after {PHASE_LIMIT:?}");
+            anyhow::bail!(
+                "{what}: only {applied} of {target} events applied after {PHASE_LIMIT:?}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -397,14 +464,22 @@ async fn end_to_end(sizes: Sizes) -> anyhow::Result<EndToEnd> {
     wait_applied(&clues_pool, WARMUP as i64, "warm-up").await?;
 
     // Throughput.
-    eprintln!("[2b] end-to-end throughput: {} events from {} tasks", sizes.events, sizes.tasks);
+    eprintln!(
+        "[2b] end-to-end throughput: {} events from {} tasks",
+        sizes.events, sizes.tasks
+    );
     let target = (WARMUP + sizes.events) as i64;
     let started = Instant::now();
     let writer_store = store.clone();
-    let writers = tokio::spawn(run_concurrently(sizes.tasks, sizes.events, "end-to-end appends", move |i| {
-        let store = writer_store.clone();
-        async move { append_person(&store, &format!("throughput-{i}"), Uuid::now_v7(), i).await }
-    }));
+    let writers = tokio::spawn(run_concurrently(
+        sizes.tasks,
+        sizes.events,
+        "end-to-end appends",
+        move |i| {
+            let store = writer_store.clone();
+            async move { append_person(&store, &format!("throughput-{i}"), Uuid::now_v7(), i).await }
+        },
+    ));
     let all_applied = wait_applied(&clues_pool, target, "end-to-end throughput").await?;
     let append_time = writers.await??;
     let applied_time = all_applied - started;
@@ -418,7 +493,10 @@ async fn end_to_end(sizes: Sizes) -> anyhow::Result<EndToEnd> {
     let latency = latency_phase(&store, &clues_pool, sizes).await?;
     let total = (WARMUP + sizes.events + sizes.latency_events) as i64;
     let applied = applied_events(&clues_pool).await?;
-    anyhow::ensure!(applied == total, "the projection applied {applied} events for {total} appended");
+    anyhow::ensure!(
+        applied == total,
+        "the projection applied {applied} events for {total} appended"
+    );
 
     shutdown.cancel();
     relay_task.await?;
@@ -440,7 +518,11 @@ async fn end_to_end(sizes: Sizes) -> anyhow::Result<EndToEnd> {
 
 /// Appends one event at a time at `latency_rate`, noting when each commit returned, while a
 /// poller looks for the persons in the clues projection every 2 ms and records commit→visible.
-async fn latency_phase(store: &EventStore, clues_pool: &PgPool, sizes: Sizes) -> anyhow::Result<Histogram<u64>> {
+async fn latency_phase(
+    store: &EventStore,
+    clues_pool: &PgPool,
+    sizes: Sizes,
+) -> anyhow::Result<Histogram<u64>> {
     let pending: Arc<Mutex<HashMap<Uuid, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let appending_done = CancellationToken::new();
 
@@ -458,21 +540,27 @@ async fn latency_phase(store: &EventStore, clues_pool: &PgPool, sizes: Sizes) ->
                         return Ok::<_, anyhow::Error>(histogram);
                     }
                 } else {
-                    let seen: Vec<Uuid> = sqlx::query_scalar("SELECT person_id FROM linkage_persons WHERE person_id = ANY($1)")
-                        .bind(&ids)
-                        .fetch_all(&pool)
-                        .await?;
+                    let seen: Vec<Uuid> = sqlx::query_scalar(
+                        "SELECT person_id FROM linkage_persons WHERE person_id = ANY($1)",
+                    )
+                    .bind(&ids)
+                    .fetch_all(&pool)
+                    .await?;
                     let now = Instant::now();
                     let mut pending = pending.lock().await;
                     for id in seen {
                         if let Some(committed) = pending.remove(&id) {
-                            let micros = u64::try_from(now.duration_since(committed).as_micros()).unwrap_or(u64::MAX);
+                            let micros = u64::try_from(now.duration_since(committed).as_micros())
+                                .unwrap_or(u64::MAX);
                             histogram.saturating_record(micros.max(1));
                         }
                     }
                 }
                 if started.elapsed() > PHASE_LIMIT {
-                    anyhow::bail!("{} persons never appeared in the projection", pending.lock().await.len());
+                    anyhow::bail!(
+                        "{} persons never appeared in the projection",
+                        pending.lock().await.len()
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -517,12 +605,18 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("Jiuzhu pipeline benchmark");
     println!("=========================");
-    println!("machine      : {} CPUs ({}), nproc = {}", machine.cpus, machine.cpu_model, machine.cpus);
+    println!(
+        "machine      : {} CPUs ({}), nproc = {}",
+        machine.cpus, machine.cpu_model, machine.cpus
+    );
     println!(
         "postgresql   : {} at 127.0.0.1:5432, synchronous_commit = {}, fsync = {}",
         machine.postgres, machine.synchronous_commit, machine.fsync
     );
-    println!("broker       : {} (partitions = 3, replication = 1)", kafka_brokers());
+    println!(
+        "broker       : {} (partitions = 3, replication = 1)",
+        kafka_brokers()
+    );
     println!("concurrency  : {} writer tasks", sizes.tasks);
     println!();
     println!("1. Raw limits");

@@ -31,7 +31,10 @@ pub async fn start<S: Service>(namespace: &str) -> anyhow::Result<Started> {
 }
 
 /// Starts service `S` again on an existing database (a restart).
-pub async fn restart<S: Service>(namespace: &str, database: &TestDatabase) -> anyhow::Result<Running> {
+pub async fn restart<S: Service>(
+    namespace: &str,
+    database: &TestDatabase,
+) -> anyhow::Result<Running> {
     let settings = jiuzhu_testkit::settings(S::NAME, database, namespace);
     Ok(jiuzhu_runtime::start::<S>(settings).await?)
 }
@@ -110,7 +113,10 @@ pub fn read_topic(
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", format!("jiuzhu-test-reader-{}", uuid::Uuid::now_v7()))
+        .set(
+            "group.id",
+            format!("jiuzhu-test-reader-{}", uuid::Uuid::now_v7()),
+        )
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create()?;
@@ -126,7 +132,10 @@ pub fn read_topic(
             return Ok(messages);
         }
         if Instant::now() > deadline {
-            anyhow::bail!("read {} of at least {expected} records of {topic}", messages.len());
+            anyhow::bail!(
+                "read {} of at least {expected} records of {topic}",
+                messages.len()
+            );
         }
     }
 }

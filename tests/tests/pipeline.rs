@@ -44,9 +44,18 @@ async fn command_on_one_service_reaches_another_services_projection() -> TestRes
     let clues = start::<Clues>(&ns).await?;
     let mut client = registry_client(&registry.running).await?;
 
-    let first = client.register_person(registration("req-1", 1)).await?.into_inner();
-    let again = client.register_person(registration("req-1", 1)).await?.into_inner();
-    assert_eq!(first.person_id, again.person_id, "a retried request id must give the same answer");
+    let first = client
+        .register_person(registration("req-1", 1))
+        .await?
+        .into_inner();
+    let again = client
+        .register_person(registration("req-1", 1))
+        .await?
+        .into_inner();
+    assert_eq!(
+        first.person_id, again.person_id,
+        "a retried request id must give the same answer"
+    );
 
     let (indexed, applied) = eventually("clues to index the person", WAIT, || async {
         let status = linkage_status(&clues.running).await?;
@@ -54,10 +63,11 @@ async fn command_on_one_service_reaches_another_services_projection() -> TestRes
     })
     .await?;
     assert_eq!((indexed, applied), (1, 1));
-    let name: String = sqlx::query_scalar("SELECT full_name FROM linkage_persons WHERE person_id = $1::uuid")
-        .bind(&first.person_id)
-        .fetch_one(clues.running.store.pool())
-        .await?;
+    let name: String =
+        sqlx::query_scalar("SELECT full_name FROM linkage_persons WHERE person_id = $1::uuid")
+            .bind(&first.person_id)
+            .fetch_one(clues.running.store.pool())
+            .await?;
     assert_eq!(name, "测试人1");
 
     // The registry's own read model is also built from the topic.
@@ -83,9 +93,15 @@ async fn command_on_one_service_reaches_another_services_projection() -> TestRes
 
     // The same id with different content is refused, naming the field.
     let reused = client.register_person(registration("req-1", 2)).await;
-    let status = reused.err().ok_or_else(|| anyhow::anyhow!("reused request id was accepted"))?;
+    let status = reused
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("reused request id was accepted"))?;
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("request_id"), "{}", status.message());
+    assert!(
+        status.message().contains("request_id"),
+        "{}",
+        status.message()
+    );
 
     registry.running.stop().await;
     clues.running.stop().await;
@@ -128,7 +144,9 @@ async fn redelivered_messages_change_nothing() -> TestResult {
     let clues = start::<Clues>(&ns).await?;
     let mut client = registry_client(&registry.running).await?;
     for n in 0..3 {
-        client.register_person(registration(&format!("redeliver-{n}"), n)).await?;
+        client
+            .register_person(registration(&format!("redeliver-{n}"), n))
+            .await?;
     }
     eventually("three persons indexed", WAIT, || async {
         Ok((linkage_status(&clues.running).await?.1 == 3).then_some(()))
@@ -197,15 +215,25 @@ async fn relay_crash_between_publish_and_mark_loses_and_doubles_nothing() -> Tes
         .ok_or_else(|| anyhow::anyhow!("relay lock not taken"))?;
     assert_eq!(batch.len(), 5);
     drop(batch); // the crash: published, never marked
-    let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&pool)
-        .await?;
+    let unpublished: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&pool)
+            .await?;
     assert_eq!(unpublished, 5, "an unmarked batch must stay in the outbox");
 
-    let restarted = OutboxRelay::new(pool.clone(), &kafka, RelaySettings::default(), "test-relay-2")?;
+    let restarted = OutboxRelay::new(
+        pool.clone(),
+        &kafka,
+        RelaySettings::default(),
+        "test-relay-2",
+    )?;
     assert_eq!(restarted.publish_pending().await?, 5);
     assert_eq!(restarted.publish_pending().await?, 0);
-    assert_eq!(read_topic(&kafka_brokers(), &topic, 10)?.len(), 10, "the batch is on the topic twice");
+    assert_eq!(
+        read_topic(&kafka_brokers(), &topic, 10)?.len(),
+        10,
+        "the batch is on the topic twice"
+    );
 
     let clues = start::<Clues>(&ns).await?;
     eventually("all ten records consumed", WAIT, || async {
@@ -229,7 +257,9 @@ async fn consumer_crash_between_apply_and_offset_commit_changes_nothing() -> Tes
     let clues = start::<Clues>(&ns).await?;
     let mut client = registry_client(&registry.running).await?;
     for n in 0..4 {
-        client.register_person(registration(&format!("apply-{n}"), n)).await?;
+        client
+            .register_person(registration(&format!("apply-{n}"), n))
+            .await?;
     }
     eventually("four persons indexed", WAIT, || async {
         Ok((linkage_status(&clues.running).await?.1 == 4).then_some(()))
@@ -254,7 +284,9 @@ async fn consumer_crash_between_apply_and_offset_commit_changes_nothing() -> Tes
     drop(group);
 
     // Meanwhile one more person arrives; after restart it must be applied, the rest skipped.
-    client.register_person(registration("apply-late", 9)).await?;
+    client
+        .register_person(registration("apply-late", 9))
+        .await?;
     let restarted = restart::<Clues>(&ns, &clues_db).await?;
     eventually("the late person indexed", WAIT, || async {
         Ok((linkage_status(&restarted).await?.0 == 5).then_some(()))
@@ -307,7 +339,11 @@ async fn concurrent_appends_to_one_stream_exactly_one_wins() -> TestResult {
         match writer.await? {
             Ok(()) => won += 1,
             Err(error) => match error.downcast_ref::<StoreError>() {
-                Some(StoreError::Conflict { expected: 0, actual: 1, .. }) => conflicts += 1,
+                Some(StoreError::Conflict {
+                    expected: 0,
+                    actual: 1,
+                    ..
+                }) => conflicts += 1,
                 _ => anyhow::bail!("unexpected error: {error}"),
             },
         }
@@ -382,21 +418,23 @@ async fn relay_publishes_every_event_of_concurrent_writers() -> TestResult {
         writer.await??;
     }
     eventually("the outbox to drain", WAIT, || async {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&pool)
-            .await?;
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&pool)
+                .await?;
         Ok((left == 0).then_some(()))
     })
     .await?;
     shutdown.cancel();
     relay_task.await?;
 
-    let stored: BTreeSet<String> = sqlx::query_scalar::<_, uuid::Uuid>("SELECT event_id FROM events")
-        .fetch_all(&pool)
-        .await?
-        .into_iter()
-        .map(|id| id.to_string())
-        .collect();
+    let stored: BTreeSet<String> =
+        sqlx::query_scalar::<_, uuid::Uuid>("SELECT event_id FROM events")
+            .fetch_all(&pool)
+            .await?
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect();
     assert_eq!(stored.len(), WRITERS * PER_WRITER);
     let records = read_topic(&kafka_brokers(), &topic, WRITERS * PER_WRITER)?;
     let mut published: HashMap<String, usize> = HashMap::new();
@@ -411,9 +449,21 @@ async fn relay_publishes_every_event_of_concurrent_writers() -> TestResult {
     let published_ids: BTreeSet<String> = published.keys().cloned().collect();
     let missing: Vec<&String> = stored.difference(&published_ids).collect();
     let unknown: Vec<&String> = published_ids.difference(&stored).collect();
-    assert!(missing.is_empty(), "{} stored events never reached the topic, e.g. {:?}", missing.len(), missing.first());
-    assert!(unknown.is_empty(), "{} records on the topic are not stored events", unknown.len());
-    assert!(published.values().all(|&n| n == 1), "no event was published twice without a crash");
+    assert!(
+        missing.is_empty(),
+        "{} stored events never reached the topic, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    assert!(
+        unknown.is_empty(),
+        "{} records on the topic are not stored events",
+        unknown.len()
+    );
+    assert!(
+        published.values().all(|&n| n == 1),
+        "no event was published twice without a crash"
+    );
     Ok(())
 }
 
@@ -431,7 +481,9 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_consumption_continues()
     // Not an envelope at all.
     producer
         .send(
-            FutureRecord::to(&topic).key("poison").payload(&b"\xff\xfenot protobuf"[..]),
+            FutureRecord::to(&topic)
+                .key("poison")
+                .payload(&b"\xff\xfenot protobuf"[..]),
             Duration::from_secs(10),
         )
         .await
@@ -451,7 +503,9 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_consumption_continues()
     };
     producer
         .send(
-            FutureRecord::to(&topic).key("poison").payload(&rejected.encode_to_vec()),
+            FutureRecord::to(&topic)
+                .key("poison")
+                .payload(&rejected.encode_to_vec()),
             Duration::from_secs(10),
         )
         .await
@@ -459,7 +513,9 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_consumption_continues()
     // Then a good event, on the same partition as the poison (same key is not needed: the
     // consumer must carry on whatever the partition).
     let mut client = registry_client(&registry.running).await?;
-    client.register_person(registration("after-poison", 1)).await?;
+    client
+        .register_person(registration("after-poison", 1))
+        .await?;
 
     eventually("the good event to be applied", WAIT, || async {
         Ok((linkage_status(&clues.running).await?.0 == 1).then_some(()))
@@ -471,25 +527,47 @@ async fn poison_messages_go_to_the_dead_letter_topic_and_consumption_continues()
     assert_eq!(dead.len(), 4);
     let dead: Vec<_> = dead
         .into_iter()
-        .filter(|m| header_map(m.headers()).get("jiuzhu-dlq-consumer").map(String::as_str) == Some(LINKAGE))
+        .filter(|m| {
+            header_map(m.headers())
+                .get("jiuzhu-dlq-consumer")
+                .map(String::as_str)
+                == Some(LINKAGE)
+        })
         .collect();
     assert_eq!(dead.len(), 2);
     let reasons: Vec<String> = dead
         .iter()
-        .map(|m| header_map(m.headers()).get("jiuzhu-dlq-reason").cloned().unwrap_or_default())
+        .map(|m| {
+            header_map(m.headers())
+                .get("jiuzhu-dlq-reason")
+                .cloned()
+                .unwrap_or_default()
+        })
         .collect();
-    assert!(reasons.iter().any(|r| r.contains("not an EventEnvelope")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("not-a-uuid")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("not an EventEnvelope")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("not-a-uuid")),
+        "{reasons:?}"
+    );
     for message in &dead {
         let headers = header_map(message.headers());
-        assert_eq!(headers.get("jiuzhu-dlq-consumer").map(String::as_str), Some(LINKAGE));
+        assert_eq!(
+            headers.get("jiuzhu-dlq-consumer").map(String::as_str),
+            Some(LINKAGE)
+        );
         assert_eq!(headers.get("jiuzhu-dlq-source-topic"), Some(&topic));
     }
     let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM dead_letters ORDER BY id")
         .fetch_all(clues.running.store.pool())
         .await?;
     assert_eq!(attempts.len(), 2);
-    assert!(attempts.contains(&5), "a rejected event is retried max_attempts times: {attempts:?}");
+    assert!(
+        attempts.contains(&5),
+        "a rejected event is retried max_attempts times: {attempts:?}"
+    );
     assert_eq!(linkage_status(&clues.running).await?, (1, 1));
     registry.running.stop().await;
     clues.running.stop().await;
@@ -506,7 +584,9 @@ async fn projections_rebuild_from_topic_and_from_store() -> TestResult {
     let clues = start::<Clues>(&ns).await?;
     let mut client = registry_client(&registry.running).await?;
     for n in 0..6 {
-        client.register_person(registration(&format!("rebuild-{n}"), n)).await?;
+        client
+            .register_person(registration(&format!("rebuild-{n}"), n))
+            .await?;
     }
     eventually("six persons indexed", WAIT, || async {
         Ok((linkage_status(&clues.running).await?.1 == 6).then_some(()))
@@ -537,7 +617,11 @@ async fn projections_rebuild_from_topic_and_from_store() -> TestResult {
         )
         .await?;
     assert_eq!(done.applied, 6);
-    assert_eq!(reports.last().map(|p| p.applied), Some(6), "progress ends with the total");
+    assert_eq!(
+        reports.last().map(|p| p.applied),
+        Some(6),
+        "progress ends with the total"
+    );
     let persons: i64 = sqlx::query_scalar("SELECT count(*) FROM linkage_persons")
         .fetch_one(&pool)
         .await?;
@@ -546,7 +630,9 @@ async fn projections_rebuild_from_topic_and_from_store() -> TestResult {
 
     // The live consumer resumes after the rebuild: one new person, nothing doubled.
     let restarted = restart::<Clues>(&ns, &clues_db).await?;
-    client.register_person(registration("rebuild-late", 7)).await?;
+    client
+        .register_person(registration("rebuild-late", 7))
+        .await?;
     eventually("the late person indexed", WAIT, || async {
         Ok((linkage_status(&restarted).await?.0 == 7).then_some(()))
     })
@@ -570,7 +656,9 @@ async fn projections_rebuild_from_topic_and_from_store() -> TestResult {
         .rebuild_from_store(&context.store, &context.settings.consumer, Box::new(|_| {}))
         .await?;
     assert_eq!((done.applied, done.total), (7, 7));
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM persons").fetch_one(&pool).await?;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM persons")
+        .fetch_one(&pool)
+        .await?;
     assert_eq!(rows, 7);
     pool.close().await;
     Ok(())

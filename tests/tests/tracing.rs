@@ -17,7 +17,9 @@ use jiuzhu_tests::{TestResult, eventually, registration};
 const WAIT: Duration = Duration::from_secs(60);
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn service_env(
@@ -29,12 +31,27 @@ fn service_env(
 ) -> Vec<(String, String)> {
     let section = service.to_uppercase();
     [
-        (format!("JIUZHU__{section}__LISTEN"), format!("127.0.0.1:{port}")),
-        (format!("JIUZHU__{section}__DATABASE_URL"), database.url.clone()),
+        (
+            format!("JIUZHU__{section}__LISTEN"),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            format!("JIUZHU__{section}__DATABASE_URL"),
+            database.url.clone(),
+        ),
         ("JIUZHU__KAFKA__BROKERS".to_owned(), kafka_brokers()),
-        ("JIUZHU__KAFKA__TOPIC_PREFIX".to_owned(), namespace.to_owned()),
-        ("JIUZHU__TELEMETRY__OTLP_ENDPOINT".to_owned(), otlp.to_owned()),
-        ("JIUZHU__OUTBOX__POLL_INTERVAL_MS".to_owned(), "10".to_owned()),
+        (
+            "JIUZHU__KAFKA__TOPIC_PREFIX".to_owned(),
+            namespace.to_owned(),
+        ),
+        (
+            "JIUZHU__TELEMETRY__OTLP_ENDPOINT".to_owned(),
+            otlp.to_owned(),
+        ),
+        (
+            "JIUZHU__OUTBOX__POLL_INTERVAL_MS".to_owned(),
+            "10".to_owned(),
+        ),
         ("RUST_LOG".to_owned(), "info".to_owned()),
     ]
     .into_iter()
@@ -42,7 +59,8 @@ fn service_env(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_projection() -> TestResult {
+async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_projection()
+-> TestResult {
     let receiver = OtlpReceiver::start().await?;
     let ns = unique_namespace();
     let registry_db = fresh_database::<Registry>().await?;
@@ -50,7 +68,13 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
     let (registry_port, clues_port) = (free_port()?, free_port()?);
     let registry = ServiceProcess::spawn(
         "jiuzhu-registry",
-        &service_env("registry", &registry_db, registry_port, &ns, &receiver.endpoint),
+        &service_env(
+            "registry",
+            &registry_db,
+            registry_port,
+            &ns,
+            &receiver.endpoint,
+        ),
     )?;
     let clues = ServiceProcess::spawn(
         "jiuzhu-clues",
@@ -91,8 +115,14 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
     .await?;
 
     // A clean SIGTERM flushes the exporters.
-    assert!(registry.terminate().await?, "registry did not exit cleanly on SIGTERM");
-    assert!(clues.terminate().await?, "clues did not exit cleanly on SIGTERM");
+    assert!(
+        registry.terminate().await?,
+        "registry did not exit cleanly on SIGTERM"
+    );
+    assert!(
+        clues.terminate().await?,
+        "clues did not exit cleanly on SIGTERM"
+    );
 
     let wanted = hex_decode(&trace_id)?;
     let spans: Vec<_> = receiver
@@ -108,7 +138,11 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
         .iter()
         .find(|s| s.service_name == "jiuzhu-registry" && s.name.ends_with("/RegisterPerson"))
         .ok_or_else(|| anyhow::anyhow!("no registry server span in {names:?}"))?;
-    assert_eq!(server.parent_span_id, hex_decode("00f067aa0ba902b7")?, "the server span continues the caller's trace");
+    assert_eq!(
+        server.parent_span_id,
+        hex_decode("00f067aa0ba902b7")?,
+        "the server span continues the caller's trace"
+    );
     let publish = spans
         .iter()
         .find(|s| s.service_name == "jiuzhu-registry" && s.name.ends_with(" publish"))
@@ -117,7 +151,10 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
         .iter()
         .find(|s| s.service_name == "jiuzhu-clues" && s.name.ends_with(" process"))
         .ok_or_else(|| anyhow::anyhow!("no clues consumer span in {names:?}"))?;
-    assert_eq!(process.parent_span_id, publish.span_id, "the consumer continues the publish span: {names:?}");
+    assert_eq!(
+        process.parent_span_id, publish.span_id,
+        "the consumer continues the publish span: {names:?}"
+    );
     Ok(())
 }
 

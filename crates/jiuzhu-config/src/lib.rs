@@ -89,10 +89,24 @@ impl Layers {
     where
         T: DeserializeOwned + Default + Validate,
     {
-        let value = match self.merged.get::<T>(key) {
-            Ok(value) => value,
-            Err(config::ConfigError::NotFound(_)) => T::default(),
+        let raw = match self.merged.get::<serde_json::Value>(key) {
+            Ok(raw) => raw,
+            Err(config::ConfigError::NotFound(_)) => serde_json::Value::Null,
             Err(error) => return Err(error.into()),
+        };
+        let value: T = if raw.is_null() {
+            T::default()
+        } else {
+            // Deserialised with the path tracked, so that the error names the exact key.
+            serde_path_to_error::deserialize(raw).map_err(|error| {
+                let path = error.path().to_string();
+                let full = if path == "." {
+                    key.to_owned()
+                } else {
+                    format!("{key}.{path}")
+                };
+                ConfigError::invalid(full, error.into_inner().to_string())
+            })?
         };
         value.validate(key)?;
         Ok(value)
@@ -141,11 +155,7 @@ where
     } else {
         Err(ConfigError::invalid(
             format!("{prefix}.{field}"),
-            format!(
-                "{value} is outside {}..={}",
-                range.start(),
-                range.end()
-            ),
+            format!("{value} is outside {}..={}", range.start(), range.end()),
         ))
     }
 }

@@ -9,7 +9,8 @@ pub trait EventCodec: Sized {
     fn event_type(&self) -> String;
     fn encode_payload(&self) -> Vec<u8>;
     /// `Ok(None)` for a type this family does not know (a newer producer's event).
-    fn decode_payload(event_type: &str, payload: &[u8]) -> Result<Option<Self>, prost::DecodeError>;
+    fn decode_payload(event_type: &str, payload: &[u8])
+    -> Result<Option<Self>, prost::DecodeError>;
 }
 
 /// Domain state rebuilt from its own events; it decides, events record.

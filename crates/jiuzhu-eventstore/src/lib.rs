@@ -11,7 +11,7 @@ mod store;
 mod unit_of_work;
 
 pub use error::StoreError;
-pub use event::{Aggregate, EventCodec, NewEvent, StoredEvent, Snapshotting};
+pub use event::{Aggregate, EventCodec, NewEvent, Snapshotting, StoredEvent};
 pub use store::EventStore;
 pub use unit_of_work::{Begun, CommandRequest, UnitOfWork};
 

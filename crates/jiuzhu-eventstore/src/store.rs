@@ -86,7 +86,9 @@ impl EventStore {
             .await;
             let position: i64 = match inserted {
                 Ok(row) => row.try_get("position")?,
-                Err(error) if StoreError::is_unique_violation(&error, STREAM_VERSION_CONSTRAINT) => {
+                Err(error)
+                    if StoreError::is_unique_violation(&error, STREAM_VERSION_CONSTRAINT) =>
+                {
                     return Err(StoreError::Conflict {
                         stream_id: stream_id.to_owned(),
                         expected: expected_version,
@@ -161,14 +163,18 @@ impl EventStore {
 
     /// Number of events and the highest position, for progress reports.
     pub async fn totals(&self) -> Result<(i64, i64), StoreError> {
-        let row = sqlx::query("SELECT count(*) AS n, coalesce(max(position), 0) AS top FROM events")
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT count(*) AS n, coalesce(max(position), 0) AS top FROM events")
+                .fetch_one(&self.pool)
+                .await?;
         Ok((row.try_get("n")?, row.try_get("top")?))
     }
 
     /// Rebuilds an aggregate from its events alone.
-    pub async fn load_aggregate<A: Aggregate>(&self, stream_id: &str) -> Result<(A, i64), StoreError> {
+    pub async fn load_aggregate<A: Aggregate>(
+        &self,
+        stream_id: &str,
+    ) -> Result<(A, i64), StoreError> {
         let mut conn = self.pool.acquire().await?;
         load_aggregate_in(&mut conn, stream_id).await
     }
@@ -178,17 +184,19 @@ impl EventStore {
         &self,
         stream_id: &str,
     ) -> Result<(A, i64), StoreError> {
-        let snapshot = sqlx::query("SELECT stream_version, state FROM snapshots WHERE stream_id = $1")
-            .bind(stream_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let snapshot =
+            sqlx::query("SELECT stream_version, state FROM snapshots WHERE stream_id = $1")
+                .bind(stream_id)
+                .fetch_optional(&self.pool)
+                .await?;
         let (mut aggregate, mut version) = match snapshot {
             Some(row) => {
                 let state: Vec<u8> = row.try_get("state")?;
-                let aggregate = A::from_snapshot(&state).map_err(|reason| StoreError::Snapshot {
-                    stream_id: stream_id.to_owned(),
-                    reason,
-                })?;
+                let aggregate =
+                    A::from_snapshot(&state).map_err(|reason| StoreError::Snapshot {
+                        stream_id: stream_id.to_owned(),
+                        reason,
+                    })?;
                 (aggregate, row.try_get::<i64, _>("stream_version")?)
             }
             None => (A::default(), 0),

@@ -154,10 +154,12 @@ async fn previous_answer(
     store: &EventStore,
     request: &CommandRequest,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let row = sqlx::query("SELECT command_type, fingerprint, response FROM commands WHERE request_id = $1")
-        .bind(&request.request_id)
-        .fetch_optional(store.pool())
-        .await?;
+    let row = sqlx::query(
+        "SELECT command_type, fingerprint, response FROM commands WHERE request_id = $1",
+    )
+    .bind(&request.request_id)
+    .fetch_optional(store.pool())
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let command_type: String = row.try_get("command_type")?;
     let fingerprint: Vec<u8> = row.try_get("fingerprint")?;

@@ -70,7 +70,10 @@ pub trait Projection: Send + Sync + 'static {
         event: &Delivered,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
     /// Empties the projection's tables before a rebuild.
-    fn reset(&self, conn: &mut PgConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn reset(
+        &self,
+        conn: &mut PgConnection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
 pub(crate) enum Decoded {
@@ -96,7 +99,10 @@ pub(crate) fn decode(message: &OwnedMessage) -> Decoded {
         Ok(id) => id,
         Err(error) => {
             return Decoded::Poison {
-                reason: format!("envelope event_id `{}` is not a UUID: {error}", envelope.event_id),
+                reason: format!(
+                    "envelope event_id `{}` is not a UUID: {error}",
+                    envelope.event_id
+                ),
             };
         }
     };
@@ -179,7 +185,9 @@ impl<P: Projection> Applier<'_, P> {
             match decode(message) {
                 Decoded::Event(event) => {
                     let span = process_span(message, self.projection.name());
-                    self.apply_deduplicated(&mut tx, &event).instrument(span).await?;
+                    self.apply_deduplicated(&mut tx, &event)
+                        .instrument(span)
+                        .await?;
                 }
                 // Cannot succeed in a batch; the one-by-one pass dead-letters it.
                 Decoded::Poison { reason } => return Err(ProjectionError::Rejected(reason)),
@@ -242,7 +250,10 @@ impl<P: Projection> Applier<'_, P> {
                 continue;
             }
             attempts += 1;
-            let permanent = matches!(error, ProjectionError::Rejected(_) | ProjectionError::Decode(_));
+            let permanent = matches!(
+                error,
+                ProjectionError::Rejected(_) | ProjectionError::Decode(_)
+            );
             if attempts >= self.settings.max_attempts || (permanent && is_undecodable(message)) {
                 tracing::error!(
                     %error, attempts, topic = message.topic(), partition = message.partition(),
@@ -250,7 +261,14 @@ impl<P: Projection> Applier<'_, P> {
                 );
                 return self
                     .dead_letters
-                    .send(self.pool, self.projection.name(), message, &error.to_string(), attempts, shutdown)
+                    .send(
+                        self.pool,
+                        self.projection.name(),
+                        message,
+                        &error.to_string(),
+                        attempts,
+                        shutdown,
+                    )
                     .await;
             }
             tracing::warn!(%error, attempts, "applying message failed; retrying");
@@ -263,8 +281,14 @@ impl<P: Projection> Applier<'_, P> {
     async fn try_one(&self, event: &Delivered) -> Result<(), ProjectionError> {
         let mut tx = self.pool.begin().await?;
         self.apply_deduplicated(&mut tx, event).await?;
-        save_checkpoint(&mut tx, self.projection.name(), &event.topic, event.partition, event.offset + 1)
-            .await?;
+        save_checkpoint(
+            &mut tx,
+            self.projection.name(),
+            &event.topic,
+            event.partition,
+            event.offset + 1,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -371,7 +395,11 @@ impl<P: Projection> ProjectionRunner<P> {
             settings: &self.settings,
             dead_letters: &dead_letters,
         };
-        tracing::info!(projection = self.projection.name(), ?topics, "projection consumer started");
+        tracing::info!(
+            projection = self.projection.name(),
+            ?topics,
+            "projection consumer started"
+        );
         let mut last_commit: Option<TopicPartitionList> = None;
         loop {
             let first = tokio::select! {
@@ -409,7 +437,10 @@ impl<P: Projection> ProjectionRunner<P> {
         {
             tracing::warn!(%error, "final offset commit failed");
         }
-        tracing::info!(projection = self.projection.name(), "projection consumer stopped");
+        tracing::info!(
+            projection = self.projection.name(),
+            "projection consumer stopped"
+        );
         Ok(())
     }
 }
@@ -417,7 +448,9 @@ impl<P: Projection> ProjectionRunner<P> {
 pub(crate) fn next_offsets(batch: &[OwnedMessage]) -> TopicPartitionList {
     let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
     for message in batch {
-        let entry = highest.entry((message.topic(), message.partition())).or_insert(-1);
+        let entry = highest
+            .entry((message.topic(), message.partition()))
+            .or_insert(-1);
         *entry = (*entry).max(message.offset());
     }
     let mut list = TopicPartitionList::new();

@@ -40,10 +40,7 @@ impl DeadLetters {
         let offset = message.offset().to_string();
         let attempts_text = attempts.to_string();
         let failed_at = chrono::Utc::now().to_rfc3339();
-        let mut headers = message
-            .headers()
-            .cloned()
-            .unwrap_or_else(OwnedHeaders::new);
+        let mut headers = message.headers().cloned().unwrap_or_else(OwnedHeaders::new);
         headers = with_entries(
             headers,
             [

@@ -80,7 +80,10 @@ pub async fn rebuild_from_topic<P: Projection>(
             }
         }
     }
-    let producer = kafka.client_config().set("enable.idempotence", "true").create()?;
+    let producer = kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .create()?;
     let dead_letters = DeadLetters::new(producer);
     let applier = Applier {
         pool,
@@ -100,10 +103,17 @@ pub async fn rebuild_from_topic<P: Projection>(
     while !ends.is_empty() || quiet_since.is_none_or(|t| t.elapsed() < Duration::from_secs(1)) {
         let mut batch = Vec::new();
         while batch.len() < settings.batch_size {
-            match consumer.poll(Duration::from_millis(if batch.is_empty() { 200 } else { 0 })) {
+            match consumer.poll(Duration::from_millis(if batch.is_empty() {
+                200
+            } else {
+                0
+            })) {
                 Some(Ok(message)) => {
                     let key = (message.topic().to_owned(), message.partition());
-                    if ends.get(&key).is_some_and(|end| message.offset() + 1 >= *end) {
+                    if ends
+                        .get(&key)
+                        .is_some_and(|end| message.offset() + 1 >= *end)
+                    {
                         ends.remove(&key);
                     }
                     batch.push(message.detach());
@@ -127,7 +137,11 @@ pub async fn rebuild_from_topic<P: Projection>(
         report.applied += batch.len() as u64;
         report.total = report.total.max(report.applied);
         for element in next_offsets(&batch).elements() {
-            let _ = committed.add_partition_offset(element.topic(), element.partition(), element.offset());
+            let _ = committed.add_partition_offset(
+                element.topic(),
+                element.partition(),
+                element.offset(),
+            );
         }
         if last_report.elapsed() >= Duration::from_secs(1) {
             progress(report);

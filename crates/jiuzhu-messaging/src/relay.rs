@@ -241,7 +241,11 @@ impl OutboxRelay {
             let pause = match self.publish_pending().await {
                 Ok(published) => {
                     failures = 0;
-                    if published >= full { Duration::ZERO } else { idle }
+                    if published >= full {
+                        Duration::ZERO
+                    } else {
+                        idle
+                    }
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);

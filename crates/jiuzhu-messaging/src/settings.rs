@@ -51,7 +51,12 @@ impl Validate for KafkaSettings {
             ));
         }
         check_range(prefix, "partitions", self.partitions, 1..=10_000)?;
-        check_range(prefix, "replication_factor", self.replication_factor, 1..=16)
+        check_range(
+            prefix,
+            "replication_factor",
+            self.replication_factor,
+            1..=16,
+        )
     }
 }
 
@@ -100,9 +105,19 @@ impl Default for RelaySettings {
 
 impl Validate for RelaySettings {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        check_range(prefix, "poll_interval_ms", self.poll_interval_ms, 1..=60_000)?;
+        check_range(
+            prefix,
+            "poll_interval_ms",
+            self.poll_interval_ms,
+            1..=60_000,
+        )?;
         check_range(prefix, "batch_size", self.batch_size, 1..=10_000)?;
-        check_range(prefix, "retention_hours", self.retention_hours, 1..=24 * 365)
+        check_range(
+            prefix,
+            "retention_hours",
+            self.retention_hours,
+            1..=24 * 365,
+        )
     }
 }
 
@@ -131,6 +146,11 @@ impl Validate for ConsumerSettings {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         check_range(prefix, "batch_size", self.batch_size, 1..=10_000)?;
         check_range(prefix, "max_attempts", self.max_attempts, 1..=100)?;
-        check_range(prefix, "retry_backoff_ms", self.retry_backoff_ms, 0..=60_000)
+        check_range(
+            prefix,
+            "retry_backoff_ms",
+            self.retry_backoff_ms,
+            0..=60_000,
+        )
     }
 }

@@ -13,7 +13,10 @@ pub enum TopicError {
     #[error("Kafka admin client could not be created: {0}")]
     Client(#[source] KafkaError),
     #[error("topic `{topic}` could not be created: {code}")]
-    Create { topic: String, code: RDKafkaErrorCode },
+    Create {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
     #[error("topic creation failed: {0}")]
     Request(#[source] KafkaError),
 }
@@ -31,8 +34,10 @@ pub fn dead_letter_topic(topic: &str) -> String {
 /// Creates the topics that do not exist yet; existing ones are left as they are. Services
 /// provision explicitly rather than relying on broker auto-creation.
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &[String]) -> Result<(), TopicError> {
-    let admin: AdminClient<DefaultClientContext> =
-        settings.client_config().create().map_err(TopicError::Client)?;
+    let admin: AdminClient<DefaultClientContext> = settings
+        .client_config()
+        .create()
+        .map_err(TopicError::Client)?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|name| {

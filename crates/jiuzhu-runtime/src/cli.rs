@@ -11,7 +11,9 @@ use crate::host::{assemble, connect};
 use crate::{Service, Settings, start};
 
 #[derive(Debug, Parser)]
-#[command(about = "A Jiuzhu service. Configuration: config/default.toml, config/$JIUZHU_ENV.toml, JIUZHU__SECTION__KEY variables.")]
+#[command(
+    about = "A Jiuzhu service. Configuration: config/default.toml, config/$JIUZHU_ENV.toml, JIUZHU__SECTION__KEY variables."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -46,10 +48,16 @@ enum Source {
 /// Entry point of a service binary.
 pub fn main<S: Service>() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("jiuzhu-{}: cannot start the async runtime: {error}", S::NAME);
+            eprintln!(
+                "jiuzhu-{}: cannot start the async runtime: {error}",
+                S::NAME
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -93,7 +101,11 @@ async fn serve<S: Service>(settings: Settings) -> anyhow::Result<()> {
             return Err(error.into());
         }
     };
-    eprintln!("jiuzhu-{} listening on grpc://{}", S::NAME, running.grpc_addr);
+    eprintln!(
+        "jiuzhu-{} listening on grpc://{}",
+        S::NAME,
+        running.grpc_addr
+    );
     let stop = running.shutdown_token();
     tokio::select! {
         () = termination() => tracing::info!("termination signal received"),
@@ -135,16 +147,27 @@ async fn rebuild<S: Service>(settings: Settings, name: &str, from: Source) -> an
         .find(|p| p.name() == name)
         .with_context(|| {
             let known: Vec<&str> = components.projections().iter().map(|p| p.name()).collect();
-            format!("no projection named `{name}`; this service has: {}", known.join(", "))
+            format!(
+                "no projection named `{name}`; this service has: {}",
+                known.join(", ")
+            )
         })?;
     let progress = Box::new(|p: jiuzhu_messaging::RebuildProgress| {
-        let percent = if p.total == 0 { 100 } else { p.applied * 100 / p.total };
-        eprintln!("rebuild {name}: {}/{} events ({percent}%)", p.applied, p.total);
+        let percent = (p.applied * 100).checked_div(p.total).unwrap_or(100);
+        eprintln!(
+            "rebuild {name}: {}/{} events ({percent}%)",
+            p.applied, p.total
+        );
     });
     let done = match from {
         Source::Topic => {
             projection
-                .rebuild_from_topic(&context.pool, &context.settings.kafka, &context.settings.consumer, progress)
+                .rebuild_from_topic(
+                    &context.pool,
+                    &context.settings.kafka,
+                    &context.settings.consumer,
+                    progress,
+                )
                 .await?
         }
         Source::Store => {

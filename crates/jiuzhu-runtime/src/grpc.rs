@@ -31,9 +31,15 @@ impl FieldViolations {
     /// Checks the caller's request id: present, at most 128 characters, printable ASCII.
     pub fn check_request_id(&mut self, request_id: &str) {
         if request_id.is_empty() {
-            self.add("request_id", "is required: every command takes a caller-supplied request id");
+            self.add(
+                "request_id",
+                "is required: every command takes a caller-supplied request id",
+            );
         } else if request_id.len() > MAX_REQUEST_ID_LEN {
-            self.add("request_id", format!("must be at most {MAX_REQUEST_ID_LEN} characters"));
+            self.add(
+                "request_id",
+                format!("must be at most {MAX_REQUEST_ID_LEN} characters"),
+            );
         } else if !request_id.bytes().all(|b| b.is_ascii_graphic()) {
             self.add("request_id", "must be printable ASCII without spaces");
         }
@@ -79,7 +85,9 @@ impl FieldViolations {
 pub fn store_status(error: StoreError) -> Status {
     match error {
         StoreError::Conflict { .. } => Status::aborted(format!("{error}; retry the command")),
-        StoreError::RequestIdReused { .. } => FieldViolations::single("request_id", error.to_string()),
+        StoreError::RequestIdReused { .. } => {
+            FieldViolations::single("request_id", error.to_string())
+        }
         StoreError::Decode { .. } | StoreError::Snapshot { .. } => {
             tracing::error!(%error, "stored data cannot be read");
             Status::internal("stored data cannot be read")

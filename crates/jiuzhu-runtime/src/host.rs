@@ -3,7 +3,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiuzhu_eventstore::EventStore;
-use jiuzhu_messaging::{OutboxRelay, RelayError, TopicError, dead_letter_topic, ensure_topics, service_topic};
+use jiuzhu_messaging::{
+    OutboxRelay, RelayError, TopicError, dead_letter_topic, ensure_topics, service_topic,
+};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
@@ -22,7 +24,9 @@ pub enum StartError {
     Database(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot provision Kafka topics (is the broker at the configured kafka.brokers up?): {0}")]
+    #[error(
+        "cannot provision Kafka topics (is the broker at the configured kafka.brokers up?): {0}"
+    )]
     Topics(#[from] TopicError),
     #[error("cannot start the outbox relay: {0}")]
     Relay(#[from] RelayError),
@@ -52,7 +56,14 @@ impl std::fmt::Debug for Components {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Components")
             .field("served", &self.served)
-            .field("projections", &self.projections.iter().map(|p| p.name().to_owned()).collect::<Vec<_>>())
+            .field(
+                "projections",
+                &self
+                    .projections
+                    .iter()
+                    .map(|p| p.name().to_owned())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -124,9 +135,13 @@ impl Running {
     /// relay flush, and waits up to the configured grace period.
     pub async fn stop(self) {
         for name in &self.served {
-            self.health.set_service_status(*name, ServingStatus::NotServing).await;
+            self.health
+                .set_service_status(*name, ServingStatus::NotServing)
+                .await;
         }
-        self.health.set_service_status("", ServingStatus::NotServing).await;
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         self.shutdown.cancel();
         let all = futures::future::join_all(self.tasks);
         if tokio::time::timeout(self.grace, all).await.is_err() {
@@ -236,14 +251,17 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in &components.served {
-        health.set_service_status(*name, ServingStatus::Serving).await;
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
     }
     health.set_service_status("", ServingStatus::Serving).await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(jiuzhu_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1();
-    let mut server = tonic::transport::Server::builder().trace_fn(jiuzhu_telemetry::grpc_server_span);
+    let mut server =
+        tonic::transport::Server::builder().trace_fn(jiuzhu_telemetry::grpc_server_span);
     let router = match components.routes.take() {
         Some(routes) => server.add_routes(routes),
         None => server.add_routes(Routes::default()),

@@ -12,8 +12,8 @@ mod projection;
 mod settings;
 
 pub use host::{
-    Components, Running, ServiceContext, StartError, assemble, connect, migrate, platform_migrators,
-    start,
+    Components, Running, ServiceContext, StartError, assemble, connect, migrate,
+    platform_migrators, start,
 };
 pub use projection::{RegisteredProjection, register};
 pub use settings::{ServiceSettings, Settings};

@@ -61,7 +61,10 @@ impl<P: Projection> Projection for Shared<P> {
     ) -> impl Future<Output = Result<(), jiuzhu_messaging::ProjectionError>> + Send {
         self.0.apply(conn, event)
     }
-    fn reset(&self, conn: &mut sqlx::PgConnection) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+    fn reset(
+        &self,
+        conn: &mut sqlx::PgConnection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
         self.0.reset(conn)
     }
 }
@@ -100,7 +103,13 @@ impl<P: Projection> RegisteredProjection for Registered<P> {
         settings: &'a ConsumerSettings,
         progress: Box<dyn FnMut(RebuildProgress) + Send + 'a>,
     ) -> BoxFuture<'a, Result<RebuildProgress, RebuildError>> {
-        Box::pin(rebuild_from_topic(pool, self.0.as_ref(), kafka, settings, progress))
+        Box::pin(rebuild_from_topic(
+            pool,
+            self.0.as_ref(),
+            kafka,
+            settings,
+            progress,
+        ))
     }
 
     fn rebuild_from_store<'a>(
@@ -109,6 +118,11 @@ impl<P: Projection> RegisteredProjection for Registered<P> {
         settings: &'a ConsumerSettings,
         progress: Box<dyn FnMut(RebuildProgress) + Send + 'a>,
     ) -> BoxFuture<'a, Result<RebuildProgress, RebuildError>> {
-        Box::pin(rebuild_from_store(store, self.0.as_ref(), settings, progress))
+        Box::pin(rebuild_from_store(
+            store,
+            self.0.as_ref(),
+            settings,
+            progress,
+        ))
     }
 }

@@ -51,7 +51,12 @@ impl Validate for ServiceSettings {
             ));
         }
         check_range(prefix, "max_connections", self.max_connections, 1..=1000)?;
-        check_range(prefix, "shutdown_grace_seconds", self.shutdown_grace_seconds, 0..=600)
+        check_range(
+            prefix,
+            "shutdown_grace_seconds",
+            self.shutdown_grace_seconds,
+            0..=600,
+        )
     }
 }
 
@@ -118,7 +123,13 @@ mod tests {
     fn service_section_defaults_and_errors() -> Result<(), ConfigError> {
         let empty = Settings::from_layers(&Layers::from_toml("")?, "registry", 50051)?;
         assert_eq!(empty.service.listen.port(), 50051);
-        assert!(empty.service.database_url.expose().ends_with("/jiuzhu_registry"));
+        assert!(
+            empty
+                .service
+                .database_url
+                .expose()
+                .ends_with("/jiuzhu_registry")
+        );
 
         let bad = Layers::from_toml(
             "[registry]\nlisten = \"127.0.0.1:1\"\ndatabase_url = \"mysql://x\"\n",
@@ -129,7 +140,9 @@ mod tests {
             .unwrap_or_default();
         assert!(error.contains("registry.database_url"), "{error}");
 
-        let bad_port = Layers::from_toml("[registry]\nlisten = \"nowhere\"\ndatabase_url = \"postgres://x\"\n")?;
+        let bad_port = Layers::from_toml(
+            "[registry]\nlisten = \"nowhere\"\ndatabase_url = \"postgres://x\"\n",
+        )?;
         let error = Settings::from_layers(&bad_port, "registry", 50051)
             .err()
             .map(|e| e.to_string())

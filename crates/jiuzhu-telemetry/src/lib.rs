@@ -47,9 +47,8 @@ pub struct TelemetrySettings {
 impl Validate for TelemetrySettings {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let endpoint = self.otlp_endpoint.trim();
-        if !endpoint.is_empty()
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
+        let scheme_ok = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+        if !endpoint.is_empty() && !scheme_ok {
             return Err(ConfigError::invalid(
                 format!("{prefix}.otlp_endpoint"),
                 "must start with http:// or https://",
@@ -105,7 +104,10 @@ impl TelemetryGuard {
 
 /// Installs logging and tracing for the binary `service_name`. Call once, inside the Tokio
 /// runtime, before anything else logs.
-pub fn init(service_name: &str, settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
+pub fn init(
+    service_name: &str,
+    settings: &TelemetrySettings,
+) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
 
     let resource = Resource::builder()

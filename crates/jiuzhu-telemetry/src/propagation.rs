@@ -86,7 +86,10 @@ pub fn grpc_server_span(request: &http::Request<()>) -> Span {
 pub struct GrpcTracePropagation;
 
 impl tonic::service::Interceptor for GrpcTracePropagation {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         let context = Span::current().context();
         opentelemetry::global::get_text_map_propagator(|p| {
             p.inject_context(&context, &mut MetadataCarrier(request.metadata_mut()))

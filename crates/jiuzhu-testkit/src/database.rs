@@ -49,21 +49,23 @@ fn migration_fingerprint<S: Service>() -> String {
 /// is built once per migration set (under an advisory lock, so parallel tests build it once).
 pub async fn fresh_database<S: Service>() -> Result<TestDatabase, TestkitError> {
     let admin_url = admin_url();
-    let mut admin = PgConnection::connect(&admin_url)
-        .await
-        .map_err(|source| TestkitError::Postgres {
-            url: admin_url.clone(),
-            source,
-        })?;
+    let mut admin =
+        PgConnection::connect(&admin_url)
+            .await
+            .map_err(|source| TestkitError::Postgres {
+                url: admin_url.clone(),
+                source,
+            })?;
     let template = format!("jiuzhu_tpl_{}_{}", S::NAME, migration_fingerprint::<S>());
     sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
         .bind(&template)
         .execute(&mut admin)
         .await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&template)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await?;
     let built = if exists {
         Ok(())
     } else {
@@ -75,14 +77,20 @@ pub async fn fresh_database<S: Service>() -> Result<TestDatabase, TestkitError> 
         .await?;
     built?;
 
-    let name = format!("{TEST_DATABASE_PREFIX}{}_{}", S::NAME, uuid::Uuid::now_v7().simple());
+    let name = format!(
+        "{TEST_DATABASE_PREFIX}{}_{}",
+        S::NAME,
+        uuid::Uuid::now_v7().simple()
+    );
     // Another test copying the same template at the same moment makes PostgreSQL refuse with
     // "being accessed by other users"; such a refusal is retried.
     let mut attempt = 0;
     loop {
-        let created = sqlx::query(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
-            .execute(&mut admin)
-            .await;
+        let created = sqlx::query(&format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
+        ))
+        .execute(&mut admin)
+        .await;
         match created {
             Ok(_) => break,
             Err(error) if attempt < 50 && error.to_string().contains("accessed by other users") => {
@@ -117,8 +125,10 @@ async fn build_template<S: Service>(
     jiuzhu_runtime::migrate::<S>(&pool).await?;
     pool.close().await;
     // Renamed only once complete, so a half-built template is never used.
-    sqlx::query(&format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\""))
-        .execute(&mut *admin)
-        .await?;
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
+    ))
+    .execute(&mut *admin)
+    .await?;
     Ok(())
 }

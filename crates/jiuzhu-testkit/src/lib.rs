@@ -42,7 +42,9 @@ pub fn settings(name: &str, database: &TestDatabase, namespace: &str) -> Setting
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestkitError {
-    #[error("PostgreSQL is not reachable for tests ({url}): {source}; start it or set JIUZHU_TEST_DATABASE_URL")]
+    #[error(
+        "PostgreSQL is not reachable for tests ({url}): {source}; start it or set JIUZHU_TEST_DATABASE_URL"
+    )]
     Postgres { url: String, source: sqlx::Error },
     #[error("database setup failed: {0}")]
     Database(#[from] sqlx::Error),

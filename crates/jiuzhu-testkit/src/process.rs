@@ -9,10 +9,12 @@ use crate::TestkitError;
 pub fn binary_path(name: &str) -> Result<PathBuf, TestkitError> {
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .ok_or_else(|| TestkitError::Process(format!("cannot locate the target directory from {}", exe.display())))?;
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).ok_or_else(|| {
+        TestkitError::Process(format!(
+            "cannot locate the target directory from {}",
+            exe.display()
+        ))
+    })?;
     let path = profile_dir.join(name);
     if path.exists() {
         Ok(path)
@@ -51,12 +53,17 @@ impl ServiceProcess {
     /// Sends SIGTERM and waits for a clean exit; returns whether it exited successfully.
     pub async fn terminate(mut self) -> Result<bool, TestkitError> {
         if let Some(pid) = self.child.id() {
-            let status = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await?;
+            let status = Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await?;
             if !status.success() {
                 return Err(TestkitError::Process(format!("kill -TERM {pid} failed")));
             }
         }
-        let waited = tokio::time::timeout(std::time::Duration::from_secs(20), self.child.wait()).await;
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_secs(20), self.child.wait()).await;
         match waited {
             Ok(status) => Ok(status?.success()),
             Err(_) => {

@@ -24,7 +24,9 @@ impl Service for Clues {
 
     fn components(context: &ServiceContext) -> Components {
         Components::new()
-            .grpc(CluesServiceServer::new(grpc::CluesApi::new(context.pool.clone())))
+            .grpc(CluesServiceServer::new(grpc::CluesApi::new(
+                context.pool.clone(),
+            )))
             .projection(register(projections::LinkageIndex))
     }
 }

@@ -26,9 +26,14 @@ impl Projection for LinkageIndex {
         vec![service_topic("registry")]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &Delivered) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &Delivered,
+    ) -> Result<(), ProjectionError> {
         let envelope = &event.envelope;
-        let Some(decoded) = RegistryFeed::decode_payload(&envelope.event_type, &envelope.payload)? else {
+        let Some(decoded) = RegistryFeed::decode_payload(&envelope.event_type, &envelope.payload)?
+        else {
             return Ok(());
         };
         match decoded {
@@ -61,7 +66,9 @@ impl Projection for LinkageIndex {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE linkage_persons").execute(&mut *conn).await?;
+        sqlx::query("TRUNCATE linkage_persons")
+            .execute(&mut *conn)
+            .await?;
         sqlx::query("UPDATE linkage_index_stats SET applied_events = 0")
             .execute(conn)
             .await?;

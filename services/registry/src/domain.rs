@@ -56,7 +56,9 @@ pub fn normalise_resident_id(raw: &str) -> Result<String, String> {
     let (first17, last) = eighteen.split_at(17);
     let expected = check_character(first17).ok_or("the first 17 characters must be digits")?;
     if !last.starts_with(expected) {
-        return Err(format!("check character is `{last}`, the number's digits give `{expected}`"));
+        return Err(format!(
+            "check character is `{last}`, the number's digits give `{expected}`"
+        ));
     }
     let birth = &eighteen[6..14];
     if NaiveDate::parse_from_str(birth, "%Y%m%d").is_err() {
@@ -99,7 +101,10 @@ impl RegisterPerson {
             violations.push(violation("full_name", "must be at most 64 characters"));
         }
         let gender = Gender::try_from(input.gender).unwrap_or_else(|_| {
-            violations.push(violation("gender", format!("{} is not a known gender", input.gender)));
+            violations.push(violation(
+                "gender",
+                format!("{} is not a known gender", input.gender),
+            ));
             Gender::Unspecified
         });
         let birth_date = match input.birth_date.trim() {
@@ -107,7 +112,10 @@ impl RegisterPerson {
             text => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
                 Ok(date) => Some(date),
                 Err(_) => {
-                    violations.push(violation("birth_date", format!("`{text}` is not a YYYY-MM-DD date")));
+                    violations.push(violation(
+                        "birth_date",
+                        format!("`{text}` is not a YYYY-MM-DD date"),
+                    ));
                     None
                 }
             },
@@ -124,7 +132,10 @@ impl RegisterPerson {
         };
         let region_code = input.region_code.trim();
         if region_code.len() != 6 || !region_code.bytes().all(|b| b.is_ascii_digit()) {
-            violations.push(violation("region.code", "must be a six-digit GB/T 2260 code"));
+            violations.push(violation(
+                "region.code",
+                "must be a six-digit GB/T 2260 code",
+            ));
         }
         let source_department = input.source_department.trim();
         if source_department.is_empty() {
@@ -225,7 +236,10 @@ mod tests {
         assert_eq!(registered.person_id, id.to_string());
         assert_eq!(registered.full_name, "王秀英");
         assert_eq!(registered.resident_id, "11010519491231002X");
-        assert_eq!(registered.region.as_ref().map(|r| r.code.as_str()), Some("110105"));
+        assert_eq!(
+            registered.region.as_ref().map(|r| r.code.as_str()),
+            Some("110105")
+        );
         Ok(())
     }
 
@@ -259,17 +273,30 @@ mod tests {
             .collect();
         assert_eq!(
             fields,
-            ["full_name", "gender", "birth_date", "resident_id", "region.code", "source_department"]
+            [
+                "full_name",
+                "gender",
+                "birth_date",
+                "resident_id",
+                "region.code",
+                "source_department"
+            ]
         );
     }
 
     #[test]
     fn resident_ids_are_checked_and_upgraded() {
-        assert_eq!(normalise_resident_id("11010519491231002x").as_deref(), Ok("11010519491231002X"));
+        assert_eq!(
+            normalise_resident_id("11010519491231002x").as_deref(),
+            Ok("11010519491231002X")
+        );
         assert!(normalise_resident_id("110105194912310021").is_err());
         assert!(normalise_resident_id("110105194913310028").is_err());
         // 15-digit number of someone born 1949-12-31: "19" inserted, check character computed.
-        assert_eq!(normalise_resident_id("110105491231002").as_deref(), Ok("11010519491231002X"));
+        assert_eq!(
+            normalise_resident_id("110105491231002").as_deref(),
+            Ok("11010519491231002X")
+        );
         assert!(normalise_resident_id("12345").is_err());
     }
 }

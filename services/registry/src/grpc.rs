@@ -50,7 +50,11 @@ impl RegistryService for RegistryApi {
             gender: request.gender,
             birth_date: &request.birth_date,
             resident_id: &request.resident_id,
-            region_code: request.region.as_ref().map(|r| r.code.as_str()).unwrap_or(""),
+            region_code: request
+                .region
+                .as_ref()
+                .map(|r| r.code.as_str())
+                .unwrap_or(""),
             source_department: &request.source_department,
         };
         let command = match RegisterPerson::parse(Uuid::now_v7(), &input) {
@@ -84,7 +88,10 @@ impl RegistryService for RegistryApi {
         let answer = RegisterPersonResponse {
             person_id: stream.clone(),
         };
-        let stored = work.commit(answer.encode_to_vec()).await.map_err(store_status)?;
+        let stored = work
+            .commit(answer.encode_to_vec())
+            .await
+            .map_err(store_status)?;
         tracing::info!(person_id = %stream, "person registered");
         Ok(Response::new(decode_answer(&stored)?))
     }

@@ -20,15 +20,21 @@ impl Projection for Persons {
         vec![service_topic("registry")]
     }
 
-    async fn apply(&self, conn: &mut PgConnection, event: &Delivered) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &Delivered,
+    ) -> Result<(), ProjectionError> {
         let envelope = &event.envelope;
-        let Some(decoded) = RegistryEvent::decode_payload(&envelope.event_type, &envelope.payload)? else {
+        let Some(decoded) = RegistryEvent::decode_payload(&envelope.event_type, &envelope.payload)?
+        else {
             return Ok(());
         };
         match decoded {
             RegistryEvent::PersonRegistered(e) => {
-                let person_id = Uuid::parse_str(&e.person_id)
-                    .map_err(|_| ProjectionError::Rejected(format!("person_id `{}` is not a UUID", e.person_id)))?;
+                let person_id = Uuid::parse_str(&e.person_id).map_err(|_| {
+                    ProjectionError::Rejected(format!("person_id `{}` is not a UUID", e.person_id))
+                })?;
                 sqlx::query(
                     "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, \
                      region_code, source_department, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
