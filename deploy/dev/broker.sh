@@ -36,7 +36,8 @@ case "${1:-}" in
     install
     mkdir -p "$CACHE"
     # The broker would export its own traces to whatever endpoint the caller uses: keep it out.
-    env -u OTEL_EXPORTER_OTLP_ENDPOINT nohup "$BIN" broker \
+    # setsid: a Ctrl-C meant for `make run` must not kill the broker before the services stop.
+    env -u OTEL_EXPORTER_OTLP_ENDPOINT setsid nohup "$BIN" broker \
       --listener-url "tcp://127.0.0.1:$PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$PORT" \
       --storage-engine memory://tansu/ >"$LOG" 2>&1 &
