@@ -155,3 +155,74 @@ pub fn init(
 
 /// A string map carrying `traceparent`/`tracestate`, as stored in the outbox.
 pub type TraceHeaders = HashMap<String, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::service::Interceptor;
+
+    /// Runs `body` under a subscriber that gives spans OpenTelemetry contexts, as `init` does.
+    fn traced<T>(body: impl FnOnce() -> T) -> T {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, body)
+    }
+
+    #[test]
+    fn outgoing_grpc_calls_carry_the_current_trace() {
+        let (sent, trace_id) = traced(|| {
+            let span = tracing::info_span!("caller");
+            let _entered = span.enter();
+            let map = current_context_to_map();
+            let request = GrpcTracePropagation.call(tonic::Request::new(()));
+            let sent = request.ok().and_then(|r| {
+                r.metadata()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok().map(str::to_owned))
+            });
+            (sent, map.get("traceparent").cloned())
+        });
+        let sent = sent.unwrap_or_default();
+        assert!(sent.starts_with("00-"), "traceparent missing: {sent:?}");
+        assert_eq!(Some(sent), trace_id);
+    }
+
+    #[test]
+    fn a_stored_context_becomes_the_parent_of_a_later_span() {
+        traced(|| {
+            let mut stored = HashMap::new();
+            stored.insert(
+                "traceparent".to_owned(),
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            );
+            let child = tracing::info_span!("consumer");
+            set_parent_from_map(&child, &stored);
+            let carried = child.in_scope(current_context_to_map);
+            let traceparent = carried.get("traceparent").cloned().unwrap_or_default();
+            assert!(
+                traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+                "{traceparent}"
+            );
+            assert!(
+                !traceparent.contains("00f067aa0ba902b7"),
+                "the child has its own span id"
+            );
+        });
+    }
+
+    #[test]
+    fn endpoint_must_be_http() {
+        let settings = TelemetrySettings {
+            otlp_endpoint: "127.0.0.1:4317".to_owned(),
+            ..TelemetrySettings::default()
+        };
+        let error = settings
+            .validate("telemetry")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("telemetry.otlp_endpoint"), "{error}");
+    }
+}

@@ -1,0 +1,144 @@
+//! What every service gets from the runtime: health, reflection, clean stop; and snapshots.
+
+use jiuzhu_eventstore::{Aggregate, Begun, CommandRequest, EventStore, Snapshotting};
+use jiuzhu_proto::registry::PersonRegistered;
+use jiuzhu_registry::Registry;
+use jiuzhu_registry::domain::RegistryEvent;
+use jiuzhu_testkit::unique_namespace;
+use jiuzhu_tests::{TestResult, start};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_report_health_and_describe_themselves_by_reflection() -> TestResult {
+    let registry = start::<Registry>(&unique_namespace()).await?;
+    let url = format!("http://{}", registry.running.grpc_addr);
+
+    let channel = tonic::transport::Channel::from_shared(url.clone())?
+        .connect()
+        .await?;
+    let mut health = HealthClient::new(channel.clone());
+    for service in ["", "jiuzhu.registry.v1.RegistryService"] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await?
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            ServingStatus::Serving as i32,
+            "health of `{service}`"
+        );
+    }
+    let unknown = health
+        .check(HealthCheckRequest {
+            service: "jiuzhu.nothing.v1.Nothing".to_owned(),
+        })
+        .await;
+    assert_eq!(unknown.err().map(|s| s.code()), Some(tonic::Code::NotFound));
+
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(futures::stream::iter([request]))
+        .await?
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.message().await?.and_then(|r| r.message_response)
+    else {
+        anyhow::bail!("reflection did not list services");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"jiuzhu.registry.v1.RegistryService".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
+
+    registry.running.stop().await;
+    let after = tonic::transport::Channel::from_shared(url)?.connect().await;
+    assert!(
+        after.is_err(),
+        "the server still accepts connections after stop"
+    );
+    Ok(())
+}
+
+/// Counts registrations; snapshots as the count in decimal.
+#[derive(Debug, Default, PartialEq)]
+struct Tally(u64);
+
+impl Aggregate for Tally {
+    type Event = RegistryEvent;
+    fn apply(&mut self, _event: &RegistryEvent) {
+        self.0 += 1;
+    }
+}
+
+impl Snapshotting for Tally {
+    fn to_snapshot(&self) -> Vec<u8> {
+        self.0.to_string().into_bytes()
+    }
+    fn from_snapshot(bytes: &[u8]) -> Result<Self, String> {
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Tally)
+            .ok_or_else(|| "not a decimal count".to_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_shorten_loading_and_give_the_same_state() -> TestResult {
+    let database = jiuzhu_testkit::fresh_database::<Registry>().await?;
+    let store = EventStore::new(
+        sqlx::PgPool::connect(&database.url).await?,
+        "registry",
+        "unused",
+    );
+    let stream = uuid::Uuid::now_v7().to_string();
+    let event = RegistryEvent::PersonRegistered(PersonRegistered::default());
+    for n in 0..10i64 {
+        let Begun::Fresh(mut work) = store
+            .begin_command(CommandRequest::new(&format!("snap-{n}"), "test", &[]))
+            .await?
+        else {
+            anyhow::bail!("fresh request replayed");
+        };
+        work.append(&stream, n, &stream, std::slice::from_ref(&event))
+            .await?;
+        work.commit(Vec::new()).await?;
+        if n == 5 {
+            let (tally, version) = store.load_aggregate::<Tally>(&stream).await?;
+            store.save_snapshot(&stream, version, &tally).await?;
+        }
+    }
+    // A stale snapshot never replaces a newer one.
+    store.save_snapshot(&stream, 2, &Tally(2)).await?;
+    let (from_snapshot, version) = store.load_snapshotted::<Tally>(&stream).await?;
+    let (from_events, _) = store.load_aggregate::<Tally>(&stream).await?;
+    assert_eq!((from_snapshot.0, version), (10, 10));
+    assert_eq!(from_snapshot, from_events);
+
+    sqlx::query("UPDATE snapshots SET state = 'garbage'")
+        .execute(store.pool())
+        .await?;
+    assert!(
+        store.load_snapshotted::<Tally>(&stream).await.is_err(),
+        "a corrupt snapshot is an error, not a silent wrong state"
+    );
+    Ok(())
+}
