@@ -72,6 +72,30 @@ pub async fn linkage_status(clues: &Running) -> anyhow::Result<(i64, i64)> {
     Ok((status.indexed_persons, status.applied_events))
 }
 
+/// Registers `count` persons through the registry's API (request ids `<prefix>-<n>`) and waits
+/// until the clues service has applied that many events in all.
+pub async fn register_and_index(
+    registry: &Running,
+    clues: &Running,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<()> {
+    let mut client = registry_client(registry).await?;
+    let before = linkage_status(clues).await?.1;
+    for n in 0..count {
+        client
+            .register_person(registration(&format!("{prefix}-{n}"), n))
+            .await?;
+    }
+    let wanted = before + i64::try_from(count)?;
+    eventually(
+        "the persons to be indexed",
+        Duration::from_secs(60),
+        || async { Ok((linkage_status(clues).await?.1 >= wanted).then_some(())) },
+    )
+    .await
+}
+
 /// Polls `check` until it returns `Some`, or fails after `limit` naming `what`.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<T>
 where

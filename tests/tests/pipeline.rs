@@ -11,8 +11,8 @@ use jiuzhu_registry::Registry;
 use jiuzhu_registry::domain::RegistryEvent;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
 use jiuzhu_tests::{
-    TestResult, checkpoint_total, eventually, linkage_status, read_topic, registration,
-    registry_client, restart, start,
+    TestResult, checkpoint_total, eventually, linkage_status, read_topic, register_and_index,
+    registration, registry_client, restart, start,
 };
 use rdkafka::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -142,16 +142,7 @@ async fn redelivered_messages_change_nothing() -> TestResult {
     let ns = unique_namespace();
     let registry = start::<Registry>(&ns).await?;
     let clues = start::<Clues>(&ns).await?;
-    let mut client = registry_client(&registry.running).await?;
-    for n in 0..3 {
-        client
-            .register_person(registration(&format!("redeliver-{n}"), n))
-            .await?;
-    }
-    eventually("three persons indexed", WAIT, || async {
-        Ok((linkage_status(&clues.running).await?.1 == 3).then_some(()))
-    })
-    .await?;
+    register_and_index(&registry.running, &clues.running, "redeliver", 3).await?;
 
     // Put every record on the topic a second time, as a broker redelivery or a relay resend would.
     let topic = registry.running.store.topic().to_owned();
@@ -255,16 +246,8 @@ async fn consumer_crash_between_apply_and_offset_commit_changes_nothing() -> Tes
     let ns = unique_namespace();
     let registry = start::<Registry>(&ns).await?;
     let clues = start::<Clues>(&ns).await?;
+    register_and_index(&registry.running, &clues.running, "apply", 4).await?;
     let mut client = registry_client(&registry.running).await?;
-    for n in 0..4 {
-        client
-            .register_person(registration(&format!("apply-{n}"), n))
-            .await?;
-    }
-    eventually("four persons indexed", WAIT, || async {
-        Ok((linkage_status(&clues.running).await?.1 == 4).then_some(()))
-    })
-    .await?;
     let clues_db = clues.database.clone();
     clues.running.stop().await;
 
@@ -582,16 +565,8 @@ async fn projections_rebuild_from_topic_and_from_store() -> TestResult {
     let ns = unique_namespace();
     let registry = start::<Registry>(&ns).await?;
     let clues = start::<Clues>(&ns).await?;
+    register_and_index(&registry.running, &clues.running, "rebuild", 6).await?;
     let mut client = registry_client(&registry.running).await?;
-    for n in 0..6 {
-        client
-            .register_person(registration(&format!("rebuild-{n}"), n))
-            .await?;
-    }
-    eventually("six persons indexed", WAIT, || async {
-        Ok((linkage_status(&clues.running).await?.1 == 6).then_some(()))
-    })
-    .await?;
     let clues_db = clues.database.clone();
     clues.running.stop().await;
 
