@@ -638,3 +638,36 @@ async fn projections_rebuild_from_topic_and_from_store() -> TestResult {
     pool.close().await;
     Ok(())
 }
+
+/// Consumers joining and leaving a projection's group while events flow (rebalances) neither
+/// lose nor double-apply an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalances_neither_lose_nor_double_apply() -> TestResult {
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let first = start::<Clues>(&ns).await?;
+    register_and_index(&registry.running, &first.running, "before-join", 20).await?;
+
+    // A second member of the same group over the same projection database.
+    let second = restart::<Clues>(&ns, &first.database).await?;
+    let mut client = registry_client(&registry.running).await?;
+    for n in 0..20 {
+        client
+            .register_person(registration(&format!("during-join-{n}"), n))
+            .await?;
+    }
+    first.running.stop().await; // the first member leaves: its partitions move
+    for n in 0..20 {
+        client
+            .register_person(registration(&format!("after-leave-{n}"), n))
+            .await?;
+    }
+    eventually("all sixty persons indexed", WAIT, || async {
+        Ok((linkage_status(&second).await?.0 == 60).then_some(()))
+    })
+    .await?;
+    assert_eq!(linkage_status(&second).await?, (60, 60));
+    second.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}
