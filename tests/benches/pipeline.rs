@@ -103,6 +103,7 @@ fn person_event(person_id: Uuid, n: usize) -> RegistryEvent {
             code: "110105".to_owned(),
         }),
         source_department: "rural_revitalization".to_owned(),
+        ..PersonRegistered::default()
     })
 }
 

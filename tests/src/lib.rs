@@ -47,19 +47,39 @@ pub async fn clues_client(running: &Running) -> anyhow::Result<CluesServiceClien
     Ok(CluesServiceClient::connect(format!("http://{}", running.grpc_addr)).await?)
 }
 
-/// A valid registration; `n` varies the name.
+/// A valid registration; `n` varies the name, and the resident id (with the birth date it
+/// encodes) is derived from the request id, so different requests never share a resident id.
 pub fn registration(request_id: &str, n: usize) -> RegisterPersonRequest {
+    let resident_id = resident_id_for(request_id);
     RegisterPersonRequest {
         request_id: request_id.to_owned(),
         full_name: format!("测试人{n}"),
-        gender: Gender::Female as i32,
-        birth_date: "1949-12-31".to_owned(),
-        resident_id: "11010519491231002X".to_owned(),
+        gender: if resident_id.sex() == jiuzhu_identity::Sex::Male {
+            Gender::Male as i32
+        } else {
+            Gender::Female as i32
+        },
+        birth_date: resident_id.birth_date().format("%Y-%m-%d").to_string(),
+        resident_id: resident_id.as_str().to_owned(),
         region: Some(RegionCode {
             code: "110105".to_owned(),
         }),
         source_department: "rural_revitalization".to_owned(),
+        ..RegisterPersonRequest::default()
     }
+}
+
+/// A valid resident id that depends only on `seed`.
+pub fn resident_id_for(seed: &str) -> jiuzhu_identity::ResidentId {
+    let hash = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let base = chrono::NaiveDate::from_ymd_opt(1940, 1, 1).unwrap_or_default();
+    let birth = base + chrono::Days::new(hash % 25_000);
+    let sequence = u16::try_from((hash >> 32) % 1000).unwrap_or(0);
+    jiuzhu_identity::ResidentId::compose("110105", birth, sequence).unwrap_or_else(|_| {
+        unreachable!("a six-digit region, a date and a sequence always compose")
+    })
 }
 
 /// (indexed persons, applied events) of a clues service's linkage index.

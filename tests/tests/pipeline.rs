@@ -12,7 +12,7 @@ use jiuzhu_registry::domain::RegistryEvent;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
 use jiuzhu_tests::{
     TestResult, checkpoint_total, eventually, linkage_status, read_topic, register_and_index,
-    registration, registry_client, restart, start,
+    registration, registry_client, resident_id_for, restart, start,
 };
 use rdkafka::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -83,7 +83,7 @@ async fn command_on_one_service_reaches_another_services_projection() -> TestRes
         }
     })
     .await?;
-    assert_eq!(person.resident_id, "11010519491231002X");
+    assert_eq!(person.resident_id, resident_id_for("req-1").as_str());
     assert_eq!(person.version, 1);
 
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")

@@ -365,6 +365,10 @@ impl<P: Projection> ProjectionRunner<P> {
             .set("enable.partition.eof", "false")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            .set(
+                "fetch.wait.max.ms",
+                self.settings.fetch_wait_max_ms.to_string(),
+            )
             .create()
     }
 

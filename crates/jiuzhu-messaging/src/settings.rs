@@ -130,6 +130,9 @@ pub struct ConsumerSettings {
     pub max_attempts: u32,
     /// Pause before the first retry; doubles with each further attempt.
     pub retry_backoff_ms: u64,
+    /// Longest a fetch waits for new records (librdkafka `fetch.wait.max.ms`): the bound on
+    /// delivery latency with brokers that hold a fetch until it expires.
+    pub fetch_wait_max_ms: u64,
 }
 
 impl Default for ConsumerSettings {
@@ -138,6 +141,7 @@ impl Default for ConsumerSettings {
             batch_size: 500,
             max_attempts: 5,
             retry_backoff_ms: 100,
+            fetch_wait_max_ms: 50,
         }
     }
 }

@@ -112,3 +112,40 @@ pub fn database_status(error: sqlx::Error) -> Status {
     tracing::error!(%error, "query failed");
     Status::unavailable("storage is unavailable; retry later")
 }
+
+/// Runs one idempotent command: a request id seen before returns its stored answer; otherwise
+/// `decide` loads, decides and appends inside the unit of work, and its answer is stored with
+/// the events in one transaction. The closure must own what it captures.
+pub async fn run_command<'s, Request, Answer, Decide>(
+    store: &'s jiuzhu_eventstore::EventStore,
+    command_type: &str,
+    request_id: &str,
+    request: &Request,
+    decide: Decide,
+) -> Result<Answer, Status>
+where
+    Request: prost::Message,
+    Answer: prost::Message + Default,
+    Decide: for<'w> FnOnce(
+        &'w mut jiuzhu_eventstore::UnitOfWork<'s>,
+    ) -> futures::future::BoxFuture<'w, Result<Answer, Status>>,
+{
+    let call =
+        jiuzhu_eventstore::CommandRequest::new(request_id, command_type, &request.encode_to_vec());
+    let mut work = match store.begin_command(call).await.map_err(store_status)? {
+        jiuzhu_eventstore::Begun::Replay(answer) => return decode_answer(&answer),
+        jiuzhu_eventstore::Begun::Fresh(work) => work,
+    };
+    let answer = decide(&mut work).await?;
+    let stored = work
+        .commit(answer.encode_to_vec())
+        .await
+        .map_err(store_status)?;
+    decode_answer(&stored)
+}
+
+/// Parses a UUID field or names it in an `INVALID_ARGUMENT`.
+pub fn uuid_field(field: &str, value: &str) -> Result<uuid::Uuid, Status> {
+    uuid::Uuid::parse_str(value.trim())
+        .map_err(|_| FieldViolations::single(field, "must be a UUID"))
+}

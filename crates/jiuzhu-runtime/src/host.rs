@@ -165,7 +165,9 @@ pub async fn connect<S: Service>(settings: &Settings) -> Result<PgPool, StartErr
         .connect(settings.service.database_url.expose())
         .await
         .map_err(StartError::Database)?;
-    migrate::<S>(&pool).await?;
+    let mut conn = pool.acquire().await.map_err(StartError::Database)?;
+    migrate::<S>(&mut conn).await?;
+    drop(conn);
     Ok(pool)
 }
 
@@ -175,13 +177,13 @@ pub fn platform_migrators() -> (Migrator, Migrator) {
 }
 
 /// Applies the platform's and the service's migrations.
-pub async fn migrate<S: Service>(pool: &PgPool) -> Result<(), StartError> {
+pub async fn migrate<S: Service>(conn: &mut sqlx::PgConnection) -> Result<(), StartError> {
     let (store, consumers) = platform_migrators();
-    store.run(pool).await?;
-    consumers.run(pool).await?;
+    store.run(&mut *conn).await?;
+    consumers.run(&mut *conn).await?;
     let mut own = S::migrator();
     own.set_ignore_missing(true);
-    own.run(pool).await?;
+    own.run(&mut *conn).await?;
     Ok(())
 }
 

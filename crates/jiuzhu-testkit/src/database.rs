@@ -1,5 +1,4 @@
 use sha2::{Digest, Sha256};
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection};
 
 use crate::TestkitError;
@@ -82,24 +81,11 @@ pub async fn fresh_database<S: Service>() -> Result<TestDatabase, TestkitError> 
         S::NAME,
         uuid::Uuid::now_v7().simple()
     );
-    // Another test copying the same template at the same moment makes PostgreSQL refuse with
-    // "being accessed by other users"; such a refusal is retried.
-    let mut attempt = 0;
-    loop {
-        let created = sqlx::query(&format!(
-            "CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""
-        ))
-        .execute(&mut admin)
-        .await;
-        match created {
-            Ok(_) => break,
-            Err(error) if attempt < 50 && error.to_string().contains("accessed by other users") => {
-                attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(50 + 20 * attempt)).await;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
+    execute_retrying(
+        &mut admin,
+        &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
+    )
+    .await?;
     admin.close().await?;
     Ok(TestDatabase {
         url: url_for(&name),
@@ -112,23 +98,39 @@ async fn build_template<S: Service>(
     template: &str,
 ) -> Result<(), TestkitError> {
     let building = format!("{template}_building");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{building}\""))
-        .execute(&mut *admin)
-        .await?;
+    execute_retrying(admin, &format!("DROP DATABASE IF EXISTS \"{building}\"")).await?;
     sqlx::query(&format!("CREATE DATABASE \"{building}\""))
         .execute(&mut *admin)
         .await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url_for(&building))
-        .await?;
-    jiuzhu_runtime::migrate::<S>(&pool).await?;
-    pool.close().await;
+    // One plain connection, closed before the rename: a pool may still hold it a moment later.
+    let mut conn = PgConnection::connect(&url_for(&building)).await?;
+    jiuzhu_runtime::migrate::<S>(&mut conn).await?;
+    conn.close().await?;
     // Renamed only once complete, so a half-built template is never used.
-    sqlx::query(&format!(
-        "ALTER DATABASE \"{building}\" RENAME TO \"{template}\""
-    ))
-    .execute(&mut *admin)
+    execute_retrying(
+        admin,
+        &format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\""),
+    )
     .await?;
     Ok(())
+}
+
+/// Runs a database-level statement, retrying while PostgreSQL refuses because another session
+/// is still connected to the source database: a test copying the same template at the same
+/// moment, or a just-closed connection the server has not yet let go of.
+async fn execute_retrying(admin: &mut PgConnection, statement: &str) -> Result<(), TestkitError> {
+    let mut attempt: u64 = 0;
+    loop {
+        match sqlx::query(statement).execute(&mut *admin).await {
+            Ok(_) => return Ok(()),
+            Err(error)
+                if attempt < 100 && error.to_string().contains("accessed by other users") =>
+            {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20 + 10 * attempt.min(20)))
+                    .await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }

@@ -1,16 +1,33 @@
-//! The registry's decisions, free of I/O: commands are validated into typed values, the
-//! `Person` aggregate decides, and events record what was decided.
+//! The registry's decisions, free of I/O: raw input is validated into typed commands, the
+//! `Person` and `Household` aggregates decide, and events record what was decided. Facts that
+//! need the whole registry (is this resident id taken? is this person in another household?)
+//! are checked by the shell against its claim tables and passed in.
+
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use jiuzhu_eventstore::{Aggregate, event_enum};
-use jiuzhu_proto::common::RegionCode;
-use jiuzhu_proto::registry::{Gender, PersonRegistered};
+use jiuzhu_identity::{ResidentId, Sex, lookup_region};
+use jiuzhu_proto::common::{Money, RegionCode};
+use jiuzhu_proto::registry::{
+    Gender, HouseholdIncomeRecorded, HouseholdMemberAdded, HouseholdMemberRemoved, IdentityFlag,
+    PersonMerged, PersonRegistered, PersonUnmerged, PersonUpdated, Relationship, StatusEnded,
+    StatusKind, StatusRecorded,
+};
 use uuid::Uuid;
 
 event_enum! {
     /// Every event on `jiuzhu.registry.events.v1`.
     pub enum RegistryEvent {
         PersonRegistered(PersonRegistered),
+        PersonUpdated(PersonUpdated),
+        StatusRecorded(StatusRecorded),
+        StatusEnded(StatusEnded),
+        PersonMerged(PersonMerged),
+        PersonUnmerged(PersonUnmerged),
+        HouseholdMemberAdded(HouseholdMemberAdded),
+        HouseholdMemberRemoved(HouseholdMemberRemoved),
+        HouseholdIncomeRecorded(HouseholdIncomeRecorded),
     }
 }
 
@@ -21,151 +38,358 @@ pub struct Violation {
     pub reason: String,
 }
 
-fn violation(field: &'static str, reason: impl Into<String>) -> Violation {
-    Violation {
-        field,
-        reason: reason.into(),
+#[derive(Debug, Default)]
+struct Violations(Vec<Violation>);
+
+impl Violations {
+    fn add(&mut self, field: &'static str, reason: impl Into<String>) {
+        self.0.push(Violation {
+            field,
+            reason: reason.into(),
+        });
     }
-}
 
-const CHECK_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-const CHECK_CHARS: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
-
-/// ISO 7064 MOD 11-2 check character of the first 17 digits.
-fn check_character(first17: &str) -> Option<char> {
-    let mut sum = 0;
-    for (c, weight) in first17.chars().zip(CHECK_WEIGHTS) {
-        sum += c.to_digit(10)? * weight;
-    }
-    CHECK_CHARS.get(usize::try_from(sum % 11).ok()?).copied()
-}
-
-/// Validates an 18-digit resident id, or upgrades a 15-digit one ("19" inserted before the
-/// year, check character computed). Returns the 18-digit form.
-pub fn normalise_resident_id(raw: &str) -> Result<String, String> {
-    let id = raw.trim().to_ascii_uppercase();
-    let eighteen = match id.len() {
-        15 if id.chars().all(|c| c.is_ascii_digit()) => {
-            let first17 = format!("{}19{}", &id[..6], &id[6..]);
-            let check = check_character(&first17).ok_or("must be digits")?;
-            format!("{first17}{check}")
+    fn finish<T>(self, value: T) -> Result<T, Vec<Violation>> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
         }
-        18 => id,
-        _ => return Err("must have 18 characters (or 15 digits for an old number)".to_owned()),
-    };
-    let (first17, last) = eighteen.split_at(17);
-    let expected = check_character(first17).ok_or("the first 17 characters must be digits")?;
-    if !last.starts_with(expected) {
-        return Err(format!(
-            "check character is `{last}`, the number's digits give `{expected}`"
-        ));
     }
-    let birth = &eighteen[6..14];
-    if NaiveDate::parse_from_str(birth, "%Y%m%d").is_err() {
-        return Err(format!("contains `{birth}`, which is not a birth date"));
-    }
-    Ok(eighteen)
 }
 
-/// A validated request to register a person.
+fn parse_date(violations: &mut Violations, field: &'static str, text: &str) -> Option<NaiveDate> {
+    match text.trim() {
+        "" => None,
+        text => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map_err(|_| violations.add(field, format!("`{text}` is not a YYYY-MM-DD date")))
+            .ok(),
+    }
+}
+
+fn required<'a>(
+    violations: &mut Violations,
+    field: &'static str,
+    text: &'a str,
+    max: usize,
+) -> &'a str {
+    let text = text.trim();
+    if text.is_empty() {
+        violations.add(field, "is required");
+    } else if text.chars().count() > max {
+        violations.add(field, format!("must be at most {max} characters"));
+    }
+    text
+}
+
+fn optional<'a>(
+    violations: &mut Violations,
+    field: &'static str,
+    text: &'a str,
+    max: usize,
+) -> &'a str {
+    let text = text.trim();
+    if text.chars().count() > max {
+        violations.add(field, format!("must be at most {max} characters"));
+    }
+    text
+}
+
+fn format_date(date: Option<NaiveDate>) -> String {
+    date.map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// Who a person is, validated.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RegisterPerson {
-    pub person_id: Uuid,
+pub struct Identity {
     pub full_name: String,
     pub gender: Gender,
     pub birth_date: Option<NaiveDate>,
-    pub resident_id: Option<String>,
+    pub resident_id: Option<ResidentId>,
     pub region_code: String,
-    pub source_department: String,
+    pub township: String,
+    pub village: String,
+    pub address_text: String,
+    pub phone: String,
+    /// Inconsistencies kept, not silently fixed.
+    pub flags: Vec<IdentityFlag>,
 }
 
-/// Raw fields as a caller sent them.
+/// Identity fields as a caller sent them.
 #[derive(Debug, Clone, Default)]
-pub struct RegisterPersonInput<'a> {
+pub struct IdentityInput<'a> {
     pub full_name: &'a str,
     pub gender: i32,
     pub birth_date: &'a str,
     pub resident_id: &'a str,
     pub region_code: &'a str,
-    pub source_department: &'a str,
+    pub township: &'a str,
+    pub village: &'a str,
+    pub address_text: &'a str,
+    pub phone: &'a str,
 }
 
-impl RegisterPerson {
+impl Identity {
     /// Validates every field and reports all violations at once.
-    pub fn parse(person_id: Uuid, input: &RegisterPersonInput<'_>) -> Result<Self, Vec<Violation>> {
-        let mut violations = Vec::new();
-        let full_name = input.full_name.trim();
-        if full_name.is_empty() {
-            violations.push(violation("full_name", "is required"));
-        } else if full_name.chars().count() > 64 {
-            violations.push(violation("full_name", "must be at most 64 characters"));
-        }
+    pub fn parse(input: &IdentityInput<'_>) -> Result<Self, Vec<Violation>> {
+        let mut v = Violations::default();
+        let full_name = required(&mut v, "full_name", input.full_name, 64).to_owned();
         let gender = Gender::try_from(input.gender).unwrap_or_else(|_| {
-            violations.push(violation(
-                "gender",
-                format!("{} is not a known gender", input.gender),
-            ));
+            v.add("gender", format!("{} is not a known gender", input.gender));
             Gender::Unspecified
         });
-        let birth_date = match input.birth_date.trim() {
-            "" => None,
-            text => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-                Ok(date) => Some(date),
-                Err(_) => {
-                    violations.push(violation(
-                        "birth_date",
-                        format!("`{text}` is not a YYYY-MM-DD date"),
-                    ));
-                    None
-                }
-            },
+        let birth_date = parse_date(&mut v, "birth_date", input.birth_date);
+        let raw_id = input.resident_id.trim();
+        let resident_id = if raw_id.is_empty() {
+            None
+        } else {
+            ResidentId::parse(raw_id)
+                .map_err(|error| v.add("resident_id", error.to_string()))
+                .ok()
         };
-        let resident_id = match input.resident_id.trim() {
-            "" => None,
-            text => match normalise_resident_id(text) {
-                Ok(id) => Some(id),
-                Err(reason) => {
-                    violations.push(violation("resident_id", reason));
-                    None
-                }
-            },
-        };
-        let region_code = input.region_code.trim();
-        if region_code.len() != 6 || !region_code.bytes().all(|b| b.is_ascii_digit()) {
-            violations.push(violation(
+        let region_code = input.region_code.trim().to_owned();
+        if lookup_region(&region_code).is_none() {
+            v.add(
                 "region.code",
-                "must be a six-digit GB/T 2260 code",
-            ));
+                format!("`{region_code}` is not a GB/T 2260 region code"),
+            );
         }
-        let source_department = input.source_department.trim();
-        if source_department.is_empty() {
-            violations.push(violation("source_department", "is required"));
+        let phone = optional(&mut v, "phone", input.phone, 20).to_owned();
+        if !phone
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' '))
+        {
+            v.add("phone", "may hold only digits, '+', '-' and spaces");
         }
-        if !violations.is_empty() {
-            return Err(violations);
-        }
-        Ok(Self {
-            person_id,
-            full_name: full_name.to_owned(),
+        let township = optional(&mut v, "township", input.township, 64).to_owned();
+        let village = optional(&mut v, "village", input.village, 64).to_owned();
+        let address_text = optional(&mut v, "address_text", input.address_text, 256).to_owned();
+        let mut identity = Self {
+            full_name,
             gender,
             birth_date,
             resident_id,
-            region_code: region_code.to_owned(),
-            source_department: source_department.to_owned(),
+            region_code,
+            township,
+            village,
+            address_text,
+            phone,
+            flags: Vec::new(),
+        };
+        identity.flags = identity.inconsistencies(raw_id.len() == 15);
+        v.finish(identity)
+    }
+
+    fn inconsistencies(&self, upgraded: bool) -> Vec<IdentityFlag> {
+        let mut flags = Vec::new();
+        let Some(id) = &self.resident_id else {
+            return flags;
+        };
+        if self.birth_date.is_some_and(|d| d != id.birth_date()) {
+            flags.push(IdentityFlag::BirthDateDiffersFromId);
+        }
+        let id_gender = match id.sex() {
+            Sex::Male => Gender::Male,
+            Sex::Female => Gender::Female,
+        };
+        if self.gender != Gender::Unspecified && self.gender != id_gender {
+            flags.push(IdentityFlag::GenderDiffersFromId);
+        }
+        if lookup_region(id.region_code()).is_none() {
+            flags.push(IdentityFlag::IdRegionUnknown);
+        }
+        if upgraded {
+            flags.push(IdentityFlag::IdUpgradedFrom15Digits);
+        }
+        flags
+    }
+
+    /// Values by field name, for comparing and updating.
+    fn fields(&self) -> BTreeMap<&'static str, String> {
+        BTreeMap::from([
+            ("full_name", self.full_name.clone()),
+            ("gender", (self.gender as i32).to_string()),
+            ("birth_date", format_date(self.birth_date)),
+            (
+                "resident_id",
+                self.resident_id
+                    .as_ref()
+                    .map(|r| r.as_str().to_owned())
+                    .unwrap_or_default(),
+            ),
+            ("region", self.region_code.clone()),
+            ("township", self.township.clone()),
+            ("village", self.village.clone()),
+            ("address_text", self.address_text.clone()),
+            ("phone", self.phone.clone()),
+        ])
+    }
+}
+
+/// Field names `UpdatePerson` accepts.
+pub const UPDATABLE_FIELDS: [&str; 9] = [
+    "full_name",
+    "gender",
+    "birth_date",
+    "resident_id",
+    "region",
+    "township",
+    "village",
+    "address_text",
+    "phone",
+];
+
+/// A validated registration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisterPerson {
+    pub person_id: Uuid,
+    pub identity: Identity,
+    pub source_department: String,
+    pub source_record_id: String,
+}
+
+impl RegisterPerson {
+    pub fn parse(
+        person_id: Uuid,
+        input: &IdentityInput<'_>,
+        source_department: &str,
+        source_record_id: &str,
+    ) -> Result<Self, Vec<Violation>> {
+        let identity = Identity::parse(input);
+        let mut v = Violations::default();
+        let source_department =
+            required(&mut v, "source_department", source_department, 64).to_owned();
+        let source_record_id =
+            optional(&mut v, "source_record_id", source_record_id, 128).to_owned();
+        match identity {
+            Ok(identity) => v.finish(Self {
+                person_id,
+                identity,
+                source_department,
+                source_record_id,
+            }),
+            Err(mut found) => {
+                found.extend(v.0);
+                Err(found)
+            }
+        }
+    }
+}
+
+/// A status to record, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordStatus {
+    pub status_id: Uuid,
+    pub kind: StatusKind,
+    pub source_department: String,
+    pub reference: String,
+    pub effective_from: NaiveDate,
+    pub effective_to: Option<NaiveDate>,
+    pub detail: String,
+}
+
+impl RecordStatus {
+    pub fn parse(
+        status_id: Uuid,
+        kind: i32,
+        source_department: &str,
+        reference: &str,
+        effective_from: &str,
+        effective_to: &str,
+        detail: &str,
+    ) -> Result<Self, Vec<Violation>> {
+        let mut v = Violations::default();
+        let kind = match StatusKind::try_from(kind) {
+            Ok(StatusKind::Unspecified) | Err(_) => {
+                v.add("kind", format!("{kind} is not a status kind"));
+                StatusKind::Unspecified
+            }
+            Ok(kind) => kind,
+        };
+        let source_department =
+            required(&mut v, "source_department", source_department, 64).to_owned();
+        let reference = optional(&mut v, "reference", reference, 128).to_owned();
+        let from = parse_date(&mut v, "effective_from", effective_from);
+        if effective_from.trim().is_empty() {
+            v.add("effective_from", "is required");
+        }
+        let to = parse_date(&mut v, "effective_to", effective_to);
+        if let (Some(from), Some(to)) = (from, to)
+            && to < from
+        {
+            v.add("effective_to", "is before effective_from");
+        }
+        let detail = optional(&mut v, "detail", detail, 64).to_owned();
+        if kind == StatusKind::Disability && !matches!(detail.as_str(), "1" | "2" | "3" | "4") {
+            v.add(
+                "detail",
+                "a disability status needs its grade, \"1\" to \"4\"",
+            );
+        }
+        let effective_from = from.unwrap_or_default();
+        v.finish(Self {
+            status_id,
+            kind,
+            source_department,
+            reference,
+            effective_from,
+            effective_to: to,
+            detail,
         })
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
+    #[error("invalid identity: {}", .0.iter().map(|v| format!("{}: {}", v.field, v.reason)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Violation>),
     #[error("person {0} is already registered")]
     AlreadyRegistered(Uuid),
+    #[error("no person {0} in the registry")]
+    PersonNotFound(Uuid),
+    #[error("person {person} was merged into {survivor}; act on {survivor} instead")]
+    MergedInto { person: Uuid, survivor: Uuid },
+    #[error("resident id is already registered to person {0}")]
+    ResidentIdTaken(Uuid),
+    #[error("person {person} has no status {status}")]
+    UnknownStatus { person: Uuid, status: Uuid },
+    #[error("status {0} has already ended")]
+    StatusAlreadyEnded(Uuid),
+    #[error("status {status} cannot end on {to}, before it began on {from}")]
+    EndBeforeStart {
+        status: Uuid,
+        from: NaiveDate,
+        to: NaiveDate,
+    },
+    #[error("a person cannot be merged into itself")]
+    SelfMerge,
+    #[error("person {0} is not merged into another record")]
+    NotMerged(Uuid),
+    #[error("person {person} is already a member of household {household}")]
+    AlreadyInHousehold { person: Uuid, household: Uuid },
+    #[error("person {person} is not a member of household {household}")]
+    NotInHousehold { person: Uuid, household: Uuid },
+    #[error("household {household} already has a head, person {head}")]
+    SecondHead { household: Uuid, head: Uuid },
+    #[error("no household {0}")]
+    HouseholdNotFound(Uuid),
+}
+
+#[derive(Debug, Default, Clone)]
+struct StatusState {
+    from: String,
+    ended: bool,
 }
 
 /// A person's record as far as the registry's decisions need it.
 #[derive(Debug, Default, Clone)]
 pub struct Person {
-    registered: Option<Uuid>,
+    id: Option<Uuid>,
+    identity: BTreeMap<&'static str, String>,
+    flags: Vec<i32>,
+    statuses: BTreeMap<String, StatusState>,
+    merged_into: Option<Uuid>,
 }
 
 impl Aggregate for Person {
@@ -174,129 +398,402 @@ impl Aggregate for Person {
     fn apply(&mut self, event: &RegistryEvent) {
         match event {
             RegistryEvent::PersonRegistered(e) => {
-                self.registered = Uuid::parse_str(&e.person_id).ok();
+                self.id = Uuid::parse_str(&e.person_id).ok();
+                self.identity = identity_fields(
+                    &e.full_name,
+                    e.gender,
+                    &e.birth_date,
+                    &e.resident_id,
+                    e.region.as_ref(),
+                    &e.township,
+                    &e.village,
+                    &e.address_text,
+                    &e.phone,
+                );
+                self.flags = e.flags.clone();
             }
+            RegistryEvent::PersonUpdated(e) => {
+                self.identity = identity_fields(
+                    &e.full_name,
+                    e.gender,
+                    &e.birth_date,
+                    &e.resident_id,
+                    e.region.as_ref(),
+                    &e.township,
+                    &e.village,
+                    &e.address_text,
+                    &e.phone,
+                );
+                self.flags = e.flags.clone();
+            }
+            RegistryEvent::StatusRecorded(e) => {
+                self.statuses.insert(
+                    e.status_id.clone(),
+                    StatusState {
+                        from: e.effective_from.clone(),
+                        ended: false,
+                    },
+                );
+            }
+            RegistryEvent::StatusEnded(e) => {
+                if let Some(status) = self.statuses.get_mut(&e.status_id) {
+                    status.ended = true;
+                }
+            }
+            RegistryEvent::PersonMerged(e) => {
+                self.merged_into = Uuid::parse_str(&e.survivor_id).ok()
+            }
+            RegistryEvent::PersonUnmerged(_) => self.merged_into = None,
+            RegistryEvent::HouseholdMemberAdded(_)
+            | RegistryEvent::HouseholdMemberRemoved(_)
+            | RegistryEvent::HouseholdIncomeRecorded(_) => {}
         }
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+fn identity_fields(
+    full_name: &str,
+    gender: i32,
+    birth_date: &str,
+    resident_id: &str,
+    region: Option<&RegionCode>,
+    township: &str,
+    village: &str,
+    address_text: &str,
+    phone: &str,
+) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        ("full_name", full_name.to_owned()),
+        ("gender", gender.to_string()),
+        ("birth_date", birth_date.to_owned()),
+        ("resident_id", resident_id.to_owned()),
+        ("region", region.map(|r| r.code.clone()).unwrap_or_default()),
+        ("township", township.to_owned()),
+        ("village", village.to_owned()),
+        ("address_text", address_text.to_owned()),
+        ("phone", phone.to_owned()),
+    ])
+}
+
+fn region(code: &str) -> Option<RegionCode> {
+    Some(RegionCode {
+        code: code.to_owned(),
+    })
+}
+
 impl Person {
-    pub fn register(&self, command: &RegisterPerson) -> Result<Vec<RegistryEvent>, RegistryError> {
-        if let Some(existing) = self.registered {
+    pub fn exists(&self) -> bool {
+        self.id.is_some()
+    }
+
+    pub fn merged_into(&self) -> Option<Uuid> {
+        self.merged_into
+    }
+
+    /// The person's current resident id ("" when none).
+    pub fn resident_id(&self) -> &str {
+        self.identity
+            .get("resident_id")
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    fn active(&self, person: Uuid) -> Result<(), RegistryError> {
+        if !self.exists() {
+            return Err(RegistryError::PersonNotFound(person));
+        }
+        match self.merged_into {
+            Some(survivor) => Err(RegistryError::MergedInto { person, survivor }),
+            None => Ok(()),
+        }
+    }
+
+    /// `id_owner`: the person the command's resident id is already registered to, if any.
+    pub fn register(
+        &self,
+        command: &RegisterPerson,
+        id_owner: Option<Uuid>,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        if let Some(existing) = self.id {
             return Err(RegistryError::AlreadyRegistered(existing));
         }
+        if let Some(owner) = id_owner {
+            return Err(RegistryError::ResidentIdTaken(owner));
+        }
+        let i = &command.identity;
         Ok(vec![RegistryEvent::PersonRegistered(PersonRegistered {
             person_id: command.person_id.to_string(),
-            full_name: command.full_name.clone(),
-            gender: command.gender.into(),
-            birth_date: command
-                .birth_date
-                .map(|d| d.format("%Y-%m-%d").to_string())
+            full_name: i.full_name.clone(),
+            gender: i.gender.into(),
+            birth_date: format_date(i.birth_date),
+            resident_id: i
+                .resident_id
+                .as_ref()
+                .map(|r| r.as_str().to_owned())
                 .unwrap_or_default(),
-            resident_id: command.resident_id.clone().unwrap_or_default(),
-            region: Some(RegionCode {
-                code: command.region_code.clone(),
-            }),
+            region: region(&i.region_code),
             source_department: command.source_department.clone(),
+            township: i.township.clone(),
+            village: i.village.clone(),
+            address_text: i.address_text.clone(),
+            phone: i.phone.clone(),
+            flags: i.flags.iter().map(|f| *f as i32).collect(),
+            source_record_id: command.source_record_id.clone(),
+        })])
+    }
+
+    /// Applies `changes` (field name to new raw value) over the current identity, validates the
+    /// result and records what actually changed; no event when nothing did. `id_owner`: the
+    /// person already holding the new resident id, if any.
+    pub fn update(
+        &self,
+        person: Uuid,
+        changes: &BTreeMap<&'static str, String>,
+        source_department: &str,
+        id_owner: Option<Uuid>,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        self.active(person)?;
+        let mut next = self.identity.clone();
+        for (field, value) in changes {
+            next.insert(field, value.clone());
+        }
+        let get = |f: &str| next.get(f).cloned().unwrap_or_default();
+        let identity = Identity::parse(&IdentityInput {
+            full_name: &get("full_name"),
+            gender: get("gender").parse().unwrap_or(-1),
+            birth_date: &get("birth_date"),
+            resident_id: &get("resident_id"),
+            region_code: &get("region"),
+            township: &get("township"),
+            village: &get("village"),
+            address_text: &get("address_text"),
+            phone: &get("phone"),
+        })
+        .map_err(RegistryError::Invalid)?;
+        let normalised = identity.fields();
+        let changed: Vec<String> = normalised
+            .iter()
+            .filter(|(field, value)| self.identity.get(*field) != Some(*value))
+            .map(|(field, _)| (*field).to_owned())
+            .collect();
+        if changed.is_empty() {
+            return Ok(Vec::new());
+        }
+        if changed.iter().any(|f| f == "resident_id")
+            && let Some(owner) = id_owner.filter(|owner| *owner != person)
+        {
+            return Err(RegistryError::ResidentIdTaken(owner));
+        }
+        let value = |f: &str| normalised.get(f).cloned().unwrap_or_default();
+        Ok(vec![RegistryEvent::PersonUpdated(PersonUpdated {
+            person_id: person.to_string(),
+            full_name: value("full_name"),
+            gender: identity.gender.into(),
+            birth_date: value("birth_date"),
+            resident_id: value("resident_id"),
+            region: region(&identity.region_code),
+            township: value("township"),
+            village: value("village"),
+            address_text: value("address_text"),
+            phone: value("phone"),
+            flags: identity.flags.iter().map(|f| *f as i32).collect(),
+            source_department: source_department.to_owned(),
+            changed_fields: changed,
+        })])
+    }
+
+    pub fn record_status(
+        &self,
+        person: Uuid,
+        command: &RecordStatus,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        self.active(person)?;
+        Ok(vec![RegistryEvent::StatusRecorded(StatusRecorded {
+            person_id: person.to_string(),
+            status_id: command.status_id.to_string(),
+            kind: command.kind.into(),
+            source_department: command.source_department.clone(),
+            reference: command.reference.clone(),
+            effective_from: format_date(Some(command.effective_from)),
+            effective_to: format_date(command.effective_to),
+            detail: command.detail.clone(),
+        })])
+    }
+
+    pub fn end_status(
+        &self,
+        person: Uuid,
+        status: Uuid,
+        effective_to: NaiveDate,
+        reason: &str,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        self.active(person)?;
+        let state = self
+            .statuses
+            .get(&status.to_string())
+            .ok_or(RegistryError::UnknownStatus { person, status })?;
+        if state.ended {
+            return Err(RegistryError::StatusAlreadyEnded(status));
+        }
+        let from = NaiveDate::parse_from_str(&state.from, "%Y-%m-%d").unwrap_or_default();
+        if effective_to < from {
+            return Err(RegistryError::EndBeforeStart {
+                status,
+                from,
+                to: effective_to,
+            });
+        }
+        Ok(vec![RegistryEvent::StatusEnded(StatusEnded {
+            person_id: person.to_string(),
+            status_id: status.to_string(),
+            effective_to: format_date(Some(effective_to)),
+            reason: reason.to_owned(),
+        })])
+    }
+
+    /// Merges this record (`person`) into `survivor`, whose aggregate is given too.
+    pub fn merge_into(
+        &self,
+        person: Uuid,
+        survivor_id: Uuid,
+        survivor: &Person,
+        reason: &str,
+        decided_by: &str,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        if person == survivor_id {
+            return Err(RegistryError::SelfMerge);
+        }
+        self.active(person)?;
+        survivor.active(survivor_id)?;
+        Ok(vec![RegistryEvent::PersonMerged(PersonMerged {
+            person_id: person.to_string(),
+            survivor_id: survivor_id.to_string(),
+            reason: reason.to_owned(),
+            decided_by: decided_by.to_owned(),
+        })])
+    }
+
+    pub fn unmerge(
+        &self,
+        person: Uuid,
+        reason: &str,
+        decided_by: &str,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        if !self.exists() {
+            return Err(RegistryError::PersonNotFound(person));
+        }
+        let survivor = self.merged_into.ok_or(RegistryError::NotMerged(person))?;
+        Ok(vec![RegistryEvent::PersonUnmerged(PersonUnmerged {
+            person_id: person.to_string(),
+            survivor_id: survivor.to_string(),
+            reason: reason.to_owned(),
+            decided_by: decided_by.to_owned(),
         })])
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A household: members and yearly income per head.
+#[derive(Debug, Default, Clone)]
+pub struct Household {
+    members: BTreeMap<String, i32>,
+    ever_had_members: bool,
+}
 
-    fn given(events: &[RegistryEvent]) -> Person {
-        let mut person = Person::default();
-        for event in events {
-            person.apply(event);
+impl Aggregate for Household {
+    type Event = RegistryEvent;
+
+    fn apply(&mut self, event: &RegistryEvent) {
+        match event {
+            RegistryEvent::HouseholdMemberAdded(e) => {
+                self.members.insert(e.person_id.clone(), e.relationship);
+                self.ever_had_members = true;
+            }
+            RegistryEvent::HouseholdMemberRemoved(e) => {
+                self.members.remove(&e.person_id);
+            }
+            _ => {}
         }
-        person
-    }
-
-    fn input() -> RegisterPersonInput<'static> {
-        RegisterPersonInput {
-            full_name: " 王秀英 ",
-            gender: Gender::Female as i32,
-            birth_date: "1949-12-31",
-            resident_id: "11010519491231002X",
-            region_code: "110105",
-            source_department: "rural_revitalization",
-        }
-    }
-
-    #[test]
-    fn registering_a_new_person_records_the_normalised_fields() -> Result<(), Vec<Violation>> {
-        let id = Uuid::now_v7();
-        let command = RegisterPerson::parse(id, &input())?;
-        let events = given(&[]).register(&command);
-        let Ok([RegistryEvent::PersonRegistered(registered)]) = events.as_deref() else {
-            panic!("expected one PersonRegistered, got {events:?}");
-        };
-        assert_eq!(registered.person_id, id.to_string());
-        assert_eq!(registered.full_name, "王秀英");
-        assert_eq!(registered.resident_id, "11010519491231002X");
-        assert_eq!(
-            registered.region.as_ref().map(|r| r.code.as_str()),
-            Some("110105")
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn registering_twice_is_refused_with_the_existing_id() -> Result<(), Vec<Violation>> {
-        let id = Uuid::now_v7();
-        let command = RegisterPerson::parse(id, &input())?;
-        let history = given(&[]).register(&command).unwrap_or_default();
-        assert_eq!(
-            given(&history).register(&command),
-            Err(RegistryError::AlreadyRegistered(id))
-        );
-        Ok(())
-    }
-
-    #[test]
-    fn every_bad_field_is_reported() {
-        let bad = RegisterPersonInput {
-            full_name: "  ",
-            gender: 9,
-            birth_date: "31/12/1949",
-            resident_id: "110105194912310021",
-            region_code: "11010",
-            source_department: "",
-        };
-        let fields: Vec<&str> = RegisterPerson::parse(Uuid::now_v7(), &bad)
-            .err()
-            .unwrap_or_default()
-            .iter()
-            .map(|v| v.field)
-            .collect();
-        assert_eq!(
-            fields,
-            [
-                "full_name",
-                "gender",
-                "birth_date",
-                "resident_id",
-                "region.code",
-                "source_department"
-            ]
-        );
-    }
-
-    #[test]
-    fn resident_ids_are_checked_and_upgraded() {
-        assert_eq!(
-            normalise_resident_id("11010519491231002x").as_deref(),
-            Ok("11010519491231002X")
-        );
-        assert!(normalise_resident_id("110105194912310021").is_err());
-        assert!(normalise_resident_id("110105194913310028").is_err());
-        // 15-digit number of someone born 1949-12-31: "19" inserted, check character computed.
-        assert_eq!(
-            normalise_resident_id("110105491231002").as_deref(),
-            Ok("11010519491231002X")
-        );
-        assert!(normalise_resident_id("12345").is_err());
     }
 }
+
+impl Household {
+    /// `current_household`: the household the person belongs to now, if any.
+    pub fn add_member(
+        &self,
+        household: Uuid,
+        person: Uuid,
+        person_state: &Person,
+        relationship: Relationship,
+        current_household: Option<Uuid>,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        person_state.active(person)?;
+        if let Some(current) = current_household {
+            return Err(RegistryError::AlreadyInHousehold {
+                person,
+                household: current,
+            });
+        }
+        if relationship == Relationship::Head
+            && let Some((head, _)) = self
+                .members
+                .iter()
+                .find(|(_, r)| **r == Relationship::Head as i32)
+        {
+            return Err(RegistryError::SecondHead {
+                household,
+                head: Uuid::parse_str(head).unwrap_or_default(),
+            });
+        }
+        Ok(vec![RegistryEvent::HouseholdMemberAdded(
+            HouseholdMemberAdded {
+                household_id: household.to_string(),
+                person_id: person.to_string(),
+                relationship: relationship.into(),
+            },
+        )])
+    }
+
+    pub fn remove_member(
+        &self,
+        household: Uuid,
+        person: Uuid,
+        reason: &str,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        if !self.members.contains_key(&person.to_string()) {
+            return Err(RegistryError::NotInHousehold { person, household });
+        }
+        Ok(vec![RegistryEvent::HouseholdMemberRemoved(
+            HouseholdMemberRemoved {
+                household_id: household.to_string(),
+                person_id: person.to_string(),
+                reason: reason.to_owned(),
+            },
+        )])
+    }
+
+    pub fn record_income(
+        &self,
+        household: Uuid,
+        year: i32,
+        income_per_head_fen: i64,
+        source_department: &str,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        if !self.ever_had_members {
+            return Err(RegistryError::HouseholdNotFound(household));
+        }
+        Ok(vec![RegistryEvent::HouseholdIncomeRecorded(
+            HouseholdIncomeRecorded {
+                household_id: household.to_string(),
+                year,
+                income_per_head: Some(Money {
+                    fen: income_per_head_fen,
+                }),
+                source_department: source_department.to_owned(),
+            },
+        )])
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,20 +1,30 @@
-//! The registry's gRPC shell: validates, runs the domain inside an idempotent unit of work,
-//! and maps errors to status codes once.
+//! The registry's gRPC shell: validates, runs the domain inside an idempotent unit of work
+//! (claiming resident ids and household places in the same transaction), and maps errors to
+//! status codes once.
 
-use jiuzhu_eventstore::{Begun, CommandRequest, EventStore};
-use jiuzhu_proto::common::RegionCode;
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use futures::FutureExt;
+use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_identity::ResidentId;
 use jiuzhu_proto::registry::registry_service_server::RegistryService;
-use jiuzhu_proto::registry::{
-    GetPersonRequest, GetPersonResponse, Person as PersonView, RegisterPersonRequest,
-    RegisterPersonResponse,
+use jiuzhu_proto::registry::search_persons_request::Query;
+use jiuzhu_proto::registry::*;
+use jiuzhu_runtime::grpc::{
+    FieldViolations, database_status, run_command, store_status, uuid_field,
 };
-use jiuzhu_runtime::grpc::{FieldViolations, database_status, decode_answer, store_status};
-use prost::Message;
-use sqlx::Row;
+use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::{Person, RegisterPerson, RegisterPersonInput, RegistryError};
+use crate::domain::{
+    Household as HouseholdAggregate, IdentityInput, Person as PersonAggregate, RecordStatus,
+    RegisterPerson, RegistryError, UPDATABLE_FIELDS, Violation,
+};
+use crate::queries::{self, Search};
+
+const SERVICE: &str = "jiuzhu.registry.v1.RegistryService";
 
 #[derive(Debug, Clone)]
 pub struct RegistryApi {
@@ -27,12 +37,99 @@ impl RegistryApi {
     }
 }
 
+fn violations_status(violations: FieldViolations, found: Vec<Violation>) -> Status {
+    let mut violations = violations;
+    for v in found {
+        violations.add(v.field, v.reason);
+    }
+    violations.into_status()
+}
+
 impl From<RegistryError> for Status {
     fn from(error: RegistryError) -> Self {
+        use RegistryError::*;
         match error {
-            RegistryError::AlreadyRegistered(_) => Status::already_exists(error.to_string()),
+            Invalid(found) => violations_status(FieldViolations::new(), found),
+            AlreadyRegistered(_) | ResidentIdTaken(_) => Status::already_exists(error.to_string()),
+            PersonNotFound(_) | UnknownStatus { .. } | HouseholdNotFound(_) => {
+                Status::not_found(error.to_string())
+            }
+            MergedInto { .. }
+            | StatusAlreadyEnded(_)
+            | EndBeforeStart { .. }
+            | SelfMerge
+            | NotMerged(_)
+            | AlreadyInHousehold { .. }
+            | NotInHousehold { .. }
+            | SecondHead { .. } => Status::failed_precondition(error.to_string()),
         }
     }
+}
+
+/// Claims `resident_id` for `person`; returns the other person already holding it, if any.
+async fn claim_resident_id(
+    conn: &mut PgConnection,
+    resident_id: &str,
+    person: Uuid,
+) -> Result<Option<Uuid>, Status> {
+    if resident_id.is_empty() {
+        return Ok(None);
+    }
+    let owner: Option<Uuid> = sqlx::query_scalar(
+        "WITH claimed AS (INSERT INTO resident_id_claims (resident_id, person_id) VALUES ($1, $2) \
+         ON CONFLICT (resident_id) DO NOTHING RETURNING person_id) \
+         SELECT person_id FROM resident_id_claims WHERE resident_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)",
+    )
+    .bind(resident_id)
+    .bind(person)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(database_status)?;
+    Ok(owner.filter(|owner| *owner != person))
+}
+
+async fn release_resident_id(
+    conn: &mut PgConnection,
+    resident_id: &str,
+    person: Uuid,
+) -> Result<(), Status> {
+    sqlx::query("DELETE FROM resident_id_claims WHERE resident_id = $1 AND person_id = $2")
+        .bind(resident_id)
+        .bind(person)
+        .execute(conn)
+        .await
+        .map_err(database_status)?;
+    Ok(())
+}
+
+async fn load<A: jiuzhu_eventstore::Aggregate>(
+    work: &mut UnitOfWork<'_>,
+    stream: Uuid,
+) -> Result<(A, i64), Status> {
+    work.load::<A>(&stream.to_string())
+        .await
+        .map_err(store_status)
+}
+
+async fn append(
+    work: &mut UnitOfWork<'_>,
+    stream: Uuid,
+    version: i64,
+    events: &[crate::domain::RegistryEvent],
+) -> Result<(), Status> {
+    let stream = stream.to_string();
+    work.append(&stream, version, &stream, events)
+        .await
+        .map_err(store_status)?;
+    Ok(())
+}
+
+fn date_field(violations: &mut FieldViolations, field: &str, text: &str) -> Option<NaiveDate> {
+    let parsed = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok();
+    if parsed.is_none() {
+        violations.add(field, format!("`{}` is not a YYYY-MM-DD date", text.trim()));
+    }
+    parsed
 }
 
 #[tonic::async_trait]
@@ -45,7 +142,7 @@ impl RegistryService for RegistryApi {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
-        let input = RegisterPersonInput {
+        let input = IdentityInput {
             full_name: &request.full_name,
             gender: request.gender,
             birth_date: &request.birth_date,
@@ -55,78 +152,570 @@ impl RegistryService for RegistryApi {
                 .as_ref()
                 .map(|r| r.code.as_str())
                 .unwrap_or(""),
-            source_department: &request.source_department,
+            township: &request.township,
+            village: &request.village,
+            address_text: &request.address_text,
+            phone: &request.phone,
         };
-        let command = match RegisterPerson::parse(Uuid::now_v7(), &input) {
+        let command = match RegisterPerson::parse(
+            Uuid::now_v7(),
+            &input,
+            &request.source_department,
+            &request.source_record_id,
+        ) {
             Ok(command) => {
                 violations.into_result()?;
                 command
             }
-            Err(found) => {
-                for v in found {
-                    violations.add(v.field, v.reason);
-                }
-                return Err(violations.into_status());
-            }
+            Err(found) => return Err(violations_status(violations, found)),
         };
-
-        let call = CommandRequest::new(
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/RegisterPerson"),
             &request.request_id,
-            "jiuzhu.registry.v1.RegistryService/RegisterPerson",
-            &request.encode_to_vec(),
+            &request,
+            move |work| {
+                async move {
+                    let person_id = command.person_id;
+                    let (person, version) = load::<PersonAggregate>(work, person_id).await?;
+                    let resident_id = command
+                        .identity
+                        .resident_id
+                        .as_ref()
+                        .map(|r| r.as_str().to_owned())
+                        .unwrap_or_default();
+                    let owner =
+                        claim_resident_id(work.connection(), &resident_id, person_id).await?;
+                    let events = person.register(&command, owner)?;
+                    append(work, person_id, version, &events).await?;
+                    Ok(RegisterPersonResponse {
+                        person_id: person_id.to_string(),
+                        flags: command.identity.flags.iter().map(|f| *f as i32).collect(),
+                    })
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        tracing::info!(person_id = %answer.person_id, "person registered");
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn update_person(
+        &self,
+        request: Request<UpdatePersonRequest>,
+    ) -> Result<Response<UpdatePersonResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let person_id = uuid_field("person_id", &request.person_id)?;
+        let given: BTreeMap<&'static str, String> = BTreeMap::from([
+            ("full_name", request.full_name.clone()),
+            (
+                "gender",
+                if request.gender == 0 {
+                    String::new()
+                } else {
+                    request.gender.to_string()
+                },
+            ),
+            ("birth_date", request.birth_date.clone()),
+            ("resident_id", request.resident_id.clone()),
+            (
+                "region",
+                request
+                    .region
+                    .as_ref()
+                    .map(|r| r.code.clone())
+                    .unwrap_or_default(),
+            ),
+            ("township", request.township.clone()),
+            ("village", request.village.clone()),
+            ("address_text", request.address_text.clone()),
+            ("phone", request.phone.clone()),
+        ]);
+        let mut changes = BTreeMap::new();
+        if request.fields.is_empty() {
+            changes.extend(given.into_iter().filter(|(_, v)| !v.is_empty()));
+        } else {
+            for field in &request.fields {
+                match UPDATABLE_FIELDS.iter().find(|f| **f == field.as_str()) {
+                    Some(known) => {
+                        changes.insert(*known, given.get(known).cloned().unwrap_or_default());
+                    }
+                    None => violations.add(
+                        "fields",
+                        format!("`{field}` is not one of {}", UPDATABLE_FIELDS.join(", ")),
+                    ),
+                }
+            }
+        }
+        if changes.is_empty() {
+            violations.add("fields", "names nothing to change");
+        }
+        violations.into_result()?;
+        let department = request.source_department.clone();
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/UpdatePerson"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (person, version) = load::<PersonAggregate>(work, person_id).await?;
+                    let new_id = changes
+                        .get("resident_id")
+                        .and_then(|raw| ResidentId::parse(raw).ok())
+                        .map(|id| id.as_str().to_owned())
+                        .unwrap_or_default();
+                    let old_id = person.resident_id().to_owned();
+                    let owner = if new_id.is_empty() || new_id == old_id {
+                        None
+                    } else {
+                        claim_resident_id(work.connection(), &new_id, person_id).await?
+                    };
+                    let events = person.update(person_id, &changes, &department, owner)?;
+                    let mut answer = UpdatePersonResponse::default();
+                    if let Some(crate::domain::RegistryEvent::PersonUpdated(updated)) =
+                        events.first()
+                    {
+                        if updated.changed_fields.iter().any(|f| f == "resident_id")
+                            && !old_id.is_empty()
+                        {
+                            release_resident_id(work.connection(), &old_id, person_id).await?;
+                        }
+                        answer.changed_fields = updated.changed_fields.clone();
+                        answer.flags = updated.flags.clone();
+                    }
+                    append(work, person_id, version, &events).await?;
+                    Ok(answer)
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn record_status(
+        &self,
+        request: Request<RecordStatusRequest>,
+    ) -> Result<Response<RecordStatusResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let person_id = uuid_field("person_id", &request.person_id)?;
+        let command = match RecordStatus::parse(
+            Uuid::now_v7(),
+            request.kind,
+            &request.source_department,
+            &request.reference,
+            &request.effective_from,
+            &request.effective_to,
+            &request.detail,
+        ) {
+            Ok(command) => {
+                violations.into_result()?;
+                command
+            }
+            Err(found) => return Err(violations_status(violations, found)),
+        };
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/RecordStatus"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (person, version) = load::<PersonAggregate>(work, person_id).await?;
+                    let events = person.record_status(person_id, &command)?;
+                    append(work, person_id, version, &events).await?;
+                    Ok(RecordStatusResponse {
+                        status_id: command.status_id.to_string(),
+                    })
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn end_status(
+        &self,
+        request: Request<EndStatusRequest>,
+    ) -> Result<Response<EndStatusResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let person_id = uuid_field("person_id", &request.person_id)?;
+        let status_id = uuid_field("status_id", &request.status_id)?;
+        let effective_to = date_field(&mut violations, "effective_to", &request.effective_to);
+        violations.into_result()?;
+        let effective_to = effective_to.unwrap_or_default();
+        let reason = request.reason.clone();
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/EndStatus"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (person, version) = load::<PersonAggregate>(work, person_id).await?;
+                    let events = person.end_status(person_id, status_id, effective_to, &reason)?;
+                    append(work, person_id, version, &events).await?;
+                    Ok(EndStatusResponse {})
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn add_household_member(
+        &self,
+        request: Request<AddHouseholdMemberRequest>,
+    ) -> Result<Response<AddHouseholdMemberResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let person_id = uuid_field("person_id", &request.person_id)?;
+        let household_id = if request.household_id.trim().is_empty() {
+            Uuid::now_v7()
+        } else {
+            uuid_field("household_id", &request.household_id)?
+        };
+        let relationship = match Relationship::try_from(request.relationship) {
+            Ok(Relationship::Unspecified) | Err(_) => {
+                violations.add("relationship", "is required");
+                Relationship::Unspecified
+            }
+            Ok(relationship) => relationship,
+        };
+        violations.into_result()?;
+        let answer = run_command(&self.store, &format!("{SERVICE}/AddHouseholdMember"), &request.request_id, &request, move |work| {
+            async move {
+                let (person, _) = load::<PersonAggregate>(work, person_id).await?;
+                let (household, version) = load::<HouseholdAggregate>(work, household_id).await?;
+                let current: Option<Uuid> = sqlx::query_scalar(
+                    "WITH claimed AS (INSERT INTO household_claims (person_id, household_id) VALUES ($1, $2) \
+                     ON CONFLICT (person_id) DO NOTHING RETURNING household_id) \
+                     SELECT household_id FROM household_claims WHERE person_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)",
+                )
+                .bind(person_id)
+                .bind(household_id)
+                .fetch_optional(work.connection())
+                .await
+                .map_err(database_status)?;
+                let events = household.add_member(household_id, person_id, &person, relationship, current)?;
+                append(work, household_id, version, &events).await?;
+                Ok(AddHouseholdMemberResponse {
+                    household_id: household_id.to_string(),
+                })
+            }
+            .boxed()
+        })
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn remove_household_member(
+        &self,
+        request: Request<RemoveHouseholdMemberRequest>,
+    ) -> Result<Response<RemoveHouseholdMemberResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let person_id = uuid_field("person_id", &request.person_id)?;
+        let household_id = uuid_field("household_id", &request.household_id)?;
+        violations.into_result()?;
+        let reason = request.reason.clone();
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/RemoveHouseholdMember"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (household, version) =
+                        load::<HouseholdAggregate>(work, household_id).await?;
+                    let events = household.remove_member(household_id, person_id, &reason)?;
+                    sqlx::query(
+                        "DELETE FROM household_claims WHERE person_id = $1 AND household_id = $2",
+                    )
+                    .bind(person_id)
+                    .bind(household_id)
+                    .execute(work.connection())
+                    .await
+                    .map_err(database_status)?;
+                    append(work, household_id, version, &events).await?;
+                    Ok(RemoveHouseholdMemberResponse {})
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn record_household_income(
+        &self,
+        request: Request<RecordHouseholdIncomeRequest>,
+    ) -> Result<Response<RecordHouseholdIncomeResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let household_id = uuid_field("household_id", &request.household_id)?;
+        if !(1949..=2200).contains(&request.year) {
+            violations.add("year", "must be a calendar year from 1949");
+        }
+        let fen = request.income_per_head.as_ref().map(|m| m.fen);
+        match fen {
+            None => violations.add("income_per_head", "is required"),
+            Some(fen) if fen < 0 => violations.add("income_per_head.fen", "must not be negative"),
+            Some(_) => {}
+        }
+        if request.source_department.trim().is_empty() {
+            violations.add("source_department", "is required");
+        }
+        violations.into_result()?;
+        let (year, fen, department) = (
+            request.year,
+            fen.unwrap_or_default(),
+            request.source_department.clone(),
         );
-        let mut work = match self.store.begin_command(call).await.map_err(store_status)? {
-            Begun::Replay(answer) => return Ok(Response::new(decode_answer(&answer)?)),
-            Begun::Fresh(work) => work,
-        };
-        let stream = command.person_id.to_string();
-        let (person, version) = work.load::<Person>(&stream).await.map_err(store_status)?;
-        let events = person.register(&command)?;
-        work.append(&stream, version, &stream, &events)
-            .await
-            .map_err(store_status)?;
-        let answer = RegisterPersonResponse {
-            person_id: stream.clone(),
-        };
-        let stored = work
-            .commit(answer.encode_to_vec())
-            .await
-            .map_err(store_status)?;
-        tracing::info!(person_id = %stream, "person registered");
-        Ok(Response::new(decode_answer(&stored)?))
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/RecordHouseholdIncome"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (household, version) =
+                        load::<HouseholdAggregate>(work, household_id).await?;
+                    let events = household.record_income(household_id, year, fen, &department)?;
+                    append(work, household_id, version, &events).await?;
+                    Ok(RecordHouseholdIncomeResponse {})
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn merge_persons(
+        &self,
+        request: Request<MergePersonsRequest>,
+    ) -> Result<Response<MergePersonsResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let survivor_id = uuid_field("survivor_id", &request.survivor_id)?;
+        let absorbed_id = uuid_field("absorbed_id", &request.absorbed_id)?;
+        for (field, value) in [
+            ("reason", &request.reason),
+            ("decided_by", &request.decided_by),
+        ] {
+            if value.trim().is_empty() {
+                violations.add(field, "is required");
+            }
+        }
+        violations.into_result()?;
+        let (reason, decided_by) = (request.reason.clone(), request.decided_by.clone());
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/MergePersons"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (survivor, _) = load::<PersonAggregate>(work, survivor_id).await?;
+                    let (absorbed, version) = load::<PersonAggregate>(work, absorbed_id).await?;
+                    let events = absorbed.merge_into(
+                        absorbed_id,
+                        survivor_id,
+                        &survivor,
+                        &reason,
+                        &decided_by,
+                    )?;
+                    append(work, absorbed_id, version, &events).await?;
+                    Ok(MergePersonsResponse {})
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn unmerge_person(
+        &self,
+        request: Request<UnmergePersonRequest>,
+    ) -> Result<Response<UnmergePersonResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let absorbed_id = uuid_field("absorbed_id", &request.absorbed_id)?;
+        for (field, value) in [
+            ("reason", &request.reason),
+            ("decided_by", &request.decided_by),
+        ] {
+            if value.trim().is_empty() {
+                violations.add(field, "is required");
+            }
+        }
+        violations.into_result()?;
+        let (reason, decided_by) = (request.reason.clone(), request.decided_by.clone());
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/UnmergePerson"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (absorbed, version) = load::<PersonAggregate>(work, absorbed_id).await?;
+                    let events = absorbed.unmerge(absorbed_id, &reason, &decided_by)?;
+                    append(work, absorbed_id, version, &events).await?;
+                    Ok(UnmergePersonResponse {})
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
     }
 
     async fn get_person(
         &self,
         request: Request<GetPersonRequest>,
     ) -> Result<Response<GetPersonResponse>, Status> {
-        let request = request.into_inner();
-        let person_id = Uuid::parse_str(&request.person_id)
-            .map_err(|_| FieldViolations::single("person_id", "must be a UUID"))?;
-        let row = sqlx::query(
-            "SELECT full_name, gender, birth_date, resident_id, region_code, source_department, version \
-             FROM persons WHERE person_id = $1",
-        )
-        .bind(person_id)
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(database_status)?
-        .ok_or_else(|| Status::not_found(format!("no person {person_id} in the registry")))?;
-        let read = |e: sqlx::Error| database_status(e);
-        let person = PersonView {
-            person_id: person_id.to_string(),
-            full_name: row.try_get("full_name").map_err(read)?,
-            gender: row.try_get("gender").map_err(read)?,
-            birth_date: row.try_get("birth_date").map_err(read)?,
-            resident_id: row.try_get("resident_id").map_err(read)?,
-            region: Some(RegionCode {
-                code: row.try_get("region_code").map_err(read)?,
-            }),
-            source_department: row.try_get("source_department").map_err(read)?,
-            version: row.try_get("version").map_err(read)?,
-        };
+        let person_id = uuid_field("person_id", &request.get_ref().person_id)?;
+        let person = queries::person(self.store.pool(), person_id)
+            .await
+            .map_err(database_status)?
+            .ok_or_else(|| Status::not_found(format!("no person {person_id} in the registry")))?;
         Ok(Response::new(GetPersonResponse {
             person: Some(person),
+        }))
+    }
+
+    async fn get_household(
+        &self,
+        request: Request<GetHouseholdRequest>,
+    ) -> Result<Response<GetHouseholdResponse>, Status> {
+        let household_id = uuid_field("household_id", &request.get_ref().household_id)?;
+        let household = queries::household(self.store.pool(), household_id)
+            .await
+            .map_err(database_status)?
+            .ok_or_else(|| Status::not_found(format!("no household {household_id}")))?;
+        Ok(Response::new(GetHouseholdResponse {
+            household: Some(household),
+        }))
+    }
+
+    async fn search_persons(
+        &self,
+        request: Request<SearchPersonsRequest>,
+    ) -> Result<Response<SearchPersonsResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let search = match &request.query {
+            None => {
+                violations.add(
+                    "query",
+                    "give resident_id, name_and_birth_date or name_and_region",
+                );
+                None
+            }
+            Some(Query::ResidentId(raw)) => match ResidentId::parse(raw) {
+                Ok(id) => Some(Search::ResidentId(id.as_str().to_owned())),
+                Err(error) => {
+                    violations.add("resident_id", error.to_string());
+                    None
+                }
+            },
+            Some(Query::NameAndBirthDate(q)) => {
+                if q.full_name.trim().is_empty() {
+                    violations.add("name_and_birth_date.full_name", "is required");
+                }
+                date_field(
+                    &mut violations,
+                    "name_and_birth_date.birth_date",
+                    &q.birth_date,
+                )
+                .map(|d| {
+                    Search::NameAndBirthDate(
+                        q.full_name.trim().to_owned(),
+                        d.format("%Y-%m-%d").to_string(),
+                    )
+                })
+            }
+            Some(Query::NameAndRegion(q)) => {
+                if q.full_name.trim().is_empty() {
+                    violations.add("name_and_region.full_name", "is required");
+                }
+                let code = q
+                    .region
+                    .as_ref()
+                    .map(|r| r.code.trim().to_owned())
+                    .unwrap_or_default();
+                if jiuzhu_identity::lookup_region(&code).is_none() {
+                    violations.add(
+                        "name_and_region.region.code",
+                        format!("`{code}` is not a GB/T 2260 region code"),
+                    );
+                }
+                Some(Search::NameAndRegion(q.full_name.trim().to_owned(), code))
+            }
+        };
+        let page_size = match request.page_size {
+            0 => 50,
+            n if (1..=500).contains(&n) => i64::from(n),
+            _ => {
+                violations.add("page_size", "must be between 1 and 500");
+                50
+            }
+        };
+        let after = if request.page_token.is_empty() {
+            None
+        } else {
+            match Uuid::parse_str(&request.page_token) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    violations.add("page_token", "is not a token this service issued");
+                    None
+                }
+            }
+        };
+        violations.into_result()?;
+        let Some(search) = search else {
+            return Err(FieldViolations::single("query", "is required"));
+        };
+        let mut persons = queries::search(self.store.pool(), &search, after, page_size + 1)
+            .await
+            .map_err(database_status)?;
+        let next_page_token = if persons.len() as i64 > page_size {
+            persons.truncate(usize::try_from(page_size).unwrap_or(50));
+            persons
+                .last()
+                .map(|p| p.person_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(SearchPersonsResponse {
+            persons,
+            next_page_token,
         }))
     }
 }

@@ -7,6 +7,7 @@
 pub mod domain;
 pub mod grpc;
 pub mod projections;
+pub mod queries;
 
 use jiuzhu_proto::registry::registry_service_server::RegistryServiceServer;
 use jiuzhu_runtime::{Components, Service, ServiceContext, register};

@@ -1,4 +1,5 @@
-//! The registry's read models, built only from `jiuzhu.registry.events.v1`.
+//! The registry's read models, built only from `jiuzhu.registry.events.v1`: persons (with
+//! search indexes), their statuses, and households.
 
 use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
@@ -7,7 +8,12 @@ use uuid::Uuid;
 
 use crate::domain::RegistryEvent;
 
-/// Persons as `GetPerson` returns them.
+fn id(field: &str, value: &str) -> Result<Uuid, ProjectionError> {
+    Uuid::parse_str(value)
+        .map_err(|_| ProjectionError::Rejected(format!("{field} `{value}` is not a UUID")))
+}
+
+/// Persons, statuses and households as the registry's queries read them.
 #[derive(Debug)]
 pub struct Persons;
 
@@ -30,24 +36,148 @@ impl Projection for Persons {
         else {
             return Ok(());
         };
+        let version = envelope.stream_version;
         match decoded {
             RegistryEvent::PersonRegistered(e) => {
-                let person_id = Uuid::parse_str(&e.person_id).map_err(|_| {
-                    ProjectionError::Rejected(format!("person_id `{}` is not a UUID", e.person_id))
-                })?;
                 sqlx::query(
                     "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, \
-                     region_code, source_department, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     region_code, source_department, version, township, village, address_text, phone, flags) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                      ON CONFLICT (person_id) DO NOTHING",
                 )
-                .bind(person_id)
+                .bind(id("person_id", &e.person_id)?)
                 .bind(&e.full_name)
                 .bind(e.gender)
                 .bind(&e.birth_date)
                 .bind(&e.resident_id)
                 .bind(e.region.map(|r| r.code).unwrap_or_default())
                 .bind(&e.source_department)
-                .bind(envelope.stream_version)
+                .bind(version)
+                .bind(&e.township)
+                .bind(&e.village)
+                .bind(&e.address_text)
+                .bind(&e.phone)
+                .bind(&e.flags)
+                .execute(conn)
+                .await?;
+            }
+            RegistryEvent::PersonUpdated(e) => {
+                sqlx::query(
+                    "UPDATE persons SET full_name = $2, gender = $3, birth_date = $4, resident_id = $5, \
+                     region_code = $6, township = $7, village = $8, address_text = $9, phone = $10, \
+                     flags = $11, version = $12 WHERE person_id = $1 AND version < $12",
+                )
+                .bind(id("person_id", &e.person_id)?)
+                .bind(&e.full_name)
+                .bind(e.gender)
+                .bind(&e.birth_date)
+                .bind(&e.resident_id)
+                .bind(e.region.map(|r| r.code).unwrap_or_default())
+                .bind(&e.township)
+                .bind(&e.village)
+                .bind(&e.address_text)
+                .bind(&e.phone)
+                .bind(&e.flags)
+                .bind(version)
+                .execute(conn)
+                .await?;
+            }
+            RegistryEvent::StatusRecorded(e) => {
+                let person = id("person_id", &e.person_id)?;
+                sqlx::query(
+                    "INSERT INTO person_statuses (status_id, person_id, kind, source_department, reference, \
+                     effective_from, effective_to, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (status_id) DO NOTHING",
+                )
+                .bind(id("status_id", &e.status_id)?)
+                .bind(person)
+                .bind(e.kind)
+                .bind(&e.source_department)
+                .bind(&e.reference)
+                .bind(&e.effective_from)
+                .bind(&e.effective_to)
+                .bind(&e.detail)
+                .execute(&mut *conn)
+                .await?;
+                bump(conn, person, version).await?;
+            }
+            RegistryEvent::StatusEnded(e) => {
+                let person = id("person_id", &e.person_id)?;
+                sqlx::query(
+                    "UPDATE person_statuses SET ended = TRUE, effective_to = $2, end_reason = $3 WHERE status_id = $1",
+                )
+                .bind(id("status_id", &e.status_id)?)
+                .bind(&e.effective_to)
+                .bind(&e.reason)
+                .execute(&mut *conn)
+                .await?;
+                bump(conn, person, version).await?;
+            }
+            RegistryEvent::PersonMerged(e) => {
+                let person = id("person_id", &e.person_id)?;
+                sqlx::query("UPDATE persons SET merged_into = $2 WHERE person_id = $1")
+                    .bind(person)
+                    .bind(id("survivor_id", &e.survivor_id)?)
+                    .execute(&mut *conn)
+                    .await?;
+                bump(conn, person, version).await?;
+            }
+            RegistryEvent::PersonUnmerged(e) => {
+                let person = id("person_id", &e.person_id)?;
+                sqlx::query("UPDATE persons SET merged_into = NULL WHERE person_id = $1")
+                    .bind(person)
+                    .execute(&mut *conn)
+                    .await?;
+                bump(conn, person, version).await?;
+            }
+            RegistryEvent::HouseholdMemberAdded(e) => {
+                let (household, person) = (
+                    id("household_id", &e.household_id)?,
+                    id("person_id", &e.person_id)?,
+                );
+                sqlx::query(
+                    "INSERT INTO household_members (household_id, person_id, relationship) VALUES ($1, $2, $3) \
+                     ON CONFLICT (household_id, person_id) DO UPDATE SET relationship = EXCLUDED.relationship",
+                )
+                .bind(household)
+                .bind(person)
+                .bind(e.relationship)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query("UPDATE persons SET household_id = $2 WHERE person_id = $1")
+                    .bind(person)
+                    .bind(household)
+                    .execute(conn)
+                    .await?;
+            }
+            RegistryEvent::HouseholdMemberRemoved(e) => {
+                let (household, person) = (
+                    id("household_id", &e.household_id)?,
+                    id("person_id", &e.person_id)?,
+                );
+                sqlx::query(
+                    "DELETE FROM household_members WHERE household_id = $1 AND person_id = $2",
+                )
+                .bind(household)
+                .bind(person)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query("UPDATE persons SET household_id = NULL WHERE person_id = $1 AND household_id = $2")
+                    .bind(person)
+                    .bind(household)
+                    .execute(conn)
+                    .await?;
+            }
+            RegistryEvent::HouseholdIncomeRecorded(e) => {
+                sqlx::query(
+                    "INSERT INTO household_incomes (household_id, year, income_per_head, source_department) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (household_id, year) DO UPDATE SET \
+                     income_per_head = EXCLUDED.income_per_head, source_department = EXCLUDED.source_department",
+                )
+                .bind(id("household_id", &e.household_id)?)
+                .bind(e.year)
+                .bind(e.income_per_head.map(|m| m.fen).unwrap_or_default())
+                .bind(&e.source_department)
                 .execute(conn)
                 .await?;
             }
@@ -56,7 +186,18 @@ impl Projection for Persons {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE persons").execute(conn).await?;
+        sqlx::query("TRUNCATE persons, person_statuses, household_members, household_incomes")
+            .execute(conn)
+            .await?;
         Ok(())
     }
+}
+
+async fn bump(conn: &mut PgConnection, person: Uuid, version: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE persons SET version = GREATEST(version, $2) WHERE person_id = $1")
+        .bind(person)
+        .bind(version)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -1,0 +1,180 @@
+//! Reads of the registry's projections for the gRPC layer.
+
+use jiuzhu_proto::common::{Money, RegionCode};
+use jiuzhu_proto::registry::{Household, HouseholdIncome, HouseholdMember, Person, Status};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+const PERSON_COLUMNS: &str = "person_id, full_name, gender, birth_date, resident_id, region_code, \
+    source_department, version, township, village, address_text, phone, flags, merged_into, household_id";
+
+fn person_from_row(row: &PgRow) -> Result<Person, sqlx::Error> {
+    let person_id: Uuid = row.try_get("person_id")?;
+    let merged_into: Option<Uuid> = row.try_get("merged_into")?;
+    let household_id: Option<Uuid> = row.try_get("household_id")?;
+    Ok(Person {
+        person_id: person_id.to_string(),
+        full_name: row.try_get("full_name")?,
+        gender: row.try_get("gender")?,
+        birth_date: row.try_get("birth_date")?,
+        resident_id: row.try_get("resident_id")?,
+        region: Some(RegionCode {
+            code: row.try_get("region_code")?,
+        }),
+        source_department: row.try_get("source_department")?,
+        version: row.try_get("version")?,
+        township: row.try_get("township")?,
+        village: row.try_get("village")?,
+        address_text: row.try_get("address_text")?,
+        phone: row.try_get("phone")?,
+        flags: row.try_get("flags")?,
+        merged_into: merged_into.map(|id| id.to_string()).unwrap_or_default(),
+        merged_person_ids: Vec::new(),
+        statuses: Vec::new(),
+        household_id: household_id.map(|id| id.to_string()).unwrap_or_default(),
+    })
+}
+
+/// A person with their statuses and those of every record merged into them.
+pub async fn person(pool: &PgPool, person_id: Uuid) -> Result<Option<Person>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {PERSON_COLUMNS} FROM persons WHERE person_id = $1"
+    ))
+    .bind(person_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut person = person_from_row(&row)?;
+    let merged: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT person_id FROM persons WHERE merged_into = $1 ORDER BY person_id",
+    )
+    .bind(person_id)
+    .fetch_all(pool)
+    .await?;
+    let statuses = sqlx::query(
+        "SELECT status_id, person_id, kind, source_department, reference, effective_from, effective_to, \
+         detail, ended, end_reason FROM person_statuses WHERE person_id = ANY($1) \
+         ORDER BY effective_from, status_id",
+    )
+    .bind(merged.iter().copied().chain([person_id]).collect::<Vec<_>>())
+    .fetch_all(pool)
+    .await?;
+    for row in statuses {
+        let status_id: Uuid = row.try_get("status_id")?;
+        let recorded_on: Uuid = row.try_get("person_id")?;
+        person.statuses.push(Status {
+            status_id: status_id.to_string(),
+            kind: row.try_get("kind")?,
+            source_department: row.try_get("source_department")?,
+            reference: row.try_get("reference")?,
+            effective_from: row.try_get("effective_from")?,
+            effective_to: row.try_get("effective_to")?,
+            detail: row.try_get("detail")?,
+            ended: row.try_get("ended")?,
+            end_reason: row.try_get("end_reason")?,
+            recorded_on_person_id: recorded_on.to_string(),
+        });
+    }
+    person.merged_person_ids = merged.iter().map(Uuid::to_string).collect();
+    Ok(Some(person))
+}
+
+pub async fn household(
+    pool: &PgPool,
+    household_id: Uuid,
+) -> Result<Option<Household>, sqlx::Error> {
+    let members = sqlx::query(
+        "SELECT m.person_id, m.relationship, coalesce(p.full_name, '') AS full_name \
+         FROM household_members m LEFT JOIN persons p USING (person_id) \
+         WHERE m.household_id = $1 ORDER BY m.relationship, m.person_id",
+    )
+    .bind(household_id)
+    .fetch_all(pool)
+    .await?;
+    let incomes = sqlx::query(
+        "SELECT year, income_per_head, source_department FROM household_incomes \
+         WHERE household_id = $1 ORDER BY year DESC",
+    )
+    .bind(household_id)
+    .fetch_all(pool)
+    .await?;
+    if members.is_empty() && incomes.is_empty() {
+        return Ok(None);
+    }
+    let mut household = Household {
+        household_id: household_id.to_string(),
+        ..Household::default()
+    };
+    for row in members {
+        let person_id: Uuid = row.try_get("person_id")?;
+        household.members.push(HouseholdMember {
+            person_id: person_id.to_string(),
+            relationship: row.try_get("relationship")?,
+            full_name: row.try_get("full_name")?,
+        });
+    }
+    for row in incomes {
+        household.incomes.push(HouseholdIncome {
+            year: row.try_get("year")?,
+            income_per_head: Some(Money {
+                fen: row.try_get("income_per_head")?,
+            }),
+            source_department: row.try_get("source_department")?,
+        });
+    }
+    Ok(Some(household))
+}
+
+/// What to search by.
+#[derive(Debug, Clone)]
+pub enum Search {
+    ResidentId(String),
+    NameAndBirthDate(String, String),
+    NameAndRegion(String, String),
+}
+
+/// One page of matches ordered by person id, after `after` (exclusive).
+pub async fn search(
+    pool: &PgPool,
+    search: &Search,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Person>, sqlx::Error> {
+    let after = after.unwrap_or(Uuid::nil());
+    let rows =
+        match search {
+            Search::ResidentId(id) => sqlx::query(&format!(
+                "SELECT {PERSON_COLUMNS} FROM persons WHERE resident_id = $1 AND person_id > $2 \
+                 ORDER BY person_id LIMIT $3"
+            ))
+            .bind(id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?,
+            Search::NameAndBirthDate(name, birth) => {
+                sqlx::query(&format!(
+                    "SELECT {PERSON_COLUMNS} FROM persons WHERE full_name = $1 AND birth_date = $2 \
+                 AND person_id > $3 ORDER BY person_id LIMIT $4"
+                ))
+                .bind(name)
+                .bind(birth)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+            }
+            Search::NameAndRegion(name, region) => sqlx::query(&format!(
+                "SELECT {PERSON_COLUMNS} FROM persons WHERE full_name = $1 AND region_code = $2 \
+                 AND person_id > $3 ORDER BY person_id LIMIT $4"
+            ))
+            .bind(name)
+            .bind(region)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?,
+        };
+    rows.iter().map(person_from_row).collect()
+}
