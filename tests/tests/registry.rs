@@ -1,0 +1,412 @@
+//! The registry's API against real PostgreSQL and the broker: commands, their validation and
+//! idempotency, and the read models the topic builds.
+
+use std::time::Duration;
+
+use jiuzhu_proto::common::{Money, RegionCode};
+use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
+use jiuzhu_proto::registry::search_persons_request::{NameAndBirthDate, Query};
+use jiuzhu_proto::registry::*;
+use jiuzhu_registry::Registry;
+use jiuzhu_testkit::unique_namespace;
+use jiuzhu_tests::{Started, TestResult, eventually, registration, registry_client, start};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn registry() -> anyhow::Result<(Started, RegistryServiceClient<Channel>)> {
+    let started = start::<Registry>(&unique_namespace()).await?;
+    let client = registry_client(&started.running).await?;
+    Ok((started, client))
+}
+
+/// Waits until the person view reaches `version` and returns it.
+async fn person_at(
+    client: &RegistryServiceClient<Channel>,
+    id: &str,
+    version: i64,
+) -> anyhow::Result<Person> {
+    eventually("the person view", WAIT, || {
+        let mut client = client.clone();
+        let person_id = id.to_owned();
+        async move {
+            match client.get_person(GetPersonRequest { person_id }).await {
+                Ok(found) => Ok(found.into_inner().person.filter(|p| p.version >= version)),
+                Err(status) if status.code() == Code::NotFound => Ok(None),
+                Err(status) => Err(status.into()),
+            }
+        }
+    })
+    .await
+}
+
+fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resident_id_is_registered_once_and_the_refusal_names_the_holder() -> TestResult {
+    let (started, mut client) = registry().await?;
+    let first = client
+        .register_person(registration("dup-1", 1))
+        .await?
+        .into_inner();
+    let mut same_id = registration("dup-1", 1);
+    same_id.request_id = "dup-2".to_owned();
+    let refused = client
+        .register_person(same_id)
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("duplicate accepted"))?;
+    assert_eq!(refused.code(), Code::AlreadyExists);
+    assert!(
+        refused.message().contains(&first.person_id),
+        "{}",
+        refused.message()
+    );
+
+    // Kept, not silently fixed: a birth date that disagrees with the id is flagged.
+    let mut mismatched = registration("flagged", 2);
+    mismatched.birth_date = "2001-01-01".to_owned();
+    let answer = client.register_person(mismatched).await?.into_inner();
+    assert_eq!(answer.flags, [IdentityFlag::BirthDateDiffersFromId as i32]);
+    let person = person_at(&client, &answer.person_id, 1).await?;
+    assert_eq!(person.birth_date, "2001-01-01");
+    assert_eq!(person.flags, [IdentityFlag::BirthDateDiffersFromId as i32]);
+    started.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_statuses_and_their_errors() -> TestResult {
+    let (started, mut client) = registry().await?;
+    let person_id = client
+        .register_person(registration("u-1", 1))
+        .await?
+        .into_inner()
+        .person_id;
+
+    let moved = client
+        .update_person(UpdatePersonRequest {
+            request_id: "u-2".to_owned(),
+            person_id: person_id.clone(),
+            village: "王家寨".to_owned(),
+            phone: "13900000000".to_owned(),
+            fields: vec!["village".to_owned()],
+            source_department: "civil_affairs".to_owned(),
+            ..UpdatePersonRequest::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        moved.changed_fields,
+        ["village"],
+        "only the named field changes"
+    );
+
+    let bad = client
+        .update_person(UpdatePersonRequest {
+            request_id: "u-3".to_owned(),
+            person_id: person_id.clone(),
+            fields: vec!["region".to_owned(), "nickname".to_owned()],
+            region: Some(RegionCode {
+                code: "999999".to_owned(),
+            }),
+            ..UpdatePersonRequest::default()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("bad update accepted"))?;
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&bad), ["fields"]);
+
+    let status_id = client
+        .record_status(RecordStatusRequest {
+            request_id: "s-1".to_owned(),
+            person_id: person_id.clone(),
+            kind: StatusKind::Disability as i32,
+            source_department: "civil_affairs".to_owned(),
+            reference: "残联-2025-17".to_owned(),
+            effective_from: "2025-03-01".to_owned(),
+            detail: "2".to_owned(),
+            ..RecordStatusRequest::default()
+        })
+        .await?
+        .into_inner()
+        .status_id;
+    let early_end = client
+        .end_status(EndStatusRequest {
+            request_id: "s-2".to_owned(),
+            person_id: person_id.clone(),
+            status_id: status_id.clone(),
+            effective_to: "2024-01-01".to_owned(),
+            reason: "typo".to_owned(),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("end before start accepted"))?;
+    assert_eq!(early_end.code(), Code::FailedPrecondition);
+    client
+        .end_status(EndStatusRequest {
+            request_id: "s-3".to_owned(),
+            person_id: person_id.clone(),
+            status_id: status_id.clone(),
+            effective_to: "2026-03-01".to_owned(),
+            reason: "reassessed".to_owned(),
+        })
+        .await?;
+
+    let person = person_at(&client, &person_id, 4).await?;
+    assert_eq!(person.village, "王家寨");
+    assert_eq!(person.phone, "", "phone was not named in `fields`");
+    assert_eq!(person.statuses.len(), 1);
+    let status = &person.statuses[0];
+    assert_eq!(
+        (status.kind, status.detail.as_str(), status.ended),
+        (StatusKind::Disability as i32, "2", true)
+    );
+    assert_eq!(status.effective_to, "2026-03-01");
+
+    let unknown = client
+        .record_status(RecordStatusRequest {
+            request_id: "s-4".to_owned(),
+            person_id: uuid::Uuid::now_v7().to_string(),
+            kind: StatusKind::MinimumLivingAllowance as i32,
+            source_department: "civil_affairs".to_owned(),
+            effective_from: "2025-01-01".to_owned(),
+            ..RecordStatusRequest::default()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("status for nobody accepted"))?;
+    assert_eq!(unknown.code(), Code::NotFound);
+    started.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merge_and_unmerge_keep_both_histories() -> TestResult {
+    let (started, mut client) = registry().await?;
+    let survivor = client
+        .register_person(registration("m-1", 1))
+        .await?
+        .into_inner()
+        .person_id;
+    let duplicate = client
+        .register_person(registration("m-2", 2))
+        .await?
+        .into_inner()
+        .person_id;
+    client
+        .record_status(RecordStatusRequest {
+            request_id: "m-3".to_owned(),
+            person_id: duplicate.clone(),
+            kind: StatusKind::MinimumLivingAllowance as i32,
+            source_department: "civil_affairs".to_owned(),
+            effective_from: "2025-01-01".to_owned(),
+            ..RecordStatusRequest::default()
+        })
+        .await?;
+    let merge = MergePersonsRequest {
+        request_id: "m-4".to_owned(),
+        survivor_id: survivor.clone(),
+        absorbed_id: duplicate.clone(),
+        reason: "same person, two departments".to_owned(),
+        decided_by: "officer-7".to_owned(),
+    };
+    client.merge_persons(merge.clone()).await?;
+    client.merge_persons(merge).await?; // a retry changes nothing
+
+    let merged = eventually("the merge in the survivor's view", WAIT, || {
+        let mut client = client.clone();
+        let survivor = survivor.clone();
+        async move {
+            let person = client
+                .get_person(GetPersonRequest {
+                    person_id: survivor,
+                })
+                .await?
+                .into_inner()
+                .person;
+            Ok(person.filter(|p| !p.merged_person_ids.is_empty()))
+        }
+    })
+    .await?;
+    assert_eq!(merged.merged_person_ids, [duplicate.clone()]);
+    assert_eq!(
+        merged.statuses.len(),
+        1,
+        "the absorbed record's status shows on the survivor"
+    );
+    assert_eq!(merged.statuses[0].recorded_on_person_id, duplicate);
+    let absorbed = person_at(&client, &duplicate, 3).await?;
+    assert_eq!(absorbed.merged_into, survivor);
+
+    let blocked = client
+        .update_person(UpdatePersonRequest {
+            request_id: "m-5".to_owned(),
+            person_id: duplicate.clone(),
+            village: "x".to_owned(),
+            ..UpdatePersonRequest::default()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("update of a merged record accepted"))?;
+    assert_eq!(blocked.code(), Code::FailedPrecondition);
+
+    client
+        .unmerge_person(UnmergePersonRequest {
+            request_id: "m-6".to_owned(),
+            absorbed_id: duplicate.clone(),
+            reason: "different people after all".to_owned(),
+            decided_by: "officer-8".to_owned(),
+        })
+        .await?;
+    let restored = person_at(&client, &duplicate, 4).await?;
+    assert_eq!(restored.merged_into, "");
+    assert_eq!(restored.statuses.len(), 1, "its own history is intact");
+    let survivor_view = person_at(&client, &survivor, 1).await?;
+    assert!(survivor_view.merged_person_ids.is_empty());
+    assert!(survivor_view.statuses.is_empty());
+    started.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn households_and_search_by_every_key_with_paging() -> TestResult {
+    let (started, mut client) = registry().await?;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let mut request = registration(&format!("h-{n}"), n);
+        request.full_name = "张伟".to_owned(); // the commonest name: five different people
+        request.birth_date = "1980-05-05".to_owned();
+        ids.push(
+            client
+                .register_person(request)
+                .await?
+                .into_inner()
+                .person_id,
+        );
+    }
+    let household_id = client
+        .add_household_member(AddHouseholdMemberRequest {
+            request_id: "hh-1".to_owned(),
+            person_id: ids[0].clone(),
+            relationship: Relationship::Head as i32,
+            ..AddHouseholdMemberRequest::default()
+        })
+        .await?
+        .into_inner()
+        .household_id;
+    client
+        .add_household_member(AddHouseholdMemberRequest {
+            request_id: "hh-2".to_owned(),
+            household_id: household_id.clone(),
+            person_id: ids[1].clone(),
+            relationship: Relationship::Spouse as i32,
+        })
+        .await?;
+    let elsewhere = client
+        .add_household_member(AddHouseholdMemberRequest {
+            request_id: "hh-3".to_owned(),
+            person_id: ids[1].clone(),
+            relationship: Relationship::Head as i32,
+            ..AddHouseholdMemberRequest::default()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a second household accepted"))?;
+    assert_eq!(elsewhere.code(), Code::FailedPrecondition);
+    assert!(elsewhere.message().contains(&household_id));
+    client
+        .record_household_income(RecordHouseholdIncomeRequest {
+            request_id: "hh-4".to_owned(),
+            household_id: household_id.clone(),
+            year: 2025,
+            income_per_head: Some(Money { fen: 612_000 }),
+            source_department: "rural_revitalization".to_owned(),
+        })
+        .await?;
+    let household = eventually("the household view", WAIT, || {
+        let mut client = client.clone();
+        let household_id = household_id.clone();
+        async move {
+            match client
+                .get_household(GetHouseholdRequest { household_id })
+                .await
+            {
+                Ok(found) => Ok(found
+                    .into_inner()
+                    .household
+                    .filter(|h| h.members.len() == 2 && !h.incomes.is_empty())),
+                Err(status) if status.code() == Code::NotFound => Ok(None),
+                Err(status) => Err(status.into()),
+            }
+        }
+    })
+    .await?;
+    assert_eq!(household.members[0].person_id, ids[0]);
+    assert_eq!(
+        household.incomes[0].income_per_head.as_ref().map(|m| m.fen),
+        Some(612_000)
+    );
+
+    let by_id = client
+        .search_persons(SearchPersonsRequest {
+            query: Some(Query::ResidentId(registration("h-3", 3).resident_id)),
+            ..SearchPersonsRequest::default()
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        by_id
+            .persons
+            .iter()
+            .map(|p| p.person_id.clone())
+            .collect::<Vec<_>>(),
+        [ids[3].clone()]
+    );
+
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .search_persons(SearchPersonsRequest {
+                query: Some(Query::NameAndBirthDate(NameAndBirthDate {
+                    full_name: "张伟".to_owned(),
+                    birth_date: "1980-05-05".to_owned(),
+                })),
+                page_size: 2,
+                page_token: token.clone(),
+            })
+            .await?
+            .into_inner();
+        assert!(page.persons.len() <= 2);
+        seen.extend(page.persons.into_iter().map(|p| p.person_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(seen, expected, "three pages, every match once, in order");
+
+    let bad = client
+        .search_persons(SearchPersonsRequest {
+            query: Some(Query::ResidentId("123".to_owned())),
+            page_size: 900,
+            ..SearchPersonsRequest::default()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("bad search accepted"))?;
+    assert_eq!(bad_fields(&bad), ["resident_id", "page_size"]);
+    started.running.stop().await;
+    Ok(())
+}
