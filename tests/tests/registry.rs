@@ -237,7 +237,7 @@ async fn merge_and_unmerge_keep_both_histories() -> TestResult {
         }
     })
     .await?;
-    assert_eq!(merged.merged_person_ids, [duplicate.clone()]);
+    assert_eq!(merged.merged_person_ids, std::slice::from_ref(&duplicate));
     assert_eq!(
         merged.statuses.len(),
         1,

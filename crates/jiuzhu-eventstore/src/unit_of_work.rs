@@ -18,6 +18,9 @@ pub struct CommandRequest {
     pub correlation_id: Option<String>,
     /// What caused the command; defaults to the request id.
     pub causation_id: Option<String>,
+    /// Whether the answer is kept under the request id (false for batches whose idempotency
+    /// rests on their own natural keys).
+    pub recorded: bool,
 }
 
 impl CommandRequest {
@@ -29,6 +32,20 @@ impl CommandRequest {
             fingerprint: Sha256::digest(request_bytes).to_vec(),
             correlation_id: None,
             causation_id: None,
+            recorded: true,
+        }
+    }
+
+    /// A unit of work whose idempotency the caller ensures by its own keys (e.g. a department's
+    /// source record ids): nothing is stored under `correlation_id` and no replay happens.
+    pub fn unrecorded(correlation_id: &str, command_type: &str) -> Self {
+        Self {
+            request_id: correlation_id.to_owned(),
+            command_type: command_type.to_owned(),
+            fingerprint: Vec::new(),
+            correlation_id: None,
+            causation_id: None,
+            recorded: false,
         }
     }
 }
@@ -57,7 +74,9 @@ impl<'s> UnitOfWork<'s> {
         store: &'s EventStore,
         request: CommandRequest,
     ) -> Result<Begun<'s>, StoreError> {
-        if let Some(answer) = previous_answer(store, &request).await? {
+        if request.recorded
+            && let Some(answer) = previous_answer(store, &request).await?
+        {
             return Ok(Begun::Replay(answer));
         }
         let tx = store.pool().begin().await?;
@@ -121,6 +140,10 @@ impl<'s> UnitOfWork<'s> {
     /// Records `answer` under the request id and commits. If a concurrent call with the same
     /// request id committed first, this one is rolled back and that call's answer is returned.
     pub async fn commit(mut self, answer: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        if !self.request.recorded {
+            self.tx.commit().await?;
+            return Ok(answer);
+        }
         let inserted = sqlx::query(
             "INSERT INTO commands (request_id, command_type, fingerprint, response) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING",
@@ -142,6 +165,23 @@ impl<'s> UnitOfWork<'s> {
         }
         self.tx.commit().await?;
         Ok(answer)
+    }
+
+    /// Marks a point to roll back to if the next step fails (a PostgreSQL savepoint).
+    pub async fn savepoint(&mut self) -> Result<(), StoreError> {
+        sqlx::query("SAVEPOINT unit_step")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Undoes everything since the last [`UnitOfWork::savepoint`], events included.
+    pub async fn rollback_to_savepoint(&mut self, keep_events: usize) -> Result<(), StoreError> {
+        sqlx::query("ROLLBACK TO SAVEPOINT unit_step")
+            .execute(&mut *self.tx)
+            .await?;
+        self.appended.truncate(keep_events);
+        Ok(())
     }
 
     /// Events appended so far in this unit of work.

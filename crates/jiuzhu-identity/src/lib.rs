@@ -6,5 +6,5 @@
 mod regions;
 mod resident_id;
 
-pub use regions::{Region, lookup_region};
+pub use regions::{Region, all_regions, lookup_region};
 pub use resident_id::{ResidentId, ResidentIdError, Sex};

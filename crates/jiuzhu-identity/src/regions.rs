@@ -30,6 +30,13 @@ static REGIONS: LazyLock<HashMap<&'static str, Region>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Every region in the table, ordered by code.
+pub fn all_regions() -> Vec<&'static Region> {
+    let mut regions: Vec<&'static Region> = REGIONS.values().collect();
+    regions.sort_by_key(|r| r.code);
+    regions
+}
+
 /// The region with this six-digit code, if the shipped table has it.
 pub fn lookup_region(code: &str) -> Option<&'static Region> {
     REGIONS.get(code)

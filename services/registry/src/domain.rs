@@ -205,8 +205,21 @@ impl Identity {
         flags
     }
 
+    /// A digest of the normalised identity: equal for records that say the same thing.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        for (field, value) in self.fields() {
+            hasher.update(field.as_bytes());
+            hasher.update([0]);
+            hasher.update(value.as_bytes());
+            hasher.update([0]);
+        }
+        hasher.finalize().to_vec()
+    }
+
     /// Values by field name, for comparing and updating.
-    fn fields(&self) -> BTreeMap<&'static str, String> {
+    pub fn fields(&self) -> BTreeMap<&'static str, String> {
         BTreeMap::from([
             ("full_name", self.full_name.clone()),
             ("gender", (self.gender as i32).to_string()),

@@ -14,10 +14,12 @@ use jiuzhu_proto::registry::*;
 use jiuzhu_runtime::grpc::{
     FieldViolations, database_status, run_command, store_status, uuid_field,
 };
-use sqlx::PgConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::claims::{
+    claim_household_place, claim_resident_id, release_household_place, release_resident_id,
+};
 use crate::domain::{
     Household as HouseholdAggregate, IdentityInput, Person as PersonAggregate, RecordStatus,
     RegisterPerson, RegistryError, UPDATABLE_FIELDS, Violation,
@@ -66,42 +68,6 @@ impl From<RegistryError> for Status {
     }
 }
 
-/// Claims `resident_id` for `person`; returns the other person already holding it, if any.
-async fn claim_resident_id(
-    conn: &mut PgConnection,
-    resident_id: &str,
-    person: Uuid,
-) -> Result<Option<Uuid>, Status> {
-    if resident_id.is_empty() {
-        return Ok(None);
-    }
-    let owner: Option<Uuid> = sqlx::query_scalar(
-        "WITH claimed AS (INSERT INTO resident_id_claims (resident_id, person_id) VALUES ($1, $2) \
-         ON CONFLICT (resident_id) DO NOTHING RETURNING person_id) \
-         SELECT person_id FROM resident_id_claims WHERE resident_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)",
-    )
-    .bind(resident_id)
-    .bind(person)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(database_status)?;
-    Ok(owner.filter(|owner| *owner != person))
-}
-
-async fn release_resident_id(
-    conn: &mut PgConnection,
-    resident_id: &str,
-    person: Uuid,
-) -> Result<(), Status> {
-    sqlx::query("DELETE FROM resident_id_claims WHERE resident_id = $1 AND person_id = $2")
-        .bind(resident_id)
-        .bind(person)
-        .execute(conn)
-        .await
-        .map_err(database_status)?;
-    Ok(())
-}
-
 async fn load<A: jiuzhu_eventstore::Aggregate>(
     work: &mut UnitOfWork<'_>,
     stream: Uuid,
@@ -134,6 +100,31 @@ fn date_field(violations: &mut FieldViolations, field: &str, text: &str) -> Opti
 
 #[tonic::async_trait]
 impl RegistryService for RegistryApi {
+    type BulkUpsertPersonsStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<BulkUpsertPersonsResponse, Status>> + Send>,
+    >;
+
+    async fn bulk_upsert_persons(
+        &self,
+        request: Request<tonic::Streaming<BulkUpsertPersonsRequest>>,
+    ) -> Result<Response<Self::BulkUpsertPersonsStream>, Status> {
+        let inbound = request.into_inner();
+        let store = self.store.clone();
+        // One answer per batch, in order; the stream ends after the first error.
+        let answers = futures::stream::unfold(Some((inbound, store)), |state| async move {
+            let (mut inbound, store) = state?;
+            match inbound.message().await {
+                Ok(Some(batch)) => match crate::bulk::apply(&store, batch).await {
+                    Ok(answer) => Some((Ok(answer), Some((inbound, store)))),
+                    Err(status) => Some((Err(status), None)),
+                },
+                Ok(None) => None,
+                Err(status) => Some((Err(status), None)),
+            }
+        });
+        Ok(Response::new(Box::pin(answers)))
+    }
+
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
     async fn register_person(
         &self,
@@ -398,28 +389,33 @@ impl RegistryService for RegistryApi {
             Ok(relationship) => relationship,
         };
         violations.into_result()?;
-        let answer = run_command(&self.store, &format!("{SERVICE}/AddHouseholdMember"), &request.request_id, &request, move |work| {
-            async move {
-                let (person, _) = load::<PersonAggregate>(work, person_id).await?;
-                let (household, version) = load::<HouseholdAggregate>(work, household_id).await?;
-                let current: Option<Uuid> = sqlx::query_scalar(
-                    "WITH claimed AS (INSERT INTO household_claims (person_id, household_id) VALUES ($1, $2) \
-                     ON CONFLICT (person_id) DO NOTHING RETURNING household_id) \
-                     SELECT household_id FROM household_claims WHERE person_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)",
-                )
-                .bind(person_id)
-                .bind(household_id)
-                .fetch_optional(work.connection())
-                .await
-                .map_err(database_status)?;
-                let events = household.add_member(household_id, person_id, &person, relationship, current)?;
-                append(work, household_id, version, &events).await?;
-                Ok(AddHouseholdMemberResponse {
-                    household_id: household_id.to_string(),
-                })
-            }
-            .boxed()
-        })
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/AddHouseholdMember"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (person, _) = load::<PersonAggregate>(work, person_id).await?;
+                    let (household, version) =
+                        load::<HouseholdAggregate>(work, household_id).await?;
+                    let current =
+                        claim_household_place(work.connection(), person_id, household_id).await?;
+                    let events = household.add_member(
+                        household_id,
+                        person_id,
+                        &person,
+                        relationship,
+                        current,
+                    )?;
+                    append(work, household_id, version, &events).await?;
+                    Ok(AddHouseholdMemberResponse {
+                        household_id: household_id.to_string(),
+                    })
+                }
+                .boxed()
+            },
+        )
         .await?;
         Ok(Response::new(answer))
     }
@@ -446,14 +442,7 @@ impl RegistryService for RegistryApi {
                     let (household, version) =
                         load::<HouseholdAggregate>(work, household_id).await?;
                     let events = household.remove_member(household_id, person_id, &reason)?;
-                    sqlx::query(
-                        "DELETE FROM household_claims WHERE person_id = $1 AND household_id = $2",
-                    )
-                    .bind(person_id)
-                    .bind(household_id)
-                    .execute(work.connection())
-                    .await
-                    .map_err(database_status)?;
+                    release_household_place(work.connection(), person_id, household_id).await?;
                     append(work, household_id, version, &events).await?;
                     Ok(RemoveHouseholdMemberResponse {})
                 }

@@ -4,6 +4,8 @@
 //! events), `grpc` (the API shell), `projections` (read models built only from events),
 //! `migrations/` (its own tables), and its configuration section `[registry]`.
 
+pub mod bulk;
+pub mod claims;
 pub mod domain;
 pub mod grpc;
 pub mod projections;
