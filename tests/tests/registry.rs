@@ -226,14 +226,19 @@ async fn merge_and_unmerge_keep_both_histories() -> TestResult {
         let mut client = client.clone();
         let survivor = survivor.clone();
         async move {
-            let person = client
+            match client
                 .get_person(GetPersonRequest {
                     person_id: survivor,
                 })
-                .await?
-                .into_inner()
-                .person;
-            Ok(person.filter(|p| !p.merged_person_ids.is_empty()))
+                .await
+            {
+                Ok(found) => Ok(found
+                    .into_inner()
+                    .person
+                    .filter(|p| !p.merged_person_ids.is_empty())),
+                Err(status) if status.code() == Code::NotFound => Ok(None),
+                Err(status) => Err(status.into()),
+            }
         }
     })
     .await?;
@@ -356,6 +361,25 @@ async fn households_and_search_by_every_key_with_paging() -> TestResult {
         Some(612_000)
     );
 
+    // Registrations reach the read model through the topic: wait until all five are there.
+    eventually("all five persons searchable", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let page = client
+                .search_persons(SearchPersonsRequest {
+                    query: Some(Query::NameAndBirthDate(NameAndBirthDate {
+                        full_name: "张伟".to_owned(),
+                        birth_date: "1980-05-05".to_owned(),
+                    })),
+                    page_size: 10,
+                    page_token: String::new(),
+                })
+                .await?
+                .into_inner();
+            Ok((page.persons.len() == 5).then_some(()))
+        }
+    })
+    .await?;
     let by_id = client
         .search_persons(SearchPersonsRequest {
             query: Some(Query::ResidentId(registration("h-3", 3).resident_id)),
