@@ -73,10 +73,9 @@ pub struct Settings {
 impl Settings {
     /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]` and the service's own section.
     pub fn from_layers(layers: &Layers, name: &str, port: u16) -> Result<Self, ConfigError> {
-        let service = match layers.section::<OptionalService>(name)?.0 {
-            Some(service) => service,
-            None => ServiceSettings::defaults_for(name, port),
-        };
+        let service = layers
+            .section::<ServicePatch>(name)?
+            .over(ServiceSettings::defaults_for(name, port));
         service.validate(name)?;
         Ok(Self {
             service,
@@ -104,12 +103,30 @@ impl Settings {
     }
 }
 
-/// A service section that may be absent, so that defaults apply per service.
+/// The keys of a service section that are set; the rest keep the service's defaults.
 #[derive(Debug, Default, Deserialize)]
-#[serde(transparent)]
-struct OptionalService(Option<ServiceSettings>);
+#[serde(default, deny_unknown_fields)]
+struct ServicePatch {
+    listen: Option<SocketAddr>,
+    database_url: Option<Secret>,
+    max_connections: Option<u32>,
+    shutdown_grace_seconds: Option<u64>,
+}
 
-impl Validate for OptionalService {
+impl ServicePatch {
+    fn over(self, defaults: ServiceSettings) -> ServiceSettings {
+        ServiceSettings {
+            listen: self.listen.unwrap_or(defaults.listen),
+            database_url: self.database_url.unwrap_or(defaults.database_url),
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
+            shutdown_grace_seconds: self
+                .shutdown_grace_seconds
+                .unwrap_or(defaults.shutdown_grace_seconds),
+        }
+    }
+}
+
+impl Validate for ServicePatch {
     fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
         Ok(())
     }
