@@ -434,3 +434,124 @@ async fn households_and_search_by_every_key_with_paging() -> TestResult {
     started.running.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_person_file_tells_the_whole_story_once_in_either_order() -> TestResult {
+    let (started, mut client) = registry().await?;
+    let person_id = client
+        .register_person(registration("f-1", 1))
+        .await?
+        .into_inner()
+        .person_id;
+    for (n, kind) in [
+        StatusKind::RegisteredPoor,
+        StatusKind::MinimumLivingAllowance,
+    ]
+    .iter()
+    .enumerate()
+    {
+        client
+            .record_status(RecordStatusRequest {
+                request_id: format!("f-s{n}"),
+                person_id: person_id.clone(),
+                kind: *kind as i32,
+                source_department: "rural_revitalization".to_owned(),
+                effective_from: "2025-01-01".to_owned(),
+                ..RecordStatusRequest::default()
+            })
+            .await?;
+    }
+    client
+        .add_household_member(AddHouseholdMemberRequest {
+            request_id: "f-h".to_owned(),
+            person_id: person_id.clone(),
+            relationship: Relationship::Head as i32,
+            ..AddHouseholdMemberRequest::default()
+        })
+        .await?;
+    let file = |order: FileOrder, page_size: i32, token: String| GetPersonFileRequest {
+        person_id: person_id.clone(),
+        page_size,
+        page_token: token,
+        order: order as i32,
+    };
+    let newest = eventually("four entries in the file", WAIT, || {
+        let mut client = client.clone();
+        let request = file(FileOrder::NewestFirst, 10, String::new());
+        async move {
+            let entries = client.get_person_file(request).await?.into_inner().entries;
+            Ok((entries.len() == 4).then_some(entries))
+        }
+    })
+    .await?;
+    let types: Vec<&str> = newest.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "jiuzhu.registry.v1.HouseholdMemberAdded",
+            "jiuzhu.registry.v1.StatusRecorded",
+            "jiuzhu.registry.v1.StatusRecorded",
+            "jiuzhu.registry.v1.PersonRegistered",
+        ]
+    );
+    assert!(
+        newest[3].detail_json.contains("测试人1"),
+        "{}",
+        newest[3].detail_json
+    );
+    assert!(newest.iter().all(|e| e.producer == "registry"));
+
+    // Oldest first, two at a time: the same four, reversed, each once.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .get_person_file(file(FileOrder::OldestFirst, 2, token.clone()))
+            .await?
+            .into_inner();
+        paged.extend(page.entries.into_iter().map(|e| e.event_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let reversed: Vec<String> = newest.iter().rev().map(|e| e.event_id.clone()).collect();
+    assert_eq!(paged, reversed);
+
+    // Redelivery: the same records once more on the topic change nothing.
+    let topic = started.running.store.topic().to_owned();
+    let records = jiuzhu_tests::read_topic(&jiuzhu_testkit::kafka_brokers(), &topic, 4)?;
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", jiuzhu_testkit::kafka_brokers())
+        .create()?;
+    for record in &records {
+        use rdkafka::Message as _;
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(&topic)
+                    .key(record.key().unwrap_or_default())
+                    .payload(record.payload().unwrap_or_default()),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    let pool = started.running.store.pool().clone();
+    eventually("the duplicates consumed", WAIT, || {
+        let pool = pool.clone();
+        async move {
+            Ok(
+                (jiuzhu_tests::checkpoint_total(&pool, "registry.person_file").await? == 8)
+                    .then_some(()),
+            )
+        }
+    })
+    .await?;
+    let again = client
+        .get_person_file(file(FileOrder::NewestFirst, 10, String::new()))
+        .await?
+        .into_inner();
+    assert_eq!(again.entries.len(), 4);
+    started.running.stop().await;
+    Ok(())
+}

@@ -612,6 +612,72 @@ impl RegistryService for RegistryApi {
         }))
     }
 
+    async fn get_person_file(
+        &self,
+        request: Request<GetPersonFileRequest>,
+    ) -> Result<Response<GetPersonFileResponse>, Status> {
+        let request = request.into_inner();
+        let person_id = uuid_field("person_id", &request.person_id)?;
+        let mut violations = FieldViolations::new();
+        let page_size = match request.page_size {
+            0 => 100,
+            n if (1..=500).contains(&n) => i64::from(n),
+            _ => {
+                violations.add("page_size", "must be between 1 and 500");
+                100
+            }
+        };
+        let newest_first = match FileOrder::try_from(request.order) {
+            Ok(FileOrder::OldestFirst) => false,
+            Ok(_) => true,
+            Err(_) => {
+                violations.add("order", format!("{} is not a file order", request.order));
+                true
+            }
+        };
+        let after = if request.page_token.is_empty() {
+            None
+        } else {
+            let parsed = request.page_token.split_once('_').and_then(|(micros, id)| {
+                Some((micros.parse::<i64>().ok()?, Uuid::parse_str(id).ok()?))
+            });
+            if parsed.is_none() {
+                violations.add("page_token", "is not a token this service issued");
+            }
+            parsed
+        };
+        violations.into_result()?;
+        let mut entries = queries::person_file(
+            self.store.pool(),
+            person_id,
+            newest_first,
+            after,
+            page_size + 1,
+        )
+        .await
+        .map_err(database_status)?;
+        let next_page_token = if entries.len() as i64 > page_size {
+            entries.truncate(usize::try_from(page_size).unwrap_or(100));
+            entries
+                .last()
+                .and_then(|e| {
+                    let t = e.occurred_at.as_ref()?;
+                    Some(format!(
+                        "{}_{}",
+                        t.seconds * 1_000_000 + i64::from(t.nanos) / 1000,
+                        e.event_id
+                    ))
+                })
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(GetPersonFileResponse {
+            entries,
+            next_page_token,
+        }))
+    }
+
     async fn search_persons(
         &self,
         request: Request<SearchPersonsRequest>,

@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod claims;
 pub mod domain;
 pub mod grpc;
+pub mod person_file;
 pub mod projections;
 pub mod queries;
 
@@ -32,5 +33,6 @@ impl Service for Registry {
                 context.store.clone(),
             )))
             .projection(register(projections::Persons))
+            .projection(register(person_file::PersonFile))
     }
 }

@@ -178,3 +178,59 @@ pub async fn search(
         };
     rows.iter().map(person_from_row).collect()
 }
+
+/// One page of a person's file (their own entries and those of records merged into them).
+/// The cursor is `(occurred_at in microseconds, event id)` of the last entry returned.
+pub async fn person_file(
+    pool: &PgPool,
+    person_id: Uuid,
+    newest_first: bool,
+    after: Option<(i64, Uuid)>,
+    limit: i64,
+) -> Result<Vec<jiuzhu_proto::registry::PersonFileEntry>, sqlx::Error> {
+    let (comparison, order) = if newest_first {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let cursor_clause = if after.is_some() {
+        format!(
+            "AND (f.occurred_at, f.event_id) {comparison} (timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3)"
+        )
+    } else {
+        "AND $2::bigint IS NOT NULL AND $3::uuid IS NOT NULL".to_owned()
+    };
+    let (micros, event) = after.unwrap_or((0, Uuid::nil()));
+    let rows = sqlx::query(&format!(
+        "SELECT f.person_id, f.event_id, f.occurred_at, f.producer, f.event_type, f.stream_id, \
+         f.stream_version, f.detail::text AS detail FROM person_file f \
+         WHERE f.person_id IN (SELECT $1 UNION SELECT person_id FROM persons WHERE merged_into = $1) \
+         {cursor_clause} ORDER BY f.occurred_at {order}, f.event_id {order} LIMIT $4"
+    ))
+    .bind(person_id)
+    .bind(micros)
+    .bind(event)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        let filed_under: Uuid = row.try_get("person_id")?;
+        let event_id: Uuid = row.try_get("event_id")?;
+        let occurred_at: chrono::DateTime<chrono::Utc> = row.try_get("occurred_at")?;
+        entries.push(jiuzhu_proto::registry::PersonFileEntry {
+            event_id: event_id.to_string(),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: occurred_at.timestamp(),
+                nanos: i32::try_from(occurred_at.timestamp_subsec_nanos()).unwrap_or(0),
+            }),
+            producer: row.try_get("producer")?,
+            event_type: row.try_get("event_type")?,
+            stream_id: row.try_get("stream_id")?,
+            stream_version: row.try_get("stream_version")?,
+            detail_json: row.try_get("detail")?,
+            person_id: filed_under.to_string(),
+        });
+    }
+    Ok(entries)
+}

@@ -1,0 +1,110 @@
+//! The per-person file (一人一档): a projection of every service's topic that files each event
+//! under the persons it names (its `person_id` fields), decoded to JSON with the contracts'
+//! descriptors, so that new event types appear without code changes here. Redelivery and replay
+//! change nothing: entries are keyed by person and event id.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
+use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, Value};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Services whose topics feed the file.
+pub const SOURCES: [&str; 5] = ["registry", "clues", "decisions", "payments", "followup"];
+
+static DESCRIPTORS: LazyLock<Option<DescriptorPool>> =
+    LazyLock::new(|| DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET).ok());
+
+/// Every UUID held by a field called `person_id` (or `survivor_id`) anywhere in the message.
+fn person_ids(message: &DynamicMessage, found: &mut Vec<Uuid>) {
+    for (field, value) in message.fields() {
+        match value {
+            Value::String(text) if matches!(field.name(), "person_id" | "survivor_id") => {
+                if let Ok(id) = Uuid::parse_str(text)
+                    && !found.contains(&id)
+                {
+                    found.push(id);
+                }
+            }
+            Value::Message(inner) => person_ids(inner, found),
+            Value::List(items) => {
+                for item in items {
+                    if let Value::Message(inner) = item {
+                        person_ids(inner, found);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct PersonFile;
+
+impl Projection for PersonFile {
+    fn name(&self) -> &str {
+        "registry.person_file"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        SOURCES.iter().map(|s| service_topic(s)).collect()
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &Delivered,
+    ) -> Result<(), ProjectionError> {
+        let envelope = &event.envelope;
+        let Some(pool) = DESCRIPTORS.as_ref() else {
+            return Err(ProjectionError::Rejected(
+                "contract descriptors cannot be read".to_owned(),
+            ));
+        };
+        // A type this build does not know yet (a newer producer) is skipped, not rejected.
+        let Some(descriptor) = pool.get_message_by_name(&envelope.event_type) else {
+            return Ok(());
+        };
+        let message = DynamicMessage::decode(descriptor, envelope.payload.as_slice())?;
+        let mut persons = Vec::new();
+        person_ids(&message, &mut persons);
+        if persons.is_empty() {
+            return Ok(());
+        }
+        let detail = serde_json::to_value(&message).map_err(|e| {
+            ProjectionError::Rejected(format!("event cannot be shown as JSON: {e}"))
+        })?;
+        let occurred_at = envelope
+            .occurred_at
+            .as_ref()
+            .and_then(|t| {
+                DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+            })
+            .unwrap_or_else(Utc::now);
+        for person in persons {
+            sqlx::query(
+                "INSERT INTO person_file (person_id, event_id, occurred_at, producer, event_type, stream_id, \
+                 stream_version, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            )
+            .bind(person)
+            .bind(event.event_id)
+            .bind(occurred_at)
+            .bind(&envelope.producer)
+            .bind(message.descriptor().full_name())
+            .bind(&envelope.stream_id)
+            .bind(envelope.stream_version)
+            .bind(&detail)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("TRUNCATE person_file").execute(conn).await?;
+        Ok(())
+    }
+}
