@@ -28,6 +28,15 @@ impl FieldViolations {
         self.violations.is_empty()
     }
 
+    /// Requires each named text field to be non-blank.
+    pub fn require(&mut self, fields: &[(&str, &str)]) {
+        for (field, value) in fields {
+            if value.trim().is_empty() {
+                self.add(*field, "is required");
+            }
+        }
+    }
+
     /// Checks the caller's request id: present, at most 128 characters, printable ASCII.
     pub fn check_request_id(&mut self, request_id: &str) {
         if request_id.is_empty() {

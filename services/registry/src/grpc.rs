@@ -471,9 +471,7 @@ impl RegistryService for RegistryApi {
             Some(fen) if fen < 0 => violations.add("income_per_head.fen", "must not be negative"),
             Some(_) => {}
         }
-        if request.source_department.trim().is_empty() {
-            violations.add("source_department", "is required");
-        }
+        violations.require(&[("source_department", &request.source_department)]);
         violations.into_result()?;
         let (year, fen, department) = (
             request.year,
@@ -510,14 +508,10 @@ impl RegistryService for RegistryApi {
         violations.check_request_id(&request.request_id);
         let survivor_id = uuid_field("survivor_id", &request.survivor_id)?;
         let absorbed_id = uuid_field("absorbed_id", &request.absorbed_id)?;
-        for (field, value) in [
+        violations.require(&[
             ("reason", &request.reason),
             ("decided_by", &request.decided_by),
-        ] {
-            if value.trim().is_empty() {
-                violations.add(field, "is required");
-            }
-        }
+        ]);
         violations.into_result()?;
         let (reason, decided_by) = (request.reason.clone(), request.decided_by.clone());
         let answer = run_command(
@@ -555,14 +549,10 @@ impl RegistryService for RegistryApi {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let absorbed_id = uuid_field("absorbed_id", &request.absorbed_id)?;
-        for (field, value) in [
+        violations.require(&[
             ("reason", &request.reason),
             ("decided_by", &request.decided_by),
-        ] {
-            if value.trim().is_empty() {
-                violations.add(field, "is required");
-            }
-        }
+        ]);
         violations.into_result()?;
         let (reason, decided_by) = (request.reason.clone(), request.decided_by.clone());
         let answer = run_command(
