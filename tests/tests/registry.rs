@@ -555,3 +555,89 @@ async fn the_person_file_tells_the_whole_story_once_in_either_order() -> TestRes
     started.running.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_feed_is_applied_like_an_import_and_bad_records_go_to_the_dlq() -> TestResult {
+    use prost::Message as _;
+    let ns = unique_namespace();
+    let started = start::<Registry>(&ns).await?;
+    let client = registry_client(&started.running).await?;
+    let topic = format!("{ns}jiuzhu.inbound.civil_affairs.v1");
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", jiuzhu_testkit::kafka_brokers())
+        .create()?;
+    let good = registration("feed-1", 1);
+    let record = PersonRecord {
+        source_record_id: "MZ-0001".to_owned(),
+        full_name: good.full_name.clone(),
+        gender: good.gender,
+        birth_date: good.birth_date.clone(),
+        resident_id: good.resident_id.clone(),
+        region: good.region.clone(),
+        ..PersonRecord::default()
+    };
+    let bad = PersonRecord {
+        source_record_id: "MZ-0002".to_owned(),
+        full_name: "无区划".to_owned(),
+        region: Some(RegionCode {
+            code: "999999".to_owned(),
+        }),
+        ..PersonRecord::default()
+    };
+    for (key, value) in [
+        ("MZ-0001", record.encode_to_vec()),
+        ("MZ-0002", bad.encode_to_vec()),
+        ("MZ-0001", record.encode_to_vec()),
+    ] {
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(&topic)
+                    .key(key)
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    let found = eventually("the fed person searchable", WAIT, || {
+        let mut client = client.clone();
+        let resident_id = record.resident_id.clone();
+        async move {
+            let page = client
+                .search_persons(SearchPersonsRequest {
+                    query: Some(Query::ResidentId(resident_id)),
+                    ..SearchPersonsRequest::default()
+                })
+                .await?
+                .into_inner();
+            Ok(page.persons.into_iter().next())
+        }
+    })
+    .await?;
+    assert_eq!(found.source_department, "civil_affairs");
+    let dead =
+        jiuzhu_tests::read_topic(&jiuzhu_testkit::kafka_brokers(), &format!("{topic}.dlq"), 1)?;
+    assert_eq!(dead.len(), 1);
+    let reason = jiuzhu_messaging::header_map(rdkafka::Message::headers(&dead[0]))
+        .get("jiuzhu-dlq-reason")
+        .cloned()
+        .unwrap_or_default();
+    assert!(reason.contains("region.code"), "{reason}");
+    let pool = started.running.store.pool().clone();
+    eventually("all three feed records handled", WAIT, || {
+        let pool = pool.clone();
+        async move {
+            Ok(
+                (jiuzhu_tests::checkpoint_total(&pool, "registry.department_feeds").await? == 3)
+                    .then_some(()),
+            )
+        }
+    })
+    .await?;
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(events, 1, "the repeated record changed nothing");
+    started.running.stop().await;
+    Ok(())
+}

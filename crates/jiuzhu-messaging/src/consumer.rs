@@ -37,22 +37,31 @@ pub enum ProjectionError {
     Decode(#[from] prost::DecodeError),
     #[error("projection database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// Something the handler depends on is down; the message is retried, never dead-lettered.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl ProjectionError {
+    /// Errors that no retry can cure: the message goes to the dead-letter topic at once.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Rejected(_) | Self::Decode(_))
+    }
+
     /// Errors of the infrastructure rather than of the message: retrying later will work, so
     /// the message must not be dead-lettered for them.
     pub fn is_infrastructure(&self) -> bool {
-        matches!(
-            self,
-            Self::Database(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-                    | sqlx::Error::Tls(_)
+        matches!(self, Self::Unavailable(_))
+            || matches!(
+                self,
+                Self::Database(
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                        | sqlx::Error::Tls(_)
+                )
             )
-        )
     }
 }
 
@@ -170,12 +179,7 @@ impl<P: Projection> Applier<'_, P> {
     }
 
     async fn pause(&self, attempt: u32, shutdown: &CancellationToken) -> bool {
-        let base = Duration::from_millis(self.settings.retry_backoff_ms.max(1));
-        let delay = base.saturating_mul(2u32.saturating_pow(attempt.min(10)));
-        tokio::select! {
-            () = shutdown.cancelled() => false,
-            () = tokio::time::sleep(delay.min(Duration::from_secs(30))) => true,
-        }
+        backoff(self.settings, attempt, shutdown).await
     }
 
     async fn try_batch(&self, batch: &[OwnedMessage]) -> Result<(), ProjectionError> {
@@ -250,11 +254,8 @@ impl<P: Projection> Applier<'_, P> {
                 continue;
             }
             attempts += 1;
-            let permanent = matches!(
-                error,
-                ProjectionError::Rejected(_) | ProjectionError::Decode(_)
-            );
-            if attempts >= self.settings.max_attempts || (permanent && is_undecodable(message)) {
+            // A rejected or undecodable message will never apply: no point in retrying it.
+            if attempts >= self.settings.max_attempts || error.is_permanent() {
                 tracing::error!(
                     %error, attempts, topic = message.topic(), partition = message.partition(),
                     offset = message.offset(), "giving up on message; sending it to the dead-letter topic"
@@ -294,9 +295,18 @@ impl<P: Projection> Applier<'_, P> {
     }
 }
 
-/// A record that is not an envelope at all will never apply: no point in retrying it.
-fn is_undecodable(message: &OwnedMessage) -> bool {
-    matches!(decode(message), Decoded::Poison { .. })
+/// Waits before retry number `attempt` (doubling, at most 30 s); `false` if `shutdown` came.
+pub(crate) async fn backoff(
+    settings: &ConsumerSettings,
+    attempt: u32,
+    shutdown: &CancellationToken,
+) -> bool {
+    let base = Duration::from_millis(settings.retry_backoff_ms.max(1));
+    let delay = base.saturating_mul(2u32.saturating_pow(attempt.min(10)));
+    tokio::select! {
+        () = shutdown.cancelled() => false,
+        () = tokio::time::sleep(delay.min(Duration::from_secs(30))) => true,
+    }
 }
 
 pub(crate) async fn save_checkpoint(
@@ -354,36 +364,14 @@ impl<P: Projection> ProjectionRunner<P> {
         }
     }
 
-    fn consumer(&self) -> Result<StreamConsumer, KafkaError> {
-        self.kafka
-            .client_config()
-            .set("group.id", self.kafka.group_id(self.projection.name()))
-            .set("client.id", &self.client_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .set(
-                "fetch.wait.max.ms",
-                self.settings.fetch_wait_max_ms.to_string(),
-            )
-            .create()
-    }
-
-    fn dead_letter_producer(&self) -> Result<FutureProducer, KafkaError> {
-        self.kafka
-            .client_config()
-            .set("client.id", format!("{}-dlq", self.client_id))
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .create()
-    }
-
     /// Consumes until `shutdown`. Offsets are committed only after the batch's transaction.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), KafkaError> {
-        let consumer = self.consumer()?;
+        let consumer = group_consumer(
+            &self.kafka,
+            &self.settings,
+            self.projection.name(),
+            &self.client_id,
+        )?;
         let topics: Vec<String> = self
             .projection
             .topics()
@@ -392,7 +380,7 @@ impl<P: Projection> ProjectionRunner<P> {
             .collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs)?;
-        let dead_letters = DeadLetters::new(self.dead_letter_producer()?);
+        let dead_letters = DeadLetters::new(dead_letter_producer(&self.kafka, &self.client_id)?);
         let applier = Applier {
             pool: &self.pool,
             projection: &self.projection,
@@ -447,6 +435,39 @@ impl<P: Projection> ProjectionRunner<P> {
         );
         Ok(())
     }
+}
+
+/// A member of consumer group `name` that commits offsets only when told to.
+pub(crate) fn group_consumer(
+    kafka: &KafkaSettings,
+    settings: &ConsumerSettings,
+    name: &str,
+    client_id: &str,
+) -> Result<StreamConsumer, KafkaError> {
+    kafka
+        .client_config()
+        .set("group.id", kafka.group_id(name))
+        .set("client.id", client_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
+        .create()
+}
+
+pub(crate) fn dead_letter_producer(
+    kafka: &KafkaSettings,
+    client_id: &str,
+) -> Result<FutureProducer, KafkaError> {
+    kafka
+        .client_config()
+        .set("client.id", format!("{client_id}-dlq"))
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
 }
 
 pub(crate) fn next_offsets(batch: &[OwnedMessage]) -> TopicPartitionList {

@@ -16,7 +16,7 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::{RegisteredProjection, Service, Settings};
+use crate::{RegisteredInbound, RegisteredProjection, Service, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -50,6 +50,7 @@ pub struct Components {
     routes: Option<Routes>,
     served: Vec<&'static str>,
     pub(crate) projections: Vec<Arc<dyn RegisteredProjection>>,
+    inbound: Vec<Arc<dyn RegisteredInbound>>,
 }
 
 impl std::fmt::Debug for Components {
@@ -80,6 +81,7 @@ impl Components {
             routes: None,
             served: Vec::new(),
             projections: Vec::new(),
+            inbound: Vec::new(),
         }
     }
 
@@ -108,6 +110,12 @@ impl Components {
     /// Adds a projection consumer.
     pub fn projection(mut self, projection: Arc<dyn RegisteredProjection>) -> Self {
         self.projections.push(projection);
+        self
+    }
+
+    /// Adds a consumer of inbound topics.
+    pub fn inbound(mut self, handler: Arc<dyn RegisteredInbound>) -> Self {
+        self.inbound.push(handler);
         self
     }
 
@@ -208,8 +216,13 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
 
     let own_topic = context.store.topic().to_owned();
     let mut topics = vec![dead_letter_topic(&own_topic), own_topic];
-    for projection in &components.projections {
-        for topic in projection.topics().iter().map(|t| settings.kafka.topic(t)) {
+    let consumed = components
+        .projections
+        .iter()
+        .flat_map(|p| p.topics())
+        .chain(components.inbound.iter().flat_map(|h| h.topics()));
+    {
+        for topic in consumed.map(|t| settings.kafka.topic(&t)) {
             topics.push(dead_letter_topic(&topic));
             topics.push(topic);
         }
@@ -246,6 +259,17 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
             settings.kafka.clone(),
             settings.consumer.clone(),
             format!("jiuzhu-{}-{}", S::NAME, projection.name()),
+            shutdown.child_token(),
+        );
+        tasks.push(tokio::spawn(run));
+    }
+
+    for handler in &components.inbound {
+        let run = Arc::clone(handler).run(
+            context.pool.clone(),
+            settings.kafka.clone(),
+            settings.consumer.clone(),
+            format!("jiuzhu-{}-{}", S::NAME, handler.name()),
             shutdown.child_token(),
         );
         tasks.push(tokio::spawn(run));

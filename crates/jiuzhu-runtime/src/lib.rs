@@ -15,7 +15,7 @@ pub use host::{
     Components, Running, ServiceContext, StartError, assemble, connect, migrate,
     platform_migrators, start,
 };
-pub use projection::{RegisteredProjection, register};
+pub use projection::{RegisteredInbound, RegisteredProjection, register, register_inbound};
 pub use settings::{ServiceSettings, Settings};
 
 use sqlx::migrate::Migrator;

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_messaging::{
-    ConsumerSettings, KafkaSettings, Projection, ProjectionRunner, RebuildError, RebuildProgress,
-    rebuild_from_store, rebuild_from_topic,
+    ConsumerSettings, InboundHandler, InboundRunner, KafkaSettings, Projection, ProjectionRunner,
+    RebuildError, RebuildProgress, rebuild_from_store, rebuild_from_topic,
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -124,5 +124,72 @@ impl<P: Projection> RegisteredProjection for Registered<P> {
             settings,
             progress,
         ))
+    }
+}
+
+/// An inbound-topic handler as the runtime handles it.
+pub trait RegisteredInbound: Send + Sync {
+    fn name(&self) -> &str;
+    fn topics(&self) -> Vec<String>;
+    fn run(
+        self: Arc<Self>,
+        pool: PgPool,
+        kafka: KafkaSettings,
+        settings: ConsumerSettings,
+        client_id: String,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, ()>;
+}
+
+struct Inbound<H>(Arc<H>);
+
+/// Wraps an inbound handler for the runtime.
+pub fn register_inbound<H: InboundHandler>(handler: H) -> Arc<dyn RegisteredInbound> {
+    Arc::new(Inbound(Arc::new(handler)))
+}
+
+/// Lets a shared handler be handed to the generic runner.
+struct SharedHandler<H>(Arc<H>);
+
+impl<H: InboundHandler> InboundHandler for SharedHandler<H> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn topics(&self) -> Vec<String> {
+        self.0.topics()
+    }
+    fn handle(
+        &self,
+        record: &jiuzhu_messaging::InboundRecord,
+    ) -> impl Future<Output = Result<(), jiuzhu_messaging::ProjectionError>> + Send {
+        self.0.handle(record)
+    }
+}
+
+impl<H: InboundHandler> RegisteredInbound for Inbound<H> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn topics(&self) -> Vec<String> {
+        self.0.topics()
+    }
+
+    fn run(
+        self: Arc<Self>,
+        pool: PgPool,
+        kafka: KafkaSettings,
+        settings: ConsumerSettings,
+        client_id: String,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        let handler = SharedHandler(Arc::clone(&self.0));
+        Box::pin(async move {
+            let name = handler.name().to_owned();
+            let runner = InboundRunner::new(pool, handler, kafka, settings, &client_id);
+            if let Err(error) = runner.run(shutdown).await {
+                tracing::error!(%error, handler = %name, "inbound consumer could not run");
+            }
+        })
     }
 }

@@ -8,12 +8,13 @@ pub mod bulk;
 pub mod claims;
 pub mod domain;
 pub mod grpc;
+pub mod inbound;
 pub mod person_file;
 pub mod projections;
 pub mod queries;
 
 use jiuzhu_proto::registry::registry_service_server::RegistryServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, register};
+use jiuzhu_runtime::{Components, Service, ServiceContext, register, register_inbound};
 
 /// The registry as the runtime sees it.
 #[derive(Debug)]
@@ -34,5 +35,8 @@ impl Service for Registry {
             )))
             .projection(register(projections::Persons))
             .projection(register(person_file::PersonFile))
+            .inbound(register_inbound(inbound::DepartmentFeeds::new(
+                context.store.clone(),
+            )))
     }
 }

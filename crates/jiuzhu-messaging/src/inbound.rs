@@ -1,0 +1,215 @@
+//! Consumers of inbound topics (`jiuzhu.inbound.<source>.v1`): records that departments and
+//! case-handling systems write in their own message types, not our event envelopes. Handlers
+//! apply one record at a time and must be idempotent on the record's own natural key (a record
+//! can arrive again after a crash), because there is no envelope event id to deduplicate on. A
+//! record that cannot apply goes to `<topic>.dlq` with the reason, never half-applied.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::consumer::{
+    backoff, dead_letter_producer, group_consumer, next_offsets, save_checkpoint,
+};
+use crate::dead_letter::DeadLetters;
+use crate::headers::header_map;
+use crate::{ConsumerSettings, KafkaSettings, ProjectionError};
+
+/// `jiuzhu.inbound.<source>.v1`.
+pub fn inbound_topic(source: &str) -> String {
+    format!("jiuzhu.inbound.{source}.v1")
+}
+
+/// One record of an inbound topic.
+#[derive(Debug, Clone)]
+pub struct InboundRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// Applies inbound records. `handle` runs its own transactions and must be idempotent.
+pub trait InboundHandler: Send + Sync + 'static {
+    /// Unique within the platform; names the consumer group.
+    fn name(&self) -> &str;
+    /// Topics read (before the environment's prefix).
+    fn topics(&self) -> Vec<String>;
+    /// Applies one record. `Rejected`/`Decode` errors send it to the dead-letter topic at once.
+    fn handle(
+        &self,
+        record: &InboundRecord,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+}
+
+/// Runs an inbound handler as a member of its consumer group.
+pub struct InboundRunner<H: InboundHandler> {
+    pool: PgPool,
+    handler: H,
+    kafka: KafkaSettings,
+    settings: ConsumerSettings,
+    client_id: String,
+}
+
+impl<H: InboundHandler> std::fmt::Debug for InboundRunner<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundRunner")
+            .field("handler", &self.handler.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: InboundHandler> InboundRunner<H> {
+    pub fn new(
+        pool: PgPool,
+        handler: H,
+        kafka: KafkaSettings,
+        settings: ConsumerSettings,
+        client_id: &str,
+    ) -> Self {
+        Self {
+            pool,
+            handler,
+            kafka,
+            settings,
+            client_id: client_id.to_owned(),
+        }
+    }
+
+    /// Consumes until `shutdown`; the offset is committed after each record is handled.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), KafkaError> {
+        let consumer = group_consumer(
+            &self.kafka,
+            &self.settings,
+            self.handler.name(),
+            &self.client_id,
+        )?;
+        let topics: Vec<String> = self
+            .handler
+            .topics()
+            .iter()
+            .map(|t| self.kafka.topic(t))
+            .collect();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_refs)?;
+        let dead_letters = DeadLetters::new(dead_letter_producer(&self.kafka, &self.client_id)?);
+        tracing::info!(
+            handler = self.handler.name(),
+            ?topics,
+            "inbound consumer started"
+        );
+        loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => break,
+                received = consumer.recv() => received,
+            };
+            let message = match received {
+                Ok(message) => message.detach(),
+                Err(error) => {
+                    tracing::warn!(%error, handler = self.handler.name(), "Kafka receive failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            if !self.process(&message, &dead_letters, &shutdown).await {
+                break;
+            }
+            if let Err(error) = consumer.commit(
+                &next_offsets(std::slice::from_ref(&message)),
+                CommitMode::Async,
+            ) {
+                tracing::warn!(%error, "offset commit failed");
+            }
+        }
+        tracing::info!(handler = self.handler.name(), "inbound consumer stopped");
+        Ok(())
+    }
+
+    /// Handles one record to the end: applied, or dead-lettered. `false` if stopped first.
+    async fn process(
+        &self,
+        message: &OwnedMessage,
+        dead_letters: &DeadLetters,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let record = InboundRecord {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers: header_map(message.headers()),
+        };
+        let mut attempts = 0u32;
+        let mut outages = 0u32;
+        loop {
+            let span = tracing::info_span!(
+                "kafka.process",
+                otel.name = %format!("{} process", record.topic),
+                otel.kind = "consumer",
+                messaging.system = "kafka",
+                messaging.source.name = %record.topic,
+                messaging.kafka.offset = record.offset,
+            );
+            jiuzhu_telemetry::set_parent_from_map(&span, &record.headers);
+            let outcome = self.handler.handle(&record).instrument(span).await;
+            let error = match outcome {
+                Ok(()) => {
+                    let saved = async {
+                        let mut tx = self.pool.begin().await?;
+                        save_checkpoint(
+                            &mut tx,
+                            self.handler.name(),
+                            &record.topic,
+                            record.partition,
+                            record.offset + 1,
+                        )
+                        .await?;
+                        tx.commit().await
+                    }
+                    .await;
+                    if let Err(error) = saved {
+                        // Progress reporting only; the offset commit still moves the group on.
+                        tracing::warn!(%error, "inbound checkpoint not saved");
+                    }
+                    return true;
+                }
+                Err(error) => error,
+            };
+            if error.is_infrastructure() {
+                outages = outages.saturating_add(1);
+                tracing::warn!(%error, "inbound handler's store unavailable; retrying");
+                if !backoff(&self.settings, outages, shutdown).await {
+                    return false;
+                }
+                continue;
+            }
+            attempts += 1;
+            if error.is_permanent() || attempts >= self.settings.max_attempts {
+                tracing::warn!(%error, attempts, topic = %record.topic, offset = record.offset, "inbound record dead-lettered");
+                return dead_letters
+                    .send(
+                        &self.pool,
+                        self.handler.name(),
+                        message,
+                        &error.to_string(),
+                        attempts,
+                        shutdown,
+                    )
+                    .await;
+            }
+            if !backoff(&self.settings, attempts, shutdown).await {
+                return false;
+            }
+        }
+    }
+}

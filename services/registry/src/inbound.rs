@@ -1,0 +1,105 @@
+//! Live department feeds: `jiuzhu.inbound.<department>.v1` carries one `PersonRecord` per
+//! message, applied exactly like a record of an imported file (idempotent on department and
+//! source record id). A record that cannot apply goes to the dead-letter topic with the reasons.
+
+use jiuzhu_eventstore::EventStore;
+use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, inbound_topic};
+use jiuzhu_proto::registry::{BulkUpsertPersonsRequest, PersonRecord};
+use prost::Message;
+use tonic::Code;
+
+/// Departments whose feeds the registry reads.
+pub const FEEDING_DEPARTMENTS: [&str; 7] = [
+    "rural_revitalization",
+    "civil_affairs",
+    "human_resources",
+    "education",
+    "health",
+    "finance",
+    "industry_commerce",
+];
+
+/// The department named by an inbound topic (whatever the environment's prefix).
+fn department_of(topic: &str) -> Option<&str> {
+    let start = topic.rfind("jiuzhu.inbound.")? + "jiuzhu.inbound.".len();
+    topic[start..].strip_suffix(".v1")
+}
+
+#[derive(Debug)]
+pub struct DepartmentFeeds {
+    store: EventStore,
+}
+
+impl DepartmentFeeds {
+    pub fn new(store: EventStore) -> Self {
+        Self { store }
+    }
+}
+
+impl InboundHandler for DepartmentFeeds {
+    fn name(&self) -> &str {
+        "registry.department_feeds"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        FEEDING_DEPARTMENTS
+            .iter()
+            .map(|d| inbound_topic(d))
+            .collect()
+    }
+
+    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        let department = department_of(&record.topic).ok_or_else(|| {
+            ProjectionError::Rejected(format!("`{}` is not an inbound topic", record.topic))
+        })?;
+        let mut person = PersonRecord::decode(record.payload.as_slice())?;
+        person.line = record.offset;
+        let answer = crate::bulk::apply(
+            &self.store,
+            BulkUpsertPersonsRequest {
+                source_department: department.to_owned(),
+                records: vec![person],
+            },
+        )
+        .await
+        .map_err(|status| match status.code() {
+            Code::Unavailable | Code::Internal => {
+                ProjectionError::Unavailable(status.message().to_owned())
+            }
+            _ => ProjectionError::Rejected(status.message().to_owned()),
+        })?;
+        if answer.rejections.is_empty() {
+            return Ok(());
+        }
+        let reasons: Vec<String> = answer
+            .rejections
+            .iter()
+            .map(|r| {
+                if r.field.is_empty() {
+                    r.reason.clone()
+                } else {
+                    format!("{}: {}", r.field, r.reason)
+                }
+            })
+            .collect();
+        Err(ProjectionError::Rejected(reasons.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::department_of;
+
+    #[test]
+    fn the_department_comes_from_the_topic_name() {
+        assert_eq!(
+            department_of("jiuzhu.inbound.civil_affairs.v1"),
+            Some("civil_affairs")
+        );
+        assert_eq!(
+            department_of("staging.jiuzhu.inbound.health.v1"),
+            Some("health")
+        );
+        assert_eq!(department_of("jiuzhu.registry.events.v1"), None);
+    }
+}
