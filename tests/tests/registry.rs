@@ -641,3 +641,88 @@ async fn a_department_feed_is_applied_like_an_import_and_bad_records_go_to_the_d
     started.running.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_upserts_refuse_resident_ids_held_by_someone_else() -> TestResult {
+    let (started, mut client) = registry().await?;
+    let holder = client
+        .register_person(registration("holder", 0))
+        .await?
+        .into_inner()
+        .person_id;
+    let taken = registration("holder", 0).resident_id;
+    let shared = registration("shared", 1);
+    let record = |source: &str, line: i64, from: &RegisterPersonRequest| PersonRecord {
+        line,
+        source_record_id: source.to_owned(),
+        full_name: from.full_name.clone(),
+        gender: from.gender,
+        birth_date: from.birth_date.clone(),
+        resident_id: from.resident_id.clone(),
+        region: from.region.clone(),
+        ..PersonRecord::default()
+    };
+    let holder_request = registration("holder", 0);
+    let batches = vec![
+        BulkUpsertPersonsRequest {
+            source_department: "civil_affairs".to_owned(),
+            records: vec![
+                record("A", 1, &shared),
+                record("B", 2, &shared),
+                record("C", 3, &holder_request),
+                record("E", 4, &registration("else", 5)),
+            ],
+        },
+        BulkUpsertPersonsRequest {
+            source_department: "civil_affairs".to_owned(),
+            records: vec![record("D", 5, &shared), record("A", 6, &shared)],
+        },
+    ];
+    let mut answers = client
+        .bulk_upsert_persons(futures::stream::iter(batches))
+        .await?
+        .into_inner();
+    let first = answers
+        .message()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no answer"))?;
+    let second = answers
+        .message()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no second answer"))?;
+    assert_eq!((first.created, first.updated, first.unchanged), (2, 0, 0));
+    let mut lines: Vec<(i64, String)> = first
+        .rejections
+        .iter()
+        .map(|r| (r.line, r.field.clone()))
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [(2, "resident_id".to_owned()), (3, "resident_id".to_owned())]
+    );
+    let on_line_3 = first
+        .rejections
+        .iter()
+        .find(|r| r.line == 3)
+        .map(|r| r.reason.clone())
+        .unwrap_or_default();
+    assert!(
+        on_line_3.contains(&holder),
+        "{on_line_3} should name {holder} (holder of {taken})"
+    );
+    assert_eq!((second.created, second.unchanged), (0, 1));
+    assert_eq!(
+        second.rejections.iter().map(|r| r.line).collect::<Vec<_>>(),
+        [5]
+    );
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(started.running.store.pool())
+        .await?;
+    assert_eq!(
+        events, 3,
+        "the holder, A and E; nothing for the refused records"
+    );
+    started.running.stop().await;
+    Ok(())
+}

@@ -12,6 +12,16 @@ mod unit_of_work;
 
 pub use error::StoreError;
 pub use event::{Aggregate, EventCodec, NewEvent, Snapshotting, StoredEvent};
+
+/// Events for one stream in a multi-stream append ([`UnitOfWork::append_many`]).
+#[derive(Debug, Clone)]
+pub struct Append {
+    pub stream_id: String,
+    /// 0 for a new stream.
+    pub expected_version: i64,
+    pub partition_key: String,
+    pub events: Vec<NewEvent>,
+}
 pub use store::EventStore;
 pub use unit_of_work::{Begun, CommandRequest, UnitOfWork};
 

@@ -126,6 +126,106 @@ impl EventStore {
         Ok(stored)
     }
 
+    /// Appends to many streams in two statements (events, then outbox rows): the bulk path.
+    /// A stream not at its expected version fails the whole call with [`StoreError::Conflict`].
+    pub(crate) async fn append_many_in(
+        &self,
+        conn: &mut PgConnection,
+        appends: &[crate::Append],
+        meta: AppendMeta<'_>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let trace_context = serde_json::to_value(jiuzhu_telemetry::current_context_to_map())
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+        let occurred_at = Utc::now();
+        let mut stored = Vec::new();
+        for append in appends {
+            for (offset, event) in (1_i64..).zip(&append.events) {
+                stored.push(StoredEvent {
+                    position: 0,
+                    event_id: Uuid::now_v7(),
+                    stream_id: append.stream_id.clone(),
+                    stream_version: append.expected_version + offset,
+                    event_type: event.event_type.clone(),
+                    occurred_at,
+                    correlation_id: meta.correlation_id.to_owned(),
+                    causation_id: meta.causation_id.to_owned(),
+                    partition_key: append.partition_key.clone(),
+                    payload: event.payload.clone(),
+                });
+            }
+        }
+        if stored.is_empty() {
+            return Ok(stored);
+        }
+        let column = |f: fn(&StoredEvent) -> String| stored.iter().map(f).collect::<Vec<String>>();
+        let (streams, types, keys) = (
+            column(|e| e.stream_id.clone()),
+            column(|e| e.event_type.clone()),
+            column(|e| e.partition_key.clone()),
+        );
+        let event_ids: Vec<Uuid> = stored.iter().map(|e| e.event_id).collect();
+        let versions: Vec<i64> = stored.iter().map(|e| e.stream_version).collect();
+        let payloads: Vec<Vec<u8>> = stored.iter().map(|e| e.payload.clone()).collect();
+        let inserted = sqlx::query(
+            "INSERT INTO events (event_id, stream_id, stream_version, event_type, occurred_at, \
+             correlation_id, causation_id, partition_key, payload) \
+             SELECT e.id, e.stream, e.version, e.type, $5, $6, $7, e.key, e.payload \
+             FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $8::text[], $9::bytea[]) \
+             AS e(id, stream, version, type, key, payload) RETURNING event_id, position",
+        )
+        .bind(&event_ids)
+        .bind(&streams)
+        .bind(&versions)
+        .bind(&types)
+        .bind(occurred_at)
+        .bind(meta.correlation_id)
+        .bind(meta.causation_id)
+        .bind(&keys)
+        .bind(&payloads)
+        .fetch_all(&mut *conn)
+        .await;
+        let rows = match inserted {
+            Ok(rows) => rows,
+            Err(error) if StoreError::is_unique_violation(&error, STREAM_VERSION_CONSTRAINT) => {
+                let first = &appends[0];
+                return Err(StoreError::Conflict {
+                    stream_id: first.stream_id.clone(),
+                    expected: first.expected_version,
+                    actual: self.stream_version(&first.stream_id).await?,
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let mut positions = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            positions.insert(
+                row.try_get::<Uuid, _>("event_id")?,
+                row.try_get::<i64, _>("position")?,
+            );
+        }
+        for event in &mut stored {
+            event.position = positions.get(&event.event_id).copied().unwrap_or_default();
+        }
+        let envelopes: Vec<Vec<u8>> = stored
+            .iter()
+            .map(|e| e.envelope(&self.producer).encode_to_vec())
+            .collect();
+        sqlx::query(
+            "INSERT INTO outbox (event_id, topic, partition_key, event_type, envelope, trace_context) \
+             SELECT e.id, $2, e.key, e.type, e.envelope, $6 \
+             FROM unnest($1::uuid[], $3::text[], $4::text[], $5::bytea[]) AS e(id, key, type, envelope)",
+        )
+        .bind(&event_ids)
+        .bind(&self.topic)
+        .bind(&keys)
+        .bind(&types)
+        .bind(&envelopes)
+        .bind(&trace_context)
+        .execute(&mut *conn)
+        .await?;
+        Ok(stored)
+    }
+
     /// Current version of a stream (0 when it has no events), read outside any transaction.
     pub async fn stream_version(&self, stream_id: &str) -> Result<i64, StoreError> {
         let version: Option<i64> =

@@ -137,6 +137,37 @@ impl<'s> UnitOfWork<'s> {
         Ok(&self.appended[from..])
     }
 
+    /// Appends to many streams at once (two statements whatever the count): for bulk paths.
+    pub async fn append_many(
+        &mut self,
+        appends: &[crate::Append],
+    ) -> Result<&[StoredEvent], StoreError> {
+        let correlation = self
+            .request
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| self.request.request_id.clone());
+        let causation = self
+            .request
+            .causation_id
+            .clone()
+            .unwrap_or_else(|| self.request.request_id.clone());
+        let stored = self
+            .store
+            .append_many_in(
+                &mut self.tx,
+                appends,
+                AppendMeta {
+                    correlation_id: &correlation,
+                    causation_id: &causation,
+                },
+            )
+            .await?;
+        let from = self.appended.len();
+        self.appended.extend(stored);
+        Ok(&self.appended[from..])
+    }
+
     /// Records `answer` under the request id and commits. If a concurrent call with the same
     /// request id committed first, this one is rolled back and that call's answer is returned.
     pub async fn commit(mut self, answer: Vec<u8>) -> Result<Vec<u8>, StoreError> {

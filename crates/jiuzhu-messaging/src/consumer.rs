@@ -26,6 +26,51 @@ pub struct Delivered {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// Record headers (trace context among them).
+    pub headers: HashMap<String, String>,
+}
+
+impl Delivered {
+    /// The span of applying this event in `consumer`, continuing the trace that produced it.
+    pub fn span(&self, consumer: &str) -> tracing::Span {
+        let span = tracing::info_span!(
+            "kafka.process",
+            otel.name = %format!("{} process", self.topic),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.source.name = %self.topic,
+            messaging.consumer.group.name = %consumer,
+            messaging.kafka.partition = self.partition,
+            messaging.kafka.offset = self.offset,
+            messaging.message.id = %self.event_id,
+        );
+        jiuzhu_telemetry::set_parent_from_map(&span, &self.headers);
+        span
+    }
+}
+
+/// Records in `events` (in order) whose ids `consumer` has not applied before, recording them
+/// in the inbox in the same transaction; repeats within `events` count once.
+pub(crate) async fn fresh_events<'e>(
+    conn: &mut PgConnection,
+    consumer: &str,
+    events: &'e [Delivered],
+) -> Result<Vec<&'e Delivered>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id).collect();
+    let fresh: std::collections::HashSet<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(consumer)
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .collect();
+    let mut taken = std::collections::HashSet::new();
+    Ok(events
+        .iter()
+        .filter(|e| fresh.contains(&e.event_id) && taken.insert(e.event_id))
+        .collect())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +123,22 @@ pub trait Projection: Send + Sync + 'static {
         conn: &mut PgConnection,
         event: &Delivered,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+    /// Applies several events in order, inside one transaction. The default applies them one
+    /// by one, each in its own span; projections override it with set-based writes.
+    fn apply_many(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&Delivered],
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        async move {
+            for event in events {
+                self.apply(conn, event)
+                    .instrument(event.span(self.name()))
+                    .await?;
+            }
+            Ok(())
+        }
+    }
     /// Empties the projection's tables before a rebuild.
     fn reset(
         &self,
@@ -121,6 +182,7 @@ pub(crate) fn decode(message: &OwnedMessage) -> Decoded {
         topic: message.topic().to_owned(),
         partition: message.partition(),
         offset: message.offset(),
+        headers: header_map(message.headers()),
     }))
 }
 
@@ -183,16 +245,11 @@ impl<P: Projection> Applier<'_, P> {
     }
 
     async fn try_batch(&self, batch: &[OwnedMessage]) -> Result<(), ProjectionError> {
-        let mut tx = self.pool.begin().await?;
+        let mut events = Vec::with_capacity(batch.len());
         let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for message in batch {
             match decode(message) {
-                Decoded::Event(event) => {
-                    let span = process_span(message, self.projection.name());
-                    self.apply_deduplicated(&mut tx, &event)
-                        .instrument(span)
-                        .await?;
-                }
+                Decoded::Event(event) => events.push(*event),
                 // Cannot succeed in a batch; the one-by-one pass dead-letters it.
                 Decoded::Poison { reason } => return Err(ProjectionError::Rejected(reason)),
             }
@@ -201,6 +258,15 @@ impl<P: Projection> Applier<'_, P> {
                 message.offset() + 1,
             );
         }
+        let mut tx = self.pool.begin().await?;
+        let fresh = fresh_events(&mut tx, self.projection.name(), &events).await?;
+        if fresh.len() < events.len() {
+            tracing::debug!(
+                skipped = events.len() - fresh.len(),
+                "duplicate deliveries skipped"
+            );
+        }
+        self.projection.apply_many(&mut tx, &fresh).await?;
         for ((topic, partition), next) in &next_offsets {
             save_checkpoint(&mut tx, self.projection.name(), topic, *partition, *next).await?;
         }

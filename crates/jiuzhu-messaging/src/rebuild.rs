@@ -9,7 +9,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::{Applier, Delivered, ProjectionError, next_offsets};
+use crate::consumer::{Applier, Delivered, ProjectionError, fresh_events, next_offsets};
 use crate::dead_letter::DeadLetters;
 use crate::{ConsumerSettings, KafkaSettings, Projection};
 
@@ -177,22 +177,13 @@ pub async fn rebuild_from_store<P: Projection>(
         let events = store.read_all(after, page).await?;
         let Some(last) = events.last() else { break };
         after = last.position;
+        let delivered: Vec<Delivered> = events
+            .iter()
+            .map(|e| delivered_from_store(store, e))
+            .collect();
         let mut tx = store.pool().begin().await?;
-        for event in &events {
-            let delivered = delivered_from_store(store, event);
-            let fresh = sqlx::query(
-                "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(projection.name())
-            .bind(event.event_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if fresh {
-                projection.apply(&mut tx, &delivered).await?;
-            }
-        }
+        let fresh = fresh_events(&mut tx, projection.name(), &delivered).await?;
+        projection.apply_many(&mut tx, &fresh).await?;
         tx.commit().await?;
         report.applied += events.len() as u64;
         if last_report.elapsed() >= Duration::from_secs(1) {
@@ -211,5 +202,6 @@ fn delivered_from_store(store: &EventStore, event: &StoredEvent) -> Delivered {
         topic: store.topic().to_owned(),
         partition: -1,
         offset: event.position,
+        headers: std::collections::HashMap::new(),
     }
 }

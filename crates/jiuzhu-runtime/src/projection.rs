@@ -61,6 +61,13 @@ impl<P: Projection> Projection for Shared<P> {
     ) -> impl Future<Output = Result<(), jiuzhu_messaging::ProjectionError>> + Send {
         self.0.apply(conn, event)
     }
+    fn apply_many(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        events: &[&jiuzhu_messaging::Delivered],
+    ) -> impl Future<Output = Result<(), jiuzhu_messaging::ProjectionError>> + Send {
+        self.0.apply_many(conn, events)
+    }
     fn reset(
         &self,
         conn: &mut sqlx::PgConnection,

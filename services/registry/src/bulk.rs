@@ -2,11 +2,15 @@
 //! savepoint so that one bad record is rejected (with its line and field) without undoing the
 //! others, idempotent on department + source record id.
 
-use jiuzhu_eventstore::{Begun, CommandRequest, EventStore, StoreError, UnitOfWork};
+use std::collections::{HashMap, HashSet};
+
+use jiuzhu_eventstore::{
+    Append, Begun, CommandRequest, EventStore, NewEvent, StoreError, UnitOfWork,
+};
 use jiuzhu_proto::registry::{
     BulkUpsertPersonsRequest, BulkUpsertPersonsResponse, PersonRecord, RecordRejection,
 };
-use jiuzhu_runtime::grpc::{FieldViolations, store_status};
+use jiuzhu_runtime::grpc::{FieldViolations, database_status, store_status};
 use tonic::Status;
 use uuid::Uuid;
 
@@ -103,33 +107,29 @@ pub async fn apply(
         return Err(Status::internal("an unrecorded unit of work was replayed"));
     };
     let mut answer = BulkUpsertPersonsResponse::default();
+    let mut valid: Vec<(&PersonRecord, Identity)> = Vec::with_capacity(batch.records.len());
     for record in &batch.records {
-        let reject = |answer: &mut BulkUpsertPersonsResponse, field: &str, reason: String| {
-            answer.rejections.push(RecordRejection {
-                line: record.line,
-                source_record_id: record.source_record_id.clone(),
-                field: field.to_owned(),
-                reason,
-            });
-        };
         let source_record_id = record.source_record_id.trim();
         if source_record_id.is_empty() || source_record_id.len() > 128 {
-            reject(
-                &mut answer,
+            answer.rejections.push(rejection(
+                record,
                 "source_record_id",
                 "is required (1 to 128 characters)".to_owned(),
-            );
+            ));
             continue;
         }
-        let identity = match Identity::parse(&input(record)) {
-            Ok(identity) => identity,
+        match Identity::parse(&input(record)) {
+            Ok(identity) => valid.push((record, identity)),
             Err(violations) => {
                 for v in violations {
-                    reject(&mut answer, v.field, v.reason);
+                    answer.rejections.push(rejection(record, v.field, v.reason));
                 }
-                continue;
             }
-        };
+        }
+    }
+    let slow = create_new_records(&mut work, &department, valid, &mut answer).await?;
+    for (record, identity) in slow {
+        let source_record_id = record.source_record_id.trim();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -143,7 +143,7 @@ pub async fn apply(
                     work.rollback_to_savepoint(kept)
                         .await
                         .map_err(store_status)?;
-                    reject(&mut answer, &field, reason);
+                    answer.rejections.push(rejection(record, &field, reason));
                 }
                 Err(error) => {
                     work.rollback_to_savepoint(kept)
@@ -157,11 +157,11 @@ pub async fn apply(
                         RowError::Grpc(s) => s.message().to_owned(),
                         RowError::Rejected { reason, .. } => reason,
                     };
-                    reject(
-                        &mut answer,
+                    answer.rejections.push(rejection(
+                        record,
                         "",
                         format!("not applied after {ATTEMPTS} attempts ({reason}); send it again"),
-                    );
+                    ));
                 }
             }
             break;
@@ -169,6 +169,156 @@ pub async fn apply(
     }
     work.commit(Vec::new()).await.map_err(store_status)?;
     Ok(answer)
+}
+
+fn rejection(record: &PersonRecord, field: &str, reason: String) -> RecordRejection {
+    RecordRejection {
+        line: record.line,
+        source_record_id: record.source_record_id.clone(),
+        field: field.to_owned(),
+        reason,
+    }
+}
+
+/// The fast path: records the registry has never seen from this department are created with a
+/// handful of set-based statements for the whole batch. Returns the records left for the
+/// one-by-one path (known records, and ids repeated within the batch).
+async fn create_new_records<'r>(
+    work: &mut UnitOfWork<'_>,
+    department: &str,
+    valid: Vec<(&'r PersonRecord, Identity)>,
+    answer: &mut BulkUpsertPersonsResponse,
+) -> Result<Vec<(&'r PersonRecord, Identity)>, Status> {
+    let mut slow = Vec::new();
+    let mut seen_sources = HashSet::new();
+    let mut seen_ids = HashSet::new();
+    let mut candidates = Vec::new();
+    for (record, identity) in valid {
+        let resident_id = identity
+            .resident_id
+            .as_ref()
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default();
+        let unique_source = seen_sources.insert(record.source_record_id.trim().to_owned());
+        let unique_id = resident_id.is_empty() || seen_ids.insert(resident_id.clone());
+        if unique_source && unique_id {
+            candidates.push((record, identity, resident_id, Uuid::now_v7()));
+        } else {
+            slow.push((record, identity));
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(slow);
+    }
+    let sources: Vec<String> = candidates
+        .iter()
+        .map(|c| c.0.source_record_id.trim().to_owned())
+        .collect();
+    let persons: Vec<Uuid> = candidates.iter().map(|c| c.3).collect();
+    let fingerprints: Vec<Vec<u8>> = candidates.iter().map(|c| c.1.fingerprint()).collect();
+    // Claim the department's record ids; the ones already known go the one-by-one way.
+    let fresh: HashSet<String> = sqlx::query_scalar(
+        "INSERT INTO source_records (department, source_record_id, person_id, fingerprint) \
+         SELECT $1, s, p, f FROM unnest($2::text[], $3::uuid[], $4::bytea[]) AS t(s, p, f) \
+         ON CONFLICT (department, source_record_id) DO NOTHING RETURNING source_record_id",
+    )
+    .bind(department)
+    .bind(&sources)
+    .bind(&persons)
+    .bind(&fingerprints)
+    .fetch_all(work.connection())
+    .await
+    .map_err(database_status)?
+    .into_iter()
+    .collect();
+    let (fresh_candidates, known): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .partition(|c| fresh.contains(c.0.source_record_id.trim()));
+    slow.extend(
+        known
+            .into_iter()
+            .map(|(record, identity, _, _)| (record, identity)),
+    );
+
+    // Claim their resident ids; a number someone else holds rejects the record.
+    let (ids, owners): (Vec<String>, Vec<Uuid>) = fresh_candidates
+        .iter()
+        .filter(|c| !c.2.is_empty())
+        .map(|c| (c.2.clone(), c.3))
+        .unzip();
+    let claimed: HashSet<String> = sqlx::query_scalar(
+        "INSERT INTO resident_id_claims (resident_id, person_id) SELECT * FROM unnest($1::text[], $2::uuid[]) \
+         ON CONFLICT (resident_id) DO NOTHING RETURNING resident_id",
+    )
+    .bind(&ids)
+    .bind(&owners)
+    .fetch_all(work.connection())
+    .await
+    .map_err(database_status)?
+    .into_iter()
+    .collect();
+    let taken: Vec<String> = ids
+        .iter()
+        .filter(|id| !claimed.contains(*id))
+        .cloned()
+        .collect();
+    let holders: HashMap<String, Uuid> = if taken.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (String, Uuid)>(
+            "SELECT resident_id, person_id FROM resident_id_claims WHERE resident_id = ANY($1)",
+        )
+        .bind(&taken)
+        .fetch_all(work.connection())
+        .await
+        .map_err(database_status)?
+        .into_iter()
+        .collect()
+    };
+    let mut appends = Vec::with_capacity(fresh_candidates.len());
+    let mut unclaimed_sources = Vec::new();
+    for (record, identity, resident_id, person_id) in fresh_candidates {
+        let holder = if resident_id.is_empty() || claimed.contains(&resident_id) {
+            None
+        } else {
+            Some(holders.get(&resident_id).copied().unwrap_or_default())
+        };
+        let command = RegisterPerson {
+            person_id,
+            identity,
+            source_department: department.to_owned(),
+            source_record_id: record.source_record_id.trim().to_owned(),
+        };
+        match Person::default().register(&command, holder) {
+            Ok(events) => {
+                answer.created += 1;
+                appends.push(Append {
+                    stream_id: person_id.to_string(),
+                    expected_version: 0,
+                    partition_key: person_id.to_string(),
+                    events: events.iter().map(NewEvent::from_codec).collect(),
+                });
+            }
+            Err(error) => {
+                unclaimed_sources.push(record.source_record_id.trim().to_owned());
+                answer
+                    .rejections
+                    .push(rejection(record, "resident_id", error.to_string()));
+            }
+        }
+    }
+    if !unclaimed_sources.is_empty() {
+        sqlx::query(
+            "DELETE FROM source_records WHERE department = $1 AND source_record_id = ANY($2)",
+        )
+        .bind(department)
+        .bind(&unclaimed_sources)
+        .execute(work.connection())
+        .await
+        .map_err(database_status)?;
+    }
+    work.append_many(&appends).await.map_err(store_status)?;
+    Ok(slow)
 }
 
 async fn upsert(

@@ -41,6 +41,48 @@ fn person_ids(message: &DynamicMessage, found: &mut Vec<Uuid>) {
     }
 }
 
+/// The file entries one event makes: one per person it names.
+fn entries(event: &Delivered, rows: &mut Vec<serde_json::Value>) -> Result<(), ProjectionError> {
+    let envelope = &event.envelope;
+    let Some(pool) = DESCRIPTORS.as_ref() else {
+        return Err(ProjectionError::Rejected(
+            "contract descriptors cannot be read".to_owned(),
+        ));
+    };
+    // A type this build does not know yet (a newer producer) is skipped, not rejected.
+    let Some(descriptor) = pool.get_message_by_name(&envelope.event_type) else {
+        return Ok(());
+    };
+    let message = DynamicMessage::decode(descriptor, envelope.payload.as_slice())?;
+    let mut persons = Vec::new();
+    person_ids(&message, &mut persons);
+    if persons.is_empty() {
+        return Ok(());
+    }
+    let detail = serde_json::to_value(&message)
+        .map_err(|e| ProjectionError::Rejected(format!("event cannot be shown as JSON: {e}")))?;
+    let occurred_at = envelope
+        .occurred_at
+        .as_ref()
+        .and_then(|t| {
+            DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+        })
+        .unwrap_or_else(Utc::now);
+    for person in persons {
+        rows.push(serde_json::json!({
+            "person_id": person,
+            "event_id": event.event_id,
+            "occurred_at": occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "producer": envelope.producer,
+            "event_type": message.descriptor().full_name(),
+            "stream_id": envelope.stream_id,
+            "stream_version": envelope.stream_version,
+            "detail": detail,
+        }));
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub struct PersonFile;
 
@@ -58,48 +100,30 @@ impl Projection for PersonFile {
         conn: &mut PgConnection,
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
-        let envelope = &event.envelope;
-        let Some(pool) = DESCRIPTORS.as_ref() else {
-            return Err(ProjectionError::Rejected(
-                "contract descriptors cannot be read".to_owned(),
-            ));
-        };
-        // A type this build does not know yet (a newer producer) is skipped, not rejected.
-        let Some(descriptor) = pool.get_message_by_name(&envelope.event_type) else {
-            return Ok(());
-        };
-        let message = DynamicMessage::decode(descriptor, envelope.payload.as_slice())?;
-        let mut persons = Vec::new();
-        person_ids(&message, &mut persons);
-        if persons.is_empty() {
+        self.apply_many(conn, &[event]).await
+    }
+
+    async fn apply_many(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&Delivered],
+    ) -> Result<(), ProjectionError> {
+        let mut rows = Vec::new();
+        for event in events {
+            entries(event, &mut rows)?;
+        }
+        if rows.is_empty() {
             return Ok(());
         }
-        let detail = serde_json::to_value(&message).map_err(|e| {
-            ProjectionError::Rejected(format!("event cannot be shown as JSON: {e}"))
-        })?;
-        let occurred_at = envelope
-            .occurred_at
-            .as_ref()
-            .and_then(|t| {
-                DateTime::<Utc>::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
-            })
-            .unwrap_or_else(Utc::now);
-        for person in persons {
-            sqlx::query(
-                "INSERT INTO person_file (person_id, event_id, occurred_at, producer, event_type, stream_id, \
-                 stream_version, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-            )
-            .bind(person)
-            .bind(event.event_id)
-            .bind(occurred_at)
-            .bind(&envelope.producer)
-            .bind(message.descriptor().full_name())
-            .bind(&envelope.stream_id)
-            .bind(envelope.stream_version)
-            .bind(&detail)
-            .execute(&mut *conn)
-            .await?;
-        }
+        sqlx::query(
+            "INSERT INTO person_file (person_id, event_id, occurred_at, producer, event_type, stream_id, \
+             stream_version, detail) SELECT * FROM jsonb_to_recordset($1) AS x(person_id uuid, event_id uuid, \
+             occurred_at timestamptz, producer text, event_type text, stream_id text, stream_version bigint, \
+             detail jsonb) ON CONFLICT DO NOTHING",
+        )
+        .bind(serde_json::Value::Array(rows))
+        .execute(conn)
+        .await?;
         Ok(())
     }
 

@@ -185,6 +185,57 @@ impl Projection for Persons {
         Ok(())
     }
 
+    /// Registrations (the bulk of any import) go in as one statement; a person's registration
+    /// always precedes their other events, so applying the rest afterwards keeps every person's
+    /// order.
+    async fn apply_many(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&Delivered],
+    ) -> Result<(), ProjectionError> {
+        let mut registrations = Vec::new();
+        let mut rest = Vec::new();
+        for event in events {
+            let envelope = &event.envelope;
+            match RegistryEvent::decode_payload(&envelope.event_type, &envelope.payload)? {
+                Some(RegistryEvent::PersonRegistered(e)) => registrations.push(serde_json::json!({
+                    "person_id": id("person_id", &e.person_id)?,
+                    "full_name": e.full_name,
+                    "gender": e.gender,
+                    "birth_date": e.birth_date,
+                    "resident_id": e.resident_id,
+                    "region_code": e.region.map(|r| r.code).unwrap_or_default(),
+                    "source_department": e.source_department,
+                    "version": envelope.stream_version,
+                    "township": e.township,
+                    "village": e.village,
+                    "address_text": e.address_text,
+                    "phone": e.phone,
+                    "flags": e.flags,
+                })),
+                Some(_) => rest.push(*event),
+                None => {}
+            }
+        }
+        if !registrations.is_empty() {
+            sqlx::query(
+                "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, region_code, \
+                 source_department, version, township, village, address_text, phone, flags) \
+                 SELECT * FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, gender int, \
+                 birth_date text, resident_id text, region_code text, source_department text, version bigint, \
+                 township text, village text, address_text text, phone text, flags int[]) \
+                 ON CONFLICT (person_id) DO NOTHING",
+            )
+            .bind(serde_json::Value::Array(registrations))
+            .execute(&mut *conn)
+            .await?;
+        }
+        for event in rest {
+            self.apply(conn, event).await?;
+        }
+        Ok(())
+    }
+
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query("TRUNCATE persons, person_statuses, household_members, household_incomes")
             .execute(conn)
