@@ -86,10 +86,13 @@ async fn main() -> anyhow::Result<()> {
         || {
             let pool = pool.clone();
             async move {
-                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM persons")
-                    .fetch_one(&pool)
-                    .await?;
-                Ok((n >= created).then_some(()))
+                // Every read model caught up, so that the reads below do not compete with them.
+                let (persons, filed): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM persons), (SELECT count(*) FROM person_file)",
+                )
+                .fetch_one(&pool)
+                .await?;
+                Ok((persons >= created && filed >= created).then_some(()))
             }
         },
     )

@@ -108,6 +108,8 @@ impl Projection for PersonFile {
         conn: &mut PgConnection,
         events: &[&Delivered],
     ) -> Result<(), ProjectionError> {
+        // One span per event, open until the batch is written, so each event's trace continues.
+        let _spans: Vec<tracing::Span> = events.iter().map(|e| e.span(self.name())).collect();
         let mut rows = Vec::new();
         for event in events {
             entries(event, &mut rows)?;

@@ -193,6 +193,8 @@ impl Projection for Persons {
         conn: &mut PgConnection,
         events: &[&Delivered],
     ) -> Result<(), ProjectionError> {
+        // One span per event, open until the batch is written, so each event's trace continues.
+        let _spans: Vec<tracing::Span> = events.iter().map(|e| e.span(self.name())).collect();
         let mut registrations = Vec::new();
         let mut rest = Vec::new();
         for event in events {

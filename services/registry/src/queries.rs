@@ -38,20 +38,17 @@ fn person_from_row(row: &PgRow) -> Result<Person, sqlx::Error> {
 
 /// A person with their statuses and those of every record merged into them.
 pub async fn person(pool: &PgPool, person_id: Uuid) -> Result<Option<Person>, sqlx::Error> {
+    // The record and the records merged into it in one round trip.
     let row = sqlx::query(&format!(
-        "SELECT {PERSON_COLUMNS} FROM persons WHERE person_id = $1"
+        "SELECT {PERSON_COLUMNS}, ARRAY(SELECT m.person_id FROM persons m WHERE m.merged_into = $1 \
+         ORDER BY m.person_id) AS merged FROM persons WHERE person_id = $1"
     ))
     .bind(person_id)
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
     let mut person = person_from_row(&row)?;
-    let merged: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT person_id FROM persons WHERE merged_into = $1 ORDER BY person_id",
-    )
-    .bind(person_id)
-    .fetch_all(pool)
-    .await?;
+    let merged: Vec<Uuid> = row.try_get("merged")?;
     let statuses = sqlx::query(
         "SELECT status_id, person_id, kind, source_department, reference, effective_from, effective_to, \
          detail, ended, end_reason FROM person_statuses WHERE person_id = ANY($1) \
