@@ -130,9 +130,32 @@ async fn importing_a_department_file_is_validated_idempotent_and_updates_changes
         .fetch_one(&pool)
         .await?;
     assert_eq!(
-        events, 301,
-        "300 registrations and one update, nothing from the repeats"
+        events, 601,
+        "300 registrations, 300 household memberships and one update; nothing from the repeats"
     );
+
+    // The generator's households came along: one household per reference, at most one head.
+    let references: std::collections::HashSet<String> = csv::Reader::from_reader(text.as_bytes())
+        .records()
+        .filter_map(Result::ok)
+        .filter(|r| r[0].starts_with('P'))
+        .map(|r| r[10].to_owned())
+        .collect();
+    let households = eventually("every household in the read model", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move {
+            let (households, members, most_heads): (i64, i64, i64) = sqlx::query_as(
+                "SELECT count(DISTINCT household_id), count(*), coalesce(max(heads), 0) FROM household_members \
+                 JOIN (SELECT household_id, count(*) FILTER (WHERE relationship = 1) AS heads \
+                       FROM household_members GROUP BY household_id) h USING (household_id)",
+            )
+            .fetch_one(&pool)
+            .await?;
+            Ok((members == 300).then_some((households, most_heads)))
+        }
+    })
+    .await?;
+    assert_eq!(households, (i64::try_from(references.len())?, 1));
 
     let (ok, missing) = jiuzhu(&[
         "registry",

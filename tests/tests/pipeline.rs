@@ -679,10 +679,16 @@ async fn rebalances_neither_lose_nor_double_apply() -> TestResult {
             .register_person(registration(&format!("after-leave-{n}"), n))
             .await?;
     }
-    eventually("all sixty persons indexed", WAIT, || async {
+    let caught_up = eventually("all sixty persons indexed", WAIT, || async {
         Ok((linkage_status(&second).await?.0 == 60).then_some(()))
     })
-    .await?;
+    .await;
+    if let Err(error) = caught_up {
+        anyhow::bail!(
+            "{error}; the remaining member has {:?} (persons, events)",
+            linkage_status(&second).await?
+        );
+    }
     assert_eq!(linkage_status(&second).await?, (60, 60));
     second.stop().await;
     registry.running.stop().await;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use chrono::{Days, NaiveDate};
 use jiuzhu_identity::{ResidentId, all_regions};
 
-use crate::records::{COLUMNS, IGNORED_COLUMNS};
+use crate::records::COLUMNS;
 
 /// Surnames with weights per ten thousand people (rounded from published frequencies).
 const SURNAMES: [(&str, u32); 40] = [
@@ -181,12 +181,7 @@ pub fn write_population(persons: u64, seed: u64, out: Option<&Path>) -> anyhow::
         None => Box::new(std::io::stdout().lock()),
     };
     let mut csv = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, sink));
-    let header: Vec<&str> = COLUMNS
-        .iter()
-        .chain(IGNORED_COLUMNS.iter())
-        .copied()
-        .collect();
-    csv.write_record(&header)?;
+    csv.write_record(COLUMNS)?;
     let mut rng = Rng(seed ^ 0x6A69_757A_6875);
     let places = places(&mut rng);
     let mut ids: HashSet<String> = HashSet::new();

@@ -13,10 +13,10 @@ use chrono::NaiveDate;
 use encoding_rs::{Encoding, GB18030, UTF_8};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 use jiuzhu_proto::common::RegionCode;
-use jiuzhu_proto::registry::{Gender, PersonRecord, RecordRejection};
+use jiuzhu_proto::registry::{Gender, PersonRecord, RecordRejection, Relationship};
 
 /// Columns of the import format, in the order `jiuzhu gen registry` writes them.
-pub const COLUMNS: [&str; 10] = [
+pub const COLUMNS: [&str; 12] = [
     "source_record_id",
     "full_name",
     "gender",
@@ -27,9 +27,9 @@ pub const COLUMNS: [&str; 10] = [
     "village",
     "address_text",
     "phone",
+    "household_ref",
+    "relationship",
 ];
-/// Columns the generator adds that the person import does not apply (households).
-pub const IGNORED_COLUMNS: [&str; 2] = ["household_ref", "relationship"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -127,6 +127,25 @@ fn gender(text: &str) -> Result<i32, String> {
     } as i32)
 }
 
+fn relationship(text: &str) -> Result<i32, String> {
+    Ok(match text.trim().to_ascii_lowercase().as_str() {
+        "" => Relationship::Unspecified,
+        "head" | "户主" => Relationship::Head,
+        "spouse" | "配偶" | "妻子" | "丈夫" => Relationship::Spouse,
+        "child" | "子女" | "儿子" | "女儿" => Relationship::Child,
+        "parent" | "父母" | "父亲" | "母亲" => Relationship::Parent,
+        "grandchild" | "孙子女" | "孙子" | "孙女" => Relationship::Grandchild,
+        "grandparent" | "祖父母" => Relationship::Grandparent,
+        "sibling" | "兄弟姐妹" => Relationship::Sibling,
+        "other" | "其他" => Relationship::Other,
+        other => {
+            return Err(format!(
+                "`{other}` is not a relationship (head, spouse, child, parent, grandchild, grandparent, sibling, other, or 户主, 配偶, 子女, …)"
+            ));
+        }
+    } as i32)
+}
+
 /// Accepts the ways people write dates and returns YYYY-MM-DD.
 pub fn birth_date(text: &str) -> Result<String, String> {
     let text = text.trim();
@@ -161,6 +180,10 @@ fn record_from(line: i64, get: impl Fn(&str) -> String) -> Item {
         Ok(d) => d,
         Err(reason) => return reject("birth_date", reason),
     };
+    let relationship = match relationship(&get("relationship")) {
+        Ok(r) => r,
+        Err(reason) => return reject("relationship", reason),
+    };
     Item::Record(PersonRecord {
         line,
         source_record_id: source_record_id.clone(),
@@ -175,6 +198,8 @@ fn record_from(line: i64, get: impl Fn(&str) -> String) -> Item {
         village: get("village"),
         address_text: get("address_text"),
         phone: get("phone"),
+        household_ref: get("household_ref"),
+        relationship,
     })
 }
 
@@ -202,7 +227,7 @@ pub fn read_csv(
     }
     let unknown: Vec<String> = headers
         .iter()
-        .filter(|h| !COLUMNS.contains(&h.as_str()) && !IGNORED_COLUMNS.contains(&h.as_str()))
+        .filter(|h| !COLUMNS.contains(&h.as_str()))
         .cloned()
         .collect();
     if !unknown.is_empty() {
@@ -288,6 +313,15 @@ pub fn read_jsonl(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relationships_in_english_or_chinese() {
+        assert_eq!(relationship("户主"), Ok(Relationship::Head as i32));
+        assert_eq!(relationship(" Spouse "), Ok(Relationship::Spouse as i32));
+        assert_eq!(relationship("女儿"), Ok(Relationship::Child as i32));
+        assert_eq!(relationship(""), Ok(Relationship::Unspecified as i32));
+        assert!(relationship("cousin").is_err());
+    }
 
     #[test]
     fn dates_in_the_ways_people_write_them() {

@@ -458,7 +458,6 @@ impl<P: Projection> ProjectionRunner<P> {
             ?topics,
             "projection consumer started"
         );
-        let mut last_commit: Option<TopicPartitionList> = None;
         loop {
             let first = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -483,18 +482,15 @@ impl<P: Projection> ProjectionRunner<P> {
                 break;
             }
             let offsets = next_offsets(&batch);
-            match consumer.commit(&offsets, CommitMode::Async) {
-                Ok(()) => last_commit = Some(offsets),
+            if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
                 // The partition may have moved to another member; it re-reads from the last
                 // committed offset and the inbox skips what was applied here.
-                Err(error) => tracing::warn!(%error, "offset commit failed"),
+                tracing::warn!(%error, "offset commit failed");
             }
         }
-        if let Some(offsets) = last_commit
-            && let Err(error) = consumer.commit(&offsets, CommitMode::Sync)
-        {
-            tracing::warn!(%error, "final offset commit failed");
-        }
+        // Closing sends the pending commits and leaves the group; it blocks, so not on an
+        // async worker (a blocked worker would stall everything else in this process).
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         tracing::info!(
             projection = self.projection.name(),
             "projection consumer stopped"

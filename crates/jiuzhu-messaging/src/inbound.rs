@@ -130,6 +130,7 @@ impl<H: InboundHandler> InboundRunner<H> {
                 tracing::warn!(%error, "offset commit failed");
             }
         }
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         tracing::info!(handler = self.handler.name(), "inbound consumer stopped");
         Ok(())
     }

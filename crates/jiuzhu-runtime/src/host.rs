@@ -151,9 +151,17 @@ impl Running {
             .set_service_status("", ServingStatus::NotServing)
             .await;
         self.shutdown.cancel();
+        let aborts: Vec<_> = self.tasks.iter().map(|t| t.abort_handle()).collect();
         let all = futures::future::join_all(self.tasks);
         if tokio::time::timeout(self.grace, all).await.is_err() {
-            tracing::warn!(service = self.name, "shutdown grace period ran out");
+            // Whatever is still running must not linger (a consumer would keep its partitions).
+            tracing::warn!(
+                service = self.name,
+                "shutdown grace period ran out; aborting what is left"
+            );
+            for abort in aborts {
+                abort.abort();
+            }
         }
         self.store.pool().close().await;
         tracing::info!(service = self.name, "stopped");

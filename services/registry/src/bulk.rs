@@ -2,13 +2,15 @@
 //! savepoint so that one bad record is rejected (with its line and field) without undoing the
 //! others, idempotent on department + source record id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use jiuzhu_eventstore::Aggregate;
 use jiuzhu_eventstore::{
     Append, Begun, CommandRequest, EventStore, NewEvent, StoreError, UnitOfWork,
 };
 use jiuzhu_proto::registry::{
     BulkUpsertPersonsRequest, BulkUpsertPersonsResponse, PersonRecord, RecordRejection,
+    Relationship,
 };
 use jiuzhu_runtime::grpc::{FieldViolations, database_status, store_status};
 use tonic::Status;
@@ -16,7 +18,8 @@ use uuid::Uuid;
 
 use crate::claims::{claim_resident_id, release_resident_id, save_source_record, source_record};
 use crate::domain::{
-    Identity, IdentityInput, Person, RegisterPerson, RegistryError, RegistryEvent,
+    Household as HouseholdAggregate, Identity, IdentityInput, Person, RegisterPerson,
+    RegistryError, RegistryEvent,
 };
 
 /// Most records one message may carry.
@@ -167,8 +170,194 @@ pub async fn apply(
             break;
         }
     }
+    place_in_households(&mut work, &department, &batch.records, &mut answer).await?;
     work.commit(Vec::new()).await.map_err(store_status)?;
     Ok(answer)
+}
+
+/// Puts the batch's accepted records that name a household into it: department household
+/// references become households (created on first sight), members join unless they already
+/// belong to one, and the household's own rule (one head) holds across files.
+async fn place_in_households(
+    work: &mut UnitOfWork<'_>,
+    department: &str,
+    records: &[PersonRecord],
+    answer: &mut BulkUpsertPersonsResponse,
+) -> Result<(), Status> {
+    let rejected: HashSet<String> = answer
+        .rejections
+        .iter()
+        .map(|r| r.source_record_id.clone())
+        .collect();
+    let mut wanted: Vec<&PersonRecord> = Vec::new();
+    for record in records {
+        if record.household_ref.trim().is_empty() || rejected.contains(&record.source_record_id) {
+            continue;
+        }
+        match Relationship::try_from(record.relationship) {
+            Ok(Relationship::Unspecified) | Err(_) => answer.rejections.push(rejection(
+                record,
+                "relationship",
+                "is required with household_ref".to_owned(),
+            )),
+            Ok(_) => wanted.push(record),
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let sources: Vec<String> = wanted
+        .iter()
+        .map(|r| r.source_record_id.trim().to_owned())
+        .collect();
+    let persons: HashMap<String, Uuid> = sqlx::query_as::<_, (String, Uuid)>(
+        "SELECT source_record_id, person_id FROM source_records WHERE department = $1 AND source_record_id = ANY($2)",
+    )
+    .bind(department)
+    .bind(&sources)
+    .fetch_all(work.connection())
+    .await
+    .map_err(database_status)?
+    .into_iter()
+    .collect();
+
+    let mut refs: Vec<String> = wanted
+        .iter()
+        .map(|r| r.household_ref.trim().to_owned())
+        .collect();
+    refs.sort();
+    refs.dedup();
+    let proposed: Vec<Uuid> = refs.iter().map(|_| Uuid::now_v7()).collect();
+    let new_households: HashSet<String> = sqlx::query_scalar(
+        "INSERT INTO source_households (department, household_ref, household_id) \
+         SELECT $1, r, h FROM unnest($2::text[], $3::uuid[]) AS t(r, h) \
+         ON CONFLICT (department, household_ref) DO NOTHING RETURNING household_ref",
+    )
+    .bind(department)
+    .bind(&refs)
+    .bind(&proposed)
+    .fetch_all(work.connection())
+    .await
+    .map_err(database_status)?
+    .into_iter()
+    .collect();
+    let households: HashMap<String, Uuid> = sqlx::query_as::<_, (String, Uuid)>(
+        "SELECT household_ref, household_id FROM source_households WHERE department = $1 AND household_ref = ANY($2)",
+    )
+    .bind(department)
+    .bind(&refs)
+    .fetch_all(work.connection())
+    .await
+    .map_err(database_status)?
+    .into_iter()
+    .collect();
+
+    // Members already placed stay where they are; placing them elsewhere is refused.
+    let mut members: Vec<(&PersonRecord, Uuid, Uuid)> = Vec::new();
+    for record in wanted {
+        let (Some(person), Some(household)) = (
+            persons.get(record.source_record_id.trim()),
+            households.get(record.household_ref.trim()),
+        ) else {
+            continue;
+        };
+        members.push((record, *person, *household));
+    }
+    let placed: HashSet<Uuid> = sqlx::query_scalar(
+        "INSERT INTO household_claims (person_id, household_id) SELECT * FROM unnest($1::uuid[], $2::uuid[]) \
+         ON CONFLICT (person_id) DO NOTHING RETURNING person_id",
+    )
+    .bind(members.iter().map(|m| m.1).collect::<Vec<_>>())
+    .bind(members.iter().map(|m| m.2).collect::<Vec<_>>())
+    .fetch_all(work.connection())
+    .await
+    .map_err(database_status)?
+    .into_iter()
+    .collect();
+    let elsewhere: HashMap<Uuid, Uuid> = sqlx::query_as::<_, (Uuid, Uuid)>(
+        "SELECT person_id, household_id FROM household_claims WHERE person_id = ANY($1)",
+    )
+    .bind(
+        members
+            .iter()
+            .filter(|m| !placed.contains(&m.1))
+            .map(|m| m.1)
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(work.connection())
+    .await
+    .map_err(database_status)?
+    .into_iter()
+    .collect();
+
+    let mut by_household: BTreeMap<Uuid, Vec<(&PersonRecord, Uuid)>> = BTreeMap::new();
+    for (record, person, household) in members {
+        if placed.contains(&person) {
+            by_household
+                .entry(household)
+                .or_default()
+                .push((record, person));
+        } else if let Some(current) = elsewhere
+            .get(&person)
+            .filter(|current| **current != household)
+        {
+            answer.rejections.push(rejection(
+                record,
+                "household_ref",
+                format!("person {person} is already a member of household {current}"),
+            ));
+        }
+    }
+    let mut appends = Vec::new();
+    let mut released = Vec::new();
+    for (household_id, joining) in by_household {
+        let fresh = households
+            .iter()
+            .any(|(reference, id)| *id == household_id && new_households.contains(reference));
+        let (mut household, version) = if fresh {
+            (HouseholdAggregate::default(), 0)
+        } else {
+            work.load::<HouseholdAggregate>(&household_id.to_string())
+                .await
+                .map_err(store_status)?
+        };
+        let mut events = Vec::new();
+        for (record, person) in joining {
+            let relationship =
+                Relationship::try_from(record.relationship).unwrap_or(Relationship::Other);
+            match household.admit(household_id, person, relationship, None) {
+                Ok(added) => {
+                    for event in &added {
+                        household.apply(event);
+                    }
+                    events.extend(added);
+                }
+                Err(error) => {
+                    released.push(person);
+                    answer
+                        .rejections
+                        .push(rejection(record, "relationship", error.to_string()));
+                }
+            }
+        }
+        if !events.is_empty() {
+            appends.push(Append {
+                stream_id: household_id.to_string(),
+                expected_version: version,
+                partition_key: household_id.to_string(),
+                events: events.iter().map(NewEvent::from_codec).collect(),
+            });
+        }
+    }
+    if !released.is_empty() {
+        sqlx::query("DELETE FROM household_claims WHERE person_id = ANY($1)")
+            .bind(&released)
+            .execute(work.connection())
+            .await
+            .map_err(database_status)?;
+    }
+    work.append_many(&appends).await.map_err(store_status)?;
+    Ok(())
 }
 
 fn rejection(record: &PersonRecord, field: &str, reason: String) -> RecordRejection {

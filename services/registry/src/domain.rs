@@ -741,6 +741,17 @@ impl Household {
         current_household: Option<Uuid>,
     ) -> Result<Vec<RegistryEvent>, RegistryError> {
         person_state.active(person)?;
+        self.admit(household, person, relationship, current_household)
+    }
+
+    /// The household's own checks for a new member (one household per person, one head).
+    pub fn admit(
+        &self,
+        household: Uuid,
+        person: Uuid,
+        relationship: Relationship,
+        current_household: Option<Uuid>,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
         if let Some(current) = current_household {
             return Err(RegistryError::AlreadyInHousehold {
                 person,
