@@ -196,6 +196,8 @@ impl Projection for Persons {
         // One span per event, open until the batch is written, so each event's trace continues.
         let _spans: Vec<tracing::Span> = events.iter().map(|e| e.span(self.name())).collect();
         let mut registrations = Vec::new();
+        let mut joined = Vec::new();
+        let mut removals = false;
         let mut rest = Vec::new();
         for event in events {
             let envelope = &event.envelope;
@@ -215,6 +217,18 @@ impl Projection for Persons {
                     "phone": e.phone,
                     "flags": e.flags,
                 })),
+                Some(RegistryEvent::HouseholdMemberAdded(e)) => {
+                    joined.push(serde_json::json!({
+                        "household_id": id("household_id", &e.household_id)?,
+                        "person_id": id("person_id", &e.person_id)?,
+                        "relationship": e.relationship,
+                    }));
+                    rest.push(*event);
+                }
+                Some(RegistryEvent::HouseholdMemberRemoved(_)) => {
+                    removals = true;
+                    rest.push(*event);
+                }
                 Some(_) => rest.push(*event),
                 None => {}
             }
@@ -231,6 +245,29 @@ impl Projection for Persons {
             .bind(serde_json::Value::Array(registrations))
             .execute(&mut *conn)
             .await?;
+        }
+        // Memberships in two statements too, unless the batch also removes members (then the
+        // order of joins and leaves matters and they go one by one).
+        if !joined.is_empty() && !removals {
+            sqlx::query(
+                "INSERT INTO household_members (household_id, person_id, relationship) \
+                 SELECT * FROM jsonb_to_recordset($1) AS x(household_id uuid, person_id uuid, relationship int) \
+                 ON CONFLICT (household_id, person_id) DO UPDATE SET relationship = EXCLUDED.relationship",
+            )
+            .bind(serde_json::Value::Array(joined.clone()))
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE persons p SET household_id = x.household_id \
+                 FROM jsonb_to_recordset($1) AS x(household_id uuid, person_id uuid) WHERE p.person_id = x.person_id",
+            )
+            .bind(serde_json::Value::Array(joined))
+            .execute(&mut *conn)
+            .await?;
+            rest.retain(|e| {
+                e.envelope.event_type
+                    != <jiuzhu_proto::registry::HouseholdMemberAdded as prost::Name>::full_name()
+            });
         }
         for event in rest {
             self.apply(conn, event).await?;
