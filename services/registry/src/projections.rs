@@ -40,9 +40,12 @@ impl Projection for Persons {
         match decoded {
             RegistryEvent::PersonRegistered(e) => {
                 sqlx::query(
+                    // Household events travel on the household's partition and may arrive first.
                     "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, \
-                     region_code, source_department, version, township, village, address_text, phone, flags) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     region_code, source_department, version, township, village, address_text, phone, flags, \
+                     household_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                     (SELECT m.household_id FROM household_members m WHERE m.person_id = $1 LIMIT 1)) \
                      ON CONFLICT (person_id) DO NOTHING",
                 )
                 .bind(id("person_id", &e.person_id)?)
@@ -235,9 +238,11 @@ impl Projection for Persons {
         }
         if !registrations.is_empty() {
             sqlx::query(
+                // Household events travel on the household's partition and may arrive first.
                 "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, region_code, \
-                 source_department, version, township, village, address_text, phone, flags) \
-                 SELECT * FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, gender int, \
+                 source_department, version, township, village, address_text, phone, flags, household_id) \
+                 SELECT x.*, (SELECT m.household_id FROM household_members m WHERE m.person_id = x.person_id LIMIT 1) \
+                 FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, gender int, \
                  birth_date text, resident_id text, region_code text, source_department text, version bigint, \
                  township text, village text, address_text text, phone text, flags int[]) \
                  ON CONFLICT (person_id) DO NOTHING",
