@@ -108,16 +108,7 @@ impl<'s> UnitOfWork<'s> {
         events: &[E],
     ) -> Result<&[StoredEvent], StoreError> {
         let encoded: Vec<NewEvent> = events.iter().map(NewEvent::from_codec).collect();
-        let correlation = self
-            .request
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| self.request.request_id.clone());
-        let causation = self
-            .request
-            .causation_id
-            .clone()
-            .unwrap_or_else(|| self.request.request_id.clone());
+        let (correlation, causation) = self.chain();
         let stored = self
             .store
             .append_in(
@@ -142,16 +133,7 @@ impl<'s> UnitOfWork<'s> {
         &mut self,
         appends: &[crate::Append],
     ) -> Result<&[StoredEvent], StoreError> {
-        let correlation = self
-            .request
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| self.request.request_id.clone());
-        let causation = self
-            .request
-            .causation_id
-            .clone()
-            .unwrap_or_else(|| self.request.request_id.clone());
+        let (correlation, causation) = self.chain();
         let stored = self
             .store
             .append_many_in(
@@ -213,6 +195,21 @@ impl<'s> UnitOfWork<'s> {
             .await?;
         self.appended.truncate(keep_events);
         Ok(())
+    }
+
+    /// Correlation and causation ids of this unit's events (the request id unless given).
+    fn chain(&self) -> (String, String) {
+        let request_id = &self.request.request_id;
+        (
+            self.request
+                .correlation_id
+                .clone()
+                .unwrap_or_else(|| request_id.clone()),
+            self.request
+                .causation_id
+                .clone()
+                .unwrap_or_else(|| request_id.clone()),
+        )
     }
 
     /// Events appended so far in this unit of work.

@@ -32,50 +32,7 @@ impl Projection for LinkageIndex {
         conn: &mut PgConnection,
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
-        let envelope = &event.envelope;
-        let Some(decoded) = RegistryFeed::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
-            return Ok(());
-        };
-        let (person_id, full_name, birth_date, resident_id, region) = match decoded {
-            RegistryFeed::PersonRegistered(e) => (
-                e.person_id,
-                e.full_name,
-                e.birth_date,
-                e.resident_id,
-                e.region,
-            ),
-            RegistryFeed::PersonUpdated(e) => (
-                e.person_id,
-                e.full_name,
-                e.birth_date,
-                e.resident_id,
-                e.region,
-            ),
-        };
-        let person_id = Uuid::parse_str(&person_id).map_err(|_| {
-            ProjectionError::Rejected(format!("person_id `{person_id}` is not a UUID"))
-        })?;
-        sqlx::query(
-            "INSERT INTO linkage_persons (person_id, full_name, birth_date, resident_id, \
-             region_code, version) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (person_id) DO UPDATE SET full_name = EXCLUDED.full_name, \
-             birth_date = EXCLUDED.birth_date, resident_id = EXCLUDED.resident_id, \
-             region_code = EXCLUDED.region_code, version = EXCLUDED.version \
-             WHERE linkage_persons.version < EXCLUDED.version",
-        )
-        .bind(person_id)
-        .bind(&full_name)
-        .bind(&birth_date)
-        .bind(&resident_id)
-        .bind(region.map(|r| r.code).unwrap_or_default())
-        .bind(envelope.stream_version)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("UPDATE linkage_index_stats SET applied_events = applied_events + 1")
-            .execute(conn)
-            .await?;
-        Ok(())
+        self.apply_many(conn, &[event]).await
     }
 
     /// The newest version of each person in the batch, in one upsert.
