@@ -459,17 +459,8 @@ impl<P: Projection> ProjectionRunner<P> {
             "projection consumer started"
         );
         loop {
-            let first = tokio::select! {
-                () = shutdown.cancelled() => break,
-                received = consumer.recv() => received,
-            };
-            let first = match first {
-                Ok(message) => message.detach(),
-                Err(error) => {
-                    tracing::warn!(%error, projection = self.projection.name(), "Kafka receive failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
+            let Some(first) = receive(&consumer, &shutdown, self.projection.name()).await else {
+                break;
             };
             let mut batch = vec![first];
             while batch.len() < self.settings.batch_size {
@@ -496,6 +487,58 @@ impl<P: Projection> ProjectionRunner<P> {
             "projection consumer stopped"
         );
         Ok(())
+    }
+}
+
+/// A shared projection is a projection (the runtime runs and rebuilds the same instance).
+impl<P: Projection> Projection for std::sync::Arc<P> {
+    fn name(&self) -> &str {
+        P::name(self)
+    }
+    fn topics(&self) -> Vec<String> {
+        P::topics(self)
+    }
+    fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &Delivered,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        P::apply(self, conn, event)
+    }
+    fn apply_many(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&Delivered],
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        P::apply_many(self, conn, events)
+    }
+    fn reset(
+        &self,
+        conn: &mut PgConnection,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        P::reset(self, conn)
+    }
+}
+
+/// The next record, or `None` once `shutdown` is cancelled. Receive errors are logged and
+/// retried after a pause: the broker may be restarting.
+pub(crate) async fn receive(
+    consumer: &StreamConsumer,
+    shutdown: &CancellationToken,
+    who: &str,
+) -> Option<OwnedMessage> {
+    loop {
+        let received = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            received = consumer.recv() => received,
+        };
+        match received {
+            Ok(message) => return Some(message.detach()),
+            Err(error) => {
+                tracing::warn!(%error, consumer = who, "Kafka receive failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
     }
 }
 

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -16,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::consumer::{
-    backoff, dead_letter_producer, group_consumer, next_offsets, save_checkpoint,
+    backoff, dead_letter_producer, group_consumer, next_offsets, receive, save_checkpoint,
 };
 use crate::dead_letter::DeadLetters;
 use crate::headers::header_map;
@@ -49,6 +48,22 @@ pub trait InboundHandler: Send + Sync + 'static {
         &self,
         record: &InboundRecord,
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+}
+
+/// A shared handler is a handler.
+impl<H: InboundHandler> InboundHandler for std::sync::Arc<H> {
+    fn name(&self) -> &str {
+        H::name(self)
+    }
+    fn topics(&self) -> Vec<String> {
+        H::topics(self)
+    }
+    fn handle(
+        &self,
+        record: &InboundRecord,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send {
+        H::handle(self, record)
+    }
 }
 
 /// Runs an inbound handler as a member of its consumer group.
@@ -108,17 +123,8 @@ impl<H: InboundHandler> InboundRunner<H> {
             "inbound consumer started"
         );
         loop {
-            let received = tokio::select! {
-                () = shutdown.cancelled() => break,
-                received = consumer.recv() => received,
-            };
-            let message = match received {
-                Ok(message) => message.detach(),
-                Err(error) => {
-                    tracing::warn!(%error, handler = self.handler.name(), "Kafka receive failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
+            let Some(message) = receive(&consumer, &shutdown, self.handler.name()).await else {
+                break;
             };
             if !self.process(&message, &dead_letters, &shutdown).await {
                 break;

@@ -44,38 +44,6 @@ pub fn register<P: Projection>(projection: P) -> Arc<dyn RegisteredProjection> {
     Arc::new(Registered(Arc::new(projection)))
 }
 
-/// Lets a shared projection be handed to the generic runner.
-struct Shared<P>(Arc<P>);
-
-impl<P: Projection> Projection for Shared<P> {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn topics(&self) -> Vec<String> {
-        self.0.topics()
-    }
-    fn apply(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        event: &jiuzhu_messaging::Delivered,
-    ) -> impl Future<Output = Result<(), jiuzhu_messaging::ProjectionError>> + Send {
-        self.0.apply(conn, event)
-    }
-    fn apply_many(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        events: &[&jiuzhu_messaging::Delivered],
-    ) -> impl Future<Output = Result<(), jiuzhu_messaging::ProjectionError>> + Send {
-        self.0.apply_many(conn, events)
-    }
-    fn reset(
-        &self,
-        conn: &mut sqlx::PgConnection,
-    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
-        self.0.reset(conn)
-    }
-}
-
 impl<P: Projection> RegisteredProjection for Registered<P> {
     fn name(&self) -> &str {
         self.0.name()
@@ -93,7 +61,7 @@ impl<P: Projection> RegisteredProjection for Registered<P> {
         client_id: String,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()> {
-        let projection = Shared(Arc::clone(&self.0));
+        let projection = Arc::clone(&self.0);
         Box::pin(async move {
             let name = projection.name().to_owned();
             let runner = ProjectionRunner::new(pool, projection, kafka, settings, &client_id);
@@ -155,24 +123,6 @@ pub fn register_inbound<H: InboundHandler>(handler: H) -> Arc<dyn RegisteredInbo
     Arc::new(Inbound(Arc::new(handler)))
 }
 
-/// Lets a shared handler be handed to the generic runner.
-struct SharedHandler<H>(Arc<H>);
-
-impl<H: InboundHandler> InboundHandler for SharedHandler<H> {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn topics(&self) -> Vec<String> {
-        self.0.topics()
-    }
-    fn handle(
-        &self,
-        record: &jiuzhu_messaging::InboundRecord,
-    ) -> impl Future<Output = Result<(), jiuzhu_messaging::ProjectionError>> + Send {
-        self.0.handle(record)
-    }
-}
-
 impl<H: InboundHandler> RegisteredInbound for Inbound<H> {
     fn name(&self) -> &str {
         self.0.name()
@@ -190,7 +140,7 @@ impl<H: InboundHandler> RegisteredInbound for Inbound<H> {
         client_id: String,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()> {
-        let handler = SharedHandler(Arc::clone(&self.0));
+        let handler = Arc::clone(&self.0);
         Box::pin(async move {
             let name = handler.name().to_owned();
             let runner = InboundRunner::new(pool, handler, kafka, settings, &client_id);
