@@ -15,6 +15,15 @@ for service in "${SERVICES[@]}"; do
 done
 cargo build --workspace --bins
 
+# The master key that wraps every person's data key: made once per checkout, never committed.
+# Losing it makes all personal data unreadable; a real installation keeps it in its secret store.
+mkdir -p .jiuzhu
+if [ -z "${JIUZHU__VAULT__MASTER_KEY:-}" ] && [ ! -s .jiuzhu/master.key ]; then
+  (umask 077 && head -c 32 /dev/urandom | base64 > .jiuzhu/master.key)
+  echo "created the development master key .jiuzhu/master.key" >&2
+fi
+[ -n "${JIUZHU__VAULT__MASTER_KEY:-}" ] || export JIUZHU__VAULT__MASTER_KEY_FILE="$PWD/.jiuzhu/master.key"
+
 pids=()
 stop() {
   trap - INT TERM EXIT

@@ -27,6 +27,7 @@ pub async fn start<S: Service>(namespace: &str) -> anyhow::Result<Started> {
     let database = jiuzhu_testkit::fresh_database::<S>().await?;
     let settings = jiuzhu_testkit::settings(S::NAME, &database, namespace);
     let running = jiuzhu_runtime::start::<S>(settings).await?;
+    jiuzhu_testkit::announce_peer(namespace, S::NAME, format!("http://{}", running.grpc_addr));
     Ok(Started { running, database })
 }
 
@@ -36,7 +37,9 @@ pub async fn restart<S: Service>(
     database: &TestDatabase,
 ) -> anyhow::Result<Running> {
     let settings = jiuzhu_testkit::settings(S::NAME, database, namespace);
-    Ok(jiuzhu_runtime::start::<S>(settings).await?)
+    let running = jiuzhu_runtime::start::<S>(settings).await?;
+    jiuzhu_testkit::announce_peer(namespace, S::NAME, format!("http://{}", running.grpc_addr));
+    Ok(running)
 }
 
 pub async fn registry_client(running: &Running) -> anyhow::Result<RegistryServiceClient<Channel>> {

@@ -593,7 +593,7 @@ async fn projections_rebuild_from_topic_and_from_store() -> TestResult {
     sqlx::query("DELETE FROM linkage_persons WHERE full_name <> '测试人0'")
         .execute(&pool)
         .await?;
-    let (context, components) = jiuzhu_runtime::assemble::<Clues>(pool.clone(), settings);
+    let (context, components) = jiuzhu_runtime::assemble::<Clues>(pool.clone(), settings)?;
     let linkage = components
         .projections()
         .iter()
@@ -638,7 +638,7 @@ async fn projections_rebuild_from_topic_and_from_store() -> TestResult {
     let settings = jiuzhu_testkit::settings("registry", &registry_db, &ns);
     let pool = jiuzhu_runtime::connect::<Registry>(&settings).await?;
     sqlx::query("TRUNCATE persons").execute(&pool).await?;
-    let (context, components) = jiuzhu_runtime::assemble::<Registry>(pool.clone(), settings);
+    let (context, components) = jiuzhu_runtime::assemble::<Registry>(pool.clone(), settings)?;
     let persons = components
         .projections()
         .iter()

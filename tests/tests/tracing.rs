@@ -28,6 +28,7 @@ fn service_env(
     port: u16,
     namespace: &str,
     otlp: &str,
+    registry_port: u16,
 ) -> Vec<(String, String)> {
     let section = service.to_uppercase();
     [
@@ -52,6 +53,14 @@ fn service_env(
             "JIUZHU__OUTBOX__POLL_INTERVAL_MS".to_owned(),
             "10".to_owned(),
         ),
+        (
+            "JIUZHU__VAULT__MASTER_KEY".to_owned(),
+            jiuzhu_testkit::test_master_key(&database.url),
+        ),
+        (
+            "JIUZHU__PEERS__REGISTRY".to_owned(),
+            format!("http://127.0.0.1:{registry_port}"),
+        ),
         ("RUST_LOG".to_owned(), "info".to_owned()),
     ]
     .into_iter()
@@ -74,11 +83,19 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
             registry_port,
             &ns,
             &receiver.endpoint,
+            registry_port,
         ),
     )?;
     let clues = ServiceProcess::spawn(
         "jiuzhu-clues",
-        &service_env("clues", &clues_db, clues_port, &ns, &receiver.endpoint),
+        &service_env(
+            "clues",
+            &clues_db,
+            clues_port,
+            &ns,
+            &receiver.endpoint,
+            registry_port,
+        ),
     )?;
 
     let registry_url = format!("http://127.0.0.1:{registry_port}");

@@ -98,6 +98,22 @@ impl<'s> UnitOfWork<'s> {
         load_aggregate_in(&mut self.tx, stream_id).await
     }
 
+    /// A stream's decoded events (types `E` does not know are left out) and its current
+    /// version, for shells that transform events before folding them (e.g. opening sealed
+    /// personal data).
+    pub async fn load_events<E: EventCodec>(
+        &mut self,
+        stream_id: &str,
+    ) -> Result<(Vec<E>, i64), StoreError> {
+        let mut decoded = Vec::new();
+        let mut version = 0;
+        for event in crate::store::load_stream_in(&mut self.tx, stream_id, 0).await? {
+            decoded.extend(event.decode::<E>()?);
+            version = event.stream_version;
+        }
+        Ok((decoded, version))
+    }
+
     /// Appends events to a stream at `expected_version` (0 for a new stream). A concurrent
     /// writer that got there first makes this fail with [`StoreError::Conflict`].
     pub async fn append<E: EventCodec>(

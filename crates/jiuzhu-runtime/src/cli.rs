@@ -82,7 +82,7 @@ async fn run<S: Service>(command: Command) -> anyhow::Result<()> {
         }
         Command::Projections => {
             let pool = connect::<S>(&settings).await?;
-            let (_, components) = assemble::<S>(pool, settings);
+            let (_, components) = assemble::<S>(pool, settings)?;
             for projection in components.projections() {
                 println!("{}\t{}", projection.name(), projection.topics().join(","));
             }
@@ -140,7 +140,7 @@ async fn termination() {
 
 async fn rebuild<S: Service>(settings: Settings, name: &str, from: Source) -> anyhow::Result<()> {
     let pool = connect::<S>(&settings).await?;
-    let (context, components) = assemble::<S>(pool, settings);
+    let (context, components) = assemble::<S>(pool, settings)?;
     let projection = components
         .projections()
         .iter()

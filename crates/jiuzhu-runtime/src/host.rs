@@ -30,6 +30,8 @@ pub enum StartError {
     Topics(#[from] TopicError),
     #[error("cannot start the outbox relay: {0}")]
     Relay(#[from] RelayError),
+    #[error("{0}")]
+    Setup(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -187,16 +189,21 @@ pub async fn connect<S: Service>(settings: &Settings) -> Result<PgPool, StartErr
     Ok(pool)
 }
 
-/// The platform's migrators: event store (versions 1..99) and consumers (100..199).
-pub fn platform_migrators() -> (Migrator, Migrator) {
-    (jiuzhu_eventstore::migrator(), jiuzhu_messaging::migrator())
+/// The platform's migrators: event store (versions 1..99), consumers (100..199) and the
+/// personal-data key store (200..299).
+pub fn platform_migrators() -> [Migrator; 3] {
+    [
+        jiuzhu_eventstore::migrator(),
+        jiuzhu_messaging::migrator(),
+        jiuzhu_vault::migrator(),
+    ]
 }
 
 /// Applies the platform's and the service's migrations.
 pub async fn migrate<S: Service>(conn: &mut sqlx::PgConnection) -> Result<(), StartError> {
-    let (store, consumers) = platform_migrators();
-    store.run(&mut *conn).await?;
-    consumers.run(&mut *conn).await?;
+    for platform in platform_migrators() {
+        platform.run(&mut *conn).await?;
+    }
     let mut own = S::migrator();
     own.set_ignore_missing(true);
     own.run(&mut *conn).await?;
@@ -204,7 +211,10 @@ pub async fn migrate<S: Service>(conn: &mut sqlx::PgConnection) -> Result<(), St
 }
 
 /// The service's context and components over a connected pool.
-pub fn assemble<S: Service>(pool: PgPool, settings: Settings) -> (ServiceContext, Components) {
+pub fn assemble<S: Service>(
+    pool: PgPool,
+    settings: Settings,
+) -> Result<(ServiceContext, Components), StartError> {
     let topic = settings.kafka.topic(&service_topic(S::NAME));
     let store = EventStore::new(pool.clone(), S::NAME, topic);
     let context = ServiceContext {
@@ -212,14 +222,14 @@ pub fn assemble<S: Service>(pool: PgPool, settings: Settings) -> (ServiceContext
         pool,
         settings,
     };
-    let components = S::components(&context);
-    (context, components)
+    let components = S::components(&context)?;
+    Ok((context, components))
 }
 
 /// Starts a service: database, topics, gRPC, relay and consumers.
 pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError> {
     let pool = connect::<S>(&settings).await?;
-    let (context, mut components) = assemble::<S>(pool, settings);
+    let (context, mut components) = assemble::<S>(pool, settings)?;
     let settings = &context.settings;
 
     let own_topic = context.store.topic().to_owned();

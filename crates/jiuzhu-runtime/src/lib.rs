@@ -16,7 +16,7 @@ pub use host::{
     platform_migrators, start,
 };
 pub use projection::{RegisteredInbound, RegisteredProjection, register, register_inbound};
-pub use settings::{ServiceSettings, Settings};
+pub use settings::{PeerSettings, ServiceSettings, Settings};
 
 use sqlx::migrate::Migrator;
 
@@ -30,6 +30,7 @@ pub trait Service: Send + Sync + 'static {
     /// Migrations of the service's own tables (versions 1000 and above).
     fn migrator() -> Migrator;
 
-    /// Builds the gRPC services and projections over the started plumbing.
-    fn components(context: &ServiceContext) -> Components;
+    /// Builds the gRPC services and projections over the started plumbing; fails (with a
+    /// message naming the setting) when the service's own configuration is unusable.
+    fn components(context: &ServiceContext) -> Result<Components, StartError>;
 }

@@ -3,7 +3,37 @@ use std::net::SocketAddr;
 use jiuzhu_config::{ConfigError, Layers, Secret, Validate, check_range};
 use jiuzhu_messaging::{ConsumerSettings, KafkaSettings, RelaySettings};
 use jiuzhu_telemetry::TelemetrySettings;
+use jiuzhu_vault::VaultSettings;
 use serde::Deserialize;
+
+/// `[peers]`: where the other services' APIs are, for the few calls one service makes to
+/// another (never to read its database).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeerSettings {
+    /// The registry's gRPC endpoint (its `PersonKeyService` hands out data keys).
+    pub registry: String,
+}
+
+impl Default for PeerSettings {
+    fn default() -> Self {
+        Self {
+            registry: "http://127.0.0.1:50051".to_owned(),
+        }
+    }
+}
+
+impl Validate for PeerSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if !(self.registry.starts_with("http://") || self.registry.starts_with("https://")) {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.registry"),
+                "must be an http:// or https:// URL",
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The service's own section (`[registry]`, `[clues]`, …).
 #[derive(Debug, Clone, Deserialize)]
@@ -68,10 +98,13 @@ pub struct Settings {
     pub outbox: RelaySettings,
     pub consumer: ConsumerSettings,
     pub telemetry: TelemetrySettings,
+    pub vault: VaultSettings,
+    pub peers: PeerSettings,
 }
 
 impl Settings {
-    /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]` and the service's own section.
+    /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]`, `[vault]`, `[peers]` and the
+    /// service's own section.
     pub fn from_layers(layers: &Layers, name: &str, port: u16) -> Result<Self, ConfigError> {
         let service = layers
             .section::<ServicePatch>(name)?
@@ -83,6 +116,8 @@ impl Settings {
             outbox: layers.section("outbox")?,
             consumer: layers.section("consumer")?,
             telemetry: layers.section("telemetry")?,
+            vault: layers.section("vault")?,
+            peers: layers.section("peers")?,
         })
     }
 
@@ -99,6 +134,8 @@ impl Settings {
             outbox: RelaySettings::default(),
             consumer: ConsumerSettings::default(),
             telemetry: TelemetrySettings::default(),
+            vault: VaultSettings::default(),
+            peers: PeerSettings::default(),
         }
     }
 }

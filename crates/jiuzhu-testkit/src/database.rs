@@ -31,11 +31,9 @@ fn url_for(database: &str) -> String {
 /// Identifies a service's migration set, so that a changed migration gets a new template.
 fn migration_fingerprint<S: Service>() -> String {
     let mut hasher = Sha256::new();
-    for migrator in [
-        jiuzhu_runtime::platform_migrators().0,
-        jiuzhu_runtime::platform_migrators().1,
-        S::migrator(),
-    ] {
+    let mut migrators = Vec::from(jiuzhu_runtime::platform_migrators());
+    migrators.push(S::migrator());
+    for migrator in migrators {
         for migration in migrator.iter() {
             hasher.update(migration.version.to_le_bytes());
             hasher.update(&migration.checksum);

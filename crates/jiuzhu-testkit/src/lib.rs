@@ -37,7 +37,39 @@ pub fn settings(name: &str, database: &TestDatabase, namespace: &str) -> Setting
     settings.outbox.poll_interval_ms = 10;
     settings.consumer.retry_backoff_ms = 10;
     settings.service.max_connections = 5;
+    settings.vault.master_key = Some(jiuzhu_config::Secret::new(test_master_key(&database.url)));
+    if let Some(registry) = peer(namespace, "registry") {
+        settings.peers.registry = registry;
+    }
     settings
+}
+
+/// Where each namespace's services listen, so that a service started later finds its peers.
+static PEERS: std::sync::Mutex<Vec<(String, String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that `service` of `namespace` now listens at `endpoint` (e.g. `http://127.0.0.1:4711`).
+pub fn announce_peer(namespace: &str, service: &str, endpoint: String) {
+    if let Ok(mut peers) = PEERS.lock() {
+        peers.retain(|(ns, name, _)| !(ns == namespace && name == service));
+        peers.push((namespace.to_owned(), service.to_owned(), endpoint));
+    }
+}
+
+fn peer(namespace: &str, service: &str) -> Option<String> {
+    PEERS.lock().ok().and_then(|peers| {
+        peers
+            .iter()
+            .find(|(ns, name, _)| ns == namespace && name == service)
+            .map(|(_, _, endpoint)| endpoint.clone())
+    })
+}
+
+/// A master key that depends only on the database, so a restarted service (or a CLI run against
+/// the same database) unwraps the keys the first run wrapped.
+pub fn test_master_key(database_url: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(database_url.as_bytes()))
 }
 
 #[derive(Debug, thiserror::Error)]

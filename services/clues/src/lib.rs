@@ -8,7 +8,8 @@ pub mod grpc;
 pub mod projections;
 
 use jiuzhu_proto::clues::clues_service_server::CluesServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, register};
+use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register};
+use jiuzhu_vault::RemoteKeys;
 
 /// Clue acquisition as the runtime sees it.
 #[derive(Debug)]
@@ -22,11 +23,13 @@ impl Service for Clues {
         sqlx::migrate!("./migrations")
     }
 
-    fn components(context: &ServiceContext) -> Components {
-        Components::new()
+    fn components(context: &ServiceContext) -> Result<Components, StartError> {
+        let keys = RemoteKeys::new(&context.settings.peers.registry)
+            .map_err(|error| StartError::Setup(format!("peers.registry: {error}")))?;
+        Ok(Components::new()
             .grpc(CluesServiceServer::new(grpc::CluesApi::new(
                 context.pool.clone(),
             )))
-            .projection(register(projections::LinkageIndex))
+            .projection(register(projections::LinkageIndex::new(keys))))
     }
 }

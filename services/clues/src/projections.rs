@@ -2,7 +2,9 @@
 
 use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
-use jiuzhu_proto::registry::{PersonRegistered, PersonUpdated};
+use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated};
+use jiuzhu_vault::identity::{Opened, open_identity, sealed_person};
+use jiuzhu_vault::{RemoteKeys, VaultError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -11,12 +13,31 @@ jiuzhu_eventstore::event_enum! {
     pub enum RegistryFeed {
         PersonRegistered(PersonRegistered),
         PersonUpdated(PersonUpdated),
+        PersonErased(PersonErased),
     }
 }
 
-/// Registry persons for matching case parties.
+/// Registry persons for matching case parties. Identities arrive sealed; their keys come from
+/// the registry's key service, once per batch, and are dropped after it. An erased person's row
+/// is deleted, and a replay cannot bring it back (the key service answers "erased").
 #[derive(Debug)]
-pub struct LinkageIndex;
+pub struct LinkageIndex {
+    keys: RemoteKeys,
+}
+
+impl LinkageIndex {
+    pub fn new(keys: RemoteKeys) -> Self {
+        Self { keys }
+    }
+}
+
+fn vault_error(error: VaultError) -> ProjectionError {
+    if error.is_transient() {
+        ProjectionError::Unavailable(error.to_string())
+    } else {
+        ProjectionError::Rejected(error.to_string())
+    }
+}
 
 impl Projection for LinkageIndex {
     fn name(&self) -> &str {
@@ -45,29 +66,71 @@ impl Projection for LinkageIndex {
         let _spans: Vec<tracing::Span> = events.iter().map(|e| e.span(self.name())).collect();
         let mut newest: std::collections::HashMap<Uuid, serde_json::Value> =
             std::collections::HashMap::new();
+        let mut erased = Vec::new();
         let mut applied = 0i64;
+        let mut decoded = Vec::with_capacity(events.len());
         for event in events {
             let envelope = &event.envelope;
-            let Some(decoded) =
-                RegistryFeed::decode_payload(&envelope.event_type, &envelope.payload)?
-            else {
-                continue;
-            };
-            let (person_id, full_name, birth_date, resident_id, region) = match decoded {
-                RegistryFeed::PersonRegistered(e) => (
-                    e.person_id,
-                    e.full_name,
-                    e.birth_date,
-                    e.resident_id,
-                    e.region,
-                ),
-                RegistryFeed::PersonUpdated(e) => (
-                    e.person_id,
-                    e.full_name,
-                    e.birth_date,
-                    e.resident_id,
-                    e.region,
-                ),
+            if let Some(e) = RegistryFeed::decode_payload(&envelope.event_type, &envelope.payload)?
+            {
+                decoded.push((envelope.stream_version, e));
+            }
+        }
+        let mut sealed: Vec<Uuid> = decoded
+            .iter()
+            .filter_map(|(_, e)| match e {
+                RegistryFeed::PersonRegistered(e) => sealed_person(e),
+                RegistryFeed::PersonUpdated(e) => sealed_person(e),
+                RegistryFeed::PersonErased(_) => None,
+            })
+            .collect();
+        sealed.sort_unstable();
+        sealed.dedup();
+        let keys = if sealed.is_empty() {
+            std::collections::HashMap::new()
+        } else {
+            self.keys.keys(&sealed).await.map_err(vault_error)?
+        };
+        for (version, event) in decoded {
+            let (person_id, full_name, birth_date, resident_id, region) = match event {
+                RegistryFeed::PersonRegistered(mut e) => {
+                    if open_identity(&mut e, &keys).map_err(vault_error)? == Opened::Erased {
+                        applied += 1;
+                        continue;
+                    }
+                    (
+                        e.person_id,
+                        e.full_name,
+                        e.birth_date,
+                        e.resident_id,
+                        e.region,
+                    )
+                }
+                RegistryFeed::PersonUpdated(mut e) => {
+                    if open_identity(&mut e, &keys).map_err(vault_error)? == Opened::Erased {
+                        applied += 1;
+                        continue;
+                    }
+                    (
+                        e.person_id,
+                        e.full_name,
+                        e.birth_date,
+                        e.resident_id,
+                        e.region,
+                    )
+                }
+                RegistryFeed::PersonErased(e) => {
+                    applied += 1;
+                    let person = Uuid::parse_str(&e.person_id).map_err(|_| {
+                        ProjectionError::Rejected(format!(
+                            "person_id `{}` is not a UUID",
+                            e.person_id
+                        ))
+                    })?;
+                    newest.remove(&person);
+                    erased.push(person);
+                    continue;
+                }
             };
             let person = Uuid::parse_str(&person_id).map_err(|_| {
                 ProjectionError::Rejected(format!("person_id `{person_id}` is not a UUID"))
@@ -79,17 +142,23 @@ impl Projection for LinkageIndex {
                 "birth_date": birth_date,
                 "resident_id": resident_id,
                 "region_code": region.map(|r| r.code).unwrap_or_default(),
-                "version": envelope.stream_version,
+                "version": version,
             });
             let newer = newest
                 .get(&person)
                 .and_then(|r| r["version"].as_i64())
-                .is_none_or(|v| v < envelope.stream_version);
-            if newer {
+                .is_none_or(|v| v < version);
+            if newer && !erased.contains(&person) {
                 newest.insert(person, row);
             }
         }
-        if newest.is_empty() {
+        if !erased.is_empty() {
+            sqlx::query("DELETE FROM linkage_persons WHERE person_id = ANY($1)")
+                .bind(&erased)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if applied == 0 {
             return Ok(());
         }
         sqlx::query(

@@ -5,7 +5,7 @@
 //! reflection. Its domain (`domain`, `grpc`, `projections` modules and its own
 //! migrations, as in the registry) arrives with its own issue.
 
-use jiuzhu_runtime::{Components, Service, ServiceContext};
+use jiuzhu_runtime::{Components, Service, ServiceContext, StartError};
 
 /// The decisions service as the runtime sees it.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ impl Service for Decisions {
         sqlx::migrate!("./migrations")
     }
 
-    fn components(_context: &ServiceContext) -> Components {
-        Components::new()
+    fn components(_context: &ServiceContext) -> Result<Components, StartError> {
+        Ok(Components::new())
     }
 }

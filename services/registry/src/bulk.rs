@@ -13,6 +13,7 @@ use jiuzhu_proto::registry::{
     Relationship,
 };
 use jiuzhu_runtime::grpc::{FieldViolations, database_status, store_status};
+use jiuzhu_vault::Vault;
 use tonic::Status;
 use uuid::Uuid;
 
@@ -21,6 +22,7 @@ use crate::domain::{
     Household as HouseholdAggregate, Identity, IdentityInput, Person, RegisterPerson,
     RegistryError, RegistryEvent,
 };
+use crate::sealing::{append_person, load_person, seal_all};
 
 /// Most records one message may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -90,6 +92,7 @@ fn input(record: &PersonRecord) -> IdentityInput<'_> {
 /// Applies one batch and reports what happened to each record.
 pub async fn apply(
     store: &EventStore,
+    vault: &Vault,
     batch: BulkUpsertPersonsRequest,
 ) -> Result<BulkUpsertPersonsResponse, Status> {
     let department = batch.source_department.trim().to_owned();
@@ -130,7 +133,7 @@ pub async fn apply(
             }
         }
     }
-    let slow = create_new_records(&mut work, &department, valid, &mut answer).await?;
+    let slow = create_new_records(&mut work, vault, &department, valid, &mut answer).await?;
     for (record, identity) in slow {
         let source_record_id = record.source_record_id.trim();
         let mut attempt = 0;
@@ -138,7 +141,16 @@ pub async fn apply(
             attempt += 1;
             let kept = work.appended().len();
             work.savepoint().await.map_err(store_status)?;
-            match upsert(&mut work, &department, source_record_id, record, &identity).await {
+            match upsert(
+                &mut work,
+                vault,
+                &department,
+                source_record_id,
+                record,
+                &identity,
+            )
+            .await
+            {
                 Ok(Outcome::Created) => answer.created += 1,
                 Ok(Outcome::Updated) => answer.updated += 1,
                 Ok(Outcome::Unchanged) => answer.unchanged += 1,
@@ -374,6 +386,7 @@ fn rejection(record: &PersonRecord, field: &str, reason: String) -> RecordReject
 /// one-by-one path (known records, and ids repeated within the batch).
 async fn create_new_records<'r>(
     work: &mut UnitOfWork<'_>,
+    vault: &Vault,
     department: &str,
     valid: Vec<(&'r PersonRecord, Identity)>,
     answer: &mut BulkUpsertPersonsResponse,
@@ -484,7 +497,7 @@ async fn create_new_records<'r>(
         .into_iter()
         .collect()
     };
-    let mut appends = Vec::with_capacity(fresh_candidates.len());
+    let mut registered = Vec::with_capacity(fresh_candidates.len());
     let mut unclaimed_sources = Vec::new();
     for (record, identity, resident_id, person_id) in fresh_candidates {
         let holder = if resident_id.is_empty() || claimed.contains(&resident_id) {
@@ -501,12 +514,7 @@ async fn create_new_records<'r>(
         match Person::default().register(&command, holder) {
             Ok(events) => {
                 answer.created += 1;
-                appends.push(Append {
-                    stream_id: person_id.to_string(),
-                    expected_version: 0,
-                    partition_key: person_id.to_string(),
-                    events: events.iter().map(NewEvent::from_codec).collect(),
-                });
+                registered.extend(events);
             }
             Err(error) => {
                 unclaimed_sources.push(record.source_record_id.trim().to_owned());
@@ -526,12 +534,26 @@ async fn create_new_records<'r>(
         .await
         .map_err(database_status)?;
     }
+    seal_all(work.connection(), vault, &mut registered).await?;
+    let appends: Vec<Append> = registered
+        .iter()
+        .filter_map(|event| match event {
+            RegistryEvent::PersonRegistered(e) => Some(Append {
+                stream_id: e.person_id.clone(),
+                expected_version: 0,
+                partition_key: e.person_id.clone(),
+                events: vec![NewEvent::from_codec(event)],
+            }),
+            _ => None,
+        })
+        .collect();
     work.append_many(&appends).await.map_err(store_status)?;
     Ok(slow)
 }
 
 async fn upsert(
     work: &mut UnitOfWork<'_>,
+    vault: &Vault,
     department: &str,
     source_record_id: &str,
     record: &PersonRecord,
@@ -546,8 +568,7 @@ async fn upsert(
     match source_record(work.connection(), department, source_record_id).await? {
         Some((_, known)) if known == fingerprint => Ok(Outcome::Unchanged),
         Some((person_id, _)) => {
-            let stream = person_id.to_string();
-            let (person, version) = work.load::<Person>(&stream).await?;
+            let (person, version) = load_person(work, vault, person_id).await?;
             let old_id = person.resident_id().to_owned();
             let owner = if resident_id.is_empty() || resident_id == old_id {
                 None
@@ -562,7 +583,8 @@ async fn upsert(
             {
                 release_resident_id(work.connection(), &old_id, person_id).await?;
             }
-            work.append(&stream, version, &stream, &events).await?;
+            let changed = !events.is_empty();
+            append_person(work, vault, person_id, version, events).await?;
             save_source_record(
                 work.connection(),
                 department,
@@ -571,10 +593,10 @@ async fn upsert(
                 &fingerprint,
             )
             .await?;
-            Ok(if events.is_empty() {
-                Outcome::Unchanged
-            } else {
+            Ok(if changed {
                 Outcome::Updated
+            } else {
+                Outcome::Unchanged
             })
         }
         None => {
@@ -587,8 +609,7 @@ async fn upsert(
                 source_record_id: record.source_record_id.trim().to_owned(),
             };
             let events = Person::default().register(&command, owner)?;
-            let stream = person_id.to_string();
-            work.append(&stream, 0, &stream, &events).await?;
+            append_person(work, vault, person_id, 0, events).await?;
             save_source_record(
                 work.connection(),
                 department,

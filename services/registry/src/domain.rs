@@ -11,8 +11,8 @@ use jiuzhu_identity::{ResidentId, Sex, lookup_region};
 use jiuzhu_proto::common::{Money, RegionCode};
 use jiuzhu_proto::registry::{
     Gender, HouseholdIncomeRecorded, HouseholdMemberAdded, HouseholdMemberRemoved, IdentityFlag,
-    PersonMerged, PersonRegistered, PersonUnmerged, PersonUpdated, Relationship, StatusEnded,
-    StatusKind, StatusRecorded,
+    PersonErased, PersonMerged, PersonRegistered, PersonUnmerged, PersonUpdated, Relationship,
+    StatusEnded, StatusKind, StatusRecorded,
 };
 use uuid::Uuid;
 
@@ -25,6 +25,7 @@ event_enum! {
         StatusEnded(StatusEnded),
         PersonMerged(PersonMerged),
         PersonUnmerged(PersonUnmerged),
+        PersonErased(PersonErased),
         HouseholdMemberAdded(HouseholdMemberAdded),
         HouseholdMemberRemoved(HouseholdMemberRemoved),
         HouseholdIncomeRecorded(HouseholdIncomeRecorded),
@@ -387,6 +388,8 @@ pub enum RegistryError {
     SecondHead { household: Uuid, head: Uuid },
     #[error("no household {0}")]
     HouseholdNotFound(Uuid),
+    #[error("person {0} was erased on a legal request; the record accepts no changes")]
+    Erased(Uuid),
 }
 
 #[derive(Debug, Default, Clone)]
@@ -403,6 +406,7 @@ pub struct Person {
     flags: Vec<i32>,
     statuses: BTreeMap<String, StatusState>,
     merged_into: Option<Uuid>,
+    erased: bool,
 }
 
 impl Aggregate for Person {
@@ -457,6 +461,10 @@ impl Aggregate for Person {
                 self.merged_into = Uuid::parse_str(&e.survivor_id).ok()
             }
             RegistryEvent::PersonUnmerged(_) => self.merged_into = None,
+            RegistryEvent::PersonErased(_) => {
+                self.erased = true;
+                self.identity.clear();
+            }
             RegistryEvent::HouseholdMemberAdded(_)
             | RegistryEvent::HouseholdMemberRemoved(_)
             | RegistryEvent::HouseholdIncomeRecorded(_) => {}
@@ -512,9 +520,16 @@ impl Person {
             .unwrap_or("")
     }
 
+    pub fn erased(&self) -> bool {
+        self.erased
+    }
+
     fn active(&self, person: Uuid) -> Result<(), RegistryError> {
         if !self.exists() {
             return Err(RegistryError::PersonNotFound(person));
+        }
+        if self.erased {
+            return Err(RegistryError::Erased(person));
         }
         match self.merged_into {
             Some(survivor) => Err(RegistryError::MergedInto { person, survivor }),
@@ -553,6 +568,8 @@ impl Person {
             phone: i.phone.clone(),
             flags: i.flags.iter().map(|f| *f as i32).collect(),
             source_record_id: command.source_record_id.clone(),
+            // Sealed by the shell before the event is stored.
+            sealed_identity: None,
         })])
     }
 
@@ -613,6 +630,7 @@ impl Person {
             flags: identity.flags.iter().map(|f| *f as i32).collect(),
             source_department: source_department.to_owned(),
             changed_fields: changed,
+            sealed_identity: None,
         })])
     }
 
@@ -696,10 +714,38 @@ impl Person {
         if !self.exists() {
             return Err(RegistryError::PersonNotFound(person));
         }
+        if self.erased {
+            return Err(RegistryError::Erased(person));
+        }
         let survivor = self.merged_into.ok_or(RegistryError::NotMerged(person))?;
         Ok(vec![RegistryEvent::PersonUnmerged(PersonUnmerged {
             person_id: person.to_string(),
             survivor_id: survivor.to_string(),
+            reason: reason.to_owned(),
+            decided_by: decided_by.to_owned(),
+        })])
+    }
+}
+
+impl Person {
+    /// Erasure on a legal request; a merged record can be erased too (it is the same person's
+    /// data). Erasing twice is refused, so the caller learns it already happened.
+    pub fn erase(
+        &self,
+        person: Uuid,
+        legal_basis: &str,
+        reason: &str,
+        decided_by: &str,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        if !self.exists() {
+            return Err(RegistryError::PersonNotFound(person));
+        }
+        if self.erased {
+            return Err(RegistryError::Erased(person));
+        }
+        Ok(vec![RegistryEvent::PersonErased(PersonErased {
+            person_id: person.to_string(),
+            legal_basis: legal_basis.to_owned(),
             reason: reason.to_owned(),
             decided_by: decided_by.to_owned(),
         })])

@@ -14,6 +14,7 @@ use jiuzhu_proto::registry::*;
 use jiuzhu_runtime::grpc::{
     FieldViolations, database_status, run_command, store_status, uuid_field,
 };
+use jiuzhu_vault::Vault;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -21,21 +22,23 @@ use crate::claims::{
     claim_household_place, claim_resident_id, release_household_place, release_resident_id,
 };
 use crate::domain::{
-    Household as HouseholdAggregate, IdentityInput, Person as PersonAggregate, RecordStatus,
-    RegisterPerson, RegistryError, UPDATABLE_FIELDS, Violation,
+    Household as HouseholdAggregate, IdentityInput, RecordStatus, RegisterPerson, RegistryError,
+    UPDATABLE_FIELDS, Violation,
 };
 use crate::queries::{self, Search};
+use crate::sealing::{append_person, load_person};
 
 const SERVICE: &str = "jiuzhu.registry.v1.RegistryService";
 
 #[derive(Debug, Clone)]
 pub struct RegistryApi {
     store: EventStore,
+    vault: Vault,
 }
 
 impl RegistryApi {
-    pub fn new(store: EventStore) -> Self {
-        Self { store }
+    pub fn new(store: EventStore, vault: Vault) -> Self {
+        Self { store, vault }
     }
 }
 
@@ -63,7 +66,8 @@ impl From<RegistryError> for Status {
             | NotMerged(_)
             | AlreadyInHousehold { .. }
             | NotInHousehold { .. }
-            | SecondHead { .. } => Status::failed_precondition(error.to_string()),
+            | SecondHead { .. }
+            | Erased(_) => Status::failed_precondition(error.to_string()),
         }
     }
 }
@@ -109,13 +113,13 @@ impl RegistryService for RegistryApi {
         request: Request<tonic::Streaming<BulkUpsertPersonsRequest>>,
     ) -> Result<Response<Self::BulkUpsertPersonsStream>, Status> {
         let inbound = request.into_inner();
-        let store = self.store.clone();
+        let shell = (self.store.clone(), self.vault.clone());
         // One answer per batch, in order; the stream ends after the first error.
-        let answers = futures::stream::unfold(Some((inbound, store)), |state| async move {
-            let (mut inbound, store) = state?;
+        let answers = futures::stream::unfold(Some((inbound, shell)), |state| async move {
+            let (mut inbound, shell) = state?;
             match inbound.message().await {
-                Ok(Some(batch)) => match crate::bulk::apply(&store, batch).await {
-                    Ok(answer) => Some((Ok(answer), Some((inbound, store)))),
+                Ok(Some(batch)) => match crate::bulk::apply(&shell.0, &shell.1, batch).await {
+                    Ok(answer) => Some((Ok(answer), Some((inbound, shell)))),
                     Err(status) => Some((Err(status), None)),
                 },
                 Ok(None) => None,
@@ -160,6 +164,7 @@ impl RegistryService for RegistryApi {
             }
             Err(found) => return Err(violations_status(violations, found)),
         };
+        let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/RegisterPerson"),
@@ -168,7 +173,7 @@ impl RegistryService for RegistryApi {
             move |work| {
                 async move {
                     let person_id = command.person_id;
-                    let (person, version) = load::<PersonAggregate>(work, person_id).await?;
+                    let (person, version) = load_person(work, &vault, person_id).await?;
                     let resident_id = command
                         .identity
                         .resident_id
@@ -178,7 +183,7 @@ impl RegistryService for RegistryApi {
                     let owner =
                         claim_resident_id(work.connection(), &resident_id, person_id).await?;
                     let events = person.register(&command, owner)?;
-                    append(work, person_id, version, &events).await?;
+                    append_person(work, &vault, person_id, version, events).await?;
                     Ok(RegisterPersonResponse {
                         person_id: person_id.to_string(),
                         flags: command.identity.flags.iter().map(|f| *f as i32).collect(),
@@ -247,6 +252,7 @@ impl RegistryService for RegistryApi {
         }
         violations.into_result()?;
         let department = request.source_department.clone();
+        let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/UpdatePerson"),
@@ -254,7 +260,7 @@ impl RegistryService for RegistryApi {
             &request,
             move |work| {
                 async move {
-                    let (person, version) = load::<PersonAggregate>(work, person_id).await?;
+                    let (person, version) = load_person(work, &vault, person_id).await?;
                     let new_id = changes
                         .get("resident_id")
                         .and_then(|raw| ResidentId::parse(raw).ok())
@@ -279,7 +285,7 @@ impl RegistryService for RegistryApi {
                         answer.changed_fields = updated.changed_fields.clone();
                         answer.flags = updated.flags.clone();
                     }
-                    append(work, person_id, version, &events).await?;
+                    append_person(work, &vault, person_id, version, events).await?;
                     Ok(answer)
                 }
                 .boxed()
@@ -313,6 +319,7 @@ impl RegistryService for RegistryApi {
             }
             Err(found) => return Err(violations_status(violations, found)),
         };
+        let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/RecordStatus"),
@@ -320,9 +327,9 @@ impl RegistryService for RegistryApi {
             &request,
             move |work| {
                 async move {
-                    let (person, version) = load::<PersonAggregate>(work, person_id).await?;
+                    let (person, version) = load_person(work, &vault, person_id).await?;
                     let events = person.record_status(person_id, &command)?;
-                    append(work, person_id, version, &events).await?;
+                    append_person(work, &vault, person_id, version, events).await?;
                     Ok(RecordStatusResponse {
                         status_id: command.status_id.to_string(),
                     })
@@ -348,6 +355,7 @@ impl RegistryService for RegistryApi {
         violations.into_result()?;
         let effective_to = effective_to.unwrap_or_default();
         let reason = request.reason.clone();
+        let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/EndStatus"),
@@ -355,9 +363,9 @@ impl RegistryService for RegistryApi {
             &request,
             move |work| {
                 async move {
-                    let (person, version) = load::<PersonAggregate>(work, person_id).await?;
+                    let (person, version) = load_person(work, &vault, person_id).await?;
                     let events = person.end_status(person_id, status_id, effective_to, &reason)?;
-                    append(work, person_id, version, &events).await?;
+                    append_person(work, &vault, person_id, version, events).await?;
                     Ok(EndStatusResponse {})
                 }
                 .boxed()
@@ -389,6 +397,7 @@ impl RegistryService for RegistryApi {
             Ok(relationship) => relationship,
         };
         violations.into_result()?;
+        let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/AddHouseholdMember"),
@@ -396,7 +405,7 @@ impl RegistryService for RegistryApi {
             &request,
             move |work| {
                 async move {
-                    let (person, _) = load::<PersonAggregate>(work, person_id).await?;
+                    let (person, _) = load_person(work, &vault, person_id).await?;
                     let (household, version) =
                         load::<HouseholdAggregate>(work, household_id).await?;
                     let current =
@@ -514,6 +523,7 @@ impl RegistryService for RegistryApi {
         ]);
         violations.into_result()?;
         let (reason, decided_by) = (request.reason.clone(), request.decided_by.clone());
+        let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/MergePersons"),
@@ -521,8 +531,8 @@ impl RegistryService for RegistryApi {
             &request,
             move |work| {
                 async move {
-                    let (survivor, _) = load::<PersonAggregate>(work, survivor_id).await?;
-                    let (absorbed, version) = load::<PersonAggregate>(work, absorbed_id).await?;
+                    let (survivor, _) = load_person(work, &vault, survivor_id).await?;
+                    let (absorbed, version) = load_person(work, &vault, absorbed_id).await?;
                     let events = absorbed.merge_into(
                         absorbed_id,
                         survivor_id,
@@ -530,7 +540,7 @@ impl RegistryService for RegistryApi {
                         &reason,
                         &decided_by,
                     )?;
-                    append(work, absorbed_id, version, &events).await?;
+                    append_person(work, &vault, absorbed_id, version, events).await?;
                     Ok(MergePersonsResponse {})
                 }
                 .boxed()
@@ -555,6 +565,7 @@ impl RegistryService for RegistryApi {
         ]);
         violations.into_result()?;
         let (reason, decided_by) = (request.reason.clone(), request.decided_by.clone());
+        let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/UnmergePerson"),
@@ -562,15 +573,56 @@ impl RegistryService for RegistryApi {
             &request,
             move |work| {
                 async move {
-                    let (absorbed, version) = load::<PersonAggregate>(work, absorbed_id).await?;
+                    let (absorbed, version) = load_person(work, &vault, absorbed_id).await?;
                     let events = absorbed.unmerge(absorbed_id, &reason, &decided_by)?;
-                    append(work, absorbed_id, version, &events).await?;
+                    append_person(work, &vault, absorbed_id, version, events).await?;
                     Ok(UnmergePersonResponse {})
                 }
                 .boxed()
             },
         )
         .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn erase_person(
+        &self,
+        request: Request<ErasePersonRequest>,
+    ) -> Result<Response<ErasePersonResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let person_id = uuid_field("person_id", &request.person_id)?;
+        violations.require(&[
+            ("legal_basis", &request.legal_basis),
+            ("decided_by", &request.decided_by),
+        ]);
+        violations.into_result()?;
+        let (legal_basis, reason, decided_by) = (
+            request.legal_basis.clone(),
+            request.reason.clone(),
+            request.decided_by.clone(),
+        );
+        let vault = self.vault.clone();
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/ErasePerson"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (person, version) = load_person(work, &vault, person_id).await?;
+                    let events = person.erase(person_id, &legal_basis, &reason, &decided_by)?;
+                    append_person(work, &vault, person_id, version, events).await?;
+                    crate::sealing::erase(work.connection(), &vault, person_id).await?;
+                    Ok(ErasePersonResponse {})
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        tracing::info!(%person_id, "person erased");
         Ok(Response::new(answer))
     }
 
@@ -639,13 +691,13 @@ impl RegistryService for RegistryApi {
         violations.into_result()?;
         let mut entries = queries::person_file(
             self.store.pool(),
+            &self.vault,
             person_id,
             newest_first,
             after,
             page_size + 1,
         )
-        .await
-        .map_err(database_status)?;
+        .await?;
         let next_page_token = if entries.len() as i64 > page_size {
             entries.truncate(usize::try_from(page_size).unwrap_or(100));
             entries
@@ -761,6 +813,67 @@ impl RegistryService for RegistryApi {
         Ok(Response::new(SearchPersonsResponse {
             persons,
             next_page_token,
+        }))
+    }
+}
+
+/// Hands data keys to services that read the registry's sealed identities.
+#[derive(Debug, Clone)]
+pub struct PersonKeyApi {
+    store: EventStore,
+    vault: Vault,
+}
+
+impl PersonKeyApi {
+    pub fn new(store: EventStore, vault: Vault) -> Self {
+        Self { store, vault }
+    }
+}
+
+/// Most persons one `GetPersonKeys` call may ask for.
+const MAX_KEYS_PER_CALL: usize = 1000;
+
+#[tonic::async_trait]
+impl person_key_service_server::PersonKeyService for PersonKeyApi {
+    async fn get_person_keys(
+        &self,
+        request: Request<GetPersonKeysRequest>,
+    ) -> Result<Response<GetPersonKeysResponse>, Status> {
+        let request = request.into_inner();
+        if request.person_ids.len() > MAX_KEYS_PER_CALL {
+            return Err(FieldViolations::single(
+                "person_ids",
+                format!("at most {MAX_KEYS_PER_CALL} persons per call"),
+            ));
+        }
+        let mut violations = FieldViolations::new();
+        let mut persons = Vec::with_capacity(request.person_ids.len());
+        for (index, raw) in request.person_ids.iter().enumerate() {
+            match Uuid::parse_str(raw) {
+                Ok(id) => persons.push(id),
+                Err(_) => violations.add(format!("person_ids[{index}]"), "is not a UUID"),
+            }
+        }
+        violations.into_result()?;
+        let mut conn = self.store.pool().acquire().await.map_err(database_status)?;
+        let keys = self
+            .vault
+            .keys(&mut conn, &persons)
+            .await
+            .map_err(crate::sealing::vault_status)?;
+        tracing::info!(persons = persons.len(), "person keys handed out");
+        Ok(Response::new(GetPersonKeysResponse {
+            keys: keys
+                .into_iter()
+                .map(|(person, state)| PersonKey {
+                    person_id: person.to_string(),
+                    erased: state.live().is_none(),
+                    data_key: state
+                        .live()
+                        .map(|k| k.as_bytes().to_vec())
+                        .unwrap_or_default(),
+                })
+                .collect(),
         }))
     }
 }

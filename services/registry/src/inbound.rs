@@ -5,6 +5,7 @@
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, inbound_topic};
 use jiuzhu_proto::registry::{BulkUpsertPersonsRequest, PersonRecord};
+use jiuzhu_vault::Vault;
 use prost::Message;
 use tonic::Code;
 
@@ -28,11 +29,12 @@ fn department_of(topic: &str) -> Option<&str> {
 #[derive(Debug)]
 pub struct DepartmentFeeds {
     store: EventStore,
+    vault: Vault,
 }
 
 impl DepartmentFeeds {
-    pub fn new(store: EventStore) -> Self {
-        Self { store }
+    pub fn new(store: EventStore, vault: Vault) -> Self {
+        Self { store, vault }
     }
 }
 
@@ -56,6 +58,7 @@ impl InboundHandler for DepartmentFeeds {
         person.line = record.offset;
         let answer = crate::bulk::apply(
             &self.store,
+            &self.vault,
             BulkUpsertPersonsRequest {
                 source_department: department.to_owned(),
                 records: vec![person],

@@ -12,9 +12,12 @@ pub mod inbound;
 pub mod person_file;
 pub mod projections;
 pub mod queries;
+pub mod sealing;
 
+use jiuzhu_proto::registry::person_key_service_server::PersonKeyServiceServer;
 use jiuzhu_proto::registry::registry_service_server::RegistryServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, register, register_inbound};
+use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
+use jiuzhu_vault::Vault;
 
 /// The registry as the runtime sees it.
 #[derive(Debug)]
@@ -28,15 +31,23 @@ impl Service for Registry {
         sqlx::migrate!("./migrations")
     }
 
-    fn components(context: &ServiceContext) -> Components {
-        Components::new()
+    fn components(context: &ServiceContext) -> Result<Components, StartError> {
+        let vault = Vault::from_settings(&context.settings.vault)
+            .map_err(|error| StartError::Setup(error.to_string()))?;
+        Ok(Components::new()
             .grpc(RegistryServiceServer::new(grpc::RegistryApi::new(
                 context.store.clone(),
+                vault.clone(),
             )))
-            .projection(register(projections::Persons))
+            .grpc(PersonKeyServiceServer::new(grpc::PersonKeyApi::new(
+                context.store.clone(),
+                vault.clone(),
+            )))
+            .projection(register(projections::Persons::new(vault.clone())))
             .projection(register(person_file::PersonFile))
             .inbound(register_inbound(inbound::DepartmentFeeds::new(
                 context.store.clone(),
-            )))
+                vault,
+            ))))
     }
 }

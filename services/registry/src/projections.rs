@@ -7,15 +7,60 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::RegistryEvent;
+use crate::sealing::{open, sealed_persons};
+use jiuzhu_vault::{Vault, VaultError};
 
 fn id(field: &str, value: &str) -> Result<Uuid, ProjectionError> {
     Uuid::parse_str(value)
         .map_err(|_| ProjectionError::Rejected(format!("{field} `{value}` is not a UUID")))
 }
 
-/// Persons, statuses and households as the registry's queries read them.
+/// Persons, statuses and households as the registry's queries read them. Identities arrive
+/// sealed; the projection opens them with the registry's own key store (one lookup per batch),
+/// and an erased person's stay empty, also when the topic is replayed later.
 #[derive(Debug)]
-pub struct Persons;
+pub struct Persons {
+    vault: Vault,
+}
+
+impl Persons {
+    pub fn new(vault: Vault) -> Self {
+        Self { vault }
+    }
+
+    /// Decodes a batch and opens the identities in it.
+    async fn open_batch<'e>(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&'e Delivered],
+    ) -> Result<Vec<(&'e Delivered, RegistryEvent)>, ProjectionError> {
+        let mut decoded = Vec::with_capacity(events.len());
+        for event in events {
+            let envelope = &event.envelope;
+            if let Some(e) = RegistryEvent::decode_payload(&envelope.event_type, &envelope.payload)?
+            {
+                decoded.push((*event, e));
+            }
+        }
+        let sealed = sealed_persons(decoded.iter().map(|(_, e)| e));
+        if sealed.is_empty() {
+            return Ok(decoded);
+        }
+        let keys = self.vault.keys(conn, &sealed).await.map_err(vault_error)?;
+        for (_, event) in &mut decoded {
+            open(event, &keys).map_err(vault_error)?;
+        }
+        Ok(decoded)
+    }
+}
+
+fn vault_error(error: VaultError) -> ProjectionError {
+    if error.is_transient() {
+        ProjectionError::Unavailable(error.to_string())
+    } else {
+        ProjectionError::Rejected(error.to_string())
+    }
+}
 
 impl Projection for Persons {
     fn name(&self) -> &str {
@@ -31,161 +76,7 @@ impl Projection for Persons {
         conn: &mut PgConnection,
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
-        let envelope = &event.envelope;
-        let Some(decoded) = RegistryEvent::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
-            return Ok(());
-        };
-        let version = envelope.stream_version;
-        match decoded {
-            RegistryEvent::PersonRegistered(e) => {
-                sqlx::query(
-                    // Household events travel on the household's partition and may arrive first.
-                    "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, \
-                     region_code, source_department, version, township, village, address_text, phone, flags, \
-                     household_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                     (SELECT m.household_id FROM household_members m WHERE m.person_id = $1 LIMIT 1)) \
-                     ON CONFLICT (person_id) DO NOTHING",
-                )
-                .bind(id("person_id", &e.person_id)?)
-                .bind(&e.full_name)
-                .bind(e.gender)
-                .bind(&e.birth_date)
-                .bind(&e.resident_id)
-                .bind(e.region.map(|r| r.code).unwrap_or_default())
-                .bind(&e.source_department)
-                .bind(version)
-                .bind(&e.township)
-                .bind(&e.village)
-                .bind(&e.address_text)
-                .bind(&e.phone)
-                .bind(&e.flags)
-                .execute(conn)
-                .await?;
-            }
-            RegistryEvent::PersonUpdated(e) => {
-                sqlx::query(
-                    "UPDATE persons SET full_name = $2, gender = $3, birth_date = $4, resident_id = $5, \
-                     region_code = $6, township = $7, village = $8, address_text = $9, phone = $10, \
-                     flags = $11, version = $12 WHERE person_id = $1 AND version < $12",
-                )
-                .bind(id("person_id", &e.person_id)?)
-                .bind(&e.full_name)
-                .bind(e.gender)
-                .bind(&e.birth_date)
-                .bind(&e.resident_id)
-                .bind(e.region.map(|r| r.code).unwrap_or_default())
-                .bind(&e.township)
-                .bind(&e.village)
-                .bind(&e.address_text)
-                .bind(&e.phone)
-                .bind(&e.flags)
-                .bind(version)
-                .execute(conn)
-                .await?;
-            }
-            RegistryEvent::StatusRecorded(e) => {
-                let person = id("person_id", &e.person_id)?;
-                sqlx::query(
-                    "INSERT INTO person_statuses (status_id, person_id, kind, source_department, reference, \
-                     effective_from, effective_to, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (status_id) DO NOTHING",
-                )
-                .bind(id("status_id", &e.status_id)?)
-                .bind(person)
-                .bind(e.kind)
-                .bind(&e.source_department)
-                .bind(&e.reference)
-                .bind(&e.effective_from)
-                .bind(&e.effective_to)
-                .bind(&e.detail)
-                .execute(&mut *conn)
-                .await?;
-                bump(conn, person, version).await?;
-            }
-            RegistryEvent::StatusEnded(e) => {
-                let person = id("person_id", &e.person_id)?;
-                sqlx::query(
-                    "UPDATE person_statuses SET ended = TRUE, effective_to = $2, end_reason = $3 WHERE status_id = $1",
-                )
-                .bind(id("status_id", &e.status_id)?)
-                .bind(&e.effective_to)
-                .bind(&e.reason)
-                .execute(&mut *conn)
-                .await?;
-                bump(conn, person, version).await?;
-            }
-            RegistryEvent::PersonMerged(e) => {
-                let person = id("person_id", &e.person_id)?;
-                sqlx::query("UPDATE persons SET merged_into = $2 WHERE person_id = $1")
-                    .bind(person)
-                    .bind(id("survivor_id", &e.survivor_id)?)
-                    .execute(&mut *conn)
-                    .await?;
-                bump(conn, person, version).await?;
-            }
-            RegistryEvent::PersonUnmerged(e) => {
-                let person = id("person_id", &e.person_id)?;
-                sqlx::query("UPDATE persons SET merged_into = NULL WHERE person_id = $1")
-                    .bind(person)
-                    .execute(&mut *conn)
-                    .await?;
-                bump(conn, person, version).await?;
-            }
-            RegistryEvent::HouseholdMemberAdded(e) => {
-                let (household, person) = (
-                    id("household_id", &e.household_id)?,
-                    id("person_id", &e.person_id)?,
-                );
-                sqlx::query(
-                    "INSERT INTO household_members (household_id, person_id, relationship) VALUES ($1, $2, $3) \
-                     ON CONFLICT (household_id, person_id) DO UPDATE SET relationship = EXCLUDED.relationship",
-                )
-                .bind(household)
-                .bind(person)
-                .bind(e.relationship)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query("UPDATE persons SET household_id = $2 WHERE person_id = $1")
-                    .bind(person)
-                    .bind(household)
-                    .execute(conn)
-                    .await?;
-            }
-            RegistryEvent::HouseholdMemberRemoved(e) => {
-                let (household, person) = (
-                    id("household_id", &e.household_id)?,
-                    id("person_id", &e.person_id)?,
-                );
-                sqlx::query(
-                    "DELETE FROM household_members WHERE household_id = $1 AND person_id = $2",
-                )
-                .bind(household)
-                .bind(person)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query("UPDATE persons SET household_id = NULL WHERE person_id = $1 AND household_id = $2")
-                    .bind(person)
-                    .bind(household)
-                    .execute(conn)
-                    .await?;
-            }
-            RegistryEvent::HouseholdIncomeRecorded(e) => {
-                sqlx::query(
-                    "INSERT INTO household_incomes (household_id, year, income_per_head, source_department) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (household_id, year) DO UPDATE SET \
-                     income_per_head = EXCLUDED.income_per_head, source_department = EXCLUDED.source_department",
-                )
-                .bind(id("household_id", &e.household_id)?)
-                .bind(e.year)
-                .bind(e.income_per_head.map(|m| m.fen).unwrap_or_default())
-                .bind(&e.source_department)
-                .execute(conn)
-                .await?;
-            }
-        }
-        Ok(())
+        self.apply_many(conn, &[event]).await
     }
 
     /// Registrations (the bulk of any import) go in as one statement; a person's registration
@@ -202,10 +93,10 @@ impl Projection for Persons {
         let mut joined = Vec::new();
         let mut removals = false;
         let mut rest = Vec::new();
-        for event in events {
+        for (event, decoded) in self.open_batch(conn, events).await? {
             let envelope = &event.envelope;
-            match RegistryEvent::decode_payload(&envelope.event_type, &envelope.payload)? {
-                Some(RegistryEvent::PersonRegistered(e)) => registrations.push(serde_json::json!({
+            match decoded {
+                RegistryEvent::PersonRegistered(e) => registrations.push(serde_json::json!({
                     "person_id": id("person_id", &e.person_id)?,
                     "full_name": e.full_name,
                     "gender": e.gender,
@@ -220,20 +111,25 @@ impl Projection for Persons {
                     "phone": e.phone,
                     "flags": e.flags,
                 })),
-                Some(RegistryEvent::HouseholdMemberAdded(e)) => {
+                RegistryEvent::HouseholdMemberAdded(e) => {
                     joined.push(serde_json::json!({
                         "household_id": id("household_id", &e.household_id)?,
                         "person_id": id("person_id", &e.person_id)?,
                         "relationship": e.relationship,
                     }));
-                    rest.push(*event);
+                    rest.push((
+                        envelope.stream_version,
+                        RegistryEvent::HouseholdMemberAdded(e),
+                    ));
                 }
-                Some(RegistryEvent::HouseholdMemberRemoved(_)) => {
+                RegistryEvent::HouseholdMemberRemoved(e) => {
                     removals = true;
-                    rest.push(*event);
+                    rest.push((
+                        envelope.stream_version,
+                        RegistryEvent::HouseholdMemberRemoved(e),
+                    ));
                 }
-                Some(_) => rest.push(*event),
-                None => {}
+                other => rest.push((envelope.stream_version, other)),
             }
         }
         if !registrations.is_empty() {
@@ -269,13 +165,10 @@ impl Projection for Persons {
             .bind(serde_json::Value::Array(joined))
             .execute(&mut *conn)
             .await?;
-            rest.retain(|e| {
-                e.envelope.event_type
-                    != <jiuzhu_proto::registry::HouseholdMemberAdded as prost::Name>::full_name()
-            });
+            rest.retain(|(_, e)| !matches!(e, RegistryEvent::HouseholdMemberAdded(_)));
         }
-        for event in rest {
-            self.apply(conn, event).await?;
+        for (version, event) in rest {
+            apply_one(conn, event, version).await?;
         }
         Ok(())
     }
@@ -286,6 +179,174 @@ impl Projection for Persons {
             .await?;
         Ok(())
     }
+}
+
+/// Applies one opened event.
+async fn apply_one(
+    conn: &mut PgConnection,
+    decoded: RegistryEvent,
+    version: i64,
+) -> Result<(), ProjectionError> {
+    match decoded {
+        RegistryEvent::PersonRegistered(e) => {
+            sqlx::query(
+                    // Household events travel on the household's partition and may arrive first.
+                    "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, \
+                     region_code, source_department, version, township, village, address_text, phone, flags, \
+                     household_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                     (SELECT m.household_id FROM household_members m WHERE m.person_id = $1 LIMIT 1)) \
+                     ON CONFLICT (person_id) DO NOTHING",
+                )
+                .bind(id("person_id", &e.person_id)?)
+                .bind(&e.full_name)
+                .bind(e.gender)
+                .bind(&e.birth_date)
+                .bind(&e.resident_id)
+                .bind(e.region.map(|r| r.code).unwrap_or_default())
+                .bind(&e.source_department)
+                .bind(version)
+                .bind(&e.township)
+                .bind(&e.village)
+                .bind(&e.address_text)
+                .bind(&e.phone)
+                .bind(&e.flags)
+                .execute(conn)
+                .await?;
+        }
+        RegistryEvent::PersonUpdated(e) => {
+            sqlx::query(
+                    "UPDATE persons SET full_name = $2, gender = $3, birth_date = $4, resident_id = $5, \
+                     region_code = $6, township = $7, village = $8, address_text = $9, phone = $10, \
+                     flags = $11, version = $12 WHERE person_id = $1 AND version < $12",
+                )
+                .bind(id("person_id", &e.person_id)?)
+                .bind(&e.full_name)
+                .bind(e.gender)
+                .bind(&e.birth_date)
+                .bind(&e.resident_id)
+                .bind(e.region.map(|r| r.code).unwrap_or_default())
+                .bind(&e.township)
+                .bind(&e.village)
+                .bind(&e.address_text)
+                .bind(&e.phone)
+                .bind(&e.flags)
+                .bind(version)
+                .execute(conn)
+                .await?;
+        }
+        RegistryEvent::StatusRecorded(e) => {
+            let person = id("person_id", &e.person_id)?;
+            sqlx::query(
+                    "INSERT INTO person_statuses (status_id, person_id, kind, source_department, reference, \
+                     effective_from, effective_to, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (status_id) DO NOTHING",
+                )
+                .bind(id("status_id", &e.status_id)?)
+                .bind(person)
+                .bind(e.kind)
+                .bind(&e.source_department)
+                .bind(&e.reference)
+                .bind(&e.effective_from)
+                .bind(&e.effective_to)
+                .bind(&e.detail)
+                .execute(&mut *conn)
+                .await?;
+            bump(conn, person, version).await?;
+        }
+        RegistryEvent::StatusEnded(e) => {
+            let person = id("person_id", &e.person_id)?;
+            sqlx::query(
+                    "UPDATE person_statuses SET ended = TRUE, effective_to = $2, end_reason = $3 WHERE status_id = $1",
+                )
+                .bind(id("status_id", &e.status_id)?)
+                .bind(&e.effective_to)
+                .bind(&e.reason)
+                .execute(&mut *conn)
+                .await?;
+            bump(conn, person, version).await?;
+        }
+        RegistryEvent::PersonMerged(e) => {
+            let person = id("person_id", &e.person_id)?;
+            sqlx::query("UPDATE persons SET merged_into = $2 WHERE person_id = $1")
+                .bind(person)
+                .bind(id("survivor_id", &e.survivor_id)?)
+                .execute(&mut *conn)
+                .await?;
+            bump(conn, person, version).await?;
+        }
+        RegistryEvent::PersonUnmerged(e) => {
+            let person = id("person_id", &e.person_id)?;
+            sqlx::query("UPDATE persons SET merged_into = NULL WHERE person_id = $1")
+                .bind(person)
+                .execute(&mut *conn)
+                .await?;
+            bump(conn, person, version).await?;
+        }
+        RegistryEvent::PersonErased(e) => {
+            let person = id("person_id", &e.person_id)?;
+            sqlx::query(
+                    "UPDATE persons SET erased = TRUE, full_name = '', birth_date = '', resident_id = '', \
+                     township = '', village = '', address_text = '', phone = '' WHERE person_id = $1",
+                )
+                .bind(person)
+                .execute(&mut *conn)
+                .await?;
+            bump(conn, person, version).await?;
+        }
+        RegistryEvent::HouseholdMemberAdded(e) => {
+            let (household, person) = (
+                id("household_id", &e.household_id)?,
+                id("person_id", &e.person_id)?,
+            );
+            sqlx::query(
+                    "INSERT INTO household_members (household_id, person_id, relationship) VALUES ($1, $2, $3) \
+                     ON CONFLICT (household_id, person_id) DO UPDATE SET relationship = EXCLUDED.relationship",
+                )
+                .bind(household)
+                .bind(person)
+                .bind(e.relationship)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("UPDATE persons SET household_id = $2 WHERE person_id = $1")
+                .bind(person)
+                .bind(household)
+                .execute(conn)
+                .await?;
+        }
+        RegistryEvent::HouseholdMemberRemoved(e) => {
+            let (household, person) = (
+                id("household_id", &e.household_id)?,
+                id("person_id", &e.person_id)?,
+            );
+            sqlx::query("DELETE FROM household_members WHERE household_id = $1 AND person_id = $2")
+                .bind(household)
+                .bind(person)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "UPDATE persons SET household_id = NULL WHERE person_id = $1 AND household_id = $2",
+            )
+            .bind(person)
+            .bind(household)
+            .execute(conn)
+            .await?;
+        }
+        RegistryEvent::HouseholdIncomeRecorded(e) => {
+            sqlx::query(
+                    "INSERT INTO household_incomes (household_id, year, income_per_head, source_department) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (household_id, year) DO UPDATE SET \
+                     income_per_head = EXCLUDED.income_per_head, source_department = EXCLUDED.source_department",
+                )
+                .bind(id("household_id", &e.household_id)?)
+                .bind(e.year)
+                .bind(e.income_per_head.map(|m| m.fen).unwrap_or_default())
+                .bind(&e.source_department)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 async fn bump(conn: &mut PgConnection, person: Uuid, version: i64) -> Result<(), sqlx::Error> {

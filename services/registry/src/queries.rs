@@ -2,12 +2,15 @@
 
 use jiuzhu_proto::common::{Money, RegionCode};
 use jiuzhu_proto::registry::{Household, HouseholdIncome, HouseholdMember, Person, Status};
+use jiuzhu_runtime::grpc::database_status;
+use jiuzhu_vault::Vault;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
+use tonic::Status as GrpcStatus;
 use uuid::Uuid;
 
 const PERSON_COLUMNS: &str = "person_id, full_name, gender, birth_date, resident_id, region_code, \
-    source_department, version, township, village, address_text, phone, flags, merged_into, household_id";
+    source_department, version, township, village, address_text, phone, flags, merged_into, household_id, erased";
 
 fn person_from_row(row: &PgRow) -> Result<Person, sqlx::Error> {
     let person_id: Uuid = row.try_get("person_id")?;
@@ -33,6 +36,7 @@ fn person_from_row(row: &PgRow) -> Result<Person, sqlx::Error> {
         merged_person_ids: Vec::new(),
         statuses: Vec::new(),
         household_id: household_id.map(|id| id.to_string()).unwrap_or_default(),
+        erased: row.try_get("erased")?,
     })
 }
 
@@ -180,11 +184,12 @@ pub async fn search(
 /// The cursor is `(occurred_at in microseconds, event id)` of the last entry returned.
 pub async fn person_file(
     pool: &PgPool,
+    vault: &Vault,
     person_id: Uuid,
     newest_first: bool,
     after: Option<(i64, Uuid)>,
     limit: i64,
-) -> Result<Vec<jiuzhu_proto::registry::PersonFileEntry>, sqlx::Error> {
+) -> Result<Vec<jiuzhu_proto::registry::PersonFileEntry>, GrpcStatus> {
     let (comparison, order) = if newest_first {
         ("<", "DESC")
     } else {
@@ -209,23 +214,54 @@ pub async fn person_file(
     .bind(event)
     .bind(limit)
     .fetch_all(pool)
-    .await?;
+    .await
+    .map_err(database_status)?;
+    // Sealed identities are opened here, at read time, so the file itself never holds personal
+    // data in the clear and an erasure needs no rewrite of it.
+    let mut details = Vec::with_capacity(rows.len());
+    let mut sealed = Vec::new();
+    for row in &rows {
+        let text: String = row.try_get("detail").map_err(database_status)?;
+        let detail: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| GrpcStatus::internal(format!("a person file entry is not JSON: {e}")))?;
+        if let Some(person) = detail
+            .pointer("/sealedIdentity/personId")
+            .and_then(|v| v.as_str())
+            .and_then(|v| Uuid::parse_str(v).ok())
+        {
+            sealed.push(person);
+        }
+        details.push(detail);
+    }
+    sealed.sort_unstable();
+    sealed.dedup();
+    let keys = if sealed.is_empty() {
+        Default::default()
+    } else {
+        let mut conn = pool.acquire().await.map_err(database_status)?;
+        vault
+            .keys(&mut conn, &sealed)
+            .await
+            .map_err(crate::sealing::vault_status)?
+    };
     let mut entries = Vec::with_capacity(rows.len());
-    for row in rows {
-        let filed_under: Uuid = row.try_get("person_id")?;
-        let event_id: Uuid = row.try_get("event_id")?;
-        let occurred_at: chrono::DateTime<chrono::Utc> = row.try_get("occurred_at")?;
+    for (row, mut detail) in rows.iter().zip(details) {
+        crate::sealing::open_json(&mut detail, &keys).map_err(crate::sealing::vault_status)?;
+        let filed_under: Uuid = row.try_get("person_id").map_err(database_status)?;
+        let event_id: Uuid = row.try_get("event_id").map_err(database_status)?;
+        let occurred_at: chrono::DateTime<chrono::Utc> =
+            row.try_get("occurred_at").map_err(database_status)?;
         entries.push(jiuzhu_proto::registry::PersonFileEntry {
             event_id: event_id.to_string(),
             occurred_at: Some(prost_types::Timestamp {
                 seconds: occurred_at.timestamp(),
                 nanos: i32::try_from(occurred_at.timestamp_subsec_nanos()).unwrap_or(0),
             }),
-            producer: row.try_get("producer")?,
-            event_type: row.try_get("event_type")?,
-            stream_id: row.try_get("stream_id")?,
-            stream_version: row.try_get("stream_version")?,
-            detail_json: row.try_get("detail")?,
+            producer: row.try_get("producer").map_err(database_status)?,
+            event_type: row.try_get("event_type").map_err(database_status)?,
+            stream_id: row.try_get("stream_id").map_err(database_status)?,
+            stream_version: row.try_get("stream_version").map_err(database_status)?,
+            detail_json: detail.to_string(),
             person_id: filed_under.to_string(),
         });
     }

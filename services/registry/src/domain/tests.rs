@@ -342,3 +342,50 @@ fn households_have_one_head_and_members_belong_to_one_household() {
         Ok(1)
     );
 }
+
+#[test]
+fn an_erased_record_refuses_every_change_and_a_second_erasure() {
+    let id = Uuid::now_v7();
+    let person: Person = given(&registered(id));
+    let events = person
+        .erase(
+            id,
+            "GDPR-like request 2026-17",
+            "the person asked",
+            "officer-9",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let [RegistryEvent::PersonErased(e)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(e.person_id, id.to_string());
+    assert_eq!(e.legal_basis, "GDPR-like request 2026-17");
+
+    let mut history = registered(id);
+    history.extend(events);
+    let erased: Person = given(&history);
+    assert!(erased.erased());
+    assert_eq!(
+        erased.resident_id(),
+        "",
+        "the aggregate forgets the identity too"
+    );
+    let changes = BTreeMap::from([("full_name", "李四".to_owned())]);
+    assert_eq!(
+        erased.update(id, &changes, "civil_affairs", None),
+        Err(RegistryError::Erased(id))
+    );
+    let command = status(StatusKind::Minor, "2020-01-01", "").unwrap_or_else(|v| panic!("{v:?}"));
+    assert_eq!(
+        erased.record_status(id, &command),
+        Err(RegistryError::Erased(id))
+    );
+    assert_eq!(
+        erased.erase(id, "again", "", "officer-9"),
+        Err(RegistryError::Erased(id))
+    );
+    assert_eq!(
+        Person::default().erase(id, "x", "", "officer-9"),
+        Err(RegistryError::PersonNotFound(id))
+    );
+}

@@ -1,0 +1,171 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiuzhu_config::ConfigError;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::settings::decode_master_key;
+use crate::{DataKey, MasterKey, VaultError, VaultSettings};
+
+/// What the key store holds for a person.
+#[derive(Debug, Clone)]
+pub enum KeyState {
+    Live(DataKey),
+    /// The person was erased: their sealed data can never be opened again.
+    Erased,
+}
+
+impl KeyState {
+    pub fn live(&self) -> Option<&DataKey> {
+        match self {
+            Self::Live(key) => Some(key),
+            Self::Erased => None,
+        }
+    }
+}
+
+/// The key store of a service that owns personal data. Reads and writes go through the
+/// caller's connection, so creating a key, appending the events sealed under it and erasing it
+/// are each part of the command's own transaction.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    master: Arc<MasterKey>,
+}
+
+impl Vault {
+    pub fn new(master: MasterKey) -> Self {
+        Self {
+            master: Arc::new(master),
+        }
+    }
+
+    /// The master key from `[vault]`.
+    pub fn from_settings(settings: &VaultSettings) -> Result<Self, VaultError> {
+        let bad = |error: ConfigError| match error {
+            ConfigError::Invalid { key, reason } => VaultError::BadMasterKey {
+                key: if key.ends_with("file") {
+                    "vault.master_key_file"
+                } else {
+                    "vault.master_key"
+                },
+                reason,
+            },
+            other => VaultError::BadMasterKey {
+                key: "vault.master_key",
+                reason: other.to_string(),
+            },
+        };
+        let bytes = match (&settings.master_key, &settings.master_key_file) {
+            (Some(key), _) => decode_master_key("vault.master_key", key.expose()).map_err(bad)?,
+            (None, Some(path)) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|error| VaultError::BadMasterKey {
+                        key: "vault.master_key_file",
+                        reason: format!("cannot read {}: {error}", path.display()),
+                    })?;
+                decode_master_key("vault.master_key_file", &text).map_err(bad)?
+            }
+            (None, None) => return Err(VaultError::MissingMasterKey),
+        };
+        Ok(Self::new(MasterKey::new(&bytes)))
+    }
+
+    pub fn master_key_id(&self) -> &str {
+        self.master.id()
+    }
+
+    /// Keys for `persons`, creating one for every person that has none yet. An erased person
+    /// stays erased (a new key is never made for them).
+    pub async fn ensure_keys(
+        &self,
+        conn: &mut PgConnection,
+        persons: &[Uuid],
+    ) -> Result<HashMap<Uuid, KeyState>, VaultError> {
+        let mut found = self.keys(conn, persons).await?;
+        let missing: Vec<Uuid> = persons
+            .iter()
+            .filter(|p| !found.contains_key(p))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let mut ids = Vec::with_capacity(missing.len());
+        let mut wrapped = Vec::with_capacity(missing.len());
+        let mut fresh = HashMap::with_capacity(missing.len());
+        for person in missing {
+            let key = DataKey::generate();
+            ids.push(person);
+            wrapped.push(self.master.wrap(person, &key)?);
+            fresh.insert(person, key);
+        }
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO person_keys (person_id, wrapped_key, master_key_id) \
+             SELECT p, w, $3 FROM unnest($1::uuid[], $2::bytea[]) AS t(p, w) \
+             ON CONFLICT (person_id) DO NOTHING RETURNING person_id",
+        )
+        .bind(&ids)
+        .bind(&wrapped)
+        .bind(self.master.id())
+        .fetch_all(&mut *conn)
+        .await?;
+        let raced = ids.len() != inserted.len();
+        for person in inserted {
+            if let Some(key) = fresh.remove(&person) {
+                found.insert(person, KeyState::Live(key));
+            }
+        }
+        if raced {
+            // Another transaction created some of them first: theirs are the keys.
+            let others: Vec<Uuid> = fresh.into_keys().collect();
+            found.extend(self.keys(conn, &others).await?);
+        }
+        Ok(found)
+    }
+
+    /// The keys the store holds for `persons`; persons it never saw are absent.
+    pub async fn keys(
+        &self,
+        conn: &mut PgConnection,
+        persons: &[Uuid],
+    ) -> Result<HashMap<Uuid, KeyState>, VaultError> {
+        let rows: Vec<(Uuid, Option<Vec<u8>>, String)> = sqlx::query_as(
+            "SELECT person_id, wrapped_key, master_key_id FROM person_keys WHERE person_id = ANY($1)",
+        )
+        .bind(persons)
+        .fetch_all(conn)
+        .await?;
+        rows.into_iter()
+            .map(|(person, wrapped, master_key_id)| {
+                let state = match wrapped {
+                    None => KeyState::Erased,
+                    Some(_) if master_key_id != self.master.id() => {
+                        return Err(VaultError::WrongMasterKey {
+                            person,
+                            stored: master_key_id,
+                            configured: self.master.id().to_owned(),
+                        });
+                    }
+                    Some(wrapped) => KeyState::Live(self.master.unwrap_key(person, &wrapped)?),
+                };
+                Ok((person, state))
+            })
+            .collect()
+    }
+
+    /// Destroys the person's key for good. Returns false when it was already erased.
+    pub async fn erase(&self, conn: &mut PgConnection, person: Uuid) -> Result<bool, VaultError> {
+        let erased: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO person_keys (person_id, wrapped_key, master_key_id, erased_at) \
+             VALUES ($1, NULL, $2, now()) \
+             ON CONFLICT (person_id) DO UPDATE SET wrapped_key = NULL, erased_at = now() \
+             WHERE person_keys.erased_at IS NULL RETURNING person_id",
+        )
+        .bind(person)
+        .bind(self.master.id())
+        .fetch_optional(conn)
+        .await?;
+        Ok(erased.is_some())
+    }
+}
