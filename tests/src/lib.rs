@@ -119,6 +119,30 @@ pub async fn register_and_index(
     .await
 }
 
+/// Rebuilds the stopped registry's person view (`registry.persons`) from its own event store
+/// after `damage` (SQL run first, e.g. a TRUNCATE), and returns a pool on its database with the
+/// rebuild's (applied, total) counts.
+pub async fn rebuild_person_view(
+    namespace: &str,
+    database: &TestDatabase,
+    damage: &str,
+) -> anyhow::Result<(sqlx::PgPool, (u64, u64))> {
+    use jiuzhu_registry::Registry;
+    let settings = jiuzhu_testkit::settings("registry", database, namespace);
+    let pool = jiuzhu_runtime::connect::<Registry>(&settings).await?;
+    sqlx::query(damage).execute(&pool).await?;
+    let (context, components) = jiuzhu_runtime::assemble::<Registry>(pool.clone(), settings)?;
+    let persons = components
+        .projections()
+        .iter()
+        .find(|p| p.name() == "registry.persons")
+        .ok_or_else(|| anyhow::anyhow!("registry has no person view"))?;
+    let done = persons
+        .rebuild_from_store(&context.store, &context.settings.consumer, Box::new(|_| {}))
+        .await?;
+    Ok((pool, (done.applied, done.total)))
+}
+
 /// Polls `check` until it returns `Some`, or fails after `limit` naming `what`.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<T>
 where

@@ -254,20 +254,9 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
     // Replays after the erasure: the registry's view from its store, clues' index from the topic.
     let registry_db = registry.database.clone();
     registry.running.stop().await;
-    let settings = jiuzhu_testkit::settings("registry", &registry_db, &ns);
-    let pool = jiuzhu_runtime::connect::<Registry>(&settings).await?;
-    sqlx::query("TRUNCATE persons, person_statuses")
-        .execute(&pool)
-        .await?;
-    let (context, components) = jiuzhu_runtime::assemble::<Registry>(pool.clone(), settings)?;
-    let persons = components
-        .projections()
-        .iter()
-        .find(|p| p.name() == "registry.persons")
-        .ok_or_else(|| anyhow::anyhow!("registry has no person view"))?;
-    persons
-        .rebuild_from_store(&context.store, &context.settings.consumer, Box::new(|_| {}))
-        .await?;
+    let (pool, _) =
+        jiuzhu_tests::rebuild_person_view(&ns, &registry_db, "TRUNCATE persons, person_statuses")
+            .await?;
     let replayed: (String, String, String, bool) = sqlx::query_as(
         "SELECT full_name, resident_id, phone, erased FROM persons WHERE person_id = $1::uuid",
     )

@@ -635,19 +635,9 @@ async fn projections_rebuild_from_topic_and_from_store() -> TestResult {
     // The registry's person view from its own event store.
     let registry_db = registry.database.clone();
     registry.running.stop().await;
-    let settings = jiuzhu_testkit::settings("registry", &registry_db, &ns);
-    let pool = jiuzhu_runtime::connect::<Registry>(&settings).await?;
-    sqlx::query("TRUNCATE persons").execute(&pool).await?;
-    let (context, components) = jiuzhu_runtime::assemble::<Registry>(pool.clone(), settings)?;
-    let persons = components
-        .projections()
-        .iter()
-        .find(|p| p.name() == "registry.persons")
-        .ok_or_else(|| anyhow::anyhow!("registry has no person view"))?;
-    let done = persons
-        .rebuild_from_store(&context.store, &context.settings.consumer, Box::new(|_| {}))
-        .await?;
-    assert_eq!((done.applied, done.total), (7, 7));
+    let (pool, done) =
+        jiuzhu_tests::rebuild_person_view(&ns, &registry_db, "TRUNCATE persons").await?;
+    assert_eq!(done, (7, 7));
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM persons")
         .fetch_one(&pool)
         .await?;

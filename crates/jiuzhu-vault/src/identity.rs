@@ -12,6 +12,8 @@ use crate::{DataKey, KeyState, VaultError};
 /// A registry event that carries a person's identity.
 pub trait CarriesIdentity {
     fn person_id(&self) -> &str;
+    /// The county-level region code (not personal data; stays readable).
+    fn region_code(&self) -> &str;
     fn sealed_identity(&self) -> Option<&Sealed>;
     fn set_sealed_identity(&mut self, sealed: Option<Sealed>);
     /// Moves the plain personal fields out, leaving them empty.
@@ -24,6 +26,10 @@ macro_rules! carries_identity {
         impl CarriesIdentity for $event {
             fn person_id(&self) -> &str {
                 &self.person_id
+            }
+
+            fn region_code(&self) -> &str {
+                self.region.as_ref().map(|r| r.code.as_str()).unwrap_or("")
             }
 
             fn sealed_identity(&self) -> Option<&Sealed> {

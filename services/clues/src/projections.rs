@@ -2,9 +2,11 @@
 
 use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
-use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated};
-use jiuzhu_vault::identity::{Opened, open_identity, sealed_person};
-use jiuzhu_vault::{RemoteKeys, VaultError};
+use std::collections::HashMap;
+
+use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated, PersonalIdentity};
+use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity, sealed_person};
+use jiuzhu_vault::{KeyState, RemoteKeys, VaultError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -29,6 +31,24 @@ impl LinkageIndex {
     pub fn new(keys: RemoteKeys) -> Self {
         Self { keys }
     }
+}
+
+fn person_uuid(text: &str) -> Result<Uuid, ProjectionError> {
+    Uuid::parse_str(text)
+        .map_err(|_| ProjectionError::Rejected(format!("person_id `{text}` is not a UUID")))
+}
+
+/// The event's person, opened identity and region; `None` for an erased person.
+fn opened_identity<E: CarriesIdentity>(
+    event: &mut E,
+    keys: &HashMap<Uuid, KeyState>,
+) -> Result<Option<(Uuid, PersonalIdentity, String)>, ProjectionError> {
+    let person = person_uuid(event.person_id())?;
+    if open_identity(event, keys).map_err(vault_error)? == Opened::Erased {
+        return Ok(None);
+    }
+    let region = event.region_code().to_owned();
+    Ok(Some((person, event.take_personal(), region)))
 }
 
 fn vault_error(error: VaultError) -> ProjectionError {
@@ -64,8 +84,7 @@ impl Projection for LinkageIndex {
     ) -> Result<(), ProjectionError> {
         // One span per event, open until the batch is written, so each event's trace continues.
         let _spans: Vec<tracing::Span> = events.iter().map(|e| e.span(self.name())).collect();
-        let mut newest: std::collections::HashMap<Uuid, serde_json::Value> =
-            std::collections::HashMap::new();
+        let mut newest: HashMap<Uuid, serde_json::Value> = HashMap::new();
         let mut erased = Vec::new();
         let mut applied = 0i64;
         let mut decoded = Vec::with_capacity(events.len());
@@ -87,61 +106,33 @@ impl Projection for LinkageIndex {
         sealed.sort_unstable();
         sealed.dedup();
         let keys = if sealed.is_empty() {
-            std::collections::HashMap::new()
+            HashMap::new()
         } else {
             self.keys.keys(&sealed).await.map_err(vault_error)?
         };
         for (version, event) in decoded {
-            let (person_id, full_name, birth_date, resident_id, region) = match event {
-                RegistryFeed::PersonRegistered(mut e) => {
-                    if open_identity(&mut e, &keys).map_err(vault_error)? == Opened::Erased {
-                        applied += 1;
-                        continue;
-                    }
-                    (
-                        e.person_id,
-                        e.full_name,
-                        e.birth_date,
-                        e.resident_id,
-                        e.region,
-                    )
-                }
-                RegistryFeed::PersonUpdated(mut e) => {
-                    if open_identity(&mut e, &keys).map_err(vault_error)? == Opened::Erased {
-                        applied += 1;
-                        continue;
-                    }
-                    (
-                        e.person_id,
-                        e.full_name,
-                        e.birth_date,
-                        e.resident_id,
-                        e.region,
-                    )
-                }
+            let opened = match event {
+                RegistryFeed::PersonRegistered(mut e) => opened_identity(&mut e, &keys)?,
+                RegistryFeed::PersonUpdated(mut e) => opened_identity(&mut e, &keys)?,
                 RegistryFeed::PersonErased(e) => {
                     applied += 1;
-                    let person = Uuid::parse_str(&e.person_id).map_err(|_| {
-                        ProjectionError::Rejected(format!(
-                            "person_id `{}` is not a UUID",
-                            e.person_id
-                        ))
-                    })?;
+                    let person = person_uuid(&e.person_id)?;
                     newest.remove(&person);
                     erased.push(person);
                     continue;
                 }
             };
-            let person = Uuid::parse_str(&person_id).map_err(|_| {
-                ProjectionError::Rejected(format!("person_id `{person_id}` is not a UUID"))
-            })?;
             applied += 1;
+            // An erased person's identity stays unreadable: nothing to index.
+            let Some((person, identity, region_code)) = opened else {
+                continue;
+            };
             let row = serde_json::json!({
                 "person_id": person,
-                "full_name": full_name,
-                "birth_date": birth_date,
-                "resident_id": resident_id,
-                "region_code": region.map(|r| r.code).unwrap_or_default(),
+                "full_name": identity.full_name,
+                "birth_date": identity.birth_date,
+                "resident_id": identity.resident_id,
+                "region_code": region_code,
                 "version": version,
             });
             let newer = newest

@@ -524,13 +524,20 @@ impl Person {
         self.erased
     }
 
-    fn active(&self, person: Uuid) -> Result<(), RegistryError> {
+    /// The record exists and was not erased.
+    fn recorded(&self, person: Uuid) -> Result<(), RegistryError> {
         if !self.exists() {
             return Err(RegistryError::PersonNotFound(person));
         }
         if self.erased {
             return Err(RegistryError::Erased(person));
         }
+        Ok(())
+    }
+
+    /// The record exists, was not erased, and was not merged into another.
+    fn active(&self, person: Uuid) -> Result<(), RegistryError> {
+        self.recorded(person)?;
         match self.merged_into {
             Some(survivor) => Err(RegistryError::MergedInto { person, survivor }),
             None => Ok(()),
@@ -711,12 +718,7 @@ impl Person {
         reason: &str,
         decided_by: &str,
     ) -> Result<Vec<RegistryEvent>, RegistryError> {
-        if !self.exists() {
-            return Err(RegistryError::PersonNotFound(person));
-        }
-        if self.erased {
-            return Err(RegistryError::Erased(person));
-        }
+        self.recorded(person)?;
         let survivor = self.merged_into.ok_or(RegistryError::NotMerged(person))?;
         Ok(vec![RegistryEvent::PersonUnmerged(PersonUnmerged {
             person_id: person.to_string(),
@@ -737,12 +739,7 @@ impl Person {
         reason: &str,
         decided_by: &str,
     ) -> Result<Vec<RegistryEvent>, RegistryError> {
-        if !self.exists() {
-            return Err(RegistryError::PersonNotFound(person));
-        }
-        if self.erased {
-            return Err(RegistryError::Erased(person));
-        }
+        self.recorded(person)?;
         Ok(vec![RegistryEvent::PersonErased(PersonErased {
             person_id: person.to_string(),
             legal_basis: legal_basis.to_owned(),
