@@ -96,21 +96,9 @@ impl Projection for Persons {
         for (event, decoded) in self.open_batch(conn, events).await? {
             let envelope = &event.envelope;
             match decoded {
-                RegistryEvent::PersonRegistered(e) => registrations.push(serde_json::json!({
-                    "person_id": id("person_id", &e.person_id)?,
-                    "full_name": e.full_name,
-                    "gender": e.gender,
-                    "birth_date": e.birth_date,
-                    "resident_id": e.resident_id,
-                    "region_code": e.region.map(|r| r.code).unwrap_or_default(),
-                    "source_department": e.source_department,
-                    "version": envelope.stream_version,
-                    "township": e.township,
-                    "village": e.village,
-                    "address_text": e.address_text,
-                    "phone": e.phone,
-                    "flags": e.flags,
-                })),
+                RegistryEvent::PersonRegistered(e) => {
+                    registrations.push(registration_row(e, envelope.stream_version)?)
+                }
                 RegistryEvent::HouseholdMemberAdded(e) => {
                     joined.push(serde_json::json!({
                         "household_id": id("household_id", &e.household_id)?,
@@ -133,19 +121,7 @@ impl Projection for Persons {
             }
         }
         if !registrations.is_empty() {
-            sqlx::query(
-                // Household events travel on the household's partition and may arrive first.
-                "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, region_code, \
-                 source_department, version, township, village, address_text, phone, flags, household_id) \
-                 SELECT x.*, (SELECT m.household_id FROM household_members m WHERE m.person_id = x.person_id LIMIT 1) \
-                 FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, gender int, \
-                 birth_date text, resident_id text, region_code text, source_department text, version bigint, \
-                 township text, village text, address_text text, phone text, flags int[]) \
-                 ON CONFLICT (person_id) DO NOTHING",
-            )
-            .bind(serde_json::Value::Array(registrations))
-            .execute(&mut *conn)
-            .await?;
+            insert_registrations(conn, registrations).await?;
         }
         // Memberships in two statements too, unless the batch also removes members (then the
         // order of joins and leaves matters and they go one by one).
@@ -189,30 +165,7 @@ async fn apply_one(
 ) -> Result<(), ProjectionError> {
     match decoded {
         RegistryEvent::PersonRegistered(e) => {
-            sqlx::query(
-                    // Household events travel on the household's partition and may arrive first.
-                    "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, \
-                     region_code, source_department, version, township, village, address_text, phone, flags, \
-                     household_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                     (SELECT m.household_id FROM household_members m WHERE m.person_id = $1 LIMIT 1)) \
-                     ON CONFLICT (person_id) DO NOTHING",
-                )
-                .bind(id("person_id", &e.person_id)?)
-                .bind(&e.full_name)
-                .bind(e.gender)
-                .bind(&e.birth_date)
-                .bind(&e.resident_id)
-                .bind(e.region.map(|r| r.code).unwrap_or_default())
-                .bind(&e.source_department)
-                .bind(version)
-                .bind(&e.township)
-                .bind(&e.village)
-                .bind(&e.address_text)
-                .bind(&e.phone)
-                .bind(&e.flags)
-                .execute(conn)
-                .await?;
+            insert_registrations(conn, vec![registration_row(e, version)?]).await?;
         }
         RegistryEvent::PersonUpdated(e) => {
             sqlx::query(
@@ -346,6 +299,55 @@ async fn apply_one(
                 .await?;
         }
     }
+    Ok(())
+}
+
+fn registration_row(
+    e: jiuzhu_proto::registry::PersonRegistered,
+    version: i64,
+) -> Result<serde_json::Value, ProjectionError> {
+    Ok(serde_json::json!({
+        "person_id": id("person_id", &e.person_id)?,
+        "full_name": e.full_name,
+        "gender": e.gender,
+        "birth_date": e.birth_date,
+        "resident_id": e.resident_id,
+        "region_code": e.region.map(|r| r.code).unwrap_or_default(),
+        "source_department": e.source_department,
+        "version": version,
+        "township": e.township,
+        "village": e.village,
+        "address_text": e.address_text,
+        "phone": e.phone,
+        "flags": e.flags,
+    }))
+}
+
+/// Registrations in two statements whatever their number. Household events travel on the
+/// household's partition and may have arrived first: their memberships are picked up by
+/// person id (an array lookup, so the plan uses the index even while statistics are stale).
+async fn insert_registrations(
+    conn: &mut PgConnection,
+    rows: Vec<serde_json::Value>,
+) -> Result<(), ProjectionError> {
+    let persons: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, region_code, \
+         source_department, version, township, village, address_text, phone, flags) \
+         SELECT * FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, gender int, \
+         birth_date text, resident_id text, region_code text, source_department text, version bigint, \
+         township text, village text, address_text text, phone text, flags int[]) \
+         ON CONFLICT (person_id) DO NOTHING RETURNING person_id",
+    )
+    .bind(serde_json::Value::Array(rows))
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE persons p SET household_id = m.household_id FROM household_members m \
+         WHERE m.person_id = ANY($1) AND p.person_id = m.person_id",
+    )
+    .bind(&persons)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
