@@ -726,3 +726,95 @@ async fn bulk_upserts_refuse_resident_ids_held_by_someone_else() -> TestResult {
     started.running.stop().await;
     Ok(())
 }
+
+/// A record merged into another (or erased) takes no household place when a department file
+/// names a household for it later; the department learns which record to place instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_records_take_no_household_place_in_imports() -> TestResult {
+    let (started, mut client) = registry().await?;
+    let survivor = client
+        .register_person(registration("m-survivor", 0))
+        .await?
+        .into_inner()
+        .person_id;
+    let duplicate = registration("m-dup", 1);
+    let record = |household_ref: &str| PersonRecord {
+        line: 7,
+        source_record_id: "DUP-1".to_owned(),
+        full_name: duplicate.full_name.clone(),
+        gender: duplicate.gender,
+        birth_date: duplicate.birth_date.clone(),
+        resident_id: duplicate.resident_id.clone(),
+        region: duplicate.region.clone(),
+        household_ref: household_ref.to_owned(),
+        relationship: if household_ref.is_empty() {
+            0
+        } else {
+            Relationship::Head as i32
+        },
+        ..PersonRecord::default()
+    };
+    let send = |records: Vec<PersonRecord>| {
+        let mut client = client.clone();
+        async move {
+            let mut answers = client
+                .bulk_upsert_persons(futures::stream::iter([BulkUpsertPersonsRequest {
+                    source_department: "civil_affairs".to_owned(),
+                    records,
+                }]))
+                .await?
+                .into_inner();
+            answers
+                .message()
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no answer"))
+        }
+    };
+    assert_eq!(send(vec![record("")]).await?.created, 1);
+    let absorbed: uuid::Uuid = sqlx::query_scalar(
+        "SELECT person_id FROM source_records WHERE source_record_id = 'DUP-1'",
+    )
+    .fetch_one(started.running.store.pool())
+    .await?;
+    client
+        .merge_persons(MergePersonsRequest {
+            request_id: "m-merge".to_owned(),
+            survivor_id: survivor.clone(),
+            absorbed_id: absorbed.to_string(),
+            reason: "same person".to_owned(),
+            decided_by: "officer-1".to_owned(),
+        })
+        .await?;
+
+    let answer = send(vec![record("H-1")]).await?;
+    assert_eq!(answer.unchanged, 1);
+    let [rejection] = answer.rejections.as_slice() else {
+        anyhow::bail!("expected one rejection, got {:?}", answer.rejections)
+    };
+    assert_eq!((rejection.line, rejection.field.as_str()), (7, "household_ref"));
+    assert!(
+        rejection.reason.contains(&format!("merged into {survivor}")),
+        "{}",
+        rejection.reason
+    );
+    let memberships: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'jiuzhu.registry.v1.HouseholdMemberAdded'",
+    )
+    .fetch_one(started.running.store.pool())
+    .await?;
+    assert_eq!(memberships, 0);
+
+    // Once unmerged, the record stands on its own again and can be placed.
+    client
+        .unmerge_person(UnmergePersonRequest {
+            request_id: "m-unmerge".to_owned(),
+            absorbed_id: absorbed.to_string(),
+            reason: "not the same after all".to_owned(),
+            decided_by: "officer-1".to_owned(),
+        })
+        .await?;
+    let answer = send(vec![record("H-1")]).await?;
+    assert!(answer.rejections.is_empty(), "{:?}", answer.rejections);
+    started.running.stop().await;
+    Ok(())
+}

@@ -24,6 +24,10 @@ use crate::domain::{
 };
 use crate::sealing::{append_person, load_person, seal_all};
 
+// Lookups by (department, id list) join an unnest of the list rather than `= ANY`: the
+// nested-loop plan over the primary key holds whatever the table statistics say (a table
+// that grew by a million rows since the last ANALYZE otherwise gets scanned per batch).
+
 /// Most records one message may carry.
 pub const MAX_BATCH: usize = 1000;
 const ATTEMPTS: u32 = 3;
@@ -223,7 +227,8 @@ async fn place_in_households(
         .map(|r| r.source_record_id.trim().to_owned())
         .collect();
     let persons: HashMap<String, Uuid> = sqlx::query_as::<_, (String, Uuid)>(
-        "SELECT source_record_id, person_id FROM source_records WHERE department = $1 AND source_record_id = ANY($2)",
+        "SELECT s.source_record_id, s.person_id FROM unnest($2::text[]) AS r(id) \
+         JOIN source_records s ON s.department = $1 AND s.source_record_id = r.id",
     )
     .bind(department)
     .bind(&sources)
@@ -254,7 +259,8 @@ async fn place_in_households(
     .into_iter()
     .collect();
     let households: HashMap<String, Uuid> = sqlx::query_as::<_, (String, Uuid)>(
-        "SELECT household_ref, household_id FROM source_households WHERE department = $1 AND household_ref = ANY($2)",
+        "SELECT s.household_ref, s.household_id FROM unnest($2::text[]) AS r(ref) \
+         JOIN source_households s ON s.department = $1 AND s.household_ref = r.ref",
     )
     .bind(department)
     .bind(&refs)
@@ -264,7 +270,17 @@ async fn place_in_households(
     .into_iter()
     .collect();
 
-    // Members already placed stay where they are; placing them elsewhere is refused.
+    // Merged and erased records take no place; members already placed stay where they are,
+    // and placing them elsewhere is refused.
+    let inactive: HashMap<Uuid, String> = sqlx::query_as::<_, (Uuid, String)>(
+        "SELECT person_id, reason FROM inactive_persons WHERE person_id = ANY($1)",
+    )
+    .bind(persons.values().copied().collect::<Vec<_>>())
+    .fetch_all(work.connection())
+    .await
+    .map_err(database_status)?
+    .into_iter()
+    .collect();
     let mut members: Vec<(&PersonRecord, Uuid, Uuid)> = Vec::new();
     for record in wanted {
         let (Some(person), Some(household)) = (
@@ -273,6 +289,14 @@ async fn place_in_households(
         ) else {
             continue;
         };
+        if let Some(reason) = inactive.get(person) {
+            answer.rejections.push(rejection(
+                record,
+                "household_ref",
+                format!("person {person} takes no household place: {reason}"),
+            ));
+            continue;
+        }
         members.push((record, *person, *household));
     }
     let placed: HashSet<Uuid> = sqlx::query_scalar(
@@ -443,8 +467,8 @@ async fn create_new_records<'r>(
             .map(|c| c.0.source_record_id.trim().to_owned())
             .collect();
         let stored: HashMap<String, Vec<u8>> = sqlx::query_as::<_, (String, Vec<u8>)>(
-            "SELECT source_record_id, fingerprint FROM source_records \
-             WHERE department = $1 AND source_record_id = ANY($2)",
+            "SELECT s.source_record_id, s.fingerprint FROM unnest($2::text[]) AS r(id) \
+             JOIN source_records s ON s.department = $1 AND s.source_record_id = r.id",
         )
         .bind(department)
         .bind(&known_sources)
@@ -526,7 +550,8 @@ async fn create_new_records<'r>(
     }
     if !unclaimed_sources.is_empty() {
         sqlx::query(
-            "DELETE FROM source_records WHERE department = $1 AND source_record_id = ANY($2)",
+            "DELETE FROM source_records s USING unnest($2::text[]) AS r(id) \
+             WHERE s.department = $1 AND s.source_record_id = r.id",
         )
         .bind(department)
         .bind(&unclaimed_sources)

@@ -109,3 +109,30 @@ pub async fn save_source_record(
     .await?;
     Ok(())
 }
+
+/// Records that `person` takes no new household membership, saying why.
+pub async fn mark_inactive(
+    conn: &mut PgConnection,
+    person: Uuid,
+    reason: &str,
+) -> Result<(), Status> {
+    sqlx::query(
+        "INSERT INTO inactive_persons (person_id, reason) VALUES ($1, $2) \
+         ON CONFLICT (person_id) DO UPDATE SET reason = EXCLUDED.reason",
+    )
+    .bind(person)
+    .bind(reason)
+    .execute(conn)
+    .await
+    .map_err(database_status)?;
+    Ok(())
+}
+
+pub async fn mark_active(conn: &mut PgConnection, person: Uuid) -> Result<(), Status> {
+    sqlx::query("DELETE FROM inactive_persons WHERE person_id = $1")
+        .bind(person)
+        .execute(conn)
+        .await
+        .map_err(database_status)?;
+    Ok(())
+}

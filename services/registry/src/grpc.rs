@@ -19,7 +19,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::claims::{
-    claim_household_place, claim_resident_id, release_household_place, release_resident_id,
+    claim_household_place, claim_resident_id, mark_active, mark_inactive, release_household_place,
+    release_resident_id,
 };
 use crate::domain::{
     Household as HouseholdAggregate, IdentityInput, RecordStatus, RegisterPerson, RegistryError,
@@ -541,6 +542,12 @@ impl RegistryService for RegistryApi {
                         &decided_by,
                     )?;
                     append_person(work, &vault, absorbed_id, version, events).await?;
+                    mark_inactive(
+                        work.connection(),
+                        absorbed_id,
+                        &format!("merged into {survivor_id}"),
+                    )
+                    .await?;
                     Ok(MergePersonsResponse {})
                 }
                 .boxed()
@@ -576,6 +583,7 @@ impl RegistryService for RegistryApi {
                     let (absorbed, version) = load_person(work, &vault, absorbed_id).await?;
                     let events = absorbed.unmerge(absorbed_id, &reason, &decided_by)?;
                     append_person(work, &vault, absorbed_id, version, events).await?;
+                    mark_active(work.connection(), absorbed_id).await?;
                     Ok(UnmergePersonResponse {})
                 }
                 .boxed()
@@ -616,6 +624,7 @@ impl RegistryService for RegistryApi {
                     let events = person.erase(person_id, &legal_basis, &reason, &decided_by)?;
                     append_person(work, &vault, person_id, version, events).await?;
                     crate::sealing::erase(work.connection(), &vault, person_id).await?;
+                    mark_inactive(work.connection(), person_id, "erased").await?;
                     Ok(ErasePersonResponse {})
                 }
                 .boxed()
