@@ -144,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
                 progress.join(", ")
             );
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 
     println!("registry import, {persons} persons ({events} events), seed {seed}");

@@ -325,7 +325,8 @@ fn registration_row(
 
 /// Registrations in two statements whatever their number. Household events travel on the
 /// household's partition and may have arrived first: their memberships are picked up by
-/// person id (an array lookup, so the plan uses the index even while statistics are stale).
+/// person id, joining an unnest of the ids so that the plan is index lookups per person
+/// whatever the table statistics say (a stale estimate otherwise scans every membership).
 async fn insert_registrations(
     conn: &mut PgConnection,
     rows: Vec<serde_json::Value>,
@@ -342,8 +343,8 @@ async fn insert_registrations(
     .fetch_all(&mut *conn)
     .await?;
     sqlx::query(
-        "UPDATE persons p SET household_id = m.household_id FROM household_members m \
-         WHERE m.person_id = ANY($1) AND p.person_id = m.person_id",
+        "UPDATE persons p SET household_id = m.household_id FROM unnest($1::uuid[]) AS r(id) \
+         JOIN household_members m ON m.person_id = r.id WHERE p.person_id = r.id",
     )
     .bind(&persons)
     .execute(conn)
