@@ -754,8 +754,9 @@ async fn merged_records_take_no_household_place_in_imports() -> TestResult {
         },
         ..PersonRecord::default()
     };
+    let bulk = client.clone();
     let send = |records: Vec<PersonRecord>| {
-        let mut client = client.clone();
+        let mut client = bulk.clone();
         async move {
             let mut answers = client
                 .bulk_upsert_persons(futures::stream::iter([BulkUpsertPersonsRequest {
@@ -771,11 +772,10 @@ async fn merged_records_take_no_household_place_in_imports() -> TestResult {
         }
     };
     assert_eq!(send(vec![record("")]).await?.created, 1);
-    let absorbed: uuid::Uuid = sqlx::query_scalar(
-        "SELECT person_id FROM source_records WHERE source_record_id = 'DUP-1'",
-    )
-    .fetch_one(started.running.store.pool())
-    .await?;
+    let absorbed: uuid::Uuid =
+        sqlx::query_scalar("SELECT person_id FROM source_records WHERE source_record_id = 'DUP-1'")
+            .fetch_one(started.running.store.pool())
+            .await?;
     client
         .merge_persons(MergePersonsRequest {
             request_id: "m-merge".to_owned(),
@@ -791,9 +791,14 @@ async fn merged_records_take_no_household_place_in_imports() -> TestResult {
     let [rejection] = answer.rejections.as_slice() else {
         anyhow::bail!("expected one rejection, got {:?}", answer.rejections)
     };
-    assert_eq!((rejection.line, rejection.field.as_str()), (7, "household_ref"));
+    assert_eq!(
+        (rejection.line, rejection.field.as_str()),
+        (7, "household_ref")
+    );
     assert!(
-        rejection.reason.contains(&format!("merged into {survivor}")),
+        rejection
+            .reason
+            .contains(&format!("merged into {survivor}")),
         "{}",
         rejection.reason
     );

@@ -231,19 +231,34 @@ impl OutboxRelay {
         Ok(deleted.rows_affected())
     }
 
+    /// Reclaims the dead index entries published rows leave behind (outside any transaction).
+    pub async fn vacuum(&self) -> Result<(), RelayError> {
+        sqlx::query("VACUUM outbox").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Runs until `shutdown`, then publishes what is left once more before returning.
     pub async fn run(self, shutdown: CancellationToken) {
         let idle = Duration::from_millis(self.settings.poll_interval_ms);
         let full = usize::try_from(self.settings.batch_size).unwrap_or(usize::MAX);
         let mut failures: u32 = 0;
         let mut last_prune = std::time::Instant::now();
+        let mut since_vacuum: u64 = 0;
         loop {
             let pause = match self.publish_pending().await {
                 Ok(published) => {
                     failures = 0;
+                    since_vacuum += published as u64;
                     if published >= full {
                         Duration::ZERO
                     } else {
+                        if since_vacuum >= self.settings.vacuum_after_rows {
+                            since_vacuum = 0;
+                            match self.vacuum().await {
+                                Ok(()) => tracing::debug!("vacuumed the outbox"),
+                                Err(error) => tracing::warn!(%error, "outbox vacuum failed"),
+                            }
+                        }
                         idle
                     }
                 }

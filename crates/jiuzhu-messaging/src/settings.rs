@@ -91,6 +91,10 @@ pub struct RelaySettings {
     pub batch_size: i64,
     /// Published rows are deleted after this many hours.
     pub retention_hours: i64,
+    /// After publishing this many rows, once the outbox is drained, the relay vacuums it: every
+    /// published row leaves a dead entry in the index of unpublished rows, which each poll would
+    /// otherwise step over until autovacuum (which may lag, or be off) gets there.
+    pub vacuum_after_rows: u64,
 }
 
 impl Default for RelaySettings {
@@ -99,6 +103,7 @@ impl Default for RelaySettings {
             poll_interval_ms: 20,
             batch_size: 500,
             retention_hours: 168,
+            vacuum_after_rows: 50_000,
         }
     }
 }
@@ -117,6 +122,12 @@ impl Validate for RelaySettings {
             "retention_hours",
             self.retention_hours,
             1..=24 * 365,
+        )?;
+        check_range(
+            prefix,
+            "vacuum_after_rows",
+            self.vacuum_after_rows,
+            1_000..=1_000_000_000,
         )
     }
 }
