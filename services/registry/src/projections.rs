@@ -123,20 +123,13 @@ impl Projection for Persons {
         if !registrations.is_empty() {
             insert_registrations(conn, registrations).await?;
         }
-        // Memberships in two statements too, unless the batch also removes members (then the
+        // Memberships in one statement too, unless the batch also removes members (then the
         // order of joins and leaves matters and they go one by one).
         if !joined.is_empty() && !removals {
             sqlx::query(
                 "INSERT INTO household_members (household_id, person_id, relationship) \
                  SELECT * FROM jsonb_to_recordset($1) AS x(household_id uuid, person_id uuid, relationship int) \
                  ON CONFLICT (household_id, person_id) DO UPDATE SET relationship = EXCLUDED.relationship",
-            )
-            .bind(serde_json::Value::Array(joined.clone()))
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "UPDATE persons p SET household_id = x.household_id \
-                 FROM jsonb_to_recordset($1) AS x(household_id uuid, person_id uuid) WHERE p.person_id = x.person_id",
             )
             .bind(serde_json::Value::Array(joined))
             .execute(&mut *conn)
@@ -259,11 +252,6 @@ async fn apply_one(
                 .bind(household)
                 .bind(person)
                 .bind(e.relationship)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("UPDATE persons SET household_id = $2 WHERE person_id = $1")
-                .bind(person)
-                .bind(household)
                 .execute(conn)
                 .await?;
         }
@@ -275,15 +263,8 @@ async fn apply_one(
             sqlx::query("DELETE FROM household_members WHERE household_id = $1 AND person_id = $2")
                 .bind(household)
                 .bind(person)
-                .execute(&mut *conn)
+                .execute(conn)
                 .await?;
-            sqlx::query(
-                "UPDATE persons SET household_id = NULL WHERE person_id = $1 AND household_id = $2",
-            )
-            .bind(person)
-            .bind(household)
-            .execute(conn)
-            .await?;
         }
         RegistryEvent::HouseholdIncomeRecorded(e) => {
             sqlx::query(
@@ -323,30 +304,22 @@ fn registration_row(
     }))
 }
 
-/// Registrations in two statements whatever their number. Household events travel on the
-/// household's partition and may have arrived first: their memberships are picked up by
-/// person id, joining an unnest of the ids so that the plan is index lookups per person
-/// whatever the table statistics say (a stale estimate otherwise scans every membership).
+/// Registrations in one statement whatever their number. (A person's household is not kept
+/// on the person row: it is read from the memberships, which may arrive before or after the
+/// registration since household events travel on the household's partition.)
 async fn insert_registrations(
     conn: &mut PgConnection,
     rows: Vec<serde_json::Value>,
 ) -> Result<(), ProjectionError> {
-    let persons: Vec<Uuid> = sqlx::query_scalar(
+    sqlx::query(
         "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, region_code, \
          source_department, version, township, village, address_text, phone, flags) \
          SELECT * FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, gender int, \
          birth_date text, resident_id text, region_code text, source_department text, version bigint, \
          township text, village text, address_text text, phone text, flags int[]) \
-         ON CONFLICT (person_id) DO NOTHING RETURNING person_id",
+         ON CONFLICT (person_id) DO NOTHING",
     )
     .bind(serde_json::Value::Array(rows))
-    .fetch_all(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE persons p SET household_id = m.household_id FROM unnest($1::uuid[]) AS r(id) \
-         JOIN household_members m ON m.person_id = r.id WHERE p.person_id = r.id",
-    )
-    .bind(&persons)
     .execute(conn)
     .await?;
     Ok(())

@@ -10,7 +10,9 @@ use tonic::Status as GrpcStatus;
 use uuid::Uuid;
 
 const PERSON_COLUMNS: &str = "person_id, full_name, gender, birth_date, resident_id, region_code, \
-    source_department, version, township, village, address_text, phone, flags, merged_into, household_id, erased";
+    source_department, version, township, village, address_text, phone, flags, merged_into, erased, \
+    (SELECT (array_agg(m.household_id))[1] FROM household_members m WHERE m.person_id = persons.person_id) \
+    AS household_id";
 
 fn person_from_row(row: &PgRow) -> Result<Person, sqlx::Error> {
     let person_id: Uuid = row.try_get("person_id")?;
