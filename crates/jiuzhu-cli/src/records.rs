@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
-use chrono::NaiveDate;
 use encoding_rs::{Encoding, GB18030, UTF_8};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 use jiuzhu_proto::common::RegionCode;
@@ -152,10 +151,8 @@ pub fn birth_date(text: &str) -> Result<String, String> {
     if text.is_empty() {
         return Ok(String::new());
     }
-    for format in ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y.%m.%d", "%Y年%m月%d日"] {
-        if let Ok(date) = NaiveDate::parse_from_str(text, format) {
-            return Ok(date.format("%Y-%m-%d").to_string());
-        }
+    if let Some(date) = jiuzhu_identity::parse_written_date(text) {
+        return Ok(date.format("%Y-%m-%d").to_string());
     }
     Err(format!(
         "`{text}` is not a date (YYYY-MM-DD, YYYY/MM/DD, YYYYMMDD or YYYY年MM月DD日)"

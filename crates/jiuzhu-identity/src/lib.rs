@@ -3,8 +3,10 @@
 //! it) and the GB/T 2260 table of region codes shipped in `data/gb2260.tsv`. Pure functions and
 //! embedded data, no I/O: the registry validates with it and clue linkage normalises with it.
 
+mod dates;
 mod regions;
 mod resident_id;
 
+pub use dates::{WRITTEN_DATE_FORMATS, parse_written_date};
 pub use regions::{Region, all_regions, lookup_region};
 pub use resident_id::{ResidentId, ResidentIdError, Sex};
