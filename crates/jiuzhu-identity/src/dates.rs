@@ -29,7 +29,10 @@ mod tests {
         ] {
             assert_eq!(parse_written_date(text), expected, "{text}");
         }
-        assert_eq!(parse_written_date("1950年1月5日"), NaiveDate::from_ymd_opt(1950, 1, 5));
+        assert_eq!(
+            parse_written_date("1950年1月5日"),
+            NaiveDate::from_ymd_opt(1950, 1, 5)
+        );
         assert_eq!(parse_written_date("31/12/1949"), None);
         assert_eq!(parse_written_date(""), None);
     }

@@ -1,0 +1,231 @@
+//! Comparison levels per field: how far two normalised records agree, as a small number a
+//! model can weigh (0 is always "missing": no evidence either way).
+
+use chrono::Datelike;
+
+use crate::normalise::{Normalised, look_alike};
+
+/// The fields compared, in the order of a comparison vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    Name,
+    ResidentId,
+    BirthDate,
+    Gender,
+    Region,
+    Village,
+    Phone,
+}
+
+pub const FIELDS: [Field; 7] = [
+    Field::Name,
+    Field::ResidentId,
+    Field::BirthDate,
+    Field::Gender,
+    Field::Region,
+    Field::Village,
+    Field::Phone,
+];
+
+impl Field {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::ResidentId => "resident_id",
+            Self::BirthDate => "birth_date",
+            Self::Gender => "gender",
+            Self::Region => "region",
+            Self::Village => "village",
+            Self::Phone => "phone",
+        }
+    }
+
+    /// Names of the levels, index = level; level 0 is "missing" for every field.
+    pub fn levels(self) -> &'static [&'static str] {
+        match self {
+            Self::Name => &[
+                "missing",
+                "exact",
+                "pinyin equal",
+                "look-alike characters",
+                "one character off",
+                "different",
+            ],
+            Self::ResidentId | Self::Gender | Self::Village | Self::Phone => {
+                &["missing", "same", "different"]
+            }
+            Self::BirthDate => &[
+                "missing",
+                "exact",
+                "day and month swapped",
+                "within a year",
+                "different",
+            ],
+            Self::Region => &[
+                "missing",
+                "same county",
+                "same prefecture",
+                "same province",
+                "different",
+            ],
+        }
+    }
+}
+
+/// One level per field, in [`FIELDS`] order.
+pub type Comparison = [u8; 7];
+
+pub mod name_level {
+    pub const EXACT: u8 = 1;
+    pub const PINYIN: u8 = 2;
+    pub const LOOK_ALIKE: u8 = 3;
+    pub const ONE_OFF: u8 = 4;
+    pub const DIFFERENT: u8 = 5;
+}
+
+fn name_level(a: &Normalised, b: &Normalised) -> u8 {
+    use name_level::*;
+    if a.name.is_empty() || b.name.is_empty() {
+        return 0;
+    }
+    if a.name == b.name {
+        return EXACT;
+    }
+    let (x, y): (Vec<char>, Vec<char>) = (a.name.chars().collect(), b.name.chars().collect());
+    if x.len() == y.len() {
+        let homophones = a
+            .readings
+            .iter()
+            .zip(&b.readings)
+            .all(|(p, q)| p.iter().any(|r| q.contains(r)));
+        if homophones {
+            return PINYIN;
+        }
+        if x.iter().zip(&y).all(|(c, d)| c == d || look_alike(*c, *d)) {
+            return LOOK_ALIKE;
+        }
+    }
+    if within_one_edit(&x, &y) {
+        ONE_OFF
+    } else {
+        DIFFERENT
+    }
+}
+
+/// One substitution, insertion or deletion at most.
+fn within_one_edit(x: &[char], y: &[char]) -> bool {
+    let (short, long) = if x.len() <= y.len() { (x, y) } else { (y, x) };
+    match long.len() - short.len() {
+        0 => short.iter().zip(long).filter(|(a, b)| a != b).count() <= 1,
+        1 => {
+            let prefix = short.iter().zip(long).take_while(|(a, b)| a == b).count();
+            short[prefix..] == long[prefix + 1..]
+        }
+        _ => false,
+    }
+}
+
+fn same_or_different<T: PartialEq>(a: Option<T>, b: Option<T>) -> u8 {
+    match (a, b) {
+        (Some(a), Some(b)) if a == b => 1,
+        (Some(_), Some(_)) => 2,
+        _ => 0,
+    }
+}
+
+fn text(value: &str) -> Option<&str> {
+    (!value.is_empty()).then_some(value)
+}
+
+fn birth_level(a: &Normalised, b: &Normalised) -> u8 {
+    let (Some(x), Some(y)) = (a.birth_date, b.birth_date) else {
+        return 0;
+    };
+    if x == y {
+        1
+    } else if x.year() == y.year() && x.month() == y.day() && x.day() == y.month() {
+        2
+    } else if (x - y).num_days().abs() <= 366 {
+        3
+    } else {
+        4
+    }
+}
+
+fn region_level(a: &str, b: &str) -> u8 {
+    if a.len() != 6 || b.len() != 6 {
+        0
+    } else if a == b {
+        1
+    } else if a[..4] == b[..4] {
+        2
+    } else if a[..2] == b[..2] {
+        3
+    } else {
+        4
+    }
+}
+
+/// Compares two normalised records field by field.
+pub fn compare(a: &Normalised, b: &Normalised) -> Comparison {
+    [
+        name_level(a, b),
+        same_or_different(
+            a.resident_id.as_ref().map(|i| i.as_str()),
+            b.resident_id.as_ref().map(|i| i.as_str()),
+        ),
+        birth_level(a, b),
+        same_or_different(a.male, b.male),
+        region_level(&a.region, &b.region),
+        same_or_different(text(&a.village), text(&b.village)),
+        same_or_different(text(&a.phone), text(&b.phone)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalise::Written;
+
+    fn person(name: &str, birth: &str) -> Normalised {
+        Normalised::from_written(&Written {
+            name,
+            birth_date: birth,
+            region_code: "522701",
+            ..Written::default()
+        })
+    }
+
+    #[test]
+    fn name_levels_from_exact_to_different() {
+        let base = person("张伟", "");
+        let level = |other: &str| compare(&base, &person(other, ""))[0];
+        assert_eq!(
+            level("張偉"),
+            name_level::EXACT,
+            "traditional forms are the same name"
+        );
+        assert_eq!(level("章伟"), name_level::PINYIN);
+        assert_eq!(level("张"), name_level::ONE_OFF);
+        assert_eq!(level("张伟明"), name_level::ONE_OFF);
+        assert_eq!(level("李娜"), name_level::DIFFERENT);
+        assert_eq!(
+            compare(&person("王己", ""), &person("王已", ""))[0],
+            name_level::LOOK_ALIKE
+        );
+        assert_eq!(compare(&base, &person("", ""))[0], 0);
+    }
+
+    #[test]
+    fn dates_regions_and_missing_values() {
+        let a = person("张伟", "1980-03-05");
+        assert_eq!(compare(&a, &person("张伟", "1980-05-03"))[2], 2);
+        assert_eq!(compare(&a, &person("张伟", "1980-11-05"))[2], 3);
+        assert_eq!(compare(&a, &person("张伟", "1990-03-05"))[2], 4);
+        assert_eq!(compare(&a, &person("张伟", ""))[2], 0);
+        assert_eq!(region_level("522701", "522702"), 2);
+        assert_eq!(region_level("522701", "520101"), 3);
+        assert_eq!(region_level("522701", "110105"), 4);
+        assert_eq!(region_level("522701", ""), 0);
+    }
+}

@@ -1,0 +1,217 @@
+//! The registry side of linkage: persons normalised once, blocking keys to candidates (so the
+//! cost of a party grows with its candidates, not with the registry), and name frequencies for
+//! term-frequency adjustment.
+
+use std::collections::HashMap;
+
+use crate::compare::{Comparison, compare};
+use crate::model::{Model, Score};
+use crate::normalise::{Normalised, pinyin_key};
+
+/// A block bigger than this says little (a common surname in a large county): it is not used
+/// to find candidates; the other keys still are.
+const MAX_BLOCK: usize = 5000;
+
+/// The keys a record is filed under: resident id; pinyin of the name with the birth year;
+/// region with surname; phone.
+pub fn blocking_keys(record: &Normalised) -> Vec<String> {
+    let mut keys = Vec::with_capacity(4);
+    if let Some(id) = &record.resident_id {
+        keys.push(format!("i{}", id.as_str()));
+    }
+    if !record.name.is_empty() {
+        let pinyin = pinyin_key(&record.readings);
+        if let Some(year) = record.birth_year() {
+            keys.push(format!("p{pinyin}{year}"));
+        }
+        if let Some(surname) = record.surname()
+            && !record.region.is_empty()
+        {
+            keys.push(format!("r{}{surname}", record.region));
+        }
+    }
+    if record.phone.len() >= 7 {
+        keys.push(format!("t{}", record.phone));
+    }
+    keys
+}
+
+/// A registry person found for a party.
+#[derive(Debug, Clone)]
+pub struct Candidate<'a> {
+    pub person_id: &'a str,
+    pub comparison: Comparison,
+    pub score: Score,
+}
+
+#[derive(Debug, Default)]
+pub struct Index {
+    ids: Vec<String>,
+    persons: Vec<Normalised>,
+    blocks: HashMap<String, Vec<u32>>,
+    names: HashMap<String, u32>,
+}
+
+impl Index {
+    pub fn len(&self) -> usize {
+        self.persons.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.persons.is_empty()
+    }
+
+    pub fn insert(&mut self, person_id: impl Into<String>, person: Normalised) {
+        let Ok(slot) = u32::try_from(self.persons.len()) else {
+            return;
+        };
+        for key in blocking_keys(&person) {
+            self.blocks.entry(key).or_default().push(slot);
+        }
+        *self.names.entry(person.name.clone()).or_default() += 1;
+        self.ids.push(person_id.into());
+        self.persons.push(person);
+    }
+
+    /// Share of registry persons carrying this name.
+    pub fn name_frequency(&self, name: &str) -> Option<f64> {
+        let count = self.names.get(name)?;
+        Some(f64::from(*count) / self.persons.len().max(1) as f64)
+    }
+
+    /// Registry persons sharing at least one usable block with the party.
+    pub fn candidates(&self, party: &Normalised) -> Vec<u32> {
+        let mut found: Vec<u32> = blocking_keys(party)
+            .iter()
+            .filter_map(|key| self.blocks.get(key))
+            .filter(|block| block.len() <= MAX_BLOCK)
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// Every candidate's comparison with the party (for estimating the model).
+    pub fn comparisons(&self, party: &Normalised) -> Vec<Comparison> {
+        self.candidates(party)
+            .into_iter()
+            .filter_map(|slot| self.persons.get(slot as usize))
+            .map(|person| compare(party, person))
+            .collect()
+    }
+
+    /// The candidates scored, best first.
+    pub fn scored(&self, party: &Normalised, model: &Model) -> Vec<Candidate<'_>> {
+        let frequency = self.name_frequency(&party.name);
+        let mut scored: Vec<Candidate<'_>> = self
+            .candidates(party)
+            .into_iter()
+            .filter_map(|slot| {
+                let person = self.persons.get(slot as usize)?;
+                let comparison = compare(party, person);
+                Some(Candidate {
+                    person_id: self.ids.get(slot as usize)?.as_str(),
+                    score: model.score(&comparison, frequency),
+                    comparison,
+                })
+            })
+            .collect();
+        scored.sort_by(|a, b| b.score.weight.total_cmp(&a.score.weight));
+        scored
+    }
+}
+
+/// What to do with a party's best candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// At or above the upper threshold: a clue is raised.
+    Match,
+    /// Between the thresholds: a reviewer decides.
+    Review,
+    /// Below the lower threshold.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub review: f64,
+    pub automatic: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            review: 0.5,
+            automatic: 0.95,
+        }
+    }
+}
+
+impl Thresholds {
+    pub fn decide(&self, probability: f64) -> Decision {
+        if probability >= self.automatic {
+            Decision::Match
+        } else if probability >= self.review {
+            Decision::Review
+        } else {
+            Decision::None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalise::Written;
+
+    fn record(name: &str, id: &str, birth: &str, village: &str) -> Normalised {
+        Normalised::from_written(&Written {
+            name,
+            resident_id: id,
+            birth_date: birth,
+            region_code: "110105",
+            village,
+            ..Written::default()
+        })
+    }
+
+    #[test]
+    fn the_right_person_wins_over_a_relative_with_a_similar_name() {
+        let mut index = Index::default();
+        index.insert("p-1", record("王秀英", "11010519491231002X", "", "新场村"));
+        index.insert("p-2", record("王秀云", "", "1951-02-03", "新场村"));
+        index.insert("p-3", record("李强", "", "1980-01-01", "新场村"));
+        // The party has no id, writes the name in traditional form and the date another way.
+        let party = record("王秀英", "", "1949年12月31日", "新場");
+        let scored = index.scored(&party, &Model::default());
+        assert_eq!(scored.first().map(|c| c.person_id), Some("p-1"));
+        assert!(
+            scored.iter().all(|c| c.person_id != "p-3"),
+            "李 shares no block with 王"
+        );
+        let best = &scored[0].score;
+        assert_eq!(
+            Thresholds::default().decide(best.probability),
+            Decision::Match
+        );
+        assert!(
+            best.explanation().contains("birth_date: exact"),
+            "{}",
+            best.explanation()
+        );
+    }
+
+    #[test]
+    fn candidates_come_from_blocks_not_from_the_whole_registry() {
+        let mut index = Index::default();
+        for n in 0..1000 {
+            index.insert(format!("x-{n}"), record("赵六", "", "1970-01-01", ""));
+        }
+        index.insert("t", record("张三", "", "1960-06-06", ""));
+        let party = record("张三", "", "1960-06-06", "");
+        assert_eq!(index.candidates(&party).len(), 1);
+        assert!(index.name_frequency("赵六") > index.name_frequency("张三"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Chinese record linkage, pure Rust with no service dependencies: normalisation of what people
+//! write (traditional forms, full-width characters, polyphonic pinyin, look-alike characters,
+//! resident ids, dates, places), blocking so that the cost of a party grows with its candidates
+//! rather than with the registry, Fellegi–Sunter scoring with m/u probabilities estimated by EM
+//! and term-frequency adjustment of names, and per-field explanations a prosecutor can read.
+//! The clue acquisition service and the `jiuzhu link` batch command both use it.
+
+pub mod compare;
+pub mod index;
+pub mod model;
+pub mod normalise;
+
+pub use compare::{Comparison, FIELDS, Field, compare};
+pub use index::{Candidate, Decision, Index, Thresholds, blocking_keys};
+pub use model::{Explained, Model, Score};
+pub use normalise::{Normalised, Written};

@@ -1,0 +1,231 @@
+//! Fellegi–Sunter scoring. Each field level has an m-probability (how often true matches show
+//! it) and a u-probability (how often non-matches do); the match weight is log2(m/u), weights
+//! add up with the prior odds, and the sum becomes a match probability. m and u are estimated
+//! from the data by expectation–maximisation; pairs sharing a valid resident id can be held as
+//! known matches. A match on a common name is worth less than on a rare one (term frequency).
+
+use crate::compare::{Comparison, FIELDS, Field, name_level};
+
+/// Probabilities are kept inside (FLOOR, 1 - FLOOR) so that no weight is infinite.
+const FLOOR: f64 = 1e-6;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    /// m[field][level]; level 0 (missing) is unused.
+    pub m: Vec<Vec<f64>>,
+    pub u: Vec<Vec<f64>>,
+    /// Share of compared pairs that are matches.
+    pub prior: f64,
+}
+
+/// One field's part of a score, for a reader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explained {
+    pub field: &'static str,
+    pub level: &'static str,
+    /// log2 of the likelihood ratio; 0 when the field is missing on either side.
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    /// Match probability, 0 to 1.
+    pub probability: f64,
+    /// Total match weight (log2 odds), prior included.
+    pub weight: f64,
+    pub fields: Vec<Explained>,
+}
+
+impl Score {
+    /// "name: pinyin equal (+4.2); birth_date: exact (+9.1); …" — the fields that said anything.
+    pub fn explanation(&self) -> String {
+        self.fields
+            .iter()
+            .filter(|f| f.weight != 0.0)
+            .map(|f| format!("{}: {} ({:+.1})", f.field, f.level, f.weight))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+fn clamp(p: f64) -> f64 {
+    p.clamp(FLOOR, 1.0 - FLOOR)
+}
+
+impl Default for Model {
+    /// Starting values before estimation: what agreement usually means in registry data.
+    fn default() -> Self {
+        let table = |field: Field, m: bool| -> Vec<f64> {
+            let values: &[f64] = match (field, m) {
+                (Field::Name, true) => &[0.0, 0.80, 0.08, 0.04, 0.05, 0.03],
+                (Field::Name, false) => &[0.0, 0.002, 0.003, 0.001, 0.01, 0.984],
+                (Field::ResidentId, true) => &[0.0, 0.97, 0.03],
+                (Field::ResidentId, false) => &[0.0, 0.0001, 0.9999],
+                (Field::BirthDate, true) => &[0.0, 0.85, 0.03, 0.07, 0.05],
+                (Field::BirthDate, false) => &[0.0, 0.0005, 0.0005, 0.02, 0.979],
+                (Field::Gender, true) => &[0.0, 0.98, 0.02],
+                (Field::Gender, false) => &[0.0, 0.5, 0.5],
+                (Field::Region, true) => &[0.0, 0.85, 0.08, 0.04, 0.03],
+                (Field::Region, false) => &[0.0, 0.05, 0.15, 0.3, 0.5],
+                (Field::Village, true) | (Field::Phone, true) => &[0.0, 0.85, 0.15],
+                (Field::Village, false) => &[0.0, 0.05, 0.95],
+                (Field::Phone, false) => &[0.0, 0.001, 0.999],
+            };
+            values.to_vec()
+        };
+        Self {
+            m: FIELDS.iter().map(|f| table(*f, true)).collect(),
+            u: FIELDS.iter().map(|f| table(*f, false)).collect(),
+            prior: 0.01,
+        }
+    }
+}
+
+impl Model {
+    /// Scores a comparison. `name_frequency`: the share of registry persons with the same
+    /// name as the party, when known; it replaces u for an exact name match.
+    pub fn score(&self, comparison: &Comparison, name_frequency: Option<f64>) -> Score {
+        let prior = clamp(self.prior);
+        let mut weight = (prior / (1.0 - prior)).log2();
+        let mut fields = Vec::with_capacity(FIELDS.len());
+        for (i, field) in FIELDS.iter().enumerate() {
+            let level = usize::from(comparison[i]);
+            let w = if level == 0 {
+                0.0
+            } else {
+                let m = clamp(self.m[i][level]);
+                let mut u = clamp(self.u[i][level]);
+                if *field == Field::Name
+                    && comparison[i] == name_level::EXACT
+                    && let Some(frequency) = name_frequency
+                {
+                    u = clamp(frequency);
+                }
+                (m / u).log2()
+            };
+            weight += w;
+            fields.push(Explained {
+                field: field.name(),
+                level: field.levels().get(level).copied().unwrap_or("?"),
+                weight: w,
+            });
+        }
+        Score {
+            probability: 1.0 / (1.0 + (-weight).exp2()),
+            weight,
+            fields,
+        }
+    }
+
+    /// Expectation–maximisation over candidate pairs. `known`: pairs whose status is known
+    /// (e.g. a shared valid resident id means a match); they keep that status throughout.
+    pub fn estimate(
+        &self,
+        pairs: &[Comparison],
+        known: impl Fn(&Comparison) -> Option<bool>,
+        iterations: usize,
+    ) -> Self {
+        let mut model = self.clone();
+        if pairs.is_empty() {
+            return model;
+        }
+        let fixed: Vec<Option<bool>> = pairs.iter().map(&known).collect();
+        for _ in 0..iterations {
+            let mut m_counts: Vec<Vec<f64>> = model.m.iter().map(|l| vec![0.0; l.len()]).collect();
+            let mut u_counts = m_counts.clone();
+            let mut matches = 0.0;
+            for (pair, fixed) in pairs.iter().zip(&fixed) {
+                let p = match fixed {
+                    Some(true) => 1.0,
+                    Some(false) => 0.0,
+                    None => model.score(pair, None).probability,
+                };
+                matches += p;
+                for (i, level) in pair.iter().enumerate() {
+                    let level = usize::from(*level);
+                    if level > 0 && level < m_counts[i].len() {
+                        m_counts[i][level] += p;
+                        u_counts[i][level] += 1.0 - p;
+                    }
+                }
+            }
+            let normalise = |counts: Vec<Vec<f64>>, previous: &[Vec<f64>]| -> Vec<Vec<f64>> {
+                counts
+                    .into_iter()
+                    .zip(previous)
+                    .map(|(levels, before)| {
+                        let total: f64 = levels.iter().skip(1).sum();
+                        if total <= 0.0 {
+                            return before.clone();
+                        }
+                        levels
+                            .iter()
+                            .enumerate()
+                            .map(|(l, c)| if l == 0 { 0.0 } else { clamp(c / total) })
+                            .collect()
+                    })
+                    .collect()
+            };
+            model.m = normalise(m_counts, &model.m);
+            model.u = normalise(u_counts, &model.u);
+            model.prior = clamp(matches / pairs.len() as f64);
+        }
+        model
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreement_raises_and_disagreement_lowers_the_score() {
+        let model = Model::default();
+        let all_agree: Comparison = [1, 1, 1, 1, 1, 1, 1];
+        let names_only: Comparison = [1, 0, 0, 0, 0, 0, 0];
+        let nothing: Comparison = [0; 7];
+        let conflict: Comparison = [5, 2, 4, 2, 4, 2, 2];
+        let p = |c: &Comparison| model.score(c, None).probability;
+        assert!(p(&all_agree) > 0.999);
+        assert!(p(&names_only) > p(&nothing));
+        assert!(p(&nothing) > p(&conflict));
+        assert!(p(&conflict) < 1e-6);
+        let explained = model.score(&[2, 0, 1, 0, 0, 0, 0], None).explanation();
+        assert!(
+            explained.starts_with("name: pinyin equal (+"),
+            "{explained}"
+        );
+        assert!(explained.contains("birth_date: exact"), "{explained}");
+    }
+
+    #[test]
+    fn a_common_name_is_worth_less_than_a_rare_one() {
+        let model = Model::default();
+        let exact: Comparison = [1, 0, 1, 0, 1, 0, 0];
+        let rare = model.score(&exact, Some(1e-6)).weight;
+        let common = model.score(&exact, Some(0.01)).weight;
+        assert!(rare > common + 5.0, "rare {rare}, common {common}");
+    }
+
+    #[test]
+    fn estimation_learns_from_known_matches() {
+        // Matches agree on name and date; non-matches disagree on both.
+        let mut pairs = Vec::new();
+        for _ in 0..200 {
+            pairs.push([1, 1, 1, 1, 1, 0, 0]);
+            pairs.push([1, 0, 1, 1, 1, 0, 0]);
+            for _ in 0..10 {
+                pairs.push([5, 0, 4, 2, 1, 0, 0]);
+            }
+        }
+        let start = Model::default();
+        let learned = start.estimate(&pairs, |c| (c[1] == 1).then_some(true), 20);
+        assert!(
+            (learned.prior - 400.0 / 2400.0).abs() < 0.02,
+            "{}",
+            learned.prior
+        );
+        assert!(learned.m[0][1] > 0.95, "{:?}", learned.m[0]);
+        assert!(learned.u[0][5] > 0.95, "{:?}", learned.u[0]);
+    }
+}

@@ -1,0 +1,305 @@
+//! Turning what people wrote into comparable values: full-width to half-width, traditional to
+//! simplified, pinyin readings (every reading of a polyphonic character), look-alike groups,
+//! resident ids (validated, 15 digits upgraded), the ways dates are written, and regions.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use chrono::{Datelike, NaiveDate};
+use jiuzhu_identity::{ResidentId, Sex, parse_written_date};
+use pinyin::ToPinyinMulti;
+
+static TRADITIONAL: LazyLock<HashMap<char, char>> = LazyLock::new(|| {
+    include_str!("../data/t2s.tsv")
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let mut chars = line.split('\t').filter_map(|c| c.chars().next());
+            Some((chars.next()?, chars.next()?))
+        })
+        .collect()
+});
+
+/// Each character's look-alike group numbers.
+static LOOK_ALIKE: LazyLock<HashMap<char, Vec<u16>>> = LazyLock::new(|| {
+    let mut groups: HashMap<char, Vec<u16>> = HashMap::new();
+    let lines = include_str!("../data/lookalike.txt")
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty());
+    for (group, line) in lines.enumerate() {
+        for c in line.trim().chars() {
+            groups
+                .entry(c)
+                .or_default()
+                .push(u16::try_from(group).unwrap_or(u16::MAX));
+        }
+    }
+    groups
+});
+
+/// Full-width forms (ＡＢＣ１２３, the ideographic space) to their ASCII counterparts.
+pub fn half_width(c: char) -> char {
+    match c {
+        '\u{3000}' => ' ',
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        _ => c,
+    }
+}
+
+pub fn simplified(c: char) -> char {
+    TRADITIONAL.get(&c).copied().unwrap_or(c)
+}
+
+/// A name as compared: half-width, simplified, without spaces and the separator dots of
+/// minority and foreign names (·•.), ASCII letters upper-cased.
+pub fn name(raw: &str) -> String {
+    raw.chars()
+        .map(half_width)
+        .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '•' | '.' | '・'))
+        .map(|c| simplified(c).to_ascii_uppercase())
+        .collect()
+}
+
+/// Every plain reading of each character (a character without one reads as itself).
+pub fn readings(name: &str) -> Vec<Vec<&'static str>> {
+    name.chars()
+        .zip(name.to_pinyin_multi())
+        .map(|(c, multi)| match multi {
+            Some(multi) => {
+                let mut found: Vec<&'static str> = multi.into_iter().map(|p| p.plain()).collect();
+                found.dedup();
+                found
+            }
+            None => vec![ascii_reading(c)],
+        })
+        .collect()
+}
+
+fn ascii_reading(c: char) -> &'static str {
+    const LETTERS: [&str; 36] = [
+        "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q", "R",
+        "S", "T", "U", "V", "W", "X", "Y", "Z", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
+    ];
+    match c {
+        'A'..='Z' => LETTERS[(c as u8 - b'A') as usize],
+        '0'..='9' => LETTERS[26 + (c as u8 - b'0') as usize],
+        _ => "?",
+    }
+}
+
+/// The first reading of each character, joined: a blocking key that homophones share.
+pub fn pinyin_key(readings: &[Vec<&'static str>]) -> String {
+    readings
+        .iter()
+        .map(|r| r.first().copied().unwrap_or("?"))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+pub fn look_alike(a: char, b: char) -> bool {
+    match (LOOK_ALIKE.get(&a), LOOK_ALIKE.get(&b)) {
+        (Some(x), Some(y)) => x.iter().any(|g| y.contains(g)),
+        _ => false,
+    }
+}
+
+/// Digits only; a leading +86 or 86 country code dropped.
+pub fn phone(raw: &str) -> String {
+    let digits: String = raw
+        .chars()
+        .map(half_width)
+        .filter(char::is_ascii_digit)
+        .collect();
+    match digits.strip_prefix("86") {
+        Some(rest) if rest.len() == 11 => rest.to_owned(),
+        _ => digits,
+    }
+}
+
+/// A birth date as people write it, or from an ID-like text; `None` when unreadable.
+pub fn date(raw: &str) -> Option<NaiveDate> {
+    let text: String = raw.chars().map(half_width).collect();
+    parse_written_date(&text)
+}
+
+/// A valid resident id (check character right, 15 digits upgraded); `None` otherwise.
+pub fn resident_id(raw: &str) -> Option<ResidentId> {
+    let text: String = raw
+        .chars()
+        .map(half_width)
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    ResidentId::parse(&text).ok()
+}
+
+/// A six-digit region code; an address's leading code where one is written.
+pub fn region(raw: &str) -> String {
+    let digits: String = raw
+        .chars()
+        .map(half_width)
+        .take_while(char::is_ascii_digit)
+        .collect();
+    if digits.len() >= 6 {
+        digits[..6].to_owned()
+    } else {
+        String::new()
+    }
+}
+
+/// Village or township text as compared: half-width, simplified, without spaces and without
+/// the generic suffixes people add or drop (村, 村委会, 乡, 镇, 街道).
+pub fn place(raw: &str) -> String {
+    let text: String = raw
+        .chars()
+        .map(half_width)
+        .filter(|c| !c.is_whitespace())
+        .map(simplified)
+        .collect();
+    for suffix in [
+        "村民委员会",
+        "村委会",
+        "街道办事处",
+        "街道",
+        "村",
+        "乡",
+        "镇",
+    ] {
+        if let Some(stem) = text.strip_suffix(suffix)
+            && !stem.is_empty()
+        {
+            return stem.to_owned();
+        }
+    }
+    text
+}
+
+/// A person's or a party's record after normalisation.
+#[derive(Debug, Clone, Default)]
+pub struct Normalised {
+    pub name: String,
+    pub readings: Vec<Vec<&'static str>>,
+    pub resident_id: Option<ResidentId>,
+    pub birth_date: Option<NaiveDate>,
+    pub male: Option<bool>,
+    pub phone: String,
+    pub region: String,
+    pub township: String,
+    pub village: String,
+}
+
+/// A record as written, before normalisation.
+#[derive(Debug, Clone, Default)]
+pub struct Written<'a> {
+    pub name: &'a str,
+    pub resident_id: &'a str,
+    /// "male"/"female"/男/女/M/F/1/2, or empty.
+    pub gender: &'a str,
+    pub birth_date: &'a str,
+    pub phone: &'a str,
+    pub region_code: &'a str,
+    pub township: &'a str,
+    pub village: &'a str,
+}
+
+pub fn gender(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "male" | "m" | "男" | "1" => Some(true),
+        "female" | "f" | "女" | "2" => Some(false),
+        _ => None,
+    }
+}
+
+impl Normalised {
+    /// Normalises a record. What the resident id says fills a missing birth date, gender and
+    /// region, since an id is more often right than a typed date.
+    pub fn from_written(written: &Written<'_>) -> Self {
+        let name = name(written.name);
+        let resident_id = resident_id(written.resident_id);
+        let birth_date =
+            date(written.birth_date).or_else(|| resident_id.as_ref().map(ResidentId::birth_date));
+        let male = gender(written.gender)
+            .or_else(|| resident_id.as_ref().map(|id| matches!(id.sex(), Sex::Male)));
+        let mut region = region(written.region_code);
+        if region.is_empty()
+            && let Some(id) = &resident_id
+        {
+            region = id.region_code().to_owned();
+        }
+        Self {
+            readings: readings(&name),
+            name,
+            resident_id,
+            birth_date,
+            male,
+            phone: phone(written.phone),
+            region,
+            township: place(written.township),
+            village: place(written.village),
+        }
+    }
+
+    pub fn birth_year(&self) -> Option<i32> {
+        self.birth_date.map(|d| d.year())
+    }
+
+    pub fn surname(&self) -> Option<char> {
+        self.name.chars().next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_across_width_script_and_spacing() {
+        assert_eq!(name(" 張 偉 "), "张伟");
+        assert_eq!(name("ＬＩ　Ｌｅｉ"), "LILEI");
+        assert_eq!(name("阿依古丽·买买提"), "阿依古丽买买提");
+        assert_eq!(name("陳麗華"), "陈丽华");
+    }
+
+    #[test]
+    fn polyphonic_characters_keep_every_reading() {
+        let r = readings("单");
+        assert!(r[0].contains(&"dan") && r[0].contains(&"shan"), "{r:?}");
+        assert_eq!(pinyin_key(&readings("张伟")), "zhangwei");
+        assert_eq!(pinyin_key(&readings(&name("張偉"))), "zhangwei");
+    }
+
+    #[test]
+    fn look_alikes_phones_places_and_dates() {
+        assert!(look_alike('己', '已'));
+        assert!(!look_alike('己', '王'));
+        assert_eq!(phone("+86 138-0000-0000"), "13800000000");
+        assert_eq!(phone("１３８００００００００"), "13800000000");
+        assert_eq!(place("新场村委会"), "新场");
+        assert_eq!(place("新場村"), "新场");
+        assert_eq!(
+            date("１９４９年１２月３１日"),
+            NaiveDate::from_ymd_opt(1949, 12, 31)
+        );
+        assert_eq!(region("522701 都匀市"), "522701");
+    }
+
+    #[test]
+    fn the_resident_id_fills_what_was_not_written() {
+        let n = Normalised::from_written(&Written {
+            name: "王秀英",
+            resident_id: "11010519491231002X",
+            ..Written::default()
+        });
+        assert_eq!(n.birth_date, NaiveDate::from_ymd_opt(1949, 12, 31));
+        assert_eq!(n.male, Some(false));
+        assert_eq!(n.region, "110105");
+        let bad = Normalised::from_written(&Written {
+            name: "王秀英",
+            resident_id: "110105194912310021",
+            ..Written::default()
+        });
+        assert!(
+            bad.resident_id.is_none(),
+            "a wrong check character is no id"
+        );
+    }
+}
