@@ -1,10 +1,13 @@
 //! `jiuzhu`: the operator's command line. `jiuzhu registry import` loads a department's file
 //! into the registry through its bulk API (streaming, with progress, per-record rejects and a
-//! summary); `jiuzhu gen registry` writes a deterministic synthetic population for tests,
+//! summary); `jiuzhu link` links case parties to registry persons in batch; `jiuzhu gen
+//! registry` writes a deterministic synthetic population for tests,
 //! demos and benchmarks.
 
 mod generate;
 mod import;
+mod link;
+mod parties;
 mod records;
 
 use std::path::PathBuf;
@@ -26,6 +29,8 @@ enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// Link case parties to registry persons in batch (back-fills, evaluation).
+    Link(link::LinkArgs),
     /// Generate synthetic data.
     Gen {
         #[command(subcommand)]
@@ -53,6 +58,23 @@ enum GenCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write case parties drawn from a generated registry file, with noise and ground truth.
+    Parties {
+        /// The registry file written by `jiuzhu gen registry`.
+        #[arg(long)]
+        registry: PathBuf,
+        /// Number of parties.
+        #[arg(long, default_value_t = 1000)]
+        parties: u64,
+        /// How badly the case files are written.
+        #[arg(long, value_enum, default_value_t = parties::Noise::Realistic)]
+        noise: parties::Noise,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file (standard output when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +83,17 @@ fn main() -> ExitCode {
         Command::Gen {
             command: GenCommand::Registry { persons, seed, out },
         } => generate::write_population(persons, seed, out.as_deref()),
+        Command::Gen {
+            command:
+                GenCommand::Parties {
+                    registry,
+                    parties,
+                    noise,
+                    seed,
+                    out,
+                },
+        } => parties::write_parties(&registry, parties, noise, seed, out.as_deref()),
+        Command::Link(args) => link::run(args),
         Command::Registry {
             command: RegistryCommand::Import(args),
         } => tokio::runtime::Builder::new_multi_thread()

@@ -13,7 +13,7 @@ use crate::normalise::{Normalised, pinyin_key};
 const MAX_BLOCK: usize = 5000;
 
 /// The keys a record is filed under: resident id; pinyin of the name with the birth year;
-/// region with surname; phone.
+/// region with surname; village with surname; phone.
 pub fn blocking_keys(record: &Normalised) -> Vec<String> {
     let mut keys = Vec::with_capacity(4);
     if let Some(id) = &record.resident_id {
@@ -29,6 +29,11 @@ pub fn blocking_keys(record: &Normalised) -> Vec<String> {
         {
             keys.push(format!("r{}{surname}", record.region));
         }
+    }
+    if let Some(surname) = record.surname()
+        && !record.village.is_empty()
+    {
+        keys.push(format!("v{}{surname}", record.village));
     }
     if record.phone.len() >= 7 {
         keys.push(format!("t{}", record.phone));
@@ -98,6 +103,30 @@ impl Index {
         self.candidates(party)
             .into_iter()
             .filter_map(|slot| self.persons.get(slot as usize))
+            .map(|person| compare(party, person))
+            .collect()
+    }
+
+    /// The party against `count` registry persons drawn at random (deterministic in `salt`):
+    /// the comparisons non-matches give, for estimating u-probabilities.
+    pub fn random_comparisons(
+        &self,
+        party: &Normalised,
+        count: usize,
+        salt: u64,
+    ) -> Vec<Comparison> {
+        let len = self.persons.len() as u64;
+        if len == 0 {
+            return Vec::new();
+        }
+        let mut state = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..count)
+            .filter_map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                self.persons.get(usize::try_from(state % len).ok()?)
+            })
             .map(|person| compare(party, person))
             .collect()
     }

@@ -117,61 +117,94 @@ impl Model {
         }
     }
 
-    /// Expectation–maximisation over candidate pairs. `known`: pairs whose status is known
-    /// (e.g. a shared valid resident id means a match); they keep that status throughout.
+    /// Estimates the model from the data:
+    /// - u-probabilities from `random_pairs` (a party against registry persons drawn at random:
+    ///   nearly all non-matches, and free of the bias blocking puts into candidate pairs);
+    /// - m-probabilities from the candidate `pairs` that `known` says are matches (a shared
+    ///   valid resident id), for every field but the one that labels them;
+    /// - the prior by expectation–maximisation over all candidate pairs, m and u held fixed
+    ///   (estimating m by EM as well drifts: on blocked pairs, near-misses such as relatives
+    ///   form a cluster of their own that EM takes for matches).
     pub fn estimate(
         &self,
         pairs: &[Comparison],
+        random_pairs: &[Comparison],
         known: impl Fn(&Comparison) -> Option<bool>,
         iterations: usize,
     ) -> Self {
         let mut model = self.clone();
+        if !random_pairs.is_empty() {
+            model.u = level_shares(random_pairs.iter().map(|c| (c, 1.0)), &model.u);
+        }
+        let labelled: Vec<(&Comparison, f64)> = pairs
+            .iter()
+            .filter(|pair| known(pair) == Some(true))
+            .map(|pair| (pair, 1.0))
+            .collect();
+        if !labelled.is_empty() {
+            let learned = level_shares(labelled.into_iter(), &model.m);
+            for (i, field) in FIELDS.iter().enumerate() {
+                if *field != Field::ResidentId {
+                    model.m[i] = learned[i].clone();
+                }
+            }
+        }
         if pairs.is_empty() {
             return model;
         }
-        let fixed: Vec<Option<bool>> = pairs.iter().map(&known).collect();
         for _ in 0..iterations {
-            let mut m_counts: Vec<Vec<f64>> = model.m.iter().map(|l| vec![0.0; l.len()]).collect();
-            let mut u_counts = m_counts.clone();
-            let mut matches = 0.0;
-            for (pair, fixed) in pairs.iter().zip(&fixed) {
-                let p = match fixed {
+            let matches: f64 = pairs
+                .iter()
+                .map(|pair| match known(pair) {
                     Some(true) => 1.0,
                     Some(false) => 0.0,
                     None => model.score(pair, None).probability,
-                };
-                matches += p;
-                for (i, level) in pair.iter().enumerate() {
-                    let level = usize::from(*level);
-                    if level > 0 && level < m_counts[i].len() {
-                        m_counts[i][level] += p;
-                        u_counts[i][level] += 1.0 - p;
-                    }
-                }
-            }
-            let normalise = |counts: Vec<Vec<f64>>, previous: &[Vec<f64>]| -> Vec<Vec<f64>> {
-                counts
-                    .into_iter()
-                    .zip(previous)
-                    .map(|(levels, before)| {
-                        let total: f64 = levels.iter().skip(1).sum();
-                        if total <= 0.0 {
-                            return before.clone();
-                        }
-                        levels
-                            .iter()
-                            .enumerate()
-                            .map(|(l, c)| if l == 0 { 0.0 } else { clamp(c / total) })
-                            .collect()
-                    })
-                    .collect()
-            };
-            model.m = normalise(m_counts, &model.m);
-            model.u = normalise(u_counts, &model.u);
+                })
+                .sum();
             model.prior = clamp(matches / pairs.len() as f64);
         }
         model
     }
+}
+
+/// Per field, each level's weighted share among the non-missing levels (kept from `previous`
+/// where a field was never observed). Add-one-half smoothing keeps unseen levels possible.
+fn level_shares<'a>(
+    pairs: impl Iterator<Item = (&'a Comparison, f64)>,
+    previous: &[Vec<f64>],
+) -> Vec<Vec<f64>> {
+    let mut counts: Vec<Vec<f64>> = previous.iter().map(|l| vec![0.0; l.len()]).collect();
+    for (pair, weight) in pairs {
+        for (i, level) in pair.iter().enumerate() {
+            let level = usize::from(*level);
+            if level > 0 && level < counts[i].len() {
+                counts[i][level] += weight;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .zip(previous)
+        .map(|(levels, before)| {
+            let total: f64 = levels.iter().skip(1).sum();
+            if total <= 0.0 {
+                return before.clone();
+            }
+            let smoothing = 0.5;
+            let denominator = total + smoothing * (levels.len() - 1) as f64;
+            levels
+                .iter()
+                .enumerate()
+                .map(|(l, c)| {
+                    if l == 0 {
+                        0.0
+                    } else {
+                        clamp((c + smoothing) / denominator)
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -218,14 +251,16 @@ mod tests {
                 pairs.push([5, 0, 4, 2, 1, 0, 0]);
             }
         }
+        let random: Vec<Comparison> = (0..5000).map(|_| [5, 0, 4, 2, 1, 0, 0]).collect();
         let start = Model::default();
-        let learned = start.estimate(&pairs, |c| (c[1] == 1).then_some(true), 20);
+        let learned = start.estimate(&pairs, &random, |c| (c[1] == 1).then_some(true), 20);
         assert!(
             (learned.prior - 400.0 / 2400.0).abs() < 0.02,
             "{}",
             learned.prior
         );
         assert!(learned.m[0][1] > 0.95, "{:?}", learned.m[0]);
-        assert!(learned.u[0][5] > 0.95, "{:?}", learned.u[0]);
+        assert!(learned.u[0][5] > 0.99, "{:?}", learned.u[0]);
+        assert!(learned.m[2][1] > 0.95, "{:?}", learned.m[2]);
     }
 }

@@ -46,6 +46,29 @@ pub fn half_width(c: char) -> char {
     }
 }
 
+/// A traditional form of a simplified character, where the shipped table has one.
+pub fn traditional(c: char) -> Option<char> {
+    TRADITIONAL
+        .iter()
+        .filter(|(_, s)| **s == c)
+        .map(|(t, _)| *t)
+        .min()
+}
+
+/// Other characters of the look-alike groups `c` belongs to.
+pub fn look_alikes(c: char) -> Vec<char> {
+    let Some(groups) = LOOK_ALIKE.get(&c) else {
+        return Vec::new();
+    };
+    let mut found: Vec<char> = LOOK_ALIKE
+        .iter()
+        .filter(|(other, g)| **other != c && g.iter().any(|x| groups.contains(x)))
+        .map(|(other, _)| *other)
+        .collect();
+    found.sort_unstable();
+    found
+}
+
 pub fn simplified(c: char) -> char {
     TRADITIONAL.get(&c).copied().unwrap_or(c)
 }
@@ -147,7 +170,7 @@ pub fn region(raw: &str) -> String {
 }
 
 /// Village or township text as compared: half-width, simplified, without spaces and without
-/// the generic suffixes people add or drop (村, 村委会, 乡, 镇, 街道).
+/// the generic suffixes people add or drop (村, 村委会, 寨, 组, 乡, 镇, 街道).
 pub fn place(raw: &str) -> String {
     let text: String = raw
         .chars()
@@ -171,6 +194,26 @@ pub fn place(raw: &str) -> String {
         }
     }
     text
+}
+
+/// The village named in a free-text address ("…沙包堡街道新场村12号" → "新场"): the stretch
+/// that ends in 村, 寨 or 组 after the last township-level or higher unit.
+pub fn village_from_address(address: &str) -> String {
+    let text: String = address.chars().map(half_width).map(simplified).collect();
+    let Some(end) = text.rfind(['村', '寨', '组']) else {
+        return String::new();
+    };
+    let head = &text[..end];
+    let start = ["街道", "镇", "乡", "县", "市", "区", "州", "省"]
+        .iter()
+        .filter_map(|unit| head.rfind(unit).map(|i| i + unit.len()))
+        .max()
+        .unwrap_or(0);
+    let start = head[start..]
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit() && !c.is_whitespace())
+        .map_or(head.len(), |(i, _)| start + i);
+    place(&head[start..])
 }
 
 /// A person's or a party's record after normalisation.
@@ -280,6 +323,12 @@ mod tests {
             NaiveDate::from_ymd_opt(1949, 12, 31)
         );
         assert_eq!(region("522701 都匀市"), "522701");
+        assert_eq!(
+            village_from_address("贵州省都匀市沙包堡街道新场村12号"),
+            "新场"
+        );
+        assert_eq!(village_from_address("田坝乡岩脚村210号"), "岩脚");
+        assert_eq!(village_from_address("县城"), "");
     }
 
     #[test]

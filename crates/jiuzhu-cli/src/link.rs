@@ -1,0 +1,296 @@
+//! `jiuzhu link`: batch linkage of case parties against a registry extract, for back-fills and
+//! evaluation. The model's m/u probabilities are estimated from the files themselves (EM over
+//! the candidate pairs, pairs sharing a valid resident id held as matches), then every party
+//! gets its best registry person, a match probability, a decision and an explanation.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use jiuzhu_linkage::{Decision, Index, Model, Normalised, Thresholds, Written, normalise};
+
+use crate::records::{Charset, open};
+
+#[derive(Debug, clap::Args)]
+pub struct LinkArgs {
+    /// Registry extract: person_id, name, id_number, gender, birth_date, phone, region_code,
+    /// township, village (the import columns source_record_id, full_name, resident_id work too;
+    /// extra columns are ignored).
+    #[arg(long)]
+    registry: PathBuf,
+    /// Case parties: party_id, case_no, name, id_number, gender, birth_date, phone, region_code,
+    /// address, role.
+    #[arg(long)]
+    parties: PathBuf,
+    /// Output: party_id, person_id, score, decision, explanation.
+    #[arg(long)]
+    out: PathBuf,
+    /// Match probability from which a pair goes to human review.
+    #[arg(long, default_value_t = 0.5)]
+    review: f64,
+    /// Match probability from which a clue is raised automatically.
+    #[arg(long, default_value_t = 0.95)]
+    automatic: f64,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// A CSV file's rows with their columns found by name (first of the aliases present).
+struct Table {
+    path: PathBuf,
+    rows: Vec<csv::StringRecord>,
+    columns: Vec<(&'static str, Option<usize>)>,
+}
+
+impl Table {
+    fn read(path: &Path, wanted: &[(&'static str, &[&str])]) -> anyhow::Result<Self> {
+        let (reader, _, _) = open(path, Charset::Auto)?;
+        let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
+        let headers: Vec<String> = csv
+            .headers()
+            .with_context(|| format!("{}: cannot read the header line", path.display()))?
+            .iter()
+            .map(|h| h.trim().to_owned())
+            .collect();
+        let columns = wanted
+            .iter()
+            .map(|(name, aliases)| {
+                let found = aliases
+                    .iter()
+                    .find_map(|alias| headers.iter().position(|h| h == alias));
+                (*name, found)
+            })
+            .collect();
+        let mut rows = Vec::new();
+        for (n, row) in csv.records().enumerate() {
+            rows.push(row.with_context(|| format!("{} line {}", path.display(), n + 2))?);
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            rows,
+            columns,
+        })
+    }
+
+    fn require(&self, column: &str) -> anyhow::Result<()> {
+        match self.columns.iter().find(|(name, _)| *name == column) {
+            Some((_, Some(_))) => Ok(()),
+            _ => anyhow::bail!("{}: no `{column}` column", self.path.display()),
+        }
+    }
+
+    fn get<'r>(&self, row: &'r csv::StringRecord, column: &str) -> &'r str {
+        self.columns
+            .iter()
+            .find(|(name, _)| *name == column)
+            .and_then(|(_, index)| index.and_then(|i| row.get(i)))
+            .map(str::trim)
+            .unwrap_or("")
+    }
+}
+
+const REGISTRY_COLUMNS: [(&str, &[&str]); 9] = [
+    ("person_id", &["person_id", "source_record_id"]),
+    ("name", &["name", "full_name"]),
+    ("id_number", &["id_number", "resident_id"]),
+    ("gender", &["gender"]),
+    ("birth_date", &["birth_date"]),
+    ("phone", &["phone"]),
+    ("region_code", &["region_code"]),
+    ("township", &["township"]),
+    ("village", &["village"]),
+];
+
+const PARTY_COLUMNS: [(&str, &[&str]); 8] = [
+    ("party_id", &["party_id"]),
+    ("name", &["name"]),
+    ("id_number", &["id_number"]),
+    ("gender", &["gender"]),
+    ("birth_date", &["birth_date"]),
+    ("phone", &["phone"]),
+    ("region_code", &["region_code"]),
+    ("address", &["address"]),
+];
+
+fn progress(quiet: bool, total: usize, what: &str) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Parties scored per EM sample: enough to estimate, few enough to stay quick.
+const ESTIMATION_SAMPLE: usize = 20_000;
+
+pub fn run(args: LinkArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let thresholds = Thresholds {
+        review: args.review,
+        automatic: args.automatic,
+    };
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.review)
+            && args.review <= args.automatic
+            && args.automatic <= 1.0,
+        "--review and --automatic must be probabilities with review <= automatic"
+    );
+    let registry = Table::read(&args.registry, &REGISTRY_COLUMNS)?;
+    registry.require("person_id")?;
+    registry.require("name")?;
+    let bar = progress(args.quiet, registry.rows.len(), "registry");
+    let mut index = Index::default();
+    for (n, row) in registry.rows.iter().enumerate() {
+        let person_id = registry.get(row, "person_id");
+        anyhow::ensure!(
+            !person_id.is_empty(),
+            "{} line {}: person_id is empty",
+            args.registry.display(),
+            n + 2
+        );
+        let get = |c| registry.get(row, c);
+        index.insert(
+            person_id,
+            Normalised::from_written(&Written {
+                name: get("name"),
+                resident_id: get("id_number"),
+                gender: get("gender"),
+                birth_date: get("birth_date"),
+                phone: get("phone"),
+                region_code: get("region_code"),
+                township: get("township"),
+                village: get("village"),
+            }),
+        );
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let parties = Table::read(&args.parties, &PARTY_COLUMNS)?;
+    parties.require("party_id")?;
+    parties.require("name")?;
+    let normalised: Vec<(String, Normalised)> = parties
+        .rows
+        .iter()
+        .map(|row| {
+            let get = |c| parties.get(row, c);
+            let address = get("address");
+            let party = Normalised::from_written(&Written {
+                name: get("name"),
+                resident_id: get("id_number"),
+                gender: get("gender"),
+                birth_date: get("birth_date"),
+                phone: get("phone"),
+                region_code: get("region_code"),
+                township: "",
+                village: &normalise::village_from_address(address),
+            });
+            (get("party_id").to_owned(), party)
+        })
+        .collect();
+
+    let sample: Vec<_> = normalised
+        .iter()
+        .take(ESTIMATION_SAMPLE)
+        .flat_map(|(_, party)| index.comparisons(party))
+        .collect();
+    let random: Vec<_> = normalised
+        .iter()
+        .take(ESTIMATION_SAMPLE)
+        .enumerate()
+        .flat_map(|(n, (_, party))| index.random_comparisons(party, 5, n as u64))
+        .collect();
+    let model = Model::default().estimate(&sample, &random, |c| (c[1] == 1).then_some(true), 10);
+
+    let bar = progress(args.quiet, normalised.len(), "parties");
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = normalised.len().div_ceil(threads).max(1);
+    let rows: Vec<Vec<[String; 5]>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = normalised
+            .chunks(chunk)
+            .map(|part| {
+                let (index, model, bar) = (&index, &model, &bar);
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(party_id, party)| {
+                            bar.inc(1);
+                            let best = index.scored(party, model).into_iter().next();
+                            match best {
+                                Some(c) => {
+                                    let decision = thresholds.decide(c.score.probability);
+                                    [
+                                        party_id.clone(),
+                                        if decision == Decision::None {
+                                            String::new()
+                                        } else {
+                                            c.person_id.to_owned()
+                                        },
+                                        format!("{:.4}", c.score.probability),
+                                        decision_name(decision).to_owned(),
+                                        c.score.explanation(),
+                                    ]
+                                }
+                                None => [
+                                    party_id.clone(),
+                                    String::new(),
+                                    "0.0000".to_owned(),
+                                    "none".to_owned(),
+                                    "no registry person shares a blocking key".to_owned(),
+                                ],
+                            }
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    bar.finish_and_clear();
+
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut out = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    out.write_record(["party_id", "person_id", "score", "decision", "explanation"])?;
+    let mut counts = [0usize; 3];
+    for row in rows.iter().flatten() {
+        counts[match row[3].as_str() {
+            "match" => 0,
+            "review" => 1,
+            _ => 2,
+        }] += 1;
+        out.write_record(row)?;
+    }
+    out.flush()?;
+    let mut stderr = std::io::stderr();
+    writeln!(
+        stderr,
+        "linked {} parties against {} registry persons in {:.1} s: {} match, {} review, {} none; written to {}",
+        normalised.len(),
+        index.len(),
+        started.elapsed().as_secs_f64(),
+        counts[0],
+        counts[1],
+        counts[2],
+        args.out.display()
+    )?;
+    Ok(())
+}
+
+fn decision_name(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Match => "match",
+        Decision::Review => "review",
+        Decision::None => "none",
+    }
+}
