@@ -224,7 +224,7 @@ pub fn write_parties(
     let persons = read_registry(registry)?;
     anyhow::ensure!(!persons.is_empty(), "{}: no persons", registry.display());
     let rates = noise.rates();
-    let mut rng = Rng(seed ^ 0x5eed_0f_9a27);
+    let mut rng = Rng(seed ^ 0x005e_ed0f_9a27);
     let mut sink: Box<dyn Write> = match out {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
