@@ -133,7 +133,17 @@ impl Index {
 
     /// The candidates scored, best first.
     pub fn scored(&self, party: &Normalised, model: &Model) -> Vec<Candidate<'_>> {
-        let frequency = self.name_frequency(&party.name);
+        self.scored_with_frequency(party, model, self.name_frequency(&party.name))
+    }
+
+    /// As [`Index::scored`], with the party's name frequency known from elsewhere (an index
+    /// holding only the candidates cannot know it).
+    pub fn scored_with_frequency(
+        &self,
+        party: &Normalised,
+        model: &Model,
+        frequency: Option<f64>,
+    ) -> Vec<Candidate<'_>> {
         let mut scored: Vec<Candidate<'_>> = self
             .candidates(party)
             .into_iter()

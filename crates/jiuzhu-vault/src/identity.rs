@@ -14,6 +14,8 @@ pub trait CarriesIdentity {
     fn person_id(&self) -> &str;
     /// The county-level region code (not personal data; stays readable).
     fn region_code(&self) -> &str;
+    /// The gender as the registry's `Gender` enum value (stays readable).
+    fn gender(&self) -> i32;
     fn sealed_identity(&self) -> Option<&Sealed>;
     fn set_sealed_identity(&mut self, sealed: Option<Sealed>);
     /// Moves the plain personal fields out, leaving them empty.
@@ -30,6 +32,10 @@ macro_rules! carries_identity {
 
             fn region_code(&self) -> &str {
                 self.region.as_ref().map(|r| r.code.as_str()).unwrap_or("")
+            }
+
+            fn gender(&self) -> i32 {
+                self.gender
             }
 
             fn sealed_identity(&self) -> Option<&Sealed> {

@@ -4,7 +4,10 @@
 //! `projections`, `migrations/`, section `[clues]`; the case-intake domain comes with the clues
 //! issue.
 
+pub mod domain;
 pub mod grpc;
+pub mod matching;
+pub mod policy;
 pub mod projections;
 
 use jiuzhu_proto::clues::clues_service_server::CluesServiceServer;
@@ -26,10 +29,15 @@ impl Service for Clues {
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let keys = RemoteKeys::new(&context.settings.peers.registry)
             .map_err(|error| StartError::Setup(format!("peers.registry: {error}")))?;
+        let policy = policy::ScreeningPolicy::parse(policy::SHIPPED)
+            .map_err(|error| StartError::Setup(format!("clue screening policy: {error}")))?;
         Ok(Components::new()
             .grpc(CluesServiceServer::new(grpc::CluesApi::new(
-                context.pool.clone(),
+                context.store.clone(),
+                policy,
+                jiuzhu_linkage::Model::default(),
             )))
-            .projection(register(projections::LinkageIndex::new(keys))))
+            .projection(register(projections::LinkageIndex::new(keys)))
+            .projection(register(projections::ClueBoard)))
     }
 }

@@ -4,9 +4,15 @@ use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use std::collections::HashMap;
 
+use jiuzhu_linkage::blocking_keys;
 use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated, PersonalIdentity};
 use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity, sealed_person};
 use jiuzhu_vault::{KeyState, RemoteKeys, VaultError};
+
+use jiuzhu_proto::clues::{ClueOrigin, ClueStatus};
+
+use crate::domain::CluesEvent;
+use crate::matching::IndexedPerson;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -38,17 +44,18 @@ fn person_uuid(text: &str) -> Result<Uuid, ProjectionError> {
         .map_err(|_| ProjectionError::Rejected(format!("person_id `{text}` is not a UUID")))
 }
 
-/// The event's person, opened identity and region; `None` for an erased person.
+/// The event's person, opened identity, region and gender; `None` for an erased person.
 fn opened_identity<E: CarriesIdentity>(
     event: &mut E,
     keys: &HashMap<Uuid, KeyState>,
-) -> Result<Option<(Uuid, PersonalIdentity, String)>, ProjectionError> {
+) -> Result<Option<(Uuid, PersonalIdentity, String, i32)>, ProjectionError> {
     let person = person_uuid(event.person_id())?;
     if open_identity(event, keys).map_err(vault_error)? == Opened::Erased {
         return Ok(None);
     }
     let region = event.region_code().to_owned();
-    Ok(Some((person, event.take_personal(), region)))
+    let gender = event.gender();
+    Ok(Some((person, event.take_personal(), region, gender)))
 }
 
 fn vault_error(error: VaultError) -> ProjectionError {
@@ -124,16 +131,39 @@ impl Projection for LinkageIndex {
             };
             applied += 1;
             // An erased person's identity stays unreadable: nothing to index.
-            let Some((person, identity, region_code)) = opened else {
+            let Some((person, identity, region_code, gender)) = opened else {
                 continue;
             };
+            let male = match gender {
+                1 => Some(true),
+                2 => Some(false),
+                _ => None,
+            };
+            let indexed = IndexedPerson {
+                person_id: person,
+                full_name: identity.full_name,
+                birth_date: identity.birth_date,
+                resident_id: identity.resident_id,
+                region_code,
+                male,
+                phone: identity.phone,
+                township: identity.township,
+                village: identity.village,
+            };
+            let normalised = indexed.normalised();
             let row = serde_json::json!({
                 "person_id": person,
-                "full_name": identity.full_name,
-                "birth_date": identity.birth_date,
-                "resident_id": identity.resident_id,
-                "region_code": region_code,
+                "full_name": indexed.full_name,
+                "birth_date": indexed.birth_date,
+                "resident_id": indexed.resident_id,
+                "region_code": indexed.region_code,
                 "version": version,
+                "norm_name": normalised.name,
+                "male": indexed.male,
+                "phone": indexed.phone,
+                "township": indexed.township,
+                "village": indexed.village,
+                "keys": blocking_keys(&normalised),
             });
             let newer = newest
                 .get(&person)
@@ -143,41 +173,175 @@ impl Projection for LinkageIndex {
                 newest.insert(person, row);
             }
         }
+        let mut removed = 0i64;
         if !erased.is_empty() {
-            sqlx::query("DELETE FROM linkage_persons WHERE person_id = ANY($1)")
+            sqlx::query("DELETE FROM linkage_blocks WHERE person_id = ANY($1)")
                 .bind(&erased)
                 .execute(&mut *conn)
                 .await?;
+            let deleted = sqlx::query("DELETE FROM linkage_persons WHERE person_id = ANY($1)")
+                .bind(&erased)
+                .execute(&mut *conn)
+                .await?;
+            removed = i64::try_from(deleted.rows_affected()).unwrap_or(0);
         }
         if applied == 0 {
             return Ok(());
         }
-        sqlx::query(
-            "INSERT INTO linkage_persons (person_id, full_name, birth_date, resident_id, region_code, version) \
-             SELECT * FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, birth_date text, \
-             resident_id text, region_code text, version bigint) \
+        let rows: Vec<serde_json::Value> = newest.into_values().collect();
+        // Which rows this batch actually wrote (a replayed older version writes nothing), and
+        // how many of them are new persons.
+        let written: Vec<(Uuid, bool)> = sqlx::query_as(
+            "INSERT INTO linkage_persons (person_id, full_name, birth_date, resident_id, region_code, \
+             version, norm_name, male, phone, township, village) \
+             SELECT person_id, full_name, birth_date, resident_id, region_code, version, norm_name, male, \
+             phone, township, village FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, \
+             birth_date text, resident_id text, region_code text, version bigint, norm_name text, \
+             male boolean, phone text, township text, village text) \
              ON CONFLICT (person_id) DO UPDATE SET full_name = EXCLUDED.full_name, \
              birth_date = EXCLUDED.birth_date, resident_id = EXCLUDED.resident_id, \
-             region_code = EXCLUDED.region_code, version = EXCLUDED.version \
-             WHERE linkage_persons.version < EXCLUDED.version",
+             region_code = EXCLUDED.region_code, version = EXCLUDED.version, \
+             norm_name = EXCLUDED.norm_name, male = EXCLUDED.male, phone = EXCLUDED.phone, \
+             township = EXCLUDED.township, village = EXCLUDED.village \
+             WHERE linkage_persons.version < EXCLUDED.version \
+             RETURNING person_id, (xmax = 0) AS inserted",
         )
-        .bind(serde_json::Value::Array(newest.into_values().collect()))
-        .execute(&mut *conn)
+        .bind(serde_json::Value::Array(rows.clone()))
+        .fetch_all(&mut *conn)
         .await?;
-        sqlx::query("UPDATE linkage_index_stats SET applied_events = applied_events + $1")
-            .bind(applied)
-            .execute(conn)
+        let written_ids: Vec<Uuid> = written.iter().map(|(id, _)| *id).collect();
+        let added = i64::try_from(written.iter().filter(|(_, new)| *new).count()).unwrap_or(0);
+        if !written_ids.is_empty() {
+            sqlx::query("DELETE FROM linkage_blocks WHERE person_id = ANY($1)")
+                .bind(&written_ids)
+                .execute(&mut *conn)
+                .await?;
+            let blocks: Vec<serde_json::Value> = rows
+                .iter()
+                .filter(|row| {
+                    row["person_id"]
+                        .as_str()
+                        .and_then(|id| Uuid::parse_str(id).ok())
+                        .is_some_and(|id| written_ids.contains(&id))
+                })
+                .flat_map(|row| {
+                    let person = row["person_id"].clone();
+                    row["keys"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(move |key| serde_json::json!({"key": key, "person_id": person}))
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO linkage_blocks (key, person_id) SELECT * FROM \
+                 jsonb_to_recordset($1) AS x(key text, person_id uuid) ON CONFLICT DO NOTHING",
+            )
+            .bind(serde_json::Value::Array(blocks))
+            .execute(&mut *conn)
             .await?;
+        }
+        sqlx::query(
+            "UPDATE linkage_index_stats SET applied_events = applied_events + $1, \
+             persons = persons + $2 - $3",
+        )
+        .bind(applied)
+        .bind(added)
+        .bind(removed)
+        .execute(conn)
+        .await?;
         Ok(())
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE linkage_persons")
+        sqlx::query("TRUNCATE linkage_persons, linkage_blocks")
             .execute(&mut *conn)
             .await?;
-        sqlx::query("UPDATE linkage_index_stats SET applied_events = 0")
+        sqlx::query("UPDATE linkage_index_stats SET applied_events = 0, persons = 0")
             .execute(conn)
             .await?;
         Ok(())
     }
+}
+
+/// Clues and where they stand, from the service's own topic.
+#[derive(Debug)]
+pub struct ClueBoard;
+
+impl Projection for ClueBoard {
+    fn name(&self) -> &str {
+        "clues.clues"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![service_topic("clues")]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &Delivered,
+    ) -> Result<(), ProjectionError> {
+        let envelope = &event.envelope;
+        let Some(decoded) = CluesEvent::decode_payload(&envelope.event_type, &envelope.payload)?
+        else {
+            return Ok(());
+        };
+        let version = envelope.stream_version;
+        let (clue, status, reason) = match decoded {
+            CluesEvent::ClueDetected(e) => {
+                let status = if e.origin == ClueOrigin::Review as i32 {
+                    ClueStatus::AwaitingReview
+                } else {
+                    ClueStatus::Detected
+                };
+                sqlx::query(
+                    "INSERT INTO clues (clue_id, party_id, case_no, person_id, probability, origin, \
+                     explanation, status, procuratorate, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (clue_id) DO NOTHING",
+                )
+                .bind(clue_uuid(&e.clue_id)?)
+                .bind(clue_uuid(&e.party_id)?)
+                .bind(&e.case_no)
+                .bind(person_uuid(&e.person_id)?)
+                .bind(e.probability)
+                .bind(e.origin)
+                .bind(&e.explanation)
+                .bind(status as i32)
+                .bind(&e.procuratorate)
+                .bind(version)
+                .execute(conn)
+                .await?;
+                return Ok(());
+            }
+            CluesEvent::ClueConfirmed(e) => (e.clue_id, ClueStatus::Confirmed, e.reason),
+            CluesEvent::ClueRejected(e) => (e.clue_id, ClueStatus::Rejected, e.reason),
+            CluesEvent::ClueReferred(e) => (
+                e.clue_id,
+                ClueStatus::Referred,
+                format!("referred by {}", e.referred_by),
+            ),
+            CluesEvent::PartyReported(_) | CluesEvent::PartyScreenedOut(_) => return Ok(()),
+        };
+        sqlx::query(
+            "UPDATE clues SET status = $2, reason = $3, version = $4 WHERE clue_id = $1 AND version < $4",
+        )
+        .bind(clue_uuid(&clue)?)
+        .bind(status as i32)
+        .bind(reason)
+        .bind(version)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("TRUNCATE clues").execute(conn).await?;
+        Ok(())
+    }
+}
+
+fn clue_uuid(text: &str) -> Result<Uuid, ProjectionError> {
+    Uuid::parse_str(text).map_err(|_| ProjectionError::Rejected(format!("`{text}` is not a UUID")))
 }

@@ -1,0 +1,285 @@
+//! Clue acquisition's decisions, free of I/O. A reported party is screened by policy; a match
+//! becomes a clue that is confirmed or rejected by a reviewer and referred to the relief
+//! prosecutor. The shell does the matching (against the linkage index) and passes the result.
+
+use jiuzhu_eventstore::{Aggregate, event_enum};
+use jiuzhu_proto::clues::{
+    ClueConfirmed, ClueDetected, ClueOrigin, ClueReferred, ClueRejected, ClueStatus, PartyReported,
+    PartyScreenedOut,
+};
+use uuid::Uuid;
+
+event_enum! {
+    /// Every event on `jiuzhu.clues.events.v1`.
+    pub enum CluesEvent {
+        PartyReported(PartyReported),
+        PartyScreenedOut(PartyScreenedOut),
+        ClueDetected(ClueDetected),
+        ClueConfirmed(ClueConfirmed),
+        ClueRejected(ClueRejected),
+        ClueReferred(ClueReferred),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClueError {
+    #[error("no clue {0}")]
+    NotFound(Uuid),
+    #[error("clue {clue} is {status} and can no longer be {action}")]
+    Settled {
+        clue: Uuid,
+        status: &'static str,
+        action: &'static str,
+    },
+    #[error("clue {0} awaits review: confirm it before referring it")]
+    AwaitingReview(Uuid),
+}
+
+/// A match found for a party.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    pub person_id: Uuid,
+    pub probability: f64,
+    pub explanation: String,
+    pub origin: ClueOrigin,
+}
+
+/// The events of reporting a party: screened out with a reason, or matched (or neither).
+pub fn report(
+    reported: PartyReported,
+    screened_out: Option<String>,
+    policy_version: &str,
+    found: Option<Match>,
+    clue_id: Uuid,
+) -> (Vec<CluesEvent>, Option<ClueDetected>) {
+    let party_id = reported.party_id.clone();
+    if let Some(reason) = screened_out {
+        return (
+            vec![
+                CluesEvent::PartyReported(reported),
+                CluesEvent::PartyScreenedOut(PartyScreenedOut {
+                    party_id,
+                    reason,
+                    policy_version: policy_version.to_owned(),
+                }),
+            ],
+            None,
+        );
+    }
+    let clue = found.map(|m| ClueDetected {
+        clue_id: clue_id.to_string(),
+        party_id: party_id.clone(),
+        case_no: reported.case_no.clone(),
+        person_id: m.person_id.to_string(),
+        probability: m.probability,
+        origin: m.origin.into(),
+        explanation: m.explanation,
+        policy_version: policy_version.to_owned(),
+        procuratorate: reported.procuratorate.clone(),
+        role: reported.role,
+    });
+    (vec![CluesEvent::PartyReported(reported)], clue)
+}
+
+/// A clue as its decisions need it.
+#[derive(Debug, Default, Clone)]
+pub struct Clue {
+    detected: Option<ClueDetected>,
+    status: Option<ClueStatus>,
+}
+
+impl Aggregate for Clue {
+    type Event = CluesEvent;
+
+    fn apply(&mut self, event: &CluesEvent) {
+        match event {
+            CluesEvent::ClueDetected(e) => {
+                self.status = Some(if e.origin == ClueOrigin::Review as i32 {
+                    ClueStatus::AwaitingReview
+                } else {
+                    ClueStatus::Detected
+                });
+                self.detected = Some(e.clone());
+            }
+            CluesEvent::ClueConfirmed(_) => self.status = Some(ClueStatus::Confirmed),
+            CluesEvent::ClueRejected(_) => self.status = Some(ClueStatus::Rejected),
+            CluesEvent::ClueReferred(_) => self.status = Some(ClueStatus::Referred),
+            CluesEvent::PartyReported(_) | CluesEvent::PartyScreenedOut(_) => {}
+        }
+    }
+}
+
+fn status_name(status: ClueStatus) -> &'static str {
+    match status {
+        ClueStatus::Confirmed => "confirmed",
+        ClueStatus::Rejected => "rejected",
+        ClueStatus::Referred => "referred",
+        ClueStatus::AwaitingReview => "awaiting review",
+        ClueStatus::Detected => "detected",
+        ClueStatus::Unspecified => "unknown",
+    }
+}
+
+impl Clue {
+    pub fn person_id(&self) -> &str {
+        self.detected.as_ref().map_or("", |d| d.person_id.as_str())
+    }
+
+    fn open(&self, clue: Uuid, action: &'static str) -> Result<&ClueDetected, ClueError> {
+        let detected = self.detected.as_ref().ok_or(ClueError::NotFound(clue))?;
+        match self.status {
+            Some(ClueStatus::Detected | ClueStatus::AwaitingReview) => Ok(detected),
+            Some(status) => Err(ClueError::Settled {
+                clue,
+                status: status_name(status),
+                action,
+            }),
+            None => Err(ClueError::NotFound(clue)),
+        }
+    }
+
+    pub fn confirm(
+        &self,
+        clue: Uuid,
+        reviewer: &str,
+        reason: &str,
+    ) -> Result<Vec<CluesEvent>, ClueError> {
+        let detected = self.open(clue, "confirmed")?;
+        Ok(vec![CluesEvent::ClueConfirmed(ClueConfirmed {
+            clue_id: clue.to_string(),
+            person_id: detected.person_id.clone(),
+            reviewer: reviewer.to_owned(),
+            reason: reason.to_owned(),
+        })])
+    }
+
+    pub fn reject(
+        &self,
+        clue: Uuid,
+        reviewer: &str,
+        reason: &str,
+    ) -> Result<Vec<CluesEvent>, ClueError> {
+        let detected = self.open(clue, "rejected")?;
+        Ok(vec![CluesEvent::ClueRejected(ClueRejected {
+            clue_id: clue.to_string(),
+            person_id: detected.person_id.clone(),
+            reviewer: reviewer.to_owned(),
+            reason: reason.to_owned(),
+        })])
+    }
+
+    /// Automatic clues may be referred at once; review clues once confirmed.
+    pub fn refer(&self, clue: Uuid, referred_by: &str) -> Result<Vec<CluesEvent>, ClueError> {
+        let detected = self.detected.as_ref().ok_or(ClueError::NotFound(clue))?;
+        match self.status {
+            Some(ClueStatus::Detected | ClueStatus::Confirmed) => {}
+            Some(ClueStatus::AwaitingReview) => return Err(ClueError::AwaitingReview(clue)),
+            Some(status) => {
+                return Err(ClueError::Settled {
+                    clue,
+                    status: status_name(status),
+                    action: "referred",
+                });
+            }
+            None => return Err(ClueError::NotFound(clue)),
+        }
+        Ok(vec![CluesEvent::ClueReferred(ClueReferred {
+            clue_id: clue.to_string(),
+            person_id: detected.person_id.clone(),
+            party_id: detected.party_id.clone(),
+            case_no: detected.case_no.clone(),
+            procuratorate: detected.procuratorate.clone(),
+            referred_by: referred_by.to_owned(),
+        })])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detected(origin: ClueOrigin) -> (Uuid, Clue) {
+        let clue_id = Uuid::now_v7();
+        let reported = PartyReported {
+            party_id: Uuid::now_v7().to_string(),
+            case_no: "(2026)黔0102刑初1号".to_owned(),
+            ..PartyReported::default()
+        };
+        let found = Match {
+            person_id: Uuid::now_v7(),
+            probability: 0.8,
+            explanation: "name: exact (+8.0)".to_owned(),
+            origin,
+        };
+        let (events, clue) = report(reported, None, "v1", Some(found), clue_id);
+        assert_eq!(events.len(), 1);
+        let mut aggregate = Clue::default();
+        if let Some(clue) = clue {
+            aggregate.apply(&CluesEvent::ClueDetected(clue));
+        }
+        (clue_id, aggregate)
+    }
+
+    #[test]
+    fn a_screened_out_party_raises_no_clue_and_says_why() {
+        let (events, clue) = report(
+            PartyReported::default(),
+            Some("no serious harm".to_owned()),
+            "v1",
+            None,
+            Uuid::now_v7(),
+        );
+        assert!(clue.is_none());
+        assert!(
+            matches!(&events[1], CluesEvent::PartyScreenedOut(e) if e.reason == "no serious harm" && e.policy_version == "v1")
+        );
+    }
+
+    #[test]
+    fn a_review_clue_is_confirmed_before_it_is_referred() {
+        let (id, clue) = detected(ClueOrigin::Review);
+        assert_eq!(clue.refer(id, "p-1"), Err(ClueError::AwaitingReview(id)));
+        let mut confirmed = clue.clone();
+        for e in clue
+            .confirm(id, "reviewer-1", "same village, same birthday")
+            .unwrap_or_default()
+        {
+            confirmed.apply(&e);
+        }
+        let referred = confirmed.refer(id, "p-1").unwrap_or_default();
+        assert!(
+            matches!(&referred[..], [CluesEvent::ClueReferred(r)] if r.person_id == clue.person_id())
+        );
+        assert!(matches!(
+            confirmed.reject(id, "r", "x"),
+            Err(ClueError::Settled {
+                status: "confirmed",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_automatic_clue_can_be_referred_at_once_and_a_rejected_one_never() {
+        let (id, clue) = detected(ClueOrigin::Automatic);
+        assert!(clue.refer(id, "p-1").is_ok());
+        let mut rejected = clue.clone();
+        for e in clue
+            .reject(id, "reviewer-1", "a namesake")
+            .unwrap_or_default()
+        {
+            rejected.apply(&e);
+        }
+        assert!(matches!(
+            rejected.refer(id, "p-1"),
+            Err(ClueError::Settled {
+                status: "rejected",
+                ..
+            })
+        ));
+        assert_eq!(
+            Clue::default().confirm(id, "r", ""),
+            Err(ClueError::NotFound(id))
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! Matching a party against the linkage index: candidates by blocking key (keys shared by more
+//! than `MAX_BLOCK` persons say too little and are skipped), each scored with the linkage model,
+//! the best one decided by the policy's thresholds.
+
+use jiuzhu_linkage::{Index, Model, Normalised, Written, blocking_keys, normalise};
+use jiuzhu_proto::clues::ClueOrigin;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::Match;
+use crate::policy::ScreeningPolicy;
+
+const MAX_BLOCK: i64 = 1000;
+const MIN_POPULATION: i64 = 1000;
+
+/// A registry person as the index stores them.
+#[derive(Debug, sqlx::FromRow)]
+pub struct IndexedPerson {
+    pub person_id: Uuid,
+    pub full_name: String,
+    pub birth_date: String,
+    pub resident_id: String,
+    pub region_code: String,
+    pub male: Option<bool>,
+    pub phone: String,
+    pub township: String,
+    pub village: String,
+}
+
+impl IndexedPerson {
+    pub fn normalised(&self) -> Normalised {
+        Normalised::from_written(&Written {
+            name: &self.full_name,
+            resident_id: &self.resident_id,
+            gender: match self.male {
+                Some(true) => "male",
+                Some(false) => "female",
+                None => "",
+            },
+            birth_date: &self.birth_date,
+            phone: &self.phone,
+            region_code: &self.region_code,
+            township: &self.township,
+            village: &self.village,
+        })
+    }
+}
+
+/// The best registry person for `party` at or above the review threshold, if any.
+pub async fn best_match(
+    conn: &mut PgConnection,
+    party: &Normalised,
+    model: &Model,
+    policy: &ScreeningPolicy,
+) -> Result<Option<Match>, sqlx::Error> {
+    let keys = blocking_keys(party);
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let usable: Vec<String> = sqlx::query_scalar(
+        "SELECT k.key FROM unnest($1::text[]) AS k(key) \
+         WHERE (SELECT count(*) FROM (SELECT 1 FROM linkage_blocks b WHERE b.key = k.key LIMIT $2) c) < $2",
+    )
+    .bind(&keys)
+    .bind(MAX_BLOCK + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let candidates: Vec<IndexedPerson> = sqlx::query_as(
+        "SELECT DISTINCT p.person_id, p.full_name, p.birth_date, p.resident_id, p.region_code, p.male, \
+         p.phone, p.township, p.village FROM unnest($1::text[]) AS k(key) \
+         JOIN linkage_blocks b ON b.key = k.key JOIN linkage_persons p ON p.person_id = b.person_id",
+    )
+    .bind(&usable)
+    .fetch_all(&mut *conn)
+    .await?;
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let (same_name, total): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM linkage_persons WHERE norm_name = $1), \
+         (SELECT persons FROM linkage_index_stats)",
+    )
+    .bind(&party.name)
+    .fetch_one(&mut *conn)
+    .await?;
+    // Name frequencies mean something only over a population of some size.
+    let frequency =
+        (total >= MIN_POPULATION && same_name > 0).then(|| same_name as f64 / total as f64);
+    let mut index = Index::default();
+    for person in &candidates {
+        index.insert(person.person_id.to_string(), person.normalised());
+    }
+    let best = index
+        .scored_with_frequency(party, model, frequency)
+        .into_iter()
+        .next();
+    Ok(best.and_then(|c| {
+        let probability = c.score.probability;
+        let origin = if probability >= policy.thresholds.automatic {
+            ClueOrigin::Automatic
+        } else if probability >= policy.thresholds.review {
+            ClueOrigin::Review
+        } else {
+            return None;
+        };
+        Some(Match {
+            person_id: Uuid::parse_str(c.person_id).ok()?,
+            probability,
+            explanation: c.score.explanation(),
+            origin,
+        })
+    }))
+}
+
+/// What a party written into a case file normalises to; an approximate age stands in for a
+/// birth date as a mid-year date of the incident year minus the age.
+pub fn party(
+    written: &Written<'_>,
+    address: &str,
+    approximate_age: i32,
+    incident_date: &str,
+) -> Normalised {
+    let village = normalise::village_from_address(address);
+    let mut party = Normalised::from_written(&Written {
+        village: &village,
+        ..written.clone()
+    });
+    if party.birth_date.is_none() && approximate_age > 0 {
+        let year = normalise::date(incident_date)
+            .map(|d| chrono::Datelike::year(&d))
+            .unwrap_or(2026)
+            - approximate_age;
+        party.birth_date = chrono::NaiveDate::from_ymd_opt(year, 7, 1);
+    }
+    party
+}

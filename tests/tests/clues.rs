@@ -1,0 +1,254 @@
+//! Clue acquisition end to end on real PostgreSQL and the broker: a registry person reaches the
+//! clues service's linkage index through the registry's topic; case parties are screened by
+//! policy, matched (automatically or for review), reported idempotently, and clues go through
+//! review and referral with their events on `jiuzhu.clues.events.v1`.
+
+use std::time::Duration;
+
+use jiuzhu_clues::Clues;
+use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
+use jiuzhu_proto::clues::*;
+use jiuzhu_proto::common::{Money, RegionCode};
+use jiuzhu_proto::registry::{Gender, RegisterPersonRequest};
+use jiuzhu_registry::Registry;
+use jiuzhu_testkit::{kafka_brokers, unique_namespace};
+use jiuzhu_tests::{
+    TestResult, eventually, linkage_status, read_topic, registry_client, resident_id_for, start,
+};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn party(request_id: &str, party_ref: &str, name: &str) -> ReportPartyRequest {
+    ReportPartyRequest {
+        request_id: request_id.to_owned(),
+        case_no: "(2026)京0105刑初77号".to_owned(),
+        party_ref: party_ref.to_owned(),
+        procuratorate: "北京市朝阳区人民检察院".to_owned(),
+        charge: "故意伤害罪".to_owned(),
+        incident_date: "2026-03-01".to_owned(),
+        role: PartyRole::Victim as i32,
+        harm: Some(Harm {
+            disability_grade: 6,
+            ..Harm::default()
+        }),
+        full_name: name.to_owned(),
+        gender: if resident_id_for("clue-person").sex() == jiuzhu_identity::Sex::Male {
+            "男"
+        } else {
+            "女"
+        }
+        .to_owned(),
+        region: Some(RegionCode {
+            code: "110105".to_owned(),
+        }),
+        ..ReportPartyRequest::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let clues = start::<Clues>(&ns).await?;
+    let id = resident_id_for("clue-person");
+    registry_client(&registry.running)
+        .await?
+        .register_person(RegisterPersonRequest {
+            request_id: "clue-person".to_owned(),
+            full_name: "王秀英".to_owned(),
+            gender: if id.sex() == jiuzhu_identity::Sex::Male {
+                Gender::Male
+            } else {
+                Gender::Female
+            } as i32,
+            birth_date: id.birth_date().format("%Y-%m-%d").to_string(),
+            resident_id: id.as_str().to_owned(),
+            region: Some(RegionCode {
+                code: "110105".to_owned(),
+            }),
+            village: "新场村".to_owned(),
+            source_department: "rural_revitalization".to_owned(),
+            ..RegisterPersonRequest::default()
+        })
+        .await?;
+    eventually("the person in the linkage index", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.0 == 1).then_some(()))
+    })
+    .await?;
+    let mut client =
+        CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
+
+    // No id number, the date written the Chinese way, the village only in the address.
+    let mut victim = party("r-1", "P1", "王秀英");
+    victim.birth_date = id.birth_date().format("%Y年%m月%d日").to_string();
+    victim.address = "北京市朝阳区新场村5号".to_owned();
+    let first = client.report_party(victim.clone()).await?.into_inner();
+    let clue = first
+        .clue
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no clue raised"))?;
+    assert_eq!(clue.origin, ClueOrigin::Automatic as i32, "{clue:?}");
+    assert!(clue.probability >= 0.95, "{clue:?}");
+    assert!(
+        clue.explanation.contains("birth_date: exact"),
+        "{}",
+        clue.explanation
+    );
+    assert!(first.screened_out.is_empty());
+
+    // The same case party again (another request id): the same answer, nothing new.
+    let again = client
+        .report_party(ReportPartyRequest {
+            request_id: "r-1-again".to_owned(),
+            ..victim
+        })
+        .await?
+        .into_inner();
+    assert_eq!(again, first);
+
+    // A witness with a small loss is screened out, and told why.
+    let mut witness = party("r-2", "P2", "李强");
+    witness.role = PartyRole::Witness as i32;
+    witness.harm = Some(Harm {
+        property_loss: Some(Money { fen: 20_000 }),
+        ..Harm::default()
+    });
+    let screened = client.report_party(witness).await?.into_inner();
+    assert!(screened.clue.is_none());
+    assert!(
+        screened.screened_out.contains("no serious harm"),
+        "{}",
+        screened.screened_out
+    );
+
+    // A homophone of the name, no date: good enough only for a reviewer.
+    let review = client
+        .report_party(party("r-3", "P3", "王秀瑛"))
+        .await?
+        .into_inner()
+        .clue
+        .ok_or_else(|| anyhow::anyhow!("no review clue"))?;
+    assert_eq!(review.origin, ClueOrigin::Review as i32, "{review:?}");
+    let early = client
+        .refer_clue(ReferClueRequest {
+            request_id: "refer-early".to_owned(),
+            clue_id: review.clue_id.clone(),
+            referred_by: "prosecutor-1".to_owned(),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("an unreviewed clue was referred"))?;
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    client
+        .confirm_clue(ConfirmClueRequest {
+            request_id: "confirm-1".to_owned(),
+            clue_id: review.clue_id.clone(),
+            reviewer: "reviewer-1".to_owned(),
+            reason: "same village and household".to_owned(),
+        })
+        .await?;
+    client
+        .refer_clue(ReferClueRequest {
+            request_id: "refer-1".to_owned(),
+            clue_id: review.clue_id.clone(),
+            referred_by: "prosecutor-1".to_owned(),
+        })
+        .await?;
+    let late = client
+        .reject_clue(RejectClueRequest {
+            request_id: "reject-late".to_owned(),
+            clue_id: review.clue_id.clone(),
+            reviewer: "reviewer-2".to_owned(),
+            reason: "second thoughts".to_owned(),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a referred clue was rejected"))?;
+    assert_eq!(late.code(), Code::FailedPrecondition);
+
+    // Bad input names every bad field.
+    let bad = client
+        .report_party(ReportPartyRequest {
+            request_id: "r-bad".to_owned(),
+            harm: Some(Harm {
+                disability_grade: 11,
+                ..Harm::default()
+            }),
+            birth_date: "yesterday".to_owned(),
+            ..ReportPartyRequest::default()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("bad input was accepted"))?;
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let fields: Vec<String> = bad
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default();
+    for field in [
+        "case_no",
+        "party_ref",
+        "procuratorate",
+        "full_name",
+        "role",
+        "harm.disability_grade",
+        "birth_date",
+    ] {
+        assert!(
+            fields.iter().any(|f| f == field),
+            "{field} missing from {fields:?}"
+        );
+    }
+
+    // The read model and the topic tell the same story.
+    let referred = eventually("the referral in the clue list", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let clues = client
+                .list_clues(ListCluesRequest {
+                    status: ClueStatus::Referred as i32,
+                    ..ListCluesRequest::default()
+                })
+                .await?
+                .into_inner()
+                .clues;
+            Ok((clues.len() == 1).then_some(clues))
+        }
+    })
+    .await?;
+    assert_eq!(referred[0].clue_id, review.clue_id);
+    let topic = clues.running.store.topic().to_owned();
+    let records = read_topic(&kafka_brokers(), &topic, 7)?;
+    let mut types: Vec<String> = records
+        .iter()
+        .filter_map(|r| {
+            use rdkafka::Message as _;
+            r.headers().and_then(|h| {
+                use rdkafka::message::Headers as _;
+                h.iter()
+                    .find(|h| h.key == "jiuzhu-event-type")
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+        })
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "jiuzhu.clues.v1.ClueConfirmed",
+            "jiuzhu.clues.v1.ClueDetected",
+            "jiuzhu.clues.v1.ClueDetected",
+            "jiuzhu.clues.v1.ClueReferred",
+            "jiuzhu.clues.v1.PartyReported",
+            "jiuzhu.clues.v1.PartyReported",
+            "jiuzhu.clues.v1.PartyReported",
+            "jiuzhu.clues.v1.PartyScreenedOut",
+        ]
+    );
+    clues.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}
