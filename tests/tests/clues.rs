@@ -13,7 +13,8 @@ use jiuzhu_proto::registry::{Gender, RegisterPersonRequest};
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
 use jiuzhu_tests::{
-    TestResult, eventually, linkage_status, read_topic, registry_client, resident_id_for, start,
+    Started, TestResult, eventually, linkage_status, read_topic, registry_client, resident_id_for,
+    start,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -47,8 +48,9 @@ fn party(request_id: &str, party_ref: &str, name: &str) -> ReportPartyRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
+/// A registry and a clues service in a fresh namespace, with one registered person (王秀英 of
+/// 新场村, 110105) already in the clues service's linkage index.
+async fn registry_with_one_person() -> anyhow::Result<(String, Started, Started)> {
     let ns = unique_namespace();
     let registry = start::<Registry>(&ns).await?;
     let clues = start::<Clues>(&ns).await?;
@@ -77,6 +79,13 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
         Ok((linkage_status(&clues.running).await?.0 == 1).then_some(()))
     })
     .await?;
+    Ok((ns, registry, clues))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
+    let (_ns, registry, clues) = registry_with_one_person().await?;
+    let id = resident_id_for("clue-person");
     let mut client =
         CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
 
@@ -247,6 +256,96 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
             "jiuzhu.clues.v1.PartyReported",
             "jiuzhu.clues.v1.PartyScreenedOut",
         ]
+    );
+    clues.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_system_feed_is_applied_like_the_api_and_bad_records_go_to_the_dlq() -> TestResult {
+    use prost::Message as _;
+    let (ns, registry, clues) = registry_with_one_person().await?;
+    let id = resident_id_for("clue-person");
+    let topic = format!("{ns}jiuzhu.inbound.cases.v1");
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    let mut good = party("", "F1", "王秀英");
+    good.id_number = id.as_str().to_owned();
+    let bad = ReportPartyRequest {
+        full_name: "无案号".to_owned(),
+        ..ReportPartyRequest::default()
+    };
+    for value in [
+        good.encode_to_vec(),
+        bad.encode_to_vec(),
+        good.encode_to_vec(),
+    ] {
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(&topic)
+                    .key("F1")
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    let mut client =
+        CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
+    let found = eventually("the fed party's clue", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let clues = client
+                .list_clues(ListCluesRequest::default())
+                .await?
+                .into_inner()
+                .clues;
+            Ok(clues.into_iter().next())
+        }
+    })
+    .await?;
+    assert!(
+        found.explanation.contains("resident_id: same"),
+        "{}",
+        found.explanation
+    );
+    let dead = read_topic(&kafka_brokers(), &format!("{topic}.dlq"), 1)?;
+    assert_eq!(dead.len(), 1);
+    let reason = jiuzhu_messaging::header_map(rdkafka::Message::headers(&dead[0]))
+        .get("jiuzhu-dlq-reason")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("case_no") && reason.contains("role"),
+        "{reason}"
+    );
+    let pool = clues.running.store.pool().clone();
+    eventually("all three feed records handled", WAIT, || {
+        let pool = pool.clone();
+        async move {
+            Ok(
+                (jiuzhu_tests::checkpoint_total(&pool, "clues.case_feed").await? == 3)
+                    .then_some(()),
+            )
+        }
+    })
+    .await?;
+    let detected: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'jiuzhu.clues.v1.ClueDetected'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(detected, 1, "the repeated record raised nothing new");
+    assert_eq!(
+        client
+            .list_clues(ListCluesRequest::default())
+            .await?
+            .into_inner()
+            .clues
+            .len(),
+        1
     );
     clues.running.stop().await;
     registry.running.stop().await;

@@ -6,12 +6,14 @@
 
 pub mod domain;
 pub mod grpc;
+pub mod inbound;
+pub mod intake;
 pub mod matching;
 pub mod policy;
 pub mod projections;
 
 use jiuzhu_proto::clues::clues_service_server::CluesServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register};
+use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
 use jiuzhu_vault::RemoteKeys;
 
 /// Clue acquisition as the runtime sees it.
@@ -31,12 +33,17 @@ impl Service for Clues {
             .map_err(|error| StartError::Setup(format!("peers.registry: {error}")))?;
         let policy = policy::ScreeningPolicy::parse(policy::SHIPPED)
             .map_err(|error| StartError::Setup(format!("clue screening policy: {error}")))?;
+        let intake = intake::Intake::new(
+            context.store.clone(),
+            policy,
+            jiuzhu_linkage::Model::default(),
+        );
         Ok(Components::new()
             .grpc(CluesServiceServer::new(grpc::CluesApi::new(
                 context.store.clone(),
-                policy,
-                jiuzhu_linkage::Model::default(),
+                intake.clone(),
             )))
+            .inbound(register_inbound(inbound::CaseFeed::new(intake)))
             .projection(register(projections::LinkageIndex::new(keys)))
             .projection(register(projections::ClueBoard)))
     }

@@ -1,0 +1,79 @@
+//! Case parties from case-handling systems on `jiuzhu.inbound.cases.v1`: one
+//! `jiuzhu.clues.v1.ReportPartyRequest` per record, applied exactly like the gRPC call. The
+//! request id is derived from case number and party reference when the sender leaves it empty,
+//! so redelivery changes nothing. A record that cannot apply goes to the dead-letter topic with
+//! the reasons; an outage is retried.
+
+use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, inbound_topic};
+use jiuzhu_proto::clues::ReportPartyRequest;
+use prost::Message;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::intake::Intake;
+
+#[derive(Debug)]
+pub struct CaseFeed {
+    intake: Intake,
+}
+
+impl CaseFeed {
+    pub fn new(intake: Intake) -> Self {
+        Self { intake }
+    }
+}
+
+impl InboundHandler for CaseFeed {
+    fn name(&self) -> &str {
+        "clues.case_feed"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![inbound_topic("cases")]
+    }
+
+    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        let mut request = ReportPartyRequest::decode(record.payload.as_slice())?;
+        if request.request_id.is_empty() {
+            request.request_id = format!("inbound-{}", record.offset);
+            // Stable across redelivery of the same party (a new offset would make a new id).
+            if !request.case_no.is_empty() && !request.party_ref.is_empty() {
+                request.request_id = format!(
+                    "case:{:x}",
+                    stable_hash(&format!("{}\u{0}{}", request.case_no, request.party_ref))
+                );
+            }
+        }
+        match self.intake.report(request).await {
+            Ok(_) => Ok(()),
+            Err(status) => Err(match status.code() {
+                Code::Unavailable | Code::Internal | Code::Aborted | Code::Unknown => {
+                    ProjectionError::Unavailable(status.message().to_owned())
+                }
+                _ => {
+                    let fields: Vec<String> = status
+                        .get_details_bad_request()
+                        .map(|b| {
+                            b.field_violations
+                                .into_iter()
+                                .map(|v| format!("{}: {}", v.field, v.description))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    ProjectionError::Rejected(if fields.is_empty() {
+                        status.message().to_owned()
+                    } else {
+                        fields.join("; ")
+                    })
+                }
+            }),
+        }
+    }
+}
+
+/// FNV-1a: stable across builds and platforms (the id must not change between releases).
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+    })
+}

@@ -1,0 +1,230 @@
+//! Case-party intake, shared by the gRPC API and the inbound topic `jiuzhu.inbound.cases.v1`:
+//! validation with field details, then screening and matching inside one idempotent unit of
+//! work (idempotent on the request id and on case number + party reference).
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use jiuzhu_eventstore::EventStore;
+use jiuzhu_linkage::{Model, Written, normalise};
+use jiuzhu_proto::clues::*;
+use jiuzhu_runtime::grpc::{
+    FieldViolations, database_status, decode_answer, run_command, store_status,
+};
+use prost::Message;
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::domain::{CluesEvent, report};
+use crate::grpc::{append_clue, clue_view};
+use crate::matching;
+use crate::policy::ScreeningPolicy;
+
+const COMMAND: &str = "jiuzhu.clues.v1.CluesService/ReportParty";
+
+#[derive(Debug, Clone)]
+pub struct Intake {
+    store: EventStore,
+    policy: Arc<ScreeningPolicy>,
+    model: Arc<Model>,
+}
+
+fn money_field(
+    violations: &mut FieldViolations,
+    field: &str,
+    money: Option<&jiuzhu_proto::common::Money>,
+) {
+    if money.is_some_and(|m| m.fen < 0) {
+        violations.add(field, "cannot be negative");
+    }
+}
+
+impl Intake {
+    pub fn new(store: EventStore, policy: ScreeningPolicy, model: Model) -> Self {
+        Self {
+            store,
+            policy: Arc::new(policy),
+            model: Arc::new(model),
+        }
+    }
+
+    /// Validates, screens and matches a case party in one idempotent unit of work.
+    #[tracing::instrument(skip_all, fields(request_id = %request.request_id))]
+    pub async fn report(&self, request: ReportPartyRequest) -> Result<ReportPartyResponse, Status> {
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        violations.require(&[
+            ("case_no", &request.case_no),
+            ("party_ref", &request.party_ref),
+            ("procuratorate", &request.procuratorate),
+            ("full_name", &request.full_name),
+        ]);
+        let role = match PartyRole::try_from(request.role) {
+            Ok(PartyRole::Unspecified) | Err(_) => {
+                violations.add("role", format!("{} is not a party role", request.role));
+                PartyRole::Unspecified
+            }
+            Ok(role) => role,
+        };
+        let harm = request.harm.unwrap_or_default();
+        if !(0..=10).contains(&harm.disability_grade) {
+            violations.add("harm.disability_grade", "must be 0 (none) or 1 to 10");
+        }
+        money_field(
+            &mut violations,
+            "harm.property_loss",
+            harm.property_loss.as_ref(),
+        );
+        money_field(
+            &mut violations,
+            "harm.medical_costs",
+            harm.medical_costs.as_ref(),
+        );
+        money_field(
+            &mut violations,
+            "harm.compensation_received",
+            harm.compensation_received.as_ref(),
+        );
+        if !request.birth_date.trim().is_empty() && normalise::date(&request.birth_date).is_none() {
+            violations.add(
+                "birth_date",
+                format!(
+                    "`{}` is not a date as people write them",
+                    request.birth_date.trim()
+                ),
+            );
+        }
+        if !request.incident_date.trim().is_empty()
+            && chrono::NaiveDate::parse_from_str(request.incident_date.trim(), "%Y-%m-%d").is_err()
+        {
+            violations.add("incident_date", "is not a YYYY-MM-DD date");
+        }
+        if !(0..=120).contains(&request.approximate_age) {
+            violations.add("approximate_age", "must be 0 (unknown) to 120");
+        }
+        violations.into_result()?;
+
+        let (policy, model) = (self.policy.clone(), self.model.clone());
+        let party = request.clone();
+        run_command(
+            &self.store,
+            COMMAND,
+            &request.request_id,
+            &request,
+            move |work| {
+                let request = party;
+                async move {
+                    let known: Option<Vec<u8>> = sqlx::query_scalar(
+                        "SELECT answer FROM party_refs WHERE case_no = $1 AND party_ref = $2",
+                    )
+                    .bind(request.case_no.trim())
+                    .bind(request.party_ref.trim())
+                    .fetch_optional(work.connection())
+                    .await
+                    .map_err(database_status)?;
+                    if let Some(answer) = known {
+                        return decode_answer(&answer);
+                    }
+                    let party_id = Uuid::now_v7();
+                    let region = request
+                        .region
+                        .as_ref()
+                        .map(|r| r.code.trim().to_owned())
+                        .unwrap_or_default();
+                    let reported = PartyReported {
+                        party_id: party_id.to_string(),
+                        case_no: request.case_no.trim().to_owned(),
+                        party_ref: request.party_ref.trim().to_owned(),
+                        procuratorate: request.procuratorate.trim().to_owned(),
+                        case_type: request.case_type.clone(),
+                        charge: request.charge.clone(),
+                        incident_date: request.incident_date.trim().to_owned(),
+                        role: role.into(),
+                        harm: Some(harm),
+                        region_code: region.clone(),
+                    };
+                    let screened = policy.screen(role, &harm);
+                    let found = if screened.is_none() {
+                        let party = matching::party(
+                            &Written {
+                                name: &request.full_name,
+                                resident_id: &request.id_number,
+                                gender: &request.gender,
+                                birth_date: &request.birth_date,
+                                phone: &request.phone,
+                                region_code: &region,
+                                township: "",
+                                village: "",
+                            },
+                            &request.address,
+                            request.approximate_age,
+                            &request.incident_date,
+                        );
+                        matching::best_match(work.connection(), &party, &model, &policy)
+                            .await
+                            .map_err(database_status)?
+                    } else {
+                        None
+                    };
+                    let clue_id = Uuid::now_v7();
+                    let (events, clue) =
+                        report(reported, screened.clone(), &policy.version, found, clue_id);
+                    let stream = party_id.to_string();
+                    work.append(&stream, 0, &stream, &events)
+                        .await
+                        .map_err(store_status)?;
+                    if let Some(detected) = &clue {
+                        append_clue(
+                            work,
+                            clue_id,
+                            0,
+                            &detected.person_id,
+                            &[CluesEvent::ClueDetected(detected.clone())],
+                        )
+                        .await?;
+                        tracing::info!(%clue_id, probability = detected.probability, "clue detected");
+                    }
+                    sqlx::query(
+                        "INSERT INTO party_identities (party_id, full_name, id_number, gender, birth_date, \
+                         phone, region_code, address) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(party_id)
+                    .bind(request.full_name.trim())
+                    .bind(request.id_number.trim())
+                    .bind(request.gender.trim())
+                    .bind(request.birth_date.trim())
+                    .bind(request.phone.trim())
+                    .bind(&region)
+                    .bind(request.address.trim())
+                    .execute(work.connection())
+                    .await
+                    .map_err(database_status)?;
+                    let answer = ReportPartyResponse {
+                        party_id: party_id.to_string(),
+                        screened_out: screened.unwrap_or_default(),
+                        clue: clue.as_ref().map(clue_view),
+                    };
+                    let claimed: Option<Uuid> = sqlx::query_scalar(
+                        "INSERT INTO party_refs (case_no, party_ref, party_id, answer) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (case_no, party_ref) DO NOTHING RETURNING party_id",
+                    )
+                    .bind(request.case_no.trim())
+                    .bind(request.party_ref.trim())
+                    .bind(party_id)
+                    .bind(answer.encode_to_vec())
+                    .fetch_optional(work.connection())
+                    .await
+                    .map_err(database_status)?;
+                    if claimed.is_none() {
+                        return Err(Status::aborted(
+                            "the same case party is being reported concurrently; send it again",
+                        ));
+                    }
+                    Ok(answer)
+                }
+                .boxed()
+            },
+        )
+        .await
+    }
+}
