@@ -245,6 +245,15 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
         .fetch_all(clues.running.store.pool())
         .await?;
     assert_eq!(names, [kept_name]);
+    let counted: Vec<(String, i64)> =
+        sqlx::query_as("SELECT norm_name, persons FROM linkage_names WHERE persons <> 0")
+            .fetch_all(clues.running.store.pool())
+            .await?;
+    assert_eq!(
+        counted,
+        [(kept_name.to_owned(), 1)],
+        "name counts follow the erasure"
+    );
 
     // The resident id is free again: the claim went with the erasure.
     let mut newcomer = registration("erase-1", 9);

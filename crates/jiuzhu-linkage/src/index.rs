@@ -13,7 +13,7 @@ use crate::normalise::{Normalised, pinyin_key};
 const MAX_BLOCK: usize = 1000;
 
 /// The keys a record is filed under: resident id; pinyin of the name with the birth year;
-/// region with surname; village with surname; phone.
+/// region with surname; region and village with surname; phone.
 pub fn blocking_keys(record: &Normalised) -> Vec<String> {
     let mut keys = Vec::with_capacity(4);
     if let Some(id) = &record.resident_id {
@@ -30,10 +30,12 @@ pub fn blocking_keys(record: &Normalised) -> Vec<String> {
             keys.push(format!("r{}{surname}", record.region));
         }
     }
+    // Village names repeat across counties (新场, 大寨…): the key carries the county too.
     if let Some(surname) = record.surname()
         && !record.village.is_empty()
+        && !record.region.is_empty()
     {
-        keys.push(format!("v{}{surname}", record.village));
+        keys.push(format!("v{}{}{surname}", record.region, record.village));
     }
     if record.phone.len() >= 7 {
         keys.push(format!("t{}", record.phone));

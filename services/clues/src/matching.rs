@@ -77,7 +77,7 @@ pub async fn best_match(
         return Ok(None);
     }
     let (same_name, total): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM linkage_persons WHERE norm_name = $1), \
+        "SELECT coalesce((SELECT persons FROM linkage_names WHERE norm_name = $1), 0), \
          (SELECT persons FROM linkage_index_stats)",
     )
     .bind(&party.name)

@@ -173,6 +173,22 @@ impl Projection for LinkageIndex {
                 newest.insert(person, row);
             }
         }
+        // Names before this batch, for the per-name counts.
+        let touched: Vec<Uuid> = newest.keys().chain(erased.iter()).copied().collect();
+        let old_names: HashMap<Uuid, String> = sqlx::query_as::<_, (Uuid, String)>(
+            "SELECT person_id, norm_name FROM linkage_persons WHERE person_id = ANY($1)",
+        )
+        .bind(&touched)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
+        let mut name_deltas: HashMap<String, i64> = HashMap::new();
+        for person in &erased {
+            if let Some(old) = old_names.get(person) {
+                *name_deltas.entry(old.clone()).or_default() -= 1;
+            }
+        }
         let mut removed = 0i64;
         if !erased.is_empty() {
             sqlx::query("DELETE FROM linkage_blocks WHERE person_id = ANY($1)")
@@ -210,6 +226,32 @@ impl Projection for LinkageIndex {
         .fetch_all(&mut *conn)
         .await?;
         let written_ids: Vec<Uuid> = written.iter().map(|(id, _)| *id).collect();
+        for row in &rows {
+            let Some(person) = row["person_id"]
+                .as_str()
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .filter(|id| written_ids.contains(id))
+            else {
+                continue;
+            };
+            if let Some(old) = old_names.get(&person) {
+                *name_deltas.entry(old.clone()).or_default() -= 1;
+            }
+            let new = row["norm_name"].as_str().unwrap_or_default().to_owned();
+            *name_deltas.entry(new).or_default() += 1;
+        }
+        name_deltas.retain(|_, delta| *delta != 0);
+        if !name_deltas.is_empty() {
+            let (names, deltas): (Vec<String>, Vec<i64>) = name_deltas.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO linkage_names (norm_name, persons) SELECT * FROM unnest($1::text[], $2::bigint[]) \
+                 ON CONFLICT (norm_name) DO UPDATE SET persons = linkage_names.persons + EXCLUDED.persons",
+            )
+            .bind(&names)
+            .bind(&deltas)
+            .execute(&mut *conn)
+            .await?;
+        }
         let added = i64::try_from(written.iter().filter(|(_, new)| *new).count()).unwrap_or(0);
         if !written_ids.is_empty() {
             sqlx::query("DELETE FROM linkage_blocks WHERE person_id = ANY($1)")
@@ -255,7 +297,7 @@ impl Projection for LinkageIndex {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE linkage_persons, linkage_blocks")
+        sqlx::query("TRUNCATE linkage_persons, linkage_blocks, linkage_names")
             .execute(&mut *conn)
             .await?;
         sqlx::query("UPDATE linkage_index_stats SET applied_events = 0, persons = 0")
