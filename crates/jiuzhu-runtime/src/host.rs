@@ -321,7 +321,10 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     let stop = shutdown.clone();
     let name = S::NAME;
     tasks.push(tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        // Without TCP_NODELAY a response written in several pieces waits for the client's
+        // delayed ACK: a steady 40 ms on answers of a few hundred bytes.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         if let Err(error) = router
             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
             .await
