@@ -16,19 +16,12 @@ use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
 use jiuzhu_proto::clues::{ClueOrigin, Harm, PartyRole, ReportPartyRequest};
 use jiuzhu_proto::common::RegionCode;
 use jiuzhu_testkit::{binary_path, unique_namespace};
-use jiuzhu_tests::start;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use jiuzhu_tests::{bench_setting, start};
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let persons = env("BENCH_PERSONS", 1_000_000);
-    let parties = env("BENCH_PARTIES", 2000);
+    let persons = bench_setting("BENCH_PERSONS", 1_000_000);
+    let parties = bench_setting("BENCH_PARTIES", 2000);
     let dir = std::env::temp_dir();
     let registry_file = dir.join(format!("jiuzhu-clue-bench-{persons}.csv"));
     let parties_file = dir.join(format!("jiuzhu-clue-bench-{persons}-parties.csv"));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use jiuzhu_clues::Clues;
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{binary_path, unique_namespace};
-use jiuzhu_tests::start;
+use jiuzhu_tests::{bench_setting, start};
 use sqlx::PgPool;
 
 const READ_MODELS: [(&str, bool); 3] = [
@@ -21,13 +21,6 @@ const READ_MODELS: [(&str, bool); 3] = [
     ("registry.person_file", false),
     ("clues.linkage_index", true),
 ];
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Peak resident memory of a running process, in MiB (from /proc; 0 where unavailable).
 fn peak_mib(pid: u32) -> u64 {
@@ -59,8 +52,8 @@ async fn applied(pool: &PgPool, consumer: &str) -> anyhow::Result<i64> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let persons = env("BENCH_PERSONS", 100_000);
-    let seed = env("BENCH_SEED", 1);
+    let persons = bench_setting("BENCH_PERSONS", 100_000);
+    let seed = bench_setting("BENCH_SEED", 1);
     let ns = unique_namespace();
     let registry = start::<Registry>(&ns).await?;
     let clues = start::<Clues>(&ns).await?;

@@ -15,21 +15,14 @@ use jiuzhu_proto::registry::{
 };
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::unique_namespace;
-use jiuzhu_tests::{eventually, registry_client, resident_id_for, start};
+use jiuzhu_tests::{bench_setting, eventually, registry_client, resident_id_for, start};
 use tokio::sync::mpsc;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let persons = env("BENCH_PERSONS", 20_000);
-    let rate = env("BENCH_RATE", 1000).max(1);
-    let seconds = env("BENCH_SECONDS", 10).max(1);
+    let persons = bench_setting("BENCH_PERSONS", 20_000);
+    let rate = bench_setting("BENCH_RATE", 1000).max(1);
+    let seconds = bench_setting("BENCH_SECONDS", 10).max(1);
     let started = start::<Registry>(&unique_namespace()).await?;
     let mut client = registry_client(&started.running).await?;
 

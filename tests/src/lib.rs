@@ -143,6 +143,14 @@ pub async fn rebuild_person_view(
     Ok((pool, (done.applied, done.total)))
 }
 
+/// A benchmark size from the environment (`BENCH_PERSONS=1000000`), or `default`.
+pub fn bench_setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Polls `check` until it returns `Some`, or fails after `limit` naming `what`.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> anyhow::Result<T>
 where
