@@ -5,6 +5,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -37,16 +39,20 @@ pub struct LinkArgs {
     quiet: bool,
 }
 
-/// A CSV file's rows with their columns found by name (first of the aliases present).
+/// A CSV file's columns found by name (first of the aliases present); rows are streamed.
 struct Table {
     path: PathBuf,
-    rows: Vec<csv::StringRecord>,
     columns: Vec<(&'static str, Option<usize>)>,
 }
 
+type Rows = csv::Reader<Box<dyn std::io::BufRead + Send>>;
+
 impl Table {
-    fn read(path: &Path, wanted: &[(&'static str, &[&str])]) -> anyhow::Result<Self> {
-        let (reader, _, _) = open(path, Charset::Auto)?;
+    fn open(
+        path: &Path,
+        wanted: &[(&'static str, &[&str])],
+    ) -> anyhow::Result<(Self, Rows, Arc<AtomicU64>)> {
+        let (reader, read, _) = open(path, Charset::Auto)?;
         let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
         let headers: Vec<String> = csv
             .headers()
@@ -63,15 +69,14 @@ impl Table {
                 (*name, found)
             })
             .collect();
-        let mut rows = Vec::new();
-        for (n, row) in csv.records().enumerate() {
-            rows.push(row.with_context(|| format!("{} line {}", path.display(), n + 2))?);
-        }
-        Ok(Self {
-            path: path.to_owned(),
-            rows,
-            columns,
-        })
+        Ok((
+            Self {
+                path: path.to_owned(),
+                columns,
+            },
+            csv,
+            read,
+        ))
     }
 
     fn require(&self, column: &str) -> anyhow::Result<()> {
@@ -88,6 +93,10 @@ impl Table {
             .and_then(|(_, index)| index.and_then(|i| row.get(i)))
             .map(str::trim)
             .unwrap_or("")
+    }
+
+    fn line_error(&self, line: usize) -> String {
+        format!("{} line {line}", self.path.display())
     }
 }
 
@@ -114,14 +123,12 @@ const PARTY_COLUMNS: [(&str, &[&str]); 8] = [
     ("address", &["address"]),
 ];
 
-fn progress(quiet: bool, total: usize, what: &str) -> ProgressBar {
+fn progress(quiet: bool, total: u64, what: &str, template: &str) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(total as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-    {
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_owned());
@@ -143,20 +150,27 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
             && args.automatic <= 1.0,
         "--review and --automatic must be probabilities with review <= automatic"
     );
-    let registry = Table::read(&args.registry, &REGISTRY_COLUMNS)?;
+    // The registry is streamed into the index (progress by bytes read): memory is the index's.
+    let (registry, mut rows, read) = Table::open(&args.registry, &REGISTRY_COLUMNS)?;
     registry.require("person_id")?;
     registry.require("name")?;
-    let bar = progress(args.quiet, registry.rows.len(), "registry");
+    let size = std::fs::metadata(&args.registry).map_or(0, |m| m.len());
+    let bar = progress(
+        args.quiet,
+        size,
+        "registry",
+        "{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+    );
     let mut index = Index::default();
-    for (n, row) in registry.rows.iter().enumerate() {
-        let person_id = registry.get(row, "person_id");
+    for (n, row) in rows.records().enumerate() {
+        let row = row.with_context(|| registry.line_error(n + 2))?;
+        let person_id = registry.get(&row, "person_id");
         anyhow::ensure!(
             !person_id.is_empty(),
-            "{} line {}: person_id is empty",
-            args.registry.display(),
-            n + 2
+            "{}: person_id is empty",
+            registry.line_error(n + 2)
         );
-        let get = |c| registry.get(row, c);
+        let get = |c| registry.get(&row, c);
         index.insert(
             person_id,
             Normalised::from_written(&Written {
@@ -170,32 +184,32 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
                 village: get("village"),
             }),
         );
-        bar.inc(1);
+        if n % 4096 == 0 {
+            bar.set_position(read.load(Ordering::Relaxed));
+        }
     }
     bar.finish_and_clear();
 
-    let parties = Table::read(&args.parties, &PARTY_COLUMNS)?;
+    let (parties, mut rows, _) = Table::open(&args.parties, &PARTY_COLUMNS)?;
     parties.require("party_id")?;
     parties.require("name")?;
-    let normalised: Vec<(String, Normalised)> = parties
-        .rows
-        .iter()
-        .map(|row| {
-            let get = |c| parties.get(row, c);
-            let address = get("address");
-            let party = Normalised::from_written(&Written {
-                name: get("name"),
-                resident_id: get("id_number"),
-                gender: get("gender"),
-                birth_date: get("birth_date"),
-                phone: get("phone"),
-                region_code: get("region_code"),
-                township: "",
-                village: &normalise::village_from_address(address),
-            });
-            (get("party_id").to_owned(), party)
-        })
-        .collect();
+    let mut normalised: Vec<(String, Normalised)> = Vec::new();
+    for (n, row) in rows.records().enumerate() {
+        let row = row.with_context(|| parties.line_error(n + 2))?;
+        let get = |c| parties.get(&row, c);
+        let village = normalise::village_from_address(get("address"));
+        let party = Normalised::from_written(&Written {
+            name: get("name"),
+            resident_id: get("id_number"),
+            gender: get("gender"),
+            birth_date: get("birth_date"),
+            phone: get("phone"),
+            region_code: get("region_code"),
+            township: "",
+            village: &village,
+        });
+        normalised.push((get("party_id").to_owned(), party));
+    }
 
     let sample: Vec<_> = normalised
         .iter()
@@ -210,7 +224,12 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         .collect();
     let model = Model::default().estimate(&sample, &random, |c| (c[1] == 1).then_some(true), 10);
 
-    let bar = progress(args.quiet, normalised.len(), "parties");
+    let bar = progress(
+        args.quiet,
+        normalised.len() as u64,
+        "parties",
+        "{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+    );
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = normalised.len().div_ceil(threads).max(1);
     let rows: Vec<Vec<[String; 5]>> = std::thread::scope(|scope| {
