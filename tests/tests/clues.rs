@@ -351,3 +351,52 @@ async fn a_case_system_feed_is_applied_like_the_api_and_bad_records_go_to_the_dl
     registry.running.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_parties_gets_one_answer_each_in_order_errors_included() -> TestResult {
+    let (_ns, registry, clues) = registry_with_one_person().await?;
+    let mut client =
+        CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
+    let mut matched = party("s-1", "S1", "王秀英");
+    matched.id_number = resident_id_for("clue-person").as_str().to_owned();
+    let bad = ReportPartyRequest {
+        request_id: "s-2".to_owned(),
+        full_name: "缺案号".to_owned(),
+        ..ReportPartyRequest::default()
+    };
+    let unknown = party("s-3", "S3", "赵六");
+    let mut answers = client
+        .report_parties(futures::stream::iter([matched, bad, unknown]))
+        .await?
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(answer) = answers.message().await? {
+        got.push(answer);
+    }
+    assert_eq!(
+        got.iter()
+            .map(|a| a.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["s-1", "s-2", "s-3"]
+    );
+    assert!(
+        got[0].answer.as_ref().is_some_and(|a| a.clue.is_some()),
+        "{:?}",
+        got[0]
+    );
+    assert_eq!(got[1].error_code, "InvalidArgument");
+    assert!(
+        got[1].field_errors.iter().any(|f| f.field == "case_no"),
+        "{:?}",
+        got[1]
+    );
+    assert!(
+        got[2]
+            .answer
+            .as_ref()
+            .is_some_and(|a| a.clue.is_none() && a.screened_out.is_empty())
+    );
+    clues.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}

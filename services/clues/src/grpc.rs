@@ -101,8 +101,66 @@ fn clue_from_row(row: &sqlx::postgres::PgRow) -> Result<Clue, sqlx::Error> {
     })
 }
 
+/// The streamed answer to one request: the answer, or the error with its field details.
+async fn streamed_answer(intake: &Intake, request: ReportPartyRequest) -> ReportPartiesResponse {
+    let request_id = request.request_id.clone();
+    match intake.report(request).await {
+        Ok(answer) => ReportPartiesResponse {
+            request_id,
+            answer: Some(answer),
+            ..ReportPartiesResponse::default()
+        },
+        Err(status) => {
+            use tonic_types::StatusExt;
+            ReportPartiesResponse {
+                request_id,
+                answer: None,
+                error_code: format!("{:?}", status.code()),
+                error_message: status.message().to_owned(),
+                field_errors: status
+                    .get_details_bad_request()
+                    .map(|b| {
+                        b.field_violations
+                            .into_iter()
+                            .map(|v| FieldError {
+                                field: v.field,
+                                description: v.description,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl CluesService for CluesApi {
+    type ReportPartiesStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<ReportPartiesResponse, Status>> + Send>,
+    >;
+
+    async fn report_parties(
+        &self,
+        request: Request<tonic::Streaming<ReportPartyRequest>>,
+    ) -> Result<Response<Self::ReportPartiesStream>, Status> {
+        let inbound = request.into_inner();
+        let intake = self.intake.clone();
+        // One answer per request, in order; a broken stream ends the answers.
+        let answers = futures::stream::unfold(Some((inbound, intake)), |state| async move {
+            let (mut inbound, intake) = state?;
+            match inbound.message().await {
+                Ok(Some(request)) => {
+                    let answer = streamed_answer(&intake, request).await;
+                    Some((Ok(answer), Some((inbound, intake))))
+                }
+                Ok(None) => None,
+                Err(status) => Some((Err(status), None)),
+            }
+        });
+        Ok(Response::new(Box::pin(answers)))
+    }
+
     async fn get_linkage_index_status(
         &self,
         _request: Request<GetLinkageIndexStatusRequest>,
