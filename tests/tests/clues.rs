@@ -366,7 +366,9 @@ async fn a_stream_of_parties_gets_one_answer_each_in_order_errors_included() -> 
     };
     let unknown = party("s-3", "S3", "赵六");
     let mut answers = client
-        .report_parties(futures::stream::iter([matched, bad, unknown]))
+        .report_parties(futures::stream::iter(
+            [matched, bad, unknown].map(|party| ReportPartiesRequest { party: Some(party) }),
+        ))
         .await?
         .into_inner();
     let mut got = Vec::new();

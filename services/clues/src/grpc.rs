@@ -142,7 +142,7 @@ impl CluesService for CluesApi {
 
     async fn report_parties(
         &self,
-        request: Request<tonic::Streaming<ReportPartyRequest>>,
+        request: Request<tonic::Streaming<ReportPartiesRequest>>,
     ) -> Result<Response<Self::ReportPartiesStream>, Status> {
         let inbound = request.into_inner();
         let intake = self.intake.clone();
@@ -151,7 +151,7 @@ impl CluesService for CluesApi {
             let (mut inbound, intake) = state?;
             match inbound.message().await {
                 Ok(Some(request)) => {
-                    let answer = streamed_answer(&intake, request).await;
+                    let answer = streamed_answer(&intake, request.party.unwrap_or_default()).await;
                     Some((Ok(answer), Some((inbound, intake))))
                 }
                 Ok(None) => None,
