@@ -402,3 +402,100 @@ async fn a_stream_of_parties_gets_one_answer_each_in_order_errors_included() -> 
     registry.running.stop().await;
     Ok(())
 }
+
+/// The other direction: a party reported before the person entered the registry is matched
+/// when they do, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_entering_the_registry_is_checked_against_recent_parties() -> TestResult {
+    let (_ns, registry, clues) = registry_with_one_person().await?;
+    let mut client =
+        CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
+    let later = resident_id_for("later-person");
+    let mut early = party("rev-1", "R1", "郑春梅");
+    early.gender = if later.sex() == jiuzhu_identity::Sex::Male {
+        "男"
+    } else {
+        "女"
+    }
+    .to_owned();
+    early.birth_date = later.birth_date().format("%Y-%m-%d").to_string();
+    early.address = "北京市朝阳区新场村9号".to_owned();
+    let answer = client.report_party(early).await?.into_inner();
+    assert!(
+        answer.clue.is_none() && answer.screened_out.is_empty(),
+        "{answer:?}"
+    );
+
+    let person = registry_client(&registry.running)
+        .await?
+        .register_person(RegisterPersonRequest {
+            request_id: "later-person".to_owned(),
+            full_name: "鄭春梅".to_owned(),
+            gender: if later.sex() == jiuzhu_identity::Sex::Male {
+                Gender::Male
+            } else {
+                Gender::Female
+            } as i32,
+            birth_date: later.birth_date().format("%Y-%m-%d").to_string(),
+            resident_id: later.as_str().to_owned(),
+            region: Some(RegionCode {
+                code: "110105".to_owned(),
+            }),
+            village: "新场村".to_owned(),
+            source_department: "civil_affairs".to_owned(),
+            ..RegisterPersonRequest::default()
+        })
+        .await?
+        .into_inner()
+        .person_id;
+    let clue = eventually("the clue found from the registry side", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let clues = client
+                .list_clues(ListCluesRequest::default())
+                .await?
+                .into_inner()
+                .clues;
+            Ok(clues.into_iter().next())
+        }
+    })
+    .await?;
+    assert_eq!(clue.person_id, person);
+    assert_eq!(clue.party_id, answer.party_id);
+    assert!(
+        clue.explanation.contains("name: exact"),
+        "{}",
+        clue.explanation
+    );
+
+    // A later change of the person raises nothing new for the matched party.
+    registry_client(&registry.running)
+        .await?
+        .update_person(jiuzhu_proto::registry::UpdatePersonRequest {
+            request_id: "later-update".to_owned(),
+            person_id: person.clone(),
+            phone: "13900000000".to_owned(),
+            ..jiuzhu_proto::registry::UpdatePersonRequest::default()
+        })
+        .await?;
+    let pool = clues.running.store.pool().clone();
+    eventually("the update seen by reverse correlation", WAIT, || {
+        let pool = pool.clone();
+        async move {
+            Ok(
+                (jiuzhu_tests::checkpoint_total(&pool, "clues.reverse_correlation").await? >= 3)
+                    .then_some(()),
+            )
+        }
+    })
+    .await?;
+    let detected: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'jiuzhu.clues.v1.ClueDetected'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!(detected, 1);
+    clues.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}

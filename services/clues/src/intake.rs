@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use futures::FutureExt;
-use jiuzhu_eventstore::EventStore;
-use jiuzhu_linkage::{Model, Written, normalise};
+use jiuzhu_eventstore::{Begun, CommandRequest, EventStore};
+use jiuzhu_linkage::{Model, Normalised, Written, blocking_keys, normalise};
 use jiuzhu_proto::clues::*;
 use jiuzhu_runtime::grpc::{
     FieldViolations, database_status, decode_answer, run_command, store_status,
@@ -37,6 +37,25 @@ fn money_field(
     if money.is_some_and(|m| m.fen < 0) {
         violations.add(field, "cannot be negative");
     }
+}
+
+/// A party's identity as written in the request, normalised.
+fn written_party(request: &ReportPartyRequest, region: &str) -> Normalised {
+    matching::party(
+        &Written {
+            name: &request.full_name,
+            resident_id: &request.id_number,
+            gender: &request.gender,
+            birth_date: &request.birth_date,
+            phone: &request.phone,
+            region_code: region,
+            township: "",
+            village: "",
+        },
+        &request.address,
+        request.approximate_age,
+        &request.incident_date,
+    )
 }
 
 impl Intake {
@@ -144,22 +163,8 @@ impl Intake {
                         region_code: region.clone(),
                     };
                     let screened = policy.screen(role, &harm);
+                    let party = written_party(&request, &region);
                     let found = if screened.is_none() {
-                        let party = matching::party(
-                            &Written {
-                                name: &request.full_name,
-                                resident_id: &request.id_number,
-                                gender: &request.gender,
-                                birth_date: &request.birth_date,
-                                phone: &request.phone,
-                                region_code: &region,
-                                township: "",
-                                village: "",
-                            },
-                            &request.address,
-                            request.approximate_age,
-                            &request.incident_date,
-                        );
                         matching::best_match(work.connection(), &party, &model, &policy)
                             .await
                             .map_err(database_status)?
@@ -186,7 +191,9 @@ impl Intake {
                     }
                     sqlx::query(
                         "INSERT INTO party_identities (party_id, full_name, id_number, gender, birth_date, \
-                         phone, region_code, address) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                         phone, region_code, address, case_no, procuratorate, role, incident_date, \
+                         approximate_age, clue_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                     )
                     .bind(party_id)
                     .bind(request.full_name.trim())
@@ -196,9 +203,27 @@ impl Intake {
                     .bind(request.phone.trim())
                     .bind(&region)
                     .bind(request.address.trim())
+                    .bind(request.case_no.trim())
+                    .bind(request.procuratorate.trim())
+                    .bind(request.role)
+                    .bind(request.incident_date.trim())
+                    .bind(request.approximate_age)
+                    .bind(clue.as_ref().map(|_| clue_id))
                     .execute(work.connection())
                     .await
                     .map_err(database_status)?;
+                    if screened.is_none() && clue.is_none() {
+                        // Unmatched for now: findable when the person enters the registry.
+                        sqlx::query(
+                            "INSERT INTO party_blocks (key, party_id) SELECT k, $2 FROM unnest($1::text[]) AS k \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(blocking_keys(&party))
+                        .bind(party_id)
+                        .execute(work.connection())
+                        .await
+                        .map_err(database_status)?;
+                    }
                     let answer = ReportPartyResponse {
                         party_id: party_id.to_string(),
                         screened_out: screened.unwrap_or_default(),
@@ -227,4 +252,117 @@ impl Intake {
         )
         .await
     }
+
+    /// Reverse correlation: the recent parties screened in but left unmatched that share a
+    /// blocking key with `person` (who just entered the registry or changed) are compared with
+    /// them; a match raises the clue intake would have raised. Returns the clues raised.
+    pub async fn correlate(&self, person_id: Uuid, person: &Normalised) -> Result<usize, Status> {
+        let keys = blocking_keys(person);
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let parties: Vec<UnmatchedParty> = sqlx::query_as(
+            "SELECT DISTINCT p.party_id, p.full_name, p.id_number, p.gender, p.birth_date, p.phone, \
+             p.region_code, p.address, p.case_no, p.procuratorate, p.role, p.incident_date, \
+             p.approximate_age FROM unnest($1::text[]) AS k(key) \
+             JOIN party_blocks b ON b.key = k.key JOIN party_identities p ON p.party_id = b.party_id \
+             WHERE p.clue_id IS NULL AND p.reported_at > now() - make_interval(days => $2)",
+        )
+        .bind(&keys)
+        .bind(RECENT_DAYS)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(database_status)?;
+        let mut raised = 0;
+        for party in parties {
+            let request = ReportPartyRequest {
+                full_name: party.full_name.clone(),
+                id_number: party.id_number.clone(),
+                gender: party.gender.clone(),
+                birth_date: party.birth_date.clone(),
+                phone: party.phone.clone(),
+                address: party.address.clone(),
+                approximate_age: party.approximate_age,
+                incident_date: party.incident_date.clone(),
+                ..ReportPartyRequest::default()
+            };
+            let normalised = written_party(&request, &party.region_code);
+            let score = self
+                .model
+                .score(&jiuzhu_linkage::compare(&normalised, person), None);
+            let origin = if score.probability >= self.policy.thresholds.automatic {
+                ClueOrigin::Automatic
+            } else if score.probability >= self.policy.thresholds.review {
+                ClueOrigin::Review
+            } else {
+                continue;
+            };
+            let clue_id = Uuid::now_v7();
+            let pair = format!("{}:{person_id}", party.party_id);
+            let call = CommandRequest::new(&format!("reverse:{pair}"), REVERSE, pair.as_bytes());
+            let mut work = match self.store.begin_command(call).await.map_err(store_status)? {
+                Begun::Replay(_) => continue,
+                Begun::Fresh(work) => work,
+            };
+            // One clue per party, whichever direction found it first.
+            let claimed: Option<Uuid> = sqlx::query_scalar(
+                "UPDATE party_identities SET clue_id = $2 WHERE party_id = $1 AND clue_id IS NULL \
+                 RETURNING party_id",
+            )
+            .bind(party.party_id)
+            .bind(clue_id)
+            .fetch_optional(work.connection())
+            .await
+            .map_err(database_status)?;
+            if claimed.is_none() {
+                continue;
+            }
+            let detected = ClueDetected {
+                clue_id: clue_id.to_string(),
+                party_id: party.party_id.to_string(),
+                case_no: party.case_no.clone(),
+                person_id: person_id.to_string(),
+                probability: score.probability,
+                origin: origin.into(),
+                explanation: score.explanation(),
+                policy_version: self.policy.version.clone(),
+                procuratorate: party.procuratorate.clone(),
+                role: party.role,
+            };
+            let person_key = detected.person_id.clone();
+            append_clue(
+                &mut work,
+                clue_id,
+                0,
+                &person_key,
+                &[CluesEvent::ClueDetected(detected)],
+            )
+            .await?;
+            work.commit(Vec::new()).await.map_err(store_status)?;
+            tracing::info!(%clue_id, %person_id, "clue detected by reverse correlation");
+            raised += 1;
+        }
+        Ok(raised)
+    }
+}
+
+/// How far back reverse correlation looks for unmatched parties.
+const RECENT_DAYS: i32 = 365;
+const REVERSE: &str = "jiuzhu.clues.v1.ReverseCorrelation";
+
+#[derive(Debug, sqlx::FromRow)]
+struct UnmatchedParty {
+    party_id: Uuid,
+    full_name: String,
+    id_number: String,
+    gender: String,
+    birth_date: String,
+    phone: String,
+    region_code: String,
+    address: String,
+    case_no: String,
+    procuratorate: String,
+    role: i32,
+    incident_date: String,
+    approximate_age: i32,
 }

@@ -11,6 +11,7 @@ pub mod intake;
 pub mod matching;
 pub mod policy;
 pub mod projections;
+pub mod reverse;
 
 use jiuzhu_proto::clues::clues_service_server::CluesServiceServer;
 use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
@@ -43,7 +44,11 @@ impl Service for Clues {
                 context.store.clone(),
                 intake.clone(),
             )))
-            .inbound(register_inbound(inbound::CaseFeed::new(intake)))
+            .inbound(register_inbound(inbound::CaseFeed::new(intake.clone())))
+            .inbound(register_inbound(reverse::ReverseCorrelation::new(
+                intake,
+                keys.clone(),
+            )))
             .projection(register(projections::LinkageIndex::new(keys)))
             .projection(register(projections::ClueBoard)))
     }
