@@ -269,7 +269,7 @@ impl Intake {
              WHERE p.clue_id IS NULL AND p.reported_at > now() - make_interval(days => $2)",
         )
         .bind(&keys)
-        .bind(RECENT_DAYS)
+        .bind(self.policy.reverse_correlation_days)
         .fetch_all(self.store.pool())
         .await
         .map_err(database_status)?;
@@ -346,8 +346,6 @@ impl Intake {
     }
 }
 
-/// How far back reverse correlation looks for unmatched parties.
-const RECENT_DAYS: i32 = 365;
 const REVERSE: &str = "jiuzhu.clues.v1.ReverseCorrelation";
 
 #[derive(Debug, sqlx::FromRow)]

@@ -30,6 +30,7 @@ pub struct Thresholds {
 #[serde(deny_unknown_fields)]
 pub struct ScreeningPolicy {
     pub version: String,
+    pub reverse_correlation_days: i32,
     pub roles: Vec<String>,
     pub serious_harm: SeriousHarm,
     pub thresholds: Thresholds,
@@ -43,6 +44,12 @@ impl Validate for ScreeningPolicy {
                 "is required",
             ));
         }
+        jiuzhu_config::check_range(
+            prefix,
+            "reverse_correlation_days",
+            self.reverse_correlation_days,
+            1..=3650,
+        )?;
         for role in &self.roles {
             if role_named(role).is_none() {
                 return Err(ConfigError::invalid(
