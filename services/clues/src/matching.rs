@@ -2,8 +2,13 @@
 //! than `MAX_BLOCK` persons say too little and are skipped), each scored with the linkage model,
 //! the best one decided by the policy's thresholds.
 
+use std::collections::HashMap;
+
 use jiuzhu_linkage::{Index, Model, Normalised, Written, blocking_keys, normalise};
+use jiuzhu_messaging::ProjectionError;
 use jiuzhu_proto::clues::ClueOrigin;
+use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity};
+use jiuzhu_vault::{KeyState, VaultError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -44,6 +49,49 @@ impl IndexedPerson {
             village: &self.village,
         })
     }
+}
+
+pub(crate) fn person_uuid(text: &str) -> Result<Uuid, ProjectionError> {
+    Uuid::parse_str(text)
+        .map_err(|_| ProjectionError::Rejected(format!("person_id `{text}` is not a UUID")))
+}
+
+pub(crate) fn vault_error(error: VaultError) -> ProjectionError {
+    if error.is_transient() {
+        ProjectionError::Unavailable(error.to_string())
+    } else {
+        ProjectionError::Rejected(error.to_string())
+    }
+}
+
+/// The person a registry identity event describes, opened with `keys`; `None` for an erased
+/// person (whose identity stays unreadable).
+pub(crate) fn indexed_person<E: CarriesIdentity>(
+    event: &mut E,
+    keys: &HashMap<Uuid, KeyState>,
+) -> Result<Option<IndexedPerson>, ProjectionError> {
+    let person = person_uuid(event.person_id())?;
+    if open_identity(event, keys).map_err(vault_error)? == Opened::Erased {
+        return Ok(None);
+    }
+    let region_code = event.region_code().to_owned();
+    let male = match event.gender() {
+        1 => Some(true),
+        2 => Some(false),
+        _ => None,
+    };
+    let identity = event.take_personal();
+    Ok(Some(IndexedPerson {
+        person_id: person,
+        full_name: identity.full_name,
+        birth_date: identity.birth_date,
+        resident_id: identity.resident_id,
+        region_code,
+        male,
+        phone: identity.phone,
+        township: identity.township,
+        village: identity.village,
+    }))
 }
 
 /// The best registry person for `party` at or above the review threshold, if any.

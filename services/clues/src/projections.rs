@@ -5,14 +5,14 @@ use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use std::collections::HashMap;
 
 use jiuzhu_linkage::blocking_keys;
-use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated, PersonalIdentity};
-use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity, sealed_person};
-use jiuzhu_vault::{KeyState, RemoteKeys, VaultError};
+use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated};
+use jiuzhu_vault::RemoteKeys;
+use jiuzhu_vault::identity::sealed_person;
 
 use jiuzhu_proto::clues::{ClueOrigin, ClueStatus};
 
 use crate::domain::CluesEvent;
-use crate::matching::IndexedPerson;
+use crate::matching::{indexed_person, person_uuid, vault_error};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -36,33 +36,6 @@ pub struct LinkageIndex {
 impl LinkageIndex {
     pub fn new(keys: RemoteKeys) -> Self {
         Self { keys }
-    }
-}
-
-fn person_uuid(text: &str) -> Result<Uuid, ProjectionError> {
-    Uuid::parse_str(text)
-        .map_err(|_| ProjectionError::Rejected(format!("person_id `{text}` is not a UUID")))
-}
-
-/// The event's person, opened identity, region and gender; `None` for an erased person.
-fn opened_identity<E: CarriesIdentity>(
-    event: &mut E,
-    keys: &HashMap<Uuid, KeyState>,
-) -> Result<Option<(Uuid, PersonalIdentity, String, i32)>, ProjectionError> {
-    let person = person_uuid(event.person_id())?;
-    if open_identity(event, keys).map_err(vault_error)? == Opened::Erased {
-        return Ok(None);
-    }
-    let region = event.region_code().to_owned();
-    let gender = event.gender();
-    Ok(Some((person, event.take_personal(), region, gender)))
-}
-
-fn vault_error(error: VaultError) -> ProjectionError {
-    if error.is_transient() {
-        ProjectionError::Unavailable(error.to_string())
-    } else {
-        ProjectionError::Rejected(error.to_string())
     }
 }
 
@@ -119,8 +92,8 @@ impl Projection for LinkageIndex {
         };
         for (version, event) in decoded {
             let opened = match event {
-                RegistryFeed::PersonRegistered(mut e) => opened_identity(&mut e, &keys)?,
-                RegistryFeed::PersonUpdated(mut e) => opened_identity(&mut e, &keys)?,
+                RegistryFeed::PersonRegistered(mut e) => indexed_person(&mut e, &keys)?,
+                RegistryFeed::PersonUpdated(mut e) => indexed_person(&mut e, &keys)?,
                 RegistryFeed::PersonErased(e) => {
                     applied += 1;
                     let person = person_uuid(&e.person_id)?;
@@ -131,25 +104,10 @@ impl Projection for LinkageIndex {
             };
             applied += 1;
             // An erased person's identity stays unreadable: nothing to index.
-            let Some((person, identity, region_code, gender)) = opened else {
+            let Some(indexed) = opened else {
                 continue;
             };
-            let male = match gender {
-                1 => Some(true),
-                2 => Some(false),
-                _ => None,
-            };
-            let indexed = IndexedPerson {
-                person_id: person,
-                full_name: identity.full_name,
-                birth_date: identity.birth_date,
-                resident_id: identity.resident_id,
-                region_code,
-                male,
-                phone: identity.phone,
-                township: identity.township,
-                village: identity.village,
-            };
+            let person = indexed.person_id;
             let normalised = indexed.normalised();
             let row = serde_json::json!({
                 "person_id": person,

@@ -7,13 +7,12 @@ use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_vault::RemoteKeys;
-use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity, sealed_person};
+use jiuzhu_vault::identity::{CarriesIdentity, sealed_person};
 use prost::Message;
 use tonic::Code;
-use uuid::Uuid;
 
 use crate::intake::Intake;
-use crate::matching::IndexedPerson;
+use crate::matching::{IndexedPerson, indexed_person, vault_error};
 use crate::projections::RegistryFeed;
 
 #[derive(Debug)]
@@ -30,49 +29,12 @@ impl ReverseCorrelation {
     async fn person<E: CarriesIdentity>(
         &self,
         event: &mut E,
-    ) -> Result<Option<(Uuid, IndexedPerson)>, ProjectionError> {
-        let person = Uuid::parse_str(event.person_id()).map_err(|_| {
-            ProjectionError::Rejected(format!("person_id `{}` is not a UUID", event.person_id()))
-        })?;
+    ) -> Result<Option<IndexedPerson>, ProjectionError> {
         let keys = match sealed_person(event) {
-            Some(sealed) => self
-                .keys
-                .keys(&[sealed])
-                .await
-                .map_err(|e| ProjectionError::Unavailable(e.to_string()))?,
+            Some(sealed) => self.keys.keys(&[sealed]).await.map_err(vault_error)?,
             None => Default::default(),
         };
-        let opened = open_identity(event, &keys).map_err(|e| {
-            if e.is_transient() {
-                ProjectionError::Unavailable(e.to_string())
-            } else {
-                ProjectionError::Rejected(e.to_string())
-            }
-        })?;
-        if opened == Opened::Erased {
-            return Ok(None);
-        }
-        let region_code = event.region_code().to_owned();
-        let male = match event.gender() {
-            1 => Some(true),
-            2 => Some(false),
-            _ => None,
-        };
-        let identity = event.take_personal();
-        Ok(Some((
-            person,
-            IndexedPerson {
-                person_id: person,
-                full_name: identity.full_name,
-                birth_date: identity.birth_date,
-                resident_id: identity.resident_id,
-                region_code,
-                male,
-                phone: identity.phone,
-                township: identity.township,
-                village: identity.village,
-            },
-        )))
+        indexed_person(event, &keys)
     }
 }
 
@@ -92,11 +54,11 @@ impl InboundHandler for ReverseCorrelation {
             Some(RegistryFeed::PersonUpdated(mut e)) => self.person(&mut e).await?,
             _ => None,
         };
-        let Some((person_id, person)) = found else {
+        let Some(person) = found else {
             return Ok(());
         };
         self.intake
-            .correlate(person_id, &person.normalised())
+            .correlate(person.person_id, &person.normalised())
             .await
             .map(|_| ())
             .map_err(|status| match status.code() {
