@@ -48,6 +48,7 @@ Jiuzhu is running (Ctrl-C stops it):
 Try (grpcurl uses reflection):
   grpcurl -plaintext -d '{"request_id":"demo-1","full_name":"王秀英","gender":"GENDER_FEMALE","birth_date":"1949-12-31","resident_id":"11010519491231002X","region":{"code":"110105"},"source_department":"rural_revitalization"}' 127.0.0.1:50051 jiuzhu.registry.v1.RegistryService/RegisterPerson
   grpcurl -plaintext 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/GetLinkageIndexStatus
+  grpcurl -plaintext -d '{"request_id":"case-1","case_no":"(2026)京0105刑初1号","party_ref":"P1","procuratorate":"朝阳区院","role":"PARTY_ROLE_VICTIM","harm":{"disability_grade":5},"full_name":"王秀英","birth_date":"1949年12月31日","region":{"code":"110105"}}' 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/ReportParty
 Traces: set JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 (Jaeger all-in-one) before make run.
 TEXT
 wait
