@@ -11,11 +11,11 @@ use hdrhistogram::Histogram;
 use jiuzhu_proto::common::RegionCode;
 use jiuzhu_proto::registry::search_persons_request::Query;
 use jiuzhu_proto::registry::{
-    BulkUpsertPersonsRequest, Gender, GetPersonRequest, PersonRecord, SearchPersonsRequest,
+    BulkUpsertPersonsRequest, GetPersonRequest, PersonRecord, SearchPersonsRequest,
 };
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::unique_namespace;
-use jiuzhu_tests::{bench_setting, eventually, registry_client, resident_id_for, start};
+use jiuzhu_tests::{bench_setting, eventually, gender_of, registry_client, resident_id_for, start};
 use tokio::sync::mpsc;
 
 #[tokio::main(flavor = "multi_thread")]
@@ -41,11 +41,7 @@ async fn main() -> anyhow::Result<()> {
                         line: i64::try_from(n).unwrap_or(0),
                         source_record_id: format!("B{n}"),
                         full_name: format!("基准{n}"),
-                        gender: if id.sex() == jiuzhu_identity::Sex::Male {
-                            Gender::Male
-                        } else {
-                            Gender::Female
-                        } as i32,
+                        gender: gender_of(&id) as i32,
                         birth_date: id.birth_date().format("%Y-%m-%d").to_string(),
                         resident_id: id.as_str().to_owned(),
                         region: Some(RegionCode {

@@ -57,11 +57,7 @@ pub fn registration(request_id: &str, n: usize) -> RegisterPersonRequest {
     RegisterPersonRequest {
         request_id: request_id.to_owned(),
         full_name: format!("测试人{n}"),
-        gender: if resident_id.sex() == jiuzhu_identity::Sex::Male {
-            Gender::Male as i32
-        } else {
-            Gender::Female as i32
-        },
+        gender: gender_of(&resident_id) as i32,
         birth_date: resident_id.birth_date().format("%Y-%m-%d").to_string(),
         resident_id: resident_id.as_str().to_owned(),
         region: Some(RegionCode {
@@ -69,6 +65,25 @@ pub fn registration(request_id: &str, n: usize) -> RegisterPersonRequest {
         }),
         source_department: "rural_revitalization".to_owned(),
         ..RegisterPersonRequest::default()
+    }
+}
+
+/// The gender a resident id encodes.
+pub fn gender_of(id: &jiuzhu_identity::ResidentId) -> Gender {
+    match id.sex() {
+        jiuzhu_identity::Sex::Male => Gender::Male,
+        jiuzhu_identity::Sex::Female => Gender::Female,
+    }
+}
+
+/// A registration of `full_name` of 新场村 (110105) from `department`, with a resident id (and
+/// the birth date and gender it encodes) derived from the request id.
+pub fn villager(request_id: &str, full_name: &str, department: &str) -> RegisterPersonRequest {
+    RegisterPersonRequest {
+        full_name: full_name.to_owned(),
+        village: "新场村".to_owned(),
+        source_department: department.to_owned(),
+        ..registration(request_id, 0)
     }
 }
 

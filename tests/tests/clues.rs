@@ -9,17 +9,24 @@ use jiuzhu_clues::Clues;
 use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
 use jiuzhu_proto::clues::*;
 use jiuzhu_proto::common::{Money, RegionCode};
-use jiuzhu_proto::registry::{Gender, RegisterPersonRequest};
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
 use jiuzhu_tests::{
     Started, TestResult, eventually, linkage_status, read_topic, registry_client, resident_id_for,
-    start,
+    start, villager,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// The gender a resident id encodes, as a case file writes it.
+fn written_gender(id: &jiuzhu_identity::ResidentId) -> &'static str {
+    match id.sex() {
+        jiuzhu_identity::Sex::Male => "男",
+        jiuzhu_identity::Sex::Female => "女",
+    }
+}
 
 fn party(request_id: &str, party_ref: &str, name: &str) -> ReportPartyRequest {
     ReportPartyRequest {
@@ -35,12 +42,7 @@ fn party(request_id: &str, party_ref: &str, name: &str) -> ReportPartyRequest {
             ..Harm::default()
         }),
         full_name: name.to_owned(),
-        gender: if resident_id_for("clue-person").sex() == jiuzhu_identity::Sex::Male {
-            "男"
-        } else {
-            "女"
-        }
-        .to_owned(),
+        gender: written_gender(&resident_id_for("clue-person")).to_owned(),
         region: Some(RegionCode {
             code: "110105".to_owned(),
         }),
@@ -54,26 +56,9 @@ async fn registry_with_one_person() -> anyhow::Result<(String, Started, Started)
     let ns = unique_namespace();
     let registry = start::<Registry>(&ns).await?;
     let clues = start::<Clues>(&ns).await?;
-    let id = resident_id_for("clue-person");
     registry_client(&registry.running)
         .await?
-        .register_person(RegisterPersonRequest {
-            request_id: "clue-person".to_owned(),
-            full_name: "王秀英".to_owned(),
-            gender: if id.sex() == jiuzhu_identity::Sex::Male {
-                Gender::Male
-            } else {
-                Gender::Female
-            } as i32,
-            birth_date: id.birth_date().format("%Y-%m-%d").to_string(),
-            resident_id: id.as_str().to_owned(),
-            region: Some(RegionCode {
-                code: "110105".to_owned(),
-            }),
-            village: "新场村".to_owned(),
-            source_department: "rural_revitalization".to_owned(),
-            ..RegisterPersonRequest::default()
-        })
+        .register_person(villager("clue-person", "王秀英", "rural_revitalization"))
         .await?;
     eventually("the person in the linkage index", WAIT, || async {
         Ok((linkage_status(&clues.running).await?.0 == 1).then_some(()))
@@ -412,12 +397,7 @@ async fn a_person_entering_the_registry_is_checked_against_recent_parties() -> T
         CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
     let later = resident_id_for("later-person");
     let mut early = party("rev-1", "R1", "郑春梅");
-    early.gender = if later.sex() == jiuzhu_identity::Sex::Male {
-        "男"
-    } else {
-        "女"
-    }
-    .to_owned();
+    early.gender = written_gender(&later).to_owned();
     early.birth_date = later.birth_date().format("%Y-%m-%d").to_string();
     early.address = "北京市朝阳区新场村9号".to_owned();
     let answer = client.report_party(early).await?.into_inner();
@@ -428,23 +408,7 @@ async fn a_person_entering_the_registry_is_checked_against_recent_parties() -> T
 
     let person = registry_client(&registry.running)
         .await?
-        .register_person(RegisterPersonRequest {
-            request_id: "later-person".to_owned(),
-            full_name: "鄭春梅".to_owned(),
-            gender: if later.sex() == jiuzhu_identity::Sex::Male {
-                Gender::Male
-            } else {
-                Gender::Female
-            } as i32,
-            birth_date: later.birth_date().format("%Y-%m-%d").to_string(),
-            resident_id: later.as_str().to_owned(),
-            region: Some(RegionCode {
-                code: "110105".to_owned(),
-            }),
-            village: "新场村".to_owned(),
-            source_department: "civil_affairs".to_owned(),
-            ..RegisterPersonRequest::default()
-        })
+        .register_person(villager("later-person", "鄭春梅", "civil_affairs"))
         .await?
         .into_inner()
         .person_id;
