@@ -10,7 +10,7 @@ use crate::normalise::{Normalised, pinyin_key};
 
 /// A block bigger than this says little (a common surname in a large county): it is not used
 /// to find candidates; the other keys still are.
-const MAX_BLOCK: usize = 1000;
+pub const MAX_BLOCK: usize = 1000;
 
 /// The keys a record is filed under: resident id; pinyin of the name with the birth year;
 /// region with surname; region and village with surname; phone.

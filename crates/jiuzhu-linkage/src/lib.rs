@@ -11,6 +11,6 @@ pub mod model;
 pub mod normalise;
 
 pub use compare::{Comparison, FIELDS, Field, compare};
-pub use index::{Candidate, Decision, Index, Thresholds, blocking_keys};
+pub use index::{Candidate, Decision, Index, MAX_BLOCK, Thresholds, blocking_keys};
 pub use model::{Explained, Model, Score};
 pub use normalise::{Normalised, Written};

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use jiuzhu_linkage::{Index, Model, Normalised, Written, blocking_keys, normalise};
+use jiuzhu_linkage::{Index, MAX_BLOCK, Model, Normalised, Written, blocking_keys, normalise};
 use jiuzhu_messaging::ProjectionError;
 use jiuzhu_proto::clues::ClueOrigin;
 use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity};
@@ -15,7 +15,6 @@ use uuid::Uuid;
 use crate::domain::Match;
 use crate::policy::ScreeningPolicy;
 
-const MAX_BLOCK: i64 = 1000;
 const MIN_POPULATION: i64 = 1000;
 
 /// A registry person as the index stores them.
@@ -110,7 +109,7 @@ pub async fn best_match(
          WHERE (SELECT count(*) FROM (SELECT 1 FROM linkage_blocks b WHERE b.key = k.key LIMIT $2) c) < $2",
     )
     .bind(&keys)
-    .bind(MAX_BLOCK + 1)
+    .bind(i64::try_from(MAX_BLOCK).unwrap_or(i64::MAX).saturating_add(1))
     .fetch_all(&mut *conn)
     .await?;
     let candidates: Vec<IndexedPerson> = sqlx::query_as(
