@@ -162,6 +162,39 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
         .ok_or_else(|| anyhow::anyhow!("a referred clue was rejected"))?;
     assert_eq!(late.code(), Code::FailedPrecondition);
 
+    // The relief prosecutor opens a case for it: the clue is closed, once.
+    let close = CloseClueRequest {
+        request_id: "close-1".to_owned(),
+        clue_id: review.clue_id.clone(),
+        outcome: ClueOutcome::ReliefCaseOpened as i32,
+        relief_case_id: "relief-case-1".to_owned(),
+        reason: String::new(),
+        closed_by: "relief-prosecutor-1".to_owned(),
+    };
+    client.close_clue(close.clone()).await?;
+    client.close_clue(close.clone()).await?;
+    let twice = client
+        .close_clue(CloseClueRequest {
+            request_id: "close-2".to_owned(),
+            ..close.clone()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a closed clue was closed again"))?;
+    assert_eq!(twice.code(), Code::FailedPrecondition);
+    let undecided = client
+        .close_clue(CloseClueRequest {
+            request_id: "close-3".to_owned(),
+            outcome: ClueOutcome::Declined as i32,
+            relief_case_id: String::new(),
+            ..close
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a decline without reason was taken"))?;
+    assert_eq!(undecided.code(), Code::InvalidArgument);
+    assert!(undecided.message().contains("reason"), "{undecided:?}");
+
     // Bad input names every bad field.
     let bad = client
         .report_party(ReportPartyRequest {
@@ -196,13 +229,28 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
         );
     }
 
+    // A party of another procuratorate and province, found by id number.
+    let mut elsewhere = party("r-4", "P4", "王秀英");
+    elsewhere.case_no = "(2026)黔0102刑初5号".to_owned();
+    elsewhere.procuratorate = "贵阳市南明区人民检察院".to_owned();
+    elsewhere.region = Some(RegionCode {
+        code: "520102".to_owned(),
+    });
+    elsewhere.id_number = id.as_str().to_owned();
+    let far = client
+        .report_party(elsewhere)
+        .await?
+        .into_inner()
+        .clue
+        .ok_or_else(|| anyhow::anyhow!("no clue for the id number"))?;
+
     // The read model and the topic tell the same story.
-    let referred = eventually("the referral in the clue list", WAIT, || {
+    let closed = eventually("the closing in the clue list", WAIT, || {
         let mut client = client.clone();
         async move {
             let clues = client
                 .list_clues(ListCluesRequest {
-                    status: ClueStatus::Referred as i32,
+                    status: ClueStatus::Closed as i32,
                     ..ListCluesRequest::default()
                 })
                 .await?
@@ -212,9 +260,95 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
         }
     })
     .await?;
-    assert_eq!(referred[0].clue_id, review.clue_id);
+    assert_eq!(closed[0].clue_id, review.clue_id);
+    assert_eq!(closed[0].outcome, ClueOutcome::ReliefCaseOpened as i32);
+    assert_eq!(closed[0].relief_case_id, "relief-case-1");
+
+    // Filters: jurisdiction, region prefix, score, age.
+    let listed = |filter: ListCluesRequest| {
+        let mut client = client.clone();
+        async move {
+            let mut ids: Vec<String> = client
+                .list_clues(filter)
+                .await?
+                .into_inner()
+                .clues
+                .into_iter()
+                .map(|c| c.clue_id)
+                .collect();
+            ids.sort();
+            anyhow::Ok(ids)
+        }
+    };
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    eventually("every clue in the list", WAIT, || async {
+        Ok((listed(ListCluesRequest::default()).await?.len() == 3).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        listed(ListCluesRequest {
+            procuratorate: "北京市朝阳区人民检察院".to_owned(),
+            ..ListCluesRequest::default()
+        })
+        .await?,
+        sorted(vec![clue.clue_id.clone(), review.clue_id.clone()])
+    );
+    assert_eq!(
+        listed(ListCluesRequest {
+            region_code: "52".to_owned(),
+            ..ListCluesRequest::default()
+        })
+        .await?,
+        vec![far.clue_id.clone()]
+    );
+    assert_eq!(
+        listed(ListCluesRequest {
+            min_probability: review.probability + 1e-9,
+            ..ListCluesRequest::default()
+        })
+        .await?,
+        sorted(vec![clue.clue_id.clone(), far.clue_id.clone()])
+    );
+    let detected_at = far
+        .detected_at
+        .ok_or_else(|| anyhow::anyhow!("no detection time"))?;
+    assert_eq!(
+        listed(ListCluesRequest {
+            detected_after: Some(detected_at),
+            ..ListCluesRequest::default()
+        })
+        .await?,
+        vec![far.clue_id.clone()]
+    );
+    assert_eq!(
+        listed(ListCluesRequest {
+            detected_before: Some(detected_at),
+            ..ListCluesRequest::default()
+        })
+        .await?,
+        sorted(vec![clue.clue_id.clone(), review.clue_id.clone()])
+    );
+    let refused = client
+        .list_clues(ListCluesRequest {
+            region_code: "52%".to_owned(),
+            min_probability: 1.5,
+            ..ListCluesRequest::default()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("bad filters were taken"))?;
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let fields: Vec<String> = refused
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["min_probability", "region_code"]);
+
     let topic = clues.running.store.topic().to_owned();
-    let records = read_topic(&kafka_brokers(), &topic, 7)?;
+    let records = read_topic(&kafka_brokers(), &topic, 11)?;
     let mut types: Vec<String> = records
         .iter()
         .filter_map(|r| {
@@ -232,10 +366,13 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
     assert_eq!(
         types,
         [
+            "jiuzhu.clues.v1.ClueClosed",
             "jiuzhu.clues.v1.ClueConfirmed",
             "jiuzhu.clues.v1.ClueDetected",
             "jiuzhu.clues.v1.ClueDetected",
+            "jiuzhu.clues.v1.ClueDetected",
             "jiuzhu.clues.v1.ClueReferred",
+            "jiuzhu.clues.v1.PartyReported",
             "jiuzhu.clues.v1.PartyReported",
             "jiuzhu.clues.v1.PartyReported",
             "jiuzhu.clues.v1.PartyReported",
@@ -442,16 +579,34 @@ async fn a_person_entering_the_registry_is_checked_against_recent_parties() -> T
             ..jiuzhu_proto::registry::UpdatePersonRequest::default()
         })
         .await?;
+    // So does a status recorded for them: the re-check finds the party already matched.
+    registry_client(&registry.running)
+        .await?
+        .record_status(jiuzhu_proto::registry::RecordStatusRequest {
+            request_id: "later-status".to_owned(),
+            person_id: person.clone(),
+            kind: jiuzhu_proto::registry::StatusKind::RegisteredPoor as i32,
+            source_department: "rural_revitalization".to_owned(),
+            reference: "建档立卡-2026-17".to_owned(),
+            effective_from: "2026-06-01".to_owned(),
+            ..jiuzhu_proto::registry::RecordStatusRequest::default()
+        })
+        .await?;
     let pool = clues.running.store.pool().clone();
-    eventually("the update seen by reverse correlation", WAIT, || {
-        let pool = pool.clone();
-        async move {
-            Ok(
-                (jiuzhu_tests::checkpoint_total(&pool, "clues.reverse_correlation").await? >= 3)
-                    .then_some(()),
-            )
-        }
-    })
+    eventually(
+        "the update and status seen by reverse correlation",
+        WAIT,
+        || {
+            let pool = pool.clone();
+            async move {
+                Ok(
+                    (jiuzhu_tests::checkpoint_total(&pool, "clues.reverse_correlation").await?
+                        >= 4)
+                        .then_some(()),
+                )
+            }
+        },
+    )
     .await?;
     let detected: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE event_type = 'jiuzhu.clues.v1.ClueDetected'",

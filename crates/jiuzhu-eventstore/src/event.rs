@@ -73,10 +73,7 @@ impl StoredEvent {
             event_type: self.event_type.clone(),
             stream_id: self.stream_id.clone(),
             stream_version: self.stream_version,
-            occurred_at: Some(prost_types::Timestamp {
-                seconds: self.occurred_at.timestamp(),
-                nanos: i32::try_from(self.occurred_at.timestamp_subsec_nanos()).unwrap_or(0),
-            }),
+            occurred_at: Some(jiuzhu_proto::time::timestamp(self.occurred_at)),
             producer: producer.to_owned(),
             correlation_id: self.correlation_id.clone(),
             causation_id: self.causation_id.clone(),

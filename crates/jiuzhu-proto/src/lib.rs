@@ -26,3 +26,38 @@ pub mod jiuzhu {
 }
 
 pub use jiuzhu::{clues::v1 as clues, common::v1 as common, registry::v1 as registry};
+
+/// `google.protobuf.Timestamp` to and from UTC time, the one conversion every service needs.
+pub mod time {
+    use chrono::{DateTime, Utc};
+    use prost_types::Timestamp;
+
+    pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+        Timestamp {
+            seconds: at.timestamp(),
+            nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+        }
+    }
+
+    /// `None` for a timestamp outside what UTC time can represent (or with invalid nanos).
+    pub fn utc(at: &Timestamp) -> Option<DateTime<Utc>> {
+        let nanos = u32::try_from(at.nanos).ok()?;
+        DateTime::from_timestamp(at.seconds, nanos)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_timestamp_round_trips_and_nonsense_is_refused() {
+            let at = DateTime::from_timestamp(1_790_000_000, 123_456_789).unwrap_or_default();
+            assert_eq!(utc(&timestamp(at)), Some(at));
+            let bad = Timestamp {
+                seconds: 1,
+                nanos: -5,
+            };
+            assert_eq!(utc(&bad), None);
+        }
+    }
+}

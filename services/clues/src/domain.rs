@@ -4,8 +4,8 @@
 
 use jiuzhu_eventstore::{Aggregate, event_enum};
 use jiuzhu_proto::clues::{
-    ClueConfirmed, ClueDetected, ClueOrigin, ClueReferred, ClueRejected, ClueStatus, PartyReported,
-    PartyScreenedOut,
+    ClueClosed, ClueConfirmed, ClueDetected, ClueOrigin, ClueOutcome, ClueReferred, ClueRejected,
+    ClueStatus, PartyReported, PartyScreenedOut,
 };
 use uuid::Uuid;
 
@@ -18,6 +18,7 @@ event_enum! {
         ClueConfirmed(ClueConfirmed),
         ClueRejected(ClueRejected),
         ClueReferred(ClueReferred),
+        ClueClosed(ClueClosed),
     }
 }
 
@@ -33,6 +34,15 @@ pub enum ClueError {
     },
     #[error("clue {0} awaits review: confirm it before referring it")]
     AwaitingReview(Uuid),
+    #[error("clue {clue} is {status}: only a referred clue can be closed")]
+    NotReferred { clue: Uuid, status: &'static str },
+}
+
+/// How a referred clue ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closing {
+    ReliefCaseOpened { relief_case_id: String },
+    Declined { reason: String },
 }
 
 /// A match found for a party.
@@ -77,6 +87,7 @@ pub fn report(
         policy_version: policy_version.to_owned(),
         procuratorate: reported.procuratorate.clone(),
         role: reported.role,
+        region_code: reported.region_code.clone(),
     });
     (vec![CluesEvent::PartyReported(reported)], clue)
 }
@@ -104,6 +115,7 @@ impl Aggregate for Clue {
             CluesEvent::ClueConfirmed(_) => self.status = Some(ClueStatus::Confirmed),
             CluesEvent::ClueRejected(_) => self.status = Some(ClueStatus::Rejected),
             CluesEvent::ClueReferred(_) => self.status = Some(ClueStatus::Referred),
+            CluesEvent::ClueClosed(_) => self.status = Some(ClueStatus::Closed),
             CluesEvent::PartyReported(_) | CluesEvent::PartyScreenedOut(_) => {}
         }
     }
@@ -116,6 +128,7 @@ fn status_name(status: ClueStatus) -> &'static str {
         ClueStatus::Referred => "referred",
         ClueStatus::AwaitingReview => "awaiting review",
         ClueStatus::Detected => "detected",
+        ClueStatus::Closed => "closed",
         ClueStatus::Unspecified => "unknown",
     }
 }
@@ -190,6 +203,40 @@ impl Clue {
             case_no: detected.case_no.clone(),
             procuratorate: detected.procuratorate.clone(),
             referred_by: referred_by.to_owned(),
+        })])
+    }
+
+    /// Closes a referred clue with the relief prosecutor's outcome.
+    pub fn close(
+        &self,
+        clue: Uuid,
+        closing: Closing,
+        closed_by: &str,
+    ) -> Result<Vec<CluesEvent>, ClueError> {
+        let detected = self.detected.as_ref().ok_or(ClueError::NotFound(clue))?;
+        match self.status {
+            Some(ClueStatus::Referred) => {}
+            Some(status) => {
+                return Err(ClueError::NotReferred {
+                    clue,
+                    status: status_name(status),
+                });
+            }
+            None => return Err(ClueError::NotFound(clue)),
+        }
+        let (outcome, relief_case_id, reason) = match closing {
+            Closing::ReliefCaseOpened { relief_case_id } => {
+                (ClueOutcome::ReliefCaseOpened, relief_case_id, String::new())
+            }
+            Closing::Declined { reason } => (ClueOutcome::Declined, String::new(), reason),
+        };
+        Ok(vec![CluesEvent::ClueClosed(ClueClosed {
+            clue_id: clue.to_string(),
+            person_id: detected.person_id.clone(),
+            outcome: outcome.into(),
+            relief_case_id,
+            reason,
+            closed_by: closed_by.to_owned(),
         })])
     }
 }
@@ -281,5 +328,44 @@ mod tests {
             Clue::default().confirm(id, "r", ""),
             Err(ClueError::NotFound(id))
         );
+    }
+
+    #[test]
+    fn only_a_referred_clue_closes_and_only_once() {
+        let (id, clue) = detected(ClueOrigin::Automatic);
+        let declined = Closing::Declined {
+            reason: "already helped by civil affairs".to_owned(),
+        };
+        assert!(matches!(
+            clue.close(id, declined.clone(), "p-2"),
+            Err(ClueError::NotReferred {
+                status: "detected",
+                ..
+            })
+        ));
+        let mut referred = clue.clone();
+        for e in clue.refer(id, "p-1").unwrap_or_default() {
+            referred.apply(&e);
+        }
+        let opened = Closing::ReliefCaseOpened {
+            relief_case_id: "case-9".to_owned(),
+        };
+        let events = referred.close(id, opened, "p-2").unwrap_or_default();
+        assert!(matches!(
+            &events[..],
+            [CluesEvent::ClueClosed(c)] if c.outcome == ClueOutcome::ReliefCaseOpened as i32
+                && c.relief_case_id == "case-9" && c.person_id == clue.person_id()
+        ));
+        let mut closed = referred.clone();
+        for e in &events {
+            closed.apply(e);
+        }
+        assert!(matches!(
+            closed.close(id, declined, "p-2"),
+            Err(ClueError::NotReferred {
+                status: "closed",
+                ..
+            })
+        ));
     }
 }

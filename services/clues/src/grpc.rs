@@ -12,8 +12,9 @@ use sqlx::{PgPool, Row};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::{Clue as ClueAggregate, ClueError, CluesEvent};
+use crate::domain::{Closing, Clue as ClueAggregate, ClueError, CluesEvent};
 use crate::intake::Intake;
+use crate::projections::detected_at;
 
 const SERVICE: &str = "jiuzhu.clues.v1.CluesService";
 
@@ -38,9 +39,9 @@ impl From<ClueError> for Status {
     fn from(error: ClueError) -> Self {
         match error {
             ClueError::NotFound(_) => Status::not_found(error.to_string()),
-            ClueError::Settled { .. } | ClueError::AwaitingReview(_) => {
-                Status::failed_precondition(error.to_string())
-            }
+            ClueError::Settled { .. }
+            | ClueError::AwaitingReview(_)
+            | ClueError::NotReferred { .. } => Status::failed_precondition(error.to_string()),
         }
     }
 }
@@ -61,6 +62,12 @@ pub(crate) fn clue_view(detected: &ClueDetected) -> Clue {
         } as i32,
         procuratorate: detected.procuratorate.clone(),
         reason: String::new(),
+        region_code: detected.region_code.clone(),
+        detected_at: Uuid::parse_str(&detected.clue_id)
+            .ok()
+            .map(|id| jiuzhu_proto::time::timestamp(detected_at(id))),
+        outcome: ClueOutcome::Unspecified.into(),
+        relief_case_id: String::new(),
     }
 }
 
@@ -84,7 +91,7 @@ pub(crate) async fn append_clue(
 }
 
 const CLUE_COLUMNS: &str = "clue_id, party_id, case_no, person_id, probability, origin, explanation, \
-    status, procuratorate, reason";
+    status, procuratorate, reason, region_code, detected_at, outcome, relief_case_id";
 
 fn clue_from_row(row: &sqlx::postgres::PgRow) -> Result<Clue, sqlx::Error> {
     Ok(Clue {
@@ -98,6 +105,10 @@ fn clue_from_row(row: &sqlx::postgres::PgRow) -> Result<Clue, sqlx::Error> {
         status: row.try_get("status")?,
         procuratorate: row.try_get("procuratorate")?,
         reason: row.try_get("reason")?,
+        region_code: row.try_get("region_code")?,
+        detected_at: Some(jiuzhu_proto::time::timestamp(row.try_get("detected_at")?)),
+        outcome: row.try_get("outcome")?,
+        relief_case_id: row.try_get("relief_case_id")?,
     })
 }
 
@@ -278,6 +289,60 @@ impl CluesService for CluesApi {
         Ok(Response::new(answer))
     }
 
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn close_clue(
+        &self,
+        request: Request<CloseClueRequest>,
+    ) -> Result<Response<CloseClueResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let clue_id = uuid_field("clue_id", &request.clue_id)?;
+        violations.require(&[("closed_by", &request.closed_by)]);
+        let closing = match ClueOutcome::try_from(request.outcome) {
+            Ok(ClueOutcome::ReliefCaseOpened) => {
+                violations.require(&[("relief_case_id", &request.relief_case_id)]);
+                Closing::ReliefCaseOpened {
+                    relief_case_id: request.relief_case_id.trim().to_owned(),
+                }
+            }
+            Ok(ClueOutcome::Declined) => {
+                violations.require(&[("reason", &request.reason)]);
+                Closing::Declined {
+                    reason: request.reason.trim().to_owned(),
+                }
+            }
+            Ok(ClueOutcome::Unspecified) | Err(_) => {
+                violations.add(
+                    "outcome",
+                    "must be CLUE_OUTCOME_RELIEF_CASE_OPENED or CLUE_OUTCOME_DECLINED",
+                );
+                Closing::Declined {
+                    reason: String::new(),
+                }
+            }
+        };
+        violations.into_result()?;
+        let closed_by = request.closed_by.trim().to_owned();
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/CloseClue"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (clue, version) = load_clue(work, clue_id).await?;
+                    let events = clue.close(clue_id, closing, &closed_by)?;
+                    append_clue(work, clue_id, version, clue.person_id(), &events).await?;
+                    Ok(CloseClueResponse {})
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
     async fn get_clue(
         &self,
         request: Request<GetClueRequest>,
@@ -322,14 +387,46 @@ impl CluesService for CluesApi {
             }
             parsed
         };
+        if !(0.0..=1.0).contains(&request.min_probability) {
+            violations.add("min_probability", "must be between 0 and 1");
+        }
+        let region = request.region_code.trim();
+        if region.len() > 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
+            violations.add(
+                "region_code",
+                "must be a region code or its leading digits (e.g. 52, 5201, 520102)",
+            );
+        }
+        let mut moment = |field: &str, at: Option<&prost_types::Timestamp>| {
+            let at = at?;
+            let parsed = jiuzhu_proto::time::utc(at);
+            if parsed.is_none() {
+                violations.add(field, "is not a valid timestamp");
+            }
+            parsed
+        };
+        let before = moment("detected_before", request.detected_before.as_ref());
+        let since = moment("detected_after", request.detected_after.as_ref());
         violations.into_result()?;
+        // A region prefix is a literal: `_` and `%` cannot occur in it after the check above.
         let rows = sqlx::query(&format!(
             "SELECT {CLUE_COLUMNS} FROM clues WHERE ($1 = 0 OR status = $1) \
-             AND ($2::uuid IS NULL OR clue_id < $2) ORDER BY clue_id DESC LIMIT $3"
+             AND ($2::uuid IS NULL OR clue_id < $2) \
+             AND ($4 = '' OR procuratorate = $4) \
+             AND ($5 = '' OR region_code LIKE $5 || '%') \
+             AND probability >= $6 \
+             AND ($7::timestamptz IS NULL OR detected_at < $7) \
+             AND ($8::timestamptz IS NULL OR detected_at >= $8) \
+             ORDER BY clue_id DESC LIMIT $3"
         ))
         .bind(request.status)
         .bind(after)
         .bind(page_size + 1)
+        .bind(request.procuratorate.trim())
+        .bind(region)
+        .bind(request.min_probability)
+        .bind(before)
+        .bind(since)
         .fetch_all(&self.pool)
         .await
         .map_err(database_status)?;

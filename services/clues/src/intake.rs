@@ -253,6 +253,21 @@ impl Intake {
         .await
     }
 
+    /// A person as the linkage index holds them, if it does.
+    pub async fn indexed(
+        &self,
+        person_id: Uuid,
+    ) -> Result<Option<matching::IndexedPerson>, Status> {
+        sqlx::query_as(
+            "SELECT person_id, full_name, birth_date, resident_id, region_code, male, phone, \
+             township, village FROM linkage_persons WHERE person_id = $1",
+        )
+        .bind(person_id)
+        .fetch_optional(self.store.pool())
+        .await
+        .map_err(database_status)
+    }
+
     /// Reverse correlation: the recent parties screened in but left unmatched that share a
     /// blocking key with `person` (who just entered the registry or changed) are compared with
     /// them; a match raises the clue intake would have raised. Returns the clues raised.
@@ -328,6 +343,7 @@ impl Intake {
                 policy_version: self.policy.version.clone(),
                 procuratorate: party.procuratorate.clone(),
                 role: party.role,
+                region_code: party.region_code.clone(),
             };
             let person_key = detected.person_id.clone();
             append_clue(

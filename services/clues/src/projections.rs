@@ -289,19 +289,21 @@ impl Projection for ClueBoard {
             return Ok(());
         };
         let version = envelope.stream_version;
-        let (clue, status, reason) = match decoded {
+        let (clue, status, reason, outcome, relief_case_id) = match decoded {
             CluesEvent::ClueDetected(e) => {
                 let status = if e.origin == ClueOrigin::Review as i32 {
                     ClueStatus::AwaitingReview
                 } else {
                     ClueStatus::Detected
                 };
+                let clue_id = clue_uuid(&e.clue_id)?;
                 sqlx::query(
                     "INSERT INTO clues (clue_id, party_id, case_no, person_id, probability, origin, \
-                     explanation, status, procuratorate, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (clue_id) DO NOTHING",
+                     explanation, status, procuratorate, version, region_code, detected_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (clue_id) DO NOTHING",
                 )
-                .bind(clue_uuid(&e.clue_id)?)
+                .bind(clue_id)
                 .bind(clue_uuid(&e.party_id)?)
                 .bind(&e.case_no)
                 .bind(person_uuid(&e.person_id)?)
@@ -311,26 +313,40 @@ impl Projection for ClueBoard {
                 .bind(status as i32)
                 .bind(&e.procuratorate)
                 .bind(version)
+                .bind(&e.region_code)
+                .bind(detected_at(clue_id))
                 .execute(conn)
                 .await?;
                 return Ok(());
             }
-            CluesEvent::ClueConfirmed(e) => (e.clue_id, ClueStatus::Confirmed, e.reason),
-            CluesEvent::ClueRejected(e) => (e.clue_id, ClueStatus::Rejected, e.reason),
+            CluesEvent::ClueConfirmed(e) => (e.clue_id, ClueStatus::Confirmed, e.reason, 0, None),
+            CluesEvent::ClueRejected(e) => (e.clue_id, ClueStatus::Rejected, e.reason, 0, None),
             CluesEvent::ClueReferred(e) => (
                 e.clue_id,
                 ClueStatus::Referred,
                 format!("referred by {}", e.referred_by),
+                0,
+                None,
+            ),
+            CluesEvent::ClueClosed(e) => (
+                e.clue_id,
+                ClueStatus::Closed,
+                e.reason,
+                e.outcome,
+                Some(e.relief_case_id),
             ),
             CluesEvent::PartyReported(_) | CluesEvent::PartyScreenedOut(_) => return Ok(()),
         };
         sqlx::query(
-            "UPDATE clues SET status = $2, reason = $3, version = $4 WHERE clue_id = $1 AND version < $4",
+            "UPDATE clues SET status = $2, reason = $3, version = $4, outcome = $5, \
+             relief_case_id = coalesce($6, relief_case_id) WHERE clue_id = $1 AND version < $4",
         )
         .bind(clue_uuid(&clue)?)
         .bind(status as i32)
         .bind(reason)
         .bind(version)
+        .bind(outcome)
+        .bind(relief_case_id)
         .execute(conn)
         .await?;
         Ok(())
@@ -340,6 +356,17 @@ impl Projection for ClueBoard {
         sqlx::query("TRUNCATE clues").execute(conn).await?;
         Ok(())
     }
+}
+
+/// When a clue was detected: its id is a UUIDv7, minted at that moment.
+pub(crate) fn detected_at(clue_id: Uuid) -> chrono::DateTime<chrono::Utc> {
+    clue_id
+        .get_timestamp()
+        .and_then(|t| {
+            let (seconds, nanos) = t.to_unix();
+            chrono::DateTime::from_timestamp(i64::try_from(seconds).ok()?, nanos)
+        })
+        .unwrap_or_default()
 }
 
 fn clue_uuid(text: &str) -> Result<Uuid, ProjectionError> {

@@ -1,5 +1,6 @@
-//! Reverse correlation, the registry-to-case direction: when a person enters the registry (or
-//! their identity changes), the recent case parties left unmatched are checked against them.
+//! Reverse correlation, the registry-to-case direction: when a person enters the registry, their
+//! identity changes, or a department records a status for them (newly registered poor,
+//! monitored, …), the recent case parties left unmatched are checked against them.
 //! Reads the registry's topic with its own consumer group; each event is handled in its own
 //! transactions through the intake's commands, so redelivery raises nothing twice.
 
@@ -12,8 +13,17 @@ use prost::Message;
 use tonic::Code;
 
 use crate::intake::Intake;
-use crate::matching::{IndexedPerson, indexed_person, vault_error};
-use crate::projections::RegistryFeed;
+use crate::matching::{IndexedPerson, indexed_person, person_uuid, vault_error};
+use jiuzhu_proto::registry::{PersonRegistered, PersonUpdated, StatusRecorded};
+
+jiuzhu_eventstore::event_enum! {
+    /// The registry events that make recent unmatched parties worth another look.
+    enum Trigger {
+        PersonRegistered(PersonRegistered),
+        PersonUpdated(PersonUpdated),
+        StatusRecorded(StatusRecorded),
+    }
+}
 
 #[derive(Debug)]
 pub struct ReverseCorrelation {
@@ -49,10 +59,17 @@ impl InboundHandler for ReverseCorrelation {
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
         let envelope = EventEnvelope::decode(record.payload.as_slice())?;
-        let found = match RegistryFeed::decode_payload(&envelope.event_type, &envelope.payload)? {
-            Some(RegistryFeed::PersonRegistered(mut e)) => self.person(&mut e).await?,
-            Some(RegistryFeed::PersonUpdated(mut e)) => self.person(&mut e).await?,
-            _ => None,
+        let found = match Trigger::decode_payload(&envelope.event_type, &envelope.payload)? {
+            Some(Trigger::PersonRegistered(mut e)) => self.person(&mut e).await?,
+            Some(Trigger::PersonUpdated(mut e)) => self.person(&mut e).await?,
+            // The identity is already in the linkage index (a person the index does not hold,
+            // erased or not yet indexed, was or will be checked when their identity arrives).
+            Some(Trigger::StatusRecorded(e)) => self
+                .intake
+                .indexed(person_uuid(&e.person_id)?)
+                .await
+                .map_err(|status| ProjectionError::Unavailable(status.message().to_owned()))?,
+            None => None,
         };
         let Some(person) = found else {
             return Ok(());

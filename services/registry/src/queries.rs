@@ -255,10 +255,7 @@ pub async fn person_file(
             row.try_get("occurred_at").map_err(database_status)?;
         entries.push(jiuzhu_proto::registry::PersonFileEntry {
             event_id: event_id.to_string(),
-            occurred_at: Some(prost_types::Timestamp {
-                seconds: occurred_at.timestamp(),
-                nanos: i32::try_from(occurred_at.timestamp_subsec_nanos()).unwrap_or(0),
-            }),
+            occurred_at: Some(jiuzhu_proto::time::timestamp(occurred_at)),
             producer: row.try_get("producer").map_err(database_status)?,
             event_type: row.try_get("event_type").map_err(database_status)?,
             stream_id: row.try_get("stream_id").map_err(database_status)?,
