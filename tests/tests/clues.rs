@@ -618,3 +618,87 @@ async fn a_person_entering_the_registry_is_checked_against_recent_parties() -> T
     registry.running.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_clues_process_matches_against_the_registry_as_it_is_now() -> TestResult {
+    let (ns, registry, clues) = registry_with_one_person().await?;
+    // A second process on the same database: it consumes none of the partitions the first
+    // holds, and follows the linkage projection instead.
+    let second = jiuzhu_tests::restart::<Clues>(&ns, &clues.database).await?;
+    let processes = [&clues.running, &second];
+    for running in processes {
+        assert_eq!(linkage_status(running).await?.0, 1);
+    }
+    let mut registry_api = registry_client(&registry.running).await?;
+    let person = registry_api
+        .register_person(villager("second-person", "赵德胜", "civil_affairs"))
+        .await?
+        .into_inner()
+        .person_id;
+    for running in processes {
+        eventually("both processes to hold the newcomer", WAIT, || async {
+            Ok((linkage_status(running).await?.0 == 2).then_some(()))
+        })
+        .await?;
+    }
+
+    // Renamed in the registry: the second process matches the new name, and no longer the old.
+    registry_api
+        .update_person(jiuzhu_proto::registry::UpdatePersonRequest {
+            request_id: "rename".to_owned(),
+            person_id: person.clone(),
+            full_name: "赵德升".to_owned(),
+            ..jiuzhu_proto::registry::UpdatePersonRequest::default()
+        })
+        .await?;
+    let id = resident_id_for("second-person");
+    let mut client = CluesServiceClient::connect(format!("http://{}", second.grpc_addr)).await?;
+    let renamed = |request_id: &str, name: &str| {
+        let mut request = party(request_id, request_id, name);
+        request.gender = written_gender(&id).to_owned();
+        request.birth_date = id.birth_date().format("%Y-%m-%d").to_string();
+        request.address = "北京市朝阳区新场村2号".to_owned();
+        request
+    };
+    let clue = eventually("the new name matched", WAIT, || {
+        let mut client = client.clone();
+        let request = renamed(&format!("rename-{}", uuid::Uuid::now_v7()), "赵德升");
+        async move {
+            let answer = client.report_party(request).await?.into_inner();
+            Ok(answer
+                .clue
+                .filter(|c| c.explanation.contains("name: exact")))
+        }
+    })
+    .await?;
+    assert_eq!(clue.person_id, person);
+
+    // Erased: gone from every process's index, and nothing matches the person any more.
+    registry_api
+        .erase_person(jiuzhu_proto::registry::ErasePersonRequest {
+            request_id: "erase-second".to_owned(),
+            person_id: person.clone(),
+            legal_basis: "个人信息保护法 第47条".to_owned(),
+            reason: "the person asked".to_owned(),
+            decided_by: "officer-1".to_owned(),
+        })
+        .await?;
+    for running in processes {
+        eventually("both processes to drop the erased person", WAIT, || async {
+            Ok((linkage_status(running).await?.0 == 1).then_some(()))
+        })
+        .await?;
+    }
+    let after = client
+        .report_party(renamed("after-erasure", "赵德升"))
+        .await?
+        .into_inner();
+    assert!(
+        after.clue.is_none_or(|c| c.person_id != person),
+        "an erased person was matched"
+    );
+    second.stop().await;
+    clues.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}

@@ -61,73 +61,19 @@ impl EventStore {
         events: &[NewEvent],
         meta: AppendMeta<'_>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let trace_context = serde_json::to_value(jiuzhu_telemetry::current_context_to_map())
-            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
-        let mut stored = Vec::with_capacity(events.len());
-        for (offset, event) in (1_i64..).zip(events) {
-            let version = expected_version + offset;
-            let event_id = Uuid::now_v7();
-            let occurred_at = Utc::now();
-            let inserted = sqlx::query(
-                "INSERT INTO events (event_id, stream_id, stream_version, event_type, occurred_at, \
-                 correlation_id, causation_id, partition_key, payload) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING position",
-            )
-            .bind(event_id)
-            .bind(stream_id)
-            .bind(version)
-            .bind(&event.event_type)
-            .bind(occurred_at)
-            .bind(meta.correlation_id)
-            .bind(meta.causation_id)
-            .bind(partition_key)
-            .bind(&event.payload)
-            .fetch_one(&mut *conn)
-            .await;
-            let position: i64 = match inserted {
-                Ok(row) => row.try_get("position")?,
-                Err(error)
-                    if StoreError::is_unique_violation(&error, STREAM_VERSION_CONSTRAINT) =>
-                {
-                    return Err(StoreError::Conflict {
-                        stream_id: stream_id.to_owned(),
-                        expected: expected_version,
-                        actual: self.stream_version(stream_id).await?,
-                    });
-                }
-                Err(error) => return Err(error.into()),
-            };
-            let event = StoredEvent {
-                position,
-                event_id,
-                stream_id: stream_id.to_owned(),
-                stream_version: version,
-                event_type: event.event_type.clone(),
-                occurred_at,
-                correlation_id: meta.correlation_id.to_owned(),
-                causation_id: meta.causation_id.to_owned(),
-                partition_key: partition_key.to_owned(),
-                payload: event.payload.clone(),
-            };
-            sqlx::query(
-                "INSERT INTO outbox (event_id, topic, partition_key, event_type, envelope, trace_context) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(event_id)
-            .bind(&self.topic)
-            .bind(partition_key)
-            .bind(&event.event_type)
-            .bind(event.envelope(&self.producer).encode_to_vec())
-            .bind(&trace_context)
-            .execute(&mut *conn)
-            .await?;
-            stored.push(event);
-        }
-        Ok(stored)
+        let append = crate::Append {
+            stream_id: stream_id.to_owned(),
+            expected_version,
+            partition_key: partition_key.to_owned(),
+            events: events.to_vec(),
+        };
+        self.append_many_in(conn, std::slice::from_ref(&append), meta)
+            .await
     }
 
-    /// Appends to many streams in two statements (events, then outbox rows): the bulk path.
-    /// A stream not at its expected version fails the whole call with [`StoreError::Conflict`].
+    /// Appends to many streams in one statement (events and their outbox rows, one round trip
+    /// whatever the count). A stream not at its expected version fails the whole call with
+    /// [`StoreError::Conflict`].
     pub(crate) async fn append_many_in(
         &self,
         conn: &mut PgConnection,
@@ -166,12 +112,23 @@ impl EventStore {
         let event_ids: Vec<Uuid> = stored.iter().map(|e| e.event_id).collect();
         let versions: Vec<i64> = stored.iter().map(|e| e.stream_version).collect();
         let payloads: Vec<Vec<u8>> = stored.iter().map(|e| e.payload.clone()).collect();
+        let envelopes: Vec<Vec<u8>> = stored
+            .iter()
+            .map(|e| e.envelope(&self.producer).encode_to_vec())
+            .collect();
+        // The outbox rows reference the events: the foreign key is checked at the end of the
+        // statement, when both are in.
         let inserted = sqlx::query(
-            "INSERT INTO events (event_id, stream_id, stream_version, event_type, occurred_at, \
-             correlation_id, causation_id, partition_key, payload) \
+            "WITH appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type, \
+             occurred_at, correlation_id, causation_id, partition_key, payload) \
              SELECT e.id, e.stream, e.version, e.type, $5, $6, $7, e.key, e.payload \
              FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $8::text[], $9::bytea[]) \
-             AS e(id, stream, version, type, key, payload) RETURNING event_id, position",
+             AS e(id, stream, version, type, key, payload) RETURNING event_id, position), \
+             queued AS (INSERT INTO outbox (event_id, topic, partition_key, event_type, envelope, \
+             trace_context) SELECT o.id, $10, o.key, o.type, o.envelope, $11 \
+             FROM unnest($1::uuid[], $8::text[], $4::text[], $12::bytea[]) WITH ORDINALITY \
+             AS o(id, key, type, envelope, n) ORDER BY o.n) \
+             SELECT event_id, position FROM appended",
         )
         .bind(&event_ids)
         .bind(&streams)
@@ -182,6 +139,9 @@ impl EventStore {
         .bind(meta.causation_id)
         .bind(&keys)
         .bind(&payloads)
+        .bind(&self.topic)
+        .bind(&trace_context)
+        .bind(&envelopes)
         .fetch_all(&mut *conn)
         .await;
         let rows = match inserted {
@@ -206,23 +166,6 @@ impl EventStore {
         for event in &mut stored {
             event.position = positions.get(&event.event_id).copied().unwrap_or_default();
         }
-        let envelopes: Vec<Vec<u8>> = stored
-            .iter()
-            .map(|e| e.envelope(&self.producer).encode_to_vec())
-            .collect();
-        sqlx::query(
-            "INSERT INTO outbox (event_id, topic, partition_key, event_type, envelope, trace_context) \
-             SELECT e.id, $2, e.key, e.type, e.envelope, $6 \
-             FROM unnest($1::uuid[], $3::text[], $4::text[], $5::bytea[]) AS e(id, key, type, envelope)",
-        )
-        .bind(&event_ids)
-        .bind(&self.topic)
-        .bind(&keys)
-        .bind(&types)
-        .bind(&envelopes)
-        .bind(&trace_context)
-        .execute(&mut *conn)
-        .await?;
         Ok(stored)
     }
 

@@ -51,39 +51,82 @@ pub struct Candidate<'a> {
     pub score: Score,
 }
 
+/// Persons by blocking key. Records can be replaced and removed (a registry change, an
+/// erasure); a removed record's slot is reused by the next one.
 #[derive(Debug, Default)]
 pub struct Index {
     ids: Vec<String>,
     persons: Vec<Normalised>,
+    slots: HashMap<String, u32>,
+    free: Vec<u32>,
     blocks: HashMap<String, Vec<u32>>,
     names: HashMap<String, u32>,
 }
 
 impl Index {
+    /// Persons in the index.
     pub fn len(&self) -> usize {
-        self.persons.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.persons.is_empty()
+        self.slots.is_empty()
     }
 
+    /// Adds a person, or replaces what the index holds for them.
     pub fn insert(&mut self, person_id: impl Into<String>, person: Normalised) {
-        let Ok(slot) = u32::try_from(self.persons.len()) else {
-            return;
+        let person_id = person_id.into();
+        self.remove(&person_id);
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => match u32::try_from(self.persons.len()) {
+                Ok(slot) => {
+                    self.ids.push(String::new());
+                    self.persons.push(Normalised::default());
+                    slot
+                }
+                Err(_) => return,
+            },
         };
         for key in blocking_keys(&person) {
             self.blocks.entry(key).or_default().push(slot);
         }
         *self.names.entry(person.name.clone()).or_default() += 1;
-        self.ids.push(person_id.into());
-        self.persons.push(person);
+        let at = slot as usize;
+        self.ids[at].clone_from(&person_id);
+        self.persons[at] = person;
+        self.slots.insert(person_id, slot);
+    }
+
+    /// Takes a person out of the index (nothing happens for one it does not hold).
+    pub fn remove(&mut self, person_id: &str) {
+        let Some(slot) = self.slots.remove(person_id) else {
+            return;
+        };
+        let at = slot as usize;
+        let old = std::mem::take(&mut self.persons[at]);
+        self.ids[at].clear();
+        for key in blocking_keys(&old) {
+            if let Some(block) = self.blocks.get_mut(&key) {
+                block.retain(|s| *s != slot);
+                if block.is_empty() {
+                    self.blocks.remove(&key);
+                }
+            }
+        }
+        if let Some(count) = self.names.get_mut(&old.name) {
+            *count -= 1;
+            if *count == 0 {
+                self.names.remove(&old.name);
+            }
+        }
+        self.free.push(slot);
     }
 
     /// Share of registry persons carrying this name.
     pub fn name_frequency(&self, name: &str) -> Option<f64> {
         let count = self.names.get(name)?;
-        Some(f64::from(*count) / self.persons.len().max(1) as f64)
+        Some(f64::from(*count) / self.len().max(1) as f64)
     }
 
     /// Registry persons sharing at least one usable block with the party.
@@ -127,7 +170,9 @@ impl Index {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                self.persons.get(usize::try_from(state % len).ok()?)
+                let at = usize::try_from(state % len).ok()?;
+                self.ids.get(at).filter(|id| !id.is_empty())?;
+                self.persons.get(at)
             })
             .map(|person| compare(party, person))
             .collect()
@@ -254,5 +299,33 @@ mod tests {
         let party = record("张三", "", "1960-06-06", "");
         assert_eq!(index.candidates(&party).len(), 1);
         assert!(index.name_frequency("赵六") > index.name_frequency("张三"));
+    }
+
+    #[test]
+    fn a_replaced_or_removed_person_is_found_only_as_they_are_now() {
+        let mut index = Index::default();
+        index.insert("p-1", record("王秀英", "", "1949-12-31", "新场村"));
+        index.insert("p-2", record("李强", "", "1980-01-01", "新场村"));
+        let wang = record("王秀英", "", "1949-12-31", "新场村");
+        let li = record("李强", "", "1980-01-01", "新场村");
+        // p-1 renamed: no longer a 王 candidate, now a 李 one.
+        index.insert("p-1", record("李强", "", "1980-01-01", "大寨村"));
+        assert_eq!(index.len(), 2);
+        assert!(index.scored(&wang, &Model::default()).is_empty());
+        assert_eq!(index.scored(&li, &Model::default()).len(), 2);
+        assert_eq!(index.name_frequency("王秀英"), None);
+        index.remove("p-2");
+        index.remove("p-2");
+        let left: Vec<&str> = index
+            .scored(&li, &Model::default())
+            .iter()
+            .map(|c| c.person_id)
+            .collect();
+        assert_eq!(left, ["p-1"]);
+        assert_eq!(index.len(), 1);
+        // The freed slot is reused, and the newcomer is found.
+        index.insert("p-3", record("王秀英", "", "1949-12-31", "新场村"));
+        assert_eq!(index.persons.len(), 2);
+        assert_eq!(index.scored(&wang, &Model::default())[0].person_id, "p-3");
     }
 }

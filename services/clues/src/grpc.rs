@@ -176,13 +176,14 @@ impl CluesService for CluesApi {
         &self,
         _request: Request<GetLinkageIndexStatusRequest>,
     ) -> Result<Response<GetLinkageIndexStatusResponse>, Status> {
-        let row = sqlx::query("SELECT persons, applied_events FROM linkage_index_stats")
+        let applied_events = sqlx::query_scalar("SELECT applied_events FROM linkage_index_stats")
             .fetch_one(&self.pool)
             .await
             .map_err(database_status)?;
+        let index = self.intake.caught_up_index().await?;
         Ok(Response::new(GetLinkageIndexStatusResponse {
-            indexed_persons: row.try_get("persons").map_err(database_status)?,
-            applied_events: row.try_get("applied_events").map_err(database_status)?,
+            indexed_persons: i64::try_from(index.len()).unwrap_or(i64::MAX),
+            applied_events,
         }))
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::FutureExt;
-use jiuzhu_eventstore::{Begun, CommandRequest, EventStore};
+use jiuzhu_eventstore::{Append, Begun, CommandRequest, EventStore, NewEvent};
 use jiuzhu_linkage::{Model, Normalised, Written, blocking_keys, normalise};
 use jiuzhu_proto::clues::*;
 use jiuzhu_runtime::grpc::{
@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::domain::{CluesEvent, report};
 use crate::grpc::{append_clue, clue_view};
 use crate::matching;
+use crate::memory::MemoryIndex;
 use crate::policy::ScreeningPolicy;
 
 const COMMAND: &str = "jiuzhu.clues.v1.CluesService/ReportParty";
@@ -27,6 +28,7 @@ pub struct Intake {
     store: EventStore,
     policy: Arc<ScreeningPolicy>,
     model: Arc<Model>,
+    index: Arc<MemoryIndex>,
 }
 
 fn money_field(
@@ -59,12 +61,27 @@ fn written_party(request: &ReportPartyRequest, region: &str) -> Normalised {
 }
 
 impl Intake {
-    pub fn new(store: EventStore, policy: ScreeningPolicy, model: Model) -> Self {
+    pub fn new(
+        store: EventStore,
+        policy: ScreeningPolicy,
+        model: Model,
+        index: Arc<MemoryIndex>,
+    ) -> Self {
         Self {
             store,
             policy: Arc::new(policy),
             model: Arc::new(model),
+            index,
         }
+    }
+
+    /// The matching index, brought up to what the projection holds now.
+    pub async fn caught_up_index(&self) -> Result<&MemoryIndex, Status> {
+        self.index
+            .catch_up(self.store.pool())
+            .await
+            .map_err(database_status)?;
+        Ok(&self.index)
     }
 
     /// Validates, screens and matches a case party in one idempotent unit of work.
@@ -123,7 +140,8 @@ impl Intake {
         }
         violations.into_result()?;
 
-        let (policy, model) = (self.policy.clone(), self.model.clone());
+        let (policy, model, index) = (self.policy.clone(), self.model.clone(), self.index.clone());
+        let pool = self.store.pool().clone();
         let party = request.clone();
         run_command(
             &self.store,
@@ -165,7 +183,8 @@ impl Intake {
                     let screened = policy.screen(role, &harm);
                     let party = written_party(&request, &region);
                     let found = if screened.is_none() {
-                        matching::best_match(work.connection(), &party, &model, &policy)
+                        index
+                            .best_match(&pool, &party, &model, &policy)
                             .await
                             .map_err(database_status)?
                     } else {
@@ -174,26 +193,49 @@ impl Intake {
                     let clue_id = Uuid::now_v7();
                     let (events, clue) =
                         report(reported, screened.clone(), &policy.version, found, clue_id);
+                    // The party's stream and the clue's, in one round trip.
                     let stream = party_id.to_string();
-                    work.append(&stream, 0, &stream, &events)
-                        .await
-                        .map_err(store_status)?;
+                    let mut appends = vec![Append {
+                        stream_id: stream.clone(),
+                        expected_version: 0,
+                        partition_key: stream,
+                        events: events.iter().map(NewEvent::from_codec).collect(),
+                    }];
                     if let Some(detected) = &clue {
-                        append_clue(
-                            work,
-                            clue_id,
-                            0,
-                            &detected.person_id,
-                            &[CluesEvent::ClueDetected(detected.clone())],
-                        )
-                        .await?;
+                        appends.push(Append {
+                            stream_id: clue_id.to_string(),
+                            expected_version: 0,
+                            partition_key: detected.person_id.clone(),
+                            events: vec![NewEvent::from_codec(&CluesEvent::ClueDetected(
+                                detected.clone(),
+                            ))],
+                        });
                         tracing::info!(%clue_id, probability = detected.probability, "clue detected");
                     }
-                    sqlx::query(
-                        "INSERT INTO party_identities (party_id, full_name, id_number, gender, birth_date, \
-                         phone, region_code, address, case_no, procuratorate, role, incident_date, \
-                         approximate_age, clue_id) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    work.append_many(&appends).await.map_err(store_status)?;
+                    let answer = ReportPartyResponse {
+                        party_id: party_id.to_string(),
+                        screened_out: screened.clone().unwrap_or_default(),
+                        clue: clue.as_ref().map(clue_view),
+                    };
+                    // The party's identity (kept here, never in events), its blocking keys while
+                    // it is unmatched (findable when the person enters the registry), and the
+                    // claim on case number + party reference: one statement.
+                    let unmatched_keys = if screened.is_none() && clue.is_none() {
+                        blocking_keys(&party)
+                    } else {
+                        Vec::new()
+                    };
+                    let claimed: Option<Uuid> = sqlx::query_scalar(
+                        "WITH identity AS (INSERT INTO party_identities (party_id, full_name, id_number, \
+                         gender, birth_date, phone, region_code, address, case_no, procuratorate, role, \
+                         incident_date, approximate_age, clue_id) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)), \
+                         blocks AS (INSERT INTO party_blocks (key, party_id) \
+                         SELECT k, $1 FROM unnest($15::text[]) AS k ON CONFLICT DO NOTHING) \
+                         INSERT INTO party_refs (case_no, party_ref, party_id, answer) \
+                         VALUES ($9, $16, $1, $17) ON CONFLICT (case_no, party_ref) DO NOTHING \
+                         RETURNING party_id",
                     )
                     .bind(party_id)
                     .bind(request.full_name.trim())
@@ -209,33 +251,8 @@ impl Intake {
                     .bind(request.incident_date.trim())
                     .bind(request.approximate_age)
                     .bind(clue.as_ref().map(|_| clue_id))
-                    .execute(work.connection())
-                    .await
-                    .map_err(database_status)?;
-                    if screened.is_none() && clue.is_none() {
-                        // Unmatched for now: findable when the person enters the registry.
-                        sqlx::query(
-                            "INSERT INTO party_blocks (key, party_id) SELECT k, $2 FROM unnest($1::text[]) AS k \
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .bind(blocking_keys(&party))
-                        .bind(party_id)
-                        .execute(work.connection())
-                        .await
-                        .map_err(database_status)?;
-                    }
-                    let answer = ReportPartyResponse {
-                        party_id: party_id.to_string(),
-                        screened_out: screened.unwrap_or_default(),
-                        clue: clue.as_ref().map(clue_view),
-                    };
-                    let claimed: Option<Uuid> = sqlx::query_scalar(
-                        "INSERT INTO party_refs (case_no, party_ref, party_id, answer) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (case_no, party_ref) DO NOTHING RETURNING party_id",
-                    )
-                    .bind(request.case_no.trim())
+                    .bind(&unmatched_keys)
                     .bind(request.party_ref.trim())
-                    .bind(party_id)
                     .bind(answer.encode_to_vec())
                     .fetch_optional(work.connection())
                     .await
@@ -260,7 +277,7 @@ impl Intake {
     ) -> Result<Option<matching::IndexedPerson>, Status> {
         sqlx::query_as(
             "SELECT person_id, full_name, birth_date, resident_id, region_code, male, phone, \
-             township, village FROM linkage_persons WHERE person_id = $1",
+             township, village FROM linkage_persons WHERE person_id = $1 AND NOT erased",
         )
         .bind(person_id)
         .fetch_optional(self.store.pool())

@@ -9,6 +9,7 @@ pub mod grpc;
 pub mod inbound;
 pub mod intake;
 pub mod matching;
+pub mod memory;
 pub mod policy;
 pub mod projections;
 pub mod reverse;
@@ -34,10 +35,14 @@ impl Service for Clues {
             .map_err(|error| StartError::Setup(format!("peers.registry: {error}")))?;
         let policy = policy::ScreeningPolicy::parse(policy::SHIPPED)
             .map_err(|error| StartError::Setup(format!("clue screening policy: {error}")))?;
+        let index = std::sync::Arc::new(memory::MemoryIndex::default());
+        // Load the index now rather than on the first party, then follow the projection.
+        index.follow(context.store.pool().clone(), memory::FOLLOW_EVERY);
         let intake = intake::Intake::new(
             context.store.clone(),
             policy,
             jiuzhu_linkage::Model::default(),
+            index,
         );
         Ok(Components::new()
             .grpc(CluesServiceServer::new(grpc::CluesApi::new(

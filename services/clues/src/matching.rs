@@ -1,21 +1,13 @@
-//! Matching a party against the linkage index: candidates by blocking key (keys shared by more
-//! than `MAX_BLOCK` persons say too little and are skipped), each scored with the linkage model,
-//! the best one decided by the policy's thresholds.
+//! What matching works with: a registry person as the linkage index stores them, a party as a
+//! case file writes them, both normalised the same way (the matching itself is `memory`).
 
 use std::collections::HashMap;
 
-use jiuzhu_linkage::{Index, MAX_BLOCK, Model, Normalised, Written, blocking_keys, normalise};
+use jiuzhu_linkage::{Normalised, Written, normalise};
 use jiuzhu_messaging::ProjectionError;
-use jiuzhu_proto::clues::ClueOrigin;
 use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity};
 use jiuzhu_vault::{KeyState, VaultError};
-use sqlx::PgConnection;
 use uuid::Uuid;
-
-use crate::domain::Match;
-use crate::policy::ScreeningPolicy;
-
-const MIN_POPULATION: i64 = 1000;
 
 /// A registry person as the index stores them.
 #[derive(Debug, sqlx::FromRow)]
@@ -90,72 +82,6 @@ pub(crate) fn indexed_person<E: CarriesIdentity>(
         phone: identity.phone,
         township: identity.township,
         village: identity.village,
-    }))
-}
-
-/// The best registry person for `party` at or above the review threshold, if any.
-pub async fn best_match(
-    conn: &mut PgConnection,
-    party: &Normalised,
-    model: &Model,
-    policy: &ScreeningPolicy,
-) -> Result<Option<Match>, sqlx::Error> {
-    let keys = blocking_keys(party);
-    if keys.is_empty() {
-        return Ok(None);
-    }
-    let usable: Vec<String> = sqlx::query_scalar(
-        "SELECT k.key FROM unnest($1::text[]) AS k(key) \
-         WHERE (SELECT count(*) FROM (SELECT 1 FROM linkage_blocks b WHERE b.key = k.key LIMIT $2) c) < $2",
-    )
-    .bind(&keys)
-    .bind(i64::try_from(MAX_BLOCK).unwrap_or(i64::MAX).saturating_add(1))
-    .fetch_all(&mut *conn)
-    .await?;
-    let candidates: Vec<IndexedPerson> = sqlx::query_as(
-        "SELECT DISTINCT p.person_id, p.full_name, p.birth_date, p.resident_id, p.region_code, p.male, \
-         p.phone, p.township, p.village FROM unnest($1::text[]) AS k(key) \
-         JOIN linkage_blocks b ON b.key = k.key JOIN linkage_persons p ON p.person_id = b.person_id",
-    )
-    .bind(&usable)
-    .fetch_all(&mut *conn)
-    .await?;
-    if candidates.is_empty() {
-        return Ok(None);
-    }
-    let (same_name, total): (i64, i64) = sqlx::query_as(
-        "SELECT coalesce((SELECT persons FROM linkage_names WHERE norm_name = $1), 0), \
-         (SELECT persons FROM linkage_index_stats)",
-    )
-    .bind(&party.name)
-    .fetch_one(&mut *conn)
-    .await?;
-    // Name frequencies mean something only over a population of some size.
-    let frequency =
-        (total >= MIN_POPULATION && same_name > 0).then(|| same_name as f64 / total as f64);
-    let mut index = Index::default();
-    for person in &candidates {
-        index.insert(person.person_id.to_string(), person.normalised());
-    }
-    let best = index
-        .scored_with_frequency(party, model, frequency)
-        .into_iter()
-        .next();
-    Ok(best.and_then(|c| {
-        let probability = c.score.probability;
-        let origin = if probability >= policy.thresholds.automatic {
-            ClueOrigin::Automatic
-        } else if probability >= policy.thresholds.review {
-            ClueOrigin::Review
-        } else {
-            return None;
-        };
-        Some(Match {
-            person_id: Uuid::parse_str(c.person_id).ok()?,
-            probability,
-            explanation: c.score.explanation(),
-            origin,
-        })
     }))
 }
 

@@ -4,7 +4,6 @@ use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use std::collections::HashMap;
 
-use jiuzhu_linkage::blocking_keys;
 use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated};
 use jiuzhu_vault::RemoteKeys;
 use jiuzhu_vault::identity::sealed_person;
@@ -108,7 +107,6 @@ impl Projection for LinkageIndex {
                 continue;
             };
             let person = indexed.person_id;
-            let normalised = indexed.normalised();
             let row = serde_json::json!({
                 "person_id": person,
                 "full_name": indexed.full_name,
@@ -116,12 +114,10 @@ impl Projection for LinkageIndex {
                 "resident_id": indexed.resident_id,
                 "region_code": indexed.region_code,
                 "version": version,
-                "norm_name": normalised.name,
                 "male": indexed.male,
                 "phone": indexed.phone,
                 "township": indexed.township,
                 "village": indexed.village,
-                "keys": blocking_keys(&normalised),
             });
             let newer = newest
                 .get(&person)
@@ -131,134 +127,55 @@ impl Projection for LinkageIndex {
                 newest.insert(person, row);
             }
         }
-        // Names before this batch, for the per-name counts.
-        let touched: Vec<Uuid> = newest.keys().chain(erased.iter()).copied().collect();
-        let old_names: HashMap<Uuid, String> = sqlx::query_as::<_, (Uuid, String)>(
-            "SELECT person_id, norm_name FROM linkage_persons WHERE person_id = ANY($1)",
-        )
-        .bind(&touched)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
-        let mut name_deltas: HashMap<String, i64> = HashMap::new();
-        for person in &erased {
-            if let Some(old) = old_names.get(person) {
-                *name_deltas.entry(old.clone()).or_default() -= 1;
-            }
-        }
-        let mut removed = 0i64;
+        // An erased person stays as a blank tombstone, for the processes following this table.
+        erased.sort_unstable();
+        erased.dedup();
         if !erased.is_empty() {
-            sqlx::query("DELETE FROM linkage_blocks WHERE person_id = ANY($1)")
-                .bind(&erased)
-                .execute(&mut *conn)
-                .await?;
-            let deleted = sqlx::query("DELETE FROM linkage_persons WHERE person_id = ANY($1)")
-                .bind(&erased)
-                .execute(&mut *conn)
-                .await?;
-            removed = i64::try_from(deleted.rows_affected()).unwrap_or(0);
+            sqlx::query(
+                "INSERT INTO linkage_persons (person_id, full_name, birth_date, resident_id, \
+                 region_code, version, erased) SELECT p, '', '', '', '', 0, TRUE FROM unnest($1::uuid[]) AS p \
+                 ON CONFLICT (person_id) DO UPDATE SET full_name = '', birth_date = '', resident_id = '', \
+                 region_code = '', male = NULL, phone = '', township = '', village = '', erased = TRUE, \
+                 txid = pg_current_xact_id() WHERE NOT linkage_persons.erased",
+            )
+            .bind(&erased)
+            .execute(&mut *conn)
+            .await?;
         }
         if applied == 0 {
             return Ok(());
         }
         let rows: Vec<serde_json::Value> = newest.into_values().collect();
-        // Which rows this batch actually wrote (a replayed older version writes nothing), and
-        // how many of them are new persons.
-        let written: Vec<(Uuid, bool)> = sqlx::query_as(
+        // A replayed older version writes nothing.
+        sqlx::query(
             "INSERT INTO linkage_persons (person_id, full_name, birth_date, resident_id, region_code, \
-             version, norm_name, male, phone, township, village) \
-             SELECT person_id, full_name, birth_date, resident_id, region_code, version, norm_name, male, \
+             version, male, phone, township, village) \
+             SELECT person_id, full_name, birth_date, resident_id, region_code, version, male, \
              phone, township, village FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, \
-             birth_date text, resident_id text, region_code text, version bigint, norm_name text, \
+             birth_date text, resident_id text, region_code text, version bigint, \
              male boolean, phone text, township text, village text) \
              ON CONFLICT (person_id) DO UPDATE SET full_name = EXCLUDED.full_name, \
              birth_date = EXCLUDED.birth_date, resident_id = EXCLUDED.resident_id, \
              region_code = EXCLUDED.region_code, version = EXCLUDED.version, \
-             norm_name = EXCLUDED.norm_name, male = EXCLUDED.male, phone = EXCLUDED.phone, \
-             township = EXCLUDED.township, village = EXCLUDED.village \
-             WHERE linkage_persons.version < EXCLUDED.version \
-             RETURNING person_id, (xmax = 0) AS inserted",
+             male = EXCLUDED.male, phone = EXCLUDED.phone, \
+             township = EXCLUDED.township, village = EXCLUDED.village, txid = pg_current_xact_id() \
+             WHERE linkage_persons.version < EXCLUDED.version AND NOT linkage_persons.erased",
         )
-        .bind(serde_json::Value::Array(rows.clone()))
-        .fetch_all(&mut *conn)
+        .bind(serde_json::Value::Array(rows))
+        .execute(&mut *conn)
         .await?;
-        let written_ids: Vec<Uuid> = written.iter().map(|(id, _)| *id).collect();
-        for row in &rows {
-            let Some(person) = row["person_id"]
-                .as_str()
-                .and_then(|id| Uuid::parse_str(id).ok())
-                .filter(|id| written_ids.contains(id))
-            else {
-                continue;
-            };
-            if let Some(old) = old_names.get(&person) {
-                *name_deltas.entry(old.clone()).or_default() -= 1;
-            }
-            let new = row["norm_name"].as_str().unwrap_or_default().to_owned();
-            *name_deltas.entry(new).or_default() += 1;
-        }
-        name_deltas.retain(|_, delta| *delta != 0);
-        if !name_deltas.is_empty() {
-            let (names, deltas): (Vec<String>, Vec<i64>) = name_deltas.into_iter().unzip();
-            sqlx::query(
-                "INSERT INTO linkage_names (norm_name, persons) SELECT * FROM unnest($1::text[], $2::bigint[]) \
-                 ON CONFLICT (norm_name) DO UPDATE SET persons = linkage_names.persons + EXCLUDED.persons",
-            )
-            .bind(&names)
-            .bind(&deltas)
-            .execute(&mut *conn)
+        sqlx::query("UPDATE linkage_index_stats SET applied_events = applied_events + $1")
+            .bind(applied)
+            .execute(conn)
             .await?;
-        }
-        let added = i64::try_from(written.iter().filter(|(_, new)| *new).count()).unwrap_or(0);
-        if !written_ids.is_empty() {
-            sqlx::query("DELETE FROM linkage_blocks WHERE person_id = ANY($1)")
-                .bind(&written_ids)
-                .execute(&mut *conn)
-                .await?;
-            let blocks: Vec<serde_json::Value> = rows
-                .iter()
-                .filter(|row| {
-                    row["person_id"]
-                        .as_str()
-                        .and_then(|id| Uuid::parse_str(id).ok())
-                        .is_some_and(|id| written_ids.contains(&id))
-                })
-                .flat_map(|row| {
-                    let person = row["person_id"].clone();
-                    row["keys"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(move |key| serde_json::json!({"key": key, "person_id": person}))
-                })
-                .collect();
-            sqlx::query(
-                "INSERT INTO linkage_blocks (key, person_id) SELECT * FROM \
-                 jsonb_to_recordset($1) AS x(key text, person_id uuid) ON CONFLICT DO NOTHING",
-            )
-            .bind(serde_json::Value::Array(blocks))
-            .execute(&mut *conn)
-            .await?;
-        }
-        sqlx::query(
-            "UPDATE linkage_index_stats SET applied_events = applied_events + $1, \
-             persons = persons + $2 - $3",
-        )
-        .bind(applied)
-        .bind(added)
-        .bind(removed)
-        .execute(conn)
-        .await?;
         Ok(())
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE linkage_persons, linkage_blocks, linkage_names")
+        sqlx::query("TRUNCATE linkage_persons")
             .execute(&mut *conn)
             .await?;
-        sqlx::query("UPDATE linkage_index_stats SET applied_events = 0, persons = 0")
+        sqlx::query("UPDATE linkage_index_stats SET applied_events = 0")
             .execute(conn)
             .await?;
         Ok(())

@@ -1,0 +1,273 @@
+//! The linkage index each clues process holds in memory, so that a party is matched in a
+//! millisecond or two instead of a dozen random reads. PostgreSQL's `linkage_persons` (the
+//! projection) stays the truth: the index loads it once, then follows it. Every write stamps
+//! its row with the writing transaction's id; each look asks for the rows stamped at or after
+//! the oldest transaction still running at the previous look, so a transaction that commits
+//! late is still seen, and any number of processes follow the same table.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use jiuzhu_linkage::{Index, Model, Normalised};
+use jiuzhu_proto::clues::ClueOrigin;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::Match;
+use crate::matching::IndexedPerson;
+use crate::policy::ScreeningPolicy;
+
+/// Name frequencies mean something only over a population of some size.
+const MIN_POPULATION: usize = 1000;
+/// How long a look may take before it is worth a warning (a long-running transaction in the
+/// clues database holds the horizon back and makes every look re-read its rows).
+const SLOW_LOOK: Duration = Duration::from_millis(250);
+/// How often the follower looks for changes: a registry change reaches matching this much
+/// later than the projection (which itself trails the registry's topic by more).
+pub const FOLLOW_EVERY: Duration = Duration::from_millis(50);
+/// Rows normalised per blocking task while loading.
+const CHUNK: usize = 20_000;
+
+#[derive(Debug, Default)]
+struct Follow {
+    /// Oldest transaction running at the last look; `None` before the first load.
+    horizon: Option<i64>,
+    /// When the last look started.
+    looked: Option<Instant>,
+    versions: HashMap<Uuid, i64>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Changed {
+    horizon: i64,
+    person_id: Option<Uuid>,
+    version: Option<i64>,
+    erased: Option<bool>,
+    full_name: Option<String>,
+    birth_date: Option<String>,
+    resident_id: Option<String>,
+    region_code: Option<String>,
+    male: Option<bool>,
+    phone: Option<String>,
+    township: Option<String>,
+    village: Option<String>,
+}
+
+enum Change {
+    Upsert(Uuid, i64, Normalised),
+    Remove(Uuid),
+}
+
+fn normalised(row: Changed) -> Option<Change> {
+    let person_id = row.person_id?;
+    if row.erased.unwrap_or(false) {
+        return Some(Change::Remove(person_id));
+    }
+    let person = IndexedPerson {
+        person_id,
+        full_name: row.full_name.unwrap_or_default(),
+        birth_date: row.birth_date.unwrap_or_default(),
+        resident_id: row.resident_id.unwrap_or_default(),
+        region_code: row.region_code.unwrap_or_default(),
+        male: row.male,
+        phone: row.phone.unwrap_or_default(),
+        township: row.township.unwrap_or_default(),
+        village: row.village.unwrap_or_default(),
+    };
+    Some(Change::Upsert(
+        person_id,
+        row.version.unwrap_or(0),
+        person.normalised(),
+    ))
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryIndex {
+    follow: tokio::sync::Mutex<Follow>,
+    index: RwLock<Index>,
+}
+
+impl MemoryIndex {
+    /// Persons the index holds.
+    pub fn len(&self) -> usize {
+        self.index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Brings the index up to what `linkage_persons` holds now. Callers arriving while a look
+    /// is under way wait for it and take a fresh one only if that look began before they came.
+    pub async fn catch_up(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let arrived = Instant::now();
+        let mut follow = self.follow.lock().await;
+        if follow.looked.is_some_and(|looked| looked >= arrived) {
+            return Ok(());
+        }
+        self.look(&mut follow, pool).await
+    }
+
+    /// Looks unless the last look is younger than `max_age` (the follower task keeps it so).
+    pub async fn fresh(&self, pool: &PgPool, max_age: Duration) -> Result<(), sqlx::Error> {
+        let mut follow = self.follow.lock().await;
+        if follow.horizon.is_some() && follow.looked.is_some_and(|l| l.elapsed() < max_age) {
+            return Ok(());
+        }
+        self.look(&mut follow, pool).await
+    }
+
+    /// Loads the index, then follows `linkage_persons` every `every` for as long as the index
+    /// is in use (the task ends when the service drops it).
+    pub fn follow(self: &Arc<Self>, pool: PgPool, every: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let index = Arc::downgrade(self);
+        runtime.spawn(async move {
+            loop {
+                let Some(index) = index.upgrade() else {
+                    return;
+                };
+                match index.catch_up(&pool).await {
+                    Ok(()) => {}
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(error) => {
+                        tracing::warn!(%error, "following linkage_persons failed; trying again");
+                    }
+                }
+                drop(index);
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    async fn look(&self, follow: &mut Follow, pool: &PgPool) -> Result<(), sqlx::Error> {
+        follow.looked = Some(Instant::now());
+        let first = follow.horizon.is_none();
+        let started = Instant::now();
+        let mut rows = sqlx::query_as::<_, Changed>(
+            "WITH now AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) \
+             SELECT now.horizon, p.person_id, p.version, p.erased, p.full_name, p.birth_date, \
+             p.resident_id, p.region_code, p.male, p.phone, p.township, p.village \
+             FROM now LEFT JOIN linkage_persons p ON p.txid >= $1::text::xid8",
+        )
+        .bind(follow.horizon.unwrap_or(0).to_string())
+        .fetch(pool);
+        let mut horizon = follow.horizon;
+        let mut seen = 0usize;
+        let mut chunk = Vec::new();
+        loop {
+            let row = rows.try_next().await?;
+            let done = row.is_none();
+            if let Some(row) = row {
+                horizon = Some(row.horizon);
+                if row.person_id.is_some() {
+                    chunk.push(row);
+                }
+            }
+            if chunk.len() >= CHUNK || (done && !chunk.is_empty()) {
+                seen += chunk.len();
+                let rows = std::mem::take(&mut chunk);
+                let changes = tokio::task::spawn_blocking(move || {
+                    rows.into_iter().filter_map(normalised).collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|error| sqlx::Error::Protocol(format!("normalising: {error}")))?;
+                self.apply(&mut follow.versions, changes);
+                if first && seen % 100_000 < CHUNK {
+                    tracing::info!(persons = seen, "loading the linkage index");
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        follow.horizon = horizon;
+        if !first && started.elapsed() > SLOW_LOOK {
+            tracing::warn!(
+                rows = seen,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "following linkage_persons was slow: a long transaction in the clues database holds its horizon back"
+            );
+        }
+        if first {
+            tracing::info!(
+                persons = self.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "linkage index loaded"
+            );
+        }
+        Ok(())
+    }
+
+    fn apply(&self, versions: &mut HashMap<Uuid, i64>, changes: Vec<Change>) {
+        // A panic while writing cannot leave a record half-filed (insert and remove finish
+        // before they publish a slot), so a poisoned lock is still usable.
+        let mut index = self
+            .index
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for change in changes {
+            match change {
+                Change::Upsert(person, version, normalised) => {
+                    if versions.get(&person).is_some_and(|known| *known >= version) {
+                        continue;
+                    }
+                    versions.insert(person, version);
+                    index.insert(person.to_string(), normalised);
+                }
+                Change::Remove(person) => {
+                    versions.remove(&person);
+                    index.remove(&person.to_string());
+                }
+            }
+        }
+    }
+
+    /// The best registry person for `party` at or above the review threshold, if any.
+    pub async fn best_match(
+        &self,
+        pool: &PgPool,
+        party: &Normalised,
+        model: &Model,
+        policy: &ScreeningPolicy,
+    ) -> Result<Option<Match>, sqlx::Error> {
+        // The follower looks every FOLLOW_EVERY; a request looks itself only if it has stalled.
+        self.fresh(pool, FOLLOW_EVERY * 4).await?;
+        let index = self
+            .index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let frequency = if index.len() >= MIN_POPULATION {
+            index.name_frequency(&party.name)
+        } else {
+            None
+        };
+        let best = index
+            .scored_with_frequency(party, model, frequency)
+            .into_iter()
+            .next();
+        Ok(best.and_then(|c| {
+            let probability = c.score.probability;
+            let origin = if probability >= policy.thresholds.automatic {
+                ClueOrigin::Automatic
+            } else if probability >= policy.thresholds.review {
+                ClueOrigin::Review
+            } else {
+                return None;
+            };
+            Some(Match {
+                person_id: Uuid::parse_str(c.person_id).ok()?,
+                probability,
+                explanation: c.score.explanation(),
+                origin,
+            })
+        }))
+    }
+}
