@@ -114,8 +114,13 @@ impl MemoryIndex {
     }
 
     /// Looks unless the last look is younger than `max_age` (the follower task keeps it so).
+    /// Once the index is loaded, a look already under way is not waited for.
     pub async fn fresh(&self, pool: &PgPool, max_age: Duration) -> Result<(), sqlx::Error> {
-        let mut follow = self.follow.lock().await;
+        let mut follow = match self.follow.try_lock() {
+            Ok(follow) => follow,
+            Err(_) if !self.is_empty() => return Ok(()),
+            Err(_) => self.follow.lock().await,
+        };
         if follow.horizon.is_some() && follow.looked.is_some_and(|l| l.elapsed() < max_age) {
             return Ok(());
         }
