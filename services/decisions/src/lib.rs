@@ -1,10 +1,15 @@
-//! The decisions service: Relief cases from application to approval: eligibility, recommendation, decisions and deadline monitoring.
-//!
-//! Today it starts with its own database (event store, outbox and consumer tables migrated),
-//! provisions `jiuzhu.decisions.events.v1`, runs its outbox relay and serves gRPC health and
-//! reflection. Its domain (`domain`, `grpc`, `projections` modules and its own
-//! migrations, as in the registry) arrives with its own issue.
+//! The decisions service: relief cases from application to approval. A case opens from a clue
+//! referral, an application or a prosecutor (once per person per criminal case), gathers the
+//! materials its category needs, is assessed against the policy's categories and exclusions,
+//! accepted, and decided within the cap by the approver its amount needs; every stage carries
+//! its deadline in working days on the official calendar. Same floor plan as every service:
+//! `domain`, `grpc`, `policy`, `migrations/`, section `[decisions]`.
 
+pub mod domain;
+pub mod grpc;
+pub mod policy;
+
+use jiuzhu_proto::decisions::decisions_service_server::DecisionsServiceServer;
 use jiuzhu_runtime::{Components, Service, ServiceContext, StartError};
 
 /// The decisions service as the runtime sees it.
@@ -19,7 +24,14 @@ impl Service for Decisions {
         sqlx::migrate!("./migrations")
     }
 
-    fn components(_context: &ServiceContext) -> Result<Components, StartError> {
-        Ok(Components::new())
+    fn components(context: &ServiceContext) -> Result<Components, StartError> {
+        let rules = grpc::Rules::shipped()
+            .map_err(|error| StartError::Setup(format!("relief policy: {error}")))?;
+        Ok(
+            Components::new().grpc(DecisionsServiceServer::new(grpc::DecisionsApi::new(
+                context.store.clone(),
+                rules,
+            ))),
+        )
     }
 }

@@ -1,0 +1,723 @@
+//! Relief cases, free of I/O: a case opens, gathers materials, is assessed and accepted, gets a
+//! decision proposed within the cap and approved by the tier the amount needs. Every stage
+//! entered carries its deadline in working days on the official calendar. The shell passes in
+//! the policy, the calendar, the wage table and today's date.
+
+use std::collections::BTreeSet;
+
+use chrono::{Datelike, NaiveDate};
+use jiuzhu_calendar::Calendar;
+use jiuzhu_eventstore::{Aggregate, event_enum};
+use jiuzhu_proto::common::Money;
+use jiuzhu_proto::decisions::{
+    CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
+    EligibilityAssessed, MaterialReceived, ReliefMethod, Stage, StageEntered,
+};
+
+use crate::policy::{ReliefPolicy, WageError, Wages, stage_name};
+
+event_enum! {
+    /// Every event on `jiuzhu.decisions.events.v1`.
+    pub enum DecisionsEvent {
+        CaseOpened(CaseOpened),
+        StageEntered(StageEntered),
+        MaterialReceived(MaterialReceived),
+        EligibilityAssessed(EligibilityAssessed),
+        DecisionProposed(DecisionProposed),
+        DecisionApproved(DecisionApproved),
+        DecisionRejected(DecisionRejected),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaseError {
+    #[error("no relief case {0}")]
+    NotFound(String),
+    #[error("`{0}` is not a category of the relief policy")]
+    UnknownCategory(String),
+    #[error("`{0}` is not a material of the relief policy")]
+    UnknownMaterial(String),
+    #[error("`{0}` is not a fact the relief policy knows")]
+    UnknownFact(String),
+    #[error("the case is {stage}: it cannot be {action} now")]
+    WrongStage {
+        stage: &'static str,
+        action: &'static str,
+    },
+    #[error("eligibility has not been established ({0})")]
+    NotEligible(String),
+    #[error("materials are missing: {}", .0.join(", "))]
+    MaterialsMissing(Vec<String>),
+    #[error(
+        "{amount} fen is above the cap of {cap} fen ({months} months of the average wage); only \
+         the exceptional path with its reason and approver may exceed it"
+    )]
+    AboveCap { amount: i64, cap: i64, months: i64 },
+    #[error("{amount} fen is above the court's award of {award} fen")]
+    AboveCourtAward { amount: i64, award: i64 },
+    #[error("the amount needs approval by {required}, not {given}")]
+    WrongApprover { required: String, given: String },
+    #[error(transparent)]
+    Wage(#[from] WageError),
+}
+
+/// Everything a command needs besides its own input.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub policy: &'a ReliefPolicy,
+    pub calendar: &'a Calendar,
+    pub wages: &'a Wages,
+    /// Today in Beijing time.
+    pub today: NaiveDate,
+}
+
+impl Context<'_> {
+    /// The stage entered today, with its deadline (or why it has none yet).
+    fn enter(&self, case_id: &str, stage: Stage) -> StageEntered {
+        let (due_date, due_unknown) = match self.policy.deadline_days(stage) {
+            None => (String::new(), String::new()),
+            Some(days) => match self.calendar.add_working_days(self.today, days) {
+                Ok(due) => (due.format("%Y-%m-%d").to_string(), String::new()),
+                Err(error) => (String::new(), error.to_string()),
+            },
+        };
+        StageEntered {
+            case_id: case_id.to_owned(),
+            stage: stage.into(),
+            entered_on: self.today.format("%Y-%m-%d").to_string(),
+            due_date,
+            due_unknown,
+            policy_version: self.policy.version.clone(),
+        }
+    }
+}
+
+/// A new case as the shell validated it.
+#[derive(Debug, Clone, Default)]
+pub struct Open {
+    pub case_id: String,
+    pub origin: CaseOrigin,
+    pub person_id: String,
+    pub case_no: String,
+    pub procuratorate: String,
+    pub region_code: String,
+    pub category: String,
+    pub applicant_relation: String,
+    pub opened_by: String,
+    pub clue_id: String,
+    pub party_id: String,
+}
+
+/// Opens a case: informed (referral, prosecutor) or applied (an application).
+pub fn open(command: Open, context: Context<'_>) -> Result<Vec<DecisionsEvent>, CaseError> {
+    if context.policy.category(&command.category).is_none() {
+        return Err(CaseError::UnknownCategory(command.category));
+    }
+    let stage = if command.origin == CaseOrigin::Application {
+        Stage::Applied
+    } else {
+        Stage::Informed
+    };
+    let entered = context.enter(&command.case_id, stage);
+    Ok(vec![
+        DecisionsEvent::CaseOpened(CaseOpened {
+            case_id: command.case_id,
+            origin: command.origin.into(),
+            person_id: command.person_id,
+            case_no: command.case_no,
+            procuratorate: command.procuratorate,
+            region_code: command.region_code,
+            clue_id: command.clue_id,
+            party_id: command.party_id,
+            applicant_relation: command.applicant_relation,
+            opened_by: command.opened_by,
+            category: command.category,
+            policy_version: context.policy.version.clone(),
+        }),
+        DecisionsEvent::StageEntered(entered),
+    ])
+}
+
+/// A proposed decision as the shell validated it.
+#[derive(Debug, Clone, Default)]
+pub struct Proposal {
+    pub amount_fen: i64,
+    pub methods: Vec<ReliefMethod>,
+    pub exceptional: bool,
+    pub exceptional_reason: String,
+    pub court_award_fen: Option<i64>,
+    pub departure_reason: String,
+    pub proposed_by: String,
+}
+
+/// A relief case as its decisions need it.
+#[derive(Debug, Default, Clone)]
+pub struct ReliefCase {
+    pub opened: Option<CaseOpened>,
+    pub stage: Stage,
+    pub stages: Vec<StageEntered>,
+    pub received: BTreeSet<String>,
+    pub eligibility: Option<EligibilityAssessed>,
+    pub proposal: Option<DecisionProposed>,
+    pub approval: Option<DecisionApproved>,
+    pub rejection: Option<DecisionRejected>,
+}
+
+impl Aggregate for ReliefCase {
+    type Event = DecisionsEvent;
+
+    fn apply(&mut self, event: &DecisionsEvent) {
+        match event {
+            DecisionsEvent::CaseOpened(e) => self.opened = Some(e.clone()),
+            DecisionsEvent::StageEntered(e) => {
+                self.stage = Stage::try_from(e.stage).unwrap_or_default();
+                self.stages.push(e.clone());
+            }
+            DecisionsEvent::MaterialReceived(e) => {
+                self.received.insert(e.material.clone());
+            }
+            DecisionsEvent::EligibilityAssessed(e) => self.eligibility = Some(e.clone()),
+            DecisionsEvent::DecisionProposed(e) => self.proposal = Some(e.clone()),
+            DecisionsEvent::DecisionApproved(e) => self.approval = Some(e.clone()),
+            DecisionsEvent::DecisionRejected(e) => self.rejection = Some(e.clone()),
+        }
+    }
+}
+
+impl ReliefCase {
+    fn opened(&self) -> Result<&CaseOpened, CaseError> {
+        self.opened
+            .as_ref()
+            .ok_or_else(|| CaseError::NotFound(String::new()))
+    }
+
+    pub fn person_id(&self) -> &str {
+        self.opened.as_ref().map_or("", |o| o.person_id.as_str())
+    }
+
+    fn settled(&self) -> bool {
+        matches!(self.stage, Stage::Rejected | Stage::Closed)
+    }
+
+    fn in_stage(&self, allowed: &[Stage], action: &'static str) -> Result<&CaseOpened, CaseError> {
+        let opened = self.opened()?;
+        if allowed.contains(&self.stage) {
+            Ok(opened)
+        } else {
+            Err(CaseError::WrongStage {
+                stage: stage_name(self.stage),
+                action,
+            })
+        }
+    }
+
+    /// Materials the case's category requires that have not been received.
+    pub fn missing_materials(&self, policy: &ReliefPolicy) -> Vec<String> {
+        let Some(category) = self
+            .opened
+            .as_ref()
+            .and_then(|o| policy.category(&o.category))
+        else {
+            return Vec::new();
+        };
+        category
+            .materials
+            .iter()
+            .filter(|m| !self.received.contains(*m))
+            .cloned()
+            .collect()
+    }
+
+    /// Registers a material; the application moves an informed case to applied.
+    pub fn register_material(
+        &self,
+        received: MaterialReceived,
+        context: Context<'_>,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.opened()?;
+        if self.settled() {
+            return Err(CaseError::WrongStage {
+                stage: stage_name(self.stage),
+                action: "given materials",
+            });
+        }
+        if !context.policy.materials.contains_key(&received.material) {
+            return Err(CaseError::UnknownMaterial(received.material));
+        }
+        let applies = received.material == "application" && self.stage == Stage::Informed;
+        let mut events = vec![DecisionsEvent::MaterialReceived(received)];
+        if applies {
+            events.push(DecisionsEvent::StageEntered(
+                context.enter(&opened.case_id, Stage::Applied),
+            ));
+        }
+        Ok(events)
+    }
+
+    pub fn assess(
+        &self,
+        facts: &BTreeSet<String>,
+        context: Context<'_>,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.opened()?;
+        if self.settled() || self.approval.is_some() {
+            return Err(CaseError::WrongStage {
+                stage: stage_name(self.stage),
+                action: "assessed",
+            });
+        }
+        if let Some(unknown) = facts.iter().find(|f| !context.policy.known_fact(f)) {
+            return Err(CaseError::UnknownFact(unknown.clone()));
+        }
+        let category = context
+            .policy
+            .category(&opened.category)
+            .ok_or_else(|| CaseError::UnknownCategory(opened.category.clone()))?;
+        let found = context.policy.assess(category, facts);
+        Ok(vec![DecisionsEvent::EligibilityAssessed(
+            EligibilityAssessed {
+                case_id: opened.case_id.clone(),
+                category: category.id.clone(),
+                eligible: found.eligible,
+                rule: found.rule,
+                reason: found.reason,
+                facts: facts.iter().cloned().collect(),
+                policy_version: context.policy.version.clone(),
+            },
+        )])
+    }
+
+    pub fn accept(&self, context: Context<'_>) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.in_stage(&[Stage::Applied], "accepted")?;
+        Ok(vec![DecisionsEvent::StageEntered(
+            context.enter(&opened.case_id, Stage::Accepted),
+        )])
+    }
+
+    /// The normal cap, with the wage region and year it came from.
+    pub fn cap(&self, context: Context<'_>) -> Result<(i64, String, i32), CaseError> {
+        let opened = self.opened()?;
+        let year = context.today.year() - 1;
+        let (region, wage) = context.wages.monthly(&opened.region_code, year)?;
+        Ok((wage.saturating_mul(context.policy.cap_months), region, year))
+    }
+
+    pub fn propose(
+        &self,
+        proposal: Proposal,
+        context: Context<'_>,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.in_stage(&[Stage::Accepted, Stage::Reviewed], "decided")?;
+        match &self.eligibility {
+            Some(e) if e.eligible => {}
+            Some(e) => return Err(CaseError::NotEligible(e.rule.clone())),
+            None => return Err(CaseError::NotEligible("not assessed".to_owned())),
+        }
+        let missing = self.missing_materials(context.policy);
+        let emergency = context
+            .policy
+            .category(&opened.category)
+            .is_some_and(|c| c.emergency);
+        if !missing.is_empty() && !emergency {
+            return Err(CaseError::MaterialsMissing(missing));
+        }
+        let (cap, wage_region, wage_year) = self.cap(context)?;
+        if proposal.amount_fen > cap && !proposal.exceptional {
+            return Err(CaseError::AboveCap {
+                amount: proposal.amount_fen,
+                cap,
+                months: context.policy.cap_months,
+            });
+        }
+        if let Some(award) = proposal.court_award_fen
+            && proposal.amount_fen > award
+        {
+            return Err(CaseError::AboveCourtAward {
+                amount: proposal.amount_fen,
+                award,
+            });
+        }
+        let required = context
+            .policy
+            .required_approver(
+                proposal.amount_fen,
+                proposal.exceptional && proposal.amount_fen > cap,
+            )
+            .to_owned();
+        Ok(vec![
+            DecisionsEvent::DecisionProposed(DecisionProposed {
+                case_id: opened.case_id.clone(),
+                amount: Some(Money {
+                    fen: proposal.amount_fen,
+                }),
+                methods: proposal.methods.into_iter().map(i32::from).collect(),
+                cap: Some(Money { fen: cap }),
+                exceptional: proposal.exceptional && proposal.amount_fen > cap,
+                exceptional_reason: proposal.exceptional_reason,
+                court_award: proposal.court_award_fen.map(|fen| Money { fen }),
+                required_approver: required,
+                departure_reason: proposal.departure_reason,
+                proposed_by: proposal.proposed_by,
+                policy_version: context.policy.version.clone(),
+                wage_region,
+                wage_year,
+            }),
+            DecisionsEvent::StageEntered(context.enter(&opened.case_id, Stage::ApprovalOpinion)),
+        ])
+    }
+
+    pub fn approve(
+        &self,
+        approver_role: &str,
+        approved_by: &str,
+        context: Context<'_>,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.in_stage(&[Stage::ApprovalOpinion], "approved")?;
+        let proposal = self.proposal.as_ref().ok_or(CaseError::WrongStage {
+            stage: stage_name(self.stage),
+            action: "approved",
+        })?;
+        if proposal.required_approver != approver_role {
+            return Err(CaseError::WrongApprover {
+                required: proposal.required_approver.clone(),
+                given: approver_role.to_owned(),
+            });
+        }
+        Ok(vec![
+            DecisionsEvent::DecisionApproved(DecisionApproved {
+                case_id: opened.case_id.clone(),
+                person_id: opened.person_id.clone(),
+                amount: proposal.amount,
+                methods: proposal.methods.clone(),
+                approver_role: approver_role.to_owned(),
+                approved_by: approved_by.to_owned(),
+                procuratorate: opened.procuratorate.clone(),
+            }),
+            DecisionsEvent::StageEntered(context.enter(&opened.case_id, Stage::Approved)),
+        ])
+    }
+
+    pub fn reject(
+        &self,
+        reason: &str,
+        rejected_by: &str,
+        context: Context<'_>,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.in_stage(
+            &[
+                Stage::Informed,
+                Stage::Applied,
+                Stage::Accepted,
+                Stage::Reviewed,
+                Stage::ApprovalOpinion,
+            ],
+            "rejected",
+        )?;
+        Ok(vec![
+            DecisionsEvent::DecisionRejected(DecisionRejected {
+                case_id: opened.case_id.clone(),
+                person_id: opened.person_id.clone(),
+                reason: reason.to_owned(),
+                rejected_by: rejected_by.to_owned(),
+            }),
+            DecisionsEvent::StageEntered(context.enter(&opened.case_id, Stage::Rejected)),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{SHIPPED, SHIPPED_WAGES};
+    use proptest::prelude::*;
+
+    struct World {
+        policy: ReliefPolicy,
+        calendar: Calendar,
+        wages: Wages,
+    }
+
+    fn world() -> World {
+        World {
+            policy: ReliefPolicy::parse(SHIPPED).unwrap_or_default(),
+            calendar: Calendar::shipped().unwrap_or_default(),
+            wages: Wages::parse(SHIPPED_WAGES).unwrap_or_default(),
+        }
+    }
+
+    impl World {
+        fn on(&self, today: &str) -> Context<'_> {
+            Context {
+                policy: &self.policy,
+                calendar: &self.calendar,
+                wages: &self.wages,
+                today: NaiveDate::parse_from_str(today, "%Y-%m-%d").unwrap_or_default(),
+            }
+        }
+    }
+
+    fn given(events: &[DecisionsEvent]) -> ReliefCase {
+        let mut case = ReliefCase::default();
+        for event in events {
+            case.apply(event);
+        }
+        case
+    }
+
+    fn when(
+        case: &mut ReliefCase,
+        command: impl FnOnce(&ReliefCase) -> Result<Vec<DecisionsEvent>, CaseError>,
+    ) -> Vec<DecisionsEvent> {
+        let events = command(case).unwrap_or_default();
+        for event in &events {
+            case.apply(event);
+        }
+        events
+    }
+
+    fn material(name: &str) -> MaterialReceived {
+        MaterialReceived {
+            case_id: "c-1".to_owned(),
+            material: name.to_owned(),
+            file_id: format!("file-{name}"),
+            sha256: "ab".repeat(32),
+            centre: "南明区检察院服务中心".to_owned(),
+            received_by: "clerk-1".to_owned(),
+        }
+    }
+
+    /// An accepted, eligible serious-injury case in Guiyang with every material in.
+    fn accepted(world: &World) -> ReliefCase {
+        let context = world.on("2026-11-02");
+        let mut case = given(
+            &open(
+                Open {
+                    case_id: "c-1".to_owned(),
+                    origin: CaseOrigin::Referral,
+                    person_id: "p-1".to_owned(),
+                    case_no: "(2026)黔0102刑初5号".to_owned(),
+                    procuratorate: "贵阳市南明区人民检察院".to_owned(),
+                    region_code: "520102".to_owned(),
+                    category: "serious_injury_unpaid".to_owned(),
+                    ..Open::default()
+                },
+                context,
+            )
+            .unwrap_or_default(),
+        );
+        for name in [
+            "application",
+            "identity_proof",
+            "proof_of_harm",
+            "proof_of_hardship",
+        ] {
+            when(&mut case, |c| c.register_material(material(name), context));
+        }
+        let facts = [
+            "seriously_injured_or_disabled",
+            "offender_cannot_pay_or_unknown",
+        ]
+        .map(String::from)
+        .into();
+        when(&mut case, |c| c.assess(&facts, context));
+        when(&mut case, |c| c.accept(context));
+        case
+    }
+
+    #[test]
+    fn a_referred_case_is_informed_then_applied_by_its_application_with_deadlines() {
+        let world = world();
+        let context = world.on("2026-09-30");
+        let case = given(
+            &open(
+                Open {
+                    case_id: "c-1".to_owned(),
+                    origin: CaseOrigin::Referral,
+                    category: "serious_injury_unpaid".to_owned(),
+                    region_code: "520102".to_owned(),
+                    ..Open::default()
+                },
+                context,
+            )
+            .unwrap_or_default(),
+        );
+        assert_eq!(case.stage, Stage::Informed);
+        // Five working days from 30 September across the National Day week (1–7 October off,
+        // Saturday 10 October a make-up working day): 8, 9, 10, 12, 13 October.
+        assert_eq!(case.stages[0].due_date, "2026-10-13");
+        assert_eq!(
+            case.missing_materials(&world.policy),
+            [
+                "application",
+                "identity_proof",
+                "proof_of_harm",
+                "proof_of_hardship"
+            ]
+        );
+        let events = case
+            .register_material(material("application"), world.on("2026-10-09"))
+            .unwrap_or_default();
+        assert!(matches!(
+            &events[..],
+            [DecisionsEvent::MaterialReceived(_), DecisionsEvent::StageEntered(s)]
+                if s.stage == Stage::Applied as i32 && s.due_date == "2026-10-19"
+        ));
+        assert_eq!(
+            case.register_material(material("selfie"), context),
+            Err(CaseError::UnknownMaterial("selfie".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_deadline_beyond_the_calendar_is_recorded_as_unknown_not_refused() {
+        let world = world();
+        let events = open(
+            Open {
+                case_id: "c-2".to_owned(),
+                origin: CaseOrigin::Application,
+                category: "other_in_need".to_owned(),
+                ..Open::default()
+            },
+            world.on("2026-12-28"),
+        )
+        .unwrap_or_default();
+        assert!(matches!(
+            &events[1],
+            DecisionsEvent::StageEntered(s) if s.due_date.is_empty() && s.due_unknown.contains("2027")
+        ));
+    }
+
+    #[test]
+    fn a_decision_within_the_cap_goes_to_the_tier_its_amount_needs() {
+        let world = world();
+        let mut case = accepted(&world);
+        let context = world.on("2026-11-10");
+        // Guizhou's 2025 wage is 8,930 yuan: the cap is 36 × 893,000 fen.
+        assert_eq!(case.cap(context), Ok((32_148_000, "52".to_owned(), 2025)));
+        let proposal = Proposal {
+            amount_fen: 2_000_000,
+            methods: vec![ReliefMethod::OneTimePayment, ReliefMethod::Medical],
+            proposed_by: "relief-prosecutor-1".to_owned(),
+            ..Proposal::default()
+        };
+        let events = when(&mut case, |c| c.propose(proposal, context));
+        assert!(matches!(
+            &events[0],
+            DecisionsEvent::DecisionProposed(p) if p.required_approver == "chief_prosecutors_meeting"
+                && p.policy_version == "relief-2026.1"
+        ));
+        assert_eq!(
+            case.approve("department_head", "head-1", context),
+            Err(CaseError::WrongApprover {
+                required: "chief_prosecutors_meeting".to_owned(),
+                given: "department_head".to_owned(),
+            })
+        );
+        let approved = when(&mut case, |c| {
+            c.approve("chief_prosecutors_meeting", "chief-1", context)
+        });
+        assert!(matches!(
+            &approved[0],
+            DecisionsEvent::DecisionApproved(a) if a.amount == Some(Money { fen: 2_000_000 }) && a.person_id == "p-1"
+        ));
+        assert_eq!(case.stage, Stage::Approved);
+        assert!(matches!(
+            case.reject("late", "x", context),
+            Err(CaseError::WrongStage {
+                stage: "approved",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn nothing_is_decided_before_eligibility_and_materials_are_in() {
+        let world = world();
+        let context = world.on("2026-11-02");
+        let mut case = given(
+            &open(
+                Open {
+                    case_id: "c-3".to_owned(),
+                    origin: CaseOrigin::Application,
+                    region_code: "520102".to_owned(),
+                    category: "serious_injury_unpaid".to_owned(),
+                    ..Open::default()
+                },
+                context,
+            )
+            .unwrap_or_default(),
+        );
+        when(&mut case, |c| c.accept(context));
+        let proposal = Proposal {
+            amount_fen: 100_000,
+            methods: vec![ReliefMethod::OneTimePayment],
+            ..Proposal::default()
+        };
+        assert_eq!(
+            case.propose(proposal.clone(), context),
+            Err(CaseError::NotEligible("not assessed".to_owned()))
+        );
+        let at_fault = [
+            "seriously_injured_or_disabled",
+            "offender_cannot_pay_or_unknown",
+            "major_fault",
+        ]
+        .map(String::from)
+        .into();
+        when(&mut case, |c| c.assess(&at_fault, context));
+        assert_eq!(
+            case.propose(proposal.clone(), context),
+            Err(CaseError::NotEligible("exclusion:major_fault".to_owned()))
+        );
+        let facts = [
+            "seriously_injured_or_disabled",
+            "offender_cannot_pay_or_unknown",
+        ]
+        .map(String::from)
+        .into();
+        when(&mut case, |c| c.assess(&facts, context));
+        assert!(matches!(
+            case.propose(proposal, context),
+            Err(CaseError::MaterialsMissing(m)) if m.len() == 4
+        ));
+        let unknown = ["bad_luck".to_owned()].into();
+        assert_eq!(
+            case.assess(&unknown, context),
+            Err(CaseError::UnknownFact("bad_luck".to_owned()))
+        );
+    }
+
+    proptest! {
+        /// No approved amount above the cap without the exceptional path, and never above a
+        /// court's award.
+        #[test]
+        fn no_approved_amount_exceeds_the_cap_unless_exceptional(
+            amount in 1i64..60_000_000,
+            exceptional in any::<bool>(),
+            award in proptest::option::of(1i64..60_000_000),
+        ) {
+            let world = world();
+            let context = world.on("2026-11-10");
+            let mut case = accepted(&world);
+            let cap = case.cap(context).map(|(cap, _, _)| cap).unwrap_or(0);
+            let proposal = Proposal {
+                amount_fen: amount,
+                methods: vec![ReliefMethod::OneTimePayment],
+                exceptional,
+                exceptional_reason: "especially grave loss".to_owned(),
+                court_award_fen: award,
+                ..Proposal::default()
+            };
+            when(&mut case, |c| c.propose(proposal, context));
+            let required = case.proposal.as_ref().map(|p| p.required_approver.clone()).unwrap_or_default();
+            when(&mut case, |c| c.approve(&required, "approver", context));
+            if let Some(approved) = &case.approval {
+                let fen = approved.amount.map_or(0, |m| m.fen);
+                prop_assert!(fen <= cap || (exceptional && required == "procuratorial_committee"));
+                prop_assert!(award.is_none_or(|award| fen <= award));
+            } else {
+                prop_assert!((amount > cap && !exceptional) || award.is_some_and(|a| amount > a));
+            }
+        }
+    }
+}

@@ -1,0 +1,641 @@
+//! The decisions service's gRPC shell: validation with field details, the once-only claim,
+//! commands through the domain inside idempotent units of work, and one mapping of domain
+//! errors to status codes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{FixedOffset, NaiveDate, Offset as _, Utc};
+use futures::FutureExt;
+use jiuzhu_calendar::Calendar;
+use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_proto::common::Money;
+use jiuzhu_proto::decisions::decisions_service_server::DecisionsService;
+use jiuzhu_proto::decisions::*;
+use jiuzhu_runtime::grpc::{
+    FieldViolations, database_status, run_command, store_status, uuid_field,
+};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::domain::{self, CaseError, Context, DecisionsEvent, Open, Proposal, ReliefCase};
+use crate::policy::{ReliefPolicy, SHIPPED, SHIPPED_WAGES, Wages};
+
+const SERVICE: &str = "jiuzhu.decisions.v1.DecisionsService";
+
+/// The policy, the calendar and the wage table, loaded once.
+#[derive(Debug)]
+pub struct Rules {
+    pub policy: ReliefPolicy,
+    pub calendar: Calendar,
+    pub wages: Wages,
+}
+
+impl Rules {
+    pub fn shipped() -> Result<Self, String> {
+        Ok(Self {
+            policy: ReliefPolicy::parse(SHIPPED).map_err(|e| e.to_string())?,
+            calendar: Calendar::shipped().map_err(|e| e.to_string())?,
+            wages: Wages::parse(SHIPPED_WAGES).map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// The context of a command taken now: deadlines count from today in Beijing time.
+    pub fn now(&self) -> Context<'_> {
+        let beijing = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix());
+        self.on(Utc::now().with_timezone(&beijing).date_naive())
+    }
+
+    pub fn on(&self, today: NaiveDate) -> Context<'_> {
+        Context {
+            policy: &self.policy,
+            calendar: &self.calendar,
+            wages: &self.wages,
+            today,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DecisionsApi {
+    store: EventStore,
+    rules: Arc<Rules>,
+}
+
+impl DecisionsApi {
+    pub fn new(store: EventStore, rules: Rules) -> Self {
+        Self {
+            store,
+            rules: Arc::new(rules),
+        }
+    }
+}
+
+impl From<CaseError> for Status {
+    fn from(error: CaseError) -> Self {
+        let message = error.to_string();
+        match error {
+            CaseError::NotFound(_) => Status::not_found(message),
+            CaseError::UnknownCategory(_) => FieldViolations::single("category", message),
+            CaseError::UnknownMaterial(_) => FieldViolations::single("material", message),
+            CaseError::UnknownFact(_) => FieldViolations::single("facts", message),
+            CaseError::AboveCap { .. } | CaseError::AboveCourtAward { .. } => {
+                FieldViolations::single("amount", message)
+            }
+            CaseError::WrongApprover { .. } => FieldViolations::single("approver_role", message),
+            CaseError::WrongStage { .. }
+            | CaseError::NotEligible(_)
+            | CaseError::MaterialsMissing(_)
+            | CaseError::Wage(_) => Status::failed_precondition(message),
+        }
+    }
+}
+
+async fn load_case(work: &mut UnitOfWork<'_>, case_id: Uuid) -> Result<(ReliefCase, i64), Status> {
+    let (case, version) = work
+        .load::<ReliefCase>(&case_id.to_string())
+        .await
+        .map_err(store_status)?;
+    if version == 0 {
+        return Err(Status::not_found(format!("no relief case {case_id}")));
+    }
+    Ok((case, version))
+}
+
+async fn append_case(
+    work: &mut UnitOfWork<'_>,
+    case_id: Uuid,
+    version: i64,
+    case: &ReliefCase,
+    events: &[DecisionsEvent],
+) -> Result<(), Status> {
+    work.append(&case_id.to_string(), version, case.person_id(), events)
+        .await
+        .map_err(store_status)?;
+    Ok(())
+}
+
+fn hex_sha256(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn case_view(case: &ReliefCase, policy: &ReliefPolicy) -> jiuzhu_proto::decisions::ReliefCase {
+    let opened = case.opened.clone().unwrap_or_default();
+    jiuzhu_proto::decisions::ReliefCase {
+        case_id: opened.case_id,
+        origin: opened.origin,
+        person_id: opened.person_id,
+        case_no: opened.case_no,
+        procuratorate: opened.procuratorate,
+        region_code: opened.region_code,
+        category: opened.category,
+        stage: case.stage.into(),
+        stages: case
+            .stages
+            .iter()
+            .map(|s| StageProgress {
+                stage: s.stage,
+                entered_on: s.entered_on.clone(),
+                due_date: s.due_date.clone(),
+                due_unknown: s.due_unknown.clone(),
+            })
+            .collect(),
+        missing_materials: case.missing_materials(policy),
+        eligibility: case.eligibility.clone(),
+        proposal: case.proposal.clone(),
+        approval: case.approval.clone(),
+        rejection_reason: case
+            .rejection
+            .as_ref()
+            .map(|r| r.reason.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// Runs a command against one existing case: load, decide, append.
+async fn on_case<Req, Answer>(
+    api: &DecisionsApi,
+    method: &str,
+    request_id: &str,
+    request: &Req,
+    case_id: Uuid,
+    decide: impl FnOnce(&ReliefCase, Context<'_>) -> Result<(Vec<DecisionsEvent>, Answer), CaseError>
+    + Send
+    + 'static,
+) -> Result<Answer, Status>
+where
+    Req: prost::Message,
+    Answer: prost::Message + Default + 'static,
+{
+    let rules = api.rules.clone();
+    run_command(
+        &api.store,
+        &format!("{SERVICE}/{method}"),
+        request_id,
+        request,
+        move |work| {
+            async move {
+                let (case, version) = load_case(work, case_id).await?;
+                let (events, answer) = decide(&case, rules.now())?;
+                append_case(work, case_id, version, &case, &events).await?;
+                Ok(answer)
+            }
+            .boxed()
+        },
+    )
+    .await
+}
+
+#[tonic::async_trait]
+impl DecisionsService for DecisionsApi {
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn open_case(
+        &self,
+        request: Request<OpenCaseRequest>,
+    ) -> Result<Response<OpenCaseResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        violations.require(&[
+            ("case_no", &request.case_no),
+            ("procuratorate", &request.procuratorate),
+            ("category", &request.category),
+            ("opened_by", &request.opened_by),
+        ]);
+        let person = Uuid::parse_str(request.person_id.trim()).ok();
+        if person.is_none() {
+            violations.add("person_id", "must be a registry person id (UUID)");
+        }
+        let region = request.region_code.trim();
+        if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
+            violations.add("region_code", "must be a 6-digit county-level region code");
+        }
+        let origin = CaseOrigin::try_from(request.origin).unwrap_or_default();
+        match origin {
+            CaseOrigin::Unspecified => violations.add(
+                "origin",
+                "must be CASE_ORIGIN_REFERRAL, CASE_ORIGIN_APPLICATION or CASE_ORIGIN_PROSECUTOR",
+            ),
+            CaseOrigin::Referral => violations.require(&[("clue_id", &request.clue_id)]),
+            CaseOrigin::Application => {
+                violations.require(&[("applicant_relation", &request.applicant_relation)]);
+            }
+            CaseOrigin::Prosecutor => {}
+        }
+        violations.into_result()?;
+        let person = person.unwrap_or_default();
+        let rules = self.rules.clone();
+        let command = Open {
+            case_id: String::new(),
+            origin,
+            person_id: person.to_string(),
+            case_no: request.case_no.trim().to_owned(),
+            procuratorate: request.procuratorate.trim().to_owned(),
+            region_code: region.to_owned(),
+            category: request.category.trim().to_owned(),
+            applicant_relation: request.applicant_relation.trim().to_owned(),
+            opened_by: request.opened_by.trim().to_owned(),
+            clue_id: request.clue_id.trim().to_owned(),
+            party_id: request.party_id.trim().to_owned(),
+        };
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/OpenCase"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let case_id = Uuid::now_v7();
+                    let claimed: Option<(Option<Uuid>, Option<String>)> = sqlx::query_as(
+                        "SELECT case_id, other_agency FROM relief_claims \
+                         WHERE person_id = $1 AND case_no = $2",
+                    )
+                    .bind(person)
+                    .bind(&command.case_no)
+                    .fetch_optional(work.connection())
+                    .await
+                    .map_err(database_status)?;
+                    match claimed {
+                        Some((Some(existing), _)) => {
+                            return Err(Status::already_exists(format!(
+                                "relief case {existing} already exists for this person and case \
+                                 (one relief per party per case)"
+                            )));
+                        }
+                        Some((None, Some(agency))) => {
+                            return Err(Status::failed_precondition(format!(
+                                "{agency} already gave relief for this person and case"
+                            )));
+                        }
+                        _ => {}
+                    }
+                    let context = rules.now();
+                    let events = domain::open(
+                        Open {
+                            case_id: case_id.to_string(),
+                            ..command
+                        },
+                        context,
+                    )?;
+                    let mut case = ReliefCase::default();
+                    for event in &events {
+                        jiuzhu_eventstore::Aggregate::apply(&mut case, event);
+                    }
+                    let inserted = sqlx::query(
+                        "INSERT INTO relief_claims (person_id, case_no, case_id) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(person)
+                    .bind(case.opened.as_ref().map(|o| o.case_no.clone()))
+                    .bind(case_id)
+                    .execute(work.connection())
+                    .await
+                    .map_err(database_status)?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(Status::aborted(
+                            "a relief case for this person and case is being opened concurrently; send it again",
+                        ));
+                    }
+                    append_case(work, case_id, 0, &case, &events).await?;
+                    tracing::info!(%case_id, "relief case opened");
+                    Ok(OpenCaseResponse {
+                        case_id: case_id.to_string(),
+                        missing_materials: case.missing_materials(context.policy),
+                    })
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn record_other_agency_relief(
+        &self,
+        request: Request<RecordOtherAgencyReliefRequest>,
+    ) -> Result<Response<RecordOtherAgencyReliefResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        violations.require(&[("case_no", &request.case_no), ("agency", &request.agency)]);
+        let person = Uuid::parse_str(request.person_id.trim()).ok();
+        if person.is_none() {
+            violations.add("person_id", "must be a registry person id (UUID)");
+        }
+        violations.into_result()?;
+        let (person, case_no, agency, reference) = (
+            person.unwrap_or_default(),
+            request.case_no.trim().to_owned(),
+            request.agency.trim().to_owned(),
+            request.reference.trim().to_owned(),
+        );
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/RecordOtherAgencyRelief"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let existing: Option<Option<Uuid>> = sqlx::query_scalar(
+                        "INSERT INTO relief_claims (person_id, case_no, other_agency, reference) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (person_id, case_no) DO UPDATE \
+                         SET person_id = relief_claims.person_id RETURNING case_id",
+                    )
+                    .bind(person)
+                    .bind(&case_no)
+                    .bind(&agency)
+                    .bind(&reference)
+                    .fetch_optional(work.connection())
+                    .await
+                    .map_err(database_status)?;
+                    if let Some(Some(case_id)) = existing {
+                        return Err(Status::failed_precondition(format!(
+                            "relief case {case_id} is already open for this person and case"
+                        )));
+                    }
+                    Ok(RecordOtherAgencyReliefResponse {})
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn register_material(
+        &self,
+        request: Request<RegisterMaterialRequest>,
+    ) -> Result<Response<RegisterMaterialResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        violations.require(&[
+            ("material", &request.material),
+            ("file_id", &request.file_id),
+            ("centre", &request.centre),
+            ("received_by", &request.received_by),
+        ]);
+        if !hex_sha256(request.sha256.trim()) {
+            violations.add("sha256", "must be 64 hex digits (the file's SHA-256)");
+        }
+        violations.into_result()?;
+        let received = MaterialReceived {
+            case_id: case_id.to_string(),
+            material: request.material.trim().to_owned(),
+            file_id: request.file_id.trim().to_owned(),
+            sha256: request.sha256.trim().to_ascii_lowercase(),
+            centre: request.centre.trim().to_owned(),
+            received_by: request.received_by.trim().to_owned(),
+        };
+        let answer = on_case(
+            self,
+            "RegisterMaterial",
+            &request.request_id,
+            &request,
+            case_id,
+            move |case, context| {
+                let events = case.register_material(received, context)?;
+                let mut after = case.clone();
+                for event in &events {
+                    jiuzhu_eventstore::Aggregate::apply(&mut after, event);
+                }
+                let missing = after.missing_materials(context.policy);
+                Ok((
+                    events,
+                    RegisterMaterialResponse {
+                        missing_materials: missing,
+                    },
+                ))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn assess_eligibility(
+        &self,
+        request: Request<AssessEligibilityRequest>,
+    ) -> Result<Response<AssessEligibilityResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        violations.require(&[("assessed_by", &request.assessed_by)]);
+        violations.into_result()?;
+        let facts: BTreeSet<String> = request.facts.iter().map(|f| f.trim().to_owned()).collect();
+        let answer = on_case(
+            self,
+            "AssessEligibility",
+            &request.request_id,
+            &request,
+            case_id,
+            move |case, context| {
+                let events = case.assess(&facts, context)?;
+                let answer = match events.first() {
+                    Some(DecisionsEvent::EligibilityAssessed(e)) => AssessEligibilityResponse {
+                        eligible: e.eligible,
+                        rule: e.rule.clone(),
+                        reason: e.reason.clone(),
+                    },
+                    _ => AssessEligibilityResponse::default(),
+                };
+                Ok((events, answer))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn accept_case(
+        &self,
+        request: Request<AcceptCaseRequest>,
+    ) -> Result<Response<AcceptCaseResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        violations.require(&[("accepted_by", &request.accepted_by)]);
+        violations.into_result()?;
+        let answer = on_case(
+            self,
+            "AcceptCase",
+            &request.request_id,
+            &request,
+            case_id,
+            move |case, context| {
+                let events = case.accept(context)?;
+                let opinion_due = match events.first() {
+                    Some(DecisionsEvent::StageEntered(s)) => s.due_date.clone(),
+                    _ => String::new(),
+                };
+                Ok((events, AcceptCaseResponse { opinion_due }))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn propose_decision(
+        &self,
+        request: Request<ProposeDecisionRequest>,
+    ) -> Result<Response<ProposeDecisionResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        violations.require(&[("proposed_by", &request.proposed_by)]);
+        let amount = request.amount.map_or(0, |m| m.fen);
+        if amount <= 0 {
+            violations.add("amount", "must be a positive number of fen");
+        }
+        let mut methods = Vec::new();
+        for (n, method) in request.methods.iter().enumerate() {
+            match ReliefMethod::try_from(*method) {
+                Ok(ReliefMethod::Unspecified) | Err(_) => {
+                    violations.add(
+                        format!("methods[{n}]"),
+                        format!("{method} is not a relief method"),
+                    );
+                }
+                Ok(method) => methods.push(method),
+            }
+        }
+        if request.methods.is_empty() {
+            violations.add("methods", "at least one relief method is required");
+        }
+        if request.exceptional {
+            violations.require(&[("exceptional_reason", &request.exceptional_reason)]);
+        }
+        let court_award = request.court_award.map(|m| m.fen).filter(|fen| *fen != 0);
+        if court_award.is_some_and(|fen| fen < 0) {
+            violations.add("court_award", "cannot be negative");
+        }
+        violations.into_result()?;
+        let proposal = Proposal {
+            amount_fen: amount,
+            methods,
+            exceptional: request.exceptional,
+            exceptional_reason: request.exceptional_reason.trim().to_owned(),
+            court_award_fen: court_award,
+            departure_reason: request.departure_reason.trim().to_owned(),
+            proposed_by: request.proposed_by.trim().to_owned(),
+        };
+        let answer = on_case(
+            self,
+            "ProposeDecision",
+            &request.request_id,
+            &request,
+            case_id,
+            move |case, context| {
+                let events = case.propose(proposal, context)?;
+                let answer = match events.first() {
+                    Some(DecisionsEvent::DecisionProposed(p)) => ProposeDecisionResponse {
+                        cap: p.cap,
+                        required_approver: p.required_approver.clone(),
+                    },
+                    _ => ProposeDecisionResponse {
+                        cap: Some(Money::default()),
+                        ..ProposeDecisionResponse::default()
+                    },
+                };
+                Ok((events, answer))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn approve_decision(
+        &self,
+        request: Request<ApproveDecisionRequest>,
+    ) -> Result<Response<ApproveDecisionResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        violations.require(&[
+            ("approver_role", &request.approver_role),
+            ("approved_by", &request.approved_by),
+        ]);
+        violations.into_result()?;
+        let (role, by) = (
+            request.approver_role.trim().to_owned(),
+            request.approved_by.trim().to_owned(),
+        );
+        let answer = on_case(
+            self,
+            "ApproveDecision",
+            &request.request_id,
+            &request,
+            case_id,
+            move |case, context| {
+                Ok((
+                    case.approve(&role, &by, context)?,
+                    ApproveDecisionResponse {},
+                ))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn reject_decision(
+        &self,
+        request: Request<RejectDecisionRequest>,
+    ) -> Result<Response<RejectDecisionResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        violations.require(&[
+            ("reason", &request.reason),
+            ("rejected_by", &request.rejected_by),
+        ]);
+        violations.into_result()?;
+        let (reason, by) = (
+            request.reason.trim().to_owned(),
+            request.rejected_by.trim().to_owned(),
+        );
+        let answer = on_case(
+            self,
+            "RejectDecision",
+            &request.request_id,
+            &request,
+            case_id,
+            move |case, context| {
+                Ok((
+                    case.reject(&reason, &by, context)?,
+                    RejectDecisionResponse {},
+                ))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_case(
+        &self,
+        request: Request<GetCaseRequest>,
+    ) -> Result<Response<GetCaseResponse>, Status> {
+        let case_id = uuid_field("case_id", &request.get_ref().case_id)?;
+        let (case, version) = self
+            .store
+            .load_aggregate::<ReliefCase>(&case_id.to_string())
+            .await
+            .map_err(store_status)?;
+        if version == 0 {
+            return Err(Status::not_found(format!("no relief case {case_id}")));
+        }
+        Ok(Response::new(GetCaseResponse {
+            relief_case: Some(case_view(&case, &self.rules.policy)),
+        }))
+    }
+}

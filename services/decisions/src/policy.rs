@@ -1,0 +1,421 @@
+//! The relief policy (`policy/decisions/relief.toml`) and the wage table it caps amounts with
+//! (`policy/decisions/wages.csv`): eligibility categories and exclusions, materials, the cap,
+//! approval tiers and stage deadlines. Data, not code; every assessment and decision records
+//! the policy version.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiuzhu_config::{ConfigError, Layers, Validate};
+use jiuzhu_proto::decisions::Stage;
+use serde::Deserialize;
+
+/// The policy shipped with this build.
+pub const SHIPPED: &str = include_str!("../../../policy/decisions/relief.toml");
+/// The wage table shipped with this build.
+pub const SHIPPED_WAGES: &str = include_str!("../../../policy/decisions/wages.csv");
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalTier {
+    pub from_fen: i64,
+    pub approver: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    pub id: String,
+    pub description: String,
+    pub requires: Vec<String>,
+    pub materials: Vec<String>,
+    /// Urgent need: paid first, materials completed after.
+    #[serde(default)]
+    pub emergency: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exclusion {
+    pub id: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReliefPolicy {
+    pub version: String,
+    pub cap_months: i64,
+    pub exceptional_approver: String,
+    /// Working days per stage, by stage name ("accepted", …).
+    pub deadlines: BTreeMap<String, u32>,
+    pub approval_tiers: Vec<ApprovalTier>,
+    /// Material id → what the applicant is told.
+    pub materials: BTreeMap<String, String>,
+    pub categories: Vec<Category>,
+    pub exclusions: Vec<Exclusion>,
+}
+
+/// The policy's name for a stage (the keys of `[relief.deadlines]`).
+pub fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Unspecified => "unspecified",
+        Stage::Informed => "informed",
+        Stage::Applied => "applied",
+        Stage::Accepted => "accepted",
+        Stage::Reviewed => "reviewed",
+        Stage::ApprovalOpinion => "approval_opinion",
+        Stage::Approved => "approved",
+        Stage::Rejected => "rejected",
+        Stage::Distributed => "distributed",
+        Stage::Notified => "notified",
+        Stage::Closed => "closed",
+    }
+}
+
+const STAGES: [Stage; 10] = [
+    Stage::Informed,
+    Stage::Applied,
+    Stage::Accepted,
+    Stage::Reviewed,
+    Stage::ApprovalOpinion,
+    Stage::Approved,
+    Stage::Rejected,
+    Stage::Distributed,
+    Stage::Notified,
+    Stage::Closed,
+];
+
+impl Validate for ReliefPolicy {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let invalid =
+            |key: &str, reason: String| ConfigError::invalid(format!("{prefix}.{key}"), reason);
+        if self.version.trim().is_empty() {
+            return Err(invalid("version", "is required".to_owned()));
+        }
+        jiuzhu_config::check_range(prefix, "cap_months", self.cap_months, 1..=600)?;
+        if self.exceptional_approver.trim().is_empty() {
+            return Err(invalid("exceptional_approver", "is required".to_owned()));
+        }
+        for (stage, days) in &self.deadlines {
+            if !STAGES.iter().any(|s| stage_name(*s) == stage) {
+                return Err(invalid("deadlines", format!("`{stage}` is not a stage")));
+            }
+            if *days > 250 {
+                return Err(invalid(
+                    &format!("deadlines.{stage}"),
+                    "more than a year of working days".to_owned(),
+                ));
+            }
+        }
+        if self.approval_tiers.first().map(|t| t.from_fen) != Some(0)
+            || !self
+                .approval_tiers
+                .windows(2)
+                .all(|w| w[0].from_fen < w[1].from_fen)
+        {
+            return Err(invalid(
+                "approval_tiers",
+                "must start at 0 fen and rise strictly".to_owned(),
+            ));
+        }
+        let exclusions: BTreeSet<&str> = self.exclusions.iter().map(|e| e.id.as_str()).collect();
+        let mut ids = BTreeSet::new();
+        for category in &self.categories {
+            if !ids.insert(category.id.as_str()) {
+                return Err(invalid(
+                    "categories",
+                    format!("`{}` is listed twice", category.id),
+                ));
+            }
+            if category.requires.is_empty() {
+                return Err(invalid(
+                    "categories",
+                    format!("`{}` requires no fact", category.id),
+                ));
+            }
+            for fact in &category.requires {
+                if exclusions.contains(fact.as_str()) {
+                    return Err(invalid(
+                        "categories",
+                        format!("`{}` requires `{fact}`, which is an exclusion", category.id),
+                    ));
+                }
+            }
+            for material in &category.materials {
+                if !self.materials.contains_key(material) {
+                    return Err(invalid(
+                        "categories",
+                        format!(
+                            "`{}` needs `{material}`, which is not a material",
+                            category.id
+                        ),
+                    ));
+                }
+            }
+        }
+        if self.categories.is_empty() {
+            return Err(invalid("categories", "none given".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// What eligibility found, and the rule that decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eligibility {
+    pub eligible: bool,
+    pub rule: String,
+    pub reason: String,
+}
+
+impl ReliefPolicy {
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Layers::from_toml(text)?.section("relief")
+    }
+
+    pub fn category(&self, id: &str) -> Option<&Category> {
+        self.categories.iter().find(|c| c.id == id)
+    }
+
+    /// Every fact name the policy knows (category requirements and exclusions).
+    pub fn known_fact(&self, fact: &str) -> bool {
+        self.exclusions.iter().any(|e| e.id == fact)
+            || self
+                .categories
+                .iter()
+                .any(|c| c.requires.iter().any(|r| r == fact))
+    }
+
+    /// Exclusions first (any one refuses), then the category's requirements (all needed).
+    pub fn assess(&self, category: &Category, facts: &BTreeSet<String>) -> Eligibility {
+        if let Some(exclusion) = self.exclusions.iter().find(|e| facts.contains(&e.id)) {
+            return Eligibility {
+                eligible: false,
+                rule: format!("exclusion:{}", exclusion.id),
+                reason: format!("excluded: {}", exclusion.description),
+            };
+        }
+        if let Some(missing) = category.requires.iter().find(|r| !facts.contains(*r)) {
+            return Eligibility {
+                eligible: false,
+                rule: format!("category:{}:{missing}", category.id),
+                reason: format!(
+                    "not established for \"{}\": {missing}",
+                    category.description
+                ),
+            };
+        }
+        Eligibility {
+            eligible: true,
+            rule: format!("category:{}", category.id),
+            reason: category.description.clone(),
+        }
+    }
+
+    /// The approver an amount needs.
+    pub fn required_approver(&self, amount_fen: i64, exceptional: bool) -> &str {
+        if exceptional {
+            return &self.exceptional_approver;
+        }
+        self.approval_tiers
+            .iter()
+            .rev()
+            .find(|t| amount_fen >= t.from_fen)
+            .map_or("", |t| t.approver.as_str())
+    }
+
+    pub fn deadline_days(&self, stage: Stage) -> Option<u32> {
+        self.deadlines.get(stage_name(stage)).copied()
+    }
+}
+
+/// Average monthly wages per region prefix and year, in fen.
+#[derive(Debug, Clone, Default)]
+pub struct Wages {
+    by_region_year: BTreeMap<(String, i32), i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WageRow {
+    region: String,
+    year: i32,
+    average_monthly_wage_fen: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WageError {
+    #[error("wages.csv line {line}: {reason}")]
+    Invalid { line: u64, reason: String },
+    #[error(
+        "no average wage for region {region} in {year} in policy/decisions/wages.csv (the cap \
+         uses the previous year's wage of the jurisdiction)"
+    )]
+    Missing { region: String, year: i32 },
+}
+
+impl Wages {
+    pub fn parse(text: &str) -> Result<Self, WageError> {
+        let mut reader = csv::ReaderBuilder::new()
+            .comment(Some(b'#'))
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let mut wages = Wages::default();
+        let headers = reader
+            .headers()
+            .cloned()
+            .map_err(|error| WageError::Invalid {
+                line: 1,
+                reason: error.to_string(),
+            })?;
+        let mut record = csv::StringRecord::new();
+        loop {
+            let more = reader
+                .read_record(&mut record)
+                .map_err(|error| WageError::Invalid {
+                    line: error.position().map_or(0, |p| p.line()),
+                    reason: error.to_string(),
+                })?;
+            if !more {
+                break;
+            }
+            let line = record.position().map_or(0, |p| p.line());
+            let row: WageRow =
+                record
+                    .deserialize(Some(&headers))
+                    .map_err(|error| WageError::Invalid {
+                        line,
+                        reason: error.to_string(),
+                    })?;
+            if ![2, 4, 6].contains(&row.region.len())
+                || !row.region.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(WageError::Invalid {
+                    line,
+                    reason: format!("region `{}` is not a 2, 4 or 6 digit code", row.region),
+                });
+            }
+            if row.average_monthly_wage_fen <= 0 {
+                return Err(WageError::Invalid {
+                    line,
+                    reason: "average_monthly_wage_fen must be positive".to_owned(),
+                });
+            }
+            wages
+                .by_region_year
+                .insert((row.region, row.year), row.average_monthly_wage_fen);
+        }
+        Ok(wages)
+    }
+
+    /// The wage of the most specific region prefix of `region_code` for `year`, with the prefix.
+    pub fn monthly(&self, region_code: &str, year: i32) -> Result<(String, i64), WageError> {
+        [6, 4, 2]
+            .into_iter()
+            .filter_map(|len| region_code.get(..len))
+            .find_map(|prefix| {
+                self.by_region_year
+                    .get(&(prefix.to_owned(), year))
+                    .map(|wage| (prefix.to_owned(), *wage))
+            })
+            .ok_or_else(|| WageError::Missing {
+                region: region_code.to_owned(),
+                year,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> ReliefPolicy {
+        ReliefPolicy::parse(SHIPPED).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_shipped_policy_has_seven_categories_and_the_paper_s_clocks() {
+        let policy = shipped();
+        assert_eq!(policy.categories.len(), 7);
+        assert_eq!(policy.deadline_days(Stage::Accepted), Some(10));
+        assert_eq!(policy.deadline_days(Stage::Distributed), Some(2));
+        assert_eq!(policy.required_approver(999_999, false), "department_head");
+        assert_eq!(
+            policy.required_approver(1_000_000, false),
+            "chief_prosecutors_meeting"
+        );
+        assert_eq!(
+            policy.required_approver(10, true),
+            "procuratorial_committee"
+        );
+    }
+
+    #[test]
+    fn an_exclusion_refuses_before_any_category_and_names_itself() {
+        let policy = shipped();
+        let category = policy
+            .category("serious_injury_unpaid")
+            .cloned()
+            .unwrap_or_default();
+        let facts: BTreeSet<String> = [
+            "seriously_injured_or_disabled",
+            "offender_cannot_pay_or_unknown",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(
+            policy.assess(&category, &facts).rule,
+            "category:serious_injury_unpaid"
+        );
+        let mut at_fault = facts.clone();
+        at_fault.insert("major_fault".to_owned());
+        let refused = policy.assess(&category, &at_fault);
+        assert!(!refused.eligible);
+        assert_eq!(refused.rule, "exclusion:major_fault");
+        let partial: BTreeSet<String> = ["seriously_injured_or_disabled".to_owned()].into();
+        assert_eq!(
+            policy.assess(&category, &partial).rule,
+            "category:serious_injury_unpaid:offender_cannot_pay_or_unknown"
+        );
+    }
+
+    #[test]
+    fn bad_policy_is_refused_with_the_key() {
+        let text = SHIPPED.replace("from_fen = 0", "from_fen = 5");
+        let error = ReliefPolicy::parse(&text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("relief.approval_tiers"), "{error}");
+        let text = SHIPPED.replace("informed = 5", "informd = 5");
+        let error = ReliefPolicy::parse(&text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("`informd` is not a stage"), "{error}");
+    }
+
+    #[test]
+    fn wages_take_the_most_specific_region_and_name_a_missing_year() {
+        let wages = Wages::parse(
+            "region,year,average_monthly_wage_fen\n52,2025,893000\n5201,2025,950000\n",
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            wages.monthly("520102", 2025),
+            Ok(("5201".to_owned(), 950_000))
+        );
+        assert_eq!(
+            wages.monthly("522325", 2025),
+            Ok(("52".to_owned(), 893_000))
+        );
+        assert!(matches!(
+            wages.monthly("520102", 2019),
+            Err(WageError::Missing { year: 2019, .. })
+        ));
+        assert!(matches!(
+            Wages::parse("region,year,average_monthly_wage_fen\n5x,2025,1\n"),
+            Err(WageError::Invalid { line: 2, .. })
+        ));
+        assert!(Wages::parse(SHIPPED_WAGES).is_ok());
+    }
+}

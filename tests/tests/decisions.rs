@@ -1,0 +1,289 @@
+//! Relief cases on real PostgreSQL and the broker: opened once per person per criminal case
+//! (and not at all where another agency gave relief), materials with what is missing, eligibility
+//! naming its rule, acceptance with its working-day deadline, a decision within the cap approved
+//! by the tier its amount needs, and the events on `jiuzhu.decisions.events.v1`.
+
+use jiuzhu_decisions::Decisions;
+use jiuzhu_proto::common::Money;
+use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
+use jiuzhu_proto::decisions::*;
+use jiuzhu_testkit::{kafka_brokers, unique_namespace};
+use jiuzhu_tests::{TestResult, read_topic, start};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+fn application(request_id: &str, person_id: &str, case_no: &str) -> OpenCaseRequest {
+    OpenCaseRequest {
+        request_id: request_id.to_owned(),
+        origin: CaseOrigin::Application as i32,
+        person_id: person_id.to_owned(),
+        case_no: case_no.to_owned(),
+        procuratorate: "贵阳市南明区人民检察院".to_owned(),
+        region_code: "520102".to_owned(),
+        category: "serious_injury_unpaid".to_owned(),
+        applicant_relation: "self".to_owned(),
+        opened_by: "online".to_owned(),
+        ..OpenCaseRequest::default()
+    }
+}
+
+fn material(request_id: &str, case_id: &str, name: &str) -> RegisterMaterialRequest {
+    RegisterMaterialRequest {
+        request_id: request_id.to_owned(),
+        case_id: case_id.to_owned(),
+        material: name.to_owned(),
+        file_id: format!("doc-{name}"),
+        sha256: "0f".repeat(32),
+        centre: "南明区12309服务中心".to_owned(),
+        received_by: "clerk-7".to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_cap() -> TestResult {
+    let decisions = start::<Decisions>(&unique_namespace()).await?;
+    let mut client =
+        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+    let person = uuid::Uuid::now_v7().to_string();
+    let case_no = "(2026)黔0102刑初5号";
+
+    let opened = client
+        .open_case(application("open-1", &person, case_no))
+        .await?
+        .into_inner();
+    assert_eq!(
+        opened.missing_materials,
+        [
+            "application",
+            "identity_proof",
+            "proof_of_harm",
+            "proof_of_hardship"
+        ]
+    );
+    // A retry is the same answer; a second application for the same party and case is refused
+    // with the existing case's id.
+    let retried = client
+        .open_case(application("open-1", &person, case_no))
+        .await?
+        .into_inner();
+    assert_eq!(retried, opened);
+    let second = client
+        .open_case(application("open-2", &person, case_no))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a second case was opened"))?;
+    assert_eq!(second.code(), Code::AlreadyExists);
+    assert!(second.message().contains(&opened.case_id), "{second:?}");
+
+    // Another agency's relief, recorded as a fact, refuses a case for that criminal case.
+    client
+        .record_other_agency_relief(RecordOtherAgencyReliefRequest {
+            request_id: "other-1".to_owned(),
+            person_id: person.clone(),
+            case_no: "(2026)黔0102刑初9号".to_owned(),
+            agency: "南明区民政局".to_owned(),
+            reference: "临时救助 2026-88".to_owned(),
+        })
+        .await?;
+    let refused = client
+        .open_case(application("open-3", &person, "(2026)黔0102刑初9号"))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a case already relieved elsewhere was opened"))?;
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("南明区民政局"));
+
+    // Bad input names its fields.
+    let bad = client
+        .open_case(OpenCaseRequest {
+            request_id: "open-bad".to_owned(),
+            origin: CaseOrigin::Referral as i32,
+            person_id: "someone".to_owned(),
+            region_code: "52".to_owned(),
+            ..OpenCaseRequest::default()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("bad input was accepted"))?;
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    for field in [
+        "case_no",
+        "procuratorate",
+        "category",
+        "person_id",
+        "region_code",
+        "clue_id",
+    ] {
+        assert!(
+            fields(&bad).iter().any(|f| f == field),
+            "{field} missing: {bad:?}"
+        );
+    }
+
+    // Materials: each answer says what is still missing; a bad hash is refused.
+    let case_id = opened.case_id.clone();
+    let mut bad_hash = material("m-bad", &case_id, "identity_proof");
+    bad_hash.sha256 = "not-a-hash".to_owned();
+    let refused = client
+        .register_material(bad_hash)
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a bad hash was accepted"))?;
+    assert_eq!(fields(&refused), ["sha256"]);
+    let mut missing = Vec::new();
+    for (n, name) in ["application", "identity_proof", "proof_of_harm"]
+        .into_iter()
+        .enumerate()
+    {
+        missing = client
+            .register_material(material(&format!("m-{n}"), &case_id, name))
+            .await?
+            .into_inner()
+            .missing_materials;
+    }
+    assert_eq!(missing, ["proof_of_hardship"]);
+
+    // Eligibility names the rule that decided.
+    let assess = |request_id: &str, facts: &[&str]| AssessEligibilityRequest {
+        request_id: request_id.to_owned(),
+        case_id: case_id.clone(),
+        facts: facts.iter().map(|f| (*f).to_owned()).collect(),
+        assessed_by: "relief-prosecutor-1".to_owned(),
+    };
+    let excluded = client
+        .assess_eligibility(assess(
+            "assess-1",
+            &[
+                "seriously_injured_or_disabled",
+                "offender_cannot_pay_or_unknown",
+                "waived_civil_claim",
+            ],
+        ))
+        .await?
+        .into_inner();
+    assert!(!excluded.eligible);
+    assert_eq!(excluded.rule, "exclusion:waived_civil_claim");
+    let eligible = client
+        .assess_eligibility(assess(
+            "assess-2",
+            &[
+                "seriously_injured_or_disabled",
+                "offender_cannot_pay_or_unknown",
+            ],
+        ))
+        .await?
+        .into_inner();
+    assert_eq!(eligible.rule, "category:serious_injury_unpaid");
+
+    let due = client
+        .accept_case(AcceptCaseRequest {
+            request_id: "accept-1".to_owned(),
+            case_id: case_id.clone(),
+            accepted_by: "relief-prosecutor-1".to_owned(),
+        })
+        .await?
+        .into_inner()
+        .opinion_due;
+    let propose = |request_id: &str, fen: i64| ProposeDecisionRequest {
+        request_id: request_id.to_owned(),
+        case_id: case_id.clone(),
+        amount: Some(Money { fen }),
+        methods: vec![
+            ReliefMethod::OneTimePayment as i32,
+            ReliefMethod::Psychological as i32,
+        ],
+        proposed_by: "relief-prosecutor-1".to_owned(),
+        ..ProposeDecisionRequest::default()
+    };
+    let early = client
+        .propose_decision(propose("propose-0", 500_000))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a decision with a material missing was taken"))?;
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert!(early.message().contains("proof_of_hardship"), "{early:?}");
+    client
+        .register_material(material("m-3", &case_id, "proof_of_hardship"))
+        .await?;
+    let above = client
+        .propose_decision(propose("propose-1", 99_000_000))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("an amount above the cap was taken"))?;
+    assert_eq!(fields(&above), ["amount"]);
+    let proposed = client
+        .propose_decision(propose("propose-2", 1_500_000))
+        .await?
+        .into_inner();
+    assert_eq!(proposed.required_approver, "chief_prosecutors_meeting");
+    assert!(proposed.cap.is_some_and(|cap| cap.fen > 1_500_000));
+    let wrong = client
+        .approve_decision(ApproveDecisionRequest {
+            request_id: "approve-0".to_owned(),
+            case_id: case_id.clone(),
+            approver_role: "department_head".to_owned(),
+            approved_by: "head-1".to_owned(),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("the wrong approver approved"))?;
+    assert_eq!(fields(&wrong), ["approver_role"]);
+    client
+        .approve_decision(ApproveDecisionRequest {
+            request_id: "approve-1".to_owned(),
+            case_id: case_id.clone(),
+            approver_role: "chief_prosecutors_meeting".to_owned(),
+            approved_by: "chief-1".to_owned(),
+        })
+        .await?;
+
+    let case = client
+        .get_case(GetCaseRequest {
+            case_id: case_id.clone(),
+        })
+        .await?
+        .into_inner()
+        .relief_case
+        .ok_or_else(|| anyhow::anyhow!("no case"))?;
+    assert_eq!(case.stage, Stage::Approved as i32);
+    let stages: Vec<i32> = case.stages.iter().map(|s| s.stage).collect();
+    assert_eq!(
+        stages,
+        [
+            Stage::Applied as i32,
+            Stage::Accepted as i32,
+            Stage::ApprovalOpinion as i32,
+            Stage::Approved as i32
+        ]
+    );
+    let accepted = &case.stages[1];
+    assert_eq!(accepted.due_date, due);
+    assert!(
+        !accepted.due_date.is_empty() || accepted.due_unknown.contains("does not cover"),
+        "{accepted:?}"
+    );
+    assert!(case.missing_materials.is_empty());
+    assert_eq!(
+        case.approval.and_then(|a| a.amount),
+        Some(Money { fen: 1_500_000 })
+    );
+
+    // Every event on the topic, keyed by the person.
+    let topic = decisions.running.store.topic().to_owned();
+    let records = read_topic(&kafka_brokers(), &topic, 13)?;
+    assert_eq!(records.len(), 13);
+    use rdkafka::Message as _;
+    assert!(
+        records.iter().all(|r| r.key() == Some(person.as_bytes())),
+        "every relief event is keyed by its person"
+    );
+    decisions.running.stop().await;
+    Ok(())
+}
