@@ -8,7 +8,7 @@ use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
 use jiuzhu_proto::decisions::*;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
-use jiuzhu_tests::{TestResult, read_topic, start};
+use jiuzhu_tests::{TestResult, eventually, read_topic, registry_client, start, villager};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -116,7 +116,6 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
     for field in [
         "case_no",
         "procuratorate",
-        "category",
         "person_id",
         "region_code",
         "clue_id",
@@ -156,6 +155,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         case_id: case_id.clone(),
         facts: facts.iter().map(|f| (*f).to_owned()).collect(),
         assessed_by: "relief-prosecutor-1".to_owned(),
+        category: String::new(),
     };
     let excluded = client
         .assess_eligibility(assess(
@@ -285,5 +285,112 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         "every relief event is keyed by its person"
     );
     decisions.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referred_clue_opens_a_relief_case_and_the_case_closes_the_clue() -> TestResult {
+    use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
+    use jiuzhu_proto::clues::*;
+    let wait = std::time::Duration::from_secs(60);
+    let ns = unique_namespace();
+    let registry = start::<jiuzhu_registry::Registry>(&ns).await?;
+    let clues = start::<jiuzhu_clues::Clues>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let person = registry_client(&registry.running)
+        .await?
+        .register_person(villager(
+            "referral-person",
+            "马桂兰",
+            "rural_revitalization",
+        ))
+        .await?
+        .into_inner()
+        .person_id;
+    eventually("the person in the linkage index", wait, || async {
+        Ok((jiuzhu_tests::linkage_status(&clues.running).await?.0 == 1).then_some(()))
+    })
+    .await?;
+    let id = jiuzhu_tests::resident_id_for("referral-person");
+    let mut clues_api =
+        CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
+    let clue = clues_api
+        .report_party(ReportPartyRequest {
+            request_id: "party-1".to_owned(),
+            case_no: "(2026)京0105刑初88号".to_owned(),
+            party_ref: "V1".to_owned(),
+            procuratorate: "北京市朝阳区人民检察院".to_owned(),
+            incident_date: "2026-05-01".to_owned(),
+            role: PartyRole::Victim as i32,
+            harm: Some(Harm {
+                serious_injury: true,
+                ..Harm::default()
+            }),
+            full_name: "马桂兰".to_owned(),
+            id_number: id.as_str().to_owned(),
+            region: Some(jiuzhu_proto::common::RegionCode {
+                code: "110105".to_owned(),
+            }),
+            ..ReportPartyRequest::default()
+        })
+        .await?
+        .into_inner()
+        .clue
+        .ok_or_else(|| anyhow::anyhow!("no clue"))?;
+    clues_api
+        .refer_clue(ReferClueRequest {
+            request_id: "refer-1".to_owned(),
+            clue_id: clue.clue_id.clone(),
+            referred_by: "case-prosecutor-3".to_owned(),
+        })
+        .await?;
+
+    // The decisions service opens the case; clue acquisition closes the clue with its id.
+    let closed = eventually("the clue closed by its relief case", wait, || {
+        let mut clues_api = clues_api.clone();
+        let clue_id = clue.clue_id.clone();
+        async move {
+            // Not found until the clue board has the clue.
+            let found = clues_api
+                .get_clue(GetClueRequest { clue_id })
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().clue);
+            Ok(found.filter(|c| c.status == ClueStatus::Closed as i32))
+        }
+    })
+    .await?;
+    assert_eq!(closed.outcome, ClueOutcome::ReliefCaseOpened as i32);
+    let mut decisions_api =
+        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+    let case = decisions_api
+        .get_case(GetCaseRequest {
+            case_id: closed.relief_case_id.clone(),
+        })
+        .await?
+        .into_inner()
+        .relief_case
+        .ok_or_else(|| anyhow::anyhow!("no case"))?;
+    assert_eq!(case.origin, CaseOrigin::Referral as i32);
+    assert_eq!(case.person_id, person);
+    assert_eq!(case.case_no, "(2026)京0105刑初88号");
+    assert_eq!(case.region_code, "110105");
+    assert_eq!(case.stage, Stage::Informed as i32);
+    assert_eq!(case.missing_materials, ["application", "identity_proof"]);
+
+    // The same person and criminal case again, by application: refused with the case's id.
+    let again = decisions_api
+        .open_case(OpenCaseRequest {
+            region_code: "110105".to_owned(),
+            ..application("apply-again", &person, "(2026)京0105刑初88号")
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a second case was opened"))?;
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert!(again.message().contains(&case.case_id));
+    decisions.running.stop().await;
+    clues.running.stop().await;
+    registry.running.stop().await;
     Ok(())
 }

@@ -47,12 +47,16 @@ pub struct ServiceContext {
     pub settings: Settings,
 }
 
-/// A service's gRPC services and projections.
+/// A background task of a service: started with it, told to stop through the token.
+type Task = Box<dyn FnOnce(CancellationToken) -> futures::future::BoxFuture<'static, ()> + Send>;
+
+/// A service's gRPC services, projections, inbound consumers and background tasks.
 pub struct Components {
     routes: Option<Routes>,
     served: Vec<&'static str>,
     pub(crate) projections: Vec<Arc<dyn RegisteredProjection>>,
     inbound: Vec<Arc<dyn RegisteredInbound>>,
+    tasks: Vec<(&'static str, Task)>,
 }
 
 impl std::fmt::Debug for Components {
@@ -84,7 +88,20 @@ impl Components {
             served: Vec::new(),
             projections: Vec::new(),
             inbound: Vec::new(),
+            tasks: Vec::new(),
         }
+    }
+
+    /// Adds a background task (a scheduler, a follower): it runs while the service runs and
+    /// must return soon after `shutdown` is cancelled.
+    pub fn task<F, Fut>(mut self, name: &'static str, run: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks
+            .push((name, Box::new(move |shutdown| Box::pin(run(shutdown)))));
+        self
     }
 
     /// Adds a generated tonic server; its health status is reported under its full name.
@@ -291,6 +308,11 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
             shutdown.child_token(),
         );
         tasks.push(tokio::spawn(run));
+    }
+
+    for (name, run) in std::mem::take(&mut components.tasks) {
+        tracing::debug!(task = name, "starting background task");
+        tasks.push(tokio::spawn(run(shutdown.child_token())));
     }
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -203,6 +203,7 @@ impl Clue {
             case_no: detected.case_no.clone(),
             procuratorate: detected.procuratorate.clone(),
             referred_by: referred_by.to_owned(),
+            region_code: detected.region_code.clone(),
         })])
     }
 

@@ -12,6 +12,7 @@ pub mod matching;
 pub mod memory;
 pub mod policy;
 pub mod projections;
+pub mod relief;
 pub mod reverse;
 
 use jiuzhu_proto::clues::clues_service_server::CluesServiceServer;
@@ -36,25 +37,27 @@ impl Service for Clues {
         let policy = policy::ScreeningPolicy::parse(policy::SHIPPED)
             .map_err(|error| StartError::Setup(format!("clue screening policy: {error}")))?;
         let index = std::sync::Arc::new(memory::MemoryIndex::default());
-        // Load the index now rather than on the first party, then follow the projection.
-        index.follow(context.store.pool().clone(), memory::FOLLOW_EVERY);
         let intake = intake::Intake::new(
             context.store.clone(),
             policy,
             jiuzhu_linkage::Model::default(),
-            index,
+            index.clone(),
         );
+        let pool = context.store.pool().clone();
+        let api = grpc::CluesApi::new(context.store.clone(), intake.clone());
         Ok(Components::new()
-            .grpc(CluesServiceServer::new(grpc::CluesApi::new(
-                context.store.clone(),
-                intake.clone(),
-            )))
+            .grpc(CluesServiceServer::new(api.clone()))
+            .inbound(register_inbound(relief::ReliefCases::new(api)))
             .inbound(register_inbound(inbound::CaseFeed::new(intake.clone())))
             .inbound(register_inbound(reverse::ReverseCorrelation::new(
                 intake,
                 keys.clone(),
             )))
             .projection(register(projections::LinkageIndex::new(keys)))
+            // Load the index now rather than on the first party, then follow the projection.
+            .task("clues.linkage_follower", move |shutdown| {
+                index.follow(pool, memory::FOLLOW_EVERY, shutdown)
+            })
             .projection(register(projections::ClueBoard)))
     }
 }

@@ -127,29 +127,22 @@ impl MemoryIndex {
         self.look(&mut follow, pool).await
     }
 
-    /// Loads the index, then follows `linkage_persons` every `every` for as long as the index
-    /// is in use (the task ends when the service drops it).
-    pub fn follow(self: &Arc<Self>, pool: PgPool, every: Duration) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let index = Arc::downgrade(self);
-        runtime.spawn(async move {
-            loop {
-                let Some(index) = index.upgrade() else {
-                    return;
-                };
-                match index.catch_up(&pool).await {
-                    Ok(()) => {}
-                    Err(sqlx::Error::PoolClosed) => return,
-                    Err(error) => {
-                        tracing::warn!(%error, "following linkage_persons failed; trying again");
-                    }
-                }
-                drop(index);
-                tokio::time::sleep(every).await;
+    /// Loads the index, then follows `linkage_persons` every `every` until `shutdown`.
+    pub async fn follow(
+        self: Arc<Self>,
+        pool: PgPool,
+        every: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            if let Err(error) = self.catch_up(&pool).await {
+                tracing::warn!(%error, "following linkage_persons failed; trying again");
             }
-        });
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
     }
 
     async fn look(&self, follow: &mut Follow, pool: &PgPool) -> Result<(), sqlx::Error> {

@@ -110,7 +110,9 @@ pub struct Open {
 
 /// Opens a case: informed (referral, prosecutor) or applied (an application).
 pub fn open(command: Open, context: Context<'_>) -> Result<Vec<DecisionsEvent>, CaseError> {
-    if context.policy.category(&command.category).is_none() {
+    // A referral may leave the category to the assessment; anything else claims one.
+    let unclaimed = command.category.is_empty() && command.origin == CaseOrigin::Referral;
+    if !unclaimed && context.policy.category(&command.category).is_none() {
         return Err(CaseError::UnknownCategory(command.category));
     }
     let stage = if command.origin == CaseOrigin::Application {
@@ -211,18 +213,28 @@ impl ReliefCase {
         }
     }
 
-    /// Materials the case's category requires that have not been received.
+    /// The category the case is handled under: the last one assessed, else the one claimed.
+    pub fn category(&self) -> &str {
+        match (&self.eligibility, &self.opened) {
+            (Some(e), _) => &e.category,
+            (None, Some(o)) => &o.category,
+            (None, None) => "",
+        }
+    }
+
+    /// Materials the case's category requires that have not been received; before a category
+    /// is chosen, those every category requires.
     pub fn missing_materials(&self, policy: &ReliefPolicy) -> Vec<String> {
-        let Some(category) = self
-            .opened
-            .as_ref()
-            .and_then(|o| policy.category(&o.category))
-        else {
-            return Vec::new();
+        let required: Vec<&String> = match policy.category(self.category()) {
+            Some(category) => category.materials.iter().collect(),
+            None => policy
+                .materials
+                .keys()
+                .filter(|m| policy.categories.iter().all(|c| c.materials.contains(m)))
+                .collect(),
         };
-        category
-            .materials
-            .iter()
+        required
+            .into_iter()
             .filter(|m| !self.received.contains(*m))
             .cloned()
             .collect()
@@ -254,9 +266,11 @@ impl ReliefCase {
         Ok(events)
     }
 
+    /// Assesses the facts against `category` (the case's own when empty).
     pub fn assess(
         &self,
         facts: &BTreeSet<String>,
+        category: &str,
         context: Context<'_>,
     ) -> Result<Vec<DecisionsEvent>, CaseError> {
         let opened = self.opened()?;
@@ -269,10 +283,15 @@ impl ReliefCase {
         if let Some(unknown) = facts.iter().find(|f| !context.policy.known_fact(f)) {
             return Err(CaseError::UnknownFact(unknown.clone()));
         }
+        let chosen = if category.is_empty() {
+            self.category()
+        } else {
+            category
+        };
         let category = context
             .policy
-            .category(&opened.category)
-            .ok_or_else(|| CaseError::UnknownCategory(opened.category.clone()))?;
+            .category(chosen)
+            .ok_or_else(|| CaseError::UnknownCategory(chosen.to_owned()))?;
         let found = context.policy.assess(category, facts);
         Ok(vec![DecisionsEvent::EligibilityAssessed(
             EligibilityAssessed {
@@ -316,7 +335,7 @@ impl ReliefCase {
         let missing = self.missing_materials(context.policy);
         let emergency = context
             .policy
-            .category(&opened.category)
+            .category(self.category())
             .is_some_and(|c| c.emergency);
         if !missing.is_empty() && !emergency {
             return Err(CaseError::MaterialsMissing(missing));
@@ -519,7 +538,7 @@ mod tests {
         ]
         .map(String::from)
         .into();
-        when(&mut case, |c| c.assess(&facts, context));
+        when(&mut case, |c| c.assess(&facts, "", context));
         when(&mut case, |c| c.accept(context));
         case
     }
@@ -565,6 +584,50 @@ mod tests {
         assert_eq!(
             case.register_material(material("selfie"), context),
             Err(CaseError::UnknownMaterial("selfie".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_referral_may_leave_the_category_to_the_assessment() {
+        let world = world();
+        let context = world.on("2026-11-02");
+        let mut case = given(
+            &open(
+                Open {
+                    case_id: "c-4".to_owned(),
+                    origin: CaseOrigin::Referral,
+                    ..Open::default()
+                },
+                context,
+            )
+            .unwrap_or_default(),
+        );
+        // Before a category: what every category needs.
+        assert_eq!(
+            case.missing_materials(&world.policy),
+            ["application", "identity_proof"]
+        );
+        let facts = ["victim_killed", "relied_on_victims_income"]
+            .map(String::from)
+            .into();
+        when(&mut case, |c| {
+            c.assess(&facts, "dependant_of_killed", context)
+        });
+        assert_eq!(case.category(), "dependant_of_killed");
+        assert!(
+            case.missing_materials(&world.policy)
+                .contains(&"death_certificate".to_owned())
+        );
+        assert!(
+            open(
+                Open {
+                    origin: CaseOrigin::Application,
+                    ..Open::default()
+                },
+                context
+            )
+            .is_err(),
+            "an application claims a category"
         );
     }
 
@@ -664,7 +727,7 @@ mod tests {
         ]
         .map(String::from)
         .into();
-        when(&mut case, |c| c.assess(&at_fault, context));
+        when(&mut case, |c| c.assess(&at_fault, "", context));
         assert_eq!(
             case.propose(proposal.clone(), context),
             Err(CaseError::NotEligible("exclusion:major_fault".to_owned()))
@@ -675,14 +738,14 @@ mod tests {
         ]
         .map(String::from)
         .into();
-        when(&mut case, |c| c.assess(&facts, context));
+        when(&mut case, |c| c.assess(&facts, "", context));
         assert!(matches!(
             case.propose(proposal, context),
             Err(CaseError::MaterialsMissing(m)) if m.len() == 4
         ));
         let unknown = ["bad_luck".to_owned()].into();
         assert_eq!(
-            case.assess(&unknown, context),
+            case.assess(&unknown, "", context),
             Err(CaseError::UnknownFact("bad_luck".to_owned()))
         );
     }

@@ -71,135 +71,15 @@ impl DecisionsApi {
     }
 }
 
-impl From<CaseError> for Status {
-    fn from(error: CaseError) -> Self {
-        let message = error.to_string();
-        match error {
-            CaseError::NotFound(_) => Status::not_found(message),
-            CaseError::UnknownCategory(_) => FieldViolations::single("category", message),
-            CaseError::UnknownMaterial(_) => FieldViolations::single("material", message),
-            CaseError::UnknownFact(_) => FieldViolations::single("facts", message),
-            CaseError::AboveCap { .. } | CaseError::AboveCourtAward { .. } => {
-                FieldViolations::single("amount", message)
-            }
-            CaseError::WrongApprover { .. } => FieldViolations::single("approver_role", message),
-            CaseError::WrongStage { .. }
-            | CaseError::NotEligible(_)
-            | CaseError::MaterialsMissing(_)
-            | CaseError::Wage(_) => Status::failed_precondition(message),
-        }
-    }
-}
-
-async fn load_case(work: &mut UnitOfWork<'_>, case_id: Uuid) -> Result<(ReliefCase, i64), Status> {
-    let (case, version) = work
-        .load::<ReliefCase>(&case_id.to_string())
-        .await
-        .map_err(store_status)?;
-    if version == 0 {
-        return Err(Status::not_found(format!("no relief case {case_id}")));
-    }
-    Ok((case, version))
-}
-
-async fn append_case(
-    work: &mut UnitOfWork<'_>,
-    case_id: Uuid,
-    version: i64,
-    case: &ReliefCase,
-    events: &[DecisionsEvent],
-) -> Result<(), Status> {
-    work.append(&case_id.to_string(), version, case.person_id(), events)
-        .await
-        .map_err(store_status)?;
-    Ok(())
-}
-
-fn hex_sha256(value: &str) -> bool {
-    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn case_view(case: &ReliefCase, policy: &ReliefPolicy) -> jiuzhu_proto::decisions::ReliefCase {
-    let opened = case.opened.clone().unwrap_or_default();
-    jiuzhu_proto::decisions::ReliefCase {
-        case_id: opened.case_id,
-        origin: opened.origin,
-        person_id: opened.person_id,
-        case_no: opened.case_no,
-        procuratorate: opened.procuratorate,
-        region_code: opened.region_code,
-        category: opened.category,
-        stage: case.stage.into(),
-        stages: case
-            .stages
-            .iter()
-            .map(|s| StageProgress {
-                stage: s.stage,
-                entered_on: s.entered_on.clone(),
-                due_date: s.due_date.clone(),
-                due_unknown: s.due_unknown.clone(),
-            })
-            .collect(),
-        missing_materials: case.missing_materials(policy),
-        eligibility: case.eligibility.clone(),
-        proposal: case.proposal.clone(),
-        approval: case.approval.clone(),
-        rejection_reason: case
-            .rejection
-            .as_ref()
-            .map(|r| r.reason.clone())
-            .unwrap_or_default(),
-    }
-}
-
-/// Runs a command against one existing case: load, decide, append.
-async fn on_case<Req, Answer>(
-    api: &DecisionsApi,
-    method: &str,
-    request_id: &str,
-    request: &Req,
-    case_id: Uuid,
-    decide: impl FnOnce(&ReliefCase, Context<'_>) -> Result<(Vec<DecisionsEvent>, Answer), CaseError>
-    + Send
-    + 'static,
-) -> Result<Answer, Status>
-where
-    Req: prost::Message,
-    Answer: prost::Message + Default + 'static,
-{
-    let rules = api.rules.clone();
-    run_command(
-        &api.store,
-        &format!("{SERVICE}/{method}"),
-        request_id,
-        request,
-        move |work| {
-            async move {
-                let (case, version) = load_case(work, case_id).await?;
-                let (events, answer) = decide(&case, rules.now())?;
-                append_case(work, case_id, version, &case, &events).await?;
-                Ok(answer)
-            }
-            .boxed()
-        },
-    )
-    .await
-}
-
-#[tonic::async_trait]
-impl DecisionsService for DecisionsApi {
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
-    async fn open_case(
-        &self,
-        request: Request<OpenCaseRequest>,
-    ) -> Result<Response<OpenCaseResponse>, Status> {
-        let request = request.into_inner();
+impl DecisionsApi {
+    /// Opens a relief case (the API and clue referrals): validated, once per person per
+    /// criminal case, idempotent on the request id.
+    pub async fn open(&self, request: OpenCaseRequest) -> Result<OpenCaseResponse, Status> {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         violations.require(&[
             ("case_no", &request.case_no),
             ("procuratorate", &request.procuratorate),
-            ("category", &request.category),
             ("opened_by", &request.opened_by),
         ]);
         let person = Uuid::parse_str(request.person_id.trim()).ok();
@@ -207,20 +87,23 @@ impl DecisionsService for DecisionsApi {
             violations.add("person_id", "must be a registry person id (UUID)");
         }
         let region = request.region_code.trim();
-        if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
+        let origin = CaseOrigin::try_from(request.origin).unwrap_or_default();
+        // A referred party's region may be unknown; it is needed for the cap, not to open.
+        let unknown_region = region.is_empty() && origin == CaseOrigin::Referral;
+        if !unknown_region && (region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit())) {
             violations.add("region_code", "must be a 6-digit county-level region code");
         }
-        let origin = CaseOrigin::try_from(request.origin).unwrap_or_default();
         match origin {
             CaseOrigin::Unspecified => violations.add(
                 "origin",
                 "must be CASE_ORIGIN_REFERRAL, CASE_ORIGIN_APPLICATION or CASE_ORIGIN_PROSECUTOR",
             ),
             CaseOrigin::Referral => violations.require(&[("clue_id", &request.clue_id)]),
-            CaseOrigin::Application => {
-                violations.require(&[("applicant_relation", &request.applicant_relation)]);
-            }
-            CaseOrigin::Prosecutor => {}
+            CaseOrigin::Application => violations.require(&[
+                ("applicant_relation", &request.applicant_relation),
+                ("category", &request.category),
+            ]),
+            CaseOrigin::Prosecutor => violations.require(&[("category", &request.category)]),
         }
         violations.into_result()?;
         let person = person.unwrap_or_default();
@@ -238,7 +121,7 @@ impl DecisionsService for DecisionsApi {
             clue_id: request.clue_id.trim().to_owned(),
             party_id: request.party_id.trim().to_owned(),
         };
-        let answer = run_command(
+        run_command(
             &self.store,
             &format!("{SERVICE}/OpenCase"),
             &request.request_id,
@@ -306,8 +189,133 @@ impl DecisionsService for DecisionsApi {
                 .boxed()
             },
         )
-        .await?;
-        Ok(Response::new(answer))
+        .await
+    }
+}
+
+impl From<CaseError> for Status {
+    fn from(error: CaseError) -> Self {
+        let message = error.to_string();
+        match error {
+            CaseError::NotFound(_) => Status::not_found(message),
+            CaseError::UnknownCategory(_) => FieldViolations::single("category", message),
+            CaseError::UnknownMaterial(_) => FieldViolations::single("material", message),
+            CaseError::UnknownFact(_) => FieldViolations::single("facts", message),
+            CaseError::AboveCap { .. } | CaseError::AboveCourtAward { .. } => {
+                FieldViolations::single("amount", message)
+            }
+            CaseError::WrongApprover { .. } => FieldViolations::single("approver_role", message),
+            CaseError::WrongStage { .. }
+            | CaseError::NotEligible(_)
+            | CaseError::MaterialsMissing(_)
+            | CaseError::Wage(_) => Status::failed_precondition(message),
+        }
+    }
+}
+
+async fn load_case(work: &mut UnitOfWork<'_>, case_id: Uuid) -> Result<(ReliefCase, i64), Status> {
+    let (case, version) = work
+        .load::<ReliefCase>(&case_id.to_string())
+        .await
+        .map_err(store_status)?;
+    if version == 0 {
+        return Err(Status::not_found(format!("no relief case {case_id}")));
+    }
+    Ok((case, version))
+}
+
+async fn append_case(
+    work: &mut UnitOfWork<'_>,
+    case_id: Uuid,
+    version: i64,
+    case: &ReliefCase,
+    events: &[DecisionsEvent],
+) -> Result<(), Status> {
+    work.append(&case_id.to_string(), version, case.person_id(), events)
+        .await
+        .map_err(store_status)?;
+    Ok(())
+}
+
+fn hex_sha256(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn case_view(case: &ReliefCase, policy: &ReliefPolicy) -> jiuzhu_proto::decisions::ReliefCase {
+    let opened = case.opened.clone().unwrap_or_default();
+    jiuzhu_proto::decisions::ReliefCase {
+        case_id: opened.case_id,
+        origin: opened.origin,
+        person_id: opened.person_id,
+        case_no: opened.case_no,
+        procuratorate: opened.procuratorate,
+        region_code: opened.region_code,
+        category: case.category().to_owned(),
+        stage: case.stage.into(),
+        stages: case
+            .stages
+            .iter()
+            .map(|s| StageProgress {
+                stage: s.stage,
+                entered_on: s.entered_on.clone(),
+                due_date: s.due_date.clone(),
+                due_unknown: s.due_unknown.clone(),
+            })
+            .collect(),
+        missing_materials: case.missing_materials(policy),
+        eligibility: case.eligibility.clone(),
+        proposal: case.proposal.clone(),
+        approval: case.approval.clone(),
+        rejection_reason: case
+            .rejection
+            .as_ref()
+            .map(|r| r.reason.clone())
+            .unwrap_or_default(),
+    }
+}
+
+/// Runs a command against one existing case: load, decide, append.
+async fn on_case<Req, Answer>(
+    api: &DecisionsApi,
+    method: &str,
+    request_id: &str,
+    request: &Req,
+    case_id: Uuid,
+    decide: impl FnOnce(&ReliefCase, Context<'_>) -> Result<(Vec<DecisionsEvent>, Answer), CaseError>
+    + Send
+    + 'static,
+) -> Result<Answer, Status>
+where
+    Req: prost::Message,
+    Answer: prost::Message + Default + 'static,
+{
+    let rules = api.rules.clone();
+    run_command(
+        &api.store,
+        &format!("{SERVICE}/{method}"),
+        request_id,
+        request,
+        move |work| {
+            async move {
+                let (case, version) = load_case(work, case_id).await?;
+                let (events, answer) = decide(&case, rules.now())?;
+                append_case(work, case_id, version, &case, &events).await?;
+                Ok(answer)
+            }
+            .boxed()
+        },
+    )
+    .await
+}
+
+#[tonic::async_trait]
+impl DecisionsService for DecisionsApi {
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn open_case(
+        &self,
+        request: Request<OpenCaseRequest>,
+    ) -> Result<Response<OpenCaseResponse>, Status> {
+        Ok(Response::new(self.open(request.into_inner()).await?))
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
@@ -427,6 +435,7 @@ impl DecisionsService for DecisionsApi {
         violations.require(&[("assessed_by", &request.assessed_by)]);
         violations.into_result()?;
         let facts: BTreeSet<String> = request.facts.iter().map(|f| f.trim().to_owned()).collect();
+        let category = request.category.trim().to_owned();
         let answer = on_case(
             self,
             "AssessEligibility",
@@ -434,7 +443,7 @@ impl DecisionsService for DecisionsApi {
             &request,
             case_id,
             move |case, context| {
-                let events = case.assess(&facts, context)?;
+                let events = case.assess(&facts, &category, context)?;
                 let answer = match events.first() {
                     Some(DecisionsEvent::EligibilityAssessed(e)) => AssessEligibilityResponse {
                         eligible: e.eligible,

@@ -8,9 +8,10 @@
 pub mod domain;
 pub mod grpc;
 pub mod policy;
+pub mod referrals;
 
 use jiuzhu_proto::decisions::decisions_service_server::DecisionsServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, StartError};
+use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register_inbound};
 
 /// The decisions service as the runtime sees it.
 #[derive(Debug)]
@@ -27,11 +28,9 @@ impl Service for Decisions {
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let rules = grpc::Rules::shipped()
             .map_err(|error| StartError::Setup(format!("relief policy: {error}")))?;
-        Ok(
-            Components::new().grpc(DecisionsServiceServer::new(grpc::DecisionsApi::new(
-                context.store.clone(),
-                rules,
-            ))),
-        )
+        let api = grpc::DecisionsApi::new(context.store.clone(), rules);
+        Ok(Components::new()
+            .grpc(DecisionsServiceServer::new(api.clone()))
+            .inbound(register_inbound(referrals::Referrals::new(api))))
     }
 }

@@ -1,0 +1,77 @@
+//! Closing the loop: when the decisions service opens a relief case from a referred clue
+//! (`CaseOpened` with its `clue_id` on `jiuzhu.decisions.events.v1`), the clue is closed with
+//! the case id, through the same command as `CloseClue`. The request id is derived from the
+//! case, so redelivery closes nothing twice.
+
+use jiuzhu_eventstore::EventCodec;
+use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
+use jiuzhu_proto::clues::clues_service_server::CluesService;
+use jiuzhu_proto::clues::{CloseClueRequest, ClueOutcome};
+use jiuzhu_proto::common::EventEnvelope;
+use jiuzhu_proto::decisions::CaseOpened;
+use prost::Message;
+use tonic::Code;
+
+use crate::grpc::CluesApi;
+
+jiuzhu_eventstore::event_enum! {
+    /// The relief events that close clues.
+    enum ReliefFeed {
+        CaseOpened(CaseOpened),
+    }
+}
+
+#[derive(Debug)]
+pub struct ReliefCases {
+    api: CluesApi,
+}
+
+impl ReliefCases {
+    pub fn new(api: CluesApi) -> Self {
+        Self { api }
+    }
+}
+
+impl InboundHandler for ReliefCases {
+    fn name(&self) -> &str {
+        "clues.relief_cases"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![service_topic("decisions")]
+    }
+
+    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        let envelope = EventEnvelope::decode(record.payload.as_slice())?;
+        let Some(ReliefFeed::CaseOpened(opened)) =
+            ReliefFeed::decode_payload(&envelope.event_type, &envelope.payload)?
+        else {
+            return Ok(());
+        };
+        if opened.clue_id.is_empty() {
+            return Ok(());
+        }
+        let request = CloseClueRequest {
+            request_id: format!("relief-opened-{}", opened.case_id),
+            clue_id: opened.clue_id.clone(),
+            outcome: ClueOutcome::ReliefCaseOpened.into(),
+            relief_case_id: opened.case_id.clone(),
+            reason: String::new(),
+            closed_by: format!("decisions: {}", opened.opened_by),
+        };
+        match self.api.close_clue(tonic::Request::new(request)).await {
+            Ok(_) => Ok(()),
+            Err(status) => match status.code() {
+                // Closed already, or not a clue of this service: nothing left to do.
+                Code::FailedPrecondition | Code::NotFound => {
+                    tracing::info!(clue_id = %opened.clue_id, reason = status.message(), "relief case closed no clue");
+                    Ok(())
+                }
+                Code::InvalidArgument => {
+                    Err(ProjectionError::Rejected(status.message().to_owned()))
+                }
+                _ => Err(ProjectionError::Unavailable(status.message().to_owned())),
+            },
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Active relief: a clue referred by clue acquisition (`ClueReferred` on
+//! `jiuzhu.clues.events.v1`) opens a relief case for the person, through the same path as
+//! `OpenCase`. The request id is derived from the clue, so redelivery opens nothing twice. A
+//! person who already has a case for that criminal case, or was relieved by another agency,
+//! gets no second one: the referral is then done.
+
+use jiuzhu_eventstore::EventCodec;
+use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
+use jiuzhu_proto::clues::ClueReferred;
+use jiuzhu_proto::common::EventEnvelope;
+use jiuzhu_proto::decisions::{CaseOrigin, OpenCaseRequest};
+use prost::Message;
+use tonic::Code;
+
+use crate::grpc::DecisionsApi;
+
+jiuzhu_eventstore::event_enum! {
+    /// The clue events that open relief cases.
+    enum Referral {
+        ClueReferred(ClueReferred),
+    }
+}
+
+#[derive(Debug)]
+pub struct Referrals {
+    api: DecisionsApi,
+}
+
+impl Referrals {
+    pub fn new(api: DecisionsApi) -> Self {
+        Self { api }
+    }
+}
+
+impl InboundHandler for Referrals {
+    fn name(&self) -> &str {
+        "decisions.referrals"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![service_topic("clues")]
+    }
+
+    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        let envelope = EventEnvelope::decode(record.payload.as_slice())?;
+        let Some(Referral::ClueReferred(referred)) =
+            Referral::decode_payload(&envelope.event_type, &envelope.payload)?
+        else {
+            return Ok(());
+        };
+        let request = OpenCaseRequest {
+            request_id: format!("referral-{}", referred.clue_id),
+            origin: CaseOrigin::Referral.into(),
+            person_id: referred.person_id.clone(),
+            case_no: referred.case_no.clone(),
+            procuratorate: referred.procuratorate.clone(),
+            region_code: referred.region_code.clone(),
+            opened_by: format!("referral by {}", referred.referred_by),
+            clue_id: referred.clue_id.clone(),
+            party_id: referred.party_id.clone(),
+            ..OpenCaseRequest::default()
+        };
+        match self.api.open(request).await {
+            Ok(opened) => {
+                tracing::info!(case_id = %opened.case_id, clue_id = %referred.clue_id, "relief case opened from a referral");
+                Ok(())
+            }
+            Err(status) => match status.code() {
+                Code::AlreadyExists | Code::FailedPrecondition => {
+                    tracing::info!(clue_id = %referred.clue_id, reason = status.message(), "referral opened no new case");
+                    Ok(())
+                }
+                Code::InvalidArgument | Code::NotFound => {
+                    Err(ProjectionError::Rejected(status.message().to_owned()))
+                }
+                _ => Err(ProjectionError::Unavailable(status.message().to_owned())),
+            },
+        }
+    }
+}
