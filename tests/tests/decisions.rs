@@ -394,3 +394,153 @@ async fn a_referred_clue_opens_a_relief_case_and_the_case_closes_the_clue() -> T
     registry.running.stop().await;
     Ok(())
 }
+
+/// The decisions service on `database` with its clock set to `today` and a 1 s deadline scan.
+async fn decisions_on(
+    ns: &str,
+    database: &jiuzhu_testkit::TestDatabase,
+    today: &str,
+) -> anyhow::Result<jiuzhu_runtime::Running> {
+    let mut settings = jiuzhu_testkit::settings("decisions", database, ns);
+    settings.deadlines = jiuzhu_runtime::DeadlineSettings {
+        scan_seconds: 1,
+        today: Some(today.to_owned()),
+    };
+    Ok(jiuzhu_runtime::start::<Decisions>(settings).await?)
+}
+
+async fn alarms(pool: &sqlx::PgPool) -> anyhow::Result<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE event_type = 'jiuzhu.decisions.v1.StageDeadlineApproaching'), \
+         count(*) FILTER (WHERE event_type = 'jiuzhu.decisions.v1.StageDeadlineBreached') FROM events",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_across_restarts()
+-> TestResult {
+    let wait = std::time::Duration::from_secs(60);
+    let ns = unique_namespace();
+    let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
+    // Monday 28 September 2026, just before the National Day week.
+    let running = decisions_on(&ns, &database, "2026-09-28").await?;
+    let mut client =
+        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let person = uuid::Uuid::now_v7().to_string();
+    let mut request = application("deadline-open", &person, "(2026)黔0102刑初40号");
+    request.category = "other_in_need".to_owned();
+    let case_id = client.open_case(request).await?.into_inner().case_id;
+    let case = client
+        .get_case(GetCaseRequest {
+            case_id: case_id.clone(),
+        })
+        .await?
+        .into_inner()
+        .relief_case
+        .ok_or_else(|| anyhow::anyhow!("no case"))?;
+    // Seven working days: 29, 30 September; 8, 9, 10 (a make-up Saturday), 12, 13 October.
+    assert_eq!(case.stages[0].due_date, "2026-10-13");
+    running.stop().await;
+
+    // Saturday 10 October, a working day: two working days left, so approaching.
+    let pool = sqlx::PgPool::connect(&database.url).await?;
+    let running = decisions_on(&ns, &database, "2026-10-10").await?;
+    eventually("the approaching alarm", wait, || async {
+        Ok((alarms(&pool).await? == (1, 0)).then_some(()))
+    })
+    .await?;
+    let mut client =
+        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let soon = client
+        .list_deadlines(ListDeadlinesRequest {
+            filter: DeadlineFilter::DueSoon as i32,
+            ..ListDeadlinesRequest::default()
+        })
+        .await?
+        .into_inner()
+        .deadlines;
+    assert_eq!(soon.len(), 1);
+    assert_eq!(soon[0].working_days_left, 2);
+    running.stop().await;
+
+    // Wednesday 14 October: breached, once, and not again after another restart.
+    let running = decisions_on(&ns, &database, "2026-10-14").await?;
+    eventually("the breach alarm", wait, || async {
+        Ok((alarms(&pool).await? == (1, 1)).then_some(()))
+    })
+    .await?;
+    running.stop().await;
+    let running = decisions_on(&ns, &database, "2026-10-14").await?;
+    let mut client =
+        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let overdue = eventually("the breach on the board", wait, || {
+        let mut client = client.clone();
+        async move {
+            let overdue = client
+                .list_deadlines(ListDeadlinesRequest {
+                    filter: DeadlineFilter::Overdue as i32,
+                    procuratorate: "贵阳市南明区人民检察院".to_owned(),
+                    ..ListDeadlinesRequest::default()
+                })
+                .await?
+                .into_inner()
+                .deadlines;
+            Ok((!overdue.is_empty()).then_some(overdue))
+        }
+    })
+    .await?;
+    assert_eq!(overdue[0].case_id, case_id);
+    assert_eq!(overdue[0].working_days_left, -1);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(alarms(&pool).await?, (1, 1), "an alarm was raised twice");
+    let statistics = client
+        .get_stage_statistics(GetStageStatisticsRequest::default())
+        .await?
+        .into_inner()
+        .stages;
+    assert!(
+        statistics
+            .iter()
+            .any(|s| s.stage == Stage::Applied as i32 && s.open_cases == 1 && s.overdue_cases == 1),
+        "{statistics:?}"
+    );
+
+    // Accepting completes the stage: the new one has its own clock, and nothing is raised
+    // for the old one.
+    let due = client
+        .accept_case(AcceptCaseRequest {
+            request_id: "deadline-accept".to_owned(),
+            case_id: case_id.clone(),
+            accepted_by: "relief-prosecutor-1".to_owned(),
+        })
+        .await?
+        .into_inner()
+        .opinion_due;
+    assert_eq!(due, "2026-10-28");
+    let statistics = eventually("the accepted stage in the statistics", wait, || {
+        let mut client = client.clone();
+        async move {
+            let stages = client
+                .get_stage_statistics(GetStageStatisticsRequest::default())
+                .await?
+                .into_inner()
+                .stages;
+            Ok(stages
+                .iter()
+                .any(|s| s.stage == Stage::Applied as i32 && s.completed == 1)
+                .then_some(stages))
+        }
+    })
+    .await?;
+    assert!(
+        statistics
+            .iter()
+            .any(|s| s.stage == Stage::Applied as i32 && s.max_days == 16),
+        "{statistics:?}"
+    );
+    running.stop().await;
+    pool.close().await;
+    Ok(())
+}

@@ -16,7 +16,7 @@ pub use host::{
     platform_migrators, start,
 };
 pub use projection::{RegisteredInbound, RegisteredProjection, register, register_inbound};
-pub use settings::{PeerSettings, ServiceSettings, Settings};
+pub use settings::{DeadlineSettings, PeerSettings, ServiceSettings, Settings};
 
 use sqlx::migrate::Migrator;
 

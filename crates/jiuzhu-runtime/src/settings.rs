@@ -35,6 +35,56 @@ impl Validate for PeerSettings {
     }
 }
 
+/// `[deadlines]`: how often deadline monitors (relief stages, follow-up visits) scan, and a
+/// fixed "today" for drills and tests (never set in production: deadlines follow the clock).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeadlineSettings {
+    pub scan_seconds: u64,
+    /// "YYYY-MM-DD" (Beijing time) to use instead of the clock's date.
+    pub today: Option<String>,
+}
+
+impl Default for DeadlineSettings {
+    fn default() -> Self {
+        Self {
+            scan_seconds: 60,
+            today: None,
+        }
+    }
+}
+
+impl Validate for DeadlineSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        check_range(prefix, "scan_seconds", self.scan_seconds, 1..=86_400)?;
+        if let Some(today) = &self.today
+            && chrono::NaiveDate::parse_from_str(today, "%Y-%m-%d").is_err()
+        {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.today"),
+                "must be a YYYY-MM-DD date",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DeadlineSettings {
+    /// Today in Beijing time: the fixed date when one is set, else the clock's.
+    pub fn today(&self) -> chrono::NaiveDate {
+        if let Some(today) = self
+            .today
+            .as_deref()
+            .and_then(|t| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
+        {
+            return today;
+        }
+        let beijing = chrono::FixedOffset::east_opt(8 * 3600)
+            .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));
+        chrono::Utc::now().with_timezone(&beijing).date_naive()
+    }
+}
+
 /// The service's own section (`[registry]`, `[clues]`, …).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,11 +150,12 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub vault: VaultSettings,
     pub peers: PeerSettings,
+    pub deadlines: DeadlineSettings,
 }
 
 impl Settings {
-    /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]`, `[vault]`, `[peers]` and the
-    /// service's own section.
+    /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]`, `[vault]`, `[peers]`,
+    /// `[deadlines]` and the service's own section.
     pub fn from_layers(layers: &Layers, name: &str, port: u16) -> Result<Self, ConfigError> {
         let service = layers
             .section::<ServicePatch>(name)?
@@ -118,6 +169,7 @@ impl Settings {
             telemetry: layers.section("telemetry")?,
             vault: layers.section("vault")?,
             peers: layers.section("peers")?,
+            deadlines: layers.section("deadlines")?,
         })
     }
 
@@ -136,6 +188,7 @@ impl Settings {
             telemetry: TelemetrySettings::default(),
             vault: VaultSettings::default(),
             peers: PeerSettings::default(),
+            deadlines: DeadlineSettings::default(),
         }
     }
 }

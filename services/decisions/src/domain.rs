@@ -11,7 +11,8 @@ use jiuzhu_eventstore::{Aggregate, event_enum};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::{
     CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
-    EligibilityAssessed, MaterialReceived, ReliefMethod, Stage, StageEntered,
+    EligibilityAssessed, MaterialReceived, ReliefMethod, Stage, StageDeadlineApproaching,
+    StageDeadlineBreached, StageEntered,
 };
 
 use crate::policy::{ReliefPolicy, WageError, Wages, stage_name};
@@ -26,7 +27,16 @@ event_enum! {
         DecisionProposed(DecisionProposed),
         DecisionApproved(DecisionApproved),
         DecisionRejected(DecisionRejected),
+        StageDeadlineApproaching(StageDeadlineApproaching),
+        StageDeadlineBreached(StageDeadlineBreached),
     }
+}
+
+/// What monitoring found about the current stage's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alarm {
+    Approaching { working_days_left: i32 },
+    Breached,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -163,6 +173,8 @@ pub struct ReliefCase {
     pub proposal: Option<DecisionProposed>,
     pub approval: Option<DecisionApproved>,
     pub rejection: Option<DecisionRejected>,
+    /// Alarms raised, by (stage, entered on, breached?).
+    pub alarms: BTreeSet<(i32, String, bool)>,
 }
 
 impl Aggregate for ReliefCase {
@@ -182,6 +194,12 @@ impl Aggregate for ReliefCase {
             DecisionsEvent::DecisionProposed(e) => self.proposal = Some(e.clone()),
             DecisionsEvent::DecisionApproved(e) => self.approval = Some(e.clone()),
             DecisionsEvent::DecisionRejected(e) => self.rejection = Some(e.clone()),
+            DecisionsEvent::StageDeadlineApproaching(e) => {
+                self.alarms.insert((e.stage, e.entered_on.clone(), false));
+            }
+            DecisionsEvent::StageDeadlineBreached(e) => {
+                self.alarms.insert((e.stage, e.entered_on.clone(), true));
+            }
         }
     }
 }
@@ -211,6 +229,44 @@ impl ReliefCase {
                 action,
             })
         }
+    }
+
+    /// The alarm for the stage entered on `entered_on`, unless the case has left that stage or
+    /// the alarm was raised before: monitoring may look as often as it likes.
+    pub fn deadline(&self, stage: Stage, entered_on: &str, alarm: Alarm) -> Vec<DecisionsEvent> {
+        let (Some(opened), Some(current)) = (&self.opened, self.stages.last()) else {
+            return Vec::new();
+        };
+        let breached = alarm == Alarm::Breached;
+        if current.stage != stage as i32
+            || current.entered_on != entered_on
+            || current.due_date.is_empty()
+            || self
+                .alarms
+                .contains(&(stage as i32, entered_on.to_owned(), breached))
+        {
+            return Vec::new();
+        }
+        let event = match alarm {
+            Alarm::Approaching { working_days_left } => {
+                DecisionsEvent::StageDeadlineApproaching(StageDeadlineApproaching {
+                    case_id: opened.case_id.clone(),
+                    stage: stage.into(),
+                    entered_on: entered_on.to_owned(),
+                    due_date: current.due_date.clone(),
+                    working_days_left,
+                    procuratorate: opened.procuratorate.clone(),
+                })
+            }
+            Alarm::Breached => DecisionsEvent::StageDeadlineBreached(StageDeadlineBreached {
+                case_id: opened.case_id.clone(),
+                stage: stage.into(),
+                entered_on: entered_on.to_owned(),
+                due_date: current.due_date.clone(),
+                procuratorate: opened.procuratorate.clone(),
+            }),
+        };
+        vec![event]
     }
 
     /// The category the case is handled under: the last one assessed, else the one claimed.
@@ -628,6 +684,58 @@ mod tests {
             )
             .is_err(),
             "an application claims a category"
+        );
+    }
+
+    #[test]
+    fn a_deadline_alarm_is_raised_once_and_never_for_a_stage_left_behind() {
+        let world = world();
+        let context = world.on("2026-11-02");
+        let mut case = given(
+            &open(
+                Open {
+                    case_id: "c-5".to_owned(),
+                    origin: CaseOrigin::Application,
+                    category: "other_in_need".to_owned(),
+                    ..Open::default()
+                },
+                context,
+            )
+            .unwrap_or_default(),
+        );
+        let breached = when(&mut case, |c| {
+            Ok(c.deadline(Stage::Applied, "2026-11-02", Alarm::Breached))
+        });
+        assert!(matches!(
+            &breached[..],
+            [DecisionsEvent::StageDeadlineBreached(b)] if b.due_date == "2026-11-11"
+        ));
+        assert!(
+            case.deadline(Stage::Applied, "2026-11-02", Alarm::Breached)
+                .is_empty()
+        );
+        when(&mut case, |c| c.accept(world.on("2026-11-12")));
+        assert!(
+            case.deadline(
+                Stage::Applied,
+                "2026-11-02",
+                Alarm::Approaching {
+                    working_days_left: 1
+                }
+            )
+            .is_empty(),
+            "the applied stage is over"
+        );
+        assert_eq!(
+            case.deadline(
+                Stage::Accepted,
+                "2026-11-12",
+                Alarm::Approaching {
+                    working_days_left: 1
+                }
+            )
+            .len(),
+            1
         );
     }
 

@@ -5,13 +5,14 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chrono::{FixedOffset, NaiveDate, Offset as _, Utc};
+use chrono::NaiveDate;
 use futures::FutureExt;
 use jiuzhu_calendar::Calendar;
 use jiuzhu_eventstore::{EventStore, UnitOfWork};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::decisions_service_server::DecisionsService;
 use jiuzhu_proto::decisions::*;
+use jiuzhu_runtime::DeadlineSettings;
 use jiuzhu_runtime::grpc::{
     FieldViolations, database_status, run_command, store_status, uuid_field,
 };
@@ -23,27 +24,28 @@ use crate::policy::{ReliefPolicy, SHIPPED, SHIPPED_WAGES, Wages};
 
 const SERVICE: &str = "jiuzhu.decisions.v1.DecisionsService";
 
-/// The policy, the calendar and the wage table, loaded once.
+/// The policy, the calendar, the wage table and the clock, loaded once.
 #[derive(Debug)]
 pub struct Rules {
     pub policy: ReliefPolicy,
     pub calendar: Calendar,
     pub wages: Wages,
+    pub clock: DeadlineSettings,
 }
 
 impl Rules {
-    pub fn shipped() -> Result<Self, String> {
+    pub fn shipped(clock: DeadlineSettings) -> Result<Self, String> {
         Ok(Self {
             policy: ReliefPolicy::parse(SHIPPED).map_err(|e| e.to_string())?,
             calendar: Calendar::shipped().map_err(|e| e.to_string())?,
             wages: Wages::parse(SHIPPED_WAGES).map_err(|e| e.to_string())?,
+            clock,
         })
     }
 
     /// The context of a command taken now: deadlines count from today in Beijing time.
     pub fn now(&self) -> Context<'_> {
-        let beijing = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix());
-        self.on(Utc::now().with_timezone(&beijing).date_naive())
+        self.on(self.clock.today())
     }
 
     pub fn on(&self, today: NaiveDate) -> Context<'_> {
@@ -58,8 +60,8 @@ impl Rules {
 
 #[derive(Debug, Clone)]
 pub struct DecisionsApi {
-    store: EventStore,
-    rules: Arc<Rules>,
+    pub(crate) store: EventStore,
+    pub(crate) rules: Arc<Rules>,
 }
 
 impl DecisionsApi {
@@ -628,6 +630,137 @@ impl DecisionsService for DecisionsApi {
         )
         .await?;
         Ok(Response::new(answer))
+    }
+
+    async fn list_deadlines(
+        &self,
+        request: Request<ListDeadlinesRequest>,
+    ) -> Result<Response<ListDeadlinesResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let filter = DeadlineFilter::try_from(request.filter).unwrap_or_default();
+        if filter == DeadlineFilter::Unspecified {
+            violations.add(
+                "filter",
+                "must be DEADLINE_FILTER_OVERDUE or DEADLINE_FILTER_DUE_SOON",
+            );
+        }
+        let page_size = match request.page_size {
+            0 => 50,
+            n if (1..=500).contains(&n) => i64::from(n),
+            _ => {
+                violations.add("page_size", "must be between 1 and 500");
+                50
+            }
+        };
+        let after = if request.page_token.is_empty() {
+            None
+        } else {
+            let parsed = request.page_token.split_once('/').and_then(|(due, case)| {
+                Some((
+                    NaiveDate::parse_from_str(due, "%Y-%m-%d").ok()?,
+                    Uuid::parse_str(case).ok()?,
+                ))
+            });
+            if parsed.is_none() {
+                violations.add("page_token", "is not a token this service issued");
+            }
+            parsed
+        };
+        violations.into_result()?;
+        let context = self.rules.now();
+        let today = context.today;
+        let soon_until = crate::monitor::approaching_until(context);
+        let (from, until) = match filter {
+            DeadlineFilter::Overdue => (None, today.pred_opt().unwrap_or(today)),
+            _ => (Some(today), soon_until),
+        };
+        let rows: Vec<(Uuid, Uuid, String, i32, NaiveDate, NaiveDate)> = sqlx::query_as(
+            "SELECT case_id, person_id, procuratorate, stage, entered_on, due_date FROM relief_cases \
+             WHERE ($1::date IS NULL OR due_date >= $1) AND due_date <= $2 \
+             AND ($3 = '' OR procuratorate = $3) \
+             AND ($4::date IS NULL OR (due_date, case_id) > ($4, $5)) \
+             ORDER BY due_date, case_id LIMIT $6",
+        )
+        .bind(from)
+        .bind(until)
+        .bind(request.procuratorate.trim())
+        .bind(after.map(|(due, _)| due))
+        .bind(after.map(|(_, case)| case).unwrap_or_default())
+        .bind(page_size + 1)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(database_status)?;
+        let mut deadlines: Vec<CaseDeadline> = rows
+            .into_iter()
+            .map(
+                |(case_id, person_id, procuratorate, stage, entered_on, due)| CaseDeadline {
+                    case_id: case_id.to_string(),
+                    person_id: person_id.to_string(),
+                    procuratorate,
+                    stage,
+                    entered_on: entered_on.format("%Y-%m-%d").to_string(),
+                    due_date: due.format("%Y-%m-%d").to_string(),
+                    working_days_left: crate::monitor::working_days_left(context, due),
+                },
+            )
+            .collect();
+        let next_page_token = if deadlines.len() as i64 > page_size {
+            deadlines.truncate(usize::try_from(page_size).unwrap_or(50));
+            deadlines
+                .last()
+                .map(|d| format!("{}/{}", d.due_date, d.case_id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListDeadlinesResponse {
+            deadlines,
+            next_page_token,
+        }))
+    }
+
+    async fn get_stage_statistics(
+        &self,
+        request: Request<GetStageStatisticsRequest>,
+    ) -> Result<Response<GetStageStatisticsResponse>, Status> {
+        let procuratorate = request.into_inner().procuratorate.trim().to_owned();
+        let today = self.rules.now().today;
+        let open: Vec<(i32, i64, i64)> = sqlx::query_as(
+            "SELECT stage, count(*), count(*) FILTER (WHERE due_date < $2) FROM relief_cases \
+             WHERE stage <> 0 AND ($1 = '' OR procuratorate = $1) GROUP BY stage",
+        )
+        .bind(&procuratorate)
+        .bind(today)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(database_status)?;
+        let done: Vec<(i32, i64, f64, i32)> = sqlx::query_as(
+            "SELECT h.stage, count(*), avg(h.left_on - h.entered_on)::float8, max(h.left_on - h.entered_on) \
+             FROM stage_history h JOIN relief_cases c USING (case_id) \
+             WHERE ($1 = '' OR c.procuratorate = $1) GROUP BY h.stage",
+        )
+        .bind(&procuratorate)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(database_status)?;
+        let mut stages: std::collections::BTreeMap<i32, StageStatistics> = Default::default();
+        for (stage, open_cases, overdue_cases) in open {
+            let entry = stages.entry(stage).or_default();
+            entry.stage = stage;
+            entry.open_cases = open_cases;
+            entry.overdue_cases = overdue_cases;
+        }
+        for (stage, completed, mean_days, max_days) in done {
+            let entry = stages.entry(stage).or_default();
+            entry.stage = stage;
+            entry.completed = completed;
+            entry.mean_days = mean_days;
+            entry.max_days = max_days;
+        }
+        Ok(Response::new(GetStageStatisticsResponse {
+            stages: stages.into_values().collect(),
+        }))
     }
 
     async fn get_case(

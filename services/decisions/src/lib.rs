@@ -7,11 +7,13 @@
 
 pub mod domain;
 pub mod grpc;
+pub mod monitor;
 pub mod policy;
+pub mod projections;
 pub mod referrals;
 
 use jiuzhu_proto::decisions::decisions_service_server::DecisionsServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register_inbound};
+use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
 
 /// The decisions service as the runtime sees it.
 #[derive(Debug)]
@@ -26,11 +28,17 @@ impl Service for Decisions {
     }
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
-        let rules = grpc::Rules::shipped()
+        let rules = grpc::Rules::shipped(context.settings.deadlines.clone())
             .map_err(|error| StartError::Setup(format!("relief policy: {error}")))?;
         let api = grpc::DecisionsApi::new(context.store.clone(), rules);
+        let monitor = monitor::Monitor::new(api.clone());
+        let every = std::time::Duration::from_secs(context.settings.deadlines.scan_seconds);
         Ok(Components::new()
             .grpc(DecisionsServiceServer::new(api.clone()))
-            .inbound(register_inbound(referrals::Referrals::new(api))))
+            .inbound(register_inbound(referrals::Referrals::new(api)))
+            .projection(register(projections::CaseBoard))
+            .task("decisions.deadline_monitor", move |shutdown| {
+                monitor.run(every, shutdown)
+            }))
     }
 }

@@ -46,6 +46,7 @@ pub struct ReliefPolicy {
     pub version: String,
     pub cap_months: i64,
     pub exceptional_approver: String,
+    pub approaching_working_days: u32,
     /// Working days per stage, by stage name ("accepted", …).
     pub deadlines: BTreeMap<String, u32>,
     pub approval_tiers: Vec<ApprovalTier>,
@@ -93,6 +94,12 @@ impl Validate for ReliefPolicy {
             return Err(invalid("version", "is required".to_owned()));
         }
         jiuzhu_config::check_range(prefix, "cap_months", self.cap_months, 1..=600)?;
+        jiuzhu_config::check_range(
+            prefix,
+            "approaching_working_days",
+            self.approaching_working_days,
+            0..=30,
+        )?;
         if self.exceptional_approver.trim().is_empty() {
             return Err(invalid("exceptional_approver", "is required".to_owned()));
         }

@@ -1,0 +1,143 @@
+//! Real-time deadline monitoring: every `[deadlines] scan_seconds` the monitor reads the case
+//! board for current stages past or near their due date and raises `StageDeadlineBreached` or
+//! `StageDeadlineApproaching` on the case. Each alarm is a command with a request id derived
+//! from case, stage and the day the stage was entered, and the case itself refuses a second
+//! alarm or one for a stage it has left, so an alarm is raised exactly once — across restarts,
+//! several monitors, a clock set back, and a board that has not caught up yet.
+
+use std::time::Duration;
+
+use chrono::{Days, NaiveDate};
+use futures::FutureExt;
+use jiuzhu_proto::decisions::{CaseDeadline, Stage};
+use jiuzhu_runtime::grpc::{database_status, run_command, store_status};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::domain::{Alarm, Context, ReliefCase};
+use crate::grpc::DecisionsApi;
+
+const ALARM: &str = "jiuzhu.decisions.v1.DeadlineMonitor";
+/// Alarms raised per scan at most (the next scan takes the rest).
+const BATCH: i64 = 1000;
+
+/// The last due date that counts as approaching today.
+pub fn approaching_until(context: Context<'_>) -> NaiveDate {
+    let days = context.policy.approaching_working_days;
+    context
+        .calendar
+        .add_working_days(context.today, days)
+        // Beyond the calendar: calendar days stand in (an overestimate is the safe side).
+        .unwrap_or_else(|_| {
+            context
+                .today
+                .checked_add_days(Days::new(u64::from(days) * 2))
+                .unwrap_or(context.today)
+        })
+}
+
+/// Working days from today to `due` (negative when past), calendar days beyond the calendar.
+pub fn working_days_left(context: Context<'_>, due: NaiveDate) -> i32 {
+    let (from, to, sign) = if due >= context.today {
+        (context.today, due, 1)
+    } else {
+        (due, context.today, -1)
+    };
+    let days = context
+        .calendar
+        .working_days_between(from, to)
+        .unwrap_or_else(|_| u32::try_from((to - from).num_days()).unwrap_or(0));
+    sign * i32::try_from(days).unwrap_or(i32::MAX)
+}
+
+#[derive(Debug)]
+pub struct Monitor {
+    api: DecisionsApi,
+}
+
+impl Monitor {
+    pub fn new(api: DecisionsApi) -> Self {
+        Self { api }
+    }
+
+    pub async fn run(self, every: Duration, shutdown: CancellationToken) {
+        loop {
+            match self.scan().await {
+                Ok(0) => {}
+                Ok(raised) => tracing::info!(raised, "deadline alarms raised"),
+                Err(error) => tracing::warn!(%error, "deadline scan failed; trying again"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    /// One scan: the alarms due now, each raised at most once. Returns how many were new.
+    pub async fn scan(&self) -> Result<usize, Status> {
+        let rules = self.api.rules.clone();
+        let context = rules.now();
+        let rows: Vec<(Uuid, i32, NaiveDate, NaiveDate, bool)> = sqlx::query_as(
+            "SELECT case_id, stage, entered_on, due_date, due_date < $1 FROM relief_cases \
+             WHERE due_date IS NOT NULL AND entered_on IS NOT NULL AND \
+             ((NOT breached_raised AND due_date < $1) OR (NOT approaching_raised AND due_date <= $2)) \
+             ORDER BY due_date LIMIT $3",
+        )
+        .bind(context.today)
+        .bind(approaching_until(context))
+        .bind(BATCH)
+        .fetch_all(self.api.store.pool())
+        .await
+        .map_err(database_status)?;
+        let mut raised = 0;
+        for (case_id, stage, entered_on, due, breached) in rows {
+            let alarm = if breached {
+                Alarm::Breached
+            } else {
+                Alarm::Approaching {
+                    working_days_left: working_days_left(context, due),
+                }
+            };
+            let entered_on = entered_on.format("%Y-%m-%d").to_string();
+            let kind = if breached { "breached" } else { "approaching" };
+            let what = CaseDeadline {
+                case_id: case_id.to_string(),
+                stage,
+                entered_on: entered_on.clone(),
+                due_date: due.format("%Y-%m-%d").to_string(),
+                ..CaseDeadline::default()
+            };
+            let stage = Stage::try_from(stage).unwrap_or_default();
+            let answer = run_command(
+                &self.api.store,
+                ALARM,
+                &format!("deadline-{kind}-{case_id}-{}-{entered_on}", stage as i32),
+                &what,
+                move |work| {
+                    async move {
+                        let (case, version) = work
+                            .load::<ReliefCase>(&case_id.to_string())
+                            .await
+                            .map_err(store_status)?;
+                        let events = case.deadline(stage, &entered_on, alarm);
+                        if !events.is_empty() {
+                            work.append(&case_id.to_string(), version, case.person_id(), &events)
+                                .await
+                                .map_err(store_status)?;
+                        }
+                        Ok(CaseDeadline {
+                            working_days_left: i32::from(!events.is_empty()),
+                            ..CaseDeadline::default()
+                        })
+                    }
+                    .boxed()
+                },
+            )
+            .await?;
+            raised += usize::try_from(answer.working_days_left).unwrap_or(0);
+        }
+        Ok(raised)
+    }
+}
