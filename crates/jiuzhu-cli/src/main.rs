@@ -8,6 +8,7 @@ mod generate;
 mod import;
 mod link;
 mod parties;
+mod recommend;
 mod records;
 
 use std::path::PathBuf;
@@ -36,6 +37,18 @@ enum Command {
         #[command(subcommand)]
         command: GenCommand,
     },
+    /// Relief recommendation models.
+    Recommend {
+        #[command(subcommand)]
+        command: RecommendCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RecommendCommand {
+    /// Train a model on past cases, evaluate it against the baseline on held-out cases, and
+    /// write it as JSON.
+    Train(recommend::TrainArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +64,18 @@ enum GenCommand {
         /// Number of persons.
         #[arg(long, default_value_t = 1000)]
         persons: u64,
+        /// Seed: the same seed gives the same file.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file (standard output when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write synthetic past relief cases (JSON Lines) with a documented truth.
+    ReliefHistory {
+        /// Number of cases.
+        #[arg(long, default_value_t = 10_000)]
+        cases: u64,
         /// Seed: the same seed gives the same file.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -93,6 +118,12 @@ fn main() -> ExitCode {
                     out,
                 },
         } => parties::write_parties(&registry, parties, noise, seed, out.as_deref()),
+        Command::Gen {
+            command: GenCommand::ReliefHistory { cases, seed, out },
+        } => recommend::write_history(cases, seed, out.as_deref()),
+        Command::Recommend {
+            command: RecommendCommand::Train(args),
+        } => recommend::train(args),
         Command::Link(args) => link::run(args),
         Command::Registry {
             command: RegistryCommand::Import(args),
