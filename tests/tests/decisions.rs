@@ -544,3 +544,137 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
     pool.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure_says_why()
+-> TestResult {
+    // A model trained on synthetic past cases, as `jiuzhu recommend train` writes it.
+    let history = jiuzhu_recommend::generate::past_cases(3000, 21);
+    let model = jiuzhu_recommend::Recommender::train(&history, "test-model-1", |_, _| {})?;
+    let path = std::env::temp_dir().join(format!("jiuzhu-model-{}.json", uuid::Uuid::now_v7()));
+    std::fs::write(&path, serde_json::to_vec(&model)?)?;
+
+    let ns = unique_namespace();
+    let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
+    let mut settings = jiuzhu_testkit::settings("decisions", &database, &ns);
+    settings.recommender.model = Some(path.clone());
+    let running = jiuzhu_runtime::start::<Decisions>(settings).await?;
+    let mut client =
+        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let person = uuid::Uuid::now_v7().to_string();
+    let case_id = client
+        .open_case(application("rec-open", &person, "(2026)黔0102刑初61号"))
+        .await?
+        .into_inner()
+        .case_id;
+    let features = CaseFeatures {
+        serious_injury: true,
+        disability_grade: 4,
+        medical_costs: Some(Money { fen: 2_400_000 }),
+        income_per_head: Some(Money { fen: 500_000 }),
+        household_size: 4,
+        dependants: 2,
+        minors: 2,
+        registered_poor: true,
+        minimum_line: Some(Money { fen: 80_000 }),
+        ..CaseFeatures::default()
+    };
+    let bad = client
+        .recommend_relief(RecommendReliefRequest {
+            request_id: "rec-bad".to_owned(),
+            case_id: case_id.clone(),
+            features: Some(CaseFeatures {
+                disability_grade: 12,
+                ..CaseFeatures::default()
+            }),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("bad features were taken"))?;
+    assert_eq!(
+        fields(&bad),
+        [
+            "features.minimum_line",
+            "features.disability_grade",
+            "features.household_size"
+        ]
+    );
+    let recommended = client
+        .recommend_relief(RecommendReliefRequest {
+            request_id: "rec-1".to_owned(),
+            case_id: case_id.clone(),
+            features: Some(features),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(recommended.model_version, "test-model-1");
+    assert_eq!(recommended.precedents.len(), 5);
+    assert!(!recommended.factors.is_empty());
+    let amount = recommended.amount.map_or(0, |m| m.fen);
+    let cap = recommended.cap.map_or(0, |m| m.fen);
+    assert!(amount > 0 && amount <= cap, "{recommended:?}");
+    assert!(recommended.low.map_or(0, |m| m.fen) <= amount);
+    let methods: Vec<i32> = recommended
+        .methods
+        .iter()
+        .filter(|m| m.probability >= 0.5)
+        .map(|m| m.method)
+        .collect();
+    assert!(methods.contains(&(ReliefMethod::OneTimePayment as i32)));
+
+    // Ready to decide: materials, eligibility, acceptance.
+    for (n, name) in [
+        "application",
+        "identity_proof",
+        "proof_of_harm",
+        "proof_of_hardship",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        client
+            .register_material(material(&format!("rec-m-{n}"), &case_id, name))
+            .await?;
+    }
+    client
+        .assess_eligibility(AssessEligibilityRequest {
+            request_id: "rec-assess".to_owned(),
+            case_id: case_id.clone(),
+            facts: vec![
+                "seriously_injured_or_disabled".to_owned(),
+                "offender_cannot_pay_or_unknown".to_owned(),
+            ],
+            assessed_by: "relief-prosecutor-1".to_owned(),
+            category: String::new(),
+        })
+        .await?;
+    client
+        .accept_case(AcceptCaseRequest {
+            request_id: "rec-accept".to_owned(),
+            case_id: case_id.clone(),
+            accepted_by: "relief-prosecutor-1".to_owned(),
+        })
+        .await?;
+    let propose = |request_id: &str, fen: i64, reason: &str| ProposeDecisionRequest {
+        request_id: request_id.to_owned(),
+        case_id: case_id.clone(),
+        amount: Some(Money { fen }),
+        methods: methods.clone(),
+        departure_reason: reason.to_owned(),
+        proposed_by: "relief-prosecutor-1".to_owned(),
+        ..ProposeDecisionRequest::default()
+    };
+    let high = recommended.high.map_or(0, |m| m.fen);
+    let unexplained = client
+        .propose_decision(propose("rec-p-1", high + 100_000, ""))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("an unexplained departure was taken"))?;
+    assert_eq!(fields(&unexplained), ["departure_reason"]);
+    client
+        .propose_decision(propose("rec-p-2", amount, ""))
+        .await?;
+    running.stop().await;
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}

@@ -16,7 +16,9 @@ pub use host::{
     platform_migrators, start,
 };
 pub use projection::{RegisteredInbound, RegisteredProjection, register, register_inbound};
-pub use settings::{DeadlineSettings, PeerSettings, ServiceSettings, Settings};
+pub use settings::{
+    DeadlineSettings, PeerSettings, RecommenderSettings, ServiceSettings, Settings,
+};
 
 use sqlx::migrate::Migrator;
 

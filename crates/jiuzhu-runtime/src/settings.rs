@@ -85,6 +85,21 @@ impl DeadlineSettings {
     }
 }
 
+/// `[recommender]`: the relief recommendation model the decisions service loads (a file
+/// written by `jiuzhu recommend train`). Without one, recommendations are refused with that
+/// explanation; nothing else depends on it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecommenderSettings {
+    pub model: Option<std::path::PathBuf>,
+}
+
+impl Validate for RecommenderSettings {
+    fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
 /// The service's own section (`[registry]`, `[clues]`, …).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,11 +166,12 @@ pub struct Settings {
     pub vault: VaultSettings,
     pub peers: PeerSettings,
     pub deadlines: DeadlineSettings,
+    pub recommender: RecommenderSettings,
 }
 
 impl Settings {
     /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]`, `[vault]`, `[peers]`,
-    /// `[deadlines]` and the service's own section.
+    /// `[deadlines]`, `[recommender]` and the service's own section.
     pub fn from_layers(layers: &Layers, name: &str, port: u16) -> Result<Self, ConfigError> {
         let service = layers
             .section::<ServicePatch>(name)?
@@ -170,6 +186,7 @@ impl Settings {
             vault: layers.section("vault")?,
             peers: layers.section("peers")?,
             deadlines: layers.section("deadlines")?,
+            recommender: layers.section("recommender")?,
         })
     }
 
@@ -189,6 +206,7 @@ impl Settings {
             vault: VaultSettings::default(),
             peers: PeerSettings::default(),
             deadlines: DeadlineSettings::default(),
+            recommender: RecommenderSettings::default(),
         }
     }
 }

@@ -11,8 +11,8 @@ use jiuzhu_eventstore::{Aggregate, event_enum};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::{
     CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
-    EligibilityAssessed, MaterialReceived, ReliefMethod, Stage, StageDeadlineApproaching,
-    StageDeadlineBreached, StageEntered,
+    EligibilityAssessed, MaterialReceived, RecommendationIssued, ReliefMethod, Stage,
+    StageDeadlineApproaching, StageDeadlineBreached, StageEntered,
 };
 
 use crate::policy::{ReliefPolicy, WageError, Wages, stage_name};
@@ -29,6 +29,7 @@ event_enum! {
         DecisionRejected(DecisionRejected),
         StageDeadlineApproaching(StageDeadlineApproaching),
         StageDeadlineBreached(StageDeadlineBreached),
+        RecommendationIssued(RecommendationIssued),
     }
 }
 
@@ -65,6 +66,10 @@ pub enum CaseError {
     AboveCap { amount: i64, cap: i64, months: i64 },
     #[error("{amount} fen is above the court's award of {award} fen")]
     AboveCourtAward { amount: i64, award: i64 },
+    #[error(
+        "the decision departs from the recommendation ({recommended}): say why in departure_reason"
+    )]
+    DepartureUnexplained { recommended: String },
     #[error("the amount needs approval by {required}, not {given}")]
     WrongApprover { required: String, given: String },
     #[error(transparent)]
@@ -173,6 +178,7 @@ pub struct ReliefCase {
     pub proposal: Option<DecisionProposed>,
     pub approval: Option<DecisionApproved>,
     pub rejection: Option<DecisionRejected>,
+    pub recommendation: Option<RecommendationIssued>,
     /// Alarms raised, by (stage, entered on, breached?).
     pub alarms: BTreeSet<(i32, String, bool)>,
 }
@@ -200,6 +206,7 @@ impl Aggregate for ReliefCase {
             DecisionsEvent::StageDeadlineBreached(e) => {
                 self.alarms.insert((e.stage, e.entered_on.clone(), true));
             }
+            DecisionsEvent::RecommendationIssued(e) => self.recommendation = Some(e.clone()),
         }
     }
 }
@@ -229,6 +236,45 @@ impl ReliefCase {
                 action,
             })
         }
+    }
+
+    /// Records a recommendation for a case still to be decided.
+    pub fn recommend(
+        &self,
+        issued: RecommendationIssued,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        self.opened()?;
+        if self.settled() || self.approval.is_some() || self.proposal.is_some() {
+            return Err(CaseError::WrongStage {
+                stage: stage_name(self.stage),
+                action: "given a recommendation",
+            });
+        }
+        Ok(vec![DecisionsEvent::RecommendationIssued(issued)])
+    }
+
+    /// Why a proposal departs from the recommendation, if it does: an amount outside the
+    /// recommended range, or other methods.
+    fn departure(&self, proposal: &Proposal) -> Option<String> {
+        let recommended = self.recommendation.as_ref()?;
+        let (low, high) = (
+            recommended.low.map_or(0, |m| m.fen),
+            recommended.high.map_or(0, |m| m.fen),
+        );
+        let wanted: BTreeSet<i32> = recommended.methods.iter().copied().collect();
+        let proposed: BTreeSet<i32> = proposal.methods.iter().map(|m| *m as i32).collect();
+        if !(low..=high).contains(&proposal.amount_fen) {
+            return Some(format!("amount {low} to {high} fen"));
+        }
+        if wanted != proposed {
+            let names: Vec<&str> = recommended
+                .methods
+                .iter()
+                .map(|m| ReliefMethod::try_from(*m).map_or("unknown", |m| m.as_str_name()))
+                .collect();
+            return Some(format!("methods {}", names.join(", ")));
+        }
+        None
     }
 
     /// The alarm for the stage entered on `entered_on`, unless the case has left that stage or
@@ -395,6 +441,11 @@ impl ReliefCase {
             .is_some_and(|c| c.emergency);
         if !missing.is_empty() && !emergency {
             return Err(CaseError::MaterialsMissing(missing));
+        }
+        if proposal.departure_reason.trim().is_empty()
+            && let Some(recommended) = self.departure(&proposal)
+        {
+            return Err(CaseError::DepartureUnexplained { recommended });
         }
         let (cap, wage_region, wage_year) = self.cap(context)?;
         if proposal.amount_fen > cap && !proposal.exceptional {
@@ -799,6 +850,49 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_decision_that_departs_from_the_recommendation_says_why() {
+        let world = world();
+        let context = world.on("2026-11-10");
+        let mut case = accepted(&world);
+        let issued = RecommendationIssued {
+            case_id: "c-1".to_owned(),
+            model_version: "m-1".to_owned(),
+            amount: Some(Money { fen: 3_000_000 }),
+            low: Some(Money { fen: 2_500_000 }),
+            high: Some(Money { fen: 3_600_000 }),
+            methods: vec![
+                ReliefMethod::OneTimePayment as i32,
+                ReliefMethod::Medical as i32,
+            ],
+            clamped: String::new(),
+        };
+        when(&mut case, |c| c.recommend(issued));
+        let proposal = Proposal {
+            amount_fen: 1_000_000,
+            methods: vec![ReliefMethod::OneTimePayment, ReliefMethod::Medical],
+            ..Proposal::default()
+        };
+        assert!(matches!(
+            case.propose(proposal.clone(), context),
+            Err(CaseError::DepartureUnexplained { recommended }) if recommended.contains("2500000 to 3600000")
+        ));
+        let fewer = Proposal {
+            amount_fen: 3_000_000,
+            methods: vec![ReliefMethod::OneTimePayment],
+            ..Proposal::default()
+        };
+        assert!(matches!(
+            case.propose(fewer, context),
+            Err(CaseError::DepartureUnexplained { recommended }) if recommended.contains("RELIEF_METHOD_MEDICAL")
+        ));
+        let explained = Proposal {
+            departure_reason: "the family received a court award since".to_owned(),
+            ..proposal
+        };
+        assert!(case.propose(explained, context).is_ok());
     }
 
     #[test]

@@ -21,6 +21,72 @@ use uuid::Uuid;
 
 use crate::domain::{self, CaseError, Context, DecisionsEvent, Open, Proposal, ReliefCase};
 use crate::policy::{ReliefPolicy, SHIPPED, SHIPPED_WAGES, Wages};
+use jiuzhu_recommend::Recommender;
+
+/// The method names of the recommender, in the order of `ReliefMethod` (1 = the first).
+fn method_of(name: &str) -> ReliefMethod {
+    jiuzhu_recommend::METHODS
+        .iter()
+        .position(|m| *m == name)
+        .and_then(|i| ReliefMethod::try_from(i32::try_from(i + 1).ok()?).ok())
+        .unwrap_or_default()
+}
+
+fn money(fen: i64) -> Option<Money> {
+    Some(Money { fen })
+}
+
+/// Validates the features a caller gives, naming each bad field.
+fn case_features(
+    features: &jiuzhu_proto::decisions::CaseFeatures,
+    violations: &mut FieldViolations,
+) -> jiuzhu_recommend::CaseFeatures {
+    let mut fen = |field: &str, value: Option<Money>| {
+        let fen = value.map_or(0, |m| m.fen);
+        if fen < 0 {
+            violations.add(format!("features.{field}"), "cannot be negative");
+        }
+        fen
+    };
+    let medical_costs_fen = fen("medical_costs", features.medical_costs);
+    let property_loss_fen = fen("property_loss", features.property_loss);
+    let compensation_received_fen = fen("compensation_received", features.compensation_received);
+    let income_per_head_fen = fen("income_per_head", features.income_per_head);
+    let minimum_line_fen = fen("minimum_line", features.minimum_line);
+    if minimum_line_fen == 0 {
+        violations.add(
+            "features.minimum_line",
+            "is required (the region's monthly line per head)",
+        );
+    }
+    let mut count = |field: &str, value: i32, range: std::ops::RangeInclusive<i32>| {
+        if !range.contains(&value) {
+            violations.add(
+                format!("features.{field}"),
+                format!("must be {} to {}", range.start(), range.end()),
+            );
+        }
+        u8::try_from(value.clamp(0, 255)).unwrap_or(0)
+    };
+    jiuzhu_recommend::CaseFeatures {
+        deceased: features.deceased,
+        serious_injury: features.serious_injury,
+        disability_grade: count("disability_grade", features.disability_grade, 0..=10),
+        household_size: count("household_size", features.household_size, 1..=30),
+        dependants: count("dependants", features.dependants, 0..=30),
+        minors: count("minors", features.minors, 0..=30),
+        medical_costs_fen,
+        property_loss_fen,
+        compensation_received_fen,
+        income_per_head_fen,
+        minimum_line_fen,
+        minor_fault: features.minor_fault,
+        registered_poor: features.registered_poor,
+        monitored: features.monitored,
+        minimum_living: features.minimum_living,
+        ..jiuzhu_recommend::CaseFeatures::default()
+    }
+}
 
 const SERVICE: &str = "jiuzhu.decisions.v1.DecisionsService";
 
@@ -62,13 +128,15 @@ impl Rules {
 pub struct DecisionsApi {
     pub(crate) store: EventStore,
     pub(crate) rules: Arc<Rules>,
+    recommender: Option<Arc<Recommender>>,
 }
 
 impl DecisionsApi {
-    pub fn new(store: EventStore, rules: Rules) -> Self {
+    pub fn new(store: EventStore, rules: Rules, recommender: Option<Recommender>) -> Self {
         Self {
             store,
             rules: Arc::new(rules),
+            recommender: recommender.map(Arc::new),
         }
     }
 }
@@ -207,6 +275,9 @@ impl From<CaseError> for Status {
                 FieldViolations::single("amount", message)
             }
             CaseError::WrongApprover { .. } => FieldViolations::single("approver_role", message),
+            CaseError::DepartureUnexplained { .. } => {
+                FieldViolations::single("departure_reason", message)
+            }
             CaseError::WrongStage { .. }
             | CaseError::NotEligible(_)
             | CaseError::MaterialsMissing(_)
@@ -626,6 +697,96 @@ impl DecisionsService for DecisionsApi {
                     case.reject(&reason, &by, context)?,
                     RejectDecisionResponse {},
                 ))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn recommend_relief(
+        &self,
+        request: Request<RecommendReliefRequest>,
+    ) -> Result<Response<RecommendReliefResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        let features = case_features(&request.features.unwrap_or_default(), &mut violations);
+        violations.into_result()?;
+        let model = self.recommender.clone().ok_or_else(|| {
+            Status::failed_precondition(
+                "no recommendation model is configured ([recommender] model); train one with \
+                 `jiuzhu recommend train`",
+            )
+        })?;
+        let answer = on_case(
+            self,
+            "RecommendRelief",
+            &request.request_id,
+            &request,
+            case_id,
+            move |case, context| {
+                let (cap, region, year) = case.cap(context)?;
+                let (_, wage) = context.wages.monthly(&region, year)?;
+                let opened = case.opened.clone().unwrap_or_default();
+                let features = jiuzhu_recommend::CaseFeatures {
+                    category: case.category().to_owned(),
+                    region: opened.region_code.clone(),
+                    wage_fen: wage,
+                    ..features
+                };
+                let recommended = model.recommend(&features, cap);
+                let methods: Vec<MethodProbability> = recommended
+                    .methods
+                    .iter()
+                    .map(|(name, probability)| MethodProbability {
+                        method: method_of(name).into(),
+                        probability: *probability,
+                    })
+                    .collect();
+                let issued = RecommendationIssued {
+                    case_id: case_id.to_string(),
+                    model_version: recommended.model_version.clone(),
+                    amount: money(recommended.amount_fen),
+                    low: money(recommended.low_fen),
+                    high: money(recommended.high_fen),
+                    methods: methods
+                        .iter()
+                        .filter(|m| m.probability >= 0.5)
+                        .map(|m| m.method)
+                        .collect(),
+                    clamped: recommended.clamped.clone().unwrap_or_default(),
+                };
+                let events = case.recommend(issued)?;
+                let answer = RecommendReliefResponse {
+                    model_version: recommended.model_version,
+                    amount: money(recommended.amount_fen),
+                    low: money(recommended.low_fen),
+                    high: money(recommended.high_fen),
+                    clamped: recommended.clamped.unwrap_or_default(),
+                    methods,
+                    precedents: recommended
+                        .similar
+                        .into_iter()
+                        .map(|p| Precedent {
+                            case_id: p.case_id,
+                            amount: money(p.amount_fen),
+                            methods: p.methods.iter().map(|m| method_of(m).into()).collect(),
+                            distance: p.distance,
+                        })
+                        .collect(),
+                    factors: recommended
+                        .factors
+                        .into_iter()
+                        .map(|f| AmountFactor {
+                            factor: f.name,
+                            fen: f.fen,
+                        })
+                        .collect(),
+                    cap: money(cap),
+                };
+                Ok((events, answer))
             },
         )
         .await?;

@@ -30,7 +30,11 @@ impl Service for Decisions {
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let rules = grpc::Rules::shipped(context.settings.deadlines.clone())
             .map_err(|error| StartError::Setup(format!("relief policy: {error}")))?;
-        let api = grpc::DecisionsApi::new(context.store.clone(), rules);
+        let recommender = match &context.settings.recommender.model {
+            Some(path) => Some(load_model(path)?),
+            None => None,
+        };
+        let api = grpc::DecisionsApi::new(context.store.clone(), rules, recommender);
         let monitor = monitor::Monitor::new(api.clone());
         let every = std::time::Duration::from_secs(context.settings.deadlines.scan_seconds);
         Ok(Components::new()
@@ -41,4 +45,20 @@ impl Service for Decisions {
                 monitor.run(every, shutdown)
             }))
     }
+}
+
+/// A configured model must load: a broken one is a start error, never silently ignored.
+fn load_model(path: &std::path::Path) -> Result<jiuzhu_recommend::Recommender, StartError> {
+    let file = std::fs::File::open(path).map_err(|error| {
+        StartError::Setup(format!("recommender.model {}: {error}", path.display()))
+    })?;
+    let model: jiuzhu_recommend::Recommender =
+        serde_json::from_reader(std::io::BufReader::new(file)).map_err(|error| {
+            StartError::Setup(format!(
+                "recommender.model {} is not a model written by `jiuzhu recommend train`: {error}",
+                path.display()
+            ))
+        })?;
+    tracing::info!(version = %model.version, cases = model.trained_on, "recommendation model loaded");
+    Ok(model)
 }
