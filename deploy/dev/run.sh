@@ -24,6 +24,18 @@ if [ -z "${JIUZHU__VAULT__MASTER_KEY:-}" ] && [ ! -s .jiuzhu/master.key ]; then
 fi
 [ -n "${JIUZHU__VAULT__MASTER_KEY:-}" ] || export JIUZHU__VAULT__MASTER_KEY_FILE="$PWD/.jiuzhu/master.key"
 
+# A demo recommendation model, trained once on synthetic past cases (a real installation
+# trains on its own history: `jiuzhu recommend train --history cases.jsonl --out model.json`).
+if [ -z "${JIUZHU__RECOMMENDER__MODEL:-}" ]; then
+  if [ ! -s .jiuzhu/recommender.json ]; then
+    echo "training the demo recommendation model (synthetic past cases)..." >&2
+    target/debug/jiuzhu gen relief-history --cases 5000 --seed 1 --out .jiuzhu/relief-history.jsonl
+    target/debug/jiuzhu recommend train --history .jiuzhu/relief-history.jsonl \
+      --out .jiuzhu/recommender.json --version demo-synthetic --evaluate 500 >&2
+  fi
+  export JIUZHU__RECOMMENDER__MODEL="$PWD/.jiuzhu/recommender.json"
+fi
+
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -49,6 +61,7 @@ Try (grpcurl uses reflection):
   grpcurl -plaintext -d '{"request_id":"demo-1","full_name":"王秀英","gender":"GENDER_FEMALE","birth_date":"1949-12-31","resident_id":"11010519491231002X","region":{"code":"110105"},"source_department":"rural_revitalization"}' 127.0.0.1:50051 jiuzhu.registry.v1.RegistryService/RegisterPerson
   grpcurl -plaintext 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/GetLinkageIndexStatus
   grpcurl -plaintext -d '{"request_id":"case-1","case_no":"(2026)京0105刑初1号","party_ref":"P1","procuratorate":"朝阳区院","role":"PARTY_ROLE_VICTIM","harm":{"disability_grade":5},"full_name":"王秀英","birth_date":"1949年12月31日","region":{"code":"110105"}}' 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/ReportParty
+  grpcurl -plaintext -d '{"filter":"DEADLINE_FILTER_DUE_SOON"}' 127.0.0.1:50053 jiuzhu.decisions.v1.DecisionsService/ListDeadlines
 Traces: set JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 (Jaeger all-in-one) before make run.
 TEXT
 wait
