@@ -48,7 +48,8 @@ fn material(request_id: &str, case_id: &str, name: &str) -> RegisterMaterialRequ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_cap() -> TestResult {
-    let decisions = start::<Decisions>(&unique_namespace()).await?;
+    let ns = unique_namespace();
+    let decisions = start::<Decisions>(&ns).await?;
     let mut client =
         DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
     let person = uuid::Uuid::now_v7().to_string();
@@ -275,10 +276,82 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         Some(Money { fen: 1_500_000 })
     );
 
+    // The psychological help went to the health department, which answers on its topic; an
+    // answer from another department is refused to the dead-letter topic.
+    assert_eq!(case.referrals.len(), 1);
+    let referral_id = case.referrals[0].referral_id.clone();
+    assert_eq!(case.referrals[0].department, "health");
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    let send = |department: &str, status: ReferralStatus| {
+        use prost::Message as _;
+        let producer = producer.clone();
+        let topic = format!("{ns}jiuzhu.inbound.{department}.v1");
+        let value = ReferralUpdate {
+            referral_id: referral_id.clone(),
+            status: status as i32,
+            outcome: "counselling arranged".to_owned(),
+            handled_by: format!("{department}-officer"),
+        }
+        .encode_to_vec();
+        async move {
+            let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                key: jiuzhu_messaging::MESSAGE_TYPE_HEADER,
+                value: Some("jiuzhu.decisions.v1.ReferralUpdate"),
+            });
+            producer
+                .send(
+                    rdkafka::producer::FutureRecord::to(&topic)
+                        .key("referral")
+                        .payload(&value)
+                        .headers(headers),
+                    std::time::Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)?;
+            anyhow::Ok(())
+        }
+    };
+    send("education", ReferralStatus::Acknowledged).await?;
+    send("health", ReferralStatus::Completed).await?;
+    let completed = eventually(
+        "the referral completed",
+        std::time::Duration::from_secs(60),
+        || {
+            let mut client = client.clone();
+            let case_id = case_id.clone();
+            async move {
+                let case = client
+                    .get_case(GetCaseRequest { case_id })
+                    .await?
+                    .into_inner()
+                    .relief_case
+                    .unwrap_or_default();
+                Ok(case
+                    .referrals
+                    .into_iter()
+                    .find(|r| r.status == ReferralStatus::Completed as i32))
+            }
+        },
+    )
+    .await?;
+    assert_eq!(completed.outcome, "counselling arranged");
+    let dead = read_topic(
+        &kafka_brokers(),
+        &format!("{ns}jiuzhu.inbound.education.v1.dlq"),
+        1,
+    )?;
+    let reason = jiuzhu_messaging::header_map(rdkafka::Message::headers(&dead[0]))
+        .get("jiuzhu-dlq-reason")
+        .cloned()
+        .unwrap_or_default();
+    assert!(reason.contains("went to health, not education"), "{reason}");
+
     // Every event on the topic, keyed by the person.
     let topic = decisions.running.store.topic().to_owned();
-    let records = read_topic(&kafka_brokers(), &topic, 13)?;
-    assert_eq!(records.len(), 13);
+    let records = read_topic(&kafka_brokers(), &topic, 15)?;
+    assert_eq!(records.len(), 15);
     use rdkafka::Message as _;
     assert!(
         records.iter().all(|r| r.key() == Some(person.as_bytes())),

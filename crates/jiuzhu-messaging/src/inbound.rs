@@ -26,6 +26,10 @@ pub fn inbound_topic(source: &str) -> String {
     format!("jiuzhu.inbound.{source}.v1")
 }
 
+/// Header naming the protobuf message of an inbound record, for topics that carry more than
+/// one kind (a department's topic carries registry records and referral updates).
+pub const MESSAGE_TYPE_HEADER: &str = "jiuzhu-message-type";
+
 /// One record of an inbound topic.
 #[derive(Debug, Clone)]
 pub struct InboundRecord {
@@ -35,6 +39,13 @@ pub struct InboundRecord {
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
     pub headers: HashMap<String, String>,
+}
+
+impl InboundRecord {
+    /// The message type the sender named (`jiuzhu-message-type`), if any.
+    pub fn message_type(&self) -> Option<&str> {
+        self.headers.get(MESSAGE_TYPE_HEADER).map(String::as_str)
+    }
 }
 
 /// Applies inbound records. `handle` runs its own transactions and must be idempotent.

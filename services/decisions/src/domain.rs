@@ -11,8 +11,9 @@ use jiuzhu_eventstore::{Aggregate, event_enum};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::{
     CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
-    EligibilityAssessed, MaterialReceived, RecommendationIssued, ReliefMethod, Stage,
-    StageDeadlineApproaching, StageDeadlineBreached, StageEntered,
+    EligibilityAssessed, MaterialReceived, RecommendationIssued, ReferralIssued, ReferralStatus,
+    ReferralUpdated, ReliefMethod, Stage, StageDeadlineApproaching, StageDeadlineBreached,
+    StageEntered,
 };
 
 use crate::policy::{ReliefPolicy, WageError, Wages, stage_name};
@@ -30,6 +31,8 @@ event_enum! {
         StageDeadlineApproaching(StageDeadlineApproaching),
         StageDeadlineBreached(StageDeadlineBreached),
         RecommendationIssued(RecommendationIssued),
+        ReferralIssued(ReferralIssued),
+        ReferralUpdated(ReferralUpdated),
     }
 }
 
@@ -70,6 +73,20 @@ pub enum CaseError {
         "the decision departs from the recommendation ({recommended}): say why in departure_reason"
     )]
     DepartureUnexplained { recommended: String },
+    #[error("no referral {0} on this case")]
+    UnknownReferral(String),
+    #[error("referral {referral} went to {department}, not {sender}")]
+    NotTheirReferral {
+        referral: String,
+        department: String,
+        sender: String,
+    },
+    #[error("referral {referral} is {status}: it cannot become {next}")]
+    ReferralSettled {
+        referral: String,
+        status: &'static str,
+        next: &'static str,
+    },
     #[error("the amount needs approval by {required}, not {given}")]
     WrongApprover { required: String, given: String },
     #[error(transparent)]
@@ -179,6 +196,8 @@ pub struct ReliefCase {
     pub approval: Option<DecisionApproved>,
     pub rejection: Option<DecisionRejected>,
     pub recommendation: Option<RecommendationIssued>,
+    /// Referrals by id, as they stand.
+    pub referrals: std::collections::BTreeMap<String, ReferralUpdated>,
     /// Alarms raised, by (stage, entered on, breached?).
     pub alarms: BTreeSet<(i32, String, bool)>,
 }
@@ -207,6 +226,21 @@ impl Aggregate for ReliefCase {
                 self.alarms.insert((e.stage, e.entered_on.clone(), true));
             }
             DecisionsEvent::RecommendationIssued(e) => self.recommendation = Some(e.clone()),
+            DecisionsEvent::ReferralIssued(e) => {
+                self.referrals.insert(
+                    e.referral_id.clone(),
+                    ReferralUpdated {
+                        case_id: e.case_id.clone(),
+                        referral_id: e.referral_id.clone(),
+                        department: e.department.clone(),
+                        status: ReferralStatus::Issued.into(),
+                        ..ReferralUpdated::default()
+                    },
+                );
+            }
+            DecisionsEvent::ReferralUpdated(e) => {
+                self.referrals.insert(e.referral_id.clone(), e.clone());
+            }
         }
     }
 }
@@ -236,6 +270,56 @@ impl ReliefCase {
                 action,
             })
         }
+    }
+
+    /// A department's update of a referral it was sent: acknowledged, then completed or
+    /// declined. The same update again changes nothing.
+    pub fn update_referral(
+        &self,
+        department: &str,
+        referral_id: &str,
+        status: ReferralStatus,
+        outcome: &str,
+        handled_by: &str,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let current = self
+            .referrals
+            .get(referral_id)
+            .ok_or_else(|| CaseError::UnknownReferral(referral_id.to_owned()))?;
+        if current.department != department {
+            return Err(CaseError::NotTheirReferral {
+                referral: referral_id.to_owned(),
+                department: current.department.clone(),
+                sender: department.to_owned(),
+            });
+        }
+        let now = ReferralStatus::try_from(current.status).unwrap_or_default();
+        if now == status {
+            return Ok(Vec::new());
+        }
+        let allowed = matches!(
+            (now, status),
+            (ReferralStatus::Issued, ReferralStatus::Acknowledged)
+                | (
+                    ReferralStatus::Issued | ReferralStatus::Acknowledged,
+                    ReferralStatus::Completed | ReferralStatus::Declined
+                )
+        );
+        if !allowed {
+            return Err(CaseError::ReferralSettled {
+                referral: referral_id.to_owned(),
+                status: now.as_str_name(),
+                next: status.as_str_name(),
+            });
+        }
+        Ok(vec![DecisionsEvent::ReferralUpdated(ReferralUpdated {
+            case_id: current.case_id.clone(),
+            referral_id: referral_id.to_owned(),
+            department: department.to_owned(),
+            status: status.into(),
+            outcome: outcome.to_owned(),
+            handled_by: handled_by.to_owned(),
+        })])
     }
 
     /// Records a recommendation for a case still to be decided.
@@ -509,7 +593,7 @@ impl ReliefCase {
                 given: approver_role.to_owned(),
             });
         }
-        Ok(vec![
+        let mut events = vec![
             DecisionsEvent::DecisionApproved(DecisionApproved {
                 case_id: opened.case_id.clone(),
                 person_id: opened.person_id.clone(),
@@ -520,7 +604,29 @@ impl ReliefCase {
                 procuratorate: opened.procuratorate.clone(),
             }),
             DecisionsEvent::StageEntered(context.enter(&opened.case_id, Stage::Approved)),
-        ])
+        ];
+        // Diversified relief: each method a department delivers is referred to it.
+        for method in proposal
+            .methods
+            .iter()
+            .filter_map(|m| ReliefMethod::try_from(*m).ok())
+        {
+            if let Some(department) = context.policy.referral_department(method) {
+                events.push(DecisionsEvent::ReferralIssued(ReferralIssued {
+                    case_id: opened.case_id.clone(),
+                    referral_id: format!(
+                        "{}:{}",
+                        opened.case_id,
+                        crate::policy::method_name(method)
+                    ),
+                    method: method.into(),
+                    department: department.to_owned(),
+                    person_id: opened.person_id.clone(),
+                    procuratorate: opened.procuratorate.clone(),
+                }));
+            }
+        }
+        Ok(events)
     }
 
     pub fn reject(
@@ -843,6 +949,51 @@ mod tests {
             DecisionsEvent::DecisionApproved(a) if a.amount == Some(Money { fen: 2_000_000 }) && a.person_id == "p-1"
         ));
         assert_eq!(case.stage, Stage::Approved);
+        // The medical help goes to the health department, and only it may answer for it.
+        assert!(matches!(
+            &approved[2..],
+            [DecisionsEvent::ReferralIssued(r)] if r.department == "health" && r.referral_id == "c-1:medical"
+        ));
+        assert!(matches!(
+            case.update_referral(
+                "education",
+                "c-1:medical",
+                ReferralStatus::Acknowledged,
+                "",
+                "x"
+            ),
+            Err(CaseError::NotTheirReferral { .. })
+        ));
+        when(&mut case, |c| {
+            c.update_referral(
+                "health",
+                "c-1:medical",
+                ReferralStatus::Completed,
+                "treated",
+                "h-1",
+            )
+        });
+        assert!(
+            case.update_referral(
+                "health",
+                "c-1:medical",
+                ReferralStatus::Completed,
+                "treated",
+                "h-1"
+            )
+            .is_ok_and(|e| e.is_empty()),
+            "the same update again changes nothing"
+        );
+        assert!(matches!(
+            case.update_referral(
+                "health",
+                "c-1:medical",
+                ReferralStatus::Acknowledged,
+                "",
+                "h-1"
+            ),
+            Err(CaseError::ReferralSettled { .. })
+        ));
         assert!(matches!(
             case.reject("late", "x", context),
             Err(CaseError::WrongStage {

@@ -142,6 +142,15 @@ impl DecisionsApi {
 }
 
 impl DecisionsApi {
+    /// Departments that receive referrals under the policy.
+    pub fn referral_departments(&self) -> Vec<&str> {
+        self.rules
+            .policy
+            .referral_departments()
+            .into_iter()
+            .collect()
+    }
+
     /// Opens a relief case (the API and clue referrals): validated, once per person per
     /// criminal case, idempotent on the request id.
     pub async fn open(&self, request: OpenCaseRequest) -> Result<OpenCaseResponse, Status> {
@@ -278,7 +287,10 @@ impl From<CaseError> for Status {
             CaseError::DepartureUnexplained { .. } => {
                 FieldViolations::single("departure_reason", message)
             }
-            CaseError::WrongStage { .. }
+            CaseError::UnknownReferral(_) => Status::not_found(message),
+            CaseError::NotTheirReferral { .. } => Status::permission_denied(message),
+            CaseError::ReferralSettled { .. }
+            | CaseError::WrongStage { .. }
             | CaseError::NotEligible(_)
             | CaseError::MaterialsMissing(_)
             | CaseError::Wage(_) => Status::failed_precondition(message),
@@ -344,11 +356,12 @@ fn case_view(case: &ReliefCase, policy: &ReliefPolicy) -> jiuzhu_proto::decision
             .as_ref()
             .map(|r| r.reason.clone())
             .unwrap_or_default(),
+        referrals: case.referrals.values().cloned().collect(),
     }
 }
 
 /// Runs a command against one existing case: load, decide, append.
-async fn on_case<Req, Answer>(
+pub(crate) async fn on_case<Req, Answer>(
     api: &DecisionsApi,
     method: &str,
     request_id: &str,

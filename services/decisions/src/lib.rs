@@ -5,6 +5,7 @@
 //! its deadline in working days on the official calendar. Same floor plan as every service:
 //! `domain`, `grpc`, `policy`, `migrations/`, section `[decisions]`.
 
+pub mod departments;
 pub mod domain;
 pub mod grpc;
 pub mod monitor;
@@ -36,9 +37,18 @@ impl Service for Decisions {
         };
         let api = grpc::DecisionsApi::new(context.store.clone(), rules, recommender);
         let monitor = monitor::Monitor::new(api.clone());
+        let departments: Vec<String> = api
+            .referral_departments()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let every = std::time::Duration::from_secs(context.settings.deadlines.scan_seconds);
         Ok(Components::new()
             .grpc(DecisionsServiceServer::new(api.clone()))
+            .inbound(register_inbound(departments::ReferralUpdates::new(
+                api.clone(),
+                departments,
+            )))
             .inbound(register_inbound(referrals::Referrals::new(api)))
             .projection(register(projections::CaseBoard))
             .task("decisions.deadline_monitor", move |shutdown| {

@@ -50,10 +50,29 @@ pub struct ReliefPolicy {
     /// Working days per stage, by stage name ("accepted", …).
     pub deadlines: BTreeMap<String, u32>,
     pub approval_tiers: Vec<ApprovalTier>,
+    /// Relief method name (`medical`, …) → the department it is referred to.
+    pub referrals: BTreeMap<String, String>,
     /// Material id → what the applicant is told.
     pub materials: BTreeMap<String, String>,
     pub categories: Vec<Category>,
     pub exclusions: Vec<Exclusion>,
+}
+
+/// A relief method by its policy name (`one_time_payment`, `medical`, …).
+pub fn method_named(name: &str) -> Option<jiuzhu_proto::decisions::ReliefMethod> {
+    jiuzhu_proto::decisions::ReliefMethod::from_str_name(&format!(
+        "RELIEF_METHOD_{}",
+        name.to_ascii_uppercase()
+    ))
+    .filter(|m| *m != jiuzhu_proto::decisions::ReliefMethod::Unspecified)
+}
+
+/// The policy name of a relief method.
+pub fn method_name(method: jiuzhu_proto::decisions::ReliefMethod) -> String {
+    method
+        .as_str_name()
+        .trim_start_matches("RELIEF_METHOD_")
+        .to_ascii_lowercase()
 }
 
 /// The policy's name for a stage (the keys of `[relief.deadlines]`).
@@ -124,6 +143,24 @@ impl Validate for ReliefPolicy {
                 "approval_tiers",
                 "must start at 0 fen and rise strictly".to_owned(),
             ));
+        }
+        for (method, department) in &self.referrals {
+            if method_named(method).is_none() {
+                return Err(invalid(
+                    "referrals",
+                    format!("`{method}` is not a relief method"),
+                ));
+            }
+            if department.is_empty()
+                || !department
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                return Err(invalid(
+                    &format!("referrals.{method}"),
+                    "must be a department name (lower case, underscores)".to_owned(),
+                ));
+            }
         }
         let exclusions: BTreeSet<&str> = self.exclusions.iter().map(|e| e.id.as_str()).collect();
         let mut ids = BTreeSet::new();
@@ -229,6 +266,19 @@ impl ReliefPolicy {
             .rev()
             .find(|t| amount_fen >= t.from_fen)
             .map_or("", |t| t.approver.as_str())
+    }
+
+    /// The department a method is referred to, if any.
+    pub fn referral_department(
+        &self,
+        method: jiuzhu_proto::decisions::ReliefMethod,
+    ) -> Option<&str> {
+        self.referrals.get(&method_name(method)).map(String::as_str)
+    }
+
+    /// Every department that receives referrals.
+    pub fn referral_departments(&self) -> BTreeSet<&str> {
+        self.referrals.values().map(String::as_str).collect()
     }
 
     pub fn deadline_days(&self, stage: Stage) -> Option<u32> {

@@ -1,6 +1,8 @@
 //! Live department feeds: `jiuzhu.inbound.<department>.v1` carries one `PersonRecord` per
 //! message, applied exactly like a record of an imported file (idempotent on department and
 //! source record id). A record that cannot apply goes to the dead-letter topic with the reasons.
+//! Messages of other types on the same topic (header `jiuzhu-message-type`) are for other
+//! services and are left alone.
 
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, inbound_topic};
@@ -51,6 +53,14 @@ impl InboundHandler for DepartmentFeeds {
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        // A department's topic also carries messages for other services (referral updates);
+        // records without a type are person records, as before types were named.
+        if record
+            .message_type()
+            .is_some_and(|t| t != <PersonRecord as prost::Name>::full_name())
+        {
+            return Ok(());
+        }
         let department = department_of(&record.topic).ok_or_else(|| {
             ProjectionError::Rejected(format!("`{}` is not an inbound topic", record.topic))
         })?;

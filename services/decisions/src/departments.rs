@@ -1,0 +1,106 @@
+//! Departments' answers to referrals: `ReferralUpdate` messages on their inbound topics
+//! (`jiuzhu.inbound.<department>.v1`, header `jiuzhu-message-type:
+//! jiuzhu.decisions.v1.ReferralUpdate`), applied to the case as `ReferralUpdated`. Other
+//! messages on those topics (registry records) are for other services and left alone. An
+//! update that cannot apply — unknown referral, another department's, a settled one — goes to
+//! the dead-letter topic with the reason; an outage is retried.
+
+use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, inbound_topic};
+use jiuzhu_proto::decisions::{CaseDeadline, ReferralStatus, ReferralUpdate};
+use prost::{Message, Name};
+use tonic::Code;
+
+use crate::grpc::{DecisionsApi, on_case};
+
+/// The department named by an inbound topic (whatever the environment's prefix).
+fn department_of(topic: &str) -> Option<&str> {
+    let start = topic.rfind("jiuzhu.inbound.")? + "jiuzhu.inbound.".len();
+    topic[start..].strip_suffix(".v1")
+}
+
+#[derive(Debug)]
+pub struct ReferralUpdates {
+    api: DecisionsApi,
+    departments: Vec<String>,
+}
+
+impl ReferralUpdates {
+    pub fn new(api: DecisionsApi, departments: Vec<String>) -> Self {
+        Self { api, departments }
+    }
+}
+
+impl InboundHandler for ReferralUpdates {
+    fn name(&self) -> &str {
+        "decisions.referral_updates"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        self.departments.iter().map(|d| inbound_topic(d)).collect()
+    }
+
+    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        if record.message_type() != Some(ReferralUpdate::full_name().as_str()) {
+            return Ok(());
+        }
+        let department = department_of(&record.topic)
+            .ok_or_else(|| {
+                ProjectionError::Rejected(format!("`{}` is not an inbound topic", record.topic))
+            })?
+            .to_owned();
+        let update = ReferralUpdate::decode(record.payload.as_slice())?;
+        let status = ReferralStatus::try_from(update.status).unwrap_or_default();
+        if matches!(status, ReferralStatus::Unspecified | ReferralStatus::Issued) {
+            return Err(ProjectionError::Rejected(format!(
+                "status {} is not an update a department sends",
+                update.status
+            )));
+        }
+        let case_id = update
+            .referral_id
+            .split_once(':')
+            .and_then(|(case, _)| uuid::Uuid::parse_str(case).ok())
+            .ok_or_else(|| {
+                ProjectionError::Rejected(format!(
+                    "referral_id `{}` is not one Jiuzhu issued",
+                    update.referral_id
+                ))
+            })?;
+        let request_id = format!(
+            "referral-update-{}-{}",
+            update.referral_id,
+            status.as_str_name()
+        );
+        let fingerprint = CaseDeadline {
+            case_id: update.referral_id.clone(),
+            ..CaseDeadline::default()
+        };
+        let result = on_case(
+            &self.api,
+            "ReferralUpdate",
+            &request_id,
+            &fingerprint,
+            case_id,
+            move |case, _| {
+                let events = case.update_referral(
+                    &department,
+                    &update.referral_id,
+                    status,
+                    update.outcome.trim(),
+                    update.handled_by.trim(),
+                )?;
+                Ok((events, CaseDeadline::default()))
+            },
+        )
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(status) => Err(match status.code() {
+                Code::Unavailable | Code::Internal | Code::Aborted | Code::Unknown => {
+                    ProjectionError::Unavailable(status.message().to_owned())
+                }
+                _ => ProjectionError::Rejected(status.message().to_owned()),
+            }),
+        }
+    }
+}
