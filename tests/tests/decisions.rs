@@ -751,3 +751,85 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
     let _ = std::fs::remove_file(&path);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_relief_is_paid_first_and_its_owed_materials_are_watched() -> TestResult {
+    let wait = std::time::Duration::from_secs(60);
+    let ns = unique_namespace();
+    let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
+    let running = decisions_on(&ns, &database, "2026-11-02").await?;
+    let mut client =
+        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let person = uuid::Uuid::now_v7().to_string();
+    let mut request = application("urgent-open", &person, "(2026)黔0102刑初77号");
+    request.category = "urgent_medical".to_owned();
+    let case_id = client.open_case(request).await?.into_inner().case_id;
+    client
+        .register_material(material("urgent-m-1", &case_id, "application"))
+        .await?;
+    client
+        .assess_eligibility(AssessEligibilityRequest {
+            request_id: "urgent-assess".to_owned(),
+            case_id: case_id.clone(),
+            facts: vec![
+                "urgent_medical_need".to_owned(),
+                "cannot_pay_treatment".to_owned(),
+            ],
+            assessed_by: "relief-prosecutor-1".to_owned(),
+            category: String::new(),
+        })
+        .await?;
+    // Not accepted, materials missing: decided and approved all the same.
+    let proposed = client
+        .propose_decision(ProposeDecisionRequest {
+            request_id: "urgent-propose".to_owned(),
+            case_id: case_id.clone(),
+            amount: Some(Money { fen: 600_000 }),
+            methods: vec![ReliefMethod::OneTimePayment as i32],
+            proposed_by: "relief-prosecutor-1".to_owned(),
+            ..ProposeDecisionRequest::default()
+        })
+        .await?
+        .into_inner();
+    client
+        .approve_decision(ApproveDecisionRequest {
+            request_id: "urgent-approve".to_owned(),
+            case_id: case_id.clone(),
+            approver_role: proposed.required_approver,
+            approved_by: "head-1".to_owned(),
+        })
+        .await?;
+    let case = client
+        .get_case(GetCaseRequest {
+            case_id: case_id.clone(),
+        })
+        .await?
+        .into_inner()
+        .relief_case
+        .ok_or_else(|| anyhow::anyhow!("no case"))?;
+    assert_eq!(case.stage, Stage::Approved as i32);
+    assert_eq!(case.owed_materials, ["identity_proof", "medical_urgency"]);
+    assert_eq!(case.owed_by, "2026-11-30");
+    running.stop().await;
+
+    // 1 December: the materials are late, and the breach is raised once.
+    let pool = sqlx::PgPool::connect(&database.url).await?;
+    let breaches = || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM events WHERE event_type = 'jiuzhu.decisions.v1.MaterialsObligationBreached'",
+        )
+        .fetch_one(&pool)
+    };
+    let running = decisions_on(&ns, &database, "2026-12-01").await?;
+    eventually("the obligation breach", wait, || async {
+        Ok((breaches().await? == 1).then_some(()))
+    })
+    .await?;
+    running.stop().await;
+    let running = decisions_on(&ns, &database, "2026-12-01").await?;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(breaches().await?, 1, "a breach was raised twice");
+    running.stop().await;
+    pool.close().await;
+    Ok(())
+}

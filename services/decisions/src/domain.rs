@@ -11,7 +11,8 @@ use jiuzhu_eventstore::{Aggregate, event_enum};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::{
     CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
-    EligibilityAssessed, MaterialReceived, RecommendationIssued, ReferralIssued, ReferralStatus,
+    EligibilityAssessed, MaterialReceived, MaterialsObligationBreached, MaterialsObligationMet,
+    MaterialsObligationOpened, RecommendationIssued, ReferralIssued, ReferralStatus,
     ReferralUpdated, ReliefMethod, Stage, StageDeadlineApproaching, StageDeadlineBreached,
     StageEntered,
 };
@@ -33,6 +34,9 @@ event_enum! {
         RecommendationIssued(RecommendationIssued),
         ReferralIssued(ReferralIssued),
         ReferralUpdated(ReferralUpdated),
+        MaterialsObligationOpened(MaterialsObligationOpened),
+        MaterialsObligationMet(MaterialsObligationMet),
+        MaterialsObligationBreached(MaterialsObligationBreached),
     }
 }
 
@@ -196,6 +200,9 @@ pub struct ReliefCase {
     pub approval: Option<DecisionApproved>,
     pub rejection: Option<DecisionRejected>,
     pub recommendation: Option<RecommendationIssued>,
+    /// Materials owed after emergency relief, while owed; and whether the breach was raised.
+    pub obligation: Option<MaterialsObligationOpened>,
+    pub obligation_breached: bool,
     /// Referrals by id, as they stand.
     pub referrals: std::collections::BTreeMap<String, ReferralUpdated>,
     /// Alarms raised, by (stage, entered on, breached?).
@@ -241,6 +248,9 @@ impl Aggregate for ReliefCase {
             DecisionsEvent::ReferralUpdated(e) => {
                 self.referrals.insert(e.referral_id.clone(), e.clone());
             }
+            DecisionsEvent::MaterialsObligationOpened(e) => self.obligation = Some(e.clone()),
+            DecisionsEvent::MaterialsObligationMet(_) => self.obligation = None,
+            DecisionsEvent::MaterialsObligationBreached(_) => self.obligation_breached = true,
         }
     }
 }
@@ -320,6 +330,29 @@ impl ReliefCase {
             outcome: outcome.to_owned(),
             handled_by: handled_by.to_owned(),
         })])
+    }
+
+    /// The breach of an emergency relief's materials obligation, once, and only while owed.
+    pub fn obligation_breached(&self) -> Vec<DecisionsEvent> {
+        match &self.obligation {
+            Some(owed) if !self.obligation_breached => {
+                let still: Vec<String> = owed
+                    .materials
+                    .iter()
+                    .filter(|m| !self.received.contains(*m))
+                    .cloned()
+                    .collect();
+                vec![DecisionsEvent::MaterialsObligationBreached(
+                    MaterialsObligationBreached {
+                        case_id: owed.case_id.clone(),
+                        materials: still,
+                        due_date: owed.due_date.clone(),
+                        procuratorate: owed.procuratorate.clone(),
+                    },
+                )]
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Records a recommendation for a case still to be decided.
@@ -443,10 +476,24 @@ impl ReliefCase {
             return Err(CaseError::UnknownMaterial(received.material));
         }
         let applies = received.material == "application" && self.stage == Stage::Informed;
+        let material = received.material.clone();
         let mut events = vec![DecisionsEvent::MaterialReceived(received)];
         if applies {
             events.push(DecisionsEvent::StageEntered(
                 context.enter(&opened.case_id, Stage::Applied),
+            ));
+        }
+        if let Some(owed) = &self.obligation
+            && owed
+                .materials
+                .iter()
+                .all(|m| *m == material || self.received.contains(m))
+        {
+            events.push(DecisionsEvent::MaterialsObligationMet(
+                MaterialsObligationMet {
+                    case_id: opened.case_id.clone(),
+                    met_on: context.today.format("%Y-%m-%d").to_string(),
+                },
             ));
         }
         Ok(events)
@@ -507,22 +554,34 @@ impl ReliefCase {
         Ok((wage.saturating_mul(context.policy.cap_months), region, year))
     }
 
+    /// Proposes a decision. Emergency relief (a category marked `emergency`) may be decided
+    /// before acceptance and with materials missing: they become an obligation on approval.
     pub fn propose(
         &self,
         proposal: Proposal,
         context: Context<'_>,
     ) -> Result<Vec<DecisionsEvent>, CaseError> {
-        let opened = self.in_stage(&[Stage::Accepted, Stage::Reviewed], "decided")?;
+        let emergency = context
+            .policy
+            .category(self.category())
+            .is_some_and(|c| c.emergency);
+        let allowed: &[Stage] = if emergency {
+            &[
+                Stage::Informed,
+                Stage::Applied,
+                Stage::Accepted,
+                Stage::Reviewed,
+            ]
+        } else {
+            &[Stage::Accepted, Stage::Reviewed]
+        };
+        let opened = self.in_stage(allowed, "decided")?;
         match &self.eligibility {
             Some(e) if e.eligible => {}
             Some(e) => return Err(CaseError::NotEligible(e.rule.clone())),
             None => return Err(CaseError::NotEligible("not assessed".to_owned())),
         }
         let missing = self.missing_materials(context.policy);
-        let emergency = context
-            .policy
-            .category(self.category())
-            .is_some_and(|c| c.emergency);
         if !missing.is_empty() && !emergency {
             return Err(CaseError::MaterialsMissing(missing));
         }
@@ -571,6 +630,8 @@ impl ReliefCase {
                 policy_version: context.policy.version.clone(),
                 wage_region,
                 wage_year,
+                emergency,
+                outstanding_materials: missing,
             }),
             DecisionsEvent::StageEntered(context.enter(&opened.case_id, Stage::ApprovalOpinion)),
         ])
@@ -605,6 +666,23 @@ impl ReliefCase {
             }),
             DecisionsEvent::StageEntered(context.enter(&opened.case_id, Stage::Approved)),
         ];
+        if !proposal.outstanding_materials.is_empty() {
+            let days = context.policy.obligations.outstanding_materials;
+            let (due_date, due_unknown) =
+                match context.calendar.add_working_days(context.today, days) {
+                    Ok(due) => (due.format("%Y-%m-%d").to_string(), String::new()),
+                    Err(error) => (String::new(), error.to_string()),
+                };
+            events.push(DecisionsEvent::MaterialsObligationOpened(
+                MaterialsObligationOpened {
+                    case_id: opened.case_id.clone(),
+                    materials: proposal.outstanding_materials.clone(),
+                    due_date,
+                    due_unknown,
+                    procuratorate: opened.procuratorate.clone(),
+                },
+            ));
+        }
         // Diversified relief: each method a department delivers is referred to it.
         for method in proposal
             .methods
@@ -1044,6 +1122,68 @@ mod tests {
             ..proposal
         };
         assert!(case.propose(explained, context).is_ok());
+    }
+
+    #[test]
+    fn emergency_relief_is_decided_first_and_the_missing_materials_are_owed() {
+        let world = world();
+        let context = world.on("2026-11-02");
+        let mut case = given(
+            &open(
+                Open {
+                    case_id: "c-6".to_owned(),
+                    origin: CaseOrigin::Application,
+                    region_code: "520102".to_owned(),
+                    category: "urgent_medical".to_owned(),
+                    ..Open::default()
+                },
+                context,
+            )
+            .unwrap_or_default(),
+        );
+        when(&mut case, |c| {
+            c.register_material(material("application"), context)
+        });
+        let facts = ["urgent_medical_need", "cannot_pay_treatment"]
+            .map(String::from)
+            .into();
+        when(&mut case, |c| c.assess(&facts, "", context));
+        // Not accepted, two materials missing: still decided, at once.
+        let proposed = when(&mut case, |c| {
+            c.propose(
+                Proposal {
+                    amount_fen: 800_000,
+                    methods: vec![ReliefMethod::OneTimePayment],
+                    ..Proposal::default()
+                },
+                context,
+            )
+        });
+        assert!(matches!(
+            &proposed[0],
+            DecisionsEvent::DecisionProposed(p) if p.emergency
+                && p.outstanding_materials == ["identity_proof", "medical_urgency"]
+        ));
+        let approved = when(&mut case, |c| {
+            c.approve("department_head", "head-1", context)
+        });
+        assert!(approved.iter().any(|e| matches!(
+            e,
+            DecisionsEvent::MaterialsObligationOpened(o) if o.due_date == "2026-11-30" && o.materials.len() == 2
+        )));
+        assert_eq!(case.obligation_breached().len(), 1);
+        when(&mut case, |c| {
+            c.register_material(material("identity_proof"), context)
+        });
+        assert!(case.obligation.is_some(), "one material still owed");
+        let met = when(&mut case, |c| {
+            c.register_material(material("medical_urgency"), context)
+        });
+        assert!(matches!(
+            &met[..],
+            [_, DecisionsEvent::MaterialsObligationMet(_)]
+        ));
+        assert!(case.obligation_breached().is_empty());
     }
 
     #[test]

@@ -357,6 +357,22 @@ fn case_view(case: &ReliefCase, policy: &ReliefPolicy) -> jiuzhu_proto::decision
             .map(|r| r.reason.clone())
             .unwrap_or_default(),
         referrals: case.referrals.values().cloned().collect(),
+        owed_materials: case
+            .obligation
+            .as_ref()
+            .map(|o| {
+                o.materials
+                    .iter()
+                    .filter(|m| !case.received.contains(*m))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default(),
+        owed_by: case
+            .obligation
+            .as_ref()
+            .map(|o| o.due_date.clone())
+            .unwrap_or_default(),
     }
 }
 

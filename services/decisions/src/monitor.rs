@@ -3,7 +3,8 @@
 //! `StageDeadlineApproaching` on the case. Each alarm is a command with a request id derived
 //! from case, stage and the day the stage was entered, and the case itself refuses a second
 //! alarm or one for a stage it has left, so an alarm is raised exactly once — across restarts,
-//! several monitors, a clock set back, and a board that has not caught up yet.
+//! several monitors, a clock set back, and a board that has not caught up yet. Materials owed
+//! after emergency relief are watched the same way (`MaterialsObligationBreached`).
 
 use std::time::Duration;
 
@@ -122,6 +123,55 @@ impl Monitor {
                             .await
                             .map_err(store_status)?;
                         let events = case.deadline(stage, &entered_on, alarm);
+                        if !events.is_empty() {
+                            work.append(&case_id.to_string(), version, case.person_id(), &events)
+                                .await
+                                .map_err(store_status)?;
+                        }
+                        Ok(CaseDeadline {
+                            working_days_left: i32::from(!events.is_empty()),
+                            ..CaseDeadline::default()
+                        })
+                    }
+                    .boxed()
+                },
+            )
+            .await?;
+            raised += usize::try_from(answer.working_days_left).unwrap_or(0);
+        }
+        raised += self.obligations(context.today).await?;
+        Ok(raised)
+    }
+
+    /// Emergency relief whose owed materials are past their date: the breach, once.
+    async fn obligations(&self, today: NaiveDate) -> Result<usize, Status> {
+        let owed: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT case_id FROM relief_cases WHERE obligation_due < $1 AND NOT obligation_breached \
+             ORDER BY obligation_due LIMIT $2",
+        )
+        .bind(today)
+        .bind(BATCH)
+        .fetch_all(self.api.store.pool())
+        .await
+        .map_err(database_status)?;
+        let mut raised = 0;
+        for case_id in owed {
+            let what = CaseDeadline {
+                case_id: case_id.to_string(),
+                ..CaseDeadline::default()
+            };
+            let answer = run_command(
+                &self.api.store,
+                ALARM,
+                &format!("obligation-breached-{case_id}"),
+                &what,
+                move |work| {
+                    async move {
+                        let (case, version) = work
+                            .load::<ReliefCase>(&case_id.to_string())
+                            .await
+                            .map_err(store_status)?;
+                        let events = case.obligation_breached();
                         if !events.is_empty() {
                             work.append(&case_id.to_string(), version, case.person_id(), &events)
                                 .await

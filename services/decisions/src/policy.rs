@@ -21,6 +21,14 @@ pub struct ApprovalTier {
     pub approver: String,
 }
 
+/// What emergency relief leaves owed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Obligations {
+    /// Working days after approval for the outstanding materials.
+    pub outstanding_materials: u32,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Category {
@@ -50,6 +58,7 @@ pub struct ReliefPolicy {
     /// Working days per stage, by stage name ("accepted", …).
     pub deadlines: BTreeMap<String, u32>,
     pub approval_tiers: Vec<ApprovalTier>,
+    pub obligations: Obligations,
     /// Relief method name (`medical`, …) → the department it is referred to.
     pub referrals: BTreeMap<String, String>,
     /// Material id → what the applicant is told.
@@ -113,6 +122,12 @@ impl Validate for ReliefPolicy {
             return Err(invalid("version", "is required".to_owned()));
         }
         jiuzhu_config::check_range(prefix, "cap_months", self.cap_months, 1..=600)?;
+        jiuzhu_config::check_range(
+            &format!("{prefix}.obligations"),
+            "outstanding_materials",
+            self.obligations.outstanding_materials,
+            1..=250,
+        )?;
         jiuzhu_config::check_range(
             prefix,
             "approaching_working_days",

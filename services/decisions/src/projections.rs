@@ -133,6 +133,37 @@ impl Projection for CaseBoard {
                 .execute(conn)
                 .await?;
             }
+            DecisionsEvent::MaterialsObligationOpened(e) => {
+                sqlx::query(
+                    "UPDATE relief_cases SET obligation_due = $2, obligation_breached = FALSE, \
+                     version = $3 WHERE case_id = $1 AND version < $3",
+                )
+                .bind(uuid("case_id", &e.case_id)?)
+                .bind(date("due_date", &e.due_date)?)
+                .bind(version)
+                .execute(conn)
+                .await?;
+            }
+            DecisionsEvent::MaterialsObligationMet(e) => {
+                sqlx::query(
+                    "UPDATE relief_cases SET obligation_due = NULL, version = $2 \
+                     WHERE case_id = $1 AND version < $2",
+                )
+                .bind(uuid("case_id", &e.case_id)?)
+                .bind(version)
+                .execute(conn)
+                .await?;
+            }
+            DecisionsEvent::MaterialsObligationBreached(e) => {
+                sqlx::query(
+                    "UPDATE relief_cases SET obligation_breached = TRUE, version = $2 \
+                     WHERE case_id = $1 AND version < $2",
+                )
+                .bind(uuid("case_id", &e.case_id)?)
+                .bind(version)
+                .execute(conn)
+                .await?;
+            }
             _ => {}
         }
         Ok(())
