@@ -176,13 +176,9 @@ impl CluesService for CluesApi {
         &self,
         _request: Request<GetLinkageIndexStatusRequest>,
     ) -> Result<Response<GetLinkageIndexStatusResponse>, Status> {
-        let applied_events = sqlx::query_scalar("SELECT applied_events FROM linkage_index_stats")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(database_status)?;
-        let index = self.intake.caught_up_index().await?;
+        let (persons, applied_events) = self.intake.caught_up_index().await?.status().await;
         Ok(Response::new(GetLinkageIndexStatusResponse {
-            indexed_persons: i64::try_from(index.len()).unwrap_or(i64::MAX),
+            indexed_persons: i64::try_from(persons).unwrap_or(i64::MAX),
             applied_events,
         }))
     }

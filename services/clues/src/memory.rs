@@ -34,6 +34,8 @@ const CHUNK: usize = 20_000;
 struct Follow {
     /// Oldest transaction running at the last look; `None` before the first load.
     horizon: Option<i64>,
+    /// Registry events the projection had applied as of the last look.
+    applied_events: i64,
     /// When the last look started.
     looked: Option<Instant>,
     versions: HashMap<Uuid, i64>,
@@ -42,6 +44,7 @@ struct Follow {
 #[derive(Debug, sqlx::FromRow)]
 struct Changed {
     horizon: i64,
+    applied_events: i64,
     person_id: Option<Uuid>,
     version: Option<i64>,
     erased: Option<bool>,
@@ -90,6 +93,13 @@ pub struct MemoryIndex {
 }
 
 impl MemoryIndex {
+    /// Persons the index holds, and the registry events the projection had applied when the
+    /// index last looked (one snapshot: the two always agree).
+    pub async fn status(&self) -> (usize, i64) {
+        let follow = self.follow.lock().await;
+        (self.len(), follow.applied_events)
+    }
+
     /// Persons the index holds.
     pub fn len(&self) -> usize {
         self.index
@@ -150,14 +160,16 @@ impl MemoryIndex {
         let first = follow.horizon.is_none();
         let started = Instant::now();
         let mut rows = sqlx::query_as::<_, Changed>(
-            "WITH now AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) \
-             SELECT now.horizon, p.person_id, p.version, p.erased, p.full_name, p.birth_date, \
+            "WITH now AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon, \
+             (SELECT applied_events FROM linkage_index_stats) AS applied_events) \
+             SELECT now.horizon, now.applied_events, p.person_id, p.version, p.erased, p.full_name, p.birth_date, \
              p.resident_id, p.region_code, p.male, p.phone, p.township, p.village \
              FROM now LEFT JOIN linkage_persons p ON p.txid >= $1::text::xid8",
         )
         .bind(follow.horizon.unwrap_or(0).to_string())
         .fetch(pool);
         let mut horizon = follow.horizon;
+        let mut applied = follow.applied_events;
         let mut seen = 0usize;
         let mut chunk = Vec::new();
         loop {
@@ -165,6 +177,7 @@ impl MemoryIndex {
             let done = row.is_none();
             if let Some(row) = row {
                 horizon = Some(row.horizon);
+                applied = row.applied_events;
                 if row.person_id.is_some() {
                     chunk.push(row);
                 }
@@ -187,6 +200,7 @@ impl MemoryIndex {
             }
         }
         follow.horizon = horizon;
+        follow.applied_events = applied;
         if !first && started.elapsed() > SLOW_LOOK {
             tracing::warn!(
                 rows = seen,
