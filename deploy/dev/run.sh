@@ -56,6 +56,7 @@ Jiuzhu is running (Ctrl-C stops it):
   registry   grpc://127.0.0.1:50051     clues      grpc://127.0.0.1:50052
   decisions  grpc://127.0.0.1:50053     payments   grpc://127.0.0.1:50054
   followup   grpc://127.0.0.1:50055     Kafka      127.0.0.1:9092
+  metrics    http://127.0.0.1:9101/metrics … 9105 (registry … followup)
 
 Try (grpcurl uses reflection):
   grpcurl -plaintext -d '{"request_id":"demo-1","full_name":"王秀英","gender":"GENDER_FEMALE","birth_date":"1949-12-31","resident_id":"11010519491231002X","region":{"code":"110105"},"source_department":"rural_revitalization"}' 127.0.0.1:50051 jiuzhu.registry.v1.RegistryService/RegisterPerson

@@ -479,7 +479,24 @@ async fn decisions_on(
         scan_seconds: 1,
         today: Some(today.to_owned()),
     };
+    settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     Ok(jiuzhu_runtime::start::<Decisions>(settings).await?)
+}
+
+/// `GET /metrics` as Prometheus scrapes it.
+async fn scrape(running: &jiuzhu_runtime::Running) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = running
+        .metrics_addr
+        .ok_or_else(|| anyhow::anyhow!("no metrics endpoint"))?;
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: jiuzhu\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
+    Ok(response)
 }
 
 async fn alarms(pool: &sqlx::PgPool) -> anyhow::Result<(i64, i64)> {
@@ -578,6 +595,15 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
             .iter()
             .any(|s| s.stage == Stage::Applied as i32 && s.open_cases == 1 && s.overdue_cases == 1),
         "{statistics:?}"
+    );
+    let metrics = scrape(&running).await?;
+    assert!(
+        metrics.contains("jiuzhu_relief_cases_overdue{stage=\"applied\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("jiuzhu_outbox_unpublished{service=\"decisions\"}"),
+        "{metrics}"
     );
 
     // Accepting completes the stage: the new one has its own clock, and nothing is raised

@@ -57,6 +57,7 @@ pub struct Components {
     pub(crate) projections: Vec<Arc<dyn RegisteredProjection>>,
     inbound: Vec<Arc<dyn RegisteredInbound>>,
     tasks: Vec<(&'static str, Task)>,
+    metrics: Vec<crate::metrics::Collector>,
 }
 
 impl std::fmt::Debug for Components {
@@ -89,7 +90,19 @@ impl Components {
             projections: Vec::new(),
             inbound: Vec::new(),
             tasks: Vec::new(),
+            metrics: Vec::new(),
         }
+    }
+
+    /// Adds gauges to the service's `/metrics` (rendered at scrape time from its database).
+    pub fn metrics<F, Fut>(mut self, collect: F) -> Self
+    where
+        F: Fn(sqlx::PgPool) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<String, sqlx::Error>> + Send + 'static,
+    {
+        self.metrics
+            .push(Arc::new(move |pool| Box::pin(collect(pool))));
+        self
     }
 
     /// Adds a background task (a scheduler, a follower): it runs while the service runs and
@@ -149,6 +162,8 @@ pub struct Running {
     pub name: &'static str,
     /// Where the gRPC server listens (the real port when configured with port 0).
     pub grpc_addr: SocketAddr,
+    /// Where `/metrics` is served, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     pub store: EventStore,
     shutdown: CancellationToken,
     health: HealthReporter,
@@ -310,6 +325,24 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         tasks.push(tokio::spawn(run));
     }
 
+    let metrics_addr = match context.settings.service.metrics_listen {
+        Some(addr) => {
+            let (bound, task) = crate::metrics::serve(
+                addr,
+                S::NAME,
+                context.pool.clone(),
+                std::mem::take(&mut components.metrics),
+                shutdown.child_token(),
+            )
+            .await
+            .map_err(|source| StartError::Listen { addr, source })?;
+            tasks.push(task);
+            tracing::info!(service = S::NAME, %bound, "serving metrics");
+            Some(bound)
+        }
+        None => None,
+    };
+
     for (name, run) in std::mem::take(&mut components.tasks) {
         tracing::debug!(task = name, "starting background task");
         tasks.push(tokio::spawn(run(shutdown.child_token())));
@@ -359,6 +392,7 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     Ok(Running {
         name: S::NAME,
         grpc_addr,
+        metrics_addr,
         grace: Duration::from_secs(context.settings.service.shutdown_grace_seconds),
         store: context.store,
         shutdown,

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod grpc;
 mod host;
+pub mod metrics;
 mod projection;
 mod settings;
 

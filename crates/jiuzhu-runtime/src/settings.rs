@@ -114,6 +114,9 @@ pub struct ServiceSettings {
     /// Seconds to wait for in-flight work on shutdown.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Where Prometheus scrapes `GET /metrics`; no metrics endpoint when absent.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 fn default_max_connections() -> u32 {
@@ -132,6 +135,7 @@ impl ServiceSettings {
             database_url: Secret::new(format!("postgres://postgres@127.0.0.1:5432/jiuzhu_{name}")),
             max_connections: default_max_connections(),
             shutdown_grace_seconds: default_shutdown_grace(),
+            metrics_listen: None,
         }
     }
 }
@@ -219,6 +223,7 @@ struct ServicePatch {
     database_url: Option<Secret>,
     max_connections: Option<u32>,
     shutdown_grace_seconds: Option<u64>,
+    metrics_listen: Option<SocketAddr>,
 }
 
 impl ServicePatch {
@@ -230,6 +235,7 @@ impl ServicePatch {
             shutdown_grace_seconds: self
                 .shutdown_grace_seconds
                 .unwrap_or(defaults.shutdown_grace_seconds),
+            metrics_listen: self.metrics_listen.or(defaults.metrics_listen),
         }
     }
 }

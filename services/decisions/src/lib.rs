@@ -43,6 +43,7 @@ impl Service for Decisions {
             .map(str::to_owned)
             .collect();
         let every = std::time::Duration::from_secs(context.settings.deadlines.scan_seconds);
+        let clock = context.settings.deadlines.clone();
         Ok(Components::new()
             .grpc(DecisionsServiceServer::new(api.clone()))
             .inbound(register_inbound(departments::ReferralUpdates::new(
@@ -51,6 +52,7 @@ impl Service for Decisions {
             )))
             .inbound(register_inbound(referrals::Referrals::new(api)))
             .projection(register(projections::CaseBoard))
+            .metrics(move |pool| projections::metrics(pool, clock.today()))
             .task("decisions.deadline_monitor", move |shutdown| {
                 monitor.run(every, shutdown)
             }))

@@ -176,3 +176,62 @@ impl Projection for CaseBoard {
         Ok(())
     }
 }
+
+/// Dashboard gauges from the case board: open and overdue cases per stage, mean days spent
+/// in each stage, and emergency relief with materials overdue.
+pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sqlx::Error> {
+    use jiuzhu_runtime::metrics::gauge;
+    let stage_label = |stage: i32| {
+        crate::policy::stage_name(
+            jiuzhu_proto::decisions::Stage::try_from(stage).unwrap_or_default(),
+        )
+        .to_owned()
+    };
+    let open: Vec<(i32, i64, i64)> = sqlx::query_as(
+        "SELECT stage, count(*), count(*) FILTER (WHERE due_date < $1) FROM relief_cases \
+         WHERE stage <> 0 GROUP BY stage ORDER BY stage",
+    )
+    .bind(today)
+    .fetch_all(&pool)
+    .await?;
+    let durations: Vec<(i32, f64)> = sqlx::query_as(
+        "SELECT stage, avg(left_on - entered_on)::float8 FROM stage_history GROUP BY stage ORDER BY stage",
+    )
+    .fetch_all(&pool)
+    .await?;
+    let owed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM relief_cases WHERE obligation_due < $1")
+            .bind(today)
+            .fetch_one(&pool)
+            .await?;
+    let per_stage = |rows: &[(i32, f64)]| -> Vec<(Vec<(&str, String)>, f64)> {
+        rows.iter()
+            .map(|(stage, value)| (vec![("stage", stage_label(*stage))], *value))
+            .collect()
+    };
+    let counts: Vec<(i32, f64)> = open.iter().map(|(s, n, _)| (*s, *n as f64)).collect();
+    let overdue: Vec<(i32, f64)> = open.iter().map(|(s, _, n)| (*s, *n as f64)).collect();
+    Ok([
+        gauge(
+            "jiuzhu_relief_cases",
+            "Relief cases by current stage.",
+            &per_stage(&counts),
+        ),
+        gauge(
+            "jiuzhu_relief_cases_overdue",
+            "Relief cases whose current stage is past its due date.",
+            &per_stage(&overdue),
+        ),
+        gauge(
+            "jiuzhu_relief_stage_days_mean",
+            "Mean calendar days cases spent in a stage they have left.",
+            &per_stage(&durations),
+        ),
+        gauge(
+            "jiuzhu_relief_obligations_overdue",
+            "Emergency relief with owed materials past their date.",
+            &[(Vec::new(), owed as f64)],
+        ),
+    ]
+    .concat())
+}
