@@ -451,6 +451,81 @@ async fn a_referred_clue_opens_a_relief_case_and_the_case_closes_the_clue() -> T
     assert_eq!(case.stage, Stage::Informed as i32);
     assert_eq!(case.missing_materials, ["application", "identity_proof"]);
 
+    // The household as the registry describes it reaches the decisions service's facts.
+    {
+        use jiuzhu_proto::registry::*;
+        let mut registry_api = registry_client(&registry.running).await?;
+        let child = registry_api
+            .register_person(villager("referral-child", "马小军", "civil_affairs"))
+            .await?
+            .into_inner()
+            .person_id;
+        let household = registry_api
+            .add_household_member(AddHouseholdMemberRequest {
+                request_id: "hh-1".to_owned(),
+                household_id: String::new(),
+                person_id: person.clone(),
+                relationship: Relationship::Head as i32,
+            })
+            .await?
+            .into_inner()
+            .household_id;
+        registry_api
+            .add_household_member(AddHouseholdMemberRequest {
+                request_id: "hh-2".to_owned(),
+                household_id: household.clone(),
+                person_id: child.clone(),
+                relationship: Relationship::Child as i32,
+            })
+            .await?;
+        registry_api
+            .record_household_income(RecordHouseholdIncomeRequest {
+                request_id: "hh-income".to_owned(),
+                household_id: household.clone(),
+                year: 2025,
+                income_per_head: Some(jiuzhu_proto::common::Money { fen: 420_000 }),
+                source_department: "rural_revitalization".to_owned(),
+            })
+            .await?;
+        for (request_id, who, kind) in [
+            ("st-1", &person, StatusKind::RegisteredPoor),
+            ("st-2", &child, StatusKind::Minor),
+        ] {
+            registry_api
+                .record_status(RecordStatusRequest {
+                    request_id: request_id.to_owned(),
+                    person_id: who.clone(),
+                    kind: kind as i32,
+                    source_department: "rural_revitalization".to_owned(),
+                    reference: "2026-9".to_owned(),
+                    effective_from: "2026-01-01".to_owned(),
+                    ..RecordStatusRequest::default()
+                })
+                .await?;
+        }
+        let pool = decisions.running.store.pool().clone();
+        let person_id = uuid::Uuid::parse_str(&person)?;
+        let facts = eventually("the household facts", wait, || {
+            let pool = pool.clone();
+            async move {
+                let facts = jiuzhu_decisions::projections::household(&pool, person_id).await?;
+                Ok((facts.minors == 1 && facts.income_per_head_fen.is_some()).then_some(facts))
+            }
+        })
+        .await?;
+        assert_eq!(
+            facts,
+            jiuzhu_decisions::projections::Household {
+                registered_poor: true,
+                monitored: false,
+                minimum_living: false,
+                size: 2,
+                minors: 1,
+                income_per_head_fen: Some(420_000),
+            }
+        );
+    }
+
     // The same person and criminal case again, by application: refused with the case's id.
     let again = decisions_api
         .open_case(OpenCaseRequest {
@@ -692,11 +767,7 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
         .ok_or_else(|| anyhow::anyhow!("bad features were taken"))?;
     assert_eq!(
         fields(&bad),
-        [
-            "features.minimum_line",
-            "features.disability_grade",
-            "features.household_size"
-        ]
+        ["features.minimum_line", "features.disability_grade"]
     );
     let recommended = client
         .recommend_relief(RecommendReliefRequest {

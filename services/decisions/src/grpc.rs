@@ -72,7 +72,8 @@ fn case_features(
         deceased: features.deceased,
         serious_injury: features.serious_injury,
         disability_grade: count("disability_grade", features.disability_grade, 0..=10),
-        household_size: count("household_size", features.household_size, 1..=30),
+        // 0: from the registry's household.
+        household_size: count("household_size", features.household_size, 0..=30),
         dependants: count("dependants", features.dependants, 0..=30),
         minors: count("minors", features.minors, 0..=30),
         medical_costs_fen,
@@ -741,8 +742,37 @@ impl DecisionsService for DecisionsApi {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let case_id = uuid_field("case_id", &request.case_id)?;
-        let features = case_features(&request.features.unwrap_or_default(), &mut violations);
+        let mut features = case_features(&request.features.unwrap_or_default(), &mut violations);
         violations.into_result()?;
+        // The registry fills in what the request leaves out: statuses, household, income.
+        let (case, _) = self
+            .store
+            .load_aggregate::<ReliefCase>(&case_id.to_string())
+            .await
+            .map_err(store_status)?;
+        if let Ok(person) = Uuid::parse_str(case.person_id()) {
+            let household = crate::projections::household(self.store.pool(), person)
+                .await
+                .map_err(database_status)?;
+            features.registered_poor |= household.registered_poor;
+            features.monitored |= household.monitored;
+            features.minimum_living |= household.minimum_living;
+            if features.household_size == 0 {
+                features.household_size = u8::try_from(household.size.clamp(0, 30)).unwrap_or(0);
+            }
+            if features.minors == 0 {
+                features.minors = u8::try_from(household.minors.clamp(0, 30)).unwrap_or(0);
+            }
+            if features.income_per_head_fen == 0 {
+                features.income_per_head_fen = household.income_per_head_fen.unwrap_or(0);
+            }
+        }
+        if features.household_size == 0 {
+            return Err(FieldViolations::single(
+                "features.household_size",
+                "is unknown: give it, or register the household in the registry",
+            ));
+        }
         let model = self.recommender.clone().ok_or_else(|| {
             Status::failed_precondition(
                 "no recommendation model is configured ([recommender] model); train one with \

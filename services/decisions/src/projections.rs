@@ -235,3 +235,142 @@ pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sql
     ]
     .concat())
 }
+
+jiuzhu_eventstore::event_enum! {
+    /// The registry events a person's household facts come from.
+    pub enum RegistryFacts {
+        StatusRecorded(jiuzhu_proto::registry::StatusRecorded),
+        StatusEnded(jiuzhu_proto::registry::StatusEnded),
+        HouseholdMemberAdded(jiuzhu_proto::registry::HouseholdMemberAdded),
+        HouseholdMemberRemoved(jiuzhu_proto::registry::HouseholdMemberRemoved),
+        HouseholdIncomeRecorded(jiuzhu_proto::registry::HouseholdIncomeRecorded),
+    }
+}
+
+/// A person's household as the registry describes it: statuses, members, income per head.
+#[derive(Debug)]
+pub struct PersonFacts;
+
+impl Projection for PersonFacts {
+    fn name(&self) -> &str {
+        "decisions.person_facts"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![service_topic("registry")]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &Delivered,
+    ) -> Result<(), ProjectionError> {
+        let envelope = &event.envelope;
+        let Some(decoded) = RegistryFacts::decode_payload(&envelope.event_type, &envelope.payload)?
+        else {
+            return Ok(());
+        };
+        match decoded {
+            RegistryFacts::StatusRecorded(e) => {
+                sqlx::query(
+                    "INSERT INTO person_statuses (status_id, person_id, kind) VALUES ($1, $2, $3) \
+                     ON CONFLICT (status_id) DO NOTHING",
+                )
+                .bind(&e.status_id)
+                .bind(uuid("person_id", &e.person_id)?)
+                .bind(e.kind)
+                .execute(conn)
+                .await?;
+            }
+            RegistryFacts::StatusEnded(e) => {
+                sqlx::query("DELETE FROM person_statuses WHERE status_id = $1")
+                    .bind(&e.status_id)
+                    .execute(conn)
+                    .await?;
+            }
+            RegistryFacts::HouseholdMemberAdded(e) => {
+                sqlx::query(
+                    "INSERT INTO household_members (person_id, household_id) VALUES ($1, $2) \
+                     ON CONFLICT (person_id) DO UPDATE SET household_id = EXCLUDED.household_id",
+                )
+                .bind(uuid("person_id", &e.person_id)?)
+                .bind(&e.household_id)
+                .execute(conn)
+                .await?;
+            }
+            RegistryFacts::HouseholdMemberRemoved(e) => {
+                sqlx::query(
+                    "DELETE FROM household_members WHERE person_id = $1 AND household_id = $2",
+                )
+                .bind(uuid("person_id", &e.person_id)?)
+                .bind(&e.household_id)
+                .execute(conn)
+                .await?;
+            }
+            RegistryFacts::HouseholdIncomeRecorded(e) => {
+                sqlx::query(
+                    "INSERT INTO household_income (household_id, year, income_per_head_fen) \
+                     VALUES ($1, $2, $3) ON CONFLICT (household_id) DO UPDATE \
+                     SET year = EXCLUDED.year, income_per_head_fen = EXCLUDED.income_per_head_fen \
+                     WHERE household_income.year <= EXCLUDED.year",
+                )
+                .bind(&e.household_id)
+                .bind(e.year)
+                .bind(e.income_per_head.map_or(0, |m| m.fen))
+                .execute(conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("TRUNCATE person_statuses, household_members, household_income")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// What the registry says of a person's household.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Household {
+    pub registered_poor: bool,
+    pub monitored: bool,
+    pub minimum_living: bool,
+    pub size: i64,
+    pub minors: i64,
+    pub income_per_head_fen: Option<i64>,
+}
+
+pub async fn household(pool: &sqlx::PgPool, person: Uuid) -> Result<Household, sqlx::Error> {
+    use jiuzhu_proto::registry::StatusKind;
+    let members = "SELECT m.person_id FROM household_members m \
+         WHERE m.household_id = (SELECT household_id FROM household_members WHERE person_id = $1) \
+         UNION SELECT $1";
+    sqlx::query_as(&format!(
+        "SELECT \
+         EXISTS (SELECT 1 FROM person_statuses WHERE person_id IN ({members}) AND kind = $2) AS registered_poor, \
+         EXISTS (SELECT 1 FROM person_statuses WHERE person_id IN ({members}) AND kind = ANY($3)) AS monitored, \
+         EXISTS (SELECT 1 FROM person_statuses WHERE person_id IN ({members}) AND kind = ANY($4)) AS minimum_living, \
+         CASE WHEN EXISTS (SELECT 1 FROM household_members WHERE person_id = $1) \
+            THEN (SELECT count(*) FROM ({members}) AS h) ELSE 0 END AS size, \
+         (SELECT count(DISTINCT person_id) FROM person_statuses WHERE person_id IN ({members}) AND kind = $5) AS minors, \
+         (SELECT income_per_head_fen FROM household_income WHERE household_id = \
+            (SELECT household_id FROM household_members WHERE person_id = $1)) AS income_per_head_fen"
+    ))
+    .bind(person)
+    .bind(StatusKind::RegisteredPoor as i32)
+    .bind(vec![
+        StatusKind::MonitoredUnstable as i32,
+        StatusKind::MonitoredMarginal as i32,
+        StatusKind::MonitoredSuddenHardship as i32,
+    ])
+    .bind(vec![
+        StatusKind::MinimumLivingAllowance as i32,
+        StatusKind::ExtremeHardship as i32,
+    ])
+    .bind(StatusKind::Minor as i32)
+    .fetch_one(pool)
+    .await
+}
