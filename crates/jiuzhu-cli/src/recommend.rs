@@ -1,12 +1,14 @@
 //! `jiuzhu gen relief-history` and `jiuzhu recommend train`: synthetic past relief cases, and a
 //! model trained on past cases with its evaluation against the baseline on held-out cases.
 //!
-//! History files are JSON Lines, one past case per line, with the fields of
-//! `jiuzhu_recommend::PastCase`: `case_id`, `category`, `region`, `deceased`, `serious_injury`,
-//! `disability_grade` (0–10), `medical_costs_fen`, `property_loss_fen`,
-//! `compensation_received_fen`, `minor_fault`, `income_per_head_fen` (yearly),
-//! `household_size`, `dependants`, `minors`, `registered_poor`, `monitored`, `minimum_living`,
-//! `wage_fen` and `minimum_line_fen` (monthly), `amount_fen`, `methods` (names).
+//! History files are JSON Lines (`.jsonl`, one past case per line) or CSV (`.csv`, a header
+//! row), with the fields of `jiuzhu_recommend::PastCase`: `case_id`, `category`, `region`,
+//! `deceased`, `serious_injury`, `disability_grade` (0–10), `medical_costs_fen`,
+//! `property_loss_fen`, `compensation_received_fen`, `minor_fault`, `income_per_head_fen`
+//! (yearly), `household_size`, `dependants`, `minors`, `registered_poor`, `monitored`,
+//! `minimum_living`, `wage_fen` and `minimum_line_fen` (monthly), `amount_fen`, `methods`
+//! (names; in CSV separated by `;`). Booleans are `true`/`false`. A bad line is reported with
+//! its number and field.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -51,7 +53,48 @@ pub fn write_history(cases: u64, seed: u64, out: Option<&Path>) -> anyhow::Resul
     Ok(())
 }
 
+fn read_csv(path: &Path) -> anyhow::Result<Vec<PastCase>> {
+    let mut reader =
+        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let headers = reader.headers()?.clone();
+    let mut cases = Vec::new();
+    for (n, row) in reader.records().enumerate() {
+        let line = n + 2;
+        let row = row.with_context(|| format!("{} line {line}", path.display()))?;
+        let mut fields = serde_json::Map::new();
+        for (name, cell) in headers.iter().zip(row.iter()) {
+            let value = match name {
+                "case_id" | "category" | "region" => serde_json::Value::String(cell.to_owned()),
+                "methods" => serde_json::Value::Array(
+                    cell.split(';')
+                        .map(str::trim)
+                        .filter(|m| !m.is_empty())
+                        .map(|m| serde_json::Value::String(m.to_owned()))
+                        .collect(),
+                ),
+                _ => serde_json::from_str(cell.trim()).with_context(|| {
+                    format!(
+                        "{} line {line}: field {name}: `{cell}` is not a number or true/false",
+                        path.display()
+                    )
+                })?,
+            };
+            fields.insert(name.to_owned(), value);
+        }
+        let case: PastCase = serde_json::from_value(serde_json::Value::Object(fields))
+            .with_context(|| format!("{} line {line}", path.display()))?;
+        cases.push(case);
+    }
+    Ok(cases)
+}
+
 fn read_history(path: &Path) -> anyhow::Result<Vec<PastCase>> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        return read_csv(path);
+    }
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut cases = Vec::new();
     for (n, line) in BufReader::new(file).lines().enumerate() {
