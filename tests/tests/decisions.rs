@@ -841,9 +841,36 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
         .err()
         .ok_or_else(|| anyhow::anyhow!("an unexplained departure was taken"))?;
     assert_eq!(fields(&unexplained), ["departure_reason"]);
-    client
+    let proposed = client
         .propose_decision(propose("rec-p-2", amount, ""))
+        .await?
+        .into_inner();
+    client
+        .approve_decision(ApproveDecisionRequest {
+            request_id: "rec-approve".to_owned(),
+            case_id: case_id.clone(),
+            approver_role: proposed.required_approver,
+            approved_by: "approver-1".to_owned(),
+        })
         .await?;
+
+    // The decided case comes back as training data in the history format.
+    let mut exported = client
+        .export_decided_cases(ExportDecidedCasesRequest {})
+        .await?
+        .into_inner();
+    let mut cases = Vec::new();
+    while let Some(record) = exported.message().await? {
+        cases.push(serde_json::from_str::<jiuzhu_recommend::PastCase>(
+            &record.json,
+        )?);
+    }
+    assert_eq!(cases.len(), 1);
+    assert_eq!(cases[0].case_id, case_id);
+    assert_eq!(cases[0].amount_fen, amount);
+    assert!(cases[0].features.serious_injury);
+    assert_eq!(cases[0].features.category, "serious_injury_unpaid");
+    assert!(cases[0].methods.contains(&"one_time_payment".to_owned()));
     running.stop().await;
     let _ = std::fs::remove_file(&path);
     Ok(())

@@ -49,6 +49,8 @@ enum RecommendCommand {
     /// Train a model on past cases, evaluate it against the baseline on held-out cases, and
     /// write it as JSON.
     Train(recommend::TrainArgs),
+    /// Write the platform's own decided cases (from the decisions service) as history.
+    Export(recommend::ExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +104,14 @@ enum GenCommand {
     },
 }
 
+/// Runs the asynchronous commands (those that talk to services).
+fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(command)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -124,14 +134,13 @@ fn main() -> ExitCode {
         Command::Recommend {
             command: RecommendCommand::Train(args),
         } => recommend::train(args),
+        Command::Recommend {
+            command: RecommendCommand::Export(args),
+        } => block_on(recommend::export(args)),
         Command::Link(args) => link::run(args),
         Command::Registry {
             command: RegistryCommand::Import(args),
-        } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(import::run(args))),
+        } => block_on(import::run(args)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -183,3 +183,38 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     println!("wrote {}", args.out.display());
     Ok(())
 }
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The decisions service's gRPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:50053")]
+    decisions: String,
+    /// Where to write the decided cases (JSON Lines, the history format).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Writes the platform's own decided cases as history, to train the next model on.
+pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    use jiuzhu_proto::decisions::ExportDecidedCasesRequest;
+    use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
+    let mut client = DecisionsServiceClient::connect(args.decisions.clone())
+        .await
+        .with_context(|| format!("connecting to {}", args.decisions))?;
+    let mut stream = client
+        .export_decided_cases(ExportDecidedCasesRequest {})
+        .await?
+        .into_inner();
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut sink = BufWriter::new(file);
+    let mut written = 0u64;
+    while let Some(record) = stream.message().await? {
+        sink.write_all(record.json.as_bytes())?;
+        sink.write_all(b"\n")?;
+        written += 1;
+    }
+    sink.flush()?;
+    println!("wrote {written} decided cases to {}", args.out.display());
+    Ok(())
+}

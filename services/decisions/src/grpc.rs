@@ -773,6 +773,10 @@ impl DecisionsService for DecisionsApi {
                 "is unknown: give it, or register the household in the registry",
             ));
         }
+        let used = Arc::new(std::sync::Mutex::new(
+            None::<jiuzhu_recommend::CaseFeatures>,
+        ));
+        let kept = used.clone();
         let model = self.recommender.clone().ok_or_else(|| {
             Status::failed_precondition(
                 "no recommendation model is configured ([recommender] model); train one with \
@@ -795,6 +799,9 @@ impl DecisionsService for DecisionsApi {
                     wage_fen: wage,
                     ..features
                 };
+                if let Ok(mut slot) = used.lock() {
+                    *slot = Some(features.clone());
+                }
                 let recommended = model.recommend(&features, cap);
                 let methods: Vec<MethodProbability> = recommended
                     .methods
@@ -849,7 +856,70 @@ impl DecisionsService for DecisionsApi {
             },
         )
         .await?;
+        // The features it was made from, for training on decided cases (a retry that was
+        // answered from the command log finds nothing new to keep).
+        let kept = kept.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(features) = kept {
+            let json = serde_json::to_value(&features)
+                .map_err(|error| Status::internal(format!("features: {error}")))?;
+            sqlx::query(
+                "INSERT INTO case_features (case_id, features) VALUES ($1, $2) \
+                 ON CONFLICT (case_id) DO UPDATE SET features = EXCLUDED.features",
+            )
+            .bind(case_id)
+            .bind(json)
+            .execute(self.store.pool())
+            .await
+            .map_err(database_status)?;
+        }
         Ok(Response::new(answer))
+    }
+
+    type ExportDecidedCasesStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<ExportDecidedCasesResponse, Status>> + Send>,
+    >;
+
+    async fn export_decided_cases(
+        &self,
+        _request: Request<ExportDecidedCasesRequest>,
+    ) -> Result<Response<Self::ExportDecidedCasesStream>, Status> {
+        use jiuzhu_eventstore::EventCodec;
+        let rows: Vec<(Uuid, serde_json::Value, Vec<u8>)> = sqlx::query_as(
+            "SELECT f.case_id, f.features, e.payload FROM case_features f \
+             JOIN events e ON e.stream_id = f.case_id::text \
+             AND e.event_type = 'jiuzhu.decisions.v1.DecisionApproved' ORDER BY e.position",
+        )
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(database_status)?;
+        let mut records = Vec::with_capacity(rows.len());
+        for (case_id, features, payload) in rows {
+            let Some(DecisionsEvent::DecisionApproved(approved)) =
+                DecisionsEvent::decode_payload("jiuzhu.decisions.v1.DecisionApproved", &payload)
+                    .map_err(|error| Status::internal(format!("case {case_id}: {error}")))?
+            else {
+                continue;
+            };
+            let mut case = features;
+            if let Some(object) = case.as_object_mut() {
+                object.insert("case_id".to_owned(), serde_json::json!(case_id.to_string()));
+                object.insert(
+                    "amount_fen".to_owned(),
+                    serde_json::json!(approved.amount.map_or(0, |m| m.fen)),
+                );
+                let methods: Vec<String> = approved
+                    .methods
+                    .iter()
+                    .filter_map(|m| ReliefMethod::try_from(*m).ok())
+                    .map(crate::policy::method_name)
+                    .collect();
+                object.insert("methods".to_owned(), serde_json::json!(methods));
+            }
+            records.push(Ok(ExportDecidedCasesResponse {
+                json: case.to_string(),
+            }));
+        }
+        Ok(Response::new(Box::pin(futures::stream::iter(records))))
     }
 
     async fn list_deadlines(
