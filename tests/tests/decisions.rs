@@ -192,6 +192,29 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         .await?
         .into_inner()
         .opinion_due;
+    // An interview and a home visit review the case.
+    for (request_id, kind, left) in [
+        (
+            "review-1",
+            ReviewKind::HomeVisit,
+            vec![ReviewKind::Interview as i32],
+        ),
+        ("review-2", ReviewKind::Interview, vec![]),
+    ] {
+        let outstanding = client
+            .record_review(RecordReviewRequest {
+                request_id: request_id.to_owned(),
+                case_id: case_id.clone(),
+                kind: kind as i32,
+                record_file_id: format!("record-{request_id}"),
+                sha256: "ab".repeat(32),
+                reviewed_by: "relief-prosecutor-1".to_owned(),
+            })
+            .await?
+            .into_inner()
+            .outstanding;
+        assert_eq!(outstanding, left);
+    }
     let propose = |request_id: &str, fen: i64| ProposeDecisionRequest {
         request_id: request_id.to_owned(),
         case_id: case_id.clone(),
@@ -260,6 +283,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         [
             Stage::Applied as i32,
             Stage::Accepted as i32,
+            Stage::Reviewed as i32,
             Stage::ApprovalOpinion as i32,
             Stage::Approved as i32
         ]
@@ -350,8 +374,8 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
 
     // Every event on the topic, keyed by the person.
     let topic = decisions.running.store.topic().to_owned();
-    let records = read_topic(&kafka_brokers(), &topic, 15)?;
-    assert_eq!(records.len(), 15);
+    let records = read_topic(&kafka_brokers(), &topic, 18)?;
+    assert_eq!(records.len(), 18);
     use rdkafka::Message as _;
     assert!(
         records.iter().all(|r| r.key() == Some(person.as_bytes())),

@@ -13,8 +13,8 @@ use jiuzhu_proto::decisions::{
     CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
     EligibilityAssessed, MaterialReceived, MaterialsObligationBreached, MaterialsObligationMet,
     MaterialsObligationOpened, RecommendationIssued, ReferralIssued, ReferralStatus,
-    ReferralUpdated, ReliefMethod, Stage, StageDeadlineApproaching, StageDeadlineBreached,
-    StageEntered,
+    ReferralUpdated, ReliefMethod, ReviewKind, ReviewRecorded, Stage, StageDeadlineApproaching,
+    StageDeadlineBreached, StageEntered,
 };
 
 use crate::policy::{ReliefPolicy, WageError, Wages, stage_name};
@@ -37,6 +37,7 @@ event_enum! {
         MaterialsObligationOpened(MaterialsObligationOpened),
         MaterialsObligationMet(MaterialsObligationMet),
         MaterialsObligationBreached(MaterialsObligationBreached),
+        ReviewRecorded(ReviewRecorded),
     }
 }
 
@@ -200,6 +201,8 @@ pub struct ReliefCase {
     pub approval: Option<DecisionApproved>,
     pub rejection: Option<DecisionRejected>,
     pub recommendation: Option<RecommendationIssued>,
+    /// Reviews recorded (interview, home visit).
+    pub reviews: BTreeSet<i32>,
     /// Materials owed after emergency relief, while owed; and whether the breach was raised.
     pub obligation: Option<MaterialsObligationOpened>,
     pub obligation_breached: bool,
@@ -251,6 +254,9 @@ impl Aggregate for ReliefCase {
             DecisionsEvent::MaterialsObligationOpened(e) => self.obligation = Some(e.clone()),
             DecisionsEvent::MaterialsObligationMet(_) => self.obligation = None,
             DecisionsEvent::MaterialsObligationBreached(_) => self.obligation_breached = true,
+            DecisionsEvent::ReviewRecorded(e) => {
+                self.reviews.insert(e.kind);
+            }
         }
     }
 }
@@ -544,6 +550,40 @@ impl ReliefCase {
         Ok(vec![DecisionsEvent::StageEntered(
             context.enter(&opened.case_id, Stage::Accepted),
         )])
+    }
+
+    /// Reviews still to do (an interview and a home visit) before the case is reviewed.
+    pub fn outstanding_reviews(&self) -> Vec<ReviewKind> {
+        [ReviewKind::Interview, ReviewKind::HomeVisit]
+            .into_iter()
+            .filter(|k| !self.reviews.contains(&(*k as i32)))
+            .collect()
+    }
+
+    /// Records an interview or home visit of an accepted case; the second of the two moves it
+    /// to reviewed (the approval opinion's clock keeps running from acceptance).
+    pub fn review(
+        &self,
+        mut recorded: ReviewRecorded,
+        context: Context<'_>,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.in_stage(&[Stage::Accepted, Stage::Reviewed], "reviewed")?;
+        recorded.reviewed_on = context.today.format("%Y-%m-%d").to_string();
+        let kind = recorded.kind;
+        let mut events = vec![DecisionsEvent::ReviewRecorded(recorded)];
+        let completes = self.stage == Stage::Accepted
+            && self.outstanding_reviews().iter().all(|k| *k as i32 == kind);
+        if completes {
+            // Reviewed inherits the acceptance's due date: the opinion is due 10 working
+            // days after acceptance, however the reviews went.
+            let mut entered = context.enter(&opened.case_id, Stage::Reviewed);
+            if let Some(accepted) = self.stages.last() {
+                entered.due_date.clone_from(&accepted.due_date);
+                entered.due_unknown.clone_from(&accepted.due_unknown);
+            }
+            events.push(DecisionsEvent::StageEntered(entered));
+        }
+        Ok(events)
     }
 
     /// The normal cap, with the wage region and year it came from.
@@ -1184,6 +1224,38 @@ mod tests {
             [_, DecisionsEvent::MaterialsObligationMet(_)]
         ));
         assert!(case.obligation_breached().is_empty());
+    }
+
+    #[test]
+    fn an_interview_and_a_home_visit_make_a_case_reviewed_on_the_acceptance_clock() {
+        let world = world();
+        let mut case = accepted(&world);
+        let due = case
+            .stages
+            .last()
+            .map(|s| s.due_date.clone())
+            .unwrap_or_default();
+        let record = |kind: ReviewKind| ReviewRecorded {
+            case_id: "c-1".to_owned(),
+            kind: kind as i32,
+            record_file_id: "rec-1".to_owned(),
+            sha256: "cd".repeat(32),
+            reviewed_by: "p-1".to_owned(),
+            reviewed_on: String::new(),
+        };
+        let first = when(&mut case, |c| {
+            c.review(record(ReviewKind::HomeVisit), world.on("2026-11-04"))
+        });
+        assert_eq!(first.len(), 1);
+        assert_eq!(case.outstanding_reviews(), [ReviewKind::Interview]);
+        let second = when(&mut case, |c| {
+            c.review(record(ReviewKind::Interview), world.on("2026-11-05"))
+        });
+        assert!(matches!(
+            &second[..],
+            [_, DecisionsEvent::StageEntered(s)] if s.stage == Stage::Reviewed as i32 && s.due_date == due
+        ));
+        assert_eq!(case.stage, Stage::Reviewed);
     }
 
     #[test]

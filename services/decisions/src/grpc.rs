@@ -593,6 +593,62 @@ impl DecisionsService for DecisionsApi {
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn record_review(
+        &self,
+        request: Request<RecordReviewRequest>,
+    ) -> Result<Response<RecordReviewResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        let kind = ReviewKind::try_from(request.kind).unwrap_or_default();
+        if kind == ReviewKind::Unspecified {
+            violations.add(
+                "kind",
+                "must be REVIEW_KIND_INTERVIEW or REVIEW_KIND_HOME_VISIT",
+            );
+        }
+        violations.require(&[
+            ("record_file_id", &request.record_file_id),
+            ("reviewed_by", &request.reviewed_by),
+        ]);
+        if !hex_sha256(request.sha256.trim()) {
+            violations.add("sha256", "must be 64 hex digits (the record's SHA-256)");
+        }
+        violations.into_result()?;
+        let recorded = ReviewRecorded {
+            case_id: case_id.to_string(),
+            kind: kind.into(),
+            record_file_id: request.record_file_id.trim().to_owned(),
+            sha256: request.sha256.trim().to_ascii_lowercase(),
+            reviewed_by: request.reviewed_by.trim().to_owned(),
+            reviewed_on: String::new(),
+        };
+        let answer = on_case(
+            self,
+            "RecordReview",
+            &request.request_id,
+            &request,
+            case_id,
+            move |case, context| {
+                let events = case.review(recorded, context)?;
+                let mut after = case.clone();
+                for event in &events {
+                    jiuzhu_eventstore::Aggregate::apply(&mut after, event);
+                }
+                let outstanding = after
+                    .outstanding_reviews()
+                    .into_iter()
+                    .map(i32::from)
+                    .collect();
+                Ok((events, RecordReviewResponse { outstanding }))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
     async fn propose_decision(
         &self,
         request: Request<ProposeDecisionRequest>,
