@@ -2,8 +2,10 @@
 //!
 //! Today it starts with its own database (event store, outbox and consumer tables migrated),
 //! provisions `jiuzhu.payments.events.v1`, runs its outbox relay and serves gRPC health and
-//! reflection. Its domain (`domain`, `grpc`, `projections` modules and its own
-//! migrations, as in the registry) arrives with its own issue.
+//! reflection. Its double-entry ledger (`ledger`) is in place; the disbursement domain, `grpc`,
+//! `projections` and its own migrations arrive with the rest of its issue.
+
+pub mod ledger;
 
 use jiuzhu_runtime::{Components, Service, ServiceContext, StartError};
 
