@@ -28,10 +28,16 @@ pub mod jiuzhu {
             include!(concat!(env!("OUT_DIR"), "/jiuzhu.decisions.v1.rs"));
         }
     }
+    pub mod payments {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/jiuzhu.payments.v1.rs"));
+        }
+    }
 }
 
 pub use jiuzhu::{
-    clues::v1 as clues, common::v1 as common, decisions::v1 as decisions, registry::v1 as registry,
+    clues::v1 as clues, common::v1 as common, decisions::v1 as decisions, payments::v1 as payments,
+    registry::v1 as registry,
 };
 
 /// `google.protobuf.Timestamp` to and from UTC time, the one conversion every service needs.

@@ -2,9 +2,11 @@
 //!
 //! Today it starts with its own database (event store, outbox and consumer tables migrated),
 //! provisions `jiuzhu.payments.events.v1`, runs its outbox relay and serves gRPC health and
-//! reflection. Its double-entry ledger (`ledger`) is in place; the disbursement domain, `grpc`,
-//! `projections` and its own migrations arrive with the rest of its issue.
+//! reflection. Its double-entry ledger (`ledger`), the disbursement state machine (`domain`) and
+//! the event contracts are in place; the shell (`grpc`, the provider adapters and simulator,
+//! `projections`, migrations) arrives with the rest of its issue.
 
+pub mod domain;
 pub mod ledger;
 
 use jiuzhu_runtime::{Components, Service, ServiceContext, StartError};

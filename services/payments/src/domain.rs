@@ -1,0 +1,435 @@
+//! Disbursements, free of I/O: ordered → funds reserved (or short, waiting for funds) →
+//! submitted to the provider → succeeded, or failed (retried when the failure allows it, else
+//! released) → reversed when the bank sends money back; cancelled before payment. Exactly once
+//! rests on two rules: a resend of an attempt reuses its idempotency key, and only a definite
+//! failure opens a new attempt. The ledger moves are the shell's, from these events.
+
+use jiuzhu_eventstore::{Aggregate, event_enum};
+use jiuzhu_proto::common::Money;
+use jiuzhu_proto::payments::{
+    BudgetAllocated, DisbursementCancelled, DisbursementFailed, DisbursementOrdered,
+    DisbursementReversed, DisbursementSubmitted, DisbursementSucceeded, FundsReserved, FundsShort,
+};
+
+event_enum! {
+    /// Every event on `jiuzhu.payments.events.v1`.
+    pub enum PaymentsEvent {
+        BudgetAllocated(BudgetAllocated),
+        DisbursementOrdered(DisbursementOrdered),
+        FundsReserved(FundsReserved),
+        FundsShort(FundsShort),
+        DisbursementSubmitted(DisbursementSubmitted),
+        DisbursementSucceeded(DisbursementSucceeded),
+        DisbursementFailed(DisbursementFailed),
+        DisbursementCancelled(DisbursementCancelled),
+        DisbursementReversed(DisbursementReversed),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum State {
+    #[default]
+    Unknown,
+    Ordered,
+    WaitingForFunds,
+    Reserved,
+    Submitted,
+    /// Failed, another attempt allowed.
+    Retryable,
+    /// Failed for good; the reservation was released.
+    Failed,
+    Succeeded,
+    Cancelled,
+    Reversed,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Unknown => "unknown",
+            State::Ordered => "ordered",
+            State::WaitingForFunds => "waiting for funds",
+            State::Reserved => "funds reserved",
+            State::Submitted => "submitted",
+            State::Retryable => "failed (retryable)",
+            State::Failed => "failed",
+            State::Succeeded => "paid",
+            State::Cancelled => "cancelled",
+            State::Reversed => "reversed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisbursementError {
+    #[error("no disbursement {0}")]
+    NotFound(String),
+    #[error("the disbursement is {state}: it cannot be {action}")]
+    WrongState {
+        state: &'static str,
+        action: &'static str,
+    },
+    #[error("{0}")]
+    Payee(#[from] PayeeError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayeeError {
+    #[error("a bank card number has 16 to 19 digits")]
+    CardLength,
+    #[error("the card number's check digit is wrong (a digit mistyped?)")]
+    CheckDigit,
+    #[error("the payee's name must be the person's")]
+    NameMismatch,
+}
+
+/// A bank card number: 16 to 19 digits (spaces allowed) with a valid Luhn check digit.
+pub fn check_bank_card(number: &str) -> Result<String, PayeeError> {
+    let digits: String = number.chars().filter(|c| !c.is_whitespace()).collect();
+    if !(16..=19).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PayeeError::CardLength);
+    }
+    let sum: u32 = digits
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 1 {
+                let doubled = d * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                d
+            }
+        })
+        .sum();
+    if sum.is_multiple_of(10) {
+        Ok(digits)
+    } else {
+        Err(PayeeError::CheckDigit)
+    }
+}
+
+/// An account number as it may be shown: first four and last four digits.
+pub fn mask(account: &str) -> String {
+    let chars: Vec<char> = account.chars().filter(|c| !c.is_whitespace()).collect();
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head} **** {tail}")
+}
+
+/// A disbursement as its decisions need it.
+#[derive(Debug, Clone, Default)]
+pub struct Disbursement {
+    pub ordered: Option<DisbursementOrdered>,
+    pub state: State,
+    /// The current attempt (0 before the first submission).
+    pub attempt: i32,
+    pub idempotency_key: String,
+    pub reserved: bool,
+}
+
+impl Aggregate for Disbursement {
+    type Event = PaymentsEvent;
+
+    fn apply(&mut self, event: &PaymentsEvent) {
+        match event {
+            PaymentsEvent::DisbursementOrdered(e) => {
+                self.ordered = Some(e.clone());
+                self.state = State::Ordered;
+            }
+            PaymentsEvent::FundsShort(_) => self.state = State::WaitingForFunds,
+            PaymentsEvent::FundsReserved(_) => {
+                self.state = State::Reserved;
+                self.reserved = true;
+            }
+            PaymentsEvent::DisbursementSubmitted(e) => {
+                self.state = State::Submitted;
+                self.attempt = e.attempt;
+                self.idempotency_key.clone_from(&e.idempotency_key);
+            }
+            PaymentsEvent::DisbursementSucceeded(_) => self.state = State::Succeeded,
+            PaymentsEvent::DisbursementFailed(e) => {
+                if e.retryable {
+                    self.state = State::Retryable;
+                } else {
+                    self.state = State::Failed;
+                    self.reserved = false;
+                }
+            }
+            PaymentsEvent::DisbursementCancelled(_) => {
+                self.state = State::Cancelled;
+                self.reserved = false;
+            }
+            PaymentsEvent::DisbursementReversed(_) => self.state = State::Reversed,
+            PaymentsEvent::BudgetAllocated(_) => {}
+        }
+    }
+}
+
+impl Disbursement {
+    fn ordered(&self) -> Result<&DisbursementOrdered, DisbursementError> {
+        self.ordered
+            .as_ref()
+            .ok_or_else(|| DisbursementError::NotFound(String::new()))
+    }
+
+    fn amount(&self) -> Option<Money> {
+        self.ordered.as_ref().and_then(|o| o.amount)
+    }
+
+    fn wrong(&self, action: &'static str) -> DisbursementError {
+        DisbursementError::WrongState {
+            state: self.state.name(),
+            action,
+        }
+    }
+
+    /// Holds the money when the budget (`available` fen) covers it, else waits for funds.
+    pub fn reserve(&self, available: i64) -> Result<Vec<PaymentsEvent>, DisbursementError> {
+        let ordered = self.ordered()?;
+        if !matches!(self.state, State::Ordered | State::WaitingForFunds) {
+            return Err(self.wrong("reserved"));
+        }
+        let amount = ordered.amount.map_or(0, |m| m.fen);
+        if available < amount {
+            if self.state == State::WaitingForFunds {
+                return Ok(Vec::new());
+            }
+            return Ok(vec![PaymentsEvent::FundsShort(FundsShort {
+                disbursement_id: ordered.disbursement_id.clone(),
+                procuratorate: ordered.procuratorate.clone(),
+                amount: ordered.amount,
+                available: Some(Money { fen: available }),
+            })]);
+        }
+        Ok(vec![PaymentsEvent::FundsReserved(FundsReserved {
+            disbursement_id: ordered.disbursement_id.clone(),
+            procuratorate: ordered.procuratorate.clone(),
+            amount: ordered.amount,
+        })])
+    }
+
+    /// A new attempt (first, or after a retryable failure) with its own idempotency key.
+    pub fn submit(&self, provider: &str) -> Result<Vec<PaymentsEvent>, DisbursementError> {
+        let ordered = self.ordered()?;
+        if !matches!(self.state, State::Reserved | State::Retryable) {
+            return Err(self.wrong("submitted"));
+        }
+        let attempt = self.attempt + 1;
+        Ok(vec![PaymentsEvent::DisbursementSubmitted(
+            DisbursementSubmitted {
+                disbursement_id: ordered.disbursement_id.clone(),
+                attempt,
+                idempotency_key: format!("{}:{attempt}", ordered.disbursement_id),
+                provider: provider.to_owned(),
+            },
+        )])
+    }
+
+    /// The provider's outcome of `attempt`. A repeated or late callback for an outcome already
+    /// recorded changes nothing; a success always wins over nothing (a timeout never failed it).
+    pub fn succeed(
+        &self,
+        attempt: i32,
+        provider_reference: &str,
+    ) -> Result<Vec<PaymentsEvent>, DisbursementError> {
+        let ordered = self.ordered()?;
+        match self.state {
+            State::Succeeded | State::Reversed => Ok(Vec::new()),
+            State::Submitted if attempt == self.attempt => {
+                Ok(vec![PaymentsEvent::DisbursementSucceeded(
+                    DisbursementSucceeded {
+                        disbursement_id: ordered.disbursement_id.clone(),
+                        person_id: ordered.person_id.clone(),
+                        case_id: ordered.case_id.clone(),
+                        amount: self.amount(),
+                        provider_reference: provider_reference.to_owned(),
+                        attempt,
+                    },
+                )])
+            }
+            _ => Err(self.wrong("paid")),
+        }
+    }
+
+    pub fn fail(
+        &self,
+        attempt: i32,
+        reason: &str,
+        retryable: bool,
+    ) -> Result<Vec<PaymentsEvent>, DisbursementError> {
+        let ordered = self.ordered()?;
+        match self.state {
+            State::Submitted if attempt == self.attempt => {
+                Ok(vec![PaymentsEvent::DisbursementFailed(
+                    DisbursementFailed {
+                        disbursement_id: ordered.disbursement_id.clone(),
+                        attempt,
+                        reason: reason.to_owned(),
+                        retryable,
+                    },
+                )])
+            }
+            State::Retryable | State::Failed if attempt == self.attempt => Ok(Vec::new()),
+            _ => Err(self.wrong("failed")),
+        }
+    }
+
+    pub fn cancel(&self, reason: &str, by: &str) -> Result<Vec<PaymentsEvent>, DisbursementError> {
+        let ordered = self.ordered()?;
+        if !matches!(
+            self.state,
+            State::Ordered | State::WaitingForFunds | State::Reserved | State::Retryable
+        ) {
+            return Err(self.wrong("cancelled"));
+        }
+        Ok(vec![PaymentsEvent::DisbursementCancelled(
+            DisbursementCancelled {
+                disbursement_id: ordered.disbursement_id.clone(),
+                reason: reason.to_owned(),
+                cancelled_by: by.to_owned(),
+            },
+        )])
+    }
+
+    pub fn reverse(
+        &self,
+        reason: &str,
+        bank_reference: &str,
+    ) -> Result<Vec<PaymentsEvent>, DisbursementError> {
+        let ordered = self.ordered()?;
+        if self.state != State::Succeeded {
+            return Err(self.wrong("reversed"));
+        }
+        Ok(vec![PaymentsEvent::DisbursementReversed(
+            DisbursementReversed {
+                disbursement_id: ordered.disbursement_id.clone(),
+                reason: reason.to_owned(),
+                bank_reference: bank_reference.to_owned(),
+            },
+        )])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn given(events: &[PaymentsEvent]) -> Disbursement {
+        let mut disbursement = Disbursement::default();
+        for event in events {
+            disbursement.apply(event);
+        }
+        disbursement
+    }
+
+    fn then(
+        disbursement: &mut Disbursement,
+        command: impl FnOnce(&Disbursement) -> Result<Vec<PaymentsEvent>, DisbursementError>,
+    ) -> Vec<PaymentsEvent> {
+        let events = command(disbursement).unwrap_or_default();
+        for event in &events {
+            disbursement.apply(event);
+        }
+        events
+    }
+
+    fn ordered() -> PaymentsEvent {
+        PaymentsEvent::DisbursementOrdered(DisbursementOrdered {
+            disbursement_id: "d-1".to_owned(),
+            case_id: "c-1".to_owned(),
+            instalment: 1,
+            person_id: "p-1".to_owned(),
+            procuratorate: "南明区院".to_owned(),
+            amount: Some(Money { fen: 500_000 }),
+            sealed_payee: None,
+            payee_account_masked: "6222 **** 1234".to_owned(),
+        })
+    }
+
+    #[test]
+    fn a_short_budget_waits_for_funds_then_reserves() {
+        let mut d = given(&[ordered()]);
+        let short = then(&mut d, |d| d.reserve(100_000));
+        assert!(
+            matches!(&short[..], [PaymentsEvent::FundsShort(s)] if s.available == Some(Money { fen: 100_000 }))
+        );
+        assert_eq!(d.state, State::WaitingForFunds);
+        assert!(
+            d.reserve(200_000).is_ok_and(|e| e.is_empty()),
+            "still short: nothing new"
+        );
+        then(&mut d, |d| d.reserve(900_000));
+        assert_eq!(d.state, State::Reserved);
+        assert!(d.reserved);
+    }
+
+    #[test]
+    fn a_retryable_failure_opens_a_new_attempt_with_a_new_key_and_a_late_callback_changes_nothing()
+    {
+        let mut d = given(&[ordered()]);
+        then(&mut d, |d| d.reserve(900_000));
+        then(&mut d, |d| d.submit("sim"));
+        assert_eq!(d.idempotency_key, "d-1:1");
+        assert!(
+            d.submit("sim").is_err(),
+            "no second attempt while one is out"
+        );
+        then(&mut d, |d| d.fail(1, "bank unavailable", true));
+        assert!(
+            d.fail(1, "bank unavailable", true)
+                .is_ok_and(|e| e.is_empty())
+        );
+        then(&mut d, |d| d.submit("sim"));
+        assert_eq!(d.idempotency_key, "d-1:2");
+        assert!(
+            d.succeed(1, "old").is_err(),
+            "a callback for an old attempt is refused"
+        );
+        let paid = then(&mut d, |d| d.succeed(2, "ref-9"));
+        assert!(
+            matches!(&paid[..], [PaymentsEvent::DisbursementSucceeded(s)] if s.amount == Some(Money { fen: 500_000 }))
+        );
+        assert!(
+            d.succeed(2, "ref-9").is_ok_and(|e| e.is_empty()),
+            "a duplicate callback"
+        );
+        assert!(d.cancel("too late", "x").is_err());
+        then(&mut d, |d| d.reverse("account closed", "b-1"));
+        assert_eq!(d.state, State::Reversed);
+    }
+
+    #[test]
+    fn a_definite_failure_releases_the_money() {
+        let mut d = given(&[ordered()]);
+        then(&mut d, |d| d.reserve(900_000));
+        then(&mut d, |d| d.submit("sim"));
+        then(&mut d, |d| d.fail(1, "account does not exist", false));
+        assert_eq!(d.state, State::Failed);
+        assert!(!d.reserved);
+        assert!(d.submit("sim").is_err());
+    }
+
+    #[test]
+    fn bank_cards_are_checked_and_masked() {
+        assert_eq!(
+            check_bank_card("6222 0212 3456 7890 128"),
+            Ok("6222021234567890128".to_owned())
+        );
+        assert_eq!(
+            check_bank_card("6222 0212 3456 7890 127"),
+            Err(PayeeError::CheckDigit),
+            "one digit off"
+        );
+        assert_eq!(
+            check_bank_card("4111 1111 1111 1111"),
+            Ok("4111111111111111".to_owned())
+        );
+        assert_eq!(check_bank_card("1234"), Err(PayeeError::CardLength));
+        assert_eq!(mask("4111111111111111"), "4111 **** 1111");
+    }
+}
