@@ -3,8 +3,8 @@
 //! budget cannot be overdrawn. Money is integer fen.
 //!
 //! Accounts: `finance` (where allocations come from), `budget:<procuratorate>` (allocated,
-//! free), `reserved:<procuratorate>` (held for ordered disbursements), `paid` (left the
-//! procuratorate through the provider). Reserve moves budget → reserved; a payment that succeeds
+//! free), `reserved:<procuratorate>` (held for ordered disbursements), `paid:<procuratorate>`
+//! (left the procuratorate through the provider). Reserve moves budget → reserved; a payment that succeeds
 //! moves reserved → paid; a failure or cancellation releases reserved → budget; a bank refund
 //! moves paid → budget.
 
@@ -26,6 +26,8 @@ pub enum LedgerError {
     },
     #[error("the amount overflows")]
     Overflow,
+    #[error("account {0} appears twice in one transaction")]
+    RepeatedAccount(String),
 }
 
 /// One side of a movement: `fen` is added to `account` (negative takes away).
@@ -45,6 +47,11 @@ impl Transaction {
     pub fn new(entries: Vec<Entry>) -> Result<Self, LedgerError> {
         if entries.len() < 2 || entries.iter().any(|e| e.fen == 0) {
             return Err(LedgerError::TooFewEntries);
+        }
+        for (n, entry) in entries.iter().enumerate() {
+            if entries[..n].iter().any(|e| e.account == entry.account) {
+                return Err(LedgerError::RepeatedAccount(entry.account.clone()));
+            }
         }
         let sum = entries
             .iter()
@@ -79,7 +86,6 @@ impl Transaction {
 }
 
 pub const FINANCE: &str = "finance";
-pub const PAID: &str = "paid";
 
 pub fn budget(procuratorate: &str) -> String {
     format!("budget:{procuratorate}")
@@ -87,6 +93,10 @@ pub fn budget(procuratorate: &str) -> String {
 
 pub fn reserved(procuratorate: &str) -> String {
     format!("reserved:{procuratorate}")
+}
+
+pub fn paid(procuratorate: &str) -> String {
+    format!("paid:{procuratorate}")
 }
 
 /// Balances derived from posted transactions.
@@ -152,12 +162,20 @@ impl Ledger {
 
     /// The provider paid: the reservation leaves the procuratorate.
     pub fn settle(&mut self, procuratorate: &str, fen: i64) -> Result<(), LedgerError> {
-        self.post(Transaction::transfer(&reserved(procuratorate), PAID, fen)?)
+        self.post(Transaction::transfer(
+            &reserved(procuratorate),
+            &paid(procuratorate),
+            fen,
+        )?)
     }
 
     /// The bank sent a payment back: the money returns to the budget.
     pub fn refund(&mut self, procuratorate: &str, fen: i64) -> Result<(), LedgerError> {
-        self.post(Transaction::transfer(PAID, &budget(procuratorate), fen)?)
+        self.post(Transaction::transfer(
+            &paid(procuratorate),
+            &budget(procuratorate),
+            fen,
+        )?)
     }
 }
 
@@ -182,7 +200,7 @@ mod tests {
         assert_eq!(ledger.balance(&budget("南明区院")), 400_000);
         assert_eq!(ledger.posted().len(), 2);
         assert_eq!(ledger.settle("南明区院", 600_000), Ok(()));
-        assert_eq!(ledger.balance(PAID), 600_000);
+        assert_eq!(ledger.balance(&paid("南明区院")), 600_000);
         assert_eq!(ledger.refund("南明区院", 600_000), Ok(()));
         assert_eq!(ledger.balance(&budget("南明区院")), 1_000_000);
     }

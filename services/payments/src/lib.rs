@@ -2,13 +2,17 @@
 //!
 //! Today it starts with its own database (event store, outbox and consumer tables migrated),
 //! provisions `jiuzhu.payments.events.v1`, runs its outbox relay and serves gRPC health and
-//! reflection. Its double-entry ledger (`ledger`), the disbursement state machine (`domain`) and
-//! the event contracts are in place; the shell (`grpc`, the provider adapters and simulator,
-//! `projections`, migrations) arrives with the rest of its issue.
+//! reflection. In place: the double-entry ledger (`ledger`, kept in PostgreSQL by `books`),
+//! budget allocation and balances (`grpc`), the disbursement state machine (`domain`) and the
+//! event contracts. Ordering disbursements from approved decisions, the provider adapters and
+//! simulator, reconciliation and `projections` arrive with the rest of its issue.
 
+pub mod books;
 pub mod domain;
+pub mod grpc;
 pub mod ledger;
 
+use jiuzhu_proto::payments::payments_service_server::PaymentsServiceServer;
 use jiuzhu_runtime::{Components, Service, ServiceContext, StartError};
 
 /// The payments service as the runtime sees it.
@@ -23,7 +27,11 @@ impl Service for Payments {
         sqlx::migrate!("./migrations")
     }
 
-    fn components(_context: &ServiceContext) -> Result<Components, StartError> {
-        Ok(Components::new())
+    fn components(context: &ServiceContext) -> Result<Components, StartError> {
+        Ok(
+            Components::new().grpc(PaymentsServiceServer::new(grpc::PaymentsApi::new(
+                context.store.clone(),
+            ))),
+        )
     }
 }
