@@ -7,7 +7,7 @@ use jiuzhu_proto::common::Money;
 use jiuzhu_proto::payments::payments_service_client::PaymentsServiceClient;
 use jiuzhu_proto::payments::*;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
-use jiuzhu_tests::{TestResult, read_topic, start};
+use jiuzhu_tests::{TestResult, eventually, read_topic, start};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,5 +65,165 @@ async fn allocations_move_money_once_and_the_balances_are_the_ledger_s() -> Test
     let records = read_topic(&kafka_brokers(), &topic, 2)?;
     assert_eq!(records.len(), 2);
     payments.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_when_budget_comes()
+-> TestResult {
+    use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
+    use jiuzhu_proto::decisions::*;
+    let wait = std::time::Duration::from_secs(60);
+    let ns = unique_namespace();
+    let decisions = start::<jiuzhu_decisions::Decisions>(&ns).await?;
+    let payments = start::<Payments>(&ns).await?;
+    let mut relief =
+        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+    let procuratorate = "贵阳市云岩区人民检察院";
+    // Emergency relief: decided and approved straight after the application.
+    let case_id = relief
+        .open_case(OpenCaseRequest {
+            request_id: "pay-open".to_owned(),
+            origin: CaseOrigin::Application as i32,
+            person_id: uuid::Uuid::now_v7().to_string(),
+            case_no: "(2026)黔0103刑初8号".to_owned(),
+            procuratorate: procuratorate.to_owned(),
+            region_code: "520103".to_owned(),
+            category: "urgent_medical".to_owned(),
+            applicant_relation: "self".to_owned(),
+            opened_by: "online".to_owned(),
+            ..OpenCaseRequest::default()
+        })
+        .await?
+        .into_inner()
+        .case_id;
+    relief
+        .assess_eligibility(AssessEligibilityRequest {
+            request_id: "pay-assess".to_owned(),
+            case_id: case_id.clone(),
+            facts: vec![
+                "urgent_medical_need".to_owned(),
+                "cannot_pay_treatment".to_owned(),
+            ],
+            assessed_by: "relief-prosecutor-2".to_owned(),
+            category: String::new(),
+        })
+        .await?;
+    let proposed = relief
+        .propose_decision(ProposeDecisionRequest {
+            request_id: "pay-propose".to_owned(),
+            case_id: case_id.clone(),
+            amount: Some(Money { fen: 800_000 }),
+            methods: vec![ReliefMethod::OneTimePayment as i32],
+            proposed_by: "relief-prosecutor-2".to_owned(),
+            ..ProposeDecisionRequest::default()
+        })
+        .await?
+        .into_inner();
+    relief
+        .approve_decision(ApproveDecisionRequest {
+            request_id: "pay-approve".to_owned(),
+            case_id: case_id.clone(),
+            approver_role: proposed.required_approver,
+            approved_by: "head-2".to_owned(),
+        })
+        .await?;
+
+    // No budget yet: ordered, and waiting for funds.
+    let pool = payments.running.store.pool().clone();
+    let count = |event_type: &'static str| {
+        let pool = pool.clone();
+        async move {
+            anyhow::Ok(
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE event_type = $1")
+                    .bind(event_type)
+                    .fetch_one(&pool)
+                    .await?,
+            )
+        }
+    };
+    eventually("the order waiting for funds", wait, || async {
+        Ok((count("jiuzhu.payments.v1.FundsShort").await? == 1).then_some(()))
+    })
+    .await?;
+    assert_eq!(count("jiuzhu.payments.v1.DisbursementOrdered").await?, 1);
+
+    // Budget arrives: the waiting order is reserved in the same transaction.
+    let mut client =
+        PaymentsServiceClient::connect(format!("http://{}", payments.running.grpc_addr)).await?;
+    let allocated = client
+        .allocate_budget(AllocateBudgetRequest {
+            request_id: "pay-alloc".to_owned(),
+            procuratorate: procuratorate.to_owned(),
+            amount: Some(Money { fen: 1_000_000 }),
+            document_reference: "黔财行〔2026〕31号".to_owned(),
+            allocated_by: "finance-officer-2".to_owned(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(allocated.budget, Some(Money { fen: 200_000 }));
+    let balances = client
+        .get_balances(GetBalancesRequest {
+            procuratorate: procuratorate.to_owned(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(balances.reserved, Some(Money { fen: 800_000 }));
+    assert_eq!(count("jiuzhu.payments.v1.FundsReserved").await?, 1);
+
+    // The approval delivered again (the same record, re-sent) orders nothing new.
+    let topic = decisions.running.store.topic().to_owned();
+    let records = read_topic(&kafka_brokers(), &topic, 1)?;
+    let approval = records
+        .iter()
+        .find(|r| {
+            jiuzhu_messaging::header_map(rdkafka::Message::headers(*r))
+                .get("jiuzhu-event-type")
+                .is_some_and(|t| t == "jiuzhu.decisions.v1.DecisionApproved")
+        })
+        .ok_or_else(|| anyhow::anyhow!("no approval on the topic"))?;
+    let consumed = || jiuzhu_tests::checkpoint_total(&pool, "payments.decision_orders");
+    let before = eventually("every decision event consumed", wait, || async {
+        let total = consumed().await?;
+        Ok((total >= i64::try_from(records.len())?).then_some(total))
+    })
+    .await?;
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    let payload = rdkafka::Message::payload(approval)
+        .unwrap_or_default()
+        .to_vec();
+    let key = rdkafka::Message::key(approval).unwrap_or_default().to_vec();
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&topic)
+                .key(&key)
+                .payload(&payload),
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    let handled = || async {
+        anyhow::Ok(
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM commands WHERE command_type = 'jiuzhu.payments.v1.DisbursementOrders'",
+            )
+            .fetch_one(&pool)
+            .await?,
+        )
+    };
+    eventually("the re-sent approval consumed", wait, || async {
+        Ok((consumed().await? > before).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        handled().await?,
+        1,
+        "one ordering command, answered again from its log"
+    );
+    assert_eq!(count("jiuzhu.payments.v1.DisbursementOrdered").await?, 1);
+    payments.running.stop().await;
+    decisions.running.stop().await;
     Ok(())
 }

@@ -31,9 +31,18 @@ pub async fn post(
     .bind(reason)
     .execute(&mut *conn)
     .await?;
+    // Rows first, then the update: an insert's values are checked against `no_overdraft`
+    // before any conflict is resolved, so a withdrawal cannot be an upsert.
     sqlx::query(
-        "INSERT INTO account_balances (account, fen) SELECT * FROM unnest($1::text[], $2::bigint[]) \
-         ON CONFLICT (account) DO UPDATE SET fen = account_balances.fen + EXCLUDED.fen",
+        "INSERT INTO account_balances (account, fen) SELECT a, 0 FROM unnest($1::text[]) AS a \
+         ON CONFLICT (account) DO NOTHING",
+    )
+    .bind(&accounts)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE account_balances b SET fen = b.fen + x.f \
+         FROM unnest($1::text[], $2::bigint[]) AS x(a, f) WHERE b.account = x.a",
     )
     .bind(&accounts)
     .bind(&amounts)

@@ -1,5 +1,5 @@
-//! The payments service's gRPC shell: budget allocation and balances (disbursement commands
-//! follow with the provider).
+//! The payments service's gRPC shell: budget allocation (which also reserves the orders that
+//! waited for it) and balances; disbursement commands follow with the provider.
 
 use futures::FutureExt;
 use jiuzhu_eventstore::EventStore;
@@ -24,6 +24,10 @@ pub struct PaymentsApi {
 impl PaymentsApi {
     pub fn new(store: EventStore) -> Self {
         Self { store }
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
     }
 }
 
@@ -80,6 +84,8 @@ impl PaymentsService for PaymentsApi {
                     )
                     .await
                     .map_err(database_status)?;
+                    // Orders waiting for funds are served first, oldest first.
+                    crate::orders::reserve_waiting(work, &procuratorate).await?;
                     let free =
                         books::balance_for_update(work.connection(), &budget(&procuratorate))
                             .await

@@ -1,0 +1,220 @@
+//! Approved decisions become disbursement orders (`DecisionApproved` on
+//! `jiuzhu.decisions.events.v1`), once per decision and instalment: the funds are reserved at
+//! once when the budget covers them, otherwise the order waits for funds (`FundsShort`) and is
+//! reserved by the allocation that covers it, oldest first, in the allocation's own transaction.
+
+use futures::FutureExt;
+use jiuzhu_eventstore::{EventCodec, UnitOfWork};
+use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
+use jiuzhu_proto::common::{EventEnvelope, Money};
+use jiuzhu_proto::decisions::DecisionApproved;
+use jiuzhu_proto::payments::DisbursementOrdered;
+use jiuzhu_runtime::grpc::{database_status, run_command, store_status};
+use prost::Message;
+use tonic::{Code, Status};
+use uuid::Uuid;
+
+use crate::books;
+use crate::domain::{Disbursement, PaymentsEvent};
+use crate::grpc::PaymentsApi;
+use crate::ledger::{Transaction, budget, reserved};
+
+jiuzhu_eventstore::event_enum! {
+    /// The decision events that order payments.
+    enum Approvals {
+        DecisionApproved(DecisionApproved),
+    }
+}
+
+const ORDER: &str = "jiuzhu.payments.v1.DisbursementOrders";
+
+/// Reserves (or records as short) a disbursement inside `work`, moving the money when it can.
+pub(crate) async fn reserve(
+    work: &mut UnitOfWork<'_>,
+    disbursement: &Disbursement,
+    version: i64,
+) -> Result<bool, Status> {
+    let Some(ordered) = &disbursement.ordered else {
+        return Ok(false);
+    };
+    let fen = ordered.amount.map_or(0, |m| m.fen);
+    let available = books::balance_for_update(work.connection(), &budget(&ordered.procuratorate))
+        .await
+        .map_err(database_status)?;
+    let events = disbursement
+        .reserve(available)
+        .map_err(|error| Status::failed_precondition(error.to_string()))?;
+    let reserved_now = events
+        .iter()
+        .any(|e| matches!(e, PaymentsEvent::FundsReserved(_)));
+    if events.is_empty() {
+        return Ok(false);
+    }
+    work.append(
+        &ordered.disbursement_id,
+        version,
+        &ordered.person_id,
+        &events,
+    )
+    .await
+    .map_err(store_status)?;
+    let id = Uuid::parse_str(&ordered.disbursement_id)
+        .map_err(|_| Status::internal("disbursement id is not a UUID"))?;
+    if reserved_now {
+        let transaction = Transaction::transfer(
+            &budget(&ordered.procuratorate),
+            &reserved(&ordered.procuratorate),
+            fen,
+        )
+        .map_err(|error| Status::internal(error.to_string()))?;
+        books::post(
+            work.connection(),
+            &transaction,
+            &format!("reserve {}", ordered.disbursement_id),
+        )
+        .await
+        .map_err(database_status)?;
+        sqlx::query("DELETE FROM waiting_for_funds WHERE disbursement_id = $1")
+            .bind(id)
+            .execute(work.connection())
+            .await
+            .map_err(database_status)?;
+    } else {
+        sqlx::query(
+            "INSERT INTO waiting_for_funds (disbursement_id, procuratorate, fen) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(&ordered.procuratorate)
+        .bind(fen)
+        .execute(work.connection())
+        .await
+        .map_err(database_status)?;
+    }
+    Ok(reserved_now)
+}
+
+/// After budget arrives: reserves the waiting disbursements it covers, oldest first.
+pub(crate) async fn reserve_waiting(
+    work: &mut UnitOfWork<'_>,
+    procuratorate: &str,
+) -> Result<usize, Status> {
+    let waiting: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT disbursement_id FROM waiting_for_funds WHERE procuratorate = $1 ORDER BY position",
+    )
+    .bind(procuratorate)
+    .fetch_all(work.connection())
+    .await
+    .map_err(database_status)?;
+    let mut reserved_count = 0;
+    for id in waiting {
+        let (disbursement, version) = work
+            .load::<Disbursement>(&id.to_string())
+            .await
+            .map_err(store_status)?;
+        if !reserve(work, &disbursement, version).await? {
+            // Oldest first: a later, smaller one does not jump the queue.
+            break;
+        }
+        reserved_count += 1;
+    }
+    Ok(reserved_count)
+}
+
+#[derive(Debug)]
+pub struct DecisionOrders {
+    api: PaymentsApi,
+}
+
+impl DecisionOrders {
+    pub fn new(api: PaymentsApi) -> Self {
+        Self { api }
+    }
+
+    async fn order(&self, approved: DecisionApproved) -> Result<(), Status> {
+        let case_id = Uuid::parse_str(&approved.case_id).map_err(|_| {
+            Status::invalid_argument(format!("case_id `{}` is not a UUID", approved.case_id))
+        })?;
+        let fen = approved.amount.map_or(0, |m| m.fen);
+        if fen <= 0 {
+            return Ok(());
+        }
+        let fingerprint = approved.clone();
+        run_command(
+            self.api.store(),
+            ORDER,
+            &format!("order-{case_id}-1"),
+            &fingerprint,
+            move |work| {
+                async move {
+                    let disbursement_id = Uuid::now_v7();
+                    let claimed: Option<Uuid> = sqlx::query_scalar(
+                        "INSERT INTO disbursement_claims (case_id, instalment, disbursement_id) \
+                         VALUES ($1, 1, $2) ON CONFLICT DO NOTHING RETURNING disbursement_id",
+                    )
+                    .bind(case_id)
+                    .bind(disbursement_id)
+                    .fetch_optional(work.connection())
+                    .await
+                    .map_err(database_status)?;
+                    if claimed.is_none() {
+                        return Ok(DisbursementOrdered::default());
+                    }
+                    let order = DisbursementOrdered {
+                        disbursement_id: disbursement_id.to_string(),
+                        case_id: approved.case_id.clone(),
+                        instalment: 1,
+                        person_id: approved.person_id.clone(),
+                        procuratorate: approved.procuratorate.clone(),
+                        amount: Some(Money { fen }),
+                        sealed_payee: None,
+                        payee_account_masked: String::new(),
+                    };
+                    let ordered = PaymentsEvent::DisbursementOrdered(order.clone());
+                    work.append(
+                        &disbursement_id.to_string(),
+                        0,
+                        &approved.person_id,
+                        std::slice::from_ref(&ordered),
+                    )
+                    .await
+                    .map_err(store_status)?;
+                    let mut disbursement = Disbursement::default();
+                    jiuzhu_eventstore::Aggregate::apply(&mut disbursement, &ordered);
+                    reserve(work, &disbursement, 1).await?;
+                    Ok(order)
+                }
+                .boxed()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+impl InboundHandler for DecisionOrders {
+    fn name(&self) -> &str {
+        "payments.decision_orders"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![service_topic("decisions")]
+    }
+
+    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        let envelope = EventEnvelope::decode(record.payload.as_slice())?;
+        let Some(Approvals::DecisionApproved(approved)) =
+            Approvals::decode_payload(&envelope.event_type, &envelope.payload)?
+        else {
+            return Ok(());
+        };
+        self.order(approved)
+            .await
+            .map_err(|status| match status.code() {
+                Code::InvalidArgument | Code::FailedPrecondition => {
+                    ProjectionError::Rejected(status.message().to_owned())
+                }
+                _ => ProjectionError::Unavailable(status.message().to_owned()),
+            })
+    }
+}
