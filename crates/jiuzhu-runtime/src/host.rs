@@ -260,6 +260,26 @@ pub fn assemble<S: Service>(
 
 /// Starts a service: database, topics, gRPC, relay and consumers.
 pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError> {
+    // Listen before opening any connection: an outgoing connection's local port is drawn from
+    // the ephemeral range, which holds the service ports too (50051… on Linux's 32768–60999).
+    let listener = tokio::net::TcpListener::bind(settings.service.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: settings.service.listen,
+            source,
+        })?;
+    let grpc_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: settings.service.listen,
+        source,
+    })?;
+    let metrics_listener = match settings.service.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
     let pool = connect::<S>(&settings).await?;
     let (context, mut components) = assemble::<S>(pool, settings)?;
     let settings = &context.settings;
@@ -280,17 +300,6 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     topics.sort();
     topics.dedup();
     ensure_topics(&settings.kafka, &topics).await?;
-
-    let listener = tokio::net::TcpListener::bind(settings.service.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: settings.service.listen,
-            source,
-        })?;
-    let grpc_addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: settings.service.listen,
-        source,
-    })?;
 
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -325,20 +334,21 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         tasks.push(tokio::spawn(run));
     }
 
-    let metrics_addr = match context.settings.service.metrics_listen {
-        Some(addr) => {
-            let (bound, task) = crate::metrics::serve(
-                addr,
+    let metrics_addr = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr().map_err(|source| StartError::Listen {
+                addr: grpc_addr,
+                source,
+            })?;
+            tasks.push(crate::metrics::serve(
+                listener,
                 S::NAME,
                 context.pool.clone(),
                 std::mem::take(&mut components.metrics),
                 shutdown.child_token(),
-            )
-            .await
-            .map_err(|source| StartError::Listen { addr, source })?;
-            tasks.push(task);
-            tracing::info!(service = S::NAME, %bound, "serving metrics");
-            Some(bound)
+            ));
+            tracing::info!(service = S::NAME, %addr, "serving metrics");
+            Some(addr)
         }
         None => None,
     };

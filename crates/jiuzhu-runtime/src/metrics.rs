@@ -3,7 +3,6 @@
 //! own gauges with `Components::metrics`, computed from its read models at scrape time, so
 //! the figures are the projections' own and nothing is kept in memory between scrapes.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -52,18 +51,16 @@ async fn render(
     Ok(text)
 }
 
-/// Binds `addr` and serves `/metrics` until `shutdown`; returns the bound address.
-pub async fn serve(
-    addr: SocketAddr,
+/// Serves `/metrics` on `listener` until `shutdown`.
+pub fn serve(
+    listener: TcpListener,
     service: &'static str,
     pool: PgPool,
     collectors: Vec<Collector>,
     shutdown: CancellationToken,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
+) -> tokio::task::JoinHandle<()> {
     let collectors = Arc::new(collectors);
-    let task = tokio::spawn(async move {
+    tokio::spawn(async move {
         loop {
             let (mut socket, _) = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -99,6 +96,5 @@ pub async fn serve(
                 let _ = socket.shutdown().await;
             });
         }
-    });
-    Ok((bound, task))
+    })
 }
