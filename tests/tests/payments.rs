@@ -171,6 +171,58 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
     assert_eq!(balances.reserved, Some(Money { fen: 800_000 }));
     assert_eq!(count("jiuzhu.payments.v1.FundsReserved").await?, 1);
 
+    // The case's disbursement with its history; cancelled, its money returns to the budget.
+    let listed = client
+        .list_disbursements(ListDisbursementsRequest {
+            case_id: case_id.clone(),
+        })
+        .await?
+        .into_inner()
+        .disbursements;
+    assert_eq!(listed.len(), 1);
+    let disbursement = &listed[0];
+    assert_eq!(disbursement.state, DisbursementState::Reserved as i32);
+    let history: Vec<&str> = disbursement
+        .history
+        .iter()
+        .map(|h| h.event_type.as_str())
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "jiuzhu.payments.v1.DisbursementOrdered",
+            "jiuzhu.payments.v1.FundsShort",
+            "jiuzhu.payments.v1.FundsReserved"
+        ]
+    );
+    let cancel = CancelDisbursementRequest {
+        request_id: "pay-cancel".to_owned(),
+        disbursement_id: disbursement.disbursement_id.clone(),
+        reason: "the applicant died; the heirs apply anew".to_owned(),
+        cancelled_by: "relief-prosecutor-2".to_owned(),
+    };
+    client.cancel_disbursement(cancel.clone()).await?;
+    client.cancel_disbursement(cancel.clone()).await?; // a retry: nothing more moves
+    let again = client
+        .cancel_disbursement(CancelDisbursementRequest {
+            request_id: "pay-cancel-2".to_owned(),
+            ..cancel
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a cancelled disbursement was cancelled again"))?;
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    let balances = client
+        .get_balances(GetBalancesRequest {
+            procuratorate: procuratorate.to_owned(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(
+        (balances.budget, balances.reserved),
+        (Some(Money { fen: 1_000_000 }), Some(Money { fen: 0 }))
+    );
+
     // The approval delivered again (the same record, re-sent) orders nothing new.
     let topic = decisions.running.store.topic().to_owned();
     let records = read_topic(&kafka_brokers(), &topic, 1)?;

@@ -11,8 +11,35 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::books;
-use crate::domain::PaymentsEvent;
-use crate::ledger::{FINANCE, Transaction, budget};
+use crate::domain::{Disbursement as DisbursementAggregate, PaymentsEvent, State};
+use crate::ledger::{FINANCE, Transaction, budget, reserved};
+
+fn state_of(state: State) -> DisbursementState {
+    match state {
+        State::Unknown => DisbursementState::Unspecified,
+        State::Ordered => DisbursementState::Ordered,
+        State::WaitingForFunds => DisbursementState::WaitingForFunds,
+        State::Reserved => DisbursementState::Reserved,
+        State::Submitted => DisbursementState::Submitted,
+        State::Retryable => DisbursementState::Retryable,
+        State::Failed => DisbursementState::Failed,
+        State::Succeeded => DisbursementState::Succeeded,
+        State::Cancelled => DisbursementState::Cancelled,
+        State::Reversed => DisbursementState::Reversed,
+    }
+}
+
+impl From<crate::domain::DisbursementError> for Status {
+    fn from(error: crate::domain::DisbursementError) -> Self {
+        use crate::domain::DisbursementError;
+        let message = error.to_string();
+        match error {
+            DisbursementError::NotFound(_) => Status::not_found(message),
+            DisbursementError::WrongState { .. } => Status::failed_precondition(message),
+            DisbursementError::Payee(_) => FieldViolations::single("payee", message),
+        }
+    }
+}
 
 const SERVICE: &str = "jiuzhu.payments.v1.PaymentsService";
 
@@ -24,6 +51,43 @@ pub struct PaymentsApi {
 impl PaymentsApi {
     pub fn new(store: EventStore) -> Self {
         Self { store }
+    }
+
+    /// A disbursement with its whole history, from its stream.
+    async fn disbursement(&self, id: Uuid) -> Result<Disbursement, Status> {
+        let events = self
+            .store
+            .load_stream(&id.to_string(), 0)
+            .await
+            .map_err(store_status)?;
+        if events.is_empty() {
+            return Err(Status::not_found(format!("no disbursement {id}")));
+        }
+        let mut aggregate = DisbursementAggregate::default();
+        let mut history = Vec::with_capacity(events.len());
+        for event in &events {
+            if let Some(decoded) = event.decode::<PaymentsEvent>().map_err(store_status)? {
+                jiuzhu_eventstore::Aggregate::apply(&mut aggregate, &decoded);
+            }
+            history.push(HistoryEntry {
+                event_type: event.event_type.clone(),
+                occurred_at: event.occurred_at.to_rfc3339(),
+                version: event.stream_version,
+            });
+        }
+        let ordered = aggregate.ordered.clone().unwrap_or_default();
+        Ok(Disbursement {
+            disbursement_id: ordered.disbursement_id,
+            case_id: ordered.case_id,
+            instalment: ordered.instalment,
+            person_id: ordered.person_id,
+            procuratorate: ordered.procuratorate,
+            amount: ordered.amount,
+            state: state_of(aggregate.state).into(),
+            attempt: aggregate.attempt,
+            payee_account_masked: ordered.payee_account_masked,
+            history,
+        })
     }
 
     pub fn store(&self) -> &EventStore {
@@ -94,6 +158,102 @@ impl PaymentsService for PaymentsApi {
                         allocation_id: stream,
                         budget: Some(Money { fen: free }),
                     })
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_disbursement(
+        &self,
+        request: Request<GetDisbursementRequest>,
+    ) -> Result<Response<GetDisbursementResponse>, Status> {
+        let id = jiuzhu_runtime::grpc::uuid_field(
+            "disbursement_id",
+            &request.get_ref().disbursement_id,
+        )?;
+        Ok(Response::new(GetDisbursementResponse {
+            disbursement: Some(self.disbursement(id).await?),
+        }))
+    }
+
+    async fn list_disbursements(
+        &self,
+        request: Request<ListDisbursementsRequest>,
+    ) -> Result<Response<ListDisbursementsResponse>, Status> {
+        let case_id = jiuzhu_runtime::grpc::uuid_field("case_id", &request.get_ref().case_id)?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT disbursement_id FROM disbursement_claims WHERE case_id = $1 ORDER BY instalment",
+        )
+        .bind(case_id)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(database_status)?;
+        let mut disbursements = Vec::with_capacity(ids.len());
+        for id in ids {
+            disbursements.push(self.disbursement(id).await?);
+        }
+        Ok(Response::new(ListDisbursementsResponse { disbursements }))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn cancel_disbursement(
+        &self,
+        request: Request<CancelDisbursementRequest>,
+    ) -> Result<Response<CancelDisbursementResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let id = jiuzhu_runtime::grpc::uuid_field("disbursement_id", &request.disbursement_id)?;
+        violations.require(&[
+            ("reason", &request.reason),
+            ("cancelled_by", &request.cancelled_by),
+        ]);
+        violations.into_result()?;
+        let (reason, by) = (
+            request.reason.trim().to_owned(),
+            request.cancelled_by.trim().to_owned(),
+        );
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/CancelDisbursement"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (disbursement, version) = work
+                        .load::<DisbursementAggregate>(&id.to_string())
+                        .await
+                        .map_err(store_status)?;
+                    if version == 0 {
+                        return Err(Status::not_found(format!("no disbursement {id}")));
+                    }
+                    let events = disbursement.cancel(&reason, &by)?;
+                    let ordered = disbursement.ordered.clone().unwrap_or_default();
+                    work.append(&id.to_string(), version, &ordered.person_id, &events)
+                        .await
+                        .map_err(store_status)?;
+                    // Held money goes back to the budget; a waiting order leaves the queue.
+                    if disbursement.reserved {
+                        let fen = ordered.amount.map_or(0, |m| m.fen);
+                        let transaction = Transaction::transfer(
+                            &reserved(&ordered.procuratorate),
+                            &budget(&ordered.procuratorate),
+                            fen,
+                        )
+                        .map_err(|error| Status::internal(error.to_string()))?;
+                        books::post(work.connection(), &transaction, &format!("cancel {id}"))
+                            .await
+                            .map_err(database_status)?;
+                    }
+                    sqlx::query("DELETE FROM waiting_for_funds WHERE disbursement_id = $1")
+                        .bind(id)
+                        .execute(work.connection())
+                        .await
+                        .map_err(database_status)?;
+                    Ok(CancelDisbursementResponse {})
                 }
                 .boxed()
             },
