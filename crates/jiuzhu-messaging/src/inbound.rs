@@ -26,6 +26,13 @@ pub fn inbound_topic(source: &str) -> String {
     format!("jiuzhu.inbound.{source}.v1")
 }
 
+/// The source an inbound topic is named after (`cases`, `civil_affairs`, …), whatever the
+/// environment's prefix; `None` for a topic that is not inbound.
+pub fn inbound_source(topic: &str) -> Option<&str> {
+    let start = topic.rfind("jiuzhu.inbound.")? + "jiuzhu.inbound.".len();
+    topic[start..].strip_suffix(".v1")
+}
+
 /// Header naming the protobuf message of an inbound record, for topics that carry more than
 /// one kind (a department's topic carries registry records and referral updates).
 pub const MESSAGE_TYPE_HEADER: &str = "jiuzhu-message-type";
@@ -229,5 +236,23 @@ impl<H: InboundHandler> InboundRunner<H> {
                 return false;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inbound_source;
+
+    #[test]
+    fn the_source_comes_from_the_topic_name() {
+        assert_eq!(
+            inbound_source("jiuzhu.inbound.civil_affairs.v1"),
+            Some("civil_affairs")
+        );
+        assert_eq!(
+            inbound_source("staging.jiuzhu.inbound.health.v1"),
+            Some("health")
+        );
+        assert_eq!(inbound_source("jiuzhu.registry.events.v1"), None);
     }
 }

@@ -19,7 +19,8 @@ pub use headers::{
     CONTENT_TYPE, ENVELOPE_CONTENT_TYPE, EVENT_ID_HEADER, EVENT_TYPE_HEADER, header_map,
 };
 pub use inbound::{
-    InboundHandler, InboundRecord, InboundRunner, MESSAGE_TYPE_HEADER, inbound_topic,
+    InboundHandler, InboundRecord, InboundRunner, MESSAGE_TYPE_HEADER, inbound_source,
+    inbound_topic,
 };
 pub use rebuild::{RebuildError, RebuildProgress, rebuild_from_store, rebuild_from_topic};
 pub use relay::{OutboxRelay, PublishedBatch, RelayError};

@@ -54,6 +54,18 @@ impl FieldViolations {
         }
     }
 
+    /// A list's `page_size`: `default` when 0, else 1 to 500 (outside that, a violation).
+    pub fn page_size(&mut self, requested: i32, default: i64) -> i64 {
+        match requested {
+            0 => default,
+            n if (1..=500).contains(&n) => i64::from(n),
+            _ => {
+                self.add("page_size", "must be between 1 and 500");
+                default
+            }
+        }
+    }
+
     /// `Ok(())` when nothing was violated, else the status naming every bad field.
     pub fn into_result(self) -> Result<(), Status> {
         if self.violations.is_empty() {

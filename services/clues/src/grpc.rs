@@ -364,14 +364,7 @@ impl CluesService for CluesApi {
     ) -> Result<Response<ListCluesResponse>, Status> {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
-        let page_size = match request.page_size {
-            0 => 50,
-            n if (1..=500).contains(&n) => i64::from(n),
-            _ => {
-                violations.add("page_size", "must be between 1 and 500");
-                50
-            }
-        };
+        let page_size = violations.page_size(request.page_size, 50);
         if ClueStatus::try_from(request.status).is_err() {
             violations.add("status", format!("{} is not a clue status", request.status));
         }

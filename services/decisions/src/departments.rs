@@ -5,18 +5,14 @@
 //! update that cannot apply — unknown referral, another department's, a settled one — goes to
 //! the dead-letter topic with the reason; an outage is retried.
 
-use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, inbound_topic};
+use jiuzhu_messaging::{
+    InboundHandler, InboundRecord, ProjectionError, inbound_source, inbound_topic,
+};
 use jiuzhu_proto::decisions::{CaseDeadline, ReferralStatus, ReferralUpdate};
 use prost::{Message, Name};
 use tonic::Code;
 
 use crate::grpc::{DecisionsApi, on_case};
-
-/// The department named by an inbound topic (whatever the environment's prefix).
-fn department_of(topic: &str) -> Option<&str> {
-    let start = topic.rfind("jiuzhu.inbound.")? + "jiuzhu.inbound.".len();
-    topic[start..].strip_suffix(".v1")
-}
 
 #[derive(Debug)]
 pub struct ReferralUpdates {
@@ -43,7 +39,7 @@ impl InboundHandler for ReferralUpdates {
         if record.message_type() != Some(ReferralUpdate::full_name().as_str()) {
             return Ok(());
         }
-        let department = department_of(&record.topic)
+        let department = inbound_source(&record.topic)
             .ok_or_else(|| {
                 ProjectionError::Rejected(format!("`{}` is not an inbound topic", record.topic))
             })?

@@ -991,14 +991,7 @@ impl DecisionsService for DecisionsApi {
                 "must be DEADLINE_FILTER_OVERDUE or DEADLINE_FILTER_DUE_SOON",
             );
         }
-        let page_size = match request.page_size {
-            0 => 50,
-            n if (1..=500).contains(&n) => i64::from(n),
-            _ => {
-                violations.add("page_size", "must be between 1 and 500");
-                50
-            }
-        };
+        let page_size = violations.page_size(request.page_size, 50);
         let after = if request.page_token.is_empty() {
             None
         } else {

@@ -670,14 +670,7 @@ impl RegistryService for RegistryApi {
         let request = request.into_inner();
         let person_id = uuid_field("person_id", &request.person_id)?;
         let mut violations = FieldViolations::new();
-        let page_size = match request.page_size {
-            0 => 100,
-            n if (1..=500).contains(&n) => i64::from(n),
-            _ => {
-                violations.add("page_size", "must be between 1 and 500");
-                100
-            }
-        };
+        let page_size = violations.page_size(request.page_size, 100);
         let newest_first = match FileOrder::try_from(request.order) {
             Ok(FileOrder::OldestFirst) => false,
             Ok(_) => true,
@@ -784,14 +777,7 @@ impl RegistryService for RegistryApi {
                 Some(Search::NameAndRegion(q.full_name.trim().to_owned(), code))
             }
         };
-        let page_size = match request.page_size {
-            0 => 50,
-            n if (1..=500).contains(&n) => i64::from(n),
-            _ => {
-                violations.add("page_size", "must be between 1 and 500");
-                50
-            }
-        };
+        let page_size = violations.page_size(request.page_size, 50);
         let after = if request.page_token.is_empty() {
             None
         } else {

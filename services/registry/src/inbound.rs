@@ -5,7 +5,9 @@
 //! services and are left alone.
 
 use jiuzhu_eventstore::EventStore;
-use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, inbound_topic};
+use jiuzhu_messaging::{
+    InboundHandler, InboundRecord, ProjectionError, inbound_source, inbound_topic,
+};
 use jiuzhu_proto::registry::{BulkUpsertPersonsRequest, PersonRecord};
 use jiuzhu_vault::Vault;
 use prost::Message;
@@ -21,12 +23,6 @@ pub const FEEDING_DEPARTMENTS: [&str; 7] = [
     "finance",
     "industry_commerce",
 ];
-
-/// The department named by an inbound topic (whatever the environment's prefix).
-fn department_of(topic: &str) -> Option<&str> {
-    let start = topic.rfind("jiuzhu.inbound.")? + "jiuzhu.inbound.".len();
-    topic[start..].strip_suffix(".v1")
-}
 
 #[derive(Debug)]
 pub struct DepartmentFeeds {
@@ -61,7 +57,7 @@ impl InboundHandler for DepartmentFeeds {
         {
             return Ok(());
         }
-        let department = department_of(&record.topic).ok_or_else(|| {
+        let department = inbound_source(&record.topic).ok_or_else(|| {
             ProjectionError::Rejected(format!("`{}` is not an inbound topic", record.topic))
         })?;
         let mut person = PersonRecord::decode(record.payload.as_slice())?;
@@ -96,23 +92,5 @@ impl InboundHandler for DepartmentFeeds {
             })
             .collect();
         Err(ProjectionError::Rejected(reasons.join("; ")))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::department_of;
-
-    #[test]
-    fn the_department_comes_from_the_topic_name() {
-        assert_eq!(
-            department_of("jiuzhu.inbound.civil_affairs.v1"),
-            Some("civil_affairs")
-        );
-        assert_eq!(
-            department_of("staging.jiuzhu.inbound.health.v1"),
-            Some("health")
-        );
-        assert_eq!(department_of("jiuzhu.registry.events.v1"), None);
     }
 }
