@@ -9,17 +9,15 @@
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate};
-use futures::FutureExt;
 use jiuzhu_proto::decisions::{CaseDeadline, Stage};
-use jiuzhu_runtime::grpc::{database_status, run_command, store_status};
+use jiuzhu_runtime::grpc::database_status;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::domain::{Alarm, Context, ReliefCase};
-use crate::grpc::DecisionsApi;
+use crate::domain::{Alarm, Context, DecisionsEvent, ReliefCase};
+use crate::grpc::{DecisionsApi, on_case};
 
-const ALARM: &str = "jiuzhu.decisions.v1.DeadlineMonitor";
 /// Alarms raised per scan at most (the next scan takes the rest).
 const BATCH: i64 = 1000;
 
@@ -111,33 +109,13 @@ impl Monitor {
                 ..CaseDeadline::default()
             };
             let stage = Stage::try_from(stage).unwrap_or_default();
-            let answer = run_command(
-                &self.api.store,
-                ALARM,
-                &format!("deadline-{kind}-{case_id}-{}-{entered_on}", stage as i32),
-                &what,
-                move |work| {
-                    async move {
-                        let (case, version) = work
-                            .load::<ReliefCase>(&case_id.to_string())
-                            .await
-                            .map_err(store_status)?;
-                        let events = case.deadline(stage, &entered_on, alarm);
-                        if !events.is_empty() {
-                            work.append(&case_id.to_string(), version, case.person_id(), &events)
-                                .await
-                                .map_err(store_status)?;
-                        }
-                        Ok(CaseDeadline {
-                            working_days_left: i32::from(!events.is_empty()),
-                            ..CaseDeadline::default()
-                        })
-                    }
-                    .boxed()
-                },
-            )
-            .await?;
-            raised += usize::try_from(answer.working_days_left).unwrap_or(0);
+            let request_id = format!("deadline-{kind}-{case_id}-{}-{entered_on}", stage as i32);
+            let new = self
+                .raise(&request_id, &what, case_id, move |case| {
+                    case.deadline(stage, &entered_on, alarm)
+                })
+                .await?;
+            raised += usize::from(new);
         }
         raised += self.obligations(context.today).await?;
         Ok(raised)
@@ -160,34 +138,39 @@ impl Monitor {
                 case_id: case_id.to_string(),
                 ..CaseDeadline::default()
             };
-            let answer = run_command(
-                &self.api.store,
-                ALARM,
-                &format!("obligation-breached-{case_id}"),
-                &what,
-                move |work| {
-                    async move {
-                        let (case, version) = work
-                            .load::<ReliefCase>(&case_id.to_string())
-                            .await
-                            .map_err(store_status)?;
-                        let events = case.obligation_breached();
-                        if !events.is_empty() {
-                            work.append(&case_id.to_string(), version, case.person_id(), &events)
-                                .await
-                                .map_err(store_status)?;
-                        }
-                        Ok(CaseDeadline {
-                            working_days_left: i32::from(!events.is_empty()),
-                            ..CaseDeadline::default()
-                        })
-                    }
-                    .boxed()
-                },
-            )
-            .await?;
-            raised += usize::try_from(answer.working_days_left).unwrap_or(0);
+            let request_id = format!("obligation-breached-{case_id}");
+            let new = self
+                .raise(&request_id, &what, case_id, ReliefCase::obligation_breached)
+                .await?;
+            raised += usize::from(new);
         }
         Ok(raised)
+    }
+
+    /// Raises what `alarm` finds on the case, as one idempotent command; whether it was new.
+    async fn raise(
+        &self,
+        request_id: &str,
+        what: &CaseDeadline,
+        case_id: Uuid,
+        alarm: impl FnOnce(&ReliefCase) -> Vec<DecisionsEvent> + Send + 'static,
+    ) -> Result<bool, Status> {
+        let answer = on_case(
+            &self.api,
+            "DeadlineAlarm",
+            request_id,
+            what,
+            case_id,
+            |case, _| {
+                let events = alarm(case);
+                let raised = CaseDeadline {
+                    working_days_left: i32::from(!events.is_empty()),
+                    ..CaseDeadline::default()
+                };
+                Ok((events, raised))
+            },
+        )
+        .await?;
+        Ok(answer.working_days_left == 1)
     }
 }
