@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::books;
 use crate::domain::{Disbursement as DisbursementAggregate, PaymentsEvent, State};
-use crate::ledger::{FINANCE, Transaction, budget, reserved};
+use crate::ledger::{Transaction, budget};
 
 fn state_of(state: State) -> DisbursementState {
     match state {
@@ -123,7 +123,7 @@ impl PaymentsService for PaymentsApi {
             document_reference: request.document_reference.trim().to_owned(),
             allocated_by: request.allocated_by.trim().to_owned(),
         };
-        let transaction = Transaction::transfer(FINANCE, &budget(&procuratorate), fen)
+        let transaction = Transaction::allocation(&procuratorate, fen)
             .map_err(|error| FieldViolations::single("amount", error.to_string()))?;
         let answer = run_command(
             &self.store,
@@ -238,12 +238,8 @@ impl PaymentsService for PaymentsApi {
                     // Held money goes back to the budget; a waiting order leaves the queue.
                     if disbursement.reserved {
                         let fen = ordered.amount.map_or(0, |m| m.fen);
-                        let transaction = Transaction::transfer(
-                            &reserved(&ordered.procuratorate),
-                            &budget(&ordered.procuratorate),
-                            fen,
-                        )
-                        .map_err(|error| Status::internal(error.to_string()))?;
+                        let transaction = Transaction::release(&ordered.procuratorate, fen)
+                            .map_err(|error| Status::internal(error.to_string()))?;
                         books::post(work.connection(), &transaction, &format!("cancel {id}"))
                             .await
                             .map_err(database_status)?;

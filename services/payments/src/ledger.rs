@@ -83,6 +83,31 @@ impl Transaction {
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
+
+    /// Finance allocates budget to a procuratorate.
+    pub fn allocation(procuratorate: &str, fen: i64) -> Result<Self, LedgerError> {
+        Self::transfer(FINANCE, &budget(procuratorate), fen)
+    }
+
+    /// Budget held for an ordered disbursement.
+    pub fn reservation(procuratorate: &str, fen: i64) -> Result<Self, LedgerError> {
+        Self::transfer(&budget(procuratorate), &reserved(procuratorate), fen)
+    }
+
+    /// A reservation given back (failure, cancellation).
+    pub fn release(procuratorate: &str, fen: i64) -> Result<Self, LedgerError> {
+        Self::transfer(&reserved(procuratorate), &budget(procuratorate), fen)
+    }
+
+    /// A reservation paid out by the provider.
+    pub fn settlement(procuratorate: &str, fen: i64) -> Result<Self, LedgerError> {
+        Self::transfer(&reserved(procuratorate), &paid(procuratorate), fen)
+    }
+
+    /// A payment the bank sent back.
+    pub fn refund(procuratorate: &str, fen: i64) -> Result<Self, LedgerError> {
+        Self::transfer(&paid(procuratorate), &budget(procuratorate), fen)
+    }
 }
 
 pub const FINANCE: &str = "finance";
@@ -137,45 +162,24 @@ impl Ledger {
         Ok(())
     }
 
-    /// Finance allocates budget to a procuratorate.
     pub fn allocate(&mut self, procuratorate: &str, fen: i64) -> Result<(), LedgerError> {
-        self.post(Transaction::transfer(FINANCE, &budget(procuratorate), fen)?)
+        self.post(Transaction::allocation(procuratorate, fen)?)
     }
 
-    /// Holds money for an ordered disbursement; refused when the budget does not cover it.
     pub fn reserve(&mut self, procuratorate: &str, fen: i64) -> Result<(), LedgerError> {
-        self.post(Transaction::transfer(
-            &budget(procuratorate),
-            &reserved(procuratorate),
-            fen,
-        )?)
+        self.post(Transaction::reservation(procuratorate, fen)?)
     }
 
-    /// A failed or cancelled disbursement gives its reservation back.
     pub fn release(&mut self, procuratorate: &str, fen: i64) -> Result<(), LedgerError> {
-        self.post(Transaction::transfer(
-            &reserved(procuratorate),
-            &budget(procuratorate),
-            fen,
-        )?)
+        self.post(Transaction::release(procuratorate, fen)?)
     }
 
-    /// The provider paid: the reservation leaves the procuratorate.
     pub fn settle(&mut self, procuratorate: &str, fen: i64) -> Result<(), LedgerError> {
-        self.post(Transaction::transfer(
-            &reserved(procuratorate),
-            &paid(procuratorate),
-            fen,
-        )?)
+        self.post(Transaction::settlement(procuratorate, fen)?)
     }
 
-    /// The bank sent a payment back: the money returns to the budget.
     pub fn refund(&mut self, procuratorate: &str, fen: i64) -> Result<(), LedgerError> {
-        self.post(Transaction::transfer(
-            &paid(procuratorate),
-            &budget(procuratorate),
-            fen,
-        )?)
+        self.post(Transaction::refund(procuratorate, fen)?)
     }
 }
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::books;
 use crate::domain::{Disbursement, PaymentsEvent};
 use crate::grpc::PaymentsApi;
-use crate::ledger::{Transaction, budget, reserved};
+use crate::ledger::{Transaction, budget};
 
 jiuzhu_eventstore::event_enum! {
     /// The decision events that order payments.
@@ -61,12 +61,8 @@ pub(crate) async fn reserve(
     let id = Uuid::parse_str(&ordered.disbursement_id)
         .map_err(|_| Status::internal("disbursement id is not a UUID"))?;
     if reserved_now {
-        let transaction = Transaction::transfer(
-            &budget(&ordered.procuratorate),
-            &reserved(&ordered.procuratorate),
-            fen,
-        )
-        .map_err(|error| Status::internal(error.to_string()))?;
+        let transaction = Transaction::reservation(&ordered.procuratorate, fen)
+            .map_err(|error| Status::internal(error.to_string()))?;
         books::post(
             work.connection(),
             &transaction,
