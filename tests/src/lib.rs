@@ -233,3 +233,12 @@ pub fn read_topic(
         }
     }
 }
+
+/// The fields an `INVALID_ARGUMENT` names (its `google.rpc.BadRequest` details), in order.
+pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}

@@ -12,11 +12,10 @@ use jiuzhu_proto::common::{Money, RegionCode};
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
 use jiuzhu_tests::{
-    Started, TestResult, eventually, linkage_status, read_topic, registry_client, resident_id_for,
-    start, villager,
+    Started, TestResult, bad_fields, eventually, linkage_status, read_topic, registry_client,
+    resident_id_for, start, villager,
 };
 use tonic::Code;
-use tonic_types::StatusExt;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -210,10 +209,7 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
         .err()
         .ok_or_else(|| anyhow::anyhow!("bad input was accepted"))?;
     assert_eq!(bad.code(), Code::InvalidArgument);
-    let fields: Vec<String> = bad
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default();
+    let fields = bad_fields(&bad);
     for field in [
         "case_no",
         "party_ref",
@@ -341,10 +337,7 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
         .err()
         .ok_or_else(|| anyhow::anyhow!("bad filters were taken"))?;
     assert_eq!(refused.code(), Code::InvalidArgument);
-    let fields: Vec<String> = refused
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default();
+    let fields = bad_fields(&refused);
     assert_eq!(fields, ["min_probability", "region_code"]);
 
     let topic = clues.running.store.topic().to_owned();

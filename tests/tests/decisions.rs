@@ -8,16 +8,10 @@ use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
 use jiuzhu_proto::decisions::*;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
-use jiuzhu_tests::{TestResult, eventually, read_topic, registry_client, start, villager};
+use jiuzhu_tests::{
+    TestResult, bad_fields, eventually, read_topic, registry_client, start, villager,
+};
 use tonic::Code;
-use tonic_types::StatusExt;
-
-fn fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
 
 fn application(request_id: &str, person_id: &str, case_no: &str) -> OpenCaseRequest {
     OpenCaseRequest {
@@ -122,7 +116,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         "clue_id",
     ] {
         assert!(
-            fields(&bad).iter().any(|f| f == field),
+            bad_fields(&bad).iter().any(|f| f == field),
             "{field} missing: {bad:?}"
         );
     }
@@ -136,7 +130,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         .await
         .err()
         .ok_or_else(|| anyhow::anyhow!("a bad hash was accepted"))?;
-    assert_eq!(fields(&refused), ["sha256"]);
+    assert_eq!(bad_fields(&refused), ["sha256"]);
     let mut missing = Vec::new();
     for (n, name) in ["application", "identity_proof", "proof_of_harm"]
         .into_iter()
@@ -241,7 +235,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         .await
         .err()
         .ok_or_else(|| anyhow::anyhow!("an amount above the cap was taken"))?;
-    assert_eq!(fields(&above), ["amount"]);
+    assert_eq!(bad_fields(&above), ["amount"]);
     let proposed = client
         .propose_decision(propose("propose-2", 1_500_000))
         .await?
@@ -258,7 +252,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         .await
         .err()
         .ok_or_else(|| anyhow::anyhow!("the wrong approver approved"))?;
-    assert_eq!(fields(&wrong), ["approver_role"]);
+    assert_eq!(bad_fields(&wrong), ["approver_role"]);
     client
         .approve_decision(ApproveDecisionRequest {
             request_id: "approve-1".to_owned(),
@@ -790,7 +784,7 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
         .err()
         .ok_or_else(|| anyhow::anyhow!("bad features were taken"))?;
     assert_eq!(
-        fields(&bad),
+        bad_fields(&bad),
         ["features.minimum_line", "features.disability_grade"]
     );
     let recommended = client
@@ -864,7 +858,7 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
         .await
         .err()
         .ok_or_else(|| anyhow::anyhow!("an unexplained departure was taken"))?;
-    assert_eq!(fields(&unexplained), ["departure_reason"]);
+    assert_eq!(bad_fields(&unexplained), ["departure_reason"]);
     let proposed = client
         .propose_decision(propose("rec-p-2", amount, ""))
         .await?

@@ -9,10 +9,11 @@ use jiuzhu_proto::registry::search_persons_request::{NameAndBirthDate, Query};
 use jiuzhu_proto::registry::*;
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::unique_namespace;
-use jiuzhu_tests::{Started, TestResult, eventually, registration, registry_client, start};
+use jiuzhu_tests::{
+    Started, TestResult, bad_fields, eventually, registration, registry_client, start,
+};
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -40,13 +41,6 @@ async fn person_at(
         }
     })
     .await
-}
-
-fn bad_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
