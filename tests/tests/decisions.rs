@@ -13,6 +13,21 @@ use jiuzhu_tests::{
 };
 use tonic::Code;
 
+/// A relief case as `GetCase` answers it.
+async fn relief_case(
+    client: &mut DecisionsServiceClient<tonic::transport::Channel>,
+    case_id: &str,
+) -> anyhow::Result<ReliefCase> {
+    client
+        .get_case(GetCaseRequest {
+            case_id: case_id.to_owned(),
+        })
+        .await?
+        .into_inner()
+        .relief_case
+        .ok_or_else(|| anyhow::anyhow!("no case {case_id}"))
+}
+
 fn application(request_id: &str, person_id: &str, case_no: &str) -> OpenCaseRequest {
     OpenCaseRequest {
         request_id: request_id.to_owned(),
@@ -262,14 +277,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         })
         .await?;
 
-    let case = client
-        .get_case(GetCaseRequest {
-            case_id: case_id.clone(),
-        })
-        .await?
-        .into_inner()
-        .relief_case
-        .ok_or_else(|| anyhow::anyhow!("no case"))?;
+    let case = relief_case(&mut client, &case_id).await?;
     assert_eq!(case.stage, Stage::Approved as i32);
     let stages: Vec<i32> = case.stages.iter().map(|s| s.stage).collect();
     assert_eq!(
@@ -454,14 +462,7 @@ async fn a_referred_clue_opens_a_relief_case_and_the_case_closes_the_clue() -> T
     assert_eq!(closed.outcome, ClueOutcome::ReliefCaseOpened as i32);
     let mut decisions_api =
         DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
-    let case = decisions_api
-        .get_case(GetCaseRequest {
-            case_id: closed.relief_case_id.clone(),
-        })
-        .await?
-        .into_inner()
-        .relief_case
-        .ok_or_else(|| anyhow::anyhow!("no case"))?;
+    let case = relief_case(&mut decisions_api, &closed.relief_case_id).await?;
     assert_eq!(case.origin, CaseOrigin::Referral as i32);
     assert_eq!(case.person_id, person);
     assert_eq!(case.case_no, "(2026)京0105刑初88号");
@@ -615,14 +616,7 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
     let mut request = application("deadline-open", &person, "(2026)黔0102刑初40号");
     request.category = "other_in_need".to_owned();
     let case_id = client.open_case(request).await?.into_inner().case_id;
-    let case = client
-        .get_case(GetCaseRequest {
-            case_id: case_id.clone(),
-        })
-        .await?
-        .into_inner()
-        .relief_case
-        .ok_or_else(|| anyhow::anyhow!("no case"))?;
+    let case = relief_case(&mut client, &case_id).await?;
     // Seven working days: 29, 30 September; 8, 9, 10 (a make-up Saturday), 12, 13 October.
     assert_eq!(case.stages[0].due_date, "2026-10-13");
     running.stop().await;
@@ -941,14 +935,7 @@ async fn emergency_relief_is_paid_first_and_its_owed_materials_are_watched() -> 
             approved_by: "head-1".to_owned(),
         })
         .await?;
-    let case = client
-        .get_case(GetCaseRequest {
-            case_id: case_id.clone(),
-        })
-        .await?
-        .into_inner()
-        .relief_case
-        .ok_or_else(|| anyhow::anyhow!("no case"))?;
+    let case = relief_case(&mut client, &case_id).await?;
     assert_eq!(case.stage, Stage::Approved as i32);
     assert_eq!(case.owed_materials, ["identity_proof", "medical_urgency"]);
     assert_eq!(case.owed_by, "2026-11-30");
