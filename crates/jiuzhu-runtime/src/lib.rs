@@ -18,7 +18,8 @@ pub use host::{
 };
 pub use projection::{RegisteredInbound, RegisteredProjection, register, register_inbound};
 pub use settings::{
-    DeadlineSettings, PeerSettings, RecommenderSettings, ServiceSettings, Settings,
+    DeadlineSettings, PeerSettings, ProviderSettings, RecommenderSettings, ServiceSettings,
+    Settings,
 };
 
 use sqlx::migrate::Migrator;

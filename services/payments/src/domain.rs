@@ -6,9 +6,12 @@
 
 use jiuzhu_eventstore::{Aggregate, event_enum};
 use jiuzhu_proto::common::Money;
+use jiuzhu_proto::common::Sealed;
 use jiuzhu_proto::payments::{
     BudgetAllocated, DisbursementCancelled, DisbursementFailed, DisbursementOrdered,
-    DisbursementReversed, DisbursementSubmitted, DisbursementSucceeded, FundsReserved, FundsShort,
+    DisbursementRetried, DisbursementReversed, DisbursementSubmitted, DisbursementSucceeded,
+    FundsReserved, FundsShort, OutcomeSource, PayeeRegistered, ReconciliationMismatch,
+    StatementImported,
 };
 
 event_enum! {
@@ -23,6 +26,10 @@ event_enum! {
         DisbursementFailed(DisbursementFailed),
         DisbursementCancelled(DisbursementCancelled),
         DisbursementReversed(DisbursementReversed),
+        DisbursementRetried(DisbursementRetried),
+        PayeeRegistered(PayeeRegistered),
+        StatementImported(StatementImported),
+        ReconciliationMismatch(ReconciliationMismatch),
     }
 }
 
@@ -79,8 +86,33 @@ pub enum PayeeError {
     CardLength,
     #[error("the card number's check digit is wrong (a digit mistyped?)")]
     CheckDigit,
-    #[error("the payee's name must be the person's")]
+    #[error("the payee's name must be the person's registered name")]
     NameMismatch,
+    #[error("an account number is 6 to 32 letters and digits")]
+    OtherAccount,
+}
+
+/// Another account number (passbook, credit cooperative): 6 to 32 letters and digits.
+pub fn check_other_account(number: &str) -> Result<String, PayeeError> {
+    let compact: String = number.chars().filter(|c| !c.is_whitespace()).collect();
+    if (6..=32).contains(&compact.len()) && compact.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(compact)
+    } else {
+        Err(PayeeError::OtherAccount)
+    }
+}
+
+/// Whether two spellings of a name are the same name: spaces and the middle dots of minority
+/// and transliterated names ("阿卜杜·热合曼") do not count, nor Latin letter case.
+pub fn same_name(a: &str, b: &str) -> bool {
+    let normal = |name: &str| -> String {
+        name.chars()
+            .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '•' | '.' | '・' | '‧'))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let (a, b) = (normal(a), normal(b));
+    !a.is_empty() && a == b
 }
 
 /// A bank card number: 16 to 19 digits (spaces allowed) with a valid Luhn check digit.
@@ -121,6 +153,17 @@ pub fn mask(account: &str) -> String {
     format!("{head} **** {tail}")
 }
 
+/// The idempotency key of a disbursement's attempt: the provider pays each key at most once.
+pub fn attempt_key(disbursement_id: &str, attempt: i32) -> String {
+    format!("{disbursement_id}:{attempt}")
+}
+
+/// The disbursement and attempt a key names.
+pub fn parse_attempt_key(key: &str) -> Option<(uuid::Uuid, i32)> {
+    let (id, attempt) = key.rsplit_once(':')?;
+    Some((uuid::Uuid::parse_str(id).ok()?, attempt.parse().ok()?))
+}
+
 /// A disbursement as its decisions need it.
 #[derive(Debug, Clone, Default)]
 pub struct Disbursement {
@@ -130,6 +173,11 @@ pub struct Disbursement {
     pub attempt: i32,
     pub idempotency_key: String,
     pub reserved: bool,
+    /// The payee of the current attempt, sealed, and its masked account.
+    pub sealed_payee: Option<Sealed>,
+    pub payee_account_masked: String,
+    pub failure_reason: String,
+    pub provider_reference: String,
 }
 
 impl Aggregate for Disbursement {
@@ -150,9 +198,16 @@ impl Aggregate for Disbursement {
                 self.state = State::Submitted;
                 self.attempt = e.attempt;
                 self.idempotency_key.clone_from(&e.idempotency_key);
+                self.sealed_payee.clone_from(&e.sealed_payee);
+                self.payee_account_masked
+                    .clone_from(&e.payee_account_masked);
             }
-            PaymentsEvent::DisbursementSucceeded(_) => self.state = State::Succeeded,
+            PaymentsEvent::DisbursementSucceeded(e) => {
+                self.state = State::Succeeded;
+                self.provider_reference.clone_from(&e.provider_reference);
+            }
             PaymentsEvent::DisbursementFailed(e) => {
+                self.failure_reason.clone_from(&e.reason);
                 if e.retryable {
                     self.state = State::Retryable;
                 } else {
@@ -165,7 +220,19 @@ impl Aggregate for Disbursement {
                 self.reserved = false;
             }
             PaymentsEvent::DisbursementReversed(_) => self.state = State::Reversed,
-            PaymentsEvent::BudgetAllocated(_) => {}
+            PaymentsEvent::DisbursementRetried(_) => {
+                // After a retryable failure the money is still held; after a definite one it
+                // must be reserved again.
+                self.state = if self.state == State::Retryable {
+                    State::Reserved
+                } else {
+                    State::Ordered
+                };
+            }
+            PaymentsEvent::BudgetAllocated(_)
+            | PaymentsEvent::PayeeRegistered(_)
+            | PaymentsEvent::StatementImported(_)
+            | PaymentsEvent::ReconciliationMismatch(_) => {}
         }
     }
 }
@@ -213,8 +280,14 @@ impl Disbursement {
         })])
     }
 
-    /// A new attempt (first, or after a retryable failure) with its own idempotency key.
-    pub fn submit(&self, provider: &str) -> Result<Vec<PaymentsEvent>, DisbursementError> {
+    /// A new attempt (first, or after a retryable failure) with its own idempotency key, paying
+    /// the payee given (sealed) as it is now.
+    pub fn submit(
+        &self,
+        provider: &str,
+        sealed_payee: Sealed,
+        payee_account_masked: &str,
+    ) -> Result<Vec<PaymentsEvent>, DisbursementError> {
         let ordered = self.ordered()?;
         if !matches!(self.state, State::Reserved | State::Retryable) {
             return Err(self.wrong("submitted"));
@@ -224,8 +297,30 @@ impl Disbursement {
             DisbursementSubmitted {
                 disbursement_id: ordered.disbursement_id.clone(),
                 attempt,
-                idempotency_key: format!("{}:{attempt}", ordered.disbursement_id),
+                idempotency_key: attempt_key(&ordered.disbursement_id, attempt),
                 provider: provider.to_owned(),
+                sealed_payee: Some(sealed_payee),
+                payee_account_masked: payee_account_masked.to_owned(),
+                amount: ordered.amount,
+            },
+        )])
+    }
+
+    /// An officer's retry of a failed disbursement.
+    pub fn retry(
+        &self,
+        requested_by: &str,
+        reason: &str,
+    ) -> Result<Vec<PaymentsEvent>, DisbursementError> {
+        let ordered = self.ordered()?;
+        if !matches!(self.state, State::Retryable | State::Failed) {
+            return Err(self.wrong("retried"));
+        }
+        Ok(vec![PaymentsEvent::DisbursementRetried(
+            DisbursementRetried {
+                disbursement_id: ordered.disbursement_id.clone(),
+                requested_by: requested_by.to_owned(),
+                reason: reason.to_owned(),
             },
         )])
     }
@@ -236,6 +331,7 @@ impl Disbursement {
         &self,
         attempt: i32,
         provider_reference: &str,
+        source: OutcomeSource,
     ) -> Result<Vec<PaymentsEvent>, DisbursementError> {
         let ordered = self.ordered()?;
         match self.state {
@@ -249,6 +345,7 @@ impl Disbursement {
                         amount: self.amount(),
                         provider_reference: provider_reference.to_owned(),
                         attempt,
+                        source: source.into(),
                     },
                 )])
             }
@@ -256,11 +353,12 @@ impl Disbursement {
         }
     }
 
+    /// A failure of `attempt`; `next_attempt_at` (RFC 3339) when it is retryable.
     pub fn fail(
         &self,
         attempt: i32,
         reason: &str,
-        retryable: bool,
+        next_attempt_at: Option<String>,
     ) -> Result<Vec<PaymentsEvent>, DisbursementError> {
         let ordered = self.ordered()?;
         match self.state {
@@ -270,7 +368,8 @@ impl Disbursement {
                         disbursement_id: ordered.disbursement_id.clone(),
                         attempt,
                         reason: reason.to_owned(),
-                        retryable,
+                        retryable: next_attempt_at.is_some(),
+                        next_attempt_at: next_attempt_at.unwrap_or_default(),
                     },
                 )])
             }
@@ -338,6 +437,14 @@ mod tests {
         events
     }
 
+    fn submit(d: &Disbursement) -> Result<Vec<PaymentsEvent>, DisbursementError> {
+        d.submit("sim", Sealed::default(), "6222 **** 1234")
+    }
+
+    fn later() -> Option<String> {
+        Some("2026-11-29T10:00:00Z".to_owned())
+    }
+
     fn ordered() -> PaymentsEvent {
         PaymentsEvent::DisbursementOrdered(DisbursementOrdered {
             disbursement_id: "d-1".to_owned(),
@@ -373,29 +480,33 @@ mod tests {
     {
         let mut d = given(&[ordered()]);
         then(&mut d, |d| d.reserve(900_000));
-        then(&mut d, |d| d.submit("sim"));
+        then(&mut d, submit);
         assert_eq!(d.idempotency_key, "d-1:1");
+        assert!(submit(&d).is_err(), "no second attempt while one is out");
+        then(&mut d, |d| d.fail(1, "bank unavailable", later()));
         assert!(
-            d.submit("sim").is_err(),
-            "no second attempt while one is out"
-        );
-        then(&mut d, |d| d.fail(1, "bank unavailable", true));
-        assert!(
-            d.fail(1, "bank unavailable", true)
+            d.fail(1, "bank unavailable", later())
                 .is_ok_and(|e| e.is_empty())
         );
-        then(&mut d, |d| d.submit("sim"));
+        then(&mut d, submit);
         assert_eq!(d.idempotency_key, "d-1:2");
+        assert_eq!(
+            parse_attempt_key(&attempt_key("0190d5c2-8a6e-7000-8000-000000000001", 2)).map(|k| k.1),
+            Some(2)
+        );
         assert!(
-            d.succeed(1, "old").is_err(),
+            d.succeed(1, "old", OutcomeSource::ProviderNotice).is_err(),
             "a callback for an old attempt is refused"
         );
-        let paid = then(&mut d, |d| d.succeed(2, "ref-9"));
+        let paid = then(&mut d, |d| {
+            d.succeed(2, "ref-9", OutcomeSource::ProviderAnswer)
+        });
         assert!(
             matches!(&paid[..], [PaymentsEvent::DisbursementSucceeded(s)] if s.amount == Some(Money { fen: 500_000 }))
         );
         assert!(
-            d.succeed(2, "ref-9").is_ok_and(|e| e.is_empty()),
+            d.succeed(2, "ref-9", OutcomeSource::ProviderNotice)
+                .is_ok_and(|e| e.is_empty()),
             "a duplicate callback"
         );
         assert!(d.cancel("too late", "x").is_err());
@@ -407,11 +518,45 @@ mod tests {
     fn a_definite_failure_releases_the_money() {
         let mut d = given(&[ordered()]);
         then(&mut d, |d| d.reserve(900_000));
-        then(&mut d, |d| d.submit("sim"));
-        then(&mut d, |d| d.fail(1, "account does not exist", false));
+        then(&mut d, submit);
+        then(&mut d, |d| d.fail(1, "account does not exist", None));
         assert_eq!(d.state, State::Failed);
         assert!(!d.reserved);
-        assert!(d.submit("sim").is_err());
+        assert!(submit(&d).is_err());
+        // An officer retries: the money must be held again before a new attempt.
+        then(&mut d, |d| d.retry("finance-1", "new card registered"));
+        assert_eq!(d.state, State::Ordered);
+        assert!(
+            d.retry("finance-1", "again").is_err(),
+            "nothing to retry now"
+        );
+        then(&mut d, |d| d.reserve(900_000));
+        then(&mut d, submit);
+        assert_eq!(d.idempotency_key, "d-1:2");
+    }
+
+    #[test]
+    fn a_retry_after_a_retryable_failure_keeps_the_money_held() {
+        let mut d = given(&[ordered()]);
+        then(&mut d, |d| d.reserve(900_000));
+        then(&mut d, submit);
+        then(&mut d, |d| d.fail(1, "bank busy", later()));
+        then(&mut d, |d| d.retry("finance-1", "bank is back"));
+        assert_eq!(d.state, State::Reserved);
+        assert!(d.reserved);
+    }
+
+    #[test]
+    fn names_compare_without_spaces_and_dots() {
+        assert!(same_name("阿卜杜·热合曼", "阿卜杜 热合曼"));
+        assert!(same_name("王秀英", " 王秀英 "));
+        assert!(!same_name("王秀英", "王秀"));
+        assert!(!same_name("", ""));
+        assert_eq!(
+            check_other_account("NX 1234 5678"),
+            Ok("NX12345678".to_owned())
+        );
+        assert_eq!(check_other_account("12-34"), Err(PayeeError::OtherAccount));
     }
 
     #[test]

@@ -6,7 +6,11 @@ use jiuzhu_eventstore::EventStore;
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::payments::payments_service_server::PaymentsService;
 use jiuzhu_proto::payments::*;
+use jiuzhu_runtime::ProviderSettings;
 use jiuzhu_runtime::grpc::{FieldViolations, database_status, run_command, store_status};
+use jiuzhu_vault::RemoteKeys;
+use std::sync::Arc;
+use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -46,11 +50,38 @@ const SERVICE: &str = "jiuzhu.payments.v1.PaymentsService";
 #[derive(Debug, Clone)]
 pub struct PaymentsApi {
     store: EventStore,
+    keys: RemoteKeys,
+    settings: ProviderSettings,
+    /// Wakes the submitter when a reservation commits.
+    wake: Arc<Notify>,
 }
 
 impl PaymentsApi {
-    pub fn new(store: EventStore) -> Self {
-        Self { store }
+    pub fn new(
+        store: EventStore,
+        keys: RemoteKeys,
+        settings: ProviderSettings,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            settings,
+            wake,
+        }
+    }
+
+    pub fn keys(&self) -> &RemoteKeys {
+        &self.keys
+    }
+
+    pub fn settings(&self) -> &ProviderSettings {
+        &self.settings
+    }
+
+    /// Tells the submitter there is work now (it also looks every `poll_ms`).
+    pub fn wake_submitter(&self) {
+        self.wake.notify_one();
     }
 
     /// A disbursement with its whole history, from its stream.
@@ -85,8 +116,10 @@ impl PaymentsApi {
             amount: ordered.amount,
             state: state_of(aggregate.state).into(),
             attempt: aggregate.attempt,
-            payee_account_masked: ordered.payee_account_masked,
+            payee_account_masked: aggregate.payee_account_masked,
             history,
+            failure_reason: aggregate.failure_reason,
+            provider_reference: aggregate.provider_reference,
         })
     }
 
@@ -255,6 +288,100 @@ impl PaymentsService for PaymentsApi {
             },
         )
         .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn register_payee(
+        &self,
+        request: Request<RegisterPayeeRequest>,
+    ) -> Result<Response<RegisterPayeeResponse>, Status> {
+        let answer = crate::payees::register(self, request.into_inner()).await?;
+        self.wake_submitter();
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn retry_disbursement(
+        &self,
+        request: Request<RetryDisbursementRequest>,
+    ) -> Result<Response<RetryDisbursementResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let id = jiuzhu_runtime::grpc::uuid_field("disbursement_id", &request.disbursement_id)?;
+        violations.require(&[
+            ("requested_by", &request.requested_by),
+            ("reason", &request.reason),
+        ]);
+        violations.into_result()?;
+        let (by, reason) = (
+            request.requested_by.trim().to_owned(),
+            request.reason.trim().to_owned(),
+        );
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/RetryDisbursement"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (disbursement, version) = work
+                        .load::<DisbursementAggregate>(&id.to_string())
+                        .await
+                        .map_err(store_status)?;
+                    if version == 0 {
+                        return Err(Status::not_found(format!("no disbursement {id}")));
+                    }
+                    let events = disbursement.retry(&by, &reason)?;
+                    let ordered = disbursement.ordered.clone().unwrap_or_default();
+                    work.append(&id.to_string(), version, &ordered.person_id, &events)
+                        .await
+                        .map_err(store_status)?;
+                    let mut retried = disbursement;
+                    for event in &events {
+                        jiuzhu_eventstore::Aggregate::apply(&mut retried, event);
+                    }
+                    if retried.state == State::Reserved {
+                        crate::orders::due_now(work, &retried).await?;
+                    } else {
+                        // The definite failure released the money: hold it again, or wait.
+                        crate::orders::reserve(work, &retried, version + 1).await?;
+                    }
+                    let (now, _) = work
+                        .load::<DisbursementAggregate>(&id.to_string())
+                        .await
+                        .map_err(store_status)?;
+                    Ok(RetryDisbursementResponse {
+                        state: state_of(now.state).into(),
+                    })
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        self.wake_submitter();
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn import_statement(
+        &self,
+        request: Request<ImportStatementRequest>,
+    ) -> Result<Response<ImportStatementResponse>, Status> {
+        let answer =
+            crate::reconciliation::import(&self.store, &self.settings, request.into_inner())
+                .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_reconciliation_report(
+        &self,
+        request: Request<GetReconciliationReportRequest>,
+    ) -> Result<Response<GetReconciliationReportResponse>, Status> {
+        let answer =
+            crate::reconciliation::report(self.store.pool(), &request.get_ref().statement_id)
+                .await?;
         Ok(Response::new(answer))
     }
 

@@ -1,21 +1,30 @@
 //! The payments service: Budgets, a double-entry ledger and exactly-once disbursement of relief funds.
 //!
-//! Today it starts with its own database (event store, outbox and consumer tables migrated),
-//! provisions `jiuzhu.payments.events.v1`, runs its outbox relay and serves gRPC health and
-//! reflection. In place: the double-entry ledger (`ledger`, kept in PostgreSQL by `books`),
-//! budget allocation and balances (`grpc`), the disbursement state machine (`domain`) and the
-//! event contracts, and disbursements ordered from approved decisions with their funds reserved
-//! or waiting (`orders`). The provider adapters and simulator, submission, reconciliation and
-//! `projections` arrive with the rest of its issue.
+//! Floor plan: `domain` (the disbursement state machine, payee checks), `ledger` (double-entry
+//! transactions) kept in PostgreSQL by `books`, `grpc` (the API), `orders` (approved decisions
+//! become disbursements, funds reserved or waiting), `payees` (accounts, sealed, checked
+//! against the registry's name), `provider` (the provider trait and the bank-gateway adapter),
+//! `submission` (exactly-once payment through the provider, and its notices) and
+//! `reconciliation` (bank statements). Migrations under `migrations/`, settings in
+//! `[payments]` and `[provider]`.
 
 pub mod books;
 pub mod domain;
 pub mod grpc;
 pub mod ledger;
 pub mod orders;
+pub mod payees;
+pub mod provider;
+pub mod reconciliation;
+pub mod submission;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiuzhu_proto::gateway::gateway_notice_service_server::GatewayNoticeServiceServer;
 use jiuzhu_proto::payments::payments_service_server::PaymentsServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register_inbound};
+use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
+use jiuzhu_vault::RemoteKeys;
 
 /// The payments service as the runtime sees it.
 #[derive(Debug)]
@@ -30,9 +39,39 @@ impl Service for Payments {
     }
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
-        let api = grpc::PaymentsApi::new(context.store.clone());
+        let settings = context.settings.provider.clone();
+        let keys = RemoteKeys::new(&context.settings.peers.registry)
+            .map_err(|error| StartError::Setup(format!("peers.registry: {error}")))?;
+        let provider = provider::GatewayProvider::new(
+            &settings.name,
+            &settings.endpoint,
+            Duration::from_millis(settings.request_timeout_ms),
+        )
+        .map_err(|error| StartError::Setup(format!("provider.endpoint: {error}")))?;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let api = grpc::PaymentsApi::new(
+            context.store.clone(),
+            keys.clone(),
+            settings.clone(),
+            wake.clone(),
+        );
+        let submitter = submission::Submitter::new(
+            context.store.clone(),
+            Arc::new(provider),
+            keys,
+            settings.clone(),
+            wake,
+        );
         Ok(Components::new()
             .grpc(PaymentsServiceServer::new(api.clone()))
-            .inbound(register_inbound(orders::DecisionOrders::new(api))))
+            .grpc(GatewayNoticeServiceServer::new(submission::Notices::new(
+                context.store.clone(),
+                settings,
+            )))
+            .inbound(register_inbound(orders::DecisionOrders::new(api)))
+            .projection(register(payees::PersonIdentities))
+            .task("payments.submitter", move |shutdown| {
+                submitter.run(shutdown)
+            }))
     }
 }

@@ -75,6 +75,7 @@ pub(crate) async fn reserve(
             .execute(work.connection())
             .await
             .map_err(database_status)?;
+        due_now(work, disbursement).await?;
     } else {
         sqlx::query(
             "INSERT INTO waiting_for_funds (disbursement_id, procuratorate, fen) VALUES ($1, $2, $3) \
@@ -88,6 +89,29 @@ pub(crate) async fn reserve(
         .map_err(database_status)?;
     }
     Ok(reserved_now)
+}
+
+/// Puts a disbursement whose money is held on the submitter's list, due now.
+pub(crate) async fn due_now(
+    work: &mut UnitOfWork<'_>,
+    disbursement: &Disbursement,
+) -> Result<(), Status> {
+    let Some(ordered) = &disbursement.ordered else {
+        return Ok(());
+    };
+    let id = Uuid::parse_str(&ordered.disbursement_id)
+        .map_err(|_| Status::internal("disbursement id is not a UUID"))?;
+    let person = Uuid::parse_str(&ordered.person_id)
+        .map_err(|_| Status::internal("person id is not a UUID"))?;
+    sqlx::query(
+        "INSERT INTO submissions (disbursement_id, person_id) VALUES ($1, $2)          ON CONFLICT (disbursement_id) DO UPDATE SET due_at = now()",
+    )
+    .bind(id)
+    .bind(person)
+    .execute(work.connection())
+    .await
+    .map_err(database_status)?;
+    Ok(())
 }
 
 /// After budget arrives: reserves the waiting disbursements it covers, oldest first.
@@ -183,8 +207,10 @@ impl DecisionOrders {
                 .boxed()
             },
         )
-        .await
-        .map(|_| ())
+        .await?;
+        crate::submission::crash_point(self.api.settings(), "after_reserve");
+        self.api.wake_submitter();
+        Ok(())
     }
 }
 

@@ -1,0 +1,447 @@
+//! A payment provider simulator: it serves the gateway protocol (`jiuzhu.gateway.v1`) the way a
+//! bank's gateway does, including the ways a bank's gateway goes wrong (latency, refusals,
+//! answers that never come, notices sent twice or late), and keeps its own record of what it
+//! paid. Tests run it as a separate process and use that record as the witness that nothing was
+//! paid twice; `make run` starts it for the demo.
+//!
+//! Behaviour per payment is deterministic: scenarios are chosen by the payee account's prefix
+//! (like a bank sandbox's magic card ranges), and the random-looking rates hash the idempotency
+//! key with a seed, so a run can be repeated.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{FixedOffset, Utc};
+use jiuzhu_proto::common::Money;
+use jiuzhu_proto::gateway::gateway_notice_service_client::GatewayNoticeServiceClient;
+use jiuzhu_proto::gateway::payment_gateway_service_server::{
+    PaymentGatewayService, PaymentGatewayServiceServer,
+};
+use jiuzhu_proto::gateway::simulator_service_server::{SimulatorService, SimulatorServiceServer};
+use jiuzhu_proto::gateway::*;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+/// What happens to payments to accounts with a given prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Refused for good ("account does not exist").
+    Reject,
+    /// The first key for the account is refused as retryable ("bank system busy"), later keys pay.
+    Flaky,
+    /// Paid, but no answer ever comes back (the call times out) and no notice is sent.
+    Timeout,
+}
+
+impl std::str::FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reject" => Ok(Self::Reject),
+            "flaky" => Ok(Self::Flaky),
+            "timeout" => Ok(Self::Timeout),
+            other => Err(format!(
+                "unknown scenario `{other}` (reject, flaky or timeout)"
+            )),
+        }
+    }
+}
+
+/// How the simulator behaves.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// Delay before every answer.
+    pub latency: Duration,
+    /// Answer PENDING and report the outcome by notice (else answer PAID at once).
+    pub asynchronous: bool,
+    /// Delay of a notice after the payment.
+    pub notice_delay: Duration,
+    /// Each notice is sent this many extra times.
+    pub duplicate_notices: u32,
+    /// One more copy of each notice after this delay (a late notice); none when zero.
+    pub late_notice: Duration,
+    /// Share of payments refused as retryable (by the key's hash).
+    pub failure_rate: f64,
+    /// Share of payments done without an answer (by the key's hash).
+    pub timeout_rate: f64,
+    /// How long an unanswered call is held before the simulator gives up on it.
+    pub timeout_hold: Duration,
+    pub seed: u64,
+    /// Account prefix → scenario.
+    pub scenarios: Vec<(String, Scenario)>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            latency: Duration::ZERO,
+            asynchronous: false,
+            notice_delay: Duration::from_millis(50),
+            duplicate_notices: 0,
+            late_notice: Duration::ZERO,
+            failure_rate: 0.0,
+            timeout_rate: 0.0,
+            timeout_hold: Duration::from_secs(60),
+            seed: 1,
+            scenarios: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Payment {
+    content: PayRequest,
+    answer: PayResponse,
+    pay_calls: i32,
+    received_at_micros: i64,
+    paid_at: Option<chrono::DateTime<Utc>>,
+    /// No answer is ever given for it.
+    silent: bool,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    payments: HashMap<String, Payment>,
+    order: Vec<String>,
+    /// Accounts whose first key was refused (the flaky scenario).
+    refused_once: HashMap<String, String>,
+    next_reference: u64,
+}
+
+/// The simulator's state, shared by its gRPC services.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    behaviour: Arc<Behaviour>,
+    book: Arc<Mutex<Book>>,
+    notices: Option<GatewayNoticeServiceClient<Channel>>,
+}
+
+fn fnv(text: &str, seed: u64) -> u64 {
+    text.bytes()
+        .fold(0xcbf2_9ce4_8422_2325 ^ seed, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+}
+
+/// A deterministic fraction in [0, 1) for a key.
+fn share(key: &str, seed: u64, salt: &str) -> f64 {
+    (fnv(&format!("{salt}:{key}"), seed) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// An amount as a statement shows it: yuan with two decimals.
+pub fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    format!(
+        "{sign}{}.{:02}",
+        fen.unsigned_abs() / 100,
+        fen.unsigned_abs() % 100
+    )
+}
+
+impl Simulator {
+    /// A simulator sending notices to `notify` (the payments service's endpoint), if given.
+    pub fn new(behaviour: Behaviour, notify: Option<&str>) -> anyhow::Result<Self> {
+        let notices = match notify {
+            Some(url) if !url.is_empty() => Some(GatewayNoticeServiceClient::new(
+                Endpoint::from_shared(url.to_owned())?
+                    .connect_timeout(Duration::from_secs(2))
+                    .connect_lazy(),
+            )),
+            _ => None,
+        };
+        Ok(Self {
+            behaviour: Arc::new(behaviour),
+            book: Arc::new(Mutex::new(Book::default())),
+            notices,
+        })
+    }
+
+    fn scenario(&self, account: &str) -> Option<Scenario> {
+        self.behaviour
+            .scenarios
+            .iter()
+            .find(|(prefix, _)| account.starts_with(prefix.as_str()))
+            .map(|(_, scenario)| *scenario)
+    }
+
+    /// Decides a new payment's fate (under the book's lock).
+    fn decide(&self, book: &mut Book, request: &PayRequest) -> Payment {
+        let key = &request.idempotency_key;
+        let behaviour = &self.behaviour;
+        let rejected = |reason: &str, retryable: bool| PayResponse {
+            outcome: PaymentOutcome::Rejected.into(),
+            provider_reference: String::new(),
+            reason: reason.to_owned(),
+            retryable,
+        };
+        let scenario = self.scenario(&request.payee_account);
+        let mut silent = false;
+        let answer = match scenario {
+            Some(Scenario::Reject) => rejected("account does not exist", false),
+            Some(Scenario::Flaky)
+                if book
+                    .refused_once
+                    .get(&request.payee_account)
+                    .is_none_or(|first| first == key) =>
+            {
+                book.refused_once
+                    .insert(request.payee_account.clone(), key.clone());
+                rejected("bank system busy", true)
+            }
+            _ if scenario.is_none()
+                && share(key, behaviour.seed, "fail") < behaviour.failure_rate =>
+            {
+                rejected("bank system busy", true)
+            }
+            _ => {
+                silent = scenario == Some(Scenario::Timeout)
+                    || share(key, behaviour.seed, "timeout") < behaviour.timeout_rate;
+                book.next_reference += 1;
+                PayResponse {
+                    outcome: PaymentOutcome::Paid.into(),
+                    provider_reference: format!("SIM{:08}", book.next_reference),
+                    reason: String::new(),
+                    retryable: false,
+                }
+            }
+        };
+        let paid = answer.outcome == i32::from(PaymentOutcome::Paid);
+        Payment {
+            content: request.clone(),
+            answer,
+            pay_calls: 0,
+            received_at_micros: Utc::now().timestamp_micros(),
+            paid_at: paid.then(Utc::now),
+            silent,
+        }
+    }
+
+    fn record(&self, request: &PayRequest) -> Result<(Payment, bool), Status> {
+        let mut book = self
+            .book
+            .lock()
+            .map_err(|_| Status::internal("simulator state poisoned"))?;
+        let key = request.idempotency_key.clone();
+        if let Some(existing) = book.payments.get_mut(&key) {
+            if existing.content != *request {
+                return Err(Status::already_exists(format!(
+                    "idempotency key `{key}` was used with different content"
+                )));
+            }
+            existing.pay_calls += 1;
+            return Ok((existing.clone(), false));
+        }
+        let mut payment = self.decide(&mut book, request);
+        payment.pay_calls = 1;
+        book.payments.insert(key.clone(), payment.clone());
+        book.order.push(key);
+        Ok((payment, true))
+    }
+
+    fn send_notices(&self, request: &PayRequest, answer: &PayResponse) {
+        let Some(client) = self.notices.clone() else {
+            return;
+        };
+        let notice = NotifyRequest {
+            idempotency_key: request.idempotency_key.clone(),
+            outcome: answer.outcome,
+            provider_reference: answer.provider_reference.clone(),
+            reason: answer.reason.clone(),
+            retryable: answer.retryable,
+            amount: request.amount,
+        };
+        let behaviour = self.behaviour.clone();
+        let mut delays = vec![behaviour.notice_delay; 1 + behaviour.duplicate_notices as usize];
+        if !behaviour.late_notice.is_zero() {
+            delays.push(behaviour.notice_delay + behaviour.late_notice);
+        }
+        for delay in delays {
+            let (mut client, notice) = (client.clone(), notice.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                // Like a bank: keep notifying until acknowledged (for up to about a minute).
+                for _ in 0..120 {
+                    if client.notify(notice.clone()).await.is_ok() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                tracing::warn!(key = %notice.idempotency_key, "notice never acknowledged");
+            });
+        }
+    }
+
+    fn payments(&self) -> Result<Vec<(String, Payment)>, Status> {
+        let book = self
+            .book
+            .lock()
+            .map_err(|_| Status::internal("simulator state poisoned"))?;
+        Ok(book
+            .order
+            .iter()
+            .filter_map(|key| book.payments.get(key).map(|p| (key.clone(), p.clone())))
+            .collect())
+    }
+}
+
+#[tonic::async_trait]
+impl PaymentGatewayService for Simulator {
+    async fn pay(&self, request: Request<PayRequest>) -> Result<Response<PayResponse>, Status> {
+        let request = request.into_inner();
+        if request.idempotency_key.is_empty() {
+            return Err(Status::invalid_argument("idempotency_key is required"));
+        }
+        if request.amount.is_none_or(|m| m.fen <= 0) {
+            return Err(Status::invalid_argument("amount must be positive"));
+        }
+        let (payment, first) = self.record(&request)?;
+        tokio::time::sleep(self.behaviour.latency).await;
+        if payment.silent {
+            tokio::time::sleep(self.behaviour.timeout_hold).await;
+            return Err(Status::deadline_exceeded("no answer from the bank"));
+        }
+        if self.behaviour.asynchronous {
+            if first {
+                self.send_notices(&request, &payment.answer);
+            }
+            if payment.answer.outcome == i32::from(PaymentOutcome::Paid) && first {
+                return Ok(Response::new(PayResponse {
+                    outcome: PaymentOutcome::Pending.into(),
+                    ..PayResponse::default()
+                }));
+            }
+        }
+        Ok(Response::new(payment.answer))
+    }
+}
+
+#[tonic::async_trait]
+impl SimulatorService for Simulator {
+    async fn list_payments(
+        &self,
+        _request: Request<ListPaymentsRequest>,
+    ) -> Result<Response<ListPaymentsResponse>, Status> {
+        let payments = self
+            .payments()?
+            .into_iter()
+            .map(|(key, p)| SimulatedPayment {
+                idempotency_key: key,
+                provider_reference: p.answer.provider_reference,
+                amount: p.content.amount,
+                outcome: p.answer.outcome,
+                pay_calls: p.pay_calls,
+                received_at_micros: p.received_at_micros,
+                remittance_information: p.content.remittance_information,
+            })
+            .collect();
+        Ok(Response::new(ListPaymentsResponse { payments }))
+    }
+
+    async fn export_statement(
+        &self,
+        _request: Request<ExportStatementRequest>,
+    ) -> Result<Response<ExportStatementResponse>, Status> {
+        let beijing =
+            FixedOffset::east_opt(8 * 3600).ok_or_else(|| Status::internal("bad offset"))?;
+        let mut csv = String::from("value_date,bank_reference,idempotency_key,amount,direction\n");
+        let (mut count, mut total) = (0i64, 0i64);
+        for (key, payment) in self.payments()? {
+            let Some(paid_at) = payment.paid_at else {
+                continue;
+            };
+            let fen = payment.content.amount.map_or(0, |m| m.fen);
+            csv.push_str(&format!(
+                "{},{},{key},{},DEBIT\n",
+                paid_at.with_timezone(&beijing).format("%Y-%m-%d"),
+                payment.answer.provider_reference,
+                yuan(fen)
+            ));
+            count += 1;
+            total += fen;
+        }
+        Ok(Response::new(ExportStatementResponse {
+            csv,
+            line_count: count,
+            total: Some(Money { fen: total }),
+        }))
+    }
+}
+
+/// Serves the gateway and the simulator's record on `listener` until `shutdown` resolves.
+pub async fn serve(
+    simulator: Simulator,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tonic::transport::Server::builder()
+        .add_service(PaymentGatewayServiceServer::new(simulator.clone()))
+        .add_service(SimulatorServiceServer::new(simulator))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Binds `addr` (port 0 picks one) and returns the listener with its address.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(key: &str, account: &str) -> PayRequest {
+        PayRequest {
+            idempotency_key: key.to_owned(),
+            payee_name: "王秀英".to_owned(),
+            payee_account: account.to_owned(),
+            payee_institution: "农业银行".to_owned(),
+            amount: Some(Money { fen: 100 }),
+            remittance_information: "d-1".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_key_pays_once_and_different_content_under_it_is_refused() -> anyhow::Result<()> {
+        let simulator = Simulator::new(Behaviour::default(), None)?;
+        let (first, new) = simulator.record(&request("k-1", "6222"))?;
+        assert!(new);
+        let (again, new_again) = simulator.record(&request("k-1", "6222"))?;
+        assert!(!new_again);
+        assert_eq!(again.answer, first.answer);
+        assert_eq!(again.pay_calls, 2);
+        let conflict = simulator.record(&request("k-1", "6223")).err();
+        assert_eq!(conflict.map(|s| s.code()), Some(tonic::Code::AlreadyExists));
+        assert_eq!(simulator.payments()?.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn scenarios_follow_the_account_prefix() -> anyhow::Result<()> {
+        let behaviour = Behaviour {
+            scenarios: vec![
+                ("9990".to_owned(), Scenario::Reject),
+                ("9991".to_owned(), Scenario::Flaky),
+                ("9992".to_owned(), Scenario::Timeout),
+            ],
+            ..Behaviour::default()
+        };
+        let simulator = Simulator::new(behaviour, None)?;
+        let (rejected, _) = simulator.record(&request("a", "99901"))?;
+        assert!(!rejected.answer.retryable);
+        let (flaky, _) = simulator.record(&request("b:1", "99911"))?;
+        assert!(flaky.answer.retryable);
+        let (flaky_again, _) = simulator.record(&request("b:2", "99911"))?;
+        assert_eq!(flaky_again.answer.outcome, i32::from(PaymentOutcome::Paid));
+        let (silent, _) = simulator.record(&request("c", "99921"))?;
+        assert!(silent.silent && silent.paid_at.is_some());
+        assert_eq!(yuan(123_405), "1234.05");
+        Ok(())
+    }
+}

@@ -1,0 +1,532 @@
+//! Reconciliation: the bank's statement against the attempts Jiuzhu submitted. A statement is
+//! CSV with a header line, `value_date,bank_reference,idempotency_key,amount,direction`; amounts
+//! are yuan with at most two decimals (read exactly into fen, never through floating point);
+//! direction is DEBIT (paid out) or CREDIT (returned to us). The bank's control totals (line
+//! count and sum of amounts) must agree with the lines, or nothing is imported.
+//!
+//! Each line: a debit of an attempt whose outcome never arrived settles it as paid (a timeout
+//! that did pay is paid, not paid again); a debit of a paid attempt matches; a credit of a paid
+//! attempt reverses it and refunds the budget. Everything else is a `ReconciliationMismatch`
+//! for finance: paid but not recorded, recorded but not paid (when the statement says up to
+//! when it is complete), amount differs, a return that matches nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDate;
+use futures::FutureExt;
+use jiuzhu_eventstore::UnitOfWork;
+use jiuzhu_proto::common::Money;
+use jiuzhu_proto::payments::{
+    GetReconciliationReportResponse, ImportStatementRequest, ImportStatementResponse, MismatchKind,
+    OutcomeSource, ReconciliationMismatch, ReconciliationReport, StatementFormat,
+    StatementImported,
+};
+use jiuzhu_runtime::ProviderSettings;
+use jiuzhu_runtime::grpc::{FieldViolations, database_status, run_command, store_status};
+use prost::Message;
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::domain::PaymentsEvent;
+use crate::submission::{Outcome, SubmitError, record_in};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Debit,
+    Credit,
+}
+
+/// One line of a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementLine {
+    /// 1-based line in the file (the header is line 1).
+    pub line: i64,
+    pub value_date: NaiveDate,
+    pub bank_reference: String,
+    pub idempotency_key: String,
+    pub fen: i64,
+    pub direction: Direction,
+}
+
+/// A problem with one field of one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, field `{field}`: {message}")]
+pub struct LineError {
+    pub line: i64,
+    pub field: &'static str,
+    pub message: String,
+}
+
+const HEADER: [&str; 5] = [
+    "value_date",
+    "bank_reference",
+    "idempotency_key",
+    "amount",
+    "direction",
+];
+
+/// Most line errors reported at once (a wrong file would otherwise report every line).
+const MAX_ERRORS: usize = 20;
+
+/// Yuan text ("1234.56", "0.5", "12") to fen, exactly.
+pub fn parse_yuan(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(fraction.is_empty() || digits(fraction)) || fraction.len() > 2 {
+        return Err(format!(
+            "`{text}` is not an amount in yuan with at most two decimals"
+        ));
+    }
+    let yuan: i64 = whole
+        .parse()
+        .map_err(|_| format!("`{text}` is too large"))?;
+    let cents: i64 = format!("{fraction:0<2}")
+        .parse()
+        .map_err(|_| format!("`{text}` is not an amount"))?;
+    yuan.checked_mul(100)
+        .and_then(|f| f.checked_add(cents))
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// Parses a CSV statement, reporting every bad field (up to a limit) with its line.
+pub fn parse_csv(content: &str) -> Result<Vec<StatementLine>, Vec<LineError>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(content.as_bytes());
+    let mut errors = Vec::new();
+    match reader.headers() {
+        Ok(header) if header.iter().eq(HEADER.iter().copied()) => {}
+        Ok(header) => {
+            return Err(vec![LineError {
+                line: 1,
+                field: "header",
+                message: format!(
+                    "expected `{}`, found `{}`",
+                    HEADER.join(","),
+                    header.iter().collect::<Vec<_>>().join(",")
+                ),
+            }]);
+        }
+        Err(error) => {
+            return Err(vec![LineError {
+                line: 1,
+                field: "header",
+                message: error.to_string(),
+            }]);
+        }
+    }
+    let mut lines = Vec::new();
+    for record in reader.records() {
+        if errors.len() >= MAX_ERRORS {
+            break;
+        }
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                let line = error.position().map_or(0, |p| p.line() as i64);
+                errors.push(LineError {
+                    line,
+                    field: "line",
+                    message: error.to_string(),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line() as i64);
+        if record.len() != HEADER.len() {
+            errors.push(LineError {
+                line,
+                field: "line",
+                message: format!("has {} fields, not {}", record.len(), HEADER.len()),
+            });
+            continue;
+        }
+        let mut bad = |field: &'static str, message: String| {
+            errors.push(LineError {
+                line,
+                field,
+                message,
+            })
+        };
+        let value_date = NaiveDate::parse_from_str(&record[0], "%Y-%m-%d")
+            .map_err(|_| {
+                bad(
+                    "value_date",
+                    format!("`{}` is not a YYYY-MM-DD date", &record[0]),
+                )
+            })
+            .ok();
+        if record[1].is_empty() {
+            bad("bank_reference", "is empty".to_owned());
+        }
+        if record[2].is_empty() {
+            bad("idempotency_key", "is empty".to_owned());
+        }
+        let fen = match parse_yuan(&record[3]) {
+            Ok(0) => {
+                bad("amount", "is zero".to_owned());
+                None
+            }
+            Ok(fen) => Some(fen),
+            Err(message) => {
+                bad("amount", message);
+                None
+            }
+        };
+        let direction = match &record[4] {
+            "DEBIT" => Some(Direction::Debit),
+            "CREDIT" => Some(Direction::Credit),
+            other => {
+                bad(
+                    "direction",
+                    format!("`{other}` is neither DEBIT nor CREDIT"),
+                );
+                None
+            }
+        };
+        if let (Some(value_date), Some(fen), Some(direction)) = (value_date, fen, direction)
+            && !record[1].is_empty()
+            && !record[2].is_empty()
+        {
+            lines.push(StatementLine {
+                line,
+                value_date,
+                bank_reference: record[1].to_owned(),
+                idempotency_key: record[2].to_owned(),
+                fen,
+                direction,
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What Jiuzhu knows of an attempt.
+#[derive(Debug)]
+struct Known {
+    disbursement_id: Uuid,
+    fen: i64,
+    outcome: String,
+}
+
+fn money(fen: i64) -> Option<Money> {
+    Some(Money { fen })
+}
+
+/// Imports a statement (see the module documentation) and answers its report.
+pub async fn import(
+    store: &jiuzhu_eventstore::EventStore,
+    settings: &ProviderSettings,
+    request: ImportStatementRequest,
+) -> Result<ImportStatementResponse, Status> {
+    let mut violations = FieldViolations::new();
+    violations.check_request_id(&request.request_id);
+    violations.require(&[("provider", &request.provider)]);
+    if StatementFormat::try_from(request.format) != Ok(StatementFormat::Csv) {
+        violations.add("format", "must be CSV");
+    }
+    let covers_until = if request.covers_until.trim().is_empty() {
+        None
+    } else {
+        match chrono::DateTime::parse_from_rfc3339(request.covers_until.trim()) {
+            Ok(at) => Some(at.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                violations.add("covers_until", "must be an RFC 3339 instant");
+                None
+            }
+        }
+    };
+    let lines = match parse_csv(&request.content) {
+        Ok(lines) => lines,
+        Err(errors) => {
+            for error in errors {
+                violations.add("content", error.to_string());
+            }
+            Vec::new()
+        }
+    };
+    violations.into_result()?;
+    let mut violations = FieldViolations::new();
+    let count = i64::try_from(lines.len()).unwrap_or(i64::MAX);
+    let total: i64 = lines.iter().map(|l| l.fen).sum();
+    let declared_total = request.control_total.map_or(0, |m| m.fen);
+    if count != request.control_count {
+        violations.add(
+            "control_count",
+            format!(
+                "the file has {count} lines, the control total says {}",
+                request.control_count
+            ),
+        );
+    }
+    if total != declared_total {
+        violations.add(
+            "control_total",
+            format!("the lines sum to {total} fen, the control total says {declared_total}"),
+        );
+    }
+    violations.into_result()?;
+    let settings = settings.clone();
+    let provider = request.provider.trim().to_owned();
+    run_command(
+        store,
+        "jiuzhu.payments.v1.PaymentsService/ImportStatement",
+        &request.request_id,
+        &request,
+        move |work| {
+            async move {
+                let report =
+                    reconcile(work, &settings, &provider, &lines, covers_until, total).await?;
+                Ok(ImportStatementResponse {
+                    report: Some(report),
+                })
+            }
+            .boxed()
+        },
+    )
+    .await
+}
+
+async fn reconcile(
+    work: &mut UnitOfWork<'_>,
+    settings: &ProviderSettings,
+    provider: &str,
+    lines: &[StatementLine],
+    covers_until: Option<chrono::DateTime<chrono::Utc>>,
+    total: i64,
+) -> Result<ReconciliationReport, Status> {
+    let statement_id = Uuid::now_v7().to_string();
+    let keys: Vec<String> = lines.iter().map(|l| l.idempotency_key.clone()).collect();
+    let known: HashMap<String, Known> = sqlx::query_as::<_, (String, Uuid, i64, String)>(
+        "SELECT idempotency_key, disbursement_id, fen, outcome FROM attempts \
+         WHERE idempotency_key = ANY($1)",
+    )
+    .bind(&keys)
+    .fetch_all(work.connection())
+    .await
+    .map_err(database_status)?
+    .into_iter()
+    .map(|(key, disbursement_id, fen, outcome)| {
+        (
+            key,
+            Known {
+                disbursement_id,
+                fen,
+                outcome,
+            },
+        )
+    })
+    .collect();
+    let mut report = ReconciliationReport {
+        statement_id: statement_id.clone(),
+        line_count: i64::try_from(lines.len()).unwrap_or(i64::MAX),
+        total: money(total),
+        ..ReconciliationReport::default()
+    };
+    let mismatch =
+        |kind: MismatchKind, line: &StatementLine, known: Option<&Known>| ReconciliationMismatch {
+            statement_id: statement_id.clone(),
+            kind: kind.into(),
+            idempotency_key: line.idempotency_key.clone(),
+            disbursement_id: known
+                .map(|k| k.disbursement_id.to_string())
+                .unwrap_or_default(),
+            recorded: known.and_then(|k| money(k.fen)),
+            on_statement: money(line.fen),
+            bank_reference: line.bank_reference.clone(),
+            line: line.line,
+        };
+    for line in lines {
+        let attempt = known.get(&line.idempotency_key);
+        let outcome = match (line.direction, attempt) {
+            (Direction::Debit, None) => {
+                report
+                    .mismatches
+                    .push(mismatch(MismatchKind::PaidNotRecorded, line, None));
+                continue;
+            }
+            (Direction::Debit, Some(a)) if a.fen != line.fen => {
+                report
+                    .mismatches
+                    .push(mismatch(MismatchKind::AmountDiffers, line, Some(a)));
+                continue;
+            }
+            (Direction::Debit, Some(a)) => match a.outcome.as_str() {
+                "paid" | "reversed" => {
+                    report.matched += 1;
+                    continue;
+                }
+                "unknown" => Outcome::Paid {
+                    reference: line.bank_reference.clone(),
+                },
+                _ => {
+                    // Recorded as failed, yet the bank paid.
+                    report
+                        .mismatches
+                        .push(mismatch(MismatchKind::PaidNotRecorded, line, Some(a)));
+                    continue;
+                }
+            },
+            (Direction::Credit, Some(a)) if a.outcome == "paid" && a.fen == line.fen => {
+                Outcome::Returned {
+                    reason: "returned by the bank".to_owned(),
+                    bank_reference: line.bank_reference.clone(),
+                }
+            }
+            (Direction::Credit, known) => {
+                report
+                    .mismatches
+                    .push(mismatch(MismatchKind::ReturnNotMatched, line, known));
+                continue;
+            }
+        };
+        let recorded = record_in(
+            work,
+            settings,
+            &line.idempotency_key,
+            &outcome,
+            OutcomeSource::Statement,
+        )
+        .await
+        .map_err(|error| match error {
+            SubmitError::Store(error) => store_status(error),
+            other => Status::internal(other.to_string()),
+        })?;
+        match (&outcome, recorded) {
+            (Outcome::Paid { .. }, true) => {
+                report.settled += 1;
+                report.matched += 1;
+            }
+            (Outcome::Returned { .. }, true) => report.reversed += 1,
+            _ => report.matched += 1,
+        }
+    }
+    if let Some(until) = covers_until {
+        let on_statement: HashSet<&str> = lines
+            .iter()
+            .filter(|l| l.direction == Direction::Debit)
+            .map(|l| l.idempotency_key.as_str())
+            .collect();
+        let paid: Vec<(String, Uuid, i64)> = sqlx::query_as(
+            "SELECT idempotency_key, disbursement_id, fen FROM attempts \
+             WHERE outcome IN ('paid', 'reversed') AND provider = $1 AND settled_at <= $2 \
+             ORDER BY settled_at",
+        )
+        .bind(provider)
+        .bind(until)
+        .fetch_all(work.connection())
+        .await
+        .map_err(database_status)?;
+        for (key, disbursement_id, fen) in paid {
+            if !on_statement.contains(key.as_str()) {
+                report.mismatches.push(ReconciliationMismatch {
+                    statement_id: statement_id.clone(),
+                    kind: MismatchKind::RecordedNotPaid.into(),
+                    idempotency_key: key,
+                    disbursement_id: disbursement_id.to_string(),
+                    recorded: money(fen),
+                    on_statement: None,
+                    bank_reference: String::new(),
+                    line: 0,
+                });
+            }
+        }
+    }
+    let mut events = vec![PaymentsEvent::StatementImported(StatementImported {
+        statement_id: statement_id.clone(),
+        provider: provider.to_owned(),
+        line_count: report.line_count,
+        total: report.total,
+        matched: report.matched,
+        mismatches: i64::try_from(report.mismatches.len()).unwrap_or(i64::MAX),
+        settled: report.settled,
+    })];
+    events.extend(
+        report
+            .mismatches
+            .iter()
+            .cloned()
+            .map(PaymentsEvent::ReconciliationMismatch),
+    );
+    let stream = format!("statement-{statement_id}");
+    work.append(&stream, 0, &statement_id, &events)
+        .await
+        .map_err(store_status)?;
+    sqlx::query("INSERT INTO statements (statement_id, provider, report) VALUES ($1, $2, $3)")
+        .bind(Uuid::parse_str(&statement_id).unwrap_or_default())
+        .bind(provider)
+        .bind(report.encode_to_vec())
+        .execute(work.connection())
+        .await
+        .map_err(database_status)?;
+    Ok(report)
+}
+
+/// The stored report of an imported statement.
+pub async fn report(
+    pool: &sqlx::PgPool,
+    statement_id: &str,
+) -> Result<GetReconciliationReportResponse, Status> {
+    let id = jiuzhu_runtime::grpc::uuid_field("statement_id", statement_id)?;
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT report FROM statements WHERE statement_id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(database_status)?;
+    let stored = stored.ok_or_else(|| Status::not_found(format!("no statement {id}")))?;
+    let report = ReconciliationReport::decode(stored.as_slice())
+        .map_err(|_| Status::internal("a stored report cannot be decoded"))?;
+    Ok(GetReconciliationReportResponse {
+        report: Some(report),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_read_exactly() {
+        assert_eq!(parse_yuan("1234.56"), Ok(123_456));
+        assert_eq!(parse_yuan("0.5"), Ok(50));
+        assert_eq!(parse_yuan("12"), Ok(1_200));
+        assert_eq!(parse_yuan("0.07"), Ok(7));
+        assert!(parse_yuan("1.234").is_err());
+        assert!(parse_yuan("-5").is_err());
+        assert!(parse_yuan("1,000.00").is_err());
+        assert!(parse_yuan("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn every_bad_field_is_named_with_its_line() {
+        let content = "value_date,bank_reference,idempotency_key,amount,direction\n\
+                       2026-11-29,SIM1,k-1,100.00,DEBIT\n\
+                       2026-13-01,SIM2,k-2,1.2.3,SIDEWAYS\n\
+                       2026-11-29,,k-3,5.00,CREDIT\n";
+        let errors = parse_csv(content).err().unwrap_or_default();
+        let named: Vec<(i64, &str)> = errors.iter().map(|e| (e.line, e.field)).collect();
+        assert_eq!(
+            named,
+            vec![
+                (3, "value_date"),
+                (3, "amount"),
+                (3, "direction"),
+                (4, "bank_reference")
+            ]
+        );
+        let good = "value_date,bank_reference,idempotency_key,amount,direction\n\
+                    2026-11-29,SIM1,k-1,100.00,DEBIT\n";
+        let lines = parse_csv(good).unwrap_or_default();
+        assert_eq!(lines.len(), 1);
+        assert_eq!((lines[0].line, lines[0].fen), (2, 10_000));
+        assert!(parse_csv("date,ref\n").is_err(), "a wrong header");
+    }
+}

@@ -1,0 +1,569 @@
+//! Paying through the provider, exactly once. The submitter claims due work from `submissions`
+//! (any number of processes share it: `FOR UPDATE SKIP LOCKED`), records a new attempt
+//! (`DisbursementSubmitted`, with its idempotency key and the payee it pays) and pushes the
+//! resend time forward in the same transaction, commits, and only then calls the provider. So
+//! whatever stops the process, the attempt is on record before any money can move, and the
+//! next look resends it under the same key, which the provider answers without paying twice.
+//! Outcomes, from the provider's answer, its notice or the bank's statement, all go through
+//! [`record_outcome`], which records each at most once and moves the ledger with it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use jiuzhu_eventstore::{Begun, CommandRequest, EventStore, StoreError, UnitOfWork};
+use jiuzhu_proto::common::Sealed;
+use jiuzhu_proto::gateway::gateway_notice_service_server::GatewayNoticeService;
+use jiuzhu_proto::gateway::{NotifyRequest, NotifyResponse, PaymentOutcome};
+use jiuzhu_proto::payments::{OutcomeSource, Payee};
+use jiuzhu_runtime::ProviderSettings;
+use jiuzhu_vault::{KeyState, RemoteKeys};
+use prost::Message;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::books;
+use crate::domain::{Disbursement, PaymentsEvent, State, parse_attempt_key};
+use crate::ledger::Transaction;
+use crate::provider::{Answer, Instruction, PaymentProvider, ProviderError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("ledger: {0}")]
+    Ledger(String),
+    #[error("no attempt with key `{0}`")]
+    UnknownKey(String),
+    #[error("the outcome of `{0}` kept colliding with other writers")]
+    Contended(String),
+}
+
+/// Failure drills: the process stops dead at `step` when configured to (see
+/// `[provider] crash_at`), to show that a restart pays nothing twice and loses nothing.
+pub fn crash_point(settings: &ProviderSettings, step: &str) {
+    if settings.crash_at.as_deref() == Some(step) {
+        tracing::error!(step, "failure drill: aborting the process");
+        std::process::abort();
+    }
+}
+
+/// How an outcome reached us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Paid {
+        reference: String,
+    },
+    Rejected {
+        reason: String,
+        retryable: bool,
+    },
+    /// The bank sent a paid amount back.
+    Returned {
+        reason: String,
+        bank_reference: String,
+    },
+}
+
+/// Records the outcome of the attempt `key` at most once, with its ledger move (see
+/// [`record_in`]), in a transaction of its own. A duplicate or late outcome changes nothing.
+pub async fn record_outcome(
+    store: &EventStore,
+    settings: &ProviderSettings,
+    key: &str,
+    outcome: &Outcome,
+    source: OutcomeSource,
+) -> Result<bool, SubmitError> {
+    crash_point(settings, "before_recording_outcome");
+    // Two outcomes of one attempt may race (an answer and a notice): the loser reloads and
+    // finds nothing left to record.
+    for _ in 0..5 {
+        let Begun::Fresh(mut work) = begin(store, &format!("outcome {key}")).await? else {
+            return Ok(false);
+        };
+        match record_in(&mut work, settings, key, outcome, source).await {
+            Err(SubmitError::Store(StoreError::Conflict { .. })) => continue,
+            Ok(true) => {
+                work.commit(Vec::new()).await?;
+                return Ok(true);
+            }
+            other => return other,
+        }
+    }
+    Err(SubmitError::Contended(key.to_owned()))
+}
+
+/// Records an outcome inside `work`: a payment settles the reservation; a final failure
+/// releases it; a retryable one schedules the next attempt after the backoff; money the bank
+/// returned goes back to the budget. Returns whether anything was recorded.
+pub async fn record_in(
+    work: &mut UnitOfWork<'_>,
+    settings: &ProviderSettings,
+    key: &str,
+    outcome: &Outcome,
+    source: OutcomeSource,
+) -> Result<bool, SubmitError> {
+    let (id, attempt) =
+        parse_attempt_key(key).ok_or_else(|| SubmitError::UnknownKey(key.to_owned()))?;
+    let (disbursement, version) = work.load::<Disbursement>(&id.to_string()).await?;
+    let Some(ordered) = disbursement.ordered.clone() else {
+        return Err(SubmitError::UnknownKey(key.to_owned()));
+    };
+    let events = match outcome {
+        Outcome::Paid { reference } => disbursement.succeed(attempt, reference, source),
+        Outcome::Rejected { reason, retryable } => {
+            let next = (*retryable && attempt < settings.max_attempts)
+                .then(|| Utc::now() + backoff(settings, attempt));
+            disbursement.fail(attempt, reason, next.map(|at| at.to_rfc3339()))
+        }
+        Outcome::Returned {
+            reason,
+            bank_reference,
+        } => disbursement.reverse(reason, bank_reference),
+    };
+    let events = match events {
+        Ok(events) if !events.is_empty() => events,
+        Ok(_) => return Ok(false),
+        Err(error) => {
+            tracing::warn!(key, %error, "outcome not recorded");
+            return Ok(false);
+        }
+    };
+    work.append(&id.to_string(), version, &ordered.person_id, &events)
+        .await?;
+    let fen = ordered.amount.map_or(0, |m| m.fen);
+    let conn = work.connection();
+    match &events[..] {
+        [PaymentsEvent::DisbursementSucceeded(paid)] => {
+            post(
+                conn,
+                Transaction::settlement(&ordered.procuratorate, fen),
+                key,
+            )
+            .await?;
+            sqlx::query(
+                "UPDATE attempts SET outcome = 'paid', provider_reference = $2, settled_at = now() \
+                 WHERE idempotency_key = $1",
+            )
+            .bind(key)
+            .bind(&paid.provider_reference)
+            .execute(&mut *conn)
+            .await?;
+            done(conn, id).await?;
+        }
+        [PaymentsEvent::DisbursementFailed(failed)] => {
+            sqlx::query("UPDATE attempts SET outcome = 'failed' WHERE idempotency_key = $1")
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+            if failed.retryable {
+                sqlx::query(
+                    "UPDATE submissions SET due_at = $2::timestamptz WHERE disbursement_id = $1",
+                )
+                .bind(id)
+                .bind(&failed.next_attempt_at)
+                .execute(&mut *conn)
+                .await?;
+            } else {
+                post(conn, Transaction::release(&ordered.procuratorate, fen), key).await?;
+                done(conn, id).await?;
+            }
+        }
+        [PaymentsEvent::DisbursementReversed(_)] => {
+            post(conn, Transaction::refund(&ordered.procuratorate, fen), key).await?;
+            sqlx::query("UPDATE attempts SET outcome = 'reversed' WHERE idempotency_key = $1")
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(true)
+}
+
+async fn begin<'s>(store: &'s EventStore, what: &str) -> Result<Begun<'s>, StoreError> {
+    store
+        .begin_command(CommandRequest::unrecorded(
+            what,
+            "jiuzhu.payments.v1.Submitter",
+        ))
+        .await
+}
+
+async fn post(
+    conn: &mut sqlx::PgConnection,
+    transaction: Result<Transaction, crate::ledger::LedgerError>,
+    key: &str,
+) -> Result<(), SubmitError> {
+    let transaction = transaction.map_err(|error| SubmitError::Ledger(error.to_string()))?;
+    books::post(conn, &transaction, &format!("attempt {key}")).await?;
+    Ok(())
+}
+
+async fn done(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM submissions WHERE disbursement_id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Backoff before attempt `attempt + 1`: doubling from the base, capped.
+pub fn backoff(settings: &ProviderSettings, attempt: i32) -> chrono::Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(0);
+    let ms = settings
+        .backoff_base_ms
+        .saturating_mul(1u64 << exponent)
+        .min(settings.backoff_max_ms);
+    chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// An attempt to send: new, or a resend of one whose outcome is unknown.
+#[derive(Debug)]
+struct Claimed {
+    key: String,
+    person: Uuid,
+    sealed_payee: Option<Sealed>,
+    fen: i64,
+    disbursement_id: String,
+}
+
+/// The background worker sending due disbursements to the provider.
+#[derive(Debug)]
+pub struct Submitter<P> {
+    store: EventStore,
+    provider: Arc<P>,
+    keys: RemoteKeys,
+    settings: ProviderSettings,
+    wake: Arc<Notify>,
+}
+
+impl<P: PaymentProvider> Submitter<P> {
+    pub fn new(
+        store: EventStore,
+        provider: Arc<P>,
+        keys: RemoteKeys,
+        settings: ProviderSettings,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            provider,
+            keys,
+            settings,
+            wake,
+        }
+    }
+
+    /// Looks for due work every `poll_ms`, and at once when woken (a reservation committed).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let every = Duration::from_millis(self.settings.poll_ms);
+        loop {
+            let busy = match self.tick().await {
+                Ok(sent) => sent > 0,
+                Err(error) => {
+                    tracing::warn!(%error, "submitter: will look again");
+                    false
+                }
+            };
+            if busy {
+                // A full batch: there may be more due right now.
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// One look: claim, record, send, record the answers. Returns how many were claimed.
+    pub async fn tick(&self) -> Result<usize, SubmitError> {
+        let claimed = self.claim().await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        crash_point(&self.settings, "after_submit");
+        let mut persons: Vec<Uuid> = claimed.iter().map(|c| c.person).collect();
+        persons.sort_unstable();
+        persons.dedup();
+        let keys = match self.keys.keys(&persons).await {
+            Ok(keys) => keys,
+            Err(error) => {
+                // The attempts are on record and will be resent after `resend_after_ms`.
+                tracing::warn!(%error, "data keys unavailable: payees cannot be opened now");
+                return Ok(0);
+            }
+        };
+        let count = claimed.len();
+        futures::stream::iter(claimed)
+            .for_each_concurrent(self.settings.concurrency, |claimed| {
+                let keys = &keys;
+                async move {
+                    if let Err(error) = self.send(claimed, keys).await {
+                        tracing::warn!(%error, "outcome not recorded; it will be asked again");
+                    }
+                }
+            })
+            .await;
+        Ok(count)
+    }
+
+    async fn send(
+        &self,
+        claimed: Claimed,
+        keys: &HashMap<Uuid, KeyState>,
+    ) -> Result<(), SubmitError> {
+        let key = claimed.key.clone();
+        let payee = match (keys.get(&claimed.person), &claimed.sealed_payee) {
+            (Some(KeyState::Live(data_key)), Some(sealed)) => {
+                match data_key.open::<Payee>(claimed.person, sealed) {
+                    Ok(payee) => payee,
+                    Err(error) => {
+                        tracing::error!(key, %error, "the payee cannot be opened");
+                        return Ok(());
+                    }
+                }
+            }
+            (Some(KeyState::Erased), _) => {
+                let outcome = Outcome::Rejected {
+                    reason: "the person's personal data was erased: no account to pay".to_owned(),
+                    retryable: false,
+                };
+                record_outcome(
+                    &self.store,
+                    &self.settings,
+                    &key,
+                    &outcome,
+                    OutcomeSource::ProviderAnswer,
+                )
+                .await?;
+                return Ok(());
+            }
+            _ => {
+                tracing::warn!(key, "no data key for the payee yet");
+                return Ok(());
+            }
+        };
+        let instruction = Instruction {
+            idempotency_key: key.clone(),
+            payee_name: payee.name,
+            payee_account: payee.account,
+            payee_institution: payee.institution,
+            fen: claimed.fen,
+            remittance: format!("司法救助金 {}", claimed.disbursement_id),
+        };
+        let outcome = match self.provider.pay(&instruction).await {
+            Ok(Answer::Paid { reference }) => Outcome::Paid { reference },
+            Ok(Answer::Rejected { reason, retryable }) => Outcome::Rejected { reason, retryable },
+            Ok(Answer::Pending) => return Ok(()),
+            Err(ProviderError::Unknown(why)) => {
+                tracing::info!(key, why, "outcome unknown; the attempt will be resent");
+                return Ok(());
+            }
+            Err(ProviderError::KeyConflict(why)) => {
+                tracing::error!(key, why, "the provider holds other content under this key");
+                return Ok(());
+            }
+        };
+        record_outcome(
+            &self.store,
+            &self.settings,
+            &key,
+            &outcome,
+            OutcomeSource::ProviderAnswer,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Claims the due work, records new attempts, and pushes every claimed row's next look to
+    /// `resend_after_ms` from now, all in one transaction.
+    async fn claim(&self) -> Result<Vec<Claimed>, SubmitError> {
+        let Begun::Fresh(mut work) = begin(&self.store, "submit").await? else {
+            return Ok(Vec::new());
+        };
+        let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT disbursement_id, person_id FROM submissions WHERE due_at <= now() \
+             ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(self.settings.batch)
+        .fetch_all(work.connection())
+        .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let persons: Vec<Uuid> = due.iter().map(|(_, person)| *person).collect();
+        let payees: HashMap<Uuid, (Vec<u8>, String)> =
+            sqlx::query_as::<_, (Uuid, Vec<u8>, String)>(
+                "SELECT person_id, sealed, masked FROM payees WHERE person_id = ANY($1)",
+            )
+            .bind(&persons)
+            .fetch_all(work.connection())
+            .await?
+            .into_iter()
+            .map(|(person, sealed, masked)| (person, (sealed, masked)))
+            .collect();
+        let mut claimed = Vec::with_capacity(due.len());
+        let mut finished = Vec::new();
+        for (id, person) in due {
+            let (disbursement, version) = work.load::<Disbursement>(&id.to_string()).await?;
+            let Some(ordered) = disbursement.ordered.clone() else {
+                finished.push(id);
+                continue;
+            };
+            let fen = ordered.amount.map_or(0, |m| m.fen);
+            match disbursement.state {
+                State::Reserved | State::Retryable => {
+                    // Without a payee it waits; registering one makes it due at once.
+                    let Some((sealed, masked)) = payees.get(&person) else {
+                        continue;
+                    };
+                    let Ok(sealed) = Sealed::decode(sealed.as_slice()) else {
+                        continue;
+                    };
+                    let events = match disbursement.submit(&self.settings.name, sealed, masked) {
+                        Ok(events) => events,
+                        Err(_) => continue,
+                    };
+                    new_attempt(&mut work, &events, fen, &self.settings.name).await?;
+                    work.append(&id.to_string(), version, &ordered.person_id, &events)
+                        .await?;
+                    if let Some(PaymentsEvent::DisbursementSubmitted(submitted)) = events.first() {
+                        claimed.push(Claimed {
+                            key: submitted.idempotency_key.clone(),
+                            person,
+                            sealed_payee: submitted.sealed_payee.clone(),
+                            fen,
+                            disbursement_id: ordered.disbursement_id.clone(),
+                        });
+                    }
+                }
+                State::Submitted => claimed.push(Claimed {
+                    key: disbursement.idempotency_key.clone(),
+                    person,
+                    sealed_payee: disbursement.sealed_payee.clone(),
+                    fen,
+                    disbursement_id: ordered.disbursement_id.clone(),
+                }),
+                _ => finished.push(id),
+            }
+        }
+        let resend = chrono::Duration::milliseconds(
+            i64::try_from(self.settings.resend_after_ms).unwrap_or(i64::MAX),
+        );
+        let ids: Vec<Uuid> = claimed
+            .iter()
+            .filter_map(|c| Uuid::parse_str(&c.disbursement_id).ok())
+            .collect();
+        sqlx::query("UPDATE submissions SET due_at = $2 WHERE disbursement_id = ANY($1)")
+            .bind(&ids)
+            .bind(Utc::now() + resend)
+            .execute(work.connection())
+            .await?;
+        // Rows whose disbursement no longer needs the provider, and rows waiting for a payee
+        // (looked at again after the resend interval, or at once when one is registered).
+        sqlx::query("DELETE FROM submissions WHERE disbursement_id = ANY($1)")
+            .bind(&finished)
+            .execute(work.connection())
+            .await?;
+        sqlx::query(
+            "UPDATE submissions SET due_at = $1 WHERE due_at <= now() AND NOT person_id IN \
+             (SELECT person_id FROM payees)",
+        )
+        .bind(Utc::now() + resend)
+        .execute(work.connection())
+        .await?;
+        work.commit(Vec::new()).await?;
+        Ok(claimed)
+    }
+}
+
+async fn new_attempt(
+    work: &mut UnitOfWork<'_>,
+    events: &[PaymentsEvent],
+    fen: i64,
+    provider: &str,
+) -> Result<(), sqlx::Error> {
+    for event in events {
+        if let PaymentsEvent::DisbursementSubmitted(submitted) = event {
+            let id = Uuid::parse_str(&submitted.disbursement_id).unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO attempts (idempotency_key, disbursement_id, attempt, fen, provider) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(&submitted.idempotency_key)
+            .bind(id)
+            .bind(submitted.attempt)
+            .bind(fen)
+            .bind(provider)
+            .execute(work.connection())
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The provider's notices (`jiuzhu.gateway.v1.GatewayNoticeService`), recorded like answers.
+#[derive(Debug, Clone)]
+pub struct Notices {
+    store: EventStore,
+    settings: ProviderSettings,
+}
+
+impl Notices {
+    pub fn new(store: EventStore, settings: ProviderSettings) -> Self {
+        Self { store, settings }
+    }
+}
+
+#[tonic::async_trait]
+impl GatewayNoticeService for Notices {
+    #[tracing::instrument(skip_all, fields(key = %request.get_ref().idempotency_key))]
+    async fn notify(
+        &self,
+        request: tonic::Request<NotifyRequest>,
+    ) -> Result<tonic::Response<NotifyResponse>, tonic::Status> {
+        let notice = request.into_inner();
+        let outcome = match PaymentOutcome::try_from(notice.outcome) {
+            Ok(PaymentOutcome::Paid) => Outcome::Paid {
+                reference: notice.provider_reference,
+            },
+            Ok(PaymentOutcome::Rejected) => Outcome::Rejected {
+                reason: notice.reason,
+                retryable: notice.retryable,
+            },
+            Ok(PaymentOutcome::Pending) => return Ok(tonic::Response::new(NotifyResponse {})),
+            _ => {
+                return Err(jiuzhu_runtime::grpc::FieldViolations::single(
+                    "outcome",
+                    "must be PAID, REJECTED or PENDING",
+                ));
+            }
+        };
+        match record_outcome(
+            &self.store,
+            &self.settings,
+            &notice.idempotency_key,
+            &outcome,
+            OutcomeSource::ProviderNotice,
+        )
+        .await
+        {
+            Ok(_) => Ok(tonic::Response::new(NotifyResponse {})),
+            Err(SubmitError::UnknownKey(key)) => Err(tonic::Status::not_found(format!(
+                "no attempt with idempotency key `{key}`"
+            ))),
+            Err(error) => Err(tonic::Status::unavailable(error.to_string())),
+        }
+    }
+}
