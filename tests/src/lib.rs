@@ -16,6 +16,84 @@ use tonic::transport::Channel;
 
 pub type TestResult = anyhow::Result<()>;
 
+pub mod payments;
+
+/// `JIUZHU__…` variables for running `service` as a process on `database` at `port` in
+/// `namespace`, exporting traces to `otlp` (empty: none), with the registry at `registry_port`.
+pub fn service_env(
+    service: &str,
+    database: &TestDatabase,
+    port: u16,
+    namespace: &str,
+    otlp: &str,
+    registry_port: u16,
+) -> Vec<(String, String)> {
+    let section = service.to_uppercase();
+    [
+        (
+            format!("JIUZHU__{section}__LISTEN"),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            format!("JIUZHU__{section}__DATABASE_URL"),
+            database.url.clone(),
+        ),
+        (
+            "JIUZHU__KAFKA__BROKERS".to_owned(),
+            jiuzhu_testkit::kafka_brokers(),
+        ),
+        (
+            "JIUZHU__KAFKA__TOPIC_PREFIX".to_owned(),
+            namespace.to_owned(),
+        ),
+        (
+            "JIUZHU__TELEMETRY__OTLP_ENDPOINT".to_owned(),
+            otlp.to_owned(),
+        ),
+        (
+            "JIUZHU__OUTBOX__POLL_INTERVAL_MS".to_owned(),
+            "10".to_owned(),
+        ),
+        (
+            "JIUZHU__VAULT__MASTER_KEY".to_owned(),
+            jiuzhu_testkit::test_master_key(&database.url),
+        ),
+        (
+            "JIUZHU__PEERS__REGISTRY".to_owned(),
+            format!("http://127.0.0.1:{registry_port}"),
+        ),
+        ("RUST_LOG".to_owned(), "info".to_owned()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Starts service `S` on a fresh database in `namespace`, with `configure` applied to its
+/// test settings.
+pub async fn start_with<S: Service>(
+    namespace: &str,
+    configure: impl FnOnce(&mut jiuzhu_runtime::Settings),
+) -> anyhow::Result<Started> {
+    let database = jiuzhu_testkit::fresh_database::<S>().await?;
+    let mut settings = jiuzhu_testkit::settings(S::NAME, &database, namespace);
+    configure(&mut settings);
+    let running = jiuzhu_runtime::start::<S>(settings).await?;
+    jiuzhu_testkit::announce_peer(namespace, S::NAME, format!("http://{}", running.grpc_addr));
+    Ok(Started { running, database })
+}
+
+/// Starts service `S` again on an existing database, with `configure` applied.
+pub async fn restart_with<S: Service>(
+    namespace: &str,
+    database: &TestDatabase,
+    configure: impl FnOnce(&mut jiuzhu_runtime::Settings),
+) -> anyhow::Result<Running> {
+    let mut settings = jiuzhu_testkit::settings(S::NAME, database, namespace);
+    configure(&mut settings);
+    let running = jiuzhu_runtime::start::<S>(settings).await?;
+    Ok(running)
+}
+
 /// A service started in-process for a test.
 pub struct Started {
     pub running: Running,

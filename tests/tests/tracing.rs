@@ -9,63 +9,10 @@ use jiuzhu_proto::clues::GetLinkageIndexStatusRequest;
 use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
 use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
 use jiuzhu_registry::Registry;
-use jiuzhu_testkit::{
-    OtlpReceiver, ServiceProcess, TestDatabase, fresh_database, kafka_brokers, unique_namespace,
-};
-use jiuzhu_tests::{TestResult, eventually, registration};
+use jiuzhu_testkit::{OtlpReceiver, ServiceProcess, fresh_database, unique_namespace};
+use jiuzhu_tests::{TestResult, eventually, registration, service_env};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn service_env(
-    service: &str,
-    database: &TestDatabase,
-    port: u16,
-    namespace: &str,
-    otlp: &str,
-    registry_port: u16,
-) -> Vec<(String, String)> {
-    let section = service.to_uppercase();
-    [
-        (
-            format!("JIUZHU__{section}__LISTEN"),
-            format!("127.0.0.1:{port}"),
-        ),
-        (
-            format!("JIUZHU__{section}__DATABASE_URL"),
-            database.url.clone(),
-        ),
-        ("JIUZHU__KAFKA__BROKERS".to_owned(), kafka_brokers()),
-        (
-            "JIUZHU__KAFKA__TOPIC_PREFIX".to_owned(),
-            namespace.to_owned(),
-        ),
-        (
-            "JIUZHU__TELEMETRY__OTLP_ENDPOINT".to_owned(),
-            otlp.to_owned(),
-        ),
-        (
-            "JIUZHU__OUTBOX__POLL_INTERVAL_MS".to_owned(),
-            "10".to_owned(),
-        ),
-        (
-            "JIUZHU__VAULT__MASTER_KEY".to_owned(),
-            jiuzhu_testkit::test_master_key(&database.url),
-        ),
-        (
-            "JIUZHU__PEERS__REGISTRY".to_owned(),
-            format!("http://127.0.0.1:{registry_port}"),
-        ),
-        ("RUST_LOG".to_owned(), "info".to_owned()),
-    ]
-    .into_iter()
-    .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_projection()
@@ -74,7 +21,7 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
     let ns = unique_namespace();
     let registry_db = fresh_database::<Registry>().await?;
     let clues_db = fresh_database::<Clues>().await?;
-    let (registry_port, clues_port) = (free_port()?, free_port()?);
+    let (registry_port, clues_port) = (jiuzhu_testkit::free_port()?, jiuzhu_testkit::free_port()?);
     let registry = ServiceProcess::spawn(
         "jiuzhu-registry",
         &service_env(

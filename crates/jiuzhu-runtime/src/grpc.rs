@@ -102,6 +102,23 @@ impl FieldViolations {
     }
 }
 
+/// A command's refusal, as a consumer of another service's events must treat it: an outage or
+/// a lost race is retried; anything else is the message's fault and goes to the dead-letter
+/// topic with the reason.
+pub fn consumer_error(status: Status) -> jiuzhu_messaging::ProjectionError {
+    match status.code() {
+        Code::Unavailable
+        | Code::Internal
+        | Code::Aborted
+        | Code::Unknown
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted => {
+            jiuzhu_messaging::ProjectionError::Unavailable(status.message().to_owned())
+        }
+        _ => jiuzhu_messaging::ProjectionError::Rejected(status.message().to_owned()),
+    }
+}
+
 /// The one mapping of event-store errors to gRPC status codes.
 pub fn store_status(error: StoreError) -> Status {
     match error {

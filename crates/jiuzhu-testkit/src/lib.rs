@@ -44,6 +44,13 @@ pub fn settings(name: &str, database: &TestDatabase, namespace: &str) -> Setting
     settings
 }
 
+/// A port free at the moment of asking (for processes that must be told their port).
+pub fn free_port() -> Result<u16, TestkitError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// Where each namespace's services listen, so that a service started later finds its peers.
 static PEERS: std::sync::Mutex<Vec<(String, String, String)>> = std::sync::Mutex::new(Vec::new());
 

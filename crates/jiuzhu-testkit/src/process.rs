@@ -35,10 +35,19 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `binary serve` with `JIUZHU__…` variables from `env`. Output goes to the test's.
     pub fn spawn(binary: &str, env: &[(String, String)]) -> Result<Self, TestkitError> {
+        Self::spawn_args(binary, &["serve"], env)
+    }
+
+    /// Starts `binary` with `args` and the variables in `env`.
+    pub fn spawn_args(
+        binary: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Self, TestkitError> {
         let path = binary_path(binary)?;
         let mut command = Command::new(path);
         command
-            .arg("serve")
+            .args(args)
             .env("JIUZHU_CONFIG_DIR", "/nonexistent-jiuzhu-config")
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -48,6 +57,17 @@ impl ServiceProcess {
         Ok(Self {
             child: command.spawn()?,
         })
+    }
+
+    /// Waits up to `limit` for the process to end by itself; its exit status if it did.
+    pub async fn exited(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Result<Option<std::process::ExitStatus>, TestkitError> {
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => Ok(Some(status?)),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns whether it exited successfully.

@@ -10,7 +10,6 @@ use jiuzhu_messaging::{
 };
 use jiuzhu_proto::decisions::{CaseDeadline, ReferralStatus, ReferralUpdate};
 use prost::{Message, Name};
-use tonic::Code;
 
 use crate::grpc::{DecisionsApi, on_case};
 
@@ -71,7 +70,7 @@ impl InboundHandler for ReferralUpdates {
             case_id: update.referral_id.clone(),
             ..CaseDeadline::default()
         };
-        let result = on_case(
+        on_case(
             &self.api,
             "ReferralUpdate",
             &request_id,
@@ -88,15 +87,8 @@ impl InboundHandler for ReferralUpdates {
                 Ok((events, CaseDeadline::default()))
             },
         )
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(status) => Err(match status.code() {
-                Code::Unavailable | Code::Internal | Code::Aborted | Code::Unknown => {
-                    ProjectionError::Unavailable(status.message().to_owned())
-                }
-                _ => ProjectionError::Rejected(status.message().to_owned()),
-            }),
-        }
+        .await
+        .map(|_| ())
+        .map_err(jiuzhu_runtime::grpc::consumer_error)
     }
 }

@@ -13,9 +13,10 @@ use jiuzhu_proto::decisions::{
     CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
     EligibilityAssessed, MaterialReceived, MaterialsObligationBreached, MaterialsObligationMet,
     MaterialsObligationOpened, RecommendationIssued, ReferralIssued, ReferralStatus,
-    ReferralUpdated, ReliefMethod, ReviewKind, ReviewRecorded, Stage, StageDeadlineApproaching,
-    StageDeadlineBreached, StageEntered,
+    ReferralUpdated, ReliefDistributed, ReliefMethod, ReviewKind, ReviewRecorded, Stage,
+    StageDeadlineApproaching, StageDeadlineBreached, StageEntered,
 };
+use jiuzhu_proto::decisions::{FundsAwaited, FundsSecured};
 
 use crate::policy::{ReliefPolicy, WageError, Wages, stage_name};
 
@@ -38,6 +39,9 @@ event_enum! {
         MaterialsObligationMet(MaterialsObligationMet),
         MaterialsObligationBreached(MaterialsObligationBreached),
         ReviewRecorded(ReviewRecorded),
+        FundsAwaited(FundsAwaited),
+        FundsSecured(FundsSecured),
+        ReliefDistributed(ReliefDistributed),
     }
 }
 
@@ -210,6 +214,10 @@ pub struct ReliefCase {
     pub referrals: std::collections::BTreeMap<String, ReferralUpdated>,
     /// Alarms raised, by (stage, entered on, breached?).
     pub alarms: BTreeSet<(i32, String, bool)>,
+    /// The disbursement waiting for budget, while it waits.
+    pub waiting_for_funds: Option<String>,
+    /// Payments made, by disbursement id, in fen.
+    pub distributed: std::collections::BTreeMap<String, i64>,
 }
 
 impl Aggregate for ReliefCase {
@@ -257,6 +265,17 @@ impl Aggregate for ReliefCase {
             DecisionsEvent::ReviewRecorded(e) => {
                 self.reviews.insert(e.kind);
             }
+            DecisionsEvent::FundsAwaited(e) => {
+                self.waiting_for_funds = Some(e.disbursement_id.clone());
+            }
+            DecisionsEvent::FundsSecured(_) => self.waiting_for_funds = None,
+            DecisionsEvent::ReliefDistributed(e) => {
+                self.distributed
+                    .insert(e.disbursement_id.clone(), e.amount.map_or(0, |m| m.fen));
+                if self.waiting_for_funds.as_deref() == Some(e.disbursement_id.as_str()) {
+                    self.waiting_for_funds = None;
+                }
+            }
         }
     }
 }
@@ -286,6 +305,73 @@ impl ReliefCase {
                 action,
             })
         }
+    }
+
+    /// Payments reported the approved amount waiting for budget. Once per disbursement.
+    pub fn await_funds(
+        &self,
+        disbursement_id: &str,
+        amount: Option<Money>,
+        available: Option<Money>,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.opened()?;
+        if self.waiting_for_funds.as_deref() == Some(disbursement_id)
+            || self.distributed.contains_key(disbursement_id)
+        {
+            return Ok(Vec::new());
+        }
+        Ok(vec![DecisionsEvent::FundsAwaited(FundsAwaited {
+            case_id: opened.case_id.clone(),
+            disbursement_id: disbursement_id.to_owned(),
+            amount,
+            available,
+        })])
+    }
+
+    /// Payments holds the money now; only news when the case was waiting for it.
+    pub fn secure_funds(&self, disbursement_id: &str) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.opened()?;
+        if self.waiting_for_funds.as_deref() != Some(disbursement_id) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![DecisionsEvent::FundsSecured(FundsSecured {
+            case_id: opened.case_id.clone(),
+            disbursement_id: disbursement_id.to_owned(),
+        })])
+    }
+
+    /// The person was paid. The first payment of an approved case enters the distributed
+    /// stage (its deadline is the notice to the person); a payment recorded before changes
+    /// nothing.
+    pub fn distribute(
+        &self,
+        disbursement_id: &str,
+        amount: Option<Money>,
+        provider_reference: &str,
+        context: Context<'_>,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.opened()?;
+        if self.distributed.contains_key(disbursement_id) {
+            return Ok(Vec::new());
+        }
+        if self.approval.is_none() {
+            return Err(CaseError::WrongStage {
+                stage: stage_name(self.stage),
+                action: "paid",
+            });
+        }
+        let mut events = vec![DecisionsEvent::ReliefDistributed(ReliefDistributed {
+            case_id: opened.case_id.clone(),
+            disbursement_id: disbursement_id.to_owned(),
+            amount,
+            provider_reference: provider_reference.to_owned(),
+        })];
+        if self.stage == Stage::Approved {
+            events.push(DecisionsEvent::StageEntered(
+                context.enter(&opened.case_id, Stage::Distributed),
+            ));
+        }
+        Ok(events)
     }
 
     /// A department's update of a referral it was sent: acknowledged, then completed or
@@ -1011,6 +1097,58 @@ mod tests {
             )
             .len(),
             1
+        );
+    }
+
+    #[test]
+    fn a_short_budget_shows_the_case_waiting_and_the_payment_enters_distribution_once() {
+        let world = world();
+        let mut case = accepted(&world);
+        let context = world.on("2026-11-10");
+        let fen = |fen| Some(Money { fen });
+        assert!(
+            case.distribute("d-1", fen(500_000), "SIM1", context)
+                .is_err(),
+            "nothing approved, nothing to pay"
+        );
+        let proposal = Proposal {
+            amount_fen: 500_000,
+            methods: vec![ReliefMethod::OneTimePayment],
+            proposed_by: "relief-prosecutor-1".to_owned(),
+            ..Proposal::default()
+        };
+        when(&mut case, |c| c.propose(proposal, context));
+        let approver = case
+            .proposal
+            .as_ref()
+            .map(|p| p.required_approver.clone())
+            .unwrap_or_default();
+        when(&mut case, |c| c.approve(&approver, "head-1", context));
+        when(&mut case, |c| {
+            c.await_funds("d-1", fen(500_000), fen(1_000))
+        });
+        assert_eq!(case.waiting_for_funds.as_deref(), Some("d-1"));
+        assert_eq!(
+            case.await_funds("d-1", fen(500_000), fen(1_000)),
+            Ok(Vec::new()),
+            "told twice"
+        );
+        when(&mut case, |c| c.secure_funds("d-1"));
+        assert_eq!(case.waiting_for_funds, None);
+        assert_eq!(case.secure_funds("d-1"), Ok(Vec::new()));
+        let paid = when(&mut case, |c| {
+            c.distribute("d-1", fen(500_000), "SIM1", world.on("2026-11-12"))
+        });
+        assert!(matches!(
+            &paid[..],
+            [DecisionsEvent::ReliefDistributed(r), DecisionsEvent::StageEntered(s)]
+                if r.amount == fen(500_000) && s.stage == Stage::Distributed as i32
+                    && s.due_date == "2026-11-16"
+        ));
+        assert_eq!(
+            case.distribute("d-1", fen(500_000), "SIM1", context),
+            Ok(Vec::new()),
+            "a redelivered payment"
         );
     }
 

@@ -374,6 +374,10 @@ fn case_view(case: &ReliefCase, policy: &ReliefPolicy) -> jiuzhu_proto::decision
             .as_ref()
             .map(|o| o.due_date.clone())
             .unwrap_or_default(),
+        waiting_for_funds: case.waiting_for_funds.is_some(),
+        distributed: Some(jiuzhu_proto::common::Money {
+            fen: case.distributed.values().sum(),
+        }),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod departments;
 pub mod domain;
 pub mod grpc;
 pub mod monitor;
+pub mod payments;
 pub mod policy;
 pub mod projections;
 pub mod referrals;
@@ -49,6 +50,9 @@ impl Service for Decisions {
             .inbound(register_inbound(departments::ReferralUpdates::new(
                 api.clone(),
                 departments,
+            )))
+            .inbound(register_inbound(payments::PaymentProgress::new(
+                api.clone(),
             )))
             .inbound(register_inbound(referrals::Referrals::new(api)))
             .projection(register(projections::CaseBoard))

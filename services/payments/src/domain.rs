@@ -271,12 +271,14 @@ impl Disbursement {
                 procuratorate: ordered.procuratorate.clone(),
                 amount: ordered.amount,
                 available: Some(Money { fen: available }),
+                case_id: ordered.case_id.clone(),
             })]);
         }
         Ok(vec![PaymentsEvent::FundsReserved(FundsReserved {
             disbursement_id: ordered.disbursement_id.clone(),
             procuratorate: ordered.procuratorate.clone(),
             amount: ordered.amount,
+            case_id: ordered.case_id.clone(),
         })])
     }
 

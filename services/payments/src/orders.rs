@@ -11,7 +11,7 @@ use jiuzhu_proto::decisions::DecisionApproved;
 use jiuzhu_proto::payments::DisbursementOrdered;
 use jiuzhu_runtime::grpc::{database_status, run_command, store_status};
 use prost::Message;
-use tonic::{Code, Status};
+use tonic::Status;
 use uuid::Uuid;
 
 use crate::books;
@@ -232,11 +232,6 @@ impl InboundHandler for DecisionOrders {
         };
         self.order(approved)
             .await
-            .map_err(|status| match status.code() {
-                Code::InvalidArgument | Code::FailedPrecondition => {
-                    ProjectionError::Rejected(status.message().to_owned())
-                }
-                _ => ProjectionError::Unavailable(status.message().to_owned()),
-            })
+            .map_err(jiuzhu_runtime::grpc::consumer_error)
     }
 }

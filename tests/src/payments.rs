@@ -1,0 +1,201 @@
+//! Helpers for the payments tests and benchmark: the provider simulator as a process, test
+//! bank cards (Luhn-valid) in a scenario's range, and relief cases taken to approval through
+//! the decisions service.
+
+use std::time::Duration;
+
+use jiuzhu_proto::common::Money;
+use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
+use jiuzhu_proto::decisions::{
+    ApproveDecisionRequest, AssessEligibilityRequest, CaseOrigin, OpenCaseRequest,
+    ProposeDecisionRequest, ReliefMethod,
+};
+use jiuzhu_proto::gateway::simulator_service_client::SimulatorServiceClient;
+use jiuzhu_proto::gateway::{ListPaymentsRequest, SimulatedPayment};
+use jiuzhu_proto::payments::payments_service_client::PaymentsServiceClient;
+use jiuzhu_proto::payments::{AccountKind, RegisterPayeeRequest};
+use jiuzhu_testkit::ServiceProcess;
+use tonic::transport::Channel;
+
+use crate::eventually;
+
+/// Account prefixes the simulator is started with: refused for good, refused once, no answer.
+pub const REJECT: &str = "6222029990";
+pub const FLAKY: &str = "6222029991";
+pub const SILENT: &str = "6222029992";
+/// An ordinary account range.
+pub const ORDINARY: &str = "6222020000";
+
+/// A 19-digit card number starting with `prefix` (10 digits), with a valid check digit.
+pub fn card(prefix: &str, n: u64) -> String {
+    let body = format!("{prefix}{n:08}");
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            // The check digit will be at position 0, so the body's rightmost digit is doubled.
+            if i % 2 == 0 {
+                let doubled = d * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                d
+            }
+        })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
+/// `jiuzhu-paysim` running as its own process.
+pub struct Paysim {
+    pub process: ServiceProcess,
+    pub endpoint: String,
+    pub client: SimulatorServiceClient<Channel>,
+}
+
+impl Paysim {
+    /// Starts the simulator notifying `notify` (if any) with the scenario ranges above and
+    /// `extra` flags.
+    pub async fn spawn(notify: Option<&str>, extra: &[&str]) -> anyhow::Result<Self> {
+        let port = jiuzhu_testkit::free_port()?;
+        let listen = format!("127.0.0.1:{port}");
+        let scenarios = [
+            format!("{REJECT}=reject"),
+            format!("{FLAKY}=flaky"),
+            format!("{SILENT}=timeout"),
+        ];
+        let mut args: Vec<&str> = vec!["--listen", &listen];
+        if let Some(notify) = notify {
+            args.extend(["--notify", notify]);
+        }
+        for scenario in &scenarios {
+            args.extend(["--scenario", scenario.as_str()]);
+        }
+        args.extend(extra);
+        let process = ServiceProcess::spawn_args("jiuzhu-paysim", &args, &[])?;
+        let endpoint = format!("http://{listen}");
+        let client = eventually("the simulator to serve", Duration::from_secs(30), || {
+            let endpoint = endpoint.clone();
+            async move { Ok(SimulatorServiceClient::connect(endpoint).await.ok()) }
+        })
+        .await?;
+        Ok(Self {
+            process,
+            endpoint,
+            client,
+        })
+    }
+
+    /// The simulator's record of the payments for one disbursement (its keys start with it).
+    pub async fn payments_for(
+        &self,
+        disbursement_id: &str,
+    ) -> anyhow::Result<Vec<SimulatedPayment>> {
+        let all = self
+            .client
+            .clone()
+            .list_payments(ListPaymentsRequest {})
+            .await?
+            .into_inner()
+            .payments;
+        Ok(all
+            .into_iter()
+            .filter(|p| p.idempotency_key.starts_with(disbursement_id))
+            .collect())
+    }
+}
+
+/// Opens an emergency relief case for `person_id` and takes it to approval of `fen`.
+pub async fn approve_case(
+    decisions: &mut DecisionsServiceClient<Channel>,
+    tag: &str,
+    person_id: &str,
+    procuratorate: &str,
+    fen: i64,
+) -> anyhow::Result<String> {
+    let case_id = decisions
+        .open_case(OpenCaseRequest {
+            request_id: format!("{tag}-open"),
+            origin: CaseOrigin::Application as i32,
+            person_id: person_id.to_owned(),
+            case_no: format!("(2026)黔0103刑初{tag}号"),
+            procuratorate: procuratorate.to_owned(),
+            region_code: "520103".to_owned(),
+            category: "urgent_medical".to_owned(),
+            applicant_relation: "self".to_owned(),
+            opened_by: "online".to_owned(),
+            ..OpenCaseRequest::default()
+        })
+        .await?
+        .into_inner()
+        .case_id;
+    decisions
+        .assess_eligibility(AssessEligibilityRequest {
+            request_id: format!("{tag}-assess"),
+            case_id: case_id.clone(),
+            facts: vec![
+                "urgent_medical_need".to_owned(),
+                "cannot_pay_treatment".to_owned(),
+            ],
+            assessed_by: "relief-prosecutor-2".to_owned(),
+            category: String::new(),
+        })
+        .await?;
+    let proposed = decisions
+        .propose_decision(ProposeDecisionRequest {
+            request_id: format!("{tag}-propose"),
+            case_id: case_id.clone(),
+            amount: Some(Money { fen }),
+            methods: vec![ReliefMethod::OneTimePayment as i32],
+            proposed_by: "relief-prosecutor-2".to_owned(),
+            ..ProposeDecisionRequest::default()
+        })
+        .await?
+        .into_inner();
+    decisions
+        .approve_decision(ApproveDecisionRequest {
+            request_id: format!("{tag}-approve"),
+            case_id: case_id.clone(),
+            approver_role: proposed.required_approver,
+            approved_by: "head-2".to_owned(),
+        })
+        .await?;
+    Ok(case_id)
+}
+
+/// Registers `account` as the payee of `person_id` (named `name`), once payments has received
+/// the person from the registry.
+pub async fn register_payee(
+    payments: &PaymentsServiceClient<Channel>,
+    tag: &str,
+    person_id: &str,
+    name: &str,
+    account: &str,
+) -> anyhow::Result<String> {
+    let request = RegisterPayeeRequest {
+        request_id: format!("{tag}-payee"),
+        person_id: person_id.to_owned(),
+        name: name.to_owned(),
+        account_kind: AccountKind::BankCard as i32,
+        account: account.to_owned(),
+        institution: "中国农业银行贵阳分行".to_owned(),
+        registered_by: "relief-prosecutor-2".to_owned(),
+    };
+    eventually(
+        "the payee to be registered",
+        Duration::from_secs(60),
+        || {
+            let (mut client, request) = (payments.clone(), request.clone());
+            async move {
+                match client.register_payee(request).await {
+                    Ok(answer) => Ok(Some(answer.into_inner().payee_account_masked)),
+                    // The registry's record has not reached payments yet.
+                    Err(status) if status.code() == tonic::Code::FailedPrecondition => Ok(None),
+                    Err(status) => Err(status.into()),
+                }
+            }
+        },
+    )
+    .await
+}

@@ -1,0 +1,584 @@
+//! Paying relief exactly once, on real PostgreSQL and the broker, through the provider
+//! simulator running as its own process (whose record is the witness): notices that come
+//! twice or late, a thousand concurrent duplicate retries across two payments processes, the
+//! service killed at each step, and a payment whose answer never came settled from the bank's
+//! statement.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiuzhu_decisions::Decisions;
+use jiuzhu_payments::Payments;
+use jiuzhu_proto::common::Money;
+use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
+use jiuzhu_proto::gateway::{ExportStatementRequest, PaymentOutcome};
+use jiuzhu_proto::payments::payments_service_client::PaymentsServiceClient;
+use jiuzhu_proto::payments::*;
+use jiuzhu_registry::Registry;
+use jiuzhu_testkit::{ServiceProcess, free_port, unique_namespace};
+use jiuzhu_tests::payments::{FLAKY, ORDINARY, Paysim, SILENT, approve_case, card, register_payee};
+use jiuzhu_tests::{
+    TestResult, bad_fields, eventually, registry_client, restart_with, service_env, start,
+    start_with, villager,
+};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const WAIT: Duration = Duration::from_secs(60);
+const PROCURATORATE: &str = "贵阳市云岩区人民检察院";
+
+async fn allocate(client: &mut PaymentsServiceClient<Channel>, tag: &str, fen: i64) -> TestResult {
+    client
+        .allocate_budget(AllocateBudgetRequest {
+            request_id: format!("{tag}-budget"),
+            procuratorate: PROCURATORATE.to_owned(),
+            amount: Some(Money { fen }),
+            document_reference: "黔财行〔2026〕31号".to_owned(),
+            allocated_by: "finance-officer-2".to_owned(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// The case's one disbursement once it has reached `state`.
+async fn disbursement_in(
+    client: &PaymentsServiceClient<Channel>,
+    case_id: &str,
+    state: DisbursementState,
+) -> anyhow::Result<Disbursement> {
+    eventually(&format!("the disbursement to be {state:?}"), WAIT, || {
+        let (mut client, case_id) = (client.clone(), case_id.to_owned());
+        async move {
+            let listed = client
+                .list_disbursements(ListDisbursementsRequest { case_id })
+                .await?
+                .into_inner()
+                .disbursements;
+            Ok(listed
+                .into_iter()
+                .next()
+                .filter(|d| d.state == state as i32))
+        }
+    })
+    .await
+}
+
+fn history(disbursement: &Disbursement) -> Vec<&str> {
+    disbursement
+        .history
+        .iter()
+        .map(|h| h.event_type.trim_start_matches("jiuzhu.payments.v1."))
+        .collect()
+}
+
+async fn balances(client: &mut PaymentsServiceClient<Channel>) -> anyhow::Result<(i64, i64, i64)> {
+    let b = client
+        .get_balances(GetBalancesRequest {
+            procuratorate: PROCURATORATE.to_owned(),
+        })
+        .await?
+        .into_inner();
+    let fen = |m: Option<Money>| m.map_or(0, |m| m.fen);
+    Ok((fen(b.budget), fen(b.reserved), fen(b.paid)))
+}
+
+/// Every ledger transaction sums to zero and every balance is the sum of its entries.
+async fn ledger_balances(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let (unbalanced, drifted): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM (SELECT transaction_id FROM ledger_entries GROUP BY \
+         transaction_id HAVING sum(fen) <> 0) t), \
+         (SELECT count(*) FROM account_balances b WHERE b.fen <> \
+          (SELECT coalesce(sum(fen), 0) FROM ledger_entries e WHERE e.account = b.account))",
+    )
+    .fetch_one(pool)
+    .await?;
+    assert_eq!((unbalanced, drifted), (0, 0), "the ledger does not balance");
+    Ok(())
+}
+
+async fn count_events(pool: &sqlx::PgPool, event_type: &str, stream: &str) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1 AND stream_id = $2")
+            .bind(format!("jiuzhu.payments.v1.{event_type}"))
+            .bind(stream)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+async fn person(
+    registry: &mut jiuzhu_proto::registry::registry_service_client::RegistryServiceClient<Channel>,
+    tag: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    Ok(registry
+        .register_person(villager(tag, name, "rural_revitalization"))
+        .await?
+        .into_inner()
+        .person_id)
+}
+
+fn provider_settings(
+    settings: &mut jiuzhu_runtime::Settings,
+    simulator: &str,
+    port: u16,
+    resend_after_ms: u64,
+) {
+    settings.service.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    settings.provider.endpoint = simulator.to_owned();
+    settings.provider.poll_ms = 20;
+    settings.provider.request_timeout_ms = 300;
+    settings.provider.resend_after_ms = resend_after_ms;
+    // Automatic retries wait long: a retry in these tests is an officer's.
+    settings.provider.backoff_base_ms = 600_000;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_duplicate_retries()
+-> TestResult {
+    let ns = unique_namespace();
+    let payments_port = free_port()?;
+    let notify = format!("http://127.0.0.1:{payments_port}");
+    let simulator = Paysim::spawn(
+        Some(&notify),
+        &[
+            "--asynchronous",
+            "--duplicate-notices",
+            "2",
+            "--late-notice-ms",
+            "300",
+        ],
+    )
+    .await?;
+    let registry = start::<Registry>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let endpoint = simulator.endpoint.clone();
+    let payments = start_with::<Payments>(&ns, |s| {
+        provider_settings(s, &endpoint, payments_port, 2_000)
+    })
+    .await?;
+    let mut client = PaymentsServiceClient::connect(notify.clone()).await?;
+    let mut relief =
+        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+    let mut people = registry_client(&registry.running).await?;
+    allocate(&mut client, "dup", 5_000_000).await?;
+
+    let wang = person(&mut people, "dup-wang", "王秀英").await?;
+    let li = person(&mut people, "dup-li", "李春花").await?;
+    // Payees are checked: the name must be the person's, the card's check digit right.
+    let wrong_name = RegisterPayeeRequest {
+        request_id: "dup-wrong-name".to_owned(),
+        person_id: wang.clone(),
+        name: "王秀兰".to_owned(),
+        account_kind: AccountKind::BankCard as i32,
+        account: card(ORDINARY, 1),
+        institution: "农业银行".to_owned(),
+        registered_by: "relief-prosecutor-2".to_owned(),
+    };
+    let refused = eventually("the person to reach payments", WAIT, || {
+        let (mut client, request) = (client.clone(), wrong_name.clone());
+        async move {
+            match client.register_payee(request).await {
+                Err(status) if status.code() == Code::FailedPrecondition => Ok(None),
+                Err(status) => Ok(Some(status)),
+                Ok(_) => anyhow::bail!("a payee with another person's name was registered"),
+            }
+        }
+    })
+    .await?;
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&refused), ["name"]);
+    let mut bad_card = wrong_name.clone();
+    bad_card.request_id = "dup-bad-card".to_owned();
+    bad_card.name = "王秀英".to_owned();
+    bad_card.account = format!("{}9", &card(ORDINARY, 1)[..18]);
+    if bad_card.account == card(ORDINARY, 1) {
+        bad_card.account = format!("{}8", &card(ORDINARY, 1)[..18]);
+    }
+    let refused = client
+        .register_payee(bad_card)
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a card with a wrong check digit was taken"))?;
+    assert_eq!(bad_fields(&refused), ["account"]);
+    let masked = register_payee(&client, "dup-wang", &wang, "王秀英", &card(ORDINARY, 1)).await?;
+    assert!(masked.starts_with("6222 **** "), "{masked}");
+    register_payee(&client, "dup-li", &li, "李 春花", &card(FLAKY, 1)).await?;
+
+    // Paid through notices (pending answer, then the notice three times and once late).
+    let paid_case = approve_case(&mut relief, "101", &wang, PROCURATORATE, 800_000).await?;
+    let paid = disbursement_in(&client, &paid_case, DisbursementState::Succeeded).await?;
+    assert!(paid.provider_reference.starts_with("SIM"));
+    // The duplicates and the late notice arrive within half a second of the first.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let pool = payments.running.store.pool().clone();
+    assert_eq!(
+        count_events(&pool, "DisbursementSucceeded", &paid.disbursement_id).await?,
+        1
+    );
+    let witnessed = simulator.payments_for(&paid.disbursement_id).await?;
+    assert_eq!(witnessed.len(), 1);
+    assert_eq!(witnessed[0].pay_calls, 1);
+
+    // The bank refuses the flaky card's first attempt as retryable: it waits for a retry.
+    let flaky_case = approve_case(&mut relief, "102", &li, PROCURATORATE, 600_000).await?;
+    let failed = disbursement_in(&client, &flaky_case, DisbursementState::Retryable).await?;
+    assert_eq!(failed.failure_reason, "bank system busy");
+
+    // A second payments process on the same database, and a thousand duplicate retries across
+    // both: half reuse one request id, half are fresh requests for the same disbursement.
+    let endpoint = simulator.endpoint.clone();
+    let second_port = free_port()?;
+    let second = restart_with::<Payments>(&ns, &payments.database, |s| {
+        provider_settings(s, &endpoint, second_port, 2_000)
+    })
+    .await?;
+    let other = PaymentsServiceClient::connect(format!("http://{}", second.grpc_addr)).await?;
+    let calls = (0..1000).map(|i| {
+        let mut client = if i % 2 == 0 {
+            client.clone()
+        } else {
+            other.clone()
+        };
+        let request = RetryDisbursementRequest {
+            request_id: if i < 500 {
+                "storm-same".to_owned()
+            } else {
+                format!("storm-{i}")
+            },
+            disbursement_id: failed.disbursement_id.clone(),
+            requested_by: "finance-officer-2".to_owned(),
+            reason: "the bank is back".to_owned(),
+        };
+        async move {
+            client
+                .retry_disbursement(request)
+                .await
+                .map(|_| ())
+                .map_err(|s| s.code())
+        }
+    });
+    let results = futures::future::join_all(calls).await;
+    let mut codes: BTreeMap<String, usize> = BTreeMap::new();
+    for result in &results {
+        let code = match result {
+            Ok(()) => "Ok".to_owned(),
+            Err(code) => format!("{code:?}"),
+        };
+        *codes.entry(code).or_default() += 1;
+    }
+    assert!(
+        codes
+            .keys()
+            .all(|c| ["Ok", "FailedPrecondition", "Aborted"].contains(&c.as_str())),
+        "{codes:?}"
+    );
+    assert!(codes.get("Ok").is_some_and(|n| *n >= 1), "{codes:?}");
+    assert_eq!(
+        count_events(&pool, "DisbursementRetried", &failed.disbursement_id).await?,
+        1,
+        "{codes:?}"
+    );
+    let retried = disbursement_in(&client, &flaky_case, DisbursementState::Succeeded).await?;
+    assert_eq!(retried.attempt, 2);
+    assert_eq!(
+        history(&retried),
+        [
+            "DisbursementOrdered",
+            "FundsReserved",
+            "DisbursementSubmitted",
+            "DisbursementFailed",
+            "DisbursementRetried",
+            "DisbursementSubmitted",
+            "DisbursementSucceeded"
+        ]
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let witnessed = simulator.payments_for(&retried.disbursement_id).await?;
+    let outcomes: Vec<(String, i32)> = witnessed
+        .iter()
+        .map(|p| (p.idempotency_key.clone(), p.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (
+                format!("{}:1", retried.disbursement_id),
+                PaymentOutcome::Rejected as i32
+            ),
+            (
+                format!("{}:2", retried.disbursement_id),
+                PaymentOutcome::Paid as i32
+            )
+        ]
+    );
+    assert_eq!(
+        balances(&mut client).await?,
+        (5_000_000 - 1_400_000, 0, 1_400_000)
+    );
+    ledger_balances(&pool).await?;
+    second.stop().await;
+    payments.running.stop().await;
+    decisions.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_each_step_the_service_pays_once_and_loses_nothing() -> TestResult {
+    let ns = unique_namespace();
+    let payments_port = free_port()?;
+    let notify = format!("http://127.0.0.1:{payments_port}");
+    let simulator = Paysim::spawn(Some(&notify), &[]).await?;
+    let registry = start::<Registry>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let database = jiuzhu_testkit::fresh_database::<Payments>().await?;
+    let registry_port = registry.running.grpc_addr.port();
+    let spawn = |crash_at: Option<&str>| {
+        let mut env = service_env("payments", &database, payments_port, &ns, "", registry_port);
+        env.extend(
+            [
+                ("JIUZHU__PROVIDER__ENDPOINT", simulator.endpoint.as_str()),
+                ("JIUZHU__PROVIDER__POLL_MS", "20"),
+                ("JIUZHU__PROVIDER__REQUEST_TIMEOUT_MS", "2000"),
+                ("JIUZHU__PROVIDER__RESEND_AFTER_MS", "500"),
+                ("JIUZHU__CONSUMER__RETRY_BACKOFF_MS", "10"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        if let Some(step) = crash_at {
+            env.push(("JIUZHU__PROVIDER__CRASH_AT".to_owned(), step.to_owned()));
+        }
+        ServiceProcess::spawn("jiuzhu-payments", &env)
+    };
+    let mut process = spawn(Some("after_reserve"))?;
+    let client = eventually("the payments process to serve", WAIT, || {
+        let url = notify.clone();
+        async move { Ok(PaymentsServiceClient::connect(url).await.ok()) }
+    })
+    .await?;
+    let mut relief =
+        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+    let mut people = registry_client(&registry.running).await?;
+    let zhao = person(&mut people, "kill-zhao", "赵桂兰").await?;
+    register_payee(&client, "kill-zhao", &zhao, "赵桂兰", &card(ORDINARY, 7)).await?;
+    allocate(&mut client.clone(), "kill", 3_000_000).await?;
+    let case_id = approve_case(&mut relief, "201", &zhao, PROCURATORATE, 900_000).await?;
+
+    // Killed after reserving, then after recording the attempt (before calling the provider),
+    // then after the provider paid (before recording its answer): each restart resumes.
+    for step in ["after_reserve", "after_submit", "before_recording_outcome"] {
+        let status = process
+            .exited(WAIT)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the process did not stop at {step}"))?;
+        assert!(!status.success(), "{step}: {status}");
+        let next = match step {
+            "after_reserve" => Some("after_submit"),
+            "after_submit" => Some("before_recording_outcome"),
+            _ => None,
+        };
+        process = spawn(next)?;
+    }
+    let client = eventually("the payments process to serve again", WAIT, || {
+        let url = notify.clone();
+        async move { Ok(PaymentsServiceClient::connect(url).await.ok()) }
+    })
+    .await?;
+    let paid = disbursement_in(&client, &case_id, DisbursementState::Succeeded).await?;
+    assert_eq!(paid.attempt, 1, "no new attempt was needed");
+    let witnessed = simulator.payments_for(&paid.disbursement_id).await?;
+    assert_eq!(witnessed.len(), 1, "one payment at the bank");
+    assert_eq!(witnessed[0].outcome, PaymentOutcome::Paid as i32);
+    // The call before the last crash paid; the resend after it was answered from the record.
+    assert!(witnessed[0].pay_calls >= 2, "{}", witnessed[0].pay_calls);
+    let pool = sqlx::PgPool::connect(&database.url).await?;
+    assert_eq!(
+        count_events(&pool, "DisbursementSucceeded", &paid.disbursement_id).await?,
+        1
+    );
+    assert_eq!(
+        count_events(&pool, "DisbursementOrdered", &paid.disbursement_id).await?,
+        1
+    );
+    assert_eq!(
+        balances(&mut client.clone()).await?,
+        (2_100_000, 0, 900_000)
+    );
+    ledger_balances(&pool).await?;
+    assert!(process.terminate().await?, "a clean stop at the end");
+    decisions.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_paid_again()
+-> TestResult {
+    let ns = unique_namespace();
+    let payments_port = free_port()?;
+    let simulator = Paysim::spawn(None, &["--timeout-hold-ms", "2000"]).await?;
+    let registry = start::<Registry>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let endpoint = simulator.endpoint.clone();
+    let payments =
+        start_with::<Payments>(&ns, |s| provider_settings(s, &endpoint, payments_port, 400))
+            .await?;
+    let mut client =
+        PaymentsServiceClient::connect(format!("http://127.0.0.1:{payments_port}")).await?;
+    let mut relief =
+        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+    let mut people = registry_client(&registry.running).await?;
+    allocate(&mut client, "rec", 2_000_000).await?;
+    let sun = person(&mut people, "rec-sun", "孙玉梅").await?;
+    let zhou = person(&mut people, "rec-zhou", "周建国").await?;
+    register_payee(&client, "rec-sun", &sun, "孙玉梅", &card(SILENT, 3)).await?;
+    register_payee(&client, "rec-zhou", &zhou, "周建国", &card(ORDINARY, 4)).await?;
+    let silent_case = approve_case(&mut relief, "301", &sun, PROCURATORATE, 700_000).await?;
+    let ordinary_case = approve_case(&mut relief, "302", &zhou, PROCURATORATE, 300_000).await?;
+    let ordinary = disbursement_in(&client, &ordinary_case, DisbursementState::Succeeded).await?;
+    let silent = disbursement_in(&client, &silent_case, DisbursementState::Submitted).await?;
+    // The bank paid, but never answered; resent under the same key, still one payment.
+    let witnessed = eventually("a resend of the unanswered payment", WAIT, || async {
+        let payments = simulator.payments_for(&silent.disbursement_id).await?;
+        Ok(payments
+            .first()
+            .is_some_and(|p| p.pay_calls >= 2)
+            .then_some(payments))
+    })
+    .await?;
+    assert_eq!(witnessed.len(), 1);
+    assert_eq!(
+        disbursement_in(&client, &silent_case, DisbursementState::Submitted)
+            .await?
+            .attempt,
+        1,
+        "an unknown outcome is never a new attempt"
+    );
+
+    // The bank's statement: everything it paid, minus the ordinary payment (recorded but not
+    // on the statement), plus a payment Jiuzhu never made.
+    let statement = simulator
+        .client
+        .clone()
+        .export_statement(ExportStatementRequest {})
+        .await?
+        .into_inner();
+    assert_eq!(statement.line_count, 2);
+    let mut lines: Vec<String> = statement
+        .csv
+        .lines()
+        .filter(|l| !l.contains(&ordinary.disbursement_id))
+        .map(str::to_owned)
+        .collect();
+    lines.push(
+        "2026-11-29,SIM99999999,0190d5c2-8a6e-7000-8000-00000000beef:1,12.34,DEBIT".to_owned(),
+    );
+    let content = lines.join("\n") + "\n";
+    let import = ImportStatementRequest {
+        request_id: "statement-1".to_owned(),
+        provider: "simulator".to_owned(),
+        format: StatementFormat::Csv as i32,
+        content: content.clone(),
+        control_count: 2,
+        control_total: Some(Money { fen: 701_234 }),
+        covers_until: chrono::Utc::now().to_rfc3339(),
+    };
+    // Control totals that disagree with the lines refuse the whole file.
+    let refused = client
+        .import_statement(ImportStatementRequest {
+            request_id: "statement-bad-totals".to_owned(),
+            control_count: 3,
+            ..import.clone()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("wrong control totals were accepted"))?;
+    assert_eq!(bad_fields(&refused), ["control_count"]);
+    let broken = content.replacen(",12.34,", ",12.345,", 1);
+    let refused = client
+        .import_statement(ImportStatementRequest {
+            request_id: "statement-bad-line".to_owned(),
+            content: broken,
+            ..import.clone()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a bad amount was accepted"))?;
+    assert_eq!(bad_fields(&refused), ["content"]);
+    let named = tonic_types::StatusExt::get_details_bad_request(&refused).is_some_and(|d| {
+        d.field_violations
+            .iter()
+            .any(|v| v.description.starts_with("line 3, field `amount`"))
+    });
+    assert!(named, "{refused:?}");
+
+    let report = client
+        .import_statement(import.clone())
+        .await?
+        .into_inner()
+        .report
+        .ok_or_else(|| anyhow::anyhow!("no report"))?;
+    assert_eq!(
+        (report.line_count, report.settled, report.matched),
+        (2, 1, 1)
+    );
+    let kinds: Vec<(i32, String)> = report
+        .mismatches
+        .iter()
+        .map(|m| (m.kind, m.disbursement_id.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (MismatchKind::PaidNotRecorded as i32, String::new()),
+            (
+                MismatchKind::RecordedNotPaid as i32,
+                ordinary.disbursement_id.clone()
+            )
+        ]
+    );
+    let settled = disbursement_in(&client, &silent_case, DisbursementState::Succeeded).await?;
+    assert_eq!(settled.attempt, 1);
+    let again = client.import_statement(import).await?.into_inner();
+    assert_eq!(again.report.as_ref(), Some(&report), "a retried import");
+    let stored = client
+        .get_reconciliation_report(GetReconciliationReportRequest {
+            statement_id: report.statement_id.clone(),
+        })
+        .await?
+        .into_inner();
+    assert_eq!(stored.report.as_ref(), Some(&report));
+    let witnessed = simulator.payments_for(&silent.disbursement_id).await?;
+    assert_eq!(witnessed.len(), 1, "still one payment at the bank");
+    assert_eq!(balances(&mut client).await?, (1_000_000, 0, 1_000_000));
+
+    // The bank returns the ordinary payment: reversed, and the money is budget again.
+    let returned = format!(
+        "value_date,bank_reference,idempotency_key,amount,direction\n\
+         2026-11-30,SIMR0001,{}:1,3000.00,CREDIT\n",
+        ordinary.disbursement_id
+    );
+    let report = client
+        .import_statement(ImportStatementRequest {
+            request_id: "statement-2".to_owned(),
+            provider: "simulator".to_owned(),
+            format: StatementFormat::Csv as i32,
+            content: returned,
+            control_count: 1,
+            control_total: Some(Money { fen: 300_000 }),
+            covers_until: String::new(),
+        })
+        .await?
+        .into_inner()
+        .report
+        .ok_or_else(|| anyhow::anyhow!("no report"))?;
+    assert_eq!((report.reversed, report.mismatches.len()), (1, 0));
+    disbursement_in(&client, &ordinary_case, DisbursementState::Reversed).await?;
+    assert_eq!(balances(&mut client).await?, (1_300_000, 0, 700_000));
+    ledger_balances(payments.running.store.pool()).await?;
+    payments.running.stop().await;
+    decisions.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}
