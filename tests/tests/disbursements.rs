@@ -273,6 +273,7 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
             .all(|c| ["Ok", "FailedPrecondition", "Aborted"].contains(&c.as_str())),
         "{codes:?}"
     );
+    eprintln!("answers to the thousand retries: {codes:?}");
     assert!(codes.get("Ok").is_some_and(|n| *n >= 1), "{codes:?}");
     assert_eq!(
         count_events(&pool, "DisbursementRetried", &failed.disbursement_id).await?,
