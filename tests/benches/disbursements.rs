@@ -153,37 +153,48 @@ async fn main() -> anyhow::Result<()> {
     }
     let publish_time = started.elapsed();
     let mut simulator_client = simulator.client.clone();
-    let witnessed = eventually("every payment at the provider", Duration::from_secs(600), || {
-        let mut client = simulator_client.clone();
-        async move {
-            let payments = client.list_payments(ListPaymentsRequest {}).await?.into_inner().payments;
-            Ok((payments.len() >= count).then_some(payments))
-        }
-    })
+    let witnessed = eventually(
+        "every payment at the provider",
+        Duration::from_secs(600),
+        || {
+            let mut client = simulator_client.clone();
+            async move {
+                let payments = client
+                    .list_payments(ListPaymentsRequest {})
+                    .await?
+                    .into_inner()
+                    .payments;
+                Ok((payments.len() >= count).then_some(payments))
+            }
+        },
+    )
     .await?;
     let at_provider = started.elapsed();
     let pool = payments.running.store.pool().clone();
-    eventually("every payment recorded as paid", Duration::from_secs(600), || {
-        let pool = pool.clone();
-        async move {
-            let paid: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM attempts WHERE outcome = 'paid'")
-                    .fetch_one(&pool)
-                    .await?;
-            Ok((paid >= count as i64).then_some(()))
-        }
-    })
+    eventually(
+        "every payment recorded as paid",
+        Duration::from_secs(600),
+        || {
+            let pool = pool.clone();
+            async move {
+                let paid: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM attempts WHERE outcome = 'paid'")
+                        .fetch_one(&pool)
+                        .await?;
+                Ok((paid >= count as i64).then_some(()))
+            }
+        },
+    )
     .await?;
     let recorded = started.elapsed();
-    let cases: HashMap<String, String> =
-        sqlx::query_as::<_, (uuid::Uuid, uuid::Uuid)>(
-            "SELECT disbursement_id, case_id FROM disbursement_claims",
-        )
-        .fetch_all(&pool)
-        .await?
-        .into_iter()
-        .map(|(d, c)| (d.to_string(), c.to_string()))
-        .collect();
+    let cases: HashMap<String, String> = sqlx::query_as::<_, (uuid::Uuid, uuid::Uuid)>(
+        "SELECT disbursement_id, case_id FROM disbursement_claims",
+    )
+    .fetch_all(&pool)
+    .await?
+    .into_iter()
+    .map(|(d, c)| (d.to_string(), c.to_string()))
+    .collect();
     let mut latency = hdrhistogram::Histogram::<u64>::new(3)?;
     for payment in &witnessed {
         let disbursement = payment

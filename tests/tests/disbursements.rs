@@ -219,6 +219,22 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
     let witnessed = simulator.payments_for(&paid.disbursement_id).await?;
     assert_eq!(witnessed.len(), 1);
     assert_eq!(witnessed[0].pay_calls, 1);
+    // The case follows its payment: distributed, once.
+    let distributed = eventually("the case to be distributed", WAIT, || {
+        let (mut relief, case_id) = (relief.clone(), paid_case.clone());
+        async move {
+            let case = relief
+                .get_case(jiuzhu_proto::decisions::GetCaseRequest { case_id })
+                .await?
+                .into_inner()
+                .relief_case
+                .unwrap_or_default();
+            Ok((case.stage == jiuzhu_proto::decisions::Stage::Distributed as i32).then_some(case))
+        }
+    })
+    .await?;
+    assert_eq!(distributed.distributed, Some(Money { fen: 800_000 }));
+    assert!(!distributed.waiting_for_funds);
 
     // The bank refuses the flaky card's first attempt as retryable: it waits for a retry.
     let flaky_case = approve_case(&mut relief, "102", &li, PROCURATORATE, 600_000).await?;

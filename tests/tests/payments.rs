@@ -147,6 +147,23 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
     })
     .await?;
     assert_eq!(count("jiuzhu.payments.v1.DisbursementOrdered").await?, 1);
+    // The case shows it: waiting for funds.
+    let waiting = |expected: bool| {
+        let (relief, case_id) = (relief.clone(), case_id.clone());
+        eventually("the case to show its funding", wait, move || {
+            let (mut relief, case_id) = (relief.clone(), case_id.clone());
+            async move {
+                let case = relief
+                    .get_case(GetCaseRequest { case_id })
+                    .await?
+                    .into_inner()
+                    .relief_case
+                    .unwrap_or_default();
+                Ok((case.waiting_for_funds == expected).then_some(()))
+            }
+        })
+    };
+    waiting(true).await?;
 
     // Budget arrives: the waiting order is reserved in the same transaction.
     let mut client =
@@ -170,6 +187,7 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
         .into_inner();
     assert_eq!(balances.reserved, Some(Money { fen: 800_000 }));
     assert_eq!(count("jiuzhu.payments.v1.FundsReserved").await?, 1);
+    waiting(false).await?;
 
     // The case's disbursement with its history; cancelled, its money returns to the budget.
     let listed = client
