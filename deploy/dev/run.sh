@@ -49,6 +49,13 @@ for service in "${SERVICES[@]}"; do
   "target/debug/jiuzhu-$service" serve &
   pids+=($!)
 done
+# The payment provider simulator: answers "pending", then notifies payments (each notice twice,
+# as real gateways do). Accounts starting 6222029990 are refused, 6222029991 refused once,
+# 6222029992 paid without an answer (see `target/debug/jiuzhu-paysim --help`).
+target/debug/jiuzhu-paysim --listen 127.0.0.1:50060 --notify http://127.0.0.1:50054 \
+  --asynchronous --duplicate-notices 1 --latency-ms 20 \
+  --scenario 6222029990=reject --scenario 6222029991=flaky --scenario 6222029992=timeout &
+pids+=($!)
 sleep 2
 cat <<'TEXT'
 
@@ -56,6 +63,7 @@ Jiuzhu is running (Ctrl-C stops it):
   registry   grpc://127.0.0.1:50051     clues      grpc://127.0.0.1:50052
   decisions  grpc://127.0.0.1:50053     payments   grpc://127.0.0.1:50054
   followup   grpc://127.0.0.1:50055     Kafka      127.0.0.1:9092
+  provider simulator grpc://127.0.0.1:50060 (jiuzhu.gateway.v1)
   metrics    http://127.0.0.1:9101/metrics … 9105 (registry … followup)
 
 Try (grpcurl uses reflection):
@@ -63,6 +71,8 @@ Try (grpcurl uses reflection):
   grpcurl -plaintext 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/GetLinkageIndexStatus
   grpcurl -plaintext -d '{"request_id":"case-1","case_no":"(2026)京0105刑初1号","party_ref":"P1","procuratorate":"朝阳区院","role":"PARTY_ROLE_VICTIM","harm":{"disability_grade":5},"full_name":"王秀英","birth_date":"1949年12月31日","region":{"code":"110105"}}' 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/ReportParty
   grpcurl -plaintext -d '{"filter":"DEADLINE_FILTER_DUE_SOON"}' 127.0.0.1:50053 jiuzhu.decisions.v1.DecisionsService/ListDeadlines
+  grpcurl -plaintext -d '{"request_id":"budget-1","procuratorate":"朝阳区院","amount":{"fen":10000000},"document_reference":"京财行〔2026〕1号","allocated_by":"finance-1"}' 127.0.0.1:50054 jiuzhu.payments.v1.PaymentsService/AllocateBudget
+  grpcurl -plaintext 127.0.0.1:50060 jiuzhu.gateway.v1.SimulatorService/ExportStatement
 Traces: set JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 (Jaeger all-in-one) before make run.
 TEXT
 wait
