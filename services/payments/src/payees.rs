@@ -24,7 +24,7 @@ use crate::grpc::PaymentsApi;
 
 jiuzhu_eventstore::event_enum! {
     /// The registry events that carry identities.
-    enum RegistryFeed {
+    pub enum RegistryFeed {
         PersonRegistered(PersonRegistered),
         PersonUpdated(PersonUpdated),
         PersonErased(PersonErased),
