@@ -7,6 +7,7 @@ use jiuzhu_proto::common::Money;
 use jiuzhu_proto::payments::payments_service_client::PaymentsServiceClient;
 use jiuzhu_proto::payments::*;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
+use jiuzhu_tests::payments::approve_case;
 use jiuzhu_tests::{TestResult, eventually, read_topic, start};
 use tonic::Code;
 
@@ -81,53 +82,8 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
         DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
     let procuratorate = "贵阳市云岩区人民检察院";
     // Emergency relief: decided and approved straight after the application.
-    let case_id = relief
-        .open_case(OpenCaseRequest {
-            request_id: "pay-open".to_owned(),
-            origin: CaseOrigin::Application as i32,
-            person_id: uuid::Uuid::now_v7().to_string(),
-            case_no: "(2026)黔0103刑初8号".to_owned(),
-            procuratorate: procuratorate.to_owned(),
-            region_code: "520103".to_owned(),
-            category: "urgent_medical".to_owned(),
-            applicant_relation: "self".to_owned(),
-            opened_by: "online".to_owned(),
-            ..OpenCaseRequest::default()
-        })
-        .await?
-        .into_inner()
-        .case_id;
-    relief
-        .assess_eligibility(AssessEligibilityRequest {
-            request_id: "pay-assess".to_owned(),
-            case_id: case_id.clone(),
-            facts: vec![
-                "urgent_medical_need".to_owned(),
-                "cannot_pay_treatment".to_owned(),
-            ],
-            assessed_by: "relief-prosecutor-2".to_owned(),
-            category: String::new(),
-        })
-        .await?;
-    let proposed = relief
-        .propose_decision(ProposeDecisionRequest {
-            request_id: "pay-propose".to_owned(),
-            case_id: case_id.clone(),
-            amount: Some(Money { fen: 800_000 }),
-            methods: vec![ReliefMethod::OneTimePayment as i32],
-            proposed_by: "relief-prosecutor-2".to_owned(),
-            ..ProposeDecisionRequest::default()
-        })
-        .await?
-        .into_inner();
-    relief
-        .approve_decision(ApproveDecisionRequest {
-            request_id: "pay-approve".to_owned(),
-            case_id: case_id.clone(),
-            approver_role: proposed.required_approver,
-            approved_by: "head-2".to_owned(),
-        })
-        .await?;
+    let person_id = uuid::Uuid::now_v7().to_string();
+    let case_id = approve_case(&mut relief, "8", &person_id, procuratorate, 800_000).await?;
 
     // No budget yet: ordered, and waiting for funds.
     let pool = payments.running.store.pool().clone();

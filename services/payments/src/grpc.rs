@@ -47,6 +47,39 @@ impl From<crate::domain::DisbursementError> for Status {
 
 const SERVICE: &str = "jiuzhu.payments.v1.PaymentsService";
 
+/// Loads an existing disbursement in `work`, decides, and appends: the disbursement before and
+/// after, and its new version.
+async fn decide_on(
+    work: &mut jiuzhu_eventstore::UnitOfWork<'_>,
+    id: Uuid,
+    decide: impl FnOnce(
+        &DisbursementAggregate,
+    ) -> Result<Vec<PaymentsEvent>, crate::domain::DisbursementError>,
+) -> Result<(DisbursementAggregate, DisbursementAggregate, i64), Status> {
+    let (before, version) = work
+        .load::<DisbursementAggregate>(&id.to_string())
+        .await
+        .map_err(store_status)?;
+    if version == 0 {
+        return Err(Status::not_found(format!("no disbursement {id}")));
+    }
+    let events = decide(&before)?;
+    let person = before
+        .ordered
+        .as_ref()
+        .map(|o| o.person_id.clone())
+        .unwrap_or_default();
+    work.append(&id.to_string(), version, &person, &events)
+        .await
+        .map_err(store_status)?;
+    let mut after = before.clone();
+    for event in &events {
+        jiuzhu_eventstore::Aggregate::apply(&mut after, event);
+    }
+    let appended = i64::try_from(events.len()).unwrap_or(0);
+    Ok((before, after, version + appended))
+}
+
 #[derive(Debug, Clone)]
 pub struct PaymentsApi {
     store: EventStore,
@@ -256,18 +289,9 @@ impl PaymentsService for PaymentsApi {
             &request,
             move |work| {
                 async move {
-                    let (disbursement, version) = work
-                        .load::<DisbursementAggregate>(&id.to_string())
-                        .await
-                        .map_err(store_status)?;
-                    if version == 0 {
-                        return Err(Status::not_found(format!("no disbursement {id}")));
-                    }
-                    let events = disbursement.cancel(&reason, &by)?;
+                    let (disbursement, _, _) =
+                        decide_on(work, id, |d| d.cancel(&reason, &by)).await?;
                     let ordered = disbursement.ordered.clone().unwrap_or_default();
-                    work.append(&id.to_string(), version, &ordered.person_id, &events)
-                        .await
-                        .map_err(store_status)?;
                     // Held money goes back to the budget; a waiting order leaves the queue.
                     if disbursement.reserved {
                         let fen = ordered.amount.map_or(0, |m| m.fen);
@@ -326,27 +350,13 @@ impl PaymentsService for PaymentsApi {
             &request,
             move |work| {
                 async move {
-                    let (disbursement, version) = work
-                        .load::<DisbursementAggregate>(&id.to_string())
-                        .await
-                        .map_err(store_status)?;
-                    if version == 0 {
-                        return Err(Status::not_found(format!("no disbursement {id}")));
-                    }
-                    let events = disbursement.retry(&by, &reason)?;
-                    let ordered = disbursement.ordered.clone().unwrap_or_default();
-                    work.append(&id.to_string(), version, &ordered.person_id, &events)
-                        .await
-                        .map_err(store_status)?;
-                    let mut retried = disbursement;
-                    for event in &events {
-                        jiuzhu_eventstore::Aggregate::apply(&mut retried, event);
-                    }
+                    let (_, retried, version) =
+                        decide_on(work, id, |d| d.retry(&by, &reason)).await?;
                     if retried.state == State::Reserved {
                         crate::orders::due_now(work, &retried).await?;
                     } else {
                         // The definite failure released the money: hold it again, or wait.
-                        crate::orders::reserve(work, &retried, version + 1).await?;
+                        crate::orders::reserve(work, &retried, version).await?;
                     }
                     let (now, _) = work
                         .load::<DisbursementAggregate>(&id.to_string())
