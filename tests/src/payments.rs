@@ -106,13 +106,26 @@ impl Paysim {
     }
 }
 
-/// Opens an emergency relief case for `person_id` and takes it to approval of `fen`.
+/// Opens an emergency relief case for `person_id` and takes it to approval of `fen`, paid at
+/// once.
 pub async fn approve_case(
     decisions: &mut DecisionsServiceClient<Channel>,
     tag: &str,
     person_id: &str,
     procuratorate: &str,
     fen: i64,
+) -> anyhow::Result<String> {
+    approve_in_instalments(decisions, tag, person_id, procuratorate, fen, 1).await
+}
+
+/// As [`approve_case`], paid in `instalments`.
+pub async fn approve_in_instalments(
+    decisions: &mut DecisionsServiceClient<Channel>,
+    tag: &str,
+    person_id: &str,
+    procuratorate: &str,
+    fen: i64,
+    instalments: i32,
 ) -> anyhow::Result<String> {
     let case_id = decisions
         .open_case(OpenCaseRequest {
@@ -149,6 +162,7 @@ pub async fn approve_case(
             amount: Some(Money { fen }),
             methods: vec![ReliefMethod::OneTimePayment as i32],
             proposed_by: "relief-prosecutor-2".to_owned(),
+            instalments,
             ..ProposeDecisionRequest::default()
         })
         .await?

@@ -16,7 +16,9 @@ use jiuzhu_proto::payments::payments_service_client::PaymentsServiceClient;
 use jiuzhu_proto::payments::*;
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{ServiceProcess, free_port, unique_namespace};
-use jiuzhu_tests::payments::{FLAKY, ORDINARY, Paysim, SILENT, approve_case, card, register_payee};
+use jiuzhu_tests::payments::{
+    FLAKY, ORDINARY, Paysim, SILENT, approve_case, approve_in_instalments, card, register_payee,
+};
 use jiuzhu_tests::{
     TestResult, bad_fields, eventually, registry_client, restart_with, service_env, start,
     start_with, villager,
@@ -236,6 +238,32 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
     assert_eq!(distributed.distributed, Some(Money { fen: 800_000 }));
     assert!(!distributed.waiting_for_funds);
 
+    // Living support in three monthly instalments: the first is paid now, the others are
+    // ordered and their money held, but not paid before their day.
+    let monthly =
+        approve_in_instalments(&mut relief, "103", &wang, PROCURATORATE, 300_001, 3).await?;
+    let first = disbursement_in(&client, &monthly, DisbursementState::Succeeded).await?;
+    let all = client
+        .list_disbursements(ListDisbursementsRequest {
+            case_id: monthly.clone(),
+        })
+        .await?
+        .into_inner()
+        .disbursements;
+    let plan: Vec<(i32, i64, i32)> = all
+        .iter()
+        .map(|d| (d.instalment, d.amount.map_or(0, |m| m.fen), d.state))
+        .collect();
+    assert_eq!(
+        plan,
+        [
+            (1, 100_001, DisbursementState::Succeeded as i32),
+            (2, 100_000, DisbursementState::Reserved as i32),
+            (3, 100_000, DisbursementState::Reserved as i32)
+        ]
+    );
+    assert_eq!(first.instalment, 1);
+
     // The bank refuses the flaky card's first attempt as retryable: it waits for a retry.
     let flaky_case = approve_case(&mut relief, "102", &li, PROCURATORATE, 600_000).await?;
     let failed = disbursement_in(&client, &flaky_case, DisbursementState::Retryable).await?;
@@ -331,7 +359,7 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
     );
     assert_eq!(
         balances(&mut client).await?,
-        (5_000_000 - 1_400_000, 0, 1_400_000)
+        (5_000_000 - 1_700_001, 200_000, 1_500_001)
     );
     ledger_balances(&pool).await?;
     second.stop().await;

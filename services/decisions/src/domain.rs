@@ -82,6 +82,8 @@ pub enum CaseError {
         "the decision departs from the recommendation ({recommended}): say why in departure_reason"
     )]
     DepartureUnexplained { recommended: String },
+    #[error("at most {max} instalments (relief policy), not {given}")]
+    TooManyInstalments { max: u32, given: u32 },
     #[error("no referral {0} on this case")]
     UnknownReferral(String),
     #[error("referral {referral} went to {department}, not {sender}")]
@@ -191,6 +193,8 @@ pub struct Proposal {
     pub court_award_fen: Option<i64>,
     pub departure_reason: String,
     pub proposed_by: String,
+    /// 0 or 1: paid at once.
+    pub instalments: u32,
 }
 
 /// A relief case as its decisions need it.
@@ -707,6 +711,13 @@ impl ReliefCase {
             Some(e) => return Err(CaseError::NotEligible(e.rule.clone())),
             None => return Err(CaseError::NotEligible("not assessed".to_owned())),
         }
+        let instalments = proposal.instalments.max(1);
+        if instalments > context.policy.instalments.max {
+            return Err(CaseError::TooManyInstalments {
+                max: context.policy.instalments.max,
+                given: instalments,
+            });
+        }
         let missing = self.missing_materials(context.policy);
         if !missing.is_empty() && !emergency {
             return Err(CaseError::MaterialsMissing(missing));
@@ -758,6 +769,9 @@ impl ReliefCase {
                 wage_year,
                 emergency,
                 outstanding_materials: missing,
+                instalments: i32::try_from(instalments).unwrap_or(1),
+                instalment_every_months: i32::try_from(context.policy.instalments.every_months)
+                    .unwrap_or(1),
             }),
             DecisionsEvent::StageEntered(context.enter(&opened.case_id, Stage::ApprovalOpinion)),
         ])
@@ -789,6 +803,9 @@ impl ReliefCase {
                 approver_role: approver_role.to_owned(),
                 approved_by: approved_by.to_owned(),
                 procuratorate: opened.procuratorate.clone(),
+                instalments: proposal.instalments.max(1),
+                instalment_every_months: proposal.instalment_every_months,
+                approved_on: context.today.format("%Y-%m-%d").to_string(),
             }),
             DecisionsEvent::StageEntered(context.enter(&opened.case_id, Stage::Approved)),
         ];
@@ -1188,7 +1205,7 @@ mod tests {
         assert!(matches!(
             &events[0],
             DecisionsEvent::DecisionProposed(p) if p.required_approver == "chief_prosecutors_meeting"
-                && p.policy_version == "relief-2026.1"
+                && p.policy_version == "relief-2026.2"
         ));
         assert_eq!(
             case.approve("department_head", "head-1", context),

@@ -284,6 +284,7 @@ impl From<CaseError> for Status {
             CaseError::AboveCap { .. } | CaseError::AboveCourtAward { .. } => {
                 FieldViolations::single("amount", message)
             }
+            CaseError::TooManyInstalments { .. } => FieldViolations::single("instalments", message),
             CaseError::WrongApprover { .. } => FieldViolations::single("approver_role", message),
             CaseError::DepartureUnexplained { .. } => {
                 FieldViolations::single("departure_reason", message)
@@ -688,6 +689,9 @@ impl DecisionsService for DecisionsApi {
         if court_award.is_some_and(|fen| fen < 0) {
             violations.add("court_award", "cannot be negative");
         }
+        if request.instalments < 0 {
+            violations.add("instalments", "cannot be negative");
+        }
         violations.into_result()?;
         let proposal = Proposal {
             amount_fen: amount,
@@ -697,6 +701,7 @@ impl DecisionsService for DecisionsApi {
             court_award_fen: court_award,
             departure_reason: request.departure_reason.trim().to_owned(),
             proposed_by: request.proposed_by.trim().to_owned(),
+            instalments: u32::try_from(request.instalments).unwrap_or(u32::MAX),
         };
         let answer = on_case(
             self,

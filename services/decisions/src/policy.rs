@@ -21,6 +21,14 @@ pub struct ApprovalTier {
     pub approver: String,
 }
 
+/// How relief may be split into instalments.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instalments {
+    pub max: u32,
+    pub every_months: u32,
+}
+
 /// What emergency relief leaves owed.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +67,7 @@ pub struct ReliefPolicy {
     pub deadlines: BTreeMap<String, u32>,
     pub approval_tiers: Vec<ApprovalTier>,
     pub obligations: Obligations,
+    pub instalments: Instalments,
     /// Relief method name (`medical`, …) → the department it is referred to.
     pub referrals: BTreeMap<String, String>,
     /// Material id → what the applicant is told.

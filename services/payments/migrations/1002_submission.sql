@@ -21,7 +21,9 @@ CREATE TABLE payees (
 CREATE TABLE submissions (
     disbursement_id  UUID        PRIMARY KEY,
     person_id        UUID        NOT NULL,
-    due_at           TIMESTAMPTZ NOT NULL DEFAULT now()
+    due_at           TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- Due, but the person has no payee yet: registering one makes it due at once.
+    waiting_payee    BOOLEAN     NOT NULL DEFAULT FALSE
 );
 CREATE INDEX submissions_due ON submissions (due_at);
 CREATE INDEX submissions_person ON submissions (person_id);

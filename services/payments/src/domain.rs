@@ -153,6 +153,43 @@ pub fn mask(account: &str) -> String {
     format!("{head} **** {tail}")
 }
 
+/// One instalment of a decision: its number (from 1), amount and first day it may be paid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instalment {
+    pub number: i32,
+    pub fen: i64,
+    pub pay_from: chrono::NaiveDate,
+}
+
+/// Splits `total_fen` into `count` instalments (at least one), one every `every_months` months
+/// from `from`; the remainder of the division is paid with the first, so the sum is exact.
+pub fn instalment_plan(
+    total_fen: i64,
+    count: i32,
+    every_months: i32,
+    from: chrono::NaiveDate,
+) -> Vec<Instalment> {
+    let count = count.max(1);
+    let share = total_fen / i64::from(count);
+    let remainder = total_fen - share * i64::from(count);
+    (1..=count)
+        .map(|number| {
+            let months = u32::try_from((number - 1) * every_months.max(0)).unwrap_or(0);
+            Instalment {
+                number,
+                fen: if number == 1 {
+                    share + remainder
+                } else {
+                    share
+                },
+                pay_from: from
+                    .checked_add_months(chrono::Months::new(months))
+                    .unwrap_or(from),
+            }
+        })
+        .collect()
+}
+
 /// The idempotency key of a disbursement's attempt: the provider pays each key at most once.
 pub fn attempt_key(disbursement_id: &str, attempt: i32) -> String {
     format!("{disbursement_id}:{attempt}")
@@ -457,6 +494,7 @@ mod tests {
             amount: Some(Money { fen: 500_000 }),
             sealed_payee: None,
             payee_account_masked: "6222 **** 1234".to_owned(),
+            ..DisbursementOrdered::default()
         })
     }
 
@@ -546,6 +584,18 @@ mod tests {
         then(&mut d, |d| d.retry("finance-1", "bank is back"));
         assert_eq!(d.state, State::Reserved);
         assert!(d.reserved);
+    }
+
+    #[test]
+    fn instalments_sum_to_the_decision_and_fall_month_by_month() {
+        let from = chrono::NaiveDate::from_ymd_opt(2026, 1, 31).unwrap_or_default();
+        let plan = instalment_plan(1_000_001, 3, 1, from);
+        let fen: Vec<i64> = plan.iter().map(|i| i.fen).collect();
+        assert_eq!(fen, [333_335, 333_333, 333_333]);
+        assert_eq!(fen.iter().sum::<i64>(), 1_000_001);
+        let days: Vec<String> = plan.iter().map(|i| i.pay_from.to_string()).collect();
+        assert_eq!(days, ["2026-01-31", "2026-02-28", "2026-03-31"]);
+        assert_eq!(instalment_plan(500, 0, 1, from).len(), 1, "0 means at once");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::books;
-use crate::domain::{Disbursement, PaymentsEvent};
+use crate::domain::{Disbursement, PaymentsEvent, instalment_plan};
 use crate::grpc::PaymentsApi;
 use crate::ledger::{Transaction, budget};
 
@@ -103,11 +103,20 @@ pub(crate) async fn due_now(
         .map_err(|_| Status::internal("disbursement id is not a UUID"))?;
     let person = Uuid::parse_str(&ordered.person_id)
         .map_err(|_| Status::internal("person id is not a UUID"))?;
+    // A later instalment is not due before its day (midnight in Beijing).
+    let due = chrono::NaiveDate::parse_from_str(&ordered.pay_from, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|midnight| midnight.and_utc() - chrono::Duration::hours(8))
+        .filter(|at| *at > chrono::Utc::now())
+        .unwrap_or_else(chrono::Utc::now);
     sqlx::query(
-        "INSERT INTO submissions (disbursement_id, person_id) VALUES ($1, $2)          ON CONFLICT (disbursement_id) DO UPDATE SET due_at = now()",
+        "INSERT INTO submissions (disbursement_id, person_id, due_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (disbursement_id) DO UPDATE SET due_at = EXCLUDED.due_at",
     )
     .bind(id)
     .bind(person)
+    .bind(due)
     .execute(work.connection())
     .await
     .map_err(database_status)?;
@@ -141,6 +150,49 @@ pub(crate) async fn reserve_waiting(
     Ok(reserved_count)
 }
 
+fn beijing_today() -> chrono::NaiveDate {
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600)
+        .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));
+    chrono::Utc::now().with_timezone(&beijing).date_naive()
+}
+
+/// Claims (case, instalment) and orders it, reserving its money; false when it was ordered
+/// before.
+async fn order_instalment(
+    work: &mut UnitOfWork<'_>,
+    case_id: Uuid,
+    order: &DisbursementOrdered,
+) -> Result<bool, Status> {
+    let disbursement_id = Uuid::parse_str(&order.disbursement_id)
+        .map_err(|_| Status::internal("disbursement id is not a UUID"))?;
+    let claimed: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO disbursement_claims (case_id, instalment, disbursement_id) \
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING disbursement_id",
+    )
+    .bind(case_id)
+    .bind(order.instalment)
+    .bind(disbursement_id)
+    .fetch_optional(work.connection())
+    .await
+    .map_err(database_status)?;
+    if claimed.is_none() {
+        return Ok(false);
+    }
+    let ordered = PaymentsEvent::DisbursementOrdered(order.clone());
+    work.append(
+        &order.disbursement_id,
+        0,
+        &order.person_id,
+        std::slice::from_ref(&ordered),
+    )
+    .await
+    .map_err(store_status)?;
+    let mut disbursement = Disbursement::default();
+    jiuzhu_eventstore::Aggregate::apply(&mut disbursement, &ordered);
+    reserve(work, &disbursement, 1).await?;
+    Ok(true)
+}
+
 #[derive(Debug)]
 pub struct DecisionOrders {
     api: PaymentsApi,
@@ -159,50 +211,44 @@ impl DecisionOrders {
         if fen <= 0 {
             return Ok(());
         }
+        let approved_on = chrono::NaiveDate::parse_from_str(&approved.approved_on, "%Y-%m-%d")
+            .unwrap_or_else(|_| beijing_today());
+        let plan = instalment_plan(
+            fen,
+            approved.instalments,
+            approved.instalment_every_months,
+            approved_on,
+        );
         let fingerprint = approved.clone();
         run_command(
             self.api.store(),
             ORDER,
-            &format!("order-{case_id}-1"),
+            &format!("order-{case_id}"),
             &fingerprint,
             move |work| {
                 async move {
-                    let disbursement_id = Uuid::now_v7();
-                    let claimed: Option<Uuid> = sqlx::query_scalar(
-                        "INSERT INTO disbursement_claims (case_id, instalment, disbursement_id) \
-                         VALUES ($1, 1, $2) ON CONFLICT DO NOTHING RETURNING disbursement_id",
-                    )
-                    .bind(case_id)
-                    .bind(disbursement_id)
-                    .fetch_optional(work.connection())
-                    .await
-                    .map_err(database_status)?;
-                    if claimed.is_none() {
-                        return Ok(DisbursementOrdered::default());
+                    let mut first = DisbursementOrdered::default();
+                    for instalment in &plan {
+                        let order = DisbursementOrdered {
+                            disbursement_id: Uuid::now_v7().to_string(),
+                            case_id: approved.case_id.clone(),
+                            instalment: instalment.number,
+                            person_id: approved.person_id.clone(),
+                            procuratorate: approved.procuratorate.clone(),
+                            amount: Some(Money {
+                                fen: instalment.fen,
+                            }),
+                            sealed_payee: None,
+                            payee_account_masked: String::new(),
+                            pay_from: instalment.pay_from.format("%Y-%m-%d").to_string(),
+                            instalments: i32::try_from(plan.len()).unwrap_or(1),
+                        };
+                        if order_instalment(work, case_id, &order).await? && instalment.number == 1
+                        {
+                            first = order;
+                        }
                     }
-                    let order = DisbursementOrdered {
-                        disbursement_id: disbursement_id.to_string(),
-                        case_id: approved.case_id.clone(),
-                        instalment: 1,
-                        person_id: approved.person_id.clone(),
-                        procuratorate: approved.procuratorate.clone(),
-                        amount: Some(Money { fen }),
-                        sealed_payee: None,
-                        payee_account_masked: String::new(),
-                    };
-                    let ordered = PaymentsEvent::DisbursementOrdered(order.clone());
-                    work.append(
-                        &disbursement_id.to_string(),
-                        0,
-                        &approved.person_id,
-                        std::slice::from_ref(&ordered),
-                    )
-                    .await
-                    .map_err(store_status)?;
-                    let mut disbursement = Disbursement::default();
-                    jiuzhu_eventstore::Aggregate::apply(&mut disbursement, &ordered);
-                    reserve(work, &disbursement, 1).await?;
-                    Ok(order)
+                    Ok(first)
                 }
                 .boxed()
             },

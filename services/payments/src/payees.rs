@@ -233,7 +233,10 @@ pub async fn register(
                 .execute(work.connection())
                 .await
                 .map_err(database_status)?;
-                sqlx::query("UPDATE submissions SET due_at = now() WHERE person_id = $1")
+                sqlx::query(
+                    "UPDATE submissions SET due_at = now(), waiting_payee = FALSE \
+                     WHERE person_id = $1 AND waiting_payee",
+                )
                     .bind(person)
                     .execute(work.connection())
                     .await

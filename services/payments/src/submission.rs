@@ -477,8 +477,8 @@ impl<P: PaymentProvider> Submitter<P> {
             .execute(work.connection())
             .await?;
         sqlx::query(
-            "UPDATE submissions SET due_at = $1 WHERE due_at <= now() AND NOT person_id IN \
-             (SELECT person_id FROM payees)",
+            "UPDATE submissions SET due_at = $1, waiting_payee = TRUE WHERE due_at <= now() \
+             AND NOT person_id IN (SELECT person_id FROM payees)",
         )
         .bind(Utc::now() + resend)
         .execute(work.connection())
