@@ -94,6 +94,22 @@ pub async fn restart_with<S: Service>(
     Ok(running)
 }
 
+/// `GET /metrics` as Prometheus scrapes it.
+pub async fn scrape(running: &jiuzhu_runtime::Running) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = running
+        .metrics_addr
+        .ok_or_else(|| anyhow::anyhow!("no metrics endpoint"))?;
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: jiuzhu\r\n\r\n")
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
+    Ok(response)
+}
+
 /// A service started in-process for a test.
 pub struct Started {
     pub running: Running,

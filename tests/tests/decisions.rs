@@ -9,7 +9,7 @@ use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
 use jiuzhu_proto::decisions::*;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
 use jiuzhu_tests::{
-    TestResult, bad_fields, eventually, read_topic, registry_client, start, villager,
+    TestResult, bad_fields, eventually, read_topic, registry_client, scrape, start, villager,
 };
 use tonic::Code;
 
@@ -575,22 +575,6 @@ async fn decisions_on(
     };
     settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     Ok(jiuzhu_runtime::start::<Decisions>(settings).await?)
-}
-
-/// `GET /metrics` as Prometheus scrapes it.
-async fn scrape(running: &jiuzhu_runtime::Running) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = running
-        .metrics_addr
-        .ok_or_else(|| anyhow::anyhow!("no metrics endpoint"))?;
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: jiuzhu\r\n\r\n")
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
-    Ok(response)
 }
 
 async fn alarms(pool: &sqlx::PgPool) -> anyhow::Result<(i64, i64)> {

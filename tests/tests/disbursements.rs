@@ -133,6 +133,7 @@ fn provider_settings(
     settings.provider.resend_after_ms = resend_after_ms;
     // Automatic retries wait long: a retry in these tests is an officer's.
     settings.provider.backoff_base_ms = 600_000;
+    settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,6 +363,14 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
         (5_000_000 - 1_700_001, 200_000, 1_500_001)
     );
     ledger_balances(&pool).await?;
+    let metrics = jiuzhu_tests::scrape(&payments.running).await?;
+    for line in [
+        "jiuzhu_payments_attempts{outcome=\"paid\"} 3",
+        "jiuzhu_payments_attempts{outcome=\"failed\"} 1",
+        "jiuzhu_payments_waiting_for_funds 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
     second.stop().await;
     payments.running.stop().await;
     decisions.running.stop().await;

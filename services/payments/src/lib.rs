@@ -70,6 +70,7 @@ impl Service for Payments {
             )))
             .inbound(register_inbound(orders::DecisionOrders::new(api)))
             .projection(register(payees::PersonIdentities))
+            .metrics(submission::metrics)
             .task("payments.submitter", move |shutdown| {
                 submitter.run(shutdown)
             }))

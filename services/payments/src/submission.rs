@@ -567,3 +567,61 @@ impl GatewayNoticeService for Notices {
         }
     }
 }
+
+/// Prometheus gauges: attempts by outcome (an `unknown` that grows is a provider not
+/// answering), submissions due and waiting for a payee, orders waiting for funds, and each
+/// ledger account's balance in fen.
+pub async fn metrics(pool: sqlx::PgPool) -> Result<String, sqlx::Error> {
+    use jiuzhu_runtime::metrics::gauge;
+    let outcomes: Vec<(String, i64)> =
+        sqlx::query_as("SELECT outcome, count(*) FROM attempts GROUP BY outcome ORDER BY outcome")
+            .fetch_all(&pool)
+            .await?;
+    let (due, waiting_payee, waiting_funds): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM submissions WHERE due_at <= now() AND NOT waiting_payee), \
+         (SELECT count(*) FROM submissions WHERE waiting_payee), \
+         (SELECT count(*) FROM waiting_for_funds)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let balances: Vec<(String, i64)> =
+        sqlx::query_as("SELECT account, fen FROM account_balances ORDER BY account")
+            .fetch_all(&pool)
+            .await?;
+    let outcome_samples: Vec<(Vec<(&str, String)>, f64)> = outcomes
+        .into_iter()
+        .map(|(outcome, n)| (vec![("outcome", outcome)], n as f64))
+        .collect();
+    let balance_samples: Vec<(Vec<(&str, String)>, f64)> = balances
+        .into_iter()
+        .map(|(account, fen)| (vec![("account", account)], fen as f64))
+        .collect();
+    Ok([
+        gauge(
+            "jiuzhu_payments_attempts",
+            "Provider attempts by outcome.",
+            &outcome_samples,
+        ),
+        gauge(
+            "jiuzhu_payments_submissions_due",
+            "Disbursements due for the provider now.",
+            &[(vec![], due as f64)],
+        ),
+        gauge(
+            "jiuzhu_payments_waiting_for_payee",
+            "Disbursements that cannot be paid until the person's payee is registered.",
+            &[(vec![], waiting_payee as f64)],
+        ),
+        gauge(
+            "jiuzhu_payments_waiting_for_funds",
+            "Disbursements waiting for budget.",
+            &[(vec![], waiting_funds as f64)],
+        ),
+        gauge(
+            "jiuzhu_payments_balance_fen",
+            "Ledger account balances in fen (finance is negative: what it allocated).",
+            &balance_samples,
+        ),
+    ]
+    .concat())
+}
