@@ -33,6 +33,11 @@ pub mod jiuzhu {
             include!(concat!(env!("OUT_DIR"), "/jiuzhu.payments.v1.rs"));
         }
     }
+    pub mod followup {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/jiuzhu.followup.v1.rs"));
+        }
+    }
     pub mod gateway {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/jiuzhu.gateway.v1.rs"));
@@ -41,8 +46,8 @@ pub mod jiuzhu {
 }
 
 pub use jiuzhu::{
-    clues::v1 as clues, common::v1 as common, decisions::v1 as decisions, gateway::v1 as gateway,
-    payments::v1 as payments, registry::v1 as registry,
+    clues::v1 as clues, common::v1 as common, decisions::v1 as decisions, followup::v1 as followup,
+    gateway::v1 as gateway, payments::v1 as payments, registry::v1 as registry,
 };
 
 /// `google.protobuf.Timestamp` to and from UTC time, the one conversion every service needs.

@@ -5,6 +5,9 @@
 //! reflection. Its domain (`domain`, `grpc`, `projections` modules and its own
 //! migrations, as in the registry) arrives with its own issue.
 
+pub mod domain;
+pub mod policy;
+
 use jiuzhu_runtime::{Components, Service, ServiceContext, StartError};
 
 /// The followup service as the runtime sees it.
