@@ -1,14 +1,26 @@
-//! The followup service: Return visits, effect evaluation and return-to-poverty alerts after relief is paid.
+//! The followup service: return visits, effect evaluation and return-to-poverty alerts after
+//! relief is paid.
 //!
-//! Today it starts with its own database (event store, outbox and consumer tables migrated),
-//! provisions `jiuzhu.followup.events.v1`, runs its outbox relay and serves gRPC health and
-//! reflection. Its domain (`domain`, `grpc`, `projections` modules and its own
-//! migrations, as in the registry) arrives with its own issue.
+//! Floor plan: `policy` (schedules, poverty lines, the effect-score method and the risk rules,
+//! from `policy/followup/followup.toml`), `domain` (plans, visits, scoring; no I/O), `grpc`
+//! (the API), `plans` (payments open plans), `cases` (what it knows of relief cases, from the
+//! decisions topic), `projections` (visit board, outcomes, statistics, metrics), `monitor`
+//! (missed visits). Migrations under `migrations/`; settings in `[followup]`, `[deadlines]`
+//! and `[peers]`.
 
+pub mod cases;
 pub mod domain;
+pub mod grpc;
+pub mod monitor;
+pub mod plans;
 pub mod policy;
+pub mod projections;
 
-use jiuzhu_runtime::{Components, Service, ServiceContext, StartError};
+use jiuzhu_proto::followup::followup_service_server::FollowupServiceServer;
+use jiuzhu_runtime::{
+    Components, Service, ServiceContext, StartError, register, register_inbound,
+};
+use jiuzhu_vault::RemoteKeys;
 
 /// The followup service as the runtime sees it.
 #[derive(Debug)]
@@ -22,7 +34,23 @@ impl Service for Followup {
         sqlx::migrate!("./migrations")
     }
 
-    fn components(_context: &ServiceContext) -> Result<Components, StartError> {
-        Ok(Components::new())
+    fn components(context: &ServiceContext) -> Result<Components, StartError> {
+        let policy = policy::FollowupPolicy::parse(policy::SHIPPED)
+            .map_err(|error| StartError::Setup(format!("follow-up policy: {error}")))?;
+        let keys = RemoteKeys::new(&context.settings.peers.registry)
+            .map_err(|error| StartError::Setup(format!("peers.registry: {error}")))?;
+        let clock = context.settings.deadlines.clone();
+        let every = std::time::Duration::from_secs(clock.scan_seconds);
+        let api = grpc::FollowupApi::new(context.store.clone(), policy, keys, clock);
+        let monitor = monitor::Monitor::new(api.clone());
+        Ok(Components::new()
+            .grpc(FollowupServiceServer::new(api.clone()))
+            .inbound(register_inbound(plans::PaymentPlans::new(api)))
+            .projection(register(cases::CaseFacts))
+            .projection(register(projections::VisitBoard))
+            .metrics(projections::metrics)
+            .task("followup.visit_monitor", move |shutdown| {
+                monitor.run(every, shutdown)
+            }))
     }
 }

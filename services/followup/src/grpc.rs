@@ -1,0 +1,424 @@
+//! The follow-up service's gRPC shell: plans and visits, early closure, trends and effect
+//! statistics. Evaluations are sealed under the person's data key (from the registry's key
+//! service) before they are stored; the first visit's is opened again only to measure changes.
+
+use std::sync::Arc;
+
+use chrono::{Days, NaiveDate};
+use futures::FutureExt;
+use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_proto::common::Money;
+use jiuzhu_proto::followup::followup_service_server::FollowupService;
+use jiuzhu_proto::followup::*;
+use jiuzhu_runtime::DeadlineSettings;
+use jiuzhu_runtime::grpc::{
+    FieldViolations, database_status, run_command, store_status, uuid_field,
+};
+use jiuzhu_vault::{DataKey, KeyState, RemoteKeys};
+use prost::Message;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::domain::{Figures, FollowupEvent, FollowupPlan, PlanError, Visit, validate_visit};
+use crate::policy::FollowupPolicy;
+
+const SERVICE: &str = "jiuzhu.followup.v1.FollowupService";
+
+impl From<PlanError> for Status {
+    fn from(error: PlanError) -> Self {
+        let message = error.to_string();
+        match error {
+            PlanError::NotFound(_) => Status::not_found(message),
+            PlanError::UnknownVisit(_) => FieldViolations::single("number", message),
+            PlanError::Closed | PlanError::AlreadyRecorded(_) => {
+                Status::failed_precondition(message)
+            }
+            PlanError::Invalid(problems) => {
+                let mut violations = FieldViolations::new();
+                for (field, problem) in problems {
+                    violations.add(field, problem);
+                }
+                violations.into_status()
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FollowupApi {
+    pub(crate) store: EventStore,
+    pub(crate) policy: Arc<FollowupPolicy>,
+    keys: RemoteKeys,
+    pub(crate) clock: DeadlineSettings,
+}
+
+impl FollowupApi {
+    pub fn new(
+        store: EventStore,
+        policy: FollowupPolicy,
+        keys: RemoteKeys,
+        clock: DeadlineSettings,
+    ) -> Self {
+        Self {
+            store,
+            policy: Arc::new(policy),
+            keys,
+            clock,
+        }
+    }
+
+    /// The person's data key (refused when the person was erased).
+    async fn data_key(&self, person: Uuid) -> Result<DataKey, Status> {
+        let keys = self
+            .keys
+            .keys(&[person])
+            .await
+            .map_err(|error| Status::unavailable(format!("data keys: {error}")))?;
+        match keys.get(&person) {
+            Some(KeyState::Live(key)) => Ok(key.clone()),
+            Some(KeyState::Erased) => Err(Status::failed_precondition(
+                "the person's personal data was erased: no evaluation can be recorded",
+            )),
+            None => Err(Status::unavailable("no data key for the person yet")),
+        }
+    }
+
+    async fn plan_id_of(&self, request: &GetPlanRequest) -> Result<Uuid, Status> {
+        if !request.plan_id.trim().is_empty() {
+            return uuid_field("plan_id", &request.plan_id);
+        }
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        sqlx::query_scalar("SELECT plan_id FROM plan_claims WHERE case_id = $1")
+            .bind(case_id)
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(database_status)?
+            .ok_or_else(|| Status::not_found(format!("no follow-up plan for case {case_id}")))
+    }
+}
+
+/// Loads a plan in `work`, decides, appends.
+pub(crate) async fn decide_on_plan(
+    work: &mut UnitOfWork<'_>,
+    plan_id: Uuid,
+    decide: impl FnOnce(&FollowupPlan) -> Result<Vec<FollowupEvent>, PlanError>,
+) -> Result<Vec<FollowupEvent>, Status> {
+    let (plan, version) = work
+        .load::<FollowupPlan>(&plan_id.to_string())
+        .await
+        .map_err(store_status)?;
+    if version == 0 {
+        return Err(Status::not_found(format!("no follow-up plan {plan_id}")));
+    }
+    let events = decide(&plan)?;
+    let person = plan
+        .opened
+        .as_ref()
+        .map(|o| o.person_id.clone())
+        .unwrap_or_default();
+    work.append(&plan_id.to_string(), version, &person, &events)
+        .await
+        .map_err(store_status)?;
+    Ok(events)
+}
+
+fn visit_state(plan: &FollowupPlan, number: i32) -> VisitState {
+    if plan.done.contains_key(&number) {
+        VisitState::Done
+    } else if plan.closed.is_some() {
+        VisitState::Cancelled
+    } else if plan.overdue.contains(&number) {
+        VisitState::Overdue
+    } else {
+        VisitState::Scheduled
+    }
+}
+
+fn plan_view(plan: &FollowupPlan) -> Plan {
+    let opened = plan.opened.clone().unwrap_or_default();
+    Plan {
+        plan_id: opened.plan_id,
+        person_id: opened.person_id,
+        case_id: opened.case_id,
+        office: opened.office,
+        category: opened.category,
+        paid_on: opened.paid_on,
+        visits: opened
+            .visits
+            .iter()
+            .map(|v| {
+                let done = plan.done.get(&v.number);
+                PlanVisit {
+                    scheduled: Some(v.clone()),
+                    state: visit_state(plan, v.number).into(),
+                    visited_on: done.map(|d| d.visited_on.clone()).unwrap_or_default(),
+                    outcome: done.and_then(|d| d.outcome.clone()),
+                }
+            })
+            .collect(),
+        closed: plan.closed.is_some(),
+        closure_reason: plan.closed.as_ref().map_or(0, |c| c.reason),
+        policy_version: opened.policy_version,
+        risk_reasons: plan.risk_reasons.clone(),
+    }
+}
+
+#[tonic::async_trait]
+impl FollowupService for FollowupApi {
+    async fn get_plan(
+        &self,
+        request: Request<GetPlanRequest>,
+    ) -> Result<Response<GetPlanResponse>, Status> {
+        let plan_id = self.plan_id_of(request.get_ref()).await?;
+        let (plan, version) = self
+            .store
+            .load_aggregate::<FollowupPlan>(&plan_id.to_string())
+            .await
+            .map_err(store_status)?;
+        if version == 0 {
+            return Err(Status::not_found(format!("no follow-up plan {plan_id}")));
+        }
+        Ok(Response::new(GetPlanResponse {
+            plan: Some(plan_view(&plan)),
+        }))
+    }
+
+    async fn list_visits(
+        &self,
+        request: Request<ListVisitsRequest>,
+    ) -> Result<Response<ListVisitsResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let page_size = violations.page_size(request.page_size, 50);
+        let today = self.clock.today();
+        let due_before = if request.due_before.trim().is_empty() {
+            today.checked_add_days(Days::new(30)).unwrap_or(today)
+        } else {
+            NaiveDate::parse_from_str(request.due_before.trim(), "%Y-%m-%d").unwrap_or_else(|_| {
+                violations.add("due_before", "must be a YYYY-MM-DD date");
+                today
+            })
+        };
+        violations.into_result()?;
+        // The page token is the last row's (due date, plan, number).
+        let after: Option<(NaiveDate, Uuid, i32)> = if request.page_token.is_empty() {
+            None
+        } else {
+            let parts: Vec<&str> = request.page_token.split('|').collect();
+            match parts[..] {
+                [due, plan, number] => Some((
+                    NaiveDate::parse_from_str(due, "%Y-%m-%d").map_err(|_| bad_token())?,
+                    Uuid::parse_str(plan).map_err(|_| bad_token())?,
+                    number.parse().map_err(|_| bad_token())?,
+                )),
+                _ => return Err(bad_token()),
+            }
+        };
+        let rows: Vec<(Uuid, Uuid, i32, NaiveDate, String, i32, i32)> = sqlx::query_as(
+            "SELECT plan_id, person_id, number, due_date, office, channel, state FROM visit_board \
+             WHERE ($1 = '' OR office = $1) \
+             AND (CASE WHEN $2 THEN state IN (1, 2) AND due_date < $3 \
+                  ELSE state IN (1, 2) AND due_date <= $4 END) \
+             AND ($5::date IS NULL OR (due_date, plan_id, number) > ($5, $6, $7)) \
+             ORDER BY due_date, plan_id, number LIMIT $8",
+        )
+        .bind(request.office.trim())
+        .bind(request.overdue)
+        .bind(today)
+        .bind(due_before)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(after.map(|a| a.2))
+        .bind(page_size + 1)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(database_status)?;
+        let limit = usize::try_from(page_size).unwrap_or(50);
+        let more = rows.len() > limit;
+        let visits: Vec<DueVisit> = rows
+            .into_iter()
+            .take(limit)
+            .map(|(plan, person, number, due, office, channel, _)| DueVisit {
+                plan_id: plan.to_string(),
+                person_id: person.to_string(),
+                number,
+                due_date: due.format("%Y-%m-%d").to_string(),
+                office,
+                channel,
+                overdue: due < today,
+            })
+            .collect();
+        let next_page_token = match (more, visits.last()) {
+            (true, Some(last)) => format!("{}|{}|{}", last.due_date, last.plan_id, last.number),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListVisitsResponse {
+            visits,
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn record_visit(
+        &self,
+        request: Request<RecordVisitRequest>,
+    ) -> Result<Response<RecordVisitResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let plan_id = uuid_field("plan_id", &request.plan_id)?;
+        violations.require(&[("visited_by", &request.visited_by)]);
+        let today = self.clock.today();
+        for (field, problem) in validate_visit(
+            request.evaluation.as_ref(),
+            &request.visited_on,
+            request.channel,
+            None,
+            today,
+        ) {
+            violations.add(field, problem);
+        }
+        violations.into_result()?;
+        let (plan, _) = self
+            .store
+            .load_aggregate::<FollowupPlan>(&plan_id.to_string())
+            .await
+            .map_err(store_status)?;
+        let person = plan
+            .opened
+            .as_ref()
+            .and_then(|o| Uuid::parse_str(&o.person_id).ok())
+            .ok_or_else(|| Status::not_found(format!("no follow-up plan {plan_id}")))?;
+        let key = self.data_key(person).await?;
+        let evaluation = request.evaluation.clone().unwrap_or_default();
+        let sealed = key
+            .seal(person, &evaluation)
+            .map_err(|error| Status::internal(format!("evaluation cannot be sealed: {error}")))?;
+        let baseline = match plan.first_visit().and_then(|v| v.sealed_evaluation.as_ref()) {
+            Some(first) => Some(Figures::of(
+                &key.open::<Evaluation>(person, first)
+                    .map_err(|error| Status::internal(format!("first visit: {error}")))?,
+            )),
+            None => None,
+        };
+        let visit = Visit {
+            number: request.number,
+            visited_on: request.visited_on.clone(),
+            visited_by: request.visited_by.trim().to_owned(),
+            channel: request.channel,
+            evaluation,
+            sealed_evaluation: sealed,
+        };
+        let policy = self.policy.clone();
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/RecordVisit"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let events = decide_on_plan(work, plan_id, |plan| {
+                        plan.record_visit(visit, baseline, &policy, today)
+                    })
+                    .await?;
+                    let mut answer = RecordVisitResponse::default();
+                    for event in events {
+                        match event {
+                            FollowupEvent::VisitRecorded(e) => answer.outcome = e.outcome,
+                            FollowupEvent::ReturnToPovertyRiskFlagged(e) => {
+                                answer.risk_reasons = e.reasons;
+                            }
+                            FollowupEvent::PlanClosed(_) => answer.plan_closed = true,
+                            _ => {}
+                        }
+                    }
+                    Ok(answer)
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn close_plan(
+        &self,
+        request: Request<ClosePlanRequest>,
+    ) -> Result<Response<ClosePlanResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let plan_id = uuid_field("plan_id", &request.plan_id)?;
+        violations.require(&[("closed_by", &request.closed_by)]);
+        violations.into_result()?;
+        let reason = ClosureReason::try_from(request.reason).unwrap_or_default();
+        let (note, office, by) = (
+            request.note.clone(),
+            request.handed_to_office.clone(),
+            request.closed_by.clone(),
+        );
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/ClosePlan"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    decide_on_plan(work, plan_id, |plan| plan.close(reason, &note, &office, &by))
+                        .await?;
+                    Ok(ClosePlanResponse {})
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn get_person_trend(
+        &self,
+        request: Request<GetPersonTrendRequest>,
+    ) -> Result<Response<GetPersonTrendResponse>, Status> {
+        let person = uuid_field("person_id", &request.get_ref().person_id)?;
+        let stored: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT recorded FROM visit_outcomes WHERE person_id = $1 ORDER BY visited_on, number",
+        )
+        .bind(person)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(database_status)?;
+        let visits = stored
+            .iter()
+            .map(|bytes| VisitRecorded::decode(bytes.as_slice()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Status::internal("a stored visit cannot be decoded"))?;
+        let trend = visits
+            .last()
+            .and_then(|v| v.outcome.as_ref())
+            .map_or(0, |o| o.trend);
+        Ok(Response::new(GetPersonTrendResponse { visits, trend }))
+    }
+
+    async fn get_effect_statistics(
+        &self,
+        _request: Request<GetEffectStatisticsRequest>,
+    ) -> Result<Response<GetEffectStatisticsResponse>, Status> {
+        let groups = crate::projections::effect_statistics(self.store.pool())
+            .await
+            .map_err(database_status)?;
+        Ok(Response::new(GetEffectStatisticsResponse {
+            groups,
+            scoring_method: self.policy.scoring.method.clone(),
+        }))
+    }
+}
+
+fn bad_token() -> Status {
+    FieldViolations::single("page_token", "is not a token this service gave")
+}
+
+/// Money in fen, for statistics.
+pub(crate) fn fen(fen: i64) -> Option<Money> {
+    Some(Money { fen })
+}

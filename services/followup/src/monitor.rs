@@ -1,0 +1,76 @@
+//! Missed visits: every `[deadlines] scan_seconds` the monitor reads the visit board for visits
+//! past due and not made, and records `VisitOverdue` on their plans. The plan itself refuses a
+//! second report of a visit, so each is reported exactly once, across restarts and monitors.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use jiuzhu_proto::followup::GetPlanRequest;
+use jiuzhu_runtime::grpc::{database_status, run_command};
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::grpc::{FollowupApi, decide_on_plan};
+
+/// Plans looked at per scan at most (the next scan takes the rest).
+const BATCH: i64 = 1000;
+
+#[derive(Debug)]
+pub struct Monitor {
+    api: FollowupApi,
+}
+
+impl Monitor {
+    pub fn new(api: FollowupApi) -> Self {
+        Self { api }
+    }
+
+    pub async fn run(self, every: Duration, shutdown: CancellationToken) {
+        loop {
+            if let Err(status) = self.scan().await {
+                tracing::warn!(error = %status.message(), "visit monitor: will scan again");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
+    /// One scan; returns how many plans had overdue visits recorded.
+    pub async fn scan(&self) -> Result<usize, Status> {
+        let today = self.api.clock.today();
+        let plans: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT plan_id FROM visit_board WHERE state = 1 AND due_date < $1 LIMIT $2",
+        )
+        .bind(today)
+        .bind(BATCH)
+        .fetch_all(self.api.store.pool())
+        .await
+        .map_err(database_status)?;
+        for plan_id in &plans {
+            let plan_id = *plan_id;
+            let fingerprint = GetPlanRequest {
+                plan_id: plan_id.to_string(),
+                case_id: today.to_string(),
+            };
+            run_command(
+                &self.api.store,
+                "jiuzhu.followup.v1.VisitMonitor",
+                &format!("overdue-{plan_id}-{today}"),
+                &fingerprint,
+                move |work| {
+                    async move {
+                        decide_on_plan(work, plan_id, |plan| Ok(plan.overdue_visits(today)))
+                            .await?;
+                        Ok(GetPlanRequest::default())
+                    }
+                    .boxed()
+                },
+            )
+            .await?;
+        }
+        Ok(plans.len())
+    }
+}
