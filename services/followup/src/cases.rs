@@ -77,17 +77,22 @@ impl Projection for CaseFacts {
             CaseFeed::EligibilityAssessed(_) => {}
             CaseFeed::DecisionApproved(e) => {
                 let methods: Vec<String> = e.methods.iter().map(|m| method_name(*m)).collect();
-                sqlx::query("UPDATE case_facts SET methods = $2, approved = TRUE WHERE case_id = $1")
-                    .bind(uuid(&e.case_id)?)
-                    .bind(&methods)
-                    .execute(conn)
-                    .await?;
+                sqlx::query(
+                    "UPDATE case_facts SET methods = $2, approved = TRUE WHERE case_id = $1",
+                )
+                .bind(uuid(&e.case_id)?)
+                .bind(&methods)
+                .execute(conn)
+                .await?;
             }
         }
         Ok(())
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE case_facts").execute(conn).await.map(|_| ())
+        sqlx::query("TRUNCATE case_facts")
+            .execute(conn)
+            .await
+            .map(|_| ())
     }
 }

@@ -294,7 +294,10 @@ impl FollowupService for FollowupApi {
         let sealed = key
             .seal(person, &evaluation)
             .map_err(|error| Status::internal(format!("evaluation cannot be sealed: {error}")))?;
-        let baseline = match plan.first_visit().and_then(|v| v.sealed_evaluation.as_ref()) {
+        let baseline = match plan
+            .first_visit()
+            .and_then(|v| v.sealed_evaluation.as_ref())
+        {
             Some(first) => Some(Figures::of(
                 &key.open::<Evaluation>(person, first)
                     .map_err(|error| Status::internal(format!("first visit: {error}")))?,
@@ -365,8 +368,10 @@ impl FollowupService for FollowupApi {
             &request,
             move |work| {
                 async move {
-                    decide_on_plan(work, plan_id, |plan| plan.close(reason, &note, &office, &by))
-                        .await?;
+                    decide_on_plan(work, plan_id, |plan| {
+                        plan.close(reason, &note, &office, &by)
+                    })
+                    .await?;
                     Ok(ClosePlanResponse {})
                 }
                 .boxed()

@@ -17,9 +17,7 @@ pub mod policy;
 pub mod projections;
 
 use jiuzhu_proto::followup::followup_service_server::FollowupServiceServer;
-use jiuzhu_runtime::{
-    Components, Service, ServiceContext, StartError, register, register_inbound,
-};
+use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
 use jiuzhu_vault::RemoteKeys;
 
 /// The followup service as the runtime sees it.

@@ -32,9 +32,14 @@ impl PaymentPlans {
         Self { api }
     }
 
-    async fn open_plan(&self, paid: DisbursementSucceeded, envelope: &EventEnvelope) -> Result<(), Status> {
-        let case_id = Uuid::parse_str(&paid.case_id)
-            .map_err(|_| Status::invalid_argument(format!("case_id `{}` is not a UUID", paid.case_id)))?;
+    async fn open_plan(
+        &self,
+        paid: DisbursementSucceeded,
+        envelope: &EventEnvelope,
+    ) -> Result<(), Status> {
+        let case_id = Uuid::parse_str(&paid.case_id).map_err(|_| {
+            Status::invalid_argument(format!("case_id `{}` is not a UUID", paid.case_id))
+        })?;
         let facts: Option<(String, String, String, Vec<String>)> = sqlx::query_as(
             "SELECT procuratorate, region_code, category, methods FROM case_facts \
              WHERE case_id = $1 AND approved",
@@ -45,7 +50,9 @@ impl PaymentPlans {
         .map_err(database_status)?;
         // The decision's events may not have arrived yet: try again later.
         let (office, region_code, category, methods) = facts.ok_or_else(|| {
-            Status::unavailable(format!("the decision of case {case_id} has not arrived yet"))
+            Status::unavailable(format!(
+                "the decision of case {case_id} has not arrived yet"
+            ))
         })?;
         let beijing = chrono::FixedOffset::east_opt(8 * 3600)
             .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));

@@ -117,10 +117,12 @@ impl Projection for VisitBoard {
                 .await?;
             }
             FollowupEvent::PlanClosed(e) => {
-                sqlx::query("UPDATE visit_board SET state = 4 WHERE plan_id = $1 AND state IN (1, 2)")
-                    .bind(uuid(&e.plan_id)?)
-                    .execute(conn)
-                    .await?;
+                sqlx::query(
+                    "UPDATE visit_board SET state = 4 WHERE plan_id = $1 AND state IN (1, 2)",
+                )
+                .bind(uuid(&e.plan_id)?)
+                .execute(conn)
+                .await?;
             }
         }
         Ok(())
@@ -134,44 +136,55 @@ impl Projection for VisitBoard {
     }
 }
 
+#[derive(Debug, sqlx::FromRow)]
+struct GroupRow {
+    dimension: String,
+    value: String,
+    visits: i64,
+    improved: f64,
+    income: f64,
+    phq9: f64,
+    gad7: f64,
+    k10: f64,
+    score: f64,
+}
+
 /// Effect of relief by relief method, category, county and months since payment: visits, the
 /// share of follow-up visits (after the first) that found the person better, the median income
 /// change and the mean scale changes since the first visit, and the mean effect score.
 pub async fn effect_statistics(pool: &sqlx::PgPool) -> Result<Vec<EffectGroup>, sqlx::Error> {
-    let rows: Vec<(String, String, i64, f64, f64, f64, f64, f64, f64)> = sqlx::query_as(
+    let rows: Vec<GroupRow> = sqlx::query_as(
         "WITH g AS ( \
            SELECT 'method' AS dimension, m AS value, v.* FROM visit_outcomes v, unnest(v.methods) m \
            UNION ALL SELECT 'category', v.category, v.* FROM visit_outcomes v \
            UNION ALL SELECT 'region', v.region_code, v.* FROM visit_outcomes v \
            UNION ALL SELECT 'months_since_payment', v.months_since_payment::text, v.* FROM visit_outcomes v) \
-         SELECT dimension, value, count(*), \
+         SELECT dimension, value, count(*) AS visits, \
            coalesce(100.0 * count(*) FILTER (WHERE trend = 2) \
-             / nullif(count(*) FILTER (WHERE trend <> 1), 0), 0)::float8, \
+             / nullif(count(*) FILTER (WHERE trend <> 1), 0), 0)::float8 AS improved, \
            coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY income_change_fen) \
-             FILTER (WHERE trend <> 1), 0)::float8, \
-           coalesce(avg(phq9_change) FILTER (WHERE trend <> 1), 0)::float8, \
-           coalesce(avg(gad7_change) FILTER (WHERE trend <> 1), 0)::float8, \
-           coalesce(avg(k10_change) FILTER (WHERE trend <> 1), 0)::float8, \
-           avg(effect_score)::float8 \
+             FILTER (WHERE trend <> 1), 0)::float8 AS income, \
+           coalesce(avg(phq9_change) FILTER (WHERE trend <> 1), 0)::float8 AS phq9, \
+           coalesce(avg(gad7_change) FILTER (WHERE trend <> 1), 0)::float8 AS gad7, \
+           coalesce(avg(k10_change) FILTER (WHERE trend <> 1), 0)::float8 AS k10, \
+           avg(effect_score)::float8 AS score \
          FROM g GROUP BY dimension, value ORDER BY dimension, value",
     )
     .fetch_all(pool)
     .await?;
     Ok(rows
         .into_iter()
-        .map(
-            |(dimension, value, visits, improved, income, phq9, gad7, k10, score)| EffectGroup {
-                dimension,
-                value,
-                visits,
-                improved_percent: improved,
-                median_income_change: fen(income.round() as i64),
-                mean_phq9_change: phq9,
-                mean_gad7_change: gad7,
-                mean_k10_change: k10,
-                mean_effect_score: score,
-            },
-        )
+        .map(|row| EffectGroup {
+            dimension: row.dimension,
+            value: row.value,
+            visits: row.visits,
+            improved_percent: row.improved,
+            median_income_change: fen(row.income.round() as i64),
+            mean_phq9_change: row.phq9,
+            mean_gad7_change: row.gad7,
+            mean_k10_change: row.k10,
+            mean_effect_score: row.score,
+        })
         .collect())
 }
 
