@@ -386,13 +386,33 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
         .err()
         .ok_or_else(|| anyhow::anyhow!("a move without the new office was taken"))?;
     assert_eq!(bad_fields(&refused), ["handed_to_office"]);
-    client
+    let successor = client
         .close_plan(ClosePlanRequest {
             request_id: "close-2".to_owned(),
             handed_to_office: "遵义市人民检察院".to_owned(),
             ..close
         })
-        .await?;
+        .await?
+        .into_inner()
+        .successor_plan_id;
+    // The new office's plan takes the visit not made yet; the case now points at it.
+    let taken_over = client
+        .get_plan(GetPlanRequest {
+            case_id: case_id.clone(),
+            ..GetPlanRequest::default()
+        })
+        .await?
+        .into_inner()
+        .plan
+        .unwrap_or_default();
+    assert_eq!(taken_over.plan_id, successor);
+    assert_eq!(taken_over.office, "遵义市人民检察院");
+    let remaining: Vec<i32> = taken_over
+        .visits
+        .iter()
+        .filter_map(|v| v.scheduled.as_ref().map(|s| s.number))
+        .collect();
+    assert_eq!(remaining, [3]);
     let closed = client
         .get_plan(GetPlanRequest {
             plan_id: plan.plan_id.clone(),
@@ -405,14 +425,35 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
     assert!(closed.closed);
     assert_eq!(closed.visits[2].state, VisitState::Cancelled as i32);
     let topic = running.store.topic().to_owned();
-    // Opened, two overdue (the second before its late visit), two visits, a flag, closed.
-    let published = read_topic(&kafka_brokers(), &topic, 7)?;
+    // Opened, two overdue (the second before its late visit), two visits, a flag, closed,
+    // and the new office's plan.
+    let published = read_topic(&kafka_brokers(), &topic, 8)?;
     let flagged = published.iter().any(|r| {
         jiuzhu_messaging::header_map(rdkafka::Message::headers(r))
             .get("jiuzhu-event-type")
             .is_some_and(|t| t == "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged")
     });
     assert!(flagged, "the risk flag is on the topic for departments");
+    // The registry's person file shows it.
+    let people = registry_client(&registry.running).await?;
+    eventually("the flag in the person file", WAIT, || {
+        let (mut people, person_id) = (people.clone(), person_id.clone());
+        async move {
+            let file = people
+                .get_person_file(jiuzhu_proto::registry::GetPersonFileRequest {
+                    person_id,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            Ok(file
+                .entries
+                .iter()
+                .any(|e| e.event_type == "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged")
+                .then_some(()))
+        }
+    })
+    .await?;
     running.stop().await;
     registry.running.stop().await;
     Ok(())

@@ -91,6 +91,7 @@ pub fn open(paid: PaidCase, policy: &FollowupPolicy) -> Vec<FollowupEvent> {
         }),
         methods: paid.methods,
         region_code: paid.region_code,
+        continues_plan_id: String::new(),
     })]
 }
 
@@ -485,6 +486,29 @@ impl FollowupPlan {
             .collect()
     }
 
+    /// The plan that continues this one after a move: the visits not made yet, due as before,
+    /// now the new office's.
+    pub fn handed_over(&self, new_plan_id: &str) -> Vec<FollowupEvent> {
+        let (Some(opened), Some(closed)) = (&self.opened, &self.closed) else {
+            return Vec::new();
+        };
+        if closed.reason != ClosureReason::MovedAway as i32 {
+            return Vec::new();
+        }
+        vec![FollowupEvent::PlanOpened(PlanOpened {
+            plan_id: new_plan_id.to_owned(),
+            office: closed.handed_to_office.clone(),
+            visits: opened
+                .visits
+                .iter()
+                .filter(|v| !self.done.contains_key(&v.number))
+                .cloned()
+                .collect(),
+            continues_plan_id: opened.plan_id.clone(),
+            ..opened.clone()
+        })]
+    }
+
     /// Closes the plan early: death, moving away (to another office) or refusal.
     pub fn close(
         &self,
@@ -756,6 +780,12 @@ mod tests {
             plan.close(ClosureReason::Died, "", "", "x"),
             Err(PlanError::Closed)
         );
+        let handed = plan.handed_over("f-2");
+        assert!(matches!(
+            &handed[..],
+            [FollowupEvent::PlanOpened(p)] if p.office == "遵义市人民检察院"
+                && p.continues_plan_id == "f-1" && p.visits.len() == 3
+        ));
         assert!(
             plan.overdue_visits(day("2027-06-01")).is_empty(),
             "closed plans are not watched"

@@ -312,34 +312,38 @@ impl FollowupService for FollowupApi {
             evaluation,
             sealed_evaluation: sealed,
         };
-        let policy = self.policy.clone();
-        let answer = run_command(
-            &self.store,
-            &format!("{SERVICE}/RecordVisit"),
-            &request.request_id,
-            &request,
-            move |work| {
-                async move {
-                    let events = decide_on_plan(work, plan_id, |plan| {
-                        plan.record_visit(visit, baseline, &policy, today)
-                    })
-                    .await?;
-                    let mut answer = RecordVisitResponse::default();
-                    for event in events {
-                        match event {
-                            FollowupEvent::VisitRecorded(e) => answer.outcome = e.outcome,
-                            FollowupEvent::ReturnToPovertyRiskFlagged(e) => {
-                                answer.risk_reasons = e.reasons;
+        // A monitor may record a missed visit on the plan at the same moment: decide again.
+        let command = format!("{SERVICE}/RecordVisit");
+        let answer = retry_aborted(|| {
+            let (policy, visit) = (self.policy.clone(), visit.clone());
+            run_command(
+                &self.store,
+                &command,
+                &request.request_id,
+                &request,
+                move |work| {
+                    async move {
+                        let events = decide_on_plan(work, plan_id, |plan| {
+                            plan.record_visit(visit, baseline, &policy, today)
+                        })
+                        .await?;
+                        let mut answer = RecordVisitResponse::default();
+                        for event in events {
+                            match event {
+                                FollowupEvent::VisitRecorded(e) => answer.outcome = e.outcome,
+                                FollowupEvent::ReturnToPovertyRiskFlagged(e) => {
+                                    answer.risk_reasons = e.reasons;
+                                }
+                                FollowupEvent::PlanClosed(_) => answer.plan_closed = true,
+                                _ => {}
                             }
-                            FollowupEvent::PlanClosed(_) => answer.plan_closed = true,
-                            _ => {}
                         }
+                        Ok(answer)
                     }
-                    Ok(answer)
-                }
-                .boxed()
-            },
-        )
+                    .boxed()
+                },
+            )
+        })
         .await?;
         Ok(Response::new(answer))
     }
@@ -356,27 +360,59 @@ impl FollowupService for FollowupApi {
         violations.require(&[("closed_by", &request.closed_by)]);
         violations.into_result()?;
         let reason = ClosureReason::try_from(request.reason).unwrap_or_default();
-        let (note, office, by) = (
-            request.note.clone(),
-            request.handed_to_office.clone(),
-            request.closed_by.clone(),
-        );
-        let answer = run_command(
-            &self.store,
-            &format!("{SERVICE}/ClosePlan"),
-            &request.request_id,
-            &request,
-            move |work| {
-                async move {
-                    decide_on_plan(work, plan_id, |plan| {
-                        plan.close(reason, &note, &office, &by)
-                    })
-                    .await?;
-                    Ok(ClosePlanResponse {})
-                }
-                .boxed()
-            },
-        )
+        let command = format!("{SERVICE}/ClosePlan");
+        let answer = retry_aborted(|| {
+            let (note, office, by) = (
+                request.note.clone(),
+                request.handed_to_office.clone(),
+                request.closed_by.clone(),
+            );
+            run_command(
+                &self.store,
+                &command,
+                &request.request_id,
+                &request,
+                move |work| {
+                    async move {
+                        let (mut plan, _) = work
+                            .load::<FollowupPlan>(&plan_id.to_string())
+                            .await
+                            .map_err(store_status)?;
+                        let events = decide_on_plan(work, plan_id, |plan| {
+                            plan.close(reason, &note, &office, &by)
+                        })
+                        .await?;
+                        for event in &events {
+                            jiuzhu_eventstore::Aggregate::apply(&mut plan, event);
+                        }
+                        // Moved away: the new office's plan takes the visits not made yet.
+                        let successor = Uuid::now_v7();
+                        let handed = plan.handed_over(&successor.to_string());
+                        if handed.is_empty() {
+                            return Ok(ClosePlanResponse::default());
+                        }
+                        let person = plan
+                            .opened
+                            .as_ref()
+                            .map(|o| o.person_id.clone())
+                            .unwrap_or_default();
+                        work.append(&successor.to_string(), 0, &person, &handed)
+                            .await
+                            .map_err(store_status)?;
+                        sqlx::query("UPDATE plan_claims SET plan_id = $2 WHERE plan_id = $1")
+                            .bind(plan_id)
+                            .bind(successor)
+                            .execute(work.connection())
+                            .await
+                            .map_err(database_status)?;
+                        Ok(ClosePlanResponse {
+                            successor_plan_id: successor.to_string(),
+                        })
+                    }
+                    .boxed()
+                },
+            )
+        })
         .await?;
         Ok(Response::new(answer))
     }
@@ -417,6 +453,22 @@ impl FollowupService for FollowupApi {
             scoring_method: self.policy.scoring.method.clone(),
         }))
     }
+}
+
+/// Runs `call` again (up to three times) when it lost a race with another writer of the same
+/// stream (`ABORTED`): nothing was recorded, and the next try decides on the new state.
+async fn retry_aborted<T, F, Fut>(mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    for _ in 0..3 {
+        match call().await {
+            Err(status) if status.code() == tonic::Code::Aborted => continue,
+            other => return other,
+        }
+    }
+    call().await
 }
 
 fn bad_token() -> Status {
