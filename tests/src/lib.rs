@@ -110,6 +110,45 @@ pub async fn scrape(running: &jiuzhu_runtime::Running) -> anyhow::Result<String>
     Ok(response)
 }
 
+/// Publishes `event` on `service`'s topic in `namespace` as that service's relay would (an
+/// envelope dated 1 June 2026, 10:00 Beijing), for tests of a consumer on its own.
+pub async fn publish<E: prost::Message + prost::Name>(
+    producer: &rdkafka::producer::FutureProducer,
+    namespace: &str,
+    service: &str,
+    key: &str,
+    event: &E,
+) -> TestResult {
+    use chrono::TimeZone;
+    let envelope = jiuzhu_proto::common::EventEnvelope {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        event_type: E::full_name(),
+        stream_id: key.to_owned(),
+        stream_version: 1,
+        occurred_at: Some(jiuzhu_proto::time::timestamp(
+            chrono::Utc
+                .with_ymd_and_hms(2026, 6, 1, 2, 0, 0)
+                .single()
+                .unwrap_or_default(),
+        )),
+        producer: service.to_owned(),
+        payload: event.encode_to_vec(),
+        partition_key: key.to_owned(),
+        ..Default::default()
+    };
+    let topic = format!("{namespace}{}", jiuzhu_messaging::service_topic(service));
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&topic)
+                .key(key)
+                .payload(&prost::Message::encode_to_vec(&envelope)),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(error, _)| error)?;
+    Ok(())
+}
+
 /// A service started in-process for a test.
 pub struct Started {
     pub running: Running,

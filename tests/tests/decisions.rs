@@ -867,6 +867,74 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
     assert!(cases[0].features.serious_injury);
     assert_eq!(cases[0].features.category, "serious_injury_unpaid");
     assert!(cases[0].methods.contains(&"one_time_payment".to_owned()));
+    assert_eq!(cases[0].outcome, None, "not followed up yet");
+
+    // Follow-up's visit comes back with the case as its training label.
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", jiuzhu_testkit::kafka_brokers())
+        .create()?;
+    let mut kafka = jiuzhu_messaging::KafkaSettings {
+        brokers: jiuzhu_testkit::kafka_brokers(),
+        ..jiuzhu_messaging::KafkaSettings::default()
+    };
+    kafka.partitions = 3;
+    jiuzhu_messaging::ensure_topics(
+        &kafka,
+        &[format!(
+            "{ns}{}",
+            jiuzhu_messaging::service_topic("followup")
+        )],
+    )
+    .await?;
+    jiuzhu_tests::publish(
+        &producer,
+        &ns,
+        "followup",
+        &case_id,
+        &jiuzhu_proto::followup::VisitRecorded {
+            plan_id: uuid::Uuid::now_v7().to_string(),
+            case_id: case_id.clone(),
+            number: 1,
+            visited_on: "2026-12-20".to_owned(),
+            months_since_payment: 1,
+            outcome: Some(jiuzhu_proto::followup::VisitOutcome {
+                effect_score: 64,
+                scoring_method: "effect-v1".to_owned(),
+                trend: jiuzhu_proto::followup::Trend::Baseline as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let labelled = eventually(
+        "the outcome label",
+        std::time::Duration::from_secs(60),
+        || {
+            let mut client = client.clone();
+            async move {
+                let mut exported = client
+                    .export_decided_cases(ExportDecidedCasesRequest {})
+                    .await?
+                    .into_inner();
+                let mut outcome = None;
+                while let Some(record) = exported.message().await? {
+                    outcome =
+                        serde_json::from_str::<jiuzhu_recommend::PastCase>(&record.json)?.outcome;
+                }
+                Ok(outcome)
+            }
+        },
+    )
+    .await?;
+    assert_eq!(
+        (
+            labelled.effect_score,
+            labelled.trend.as_str(),
+            labelled.last_visit
+        ),
+        (64, "baseline", 1)
+    );
     running.stop().await;
     let _ = std::fs::remove_file(&path);
     Ok(())

@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use jiuzhu_followup::Followup;
-use jiuzhu_proto::common::{EventEnvelope, Money};
+use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::{CaseOpened, DecisionApproved, ReliefMethod};
 use jiuzhu_proto::followup::followup_service_client::FollowupServiceClient;
 use jiuzhu_proto::followup::*;
@@ -16,52 +15,15 @@ use jiuzhu_proto::payments::DisbursementSucceeded;
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
 use jiuzhu_tests::{
-    TestResult, bad_fields, eventually, read_topic, registry_client, restart_with, scrape, start,
-    start_with, villager,
+    TestResult, bad_fields, eventually, publish, read_topic, registry_client, restart_with, scrape,
+    start, start_with, villager,
 };
-use prost::{Message, Name};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use tonic::Code;
 use tonic::transport::Channel as Connection;
 
 const WAIT: Duration = Duration::from_secs(60);
 const OFFICE: &str = "贵阳市南明区人民检察院";
-
-/// Publishes `event` on `service`'s topic in `ns` as that service's relay would.
-async fn publish<E: Message + Name>(
-    producer: &FutureProducer,
-    ns: &str,
-    service: &str,
-    key: &str,
-    event: &E,
-) -> TestResult {
-    let envelope = EventEnvelope {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        event_type: E::full_name(),
-        stream_id: key.to_owned(),
-        stream_version: 1,
-        occurred_at: Some(jiuzhu_proto::time::timestamp(
-            Utc.with_ymd_and_hms(2026, 6, 1, 2, 0, 0)
-                .single()
-                .unwrap_or_default(),
-        )),
-        producer: service.to_owned(),
-        payload: event.encode_to_vec(),
-        partition_key: key.to_owned(),
-        ..EventEnvelope::default()
-    };
-    let topic = format!("{ns}{}", jiuzhu_messaging::service_topic(service));
-    producer
-        .send(
-            FutureRecord::to(&topic)
-                .key(key)
-                .payload(&envelope.encode_to_vec()),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(error, _)| error)?;
-    Ok(())
-}
 
 fn on(today: &'static str) -> impl FnOnce(&mut jiuzhu_runtime::Settings) {
     move |settings| {

@@ -139,4 +139,21 @@ pub struct PastCase {
     pub amount_fen: i64,
     /// Method names (see [`METHODS`]).
     pub methods: Vec<String>,
+    /// What follow-up found afterwards, when it has (a training label for models that learn
+    /// from effects; today's model learns from decisions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// The effect of a past case's relief, from its follow-up visits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The latest visit's effect score (0–100) and its scoring method.
+    pub effect_score: i32,
+    pub scoring_method: String,
+    /// "better", "same", "worse" or "baseline" at the latest visit.
+    pub trend: String,
+    /// The highest visit number recorded (1 = the first scheduled visit).
+    pub last_visit: i32,
+    pub months_since_payment: i32,
 }

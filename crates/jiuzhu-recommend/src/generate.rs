@@ -188,6 +188,7 @@ pub fn past_case(rng: &mut Seeded, n: u64) -> PastCase {
         features,
         amount_fen,
         methods,
+        outcome: None,
     }
 }
 

@@ -949,16 +949,21 @@ impl DecisionsService for DecisionsApi {
         _request: Request<ExportDecidedCasesRequest>,
     ) -> Result<Response<Self::ExportDecidedCasesStream>, Status> {
         use jiuzhu_eventstore::EventCodec;
-        let rows: Vec<(Uuid, serde_json::Value, Vec<u8>)> = sqlx::query_as(
-            "SELECT f.case_id, f.features, e.payload FROM case_features f \
-             JOIN events e ON e.stream_id = f.case_id::text \
-             AND e.event_type = 'jiuzhu.decisions.v1.DecisionApproved' ORDER BY e.position",
-        )
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(database_status)?;
+        let rows: Vec<(Uuid, serde_json::Value, Vec<u8>, Option<serde_json::Value>)> =
+            sqlx::query_as(
+                "SELECT f.case_id, f.features, e.payload, \
+                 (SELECT jsonb_build_object('effect_score', o.effect_score, \
+                   'scoring_method', o.scoring_method, 'trend', o.trend, 'last_visit', o.last_visit, \
+                   'months_since_payment', o.months_since_payment) \
+                  FROM case_outcomes o WHERE o.case_id = f.case_id) \
+                 FROM case_features f JOIN events e ON e.stream_id = f.case_id::text \
+                 AND e.event_type = 'jiuzhu.decisions.v1.DecisionApproved' ORDER BY e.position",
+            )
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(database_status)?;
         let mut records = Vec::with_capacity(rows.len());
-        for (case_id, features, payload) in rows {
+        for (case_id, features, payload, outcome) in rows {
             let Some(DecisionsEvent::DecisionApproved(approved)) =
                 DecisionsEvent::decode_payload("jiuzhu.decisions.v1.DecisionApproved", &payload)
                     .map_err(|error| Status::internal(format!("case {case_id}: {error}")))?
@@ -979,6 +984,9 @@ impl DecisionsService for DecisionsApi {
                     .map(crate::policy::method_name)
                     .collect();
                 object.insert("methods".to_owned(), serde_json::json!(methods));
+                if let Some(outcome) = outcome {
+                    object.insert("outcome".to_owned(), outcome);
+                }
             }
             records.push(Ok(ExportDecidedCasesResponse {
                 json: case.to_string(),

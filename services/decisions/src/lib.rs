@@ -57,6 +57,7 @@ impl Service for Decisions {
             .inbound(register_inbound(referrals::Referrals::new(api)))
             .projection(register(projections::CaseBoard))
             .projection(register(projections::PersonFacts))
+            .projection(register(projections::CaseOutcomes))
             .metrics(move |pool| projections::metrics(pool, clock.today()))
             .task("decisions.deadline_monitor", move |shutdown| {
                 monitor.run(every, shutdown)

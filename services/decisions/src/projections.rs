@@ -247,6 +247,81 @@ jiuzhu_eventstore::event_enum! {
     }
 }
 
+jiuzhu_eventstore::event_enum! {
+    /// The follow-up events that say how a case's relief worked.
+    pub enum FollowupOutcomes {
+        VisitRecorded(jiuzhu_proto::followup::VisitRecorded),
+    }
+}
+
+/// Each case's latest follow-up outcome (`case_outcomes`), a label for the recommender's next
+/// training (exported with the decided cases).
+#[derive(Debug)]
+pub struct CaseOutcomes;
+
+impl Projection for CaseOutcomes {
+    fn name(&self) -> &str {
+        "decisions.case_outcomes"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![service_topic("followup")]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &Delivered,
+    ) -> Result<(), ProjectionError> {
+        let envelope = &event.envelope;
+        let Some(FollowupOutcomes::VisitRecorded(visit)) =
+            FollowupOutcomes::decode_payload(&envelope.event_type, &envelope.payload)?
+        else {
+            return Ok(());
+        };
+        let case_id = Uuid::parse_str(&visit.case_id).map_err(|_| {
+            ProjectionError::Rejected(format!("case_id `{}` is not a UUID", visit.case_id))
+        })?;
+        let outcome = visit.outcome.unwrap_or_default();
+        let trend = jiuzhu_proto::followup::Trend::try_from(outcome.trend)
+            .unwrap_or_default()
+            .as_str_name()
+            .trim_start_matches("TREND_")
+            .to_ascii_lowercase();
+        // The latest visit wins; a redelivered or older visit changes nothing.
+        sqlx::query(
+            "INSERT INTO case_outcomes (case_id, effect_score, scoring_method, trend, last_visit, \
+             months_since_payment, visited_on) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (case_id) DO UPDATE SET \
+             effect_score = CASE WHEN EXCLUDED.visited_on >= case_outcomes.visited_on \
+               THEN EXCLUDED.effect_score ELSE case_outcomes.effect_score END, \
+             scoring_method = EXCLUDED.scoring_method, \
+             trend = CASE WHEN EXCLUDED.visited_on >= case_outcomes.visited_on \
+               THEN EXCLUDED.trend ELSE case_outcomes.trend END, \
+             last_visit = greatest(case_outcomes.last_visit, EXCLUDED.last_visit), \
+             months_since_payment = greatest(case_outcomes.months_since_payment, EXCLUDED.months_since_payment), \
+             visited_on = greatest(case_outcomes.visited_on, EXCLUDED.visited_on)",
+        )
+        .bind(case_id)
+        .bind(outcome.effect_score)
+        .bind(&outcome.scoring_method)
+        .bind(trend)
+        .bind(visit.number)
+        .bind(visit.months_since_payment)
+        .bind(&visit.visited_on)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query("TRUNCATE case_outcomes")
+            .execute(conn)
+            .await
+            .map(|_| ())
+    }
+}
+
 /// A person's household as the registry describes it: statuses, members, income per head.
 #[derive(Debug)]
 pub struct PersonFacts;
