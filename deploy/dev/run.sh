@@ -73,6 +73,7 @@ Try (grpcurl uses reflection):
   grpcurl -plaintext -d '{"filter":"DEADLINE_FILTER_DUE_SOON"}' 127.0.0.1:50053 jiuzhu.decisions.v1.DecisionsService/ListDeadlines
   grpcurl -plaintext -d '{"request_id":"budget-1","procuratorate":"朝阳区院","amount":{"fen":10000000},"document_reference":"京财行〔2026〕1号","allocated_by":"finance-1"}' 127.0.0.1:50054 jiuzhu.payments.v1.PaymentsService/AllocateBudget
   grpcurl -plaintext 127.0.0.1:50060 jiuzhu.gateway.v1.SimulatorService/ExportStatement
+  grpcurl -plaintext -d '{"overdue":true}' 127.0.0.1:50055 jiuzhu.followup.v1.FollowupService/ListVisits
 Traces: set JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 (Jaeger all-in-one) before make run.
 TEXT
 wait
