@@ -88,6 +88,12 @@ pub enum ProjectionError {
 }
 
 impl ProjectionError {
+    /// A UUID field of an event, or the message's rejection naming the field.
+    pub fn uuid(field: &str, text: &str) -> Result<uuid::Uuid, Self> {
+        uuid::Uuid::parse_str(text)
+            .map_err(|_| Self::Rejected(format!("{field} `{text}` is not a UUID")))
+    }
+
     /// Errors that no retry can cure: the message goes to the dead-letter topic at once.
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Rejected(_) | Self::Decode(_))

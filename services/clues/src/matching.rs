@@ -43,8 +43,7 @@ impl IndexedPerson {
 }
 
 pub(crate) fn person_uuid(text: &str) -> Result<Uuid, ProjectionError> {
-    Uuid::parse_str(text)
-        .map_err(|_| ProjectionError::Rejected(format!("person_id `{text}` is not a UUID")))
+    ProjectionError::uuid("person_id", text)
 }
 
 pub(crate) fn vault_error(error: VaultError) -> ProjectionError {

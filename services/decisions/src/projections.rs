@@ -12,11 +12,6 @@ use crate::domain::DecisionsEvent;
 #[derive(Debug)]
 pub struct CaseBoard;
 
-fn uuid(field: &str, text: &str) -> Result<Uuid, ProjectionError> {
-    Uuid::parse_str(text)
-        .map_err(|_| ProjectionError::Rejected(format!("{field} `{text}` is not a UUID")))
-}
-
 fn date(field: &str, text: &str) -> Result<Option<NaiveDate>, ProjectionError> {
     if text.is_empty() {
         return Ok(None);
@@ -52,13 +47,13 @@ impl Projection for CaseBoard {
                 let person = if e.person_id.is_empty() {
                     Uuid::nil()
                 } else {
-                    uuid("person_id", &e.person_id)?
+                    ProjectionError::uuid("person_id", &e.person_id)?
                 };
                 sqlx::query(
                     "INSERT INTO relief_cases (case_id, person_id, procuratorate, region_code, version) \
                      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_id) DO NOTHING",
                 )
-                .bind(uuid("case_id", &e.case_id)?)
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
                 .bind(person)
                 .bind(&e.procuratorate)
                 .bind(&e.region_code)
@@ -67,7 +62,7 @@ impl Projection for CaseBoard {
                 .await?;
             }
             DecisionsEvent::StageEntered(e) => {
-                let case = uuid("case_id", &e.case_id)?;
+                let case = ProjectionError::uuid("case_id", &e.case_id)?;
                 let entered = date("entered_on", &e.entered_on)?;
                 let previous: Option<(i32, Option<NaiveDate>, i64)> = sqlx::query_as(
                     "SELECT stage, entered_on, version FROM relief_cases WHERE case_id = $1 FOR UPDATE",
@@ -114,7 +109,7 @@ impl Projection for CaseBoard {
                     "UPDATE relief_cases SET approaching_raised = TRUE, version = $4 \
                      WHERE case_id = $1 AND stage = $2 AND entered_on = $3 AND version < $4",
                 )
-                .bind(uuid("case_id", &e.case_id)?)
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
                 .bind(e.stage)
                 .bind(date("entered_on", &e.entered_on)?)
                 .bind(version)
@@ -126,7 +121,7 @@ impl Projection for CaseBoard {
                     "UPDATE relief_cases SET breached_raised = TRUE, approaching_raised = TRUE, version = $4 \
                      WHERE case_id = $1 AND stage = $2 AND entered_on = $3 AND version < $4",
                 )
-                .bind(uuid("case_id", &e.case_id)?)
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
                 .bind(e.stage)
                 .bind(date("entered_on", &e.entered_on)?)
                 .bind(version)
@@ -138,7 +133,7 @@ impl Projection for CaseBoard {
                     "UPDATE relief_cases SET obligation_due = $2, obligation_breached = FALSE, \
                      version = $3 WHERE case_id = $1 AND version < $3",
                 )
-                .bind(uuid("case_id", &e.case_id)?)
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
                 .bind(date("due_date", &e.due_date)?)
                 .bind(version)
                 .execute(conn)
@@ -149,7 +144,7 @@ impl Projection for CaseBoard {
                     "UPDATE relief_cases SET obligation_due = NULL, version = $2 \
                      WHERE case_id = $1 AND version < $2",
                 )
-                .bind(uuid("case_id", &e.case_id)?)
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
                 .bind(version)
                 .execute(conn)
                 .await?;
@@ -159,7 +154,7 @@ impl Projection for CaseBoard {
                     "UPDATE relief_cases SET obligation_breached = TRUE, version = $2 \
                      WHERE case_id = $1 AND version < $2",
                 )
-                .bind(uuid("case_id", &e.case_id)?)
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
                 .bind(version)
                 .execute(conn)
                 .await?;
@@ -279,9 +274,7 @@ impl Projection for CaseOutcomes {
         else {
             return Ok(());
         };
-        let case_id = Uuid::parse_str(&visit.case_id).map_err(|_| {
-            ProjectionError::Rejected(format!("case_id `{}` is not a UUID", visit.case_id))
-        })?;
+        let case_id = ProjectionError::uuid("case_id", &visit.case_id)?;
         let outcome = visit.outcome.unwrap_or_default();
         let trend = jiuzhu_proto::followup::Trend::try_from(outcome.trend)
             .unwrap_or_default()
@@ -352,7 +345,7 @@ impl Projection for PersonFacts {
                      ON CONFLICT (status_id) DO NOTHING",
                 )
                 .bind(&e.status_id)
-                .bind(uuid("person_id", &e.person_id)?)
+                .bind(ProjectionError::uuid("person_id", &e.person_id)?)
                 .bind(e.kind)
                 .execute(conn)
                 .await?;
@@ -368,7 +361,7 @@ impl Projection for PersonFacts {
                     "INSERT INTO household_members (person_id, household_id) VALUES ($1, $2) \
                      ON CONFLICT (person_id) DO UPDATE SET household_id = EXCLUDED.household_id",
                 )
-                .bind(uuid("person_id", &e.person_id)?)
+                .bind(ProjectionError::uuid("person_id", &e.person_id)?)
                 .bind(&e.household_id)
                 .execute(conn)
                 .await?;
@@ -377,7 +370,7 @@ impl Projection for PersonFacts {
                 sqlx::query(
                     "DELETE FROM household_members WHERE person_id = $1 AND household_id = $2",
                 )
-                .bind(uuid("person_id", &e.person_id)?)
+                .bind(ProjectionError::uuid("person_id", &e.person_id)?)
                 .bind(&e.household_id)
                 .execute(conn)
                 .await?;

@@ -6,7 +6,6 @@ use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use jiuzhu_proto::decisions::{CaseOpened, DecisionApproved, EligibilityAssessed, ReliefMethod};
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 jiuzhu_eventstore::event_enum! {
     /// The decision events follow-up reads.
@@ -24,10 +23,6 @@ pub fn method_name(method: i32) -> String {
         .as_str_name()
         .trim_start_matches("RELIEF_METHOD_")
         .to_ascii_lowercase()
-}
-
-fn uuid(id: &str) -> Result<Uuid, ProjectionError> {
-    Uuid::parse_str(id).map_err(|_| ProjectionError::Rejected(format!("`{id}` is not a UUID")))
 }
 
 #[derive(Debug)]
@@ -59,8 +54,8 @@ impl Projection for CaseFacts {
                      procuratorate = EXCLUDED.procuratorate, region_code = EXCLUDED.region_code, \
                      category = CASE WHEN EXCLUDED.category = '' THEN case_facts.category ELSE EXCLUDED.category END",
                 )
-                .bind(uuid(&e.case_id)?)
-                .bind(uuid(&e.person_id)?)
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
+                .bind(ProjectionError::uuid("person_id", &e.person_id)?)
                 .bind(&e.procuratorate)
                 .bind(&e.region_code)
                 .bind(&e.category)
@@ -69,7 +64,7 @@ impl Projection for CaseFacts {
             }
             CaseFeed::EligibilityAssessed(e) if !e.category.is_empty() => {
                 sqlx::query("UPDATE case_facts SET category = $2 WHERE case_id = $1")
-                    .bind(uuid(&e.case_id)?)
+                    .bind(ProjectionError::uuid("case_id", &e.case_id)?)
                     .bind(&e.category)
                     .execute(conn)
                     .await?;
@@ -80,7 +75,7 @@ impl Projection for CaseFacts {
                 sqlx::query(
                     "UPDATE case_facts SET methods = $2, approved = TRUE WHERE case_id = $1",
                 )
-                .bind(uuid(&e.case_id)?)
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
                 .bind(&methods)
                 .execute(conn)
                 .await?;

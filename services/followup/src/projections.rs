@@ -7,14 +7,9 @@ use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use jiuzhu_proto::followup::EffectGroup;
 use prost::Message;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::domain::FollowupEvent;
 use crate::grpc::fen;
-
-fn uuid(id: &str) -> Result<Uuid, ProjectionError> {
-    Uuid::parse_str(id).map_err(|_| ProjectionError::Rejected(format!("`{id}` is not a UUID")))
-}
 
 fn date(text: &str) -> Result<NaiveDate, ProjectionError> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
@@ -45,8 +40,8 @@ impl Projection for VisitBoard {
         };
         match decoded {
             FollowupEvent::PlanOpened(e) => {
-                let plan = uuid(&e.plan_id)?;
-                let person = uuid(&e.person_id)?;
+                let plan = ProjectionError::uuid("plan_id", &e.plan_id)?;
+                let person = ProjectionError::uuid("person_id", &e.person_id)?;
                 for visit in &e.visits {
                     sqlx::query(
                         "INSERT INTO visit_board (plan_id, number, person_id, office, due_date, channel) \
@@ -66,13 +61,13 @@ impl Projection for VisitBoard {
                 sqlx::query(
                     "UPDATE visit_board SET state = 2 WHERE plan_id = $1 AND number = $2 AND state = 1",
                 )
-                .bind(uuid(&e.plan_id)?)
+                .bind(ProjectionError::uuid("plan_id", &e.plan_id)?)
                 .bind(e.number)
                 .execute(conn)
                 .await?;
             }
             FollowupEvent::VisitRecorded(e) => {
-                let plan = uuid(&e.plan_id)?;
+                let plan = ProjectionError::uuid("plan_id", &e.plan_id)?;
                 sqlx::query("UPDATE visit_board SET state = 3 WHERE plan_id = $1 AND number = $2")
                     .bind(plan)
                     .bind(e.number)
@@ -88,7 +83,7 @@ impl Projection for VisitBoard {
                 )
                 .bind(plan)
                 .bind(e.number)
-                .bind(uuid(&e.person_id)?)
+                .bind(ProjectionError::uuid("person_id", &e.person_id)?)
                 .bind(date(&e.visited_on)?)
                 .bind(&e.category)
                 .bind(&e.region_code)
@@ -109,9 +104,9 @@ impl Projection for VisitBoard {
                     "INSERT INTO risk_flags (plan_id, visit_number, person_id, reasons) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 )
-                .bind(uuid(&e.plan_id)?)
+                .bind(ProjectionError::uuid("plan_id", &e.plan_id)?)
                 .bind(e.visit_number)
-                .bind(uuid(&e.person_id)?)
+                .bind(ProjectionError::uuid("person_id", &e.person_id)?)
                 .bind(&e.reasons)
                 .execute(conn)
                 .await?;
@@ -120,7 +115,7 @@ impl Projection for VisitBoard {
                 sqlx::query(
                     "UPDATE visit_board SET state = 4 WHERE plan_id = $1 AND state IN (1, 2)",
                 )
-                .bind(uuid(&e.plan_id)?)
+                .bind(ProjectionError::uuid("plan_id", &e.plan_id)?)
                 .execute(conn)
                 .await?;
             }

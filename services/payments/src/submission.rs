@@ -324,36 +324,42 @@ impl<P: PaymentProvider> Submitter<P> {
         keys: &HashMap<Uuid, KeyState>,
     ) -> Result<(), SubmitError> {
         let key = claimed.key.clone();
-        let payee = match (keys.get(&claimed.person), &claimed.sealed_payee) {
+        let outcome = match (keys.get(&claimed.person), &claimed.sealed_payee) {
             (Some(KeyState::Live(data_key)), Some(sealed)) => {
                 match data_key.open::<Payee>(claimed.person, sealed) {
-                    Ok(payee) => payee,
+                    Ok(payee) => self.ask(&claimed, payee).await,
                     Err(error) => {
                         tracing::error!(key, %error, "the payee cannot be opened");
-                        return Ok(());
+                        None
                     }
                 }
             }
-            (Some(KeyState::Erased), _) => {
-                let outcome = Outcome::Rejected {
-                    reason: "the person's personal data was erased: no account to pay".to_owned(),
-                    retryable: false,
-                };
-                record_outcome(
-                    &self.store,
-                    &self.settings,
-                    &key,
-                    &outcome,
-                    OutcomeSource::ProviderAnswer,
-                )
-                .await?;
-                return Ok(());
-            }
+            // Nothing can be paid to an account nobody can read any more.
+            (Some(KeyState::Erased), _) => Some(Outcome::Rejected {
+                reason: "the person's personal data was erased: no account to pay".to_owned(),
+                retryable: false,
+            }),
             _ => {
                 tracing::warn!(key, "no data key for the payee yet");
-                return Ok(());
+                None
             }
         };
+        if let Some(outcome) = outcome {
+            record_outcome(
+                &self.store,
+                &self.settings,
+                &key,
+                &outcome,
+                OutcomeSource::ProviderAnswer,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Pays `claimed` to `payee` through the provider; the outcome, if one came.
+    async fn ask(&self, claimed: &Claimed, payee: Payee) -> Option<Outcome> {
+        let key = &claimed.key;
         let instruction = Instruction {
             idempotency_key: key.clone(),
             payee_name: payee.name,
@@ -362,28 +368,21 @@ impl<P: PaymentProvider> Submitter<P> {
             fen: claimed.fen,
             remittance: format!("司法救助金 {}", claimed.disbursement_id),
         };
-        let outcome = match self.provider.pay(&instruction).await {
-            Ok(Answer::Paid { reference }) => Outcome::Paid { reference },
-            Ok(Answer::Rejected { reason, retryable }) => Outcome::Rejected { reason, retryable },
-            Ok(Answer::Pending) => return Ok(()),
+        match self.provider.pay(&instruction).await {
+            Ok(Answer::Paid { reference }) => Some(Outcome::Paid { reference }),
+            Ok(Answer::Rejected { reason, retryable }) => {
+                Some(Outcome::Rejected { reason, retryable })
+            }
+            Ok(Answer::Pending) => None,
             Err(ProviderError::Unknown(why)) => {
                 tracing::info!(key, why, "outcome unknown; the attempt will be resent");
-                return Ok(());
+                None
             }
             Err(ProviderError::KeyConflict(why)) => {
                 tracing::error!(key, why, "the provider holds other content under this key");
-                return Ok(());
+                None
             }
-        };
-        record_outcome(
-            &self.store,
-            &self.settings,
-            &key,
-            &outcome,
-            OutcomeSource::ProviderAnswer,
-        )
-        .await?;
-        Ok(())
+        }
     }
 
     /// Claims the due work, records new attempts, and pushes every claimed row's next look to
