@@ -603,6 +603,25 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
         .await?
         .into_inner();
     assert_eq!(stored.report.as_ref(), Some(&report));
+    // The bank's MT940 of the same day agrees with the books now: nothing left to settle.
+    let mt940 = client
+        .import_statement(ImportStatementRequest {
+            request_id: "statement-mt940".to_owned(),
+            provider: "simulator".to_owned(),
+            format: StatementFormat::Mt940 as i32,
+            content: statement.mt940.clone(),
+            control_count: 2,
+            control_total: Some(Money { fen: 1_000_000 }),
+            covers_until: String::new(),
+        })
+        .await?
+        .into_inner()
+        .report
+        .ok_or_else(|| anyhow::anyhow!("no report"))?;
+    assert_eq!(
+        (mt940.matched, mt940.settled, mt940.mismatches.len()),
+        (2, 0, 0)
+    );
     let witnessed = simulator.payments_for(&silent.disbursement_id).await?;
     assert_eq!(witnessed.len(), 1, "still one payment at the bank");
     assert_eq!(balances(&mut client).await?, (1_000_000, 0, 1_000_000));

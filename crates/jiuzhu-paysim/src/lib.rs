@@ -347,23 +347,33 @@ impl SimulatorService for Simulator {
         let beijing =
             FixedOffset::east_opt(8 * 3600).ok_or_else(|| Status::internal("bad offset"))?;
         let mut csv = String::from("value_date,bank_reference,idempotency_key,amount,direction\n");
+        let mut mt940 = String::from(":20:SIMSTATEMENT\n:25:SIMULATOR\n:28C:1/1\n");
         let (mut count, mut total) = (0i64, 0i64);
         for (key, payment) in self.payments()? {
             let Some(paid_at) = payment.paid_at else {
                 continue;
             };
             let fen = payment.content.amount.map_or(0, |m| m.fen);
+            let day = paid_at.with_timezone(&beijing);
             csv.push_str(&format!(
                 "{},{},{key},{},DEBIT\n",
-                paid_at.with_timezone(&beijing).format("%Y-%m-%d"),
+                day.format("%Y-%m-%d"),
                 payment.answer.provider_reference,
                 yuan(fen)
+            ));
+            mt940.push_str(&format!(
+                ":61:{}{}D{}NTRFNONREF//{}\n:86:KEY:{key}\n",
+                day.format("%y%m%d"),
+                day.format("%m%d"),
+                yuan(fen).replace('.', ","),
+                payment.answer.provider_reference,
             ));
             count += 1;
             total += fen;
         }
         Ok(Response::new(ExportStatementResponse {
             csv,
+            mt940,
             line_count: count,
             total: Some(Money { fen: total }),
         }))

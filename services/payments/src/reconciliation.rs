@@ -208,6 +208,126 @@ pub fn parse_csv(content: &str) -> Result<Vec<StatementLine>, Vec<LineError>> {
     }
 }
 
+/// MT940 amounts: digits with a decimal comma ("7000,00", "7000,5", "7000,").
+fn parse_mt940_amount(text: &str) -> Result<i64, String> {
+    let (whole, fraction) = text
+        .split_once(',')
+        .ok_or_else(|| format!("`{text}` has no decimal comma"))?;
+    parse_yuan(&format!(
+        "{whole}.{}",
+        if fraction.is_empty() { "0" } else { fraction }
+    ))
+}
+
+/// Parses an MT940 statement: a `:61:` line per entry (`YYMMDD[MMDD]` value and entry dates,
+/// `D`/`C` (or `RD`/`RC`, reversals), the amount, a transaction type, and `//` the bank's
+/// reference), followed by the `:86:` line that carries the idempotency key. Every bad entry
+/// is reported with its line.
+pub fn parse_mt940(content: &str) -> Result<Vec<StatementLine>, Vec<LineError>> {
+    let mut lines = Vec::new();
+    let mut errors = Vec::new();
+    let mut pending: Option<StatementLine> = None;
+    let mut finish = |entry: Option<StatementLine>, errors: &mut Vec<LineError>| {
+        if let Some(entry) = entry {
+            if entry.idempotency_key.is_empty() {
+                errors.push(LineError {
+                    line: entry.line,
+                    field: "86",
+                    message: "the entry has no :86: line with the idempotency key".to_owned(),
+                });
+            } else {
+                lines.push(entry);
+            }
+        }
+    };
+    for (n, text) in content.lines().enumerate() {
+        let line = i64::try_from(n + 1).unwrap_or(i64::MAX);
+        let text = text.trim_end();
+        if let Some(body) = text.strip_prefix(":61:") {
+            finish(pending.take(), &mut errors);
+            match mt940_entry(line, body) {
+                Ok(entry) => pending = Some(entry),
+                Err(error) => errors.push(error),
+            }
+        } else if let Some(body) = text.strip_prefix(":86:") {
+            if let Some(entry) = pending.as_mut() {
+                entry.idempotency_key = body.trim().trim_start_matches("KEY:").trim().to_owned();
+            }
+        } else if text.starts_with(':') {
+            finish(pending.take(), &mut errors);
+        }
+        if errors.len() >= MAX_ERRORS {
+            break;
+        }
+    }
+    finish(pending.take(), &mut errors);
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(errors)
+    }
+}
+
+fn mt940_entry(line: i64, body: &str) -> Result<StatementLine, LineError> {
+    let bad = |field: &'static str, message: String| LineError {
+        line,
+        field,
+        message,
+    };
+    let value_date = body
+        .get(..6)
+        .and_then(|d| NaiveDate::parse_from_str(&format!("20{d}"), "%Y%m%d").ok())
+        .ok_or_else(|| {
+            bad(
+                "61.value_date",
+                format!("`{body}` does not start with a YYMMDD date"),
+            )
+        })?;
+    let mut rest = &body[6..];
+    // An optional MMDD entry date.
+    if rest.len() >= 4 && rest.as_bytes()[..4].iter().all(u8::is_ascii_digit) {
+        rest = &rest[4..];
+    }
+    let (direction, after) = if let Some(r) = rest.strip_prefix("RD") {
+        (Direction::Credit, r)
+    } else if let Some(r) = rest.strip_prefix("RC") {
+        (Direction::Debit, r)
+    } else if let Some(r) = rest.strip_prefix('D') {
+        (Direction::Debit, r)
+    } else if let Some(r) = rest.strip_prefix('C') {
+        (Direction::Credit, r)
+    } else {
+        return Err(bad(
+            "61.mark",
+            format!("`{rest}` is not marked D, C, RD or RC"),
+        ));
+    };
+    // An optional funds code letter, then the amount up to the transaction type (N…/F…/S…).
+    let after = after
+        .strip_prefix(|c: char| c.is_ascii_alphabetic() && c != 'N')
+        .unwrap_or(after);
+    let end = after
+        .find(|c: char| !(c.is_ascii_digit() || c == ','))
+        .unwrap_or(after.len());
+    let fen = parse_mt940_amount(&after[..end]).map_err(|message| bad("61.amount", message))?;
+    if fen == 0 {
+        return Err(bad("61.amount", "is zero".to_owned()));
+    }
+    let bank_reference = after[end..]
+        .split_once("//")
+        .map(|(_, reference)| reference.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| bad("61.bank_reference", "no `//` bank reference".to_owned()))?;
+    Ok(StatementLine {
+        line,
+        value_date,
+        bank_reference,
+        idempotency_key: String::new(),
+        fen,
+        direction,
+    })
+}
+
 /// What Jiuzhu knows of an attempt.
 #[derive(Debug)]
 struct Known {
@@ -229,8 +349,9 @@ pub async fn import(
     let mut violations = FieldViolations::new();
     violations.check_request_id(&request.request_id);
     violations.require(&[("provider", &request.provider)]);
-    if StatementFormat::try_from(request.format) != Ok(StatementFormat::Csv) {
-        violations.add("format", "must be CSV");
+    let format = StatementFormat::try_from(request.format).unwrap_or_default();
+    if format == StatementFormat::Unspecified {
+        violations.add("format", "must be CSV or MT940");
     }
     let covers_until = if request.covers_until.trim().is_empty() {
         None
@@ -243,7 +364,12 @@ pub async fn import(
             }
         }
     };
-    let lines = match parse_csv(&request.content) {
+    let parsed = if format == StatementFormat::Mt940 {
+        parse_mt940(&request.content)
+    } else {
+        parse_csv(&request.content)
+    };
+    let lines = match parsed {
         Ok(lines) => lines,
         Err(errors) => {
             for error in errors {
@@ -503,6 +629,36 @@ mod tests {
         assert!(parse_yuan("-5").is_err());
         assert!(parse_yuan("1,000.00").is_err());
         assert!(parse_yuan("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn mt940_entries_are_read_with_their_keys_and_bad_ones_named() {
+        let statement = ":20:STMT1129\n:25:6222020000000001\n:28C:1/1\n:60F:C261129CNY10000,00\n\
+                         :61:2611291129D7000,00NTRFNONREF//SIM00000001\n\
+                         :86:KEY:0190d5c2-8a6e-7000-8000-000000000001:1\n\
+                         :61:261130C3000,5NTRFNONREF//SIMR0001\n\
+                         :86:0190d5c2-8a6e-7000-8000-000000000002:1\n\
+                         :62F:C261130CNY6000,50\n";
+        let lines = parse_mt940(statement).unwrap_or_default();
+        let read: Vec<(i64, i64, Direction, &str)> = lines
+            .iter()
+            .map(|l| (l.line, l.fen, l.direction, l.bank_reference.as_str()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (5, 700_000, Direction::Debit, "SIM00000001"),
+                (7, 300_050, Direction::Credit, "SIMR0001")
+            ]
+        );
+        assert_eq!(
+            lines[0].idempotency_key,
+            "0190d5c2-8a6e-7000-8000-000000000001:1"
+        );
+        let broken = ":61:2611291129X7000,00NTRF//A\n:86:k\n:61:261129D7000.00NTRF//B\n:86:k\n:61:261129D5,00NTRF//C\n";
+        let errors = parse_mt940(broken).err().unwrap_or_default();
+        let named: Vec<(i64, &str)> = errors.iter().map(|e| (e.line, e.field)).collect();
+        assert_eq!(named, [(1, "61.mark"), (3, "61.amount"), (5, "86")]);
     }
 
     #[test]
