@@ -1,0 +1,395 @@
+//! Data-sharing agreements and what they let out. An agreement (versioned data,
+//! `policy/sharing/agreements.toml`) says which event types a department receives, which fields
+//! of each, for which purpose, on which legal basis and for how long. [`Agreements::share`]
+//! turns an event into the copy one department may see: only the agreed fields, the person
+//! replaced by the department's pseudonym (a keyed hash: stable for that department, unlinkable
+//! across departments), and nothing at all for an event type no agreement names (fail closed).
+//! The copy keeps the event's protobuf type, so departments decode it with the published
+//! contracts.
+
+use std::collections::BTreeMap;
+
+use hmac::{Hmac, Mac};
+use jiuzhu_config::{ConfigError, Layers, Validate};
+use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, ReflectMessage, Value};
+use serde::Deserialize;
+use sha2::Sha256;
+
+/// The agreements shipped with this build.
+pub const SHIPPED: &str = include_str!("../../../policy/sharing/agreements.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SharingError {
+    #[error("the contracts' descriptors cannot be read: {0}")]
+    Descriptors(String),
+    #[error("`{0}` is not an event type of the contracts")]
+    UnknownEventType(String),
+    #[error("{event_type} has no field `{path}`")]
+    UnknownField { event_type: String, path: String },
+    #[error("the event cannot be decoded: {0}")]
+    Decode(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Share only events whose `field` holds `equals`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    pub field: String,
+    pub equals: String,
+}
+
+/// One event type a department receives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    pub event_type: String,
+    pub fields: Vec<String>,
+    pub when: Option<Condition>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    pub purpose: String,
+    pub legal_basis: String,
+    pub retention_days: u32,
+    pub shares: Vec<Share>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agreements {
+    pub version: String,
+    pub agreed_by: String,
+    pub departments: BTreeMap<String, Department>,
+}
+
+impl Validate for Agreements {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        for (name, department) in &self.departments {
+            if department.purpose.trim().is_empty() || department.legal_basis.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.departments.{name}"),
+                    "needs a purpose and a legal basis",
+                ));
+            }
+            if department.retention_days == 0 {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.departments.{name}.retention_days"),
+                    "must be at least one day",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one department receives of one event.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub department: String,
+    /// The minimised event, encoded as its own protobuf type.
+    pub payload: Vec<u8>,
+    /// The department's pseudonym of each person the event named.
+    pub pseudonyms: Vec<String>,
+    pub agreement_version: String,
+}
+
+/// The agreed fields of an event, by path, as a tree.
+#[derive(Debug, Default)]
+struct Paths(BTreeMap<String, Paths>);
+
+impl Paths {
+    fn of(fields: &[String]) -> Self {
+        let mut root = Paths::default();
+        for path in fields {
+            let mut node = &mut root;
+            for part in path.split('.') {
+                node = node.0.entry(part.to_owned()).or_default();
+            }
+        }
+        root
+    }
+}
+
+impl Agreements {
+    /// Reads agreements and checks them against the contracts: every event type and every
+    /// field path must exist (an agreement cannot name what is not there).
+    pub fn parse(text: &str, pool: &DescriptorPool) -> Result<Self, SharingError> {
+        let agreements: Agreements = Layers::from_toml(text)?.section("sharing")?;
+        for department in agreements.departments.values() {
+            for share in &department.shares {
+                let descriptor = pool
+                    .get_message_by_name(&share.event_type)
+                    .ok_or_else(|| SharingError::UnknownEventType(share.event_type.clone()))?;
+                let condition = share.when.iter().map(|c| &c.field);
+                for path in share.fields.iter().chain(condition) {
+                    let mut message = descriptor.clone();
+                    let mut parts = path.split('.').peekable();
+                    while let Some(part) = parts.next() {
+                        let field = message.get_field_by_name(part).ok_or_else(|| {
+                            SharingError::UnknownField {
+                                event_type: share.event_type.clone(),
+                                path: path.clone(),
+                            }
+                        })?;
+                        if parts.peek().is_some() {
+                            let Kind::Message(inner) = field.kind() else {
+                                return Err(SharingError::UnknownField {
+                                    event_type: share.event_type.clone(),
+                                    path: path.clone(),
+                                });
+                            };
+                            message = inner;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(agreements)
+    }
+
+    /// The shipped agreements, checked against the shipped contracts.
+    pub fn shipped() -> Result<Self, SharingError> {
+        let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)
+            .map_err(|e| SharingError::Descriptors(e.to_string()))?;
+        Self::parse(SHIPPED, &pool)
+    }
+
+    /// Every department's copy of `event` (of type `event_type`, encoded `payload`): none for
+    /// a type or a value no agreement names. `pseudonym_key` is the installation's secret for
+    /// pseudonyms.
+    pub fn share(
+        &self,
+        pool: &DescriptorPool,
+        event_type: &str,
+        payload: &[u8],
+        pseudonym_key: &[u8],
+    ) -> Result<Vec<Shared>, SharingError> {
+        let mut shared = Vec::new();
+        let Some(descriptor) = pool.get_message_by_name(event_type) else {
+            return Ok(shared);
+        };
+        let event = DynamicMessage::decode(descriptor.clone(), payload)
+            .map_err(|e| SharingError::Decode(e.to_string()))?;
+        for (department, agreement) in &self.departments {
+            for share in agreement
+                .shares
+                .iter()
+                .filter(|s| s.event_type == event_type)
+            {
+                if let Some(condition) = &share.when
+                    && !matches!(event.get_field_by_name(&condition.field).as_deref(),
+                        Some(Value::String(v)) if *v == condition.equals)
+                {
+                    continue;
+                }
+                let mut pseudonyms = Vec::new();
+                let mut copy = DynamicMessage::new(descriptor.clone());
+                let key = department_key(pseudonym_key, department);
+                minimise(
+                    &event,
+                    &mut copy,
+                    &Paths::of(&share.fields),
+                    &key,
+                    &mut pseudonyms,
+                );
+                shared.push(Shared {
+                    department: department.clone(),
+                    payload: prost::Message::encode_to_vec(&copy),
+                    pseudonyms,
+                    agreement_version: self.version.clone(),
+                });
+            }
+        }
+        Ok(shared)
+    }
+}
+
+fn department_key(secret: &[u8], department: &str) -> Vec<u8> {
+    keyed_hash(secret, format!("jiuzhu-share:{department}").as_bytes())
+}
+
+fn keyed_hash(key: &[u8], data: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so this cannot fail; an empty result would only mean
+    // an unusable key, which `Hmac::new_from_slice` never reports for SHA-256.
+    Hmac::<Sha256>::new_from_slice(key)
+        .map(|mut mac| {
+            mac.update(data);
+            mac.finalize().into_bytes().to_vec()
+        })
+        .unwrap_or_default()
+}
+
+/// A department's pseudonym of a person.
+pub fn pseudonym(department_key: &[u8], person_id: &str) -> String {
+    format!(
+        "ps-{}",
+        &hex::encode(keyed_hash(department_key, person_id.as_bytes()))[..32]
+    )
+}
+
+/// Copies the agreed fields of `from` into `to`; `person_id` fields become pseudonyms.
+fn minimise(
+    from: &DynamicMessage,
+    to: &mut DynamicMessage,
+    paths: &Paths,
+    key: &[u8],
+    pseudonyms: &mut Vec<String>,
+) {
+    for (name, below) in &paths.0 {
+        let Some(field) = from.descriptor().get_field_by_name(name) else {
+            continue;
+        };
+        if !from.has_field(&field) {
+            continue;
+        }
+        let value = from.get_field(&field).into_owned();
+        if !below.0.is_empty() {
+            if let Value::Message(inner) = &value {
+                let mut part = DynamicMessage::new(inner.descriptor());
+                minimise(inner, &mut part, below, key, pseudonyms);
+                to.set_field(&field, Value::Message(part));
+            }
+            continue;
+        }
+        to.set_field(&field, pseudonymised(&field, value, key, pseudonyms));
+    }
+}
+
+fn pseudonymised(
+    field: &FieldDescriptor,
+    value: Value,
+    key: &[u8],
+    pseudonyms: &mut Vec<String>,
+) -> Value {
+    match value {
+        Value::String(person) if field.name() == "person_id" => {
+            let alias = pseudonym(key, &person);
+            pseudonyms.push(alias.clone());
+            Value::String(alias)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiuzhu_proto::decisions::{ReferralIssued, ReliefMethod};
+    use jiuzhu_proto::followup::ReturnToPovertyRiskFlagged;
+    use jiuzhu_proto::payments::DisbursementOrdered;
+    use prost::Message;
+
+    fn pool() -> DescriptorPool {
+        DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_shipped_agreements_name_only_what_the_contracts_have() -> Result<(), SharingError> {
+        let agreements = Agreements::shipped()?;
+        assert_eq!(agreements.version, "sharing-2026.1");
+        let wrong = SHIPPED.replace(
+            "\"reasons\", \"region_code\"]",
+            "\"reasons\", \"bank_card\"]",
+        );
+        assert!(matches!(
+            Agreements::parse(&wrong, &pool()),
+            Err(SharingError::UnknownField { path, .. }) if path == "bank_card"
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_department_gets_only_its_agreed_fields_under_its_own_pseudonym() -> Result<(), SharingError>
+    {
+        let agreements = Agreements::shipped()?;
+        let flag = ReturnToPovertyRiskFlagged {
+            plan_id: "f-1".to_owned(),
+            person_id: "0190d5c2-8a6e-7000-8000-000000000001".to_owned(),
+            visit_number: 1,
+            reasons: vec!["income_below_line".to_owned()],
+            policy_version: "followup-2026.1".to_owned(),
+            region_code: "520102".to_owned(),
+        };
+        let shared = agreements.share(
+            &pool(),
+            "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged",
+            &flag.encode_to_vec(),
+            b"installation secret",
+        )?;
+        let departments: Vec<&str> = shared.iter().map(|s| s.department.as_str()).collect();
+        assert_eq!(departments, ["civil_affairs", "rural_revitalization"]);
+        let civil = ReturnToPovertyRiskFlagged::decode(shared[0].payload.as_slice())
+            .map_err(|e| SharingError::Decode(e.to_string()))?;
+        assert_eq!(civil.plan_id, "", "not agreed");
+        assert_eq!(civil.visit_number, 0, "not agreed");
+        assert_eq!(civil.reasons, flag.reasons);
+        assert!(civil.person_id.starts_with("ps-") && civil.person_id != flag.person_id);
+        let rural = ReturnToPovertyRiskFlagged::decode(shared[1].payload.as_slice())
+            .map_err(|e| SharingError::Decode(e.to_string()))?;
+        assert_ne!(
+            rural.person_id, civil.person_id,
+            "unlinkable across departments"
+        );
+        let again = agreements.share(
+            &pool(),
+            "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged",
+            &flag.encode_to_vec(),
+            b"installation secret",
+        )?;
+        assert_eq!(
+            again[0].pseudonyms, shared[0].pseudonyms,
+            "stable for a department"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unnamed_types_and_other_departments_referrals_are_not_shared() -> Result<(), SharingError> {
+        let agreements = Agreements::shipped()?;
+        let ordered = DisbursementOrdered {
+            disbursement_id: "d-1".to_owned(),
+            person_id: "p-1".to_owned(),
+            payee_account_masked: "6222 **** 1234".to_owned(),
+            ..DisbursementOrdered::default()
+        };
+        let none = agreements.share(
+            &pool(),
+            "jiuzhu.payments.v1.DisbursementOrdered",
+            &ordered.encode_to_vec(),
+            b"k",
+        )?;
+        assert!(none.is_empty(), "fail closed");
+        let referral = ReferralIssued {
+            case_id: "c-1".to_owned(),
+            referral_id: "c-1:education".to_owned(),
+            method: ReliefMethod::Education.into(),
+            department: "education".to_owned(),
+            person_id: "p-1".to_owned(),
+            procuratorate: "南明区院".to_owned(),
+        };
+        let shared = agreements.share(
+            &pool(),
+            "jiuzhu.decisions.v1.ReferralIssued",
+            &referral.encode_to_vec(),
+            b"k",
+        )?;
+        let departments: Vec<&str> = shared.iter().map(|s| s.department.as_str()).collect();
+        assert_eq!(
+            departments,
+            ["education"],
+            "only the department it is addressed to"
+        );
+        let copy = ReferralIssued::decode(shared[0].payload.as_slice())
+            .map_err(|e| SharingError::Decode(e.to_string()))?;
+        assert_eq!(copy.case_id, "", "not agreed");
+        assert_eq!(
+            copy.department, "",
+            "the condition's field is not shared by itself"
+        );
+        Ok(())
+    }
+}
