@@ -223,8 +223,13 @@ fn keyed_hash(key: &[u8], data: &[u8]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// The pseudonym `department` knows `person_id` by, under the installation's `secret`.
+pub fn pseudonym_for(secret: &[u8], department: &str, person_id: &str) -> String {
+    pseudonym(&department_key(secret, department), person_id)
+}
+
 /// A department's pseudonym of a person.
-pub fn pseudonym(department_key: &[u8], person_id: &str) -> String {
+fn pseudonym(department_key: &[u8], person_id: &str) -> String {
     format!(
         "ps-{}",
         &hex::encode(keyed_hash(department_key, person_id.as_bytes()))[..32]

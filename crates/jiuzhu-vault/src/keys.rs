@@ -112,6 +112,8 @@ impl DataKey {
 pub struct MasterKey {
     cipher: Aes256Gcm,
     id: String,
+    /// HMAC-SHA256 under the master key, for keys derived from it (never the key itself).
+    deriver: Option<hmac::Hmac<sha2::Sha256>>,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -126,7 +128,17 @@ impl MasterKey {
         Self {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(bytes)),
             id: hex::encode(&digest[..4]),
+            // HMAC takes keys of any length, so this is always `Some`.
+            deriver: <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(bytes).ok(),
         }
+    }
+
+    /// A key for `purpose` (e.g. "sharing-pseudonyms"), derived from the master key: the same
+    /// master key always gives the same key, and no derived key reveals the master key.
+    pub fn derive(&self, purpose: &str) -> Result<[u8; 32], VaultError> {
+        let mut mac = self.deriver.clone().ok_or(VaultError::Seal)?;
+        hmac::Mac::update(&mut mac, purpose.as_bytes());
+        Ok(hmac::Mac::finalize(mac).into_bytes().into())
     }
 
     pub fn id(&self) -> &str {

@@ -34,6 +34,11 @@ pub struct Vault {
 }
 
 impl Vault {
+    /// A key for `purpose`, derived from the master key (see [`MasterKey::derive`]).
+    pub fn derive_key(&self, purpose: &str) -> Result<[u8; 32], VaultError> {
+        self.master.derive(purpose)
+    }
+
     pub fn new(master: MasterKey) -> Self {
         Self {
             master: Arc::new(master),

@@ -369,6 +369,7 @@ impl ReliefCase {
             disbursement_id: disbursement_id.to_owned(),
             amount,
             provider_reference: provider_reference.to_owned(),
+            person_id: opened.person_id.clone(),
         })];
         if self.stage == Stage::Approved {
             events.push(DecisionsEvent::StageEntered(

@@ -663,6 +663,87 @@ impl RegistryService for RegistryApi {
         }))
     }
 
+    async fn list_sharing(
+        &self,
+        request: Request<ListSharingRequest>,
+    ) -> Result<Response<ListSharingResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let page_size = violations.page_size(request.page_size, 100);
+        let person = if request.person_id.trim().is_empty() {
+            None
+        } else {
+            Some(uuid_field("person_id", &request.person_id)?)
+        };
+        let department = request.department.trim().to_owned();
+        if person.is_none() && department.is_empty() {
+            violations.add("person_id", "give a person or a department");
+        }
+        let before: Option<i64> = if request.page_token.is_empty() {
+            None
+        } else {
+            match request.page_token.parse() {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    violations.add("page_token", "is not a token this service gave");
+                    None
+                }
+            }
+        };
+        violations.into_result()?;
+        let rows: Vec<(
+            i64,
+            Uuid,
+            String,
+            String,
+            String,
+            Option<Uuid>,
+            String,
+            chrono::DateTime<chrono::Utc>,
+        )> = sqlx::query_as(
+            "SELECT id, event_id, event_type, department, agreement_version, person_id, pseudonym, \
+                 shared_at FROM sharing_log WHERE ($1::uuid IS NULL OR person_id = $1) \
+                 AND ($2 = '' OR department = $2) AND ($3::bigint IS NULL OR id < $3) \
+                 ORDER BY id DESC LIMIT $4",
+        )
+        .bind(person)
+        .bind(&department)
+        .bind(before)
+        .bind(page_size + 1)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(database_status)?;
+        let limit = usize::try_from(page_size).unwrap_or(100);
+        let next_page_token = if rows.len() > limit {
+            rows.get(limit - 1)
+                .map(|r| r.0.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let entries = rows
+            .into_iter()
+            .take(limit)
+            .map(
+                |(_, event_id, event_type, department, version, person, pseudonym, at)| {
+                    SharingEntry {
+                        event_id: event_id.to_string(),
+                        event_type,
+                        department,
+                        agreement_version: version,
+                        person_id: person.map(|p| p.to_string()).unwrap_or_default(),
+                        pseudonym,
+                        shared_at: Some(jiuzhu_proto::time::timestamp(at)),
+                    }
+                },
+            )
+            .collect();
+        Ok(Response::new(ListSharingResponse {
+            entries,
+            next_page_token,
+        }))
+    }
+
     async fn get_person_file(
         &self,
         request: Request<GetPersonFileRequest>,

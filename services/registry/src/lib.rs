@@ -13,6 +13,7 @@ pub mod person_file;
 pub mod projections;
 pub mod queries;
 pub mod sealing;
+pub mod sharing;
 
 use jiuzhu_proto::registry::person_key_service_server::PersonKeyServiceServer;
 use jiuzhu_proto::registry::registry_service_server::RegistryServiceServer;
@@ -34,7 +35,21 @@ impl Service for Registry {
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let vault = Vault::from_settings(&context.settings.vault)
             .map_err(|error| StartError::Setup(error.to_string()))?;
+        let agreements = jiuzhu_sharing::Agreements::shipped()
+            .map_err(|error| StartError::Setup(format!("data-sharing agreements: {error}")))?;
+        let departments: Vec<String> = agreements.departments.keys().cloned().collect();
+        let secret = vault
+            .derive_key("sharing-pseudonyms")
+            .map_err(|error| StartError::Setup(format!("sharing key: {error}")))?;
+        let (pool, kafka) = (context.store.pool().clone(), context.settings.kafka.clone());
         Ok(Components::new()
+            .projection(register(sharing::Sharing::new(
+                std::sync::Arc::new(agreements),
+                secret,
+            )))
+            .task("registry.share_relay", move |shutdown| {
+                sharing::relay(pool, kafka, departments, shutdown)
+            })
             .grpc(RegistryServiceServer::new(grpc::RegistryApi::new(
                 context.store.clone(),
                 vault.clone(),

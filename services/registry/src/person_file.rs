@@ -14,11 +14,11 @@ use uuid::Uuid;
 /// Services whose topics feed the file.
 pub const SOURCES: [&str; 5] = ["registry", "clues", "decisions", "payments", "followup"];
 
-static DESCRIPTORS: LazyLock<Option<DescriptorPool>> =
+pub(crate) static DESCRIPTORS: LazyLock<Option<DescriptorPool>> =
     LazyLock::new(|| DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET).ok());
 
 /// Every UUID held by a field called `person_id` (or `survivor_id`) anywhere in the message.
-fn person_ids(message: &DynamicMessage, found: &mut Vec<Uuid>) {
+pub(crate) fn person_ids(message: &DynamicMessage, found: &mut Vec<Uuid>) {
     for (field, value) in message.fields() {
         match value {
             Value::String(text) if matches!(field.name(), "person_id" | "survivor_id") => {

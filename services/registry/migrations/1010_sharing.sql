@@ -1,0 +1,30 @@
+-- Data sharing with departments. `share_outbox` holds each department's minimised copy of an
+-- event, written in the same transaction as the sharing consumer's checkpoint and published to
+-- `jiuzhu.share.<department>.v1` by the share relay; `sharing_log` records what went to whom
+-- under which agreement version, queryable by person and by department.
+CREATE TABLE share_outbox (
+    id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    department         TEXT        NOT NULL,
+    event_id           UUID        NOT NULL,
+    event_type         TEXT        NOT NULL,
+    partition_key      TEXT        NOT NULL,
+    agreement_version  TEXT        NOT NULL,
+    envelope           BYTEA       NOT NULL,
+    published_at       TIMESTAMPTZ,
+    UNIQUE (department, event_id)
+);
+CREATE INDEX share_outbox_unpublished ON share_outbox (id) WHERE published_at IS NULL;
+
+CREATE TABLE sharing_log (
+    id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id           UUID        NOT NULL,
+    event_type         TEXT        NOT NULL,
+    department         TEXT        NOT NULL,
+    agreement_version  TEXT        NOT NULL,
+    person_id          UUID,
+    pseudonym          TEXT        NOT NULL DEFAULT '',
+    shared_at          TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX sharing_log_once ON sharing_log (event_id, department, coalesce(person_id, '00000000-0000-0000-0000-000000000000'));
+CREATE INDEX sharing_log_person ON sharing_log (person_id, id);
+CREATE INDEX sharing_log_department ON sharing_log (department, id);

@@ -1,0 +1,291 @@
+//! Sharing with departments as Kafka subscriptions. The sharing consumer reads every service's
+//! topic and, for each event an agreement names (`jiuzhu-sharing`, fail closed), writes each
+//! department's minimised, pseudonymised copy to `share_outbox`, the sharing log and a
+//! `DataShared` entry in the person file, all in the transaction of its checkpoint. The share
+//! relay publishes the copies to `jiuzhu.share.<department>.v1` (keyed by the department's
+//! pseudonym, headers naming the type and the agreement version) and marks them published
+//! only once the broker has them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiuzhu_messaging::{Delivered, KafkaSettings, Projection, ProjectionError, service_topic};
+use jiuzhu_proto::common::EventEnvelope;
+use jiuzhu_sharing::{Agreements, pseudonym_for};
+use prost::Message;
+use prost_reflect::DynamicMessage;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::person_file::{DESCRIPTORS, SOURCES, person_ids};
+
+/// A department's share topic (before the environment's prefix).
+pub fn share_topic(department: &str) -> String {
+    format!("jiuzhu.share.{department}.v1")
+}
+
+/// Header naming the agreement version a shared message went out under.
+pub const AGREEMENT_HEADER: &str = "jiuzhu-agreement-version";
+
+#[derive(Debug)]
+pub struct Sharing {
+    agreements: Arc<Agreements>,
+    secret: [u8; 32],
+}
+
+impl Sharing {
+    pub fn new(agreements: Arc<Agreements>, secret: [u8; 32]) -> Self {
+        Self { agreements, secret }
+    }
+}
+
+impl Projection for Sharing {
+    fn name(&self) -> &str {
+        "registry.sharing"
+    }
+
+    fn topics(&self) -> Vec<String> {
+        SOURCES.iter().map(|s| service_topic(s)).collect()
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &Delivered,
+    ) -> Result<(), ProjectionError> {
+        let envelope = &event.envelope;
+        let Some(pool) = DESCRIPTORS.as_ref() else {
+            return Err(ProjectionError::Rejected(
+                "contract descriptors cannot be read".to_owned(),
+            ));
+        };
+        let shared = self
+            .agreements
+            .share(pool, &envelope.event_type, &envelope.payload, &self.secret)
+            .map_err(|error| ProjectionError::Rejected(error.to_string()))?;
+        if shared.is_empty() {
+            return Ok(());
+        }
+        let mut persons = Vec::new();
+        if let Some(descriptor) = pool.get_message_by_name(&envelope.event_type) {
+            let message = DynamicMessage::decode(descriptor, envelope.payload.as_slice())?;
+            person_ids(&message, &mut persons);
+        }
+        let event_id = Uuid::parse_str(&envelope.event_id).map_err(|_| {
+            ProjectionError::Rejected(format!("event id `{}` is not a UUID", envelope.event_id))
+        })?;
+        for copy in shared {
+            let department = &copy.department;
+            let key = copy
+                .pseudonyms
+                .first()
+                .cloned()
+                .unwrap_or_else(|| envelope.event_id.clone());
+            // Only what a department may know of the envelope: no stream, no causation ids.
+            let outgoing = EventEnvelope {
+                event_id: envelope.event_id.clone(),
+                event_type: envelope.event_type.clone(),
+                occurred_at: envelope.occurred_at,
+                producer: envelope.producer.clone(),
+                payload: copy.payload,
+                partition_key: key.clone(),
+                ..EventEnvelope::default()
+            };
+            sqlx::query(
+                "INSERT INTO share_outbox (department, event_id, event_type, partition_key, \
+                 agreement_version, envelope) VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (department, event_id) DO NOTHING",
+            )
+            .bind(department)
+            .bind(event_id)
+            .bind(&envelope.event_type)
+            .bind(&key)
+            .bind(&copy.agreement_version)
+            .bind(outgoing.encode_to_vec())
+            .execute(&mut *conn)
+            .await?;
+            let agreement = self.agreements.departments.get(department);
+            let people: Vec<Option<Uuid>> = if persons.is_empty() {
+                vec![None]
+            } else {
+                persons.iter().copied().map(Some).collect()
+            };
+            for person in people {
+                let pseudonym = person
+                    .map(|p| pseudonym_for(&self.secret, department, &p.to_string()))
+                    .unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO sharing_log (event_id, event_type, department, agreement_version, \
+                     person_id, pseudonym) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(event_id)
+                .bind(&envelope.event_type)
+                .bind(department)
+                .bind(&copy.agreement_version)
+                .bind(person)
+                .bind(&pseudonym)
+                .execute(&mut *conn)
+                .await?;
+                let Some(person) = person else {
+                    continue;
+                };
+                let entry = serde_json::json!({
+                    "personId": person,
+                    "sourceEventId": envelope.event_id,
+                    "eventType": envelope.event_type,
+                    "department": department,
+                    "agreementVersion": copy.agreement_version,
+                    "purpose": agreement.map(|a| a.purpose.as_str()).unwrap_or_default(),
+                    "legalBasis": agreement.map(|a| a.legal_basis.as_str()).unwrap_or_default(),
+                    "pseudonym": pseudonym,
+                });
+                // A file entry of its own per share, dated like the event it shares.
+                let digest = sha2::Digest::finalize(sha2::Digest::chain_update(
+                    <sha2::Sha256 as sha2::Digest>::new(),
+                    format!("{event_id}:{department}"),
+                ));
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&digest[..16]);
+                let entry_id = Uuid::from_bytes(id);
+                sqlx::query(
+                    "INSERT INTO person_file (person_id, event_id, occurred_at, producer, event_type, \
+                     stream_id, stream_version, detail) VALUES ($1, $2, \
+                     to_timestamp($3::double precision), 'registry', 'jiuzhu.registry.v1.DataShared', \
+                     $4, 0, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(person)
+                .bind(entry_id)
+                .bind(
+                    envelope
+                        .occurred_at
+                        .as_ref()
+                        .map_or(0.0, |t| t.seconds as f64 + f64::from(t.nanos) / 1e9),
+                )
+                .bind(format!("share:{department}"))
+                .bind(entry)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        // The log and what was published stay: a replay must not share anything twice.
+        let _ = conn;
+        Ok(())
+    }
+}
+
+/// What can stop a batch of the share relay: the database or the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareRelayError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+}
+
+/// Publishes the shared copies, oldest first, until `shutdown`.
+pub async fn relay(
+    pool: PgPool,
+    kafka: KafkaSettings,
+    departments: Vec<String>,
+    shutdown: CancellationToken,
+) {
+    let producer: FutureProducer = match kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .create()
+    {
+        Ok(producer) => producer,
+        Err(error) => {
+            tracing::error!(%error, "share relay: no producer; nothing will be shared");
+            return;
+        }
+    };
+    let topics: Vec<String> = departments
+        .iter()
+        .map(|d| kafka.topic(&share_topic(d)))
+        .collect();
+    while let Err(error) = jiuzhu_messaging::ensure_topics(&kafka, &topics).await {
+        tracing::warn!(%error, "share relay: topics not ready; trying again");
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    loop {
+        let published = match publish_batch(&pool, &kafka, &producer).await {
+            Ok(n) => n,
+            Err(error) => {
+                tracing::warn!(%error, "share relay: will try again");
+                0
+            }
+        };
+        if published > 0 {
+            continue;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+}
+
+async fn publish_batch(
+    pool: &PgPool,
+    kafka: &KafkaSettings,
+    producer: &FutureProducer,
+) -> Result<usize, ShareRelayError> {
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(i64, String, String, String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, department, event_type, partition_key, agreement_version, envelope \
+         FROM share_outbox WHERE published_at IS NULL ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let sends = rows
+        .iter()
+        .map(|(_, department, event_type, key, version, envelope)| {
+            let topic = kafka.topic(&share_topic(department));
+            async move {
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: jiuzhu_messaging::EVENT_TYPE_HEADER,
+                        value: Some(event_type.as_str()),
+                    })
+                    .insert(Header {
+                        key: AGREEMENT_HEADER,
+                        value: Some(version.as_str()),
+                    });
+                producer
+                    .send(
+                        FutureRecord::to(&topic)
+                            .key(key)
+                            .payload(envelope)
+                            .headers(headers),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map(|_| ())
+                    .map_err(|(error, _)| error)
+            }
+        });
+    for result in futures::future::join_all(sends).await {
+        result?;
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    sqlx::query("UPDATE share_outbox SET published_at = now() WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows.len())
+}

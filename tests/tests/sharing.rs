@@ -1,0 +1,269 @@
+//! Department sharing on real PostgreSQL and the broker: events of the services' topics reach
+//! each department's `jiuzhu.share.<department>.v1` with exactly the agreed fields (every
+//! message is decoded and any field outside the agreement fails the test), the person under a
+//! pseudonym stable for the department and different across departments; an event type or a
+//! referral no agreement names goes nowhere; and the sharing log and the person file say what
+//! went to whom under which agreement version.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiuzhu_proto::common::{EventEnvelope, Money};
+use jiuzhu_proto::decisions::{ReferralIssued, ReliefDistributed, ReliefMethod};
+use jiuzhu_proto::followup::ReturnToPovertyRiskFlagged;
+use jiuzhu_proto::payments::DisbursementOrdered;
+use jiuzhu_proto::registry::{GetPersonFileRequest, ListSharingRequest};
+use jiuzhu_registry::Registry;
+use jiuzhu_sharing::Agreements;
+use jiuzhu_testkit::{kafka_brokers, unique_namespace};
+use jiuzhu_tests::{TestResult, eventually, publish, read_topic, registry_client, start, villager};
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, Value};
+use rdkafka::producer::FutureProducer;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Every field path set in `message` ("amount.fen" for nested ones).
+fn set_paths(message: &DynamicMessage, prefix: &str, found: &mut Vec<String>) {
+    for (field, value) in message.fields() {
+        let path = format!("{prefix}{}", field.name());
+        match value {
+            Value::Message(inner) => set_paths(inner, &format!("{path}."), found),
+            _ => found.push(path),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_department_receives_exactly_what_its_agreement_allows() -> TestResult {
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let mut people = registry_client(&registry.running).await?;
+    let person = people
+        .register_person(villager("share-li", "李春花", "rural_revitalization"))
+        .await?
+        .into_inner()
+        .person_id;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    let case_id = uuid::Uuid::now_v7().to_string();
+    publish(
+        &producer,
+        &ns,
+        "followup",
+        &person,
+        &ReturnToPovertyRiskFlagged {
+            plan_id: uuid::Uuid::now_v7().to_string(),
+            person_id: person.clone(),
+            visit_number: 1,
+            reasons: vec!["income_below_line".to_owned()],
+            policy_version: "followup-2026.1".to_owned(),
+            region_code: "520102".to_owned(),
+        },
+    )
+    .await?;
+    publish(
+        &producer,
+        &ns,
+        "decisions",
+        &person,
+        &ReliefDistributed {
+            case_id: case_id.clone(),
+            disbursement_id: uuid::Uuid::now_v7().to_string(),
+            amount: Some(Money { fen: 800_000 }),
+            provider_reference: "SIM00000001".to_owned(),
+            person_id: person.clone(),
+        },
+    )
+    .await?;
+    for department in ["education", "health"] {
+        publish(
+            &producer,
+            &ns,
+            "decisions",
+            &person,
+            &ReferralIssued {
+                case_id: case_id.clone(),
+                referral_id: format!("{case_id}:{department}"),
+                method: ReliefMethod::Education.into(),
+                department: department.to_owned(),
+                person_id: person.clone(),
+                procuratorate: "贵阳市南明区人民检察院".to_owned(),
+            },
+        )
+        .await?;
+    }
+    // No agreement names payments' orders: the payee's account goes nowhere.
+    publish(
+        &producer,
+        &ns,
+        "payments",
+        &person,
+        &DisbursementOrdered {
+            disbursement_id: uuid::Uuid::now_v7().to_string(),
+            case_id: case_id.clone(),
+            person_id: person.clone(),
+            payee_account_masked: "6222 **** 1234".to_owned(),
+            ..DisbursementOrdered::default()
+        },
+    )
+    .await?;
+
+    let agreements = Agreements::shipped()?;
+    let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)?;
+    let mut pseudonyms: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (department, expected) in [
+        ("rural_revitalization", 2),
+        ("civil_affairs", 1),
+        ("education", 1),
+    ] {
+        let topic = format!("{ns}jiuzhu.share.{department}.v1");
+        let records = read_topic(&kafka_brokers(), &topic, expected)?;
+        assert_eq!(records.len(), expected, "{department}");
+        for record in &records {
+            let headers = jiuzhu_messaging::header_map(rdkafka::Message::headers(record));
+            assert_eq!(
+                headers.get("jiuzhu-agreement-version").map(String::as_str),
+                Some("sharing-2026.1")
+            );
+            let envelope =
+                EventEnvelope::decode(rdkafka::Message::payload(record).unwrap_or_default())?;
+            assert!(envelope.stream_id.is_empty() && envelope.correlation_id.is_empty());
+            let share = agreements.departments[department]
+                .shares
+                .iter()
+                .find(|s| s.event_type == envelope.event_type)
+                .ok_or_else(|| anyhow::anyhow!("{department} got {}", envelope.event_type))?;
+            let descriptor = pool
+                .get_message_by_name(&envelope.event_type)
+                .ok_or_else(|| anyhow::anyhow!("unknown type"))?;
+            let message = DynamicMessage::decode(descriptor, envelope.payload.as_slice())?;
+            let mut fields = Vec::new();
+            set_paths(&message, "", &mut fields);
+            for field in &fields {
+                assert!(
+                    share.fields.contains(field),
+                    "{department} received `{field}` of {}, which its agreement does not name",
+                    envelope.event_type
+                );
+            }
+            if let Some(Value::String(alias)) = message.get_field_by_name("person_id").as_deref() {
+                assert!(alias.starts_with("ps-") && *alias != person, "{alias}");
+                assert_eq!(rdkafka::Message::key(record), Some(alias.as_bytes()));
+                pseudonyms.insert(
+                    (department.to_owned(), envelope.event_type.clone()),
+                    alias.clone(),
+                );
+            }
+        }
+    }
+    let alias = |d: &str, t: &str| pseudonyms.get(&(d.to_owned(), t.to_owned())).cloned();
+    let rural_flag = alias(
+        "rural_revitalization",
+        "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged",
+    );
+    assert!(rural_flag.is_some());
+    assert_eq!(
+        rural_flag,
+        alias(
+            "rural_revitalization",
+            "jiuzhu.decisions.v1.ReliefDistributed"
+        ),
+        "stable within a department"
+    );
+    assert_ne!(
+        rural_flag,
+        alias(
+            "civil_affairs",
+            "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged"
+        ),
+        "different across departments"
+    );
+
+    // The sharing log, by person and by department, and the person file.
+    let log = eventually("the sharing log", WAIT, || {
+        let (mut people, person) = (people.clone(), person.clone());
+        async move {
+            let log = people
+                .list_sharing(ListSharingRequest {
+                    person_id: person,
+                    ..ListSharingRequest::default()
+                })
+                .await?
+                .into_inner()
+                .entries;
+            Ok((log.len() >= 4).then_some(log))
+        }
+    })
+    .await?;
+    let mut shared: Vec<(String, String)> = log
+        .iter()
+        .map(|e| (e.department.clone(), e.event_type.clone()))
+        .collect();
+    shared.sort();
+    assert_eq!(
+        shared,
+        [
+            (
+                "civil_affairs".to_owned(),
+                "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged".to_owned()
+            ),
+            (
+                "education".to_owned(),
+                "jiuzhu.decisions.v1.ReferralIssued".to_owned()
+            ),
+            (
+                "rural_revitalization".to_owned(),
+                "jiuzhu.decisions.v1.ReliefDistributed".to_owned()
+            ),
+            (
+                "rural_revitalization".to_owned(),
+                "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged".to_owned()
+            ),
+        ],
+        "nothing for health, nothing of the order"
+    );
+    assert!(log.iter().all(|e| e.agreement_version == "sharing-2026.1"));
+    let education = people
+        .list_sharing(ListSharingRequest {
+            department: "education".to_owned(),
+            ..ListSharingRequest::default()
+        })
+        .await?
+        .into_inner()
+        .entries;
+    assert_eq!(education.len(), 1);
+    let refused = people
+        .list_sharing(ListSharingRequest::default())
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a log query without person or department was taken"))?;
+    assert_eq!(jiuzhu_tests::bad_fields(&refused), ["person_id"]);
+    let file = eventually("the shares in the person file", WAIT, || {
+        let (mut people, person) = (people.clone(), person.clone());
+        async move {
+            let file = people
+                .get_person_file(GetPersonFileRequest {
+                    person_id: person,
+                    ..GetPersonFileRequest::default()
+                })
+                .await?
+                .into_inner();
+            let shares = file
+                .entries
+                .iter()
+                .filter(|e| e.event_type == "jiuzhu.registry.v1.DataShared")
+                .count();
+            Ok((shares == 4).then_some(file))
+        }
+    })
+    .await?;
+    assert!(
+        file.entries
+            .iter()
+            .any(|e| e.detail_json.contains("rural_revitalization"))
+    );
+    registry.running.stop().await;
+    Ok(())
+}
