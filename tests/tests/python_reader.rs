@@ -1,0 +1,114 @@
+//! The README's Python instructions for departments, exercised: a department reads its share
+//! topic with `confluent-kafka` and the published descriptor set (`examples/python/
+//! read_share_topic.py`, in a virtualenv cached under ~/.cache/jiuzhu), and sees exactly its
+//! pseudonymised copy.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use jiuzhu_proto::followup::ReturnToPovertyRiskFlagged;
+use jiuzhu_registry::Registry;
+use jiuzhu_testkit::{kafka_brokers, unique_namespace};
+use jiuzhu_tests::{TestResult, publish, read_topic, registry_client, start, villager};
+use rdkafka::producer::FutureProducer;
+
+/// A virtualenv with confluent-kafka and protobuf from PyPI, made once.
+fn python() -> anyhow::Result<PathBuf> {
+    let home = std::env::var("HOME")?;
+    let venv = PathBuf::from(home).join(".cache/jiuzhu/py-departments");
+    let python = venv.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python)
+            .args(["-c", "import confluent_kafka, google.protobuf"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ready {
+        let made = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()?;
+        anyhow::ensure!(
+            made.success(),
+            "python3 -m venv failed (install python3-venv)"
+        );
+        let installed = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "confluent-kafka", "protobuf"])
+            .status()?;
+        anyhow::ensure!(
+            installed.success(),
+            "pip install confluent-kafka protobuf failed"
+        );
+    }
+    Ok(python)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_reads_its_share_topic_with_python_as_the_readme_shows() -> TestResult {
+    let python = tokio::task::spawn_blocking(python).await??;
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let person = registry_client(&registry.running)
+        .await?
+        .register_person(villager("py-zhao", "赵桂兰", "civil_affairs"))
+        .await?
+        .into_inner()
+        .person_id;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    publish(
+        &producer,
+        &ns,
+        "followup",
+        &person,
+        &ReturnToPovertyRiskFlagged {
+            plan_id: uuid::Uuid::now_v7().to_string(),
+            person_id: person.clone(),
+            visit_number: 2,
+            reasons: vec!["depression_moderate".to_owned()],
+            policy_version: "followup-2026.1".to_owned(),
+            region_code: "520102".to_owned(),
+        },
+    )
+    .await?;
+    let topic = format!("{ns}jiuzhu.share.civil_affairs.v1");
+    read_topic(&kafka_brokers(), &topic, 1)?;
+
+    let descriptors = std::env::temp_dir().join(format!("{ns}jiuzhu.binpb"));
+    std::fs::write(&descriptors, jiuzhu_proto::FILE_DESCRIPTOR_SET)?;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/python/read_share_topic.py"
+    );
+    let output = Command::new(&python)
+        .arg(script)
+        .arg(kafka_brokers())
+        .arg(&topic)
+        .arg(&descriptors)
+        .arg("1")
+        .output()?;
+    let _ = std::fs::remove_file(&descriptors);
+    let stdout = String::from_utf8(output.stdout)?;
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap_or_default())?;
+    assert_eq!(
+        line["event_type"],
+        "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged"
+    );
+    assert_eq!(line["agreement_version"], "sharing-2026.1");
+    assert_eq!(line["event"]["reasons"][0], "depression_moderate");
+    assert!(
+        line["event"]["personId"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("ps-"))
+    );
+    assert!(line["event"].get("planId").is_none(), "not agreed: {line}");
+    assert!(!stdout.contains(&person), "Jiuzhu's own person id leaked");
+    registry.running.stop().await;
+    Ok(())
+}
