@@ -264,6 +264,31 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
             .iter()
             .any(|e| e.detail_json.contains("rural_revitalization"))
     );
+
+    // The agreements in force are on the record once, however often the registry starts.
+    let adopted = || async {
+        let pool = sqlx::PgPool::connect(&registry.database.url).await?;
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT payload FROM events WHERE event_type = 'jiuzhu.registry.v1.SharingAgreementsAdopted'",
+        )
+        .fetch_all(&pool)
+        .await?;
+        anyhow::Ok(rows)
+    };
+    let first = adopted().await?;
+    assert_eq!(first.len(), 1);
+    let record = jiuzhu_proto::registry::SharingAgreementsAdopted::decode(first[0].as_slice())?;
+    assert_eq!(record.version, "sharing-2026.1");
+    assert_eq!(record.sha256, jiuzhu_sharing::shipped_digest());
+    assert_eq!(record.departments_added.len(), agreements.departments.len());
     registry.running.stop().await;
+    let again = jiuzhu_tests::restart::<Registry>(&ns, &registry.database).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        adopted().await?.len(),
+        1,
+        "unchanged agreements are not recorded again"
+    );
+    again.stop().await;
     Ok(())
 }

@@ -86,6 +86,11 @@ impl Validate for Agreements {
     }
 }
 
+/// SHA-256 of the shipped agreements file, hex: what an adoption record names.
+pub fn shipped_digest() -> String {
+    hex::encode(<Sha256 as sha2::Digest>::digest(SHIPPED.as_bytes()))
+}
+
 /// What one department receives of one event.
 #[derive(Debug, Clone)]
 pub struct Shared {

@@ -37,18 +37,19 @@ impl Service for Registry {
             .map_err(|error| StartError::Setup(error.to_string()))?;
         let agreements = jiuzhu_sharing::Agreements::shipped()
             .map_err(|error| StartError::Setup(format!("data-sharing agreements: {error}")))?;
-        let departments: Vec<String> = agreements.departments.keys().cloned().collect();
         let secret = vault
             .derive_key("sharing-pseudonyms")
             .map_err(|error| StartError::Setup(format!("sharing key: {error}")))?;
-        let (pool, kafka) = (context.store.pool().clone(), context.settings.kafka.clone());
+        let agreements = std::sync::Arc::new(agreements);
+        let (store, kafka, shared) = (
+            context.store.clone(),
+            context.settings.kafka.clone(),
+            agreements.clone(),
+        );
         Ok(Components::new()
-            .projection(register(sharing::Sharing::new(
-                std::sync::Arc::new(agreements),
-                secret,
-            )))
+            .projection(register(sharing::Sharing::new(agreements, secret)))
             .task("registry.share_relay", move |shutdown| {
-                sharing::relay(pool, kafka, departments, shutdown)
+                sharing::relay(store, shared, kafka, shutdown)
             })
             .grpc(RegistryServiceServer::new(grpc::RegistryApi::new(
                 context.store.clone(),

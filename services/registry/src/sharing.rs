@@ -180,6 +180,80 @@ impl Projection for Sharing {
     }
 }
 
+jiuzhu_eventstore::event_enum! {
+    /// The record of the agreements in force.
+    enum AgreementRecord {
+        SharingAgreementsAdopted(jiuzhu_proto::registry::SharingAgreementsAdopted),
+    }
+}
+
+const AGREEMENTS_STREAM: &str = "sharing-agreements";
+
+/// Records the agreements in force when they differ from the last recorded (version, file
+/// digest, departments added and dropped): an agreement change is itself on the record.
+pub async fn record_agreements(
+    store: &jiuzhu_eventstore::EventStore,
+    agreements: &Agreements,
+) -> Result<bool, jiuzhu_eventstore::StoreError> {
+    use jiuzhu_eventstore::{Begun, CommandRequest};
+    use jiuzhu_proto::registry::SharingAgreementsAdopted;
+    let digest = jiuzhu_sharing::shipped_digest();
+    let Begun::Fresh(mut work) = store
+        .begin_command(CommandRequest::unrecorded(
+            &format!("agreements-{digest}"),
+            "jiuzhu.registry.v1.SharingAgreements",
+        ))
+        .await?
+    else {
+        return Ok(false);
+    };
+    let (recorded, version) = work
+        .load_events::<AgreementRecord>(AGREEMENTS_STREAM)
+        .await?;
+    let previous = recorded
+        .into_iter()
+        .last()
+        .map(|AgreementRecord::SharingAgreementsAdopted(e)| e);
+    if previous.as_ref().is_some_and(|p| p.sha256 == digest) {
+        return Ok(false);
+    }
+    let departments: Vec<String> = agreements.departments.keys().cloned().collect();
+    let before: Vec<String> = previous
+        .as_ref()
+        .map(|p| p.departments.clone())
+        .unwrap_or_default();
+    let adopted = SharingAgreementsAdopted {
+        version: agreements.version.clone(),
+        agreed_by: agreements.agreed_by.clone(),
+        sha256: digest,
+        departments_added: departments
+            .iter()
+            .filter(|d| !before.contains(d))
+            .cloned()
+            .collect(),
+        departments_dropped: before
+            .iter()
+            .filter(|d| !departments.contains(d))
+            .cloned()
+            .collect(),
+        departments,
+        previous_version: previous
+            .as_ref()
+            .map(|p| p.version.clone())
+            .unwrap_or_default(),
+        previous_sha256: previous.map(|p| p.sha256).unwrap_or_default(),
+    };
+    work.append(
+        AGREEMENTS_STREAM,
+        version,
+        AGREEMENTS_STREAM,
+        &[AgreementRecord::SharingAgreementsAdopted(adopted)],
+    )
+    .await?;
+    work.commit(Vec::new()).await?;
+    Ok(true)
+}
+
 /// What can stop a batch of the share relay: the database or the broker.
 #[derive(Debug, thiserror::Error)]
 pub enum ShareRelayError {
@@ -191,11 +265,21 @@ pub enum ShareRelayError {
 
 /// Publishes the shared copies, oldest first, until `shutdown`.
 pub async fn relay(
-    pool: PgPool,
+    store: jiuzhu_eventstore::EventStore,
+    agreements: Arc<Agreements>,
     kafka: KafkaSettings,
-    departments: Vec<String>,
     shutdown: CancellationToken,
 ) {
+    // The agreements in force go on the record before anything is shared under them.
+    while let Err(error) = record_agreements(&store, &agreements).await {
+        tracing::warn!(%error, "share relay: agreements not recorded yet; trying again");
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    let pool = store.pool().clone();
+    let departments: Vec<String> = agreements.departments.keys().cloned().collect();
     let producer: FutureProducer = match kafka
         .client_config()
         .set("enable.idempotence", "true")
