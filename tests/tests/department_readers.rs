@@ -1,7 +1,7 @@
-//! The README's Python instructions for departments, exercised: a department reads its share
-//! topic with `confluent-kafka` and the published descriptor set (`examples/python/
-//! read_share_topic.py`, in a virtualenv cached under ~/.cache/jiuzhu), and sees exactly its
-//! pseudonymised copy.
+//! The README's instructions for departments, exercised: a department reads its share topic
+//! with `confluent-kafka` and the published descriptor set (`examples/python/
+//! read_share_topic.py`, in a virtualenv cached under ~/.cache/jiuzhu), and with the Rust
+//! example (`examples/department-consumer`), and sees exactly its pseudonymised copy.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -44,7 +44,7 @@ fn python() -> anyhow::Result<PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_department_reads_its_share_topic_with_python_as_the_readme_shows() -> TestResult {
+async fn a_department_reads_its_share_topic_in_python_and_rust_as_the_readme_shows() -> TestResult {
     let python = tokio::task::spawn_blocking(python).await??;
     let ns = unique_namespace();
     let registry = start::<Registry>(&ns).await?;
@@ -109,6 +109,29 @@ async fn a_department_reads_its_share_topic_with_python_as_the_readme_shows() ->
     );
     assert!(line["event"].get("planId").is_none(), "not agreed: {line}");
     assert!(!stdout.contains(&person), "Jiuzhu's own person id leaked");
+
+    // The Rust example (examples/department-consumer) reads the same.
+    let consumer = jiuzhu_testkit::binary_path("department-consumer")?;
+    let output = tokio::process::Command::new(consumer)
+        .args([
+            "--brokers",
+            &kafka_brokers(),
+            "--department",
+            "civil_affairs",
+        ])
+        .args(["--topic-prefix", &ns, "--max", "1", "--idle-seconds", "30"])
+        .output()
+        .await?;
+    let rust_out = String::from_utf8(output.stdout)?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rust_line: serde_json::Value =
+        serde_json::from_str(rust_out.lines().next().unwrap_or_default())?;
+    assert_eq!(rust_line["event_id"], line["event_id"]);
+    assert_eq!(rust_line["event"]["personId"], line["event"]["personId"]);
     registry.running.stop().await;
     Ok(())
 }
