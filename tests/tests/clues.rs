@@ -453,6 +453,40 @@ async fn a_case_system_feed_is_applied_like_the_api_and_bad_records_go_to_the_dl
     .fetch_one(&pool)
     .await?;
     assert_eq!(detected, 1, "the repeated record raised nothing new");
+
+    // The rural revitalization department sends a clue of its own, typed as such on its topic.
+    let reported = || async {
+        anyhow::Ok(
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM events WHERE event_type = 'jiuzhu.clues.v1.PartyReported'",
+            )
+            .fetch_one(&pool)
+            .await?,
+        )
+    };
+    let before = reported().await?;
+    let mut sent = party("", "R1", "王秀英");
+    sent.case_no = "(2026)京0105刑初78号".to_owned();
+    let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+        key: "jiuzhu-message-type",
+        value: Some("jiuzhu.clues.v1.ReportPartyRequest"),
+    });
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&format!(
+                "{ns}jiuzhu.inbound.rural_revitalization.v1"
+            ))
+            .key("R1")
+            .payload(&sent.encode_to_vec())
+            .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    eventually("the department's clue", WAIT, || async {
+        Ok((reported().await? == before + 1).then_some(()))
+    })
+    .await?;
     assert_eq!(
         client
             .list_clues(ListCluesRequest::default())

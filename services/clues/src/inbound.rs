@@ -1,12 +1,19 @@
-//! Case parties from case-handling systems on `jiuzhu.inbound.cases.v1`: one
+//! Case parties from case-handling systems on `jiuzhu.inbound.cases.v1`, and clues the rural
+//! revitalization department sends on its inbound topic (header `jiuzhu-message-type:
+//! jiuzhu.clues.v1.ReportPartyRequest`; its registry records there are the registry's): one
 //! `jiuzhu.clues.v1.ReportPartyRequest` per record, applied exactly like the gRPC call. The
 //! request id is derived from case number and party reference when the sender leaves it empty,
 //! so redelivery changes nothing. A record that cannot apply goes to the dead-letter topic with
 //! the reasons; an outage is retried.
 
-use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, inbound_topic};
+use jiuzhu_messaging::{
+    InboundHandler, InboundRecord, ProjectionError, inbound_source, inbound_topic,
+};
 use jiuzhu_proto::clues::ReportPartyRequest;
-use prost::Message;
+use prost::{Message, Name};
+
+/// The department that sends clues of its own (poor households hurt by crime).
+pub const CLUE_SENDING_DEPARTMENT: &str = "rural_revitalization";
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -29,10 +36,19 @@ impl InboundHandler for CaseFeed {
     }
 
     fn topics(&self) -> Vec<String> {
-        vec![inbound_topic("cases")]
+        vec![
+            inbound_topic("cases"),
+            inbound_topic(CLUE_SENDING_DEPARTMENT),
+        ]
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        // On a department's topic only the messages typed as clues are ours.
+        if inbound_source(&record.topic) == Some(CLUE_SENDING_DEPARTMENT)
+            && record.message_type() != Some(ReportPartyRequest::full_name().as_str())
+        {
+            return Ok(());
+        }
         let mut request = ReportPartyRequest::decode(record.payload.as_slice())?;
         if request.request_id.is_empty() {
             request.request_id = format!("inbound-{}", record.offset);
