@@ -44,6 +44,37 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
         .await?
         .into_inner()
         .person_id;
+    // A registered poor household member: payments to her reach rural revitalization.
+    people
+        .record_status(jiuzhu_proto::registry::RecordStatusRequest {
+            request_id: "share-li-poor".to_owned(),
+            person_id: person.clone(),
+            kind: jiuzhu_proto::registry::StatusKind::RegisteredPoor as i32,
+            source_department: "rural_revitalization".to_owned(),
+            reference: "黔乡振〔2026〕3号".to_owned(),
+            effective_from: "2026-01-01".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    eventually("the status in the registry", WAIT, || {
+        let (mut people, person) = (people.clone(), person.clone());
+        async move {
+            match people
+                .get_person(jiuzhu_proto::registry::GetPersonRequest { person_id: person })
+                .await
+            {
+                Ok(view) => Ok(view
+                    .into_inner()
+                    .person
+                    .filter(|p| !p.statuses.is_empty())
+                    .map(|_| ())),
+                // The person view has not caught up yet.
+                Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+                Err(status) => Err(status.into()),
+            }
+        }
+    })
+    .await?;
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
         .create()?;

@@ -7,7 +7,7 @@
 //! The copy keeps the event's protobuf type, so departments decode it with the published
 //! contracts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use hmac::{Hmac, Mac};
 use jiuzhu_config::{ConfigError, Layers, Validate};
@@ -28,16 +28,54 @@ pub enum SharingError {
     UnknownField { event_type: String, path: String },
     #[error("the event cannot be decoded: {0}")]
     Decode(String),
+    #[error("agreement condition: {0}")]
+    Condition(String),
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
 
-/// Share only events whose `field` holds `equals`.
-#[derive(Debug, Clone, Deserialize)]
+/// Share only events whose `field` holds `equals`, and (when `person_statuses` is given) only
+/// about a person who holds one of those registry statuses now (`registered_poor`, …).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
-    pub field: String,
-    pub equals: String,
+    pub field: Option<String>,
+    pub equals: Option<String>,
+    #[serde(default)]
+    pub person_statuses: Vec<String>,
+}
+
+impl Condition {
+    fn holds(&self, event: &DynamicMessage, statuses: &BTreeSet<String>) -> bool {
+        let field_holds = match (&self.field, &self.equals) {
+            (Some(field), Some(equals)) => matches!(
+                event.get_field_by_name(field).as_deref(),
+                Some(Value::String(v)) if v == equals
+            ),
+            _ => true,
+        };
+        field_holds
+            && (self.person_statuses.is_empty()
+                || self.person_statuses.iter().any(|s| statuses.contains(s)))
+    }
+}
+
+/// A registry status kind by its agreement name (`registered_poor`, …).
+pub fn status_named(name: &str) -> Option<jiuzhu_proto::registry::StatusKind> {
+    jiuzhu_proto::registry::StatusKind::from_str_name(&format!(
+        "STATUS_KIND_{}",
+        name.to_ascii_uppercase()
+    ))
+    .filter(|k| *k != jiuzhu_proto::registry::StatusKind::Unspecified)
+}
+
+/// The agreement name of a registry status kind.
+pub fn status_name(kind: i32) -> String {
+    jiuzhu_proto::registry::StatusKind::try_from(kind)
+        .unwrap_or_default()
+        .as_str_name()
+        .trim_start_matches("STATUS_KIND_")
+        .to_ascii_lowercase()
 }
 
 /// One event type a department receives.
@@ -129,7 +167,24 @@ impl Agreements {
                 let descriptor = pool
                     .get_message_by_name(&share.event_type)
                     .ok_or_else(|| SharingError::UnknownEventType(share.event_type.clone()))?;
-                let condition = share.when.iter().map(|c| &c.field);
+                if let Some(when) = &share.when {
+                    if when.field.is_some() != when.equals.is_some() {
+                        return Err(SharingError::Condition(format!(
+                            "{}: `field` and `equals` go together",
+                            share.event_type
+                        )));
+                    }
+                    if let Some(bad) = when
+                        .person_statuses
+                        .iter()
+                        .find(|s| status_named(s).is_none())
+                    {
+                        return Err(SharingError::Condition(format!(
+                            "`{bad}` is not a registry status"
+                        )));
+                    }
+                }
+                let condition = share.when.iter().filter_map(|c| c.field.as_ref());
                 for path in share.fields.iter().chain(condition) {
                     let mut message = descriptor.clone();
                     let mut parts = path.split('.').peekable();
@@ -164,13 +219,14 @@ impl Agreements {
     }
 
     /// Every department's copy of `event` (of type `event_type`, encoded `payload`): none for
-    /// a type or a value no agreement names. `pseudonym_key` is the installation's secret for
-    /// pseudonyms.
+    /// a type or a value no agreement names. `statuses` are the registry statuses the event's
+    /// persons hold now; `pseudonym_key` is the installation's secret for pseudonyms.
     pub fn share(
         &self,
         pool: &DescriptorPool,
         event_type: &str,
         payload: &[u8],
+        statuses: &BTreeSet<String>,
         pseudonym_key: &[u8],
     ) -> Result<Vec<Shared>, SharingError> {
         let mut shared = Vec::new();
@@ -185,9 +241,10 @@ impl Agreements {
                 .iter()
                 .filter(|s| s.event_type == event_type)
             {
-                if let Some(condition) = &share.when
-                    && !matches!(event.get_field_by_name(&condition.field).as_deref(),
-                        Some(Value::String(v)) if *v == condition.equals)
+                if share
+                    .when
+                    .as_ref()
+                    .is_some_and(|c| !c.holds(&event, statuses))
                 {
                     continue;
                 }
@@ -328,6 +385,7 @@ mod tests {
             &pool(),
             "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged",
             &flag.encode_to_vec(),
+            &BTreeSet::new(),
             b"installation secret",
         )?;
         let departments: Vec<&str> = shared.iter().map(|s| s.department.as_str()).collect();
@@ -348,6 +406,7 @@ mod tests {
             &pool(),
             "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged",
             &flag.encode_to_vec(),
+            &BTreeSet::new(),
             b"installation secret",
         )?;
         assert_eq!(
@@ -370,6 +429,7 @@ mod tests {
             &pool(),
             "jiuzhu.payments.v1.DisbursementOrdered",
             &ordered.encode_to_vec(),
+            &BTreeSet::new(),
             b"k",
         )?;
         assert!(none.is_empty(), "fail closed");
@@ -385,6 +445,7 @@ mod tests {
             &pool(),
             "jiuzhu.decisions.v1.ReferralIssued",
             &referral.encode_to_vec(),
+            &BTreeSet::new(),
             b"k",
         )?;
         let departments: Vec<&str> = shared.iter().map(|s| s.department.as_str()).collect();
@@ -400,6 +461,35 @@ mod tests {
             copy.department, "",
             "the condition's field is not shared by itself"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn payments_reach_rural_revitalization_only_for_poor_or_monitored_persons()
+    -> Result<(), SharingError> {
+        let agreements = Agreements::shipped()?;
+        let paid = jiuzhu_proto::decisions::ReliefDistributed {
+            case_id: "c-1".to_owned(),
+            person_id: "p-1".to_owned(),
+            ..Default::default()
+        };
+        let share = |statuses: &[&str]| {
+            agreements.share(
+                &pool(),
+                "jiuzhu.decisions.v1.ReliefDistributed",
+                &paid.encode_to_vec(),
+                &statuses.iter().map(|s| (*s).to_owned()).collect(),
+                b"k",
+            )
+        };
+        assert!(share(&[])?.is_empty(), "no such status: not shared");
+        assert!(share(&["minimum_living"])?.is_empty());
+        assert_eq!(share(&["registered_poor"])?.len(), 1);
+        let wrong = SHIPPED.replace("[\"registered_poor\",", "[\"rich\",");
+        assert!(matches!(
+            Agreements::parse(&wrong, &pool()),
+            Err(SharingError::Condition(_))
+        ));
         Ok(())
     }
 }

@@ -62,17 +62,41 @@ impl Projection for Sharing {
                 "contract descriptors cannot be read".to_owned(),
             ));
         };
+        // Unknown types are skipped, so nothing below decodes what no agreement names.
+        let Some(descriptor) = pool.get_message_by_name(&envelope.event_type) else {
+            return Ok(());
+        };
+        if !self
+            .agreements
+            .departments
+            .values()
+            .any(|d| d.shares.iter().any(|s| s.event_type == envelope.event_type))
+        {
+            return Ok(());
+        }
+        let message = DynamicMessage::decode(descriptor, envelope.payload.as_slice())?;
+        let mut persons = Vec::new();
+        person_ids(&message, &mut persons);
+        // The registry statuses these persons hold now, for agreements limited to them.
+        let kinds: Vec<i32> = sqlx::query_scalar(
+            "SELECT DISTINCT kind FROM person_statuses WHERE person_id = ANY($1) AND NOT ended",
+        )
+        .bind(&persons)
+        .fetch_all(&mut *conn)
+        .await?;
+        let statuses = kinds.into_iter().map(jiuzhu_sharing::status_name).collect();
         let shared = self
             .agreements
-            .share(pool, &envelope.event_type, &envelope.payload, &self.secret)
+            .share(
+                pool,
+                &envelope.event_type,
+                &envelope.payload,
+                &statuses,
+                &self.secret,
+            )
             .map_err(|error| ProjectionError::Rejected(error.to_string()))?;
         if shared.is_empty() {
             return Ok(());
-        }
-        let mut persons = Vec::new();
-        if let Some(descriptor) = pool.get_message_by_name(&envelope.event_type) {
-            let message = DynamicMessage::decode(descriptor, envelope.payload.as_slice())?;
-            person_ids(&message, &mut persons);
         }
         let event_id = Uuid::parse_str(&envelope.event_id).map_err(|_| {
             ProjectionError::Rejected(format!("event id `{}` is not a UUID", envelope.event_id))
