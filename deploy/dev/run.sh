@@ -74,6 +74,8 @@ Try (grpcurl uses reflection):
   grpcurl -plaintext -d '{"request_id":"budget-1","procuratorate":"朝阳区院","amount":{"fen":10000000},"document_reference":"京财行〔2026〕1号","allocated_by":"finance-1"}' 127.0.0.1:50054 jiuzhu.payments.v1.PaymentsService/AllocateBudget
   grpcurl -plaintext 127.0.0.1:50060 jiuzhu.gateway.v1.SimulatorService/ExportStatement
   grpcurl -plaintext -d '{"overdue":true}' 127.0.0.1:50055 jiuzhu.followup.v1.FollowupService/ListVisits
+Departments read jiuzhu.share.<department>.v1 (every topic: docs/asyncapi.json), e.g.
+  make descriptors && python examples/python/read_share_topic.py 127.0.0.1:9092 jiuzhu.share.civil_affairs.v1 target/jiuzhu.binpb
 Traces: set JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 (Jaeger all-in-one) before make run.
 TEXT
 wait
