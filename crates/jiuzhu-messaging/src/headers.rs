@@ -25,7 +25,7 @@ pub fn header_map<H: Headers>(headers: Option<&H>) -> HashMap<String, String> {
     map
 }
 
-pub(crate) fn with_entries<'a>(
+pub fn with_entries<'a>(
     mut headers: OwnedHeaders,
     entries: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> OwnedHeaders {

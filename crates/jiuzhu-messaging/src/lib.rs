@@ -17,6 +17,7 @@ pub use consumer::{Delivered, Projection, ProjectionError, ProjectionRunner};
 pub use dead_letter::DLQ_SUFFIX;
 pub use headers::{
     CONTENT_TYPE, ENVELOPE_CONTENT_TYPE, EVENT_ID_HEADER, EVENT_TYPE_HEADER, header_map,
+    with_entries,
 };
 pub use inbound::{
     InboundHandler, InboundRecord, InboundRunner, MESSAGE_TYPE_HEADER, inbound_source,

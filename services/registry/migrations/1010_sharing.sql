@@ -10,6 +10,8 @@ CREATE TABLE share_outbox (
     partition_key      TEXT        NOT NULL,
     agreement_version  TEXT        NOT NULL,
     envelope           BYTEA       NOT NULL,
+    -- W3C trace context of the event's processing, so a department's trace continues it.
+    trace_context      JSONB       NOT NULL DEFAULT '{}'::jsonb,
     published_at       TIMESTAMPTZ,
     UNIQUE (department, event_id)
 );

@@ -14,10 +14,11 @@ use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_sharing::{Agreements, pseudonym_for};
 use prost::Message;
 use prost_reflect::DynamicMessage;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::person_file::{DESCRIPTORS, SOURCES, person_ids};
@@ -57,6 +58,10 @@ impl Projection for Sharing {
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
         let envelope = &event.envelope;
+        let span = event.span(self.name());
+        let trace_context =
+            serde_json::to_value(span.in_scope(jiuzhu_telemetry::current_context_to_map))
+                .unwrap_or_default();
         let Some(pool) = DESCRIPTORS.as_ref() else {
             return Err(ProjectionError::Rejected(
                 "contract descriptors cannot be read".to_owned(),
@@ -120,7 +125,7 @@ impl Projection for Sharing {
             };
             sqlx::query(
                 "INSERT INTO share_outbox (department, event_id, event_type, partition_key, \
-                 agreement_version, envelope) VALUES ($1, $2, $3, $4, $5, $6) \
+                 agreement_version, envelope, trace_context) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (department, event_id) DO NOTHING",
             )
             .bind(department)
@@ -129,6 +134,7 @@ impl Projection for Sharing {
             .bind(&key)
             .bind(&copy.agreement_version)
             .bind(outgoing.encode_to_vec())
+            .bind(&trace_context)
             .execute(&mut *conn)
             .await?;
             let agreement = self.agreements.departments.get(department);
@@ -278,6 +284,18 @@ pub async fn record_agreements(
     Ok(true)
 }
 
+#[derive(Debug, sqlx::FromRow)]
+struct ShareRow {
+    id: i64,
+    department: String,
+    event_id: Uuid,
+    event_type: String,
+    partition_key: String,
+    agreement_version: String,
+    envelope: Vec<u8>,
+    trace_context: serde_json::Value,
+}
+
 /// What can stop a batch of the share relay: the database or the broker.
 #[derive(Debug, thiserror::Error)]
 pub enum ShareRelayError {
@@ -350,46 +368,61 @@ async fn publish_batch(
     producer: &FutureProducer,
 ) -> Result<usize, ShareRelayError> {
     let mut tx = pool.begin().await?;
-    let rows: Vec<(i64, String, String, String, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, department, event_type, partition_key, agreement_version, envelope \
-         FROM share_outbox WHERE published_at IS NULL ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED",
+    let rows: Vec<ShareRow> = sqlx::query_as(
+        "SELECT id, department, event_id, event_type, partition_key, agreement_version, envelope, \
+         trace_context FROM share_outbox WHERE published_at IS NULL ORDER BY id LIMIT 500 \
+         FOR UPDATE SKIP LOCKED",
     )
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {
         return Ok(0);
     }
-    let sends = rows
-        .iter()
-        .map(|(_, department, event_type, key, version, envelope)| {
-            let topic = kafka.topic(&share_topic(department));
-            async move {
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: jiuzhu_messaging::EVENT_TYPE_HEADER,
-                        value: Some(event_type.as_str()),
-                    })
-                    .insert(Header {
-                        key: AGREEMENT_HEADER,
-                        value: Some(version.as_str()),
-                    });
-                producer
-                    .send(
-                        FutureRecord::to(&topic)
-                            .key(key)
-                            .payload(envelope)
-                            .headers(headers),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(|(error, _)| error)
-            }
-        });
+    let sends = rows.iter().map(|row| {
+        let topic = kafka.topic(&share_topic(&row.department));
+        async move {
+            let span = tracing::info_span!(
+                "kafka.publish",
+                otel.name = %format!("{topic} publish"),
+                otel.kind = "producer",
+                messaging.system = "kafka",
+                messaging.destination.name = %topic,
+                messaging.message.id = %row.event_id,
+            );
+            let parent: std::collections::HashMap<String, String> =
+                serde_json::from_value(row.trace_context.clone()).unwrap_or_default();
+            jiuzhu_telemetry::set_parent_from_map(&span, &parent);
+            let context = span.in_scope(jiuzhu_telemetry::current_context_to_map);
+            let event_id = row.event_id.to_string();
+            let mut entries: Vec<(&str, &str)> = vec![
+                (jiuzhu_messaging::EVENT_TYPE_HEADER, row.event_type.as_str()),
+                (jiuzhu_messaging::EVENT_ID_HEADER, event_id.as_str()),
+                (
+                    jiuzhu_messaging::CONTENT_TYPE,
+                    jiuzhu_messaging::ENVELOPE_CONTENT_TYPE,
+                ),
+                (AGREEMENT_HEADER, row.agreement_version.as_str()),
+            ];
+            entries.extend(context.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let headers = jiuzhu_messaging::with_entries(OwnedHeaders::new(), entries);
+            producer
+                .send(
+                    FutureRecord::to(&topic)
+                        .key(&row.partition_key)
+                        .payload(&row.envelope)
+                        .headers(headers),
+                    Duration::from_secs(30),
+                )
+                .instrument(span.clone())
+                .await
+                .map(|_| ())
+                .map_err(|(error, _)| error)
+        }
+    });
     for result in futures::future::join_all(sends).await {
         result?;
     }
-    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     sqlx::query("UPDATE share_outbox SET published_at = now() WHERE id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)
