@@ -17,6 +17,20 @@ CREATE TABLE share_outbox (
 );
 CREATE INDEX share_outbox_unpublished ON share_outbox (id) WHERE published_at IS NULL;
 
+-- The agreements in force, each time they change (append-only): who agreed, the file's
+-- digest, and the departments added and dropped.
+CREATE TABLE sharing_agreements (
+    id                   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    version              TEXT        NOT NULL,
+    agreed_by            TEXT        NOT NULL,
+    sha256               TEXT        NOT NULL UNIQUE,
+    departments          TEXT[]      NOT NULL,
+    departments_added    TEXT[]      NOT NULL,
+    departments_dropped  TEXT[]      NOT NULL,
+    previous_version     TEXT        NOT NULL,
+    adopted_at           TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
 CREATE TABLE sharing_log (
     id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     event_id           UUID        NOT NULL,

@@ -210,77 +210,55 @@ impl Projection for Sharing {
     }
 }
 
-jiuzhu_eventstore::event_enum! {
-    /// The record of the agreements in force.
-    enum AgreementRecord {
-        SharingAgreementsAdopted(jiuzhu_proto::registry::SharingAgreementsAdopted),
-    }
-}
-
-const AGREEMENTS_STREAM: &str = "sharing-agreements";
-
-/// Records the agreements in force when they differ from the last recorded (version, file
-/// digest, departments added and dropped): an agreement change is itself on the record.
+/// Records the agreements in force when they differ from the last recorded (version, who
+/// agreed, file digest, departments added and dropped): an agreement change is itself on the
+/// record (`sharing_agreements`, append-only).
 pub async fn record_agreements(
-    store: &jiuzhu_eventstore::EventStore,
+    pool: &PgPool,
     agreements: &Agreements,
-) -> Result<bool, jiuzhu_eventstore::StoreError> {
-    use jiuzhu_eventstore::{Begun, CommandRequest};
-    use jiuzhu_proto::registry::SharingAgreementsAdopted;
+) -> Result<bool, sqlx::Error> {
     let digest = jiuzhu_sharing::shipped_digest();
-    let Begun::Fresh(mut work) = store
-        .begin_command(CommandRequest::unrecorded(
-            &format!("agreements-{digest}"),
-            "jiuzhu.registry.v1.SharingAgreements",
-        ))
-        .await?
-    else {
-        return Ok(false);
-    };
-    let (recorded, version) = work
-        .load_events::<AgreementRecord>(AGREEMENTS_STREAM)
+    let mut tx = pool.begin().await?;
+    // One recorder at a time (several registry processes may start together).
+    sqlx::query("LOCK TABLE sharing_agreements IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
         .await?;
-    let previous = recorded
-        .into_iter()
-        .last()
-        .map(|AgreementRecord::SharingAgreementsAdopted(e)| e);
-    if previous.as_ref().is_some_and(|p| p.sha256 == digest) {
+    let previous: Option<(String, String, Vec<String>)> = sqlx::query_as(
+        "SELECT version, sha256, departments FROM sharing_agreements ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if previous.as_ref().is_some_and(|p| p.1 == digest) {
         return Ok(false);
     }
     let departments: Vec<String> = agreements.departments.keys().cloned().collect();
-    let before: Vec<String> = previous
-        .as_ref()
-        .map(|p| p.departments.clone())
-        .unwrap_or_default();
-    let adopted = SharingAgreementsAdopted {
-        version: agreements.version.clone(),
-        agreed_by: agreements.agreed_by.clone(),
-        sha256: digest,
-        departments_added: departments
-            .iter()
-            .filter(|d| !before.contains(d))
-            .cloned()
-            .collect(),
-        departments_dropped: before
-            .iter()
-            .filter(|d| !departments.contains(d))
-            .cloned()
-            .collect(),
-        departments,
-        previous_version: previous
-            .as_ref()
-            .map(|p| p.version.clone())
-            .unwrap_or_default(),
-        previous_sha256: previous.map(|p| p.sha256).unwrap_or_default(),
-    };
-    work.append(
-        AGREEMENTS_STREAM,
-        version,
-        AGREEMENTS_STREAM,
-        &[AgreementRecord::SharingAgreementsAdopted(adopted)],
+    let before: Vec<String> = previous.as_ref().map(|p| p.2.clone()).unwrap_or_default();
+    let added: Vec<String> = departments
+        .iter()
+        .filter(|d| !before.contains(d))
+        .cloned()
+        .collect();
+    let dropped: Vec<String> = before
+        .iter()
+        .filter(|d| !departments.contains(d))
+        .cloned()
+        .collect();
+    sqlx::query(
+        "INSERT INTO sharing_agreements (version, agreed_by, sha256, departments, departments_added, \
+         departments_dropped, previous_version) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (sha256) DO NOTHING",
     )
+    .bind(&agreements.version)
+    .bind(&agreements.agreed_by)
+    .bind(&digest)
+    .bind(&departments)
+    .bind(&added)
+    .bind(&dropped)
+    .bind(previous.map(|p| p.0).unwrap_or_default())
+    .execute(&mut *tx)
     .await?;
-    work.commit(Vec::new()).await?;
+    tx.commit().await?;
+    tracing::info!(version = %agreements.version, "data-sharing agreements adopted");
     Ok(true)
 }
 
@@ -313,14 +291,14 @@ pub async fn relay(
     shutdown: CancellationToken,
 ) {
     // The agreements in force go on the record before anything is shared under them.
-    while let Err(error) = record_agreements(&store, &agreements).await {
+    let pool = store.pool().clone();
+    while let Err(error) = record_agreements(&pool, &agreements).await {
         tracing::warn!(%error, "share relay: agreements not recorded yet; trying again");
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
-    let pool = store.pool().clone();
     let departments: Vec<String> = agreements.departments.keys().cloned().collect();
     let producer: FutureProducer = match kafka
         .client_config()
