@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{FixedOffset, Utc};
+use chrono::Utc;
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::gateway::gateway_notice_service_client::GatewayNoticeServiceClient;
 use jiuzhu_proto::gateway::payment_gateway_service_server::{
@@ -344,8 +344,6 @@ impl SimulatorService for Simulator {
         &self,
         _request: Request<ExportStatementRequest>,
     ) -> Result<Response<ExportStatementResponse>, Status> {
-        let beijing =
-            FixedOffset::east_opt(8 * 3600).ok_or_else(|| Status::internal("bad offset"))?;
         let mut csv = String::from("value_date,bank_reference,idempotency_key,amount,direction\n");
         let mut mt940 = String::from(":20:SIMSTATEMENT\n:25:SIMULATOR\n:28C:1/1\n");
         let (mut count, mut total) = (0i64, 0i64);
@@ -354,7 +352,7 @@ impl SimulatorService for Simulator {
                 continue;
             };
             let fen = payment.content.amount.map_or(0, |m| m.fen);
-            let day = paid_at.with_timezone(&beijing);
+            let day = jiuzhu_proto::time::beijing(paid_at);
             csv.push_str(&format!(
                 "{},{},{key},{},DEBIT\n",
                 day.format("%Y-%m-%d"),

@@ -62,6 +62,19 @@ pub mod time {
         }
     }
 
+    /// `at` in Beijing time (UTC+8, no daylight saving): the clock working days, value dates
+    /// and "paid on" days are counted in.
+    pub fn beijing(at: DateTime<Utc>) -> DateTime<chrono::FixedOffset> {
+        let offset =
+            chrono::FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| chrono::Offset::fix(&Utc));
+        at.with_timezone(&offset)
+    }
+
+    /// The Beijing calendar day of `at`.
+    pub fn beijing_date(at: DateTime<Utc>) -> chrono::NaiveDate {
+        beijing(at).date_naive()
+    }
+
     /// `None` for a timestamp outside what UTC time can represent (or with invalid nanos).
     pub fn utc(at: &Timestamp) -> Option<DateTime<Utc>> {
         let nanos = u32::try_from(at.nanos).ok()?;

@@ -79,9 +79,7 @@ impl DeadlineSettings {
         {
             return today;
         }
-        let beijing = chrono::FixedOffset::east_opt(8 * 3600)
-            .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));
-        chrono::Utc::now().with_timezone(&beijing).date_naive()
+        jiuzhu_proto::time::beijing_date(chrono::Utc::now())
     }
 }
 

@@ -54,15 +54,13 @@ impl PaymentPlans {
                 "the decision of case {case_id} has not arrived yet"
             ))
         })?;
-        let beijing = chrono::FixedOffset::east_opt(8 * 3600)
-            .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));
-        let paid_on = envelope
-            .occurred_at
-            .as_ref()
-            .and_then(jiuzhu_proto::time::utc)
-            .unwrap_or_else(chrono::Utc::now)
-            .with_timezone(&beijing)
-            .date_naive();
+        let paid_on = jiuzhu_proto::time::beijing_date(
+            envelope
+                .occurred_at
+                .as_ref()
+                .and_then(jiuzhu_proto::time::utc)
+                .unwrap_or_else(chrono::Utc::now),
+        );
         let policy = self.api.policy.clone();
         let fingerprint = paid.clone();
         run_command(

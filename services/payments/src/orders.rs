@@ -150,12 +150,6 @@ pub(crate) async fn reserve_waiting(
     Ok(reserved_count)
 }
 
-fn beijing_today() -> chrono::NaiveDate {
-    let beijing = chrono::FixedOffset::east_opt(8 * 3600)
-        .unwrap_or_else(|| chrono::Offset::fix(&chrono::Utc));
-    chrono::Utc::now().with_timezone(&beijing).date_naive()
-}
-
 /// Claims (case, instalment) and orders it, reserving its money; false when it was ordered
 /// before.
 async fn order_instalment(
@@ -212,7 +206,7 @@ impl DecisionOrders {
             return Ok(());
         }
         let approved_on = chrono::NaiveDate::parse_from_str(&approved.approved_on, "%Y-%m-%d")
-            .unwrap_or_else(|_| beijing_today());
+            .unwrap_or_else(|_| jiuzhu_proto::time::beijing_date(chrono::Utc::now()));
         let plan = instalment_plan(
             fen,
             approved.instalments,

@@ -41,15 +41,15 @@ impl Service for Registry {
             .derive_key("sharing-pseudonyms")
             .map_err(|error| StartError::Setup(format!("sharing key: {error}")))?;
         let agreements = std::sync::Arc::new(agreements);
-        let (store, kafka, shared) = (
-            context.store.clone(),
+        let (pool, kafka, shared) = (
+            context.store.pool().clone(),
             context.settings.kafka.clone(),
             agreements.clone(),
         );
         Ok(Components::new()
             .projection(register(sharing::Sharing::new(agreements, secret)))
             .task("registry.share_relay", move |shutdown| {
-                sharing::relay(store, shared, kafka, shutdown)
+                sharing::relay(pool, shared, kafka, shutdown)
             })
             .grpc(RegistryServiceServer::new(grpc::RegistryApi::new(
                 context.store.clone(),

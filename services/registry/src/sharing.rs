@@ -203,9 +203,9 @@ impl Projection for Sharing {
         Ok(())
     }
 
-    async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        // The log and what was published stay: a replay must not share anything twice.
-        let _ = conn;
+    /// The log and what was published stay: a replay must not share anything twice (the
+    /// outbox and the log are keyed by event and department).
+    async fn reset(&self, _conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         Ok(())
     }
 }
@@ -285,13 +285,12 @@ pub enum ShareRelayError {
 
 /// Publishes the shared copies, oldest first, until `shutdown`.
 pub async fn relay(
-    store: jiuzhu_eventstore::EventStore,
+    pool: PgPool,
     agreements: Arc<Agreements>,
     kafka: KafkaSettings,
     shutdown: CancellationToken,
 ) {
     // The agreements in force go on the record before anything is shared under them.
-    let pool = store.pool().clone();
     while let Err(error) = record_agreements(&pool, &agreements).await {
         tracing::warn!(%error, "share relay: agreements not recorded yet; trying again");
         tokio::select! {
