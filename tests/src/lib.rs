@@ -375,3 +375,14 @@ pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
 }
+
+/// Service logs in a test's output when `JIUZHU_TEST_LOG` names a filter (e.g. `info,jiuzhu=debug`):
+/// the way to see why a test waited.
+pub fn log_if_asked() {
+    if let Ok(filter) = std::env::var("JIUZHU_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}

@@ -589,6 +589,7 @@ async fn alarms(pool: &sqlx::PgPool) -> anyhow::Result<(i64, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_across_restarts()
 -> TestResult {
+    jiuzhu_tests::log_if_asked();
     let wait = std::time::Duration::from_secs(60);
     let ns = unique_namespace();
     let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;

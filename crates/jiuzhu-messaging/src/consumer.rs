@@ -5,7 +5,12 @@ use std::time::Duration;
 use futures::FutureExt;
 use jiuzhu_proto::common::EventEnvelope;
 use prost::Message as _;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
@@ -485,9 +490,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 tracing::warn!(%error, "offset commit failed");
             }
         }
-        // Closing sends the pending commits and leaves the group; it blocks, so not on an
-        // async worker (a blocked worker would stall everything else in this process).
-        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        leave_group(consumer, self.projection.name()).await;
         tracing::info!(
             projection = self.projection.name(),
             "projection consumer stopped"
@@ -529,7 +532,7 @@ impl<P: Projection> Projection for std::sync::Arc<P> {
 /// The next record, or `None` once `shutdown` is cancelled. Receive errors are logged and
 /// retried after a pause: the broker may be restarting.
 pub(crate) async fn receive(
-    consumer: &StreamConsumer,
+    consumer: &GroupConsumer,
     shutdown: &CancellationToken,
     who: &str,
 ) -> Option<OwnedMessage> {
@@ -554,7 +557,7 @@ pub(crate) fn group_consumer(
     settings: &ConsumerSettings,
     name: &str,
     client_id: &str,
-) -> Result<StreamConsumer, KafkaError> {
+) -> Result<GroupConsumer, KafkaError> {
     kafka
         .client_config()
         .set("group.id", kafka.group_id(name))
@@ -566,7 +569,47 @@ pub(crate) fn group_consumer(
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
-        .create()
+        .create_with_context(GroupContext::default())
+}
+
+/// A group member that knows whether it has finished joining (been given its partitions, even
+/// none).
+pub(crate) type GroupConsumer = StreamConsumer<GroupContext>;
+
+#[derive(Debug, Default)]
+pub(crate) struct GroupContext {
+    joined: AtomicBool,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.joined.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Leaves the group. A member still joining finishes joining first (for at most a few
+/// seconds): tansu 0.6, the development broker, keeps a member that leaves a forming group as
+/// that group's leader, and every later member then waits on it forever. Records received
+/// meanwhile are not committed, so whoever owns their partition next reads them.
+pub(crate) async fn leave_group(consumer: GroupConsumer, who: &str) {
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !consumer.context().joined.load(Ordering::Acquire) && tokio::time::Instant::now() < until
+    {
+        let _ = tokio::time::timeout(Duration::from_millis(100), consumer.recv()).await;
+    }
+    if !consumer.context().joined.load(Ordering::Acquire) {
+        tracing::warn!(
+            consumer = who,
+            "leaving a consumer group before having joined it"
+        );
+    }
+    // Closing sends the pending commits and leaves the group; it blocks, so not on an async
+    // worker (a blocked worker would stall everything else in this process).
+    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
 }
 
 pub(crate) fn dead_letter_producer(

@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::consumer::{
-    backoff, dead_letter_producer, group_consumer, next_offsets, receive, save_checkpoint,
+    backoff, dead_letter_producer, group_consumer, leave_group, next_offsets, receive,
+    save_checkpoint,
 };
 use crate::dead_letter::DeadLetters;
 use crate::headers::header_map;
@@ -154,7 +155,7 @@ impl<H: InboundHandler> InboundRunner<H> {
                 tracing::warn!(%error, "offset commit failed");
             }
         }
-        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        leave_group(consumer, self.handler.name()).await;
         tracing::info!(handler = self.handler.name(), "inbound consumer stopped");
         Ok(())
     }
