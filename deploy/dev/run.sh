@@ -36,6 +36,13 @@ if [ -z "${JIUZHU__RECOMMENDER__MODEL:-}" ]; then
   export JIUZHU__RECOMMENDER__MODEL="$PWD/.jiuzhu/recommender.json"
 fi
 
+# Every API is served over mutual TLS: a development authority and certificates, made once per
+# checkout (`jiuzhu dev certs`; never committed; an installation uses its own).
+if [ ! -s .jiuzhu/certs/ca.pem ]; then
+  target/debug/jiuzhu dev certs --out .jiuzhu/certs >&2
+fi
+export JIUZHU__TLS__DIR="$PWD/.jiuzhu/certs"
+
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -52,7 +59,8 @@ done
 # The payment provider simulator: answers "pending", then notifies payments (each notice twice,
 # as real gateways do). Accounts starting 6222029990 are refused, 6222029991 refused once,
 # 6222029992 paid without an answer (see `target/debug/jiuzhu-paysim --help`).
-target/debug/jiuzhu-paysim --listen 127.0.0.1:50060 --notify http://127.0.0.1:50054 \
+target/debug/jiuzhu-paysim --listen 127.0.0.1:50060 --notify https://127.0.0.1:50054 \
+  --tls-dir .jiuzhu/certs \
   --asynchronous --duplicate-notices 1 --latency-ms 20 \
   --scenario 6222029990=reject --scenario 6222029991=flaky --scenario 6222029992=timeout &
 pids+=($!)
@@ -66,14 +74,15 @@ Jiuzhu is running (Ctrl-C stops it):
   provider simulator grpc://127.0.0.1:50060 (jiuzhu.gateway.v1)
   metrics    http://127.0.0.1:9101/metrics … 9105 (registry … followup)
 
-Try (grpcurl uses reflection):
-  grpcurl -plaintext -d '{"request_id":"demo-1","full_name":"王秀英","gender":"GENDER_FEMALE","birth_date":"1949-12-31","resident_id":"11010519491231002X","region":{"code":"110105"},"source_department":"rural_revitalization"}' 127.0.0.1:50051 jiuzhu.registry.v1.RegistryService/RegisterPerson
-  grpcurl -plaintext 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/GetLinkageIndexStatus
-  grpcurl -plaintext -d '{"request_id":"case-1","case_no":"(2026)京0105刑初1号","party_ref":"P1","procuratorate":"朝阳区院","role":"PARTY_ROLE_VICTIM","harm":{"disability_grade":5},"full_name":"王秀英","birth_date":"1949年12月31日","region":{"code":"110105"}}' 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/ReportParty
-  grpcurl -plaintext -d '{"filter":"DEADLINE_FILTER_DUE_SOON"}' 127.0.0.1:50053 jiuzhu.decisions.v1.DecisionsService/ListDeadlines
-  grpcurl -plaintext -d '{"request_id":"budget-1","procuratorate":"朝阳区院","amount":{"fen":10000000},"document_reference":"京财行〔2026〕1号","allocated_by":"finance-1"}' 127.0.0.1:50054 jiuzhu.payments.v1.PaymentsService/AllocateBudget
-  grpcurl -plaintext 127.0.0.1:50060 jiuzhu.gateway.v1.SimulatorService/ExportStatement
-  grpcurl -plaintext -d '{"overdue":true}' 127.0.0.1:50055 jiuzhu.followup.v1.FollowupService/ListVisits
+Every API takes mutual TLS: certificates are in .jiuzhu/certs (one per role: as-<role>.pem).
+Try (grpcurl uses reflection; G="grpcurl -cacert .jiuzhu/certs/ca.pem -cert .jiuzhu/certs/cli.pem -key .jiuzhu/certs/cli.key"):
+  $G -d '{"request_id":"demo-1","full_name":"王秀英","gender":"GENDER_FEMALE","birth_date":"1949-12-31","resident_id":"11010519491231002X","region":{"code":"110105"},"source_department":"rural_revitalization"}' 127.0.0.1:50051 jiuzhu.registry.v1.RegistryService/RegisterPerson
+  $G 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/GetLinkageIndexStatus
+  $G -d '{"request_id":"case-1","case_no":"(2026)京0105刑初1号","party_ref":"P1","procuratorate":"朝阳区院","role":"PARTY_ROLE_VICTIM","harm":{"disability_grade":5},"full_name":"王秀英","birth_date":"1949年12月31日","region":{"code":"110105"}}' 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/ReportParty
+  $G -d '{"filter":"DEADLINE_FILTER_DUE_SOON"}' 127.0.0.1:50053 jiuzhu.decisions.v1.DecisionsService/ListDeadlines
+  $G -d '{"request_id":"budget-1","procuratorate":"朝阳区院","amount":{"fen":10000000},"document_reference":"京财行〔2026〕1号","allocated_by":"finance-1"}' 127.0.0.1:50054 jiuzhu.payments.v1.PaymentsService/AllocateBudget
+  $G 127.0.0.1:50060 jiuzhu.gateway.v1.SimulatorService/ExportStatement
+  $G -d '{"overdue":true}' 127.0.0.1:50055 jiuzhu.followup.v1.FollowupService/ListVisits
 Departments read jiuzhu.share.<department>.v1 (every topic: docs/asyncapi.json), e.g.
   make descriptors && python examples/python/read_share_topic.py 127.0.0.1:9092 jiuzhu.share.civil_affairs.v1 target/jiuzhu.binpb
 Traces: set JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 (Jaeger all-in-one) before make run.

@@ -150,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
     let before = resident_kib();
     let starting = Instant::now();
     let running = restart::<Clues>(&namespace, &clues.database).await?;
-    let mut client = CluesServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let mut client = CluesServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     client
         .get_linkage_index_status(jiuzhu_proto::clues::GetLinkageIndexStatusRequest {})
         .await?;

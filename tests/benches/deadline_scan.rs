@@ -30,8 +30,7 @@ async fn main() -> anyhow::Result<()> {
         today: Some("2026-11-02".to_owned()),
     };
     let running = jiuzhu_runtime::start::<Decisions>(settings).await?;
-    let mut client =
-        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let opening = Instant::now();
     for n in 0..due {
         client

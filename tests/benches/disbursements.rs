@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let client =
-        PaymentsServiceClient::connect(format!("http://{}", payments.running.grpc_addr)).await?;
+        PaymentsServiceClient::new(jiuzhu_testkit::channel(payments.running.grpc_addr).await?);
 
     // Not timed: persons, their payees, and budget.
     let setup = Instant::now();

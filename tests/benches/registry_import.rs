@@ -77,7 +77,9 @@ async fn main() -> anyhow::Result<()> {
         .args(["registry", "import", "--department", "rural_revitalization"])
         .args([
             "--registry",
-            &format!("http://{}", registry.running.grpc_addr),
+            &format!("https://{}", registry.running.grpc_addr),
+            "--certs",
+            &jiuzhu_testkit::certs_dir()?.display().to_string(),
         ])
         .arg("--quiet")
         .arg(&file)

@@ -60,7 +60,11 @@ pub fn service_env(
         ),
         (
             "JIUZHU__PEERS__REGISTRY".to_owned(),
-            format!("http://127.0.0.1:{registry_port}"),
+            format!("https://127.0.0.1:{registry_port}"),
+        ),
+        (
+            "JIUZHU__TLS__DIR".to_owned(),
+            jiuzhu_testkit::tls().dir.display().to_string(),
         ),
         ("RUST_LOG".to_owned(), "info".to_owned()),
     ]
@@ -176,11 +180,15 @@ pub async fn restart<S: Service>(
 }
 
 pub async fn registry_client(running: &Running) -> anyhow::Result<RegistryServiceClient<Channel>> {
-    Ok(RegistryServiceClient::connect(format!("http://{}", running.grpc_addr)).await?)
+    Ok(RegistryServiceClient::new(
+        jiuzhu_testkit::channel(running.grpc_addr).await?,
+    ))
 }
 
 pub async fn clues_client(running: &Running) -> anyhow::Result<CluesServiceClient<Channel>> {
-    Ok(CluesServiceClient::connect(format!("http://{}", running.grpc_addr)).await?)
+    Ok(CluesServiceClient::new(
+        jiuzhu_testkit::channel(running.grpc_addr).await?,
+    ))
 }
 
 /// A valid registration; `n` varies the name, and the resident id (with the birth date it

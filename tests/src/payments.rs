@@ -65,7 +65,8 @@ impl Paysim {
             format!("{FLAKY}=flaky"),
             format!("{SILENT}=timeout"),
         ];
-        let mut args: Vec<&str> = vec!["--listen", &listen];
+        let tls_dir = jiuzhu_testkit::tls().dir.display().to_string();
+        let mut args: Vec<&str> = vec!["--listen", &listen, "--tls-dir", &tls_dir];
         if let Some(notify) = notify {
             args.extend(["--notify", notify]);
         }
@@ -74,11 +75,18 @@ impl Paysim {
         }
         args.extend(extra);
         let process = ServiceProcess::spawn_args("jiuzhu-paysim", &args, &[])?;
-        let endpoint = format!("http://{listen}");
-        let client = eventually("the simulator to serve", Duration::from_secs(30), || {
-            let endpoint = endpoint.clone();
-            async move { Ok(SimulatorServiceClient::connect(endpoint).await.ok()) }
-        })
+        let endpoint = format!("https://{listen}");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let client = eventually(
+            "the simulator to serve",
+            Duration::from_secs(30),
+            || async move {
+                Ok(jiuzhu_testkit::channel(addr)
+                    .await
+                    .ok()
+                    .map(SimulatorServiceClient::new))
+            },
+        )
         .await?;
         Ok(Self {
             process,

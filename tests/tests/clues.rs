@@ -71,7 +71,7 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
     let (_ns, registry, clues) = registry_with_one_person().await?;
     let id = resident_id_for("clue-person");
     let mut client =
-        CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
+        CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
 
     // No id number, the date written the Chinese way, the village only in the address.
     let mut victim = party("r-1", "P1", "王秀英");
@@ -408,7 +408,7 @@ async fn a_case_system_feed_is_applied_like_the_api_and_bad_records_go_to_the_dl
             .map_err(|(e, _)| e)?;
     }
     let mut client =
-        CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
+        CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
     let found = eventually("the fed party's clue", WAIT, || {
         let mut client = client.clone();
         async move {
@@ -505,7 +505,7 @@ async fn a_case_system_feed_is_applied_like_the_api_and_bad_records_go_to_the_dl
 async fn a_stream_of_parties_gets_one_answer_each_in_order_errors_included() -> TestResult {
     let (_ns, registry, clues) = registry_with_one_person().await?;
     let mut client =
-        CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
+        CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
     let mut matched = party("s-1", "S1", "王秀英");
     matched.id_number = resident_id_for("clue-person").as_str().to_owned();
     let bad = ReportPartyRequest {
@@ -558,7 +558,7 @@ async fn a_stream_of_parties_gets_one_answer_each_in_order_errors_included() -> 
 async fn a_person_entering_the_registry_is_checked_against_recent_parties() -> TestResult {
     let (_ns, registry, clues) = registry_with_one_person().await?;
     let mut client =
-        CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
+        CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
     let later = resident_id_for("later-person");
     let mut early = party("rev-1", "R1", "郑春梅");
     early.gender = written_gender(&later).to_owned();
@@ -679,7 +679,7 @@ async fn every_clues_process_matches_against_the_registry_as_it_is_now() -> Test
         })
         .await?;
     let id = resident_id_for("second-person");
-    let mut client = CluesServiceClient::connect(format!("http://{}", second.grpc_addr)).await?;
+    let mut client = CluesServiceClient::new(jiuzhu_testkit::channel(second.grpc_addr).await?);
     let renamed = |request_id: &str, name: &str| {
         let mut request = party(request_id, request_id, name);
         request.gender = written_gender(&id).to_owned();

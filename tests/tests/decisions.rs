@@ -60,7 +60,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
     let ns = unique_namespace();
     let decisions = start::<Decisions>(&ns).await?;
     let mut client =
-        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+        DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let person = uuid::Uuid::now_v7().to_string();
     let case_no = "(2026)黔0102刑初5号";
 
@@ -412,7 +412,7 @@ async fn a_referred_clue_opens_a_relief_case_and_the_case_closes_the_clue() -> T
     .await?;
     let id = jiuzhu_tests::resident_id_for("referral-person");
     let mut clues_api =
-        CluesServiceClient::connect(format!("http://{}", clues.running.grpc_addr)).await?;
+        CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
     let clue = clues_api
         .report_party(ReportPartyRequest {
             request_id: "party-1".to_owned(),
@@ -461,7 +461,7 @@ async fn a_referred_clue_opens_a_relief_case_and_the_case_closes_the_clue() -> T
     .await?;
     assert_eq!(closed.outcome, ClueOutcome::ReliefCaseOpened as i32);
     let mut decisions_api =
-        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+        DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let case = relief_case(&mut decisions_api, &closed.relief_case_id).await?;
     assert_eq!(case.origin, CaseOrigin::Referral as i32);
     assert_eq!(case.person_id, person);
@@ -595,8 +595,7 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
     let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
     // Monday 28 September 2026, just before the National Day week.
     let running = decisions_on(&ns, &database, "2026-09-28").await?;
-    let mut client =
-        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let person = uuid::Uuid::now_v7().to_string();
     let mut request = application("deadline-open", &person, "(2026)黔0102刑初40号");
     request.category = "other_in_need".to_owned();
@@ -613,8 +612,7 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
         Ok((alarms(&pool).await? == (1, 0)).then_some(()))
     })
     .await?;
-    let mut client =
-        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let soon = client
         .list_deadlines(ListDeadlinesRequest {
             filter: DeadlineFilter::DueSoon as i32,
@@ -635,8 +633,7 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
     .await?;
     running.stop().await;
     let running = decisions_on(&ns, &database, "2026-10-14").await?;
-    let mut client =
-        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let overdue = eventually("the breach on the board", wait, || {
         let mut client = client.clone();
         async move {
@@ -730,8 +727,7 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
     let mut settings = jiuzhu_testkit::settings("decisions", &database, &ns);
     settings.recommender.model = Some(path.clone());
     let running = jiuzhu_runtime::start::<Decisions>(settings).await?;
-    let mut client =
-        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let person = uuid::Uuid::now_v7().to_string();
     let case_id = client
         .open_case(application("rec-open", &person, "(2026)黔0102刑初61号"))
@@ -947,8 +943,7 @@ async fn emergency_relief_is_paid_first_and_its_owed_materials_are_watched() -> 
     let ns = unique_namespace();
     let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
     let running = decisions_on(&ns, &database, "2026-11-02").await?;
-    let mut client =
-        DecisionsServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let person = uuid::Uuid::now_v7().to_string();
     let mut request = application("urgent-open", &person, "(2026)黔0102刑初77号");
     request.category = "urgent_medical".to_owned();

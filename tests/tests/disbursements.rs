@@ -141,7 +141,8 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
 -> TestResult {
     let ns = unique_namespace();
     let payments_port = free_port()?;
-    let notify = format!("http://127.0.0.1:{payments_port}");
+    let notify = format!("https://127.0.0.1:{payments_port}");
+    let payments_addr = std::net::SocketAddr::from(([127, 0, 0, 1], payments_port));
     let simulator = Paysim::spawn(
         Some(&notify),
         &[
@@ -160,9 +161,9 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
         provider_settings(s, &endpoint, payments_port, 2_000)
     })
     .await?;
-    let mut client = PaymentsServiceClient::connect(notify.clone()).await?;
+    let mut client = PaymentsServiceClient::new(jiuzhu_testkit::channel(payments_addr).await?);
     let mut relief =
-        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+        DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let mut people = registry_client(&registry.running).await?;
     allocate(&mut client, "dup", 5_000_000).await?;
 
@@ -278,7 +279,7 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
         provider_settings(s, &endpoint, second_port, 2_000)
     })
     .await?;
-    let other = PaymentsServiceClient::connect(format!("http://{}", second.grpc_addr)).await?;
+    let other = PaymentsServiceClient::new(jiuzhu_testkit::channel(second.grpc_addr).await?);
     let calls = (0..1000).map(|i| {
         let mut client = if i % 2 == 0 {
             client.clone()
@@ -382,7 +383,8 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
 async fn killed_at_each_step_the_service_pays_once_and_loses_nothing() -> TestResult {
     let ns = unique_namespace();
     let payments_port = free_port()?;
-    let notify = format!("http://127.0.0.1:{payments_port}");
+    let notify = format!("https://127.0.0.1:{payments_port}");
+    let payments_addr = std::net::SocketAddr::from(([127, 0, 0, 1], payments_port));
     let simulator = Paysim::spawn(Some(&notify), &[]).await?;
     let registry = start::<Registry>(&ns).await?;
     let decisions = start::<Decisions>(&ns).await?;
@@ -406,13 +408,15 @@ async fn killed_at_each_step_the_service_pays_once_and_loses_nothing() -> TestRe
         ServiceProcess::spawn("jiuzhu-payments", &env)
     };
     let mut process = spawn(Some("after_reserve"))?;
-    let client = eventually("the payments process to serve", WAIT, || {
-        let url = notify.clone();
-        async move { Ok(PaymentsServiceClient::connect(url).await.ok()) }
+    let client = eventually("the payments process to serve", WAIT, || async move {
+        Ok(jiuzhu_testkit::channel(payments_addr)
+            .await
+            .ok()
+            .map(PaymentsServiceClient::new))
     })
     .await?;
     let mut relief =
-        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+        DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let mut people = registry_client(&registry.running).await?;
     let zhao = person(&mut people, "kill-zhao", "赵桂兰").await?;
     register_payee(&client, "kill-zhao", &zhao, "赵桂兰", &card(ORDINARY, 7)).await?;
@@ -434,9 +438,11 @@ async fn killed_at_each_step_the_service_pays_once_and_loses_nothing() -> TestRe
         };
         process = spawn(next)?;
     }
-    let client = eventually("the payments process to serve again", WAIT, || {
-        let url = notify.clone();
-        async move { Ok(PaymentsServiceClient::connect(url).await.ok()) }
+    let client = eventually("the payments process to serve again", WAIT, || async move {
+        Ok(jiuzhu_testkit::channel(payments_addr)
+            .await
+            .ok()
+            .map(PaymentsServiceClient::new))
     })
     .await?;
     let paid = disbursement_in(&client, &case_id, DisbursementState::Succeeded).await?;
@@ -478,10 +484,12 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
     let payments =
         start_with::<Payments>(&ns, |s| provider_settings(s, &endpoint, payments_port, 400))
             .await?;
-    let mut client =
-        PaymentsServiceClient::connect(format!("http://127.0.0.1:{payments_port}")).await?;
+    let mut client = PaymentsServiceClient::new(
+        jiuzhu_testkit::channel(std::net::SocketAddr::from(([127, 0, 0, 1], payments_port)))
+            .await?,
+    );
     let mut relief =
-        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+        DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let mut people = registry_client(&registry.running).await?;
     allocate(&mut client, "rec", 2_000_000).await?;
     let sun = person(&mut people, "rec-sun", "孙玉梅").await?;

@@ -99,7 +99,7 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
     jiuzhu_messaging::ensure_topics(&kafka, &topics).await?;
     let followup = start_with::<Followup>(&ns, on("2026-06-15")).await?;
     let mut client =
-        FollowupServiceClient::connect(format!("http://{}", followup.running.grpc_addr)).await?;
+        FollowupServiceClient::new(jiuzhu_testkit::channel(followup.running.grpc_addr).await?);
 
     // The case and its decision, then its payment delivered twice and a second instalment.
     let producer: FutureProducer = rdkafka::ClientConfig::new()
@@ -215,7 +215,7 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
     .await?;
     running.stop().await;
     let running = restart_with::<Followup>(&ns, &followup.database, on("2026-07-10")).await?;
-    client = FollowupServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    client = FollowupServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let late = eventually("the overdue list", WAIT, || async {
         let late = visits(&client, true).await?;
         Ok((!late.is_empty()).then_some(late))
@@ -283,7 +283,7 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
     // Six months on: better, measured against the first visit.
     running.stop().await;
     let running = restart_with::<Followup>(&ns, &followup.database, on("2026-12-05")).await?;
-    client = FollowupServiceClient::connect(format!("http://{}", running.grpc_addr)).await?;
+    client = FollowupServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let answer = client
         .record_visit(record(
             "v-2",

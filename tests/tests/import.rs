@@ -20,9 +20,12 @@ fn jiuzhu(args: &[&str]) -> anyhow::Result<(bool, String)> {
 
 fn import(registry: &str, file: &Path) -> anyhow::Result<String> {
     let file = file.to_string_lossy();
+    let certs = jiuzhu_testkit::certs_dir()?.display().to_string();
     let (ok, stderr) = jiuzhu(&[
         "registry",
         "import",
+        "--certs",
+        &certs,
         "--department",
         "civil_affairs",
         "--registry",
@@ -66,7 +69,7 @@ async fn importing_a_department_file_is_validated_idempotent_and_updates_changes
     std::fs::write(&gbk, encoding_rs::GB18030.encode(&text).0)?;
 
     let started = start::<Registry>(&unique_namespace()).await?;
-    let address = format!("http://{}", started.running.grpc_addr);
+    let address = format!("https://{}", started.running.grpc_addr);
     let first = import(&address, &gbk)?;
     assert!(first.contains("(gb18030"), "{first}");
     assert!(

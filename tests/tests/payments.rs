@@ -15,7 +15,7 @@ use tonic::Code;
 async fn allocations_move_money_once_and_the_balances_are_the_ledger_s() -> TestResult {
     let payments = start::<Payments>(&unique_namespace()).await?;
     let mut client =
-        PaymentsServiceClient::connect(format!("http://{}", payments.running.grpc_addr)).await?;
+        PaymentsServiceClient::new(jiuzhu_testkit::channel(payments.running.grpc_addr).await?);
     let allocate = |request_id: &str, fen: i64| AllocateBudgetRequest {
         request_id: request_id.to_owned(),
         procuratorate: "贵阳市南明区人民检察院".to_owned(),
@@ -79,7 +79,7 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
     let decisions = start::<jiuzhu_decisions::Decisions>(&ns).await?;
     let payments = start::<Payments>(&ns).await?;
     let mut relief =
-        DecisionsServiceClient::connect(format!("http://{}", decisions.running.grpc_addr)).await?;
+        DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let procuratorate = "贵阳市云岩区人民检察院";
     // Emergency relief: decided and approved straight after the application.
     let person_id = uuid::Uuid::now_v7().to_string();
@@ -123,7 +123,7 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
 
     // Budget arrives: the waiting order is reserved in the same transaction.
     let mut client =
-        PaymentsServiceClient::connect(format!("http://{}", payments.running.grpc_addr)).await?;
+        PaymentsServiceClient::new(jiuzhu_testkit::channel(payments.running.grpc_addr).await?);
     let allocated = client
         .allocate_budget(AllocateBudgetRequest {
             request_id: "pay-alloc".to_owned(),

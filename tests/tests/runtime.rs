@@ -17,11 +17,7 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_report_health_and_describe_themselves_by_reflection() -> TestResult {
     let registry = start::<Registry>(&unique_namespace()).await?;
-    let url = format!("http://{}", registry.running.grpc_addr);
-
-    let channel = tonic::transport::Channel::from_shared(url.clone())?
-        .connect()
-        .await?;
+    let channel = jiuzhu_testkit::channel(registry.running.grpc_addr).await?;
     let mut health = HealthClient::new(channel.clone());
     for service in ["", "jiuzhu.registry.v1.RegistryService"] {
         let status = health
@@ -68,8 +64,9 @@ async fn services_report_health_and_describe_themselves_by_reflection() -> TestR
         "{names:?}"
     );
 
+    let addr = registry.running.grpc_addr;
     registry.running.stop().await;
-    let after = tonic::transport::Channel::from_shared(url)?.connect().await;
+    let after = jiuzhu_testkit::channel(addr).await;
     assert!(
         after.is_err(),
         "the server still accepts connections after stop"

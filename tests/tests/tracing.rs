@@ -45,16 +45,16 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
         ),
     )?;
 
-    let registry_url = format!("http://127.0.0.1:{registry_port}");
-    let mut registry_client = eventually("the registry process to serve", WAIT, || {
-        let url = registry_url.clone();
-        async move { Ok(RegistryServiceClient::connect(url).await.ok()) }
+    let registry_addr = std::net::SocketAddr::from(([127, 0, 0, 1], registry_port));
+    let mut registry_client = eventually("the registry process to serve", WAIT, || async move {
+        let channel = jiuzhu_testkit::channel(registry_addr).await.ok();
+        Ok(channel.map(RegistryServiceClient::new))
     })
     .await?;
-    let clues_url = format!("http://127.0.0.1:{clues_port}");
-    let clues_client = eventually("the clues process to serve", WAIT, || {
-        let url = clues_url.clone();
-        async move { Ok(CluesServiceClient::connect(url).await.ok()) }
+    let clues_addr = std::net::SocketAddr::from(([127, 0, 0, 1], clues_port));
+    let clues_client = eventually("the clues process to serve", WAIT, || async move {
+        let channel = jiuzhu_testkit::channel(clues_addr).await.ok();
+        Ok(channel.map(CluesServiceClient::new))
     })
     .await?;
 

@@ -13,7 +13,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
 use jiuzhu_proto::registry::{BulkUpsertPersonsRequest, PersonRecord, RecordRejection};
 use tokio::sync::{Mutex, mpsc};
-use tonic::transport::Channel;
 
 use crate::records::{self, Charset, Format, Item};
 
@@ -28,9 +27,11 @@ pub struct ImportArgs {
     #[arg(
         long,
         env = "JIUZHU_REGISTRY_ADDR",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "https://127.0.0.1:50051"
     )]
     registry: String,
+    #[command(flatten)]
+    connection: crate::Connection,
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     format: Format,
     /// Character set of the file; auto tells UTF-8 from GB18030.
@@ -73,11 +74,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
     let size = std::fs::metadata(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?
         .len();
-    let channel = Channel::from_shared(args.registry.clone())
-        .with_context(|| format!("`{}` is not a gRPC address", args.registry))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the registry at {}", args.registry))?;
+    let channel = args.connection.channel(&args.registry).await?;
     let client = RegistryServiceClient::new(channel);
     let format = records::format_of(&args.file, args.format);
     let (reader, bytes_read, encoding) = records::open(&args.file, args.encoding)?;

@@ -2,7 +2,8 @@
 //! into the registry through its bulk API (streaming, with progress, per-record rejects and a
 //! summary); `jiuzhu link` links case parties to registry persons in batch; `jiuzhu gen
 //! registry` writes a deterministic synthetic population for tests,
-//! demos and benchmarks.
+//! demos and benchmarks; `jiuzhu dev certs` makes a development certificate authority and
+//! certificates (every API is served over mutual TLS).
 
 mod generate;
 mod import;
@@ -42,6 +43,62 @@ enum Command {
         #[command(subcommand)]
         command: RecommendCommand,
     },
+    /// Development helpers.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Write a fresh development certificate authority (`ca.pem`, its key is not kept) and
+    /// certificates: one per Jiuzhu system (role `service`) and one per role (`as-<role>`).
+    /// Never for production: an installation uses its own authority.
+    Certs {
+        /// Directory to write to (the services' `[tls] dir`).
+        #[arg(long, default_value = ".jiuzhu/certs")]
+        out: PathBuf,
+        /// The six-digit region code of the office the role certificates belong to.
+        #[arg(long, default_value = "520102")]
+        office: String,
+    },
+}
+
+/// How a command reaches a service: over mutual TLS with a certificate from `--certs`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connection {
+    /// Directory holding `ca.pem` and the certificate to present (`jiuzhu dev certs`).
+    #[arg(long, env = "JIUZHU_CERTS", default_value = ".jiuzhu/certs")]
+    certs: PathBuf,
+    /// Which certificate in `--certs` to present (`cli`, or a role's, e.g. `as-auditor`).
+    #[arg(long = "as", default_value = "cli")]
+    identity: String,
+}
+
+impl Connection {
+    /// A connected channel to `url`.
+    pub async fn channel(&self, url: &str) -> anyhow::Result<tonic::transport::Channel> {
+        use anyhow::Context as _;
+        jiuzhu_access::TlsSettings::in_dir(&self.certs)
+            .endpoint(&self.identity, url)?
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach {url}"))
+    }
+}
+
+fn dev_certs(out: &std::path::Path, office: &str) -> anyhow::Result<()> {
+    if office.len() != 6 || !office.bytes().all(|b| b.is_ascii_digit()) {
+        anyhow::bail!("--office must be a six-digit region code, not `{office}`");
+    }
+    let written = jiuzhu_access::dev::write_certs(out, office)?;
+    println!(
+        "wrote a development certificate authority and {} certificates to {}",
+        (written.len() - 1) / 2,
+        out.display()
+    );
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -138,6 +195,9 @@ fn main() -> ExitCode {
             command: RecommendCommand::Export(args),
         } => block_on(recommend::export(args)),
         Command::Link(args) => link::run(args),
+        Command::Dev {
+            command: DevCommand::Certs { out, office },
+        } => dev_certs(&out, &office),
         Command::Registry {
             command: RegistryCommand::Import(args),
         } => block_on(import::run(args)),

@@ -187,8 +187,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
     /// The decisions service's gRPC endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:50053")]
+    #[arg(long, default_value = "https://127.0.0.1:50053")]
     decisions: String,
+    #[command(flatten)]
+    connection: crate::Connection,
     /// Where to write the decided cases (JSON Lines, the history format).
     #[arg(long)]
     out: PathBuf,
@@ -198,9 +200,7 @@ pub struct ExportArgs {
 pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     use jiuzhu_proto::decisions::ExportDecidedCasesRequest;
     use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
-    let mut client = DecisionsServiceClient::connect(args.decisions.clone())
-        .await
-        .with_context(|| format!("connecting to {}", args.decisions))?;
+    let mut client = DecisionsServiceClient::new(args.connection.channel(&args.decisions).await?);
     let mut stream = client
         .export_decided_cases(ExportDecidedCasesRequest {})
         .await?

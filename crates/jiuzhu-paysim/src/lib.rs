@@ -143,15 +143,14 @@ pub fn yuan(fen: i64) -> String {
 
 impl Simulator {
     /// A simulator sending notices to `notify` (the payments service's endpoint), if given.
-    pub fn new(behaviour: Behaviour, notify: Option<&str>) -> anyhow::Result<Self> {
-        let notices = match notify {
-            Some(url) if !url.is_empty() => Some(GatewayNoticeServiceClient::new(
-                Endpoint::from_shared(url.to_owned())?
+    pub fn new(behaviour: Behaviour, notify: Option<Endpoint>) -> anyhow::Result<Self> {
+        let notices = notify.map(|endpoint| {
+            GatewayNoticeServiceClient::new(
+                endpoint
                     .connect_timeout(Duration::from_secs(2))
                     .connect_lazy(),
-            )),
-            _ => None,
-        };
+            )
+        });
         Ok(Self {
             behaviour: Arc::new(behaviour),
             book: Arc::new(Mutex::new(Book::default())),
@@ -379,13 +378,16 @@ impl SimulatorService for Simulator {
 }
 
 /// Serves the gateway and the simulator's record on `listener` until `shutdown` resolves.
+/// Serves over mutual TLS, as a bank's gateway would.
 pub async fn serve(
     simulator: Simulator,
     listener: tokio::net::TcpListener,
+    tls: tonic::transport::ServerTlsConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tonic::transport::Server::builder()
+        .tls_config(tls)?
         .add_service(PaymentGatewayServiceServer::new(simulator.clone()))
         .add_service(SimulatorServiceServer::new(simulator))
         .serve_with_incoming_shutdown(incoming, shutdown)

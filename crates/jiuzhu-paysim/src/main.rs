@@ -17,6 +17,10 @@ struct Args {
     /// none: no notices.
     #[arg(long, env = "JIUZHU_PAYSIM_NOTIFY")]
     notify: Option<String>,
+    /// Certificates (`ca.pem`, `paysim.pem`, `paysim.key`, as `jiuzhu dev certs` writes them):
+    /// served over mutual TLS, notices sent with the same certificate.
+    #[arg(long, env = "JIUZHU_PAYSIM_TLS_DIR", default_value = ".jiuzhu/certs")]
+    tls_dir: std::path::PathBuf,
     /// Delay before every answer, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
@@ -90,10 +94,15 @@ async fn main() -> anyhow::Result<()> {
         seed: args.seed,
         scenarios: args.scenarios,
     };
-    let simulator = Simulator::new(behaviour, args.notify.as_deref())?;
+    let tls = jiuzhu_access::TlsSettings::in_dir(&args.tls_dir);
+    let notify = match args.notify.as_deref() {
+        Some(url) if !url.is_empty() => Some(tls.endpoint("paysim", url)?),
+        _ => None,
+    };
+    let simulator = Simulator::new(behaviour, notify)?;
     let (listener, addr) = bind(args.listen).await?;
     println!("jiuzhu-paysim listening on {addr}");
-    serve(simulator, listener, async {
+    serve(simulator, listener, tls.server("paysim")?, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await

@@ -43,11 +43,17 @@ pub mod jiuzhu {
             include!(concat!(env!("OUT_DIR"), "/jiuzhu.gateway.v1.rs"));
         }
     }
+    pub mod audit {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/jiuzhu.audit.v1.rs"));
+        }
+    }
 }
 
 pub use jiuzhu::{
-    clues::v1 as clues, common::v1 as common, decisions::v1 as decisions, followup::v1 as followup,
-    gateway::v1 as gateway, payments::v1 as payments, registry::v1 as registry,
+    audit::v1 as audit, clues::v1 as clues, common::v1 as common, decisions::v1 as decisions,
+    followup::v1 as followup, gateway::v1 as gateway, payments::v1 as payments,
+    registry::v1 as registry,
 };
 
 /// `google.protobuf.Timestamp` to and from UTC time, the one conversion every service needs.

@@ -32,6 +32,10 @@ pub enum StartError {
     Relay(#[from] RelayError),
     #[error("{0}")]
     Setup(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] jiuzhu_access::TlsError),
+    #[error("{0}")]
+    Access(#[from] jiuzhu_access::AccessError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -45,6 +49,24 @@ pub struct ServiceContext {
     pub store: EventStore,
     pub pool: PgPool,
     pub settings: Settings,
+    /// The service's audit log of personal-data access.
+    pub audit: jiuzhu_audit::Audit,
+    /// The service's name, which is also the name of its certificate.
+    pub name: &'static str,
+}
+
+impl ServiceContext {
+    /// An endpoint of another system, reached over mutual TLS with this service's certificate.
+    pub fn endpoint(
+        &self,
+        setting: &str,
+        url: &str,
+    ) -> Result<tonic::transport::Endpoint, StartError> {
+        self.settings
+            .tls
+            .endpoint(self.name, url)
+            .map_err(|error| StartError::Setup(format!("{setting}: {error}")))
+    }
 }
 
 /// A background task of a service: started with it, told to stop through the token.
@@ -221,13 +243,14 @@ pub async fn connect<S: Service>(settings: &Settings) -> Result<PgPool, StartErr
     Ok(pool)
 }
 
-/// The platform's migrators: event store (versions 1..99), consumers (100..199) and the
-/// personal-data key store (200..299).
-pub fn platform_migrators() -> [Migrator; 3] {
+/// The platform's migrators: event store (versions 1..99), consumers (100..199), the
+/// personal-data key store (200..299) and the audit log (300..399).
+pub fn platform_migrators() -> [Migrator; 4] {
     [
         jiuzhu_eventstore::migrator(),
         jiuzhu_messaging::migrator(),
         jiuzhu_vault::migrator(),
+        jiuzhu_audit::migrator(),
     ]
 }
 
@@ -251,6 +274,8 @@ pub fn assemble<S: Service>(
     let store = EventStore::new(pool.clone(), S::NAME, topic);
     let context = ServiceContext {
         store,
+        audit: jiuzhu_audit::Audit::new(pool.clone()),
+        name: S::NAME,
         pool,
         settings,
     };
@@ -260,6 +285,10 @@ pub fn assemble<S: Service>(
 
 /// Starts a service: database, topics, gRPC, relay and consumers.
 pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError> {
+    // Refuse at once, before any connection, to run without TLS or with a broken access table.
+    let tls = settings.tls.server(S::NAME)?;
+    let guard =
+        jiuzhu_access::GuardLayer::new(jiuzhu_access::AccessTable::shipped()?, &settings.limits);
     // Listen before opening any connection: an outgoing connection's local port is drawn from
     // the ephemeral range, which holds the service ports too (50051… on Linux's 32768–60999).
     let listener = tokio::net::TcpListener::bind(settings.service.listen)
@@ -369,12 +398,23 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         .register_encoded_file_descriptor_set(jiuzhu_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1();
-    let mut server =
-        tonic::transport::Server::builder().trace_fn(jiuzhu_telemetry::grpc_server_span);
-    let router = match components.routes.take() {
-        Some(routes) => server.add_routes(routes),
-        None => server.add_routes(Routes::default()),
+    let limits = &context.settings.limits;
+    let mut server = tonic::transport::Server::builder()
+        .tls_config(tls)
+        .map_err(|error| StartError::Setup(format!("TLS: {error}")))?
+        .timeout(Duration::from_millis(limits.request_timeout_ms))
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .trace_fn(jiuzhu_telemetry::grpc_server_span)
+        .layer(guard);
+    let audit = jiuzhu_proto::audit::audit_service_server::AuditServiceServer::new(
+        jiuzhu_audit::AuditApi::new(context.audit.clone()),
+    )
+    .max_decoding_message_size(limits.max_message_bytes);
+    let routes = match components.routes.take() {
+        Some(routes) => routes.add_service(audit),
+        None => Routes::new(audit),
     };
+    let router = server.add_routes(routes);
     let router = match reflection {
         Ok(reflection) => router.add_service(reflection),
         Err(error) => {

@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 
+use jiuzhu_access::{LimitSettings, TlsSettings};
 use jiuzhu_config::{ConfigError, Layers, Secret, Validate, check_range};
 use jiuzhu_messaging::{ConsumerSettings, KafkaSettings, RelaySettings};
 use jiuzhu_telemetry::TelemetrySettings;
@@ -18,7 +19,7 @@ pub struct PeerSettings {
 impl Default for PeerSettings {
     fn default() -> Self {
         Self {
-            registry: "http://127.0.0.1:50051".to_owned(),
+            registry: "https://127.0.0.1:50051".to_owned(),
         }
     }
 }
@@ -130,7 +131,7 @@ pub struct ProviderSettings {
 impl Default for ProviderSettings {
     fn default() -> Self {
         Self {
-            endpoint: "http://127.0.0.1:50060".to_owned(),
+            endpoint: "https://127.0.0.1:50060".to_owned(),
             name: "simulator".to_owned(),
             request_timeout_ms: 10_000,
             poll_ms: 200,
@@ -266,11 +267,14 @@ pub struct Settings {
     pub deadlines: DeadlineSettings,
     pub recommender: RecommenderSettings,
     pub provider: ProviderSettings,
+    pub tls: TlsSettings,
+    pub limits: LimitSettings,
 }
 
 impl Settings {
     /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]`, `[vault]`, `[peers]`,
-    /// `[deadlines]`, `[recommender]`, `[provider]` and the service's own section.
+    /// `[deadlines]`, `[recommender]`, `[provider]`, `[tls]`, `[limits]` and the service's own
+    /// section.
     pub fn from_layers(layers: &Layers, name: &str, port: u16) -> Result<Self, ConfigError> {
         let service = layers
             .section::<ServicePatch>(name)?
@@ -287,6 +291,8 @@ impl Settings {
             deadlines: layers.section("deadlines")?,
             recommender: layers.section("recommender")?,
             provider: layers.section("provider")?,
+            tls: layers.section("tls")?,
+            limits: layers.section("limits")?,
         })
     }
 
@@ -308,6 +314,8 @@ impl Settings {
             deadlines: DeadlineSettings::default(),
             recommender: RecommenderSettings::default(),
             provider: ProviderSettings::default(),
+            tls: TlsSettings::default(),
+            limits: LimitSettings::default(),
         }
     }
 }

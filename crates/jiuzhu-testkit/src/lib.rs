@@ -16,7 +16,14 @@ pub use database::{TestDatabase, fresh_database};
 pub use otlp::{CollectedSpan, OtlpReceiver};
 pub use process::{ServiceProcess, binary_path};
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use jiuzhu_access::dev::DevAuthority;
+use jiuzhu_access::{Identity, TlsSettings};
 use jiuzhu_runtime::Settings;
+use tonic::transport::Channel;
 
 /// Broker address for tests.
 pub fn kafka_brokers() -> String {
@@ -41,7 +48,86 @@ pub fn settings(name: &str, database: &TestDatabase, namespace: &str) -> Setting
     if let Some(registry) = peer(namespace, "registry") {
         settings.peers.registry = registry;
     }
+    settings.tls = tls();
     settings
+}
+
+/// The test run's development certificates: an authority made once per test process, every
+/// Jiuzhu system's certificate, and more issued on demand.
+struct TestCerts {
+    dir: PathBuf,
+    authority: DevAuthority,
+}
+
+static CERTS: OnceLock<Result<TestCerts, String>> = OnceLock::new();
+
+fn test_certs() -> Result<&'static TestCerts, TestkitError> {
+    CERTS
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!(
+                "jiuzhu-test-certs-{}",
+                uuid::Uuid::now_v7().simple()
+            ));
+            jiuzhu_access::dev::write_certs(&dir, "520102").map_err(|e| e.to_string())?;
+            // The authority that signed those is gone; this one signs what tests ask for, and
+            // its certificate joins the trusted ones.
+            let authority = DevAuthority::new().map_err(|e| e.to_string())?;
+            let ca = dir.join("ca.pem");
+            let mut trusted = std::fs::read_to_string(&ca).map_err(|e| e.to_string())?;
+            trusted.push_str(authority.ca_pem());
+            std::fs::write(&ca, trusted).map_err(|e| e.to_string())?;
+            Ok(TestCerts { dir, authority })
+        })
+        .as_ref()
+        .map_err(|error| TestkitError::Process(format!("test certificates: {error}")))
+}
+
+/// `[tls]` for services and processes under test (a directory that does not exist when the
+/// certificates could not be made, so that the start error says so).
+pub fn tls() -> TlsSettings {
+    match test_certs() {
+        Ok(certs) => TlsSettings::in_dir(&certs.dir),
+        Err(_) => TlsSettings::in_dir("/nonexistent/jiuzhu-test-certs"),
+    }
+}
+
+/// The directory of the test certificates (for processes: `JIUZHU__TLS__DIR`).
+pub fn certs_dir() -> Result<PathBuf, TestkitError> {
+    Ok(test_certs()?.dir.clone())
+}
+
+/// A channel to a service under test as Jiuzhu's own test client (role `service`).
+pub async fn channel(addr: SocketAddr) -> Result<Channel, TestkitError> {
+    connect(addr, "client").await
+}
+
+/// A channel presenting a certificate for `identity`, issued on first use.
+pub async fn channel_as(addr: SocketAddr, identity: &Identity) -> Result<Channel, TestkitError> {
+    let certs = test_certs()?;
+    let name = format!(
+        "id-{}-{}-{}-{}",
+        identity.agency, identity.office, identity.role, identity.name
+    );
+    let cert = certs.dir.join(format!("{name}.pem"));
+    if !cert.exists() {
+        let issued = certs
+            .authority
+            .issue(identity, &jiuzhu_access::dev::HOSTS)
+            .map_err(|error| TestkitError::Process(error.to_string()))?;
+        std::fs::write(certs.dir.join(format!("{name}.key")), issued.key_pem)?;
+        std::fs::write(&cert, issued.cert_pem)?;
+    }
+    connect(addr, &name).await
+}
+
+async fn connect(addr: SocketAddr, name: &str) -> Result<Channel, TestkitError> {
+    let endpoint = tls()
+        .endpoint(name, &format!("https://{addr}"))
+        .map_err(|error| TestkitError::Process(error.to_string()))?;
+    endpoint
+        .connect()
+        .await
+        .map_err(|error| TestkitError::Process(format!("cannot reach {addr}: {error}")))
 }
 
 /// A port free at the moment of asking (for processes that must be told their port).

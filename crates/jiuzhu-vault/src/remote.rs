@@ -19,15 +19,14 @@ pub struct RemoteKeys {
 }
 
 impl RemoteKeys {
-    /// Connects lazily to `endpoint` (e.g. `http://127.0.0.1:50051`).
-    pub fn new(endpoint: &str) -> Result<Self, VaultError> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|error| VaultError::Unavailable(format!("`{endpoint}`: {error}")))?
+    /// Connects lazily to the registry at `endpoint` (its TLS set by the caller).
+    pub fn new(endpoint: Endpoint) -> Self {
+        let channel = endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
             .connect_lazy();
-        Ok(Self {
+        Self {
             client: PersonKeyServiceClient::new(channel),
-        })
+        }
     }
 
     pub async fn keys(&self, persons: &[Uuid]) -> Result<HashMap<Uuid, KeyState>, VaultError> {

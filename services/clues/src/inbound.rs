@@ -43,23 +43,9 @@ impl InboundHandler for CaseFeed {
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        // On a department's topic only the messages typed as clues are ours.
-        if inbound_source(&record.topic) == Some(CLUE_SENDING_DEPARTMENT)
-            && record.message_type() != Some(ReportPartyRequest::full_name().as_str())
-        {
+        let Some(request) = party_request(record)? else {
             return Ok(());
-        }
-        let mut request = ReportPartyRequest::decode(record.payload.as_slice())?;
-        if request.request_id.is_empty() {
-            request.request_id = format!("inbound-{}", record.offset);
-            // Stable across redelivery of the same party (a new offset would make a new id).
-            if !request.case_no.is_empty() && !request.party_ref.is_empty() {
-                request.request_id = format!(
-                    "case:{:x}",
-                    stable_hash(&format!("{}\u{0}{}", request.case_no, request.party_ref))
-                );
-            }
-        }
+        };
         match self.intake.report(request).await {
             Ok(_) => Ok(()),
             Err(status) => Err(match status.code() {
@@ -85,6 +71,31 @@ impl InboundHandler for CaseFeed {
             }),
         }
     }
+}
+
+/// The `ReportPartyRequest` an inbound record carries, its request id derived when the sender
+/// left it empty; `None` for a message on a department's topic that is not a clue.
+pub fn party_request(
+    record: &InboundRecord,
+) -> Result<Option<ReportPartyRequest>, ProjectionError> {
+    // On a department's topic only the messages typed as clues are ours.
+    if inbound_source(&record.topic) == Some(CLUE_SENDING_DEPARTMENT)
+        && record.message_type() != Some(ReportPartyRequest::full_name().as_str())
+    {
+        return Ok(None);
+    }
+    let mut request = ReportPartyRequest::decode(record.payload.as_slice())?;
+    if request.request_id.is_empty() {
+        request.request_id = format!("inbound-{}", record.offset);
+        // Stable across redelivery of the same party (a new offset would make a new id).
+        if !request.case_no.is_empty() && !request.party_ref.is_empty() {
+            request.request_id = format!(
+                "case:{:x}",
+                stable_hash(&format!("{}\u{0}{}", request.case_no, request.party_ref))
+            );
+        }
+    }
+    Ok(Some(request))
 }
 
 /// FNV-1a: stable across builds and platforms (the id must not change between releases).

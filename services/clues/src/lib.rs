@@ -32,8 +32,9 @@ impl Service for Clues {
     }
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
-        let keys = RemoteKeys::new(&context.settings.peers.registry)
-            .map_err(|error| StartError::Setup(format!("peers.registry: {error}")))?;
+        let limit = context.settings.limits.max_message_bytes;
+        let keys =
+            RemoteKeys::new(context.endpoint("peers.registry", &context.settings.peers.registry)?);
         let policy = policy::ScreeningPolicy::parse(policy::SHIPPED)
             .map_err(|error| StartError::Setup(format!("clue screening policy: {error}")))?;
         let index = std::sync::Arc::new(memory::MemoryIndex::default());
@@ -46,7 +47,7 @@ impl Service for Clues {
         let pool = context.store.pool().clone();
         let api = grpc::CluesApi::new(context.store.clone(), intake.clone());
         Ok(Components::new()
-            .grpc(CluesServiceServer::new(api.clone()))
+            .grpc(CluesServiceServer::new(api.clone()).max_decoding_message_size(limit))
             .inbound(register_inbound(relief::ReliefCases::new(api)))
             .inbound(register_inbound(inbound::CaseFeed::new(intake.clone())))
             .inbound(register_inbound(reverse::ReverseCorrelation::new(

@@ -35,32 +35,15 @@ impl InboundHandler for ReferralUpdates {
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        if record.message_type() != Some(ReferralUpdate::full_name().as_str()) {
+        let Some(DepartmentUpdate {
+            department,
+            case_id,
+            status,
+            update,
+        }) = referral_update(record)?
+        else {
             return Ok(());
-        }
-        let department = inbound_source(&record.topic)
-            .ok_or_else(|| {
-                ProjectionError::Rejected(format!("`{}` is not an inbound topic", record.topic))
-            })?
-            .to_owned();
-        let update = ReferralUpdate::decode(record.payload.as_slice())?;
-        let status = ReferralStatus::try_from(update.status).unwrap_or_default();
-        if matches!(status, ReferralStatus::Unspecified | ReferralStatus::Issued) {
-            return Err(ProjectionError::Rejected(format!(
-                "status {} is not an update a department sends",
-                update.status
-            )));
-        }
-        let case_id = update
-            .referral_id
-            .split_once(':')
-            .and_then(|(case, _)| uuid::Uuid::parse_str(case).ok())
-            .ok_or_else(|| {
-                ProjectionError::Rejected(format!(
-                    "referral_id `{}` is not one Jiuzhu issued",
-                    update.referral_id
-                ))
-            })?;
+        };
         let request_id = format!(
             "referral-update-{}-{}",
             update.referral_id,
@@ -91,4 +74,53 @@ impl InboundHandler for ReferralUpdates {
         .map(|_| ())
         .map_err(jiuzhu_runtime::grpc::consumer_error)
     }
+}
+
+/// A department's answer to a referral, as its inbound record says it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepartmentUpdate {
+    /// The sending department (named by the topic).
+    pub department: String,
+    /// The case the referral belongs to (the referral id's prefix).
+    pub case_id: uuid::Uuid,
+    pub status: ReferralStatus,
+    pub update: ReferralUpdate,
+}
+
+/// A department's `ReferralUpdate` read from its inbound record; `None` for other messages.
+pub fn referral_update(
+    record: &InboundRecord,
+) -> Result<Option<DepartmentUpdate>, ProjectionError> {
+    if record.message_type() != Some(ReferralUpdate::full_name().as_str()) {
+        return Ok(None);
+    }
+    let department = inbound_source(&record.topic)
+        .ok_or_else(|| {
+            ProjectionError::Rejected(format!("`{}` is not an inbound topic", record.topic))
+        })?
+        .to_owned();
+    let update = ReferralUpdate::decode(record.payload.as_slice())?;
+    let status = ReferralStatus::try_from(update.status).unwrap_or_default();
+    if matches!(status, ReferralStatus::Unspecified | ReferralStatus::Issued) {
+        return Err(ProjectionError::Rejected(format!(
+            "status {} is not an update a department sends",
+            update.status
+        )));
+    }
+    let case_id = update
+        .referral_id
+        .split_once(':')
+        .and_then(|(case, _)| uuid::Uuid::parse_str(case).ok())
+        .ok_or_else(|| {
+            ProjectionError::Rejected(format!(
+                "referral_id `{}` is not one Jiuzhu issued",
+                update.referral_id
+            ))
+        })?;
+    Ok(Some(DepartmentUpdate {
+        department,
+        case_id,
+        status,
+        update,
+    }))
 }

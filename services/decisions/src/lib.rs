@@ -30,6 +30,7 @@ impl Service for Decisions {
     }
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
+        let limit = context.settings.limits.max_message_bytes;
         let rules = grpc::Rules::shipped(context.settings.deadlines.clone())
             .map_err(|error| StartError::Setup(format!("relief policy: {error}")))?;
         let recommender = match &context.settings.recommender.model {
@@ -46,7 +47,7 @@ impl Service for Decisions {
         let every = std::time::Duration::from_secs(context.settings.deadlines.scan_seconds);
         let clock = context.settings.deadlines.clone();
         Ok(Components::new()
-            .grpc(DecisionsServiceServer::new(api.clone()))
+            .grpc(DecisionsServiceServer::new(api.clone()).max_decoding_message_size(limit))
             .inbound(register_inbound(departments::ReferralUpdates::new(
                 api.clone(),
                 departments,

@@ -33,16 +33,17 @@ impl Service for Followup {
     }
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
+        let limit = context.settings.limits.max_message_bytes;
         let policy = policy::FollowupPolicy::parse(policy::SHIPPED)
             .map_err(|error| StartError::Setup(format!("follow-up policy: {error}")))?;
-        let keys = RemoteKeys::new(&context.settings.peers.registry)
-            .map_err(|error| StartError::Setup(format!("peers.registry: {error}")))?;
+        let keys =
+            RemoteKeys::new(context.endpoint("peers.registry", &context.settings.peers.registry)?);
         let clock = context.settings.deadlines.clone();
         let every = std::time::Duration::from_secs(clock.scan_seconds);
         let api = grpc::FollowupApi::new(context.store.clone(), policy, keys, clock);
         let monitor = monitor::Monitor::new(api.clone());
         Ok(Components::new()
-            .grpc(FollowupServiceServer::new(api.clone()))
+            .grpc(FollowupServiceServer::new(api.clone()).max_decoding_message_size(limit))
             .inbound(register_inbound(plans::PaymentPlans::new(api)))
             .projection(register(cases::CaseFacts))
             .projection(register(projections::VisitBoard))

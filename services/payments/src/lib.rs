@@ -39,15 +39,15 @@ impl Service for Payments {
     }
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
+        let limit = context.settings.limits.max_message_bytes;
         let settings = context.settings.provider.clone();
-        let keys = RemoteKeys::new(&context.settings.peers.registry)
-            .map_err(|error| StartError::Setup(format!("peers.registry: {error}")))?;
+        let keys =
+            RemoteKeys::new(context.endpoint("peers.registry", &context.settings.peers.registry)?);
         let provider = provider::GatewayProvider::new(
             &settings.name,
-            &settings.endpoint,
+            context.endpoint("provider.endpoint", &settings.endpoint)?,
             Duration::from_millis(settings.request_timeout_ms),
-        )
-        .map_err(|error| StartError::Setup(format!("provider.endpoint: {error}")))?;
+        );
         let wake = Arc::new(tokio::sync::Notify::new());
         let api = grpc::PaymentsApi::new(
             context.store.clone(),
@@ -63,11 +63,14 @@ impl Service for Payments {
             wake,
         );
         Ok(Components::new()
-            .grpc(PaymentsServiceServer::new(api.clone()))
-            .grpc(GatewayNoticeServiceServer::new(submission::Notices::new(
-                context.store.clone(),
-                settings,
-            )))
+            .grpc(PaymentsServiceServer::new(api.clone()).max_decoding_message_size(limit))
+            .grpc(
+                GatewayNoticeServiceServer::new(submission::Notices::new(
+                    context.store.clone(),
+                    settings,
+                ))
+                .max_decoding_message_size(limit),
+            )
             .inbound(register_inbound(orders::DecisionOrders::new(api)))
             .projection(register(payees::PersonIdentities))
             .metrics(submission::metrics)

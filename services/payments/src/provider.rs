@@ -77,16 +77,15 @@ pub struct GatewayProvider {
 impl GatewayProvider {
     /// Connects lazily: a provider that is down makes outcomes unknown, not the service unable
     /// to start.
-    pub fn new(name: &str, endpoint: &str, timeout: Duration) -> Result<Self, ProviderError> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())
-            .map_err(|error| ProviderError::Unknown(format!("endpoint `{endpoint}`: {error}")))?
+    pub fn new(name: &str, endpoint: Endpoint, timeout: Duration) -> Self {
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(2))
             .connect_lazy();
-        Ok(Self {
+        Self {
             name: name.to_owned(),
             client: PaymentGatewayServiceClient::new(channel),
             timeout,
-        })
+        }
     }
 }
 

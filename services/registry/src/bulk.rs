@@ -75,7 +75,8 @@ impl From<RegistryError> for RowError {
     }
 }
 
-fn input(record: &PersonRecord) -> IdentityInput<'_> {
+/// The identity fields of a department's person record, as `Identity::parse` reads them.
+pub fn input(record: &PersonRecord) -> IdentityInput<'_> {
     IdentityInput {
         full_name: &record.full_name,
         gender: record.gender,

@@ -33,6 +33,7 @@ impl Service for Registry {
     }
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
+        let limit = context.settings.limits.max_message_bytes;
         let vault = Vault::from_settings(&context.settings.vault)
             .map_err(|error| StartError::Setup(error.to_string()))?;
         let agreements = jiuzhu_sharing::Agreements::shipped()
@@ -51,14 +52,20 @@ impl Service for Registry {
             .task("registry.share_relay", move |shutdown| {
                 sharing::relay(pool, shared, kafka, shutdown)
             })
-            .grpc(RegistryServiceServer::new(grpc::RegistryApi::new(
-                context.store.clone(),
-                vault.clone(),
-            )))
-            .grpc(PersonKeyServiceServer::new(grpc::PersonKeyApi::new(
-                context.store.clone(),
-                vault.clone(),
-            )))
+            .grpc(
+                RegistryServiceServer::new(grpc::RegistryApi::new(
+                    context.store.clone(),
+                    vault.clone(),
+                ))
+                .max_decoding_message_size(limit),
+            )
+            .grpc(
+                PersonKeyServiceServer::new(grpc::PersonKeyApi::new(
+                    context.store.clone(),
+                    vault.clone(),
+                ))
+                .max_decoding_message_size(limit),
+            )
             .projection(register(projections::Persons::new(vault.clone())))
             .projection(register(person_file::PersonFile))
             .inbound(register_inbound(inbound::DepartmentFeeds::new(

@@ -1,0 +1,199 @@
+//! A development certificate authority and certificates for local runs and tests: made fresh by
+//! `jiuzhu dev certs`, never committed (an installation uses its own authority).
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+use crate::{Identity, Role};
+
+/// Jiuzhu's own systems: each gets a certificate with role `service`, valid as server and client.
+pub const SYSTEMS: [&str; 8] = [
+    "registry",
+    "clues",
+    "decisions",
+    "payments",
+    "followup",
+    "paysim",
+    "cli",
+    "client",
+];
+
+/// Host names the development server certificates are valid for.
+pub const HOSTS: [&str; 8] = [
+    "localhost",
+    "127.0.0.1",
+    "registry",
+    "clues",
+    "decisions",
+    "payments",
+    "followup",
+    "paysim",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("{path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A throwaway certificate authority.
+pub struct DevAuthority {
+    issuer: Issuer<'static, KeyPair>,
+    ca_pem: String,
+}
+
+impl std::fmt::Debug for DevAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DevAuthority")
+    }
+}
+
+/// A certificate and its private key, PEM.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl DevAuthority {
+    pub fn new() -> Result<Self, DevError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(
+            DnType::CommonName,
+            "Jiuzhu development CA (not for production)",
+        );
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate()?;
+        let ca = params.self_signed(&key)?;
+        Ok(Self {
+            ca_pem: ca.pem(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A certificate for `identity`, valid as a client and, for `hosts`, as a server.
+    pub fn issue(&self, identity: &Identity, hosts: &[&str]) -> Result<Issued, DevError> {
+        let mut params =
+            CertificateParams::new(hosts.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, identity.name.clone());
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, identity.agency.clone());
+        params
+            .subject_alt_names
+            .push(SanType::URI(identity.uri().try_into()?));
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// The file name a role's development certificate has: `as-<role>`.
+pub fn role_file(role: Role) -> String {
+    format!("as-{role}")
+}
+
+fn write(path: PathBuf, text: &str, written: &mut Vec<PathBuf>) -> Result<(), DevError> {
+    std::fs::write(&path, text).map_err(|source| DevError::Write {
+        path: path.display().to_string(),
+        source,
+    })?;
+    written.push(path);
+    Ok(())
+}
+
+/// Writes a fresh authority (`ca.pem`; its key is not kept) and certificates into `dir`: one
+/// per Jiuzhu system ([`SYSTEMS`], role `service`, national) and one per role (`as-<role>`,
+/// agency `procuratorate`, office `office`). Returns the files written.
+pub fn write_certs(dir: &Path, office: &str) -> Result<Vec<PathBuf>, DevError> {
+    std::fs::create_dir_all(dir).map_err(|source| DevError::Write {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let authority = DevAuthority::new()?;
+    let mut written = Vec::new();
+    write(dir.join("ca.pem"), authority.ca_pem(), &mut written)?;
+    let mut identities: Vec<(String, Identity)> = SYSTEMS
+        .iter()
+        .map(|name| {
+            (
+                (*name).to_owned(),
+                Identity::new("jiuzhu", "000000", Role::Service, name),
+            )
+        })
+        .collect();
+    for role in Role::ALL {
+        let file = role_file(role);
+        identities.push((
+            file.clone(),
+            Identity::new("procuratorate", office, role, &file),
+        ));
+    }
+    for (file, identity) in identities {
+        let issued = authority.issue(&identity, &HOSTS)?;
+        write(
+            dir.join(format!("{file}.pem")),
+            &issued.cert_pem,
+            &mut written,
+        )?;
+        write(
+            dir.join(format!("{file}.key")),
+            &issued.key_pem,
+            &mut written,
+        )?;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_certificates_carry_their_identity() -> Result<(), Box<dyn std::error::Error>> {
+        let authority = DevAuthority::new()?;
+        let identity = Identity::new("procuratorate", "520102", Role::Approver, "as-approver");
+        let issued = authority.issue(&identity, &HOSTS)?;
+        let der = pem_to_der(&issued.cert_pem);
+        assert_eq!(Identity::from_certificate(&der)?, identity);
+        Ok(())
+    }
+
+    fn pem_to_der(pem: &str) -> Vec<u8> {
+        use x509_parser::pem::parse_x509_pem;
+        parse_x509_pem(pem.as_bytes())
+            .map(|(_, pem)| pem.contents)
+            .unwrap_or_default()
+    }
+}

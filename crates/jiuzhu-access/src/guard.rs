@@ -1,0 +1,260 @@
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use jiuzhu_config::{ConfigError, Validate, check_range};
+use serde::Deserialize;
+use tonic::Status;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+
+use crate::{AccessTable, Identity};
+
+/// Request header naming the person acting through an agency's system (a staff number; the
+/// certificate says which system vouches for it).
+pub const ACTING_HEADER: &str = "jiuzhu-acting-person";
+
+/// `[limits]`: what one caller may ask of a service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Calls per second per caller (certificate), sustained …
+    pub calls_per_second: u32,
+    /// … and in a burst.
+    pub burst: u32,
+    /// Largest request message accepted.
+    pub max_message_bytes: usize,
+    /// Longest a call may run; a caller's shorter `grpc-timeout` wins.
+    pub request_timeout_ms: u64,
+    /// Concurrent streams per connection (bounds streaming calls too).
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            calls_per_second: 500,
+            burst: 1_000,
+            max_message_bytes: 4 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            max_concurrent_streams: 200,
+        }
+    }
+}
+
+impl Validate for LimitSettings {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        check_range(
+            prefix,
+            "calls_per_second",
+            self.calls_per_second,
+            1..=1_000_000,
+        )?;
+        check_range(prefix, "burst", self.burst, 1..=1_000_000)?;
+        check_range(
+            prefix,
+            "max_message_bytes",
+            self.max_message_bytes,
+            1_024..=256 * 1024 * 1024,
+        )?;
+        check_range(
+            prefix,
+            "request_timeout_ms",
+            self.request_timeout_ms,
+            10..=3_600_000,
+        )?;
+        check_range(
+            prefix,
+            "max_concurrent_streams",
+            self.max_concurrent_streams,
+            1..=100_000,
+        )
+    }
+}
+
+/// The authenticated caller of one request, for handlers (audit, jurisdiction).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub identity: Identity,
+    /// The role sees every jurisdiction.
+    pub nationwide: bool,
+    /// The person acting through the calling system, when it says so.
+    pub acting: Option<String>,
+    /// The RPC's gRPC path.
+    pub method: String,
+    /// The access table version that let the call in.
+    pub table_version: String,
+}
+
+impl Caller {
+    /// The caller of a request that passed the guard.
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
+        request
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("the request has no authenticated caller"))
+    }
+
+    /// Whether the caller may see data of `region_code`.
+    pub fn may_see(&self, region_code: &str) -> bool {
+        self.nationwide || self.identity.covers(region_code)
+    }
+
+    /// `PERMISSION_DENIED` unless the caller may see data of `region_code`.
+    pub fn check_jurisdiction(&self, region_code: &str) -> Result<(), Status> {
+        if self.may_see(region_code) {
+            return Ok(());
+        }
+        Err(Status::permission_denied(format!(
+            "region {region_code} is outside the jurisdiction of office {}",
+            self.identity.office
+        )))
+    }
+}
+
+struct GuardState {
+    table: AccessTable,
+    limiter: DefaultKeyedRateLimiter<String>,
+    limits: LimitSettings,
+}
+
+/// Puts a [`Guard`] in front of every gRPC service of a server.
+#[derive(Clone)]
+pub struct GuardLayer {
+    state: Arc<GuardState>,
+}
+
+impl std::fmt::Debug for GuardLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuardLayer")
+            .field("table", &self.state.table.version)
+            .finish()
+    }
+}
+
+impl GuardLayer {
+    pub fn new(table: AccessTable, limits: &LimitSettings) -> Self {
+        let quota =
+            Quota::per_second(NonZeroU32::new(limits.calls_per_second).unwrap_or(NonZeroU32::MIN))
+                .allow_burst(NonZeroU32::new(limits.burst).unwrap_or(NonZeroU32::MIN));
+        Self {
+            state: Arc::new(GuardState {
+                table,
+                limiter: RateLimiter::keyed(quota),
+                limits: limits.clone(),
+            }),
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for GuardLayer {
+    type Service = Guard<S>;
+
+    fn layer(&self, inner: S) -> Guard<S> {
+        Guard {
+            inner,
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+/// Admits a request only from a caller with a valid client certificate whose role the access
+/// table allows for the RPC, within the caller's rate; refuses everything else with the gRPC
+/// status that says why.
+#[derive(Clone)]
+pub struct Guard<S> {
+    inner: S,
+    state: Arc<GuardState>,
+}
+
+impl<S> std::fmt::Debug for Guard<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("table", &self.state.table.version)
+            .finish()
+    }
+}
+
+impl GuardState {
+    fn admit<B>(&self, request: &mut http::Request<B>) -> Result<(), Status> {
+        let path = request.uri().path().to_owned();
+        let certificate = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(TlsConnectInfo::peer_certs)
+            .and_then(|certs| certs.first().cloned())
+            .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        let identity = Identity::from_certificate(certificate.as_ref())
+            .map_err(|error| Status::unauthenticated(error.to_string()))?;
+        let version = &self.table.version;
+        let rule = self.table.rule(&path).ok_or_else(|| {
+            Status::permission_denied(format!("{path} has no rule in access table {version}"))
+        })?;
+        if !rule.allows(identity.role) {
+            return Err(Status::permission_denied(format!(
+                "role {} may not call {path} (access table {version})",
+                identity.role
+            )));
+        }
+        if self.limiter.check_key(&identity.uri()).is_err() {
+            return Err(Status::resource_exhausted(format!(
+                "{} calls more than {} times a second; slow down and retry",
+                identity.name, self.limits.calls_per_second
+            )));
+        }
+        let acting = request
+            .headers()
+            .get(ACTING_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.is_empty() && value.len() <= 64)
+            .map(str::to_owned);
+        let caller = Caller {
+            nationwide: self.table.is_nationwide(identity.role),
+            identity,
+            acting,
+            method: path,
+            table_version: version.clone(),
+        };
+        request.extensions_mut().insert(caller);
+        Ok(())
+    }
+}
+
+type Answer<E> = Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
+
+impl<S, B> tower_service::Service<http::Request<B>> for Guard<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Answer<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        match self.state.admit(&mut request) {
+            Ok(()) => {
+                // The service that was polled ready serves; a fresh clone waits for the next.
+                let ready = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, ready);
+                Box::pin(inner.call(request))
+            }
+            Err(status) => {
+                tracing::info!(code = ?status.code(), reason = status.message(), "call refused");
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+use serde::Deserialize;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::AccessError;
+
+/// What a caller does, and so what it may call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    CaseProsecutor,
+    ReliefProsecutor,
+    Approver,
+    FinanceOfficer,
+    FollowupOfficer,
+    DepartmentIntegrator,
+    Auditor,
+    Service,
+}
+
+impl Role {
+    pub const ALL: [Role; 8] = [
+        Role::CaseProsecutor,
+        Role::ReliefProsecutor,
+        Role::Approver,
+        Role::FinanceOfficer,
+        Role::FollowupOfficer,
+        Role::DepartmentIntegrator,
+        Role::Auditor,
+        Role::Service,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::CaseProsecutor => "case_prosecutor",
+            Role::ReliefProsecutor => "relief_prosecutor",
+            Role::Approver => "approver",
+            Role::FinanceOfficer => "finance_officer",
+            Role::FollowupOfficer => "followup_officer",
+            Role::DepartmentIntegrator => "department_integrator",
+            Role::Auditor => "auditor",
+            Role::Service => "service",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|role| role.name() == name)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A caller's identity as its certificate states it, in a SPIFFE ID:
+/// `spiffe://jiuzhu/agency/<agency>/office/<region code>/role/<role>/name/<system>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// The agency, e.g. `procuratorate`, `civil-affairs`, `jiuzhu` (the platform's own).
+    pub agency: String,
+    /// The office's six-digit region code: `520102` a district, `520100` a city, `520000` a
+    /// province, `000000` national.
+    pub office: String,
+    pub role: Role,
+    /// The system holding the certificate (`registry`, `case-system-nanming`, …).
+    pub name: String,
+}
+
+const TRUST_DOMAIN: &str = "spiffe://jiuzhu/";
+
+fn slug_ok(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl Identity {
+    pub fn new(agency: &str, office: &str, role: Role, name: &str) -> Self {
+        Self {
+            agency: agency.to_owned(),
+            office: office.to_owned(),
+            role,
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn uri(&self) -> String {
+        format!(
+            "{TRUST_DOMAIN}agency/{}/office/{}/role/{}/name/{}",
+            self.agency, self.office, self.role, self.name
+        )
+    }
+
+    pub fn from_uri(uri: &str) -> Result<Self, AccessError> {
+        let refuse = |reason: &str| AccessError::Identity {
+            uri: uri.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let path = uri
+            .strip_prefix(TRUST_DOMAIN)
+            .ok_or_else(|| refuse("not a spiffe://jiuzhu/ identity"))?;
+        let parts: Vec<&str> = path.split('/').collect();
+        let [
+            "agency",
+            agency,
+            "office",
+            office,
+            "role",
+            role,
+            "name",
+            name,
+        ] = parts.as_slice()
+        else {
+            return Err(refuse(
+                "must be agency/<agency>/office/<code>/role/<role>/name/<name>",
+            ));
+        };
+        if !slug_ok(agency) || !slug_ok(name) {
+            return Err(refuse(
+                "agency and name are lowercase letters, digits, - and _",
+            ));
+        }
+        if office.len() != 6 || !office.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(refuse("office must be a six-digit region code"));
+        }
+        let role = Role::parse(role).ok_or_else(|| refuse("unknown role"))?;
+        Ok(Self::new(agency, office, role, name))
+    }
+
+    /// The identity in a DER certificate's subject alternative names.
+    pub fn from_certificate(der: &[u8]) -> Result<Self, AccessError> {
+        let (_, certificate) = X509Certificate::from_der(der)
+            .map_err(|error| AccessError::Certificate(error.to_string()))?;
+        let names = certificate
+            .subject_alternative_name()
+            .map_err(|error| AccessError::Certificate(error.to_string()))?
+            .ok_or_else(|| AccessError::Certificate("no subject alternative names".to_owned()))?;
+        let uri = names
+            .value
+            .general_names
+            .iter()
+            .find_map(|name| match name {
+                GeneralName::URI(uri) if uri.starts_with(TRUST_DOMAIN) => Some(*uri),
+                _ => None,
+            })
+            .ok_or_else(|| AccessError::Certificate("no spiffe://jiuzhu/ identity".to_owned()))?;
+        Self::from_uri(uri)
+    }
+
+    /// Whether the office's jurisdiction holds `region_code` (its own code and every code
+    /// under it: `520100` holds `520102`; `000000` holds everything).
+    pub fn covers(&self, region_code: &str) -> bool {
+        let mut prefix = self.office.as_str();
+        while let Some(shorter) = prefix.strip_suffix("00") {
+            prefix = shorter;
+        }
+        region_code.starts_with(prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identities_round_trip_and_bad_ones_say_why() -> Result<(), AccessError> {
+        let identity = Identity::new("procuratorate", "520102", Role::Approver, "case-system");
+        assert_eq!(Identity::from_uri(&identity.uri())?, identity);
+        for (uri, reason) in [
+            (
+                "spiffe://other/agency/a/office/520102/role/approver/name/x",
+                "spiffe://jiuzhu/",
+            ),
+            (
+                "spiffe://jiuzhu/agency/a/office/5201/role/approver/name/x",
+                "six-digit",
+            ),
+            (
+                "spiffe://jiuzhu/agency/a/office/520102/role/king/name/x",
+                "unknown role",
+            ),
+            (
+                "spiffe://jiuzhu/agency/A B/office/520102/role/approver/name/x",
+                "lowercase",
+            ),
+            (
+                "spiffe://jiuzhu/agency/a/office/520102/role/approver",
+                "must be",
+            ),
+        ] {
+            let error = Identity::from_uri(uri).err().map(|e| e.to_string());
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(reason)),
+                "{uri}: {error:?}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_office_covers_its_own_region_and_everything_under_it() {
+        let district = Identity::new("procuratorate", "520102", Role::CaseProsecutor, "x");
+        assert!(district.covers("520102"));
+        assert!(!district.covers("520103"));
+        let city = Identity::new("procuratorate", "520100", Role::CaseProsecutor, "x");
+        assert!(city.covers("520102") && !city.covers("520201"));
+        let national = Identity::new("jiuzhu", "000000", Role::Service, "x");
+        assert!(national.covers("110101"));
+    }
+}

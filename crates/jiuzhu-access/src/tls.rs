@@ -1,0 +1,108 @@
+use std::path::{Path, PathBuf};
+
+use jiuzhu_config::{ConfigError, Validate};
+use serde::Deserialize;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(
+        "{path}: {source} (make development certificates with `jiuzhu dev certs`, or point [tls] at the installation's)"
+    )]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("endpoint `{endpoint}`: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+}
+
+/// `[tls]`: mutual TLS for every gRPC server and client. Each system holds `<name>.pem` and
+/// `<name>.key` (its certificate and key) and trusts the authority in `ca.pem`, all in `dir`
+/// unless a file is given on its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    pub dir: PathBuf,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from(".jiuzhu/certs"),
+            ca: None,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+impl Validate for TlsSettings {
+    fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl TlsSettings {
+    /// Everything in one directory.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            ..Self::default()
+        }
+    }
+
+    fn ca(&self) -> Result<Certificate, TlsError> {
+        let path = self.ca.clone().unwrap_or_else(|| self.dir.join("ca.pem"));
+        Ok(Certificate::from_pem(read(&path)?))
+    }
+
+    fn identity(&self, name: &str) -> Result<Identity, TlsError> {
+        let cert = (self.cert.clone()).unwrap_or_else(|| self.dir.join(format!("{name}.pem")));
+        let key = (self.key.clone()).unwrap_or_else(|| self.dir.join(format!("{name}.key")));
+        Ok(Identity::from_pem(read(&cert)?, read(&key)?))
+    }
+
+    /// A server that presents `name`'s certificate and admits only clients with a certificate
+    /// from the authority.
+    pub fn server(&self, name: &str) -> Result<ServerTlsConfig, TlsError> {
+        Ok(ServerTlsConfig::new()
+            .identity(self.identity(name)?)
+            .client_ca_root(self.ca()?)
+            .client_auth_optional(false))
+    }
+
+    /// A client that presents `name`'s certificate and trusts only the authority's servers.
+    pub fn client(&self, name: &str) -> Result<ClientTlsConfig, TlsError> {
+        Ok(ClientTlsConfig::new()
+            .ca_certificate(self.ca()?)
+            .identity(self.identity(name)?))
+    }
+
+    /// An endpoint (`https://host:port`; `http://` is taken as `https://`) reached as `name`.
+    pub fn endpoint(&self, name: &str, endpoint: &str) -> Result<Endpoint, TlsError> {
+        let url = match endpoint.strip_prefix("http://") {
+            Some(rest) => format!("https://{rest}"),
+            None => endpoint.to_owned(),
+        };
+        let refuse = |reason: String| TlsError::Endpoint {
+            endpoint: endpoint.to_owned(),
+            reason,
+        };
+        Endpoint::from_shared(url)
+            .map_err(|error| refuse(error.to_string()))?
+            .tls_config(self.client(name)?)
+            .map_err(|error| refuse(error.to_string()))
+    }
+}

@@ -1,0 +1,365 @@
+//! The audit log of personal-data access. Every read or change of personal data through a
+//! service's API writes one record (who, which role, which office, the person acting, what,
+//! about whom, when, for which purpose, how it ended) into that service's `audit_log`. Records
+//! are append-only (the database refuses updates and deletions) and hash-chained, so that an
+//! edit made behind the database's back is found by [`Audit::verify`]. [`AuditApi`] serves
+//! `jiuzhu.audit.v1.AuditService` beside every service.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use jiuzhu_access::Caller;
+use jiuzhu_proto::audit::audit_service_server::AuditService;
+use jiuzhu_proto::audit::{
+    AuditRecord, ListAuditRecordsRequest, ListAuditRecordsResponse, VerifyAuditChainRequest,
+    VerifyAuditChainResponse,
+};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tonic::{Code, Request, Response, Status};
+
+/// Migrations of the audit log (versions 300..399).
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// The hash of the first record's predecessor.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Keeps the chain in one order: one writer at a time per database.
+const CHAIN_LOCK: i64 = 0x6a69_757a_6875_6175; // "jiuzhuau"
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct Row {
+    sequence: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    role: String,
+    office: String,
+    acting_person: String,
+    action: String,
+    person_id: String,
+    purpose: String,
+    outcome: String,
+    previous_hash: String,
+    hash: String,
+}
+
+impl Row {
+    /// SHA-256 over the predecessor's hash and every field of the record, unambiguously
+    /// separated.
+    fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.previous_hash.as_bytes());
+        for field in [
+            self.sequence.to_string(),
+            self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            self.actor.clone(),
+            self.role.clone(),
+            self.office.clone(),
+            self.acting_person.clone(),
+            self.action.clone(),
+            self.person_id.clone(),
+            self.purpose.clone(),
+            self.outcome.clone(),
+        ] {
+            hasher.update((field.len() as u64).to_be_bytes());
+            hasher.update(field.as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    fn into_record(self) -> AuditRecord {
+        AuditRecord {
+            sequence: self.sequence,
+            at: Some(jiuzhu_proto::time::timestamp(self.at)),
+            actor: self.actor,
+            role: self.role,
+            office: self.office,
+            acting_person: self.acting_person,
+            action: self.action,
+            person_id: self.person_id,
+            purpose: self.purpose,
+            outcome: self.outcome,
+            hash: self.hash,
+            previous_hash: self.previous_hash,
+        }
+    }
+}
+
+/// The result of checking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub records: i64,
+    /// The first record that does not follow, and why.
+    pub broken: Option<(i64, String)>,
+}
+
+/// The gRPC status code's canonical name (`OK`, `NOT_FOUND`, …).
+pub fn outcome_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// A service's audit log.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pool: PgPool,
+}
+
+impl Audit {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Appends one record to the chain; its sequence number.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        person_id: &str,
+        purpose: &str,
+        outcome: Code,
+    ) -> Result<i64, AuditError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(CHAIN_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let last: Option<(i64, String)> =
+            sqlx::query_as("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (previous, previous_hash) = last.unwrap_or((0, GENESIS.to_owned()));
+        let mut row = Row {
+            sequence: previous + 1,
+            // Stored with microseconds: hashed as stored, so that it verifies.
+            at: Utc::now().trunc_subsecs(6),
+            actor: caller.identity.uri(),
+            role: caller.identity.role.name().to_owned(),
+            office: caller.identity.office.clone(),
+            acting_person: caller.acting.clone().unwrap_or_default(),
+            action: caller.method.clone(),
+            person_id: person_id.to_owned(),
+            purpose: purpose.to_owned(),
+            outcome: outcome_name(outcome).to_owned(),
+            previous_hash,
+            hash: String::new(),
+        };
+        row.hash = row.digest();
+        sqlx::query(
+            "INSERT INTO audit_log (sequence, at, actor, role, office, acting_person, action, \
+             person_id, purpose, outcome, previous_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(row.sequence)
+        .bind(row.at)
+        .bind(&row.actor)
+        .bind(&row.role)
+        .bind(&row.office)
+        .bind(&row.acting_person)
+        .bind(&row.action)
+        .bind(&row.person_id)
+        .bind(&row.purpose)
+        .bind(&row.outcome)
+        .bind(&row.previous_hash)
+        .bind(&row.hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.sequence)
+    }
+
+    /// Records a personal-data access that ended with `result` and passes the result on; when
+    /// the record cannot be written, the data is not handed out either.
+    pub async fn access<T>(
+        &self,
+        caller: &Caller,
+        purpose: &str,
+        result: Result<T, Status>,
+        person_of: impl FnOnce(&T) -> String,
+    ) -> Result<T, Status> {
+        let (person, outcome) = match &result {
+            Ok(answer) => (person_of(answer), Code::Ok),
+            Err(status) => (String::new(), status.code()),
+        };
+        if let Err(error) = self.record(caller, &person, purpose, outcome).await {
+            tracing::error!(%error, action = caller.method, "audit record not written; access refused");
+            return Err(Status::unavailable(
+                "the audit log cannot be written; personal data is not released without it",
+            ));
+        }
+        result
+    }
+
+    /// Walks the whole chain, oldest first.
+    pub async fn verify(&self) -> Result<Verification, AuditError> {
+        let mut records = 0;
+        let mut previous = GENESIS.to_owned();
+        let mut after = 0_i64;
+        loop {
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT * FROM audit_log WHERE sequence > $1 ORDER BY sequence LIMIT 1000",
+            )
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(last) = rows.last() else {
+                return Ok(Verification {
+                    records,
+                    broken: None,
+                });
+            };
+            after = last.sequence;
+            for row in rows {
+                records += 1;
+                let broken = if row.sequence != records {
+                    Some(format!(
+                        "record {} is missing (the next one found is {})",
+                        records, row.sequence
+                    ))
+                } else if row.previous_hash != previous {
+                    Some("its previous hash is not its predecessor's hash".to_owned())
+                } else if row.digest() != row.hash {
+                    Some("its content does not match its hash".to_owned())
+                } else {
+                    None
+                };
+                if let Some(reason) = broken {
+                    return Ok(Verification {
+                        records,
+                        broken: Some((records, reason)),
+                    });
+                }
+                previous = row.hash;
+            }
+        }
+    }
+
+    async fn list(
+        &self,
+        person_id: &str,
+        actor: &str,
+        limit: i64,
+        before: i64,
+    ) -> Result<Vec<Row>, AuditError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM audit_log WHERE ($1 = '' OR person_id = $1) AND ($2 = '' OR actor = $2) \
+             AND sequence < $3 ORDER BY sequence DESC LIMIT $4",
+        )
+        .bind(person_id)
+        .bind(actor)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// `jiuzhu.audit.v1.AuditService` over a service's audit log. Listing is itself audited.
+#[derive(Debug, Clone)]
+pub struct AuditApi {
+    audit: Audit,
+}
+
+impl AuditApi {
+    pub fn new(audit: Audit) -> Self {
+        Self { audit }
+    }
+}
+
+fn unavailable(error: AuditError) -> Status {
+    tracing::error!(%error, "audit log unavailable");
+    Status::unavailable("the audit log is unavailable; try again")
+}
+
+#[tonic::async_trait]
+impl AuditService for AuditApi {
+    async fn list_audit_records(
+        &self,
+        request: Request<ListAuditRecordsRequest>,
+    ) -> Result<Response<ListAuditRecordsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let request = request.into_inner();
+        if request.person_id.is_empty() == request.actor.is_empty() {
+            return Err(Status::invalid_argument(
+                "give either person_id or actor (exactly one)",
+            ));
+        }
+        let limit = match request.page_size {
+            0 => 100,
+            n @ 1..=500 => i64::from(n),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "page_size must be between 1 and 500",
+                ));
+            }
+        };
+        let before = match request.page_token.as_str() {
+            "" => i64::MAX,
+            token => token
+                .parse::<i64>()
+                .map_err(|_| Status::invalid_argument("page_token is not one this API gave"))?,
+        };
+        let rows = self
+            .audit
+            .list(&request.person_id, &request.actor, limit + 1, before)
+            .await
+            .map_err(unavailable);
+        let answer = rows.map(|mut rows| {
+            let next_page_token = if rows.len() as i64 > limit {
+                rows.truncate(limit as usize);
+                rows.last()
+                    .map(|r| r.sequence.to_string())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            ListAuditRecordsResponse {
+                records: rows.into_iter().map(Row::into_record).collect(),
+                next_page_token,
+            }
+        });
+        let person = request.person_id.clone();
+        self.audit
+            .access(&caller, "audit", answer, move |_| person)
+            .await
+            .map(Response::new)
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        _request: Request<VerifyAuditChainRequest>,
+    ) -> Result<Response<VerifyAuditChainResponse>, Status> {
+        let verification = self.audit.verify().await.map_err(unavailable)?;
+        let (first_broken_sequence, reason) = verification.broken.unwrap_or_default();
+        Ok(Response::new(VerifyAuditChainResponse {
+            records: verification.records,
+            intact: first_broken_sequence == 0,
+            first_broken_sequence,
+            reason,
+        }))
+    }
+}
