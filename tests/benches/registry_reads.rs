@@ -112,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
                 let outcome = if search {
                     client
                         .search_persons(SearchPersonsRequest {
+                            purpose: jiuzhu_tests::PURPOSE.to_owned(),
                             query: Some(Query::ResidentId(resident_id)),
                             ..SearchPersonsRequest::default()
                         })
@@ -119,7 +120,10 @@ async fn main() -> anyhow::Result<()> {
                         .map(|_| ())
                 } else {
                     client
-                        .get_person(GetPersonRequest { person_id })
+                        .get_person(GetPersonRequest {
+                            purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                            person_id,
+                        })
                         .await
                         .map(|_| ())
                 };

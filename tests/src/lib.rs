@@ -394,3 +394,6 @@ pub fn log_if_asked() {
             .try_init();
     }
 }
+
+/// The purpose tests state when they read personal data (it is recorded in the audit log).
+pub const PURPOSE: &str = "automated test of the platform";

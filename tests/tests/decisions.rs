@@ -20,6 +20,7 @@ async fn relief_case(
 ) -> anyhow::Result<ReliefCase> {
     client
         .get_case(GetCaseRequest {
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
             case_id: case_id.to_owned(),
         })
         .await?
@@ -349,7 +350,10 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
             let case_id = case_id.clone();
             async move {
                 let case = client
-                    .get_case(GetCaseRequest { case_id })
+                    .get_case(GetCaseRequest {
+                        purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                        case_id,
+                    })
                     .await?
                     .into_inner()
                     .relief_case
@@ -451,7 +455,10 @@ async fn a_referred_clue_opens_a_relief_case_and_the_case_closes_the_clue() -> T
         async move {
             // Not found until the clue board has the clue.
             let found = clues_api
-                .get_clue(GetClueRequest { clue_id })
+                .get_clue(GetClueRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    clue_id,
+                })
                 .await
                 .ok()
                 .and_then(|r| r.into_inner().clue);

@@ -228,7 +228,10 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
         let (mut relief, case_id) = (relief.clone(), paid_case.clone());
         async move {
             let case = relief
-                .get_case(jiuzhu_proto::decisions::GetCaseRequest { case_id })
+                .get_case(jiuzhu_proto::decisions::GetCaseRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    case_id,
+                })
                 .await?
                 .into_inner()
                 .relief_case

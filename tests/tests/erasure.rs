@@ -69,7 +69,12 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
         let mut client = client.clone();
         let person_id = person.clone();
         async move {
-            let found = client.get_person(GetPersonRequest { person_id }).await;
+            let found = client
+                .get_person(GetPersonRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    person_id,
+                })
+                .await;
             Ok(found
                 .ok()
                 .and_then(|f| f.into_inner().person)
@@ -174,7 +179,12 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
         let mut client = client.clone();
         let person_id = person.clone();
         async move {
-            let found = client.get_person(GetPersonRequest { person_id }).await?;
+            let found = client
+                .get_person(GetPersonRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    person_id,
+                })
+                .await?;
             Ok(found.into_inner().person.filter(|p| p.erased))
         }
     })
@@ -194,6 +204,7 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
     assert_eq!(view.statuses.len(), 1, "statuses are not personal data");
     let found = client
         .search_persons(SearchPersonsRequest {
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
             query: Some(Query::ResidentId(erased_id.clone())),
             ..SearchPersonsRequest::default()
         })
@@ -208,6 +219,7 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
         async move {
             let entries = client
                 .get_person_file(GetPersonFileRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     person_id,
                     ..GetPersonFileRequest::default()
                 })

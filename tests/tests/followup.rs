@@ -68,6 +68,7 @@ async fn visits(
     Ok(client
         .clone()
         .list_visits(ListVisitsRequest {
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
             office: OFFICE.to_owned(),
             overdue,
             due_before: "2026-12-31".to_owned(),
@@ -164,6 +165,7 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
             Ok(
                 match client
                     .get_plan(GetPlanRequest {
+                        purpose: jiuzhu_tests::PURPOSE.to_owned(),
                         case_id,
                         ..GetPlanRequest::default()
                     })
@@ -303,7 +305,10 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
         let (mut client, person_id) = (client.clone(), person_id.clone());
         async move {
             let trend = client
-                .get_person_trend(GetPersonTrendRequest { person_id })
+                .get_person_trend(GetPersonTrendRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    person_id,
+                })
                 .await?
                 .into_inner();
             Ok((trend.visits.len() == 2).then_some(trend))
@@ -360,6 +365,7 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
     // The new office's plan takes the visit not made yet; the case now points at it.
     let taken_over = client
         .get_plan(GetPlanRequest {
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
             case_id: case_id.clone(),
             ..GetPlanRequest::default()
         })
@@ -377,6 +383,7 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
     assert_eq!(remaining, [3]);
     let closed = client
         .get_plan(GetPlanRequest {
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
             plan_id: plan.plan_id.clone(),
             ..GetPlanRequest::default()
         })
@@ -403,6 +410,7 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
         async move {
             let file = people
                 .get_person_file(jiuzhu_proto::registry::GetPersonFileRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     person_id,
                     ..Default::default()
                 })

@@ -110,7 +110,10 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
             let (mut relief, case_id) = (relief.clone(), case_id.clone());
             async move {
                 let case = relief
-                    .get_case(GetCaseRequest { case_id })
+                    .get_case(GetCaseRequest {
+                        purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                        case_id,
+                    })
                     .await?
                     .into_inner()
                     .relief_case

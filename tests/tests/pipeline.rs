@@ -75,7 +75,13 @@ async fn command_on_one_service_reaches_another_services_projection() -> TestRes
         let mut client = client.clone();
         let id = first.person_id.clone();
         async move {
-            match client.get_person(GetPersonRequest { person_id: id }).await {
+            match client
+                .get_person(GetPersonRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    person_id: id,
+                })
+                .await
+            {
                 Ok(found) => Ok(found.into_inner().person),
                 Err(status) if status.code() == Code::NotFound => Ok(None),
                 Err(status) => Err(status.into()),

@@ -33,7 +33,13 @@ async fn person_at(
         let mut client = client.clone();
         let person_id = id.to_owned();
         async move {
-            match client.get_person(GetPersonRequest { person_id }).await {
+            match client
+                .get_person(GetPersonRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    person_id,
+                })
+                .await
+            {
                 Ok(found) => Ok(found.into_inner().person.filter(|p| p.version >= version)),
                 Err(status) if status.code() == Code::NotFound => Ok(None),
                 Err(status) => Err(status.into()),
@@ -222,6 +228,7 @@ async fn merge_and_unmerge_keep_both_histories() -> TestResult {
         async move {
             match client
                 .get_person(GetPersonRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     person_id: survivor,
                 })
                 .await
@@ -336,7 +343,10 @@ async fn households_and_search_by_every_key_with_paging() -> TestResult {
         let household_id = household_id.clone();
         async move {
             match client
-                .get_household(GetHouseholdRequest { household_id })
+                .get_household(GetHouseholdRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    household_id,
+                })
                 .await
             {
                 Ok(found) => Ok(found
@@ -361,6 +371,7 @@ async fn households_and_search_by_every_key_with_paging() -> TestResult {
         async move {
             let page = client
                 .search_persons(SearchPersonsRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     query: Some(Query::NameAndBirthDate(NameAndBirthDate {
                         full_name: "张伟".to_owned(),
                         birth_date: "1980-05-05".to_owned(),
@@ -376,6 +387,7 @@ async fn households_and_search_by_every_key_with_paging() -> TestResult {
     .await?;
     let by_id = client
         .search_persons(SearchPersonsRequest {
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
             query: Some(Query::ResidentId(registration("h-3", 3).resident_id)),
             ..SearchPersonsRequest::default()
         })
@@ -395,6 +407,7 @@ async fn households_and_search_by_every_key_with_paging() -> TestResult {
     loop {
         let page = client
             .search_persons(SearchPersonsRequest {
+                purpose: jiuzhu_tests::PURPOSE.to_owned(),
                 query: Some(Query::NameAndBirthDate(NameAndBirthDate {
                     full_name: "张伟".to_owned(),
                     birth_date: "1980-05-05".to_owned(),
@@ -417,6 +430,7 @@ async fn households_and_search_by_every_key_with_paging() -> TestResult {
 
     let bad = client
         .search_persons(SearchPersonsRequest {
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
             query: Some(Query::ResidentId("123".to_owned())),
             page_size: 900,
             ..SearchPersonsRequest::default()
@@ -464,6 +478,7 @@ async fn the_person_file_tells_the_whole_story_once_in_either_order() -> TestRes
         })
         .await?;
     let file = |order: FileOrder, page_size: i32, token: String| GetPersonFileRequest {
+        purpose: jiuzhu_tests::PURPOSE.to_owned(),
         person_id: person_id.clone(),
         page_size,
         page_token: token,
@@ -599,6 +614,7 @@ async fn a_department_feed_is_applied_like_an_import_and_bad_records_go_to_the_d
         async move {
             let page = client
                 .search_persons(SearchPersonsRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     query: Some(Query::ResidentId(resident_id)),
                     ..SearchPersonsRequest::default()
                 })

@@ -60,7 +60,10 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
         let (mut people, person) = (people.clone(), person.clone());
         async move {
             match people
-                .get_person(jiuzhu_proto::registry::GetPersonRequest { person_id: person })
+                .get_person(jiuzhu_proto::registry::GetPersonRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    person_id: person,
+                })
                 .await
             {
                 Ok(view) => Ok(view
@@ -276,6 +279,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
         async move {
             let file = people
                 .get_person_file(GetPersonFileRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     person_id: person,
                     ..GetPersonFileRequest::default()
                 })

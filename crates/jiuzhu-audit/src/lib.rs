@@ -192,18 +192,19 @@ impl Audit {
         Ok(row.sequence)
     }
 
-    /// Records a personal-data access that ended with `result` and passes the result on; when
-    /// the record cannot be written, the data is not handed out either.
+    /// Records a personal-data access that ended with `result` (about the person `person_of`
+    /// finds in the answer, or names when there is none) and passes the result on; when the
+    /// record cannot be written, the data is not handed out either.
     pub async fn access<T>(
         &self,
         caller: &Caller,
         purpose: &str,
         result: Result<T, Status>,
-        person_of: impl FnOnce(&T) -> String,
+        person_of: impl FnOnce(Option<&T>) -> String,
     ) -> Result<T, Status> {
         let (person, outcome) = match &result {
-            Ok(answer) => (person_of(answer), Code::Ok),
-            Err(status) => (String::new(), status.code()),
+            Ok(answer) => (person_of(Some(answer)), Code::Ok),
+            Err(status) => (person_of(None), status.code()),
         };
         if let Err(error) = self.record(caller, &person, purpose, outcome).await {
             tracing::error!(%error, action = caller.method, "audit record not written; access refused");

@@ -187,3 +187,91 @@ pub fn uuid_field(field: &str, value: &str) -> Result<uuid::Uuid, Status> {
     uuid::Uuid::parse_str(value.trim())
         .map_err(|_| FieldViolations::single(field, "must be a UUID"))
 }
+
+/// Longest purpose accepted.
+pub const MAX_PURPOSE_LEN: usize = 200;
+
+/// One access to personal data through the API, recorded in the service's audit log whatever
+/// its outcome: the caller (as the guard authenticated it), the stated purpose, and the person.
+///
+/// ```ignore
+/// let access = PersonalAccess::read(&request, &request.get_ref().purpose, &request.get_ref().person_id)?;
+/// let answer = async { access.check_purpose()?; /* the read */ }.await;
+/// access.finish(self.store.pool(), answer, |answer| answer.person_id.clone()).await
+/// ```
+#[derive(Debug)]
+pub struct PersonalAccess {
+    caller: jiuzhu_access::Caller,
+    purpose: String,
+    requested_person: String,
+    purpose_required: bool,
+}
+
+impl PersonalAccess {
+    /// A read of personal data: the caller must state why.
+    pub fn read<T>(
+        request: &tonic::Request<T>,
+        purpose: &str,
+        requested_person: &str,
+    ) -> Result<Self, Status> {
+        Ok(Self {
+            caller: jiuzhu_access::Caller::of(request)?,
+            purpose: purpose.trim().to_owned(),
+            requested_person: requested_person.to_owned(),
+            purpose_required: true,
+        })
+    }
+
+    /// A change of personal data: the command says what it is for.
+    pub fn change<T>(request: &tonic::Request<T>, requested_person: &str) -> Result<Self, Status> {
+        Ok(Self {
+            caller: jiuzhu_access::Caller::of(request)?,
+            purpose: String::new(),
+            requested_person: requested_person.to_owned(),
+            purpose_required: false,
+        })
+    }
+
+    pub fn caller(&self) -> &jiuzhu_access::Caller {
+        &self.caller
+    }
+
+    /// `INVALID_ARGUMENT` naming `purpose` when a read states none (or an unreadable one).
+    pub fn check_purpose(&self) -> Result<(), Status> {
+        if !self.purpose_required {
+            return Ok(());
+        }
+        let mut violations = FieldViolations::new();
+        if self.purpose.is_empty() {
+            violations.add(
+                "purpose",
+                "is required: say why you read this personal data (it is recorded in the audit log)",
+            );
+        } else if self.purpose.chars().count() > MAX_PURPOSE_LEN {
+            violations.add(
+                "purpose",
+                format!("must be at most {MAX_PURPOSE_LEN} characters"),
+            );
+        }
+        violations.into_result()
+    }
+
+    /// Records the access with its outcome and passes the answer on; without a record, nothing
+    /// is handed out.
+    pub async fn finish<T>(
+        self,
+        pool: &sqlx::PgPool,
+        answer: Result<T, Status>,
+        person_of: impl FnOnce(&T) -> String,
+    ) -> Result<T, Status> {
+        let requested = self.requested_person;
+        jiuzhu_audit::Audit::new(pool.clone())
+            .access(&self.caller, &self.purpose, answer, |answer| {
+                match answer.map(person_of) {
+                    Some(person) if !person.is_empty() => person,
+                    _ => requested,
+                }
+            })
+            .await
+    }
+}

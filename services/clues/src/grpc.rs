@@ -6,7 +6,7 @@ use jiuzhu_eventstore::{EventStore, UnitOfWork};
 use jiuzhu_proto::clues::clues_service_server::CluesService;
 use jiuzhu_proto::clues::*;
 use jiuzhu_runtime::grpc::{
-    FieldViolations, database_status, run_command, store_status, uuid_field,
+    FieldViolations, PersonalAccess, database_status, run_command, store_status, uuid_field,
 };
 use sqlx::{PgPool, Row};
 use tonic::{Request, Response, Status};
@@ -344,18 +344,33 @@ impl CluesService for CluesApi {
         &self,
         request: Request<GetClueRequest>,
     ) -> Result<Response<GetClueResponse>, Status> {
-        let clue_id = uuid_field("clue_id", &request.get_ref().clue_id)?;
-        let row = sqlx::query(&format!(
-            "SELECT {CLUE_COLUMNS} FROM clues WHERE clue_id = $1"
-        ))
-        .bind(clue_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(database_status)?
-        .ok_or_else(|| Status::not_found(format!("no clue {clue_id}")))?;
-        Ok(Response::new(GetClueResponse {
-            clue: Some(clue_from_row(&row).map_err(database_status)?),
-        }))
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let answer: Result<Response<GetClueResponse>, Status> = async {
+            access.check_purpose()?;
+            let clue_id = uuid_field("clue_id", &request.get_ref().clue_id)?;
+            let row = sqlx::query(&format!(
+                "SELECT {CLUE_COLUMNS} FROM clues WHERE clue_id = $1"
+            ))
+            .bind(clue_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(database_status)?
+            .ok_or_else(|| Status::not_found(format!("no clue {clue_id}")))?;
+            let clue = clue_from_row(&row).map_err(database_status)?;
+            access.caller().check_jurisdiction(&clue.region_code)?;
+            Ok(Response::new(GetClueResponse { clue: Some(clue) }))
+        }
+        .await;
+        access
+            .finish(&self.pool, answer, |answer| {
+                answer
+                    .get_ref()
+                    .clue
+                    .as_ref()
+                    .map(|c| c.person_id.clone())
+                    .unwrap_or_default()
+            })
+            .await
     }
 
     async fn list_clues(

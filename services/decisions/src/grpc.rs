@@ -14,7 +14,7 @@ use jiuzhu_proto::decisions::decisions_service_server::DecisionsService;
 use jiuzhu_proto::decisions::*;
 use jiuzhu_runtime::DeadlineSettings;
 use jiuzhu_runtime::grpc::{
-    FieldViolations, database_status, run_command, store_status, uuid_field,
+    FieldViolations, PersonalAccess, database_status, run_command, store_status, uuid_field,
 };
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -1123,17 +1123,34 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<GetCaseRequest>,
     ) -> Result<Response<GetCaseResponse>, Status> {
-        let case_id = uuid_field("case_id", &request.get_ref().case_id)?;
-        let (case, version) = self
-            .store
-            .load_aggregate::<ReliefCase>(&case_id.to_string())
-            .await
-            .map_err(store_status)?;
-        if version == 0 {
-            return Err(Status::not_found(format!("no relief case {case_id}")));
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let answer: Result<Response<GetCaseResponse>, Status> = async {
+            access.check_purpose()?;
+            let case_id = uuid_field("case_id", &request.get_ref().case_id)?;
+            let (case, version) = self
+                .store
+                .load_aggregate::<ReliefCase>(&case_id.to_string())
+                .await
+                .map_err(store_status)?;
+            if version == 0 {
+                return Err(Status::not_found(format!("no relief case {case_id}")));
+            }
+            let view = case_view(&case, &self.rules.policy);
+            access.caller().check_jurisdiction(&view.region_code)?;
+            Ok(Response::new(GetCaseResponse {
+                relief_case: Some(view),
+            }))
         }
-        Ok(Response::new(GetCaseResponse {
-            relief_case: Some(case_view(&case, &self.rules.policy)),
-        }))
+        .await;
+        access
+            .finish(self.store.pool(), answer, |answer| {
+                answer
+                    .get_ref()
+                    .relief_case
+                    .as_ref()
+                    .map(|c| c.person_id.clone())
+                    .unwrap_or_default()
+            })
+            .await
     }
 }

@@ -12,7 +12,7 @@ use jiuzhu_proto::followup::followup_service_server::FollowupService;
 use jiuzhu_proto::followup::*;
 use jiuzhu_runtime::DeadlineSettings;
 use jiuzhu_runtime::grpc::{
-    FieldViolations, database_status, run_command, store_status, uuid_field,
+    FieldViolations, PersonalAccess, database_status, run_command, store_status, uuid_field,
 };
 use jiuzhu_vault::{DataKey, KeyState, RemoteKeys};
 use prost::Message;
@@ -169,93 +169,117 @@ impl FollowupService for FollowupApi {
         &self,
         request: Request<GetPlanRequest>,
     ) -> Result<Response<GetPlanResponse>, Status> {
-        let plan_id = self.plan_id_of(request.get_ref()).await?;
-        let (plan, version) = self
-            .store
-            .load_aggregate::<FollowupPlan>(&plan_id.to_string())
-            .await
-            .map_err(store_status)?;
-        if version == 0 {
-            return Err(Status::not_found(format!("no follow-up plan {plan_id}")));
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let answer: Result<Response<GetPlanResponse>, Status> = async {
+            access.check_purpose()?;
+            let plan_id = self.plan_id_of(request.get_ref()).await?;
+            let (plan, version) = self
+                .store
+                .load_aggregate::<FollowupPlan>(&plan_id.to_string())
+                .await
+                .map_err(store_status)?;
+            if version == 0 {
+                return Err(Status::not_found(format!("no follow-up plan {plan_id}")));
+            }
+            Ok(Response::new(GetPlanResponse {
+                plan: Some(plan_view(&plan)),
+            }))
         }
-        Ok(Response::new(GetPlanResponse {
-            plan: Some(plan_view(&plan)),
-        }))
+        .await;
+        access
+            .finish(self.store.pool(), answer, |answer| {
+                answer
+                    .get_ref()
+                    .plan
+                    .as_ref()
+                    .map(|p| p.person_id.clone())
+                    .unwrap_or_default()
+            })
+            .await
     }
 
     async fn list_visits(
         &self,
         request: Request<ListVisitsRequest>,
     ) -> Result<Response<ListVisitsResponse>, Status> {
-        let request = request.into_inner();
-        let mut violations = FieldViolations::new();
-        let page_size = violations.page_size(request.page_size, 50);
-        let today = self.clock.today();
-        let due_before = if request.due_before.trim().is_empty() {
-            today.checked_add_days(Days::new(30)).unwrap_or(today)
-        } else {
-            NaiveDate::parse_from_str(request.due_before.trim(), "%Y-%m-%d").unwrap_or_else(|_| {
-                violations.add("due_before", "must be a YYYY-MM-DD date");
-                today
-            })
-        };
-        violations.into_result()?;
-        // The page token is the last row's (due date, plan, number).
-        let after: Option<(NaiveDate, Uuid, i32)> = if request.page_token.is_empty() {
-            None
-        } else {
-            let parts: Vec<&str> = request.page_token.split('|').collect();
-            match parts[..] {
-                [due, plan, number] => Some((
-                    NaiveDate::parse_from_str(due, "%Y-%m-%d").map_err(|_| bad_token())?,
-                    Uuid::parse_str(plan).map_err(|_| bad_token())?,
-                    number.parse().map_err(|_| bad_token())?,
-                )),
-                _ => return Err(bad_token()),
-            }
-        };
-        let rows: Vec<(Uuid, Uuid, i32, NaiveDate, String, i32, i32)> = sqlx::query_as(
-            "SELECT plan_id, person_id, number, due_date, office, channel, state FROM visit_board \
-             WHERE ($1 = '' OR office = $1) \
-             AND (CASE WHEN $2 THEN state IN (1, 2) AND due_date < $3 \
-                  ELSE state IN (1, 2) AND due_date <= $4 END) \
-             AND ($5::date IS NULL OR (due_date, plan_id, number) > ($5, $6, $7)) \
-             ORDER BY due_date, plan_id, number LIMIT $8",
-        )
-        .bind(request.office.trim())
-        .bind(request.overdue)
-        .bind(today)
-        .bind(due_before)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(after.map(|a| a.2))
-        .bind(page_size + 1)
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(database_status)?;
-        let limit = usize::try_from(page_size).unwrap_or(50);
-        let more = rows.len() > limit;
-        let visits: Vec<DueVisit> = rows
-            .into_iter()
-            .take(limit)
-            .map(|(plan, person, number, due, office, channel, _)| DueVisit {
-                plan_id: plan.to_string(),
-                person_id: person.to_string(),
-                number,
-                due_date: due.format("%Y-%m-%d").to_string(),
-                office,
-                channel,
-                overdue: due < today,
-            })
-            .collect();
-        let next_page_token = match (more, visits.last()) {
-            (true, Some(last)) => format!("{}|{}|{}", last.due_date, last.plan_id, last.number),
-            _ => String::new(),
-        };
-        Ok(Response::new(ListVisitsResponse {
-            visits,
-            next_page_token,
-        }))
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let answer: Result<Response<ListVisitsResponse>, Status> = async {
+            access.check_purpose()?;
+            let request = request.into_inner();
+            let mut violations = FieldViolations::new();
+            let page_size = violations.page_size(request.page_size, 50);
+            let today = self.clock.today();
+            let due_before = if request.due_before.trim().is_empty() {
+                today.checked_add_days(Days::new(30)).unwrap_or(today)
+            } else {
+                NaiveDate::parse_from_str(request.due_before.trim(), "%Y-%m-%d").unwrap_or_else(|_| {
+                    violations.add("due_before", "must be a YYYY-MM-DD date");
+                    today
+                })
+            };
+            violations.into_result()?;
+            // The page token is the last row's (due date, plan, number).
+            let after: Option<(NaiveDate, Uuid, i32)> = if request.page_token.is_empty() {
+                None
+            } else {
+                let parts: Vec<&str> = request.page_token.split('|').collect();
+                match parts[..] {
+                    [due, plan, number] => Some((
+                        NaiveDate::parse_from_str(due, "%Y-%m-%d").map_err(|_| bad_token())?,
+                        Uuid::parse_str(plan).map_err(|_| bad_token())?,
+                        number.parse().map_err(|_| bad_token())?,
+                    )),
+                    _ => return Err(bad_token()),
+                }
+            };
+            let rows: Vec<(Uuid, Uuid, i32, NaiveDate, String, i32, i32)> = sqlx::query_as(
+                "SELECT plan_id, person_id, number, due_date, office, channel, state FROM visit_board \
+                 WHERE ($1 = '' OR office = $1) \
+                 AND (CASE WHEN $2 THEN state IN (1, 2) AND due_date < $3 \
+                      ELSE state IN (1, 2) AND due_date <= $4 END) \
+                 AND ($5::date IS NULL OR (due_date, plan_id, number) > ($5, $6, $7)) \
+                 ORDER BY due_date, plan_id, number LIMIT $8",
+            )
+            .bind(request.office.trim())
+            .bind(request.overdue)
+            .bind(today)
+            .bind(due_before)
+            .bind(after.map(|a| a.0))
+            .bind(after.map(|a| a.1))
+            .bind(after.map(|a| a.2))
+            .bind(page_size + 1)
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(database_status)?;
+            let limit = usize::try_from(page_size).unwrap_or(50);
+            let more = rows.len() > limit;
+            let visits: Vec<DueVisit> = rows
+                .into_iter()
+                .take(limit)
+                .map(|(plan, person, number, due, office, channel, _)| DueVisit {
+                    plan_id: plan.to_string(),
+                    person_id: person.to_string(),
+                    number,
+                    due_date: due.format("%Y-%m-%d").to_string(),
+                    office,
+                    channel,
+                    overdue: due < today,
+                })
+                .collect();
+            let next_page_token = match (more, visits.last()) {
+                (true, Some(last)) => format!("{}|{}|{}", last.due_date, last.plan_id, last.number),
+                _ => String::new(),
+            };
+            Ok(Response::new(ListVisitsResponse {
+                visits,
+                next_page_token,
+            }))
+
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |_| String::new())
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
@@ -263,89 +287,96 @@ impl FollowupService for FollowupApi {
         &self,
         request: Request<RecordVisitRequest>,
     ) -> Result<Response<RecordVisitResponse>, Status> {
-        let request = request.into_inner();
-        let mut violations = FieldViolations::new();
-        violations.check_request_id(&request.request_id);
-        let plan_id = uuid_field("plan_id", &request.plan_id)?;
-        violations.require(&[("visited_by", &request.visited_by)]);
-        let today = self.clock.today();
-        for (field, problem) in validate_visit(
-            request.evaluation.as_ref(),
-            &request.visited_on,
-            request.channel,
-            None,
-            today,
-        ) {
-            violations.add(field, problem);
-        }
-        violations.into_result()?;
-        let (plan, _) = self
-            .store
-            .load_aggregate::<FollowupPlan>(&plan_id.to_string())
-            .await
-            .map_err(store_status)?;
-        let person = plan
-            .opened
-            .as_ref()
-            .and_then(|o| Uuid::parse_str(&o.person_id).ok())
-            .ok_or_else(|| Status::not_found(format!("no follow-up plan {plan_id}")))?;
-        let key = self.data_key(person).await?;
-        let evaluation = request.evaluation.clone().unwrap_or_default();
-        let sealed = key
-            .seal(person, &evaluation)
-            .map_err(|error| Status::internal(format!("evaluation cannot be sealed: {error}")))?;
-        let baseline = match plan
-            .first_visit()
-            .and_then(|v| v.sealed_evaluation.as_ref())
-        {
-            Some(first) => Some(Figures::of(
-                &key.open::<Evaluation>(person, first)
-                    .map_err(|error| Status::internal(format!("first visit: {error}")))?,
-            )),
-            None => None,
-        };
-        let visit = Visit {
-            number: request.number,
-            visited_on: request.visited_on.clone(),
-            visited_by: request.visited_by.trim().to_owned(),
-            channel: request.channel,
-            evaluation,
-            sealed_evaluation: sealed,
-        };
-        // A monitor may record a missed visit on the plan at the same moment: decide again.
-        let command = format!("{SERVICE}/RecordVisit");
-        let answer = retry_aborted(|| {
-            let (policy, visit) = (self.policy.clone(), visit.clone());
-            run_command(
-                &self.store,
-                &command,
-                &request.request_id,
-                &request,
-                move |work| {
-                    async move {
-                        let events = decide_on_plan(work, plan_id, |plan| {
-                            plan.record_visit(visit, baseline, &policy, today)
-                        })
-                        .await?;
-                        let mut answer = RecordVisitResponse::default();
-                        for event in events {
-                            match event {
-                                FollowupEvent::VisitRecorded(e) => answer.outcome = e.outcome,
-                                FollowupEvent::ReturnToPovertyRiskFlagged(e) => {
-                                    answer.risk_reasons = e.reasons;
+        let access = PersonalAccess::change(&request, &String::new())?;
+        let answer: Result<Response<RecordVisitResponse>, Status> = async {
+            let request = request.into_inner();
+            let mut violations = FieldViolations::new();
+            violations.check_request_id(&request.request_id);
+            let plan_id = uuid_field("plan_id", &request.plan_id)?;
+            violations.require(&[("visited_by", &request.visited_by)]);
+            let today = self.clock.today();
+            for (field, problem) in validate_visit(
+                request.evaluation.as_ref(),
+                &request.visited_on,
+                request.channel,
+                None,
+                today,
+            ) {
+                violations.add(field, problem);
+            }
+            violations.into_result()?;
+            let (plan, _) = self
+                .store
+                .load_aggregate::<FollowupPlan>(&plan_id.to_string())
+                .await
+                .map_err(store_status)?;
+            let person = plan
+                .opened
+                .as_ref()
+                .and_then(|o| Uuid::parse_str(&o.person_id).ok())
+                .ok_or_else(|| Status::not_found(format!("no follow-up plan {plan_id}")))?;
+            let key = self.data_key(person).await?;
+            let evaluation = request.evaluation.clone().unwrap_or_default();
+            let sealed = key.seal(person, &evaluation).map_err(|error| {
+                Status::internal(format!("evaluation cannot be sealed: {error}"))
+            })?;
+            let baseline = match plan
+                .first_visit()
+                .and_then(|v| v.sealed_evaluation.as_ref())
+            {
+                Some(first) => Some(Figures::of(
+                    &key.open::<Evaluation>(person, first)
+                        .map_err(|error| Status::internal(format!("first visit: {error}")))?,
+                )),
+                None => None,
+            };
+            let visit = Visit {
+                number: request.number,
+                visited_on: request.visited_on.clone(),
+                visited_by: request.visited_by.trim().to_owned(),
+                channel: request.channel,
+                evaluation,
+                sealed_evaluation: sealed,
+            };
+            // A monitor may record a missed visit on the plan at the same moment: decide again.
+            let command = format!("{SERVICE}/RecordVisit");
+            let answer = retry_aborted(|| {
+                let (policy, visit) = (self.policy.clone(), visit.clone());
+                run_command(
+                    &self.store,
+                    &command,
+                    &request.request_id,
+                    &request,
+                    move |work| {
+                        async move {
+                            let events = decide_on_plan(work, plan_id, |plan| {
+                                plan.record_visit(visit, baseline, &policy, today)
+                            })
+                            .await?;
+                            let mut answer = RecordVisitResponse::default();
+                            for event in events {
+                                match event {
+                                    FollowupEvent::VisitRecorded(e) => answer.outcome = e.outcome,
+                                    FollowupEvent::ReturnToPovertyRiskFlagged(e) => {
+                                        answer.risk_reasons = e.reasons;
+                                    }
+                                    FollowupEvent::PlanClosed(_) => answer.plan_closed = true,
+                                    _ => {}
                                 }
-                                FollowupEvent::PlanClosed(_) => answer.plan_closed = true,
-                                _ => {}
                             }
+                            Ok(answer)
                         }
-                        Ok(answer)
-                    }
-                    .boxed()
-                },
-            )
-        })
-        .await?;
-        Ok(Response::new(answer))
+                        .boxed()
+                    },
+                )
+            })
+            .await?;
+            Ok(Response::new(answer))
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |_| String::new())
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
@@ -421,24 +452,37 @@ impl FollowupService for FollowupApi {
         &self,
         request: Request<GetPersonTrendRequest>,
     ) -> Result<Response<GetPersonTrendResponse>, Status> {
-        let person = uuid_field("person_id", &request.get_ref().person_id)?;
-        let stored: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT recorded FROM visit_outcomes WHERE person_id = $1 ORDER BY visited_on, number",
-        )
-        .bind(person)
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(database_status)?;
-        let visits = stored
-            .iter()
-            .map(|bytes| VisitRecorded::decode(bytes.as_slice()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Status::internal("a stored visit cannot be decoded"))?;
-        let trend = visits
-            .last()
-            .and_then(|v| v.outcome.as_ref())
-            .map_or(0, |o| o.trend);
-        Ok(Response::new(GetPersonTrendResponse { visits, trend }))
+        let access = PersonalAccess::read(
+            &request,
+            &request.get_ref().purpose,
+            &request.get_ref().person_id,
+        )?;
+        let answer: Result<Response<GetPersonTrendResponse>, Status> = async {
+            access.check_purpose()?;
+            let person = uuid_field("person_id", &request.get_ref().person_id)?;
+            let stored: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT recorded FROM visit_outcomes WHERE person_id = $1 ORDER BY visited_on, number",
+            )
+            .bind(person)
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(database_status)?;
+            let visits = stored
+                .iter()
+                .map(|bytes| VisitRecorded::decode(bytes.as_slice()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| Status::internal("a stored visit cannot be decoded"))?;
+            let trend = visits
+                .last()
+                .and_then(|v| v.outcome.as_ref())
+                .map_or(0, |o| o.trend);
+            Ok(Response::new(GetPersonTrendResponse { visits, trend }))
+
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |_| String::new())
+            .await
     }
 
     async fn get_effect_statistics(

@@ -54,6 +54,7 @@ impl Monitor {
             let fingerprint = GetPlanRequest {
                 plan_id: plan_id.to_string(),
                 case_id: today.to_string(),
+                ..GetPlanRequest::default()
             };
             run_command(
                 &self.api.store,

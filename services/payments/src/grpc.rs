@@ -7,7 +7,9 @@ use jiuzhu_proto::common::Money;
 use jiuzhu_proto::payments::payments_service_server::PaymentsService;
 use jiuzhu_proto::payments::*;
 use jiuzhu_runtime::ProviderSettings;
-use jiuzhu_runtime::grpc::{FieldViolations, database_status, run_command, store_status};
+use jiuzhu_runtime::grpc::{
+    FieldViolations, PersonalAccess, database_status, run_command, store_status,
+};
 use jiuzhu_vault::RemoteKeys;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -236,13 +238,28 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<GetDisbursementRequest>,
     ) -> Result<Response<GetDisbursementResponse>, Status> {
-        let id = jiuzhu_runtime::grpc::uuid_field(
-            "disbursement_id",
-            &request.get_ref().disbursement_id,
-        )?;
-        Ok(Response::new(GetDisbursementResponse {
-            disbursement: Some(self.disbursement(id).await?),
-        }))
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let answer: Result<Response<GetDisbursementResponse>, Status> = async {
+            access.check_purpose()?;
+            let id = jiuzhu_runtime::grpc::uuid_field(
+                "disbursement_id",
+                &request.get_ref().disbursement_id,
+            )?;
+            Ok(Response::new(GetDisbursementResponse {
+                disbursement: Some(self.disbursement(id).await?),
+            }))
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |answer| {
+                answer
+                    .get_ref()
+                    .disbursement
+                    .as_ref()
+                    .map(|d| d.person_id.clone())
+                    .unwrap_or_default()
+            })
+            .await
     }
 
     async fn list_disbursements(
@@ -320,9 +337,16 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<RegisterPayeeRequest>,
     ) -> Result<Response<RegisterPayeeResponse>, Status> {
-        let answer = crate::payees::register(self, request.into_inner()).await?;
-        self.wake_submitter();
-        Ok(Response::new(answer))
+        let access = PersonalAccess::change(&request, &request.get_ref().person_id)?;
+        let answer: Result<Response<RegisterPayeeResponse>, Status> = async {
+            let answer = crate::payees::register(self, request.into_inner()).await?;
+            self.wake_submitter();
+            Ok(Response::new(answer))
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |_| String::new())
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]

@@ -12,7 +12,7 @@ use jiuzhu_proto::registry::registry_service_server::RegistryService;
 use jiuzhu_proto::registry::search_persons_request::Query;
 use jiuzhu_proto::registry::*;
 use jiuzhu_runtime::grpc::{
-    FieldViolations, database_status, run_command, store_status, uuid_field,
+    FieldViolations, PersonalAccess, database_status, run_command, store_status, uuid_field,
 };
 use jiuzhu_vault::Vault;
 use tonic::{Request, Response, Status};
@@ -203,97 +203,104 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<UpdatePersonRequest>,
     ) -> Result<Response<UpdatePersonResponse>, Status> {
-        let request = request.into_inner();
-        let mut violations = FieldViolations::new();
-        violations.check_request_id(&request.request_id);
-        let person_id = uuid_field("person_id", &request.person_id)?;
-        let given: BTreeMap<&'static str, String> = BTreeMap::from([
-            ("full_name", request.full_name.clone()),
-            (
-                "gender",
-                if request.gender == 0 {
-                    String::new()
-                } else {
-                    request.gender.to_string()
-                },
-            ),
-            ("birth_date", request.birth_date.clone()),
-            ("resident_id", request.resident_id.clone()),
-            (
-                "region",
-                request
-                    .region
-                    .as_ref()
-                    .map(|r| r.code.clone())
-                    .unwrap_or_default(),
-            ),
-            ("township", request.township.clone()),
-            ("village", request.village.clone()),
-            ("address_text", request.address_text.clone()),
-            ("phone", request.phone.clone()),
-        ]);
-        let mut changes = BTreeMap::new();
-        if request.fields.is_empty() {
-            changes.extend(given.into_iter().filter(|(_, v)| !v.is_empty()));
-        } else {
-            for field in &request.fields {
-                match UPDATABLE_FIELDS.iter().find(|f| **f == field.as_str()) {
-                    Some(known) => {
-                        changes.insert(*known, given.get(known).cloned().unwrap_or_default());
+        let access = PersonalAccess::change(&request, &request.get_ref().person_id)?;
+        let answer: Result<Response<UpdatePersonResponse>, Status> = async {
+            let request = request.into_inner();
+            let mut violations = FieldViolations::new();
+            violations.check_request_id(&request.request_id);
+            let person_id = uuid_field("person_id", &request.person_id)?;
+            let given: BTreeMap<&'static str, String> = BTreeMap::from([
+                ("full_name", request.full_name.clone()),
+                (
+                    "gender",
+                    if request.gender == 0 {
+                        String::new()
+                    } else {
+                        request.gender.to_string()
+                    },
+                ),
+                ("birth_date", request.birth_date.clone()),
+                ("resident_id", request.resident_id.clone()),
+                (
+                    "region",
+                    request
+                        .region
+                        .as_ref()
+                        .map(|r| r.code.clone())
+                        .unwrap_or_default(),
+                ),
+                ("township", request.township.clone()),
+                ("village", request.village.clone()),
+                ("address_text", request.address_text.clone()),
+                ("phone", request.phone.clone()),
+            ]);
+            let mut changes = BTreeMap::new();
+            if request.fields.is_empty() {
+                changes.extend(given.into_iter().filter(|(_, v)| !v.is_empty()));
+            } else {
+                for field in &request.fields {
+                    match UPDATABLE_FIELDS.iter().find(|f| **f == field.as_str()) {
+                        Some(known) => {
+                            changes.insert(*known, given.get(known).cloned().unwrap_or_default());
+                        }
+                        None => violations.add(
+                            "fields",
+                            format!("`{field}` is not one of {}", UPDATABLE_FIELDS.join(", ")),
+                        ),
                     }
-                    None => violations.add(
-                        "fields",
-                        format!("`{field}` is not one of {}", UPDATABLE_FIELDS.join(", ")),
-                    ),
                 }
             }
-        }
-        if changes.is_empty() {
-            violations.add("fields", "names nothing to change");
-        }
-        violations.into_result()?;
-        let department = request.source_department.clone();
-        let vault = self.vault.clone();
-        let answer = run_command(
-            &self.store,
-            &format!("{SERVICE}/UpdatePerson"),
-            &request.request_id,
-            &request,
-            move |work| {
-                async move {
-                    let (person, version) = load_person(work, &vault, person_id).await?;
-                    let new_id = changes
-                        .get("resident_id")
-                        .and_then(|raw| ResidentId::parse(raw).ok())
-                        .map(|id| id.as_str().to_owned())
-                        .unwrap_or_default();
-                    let old_id = person.resident_id().to_owned();
-                    let owner = if new_id.is_empty() || new_id == old_id {
-                        None
-                    } else {
-                        claim_resident_id(work.connection(), &new_id, person_id).await?
-                    };
-                    let events = person.update(person_id, &changes, &department, owner)?;
-                    let mut answer = UpdatePersonResponse::default();
-                    if let Some(crate::domain::RegistryEvent::PersonUpdated(updated)) =
-                        events.first()
-                    {
-                        if updated.changed_fields.iter().any(|f| f == "resident_id")
-                            && !old_id.is_empty()
+            if changes.is_empty() {
+                violations.add("fields", "names nothing to change");
+            }
+            violations.into_result()?;
+            let department = request.source_department.clone();
+            let vault = self.vault.clone();
+            let answer = run_command(
+                &self.store,
+                &format!("{SERVICE}/UpdatePerson"),
+                &request.request_id,
+                &request,
+                move |work| {
+                    async move {
+                        let (person, version) = load_person(work, &vault, person_id).await?;
+                        let new_id = changes
+                            .get("resident_id")
+                            .and_then(|raw| ResidentId::parse(raw).ok())
+                            .map(|id| id.as_str().to_owned())
+                            .unwrap_or_default();
+                        let old_id = person.resident_id().to_owned();
+                        let owner = if new_id.is_empty() || new_id == old_id {
+                            None
+                        } else {
+                            claim_resident_id(work.connection(), &new_id, person_id).await?
+                        };
+                        let events = person.update(person_id, &changes, &department, owner)?;
+                        let mut answer = UpdatePersonResponse::default();
+                        if let Some(crate::domain::RegistryEvent::PersonUpdated(updated)) =
+                            events.first()
                         {
-                            release_resident_id(work.connection(), &old_id, person_id).await?;
+                            if updated.changed_fields.iter().any(|f| f == "resident_id")
+                                && !old_id.is_empty()
+                            {
+                                release_resident_id(work.connection(), &old_id, person_id).await?;
+                            }
+                            answer.changed_fields = updated.changed_fields.clone();
+                            answer.flags = updated.flags.clone();
                         }
-                        answer.changed_fields = updated.changed_fields.clone();
-                        answer.flags = updated.flags.clone();
+                        append_person(work, &vault, person_id, version, events).await?;
+                        Ok(answer)
                     }
-                    append_person(work, &vault, person_id, version, events).await?;
-                    Ok(answer)
-                }
-                .boxed()
-            },
-        )
-        .await?;
-        Ok(Response::new(answer))
+                    .boxed()
+                },
+            )
+            .await?;
+            Ok(Response::new(answer))
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |_| String::new())
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
@@ -598,69 +605,111 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<ErasePersonRequest>,
     ) -> Result<Response<ErasePersonResponse>, Status> {
-        let request = request.into_inner();
-        let mut violations = FieldViolations::new();
-        violations.check_request_id(&request.request_id);
-        let person_id = uuid_field("person_id", &request.person_id)?;
-        violations.require(&[
-            ("legal_basis", &request.legal_basis),
-            ("decided_by", &request.decided_by),
-        ]);
-        violations.into_result()?;
-        let (legal_basis, reason, decided_by) = (
-            request.legal_basis.clone(),
-            request.reason.clone(),
-            request.decided_by.clone(),
-        );
-        let vault = self.vault.clone();
-        let answer = run_command(
-            &self.store,
-            &format!("{SERVICE}/ErasePerson"),
-            &request.request_id,
-            &request,
-            move |work| {
-                async move {
-                    let (person, version) = load_person(work, &vault, person_id).await?;
-                    let events = person.erase(person_id, &legal_basis, &reason, &decided_by)?;
-                    append_person(work, &vault, person_id, version, events).await?;
-                    crate::sealing::erase(work.connection(), &vault, person_id).await?;
-                    mark_inactive(work.connection(), person_id, "erased").await?;
-                    Ok(ErasePersonResponse {})
-                }
-                .boxed()
-            },
-        )
-        .await?;
-        tracing::info!(%person_id, "person erased");
-        Ok(Response::new(answer))
+        let access = PersonalAccess::change(&request, &request.get_ref().person_id)?;
+        let answer: Result<Response<ErasePersonResponse>, Status> = async {
+            let request = request.into_inner();
+            let mut violations = FieldViolations::new();
+            violations.check_request_id(&request.request_id);
+            let person_id = uuid_field("person_id", &request.person_id)?;
+            violations.require(&[
+                ("legal_basis", &request.legal_basis),
+                ("decided_by", &request.decided_by),
+            ]);
+            violations.into_result()?;
+            let (legal_basis, reason, decided_by) = (
+                request.legal_basis.clone(),
+                request.reason.clone(),
+                request.decided_by.clone(),
+            );
+            let vault = self.vault.clone();
+            let answer = run_command(
+                &self.store,
+                &format!("{SERVICE}/ErasePerson"),
+                &request.request_id,
+                &request,
+                move |work| {
+                    async move {
+                        let (person, version) = load_person(work, &vault, person_id).await?;
+                        let events = person.erase(person_id, &legal_basis, &reason, &decided_by)?;
+                        append_person(work, &vault, person_id, version, events).await?;
+                        crate::sealing::erase(work.connection(), &vault, person_id).await?;
+                        mark_inactive(work.connection(), person_id, "erased").await?;
+                        Ok(ErasePersonResponse {})
+                    }
+                    .boxed()
+                },
+            )
+            .await?;
+            tracing::info!(%person_id, "person erased");
+            Ok(Response::new(answer))
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |_| String::new())
+            .await
     }
 
     async fn get_person(
         &self,
         request: Request<GetPersonRequest>,
     ) -> Result<Response<GetPersonResponse>, Status> {
-        let person_id = uuid_field("person_id", &request.get_ref().person_id)?;
-        let person = queries::person(self.store.pool(), person_id)
+        let access = PersonalAccess::read(
+            &request,
+            &request.get_ref().purpose,
+            &request.get_ref().person_id,
+        )?;
+        let answer: Result<Response<GetPersonResponse>, Status> = async {
+            access.check_purpose()?;
+            let person_id = uuid_field("person_id", &request.get_ref().person_id)?;
+            let person = queries::person(self.store.pool(), person_id)
+                .await
+                .map_err(database_status)?
+                .ok_or_else(|| {
+                    Status::not_found(format!("no person {person_id} in the registry"))
+                })?;
+            let region = person
+                .region
+                .as_ref()
+                .map(|r| r.code.as_str())
+                .unwrap_or_default();
+            access.caller().check_jurisdiction(region)?;
+            Ok(Response::new(GetPersonResponse {
+                person: Some(person),
+            }))
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |answer| {
+                answer
+                    .get_ref()
+                    .person
+                    .as_ref()
+                    .map(|p| p.person_id.clone())
+                    .unwrap_or_default()
+            })
             .await
-            .map_err(database_status)?
-            .ok_or_else(|| Status::not_found(format!("no person {person_id} in the registry")))?;
-        Ok(Response::new(GetPersonResponse {
-            person: Some(person),
-        }))
     }
 
     async fn get_household(
         &self,
         request: Request<GetHouseholdRequest>,
     ) -> Result<Response<GetHouseholdResponse>, Status> {
-        let household_id = uuid_field("household_id", &request.get_ref().household_id)?;
-        let household = queries::household(self.store.pool(), household_id)
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let answer: Result<Response<GetHouseholdResponse>, Status> = async {
+            access.check_purpose()?;
+            let household_id = uuid_field("household_id", &request.get_ref().household_id)?;
+            let household = queries::household(self.store.pool(), household_id)
+                .await
+                .map_err(database_status)?
+                .ok_or_else(|| Status::not_found(format!("no household {household_id}")))?;
+            Ok(Response::new(GetHouseholdResponse {
+                household: Some(household),
+            }))
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |_| String::new())
             .await
-            .map_err(database_status)?
-            .ok_or_else(|| Status::not_found(format!("no household {household_id}")))?;
-        Ok(Response::new(GetHouseholdResponse {
-            household: Some(household),
-        }))
     }
 
     async fn list_sharing(
@@ -748,148 +797,173 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<GetPersonFileRequest>,
     ) -> Result<Response<GetPersonFileResponse>, Status> {
-        let request = request.into_inner();
-        let person_id = uuid_field("person_id", &request.person_id)?;
-        let mut violations = FieldViolations::new();
-        let page_size = violations.page_size(request.page_size, 100);
-        let newest_first = match FileOrder::try_from(request.order) {
-            Ok(FileOrder::OldestFirst) => false,
-            Ok(_) => true,
-            Err(_) => {
-                violations.add("order", format!("{} is not a file order", request.order));
-                true
-            }
-        };
-        let after = if request.page_token.is_empty() {
-            None
-        } else {
-            let parsed = request.page_token.split_once('_').and_then(|(micros, id)| {
-                Some((micros.parse::<i64>().ok()?, Uuid::parse_str(id).ok()?))
-            });
-            if parsed.is_none() {
-                violations.add("page_token", "is not a token this service issued");
-            }
-            parsed
-        };
-        violations.into_result()?;
-        let mut entries = queries::person_file(
-            self.store.pool(),
-            &self.vault,
-            person_id,
-            newest_first,
-            after,
-            page_size + 1,
-        )
-        .await?;
-        let next_page_token = if entries.len() as i64 > page_size {
-            entries.truncate(usize::try_from(page_size).unwrap_or(100));
-            entries
-                .last()
-                .and_then(|e| {
-                    let t = e.occurred_at.as_ref()?;
-                    Some(format!(
-                        "{}_{}",
-                        t.seconds * 1_000_000 + i64::from(t.nanos) / 1000,
-                        e.event_id
-                    ))
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Response::new(GetPersonFileResponse {
-            entries,
-            next_page_token,
-        }))
+        let access = PersonalAccess::read(
+            &request,
+            &request.get_ref().purpose,
+            &request.get_ref().person_id,
+        )?;
+        let answer: Result<Response<GetPersonFileResponse>, Status> = async {
+            access.check_purpose()?;
+            let request = request.into_inner();
+            let person_id = uuid_field("person_id", &request.person_id)?;
+            let mut violations = FieldViolations::new();
+            let page_size = violations.page_size(request.page_size, 100);
+            let newest_first = match FileOrder::try_from(request.order) {
+                Ok(FileOrder::OldestFirst) => false,
+                Ok(_) => true,
+                Err(_) => {
+                    violations.add("order", format!("{} is not a file order", request.order));
+                    true
+                }
+            };
+            let after = if request.page_token.is_empty() {
+                None
+            } else {
+                let parsed = request.page_token.split_once('_').and_then(|(micros, id)| {
+                    Some((micros.parse::<i64>().ok()?, Uuid::parse_str(id).ok()?))
+                });
+                if parsed.is_none() {
+                    violations.add("page_token", "is not a token this service issued");
+                }
+                parsed
+            };
+            violations.into_result()?;
+            let mut entries = queries::person_file(
+                self.store.pool(),
+                &self.vault,
+                person_id,
+                newest_first,
+                after,
+                page_size + 1,
+            )
+            .await?;
+            let next_page_token = if entries.len() as i64 > page_size {
+                entries.truncate(usize::try_from(page_size).unwrap_or(100));
+                entries
+                    .last()
+                    .and_then(|e| {
+                        let t = e.occurred_at.as_ref()?;
+                        Some(format!(
+                            "{}_{}",
+                            t.seconds * 1_000_000 + i64::from(t.nanos) / 1000,
+                            e.event_id
+                        ))
+                    })
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            Ok(Response::new(GetPersonFileResponse {
+                entries,
+                next_page_token,
+            }))
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |_| String::new())
+            .await
     }
 
     async fn search_persons(
         &self,
         request: Request<SearchPersonsRequest>,
     ) -> Result<Response<SearchPersonsResponse>, Status> {
-        let request = request.into_inner();
-        let mut violations = FieldViolations::new();
-        let search = match &request.query {
-            None => {
-                violations.add(
-                    "query",
-                    "give resident_id, name_and_birth_date or name_and_region",
-                );
-                None
-            }
-            Some(Query::ResidentId(raw)) => match ResidentId::parse(raw) {
-                Ok(id) => Some(Search::ResidentId(id.as_str().to_owned())),
-                Err(error) => {
-                    violations.add("resident_id", error.to_string());
-                    None
-                }
-            },
-            Some(Query::NameAndBirthDate(q)) => {
-                if q.full_name.trim().is_empty() {
-                    violations.add("name_and_birth_date.full_name", "is required");
-                }
-                date_field(
-                    &mut violations,
-                    "name_and_birth_date.birth_date",
-                    &q.birth_date,
-                )
-                .map(|d| {
-                    Search::NameAndBirthDate(
-                        q.full_name.trim().to_owned(),
-                        d.format("%Y-%m-%d").to_string(),
-                    )
-                })
-            }
-            Some(Query::NameAndRegion(q)) => {
-                if q.full_name.trim().is_empty() {
-                    violations.add("name_and_region.full_name", "is required");
-                }
-                let code = q
-                    .region
-                    .as_ref()
-                    .map(|r| r.code.trim().to_owned())
-                    .unwrap_or_default();
-                if jiuzhu_identity::lookup_region(&code).is_none() {
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let answer: Result<Response<SearchPersonsResponse>, Status> = async {
+            access.check_purpose()?;
+            let request = request.into_inner();
+            let mut violations = FieldViolations::new();
+            let search = match &request.query {
+                None => {
                     violations.add(
-                        "name_and_region.region.code",
-                        format!("`{code}` is not a GB/T 2260 region code"),
+                        "query",
+                        "give resident_id, name_and_birth_date or name_and_region",
                     );
-                }
-                Some(Search::NameAndRegion(q.full_name.trim().to_owned(), code))
-            }
-        };
-        let page_size = violations.page_size(request.page_size, 50);
-        let after = if request.page_token.is_empty() {
-            None
-        } else {
-            match Uuid::parse_str(&request.page_token) {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    violations.add("page_token", "is not a token this service issued");
                     None
                 }
-            }
-        };
-        violations.into_result()?;
-        let Some(search) = search else {
-            return Err(FieldViolations::single("query", "is required"));
-        };
-        let mut persons = queries::search(self.store.pool(), &search, after, page_size + 1)
+                Some(Query::ResidentId(raw)) => match ResidentId::parse(raw) {
+                    Ok(id) => Some(Search::ResidentId(id.as_str().to_owned())),
+                    Err(error) => {
+                        violations.add("resident_id", error.to_string());
+                        None
+                    }
+                },
+                Some(Query::NameAndBirthDate(q)) => {
+                    if q.full_name.trim().is_empty() {
+                        violations.add("name_and_birth_date.full_name", "is required");
+                    }
+                    date_field(
+                        &mut violations,
+                        "name_and_birth_date.birth_date",
+                        &q.birth_date,
+                    )
+                    .map(|d| {
+                        Search::NameAndBirthDate(
+                            q.full_name.trim().to_owned(),
+                            d.format("%Y-%m-%d").to_string(),
+                        )
+                    })
+                }
+                Some(Query::NameAndRegion(q)) => {
+                    if q.full_name.trim().is_empty() {
+                        violations.add("name_and_region.full_name", "is required");
+                    }
+                    let code = q
+                        .region
+                        .as_ref()
+                        .map(|r| r.code.trim().to_owned())
+                        .unwrap_or_default();
+                    if jiuzhu_identity::lookup_region(&code).is_none() {
+                        violations.add(
+                            "name_and_region.region.code",
+                            format!("`{code}` is not a GB/T 2260 region code"),
+                        );
+                    }
+                    Some(Search::NameAndRegion(q.full_name.trim().to_owned(), code))
+                }
+            };
+            let page_size = violations.page_size(request.page_size, 50);
+            let after = if request.page_token.is_empty() {
+                None
+            } else {
+                match Uuid::parse_str(&request.page_token) {
+                    Ok(id) => Some(id),
+                    Err(_) => {
+                        violations.add("page_token", "is not a token this service issued");
+                        None
+                    }
+                }
+            };
+            violations.into_result()?;
+            let Some(search) = search else {
+                return Err(FieldViolations::single("query", "is required"));
+            };
+            let mut persons = queries::search(self.store.pool(), &search, after, page_size + 1)
+                .await
+                .map_err(database_status)?;
+            let next_page_token = if persons.len() as i64 > page_size {
+                persons.truncate(usize::try_from(page_size).unwrap_or(50));
+                persons
+                    .last()
+                    .map(|p| p.person_id.clone())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            Ok(Response::new(SearchPersonsResponse {
+                persons,
+                next_page_token,
+            }))
+        }
+        .await;
+        access
+            .finish(self.store.pool(), answer, |answer| {
+                match answer.get_ref().persons.as_slice() {
+                    [one] => one.person_id.clone(),
+                    _ => String::new(),
+                }
+            })
             .await
-            .map_err(database_status)?;
-        let next_page_token = if persons.len() as i64 > page_size {
-            persons.truncate(usize::try_from(page_size).unwrap_or(50));
-            persons
-                .last()
-                .map(|p| p.person_id.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Response::new(SearchPersonsResponse {
-            persons,
-            next_page_token,
-        }))
     }
 }
 
