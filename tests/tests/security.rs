@@ -1,0 +1,436 @@
+//! Who gets in and what they see: mutual TLS, the access table over every RPC, jurisdiction,
+//! the audit log of personal-data access, and the limits on what one caller may ask.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use jiuzhu_access::{AccessTable, Identity, Role};
+use jiuzhu_clues::Clues;
+use jiuzhu_decisions::Decisions;
+use jiuzhu_followup::Followup;
+use jiuzhu_payments::Payments;
+use jiuzhu_proto::audit::audit_service_client::AuditServiceClient;
+use jiuzhu_proto::audit::{ListAuditRecordsRequest, VerifyAuditChainRequest};
+use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
+use jiuzhu_proto::decisions::{CaseOrigin, GetCaseRequest, OpenCaseRequest};
+use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
+use jiuzhu_proto::registry::{GetPersonFileRequest, GetPersonRequest};
+use jiuzhu_registry::Registry;
+use jiuzhu_testkit::{channel, channel_as, unique_namespace};
+use jiuzhu_tests::{PURPOSE, bad_fields, registration, start, start_with};
+use tonic::Code;
+use tonic::transport::Channel;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn office(role: Role, office: &str) -> Identity {
+    Identity::new("procuratorate", office, role, &format!("{role}-system"))
+}
+
+/// Calls `path` with an empty message, whatever its types (the guard answers before decoding).
+async fn call(channel: Channel, path: &str) -> Result<tonic::Status, Box<dyn std::error::Error>> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await?;
+    let path = http::uri::PathAndQuery::from_str(path)?;
+    let codec = tonic_prost::ProstCodec::<(), ()>::default();
+    Ok(
+        match grpc.unary(tonic::Request::new(()), path, codec).await {
+            Ok(_) => tonic::Status::ok(""),
+            Err(status) => status,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_client_certificate_nothing_is_served() -> TestResult {
+    let registry = start::<Registry>(&unique_namespace()).await?;
+    let addr = registry.running.grpc_addr;
+    // Plain text: no TLS, no answer.
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await;
+    if let Ok(plain) = plain {
+        let status = call(plain, "/grpc.health.v1.Health/Check").await;
+        assert!(
+            status.as_ref().map_or(true, |s| s.code() != Code::Ok),
+            "{status:?}"
+        );
+    }
+    // TLS that trusts the server but shows no certificate: refused in the handshake.
+    let ca = std::fs::read(jiuzhu_testkit::certs_dir()?.join("ca.pem"))?;
+    let anonymous = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca)),
+        )?;
+    let outcome = match anonymous.connect().await {
+        Err(_) => None,
+        Ok(channel) => Some(call(channel, "/grpc.health.v1.Health/Check").await),
+    };
+    assert!(
+        outcome
+            .as_ref()
+            .is_none_or(|status| status.as_ref().map_or(true, |s| s.code() != Code::Ok)),
+        "served without a certificate: {outcome:?}"
+    );
+    // A certificate from another authority: refused too.
+    let stranger = jiuzhu_access::dev::DevAuthority::new()?
+        .issue(&office(Role::Service, "000000"), &jiuzhu_access::dev::HOSTS)?;
+    let ca = std::fs::read(jiuzhu_testkit::certs_dir()?.join("ca.pem"))?;
+    let forged = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))?.tls_config(
+        tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+            .identity(tonic::transport::Identity::from_pem(
+                stranger.cert_pem,
+                stranger.key_pem,
+            )),
+    )?;
+    let outcome = match forged.connect().await {
+        Err(_) => None,
+        Ok(channel) => Some(call(channel, "/grpc.health.v1.Health/Check").await),
+    };
+    assert!(
+        outcome
+            .as_ref()
+            .is_none_or(|status| status.as_ref().map_or(true, |s| s.code() != Code::Ok)),
+        "served a certificate of another authority: {outcome:?}"
+    );
+    // With one: served.
+    let status = call(channel(addr).await?, "/grpc.health.v1.Health/Check").await?;
+    assert_eq!(status.code(), Code::Ok, "{status:?}");
+    registry.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_refuses_every_role_its_rule_does_not_name() -> TestResult {
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let clues = start::<Clues>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let payments = start::<Payments>(&ns).await?;
+    let followup = start::<Followup>(&ns).await?;
+    let server = |path: &str| {
+        let package = path.trim_start_matches('/').split('.').nth(1).unwrap_or("");
+        match package {
+            "clues" => clues.running.grpc_addr,
+            "decisions" => decisions.running.grpc_addr,
+            "payments" | "gateway" => payments.running.grpc_addr,
+            "followup" => followup.running.grpc_addr,
+            _ => registry.running.grpc_addr,
+        }
+    };
+    let table = AccessTable::shipped()?;
+    let pool = prost_reflect::DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)?;
+    let unary = |path: &str| {
+        let (service, method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or_default();
+        pool.get_service_by_name(service)
+            .and_then(|s| s.methods().find(|m| m.name() == method))
+            .is_some_and(|m| !m.is_client_streaming() && !m.is_server_streaming())
+    };
+    let mut channels: BTreeMap<(std::net::SocketAddr, Role), Channel> = BTreeMap::new();
+    let (mut refused, mut admitted) = (0, 0);
+    for path in table.paths() {
+        let Some(rule) = table.rule(path) else {
+            continue;
+        };
+        let addr = server(path);
+        for role in Role::ALL {
+            let channel = match channels.get(&(addr, role)) {
+                Some(channel) => channel.clone(),
+                None => {
+                    let channel = channel_as(addr, &office(role, "520102")).await?;
+                    channels.insert((addr, role), channel.clone());
+                    channel
+                }
+            };
+            if rule.allows(role) {
+                if !unary(path) {
+                    continue;
+                }
+                let status = call(channel, path).await?;
+                assert!(
+                    !(status.code() == Code::PermissionDenied
+                        && status.message().contains("may not call")),
+                    "{role} was refused {path}, which its rule allows"
+                );
+                admitted += 1;
+            } else {
+                let status = call(channel, path).await?;
+                assert_eq!(
+                    status.code(),
+                    Code::PermissionDenied,
+                    "{role} on {path}: {status:?}"
+                );
+                assert!(
+                    status
+                        .message()
+                        .contains(&format!("role {role} may not call")),
+                    "{}",
+                    status.message()
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        refused > 250 && admitted > 100,
+        "{refused} refused, {admitted} admitted"
+    );
+    for started in [followup, payments, decisions, clues, registry] {
+        started.running.stop().await;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_office_sees_its_own_jurisdiction_unless_its_role_is_nationwide() -> TestResult {
+    let ns = unique_namespace();
+    let decisions = start::<Decisions>(&ns).await?;
+    let addr = decisions.running.grpc_addr;
+    let mut service = DecisionsServiceClient::new(channel(addr).await?);
+    let case_id = service
+        .open_case(OpenCaseRequest {
+            request_id: "scope-open".to_owned(),
+            origin: CaseOrigin::Application as i32,
+            person_id: uuid::Uuid::now_v7().to_string(),
+            case_no: "(2026)黔0102刑初77号".to_owned(),
+            procuratorate: "贵阳市南明区人民检察院".to_owned(),
+            region_code: "520102".to_owned(),
+            category: "serious_injury_unpaid".to_owned(),
+            applicant_relation: "self".to_owned(),
+            opened_by: "online".to_owned(),
+            ..OpenCaseRequest::default()
+        })
+        .await?
+        .into_inner()
+        .case_id;
+    let read = GetCaseRequest {
+        purpose: PURPOSE.to_owned(),
+        case_id: case_id.clone(),
+    };
+    for (who, allowed) in [
+        (office(Role::ReliefProsecutor, "520102"), true),
+        (office(Role::ReliefProsecutor, "520100"), true),
+        (office(Role::Approver, "520000"), true),
+        (office(Role::ReliefProsecutor, "520103"), false),
+        (office(Role::CaseProsecutor, "110105"), false),
+        (office(Role::Auditor, "110000"), true),
+    ] {
+        let mut client = DecisionsServiceClient::new(channel_as(addr, &who).await?);
+        let answer = client.get_case(read.clone()).await;
+        match answer {
+            Ok(case) => {
+                assert!(allowed, "{} of {} saw the case", who.role, who.office);
+                let case = case.into_inner().relief_case.unwrap_or_default();
+                assert_eq!(case.case_id, case_id);
+            }
+            Err(status) => {
+                assert!(!allowed, "{} of {}: {status:?}", who.role, who.office);
+                assert_eq!(status.code(), Code::PermissionDenied);
+                assert!(status.message().contains("jurisdiction"), "{status:?}");
+            }
+        }
+    }
+    decisions.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_reads_are_audited_in_a_chain_that_shows_tampering() -> TestResult {
+    let registry = start::<Registry>(&unique_namespace()).await?;
+    let addr = registry.running.grpc_addr;
+    let mut service = RegistryServiceClient::new(channel(addr).await?);
+    let person_id = service
+        .register_person(registration("audited-1", 1))
+        .await?
+        .into_inner()
+        .person_id;
+    let pool = sqlx::PgPool::connect(&registry.database.url).await?;
+    let id = uuid::Uuid::parse_str(&person_id)?;
+    jiuzhu_tests::eventually("the person in the registry's view", WAIT, || {
+        let pool = pool.clone();
+        async move {
+            let found: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM persons WHERE person_id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await?;
+            Ok((found == 1).then_some(()))
+        }
+    })
+    .await?;
+    // The registration's person lives in 110105; a prosecutor of that district reads.
+    let reader = office(Role::CaseProsecutor, "110105");
+    let mut prosecutor = RegistryServiceClient::new(channel_as(addr, &reader).await?);
+    let unexplained = prosecutor
+        .get_person(GetPersonRequest {
+            person_id: person_id.clone(),
+            purpose: String::new(),
+        })
+        .await
+        .err()
+        .ok_or("a read without a purpose was served")?;
+    assert_eq!(unexplained.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&unexplained), ["purpose"]);
+    prosecutor
+        .get_person(GetPersonRequest {
+            person_id: person_id.clone(),
+            purpose: "刑事案件被害人身份核实".to_owned(),
+        })
+        .await?;
+    prosecutor
+        .get_person_file(GetPersonFileRequest {
+            person_id: person_id.clone(),
+            purpose: "救助线索审查".to_owned(),
+            ..GetPersonFileRequest::default()
+        })
+        .await?;
+
+    // Only auditors read the log; by person and by actor.
+    let refused = AuditServiceClient::new(channel_as(addr, &reader).await?)
+        .list_audit_records(ListAuditRecordsRequest {
+            person_id: person_id.clone(),
+            ..ListAuditRecordsRequest::default()
+        })
+        .await
+        .err()
+        .map(|s| s.code());
+    assert_eq!(refused, Some(Code::PermissionDenied));
+    let mut auditor =
+        AuditServiceClient::new(channel_as(addr, &office(Role::Auditor, "000000")).await?);
+    let records = auditor
+        .list_audit_records(ListAuditRecordsRequest {
+            person_id: person_id.clone(),
+            ..ListAuditRecordsRequest::default()
+        })
+        .await?
+        .into_inner()
+        .records;
+    let seen: Vec<(&str, &str, &str)> = records
+        .iter()
+        .map(|r| (r.action.as_str(), r.outcome.as_str(), r.purpose.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "/jiuzhu.registry.v1.RegistryService/GetPersonFile",
+                "OK",
+                "救助线索审查"
+            ),
+            (
+                "/jiuzhu.registry.v1.RegistryService/GetPerson",
+                "OK",
+                "刑事案件被害人身份核实"
+            ),
+            (
+                "/jiuzhu.registry.v1.RegistryService/GetPerson",
+                "INVALID_ARGUMENT",
+                ""
+            ),
+        ]
+    );
+    assert!(
+        records.iter().all(|r| r.actor == reader.uri()
+            && r.role == "case_prosecutor"
+            && r.office == "110105")
+    );
+    let by_actor = auditor
+        .list_audit_records(ListAuditRecordsRequest {
+            actor: reader.uri(),
+            ..ListAuditRecordsRequest::default()
+        })
+        .await?
+        .into_inner()
+        .records;
+    assert_eq!(by_actor.len(), 3);
+
+    let verified = auditor
+        .verify_audit_chain(VerifyAuditChainRequest {})
+        .await?
+        .into_inner();
+    assert!(verified.intact, "{verified:?}");
+    // Three reads and the auditor's two listings.
+    assert_eq!(verified.records, 5);
+
+    // Append-only: the database itself refuses edits and deletions.
+    for statement in [
+        "UPDATE audit_log SET purpose = 'nothing to see' WHERE sequence = 2",
+        "DELETE FROM audit_log WHERE sequence = 2",
+        "TRUNCATE audit_log",
+    ] {
+        let error = sqlx::query(statement).execute(&pool).await.err();
+        assert!(
+            error
+                .as_ref()
+                .is_some_and(|e| e.to_string().contains("append-only")),
+            "{statement}: {error:?}"
+        );
+    }
+    // Someone who can switch the triggers off still cannot hide an edit.
+    sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change")
+        .execute(&pool)
+        .await?;
+    sqlx::query("UPDATE audit_log SET purpose = 'routine check' WHERE sequence = 2")
+        .execute(&pool)
+        .await?;
+    sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change")
+        .execute(&pool)
+        .await?;
+    let verified = auditor
+        .verify_audit_chain(VerifyAuditChainRequest {})
+        .await?
+        .into_inner();
+    assert!(!verified.intact);
+    assert_eq!(verified.first_broken_sequence, 2);
+    assert!(verified.reason.contains("content"), "{verified:?}");
+    pool.close().await;
+    registry.running.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_is_held_to_its_rate_and_to_the_message_size() -> TestResult {
+    let registry = start_with::<Registry>(&unique_namespace(), |settings| {
+        settings.limits.calls_per_second = 2;
+        settings.limits.burst = 5;
+        settings.limits.max_message_bytes = 2_048;
+    })
+    .await?;
+    let addr = registry.running.grpc_addr;
+    let hasty = channel_as(addr, &office(Role::DepartmentIntegrator, "520000")).await?;
+    let mut exhausted = 0;
+    for _ in 0..20 {
+        let status = call(hasty.clone(), "/grpc.health.v1.Health/Check").await?;
+        if status.code() == Code::ResourceExhausted {
+            assert!(status.message().contains("slow down"), "{status:?}");
+            exhausted += 1;
+        }
+    }
+    assert!(exhausted >= 10, "{exhausted} of 20 calls refused");
+    // Another caller is not held back by the first one's haste.
+    let other = channel_as(addr, &office(Role::Auditor, "000000")).await?;
+    let status = call(other, "/grpc.health.v1.Health/Check").await?;
+    assert_eq!(status.code(), Code::Ok, "{status:?}");
+
+    let mut big = registration("too-big", 1);
+    big.address_text = "贵州省".repeat(400);
+    let mut client = RegistryServiceClient::new(channel(addr).await?);
+    let status = client
+        .register_person(big)
+        .await
+        .err()
+        .ok_or("a message over the limit was accepted")?;
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    registry.running.stop().await;
+    Ok(())
+}
