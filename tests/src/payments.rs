@@ -13,7 +13,10 @@ use jiuzhu_proto::decisions::{
 use jiuzhu_proto::gateway::simulator_service_client::SimulatorServiceClient;
 use jiuzhu_proto::gateway::{ListPaymentsRequest, SimulatedPayment};
 use jiuzhu_proto::payments::payments_service_client::PaymentsServiceClient;
-use jiuzhu_proto::payments::{AccountKind, RegisterPayeeRequest};
+use jiuzhu_proto::payments::{
+    AccountKind, AllocateBudgetRequest, Disbursement, DisbursementState, ListDisbursementsRequest,
+    RegisterPayeeRequest,
+};
 use jiuzhu_testkit::ServiceProcess;
 use tonic::transport::Channel;
 
@@ -220,4 +223,69 @@ pub async fn register_payee(
         },
     )
     .await
+}
+
+/// The procuratorate the payment tests pay from.
+pub const PROCURATORATE: &str = "贵阳市云岩区人民检察院";
+
+/// Allocates `fen` to [`PROCURATORATE`]'s budget.
+pub async fn allocate(
+    client: &mut PaymentsServiceClient<Channel>,
+    tag: &str,
+    fen: i64,
+) -> anyhow::Result<()> {
+    client
+        .allocate_budget(AllocateBudgetRequest {
+            request_id: format!("{tag}-budget"),
+            procuratorate: PROCURATORATE.to_owned(),
+            amount: Some(Money { fen }),
+            document_reference: "黔财行〔2026〕31号".to_owned(),
+            allocated_by: "finance-officer-2".to_owned(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// The case's one disbursement once it has reached `state`.
+pub async fn disbursement_in(
+    client: &PaymentsServiceClient<Channel>,
+    case_id: &str,
+    state: DisbursementState,
+) -> anyhow::Result<Disbursement> {
+    eventually(
+        &format!("the disbursement to be {state:?}"),
+        Duration::from_secs(60),
+        || {
+            let (mut client, case_id) = (client.clone(), case_id.to_owned());
+            async move {
+                let listed = client
+                    .list_disbursements(ListDisbursementsRequest { case_id })
+                    .await?
+                    .into_inner()
+                    .disbursements;
+                Ok(listed
+                    .into_iter()
+                    .next()
+                    .filter(|d| d.state == state as i32))
+            }
+        },
+    )
+    .await
+}
+
+/// Payments on `port`, paying through the simulator at `simulator`, resending unknown outcomes
+/// after `resend_after_ms`; automatic retries wait long (a retry in these tests is an officer's).
+pub fn provider_settings(
+    settings: &mut jiuzhu_runtime::Settings,
+    simulator: &str,
+    port: u16,
+    resend_after_ms: u64,
+) {
+    settings.service.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    settings.provider.endpoint = simulator.to_owned();
+    settings.provider.poll_ms = 20;
+    settings.provider.request_timeout_ms = 300;
+    settings.provider.resend_after_ms = resend_after_ms;
+    settings.provider.backoff_base_ms = 600_000;
+    settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
 }

@@ -17,7 +17,8 @@ use jiuzhu_proto::payments::*;
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{ServiceProcess, free_port, unique_namespace};
 use jiuzhu_tests::payments::{
-    FLAKY, ORDINARY, Paysim, SILENT, approve_case, approve_in_instalments, card, register_payee,
+    FLAKY, ORDINARY, PROCURATORATE, Paysim, SILENT, allocate, approve_case, approve_in_instalments,
+    card, disbursement_in, provider_settings, register_payee,
 };
 use jiuzhu_tests::{
     TestResult, bad_fields, eventually, registry_client, restart_with, service_env, start,
@@ -27,43 +28,6 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 const WAIT: Duration = Duration::from_secs(60);
-const PROCURATORATE: &str = "贵阳市云岩区人民检察院";
-
-async fn allocate(client: &mut PaymentsServiceClient<Channel>, tag: &str, fen: i64) -> TestResult {
-    client
-        .allocate_budget(AllocateBudgetRequest {
-            request_id: format!("{tag}-budget"),
-            procuratorate: PROCURATORATE.to_owned(),
-            amount: Some(Money { fen }),
-            document_reference: "黔财行〔2026〕31号".to_owned(),
-            allocated_by: "finance-officer-2".to_owned(),
-        })
-        .await?;
-    Ok(())
-}
-
-/// The case's one disbursement once it has reached `state`.
-async fn disbursement_in(
-    client: &PaymentsServiceClient<Channel>,
-    case_id: &str,
-    state: DisbursementState,
-) -> anyhow::Result<Disbursement> {
-    eventually(&format!("the disbursement to be {state:?}"), WAIT, || {
-        let (mut client, case_id) = (client.clone(), case_id.to_owned());
-        async move {
-            let listed = client
-                .list_disbursements(ListDisbursementsRequest { case_id })
-                .await?
-                .into_inner()
-                .disbursements;
-            Ok(listed
-                .into_iter()
-                .next()
-                .filter(|d| d.state == state as i32))
-        }
-    })
-    .await
-}
 
 fn history(disbursement: &Disbursement) -> Vec<&str> {
     disbursement
@@ -118,22 +82,6 @@ async fn person(
         .await?
         .into_inner()
         .person_id)
-}
-
-fn provider_settings(
-    settings: &mut jiuzhu_runtime::Settings,
-    simulator: &str,
-    port: u16,
-    resend_after_ms: u64,
-) {
-    settings.service.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    settings.provider.endpoint = simulator.to_owned();
-    settings.provider.poll_ms = 20;
-    settings.provider.request_timeout_ms = 300;
-    settings.provider.resend_after_ms = resend_after_ms;
-    // Automatic retries wait long: a retry in these tests is an officer's.
-    settings.provider.backoff_base_ms = 600_000;
-    settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
