@@ -169,3 +169,28 @@ impl Validate for ConsumerSettings {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::producer::BaseProducer;
+
+    use super::*;
+
+    /// TLS and SASL to the brokers are configuration: the client is built with TLS support and
+    /// takes the properties as given.
+    #[test]
+    fn tls_and_sasl_properties_are_accepted() -> Result<(), rdkafka::error::KafkaError> {
+        let mut settings = KafkaSettings::default();
+        for (key, value) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            ("sasl.username", "jiuzhu-registry"),
+            ("sasl.password", "from-the-secret-store"),
+            ("ssl.endpoint.identification.algorithm", "https"),
+        ] {
+            settings.properties.insert(key.to_owned(), value.to_owned());
+        }
+        let _producer: BaseProducer = settings.client_config().create()?;
+        Ok(())
+    }
+}
