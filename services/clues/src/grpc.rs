@@ -344,7 +344,7 @@ impl CluesService for CluesApi {
         &self,
         request: Request<GetClueRequest>,
     ) -> Result<Response<GetClueResponse>, Status> {
-        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, "")?;
         let answer: Result<Response<GetClueResponse>, Status> = async {
             access.check_purpose()?;
             let clue_id = uuid_field("clue_id", &request.get_ref().clue_id)?;

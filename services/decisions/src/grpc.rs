@@ -1123,7 +1123,7 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<GetCaseRequest>,
     ) -> Result<Response<GetCaseResponse>, Status> {
-        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, "")?;
         let answer: Result<Response<GetCaseResponse>, Status> = async {
             access.check_purpose()?;
             let case_id = uuid_field("case_id", &request.get_ref().case_id)?;

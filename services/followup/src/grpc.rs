@@ -169,7 +169,7 @@ impl FollowupService for FollowupApi {
         &self,
         request: Request<GetPlanRequest>,
     ) -> Result<Response<GetPlanResponse>, Status> {
-        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, "")?;
         let answer: Result<Response<GetPlanResponse>, Status> = async {
             access.check_purpose()?;
             let plan_id = self.plan_id_of(request.get_ref()).await?;
@@ -202,7 +202,7 @@ impl FollowupService for FollowupApi {
         &self,
         request: Request<ListVisitsRequest>,
     ) -> Result<Response<ListVisitsResponse>, Status> {
-        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, "")?;
         let answer: Result<Response<ListVisitsResponse>, Status> = async {
             access.check_purpose()?;
             let request = request.into_inner();
@@ -287,7 +287,7 @@ impl FollowupService for FollowupApi {
         &self,
         request: Request<RecordVisitRequest>,
     ) -> Result<Response<RecordVisitResponse>, Status> {
-        let access = PersonalAccess::change(&request, &String::new())?;
+        let access = PersonalAccess::change(&request, "")?;
         let answer: Result<Response<RecordVisitResponse>, Status> = async {
             let request = request.into_inner();
             let mut violations = FieldViolations::new();

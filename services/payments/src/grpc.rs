@@ -238,7 +238,7 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<GetDisbursementRequest>,
     ) -> Result<Response<GetDisbursementResponse>, Status> {
-        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, "")?;
         let answer: Result<Response<GetDisbursementResponse>, Status> = async {
             access.check_purpose()?;
             let id = jiuzhu_runtime::grpc::uuid_field(

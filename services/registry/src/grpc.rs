@@ -694,7 +694,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<GetHouseholdRequest>,
     ) -> Result<Response<GetHouseholdResponse>, Status> {
-        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, "")?;
         let answer: Result<Response<GetHouseholdResponse>, Status> = async {
             access.check_purpose()?;
             let household_id = uuid_field("household_id", &request.get_ref().household_id)?;
@@ -868,7 +868,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<SearchPersonsRequest>,
     ) -> Result<Response<SearchPersonsResponse>, Status> {
-        let access = PersonalAccess::read(&request, &request.get_ref().purpose, &String::new())?;
+        let access = PersonalAccess::read(&request, &request.get_ref().purpose, "")?;
         let answer: Result<Response<SearchPersonsResponse>, Status> = async {
             access.check_purpose()?;
             let request = request.into_inner();
