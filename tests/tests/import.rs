@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use jiuzhu_proto::registry::SearchPersonsRequest;
+use jiuzhu_proto::registry::search_persons_request::Query;
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{binary_path, unique_namespace};
 use jiuzhu_tests::{TestResult, eventually, start};
@@ -99,6 +101,7 @@ async fn importing_a_department_file_is_validated_idempotent_and_updates_changes
     let mut changed_lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let mut fields: Vec<String> = changed_lines[1].split(',').map(str::to_owned).collect();
     fields[7] = "新迁村".to_owned();
+    let moved_id = fields[4].clone();
     changed_lines[1] = fields.join(",");
     std::fs::write(
         &gbk,
@@ -113,18 +116,28 @@ async fn importing_a_department_file_is_validated_idempotent_and_updates_changes
     );
 
     let pool = started.running.store.pool().clone();
+    let registry = jiuzhu_tests::registry_client(&started.running).await?;
     eventually(
         "all imported persons in the read model",
         Duration::from_secs(60),
         || {
-            let pool = pool.clone();
+            let (pool, mut registry, moved_id) = (pool.clone(), registry.clone(), moved_id.clone());
             async move {
-                let (persons, moved): (i64, i64) = sqlx::query_as(
-                    "SELECT count(*), count(*) FILTER (WHERE village = '新迁村') FROM persons",
-                )
-                .fetch_one(&pool)
-                .await?;
-                Ok((persons == 300 && moved == 1).then_some(()))
+                let persons: i64 = sqlx::query_scalar("SELECT count(*) FROM persons")
+                    .fetch_one(&pool)
+                    .await?;
+                // The view keeps identities sealed: the API opens them.
+                let found = registry
+                    .search_persons(SearchPersonsRequest {
+                        purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                        query: Some(Query::ResidentId(moved_id)),
+                        ..SearchPersonsRequest::default()
+                    })
+                    .await?
+                    .into_inner()
+                    .persons;
+                let moved = found.first().is_some_and(|p| p.village == "新迁村");
+                Ok((persons == 300 && moved).then_some(()))
             }
         },
     )

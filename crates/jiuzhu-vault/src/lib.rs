@@ -4,14 +4,17 @@
 //! in the owning service's PostgreSQL (`person_keys`), each wrapped by a master key from
 //! configuration. Erasing a person destroys their data key, which makes every copy of their
 //! sealed data unreadable at once, past events and replays included. Services that only read
-//! sealed data get keys from the owner through [`RemoteKeys`].
+//! sealed data get keys from the owner through [`RemoteKeys`]. Searchable fields are found
+//! through keyed [`BlindIndex`]es, never stored in the clear.
 
+mod blind;
 pub mod identity;
 mod keys;
 mod remote;
 mod settings;
 mod store;
 
+pub use blind::BlindIndex;
 pub use keys::{DataKey, MasterKey};
 pub use remote::RemoteKeys;
 pub use settings::VaultSettings;

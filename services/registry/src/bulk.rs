@@ -420,11 +420,13 @@ async fn create_new_records<'r>(
     let mut seen_sources = HashSet::new();
     let mut seen_ids = HashSet::new();
     let mut candidates = Vec::new();
+    // Claims are made by the blind index of the number, never the number itself.
+    let index = crate::claims::resident_id_index(vault)?;
     for (record, identity) in valid {
         let resident_id = identity
             .resident_id
             .as_ref()
-            .map(|r| r.as_str().to_owned())
+            .map(|r| index.of("resident_id", &[r.as_str()]))
             .unwrap_or_default();
         let unique_source = seen_sources.insert(record.source_record_id.trim().to_owned());
         let unique_id = resident_id.is_empty() || seen_ids.insert(resident_id.clone());
@@ -494,8 +496,8 @@ async fn create_new_records<'r>(
         .map(|c| (c.2.clone(), c.3))
         .unzip();
     let claimed: HashSet<String> = sqlx::query_scalar(
-        "INSERT INTO resident_id_claims (resident_id, person_id) SELECT * FROM unnest($1::text[], $2::uuid[]) \
-         ON CONFLICT (resident_id) DO NOTHING RETURNING resident_id",
+        "INSERT INTO resident_id_claims (resident_id_index, person_id) SELECT * FROM unnest($1::text[], $2::uuid[]) \
+         ON CONFLICT (resident_id_index) DO NOTHING RETURNING resident_id_index",
     )
     .bind(&ids)
     .bind(&owners)
@@ -513,7 +515,7 @@ async fn create_new_records<'r>(
         HashMap::new()
     } else {
         sqlx::query_as::<_, (String, Uuid)>(
-            "SELECT resident_id, person_id FROM resident_id_claims WHERE resident_id = ANY($1)",
+            "SELECT resident_id_index, person_id FROM resident_id_claims WHERE resident_id_index = ANY($1)",
         )
         .bind(&taken)
         .fetch_all(work.connection())
@@ -599,7 +601,7 @@ async fn upsert(
             let owner = if resident_id.is_empty() || resident_id == old_id {
                 None
             } else {
-                claim_resident_id(work.connection(), &resident_id, person_id).await?
+                claim_resident_id(work.connection(), vault, &resident_id, person_id).await?
             };
             let changes = identity.fields();
             let events = person.update(person_id, &changes, department, owner)?;
@@ -607,7 +609,7 @@ async fn upsert(
                 && updated.changed_fields.iter().any(|f| f == "resident_id")
                 && !old_id.is_empty()
             {
-                release_resident_id(work.connection(), &old_id, person_id).await?;
+                release_resident_id(work.connection(), vault, &old_id, person_id).await?;
             }
             let changed = !events.is_empty();
             append_person(work, vault, person_id, version, events).await?;
@@ -627,7 +629,8 @@ async fn upsert(
         }
         None => {
             let person_id = Uuid::now_v7();
-            let owner = claim_resident_id(work.connection(), &resident_id, person_id).await?;
+            let owner =
+                claim_resident_id(work.connection(), vault, &resident_id, person_id).await?;
             let command = RegisterPerson {
                 person_id,
                 identity: identity.clone(),

@@ -6,22 +6,32 @@ use tonic::Status;
 use uuid::Uuid;
 
 use jiuzhu_runtime::grpc::database_status;
+use jiuzhu_vault::{BlindIndex, Vault};
+
+use crate::sealing::vault_status;
+
+/// The blind index of a resident id, as claims and the persons view hold it (never the number).
+pub fn resident_id_index(vault: &Vault) -> Result<BlindIndex, Status> {
+    BlindIndex::new(vault, crate::projections::BLIND_INDEX).map_err(vault_status)
+}
 
 /// Claims `resident_id` for `person`; returns the other person already holding it, if any.
 pub async fn claim_resident_id(
     conn: &mut PgConnection,
+    vault: &Vault,
     resident_id: &str,
     person: Uuid,
 ) -> Result<Option<Uuid>, Status> {
     if resident_id.is_empty() {
         return Ok(None);
     }
+    let resident_id = resident_id_index(vault)?.of("resident_id", &[resident_id]);
     let owner: Option<Uuid> = sqlx::query_scalar(
-        "WITH claimed AS (INSERT INTO resident_id_claims (resident_id, person_id) VALUES ($1, $2) \
-         ON CONFLICT (resident_id) DO NOTHING RETURNING person_id) \
-         SELECT person_id FROM resident_id_claims WHERE resident_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed)",
+        "WITH claimed AS (INSERT INTO resident_id_claims (resident_id_index, person_id) VALUES ($1, $2) \
+         ON CONFLICT (resident_id_index) DO NOTHING RETURNING person_id) \
+         SELECT person_id FROM resident_id_claims WHERE resident_id_index = $1 AND NOT EXISTS (SELECT 1 FROM claimed)",
     )
-    .bind(resident_id)
+    .bind(&resident_id)
     .bind(person)
     .fetch_optional(&mut *conn)
     .await
@@ -31,11 +41,13 @@ pub async fn claim_resident_id(
 
 pub async fn release_resident_id(
     conn: &mut PgConnection,
+    vault: &Vault,
     resident_id: &str,
     person: Uuid,
 ) -> Result<(), Status> {
-    sqlx::query("DELETE FROM resident_id_claims WHERE resident_id = $1 AND person_id = $2")
-        .bind(resident_id)
+    let resident_id = resident_id_index(vault)?.of("resident_id", &[resident_id]);
+    sqlx::query("DELETE FROM resident_id_claims WHERE resident_id_index = $1 AND person_id = $2")
+        .bind(&resident_id)
         .bind(person)
         .execute(conn)
         .await

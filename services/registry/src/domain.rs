@@ -178,7 +178,9 @@ impl Identity {
             phone,
             flags: Vec::new(),
         };
-        identity.flags = identity.inconsistencies(raw_id.len() == 15);
+        // Written in the old form: 15 digits, wherever the writer put spaces.
+        let old_form = raw_id.chars().filter(|c| !c.is_whitespace()).count() == 15;
+        identity.flags = identity.inconsistencies(old_form);
         v.finish(identity)
     }
 

@@ -182,7 +182,8 @@ impl RegistryService for RegistryApi {
                         .map(|r| r.as_str().to_owned())
                         .unwrap_or_default();
                     let owner =
-                        claim_resident_id(work.connection(), &resident_id, person_id).await?;
+                        claim_resident_id(work.connection(), &vault, &resident_id, person_id)
+                            .await?;
                     let events = person.register(&command, owner)?;
                     append_person(work, &vault, person_id, version, events).await?;
                     Ok(RegisterPersonResponse {
@@ -273,7 +274,7 @@ impl RegistryService for RegistryApi {
                         let owner = if new_id.is_empty() || new_id == old_id {
                             None
                         } else {
-                            claim_resident_id(work.connection(), &new_id, person_id).await?
+                            claim_resident_id(work.connection(), &vault, &new_id, person_id).await?
                         };
                         let events = person.update(person_id, &changes, &department, owner)?;
                         let mut answer = UpdatePersonResponse::default();
@@ -283,7 +284,8 @@ impl RegistryService for RegistryApi {
                             if updated.changed_fields.iter().any(|f| f == "resident_id")
                                 && !old_id.is_empty()
                             {
-                                release_resident_id(work.connection(), &old_id, person_id).await?;
+                                release_resident_id(work.connection(), &vault, &old_id, person_id)
+                                    .await?;
                             }
                             answer.changed_fields = updated.changed_fields.clone();
                             answer.flags = updated.flags.clone();
@@ -661,9 +663,8 @@ impl RegistryService for RegistryApi {
         let answer: Result<Response<GetPersonResponse>, Status> = async {
             access.check_purpose()?;
             let person_id = uuid_field("person_id", &request.get_ref().person_id)?;
-            let person = queries::person(self.store.pool(), person_id)
-                .await
-                .map_err(database_status)?
+            let person = queries::person(self.store.pool(), &self.vault, person_id)
+                .await?
                 .ok_or_else(|| {
                     Status::not_found(format!("no person {person_id} in the registry"))
                 })?;
@@ -698,9 +699,8 @@ impl RegistryService for RegistryApi {
         let answer: Result<Response<GetHouseholdResponse>, Status> = async {
             access.check_purpose()?;
             let household_id = uuid_field("household_id", &request.get_ref().household_id)?;
-            let household = queries::household(self.store.pool(), household_id)
-                .await
-                .map_err(database_status)?
+            let household = queries::household(self.store.pool(), &self.vault, household_id)
+                .await?
                 .ok_or_else(|| Status::not_found(format!("no household {household_id}")))?;
             Ok(Response::new(GetHouseholdResponse {
                 household: Some(household),
@@ -877,7 +877,7 @@ impl RegistryService for RegistryApi {
                 None => {
                     violations.add(
                         "query",
-                        "give resident_id, name_and_birth_date or name_and_region",
+                        "give resident_id, phone, name_and_birth_date or name_and_region",
                     );
                     None
                 }
@@ -888,6 +888,15 @@ impl RegistryService for RegistryApi {
                         None
                     }
                 },
+                Some(Query::Phone(raw)) => {
+                    let digits = raw.chars().filter(char::is_ascii_digit).count();
+                    if !(5..=20).contains(&digits) {
+                        violations.add("phone", "must hold 5 to 20 digits");
+                        None
+                    } else {
+                        Some(Search::Phone(raw.clone()))
+                    }
+                }
                 Some(Query::NameAndBirthDate(q)) => {
                     if q.full_name.trim().is_empty() {
                         violations.add("name_and_birth_date.full_name", "is required");
@@ -938,9 +947,16 @@ impl RegistryService for RegistryApi {
             let Some(search) = search else {
                 return Err(FieldViolations::single("query", "is required"));
             };
-            let mut persons = queries::search(self.store.pool(), &search, after, page_size + 1)
-                .await
-                .map_err(database_status)?;
+            let index = crate::claims::resident_id_index(&self.vault)?;
+            let mut persons = queries::search(
+                self.store.pool(),
+                &self.vault,
+                &index,
+                &search,
+                after,
+                page_size + 1,
+            )
+            .await?;
             let next_page_token = if persons.len() as i64 > page_size {
                 persons.truncate(usize::try_from(page_size).unwrap_or(50));
                 persons

@@ -66,7 +66,10 @@ impl Service for Registry {
                 ))
                 .max_decoding_message_size(limit),
             )
-            .projection(register(projections::Persons::new(vault.clone())))
+            .projection(register(
+                projections::Persons::new(vault.clone())
+                    .map_err(|error| StartError::Setup(format!("vault: {error}")))?,
+            ))
             .projection(register(person_file::PersonFile))
             .inbound(register_inbound(inbound::DepartmentFeeds::new(
                 context.store.clone(),

@@ -8,7 +8,11 @@ use uuid::Uuid;
 
 use crate::domain::RegistryEvent;
 use crate::sealing::{open, sealed_persons};
-use jiuzhu_vault::{Vault, VaultError};
+use jiuzhu_proto::registry::PersonalIdentity;
+use jiuzhu_vault::{BlindIndex, Vault, VaultError};
+use prost::Message as _;
+
+use crate::queries::blind_indexes;
 
 fn id(field: &str, value: &str) -> Result<Uuid, ProjectionError> {
     Uuid::parse_str(value)
@@ -21,11 +25,16 @@ fn id(field: &str, value: &str) -> Result<Uuid, ProjectionError> {
 #[derive(Debug)]
 pub struct Persons {
     vault: Vault,
+    index: BlindIndex,
 }
 
+/// The purpose the persons view's blind-index key is derived for.
+pub const BLIND_INDEX: &str = "registry.persons";
+
 impl Persons {
-    pub fn new(vault: Vault) -> Self {
-        Self { vault }
+    pub fn new(vault: Vault) -> Result<Self, VaultError> {
+        let index = BlindIndex::new(&vault, BLIND_INDEX)?;
+        Ok(Self { vault, index })
     }
 
     /// Decodes a batch and opens the identities in it.
@@ -97,7 +106,7 @@ impl Projection for Persons {
             let envelope = &event.envelope;
             match decoded {
                 RegistryEvent::PersonRegistered(e) => {
-                    registrations.push(registration_row(e, envelope.stream_version)?)
+                    registrations.push(registration_row(&self.index, e, envelope.stream_version)?)
                 }
                 RegistryEvent::HouseholdMemberAdded(e) => {
                     joined.push(serde_json::json!({
@@ -137,7 +146,7 @@ impl Projection for Persons {
             rest.retain(|(_, e)| !matches!(e, RegistryEvent::HouseholdMemberAdded(_)));
         }
         for (version, event) in rest {
-            apply_one(conn, event, version).await?;
+            apply_one(conn, &self.index, event, version).await?;
         }
         Ok(())
     }
@@ -153,33 +162,34 @@ impl Projection for Persons {
 /// Applies one opened event.
 async fn apply_one(
     conn: &mut PgConnection,
+    index: &BlindIndex,
     decoded: RegistryEvent,
     version: i64,
 ) -> Result<(), ProjectionError> {
     match decoded {
         RegistryEvent::PersonRegistered(e) => {
-            insert_registrations(conn, vec![registration_row(e, version)?]).await?;
+            insert_registrations(conn, vec![registration_row(index, e, version)?]).await?;
         }
         RegistryEvent::PersonUpdated(e) => {
+            let [resident_id, phone, name, name_birth] = blind_indexes(index, &personal_of(&e));
             sqlx::query(
-                    "UPDATE persons SET full_name = $2, gender = $3, birth_date = $4, resident_id = $5, \
-                     region_code = $6, township = $7, village = $8, address_text = $9, phone = $10, \
-                     flags = $11, version = $12 WHERE person_id = $1 AND version < $12",
-                )
-                .bind(id("person_id", &e.person_id)?)
-                .bind(&e.full_name)
-                .bind(e.gender)
-                .bind(&e.birth_date)
-                .bind(&e.resident_id)
-                .bind(e.region.map(|r| r.code).unwrap_or_default())
-                .bind(&e.township)
-                .bind(&e.village)
-                .bind(&e.address_text)
-                .bind(&e.phone)
-                .bind(&e.flags)
-                .bind(version)
-                .execute(conn)
-                .await?;
+                "UPDATE persons SET identity = $2, gender = $3, region_code = $4, \
+                     resident_id_index = $5, phone_index = $6, name_index = $7, \
+                     name_birth_index = $8, flags = $9, version = $10 \
+                     WHERE person_id = $1 AND version < $10",
+            )
+            .bind(id("person_id", &e.person_id)?)
+            .bind(e.sealed_identity.as_ref().map(|s| s.encode_to_vec()))
+            .bind(e.gender)
+            .bind(e.region.map(|r| r.code).unwrap_or_default())
+            .bind(resident_id)
+            .bind(phone)
+            .bind(name)
+            .bind(name_birth)
+            .bind(&e.flags)
+            .bind(version)
+            .execute(conn)
+            .await?;
         }
         RegistryEvent::StatusRecorded(e) => {
             let person = id("person_id", &e.person_id)?;
@@ -232,12 +242,12 @@ async fn apply_one(
         RegistryEvent::PersonErased(e) => {
             let person = id("person_id", &e.person_id)?;
             sqlx::query(
-                    "UPDATE persons SET erased = TRUE, full_name = '', birth_date = '', resident_id = '', \
-                     township = '', village = '', address_text = '', phone = '' WHERE person_id = $1",
-                )
-                .bind(person)
-                .execute(&mut *conn)
-                .await?;
+                "UPDATE persons SET erased = TRUE, identity = NULL, resident_id_index = '', \
+                     phone_index = '', name_index = '', name_birth_index = '' WHERE person_id = $1",
+            )
+            .bind(person)
+            .execute(&mut *conn)
+            .await?;
             bump(conn, person, version).await?;
         }
         RegistryEvent::HouseholdMemberAdded(e) => {
@@ -283,24 +293,31 @@ async fn apply_one(
     Ok(())
 }
 
+/// The opened personal fields of an event (what its blind indexes are computed from).
+fn personal_of<E: jiuzhu_vault::identity::CarriesIdentity + Clone>(event: &E) -> PersonalIdentity {
+    event.clone().take_personal()
+}
+
+/// The view keeps the identity exactly as the event sealed it, and the blind indexes of what it
+/// holds; never the plaintext.
 fn registration_row(
+    index: &BlindIndex,
     e: jiuzhu_proto::registry::PersonRegistered,
     version: i64,
 ) -> Result<serde_json::Value, ProjectionError> {
+    let [resident_id, phone, name, name_birth] = blind_indexes(index, &personal_of(&e));
     Ok(serde_json::json!({
         "person_id": id("person_id", &e.person_id)?,
-        "full_name": e.full_name,
+        "identity": e.sealed_identity.as_ref().map(|s| hex::encode(s.encode_to_vec())),
         "gender": e.gender,
-        "birth_date": e.birth_date,
-        "resident_id": e.resident_id,
         "region_code": e.region.map(|r| r.code).unwrap_or_default(),
         "source_department": e.source_department,
         "version": version,
-        "township": e.township,
-        "village": e.village,
-        "address_text": e.address_text,
-        "phone": e.phone,
         "flags": e.flags,
+        "resident_id_index": resident_id,
+        "phone_index": phone,
+        "name_index": name,
+        "name_birth_index": name_birth,
     }))
 }
 
@@ -312,11 +329,13 @@ async fn insert_registrations(
     rows: Vec<serde_json::Value>,
 ) -> Result<(), ProjectionError> {
     sqlx::query(
-        "INSERT INTO persons (person_id, full_name, gender, birth_date, resident_id, region_code, \
-         source_department, version, township, village, address_text, phone, flags) \
-         SELECT * FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, gender int, \
-         birth_date text, resident_id text, region_code text, source_department text, version bigint, \
-         township text, village text, address_text text, phone text, flags int[]) \
+        "INSERT INTO persons (person_id, identity, gender, region_code, source_department, version, \
+         flags, resident_id_index, phone_index, name_index, name_birth_index) \
+         SELECT person_id, decode(identity, 'hex'), gender, region_code, source_department, version, \
+         flags, resident_id_index, phone_index, name_index, name_birth_index \
+         FROM jsonb_to_recordset($1) AS x(person_id uuid, identity text, gender int, \
+         region_code text, source_department text, version bigint, flags int[], \
+         resident_id_index text, phone_index text, name_index text, name_birth_index text) \
          ON CONFLICT (person_id) DO NOTHING",
     )
     .bind(serde_json::Value::Array(rows))

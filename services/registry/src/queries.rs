@@ -3,36 +3,85 @@
 use jiuzhu_proto::common::{Money, RegionCode};
 use jiuzhu_proto::registry::{Household, HouseholdIncome, HouseholdMember, Person, Status};
 use jiuzhu_runtime::grpc::database_status;
-use jiuzhu_vault::Vault;
+use std::collections::HashMap;
+
+use jiuzhu_proto::common::Sealed;
+use jiuzhu_proto::registry::PersonalIdentity;
+use jiuzhu_vault::{BlindIndex, KeyState, Vault};
+use prost::Message as _;
+
+use crate::sealing::vault_status;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 use tonic::Status as GrpcStatus;
 use uuid::Uuid;
 
-const PERSON_COLUMNS: &str = "person_id, full_name, gender, birth_date, resident_id, region_code, \
-    source_department, version, township, village, address_text, phone, flags, merged_into, erased, \
+const PERSON_COLUMNS: &str = "person_id, identity, gender, region_code, \
+    source_department, version, flags, merged_into, erased, \
     (SELECT (array_agg(m.household_id))[1] FROM household_members m WHERE m.person_id = persons.person_id) \
     AS household_id";
 
-fn person_from_row(row: &PgRow) -> Result<Person, sqlx::Error> {
+/// The identities sealed in `rows` (column `identity`), opened with the persons' keys; an
+/// erased person's (or one never sealed) is empty.
+async fn identities(
+    pool: &PgPool,
+    vault: &Vault,
+    rows: &[PgRow],
+) -> Result<HashMap<Uuid, PersonalIdentity>, GrpcStatus> {
+    let mut sealed = Vec::new();
+    for row in rows {
+        let person: Uuid = row.try_get("person_id").map_err(database_status)?;
+        let bytes: Option<Vec<u8>> = row.try_get("identity").map_err(database_status)?;
+        if let Some(bytes) = bytes {
+            let sealed_identity = Sealed::decode(bytes.as_slice())
+                .map_err(|e| GrpcStatus::internal(format!("sealed identity of {person}: {e}")))?;
+            sealed.push((person, sealed_identity));
+        }
+    }
+    if sealed.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let persons: Vec<Uuid> = sealed.iter().map(|(person, _)| *person).collect();
+    let mut conn = pool.acquire().await.map_err(database_status)?;
+    let keys = vault
+        .keys(&mut conn, &persons)
+        .await
+        .map_err(vault_status)?;
+    let mut opened = HashMap::with_capacity(sealed.len());
+    for (person, sealed_identity) in sealed {
+        if let Some(KeyState::Live(key)) = keys.get(&person) {
+            let identity = key
+                .open::<PersonalIdentity>(person, &sealed_identity)
+                .map_err(vault_status)?;
+            opened.insert(person, identity);
+        }
+    }
+    Ok(opened)
+}
+
+fn person_from_row(
+    row: &PgRow,
+    identities: &HashMap<Uuid, PersonalIdentity>,
+) -> Result<Person, sqlx::Error> {
     let person_id: Uuid = row.try_get("person_id")?;
     let merged_into: Option<Uuid> = row.try_get("merged_into")?;
     let household_id: Option<Uuid> = row.try_get("household_id")?;
+    let identity = identities.get(&person_id).cloned().unwrap_or_default();
     Ok(Person {
         person_id: person_id.to_string(),
-        full_name: row.try_get("full_name")?,
+        full_name: identity.full_name,
         gender: row.try_get("gender")?,
-        birth_date: row.try_get("birth_date")?,
-        resident_id: row.try_get("resident_id")?,
+        birth_date: identity.birth_date,
+        resident_id: identity.resident_id,
         region: Some(RegionCode {
             code: row.try_get("region_code")?,
         }),
         source_department: row.try_get("source_department")?,
         version: row.try_get("version")?,
-        township: row.try_get("township")?,
-        village: row.try_get("village")?,
-        address_text: row.try_get("address_text")?,
-        phone: row.try_get("phone")?,
+        township: identity.township,
+        village: identity.village,
+        address_text: identity.address_text,
+        phone: identity.phone,
         flags: row.try_get("flags")?,
         merged_into: merged_into.map(|id| id.to_string()).unwrap_or_default(),
         merged_person_ids: Vec::new(),
@@ -43,7 +92,11 @@ fn person_from_row(row: &PgRow) -> Result<Person, sqlx::Error> {
 }
 
 /// A person with their statuses and those of every record merged into them.
-pub async fn person(pool: &PgPool, person_id: Uuid) -> Result<Option<Person>, sqlx::Error> {
+pub async fn person(
+    pool: &PgPool,
+    vault: &Vault,
+    person_id: Uuid,
+) -> Result<Option<Person>, GrpcStatus> {
     // The record and the records merged into it in one round trip.
     let row = sqlx::query(&format!(
         "SELECT {PERSON_COLUMNS}, ARRAY(SELECT m.person_id FROM persons m WHERE m.merged_into = $1 \
@@ -51,10 +104,12 @@ pub async fn person(pool: &PgPool, person_id: Uuid) -> Result<Option<Person>, sq
     ))
     .bind(person_id)
     .fetch_optional(pool)
-    .await?;
+    .await
+    .map_err(database_status)?;
     let Some(row) = row else { return Ok(None) };
-    let mut person = person_from_row(&row)?;
-    let merged: Vec<Uuid> = row.try_get("merged")?;
+    let opened = identities(pool, vault, std::slice::from_ref(&row)).await?;
+    let mut person = person_from_row(&row, &opened).map_err(database_status)?;
+    let merged: Vec<Uuid> = row.try_get("merged").map_err(database_status)?;
     let statuses = sqlx::query(
         "SELECT status_id, person_id, kind, source_department, reference, effective_from, effective_to, \
          detail, ended, end_reason FROM person_statuses WHERE person_id = ANY($1) \
@@ -62,39 +117,60 @@ pub async fn person(pool: &PgPool, person_id: Uuid) -> Result<Option<Person>, sq
     )
     .bind(merged.iter().copied().chain([person_id]).collect::<Vec<_>>())
     .fetch_all(pool)
-    .await?;
+    .await
+    .map_err(database_status)?;
     for row in statuses {
-        let status_id: Uuid = row.try_get("status_id")?;
-        let recorded_on: Uuid = row.try_get("person_id")?;
-        person.statuses.push(Status {
-            status_id: status_id.to_string(),
-            kind: row.try_get("kind")?,
-            source_department: row.try_get("source_department")?,
-            reference: row.try_get("reference")?,
-            effective_from: row.try_get("effective_from")?,
-            effective_to: row.try_get("effective_to")?,
-            detail: row.try_get("detail")?,
-            ended: row.try_get("ended")?,
-            end_reason: row.try_get("end_reason")?,
-            recorded_on_person_id: recorded_on.to_string(),
-        });
+        person
+            .statuses
+            .push(status_from_row(&row).map_err(database_status)?);
     }
     person.merged_person_ids = merged.iter().map(Uuid::to_string).collect();
     Ok(Some(person))
 }
 
+fn status_from_row(row: &PgRow) -> Result<Status, sqlx::Error> {
+    let status_id: Uuid = row.try_get("status_id")?;
+    let recorded_on: Uuid = row.try_get("person_id")?;
+    Ok(Status {
+        status_id: status_id.to_string(),
+        kind: row.try_get("kind")?,
+        source_department: row.try_get("source_department")?,
+        reference: row.try_get("reference")?,
+        effective_from: row.try_get("effective_from")?,
+        effective_to: row.try_get("effective_to")?,
+        detail: row.try_get("detail")?,
+        ended: row.try_get("ended")?,
+        end_reason: row.try_get("end_reason")?,
+        recorded_on_person_id: recorded_on.to_string(),
+    })
+}
+
 pub async fn household(
     pool: &PgPool,
+    vault: &Vault,
     household_id: Uuid,
-) -> Result<Option<Household>, sqlx::Error> {
+) -> Result<Option<Household>, GrpcStatus> {
     let members = sqlx::query(
-        "SELECT m.person_id, m.relationship, coalesce(p.full_name, '') AS full_name \
+        "SELECT m.person_id, m.relationship, p.identity \
          FROM household_members m LEFT JOIN persons p USING (person_id) \
          WHERE m.household_id = $1 ORDER BY m.relationship, m.person_id",
     )
     .bind(household_id)
     .fetch_all(pool)
-    .await?;
+    .await
+    .map_err(database_status)?;
+    let names = identities(pool, vault, &members).await?;
+    household_from_rows(household_id, members, &names, pool)
+        .await
+        .map_err(database_status)
+}
+
+async fn household_from_rows(
+    household_id: Uuid,
+    members: Vec<PgRow>,
+    names: &HashMap<Uuid, PersonalIdentity>,
+    pool: &PgPool,
+) -> Result<Option<Household>, sqlx::Error> {
     let incomes = sqlx::query(
         "SELECT year, income_per_head, source_department FROM household_incomes \
          WHERE household_id = $1 ORDER BY year DESC",
@@ -114,7 +190,10 @@ pub async fn household(
         household.members.push(HouseholdMember {
             person_id: person_id.to_string(),
             relationship: row.try_get("relationship")?,
-            full_name: row.try_get("full_name")?,
+            full_name: names
+                .get(&person_id)
+                .map(|identity| identity.full_name.clone())
+                .unwrap_or_default(),
         });
     }
     for row in incomes {
@@ -133,53 +212,75 @@ pub async fn household(
 #[derive(Debug, Clone)]
 pub enum Search {
     ResidentId(String),
+    Phone(String),
     NameAndBirthDate(String, String),
     NameAndRegion(String, String),
 }
 
-/// One page of matches ordered by person id, after `after` (exclusive).
+/// The blind indexes of a person's searchable fields, as the persons view stores them.
+pub fn blind_indexes(index: &BlindIndex, identity: &PersonalIdentity) -> [String; 4] {
+    let phone_digits: String = identity
+        .phone
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    [
+        index.of("resident_id", &[&identity.resident_id]),
+        index.of("phone", &[&phone_digits]),
+        index.of("name", &[&identity.full_name]),
+        if identity.full_name.is_empty() {
+            String::new()
+        } else {
+            index.of("name_birth", &[&identity.full_name, &identity.birth_date])
+        },
+    ]
+}
+
+/// One page of matches ordered by person id, after `after` (exclusive), found through the
+/// blind indexes.
 pub async fn search(
     pool: &PgPool,
+    vault: &Vault,
+    index: &BlindIndex,
     search: &Search,
     after: Option<Uuid>,
     limit: i64,
-) -> Result<Vec<Person>, sqlx::Error> {
+) -> Result<Vec<Person>, GrpcStatus> {
     let after = after.unwrap_or(Uuid::nil());
-    let rows =
-        match search {
-            Search::ResidentId(id) => sqlx::query(&format!(
-                "SELECT {PERSON_COLUMNS} FROM persons WHERE resident_id = $1 AND person_id > $2 \
-                 ORDER BY person_id LIMIT $3"
-            ))
-            .bind(id)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?,
-            Search::NameAndBirthDate(name, birth) => {
-                sqlx::query(&format!(
-                    "SELECT {PERSON_COLUMNS} FROM persons WHERE full_name = $1 AND birth_date = $2 \
-                 AND person_id > $3 ORDER BY person_id LIMIT $4"
-                ))
-                .bind(name)
-                .bind(birth)
-                .bind(after)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-            }
-            Search::NameAndRegion(name, region) => sqlx::query(&format!(
-                "SELECT {PERSON_COLUMNS} FROM persons WHERE full_name = $1 AND region_code = $2 \
-                 AND person_id > $3 ORDER BY person_id LIMIT $4"
-            ))
-            .bind(name)
-            .bind(region)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?,
-        };
-    rows.iter().map(person_from_row).collect()
+    let (condition, key, region) = match search {
+        Search::ResidentId(id) => (
+            "resident_id_index = $1",
+            index.of("resident_id", &[id]),
+            None,
+        ),
+        Search::Phone(phone) => {
+            let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+            ("phone_index = $1", index.of("phone", &[&digits]), None)
+        }
+        Search::NameAndBirthDate(name, birth) => (
+            "name_birth_index = $1",
+            index.of("name_birth", &[name, birth]),
+            None,
+        ),
+        Search::NameAndRegion(name, region) => (
+            "name_index = $1 AND region_code = $4",
+            index.of("name", &[name]),
+            Some(region.clone()),
+        ),
+    };
+    let sql = format!(
+        "SELECT {PERSON_COLUMNS} FROM persons WHERE {condition} AND person_id > $2 \
+         ORDER BY person_id LIMIT $3"
+    );
+    let mut query = sqlx::query(&sql).bind(key).bind(after).bind(limit);
+    if let Some(region) = region {
+        query = query.bind(region);
+    }
+    let rows = query.fetch_all(pool).await.map_err(database_status)?;
+    let opened = identities(pool, vault, &rows).await?;
+    rows.iter()
+        .map(|row| person_from_row(row, &opened).map_err(database_status))
+        .collect()
 }
 
 /// One page of a person's file (their own entries and those of records merged into them).

@@ -102,6 +102,23 @@ fn inconsistencies_are_kept_and_flagged_not_fixed() {
 }
 
 #[test]
+fn an_old_15_digit_id_written_with_spaces_is_flagged_as_upgraded() {
+    // Found by the `registry_identity` fuzz target: the flag looked at the length as written.
+    let identity = Identity::parse(&IdentityInput {
+        resident_id: "4403 10000913167",
+        birth_date: "",
+        gender: Gender::Unspecified as i32,
+        ..input()
+    })
+    .unwrap_or_else(|v| panic!("{v:?}"));
+    assert_eq!(
+        identity.resident_id.as_ref().map(ResidentId::as_str),
+        Some("440310190009131674")
+    );
+    assert_eq!(identity.flags, [IdentityFlag::IdUpgradedFrom15Digits]);
+}
+
+#[test]
 fn every_bad_field_is_reported() {
     let bad = IdentityInput {
         full_name: "  ",
