@@ -2,6 +2,7 @@
 //! and a payment through the simulator, the follow-up plan, the person file) runs in this
 //! process under a subscriber that captures every log line and every span with its fields, at
 //! debug level; a known resident ID number, phone number or bank card in the capture fails it.
+//! The registry's tables hold them only sealed or as blind indexes.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -172,6 +173,37 @@ async fn no_id_number_phone_or_bank_card_reaches_logs_or_spans() -> TestResult {
             ..GetPersonFileRequest::default()
         })
         .await?;
+    let by_phone = people
+        .search_persons(SearchPersonsRequest {
+            purpose: PURPOSE.to_owned(),
+            query: Some(Query::Phone("139-8501-1234".to_owned())),
+            ..SearchPersonsRequest::default()
+        })
+        .await?
+        .into_inner()
+        .persons;
+    assert_eq!(by_phone.len(), 1);
+    assert_eq!(by_phone[0].person_id, person_id);
+    assert_eq!(
+        by_phone[0].resident_id, resident_id,
+        "the API opens the identity"
+    );
+
+    // The registry's tables hold neither the number nor the phone, in any column.
+    let pool = sqlx::PgPool::connect(&registry.database.url).await?;
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT p::text FROM persons p UNION ALL SELECT c::text FROM resident_id_claims c",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert!(rows.len() >= 2, "{rows:?}");
+    for row in &rows {
+        assert!(
+            !row.contains(&resident_id) && !row.contains(phone),
+            "personal data in the clear: {row}"
+        );
+    }
+    pool.close().await;
     for started in [payments, followup, decisions, clues, registry] {
         started.running.stop().await;
     }
