@@ -1,6 +1,7 @@
 //! Erasure on a legal request (crypto-shredding): personal data never reaches storage or Kafka
 //! in the clear, and once a person's key is destroyed their data is unreadable everywhere — the
-//! person view, search, the person file, clue acquisition's index, and any replay afterwards —
+//! person view, search, the person file, clue acquisition's index and the case parties matched
+//! to them, and any replay afterwards —
 //! while non-personal facts (statuses, region, counts) stay.
 
 use std::time::Duration;
@@ -121,6 +122,59 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
         assert!(!contains(payload, erased_name) && !contains(payload, PHONE));
     }
 
+    // A case system reports the person as a victim: the party matches and is kept sealed.
+    let mut victims = jiuzhu_proto::clues::clues_service_client::CluesServiceClient::new(
+        jiuzhu_testkit::channel(clues.running.grpc_addr).await?,
+    );
+    let reported = victims
+        .report_party(jiuzhu_proto::clues::ReportPartyRequest {
+            request_id: "erase-party".to_owned(),
+            case_no: "(2026)京0105刑初88号".to_owned(),
+            party_ref: "P1".to_owned(),
+            procuratorate: "北京市朝阳区人民检察院".to_owned(),
+            incident_date: "2026-03-01".to_owned(),
+            role: jiuzhu_proto::clues::PartyRole::Victim as i32,
+            harm: Some(jiuzhu_proto::clues::Harm {
+                disability_grade: 5,
+                ..jiuzhu_proto::clues::Harm::default()
+            }),
+            full_name: erased_name.to_owned(),
+            id_number: erased_id.clone(),
+            region: Some(jiuzhu_proto::common::RegionCode {
+                code: "110105".to_owned(),
+            }),
+            ..jiuzhu_proto::clues::ReportPartyRequest::default()
+        })
+        .await?
+        .into_inner();
+    assert!(reported.clue.is_some(), "the party did not match");
+    let clues_pool = clues.running.store.pool().clone();
+    let party_key_erased = |pool: sqlx::PgPool, party: String| async move {
+        let erased: Option<bool> = sqlx::query_scalar(
+            "SELECT erased_at IS NOT NULL FROM person_keys WHERE person_id = $1::uuid",
+        )
+        .bind(party)
+        .fetch_optional(&pool)
+        .await?;
+        anyhow::Ok(erased)
+    };
+    assert_eq!(
+        party_key_erased(clues_pool.clone(), reported.party_id.clone()).await?,
+        Some(false)
+    );
+    eventually("the clue on the clue board", WAIT, || {
+        let (pool, party) = (clues_pool.clone(), reported.party_id.clone());
+        async move {
+            let clues: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM clues WHERE party_id = $1::uuid")
+                    .bind(party)
+                    .fetch_one(&pool)
+                    .await?;
+            Ok((clues == 1).then_some(()))
+        }
+    })
+    .await?;
+
     // Erasure needs its legal basis and who decided.
     let refused = client
         .erase_person(ErasePersonRequest {
@@ -226,7 +280,8 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
                 .await?
                 .into_inner()
                 .entries;
-            Ok((entries.len() == 4).then_some(entries))
+            // The registry's four entries and the clue about the person.
+            Ok((entries.len() == 5).then_some(entries))
         }
     })
     .await?;
@@ -247,6 +302,13 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
             entry.detail_json
         );
     }
+
+    // The party matched to the person went with them.
+    eventually("the party's key destroyed", WAIT, || {
+        let (pool, party) = (clues_pool.clone(), reported.party_id.clone());
+        async move { Ok((party_key_erased(pool, party).await? == Some(true)).then_some(())) }
+    })
+    .await?;
 
     // Clue acquisition forgot the person; the other one stays readable there.
     eventually("clues to drop the erased person", WAIT, || async {

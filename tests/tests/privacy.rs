@@ -2,7 +2,7 @@
 //! and a payment through the simulator, the follow-up plan, the person file) runs in this
 //! process under a subscriber that captures every log line and every span with its fields, at
 //! debug level; a known resident ID number, phone number or bank card in the capture fails it.
-//! The registry's tables hold them only sealed or as blind indexes.
+//! The registry's and clue acquisition's tables hold them only sealed or as blind indexes.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -201,6 +201,21 @@ async fn no_id_number_phone_or_bank_card_reaches_logs_or_spans() -> TestResult {
         assert!(
             !row.contains(&resident_id) && !row.contains(phone),
             "personal data in the clear: {row}"
+        );
+    }
+    pool.close().await;
+    // Nor do clue acquisition's party records (sealed under the party's key) or their blocks.
+    let pool = sqlx::PgPool::connect(&clues.database.url).await?;
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT p::text FROM party_identities p UNION ALL SELECT b::text FROM party_blocks b",
+    )
+    .fetch_all(&pool)
+    .await?;
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert!(
+            !row.contains(&resident_id) && !row.contains(phone) && !row.contains("张桂芳"),
+            "a party's personal data in the clear: {row}"
         );
     }
     pool.close().await;

@@ -275,3 +275,14 @@ impl PersonalAccess {
             .await
     }
 }
+
+/// Key-store failures as gRPC statuses; never with personal data in the message.
+pub fn vault_status(error: jiuzhu_vault::VaultError) -> Status {
+    match error {
+        jiuzhu_vault::VaultError::Database(error) => database_status(error),
+        other => {
+            tracing::error!(error = %other, "key store failure");
+            Status::internal(other.to_string())
+        }
+    }
+}

@@ -9,11 +9,14 @@ use jiuzhu_eventstore::{Append, Begun, CommandRequest, EventStore, NewEvent};
 use jiuzhu_linkage::{Model, Normalised, Written, blocking_keys, normalise};
 use jiuzhu_proto::clues::*;
 use jiuzhu_runtime::grpc::{
-    FieldViolations, database_status, decode_answer, run_command, store_status,
+    FieldViolations, database_status, decode_answer, run_command, store_status, vault_status,
 };
 use prost::Message;
 use tonic::Status;
 use uuid::Uuid;
+
+use jiuzhu_proto::common::Sealed;
+use jiuzhu_vault::{BlindIndex, KeyState, Vault, VaultError};
 
 use crate::domain::{CluesEvent, report};
 use crate::grpc::{append_clue, clue_view};
@@ -29,6 +32,30 @@ pub struct Intake {
     policy: Arc<ScreeningPolicy>,
     model: Arc<Model>,
     index: Arc<MemoryIndex>,
+    /// Parties' data keys: their identities are kept sealed.
+    vault: Vault,
+    /// Blocking keys of unmatched parties are kept as blind indexes.
+    blocks: BlindIndex,
+}
+
+/// The purpose the party blocking keys' index key is derived for.
+const PARTY_BLOCKS: &str = "clues.party-blocks";
+
+/// A party's personal fields, as sealed under its key.
+fn party_identity(request: &ReportPartyRequest) -> ReportPartyRequest {
+    ReportPartyRequest {
+        full_name: request.full_name.trim().to_owned(),
+        id_number: request.id_number.trim().to_owned(),
+        gender: request.gender.trim().to_owned(),
+        birth_date: request.birth_date.trim().to_owned(),
+        phone: request.phone.trim().to_owned(),
+        address: request.address.trim().to_owned(),
+        ..ReportPartyRequest::default()
+    }
+}
+
+fn blind_blocks(blocks: &BlindIndex, keys: Vec<String>) -> Vec<String> {
+    keys.iter().map(|key| blocks.of("block", &[key])).collect()
 }
 
 fn money_field(
@@ -66,13 +93,17 @@ impl Intake {
         policy: ScreeningPolicy,
         model: Model,
         index: Arc<MemoryIndex>,
-    ) -> Self {
-        Self {
+        vault: Vault,
+    ) -> Result<Self, VaultError> {
+        let blocks = BlindIndex::new(&vault, PARTY_BLOCKS)?;
+        Ok(Self {
             store,
             policy: Arc::new(policy),
             model: Arc::new(model),
             index,
-        }
+            vault,
+            blocks,
+        })
     }
 
     /// The matching index, brought up to what the projection holds now.
@@ -141,6 +172,7 @@ impl Intake {
         violations.into_result()?;
 
         let (policy, model, index) = (self.policy.clone(), self.model.clone(), self.index.clone());
+        let (vault, blocks) = (self.vault.clone(), self.blocks.clone());
         let pool = self.store.pool().clone();
         let party = request.clone();
         run_command(
@@ -222,29 +254,33 @@ impl Intake {
                     // it is unmatched (findable when the person enters the registry), and the
                     // claim on case number + party reference: one statement.
                     let unmatched_keys = if screened.is_none() && clue.is_none() {
-                        blocking_keys(&party)
+                        blind_blocks(&blocks, blocking_keys(&party))
                     } else {
                         Vec::new()
                     };
+                    let keys = vault
+                        .ensure_keys(work.connection(), &[party_id])
+                        .await
+                        .map_err(vault_status)?;
+                    let sealed = match keys.get(&party_id) {
+                        Some(KeyState::Live(key)) => key
+                            .seal(party_id, &party_identity(&request))
+                            .map_err(vault_status)?,
+                        _ => return Err(Status::internal("no data key for a new party")),
+                    };
                     let claimed: Option<Uuid> = sqlx::query_scalar(
-                        "WITH identity AS (INSERT INTO party_identities (party_id, full_name, id_number, \
-                         gender, birth_date, phone, region_code, address, case_no, procuratorate, role, \
-                         incident_date, approximate_age, clue_id) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)), \
+                        "WITH identity AS (INSERT INTO party_identities (party_id, identity, \
+                         region_code, case_no, procuratorate, role, incident_date, approximate_age, \
+                         clue_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)), \
                          blocks AS (INSERT INTO party_blocks (key, party_id) \
-                         SELECT k, $1 FROM unnest($15::text[]) AS k ON CONFLICT DO NOTHING) \
+                         SELECT k, $1 FROM unnest($10::text[]) AS k ON CONFLICT DO NOTHING) \
                          INSERT INTO party_refs (case_no, party_ref, party_id, answer) \
-                         VALUES ($9, $16, $1, $17) ON CONFLICT (case_no, party_ref) DO NOTHING \
+                         VALUES ($4, $11, $1, $12) ON CONFLICT (case_no, party_ref) DO NOTHING \
                          RETURNING party_id",
                     )
                     .bind(party_id)
-                    .bind(request.full_name.trim())
-                    .bind(request.id_number.trim())
-                    .bind(request.gender.trim())
-                    .bind(request.birth_date.trim())
-                    .bind(request.phone.trim())
+                    .bind(sealed.encode_to_vec())
                     .bind(&region)
-                    .bind(request.address.trim())
                     .bind(request.case_no.trim())
                     .bind(request.procuratorate.trim())
                     .bind(request.role)
@@ -270,6 +306,35 @@ impl Intake {
         .await
     }
 
+    /// The parties matched to an erased person go with them: their data keys are destroyed, so
+    /// their identities can never be read again. Returns how many.
+    pub async fn erase_parties_of(&self, person_id: Uuid) -> Result<usize, Status> {
+        let mut tx = self.store.pool().begin().await.map_err(database_status)?;
+        let parties: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT party_id FROM clues WHERE person_id = $1 \
+             UNION SELECT p.party_id FROM party_identities p JOIN clues c ON c.clue_id = p.clue_id \
+             WHERE c.person_id = $1",
+        )
+        .bind(person_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(database_status)?;
+        let mut erased = 0;
+        for party in &parties {
+            erased += usize::from(
+                self.vault
+                    .erase(&mut tx, *party)
+                    .await
+                    .map_err(vault_status)?,
+            );
+        }
+        tx.commit().await.map_err(database_status)?;
+        if erased > 0 {
+            tracing::info!(%person_id, parties = erased, "parties of an erased person erased");
+        }
+        Ok(erased)
+    }
+
     /// A person as the linkage index holds them, if it does.
     pub async fn indexed(
         &self,
@@ -289,34 +354,47 @@ impl Intake {
     /// blocking key with `person` (who just entered the registry or changed) are compared with
     /// them; a match raises the clue intake would have raised. Returns the clues raised.
     pub async fn correlate(&self, person_id: Uuid, person: &Normalised) -> Result<usize, Status> {
-        let keys = blocking_keys(person);
+        let keys = blind_blocks(&self.blocks, blocking_keys(person));
         if keys.is_empty() {
             return Ok(0);
         }
         let parties: Vec<UnmatchedParty> = sqlx::query_as(
-            "SELECT DISTINCT p.party_id, p.full_name, p.id_number, p.gender, p.birth_date, p.phone, \
-             p.region_code, p.address, p.case_no, p.procuratorate, p.role, p.incident_date, \
-             p.approximate_age FROM unnest($1::text[]) AS k(key) \
+            "SELECT DISTINCT p.party_id, p.identity, p.region_code, p.case_no, p.procuratorate, \
+             p.role, p.incident_date, p.approximate_age FROM unnest($1::text[]) AS k(key) \
              JOIN party_blocks b ON b.key = k.key JOIN party_identities p ON p.party_id = b.party_id \
-             WHERE p.clue_id IS NULL AND p.reported_at > now() - make_interval(days => $2)",
+             WHERE p.clue_id IS NULL AND p.identity IS NOT NULL \
+             AND p.reported_at > now() - make_interval(days => $2)",
         )
         .bind(&keys)
         .bind(self.policy.reverse_correlation_days)
         .fetch_all(self.store.pool())
         .await
         .map_err(database_status)?;
+        if parties.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = parties.iter().map(|p| p.party_id).collect();
+        let mut conn = self.store.pool().acquire().await.map_err(database_status)?;
+        let party_keys = self
+            .vault
+            .keys(&mut conn, &ids)
+            .await
+            .map_err(vault_status)?;
+        drop(conn);
         let mut raised = 0;
         for party in parties {
+            // A party whose key was erased (with the person it was matched to) is gone.
+            let Some(KeyState::Live(key)) = party_keys.get(&party.party_id) else {
+                continue;
+            };
+            let sealed = Sealed::decode(party.identity.as_slice())
+                .map_err(|e| Status::internal(format!("party {}: {e}", party.party_id)))?;
+            let identity: ReportPartyRequest =
+                key.open(party.party_id, &sealed).map_err(vault_status)?;
             let request = ReportPartyRequest {
-                full_name: party.full_name.clone(),
-                id_number: party.id_number.clone(),
-                gender: party.gender.clone(),
-                birth_date: party.birth_date.clone(),
-                phone: party.phone.clone(),
-                address: party.address.clone(),
                 approximate_age: party.approximate_age,
                 incident_date: party.incident_date.clone(),
-                ..ReportPartyRequest::default()
+                ..identity
             };
             let normalised = written_party(&request, &party.region_code);
             let score = self
@@ -384,13 +462,8 @@ const REVERSE: &str = "jiuzhu.clues.v1.ReverseCorrelation";
 #[derive(Debug, sqlx::FromRow)]
 struct UnmatchedParty {
     party_id: Uuid,
-    full_name: String,
-    id_number: String,
-    gender: String,
-    birth_date: String,
-    phone: String,
+    identity: Vec<u8>,
     region_code: String,
-    address: String,
     case_no: String,
     procuratorate: String,
     role: i32,

@@ -38,12 +38,16 @@ impl Service for Clues {
         let policy = policy::ScreeningPolicy::parse(policy::SHIPPED)
             .map_err(|error| StartError::Setup(format!("clue screening policy: {error}")))?;
         let index = std::sync::Arc::new(memory::MemoryIndex::default());
+        let vault = jiuzhu_vault::Vault::from_settings(&context.settings.vault)
+            .map_err(|error| StartError::Setup(error.to_string()))?;
         let intake = intake::Intake::new(
             context.store.clone(),
             policy,
             jiuzhu_linkage::Model::default(),
             index.clone(),
-        );
+            vault,
+        )
+        .map_err(|error| StartError::Setup(format!("vault: {error}")))?;
         let pool = context.store.pool().clone();
         let api = grpc::CluesApi::new(context.store.clone(), intake.clone());
         Ok(Components::new()

@@ -1,6 +1,7 @@
 //! Reverse correlation, the registry-to-case direction: when a person enters the registry, their
 //! identity changes, or a department records a status for them (newly registered poor,
-//! monitored, …), the recent case parties left unmatched are checked against them.
+//! monitored, …), the recent case parties left unmatched are checked against them; when a
+//! person is erased, the identities of the parties matched to them are erased too.
 //! Reads the registry's topic with its own consumer group; each event is handled in its own
 //! transactions through the intake's commands, so redelivery raises nothing twice.
 
@@ -14,14 +15,16 @@ use tonic::Code;
 
 use crate::intake::Intake;
 use crate::matching::{IndexedPerson, indexed_person, person_uuid, vault_error};
-use jiuzhu_proto::registry::{PersonRegistered, PersonUpdated, StatusRecorded};
+use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated, StatusRecorded};
 
 jiuzhu_eventstore::event_enum! {
-    /// The registry events that make recent unmatched parties worth another look.
+    /// The registry events that make recent unmatched parties worth another look, and the
+    /// erasure that takes the parties matched to a person with them.
     enum Trigger {
         PersonRegistered(PersonRegistered),
         PersonUpdated(PersonUpdated),
         StatusRecorded(StatusRecorded),
+        PersonErased(PersonErased),
     }
 }
 
@@ -69,6 +72,13 @@ impl InboundHandler for ReverseCorrelation {
                 .indexed(person_uuid(&e.person_id)?)
                 .await
                 .map_err(|status| ProjectionError::Unavailable(status.message().to_owned()))?,
+            Some(Trigger::PersonErased(e)) => {
+                self.intake
+                    .erase_parties_of(person_uuid(&e.person_id)?)
+                    .await
+                    .map_err(|status| ProjectionError::Unavailable(status.message().to_owned()))?;
+                None
+            }
             None => None,
         };
         let Some(person) = found else {

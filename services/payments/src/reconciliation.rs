@@ -201,10 +201,28 @@ pub fn parse_csv(content: &str) -> Result<Vec<StatementLine>, Vec<LineError>> {
             });
         }
     }
+    check_total(&lines, "amount", &mut errors);
     if errors.is_empty() {
         Ok(lines)
     } else {
         Err(errors)
+    }
+}
+
+/// Refuses a statement whose amounts add up past what fen can count (`i64`): import totals
+/// the lines against the bank's control total.
+fn check_total(lines: &[StatementLine], field: &'static str, errors: &mut Vec<LineError>) {
+    let mut total: i64 = 0;
+    for line in lines {
+        let Some(sum) = total.checked_add(line.fen) else {
+            errors.push(LineError {
+                line: line.line,
+                field,
+                message: "takes the statement's total past the largest amount".to_owned(),
+            });
+            return;
+        };
+        total = sum;
     }
 }
 
@@ -261,6 +279,7 @@ pub fn parse_mt940(content: &str) -> Result<Vec<StatementLine>, Vec<LineError>> 
         }
     }
     finish(pending.take(), &mut errors);
+    check_total(&lines, "61.amount", &mut errors);
     if errors.is_empty() {
         Ok(lines)
     } else {
@@ -659,6 +678,27 @@ mod tests {
         let errors = parse_mt940(broken).err().unwrap_or_default();
         let named: Vec<(i64, &str)> = errors.iter().map(|e| (e.line, e.field)).collect();
         assert_eq!(named, [(1, "61.mark"), (3, "61.amount"), (5, "86")]);
+    }
+
+    #[test]
+    fn a_statement_whose_total_cannot_be_counted_is_refused() {
+        // Found by the `statement_csv` fuzz target: import's sum of the lines overflowed.
+        let csv = "value_date,bank_reference,idempotency_key,amount,direction\n\
+                   2026-11-29,SIM1,k-1,92233720368547758.07,DEBIT\n\
+                   2026-11-29,SIM2,k-2,0.01,CREDIT\n";
+        let errors = parse_csv(csv).err().unwrap_or_default();
+        let named: Vec<(i64, &str)> = errors.iter().map(|e| (e.line, e.field)).collect();
+        assert_eq!(named, [(3, "amount")]);
+        let mt940 = ":61:261129D92233720368547758,07NTRF//A\n:86:KEY:k-1\n\
+                     :61:261129C0,01NTRF//B\n:86:KEY:k-2\n";
+        let errors = parse_mt940(mt940).err().unwrap_or_default();
+        let named: Vec<(i64, &str)> = errors.iter().map(|e| (e.line, e.field)).collect();
+        assert_eq!(named, [(3, "61.amount")]);
+        // Right at the limit the total still counts.
+        let at_limit = "value_date,bank_reference,idempotency_key,amount,direction\n\
+                        2026-11-29,SIM1,k-1,92233720368547758.06,DEBIT\n\
+                        2026-11-29,SIM2,k-2,0.01,CREDIT\n";
+        assert_eq!(parse_csv(at_limit).map(|lines| lines.len()), Ok(2));
     }
 
     #[test]

@@ -17,16 +17,7 @@ use uuid::Uuid;
 
 use crate::domain::{Person, RegistryEvent};
 
-/// Key-store failures as gRPC statuses; never with personal data in the message.
-pub fn vault_status(error: VaultError) -> Status {
-    match error {
-        VaultError::Database(error) => database_status(error),
-        other => {
-            tracing::error!(error = %other, "key store failure");
-            Status::internal(other.to_string())
-        }
-    }
-}
+pub use jiuzhu_runtime::grpc::vault_status;
 
 /// Persons whose keys open the identities sealed in `events`.
 pub fn sealed_persons<'a>(events: impl IntoIterator<Item = &'a RegistryEvent>) -> Vec<Uuid> {
