@@ -1,8 +1,9 @@
 //! Clue intake benchmark: ReportParty latency (screening, matching against the in-memory linkage
 //! index, recording the events) with a generated population. The persons are written straight
-//! into the service's `linkage_persons` as the projection writes them, so that a million load
-//! in about a minute instead of going through the registry; then the service restarts and loads
-//! its memory index from them. Prints the load time, the memory it took, p50/p99/max and the
+//! into the service's `linkage_persons` as the projection writes them (sealed under data keys
+//! created in a running registry's key store), so that a million load in about a minute instead
+//! of going through the registry; then the service restarts and loads its memory index from
+//! them, opening them with keys from the registry's key service. Prints the load time, the memory it took, p50/p99/max and the
 //! decisions; no assertions.
 //!
 //! `cargo build --release --bins && cargo bench -p jiuzhu-tests --bench clue_intake`
@@ -15,6 +16,8 @@ use jiuzhu_clues::Clues;
 use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
 use jiuzhu_proto::clues::{ClueOrigin, Harm, PartyRole, ReportPartyRequest};
 use jiuzhu_proto::common::RegionCode;
+use jiuzhu_proto::registry::PersonalIdentity;
+use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{binary_path, unique_namespace};
 use jiuzhu_tests::{bench_setting, restart, start};
 
@@ -56,6 +59,19 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(status.success(), "gen parties failed");
 
     let namespace = unique_namespace();
+    // The registry holds the persons' data keys (its key service opens them for the index).
+    let registry = start::<Registry>(&namespace).await?;
+    let registry_pool = registry.running.store.pool().clone();
+    let master = {
+        use base64::Engine;
+        let text = jiuzhu_testkit::test_master_key(&registry.database.url);
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text)?;
+        let bytes: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the test master key is not 32 bytes"))?;
+        jiuzhu_vault::MasterKey::new(&bytes)
+    };
+    let vault = jiuzhu_vault::Vault::new(master);
     let clues = start::<Clues>(&namespace).await?;
     // Only its database is needed while the persons are written (a running service would
     // already follow them into memory).
@@ -96,42 +112,39 @@ async fn main() -> anyhow::Result<()> {
         if batch.is_empty() {
             break;
         }
-        let mut ids = Vec::new();
-        let mut columns: [Vec<String>; 7] = Default::default();
-        let mut male = Vec::new();
-        for row in &batch {
+        let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::now_v7()).collect();
+        let mut conn = registry_pool.acquire().await?;
+        let keys = vault.ensure_keys(&mut conn, &ids).await?;
+        drop(conn);
+        let (mut sealed, mut regions, mut male) = (Vec::new(), Vec::new(), Vec::new());
+        for (row, person) in batch.iter().zip(&ids) {
             let get = |i: usize| row.get(i).unwrap_or("");
-            let person = uuid::Uuid::now_v7();
-            let male_flag = jiuzhu_linkage::normalise::gender(get(gender));
-            ids.push(person);
-            male.push(male_flag);
-            for (slot, value) in columns.iter_mut().zip([
-                get(name),
-                get(birth),
-                get(resident),
-                get(region),
-                get(phone),
-                get(township),
-                get(village),
-            ]) {
-                slot.push(value.to_owned());
-            }
+            let identity = PersonalIdentity {
+                full_name: get(name).to_owned(),
+                birth_date: get(birth).to_owned(),
+                resident_id: get(resident).to_owned(),
+                township: get(township).to_owned(),
+                village: get(village).to_owned(),
+                address_text: String::new(),
+                phone: get(phone).to_owned(),
+            };
+            let key = keys
+                .get(person)
+                .and_then(jiuzhu_vault::KeyState::live)
+                .ok_or_else(|| anyhow::anyhow!("no key for {person}"))?;
+            sealed.push(prost::Message::encode_to_vec(&key.seal(*person, &identity)?));
+            regions.push(get(region).to_owned());
+            male.push(jiuzhu_linkage::normalise::gender(get(gender)));
         }
+        // As the projection writes them: sealed as the registry sealed them.
         sqlx::query(
-            "INSERT INTO linkage_persons (person_id, full_name, birth_date, resident_id, region_code, \
-             phone, township, village, male, version) \
-             SELECT p, n, b, r, g, ph, t, v, m, 1 FROM unnest($1::uuid[], $2::text[], $3::text[], \
-             $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bool[]) \
-             AS x(p, n, b, r, g, ph, t, v, m)",
+            "INSERT INTO linkage_persons (person_id, identity, region_code, male, version) \
+             SELECT p, i, g, m, 1 FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::bool[]) \
+             AS x(p, i, g, m)",
         )
         .bind(&ids)
-        .bind(&columns[0])
-        .bind(&columns[1])
-        .bind(&columns[2])
-        .bind(&columns[3])
-        .bind(&columns[4])
-        .bind(&columns[5])
-        .bind(&columns[6])
+        .bind(&sealed)
+        .bind(&regions)
         .bind(&male)
         .execute(&pool)
         .await?;
@@ -230,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
         histogram.max() as f64 / 1000.0
     );
     running.stop().await;
+    registry.running.stop().await;
     let _ = std::fs::remove_file(&registry_file);
     let _ = std::fs::remove_file(&parties_file);
     Ok(())

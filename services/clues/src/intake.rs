@@ -340,14 +340,7 @@ impl Intake {
         &self,
         person_id: Uuid,
     ) -> Result<Option<matching::IndexedPerson>, Status> {
-        sqlx::query_as(
-            "SELECT person_id, full_name, birth_date, resident_id, region_code, male, phone, \
-             township, village FROM linkage_persons WHERE person_id = $1 AND NOT erased",
-        )
-        .bind(person_id)
-        .fetch_optional(self.store.pool())
-        .await
-        .map_err(database_status)
+        self.index.person(self.store.pool(), person_id).await
     }
 
     /// Reverse correlation: the recent parties screened in but left unmatched that share a

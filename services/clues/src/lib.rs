@@ -37,7 +37,7 @@ impl Service for Clues {
             RemoteKeys::new(context.endpoint("peers.registry", &context.settings.peers.registry)?);
         let policy = policy::ScreeningPolicy::parse(policy::SHIPPED)
             .map_err(|error| StartError::Setup(format!("clue screening policy: {error}")))?;
-        let index = std::sync::Arc::new(memory::MemoryIndex::default());
+        let index = std::sync::Arc::new(memory::MemoryIndex::new(keys.clone()));
         let vault = jiuzhu_vault::Vault::from_settings(&context.settings.vault)
             .map_err(|error| StartError::Setup(error.to_string()))?;
         let intake = intake::Intake::new(

@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use jiuzhu_linkage::{Normalised, Written, normalise};
 use jiuzhu_messaging::ProjectionError;
 use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity};
+use jiuzhu_proto::common::Sealed;
+use jiuzhu_proto::registry::PersonalIdentity;
 use jiuzhu_vault::{KeyState, VaultError};
+use prost::Message as _;
 use uuid::Uuid;
 
-/// A registry person as the index stores them.
-#[derive(Debug, sqlx::FromRow)]
+/// A registry person as the index holds them (in memory; at rest they stay sealed).
+#[derive(Debug)]
 pub struct IndexedPerson {
     pub person_id: Uuid,
     pub full_name: String,
@@ -40,6 +43,36 @@ impl IndexedPerson {
             village: &self.village,
         })
     }
+}
+
+/// A person as the linkage index stores them: sealed as the registry sealed them, opened with
+/// `keys` (from the registry's key service); `None` when the key is gone (erased) or missing.
+pub(crate) fn opened_person(
+    person_id: Uuid,
+    region_code: String,
+    male: Option<bool>,
+    sealed: &[u8],
+    keys: &HashMap<Uuid, KeyState>,
+) -> Result<Option<IndexedPerson>, VaultError> {
+    let Some(KeyState::Live(key)) = keys.get(&person_id) else {
+        return Ok(None);
+    };
+    let sealed = Sealed::decode(sealed).map_err(|source| VaultError::Decode {
+        person: person_id,
+        source,
+    })?;
+    let identity: PersonalIdentity = key.open(person_id, &sealed)?;
+    Ok(Some(IndexedPerson {
+        person_id,
+        full_name: identity.full_name,
+        birth_date: identity.birth_date,
+        resident_id: identity.resident_id,
+        region_code,
+        male,
+        phone: identity.phone,
+        township: identity.township,
+        village: identity.village,
+    }))
 }
 
 pub(crate) fn person_uuid(text: &str) -> Result<Uuid, ProjectionError> {

@@ -16,7 +16,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::Match;
-use crate::matching::IndexedPerson;
+use jiuzhu_runtime::grpc::{database_status, vault_status};
+use jiuzhu_vault::{KeyState, RemoteKeys};
+
+use crate::matching::{IndexedPerson, opened_person};
 use crate::policy::ScreeningPolicy;
 
 /// Name frequencies mean something only over a population of some size.
@@ -48,14 +51,9 @@ struct Changed {
     person_id: Option<Uuid>,
     version: Option<i64>,
     erased: Option<bool>,
-    full_name: Option<String>,
-    birth_date: Option<String>,
-    resident_id: Option<String>,
+    identity: Option<Vec<u8>>,
     region_code: Option<String>,
     male: Option<bool>,
-    phone: Option<String>,
-    township: Option<String>,
-    village: Option<String>,
 }
 
 enum Change {
@@ -63,36 +61,85 @@ enum Change {
     Remove(Uuid),
 }
 
-fn normalised(row: Changed) -> Option<Change> {
+/// What a changed row means for the index; a row whose key is gone (erased since) or cannot
+/// be opened leaves it.
+fn normalised(row: Changed, keys: &HashMap<Uuid, KeyState>) -> Option<Change> {
     let person_id = row.person_id?;
-    if row.erased.unwrap_or(false) {
-        return Some(Change::Remove(person_id));
-    }
-    let person = IndexedPerson {
-        person_id,
-        full_name: row.full_name.unwrap_or_default(),
-        birth_date: row.birth_date.unwrap_or_default(),
-        resident_id: row.resident_id.unwrap_or_default(),
-        region_code: row.region_code.unwrap_or_default(),
-        male: row.male,
-        phone: row.phone.unwrap_or_default(),
-        township: row.township.unwrap_or_default(),
-        village: row.village.unwrap_or_default(),
+    let opened = match (row.erased.unwrap_or(false), &row.identity) {
+        (false, Some(sealed)) => opened_person(
+            person_id,
+            row.region_code.unwrap_or_default(),
+            row.male,
+            sealed,
+            keys,
+        )
+        .unwrap_or_else(|error| {
+            tracing::warn!(%person_id, %error, "a linkage index row cannot be opened");
+            None
+        }),
+        _ => None,
     };
-    Some(Change::Upsert(
-        person_id,
-        row.version.unwrap_or(0),
-        person.normalised(),
-    ))
+    Some(match opened {
+        Some(person) => Change::Upsert(person_id, row.version.unwrap_or(0), person.normalised()),
+        None => Change::Remove(person_id),
+    })
 }
 
-#[derive(Debug, Default)]
+/// The linkage index in memory. At rest (`linkage_persons`) identities stay sealed; the index
+/// opens them with keys from the registry's key service as it loads and follows the table.
+#[derive(Debug)]
 pub struct MemoryIndex {
     follow: tokio::sync::Mutex<Follow>,
     index: RwLock<Index>,
+    keys: RemoteKeys,
 }
 
 impl MemoryIndex {
+    pub fn new(keys: RemoteKeys) -> Self {
+        Self {
+            follow: tokio::sync::Mutex::default(),
+            index: RwLock::default(),
+            keys,
+        }
+    }
+
+    /// One person as the index stores them, opened; `None` when not indexed or erased.
+    pub async fn person(
+        &self,
+        pool: &PgPool,
+        person_id: Uuid,
+    ) -> Result<Option<IndexedPerson>, tonic::Status> {
+        let row: Option<(Vec<u8>, String, Option<bool>)> = sqlx::query_as(
+            "SELECT identity, region_code, male FROM linkage_persons \
+             WHERE person_id = $1 AND NOT erased AND identity IS NOT NULL",
+        )
+        .bind(person_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(database_status)?;
+        let Some((sealed, region_code, male)) = row else {
+            return Ok(None);
+        };
+        let keys = self.keys.keys(&[person_id]).await.map_err(vault_status)?;
+        opened_person(person_id, region_code, male, &sealed, &keys).map_err(vault_status)
+    }
+
+    /// The keys of the persons of `rows` that hold a sealed identity.
+    async fn keys_for(&self, rows: &[Changed]) -> Result<HashMap<Uuid, KeyState>, sqlx::Error> {
+        let persons: Vec<Uuid> = rows
+            .iter()
+            .filter(|row| row.identity.is_some() && !row.erased.unwrap_or(false))
+            .filter_map(|row| row.person_id)
+            .collect();
+        if persons.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.keys
+            .keys(&persons)
+            .await
+            .map_err(|error| sqlx::Error::Protocol(format!("registry key service: {error}")))
+    }
+
     /// Persons the index holds, and the registry events the projection had applied when the
     /// index last looked (one snapshot: the two always agree).
     pub async fn status(&self) -> (usize, i64) {
@@ -162,9 +209,8 @@ impl MemoryIndex {
         let mut rows = sqlx::query_as::<_, Changed>(
             "WITH now AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon, \
              (SELECT applied_events FROM linkage_index_stats) AS applied_events) \
-             SELECT now.horizon, now.applied_events, p.person_id, p.version, p.erased, p.full_name, p.birth_date, \
-             p.resident_id, p.region_code, p.male, p.phone, p.township, p.village \
-             FROM now LEFT JOIN linkage_persons p ON p.txid >= $1::text::xid8",
+             SELECT now.horizon, now.applied_events, p.person_id, p.version, p.erased, p.identity, \
+             p.region_code, p.male FROM now LEFT JOIN linkage_persons p ON p.txid >= $1::text::xid8",
         )
         .bind(follow.horizon.unwrap_or(0).to_string())
         .fetch(pool);
@@ -185,8 +231,11 @@ impl MemoryIndex {
             if chunk.len() >= CHUNK || (done && !chunk.is_empty()) {
                 seen += chunk.len();
                 let rows = std::mem::take(&mut chunk);
+                let keys = self.keys_for(&rows).await?;
                 let changes = tokio::task::spawn_blocking(move || {
-                    rows.into_iter().filter_map(normalised).collect::<Vec<_>>()
+                    rows.into_iter()
+                        .filter_map(|row| normalised(row, &keys))
+                        .collect::<Vec<_>>()
                 })
                 .await
                 .map_err(|error| sqlx::Error::Protocol(format!("normalising: {error}")))?;

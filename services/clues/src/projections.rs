@@ -13,6 +13,7 @@ use jiuzhu_proto::clues::{ClueOrigin, ClueStatus};
 use crate::domain::CluesEvent;
 use crate::matching::{indexed_person, person_uuid, vault_error};
 use sqlx::PgConnection;
+use prost::Message as _;
 use uuid::Uuid;
 
 jiuzhu_eventstore::event_enum! {
@@ -90,9 +91,15 @@ impl Projection for LinkageIndex {
             self.keys.keys(&sealed).await.map_err(vault_error)?
         };
         for (version, event) in decoded {
-            let opened = match event {
-                RegistryFeed::PersonRegistered(mut e) => indexed_person(&mut e, &keys)?,
-                RegistryFeed::PersonUpdated(mut e) => indexed_person(&mut e, &keys)?,
+            let (opened, sealed) = match event {
+                RegistryFeed::PersonRegistered(mut e) => {
+                    let sealed = e.sealed_identity.clone();
+                    (indexed_person(&mut e, &keys)?, sealed)
+                }
+                RegistryFeed::PersonUpdated(mut e) => {
+                    let sealed = e.sealed_identity.clone();
+                    (indexed_person(&mut e, &keys)?, sealed)
+                }
                 RegistryFeed::PersonErased(e) => {
                     applied += 1;
                     let person = person_uuid(&e.person_id)?;
@@ -102,22 +109,18 @@ impl Projection for LinkageIndex {
                 }
             };
             applied += 1;
-            // An erased person's identity stays unreadable: nothing to index.
-            let Some(indexed) = opened else {
+            // An erased person's identity stays unreadable: nothing to index. (It was opened
+            // only to tell; the row keeps it sealed, as the registry sealed it.)
+            let (Some(indexed), Some(sealed)) = (opened, sealed) else {
                 continue;
             };
             let person = indexed.person_id;
             let row = serde_json::json!({
                 "person_id": person,
-                "full_name": indexed.full_name,
-                "birth_date": indexed.birth_date,
-                "resident_id": indexed.resident_id,
+                "identity": hex::encode(sealed.encode_to_vec()),
                 "region_code": indexed.region_code,
                 "version": version,
                 "male": indexed.male,
-                "phone": indexed.phone,
-                "township": indexed.township,
-                "village": indexed.village,
             });
             let newer = newest
                 .get(&person)
@@ -132,11 +135,11 @@ impl Projection for LinkageIndex {
         erased.dedup();
         if !erased.is_empty() {
             sqlx::query(
-                "INSERT INTO linkage_persons (person_id, full_name, birth_date, resident_id, \
-                 region_code, version, erased) SELECT p, '', '', '', '', 0, TRUE FROM unnest($1::uuid[]) AS p \
-                 ON CONFLICT (person_id) DO UPDATE SET full_name = '', birth_date = '', resident_id = '', \
-                 region_code = '', male = NULL, phone = '', township = '', village = '', erased = TRUE, \
-                 txid = pg_current_xact_id() WHERE NOT linkage_persons.erased",
+                "INSERT INTO linkage_persons (person_id, region_code, version, erased) \
+                 SELECT p, '', 0, TRUE FROM unnest($1::uuid[]) AS p \
+                 ON CONFLICT (person_id) DO UPDATE SET identity = NULL, region_code = '', \
+                 male = NULL, erased = TRUE, txid = pg_current_xact_id() \
+                 WHERE NOT linkage_persons.erased",
             )
             .bind(&erased)
             .execute(&mut *conn)
@@ -148,17 +151,13 @@ impl Projection for LinkageIndex {
         let rows: Vec<serde_json::Value> = newest.into_values().collect();
         // A replayed older version writes nothing.
         sqlx::query(
-            "INSERT INTO linkage_persons (person_id, full_name, birth_date, resident_id, region_code, \
-             version, male, phone, township, village) \
-             SELECT person_id, full_name, birth_date, resident_id, region_code, version, male, \
-             phone, township, village FROM jsonb_to_recordset($1) AS x(person_id uuid, full_name text, \
-             birth_date text, resident_id text, region_code text, version bigint, \
-             male boolean, phone text, township text, village text) \
-             ON CONFLICT (person_id) DO UPDATE SET full_name = EXCLUDED.full_name, \
-             birth_date = EXCLUDED.birth_date, resident_id = EXCLUDED.resident_id, \
+            "INSERT INTO linkage_persons (person_id, identity, region_code, version, male) \
+             SELECT person_id, decode(identity, 'hex'), region_code, version, male \
+             FROM jsonb_to_recordset($1) AS x(person_id uuid, identity text, region_code text, \
+             version bigint, male boolean) \
+             ON CONFLICT (person_id) DO UPDATE SET identity = EXCLUDED.identity, \
              region_code = EXCLUDED.region_code, version = EXCLUDED.version, \
-             male = EXCLUDED.male, phone = EXCLUDED.phone, \
-             township = EXCLUDED.township, village = EXCLUDED.village, txid = pg_current_xact_id() \
+             male = EXCLUDED.male, txid = pg_current_xact_id() \
              WHERE linkage_persons.version < EXCLUDED.version AND NOT linkage_persons.erased",
         )
         .bind(serde_json::Value::Array(rows))
