@@ -132,7 +132,9 @@ async fn main() -> anyhow::Result<()> {
                 .get(person)
                 .and_then(jiuzhu_vault::KeyState::live)
                 .ok_or_else(|| anyhow::anyhow!("no key for {person}"))?;
-            sealed.push(prost::Message::encode_to_vec(&key.seal(*person, &identity)?));
+            sealed.push(prost::Message::encode_to_vec(
+                &key.seal(*person, &identity)?,
+            ));
             regions.push(get(region).to_owned());
             male.push(jiuzhu_linkage::normalise::gender(get(gender)));
         }

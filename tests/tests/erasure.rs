@@ -321,7 +321,10 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
     .fetch_all(clues.running.store.pool())
     .await?;
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert!(rows[0].1.is_some() && !rows[0].2, "the other person stays indexed (sealed)");
+    assert!(
+        rows[0].1.is_some() && !rows[0].2,
+        "the other person stays indexed (sealed)"
+    );
     assert_eq!(
         (&rows[1].0, &rows[1].1, rows[1].2),
         (&person, &None, true),

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use jiuzhu_linkage::{Normalised, Written, normalise};
 use jiuzhu_messaging::ProjectionError;
-use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity};
 use jiuzhu_proto::common::Sealed;
 use jiuzhu_proto::registry::PersonalIdentity;
+use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity};
 use jiuzhu_vault::{KeyState, VaultError};
 use prost::Message as _;
 use uuid::Uuid;

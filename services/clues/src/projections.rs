@@ -12,8 +12,8 @@ use jiuzhu_proto::clues::{ClueOrigin, ClueStatus};
 
 use crate::domain::CluesEvent;
 use crate::matching::{indexed_person, person_uuid, vault_error};
-use sqlx::PgConnection;
 use prost::Message as _;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 jiuzhu_eventstore::event_enum! {
