@@ -278,12 +278,33 @@ async fn personal_reads_are_audited_in_a_chain_that_shows_tampering() -> TestRes
         .ok_or("a read without a purpose was served")?;
     assert_eq!(unexplained.code(), Code::InvalidArgument);
     assert_eq!(bad_fields(&unexplained), ["purpose"]);
-    prosecutor
-        .get_person(GetPersonRequest {
-            person_id: person_id.clone(),
-            purpose: "刑事案件被害人身份核实".to_owned(),
-        })
-        .await?;
+    // The person acting through the system says who they are, signed by the system's key.
+    let read = GetPersonRequest {
+        person_id: person_id.clone(),
+        purpose: "刑事案件被害人身份核实".to_owned(),
+    };
+    let get_person = "/jiuzhu.registry.v1.RegistryService/GetPerson";
+    let mut unsigned = tonic::Request::new(read.clone());
+    unsigned
+        .metadata_mut()
+        .insert("jiuzhu-acting-person", "P-0042".parse()?);
+    let refused = prosecutor
+        .get_person(unsigned)
+        .await
+        .err()
+        .ok_or("an unsigned acting person was taken")?;
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    let mut forged = tonic::Request::new(read.clone());
+    for (name, value) in jiuzhu_testkit::acting_headers(&reader, "P-0042", "/other/Method")? {
+        forged.metadata_mut().insert(name, value.parse()?);
+    }
+    let refused = prosecutor.get_person(forged).await.err().map(|s| s.code());
+    assert_eq!(refused, Some(Code::Unauthenticated));
+    let mut signed = tonic::Request::new(read);
+    for (name, value) in jiuzhu_testkit::acting_headers(&reader, "P-0042", get_person)? {
+        signed.metadata_mut().insert(name, value.parse()?);
+    }
+    prosecutor.get_person(signed).await?;
     prosecutor
         .get_person_file(GetPersonFileRequest {
             person_id: person_id.clone(),

@@ -12,9 +12,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::{AccessTable, Identity};
 
-/// Request header naming the person acting through an agency's system (a staff number; the
-/// certificate says which system vouches for it).
-pub const ACTING_HEADER: &str = "jiuzhu-acting-person";
+use crate::acting::{ACTING_AT_HEADER, ACTING_HEADER, ACTING_SIGNATURE_HEADER};
 
 /// `[limits]`: what one caller may ask of a service.
 #[derive(Debug, Clone, Deserialize)]
@@ -205,12 +203,32 @@ impl GuardState {
                 identity.name, self.limits.calls_per_second
             )));
         }
-        let acting = request
-            .headers()
-            .get(ACTING_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .filter(|value| !value.is_empty() && value.len() <= 64)
-            .map(str::to_owned);
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let acting = match header(ACTING_HEADER) {
+            None => None,
+            Some(person) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                crate::acting::verify(
+                    certificate.as_ref(),
+                    &person,
+                    &path,
+                    &header(ACTING_AT_HEADER).unwrap_or_default(),
+                    &header(ACTING_SIGNATURE_HEADER).unwrap_or_default(),
+                    now,
+                )
+                .map_err(|reason| Status::unauthenticated(format!("{ACTING_HEADER}: {reason}")))?;
+                Some(person)
+            }
+        };
         let caller = Caller {
             nationwide: self.table.is_nationwide(identity.role),
             identity,

@@ -6,6 +6,7 @@
 //! per caller, and hands the handler the [`Caller`]. [`TlsSettings`] configures mutual TLS for
 //! servers and clients, and [`dev`] makes a development authority and certificates.
 
+pub mod acting;
 pub mod dev;
 mod guard;
 mod identity;

@@ -104,10 +104,7 @@ pub async fn channel(addr: SocketAddr) -> Result<Channel, TestkitError> {
 /// A channel presenting a certificate for `identity`, issued on first use.
 pub async fn channel_as(addr: SocketAddr, identity: &Identity) -> Result<Channel, TestkitError> {
     let certs = test_certs()?;
-    let name = format!(
-        "id-{}-{}-{}-{}",
-        identity.agency, identity.office, identity.role, identity.name
-    );
+    let name = identity_file(identity);
     let cert = certs.dir.join(format!("{name}.pem"));
     if !cert.exists() {
         let issued = certs
@@ -118,6 +115,39 @@ pub async fn channel_as(addr: SocketAddr, identity: &Identity) -> Result<Channel
         std::fs::write(&cert, issued.cert_pem)?;
     }
     connect(addr, &name).await
+}
+
+fn identity_file(identity: &Identity) -> String {
+    format!(
+        "id-{}-{}-{}-{}",
+        identity.agency, identity.office, identity.role, identity.name
+    )
+}
+
+/// The three headers by which `identity`'s system (after [`channel_as`]) says that `person`
+/// acts on `method`, signed with its certificate's key now.
+pub fn acting_headers(
+    identity: &Identity,
+    person: &str,
+    method: &str,
+) -> Result<[(&'static str, String); 3], TestkitError> {
+    use jiuzhu_access::acting::{ACTING_AT_HEADER, ACTING_HEADER, ACTING_SIGNATURE_HEADER};
+    let key = std::fs::read_to_string(
+        test_certs()?
+            .dir
+            .join(format!("{}.key", identity_file(identity))),
+    )?;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let signature = jiuzhu_access::acting::sign(&key, person, method, at)
+        .map_err(|error| TestkitError::Process(error.to_string()))?;
+    Ok([
+        (ACTING_HEADER, person.to_owned()),
+        (ACTING_AT_HEADER, at.to_string()),
+        (ACTING_SIGNATURE_HEADER, signature),
+    ])
 }
 
 async fn connect(addr: SocketAddr, name: &str) -> Result<Channel, TestkitError> {
