@@ -27,6 +27,25 @@ pub struct IndexedPerson {
 }
 
 impl IndexedPerson {
+    fn from_identity(
+        person_id: Uuid,
+        region_code: String,
+        male: Option<bool>,
+        identity: PersonalIdentity,
+    ) -> Self {
+        Self {
+            person_id,
+            full_name: identity.full_name,
+            birth_date: identity.birth_date,
+            resident_id: identity.resident_id,
+            region_code,
+            male,
+            phone: identity.phone,
+            township: identity.township,
+            village: identity.village,
+        }
+    }
+
     pub fn normalised(&self) -> Normalised {
         Normalised::from_written(&Written {
             name: &self.full_name,
@@ -62,17 +81,12 @@ pub(crate) fn opened_person(
         source,
     })?;
     let identity: PersonalIdentity = key.open(person_id, &sealed)?;
-    Ok(Some(IndexedPerson {
+    Ok(Some(IndexedPerson::from_identity(
         person_id,
-        full_name: identity.full_name,
-        birth_date: identity.birth_date,
-        resident_id: identity.resident_id,
         region_code,
         male,
-        phone: identity.phone,
-        township: identity.township,
-        village: identity.village,
-    }))
+        identity,
+    )))
 }
 
 pub(crate) fn person_uuid(text: &str) -> Result<Uuid, ProjectionError> {
@@ -104,17 +118,12 @@ pub(crate) fn indexed_person<E: CarriesIdentity>(
         _ => None,
     };
     let identity = event.take_personal();
-    Ok(Some(IndexedPerson {
-        person_id: person,
-        full_name: identity.full_name,
-        birth_date: identity.birth_date,
-        resident_id: identity.resident_id,
+    Ok(Some(IndexedPerson::from_identity(
+        person,
         region_code,
         male,
-        phone: identity.phone,
-        township: identity.township,
-        village: identity.village,
-    }))
+        identity,
+    )))
 }
 
 /// What a party written into a case file normalises to; an approximate age stands in for a
