@@ -12,12 +12,14 @@ use jiuzhu_payments::Payments;
 use jiuzhu_proto::audit::audit_service_client::AuditServiceClient;
 use jiuzhu_proto::audit::{ListAuditRecordsRequest, VerifyAuditChainRequest};
 use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
-use jiuzhu_proto::decisions::{CaseOrigin, GetCaseRequest, OpenCaseRequest};
+use jiuzhu_proto::decisions::{
+    CaseOrigin, DeadlineFilter, GetCaseRequest, ListDeadlinesRequest, OpenCaseRequest,
+};
 use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
 use jiuzhu_proto::registry::{GetPersonFileRequest, GetPersonRequest};
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{channel, channel_as, unique_namespace};
-use jiuzhu_tests::{PURPOSE, bad_fields, registration, start, start_with};
+use jiuzhu_tests::{PURPOSE, bad_fields, registration, restart_with, start, start_with};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -191,7 +193,12 @@ async fn every_rpc_refuses_every_role_its_rule_does_not_name() -> TestResult {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_office_sees_its_own_jurisdiction_unless_its_role_is_nationwide() -> TestResult {
     let ns = unique_namespace();
-    let decisions = start::<Decisions>(&ns).await?;
+    let on = |today: &str| {
+        let today = today.to_owned();
+        move |settings: &mut jiuzhu_runtime::Settings| settings.deadlines.today = Some(today)
+    };
+    // Monday 28 September 2026: the application's stage is due on 13 October.
+    let decisions = start_with::<Decisions>(&ns, on("2026-09-28")).await?;
     let addr = decisions.running.grpc_addr;
     let mut service = DecisionsServiceClient::new(channel(addr).await?);
     let case_id = service
@@ -238,6 +245,41 @@ async fn an_office_sees_its_own_jurisdiction_unless_its_role_is_nationwide() -> 
         }
     }
     decisions.running.stop().await;
+
+    // On 14 October the case is overdue: on the lists of its own offices only.
+    let running = restart_with::<Decisions>(&ns, &decisions.database, on("2026-10-14")).await?;
+    let overdue = |who: Identity| {
+        let addr = running.grpc_addr;
+        async move {
+            let mut client = DecisionsServiceClient::new(channel_as(addr, &who).await?);
+            let listed = client
+                .list_deadlines(ListDeadlinesRequest {
+                    filter: DeadlineFilter::Overdue as i32,
+                    ..ListDeadlinesRequest::default()
+                })
+                .await?
+                .into_inner()
+                .deadlines;
+            anyhow::Ok(listed.into_iter().map(|d| d.case_id).collect::<Vec<_>>())
+        }
+    };
+    let own = jiuzhu_tests::eventually("the overdue case on its office's list", WAIT, || {
+        let overdue = &overdue;
+        async move {
+            let listed = overdue(office(Role::ReliefProsecutor, "520102")).await?;
+            Ok((!listed.is_empty()).then_some(listed))
+        }
+    })
+    .await?;
+    assert_eq!(own, [case_id.clone()]);
+    assert_eq!(overdue(office(Role::Auditor, "110000")).await?, [case_id]);
+    assert!(
+        overdue(office(Role::ReliefProsecutor, "520103"))
+            .await?
+            .is_empty(),
+        "a neighbouring district's office listed the case"
+    );
+    running.stop().await;
     Ok(())
 }
 

@@ -101,6 +101,16 @@ impl Caller {
         self.nationwide || self.identity.covers(region_code)
     }
 
+    /// What every region code the caller may see starts with: empty for a nationwide role.
+    /// Lists filter by it (`region_code LIKE prefix || '%'`; only digits, so no wildcards).
+    pub fn region_prefix(&self) -> &str {
+        if self.nationwide {
+            ""
+        } else {
+            self.identity.region_prefix()
+        }
+    }
+
     /// `PERMISSION_DENIED` unless the caller may see data of `region_code`.
     pub fn check_jurisdiction(&self, region_code: &str) -> Result<(), Status> {
         if self.may_see(region_code) {

@@ -154,11 +154,17 @@ impl Identity {
     /// Whether the office's jurisdiction holds `region_code` (its own code and every code
     /// under it: `520100` holds `520102`; `000000` holds everything).
     pub fn covers(&self, region_code: &str) -> bool {
+        region_code.starts_with(self.region_prefix())
+    }
+
+    /// The leading digits every region code of the office's jurisdiction starts with (`5201`
+    /// for `520100`; empty for `000000`).
+    pub fn region_prefix(&self) -> &str {
         let mut prefix = self.office.as_str();
         while let Some(shorter) = prefix.strip_suffix("00") {
             prefix = shorter;
         }
-        region_code.starts_with(prefix)
+        prefix
     }
 }
 

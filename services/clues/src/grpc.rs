@@ -377,6 +377,10 @@ impl CluesService for CluesApi {
         &self,
         request: Request<ListCluesRequest>,
     ) -> Result<Response<ListCluesResponse>, Status> {
+        // An office lists only the clues of its own jurisdiction.
+        let scope = jiuzhu_access::Caller::of(&request)?
+            .region_prefix()
+            .to_owned();
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let page_size = violations.page_size(request.page_size, 50);
@@ -422,6 +426,7 @@ impl CluesService for CluesApi {
              AND probability >= $6 \
              AND ($7::timestamptz IS NULL OR detected_at < $7) \
              AND ($8::timestamptz IS NULL OR detected_at >= $8) \
+             AND ($9 = '' OR region_code LIKE $9 || '%') \
              ORDER BY clue_id DESC LIMIT $3"
         ))
         .bind(request.status)
@@ -432,6 +437,7 @@ impl CluesService for CluesApi {
         .bind(request.min_probability)
         .bind(before)
         .bind(since)
+        .bind(&scope)
         .fetch_all(&self.pool)
         .await
         .map_err(database_status)?;

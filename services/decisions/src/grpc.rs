@@ -999,6 +999,10 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<ListDeadlinesRequest>,
     ) -> Result<Response<ListDeadlinesResponse>, Status> {
+        // An office lists only the cases of its own jurisdiction.
+        let scope = jiuzhu_access::Caller::of(&request)?
+            .region_prefix()
+            .to_owned();
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         let filter = DeadlineFilter::try_from(request.filter).unwrap_or_default();
@@ -1036,6 +1040,7 @@ impl DecisionsService for DecisionsApi {
              WHERE ($1::date IS NULL OR due_date >= $1) AND due_date <= $2 \
              AND ($3 = '' OR procuratorate = $3) \
              AND ($4::date IS NULL OR (due_date, case_id) > ($4, $5)) \
+             AND ($7 = '' OR region_code LIKE $7 || '%') \
              ORDER BY due_date, case_id LIMIT $6",
         )
         .bind(from)
@@ -1044,6 +1049,7 @@ impl DecisionsService for DecisionsApi {
         .bind(after.map(|(due, _)| due))
         .bind(after.map(|(_, case)| case).unwrap_or_default())
         .bind(page_size + 1)
+        .bind(&scope)
         .fetch_all(self.store.pool())
         .await
         .map_err(database_status)?;

@@ -269,7 +269,9 @@ pub fn parse_mt940(content: &str) -> Result<Vec<StatementLine>, Vec<LineError>> 
             }
         } else if let Some(body) = text.strip_prefix(":86:") {
             if let Some(entry) = pending.as_mut() {
-                entry.idempotency_key = body.trim().trim_start_matches("KEY:").trim().to_owned();
+                // One optional `KEY:` label: what follows it is the key, whatever it holds.
+                let body = body.trim();
+                entry.idempotency_key = body.strip_prefix("KEY:").unwrap_or(body).trim().to_owned();
             }
         } else if text.starts_with(':') {
             finish(pending.take(), &mut errors);
@@ -699,6 +701,27 @@ mod tests {
                         2026-11-29,SIM1,k-1,92233720368547758.06,DEBIT\n\
                         2026-11-29,SIM2,k-2,0.01,CREDIT\n";
         assert_eq!(parse_csv(at_limit).map(|lines| lines.len()), Ok(2));
+    }
+
+    #[test]
+    fn only_one_key_label_is_taken_off_an_86_line() {
+        // Found by the `statement_mt940` fuzz target: `KEY: KEY:` was read as the key `KEY:`,
+        // which written back as `:86:KEY:KEY:` read as no key at all.
+        for (line, key) in [
+            (":86:KEY: KEY:", "KEY:"),
+            (":86:KEY:KEY:", "KEY:"),
+            (":86:KEY:KEY:k-1", "KEY:k-1"),
+            (":86: KEY: k-1 ", "k-1"),
+            (":86:k-1", "k-1"),
+        ] {
+            let statement = format!(":61:261129D5,00NTRF//A\n{line}\n");
+            let keys: Vec<String> = parse_mt940(&statement)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| l.idempotency_key)
+                .collect();
+            assert_eq!(keys, [key], "{line}");
+        }
     }
 
     #[test]
