@@ -3,7 +3,7 @@ CACHE ?= $(HOME)/.cache/jiuzhu
 BUF_VERSION ?= 1.75.0
 BUF := $(CACHE)/buf-$(BUF_VERSION)/node_modules/.bin/buf
 
-.PHONY: run test build fmt-check clippy buf-lint lint bench broker descriptors
+.PHONY: run test build fmt-check clippy buf-lint lint bench broker descriptors fuzz
 
 ## Start PostgreSQL (if down), the local broker and the five services.
 run:
@@ -45,3 +45,12 @@ broker:
 descriptors:
 	cargo run -q -p jiuzhu-proto --bin jiuzhu-descriptors > target/jiuzhu.binpb
 	@echo "wrote target/jiuzhu.binpb"
+
+FUZZ_SECONDS ?= 60
+
+## Fuzz every parser of outside input for FUZZ_SECONDS each (nightly toolchain; see fuzz/README.md).
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && for t in $$(cargo +nightly fuzz list); do \
+		cargo +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
