@@ -271,7 +271,7 @@ async fn an_office_sees_its_own_jurisdiction_unless_its_role_is_nationwide() -> 
         }
     })
     .await?;
-    assert_eq!(own, [case_id.clone()]);
+    assert_eq!(own, std::slice::from_ref(&case_id));
     assert_eq!(overdue(office(Role::Auditor, "110000")).await?, [case_id]);
     assert!(
         overdue(office(Role::ReliefProsecutor, "520103"))
