@@ -66,16 +66,6 @@ fn fields(line: &StatementLine) -> [String; 5] {
     ]
 }
 
-fn without_lines(lines: &[StatementLine]) -> Vec<StatementLine> {
-    lines
-        .iter()
-        .map(|l| StatementLine {
-            line: 0,
-            ..l.clone()
-        })
-        .collect()
-}
-
 fn check(content: &str) {
     let lines = match parse_csv(content) {
         Ok(lines) => lines,
@@ -88,27 +78,11 @@ fn check(content: &str) {
             return;
         }
     };
-    let mut last = 1;
-    for line in &lines {
-        assert!(line.fen > 0, "{line:?}");
-        assert!(line.line > last, "{line:?} after line {last}");
-        last = line.line;
-        for text in [&line.bank_reference, &line.idempotency_key] {
-            assert!(!text.is_empty());
-            assert_eq!(text.as_str(), text.trim());
-        }
-    }
-    assert!(
-        lines
-            .iter()
-            .try_fold(0i64, |total, l| total.checked_add(l.fen))
-            .is_some(),
-        "the accepted lines cannot be totalled"
-    );
+    common::check_accepted_lines(&lines, 1);
     let again = parse_csv(&write(lines.iter().map(fields)));
     assert_eq!(
-        again.as_deref().map(without_lines),
-        Ok(without_lines(&lines)),
+        again.as_deref().map(common::without_lines),
+        Ok(common::without_lines(&lines)),
         "{content:?}"
     );
 }
@@ -149,7 +123,7 @@ fuzz_target!(|input: Input<'_>| match input {
             let parsed = parse_csv(&content);
             if total.is_some() {
                 assert_eq!(
-                    parsed.as_deref().map(without_lines),
+                    parsed.as_deref().map(common::without_lines),
                     Ok(lines),
                     "{content:?}"
                 );

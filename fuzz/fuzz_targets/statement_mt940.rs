@@ -65,16 +65,6 @@ fn write(lines: &[StatementLine]) -> String {
     out
 }
 
-fn without_lines(lines: &[StatementLine]) -> Vec<StatementLine> {
-    lines
-        .iter()
-        .map(|l| StatementLine {
-            line: 0,
-            ..l.clone()
-        })
-        .collect()
-}
-
 fn check(content: &str) {
     let lines = match parse_mt940(content) {
         Ok(lines) => lines,
@@ -87,28 +77,14 @@ fn check(content: &str) {
             return;
         }
     };
-    let mut last = 0;
+    common::check_accepted_lines(&lines, 0);
     for line in &lines {
-        assert!(line.fen > 0, "{line:?}");
-        assert!(line.line > last, "{line:?} after line {last}");
-        last = line.line;
         assert!((2000..=2099).contains(&line.value_date.year()));
-        for text in [&line.bank_reference, &line.idempotency_key] {
-            assert!(!text.is_empty());
-            assert_eq!(text.as_str(), text.trim());
-        }
     }
-    assert!(
-        lines
-            .iter()
-            .try_fold(0i64, |total, l| total.checked_add(l.fen))
-            .is_some(),
-        "the accepted entries cannot be totalled"
-    );
     let written = write(&lines);
     assert_eq!(
-        parse_mt940(&written).as_deref().map(without_lines),
-        Ok(without_lines(&lines)),
+        parse_mt940(&written).as_deref().map(common::without_lines),
+        Ok(common::without_lines(&lines)),
         "{content:?} written back as {written:?}"
     );
 }
@@ -174,7 +150,7 @@ fuzz_target!(|input: Input<'_>| match input {
             let parsed = parse_mt940(&content);
             if total.is_some() {
                 assert_eq!(
-                    parsed.as_deref().map(without_lines),
+                    parsed.as_deref().map(common::without_lines),
                     Ok(expected),
                     "{content:?}"
                 );

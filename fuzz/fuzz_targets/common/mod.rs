@@ -122,3 +122,41 @@ impl IdText<'_> {
         }
     }
 }
+
+/// Statement lines without their line numbers (what a written-back statement must read as).
+pub fn without_lines(
+    lines: &[jiuzhu_payments::reconciliation::StatementLine],
+) -> Vec<jiuzhu_payments::reconciliation::StatementLine> {
+    lines
+        .iter()
+        .map(|l| jiuzhu_payments::reconciliation::StatementLine {
+            line: 0,
+            ..l.clone()
+        })
+        .collect()
+}
+
+/// What every accepted statement satisfies, CSV or MT940: positive amounts, lines after
+/// `first_line` in order, trimmed non-empty reference and key, and a total that fits in `i64`.
+pub fn check_accepted_lines(
+    lines: &[jiuzhu_payments::reconciliation::StatementLine],
+    first_line: i64,
+) {
+    let mut last = first_line;
+    for line in lines {
+        assert!(line.fen > 0, "{line:?}");
+        assert!(line.line > last, "{line:?} after line {last}");
+        last = line.line;
+        for text in [&line.bank_reference, &line.idempotency_key] {
+            assert!(!text.is_empty());
+            assert_eq!(text.as_str(), text.trim());
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .try_fold(0i64, |total, l| total.checked_add(l.fen))
+            .is_some(),
+        "the accepted lines cannot be totalled"
+    );
+}
