@@ -3,11 +3,22 @@ CACHE ?= $(HOME)/.cache/jiuzhu
 BUF_VERSION ?= 1.75.0
 BUF := $(CACHE)/buf-$(BUF_VERSION)/node_modules/.bin/buf
 
-.PHONY: run test build fmt-check clippy buf-lint lint bench broker descriptors fuzz
+.PHONY: run run-check run-reset test build fmt-check clippy buf-lint lint bench broker descriptors fuzz
 
-## Start PostgreSQL (if down), the local broker and the five services.
+## The whole platform on this machine with the demo county (see README: Quick start).
 run:
 	bash deploy/dev/run.sh
+
+## Forget everything make run kept (its databases, broker log, keys, demo): the next run starts afresh.
+run-reset:
+	for s in registry clues decisions payments followup; do \
+		psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS jiuzhu_$$s WITH (FORCE)"; \
+	done
+	rm -rf .jiuzhu
+
+## The quick start, literally: make run comes up with the demo county, answers, and survives a restart.
+run-check:
+	bash deploy/dev/run-check.sh
 
 ## The whole test suite against real PostgreSQL and the real broker.
 test:

@@ -1,26 +1,46 @@
 #!/usr/bin/env bash
-# `make run`: everything built so far on this machine — PostgreSQL (one database per service),
-# the local Kafka-protocol broker on 127.0.0.1:9092, and the five services. Ctrl-C stops them.
+# `make run`: the whole platform on this machine. PostgreSQL (started if down; one database per
+# service), a Kafka-protocol broker on 127.0.0.1:9092 keeping its log in .jiuzhu/broker.db, the
+# five services, the payment provider simulator, and the demo county (made once). Everything
+# it keeps is under .jiuzhu/ and in the jiuzhu_* databases, so a second `make run` carries on
+# where the first stopped. Ctrl-C stops it all.
+#
+# Elsewhere: JIUZHU__KAFKA__BROKERS=host:9092 uses that Kafka instead of starting one, and
+# JIUZHU__<SERVICE>__DATABASE_URL points a service at another PostgreSQL (the databases must
+# exist). JIUZHU_DEMO=0 skips the demo county. JIUZHU__TELEMETRY__OTLP_ENDPOINT exports traces.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 SERVICES=(registry clues decisions payments followup)
 export JIUZHU_CONFIG_DIR=${JIUZHU_CONFIG_DIR:-deploy/config}
+DEMO_COUNTY=520121
+DEMO_PROCURATORATE=开阳县人民检察院
+say() { printf '\033[1mjiuzhu:\033[0m %s\n' "$*" >&2; }
 
+mkdir -p .jiuzhu
 deploy/dev/postgres.sh
-broker=$(deploy/dev/broker.sh start 9092)
 for service in "${SERVICES[@]}"; do
+  variable="JIUZHU__${service^^}__DATABASE_URL"
+  [ -z "${!variable:-}" ] || continue
   exists=$(psql -h 127.0.0.1 -U postgres -d postgres -At -c "SELECT 1 FROM pg_database WHERE datname = 'jiuzhu_$service'")
   [ "$exists" = 1 ] || psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE jiuzhu_$service"
 done
+
+broker=external
+if [ -z "${JIUZHU__KAFKA__BROKERS:-}" ]; then
+  # The broker's cwd is the checkout: the store is .jiuzhu/broker.db, kept across runs.
+  broker=$(deploy/dev/broker.sh start 9092 sqlite://.jiuzhu/broker.db)
+fi
+
+say "building (the first build takes several minutes)"
 cargo build --workspace --bins
+bin=target/debug
 
 # The master key that wraps every person's data key: made once per checkout, never committed.
 # Losing it makes all personal data unreadable; a real installation keeps it in its secret store.
-mkdir -p .jiuzhu
 if [ -z "${JIUZHU__VAULT__MASTER_KEY:-}" ] && [ ! -s .jiuzhu/master.key ]; then
   (umask 077 && head -c 32 /dev/urandom | base64 > .jiuzhu/master.key)
-  echo "created the development master key .jiuzhu/master.key" >&2
+  say "created the development master key .jiuzhu/master.key"
 fi
 [ -n "${JIUZHU__VAULT__MASTER_KEY:-}" ] || export JIUZHU__VAULT__MASTER_KEY_FILE="$PWD/.jiuzhu/master.key"
 
@@ -28,63 +48,83 @@ fi
 # trains on its own history: `jiuzhu recommend train --history cases.jsonl --out model.json`).
 if [ -z "${JIUZHU__RECOMMENDER__MODEL:-}" ]; then
   if [ ! -s .jiuzhu/recommender.json ]; then
-    echo "training the demo recommendation model (synthetic past cases)..." >&2
-    target/debug/jiuzhu gen relief-history --cases 5000 --seed 1 --out .jiuzhu/relief-history.jsonl
-    target/debug/jiuzhu recommend train --history .jiuzhu/relief-history.jsonl \
+    say "training the demo recommendation model on 5,000 synthetic past cases"
+    $bin/jiuzhu gen relief-history --cases 5000 --seed 1 --out .jiuzhu/relief-history.jsonl
+    $bin/jiuzhu recommend train --history .jiuzhu/relief-history.jsonl \
       --out .jiuzhu/recommender.json --version demo-synthetic --evaluate 500 >&2
   fi
   export JIUZHU__RECOMMENDER__MODEL="$PWD/.jiuzhu/recommender.json"
 fi
 
 # Every API is served over mutual TLS: a development authority and certificates, made once per
-# checkout (`jiuzhu dev certs`; never committed; an installation uses its own).
+# checkout (never committed; an installation uses its own). The role certificates belong to the
+# Guiyang city procuratorate's office (520100), whose jurisdiction covers the demo county.
 if [ ! -s .jiuzhu/certs/ca.pem ]; then
-  target/debug/jiuzhu dev certs --out .jiuzhu/certs >&2
+  $bin/jiuzhu dev certs --out .jiuzhu/certs --office 520100 >&2
 fi
 export JIUZHU__TLS__DIR="$PWD/.jiuzhu/certs"
+export JIUZHU_CERTS="$PWD/.jiuzhu/certs"
 
 pids=()
 stop() {
   trap - INT TERM EXIT
-  echo "stopping..." >&2
+  say "stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait || true
   if [ "$broker" = started ]; then deploy/dev/broker.sh stop 9092; fi
 }
 trap stop INT TERM EXIT
 for service in "${SERVICES[@]}"; do
-  "target/debug/jiuzhu-$service" serve &
+  "$bin/jiuzhu-$service" serve &
   pids+=($!)
 done
 # The payment provider simulator: answers "pending", then notifies payments (each notice twice,
 # as real gateways do). Accounts starting 6222029990 are refused, 6222029991 refused once,
 # 6222029992 paid without an answer (see `target/debug/jiuzhu-paysim --help`).
-target/debug/jiuzhu-paysim --listen 127.0.0.1:50060 --notify https://127.0.0.1:50054 \
+$bin/jiuzhu-paysim --listen 127.0.0.1:50060 --notify https://127.0.0.1:50054 \
   --tls-dir .jiuzhu/certs \
   --asynchronous --duplicate-notices 1 --latency-ms 20 \
   --scenario 6222029990=reject --scenario 6222029991=flaky --scenario 6222029992=timeout &
 pids+=($!)
-sleep 2
-cat <<'TEXT'
 
-Jiuzhu is running (Ctrl-C stops it):
-  registry   grpc://127.0.0.1:50051     clues      grpc://127.0.0.1:50052
-  decisions  grpc://127.0.0.1:50053     payments   grpc://127.0.0.1:50054
-  followup   grpc://127.0.0.1:50055     Kafka      127.0.0.1:9092
-  provider simulator grpc://127.0.0.1:50060 (jiuzhu.gateway.v1)
-  metrics    http://127.0.0.1:9101/metrics … 9105 (registry … followup)
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in 50051 50052 50053 50054 50055 50060; do
+  for _ in $(seq 1 600); do listening "$port" && break; sleep 0.1; done
+  listening "$port" || { say "nothing listens on :$port after 60 s (see the log above)"; exit 1; }
+done
 
-Every API takes mutual TLS: certificates are in .jiuzhu/certs (one per role: as-<role>.pem).
-Try (grpcurl uses reflection; G="grpcurl -cacert .jiuzhu/certs/ca.pem -cert .jiuzhu/certs/cli.pem -key .jiuzhu/certs/cli.key"):
-  $G -d '{"request_id":"demo-1","full_name":"王秀英","gender":"GENDER_FEMALE","birth_date":"1949-12-31","resident_id":"11010519491231002X","region":{"code":"110105"},"source_department":"rural_revitalization"}' 127.0.0.1:50051 jiuzhu.registry.v1.RegistryService/RegisterPerson
-  $G 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/GetLinkageIndexStatus
-  $G -d '{"request_id":"case-1","case_no":"(2026)京0105刑初1号","party_ref":"P1","procuratorate":"朝阳区院","role":"PARTY_ROLE_VICTIM","harm":{"disability_grade":5},"full_name":"王秀英","birth_date":"1949年12月31日","region":{"code":"110105"}}' 127.0.0.1:50052 jiuzhu.clues.v1.CluesService/ReportParty
-  $G -d '{"filter":"DEADLINE_FILTER_DUE_SOON"}' 127.0.0.1:50053 jiuzhu.decisions.v1.DecisionsService/ListDeadlines
-  $G -d '{"request_id":"budget-1","procuratorate":"朝阳区院","amount":{"fen":10000000},"document_reference":"京财行〔2026〕1号","allocated_by":"finance-1"}' 127.0.0.1:50054 jiuzhu.payments.v1.PaymentsService/AllocateBudget
-  $G 127.0.0.1:50060 jiuzhu.gateway.v1.SimulatorService/ExportStatement
-  $G -d '{"overdue":true}' 127.0.0.1:50055 jiuzhu.followup.v1.FollowupService/ListVisits
-Departments read jiuzhu.share.<department>.v1 (every topic: docs/asyncapi.json), e.g.
-  make descriptors && python examples/python/read_share_topic.py 127.0.0.1:9092 jiuzhu.share.civil_affairs.v1 target/jiuzhu.binpb
-Traces: set JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 (Jaeger all-in-one) before make run.
+# The demo county, once: a generated population of 开阳县 imported as rural revitalization's
+# register, then ten victims taken to different stages through the APIs (safe to repeat).
+if [ "${JIUZHU_DEMO:-1}" != 0 ] && [ ! -f .jiuzhu/demo/seeded ]; then
+  mkdir -p .jiuzhu/demo
+  say "demo county: generating and importing 3,000 residents of $DEMO_COUNTY"
+  $bin/jiuzhu gen registry --persons 3000 --seed 2026 --county "$DEMO_COUNTY" --out .jiuzhu/demo/county.csv
+  $bin/jiuzhu registry import --department rural_revitalization --quiet .jiuzhu/demo/county.csv
+  say "demo county: taking ten victims through the platform"
+  $bin/jiuzhu demo seed --registry .jiuzhu/demo/county.csv --county "$DEMO_COUNTY" \
+    --procuratorate "$DEMO_PROCURATORATE" | tee .jiuzhu/demo/cases.txt
+  touch .jiuzhu/demo/seeded
+fi
+
+cat <<TEXT
+
+Jiuzhu is running (Ctrl-C stops it; data stays in .jiuzhu/ and the jiuzhu_* databases):
+  registry   https://127.0.0.1:50051     clues      https://127.0.0.1:50052
+  decisions  https://127.0.0.1:50053     payments   https://127.0.0.1:50054
+  followup   https://127.0.0.1:50055     provider simulator https://127.0.0.1:50060
+  Kafka      ${JIUZHU__KAFKA__BROKERS:-127.0.0.1:9092}      metrics http://127.0.0.1:9101/metrics … 9105
+  Every API takes mutual TLS; certificates per role are in .jiuzhu/certs (as-<role>.pem).
+$( [ -f .jiuzhu/demo/cases.txt ] && sed 's/^/  /' .jiuzhu/demo/cases.txt )
+
+Try:
+  # 1. A gRPC call by reflection, as the relief prosecutor: the county's clue board
+  $bin/jiuzhu call https://127.0.0.1:50052 jiuzhu.clues.v1.CluesService/ListClues \\
+      '{"regionCode":"520121"}' --as as-relief_prosecutor
+  #    (\`$bin/jiuzhu call URL list\` names the services; grpcurl works too, with the same certs)
+  # 2. What rural revitalization receives under its agreement (Python, confluent-kafka):
+  make descriptors && python3 -m venv .jiuzhu/venv && .jiuzhu/venv/bin/pip -q install confluent-kafka protobuf
+  .jiuzhu/venv/bin/python examples/python/read_share_topic.py 127.0.0.1:9092 jiuzhu.share.rural_revitalization.v1 target/jiuzhu.binpb
+  # 3. Traces: start Jaeger all-in-one (OTLP on :4317, UI on :16686), then
+  JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 make run
 TEXT
 wait

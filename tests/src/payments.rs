@@ -29,26 +29,7 @@ pub const SILENT: &str = "6222029992";
 /// An ordinary account range.
 pub const ORDINARY: &str = "6222020000";
 
-/// A 19-digit card number starting with `prefix` (10 digits), with a valid check digit.
-pub fn card(prefix: &str, n: u64) -> String {
-    let body = format!("{prefix}{n:08}");
-    let sum: u32 = body
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            // The check digit will be at position 0, so the body's rightmost digit is doubled.
-            if i % 2 == 0 {
-                let doubled = d * 2;
-                if doubled > 9 { doubled - 9 } else { doubled }
-            } else {
-                d
-            }
-        })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
-}
+pub use jiuzhu_paysim::sandbox_card as card;
 
 /// `jiuzhu-paysim` running as its own process.
 pub struct Paysim {

@@ -12,18 +12,23 @@ use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{binary_path, unique_namespace};
 use jiuzhu_tests::{TestResult, eventually, start};
 
-fn jiuzhu(args: &[&str]) -> anyhow::Result<(bool, String)> {
+/// Runs `jiuzhu`: its exit code and standard error.
+fn jiuzhu(args: &[&str]) -> anyhow::Result<(Option<i32>, String)> {
     let output = Command::new(binary_path("jiuzhu")?).args(args).output()?;
     Ok((
-        output.status.success(),
+        output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     ))
 }
 
+/// Exit status of an import that finished but rejected records.
+const SOME_REJECTED: Option<i32> = Some(3);
+
+/// Imports `file`, which holds rejected records: the import finishes with status 3.
 fn import(registry: &str, file: &Path) -> anyhow::Result<String> {
     let file = file.to_string_lossy();
     let certs = jiuzhu_testkit::certs_dir()?.display().to_string();
-    let (ok, stderr) = jiuzhu(&[
+    let (code, stderr) = jiuzhu(&[
         "registry",
         "import",
         "--certs",
@@ -37,7 +42,7 @@ fn import(registry: &str, file: &Path) -> anyhow::Result<String> {
         "50",
         &file,
     ])?;
-    anyhow::ensure!(ok, "import failed: {stderr}");
+    anyhow::ensure!(code == SOME_REJECTED, "import ended {code:?}: {stderr}");
     Ok(stderr)
 }
 
@@ -46,7 +51,7 @@ async fn importing_a_department_file_is_validated_idempotent_and_updates_changes
     let dir = std::env::temp_dir().join(format!("jiuzhu-import-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir)?;
     let generated = dir.join("population.csv");
-    let (ok, stderr) = jiuzhu(&[
+    let (code, stderr) = jiuzhu(&[
         "gen",
         "registry",
         "--persons",
@@ -56,7 +61,7 @@ async fn importing_a_department_file_is_validated_idempotent_and_updates_changes
         "--out",
         &generated.to_string_lossy(),
     ])?;
-    anyhow::ensure!(ok, "gen failed: {stderr}");
+    anyhow::ensure!(code == Some(0), "gen failed: {stderr}");
 
     // Three bad records at known lines: a bad check character, an unknown region, a bad date.
     let mut lines: Vec<String> = std::fs::read_to_string(&generated)?
@@ -181,7 +186,8 @@ async fn importing_a_department_file_is_validated_idempotent_and_updates_changes
     .await?;
     assert_eq!(households, (i64::try_from(references.len())?, 1));
 
-    let (ok, missing) = jiuzhu(&[
+    // A file that cannot be read fails (1), naming it; wrong usage is 2.
+    let (code, missing) = jiuzhu(&[
         "registry",
         "import",
         "--department",
@@ -190,7 +196,11 @@ async fn importing_a_department_file_is_validated_idempotent_and_updates_changes
         &address,
         "/nonexistent.csv",
     ])?;
-    assert!(!ok && missing.contains("/nonexistent.csv"), "{missing}");
+    assert_eq!(code, Some(1), "{missing}");
+    assert!(missing.contains("/nonexistent.csv"), "{missing}");
+    let (code, usage) = jiuzhu(&["registry", "import", "/nonexistent.csv"])?;
+    assert_eq!(code, Some(2), "{usage}");
+    assert!(usage.contains("--department"), "{usage}");
     started.running.stop().await;
     std::fs::remove_dir_all(&dir)?;
     Ok(())

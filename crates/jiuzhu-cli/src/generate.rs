@@ -150,16 +150,21 @@ struct Place {
     villages: Vec<String>,
 }
 
-fn places(rng: &mut Rng) -> Vec<Place> {
-    let counties: Vec<&'static str> = all_regions()
-        .into_iter()
-        .filter(|r| {
-            matches!(r.province, "贵州省" | "云南省" | "甘肃省")
-                && !r.code.ends_with("00")
-                && !r.name.ends_with('区')
-        })
-        .map(|r| r.code)
-        .collect();
+/// Sixty townships with eight villages each: in `county` when given, else spread over the rural
+/// counties of three provinces.
+fn places(rng: &mut Rng, county: Option<&'static str>) -> Vec<Place> {
+    let counties: Vec<&'static str> = match county {
+        Some(code) => vec![code],
+        None => all_regions()
+            .into_iter()
+            .filter(|r| {
+                matches!(r.province, "贵州省" | "云南省" | "甘肃省")
+                    && !r.code.ends_with("00")
+                    && !r.name.ends_with('区')
+            })
+            .map(|r| r.code)
+            .collect(),
+    };
     (0..60)
         .map(|_| Place {
             region: rng.pick::<&'static str>(&counties),
@@ -171,8 +176,25 @@ fn places(rng: &mut Rng) -> Vec<Place> {
         .collect()
 }
 
-/// Writes `persons` records as CSV with the import columns plus household columns.
-pub fn write_population(persons: u64, seed: u64, out: Option<&Path>) -> anyhow::Result<()> {
+/// Writes `persons` records as CSV with the import columns plus household columns, living in
+/// `county` (a six-digit county code) when given.
+pub fn write_population(
+    persons: u64,
+    seed: u64,
+    county: Option<&str>,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let county = match county {
+        Some(code) => Some(
+            jiuzhu_identity::lookup_region(code)
+                .filter(|r| !r.code.ends_with("00"))
+                .map(|r| r.code)
+                .with_context(|| {
+                    format!("--county must be a county's six-digit GB/T 2260 code, not `{code}`")
+                })?,
+        ),
+        None => None,
+    };
     let sink: Box<dyn Write> = match out {
         Some(path) => Box::new(
             std::fs::File::create(path)
@@ -183,7 +205,7 @@ pub fn write_population(persons: u64, seed: u64, out: Option<&Path>) -> anyhow::
     let mut csv = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, sink));
     csv.write_record(COLUMNS)?;
     let mut rng = Rng(seed ^ 0x6A69_757A_6875);
-    let places = places(&mut rng);
+    let places = places(&mut rng, county);
     let mut ids: HashSet<String> = HashSet::new();
     let epoch = NaiveDate::from_ymd_opt(1935, 1, 1).context("epoch")?;
     let mut written = 0u64;
@@ -261,11 +283,16 @@ mod tests {
     use super::*;
 
     fn generate(persons: u64, seed: u64) -> anyhow::Result<String> {
+        generate_in(persons, seed, None)
+    }
+
+    fn generate_in(persons: u64, seed: u64, county: Option<&str>) -> anyhow::Result<String> {
         let path = std::env::temp_dir().join(format!(
-            "jiuzhu-gen-{}-{seed}-{persons}.csv",
-            std::process::id()
+            "jiuzhu-gen-{}-{seed}-{persons}-{}.csv",
+            std::process::id(),
+            county.unwrap_or("all")
         ));
-        write_population(persons, seed, Some(&path))?;
+        write_population(persons, seed, county, Some(&path))?;
         let text = std::fs::read_to_string(&path)?;
         std::fs::remove_file(&path)?;
         Ok(text)
@@ -275,6 +302,29 @@ mod tests {
     fn the_same_seed_gives_the_same_population() -> anyhow::Result<()> {
         assert_eq!(generate(300, 7)?, generate(300, 7)?);
         assert_ne!(generate(300, 7)?, generate(300, 8)?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_county_population_lives_in_that_county() -> anyhow::Result<()> {
+        let text = generate_in(500, 2, Some("520121"))?;
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let mut rows = 0;
+        for row in reader.records() {
+            let row = row?;
+            rows += 1;
+            assert_eq!(&row[5], "520121");
+            if row[4].len() == 18 {
+                assert!(row[4].starts_with("520121"), "{}", &row[4]);
+            }
+        }
+        assert_eq!(rows, 500);
+        for bad in ["520100", "999999", "5201"] {
+            let refused = generate_in(10, 2, Some(bad))
+                .err()
+                .ok_or_else(|| anyhow::anyhow!("county {bad} was accepted"))?;
+            assert!(refused.to_string().contains("--county"), "{refused}");
+        }
         Ok(())
     }
 

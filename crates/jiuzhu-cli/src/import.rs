@@ -60,7 +60,8 @@ struct Tally {
     rejected: u64,
 }
 
-pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
+/// Imports the file; returns how many records were rejected (listed in the rejects file).
+pub async fn run(args: ImportArgs) -> anyhow::Result<u64> {
     let department = args.department.trim().to_owned();
     if department.is_empty() {
         bail!("--department must name the department the file comes from");
@@ -243,5 +244,5 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<()> {
             String::new()
         },
     );
-    Ok(())
+    Ok(rejected)
 }

@@ -1,10 +1,15 @@
 //! `jiuzhu`: the operator's command line. `jiuzhu registry import` loads a department's file
 //! into the registry through its bulk API (streaming, with progress, per-record rejects and a
-//! summary); `jiuzhu link` links case parties to registry persons in batch; `jiuzhu gen
-//! registry` writes a deterministic synthetic population for tests,
-//! demos and benchmarks; `jiuzhu dev certs` makes a development certificate authority and
-//! certificates (every API is served over mutual TLS).
+//! summary); `jiuzhu link` links case parties to registry persons in batch; `jiuzhu gen`
+//! writes deterministic synthetic data (a population, case parties, past relief cases) for
+//! tests, demos and benchmarks; `jiuzhu recommend` trains and exports the relief
+//! recommendation model; `jiuzhu demo seed` takes the demo county's cases through the running
+//! platform; `jiuzhu call` makes any unary call with JSON by reflection; `jiuzhu dev certs` makes a development certificate authority and certificates
+//! (every API is served over mutual TLS). Each service binary has its own operations
+//! (`jiuzhu-<service> serve | migrate | projections | rebuild`).
 
+mod call;
+mod demo;
 mod generate;
 mod import;
 mod link;
@@ -17,8 +22,22 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// What scripts can rely on.
+const EXIT_STATUS: &str = "Exit status: 0 done; 1 failed (the message says why and where); \
+2 wrong usage; 3 done, but some records were rejected (listed in the rejects file).\n\
+Service operations (migrate, rebuild a projection) are the service binaries' own: \
+jiuzhu-<service> --help.";
+
+/// Exit status of a command that finished but rejected some of its input.
+const SOME_REJECTED: u8 = 3;
+
 #[derive(Debug, Parser)]
-#[command(name = "jiuzhu", about = "Jiuzhu operator commands")]
+#[command(
+    name = "jiuzhu",
+    version,
+    about = "Jiuzhu operator commands",
+    after_help = EXIT_STATUS
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,11 +62,27 @@ enum Command {
         #[command(subcommand)]
         command: RecommendCommand,
     },
+    /// Call any unary RPC of a running service with a JSON request, its types learnt from the
+    /// server's reflection (like grpcurl), over mutual TLS as `--as`.
+    Call(call::CallArgs),
+    /// The demo county of `make run`.
+    Demo {
+        #[command(subcommand)]
+        command: DemoCommand,
+    },
     /// Development helpers.
     Dev {
         #[command(subcommand)]
         command: DevCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCommand {
+    /// Take the demo county's ten victims to different stages (clues, open cases, approval,
+    /// payment, follow-up) through the running services' APIs, each step as the role that
+    /// takes it. Safe to run again: every request id is fixed, so nothing happens twice.
+    Seed(demo::SeedArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +161,10 @@ enum GenCommand {
         /// Seed: the same seed gives the same file.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Everyone lives in this county (six-digit GB/T 2260 code, e.g. 520121); default:
+        /// rural counties of Guizhou, Yunnan and Gansu.
+        #[arg(long)]
+        county: Option<String>,
         /// Output file (standard output when absent).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -162,7 +201,7 @@ enum GenCommand {
 }
 
 /// Runs the asynchronous commands (those that talk to services).
-fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+fn block_on<T>(command: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
@@ -173,8 +212,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Gen {
-            command: GenCommand::Registry { persons, seed, out },
-        } => generate::write_population(persons, seed, out.as_deref()),
+            command:
+                GenCommand::Registry {
+                    persons,
+                    seed,
+                    county,
+                    out,
+                },
+        } => generate::write_population(persons, seed, county.as_deref(), out.as_deref()),
         Command::Gen {
             command:
                 GenCommand::Parties {
@@ -198,15 +243,27 @@ fn main() -> ExitCode {
         Command::Dev {
             command: DevCommand::Certs { out, office },
         } => dev_certs(&out, &office),
+        Command::Demo {
+            command: DemoCommand::Seed(args),
+        } => block_on(demo::seed(args)),
+        Command::Call(args) => block_on(call::run(args)),
         Command::Registry {
             command: RegistryCommand::Import(args),
-        } => block_on(import::run(args)),
+        } => {
+            return match block_on(import::run(args)) {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(SOME_REJECTED),
+                Err(error) => failed(&error),
+            };
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("jiuzhu: {error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => failed(&error),
     }
+}
+
+fn failed(error: &anyhow::Error) -> ExitCode {
+    eprintln!("jiuzhu: {error:#}");
+    ExitCode::FAILURE
 }

@@ -24,6 +24,28 @@ use jiuzhu_proto::gateway::*;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
+/// A 19-digit sandbox card number starting with `prefix` (10 digits, e.g. a scenario's), with a
+/// valid Luhn check digit: what demos and tests register as payees.
+pub fn sandbox_card(prefix: &str, n: u64) -> String {
+    let body = format!("{prefix}{n:08}");
+    let sum: u32 = body
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b.saturating_sub(b'0'));
+            // The check digit will be at position 0, so the body's rightmost digit is doubled.
+            if i % 2 == 0 {
+                let doubled = d * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                d
+            }
+        })
+        .sum();
+    format!("{body}{}", (10 - sum % 10) % 10)
+}
+
 /// What happens to payments to accounts with a given prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {

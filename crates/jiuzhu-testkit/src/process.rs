@@ -70,6 +70,12 @@ impl ServiceProcess {
         }
     }
 
+    /// Kills the process outright (SIGKILL: no shutdown, nothing flushed), as a crash does.
+    pub async fn kill(mut self) -> Result<(), TestkitError> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
     /// Sends SIGTERM and waits for a clean exit; returns whether it exited successfully.
     pub async fn terminate(mut self) -> Result<bool, TestkitError> {
         if let Some(pid) = self.child.id() {

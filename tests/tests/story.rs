@@ -1,0 +1,515 @@
+//! The paper's whole path as the agencies live it, with the five services as separate processes
+//! on their own databases, the real broker, the provider simulator and an OTLP receiver:
+//! rural revitalization imports its register (the `jiuzhu` CLI) → a case-handling system
+//! reports a victim without an ID number → the clue is matched and referred → the relief case
+//! opens, the materials checklist fills, the case is assessed, reviewed, proposed and approved →
+//! the payment goes through the simulator → the follow-up plan opens and a visit is recorded →
+//! rural revitalization's topic receives what its agreement allows → the person file shows
+//! every step. States are read through the public APIs and topics only. Every call belongs to
+//! one trace, which the receiver must see cross all five services and their Kafka hops. The
+//! second scenario kills the payments process (SIGKILL) the moment the decision is approved,
+//! restarts it, and must end in the same state: one payment, one share, one plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use jiuzhu_demo::seed::Resident;
+use jiuzhu_demo::{Endpoints, Platform, Victim, trace_for};
+use jiuzhu_proto::clues::{ClueStatus, ConfirmClueRequest, GetLinkageIndexStatusRequest};
+use jiuzhu_proto::common::EventEnvelope;
+use jiuzhu_proto::decisions::{CaseOrigin, Stage};
+use jiuzhu_proto::registry::{GetPersonFileRequest, PersonFileEntry};
+use jiuzhu_testkit::{
+    OtlpReceiver, ServiceProcess, TestDatabase, binary_path, fresh_database, free_port,
+    kafka_brokers, unique_namespace,
+};
+use jiuzhu_tests::payments::Paysim;
+use jiuzhu_tests::{TestResult, eventually, read_topic, service_env};
+use prost::Message;
+
+const SERVICES: [&str; 5] = ["registry", "clues", "decisions", "payments", "followup"];
+const REGION: &str = "520102";
+const PROCURATORATE: &str = "贵阳市南明区人民检察院";
+const RESIDENTS: usize = 200;
+const FEN: i64 = 1_200_000;
+const WAIT: Duration = Duration::from_secs(90);
+
+/// The platform as separate processes.
+struct Story {
+    namespace: String,
+    receiver: OtlpReceiver,
+    simulator: Paysim,
+    environments: BTreeMap<&'static str, Vec<(String, String)>>,
+    processes: BTreeMap<&'static str, ServiceProcess>,
+    ports: BTreeMap<&'static str, u16>,
+    platform: Platform,
+    _databases: Vec<TestDatabase>,
+}
+
+impl Story {
+    async fn start() -> anyhow::Result<Self> {
+        let receiver = OtlpReceiver::start().await?;
+        let namespace = unique_namespace();
+        let mut ports = BTreeMap::new();
+        for service in SERVICES {
+            ports.insert(service, free_port()?);
+        }
+        let port = |service: &str| ports.get(service).copied().unwrap_or_default();
+        let simulator = Paysim::spawn(
+            Some(&format!("https://127.0.0.1:{}", port("payments"))),
+            &["--asynchronous", "--duplicate-notices", "1"],
+        )
+        .await?;
+        let mut databases = Vec::new();
+        let mut environments = BTreeMap::new();
+        for service in SERVICES {
+            let database = match service {
+                "registry" => fresh_database::<jiuzhu_registry::Registry>().await?,
+                "clues" => fresh_database::<jiuzhu_clues::Clues>().await?,
+                "decisions" => fresh_database::<jiuzhu_decisions::Decisions>().await?,
+                "payments" => fresh_database::<jiuzhu_payments::Payments>().await?,
+                _ => fresh_database::<jiuzhu_followup::Followup>().await?,
+            };
+            let mut environment = service_env(
+                service,
+                &database,
+                port(service),
+                &namespace,
+                &receiver.endpoint,
+                port("registry"),
+            );
+            // Five processes per test, tests in parallel: stay well inside PostgreSQL's 100.
+            environment.push((
+                format!("JIUZHU__{}__MAX_CONNECTIONS", service.to_uppercase()),
+                "5".to_owned(),
+            ));
+            if service == "payments" {
+                for (key, value) in [
+                    ("ENDPOINT", simulator.endpoint.clone()),
+                    ("POLL_MS", "20".to_owned()),
+                    ("REQUEST_TIMEOUT_MS", "2000".to_owned()),
+                    ("RESEND_AFTER_MS", "2000".to_owned()),
+                ] {
+                    environment.push((format!("JIUZHU__PROVIDER__{key}"), value));
+                }
+            }
+            environments.insert(service, environment);
+            databases.push(database);
+        }
+        let mut processes = BTreeMap::new();
+        for service in SERVICES {
+            processes.insert(service, spawn(service, &environments)?);
+        }
+        for service in SERVICES {
+            serving(port(service)).await?;
+        }
+        let at = |service: &str| format!("https://127.0.0.1:{}", port(service));
+        let endpoints = Endpoints {
+            registry: at("registry"),
+            clues: at("clues"),
+            decisions: at("decisions"),
+            payments: at("payments"),
+            followup: at("followup"),
+        };
+        let mut platform = Platform::connect(&jiuzhu_testkit::tls(), &endpoints).await?;
+        platform.patience = WAIT;
+        Ok(Self {
+            namespace,
+            receiver,
+            simulator,
+            environments,
+            processes,
+            ports,
+            platform,
+            _databases: databases,
+        })
+    }
+
+    /// SIGKILL, then the same binary on the same database again.
+    async fn crash_and_restart(&mut self, service: &'static str) -> TestResult {
+        let process = self
+            .processes
+            .remove(service)
+            .ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
+        process.kill().await?;
+        self.processes
+            .insert(service, spawn(service, &self.environments)?);
+        serving(self.ports.get(service).copied().unwrap_or_default()).await
+    }
+
+    /// SIGTERM to every process (a clean stop flushes the trace exporters).
+    async fn stop(mut self) -> anyhow::Result<OtlpReceiver> {
+        for service in SERVICES.iter().rev() {
+            if let Some(process) = self.processes.remove(service) {
+                assert!(process.terminate().await?, "{service} did not stop cleanly");
+            }
+        }
+        Ok(self.receiver)
+    }
+}
+
+fn spawn(
+    service: &'static str,
+    environments: &BTreeMap<&'static str, Vec<(String, String)>>,
+) -> anyhow::Result<ServiceProcess> {
+    let environment = environments
+        .get(service)
+        .ok_or_else(|| anyhow::anyhow!("no environment for {service}"))?;
+    Ok(ServiceProcess::spawn(
+        &format!("jiuzhu-{service}"),
+        environment,
+    )?)
+}
+
+async fn serving(port: u16) -> TestResult {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    eventually(&format!("a service to serve on :{port}"), WAIT, || async move {
+        Ok(jiuzhu_testkit::channel(addr).await.ok().map(|_| ()))
+    })
+    .await
+}
+
+/// Rural revitalization's register of the county, imported with the CLI as the department
+/// would; returns the residents as the file has them.
+fn import_register(story: &Story, dir: &std::path::Path) -> anyhow::Result<Vec<Resident>> {
+    let file = dir.join("register.csv");
+    let jiuzhu = binary_path("jiuzhu")?;
+    let generated = std::process::Command::new(&jiuzhu)
+        .args(["gen", "registry", "--persons", &RESIDENTS.to_string()])
+        .args(["--seed", "5", "--county", REGION, "--out"])
+        .arg(&file)
+        .status()?;
+    anyhow::ensure!(generated.success(), "jiuzhu gen registry: {generated}");
+    let registry = format!(
+        "https://127.0.0.1:{}",
+        story.ports.get("registry").copied().unwrap_or_default()
+    );
+    let imported = std::process::Command::new(&jiuzhu)
+        .args(["registry", "import", "--department", "rural_revitalization"])
+        .args(["--registry", &registry, "--quiet", "--certs"])
+        .arg(jiuzhu_testkit::certs_dir()?)
+        .args(["--as", "as-department_integrator"])
+        .arg(&file)
+        .output()?;
+    anyhow::ensure!(
+        imported.status.code() == Some(0),
+        "jiuzhu registry import ended {:?}: {}",
+        imported.status.code(),
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let mut reader = csv::Reader::from_path(&file)?;
+    let mut residents = Vec::new();
+    for record in reader.records() {
+        let record = record?;
+        residents.push(Resident {
+            full_name: record[1].to_owned(),
+            gender: record[2].to_owned(),
+            birth_date: record[3].to_owned(),
+            resident_id: record[4].to_owned(),
+            region_code: record[5].to_owned(),
+            address: record[8].to_owned(),
+            phone: record[9].to_owned(),
+        });
+    }
+    Ok(residents)
+}
+
+/// What the story ends in, read through the public APIs and topics.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    stage: Stage,
+    distributed_fen: i64,
+    paid_disbursements: usize,
+    provider_payments: usize,
+    plan_visits_done: usize,
+    shared_types: Vec<String>,
+}
+
+/// Walks the story; `crash` is the service killed and restarted right after the approval.
+async fn walk(crash: Option<&'static str>) -> anyhow::Result<(Outcome, Story, String)> {
+    let mut story = Story::start().await?;
+    let dir = std::env::temp_dir().join(format!("jiuzhu-story-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let residents = import_register(&story, &dir)?;
+    let tag = format!("story-{}", story.namespace.trim_end_matches('.'));
+    let (trace_id, traceparent) = trace_for(&tag);
+    let platform = story.platform.traced(&traceparent)?;
+
+    // The victim: an adult of the register, whose case file lacks the ID number.
+    let resident = residents
+        .iter()
+        .find(|r| r.resident_id.len() == 18 && r.birth_date.as_str() < "1990")
+        .ok_or_else(|| anyhow::anyhow!("the register has no adult with an id"))?
+        .clone();
+    let person_id = platform.find_person(&resident.resident_id).await?;
+    platform.record_registered_poor(&tag, &person_id).await?;
+    eventually("the clue index to hold the register", WAIT, || {
+        let mut clues = platform.clues();
+        async move {
+            let status = clues
+                .get_linkage_index_status(GetLinkageIndexStatusRequest {})
+                .await?
+                .into_inner();
+            Ok((status.indexed_persons >= i64::try_from(RESIDENTS)?).then_some(()))
+        }
+    })
+    .await?;
+
+    let birth = chrono::NaiveDate::parse_from_str(&resident.birth_date, "%Y-%m-%d")?;
+    let victim = Victim {
+        full_name: resident.full_name.clone(),
+        id_number: String::new(),
+        gender: resident.gender.clone(),
+        birth_date: birth.format("%Y年%-m月%-d日").to_string(),
+        phone: String::new(),
+        region_code: REGION.to_owned(),
+        address: resident.address.clone(),
+    };
+    let reported = platform
+        .report_victim(&tag, "(2026)黔0102刑初77号", PROCURATORATE, &victim)
+        .await?;
+    let clue = reported
+        .clue
+        .ok_or_else(|| anyhow::anyhow!("no clue: {}", reported.screened_out))?;
+    assert_eq!(clue.person_id, person_id, "matched without the id number");
+    assert!(clue.probability >= 0.5, "{}", clue.probability);
+    assert!(!clue.explanation.is_empty());
+    if clue.status == ClueStatus::AwaitingReview as i32 {
+        platform
+            .clues()
+            .confirm_clue(ConfirmClueRequest {
+                request_id: format!("{tag}-confirm"),
+                clue_id: clue.clue_id.clone(),
+                reviewer: "relief-prosecutor-1".to_owned(),
+                reason: "姓名、出生日期、住址一致".to_owned(),
+            })
+            .await?;
+    }
+
+    let case_id = platform.refer(&tag, &clue.clue_id).await?;
+    let opened = platform.case(&case_id).await?;
+    assert_eq!(opened.origin, CaseOrigin::Referral as i32);
+    assert_eq!(opened.person_id, person_id);
+    assert_eq!(opened.stage, Stage::Informed as i32);
+    assert!(!opened.missing_materials.is_empty());
+    assert_eq!(platform.clue(&clue.clue_id).await?.relief_case_id, case_id);
+
+    let missing = platform.complete_and_accept(&tag, &case_id).await?;
+    assert!(missing.is_empty(), "{missing:?}");
+    assert_eq!(
+        platform.case(&case_id).await?.stage,
+        Stage::Accepted as i32
+    );
+    platform.review(&tag, &case_id).await?;
+    platform.allocate(&tag, PROCURATORATE, 10_000_000).await?;
+    platform
+        .register_payee(&tag, &person_id, &resident.full_name, 77)
+        .await?;
+    let proposed = platform.propose(&tag, &case_id, FEN).await?;
+    assert!(proposed.cap.is_some_and(|cap| cap.fen >= FEN));
+    platform
+        .approve(&tag, &case_id, &proposed.required_approver)
+        .await?;
+    if let Some(service) = crash {
+        story.crash_and_restart(service).await?;
+    }
+
+    let paid = platform.paid(&case_id).await?;
+    let distributed = eventually("the case to reach distribution", WAIT, || {
+        let platform = platform.clone();
+        let case_id = case_id.clone();
+        async move {
+            let case = platform.case(&case_id).await?;
+            Ok((case.stage == Stage::Distributed as i32).then_some(case))
+        }
+    })
+    .await?;
+    let plan = platform.plan(&case_id).await?;
+    assert_eq!(plan.person_id, person_id);
+    platform
+        .record_first_visit(&tag, &plan, 300_000, [2, 2, 2, 1, 1, 1, 1, 1, 0])
+        .await?;
+    let visited = eventually("the visit on the plan", WAIT, || {
+        let platform = platform.clone();
+        let case_id = case_id.clone();
+        async move {
+            let plan = platform.plan(&case_id).await?;
+            let done = plan
+                .visits
+                .iter()
+                .filter(|v| !v.visited_on.is_empty())
+                .count();
+            Ok((done > 0).then_some(done))
+        }
+    })
+    .await?;
+
+    // Rural revitalization's topic: the distribution (she is registered poor) and the risk
+    // flag, under a pseudonym, with nothing else.
+    let topic = format!("{}jiuzhu.share.rural_revitalization.v1", story.namespace);
+    let records =
+        tokio::task::spawn_blocking(move || read_topic(&kafka_brokers(), &topic, 2)).await??;
+    let mut shared_types = Vec::new();
+    for record in &records {
+        let envelope = EventEnvelope::decode(rdkafka::Message::payload(record).unwrap_or_default())?;
+        assert!(
+            !envelope.payload.is_empty()
+                && !String::from_utf8_lossy(&envelope.payload).contains(&person_id),
+            "the person's own id left the platform"
+        );
+        shared_types.push(envelope.event_type);
+    }
+    shared_types.sort();
+
+    // The person file: every step, from every service.
+    let file_types = eventually("every step in the person file", WAIT, || {
+        let mut registry = platform.registry();
+        let person_id = person_id.clone();
+        async move {
+            let entries: Vec<PersonFileEntry> = registry
+                .get_person_file(GetPersonFileRequest {
+                    purpose: jiuzhu_demo::PURPOSE.to_owned(),
+                    person_id,
+                    page_size: 500,
+                    ..GetPersonFileRequest::default()
+                })
+                .await?
+                .into_inner()
+                .entries;
+            let types: BTreeSet<String> = entries.into_iter().map(|e| e.event_type).collect();
+            Ok(FILE_STEPS
+                .iter()
+                .all(|step| types.contains(*step))
+                .then_some(types))
+        }
+    })
+    .await?;
+
+    let provider_payments = {
+        let mut keys = BTreeSet::new();
+        for disbursement in &paid {
+            for payment in story
+                .simulator
+                .payments_for(&disbursement.disbursement_id)
+                .await?
+            {
+                keys.insert(payment.idempotency_key);
+            }
+        }
+        keys.len()
+    };
+    std::fs::remove_dir_all(&dir)?;
+    let outcome = Outcome {
+        stage: Stage::try_from(distributed.stage)?,
+        distributed_fen: paid
+            .iter()
+            .map(|d| d.amount.as_ref().map_or(0, |m| m.fen))
+            .sum(),
+        paid_disbursements: paid.len(),
+        provider_payments,
+        plan_visits_done: visited,
+        shared_types,
+    };
+    assert!(
+        FILE_STEPS.iter().all(|s| file_types.contains(*s)),
+        "{file_types:?}"
+    );
+    Ok((outcome, story, trace_id))
+}
+
+/// Steps every service records in the person's file.
+const FILE_STEPS: [&str; 9] = [
+    "jiuzhu.registry.v1.PersonRegistered",
+    "jiuzhu.registry.v1.StatusRecorded",
+    "jiuzhu.clues.v1.ClueDetected",
+    "jiuzhu.clues.v1.ClueReferred",
+    "jiuzhu.decisions.v1.DecisionApproved",
+    "jiuzhu.payments.v1.DisbursementSucceeded",
+    "jiuzhu.decisions.v1.ReliefDistributed",
+    "jiuzhu.followup.v1.VisitRecorded",
+    "jiuzhu.registry.v1.DataShared",
+];
+
+/// Where every story ends, however it got there.
+fn expected() -> Outcome {
+    Outcome {
+        stage: Stage::Distributed,
+        distributed_fen: FEN,
+        paid_disbursements: 1,
+        provider_payments: 1,
+        plan_visits_done: 1,
+        shared_types: vec![
+            "jiuzhu.decisions.v1.ReliefDistributed".to_owned(),
+            "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged".to_owned(),
+        ],
+    }
+}
+
+fn hex(text: &str) -> anyhow::Result<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| Ok(u8::from_str_radix(text.get(i..i + 2).unwrap_or("zz"), 16)?))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_victim_without_an_id_number_is_found_relieved_paid_once_and_followed_up() -> TestResult {
+    jiuzhu_tests::log_if_asked();
+    let (outcome, story, trace_id) = walk(None).await?;
+    assert_eq!(outcome, expected());
+
+    // One trace: a server span in each of the five services, and the Kafka hops that carried
+    // the work on (each consumer's span continues a publish span of the same trace).
+    let receiver = story.stop().await?;
+    let wanted = hex(&trace_id)?;
+    let spans: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == wanted)
+        .collect();
+    let names: Vec<String> = spans
+        .iter()
+        .map(|s| format!("{}: {}", s.service_name, s.name))
+        .collect();
+    for service in SERVICES {
+        let process = format!("jiuzhu-{service}");
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.service_name == process && s.name.contains(".v1.")),
+            "no {process} server span in the trace: {names:?}"
+        );
+    }
+    let hops: BTreeSet<(String, String)> = spans
+        .iter()
+        .filter(|s| s.name.ends_with(" process"))
+        .filter_map(|consumer| {
+            spans
+                .iter()
+                .find(|p| p.span_id == consumer.parent_span_id && p.name.ends_with(" publish"))
+                .map(|publisher| (publisher.service_name.clone(), consumer.service_name.clone()))
+        })
+        .collect();
+    for (from, to) in [
+        ("jiuzhu-registry", "jiuzhu-clues"),
+        ("jiuzhu-clues", "jiuzhu-decisions"),
+        ("jiuzhu-decisions", "jiuzhu-payments"),
+        ("jiuzhu-decisions", "jiuzhu-followup"),
+    ] {
+        assert!(
+            hops.contains(&(from.to_owned(), to.to_owned())),
+            "no Kafka hop {from} → {to} in the trace: {hops:?}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payments_crash_right_after_approval_ends_in_the_same_state() -> TestResult {
+    jiuzhu_tests::log_if_asked();
+    let (outcome, story, _) = walk(Some("payments")).await?;
+    assert_eq!(outcome, expected());
+    story.stop().await?;
+    Ok(())
+}
