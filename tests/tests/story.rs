@@ -21,7 +21,7 @@ use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::decisions::{CaseOrigin, Stage};
 use jiuzhu_proto::registry::{GetPersonFileRequest, PersonFileEntry};
 use jiuzhu_testkit::{
-    OtlpReceiver, ServiceProcess, TestDatabase, binary_path, fresh_database, free_port,
+    OtlpReceiver, ServiceProcess, TestDatabase, binary_path, free_port, fresh_database,
     kafka_brokers, unique_namespace,
 };
 use jiuzhu_tests::payments::Paysim;
@@ -83,6 +83,11 @@ impl Story {
             environment.push((
                 format!("JIUZHU__{}__MAX_CONNECTIONS", service.to_uppercase()),
                 "5".to_owned(),
+            ));
+            // Static group members: a process that comes back takes its partitions back at once.
+            environment.push((
+                "JIUZHU__KAFKA__INSTANCE_ID".to_owned(),
+                format!("story-{service}"),
             ));
             if service == "payments" {
                 for (key, value) in [
@@ -164,9 +169,11 @@ fn spawn(
 
 async fn serving(port: u16) -> TestResult {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    eventually(&format!("a service to serve on :{port}"), WAIT, || async move {
-        Ok(jiuzhu_testkit::channel(addr).await.ok().map(|_| ()))
-    })
+    eventually(
+        &format!("a service to serve on :{port}"),
+        WAIT,
+        || async move { Ok(jiuzhu_testkit::channel(addr).await.ok().map(|_| ())) },
+    )
     .await
 }
 
@@ -297,10 +304,7 @@ async fn walk(crash: Option<&'static str>) -> anyhow::Result<(Outcome, Story, St
 
     let missing = platform.complete_and_accept(&tag, &case_id).await?;
     assert!(missing.is_empty(), "{missing:?}");
-    assert_eq!(
-        platform.case(&case_id).await?.stage,
-        Stage::Accepted as i32
-    );
+    assert_eq!(platform.case(&case_id).await?.stage, Stage::Accepted as i32);
     platform.review(&tag, &case_id).await?;
     platform.allocate(&tag, PROCURATORATE, 10_000_000).await?;
     platform
@@ -352,7 +356,8 @@ async fn walk(crash: Option<&'static str>) -> anyhow::Result<(Outcome, Story, St
         tokio::task::spawn_blocking(move || read_topic(&kafka_brokers(), &topic, 2)).await??;
     let mut shared_types = Vec::new();
     for record in &records {
-        let envelope = EventEnvelope::decode(rdkafka::Message::payload(record).unwrap_or_default())?;
+        let envelope =
+            EventEnvelope::decode(rdkafka::Message::payload(record).unwrap_or_default())?;
         assert!(
             !envelope.payload.is_empty()
                 && !String::from_utf8_lossy(&envelope.payload).contains(&person_id),
@@ -488,7 +493,12 @@ async fn a_victim_without_an_id_number_is_found_relieved_paid_once_and_followed_
             spans
                 .iter()
                 .find(|p| p.span_id == consumer.parent_span_id && p.name.ends_with(" publish"))
-                .map(|publisher| (publisher.service_name.clone(), consumer.service_name.clone()))
+                .map(|publisher| {
+                    (
+                        publisher.service_name.clone(),
+                        consumer.service_name.clone(),
+                    )
+                })
         })
         .collect();
     for (from, to) in [

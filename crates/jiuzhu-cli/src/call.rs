@@ -61,7 +61,12 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
     };
     let mut deserializer = serde_json::Deserializer::from_str(&text);
     let request = DynamicMessage::deserialize(method_descriptor.input(), &mut deserializer)
-        .with_context(|| format!("the request is not a {}", method_descriptor.input().full_name()))?;
+        .with_context(|| {
+            format!(
+                "the request is not a {}",
+                method_descriptor.input().full_name()
+            )
+        })?;
     deserializer
         .end()
         .context("unexpected text after the request's JSON")?;

@@ -115,7 +115,10 @@ impl Endpoints {
 pub struct TraceContext(Option<MetadataValue<Ascii>>);
 
 impl Interceptor for TraceContext {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(traceparent) = &self.0 {
             request
                 .metadata_mut()
@@ -156,8 +159,7 @@ impl Platform {
     /// Connects to every service with the role certificates in `tls`'s directory.
     pub async fn connect(tls: &TlsSettings, endpoints: &Endpoints) -> Result<Self, DemoError> {
         Ok(Self {
-            department_registry: connect(tls, "department_integrator", &endpoints.registry)
-                .await?,
+            department_registry: connect(tls, "department_integrator", &endpoints.registry).await?,
             relief_registry: connect(tls, "relief_prosecutor", &endpoints.registry).await?,
             case_clues: connect(tls, "case_prosecutor", &endpoints.clues).await?,
             relief_clues: connect(tls, "relief_prosecutor", &endpoints.clues).await?,
@@ -185,7 +187,10 @@ impl Platform {
 
     /// A department's integration system (statuses).
     pub fn department(&self) -> RegistryServiceClient<Traced> {
-        RegistryServiceClient::with_interceptor(self.department_registry.clone(), self.trace.clone())
+        RegistryServiceClient::with_interceptor(
+            self.department_registry.clone(),
+            self.trace.clone(),
+        )
     }
 
     /// The relief prosecutor's view of the registry (search, the person file).
@@ -228,10 +233,7 @@ impl Platform {
 
     /// The follow-up officer's client.
     pub fn followup(&self) -> FollowupServiceClient<Traced> {
-        FollowupServiceClient::with_interceptor(
-            self.followup_followup.clone(),
-            self.trace.clone(),
-        )
+        FollowupServiceClient::with_interceptor(self.followup_followup.clone(), self.trace.clone())
     }
 
     /// The registry's person with `resident_id`, once the registry's view has it.
@@ -290,8 +292,7 @@ impl Platform {
         victim: &Victim,
     ) -> Result<ReportPartyResponse, DemoError> {
         Ok(self
-            .case_handling
-            .clone()
+            .case_handling()
             .report_party(ReportPartyRequest {
                 request_id: format!("{tag}-report"),
                 case_no: case_no.to_owned(),
@@ -336,14 +337,18 @@ impl Platform {
             let mut clues = self.clues();
             let clue_id = clue_id.to_owned();
             async move {
-                let clue = clues
+                let clue = match clues
                     .get_clue(GetClueRequest {
                         purpose: PURPOSE.to_owned(),
                         clue_id,
                     })
-                    .await?
-                    .into_inner()
-                    .clue;
+                    .await
+                {
+                    Ok(answer) => answer.into_inner().clue,
+                    // The clue board has not caught up with the clue yet.
+                    Err(status) if status.code() == tonic::Code::NotFound => None,
+                    Err(status) => return Err(status.into()),
+                };
                 Ok(clue.filter(|c| {
                     c.status == ClueStatus::Closed as i32 && !c.relief_case_id.is_empty()
                 }))
@@ -434,8 +439,7 @@ impl Platform {
         fen: i64,
     ) -> Result<ProposeDecisionResponse, DemoError> {
         Ok(self
-            .decisions
-            .clone()
+            .decisions()
             .propose_decision(ProposeDecisionRequest {
                 request_id: format!("{tag}-propose"),
                 case_id: case_id.to_owned(),

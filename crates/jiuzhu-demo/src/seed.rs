@@ -108,16 +108,20 @@ pub async fn seed(
         "waiting for clue acquisition to index the county's {} persons",
         county.imported
     ));
-    wait_for("the linkage index to hold the county", platform.patience * 5, || {
-        let mut clues = platform.clues();
-        async move {
-            let status = clues
-                .get_linkage_index_status(GetLinkageIndexStatusRequest {})
-                .await?
-                .into_inner();
-            Ok((status.indexed_persons >= county.imported).then_some(()))
-        }
-    })
+    wait_for(
+        "the linkage index to hold the county",
+        platform.patience * 5,
+        || {
+            let mut clues = platform.clues();
+            async move {
+                let status = clues
+                    .get_linkage_index_status(GetLinkageIndexStatusRequest {})
+                    .await?
+                    .into_inner();
+                Ok((status.indexed_persons >= county.imported).then_some(()))
+            }
+        },
+    )
     .await?;
     platform
         .allocate(
@@ -190,7 +194,8 @@ async fn walk(
         trace_id,
     };
     if clue.status == ClueStatus::AwaitingReview as i32 {
-        platform.clues()
+        platform
+            .clues()
             .confirm_clue(ConfirmClueRequest {
                 request_id: format!("{tag}-confirm"),
                 clue_id: clue.clue_id.clone(),

@@ -558,8 +558,11 @@ pub(crate) fn group_consumer(
     name: &str,
     client_id: &str,
 ) -> Result<GroupConsumer, KafkaError> {
-    kafka
-        .client_config()
+    let mut config = kafka.client_config();
+    if let Some(instance) = kafka.group_instance_id(name) {
+        config.set("group.instance.id", instance);
+    }
+    config
         .set("group.id", kafka.group_id(name))
         .set("client.id", client_id)
         .set("enable.auto.commit", "false")

@@ -18,6 +18,12 @@ pub struct KafkaSettings {
     pub topic_prefix: String,
     /// Extra librdkafka properties (TLS, SASL, timeouts), passed through as given.
     pub properties: BTreeMap<String, String>,
+    /// This process's stable name among its service's processes (e.g. the pod name): when set,
+    /// its consumers are static group members (`group.instance.id` = `<instance_id>.<name>`),
+    /// so a process that crashes and comes back under the same name takes its partitions back
+    /// at once instead of waiting out a rebalance. Empty: dynamic membership. Two live
+    /// processes must never share one.
+    pub instance_id: String,
 }
 
 impl Default for KafkaSettings {
@@ -28,6 +34,7 @@ impl Default for KafkaSettings {
             replication_factor: 1,
             topic_prefix: String::new(),
             properties: BTreeMap::new(),
+            instance_id: String::new(),
         }
     }
 }
@@ -50,6 +57,17 @@ impl Validate for KafkaSettings {
                 "may hold only ASCII letters, digits, '.', '_' and '-'",
             ));
         }
+        if self.instance_id.len() > 128
+            || !self
+                .instance_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.instance_id"),
+                "may hold only ASCII letters, digits, '.', '_' and '-', at most 128 of them",
+            ));
+        }
         check_range(prefix, "partitions", self.partitions, 1..=10_000)?;
         check_range(
             prefix,
@@ -64,6 +82,11 @@ impl KafkaSettings {
     /// The name of `topic` in this environment.
     pub fn topic(&self, topic: &str) -> String {
         format!("{}{topic}", self.topic_prefix)
+    }
+
+    /// The static member name of this process's consumer `name`, when it has an instance id.
+    pub fn group_instance_id(&self, name: &str) -> Option<String> {
+        (!self.instance_id.is_empty()).then(|| format!("{}.{name}", self.instance_id))
     }
 
     /// The consumer group of a projection in this environment.
@@ -192,5 +215,25 @@ mod tests {
         }
         let _producer: BaseProducer = settings.client_config().create()?;
         Ok(())
+    }
+
+    #[test]
+    fn an_instance_id_makes_consumers_static_members() {
+        let mut settings = KafkaSettings::default();
+        assert_eq!(settings.group_instance_id("registry.persons"), None);
+        settings.instance_id = "registry-7c9f".to_owned();
+        assert_eq!(
+            settings.group_instance_id("registry.persons").as_deref(),
+            Some("registry-7c9f.registry.persons")
+        );
+        assert!(settings.validate("kafka").is_ok());
+        settings.instance_id = "pod name".to_owned();
+        let refused = settings.validate("kafka").err().map(|e| e.to_string());
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|e| e.contains("kafka.instance_id")),
+            "{refused:?}"
+        );
     }
 }
