@@ -3,22 +3,16 @@
 # and cached outside the clone. Production runs Apache Kafka; nothing depends on tansu.
 #
 #   deploy/dev/broker.sh install          build tansu into the cache if it is not there
-#   deploy/dev/broker.sh start [PORT] [STORE]
-#                                         start on 127.0.0.1:PORT (default 9092) unless something
-#                                         listens there already; prints "started" or "running".
-#                                         STORE is a tansu storage URL: memory://tansu/ (default,
-#                                         tests) or sqlite://PATH (`make run`: survives a restart)
+#   deploy/dev/broker.sh start [PORT]     start on 127.0.0.1:PORT (default 9092) unless something
+#                                         listens there already; prints "started" or "running"
 #   deploy/dev/broker.sh stop [PORT]      stop a broker this script started on PORT
 set -euo pipefail
 
 TANSU_VERSION=0.6.0
 CACHE=${JIUZHU_CACHE:-$HOME/.cache/jiuzhu}
-# dynostore: the in-memory store the tests use; libsql: the SQLite file `make run` keeps.
-FEATURES=dynostore,libsql
-ROOT=$CACHE/tansu-$TANSU_VERSION-${FEATURES//,/-}
+ROOT=$CACHE/tansu-$TANSU_VERSION
 BIN=$ROOT/bin/tansu
 PORT=${2:-9092}
-STORE=${3:-memory://tansu/}
 PIDFILE=$CACHE/broker-$PORT.pid
 LOG=$CACHE/broker-$PORT.log
 
@@ -29,7 +23,7 @@ install() {
   mkdir -p "$CACHE"
   echo "broker: building tansu $TANSU_VERSION once (about 10 minutes on 2 cores); cached in $ROOT" >&2
   CARGO_TARGET_DIR=$CACHE/tansu-build cargo install "tansu@$TANSU_VERSION" --locked \
-    --features "$FEATURES" --root "$ROOT" >&2
+    --features dynostore --root "$ROOT" >&2
   rm -rf "$CACHE/tansu-build"
 }
 
@@ -46,7 +40,7 @@ case "${1:-}" in
     env -u OTEL_EXPORTER_OTLP_ENDPOINT setsid nohup "$BIN" broker \
       --listener-url "tcp://127.0.0.1:$PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$PORT" \
-      --storage-engine "$STORE" >"$LOG" 2>&1 &
+      --storage-engine memory://tansu/ >"$LOG" 2>&1 &
     echo $! >"$PIDFILE"
     for _ in $(seq 1 100); do
       if listening; then echo started; exit 0; fi

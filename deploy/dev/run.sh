@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make run`: the whole platform on this machine. PostgreSQL (started if down; one database per
-# service), a Kafka-protocol broker on 127.0.0.1:9092 keeping its log in .jiuzhu/broker.db, the
-# five services, the payment provider simulator, and the demo county (made once). Everything
-# it keeps is under .jiuzhu/ and in the jiuzhu_* databases, so a second `make run` carries on
-# where the first stopped. Ctrl-C stops it all.
+# service), a Kafka-protocol broker on 127.0.0.1:9092, the five services, the payment provider
+# simulator, and the demo county (made once). Everything it keeps is under .jiuzhu/ and in the
+# jiuzhu_* databases, so a second `make run` carries on where the first stopped: the broker
+# keeps its log in memory, and each service sends what its outbox retains again to a broker
+# that lost its topics. Ctrl-C stops it all.
 #
 # Elsewhere: JIUZHU__KAFKA__BROKERS=host:9092 uses that Kafka instead of starting one, and
 # JIUZHU__<SERVICE>__DATABASE_URL points a service at another PostgreSQL (the databases must
@@ -28,8 +29,7 @@ done
 
 broker=external
 if [ -z "${JIUZHU__KAFKA__BROKERS:-}" ]; then
-  # The broker's cwd is the checkout: the store is .jiuzhu/broker.db, kept across runs.
-  broker=$(deploy/dev/broker.sh start 9092 sqlite://.jiuzhu/broker.db)
+  broker=$(deploy/dev/broker.sh start 9092)
 fi
 
 say "building (the first build takes several minutes)"

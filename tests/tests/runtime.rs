@@ -139,3 +139,53 @@ async fn snapshots_shorten_loading_and_give_the_same_state() -> TestResult {
     );
     Ok(())
 }
+
+/// A broker that lost its log (the development broker restarted empty, a cluster rebuilt) gets
+/// the events the outbox still retains once more, in order; a broker that kept them does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_lost_the_topic_gets_the_retained_events_again() -> TestResult {
+    use jiuzhu_testkit::kafka_brokers;
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    jiuzhu_tests::log_if_asked();
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let mut client = jiuzhu_tests::registry_client(&registry.running).await?;
+    for n in 0..3 {
+        client
+            .register_person(jiuzhu_tests::registration(&format!("lost-{n}"), n))
+            .await?;
+    }
+    let topic = format!("{ns}{}", jiuzhu_messaging::service_topic("registry"));
+    let keys = |records: &[rdkafka::message::OwnedMessage]| -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = records
+            .iter()
+            .filter_map(|r| rdkafka::Message::key(r).map(<[u8]>::to_vec))
+            .collect();
+        keys.sort();
+        keys
+    };
+    let sent = keys(&jiuzhu_tests::read_topic(&kafka_brokers(), &topic, 3)?);
+    registry.running.stop().await;
+
+    // The broker loses the topic while the service is down.
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    for deleted in admin
+        .delete_topics(&[topic.as_str()], &AdminOptions::new())
+        .await?
+    {
+        deleted.map_err(|(topic, code)| anyhow::anyhow!("deleting {topic}: {code}"))?;
+    }
+    let again = jiuzhu_tests::restart::<Registry>(&ns, &registry.database).await?;
+    let resent = jiuzhu_tests::read_topic(&kafka_brokers(), &topic, 3)?;
+    assert_eq!(keys(&resent), sent, "every retained event, once");
+    again.stop().await;
+
+    // Restarted against a broker that kept the topic: nothing is sent twice.
+    let third = jiuzhu_tests::restart::<Registry>(&ns, &registry.database).await?;
+    let unchanged = jiuzhu_tests::read_topic(&kafka_brokers(), &topic, 3)?;
+    assert_eq!(keys(&unchanged), sent, "nothing sent again");
+    third.stop().await;
+    Ok(())
+}

@@ -204,6 +204,18 @@ impl EventStore {
         rows.iter().map(row_to_event).collect()
     }
 
+    /// Marks every retained, published outbox row unpublished, so the relay sends them again in
+    /// order: for a broker that has lost this service's topic (a development broker restarted
+    /// empty, a cluster rebuilt). Consumers skip what they applied (by event id). Returns how
+    /// many rows will be sent again.
+    pub async fn republish_outbox(&self) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL")
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Number of events and the highest position, for progress reports.
     pub async fn totals(&self) -> Result<(i64, i64), StoreError> {
         let row =

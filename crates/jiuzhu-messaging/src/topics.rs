@@ -31,9 +31,13 @@ pub fn dead_letter_topic(topic: &str) -> String {
     format!("{topic}{DLQ_SUFFIX}")
 }
 
-/// Creates the topics that do not exist yet; existing ones are left as they are. Services
-/// provision explicitly rather than relying on broker auto-creation.
-pub async fn ensure_topics(settings: &KafkaSettings, topics: &[String]) -> Result<(), TopicError> {
+/// Creates the topics that do not exist yet; existing ones are left as they are. Returns the
+/// topics it created. Services provision explicitly rather than relying on broker
+/// auto-creation.
+pub async fn ensure_topics(
+    settings: &KafkaSettings,
+    topics: &[String],
+) -> Result<Vec<String>, TopicError> {
     let admin: AdminClient<DefaultClientContext> = settings
         .client_config()
         .create()
@@ -53,12 +57,13 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &[String]) -> Resul
         .create_topics(&new_topics, &options)
         .await
         .map_err(TopicError::Request)?;
+    let mut created = Vec::new();
     for result in results {
         match result {
-            Ok(_) => {}
+            Ok(topic) => created.push(topic),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => return Err(TopicError::Create { topic, code }),
         }
     }
-    Ok(())
+    Ok(created)
 }

@@ -30,6 +30,8 @@ pub enum StartError {
     Topics(#[from] TopicError),
     #[error("cannot start the outbox relay: {0}")]
     Relay(#[from] RelayError),
+    #[error("cannot queue the outbox for sending again: {0}")]
+    Republish(#[from] jiuzhu_eventstore::StoreError),
     #[error("{0}")]
     Setup(String),
     #[error("TLS: {0}")]
@@ -313,8 +315,8 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     let (context, mut components) = assemble::<S>(pool, settings)?;
     let settings = &context.settings;
 
-    let own_topic = context.store.topic().to_owned();
-    let mut topics = vec![dead_letter_topic(&own_topic), own_topic];
+    let own_topic_name = context.store.topic().to_owned();
+    let mut topics = vec![dead_letter_topic(&own_topic_name), own_topic_name.clone()];
     let consumed = components
         .projections
         .iter()
@@ -328,7 +330,19 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     }
     topics.sort();
     topics.dedup();
-    ensure_topics(&settings.kafka, &topics).await?;
+    let created = ensure_topics(&settings.kafka, &topics).await?;
+    if created.contains(&own_topic_name) {
+        // The broker does not have this service's topic: new, or it lost its log. Whatever
+        // the outbox still retains is sent again, so consumers miss nothing.
+        let republished = context.store.republish_outbox().await?;
+        if republished > 0 {
+            tracing::warn!(
+                topic = %own_topic_name,
+                events = republished,
+                "the broker had lost this service's topic: sending the retained events again"
+            );
+        }
+    }
 
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();

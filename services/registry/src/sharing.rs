@@ -314,11 +314,39 @@ pub async fn relay(
         .iter()
         .map(|d| kafka.topic(&share_topic(d)))
         .collect();
-    while let Err(error) = jiuzhu_messaging::ensure_topics(&kafka, &topics).await {
-        tracing::warn!(%error, "share relay: topics not ready; trying again");
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+    let created = loop {
+        match jiuzhu_messaging::ensure_topics(&kafka, &topics).await {
+            Ok(created) => break created,
+            Err(error) => {
+                tracing::warn!(%error, "share relay: topics not ready; trying again");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    // A share topic the broker does not have (new, or its log was lost) gets what the share
+    // outbox retains for that department again; departments skip event ids they have seen.
+    for department in departments
+        .iter()
+        .filter(|d| created.contains(&kafka.topic(&share_topic(d))))
+    {
+        match sqlx::query(
+            "UPDATE share_outbox SET published_at = NULL \
+             WHERE department = $1 AND published_at IS NOT NULL",
+        )
+        .bind(department)
+        .execute(&pool)
+        .await
+        {
+            Ok(done) if done.rows_affected() > 0 => tracing::warn!(
+                department = %department,
+                events = done.rows_affected(),
+                "share relay: the broker had lost the share topic; sending again"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "share relay: cannot queue shares again"),
         }
     }
     loop {
