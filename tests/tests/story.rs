@@ -15,8 +15,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use jiuzhu_demo::seed::Resident;
-use jiuzhu_demo::{Endpoints, Platform, Victim, trace_for};
-use jiuzhu_proto::clues::{ClueStatus, ConfirmClueRequest, GetLinkageIndexStatusRequest};
+use jiuzhu_demo::{Endpoints, Platform, trace_for};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::decisions::{CaseOrigin, Stage};
 use jiuzhu_proto::registry::{GetPersonFileRequest, PersonFileEntry};
@@ -205,21 +204,7 @@ fn import_register(story: &Story, dir: &std::path::Path) -> anyhow::Result<Vec<R
         imported.status.code(),
         String::from_utf8_lossy(&imported.stderr)
     );
-    let mut reader = csv::Reader::from_path(&file)?;
-    let mut residents = Vec::new();
-    for record in reader.records() {
-        let record = record?;
-        residents.push(Resident {
-            full_name: record[1].to_owned(),
-            gender: record[2].to_owned(),
-            birth_date: record[3].to_owned(),
-            resident_id: record[4].to_owned(),
-            region_code: record[5].to_owned(),
-            address: record[8].to_owned(),
-            phone: record[9].to_owned(),
-        });
-    }
-    Ok(residents)
+    Ok(jiuzhu_demo::seed::read_residents(&file)?)
 }
 
 /// What the story ends in, read through the public APIs and topics.
@@ -251,28 +236,11 @@ async fn walk(crash: Option<&'static str>) -> anyhow::Result<(Outcome, Story, St
         .clone();
     let person_id = platform.find_person(&resident.resident_id).await?;
     platform.record_registered_poor(&tag, &person_id).await?;
-    eventually("the clue index to hold the register", WAIT, || {
-        let mut clues = platform.clues();
-        async move {
-            let status = clues
-                .get_linkage_index_status(GetLinkageIndexStatusRequest {})
-                .await?
-                .into_inner();
-            Ok((status.indexed_persons >= i64::try_from(RESIDENTS)?).then_some(()))
-        }
-    })
-    .await?;
+    platform
+        .wait_for_linkage_index(i64::try_from(RESIDENTS)?)
+        .await?;
 
-    let birth = chrono::NaiveDate::parse_from_str(&resident.birth_date, "%Y-%m-%d")?;
-    let victim = Victim {
-        full_name: resident.full_name.clone(),
-        id_number: String::new(),
-        gender: resident.gender.clone(),
-        birth_date: birth.format("%Y年%-m月%-d日").to_string(),
-        phone: String::new(),
-        region_code: REGION.to_owned(),
-        address: resident.address.clone(),
-    };
+    let victim = jiuzhu_demo::seed::victim_of(&resident, false);
     let reported = platform
         .report_victim(&tag, "(2026)黔0102刑初77号", PROCURATORATE, &victim)
         .await?;
@@ -282,17 +250,7 @@ async fn walk(crash: Option<&'static str>) -> anyhow::Result<(Outcome, Story, St
     assert_eq!(clue.person_id, person_id, "matched without the id number");
     assert!(clue.probability >= 0.5, "{}", clue.probability);
     assert!(!clue.explanation.is_empty());
-    if clue.status == ClueStatus::AwaitingReview as i32 {
-        platform
-            .clues()
-            .confirm_clue(ConfirmClueRequest {
-                request_id: format!("{tag}-confirm"),
-                clue_id: clue.clue_id.clone(),
-                reviewer: "relief-prosecutor-1".to_owned(),
-                reason: "姓名、出生日期、住址一致".to_owned(),
-            })
-            .await?;
-    }
+    platform.confirm_if_awaiting_review(&tag, &clue).await?;
 
     let case_id = platform.refer(&tag, &clue.clue_id).await?;
     let opened = platform.case(&case_id).await?;
@@ -451,13 +409,6 @@ fn expected() -> Outcome {
     }
 }
 
-fn hex(text: &str) -> anyhow::Result<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| Ok(u8::from_str_radix(text.get(i..i + 2).unwrap_or("zz"), 16)?))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_victim_without_an_id_number_is_found_relieved_paid_once_and_followed_up() -> TestResult {
     jiuzhu_tests::log_if_asked();
@@ -467,16 +418,7 @@ async fn a_victim_without_an_id_number_is_found_relieved_paid_once_and_followed_
     // One trace: a server span in each of the five services, and the Kafka hops that carried
     // the work on (each consumer's span continues a publish span of the same trace).
     let receiver = story.stop().await?;
-    let wanted = hex(&trace_id)?;
-    let spans: Vec<_> = receiver
-        .spans()
-        .into_iter()
-        .filter(|s| s.trace_id == wanted)
-        .collect();
-    let names: Vec<String> = spans
-        .iter()
-        .map(|s| format!("{}: {}", s.service_name, s.name))
-        .collect();
+    let (spans, names) = receiver.trace(&trace_id);
     for service in SERVICES {
         let process = format!("jiuzhu-{service}");
         assert!(

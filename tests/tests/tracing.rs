@@ -88,23 +88,14 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
         "clues did not exit cleanly on SIGTERM"
     );
 
-    let wanted = hex_decode(&trace_id)?;
-    let spans: Vec<_> = receiver
-        .spans()
-        .into_iter()
-        .filter(|s| s.trace_id == wanted)
-        .collect();
-    let names: Vec<String> = spans
-        .iter()
-        .map(|s| format!("{}: {}", s.service_name, s.name))
-        .collect();
+    let (spans, names) = receiver.trace(&trace_id);
     let server = spans
         .iter()
         .find(|s| s.service_name == "jiuzhu-registry" && s.name.ends_with("/RegisterPerson"))
         .ok_or_else(|| anyhow::anyhow!("no registry server span in {names:?}"))?;
     assert_eq!(
         server.parent_span_id,
-        hex_decode("00f067aa0ba902b7")?,
+        jiuzhu_testkit::hex_bytes("00f067aa0ba902b7").unwrap_or_default(),
         "the server span continues the caller's trace"
     );
     let publish = spans
@@ -120,11 +111,4 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
         "the consumer continues the publish span: {names:?}"
     );
     Ok(())
-}
-
-fn hex_decode(text: &str) -> anyhow::Result<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| Ok(u8::from_str_radix(&text[i..i + 2], 16)?))
-        .collect()
 }

@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use jiuzhu_demo::seed::{County, Resident};
+use jiuzhu_demo::seed::County;
 use jiuzhu_demo::{Endpoints, Platform};
 
 #[derive(Debug, clap::Args)]
@@ -28,7 +27,7 @@ pub struct SeedArgs {
 }
 
 pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
-    let residents = read_residents(&args.registry)?;
+    let residents = jiuzhu_demo::seed::read_residents(&args.registry)?;
     let tls = jiuzhu_access::TlsSettings::in_dir(&args.certs);
     let platform = Platform::connect(&tls, &Endpoints::local(&args.host)).await?;
     let county = County {
@@ -55,44 +54,4 @@ pub async fn seed(args: SeedArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The residents of the county file (the import columns), in file order.
-fn read_residents(path: &std::path::Path) -> anyhow::Result<Vec<Resident>> {
-    let mut reader = csv::Reader::from_path(path)
-        .with_context(|| format!("cannot read the county file {}", path.display()))?;
-    let headers = reader.headers()?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .with_context(|| format!("{}: no `{name}` column", path.display()))
-    };
-    let [name, gender, birth, id, region, address, phone] = [
-        "full_name",
-        "gender",
-        "birth_date",
-        "resident_id",
-        "region_code",
-        "address_text",
-        "phone",
-    ]
-    .map(column);
-    let (name, gender, birth, id, region, address, phone) =
-        (name?, gender?, birth?, id?, region?, address?, phone?);
-    let mut residents = Vec::new();
-    for (n, record) in reader.records().enumerate() {
-        let record = record.with_context(|| format!("{}: line {}", path.display(), n + 2))?;
-        let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
-        residents.push(Resident {
-            full_name: field(name),
-            gender: field(gender),
-            birth_date: field(birth),
-            resident_id: field(id),
-            region_code: field(region),
-            address: field(address),
-            phone: field(phone),
-        });
-    }
-    Ok(residents)
 }

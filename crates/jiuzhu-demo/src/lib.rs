@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use jiuzhu_access::TlsSettings;
 use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
 use jiuzhu_proto::clues::{
-    Clue, ClueStatus, GetClueRequest, Harm, PartyRole, ReferClueRequest, ReportPartyRequest,
-    ReportPartyResponse,
+    Clue, ClueStatus, ConfirmClueRequest, GetClueRequest, GetLinkageIndexStatusRequest, Harm,
+    PartyRole, ReferClueRequest, ReportPartyRequest, ReportPartyResponse,
 };
 use jiuzhu_proto::common::{Money, RegionCode};
 use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
@@ -261,6 +261,26 @@ impl Platform {
         .await
     }
 
+    /// Waits until clue acquisition's linkage index holds at least `persons` persons (an
+    /// import reaches it through the registry's topic).
+    pub async fn wait_for_linkage_index(&self, persons: i64) -> Result<(), DemoError> {
+        wait_for(
+            "the linkage index to hold the register",
+            self.patience * 5,
+            || {
+                let mut clues = self.clues();
+                async move {
+                    let status = clues
+                        .get_linkage_index_status(GetLinkageIndexStatusRequest {})
+                        .await?
+                        .into_inner();
+                    Ok((status.indexed_persons >= persons).then_some(()))
+                }
+            },
+        )
+        .await
+    }
+
     /// Rural revitalization records the person as a registered poor household member (what
     /// makes relief paid to them shared back to that department).
     pub async fn record_registered_poor(
@@ -356,6 +376,26 @@ impl Platform {
         })
         .await?;
         Ok(closed.relief_case_id)
+    }
+
+    /// A clue the matcher left for review is confirmed by the relief prosecutor (name, birth
+    /// date and address agree with the register); any other is left as it is.
+    pub async fn confirm_if_awaiting_review(
+        &self,
+        tag: &str,
+        clue: &Clue,
+    ) -> Result<(), DemoError> {
+        if clue.status == ClueStatus::AwaitingReview as i32 {
+            self.clues()
+                .confirm_clue(ConfirmClueRequest {
+                    request_id: format!("{tag}-confirm"),
+                    clue_id: clue.clue_id.clone(),
+                    reviewer: "relief-prosecutor-demo".to_owned(),
+                    reason: "姓名、出生日期、住址一致".to_owned(),
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     /// The clue as the relief prosecutor's board shows it.

@@ -6,10 +6,9 @@
 //! its agreement allows). Every request id is derived from the county and the victim, so
 //! seeding again changes nothing.
 
-use jiuzhu_proto::clues::{ClueStatus, ConfirmClueRequest, GetLinkageIndexStatusRequest};
 use tokio::task::JoinSet;
 
-use crate::{DemoError, Platform, Victim, wait_for};
+use crate::{DemoError, Platform, Victim};
 
 /// How far each demo victim is taken, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,21 +107,7 @@ pub async fn seed(
         "waiting for clue acquisition to index the county's {} persons",
         county.imported
     ));
-    wait_for(
-        "the linkage index to hold the county",
-        platform.patience * 5,
-        || {
-            let mut clues = platform.clues();
-            async move {
-                let status = clues
-                    .get_linkage_index_status(GetLinkageIndexStatusRequest {})
-                    .await?
-                    .into_inner();
-                Ok((status.indexed_persons >= county.imported).then_some(()))
-            }
-        },
-    )
-    .await?;
+    platform.wait_for_linkage_index(county.imported).await?;
     platform
         .allocate(
             &format!("demo-{}", county.code),
@@ -193,17 +178,7 @@ async fn walk(
         case_id: String::new(),
         trace_id,
     };
-    if clue.status == ClueStatus::AwaitingReview as i32 {
-        platform
-            .clues()
-            .confirm_clue(ConfirmClueRequest {
-                request_id: format!("{tag}-confirm"),
-                clue_id: clue.clue_id.clone(),
-                reviewer: "relief-prosecutor-demo".to_owned(),
-                reason: "姓名、出生日期、住址一致".to_owned(),
-            })
-            .await?;
-    }
+    platform.confirm_if_awaiting_review(&tag, &clue).await?;
     if matches!(stage, Stage::Reported | Stage::ReportedWithoutId) {
         return Ok(seeded);
     }
@@ -242,9 +217,47 @@ async fn walk(
     Ok(seeded)
 }
 
+/// The residents of a county file as `jiuzhu gen registry` writes it (the import columns), in
+/// file order.
+pub fn read_residents(path: &std::path::Path) -> Result<Vec<Resident>, DemoError> {
+    let at = |what: String| DemoError::Unexpected(format!("{}: {what}", path.display()));
+    let mut reader = csv::Reader::from_path(path).map_err(|e| at(e.to_string()))?;
+    let headers = reader.headers().map_err(|e| at(e.to_string()))?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| at(format!("no `{name}` column")))
+    };
+    let (name, gender, birth, id, region, address, phone) = (
+        column("full_name")?,
+        column("gender")?,
+        column("birth_date")?,
+        column("resident_id")?,
+        column("region_code")?,
+        column("address_text")?,
+        column("phone")?,
+    );
+    let mut residents = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| at(format!("line {}: {e}", n + 2)))?;
+        let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
+        residents.push(Resident {
+            full_name: field(name),
+            gender: field(gender),
+            birth_date: field(birth),
+            resident_id: field(id),
+            region_code: field(region),
+            address: field(address),
+            phone: field(phone),
+        });
+    }
+    Ok(residents)
+}
+
 /// The victim as a case file would write the resident: the birth date in Chinese, the ID
 /// number only when `with_id`.
-fn victim_of(resident: &Resident, with_id: bool) -> Victim {
+pub fn victim_of(resident: &Resident, with_id: bool) -> Victim {
     let birth_date = chrono::NaiveDate::parse_from_str(&resident.birth_date, "%Y-%m-%d")
         .map(|d| d.format("%Y年%-m月%-d日").to_string())
         .unwrap_or_else(|_| resident.birth_date.clone());

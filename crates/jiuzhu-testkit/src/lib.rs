@@ -13,7 +13,7 @@ mod otlp;
 mod process;
 
 pub use database::{TestDatabase, fresh_database};
-pub use otlp::{CollectedSpan, OtlpReceiver};
+pub use otlp::{CollectedSpan, OtlpReceiver, hex_bytes};
 pub use process::{ServiceProcess, binary_path};
 
 use std::net::SocketAddr;

@@ -106,6 +106,33 @@ impl OtlpReceiver {
     pub fn spans(&self) -> Vec<CollectedSpan> {
         self.spans.lock().map(|s| s.clone()).unwrap_or_default()
     }
+
+    /// Spans received so far of the trace `trace_id` (32 hex digits), and each as
+    /// `service: name` for assertion messages.
+    pub fn trace(&self, trace_id: &str) -> (Vec<CollectedSpan>, Vec<String>) {
+        let wanted = hex_bytes(trace_id);
+        let spans: Vec<CollectedSpan> = self
+            .spans()
+            .into_iter()
+            .filter(|s| Some(&s.trace_id) == wanted.as_ref())
+            .collect();
+        let names = spans
+            .iter()
+            .map(|s| format!("{}: {}", s.service_name, s.name))
+            .collect();
+        (spans, names)
+    }
+}
+
+/// Bytes of a hex string (as W3C trace context writes ids), `None` if it is not hex.
+pub fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 impl Drop for OtlpReceiver {
