@@ -75,8 +75,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 for service in "${SERVICES[@]}"; do
-  # A stable instance name: after a crash, the service takes its partitions back at once.
-  JIUZHU__KAFKA__INSTANCE_ID="$(hostname -s)-$service" "$bin/jiuzhu-$service" serve &
+  "$bin/jiuzhu-$service" serve &
   pids+=($!)
 done
 # The payment provider simulator: answers "pending", then notifies payments (each notice twice,

@@ -19,6 +19,14 @@ pub enum TopicError {
     },
     #[error("topic creation failed: {0}")]
     Request(#[source] KafkaError),
+    #[error("cannot read the offsets of `{topic}`: {source}")]
+    Offsets {
+        topic: String,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("reading the offsets of `{0}` was interrupted")]
+    Interrupted(String),
 }
 
 /// `jiuzhu.<service>.events.v1`.
@@ -66,4 +74,42 @@ pub async fn ensure_topics(
         }
     }
     Ok(created)
+}
+
+/// Whether `topic` has never held a record: every partition's high watermark is 0. True of a
+/// topic just created, or created again by a broker that lost its log; false of one whose
+/// records retention deleted.
+pub async fn never_written(settings: &KafkaSettings, topic: &str) -> Result<bool, TopicError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let config = settings.client_config();
+    let topic = topic.to_owned();
+    let name = topic.clone();
+    tokio::task::spawn_blocking(move || {
+        let offsets = |source| TopicError::Offsets {
+            topic: topic.clone(),
+            source,
+        };
+        let consumer: BaseConsumer = config.create().map_err(TopicError::Client)?;
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .map_err(offsets)?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| t.partitions().len())
+            .unwrap_or(0);
+        for partition in 0..partitions {
+            let partition = i32::try_from(partition).unwrap_or(i32::MAX);
+            let (_, high) = consumer
+                .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+                .map_err(offsets)?;
+            if high > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await
+    .map_err(|_| TopicError::Interrupted(name))?
 }

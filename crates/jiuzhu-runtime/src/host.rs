@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_messaging::{
-    OutboxRelay, RelayError, TopicError, dead_letter_topic, ensure_topics, service_topic,
+    OutboxRelay, RelayError, TopicError, dead_letter_topic, ensure_topics, never_written,
+    service_topic,
 };
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -330,10 +331,11 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     }
     topics.sort();
     topics.dedup();
-    let created = ensure_topics(&settings.kafka, &topics).await?;
-    if created.contains(&own_topic_name) {
-        // The broker does not have this service's topic: new, or it lost its log. Whatever
-        // the outbox still retains is sent again, so consumers miss nothing.
+    ensure_topics(&settings.kafka, &topics).await?;
+    if never_written(&settings.kafka, &own_topic_name).await? {
+        // The broker has never held a record of this service's topic: new, or it lost its log
+        // (another service may have created the topic again first). Whatever the outbox still
+        // retains is sent again, so consumers miss nothing.
         let republished = context.store.republish_outbox().await?;
         if republished > 0 {
             tracing::warn!(
