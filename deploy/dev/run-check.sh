@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
 # CI: the quick start, literally. `make run` must come up, seed the demo county and answer the
 # first example it prints; stopped with Ctrl-C and started again, it must come back with the
-# same data and not seed twice. Uses the ports and jiuzhu_* databases `make run` uses.
+# same data and not seed twice. It runs as an installation of its own (state in
+# .jiuzhu-check/, databases jiuzhu_check_*), made afresh each time (KEEP=1 keeps it for a look afterwards), on make run's ports.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-log=.jiuzhu/run-check.log
-mkdir -p .jiuzhu
+# Its own topics too, should the broker on :9092 already hold another installation's.
+export JIUZHU_RUN_DIR=.jiuzhu-check JIUZHU_RUN_DB_PREFIX=jiuzhu_check_
+export JIUZHU__KAFKA__TOPIC_PREFIX=check.
+export JIUZHU_CERTS="$PWD/$JIUZHU_RUN_DIR/certs"
+reset() {
+  rm -rf "$JIUZHU_RUN_DIR"
+  for s in registry clues decisions payments followup; do
+    psql -q -h 127.0.0.1 -U postgres -d postgres \
+      -c "DROP DATABASE IF EXISTS $JIUZHU_RUN_DB_PREFIX$s WITH (FORCE)" 2>/dev/null || true
+  done
+}
+reset
+log=$JIUZHU_RUN_DIR/run-check.log
+mkdir -p "$JIUZHU_RUN_DIR"
 pid=
 
 start() {
@@ -33,7 +46,7 @@ stop() {
   wait "$pid" 2>/dev/null || true
   pid=
 }
-trap stop EXIT
+trap 'stop; [ "${KEEP:-0}" = 1 ] || reset' EXIT
 
 clues() {
   target/debug/jiuzhu call https://127.0.0.1:50052 jiuzhu.clues.v1.CluesService/ListClues \

@@ -9,22 +9,29 @@
 # Elsewhere: JIUZHU__KAFKA__BROKERS=host:9092 uses that Kafka instead of starting one, and
 # JIUZHU__<SERVICE>__DATABASE_URL points a service at another PostgreSQL (the databases must
 # exist). JIUZHU_DEMO=0 skips the demo county. JIUZHU__TELEMETRY__OTLP_ENDPOINT exports traces.
+# JIUZHU_RUN_DIR (default .jiuzhu) and JIUZHU_RUN_DB_PREFIX (default jiuzhu_) keep a second
+# installation apart from the first (`make run-check` uses them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 SERVICES=(registry clues decisions payments followup)
 export JIUZHU_CONFIG_DIR=${JIUZHU_CONFIG_DIR:-deploy/config}
+STATE=${JIUZHU_RUN_DIR:-.jiuzhu}
+STATE_PATH=$(realpath -m "$STATE")
+DB_PREFIX=${JIUZHU_RUN_DB_PREFIX:-jiuzhu_}
 DEMO_COUNTY=520121
 DEMO_PROCURATORATE=开阳县人民检察院
 say() { printf '\033[1mjiuzhu:\033[0m %s\n' "$*" >&2; }
 
-mkdir -p .jiuzhu
+mkdir -p "$STATE"
 deploy/dev/postgres.sh
 for service in "${SERVICES[@]}"; do
   variable="JIUZHU__${service^^}__DATABASE_URL"
   [ -z "${!variable:-}" ] || continue
-  exists=$(psql -h 127.0.0.1 -U postgres -d postgres -At -c "SELECT 1 FROM pg_database WHERE datname = 'jiuzhu_$service'")
-  [ "$exists" = 1 ] || psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE jiuzhu_$service"
+  database="$DB_PREFIX$service"
+  exists=$(psql -h 127.0.0.1 -U postgres -d postgres -At -c "SELECT 1 FROM pg_database WHERE datname = '$database'")
+  [ "$exists" = 1 ] || psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $database"
+  export "$variable=postgres://postgres@127.0.0.1:5432/$database"
 done
 
 broker=external
@@ -38,32 +45,32 @@ bin=target/debug
 
 # The master key that wraps every person's data key: made once per checkout, never committed.
 # Losing it makes all personal data unreadable; a real installation keeps it in its secret store.
-if [ -z "${JIUZHU__VAULT__MASTER_KEY:-}" ] && [ ! -s .jiuzhu/master.key ]; then
-  (umask 077 && head -c 32 /dev/urandom | base64 > .jiuzhu/master.key)
-  say "created the development master key .jiuzhu/master.key"
+if [ -z "${JIUZHU__VAULT__MASTER_KEY:-}" ] && [ ! -s "$STATE/master.key" ]; then
+  (umask 077 && head -c 32 /dev/urandom | base64 > "$STATE/master.key")
+  say "created the development master key $STATE/master.key"
 fi
-[ -n "${JIUZHU__VAULT__MASTER_KEY:-}" ] || export JIUZHU__VAULT__MASTER_KEY_FILE="$PWD/.jiuzhu/master.key"
+[ -n "${JIUZHU__VAULT__MASTER_KEY:-}" ] || export JIUZHU__VAULT__MASTER_KEY_FILE="$STATE_PATH/master.key"
 
 # A demo recommendation model, trained once on synthetic past cases (a real installation
 # trains on its own history: `jiuzhu recommend train --history cases.jsonl --out model.json`).
 if [ -z "${JIUZHU__RECOMMENDER__MODEL:-}" ]; then
-  if [ ! -s .jiuzhu/recommender.json ]; then
+  if [ ! -s $STATE/recommender.json ]; then
     say "training the demo recommendation model on 5,000 synthetic past cases"
-    $bin/jiuzhu gen relief-history --cases 5000 --seed 1 --out .jiuzhu/relief-history.jsonl
-    $bin/jiuzhu recommend train --history .jiuzhu/relief-history.jsonl \
-      --out .jiuzhu/recommender.json --version demo-synthetic --evaluate 500 >&2
+    $bin/jiuzhu gen relief-history --cases 5000 --seed 1 --out $STATE/relief-history.jsonl
+    $bin/jiuzhu recommend train --history $STATE/relief-history.jsonl \
+      --out $STATE/recommender.json --version demo-synthetic --evaluate 500 >&2
   fi
-  export JIUZHU__RECOMMENDER__MODEL="$PWD/.jiuzhu/recommender.json"
+  export JIUZHU__RECOMMENDER__MODEL="$STATE_PATH/recommender.json"
 fi
 
 # Every API is served over mutual TLS: a development authority and certificates, made once per
 # checkout (never committed; an installation uses its own). The role certificates belong to the
 # Guiyang city procuratorate's office (520100), whose jurisdiction covers the demo county.
-if [ ! -s .jiuzhu/certs/ca.pem ]; then
-  $bin/jiuzhu dev certs --out .jiuzhu/certs --office 520100 >&2
+if [ ! -s $STATE/certs/ca.pem ]; then
+  $bin/jiuzhu dev certs --out $STATE/certs --office 520100 >&2
 fi
-export JIUZHU__TLS__DIR="$PWD/.jiuzhu/certs"
-export JIUZHU_CERTS="$PWD/.jiuzhu/certs"
+export JIUZHU__TLS__DIR="$STATE_PATH/certs"
+export JIUZHU_CERTS="$STATE_PATH/certs"
 
 pids=()
 stop() {
@@ -82,7 +89,7 @@ done
 # as real gateways do). Accounts starting 6222029990 are refused, 6222029991 refused once,
 # 6222029992 paid without an answer (see `target/debug/jiuzhu-paysim --help`).
 $bin/jiuzhu-paysim --listen 127.0.0.1:50060 --notify https://127.0.0.1:50054 \
-  --tls-dir .jiuzhu/certs \
+  --tls-dir $STATE/certs \
   --asynchronous --duplicate-notices 1 --latency-ms 20 \
   --scenario 6222029990=reject --scenario 6222029991=flaky --scenario 6222029992=timeout &
 pids+=($!)
@@ -95,26 +102,26 @@ done
 
 # The demo county, once: a generated population of 开阳县 imported as rural revitalization's
 # register, then ten victims taken to different stages through the APIs (safe to repeat).
-if [ "${JIUZHU_DEMO:-1}" != 0 ] && [ ! -f .jiuzhu/demo/seeded ]; then
-  mkdir -p .jiuzhu/demo
+if [ "${JIUZHU_DEMO:-1}" != 0 ] && [ ! -f "$STATE/demo/seeded" ]; then
+  mkdir -p $STATE/demo
   say "demo county: generating and importing 3,000 residents of $DEMO_COUNTY"
-  $bin/jiuzhu gen registry --persons 3000 --seed 2026 --county "$DEMO_COUNTY" --out .jiuzhu/demo/county.csv
-  $bin/jiuzhu registry import --department rural_revitalization --quiet .jiuzhu/demo/county.csv
+  $bin/jiuzhu gen registry --persons 3000 --seed 2026 --county "$DEMO_COUNTY" --out $STATE/demo/county.csv
+  $bin/jiuzhu registry import --department rural_revitalization --quiet $STATE/demo/county.csv
   say "demo county: taking ten victims through the platform"
-  $bin/jiuzhu demo seed --registry .jiuzhu/demo/county.csv --county "$DEMO_COUNTY" \
-    --procuratorate "$DEMO_PROCURATORATE" | tee .jiuzhu/demo/cases.txt
-  touch .jiuzhu/demo/seeded
+  $bin/jiuzhu demo seed --registry $STATE/demo/county.csv --county "$DEMO_COUNTY" \
+    --procuratorate "$DEMO_PROCURATORATE" | tee $STATE/demo/cases.txt
+  touch $STATE/demo/seeded
 fi
 
 cat <<TEXT
 
-Jiuzhu is running (Ctrl-C stops it; data stays in .jiuzhu/ and the jiuzhu_* databases):
+Jiuzhu is running (Ctrl-C stops it; data stays in $STATE/ and the ${DB_PREFIX}* databases):
   registry   https://127.0.0.1:50051     clues      https://127.0.0.1:50052
   decisions  https://127.0.0.1:50053     payments   https://127.0.0.1:50054
   followup   https://127.0.0.1:50055     provider simulator https://127.0.0.1:50060
   Kafka      ${JIUZHU__KAFKA__BROKERS:-127.0.0.1:9092}      metrics http://127.0.0.1:9101/metrics … 9105
-  Every API takes mutual TLS; certificates per role are in .jiuzhu/certs (as-<role>.pem).
-$( [ -f .jiuzhu/demo/cases.txt ] && sed 's/^/  /' .jiuzhu/demo/cases.txt )
+  Every API takes mutual TLS; certificates per role are in $STATE/certs (as-<role>.pem).
+$( [ -f $STATE/demo/cases.txt ] && sed 's/^/  /' $STATE/demo/cases.txt )
 
 Try:
   # 1. A gRPC call by reflection, as the relief prosecutor: the county's clue board
@@ -122,8 +129,8 @@ Try:
       '{"regionCode":"520121"}' --as as-relief_prosecutor
   #    (\`$bin/jiuzhu call URL list\` names the services; grpcurl works too, with the same certs)
   # 2. What rural revitalization receives under its agreement (Python, confluent-kafka):
-  make descriptors && python3 -m venv .jiuzhu/venv && .jiuzhu/venv/bin/pip -q install confluent-kafka protobuf
-  .jiuzhu/venv/bin/python examples/python/read_share_topic.py 127.0.0.1:9092 jiuzhu.share.rural_revitalization.v1 target/jiuzhu.binpb
+  make descriptors && python3 -m venv $STATE/venv && $STATE/venv/bin/pip -q install confluent-kafka protobuf
+  $STATE/venv/bin/python examples/python/read_share_topic.py 127.0.0.1:9092 jiuzhu.share.rural_revitalization.v1 target/jiuzhu.binpb
   # 3. Traces: start Jaeger all-in-one (OTLP on :4317, UI on :16686), then
   JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 make run
 TEXT
