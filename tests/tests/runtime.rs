@@ -1,4 +1,5 @@
-//! What every service gets from the runtime: health, reflection, clean stop; and snapshots.
+//! What every service gets from the runtime: health, reflection (and `jiuzhu call` through it),
+//! clean stop, snapshots, and its retained events sent again to a broker that lost them.
 
 use jiuzhu_eventstore::{Aggregate, Begun, CommandRequest, EventStore, Snapshotting};
 use jiuzhu_proto::registry::PersonRegistered;
@@ -187,5 +188,72 @@ async fn a_broker_that_lost_the_topic_gets_the_retained_events_again() -> TestRe
     let unchanged = jiuzhu_tests::read_topic(&kafka_brokers(), &topic, 3)?;
     assert_eq!(keys(&unchanged), sent, "nothing sent again");
     third.stop().await;
+    Ok(())
+}
+
+/// `jiuzhu call`: any unary RPC by reflection with JSON in and out; a request that is not the
+/// method's message, or that the service refuses, ends with status 1 and says why (for a bad
+/// request, every field the service named).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jiuzhu_call_makes_unary_calls_by_reflection_and_names_what_was_wrong() -> TestResult {
+    let registry = start::<Registry>(&unique_namespace()).await?;
+    let url = format!("https://{}", registry.running.grpc_addr);
+    let certs = jiuzhu_testkit::certs_dir()?;
+    let call = |args: &[&str]| -> anyhow::Result<(Option<i32>, String, String)> {
+        let output = std::process::Command::new(jiuzhu_testkit::binary_path("jiuzhu")?)
+            .arg("call")
+            .arg(&url)
+            .args(args)
+            .arg("--certs")
+            .arg(&certs)
+            .output()?;
+        Ok((
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    };
+
+    let (code, listed, _) = call(&["list"])?;
+    assert_eq!(code, Some(0));
+    assert!(
+        listed.contains("jiuzhu.registry.v1.RegistryService"),
+        "{listed}"
+    );
+
+    let registration = serde_json::json!({
+        "requestId": "call-1",
+        "fullName": "王秀英",
+        "gender": "GENDER_FEMALE",
+        "birthDate": "1949-12-31",
+        "residentId": "11010519491231002X",
+        "region": {"code": "110105"},
+        "sourceDepartment": "rural_revitalization",
+    })
+    .to_string();
+    let method = "jiuzhu.registry.v1.RegistryService/RegisterPerson";
+    let (code, answer, stderr) = call(&[method, &registration])?;
+    assert_eq!(code, Some(0), "{stderr}");
+    let answer: serde_json::Value = serde_json::from_str(&answer)?;
+    assert!(
+        answer["personId"].as_str().is_some_and(|id| id.len() == 36),
+        "{answer}"
+    );
+
+    let (code, _, stderr) = call(&[method, r#"{"requestId": "call-2", "nickname": "x"}"#])?;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("nickname"), "{stderr}");
+
+    let (code, _, stderr) = call(&[method, r#"{"requestId": "call-3"}"#])?;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("InvalidArgument"), "{stderr}");
+    for field in ["full_name", "region.code"] {
+        assert!(stderr.contains(field), "{field} not named: {stderr}");
+    }
+
+    let (code, _, stderr) = call(&["jiuzhu.registry.v1.RegistryService/Nothing"])?;
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no method Nothing"), "{stderr}");
+    registry.running.stop().await;
     Ok(())
 }
