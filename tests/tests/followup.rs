@@ -194,7 +194,7 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
             ("2027-06-01".to_owned(), Channel::HomeVisit as i32)
         ]
     );
-    assert_eq!(plan.policy_version, "followup-2026.1");
+    assert_eq!(plan.policy_version, "followup-2026.2");
     let pool = sqlx::PgPool::connect(&followup.database.url).await?;
     let consumed = || jiuzhu_tests::checkpoint_total(&pool, "followup.payment_plans");
     eventually("every payment consumed", WAIT, || async {

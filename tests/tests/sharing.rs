@@ -159,7 +159,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
             let headers = jiuzhu_messaging::header_map(rdkafka::Message::headers(record));
             assert_eq!(
                 headers.get("jiuzhu-agreement-version").map(String::as_str),
-                Some("sharing-2026.1")
+                Some("sharing-2026.2")
             );
             let envelope =
                 EventEnvelope::decode(rdkafka::Message::payload(record).unwrap_or_default())?;
@@ -258,7 +258,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
         ],
         "nothing for health, nothing of the order"
     );
-    assert!(log.iter().all(|e| e.agreement_version == "sharing-2026.1"));
+    assert!(log.iter().all(|e| e.agreement_version == "sharing-2026.2"));
     let education = people
         .list_sharing(ListSharingRequest {
             department: "education".to_owned(),
@@ -312,7 +312,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
     };
     let first = adopted().await?;
     assert_eq!(first.len(), 1);
-    assert_eq!(first[0].0, "sharing-2026.1");
+    assert_eq!(first[0].0, "sharing-2026.2");
     assert_eq!(first[0].1, jiuzhu_sharing::shipped_digest());
     assert_eq!(first[0].2.len(), agreements.departments.len());
     registry.running.stop().await;

@@ -1,7 +1,10 @@
-//! The official working-day calendar and deadlines counted on it. Which days are public
-//! holidays and which weekend days are working days instead (调休) changes every year by State
-//! Council notice, so the calendar is data (`policy/calendar/cn-workdays.toml`), one table per
-//! year; a date in a year the data does not cover is an error naming that year, never a guess.
+//! The working-day calendar and deadlines counted on it. Which days are public holidays and
+//! which weekend days are working days instead (调休) changes every year by State Council
+//! notice, so the calendar is data (`policy/calendar/cn-workdays.toml`), one table per year.
+//! A year after the last notice is computed *provisionally* from the statutory holiday rules
+//! in force (Gregorian, lunar and solar-term anchors, days made up in lieu), and every answer
+//! over such a year says it is provisional; only a year before the rules is not covered at all,
+//! and that is an error naming the year, never a guess.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,6 +14,9 @@ use serde::Deserialize;
 
 /// The calendar shipped with this build.
 pub const SHIPPED: &str = include_str!("../../../policy/calendar/cn-workdays.toml");
+
+/// The last year a provisional calendar is computed for (the solar-term formula's range).
+const LAST_RULED_YEAR: i32 = 2099;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CalendarError {
@@ -50,12 +56,63 @@ impl jiuzhu_config::Validate for Years {
     }
 }
 
-/// Working days and days off, for the years the data covers.
+/// One statutory holiday: where it is anchored and how many days off it gives.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HolidayRule {
+    name: String,
+    /// "MM-DD" of the Gregorian year.
+    on: Option<String>,
+    /// "MM-DD" of the lunar year that starts in the Gregorian year, or "eve".
+    lunar: Option<String>,
+    /// The only solar term a holiday falls on: "qingming".
+    solar_term: Option<String>,
+    days: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Rules {
+    decree: String,
+    from_year: Option<i32>,
+    in_lieu: bool,
+    holidays: Vec<HolidayRule>,
+}
+
+impl jiuzhu_config::Validate for Rules {
+    fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// How the calendar knows a year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// From the State Council's notice for the year.
+    Official,
+    /// Computed from the statutory rules: swapped weekends are not foreseen.
+    Provisional,
+    /// Neither: counting in it is an error.
+    None,
+}
+
+/// A due date, and whether a provisional year was counted to reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub date: NaiveDate,
+    pub provisional: bool,
+}
+
+/// Working days and days off: official years from the notices, later years from the rules.
 #[derive(Debug, Clone, Default)]
 pub struct Calendar {
     years: BTreeSet<i32>,
     holidays: BTreeSet<NaiveDate>,
     workdays: BTreeSet<NaiveDate>,
+    /// Years computed from the rules, and their days off.
+    provisional_years: BTreeSet<i32>,
+    provisional_holidays: BTreeSet<NaiveDate>,
+    decree: String,
 }
 
 fn dates(key: &str, year: i32, entry: &str) -> Result<Vec<NaiveDate>, CalendarError> {
@@ -82,10 +139,121 @@ fn dates(key: &str, year: i32, entry: &str) -> Result<Vec<NaiveDate>, CalendarEr
     Ok(first.iter_days().take_while(|d| *d <= last).collect())
 }
 
+/// Month and day of "MM-DD".
+fn month_day(key: &str, text: &str) -> Result<(u8, u8), CalendarError> {
+    text.split_once('-')
+        .and_then(|(m, d)| Some((m.parse::<u8>().ok()?, d.parse::<u8>().ok()?)))
+        .filter(|(m, d)| (1..=12).contains(m) && (1..=31).contains(d))
+        .ok_or_else(|| CalendarError::Invalid {
+            key: key.to_owned(),
+            reason: format!("`{text}` is not MM-DD"),
+        })
+}
+
+/// The Gregorian day of lunar `month`/`day` (regular, not leap, month) of the lunar year that
+/// begins in Gregorian `year`.
+fn lunar_day(year: i32, month: u8, day: u8) -> Option<NaiveDate> {
+    use icu_calendar::{Date, cal::Iso, types::Month};
+    let lunar = Date::try_new_chinese_traditional(year, Month::new(month), day).ok()?;
+    let iso = lunar.to_calendar(Iso);
+    NaiveDate::from_ymd_opt(
+        iso.year().extended_year(),
+        u32::from(iso.month().ordinal),
+        u32::from(iso.day_of_month().0),
+    )
+}
+
+/// The Qingming solar term (the sun at 15°) in Beijing time, 2001–2099: the classical
+/// day-of-month formula ⌊Y·0.2422 + 4.81⌋ − ⌊Y/4⌋, which agrees with an ephemeris over that range.
+fn qingming(year: i32) -> Option<NaiveDate> {
+    if !(2001..=LAST_RULED_YEAR).contains(&year) {
+        return None;
+    }
+    let y = year % 100;
+    // Integer form of ⌊y·0.2422 + 4.81⌋, exact for y < 100.
+    let day = (y * 2422 + 48100) / 10000 - y / 4;
+    NaiveDate::from_ymd_opt(year, 4, u32::try_from(day).ok()?)
+}
+
+impl HolidayRule {
+    fn first_day(&self, key: &str, year: i32) -> Result<NaiveDate, CalendarError> {
+        let invalid = |reason: String| CalendarError::Invalid {
+            key: key.to_owned(),
+            reason,
+        };
+        let anchors = [&self.on, &self.lunar, &self.solar_term]
+            .iter()
+            .filter(|a| a.is_some())
+            .count();
+        if anchors != 1 {
+            return Err(invalid(format!(
+                "{} needs exactly one of `on`, `lunar` and `solar_term`",
+                self.name
+            )));
+        }
+        let day = if let Some(on) = &self.on {
+            let (m, d) = month_day(key, on)?;
+            NaiveDate::from_ymd_opt(year, u32::from(m), u32::from(d))
+        } else if let Some(lunar) = &self.lunar {
+            if lunar == "eve" {
+                lunar_day(year, 1, 1).and_then(|d| d.pred_opt())
+            } else {
+                let (m, d) = month_day(key, lunar)?;
+                lunar_day(year, m, d)
+            }
+        } else {
+            match self.solar_term.as_deref() {
+                Some("qingming") => qingming(year),
+                other => {
+                    return Err(invalid(format!(
+                        "solar term `{}` is not known (only qingming)",
+                        other.unwrap_or_default()
+                    )));
+                }
+            }
+        };
+        day.ok_or_else(|| invalid(format!("{} cannot be placed in {year}", self.name)))
+    }
+}
+
+impl Rules {
+    /// The days off of `year` by the rules: every statutory day, and with `in_lieu` one more
+    /// working day for each statutory day on a weekend or on another holiday.
+    fn days_off(&self, year: i32) -> Result<BTreeSet<NaiveDate>, CalendarError> {
+        let mut off = BTreeSet::new();
+        let mut owed: Vec<NaiveDate> = Vec::new();
+        for (i, rule) in self.holidays.iter().enumerate() {
+            let key = format!("rules.holidays[{i}]");
+            let first = rule.first_day(&key, year)?;
+            for day in first.iter_days().take(rule.days as usize) {
+                if !off.insert(day) || is_weekend(day) {
+                    owed.push(day);
+                }
+            }
+        }
+        if self.in_lieu {
+            owed.sort();
+            for from in owed {
+                let mut day = from;
+                while off.contains(&day) || is_weekend(day) {
+                    day = day.succ_opt().unwrap_or(day);
+                    if day.year() != year {
+                        break;
+                    }
+                }
+                off.insert(day);
+            }
+        }
+        Ok(off)
+    }
+}
+
 impl Calendar {
     /// Parses the calendar data (see `SHIPPED` for the format).
     pub fn parse(text: &str) -> Result<Self, CalendarError> {
-        let Years(years) = Layers::from_toml(text)?.section("years")?;
+        let layers = Layers::from_toml(text)?;
+        let Years(years) = layers.section("years")?;
+        let rules: Rules = layers.section("rules")?;
         let mut calendar = Calendar::default();
         for (name, data) in years {
             let year: i32 = name.parse().map_err(|_| CalendarError::Invalid {
@@ -116,6 +284,30 @@ impl Calendar {
             }
             calendar.years.insert(year);
         }
+        if let Some(from) = rules.from_year {
+            if rules.holidays.is_empty() {
+                return Err(CalendarError::Invalid {
+                    key: "rules.holidays".to_owned(),
+                    reason: "rules need at least one holiday".to_owned(),
+                });
+            }
+            for (i, rule) in rules.holidays.iter().enumerate() {
+                if !(1..=10).contains(&rule.days) {
+                    return Err(CalendarError::Invalid {
+                        key: format!("rules.holidays[{i}].days"),
+                        reason: format!("{} days off for {} is not 1 to 10", rule.days, rule.name),
+                    });
+                }
+            }
+            for year in from.max(2001)..=LAST_RULED_YEAR {
+                if calendar.years.contains(&year) {
+                    continue;
+                }
+                calendar.provisional_holidays.extend(rules.days_off(year)?);
+                calendar.provisional_years.insert(year);
+            }
+            calendar.decree = rules.decree;
+        }
         Ok(calendar)
     }
 
@@ -124,32 +316,60 @@ impl Calendar {
         Self::parse(SHIPPED)
     }
 
+    /// The decree the provisional years follow.
+    pub fn decree(&self) -> &str {
+        &self.decree
+    }
+
+    /// The years the notices cover.
+    pub fn official_years(&self) -> Vec<i32> {
+        self.years.iter().copied().collect()
+    }
+
+    pub fn coverage(&self, year: i32) -> Coverage {
+        if self.years.contains(&year) {
+            Coverage::Official
+        } else if self.provisional_years.contains(&year) {
+            Coverage::Provisional
+        } else {
+            Coverage::None
+        }
+    }
+
     fn covered(&self) -> String {
-        match (self.years.first(), self.years.last()) {
+        let all: BTreeSet<i32> = self
+            .years
+            .union(&self.provisional_years)
+            .copied()
+            .collect();
+        match (all.first(), all.last()) {
             (Some(first), Some(last)) if first == last => first.to_string(),
             (Some(first), Some(last)) => format!("{first} to {last}"),
             _ => "no year".to_owned(),
         }
     }
 
-    fn check(&self, day: NaiveDate) -> Result<(), CalendarError> {
-        if self.years.contains(&day.year()) {
-            Ok(())
-        } else {
-            Err(CalendarError::YearNotCovered {
+    fn check(&self, day: NaiveDate) -> Result<Coverage, CalendarError> {
+        match self.coverage(day.year()) {
+            Coverage::None => Err(CalendarError::YearNotCovered {
                 year: day.year(),
                 covered: self.covered(),
-            })
+            }),
+            known => Ok(known),
         }
     }
 
     pub fn is_working_day(&self, day: NaiveDate) -> Result<bool, CalendarError> {
-        self.check(day)?;
-        Ok(if self.workdays.contains(&day) {
-            true
-        } else {
-            !is_weekend(day) && !self.holidays.contains(&day)
+        Ok(match self.check(day)? {
+            Coverage::Provisional => !is_weekend(day) && !self.provisional_holidays.contains(&day),
+            _ if self.workdays.contains(&day) => true,
+            _ => !is_weekend(day) && !self.holidays.contains(&day),
         })
+    }
+
+    /// Whether any day after `from` up to `to` lies in a provisional year.
+    pub fn provisional_between(&self, from: NaiveDate, to: NaiveDate) -> bool {
+        (from.year()..=to.year()).any(|y| self.coverage(y) == Coverage::Provisional)
     }
 
     /// The day `n` working days after `start` (the start day itself does not count; `n = 0` is
@@ -170,6 +390,15 @@ impl Calendar {
             }
         }
         Ok(day)
+    }
+
+    /// [`Calendar::add_working_days`], saying whether a provisional year was counted.
+    pub fn due(&self, start: NaiveDate, n: u32) -> Result<Due, CalendarError> {
+        let date = self.add_working_days(start, n)?;
+        Ok(Due {
+            date,
+            provisional: self.provisional_between(start, date),
+        })
     }
 
     /// Working days after `from` up to and including `to` (0 when `to` is not after `from`).
@@ -245,14 +474,14 @@ mod tests {
     }
 
     #[test]
-    fn a_year_the_data_does_not_cover_is_an_error_naming_it() {
+    fn a_year_before_the_rules_and_the_notices_is_an_error_naming_it() {
         let calendar = shipped();
-        let error = calendar.add_working_days(day("2026-12-24"), 10);
+        let error = calendar.add_working_days(day("2024-12-20"), 3);
         assert_eq!(
             error,
             Err(CalendarError::YearNotCovered {
-                year: 2027,
-                covered: "2025 to 2026".to_owned(),
+                year: 2024,
+                covered: "2025 to 2099".to_owned(),
             })
         );
         assert!(
@@ -260,8 +489,85 @@ mod tests {
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default()
-                .contains("does not cover 2027")
+                .contains("does not cover 2024")
         );
+        assert_eq!(calendar.coverage(2100), Coverage::None);
+    }
+
+    #[test]
+    fn a_year_without_its_notice_is_computed_from_the_rules_and_marked_provisional() {
+        let calendar = shipped();
+        assert_eq!(calendar.coverage(2026), Coverage::Official);
+        assert_eq!(calendar.coverage(2027), Coverage::Provisional);
+        let off = |text: &str| calendar.is_working_day(day(text)) == Ok(false);
+        // 2027: New Year's Day (Friday); Spring Festival from the eve, Friday 5 February, with
+        // Saturday and Sunday made up on Tuesday 9 and Wednesday 10; Qingming Monday 5 April;
+        // Labour Day on a weekend, made up on 3 and 4 May; Dragon Boat 9 June; Mid-Autumn
+        // 15 September; National Day 1-3 October with the weekend made up on 4 and 5.
+        for holiday in [
+            "2027-01-01", "2027-02-05", "2027-02-08", "2027-02-09", "2027-02-10",
+            "2027-04-05", "2027-05-03", "2027-05-04", "2027-06-09", "2027-09-15",
+            "2027-10-01", "2027-10-04", "2027-10-05",
+        ] {
+            assert!(off(holiday), "{holiday} should be a day off");
+        }
+        for working in ["2027-01-04", "2027-01-05", "2027-02-11", "2027-05-05", "2027-10-06"] {
+            assert_eq!(calendar.is_working_day(day(working)), Ok(true), "{working}");
+        }
+        // 2028: Mid-Autumn falls on 3 October, inside National Day: the day is made up.
+        assert!(off("2028-10-04") && off("2028-10-05"));
+        assert_eq!(calendar.is_working_day(day("2028-10-06")), Ok(true));
+        // A deadline counted into 2027 says so; one inside 2026 does not.
+        let across = calendar.due(day("2026-12-24"), 10);
+        assert_eq!(
+            across,
+            Ok(Due {
+                date: day("2027-01-08"),
+                provisional: true
+            })
+        );
+        assert_eq!(
+            calendar.due(day("2026-12-01"), 5).map(|d| d.provisional),
+            Ok(false)
+        );
+        // The turn of 2027 to 2028 (New Year's Day on a Saturday, made up on Monday 3
+        // January) and a date far ahead are counted too.
+        assert_eq!(
+            calendar.add_working_days(day("2027-12-30"), 2),
+            Ok(day("2028-01-04"))
+        );
+        assert!(calendar.add_working_days(day("2031-06-30"), 10).is_ok());
+    }
+
+    #[test]
+    fn the_rules_give_a_subset_of_each_published_notice_s_days_off() {
+        // The notices add swapped weekends to the statutory days; they never take one away.
+        let calendar = shipped();
+        let rules: Rules = Layers::from_toml(SHIPPED)
+            .and_then(|l| l.section("rules"))
+            .unwrap_or_default();
+        for year in calendar.official_years() {
+            let computed = rules.days_off(year).unwrap_or_default();
+            assert!(computed.len() >= 13, "{year}: {computed:?}");
+            for off in computed {
+                assert_eq!(calendar.is_working_day(off), Ok(false), "{off} in {year}");
+            }
+        }
+    }
+
+    #[test]
+    fn rules_are_checked_with_their_key() {
+        let both = "[years.2025]\nholidays = []\nworkdays = []\n[rules]\nfrom_year = 2025\n\
+                    [[rules.holidays]]\nname = \"x\"\non = \"01-01\"\nlunar = \"01-01\"\ndays = 1\n";
+        assert!(matches!(
+            Calendar::parse(both),
+            Err(CalendarError::Invalid { key, .. }) if key == "rules.holidays[0]"
+        ));
+        let long = both.replace("lunar = \"01-01\"\n", "").replace("days = 1", "days = 40");
+        assert!(matches!(
+            Calendar::parse(&long),
+            Err(CalendarError::Invalid { key, .. }) if key == "rules.holidays[0].days"
+        ));
     }
 
     #[test]
@@ -284,7 +590,7 @@ mod tests {
             offset in 0u64..600, n in 1u32..40
         ) {
             let calendar = shipped();
-            let start = day("2025-01-01") + Days::new(offset);
+            let start = day("2025-01-01") + Days::new(offset * 3);
             if let Ok(due) = calendar.add_working_days(start, n) {
                 prop_assert_eq!(calendar.is_working_day(due), Ok(true));
                 prop_assert!(due > start);

@@ -124,9 +124,9 @@ impl Validate for Agreements {
     }
 }
 
-/// SHA-256 of the shipped agreements file, hex: what an adoption record names.
-pub fn shipped_digest() -> String {
-    hex::encode(<Sha256 as sha2::Digest>::digest(SHIPPED.as_bytes()))
+/// SHA-256 of an agreements file, hex: what an adoption record names.
+pub fn digest(text: &str) -> String {
+    hex::encode(<Sha256 as sha2::Digest>::digest(text.as_bytes()))
 }
 
 /// What one department receives of one event.
@@ -213,9 +213,14 @@ impl Agreements {
 
     /// The shipped agreements, checked against the shipped contracts.
     pub fn shipped() -> Result<Self, SharingError> {
+        Self::parse_for_contracts(SHIPPED)
+    }
+
+    /// Agreements read from `text`, checked against the contracts of this build.
+    pub fn parse_for_contracts(text: &str) -> Result<Self, SharingError> {
         let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)
             .map_err(|e| SharingError::Descriptors(e.to_string()))?;
-        Self::parse(SHIPPED, &pool)
+        Self::parse(text, &pool)
     }
 
     /// Every department's copy of `event` (of type `event_type`, encoded `payload`): none for
@@ -357,7 +362,7 @@ mod tests {
     #[test]
     fn the_shipped_agreements_name_only_what_the_contracts_have() -> Result<(), SharingError> {
         let agreements = Agreements::shipped()?;
-        assert_eq!(agreements.version, "sharing-2026.1");
+        assert_eq!(agreements.version, "sharing-2026.2");
         let wrong = SHIPPED.replace(
             "\"reasons\", \"region_code\"]",
             "\"reasons\", \"bank_card\"]",

@@ -1,5 +1,4 @@
-//! The relief policy (`policy/decisions/relief.toml`) and the wage table it caps amounts with
-//! (`policy/decisions/wages.csv`): eligibility categories and exclusions, materials, the cap,
+//! The relief policy (`policy/decisions/relief.toml`): eligibility categories and exclusions, materials, the cap,
 //! approval tiers and stage deadlines. Data, not code; every assessment and decision records
 //! the policy version.
 
@@ -11,8 +10,6 @@ use serde::Deserialize;
 
 /// The policy shipped with this build.
 pub const SHIPPED: &str = include_str!("../../../policy/decisions/relief.toml");
-/// The wage table shipped with this build.
-pub const SHIPPED_WAGES: &str = include_str!("../../../policy/decisions/wages.csv");
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -310,101 +307,6 @@ impl ReliefPolicy {
     }
 }
 
-/// Average monthly wages per region prefix and year, in fen.
-#[derive(Debug, Clone, Default)]
-pub struct Wages {
-    by_region_year: BTreeMap<(String, i32), i64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WageRow {
-    region: String,
-    year: i32,
-    average_monthly_wage_fen: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WageError {
-    #[error("wages.csv line {line}: {reason}")]
-    Invalid { line: u64, reason: String },
-    #[error(
-        "no average wage for region {region} in {year} in policy/decisions/wages.csv (the cap \
-         uses the previous year's wage of the jurisdiction)"
-    )]
-    Missing { region: String, year: i32 },
-}
-
-impl Wages {
-    pub fn parse(text: &str) -> Result<Self, WageError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .comment(Some(b'#'))
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
-        let mut wages = Wages::default();
-        let headers = reader
-            .headers()
-            .cloned()
-            .map_err(|error| WageError::Invalid {
-                line: 1,
-                reason: error.to_string(),
-            })?;
-        let mut record = csv::StringRecord::new();
-        loop {
-            let more = reader
-                .read_record(&mut record)
-                .map_err(|error| WageError::Invalid {
-                    line: error.position().map_or(0, |p| p.line()),
-                    reason: error.to_string(),
-                })?;
-            if !more {
-                break;
-            }
-            let line = record.position().map_or(0, |p| p.line());
-            let row: WageRow =
-                record
-                    .deserialize(Some(&headers))
-                    .map_err(|error| WageError::Invalid {
-                        line,
-                        reason: error.to_string(),
-                    })?;
-            if ![2, 4, 6].contains(&row.region.len())
-                || !row.region.bytes().all(|b| b.is_ascii_digit())
-            {
-                return Err(WageError::Invalid {
-                    line,
-                    reason: format!("region `{}` is not a 2, 4 or 6 digit code", row.region),
-                });
-            }
-            if row.average_monthly_wage_fen <= 0 {
-                return Err(WageError::Invalid {
-                    line,
-                    reason: "average_monthly_wage_fen must be positive".to_owned(),
-                });
-            }
-            wages
-                .by_region_year
-                .insert((row.region, row.year), row.average_monthly_wage_fen);
-        }
-        Ok(wages)
-    }
-
-    /// The wage of the most specific region prefix of `region_code` for `year`, with the prefix.
-    pub fn monthly(&self, region_code: &str, year: i32) -> Result<(String, i64), WageError> {
-        [6, 4, 2]
-            .into_iter()
-            .filter_map(|len| region_code.get(..len))
-            .find_map(|prefix| {
-                self.by_region_year
-                    .get(&(prefix.to_owned(), year))
-                    .map(|wage| (prefix.to_owned(), *wage))
-            })
-            .ok_or_else(|| WageError::Missing {
-                region: region_code.to_owned(),
-                year,
-            })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,30 +375,5 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.contains("`informd` is not a stage"), "{error}");
-    }
-
-    #[test]
-    fn wages_take_the_most_specific_region_and_name_a_missing_year() {
-        let wages = Wages::parse(
-            "region,year,average_monthly_wage_fen\n52,2025,893000\n5201,2025,950000\n",
-        )
-        .unwrap_or_default();
-        assert_eq!(
-            wages.monthly("520102", 2025),
-            Ok(("5201".to_owned(), 950_000))
-        );
-        assert_eq!(
-            wages.monthly("522325", 2025),
-            Ok(("52".to_owned(), 893_000))
-        );
-        assert!(matches!(
-            wages.monthly("520102", 2019),
-            Err(WageError::Missing { year: 2019, .. })
-        ));
-        assert!(matches!(
-            Wages::parse("region,year,average_monthly_wage_fen\n5x,2025,1\n"),
-            Err(WageError::Invalid { line: 2, .. })
-        ));
-        assert!(Wages::parse(SHIPPED_WAGES).is_ok());
     }
 }
