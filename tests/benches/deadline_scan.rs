@@ -27,8 +27,8 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = jiuzhu_testkit::settings("decisions", &database, &ns);
     settings.deadlines = DeadlineSettings {
         scan_seconds: 86_400,
-        today: Some("2026-11-02".to_owned()),
     };
+    settings.clock.start = Some("2026-11-02".to_owned());
     let running = jiuzhu_runtime::start::<Decisions>(settings).await?;
     let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let opening = Instant::now();
@@ -77,10 +77,9 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     // Ten days later, every due case is past its date.
-    let later = Rules::shipped(DeadlineSettings {
-        scan_seconds: 86_400,
-        today: Some("2026-11-12".to_owned()),
-    })
+    let later = Rules::shipped(jiuzhu_clock::Clock::fixed_on(
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 12).unwrap_or_default(),
+    ))
     .map_err(anyhow::Error::msg)?;
     let monitor = Monitor::new(DecisionsApi::new(running.store.clone(), later, None));
     let started = Instant::now();

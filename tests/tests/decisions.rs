@@ -576,10 +576,8 @@ async fn decisions_on(
     today: &str,
 ) -> anyhow::Result<jiuzhu_runtime::Running> {
     let mut settings = jiuzhu_testkit::settings("decisions", database, ns);
-    settings.deadlines = jiuzhu_runtime::DeadlineSettings {
-        scan_seconds: 1,
-        today: Some(today.to_owned()),
-    };
+    settings.deadlines = jiuzhu_runtime::DeadlineSettings { scan_seconds: 1 };
+    settings.clock.start = Some(today.to_owned());
     settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     Ok(jiuzhu_runtime::start::<Decisions>(settings).await?)
 }

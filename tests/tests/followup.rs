@@ -27,7 +27,7 @@ const OFFICE: &str = "贵阳市南明区人民检察院";
 
 fn on(today: &'static str) -> impl FnOnce(&mut jiuzhu_runtime::Settings) {
     move |settings| {
-        settings.deadlines.today = Some(today.to_owned());
+        settings.clock.start = Some(today.to_owned());
         settings.deadlines.scan_seconds = 1;
         settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     }

@@ -195,7 +195,7 @@ async fn an_office_sees_its_own_jurisdiction_unless_its_role_is_nationwide() -> 
     let ns = unique_namespace();
     let on = |today: &str| {
         let today = today.to_owned();
-        move |settings: &mut jiuzhu_runtime::Settings| settings.deadlines.today = Some(today)
+        move |settings: &mut jiuzhu_runtime::Settings| settings.clock.start = Some(today)
     };
     // Monday 28 September 2026: the application's stage is due on 13 October.
     let decisions = start_with::<Decisions>(&ns, on("2026-09-28")).await?;

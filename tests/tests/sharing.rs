@@ -313,7 +313,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
     let first = adopted().await?;
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].0, "sharing-2026.2");
-    assert_eq!(first[0].1, jiuzhu_sharing::shipped_digest());
+    assert_eq!(first[0].1, jiuzhu_sharing::Agreements::shipped()?.digest);
     assert_eq!(first[0].2.len(), agreements.departments.len());
     registry.running.stop().await;
     let again = jiuzhu_tests::restart::<Registry>(&ns, &registry.database).await?;

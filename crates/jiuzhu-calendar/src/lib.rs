@@ -337,11 +337,7 @@ impl Calendar {
     }
 
     fn covered(&self) -> String {
-        let all: BTreeSet<i32> = self
-            .years
-            .union(&self.provisional_years)
-            .copied()
-            .collect();
+        let all: BTreeSet<i32> = self.years.union(&self.provisional_years).copied().collect();
         match (all.first(), all.last()) {
             (Some(first), Some(last)) if first == last => first.to_string(),
             (Some(first), Some(last)) => format!("{first} to {last}"),
@@ -505,13 +501,29 @@ mod tests {
         // Labour Day on a weekend, made up on 3 and 4 May; Dragon Boat 9 June; Mid-Autumn
         // 15 September; National Day 1-3 October with the weekend made up on 4 and 5.
         for holiday in [
-            "2027-01-01", "2027-02-05", "2027-02-08", "2027-02-09", "2027-02-10",
-            "2027-04-05", "2027-05-03", "2027-05-04", "2027-06-09", "2027-09-15",
-            "2027-10-01", "2027-10-04", "2027-10-05",
+            "2027-01-01",
+            "2027-02-05",
+            "2027-02-08",
+            "2027-02-09",
+            "2027-02-10",
+            "2027-04-05",
+            "2027-05-03",
+            "2027-05-04",
+            "2027-06-09",
+            "2027-09-15",
+            "2027-10-01",
+            "2027-10-04",
+            "2027-10-05",
         ] {
             assert!(off(holiday), "{holiday} should be a day off");
         }
-        for working in ["2027-01-04", "2027-01-05", "2027-02-11", "2027-05-05", "2027-10-06"] {
+        for working in [
+            "2027-01-04",
+            "2027-01-05",
+            "2027-02-11",
+            "2027-05-05",
+            "2027-10-06",
+        ] {
             assert_eq!(calendar.is_working_day(day(working)), Ok(true), "{working}");
         }
         // 2028: Mid-Autumn falls on 3 October, inside National Day: the day is made up.
@@ -563,7 +575,9 @@ mod tests {
             Calendar::parse(both),
             Err(CalendarError::Invalid { key, .. }) if key == "rules.holidays[0]"
         ));
-        let long = both.replace("lunar = \"01-01\"\n", "").replace("days = 1", "days = 40");
+        let long = both
+            .replace("lunar = \"01-01\"\n", "")
+            .replace("days = 1", "days = 40");
         assert!(matches!(
             Calendar::parse(&long),
             Err(CalendarError::Invalid { key, .. }) if key == "rules.holidays[0].days"

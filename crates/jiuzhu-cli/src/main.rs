@@ -4,8 +4,10 @@
 //! writes deterministic synthetic data (a population, case parties, past relief cases) for
 //! tests, demos and benchmarks; `jiuzhu recommend` trains and exports the relief
 //! recommendation model; `jiuzhu demo seed` takes the demo county's cases through the running
-//! platform; `jiuzhu call` makes any unary call with JSON by reflection; `jiuzhu dev certs` makes a development certificate authority and certificates
-//! (every API is served over mutual TLS). Each service binary has its own operations
+//! platform; `jiuzhu call` makes any unary call with JSON by reflection; `jiuzhu policy check |
+//! cap` and `jiuzhu calendar add-working-days` read the policy directory the services read;
+//! `jiuzhu dev certs` makes a development certificate authority and certificates (every API is
+//! served over mutual TLS). Each service binary has its own operations
 //! (`jiuzhu-<service> serve | migrate | projections | rebuild`).
 
 mod call;
@@ -14,6 +16,7 @@ mod generate;
 mod import;
 mod link;
 mod parties;
+mod policy;
 mod recommend;
 mod records;
 
@@ -69,6 +72,16 @@ enum Command {
     Demo {
         #[command(subcommand)]
         command: DemoCommand,
+    },
+    /// The policy directory: check it as a whole, or ask it the relief cap of a region.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// The working-day calendar of the policy directory.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
     },
     /// Development helpers.
     Dev {
@@ -143,6 +156,24 @@ enum RecommendCommand {
     Train(recommend::TrainArgs),
     /// Write the platform's own decided cases (from the decisions service) as history.
     Export(recommend::ExportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Check a policy directory as a whole (every file parses; what one file names exists in
+    /// the others; every province has a wage figure; the calendar covers the year). Prints
+    /// `file:line: error|warning: reason` and exits 1 on any error.
+    Check(policy::CheckArgs),
+    /// The normal relief cap of a region on a decision date, with the wage figure, its year,
+    /// region level, source and status, and the policy version.
+    Cap(policy::CapArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum CalendarCommand {
+    /// The date N working days after a date (ISO 8601, first line), then whether the calendar
+    /// over that span is official or provisional.
+    AddWorkingDays(policy::AddWorkingDaysArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +278,15 @@ fn main() -> ExitCode {
             command: DemoCommand::Seed(args),
         } => block_on(demo::seed(args)),
         Command::Call(args) => block_on(call::run(args)),
+        Command::Policy {
+            command: PolicyCommand::Check(args),
+        } => policy::run_check(&args),
+        Command::Policy {
+            command: PolicyCommand::Cap(args),
+        } => policy::run_cap(&args),
+        Command::Calendar {
+            command: CalendarCommand::AddWorkingDays(args),
+        } => policy::run_add_working_days(&args),
         Command::Registry {
             command: RegistryCommand::Import(args),
         } => {

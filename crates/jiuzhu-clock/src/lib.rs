@@ -18,9 +18,14 @@ pub use jiuzhu_proto::time::beijing_date;
 enum Source {
     System,
     /// Starts at `start` when created and runs on at the system's pace.
-    Started { start: DateTime<Utc>, origin: Instant },
+    Started {
+        start: DateTime<Utc>,
+        origin: Instant,
+    },
     /// Stands still (tests) until moved.
-    Fixed { micros: AtomicI64 },
+    Fixed {
+        micros: AtomicI64,
+    },
 }
 
 /// A clock to pass to whatever needs "now". Cheap to clone; clones share the same time.

@@ -1,4 +1,3 @@
-use chrono::Utc;
 use prost::Message;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -22,19 +21,32 @@ pub struct EventStore {
     pool: PgPool,
     producer: String,
     topic: String,
+    /// When events occur: the service's clock.
+    clock: jiuzhu_clock::Clock,
 }
 
 impl EventStore {
     pub fn new(pool: PgPool, producer: impl Into<String>, topic: impl Into<String>) -> Self {
         Self {
+            clock: jiuzhu_clock::Clock::system(),
             pool,
             producer: producer.into(),
             topic: topic.into(),
         }
     }
+    /// The same store, stamping events with `clock`'s time.
+    pub fn with_clock(mut self, clock: jiuzhu_clock::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The service's clock (what "now" is for everything the service decides).
+    pub fn clock(&self) -> &jiuzhu_clock::Clock {
+        &self.clock
     }
 
     pub fn producer(&self) -> &str {
@@ -82,7 +94,7 @@ impl EventStore {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let trace_context = serde_json::to_value(jiuzhu_telemetry::current_context_to_map())
             .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
-        let occurred_at = Utc::now();
+        let occurred_at = self.clock.now();
         let mut stored = Vec::new();
         for append in appends {
             for (offset, event) in (1_i64..).zip(&append.events) {

@@ -70,6 +70,11 @@ pub struct UnitOfWork<'s> {
 }
 
 impl<'s> UnitOfWork<'s> {
+    /// The store's clock: what "now" is for the command.
+    pub fn clock(&self) -> &jiuzhu_clock::Clock {
+        self.store.clock()
+    }
+
     pub(crate) async fn begin(
         store: &'s EventStore,
         request: CommandRequest,

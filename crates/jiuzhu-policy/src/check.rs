@@ -233,12 +233,7 @@ pub fn check(set: &PolicySet, today: NaiveDate) -> Report {
                      {SHARING}"
                 ),
             };
-            checker.at(
-                Severity::Error,
-                RELIEF,
-                Some(&format!("{name} = ")),
-                reason,
-            );
+            checker.at(Severity::Error, RELIEF, Some(&format!("{name} = ")), reason);
         }
     }
 
@@ -348,7 +343,10 @@ mod tests {
     #[test]
     fn a_schedule_for_a_category_that_does_not_exist_is_caught_with_its_line() {
         let set = with(FOLLOWUP, |t| {
-            t.replace("categories.dependant_of_killed", "categories.dependant_of_deceased")
+            t.replace(
+                "categories.dependant_of_killed",
+                "categories.dependant_of_deceased",
+            )
         });
         let report = check(&set, day("2026-12-04"));
         let finding = report.findings.first().cloned();
@@ -386,7 +384,9 @@ mod tests {
             "{:?}",
             report.findings
         );
-        let set = with(RELIEF, |t| t.replace("relocation = \"civil_affairs\"\n", ""));
+        let set = with(RELIEF, |t| {
+            t.replace("relocation = \"civil_affairs\"\n", "")
+        });
         assert!(
             check(&set, day("2026-12-04"))
                 .findings
@@ -419,7 +419,12 @@ mod tests {
         assert!(finding.to_string().starts_with("decisions/relief.toml:"));
         let set = with(WAGES, |t| format!("{t}\n52,2025,-1,x,official\n"));
         let report = check(&set, day("2026-12-04"));
-        assert!(report.findings.iter().any(|f| f.file == WAGES && f.line.is_some()));
+        assert!(
+            report
+                .findings
+                .iter()
+                .any(|f| f.file == WAGES && f.line.is_some())
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! The typed policies live here too: relief (eligibility, cap, tiers, deadlines, referral
 //! routes), the wage table, follow-up and clue screening.
 
+pub mod adoption;
 pub mod check;
 pub mod followup;
 pub mod relief;
@@ -15,6 +16,5 @@ pub mod wages;
 
 pub use set::{
     ACCESS, CALENDAR, FILES, FOLLOWUP, MANIFEST, Manifest, Origin, PolicyBook, PolicyError,
-    PolicyFile, PolicySet, PolicySettings, RELIEF, SCREENING, SHARING, WAGES, in_force_on,
-    line_of,
+    PolicyFile, PolicySet, PolicySettings, RELIEF, SCREENING, SHARING, WAGES, in_force_on, line_of,
 };

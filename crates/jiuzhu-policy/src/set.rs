@@ -249,6 +249,11 @@ impl PolicySet {
         hex::encode(hash.finalize())
     }
 
+    /// SHA-256 of one file's text, hex.
+    pub fn file_digest(&self, name: &str) -> String {
+        hex::encode(Sha256::digest(self.text(name).as_bytes()))
+    }
+
     /// Replaces the text of one of [`FILES`] (a candidate set in checks and tests).
     pub fn replace(&mut self, name: &'static str, text: String) {
         if let Some(file) = self.files.get_mut(name) {
@@ -455,7 +460,10 @@ mod tests {
             dir.join(MANIFEST),
             "[set]\nversion = \"base\"\neffective_from = \"2025-01-01\"\nadopted_by = \"test\"\n",
         )?;
-        std::fs::write(dir.join(WAGES), "region,year,average_monthly_wage_fen,source,status\n")?;
+        std::fs::write(
+            dir.join(WAGES),
+            "region,year,average_monthly_wage_fen,source,status\n",
+        )?;
         let next = dir.join(SETS_DIR).join("2027");
         std::fs::create_dir_all(next.join("decisions"))?;
         std::fs::write(
@@ -472,7 +480,10 @@ mod tests {
         assert_eq!((before.version(), after.version()), ("base", "next"));
         // The base set's own wage file, the compiled-in relief policy for the base set, the
         // further set's relief policy, and the wage file inherited from the base.
-        assert!(matches!(before.file(WAGES).map(|f| &f.origin), Some(Origin::File(_))));
+        assert!(matches!(
+            before.file(WAGES).map(|f| &f.origin),
+            Some(Origin::File(_))
+        ));
         assert!(before.compiled_in_files().contains(&RELIEF));
         assert!(after.text(RELIEF).contains("cap_months = 40"));
         assert_eq!(after.text(WAGES), before.text(WAGES));
@@ -488,7 +499,10 @@ mod tests {
             dir.join(MANIFEST),
             "[set]\nversion = \"x\"\neffective_from = \"someday\"\nadopted_by = \"t\"\n",
         )?;
-        let error = PolicyBook::load(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+        let error = PolicyBook::load(&dir)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         std::fs::remove_dir_all(&dir)?;
         assert!(error.starts_with("policy set.toml line 3:"), "{error}");
         Ok(())

@@ -256,7 +256,8 @@ mod tests {
         );
         let base = wages.base_on("520102", day("2026-03-01"));
         assert_eq!(
-            base.as_ref().map(|b| (b.figure.region.as_str(), b.figure.monthly_fen)),
+            base.as_ref()
+                .map(|b| (b.figure.region.as_str(), b.figure.monthly_fen)),
             Ok(("5201", 950_000))
         );
         assert_eq!(

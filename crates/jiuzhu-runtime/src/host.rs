@@ -2,11 +2,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiuzhu_clock::Clock;
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_messaging::{
     OutboxRelay, RelayError, TopicError, dead_letter_topic, ensure_topics, never_written,
     service_topic,
 };
+use jiuzhu_policy::PolicyBook;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPoolOptions;
@@ -56,6 +58,10 @@ pub struct ServiceContext {
     pub audit: jiuzhu_audit::Audit,
     /// The service's name, which is also the name of its certificate.
     pub name: &'static str,
+    /// The policy sets read at start (`[policy] dir`).
+    pub policy: Arc<PolicyBook>,
+    /// What every command, job and consumer takes "now" from (`[clock]`).
+    pub clock: Clock,
 }
 
 impl ServiceContext {
@@ -247,14 +253,34 @@ pub async fn connect<S: Service>(settings: &Settings) -> Result<PgPool, StartErr
 }
 
 /// The platform's migrators: event store (versions 1..99), consumers (100..199), the
-/// personal-data key store (200..299) and the audit log (300..399).
-pub fn platform_migrators() -> [Migrator; 4] {
+/// personal-data key store (200..299), the audit log (300..399) and the policy adoptions
+/// (400..499).
+pub fn platform_migrators() -> [Migrator; 5] {
     [
         jiuzhu_eventstore::migrator(),
         jiuzhu_messaging::migrator(),
         jiuzhu_vault::migrator(),
         jiuzhu_audit::migrator(),
+        jiuzhu_policy::adoption::migrator(),
     ]
+}
+
+/// The policy sets of `[policy] dir`; a set that cannot be read or parsed refuses the start.
+pub fn policy_book(settings: &Settings) -> Result<Arc<PolicyBook>, StartError> {
+    let book = PolicyBook::load(&settings.policy.dir)
+        .map_err(|error| StartError::Setup(format!("policy: {error}")))?;
+    for set in book.sets() {
+        let compiled_in = set.compiled_in_files();
+        if !compiled_in.is_empty() {
+            tracing::warn!(
+                set = set.version(),
+                dir = %settings.policy.dir.display(),
+                files = ?compiled_in,
+                "policy files not in the policy directory: the copies compiled into this build are used"
+            );
+        }
+    }
+    Ok(Arc::new(book))
 }
 
 /// Applies the platform's and the service's migrations.
@@ -273,14 +299,21 @@ pub fn assemble<S: Service>(
     pool: PgPool,
     settings: Settings,
 ) -> Result<(ServiceContext, Components), StartError> {
+    let policy = policy_book(&settings)?;
+    let clock = settings.clock.clock();
+    if !clock.is_system() {
+        tracing::warn!(now = %clock.now(), "the clock is set by [clock] start: a drill or a test, never production");
+    }
     let topic = settings.kafka.topic(&service_topic(S::NAME));
-    let store = EventStore::new(pool.clone(), S::NAME, topic);
+    let store = EventStore::new(pool.clone(), S::NAME, topic).with_clock(clock.clone());
     let context = ServiceContext {
         store,
         audit: jiuzhu_audit::Audit::new(pool.clone()),
         name: S::NAME,
         pool,
         settings,
+        policy,
+        clock,
     };
     let components = S::components(&context)?;
     Ok((context, components))
@@ -290,8 +323,9 @@ pub fn assemble<S: Service>(
 pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError> {
     // Refuse at once, before any connection, to run without TLS or with a broken access table.
     let tls = settings.tls.server(S::NAME)?;
-    let guard =
-        jiuzhu_access::GuardLayer::new(jiuzhu_access::AccessTable::shipped()?, &settings.limits);
+    let policy = policy_book(&settings)?;
+    let access = jiuzhu_access::AccessTable::parse(policy.latest().text(jiuzhu_policy::ACCESS))?;
+    let guard = jiuzhu_access::GuardLayer::new(access, &settings.limits);
     // Listen before opening any connection: an outgoing connection's local port is drawn from
     // the ephemeral range, which holds the service ports too (50051… on Linux's 32768–60999).
     let listener = tokio::net::TcpListener::bind(settings.service.listen)
@@ -313,6 +347,15 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         None => None,
     };
     let pool = connect::<S>(&settings).await?;
+    // Every set goes on the record before anything is decided under it.
+    for set in policy.sets() {
+        if jiuzhu_policy::adoption::record(&pool, S::NAME, set)
+            .await
+            .map_err(StartError::Database)?
+        {
+            tracing::info!(set = set.version(), effective_from = %set.effective_from, "policy set adopted");
+        }
+    }
     let (context, mut components) = assemble::<S>(pool, settings)?;
     let settings = &context.settings;
 

@@ -1,8 +1,10 @@
 use std::net::SocketAddr;
 
 use jiuzhu_access::{LimitSettings, TlsSettings};
+use jiuzhu_clock::ClockSettings;
 use jiuzhu_config::{ConfigError, Layers, Secret, Validate, check_range};
 use jiuzhu_messaging::{ConsumerSettings, KafkaSettings, RelaySettings};
+use jiuzhu_policy::PolicySettings;
 use jiuzhu_telemetry::TelemetrySettings;
 use jiuzhu_vault::VaultSettings;
 use serde::Deserialize;
@@ -36,51 +38,23 @@ impl Validate for PeerSettings {
     }
 }
 
-/// `[deadlines]`: how often deadline monitors (relief stages, follow-up visits) scan, and a
-/// fixed "today" for drills and tests (never set in production: deadlines follow the clock).
+/// `[deadlines]`: how often deadline monitors (relief stages, follow-up visits) scan. What
+/// "today" is comes from the clock (`[clock]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeadlineSettings {
     pub scan_seconds: u64,
-    /// "YYYY-MM-DD" (Beijing time) to use instead of the clock's date.
-    pub today: Option<String>,
 }
 
 impl Default for DeadlineSettings {
     fn default() -> Self {
-        Self {
-            scan_seconds: 60,
-            today: None,
-        }
+        Self { scan_seconds: 60 }
     }
 }
 
 impl Validate for DeadlineSettings {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        check_range(prefix, "scan_seconds", self.scan_seconds, 1..=86_400)?;
-        if let Some(today) = &self.today
-            && chrono::NaiveDate::parse_from_str(today, "%Y-%m-%d").is_err()
-        {
-            return Err(ConfigError::invalid(
-                format!("{prefix}.today"),
-                "must be a YYYY-MM-DD date",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl DeadlineSettings {
-    /// Today in Beijing time: the fixed date when one is set, else the clock's.
-    pub fn today(&self) -> chrono::NaiveDate {
-        if let Some(today) = self
-            .today
-            .as_deref()
-            .and_then(|t| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
-        {
-            return today;
-        }
-        jiuzhu_proto::time::beijing_date(chrono::Utc::now())
+        check_range(prefix, "scan_seconds", self.scan_seconds, 1..=86_400)
     }
 }
 
@@ -265,6 +239,8 @@ pub struct Settings {
     pub vault: VaultSettings,
     pub peers: PeerSettings,
     pub deadlines: DeadlineSettings,
+    pub clock: ClockSettings,
+    pub policy: PolicySettings,
     pub recommender: RecommenderSettings,
     pub provider: ProviderSettings,
     pub tls: TlsSettings,
@@ -273,8 +249,8 @@ pub struct Settings {
 
 impl Settings {
     /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]`, `[vault]`, `[peers]`,
-    /// `[deadlines]`, `[recommender]`, `[provider]`, `[tls]`, `[limits]` and the service's own
-    /// section.
+    /// `[deadlines]`, `[clock]`, `[policy]`, `[recommender]`, `[provider]`, `[tls]`, `[limits]`
+    /// and the service's own section.
     pub fn from_layers(layers: &Layers, name: &str, port: u16) -> Result<Self, ConfigError> {
         let service = layers
             .section::<ServicePatch>(name)?
@@ -289,6 +265,8 @@ impl Settings {
             vault: layers.section("vault")?,
             peers: layers.section("peers")?,
             deadlines: layers.section("deadlines")?,
+            clock: layers.section("clock")?,
+            policy: layers.section("policy")?,
             recommender: layers.section("recommender")?,
             provider: layers.section("provider")?,
             tls: layers.section("tls")?,
@@ -312,6 +290,8 @@ impl Settings {
             vault: VaultSettings::default(),
             peers: PeerSettings::default(),
             deadlines: DeadlineSettings::default(),
+            clock: ClockSettings::default(),
+            policy: PolicySettings::default(),
             recommender: RecommenderSettings::default(),
             provider: ProviderSettings::default(),
             tls: TlsSettings::default(),

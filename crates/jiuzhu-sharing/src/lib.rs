@@ -102,6 +102,9 @@ pub struct Agreements {
     pub version: String,
     pub agreed_by: String,
     pub departments: BTreeMap<String, Department>,
+    /// SHA-256 of the text the agreements were read from: what an adoption record names.
+    #[serde(skip)]
+    pub digest: String,
 }
 
 impl Validate for Agreements {
@@ -161,7 +164,7 @@ impl Agreements {
     /// Reads agreements and checks them against the contracts: every event type and every
     /// field path must exist (an agreement cannot name what is not there).
     pub fn parse(text: &str, pool: &DescriptorPool) -> Result<Self, SharingError> {
-        let agreements: Agreements = Layers::from_toml(text)?.section("sharing")?;
+        let mut agreements: Agreements = Layers::from_toml(text)?.section("sharing")?;
         for department in agreements.departments.values() {
             for share in &department.shares {
                 let descriptor = pool
@@ -208,6 +211,7 @@ impl Agreements {
                 }
             }
         }
+        agreements.digest = digest(text);
         Ok(agreements)
     }
 

@@ -35,7 +35,8 @@ impl Service for Clues {
         let limit = context.settings.limits.max_message_bytes;
         let keys =
             RemoteKeys::new(context.endpoint("peers.registry", &context.settings.peers.registry)?);
-        let policy = policy::ScreeningPolicy::parse(policy::SHIPPED)
+        let set = context.policy.in_force(context.clock.today());
+        let policy = policy::ScreeningPolicy::parse(set.text(jiuzhu_policy::SCREENING))
             .map_err(|error| StartError::Setup(format!("clue screening policy: {error}")))?;
         let index = std::sync::Arc::new(memory::MemoryIndex::new(keys.clone()));
         let vault = jiuzhu_vault::Vault::from_settings(&context.settings.vault)

@@ -5,10 +5,13 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use jiuzhu_calendar::Calendar;
 use jiuzhu_eventstore::{Aggregate, event_enum};
 use jiuzhu_proto::common::Money;
+use jiuzhu_proto::decisions::{
+    ApplicantNotified, CaseClosed, CaseReported, FundsAwaited, FundsSecured, StageDeadlineRecounted,
+};
 use jiuzhu_proto::decisions::{
     CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
     EligibilityAssessed, MaterialReceived, MaterialsObligationBreached, MaterialsObligationMet,
@@ -16,9 +19,8 @@ use jiuzhu_proto::decisions::{
     ReferralUpdated, ReliefDistributed, ReliefMethod, ReviewKind, ReviewRecorded, Stage,
     StageDeadlineApproaching, StageDeadlineBreached, StageEntered,
 };
-use jiuzhu_proto::decisions::{FundsAwaited, FundsSecured};
 
-use crate::policy::{ReliefPolicy, WageError, Wages, stage_name};
+use crate::policy::{ReliefPolicy, WageBase, WageError, Wages, stage_name};
 
 event_enum! {
     /// Every event on `jiuzhu.decisions.events.v1`.
@@ -42,6 +44,10 @@ event_enum! {
         FundsAwaited(FundsAwaited),
         FundsSecured(FundsSecured),
         ReliefDistributed(ReliefDistributed),
+        StageDeadlineRecounted(StageDeadlineRecounted),
+        ApplicantNotified(ApplicantNotified),
+        CaseClosed(CaseClosed),
+        CaseReported(CaseReported),
     }
 }
 
@@ -102,6 +108,8 @@ pub enum CaseError {
     WrongApprover { required: String, given: String },
     #[error(transparent)]
     Wage(#[from] WageError),
+    #[error("notified on {notified_on}: {reason}")]
+    NotifiedOn { notified_on: String, reason: String },
 }
 
 /// Everything a command needs besides its own input.
@@ -114,25 +122,52 @@ pub struct Context<'a> {
     pub today: NaiveDate,
 }
 
+/// A due date as events carry it: the date, or why there is none, and whether a provisional
+/// calendar year was counted.
+fn due_after(calendar: &Calendar, from: NaiveDate, days: u32) -> (String, String, bool) {
+    match calendar.due(from, days) {
+        Ok(due) => (day_text(due.date), String::new(), due.provisional),
+        Err(error) => (String::new(), error.to_string(), false),
+    }
+}
+
+fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
 impl Context<'_> {
     /// The stage entered today, with its deadline (or why it has none yet).
     fn enter(&self, case_id: &str, stage: Stage) -> StageEntered {
-        let (due_date, due_unknown) = match self.policy.deadline_days(stage) {
-            None => (String::new(), String::new()),
-            Some(days) => match self.calendar.add_working_days(self.today, days) {
-                Ok(due) => (due.format("%Y-%m-%d").to_string(), String::new()),
-                Err(error) => (String::new(), error.to_string()),
-            },
+        self.enter_with(case_id, stage, self.policy.deadline_days(stage))
+    }
+
+    /// The stage entered today, due `days` working days on (no deadline for `None`).
+    fn enter_with(&self, case_id: &str, stage: Stage, days: Option<u32>) -> StageEntered {
+        let (due_date, due_unknown, due_provisional) = match days {
+            None => (String::new(), String::new(), false),
+            Some(days) => due_after(self.calendar, self.today, days),
         };
         StageEntered {
             case_id: case_id.to_owned(),
             stage: stage.into(),
-            entered_on: self.today.format("%Y-%m-%d").to_string(),
+            entered_on: day_text(self.today),
             due_date,
             due_unknown,
             policy_version: self.policy.version.clone(),
+            due_provisional,
         }
     }
+}
+
+/// How the applicant was told the funds arrived.
+#[derive(Debug, Clone, Default)]
+pub struct Notice {
+    pub channel: String,
+    pub notified_on: NaiveDate,
+    pub notified_by: String,
+    pub note: String,
+    /// The party holds a poverty status (registered poor, monitored) on the closing day.
+    pub registered_poor: bool,
 }
 
 /// A new case as the shell validated it.
@@ -222,6 +257,10 @@ pub struct ReliefCase {
     pub waiting_for_funds: Option<String>,
     /// Payments made, by disbursement id, in fen.
     pub distributed: std::collections::BTreeMap<String, i64>,
+    pub notified: Option<ApplicantNotified>,
+    pub closed: Option<CaseClosed>,
+    /// Rural revitalization received the closed case.
+    pub reported: bool,
 }
 
 impl Aggregate for ReliefCase {
@@ -280,6 +319,19 @@ impl Aggregate for ReliefCase {
                     self.waiting_for_funds = None;
                 }
             }
+            DecisionsEvent::StageDeadlineRecounted(e) => {
+                if let Some(current) = self
+                    .stages
+                    .last_mut()
+                    .filter(|c| c.stage == e.stage && c.entered_on == e.entered_on)
+                {
+                    current.due_date.clone_from(&e.due_date);
+                    current.due_provisional = e.due_provisional;
+                }
+            }
+            DecisionsEvent::ApplicantNotified(e) => self.notified = Some(e.clone()),
+            DecisionsEvent::CaseClosed(e) => self.closed = Some(e.clone()),
+            DecisionsEvent::CaseReported(_) => self.reported = true,
         }
     }
 }
@@ -467,6 +519,147 @@ impl ReliefCase {
         Ok(vec![DecisionsEvent::RecommendationIssued(issued)])
     }
 
+    /// The applicant was told the funds arrived: the case is notified, then closed. A poor
+    /// party's closed case owes its report to rural revitalization (the closed stage's
+    /// deadline); anyone else's closed case owes nothing. The same notice again changes nothing.
+    pub fn notify(
+        &self,
+        notice: Notice,
+        context: Context<'_>,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.opened()?;
+        if self.notified.is_some() {
+            return Ok(Vec::new());
+        }
+        let paid_on = self
+            .stages
+            .iter()
+            .rev()
+            .find(|s| s.stage == Stage::Distributed as i32)
+            .map(|s| s.entered_on.clone());
+        let Some(paid_on) = paid_on.filter(|_| self.stage == Stage::Distributed) else {
+            return Err(CaseError::WrongStage {
+                stage: stage_name(self.stage),
+                action: "notified of funds",
+            });
+        };
+        let notified_on = day_text(notice.notified_on);
+        if notice.notified_on > context.today {
+            return Err(CaseError::NotifiedOn {
+                notified_on,
+                reason: format!("after today ({})", day_text(context.today)),
+            });
+        }
+        if notified_on < paid_on {
+            return Err(CaseError::NotifiedOn {
+                notified_on,
+                reason: format!("before the funds arrived ({paid_on})"),
+            });
+        }
+        let report_days = notice
+            .registered_poor
+            .then(|| context.policy.deadline_days(Stage::Closed))
+            .flatten();
+        let closing = context.enter_with(&opened.case_id, Stage::Closed, report_days);
+        Ok(vec![
+            DecisionsEvent::ApplicantNotified(ApplicantNotified {
+                case_id: opened.case_id.clone(),
+                channel: notice.channel,
+                notified_on,
+                notified_by: notice.notified_by,
+                note: notice.note,
+            }),
+            DecisionsEvent::StageEntered(context.enter_with(
+                &opened.case_id,
+                Stage::Notified,
+                None,
+            )),
+            DecisionsEvent::CaseClosed(CaseClosed {
+                case_id: opened.case_id.clone(),
+                person_id: opened.person_id.clone(),
+                procuratorate: opened.procuratorate.clone(),
+                region_code: opened.region_code.clone(),
+                closed_on: day_text(context.today),
+                relief_paid: Some(Money {
+                    fen: self.distributed.values().sum(),
+                }),
+                methods: self
+                    .proposal
+                    .as_ref()
+                    .map(|p| p.methods.clone())
+                    .unwrap_or_default(),
+                registered_poor: notice.registered_poor,
+                report_due_date: closing.due_date.clone(),
+                policy_version: context.policy.version.clone(),
+            }),
+            DecisionsEvent::StageEntered(closing),
+        ])
+    }
+
+    /// Rural revitalization received the closed case: once, and only for a case that owes it.
+    pub fn report(
+        &self,
+        department: &str,
+        context: Context<'_>,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.opened()?;
+        match &self.closed {
+            Some(closed) if closed.registered_poor && !self.reported => {
+                Ok(vec![DecisionsEvent::CaseReported(CaseReported {
+                    case_id: opened.case_id.clone(),
+                    department: department.to_owned(),
+                    reported_on: day_text(context.today),
+                })])
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The current stage's provisional due date counted again on the calendar of `context`:
+    /// news only when the date or its provisionality changed.
+    pub fn recount(&self, context: Context<'_>) -> Vec<DecisionsEvent> {
+        let (Some(opened), Some(current)) = (&self.opened, self.stages.last()) else {
+            return Vec::new();
+        };
+        let stage = Stage::try_from(current.stage).unwrap_or_default();
+        let entered = NaiveDate::parse_from_str(&current.entered_on, "%Y-%m-%d").ok();
+        // Reviewed keeps acceptance's clock; a closed case owes its report only when poor.
+        let days = match stage {
+            Stage::Reviewed => context.policy.deadline_days(Stage::Accepted),
+            Stage::Closed if !self.closed.as_ref().is_some_and(|c| c.registered_poor) => None,
+            _ => context.policy.deadline_days(stage),
+        };
+        let from = match stage {
+            Stage::Reviewed => self
+                .stages
+                .iter()
+                .rev()
+                .find(|s| s.stage == Stage::Accepted as i32)
+                .and_then(|s| NaiveDate::parse_from_str(&s.entered_on, "%Y-%m-%d").ok()),
+            _ => entered,
+        };
+        let (Some(days), Some(from), true) = (days, from, current.due_provisional) else {
+            return Vec::new();
+        };
+        let (due_date, _, due_provisional) = due_after(context.calendar, from, days);
+        if due_date.is_empty()
+            || (due_date == current.due_date && due_provisional == current.due_provisional)
+        {
+            return Vec::new();
+        }
+        vec![DecisionsEvent::StageDeadlineRecounted(
+            StageDeadlineRecounted {
+                case_id: opened.case_id.clone(),
+                stage: current.stage,
+                entered_on: current.entered_on.clone(),
+                previous_due_date: current.due_date.clone(),
+                due_date,
+                due_provisional,
+                procuratorate: opened.procuratorate.clone(),
+            },
+        )]
+    }
+
     /// Why a proposal departs from the recommendation, if it does: an amount outside the
     /// recommended range, or other methods.
     fn departure(&self, proposal: &Proposal) -> Option<String> {
@@ -501,6 +694,7 @@ impl ReliefCase {
         if current.stage != stage as i32
             || current.entered_on != entered_on
             || current.due_date.is_empty()
+            || (stage == Stage::Closed && self.reported)
             || self
                 .alarms
                 .contains(&(stage as i32, entered_on.to_owned(), breached))
@@ -671,18 +865,23 @@ impl ReliefCase {
             if let Some(accepted) = self.stages.last() {
                 entered.due_date.clone_from(&accepted.due_date);
                 entered.due_unknown.clone_from(&accepted.due_unknown);
+                entered.due_provisional = accepted.due_provisional;
             }
             events.push(DecisionsEvent::StageEntered(entered));
         }
         Ok(events)
     }
 
-    /// The normal cap, with the wage region and year it came from.
-    pub fn cap(&self, context: Context<'_>) -> Result<(i64, String, i32), CaseError> {
+    /// The normal cap, with the wage figure it is a multiple of.
+    pub fn cap(&self, context: Context<'_>) -> Result<(i64, WageBase), CaseError> {
         let opened = self.opened()?;
-        let year = context.today.year() - 1;
-        let (region, wage) = context.wages.monthly(&opened.region_code, year)?;
-        Ok((wage.saturating_mul(context.policy.cap_months), region, year))
+        let base = context.wages.base_on(&opened.region_code, context.today)?;
+        Ok((
+            base.figure
+                .monthly_fen
+                .saturating_mul(context.policy.cap_months),
+            base,
+        ))
     }
 
     /// Proposes a decision. Emergency relief (a category marked `emergency`) may be decided
@@ -728,7 +927,7 @@ impl ReliefCase {
         {
             return Err(CaseError::DepartureUnexplained { recommended });
         }
-        let (cap, wage_region, wage_year) = self.cap(context)?;
+        let (cap, wage) = self.cap(context)?;
         if proposal.amount_fen > cap && !proposal.exceptional {
             return Err(CaseError::AboveCap {
                 amount: proposal.amount_fen,
@@ -766,8 +965,13 @@ impl ReliefCase {
                 departure_reason: proposal.departure_reason,
                 proposed_by: proposal.proposed_by,
                 policy_version: context.policy.version.clone(),
-                wage_region,
-                wage_year,
+                wage_region: wage.figure.region.clone(),
+                wage_year: wage.figure.year,
+                wage_level: wage.figure.level.as_str().to_owned(),
+                wage_source: wage.figure.source.clone(),
+                wage_status: wage.figure.status.as_str().to_owned(),
+                wage_wanted_year: wage.wanted_year,
+                wage_monthly_fen: wage.figure.monthly_fen,
                 emergency,
                 outstanding_materials: missing,
                 instalments: i32::try_from(instalments).unwrap_or(1),
@@ -812,11 +1016,7 @@ impl ReliefCase {
         ];
         if !proposal.outstanding_materials.is_empty() {
             let days = context.policy.obligations.outstanding_materials;
-            let (due_date, due_unknown) =
-                match context.calendar.add_working_days(context.today, days) {
-                    Ok(due) => (due.format("%Y-%m-%d").to_string(), String::new()),
-                    Err(error) => (String::new(), error.to_string()),
-                };
+            let (due_date, due_unknown, _) = due_after(context.calendar, context.today, days);
             events.push(DecisionsEvent::MaterialsObligationOpened(
                 MaterialsObligationOpened {
                     case_id: opened.case_id.clone(),
@@ -882,7 +1082,7 @@ impl ReliefCase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{SHIPPED, SHIPPED_WAGES};
+    use crate::policy::{SHIPPED, WageStatus};
     use proptest::prelude::*;
 
     struct World {
@@ -892,10 +1092,12 @@ mod tests {
     }
 
     fn world() -> World {
+        let set = jiuzhu_policy::PolicySet::compiled_in()
+            .unwrap_or_else(|e| panic!("compiled-in policy: {e}"));
         World {
             policy: ReliefPolicy::parse(SHIPPED).unwrap_or_default(),
             calendar: Calendar::shipped().unwrap_or_default(),
-            wages: Wages::parse(SHIPPED_WAGES).unwrap_or_default(),
+            wages: Wages::parse(set.text(jiuzhu_policy::WAGES)).unwrap_or_default(),
         }
     }
 
@@ -1171,7 +1373,7 @@ mod tests {
     }
 
     #[test]
-    fn a_deadline_beyond_the_calendar_is_recorded_as_unknown_not_refused() {
+    fn a_deadline_counted_into_a_year_without_its_notice_is_provisional_not_unknown() {
         let world = world();
         let events = open(
             Open {
@@ -1183,10 +1385,228 @@ mod tests {
             world.on("2026-12-28"),
         )
         .unwrap_or_default();
+        // Seven working days from Monday 28 December 2026: 29, 30, 31, (1 January off), 4, 5,
+        // 6, 7 January 2027, on the calendar computed from the holiday rules.
         assert!(matches!(
             &events[1],
-            DecisionsEvent::StageEntered(s) if s.due_date.is_empty() && s.due_unknown.contains("2027")
+            DecisionsEvent::StageEntered(s) if s.due_date == "2027-01-07"
+                && s.due_unknown.is_empty() && s.due_provisional
         ));
+        let inside = open(
+            Open {
+                case_id: "c-3".to_owned(),
+                origin: CaseOrigin::Application,
+                category: "other_in_need".to_owned(),
+                ..Open::default()
+            },
+            world.on("2026-12-01"),
+        )
+        .unwrap_or_default();
+        assert!(matches!(&inside[1], DecisionsEvent::StageEntered(s) if !s.due_provisional));
+    }
+
+    /// A case of `category` in Guiyang taken from opening to its first payment on `day`.
+    fn paid(world: &World, day: &str) -> ReliefCase {
+        let context = world.on(day);
+        let mut case = given(
+            &open(
+                Open {
+                    case_id: "c-9".to_owned(),
+                    origin: CaseOrigin::Application,
+                    person_id: "p-9".to_owned(),
+                    procuratorate: "贵阳市南明区人民检察院".to_owned(),
+                    region_code: "520102".to_owned(),
+                    category: "other_in_need".to_owned(),
+                    ..Open::default()
+                },
+                context,
+            )
+            .unwrap_or_default(),
+        );
+        for name in ["application", "identity_proof", "proof_of_hardship"] {
+            when(&mut case, |c| c.register_material(material(name), context));
+        }
+        let facts = ["judged_in_need".to_owned()].into();
+        when(&mut case, |c| c.assess(&facts, "", context));
+        when(&mut case, |c| c.accept(context));
+        let proposal = Proposal {
+            amount_fen: 600_000,
+            methods: vec![ReliefMethod::OneTimePayment],
+            proposed_by: "relief-prosecutor-1".to_owned(),
+            ..Proposal::default()
+        };
+        when(&mut case, |c| c.propose(proposal, context));
+        when(&mut case, |c| {
+            c.approve("department_head", "head-1", context)
+        });
+        when(&mut case, |c| {
+            c.distribute("d-9", Some(Money { fen: 600_000 }), "SIM9", context)
+        });
+        case
+    }
+
+    fn notice(day: &str, poor: bool) -> Notice {
+        Notice {
+            channel: "phone".to_owned(),
+            notified_on: NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap_or_default(),
+            notified_by: "clerk-1".to_owned(),
+            note: String::new(),
+            registered_poor: poor,
+        }
+    }
+
+    #[test]
+    fn a_paid_case_is_notified_then_closed_and_a_poor_party_s_case_owes_its_report() {
+        let world = world();
+        let mut case = paid(&world, "2026-11-02");
+        assert_eq!(case.stage, Stage::Distributed);
+        let context = world.on("2026-11-03");
+        assert!(
+            matches!(
+                case.notify(notice("2026-11-04", true), context),
+                Err(CaseError::NotifiedOn { .. })
+            ),
+            "a notice dated after today"
+        );
+        assert!(
+            matches!(
+                case.notify(notice("2026-10-30", true), context),
+                Err(CaseError::NotifiedOn { .. })
+            ),
+            "a notice before the money arrived"
+        );
+        let closing = when(&mut case, |c| c.notify(notice("2026-11-03", true), context));
+        assert!(matches!(
+            &closing[..],
+            [
+                DecisionsEvent::ApplicantNotified(n),
+                DecisionsEvent::StageEntered(notified),
+                DecisionsEvent::CaseClosed(closed),
+                DecisionsEvent::StageEntered(closed_stage),
+            ] if n.channel == "phone" && n.notified_on == "2026-11-03"
+                && notified.stage == Stage::Notified as i32 && notified.due_date.is_empty()
+                && closed.registered_poor && closed.relief_paid == Some(Money { fen: 600_000 })
+                // Five working days from Tuesday 3 November: 4, 5, 6, 9, 10.
+                && closed.report_due_date == "2026-11-10"
+                && closed_stage.stage == Stage::Closed as i32
+                && closed_stage.due_date == "2026-11-10"
+        ));
+        assert_eq!(case.stage, Stage::Closed);
+        assert_eq!(
+            case.notify(notice("2026-11-03", true), context),
+            Ok(Vec::new())
+        );
+        // Before the report, the closed stage can breach; once reported, never again.
+        let breach = case.deadline(Stage::Closed, "2026-11-03", Alarm::Breached);
+        assert_eq!(breach.len(), 1);
+        let reported = when(&mut case, |c| c.report("rural_revitalization", context));
+        assert!(
+            matches!(&reported[..], [DecisionsEvent::CaseReported(r)] if r.reported_on == "2026-11-03")
+        );
+        assert!(
+            case.deadline(Stage::Closed, "2026-11-03", Alarm::Breached)
+                .is_empty()
+        );
+        assert_eq!(case.report("rural_revitalization", context), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_party_who_is_not_poor_is_closed_with_nothing_owed() {
+        let world = world();
+        let mut case = paid(&world, "2026-11-02");
+        let context = world.on("2026-11-02");
+        let closing = when(&mut case, |c| {
+            c.notify(notice("2026-11-02", false), context)
+        });
+        assert!(matches!(
+            &closing[3],
+            DecisionsEvent::StageEntered(s) if s.stage == Stage::Closed as i32 && s.due_date.is_empty()
+        ));
+        assert_eq!(case.report("rural_revitalization", context), Ok(Vec::new()));
+        let unpaid = accepted(&world);
+        assert!(matches!(
+            unpaid.notify(notice("2026-11-02", false), context),
+            Err(CaseError::WrongStage { .. })
+        ));
+    }
+
+    #[test]
+    fn in_2027_the_cap_uses_the_latest_published_wage_and_names_it() {
+        let world = world();
+        let case = paid(&world, "2027-01-05");
+        let proposed = case.proposal.clone().unwrap_or_default();
+        // The 2026 bulletins come out in 2027: the latest published year stands in.
+        assert_eq!(proposed.wage_wanted_year, 2026);
+        assert_eq!(proposed.wage_year, 2025);
+        assert_eq!(proposed.wage_region, "52");
+        assert_eq!(proposed.wage_level, "province");
+        assert!(!proposed.wage_source.is_empty());
+        assert!(
+            ["official", "provisional", "illustrative"].contains(&proposed.wage_status.as_str())
+        );
+        assert_eq!(
+            proposed.cap.map(|m| m.fen),
+            Some(proposed.wage_monthly_fen * 36)
+        );
+        // Shandong and every other province decide too, in 2031 as well.
+        let shandong = world.wages.base_on(
+            "370102",
+            NaiveDate::from_ymd_opt(2031, 6, 30).unwrap_or_default(),
+        );
+        assert!(matches!(shandong, Ok(b) if b.figure.region == "37" && b.figure.year == 2025));
+        // The case went its way on the 2027 calendar, marked provisional.
+        assert!(case.stages.iter().any(|s| s.due_provisional));
+    }
+
+    #[test]
+    fn a_provisional_due_date_is_counted_again_when_the_notice_arrives() {
+        let world = world();
+        let opened = open(
+            Open {
+                case_id: "c-4".to_owned(),
+                origin: CaseOrigin::Application,
+                category: "other_in_need".to_owned(),
+                ..Open::default()
+            },
+            world.on("2026-12-28"),
+        )
+        .unwrap_or_default();
+        let mut case = given(&opened);
+        // Nothing changes on the same calendar.
+        assert!(case.recount(world.on("2027-01-04")).is_empty());
+        // The 2027 notice gives 4 January off as well (an illustrative arrangement).
+        let notice = format!(
+            "{}\n[years.2027]\nholidays = [\"2027-01-01\", \"2027-01-04\"]\nworkdays = []\n",
+            jiuzhu_calendar::SHIPPED
+                .split("[rules]")
+                .next()
+                .unwrap_or_default()
+        );
+        let official = World {
+            calendar: Calendar::parse(&format!(
+                "{notice}[rules]{}",
+                jiuzhu_calendar::SHIPPED
+                    .split("[rules]")
+                    .nth(1)
+                    .unwrap_or_default()
+            ))
+            .unwrap_or_default(),
+            ..world
+        };
+        let recounted = when(&mut case, |c| Ok(c.recount(official.on("2027-01-04"))));
+        assert!(
+            matches!(
+                &recounted[..],
+                [DecisionsEvent::StageDeadlineRecounted(r)]
+                    if r.previous_due_date == "2027-01-07" && r.due_date == "2027-01-08" && !r.due_provisional
+            ),
+            "{recounted:?}"
+        );
+        assert_eq!(
+            case.stages.last().map(|s| s.due_date.as_str()),
+            Some("2027-01-08")
+        );
+        assert!(case.recount(official.on("2027-01-04")).is_empty());
     }
 
     #[test]
@@ -1194,8 +1614,16 @@ mod tests {
         let world = world();
         let mut case = accepted(&world);
         let context = world.on("2026-11-10");
-        // Guizhou's 2025 wage is 8,930 yuan: the cap is 36 × 893,000 fen.
-        assert_eq!(case.cap(context), Ok((32_148_000, "52".to_owned(), 2025)));
+        // Guizhou's 2025 wage (the table's figure, 911,667 fen a month): the cap is 36 times it.
+        let (cap, base) = case.cap(context).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (cap, base.figure.region.as_str(), base.figure.year),
+            (32_820_012, "52", 2025)
+        );
+        assert_eq!(
+            (base.wanted_year, base.figure.status == WageStatus::Official),
+            (2025, false)
+        );
         let proposal = Proposal {
             amount_fen: 2_000_000,
             methods: vec![ReliefMethod::OneTimePayment, ReliefMethod::Medical],
@@ -1483,7 +1911,7 @@ mod tests {
             let world = world();
             let context = world.on("2026-11-10");
             let mut case = accepted(&world);
-            let cap = case.cap(context).map(|(cap, _, _)| cap).unwrap_or(0);
+            let cap = case.cap(context).map(|(cap, _)| cap).unwrap_or(0);
             let proposal = Proposal {
                 amount_fen: amount,
                 methods: vec![ReliefMethod::OneTimePayment],

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use futures::FutureExt;
 use jiuzhu_calendar::Calendar;
+use jiuzhu_clock::Clock;
 use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_policy::{PolicyBook, PolicyError};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::decisions_service_server::DecisionsService;
 use jiuzhu_proto::decisions::*;
-use jiuzhu_runtime::DeadlineSettings;
 use jiuzhu_runtime::grpc::{
     FieldViolations, PersonalAccess, database_status, run_command, store_status, uuid_field,
 };
@@ -20,7 +21,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::{self, CaseError, Context, DecisionsEvent, Open, Proposal, ReliefCase};
-use crate::policy::{ReliefPolicy, SHIPPED, SHIPPED_WAGES, Wages};
+use crate::policy::{ReliefPolicy, Wages};
 use jiuzhu_recommend::Recommender;
 
 /// The method names of the recommender, in the order of `ReliefMethod` (1 = the first).
@@ -91,23 +92,56 @@ fn case_features(
 
 const SERVICE: &str = "jiuzhu.decisions.v1.DecisionsService";
 
-/// The policy, the calendar, the wage table and the clock, loaded once.
+/// How an applicant may be told the funds arrived.
+const NOTICE_CHANNELS: [&str; 5] = ["phone", "sms", "letter", "in_person", "online"];
+
+/// The statuses that make a party "poor" for the report to rural revitalization.
+const POOR_STATUSES: [jiuzhu_proto::registry::StatusKind; 4] = [
+    jiuzhu_proto::registry::StatusKind::RegisteredPoor,
+    jiuzhu_proto::registry::StatusKind::MonitoredUnstable,
+    jiuzhu_proto::registry::StatusKind::MonitoredMarginal,
+    jiuzhu_proto::registry::StatusKind::MonitoredSuddenHardship,
+];
+
+/// The policy, the calendar, the wage table and the clock, loaded once at start.
 #[derive(Debug)]
 pub struct Rules {
-    pub policy: ReliefPolicy,
+    /// The relief policy of every policy set, by the day it takes effect.
+    pub policies: Vec<(NaiveDate, ReliefPolicy)>,
+    /// Facts accumulate: the latest set's calendar and wage table serve every date.
     pub calendar: Calendar,
     pub wages: Wages,
-    pub clock: DeadlineSettings,
+    /// SHA-256 of the calendar file: deadlines are counted again when it changes.
+    pub calendar_digest: String,
+    pub clock: Clock,
 }
 
 impl Rules {
-    pub fn shipped(clock: DeadlineSettings) -> Result<Self, String> {
+    /// The rules of every set in `book`; a file that does not parse is named in the error.
+    pub fn from_book(book: &PolicyBook, clock: Clock) -> Result<Self, String> {
+        let policies = book
+            .parse_each(jiuzhu_policy::RELIEF, |text| {
+                ReliefPolicy::parse(text)
+                    .map_err(|e| PolicyError::from_config(jiuzhu_policy::RELIEF, text, &e))
+            })
+            .map_err(|e| e.to_string())?;
+        let latest = book.latest();
         Ok(Self {
-            policy: ReliefPolicy::parse(SHIPPED).map_err(|e| e.to_string())?,
-            calendar: Calendar::shipped().map_err(|e| e.to_string())?,
-            wages: Wages::parse(SHIPPED_WAGES).map_err(|e| e.to_string())?,
+            policies,
+            calendar: Calendar::parse(latest.text(jiuzhu_policy::CALENDAR))
+                .map_err(|e| e.to_string())?,
+            wages: Wages::parse(latest.text(jiuzhu_policy::WAGES)).map_err(|e| e.to_string())?,
+            calendar_digest: latest.file_digest(jiuzhu_policy::CALENDAR),
             clock,
         })
+    }
+
+    /// The rules compiled into this build.
+    pub fn shipped(clock: Clock) -> Result<Self, String> {
+        Self::from_book(
+            &PolicyBook::compiled_in().map_err(|e| e.to_string())?,
+            clock,
+        )
     }
 
     /// The context of a command taken now: deadlines count from today in Beijing time.
@@ -115,13 +149,29 @@ impl Rules {
         self.on(self.clock.today())
     }
 
+    /// The context of a command taken on `today`, under the policy in force that day.
     pub fn on(&self, today: NaiveDate) -> Context<'_> {
         Context {
-            policy: &self.policy,
+            policy: self.policy_on(today),
             calendar: &self.calendar,
             wages: &self.wages,
             today,
         }
+    }
+
+    /// The relief policy in force on `day`.
+    pub fn policy_on(&self, day: NaiveDate) -> &ReliefPolicy {
+        static EMPTY: std::sync::LazyLock<ReliefPolicy> =
+            std::sync::LazyLock::new(ReliefPolicy::default);
+        jiuzhu_policy::in_force_on(&self.policies, day).unwrap_or(&EMPTY)
+    }
+
+    /// Every department any policy set refers methods to.
+    pub fn referral_departments(&self) -> BTreeSet<&str> {
+        self.policies
+            .iter()
+            .flat_map(|(_, p)| p.referral_departments())
+            .collect()
     }
 }
 
@@ -144,12 +194,22 @@ impl DecisionsApi {
 
 impl DecisionsApi {
     /// Departments that receive referrals under the policy.
+    /// Whether the case's person holds a poverty status now (registered poor or monitored
+    /// against return to poverty), from the registry's events.
+    async fn poor_party(&self, case_id: Uuid) -> Result<bool, Status> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM relief_cases c JOIN person_statuses s \
+             ON s.person_id = c.person_id WHERE c.case_id = $1 AND s.kind = ANY($2))",
+        )
+        .bind(case_id)
+        .bind(POOR_STATUSES.map(|k| k as i32).to_vec())
+        .fetch_one(self.store.pool())
+        .await
+        .map_err(database_status)
+    }
+
     pub fn referral_departments(&self) -> Vec<&str> {
-        self.rules
-            .policy
-            .referral_departments()
-            .into_iter()
-            .collect()
+        self.rules.referral_departments().into_iter().collect()
     }
 
     /// Opens a relief case (the API and clue referrals): validated, once per person per
@@ -285,6 +345,7 @@ impl From<CaseError> for Status {
                 FieldViolations::single("amount", message)
             }
             CaseError::TooManyInstalments { .. } => FieldViolations::single("instalments", message),
+            CaseError::NotifiedOn { .. } => FieldViolations::single("notified_on", message),
             CaseError::WrongApprover { .. } => FieldViolations::single("approver_role", message),
             CaseError::DepartureUnexplained { .. } => {
                 FieldViolations::single("departure_reason", message)
@@ -347,8 +408,12 @@ fn case_view(case: &ReliefCase, policy: &ReliefPolicy) -> jiuzhu_proto::decision
                 entered_on: s.entered_on.clone(),
                 due_date: s.due_date.clone(),
                 due_unknown: s.due_unknown.clone(),
+                due_provisional: s.due_provisional,
             })
             .collect(),
+        notified: case.notified.clone(),
+        closed: case.closed.clone(),
+        reported: case.reported,
         missing_materials: case.missing_materials(policy),
         eligibility: case.eligibility.clone(),
         proposal: case.proposal.clone(),
@@ -591,6 +656,63 @@ impl DecisionsService for DecisionsApi {
                     _ => String::new(),
                 };
                 Ok((events, AcceptCaseResponse { opinion_due }))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn notify_applicant(
+        &self,
+        request: Request<NotifyApplicantRequest>,
+    ) -> Result<Response<NotifyApplicantResponse>, Status> {
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        violations.require(&[("notified_by", &request.notified_by)]);
+        if !NOTICE_CHANNELS.contains(&request.channel.as_str()) {
+            violations.add(
+                "channel",
+                format!("must be one of {}", NOTICE_CHANNELS.join(", ")),
+            );
+        }
+        let today = self.rules.clock.today();
+        let notified_on = if request.notified_on.is_empty() {
+            today
+        } else {
+            NaiveDate::parse_from_str(&request.notified_on, "%Y-%m-%d").unwrap_or_else(|_| {
+                violations.add("notified_on", "must be a YYYY-MM-DD date");
+                today
+            })
+        };
+        violations.into_result()?;
+        let poor = self.poor_party(case_id).await?;
+        let notice = domain::Notice {
+            channel: request.channel.clone(),
+            notified_on,
+            notified_by: request.notified_by.clone(),
+            note: request.note.clone(),
+            registered_poor: poor,
+        };
+        let answer = on_case(
+            self,
+            "NotifyApplicant",
+            &request.request_id,
+            &request,
+            case_id,
+            move |case, context| {
+                let events = case.notify(notice, context)?;
+                let report_due_date = events
+                    .iter()
+                    .find_map(|e| match e {
+                        DecisionsEvent::CaseClosed(c) => Some(c.report_due_date.clone()),
+                        _ => None,
+                    })
+                    .or_else(|| case.closed.as_ref().map(|c| c.report_due_date.clone()))
+                    .unwrap_or_default();
+                Ok((events, NotifyApplicantResponse { report_due_date }))
             },
         )
         .await?;
@@ -855,8 +977,8 @@ impl DecisionsService for DecisionsApi {
             &request,
             case_id,
             move |case, context| {
-                let (cap, region, year) = case.cap(context)?;
-                let (_, wage) = context.wages.monthly(&region, year)?;
+                let (cap, base) = case.cap(context)?;
+                let wage = base.figure.monthly_fen;
                 let opened = case.opened.clone().unwrap_or_default();
                 let features = jiuzhu_recommend::CaseFeatures {
                     category: case.category().to_owned(),
@@ -1141,7 +1263,7 @@ impl DecisionsService for DecisionsApi {
             if version == 0 {
                 return Err(Status::not_found(format!("no relief case {case_id}")));
             }
-            let view = case_view(&case, &self.rules.policy);
+            let view = case_view(&case, self.rules.now().policy);
             access.caller().check_jurisdiction(&view.region_code)?;
             Ok(Response::new(GetCaseResponse {
                 relief_case: Some(view),

@@ -13,6 +13,7 @@ pub mod payments;
 pub mod policy;
 pub mod projections;
 pub mod referrals;
+pub mod reports;
 
 use jiuzhu_proto::decisions::decisions_service_server::DecisionsServiceServer;
 use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
@@ -31,7 +32,7 @@ impl Service for Decisions {
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let limit = context.settings.limits.max_message_bytes;
-        let rules = grpc::Rules::shipped(context.settings.deadlines.clone())
+        let rules = grpc::Rules::from_book(&context.policy, context.clock.clone())
             .map_err(|error| StartError::Setup(format!("relief policy: {error}")))?;
         let recommender = match &context.settings.recommender.model {
             Some(path) => Some(load_model(path)?),
@@ -45,7 +46,7 @@ impl Service for Decisions {
             .map(str::to_owned)
             .collect();
         let every = std::time::Duration::from_secs(context.settings.deadlines.scan_seconds);
-        let clock = context.settings.deadlines.clone();
+        let clock = context.clock.clone();
         Ok(Components::new()
             .grpc(DecisionsServiceServer::new(api.clone()).max_decoding_message_size(limit))
             .inbound(register_inbound(departments::ReferralUpdates::new(
@@ -55,6 +56,7 @@ impl Service for Decisions {
             .inbound(register_inbound(payments::PaymentProgress::new(
                 api.clone(),
             )))
+            .inbound(register_inbound(reports::CaseReports::new(api.clone())))
             .inbound(register_inbound(referrals::Referrals::new(api)))
             .projection(register(projections::CaseBoard))
             .projection(register(projections::PersonFacts))

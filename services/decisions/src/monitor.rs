@@ -61,6 +61,21 @@ impl Monitor {
     }
 
     pub async fn run(self, every: Duration, shutdown: CancellationToken) {
+        // The calendar is read at start: a notice loaded since the deadlines were counted
+        // changes provisional ones, once per case and calendar.
+        loop {
+            match self.recount().await {
+                Ok(0) => break,
+                Ok(recounted) => tracing::info!(recounted, "provisional deadlines counted again"),
+                Err(error) => {
+                    tracing::warn!(%error, "recounting provisional deadlines failed; trying again");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                }
+            }
+        }
         loop {
             match self.scan().await {
                 Ok(0) => {}
@@ -119,6 +134,51 @@ impl Monitor {
         }
         raised += self.obligations(context.today).await?;
         Ok(raised)
+    }
+
+    /// Counts every provisional due date again on the calendar now loaded; how many changed.
+    /// Walks the board once in case order, so cases whose date stays as it was are not asked
+    /// again until the calendar changes.
+    pub async fn recount(&self) -> Result<usize, Status> {
+        let rules = self.api.rules.clone();
+        let mut after = Uuid::nil();
+        let mut recounted = 0;
+        loop {
+            let rows: Vec<(Uuid, i32, NaiveDate)> = sqlx::query_as(
+                "SELECT case_id, stage, entered_on FROM relief_cases WHERE due_provisional \
+                 AND due_date IS NOT NULL AND entered_on IS NOT NULL AND case_id > $1 \
+                 ORDER BY case_id LIMIT $2",
+            )
+            .bind(after)
+            .bind(BATCH)
+            .fetch_all(self.api.store.pool())
+            .await
+            .map_err(database_status)?;
+            let Some(last) = rows.last() else {
+                return Ok(recounted);
+            };
+            after = last.0;
+            for (case_id, stage, entered_on) in rows {
+                let entered_on = entered_on.format("%Y-%m-%d").to_string();
+                let what = CaseDeadline {
+                    case_id: case_id.to_string(),
+                    stage,
+                    entered_on: entered_on.clone(),
+                    ..CaseDeadline::default()
+                };
+                let request_id = format!(
+                    "recount-{case_id}-{stage}-{entered_on}-{}",
+                    &rules.calendar_digest[..16.min(rules.calendar_digest.len())]
+                );
+                let rules = rules.clone();
+                let new = self
+                    .raise(&request_id, &what, case_id, move |case| {
+                        case.recount(rules.now())
+                    })
+                    .await?;
+                recounted += usize::from(new);
+            }
+        }
     }
 
     /// Emergency relief whose owed materials are past their date: the breach, once.

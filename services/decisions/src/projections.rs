@@ -94,13 +94,15 @@ impl Projection for CaseBoard {
                 }
                 sqlx::query(
                     "UPDATE relief_cases SET stage = $2, entered_on = $3, due_date = $4, \
-                     approaching_raised = FALSE, breached_raised = FALSE, version = $5 WHERE case_id = $1",
+                     approaching_raised = FALSE, breached_raised = FALSE, version = $5, \
+                     due_provisional = $6 WHERE case_id = $1",
                 )
                 .bind(case)
                 .bind(e.stage)
                 .bind(entered)
                 .bind(date("due_date", &e.due_date)?)
                 .bind(version)
+                .bind(e.due_provisional)
                 .execute(conn)
                 .await?;
             }
@@ -124,6 +126,31 @@ impl Projection for CaseBoard {
                 .bind(ProjectionError::uuid("case_id", &e.case_id)?)
                 .bind(e.stage)
                 .bind(date("entered_on", &e.entered_on)?)
+                .bind(version)
+                .execute(conn)
+                .await?;
+            }
+            DecisionsEvent::StageDeadlineRecounted(e) => {
+                sqlx::query(
+                    "UPDATE relief_cases SET due_date = $4, due_provisional = $5, version = $6 \
+                     WHERE case_id = $1 AND stage = $2 AND entered_on = $3 AND version < $6",
+                )
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
+                .bind(e.stage)
+                .bind(date("entered_on", &e.entered_on)?)
+                .bind(date("due_date", &e.due_date)?)
+                .bind(e.due_provisional)
+                .bind(version)
+                .execute(conn)
+                .await?;
+            }
+            DecisionsEvent::CaseReported(e) => {
+                // The report was the closed stage's only work: nothing is due any more.
+                sqlx::query(
+                    "UPDATE relief_cases SET due_date = NULL, due_provisional = FALSE, version = $2 \
+                     WHERE case_id = $1 AND version < $2",
+                )
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
                 .bind(version)
                 .execute(conn)
                 .await?;

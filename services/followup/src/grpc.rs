@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 use futures::FutureExt;
+use jiuzhu_clock::Clock;
 use jiuzhu_eventstore::{EventStore, UnitOfWork};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::followup::followup_service_server::FollowupService;
 use jiuzhu_proto::followup::*;
-use jiuzhu_runtime::DeadlineSettings;
 use jiuzhu_runtime::grpc::{
     FieldViolations, PersonalAccess, database_status, run_command, store_status, uuid_field,
 };
@@ -49,16 +49,11 @@ pub struct FollowupApi {
     pub(crate) store: EventStore,
     pub(crate) policy: Arc<FollowupPolicy>,
     keys: RemoteKeys,
-    pub(crate) clock: DeadlineSettings,
+    pub(crate) clock: Clock,
 }
 
 impl FollowupApi {
-    pub fn new(
-        store: EventStore,
-        policy: FollowupPolicy,
-        keys: RemoteKeys,
-        clock: DeadlineSettings,
-    ) -> Self {
+    pub fn new(store: EventStore, policy: FollowupPolicy, keys: RemoteKeys, clock: Clock) -> Self {
         Self {
             store,
             policy: Arc::new(policy),

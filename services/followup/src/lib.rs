@@ -34,12 +34,15 @@ impl Service for Followup {
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let limit = context.settings.limits.max_message_bytes;
-        let policy = policy::FollowupPolicy::parse(policy::SHIPPED)
+        // Plans follow the set in force when the service starts (a later set applies from the
+        // next start on or after its effective date).
+        let clock = context.clock.clone();
+        let set = context.policy.in_force(clock.today());
+        let policy = policy::FollowupPolicy::parse(set.text(jiuzhu_policy::FOLLOWUP))
             .map_err(|error| StartError::Setup(format!("follow-up policy: {error}")))?;
         let keys =
             RemoteKeys::new(context.endpoint("peers.registry", &context.settings.peers.registry)?);
-        let clock = context.settings.deadlines.clone();
-        let every = std::time::Duration::from_secs(clock.scan_seconds);
+        let every = std::time::Duration::from_secs(context.settings.deadlines.scan_seconds);
         let api = grpc::FollowupApi::new(context.store.clone(), policy, keys, clock);
         let monitor = monitor::Monitor::new(api.clone());
         Ok(Components::new()

@@ -59,7 +59,7 @@ impl PaymentPlans {
                 .occurred_at
                 .as_ref()
                 .and_then(jiuzhu_proto::time::utc)
-                .unwrap_or_else(chrono::Utc::now),
+                .unwrap_or_else(|| self.api.clock.now()),
         );
         let policy = self.api.policy.clone();
         let fingerprint = paid.clone();

@@ -108,8 +108,8 @@ pub(crate) async fn due_now(
         .ok()
         .and_then(|day| day.and_hms_opt(0, 0, 0))
         .map(|midnight| midnight.and_utc() - chrono::Duration::hours(8))
-        .filter(|at| *at > chrono::Utc::now())
-        .unwrap_or_else(chrono::Utc::now);
+        .filter(|at| *at > work.clock().now())
+        .unwrap_or_else(|| work.clock().now());
     sqlx::query(
         "INSERT INTO submissions (disbursement_id, person_id, due_at) VALUES ($1, $2, $3) \
          ON CONFLICT (disbursement_id) DO UPDATE SET due_at = EXCLUDED.due_at",
@@ -206,7 +206,7 @@ impl DecisionOrders {
             return Ok(());
         }
         let approved_on = chrono::NaiveDate::parse_from_str(&approved.approved_on, "%Y-%m-%d")
-            .unwrap_or_else(|_| jiuzhu_proto::time::beijing_date(chrono::Utc::now()));
+            .unwrap_or_else(|_| self.api.store().clock().today());
         let plan = instalment_plan(
             fen,
             approved.instalments,

@@ -234,10 +234,11 @@ pub async fn register(
                 .await
                 .map_err(database_status)?;
                 sqlx::query(
-                    "UPDATE submissions SET due_at = now(), waiting_payee = FALSE \
+                    "UPDATE submissions SET due_at = $2, waiting_payee = FALSE \
                      WHERE person_id = $1 AND waiting_payee",
                 )
                     .bind(person)
+                    .bind(work.clock().now())
                     .execute(work.connection())
                     .await
                     .map_err(database_status)?;

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use futures::StreamExt;
 use jiuzhu_eventstore::{Begun, CommandRequest, EventStore, StoreError, UnitOfWork};
 use jiuzhu_proto::common::Sealed;
@@ -118,7 +117,7 @@ pub async fn record_in(
         Outcome::Paid { reference } => disbursement.succeed(attempt, reference, source),
         Outcome::Rejected { reason, retryable } => {
             let next = (*retryable && attempt < settings.max_attempts)
-                .then(|| Utc::now() + backoff(settings, attempt));
+                .then(|| work.clock().now() + backoff(settings, attempt));
             disbursement.fail(attempt, reason, next.map(|at| at.to_rfc3339()))
         }
         Outcome::Returned {
@@ -392,10 +391,11 @@ impl<P: PaymentProvider> Submitter<P> {
             return Ok(Vec::new());
         };
         let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT disbursement_id, person_id FROM submissions WHERE due_at <= now() \
+            "SELECT disbursement_id, person_id FROM submissions WHERE due_at <= $2 \
              ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.settings.batch)
+        .bind(self.store.clock().now())
         .fetch_all(work.connection())
         .await?;
         if due.is_empty() {
@@ -466,7 +466,7 @@ impl<P: PaymentProvider> Submitter<P> {
             .collect();
         sqlx::query("UPDATE submissions SET due_at = $2 WHERE disbursement_id = ANY($1)")
             .bind(&ids)
-            .bind(Utc::now() + resend)
+            .bind(self.store.clock().now() + resend)
             .execute(work.connection())
             .await?;
         // Rows whose disbursement no longer needs the provider, and rows waiting for a payee
@@ -476,10 +476,11 @@ impl<P: PaymentProvider> Submitter<P> {
             .execute(work.connection())
             .await?;
         sqlx::query(
-            "UPDATE submissions SET due_at = $1, waiting_payee = TRUE WHERE due_at <= now() \
+            "UPDATE submissions SET due_at = $1, waiting_payee = TRUE WHERE due_at <= $2 \
              AND NOT person_id IN (SELECT person_id FROM payees)",
         )
-        .bind(Utc::now() + resend)
+        .bind(self.store.clock().now() + resend)
+        .bind(self.store.clock().now())
         .execute(work.connection())
         .await?;
         work.commit(Vec::new()).await?;

@@ -36,8 +36,10 @@ impl Service for Registry {
         let limit = context.settings.limits.max_message_bytes;
         let vault = Vault::from_settings(&context.settings.vault)
             .map_err(|error| StartError::Setup(error.to_string()))?;
-        let agreements = jiuzhu_sharing::Agreements::shipped()
-            .map_err(|error| StartError::Setup(format!("data-sharing agreements: {error}")))?;
+        let set = context.policy.in_force(context.clock.today());
+        let agreements =
+            jiuzhu_sharing::Agreements::parse_for_contracts(set.text(jiuzhu_policy::SHARING))
+                .map_err(|error| StartError::Setup(format!("data-sharing agreements: {error}")))?;
         let secret = vault
             .derive_key("sharing-pseudonyms")
             .map_err(|error| StartError::Setup(format!("sharing key: {error}")))?;

@@ -217,7 +217,7 @@ pub async fn record_agreements(
     pool: &PgPool,
     agreements: &Agreements,
 ) -> Result<bool, sqlx::Error> {
-    let digest = jiuzhu_sharing::shipped_digest();
+    let digest = agreements.digest.clone();
     let mut tx = pool.begin().await?;
     // One recorder at a time (several registry processes may start together).
     sqlx::query("LOCK TABLE sharing_agreements IN SHARE ROW EXCLUSIVE MODE")
