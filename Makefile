@@ -3,7 +3,7 @@ CACHE ?= $(HOME)/.cache/jiuzhu
 BUF_VERSION ?= 1.75.0
 BUF := $(CACHE)/buf-$(BUF_VERSION)/node_modules/.bin/buf
 
-.PHONY: run run-check run-reset test build fmt-check clippy buf-lint lint bench broker descriptors fuzz
+.PHONY: run run-check run-reset test build fmt-check clippy buf-lint lint policy-check bench broker descriptors fuzz
 
 ## The whole platform on this machine with the demo county (see README: Quick start).
 run:
@@ -41,6 +41,10 @@ buf-lint: $(BUF)
 	cd proto && $(BUF) lint
 
 lint: fmt-check clippy buf-lint
+
+## Check the policy directory as a whole, as the services will read it (exits 1 naming file and line).
+policy-check:
+	cargo run -q -p jiuzhu-cli --bin jiuzhu -- policy check policy/
 
 ## Event pipeline benchmark against local PostgreSQL and the broker; prints its figures.
 bench:

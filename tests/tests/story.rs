@@ -8,7 +8,10 @@
 //! every step. States are read through the public APIs and topics only. Every call belongs to
 //! one trace, which the receiver must see cross all five services and their Kafka hops. The
 //! second scenario kills the payments process (SIGKILL) the moment the decision is approved,
-//! restarts it, and must end in the same state: one payment, one share, one plan.
+//! restarts it, and must end in the same state: one payment, one share, one plan. The third
+//! runs the whole path with every process's clock set to 2027-01-05: a year whose wage
+//! bulletin and holiday notice are not out, so the cap uses the latest published wage and the
+//! deadlines are provisional, and the case still ends closed and reported, never overdue.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -47,7 +50,7 @@ struct Story {
 }
 
 impl Story {
-    async fn start() -> anyhow::Result<Self> {
+    async fn start(clock: Option<&str>) -> anyhow::Result<Self> {
         let receiver = OtlpReceiver::start().await?;
         let namespace = unique_namespace();
         let mut ports = BTreeMap::new();
@@ -83,6 +86,9 @@ impl Story {
                 format!("JIUZHU__{}__MAX_CONNECTIONS", service.to_uppercase()),
                 "5".to_owned(),
             ));
+            if let Some(start) = clock {
+                environment.push(("JIUZHU__CLOCK__START".to_owned(), start.to_owned()));
+            }
             // Static group members: a process that comes back takes its partitions back at once.
             environment.push((
                 "JIUZHU__KAFKA__INSTANCE_ID".to_owned(),
@@ -211,6 +217,7 @@ fn import_register(story: &Story, dir: &std::path::Path) -> anyhow::Result<Vec<R
 #[derive(Debug, PartialEq)]
 struct Outcome {
     stage: Stage,
+    reached_distribution: bool,
     distributed_fen: i64,
     paid_disbursements: usize,
     provider_payments: usize,
@@ -219,8 +226,11 @@ struct Outcome {
 }
 
 /// Walks the story; `crash` is the service killed and restarted right after the approval.
-async fn walk(crash: Option<&'static str>) -> anyhow::Result<(Outcome, Story, String)> {
-    let mut story = Story::start().await?;
+async fn walk(
+    crash: Option<&'static str>,
+    clock: Option<&str>,
+) -> anyhow::Result<(Outcome, Story, String, jiuzhu_proto::decisions::ReliefCase)> {
+    let mut story = Story::start(clock).await?;
     let dir = std::env::temp_dir().join(format!("jiuzhu-story-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir)?;
     let residents = import_register(&story, &dir)?;
@@ -287,6 +297,47 @@ async fn walk(crash: Option<&'static str>) -> anyhow::Result<(Outcome, Story, St
         }
     })
     .await?;
+    // The applicant is told; the case closes; she is registered poor, so the closed case owes
+    // rural revitalization its report, which the registry's share delivers.
+    let report_due = platform.notify(&tag, &case_id).await?;
+    assert!(
+        !report_due.is_empty(),
+        "a poor party's closed case owes its report"
+    );
+    let closed = eventually(
+        "the closed case reported to rural revitalization",
+        WAIT,
+        || {
+            let platform = platform.clone();
+            let case_id = case_id.clone();
+            async move {
+                let case = platform.case(&case_id).await?;
+                Ok((case.stage == Stage::Closed as i32 && case.reported).then_some(case))
+            }
+        },
+    )
+    .await?;
+    assert_eq!(
+        closed.stages.iter().map(|s| s.stage).collect::<Vec<_>>()[closed.stages.len() - 3..],
+        [
+            Stage::Distributed as i32,
+            Stage::Notified as i32,
+            Stage::Closed as i32
+        ]
+    );
+    let overdue = platform
+        .decisions()
+        .list_deadlines(jiuzhu_proto::decisions::ListDeadlinesRequest {
+            filter: jiuzhu_proto::decisions::DeadlineFilter::Overdue as i32,
+            page_size: 500,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    assert!(
+        overdue.deadlines.iter().all(|d| d.case_id != case_id),
+        "a closed, reported case is never overdue"
+    );
     let plan = platform.plan(&case_id).await?;
     assert_eq!(plan.person_id, person_id);
     platform
@@ -311,7 +362,7 @@ async fn walk(crash: Option<&'static str>) -> anyhow::Result<(Outcome, Story, St
     // flag, under a pseudonym, with nothing else.
     let topic = format!("{}jiuzhu.share.rural_revitalization.v1", story.namespace);
     let records =
-        tokio::task::spawn_blocking(move || read_topic(&kafka_brokers(), &topic, 2)).await??;
+        tokio::task::spawn_blocking(move || read_topic(&kafka_brokers(), &topic, 3)).await??;
     let mut shared_types = Vec::new();
     for record in &records {
         let envelope =
@@ -364,7 +415,8 @@ async fn walk(crash: Option<&'static str>) -> anyhow::Result<(Outcome, Story, St
     };
     std::fs::remove_dir_all(&dir)?;
     let outcome = Outcome {
-        stage: Stage::try_from(distributed.stage)?,
+        stage: Stage::try_from(closed.stage)?,
+        reached_distribution: distributed.stage == Stage::Distributed as i32,
         distributed_fen: paid
             .iter()
             .map(|d| d.amount.as_ref().map_or(0, |m| m.fen))
@@ -378,7 +430,7 @@ async fn walk(crash: Option<&'static str>) -> anyhow::Result<(Outcome, Story, St
         FILE_STEPS.iter().all(|s| file_types.contains(*s)),
         "{file_types:?}"
     );
-    Ok((outcome, story, trace_id))
+    Ok((outcome, story, trace_id, closed))
 }
 
 /// Steps every service records in the person's file.
@@ -397,12 +449,14 @@ const FILE_STEPS: [&str; 9] = [
 /// Where every story ends, however it got there.
 fn expected() -> Outcome {
     Outcome {
-        stage: Stage::Distributed,
+        stage: Stage::Closed,
+        reached_distribution: true,
         distributed_fen: FEN,
         paid_disbursements: 1,
         provider_payments: 1,
         plan_visits_done: 1,
         shared_types: vec![
+            "jiuzhu.decisions.v1.CaseClosed".to_owned(),
             "jiuzhu.decisions.v1.ReliefDistributed".to_owned(),
             "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged".to_owned(),
         ],
@@ -412,7 +466,7 @@ fn expected() -> Outcome {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_victim_without_an_id_number_is_found_relieved_paid_once_and_followed_up() -> TestResult {
     jiuzhu_tests::log_if_asked();
-    let (outcome, story, trace_id) = walk(None).await?;
+    let (outcome, story, trace_id, _) = walk(None, None).await?;
     assert_eq!(outcome, expected());
 
     // One trace: a server span in each of the five services, and the Kafka hops that carried
@@ -460,8 +514,46 @@ async fn a_victim_without_an_id_number_is_found_relieved_paid_once_and_followed_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payments_crash_right_after_approval_ends_in_the_same_state() -> TestResult {
     jiuzhu_tests::log_if_asked();
-    let (outcome, story, _) = walk(Some("payments")).await?;
+    let (outcome, story, _, _) = walk(Some("payments"), None).await?;
     assert_eq!(outcome, expected());
     story.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_path_holds_on_2027_01_05_with_every_clock_set_there() -> TestResult {
+    jiuzhu_tests::log_if_asked();
+    let (outcome, story, _, case) = walk(None, Some("2027-01-05")).await?;
+    assert_eq!(outcome, expected());
+    story.stop().await?;
+    // The case lived in 2027: entered on the drill's days, its deadlines counted over a year
+    // without its holiday notice (provisional), the cap on the latest published wage (2025)
+    // in place of the 2026 bulletin, with the figure's source and status named.
+    assert!(
+        case.stages
+            .iter()
+            .all(|s| s.entered_on.starts_with("2027-")),
+        "{:?}",
+        case.stages
+    );
+    assert!(
+        case.stages
+            .iter()
+            .any(|s| s.due_provisional && !s.due_date.is_empty())
+    );
+    let proposal = case.proposal.unwrap_or_default();
+    assert_eq!(
+        (proposal.wage_year, proposal.wage_wanted_year),
+        (2025, 2026)
+    );
+    assert_eq!(
+        (proposal.wage_region.as_str(), proposal.wage_level.as_str()),
+        ("52", "province")
+    );
+    assert!(!proposal.wage_source.is_empty() && !proposal.wage_status.is_empty());
+    assert_eq!(
+        case.closed.map(|c| c.closed_on.starts_with("2027-")),
+        Some(true)
+    );
     Ok(())
 }

@@ -22,8 +22,8 @@ use jiuzhu_proto::common::{Money, RegionCode};
 use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
 use jiuzhu_proto::decisions::{
     AcceptCaseRequest, ApproveDecisionRequest, AssessEligibilityRequest, GetCaseRequest,
-    ProposeDecisionRequest, ProposeDecisionResponse, RecordReviewRequest, RegisterMaterialRequest,
-    ReliefCase, ReliefMethod, ReviewKind,
+    NotifyApplicantRequest, ProposeDecisionRequest, ProposeDecisionResponse, RecordReviewRequest,
+    RegisterMaterialRequest, ReliefCase, ReliefMethod, ReviewKind,
 };
 use jiuzhu_proto::followup::followup_service_client::FollowupServiceClient;
 use jiuzhu_proto::followup::{
@@ -511,6 +511,24 @@ impl Platform {
             })
             .await?;
         Ok(())
+    }
+
+    /// The relief prosecutor tells the applicant the funds arrived (by phone, today), which
+    /// closes the case; the date the closed case owes rural revitalization, if it does.
+    pub async fn notify(&self, tag: &str, case_id: &str) -> Result<String, DemoError> {
+        let answer = self
+            .decisions()
+            .notify_applicant(NotifyApplicantRequest {
+                request_id: format!("{tag}-notify"),
+                case_id: case_id.to_owned(),
+                channel: "phone".to_owned(),
+                notified_by: "relief-prosecutor-demo".to_owned(),
+                note: "told by phone that the relief was paid".to_owned(),
+                ..NotifyApplicantRequest::default()
+            })
+            .await?
+            .into_inner();
+        Ok(answer.report_due_date)
     }
 
     /// The finance department allocates `fen` to `procuratorate`'s relief budget.
