@@ -336,7 +336,7 @@ async fn walk(
         .into_inner();
     assert!(
         overdue.deadlines.iter().all(|d| d.case_id != case_id),
-        "a closed, reported case is never overdue"
+        "a closed case is not overdue"
     );
     let plan = platform.plan(&case_id).await?;
     assert_eq!(plan.person_id, person_id);

@@ -641,13 +641,18 @@ impl Platform {
             .and_then(|v| v.scheduled.as_ref())
             .map(|s| s.number)
             .ok_or_else(|| DemoError::Unexpected(format!("plan {} has no visit", plan.plan_id)))?;
-        let today = (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive();
+        // Made today, or on the payment day when the platform's clock runs ahead (a drill).
+        let today = (chrono::Utc::now() + chrono::Duration::hours(8))
+            .date_naive()
+            .format("%Y-%m-%d")
+            .to_string()
+            .max(plan.paid_on.clone());
         self.followup()
             .record_visit(RecordVisitRequest {
                 request_id: format!("{tag}-visit-{number}"),
                 plan_id: plan.plan_id.clone(),
                 number,
-                visited_on: today.format("%Y-%m-%d").to_string(),
+                visited_on: today,
                 visited_by: "followup-officer-demo".to_owned(),
                 channel: jiuzhu_proto::followup::Channel::Phone.into(),
                 evaluation: Some(Evaluation {

@@ -1578,15 +1578,15 @@ mod tests {
         let notice = format!(
             "{}\n[years.2027]\nholidays = [\"2027-01-01\", \"2027-01-04\"]\nworkdays = []\n",
             jiuzhu_calendar::SHIPPED
-                .split("[rules]")
+                .split("\n[rules]\n")
                 .next()
                 .unwrap_or_default()
         );
         let official = World {
             calendar: Calendar::parse(&format!(
-                "{notice}[rules]{}",
+                "{notice}\n[rules]\n{}",
                 jiuzhu_calendar::SHIPPED
-                    .split("[rules]")
+                    .split("\n[rules]\n")
                     .nth(1)
                     .unwrap_or_default()
             ))

@@ -1,13 +1,12 @@
 //! The closed case of a poor party reaches rural revitalization through the registry's share
-//! relay, which records each copy it sends as `DataShared` on the registry's topic. When the
-//! copy of a `CaseClosed` for rural revitalization appears there, the case records
-//! `CaseReported` and its closed stage owes nothing more (once, whatever the redelivery).
+//! relay, which publishes the department's copy on `jiuzhu.share.rural_revitalization.v1` (the
+//! envelope keeps the event's id). When the copy of a `CaseClosed` appears on that topic, the
+//! department has it: the case records `CaseReported` and its closed stage owes nothing more
+//! (once, whatever the redelivery).
 
-use jiuzhu_eventstore::EventCodec;
-use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
+use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::decisions::CaseDeadline;
-use jiuzhu_proto::registry::DataShared;
 use prost::Message;
 use uuid::Uuid;
 
@@ -16,13 +15,6 @@ use crate::grpc::{DecisionsApi, on_case};
 /// The department a poor party's closed case is reported to.
 pub const REPORTED_TO: &str = "rural_revitalization";
 const CASE_CLOSED: &str = "jiuzhu.decisions.v1.CaseClosed";
-
-jiuzhu_eventstore::event_enum! {
-    /// The registry events that say what was shared.
-    enum Shares {
-        DataShared(DataShared),
-    }
-}
 
 #[derive(Debug)]
 pub struct CaseReports {
@@ -41,20 +33,15 @@ impl InboundHandler for CaseReports {
     }
 
     fn topics(&self) -> Vec<String> {
-        vec![service_topic("registry")]
+        vec![format!("jiuzhu.share.{REPORTED_TO}.v1")]
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
         let envelope = EventEnvelope::decode(record.payload.as_slice())?;
-        let Some(Shares::DataShared(shared)) =
-            Shares::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
-            return Ok(());
-        };
-        if shared.event_type != CASE_CLOSED || shared.department != REPORTED_TO {
+        if envelope.event_type != CASE_CLOSED {
             return Ok(());
         }
-        let source = ProjectionError::uuid("source_event_id", &shared.source_event_id)?;
+        let source = ProjectionError::uuid("event_id", &envelope.event_id)?;
         // The shared event is one of this service's own: its stream is the case.
         let stream: Option<String> =
             sqlx::query_scalar("SELECT stream_id FROM events WHERE event_id = $1")
