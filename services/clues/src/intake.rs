@@ -271,7 +271,7 @@ impl Intake {
                     let claimed: Option<Uuid> = sqlx::query_scalar(
                         "WITH identity AS (INSERT INTO party_identities (party_id, identity, \
                          region_code, case_no, procuratorate, role, incident_date, approximate_age, \
-                         clue_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)), \
+                         clue_id, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $13)), \
                          blocks AS (INSERT INTO party_blocks (key, party_id) \
                          SELECT k, $1 FROM unnest($10::text[]) AS k ON CONFLICT DO NOTHING) \
                          INSERT INTO party_refs (case_no, party_ref, party_id, answer) \
@@ -290,6 +290,7 @@ impl Intake {
                     .bind(&unmatched_keys)
                     .bind(request.party_ref.trim())
                     .bind(answer.encode_to_vec())
+                    .bind(work.clock().now())
                     .fetch_optional(work.connection())
                     .await
                     .map_err(database_status)?;
@@ -356,10 +357,11 @@ impl Intake {
              p.role, p.incident_date, p.approximate_age FROM unnest($1::text[]) AS k(key) \
              JOIN party_blocks b ON b.key = k.key JOIN party_identities p ON p.party_id = b.party_id \
              WHERE p.clue_id IS NULL AND p.identity IS NOT NULL \
-             AND p.reported_at > now() - make_interval(days => $2)",
+             AND p.reported_at > $3 - make_interval(days => $2)",
         )
         .bind(&keys)
         .bind(self.policy.reverse_correlation_days)
+        .bind(self.store.clock().now())
         .fetch_all(self.store.pool())
         .await
         .map_err(database_status)?;

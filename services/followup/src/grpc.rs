@@ -47,19 +47,38 @@ impl From<PlanError> for Status {
 #[derive(Debug, Clone)]
 pub struct FollowupApi {
     pub(crate) store: EventStore,
-    pub(crate) policy: Arc<FollowupPolicy>,
+    /// The follow-up policy of every policy set, by the day it takes effect.
+    policies: Arc<Vec<(NaiveDate, Arc<FollowupPolicy>)>>,
     keys: RemoteKeys,
     pub(crate) clock: Clock,
 }
 
 impl FollowupApi {
-    pub fn new(store: EventStore, policy: FollowupPolicy, keys: RemoteKeys, clock: Clock) -> Self {
+    /// `policies`: each set's follow-up policy with the day it takes effect, ascending.
+    pub fn new(
+        store: EventStore,
+        policies: Vec<(NaiveDate, FollowupPolicy)>,
+        keys: RemoteKeys,
+        clock: Clock,
+    ) -> Self {
         Self {
             store,
-            policy: Arc::new(policy),
+            policies: Arc::new(
+                policies
+                    .into_iter()
+                    .map(|(from, policy)| (from, Arc::new(policy)))
+                    .collect(),
+            ),
             keys,
             clock,
         }
+    }
+
+    /// The follow-up policy in force on `day`.
+    pub(crate) fn policy_on(&self, day: NaiveDate) -> Arc<FollowupPolicy> {
+        jiuzhu_policy::in_force_on(&self.policies, day)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The person's data key (refused when the person was erased).
@@ -336,7 +355,7 @@ impl FollowupService for FollowupApi {
             // A monitor may record a missed visit on the plan at the same moment: decide again.
             let command = format!("{SERVICE}/RecordVisit");
             let answer = retry_aborted(|| {
-                let (policy, visit) = (self.policy.clone(), visit.clone());
+                let (policy, visit) = (self.policy_on(today), visit.clone());
                 run_command(
                     &self.store,
                     &command,
@@ -489,7 +508,7 @@ impl FollowupService for FollowupApi {
             .map_err(database_status)?;
         Ok(Response::new(GetEffectStatisticsResponse {
             groups,
-            scoring_method: self.policy.scoring.method.clone(),
+            scoring_method: self.policy_on(self.clock.today()).scoring.method.clone(),
         }))
     }
 }

@@ -34,11 +34,14 @@ impl Service for Followup {
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let limit = context.settings.limits.max_message_bytes;
-        // Plans follow the set in force when the service starts (a later set applies from the
-        // next start on or after its effective date).
         let clock = context.clock.clone();
-        let set = context.policy.in_force(clock.today());
-        let policy = policy::FollowupPolicy::parse(set.text(jiuzhu_policy::FOLLOWUP))
+        let policy = context
+            .policy
+            .parse_each(jiuzhu_policy::FOLLOWUP, |text| {
+                policy::FollowupPolicy::parse(text).map_err(|error| {
+                    jiuzhu_policy::PolicyError::from_config(jiuzhu_policy::FOLLOWUP, text, &error)
+                })
+            })
             .map_err(|error| StartError::Setup(format!("follow-up policy: {error}")))?;
         let keys =
             RemoteKeys::new(context.endpoint("peers.registry", &context.settings.peers.registry)?);

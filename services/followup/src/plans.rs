@@ -61,7 +61,8 @@ impl PaymentPlans {
                 .and_then(jiuzhu_proto::time::utc)
                 .unwrap_or_else(|| self.api.clock.now()),
         );
-        let policy = self.api.policy.clone();
+        // The schedule of the set in force on the payment day.
+        let policy = self.api.policy_on(paid_on);
         let fingerprint = paid.clone();
         run_command(
             &self.api.store,
