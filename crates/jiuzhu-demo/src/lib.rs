@@ -514,8 +514,18 @@ impl Platform {
     }
 
     /// The relief prosecutor tells the applicant the funds arrived (by phone, today), which
-    /// closes the case; the date the closed case owes rural revitalization, if it does.
+    /// closes the case; the date the closed case owes rural revitalization, if it does. Waits
+    /// for the case to show the payment first.
     pub async fn notify(&self, tag: &str, case_id: &str) -> Result<String, DemoError> {
+        wait_for(
+            "the case to show the payment",
+            self.patience,
+            || async move {
+                let stage = self.case(case_id).await?.stage;
+                Ok((stage >= jiuzhu_proto::decisions::Stage::Distributed as i32).then_some(()))
+            },
+        )
+        .await?;
         let answer = self
             .decisions()
             .notify_applicant(NotifyApplicantRequest {

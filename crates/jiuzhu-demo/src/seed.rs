@@ -2,8 +2,8 @@
 //! taken to different stages so every screen and topic has something to show: clues waiting
 //! for referral (one reported without an ID number), a case waiting for materials, one
 //! accepted, one waiting for approval, one approved whose payee is not registered yet, and
-//! four paid (two visited, two registered poor, so rural revitalization's topic receives what
-//! its agreement allows). Every request id is derived from the county and the victim, so
+//! four paid (two visited, their applicants told and the cases closed; two registered poor, so
+//! rural revitalization's topic receives what its agreement allows, a closed case included). Every request id is derived from the county and the victim, so
 //! seeding again changes nothing.
 
 use tokio::task::JoinSet;
@@ -27,7 +27,8 @@ pub enum Stage {
     Approved,
     /// Paid through the simulator; the follow-up plan is open.
     Paid,
-    /// Paid and visited once (the visit flags a risk of returning to poverty).
+    /// Paid and visited once (the visit flags a risk of returning to poverty); the applicant
+    /// was told of the payment and the case is closed.
     Visited,
 }
 
@@ -213,6 +214,7 @@ async fn walk(
         platform
             .record_first_visit(&tag, &plan, 350_000, [2, 2, 1, 2, 1, 1, 1, 1, 0])
             .await?;
+        platform.notify(&tag, &case_id).await?;
     }
     Ok(seeded)
 }
