@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use jiuzhu_decisions::Decisions;
-use jiuzhu_decisions::grpc::{DecisionsApi, Rules};
+use jiuzhu_decisions::app::{DecisionsApi, Rules};
 use jiuzhu_decisions::monitor::Monitor;
 use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
 use jiuzhu_proto::decisions::{CaseOrigin, OpenCaseRequest};

@@ -3,8 +3,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::FutureExt;
-use jiuzhu_proto::common::EventEnvelope;
-use prost::Message as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rdkafka::client::ClientContext;
@@ -20,39 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::dead_letter::DeadLetters;
+pub use crate::delivery::Delivered;
+use crate::delivery::{Decoded, decode, save_checkpoint};
 use crate::headers::header_map;
 use crate::{ConsumerSettings, KafkaSettings};
-
-/// An event as a consumer receives it.
-#[derive(Debug, Clone)]
-pub struct Delivered {
-    pub envelope: EventEnvelope,
-    pub event_id: uuid::Uuid,
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    /// Record headers (trace context among them).
-    pub headers: HashMap<String, String>,
-}
-
-impl Delivered {
-    /// The span of applying this event in `consumer`, continuing the trace that produced it.
-    pub fn span(&self, consumer: &str) -> tracing::Span {
-        let span = tracing::info_span!(
-            "kafka.process",
-            otel.name = %format!("{} process", self.topic),
-            otel.kind = "consumer",
-            messaging.system = "kafka",
-            messaging.source.name = %self.topic,
-            messaging.consumer.group.name = %consumer,
-            messaging.kafka.partition = self.partition,
-            messaging.kafka.offset = self.offset,
-            messaging.message.id = %self.event_id,
-        );
-        jiuzhu_telemetry::set_parent_from_map(&span, &self.headers);
-        span
-    }
-}
 
 /// Records in `events` (in order) whose ids `consumer` has not applied before, recording them
 /// in the inbox in the same transaction; repeats within `events` count once.
@@ -155,46 +124,6 @@ pub trait Projection: Send + Sync + 'static {
         &self,
         conn: &mut PgConnection,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
-}
-
-pub(crate) enum Decoded {
-    Event(Box<Delivered>),
-    Poison { reason: String },
-}
-
-pub(crate) fn decode(message: &OwnedMessage) -> Decoded {
-    let Some(payload) = message.payload() else {
-        return Decoded::Poison {
-            reason: "record has no value".to_owned(),
-        };
-    };
-    let envelope = match EventEnvelope::decode(payload) {
-        Ok(envelope) => envelope,
-        Err(error) => {
-            return Decoded::Poison {
-                reason: format!("value is not an EventEnvelope: {error}"),
-            };
-        }
-    };
-    let event_id = match uuid::Uuid::parse_str(&envelope.event_id) {
-        Ok(id) => id,
-        Err(error) => {
-            return Decoded::Poison {
-                reason: format!(
-                    "envelope event_id `{}` is not a UUID: {error}",
-                    envelope.event_id
-                ),
-            };
-        }
-    };
-    Decoded::Event(Box::new(Delivered {
-        envelope,
-        event_id,
-        topic: message.topic().to_owned(),
-        partition: message.partition(),
-        offset: message.offset(),
-        headers: header_map(message.headers()),
-    }))
 }
 
 fn process_span(message: &OwnedMessage, consumer: &str) -> tracing::Span {
@@ -384,27 +313,6 @@ pub(crate) async fn backoff(
         () = shutdown.cancelled() => false,
         () = tokio::time::sleep(delay.min(Duration::from_secs(30))) => true,
     }
-}
-
-pub(crate) async fn save_checkpoint(
-    conn: &mut PgConnection,
-    consumer: &str,
-    topic: &str,
-    partition: i32,
-    next_offset: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO checkpoints (consumer, topic, partition, next_offset) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (consumer, topic, partition) DO UPDATE SET \
-         next_offset = GREATEST(checkpoints.next_offset, EXCLUDED.next_offset), updated_at = now()",
-    )
-    .bind(consumer)
-    .bind(topic)
-    .bind(partition)
-    .bind(next_offset)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Runs one projection as a member of its consumer group.

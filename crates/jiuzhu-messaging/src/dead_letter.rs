@@ -5,7 +5,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::{Decoded, decode, save_checkpoint};
+use crate::delivery::{Decoded, decode, save_checkpoint};
 use crate::headers::with_entries;
 
 /// Suffix of dead-letter topics.

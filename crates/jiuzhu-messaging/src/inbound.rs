@@ -16,9 +16,9 @@ use tracing::Instrument;
 
 use crate::consumer::{
     backoff, dead_letter_producer, group_consumer, leave_group, next_offsets, receive,
-    save_checkpoint,
 };
 use crate::dead_letter::DeadLetters;
+use crate::delivery::save_checkpoint;
 use crate::headers::header_map;
 use crate::{ConsumerSettings, KafkaSettings, ProjectionError};
 

@@ -6,6 +6,7 @@
 
 mod consumer;
 mod dead_letter;
+mod delivery;
 mod headers;
 mod inbound;
 mod rebuild;

@@ -2,38 +2,18 @@
 //! and reads of the clue board; errors map to status codes once.
 
 use futures::FutureExt;
-use jiuzhu_eventstore::{EventStore, UnitOfWork};
 use jiuzhu_proto::clues::clues_service_server::CluesService;
 use jiuzhu_proto::clues::*;
 use jiuzhu_runtime::grpc::{
-    FieldViolations, PersonalAccess, database_status, run_command, store_status, uuid_field,
+    FieldViolations, PersonalAccess, database_status, run_command, uuid_field,
 };
-use sqlx::{PgPool, Row};
+use sqlx::Row;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::{Closing, Clue as ClueAggregate, ClueError, CluesEvent};
+use crate::app::{CluesApi, SERVICE, append_clue, load_clue};
+use crate::domain::ClueError;
 use crate::intake::Intake;
-use crate::projections::detected_at;
-
-const SERVICE: &str = "jiuzhu.clues.v1.CluesService";
-
-#[derive(Debug, Clone)]
-pub struct CluesApi {
-    pool: PgPool,
-    store: EventStore,
-    intake: Intake,
-}
-
-impl CluesApi {
-    pub fn new(store: EventStore, intake: Intake) -> Self {
-        Self {
-            pool: store.pool().clone(),
-            store,
-            intake,
-        }
-    }
-}
 
 impl From<ClueError> for Status {
     fn from(error: ClueError) -> Self {
@@ -44,50 +24,6 @@ impl From<ClueError> for Status {
             | ClueError::NotReferred { .. } => Status::failed_precondition(error.to_string()),
         }
     }
-}
-
-pub(crate) fn clue_view(detected: &ClueDetected) -> Clue {
-    Clue {
-        clue_id: detected.clue_id.clone(),
-        party_id: detected.party_id.clone(),
-        case_no: detected.case_no.clone(),
-        person_id: detected.person_id.clone(),
-        probability: detected.probability,
-        origin: detected.origin,
-        explanation: detected.explanation.clone(),
-        status: if detected.origin == ClueOrigin::Review as i32 {
-            ClueStatus::AwaitingReview
-        } else {
-            ClueStatus::Detected
-        } as i32,
-        procuratorate: detected.procuratorate.clone(),
-        reason: String::new(),
-        region_code: detected.region_code.clone(),
-        detected_at: Uuid::parse_str(&detected.clue_id)
-            .ok()
-            .map(|id| jiuzhu_proto::time::timestamp(detected_at(id))),
-        outcome: ClueOutcome::Unspecified.into(),
-        relief_case_id: String::new(),
-    }
-}
-
-async fn load_clue(work: &mut UnitOfWork<'_>, clue: Uuid) -> Result<(ClueAggregate, i64), Status> {
-    work.load::<ClueAggregate>(&clue.to_string())
-        .await
-        .map_err(store_status)
-}
-
-pub(crate) async fn append_clue(
-    work: &mut UnitOfWork<'_>,
-    clue: Uuid,
-    version: i64,
-    person: &str,
-    events: &[CluesEvent],
-) -> Result<(), Status> {
-    work.append(&clue.to_string(), version, person, events)
-        .await
-        .map_err(store_status)?;
-    Ok(())
 }
 
 const CLUE_COLUMNS: &str = "clue_id, party_id, case_no, person_id, probability, origin, explanation, \
@@ -291,53 +227,7 @@ impl CluesService for CluesApi {
         &self,
         request: Request<CloseClueRequest>,
     ) -> Result<Response<CloseClueResponse>, Status> {
-        let request = request.into_inner();
-        let mut violations = FieldViolations::new();
-        violations.check_request_id(&request.request_id);
-        let clue_id = uuid_field("clue_id", &request.clue_id)?;
-        violations.require(&[("closed_by", &request.closed_by)]);
-        let closing = match ClueOutcome::try_from(request.outcome) {
-            Ok(ClueOutcome::ReliefCaseOpened) => {
-                violations.require(&[("relief_case_id", &request.relief_case_id)]);
-                Closing::ReliefCaseOpened {
-                    relief_case_id: request.relief_case_id.trim().to_owned(),
-                }
-            }
-            Ok(ClueOutcome::Declined) => {
-                violations.require(&[("reason", &request.reason)]);
-                Closing::Declined {
-                    reason: request.reason.trim().to_owned(),
-                }
-            }
-            Ok(ClueOutcome::Unspecified) | Err(_) => {
-                violations.add(
-                    "outcome",
-                    "must be CLUE_OUTCOME_RELIEF_CASE_OPENED or CLUE_OUTCOME_DECLINED",
-                );
-                Closing::Declined {
-                    reason: String::new(),
-                }
-            }
-        };
-        violations.into_result()?;
-        let closed_by = request.closed_by.trim().to_owned();
-        let answer = run_command(
-            &self.store,
-            &format!("{SERVICE}/CloseClue"),
-            &request.request_id,
-            &request,
-            move |work| {
-                async move {
-                    let (clue, version) = load_clue(work, clue_id).await?;
-                    let events = clue.close(clue_id, closing, &closed_by)?;
-                    append_clue(work, clue_id, version, clue.person_id(), &events).await?;
-                    Ok(CloseClueResponse {})
-                }
-                .boxed()
-            },
-        )
-        .await?;
-        Ok(Response::new(answer))
+        Ok(Response::new(self.close(request.into_inner()).await?))
     }
 
     async fn get_clue(

@@ -19,10 +19,10 @@ use jiuzhu_proto::common::Sealed;
 use jiuzhu_vault::{BlindIndex, KeyState, Vault, VaultError};
 
 use crate::domain::{CluesEvent, report};
-use crate::grpc::{append_clue, clue_view};
 use crate::matching;
 use crate::memory::MemoryIndex;
 use crate::policy::ScreeningPolicy;
+use crate::projections::clue_view;
 
 const COMMAND: &str = "jiuzhu.clues.v1.CluesService/ReportParty";
 
@@ -436,14 +436,14 @@ impl Intake {
                 region_code: party.region_code.clone(),
             };
             let person_key = detected.person_id.clone();
-            append_clue(
-                &mut work,
-                clue_id,
+            work.append(
+                &clue_id.to_string(),
                 0,
                 &person_key,
                 &[CluesEvent::ClueDetected(detected)],
             )
-            .await?;
+            .await
+            .map_err(store_status)?;
             work.commit(Vec::new()).await.map_err(store_status)?;
             tracing::info!(%clue_id, %person_id, "clue detected by reverse correlation");
             raised += 1;

@@ -4,6 +4,7 @@
 //! `projections`, `migrations/`, section `[clues]`; the case-intake domain comes with the clues
 //! issue.
 
+pub mod app;
 pub mod domain;
 pub mod grpc;
 pub mod inbound;
@@ -50,7 +51,7 @@ impl Service for Clues {
         )
         .map_err(|error| StartError::Setup(format!("vault: {error}")))?;
         let pool = context.store.pool().clone();
-        let api = grpc::CluesApi::new(context.store.clone(), intake.clone());
+        let api = app::CluesApi::new(context.store.clone(), intake.clone());
         Ok(Components::new()
             .grpc(CluesServiceServer::new(api.clone()).max_decoding_message_size(limit))
             .inbound(register_inbound(relief::ReliefCases::new(api)))

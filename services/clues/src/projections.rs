@@ -288,3 +288,29 @@ pub(crate) fn detected_at(clue_id: Uuid) -> chrono::DateTime<chrono::Utc> {
 fn clue_uuid(text: &str) -> Result<Uuid, ProjectionError> {
     Uuid::parse_str(text).map_err(|_| ProjectionError::Rejected(format!("`{text}` is not a UUID")))
 }
+/// A detected clue as the API shows it before anything else happened to it.
+pub(crate) fn clue_view(detected: &jiuzhu_proto::clues::ClueDetected) -> jiuzhu_proto::clues::Clue {
+    use jiuzhu_proto::clues::{Clue, ClueOrigin, ClueOutcome, ClueStatus};
+    Clue {
+        clue_id: detected.clue_id.clone(),
+        party_id: detected.party_id.clone(),
+        case_no: detected.case_no.clone(),
+        person_id: detected.person_id.clone(),
+        probability: detected.probability,
+        origin: detected.origin,
+        explanation: detected.explanation.clone(),
+        status: if detected.origin == ClueOrigin::Review as i32 {
+            ClueStatus::AwaitingReview
+        } else {
+            ClueStatus::Detected
+        } as i32,
+        procuratorate: detected.procuratorate.clone(),
+        reason: String::new(),
+        region_code: detected.region_code.clone(),
+        detected_at: Uuid::parse_str(&detected.clue_id)
+            .ok()
+            .map(|id| jiuzhu_proto::time::timestamp(detected_at(id))),
+        outcome: ClueOutcome::Unspecified.into(),
+        relief_case_id: String::new(),
+    }
+}

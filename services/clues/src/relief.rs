@@ -5,14 +5,13 @@
 
 use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
-use jiuzhu_proto::clues::clues_service_server::CluesService;
 use jiuzhu_proto::clues::{CloseClueRequest, ClueOutcome};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::decisions::CaseOpened;
 use prost::Message;
 use tonic::Code;
 
-use crate::grpc::CluesApi;
+use crate::app::CluesApi;
 
 jiuzhu_eventstore::event_enum! {
     /// The relief events that close clues.
@@ -59,7 +58,7 @@ impl InboundHandler for ReliefCases {
             reason: String::new(),
             closed_by: format!("decisions: {}", opened.opened_by),
         };
-        match self.api.close_clue(tonic::Request::new(request)).await {
+        match self.api.close(request).await {
             Ok(_) => Ok(()),
             Err(status) => match status.code() {
                 // Closed already, or not a clue of this service: nothing left to do.

@@ -11,7 +11,7 @@ use jiuzhu_messaging::{
 use jiuzhu_proto::decisions::{CaseDeadline, ReferralStatus, ReferralUpdate};
 use prost::{Message, Name};
 
-use crate::grpc::{DecisionsApi, on_case};
+use crate::app::{DecisionsApi, on_case};
 
 #[derive(Debug)]
 pub struct ReferralUpdates {

@@ -7,10 +7,6 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::FutureExt;
-use jiuzhu_calendar::Calendar;
-use jiuzhu_clock::Clock;
-use jiuzhu_eventstore::{EventStore, UnitOfWork};
-use jiuzhu_policy::{PolicyBook, PolicyError};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::decisions_service_server::DecisionsService;
 use jiuzhu_proto::decisions::*;
@@ -20,9 +16,9 @@ use jiuzhu_runtime::grpc::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::{self, CaseError, Context, DecisionsEvent, Open, Proposal, ReliefCase};
-use crate::policy::{ReliefPolicy, Wages};
-use jiuzhu_recommend::Recommender;
+use crate::app::{DecisionsApi, NOTICE_CHANNELS, SERVICE, on_case};
+use crate::domain::{self, CaseError, DecisionsEvent, Proposal, ReliefCase};
+use crate::policy::ReliefPolicy;
 
 /// The method names of the recommender, in the order of `ReliefMethod` (1 = the first).
 fn method_of(name: &str) -> ReliefMethod {
@@ -90,249 +86,6 @@ fn case_features(
     }
 }
 
-const SERVICE: &str = "jiuzhu.decisions.v1.DecisionsService";
-
-/// How an applicant may be told the funds arrived.
-const NOTICE_CHANNELS: [&str; 5] = ["phone", "sms", "letter", "in_person", "online"];
-
-/// The statuses that make a party "poor" for the report to rural revitalization.
-const POOR_STATUSES: [jiuzhu_proto::registry::StatusKind; 4] = [
-    jiuzhu_proto::registry::StatusKind::RegisteredPoor,
-    jiuzhu_proto::registry::StatusKind::MonitoredUnstable,
-    jiuzhu_proto::registry::StatusKind::MonitoredMarginal,
-    jiuzhu_proto::registry::StatusKind::MonitoredSuddenHardship,
-];
-
-/// The policy, the calendar, the wage table and the clock, loaded once at start.
-#[derive(Debug)]
-pub struct Rules {
-    /// The relief policy of every policy set, by the day it takes effect.
-    pub policies: Vec<(NaiveDate, ReliefPolicy)>,
-    /// Facts accumulate: the latest set's calendar and wage table serve every date.
-    pub calendar: Calendar,
-    pub wages: Wages,
-    /// SHA-256 of the calendar file: deadlines are counted again when it changes.
-    pub calendar_digest: String,
-    pub clock: Clock,
-}
-
-impl Rules {
-    /// The rules of every set in `book`; a file that does not parse is named in the error.
-    pub fn from_book(book: &PolicyBook, clock: Clock) -> Result<Self, String> {
-        let policies = book
-            .parse_each(jiuzhu_policy::RELIEF, |text| {
-                ReliefPolicy::parse(text)
-                    .map_err(|e| PolicyError::from_config(jiuzhu_policy::RELIEF, text, &e))
-            })
-            .map_err(|e| e.to_string())?;
-        let latest = book.latest();
-        Ok(Self {
-            policies,
-            calendar: Calendar::parse(latest.text(jiuzhu_policy::CALENDAR))
-                .map_err(|e| e.to_string())?,
-            wages: Wages::parse(latest.text(jiuzhu_policy::WAGES)).map_err(|e| e.to_string())?,
-            calendar_digest: latest.file_digest(jiuzhu_policy::CALENDAR),
-            clock,
-        })
-    }
-
-    /// The rules compiled into this build.
-    pub fn shipped(clock: Clock) -> Result<Self, String> {
-        Self::from_book(
-            &PolicyBook::compiled_in().map_err(|e| e.to_string())?,
-            clock,
-        )
-    }
-
-    /// The context of a command taken now: deadlines count from today in Beijing time.
-    pub fn now(&self) -> Context<'_> {
-        self.on(self.clock.today())
-    }
-
-    /// The context of a command taken on `today`, under the policy in force that day.
-    pub fn on(&self, today: NaiveDate) -> Context<'_> {
-        Context {
-            policy: self.policy_on(today),
-            calendar: &self.calendar,
-            wages: &self.wages,
-            today,
-        }
-    }
-
-    /// The relief policy in force on `day`.
-    pub fn policy_on(&self, day: NaiveDate) -> &ReliefPolicy {
-        static EMPTY: std::sync::LazyLock<ReliefPolicy> =
-            std::sync::LazyLock::new(ReliefPolicy::default);
-        jiuzhu_policy::in_force_on(&self.policies, day).unwrap_or(&EMPTY)
-    }
-
-    /// Every department any policy set refers methods to.
-    pub fn referral_departments(&self) -> BTreeSet<&str> {
-        self.policies
-            .iter()
-            .flat_map(|(_, p)| p.referral_departments())
-            .collect()
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct DecisionsApi {
-    pub(crate) store: EventStore,
-    pub(crate) rules: Arc<Rules>,
-    recommender: Option<Arc<Recommender>>,
-}
-
-impl DecisionsApi {
-    pub fn new(store: EventStore, rules: Rules, recommender: Option<Recommender>) -> Self {
-        Self {
-            store,
-            rules: Arc::new(rules),
-            recommender: recommender.map(Arc::new),
-        }
-    }
-}
-
-impl DecisionsApi {
-    /// Departments that receive referrals under the policy.
-    /// Whether the case's person holds a poverty status now (registered poor or monitored
-    /// against return to poverty), from the registry's events.
-    async fn poor_party(&self, case_id: Uuid) -> Result<bool, Status> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM relief_cases c JOIN person_statuses s \
-             ON s.person_id = c.person_id WHERE c.case_id = $1 AND s.kind = ANY($2))",
-        )
-        .bind(case_id)
-        .bind(POOR_STATUSES.map(|k| k as i32).to_vec())
-        .fetch_one(self.store.pool())
-        .await
-        .map_err(database_status)
-    }
-
-    pub fn referral_departments(&self) -> Vec<&str> {
-        self.rules.referral_departments().into_iter().collect()
-    }
-
-    /// Opens a relief case (the API and clue referrals): validated, once per person per
-    /// criminal case, idempotent on the request id.
-    pub async fn open(&self, request: OpenCaseRequest) -> Result<OpenCaseResponse, Status> {
-        let mut violations = FieldViolations::new();
-        violations.check_request_id(&request.request_id);
-        violations.require(&[
-            ("case_no", &request.case_no),
-            ("procuratorate", &request.procuratorate),
-            ("opened_by", &request.opened_by),
-        ]);
-        let person = Uuid::parse_str(request.person_id.trim()).ok();
-        if person.is_none() {
-            violations.add("person_id", "must be a registry person id (UUID)");
-        }
-        let region = request.region_code.trim();
-        let origin = CaseOrigin::try_from(request.origin).unwrap_or_default();
-        // A referred party's region may be unknown; it is needed for the cap, not to open.
-        let unknown_region = region.is_empty() && origin == CaseOrigin::Referral;
-        if !unknown_region && (region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit())) {
-            violations.add("region_code", "must be a 6-digit county-level region code");
-        }
-        match origin {
-            CaseOrigin::Unspecified => violations.add(
-                "origin",
-                "must be CASE_ORIGIN_REFERRAL, CASE_ORIGIN_APPLICATION or CASE_ORIGIN_PROSECUTOR",
-            ),
-            CaseOrigin::Referral => violations.require(&[("clue_id", &request.clue_id)]),
-            CaseOrigin::Application => violations.require(&[
-                ("applicant_relation", &request.applicant_relation),
-                ("category", &request.category),
-            ]),
-            CaseOrigin::Prosecutor => violations.require(&[("category", &request.category)]),
-        }
-        violations.into_result()?;
-        let person = person.unwrap_or_default();
-        let rules = self.rules.clone();
-        let command = Open {
-            case_id: String::new(),
-            origin,
-            person_id: person.to_string(),
-            case_no: request.case_no.trim().to_owned(),
-            procuratorate: request.procuratorate.trim().to_owned(),
-            region_code: region.to_owned(),
-            category: request.category.trim().to_owned(),
-            applicant_relation: request.applicant_relation.trim().to_owned(),
-            opened_by: request.opened_by.trim().to_owned(),
-            clue_id: request.clue_id.trim().to_owned(),
-            party_id: request.party_id.trim().to_owned(),
-        };
-        run_command(
-            &self.store,
-            &format!("{SERVICE}/OpenCase"),
-            &request.request_id,
-            &request,
-            move |work| {
-                async move {
-                    let case_id = Uuid::now_v7();
-                    let claimed: Option<(Option<Uuid>, Option<String>)> = sqlx::query_as(
-                        "SELECT case_id, other_agency FROM relief_claims \
-                         WHERE person_id = $1 AND case_no = $2",
-                    )
-                    .bind(person)
-                    .bind(&command.case_no)
-                    .fetch_optional(work.connection())
-                    .await
-                    .map_err(database_status)?;
-                    match claimed {
-                        Some((Some(existing), _)) => {
-                            return Err(Status::already_exists(format!(
-                                "relief case {existing} already exists for this person and case \
-                                 (one relief per party per case)"
-                            )));
-                        }
-                        Some((None, Some(agency))) => {
-                            return Err(Status::failed_precondition(format!(
-                                "{agency} already gave relief for this person and case"
-                            )));
-                        }
-                        _ => {}
-                    }
-                    let context = rules.now();
-                    let events = domain::open(
-                        Open {
-                            case_id: case_id.to_string(),
-                            ..command
-                        },
-                        context,
-                    )?;
-                    let mut case = ReliefCase::default();
-                    for event in &events {
-                        jiuzhu_eventstore::Aggregate::apply(&mut case, event);
-                    }
-                    let inserted = sqlx::query(
-                        "INSERT INTO relief_claims (person_id, case_no, case_id) VALUES ($1, $2, $3) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(person)
-                    .bind(case.opened.as_ref().map(|o| o.case_no.clone()))
-                    .bind(case_id)
-                    .execute(work.connection())
-                    .await
-                    .map_err(database_status)?;
-                    if inserted.rows_affected() == 0 {
-                        return Err(Status::aborted(
-                            "a relief case for this person and case is being opened concurrently; send it again",
-                        ));
-                    }
-                    append_case(work, case_id, 0, &case, &events).await?;
-                    tracing::info!(%case_id, "relief case opened");
-                    Ok(OpenCaseResponse {
-                        case_id: case_id.to_string(),
-                        missing_materials: case.missing_materials(context.policy),
-                    })
-                }
-                .boxed()
-            },
-        )
-        .await
-    }
-}
-
 impl From<CaseError> for Status {
     fn from(error: CaseError) -> Self {
         let message = error.to_string();
@@ -359,30 +112,6 @@ impl From<CaseError> for Status {
             | CaseError::Wage(_) => Status::failed_precondition(message),
         }
     }
-}
-
-async fn load_case(work: &mut UnitOfWork<'_>, case_id: Uuid) -> Result<(ReliefCase, i64), Status> {
-    let (case, version) = work
-        .load::<ReliefCase>(&case_id.to_string())
-        .await
-        .map_err(store_status)?;
-    if version == 0 {
-        return Err(Status::not_found(format!("no relief case {case_id}")));
-    }
-    Ok((case, version))
-}
-
-async fn append_case(
-    work: &mut UnitOfWork<'_>,
-    case_id: Uuid,
-    version: i64,
-    case: &ReliefCase,
-    events: &[DecisionsEvent],
-) -> Result<(), Status> {
-    work.append(&case_id.to_string(), version, case.person_id(), events)
-        .await
-        .map_err(store_status)?;
-    Ok(())
 }
 
 fn hex_sha256(value: &str) -> bool {
@@ -445,40 +174,6 @@ fn case_view(case: &ReliefCase, policy: &ReliefPolicy) -> jiuzhu_proto::decision
             fen: case.distributed.values().sum(),
         }),
     }
-}
-
-/// Runs a command against one existing case: load, decide, append.
-pub(crate) async fn on_case<Req, Answer>(
-    api: &DecisionsApi,
-    method: &str,
-    request_id: &str,
-    request: &Req,
-    case_id: Uuid,
-    decide: impl FnOnce(&ReliefCase, Context<'_>) -> Result<(Vec<DecisionsEvent>, Answer), CaseError>
-    + Send
-    + 'static,
-) -> Result<Answer, Status>
-where
-    Req: prost::Message,
-    Answer: prost::Message + Default + 'static,
-{
-    let rules = api.rules.clone();
-    run_command(
-        &api.store,
-        &format!("{SERVICE}/{method}"),
-        request_id,
-        request,
-        move |work| {
-            async move {
-                let (case, version) = load_case(work, case_id).await?;
-                let (events, answer) = decide(&case, rules.now())?;
-                append_case(work, case_id, version, &case, &events).await?;
-                Ok(answer)
-            }
-            .boxed()
-        },
-    )
-    .await
 }
 
 #[tonic::async_trait]

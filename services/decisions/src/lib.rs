@@ -5,6 +5,7 @@
 //! its deadline in working days on the official calendar. Same floor plan as every service:
 //! `domain`, `grpc`, `policy`, `migrations/`, section `[decisions]`.
 
+pub mod app;
 pub mod departments;
 pub mod domain;
 pub mod grpc;
@@ -32,13 +33,13 @@ impl Service for Decisions {
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let limit = context.settings.limits.max_message_bytes;
-        let rules = grpc::Rules::from_book(&context.policy, context.clock.clone())
+        let rules = app::Rules::from_book(&context.policy, context.clock.clone())
             .map_err(|error| StartError::Setup(format!("relief policy: {error}")))?;
         let recommender = match &context.settings.recommender.model {
             Some(path) => Some(load_model(path)?),
             None => None,
         };
-        let api = grpc::DecisionsApi::new(context.store.clone(), rules, recommender);
+        let api = app::DecisionsApi::new(context.store.clone(), rules, recommender);
         let monitor = monitor::Monitor::new(api.clone());
         let departments: Vec<String> = api
             .referral_departments()

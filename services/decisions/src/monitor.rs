@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use uuid::Uuid;
 
+use crate::app::{DecisionsApi, on_case};
 use crate::domain::{Alarm, Context, DecisionsEvent, ReliefCase};
-use crate::grpc::{DecisionsApi, on_case};
 
 /// Alarms raised per scan at most (the next scan takes the rest).
 const BATCH: i64 = 1000;

@@ -10,7 +10,7 @@ use jiuzhu_proto::decisions::CaseDeadline;
 use jiuzhu_proto::payments::{DisbursementSucceeded, FundsReserved, FundsShort};
 use prost::Message;
 
-use crate::grpc::{DecisionsApi, on_case};
+use crate::app::{DecisionsApi, on_case};
 
 jiuzhu_eventstore::event_enum! {
     /// The payment events a case follows.

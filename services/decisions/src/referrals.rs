@@ -12,7 +12,7 @@ use jiuzhu_proto::decisions::{CaseOrigin, OpenCaseRequest};
 use prost::Message;
 use tonic::Code;
 
-use crate::grpc::DecisionsApi;
+use crate::app::DecisionsApi;
 
 jiuzhu_eventstore::event_enum! {
     /// The clue events that open relief cases.

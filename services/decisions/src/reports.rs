@@ -10,7 +10,7 @@ use jiuzhu_proto::decisions::CaseDeadline;
 use prost::Message;
 use uuid::Uuid;
 
-use crate::grpc::{DecisionsApi, on_case};
+use crate::app::{DecisionsApi, on_case};
 
 /// The department a poor party's closed case is reported to.
 pub const REPORTED_TO: &str = "rural_revitalization";

@@ -558,6 +558,11 @@ pub fn months_between(from: NaiveDate, to: NaiveDate) -> i32 {
     .max(0)
 }
 
+/// Money in fen, for statistics.
+pub(crate) fn fen(fen: i64) -> Option<Money> {
+    Some(Money { fen })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //! (missed visits). Migrations under `migrations/`; settings in `[followup]`, `[deadlines]`
 //! and `[peers]`.
 
+pub mod app;
 pub mod cases;
 pub mod domain;
 pub mod grpc;
@@ -46,7 +47,7 @@ impl Service for Followup {
         let keys =
             RemoteKeys::new(context.endpoint("peers.registry", &context.settings.peers.registry)?);
         let every = std::time::Duration::from_secs(context.settings.deadlines.scan_seconds);
-        let api = grpc::FollowupApi::new(context.store.clone(), policy, keys, clock);
+        let api = app::FollowupApi::new(context.store.clone(), policy, keys, clock);
         let monitor = monitor::Monitor::new(api.clone());
         Ok(Components::new()
             .grpc(FollowupServiceServer::new(api.clone()).max_decoding_message_size(limit))

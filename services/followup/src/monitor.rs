@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::grpc::{FollowupApi, decide_on_plan};
+use crate::app::{FollowupApi, decide_on_plan};
 
 /// Plans looked at per scan at most (the next scan takes the rest).
 const BATCH: i64 = 1000;

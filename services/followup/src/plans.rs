@@ -12,8 +12,8 @@ use prost::Message;
 use tonic::Status;
 use uuid::Uuid;
 
+use crate::app::FollowupApi;
 use crate::domain::{PaidCase, open};
-use crate::grpc::FollowupApi;
 
 jiuzhu_eventstore::event_enum! {
     /// The payment events that open plans.

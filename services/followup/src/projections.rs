@@ -9,7 +9,7 @@ use prost::Message;
 use sqlx::PgConnection;
 
 use crate::domain::FollowupEvent;
-use crate::grpc::fen;
+use crate::domain::fen;
 
 fn date(text: &str) -> Result<NaiveDate, ProjectionError> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")

@@ -2,38 +2,19 @@
 //! waited for it) and balances; disbursement commands follow with the provider.
 
 use futures::FutureExt;
-use jiuzhu_eventstore::EventStore;
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::payments::payments_service_server::PaymentsService;
 use jiuzhu_proto::payments::*;
-use jiuzhu_runtime::ProviderSettings;
 use jiuzhu_runtime::grpc::{
     FieldViolations, PersonalAccess, database_status, run_command, store_status,
 };
-use jiuzhu_vault::RemoteKeys;
-use std::sync::Arc;
-use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::app::{PaymentsApi, SERVICE, decide_on, state_of};
 use crate::books;
 use crate::domain::{Disbursement as DisbursementAggregate, PaymentsEvent, State};
 use crate::ledger::{Transaction, budget};
-
-fn state_of(state: State) -> DisbursementState {
-    match state {
-        State::Unknown => DisbursementState::Unspecified,
-        State::Ordered => DisbursementState::Ordered,
-        State::WaitingForFunds => DisbursementState::WaitingForFunds,
-        State::Reserved => DisbursementState::Reserved,
-        State::Submitted => DisbursementState::Submitted,
-        State::Retryable => DisbursementState::Retryable,
-        State::Failed => DisbursementState::Failed,
-        State::Succeeded => DisbursementState::Succeeded,
-        State::Cancelled => DisbursementState::Cancelled,
-        State::Reversed => DisbursementState::Reversed,
-    }
-}
 
 impl From<crate::domain::DisbursementError> for Status {
     fn from(error: crate::domain::DisbursementError) -> Self {
@@ -44,122 +25,6 @@ impl From<crate::domain::DisbursementError> for Status {
             DisbursementError::WrongState { .. } => Status::failed_precondition(message),
             DisbursementError::Payee(_) => FieldViolations::single("payee", message),
         }
-    }
-}
-
-const SERVICE: &str = "jiuzhu.payments.v1.PaymentsService";
-
-/// Loads an existing disbursement in `work`, decides, and appends: the disbursement before and
-/// after, and its new version.
-async fn decide_on(
-    work: &mut jiuzhu_eventstore::UnitOfWork<'_>,
-    id: Uuid,
-    decide: impl FnOnce(
-        &DisbursementAggregate,
-    ) -> Result<Vec<PaymentsEvent>, crate::domain::DisbursementError>,
-) -> Result<(DisbursementAggregate, DisbursementAggregate, i64), Status> {
-    let (before, version) = work
-        .load::<DisbursementAggregate>(&id.to_string())
-        .await
-        .map_err(store_status)?;
-    if version == 0 {
-        return Err(Status::not_found(format!("no disbursement {id}")));
-    }
-    let events = decide(&before)?;
-    let person = before
-        .ordered
-        .as_ref()
-        .map(|o| o.person_id.clone())
-        .unwrap_or_default();
-    work.append(&id.to_string(), version, &person, &events)
-        .await
-        .map_err(store_status)?;
-    let mut after = before.clone();
-    for event in &events {
-        jiuzhu_eventstore::Aggregate::apply(&mut after, event);
-    }
-    let appended = i64::try_from(events.len()).unwrap_or(0);
-    Ok((before, after, version + appended))
-}
-
-#[derive(Debug, Clone)]
-pub struct PaymentsApi {
-    store: EventStore,
-    keys: RemoteKeys,
-    settings: ProviderSettings,
-    /// Wakes the submitter when a reservation commits.
-    wake: Arc<Notify>,
-}
-
-impl PaymentsApi {
-    pub fn new(
-        store: EventStore,
-        keys: RemoteKeys,
-        settings: ProviderSettings,
-        wake: Arc<Notify>,
-    ) -> Self {
-        Self {
-            store,
-            keys,
-            settings,
-            wake,
-        }
-    }
-
-    pub fn keys(&self) -> &RemoteKeys {
-        &self.keys
-    }
-
-    pub fn settings(&self) -> &ProviderSettings {
-        &self.settings
-    }
-
-    /// Tells the submitter there is work now (it also looks every `poll_ms`).
-    pub fn wake_submitter(&self) {
-        self.wake.notify_one();
-    }
-
-    /// A disbursement with its whole history, from its stream.
-    async fn disbursement(&self, id: Uuid) -> Result<Disbursement, Status> {
-        let events = self
-            .store
-            .load_stream(&id.to_string(), 0)
-            .await
-            .map_err(store_status)?;
-        if events.is_empty() {
-            return Err(Status::not_found(format!("no disbursement {id}")));
-        }
-        let mut aggregate = DisbursementAggregate::default();
-        let mut history = Vec::with_capacity(events.len());
-        for event in &events {
-            if let Some(decoded) = event.decode::<PaymentsEvent>().map_err(store_status)? {
-                jiuzhu_eventstore::Aggregate::apply(&mut aggregate, &decoded);
-            }
-            history.push(HistoryEntry {
-                event_type: event.event_type.clone(),
-                occurred_at: event.occurred_at.to_rfc3339(),
-                version: event.stream_version,
-            });
-        }
-        let ordered = aggregate.ordered.clone().unwrap_or_default();
-        Ok(Disbursement {
-            disbursement_id: ordered.disbursement_id,
-            case_id: ordered.case_id,
-            instalment: ordered.instalment,
-            person_id: ordered.person_id,
-            procuratorate: ordered.procuratorate,
-            amount: ordered.amount,
-            state: state_of(aggregate.state).into(),
-            attempt: aggregate.attempt,
-            payee_account_masked: aggregate.payee_account_masked,
-            history,
-            failure_reason: aggregate.failure_reason,
-            provider_reference: aggregate.provider_reference,
-        })
-    }
-
-    pub fn store(&self) -> &EventStore {
-        &self.store
     }
 }
 
@@ -404,7 +269,7 @@ impl PaymentsService for PaymentsApi {
         request: Request<ImportStatementRequest>,
     ) -> Result<Response<ImportStatementResponse>, Status> {
         let answer =
-            crate::reconciliation::import(&self.store, &self.settings, request.into_inner())
+            crate::reconciliation::import(&self.store, self.settings(), request.into_inner())
                 .await?;
         Ok(Response::new(answer))
     }

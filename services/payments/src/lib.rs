@@ -8,6 +8,7 @@
 //! `reconciliation` (bank statements). Migrations under `migrations/`, settings in
 //! `[payments]` and `[provider]`.
 
+pub mod app;
 pub mod books;
 pub mod domain;
 pub mod grpc;
@@ -49,7 +50,7 @@ impl Service for Payments {
             Duration::from_millis(settings.request_timeout_ms),
         );
         let wake = Arc::new(tokio::sync::Notify::new());
-        let api = grpc::PaymentsApi::new(
+        let api = app::PaymentsApi::new(
             context.store.clone(),
             keys.clone(),
             settings.clone(),

@@ -14,9 +14,9 @@ use prost::Message;
 use tonic::Status;
 use uuid::Uuid;
 
+use crate::app::PaymentsApi;
 use crate::books;
 use crate::domain::{Disbursement, PaymentsEvent, instalment_plan};
-use crate::grpc::PaymentsApi;
 use crate::ledger::{Transaction, budget};
 
 jiuzhu_eventstore::event_enum! {

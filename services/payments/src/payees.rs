@@ -19,8 +19,8 @@ use sqlx::PgConnection;
 use tonic::Status;
 use uuid::Uuid;
 
+use crate::app::PaymentsApi;
 use crate::domain::{PaymentsEvent, check_bank_card, check_other_account, mask, same_name};
-use crate::grpc::PaymentsApi;
 
 jiuzhu_eventstore::event_enum! {
     /// The registry events that carry identities.

@@ -1,0 +1,107 @@
+//! Clue acquisition's application layer: the service object every adapter calls (the gRPC
+//! adapter and the reaction that closes a clue when its relief case opens), and the commands on
+//! one clue (load, decide, append, idempotent on the request id).
+
+use futures::FutureExt;
+use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_proto::clues::*;
+use jiuzhu_runtime::grpc::{FieldViolations, run_command, store_status, uuid_field};
+use sqlx::PgPool;
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::domain::{Closing, Clue as ClueAggregate, CluesEvent};
+use crate::intake::Intake;
+
+pub(crate) const SERVICE: &str = "jiuzhu.clues.v1.CluesService";
+
+#[derive(Debug, Clone)]
+pub struct CluesApi {
+    pub(crate) pool: PgPool,
+    pub(crate) store: EventStore,
+    pub(crate) intake: Intake,
+}
+
+impl CluesApi {
+    pub fn new(store: EventStore, intake: Intake) -> Self {
+        Self {
+            pool: store.pool().clone(),
+            store,
+            intake,
+        }
+    }
+}
+
+impl CluesApi {
+    /// Closes a clue: a relief case opened from it, or declined with a reason.
+    pub async fn close(&self, request: CloseClueRequest) -> Result<CloseClueResponse, Status> {
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let clue_id = uuid_field("clue_id", &request.clue_id)?;
+        violations.require(&[("closed_by", &request.closed_by)]);
+        let closing = match ClueOutcome::try_from(request.outcome) {
+            Ok(ClueOutcome::ReliefCaseOpened) => {
+                violations.require(&[("relief_case_id", &request.relief_case_id)]);
+                Closing::ReliefCaseOpened {
+                    relief_case_id: request.relief_case_id.trim().to_owned(),
+                }
+            }
+            Ok(ClueOutcome::Declined) => {
+                violations.require(&[("reason", &request.reason)]);
+                Closing::Declined {
+                    reason: request.reason.trim().to_owned(),
+                }
+            }
+            Ok(ClueOutcome::Unspecified) | Err(_) => {
+                violations.add(
+                    "outcome",
+                    "must be CLUE_OUTCOME_RELIEF_CASE_OPENED or CLUE_OUTCOME_DECLINED",
+                );
+                Closing::Declined {
+                    reason: String::new(),
+                }
+            }
+        };
+        violations.into_result()?;
+        let closed_by = request.closed_by.trim().to_owned();
+        let answer = run_command(
+            &self.store,
+            &format!("{SERVICE}/CloseClue"),
+            &request.request_id,
+            &request,
+            move |work| {
+                async move {
+                    let (clue, version) = load_clue(work, clue_id).await?;
+                    let events = clue.close(clue_id, closing, &closed_by)?;
+                    append_clue(work, clue_id, version, clue.person_id(), &events).await?;
+                    Ok(CloseClueResponse {})
+                }
+                .boxed()
+            },
+        )
+        .await?;
+        Ok(answer)
+    }
+}
+
+pub(crate) async fn load_clue(
+    work: &mut UnitOfWork<'_>,
+    clue: Uuid,
+) -> Result<(ClueAggregate, i64), Status> {
+    work.load::<ClueAggregate>(&clue.to_string())
+        .await
+        .map_err(store_status)
+}
+
+pub(crate) async fn append_clue(
+    work: &mut UnitOfWork<'_>,
+    clue: Uuid,
+    version: i64,
+    person: &str,
+    events: &[CluesEvent],
+) -> Result<(), Status> {
+    work.append(&clue.to_string(), version, person, events)
+        .await
+        .map_err(store_status)?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! The follow-up service's application layer: the service object every adapter calls (the
+//! gRPC adapter, the payment reaction that opens plans, the visit monitor), the policy in force
+//! by date, the person's data key, and the one way a command reaches a plan (load, decide,
+//! append).
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use jiuzhu_clock::Clock;
+use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_proto::followup::*;
+use jiuzhu_runtime::grpc::{database_status, store_status, uuid_field};
+use jiuzhu_vault::{DataKey, KeyState, RemoteKeys};
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::domain::{FollowupEvent, FollowupPlan, PlanError};
+use crate::policy::FollowupPolicy;
+
+#[derive(Debug, Clone)]
+pub struct FollowupApi {
+    pub(crate) store: EventStore,
+    /// The follow-up policy of every policy set, by the day it takes effect.
+    policies: Arc<Vec<(NaiveDate, Arc<FollowupPolicy>)>>,
+    keys: RemoteKeys,
+    pub(crate) clock: Clock,
+}
+
+impl FollowupApi {
+    /// `policies`: each set's follow-up policy with the day it takes effect, ascending.
+    pub fn new(
+        store: EventStore,
+        policies: Vec<(NaiveDate, FollowupPolicy)>,
+        keys: RemoteKeys,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            store,
+            policies: Arc::new(
+                policies
+                    .into_iter()
+                    .map(|(from, policy)| (from, Arc::new(policy)))
+                    .collect(),
+            ),
+            keys,
+            clock,
+        }
+    }
+
+    /// The follow-up policy in force on `day`.
+    pub(crate) fn policy_on(&self, day: NaiveDate) -> Arc<FollowupPolicy> {
+        jiuzhu_policy::in_force_on(&self.policies, day)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The person's data key (refused when the person was erased).
+    pub(crate) async fn data_key(&self, person: Uuid) -> Result<DataKey, Status> {
+        let keys = self
+            .keys
+            .keys(&[person])
+            .await
+            .map_err(|error| Status::unavailable(format!("data keys: {error}")))?;
+        match keys.get(&person) {
+            Some(KeyState::Live(key)) => Ok(key.clone()),
+            Some(KeyState::Erased) => Err(Status::failed_precondition(
+                "the person's personal data was erased: no evaluation can be recorded",
+            )),
+            None => Err(Status::unavailable("no data key for the person yet")),
+        }
+    }
+
+    pub(crate) async fn plan_id_of(&self, request: &GetPlanRequest) -> Result<Uuid, Status> {
+        if !request.plan_id.trim().is_empty() {
+            return uuid_field("plan_id", &request.plan_id);
+        }
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        sqlx::query_scalar("SELECT plan_id FROM plan_claims WHERE case_id = $1")
+            .bind(case_id)
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(database_status)?
+            .ok_or_else(|| Status::not_found(format!("no follow-up plan for case {case_id}")))
+    }
+}
+
+/// Loads a plan in `work`, decides, appends.
+pub(crate) async fn decide_on_plan(
+    work: &mut UnitOfWork<'_>,
+    plan_id: Uuid,
+    decide: impl FnOnce(&FollowupPlan) -> Result<Vec<FollowupEvent>, PlanError>,
+) -> Result<Vec<FollowupEvent>, Status> {
+    let (plan, version) = work
+        .load::<FollowupPlan>(&plan_id.to_string())
+        .await
+        .map_err(store_status)?;
+    if version == 0 {
+        return Err(Status::not_found(format!("no follow-up plan {plan_id}")));
+    }
+    let events = decide(&plan)?;
+    let person = plan
+        .opened
+        .as_ref()
+        .map(|o| o.person_id.clone())
+        .unwrap_or_default();
+    work.append(&plan_id.to_string(), version, &person, &events)
+        .await
+        .map_err(store_status)?;
+    Ok(events)
+}
