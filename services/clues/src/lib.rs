@@ -1,8 +1,14 @@
 //! The clue acquisition service: case parties are matched against the registry and a match
 //! becomes a clue for the relief prosecutor. Its linkage index is a projection of the registry's
-//! topic (never of the registry's database). Same floor plan as every service: `grpc`,
-//! `projections`, `migrations/`, section `[clues]`; the case-intake domain comes with the clues
-//! issue.
+//! topic (never of the registry's database).
+//!
+//! Floor plan, the same in every service: `domain` (pure: aggregates decide, events record),
+//! `app` (the service object and the one command path every adapter uses), the adapters —
+//! `grpc` (the API), reactions to other services' events, `projections` (read models built only
+//! from events), jobs (timers) — and `migrations/` (its own tables).
+//! Here: reactions `inbound` (department clues), `relief` (a clue closes when its case opens),
+//! `reverse` (reverse correlation); support `intake`, `matching`, `memory`, `policy`; section
+//! `[clues]`.
 
 pub mod app;
 pub mod domain;

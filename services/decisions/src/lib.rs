@@ -1,9 +1,16 @@
-//! The decisions service: relief cases from application to approval. A case opens from a clue
+//! The decisions service: relief cases from application to closing. A case opens from a clue
 //! referral, an application or a prosecutor (once per person per criminal case), gathers the
 //! materials its category needs, is assessed against the policy's categories and exclusions,
-//! accepted, and decided within the cap by the approver its amount needs; every stage carries
-//! its deadline in working days on the official calendar. Same floor plan as every service:
-//! `domain`, `grpc`, `policy`, `migrations/`, section `[decisions]`.
+//! accepted, decided within the cap by the approver its amount needs, paid, notified and
+//! closed; every stage carries its deadline in working days on the calendar.
+//!
+//! Floor plan, the same in every service: `domain` (pure: aggregates decide, events record),
+//! `app` (the service object and the one command path every adapter uses), the adapters —
+//! `grpc` (the API), reactions to other services' events, `projections` (read models built only
+//! from events), jobs (timers) — and `migrations/` (its own tables).
+//! Here: reactions `referrals` (clues referred), `payments` (payment progress), `departments`
+//! (referral answers), `reports` (closed cases received by rural revitalization); job
+//! `monitor` (deadlines); `policy`; section `[decisions]`.
 
 pub mod app;
 pub mod departments;

@@ -1,12 +1,13 @@
 //! The followup service: return visits, effect evaluation and return-to-poverty alerts after
 //! relief is paid.
 //!
-//! Floor plan: `policy` (schedules, poverty lines, the effect-score method and the risk rules,
-//! from `policy/followup/followup.toml`), `domain` (plans, visits, scoring; no I/O), `grpc`
-//! (the API), `plans` (payments open plans), `cases` (what it knows of relief cases, from the
-//! decisions topic), `projections` (visit board, outcomes, statistics, metrics), `monitor`
-//! (missed visits). Migrations under `migrations/`; settings in `[followup]`, `[deadlines]`
-//! and `[peers]`.
+//! Floor plan, the same in every service: `domain` (pure: aggregates decide, events record),
+//! `app` (the service object and the one command path every adapter uses), the adapters —
+//! `grpc` (the API), reactions to other services' events, `projections` (read models built only
+//! from events), jobs (timers) — and `migrations/` (its own tables).
+//! Here: reactions `plans` (payments open plans) and `cases` (relief cases, from the decisions
+//! topic); job `monitor` (missed visits); `policy` (schedules, poverty lines, the effect score,
+//! the risk rules); sections `[followup]`, `[deadlines]` and `[peers]`.
 
 pub mod app;
 pub mod cases;

@@ -1,12 +1,15 @@
-//! The payments service: Budgets, a double-entry ledger and exactly-once disbursement of relief funds.
+//! The payments service: budgets, a double-entry ledger and exactly-once disbursement of relief
+//! funds.
 //!
-//! Floor plan: `domain` (the disbursement state machine, payee checks), `ledger` (double-entry
-//! transactions) kept in PostgreSQL by `books`, `grpc` (the API), `orders` (approved decisions
-//! become disbursements, funds reserved or waiting), `payees` (accounts, sealed, checked
-//! against the registry's name), `provider` (the provider trait and the bank-gateway adapter),
-//! `submission` (exactly-once payment through the provider, and its notices) and
-//! `reconciliation` (bank statements). Migrations under `migrations/`, settings in
-//! `[payments]` and `[provider]`.
+//! Floor plan, the same in every service: `domain` (pure: aggregates decide, events record),
+//! `app` (the service object and the one command path every adapter uses), the adapters —
+//! `grpc` (the API), reactions to other services' events, `projections` (read models built only
+//! from events), jobs (timers) — and `migrations/` (its own tables).
+//! Here: reactions `orders` (approved decisions become disbursements, funds reserved or
+//! waiting) and `payees` (accounts, sealed, checked against the registry's name); job
+//! `submission` (exactly-once payment through the provider, and its notices); support
+//! `ledger`/`books` (double entry in PostgreSQL), `provider` (the bank-gateway adapter),
+//! `reconciliation` (bank statements); sections `[payments]` and `[provider]`.
 
 pub mod app;
 pub mod books;

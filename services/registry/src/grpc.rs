@@ -6,18 +6,19 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use futures::FutureExt;
-use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_eventstore::EventStore;
 use jiuzhu_identity::ResidentId;
 use jiuzhu_proto::registry::registry_service_server::RegistryService;
 use jiuzhu_proto::registry::search_persons_request::Query;
 use jiuzhu_proto::registry::*;
 use jiuzhu_runtime::grpc::{
-    FieldViolations, PersonalAccess, database_status, run_command, store_status, uuid_field,
+    FieldViolations, PersonalAccess, database_status, run_command, uuid_field,
 };
 use jiuzhu_vault::Vault;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::app::{RegistryApi, SERVICE, append, load};
 use crate::claims::{
     claim_household_place, claim_resident_id, mark_active, mark_inactive, release_household_place,
     release_resident_id,
@@ -28,20 +29,6 @@ use crate::domain::{
 };
 use crate::queries::{self, Search};
 use crate::sealing::{append_person, load_person};
-
-const SERVICE: &str = "jiuzhu.registry.v1.RegistryService";
-
-#[derive(Debug, Clone)]
-pub struct RegistryApi {
-    store: EventStore,
-    vault: Vault,
-}
-
-impl RegistryApi {
-    pub fn new(store: EventStore, vault: Vault) -> Self {
-        Self { store, vault }
-    }
-}
 
 fn violations_status(violations: FieldViolations, found: Vec<Violation>) -> Status {
     let mut violations = violations;
@@ -71,28 +58,6 @@ impl From<RegistryError> for Status {
             | Erased(_) => Status::failed_precondition(error.to_string()),
         }
     }
-}
-
-async fn load<A: jiuzhu_eventstore::Aggregate>(
-    work: &mut UnitOfWork<'_>,
-    stream: Uuid,
-) -> Result<(A, i64), Status> {
-    work.load::<A>(&stream.to_string())
-        .await
-        .map_err(store_status)
-}
-
-async fn append(
-    work: &mut UnitOfWork<'_>,
-    stream: Uuid,
-    version: i64,
-    events: &[crate::domain::RegistryEvent],
-) -> Result<(), Status> {
-    let stream = stream.to_string();
-    work.append(&stream, version, &stream, events)
-        .await
-        .map_err(store_status)?;
-    Ok(())
 }
 
 fn date_field(violations: &mut FieldViolations, field: &str, text: &str) -> Option<NaiveDate> {

@@ -1,9 +1,15 @@
-//! The registry service: one event-sourced record per person (households and statuses come
-//! with the registry issue), fed by departments, and the read model other services' linkage and
-//! eligibility start from. Every service has this floor plan: `domain` (pure decisions and
-//! events), `grpc` (the API shell), `projections` (read models built only from events),
-//! `migrations/` (its own tables), and its configuration section `[registry]`.
+//! The registry service: one event-sourced record per person and household with its poverty
+//! status history, fed by departments (bulk files and live feeds), the per-person file, the
+//! personal-data key service and the data shared with departments under their agreements.
+//!
+//! Floor plan, the same in every service: `domain` (pure: aggregates decide, events record),
+//! `app` (the service object and the one command path every adapter uses), the adapters —
+//! `grpc` (the API), reactions to other services' events, `projections` (read models built only
+//! from events), jobs (timers) — and `migrations/` (its own tables).
+//! Here: reactions `inbound` (department feeds), `person_file` and `sharing` (what departments
+//! receive); support `bulk`, `claims`, `queries`, `sealing`; section `[registry]`.
 
+pub mod app;
 pub mod bulk;
 pub mod claims;
 pub mod domain;
@@ -55,7 +61,7 @@ impl Service for Registry {
                 sharing::relay(pool, shared, kafka, shutdown)
             })
             .grpc(
-                RegistryServiceServer::new(grpc::RegistryApi::new(
+                RegistryServiceServer::new(app::RegistryApi::new(
                     context.store.clone(),
                     vault.clone(),
                 ))
