@@ -351,6 +351,85 @@ async fn concurrent_appends_to_one_stream_exactly_one_wins() -> TestResult {
     Ok(())
 }
 
+/// The one command path: an API call replays its answer for the same request and refuses the
+/// same id with other content; an internal command is identified by its key alone, so a key
+/// whose answer was stored under an older fingerprint still replays; nothing is appended twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_path_replays_api_calls_and_internal_keys_once() -> TestResult {
+    let database = jiuzhu_testkit::fresh_database::<Registry>().await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&database.url)
+        .await?;
+    let store = EventStore::new(pool.clone(), "registry", "unused");
+    let stream = uuid::Uuid::now_v7().to_string();
+    let run = |call: CommandRequest, answer: bool| {
+        let (store, stream) = (store.clone(), stream.clone());
+        async move {
+            store
+                .execute(call, jiuzhu_runtime::grpc::store_status, move |work| {
+                    Box::pin(async move {
+                        let version = work
+                            .load::<jiuzhu_registry::domain::Person>(&stream)
+                            .await
+                            .map_err(jiuzhu_runtime::grpc::store_status)?
+                            .1;
+                        work.append(&stream, version, &stream, &[person_event(1)])
+                            .await
+                            .map_err(jiuzhu_runtime::grpc::store_status)?;
+                        Ok(answer)
+                    })
+                })
+                .await
+        }
+    };
+    let request = GetPersonRequest {
+        person_id: "p-1".to_owned(),
+        ..GetPersonRequest::default()
+    };
+    let api = || CommandRequest::api("test/Api", "api-1", &request);
+    assert!(run(api(), true).await?);
+    // The same call again: the first answer, nothing appended.
+    assert!(run(api(), false).await?);
+    let other = GetPersonRequest {
+        person_id: "p-2".to_owned(),
+        ..GetPersonRequest::default()
+    };
+    let reused = run(CommandRequest::api("test/Api", "api-1", &other), true).await;
+    assert_eq!(
+        reused.err().map(|s| s.code()),
+        Some(Code::InvalidArgument),
+        "the same id with other content"
+    );
+    // An internal command: its key is its identity.
+    let internal = || CommandRequest::internal("test/Timer", "overdue-x-2027-01-05");
+    assert!(run(internal(), true).await?);
+    assert!(run(internal(), false).await?);
+    // A key whose answer was stored before internal keys existed (under a borrowed message's
+    // fingerprint) replays too.
+    sqlx::query(
+        "UPDATE commands SET fingerprint = '\\x0102'::bytea WHERE request_id = 'overdue-x-2027-01-05'",
+    )
+    .execute(&pool)
+    .await?;
+    assert!(run(internal(), false).await?);
+    // Another command type under the same key is refused.
+    assert!(
+        run(
+            CommandRequest::internal("test/Other", "overdue-x-2027-01-05"),
+            true
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(
+        store.stream_version(&stream).await?,
+        2,
+        "one event per first call"
+    );
+    Ok(())
+}
+
 /// (5) Many writers on many streams, committing out of order while the relay runs: every event
 /// reaches the topic, none skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,11 @@ pub enum StoreError {
     },
     #[error("snapshot of stream `{stream_id}` cannot be decoded: {reason}")]
     Snapshot { stream_id: String, reason: String },
+    #[error("the stored answer of a {command_type} command cannot be decoded: {reason}")]
+    Answer {
+        command_type: String,
+        reason: String,
+    },
     #[error("event store database error: {0}")]
     Database(#[from] sqlx::Error),
 }

@@ -5,11 +5,13 @@
 //! Kafka-bound envelope of each event is written in the same transaction as the event, so an
 //! event is either stored and eventually published, or neither.
 
+mod command;
 mod error;
 mod event;
 mod store;
 mod unit_of_work;
 
+pub use command::Decision;
 pub use error::StoreError;
 pub use event::{Aggregate, EventCodec, NewEvent, Snapshotting, StoredEvent};
 

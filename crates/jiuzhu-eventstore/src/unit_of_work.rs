@@ -36,6 +36,26 @@ impl CommandRequest {
         }
     }
 
+    /// An API call: the caller's request id and the encoded request (the same id with other
+    /// content is refused).
+    pub fn api(command_type: &str, request_id: &str, request: &impl prost::Message) -> Self {
+        Self::new(request_id, command_type, &request.encode_to_vec())
+    }
+
+    /// An internal command (a reaction to an event, a timer) identified by its own key, which
+    /// names the work itself (`deadline-breached-<case>-<stage>-<day>`, `payments-<event id>`):
+    /// there is no request to fingerprint, and the same key always gets the first answer.
+    pub fn internal(command_type: &str, key: impl Into<String>) -> Self {
+        Self {
+            request_id: key.into(),
+            command_type: command_type.to_owned(),
+            fingerprint: Vec::new(),
+            correlation_id: None,
+            causation_id: None,
+            recorded: true,
+        }
+    }
+
     /// A unit of work whose idempotency the caller ensures by its own keys (e.g. a department's
     /// source record ids): nothing is stored under `correlation_id` and no replay happens.
     pub fn unrecorded(correlation_id: &str, command_type: &str) -> Self {
@@ -252,7 +272,9 @@ async fn previous_answer(
     let Some(row) = row else { return Ok(None) };
     let command_type: String = row.try_get("command_type")?;
     let fingerprint: Vec<u8> = row.try_get("fingerprint")?;
-    if command_type != request.command_type || fingerprint != request.fingerprint {
+    // An internal command's key is its identity: only its type must match.
+    let content_differs = !request.fingerprint.is_empty() && fingerprint != request.fingerprint;
+    if command_type != request.command_type || content_differs {
         return Err(StoreError::RequestIdReused {
             request_id: request.request_id.clone(),
             command_type: request.command_type.clone(),

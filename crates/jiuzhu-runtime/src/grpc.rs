@@ -126,7 +126,7 @@ pub fn store_status(error: StoreError) -> Status {
         StoreError::RequestIdReused { .. } => {
             FieldViolations::single("request_id", error.to_string())
         }
-        StoreError::Decode { .. } | StoreError::Snapshot { .. } => {
+        StoreError::Decode { .. } | StoreError::Snapshot { .. } | StoreError::Answer { .. } => {
             tracing::error!(%error, "stored data cannot be read");
             Status::internal("stored data cannot be read")
         }
@@ -151,9 +151,12 @@ pub fn database_status(error: sqlx::Error) -> Status {
     Status::unavailable("storage is unavailable; retry later")
 }
 
-/// Runs one idempotent command: a request id seen before returns its stored answer; otherwise
+/// Runs one idempotent API command (the platform's command path, [`EventStore::execute`], with
+/// the request fingerprinted): a request id seen before returns its stored answer; otherwise
 /// `decide` loads, decides and appends inside the unit of work, and its answer is stored with
 /// the events in one transaction. The closure must own what it captures.
+///
+/// [`EventStore::execute`]: jiuzhu_eventstore::EventStore::execute
 pub async fn run_command<'s, Request, Answer, Decide>(
     store: &'s jiuzhu_eventstore::EventStore,
     command_type: &str,
@@ -166,20 +169,10 @@ where
     Answer: prost::Message + Default,
     Decide: for<'w> FnOnce(
         &'w mut jiuzhu_eventstore::UnitOfWork<'s>,
-    ) -> futures::future::BoxFuture<'w, Result<Answer, Status>>,
+    ) -> jiuzhu_eventstore::Decision<'w, Answer, Status>,
 {
-    let call =
-        jiuzhu_eventstore::CommandRequest::new(request_id, command_type, &request.encode_to_vec());
-    let mut work = match store.begin_command(call).await.map_err(store_status)? {
-        jiuzhu_eventstore::Begun::Replay(answer) => return decode_answer(&answer),
-        jiuzhu_eventstore::Begun::Fresh(work) => work,
-    };
-    let answer = decide(&mut work).await?;
-    let stored = work
-        .commit(answer.encode_to_vec())
-        .await
-        .map_err(store_status)?;
-    decode_answer(&stored)
+    let call = jiuzhu_eventstore::CommandRequest::api(command_type, request_id, request);
+    store.execute(call, store_status, decide).await
 }
 
 /// Parses a UUID field or names it in an `INVALID_ARGUMENT`.

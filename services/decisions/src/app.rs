@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use futures::FutureExt;
 use jiuzhu_calendar::Calendar;
 use jiuzhu_clock::Clock;
-use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_eventstore::{CommandRequest, EventStore, UnitOfWork};
 use jiuzhu_policy::{PolicyBook, PolicyError};
 use jiuzhu_proto::decisions::*;
 use jiuzhu_recommend::Recommender;
@@ -291,28 +291,35 @@ async fn append_case(
     Ok(())
 }
 
-/// Runs a command against one existing case: load, decide, append.
-pub(crate) async fn on_case<Req, Answer>(
-    api: &DecisionsApi,
+/// An API call of `method`: the caller's request id, the request fingerprinted.
+pub(crate) fn api_call(
     method: &str,
     request_id: &str,
-    request: &Req,
+    request: &impl prost::Message,
+) -> CommandRequest {
+    CommandRequest::api(&format!("{SERVICE}/{method}"), request_id, request)
+}
+
+/// An internal command of `method` (a reaction, a timer) under its own key.
+pub(crate) fn internal_call(method: &str, key: impl Into<String>) -> CommandRequest {
+    CommandRequest::internal(&format!("{SERVICE}/{method}"), key)
+}
+
+/// Runs a command against one existing case: load, decide, append, idempotent on the call.
+pub(crate) async fn on_case<Answer>(
+    api: &DecisionsApi,
+    call: CommandRequest,
     case_id: Uuid,
     decide: impl FnOnce(&ReliefCase, Context<'_>) -> Result<(Vec<DecisionsEvent>, Answer), CaseError>
     + Send
     + 'static,
 ) -> Result<Answer, Status>
 where
-    Req: prost::Message,
     Answer: prost::Message + Default + 'static,
 {
     let rules = api.rules.clone();
-    run_command(
-        &api.store,
-        &format!("{SERVICE}/{method}"),
-        request_id,
-        request,
-        move |work| {
+    api.store
+        .execute(call, store_status, move |work| {
             async move {
                 let (case, version) = load_case(work, case_id).await?;
                 let (events, answer) = decide(&case, rules.now())?;
@@ -320,7 +327,6 @@ where
                 Ok(answer)
             }
             .boxed()
-        },
-    )
-    .await
+        })
+        .await
 }

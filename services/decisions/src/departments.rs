@@ -8,10 +8,10 @@
 use jiuzhu_messaging::{
     InboundHandler, InboundRecord, ProjectionError, inbound_source, inbound_topic,
 };
-use jiuzhu_proto::decisions::{CaseDeadline, ReferralStatus, ReferralUpdate};
+use jiuzhu_proto::decisions::{ReferralStatus, ReferralUpdate};
 use prost::{Message, Name};
 
-use crate::app::{DecisionsApi, on_case};
+use crate::app::{DecisionsApi, internal_call, on_case};
 
 #[derive(Debug)]
 pub struct ReferralUpdates {
@@ -49,15 +49,9 @@ impl InboundHandler for ReferralUpdates {
             update.referral_id,
             status.as_str_name()
         );
-        let fingerprint = CaseDeadline {
-            case_id: update.referral_id.clone(),
-            ..CaseDeadline::default()
-        };
         on_case(
             &self.api,
-            "ReferralUpdate",
-            &request_id,
-            &fingerprint,
+            internal_call("ReferralUpdate", request_id),
             case_id,
             move |case, _| {
                 let events = case.update_referral(
@@ -67,7 +61,7 @@ impl InboundHandler for ReferralUpdates {
                     update.outcome.trim(),
                     update.handled_by.trim(),
                 )?;
-                Ok((events, CaseDeadline::default()))
+                Ok((events, ()))
             },
         )
         .await

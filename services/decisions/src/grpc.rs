@@ -16,7 +16,7 @@ use jiuzhu_runtime::grpc::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::{DecisionsApi, NOTICE_CHANNELS, SERVICE, on_case};
+use crate::app::{DecisionsApi, NOTICE_CHANNELS, SERVICE, api_call, on_case};
 use crate::domain::{self, CaseError, DecisionsEvent, Proposal, ReliefCase};
 use crate::policy::ReliefPolicy;
 
@@ -268,9 +268,7 @@ impl DecisionsService for DecisionsApi {
         };
         let answer = on_case(
             self,
-            "RegisterMaterial",
-            &request.request_id,
-            &request,
+            api_call("RegisterMaterial", &request.request_id, &request),
             case_id,
             move |case, context| {
                 let events = case.register_material(received, context)?;
@@ -306,9 +304,7 @@ impl DecisionsService for DecisionsApi {
         let category = request.category.trim().to_owned();
         let answer = on_case(
             self,
-            "AssessEligibility",
-            &request.request_id,
-            &request,
+            api_call("AssessEligibility", &request.request_id, &request),
             case_id,
             move |case, context| {
                 let events = case.assess(&facts, &category, context)?;
@@ -340,9 +336,7 @@ impl DecisionsService for DecisionsApi {
         violations.into_result()?;
         let answer = on_case(
             self,
-            "AcceptCase",
-            &request.request_id,
-            &request,
+            api_call("AcceptCase", &request.request_id, &request),
             case_id,
             move |case, context| {
                 let events = case.accept(context)?;
@@ -393,9 +387,7 @@ impl DecisionsService for DecisionsApi {
         };
         let answer = on_case(
             self,
-            "NotifyApplicant",
-            &request.request_id,
-            &request,
+            api_call("NotifyApplicant", &request.request_id, &request),
             case_id,
             move |case, context| {
                 let events = case.notify(notice, context)?;
@@ -448,9 +440,7 @@ impl DecisionsService for DecisionsApi {
         };
         let answer = on_case(
             self,
-            "RecordReview",
-            &request.request_id,
-            &request,
+            api_call("RecordReview", &request.request_id, &request),
             case_id,
             move |case, context| {
                 let events = case.review(recorded, context)?;
@@ -522,9 +512,7 @@ impl DecisionsService for DecisionsApi {
         };
         let answer = on_case(
             self,
-            "ProposeDecision",
-            &request.request_id,
-            &request,
+            api_call("ProposeDecision", &request.request_id, &request),
             case_id,
             move |case, context| {
                 let events = case.propose(proposal, context)?;
@@ -565,9 +553,7 @@ impl DecisionsService for DecisionsApi {
         );
         let answer = on_case(
             self,
-            "ApproveDecision",
-            &request.request_id,
-            &request,
+            api_call("ApproveDecision", &request.request_id, &request),
             case_id,
             move |case, context| {
                 Ok((
@@ -600,9 +586,7 @@ impl DecisionsService for DecisionsApi {
         );
         let answer = on_case(
             self,
-            "RejectDecision",
-            &request.request_id,
-            &request,
+            api_call("RejectDecision", &request.request_id, &request),
             case_id,
             move |case, context| {
                 Ok((
@@ -667,9 +651,7 @@ impl DecisionsService for DecisionsApi {
         })?;
         let answer = on_case(
             self,
-            "RecommendRelief",
-            &request.request_id,
-            &request,
+            api_call("RecommendRelief", &request.request_id, &request),
             case_id,
             move |case, context| {
                 let (cap, base) = case.cap(context)?;

@@ -9,13 +9,13 @@
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate};
-use jiuzhu_proto::decisions::{CaseDeadline, Stage};
+use jiuzhu_proto::decisions::Stage;
 use jiuzhu_runtime::grpc::database_status;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::app::{DecisionsApi, on_case};
+use crate::app::{DecisionsApi, internal_call, on_case};
 use crate::domain::{Alarm, Context, DecisionsEvent, ReliefCase};
 
 /// Alarms raised per scan at most (the next scan takes the rest).
@@ -116,17 +116,10 @@ impl Monitor {
             };
             let entered_on = entered_on.format("%Y-%m-%d").to_string();
             let kind = if breached { "breached" } else { "approaching" };
-            let what = CaseDeadline {
-                case_id: case_id.to_string(),
-                stage,
-                entered_on: entered_on.clone(),
-                due_date: due.format("%Y-%m-%d").to_string(),
-                ..CaseDeadline::default()
-            };
             let stage = Stage::try_from(stage).unwrap_or_default();
             let request_id = format!("deadline-{kind}-{case_id}-{}-{entered_on}", stage as i32);
             let new = self
-                .raise(&request_id, &what, case_id, move |case| {
+                .raise(request_id, case_id, move |case| {
                     case.deadline(stage, &entered_on, alarm)
                 })
                 .await?;
@@ -160,21 +153,13 @@ impl Monitor {
             after = last.0;
             for (case_id, stage, entered_on) in rows {
                 let entered_on = entered_on.format("%Y-%m-%d").to_string();
-                let what = CaseDeadline {
-                    case_id: case_id.to_string(),
-                    stage,
-                    entered_on: entered_on.clone(),
-                    ..CaseDeadline::default()
-                };
                 let request_id = format!(
                     "recount-{case_id}-{stage}-{entered_on}-{}",
                     &rules.calendar_digest[..16.min(rules.calendar_digest.len())]
                 );
                 let rules = rules.clone();
                 let new = self
-                    .raise(&request_id, &what, case_id, move |case| {
-                        case.recount(rules.now())
-                    })
+                    .raise(request_id, case_id, move |case| case.recount(rules.now()))
                     .await?;
                 recounted += usize::from(new);
             }
@@ -194,43 +179,33 @@ impl Monitor {
         .map_err(database_status)?;
         let mut raised = 0;
         for case_id in owed {
-            let what = CaseDeadline {
-                case_id: case_id.to_string(),
-                ..CaseDeadline::default()
-            };
             let request_id = format!("obligation-breached-{case_id}");
             let new = self
-                .raise(&request_id, &what, case_id, ReliefCase::obligation_breached)
+                .raise(request_id, case_id, ReliefCase::obligation_breached)
                 .await?;
             raised += usize::from(new);
         }
         Ok(raised)
     }
 
-    /// Raises what `alarm` finds on the case, as one idempotent command; whether it was new.
+    /// Raises what `alarm` finds on the case, as one idempotent internal command under `key`;
+    /// whether it was new.
     async fn raise(
         &self,
-        request_id: &str,
-        what: &CaseDeadline,
+        key: String,
         case_id: Uuid,
         alarm: impl FnOnce(&ReliefCase) -> Vec<DecisionsEvent> + Send + 'static,
     ) -> Result<bool, Status> {
-        let answer = on_case(
+        on_case(
             &self.api,
-            "DeadlineAlarm",
-            request_id,
-            what,
+            internal_call("DeadlineAlarm", key),
             case_id,
             |case, _| {
                 let events = alarm(case);
-                let raised = CaseDeadline {
-                    working_days_left: i32::from(!events.is_empty()),
-                    ..CaseDeadline::default()
-                };
-                Ok((events, raised))
+                let new = !events.is_empty();
+                Ok((events, new))
             },
         )
-        .await?;
-        Ok(answer.working_days_left == 1)
+        .await
     }
 }

@@ -6,11 +6,10 @@
 use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
 use jiuzhu_proto::common::EventEnvelope;
-use jiuzhu_proto::decisions::CaseDeadline;
 use jiuzhu_proto::payments::{DisbursementSucceeded, FundsReserved, FundsShort};
 use prost::Message;
 
-use crate::app::{DecisionsApi, on_case};
+use crate::app::{DecisionsApi, internal_call, on_case};
 
 jiuzhu_eventstore::event_enum! {
     /// The payment events a case follows.
@@ -56,15 +55,9 @@ impl InboundHandler for PaymentProgress {
         let case_id = uuid::Uuid::parse_str(case_id)
             .map_err(|_| ProjectionError::Rejected(format!("case_id `{case_id}` is not a UUID")))?;
         let request_id = format!("payments-{}", envelope.event_id);
-        let fingerprint = CaseDeadline {
-            case_id: envelope.event_id.clone(),
-            ..CaseDeadline::default()
-        };
         on_case(
             &self.api,
-            "PaymentProgress",
-            &request_id,
-            &fingerprint,
+            internal_call("PaymentProgress", request_id),
             case_id,
             move |case, context| {
                 let events = match &outcome {
@@ -79,7 +72,7 @@ impl InboundHandler for PaymentProgress {
                         context,
                     )?,
                 };
-                Ok((events, CaseDeadline::default()))
+                Ok((events, ()))
             },
         )
         .await

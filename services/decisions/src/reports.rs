@@ -6,11 +6,10 @@
 
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError};
 use jiuzhu_proto::common::EventEnvelope;
-use jiuzhu_proto::decisions::CaseDeadline;
 use prost::Message;
 use uuid::Uuid;
 
-use crate::app::{DecisionsApi, on_case};
+use crate::app::{DecisionsApi, internal_call, on_case};
 
 /// The department a poor party's closed case is reported to.
 pub const REPORTED_TO: &str = "rural_revitalization";
@@ -55,17 +54,11 @@ impl InboundHandler for CaseReports {
         };
         let case_id = Uuid::parse_str(&stream)
             .map_err(|_| ProjectionError::Rejected(format!("stream `{stream}` is not a case")))?;
-        let fingerprint = CaseDeadline {
-            case_id: envelope.event_id.clone(),
-            ..CaseDeadline::default()
-        };
         on_case(
             &self.api,
-            "CaseReported",
-            &format!("reported-{}", envelope.event_id),
-            &fingerprint,
+            internal_call("CaseReported", format!("reported-{}", envelope.event_id)),
             case_id,
-            move |case, context| Ok((case.report(REPORTED_TO, context)?, CaseDeadline::default())),
+            move |case, context| Ok((case.report(REPORTED_TO, context)?, ())),
         )
         .await
         .map(|_| ())

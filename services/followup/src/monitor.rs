@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use futures::FutureExt;
-use jiuzhu_proto::followup::GetPlanRequest;
-use jiuzhu_runtime::grpc::{database_status, run_command};
+use jiuzhu_eventstore::CommandRequest;
+use jiuzhu_runtime::grpc::{database_status, store_status};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use uuid::Uuid;
@@ -51,26 +51,21 @@ impl Monitor {
         .map_err(database_status)?;
         for plan_id in &plans {
             let plan_id = *plan_id;
-            let fingerprint = GetPlanRequest {
-                plan_id: plan_id.to_string(),
-                case_id: today.to_string(),
-                ..GetPlanRequest::default()
-            };
-            run_command(
-                &self.api.store,
+            let call = CommandRequest::internal(
                 "jiuzhu.followup.v1.VisitMonitor",
-                &format!("overdue-{plan_id}-{today}"),
-                &fingerprint,
-                move |work| {
+                format!("overdue-{plan_id}-{today}"),
+            );
+            self.api
+                .store
+                .execute(call, store_status, move |work| {
                     async move {
                         decide_on_plan(work, plan_id, |plan| Ok(plan.overdue_visits(today)))
                             .await?;
-                        Ok(GetPlanRequest::default())
+                        Ok(())
                     }
                     .boxed()
-                },
-            )
-            .await?;
+                })
+                .await?;
         }
         Ok(plans.len())
     }
