@@ -430,6 +430,44 @@ async fn the_command_path_replays_api_calls_and_internal_keys_once() -> TestResu
     Ok(())
 }
 
+/// A database that asks for the transaction again (serialization failure, deadlock) or is
+/// shutting down is an outage: consumers retry it instead of dead-lettering a valid event.
+/// Any other database error of an event is bounded by `max_attempts`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_database_errors_are_outages_not_poison() -> TestResult {
+    let database = jiuzhu_testkit::fresh_database::<Registry>().await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&database.url)
+        .await?;
+    let raise = |state: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let sql =
+                format!("DO $$ BEGIN RAISE EXCEPTION 'drill' USING ERRCODE = '{state}'; END $$");
+            let error = sqlx::query(&sql).execute(&pool).await.err();
+            error.map(jiuzhu_messaging::ProjectionError::from)
+        }
+    };
+    for state in ["40001", "40P01", "57P01", "08006"] {
+        let error = raise(state).await;
+        assert!(
+            error.as_ref().is_some_and(|e| e.is_infrastructure()),
+            "{state}: {error:?}"
+        );
+    }
+    for state in ["23505", "22012", "57014"] {
+        let error = raise(state).await;
+        assert!(
+            error
+                .as_ref()
+                .is_some_and(|e| !e.is_infrastructure() && !e.is_permanent()),
+            "{state}: {error:?}"
+        );
+    }
+    Ok(())
+}
+
 /// (5) Many writers on many streams, committing out of order while the relay runs: every event
 /// reaches the topic, none skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

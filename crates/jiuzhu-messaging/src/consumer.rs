@@ -59,6 +59,10 @@ pub enum ProjectionError {
     /// Something the handler depends on is down; the message is retried, never dead-lettered.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Failed for a reason that may pass (an internal error, a lost race with another writer):
+    /// retried up to `[consumer] max_attempts`, then dead-lettered with this reason.
+    #[error("failed: {0}")]
+    Failed(String),
 }
 
 impl ProjectionError {
@@ -77,6 +81,7 @@ impl ProjectionError {
     /// the message must not be dead-lettered for them.
     pub fn is_infrastructure(&self) -> bool {
         matches!(self, Self::Unavailable(_))
+            || matches!(self, Self::Database(sqlx::Error::Database(db)) if db.code().is_some_and(|c| transient_sqlstate(&c)))
             || matches!(
                 self,
                 Self::Database(
@@ -88,6 +93,15 @@ impl ProjectionError {
                 )
             )
     }
+}
+
+/// SQLSTATEs of a database that is restarting, unreachable, or asking for the transaction to be
+/// run again (serialization failure, deadlock): outages, not faults of the message.
+pub fn transient_sqlstate(code: &str) -> bool {
+    matches!(
+        code,
+        "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300"
+    ) || code.starts_with("08")
 }
 
 /// A read model built only from events. `apply` runs inside the transaction that also records

@@ -102,20 +102,41 @@ impl FieldViolations {
     }
 }
 
-/// A command's refusal, as a consumer of another service's events must treat it: an outage or
-/// a lost race is retried; anything else is the message's fault and goes to the dead-letter
-/// topic with the reason.
+/// The one classification of a command's failure inside a consumer (a reaction to another
+/// service's event, a department's inbound record):
+/// - an outage (unavailable, timed out, out of resources) is retried until it passes;
+/// - a failure that may pass (internal, unknown, a lost race) is retried up to the consumer's
+///   `max_attempts`, then dead-lettered;
+/// - anything else (invalid, not found, refused, in the wrong state) can never apply and is
+///   dead-lettered at once, with the message and every field violation as the reason.
+///
+/// Outcomes that mean "nothing left to do" (say, the case exists already) are the reaction's
+/// own to decide, before it calls this.
 pub fn consumer_error(status: Status) -> jiuzhu_messaging::ProjectionError {
+    use jiuzhu_messaging::ProjectionError;
     match status.code() {
-        Code::Unavailable
-        | Code::Internal
-        | Code::Aborted
-        | Code::Unknown
-        | Code::DeadlineExceeded
-        | Code::ResourceExhausted => {
-            jiuzhu_messaging::ProjectionError::Unavailable(status.message().to_owned())
+        Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
+            ProjectionError::Unavailable(status.message().to_owned())
         }
-        _ => jiuzhu_messaging::ProjectionError::Rejected(status.message().to_owned()),
+        Code::Aborted | Code::Internal | Code::Unknown | Code::DataLoss | Code::Cancelled => {
+            ProjectionError::Failed(status.message().to_owned())
+        }
+        _ => {
+            let fields: Vec<String> = status
+                .get_details_bad_request()
+                .map(|bad| {
+                    bad.field_violations
+                        .into_iter()
+                        .map(|v| format!("{}: {}", v.field, v.description))
+                        .collect()
+                })
+                .unwrap_or_default();
+            ProjectionError::Rejected(if fields.is_empty() {
+                status.message().to_owned()
+            } else {
+                format!("{}: {}", status.message(), fields.join("; "))
+            })
+        }
     }
 }
 
@@ -277,5 +298,62 @@ pub fn vault_status(error: jiuzhu_vault::VaultError) -> Status {
             tracing::error!(error = %other, "key store failure");
             Status::internal(other.to_string())
         }
+    }
+}
+
+/// A key-store failure inside a consumer: a transient one (the key service or database down)
+/// is retried, any other dead-letters the message.
+pub fn vault_consumer_error(error: jiuzhu_vault::VaultError) -> jiuzhu_messaging::ProjectionError {
+    if error.is_transient() {
+        jiuzhu_messaging::ProjectionError::Unavailable(error.to_string())
+    } else {
+        jiuzhu_messaging::ProjectionError::Rejected(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiuzhu_messaging::ProjectionError;
+
+    #[test]
+    fn a_consumer_retries_outages_bounds_what_may_pass_and_dead_letters_the_rest() {
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::ResourceExhausted,
+        ] {
+            let error = consumer_error(Status::new(code, "down"));
+            assert!(error.is_infrastructure(), "{code:?}: {error}");
+        }
+        for code in [Code::Aborted, Code::Internal, Code::Unknown] {
+            let error = consumer_error(Status::new(code, "may pass"));
+            assert!(
+                matches!(error, ProjectionError::Failed(_))
+                    && !error.is_infrastructure()
+                    && !error.is_permanent(),
+                "{code:?}: {error}"
+            );
+        }
+        // A refusal never passes by retrying (it used to stall a partition for ever).
+        for code in [
+            Code::PermissionDenied,
+            Code::NotFound,
+            Code::FailedPrecondition,
+            Code::AlreadyExists,
+        ] {
+            let error = consumer_error(Status::new(code, "never"));
+            assert!(error.is_permanent(), "{code:?}: {error}");
+        }
+        let mut violations = FieldViolations::new();
+        violations.add("region.code", "is not a GB/T 2260 code");
+        let error = consumer_error(violations.into_status());
+        assert!(error.is_permanent());
+        assert!(
+            error
+                .to_string()
+                .contains("region.code: is not a GB/T 2260 code"),
+            "{error}"
+        );
     }
 }

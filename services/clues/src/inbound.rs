@@ -14,8 +14,6 @@ use prost::{Message, Name};
 
 /// The department that sends clues of its own (poor households hurt by crime).
 pub const CLUE_SENDING_DEPARTMENT: &str = "rural_revitalization";
-use tonic::Code;
-use tonic_types::StatusExt;
 
 use crate::intake::Intake;
 
@@ -48,27 +46,7 @@ impl InboundHandler for CaseFeed {
         };
         match self.intake.report(request).await {
             Ok(_) => Ok(()),
-            Err(status) => Err(match status.code() {
-                Code::Unavailable | Code::Internal | Code::Aborted | Code::Unknown => {
-                    ProjectionError::Unavailable(status.message().to_owned())
-                }
-                _ => {
-                    let fields: Vec<String> = status
-                        .get_details_bad_request()
-                        .map(|b| {
-                            b.field_violations
-                                .into_iter()
-                                .map(|v| format!("{}: {}", v.field, v.description))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    ProjectionError::Rejected(if fields.is_empty() {
-                        status.message().to_owned()
-                    } else {
-                        fields.join("; ")
-                    })
-                }
-            }),
+            Err(status) => Err(jiuzhu_runtime::grpc::consumer_error(status)),
         }
     }
 }

@@ -93,14 +93,6 @@ pub(crate) fn person_uuid(text: &str) -> Result<Uuid, ProjectionError> {
     ProjectionError::uuid("person_id", text)
 }
 
-pub(crate) fn vault_error(error: VaultError) -> ProjectionError {
-    if error.is_transient() {
-        ProjectionError::Unavailable(error.to_string())
-    } else {
-        ProjectionError::Rejected(error.to_string())
-    }
-}
-
 /// The person a registry identity event describes, opened with `keys`; `None` for an erased
 /// person (whose identity stays unreadable).
 pub(crate) fn indexed_person<E: CarriesIdentity>(
@@ -108,7 +100,9 @@ pub(crate) fn indexed_person<E: CarriesIdentity>(
     keys: &HashMap<Uuid, KeyState>,
 ) -> Result<Option<IndexedPerson>, ProjectionError> {
     let person = person_uuid(event.person_id())?;
-    if open_identity(event, keys).map_err(vault_error)? == Opened::Erased {
+    if open_identity(event, keys).map_err(jiuzhu_runtime::grpc::vault_consumer_error)?
+        == Opened::Erased
+    {
         return Ok(None);
     }
     let region_code = event.region_code().to_owned();

@@ -11,7 +11,8 @@ use jiuzhu_vault::identity::sealed_person;
 use jiuzhu_proto::clues::{ClueOrigin, ClueStatus};
 
 use crate::domain::CluesEvent;
-use crate::matching::{indexed_person, person_uuid, vault_error};
+use crate::matching::{indexed_person, person_uuid};
+use jiuzhu_runtime::grpc::vault_consumer_error;
 use prost::Message as _;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -88,7 +89,10 @@ impl Projection for LinkageIndex {
         let keys = if sealed.is_empty() {
             HashMap::new()
         } else {
-            self.keys.keys(&sealed).await.map_err(vault_error)?
+            self.keys
+                .keys(&sealed)
+                .await
+                .map_err(vault_consumer_error)?
         };
         for (version, event) in decoded {
             let (opened, sealed) = match event {

@@ -66,10 +66,7 @@ impl InboundHandler for ReliefCases {
                     tracing::info!(clue_id = %opened.clue_id, reason = status.message(), "relief case closed no clue");
                     Ok(())
                 }
-                Code::InvalidArgument => {
-                    Err(ProjectionError::Rejected(status.message().to_owned()))
-                }
-                _ => Err(ProjectionError::Unavailable(status.message().to_owned())),
+                _ => Err(jiuzhu_runtime::grpc::consumer_error(status)),
             },
         }
     }

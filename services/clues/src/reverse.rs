@@ -8,14 +8,15 @@
 use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
 use jiuzhu_proto::common::EventEnvelope;
+use jiuzhu_runtime::grpc::consumer_error;
 use jiuzhu_vault::RemoteKeys;
 use jiuzhu_vault::identity::{CarriesIdentity, sealed_person};
 use prost::Message;
-use tonic::Code;
 
 use crate::intake::Intake;
-use crate::matching::{IndexedPerson, indexed_person, person_uuid, vault_error};
+use crate::matching::{IndexedPerson, indexed_person, person_uuid};
 use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated, StatusRecorded};
+use jiuzhu_runtime::grpc::vault_consumer_error;
 
 jiuzhu_eventstore::event_enum! {
     /// The registry events that make recent unmatched parties worth another look, and the
@@ -44,7 +45,11 @@ impl ReverseCorrelation {
         event: &mut E,
     ) -> Result<Option<IndexedPerson>, ProjectionError> {
         let keys = match sealed_person(event) {
-            Some(sealed) => self.keys.keys(&[sealed]).await.map_err(vault_error)?,
+            Some(sealed) => self
+                .keys
+                .keys(&[sealed])
+                .await
+                .map_err(vault_consumer_error)?,
             None => Default::default(),
         };
         indexed_person(event, &keys)
@@ -71,12 +76,12 @@ impl InboundHandler for ReverseCorrelation {
                 .intake
                 .indexed(person_uuid(&e.person_id)?)
                 .await
-                .map_err(|status| ProjectionError::Unavailable(status.message().to_owned()))?,
+                .map_err(consumer_error)?,
             Some(Trigger::PersonErased(e)) => {
                 self.intake
                     .erase_parties_of(person_uuid(&e.person_id)?)
                     .await
-                    .map_err(|status| ProjectionError::Unavailable(status.message().to_owned()))?;
+                    .map_err(consumer_error)?;
                 None
             }
             None => None,
@@ -88,11 +93,6 @@ impl InboundHandler for ReverseCorrelation {
             .correlate(person.person_id, &person.normalised())
             .await
             .map(|_| ())
-            .map_err(|status| match status.code() {
-                Code::InvalidArgument | Code::FailedPrecondition | Code::NotFound => {
-                    ProjectionError::Rejected(status.message().to_owned())
-                }
-                _ => ProjectionError::Unavailable(status.message().to_owned()),
-            })
+            .map_err(consumer_error)
     }
 }

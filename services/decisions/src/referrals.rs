@@ -70,10 +70,7 @@ impl InboundHandler for Referrals {
                     tracing::info!(clue_id = %referred.clue_id, reason = status.message(), "referral opened no new case");
                     Ok(())
                 }
-                Code::InvalidArgument | Code::NotFound => {
-                    Err(ProjectionError::Rejected(status.message().to_owned()))
-                }
-                _ => Err(ProjectionError::Unavailable(status.message().to_owned())),
+                _ => Err(jiuzhu_runtime::grpc::consumer_error(status)),
             },
         }
     }

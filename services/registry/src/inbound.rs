@@ -11,7 +11,6 @@ use jiuzhu_messaging::{
 use jiuzhu_proto::registry::{BulkUpsertPersonsRequest, PersonRecord};
 use jiuzhu_vault::Vault;
 use prost::Message;
-use tonic::Code;
 
 /// Departments whose feeds the registry reads.
 pub const FEEDING_DEPARTMENTS: [&str; 7] = [
@@ -71,12 +70,7 @@ impl InboundHandler for DepartmentFeeds {
             },
         )
         .await
-        .map_err(|status| match status.code() {
-            Code::Unavailable | Code::Internal => {
-                ProjectionError::Unavailable(status.message().to_owned())
-            }
-            _ => ProjectionError::Rejected(status.message().to_owned()),
-        })?;
+        .map_err(jiuzhu_runtime::grpc::consumer_error)?;
         if answer.rejections.is_empty() {
             return Ok(());
         }

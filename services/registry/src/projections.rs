@@ -55,19 +55,15 @@ impl Persons {
         if sealed.is_empty() {
             return Ok(decoded);
         }
-        let keys = self.vault.keys(conn, &sealed).await.map_err(vault_error)?;
+        let keys = self
+            .vault
+            .keys(conn, &sealed)
+            .await
+            .map_err(jiuzhu_runtime::grpc::vault_consumer_error)?;
         for (_, event) in &mut decoded {
-            open(event, &keys).map_err(vault_error)?;
+            open(event, &keys).map_err(jiuzhu_runtime::grpc::vault_consumer_error)?;
         }
         Ok(decoded)
-    }
-}
-
-fn vault_error(error: VaultError) -> ProjectionError {
-    if error.is_transient() {
-        ProjectionError::Unavailable(error.to_string())
-    } else {
-        ProjectionError::Rejected(error.to_string())
     }
 }
 
