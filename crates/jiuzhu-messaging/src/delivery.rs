@@ -9,6 +9,7 @@ use prost::Message as _;
 use rdkafka::message::{Message, OwnedMessage};
 use sqlx::PgConnection;
 
+use crate::ProjectionError;
 use crate::headers::header_map;
 
 /// An event as a consumer receives it.
@@ -24,6 +25,15 @@ pub struct Delivered {
 }
 
 impl Delivered {
+    /// The event as one of the family `E`; `None` for a type `E` does not know (another
+    /// service's event on the same topic, or a newer producer's).
+    pub fn event<E: jiuzhu_eventstore::EventCodec>(&self) -> Result<Option<E>, ProjectionError> {
+        Ok(E::decode_payload(
+            &self.envelope.event_type,
+            &self.envelope.payload,
+        )?)
+    }
+
     /// The span of applying this event in `consumer`, continuing the trace that produced it.
     pub fn span(&self, consumer: &str) -> tracing::Span {
         let span = tracing::info_span!(

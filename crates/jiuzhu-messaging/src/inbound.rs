@@ -50,6 +50,17 @@ pub struct InboundRecord {
 }
 
 impl InboundRecord {
+    /// A record of a service topic: its event envelope, and the event as one of the family
+    /// `E` (`None` for a type `E` does not know). A record that is not an envelope is rejected.
+    pub fn event<E: jiuzhu_eventstore::EventCodec>(
+        &self,
+    ) -> Result<(jiuzhu_proto::common::EventEnvelope, Option<E>), ProjectionError> {
+        use prost::Message as _;
+        let envelope = jiuzhu_proto::common::EventEnvelope::decode(self.payload.as_slice())?;
+        let event = E::decode_payload(&envelope.event_type, &envelope.payload)?;
+        Ok((envelope, event))
+    }
+
     /// The message type the sender named (`jiuzhu-message-type`), if any.
     pub fn message_type(&self) -> Option<&str> {
         self.headers.get(MESSAGE_TYPE_HEADER).map(String::as_str)

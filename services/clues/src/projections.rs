@@ -1,6 +1,5 @@
 //! Clue acquisition's read models, built only from events.
 
-use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use std::collections::HashMap;
 
@@ -71,8 +70,7 @@ impl Projection for LinkageIndex {
         let mut decoded = Vec::with_capacity(events.len());
         for event in events {
             let envelope = &event.envelope;
-            if let Some(e) = RegistryFeed::decode_payload(&envelope.event_type, &envelope.payload)?
-            {
+            if let Some(e) = event.event::<RegistryFeed>()? {
                 decoded.push((envelope.stream_version, e));
             }
         }
@@ -204,8 +202,7 @@ impl Projection for ClueBoard {
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
         let envelope = &event.envelope;
-        let Some(decoded) = CluesEvent::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
+        let Some(decoded) = event.event::<CluesEvent>()? else {
             return Ok(());
         };
         let version = envelope.stream_version;

@@ -3,12 +3,9 @@
 //! the case id, through the same command as `CloseClue`. The request id is derived from the
 //! case, so redelivery closes nothing twice.
 
-use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
 use jiuzhu_proto::clues::{CloseClueRequest, ClueOutcome};
-use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::decisions::CaseOpened;
-use prost::Message;
 use tonic::Code;
 
 use crate::app::CluesApi;
@@ -41,10 +38,8 @@ impl InboundHandler for ReliefCases {
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let envelope = EventEnvelope::decode(record.payload.as_slice())?;
-        let Some(ReliefFeed::CaseOpened(opened)) =
-            ReliefFeed::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
+        let (_, event) = record.event::<ReliefFeed>()?;
+        let Some(ReliefFeed::CaseOpened(opened)) = event else {
             return Ok(());
         };
         if opened.clue_id.is_empty() {

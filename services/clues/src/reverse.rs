@@ -5,13 +5,10 @@
 //! Reads the registry's topic with its own consumer group; each event is handled in its own
 //! transactions through the intake's commands, so redelivery raises nothing twice.
 
-use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
-use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_runtime::grpc::consumer_error;
 use jiuzhu_vault::RemoteKeys;
 use jiuzhu_vault::identity::{CarriesIdentity, sealed_person};
-use prost::Message;
 
 use crate::intake::Intake;
 use crate::matching::{IndexedPerson, indexed_person, person_uuid};
@@ -66,8 +63,8 @@ impl InboundHandler for ReverseCorrelation {
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let envelope = EventEnvelope::decode(record.payload.as_slice())?;
-        let found = match Trigger::decode_payload(&envelope.event_type, &envelope.payload)? {
+        let (_, event) = record.event::<Trigger>()?;
+        let found = match event {
             Some(Trigger::PersonRegistered(mut e)) => self.person(&mut e).await?,
             Some(Trigger::PersonUpdated(mut e)) => self.person(&mut e).await?,
             // The identity is already in the linkage index (a person the index does not hold,

@@ -3,11 +3,8 @@
 //! the distributed stage (`ReliefDistributed`). Each is recorded once however often the event
 //! is delivered (the request id is the payment event's).
 
-use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
-use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::payments::{DisbursementSucceeded, FundsReserved, FundsShort};
-use prost::Message;
 
 use crate::app::{DecisionsApi, internal_call, on_case};
 
@@ -41,10 +38,8 @@ impl InboundHandler for PaymentProgress {
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let envelope = EventEnvelope::decode(record.payload.as_slice())?;
-        let Some(outcome) =
-            PaymentOutcomes::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
+        let (envelope, event) = record.event::<PaymentOutcomes>()?;
+        let Some(outcome) = event else {
             return Ok(());
         };
         let case_id = match &outcome {

@@ -2,7 +2,6 @@
 //! case's current stage, due date and which alarms were raised) and the stage history.
 
 use chrono::NaiveDate;
-use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -36,9 +35,7 @@ impl Projection for CaseBoard {
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
         let envelope = &event.envelope;
-        let Some(decoded) =
-            DecisionsEvent::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
+        let Some(decoded) = event.event::<DecisionsEvent>()? else {
             return Ok(());
         };
         let version = envelope.stream_version;
@@ -295,9 +292,7 @@ impl Projection for CaseOutcomes {
         conn: &mut PgConnection,
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
-        let envelope = &event.envelope;
-        let Some(FollowupOutcomes::VisitRecorded(visit)) =
-            FollowupOutcomes::decode_payload(&envelope.event_type, &envelope.payload)?
+        let Some(FollowupOutcomes::VisitRecorded(visit)) = event.event::<FollowupOutcomes>()?
         else {
             return Ok(());
         };
@@ -360,9 +355,7 @@ impl Projection for PersonFacts {
         conn: &mut PgConnection,
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
-        let envelope = &event.envelope;
-        let Some(decoded) = RegistryFacts::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
+        let Some(decoded) = event.event::<RegistryFacts>()? else {
             return Ok(());
         };
         match decoded {

@@ -4,12 +4,9 @@
 //! person who already has a case for that criminal case, or was relieved by another agency,
 //! gets no second one: the referral is then done.
 
-use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
 use jiuzhu_proto::clues::ClueReferred;
-use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::decisions::{CaseOrigin, OpenCaseRequest};
-use prost::Message;
 use tonic::Code;
 
 use crate::app::DecisionsApi;
@@ -42,10 +39,8 @@ impl InboundHandler for Referrals {
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let envelope = EventEnvelope::decode(record.payload.as_slice())?;
-        let Some(Referral::ClueReferred(referred)) =
-            Referral::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
+        let (_, event) = record.event::<Referral>()?;
+        let Some(Referral::ClueReferred(referred)) = event else {
             return Ok(());
         };
         let request = OpenCaseRequest {

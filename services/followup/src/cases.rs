@@ -2,7 +2,6 @@
 //! office, county and category from the opening (the assessment may set the category), and the
 //! approved methods.
 
-use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use jiuzhu_proto::decisions::{CaseOpened, DecisionApproved, EligibilityAssessed, ReliefMethod};
 use sqlx::PgConnection;
@@ -42,8 +41,7 @@ impl Projection for CaseFacts {
         conn: &mut PgConnection,
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
-        let envelope = &event.envelope;
-        let Some(feed) = CaseFeed::decode_payload(&envelope.event_type, &envelope.payload)? else {
+        let Some(feed) = event.event::<CaseFeed>()? else {
             return Ok(());
         };
         match feed {

@@ -3,12 +3,10 @@
 //! are delivered or instalments paid. The schedule counts from the day of payment (Beijing).
 
 use futures::FutureExt;
-use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::payments::DisbursementSucceeded;
 use jiuzhu_runtime::grpc::{database_status, run_command, store_status};
-use prost::Message;
 use tonic::Status;
 use uuid::Uuid;
 
@@ -123,10 +121,8 @@ impl InboundHandler for PaymentPlans {
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let envelope = EventEnvelope::decode(record.payload.as_slice())?;
-        let Some(Payments::DisbursementSucceeded(paid)) =
-            Payments::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
+        let (envelope, event) = record.event::<Payments>()?;
+        let Some(Payments::DisbursementSucceeded(paid)) = event else {
             return Ok(());
         };
         self.open_plan(paid, &envelope)

@@ -2,7 +2,6 @@
 //! office), recorded visits with their outcomes (trends and effect statistics), and risk flags.
 
 use chrono::NaiveDate;
-use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use jiuzhu_proto::followup::EffectGroup;
 use prost::Message;
@@ -33,9 +32,7 @@ impl Projection for VisitBoard {
         conn: &mut PgConnection,
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
-        let envelope = &event.envelope;
-        let Some(decoded) = FollowupEvent::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
+        let Some(decoded) = event.event::<FollowupEvent>()? else {
             return Ok(());
         };
         match decoded {

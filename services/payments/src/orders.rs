@@ -4,13 +4,12 @@
 //! reserved by the allocation that covers it, oldest first, in the allocation's own transaction.
 
 use futures::FutureExt;
-use jiuzhu_eventstore::{EventCodec, UnitOfWork};
+use jiuzhu_eventstore::UnitOfWork;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
-use jiuzhu_proto::common::{EventEnvelope, Money};
+use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::DecisionApproved;
 use jiuzhu_proto::payments::DisbursementOrdered;
 use jiuzhu_runtime::grpc::{database_status, run_command, store_status};
-use prost::Message;
 use tonic::Status;
 use uuid::Uuid;
 
@@ -264,10 +263,8 @@ impl InboundHandler for DecisionOrders {
     }
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let envelope = EventEnvelope::decode(record.payload.as_slice())?;
-        let Some(Approvals::DecisionApproved(approved)) =
-            Approvals::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
+        let (_, event) = record.event::<Approvals>()?;
+        let Some(Approvals::DecisionApproved(approved)) = event else {
             return Ok(());
         };
         self.order(approved)

@@ -5,7 +5,7 @@
 //! the registry's key service, only for that check.
 
 use futures::FutureExt;
-use jiuzhu_eventstore::{Aggregate, EventCodec};
+use jiuzhu_eventstore::Aggregate;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use jiuzhu_proto::common::Sealed;
 use jiuzhu_proto::payments::RegisterPayeeResponse;
@@ -50,8 +50,7 @@ impl Projection for PersonIdentities {
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
         let envelope = &event.envelope;
-        let Some(feed) = RegistryFeed::decode_payload(&envelope.event_type, &envelope.payload)?
-        else {
+        let Some(feed) = event.event::<RegistryFeed>()? else {
             return Ok(());
         };
         let (person, sealed) = match &feed {

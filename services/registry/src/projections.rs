@@ -1,7 +1,6 @@
 //! The registry's read models, built only from `jiuzhu.registry.events.v1`: persons (with
 //! search indexes), their statuses, and households.
 
-use jiuzhu_eventstore::EventCodec;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -45,9 +44,7 @@ impl Persons {
     ) -> Result<Vec<(&'e Delivered, RegistryEvent)>, ProjectionError> {
         let mut decoded = Vec::with_capacity(events.len());
         for event in events {
-            let envelope = &event.envelope;
-            if let Some(e) = RegistryEvent::decode_payload(&envelope.event_type, &envelope.payload)?
-            {
+            if let Some(e) = event.event::<RegistryEvent>()? {
                 decoded.push((*event, e));
             }
         }
