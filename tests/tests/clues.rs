@@ -63,6 +63,21 @@ async fn registry_with_one_person() -> anyhow::Result<(String, Started, Started)
         Ok((linkage_status(&clues.running).await?.0 == 1).then_some(()))
     })
     .await?;
+    // Reverse correlation has seen the registration too: a party reported later is matched by
+    // intake alone, whatever the load on the machine (a late registration event would compare
+    // it again).
+    let pool = clues.running.store.pool().clone();
+    eventually(
+        "reverse correlation past the registration",
+        WAIT,
+        || async {
+            let indexed = jiuzhu_tests::checkpoint_total(&pool, "clues.linkage_index").await?;
+            let reversed =
+                jiuzhu_tests::checkpoint_total(&pool, "clues.reverse_correlation").await?;
+            Ok((indexed > 0 && reversed >= indexed).then_some(()))
+        },
+    )
+    .await?;
     Ok((ns, registry, clues))
 }
 
