@@ -1,5 +1,6 @@
 //! The foundation's guarantees, proved against the machine's PostgreSQL and the real broker.
 
+use jiuzhu_errors::AppError;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -342,11 +343,11 @@ async fn concurrent_appends_to_one_stream_exactly_one_wins() -> TestResult {
     }
     assert_eq!((won, conflicts), (1, 7));
     assert_eq!(store.stream_version(&stream).await?, 1);
-    let status = jiuzhu_runtime::grpc::store_status(StoreError::Conflict {
+    let status = tonic::Status::from(AppError::from(StoreError::Conflict {
         stream_id: stream,
         expected: 0,
         actual: 1,
-    });
+    }));
     assert_eq!(status.code(), Code::Aborted);
     Ok(())
 }
@@ -367,16 +368,16 @@ async fn the_command_path_replays_api_calls_and_internal_keys_once() -> TestResu
         let (store, stream) = (store.clone(), stream.clone());
         async move {
             store
-                .execute(call, jiuzhu_runtime::grpc::store_status, move |work| {
+                .execute(call, AppError::from, move |work| {
                     Box::pin(async move {
                         let version = work
                             .load::<jiuzhu_registry::domain::Person>(&stream)
                             .await
-                            .map_err(jiuzhu_runtime::grpc::store_status)?
+                            .map_err(AppError::from)?
                             .1;
                         work.append(&stream, version, &stream, &[person_event(1)])
                             .await
-                            .map_err(jiuzhu_runtime::grpc::store_status)?;
+                            .map_err(AppError::from)?;
                         Ok(answer)
                     })
                 })
@@ -397,7 +398,7 @@ async fn the_command_path_replays_api_calls_and_internal_keys_once() -> TestResu
     };
     let reused = run(CommandRequest::api("test/Api", "api-1", &other), true).await;
     assert_eq!(
-        reused.err().map(|s| s.code()),
+        reused.err().map(|error| tonic::Status::from(error).code()),
         Some(Code::InvalidArgument),
         "the same id with other content"
     );

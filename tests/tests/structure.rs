@@ -168,3 +168,32 @@ fn no_module_of_a_service_imports_the_grpc_adapter() {
         "modules importing crate::grpc: {importers:?}"
     );
 }
+
+/// The application layer and everything under it speak `jiuzhu_errors::AppError`; only the
+/// adapters that are gRPC (the API, and payments' client of the bank) and the crate root that
+/// hosts them name tonic.
+#[test]
+fn no_module_below_the_adapters_names_tonic() {
+    const GRPC_ADAPTERS: [&str; 2] = ["grpc", "provider"];
+    let mut naming = Vec::new();
+    for src in crate_sources()
+        .into_iter()
+        .filter(|s| s.starts_with(workspace().join("services")))
+    {
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        for file in files {
+            let Some(module) = module_of(&src, &file) else {
+                continue;
+            };
+            if GRPC_ADAPTERS.contains(&module.as_str()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if text.contains("tonic") {
+                naming.push(file.display().to_string());
+            }
+        }
+    }
+    assert!(naming.is_empty(), "modules naming tonic: {naming:?}");
+}

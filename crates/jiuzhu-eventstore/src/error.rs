@@ -40,3 +40,21 @@ impl StoreError {
         }
     }
 }
+
+/// The store's failures by the one classification: a lost race is a conflict (send the command
+/// again), a reused request id names the field, unreadable stored data is a fault of ours.
+impl From<StoreError> for jiuzhu_errors::AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict { .. } => Self::conflict(format!("{error}; retry the command")),
+            StoreError::RequestIdReused { .. } => {
+                jiuzhu_errors::FieldViolations::single("request_id", error.to_string())
+            }
+            StoreError::Decode { .. } | StoreError::Snapshot { .. } | StoreError::Answer { .. } => {
+                tracing::error!(%error, "stored data cannot be read");
+                Self::internal("stored data cannot be read")
+            }
+            StoreError::Database(db) => Self::storage(db),
+        }
+    }
+}

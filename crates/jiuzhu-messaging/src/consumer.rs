@@ -80,28 +80,26 @@ impl ProjectionError {
     /// Errors of the infrastructure rather than of the message: retrying later will work, so
     /// the message must not be dead-lettered for them.
     pub fn is_infrastructure(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-            || matches!(self, Self::Database(sqlx::Error::Database(db)) if db.code().is_some_and(|c| transient_sqlstate(&c)))
-            || matches!(
-                self,
-                Self::Database(
-                    sqlx::Error::Io(_)
-                        | sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                        | sqlx::Error::WorkerCrashed
-                        | sqlx::Error::Tls(_)
-                )
-            )
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Database(error) => jiuzhu_errors::is_outage(error),
+            _ => false,
+        }
     }
 }
 
-/// SQLSTATEs of a database that is restarting, unreachable, or asking for the transaction to be
-/// run again (serialization failure, deadlock): outages, not faults of the message.
-pub fn transient_sqlstate(code: &str) -> bool {
-    matches!(
-        code,
-        "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300"
-    ) || code.starts_with("08")
+/// An application's failure inside a consumer, by the one classification
+/// ([`jiuzhu_errors::AppError::disposition`]); a rejection keeps every field violation in its
+/// reason.
+impl From<jiuzhu_errors::AppError> for ProjectionError {
+    fn from(error: jiuzhu_errors::AppError) -> Self {
+        use jiuzhu_errors::Disposition;
+        match error.disposition() {
+            Disposition::RetryUntilItPasses => Self::Unavailable(error.to_string()),
+            Disposition::RetryThenDeadLetter => Self::Failed(error.to_string()),
+            Disposition::DeadLetter => Self::Rejected(error.to_string()),
+        }
+    }
 }
 
 /// A read model built only from events. `apply` runs inside the transaction that also records

@@ -69,6 +69,28 @@ pub enum VaultError {
     Refused(String),
 }
 
+/// Key-store failures by the one classification; never with personal data in the message. A
+/// record that will never open is a fault of ours (internal): a consumer retries it a bounded
+/// number of times and dead-letters it.
+impl From<VaultError> for jiuzhu_errors::AppError {
+    fn from(error: VaultError) -> Self {
+        match error {
+            VaultError::Database(error) => Self::storage(error),
+            VaultError::Refused(reason) => {
+                Self::permission_denied(format!("the registry's key service refused: {reason}"))
+            }
+            other if other.is_transient() => {
+                tracing::warn!(error = %other, "key store unavailable");
+                Self::unavailable(other.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "key store failure");
+                Self::internal(other.to_string())
+            }
+        }
+    }
+}
+
 impl VaultError {
     /// Errors that a retry (or an operator fixing configuration) can cure, as opposed to data
     /// that will never open.

@@ -2,12 +2,13 @@
 //! adapter and the reaction that closes a clue when its relief case opens), and the commands on
 //! one clue (load, decide, append, idempotent on the request id).
 
+use crate::domain::ClueError;
 use futures::FutureExt;
+use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_eventstore::{EventStore, UnitOfWork};
 use jiuzhu_proto::clues::*;
-use jiuzhu_runtime::grpc::{FieldViolations, run_command, store_status, uuid_field};
+use jiuzhu_runtime::grpc::run_command;
 use sqlx::PgPool;
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::domain::{Closing, Clue as ClueAggregate, CluesEvent};
@@ -34,7 +35,7 @@ impl CluesApi {
 
 impl CluesApi {
     /// Closes a clue: a relief case opened from it, or declined with a reason.
-    pub async fn close(&self, request: CloseClueRequest) -> Result<CloseClueResponse, Status> {
+    pub async fn close(&self, request: CloseClueRequest) -> Result<CloseClueResponse, AppError> {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let clue_id = uuid_field("clue_id", &request.clue_id)?;
@@ -87,10 +88,10 @@ impl CluesApi {
 pub(crate) async fn load_clue(
     work: &mut UnitOfWork<'_>,
     clue: Uuid,
-) -> Result<(ClueAggregate, i64), Status> {
+) -> Result<(ClueAggregate, i64), AppError> {
     work.load::<ClueAggregate>(&clue.to_string())
         .await
-        .map_err(store_status)
+        .map_err(AppError::from)
 }
 
 pub(crate) async fn append_clue(
@@ -99,9 +100,20 @@ pub(crate) async fn append_clue(
     version: i64,
     person: &str,
     events: &[CluesEvent],
-) -> Result<(), Status> {
+) -> Result<(), AppError> {
     work.append(&clue.to_string(), version, person, events)
         .await
-        .map_err(store_status)?;
+        .map_err(AppError::from)?;
     Ok(())
+}
+
+impl From<ClueError> for AppError {
+    fn from(error: ClueError) -> Self {
+        match error {
+            ClueError::NotFound(_) => AppError::not_found(error.to_string()),
+            ClueError::Settled { .. }
+            | ClueError::AwaitingReview(_)
+            | ClueError::NotReferred { .. } => AppError::failed_precondition(error.to_string()),
+        }
+    }
 }

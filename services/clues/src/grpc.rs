@@ -2,29 +2,16 @@
 //! and reads of the clue board; errors map to status codes once.
 
 use futures::FutureExt;
+use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_proto::clues::clues_service_server::CluesService;
 use jiuzhu_proto::clues::*;
-use jiuzhu_runtime::grpc::{
-    FieldViolations, PersonalAccess, database_status, run_command, uuid_field,
-};
+use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
 use sqlx::Row;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::app::{CluesApi, SERVICE, append_clue, load_clue};
-use crate::domain::ClueError;
 use crate::intake::Intake;
-
-impl From<ClueError> for Status {
-    fn from(error: ClueError) -> Self {
-        match error {
-            ClueError::NotFound(_) => Status::not_found(error.to_string()),
-            ClueError::Settled { .. }
-            | ClueError::AwaitingReview(_)
-            | ClueError::NotReferred { .. } => Status::failed_precondition(error.to_string()),
-        }
-    }
-}
 
 const CLUE_COLUMNS: &str = "clue_id, party_id, case_no, person_id, probability, origin, explanation, \
     status, procuratorate, reason, region_code, detected_at, outcome, relief_case_id";
@@ -57,25 +44,24 @@ async fn streamed_answer(intake: &Intake, request: ReportPartyRequest) -> Report
             answer: Some(answer),
             ..ReportPartiesResponse::default()
         },
-        Err(status) => {
-            use tonic_types::StatusExt;
+        Err(error) => {
+            let field_errors = match &error {
+                AppError::Invalid(violations) => violations
+                    .iter()
+                    .map(|(field, description)| FieldError {
+                        field: field.to_owned(),
+                        description: description.to_owned(),
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let status = Status::from(error);
             ReportPartiesResponse {
                 request_id,
                 answer: None,
                 error_code: format!("{:?}", status.code()),
                 error_message: status.message().to_owned(),
-                field_errors: status
-                    .get_details_bad_request()
-                    .map(|b| {
-                        b.field_violations
-                            .into_iter()
-                            .map(|v| FieldError {
-                                field: v.field,
-                                description: v.description,
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                field_errors,
             }
         }
     }
@@ -244,9 +230,9 @@ impl CluesService for CluesApi {
             .bind(clue_id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(database_status)?
+            .map_err(AppError::storage)?
             .ok_or_else(|| Status::not_found(format!("no clue {clue_id}")))?;
-            let clue = clue_from_row(&row).map_err(database_status)?;
+            let clue = clue_from_row(&row).map_err(AppError::storage)?;
             access.caller().check_jurisdiction(&clue.region_code)?;
             Ok(Response::new(GetClueResponse { clue: Some(clue) }))
         }
@@ -330,12 +316,12 @@ impl CluesService for CluesApi {
         .bind(&scope)
         .fetch_all(&self.pool)
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         let mut clues = rows
             .iter()
             .map(clue_from_row)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
         let next_page_token = if clues.len() as i64 > page_size {
             clues.truncate(usize::try_from(page_size).unwrap_or(50));
             clues.last().map(|c| c.clue_id.clone()).unwrap_or_default()

@@ -46,7 +46,7 @@ impl InboundHandler for CaseFeed {
         };
         match self.intake.report(request).await {
             Ok(_) => Ok(()),
-            Err(status) => Err(jiuzhu_runtime::grpc::consumer_error(status)),
+            Err(status) => Err(jiuzhu_messaging::ProjectionError::from(status)),
         }
     }
 }

@@ -5,14 +5,12 @@
 use std::sync::Arc;
 
 use futures::FutureExt;
+use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::{Append, Begun, CommandRequest, EventStore, NewEvent};
 use jiuzhu_linkage::{Model, Normalised, Written, blocking_keys, normalise};
 use jiuzhu_proto::clues::*;
-use jiuzhu_runtime::grpc::{
-    FieldViolations, database_status, decode_answer, run_command, store_status, vault_status,
-};
+use jiuzhu_runtime::grpc::{decode_answer, run_command};
 use prost::Message;
-use tonic::Status;
 use uuid::Uuid;
 
 use jiuzhu_proto::common::Sealed;
@@ -107,17 +105,20 @@ impl Intake {
     }
 
     /// The matching index, brought up to what the projection holds now.
-    pub async fn caught_up_index(&self) -> Result<&MemoryIndex, Status> {
+    pub async fn caught_up_index(&self) -> Result<&MemoryIndex, AppError> {
         self.index
             .catch_up(self.store.pool())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
         Ok(&self.index)
     }
 
     /// Validates, screens and matches a case party in one idempotent unit of work.
     #[tracing::instrument(skip_all, fields(request_id = %request.request_id))]
-    pub async fn report(&self, request: ReportPartyRequest) -> Result<ReportPartyResponse, Status> {
+    pub async fn report(
+        &self,
+        request: ReportPartyRequest,
+    ) -> Result<ReportPartyResponse, AppError> {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         violations.require(&[
@@ -190,7 +191,7 @@ impl Intake {
                     .bind(request.party_ref.trim())
                     .fetch_optional(work.connection())
                     .await
-                    .map_err(database_status)?;
+                    .map_err(AppError::storage)?;
                     if let Some(answer) = known {
                         return decode_answer(&answer);
                     }
@@ -218,7 +219,7 @@ impl Intake {
                         index
                             .best_match(&pool, &party, &model, &policy)
                             .await
-                            .map_err(database_status)?
+                            .map_err(AppError::storage)?
                     } else {
                         None
                     };
@@ -244,7 +245,7 @@ impl Intake {
                         });
                         tracing::info!(%clue_id, probability = detected.probability, "clue detected");
                     }
-                    work.append_many(&appends).await.map_err(store_status)?;
+                    work.append_many(&appends).await.map_err(AppError::from)?;
                     let answer = ReportPartyResponse {
                         party_id: party_id.to_string(),
                         screened_out: screened.clone().unwrap_or_default(),
@@ -261,12 +262,12 @@ impl Intake {
                     let keys = vault
                         .ensure_keys(work.connection(), &[party_id])
                         .await
-                        .map_err(vault_status)?;
+                        .map_err(AppError::from)?;
                     let sealed = match keys.get(&party_id) {
                         Some(KeyState::Live(key)) => key
                             .seal(party_id, &party_identity(&request))
-                            .map_err(vault_status)?,
-                        _ => return Err(Status::internal("no data key for a new party")),
+                            .map_err(AppError::from)?,
+                        _ => return Err(AppError::internal("no data key for a new party")),
                     };
                     let claimed: Option<Uuid> = sqlx::query_scalar(
                         "WITH identity AS (INSERT INTO party_identities (party_id, identity, \
@@ -293,9 +294,9 @@ impl Intake {
                     .bind(work.clock().now())
                     .fetch_optional(work.connection())
                     .await
-                    .map_err(database_status)?;
+                    .map_err(AppError::storage)?;
                     if claimed.is_none() {
-                        return Err(Status::aborted(
+                        return Err(AppError::conflict(
                             "the same case party is being reported concurrently; send it again",
                         ));
                     }
@@ -309,8 +310,8 @@ impl Intake {
 
     /// The parties matched to an erased person go with them: their data keys are destroyed, so
     /// their identities can never be read again. Returns how many.
-    pub async fn erase_parties_of(&self, person_id: Uuid) -> Result<usize, Status> {
-        let mut tx = self.store.pool().begin().await.map_err(database_status)?;
+    pub async fn erase_parties_of(&self, person_id: Uuid) -> Result<usize, AppError> {
+        let mut tx = self.store.pool().begin().await.map_err(AppError::storage)?;
         let parties: Vec<Uuid> = sqlx::query_scalar(
             "SELECT party_id FROM clues WHERE person_id = $1 \
              UNION SELECT p.party_id FROM party_identities p JOIN clues c ON c.clue_id = p.clue_id \
@@ -319,17 +320,17 @@ impl Intake {
         .bind(person_id)
         .fetch_all(&mut *tx)
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         let mut erased = 0;
         for party in &parties {
             erased += usize::from(
                 self.vault
                     .erase(&mut tx, *party)
                     .await
-                    .map_err(vault_status)?,
+                    .map_err(AppError::from)?,
             );
         }
-        tx.commit().await.map_err(database_status)?;
+        tx.commit().await.map_err(AppError::storage)?;
         if erased > 0 {
             tracing::info!(%person_id, parties = erased, "parties of an erased person erased");
         }
@@ -340,14 +341,14 @@ impl Intake {
     pub async fn indexed(
         &self,
         person_id: Uuid,
-    ) -> Result<Option<matching::IndexedPerson>, Status> {
+    ) -> Result<Option<matching::IndexedPerson>, AppError> {
         self.index.person(self.store.pool(), person_id).await
     }
 
     /// Reverse correlation: the recent parties screened in but left unmatched that share a
     /// blocking key with `person` (who just entered the registry or changed) are compared with
     /// them; a match raises the clue intake would have raised. Returns the clues raised.
-    pub async fn correlate(&self, person_id: Uuid, person: &Normalised) -> Result<usize, Status> {
+    pub async fn correlate(&self, person_id: Uuid, person: &Normalised) -> Result<usize, AppError> {
         let keys = blind_blocks(&self.blocks, blocking_keys(person));
         if keys.is_empty() {
             return Ok(0);
@@ -364,17 +365,22 @@ impl Intake {
         .bind(self.store.clock().now())
         .fetch_all(self.store.pool())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         if parties.is_empty() {
             return Ok(0);
         }
         let ids: Vec<Uuid> = parties.iter().map(|p| p.party_id).collect();
-        let mut conn = self.store.pool().acquire().await.map_err(database_status)?;
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(AppError::storage)?;
         let party_keys = self
             .vault
             .keys(&mut conn, &ids)
             .await
-            .map_err(vault_status)?;
+            .map_err(AppError::from)?;
         drop(conn);
         let mut raised = 0;
         for party in parties {
@@ -383,9 +389,9 @@ impl Intake {
                 continue;
             };
             let sealed = Sealed::decode(party.identity.as_slice())
-                .map_err(|e| Status::internal(format!("party {}: {e}", party.party_id)))?;
+                .map_err(|e| AppError::internal(format!("party {}: {e}", party.party_id)))?;
             let identity: ReportPartyRequest =
-                key.open(party.party_id, &sealed).map_err(vault_status)?;
+                key.open(party.party_id, &sealed).map_err(AppError::from)?;
             let request = ReportPartyRequest {
                 approximate_age: party.approximate_age,
                 incident_date: party.incident_date.clone(),
@@ -405,7 +411,12 @@ impl Intake {
             let clue_id = Uuid::now_v7();
             let pair = format!("{}:{person_id}", party.party_id);
             let call = CommandRequest::new(&format!("reverse:{pair}"), REVERSE, pair.as_bytes());
-            let mut work = match self.store.begin_command(call).await.map_err(store_status)? {
+            let mut work = match self
+                .store
+                .begin_command(call)
+                .await
+                .map_err(AppError::from)?
+            {
                 Begun::Replay(_) => continue,
                 Begun::Fresh(work) => work,
             };
@@ -418,7 +429,7 @@ impl Intake {
             .bind(clue_id)
             .fetch_optional(work.connection())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
             if claimed.is_none() {
                 continue;
             }
@@ -443,8 +454,8 @@ impl Intake {
                 &[CluesEvent::ClueDetected(detected)],
             )
             .await
-            .map_err(store_status)?;
-            work.commit(Vec::new()).await.map_err(store_status)?;
+            .map_err(AppError::from)?;
+            work.commit(Vec::new()).await.map_err(AppError::from)?;
             tracing::info!(%clue_id, %person_id, "clue detected by reverse correlation");
             raised += 1;
         }

@@ -100,9 +100,7 @@ pub(crate) fn indexed_person<E: CarriesIdentity>(
     keys: &HashMap<Uuid, KeyState>,
 ) -> Result<Option<IndexedPerson>, ProjectionError> {
     let person = person_uuid(event.person_id())?;
-    if open_identity(event, keys).map_err(jiuzhu_runtime::grpc::vault_consumer_error)?
-        == Opened::Erased
-    {
+    if open_identity(event, keys).map_err(jiuzhu_errors::AppError::from)? == Opened::Erased {
         return Ok(None);
     }
     let region_code = event.region_code().to_owned();

@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::Match;
-use jiuzhu_runtime::grpc::{database_status, vault_status};
+use jiuzhu_errors::AppError;
 use jiuzhu_vault::{KeyState, RemoteKeys};
 
 use crate::matching::{IndexedPerson, opened_person};
@@ -108,7 +108,7 @@ impl MemoryIndex {
         &self,
         pool: &PgPool,
         person_id: Uuid,
-    ) -> Result<Option<IndexedPerson>, tonic::Status> {
+    ) -> Result<Option<IndexedPerson>, AppError> {
         let row: Option<(Vec<u8>, String, Option<bool>)> = sqlx::query_as(
             "SELECT identity, region_code, male FROM linkage_persons \
              WHERE person_id = $1 AND NOT erased AND identity IS NOT NULL",
@@ -116,12 +116,12 @@ impl MemoryIndex {
         .bind(person_id)
         .fetch_optional(pool)
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         let Some((sealed, region_code, male)) = row else {
             return Ok(None);
         };
-        let keys = self.keys.keys(&[person_id]).await.map_err(vault_status)?;
-        opened_person(person_id, region_code, male, &sealed, &keys).map_err(vault_status)
+        let keys = self.keys.keys(&[person_id]).await.map_err(AppError::from)?;
+        opened_person(person_id, region_code, male, &sealed, &keys).map_err(AppError::from)
     }
 
     /// The keys of the persons of `rows` that hold a sealed identity.

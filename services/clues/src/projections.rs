@@ -11,7 +11,7 @@ use jiuzhu_proto::clues::{ClueOrigin, ClueStatus};
 
 use crate::domain::CluesEvent;
 use crate::matching::{indexed_person, person_uuid};
-use jiuzhu_runtime::grpc::vault_consumer_error;
+use jiuzhu_errors::AppError;
 use prost::Message as _;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -90,7 +90,7 @@ impl Projection for LinkageIndex {
             self.keys
                 .keys(&sealed)
                 .await
-                .map_err(vault_consumer_error)?
+                .map_err(|e| ProjectionError::from(AppError::from(e)))?
         };
         for (version, event) in decoded {
             let (opened, sealed) = match event {

@@ -3,10 +3,10 @@
 //! the case id, through the same command as `CloseClue`. The request id is derived from the
 //! case, so redelivery closes nothing twice.
 
+use jiuzhu_errors::AppError;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
 use jiuzhu_proto::clues::{CloseClueRequest, ClueOutcome};
 use jiuzhu_proto::decisions::CaseOpened;
-use tonic::Code;
 
 use crate::app::CluesApi;
 
@@ -55,14 +55,12 @@ impl InboundHandler for ReliefCases {
         };
         match self.api.close(request).await {
             Ok(_) => Ok(()),
-            Err(status) => match status.code() {
-                // Closed already, or not a clue of this service: nothing left to do.
-                Code::FailedPrecondition | Code::NotFound => {
-                    tracing::info!(clue_id = %opened.clue_id, reason = status.message(), "relief case closed no clue");
-                    Ok(())
-                }
-                _ => Err(jiuzhu_runtime::grpc::consumer_error(status)),
-            },
+            // Closed already, or not a clue of this service: nothing left to do.
+            Err(AppError::FailedPrecondition(reason) | AppError::NotFound(reason)) => {
+                tracing::info!(clue_id = %opened.clue_id, %reason, "relief case closed no clue");
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
         }
     }
 }

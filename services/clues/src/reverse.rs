@@ -6,14 +6,13 @@
 //! transactions through the intake's commands, so redelivery raises nothing twice.
 
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
-use jiuzhu_runtime::grpc::consumer_error;
 use jiuzhu_vault::RemoteKeys;
 use jiuzhu_vault::identity::{CarriesIdentity, sealed_person};
 
 use crate::intake::Intake;
 use crate::matching::{IndexedPerson, indexed_person, person_uuid};
+use jiuzhu_errors::AppError;
 use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated, StatusRecorded};
-use jiuzhu_runtime::grpc::vault_consumer_error;
 
 jiuzhu_eventstore::event_enum! {
     /// The registry events that make recent unmatched parties worth another look, and the
@@ -46,7 +45,7 @@ impl ReverseCorrelation {
                 .keys
                 .keys(&[sealed])
                 .await
-                .map_err(vault_consumer_error)?,
+                .map_err(|e| ProjectionError::from(AppError::from(e)))?,
             None => Default::default(),
         };
         indexed_person(event, &keys)
@@ -73,12 +72,12 @@ impl InboundHandler for ReverseCorrelation {
                 .intake
                 .indexed(person_uuid(&e.person_id)?)
                 .await
-                .map_err(consumer_error)?,
+                .map_err(ProjectionError::from)?,
             Some(Trigger::PersonErased(e)) => {
                 self.intake
                     .erase_parties_of(person_uuid(&e.person_id)?)
                     .await
-                    .map_err(consumer_error)?;
+                    .map_err(ProjectionError::from)?;
                 None
             }
             None => None,
@@ -90,6 +89,6 @@ impl InboundHandler for ReverseCorrelation {
             .correlate(person.person_id, &person.normalised())
             .await
             .map(|_| ())
-            .map_err(consumer_error)
+            .map_err(ProjectionError::from)
     }
 }

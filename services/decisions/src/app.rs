@@ -10,12 +10,12 @@ use chrono::NaiveDate;
 use futures::FutureExt;
 use jiuzhu_calendar::Calendar;
 use jiuzhu_clock::Clock;
+use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::{CommandRequest, EventStore, UnitOfWork};
 use jiuzhu_policy::{PolicyBook, PolicyError};
 use jiuzhu_proto::decisions::*;
 use jiuzhu_recommend::Recommender;
-use jiuzhu_runtime::grpc::{FieldViolations, database_status, run_command, store_status};
-use tonic::Status;
+use jiuzhu_runtime::grpc::run_command;
 use uuid::Uuid;
 
 use crate::domain::{self, CaseError, Context, DecisionsEvent, Open, ReliefCase};
@@ -126,7 +126,7 @@ impl DecisionsApi {
 impl DecisionsApi {
     /// Whether the case's person holds a poverty status now (registered poor or monitored
     /// against return to poverty), from the registry's events.
-    pub(crate) async fn poor_party(&self, case_id: Uuid) -> Result<bool, Status> {
+    pub(crate) async fn poor_party(&self, case_id: Uuid) -> Result<bool, AppError> {
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM relief_cases c JOIN person_statuses s \
              ON s.person_id = c.person_id WHERE c.case_id = $1 AND s.kind = ANY($2))",
@@ -135,7 +135,7 @@ impl DecisionsApi {
         .bind(POOR_STATUSES.map(|k| k as i32).to_vec())
         .fetch_one(self.store.pool())
         .await
-        .map_err(database_status)
+        .map_err(AppError::storage)
     }
 
     /// Departments that receive referrals under the policy.
@@ -145,7 +145,7 @@ impl DecisionsApi {
 
     /// Opens a relief case (the API and clue referrals): validated, once per person per
     /// criminal case, idempotent on the request id.
-    pub async fn open(&self, request: OpenCaseRequest) -> Result<OpenCaseResponse, Status> {
+    pub async fn open(&self, request: OpenCaseRequest) -> Result<OpenCaseResponse, AppError> {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         violations.require(&[
@@ -208,16 +208,16 @@ impl DecisionsApi {
                     .bind(&command.case_no)
                     .fetch_optional(work.connection())
                     .await
-                    .map_err(database_status)?;
+                    .map_err(AppError::storage)?;
                     match claimed {
                         Some((Some(existing), _)) => {
-                            return Err(Status::already_exists(format!(
+                            return Err(AppError::already_exists(format!(
                                 "relief case {existing} already exists for this person and case \
                                  (one relief per party per case)"
                             )));
                         }
                         Some((None, Some(agency))) => {
-                            return Err(Status::failed_precondition(format!(
+                            return Err(AppError::failed_precondition(format!(
                                 "{agency} already gave relief for this person and case"
                             )));
                         }
@@ -244,9 +244,9 @@ impl DecisionsApi {
                     .bind(case_id)
                     .execute(work.connection())
                     .await
-                    .map_err(database_status)?;
+                    .map_err(AppError::storage)?;
                     if inserted.rows_affected() == 0 {
-                        return Err(Status::aborted(
+                        return Err(AppError::conflict(
                             "a relief case for this person and case is being opened concurrently; send it again",
                         ));
                     }
@@ -267,13 +267,13 @@ impl DecisionsApi {
 pub(crate) async fn load_case(
     work: &mut UnitOfWork<'_>,
     case_id: Uuid,
-) -> Result<(ReliefCase, i64), Status> {
+) -> Result<(ReliefCase, i64), AppError> {
     let (case, version) = work
         .load::<ReliefCase>(&case_id.to_string())
         .await
-        .map_err(store_status)?;
+        .map_err(AppError::from)?;
     if version == 0 {
-        return Err(Status::not_found(format!("no relief case {case_id}")));
+        return Err(AppError::not_found(format!("no relief case {case_id}")));
     }
     Ok((case, version))
 }
@@ -284,10 +284,10 @@ async fn append_case(
     version: i64,
     case: &ReliefCase,
     events: &[DecisionsEvent],
-) -> Result<(), Status> {
+) -> Result<(), AppError> {
     work.append(&case_id.to_string(), version, case.person_id(), events)
         .await
-        .map_err(store_status)?;
+        .map_err(AppError::from)?;
     Ok(())
 }
 
@@ -313,13 +313,13 @@ pub(crate) async fn on_case<Answer>(
     decide: impl FnOnce(&ReliefCase, Context<'_>) -> Result<(Vec<DecisionsEvent>, Answer), CaseError>
     + Send
     + 'static,
-) -> Result<Answer, Status>
+) -> Result<Answer, AppError>
 where
     Answer: prost::Message + Default + 'static,
 {
     let rules = api.rules.clone();
     api.store
-        .execute(call, store_status, move |work| {
+        .execute(call, AppError::from, move |work| {
             async move {
                 let (case, version) = load_case(work, case_id).await?;
                 let (events, answer) = decide(&case, rules.now())?;
@@ -329,4 +329,32 @@ where
             .boxed()
         })
         .await
+}
+
+impl From<CaseError> for AppError {
+    fn from(error: CaseError) -> Self {
+        let message = error.to_string();
+        match error {
+            CaseError::NotFound(_) => AppError::not_found(message),
+            CaseError::UnknownCategory(_) => FieldViolations::single("category", message),
+            CaseError::UnknownMaterial(_) => FieldViolations::single("material", message),
+            CaseError::UnknownFact(_) => FieldViolations::single("facts", message),
+            CaseError::AboveCap { .. } | CaseError::AboveCourtAward { .. } => {
+                FieldViolations::single("amount", message)
+            }
+            CaseError::TooManyInstalments { .. } => FieldViolations::single("instalments", message),
+            CaseError::NotifiedOn { .. } => FieldViolations::single("notified_on", message),
+            CaseError::WrongApprover { .. } => FieldViolations::single("approver_role", message),
+            CaseError::DepartureUnexplained { .. } => {
+                FieldViolations::single("departure_reason", message)
+            }
+            CaseError::UnknownReferral(_) => AppError::not_found(message),
+            CaseError::NotTheirReferral { .. } => AppError::permission_denied(message),
+            CaseError::ReferralSettled { .. }
+            | CaseError::WrongStage { .. }
+            | CaseError::NotEligible(_)
+            | CaseError::MaterialsMissing(_)
+            | CaseError::Wage(_) => AppError::failed_precondition(message),
+        }
+    }
 }

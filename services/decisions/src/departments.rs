@@ -66,7 +66,7 @@ impl InboundHandler for ReferralUpdates {
         )
         .await
         .map(|_| ())
-        .map_err(jiuzhu_runtime::grpc::consumer_error)
+        .map_err(jiuzhu_messaging::ProjectionError::from)
     }
 }
 

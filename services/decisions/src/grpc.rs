@@ -7,17 +7,16 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::FutureExt;
+use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::decisions_service_server::DecisionsService;
 use jiuzhu_proto::decisions::*;
-use jiuzhu_runtime::grpc::{
-    FieldViolations, PersonalAccess, database_status, run_command, store_status, uuid_field,
-};
+use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::app::{DecisionsApi, NOTICE_CHANNELS, SERVICE, api_call, on_case};
-use crate::domain::{self, CaseError, DecisionsEvent, Proposal, ReliefCase};
+use crate::domain::{self, DecisionsEvent, Proposal, ReliefCase};
 use crate::policy::ReliefPolicy;
 
 /// The method names of the recommender, in the order of `ReliefMethod` (1 = the first).
@@ -83,34 +82,6 @@ fn case_features(
         monitored: features.monitored,
         minimum_living: features.minimum_living,
         ..jiuzhu_recommend::CaseFeatures::default()
-    }
-}
-
-impl From<CaseError> for Status {
-    fn from(error: CaseError) -> Self {
-        let message = error.to_string();
-        match error {
-            CaseError::NotFound(_) => Status::not_found(message),
-            CaseError::UnknownCategory(_) => FieldViolations::single("category", message),
-            CaseError::UnknownMaterial(_) => FieldViolations::single("material", message),
-            CaseError::UnknownFact(_) => FieldViolations::single("facts", message),
-            CaseError::AboveCap { .. } | CaseError::AboveCourtAward { .. } => {
-                FieldViolations::single("amount", message)
-            }
-            CaseError::TooManyInstalments { .. } => FieldViolations::single("instalments", message),
-            CaseError::NotifiedOn { .. } => FieldViolations::single("notified_on", message),
-            CaseError::WrongApprover { .. } => FieldViolations::single("approver_role", message),
-            CaseError::DepartureUnexplained { .. } => {
-                FieldViolations::single("departure_reason", message)
-            }
-            CaseError::UnknownReferral(_) => Status::not_found(message),
-            CaseError::NotTheirReferral { .. } => Status::permission_denied(message),
-            CaseError::ReferralSettled { .. }
-            | CaseError::WrongStage { .. }
-            | CaseError::NotEligible(_)
-            | CaseError::MaterialsMissing(_)
-            | CaseError::Wage(_) => Status::failed_precondition(message),
-        }
     }
 }
 
@@ -224,9 +195,9 @@ impl DecisionsService for DecisionsApi {
                     .bind(&reference)
                     .fetch_optional(work.connection())
                     .await
-                    .map_err(database_status)?;
+                    .map_err(AppError::storage)?;
                     if let Some(Some(case_id)) = existing {
-                        return Err(Status::failed_precondition(format!(
+                        return Err(AppError::failed_precondition(format!(
                             "relief case {case_id} is already open for this person and case"
                         )));
                     }
@@ -615,11 +586,11 @@ impl DecisionsService for DecisionsApi {
             .store
             .load_aggregate::<ReliefCase>(&case_id.to_string())
             .await
-            .map_err(store_status)?;
+            .map_err(AppError::from)?;
         if let Ok(person) = Uuid::parse_str(case.person_id()) {
             let household = crate::projections::household(self.store.pool(), person)
                 .await
-                .map_err(database_status)?;
+                .map_err(AppError::storage)?;
             features.registered_poor |= household.registered_poor;
             features.monitored |= household.monitored;
             features.minimum_living |= household.minimum_living;
@@ -637,7 +608,8 @@ impl DecisionsService for DecisionsApi {
             return Err(FieldViolations::single(
                 "features.household_size",
                 "is unknown: give it, or register the household in the registry",
-            ));
+            )
+            .into());
         }
         let used = Arc::new(std::sync::Mutex::new(
             None::<jiuzhu_recommend::CaseFeatures>,
@@ -734,7 +706,7 @@ impl DecisionsService for DecisionsApi {
             .bind(json)
             .execute(self.store.pool())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
         }
         Ok(Response::new(answer))
     }
@@ -760,7 +732,7 @@ impl DecisionsService for DecisionsApi {
             )
             .fetch_all(self.store.pool())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
         let mut records = Vec::with_capacity(rows.len());
         for (case_id, features, payload, outcome) in rows {
             let Some(DecisionsEvent::DecisionApproved(approved)) =
@@ -851,7 +823,7 @@ impl DecisionsService for DecisionsApi {
         .bind(&scope)
         .fetch_all(self.store.pool())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         let mut deadlines: Vec<CaseDeadline> = rows
             .into_iter()
             .map(
@@ -895,7 +867,7 @@ impl DecisionsService for DecisionsApi {
         .bind(today)
         .fetch_all(self.store.pool())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         let done: Vec<(i32, i64, f64, i32)> = sqlx::query_as(
             "SELECT h.stage, count(*), avg(h.left_on - h.entered_on)::float8, max(h.left_on - h.entered_on) \
              FROM stage_history h JOIN relief_cases c USING (case_id) \
@@ -904,7 +876,7 @@ impl DecisionsService for DecisionsApi {
         .bind(&procuratorate)
         .fetch_all(self.store.pool())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         let mut stages: std::collections::BTreeMap<i32, StageStatistics> = Default::default();
         for (stage, open_cases, overdue_cases) in open {
             let entry = stages.entry(stage).or_default();
@@ -936,7 +908,7 @@ impl DecisionsService for DecisionsApi {
                 .store
                 .load_aggregate::<ReliefCase>(&case_id.to_string())
                 .await
-                .map_err(store_status)?;
+                .map_err(AppError::from)?;
             if version == 0 {
                 return Err(Status::not_found(format!("no relief case {case_id}")));
             }

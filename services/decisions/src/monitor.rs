@@ -9,10 +9,9 @@
 use std::time::Duration;
 
 use chrono::{Days, NaiveDate};
+use jiuzhu_errors::AppError;
 use jiuzhu_proto::decisions::Stage;
-use jiuzhu_runtime::grpc::database_status;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::app::{DecisionsApi, internal_call, on_case};
@@ -90,7 +89,7 @@ impl Monitor {
     }
 
     /// One scan: the alarms due now, each raised at most once. Returns how many were new.
-    pub async fn scan(&self) -> Result<usize, Status> {
+    pub async fn scan(&self) -> Result<usize, AppError> {
         let rules = self.api.rules.clone();
         let context = rules.now();
         let rows: Vec<(Uuid, i32, NaiveDate, NaiveDate, bool)> = sqlx::query_as(
@@ -104,7 +103,7 @@ impl Monitor {
         .bind(BATCH)
         .fetch_all(self.api.store.pool())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         let mut raised = 0;
         for (case_id, stage, entered_on, due, breached) in rows {
             let alarm = if breached {
@@ -132,7 +131,7 @@ impl Monitor {
     /// Counts every provisional due date again on the calendar now loaded; how many changed.
     /// Walks the board once in case order, so cases whose date stays as it was are not asked
     /// again until the calendar changes.
-    pub async fn recount(&self) -> Result<usize, Status> {
+    pub async fn recount(&self) -> Result<usize, AppError> {
         let rules = self.api.rules.clone();
         let mut after = Uuid::nil();
         let mut recounted = 0;
@@ -146,7 +145,7 @@ impl Monitor {
             .bind(BATCH)
             .fetch_all(self.api.store.pool())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
             let Some(last) = rows.last() else {
                 return Ok(recounted);
             };
@@ -167,7 +166,7 @@ impl Monitor {
     }
 
     /// Emergency relief whose owed materials are past their date: the breach, once.
-    async fn obligations(&self, today: NaiveDate) -> Result<usize, Status> {
+    async fn obligations(&self, today: NaiveDate) -> Result<usize, AppError> {
         let owed: Vec<Uuid> = sqlx::query_scalar(
             "SELECT case_id FROM relief_cases WHERE obligation_due < $1 AND NOT obligation_breached \
              ORDER BY obligation_due LIMIT $2",
@@ -176,7 +175,7 @@ impl Monitor {
         .bind(BATCH)
         .fetch_all(self.api.store.pool())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         let mut raised = 0;
         for case_id in owed {
             let request_id = format!("obligation-breached-{case_id}");
@@ -195,7 +194,7 @@ impl Monitor {
         key: String,
         case_id: Uuid,
         alarm: impl FnOnce(&ReliefCase) -> Vec<DecisionsEvent> + Send + 'static,
-    ) -> Result<bool, Status> {
+    ) -> Result<bool, AppError> {
         on_case(
             &self.api,
             internal_call("DeadlineAlarm", key),

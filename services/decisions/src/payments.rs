@@ -72,6 +72,6 @@ impl InboundHandler for PaymentProgress {
         )
         .await
         .map(|_| ())
-        .map_err(jiuzhu_runtime::grpc::consumer_error)
+        .map_err(jiuzhu_messaging::ProjectionError::from)
     }
 }

@@ -4,10 +4,10 @@
 //! person who already has a case for that criminal case, or was relieved by another agency,
 //! gets no second one: the referral is then done.
 
+use jiuzhu_errors::AppError;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
 use jiuzhu_proto::clues::ClueReferred;
 use jiuzhu_proto::decisions::{CaseOrigin, OpenCaseRequest};
-use tonic::Code;
 
 use crate::app::DecisionsApi;
 
@@ -60,13 +60,11 @@ impl InboundHandler for Referrals {
                 tracing::info!(case_id = %opened.case_id, clue_id = %referred.clue_id, "relief case opened from a referral");
                 Ok(())
             }
-            Err(status) => match status.code() {
-                Code::AlreadyExists | Code::FailedPrecondition => {
-                    tracing::info!(clue_id = %referred.clue_id, reason = status.message(), "referral opened no new case");
-                    Ok(())
-                }
-                _ => Err(jiuzhu_runtime::grpc::consumer_error(status)),
-            },
+            Err(AppError::AlreadyExists(reason) | AppError::FailedPrecondition(reason)) => {
+                tracing::info!(clue_id = %referred.clue_id, %reason, "referral opened no new case");
+                Ok(())
+            }
+            Err(error) => Err(error.into()),
         }
     }
 }

@@ -62,6 +62,6 @@ impl InboundHandler for CaseReports {
         )
         .await
         .map(|_| ())
-        .map_err(jiuzhu_runtime::grpc::consumer_error)
+        .map_err(jiuzhu_messaging::ProjectionError::from)
     }
 }

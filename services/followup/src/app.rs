@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use jiuzhu_clock::Clock;
+use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_eventstore::{EventStore, UnitOfWork};
 use jiuzhu_proto::followup::*;
-use jiuzhu_runtime::grpc::{database_status, store_status, uuid_field};
 use jiuzhu_vault::{DataKey, KeyState, RemoteKeys};
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::domain::{FollowupEvent, FollowupPlan, PlanError};
@@ -55,22 +54,22 @@ impl FollowupApi {
     }
 
     /// The person's data key (refused when the person was erased).
-    pub(crate) async fn data_key(&self, person: Uuid) -> Result<DataKey, Status> {
+    pub(crate) async fn data_key(&self, person: Uuid) -> Result<DataKey, AppError> {
         let keys = self
             .keys
             .keys(&[person])
             .await
-            .map_err(|error| Status::unavailable(format!("data keys: {error}")))?;
+            .map_err(|error| AppError::unavailable(format!("data keys: {error}")))?;
         match keys.get(&person) {
             Some(KeyState::Live(key)) => Ok(key.clone()),
-            Some(KeyState::Erased) => Err(Status::failed_precondition(
+            Some(KeyState::Erased) => Err(AppError::failed_precondition(
                 "the person's personal data was erased: no evaluation can be recorded",
             )),
-            None => Err(Status::unavailable("no data key for the person yet")),
+            None => Err(AppError::unavailable("no data key for the person yet")),
         }
     }
 
-    pub(crate) async fn plan_id_of(&self, request: &GetPlanRequest) -> Result<Uuid, Status> {
+    pub(crate) async fn plan_id_of(&self, request: &GetPlanRequest) -> Result<Uuid, AppError> {
         if !request.plan_id.trim().is_empty() {
             return uuid_field("plan_id", &request.plan_id);
         }
@@ -79,8 +78,8 @@ impl FollowupApi {
             .bind(case_id)
             .fetch_optional(self.store.pool())
             .await
-            .map_err(database_status)?
-            .ok_or_else(|| Status::not_found(format!("no follow-up plan for case {case_id}")))
+            .map_err(AppError::storage)?
+            .ok_or_else(|| AppError::not_found(format!("no follow-up plan for case {case_id}")))
     }
 }
 
@@ -89,13 +88,13 @@ pub(crate) async fn decide_on_plan(
     work: &mut UnitOfWork<'_>,
     plan_id: Uuid,
     decide: impl FnOnce(&FollowupPlan) -> Result<Vec<FollowupEvent>, PlanError>,
-) -> Result<Vec<FollowupEvent>, Status> {
+) -> Result<Vec<FollowupEvent>, AppError> {
     let (plan, version) = work
         .load::<FollowupPlan>(&plan_id.to_string())
         .await
-        .map_err(store_status)?;
+        .map_err(AppError::from)?;
     if version == 0 {
-        return Err(Status::not_found(format!("no follow-up plan {plan_id}")));
+        return Err(AppError::not_found(format!("no follow-up plan {plan_id}")));
     }
     let events = decide(&plan)?;
     let person = plan
@@ -105,6 +104,26 @@ pub(crate) async fn decide_on_plan(
         .unwrap_or_default();
     work.append(&plan_id.to_string(), version, &person, &events)
         .await
-        .map_err(store_status)?;
+        .map_err(AppError::from)?;
     Ok(events)
+}
+
+impl From<PlanError> for AppError {
+    fn from(error: PlanError) -> Self {
+        let message = error.to_string();
+        match error {
+            PlanError::NotFound(_) => AppError::not_found(message),
+            PlanError::UnknownVisit(_) => FieldViolations::single("number", message),
+            PlanError::Closed | PlanError::AlreadyRecorded(_) => {
+                AppError::failed_precondition(message)
+            }
+            PlanError::Invalid(problems) => {
+                let mut violations = FieldViolations::new();
+                for (field, problem) in problems {
+                    violations.add(field, problem);
+                }
+                violations.into_error()
+            }
+        }
+    }
 }

@@ -4,39 +4,18 @@
 
 use chrono::{Days, NaiveDate};
 use futures::FutureExt;
+use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_proto::followup::followup_service_server::FollowupService;
 use jiuzhu_proto::followup::*;
-use jiuzhu_runtime::grpc::{
-    FieldViolations, PersonalAccess, database_status, run_command, store_status, uuid_field,
-};
+use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
 use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::app::{FollowupApi, decide_on_plan};
-use crate::domain::{Figures, FollowupEvent, FollowupPlan, PlanError, Visit, validate_visit};
+use crate::domain::{Figures, FollowupEvent, FollowupPlan, Visit, validate_visit};
 
 const SERVICE: &str = "jiuzhu.followup.v1.FollowupService";
-
-impl From<PlanError> for Status {
-    fn from(error: PlanError) -> Self {
-        let message = error.to_string();
-        match error {
-            PlanError::NotFound(_) => Status::not_found(message),
-            PlanError::UnknownVisit(_) => FieldViolations::single("number", message),
-            PlanError::Closed | PlanError::AlreadyRecorded(_) => {
-                Status::failed_precondition(message)
-            }
-            PlanError::Invalid(problems) => {
-                let mut violations = FieldViolations::new();
-                for (field, problem) in problems {
-                    violations.add(field, problem);
-                }
-                violations.into_status()
-            }
-        }
-    }
-}
 
 fn visit_state(plan: &FollowupPlan, number: i32) -> VisitState {
     if plan.done.contains_key(&number) {
@@ -93,7 +72,7 @@ impl FollowupService for FollowupApi {
                 .store
                 .load_aggregate::<FollowupPlan>(&plan_id.to_string())
                 .await
-                .map_err(store_status)?;
+                .map_err(AppError::from)?;
             if version == 0 {
                 return Err(Status::not_found(format!("no follow-up plan {plan_id}")));
             }
@@ -166,7 +145,7 @@ impl FollowupService for FollowupApi {
             .bind(page_size + 1)
             .fetch_all(self.store.pool())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
             let limit = usize::try_from(page_size).unwrap_or(50);
             let more = rows.len() > limit;
             let visits: Vec<DueVisit> = rows
@@ -225,7 +204,7 @@ impl FollowupService for FollowupApi {
                 .store
                 .load_aggregate::<FollowupPlan>(&plan_id.to_string())
                 .await
-                .map_err(store_status)?;
+                .map_err(AppError::from)?;
             let person = plan
                 .opened
                 .as_ref()
@@ -324,7 +303,7 @@ impl FollowupService for FollowupApi {
                         let (mut plan, _) = work
                             .load::<FollowupPlan>(&plan_id.to_string())
                             .await
-                            .map_err(store_status)?;
+                            .map_err(AppError::from)?;
                         let events = decide_on_plan(work, plan_id, |plan| {
                             plan.close(reason, &note, &office, &by)
                         })
@@ -345,13 +324,13 @@ impl FollowupService for FollowupApi {
                             .unwrap_or_default();
                         work.append(&successor.to_string(), 0, &person, &handed)
                             .await
-                            .map_err(store_status)?;
+                            .map_err(AppError::from)?;
                         sqlx::query("UPDATE plan_claims SET plan_id = $2 WHERE plan_id = $1")
                             .bind(plan_id)
                             .bind(successor)
                             .execute(work.connection())
                             .await
-                            .map_err(database_status)?;
+                            .map_err(AppError::storage)?;
                         Ok(ClosePlanResponse {
                             successor_plan_id: successor.to_string(),
                         })
@@ -382,7 +361,7 @@ impl FollowupService for FollowupApi {
             .bind(person)
             .fetch_all(self.store.pool())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
             let visits = stored
                 .iter()
                 .map(|bytes| VisitRecorded::decode(bytes.as_slice()))
@@ -407,7 +386,7 @@ impl FollowupService for FollowupApi {
     ) -> Result<Response<GetEffectStatisticsResponse>, Status> {
         let groups = crate::projections::effect_statistics(self.store.pool())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
         Ok(Response::new(GetEffectStatisticsResponse {
             groups,
             scoring_method: self.policy_on(self.clock.today()).scoring.method.clone(),
@@ -417,14 +396,14 @@ impl FollowupService for FollowupApi {
 
 /// Runs `call` again (up to three times) when it lost a race with another writer of the same
 /// stream (`ABORTED`): nothing was recorded, and the next try decides on the new state.
-async fn retry_aborted<T, F, Fut>(mut call: F) -> Result<T, Status>
+async fn retry_aborted<T, F, Fut>(mut call: F) -> Result<T, AppError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Status>>,
+    Fut: std::future::Future<Output = Result<T, AppError>>,
 {
     for _ in 0..3 {
         match call().await {
-            Err(status) if status.code() == tonic::Code::Aborted => continue,
+            Err(AppError::Conflict(_)) => continue,
             other => return other,
         }
     }
@@ -432,5 +411,5 @@ where
 }
 
 fn bad_token() -> Status {
-    FieldViolations::single("page_token", "is not a token this service gave")
+    FieldViolations::single("page_token", "is not a token this service gave").into()
 }

@@ -5,10 +5,9 @@
 use std::time::Duration;
 
 use futures::FutureExt;
+use jiuzhu_errors::AppError;
 use jiuzhu_eventstore::CommandRequest;
-use jiuzhu_runtime::grpc::{database_status, store_status};
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::app::{FollowupApi, decide_on_plan};
@@ -28,8 +27,8 @@ impl Monitor {
 
     pub async fn run(self, every: Duration, shutdown: CancellationToken) {
         loop {
-            if let Err(status) = self.scan().await {
-                tracing::warn!(error = %status.message(), "visit monitor: will scan again");
+            if let Err(error) = self.scan().await {
+                tracing::warn!(%error, "visit monitor: will scan again");
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -39,7 +38,7 @@ impl Monitor {
     }
 
     /// One scan; returns how many plans had overdue visits recorded.
-    pub async fn scan(&self) -> Result<usize, Status> {
+    pub async fn scan(&self) -> Result<usize, AppError> {
         let today = self.api.clock.today();
         let plans: Vec<Uuid> = sqlx::query_scalar(
             "SELECT DISTINCT plan_id FROM visit_board WHERE state = 1 AND due_date < $1 LIMIT $2",
@@ -48,7 +47,7 @@ impl Monitor {
         .bind(BATCH)
         .fetch_all(self.api.store.pool())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         for plan_id in &plans {
             let plan_id = *plan_id;
             let call = CommandRequest::internal(
@@ -57,7 +56,7 @@ impl Monitor {
             );
             self.api
                 .store
-                .execute(call, store_status, move |work| {
+                .execute(call, AppError::from, move |work| {
                     async move {
                         decide_on_plan(work, plan_id, |plan| Ok(plan.overdue_visits(today)))
                             .await?;

@@ -3,11 +3,11 @@
 //! are delivered or instalments paid. The schedule counts from the day of payment (Beijing).
 
 use futures::FutureExt;
+use jiuzhu_errors::AppError;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::payments::DisbursementSucceeded;
-use jiuzhu_runtime::grpc::{database_status, run_command, store_status};
-use tonic::Status;
+use jiuzhu_runtime::grpc::run_command;
 use uuid::Uuid;
 
 use crate::app::FollowupApi;
@@ -34,10 +34,9 @@ impl PaymentPlans {
         &self,
         paid: DisbursementSucceeded,
         envelope: &EventEnvelope,
-    ) -> Result<(), Status> {
-        let case_id = Uuid::parse_str(&paid.case_id).map_err(|_| {
-            Status::invalid_argument(format!("case_id `{}` is not a UUID", paid.case_id))
-        })?;
+    ) -> Result<(), AppError> {
+        let case_id = Uuid::parse_str(&paid.case_id)
+            .map_err(|_| AppError::internal(format!("case_id `{}` is not a UUID", paid.case_id)))?;
         let facts: Option<(String, String, String, Vec<String>)> = sqlx::query_as(
             "SELECT procuratorate, region_code, category, methods FROM case_facts \
              WHERE case_id = $1 AND approved",
@@ -45,10 +44,10 @@ impl PaymentPlans {
         .bind(case_id)
         .fetch_optional(self.api.store.pool())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         // The decision's events may not have arrived yet: try again later.
         let (office, region_code, category, methods) = facts.ok_or_else(|| {
-            Status::unavailable(format!(
+            AppError::unavailable(format!(
                 "the decision of case {case_id} has not arrived yet"
             ))
         })?;
@@ -79,7 +78,7 @@ impl PaymentPlans {
                     .bind(plan_id)
                     .fetch_optional(work.connection())
                     .await
-                    .map_err(database_status)?;
+                    .map_err(AppError::storage)?;
                     if claimed.is_none() {
                         return Ok(paid);
                     }
@@ -100,7 +99,7 @@ impl PaymentPlans {
                     );
                     work.append(&plan_id.to_string(), 0, &paid.person_id, &events)
                         .await
-                        .map_err(store_status)?;
+                        .map_err(AppError::from)?;
                     Ok(paid)
                 }
                 .boxed()
@@ -127,6 +126,6 @@ impl InboundHandler for PaymentPlans {
         };
         self.open_plan(paid, &envelope)
             .await
-            .map_err(jiuzhu_runtime::grpc::consumer_error)
+            .map_err(jiuzhu_messaging::ProjectionError::from)
     }
 }

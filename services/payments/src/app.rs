@@ -4,13 +4,12 @@
 
 use std::sync::Arc;
 
+use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_proto::payments::*;
 use jiuzhu_runtime::ProviderSettings;
-use jiuzhu_runtime::grpc::store_status;
 use jiuzhu_vault::RemoteKeys;
 use tokio::sync::Notify;
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::domain::{Disbursement as DisbursementAggregate, PaymentsEvent, State};
@@ -40,13 +39,13 @@ pub(crate) async fn decide_on(
     decide: impl FnOnce(
         &DisbursementAggregate,
     ) -> Result<Vec<PaymentsEvent>, crate::domain::DisbursementError>,
-) -> Result<(DisbursementAggregate, DisbursementAggregate, i64), Status> {
+) -> Result<(DisbursementAggregate, DisbursementAggregate, i64), AppError> {
     let (before, version) = work
         .load::<DisbursementAggregate>(&id.to_string())
         .await
-        .map_err(store_status)?;
+        .map_err(AppError::from)?;
     if version == 0 {
-        return Err(Status::not_found(format!("no disbursement {id}")));
+        return Err(AppError::not_found(format!("no disbursement {id}")));
     }
     let events = decide(&before)?;
     let person = before
@@ -56,7 +55,7 @@ pub(crate) async fn decide_on(
         .unwrap_or_default();
     work.append(&id.to_string(), version, &person, &events)
         .await
-        .map_err(store_status)?;
+        .map_err(AppError::from)?;
     let mut after = before.clone();
     for event in &events {
         jiuzhu_eventstore::Aggregate::apply(&mut after, event);
@@ -103,19 +102,19 @@ impl PaymentsApi {
     }
 
     /// A disbursement with its whole history, from its stream.
-    pub(crate) async fn disbursement(&self, id: Uuid) -> Result<Disbursement, Status> {
+    pub(crate) async fn disbursement(&self, id: Uuid) -> Result<Disbursement, AppError> {
         let events = self
             .store
             .load_stream(&id.to_string(), 0)
             .await
-            .map_err(store_status)?;
+            .map_err(AppError::from)?;
         if events.is_empty() {
-            return Err(Status::not_found(format!("no disbursement {id}")));
+            return Err(AppError::not_found(format!("no disbursement {id}")));
         }
         let mut aggregate = DisbursementAggregate::default();
         let mut history = Vec::with_capacity(events.len());
         for event in &events {
-            if let Some(decoded) = event.decode::<PaymentsEvent>().map_err(store_status)? {
+            if let Some(decoded) = event.decode::<PaymentsEvent>().map_err(AppError::from)? {
                 jiuzhu_eventstore::Aggregate::apply(&mut aggregate, &decoded);
             }
             history.push(HistoryEntry {
@@ -143,5 +142,17 @@ impl PaymentsApi {
 
     pub fn store(&self) -> &EventStore {
         &self.store
+    }
+}
+
+impl From<crate::domain::DisbursementError> for AppError {
+    fn from(error: crate::domain::DisbursementError) -> Self {
+        use crate::domain::DisbursementError;
+        let message = error.to_string();
+        match error {
+            DisbursementError::NotFound(_) => AppError::not_found(message),
+            DisbursementError::WrongState { .. } => AppError::failed_precondition(message),
+            DisbursementError::Payee(_) => FieldViolations::single("payee", message),
+        }
     }
 }

@@ -2,12 +2,13 @@
 //! waited for it) and balances; disbursement commands follow with the provider.
 
 use futures::FutureExt;
+use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_proto::common::Money;
+use jiuzhu_proto::gateway::gateway_notice_service_server::GatewayNoticeService;
+use jiuzhu_proto::gateway::{NotifyRequest, NotifyResponse};
 use jiuzhu_proto::payments::payments_service_server::PaymentsService;
 use jiuzhu_proto::payments::*;
-use jiuzhu_runtime::grpc::{
-    FieldViolations, PersonalAccess, database_status, run_command, store_status,
-};
+use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -15,18 +16,7 @@ use crate::app::{PaymentsApi, SERVICE, decide_on, state_of};
 use crate::books;
 use crate::domain::{Disbursement as DisbursementAggregate, PaymentsEvent, State};
 use crate::ledger::{Transaction, budget};
-
-impl From<crate::domain::DisbursementError> for Status {
-    fn from(error: crate::domain::DisbursementError) -> Self {
-        use crate::domain::DisbursementError;
-        let message = error.to_string();
-        match error {
-            DisbursementError::NotFound(_) => Status::not_found(message),
-            DisbursementError::WrongState { .. } => Status::failed_precondition(message),
-            DisbursementError::Payee(_) => FieldViolations::single("payee", message),
-        }
-    }
-}
+use crate::submission::Notices;
 
 #[tonic::async_trait]
 impl PaymentsService for PaymentsApi {
@@ -73,20 +63,20 @@ impl PaymentsService for PaymentsApi {
                         &[PaymentsEvent::BudgetAllocated(allocated.clone())],
                     )
                     .await
-                    .map_err(store_status)?;
+                    .map_err(AppError::from)?;
                     books::post(
                         work.connection(),
                         &transaction,
                         &format!("allocation {}", allocated.document_reference),
                     )
                     .await
-                    .map_err(database_status)?;
+                    .map_err(AppError::storage)?;
                     // Orders waiting for funds are served first, oldest first.
                     crate::orders::reserve_waiting(work, &procuratorate).await?;
                     let free =
                         books::balance_for_update(work.connection(), &budget(&procuratorate))
                             .await
-                            .map_err(database_status)?;
+                            .map_err(AppError::storage)?;
                     Ok(AllocateBudgetResponse {
                         allocation_id: stream,
                         budget: Some(Money { fen: free }),
@@ -106,10 +96,8 @@ impl PaymentsService for PaymentsApi {
         let access = PersonalAccess::read(&request, &request.get_ref().purpose, "")?;
         let answer: Result<Response<GetDisbursementResponse>, Status> = async {
             access.check_purpose()?;
-            let id = jiuzhu_runtime::grpc::uuid_field(
-                "disbursement_id",
-                &request.get_ref().disbursement_id,
-            )?;
+            let id =
+                jiuzhu_errors::uuid_field("disbursement_id", &request.get_ref().disbursement_id)?;
             Ok(Response::new(GetDisbursementResponse {
                 disbursement: Some(self.disbursement(id).await?),
             }))
@@ -131,14 +119,14 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<ListDisbursementsRequest>,
     ) -> Result<Response<ListDisbursementsResponse>, Status> {
-        let case_id = jiuzhu_runtime::grpc::uuid_field("case_id", &request.get_ref().case_id)?;
+        let case_id = jiuzhu_errors::uuid_field("case_id", &request.get_ref().case_id)?;
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT disbursement_id FROM disbursement_claims WHERE case_id = $1 ORDER BY instalment",
         )
         .bind(case_id)
         .fetch_all(self.store.pool())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         let mut disbursements = Vec::with_capacity(ids.len());
         for id in ids {
             disbursements.push(self.disbursement(id).await?);
@@ -154,7 +142,7 @@ impl PaymentsService for PaymentsApi {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
-        let id = jiuzhu_runtime::grpc::uuid_field("disbursement_id", &request.disbursement_id)?;
+        let id = jiuzhu_errors::uuid_field("disbursement_id", &request.disbursement_id)?;
         violations.require(&[
             ("reason", &request.reason),
             ("cancelled_by", &request.cancelled_by),
@@ -178,16 +166,16 @@ impl PaymentsService for PaymentsApi {
                     if disbursement.reserved {
                         let fen = ordered.amount.map_or(0, |m| m.fen);
                         let transaction = Transaction::release(&ordered.procuratorate, fen)
-                            .map_err(|error| Status::internal(error.to_string()))?;
+                            .map_err(|error| AppError::internal(error.to_string()))?;
                         books::post(work.connection(), &transaction, &format!("cancel {id}"))
                             .await
-                            .map_err(database_status)?;
+                            .map_err(AppError::storage)?;
                     }
                     sqlx::query("DELETE FROM waiting_for_funds WHERE disbursement_id = $1")
                         .bind(id)
                         .execute(work.connection())
                         .await
-                        .map_err(database_status)?;
+                        .map_err(AppError::storage)?;
                     Ok(CancelDisbursementResponse {})
                 }
                 .boxed()
@@ -222,7 +210,7 @@ impl PaymentsService for PaymentsApi {
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
-        let id = jiuzhu_runtime::grpc::uuid_field("disbursement_id", &request.disbursement_id)?;
+        let id = jiuzhu_errors::uuid_field("disbursement_id", &request.disbursement_id)?;
         violations.require(&[
             ("requested_by", &request.requested_by),
             ("reason", &request.reason),
@@ -250,7 +238,7 @@ impl PaymentsService for PaymentsApi {
                     let (now, _) = work
                         .load::<DisbursementAggregate>(&id.to_string())
                         .await
-                        .map_err(store_status)?;
+                        .map_err(AppError::from)?;
                     Ok(RetryDisbursementResponse {
                         state: state_of(now.state).into(),
                     })
@@ -290,15 +278,28 @@ impl PaymentsService for PaymentsApi {
     ) -> Result<Response<GetBalancesResponse>, Status> {
         let procuratorate = request.into_inner().procuratorate.trim().to_owned();
         if procuratorate.is_empty() {
-            return Err(FieldViolations::single("procuratorate", "is required"));
+            return Err(FieldViolations::single("procuratorate", "is required").into());
         }
         let (budget, reserved, paid) = books::balances(self.store.pool(), &procuratorate)
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
         Ok(Response::new(GetBalancesResponse {
             budget: Some(Money { fen: budget }),
             reserved: Some(Money { fen: reserved }),
             paid: Some(Money { fen: paid }),
         }))
+    }
+}
+
+#[tonic::async_trait]
+impl GatewayNoticeService for Notices {
+    #[tracing::instrument(skip_all, fields(key = %request.get_ref().idempotency_key))]
+    async fn notify(
+        &self,
+        request: Request<NotifyRequest>,
+    ) -> Result<Response<NotifyResponse>, Status> {
+        Ok(Response::new(
+            Notices::notify(self, request.into_inner()).await?,
+        ))
     }
 }

@@ -4,13 +4,13 @@
 //! reserved by the allocation that covers it, oldest first, in the allocation's own transaction.
 
 use futures::FutureExt;
+use jiuzhu_errors::AppError;
 use jiuzhu_eventstore::UnitOfWork;
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::DecisionApproved;
 use jiuzhu_proto::payments::DisbursementOrdered;
-use jiuzhu_runtime::grpc::{database_status, run_command, store_status};
-use tonic::Status;
+use jiuzhu_runtime::grpc::run_command;
 use uuid::Uuid;
 
 use crate::app::PaymentsApi;
@@ -32,17 +32,17 @@ pub(crate) async fn reserve(
     work: &mut UnitOfWork<'_>,
     disbursement: &Disbursement,
     version: i64,
-) -> Result<bool, Status> {
+) -> Result<bool, AppError> {
     let Some(ordered) = &disbursement.ordered else {
         return Ok(false);
     };
     let fen = ordered.amount.map_or(0, |m| m.fen);
     let available = books::balance_for_update(work.connection(), &budget(&ordered.procuratorate))
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
     let events = disbursement
         .reserve(available)
-        .map_err(|error| Status::failed_precondition(error.to_string()))?;
+        .map_err(|error| AppError::failed_precondition(error.to_string()))?;
     let reserved_now = events
         .iter()
         .any(|e| matches!(e, PaymentsEvent::FundsReserved(_)));
@@ -56,24 +56,24 @@ pub(crate) async fn reserve(
         &events,
     )
     .await
-    .map_err(store_status)?;
+    .map_err(AppError::from)?;
     let id = Uuid::parse_str(&ordered.disbursement_id)
-        .map_err(|_| Status::internal("disbursement id is not a UUID"))?;
+        .map_err(|_| AppError::internal("disbursement id is not a UUID"))?;
     if reserved_now {
         let transaction = Transaction::reservation(&ordered.procuratorate, fen)
-            .map_err(|error| Status::internal(error.to_string()))?;
+            .map_err(|error| AppError::internal(error.to_string()))?;
         books::post(
             work.connection(),
             &transaction,
             &format!("reserve {}", ordered.disbursement_id),
         )
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         sqlx::query("DELETE FROM waiting_for_funds WHERE disbursement_id = $1")
             .bind(id)
             .execute(work.connection())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
         due_now(work, disbursement).await?;
     } else {
         sqlx::query(
@@ -85,7 +85,7 @@ pub(crate) async fn reserve(
         .bind(fen)
         .execute(work.connection())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
     }
     Ok(reserved_now)
 }
@@ -94,14 +94,14 @@ pub(crate) async fn reserve(
 pub(crate) async fn due_now(
     work: &mut UnitOfWork<'_>,
     disbursement: &Disbursement,
-) -> Result<(), Status> {
+) -> Result<(), AppError> {
     let Some(ordered) = &disbursement.ordered else {
         return Ok(());
     };
     let id = Uuid::parse_str(&ordered.disbursement_id)
-        .map_err(|_| Status::internal("disbursement id is not a UUID"))?;
+        .map_err(|_| AppError::internal("disbursement id is not a UUID"))?;
     let person = Uuid::parse_str(&ordered.person_id)
-        .map_err(|_| Status::internal("person id is not a UUID"))?;
+        .map_err(|_| AppError::internal("person id is not a UUID"))?;
     // A later instalment is not due before its day (midnight in Beijing).
     let due = chrono::NaiveDate::parse_from_str(&ordered.pay_from, "%Y-%m-%d")
         .ok()
@@ -118,7 +118,7 @@ pub(crate) async fn due_now(
     .bind(due)
     .execute(work.connection())
     .await
-    .map_err(database_status)?;
+    .map_err(AppError::storage)?;
     Ok(())
 }
 
@@ -126,20 +126,20 @@ pub(crate) async fn due_now(
 pub(crate) async fn reserve_waiting(
     work: &mut UnitOfWork<'_>,
     procuratorate: &str,
-) -> Result<usize, Status> {
+) -> Result<usize, AppError> {
     let waiting: Vec<Uuid> = sqlx::query_scalar(
         "SELECT disbursement_id FROM waiting_for_funds WHERE procuratorate = $1 ORDER BY position",
     )
     .bind(procuratorate)
     .fetch_all(work.connection())
     .await
-    .map_err(database_status)?;
+    .map_err(AppError::storage)?;
     let mut reserved_count = 0;
     for id in waiting {
         let (disbursement, version) = work
             .load::<Disbursement>(&id.to_string())
             .await
-            .map_err(store_status)?;
+            .map_err(AppError::from)?;
         if !reserve(work, &disbursement, version).await? {
             // Oldest first: a later, smaller one does not jump the queue.
             break;
@@ -155,9 +155,9 @@ async fn order_instalment(
     work: &mut UnitOfWork<'_>,
     case_id: Uuid,
     order: &DisbursementOrdered,
-) -> Result<bool, Status> {
+) -> Result<bool, AppError> {
     let disbursement_id = Uuid::parse_str(&order.disbursement_id)
-        .map_err(|_| Status::internal("disbursement id is not a UUID"))?;
+        .map_err(|_| AppError::internal("disbursement id is not a UUID"))?;
     let claimed: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO disbursement_claims (case_id, instalment, disbursement_id) \
          VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING disbursement_id",
@@ -167,7 +167,7 @@ async fn order_instalment(
     .bind(disbursement_id)
     .fetch_optional(work.connection())
     .await
-    .map_err(database_status)?;
+    .map_err(AppError::storage)?;
     if claimed.is_none() {
         return Ok(false);
     }
@@ -179,7 +179,7 @@ async fn order_instalment(
         std::slice::from_ref(&ordered),
     )
     .await
-    .map_err(store_status)?;
+    .map_err(AppError::from)?;
     let mut disbursement = Disbursement::default();
     jiuzhu_eventstore::Aggregate::apply(&mut disbursement, &ordered);
     reserve(work, &disbursement, 1).await?;
@@ -196,9 +196,9 @@ impl DecisionOrders {
         Self { api }
     }
 
-    async fn order(&self, approved: DecisionApproved) -> Result<(), Status> {
+    async fn order(&self, approved: DecisionApproved) -> Result<(), AppError> {
         let case_id = Uuid::parse_str(&approved.case_id).map_err(|_| {
-            Status::invalid_argument(format!("case_id `{}` is not a UUID", approved.case_id))
+            AppError::internal(format!("case_id `{}` is not a UUID", approved.case_id))
         })?;
         let fen = approved.amount.map_or(0, |m| m.fen);
         if fen <= 0 {
@@ -269,6 +269,6 @@ impl InboundHandler for DecisionOrders {
         };
         self.order(approved)
             .await
-            .map_err(jiuzhu_runtime::grpc::consumer_error)
+            .map_err(jiuzhu_messaging::ProjectionError::from)
     }
 }

@@ -5,18 +5,18 @@
 //! the registry's key service, only for that check.
 
 use futures::FutureExt;
+use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::Aggregate;
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use jiuzhu_proto::common::Sealed;
 use jiuzhu_proto::payments::RegisterPayeeResponse;
 use jiuzhu_proto::payments::{AccountKind, Payee, PayeeRegistered, RegisterPayeeRequest};
 use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated, PersonalIdentity};
-use jiuzhu_runtime::grpc::{FieldViolations, database_status, run_command, store_status};
+use jiuzhu_runtime::grpc::run_command;
 use jiuzhu_vault::KeyState;
 use jiuzhu_vault::identity::CarriesIdentity;
 use prost::Message;
 use sqlx::PgConnection;
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::app::PaymentsApi;
@@ -118,10 +118,10 @@ fn payee_stream(person: Uuid) -> String {
 pub async fn register(
     api: &PaymentsApi,
     request: RegisterPayeeRequest,
-) -> Result<RegisterPayeeResponse, Status> {
+) -> Result<RegisterPayeeResponse, AppError> {
     let mut violations = FieldViolations::new();
     violations.check_request_id(&request.request_id);
-    let person = jiuzhu_runtime::grpc::uuid_field("person_id", &request.person_id)?;
+    let person = jiuzhu_errors::uuid_field("person_id", &request.person_id)?;
     violations.require(&[
         ("name", &request.name),
         ("institution", &request.institution),
@@ -147,34 +147,34 @@ pub async fn register(
             .bind(person)
             .fetch_optional(api.store().pool())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
     let sealed_identity = match row {
         None => {
-            return Err(Status::failed_precondition(format!(
+            return Err(AppError::failed_precondition(format!(
                 "person {person} is not known to payments (the registry's record has not arrived)"
             )));
         }
         Some((_, true)) | Some((None, _)) => {
-            return Err(Status::failed_precondition(format!(
+            return Err(AppError::failed_precondition(format!(
                 "person {person}'s personal data was erased: no payee can be registered"
             )));
         }
         Some((Some(sealed), false)) => Sealed::decode(sealed.as_slice())
-            .map_err(|_| Status::internal("a stored identity cannot be decoded"))?,
+            .map_err(|_| AppError::internal("a stored identity cannot be decoded"))?,
     };
     let keys = api
         .keys()
         .keys(&[person])
         .await
-        .map_err(|error| Status::unavailable(format!("data keys: {error}")))?;
+        .map_err(|error| AppError::unavailable(format!("data keys: {error}")))?;
     let Some(KeyState::Live(data_key)) = keys.get(&person) else {
-        return Err(Status::failed_precondition(format!(
+        return Err(AppError::failed_precondition(format!(
             "person {person}'s personal data was erased: no payee can be registered"
         )));
     };
     let identity: PersonalIdentity = data_key
         .open(person, &sealed_identity)
-        .map_err(|error| Status::internal(format!("identity cannot be opened: {error}")))?;
+        .map_err(|error| AppError::internal(format!("identity cannot be opened: {error}")))?;
     if !same_name(&request.name, &identity.full_name) {
         return Err(FieldViolations::single(
             "name",
@@ -188,7 +188,7 @@ pub async fn register(
     };
     let sealed_payee = data_key
         .seal(person, &payee)
-        .map_err(|error| Status::internal(format!("payee cannot be sealed: {error}")))?;
+        .map_err(|error| AppError::internal(format!("payee cannot be sealed: {error}")))?;
     let masked = mask(&account);
     // The fingerprint must not depend on the seal's fresh nonce: the request itself is it.
     let event = PayeeRegistered {
@@ -206,7 +206,7 @@ pub async fn register(
         move |work| {
             async move {
                 let stream = payee_stream(person);
-                let (_, version) = work.load::<PayeeStream>(&stream).await.map_err(store_status)?;
+                let (_, version) = work.load::<PayeeStream>(&stream).await.map_err(AppError::from)?;
                 let sealed = event
                     .sealed_payee
                     .as_ref()
@@ -219,7 +219,7 @@ pub async fn register(
                     &[PaymentsEvent::PayeeRegistered(event.clone())],
                 )
                 .await
-                .map_err(store_status)?;
+                .map_err(AppError::from)?;
                 sqlx::query(
                     "INSERT INTO payees (person_id, sealed, masked, version) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (person_id) DO UPDATE SET sealed = EXCLUDED.sealed, \
@@ -231,7 +231,7 @@ pub async fn register(
                 .bind(version + 1)
                 .execute(work.connection())
                 .await
-                .map_err(database_status)?;
+                .map_err(AppError::storage)?;
                 sqlx::query(
                     "UPDATE submissions SET due_at = $2, waiting_payee = FALSE \
                      WHERE person_id = $1 AND waiting_payee",
@@ -240,7 +240,7 @@ pub async fn register(
                     .bind(work.clock().now())
                     .execute(work.connection())
                     .await
-                    .map_err(database_status)?;
+                    .map_err(AppError::storage)?;
                 Ok(RegisterPayeeResponse {
                     payee_account_masked: event.payee_account_masked.clone(),
                 })

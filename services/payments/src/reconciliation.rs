@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use futures::FutureExt;
+use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::UnitOfWork;
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::payments::{
@@ -22,9 +23,8 @@ use jiuzhu_proto::payments::{
     StatementImported,
 };
 use jiuzhu_runtime::ProviderSettings;
-use jiuzhu_runtime::grpc::{FieldViolations, database_status, run_command, store_status};
+use jiuzhu_runtime::grpc::run_command;
 use prost::Message;
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::domain::PaymentsEvent;
@@ -366,7 +366,7 @@ pub async fn import(
     store: &jiuzhu_eventstore::EventStore,
     settings: &ProviderSettings,
     request: ImportStatementRequest,
-) -> Result<ImportStatementResponse, Status> {
+) -> Result<ImportStatementResponse, AppError> {
     let mut violations = FieldViolations::new();
     violations.check_request_id(&request.request_id);
     violations.require(&[("provider", &request.provider)]);
@@ -448,7 +448,7 @@ async fn reconcile(
     lines: &[StatementLine],
     covers_until: Option<chrono::DateTime<chrono::Utc>>,
     total: i64,
-) -> Result<ReconciliationReport, Status> {
+) -> Result<ReconciliationReport, AppError> {
     let statement_id = Uuid::now_v7().to_string();
     let keys: Vec<String> = lines.iter().map(|l| l.idempotency_key.clone()).collect();
     let known: HashMap<String, Known> = sqlx::query_as::<_, (String, Uuid, i64, String)>(
@@ -458,7 +458,7 @@ async fn reconcile(
     .bind(&keys)
     .fetch_all(work.connection())
     .await
-    .map_err(database_status)?
+    .map_err(AppError::storage)?
     .into_iter()
     .map(|(key, disbursement_id, fen, outcome)| {
         (
@@ -543,8 +543,8 @@ async fn reconcile(
         )
         .await
         .map_err(|error| match error {
-            SubmitError::Store(error) => store_status(error),
-            other => Status::internal(other.to_string()),
+            SubmitError::Store(error) => AppError::from(error),
+            other => AppError::internal(other.to_string()),
         })?;
         match (&outcome, recorded) {
             (Outcome::Paid { .. }, true) => {
@@ -570,7 +570,7 @@ async fn reconcile(
         .bind(until)
         .fetch_all(work.connection())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         for (key, disbursement_id, fen) in paid {
             if !on_statement.contains(key.as_str()) {
                 report.mismatches.push(ReconciliationMismatch {
@@ -605,14 +605,14 @@ async fn reconcile(
     let stream = format!("statement-{statement_id}");
     work.append(&stream, 0, &statement_id, &events)
         .await
-        .map_err(store_status)?;
+        .map_err(AppError::from)?;
     sqlx::query("INSERT INTO statements (statement_id, provider, report) VALUES ($1, $2, $3)")
         .bind(Uuid::parse_str(&statement_id).unwrap_or_default())
         .bind(provider)
         .bind(report.encode_to_vec())
         .execute(work.connection())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
     Ok(report)
 }
 
@@ -620,17 +620,17 @@ async fn reconcile(
 pub async fn report(
     pool: &sqlx::PgPool,
     statement_id: &str,
-) -> Result<GetReconciliationReportResponse, Status> {
-    let id = jiuzhu_runtime::grpc::uuid_field("statement_id", statement_id)?;
+) -> Result<GetReconciliationReportResponse, AppError> {
+    let id = jiuzhu_errors::uuid_field("statement_id", statement_id)?;
     let stored: Option<Vec<u8>> =
         sqlx::query_scalar("SELECT report FROM statements WHERE statement_id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await
-            .map_err(database_status)?;
-    let stored = stored.ok_or_else(|| Status::not_found(format!("no statement {id}")))?;
+            .map_err(AppError::storage)?;
+    let stored = stored.ok_or_else(|| AppError::not_found(format!("no statement {id}")))?;
     let report = ReconciliationReport::decode(stored.as_slice())
-        .map_err(|_| Status::internal("a stored report cannot be decoded"))?;
+        .map_err(|_| AppError::internal("a stored report cannot be decoded"))?;
     Ok(GetReconciliationReportResponse {
         report: Some(report),
     })

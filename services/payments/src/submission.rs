@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::{Begun, CommandRequest, EventStore, StoreError, UnitOfWork};
 use jiuzhu_proto::common::Sealed;
-use jiuzhu_proto::gateway::gateway_notice_service_server::GatewayNoticeService;
 use jiuzhu_proto::gateway::{NotifyRequest, NotifyResponse, PaymentOutcome};
 use jiuzhu_proto::payments::{OutcomeSource, Payee};
 use jiuzhu_runtime::ProviderSettings;
@@ -526,14 +526,9 @@ impl Notices {
     }
 }
 
-#[tonic::async_trait]
-impl GatewayNoticeService for Notices {
-    #[tracing::instrument(skip_all, fields(key = %request.get_ref().idempotency_key))]
-    async fn notify(
-        &self,
-        request: tonic::Request<NotifyRequest>,
-    ) -> Result<tonic::Response<NotifyResponse>, tonic::Status> {
-        let notice = request.into_inner();
+impl Notices {
+    /// Records the provider's notice of an attempt like its answer; `PENDING` changes nothing.
+    pub async fn notify(&self, notice: NotifyRequest) -> Result<NotifyResponse, AppError> {
         let outcome = match PaymentOutcome::try_from(notice.outcome) {
             Ok(PaymentOutcome::Paid) => Outcome::Paid {
                 reference: notice.provider_reference,
@@ -542,9 +537,9 @@ impl GatewayNoticeService for Notices {
                 reason: notice.reason,
                 retryable: notice.retryable,
             },
-            Ok(PaymentOutcome::Pending) => return Ok(tonic::Response::new(NotifyResponse {})),
+            Ok(PaymentOutcome::Pending) => return Ok(NotifyResponse {}),
             _ => {
-                return Err(jiuzhu_runtime::grpc::FieldViolations::single(
+                return Err(FieldViolations::single(
                     "outcome",
                     "must be PAID, REJECTED or PENDING",
                 ));
@@ -559,11 +554,11 @@ impl GatewayNoticeService for Notices {
         )
         .await
         {
-            Ok(_) => Ok(tonic::Response::new(NotifyResponse {})),
-            Err(SubmitError::UnknownKey(key)) => Err(tonic::Status::not_found(format!(
+            Ok(_) => Ok(NotifyResponse {}),
+            Err(SubmitError::UnknownKey(key)) => Err(AppError::not_found(format!(
                 "no attempt with idempotency key `{key}`"
             ))),
-            Err(error) => Err(tonic::Status::unavailable(error.to_string())),
+            Err(error) => Err(AppError::unavailable(error.to_string())),
         }
     }
 }

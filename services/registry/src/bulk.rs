@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::Aggregate;
 use jiuzhu_eventstore::{
     Append, Begun, CommandRequest, EventStore, NewEvent, StoreError, UnitOfWork,
@@ -12,9 +13,7 @@ use jiuzhu_proto::registry::{
     BulkUpsertPersonsRequest, BulkUpsertPersonsResponse, PersonRecord, RecordRejection,
     Relationship,
 };
-use jiuzhu_runtime::grpc::{FieldViolations, database_status, store_status};
 use jiuzhu_vault::Vault;
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::claims::{claim_resident_id, release_resident_id, save_source_record, source_record};
@@ -41,7 +40,7 @@ enum Outcome {
 enum RowError {
     Rejected { field: String, reason: String },
     Store(StoreError),
-    Grpc(Status),
+    App(AppError),
 }
 
 impl From<StoreError> for RowError {
@@ -56,9 +55,9 @@ impl From<sqlx::Error> for RowError {
     }
 }
 
-impl From<Status> for RowError {
-    fn from(status: Status) -> Self {
-        Self::Grpc(status)
+impl From<AppError> for RowError {
+    fn from(error: AppError) -> Self {
+        Self::App(error)
     }
 }
 
@@ -99,7 +98,7 @@ pub async fn apply(
     store: &EventStore,
     vault: &Vault,
     batch: BulkUpsertPersonsRequest,
-) -> Result<BulkUpsertPersonsResponse, Status> {
+) -> Result<BulkUpsertPersonsResponse, AppError> {
     let department = batch.source_department.trim().to_owned();
     if department.is_empty() {
         return Err(FieldViolations::single("source_department", "is required"));
@@ -114,8 +113,10 @@ pub async fn apply(
         &format!("bulk:{department}:{}", Uuid::now_v7()),
         "jiuzhu.registry.v1.RegistryService/BulkUpsertPersons",
     );
-    let Begun::Fresh(mut work) = store.begin_command(unit).await.map_err(store_status)? else {
-        return Err(Status::internal("an unrecorded unit of work was replayed"));
+    let Begun::Fresh(mut work) = store.begin_command(unit).await.map_err(AppError::from)? else {
+        return Err(AppError::internal(
+            "an unrecorded unit of work was replayed",
+        ));
     };
     let mut answer = BulkUpsertPersonsResponse::default();
     let mut valid: Vec<(&PersonRecord, Identity)> = Vec::with_capacity(batch.records.len());
@@ -145,7 +146,7 @@ pub async fn apply(
         loop {
             attempt += 1;
             let kept = work.appended().len();
-            work.savepoint().await.map_err(store_status)?;
+            work.savepoint().await.map_err(AppError::from)?;
             match upsert(
                 &mut work,
                 vault,
@@ -162,19 +163,19 @@ pub async fn apply(
                 Err(RowError::Rejected { field, reason }) => {
                     work.rollback_to_savepoint(kept)
                         .await
-                        .map_err(store_status)?;
+                        .map_err(AppError::from)?;
                     answer.rejections.push(rejection(record, &field, reason));
                 }
                 Err(error) => {
                     work.rollback_to_savepoint(kept)
                         .await
-                        .map_err(store_status)?;
+                        .map_err(AppError::from)?;
                     if attempt < ATTEMPTS {
                         continue;
                     }
                     let reason = match error {
                         RowError::Store(e) => e.to_string(),
-                        RowError::Grpc(s) => s.message().to_owned(),
+                        RowError::App(error) => error.to_string(),
                         RowError::Rejected { reason, .. } => reason,
                     };
                     answer.rejections.push(rejection(
@@ -188,7 +189,7 @@ pub async fn apply(
         }
     }
     place_in_households(&mut work, &department, &batch.records, &mut answer).await?;
-    work.commit(Vec::new()).await.map_err(store_status)?;
+    work.commit(Vec::new()).await.map_err(AppError::from)?;
     Ok(answer)
 }
 
@@ -200,7 +201,7 @@ async fn place_in_households(
     department: &str,
     records: &[PersonRecord],
     answer: &mut BulkUpsertPersonsResponse,
-) -> Result<(), Status> {
+) -> Result<(), AppError> {
     let rejected: HashSet<String> = answer
         .rejections
         .iter()
@@ -235,7 +236,7 @@ async fn place_in_households(
     .bind(&sources)
     .fetch_all(work.connection())
     .await
-    .map_err(database_status)?
+    .map_err(AppError::storage)?
     .into_iter()
     .collect();
 
@@ -256,7 +257,7 @@ async fn place_in_households(
     .bind(&proposed)
     .fetch_all(work.connection())
     .await
-    .map_err(database_status)?
+    .map_err(AppError::storage)?
     .into_iter()
     .collect();
     let households: HashMap<String, Uuid> = sqlx::query_as::<_, (String, Uuid)>(
@@ -267,7 +268,7 @@ async fn place_in_households(
     .bind(&refs)
     .fetch_all(work.connection())
     .await
-    .map_err(database_status)?
+    .map_err(AppError::storage)?
     .into_iter()
     .collect();
 
@@ -279,7 +280,7 @@ async fn place_in_households(
     .bind(persons.values().copied().collect::<Vec<_>>())
     .fetch_all(work.connection())
     .await
-    .map_err(database_status)?
+    .map_err(AppError::storage)?
     .into_iter()
     .collect();
     let mut members: Vec<(&PersonRecord, Uuid, Uuid)> = Vec::new();
@@ -308,7 +309,7 @@ async fn place_in_households(
     .bind(members.iter().map(|m| m.2).collect::<Vec<_>>())
     .fetch_all(work.connection())
     .await
-    .map_err(database_status)?
+    .map_err(AppError::storage)?
     .into_iter()
     .collect();
     let elsewhere: HashMap<Uuid, Uuid> = sqlx::query_as::<_, (Uuid, Uuid)>(
@@ -323,7 +324,7 @@ async fn place_in_households(
     )
     .fetch_all(work.connection())
     .await
-    .map_err(database_status)?
+    .map_err(AppError::storage)?
     .into_iter()
     .collect();
 
@@ -356,7 +357,7 @@ async fn place_in_households(
         } else {
             work.load::<HouseholdAggregate>(&household_id.to_string())
                 .await
-                .map_err(store_status)?
+                .map_err(AppError::from)?
         };
         let mut events = Vec::new();
         for (record, person) in joining {
@@ -391,9 +392,9 @@ async fn place_in_households(
             .bind(&released)
             .execute(work.connection())
             .await
-            .map_err(database_status)?;
+            .map_err(AppError::storage)?;
     }
-    work.append_many(&appends).await.map_err(store_status)?;
+    work.append_many(&appends).await.map_err(AppError::from)?;
     Ok(())
 }
 
@@ -415,7 +416,7 @@ async fn create_new_records<'r>(
     department: &str,
     valid: Vec<(&'r PersonRecord, Identity)>,
     answer: &mut BulkUpsertPersonsResponse,
-) -> Result<Vec<(&'r PersonRecord, Identity)>, Status> {
+) -> Result<Vec<(&'r PersonRecord, Identity)>, AppError> {
     let mut slow = Vec::new();
     let mut seen_sources = HashSet::new();
     let mut seen_ids = HashSet::new();
@@ -457,7 +458,7 @@ async fn create_new_records<'r>(
     .bind(&fingerprints)
     .fetch_all(work.connection())
     .await
-    .map_err(database_status)?
+    .map_err(AppError::storage)?
     .into_iter()
     .collect();
     let (fresh_candidates, known): (Vec<_>, Vec<_>) = candidates
@@ -477,7 +478,7 @@ async fn create_new_records<'r>(
         .bind(&known_sources)
         .fetch_all(work.connection())
         .await
-        .map_err(database_status)?
+        .map_err(AppError::storage)?
         .into_iter()
         .collect();
         for (record, identity, _, _) in known {
@@ -503,7 +504,7 @@ async fn create_new_records<'r>(
     .bind(&owners)
     .fetch_all(work.connection())
     .await
-    .map_err(database_status)?
+    .map_err(AppError::storage)?
     .into_iter()
     .collect();
     let taken: Vec<String> = ids
@@ -520,7 +521,7 @@ async fn create_new_records<'r>(
         .bind(&taken)
         .fetch_all(work.connection())
         .await
-        .map_err(database_status)?
+        .map_err(AppError::storage)?
         .into_iter()
         .collect()
     };
@@ -560,7 +561,7 @@ async fn create_new_records<'r>(
         .bind(&unclaimed_sources)
         .execute(work.connection())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
     }
     seal_all(work.connection(), vault, &mut registered).await?;
     let appends: Vec<Append> = registered
@@ -575,7 +576,7 @@ async fn create_new_records<'r>(
             _ => None,
         })
         .collect();
-    work.append_many(&appends).await.map_err(store_status)?;
+    work.append_many(&appends).await.map_err(AppError::from)?;
     Ok(slow)
 }
 

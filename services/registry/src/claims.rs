@@ -2,17 +2,14 @@
 //! belongs to one person, a person to one household, a department's record to one person.
 
 use sqlx::PgConnection;
-use tonic::Status;
 use uuid::Uuid;
 
-use jiuzhu_runtime::grpc::database_status;
+use jiuzhu_errors::AppError;
 use jiuzhu_vault::{BlindIndex, Vault};
 
-use crate::sealing::vault_status;
-
 /// The blind index of a resident id, as claims and the persons view hold it (never the number).
-pub fn resident_id_index(vault: &Vault) -> Result<BlindIndex, Status> {
-    BlindIndex::new(vault, crate::projections::BLIND_INDEX).map_err(vault_status)
+pub fn resident_id_index(vault: &Vault) -> Result<BlindIndex, AppError> {
+    BlindIndex::new(vault, crate::projections::BLIND_INDEX).map_err(AppError::from)
 }
 
 /// Claims `resident_id` for `person`; returns the other person already holding it, if any.
@@ -21,7 +18,7 @@ pub async fn claim_resident_id(
     vault: &Vault,
     resident_id: &str,
     person: Uuid,
-) -> Result<Option<Uuid>, Status> {
+) -> Result<Option<Uuid>, AppError> {
     if resident_id.is_empty() {
         return Ok(None);
     }
@@ -35,7 +32,7 @@ pub async fn claim_resident_id(
     .bind(person)
     .fetch_optional(&mut *conn)
     .await
-    .map_err(database_status)?;
+    .map_err(AppError::storage)?;
     Ok(owner.filter(|owner| *owner != person))
 }
 
@@ -44,14 +41,14 @@ pub async fn release_resident_id(
     vault: &Vault,
     resident_id: &str,
     person: Uuid,
-) -> Result<(), Status> {
+) -> Result<(), AppError> {
     let resident_id = resident_id_index(vault)?.of("resident_id", &[resident_id]);
     sqlx::query("DELETE FROM resident_id_claims WHERE resident_id_index = $1 AND person_id = $2")
         .bind(&resident_id)
         .bind(person)
         .execute(conn)
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
     Ok(())
 }
 
@@ -60,7 +57,7 @@ pub async fn claim_household_place(
     conn: &mut PgConnection,
     person: Uuid,
     household: Uuid,
-) -> Result<Option<Uuid>, Status> {
+) -> Result<Option<Uuid>, AppError> {
     sqlx::query_scalar(
         "WITH claimed AS (INSERT INTO household_claims (person_id, household_id) VALUES ($1, $2) \
          ON CONFLICT (person_id) DO NOTHING RETURNING household_id) \
@@ -70,20 +67,20 @@ pub async fn claim_household_place(
     .bind(household)
     .fetch_optional(conn)
     .await
-    .map_err(database_status)
+    .map_err(AppError::storage)
 }
 
 pub async fn release_household_place(
     conn: &mut PgConnection,
     person: Uuid,
     household: Uuid,
-) -> Result<(), Status> {
+) -> Result<(), AppError> {
     sqlx::query("DELETE FROM household_claims WHERE person_id = $1 AND household_id = $2")
         .bind(person)
         .bind(household)
         .execute(conn)
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
     Ok(())
 }
 
@@ -127,7 +124,7 @@ pub async fn mark_inactive(
     conn: &mut PgConnection,
     person: Uuid,
     reason: &str,
-) -> Result<(), Status> {
+) -> Result<(), AppError> {
     sqlx::query(
         "INSERT INTO inactive_persons (person_id, reason) VALUES ($1, $2) \
          ON CONFLICT (person_id) DO UPDATE SET reason = EXCLUDED.reason",
@@ -136,15 +133,15 @@ pub async fn mark_inactive(
     .bind(reason)
     .execute(conn)
     .await
-    .map_err(database_status)?;
+    .map_err(AppError::storage)?;
     Ok(())
 }
 
-pub async fn mark_active(conn: &mut PgConnection, person: Uuid) -> Result<(), Status> {
+pub async fn mark_active(conn: &mut PgConnection, person: Uuid) -> Result<(), AppError> {
     sqlx::query("DELETE FROM inactive_persons WHERE person_id = $1")
         .bind(person)
         .execute(conn)
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
     Ok(())
 }

@@ -6,59 +6,28 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use futures::FutureExt;
+use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_identity::ResidentId;
 use jiuzhu_proto::registry::registry_service_server::RegistryService;
 use jiuzhu_proto::registry::search_persons_request::Query;
 use jiuzhu_proto::registry::*;
-use jiuzhu_runtime::grpc::{
-    FieldViolations, PersonalAccess, database_status, run_command, uuid_field,
-};
+use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
 use jiuzhu_vault::Vault;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::app::violations_status;
 use crate::app::{RegistryApi, SERVICE, append, load};
 use crate::claims::{
     claim_household_place, claim_resident_id, mark_active, mark_inactive, release_household_place,
     release_resident_id,
 };
 use crate::domain::{
-    Household as HouseholdAggregate, IdentityInput, RecordStatus, RegisterPerson, RegistryError,
-    UPDATABLE_FIELDS, Violation,
+    Household as HouseholdAggregate, IdentityInput, RecordStatus, RegisterPerson, UPDATABLE_FIELDS,
 };
 use crate::queries::{self, Search};
 use crate::sealing::{append_person, load_person};
-
-fn violations_status(violations: FieldViolations, found: Vec<Violation>) -> Status {
-    let mut violations = violations;
-    for v in found {
-        violations.add(v.field, v.reason);
-    }
-    violations.into_status()
-}
-
-impl From<RegistryError> for Status {
-    fn from(error: RegistryError) -> Self {
-        use RegistryError::*;
-        match error {
-            Invalid(found) => violations_status(FieldViolations::new(), found),
-            AlreadyRegistered(_) | ResidentIdTaken(_) => Status::already_exists(error.to_string()),
-            PersonNotFound(_) | UnknownStatus { .. } | HouseholdNotFound(_) => {
-                Status::not_found(error.to_string())
-            }
-            MergedInto { .. }
-            | StatusAlreadyEnded(_)
-            | EndBeforeStart { .. }
-            | SelfMerge
-            | NotMerged(_)
-            | AlreadyInHousehold { .. }
-            | NotInHousehold { .. }
-            | SecondHead { .. }
-            | Erased(_) => Status::failed_precondition(error.to_string()),
-        }
-    }
-}
 
 fn date_field(violations: &mut FieldViolations, field: &str, text: &str) -> Option<NaiveDate> {
     let parsed = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok();
@@ -86,7 +55,7 @@ impl RegistryService for RegistryApi {
             match inbound.message().await {
                 Ok(Some(batch)) => match crate::bulk::apply(&shell.0, &shell.1, batch).await {
                     Ok(answer) => Some((Ok(answer), Some((inbound, shell)))),
-                    Err(status) => Some((Err(status), None)),
+                    Err(error) => Some((Err(error.into()), None)),
                 },
                 Ok(None) => None,
                 Err(status) => Some((Err(status), None)),
@@ -128,7 +97,7 @@ impl RegistryService for RegistryApi {
                 violations.into_result()?;
                 command
             }
-            Err(found) => return Err(violations_status(violations, found)),
+            Err(found) => return Err(violations_status(violations, found).into()),
         };
         let vault = self.vault.clone();
         let answer = run_command(
@@ -292,7 +261,7 @@ impl RegistryService for RegistryApi {
                 violations.into_result()?;
                 command
             }
-            Err(found) => return Err(violations_status(violations, found)),
+            Err(found) => return Err(violations_status(violations, found).into()),
         };
         let vault = self.vault.clone();
         let answer = run_command(
@@ -726,7 +695,7 @@ impl RegistryService for RegistryApi {
         .bind(page_size + 1)
         .fetch_all(self.store.pool())
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
         let limit = usize::try_from(page_size).unwrap_or(100);
         let next_page_token = if rows.len() > limit {
             rows.get(limit - 1)
@@ -910,7 +879,7 @@ impl RegistryService for RegistryApi {
             };
             violations.into_result()?;
             let Some(search) = search else {
-                return Err(FieldViolations::single("query", "is required"));
+                return Err(FieldViolations::single("query", "is required").into());
             };
             let index = crate::claims::resident_id_index(&self.vault)?;
             let mut persons = queries::search(
@@ -975,7 +944,8 @@ impl person_key_service_server::PersonKeyService for PersonKeyApi {
             return Err(FieldViolations::single(
                 "person_ids",
                 format!("at most {MAX_KEYS_PER_CALL} persons per call"),
-            ));
+            )
+            .into());
         }
         let mut violations = FieldViolations::new();
         let mut persons = Vec::with_capacity(request.person_ids.len());
@@ -986,12 +956,17 @@ impl person_key_service_server::PersonKeyService for PersonKeyApi {
             }
         }
         violations.into_result()?;
-        let mut conn = self.store.pool().acquire().await.map_err(database_status)?;
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(AppError::storage)?;
         let keys = self
             .vault
             .keys(&mut conn, &persons)
             .await
-            .map_err(crate::sealing::vault_status)?;
+            .map_err(AppError::from)?;
         tracing::info!(persons = persons.len(), "person keys handed out");
         Ok(Response::new(GetPersonKeysResponse {
             keys: keys

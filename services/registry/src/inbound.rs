@@ -70,7 +70,7 @@ impl InboundHandler for DepartmentFeeds {
             },
         )
         .await
-        .map_err(jiuzhu_runtime::grpc::consumer_error)?;
+        .map_err(jiuzhu_messaging::ProjectionError::from)?;
         if answer.rejections.is_empty() {
             return Ok(());
         }

@@ -56,9 +56,9 @@ impl Persons {
             .vault
             .keys(conn, &sealed)
             .await
-            .map_err(jiuzhu_runtime::grpc::vault_consumer_error)?;
+            .map_err(jiuzhu_errors::AppError::from)?;
         for (_, event) in &mut decoded {
-            open(event, &keys).map_err(jiuzhu_runtime::grpc::vault_consumer_error)?;
+            open(event, &keys).map_err(jiuzhu_errors::AppError::from)?;
         }
         Ok(decoded)
     }

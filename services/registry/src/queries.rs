@@ -1,8 +1,8 @@
 //! Reads of the registry's projections for the gRPC layer.
 
+use jiuzhu_errors::AppError;
 use jiuzhu_proto::common::{Money, RegionCode};
 use jiuzhu_proto::registry::{Household, HouseholdIncome, HouseholdMember, Person, Status};
-use jiuzhu_runtime::grpc::database_status;
 use std::collections::HashMap;
 
 use jiuzhu_proto::common::Sealed;
@@ -10,10 +10,9 @@ use jiuzhu_proto::registry::PersonalIdentity;
 use jiuzhu_vault::{BlindIndex, KeyState, Vault};
 use prost::Message as _;
 
-use crate::sealing::vault_status;
+use AppError as GrpcStatus;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
-use tonic::Status as GrpcStatus;
 use uuid::Uuid;
 
 const PERSON_COLUMNS: &str = "person_id, identity, gender, region_code, \
@@ -30,8 +29,8 @@ async fn identities(
 ) -> Result<HashMap<Uuid, PersonalIdentity>, GrpcStatus> {
     let mut sealed = Vec::new();
     for row in rows {
-        let person: Uuid = row.try_get("person_id").map_err(database_status)?;
-        let bytes: Option<Vec<u8>> = row.try_get("identity").map_err(database_status)?;
+        let person: Uuid = row.try_get("person_id").map_err(AppError::storage)?;
+        let bytes: Option<Vec<u8>> = row.try_get("identity").map_err(AppError::storage)?;
         if let Some(bytes) = bytes {
             let sealed_identity = Sealed::decode(bytes.as_slice())
                 .map_err(|e| GrpcStatus::internal(format!("sealed identity of {person}: {e}")))?;
@@ -42,17 +41,17 @@ async fn identities(
         return Ok(HashMap::new());
     }
     let persons: Vec<Uuid> = sealed.iter().map(|(person, _)| *person).collect();
-    let mut conn = pool.acquire().await.map_err(database_status)?;
+    let mut conn = pool.acquire().await.map_err(AppError::storage)?;
     let keys = vault
         .keys(&mut conn, &persons)
         .await
-        .map_err(vault_status)?;
+        .map_err(AppError::from)?;
     let mut opened = HashMap::with_capacity(sealed.len());
     for (person, sealed_identity) in sealed {
         if let Some(KeyState::Live(key)) = keys.get(&person) {
             let identity = key
                 .open::<PersonalIdentity>(person, &sealed_identity)
-                .map_err(vault_status)?;
+                .map_err(AppError::from)?;
             opened.insert(person, identity);
         }
     }
@@ -105,11 +104,11 @@ pub async fn person(
     .bind(person_id)
     .fetch_optional(pool)
     .await
-    .map_err(database_status)?;
+    .map_err(AppError::storage)?;
     let Some(row) = row else { return Ok(None) };
     let opened = identities(pool, vault, std::slice::from_ref(&row)).await?;
-    let mut person = person_from_row(&row, &opened).map_err(database_status)?;
-    let merged: Vec<Uuid> = row.try_get("merged").map_err(database_status)?;
+    let mut person = person_from_row(&row, &opened).map_err(AppError::storage)?;
+    let merged: Vec<Uuid> = row.try_get("merged").map_err(AppError::storage)?;
     let statuses = sqlx::query(
         "SELECT status_id, person_id, kind, source_department, reference, effective_from, effective_to, \
          detail, ended, end_reason FROM person_statuses WHERE person_id = ANY($1) \
@@ -118,11 +117,11 @@ pub async fn person(
     .bind(merged.iter().copied().chain([person_id]).collect::<Vec<_>>())
     .fetch_all(pool)
     .await
-    .map_err(database_status)?;
+    .map_err(AppError::storage)?;
     for row in statuses {
         person
             .statuses
-            .push(status_from_row(&row).map_err(database_status)?);
+            .push(status_from_row(&row).map_err(AppError::storage)?);
     }
     person.merged_person_ids = merged.iter().map(Uuid::to_string).collect();
     Ok(Some(person))
@@ -158,11 +157,11 @@ pub async fn household(
     .bind(household_id)
     .fetch_all(pool)
     .await
-    .map_err(database_status)?;
+    .map_err(AppError::storage)?;
     let names = identities(pool, vault, &members).await?;
     household_from_rows(household_id, members, &names, pool)
         .await
-        .map_err(database_status)
+        .map_err(AppError::storage)
 }
 
 async fn household_from_rows(
@@ -276,10 +275,10 @@ pub async fn search(
     if let Some(region) = region {
         query = query.bind(region);
     }
-    let rows = query.fetch_all(pool).await.map_err(database_status)?;
+    let rows = query.fetch_all(pool).await.map_err(AppError::storage)?;
     let opened = identities(pool, vault, &rows).await?;
     rows.iter()
-        .map(|row| person_from_row(row, &opened).map_err(database_status))
+        .map(|row| person_from_row(row, &opened).map_err(AppError::storage))
         .collect()
 }
 
@@ -318,13 +317,13 @@ pub async fn person_file(
     .bind(limit)
     .fetch_all(pool)
     .await
-    .map_err(database_status)?;
+    .map_err(AppError::storage)?;
     // Sealed identities are opened here, at read time, so the file itself never holds personal
     // data in the clear and an erasure needs no rewrite of it.
     let mut details = Vec::with_capacity(rows.len());
     let mut sealed = Vec::new();
     for row in &rows {
-        let text: String = row.try_get("detail").map_err(database_status)?;
+        let text: String = row.try_get("detail").map_err(AppError::storage)?;
         let detail: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| GrpcStatus::internal(format!("a person file entry is not JSON: {e}")))?;
         if let Some(person) = detail
@@ -341,26 +340,26 @@ pub async fn person_file(
     let keys = if sealed.is_empty() {
         Default::default()
     } else {
-        let mut conn = pool.acquire().await.map_err(database_status)?;
+        let mut conn = pool.acquire().await.map_err(AppError::storage)?;
         vault
             .keys(&mut conn, &sealed)
             .await
-            .map_err(crate::sealing::vault_status)?
+            .map_err(AppError::from)?
     };
     let mut entries = Vec::with_capacity(rows.len());
     for (row, mut detail) in rows.iter().zip(details) {
-        crate::sealing::open_json(&mut detail, &keys).map_err(crate::sealing::vault_status)?;
-        let filed_under: Uuid = row.try_get("person_id").map_err(database_status)?;
-        let event_id: Uuid = row.try_get("event_id").map_err(database_status)?;
+        crate::sealing::open_json(&mut detail, &keys).map_err(AppError::from)?;
+        let filed_under: Uuid = row.try_get("person_id").map_err(AppError::storage)?;
+        let event_id: Uuid = row.try_get("event_id").map_err(AppError::storage)?;
         let occurred_at: chrono::DateTime<chrono::Utc> =
-            row.try_get("occurred_at").map_err(database_status)?;
+            row.try_get("occurred_at").map_err(AppError::storage)?;
         entries.push(jiuzhu_proto::registry::PersonFileEntry {
             event_id: event_id.to_string(),
             occurred_at: Some(jiuzhu_proto::time::timestamp(occurred_at)),
-            producer: row.try_get("producer").map_err(database_status)?,
-            event_type: row.try_get("event_type").map_err(database_status)?,
-            stream_id: row.try_get("stream_id").map_err(database_status)?,
-            stream_version: row.try_get("stream_version").map_err(database_status)?,
+            producer: row.try_get("producer").map_err(AppError::storage)?,
+            event_type: row.try_get("event_type").map_err(AppError::storage)?,
+            stream_id: row.try_get("stream_id").map_err(AppError::storage)?,
+            stream_version: row.try_get("stream_version").map_err(AppError::storage)?,
             detail_json: detail.to_string(),
             person_id: filed_under.to_string(),
         });

@@ -5,19 +5,16 @@
 use std::collections::HashMap;
 
 use base64::Engine;
+use jiuzhu_errors::AppError;
 use jiuzhu_eventstore::{Aggregate, UnitOfWork};
 use jiuzhu_proto::common::Sealed;
 use jiuzhu_proto::registry::PersonalIdentity;
-use jiuzhu_runtime::grpc::{database_status, store_status};
 use jiuzhu_vault::identity::{Opened, open_identity, seal_identity, sealed_person};
 use jiuzhu_vault::{KeyState, Vault, VaultError};
 use sqlx::PgConnection;
-use tonic::Status;
 use uuid::Uuid;
 
 use crate::domain::{Person, RegistryEvent};
-
-pub use jiuzhu_runtime::grpc::vault_status;
 
 /// Persons whose keys open the identities sealed in `events`.
 pub fn sealed_persons<'a>(events: impl IntoIterator<Item = &'a RegistryEvent>) -> Vec<Uuid> {
@@ -59,7 +56,7 @@ pub async fn seal_all(
     conn: &mut PgConnection,
     vault: &Vault,
     events: &mut [RegistryEvent],
-) -> Result<(), Status> {
+) -> Result<(), AppError> {
     let mut persons: Vec<Uuid> = events.iter().filter_map(carries_identity).collect();
     if persons.is_empty() {
         return Ok(());
@@ -69,13 +66,13 @@ pub async fn seal_all(
     let keys = vault
         .ensure_keys(conn, &persons)
         .await
-        .map_err(vault_status)?;
+        .map_err(AppError::from)?;
     for event in events.iter_mut() {
         let Some(person) = carries_identity(event) else {
             continue;
         };
         let Some(key) = keys.get(&person).and_then(KeyState::live) else {
-            return Err(Status::failed_precondition(format!(
+            return Err(AppError::failed_precondition(format!(
                 "person {person} was erased; no personal data can be recorded for them"
             )));
         };
@@ -84,7 +81,7 @@ pub async fn seal_all(
             RegistryEvent::PersonUpdated(e) => seal_identity(e, key),
             _ => Ok(()),
         };
-        sealed.map_err(vault_status)?;
+        sealed.map_err(AppError::from)?;
     }
     Ok(())
 }
@@ -94,11 +91,11 @@ pub async fn load_person(
     work: &mut UnitOfWork<'_>,
     vault: &Vault,
     person: Uuid,
-) -> Result<(Person, i64), Status> {
+) -> Result<(Person, i64), AppError> {
     let (mut events, version) = work
         .load_events::<RegistryEvent>(&person.to_string())
         .await
-        .map_err(store_status)?;
+        .map_err(AppError::from)?;
     let sealed = sealed_persons(&events);
     let keys = if sealed.is_empty() {
         HashMap::new()
@@ -106,11 +103,11 @@ pub async fn load_person(
         vault
             .keys(work.connection(), &sealed)
             .await
-            .map_err(vault_status)?
+            .map_err(AppError::from)?
     };
     let mut aggregate = Person::default();
     for event in &mut events {
-        open(event, &keys).map_err(vault_status)?;
+        open(event, &keys).map_err(AppError::from)?;
         aggregate.apply(event);
     }
     Ok((aggregate, version))
@@ -123,30 +120,30 @@ pub async fn append_person(
     person: Uuid,
     version: i64,
     mut events: Vec<RegistryEvent>,
-) -> Result<(), Status> {
+) -> Result<(), AppError> {
     seal_all(work.connection(), vault, &mut events).await?;
     let stream = person.to_string();
     work.append(&stream, version, &stream, &events)
         .await
-        .map_err(store_status)?;
+        .map_err(AppError::from)?;
     Ok(())
 }
 
 /// Destroys the person's key and the command-side copies of their personal data: the resident
 /// id claim and the fingerprints of the department records that became them (a re-import of
 /// such a record is then refused as erased, not silently re-registered).
-pub async fn erase(conn: &mut PgConnection, vault: &Vault, person: Uuid) -> Result<(), Status> {
-    vault.erase(conn, person).await.map_err(vault_status)?;
+pub async fn erase(conn: &mut PgConnection, vault: &Vault, person: Uuid) -> Result<(), AppError> {
+    vault.erase(conn, person).await.map_err(AppError::from)?;
     sqlx::query("DELETE FROM resident_id_claims WHERE person_id = $1")
         .bind(person)
         .execute(&mut *conn)
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
     sqlx::query("UPDATE source_records SET fingerprint = '' WHERE person_id = $1")
         .bind(person)
         .execute(conn)
         .await
-        .map_err(database_status)?;
+        .map_err(AppError::storage)?;
     Ok(())
 }
 
