@@ -352,6 +352,65 @@ async fn concurrent_appends_to_one_stream_exactly_one_wins() -> TestResult {
     Ok(())
 }
 
+/// The one command step on an existing stream: a stream with no events is not found (named by
+/// its kind), a refusal appends nothing, a decision appends at the loaded version and returns the
+/// aggregate after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decide_on_loads_decides_and_appends_or_refuses_without_a_trace() -> TestResult {
+    use jiuzhu_registry::domain::Person;
+    let database = jiuzhu_testkit::fresh_database::<Registry>().await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&database.url)
+        .await?;
+    let store = EventStore::new(pool, "registry", "unused");
+    let stream = uuid::Uuid::now_v7().to_string();
+    let step = |key: &str, refuse: bool| {
+        let (store, stream) = (store.clone(), stream.clone());
+        let call = CommandRequest::internal("test/Step", key);
+        async move {
+            store
+                .execute(call, AppError::from, move |work| {
+                    Box::pin(async move {
+                        let decided = work
+                            .decide_on(&stream, |_: &Person| {
+                                if refuse {
+                                    Err(AppError::failed_precondition("refused"))
+                                } else {
+                                    Ok(vec![person_event(2)])
+                                }
+                            })
+                            .await?;
+                        Ok(decided.version)
+                    })
+                })
+                .await
+        }
+    };
+    let missing = step("step-1", false).await;
+    assert!(
+        matches!(&missing, Err(AppError::NotFound(m)) if *m == format!("no stream {stream}")),
+        "{missing:?}"
+    );
+    let Begun::Fresh(mut work) = store
+        .begin_command(CommandRequest::unrecorded("seed", "test/Seed"))
+        .await?
+    else {
+        anyhow::bail!("an unrecorded command never replays");
+    };
+    work.append(&stream, 0, &stream, &[person_event(1)]).await?;
+    work.commit(Vec::new()).await?;
+    let refused = step("step-2", true).await;
+    assert!(
+        matches!(refused, Err(AppError::FailedPrecondition(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.stream_version(&stream).await?, 1);
+    assert_eq!(step("step-3", false).await?, 2);
+    assert_eq!(store.stream_version(&stream).await?, 2);
+    Ok(())
+}
+
 /// The one command path: an API call replays its answer for the same request and refuses the
 /// same id with other content; an internal command is identified by its key alone, so a key
 /// whose answer was stored under an older fingerprint still replays; nothing is appended twice.

@@ -26,6 +26,12 @@ pub enum StoreError {
         command_type: String,
         reason: String,
     },
+    /// A command addressed a stream that has no events.
+    #[error("no {kind} {stream_id}")]
+    NotFound {
+        kind: &'static str,
+        stream_id: String,
+    },
     #[error("event store database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -54,6 +60,7 @@ impl From<StoreError> for jiuzhu_errors::AppError {
                 tracing::error!(%error, "stored data cannot be read");
                 Self::internal("stored data cannot be read")
             }
+            StoreError::NotFound { .. } => Self::not_found(error.to_string()),
             StoreError::Database(db) => Self::storage(db),
         }
     }

@@ -16,7 +16,14 @@ pub trait EventCodec: Sized {
 /// Domain state rebuilt from its own events; it decides, events record.
 pub trait Aggregate: Default {
     type Event: EventCodec;
+    /// What one stream of this aggregate is called in messages ("relief case").
+    const KIND: &'static str = "stream";
     fn apply(&mut self, event: &Self::Event);
+    /// The key that orders this aggregate's events on Kafka: the person they are about, so one
+    /// person's events keep their order across streams. `None` uses the stream id.
+    fn partition_key(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// An aggregate whose state can be saved as a snapshot, so that long streams load quickly.

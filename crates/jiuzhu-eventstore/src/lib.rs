@@ -25,7 +25,7 @@ pub struct Append {
     pub events: Vec<NewEvent>,
 }
 pub use store::EventStore;
-pub use unit_of_work::{Begun, CommandRequest, UnitOfWork};
+pub use unit_of_work::{Begun, CommandRequest, Decided, UnitOfWork};
 
 /// Migrations for the platform tables (versions 1..99); run before a service's own.
 pub fn migrator() -> sqlx::migrate::Migrator {

@@ -1,6 +1,8 @@
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
+use jiuzhu_errors::AppError;
+
 use crate::event::{Aggregate, EventCodec, NewEvent, StoredEvent};
 use crate::store::{AppendMeta, load_aggregate_in};
 use crate::{EventStore, StoreError};
@@ -116,6 +118,49 @@ impl<'s> UnitOfWork<'s> {
     /// The transaction's connection, for reads the command needs.
     pub fn connection(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+
+    /// The one command step on an existing stream: load the aggregate, let `decide` turn it into
+    /// events, append them at the version loaded (a concurrent writer makes this a
+    /// [`StoreError::Conflict`]) under the aggregate's partition key. A stream with no events is
+    /// [`StoreError::NotFound`]. The domain's refusal becomes the application's error by its
+    /// one mapping.
+    pub async fn decide_on<A, Refused>(
+        &mut self,
+        stream_id: &str,
+        decide: impl FnOnce(&A) -> Result<Vec<A::Event>, Refused>,
+    ) -> Result<Decided<A>, AppError>
+    where
+        A: Aggregate + Clone,
+        AppError: From<Refused>,
+    {
+        let (before, version) = self
+            .load::<A>(stream_id)
+            .await
+            .map_err(<AppError as From<StoreError>>::from)?;
+        if version == 0 {
+            return Err(StoreError::NotFound {
+                kind: A::KIND,
+                stream_id: stream_id.to_owned(),
+            }
+            .into());
+        }
+        let events = decide(&before)?;
+        let key = before.partition_key().unwrap_or(stream_id).to_owned();
+        self.append(stream_id, version, &key, &events)
+            .await
+            .map_err(<AppError as From<StoreError>>::from)?;
+        let mut after = before.clone();
+        for event in &events {
+            after.apply(event);
+        }
+        let version = version + i64::try_from(events.len()).unwrap_or(i64::MAX);
+        Ok(Decided {
+            before,
+            after,
+            events,
+            version,
+        })
     }
 
     /// Loads an aggregate inside this transaction, with its current version.
@@ -281,4 +326,14 @@ async fn previous_answer(
         });
     }
     Ok(Some(row.try_get("response")?))
+}
+
+/// What [`UnitOfWork::decide_on`] did: the aggregate before and after, the events appended and
+/// the stream's new version.
+#[derive(Debug)]
+pub struct Decided<A: Aggregate> {
+    pub before: A,
+    pub after: A,
+    pub events: Vec<A::Event>,
+    pub version: i64,
 }

@@ -5,13 +5,12 @@
 use crate::domain::ClueError;
 use futures::FutureExt;
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
-use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_eventstore::EventStore;
 use jiuzhu_proto::clues::*;
 use jiuzhu_runtime::grpc::run_command;
 use sqlx::PgPool;
-use uuid::Uuid;
 
-use crate::domain::{Closing, Clue as ClueAggregate, CluesEvent};
+use crate::domain::{Closing, Clue as ClueAggregate};
 use crate::intake::Intake;
 
 pub(crate) const SERVICE: &str = "jiuzhu.clues.v1.CluesService";
@@ -72,9 +71,10 @@ impl CluesApi {
             &request,
             move |work| {
                 async move {
-                    let (clue, version) = load_clue(work, clue_id).await?;
-                    let events = clue.close(clue_id, closing, &closed_by)?;
-                    append_clue(work, clue_id, version, clue.person_id(), &events).await?;
+                    work.decide_on(&clue_id.to_string(), |clue: &ClueAggregate| {
+                        clue.close(clue_id, closing, &closed_by)
+                    })
+                    .await?;
                     Ok(CloseClueResponse {})
                 }
                 .boxed()
@@ -83,28 +83,6 @@ impl CluesApi {
         .await?;
         Ok(answer)
     }
-}
-
-pub(crate) async fn load_clue(
-    work: &mut UnitOfWork<'_>,
-    clue: Uuid,
-) -> Result<(ClueAggregate, i64), AppError> {
-    work.load::<ClueAggregate>(&clue.to_string())
-        .await
-        .map_err(AppError::from)
-}
-
-pub(crate) async fn append_clue(
-    work: &mut UnitOfWork<'_>,
-    clue: Uuid,
-    version: i64,
-    person: &str,
-    events: &[CluesEvent],
-) -> Result<(), AppError> {
-    work.append(&clue.to_string(), version, person, events)
-        .await
-        .map_err(AppError::from)?;
-    Ok(())
 }
 
 impl From<ClueError> for AppError {

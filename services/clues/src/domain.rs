@@ -101,6 +101,11 @@ pub struct Clue {
 
 impl Aggregate for Clue {
     type Event = CluesEvent;
+    const KIND: &'static str = "clue";
+
+    fn partition_key(&self) -> Option<&str> {
+        self.detected.as_ref().map(|d| d.person_id.as_str())
+    }
 
     fn apply(&mut self, event: &CluesEvent) {
         match event {

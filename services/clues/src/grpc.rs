@@ -10,7 +10,8 @@ use sqlx::Row;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::{CluesApi, SERVICE, append_clue, load_clue};
+use crate::app::{CluesApi, SERVICE};
+use crate::domain::Clue as ClueAggregate;
 use crate::intake::Intake;
 
 const CLUE_COLUMNS: &str = "clue_id, party_id, case_no, person_id, probability, origin, explanation, \
@@ -134,9 +135,10 @@ impl CluesService for CluesApi {
             &request,
             move |work| {
                 async move {
-                    let (clue, version) = load_clue(work, clue_id).await?;
-                    let events = clue.confirm(clue_id, &reviewer, &reason)?;
-                    append_clue(work, clue_id, version, clue.person_id(), &events).await?;
+                    work.decide_on(&clue_id.to_string(), |clue: &ClueAggregate| {
+                        clue.confirm(clue_id, &reviewer, &reason)
+                    })
+                    .await?;
                     Ok(ConfirmClueResponse {})
                 }
                 .boxed()
@@ -165,9 +167,10 @@ impl CluesService for CluesApi {
             &request,
             move |work| {
                 async move {
-                    let (clue, version) = load_clue(work, clue_id).await?;
-                    let events = clue.reject(clue_id, &reviewer, &reason)?;
-                    append_clue(work, clue_id, version, clue.person_id(), &events).await?;
+                    work.decide_on(&clue_id.to_string(), |clue: &ClueAggregate| {
+                        clue.reject(clue_id, &reviewer, &reason)
+                    })
+                    .await?;
                     Ok(RejectClueResponse {})
                 }
                 .boxed()
@@ -196,9 +199,10 @@ impl CluesService for CluesApi {
             &request,
             move |work| {
                 async move {
-                    let (clue, version) = load_clue(work, clue_id).await?;
-                    let events = clue.refer(clue_id, &referred_by)?;
-                    append_clue(work, clue_id, version, clue.person_id(), &events).await?;
+                    work.decide_on(&clue_id.to_string(), |clue: &ClueAggregate| {
+                        clue.refer(clue_id, &referred_by)
+                    })
+                    .await?;
                     Ok(ReferClueResponse {})
                 }
                 .boxed()

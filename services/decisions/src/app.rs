@@ -11,7 +11,7 @@ use futures::FutureExt;
 use jiuzhu_calendar::Calendar;
 use jiuzhu_clock::Clock;
 use jiuzhu_errors::{AppError, FieldViolations};
-use jiuzhu_eventstore::{CommandRequest, EventStore, UnitOfWork};
+use jiuzhu_eventstore::{CommandRequest, EventStore};
 use jiuzhu_policy::{PolicyBook, PolicyError};
 use jiuzhu_proto::decisions::*;
 use jiuzhu_recommend::Recommender;
@@ -250,7 +250,9 @@ impl DecisionsApi {
                             "a relief case for this person and case is being opened concurrently; send it again",
                         ));
                     }
-                    append_case(work, case_id, 0, &case, &events).await?;
+                    work.append(&case_id.to_string(), 0, case.person_id(), &events)
+                        .await
+                        .map_err(AppError::from)?;
                     tracing::info!(%case_id, "relief case opened");
                     Ok(OpenCaseResponse {
                         case_id: case_id.to_string(),
@@ -262,33 +264,6 @@ impl DecisionsApi {
         )
         .await
     }
-}
-
-pub(crate) async fn load_case(
-    work: &mut UnitOfWork<'_>,
-    case_id: Uuid,
-) -> Result<(ReliefCase, i64), AppError> {
-    let (case, version) = work
-        .load::<ReliefCase>(&case_id.to_string())
-        .await
-        .map_err(AppError::from)?;
-    if version == 0 {
-        return Err(AppError::not_found(format!("no relief case {case_id}")));
-    }
-    Ok((case, version))
-}
-
-async fn append_case(
-    work: &mut UnitOfWork<'_>,
-    case_id: Uuid,
-    version: i64,
-    case: &ReliefCase,
-    events: &[DecisionsEvent],
-) -> Result<(), AppError> {
-    work.append(&case_id.to_string(), version, case.person_id(), events)
-        .await
-        .map_err(AppError::from)?;
-    Ok(())
 }
 
 /// An API call of `method`: the caller's request id, the request fingerprinted.
@@ -321,10 +296,14 @@ where
     api.store
         .execute(call, AppError::from, move |work| {
             async move {
-                let (case, version) = load_case(work, case_id).await?;
-                let (events, answer) = decide(&case, rules.now())?;
-                append_case(work, case_id, version, &case, &events).await?;
-                Ok(answer)
+                let mut answer = None;
+                work.decide_on(&case_id.to_string(), |case: &ReliefCase| {
+                    let (events, decided) = decide(case, rules.now())?;
+                    answer = Some(decided);
+                    Ok::<_, CaseError>(events)
+                })
+                .await?;
+                answer.ok_or_else(|| AppError::internal("the decision gave no answer"))
             }
             .boxed()
         })

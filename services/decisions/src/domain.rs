@@ -265,6 +265,11 @@ pub struct ReliefCase {
 
 impl Aggregate for ReliefCase {
     type Event = DecisionsEvent;
+    const KIND: &'static str = "relief case";
+
+    fn partition_key(&self) -> Option<&str> {
+        self.opened.as_ref().map(|o| o.person_id.as_str())
+    }
 
     fn apply(&mut self, event: &DecisionsEvent) {
         match event {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use jiuzhu_clock::Clock;
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
-use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_eventstore::EventStore;
 use jiuzhu_proto::followup::*;
 use jiuzhu_vault::{DataKey, KeyState, RemoteKeys};
 use uuid::Uuid;
 
-use crate::domain::{FollowupEvent, FollowupPlan, PlanError};
+use crate::domain::PlanError;
 use crate::policy::FollowupPolicy;
 
 #[derive(Debug, Clone)]
@@ -81,31 +81,6 @@ impl FollowupApi {
             .map_err(AppError::storage)?
             .ok_or_else(|| AppError::not_found(format!("no follow-up plan for case {case_id}")))
     }
-}
-
-/// Loads a plan in `work`, decides, appends.
-pub(crate) async fn decide_on_plan(
-    work: &mut UnitOfWork<'_>,
-    plan_id: Uuid,
-    decide: impl FnOnce(&FollowupPlan) -> Result<Vec<FollowupEvent>, PlanError>,
-) -> Result<Vec<FollowupEvent>, AppError> {
-    let (plan, version) = work
-        .load::<FollowupPlan>(&plan_id.to_string())
-        .await
-        .map_err(AppError::from)?;
-    if version == 0 {
-        return Err(AppError::not_found(format!("no follow-up plan {plan_id}")));
-    }
-    let events = decide(&plan)?;
-    let person = plan
-        .opened
-        .as_ref()
-        .map(|o| o.person_id.clone())
-        .unwrap_or_default();
-    work.append(&plan_id.to_string(), version, &person, &events)
-        .await
-        .map_err(AppError::from)?;
-    Ok(events)
 }
 
 impl From<PlanError> for AppError {

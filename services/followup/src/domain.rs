@@ -318,6 +318,11 @@ pub struct FollowupPlan {
 
 impl Aggregate for FollowupPlan {
     type Event = FollowupEvent;
+    const KIND: &'static str = "follow-up plan";
+
+    fn partition_key(&self) -> Option<&str> {
+        self.opened.as_ref().map(|o| o.person_id.as_str())
+    }
 
     fn apply(&mut self, event: &FollowupEvent) {
         match event {

@@ -12,7 +12,7 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::{FollowupApi, decide_on_plan};
+use crate::app::FollowupApi;
 use crate::domain::{Figures, FollowupEvent, FollowupPlan, Visit, validate_visit};
 
 const SERVICE: &str = "jiuzhu.followup.v1.FollowupService";
@@ -244,10 +244,12 @@ impl FollowupService for FollowupApi {
                     &request,
                     move |work| {
                         async move {
-                            let events = decide_on_plan(work, plan_id, |plan| {
-                                plan.record_visit(visit, baseline, &policy, today)
-                            })
-                            .await?;
+                            let events = work
+                                .decide_on(&plan_id.to_string(), |plan: &FollowupPlan| {
+                                    plan.record_visit(visit, baseline, &policy, today)
+                                })
+                                .await?
+                                .events;
                             let mut answer = RecordVisitResponse::default();
                             for event in events {
                                 match event {
@@ -300,17 +302,12 @@ impl FollowupService for FollowupApi {
                 &request,
                 move |work| {
                     async move {
-                        let (mut plan, _) = work
-                            .load::<FollowupPlan>(&plan_id.to_string())
-                            .await
-                            .map_err(AppError::from)?;
-                        let events = decide_on_plan(work, plan_id, |plan| {
-                            plan.close(reason, &note, &office, &by)
-                        })
-                        .await?;
-                        for event in &events {
-                            jiuzhu_eventstore::Aggregate::apply(&mut plan, event);
-                        }
+                        let plan = work
+                            .decide_on(&plan_id.to_string(), |plan: &FollowupPlan| {
+                                plan.close(reason, &note, &office, &by)
+                            })
+                            .await?
+                            .after;
                         // Moved away: the new office's plan takes the visits not made yet.
                         let successor = Uuid::now_v7();
                         let handed = plan.handed_over(&successor.to_string());

@@ -10,7 +10,8 @@ use jiuzhu_eventstore::CommandRequest;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::app::{FollowupApi, decide_on_plan};
+use crate::app::FollowupApi;
+use crate::domain::FollowupPlan;
 
 /// Plans looked at per scan at most (the next scan takes the rest).
 const BATCH: i64 = 1000;
@@ -58,8 +59,10 @@ impl Monitor {
                 .store
                 .execute(call, AppError::from, move |work| {
                     async move {
-                        decide_on_plan(work, plan_id, |plan| Ok(plan.overdue_visits(today)))
-                            .await?;
+                        work.decide_on(&plan_id.to_string(), |plan: &FollowupPlan| {
+                            Ok::<_, AppError>(plan.overdue_visits(today))
+                        })
+                        .await?;
                         Ok(())
                     }
                     .boxed()

@@ -31,39 +31,6 @@ pub(crate) fn state_of(state: State) -> DisbursementState {
 
 pub(crate) const SERVICE: &str = "jiuzhu.payments.v1.PaymentsService";
 
-/// Loads an existing disbursement in `work`, decides, and appends: the disbursement before and
-/// after, and its new version.
-pub(crate) async fn decide_on(
-    work: &mut jiuzhu_eventstore::UnitOfWork<'_>,
-    id: Uuid,
-    decide: impl FnOnce(
-        &DisbursementAggregate,
-    ) -> Result<Vec<PaymentsEvent>, crate::domain::DisbursementError>,
-) -> Result<(DisbursementAggregate, DisbursementAggregate, i64), AppError> {
-    let (before, version) = work
-        .load::<DisbursementAggregate>(&id.to_string())
-        .await
-        .map_err(AppError::from)?;
-    if version == 0 {
-        return Err(AppError::not_found(format!("no disbursement {id}")));
-    }
-    let events = decide(&before)?;
-    let person = before
-        .ordered
-        .as_ref()
-        .map(|o| o.person_id.clone())
-        .unwrap_or_default();
-    work.append(&id.to_string(), version, &person, &events)
-        .await
-        .map_err(AppError::from)?;
-    let mut after = before.clone();
-    for event in &events {
-        jiuzhu_eventstore::Aggregate::apply(&mut after, event);
-    }
-    let appended = i64::try_from(events.len()).unwrap_or(0);
-    Ok((before, after, version + appended))
-}
-
 #[derive(Debug, Clone)]
 pub struct PaymentsApi {
     pub(crate) store: EventStore,

@@ -219,6 +219,11 @@ pub struct Disbursement {
 
 impl Aggregate for Disbursement {
     type Event = PaymentsEvent;
+    const KIND: &'static str = "disbursement";
+
+    fn partition_key(&self) -> Option<&str> {
+        self.ordered.as_ref().map(|o| o.person_id.as_str())
+    }
 
     fn apply(&mut self, event: &PaymentsEvent) {
         match event {

@@ -12,7 +12,7 @@ use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::{PaymentsApi, SERVICE, decide_on, state_of};
+use crate::app::{PaymentsApi, SERVICE, state_of};
 use crate::books;
 use crate::domain::{Disbursement as DisbursementAggregate, PaymentsEvent, State};
 use crate::ledger::{Transaction, budget};
@@ -159,8 +159,12 @@ impl PaymentsService for PaymentsApi {
             &request,
             move |work| {
                 async move {
-                    let (disbursement, _, _) =
-                        decide_on(work, id, |d| d.cancel(&reason, &by)).await?;
+                    let disbursement = work
+                        .decide_on(&id.to_string(), |d: &DisbursementAggregate| {
+                            d.cancel(&reason, &by)
+                        })
+                        .await?
+                        .before;
                     let ordered = disbursement.ordered.clone().unwrap_or_default();
                     // Held money goes back to the budget; a waiting order leaves the queue.
                     if disbursement.reserved {
@@ -227,8 +231,12 @@ impl PaymentsService for PaymentsApi {
             &request,
             move |work| {
                 async move {
-                    let (_, retried, version) =
-                        decide_on(work, id, |d| d.retry(&by, &reason)).await?;
+                    let decided = work
+                        .decide_on(&id.to_string(), |d: &DisbursementAggregate| {
+                            d.retry(&by, &reason)
+                        })
+                        .await?;
+                    let (retried, version) = (decided.after, decided.version);
                     if retried.state == State::Reserved {
                         crate::orders::due_now(work, &retried).await?;
                     } else {

@@ -1,13 +1,14 @@
 //! The registry's application layer: the service object the gRPC adapter calls, and the one
-//! way a command reaches a person or household stream (load, decide, append, idempotent on its
-//! request id). Bulk imports and department feeds come through the same claims and sealing.
+//! mapping of the registry's refusals to application errors. A household command goes through
+//! the platform's command path (`UnitOfWork::decide_on`); a person's stream through
+//! `sealing::load_person` / `append_person`, the same steps with personal data sealed. Bulk
+//! imports and department feeds come through the same claims and sealing.
 
 use jiuzhu_errors::{AppError, FieldViolations};
-use jiuzhu_eventstore::{EventStore, UnitOfWork};
+use jiuzhu_eventstore::EventStore;
+use jiuzhu_vault::Vault;
 
 use crate::domain::{RegistryError, Violation};
-use jiuzhu_vault::Vault;
-use uuid::Uuid;
 
 pub(crate) const SERVICE: &str = "jiuzhu.registry.v1.RegistryService";
 
@@ -23,33 +24,11 @@ impl RegistryApi {
     }
 }
 
-pub(crate) async fn load<A: jiuzhu_eventstore::Aggregate>(
-    work: &mut UnitOfWork<'_>,
-    stream: Uuid,
-) -> Result<(A, i64), AppError> {
-    work.load::<A>(&stream.to_string())
-        .await
-        .map_err(AppError::from)
-}
-
-pub(crate) async fn append(
-    work: &mut UnitOfWork<'_>,
-    stream: Uuid,
-    version: i64,
-    events: &[crate::domain::RegistryEvent],
-) -> Result<(), AppError> {
-    let stream = stream.to_string();
-    work.append(&stream, version, &stream, events)
-        .await
-        .map_err(AppError::from)?;
-    Ok(())
-}
-
 impl From<RegistryError> for AppError {
     fn from(error: RegistryError) -> Self {
         use RegistryError::*;
         match error {
-            Invalid(found) => violations_status(FieldViolations::new(), found),
+            Invalid(found) => violations_error(FieldViolations::new(), found),
             AlreadyRegistered(_) | ResidentIdTaken(_) => {
                 AppError::already_exists(error.to_string())
             }
@@ -69,7 +48,7 @@ impl From<RegistryError> for AppError {
     }
 }
 
-pub(crate) fn violations_status(violations: FieldViolations, found: Vec<Violation>) -> AppError {
+pub(crate) fn violations_error(violations: FieldViolations, found: Vec<Violation>) -> AppError {
     let mut violations = violations;
     for v in found {
         violations.add(v.field, v.reason);

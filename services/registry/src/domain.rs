@@ -760,6 +760,7 @@ pub struct Household {
 
 impl Aggregate for Household {
     type Event = RegistryEvent;
+    const KIND: &'static str = "household";
 
     fn apply(&mut self, event: &RegistryEvent) {
         match event {

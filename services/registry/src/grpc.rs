@@ -17,8 +17,7 @@ use jiuzhu_vault::Vault;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::violations_status;
-use crate::app::{RegistryApi, SERVICE, append, load};
+use crate::app::{RegistryApi, SERVICE, violations_error};
 use crate::claims::{
     claim_household_place, claim_resident_id, mark_active, mark_inactive, release_household_place,
     release_resident_id,
@@ -97,7 +96,7 @@ impl RegistryService for RegistryApi {
                 violations.into_result()?;
                 command
             }
-            Err(found) => return Err(violations_status(violations, found).into()),
+            Err(found) => return Err(violations_error(violations, found).into()),
         };
         let vault = self.vault.clone();
         let answer = run_command(
@@ -261,7 +260,7 @@ impl RegistryService for RegistryApi {
                 violations.into_result()?;
                 command
             }
-            Err(found) => return Err(violations_status(violations, found).into()),
+            Err(found) => return Err(violations_error(violations, found).into()),
         };
         let vault = self.vault.clone();
         let answer = run_command(
@@ -350,18 +349,21 @@ impl RegistryService for RegistryApi {
             move |work| {
                 async move {
                     let (person, _) = load_person(work, &vault, person_id).await?;
-                    let (household, version) =
-                        load::<HouseholdAggregate>(work, household_id).await?;
                     let current =
                         claim_household_place(work.connection(), person_id, household_id).await?;
-                    let events = household.add_member(
-                        household_id,
-                        person_id,
-                        &person,
-                        relationship,
-                        current,
-                    )?;
-                    append(work, household_id, version, &events).await?;
+                    work.decide_on(
+                        &household_id.to_string(),
+                        |household: &HouseholdAggregate| {
+                            household.add_member(
+                                household_id,
+                                person_id,
+                                &person,
+                                relationship,
+                                current,
+                            )
+                        },
+                    )
+                    .await?;
                     Ok(AddHouseholdMemberResponse {
                         household_id: household_id.to_string(),
                     })
@@ -392,11 +394,14 @@ impl RegistryService for RegistryApi {
             &request,
             move |work| {
                 async move {
-                    let (household, version) =
-                        load::<HouseholdAggregate>(work, household_id).await?;
-                    let events = household.remove_member(household_id, person_id, &reason)?;
+                    work.decide_on(
+                        &household_id.to_string(),
+                        |household: &HouseholdAggregate| {
+                            household.remove_member(household_id, person_id, &reason)
+                        },
+                    )
+                    .await?;
                     release_household_place(work.connection(), person_id, household_id).await?;
-                    append(work, household_id, version, &events).await?;
                     Ok(RemoveHouseholdMemberResponse {})
                 }
                 .boxed()
@@ -438,10 +443,13 @@ impl RegistryService for RegistryApi {
             &request,
             move |work| {
                 async move {
-                    let (household, version) =
-                        load::<HouseholdAggregate>(work, household_id).await?;
-                    let events = household.record_income(household_id, year, fen, &department)?;
-                    append(work, household_id, version, &events).await?;
+                    work.decide_on(
+                        &household_id.to_string(),
+                        |household: &HouseholdAggregate| {
+                            household.record_income(household_id, year, fen, &department)
+                        },
+                    )
+                    .await?;
                     Ok(RecordHouseholdIncomeResponse {})
                 }
                 .boxed()
