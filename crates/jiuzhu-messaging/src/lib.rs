@@ -25,7 +25,7 @@ pub use inbound::{
     inbound_topic,
 };
 pub use rebuild::{RebuildError, RebuildProgress, rebuild_from_store, rebuild_from_topic};
-pub use relay::{OutboxRelay, PublishedBatch, RelayError};
+pub use relay::{OutboxRelay, OutboxTable, PublishedBatch, RelayError};
 pub use settings::{ConsumerSettings, KafkaSettings, RelaySettings};
 pub use topics::{TopicError, dead_letter_topic, ensure_topics, never_written, service_topic};
 

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -14,9 +15,75 @@ use crate::headers::{
 };
 use crate::{KafkaSettings, RelaySettings};
 
-/// One relay publishes a database's outbox at a time, so that per-key order holds even when
-/// several replicas of a service run: the batch transaction takes this advisory lock.
+/// One relay publishes an outbox table at a time, so that per-key order holds even when
+/// several replicas of a service run: the batch transaction takes an advisory lock, this one
+/// for the service's own outbox and one derived from the name for any other table.
 const RELAY_LOCK: i64 = 0x6a69_757a_6875_0001;
+
+/// Which outbox table a relay publishes and how its rows name their topic. Every table has the
+/// columns of `outbox` (`id`, `partition_key`, `event_type`, `event_id`, `envelope`,
+/// `trace_context`, `published_at`), a column naming the topic, and any columns sent as extra
+/// headers.
+#[derive(Clone)]
+pub struct OutboxTable {
+    name: &'static str,
+    topic_column: &'static str,
+    topic_of: Arc<dyn Fn(&str) -> String + Send + Sync>,
+    headers: Vec<(&'static str, &'static str)>,
+    lock: i64,
+}
+
+impl std::fmt::Debug for OutboxTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxTable")
+            .field("name", &self.name)
+            .field("topic_column", &self.topic_column)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OutboxTable {
+    /// The service's own outbox: each row holds its topic.
+    pub fn service() -> Self {
+        Self {
+            name: "outbox",
+            topic_column: "topic",
+            topic_of: Arc::new(str::to_owned),
+            headers: Vec::new(),
+            lock: RELAY_LOCK,
+        }
+    }
+
+    /// Another outbox table: `topic_of` turns the value of `topic_column` into the topic.
+    pub fn new(
+        name: &'static str,
+        topic_column: &'static str,
+        topic_of: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Self {
+        // FNV-1a of the name: a lock of its own, the same in every replica.
+        let lock = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Self {
+            name,
+            topic_column,
+            topic_of: Arc::new(topic_of),
+            headers: Vec::new(),
+            lock: i64::from_ne_bytes(lock.to_ne_bytes()),
+        }
+    }
+
+    /// Sends the value of `column` as the Kafka header `header` with every row.
+    pub fn header(mut self, header: &'static str, column: &'static str) -> Self {
+        self.headers.push((header, column));
+        self
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -40,11 +107,13 @@ pub struct OutboxRelay {
     pool: PgPool,
     producer: FutureProducer,
     settings: RelaySettings,
+    table: OutboxTable,
 }
 
 impl std::fmt::Debug for OutboxRelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboxRelay")
+            .field("table", &self.table)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -55,6 +124,7 @@ impl std::fmt::Debug for OutboxRelay {
 #[derive(Debug)]
 pub struct PublishedBatch {
     tx: Transaction<'static, Postgres>,
+    table: &'static str,
     ids: Vec<i64>,
 }
 
@@ -70,10 +140,13 @@ impl PublishedBatch {
     /// Records the batch as published.
     pub async fn mark(mut self) -> Result<usize, RelayError> {
         if !self.ids.is_empty() {
-            sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-                .bind(&self.ids)
-                .execute(&mut *self.tx)
-                .await?;
+            sqlx::query(&format!(
+                "UPDATE {} SET published_at = now() WHERE id = ANY($1)",
+                self.table
+            ))
+            .bind(&self.ids)
+            .execute(&mut *self.tx)
+            .await?;
         }
         self.tx.commit().await?;
         Ok(self.ids.len())
@@ -88,14 +161,27 @@ struct OutboxRow {
     event_id: String,
     envelope: Vec<u8>,
     trace_context: HashMap<String, String>,
+    headers: Vec<(&'static str, String)>,
 }
 
 impl OutboxRelay {
+    /// The relay of the service's own outbox.
     pub fn new(
         pool: PgPool,
         kafka: &KafkaSettings,
         settings: RelaySettings,
         client_id: &str,
+    ) -> Result<Self, RelayError> {
+        Self::for_table(pool, kafka, settings, client_id, OutboxTable::service())
+    }
+
+    /// The relay of another outbox table (the registry's department copies).
+    pub fn for_table(
+        pool: PgPool,
+        kafka: &KafkaSettings,
+        settings: RelaySettings,
+        client_id: &str,
+        table: OutboxTable,
     ) -> Result<Self, RelayError> {
         let producer = kafka
             .client_config()
@@ -110,6 +196,7 @@ impl OutboxRelay {
             pool,
             producer,
             settings,
+            table,
         })
     }
 
@@ -118,7 +205,7 @@ impl OutboxRelay {
     pub async fn claim_and_publish(&self) -> Result<Option<PublishedBatch>, RelayError> {
         let mut tx = self.pool.begin().await?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK)
+            .bind(self.table.lock)
             .fetch_one(&mut *tx)
             .await?;
         if !locked {
@@ -126,19 +213,35 @@ impl OutboxRelay {
         }
         // Unpublished rows, not "rows after the last id": a transaction that committed late
         // with a lower id is picked up by the next poll.
-        let rows = sqlx::query(
-            "SELECT id, topic, partition_key, event_type, event_id::text AS event_id, envelope, \
-             trace_context FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-        )
+        let table = &self.table;
+        let extra: String = table
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(i, (_, column))| format!(", {column}::text AS header_{i}"))
+            .collect();
+        let rows = sqlx::query(&format!(
+            "SELECT id, {topic}::text AS topic, partition_key, event_type, event_id::text AS event_id, \
+             envelope, trace_context{extra} FROM {name} WHERE published_at IS NULL ORDER BY id \
+             LIMIT $1",
+            topic = table.topic_column,
+            name = table.name,
+        ))
         .bind(self.settings.batch_size)
         .fetch_all(&mut *tx)
         .await?;
         let mut batch = Vec::with_capacity(rows.len());
         for row in rows {
             let trace_context: serde_json::Value = row.try_get("trace_context")?;
+            let mut headers = Vec::with_capacity(table.headers.len());
+            for (i, (header, _)) in table.headers.iter().enumerate() {
+                headers.push((*header, row.try_get(format!("header_{i}").as_str())?));
+            }
+            let topic: String = row.try_get("topic")?;
             batch.push(OutboxRow {
                 id: row.try_get("id")?,
-                topic: row.try_get("topic")?,
+                topic: (table.topic_of)(&topic),
+                headers,
                 partition_key: row.try_get("partition_key")?,
                 event_type: row.try_get("event_type")?,
                 event_id: row.try_get("event_id")?,
@@ -149,6 +252,7 @@ impl OutboxRelay {
         self.publish(&batch).await?;
         Ok(Some(PublishedBatch {
             tx,
+            table: self.table.name,
             ids: batch.iter().map(|row| row.id).collect(),
         }))
     }
@@ -172,6 +276,7 @@ impl OutboxRelay {
                 (EVENT_ID_HEADER, row.event_id.as_str()),
                 (CONTENT_TYPE, ENVELOPE_CONTENT_TYPE),
             ];
+            entries.extend(row.headers.iter().map(|(k, v)| (*k, v.as_str())));
             entries.extend(context.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             let headers = with_entries(OwnedHeaders::new(), entries);
             let mut record = FutureRecord::to(&row.topic)
@@ -222,9 +327,10 @@ impl OutboxRelay {
 
     /// Deletes published rows older than the retention period.
     pub async fn prune(&self) -> Result<u64, RelayError> {
-        let deleted = sqlx::query(
-            "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1::int)",
-        )
+        let deleted = sqlx::query(&format!(
+            "DELETE FROM {} WHERE published_at < now() - make_interval(hours => $1::int)",
+            self.table.name
+        ))
         .bind(self.settings.retention_hours)
         .execute(&self.pool)
         .await?;
@@ -233,7 +339,9 @@ impl OutboxRelay {
 
     /// Reclaims the dead index entries published rows leave behind (outside any transaction).
     pub async fn vacuum(&self) -> Result<(), RelayError> {
-        sqlx::query("VACUUM outbox").execute(&self.pool).await?;
+        sqlx::query(&format!("VACUUM {}", self.table.name))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -264,7 +372,7 @@ impl OutboxRelay {
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(%error, failures, "outbox relay batch failed; will retry");
+                    tracing::warn!(%error, failures, table = self.table.name, "outbox relay batch failed; will retry");
                     idle * 2u32.saturating_pow(failures.min(8))
                 }
             };
@@ -281,7 +389,28 @@ impl OutboxRelay {
             }
         }
         if let Err(error) = self.publish_pending().await {
-            tracing::warn!(%error, "final outbox flush failed; rows stay for the next start");
+            tracing::warn!(%error, table = self.table.name, "final outbox flush failed; rows stay for the next start");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_outbox_table_has_its_own_relay_lock_the_same_in_every_replica() {
+        let shares = OutboxTable::new("share_outbox", "department", str::to_owned);
+        assert_eq!(
+            shares.lock,
+            OutboxTable::new("share_outbox", "department", str::to_owned).lock
+        );
+        assert_ne!(shares.lock, OutboxTable::service().lock);
+        assert_ne!(
+            shares.lock,
+            OutboxTable::new("other_outbox", "department", str::to_owned).lock
+        );
+        let named = OutboxTable::new("share_outbox", "department", |d| format!("t.{d}"));
+        assert_eq!((named.topic_of)("health"), "t.health");
     }
 }

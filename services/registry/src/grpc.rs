@@ -351,19 +351,22 @@ impl RegistryService for RegistryApi {
                     let (person, _) = load_person(work, &vault, person_id).await?;
                     let current =
                         claim_household_place(work.connection(), person_id, household_id).await?;
-                    work.decide_on(
-                        &household_id.to_string(),
-                        |household: &HouseholdAggregate| {
-                            household.add_member(
-                                household_id,
-                                person_id,
-                                &person,
-                                relationship,
-                                current,
-                            )
-                        },
-                    )
-                    .await?;
+                    // The first member founds the household: a new stream, or an existing one.
+                    let stream = household_id.to_string();
+                    let (household, version) = work
+                        .load::<HouseholdAggregate>(&stream)
+                        .await
+                        .map_err(AppError::from)?;
+                    let events = household.add_member(
+                        household_id,
+                        person_id,
+                        &person,
+                        relationship,
+                        current,
+                    )?;
+                    work.append(&stream, version, &stream, &events)
+                        .await
+                        .map_err(AppError::from)?;
                     Ok(AddHouseholdMemberResponse {
                         household_id: household_id.to_string(),
                     })

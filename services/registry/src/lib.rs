@@ -50,15 +50,16 @@ impl Service for Registry {
             .derive_key("sharing-pseudonyms")
             .map_err(|error| StartError::Setup(format!("sharing key: {error}")))?;
         let agreements = std::sync::Arc::new(agreements);
-        let (pool, kafka, shared) = (
+        let (pool, kafka, relay, shared) = (
             context.store.pool().clone(),
             context.settings.kafka.clone(),
+            context.settings.outbox.clone(),
             agreements.clone(),
         );
         Ok(Components::new()
             .projection(register(sharing::Sharing::new(agreements, secret)))
             .task("registry.share_relay", move |shutdown| {
-                sharing::relay(pool, shared, kafka, shutdown)
+                sharing::relay(pool, shared, kafka, relay, shutdown)
             })
             .grpc(
                 RegistryServiceServer::new(app::RegistryApi::new(

@@ -9,16 +9,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiuzhu_messaging::{Delivered, KafkaSettings, Projection, ProjectionError, service_topic};
+use jiuzhu_messaging::{
+    Delivered, KafkaSettings, OutboxRelay, OutboxTable, Projection, ProjectionError, RelaySettings,
+    service_topic,
+};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_sharing::{Agreements, pseudonym_for};
 use prost::Message;
 use prost_reflect::DynamicMessage;
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::person_file::{DESCRIPTORS, SOURCES, person_ids};
@@ -262,32 +262,14 @@ pub async fn record_agreements(
     Ok(true)
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct ShareRow {
-    id: i64,
-    department: String,
-    event_id: Uuid,
-    event_type: String,
-    partition_key: String,
-    agreement_version: String,
-    envelope: Vec<u8>,
-    trace_context: serde_json::Value,
-}
-
-/// What can stop a batch of the share relay: the database or the broker.
-#[derive(Debug, thiserror::Error)]
-pub enum ShareRelayError {
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Kafka(#[from] rdkafka::error::KafkaError),
-}
-
-/// Publishes the shared copies, oldest first, until `shutdown`.
+/// Publishes the shared copies, oldest first, until `shutdown`: the platform's outbox relay
+/// over `share_outbox` (one publisher per database, pruning, `[outbox]` settings), each copy to
+/// its department's topic with the agreement version as a header.
 pub async fn relay(
     pool: PgPool,
     agreements: Arc<Agreements>,
     kafka: KafkaSettings,
+    settings: RelaySettings,
     shutdown: CancellationToken,
 ) {
     // The agreements in force go on the record before anything is shared under them.
@@ -299,12 +281,19 @@ pub async fn relay(
         }
     }
     let departments: Vec<String> = agreements.departments.keys().cloned().collect();
-    let producer: FutureProducer = match kafka
-        .client_config()
-        .set("enable.idempotence", "true")
-        .create()
-    {
-        Ok(producer) => producer,
+    let topic_kafka = kafka.clone();
+    let table = OutboxTable::new("share_outbox", "department", move |department| {
+        topic_kafka.topic(&share_topic(department))
+    })
+    .header(AGREEMENT_HEADER, "agreement_version");
+    let relay = match OutboxRelay::for_table(
+        pool.clone(),
+        &kafka,
+        settings,
+        "jiuzhu-registry-share-relay",
+        table,
+    ) {
+        Ok(relay) => relay,
         Err(error) => {
             tracing::error!(%error, "share relay: no producer; nothing will be shared");
             return;
@@ -349,89 +338,5 @@ pub async fn relay(
             Err(error) => tracing::error!(%error, "share relay: cannot queue shares again"),
         }
     }
-    loop {
-        let published = match publish_batch(&pool, &kafka, &producer).await {
-            Ok(n) => n,
-            Err(error) => {
-                tracing::warn!(%error, "share relay: will try again");
-                0
-            }
-        };
-        if published > 0 {
-            continue;
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
-    }
-}
-
-async fn publish_batch(
-    pool: &PgPool,
-    kafka: &KafkaSettings,
-    producer: &FutureProducer,
-) -> Result<usize, ShareRelayError> {
-    let mut tx = pool.begin().await?;
-    let rows: Vec<ShareRow> = sqlx::query_as(
-        "SELECT id, department, event_id, event_type, partition_key, agreement_version, envelope, \
-         trace_context FROM share_outbox WHERE published_at IS NULL ORDER BY id LIMIT 500 \
-         FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let sends = rows.iter().map(|row| {
-        let topic = kafka.topic(&share_topic(&row.department));
-        async move {
-            let span = tracing::info_span!(
-                "kafka.publish",
-                otel.name = %format!("{topic} publish"),
-                otel.kind = "producer",
-                messaging.system = "kafka",
-                messaging.destination.name = %topic,
-                messaging.message.id = %row.event_id,
-            );
-            let parent: std::collections::HashMap<String, String> =
-                serde_json::from_value(row.trace_context.clone()).unwrap_or_default();
-            jiuzhu_telemetry::set_parent_from_map(&span, &parent);
-            let context = span.in_scope(jiuzhu_telemetry::current_context_to_map);
-            let event_id = row.event_id.to_string();
-            let mut entries: Vec<(&str, &str)> = vec![
-                (jiuzhu_messaging::EVENT_TYPE_HEADER, row.event_type.as_str()),
-                (jiuzhu_messaging::EVENT_ID_HEADER, event_id.as_str()),
-                (
-                    jiuzhu_messaging::CONTENT_TYPE,
-                    jiuzhu_messaging::ENVELOPE_CONTENT_TYPE,
-                ),
-                (AGREEMENT_HEADER, row.agreement_version.as_str()),
-            ];
-            entries.extend(context.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let headers = jiuzhu_messaging::with_entries(OwnedHeaders::new(), entries);
-            producer
-                .send(
-                    FutureRecord::to(&topic)
-                        .key(&row.partition_key)
-                        .payload(&row.envelope)
-                        .headers(headers),
-                    Duration::from_secs(30),
-                )
-                .instrument(span.clone())
-                .await
-                .map(|_| ())
-                .map_err(|(error, _)| error)
-        }
-    });
-    for result in futures::future::join_all(sends).await {
-        result?;
-    }
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    sqlx::query("UPDATE share_outbox SET published_at = now() WHERE id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(rows.len())
+    relay.run(shutdown).await;
 }
