@@ -427,6 +427,24 @@ async fn households_and_search_by_every_key_with_paging() -> TestResult {
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(seen, expected, "three pages, every match once, in order");
+    // A token the service did not give (here a bare person id) is refused, naming the field.
+    let foreign = client
+        .search_persons(SearchPersonsRequest {
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
+            query: Some(Query::NameAndBirthDate(NameAndBirthDate {
+                full_name: "张伟".to_owned(),
+                birth_date: "1980-05-05".to_owned(),
+            })),
+            page_size: 2,
+            page_token: ids[0].clone(),
+        })
+        .await
+        .err()
+        .map(|status| (status.code(), status.message().to_owned()));
+    assert!(
+        matches!(&foreign, Some((tonic::Code::InvalidArgument, message)) if message.contains("page_token")),
+        "{foreign:?}"
+    );
 
     let bad = client
         .search_persons(SearchPersonsRequest {

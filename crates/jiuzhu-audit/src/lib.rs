@@ -318,12 +318,14 @@ impl AuditService for AuditApi {
                 ));
             }
         };
-        let before = match request.page_token.as_str() {
-            "" => i64::MAX,
-            token => token
-                .parse::<i64>()
-                .map_err(|_| Status::invalid_argument("page_token is not one this API gave"))?,
-        };
+        let mut violations = jiuzhu_errors::FieldViolations::new();
+        let before =
+            jiuzhu_paging::key_after(&mut violations, &request.page_token, |key| match key {
+                [sequence] => sequence.parse::<i64>().ok(),
+                _ => None,
+            })
+            .unwrap_or(i64::MAX);
+        violations.into_result()?;
         let rows = self
             .audit
             .list(&request.person_id, &request.actor, limit + 1, before)
@@ -333,7 +335,7 @@ impl AuditService for AuditApi {
             let next_page_token = if rows.len() as i64 > limit {
                 rows.truncate(limit as usize);
                 rows.last()
-                    .map(|r| r.sequence.to_string())
+                    .map(|r| jiuzhu_paging::token_after(&[&r.sequence]))
                     .unwrap_or_default()
             } else {
                 String::new()

@@ -3,6 +3,7 @@
 
 use futures::FutureExt;
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
+use jiuzhu_paging::{key_after, token_after};
 use jiuzhu_proto::clues::clues_service_server::CluesService;
 use jiuzhu_proto::clues::*;
 use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
@@ -267,15 +268,10 @@ impl CluesService for CluesApi {
         if ClueStatus::try_from(request.status).is_err() {
             violations.add("status", format!("{} is not a clue status", request.status));
         }
-        let after = if request.page_token.is_empty() {
-            None
-        } else {
-            let parsed = Uuid::parse_str(&request.page_token).ok();
-            if parsed.is_none() {
-                violations.add("page_token", "is not a token this service issued");
-            }
-            parsed
-        };
+        let after = key_after(&mut violations, &request.page_token, |key| match key {
+            [clue] => Uuid::parse_str(clue).ok(),
+            _ => None,
+        });
         if !(0.0..=1.0).contains(&request.min_probability) {
             violations.add("min_probability", "must be between 0 and 1");
         }
@@ -328,7 +324,10 @@ impl CluesService for CluesApi {
             .map_err(AppError::storage)?;
         let next_page_token = if clues.len() as i64 > page_size {
             clues.truncate(usize::try_from(page_size).unwrap_or(50));
-            clues.last().map(|c| c.clue_id.clone()).unwrap_or_default()
+            clues
+                .last()
+                .map(|c| token_after(&[&c.clue_id]))
+                .unwrap_or_default()
         } else {
             String::new()
         };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use futures::FutureExt;
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
+use jiuzhu_paging::{key_after, token_after};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::decisions_service_server::DecisionsService;
 use jiuzhu_proto::decisions::*;
@@ -784,20 +785,13 @@ impl DecisionsService for DecisionsApi {
             );
         }
         let page_size = violations.page_size(request.page_size, 50);
-        let after = if request.page_token.is_empty() {
-            None
-        } else {
-            let parsed = request.page_token.split_once('/').and_then(|(due, case)| {
-                Some((
-                    NaiveDate::parse_from_str(due, "%Y-%m-%d").ok()?,
-                    Uuid::parse_str(case).ok()?,
-                ))
-            });
-            if parsed.is_none() {
-                violations.add("page_token", "is not a token this service issued");
-            }
-            parsed
-        };
+        let after = key_after(&mut violations, &request.page_token, |key| match key {
+            [due, case] => Some((
+                NaiveDate::parse_from_str(due, "%Y-%m-%d").ok()?,
+                Uuid::parse_str(case).ok()?,
+            )),
+            _ => None,
+        });
         violations.into_result()?;
         let context = self.rules.now();
         let today = context.today;
@@ -842,7 +836,7 @@ impl DecisionsService for DecisionsApi {
             deadlines.truncate(usize::try_from(page_size).unwrap_or(50));
             deadlines
                 .last()
-                .map(|d| format!("{}/{}", d.due_date, d.case_id))
+                .map(|d| token_after(&[&d.due_date, &d.case_id]))
                 .unwrap_or_default()
         } else {
             String::new()

@@ -5,6 +5,7 @@
 use chrono::{Days, NaiveDate};
 use futures::FutureExt;
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
+use jiuzhu_paging::{key_after, token_after};
 use jiuzhu_proto::followup::followup_service_server::FollowupService;
 use jiuzhu_proto::followup::*;
 use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
@@ -114,19 +115,17 @@ impl FollowupService for FollowupApi {
             };
             violations.into_result()?;
             // The page token is the last row's (due date, plan, number).
-            let after: Option<(NaiveDate, Uuid, i32)> = if request.page_token.is_empty() {
-                None
-            } else {
-                let parts: Vec<&str> = request.page_token.split('|').collect();
-                match parts[..] {
+            let mut violations = FieldViolations::new();
+            let after: Option<(NaiveDate, Uuid, i32)> =
+                key_after(&mut violations, &request.page_token, |key| match key {
                     [due, plan, number] => Some((
-                        NaiveDate::parse_from_str(due, "%Y-%m-%d").map_err(|_| bad_token())?,
-                        Uuid::parse_str(plan).map_err(|_| bad_token())?,
-                        number.parse().map_err(|_| bad_token())?,
+                        NaiveDate::parse_from_str(due, "%Y-%m-%d").ok()?,
+                        Uuid::parse_str(plan).ok()?,
+                        number.parse().ok()?,
                     )),
-                    _ => return Err(bad_token()),
-                }
-            };
+                    _ => None,
+                });
+            violations.into_result()?;
             let rows: Vec<(Uuid, Uuid, i32, NaiveDate, String, i32, i32)> = sqlx::query_as(
                 "SELECT plan_id, person_id, number, due_date, office, channel, state FROM visit_board \
                  WHERE ($1 = '' OR office = $1) \
@@ -162,7 +161,7 @@ impl FollowupService for FollowupApi {
                 })
                 .collect();
             let next_page_token = match (more, visits.last()) {
-                (true, Some(last)) => format!("{}|{}|{}", last.due_date, last.plan_id, last.number),
+                (true, Some(last)) => token_after(&[&last.due_date, &last.plan_id, &last.number]),
                 _ => String::new(),
             };
             Ok(Response::new(ListVisitsResponse {
@@ -405,8 +404,4 @@ where
         }
     }
     call().await
-}
-
-fn bad_token() -> Status {
-    FieldViolations::single("page_token", "is not a token this service gave").into()
 }

@@ -9,6 +9,7 @@ use futures::FutureExt;
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_identity::ResidentId;
+use jiuzhu_paging::{key_after, token_after};
 use jiuzhu_proto::registry::registry_service_server::RegistryService;
 use jiuzhu_proto::registry::search_persons_request::Query;
 use jiuzhu_proto::registry::*;
@@ -673,17 +674,11 @@ impl RegistryService for RegistryApi {
         if person.is_none() && department.is_empty() {
             violations.add("person_id", "give a person or a department");
         }
-        let before: Option<i64> = if request.page_token.is_empty() {
-            None
-        } else {
-            match request.page_token.parse() {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    violations.add("page_token", "is not a token this service gave");
-                    None
-                }
-            }
-        };
+        let before: Option<i64> =
+            key_after(&mut violations, &request.page_token, |key| match key {
+                [id] => id.parse().ok(),
+                _ => None,
+            });
         violations.into_result()?;
         let rows: Vec<(
             i64,
@@ -710,7 +705,7 @@ impl RegistryService for RegistryApi {
         let limit = usize::try_from(page_size).unwrap_or(100);
         let next_page_token = if rows.len() > limit {
             rows.get(limit - 1)
-                .map(|r| r.0.to_string())
+                .map(|r| token_after(&[&r.0]))
                 .unwrap_or_default()
         } else {
             String::new()
@@ -761,17 +756,10 @@ impl RegistryService for RegistryApi {
                     true
                 }
             };
-            let after = if request.page_token.is_empty() {
-                None
-            } else {
-                let parsed = request.page_token.split_once('_').and_then(|(micros, id)| {
-                    Some((micros.parse::<i64>().ok()?, Uuid::parse_str(id).ok()?))
-                });
-                if parsed.is_none() {
-                    violations.add("page_token", "is not a token this service issued");
-                }
-                parsed
-            };
+            let after = key_after(&mut violations, &request.page_token, |key| match key {
+                [micros, id] => Some((micros.parse::<i64>().ok()?, Uuid::parse_str(id).ok()?)),
+                _ => None,
+            });
             violations.into_result()?;
             let mut entries = queries::person_file(
                 self.store.pool(),
@@ -788,11 +776,8 @@ impl RegistryService for RegistryApi {
                     .last()
                     .and_then(|e| {
                         let t = e.occurred_at.as_ref()?;
-                        Some(format!(
-                            "{}_{}",
-                            t.seconds * 1_000_000 + i64::from(t.nanos) / 1000,
-                            e.event_id
-                        ))
+                        let micros = t.seconds * 1_000_000 + i64::from(t.nanos) / 1000;
+                        Some(token_after(&[&micros, &e.event_id]))
                     })
                     .unwrap_or_default()
             } else {
@@ -877,17 +862,10 @@ impl RegistryService for RegistryApi {
                 }
             };
             let page_size = violations.page_size(request.page_size, 50);
-            let after = if request.page_token.is_empty() {
-                None
-            } else {
-                match Uuid::parse_str(&request.page_token) {
-                    Ok(id) => Some(id),
-                    Err(_) => {
-                        violations.add("page_token", "is not a token this service issued");
-                        None
-                    }
-                }
-            };
+            let after = key_after(&mut violations, &request.page_token, |key| match key {
+                [person] => Uuid::parse_str(person).ok(),
+                _ => None,
+            });
             violations.into_result()?;
             let Some(search) = search else {
                 return Err(FieldViolations::single("query", "is required").into());
@@ -906,7 +884,7 @@ impl RegistryService for RegistryApi {
                 persons.truncate(usize::try_from(page_size).unwrap_or(50));
                 persons
                     .last()
-                    .map(|p| p.person_id.clone())
+                    .map(|p| token_after(&[&p.person_id]))
                     .unwrap_or_default()
             } else {
                 String::new()
