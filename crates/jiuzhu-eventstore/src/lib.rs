@@ -11,6 +11,8 @@ mod event;
 mod store;
 mod unit_of_work;
 
+pub mod given_when_then;
+
 pub use command::Decision;
 pub use error::StoreError;
 pub use event::{Aggregate, EventCodec, NewEvent, Snapshotting, StoredEvent};

@@ -582,13 +582,7 @@ mod tests {
         NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_default()
     }
 
-    fn given(events: &[FollowupEvent]) -> FollowupPlan {
-        let mut plan = FollowupPlan::default();
-        for event in events {
-            plan.apply(event);
-        }
-        plan
-    }
+    use jiuzhu_eventstore::given_when_then::given;
 
     fn paid(category: &str) -> FollowupPlan {
         given(&open(

@@ -462,24 +462,7 @@ impl Disbursement {
 mod tests {
     use super::*;
 
-    fn given(events: &[PaymentsEvent]) -> Disbursement {
-        let mut disbursement = Disbursement::default();
-        for event in events {
-            disbursement.apply(event);
-        }
-        disbursement
-    }
-
-    fn then(
-        disbursement: &mut Disbursement,
-        command: impl FnOnce(&Disbursement) -> Result<Vec<PaymentsEvent>, DisbursementError>,
-    ) -> Vec<PaymentsEvent> {
-        let events = command(disbursement).unwrap_or_default();
-        for event in &events {
-            disbursement.apply(event);
-        }
-        events
-    }
+    use jiuzhu_eventstore::given_when_then::{given, when};
 
     fn submit(d: &Disbursement) -> Result<Vec<PaymentsEvent>, DisbursementError> {
         d.submit("sim", Sealed::default(), "6222 **** 1234")
@@ -505,8 +488,8 @@ mod tests {
 
     #[test]
     fn a_short_budget_waits_for_funds_then_reserves() {
-        let mut d = given(&[ordered()]);
-        let short = then(&mut d, |d| d.reserve(100_000));
+        let mut d: Disbursement = given(&[ordered()]);
+        let short = when(&mut d, |d| d.reserve(100_000));
         assert!(
             matches!(&short[..], [PaymentsEvent::FundsShort(s)] if s.available == Some(Money { fen: 100_000 }))
         );
@@ -515,7 +498,7 @@ mod tests {
             d.reserve(200_000).is_ok_and(|e| e.is_empty()),
             "still short: nothing new"
         );
-        then(&mut d, |d| d.reserve(900_000));
+        when(&mut d, |d| d.reserve(900_000));
         assert_eq!(d.state, State::Reserved);
         assert!(d.reserved);
     }
@@ -523,17 +506,17 @@ mod tests {
     #[test]
     fn a_retryable_failure_opens_a_new_attempt_with_a_new_key_and_a_late_callback_changes_nothing()
     {
-        let mut d = given(&[ordered()]);
-        then(&mut d, |d| d.reserve(900_000));
-        then(&mut d, submit);
+        let mut d: Disbursement = given(&[ordered()]);
+        when(&mut d, |d| d.reserve(900_000));
+        when(&mut d, submit);
         assert_eq!(d.idempotency_key, "d-1:1");
         assert!(submit(&d).is_err(), "no second attempt while one is out");
-        then(&mut d, |d| d.fail(1, "bank unavailable", later()));
+        when(&mut d, |d| d.fail(1, "bank unavailable", later()));
         assert!(
             d.fail(1, "bank unavailable", later())
                 .is_ok_and(|e| e.is_empty())
         );
-        then(&mut d, submit);
+        when(&mut d, submit);
         assert_eq!(d.idempotency_key, "d-1:2");
         assert_eq!(
             parse_attempt_key(&attempt_key("0190d5c2-8a6e-7000-8000-000000000001", 2)).map(|k| k.1),
@@ -543,7 +526,7 @@ mod tests {
             d.succeed(1, "old", OutcomeSource::ProviderNotice).is_err(),
             "a callback for an old attempt is refused"
         );
-        let paid = then(&mut d, |d| {
+        let paid = when(&mut d, |d| {
             d.succeed(2, "ref-9", OutcomeSource::ProviderAnswer)
         });
         assert!(
@@ -555,38 +538,38 @@ mod tests {
             "a duplicate callback"
         );
         assert!(d.cancel("too late", "x").is_err());
-        then(&mut d, |d| d.reverse("account closed", "b-1"));
+        when(&mut d, |d| d.reverse("account closed", "b-1"));
         assert_eq!(d.state, State::Reversed);
     }
 
     #[test]
     fn a_definite_failure_releases_the_money() {
-        let mut d = given(&[ordered()]);
-        then(&mut d, |d| d.reserve(900_000));
-        then(&mut d, submit);
-        then(&mut d, |d| d.fail(1, "account does not exist", None));
+        let mut d: Disbursement = given(&[ordered()]);
+        when(&mut d, |d| d.reserve(900_000));
+        when(&mut d, submit);
+        when(&mut d, |d| d.fail(1, "account does not exist", None));
         assert_eq!(d.state, State::Failed);
         assert!(!d.reserved);
         assert!(submit(&d).is_err());
         // An officer retries: the money must be held again before a new attempt.
-        then(&mut d, |d| d.retry("finance-1", "new card registered"));
+        when(&mut d, |d| d.retry("finance-1", "new card registered"));
         assert_eq!(d.state, State::Ordered);
         assert!(
             d.retry("finance-1", "again").is_err(),
             "nothing to retry now"
         );
-        then(&mut d, |d| d.reserve(900_000));
-        then(&mut d, submit);
+        when(&mut d, |d| d.reserve(900_000));
+        when(&mut d, submit);
         assert_eq!(d.idempotency_key, "d-1:2");
     }
 
     #[test]
     fn a_retry_after_a_retryable_failure_keeps_the_money_held() {
-        let mut d = given(&[ordered()]);
-        then(&mut d, |d| d.reserve(900_000));
-        then(&mut d, submit);
-        then(&mut d, |d| d.fail(1, "bank busy", later()));
-        then(&mut d, |d| d.retry("finance-1", "bank is back"));
+        let mut d: Disbursement = given(&[ordered()]);
+        when(&mut d, |d| d.reserve(900_000));
+        when(&mut d, submit);
+        when(&mut d, |d| d.fail(1, "bank busy", later()));
+        when(&mut d, |d| d.retry("finance-1", "bank is back"));
         assert_eq!(d.state, State::Reserved);
         assert!(d.reserved);
     }

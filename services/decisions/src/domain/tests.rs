@@ -29,24 +29,7 @@ impl World {
     }
 }
 
-fn given(events: &[DecisionsEvent]) -> ReliefCase {
-    let mut case = ReliefCase::default();
-    for event in events {
-        case.apply(event);
-    }
-    case
-}
-
-fn when(
-    case: &mut ReliefCase,
-    command: impl FnOnce(&ReliefCase) -> Result<Vec<DecisionsEvent>, CaseError>,
-) -> Vec<DecisionsEvent> {
-    let events = command(case).unwrap_or_default();
-    for event in &events {
-        case.apply(event);
-    }
-    events
-}
+use jiuzhu_eventstore::given_when_then::{given, when};
 
 fn material(name: &str) -> MaterialReceived {
     MaterialReceived {
@@ -62,7 +45,7 @@ fn material(name: &str) -> MaterialReceived {
 /// An accepted, eligible serious-injury case in Guiyang with every material in.
 fn accepted(world: &World) -> ReliefCase {
     let context = world.on("2026-11-02");
-    let mut case = given(
+    let mut case: ReliefCase = given(
         &open(
             Open {
                 case_id: "c-1".to_owned(),
@@ -101,7 +84,7 @@ fn accepted(world: &World) -> ReliefCase {
 fn a_referred_case_is_informed_then_applied_by_its_application_with_deadlines() {
     let world = world();
     let context = world.on("2026-09-30");
-    let case = given(
+    let case: ReliefCase = given(
         &open(
             Open {
                 case_id: "c-1".to_owned(),
@@ -145,7 +128,7 @@ fn a_referred_case_is_informed_then_applied_by_its_application_with_deadlines() 
 fn a_referral_may_leave_the_category_to_the_assessment() {
     let world = world();
     let context = world.on("2026-11-02");
-    let mut case = given(
+    let mut case: ReliefCase = given(
         &open(
             Open {
                 case_id: "c-4".to_owned(),
@@ -189,7 +172,7 @@ fn a_referral_may_leave_the_category_to_the_assessment() {
 fn a_deadline_alarm_is_raised_once_and_never_for_a_stage_left_behind() {
     let world = world();
     let context = world.on("2026-11-02");
-    let mut case = given(
+    let mut case: ReliefCase = given(
         &open(
             Open {
                 case_id: "c-5".to_owned(),
@@ -202,7 +185,7 @@ fn a_deadline_alarm_is_raised_once_and_never_for_a_stage_left_behind() {
         .unwrap_or_default(),
     );
     let breached = when(&mut case, |c| {
-        Ok(c.deadline(Stage::Applied, "2026-11-02", Alarm::Breached))
+        Ok::<_, CaseError>(c.deadline(Stage::Applied, "2026-11-02", Alarm::Breached))
     });
     assert!(matches!(
         &breached[..],
@@ -325,7 +308,7 @@ fn a_deadline_counted_into_a_year_without_its_notice_is_provisional_not_unknown(
 /// A case of `category` in Guiyang taken from opening to its first payment on `day`.
 fn paid(world: &World, day: &str) -> ReliefCase {
     let context = world.on(day);
-    let mut case = given(
+    let mut case: ReliefCase = given(
         &open(
             Open {
                 case_id: "c-9".to_owned(),
@@ -486,7 +469,7 @@ fn a_provisional_due_date_is_counted_again_when_the_notice_arrives() {
         world.on("2026-12-28"),
     )
     .unwrap_or_default();
-    let mut case = given(&opened);
+    let mut case: ReliefCase = given(&opened);
     // Nothing changes on the same calendar.
     assert!(case.recount(world.on("2027-01-04")).is_empty());
     // The 2027 notice gives 4 January off as well (an illustrative arrangement).
@@ -508,7 +491,7 @@ fn a_provisional_due_date_is_counted_again_when_the_notice_arrives() {
         .unwrap_or_default(),
         ..world
     };
-    let recounted = when(&mut case, |c| Ok(c.recount(official.on("2027-01-04"))));
+    let recounted = when(&mut case, |c| Ok::<_, CaseError>(c.recount(official.on("2027-01-04"))));
     assert!(
         matches!(
             &recounted[..],
@@ -667,7 +650,7 @@ fn a_decision_that_departs_from_the_recommendation_says_why() {
 fn emergency_relief_is_decided_first_and_the_missing_materials_are_owed() {
     let world = world();
     let context = world.on("2026-11-02");
-    let mut case = given(
+    let mut case: ReliefCase = given(
         &open(
             Open {
                 case_id: "c-6".to_owned(),
@@ -761,7 +744,7 @@ fn an_interview_and_a_home_visit_make_a_case_reviewed_on_the_acceptance_clock() 
 fn nothing_is_decided_before_eligibility_and_materials_are_in() {
     let world = world();
     let context = world.on("2026-11-02");
-    let mut case = given(
+    let mut case: ReliefCase = given(
         &open(
             Open {
                 case_id: "c-3".to_owned(),

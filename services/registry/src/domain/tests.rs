@@ -2,13 +2,7 @@
 
 use super::*;
 
-fn given<A: Aggregate<Event = RegistryEvent>>(events: &[RegistryEvent]) -> A {
-    let mut aggregate = A::default();
-    for event in events {
-        aggregate.apply(event);
-    }
-    aggregate
-}
+use jiuzhu_eventstore::given_when_then::given;
 
 fn input() -> IdentityInput<'static> {
     IdentityInput {
