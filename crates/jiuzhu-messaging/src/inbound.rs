@@ -96,6 +96,44 @@ impl<H: InboundHandler> InboundHandler for std::sync::Arc<H> {
     }
 }
 
+/// A service's typed reaction to other services' events, named by what it does. The consumer
+/// decodes the envelope into the family `Events` (a type the family does not know is skipped:
+/// a newer producer's event) and classifies a failure once (see [`ProjectionError`]); the
+/// reaction runs its own commands, under keys derived from the event, so redelivery does
+/// nothing twice.
+pub trait Reaction: Send + Sync + 'static {
+    type Events: jiuzhu_eventstore::EventCodec + Send;
+    /// Unique within the platform; names the consumer group.
+    fn name(&self) -> &str;
+    /// Service topics read (before the environment's prefix).
+    fn topics(&self) -> Vec<String>;
+    /// Reacts to one event of the family, with the envelope it came in.
+    fn react(
+        &self,
+        envelope: &jiuzhu_proto::common::EventEnvelope,
+        event: Self::Events,
+    ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+}
+
+/// A reaction consumes like any inbound handler.
+#[derive(Debug)]
+pub struct Reacting<R>(pub R);
+
+impl<R: Reaction> InboundHandler for Reacting<R> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn topics(&self) -> Vec<String> {
+        self.0.topics()
+    }
+    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        match record.event::<R::Events>()? {
+            (envelope, Some(event)) => self.0.react(&envelope, event).await,
+            (_, None) => Ok(()),
+        }
+    }
+}
+
 /// Runs an inbound handler as a member of its consumer group.
 pub struct InboundRunner<H: InboundHandler> {
     pool: PgPool,

@@ -21,8 +21,8 @@ pub use headers::{
     with_entries,
 };
 pub use inbound::{
-    InboundHandler, InboundRecord, InboundRunner, MESSAGE_TYPE_HEADER, inbound_source,
-    inbound_topic,
+    InboundHandler, InboundRecord, InboundRunner, MESSAGE_TYPE_HEADER, Reacting, Reaction,
+    inbound_source, inbound_topic,
 };
 pub use rebuild::{RebuildError, RebuildProgress, rebuild_from_store, rebuild_from_topic};
 pub use relay::{OutboxRelay, OutboxTable, PublishedBatch, RelayError};

@@ -16,7 +16,9 @@ pub use host::{
     Components, Running, ServiceContext, StartError, assemble, connect, migrate,
     platform_migrators, start,
 };
-pub use projection::{RegisteredInbound, RegisteredProjection, register, register_inbound};
+pub use projection::{
+    RegisteredInbound, RegisteredProjection, register, register_inbound, register_reaction,
+};
 pub use settings::{
     DeadlineSettings, PeerSettings, ProviderSettings, RecommenderSettings, ServiceSettings,
     Settings,

@@ -123,6 +123,11 @@ pub fn register_inbound<H: InboundHandler>(handler: H) -> Arc<dyn RegisteredInbo
     Arc::new(Inbound(Arc::new(handler)))
 }
 
+/// Registers a typed reaction to other services' events.
+pub fn register_reaction<R: jiuzhu_messaging::Reaction>(reaction: R) -> Arc<dyn RegisteredInbound> {
+    register_inbound(jiuzhu_messaging::Reacting(reaction))
+}
+
 impl<H: InboundHandler> RegisteredInbound for Inbound<H> {
     fn name(&self) -> &str {
         self.0.name()

@@ -23,7 +23,9 @@ pub mod relief;
 pub mod reverse;
 
 use jiuzhu_proto::clues::clues_service_server::CluesServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
+use jiuzhu_runtime::{
+    Components, Service, ServiceContext, StartError, register, register_inbound, register_reaction,
+};
 use jiuzhu_vault::RemoteKeys;
 
 /// Clue acquisition as the runtime sees it.
@@ -60,9 +62,9 @@ impl Service for Clues {
         let api = app::CluesApi::new(context.store.clone(), intake.clone());
         Ok(Components::new()
             .grpc(CluesServiceServer::new(api.clone()).max_decoding_message_size(limit))
-            .inbound(register_inbound(relief::ReliefCases::new(api)))
+            .inbound(register_reaction(relief::ReliefCases::new(api)))
             .inbound(register_inbound(inbound::CaseFeed::new(intake.clone())))
-            .inbound(register_inbound(reverse::ReverseCorrelation::new(
+            .inbound(register_reaction(reverse::ReverseCorrelation::new(
                 intake,
                 keys.clone(),
             )))

@@ -4,15 +4,16 @@
 //! case, so redelivery closes nothing twice.
 
 use jiuzhu_errors::AppError;
-use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
+use jiuzhu_messaging::{ProjectionError, Reaction, service_topic};
 use jiuzhu_proto::clues::{CloseClueRequest, ClueOutcome};
+use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::decisions::CaseOpened;
 
 use crate::app::CluesApi;
 
 jiuzhu_eventstore::event_enum! {
     /// The relief events that close clues.
-    enum ReliefFeed {
+    pub enum ReliefFeed {
         CaseOpened(CaseOpened),
     }
 }
@@ -28,7 +29,9 @@ impl ReliefCases {
     }
 }
 
-impl InboundHandler for ReliefCases {
+impl Reaction for ReliefCases {
+    type Events = ReliefFeed;
+
     fn name(&self) -> &str {
         "clues.relief_cases"
     }
@@ -37,11 +40,12 @@ impl InboundHandler for ReliefCases {
         vec![service_topic("decisions")]
     }
 
-    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let (_, event) = record.event::<ReliefFeed>()?;
-        let Some(ReliefFeed::CaseOpened(opened)) = event else {
-            return Ok(());
-        };
+    async fn react(
+        &self,
+        _envelope: &EventEnvelope,
+        event: ReliefFeed,
+    ) -> Result<(), ProjectionError> {
+        let ReliefFeed::CaseOpened(opened) = event;
         if opened.clue_id.is_empty() {
             return Ok(());
         }

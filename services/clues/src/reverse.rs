@@ -5,7 +5,8 @@
 //! Reads the registry's topic with its own consumer group; each event is handled in its own
 //! transactions through the intake's commands, so redelivery raises nothing twice.
 
-use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
+use jiuzhu_messaging::{ProjectionError, Reaction, service_topic};
+use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_vault::RemoteKeys;
 use jiuzhu_vault::identity::{CarriesIdentity, sealed_person};
 
@@ -17,7 +18,7 @@ use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated, Stat
 jiuzhu_eventstore::event_enum! {
     /// The registry events that make recent unmatched parties worth another look, and the
     /// erasure that takes the parties matched to a person with them.
-    enum Trigger {
+    pub enum Trigger {
         PersonRegistered(PersonRegistered),
         PersonUpdated(PersonUpdated),
         StatusRecorded(StatusRecorded),
@@ -52,7 +53,9 @@ impl ReverseCorrelation {
     }
 }
 
-impl InboundHandler for ReverseCorrelation {
+impl Reaction for ReverseCorrelation {
+    type Events = Trigger;
+
     fn name(&self) -> &str {
         "clues.reverse_correlation"
     }
@@ -61,26 +64,28 @@ impl InboundHandler for ReverseCorrelation {
         vec![service_topic("registry")]
     }
 
-    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let (_, event) = record.event::<Trigger>()?;
+    async fn react(
+        &self,
+        _envelope: &EventEnvelope,
+        event: Trigger,
+    ) -> Result<(), ProjectionError> {
         let found = match event {
-            Some(Trigger::PersonRegistered(mut e)) => self.person(&mut e).await?,
-            Some(Trigger::PersonUpdated(mut e)) => self.person(&mut e).await?,
+            Trigger::PersonRegistered(mut e) => self.person(&mut e).await?,
+            Trigger::PersonUpdated(mut e) => self.person(&mut e).await?,
             // The identity is already in the linkage index (a person the index does not hold,
             // erased or not yet indexed, was or will be checked when their identity arrives).
-            Some(Trigger::StatusRecorded(e)) => self
+            Trigger::StatusRecorded(e) => self
                 .intake
                 .indexed(person_uuid(&e.person_id)?)
                 .await
                 .map_err(ProjectionError::from)?,
-            Some(Trigger::PersonErased(e)) => {
+            Trigger::PersonErased(e) => {
                 self.intake
                     .erase_parties_of(person_uuid(&e.person_id)?)
                     .await
                     .map_err(ProjectionError::from)?;
                 None
             }
-            None => None,
         };
         let Some(person) = found else {
             return Ok(());

@@ -24,7 +24,9 @@ pub mod referrals;
 pub mod reports;
 
 use jiuzhu_proto::decisions::decisions_service_server::DecisionsServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
+use jiuzhu_runtime::{
+    Components, Service, ServiceContext, StartError, register, register_inbound, register_reaction,
+};
 
 /// The decisions service as the runtime sees it.
 #[derive(Debug)]
@@ -61,11 +63,11 @@ impl Service for Decisions {
                 api.clone(),
                 departments,
             )))
-            .inbound(register_inbound(payments::PaymentProgress::new(
+            .inbound(register_reaction(payments::PaymentProgress::new(
                 api.clone(),
             )))
             .inbound(register_inbound(reports::CaseReports::new(api.clone())))
-            .inbound(register_inbound(referrals::Referrals::new(api)))
+            .inbound(register_reaction(referrals::Referrals::new(api)))
             .projection(register(projections::CaseBoard))
             .projection(register(projections::PersonFacts))
             .projection(register(projections::CaseOutcomes))

@@ -3,14 +3,15 @@
 //! the distributed stage (`ReliefDistributed`). Each is recorded once however often the event
 //! is delivered (the request id is the payment event's).
 
-use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
+use jiuzhu_messaging::{ProjectionError, Reaction, service_topic};
+use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::payments::{DisbursementSucceeded, FundsReserved, FundsShort};
 
 use crate::app::{DecisionsApi, internal_call, on_case};
 
 jiuzhu_eventstore::event_enum! {
     /// The payment events a case follows.
-    enum PaymentOutcomes {
+    pub enum PaymentOutcomes {
         FundsShort(FundsShort),
         FundsReserved(FundsReserved),
         DisbursementSucceeded(DisbursementSucceeded),
@@ -28,7 +29,9 @@ impl PaymentProgress {
     }
 }
 
-impl InboundHandler for PaymentProgress {
+impl Reaction for PaymentProgress {
+    type Events = PaymentOutcomes;
+
     fn name(&self) -> &str {
         "decisions.payment_progress"
     }
@@ -37,11 +40,12 @@ impl InboundHandler for PaymentProgress {
         vec![service_topic("payments")]
     }
 
-    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let (envelope, event) = record.event::<PaymentOutcomes>()?;
-        let Some(outcome) = event else {
-            return Ok(());
-        };
+    async fn react(
+        &self,
+        envelope: &EventEnvelope,
+        event: PaymentOutcomes,
+    ) -> Result<(), ProjectionError> {
+        let outcome = event;
         let case_id = match &outcome {
             PaymentOutcomes::FundsShort(e) => &e.case_id,
             PaymentOutcomes::FundsReserved(e) => &e.case_id,

@@ -5,15 +5,16 @@
 //! gets no second one: the referral is then done.
 
 use jiuzhu_errors::AppError;
-use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
+use jiuzhu_messaging::{ProjectionError, Reaction, service_topic};
 use jiuzhu_proto::clues::ClueReferred;
+use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::decisions::{CaseOrigin, OpenCaseRequest};
 
 use crate::app::DecisionsApi;
 
 jiuzhu_eventstore::event_enum! {
     /// The clue events that open relief cases.
-    enum Referral {
+    pub enum Referral {
         ClueReferred(ClueReferred),
     }
 }
@@ -29,7 +30,9 @@ impl Referrals {
     }
 }
 
-impl InboundHandler for Referrals {
+impl Reaction for Referrals {
+    type Events = Referral;
+
     fn name(&self) -> &str {
         "decisions.referrals"
     }
@@ -38,11 +41,12 @@ impl InboundHandler for Referrals {
         vec![service_topic("clues")]
     }
 
-    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let (_, event) = record.event::<Referral>()?;
-        let Some(Referral::ClueReferred(referred)) = event else {
-            return Ok(());
-        };
+    async fn react(
+        &self,
+        _envelope: &EventEnvelope,
+        event: Referral,
+    ) -> Result<(), ProjectionError> {
+        let Referral::ClueReferred(referred) = event;
         let request = OpenCaseRequest {
             request_id: format!("referral-{}", referred.clue_id),
             origin: CaseOrigin::Referral.into(),

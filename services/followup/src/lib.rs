@@ -19,7 +19,9 @@ pub mod policy;
 pub mod projections;
 
 use jiuzhu_proto::followup::followup_service_server::FollowupServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
+use jiuzhu_runtime::{
+    Components, Service, ServiceContext, StartError, register, register_reaction,
+};
 use jiuzhu_vault::RemoteKeys;
 
 /// The followup service as the runtime sees it.
@@ -52,7 +54,7 @@ impl Service for Followup {
         let monitor = monitor::Monitor::new(api.clone());
         Ok(Components::new()
             .grpc(FollowupServiceServer::new(api.clone()).max_decoding_message_size(limit))
-            .inbound(register_inbound(plans::PaymentPlans::new(api)))
+            .inbound(register_reaction(plans::PaymentPlans::new(api)))
             .projection(register(cases::CaseFacts))
             .projection(register(projections::VisitBoard))
             .metrics(projections::metrics)

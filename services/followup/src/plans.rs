@@ -4,7 +4,7 @@
 
 use futures::FutureExt;
 use jiuzhu_errors::AppError;
-use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
+use jiuzhu_messaging::{ProjectionError, Reaction, service_topic};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::payments::DisbursementSucceeded;
 use jiuzhu_runtime::grpc::run_command;
@@ -15,7 +15,7 @@ use crate::domain::{PaidCase, open};
 
 jiuzhu_eventstore::event_enum! {
     /// The payment events that open plans.
-    enum Payments {
+    pub enum Payments {
         DisbursementSucceeded(DisbursementSucceeded),
     }
 }
@@ -110,7 +110,9 @@ impl PaymentPlans {
     }
 }
 
-impl InboundHandler for PaymentPlans {
+impl Reaction for PaymentPlans {
+    type Events = Payments;
+
     fn name(&self) -> &str {
         "followup.payment_plans"
     }
@@ -119,12 +121,13 @@ impl InboundHandler for PaymentPlans {
         vec![service_topic("payments")]
     }
 
-    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let (envelope, event) = record.event::<Payments>()?;
-        let Some(Payments::DisbursementSucceeded(paid)) = event else {
-            return Ok(());
-        };
-        self.open_plan(paid, &envelope)
+    async fn react(
+        &self,
+        envelope: &EventEnvelope,
+        event: Payments,
+    ) -> Result<(), ProjectionError> {
+        let Payments::DisbursementSucceeded(paid) = event;
+        self.open_plan(paid, envelope)
             .await
             .map_err(jiuzhu_messaging::ProjectionError::from)
     }

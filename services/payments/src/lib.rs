@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use jiuzhu_proto::gateway::gateway_notice_service_server::GatewayNoticeServiceServer;
 use jiuzhu_proto::payments::payments_service_server::PaymentsServiceServer;
-use jiuzhu_runtime::{Components, Service, ServiceContext, StartError, register, register_inbound};
+use jiuzhu_runtime::{
+    Components, Service, ServiceContext, StartError, register, register_reaction,
+};
 use jiuzhu_vault::RemoteKeys;
 
 /// The payments service as the runtime sees it.
@@ -75,7 +77,7 @@ impl Service for Payments {
                 ))
                 .max_decoding_message_size(limit),
             )
-            .inbound(register_inbound(orders::DecisionOrders::new(api)))
+            .inbound(register_reaction(orders::DecisionOrders::new(api)))
             .projection(register(payees::PersonIdentities))
             .metrics(submission::metrics)
             .task("payments.submitter", move |shutdown| {

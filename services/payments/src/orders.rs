@@ -6,7 +6,8 @@
 use futures::FutureExt;
 use jiuzhu_errors::AppError;
 use jiuzhu_eventstore::UnitOfWork;
-use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError, service_topic};
+use jiuzhu_messaging::{ProjectionError, Reaction, service_topic};
+use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::DecisionApproved;
 use jiuzhu_proto::payments::DisbursementOrdered;
@@ -20,7 +21,7 @@ use crate::ledger::{Transaction, budget};
 
 jiuzhu_eventstore::event_enum! {
     /// The decision events that order payments.
-    enum Approvals {
+    pub enum Approvals {
         DecisionApproved(DecisionApproved),
     }
 }
@@ -253,7 +254,9 @@ impl DecisionOrders {
     }
 }
 
-impl InboundHandler for DecisionOrders {
+impl Reaction for DecisionOrders {
+    type Events = Approvals;
+
     fn name(&self) -> &str {
         "payments.decision_orders"
     }
@@ -262,11 +265,12 @@ impl InboundHandler for DecisionOrders {
         vec![service_topic("decisions")]
     }
 
-    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        let (_, event) = record.event::<Approvals>()?;
-        let Some(Approvals::DecisionApproved(approved)) = event else {
-            return Ok(());
-        };
+    async fn react(
+        &self,
+        _envelope: &EventEnvelope,
+        event: Approvals,
+    ) -> Result<(), ProjectionError> {
+        let Approvals::DecisionApproved(approved) = event;
         self.order(approved)
             .await
             .map_err(jiuzhu_messaging::ProjectionError::from)

@@ -153,8 +153,7 @@ pub(crate) fn image_binaries(dockerfile: &Dockerfile) -> BTreeSet<String> {
 }
 
 #[test]
-fn the_image_builds_every_deployed_binary_and_ships_policy_and_configuration()
--> TestResult {
+fn the_image_builds_every_deployed_binary_and_ships_policy_and_configuration() -> TestResult {
     let dockerfile = Dockerfile::read()?;
     let known = workspace_binaries()?;
     let in_image = image_binaries(&dockerfile);

@@ -538,8 +538,7 @@ fn kubernetes_configmaps_and_secrets_referenced_exist() -> TestResult {
 }
 
 #[test]
-fn kubernetes_services_get_valid_settings_for_their_own_database_and_peers() -> TestResult
-{
+fn kubernetes_services_get_valid_settings_for_their_own_database_and_peers() -> TestResult {
     let base = kustomize(K8S)?;
     let overlay = kustomize(K8S_SIMULATOR)?;
     let secrets = secret_example()?;

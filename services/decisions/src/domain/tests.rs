@@ -491,7 +491,9 @@ fn a_provisional_due_date_is_counted_again_when_the_notice_arrives() {
         .unwrap_or_default(),
         ..world
     };
-    let recounted = when(&mut case, |c| Ok::<_, CaseError>(c.recount(official.on("2027-01-04"))));
+    let recounted = when(&mut case, |c| {
+        Ok::<_, CaseError>(c.recount(official.on("2027-01-04")))
+    });
     assert!(
         matches!(
             &recounted[..],
