@@ -37,10 +37,13 @@ async fn main() -> anyhow::Result<()> {
     let registry = start::<Registry>(&ns).await?;
     let endpoint = simulator.endpoint.clone();
     let payments = start_with::<Payments>(&ns, |s| {
-        s.provider.endpoint = endpoint;
-        s.provider.poll_ms = 50;
-        s.provider.batch = 200;
-        s.provider.concurrency = 32;
+        s.own.set(&jiuzhu_payments::settings::ProviderSettings {
+            endpoint,
+            poll_ms: 50,
+            batch: 200,
+            concurrency: 32,
+            ..Default::default()
+        });
         s.service.max_connections = 16;
     })
     .await?;

@@ -263,10 +263,15 @@ pub fn provider_settings(
     resend_after_ms: u64,
 ) {
     settings.service.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    settings.provider.endpoint = simulator.to_owned();
-    settings.provider.poll_ms = 20;
-    settings.provider.request_timeout_ms = 300;
-    settings.provider.resend_after_ms = resend_after_ms;
-    settings.provider.backoff_base_ms = 600_000;
+    settings
+        .own
+        .set(&jiuzhu_payments::settings::ProviderSettings {
+            endpoint: simulator.to_owned(),
+            poll_ms: 20,
+            request_timeout_ms: 300,
+            resend_after_ms,
+            backoff_base_ms: 600_000,
+            ..Default::default()
+        });
     settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
 }

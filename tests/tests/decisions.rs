@@ -730,7 +730,11 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
     let ns = unique_namespace();
     let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
     let mut settings = jiuzhu_testkit::settings("decisions", &database, &ns);
-    settings.recommender.model = Some(path.clone());
+    settings
+        .own
+        .set(&jiuzhu_decisions::settings::RecommenderSettings {
+            model: Some(path.clone()),
+        });
     let running = jiuzhu_runtime::start::<Decisions>(settings).await?;
     let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let person = uuid::Uuid::now_v7().to_string();

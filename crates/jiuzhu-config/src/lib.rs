@@ -89,27 +89,81 @@ impl Layers {
     where
         T: DeserializeOwned + Default + Validate,
     {
-        let raw = match self.merged.get::<serde_json::Value>(key) {
-            Ok(raw) => raw,
-            Err(config::ConfigError::NotFound(_)) => serde_json::Value::Null,
-            Err(error) => return Err(error.into()),
-        };
-        let value: T = if raw.is_null() {
-            T::default()
-        } else {
-            // Deserialised with the path tracked, so that the error names the exact key.
-            serde_path_to_error::deserialize(raw).map_err(|error| {
-                let path = error.path().to_string();
-                let full = if path == "." {
-                    key.to_owned()
-                } else {
-                    format!("{key}.{path}")
-                };
-                ConfigError::invalid(full, error.into_inner().to_string())
-            })?
-        };
-        value.validate(key)?;
-        Ok(value)
+        parse_section(key, self.raw(key)?)
+    }
+
+    fn raw(&self, key: &str) -> Result<serde_json::Value, ConfigError> {
+        match self.merged.get::<serde_json::Value>(key) {
+            Ok(raw) => Ok(raw),
+            Err(config::ConfigError::NotFound(_)) => Ok(serde_json::Value::Null),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// One section's value: the type's defaults when absent, else deserialised with the path
+/// tracked (so that an error names the exact key) and validated.
+fn parse_section<T>(key: &str, raw: serde_json::Value) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Default + Validate,
+{
+    let value: T = if raw.is_null() {
+        T::default()
+    } else {
+        serde_path_to_error::deserialize(raw).map_err(|error| {
+            let path = error.path().to_string();
+            let full = if path == "." {
+                key.to_owned()
+            } else {
+                format!("{key}.{path}")
+            };
+            ConfigError::invalid(full, error.into_inner().to_string())
+        })?
+    };
+    value.validate(key)?;
+    Ok(value)
+}
+
+/// A settings section one service owns (payments' `[provider]`): the platform carries it
+/// unread, the service reads it with [`OwnSections::get`].
+pub trait Section: DeserializeOwned + serde::Serialize + Default + Validate {
+    /// The section's name in the configuration.
+    const NAME: &'static str;
+}
+
+/// The sections services own, as configured; each is read and validated by its service.
+#[derive(Debug, Clone, Default)]
+pub struct OwnSections {
+    raw: std::collections::BTreeMap<&'static str, serde_json::Value>,
+}
+
+impl OwnSections {
+    /// The named sections as the layers hold them.
+    pub fn from_layers(layers: &Layers, names: &[&'static str]) -> Result<Self, ConfigError> {
+        let mut raw = std::collections::BTreeMap::new();
+        for name in names {
+            raw.insert(*name, layers.raw(name)?);
+        }
+        Ok(Self { raw })
+    }
+
+    /// The section `T` owns: its defaults when unset, an error naming the key when invalid.
+    pub fn get<T: Section>(&self) -> Result<T, ConfigError> {
+        parse_section(
+            T::NAME,
+            self.raw
+                .get(T::NAME)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Sets the section `T` owns (tests, tools that start a service in-process).
+    pub fn set<T: Section>(&mut self, value: &T) {
+        self.raw.insert(
+            T::NAME,
+            serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+        );
     }
 }
 
@@ -164,7 +218,7 @@ where
 mod tests {
     use super::*;
 
-    #[derive(Debug, Deserialize, PartialEq)]
+    #[derive(Debug, Deserialize, serde::Serialize, PartialEq)]
     #[serde(default, deny_unknown_fields)]
     struct Outbox {
         batch_size: u32,
@@ -224,6 +278,31 @@ mod tests {
         assert_eq!(staged.batch_size, 7);
         assert_eq!(plain.batch_size, 5);
         assert!(missing.is_err());
+        Ok(())
+    }
+
+    impl Section for Outbox {
+        const NAME: &'static str = "outbox";
+    }
+
+    #[test]
+    fn an_owned_section_is_read_by_its_owner_with_the_same_rules() -> Result<(), ConfigError> {
+        let layers = Layers::from_toml("[outbox]\nbatch_size = 7\n")?;
+        let own = OwnSections::from_layers(&layers, &[Outbox::NAME])?;
+        assert_eq!(own.get::<Outbox>()?.batch_size, 7);
+        // Unset: the defaults. Set in code (tests): that value.
+        let mut unset = OwnSections::default();
+        assert_eq!(unset.get::<Outbox>()?, Outbox::default());
+        unset.set(&Outbox { batch_size: 9 });
+        assert_eq!(unset.get::<Outbox>()?.batch_size, 9);
+        // A bad value is refused naming the key, as for the platform's sections.
+        let bad = Layers::from_toml("[outbox]\nbatch_size = 0\n")?;
+        let error = OwnSections::from_layers(&bad, &[Outbox::NAME])?
+            .get::<Outbox>()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("outbox.batch_size"), "{error}");
         Ok(())
     }
 

@@ -72,7 +72,7 @@ pub fn main<S: Service>() -> ExitCode {
 
 async fn run<S: Service>(command: Command) -> anyhow::Result<()> {
     let layers = Layers::load()?;
-    let settings = Settings::from_layers(&layers, S::NAME, S::DEFAULT_PORT)?;
+    let settings = Settings::from_layers(&layers, S::NAME, S::DEFAULT_PORT, S::SECTIONS)?;
     match command {
         Command::Serve => serve::<S>(settings).await,
         Command::Migrate => {

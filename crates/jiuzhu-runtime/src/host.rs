@@ -37,6 +37,8 @@ pub enum StartError {
     Republish(#[from] jiuzhu_eventstore::StoreError),
     #[error("{0}")]
     Setup(String),
+    #[error("configuration: {0}")]
+    Config(#[from] jiuzhu_config::ConfigError),
     #[error("TLS: {0}")]
     Tls(#[from] jiuzhu_access::TlsError),
     #[error("{0}")]

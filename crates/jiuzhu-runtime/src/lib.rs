@@ -19,10 +19,7 @@ pub use host::{
 pub use projection::{
     RegisteredInbound, RegisteredProjection, register, register_inbound, register_reaction,
 };
-pub use settings::{
-    DeadlineSettings, PeerSettings, ProviderSettings, RecommenderSettings, ServiceSettings,
-    Settings,
-};
+pub use settings::{DeadlineSettings, PeerSettings, ServiceSettings, Settings};
 
 use sqlx::migrate::Migrator;
 
@@ -32,6 +29,9 @@ pub trait Service: Send + Sync + 'static {
     const NAME: &'static str;
     /// Port the service listens on unless configured otherwise.
     const DEFAULT_PORT: u16;
+    /// The settings sections the service owns (payments' `provider`); it reads them from
+    /// `settings.own` in `components`.
+    const SECTIONS: &'static [&'static str] = &[];
 
     /// Migrations of the service's own tables (versions 1000 and above).
     fn migrator() -> Migrator;

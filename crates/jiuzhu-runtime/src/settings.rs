@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 
 use jiuzhu_access::{LimitSettings, TlsSettings};
 use jiuzhu_clock::ClockSettings;
-use jiuzhu_config::{ConfigError, Layers, Secret, Validate, check_range};
+use jiuzhu_config::{ConfigError, Layers, OwnSections, Secret, Validate, check_range};
 use jiuzhu_messaging::{ConsumerSettings, KafkaSettings, RelaySettings};
 use jiuzhu_policy::PolicySettings;
 use jiuzhu_telemetry::TelemetrySettings;
@@ -55,117 +55,6 @@ impl Default for DeadlineSettings {
 impl Validate for DeadlineSettings {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         check_range(prefix, "scan_seconds", self.scan_seconds, 1..=86_400)
-    }
-}
-
-/// `[recommender]`: the relief recommendation model the decisions service loads (a file
-/// written by `jiuzhu recommend train`). Without one, recommendations are refused with that
-/// explanation; nothing else depends on it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RecommenderSettings {
-    pub model: Option<std::path::PathBuf>,
-}
-
-impl Validate for RecommenderSettings {
-    fn validate(&self, _prefix: &str) -> Result<(), ConfigError> {
-        Ok(())
-    }
-}
-
-/// `[provider]`: the payment provider the payments service pays through, and how it submits,
-/// waits and retries.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ProviderSettings {
-    /// The provider's gateway endpoint (the bank's, or `jiuzhu-paysim`'s).
-    pub endpoint: String,
-    /// Name recorded on each submission.
-    pub name: String,
-    /// How long a call may take before its outcome counts as unknown.
-    pub request_timeout_ms: u64,
-    /// How often the submitter looks for work.
-    pub poll_ms: u64,
-    /// Most disbursements claimed per look.
-    pub batch: i64,
-    /// Calls to the provider in flight at once.
-    pub concurrency: usize,
-    /// After this many attempts a retryable failure is final.
-    pub max_attempts: i32,
-    /// Backoff before retry n is `backoff_base_ms × 2^(n−1)`, at most `backoff_max_ms`.
-    pub backoff_base_ms: u64,
-    pub backoff_max_ms: u64,
-    /// A submission whose outcome is unknown is resent (same key) after this long.
-    pub resend_after_ms: u64,
-    /// Failure drills only: the process aborts at this step (`after_reserve`, `after_submit`,
-    /// `before_recording_outcome`). Never set in production.
-    pub crash_at: Option<String>,
-}
-
-impl Default for ProviderSettings {
-    fn default() -> Self {
-        Self {
-            endpoint: "https://127.0.0.1:50060".to_owned(),
-            name: "simulator".to_owned(),
-            request_timeout_ms: 10_000,
-            poll_ms: 200,
-            batch: 100,
-            concurrency: 16,
-            max_attempts: 5,
-            backoff_base_ms: 1_000,
-            backoff_max_ms: 300_000,
-            resend_after_ms: 30_000,
-            crash_at: None,
-        }
-    }
-}
-
-impl Validate for ProviderSettings {
-    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        if !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://")) {
-            return Err(ConfigError::invalid(
-                format!("{prefix}.endpoint"),
-                "must be an http:// or https:// URL",
-            ));
-        }
-        check_range(
-            prefix,
-            "request_timeout_ms",
-            self.request_timeout_ms,
-            10..=600_000,
-        )?;
-        check_range(prefix, "poll_ms", self.poll_ms, 1..=60_000)?;
-        check_range(prefix, "batch", self.batch, 1..=10_000)?;
-        check_range(prefix, "concurrency", self.concurrency, 1..=1_000)?;
-        check_range(prefix, "max_attempts", self.max_attempts, 1..=100)?;
-        check_range(
-            prefix,
-            "backoff_base_ms",
-            self.backoff_base_ms,
-            1..=3_600_000,
-        )?;
-        check_range(
-            prefix,
-            "backoff_max_ms",
-            self.backoff_max_ms,
-            1..=86_400_000,
-        )?;
-        check_range(
-            prefix,
-            "resend_after_ms",
-            self.resend_after_ms,
-            10..=86_400_000,
-        )?;
-        if let Some(step) = &self.crash_at
-            && !["after_reserve", "after_submit", "before_recording_outcome"]
-                .contains(&step.as_str())
-        {
-            return Err(ConfigError::invalid(
-                format!("{prefix}.crash_at"),
-                "must be after_reserve, after_submit or before_recording_outcome",
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -241,17 +130,22 @@ pub struct Settings {
     pub deadlines: DeadlineSettings,
     pub clock: ClockSettings,
     pub policy: PolicySettings,
-    pub recommender: RecommenderSettings,
-    pub provider: ProviderSettings,
+    /// The sections the service owns (`Service::SECTIONS`), read by the service itself.
+    pub own: OwnSections,
     pub tls: TlsSettings,
     pub limits: LimitSettings,
 }
 
 impl Settings {
     /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]`, `[vault]`, `[peers]`,
-    /// `[deadlines]`, `[clock]`, `[policy]`, `[recommender]`, `[provider]`, `[tls]`, `[limits]`
-    /// and the service's own section.
-    pub fn from_layers(layers: &Layers, name: &str, port: u16) -> Result<Self, ConfigError> {
+    /// `[deadlines]`, `[clock]`, `[policy]`, `[tls]`, `[limits]`, the service's section
+    /// (`[payments]`: listen address, database) and, unread, the sections it owns (`own`).
+    pub fn from_layers(
+        layers: &Layers,
+        name: &str,
+        port: u16,
+        own: &[&'static str],
+    ) -> Result<Self, ConfigError> {
         let service = layers
             .section::<ServicePatch>(name)?
             .over(ServiceSettings::defaults_for(name, port));
@@ -267,8 +161,7 @@ impl Settings {
             deadlines: layers.section("deadlines")?,
             clock: layers.section("clock")?,
             policy: layers.section("policy")?,
-            recommender: layers.section("recommender")?,
-            provider: layers.section("provider")?,
+            own: OwnSections::from_layers(layers, own)?,
             tls: layers.section("tls")?,
             limits: layers.section("limits")?,
         })
@@ -292,8 +185,7 @@ impl Settings {
             deadlines: DeadlineSettings::default(),
             clock: ClockSettings::default(),
             policy: PolicySettings::default(),
-            recommender: RecommenderSettings::default(),
-            provider: ProviderSettings::default(),
+            own: OwnSections::default(),
             tls: TlsSettings::default(),
             limits: LimitSettings::default(),
         }
@@ -337,7 +229,7 @@ mod tests {
 
     #[test]
     fn service_section_defaults_and_errors() -> Result<(), ConfigError> {
-        let empty = Settings::from_layers(&Layers::from_toml("")?, "registry", 50051)?;
+        let empty = Settings::from_layers(&Layers::from_toml("")?, "registry", 50051, &[])?;
         assert_eq!(empty.service.listen.port(), 50051);
         assert!(
             empty
@@ -350,7 +242,7 @@ mod tests {
         let bad = Layers::from_toml(
             "[registry]\nlisten = \"127.0.0.1:1\"\ndatabase_url = \"mysql://x\"\n",
         )?;
-        let error = Settings::from_layers(&bad, "registry", 50051)
+        let error = Settings::from_layers(&bad, "registry", 50051, &[])
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -359,7 +251,7 @@ mod tests {
         let bad_port = Layers::from_toml(
             "[registry]\nlisten = \"nowhere\"\ndatabase_url = \"postgres://x\"\n",
         )?;
-        let error = Settings::from_layers(&bad_port, "registry", 50051)
+        let error = Settings::from_layers(&bad_port, "registry", 50051, &[])
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

@@ -22,7 +22,9 @@ pub mod policy;
 pub mod projections;
 pub mod referrals;
 pub mod reports;
+pub mod settings;
 
+use jiuzhu_config::Section as _;
 use jiuzhu_proto::decisions::decisions_service_server::DecisionsServiceServer;
 use jiuzhu_runtime::{
     Components, Service, ServiceContext, StartError, register, register_inbound, register_reaction,
@@ -35,6 +37,7 @@ pub struct Decisions;
 impl Service for Decisions {
     const NAME: &'static str = "decisions";
     const DEFAULT_PORT: u16 = 50053;
+    const SECTIONS: &'static [&'static str] = &[settings::RecommenderSettings::NAME];
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("./migrations")
@@ -44,7 +47,8 @@ impl Service for Decisions {
         let limit = context.settings.limits.max_message_bytes;
         let rules = app::Rules::from_book(&context.policy, context.clock.clone())
             .map_err(|error| StartError::Setup(format!("relief policy: {error}")))?;
-        let recommender = match &context.settings.recommender.model {
+        let own: settings::RecommenderSettings = context.settings.own.get()?;
+        let recommender = match &own.model {
             Some(path) => Some(load_model(path)?),
             None => None,
         };

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use crate::settings::ProviderSettings;
 use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_proto::payments::*;
-use jiuzhu_runtime::ProviderSettings;
 use jiuzhu_vault::RemoteKeys;
 use tokio::sync::Notify;
 use uuid::Uuid;

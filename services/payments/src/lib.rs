@@ -20,11 +20,13 @@ pub mod orders;
 pub mod payees;
 pub mod provider;
 pub mod reconciliation;
+pub mod settings;
 pub mod submission;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiuzhu_config::Section as _;
 use jiuzhu_proto::gateway::gateway_notice_service_server::GatewayNoticeServiceServer;
 use jiuzhu_proto::payments::payments_service_server::PaymentsServiceServer;
 use jiuzhu_runtime::{
@@ -39,6 +41,7 @@ pub struct Payments;
 impl Service for Payments {
     const NAME: &'static str = "payments";
     const DEFAULT_PORT: u16 = 50054;
+    const SECTIONS: &'static [&'static str] = &[settings::ProviderSettings::NAME];
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("./migrations")
@@ -46,7 +49,7 @@ impl Service for Payments {
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let limit = context.settings.limits.max_message_bytes;
-        let settings = context.settings.provider.clone();
+        let settings: settings::ProviderSettings = context.settings.own.get()?;
         let keys =
             RemoteKeys::new(context.endpoint("peers.registry", &context.settings.peers.registry)?);
         let provider = provider::GatewayProvider::new(

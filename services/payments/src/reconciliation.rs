@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::settings::ProviderSettings;
 use chrono::NaiveDate;
 use futures::FutureExt;
 use jiuzhu_errors::{AppError, FieldViolations};
@@ -22,7 +23,6 @@ use jiuzhu_proto::payments::{
     OutcomeSource, ReconciliationMismatch, ReconciliationReport, StatementFormat,
     StatementImported,
 };
-use jiuzhu_runtime::ProviderSettings;
 use jiuzhu_runtime::grpc::run_command;
 use prost::Message;
 use uuid::Uuid;

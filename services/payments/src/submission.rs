@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::settings::ProviderSettings;
 use futures::StreamExt;
 use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::{Begun, CommandRequest, EventStore, StoreError, UnitOfWork};
 use jiuzhu_proto::common::Sealed;
 use jiuzhu_proto::gateway::{NotifyRequest, NotifyResponse, PaymentOutcome};
 use jiuzhu_proto::payments::{OutcomeSource, Payee};
-use jiuzhu_runtime::ProviderSettings;
 use jiuzhu_vault::{KeyState, RemoteKeys};
 use prost::Message;
 use tokio::sync::Notify;

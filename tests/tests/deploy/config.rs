@@ -169,7 +169,38 @@ pub(crate) fn load_settings(
     let mut text = String::new();
     write_toml(&mut text, &[], &merged)?;
     let layers = Layers::from_toml(&text).with_context(|| format!("{what}: merged settings"))?;
-    Settings::from_layers(&layers, service, port).map_err(|error| anyhow!("{what}: {error}"))
+    let settings = Settings::from_layers(&layers, service, port, own_sections(service))
+        .map_err(|error| anyhow!("{what}: {error}"))?;
+    // The sections a service owns are read by its own types at start: here too.
+    let owned = match service {
+        "payments" => settings.own.get::<ProviderSettings>().map(drop),
+        "decisions" => settings.own.get::<RecommenderSettings>().map(drop),
+        _ => Ok(()),
+    };
+    owned.map_err(|error| anyhow!("{what}: {error}"))?;
+    Ok(settings)
+}
+
+/// The settings sections a service owns, as its binary declares them.
+pub(crate) fn own_sections(service: &str) -> &'static [&'static str] {
+    use jiuzhu_runtime::Service;
+    match service {
+        "payments" => jiuzhu_payments::Payments::SECTIONS,
+        "decisions" => jiuzhu_decisions::Decisions::SECTIONS,
+        "registry" => jiuzhu_registry::Registry::SECTIONS,
+        "clues" => jiuzhu_clues::Clues::SECTIONS,
+        "followup" => jiuzhu_followup::Followup::SECTIONS,
+        _ => &[],
+    }
+}
+
+/// The bank payments pays through (`[provider] endpoint`); empty for the other services.
+pub(crate) fn provider_endpoint(settings: &Settings) -> String {
+    settings
+        .own
+        .get::<ProviderSettings>()
+        .map(|provider| provider.endpoint)
+        .unwrap_or_default()
 }
 
 /// The configuration directory of the image (`ENV JIUZHU_CONFIG_DIR=` in the Dockerfile).

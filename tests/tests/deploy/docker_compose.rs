@@ -545,9 +545,14 @@ fn compose_services_get_valid_settings_for_their_own_database_and_peers() -> Tes
                 .any(|m| m.target == tls_dir && m.source == certs_volume),
             "{what}: [tls] dir {tls_dir} must be the `{certs_volume}` volume the certs job writes"
         );
+        let provider = if name == "payments" {
+            provider_endpoint(&settings)
+        } else {
+            String::new()
+        };
         for (setting, url) in [
             ("peers.registry", &settings.peers.registry),
-            ("provider.endpoint", &settings.provider.endpoint),
+            ("provider.endpoint", &provider),
             ("telemetry.otlp_endpoint", &settings.telemetry.otlp_endpoint),
         ] {
             let host = parse_url(url).map(|u| u.host).unwrap_or_default();
@@ -557,7 +562,10 @@ fn compose_services_get_valid_settings_for_their_own_database_and_peers() -> Tes
             );
         }
         // The development certificates are valid for a fixed list of host names.
-        for url in [&settings.peers.registry, &settings.provider.endpoint] {
+        for url in [&settings.peers.registry, &provider]
+            .into_iter()
+            .filter(|u| !u.is_empty())
+        {
             let host = parse_url(url).map(|u| u.host).unwrap_or_default();
             assert!(
                 jiuzhu_access::dev::HOSTS.contains(&host.as_str()),
@@ -573,7 +581,8 @@ fn compose_services_get_valid_settings_for_their_own_database_and_peers() -> Tes
         &compose_env(compose_service(&doc, "payments")?),
         COMPOSE,
     )?;
-    let provider = parse_url(&payments.provider.endpoint);
+    let endpoint = provider_endpoint(&payments);
+    let provider = parse_url(&endpoint);
     assert!(
         provider
             .as_ref()
@@ -581,7 +590,7 @@ fn compose_services_get_valid_settings_for_their_own_database_and_peers() -> Tes
         "{COMPOSE}: payments must pay through the simulator at {}:{}, not {}",
         SIMULATOR.0,
         SIMULATOR.1,
-        payments.provider.endpoint
+        endpoint
     );
     let paysim = compose_service(&doc, SIMULATOR.0)?;
     check_simulator(

@@ -19,6 +19,8 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use jiuzhu_config::{ConfigError, Layers, Validate};
+use jiuzhu_decisions::settings::RecommenderSettings;
+use jiuzhu_payments::settings::ProviderSettings;
 use jiuzhu_runtime::Settings;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
