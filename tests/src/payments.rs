@@ -101,7 +101,7 @@ impl Paysim {
 /// Opens an emergency relief case for `person_id` and takes it to approval of `fen`, paid at
 /// once.
 pub async fn approve_case(
-    decisions: &mut DecisionsServiceClient<Channel>,
+    decisions: std::net::SocketAddr,
     tag: &str,
     person_id: &str,
     procuratorate: &str,
@@ -110,15 +110,43 @@ pub async fn approve_case(
     approve_in_instalments(decisions, tag, person_id, procuratorate, fen, 1).await
 }
 
+/// The decisions client of an approver of `tier` in the test office, 520102 (the tier is its
+/// certificate's).
+pub async fn approver(
+    decisions: std::net::SocketAddr,
+    tier: &str,
+) -> anyhow::Result<DecisionsServiceClient<Channel>> {
+    approver_in(decisions, "520102", tier).await
+}
+
+/// The decisions client of an approver of `tier` in `office`.
+pub async fn approver_in(
+    decisions: std::net::SocketAddr,
+    office: &str,
+    tier: &str,
+) -> anyhow::Result<DecisionsServiceClient<Channel>> {
+    let identity = jiuzhu_access::Identity::new(
+        "procuratorate",
+        office,
+        jiuzhu_access::Role::Approver,
+        &format!("approver-{tier}"),
+    )
+    .scoped(tier);
+    Ok(DecisionsServiceClient::new(
+        jiuzhu_testkit::channel_as(decisions, &identity).await?,
+    ))
+}
+
 /// As [`approve_case`], paid in `instalments`.
 pub async fn approve_in_instalments(
-    decisions: &mut DecisionsServiceClient<Channel>,
+    decisions_at: std::net::SocketAddr,
     tag: &str,
     person_id: &str,
     procuratorate: &str,
     fen: i64,
     instalments: i32,
 ) -> anyhow::Result<String> {
+    let decisions = &mut DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions_at).await?);
     let case_id = decisions
         .open_case(OpenCaseRequest {
             request_id: format!("{tag}-open"),
@@ -159,12 +187,13 @@ pub async fn approve_in_instalments(
         })
         .await?
         .into_inner();
-    decisions
+    // The case is of Yunyan district (520103): its office's approver decides.
+    approver_in(decisions_at, "520103", &proposed.required_approver)
+        .await?
         .approve_decision(ApproveDecisionRequest {
             request_id: format!("{tag}-approve"),
             case_id: case_id.clone(),
-            approver_role: proposed.required_approver,
-            approved_by: "head-2".to_owned(),
+            ..ApproveDecisionRequest::default()
         })
         .await?;
     Ok(case_id)

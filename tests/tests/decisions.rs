@@ -8,6 +8,7 @@ use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
 use jiuzhu_proto::decisions::*;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
+use jiuzhu_tests::payments::approver;
 use jiuzhu_tests::{
     TestResult, bad_fields, eventually, read_topic, registry_client, scrape, start, villager,
 };
@@ -258,24 +259,32 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         .into_inner();
     assert_eq!(proposed.required_approver, "chief_prosecutors_meeting");
     assert!(proposed.cap.is_some_and(|cap| cap.fen > 1_500_000));
-    let wrong = client
-        .approve_decision(ApproveDecisionRequest {
-            request_id: "approve-0".to_owned(),
-            case_id: case_id.clone(),
-            approver_role: "department_head".to_owned(),
-            approved_by: "head-1".to_owned(),
-        })
+    // The tier is the approver certificate's: a lower tier is refused, and so is a lower tier
+    // that writes the required one into the request, and a system without a tier at all.
+    let addr = decisions.running.grpc_addr;
+    let mut head = approver(addr, "department_head").await?;
+    let approve = |id: &str, tier: &str| ApproveDecisionRequest {
+        request_id: id.to_owned(),
+        case_id: case_id.clone(),
+        approver_role: tier.to_owned(),
+        approved_by: "typed text, never recorded".to_owned(),
+    };
+    let lower = head.approve_decision(approve("approve-0", "")).await.err();
+    assert_eq!(lower.map(|s| s.code()), Some(Code::PermissionDenied));
+    let forged = head
+        .approve_decision(approve("approve-0b", "chief_prosecutors_meeting"))
         .await
         .err()
-        .ok_or_else(|| anyhow::anyhow!("the wrong approver approved"))?;
-    assert_eq!(bad_fields(&wrong), ["approver_role"]);
-    client
-        .approve_decision(ApproveDecisionRequest {
-            request_id: "approve-1".to_owned(),
-            case_id: case_id.clone(),
-            approver_role: "chief_prosecutors_meeting".to_owned(),
-            approved_by: "chief-1".to_owned(),
-        })
+        .ok_or_else(|| anyhow::anyhow!("a forged tier approved"))?;
+    assert_eq!(bad_fields(&forged), ["approver_role"]);
+    let untiered = client
+        .approve_decision(approve("approve-0c", ""))
+        .await
+        .err();
+    assert_eq!(untiered.map(|s| s.code()), Some(Code::PermissionDenied));
+    approver(addr, "chief_prosecutors_meeting")
+        .await?
+        .approve_decision(approve("approve-1", ""))
         .await?;
 
     let case = relief_case(&mut client, &case_id).await?;
@@ -847,12 +856,12 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
         .propose_decision(propose("rec-p-2", amount, ""))
         .await?
         .into_inner();
-    client
+    approver(running.grpc_addr, &proposed.required_approver)
+        .await?
         .approve_decision(ApproveDecisionRequest {
             request_id: "rec-approve".to_owned(),
             case_id: case_id.clone(),
-            approver_role: proposed.required_approver,
-            approved_by: "approver-1".to_owned(),
+            ..ApproveDecisionRequest::default()
         })
         .await?;
 
@@ -984,12 +993,12 @@ async fn emergency_relief_is_paid_first_and_its_owed_materials_are_watched() -> 
         })
         .await?
         .into_inner();
-    client
+    approver(running.grpc_addr, &proposed.required_approver)
+        .await?
         .approve_decision(ApproveDecisionRequest {
             request_id: "urgent-approve".to_owned(),
             case_id: case_id.clone(),
-            approver_role: proposed.required_approver,
-            approved_by: "head-1".to_owned(),
+            ..ApproveDecisionRequest::default()
         })
         .await?;
     let case = relief_case(&mut client, &case_id).await?;

@@ -110,7 +110,7 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
     })
     .await?;
     let mut client = PaymentsServiceClient::new(jiuzhu_testkit::channel(payments_addr).await?);
-    let mut relief =
+    let relief =
         DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let mut people = registry_client(&registry.running).await?;
     allocate(&mut client, "dup", 5_000_000).await?;
@@ -158,7 +158,14 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
     register_payee(&client, "dup-li", &li, "李 春花", &card(FLAKY, 1)).await?;
 
     // Paid through notices (pending answer, then the notice three times and once late).
-    let paid_case = approve_case(&mut relief, "101", &wang, PROCURATORATE, 800_000).await?;
+    let paid_case = approve_case(
+        decisions.running.grpc_addr,
+        "101",
+        &wang,
+        PROCURATORATE,
+        800_000,
+    )
+    .await?;
     let paid = disbursement_in(&client, &paid_case, DisbursementState::Succeeded).await?;
     assert!(paid.provider_reference.starts_with("SIM"));
     // The duplicates and the late notice arrive within half a second of the first.
@@ -193,8 +200,15 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
 
     // Living support in three monthly instalments: the first is paid now, the others are
     // ordered and their money held, but not paid before their day.
-    let monthly =
-        approve_in_instalments(&mut relief, "103", &wang, PROCURATORATE, 300_001, 3).await?;
+    let monthly = approve_in_instalments(
+        decisions.running.grpc_addr,
+        "103",
+        &wang,
+        PROCURATORATE,
+        300_001,
+        3,
+    )
+    .await?;
     let first = disbursement_in(&client, &monthly, DisbursementState::Succeeded).await?;
     let all = client
         .list_disbursements(ListDisbursementsRequest {
@@ -218,7 +232,14 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
     assert_eq!(first.instalment, 1);
 
     // The bank refuses the flaky card's first attempt as retryable: it waits for a retry.
-    let flaky_case = approve_case(&mut relief, "102", &li, PROCURATORATE, 600_000).await?;
+    let flaky_case = approve_case(
+        decisions.running.grpc_addr,
+        "102",
+        &li,
+        PROCURATORATE,
+        600_000,
+    )
+    .await?;
     let failed = disbursement_in(&client, &flaky_case, DisbursementState::Retryable).await?;
     assert_eq!(failed.failure_reason, "bank system busy");
 
@@ -366,13 +387,18 @@ async fn killed_at_each_step_the_service_pays_once_and_loses_nothing() -> TestRe
             .map(PaymentsServiceClient::new))
     })
     .await?;
-    let mut relief =
-        DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let mut people = registry_client(&registry.running).await?;
     let zhao = person(&mut people, "kill-zhao", "赵桂兰").await?;
     register_payee(&client, "kill-zhao", &zhao, "赵桂兰", &card(ORDINARY, 7)).await?;
     allocate(&mut client.clone(), "kill", 3_000_000).await?;
-    let case_id = approve_case(&mut relief, "201", &zhao, PROCURATORATE, 900_000).await?;
+    let case_id = approve_case(
+        decisions.running.grpc_addr,
+        "201",
+        &zhao,
+        PROCURATORATE,
+        900_000,
+    )
+    .await?;
 
     // Killed after reserving, then after recording the attempt (before calling the provider),
     // then after the provider paid (before recording its answer): each restart resumes.
@@ -439,16 +465,28 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
         jiuzhu_testkit::channel(std::net::SocketAddr::from(([127, 0, 0, 1], payments_port)))
             .await?,
     );
-    let mut relief =
-        DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let mut people = registry_client(&registry.running).await?;
     allocate(&mut client, "rec", 2_000_000).await?;
     let sun = person(&mut people, "rec-sun", "孙玉梅").await?;
     let zhou = person(&mut people, "rec-zhou", "周建国").await?;
     register_payee(&client, "rec-sun", &sun, "孙玉梅", &card(SILENT, 3)).await?;
     register_payee(&client, "rec-zhou", &zhou, "周建国", &card(ORDINARY, 4)).await?;
-    let silent_case = approve_case(&mut relief, "301", &sun, PROCURATORATE, 700_000).await?;
-    let ordinary_case = approve_case(&mut relief, "302", &zhou, PROCURATORATE, 300_000).await?;
+    let silent_case = approve_case(
+        decisions.running.grpc_addr,
+        "301",
+        &sun,
+        PROCURATORATE,
+        700_000,
+    )
+    .await?;
+    let ordinary_case = approve_case(
+        decisions.running.grpc_addr,
+        "302",
+        &zhou,
+        PROCURATORATE,
+        300_000,
+    )
+    .await?;
     let ordinary = disbursement_in(&client, &ordinary_case, DisbursementState::Succeeded).await?;
     let silent = disbursement_in(&client, &silent_case, DisbursementState::Submitted).await?;
     // The bank paid, but never answered; resent under the same key, still one payment.

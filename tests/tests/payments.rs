@@ -78,12 +78,19 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
     let ns = unique_namespace();
     let decisions = start::<jiuzhu_decisions::Decisions>(&ns).await?;
     let payments = start::<Payments>(&ns).await?;
-    let mut relief =
+    let relief =
         DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let procuratorate = "贵阳市云岩区人民检察院";
     // Emergency relief: decided and approved straight after the application.
     let person_id = uuid::Uuid::now_v7().to_string();
-    let case_id = approve_case(&mut relief, "8", &person_id, procuratorate, 800_000).await?;
+    let case_id = approve_case(
+        decisions.running.grpc_addr,
+        "8",
+        &person_id,
+        procuratorate,
+        800_000,
+    )
+    .await?;
 
     // No budget yet: ordered, and waiting for funds.
     let pool = payments.running.store.pool().clone();

@@ -15,7 +15,6 @@ use jiuzhu_payments::Payments;
 use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
 use jiuzhu_proto::clues::{Harm, PartyRole, ReportPartyRequest};
 use jiuzhu_proto::common::RegionCode;
-use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
 use jiuzhu_proto::followup::GetPlanRequest;
 use jiuzhu_proto::followup::followup_service_client::FollowupServiceClient;
 use jiuzhu_proto::payments::DisbursementState;
@@ -138,12 +137,11 @@ async fn no_id_number_phone_or_bank_card_reaches_logs_or_spans() -> TestResult {
     .await?;
     assert_eq!(found[0].person_id, person_id);
 
-    let mut relief = DecisionsServiceClient::new(channel(decisions.running.grpc_addr).await?);
     let mut money = PaymentsServiceClient::new(channel(payments.running.grpc_addr).await?);
     register_payee(&money, "privacy", &person_id, "张桂芳", &account).await?;
     allocate(&mut money, "privacy", 2_000_000).await?;
     let case_id = approve_case(
-        &mut relief,
+        decisions.running.grpc_addr,
         "991",
         &person_id,
         jiuzhu_tests::payments::PROCURATORATE,

@@ -133,10 +133,16 @@ fn write(path: PathBuf, text: &str, written: &mut Vec<PathBuf>) -> Result<(), De
     Ok(())
 }
 
+/// The file name of an approver's certificate for `tier`: `as-approver.<tier>`.
+pub fn approver_file(tier: &str) -> String {
+    format!("{}.{tier}", role_file(Role::Approver))
+}
+
 /// Writes a fresh authority (`ca.pem`; its key is not kept) and certificates into `dir`: one
-/// per Jiuzhu system ([`SYSTEMS`], role `service`, national) and one per role (`as-<role>`,
-/// agency `procuratorate`, office `office`). Returns the files written.
-pub fn write_certs(dir: &Path, office: &str) -> Result<Vec<PathBuf>, DevError> {
+/// per Jiuzhu system ([`SYSTEMS`], role `service`, national), one per role (`as-<role>`,
+/// agency `procuratorate`, office `office`) and one approver per approval tier
+/// (`as-approver.<tier>`). Returns the files written.
+pub fn write_certs(dir: &Path, office: &str, tiers: &[String]) -> Result<Vec<PathBuf>, DevError> {
     std::fs::create_dir_all(dir).map_err(|source| DevError::Write {
         path: dir.display().to_string(),
         source,
@@ -158,6 +164,19 @@ pub fn write_certs(dir: &Path, office: &str) -> Result<Vec<PathBuf>, DevError> {
         identities.push((
             file.clone(),
             Identity::new("procuratorate", office, role, &file),
+        ));
+    }
+    for tier in tiers {
+        let file = approver_file(tier);
+        identities.push((
+            file.clone(),
+            Identity::new(
+                "procuratorate",
+                office,
+                Role::Approver,
+                &format!("as-approver-{tier}"),
+            )
+            .scoped(tier),
         ));
     }
     for (file, identity) in identities {

@@ -113,13 +113,45 @@ impl Caller {
 
     /// `PERMISSION_DENIED` unless the caller may see data of `region_code`.
     pub fn check_jurisdiction(&self, region_code: &str) -> Result<(), Status> {
+        Ok(self.office_check(region_code)?)
+    }
+
+    /// For the application layer: refused unless a resource of `region_code` (a case, its
+    /// disbursements, its follow-up plan: the office holding the case) is within the caller's
+    /// jurisdiction, or the caller's role is nationwide.
+    pub fn office_check(&self, region_code: &str) -> Result<(), jiuzhu_errors::AppError> {
         if self.may_see(region_code) {
             return Ok(());
         }
-        Err(Status::permission_denied(format!(
+        Err(jiuzhu_errors::AppError::permission_denied(format!(
             "region {region_code} is outside the jurisdiction of office {}",
             self.identity.office
         )))
+    }
+
+    /// Who a command is recorded as done by: the verified identity of the calling system and,
+    /// when it signed one, the person acting through it. Never text from the request.
+    pub fn recorded_as(&self) -> String {
+        match &self.acting {
+            Some(person) => format!("{person} via {}", self.identity.uri()),
+            None => self.identity.uri(),
+        }
+    }
+
+    /// An approver's tier as its certificate states it.
+    pub fn approval_tier(&self) -> Option<&str> {
+        match self.identity.role {
+            crate::Role::Approver => self.identity.scope.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The department an integrator's certificate speaks for.
+    pub fn department(&self) -> Option<&str> {
+        match self.identity.role {
+            crate::Role::DepartmentIntegrator => self.identity.scope.as_deref(),
+            _ => None,
+        }
     }
 }
 

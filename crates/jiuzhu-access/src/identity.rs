@@ -55,7 +55,9 @@ impl std::fmt::Display for Role {
 }
 
 /// A caller's identity as its certificate states it, in a SPIFFE ID:
-/// `spiffe://jiuzhu/agency/<agency>/office/<region code>/role/<role>/name/<system>`.
+/// `spiffe://jiuzhu/agency/<agency>/office/<region code>/role/<role>/name/<system>`, with the
+/// approval tier of an approver (`…/role/approver/tier/<tier>/name/…`) or the department of an
+/// integrator (`…/role/department_integrator/department/<department>/name/…`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// The agency, e.g. `procuratorate`, `civil-affairs`, `jiuzhu` (the platform's own).
@@ -64,6 +66,9 @@ pub struct Identity {
     /// province, `000000` national.
     pub office: String,
     pub role: Role,
+    /// An approver's tier (`department_head`, `procuratorial_committee`, …), or an integrator's
+    /// department (`civil_affairs`, …): what the certificate lets it decide or speak for.
+    pub scope: Option<String>,
     /// The system holding the certificate (`registry`, `case-system-nanming`, …).
     pub name: String,
 }
@@ -84,13 +89,34 @@ impl Identity {
             agency: agency.to_owned(),
             office: office.to_owned(),
             role,
+            scope: None,
             name: name.to_owned(),
         }
     }
 
+    /// The same identity with an approver's tier or an integrator's department.
+    pub fn scoped(mut self, scope: &str) -> Self {
+        self.scope = Some(scope.to_owned());
+        self
+    }
+
+    /// The path segment naming the scope of `role`: an approver's `tier`, an integrator's
+    /// `department`; other roles have none.
+    pub fn scope_kind(role: Role) -> Option<&'static str> {
+        match role {
+            Role::Approver => Some("tier"),
+            Role::DepartmentIntegrator => Some("department"),
+            _ => None,
+        }
+    }
+
     pub fn uri(&self) -> String {
+        let scope = match (Self::scope_kind(self.role), &self.scope) {
+            (Some(kind), Some(scope)) => format!("/{kind}/{scope}"),
+            _ => String::new(),
+        };
         format!(
-            "{TRUST_DOMAIN}agency/{}/office/{}/role/{}/name/{}",
+            "{TRUST_DOMAIN}agency/{}/office/{}/role/{}{scope}/name/{}",
             self.agency, self.office, self.role, self.name
         )
     }
@@ -104,20 +130,34 @@ impl Identity {
             .strip_prefix(TRUST_DOMAIN)
             .ok_or_else(|| refuse("not a spiffe://jiuzhu/ identity"))?;
         let parts: Vec<&str> = path.split('/').collect();
-        let [
-            "agency",
-            agency,
-            "office",
-            office,
-            "role",
-            role,
-            "name",
-            name,
-        ] = parts.as_slice()
-        else {
-            return Err(refuse(
-                "must be agency/<agency>/office/<code>/role/<role>/name/<name>",
-            ));
+        let (agency, office, role, scope, name) = match parts.as_slice() {
+            [
+                "agency",
+                agency,
+                "office",
+                office,
+                "role",
+                role,
+                "name",
+                name,
+            ] => (*agency, *office, *role, None, *name),
+            [
+                "agency",
+                agency,
+                "office",
+                office,
+                "role",
+                role,
+                kind,
+                scope,
+                "name",
+                name,
+            ] => (*agency, *office, *role, Some((*kind, *scope)), *name),
+            _ => {
+                return Err(refuse(
+                    "must be agency/<agency>/office/<code>/role/<role>[/tier|department/<scope>]/name/<name>",
+                ));
+            }
         };
         if !slug_ok(agency) || !slug_ok(name) {
             return Err(refuse(
@@ -128,7 +168,16 @@ impl Identity {
             return Err(refuse("office must be a six-digit region code"));
         }
         let role = Role::parse(role).ok_or_else(|| refuse("unknown role"))?;
-        Ok(Self::new(agency, office, role, name))
+        let identity = Self::new(agency, office, role, name);
+        match scope {
+            None => Ok(identity),
+            Some((kind, scope)) if Self::scope_kind(role) == Some(kind) && slug_ok(scope) => {
+                Ok(identity.scoped(scope))
+            }
+            Some((kind, _)) => Err(refuse(&format!(
+                "a {role} certificate has no `{kind}` (approvers have a tier, integrators a department)"
+            ))),
+        }
     }
 
     /// The identity in a DER certificate's subject alternative names.
@@ -203,6 +252,29 @@ mod tests {
                 error.as_deref().is_some_and(|e| e.contains(reason)),
                 "{uri}: {error:?}"
             );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_approver_carries_its_tier_and_an_integrator_its_department() -> Result<(), AccessError> {
+        let approver = Identity::new("procuratorate", "520102", Role::Approver, "as-approver")
+            .scoped("procuratorial_committee");
+        assert!(
+            approver
+                .uri()
+                .contains("/role/approver/tier/procuratorial_committee/name/")
+        );
+        assert_eq!(Identity::from_uri(&approver.uri())?, approver);
+        let integrator = Identity::new("civil-affairs", "520000", Role::DepartmentIntegrator, "x")
+            .scoped("civil_affairs");
+        assert_eq!(Identity::from_uri(&integrator.uri())?, integrator);
+        // A tier on another role, or a department on an approver, is no identity.
+        for uri in [
+            "spiffe://jiuzhu/agency/a/office/520102/role/finance_officer/tier/department_head/name/x",
+            "spiffe://jiuzhu/agency/a/office/520102/role/approver/department/health/name/x",
+        ] {
+            assert!(Identity::from_uri(uri).is_err(), "{uri}");
         }
         Ok(())
     }

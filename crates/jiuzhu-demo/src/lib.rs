@@ -136,7 +136,9 @@ pub struct Platform {
     case_clues: Channel,
     relief_clues: Channel,
     relief_decisions: Channel,
-    approver_decisions: Channel,
+    /// An approver's channel per approval tier (`as-approver.<tier>`), the tier its certificate
+    /// names: the one the policy requires approves.
+    approver_decisions: std::collections::BTreeMap<String, Channel>,
     relief_payments: Channel,
     finance_payments: Channel,
     followup_followup: Channel,
@@ -164,7 +166,17 @@ impl Platform {
             case_clues: connect(tls, "case_prosecutor", &endpoints.clues).await?,
             relief_clues: connect(tls, "relief_prosecutor", &endpoints.clues).await?,
             relief_decisions: connect(tls, "relief_prosecutor", &endpoints.decisions).await?,
-            approver_decisions: connect(tls, "approver", &endpoints.decisions).await?,
+            approver_decisions: {
+                let tiers = jiuzhu_policy::PolicyBook::compiled_in()
+                    .map(|book| book.approval_tiers())
+                    .unwrap_or_default();
+                let mut channels = std::collections::BTreeMap::new();
+                for tier in tiers {
+                    let role = format!("approver.{tier}");
+                    channels.insert(tier, connect(tls, &role, &endpoints.decisions).await?);
+                }
+                channels
+            },
             relief_payments: connect(tls, "relief_prosecutor", &endpoints.payments).await?,
             finance_payments: connect(tls, "finance_officer", &endpoints.payments).await?,
             followup_followup: connect(tls, "followup_officer", &endpoints.followup).await?,
@@ -213,12 +225,17 @@ impl Platform {
         DecisionsServiceClient::with_interceptor(self.relief_decisions.clone(), self.trace.clone())
     }
 
-    /// The approver's decisions client.
-    pub fn approver(&self) -> DecisionsServiceClient<Traced> {
-        DecisionsServiceClient::with_interceptor(
-            self.approver_decisions.clone(),
+    /// The decisions client of an approver of `tier`.
+    pub fn approver(&self, tier: &str) -> Result<DecisionsServiceClient<Traced>, DemoError> {
+        let channel = self.approver_decisions.get(tier).ok_or_else(|| {
+            DemoError::Unexpected(format!(
+                "no approver certificate for tier `{tier}` (as-approver.{tier})"
+            ))
+        })?;
+        Ok(DecisionsServiceClient::with_interceptor(
+            channel.clone(),
             self.trace.clone(),
-        )
+        ))
     }
 
     /// The relief prosecutor's payments client (payees, disbursements).
@@ -502,12 +519,12 @@ impl Platform {
         case_id: &str,
         required_approver: &str,
     ) -> Result<(), DemoError> {
-        self.approver()
+        self.approver(required_approver)?
             .approve_decision(ApproveDecisionRequest {
                 request_id: format!("{tag}-approve"),
                 case_id: case_id.to_owned(),
-                approver_role: required_approver.to_owned(),
-                approved_by: "chief-prosecutor-demo".to_owned(),
+                approver_role: String::new(),
+                approved_by: String::new(),
             })
             .await?;
         Ok(())

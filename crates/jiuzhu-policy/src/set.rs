@@ -385,6 +385,28 @@ impl PolicyBook {
         Ok(Self { sets })
     }
 
+    /// Every approval tier some set's relief policy names (by amount, and the exceptional
+    /// one), in order of first appearance: what approver certificates may carry.
+    pub fn approval_tiers(&self) -> Vec<String> {
+        let mut tiers: Vec<String> = Vec::new();
+        for set in &self.sets {
+            let Ok(relief) = crate::relief::ReliefPolicy::parse(set.text(crate::RELIEF)) else {
+                continue;
+            };
+            let named = relief
+                .approval_tiers
+                .iter()
+                .map(|tier| tier.approver.clone())
+                .chain([relief.exceptional_approver.clone()]);
+            for tier in named {
+                if !tiers.contains(&tier) {
+                    tiers.push(tier);
+                }
+            }
+        }
+        tiers
+    }
+
     pub fn sets(&self) -> &[PolicySet] {
         &self.sets
     }

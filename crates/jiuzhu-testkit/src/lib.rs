@@ -68,7 +68,10 @@ fn test_certs() -> Result<&'static TestCerts, TestkitError> {
                 "jiuzhu-test-certs-{}",
                 uuid::Uuid::now_v7().simple()
             ));
-            jiuzhu_access::dev::write_certs(&dir, "520102").map_err(|e| e.to_string())?;
+            let tiers = jiuzhu_policy::PolicyBook::compiled_in()
+                .map_err(|e| e.to_string())?
+                .approval_tiers();
+            jiuzhu_access::dev::write_certs(&dir, "520102", &tiers).map_err(|e| e.to_string())?;
             // The authority that signed those is gone; this one signs what tests ask for, and
             // its certificate joins the trusted ones.
             let authority = DevAuthority::new().map_err(|e| e.to_string())?;

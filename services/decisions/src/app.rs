@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::FutureExt;
+use jiuzhu_access::Caller;
 use jiuzhu_calendar::Calendar;
 use jiuzhu_clock::Clock;
 use jiuzhu_errors::{AppError, FieldViolations};
@@ -280,9 +281,19 @@ pub(crate) fn internal_call(method: &str, key: impl Into<String>) -> CommandRequ
     CommandRequest::internal(&format!("{SERVICE}/{method}"), key)
 }
 
-/// Runs a command against one existing case: load, decide, append, idempotent on the call.
+/// Who runs a command on a case: an API caller, who must hold the case's office (or be
+/// nationwide), or the platform itself (a reaction, a timer).
+#[derive(Debug, Clone)]
+pub(crate) enum Actor {
+    Caller(Caller),
+    Platform,
+}
+
+/// Runs a command against one existing case: load, check the actor may act on the case's
+/// office, decide, append; idempotent on the call.
 pub(crate) async fn on_case<Answer>(
     api: &DecisionsApi,
+    actor: Actor,
     call: CommandRequest,
     case_id: Uuid,
     decide: impl FnOnce(&ReliefCase, Context<'_>) -> Result<(Vec<DecisionsEvent>, Answer), CaseError>
@@ -298,9 +309,12 @@ where
             async move {
                 let mut answer = None;
                 work.decide_on(&case_id.to_string(), |case: &ReliefCase| {
+                    if let Actor::Caller(caller) = &actor {
+                        caller.office_check(case.region_code())?;
+                    }
                     let (events, decided) = decide(case, rules.now())?;
                     answer = Some(decided);
-                    Ok::<_, CaseError>(events)
+                    Ok::<_, AppError>(events)
                 })
                 .await?;
                 answer.ok_or_else(|| AppError::internal("the decision gave no answer"))
@@ -323,7 +337,7 @@ impl From<CaseError> for AppError {
             }
             CaseError::TooManyInstalments { .. } => FieldViolations::single("instalments", message),
             CaseError::NotifiedOn { .. } => FieldViolations::single("notified_on", message),
-            CaseError::WrongApprover { .. } => FieldViolations::single("approver_role", message),
+            CaseError::WrongApprover { .. } => AppError::permission_denied(message),
             CaseError::DepartureUnexplained { .. } => {
                 FieldViolations::single("departure_reason", message)
             }

@@ -348,6 +348,11 @@ impl ReliefCase {
             .ok_or_else(|| CaseError::NotFound(String::new()))
     }
 
+    /// The region of the case, whose office holds it.
+    pub fn region_code(&self) -> &str {
+        self.opened.as_ref().map_or("", |o| o.region_code.as_str())
+    }
+
     pub fn person_id(&self) -> &str {
         self.opened.as_ref().map_or("", |o| o.person_id.as_str())
     }

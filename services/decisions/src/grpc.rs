@@ -16,9 +16,10 @@ use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::{DecisionsApi, NOTICE_CHANNELS, SERVICE, api_call, on_case};
+use crate::app::{Actor, DecisionsApi, NOTICE_CHANNELS, SERVICE, api_call, on_case};
 use crate::domain::{self, DecisionsEvent, Proposal, ReliefCase};
 use crate::policy::ReliefPolicy;
+use jiuzhu_access::Caller;
 
 /// The method names of the recommender, in the order of `ReliefMethod` (1 = the first).
 fn method_of(name: &str) -> ReliefMethod {
@@ -216,6 +217,7 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<RegisterMaterialRequest>,
     ) -> Result<Response<RegisterMaterialResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -240,6 +242,7 @@ impl DecisionsService for DecisionsApi {
         };
         let answer = on_case(
             self,
+            Actor::Caller(caller),
             api_call("RegisterMaterial", &request.request_id, &request),
             case_id,
             move |case, context| {
@@ -266,6 +269,7 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<AssessEligibilityRequest>,
     ) -> Result<Response<AssessEligibilityResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -276,6 +280,7 @@ impl DecisionsService for DecisionsApi {
         let category = request.category.trim().to_owned();
         let answer = on_case(
             self,
+            Actor::Caller(caller),
             api_call("AssessEligibility", &request.request_id, &request),
             case_id,
             move |case, context| {
@@ -300,6 +305,7 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<AcceptCaseRequest>,
     ) -> Result<Response<AcceptCaseResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -308,6 +314,7 @@ impl DecisionsService for DecisionsApi {
         violations.into_result()?;
         let answer = on_case(
             self,
+            Actor::Caller(caller),
             api_call("AcceptCase", &request.request_id, &request),
             case_id,
             move |case, context| {
@@ -328,6 +335,7 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<NotifyApplicantRequest>,
     ) -> Result<Response<NotifyApplicantResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -359,6 +367,7 @@ impl DecisionsService for DecisionsApi {
         };
         let answer = on_case(
             self,
+            Actor::Caller(caller),
             api_call("NotifyApplicant", &request.request_id, &request),
             case_id,
             move |case, context| {
@@ -383,6 +392,7 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<RecordReviewRequest>,
     ) -> Result<Response<RecordReviewResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -412,6 +422,7 @@ impl DecisionsService for DecisionsApi {
         };
         let answer = on_case(
             self,
+            Actor::Caller(caller),
             api_call("RecordReview", &request.request_id, &request),
             case_id,
             move |case, context| {
@@ -437,11 +448,11 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<ProposeDecisionRequest>,
     ) -> Result<Response<ProposeDecisionResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let case_id = uuid_field("case_id", &request.case_id)?;
-        violations.require(&[("proposed_by", &request.proposed_by)]);
         let amount = request.amount.map_or(0, |m| m.fen);
         if amount <= 0 {
             violations.add("amount", "must be a positive number of fen");
@@ -479,11 +490,12 @@ impl DecisionsService for DecisionsApi {
             exceptional_reason: request.exceptional_reason.trim().to_owned(),
             court_award_fen: court_award,
             departure_reason: request.departure_reason.trim().to_owned(),
-            proposed_by: request.proposed_by.trim().to_owned(),
+            proposed_by: caller.recorded_as(),
             instalments: u32::try_from(request.instalments).unwrap_or(u32::MAX),
         };
         let answer = on_case(
             self,
+            Actor::Caller(caller),
             api_call("ProposeDecision", &request.request_id, &request),
             case_id,
             move |case, context| {
@@ -510,21 +522,32 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<ApproveDecisionRequest>,
     ) -> Result<Response<ApproveDecisionResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let case_id = uuid_field("case_id", &request.case_id)?;
-        violations.require(&[
-            ("approver_role", &request.approver_role),
-            ("approved_by", &request.approved_by),
-        ]);
+        // The tier is the approver certificate's; the request may only repeat it.
+        let tier = caller.approval_tier().map(str::to_owned).ok_or_else(|| {
+            AppError::permission_denied(
+                "approving takes an approver's certificate naming its approval tier \
+                 (…/role/approver/tier/<tier>/…)",
+            )
+        })?;
+        let stated = request.approver_role.trim();
+        if !stated.is_empty() && stated != tier {
+            violations.add(
+                "approver_role",
+                format!(
+                    "`{stated}` is not the tier of your certificate (`{tier}`); leave it empty"
+                ),
+            );
+        }
         violations.into_result()?;
-        let (role, by) = (
-            request.approver_role.trim().to_owned(),
-            request.approved_by.trim().to_owned(),
-        );
+        let (role, by) = (tier, caller.recorded_as());
         let answer = on_case(
             self,
+            Actor::Caller(caller),
             api_call("ApproveDecision", &request.request_id, &request),
             case_id,
             move |case, context| {
@@ -543,21 +566,17 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<RejectDecisionRequest>,
     ) -> Result<Response<RejectDecisionResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let case_id = uuid_field("case_id", &request.case_id)?;
-        violations.require(&[
-            ("reason", &request.reason),
-            ("rejected_by", &request.rejected_by),
-        ]);
+        violations.require(&[("reason", &request.reason)]);
         violations.into_result()?;
-        let (reason, by) = (
-            request.reason.trim().to_owned(),
-            request.rejected_by.trim().to_owned(),
-        );
+        let (reason, by) = (request.reason.trim().to_owned(), caller.recorded_as());
         let answer = on_case(
             self,
+            Actor::Caller(caller),
             api_call("RejectDecision", &request.request_id, &request),
             case_id,
             move |case, context| {
@@ -576,6 +595,7 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<RecommendReliefRequest>,
     ) -> Result<Response<RecommendReliefResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -624,6 +644,7 @@ impl DecisionsService for DecisionsApi {
         })?;
         let answer = on_case(
             self,
+            Actor::Caller(caller),
             api_call("RecommendRelief", &request.request_id, &request),
             case_id,
             move |case, context| {

@@ -56,6 +56,7 @@ impl Reaction for PaymentProgress {
         let request_id = format!("payments-{}", envelope.event_id);
         on_case(
             &self.api,
+            crate::app::Actor::Platform,
             internal_call("PaymentProgress", request_id),
             case_id,
             move |case, context| {
