@@ -343,6 +343,13 @@ impl Aggregate for FollowupPlan {
 }
 
 impl FollowupPlan {
+    /// The person's county: the office whose jurisdiction holds it runs the plan.
+    pub fn region_code(&self) -> &str {
+        self.opened.as_ref().map_or("", |o| o.region_code.as_str())
+    }
+}
+
+impl FollowupPlan {
     fn opened(&self) -> Result<&PlanOpened, PlanError> {
         self.opened
             .as_ref()

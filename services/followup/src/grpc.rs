@@ -4,6 +4,7 @@
 
 use chrono::{Days, NaiveDate};
 use futures::FutureExt;
+use jiuzhu_access::Caller;
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_paging::{key_after, token_after};
 use jiuzhu_proto::followup::followup_service_server::FollowupService;
@@ -77,6 +78,7 @@ impl FollowupService for FollowupApi {
             if version == 0 {
                 return Err(Status::not_found(format!("no follow-up plan {plan_id}")));
             }
+            access.caller().office_check(plan.region_code())?;
             Ok(Response::new(GetPlanResponse {
                 plan: Some(plan_view(&plan)),
             }))
@@ -236,6 +238,7 @@ impl FollowupService for FollowupApi {
             let command = format!("{SERVICE}/RecordVisit");
             let answer = retry_aborted(|| {
                 let (policy, visit) = (self.policy_on(today), visit.clone());
+                let caller = access.caller().clone();
                 run_command(
                     &self.store,
                     &command,
@@ -245,7 +248,10 @@ impl FollowupService for FollowupApi {
                         async move {
                             let events = work
                                 .decide_on(&plan_id.to_string(), |plan: &FollowupPlan| {
-                                    plan.record_visit(visit, baseline, &policy, today)
+                                    caller.office_check(plan.region_code())?;
+                                    Ok::<_, AppError>(
+                                        plan.record_visit(visit, baseline, &policy, today)?,
+                                    )
                                 })
                                 .await?
                                 .events;
@@ -280,19 +286,20 @@ impl FollowupService for FollowupApi {
         &self,
         request: Request<ClosePlanRequest>,
     ) -> Result<Response<ClosePlanResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let plan_id = uuid_field("plan_id", &request.plan_id)?;
-        violations.require(&[("closed_by", &request.closed_by)]);
         violations.into_result()?;
         let reason = ClosureReason::try_from(request.reason).unwrap_or_default();
         let command = format!("{SERVICE}/ClosePlan");
         let answer = retry_aborted(|| {
-            let (note, office, by) = (
+            let (note, office, by, caller) = (
                 request.note.clone(),
                 request.handed_to_office.clone(),
-                request.closed_by.clone(),
+                caller.recorded_as(),
+                caller.clone(),
             );
             run_command(
                 &self.store,
@@ -303,7 +310,8 @@ impl FollowupService for FollowupApi {
                     async move {
                         let plan = work
                             .decide_on(&plan_id.to_string(), |plan: &FollowupPlan| {
-                                plan.close(reason, &note, &office, &by)
+                                caller.office_check(plan.region_code())?;
+                                Ok::<_, AppError>(plan.close(reason, &note, &office, &by)?)
                             })
                             .await?
                             .after;

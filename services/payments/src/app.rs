@@ -69,7 +69,13 @@ impl PaymentsApi {
     }
 
     /// A disbursement with its whole history, from its stream.
-    pub(crate) async fn disbursement(&self, id: Uuid) -> Result<Disbursement, AppError> {
+    /// A disbursement as `caller` may see it: only the office holding its case, or a
+    /// nationwide role.
+    pub(crate) async fn disbursement(
+        &self,
+        caller: &jiuzhu_access::Caller,
+        id: Uuid,
+    ) -> Result<Disbursement, AppError> {
         let events = self
             .store
             .load_stream(&id.to_string(), 0)
@@ -90,6 +96,7 @@ impl PaymentsApi {
                 version: event.stream_version,
             });
         }
+        caller.office_check(aggregate.region_code())?;
         let ordered = aggregate.ordered.clone().unwrap_or_default();
         Ok(Disbursement {
             disbursement_id: ordered.disbursement_id,

@@ -217,6 +217,13 @@ pub struct Disbursement {
     pub provider_reference: String,
 }
 
+impl Disbursement {
+    /// The region of the case it pays: the office holding the case owns it.
+    pub fn region_code(&self) -> &str {
+        self.ordered.as_ref().map_or("", |o| o.region_code.as_str())
+    }
+}
+
 impl Aggregate for Disbursement {
     type Event = PaymentsEvent;
     const KIND: &'static str = "disbursement";

@@ -2,6 +2,7 @@
 //! waited for it) and balances; disbursement commands follow with the provider.
 
 use futures::FutureExt;
+use jiuzhu_access::Caller;
 use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::gateway::gateway_notice_service_server::GatewayNoticeService;
@@ -99,7 +100,7 @@ impl PaymentsService for PaymentsApi {
             let id =
                 jiuzhu_errors::uuid_field("disbursement_id", &request.get_ref().disbursement_id)?;
             Ok(Response::new(GetDisbursementResponse {
-                disbursement: Some(self.disbursement(id).await?),
+                disbursement: Some(self.disbursement(access.caller(), id).await?),
             }))
         }
         .await;
@@ -119,6 +120,7 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<ListDisbursementsRequest>,
     ) -> Result<Response<ListDisbursementsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let case_id = jiuzhu_errors::uuid_field("case_id", &request.get_ref().case_id)?;
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT disbursement_id FROM disbursement_claims WHERE case_id = $1 ORDER BY instalment",
@@ -129,7 +131,7 @@ impl PaymentsService for PaymentsApi {
         .map_err(AppError::storage)?;
         let mut disbursements = Vec::with_capacity(ids.len());
         for id in ids {
-            disbursements.push(self.disbursement(id).await?);
+            disbursements.push(self.disbursement(&caller, id).await?);
         }
         Ok(Response::new(ListDisbursementsResponse { disbursements }))
     }
@@ -139,19 +141,14 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<CancelDisbursementRequest>,
     ) -> Result<Response<CancelDisbursementResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let id = jiuzhu_errors::uuid_field("disbursement_id", &request.disbursement_id)?;
-        violations.require(&[
-            ("reason", &request.reason),
-            ("cancelled_by", &request.cancelled_by),
-        ]);
+        violations.require(&[("reason", &request.reason)]);
         violations.into_result()?;
-        let (reason, by) = (
-            request.reason.trim().to_owned(),
-            request.cancelled_by.trim().to_owned(),
-        );
+        let (reason, by) = (request.reason.trim().to_owned(), caller.recorded_as());
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/CancelDisbursement"),
@@ -161,7 +158,8 @@ impl PaymentsService for PaymentsApi {
                 async move {
                     let disbursement = work
                         .decide_on(&id.to_string(), |d: &DisbursementAggregate| {
-                            d.cancel(&reason, &by)
+                            caller.office_check(d.region_code())?;
+                            Ok::<_, AppError>(d.cancel(&reason, &by)?)
                         })
                         .await?
                         .before;
@@ -211,19 +209,14 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<RetryDisbursementRequest>,
     ) -> Result<Response<RetryDisbursementResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let id = jiuzhu_errors::uuid_field("disbursement_id", &request.disbursement_id)?;
-        violations.require(&[
-            ("requested_by", &request.requested_by),
-            ("reason", &request.reason),
-        ]);
+        violations.require(&[("reason", &request.reason)]);
         violations.into_result()?;
-        let (by, reason) = (
-            request.requested_by.trim().to_owned(),
-            request.reason.trim().to_owned(),
-        );
+        let (by, reason) = (caller.recorded_as(), request.reason.trim().to_owned());
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/RetryDisbursement"),
@@ -233,7 +226,8 @@ impl PaymentsService for PaymentsApi {
                 async move {
                     let decided = work
                         .decide_on(&id.to_string(), |d: &DisbursementAggregate| {
-                            d.retry(&by, &reason)
+                            caller.office_check(d.region_code())?;
+                            Ok::<_, AppError>(d.retry(&by, &reason)?)
                         })
                         .await?;
                     let (retried, version) = (decided.after, decided.version);

@@ -236,6 +236,7 @@ impl DecisionOrders {
                             payee_account_masked: String::new(),
                             pay_from: instalment.pay_from.format("%Y-%m-%d").to_string(),
                             instalments: i32::try_from(plan.len()).unwrap_or(1),
+                            region_code: approved.region_code.clone(),
                         };
                         if order_instalment(work, case_id, &order).await? && instalment.number == 1
                         {

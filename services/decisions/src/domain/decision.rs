@@ -182,6 +182,7 @@ impl ReliefCase {
                 instalments: proposal.instalments.max(1),
                 instalment_every_months: proposal.instalment_every_months,
                 approved_on: context.today.format("%Y-%m-%d").to_string(),
+                region_code: opened.region_code.clone(),
             }),
             DecisionsEvent::StageEntered(context.enter(&opened.case_id, Stage::Approved)),
         ];
