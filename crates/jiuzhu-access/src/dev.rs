@@ -155,7 +155,12 @@ pub fn write_certs(dir: &Path, office: &str, tiers: &[String]) -> Result<Vec<Pat
         .map(|name| {
             (
                 (*name).to_owned(),
-                Identity::new("jiuzhu", "000000", Role::Service, name),
+                // The simulator stands for the bank: its notices are a provider's.
+                if *name == "paysim" {
+                    Identity::new("bank", "000000", Role::Provider, name)
+                } else {
+                    Identity::new("jiuzhu", "000000", Role::Service, name)
+                },
             )
         })
         .collect();

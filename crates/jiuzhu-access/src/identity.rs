@@ -16,10 +16,12 @@ pub enum Role {
     DepartmentIntegrator,
     Auditor,
     Service,
+    /// The bank (or its simulator): the only caller whose payment notices count.
+    Provider,
 }
 
 impl Role {
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::CaseProsecutor,
         Role::ReliefProsecutor,
         Role::Approver,
@@ -28,6 +30,7 @@ impl Role {
         Role::DepartmentIntegrator,
         Role::Auditor,
         Role::Service,
+        Role::Provider,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Role {
             Role::DepartmentIntegrator => "department_integrator",
             Role::Auditor => "auditor",
             Role::Service => "service",
+            Role::Provider => "provider",
         }
     }
 
