@@ -239,12 +239,24 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
         "role",
         "harm.disability_grade",
         "birth_date",
+        "region.code",
     ] {
         assert!(
             fields.iter().any(|f| f == field),
             "{field} missing from {fields:?}"
         );
     }
+    // A region that is no GB/T 2260 code would put the victim on no office's clue board.
+    let mut nowhere = party("r-bad-region", "P9", "王秀英");
+    nowhere.region = Some(RegionCode {
+        code: "999999".to_owned(),
+    });
+    let nowhere = client
+        .report_party(nowhere)
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("region 999999 was accepted"))?;
+    assert_eq!(bad_fields(&nowhere), ["region.code"]);
 
     // A party of another procuratorate and province, found by id number.
     let mut elsewhere = party("r-4", "P4", "王秀英");

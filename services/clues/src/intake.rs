@@ -134,6 +134,15 @@ impl Intake {
             }
             Ok(role) => role,
         };
+        // Like the registry's: a party outside every office's jurisdiction would be on no
+        // clue board.
+        let region_code = request.region.as_ref().map_or("", |r| r.code.trim());
+        if jiuzhu_identity::lookup_region(region_code).is_none() {
+            violations.add(
+                "region.code",
+                format!("`{region_code}` is not a GB/T 2260 region code"),
+            );
+        }
         let harm = request.harm.unwrap_or_default();
         if !(0..=10).contains(&harm.disability_grade) {
             violations.add("harm.disability_grade", "must be 0 (none) or 1 to 10");
