@@ -11,12 +11,17 @@ use jiuzhu_followup::Followup;
 use jiuzhu_payments::Payments;
 use jiuzhu_proto::audit::audit_service_client::AuditServiceClient;
 use jiuzhu_proto::audit::{ListAuditRecordsRequest, VerifyAuditChainRequest};
+use jiuzhu_proto::common::RegionCode;
 use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
 use jiuzhu_proto::decisions::{
     CaseOrigin, DeadlineFilter, GetCaseRequest, ListDeadlinesRequest, OpenCaseRequest,
+    RegisterMaterialRequest,
 };
 use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
-use jiuzhu_proto::registry::{GetPersonFileRequest, GetPersonRequest};
+use jiuzhu_proto::registry::search_persons_request::{NameAndBirthDate, Query};
+use jiuzhu_proto::registry::{
+    ErasePersonRequest, GetPersonFileRequest, GetPersonRequest, SearchPersonsRequest,
+};
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{channel, channel_as, unique_namespace};
 use jiuzhu_tests::{PURPOSE, bad_fields, registration, restart_with, start, start_with};
@@ -280,6 +285,138 @@ async fn an_office_sees_its_own_jurisdiction_unless_its_role_is_nationwide() -> 
         "a neighbouring district's office listed the case"
     );
     running.stop().await;
+    Ok(())
+}
+
+/// Writes and the reads of a person's file are held to the office too: a relief prosecutor of
+/// another office can neither change a case nor read, find or erase a person outside its
+/// jurisdiction; its own office can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_office_changes_and_reads_only_what_its_jurisdiction_holds() -> TestResult {
+    let ns = unique_namespace();
+    let decisions = start::<Decisions>(&ns).await?;
+    let registry = start::<Registry>(&ns).await?;
+    let (decisions_at, registry_at) = (decisions.running.grpc_addr, registry.running.grpc_addr);
+    let case_id = DecisionsServiceClient::new(channel(decisions_at).await?)
+        .open_case(OpenCaseRequest {
+            request_id: "office-open".to_owned(),
+            origin: CaseOrigin::Application as i32,
+            person_id: uuid::Uuid::now_v7().to_string(),
+            case_no: "(2026)黔0102刑初78号".to_owned(),
+            procuratorate: "贵阳市南明区人民检察院".to_owned(),
+            region_code: "520102".to_owned(),
+            category: "serious_injury_unpaid".to_owned(),
+            applicant_relation: "self".to_owned(),
+            opened_by: "online".to_owned(),
+            ..OpenCaseRequest::default()
+        })
+        .await?
+        .into_inner()
+        .case_id;
+    let material = |id: &str| RegisterMaterialRequest {
+        request_id: id.to_owned(),
+        case_id: case_id.clone(),
+        material: "proof_of_hardship".to_owned(),
+        file_id: "f-1".to_owned(),
+        sha256: "ab".repeat(32),
+        centre: "南明区检察院服务中心".to_owned(),
+        received_by: "typed text".to_owned(),
+    };
+    let stranger = office(Role::ReliefProsecutor, "520103");
+    let refused = DecisionsServiceClient::new(channel_as(decisions_at, &stranger).await?)
+        .register_material(material("office-m-1"))
+        .await
+        .err()
+        .map(|status| status.code());
+    assert_eq!(
+        refused,
+        Some(Code::PermissionDenied),
+        "another office changed the case"
+    );
+    DecisionsServiceClient::new(
+        channel_as(decisions_at, &office(Role::ReliefProsecutor, "520102")).await?,
+    )
+    .register_material(material("office-m-2"))
+    .await?;
+
+    // A person of Kaili (522601): Guiyang's office (520100) neither reads, finds nor erases them.
+    let mut person = registration("office-person", 77);
+    person.region = Some(RegionCode {
+        code: "522601".to_owned(),
+    });
+    let (full_name, birth_date) = (person.full_name.clone(), person.birth_date.clone());
+    let person_id = RegistryServiceClient::new(channel(registry_at).await?)
+        .register_person(person)
+        .await?
+        .into_inner()
+        .person_id;
+    let file = GetPersonFileRequest {
+        purpose: PURPOSE.to_owned(),
+        person_id: person_id.clone(),
+        ..GetPersonFileRequest::default()
+    };
+    let search = SearchPersonsRequest {
+        purpose: PURPOSE.to_owned(),
+        query: Some(Query::NameAndBirthDate(NameAndBirthDate {
+            full_name,
+            birth_date,
+        })),
+        ..SearchPersonsRequest::default()
+    };
+    // Wait until search finds the person at all (the search index is a read model).
+    let mut qiandongnan = RegistryServiceClient::new(
+        channel_as(registry_at, &office(Role::ReliefProsecutor, "522600")).await?,
+    );
+    let found = jiuzhu_tests::eventually("the person in the search index", WAIT, || {
+        let (mut client, search) = (qiandongnan.clone(), search.clone());
+        async move {
+            let persons = client.search_persons(search).await?.into_inner().persons;
+            Ok((!persons.is_empty()).then_some(persons))
+        }
+    })
+    .await?;
+    assert_eq!(
+        found
+            .iter()
+            .map(|p| p.person_id.as_str())
+            .collect::<Vec<_>>(),
+        [person_id.as_str()]
+    );
+    qiandongnan.get_person_file(file.clone()).await?;
+    let mut guiyang = RegistryServiceClient::new(
+        channel_as(registry_at, &office(Role::ReliefProsecutor, "520100")).await?,
+    );
+    let read = guiyang
+        .get_person_file(file.clone())
+        .await
+        .err()
+        .map(|s| s.code());
+    assert_eq!(read, Some(Code::PermissionDenied), "the file was read");
+    let found = guiyang
+        .search_persons(search.clone())
+        .await?
+        .into_inner()
+        .persons;
+    assert!(
+        found.is_empty(),
+        "found outside the jurisdiction: {found:?}"
+    );
+    let erased = guiyang
+        .erase_person(ErasePersonRequest {
+            request_id: "office-erase".to_owned(),
+            person_id: person_id.clone(),
+            legal_basis: "PIPL art. 47".to_owned(),
+            reason: "asked".to_owned(),
+            decided_by: "typed text".to_owned(),
+        })
+        .await
+        .err()
+        .map(|s| s.code());
+    assert_eq!(
+        erased,
+        Some(Code::PermissionDenied),
+        "another office erased the person"
+    );
     Ok(())
 }
 

@@ -411,6 +411,13 @@ pub struct Person {
     erased: bool,
 }
 
+impl Person {
+    /// The person's county: offices whose jurisdiction holds it may read and change the record.
+    pub fn region_code(&self) -> &str {
+        self.identity.get("region").map_or("", String::as_str)
+    }
+}
+
 impl Aggregate for Person {
     type Event = RegistryEvent;
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use futures::FutureExt;
+use jiuzhu_access::Caller;
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_identity::ResidentId;
@@ -140,6 +141,7 @@ impl RegistryService for RegistryApi {
     ) -> Result<Response<UpdatePersonResponse>, Status> {
         let access = PersonalAccess::change(&request, &request.get_ref().person_id)?;
         let answer: Result<Response<UpdatePersonResponse>, Status> = async {
+            let caller = access.caller().clone();
             let request = request.into_inner();
             let mut violations = FieldViolations::new();
             violations.check_request_id(&request.request_id);
@@ -199,6 +201,7 @@ impl RegistryService for RegistryApi {
                 move |work| {
                     async move {
                         let (person, version) = load_person(work, &vault, person_id).await?;
+                        caller.office_check(person.region_code())?;
                         let new_id = changes
                             .get("resident_id")
                             .and_then(|raw| ResidentId::parse(raw).ok())
@@ -244,6 +247,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<RecordStatusRequest>,
     ) -> Result<Response<RecordStatusResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -272,6 +276,7 @@ impl RegistryService for RegistryApi {
             move |work| {
                 async move {
                     let (person, version) = load_person(work, &vault, person_id).await?;
+                    caller.office_check(person.region_code())?;
                     let events = person.record_status(person_id, &command)?;
                     append_person(work, &vault, person_id, version, events).await?;
                     Ok(RecordStatusResponse {
@@ -290,6 +295,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<EndStatusRequest>,
     ) -> Result<Response<EndStatusResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -308,6 +314,7 @@ impl RegistryService for RegistryApi {
             move |work| {
                 async move {
                     let (person, version) = load_person(work, &vault, person_id).await?;
+                    caller.office_check(person.region_code())?;
                     let events = person.end_status(person_id, status_id, effective_to, &reason)?;
                     append_person(work, &vault, person_id, version, events).await?;
                     Ok(EndStatusResponse {})
@@ -324,6 +331,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<AddHouseholdMemberRequest>,
     ) -> Result<Response<AddHouseholdMemberResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -350,6 +358,7 @@ impl RegistryService for RegistryApi {
             move |work| {
                 async move {
                     let (person, _) = load_person(work, &vault, person_id).await?;
+                    caller.office_check(person.region_code())?;
                     let current =
                         claim_household_place(work.connection(), person_id, household_id).await?;
                     // The first member founds the household: a new stream, or an existing one.
@@ -468,6 +477,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<MergePersonsRequest>,
     ) -> Result<Response<MergePersonsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -488,7 +498,9 @@ impl RegistryService for RegistryApi {
             move |work| {
                 async move {
                     let (survivor, _) = load_person(work, &vault, survivor_id).await?;
+                    caller.office_check(survivor.region_code())?;
                     let (absorbed, version) = load_person(work, &vault, absorbed_id).await?;
+                    caller.office_check(absorbed.region_code())?;
                     let events = absorbed.merge_into(
                         absorbed_id,
                         survivor_id,
@@ -517,6 +529,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<UnmergePersonRequest>,
     ) -> Result<Response<UnmergePersonResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -536,6 +549,7 @@ impl RegistryService for RegistryApi {
             move |work| {
                 async move {
                     let (absorbed, version) = load_person(work, &vault, absorbed_id).await?;
+                    caller.office_check(absorbed.region_code())?;
                     let events = absorbed.unmerge(absorbed_id, &reason, &decided_by)?;
                     append_person(work, &vault, absorbed_id, version, events).await?;
                     mark_active(work.connection(), absorbed_id).await?;
@@ -555,6 +569,7 @@ impl RegistryService for RegistryApi {
     ) -> Result<Response<ErasePersonResponse>, Status> {
         let access = PersonalAccess::change(&request, &request.get_ref().person_id)?;
         let answer: Result<Response<ErasePersonResponse>, Status> = async {
+            let caller = access.caller().clone();
             let request = request.into_inner();
             let mut violations = FieldViolations::new();
             violations.check_request_id(&request.request_id);
@@ -578,6 +593,7 @@ impl RegistryService for RegistryApi {
                 move |work| {
                     async move {
                         let (person, version) = load_person(work, &vault, person_id).await?;
+                        caller.office_check(person.region_code())?;
                         let events = person.erase(person_id, &legal_basis, &reason, &decided_by)?;
                         append_person(work, &vault, person_id, version, events).await?;
                         crate::sealing::erase(work.connection(), &vault, person_id).await?;
@@ -746,6 +762,13 @@ impl RegistryService for RegistryApi {
             access.check_purpose()?;
             let request = request.into_inner();
             let person_id = uuid_field("person_id", &request.person_id)?;
+            // The file is the person's: only an office whose jurisdiction holds them reads it.
+            let person = crate::sealing::read_person(&self.store, &self.vault, person_id)
+                .await?
+                .ok_or_else(|| {
+                    AppError::not_found(format!("no person {person_id} in the registry"))
+                })?;
+            access.caller().office_check(person.region_code())?;
             let mut violations = FieldViolations::new();
             let page_size = violations.page_size(request.page_size, 100);
             let newest_first = match FileOrder::try_from(request.order) {
@@ -889,6 +912,10 @@ impl RegistryService for RegistryApi {
             } else {
                 String::new()
             };
+            // Nobody outside the caller's jurisdiction (a page may come out shorter; the token
+            // still continues after the last row looked at).
+            let caller = access.caller();
+            persons.retain(|p| caller.may_see(p.region.as_ref().map_or("", |r| r.code.as_str())));
             Ok(Response::new(SearchPersonsResponse {
                 persons,
                 next_page_token,

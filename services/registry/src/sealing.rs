@@ -86,6 +86,42 @@ pub async fn seal_all(
     Ok(())
 }
 
+/// A person as their stream says now, identity opened, outside any command (a read that must
+/// not wait for the read model, such as the jurisdiction check of a person's file).
+pub async fn read_person(
+    store: &jiuzhu_eventstore::EventStore,
+    vault: &Vault,
+    person: Uuid,
+) -> Result<Option<Person>, AppError> {
+    let stored = store
+        .load_stream(&person.to_string(), 0)
+        .await
+        .map_err(AppError::from)?;
+    if stored.is_empty() {
+        return Ok(None);
+    }
+    let mut events = Vec::with_capacity(stored.len());
+    for event in &stored {
+        events.extend(event.decode::<RegistryEvent>().map_err(AppError::from)?);
+    }
+    let sealed = sealed_persons(&events);
+    let keys = if sealed.is_empty() {
+        HashMap::new()
+    } else {
+        let mut conn = store.pool().acquire().await.map_err(AppError::storage)?;
+        vault
+            .keys(&mut conn, &sealed)
+            .await
+            .map_err(AppError::from)?
+    };
+    let mut aggregate = Person::default();
+    for event in &mut events {
+        open(event, &keys).map_err(AppError::from)?;
+        aggregate.apply(event);
+    }
+    Ok(Some(aggregate))
+}
+
 /// Loads a person's aggregate with their identity opened.
 pub async fn load_person(
     work: &mut UnitOfWork<'_>,
