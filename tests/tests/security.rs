@@ -420,6 +420,46 @@ async fn an_office_changes_and_reads_only_what_its_jurisdiction_holds() -> TestR
     Ok(())
 }
 
+/// An integrator speaks for the department its certificate names: another department in the
+/// request is refused, a certificate naming none writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integrator_writes_only_as_its_own_department() -> TestResult {
+    let registry = start::<Registry>(&unique_namespace()).await?;
+    let addr = registry.running.grpc_addr;
+    let integrator = |department: Option<&str>| {
+        let identity = Identity::new(
+            "civil-affairs",
+            "000000",
+            Role::DepartmentIntegrator,
+            "feed",
+        );
+        match department {
+            Some(department) => identity.scoped(department),
+            None => identity,
+        }
+    };
+    let mut civil =
+        RegistryServiceClient::new(channel_as(addr, &integrator(Some("civil_affairs"))).await?);
+    let mut spoofed = registration("dept-1", 81);
+    spoofed.source_department = "health".to_owned();
+    let refused = civil
+        .register_person(spoofed)
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("another department's record was taken"))?;
+    assert_eq!(bad_fields(&refused), ["source_department"]);
+    let mut own = registration("dept-2", 82);
+    own.source_department = String::new();
+    civil.register_person(own).await?;
+    let unnamed = RegistryServiceClient::new(channel_as(addr, &integrator(None)).await?)
+        .register_person(registration("dept-3", 83))
+        .await
+        .err()
+        .map(|status| status.code());
+    assert_eq!(unnamed, Some(Code::PermissionDenied));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_reads_are_audited_in_a_chain_that_shows_tampering() -> TestResult {
     let registry = start::<Registry>(&unique_namespace()).await?;

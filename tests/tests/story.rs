@@ -201,7 +201,7 @@ fn import_register(story: &Story, dir: &std::path::Path) -> anyhow::Result<Vec<R
         .args(["registry", "import", "--department", "rural_revitalization"])
         .args(["--registry", &registry, "--quiet", "--certs"])
         .arg(jiuzhu_testkit::certs_dir()?)
-        .args(["--as", "as-department_integrator"])
+        .args(["--as", "as-department_integrator.rural_revitalization"])
         .arg(&file)
         .output()?;
     anyhow::ensure!(

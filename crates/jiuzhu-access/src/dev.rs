@@ -138,11 +138,25 @@ pub fn approver_file(tier: &str) -> String {
     format!("{}.{tier}", role_file(Role::Approver))
 }
 
+/// The file name of a department's integrator certificate: `as-department_integrator.<name>`.
+pub fn integrator_file(department: &str) -> String {
+    format!("{}.{department}", role_file(Role::DepartmentIntegrator))
+}
+
+/// What scoped certificates to write besides one per role: approvers per tier, integrators
+/// per department.
+#[derive(Debug, Clone, Default)]
+pub struct Scopes {
+    pub tiers: Vec<String>,
+    pub departments: Vec<String>,
+}
+
 /// Writes a fresh authority (`ca.pem`; its key is not kept) and certificates into `dir`: one
 /// per Jiuzhu system ([`SYSTEMS`], role `service`, national), one per role (`as-<role>`,
 /// agency `procuratorate`, office `office`) and one approver per approval tier
-/// (`as-approver.<tier>`). Returns the files written.
-pub fn write_certs(dir: &Path, office: &str, tiers: &[String]) -> Result<Vec<PathBuf>, DevError> {
+/// (`as-approver.<tier>`), one integrator per department (`as-department_integrator.<name>`,
+/// agency the department, national). Returns the files written.
+pub fn write_certs(dir: &Path, office: &str, scopes: &Scopes) -> Result<Vec<PathBuf>, DevError> {
     std::fs::create_dir_all(dir).map_err(|source| DevError::Write {
         path: dir.display().to_string(),
         source,
@@ -171,7 +185,20 @@ pub fn write_certs(dir: &Path, office: &str, tiers: &[String]) -> Result<Vec<Pat
             Identity::new("procuratorate", office, role, &file),
         ));
     }
-    for tier in tiers {
+    for department in &scopes.departments {
+        let file = integrator_file(department);
+        identities.push((
+            file.clone(),
+            Identity::new(
+                &department.replace('_', "-"),
+                "000000",
+                Role::DepartmentIntegrator,
+                &format!("as-integrator-{department}"),
+            )
+            .scoped(department),
+        ));
+    }
+    for tier in &scopes.tiers {
         let file = approver_file(tier);
         identities.push((
             file.clone(),

@@ -140,11 +140,15 @@ fn dev_certs(out: &std::path::Path, office: &str) -> anyhow::Result<()> {
     if office.len() != 6 || !office.bytes().all(|b| b.is_ascii_digit()) {
         anyhow::bail!("--office must be a six-digit region code, not `{office}`");
     }
-    // Approvers per tier, as the policy sets name them (the directory's, else the shipped).
-    let tiers = jiuzhu_policy::PolicyBook::load(std::path::Path::new("policy"))
-        .or_else(|_| jiuzhu_policy::PolicyBook::compiled_in())?
-        .approval_tiers();
-    let written = jiuzhu_access::dev::write_certs(out, office, &tiers)?;
+    // Approvers per tier and integrators per department, as the policy names them (the
+    // directory's, else the shipped).
+    let book = jiuzhu_policy::PolicyBook::load(std::path::Path::new("policy"))
+        .or_else(|_| jiuzhu_policy::PolicyBook::compiled_in())?;
+    let scopes = jiuzhu_access::dev::Scopes {
+        tiers: book.approval_tiers(),
+        departments: book.departments(),
+    };
+    let written = jiuzhu_access::dev::write_certs(out, office, &scopes)?;
     println!(
         "wrote a development certificate authority and {} certificates to {}",
         (written.len() - 1) / 2,

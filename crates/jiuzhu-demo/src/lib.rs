@@ -161,7 +161,12 @@ impl Platform {
     /// Connects to every service with the role certificates in `tls`'s directory.
     pub async fn connect(tls: &TlsSettings, endpoints: &Endpoints) -> Result<Self, DemoError> {
         Ok(Self {
-            department_registry: connect(tls, "department_integrator", &endpoints.registry).await?,
+            department_registry: connect(
+                tls,
+                "department_integrator.rural_revitalization",
+                &endpoints.registry,
+            )
+            .await?,
             relief_registry: connect(tls, "relief_prosecutor", &endpoints.registry).await?,
             case_clues: connect(tls, "case_prosecutor", &endpoints.clues).await?,
             relief_clues: connect(tls, "relief_prosecutor", &endpoints.clues).await?,

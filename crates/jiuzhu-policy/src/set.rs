@@ -385,6 +385,25 @@ impl PolicyBook {
         Ok(Self { sets })
     }
 
+    /// Every department the latest set's data-sharing agreements name: the departments whose
+    /// integrators may hold certificates.
+    pub fn departments(&self) -> Vec<String> {
+        #[derive(Debug, Default, serde::Deserialize)]
+        struct Names {
+            #[serde(default)]
+            departments: std::collections::BTreeMap<String, serde_json::Value>,
+        }
+        impl jiuzhu_config::Validate for Names {
+            fn validate(&self, _prefix: &str) -> Result<(), jiuzhu_config::ConfigError> {
+                Ok(())
+            }
+        }
+        jiuzhu_config::Layers::from_toml(self.latest().text(crate::SHARING))
+            .and_then(|layers| layers.section::<Names>("sharing"))
+            .map(|names| names.departments.into_keys().collect())
+            .unwrap_or_default()
+    }
+
     /// Every approval tier some set's relief policy names (by amount, and the exceptional
     /// one), in order of first appearance: what approver certificates may carry.
     pub fn approval_tiers(&self) -> Vec<String> {

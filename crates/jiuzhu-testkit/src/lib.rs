@@ -68,10 +68,12 @@ fn test_certs() -> Result<&'static TestCerts, TestkitError> {
                 "jiuzhu-test-certs-{}",
                 uuid::Uuid::now_v7().simple()
             ));
-            let tiers = jiuzhu_policy::PolicyBook::compiled_in()
-                .map_err(|e| e.to_string())?
-                .approval_tiers();
-            jiuzhu_access::dev::write_certs(&dir, "520102", &tiers).map_err(|e| e.to_string())?;
+            let book = jiuzhu_policy::PolicyBook::compiled_in().map_err(|e| e.to_string())?;
+            let scopes = jiuzhu_access::dev::Scopes {
+                tiers: book.approval_tiers(),
+                departments: book.departments(),
+            };
+            jiuzhu_access::dev::write_certs(&dir, "520102", &scopes).map_err(|e| e.to_string())?;
             // The authority that signed those is gone; this one signs what tests ask for, and
             // its certificate joins the trusted ones.
             let authority = DevAuthority::new().map_err(|e| e.to_string())?;
@@ -122,8 +124,12 @@ pub async fn channel_as(addr: SocketAddr, identity: &Identity) -> Result<Channel
 
 fn identity_file(identity: &Identity) -> String {
     format!(
-        "id-{}-{}-{}-{}",
-        identity.agency, identity.office, identity.role, identity.name
+        "id-{}-{}-{}-{}-{}",
+        identity.agency,
+        identity.office,
+        identity.role,
+        identity.scope.as_deref().unwrap_or("none"),
+        identity.name
     )
 }
 

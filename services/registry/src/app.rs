@@ -4,6 +4,7 @@
 //! `sealing::load_person` / `append_person`, the same steps with personal data sealed. Bulk
 //! imports and department feeds come through the same claims and sealing.
 
+use jiuzhu_access::{Caller, Role};
 use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_vault::Vault;
@@ -54,4 +55,27 @@ pub(crate) fn violations_error(violations: FieldViolations, found: Vec<Violation
         violations.add(v.field, v.reason);
     }
     violations.into_error()
+}
+
+/// The department a change is recorded for. An integrator speaks for the department its
+/// certificate names, never another: the request may only repeat it (or leave it empty). Other
+/// roles key in a department's record and name the department.
+pub(crate) fn department_of(caller: &Caller, stated: &str) -> Result<String, AppError> {
+    let stated = stated.trim();
+    if caller.identity.role != Role::DepartmentIntegrator {
+        return Ok(stated.to_owned());
+    }
+    let Some(department) = caller.department() else {
+        return Err(AppError::permission_denied(
+            "an integrator's certificate must name its department \
+             (…/role/department_integrator/department/<name>/…)",
+        ));
+    };
+    if !stated.is_empty() && stated != department {
+        return Err(FieldViolations::single(
+            "source_department",
+            format!("`{stated}` is not the department of your certificate (`{department}`)"),
+        ));
+    }
+    Ok(department.to_owned())
 }

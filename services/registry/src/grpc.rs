@@ -19,7 +19,7 @@ use jiuzhu_vault::Vault;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::{RegistryApi, SERVICE, violations_error};
+use crate::app::{RegistryApi, SERVICE, department_of, violations_error};
 use crate::claims::{
     claim_household_place, claim_resident_id, mark_active, mark_inactive, release_household_place,
     release_resident_id,
@@ -48,15 +48,21 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<tonic::Streaming<BulkUpsertPersonsRequest>>,
     ) -> Result<Response<Self::BulkUpsertPersonsStream>, Status> {
+        let caller = Caller::of(&request)?;
         let inbound = request.into_inner();
-        let shell = (self.store.clone(), self.vault.clone());
+        let shell = (self.store.clone(), self.vault.clone(), caller);
         // One answer per batch, in order; the stream ends after the first error.
         let answers = futures::stream::unfold(Some((inbound, shell)), |state| async move {
             let (mut inbound, shell) = state?;
             match inbound.message().await {
-                Ok(Some(batch)) => match crate::bulk::apply(&shell.0, &shell.1, batch).await {
-                    Ok(answer) => Some((Ok(answer), Some((inbound, shell)))),
+                Ok(Some(mut batch)) => match department_of(&shell.2, &batch.source_department)
+                    .map(|department| batch.source_department = department)
+                {
                     Err(error) => Some((Err(error.into()), None)),
+                    Ok(()) => match crate::bulk::apply(&shell.0, &shell.1, batch).await {
+                        Ok(answer) => Some((Ok(answer), Some((inbound, shell)))),
+                        Err(error) => Some((Err(error.into()), None)),
+                    },
                 },
                 Ok(None) => None,
                 Err(status) => Some((Err(status), None)),
@@ -70,7 +76,9 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<RegisterPersonRequest>,
     ) -> Result<Response<RegisterPersonResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
+        let department = department_of(&caller, &request.source_department)?;
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let input = IdentityInput {
@@ -91,7 +99,7 @@ impl RegistryService for RegistryApi {
         let command = match RegisterPerson::parse(
             Uuid::now_v7(),
             &input,
-            &request.source_department,
+            &department,
             &request.source_record_id,
         ) {
             Ok(command) => {
@@ -191,7 +199,7 @@ impl RegistryService for RegistryApi {
                 violations.add("fields", "names nothing to change");
             }
             violations.into_result()?;
-            let department = request.source_department.clone();
+            let department = department_of(&caller, &request.source_department)?;
             let vault = self.vault.clone();
             let answer = run_command(
                 &self.store,
@@ -252,10 +260,11 @@ impl RegistryService for RegistryApi {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let person_id = uuid_field("person_id", &request.person_id)?;
+        let department = department_of(&caller, &request.source_department)?;
         let command = match RecordStatus::parse(
             Uuid::now_v7(),
             request.kind,
-            &request.source_department,
+            &department,
             &request.reference,
             &request.effective_from,
             &request.effective_to,
@@ -429,6 +438,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<RecordHouseholdIncomeRequest>,
     ) -> Result<Response<RecordHouseholdIncomeResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -442,13 +452,10 @@ impl RegistryService for RegistryApi {
             Some(fen) if fen < 0 => violations.add("income_per_head.fen", "must not be negative"),
             Some(_) => {}
         }
-        violations.require(&[("source_department", &request.source_department)]);
+        let department = department_of(&caller, &request.source_department)?;
+        violations.require(&[("source_department", &department)]);
         violations.into_result()?;
-        let (year, fen, department) = (
-            request.year,
-            fen.unwrap_or_default(),
-            request.source_department.clone(),
-        );
+        let (year, fen) = (request.year, fen.unwrap_or_default());
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/RecordHouseholdIncome"),
