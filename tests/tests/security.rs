@@ -160,6 +160,19 @@ async fn every_rpc_refuses_every_role_its_rule_does_not_name() -> TestResult {
                 if !unary(path) {
                     continue;
                 }
+                // A rule naming systems: any other system of the role is refused, a named one
+                // gets in (the key service answers only the services that open identities).
+                let channel = match rule.systems.iter().next() {
+                    None => channel,
+                    Some(system) => {
+                        let status = call(channel, path).await?;
+                        assert_eq!(status.code(), Code::PermissionDenied, "{role} on {path}");
+                        assert!(status.message().contains("only"), "{}", status.message());
+                        refused += 1;
+                        let named = Identity::new("jiuzhu", "000000", role, system);
+                        channel_as(addr, &named).await?
+                    }
+                };
                 let status = call(channel, path).await?;
                 assert!(
                     !(status.code() == Code::PermissionDenied

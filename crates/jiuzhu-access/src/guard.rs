@@ -239,6 +239,13 @@ impl GuardState {
                 identity.role
             )));
         }
+        if !rule.admits(&identity) {
+            return Err(Status::permission_denied(format!(
+                "system {} may not call {path}: only {} (access table {version})",
+                identity.name,
+                rule.systems.iter().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
         if self.limiter.check_key(&identity.uri()).is_err() {
             return Err(Status::resource_exhausted(format!(
                 "{} calls more than {} times a second; slow down and retry",

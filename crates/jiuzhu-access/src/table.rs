@@ -42,6 +42,9 @@ struct RuleFile {
     roles: Vec<String>,
     #[serde(default)]
     personal: bool,
+    /// Only these systems (certificate names) of the allowed roles; empty: any.
+    #[serde(default)]
+    systems: Vec<String>,
 }
 
 impl Validate for TableFile {
@@ -57,6 +60,9 @@ pub struct Rule {
     pub roles: Option<BTreeSet<Role>>,
     /// The RPC reads personal data: audited, and the caller must state a purpose.
     pub personal: bool,
+    /// Only these systems may call, by their certificate's name (the key service answers the
+    /// services that open sealed identities, not every Jiuzhu system); empty: any of the roles.
+    pub systems: BTreeSet<String>,
 }
 
 impl Rule {
@@ -64,6 +70,13 @@ impl Rule {
         self.roles
             .as_ref()
             .is_none_or(|roles| roles.contains(&role))
+    }
+
+    /// Whether the rule lets this identity in: its role, and its system where the rule names
+    /// systems.
+    pub fn admits(&self, identity: &crate::Identity) -> bool {
+        self.allows(identity.role)
+            && (self.systems.is_empty() || self.systems.contains(&identity.name))
     }
 }
 
@@ -123,6 +136,7 @@ impl AccessTable {
                     Rule {
                         roles: roles.clone(),
                         personal: rule.personal,
+                        systems: rule.systems.iter().cloned().collect(),
                     },
                 );
                 if previous.is_some() {
