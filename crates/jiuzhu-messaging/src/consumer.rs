@@ -323,7 +323,7 @@ pub(crate) async fn backoff(
     let delay = base.saturating_mul(2u32.saturating_pow(attempt.min(10)));
     tokio::select! {
         () = shutdown.cancelled() => false,
-        () = tokio::time::sleep(delay.min(Duration::from_secs(30))) => true,
+        () = tokio::time::sleep(delay.min(Duration::from_millis(settings.retry_backoff_max_ms.max(1)))) => true,
     }
 }
 

@@ -164,6 +164,9 @@ pub struct ConsumerSettings {
     pub max_attempts: u32,
     /// Pause before the first retry; doubles with each further attempt.
     pub retry_backoff_ms: u64,
+    /// The longest pause between retries. A message waiting for another service's event (an
+    /// outage of ordering, not of a server) is looked at again this often at worst.
+    pub retry_backoff_max_ms: u64,
     /// Longest a fetch waits for new records (librdkafka `fetch.wait.max.ms`): the bound on
     /// delivery latency with brokers that hold a fetch until it expires.
     pub fetch_wait_max_ms: u64,
@@ -175,6 +178,7 @@ impl Default for ConsumerSettings {
             batch_size: 500,
             max_attempts: 5,
             retry_backoff_ms: 100,
+            retry_backoff_max_ms: 5_000,
             fetch_wait_max_ms: 50,
         }
     }
@@ -189,6 +193,12 @@ impl Validate for ConsumerSettings {
             "retry_backoff_ms",
             self.retry_backoff_ms,
             0..=60_000,
+        )?;
+        check_range(
+            prefix,
+            "retry_backoff_max_ms",
+            self.retry_backoff_max_ms,
+            self.retry_backoff_ms.max(1)..=600_000,
         )
     }
 }
@@ -215,6 +225,23 @@ mod tests {
         }
         let _producer: BaseProducer = settings.client_config().create()?;
         Ok(())
+    }
+
+    #[test]
+    fn retries_back_off_no_further_than_the_cap_and_the_cap_is_no_smaller_than_the_start() {
+        assert!(ConsumerSettings::default().validate("consumer").is_ok());
+        let inverted = ConsumerSettings {
+            retry_backoff_ms: 2_000,
+            retry_backoff_max_ms: 500,
+            ..ConsumerSettings::default()
+        };
+        let error = inverted.validate("consumer").err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("consumer.retry_backoff_max_ms")),
+            "{error:?}"
+        );
     }
 
     #[test]
