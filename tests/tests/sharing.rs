@@ -12,6 +12,7 @@ use jiuzhu_proto::common::{EventEnvelope, Money};
 use jiuzhu_proto::decisions::{ReferralIssued, ReliefDistributed, ReliefMethod};
 use jiuzhu_proto::followup::ReturnToPovertyRiskFlagged;
 use jiuzhu_proto::payments::DisbursementOrdered;
+use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
 use jiuzhu_proto::registry::{GetPersonFileRequest, ListSharingRequest};
 use jiuzhu_registry::Registry;
 use jiuzhu_sharing::Agreements;
@@ -215,9 +216,19 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
         "different across departments"
     );
 
-    // The sharing log, by person and by department, and the person file.
+    // The sharing log, by person and by department (auditors only: it maps persons to their
+    // pseudonyms), and the person file.
+    let auditor = jiuzhu_access::Identity::new(
+        "procuratorate",
+        "000000",
+        jiuzhu_access::Role::Auditor,
+        "audit-office",
+    );
+    let mut audit = RegistryServiceClient::new(
+        jiuzhu_testkit::channel_as(registry.running.grpc_addr, &auditor).await?,
+    );
     let log = eventually("the sharing log", WAIT, || {
-        let (mut people, person) = (people.clone(), person.clone());
+        let (mut people, person) = (audit.clone(), person.clone());
         async move {
             let log = people
                 .list_sharing(ListSharingRequest {
@@ -259,7 +270,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
         "nothing for finance (no agreement), nothing of the order"
     );
     assert!(log.iter().all(|e| e.agreement_version == "sharing-2026.2"));
-    let education = people
+    let education = audit
         .list_sharing(ListSharingRequest {
             department: "education".to_owned(),
             ..ListSharingRequest::default()
@@ -268,12 +279,21 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
         .into_inner()
         .entries;
     assert_eq!(education.len(), 1);
-    let refused = people
+    let refused = audit
         .list_sharing(ListSharingRequest::default())
         .await
         .err()
         .ok_or_else(|| anyhow::anyhow!("a log query without person or department was taken"))?;
     assert_eq!(jiuzhu_tests::bad_fields(&refused), ["person_id"]);
+    let not_an_auditor = people
+        .list_sharing(ListSharingRequest {
+            department: "education".to_owned(),
+            ..ListSharingRequest::default()
+        })
+        .await
+        .err()
+        .map(|status| status.code());
+    assert_eq!(not_an_auditor, Some(tonic::Code::PermissionDenied));
     let file = eventually("the shares in the person file", WAIT, || {
         let (mut people, person) = (people.clone(), person.clone());
         async move {
