@@ -20,7 +20,8 @@ use jiuzhu_proto::decisions::{
 use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
 use jiuzhu_proto::registry::search_persons_request::{NameAndBirthDate, Query};
 use jiuzhu_proto::registry::{
-    ErasePersonRequest, GetPersonFileRequest, GetPersonRequest, SearchPersonsRequest,
+    AddHouseholdMemberRequest, ErasePersonRequest, GetHouseholdRequest, GetPersonFileRequest,
+    GetPersonRequest, Relationship, SearchPersonsRequest,
 };
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{channel, channel_as, unique_namespace};
@@ -351,11 +352,26 @@ async fn an_office_changes_and_reads_only_what_its_jurisdiction_holds() -> TestR
         code: "522601".to_owned(),
     });
     let (full_name, birth_date) = (person.full_name.clone(), person.birth_date.clone());
-    let person_id = RegistryServiceClient::new(channel(registry_at).await?)
+    let mut service = RegistryServiceClient::new(channel(registry_at).await?);
+    let person_id = service
         .register_person(person)
         .await?
         .into_inner()
         .person_id;
+    let household_id = service
+        .add_household_member(AddHouseholdMemberRequest {
+            request_id: "office-household".to_owned(),
+            person_id: person_id.clone(),
+            relationship: Relationship::Head as i32,
+            ..AddHouseholdMemberRequest::default()
+        })
+        .await?
+        .into_inner()
+        .household_id;
+    let household = GetHouseholdRequest {
+        purpose: PURPOSE.to_owned(),
+        household_id,
+    };
     let file = GetPersonFileRequest {
         purpose: PURPOSE.to_owned(),
         person_id: person_id.clone(),
@@ -389,8 +405,24 @@ async fn an_office_changes_and_reads_only_what_its_jurisdiction_holds() -> TestR
         [person_id.as_str()]
     );
     qiandongnan.get_person_file(file.clone()).await?;
+    let household_seen = jiuzhu_tests::eventually("the household", WAIT, || {
+        let (mut client, household) = (qiandongnan.clone(), household.clone());
+        async move { Ok(client.get_household(household).await.ok()) }
+    })
+    .await?;
+    assert!(household_seen.get_ref().household.is_some());
     let mut guiyang = RegistryServiceClient::new(
         channel_as(registry_at, &office(Role::ReliefProsecutor, "520100")).await?,
+    );
+    let other_household = guiyang
+        .get_household(household)
+        .await
+        .err()
+        .map(|s| s.code());
+    assert_eq!(
+        other_household,
+        Some(Code::PermissionDenied),
+        "the household was read"
     );
     let read = guiyang
         .get_person_file(file.clone())

@@ -671,6 +671,27 @@ impl RegistryService for RegistryApi {
             let household = queries::household(self.store.pool(), &self.vault, household_id)
                 .await?
                 .ok_or_else(|| Status::not_found(format!("no household {household_id}")))?;
+            // A household is seen by the offices holding a member's county.
+            let caller = access.caller();
+            let mut seen = caller.nationwide;
+            for member in &household.members {
+                if seen {
+                    break;
+                }
+                let Ok(id) = Uuid::parse_str(&member.person_id) else {
+                    continue;
+                };
+                if let Some(person) = crate::sealing::read_person(&self.store, &self.vault, id).await? {
+                    seen = caller.may_see(person.region_code());
+                }
+            }
+            if !seen {
+                return Err(AppError::permission_denied(format!(
+                    "no member of household {household_id} lives within the jurisdiction of office {}",
+                    caller.identity.office
+                ))
+                .into());
+            }
             Ok(Response::new(GetHouseholdResponse {
                 household: Some(household),
             }))
