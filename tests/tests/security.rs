@@ -18,7 +18,7 @@ use jiuzhu_proto::decisions::{
     RegisterMaterialRequest,
 };
 use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
-use jiuzhu_proto::registry::search_persons_request::{NameAndBirthDate, Query};
+use jiuzhu_proto::registry::search_persons_request::{NameAndBirthDate, NameAndRegion, Query};
 use jiuzhu_proto::registry::{
     AddHouseholdMemberRequest, ErasePersonRequest, GetHouseholdRequest, GetPersonFileRequest,
     GetPersonRequest, Relationship, SearchPersonsRequest,
@@ -495,6 +495,69 @@ async fn an_integrator_writes_only_as_its_own_department() -> TestResult {
         .err()
         .map(|status| status.code());
     assert_eq!(unnamed, Some(Code::PermissionDenied));
+    Ok(())
+}
+
+/// A search that returns several persons is audited once for each of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_is_audited_for_every_person_it_returns() -> TestResult {
+    let registry = start::<Registry>(&unique_namespace()).await?;
+    let addr = registry.running.grpc_addr;
+    let mut service = RegistryServiceClient::new(channel(addr).await?);
+    let mut ids = Vec::new();
+    for request_id in ["searched-1", "searched-2"] {
+        // The same name in the same district: two persons one search finds.
+        let person = registration(request_id, 5);
+        ids.push(
+            service
+                .register_person(person)
+                .await?
+                .into_inner()
+                .person_id,
+        );
+    }
+    ids.sort();
+    let search = SearchPersonsRequest {
+        purpose: PURPOSE.to_owned(),
+        query: Some(Query::NameAndRegion(NameAndRegion {
+            full_name: "测试人5".to_owned(),
+            region: Some(RegionCode {
+                code: "110105".to_owned(),
+            }),
+        })),
+        ..SearchPersonsRequest::default()
+    };
+    jiuzhu_tests::eventually("both persons in the search index", WAIT, || {
+        let (mut service, search) = (service.clone(), search.clone());
+        async move {
+            let found = service.search_persons(search).await?.into_inner().persons;
+            Ok((found.len() == 2).then_some(()))
+        }
+    })
+    .await?;
+    let reader = office(Role::CaseProsecutor, "110105");
+    let found = RegistryServiceClient::new(channel_as(addr, &reader).await?)
+        .search_persons(search)
+        .await?
+        .into_inner()
+        .persons;
+    assert_eq!(found.len(), 2);
+    let records =
+        AuditServiceClient::new(channel_as(addr, &office(Role::Auditor, "000000")).await?)
+            .list_audit_records(ListAuditRecordsRequest {
+                actor: reader.uri(),
+                ..ListAuditRecordsRequest::default()
+            })
+            .await?
+            .into_inner()
+            .records;
+    let mut audited: Vec<String> = records
+        .iter()
+        .filter(|r| r.action.ends_with("/SearchPersons"))
+        .map(|r| r.person_id.clone())
+        .collect();
+    audited.sort();
+    assert_eq!(audited, ids, "one record per person found");
     Ok(())
 }
 

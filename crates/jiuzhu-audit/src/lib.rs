@@ -143,6 +143,25 @@ impl Audit {
         purpose: &str,
         outcome: Code,
     ) -> Result<i64, AuditError> {
+        self.record_all(caller, &[person_id.to_owned()], purpose, outcome)
+            .await
+    }
+
+    /// Appends one record per person to the chain, in one transaction (an access that
+    /// returned several persons is recorded for each of them); the last sequence number.
+    pub async fn record_all(
+        &self,
+        caller: &Caller,
+        persons: &[String],
+        purpose: &str,
+        outcome: Code,
+    ) -> Result<i64, AuditError> {
+        let none = [String::new()];
+        let persons = if persons.is_empty() {
+            &none[..]
+        } else {
+            persons
+        };
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(CHAIN_LOCK)
@@ -152,44 +171,49 @@ impl Audit {
             sqlx::query_as("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
                 .await?;
-        let (previous, previous_hash) = last.unwrap_or((0, GENESIS.to_owned()));
-        let mut row = Row {
-            sequence: previous + 1,
-            // Stored with microseconds: hashed as stored, so that it verifies.
-            at: Utc::now().trunc_subsecs(6),
-            actor: caller.identity.uri(),
-            role: caller.identity.role.name().to_owned(),
-            office: caller.identity.office.clone(),
-            acting_person: caller.acting.clone().unwrap_or_default(),
-            action: caller.method.clone(),
-            person_id: person_id.to_owned(),
-            purpose: purpose.to_owned(),
-            outcome: outcome_name(outcome).to_owned(),
-            previous_hash,
-            hash: String::new(),
-        };
-        row.hash = row.digest();
-        sqlx::query(
-            "INSERT INTO audit_log (sequence, at, actor, role, office, acting_person, action, \
-             person_id, purpose, outcome, previous_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(row.sequence)
-        .bind(row.at)
-        .bind(&row.actor)
-        .bind(&row.role)
-        .bind(&row.office)
-        .bind(&row.acting_person)
-        .bind(&row.action)
-        .bind(&row.person_id)
-        .bind(&row.purpose)
-        .bind(&row.outcome)
-        .bind(&row.previous_hash)
-        .bind(&row.hash)
-        .execute(&mut *tx)
-        .await?;
+        let (mut previous, mut previous_hash) = last.unwrap_or((0, GENESIS.to_owned()));
+        // Stored with microseconds: hashed as stored, so that it verifies.
+        let at = Utc::now().trunc_subsecs(6);
+        for person_id in persons {
+            let mut row = Row {
+                sequence: previous + 1,
+                at,
+                actor: caller.identity.uri(),
+                role: caller.identity.role.name().to_owned(),
+                office: caller.identity.office.clone(),
+                acting_person: caller.acting.clone().unwrap_or_default(),
+                action: caller.method.clone(),
+                person_id: person_id.clone(),
+                purpose: purpose.to_owned(),
+                outcome: outcome_name(outcome).to_owned(),
+                previous_hash,
+                hash: String::new(),
+            };
+            row.hash = row.digest();
+            sqlx::query(
+                "INSERT INTO audit_log (sequence, at, actor, role, office, acting_person, action, \
+                 person_id, purpose, outcome, previous_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(row.sequence)
+            .bind(row.at)
+            .bind(&row.actor)
+            .bind(&row.role)
+            .bind(&row.office)
+            .bind(&row.acting_person)
+            .bind(&row.action)
+            .bind(&row.person_id)
+            .bind(&row.purpose)
+            .bind(&row.outcome)
+            .bind(&row.previous_hash)
+            .bind(&row.hash)
+            .execute(&mut *tx)
+            .await?;
+            previous = row.sequence;
+            previous_hash = row.hash;
+        }
         tx.commit().await?;
-        Ok(row.sequence)
+        Ok(previous)
     }
 
     /// Records a personal-data access that ended with `result` (about the person `person_of`
@@ -202,11 +226,23 @@ impl Audit {
         result: Result<T, Status>,
         person_of: impl FnOnce(Option<&T>) -> String,
     ) -> Result<T, Status> {
-        let (person, outcome) = match &result {
-            Ok(answer) => (person_of(Some(answer)), Code::Ok),
-            Err(status) => (person_of(None), status.code()),
+        self.access_all(caller, purpose, result, |answer| vec![person_of(answer)])
+            .await
+    }
+
+    /// As [`Audit::access`], recording the access once for every person the answer holds.
+    pub async fn access_all<T>(
+        &self,
+        caller: &Caller,
+        purpose: &str,
+        result: Result<T, Status>,
+        persons_of: impl FnOnce(Option<&T>) -> Vec<String>,
+    ) -> Result<T, Status> {
+        let (persons, outcome) = match &result {
+            Ok(answer) => (persons_of(Some(answer)), Code::Ok),
+            Err(status) => (persons_of(None), status.code()),
         };
-        if let Err(error) = self.record(caller, &person, purpose, outcome).await {
+        if let Err(error) = self.record_all(caller, &persons, purpose, outcome).await {
             tracing::error!(%error, action = caller.method, "audit record not written; access refused");
             return Err(Status::unavailable(
                 "the audit log cannot be written; personal data is not released without it",

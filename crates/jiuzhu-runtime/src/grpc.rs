@@ -123,4 +123,23 @@ impl PersonalAccess {
             })
             .await
     }
+
+    /// As [`PersonalAccess::finish`] for an answer that holds several persons (a search): one
+    /// audit record for each of them, or one naming the requested person when it holds none.
+    pub async fn finish_all<T>(
+        self,
+        pool: &sqlx::PgPool,
+        answer: Result<T, Status>,
+        persons_of: impl FnOnce(&T) -> Vec<String>,
+    ) -> Result<T, Status> {
+        let requested = self.requested_person;
+        jiuzhu_audit::Audit::new(pool.clone())
+            .access_all(&self.caller, &self.purpose, answer, |answer| {
+                match answer.map(persons_of) {
+                    Some(persons) if !persons.is_empty() => persons,
+                    _ => vec![requested],
+                }
+            })
+            .await
+    }
 }

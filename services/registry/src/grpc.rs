@@ -950,12 +950,15 @@ impl RegistryService for RegistryApi {
             }))
         }
         .await;
+        // One audit record for every person the search returned.
         access
-            .finish(self.store.pool(), answer, |answer| {
-                match answer.get_ref().persons.as_slice() {
-                    [one] => one.person_id.clone(),
-                    _ => String::new(),
-                }
+            .finish_all(self.store.pool(), answer, |answer| {
+                answer
+                    .get_ref()
+                    .persons
+                    .iter()
+                    .map(|p| p.person_id.clone())
+                    .collect()
             })
             .await
     }
