@@ -113,15 +113,15 @@ impl PersonalAccess {
         answer: Result<T, Status>,
         person_of: impl FnOnce(&T) -> String,
     ) -> Result<T, Status> {
-        let requested = self.requested_person;
-        jiuzhu_audit::Audit::new(pool.clone())
-            .access(&self.caller, &self.purpose, answer, |answer| {
-                match answer.map(person_of) {
-                    Some(person) if !person.is_empty() => person,
-                    _ => requested,
-                }
-            })
-            .await
+        self.finish_all(pool, answer, |answer| {
+            let person = person_of(answer);
+            if person.is_empty() {
+                Vec::new()
+            } else {
+                vec![person]
+            }
+        })
+        .await
     }
 
     /// As [`PersonalAccess::finish`] for an answer that holds several persons (a search): one
