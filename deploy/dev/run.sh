@@ -65,9 +65,10 @@ fi
 
 # Every API is served over mutual TLS: a development authority and certificates, made once per
 # checkout (never committed; an installation uses its own). The role certificates belong to the
-# Guiyang city procuratorate's office (520100), whose jurisdiction covers the demo county.
-if [ ! -s $STATE/certs/ca.pem ]; then
-  $bin/jiuzhu dev certs --out $STATE/certs --office 520100 >&2
+# Guiyang city procuratorate's office (520100), whose jurisdiction covers the demo county; the
+# same roles for Qiandongnan (522701) are `as-<role>@522701`, to try another office's view.
+if [ ! -s $STATE/certs/ca.pem ] || [ ! -s "$STATE/certs/as-relief_prosecutor@522701.pem" ]; then
+  $bin/jiuzhu dev certs --out $STATE/certs --office 520100 --extra-office 522701 >&2
 fi
 export JIUZHU__TLS__DIR="$STATE_PATH/certs"
 export JIUZHU_CERTS="$STATE_PATH/certs"
@@ -120,7 +121,8 @@ Jiuzhu is running (Ctrl-C stops it; data stays in $STATE/ and the ${DB_PREFIX}* 
   decisions  https://127.0.0.1:50053     payments   https://127.0.0.1:50054
   followup   https://127.0.0.1:50055     provider simulator https://127.0.0.1:50060
   Kafka      ${JIUZHU__KAFKA__BROKERS:-127.0.0.1:9092}      metrics http://127.0.0.1:9101/metrics … 9105
-  Every API takes mutual TLS; certificates per role are in $STATE/certs (as-<role>.pem).
+  Every API takes mutual TLS; certificates per role are in $STATE/certs (as-<role>.pem for office
+  520100, as-<role>@522701.pem for Qiandongnan).
 $( [ -f $STATE/demo/cases.txt ] && sed 's/^/  /' $STATE/demo/cases.txt )
 
 Try:

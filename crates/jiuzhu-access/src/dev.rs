@@ -143,19 +143,27 @@ pub fn integrator_file(department: &str) -> String {
     format!("{}.{department}", role_file(Role::DepartmentIntegrator))
 }
 
+/// The file name of a certificate for another office than the default: `<file>@<office>`.
+pub fn office_file(file: &str, office: &str) -> String {
+    format!("{file}@{office}")
+}
+
 /// What scoped certificates to write besides one per role: approvers per tier, integrators
-/// per department.
+/// per department, and every procuratorate role (and tier) again for each extra office.
 #[derive(Debug, Clone, Default)]
 pub struct Scopes {
     pub tiers: Vec<String>,
     pub departments: Vec<String>,
+    pub extra_offices: Vec<String>,
 }
 
 /// Writes a fresh authority (`ca.pem`; its key is not kept) and certificates into `dir`: one
 /// per Jiuzhu system ([`SYSTEMS`], role `service`, national), one per role (`as-<role>`,
 /// agency `procuratorate`, office `office`) and one approver per approval tier
 /// (`as-approver.<tier>`), one integrator per department (`as-department_integrator.<name>`,
-/// agency the department, national). Returns the files written.
+/// agency the department, national), and for each extra office the role and approver
+/// certificates again (`as-<role>@<office>`, `as-approver.<tier>@<office>`). Returns the files
+/// written.
 pub fn write_certs(dir: &Path, office: &str, scopes: &Scopes) -> Result<Vec<PathBuf>, DevError> {
     std::fs::create_dir_all(dir).map_err(|source| DevError::Write {
         path: dir.display().to_string(),
@@ -178,12 +186,36 @@ pub fn write_certs(dir: &Path, office: &str, scopes: &Scopes) -> Result<Vec<Path
             )
         })
         .collect();
-    for role in Role::ALL {
-        let file = role_file(role);
-        identities.push((
-            file.clone(),
-            Identity::new("procuratorate", office, role, &file),
-        ));
+    for (index, office) in std::iter::once(office)
+        .chain(scopes.extra_offices.iter().map(String::as_str))
+        .enumerate()
+    {
+        let named = |file: String| {
+            if index == 0 {
+                file
+            } else {
+                office_file(&file, office)
+            }
+        };
+        for role in Role::ALL {
+            let file = role_file(role);
+            identities.push((
+                named(file.clone()),
+                Identity::new("procuratorate", office, role, &file),
+            ));
+        }
+        for tier in &scopes.tiers {
+            identities.push((
+                named(approver_file(tier)),
+                Identity::new(
+                    "procuratorate",
+                    office,
+                    Role::Approver,
+                    &format!("as-approver-{tier}"),
+                )
+                .scoped(tier),
+            ));
+        }
     }
     for department in &scopes.departments {
         let file = integrator_file(department);
@@ -196,19 +228,6 @@ pub fn write_certs(dir: &Path, office: &str, scopes: &Scopes) -> Result<Vec<Path
                 &format!("as-integrator-{department}"),
             )
             .scoped(department),
-        ));
-    }
-    for tier in &scopes.tiers {
-        let file = approver_file(tier);
-        identities.push((
-            file.clone(),
-            Identity::new(
-                "procuratorate",
-                office,
-                Role::Approver,
-                &format!("as-approver-{tier}"),
-            )
-            .scoped(tier),
         ));
     }
     for (file, identity) in identities {
@@ -238,6 +257,36 @@ mod tests {
         let issued = authority.issue(&identity, &HOSTS)?;
         let der = pem_to_der(&issued.cert_pem);
         assert_eq!(Identity::from_certificate(&der)?, identity);
+        Ok(())
+    }
+
+    #[test]
+    fn extra_offices_get_every_role_and_tier_again() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("jiuzhu-dev-certs-{}", std::process::id()));
+        let scopes = Scopes {
+            tiers: vec!["department_head".into()],
+            departments: vec![],
+            extra_offices: vec!["522701".into()],
+        };
+        write_certs(&dir, "520100", &scopes)?;
+        let identity_in = |file: &str| -> Result<Identity, Box<dyn std::error::Error>> {
+            let pem = std::fs::read_to_string(dir.join(format!("{file}.pem")))?;
+            Ok(Identity::from_certificate(&pem_to_der(&pem))?)
+        };
+        let own = identity_in("as-relief_prosecutor")?;
+        let other = identity_in("as-relief_prosecutor@522701")?;
+        let approver = identity_in("as-approver.department_head@522701")?;
+        std::fs::remove_dir_all(&dir)?;
+        assert_eq!(
+            (own.office.as_str(), own.role),
+            ("520100", Role::ReliefProsecutor)
+        );
+        assert_eq!(
+            (other.office.as_str(), other.role),
+            ("522701", Role::ReliefProsecutor)
+        );
+        assert_eq!(approver.office, "522701");
+        assert_eq!(approver.scope.as_deref(), Some("department_head"));
         Ok(())
     }
 

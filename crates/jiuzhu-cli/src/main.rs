@@ -110,6 +110,10 @@ enum DevCommand {
         /// The six-digit region code of the office the role certificates belong to.
         #[arg(long, default_value = "520102")]
         office: String,
+        /// Another office to write every role's certificate for, as `as-<role>@<office>` (and
+        /// approvers as `as-approver.<tier>@<office>`); repeatable.
+        #[arg(long = "extra-office", value_name = "CODE")]
+        extra_offices: Vec<String>,
     },
 }
 
@@ -136,9 +140,13 @@ impl Connection {
     }
 }
 
-fn dev_certs(out: &std::path::Path, office: &str) -> anyhow::Result<()> {
-    if office.len() != 6 || !office.bytes().all(|b| b.is_ascii_digit()) {
+fn dev_certs(out: &std::path::Path, office: &str, extra_offices: &[String]) -> anyhow::Result<()> {
+    let is_region = |code: &str| code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit());
+    if !is_region(office) {
         anyhow::bail!("--office must be a six-digit region code, not `{office}`");
+    }
+    if let Some(code) = extra_offices.iter().find(|code| !is_region(code)) {
+        anyhow::bail!("--extra-office must be a six-digit region code, not `{code}`");
     }
     // Approvers per tier and integrators per department, as the policy names them (the
     // directory's, else the shipped).
@@ -147,6 +155,7 @@ fn dev_certs(out: &std::path::Path, office: &str) -> anyhow::Result<()> {
     let scopes = jiuzhu_access::dev::Scopes {
         tiers: book.approval_tiers(),
         departments: book.departments(),
+        extra_offices: extra_offices.to_vec(),
     };
     let written = jiuzhu_access::dev::write_certs(out, office, &scopes)?;
     println!(
@@ -280,8 +289,13 @@ fn main() -> ExitCode {
         } => block_on(recommend::export(args)),
         Command::Link(args) => link::run(args),
         Command::Dev {
-            command: DevCommand::Certs { out, office },
-        } => dev_certs(&out, &office),
+            command:
+                DevCommand::Certs {
+                    out,
+                    office,
+                    extra_offices,
+                },
+        } => dev_certs(&out, &office, &extra_offices),
         Command::Demo {
             command: DemoCommand::Seed(args),
         } => block_on(demo::seed(args)),

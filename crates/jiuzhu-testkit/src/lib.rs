@@ -72,6 +72,7 @@ fn test_certs() -> Result<&'static TestCerts, TestkitError> {
             let scopes = jiuzhu_access::dev::Scopes {
                 tiers: book.approval_tiers(),
                 departments: book.departments(),
+                extra_offices: vec![],
             };
             jiuzhu_access::dev::write_certs(&dir, "520102", &scopes).map_err(|e| e.to_string())?;
             // The authority that signed those is gone; this one signs what tests ask for, and
