@@ -155,6 +155,25 @@ impl Caller {
     }
 }
 
+/// Who runs a command on a resource: an API caller, who must hold the resource's office (or be
+/// nationwide), or the platform itself (a reaction, a timer), which acts wherever its events
+/// lead.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    Caller(Caller),
+    Platform,
+}
+
+impl Actor {
+    /// Refused unless the actor may act on a resource of `region_code`.
+    pub fn office_check(&self, region_code: &str) -> Result<(), jiuzhu_errors::AppError> {
+        match self {
+            Actor::Caller(caller) => caller.office_check(region_code),
+            Actor::Platform => Ok(()),
+        }
+    }
+}
+
 struct GuardState {
     table: AccessTable,
     limiter: DefaultKeyedRateLimiter<String>,

@@ -13,7 +13,7 @@ mod identity;
 mod table;
 mod tls;
 
-pub use guard::{Caller, Guard, GuardLayer, LimitSettings};
+pub use guard::{Actor, Caller, Guard, GuardLayer, LimitSettings};
 pub use identity::{Identity, Role};
 pub use table::{AccessTable, Rule, SHIPPED};
 pub use tls::{TlsError, TlsSettings};

@@ -7,9 +7,9 @@ use std::collections::{BTreeSet, HashSet};
 use std::str::FromStr;
 
 use anyhow::Context;
+use jiuzhu_proto::dynamic::DynamicCodec;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use prost_reflect::{DescriptorPool, DynamicMessage};
 use tonic::transport::Channel;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -174,47 +174,4 @@ async fn descriptors_of(
     pool.add_file_descriptor_protos(files)
         .context("the server's descriptors do not fit together")?;
     Ok(pool)
-}
-
-/// Encodes and decodes messages known only at run time.
-struct DynamicCodec(MessageDescriptor);
-
-struct DynamicEncoder;
-
-struct DynamicDecoder(MessageDescriptor);
-
-impl Codec for DynamicCodec {
-    type Encode = DynamicMessage;
-    type Decode = DynamicMessage;
-    type Encoder = DynamicEncoder;
-    type Decoder = DynamicDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        DynamicEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        DynamicDecoder(self.0.clone())
-    }
-}
-
-impl Encoder for DynamicEncoder {
-    type Item = DynamicMessage;
-    type Error = tonic::Status;
-
-    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-        item.encode(dst)
-            .map_err(|error| tonic::Status::internal(format!("encoding the request: {error}")))
-    }
-}
-
-impl Decoder for DynamicDecoder {
-    type Item = DynamicMessage;
-    type Error = tonic::Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        DynamicMessage::decode(self.0.clone(), src)
-            .map(Some)
-            .map_err(|error| tonic::Status::internal(format!("decoding the answer: {error}")))
-    }
 }

@@ -6,6 +6,9 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/jiuzhu_descriptor.binpb"));
 
+#[cfg(feature = "dynamic")]
+pub mod dynamic;
+
 #[allow(clippy::all, missing_docs)]
 pub mod jiuzhu {
     pub mod common {

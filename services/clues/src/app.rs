@@ -4,6 +4,7 @@
 
 use crate::domain::ClueError;
 use futures::FutureExt;
+use jiuzhu_access::Actor;
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_proto::clues::*;
@@ -33,8 +34,13 @@ impl CluesApi {
 }
 
 impl CluesApi {
-    /// Closes a clue: a relief case opened from it, or declined with a reason.
-    pub async fn close(&self, request: CloseClueRequest) -> Result<CloseClueResponse, AppError> {
+    /// Closes a clue: a relief case opened from it, or declined with a reason; a caller only
+    /// within its jurisdiction.
+    pub async fn close(
+        &self,
+        actor: Actor,
+        request: CloseClueRequest,
+    ) -> Result<CloseClueResponse, AppError> {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let clue_id = uuid_field("clue_id", &request.clue_id)?;
@@ -72,7 +78,8 @@ impl CluesApi {
             move |work| {
                 async move {
                     work.decide_on(&clue_id.to_string(), |clue: &ClueAggregate| {
-                        clue.close(clue_id, closing, &closed_by)
+                        actor.office_check(clue.region_code())?;
+                        Ok::<_, AppError>(clue.close(clue_id, closing, &closed_by)?)
                     })
                     .await?;
                     Ok(CloseClueResponse {})

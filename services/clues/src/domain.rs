@@ -99,6 +99,15 @@ pub struct Clue {
     status: Option<ClueStatus>,
 }
 
+impl Clue {
+    /// The victim's county: the offices whose jurisdiction holds it work the clue.
+    pub fn region_code(&self) -> &str {
+        self.detected
+            .as_ref()
+            .map_or("", |d| d.region_code.as_str())
+    }
+}
+
 impl Aggregate for Clue {
     type Event = CluesEvent;
     const KIND: &'static str = "clue";

@@ -2,6 +2,7 @@
 //! and reads of the clue board; errors map to status codes once.
 
 use futures::FutureExt;
+use jiuzhu_access::{Actor, Caller};
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_paging::{key_after, token_after};
 use jiuzhu_proto::clues::clues_service_server::CluesService;
@@ -122,6 +123,7 @@ impl CluesService for CluesApi {
         &self,
         request: Request<ConfirmClueRequest>,
     ) -> Result<Response<ConfirmClueResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -137,7 +139,8 @@ impl CluesService for CluesApi {
             move |work| {
                 async move {
                     work.decide_on(&clue_id.to_string(), |clue: &ClueAggregate| {
-                        clue.confirm(clue_id, &reviewer, &reason)
+                        caller.office_check(clue.region_code())?;
+                        Ok::<_, AppError>(clue.confirm(clue_id, &reviewer, &reason)?)
                     })
                     .await?;
                     Ok(ConfirmClueResponse {})
@@ -154,6 +157,7 @@ impl CluesService for CluesApi {
         &self,
         request: Request<RejectClueRequest>,
     ) -> Result<Response<RejectClueResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -169,7 +173,8 @@ impl CluesService for CluesApi {
             move |work| {
                 async move {
                     work.decide_on(&clue_id.to_string(), |clue: &ClueAggregate| {
-                        clue.reject(clue_id, &reviewer, &reason)
+                        caller.office_check(clue.region_code())?;
+                        Ok::<_, AppError>(clue.reject(clue_id, &reviewer, &reason)?)
                     })
                     .await?;
                     Ok(RejectClueResponse {})
@@ -186,6 +191,7 @@ impl CluesService for CluesApi {
         &self,
         request: Request<ReferClueRequest>,
     ) -> Result<Response<ReferClueResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -201,7 +207,8 @@ impl CluesService for CluesApi {
             move |work| {
                 async move {
                     work.decide_on(&clue_id.to_string(), |clue: &ClueAggregate| {
-                        clue.refer(clue_id, &referred_by)
+                        caller.office_check(clue.region_code())?;
+                        Ok::<_, AppError>(clue.refer(clue_id, &referred_by)?)
                     })
                     .await?;
                     Ok(ReferClueResponse {})
@@ -218,7 +225,11 @@ impl CluesService for CluesApi {
         &self,
         request: Request<CloseClueRequest>,
     ) -> Result<Response<CloseClueResponse>, Status> {
-        Ok(Response::new(self.close(request.into_inner()).await?))
+        let caller = Caller::of(&request)?;
+        Ok(Response::new(
+            self.close(Actor::Caller(caller), request.into_inner())
+                .await?,
+        ))
     }
 
     async fn get_clue(

@@ -57,7 +57,11 @@ impl Reaction for ReliefCases {
             reason: String::new(),
             closed_by: format!("decisions: {}", opened.opened_by),
         };
-        match self.api.close(request).await {
+        match self
+            .api
+            .close(jiuzhu_access::Actor::Platform, request)
+            .await
+        {
             Ok(_) => Ok(()),
             // Closed already, or not a clue of this service: nothing left to do.
             Err(AppError::FailedPrecondition(reason) | AppError::NotFound(reason)) => {

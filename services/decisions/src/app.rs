@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::FutureExt;
-use jiuzhu_access::Caller;
+use jiuzhu_access::Actor;
 use jiuzhu_calendar::Calendar;
 use jiuzhu_clock::Clock;
 use jiuzhu_errors::{AppError, FieldViolations};
@@ -144,9 +144,13 @@ impl DecisionsApi {
         self.rules.referral_departments().into_iter().collect()
     }
 
-    /// Opens a relief case (the API and clue referrals): validated, once per person per
-    /// criminal case, idempotent on the request id.
-    pub async fn open(&self, request: OpenCaseRequest) -> Result<OpenCaseResponse, AppError> {
+    /// Opens a relief case (the API and clue referrals): validated, within the caller's
+    /// jurisdiction, once per person per criminal case, idempotent on the request id.
+    pub async fn open(
+        &self,
+        actor: Actor,
+        request: OpenCaseRequest,
+    ) -> Result<OpenCaseResponse, AppError> {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         violations.require(&[
@@ -178,6 +182,7 @@ impl DecisionsApi {
             CaseOrigin::Prosecutor => violations.require(&[("category", &request.category)]),
         }
         violations.into_result()?;
+        actor.office_check(region)?;
         let person = person.unwrap_or_default();
         let rules = self.rules.clone();
         let command = Open {
@@ -281,14 +286,6 @@ pub(crate) fn internal_call(method: &str, key: impl Into<String>) -> CommandRequ
     CommandRequest::internal(&format!("{SERVICE}/{method}"), key)
 }
 
-/// Who runs a command on a case: an API caller, who must hold the case's office (or be
-/// nationwide), or the platform itself (a reaction, a timer).
-#[derive(Debug, Clone)]
-pub(crate) enum Actor {
-    Caller(Caller),
-    Platform,
-}
-
 /// Runs a command against one existing case: load, check the actor may act on the case's
 /// office, decide, append; idempotent on the call.
 pub(crate) async fn on_case<Answer>(
@@ -309,9 +306,7 @@ where
             async move {
                 let mut answer = None;
                 work.decide_on(&case_id.to_string(), |case: &ReliefCase| {
-                    if let Actor::Caller(caller) = &actor {
-                        caller.office_check(case.region_code())?;
-                    }
+                    actor.office_check(case.region_code())?;
                     let (events, decided) = decide(case, rules.now())?;
                     answer = Some(decided);
                     Ok::<_, AppError>(events)

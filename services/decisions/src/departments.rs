@@ -51,7 +51,7 @@ impl InboundHandler for ReferralUpdates {
         );
         on_case(
             &self.api,
-            crate::app::Actor::Platform,
+            jiuzhu_access::Actor::Platform,
             internal_call("ReferralUpdate", request_id),
             case_id,
             move |case, _| {

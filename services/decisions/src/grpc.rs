@@ -16,10 +16,10 @@ use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::app::{Actor, DecisionsApi, NOTICE_CHANNELS, SERVICE, api_call, on_case};
+use crate::app::{DecisionsApi, NOTICE_CHANNELS, SERVICE, api_call, on_case};
 use crate::domain::{self, DecisionsEvent, Proposal, ReliefCase};
 use crate::policy::ReliefPolicy;
-use jiuzhu_access::Caller;
+use jiuzhu_access::{Actor, Caller};
 
 /// The method names of the recommender, in the order of `ReliefMethod` (1 = the first).
 fn method_of(name: &str) -> ReliefMethod {
@@ -156,7 +156,11 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<OpenCaseRequest>,
     ) -> Result<Response<OpenCaseResponse>, Status> {
-        Ok(Response::new(self.open(request.into_inner()).await?))
+        let caller = Caller::of(&request)?;
+        Ok(Response::new(
+            self.open(Actor::Caller(caller), request.into_inner())
+                .await?,
+        ))
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
@@ -608,6 +612,8 @@ impl DecisionsService for DecisionsApi {
             .load_aggregate::<ReliefCase>(&case_id.to_string())
             .await
             .map_err(AppError::from)?;
+        // Before the household is read: it is the person's.
+        caller.office_check(case.region_code())?;
         if let Ok(person) = Uuid::parse_str(case.person_id()) {
             let household = crate::projections::household(self.store.pool(), person)
                 .await

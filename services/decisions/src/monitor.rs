@@ -197,7 +197,7 @@ impl Monitor {
     ) -> Result<bool, AppError> {
         on_case(
             &self.api,
-            crate::app::Actor::Platform,
+            jiuzhu_access::Actor::Platform,
             internal_call("DeadlineAlarm", key),
             case_id,
             |case, _| {

@@ -56,7 +56,7 @@ impl Reaction for PaymentProgress {
         let request_id = format!("payments-{}", envelope.event_id);
         on_case(
             &self.api,
-            crate::app::Actor::Platform,
+            jiuzhu_access::Actor::Platform,
             internal_call("PaymentProgress", request_id),
             case_id,
             move |case, context| {

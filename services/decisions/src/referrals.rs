@@ -59,7 +59,7 @@ impl Reaction for Referrals {
             party_id: referred.party_id.clone(),
             ..OpenCaseRequest::default()
         };
-        match self.api.open(request).await {
+        match self.api.open(jiuzhu_access::Actor::Platform, request).await {
             Ok(opened) => {
                 tracing::info!(case_id = %opened.case_id, clue_id = %referred.clue_id, "relief case opened from a referral");
                 Ok(())

@@ -56,7 +56,7 @@ impl InboundHandler for CaseReports {
             .map_err(|_| ProjectionError::Rejected(format!("stream `{stream}` is not a case")))?;
         on_case(
             &self.api,
-            crate::app::Actor::Platform,
+            jiuzhu_access::Actor::Platform,
             internal_call("CaseReported", format!("reported-{}", envelope.event_id)),
             case_id,
             move |case, context| Ok((case.report(REPORTED_TO, context)?, ())),

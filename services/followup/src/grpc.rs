@@ -130,7 +130,7 @@ impl FollowupService for FollowupApi {
             violations.into_result()?;
             let rows: Vec<(Uuid, Uuid, i32, NaiveDate, String, i32, i32)> = sqlx::query_as(
                 "SELECT plan_id, person_id, number, due_date, office, channel, state FROM visit_board \
-                 WHERE ($1 = '' OR office = $1) \
+                 WHERE ($1 = '' OR office = $1) AND region_code LIKE $9 || '%' \
                  AND (CASE WHEN $2 THEN state IN (1, 2) AND due_date < $3 \
                       ELSE state IN (1, 2) AND due_date <= $4 END) \
                  AND ($5::date IS NULL OR (due_date, plan_id, number) > ($5, $6, $7)) \
@@ -144,6 +144,8 @@ impl FollowupService for FollowupApi {
             .bind(after.map(|a| a.1))
             .bind(after.map(|a| a.2))
             .bind(page_size + 1)
+            // Only the visits of plans within the caller's jurisdiction.
+            .bind(access.caller().region_prefix())
             .fetch_all(self.store.pool())
             .await
             .map_err(AppError::storage)?;
@@ -359,10 +361,26 @@ impl FollowupService for FollowupApi {
         let answer: Result<Response<GetPersonTrendResponse>, Status> = async {
             access.check_purpose()?;
             let person = uuid_field("person_id", &request.get_ref().person_id)?;
-            let stored: Vec<Vec<u8>> = sqlx::query_scalar(
-                "SELECT recorded FROM visit_outcomes WHERE person_id = $1 ORDER BY visited_on, number",
+            // A person's trend is for the offices holding one of their plans.
+            let caller = access.caller();
+            let regions: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT region_code FROM visit_board WHERE person_id = $1",
             )
             .bind(person)
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(AppError::storage)?;
+            if let Some(region) = regions.first()
+                && !regions.iter().any(|region| caller.may_see(region))
+            {
+                caller.office_check(region)?;
+            }
+            let stored: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT recorded FROM visit_outcomes WHERE person_id = $1 \
+                 AND region_code LIKE $2 || '%' ORDER BY visited_on, number",
+            )
+            .bind(person)
+            .bind(caller.region_prefix())
             .fetch_all(self.store.pool())
             .await
             .map_err(AppError::storage)?;
@@ -376,7 +394,6 @@ impl FollowupService for FollowupApi {
                 .and_then(|v| v.outcome.as_ref())
                 .map_or(0, |o| o.trend);
             Ok(Response::new(GetPersonTrendResponse { visits, trend }))
-
         }
         .await;
         access

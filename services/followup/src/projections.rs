@@ -41,8 +41,8 @@ impl Projection for VisitBoard {
                 let person = ProjectionError::uuid("person_id", &e.person_id)?;
                 for visit in &e.visits {
                     sqlx::query(
-                        "INSERT INTO visit_board (plan_id, number, person_id, office, due_date, channel) \
-                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                        "INSERT INTO visit_board (plan_id, number, person_id, office, due_date, channel, \
+                         region_code) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
                     )
                     .bind(plan)
                     .bind(visit.number)
@@ -50,6 +50,7 @@ impl Projection for VisitBoard {
                     .bind(&e.office)
                     .bind(date(&visit.due_date)?)
                     .bind(visit.channel)
+                    .bind(&e.region_code)
                     .execute(&mut *conn)
                     .await?;
                 }

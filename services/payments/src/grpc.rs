@@ -194,7 +194,8 @@ impl PaymentsService for PaymentsApi {
     ) -> Result<Response<RegisterPayeeResponse>, Status> {
         let access = PersonalAccess::change(&request, &request.get_ref().person_id)?;
         let answer: Result<Response<RegisterPayeeResponse>, Status> = async {
-            let answer = crate::payees::register(self, request.into_inner()).await?;
+            let actor = jiuzhu_access::Actor::Caller(access.caller().clone());
+            let answer = crate::payees::register(self, &actor, request.into_inner()).await?;
             self.wake_submitter();
             Ok(Response::new(answer))
         }

@@ -53,9 +53,9 @@ impl Projection for PersonIdentities {
         let Some(feed) = event.event::<RegistryFeed>()? else {
             return Ok(());
         };
-        let (person, sealed) = match &feed {
-            RegistryFeed::PersonRegistered(e) => (e.person_id(), e.sealed_identity()),
-            RegistryFeed::PersonUpdated(e) => (e.person_id(), e.sealed_identity()),
+        let (person, sealed, region) = match &feed {
+            RegistryFeed::PersonRegistered(e) => (e.person_id(), e.sealed_identity(), &e.region),
+            RegistryFeed::PersonUpdated(e) => (e.person_id(), e.sealed_identity(), &e.region),
             RegistryFeed::PersonErased(e) => {
                 let person = person_uuid(&e.person_id)?;
                 sqlx::query(
@@ -75,13 +75,15 @@ impl Projection for PersonIdentities {
             return Ok(());
         };
         sqlx::query(
-            "INSERT INTO person_identities (person_id, sealed, version) VALUES ($1, $2, $3) \
-             ON CONFLICT (person_id) DO UPDATE SET sealed = EXCLUDED.sealed, version = EXCLUDED.version \
+            "INSERT INTO person_identities (person_id, sealed, version, region_code) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (person_id) DO UPDATE \
+             SET sealed = EXCLUDED.sealed, version = EXCLUDED.version, region_code = EXCLUDED.region_code \
              WHERE person_identities.version < EXCLUDED.version AND NOT person_identities.erased",
         )
         .bind(person)
         .bind(sealed.encode_to_vec())
         .bind(envelope.stream_version)
+        .bind(region.as_ref().map_or("", |r| r.code.as_str()))
         .execute(conn)
         .await?;
         Ok(())
@@ -114,9 +116,11 @@ fn payee_stream(person: Uuid) -> String {
     format!("payee-{person}")
 }
 
-/// Checks, seals and records a person's payee; waiting disbursements become due at once.
+/// Checks, seals and records a person's payee, for an office whose jurisdiction holds the
+/// person; waiting disbursements become due at once.
 pub async fn register(
     api: &PaymentsApi,
+    actor: &jiuzhu_access::Actor,
     request: RegisterPayeeRequest,
 ) -> Result<RegisterPayeeResponse, AppError> {
     let mut violations = FieldViolations::new();
@@ -142,13 +146,17 @@ pub async fn register(
     });
     violations.into_result()?;
 
-    let row: Option<(Option<Vec<u8>>, bool)> =
-        sqlx::query_as("SELECT sealed, erased FROM person_identities WHERE person_id = $1")
-            .bind(person)
-            .fetch_optional(api.store().pool())
-            .await
-            .map_err(AppError::storage)?;
-    let sealed_identity = match row {
+    let row: Option<(Option<Vec<u8>>, bool, String)> = sqlx::query_as(
+        "SELECT sealed, erased, region_code FROM person_identities WHERE person_id = $1",
+    )
+    .bind(person)
+    .fetch_optional(api.store().pool())
+    .await
+    .map_err(AppError::storage)?;
+    if let Some((_, _, region)) = &row {
+        actor.office_check(region)?;
+    }
+    let sealed_identity = match row.map(|(sealed, erased, _)| (sealed, erased)) {
         None => {
             return Err(AppError::failed_precondition(format!(
                 "person {person} is not known to payments (the registry's record has not arrived)"

@@ -93,10 +93,12 @@ pub fn input(record: &PersonRecord) -> IdentityInput<'_> {
     }
 }
 
-/// Applies one batch and reports what happened to each record.
+/// Applies one batch for `actor` and reports what happened to each record (a record of a county
+/// outside a caller's jurisdiction is rejected).
 pub async fn apply(
     store: &EventStore,
     vault: &Vault,
+    actor: &jiuzhu_access::Actor,
     batch: BulkUpsertPersonsRequest,
 ) -> Result<BulkUpsertPersonsResponse, AppError> {
     let department = batch.source_department.trim().to_owned();
@@ -128,6 +130,13 @@ pub async fn apply(
                 "source_record_id",
                 "is required (1 to 128 characters)".to_owned(),
             ));
+            continue;
+        }
+        let region = record.region.as_ref().map_or("", |r| r.code.trim());
+        if let Err(refused) = actor.office_check(region) {
+            answer
+                .rejections
+                .push(rejection(record, "region", refused.to_string()));
             continue;
         }
         match Identity::parse(&input(record)) {

@@ -765,6 +765,13 @@ pub struct Household {
     ever_had_members: bool,
 }
 
+impl Household {
+    /// The person ids of the current members.
+    pub fn member_ids(&self) -> impl Iterator<Item = &str> {
+        self.members.keys().map(String::as_str)
+    }
+}
+
 impl Aggregate for Household {
     type Event = RegistryEvent;
     const KIND: &'static str = "household";

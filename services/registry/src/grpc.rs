@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use futures::FutureExt;
-use jiuzhu_access::Caller;
+use jiuzhu_access::{Actor, Caller};
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_identity::ResidentId;
@@ -59,7 +59,14 @@ impl RegistryService for RegistryApi {
                     .map(|department| batch.source_department = department)
                 {
                     Err(error) => Some((Err(error.into()), None)),
-                    Ok(()) => match crate::bulk::apply(&shell.0, &shell.1, batch).await {
+                    Ok(()) => match crate::bulk::apply(
+                        &shell.0,
+                        &shell.1,
+                        &Actor::Caller(shell.2.clone()),
+                        batch,
+                    )
+                    .await
+                    {
                         Ok(answer) => Some((Ok(answer), Some((inbound, shell)))),
                         Err(error) => Some((Err(error.into()), None)),
                     },
@@ -108,6 +115,7 @@ impl RegistryService for RegistryApi {
             }
             Err(found) => return Err(violations_error(violations, found).into()),
         };
+        caller.office_check(input.region_code)?;
         let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
@@ -402,6 +410,7 @@ impl RegistryService for RegistryApi {
         &self,
         request: Request<RemoveHouseholdMemberRequest>,
     ) -> Result<Response<RemoveHouseholdMemberResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -409,6 +418,7 @@ impl RegistryService for RegistryApi {
         let household_id = uuid_field("household_id", &request.household_id)?;
         violations.into_result()?;
         let reason = request.reason.clone();
+        let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/RemoveHouseholdMember"),
@@ -416,6 +426,7 @@ impl RegistryService for RegistryApi {
             &request,
             move |work| {
                 async move {
+                    household_office_check(work, &vault, &caller, household_id).await?;
                     work.decide_on(
                         &household_id.to_string(),
                         |household: &HouseholdAggregate| {
@@ -456,6 +467,7 @@ impl RegistryService for RegistryApi {
         violations.require(&[("source_department", &department)]);
         violations.into_result()?;
         let (year, fen) = (request.year, fen.unwrap_or_default());
+        let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/RecordHouseholdIncome"),
@@ -463,6 +475,7 @@ impl RegistryService for RegistryApi {
             &request,
             move |work| {
                 async move {
+                    household_office_check(work, &vault, &caller, household_id).await?;
                     work.decide_on(
                         &household_id.to_string(),
                         |household: &HouseholdAggregate| {
@@ -681,16 +694,14 @@ impl RegistryService for RegistryApi {
                 let Ok(id) = Uuid::parse_str(&member.person_id) else {
                     continue;
                 };
-                if let Some(person) = crate::sealing::read_person(&self.store, &self.vault, id).await? {
+                if let Some(person) =
+                    crate::sealing::read_person(&self.store, &self.vault, id).await?
+                {
                     seen = caller.may_see(person.region_code());
                 }
             }
             if !seen {
-                return Err(AppError::permission_denied(format!(
-                    "no member of household {household_id} lives within the jurisdiction of office {}",
-                    caller.identity.office
-                ))
-                .into());
+                return Err(outside_household(household_id, caller).into());
             }
             Ok(Response::new(GetHouseholdResponse {
                 household: Some(household),
@@ -1029,4 +1040,38 @@ impl person_key_service_server::PersonKeyService for PersonKeyApi {
                 .collect(),
         }))
     }
+}
+
+/// A household is the business of the offices holding a member's county.
+async fn household_office_check(
+    work: &mut jiuzhu_eventstore::UnitOfWork<'_>,
+    vault: &jiuzhu_vault::Vault,
+    caller: &Caller,
+    household_id: Uuid,
+) -> Result<(), AppError> {
+    if caller.nationwide {
+        return Ok(());
+    }
+    let (household, _) = work
+        .load::<HouseholdAggregate>(&household_id.to_string())
+        .await
+        .map_err(AppError::from)?;
+    let members: Vec<Uuid> = household
+        .member_ids()
+        .filter_map(|id| Uuid::parse_str(id).ok())
+        .collect();
+    for member in members {
+        let (person, _) = load_person(work, vault, member).await?;
+        if caller.may_see(person.region_code()) {
+            return Ok(());
+        }
+    }
+    Err(outside_household(household_id, caller))
+}
+
+fn outside_household(household_id: Uuid, caller: &Caller) -> AppError {
+    AppError::permission_denied(format!(
+        "no member of household {household_id} lives within the jurisdiction of office {}",
+        caller.identity.office
+    ))
 }

@@ -64,6 +64,7 @@ impl InboundHandler for DepartmentFeeds {
         let answer = crate::bulk::apply(
             &self.store,
             &self.vault,
+            &jiuzhu_access::Actor::Platform,
             BulkUpsertPersonsRequest {
                 source_department: department.to_owned(),
                 records: vec![person],
