@@ -50,6 +50,12 @@ if [ -z "${JIUZHU__VAULT__MASTER_KEY:-}" ] && [ ! -s "$STATE/master.key" ]; then
   say "created the development master key $STATE/master.key"
 fi
 [ -n "${JIUZHU__VAULT__MASTER_KEY:-}" ] || export JIUZHU__VAULT__MASTER_KEY_FILE="$STATE_PATH/master.key"
+# The audit log's own key (its chain is an HMAC under it), made the same way.
+if [ -z "${JIUZHU__AUDIT__KEY:-}" ] && [ ! -s "$STATE/audit.key" ]; then
+  (umask 077 && head -c 32 /dev/urandom | base64 > "$STATE/audit.key")
+fi
+[ -n "${JIUZHU__AUDIT__KEY:-}" ] || export JIUZHU__AUDIT__KEY_FILE="$STATE_PATH/audit.key"
+export JIUZHU__AUDIT__CHECKPOINT_DIR="${JIUZHU__AUDIT__CHECKPOINT_DIR:-$STATE_PATH/audit}"
 
 # A demo recommendation model, trained once on synthetic past cases (a real installation
 # trains on its own history: `jiuzhu recommend train --history cases.jsonl --out model.json`).

@@ -4,13 +4,8 @@
 //! signature of both and the RPC, made with the key of the system's client certificate. The
 //! guard checks it against that certificate; an unsigned, stale or forged claim is refused.
 
-use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, UnparsedPublicKey,
-};
-use x509_parser::prelude::{FromDer, X509Certificate};
-
 use crate::AccessError;
+use crate::signing::SigningKey;
 
 pub const ACTING_HEADER: &str = "jiuzhu-acting-person";
 pub const ACTING_AT_HEADER: &str = "jiuzhu-acting-at";
@@ -25,18 +20,7 @@ fn signed_text(person: &str, method: &str, at: u64) -> String {
 /// The hex signature a client sends for `person` acting on `method` (a gRPC path) at `at`,
 /// made with the private key (PEM, PKCS#8) of its client certificate.
 pub fn sign(key_pem: &str, person: &str, method: &str, at: u64) -> Result<String, AccessError> {
-    let key = rcgen::KeyPair::from_pem(key_pem)
-        .map_err(|error| AccessError::Certificate(format!("signing key: {error}")))?;
-    let rng = SystemRandom::new();
-    let pair =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &key.serialize_der(), &rng)
-            .map_err(|_| {
-                AccessError::Certificate("the signing key is not ECDSA P-256".to_owned())
-            })?;
-    let signature = pair
-        .sign(&rng, signed_text(person, method, at).as_bytes())
-        .map_err(|_| AccessError::Certificate("signing failed".to_owned()))?;
-    Ok(hex::encode(signature.as_ref()))
+    SigningKey::from_pem(key_pem)?.sign(signed_text(person, method, at).as_bytes())
 }
 
 /// Checks a claim against the caller's certificate (DER) at `now` (Unix seconds); why not.
@@ -59,14 +43,15 @@ pub fn verify(
             "{ACTING_AT_HEADER} is more than {ACTING_SKEW_SECONDS} s from the server's clock"
         ));
     }
-    let signature =
-        hex::decode(signature).map_err(|_| format!("{ACTING_SIGNATURE_HEADER} must be hex"))?;
-    let (_, certificate) =
-        X509Certificate::from_der(certificate).map_err(|error| error.to_string())?;
-    let key = certificate.public_key().subject_public_key.data.as_ref();
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key)
-        .verify(signed_text(person, method, at).as_bytes(), &signature)
-        .map_err(|_| "the acting person's signature does not verify".to_owned())
+    if hex::decode(signature).is_err() {
+        return Err(format!("{ACTING_SIGNATURE_HEADER} must be hex"));
+    }
+    crate::signing::verify(
+        certificate,
+        signed_text(person, method, at).as_bytes(),
+        signature,
+    )
+    .map_err(|_| "the acting person's signature does not verify".to_owned())
 }
 
 #[cfg(test)]

@@ -174,6 +174,9 @@ impl Actor {
     }
 }
 
+/// What the guard adds to every admitted request's extensions besides the [`Caller`].
+type Extend = Arc<dyn Fn(&mut http::Extensions) + Send + Sync>;
+
 struct GuardState {
     table: AccessTable,
     limiter: DefaultKeyedRateLimiter<String>,
@@ -184,6 +187,7 @@ struct GuardState {
 #[derive(Clone)]
 pub struct GuardLayer {
     state: Arc<GuardState>,
+    extend: Option<Extend>,
 }
 
 impl std::fmt::Debug for GuardLayer {
@@ -205,6 +209,18 @@ impl GuardLayer {
                 limiter: RateLimiter::keyed(quota),
                 limits: limits.clone(),
             }),
+            extend: None,
+        }
+    }
+
+    /// Also hands every admitted request `value` in its extensions (what handlers need for
+    /// every call, e.g. the audit log).
+    pub fn extended_with<T: Clone + Send + Sync + 'static>(self, value: T) -> Self {
+        Self {
+            extend: Some(Arc::new(move |extensions: &mut http::Extensions| {
+                extensions.insert(value.clone());
+            })),
+            ..self
         }
     }
 }
@@ -216,6 +232,7 @@ impl<S> tower_layer::Layer<S> for GuardLayer {
         Guard {
             inner,
             state: Arc::clone(&self.state),
+            extend: self.extend.clone(),
         }
     }
 }
@@ -227,6 +244,7 @@ impl<S> tower_layer::Layer<S> for GuardLayer {
 pub struct Guard<S> {
     inner: S,
     state: Arc<GuardState>,
+    extend: Option<Extend>,
 }
 
 impl<S> std::fmt::Debug for Guard<S> {
@@ -305,6 +323,7 @@ impl GuardState {
             table_version: version.clone(),
         };
         request.extensions_mut().insert(caller);
+
         Ok(())
     }
 }
@@ -332,6 +351,9 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         match self.state.admit(&mut request) {
             Ok(()) => {
+                if let Some(extend) = &self.extend {
+                    extend(request.extensions_mut());
+                }
                 // The service that was polled ready serves; a fresh clone waits for the next.
                 let ready = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, ready);

@@ -68,10 +68,29 @@ impl TlsSettings {
         Ok(Certificate::from_pem(read(&path)?))
     }
 
+    fn cert_path(&self, name: &str) -> PathBuf {
+        (self.cert.clone()).unwrap_or_else(|| self.dir.join(format!("{name}.pem")))
+    }
+
+    fn key_path(&self, name: &str) -> PathBuf {
+        (self.key.clone()).unwrap_or_else(|| self.dir.join(format!("{name}.key")))
+    }
+
     fn identity(&self, name: &str) -> Result<Identity, TlsError> {
-        let cert = (self.cert.clone()).unwrap_or_else(|| self.dir.join(format!("{name}.pem")));
-        let key = (self.key.clone()).unwrap_or_else(|| self.dir.join(format!("{name}.key")));
-        Ok(Identity::from_pem(read(&cert)?, read(&key)?))
+        Ok(Identity::from_pem(
+            read(&self.cert_path(name))?,
+            read(&self.key_path(name))?,
+        ))
+    }
+
+    /// `name`'s certificate, PEM (to check what it signed).
+    pub fn cert_pem(&self, name: &str) -> Result<String, TlsError> {
+        Ok(String::from_utf8_lossy(&read(&self.cert_path(name))?).into_owned())
+    }
+
+    /// `name`'s private key, PEM (to sign with it).
+    pub fn key_pem(&self, name: &str) -> Result<String, TlsError> {
+        Ok(String::from_utf8_lossy(&read(&self.key_path(name))?).into_owned())
     }
 
     /// A server that presents `name`'s certificate and admits only clients with a certificate

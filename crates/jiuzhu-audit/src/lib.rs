@@ -1,9 +1,18 @@
 //! The audit log of personal-data access. Every read or change of personal data through a
 //! service's API writes one record (who, which role, which office, the person acting, what,
 //! about whom, when, for which purpose, how it ended) into that service's `audit_log`. Records
-//! are append-only (the database refuses updates and deletions) and hash-chained, so that an
-//! edit made behind the database's back is found by [`Audit::verify`]. [`AuditApi`] serves
-//! `jiuzhu.audit.v1.AuditService` beside every service.
+//! are append-only (the database refuses updates and deletions) and chained by an HMAC under the
+//! audit key (`[audit] key`), which the database never holds; signed checkpoints outside the
+//! database ([`checkpoint`]) vouch for how far the chain reached. So an edit, a deletion, a cut
+//! or a rewritten chain made behind the database's back is found by [`Audit::verify`] (and
+//! `jiuzhu audit verify`). [`AuditApi`] serves `jiuzhu.audit.v1.AuditService` beside every
+//! service.
+
+pub mod checkpoint;
+mod settings;
+
+pub use checkpoint::{Checkpoint, Checkpointer, checkpoint_file, read_checkpoints};
+pub use settings::{AuditKey, AuditSettings};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use jiuzhu_access::Caller;
@@ -27,6 +36,8 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 pub enum AuditError {
     #[error("audit log: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("audit checkpoints: {0}")]
+    Checkpoints(String),
 }
 
 /// The hash of the first record's predecessor.
@@ -49,14 +60,18 @@ struct Row {
     outcome: String,
     previous_hash: String,
     hash: String,
+    /// Chained by HMAC under the audit key (else by plain SHA-256: records written before
+    /// the key, or by a service run without one).
+    keyed: bool,
 }
 
 impl Row {
-    /// SHA-256 over the predecessor's hash and every field of the record, unambiguously
-    /// separated.
-    fn digest(&self) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(self.previous_hash.as_bytes());
+    /// The record's hash over the predecessor's hash and every field of the record,
+    /// unambiguously separated: HMAC-SHA-256 under `key` for a keyed record, else SHA-256.
+    /// `None` when the record is keyed and there is no key to check it with.
+    fn digest(&self, key: Option<&AuditKey>) -> Option<String> {
+        let mut bytes = Vec::with_capacity(256);
+        bytes.extend_from_slice(self.previous_hash.as_bytes());
         for field in [
             self.sequence.to_string(),
             self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -69,10 +84,14 @@ impl Row {
             self.purpose.clone(),
             self.outcome.clone(),
         ] {
-            hasher.update((field.len() as u64).to_be_bytes());
-            hasher.update(field.as_bytes());
+            bytes.extend_from_slice(&(field.len() as u64).to_be_bytes());
+            bytes.extend_from_slice(field.as_bytes());
         }
-        hex::encode(hasher.finalize())
+        if self.keyed {
+            key.map(|key| key.mac(&bytes))
+        } else {
+            Some(hex::encode(Sha256::digest(&bytes)))
+        }
     }
 
     fn into_record(self) -> AuditRecord {
@@ -89,6 +108,7 @@ impl Row {
             outcome: self.outcome,
             hash: self.hash,
             previous_hash: self.previous_hash,
+            keyed: self.keyed,
         }
     }
 }
@@ -97,6 +117,10 @@ impl Row {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
     pub records: i64,
+    /// Records chained under the audit key.
+    pub keyed: i64,
+    /// Checkpoints the chain was held to.
+    pub checkpoints: usize,
     /// The first record that does not follow, and why.
     pub broken: Option<(i64, String)>,
 }
@@ -128,11 +152,23 @@ pub fn outcome_name(code: Code) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct Audit {
     pool: PgPool,
+    key: Option<AuditKey>,
 }
 
 impl Audit {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// A log chained under `key`; without one, by plain SHA-256 (which anyone who can write
+    /// the table can recompute: development only).
+    pub fn new(pool: PgPool, key: Option<AuditKey>) -> Self {
+        Self { pool, key }
+    }
+
+    /// The newest record's sequence and hash.
+    pub async fn newest(&self) -> Result<Option<(i64, String)>, AuditError> {
+        Ok(
+            sqlx::query_as("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Appends one record to the chain; its sequence number.
@@ -188,12 +224,13 @@ impl Audit {
                 outcome: outcome_name(outcome).to_owned(),
                 previous_hash,
                 hash: String::new(),
+                keyed: self.key.is_some(),
             };
-            row.hash = row.digest();
+            row.hash = row.digest(self.key.as_ref()).unwrap_or_default();
             sqlx::query(
                 "INSERT INTO audit_log (sequence, at, actor, role, office, acting_person, action, \
-                 person_id, purpose, outcome, previous_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 person_id, purpose, outcome, previous_hash, hash, keyed) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(row.sequence)
             .bind(row.at)
@@ -207,6 +244,7 @@ impl Audit {
             .bind(&row.outcome)
             .bind(&row.previous_hash)
             .bind(&row.hash)
+            .bind(row.keyed)
             .execute(&mut *tx)
             .await?;
             previous = row.sequence;
@@ -251,9 +289,19 @@ impl Audit {
         result
     }
 
-    /// Walks the whole chain, oldest first.
-    pub async fn verify(&self) -> Result<Verification, AuditError> {
-        let mut records = 0;
+    /// Walks the whole chain, oldest first, and holds it to `checkpoints` (signatures
+    /// already checked, [`read_checkpoints`]): the first record that is missing, changed,
+    /// out of its chain, written without the key after keyed ones, or not what a checkpoint
+    /// vouches for, and records cut from the end.
+    pub async fn verify(&self, checkpoints: &[Checkpoint]) -> Result<Verification, AuditError> {
+        let vouched: std::collections::BTreeMap<i64, &Checkpoint> =
+            checkpoints.iter().map(|c| (c.sequence, c)).collect();
+        let mut verification = Verification {
+            records: 0,
+            keyed: 0,
+            checkpoints: 0,
+            broken: None,
+        };
         let mut previous = GENESIS.to_owned();
         let mut after = 0_i64;
         loop {
@@ -264,35 +312,67 @@ impl Audit {
             .fetch_all(&self.pool)
             .await?;
             let Some(last) = rows.last() else {
-                return Ok(Verification {
-                    records,
-                    broken: None,
-                });
+                break;
             };
             after = last.sequence;
             for row in rows {
-                records += 1;
-                let broken = if row.sequence != records {
+                let expected = verification.records + 1;
+                let broken = if row.sequence != expected {
                     Some(format!(
-                        "record {} is missing (the next one found is {})",
-                        records, row.sequence
+                        "record {expected} is missing (deleted; the next one found is {})",
+                        row.sequence
                     ))
                 } else if row.previous_hash != previous {
-                    Some("its previous hash is not its predecessor's hash".to_owned())
-                } else if row.digest() != row.hash {
-                    Some("its content does not match its hash".to_owned())
+                    Some(
+                        "its previous hash is not its predecessor's hash (the chain was spliced)"
+                            .to_owned(),
+                    )
+                } else if !row.keyed && verification.keyed > 0 {
+                    Some("it is not keyed although earlier records are (written without the audit key)".to_owned())
                 } else {
-                    None
+                    match row.digest(self.key.as_ref()) {
+                        None => {
+                            Some("it is keyed; verify with the audit key ([audit] key)".to_owned())
+                        }
+                        Some(digest) if digest != row.hash => {
+                            Some("its content does not match its hash (changed)".to_owned())
+                        }
+                        Some(_) => match vouched.get(&row.sequence) {
+                            Some(checkpoint) if checkpoint.hash != row.hash => Some(format!(
+                                "the checkpoint of {} vouches for another record here (the chain was rewritten)",
+                                checkpoint.at.to_rfc3339()
+                            )),
+                            Some(_) => {
+                                verification.checkpoints += 1;
+                                None
+                            }
+                            None => None,
+                        },
+                    }
                 };
                 if let Some(reason) = broken {
-                    return Ok(Verification {
-                        records,
-                        broken: Some((records, reason)),
-                    });
+                    verification.broken = Some((expected, reason));
+                    return Ok(verification);
                 }
+                verification.records = expected;
+                verification.keyed += i64::from(row.keyed);
                 previous = row.hash;
             }
         }
+        if let Some((&sequence, checkpoint)) = vouched.last_key_value()
+            && sequence > verification.records
+        {
+            verification.broken = Some((
+                verification.records + 1,
+                format!(
+                    "the log ends at record {} but the checkpoint of {} vouches for {sequence} \
+                     (records were cut from the end)",
+                    verification.records,
+                    checkpoint.at.to_rfc3339()
+                ),
+            ));
+        }
+        Ok(verification)
     }
 
     async fn list(
@@ -319,11 +399,24 @@ impl Audit {
 #[derive(Debug, Clone)]
 pub struct AuditApi {
     audit: Audit,
+    /// The service's checkpoint file and the certificate (DER) that signs it.
+    checkpoints: Option<(std::path::PathBuf, Vec<u8>)>,
 }
 
 impl AuditApi {
     pub fn new(audit: Audit) -> Self {
-        Self { audit }
+        Self {
+            audit,
+            checkpoints: None,
+        }
+    }
+
+    /// Verification holds the chain to the checkpoints in `path`, signed by `certificate`.
+    pub fn with_checkpoints(self, path: std::path::PathBuf, certificate: Vec<u8>) -> Self {
+        Self {
+            checkpoints: Some((path, certificate)),
+            ..self
+        }
     }
 }
 
@@ -392,13 +485,29 @@ impl AuditService for AuditApi {
         &self,
         _request: Request<VerifyAuditChainRequest>,
     ) -> Result<Response<VerifyAuditChainResponse>, Status> {
-        let verification = self.audit.verify().await.map_err(unavailable)?;
+        let checkpoints = match &self.checkpoints {
+            None => Vec::new(),
+            Some((path, certificate)) => match read_checkpoints(path, certificate) {
+                Ok(checkpoints) => checkpoints,
+                // A checkpoint that does not verify is tampering too.
+                Err(error) => {
+                    return Ok(Response::new(VerifyAuditChainResponse {
+                        intact: false,
+                        reason: error.to_string(),
+                        ..VerifyAuditChainResponse::default()
+                    }));
+                }
+            },
+        };
+        let verification = self.audit.verify(&checkpoints).await.map_err(unavailable)?;
         let (first_broken_sequence, reason) = verification.broken.unwrap_or_default();
         Ok(Response::new(VerifyAuditChainResponse {
             records: verification.records,
             intact: first_broken_sequence == 0,
             first_broken_sequence,
             reason,
+            keyed: verification.keyed,
+            checkpoints: i64::try_from(verification.checkpoints).unwrap_or(i64::MAX),
         }))
     }
 }

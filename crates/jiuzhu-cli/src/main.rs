@@ -6,10 +6,12 @@
 //! recommendation model; `jiuzhu demo seed` takes the demo county's cases through the running
 //! platform; `jiuzhu call` makes any unary call with JSON by reflection; `jiuzhu policy check |
 //! cap` and `jiuzhu calendar add-working-days` read the policy directory the services read;
+//! `jiuzhu audit verify` checks a service's audit log against its key and signed checkpoints;
 //! `jiuzhu dev certs` makes a development certificate authority and certificates (every API is
 //! served over mutual TLS). Each service binary has its own operations
 //! (`jiuzhu-<service> serve | migrate | projections | rebuild`).
 
+mod audit;
 mod call;
 mod demo;
 mod generate;
@@ -83,6 +85,11 @@ enum Command {
         #[command(subcommand)]
         command: CalendarCommand,
     },
+    /// The audit log of personal-data access.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Development helpers.
     Dev {
         #[command(subcommand)]
@@ -96,6 +103,13 @@ enum DemoCommand {
     /// payment, follow-up) through the running services' APIs, each step as the role that
     /// takes it. Safe to run again: every request id is fixed, so nothing happens twice.
     Seed(demo::SeedArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check a service's audit log against its key and signed checkpoints; exits 1 when a
+    /// record was changed, deleted, spliced, rewritten or cut from the end, and says which.
+    Verify(audit::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,6 +323,15 @@ fn main() -> ExitCode {
         Command::Calendar {
             command: CalendarCommand::AddWorkingDays(args),
         } => policy::run_add_working_days(&args),
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => {
+            return match block_on(audit::verify(args)) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(error) => failed(&error),
+            };
+        }
         Command::Registry {
             command: RegistryCommand::Import(args),
         } => {

@@ -46,11 +46,12 @@ pub const MAX_PURPOSE_LEN: usize = 200;
 /// ```ignore
 /// let access = PersonalAccess::read(&request, &request.get_ref().purpose, &request.get_ref().person_id)?;
 /// let answer = async { access.check_purpose()?; /* the read */ }.await;
-/// access.finish(self.store.pool(), answer, |answer| answer.person_id.clone()).await
+/// access.finish(answer, |answer| answer.person_id.clone()).await
 /// ```
 #[derive(Debug)]
 pub struct PersonalAccess {
     caller: jiuzhu_access::Caller,
+    audit: Option<jiuzhu_audit::Audit>,
     purpose: String,
     requested_person: String,
     purpose_required: bool,
@@ -65,6 +66,7 @@ impl PersonalAccess {
     ) -> Result<Self, Status> {
         Ok(Self {
             caller: jiuzhu_access::Caller::of(request)?,
+            audit: request.extensions().get::<jiuzhu_audit::Audit>().cloned(),
             purpose: purpose.trim().to_owned(),
             requested_person: requested_person.to_owned(),
             purpose_required: true,
@@ -75,6 +77,7 @@ impl PersonalAccess {
     pub fn change<T>(request: &tonic::Request<T>, requested_person: &str) -> Result<Self, Status> {
         Ok(Self {
             caller: jiuzhu_access::Caller::of(request)?,
+            audit: request.extensions().get::<jiuzhu_audit::Audit>().cloned(),
             purpose: String::new(),
             requested_person: requested_person.to_owned(),
             purpose_required: false,
@@ -109,11 +112,10 @@ impl PersonalAccess {
     /// is handed out.
     pub async fn finish<T>(
         self,
-        pool: &sqlx::PgPool,
         answer: Result<T, Status>,
         person_of: impl FnOnce(&T) -> String,
     ) -> Result<T, Status> {
-        self.finish_all(pool, answer, |answer| {
+        self.finish_all(answer, |answer| {
             let person = person_of(answer);
             if person.is_empty() {
                 Vec::new()
@@ -128,12 +130,18 @@ impl PersonalAccess {
     /// audit record for each of them, or one naming the requested person when it holds none.
     pub async fn finish_all<T>(
         self,
-        pool: &sqlx::PgPool,
         answer: Result<T, Status>,
         persons_of: impl FnOnce(&T) -> Vec<String>,
     ) -> Result<T, Status> {
         let requested = self.requested_person;
-        jiuzhu_audit::Audit::new(pool.clone())
+        // The guard hands every request the service's audit log; without it, nothing is
+        // released.
+        let Some(audit) = self.audit else {
+            return Err(Status::internal(
+                "no audit log for this call; personal data is not released without it",
+            ));
+        };
+        audit
             .access_all(&self.caller, &self.purpose, answer, |answer| {
                 match answer.map(persons_of) {
                     Some(persons) if !persons.is_empty() => persons,

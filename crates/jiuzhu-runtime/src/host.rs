@@ -308,9 +308,15 @@ pub fn assemble<S: Service>(
     }
     let topic = settings.kafka.topic(&service_topic(S::NAME));
     let store = EventStore::new(pool.clone(), S::NAME, topic).with_clock(clock.clone());
+    let audit_key = settings.audit.key()?;
+    if audit_key.is_none() {
+        tracing::warn!(
+            "no [audit] key: the audit chain is plain SHA-256, which whoever can write the table can recompute (development only)"
+        );
+    }
     let context = ServiceContext {
         store,
-        audit: jiuzhu_audit::Audit::new(pool.clone()),
+        audit: jiuzhu_audit::Audit::new(pool.clone(), audit_key),
         name: S::NAME,
         pool,
         settings,
@@ -328,6 +334,9 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     let policy = policy_book(&settings)?;
     let access = jiuzhu_access::AccessTable::parse(policy.latest().text(jiuzhu_policy::ACCESS))?;
     let guard = jiuzhu_access::GuardLayer::new(access, &settings.limits);
+    // The key that signs the audit log's checkpoints: the service's own certificate's.
+    let checkpoint_key =
+        jiuzhu_access::signing::SigningKey::from_pem(&settings.tls.key_pem(S::NAME)?)?;
     // Listen before opening any connection: an outgoing connection's local port is drawn from
     // the ephemeral range, which holds the service ports too (50051… on Linux's 32768–60999).
     let listener = tokio::net::TcpListener::bind(settings.service.listen)
@@ -447,6 +456,19 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         tracing::debug!(task = name, "starting background task");
         tasks.push(tokio::spawn(run(shutdown.child_token())));
     }
+    let checkpoints =
+        jiuzhu_audit::checkpoint_file(&context.settings.audit.checkpoint_dir, S::NAME);
+    tasks.push(tokio::spawn(checkpoint_audit(
+        jiuzhu_audit::Checkpointer::new(
+            context.audit.clone(),
+            S::NAME,
+            checkpoints.clone(),
+            checkpoint_key,
+        ),
+        Duration::from_secs(context.settings.audit.checkpoint_every_s),
+        context.clock.clone(),
+        shutdown.child_token(),
+    )));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in &components.served {
@@ -466,9 +488,12 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         .timeout(Duration::from_millis(limits.request_timeout_ms))
         .max_concurrent_streams(limits.max_concurrent_streams)
         .trace_fn(jiuzhu_telemetry::grpc_server_span)
-        .layer(guard);
+        .layer(guard.extended_with(context.audit.clone()));
     let audit = jiuzhu_proto::audit::audit_service_server::AuditServiceServer::new(
-        jiuzhu_audit::AuditApi::new(context.audit.clone()),
+        jiuzhu_audit::AuditApi::new(context.audit.clone()).with_checkpoints(
+            checkpoints.clone(),
+            jiuzhu_access::signing::certificate_der(&context.settings.tls.cert_pem(S::NAME)?)?,
+        ),
     )
     .max_decoding_message_size(limits.max_message_bytes);
     let routes = match components.routes.take() {
@@ -511,4 +536,27 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         served: components.served,
         tasks,
     })
+}
+
+/// Appends a signed checkpoint of the audit chain every `every` (and once more on the way out).
+async fn checkpoint_audit(
+    mut checkpointer: jiuzhu_audit::Checkpointer,
+    every: Duration,
+    clock: jiuzhu_clock::Clock,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            _ = ticks.tick() => false,
+            () = stop.cancelled() => true,
+        };
+        if let Err(error) = checkpointer.checkpoint(clock.now()).await {
+            tracing::error!(%error, "audit checkpoint not written");
+        }
+        if stopping {
+            return;
+        }
+    }
 }

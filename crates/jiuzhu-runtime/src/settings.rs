@@ -134,11 +134,12 @@ pub struct Settings {
     pub own: OwnSections,
     pub tls: TlsSettings,
     pub limits: LimitSettings,
+    pub audit: jiuzhu_audit::AuditSettings,
 }
 
 impl Settings {
     /// Reads `[kafka]`, `[outbox]`, `[consumer]`, `[telemetry]`, `[vault]`, `[peers]`,
-    /// `[deadlines]`, `[clock]`, `[policy]`, `[tls]`, `[limits]`, the service's section
+    /// `[deadlines]`, `[clock]`, `[policy]`, `[tls]`, `[limits]`, `[audit]`, the service's section
     /// (`[payments]`: listen address, database) and, unread, the sections it owns (`own`).
     pub fn from_layers(
         layers: &Layers,
@@ -164,6 +165,7 @@ impl Settings {
             own: OwnSections::from_layers(layers, own)?,
             tls: layers.section("tls")?,
             limits: layers.section("limits")?,
+            audit: layers.section("audit")?,
         })
     }
 
@@ -188,6 +190,7 @@ impl Settings {
             own: OwnSections::default(),
             tls: TlsSettings::default(),
             limits: LimitSettings::default(),
+            audit: jiuzhu_audit::AuditSettings::default(),
         }
     }
 }

@@ -45,6 +45,14 @@ pub fn settings(name: &str, database: &TestDatabase, namespace: &str) -> Setting
     settings.consumer.retry_backoff_ms = 10;
     settings.service.max_connections = 5;
     settings.vault.master_key = Some(jiuzhu_config::Secret::new(test_master_key(&database.url)));
+    settings.audit.key = Some(jiuzhu_config::Secret::new(test_master_key(&format!(
+        "audit {}",
+        database.url
+    ))));
+    settings.audit.checkpoint_dir = std::env::temp_dir().join(format!(
+        "jiuzhu-test-audit-{}",
+        database.url.rsplit('/').next().unwrap_or("db")
+    ));
     if let Some(registry) = peer(namespace, "registry") {
         settings.peers.registry = registry;
     }

@@ -254,7 +254,7 @@ impl CluesService for CluesApi {
         }
         .await;
         access
-            .finish(&self.pool, answer, |answer| {
+            .finish(answer, |answer| {
                 answer
                     .get_ref()
                     .clue

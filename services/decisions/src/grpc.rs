@@ -941,7 +941,7 @@ impl DecisionsService for DecisionsApi {
         }
         .await;
         access
-            .finish(self.store.pool(), answer, |answer| {
+            .finish(answer, |answer| {
                 answer
                     .get_ref()
                     .relief_case

@@ -85,7 +85,7 @@ impl FollowupService for FollowupApi {
         }
         .await;
         access
-            .finish(self.store.pool(), answer, |answer| {
+            .finish(answer, |answer| {
                 answer
                     .get_ref()
                     .plan
@@ -175,9 +175,7 @@ impl FollowupService for FollowupApi {
 
         }
         .await;
-        access
-            .finish(self.store.pool(), answer, |_| String::new())
-            .await
+        access.finish(answer, |_| String::new()).await
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
@@ -278,9 +276,7 @@ impl FollowupService for FollowupApi {
             Ok(Response::new(answer))
         }
         .await;
-        access
-            .finish(self.store.pool(), answer, |_| String::new())
-            .await
+        access.finish(answer, |_| String::new()).await
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
@@ -396,9 +392,7 @@ impl FollowupService for FollowupApi {
             Ok(Response::new(GetPersonTrendResponse { visits, trend }))
         }
         .await;
-        access
-            .finish(self.store.pool(), answer, |_| String::new())
-            .await
+        access.finish(answer, |_| String::new()).await
     }
 
     async fn get_effect_statistics(

@@ -105,7 +105,7 @@ impl PaymentsService for PaymentsApi {
         }
         .await;
         access
-            .finish(self.store.pool(), answer, |answer| {
+            .finish(answer, |answer| {
                 answer
                     .get_ref()
                     .disbursement
@@ -200,9 +200,7 @@ impl PaymentsService for PaymentsApi {
             Ok(Response::new(answer))
         }
         .await;
-        access
-            .finish(self.store.pool(), answer, |_| String::new())
-            .await
+        access.finish(answer, |_| String::new()).await
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]

@@ -253,9 +253,7 @@ impl RegistryService for RegistryApi {
             Ok(Response::new(answer))
         }
         .await;
-        access
-            .finish(self.store.pool(), answer, |_| String::new())
-            .await
+        access.finish(answer, |_| String::new()).await
     }
 
     #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
@@ -628,9 +626,7 @@ impl RegistryService for RegistryApi {
             Ok(Response::new(answer))
         }
         .await;
-        access
-            .finish(self.store.pool(), answer, |_| String::new())
-            .await
+        access.finish(answer, |_| String::new()).await
     }
 
     async fn get_person(
@@ -662,7 +658,7 @@ impl RegistryService for RegistryApi {
         }
         .await;
         access
-            .finish(self.store.pool(), answer, |answer| {
+            .finish(answer, |answer| {
                 answer
                     .get_ref()
                     .person
@@ -708,9 +704,7 @@ impl RegistryService for RegistryApi {
             }))
         }
         .await;
-        access
-            .finish(self.store.pool(), answer, |_| String::new())
-            .await
+        access.finish(answer, |_| String::new()).await
     }
 
     async fn list_sharing(
@@ -851,9 +845,7 @@ impl RegistryService for RegistryApi {
             }))
         }
         .await;
-        access
-            .finish(self.store.pool(), answer, |_| String::new())
-            .await
+        access.finish(answer, |_| String::new()).await
     }
 
     async fn search_persons(
@@ -963,7 +955,7 @@ impl RegistryService for RegistryApi {
         .await;
         // One audit record for every person the search returned.
         access
-            .finish_all(self.store.pool(), answer, |answer| {
+            .finish_all(answer, |answer| {
                 answer
                     .get_ref()
                     .persons
