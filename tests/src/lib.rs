@@ -153,6 +153,76 @@ pub async fn publish<E: prost::Message + prost::Name>(
     Ok(())
 }
 
+/// The integrator of `department` as its certificate names it (the sender of its inbound
+/// messages).
+pub fn integrator(department: &str) -> jiuzhu_access::Identity {
+    jiuzhu_access::Identity::new(
+        &department.replace('_', "-"),
+        "000000",
+        jiuzhu_access::Role::DepartmentIntegrator,
+        &format!("{department}-feed"),
+    )
+    .scoped(department)
+}
+
+/// A case-handling system, the sender on `jiuzhu.inbound.cases.v1`.
+pub fn case_system() -> jiuzhu_access::Identity {
+    jiuzhu_access::Identity::new(
+        "procuratorate",
+        "110105",
+        jiuzhu_access::Role::CaseProsecutor,
+        "case-system",
+    )
+}
+
+/// Sends `payload` on the inbound topic of `source` in `namespace`, as `signer` signs it
+/// (unsigned when `None`), with a message type header when given.
+pub async fn send_inbound(
+    producer: &rdkafka::producer::FutureProducer,
+    namespace: &str,
+    source: &str,
+    key: &str,
+    payload: &[u8],
+    message_type: Option<&str>,
+    signer: Option<&jiuzhu_access::Identity>,
+) -> TestResult {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let mut headers = OwnedHeaders::new();
+    if let Some(message_type) = message_type {
+        headers = headers.insert(Header {
+            key: jiuzhu_messaging::MESSAGE_TYPE_HEADER,
+            value: Some(message_type),
+        });
+    }
+    if let Some(signer) = signer {
+        let issued = jiuzhu_testkit::certificate_of(signer)?;
+        let signed = jiuzhu_access::signing::sign_inbound(
+            &issued.cert_pem,
+            &issued.key_pem,
+            source,
+            payload,
+        )?;
+        for (name, value) in &signed {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.as_str()),
+            });
+        }
+    }
+    let topic = format!("{namespace}{}", jiuzhu_messaging::inbound_topic(source));
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&topic)
+                .key(key)
+                .payload(payload)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(error, _)| error)?;
+    Ok(())
+}
+
 /// A service started in-process for a test.
 pub struct Started {
     pub running: Running,

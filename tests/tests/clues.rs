@@ -430,15 +430,9 @@ async fn a_case_system_feed_is_applied_like_the_api_and_bad_records_go_to_the_dl
         bad.encode_to_vec(),
         good.encode_to_vec(),
     ] {
-        producer
-            .send(
-                rdkafka::producer::FutureRecord::to(&topic)
-                    .key("F1")
-                    .payload(&value),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)?;
+        let signer = jiuzhu_tests::case_system();
+        jiuzhu_tests::send_inbound(&producer, &ns, "cases", "F1", &value, None, Some(&signer))
+            .await?;
     }
     let mut client =
         CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
@@ -500,22 +494,16 @@ async fn a_case_system_feed_is_applied_like_the_api_and_bad_records_go_to_the_dl
     let before = reported().await?;
     let mut sent = party("", "R1", "王秀英");
     sent.case_no = "(2026)京0105刑初78号".to_owned();
-    let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
-        key: "jiuzhu-message-type",
-        value: Some("jiuzhu.clues.v1.ReportPartyRequest"),
-    });
-    producer
-        .send(
-            rdkafka::producer::FutureRecord::to(&format!(
-                "{ns}jiuzhu.inbound.rural_revitalization.v1"
-            ))
-            .key("R1")
-            .payload(&sent.encode_to_vec())
-            .headers(headers),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)?;
+    jiuzhu_tests::send_inbound(
+        &producer,
+        &ns,
+        "rural_revitalization",
+        "R1",
+        &sent.encode_to_vec(),
+        Some("jiuzhu.clues.v1.ReportPartyRequest"),
+        Some(&jiuzhu_tests::integrator("rural_revitalization")),
+    )
+    .await?;
     eventually("the department's clue", WAIT, || async {
         Ok((reported().await? == before + 1).then_some(()))
     })

@@ -322,8 +322,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         .create()?;
     let send = |department: &str, status: ReferralStatus| {
         use prost::Message as _;
-        let producer = producer.clone();
-        let topic = format!("{ns}jiuzhu.inbound.{department}.v1");
+        let (producer, ns, department) = (producer.clone(), ns.clone(), department.to_owned());
         let value = ReferralUpdate {
             referral_id: referral_id.clone(),
             status: status as i32,
@@ -332,21 +331,18 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         }
         .encode_to_vec();
         async move {
-            let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
-                key: jiuzhu_messaging::MESSAGE_TYPE_HEADER,
-                value: Some("jiuzhu.decisions.v1.ReferralUpdate"),
-            });
-            producer
-                .send(
-                    rdkafka::producer::FutureRecord::to(&topic)
-                        .key("referral")
-                        .payload(&value)
-                        .headers(headers),
-                    std::time::Duration::from_secs(10),
-                )
-                .await
-                .map_err(|(e, _)| e)?;
-            anyhow::Ok(())
+            // Each department signs what it sends on its own topic.
+            let signer = jiuzhu_tests::integrator(&department);
+            jiuzhu_tests::send_inbound(
+                &producer,
+                &ns,
+                &department,
+                "referral",
+                &value,
+                Some("jiuzhu.decisions.v1.ReferralUpdate"),
+                Some(&signer),
+            )
+            .await
         }
     };
     send("education", ReferralStatus::Acknowledged).await?;

@@ -616,16 +616,44 @@ async fn a_department_feed_is_applied_like_an_import_and_bad_records_go_to_the_d
         ("MZ-0002", bad.encode_to_vec()),
         ("MZ-0001", record.encode_to_vec()),
     ] {
-        producer
-            .send(
-                rdkafka::producer::FutureRecord::to(&topic)
-                    .key(key)
-                    .payload(&value),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)?;
+        let civil_affairs = jiuzhu_tests::integrator("civil_affairs");
+        jiuzhu_tests::send_inbound(
+            &producer,
+            &ns,
+            "civil_affairs",
+            key,
+            &value,
+            None,
+            Some(&civil_affairs),
+        )
+        .await?;
     }
+    // Unsigned, and signed by another department: neither is the civil affairs department's.
+    let forged = |n: &str| PersonRecord {
+        source_record_id: format!("MZ-{n}"),
+        ..record.clone()
+    };
+    jiuzhu_tests::send_inbound(
+        &producer,
+        &ns,
+        "civil_affairs",
+        "MZ-0003",
+        &forged("0003").encode_to_vec(),
+        None,
+        None,
+    )
+    .await?;
+    let education = jiuzhu_tests::integrator("education");
+    jiuzhu_tests::send_inbound(
+        &producer,
+        &ns,
+        "civil_affairs",
+        "MZ-0004",
+        &forged("0004").encode_to_vec(),
+        None,
+        Some(&education),
+    )
+    .await?;
     let found = eventually("the fed person searchable", WAIT, || {
         let mut client = client.clone();
         let resident_id = record.resident_id.clone();
@@ -644,19 +672,35 @@ async fn a_department_feed_is_applied_like_an_import_and_bad_records_go_to_the_d
     .await?;
     assert_eq!(found.source_department, "civil_affairs");
     let dead =
-        jiuzhu_tests::read_topic(&jiuzhu_testkit::kafka_brokers(), &format!("{topic}.dlq"), 1)?;
-    assert_eq!(dead.len(), 1);
-    let reason = jiuzhu_messaging::header_map(rdkafka::Message::headers(&dead[0]))
-        .get("jiuzhu-dlq-reason")
-        .cloned()
-        .unwrap_or_default();
-    assert!(reason.contains("region.code"), "{reason}");
+        jiuzhu_tests::read_topic(&jiuzhu_testkit::kafka_brokers(), &format!("{topic}.dlq"), 3)?;
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|message| {
+            jiuzhu_messaging::header_map(rdkafka::Message::headers(message))
+                .get("jiuzhu-dlq-reason")
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    // Keys differ, so partitions (and the order across them) may too.
+    for why in [
+        "region.code",
+        "unsigned",
+        "does not speak for `civil_affairs`",
+    ] {
+        assert_eq!(
+            reasons.iter().filter(|r| r.contains(why)).count(),
+            1,
+            "{why}: {reasons:?}"
+        );
+    }
     let pool = started.running.store.pool().clone();
-    eventually("all three feed records handled", WAIT, || {
+    eventually("all five feed records handled", WAIT, || {
         let pool = pool.clone();
         async move {
             Ok(
-                (jiuzhu_tests::checkpoint_total(&pool, "registry.department_feeds").await? == 3)
+                (jiuzhu_tests::checkpoint_total(&pool, "registry.department_feeds").await? == 5)
                     .then_some(()),
             )
         }

@@ -1,6 +1,13 @@
 //! Detached signatures with the key of a system's certificate (ECDSA P-256, SHA-256, ASN.1
 //! DER, hex): the acting-person claim, the audit log's checkpoints and the departments' inbound
 //! messages are signed this way and checked against the signer's certificate.
+//!
+//! An inbound message (`jiuzhu.inbound.<source>.v1`) carries its sender's certificate in
+//! `jiuzhu-signer` (base64 DER) and in `jiuzhu-signature` the hex signature of
+//! `"jiuzhu-inbound\n" + <source> + "\n"` followed by the payload bytes. It counts only when the
+//! certificate was issued by the installation's authority and speaks for the source: a
+//! department's integrator (its department in the certificate) for a department's topic, a
+//! case-handling system (role `case_prosecutor`) for `cases`.
 
 use ring::rand::SystemRandom;
 use ring::signature::{
@@ -8,7 +15,16 @@ use ring::signature::{
 };
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::AccessError;
+use std::collections::HashMap;
+
+use base64::Engine;
+
+use crate::{AccessError, Identity, Role};
+
+/// Header of an inbound message: the sender's certificate, base64 DER.
+pub const SIGNER_HEADER: &str = "jiuzhu-signer";
+/// Header of an inbound message: the hex signature of [`inbound_signed_bytes`].
+pub const SIGNATURE_HEADER: &str = "jiuzhu-signature";
 
 /// A private key (PEM, PKCS#8, ECDSA P-256) ready to sign.
 pub struct SigningKey {
@@ -64,6 +80,111 @@ pub fn certificate_der(pem: &str) -> Result<Vec<u8>, AccessError> {
         .map_err(|error| AccessError::Certificate(format!("certificate PEM: {error}")))
 }
 
+/// What the sender of an inbound message on `source`'s topic signs.
+pub fn inbound_signed_bytes(source: &str, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = format!("jiuzhu-inbound\n{source}\n").into_bytes();
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// The two headers a sender puts on an inbound message for `source` (certificate and key PEM).
+pub fn sign_inbound(
+    cert_pem: &str,
+    key_pem: &str,
+    source: &str,
+    payload: &[u8],
+) -> Result<[(&'static str, String); 2], AccessError> {
+    let certificate = certificate_der(cert_pem)?;
+    let signature = SigningKey::from_pem(key_pem)?.sign(&inbound_signed_bytes(source, payload))?;
+    Ok([
+        (
+            SIGNER_HEADER,
+            base64::engine::general_purpose::STANDARD.encode(certificate),
+        ),
+        (SIGNATURE_HEADER, signature),
+    ])
+}
+
+/// The authorities whose certificates may sign (the installation's `ca.pem`).
+#[derive(Debug, Clone)]
+pub struct Authorities(Vec<Vec<u8>>);
+
+impl Authorities {
+    /// Every certificate in `pem`.
+    pub fn from_pem(pem: &str) -> Result<Self, AccessError> {
+        let mut found = Vec::new();
+        for block in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()) {
+            let block = block
+                .map_err(|error| AccessError::Certificate(format!("authority PEM: {error}")))?;
+            found.push(block.contents);
+        }
+        if found.is_empty() {
+            return Err(AccessError::Certificate(
+                "no certificate in the authority file".to_owned(),
+            ));
+        }
+        Ok(Self(found))
+    }
+
+    /// The sender of an inbound message on `source`'s topic, if its headers prove it may speak
+    /// for `source`; why not.
+    pub fn verify_inbound(
+        &self,
+        source: &str,
+        payload: &[u8],
+        headers: &HashMap<String, String>,
+    ) -> Result<Identity, String> {
+        let (Some(signer), Some(signature)) =
+            (headers.get(SIGNER_HEADER), headers.get(SIGNATURE_HEADER))
+        else {
+            return Err(format!(
+                "unsigned: an inbound message needs the headers {SIGNER_HEADER} and {SIGNATURE_HEADER}"
+            ));
+        };
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(signer.trim())
+            .map_err(|_| format!("{SIGNER_HEADER} is not base64"))?;
+        let (_, certificate) = X509Certificate::from_der(&der)
+            .map_err(|error| format!("{SIGNER_HEADER} is not a certificate: {error}"))?;
+        let issued = self.0.iter().any(|authority| {
+            X509Certificate::from_der(authority).is_ok_and(|(_, authority)| {
+                certificate
+                    .verify_signature(Some(authority.public_key()))
+                    .is_ok()
+            })
+        });
+        if !issued {
+            return Err(
+                "the signer's certificate was not issued by the installation's authority"
+                    .to_owned(),
+            );
+        }
+        if !certificate.validity().is_valid() {
+            return Err("the signer's certificate has expired or is not yet valid".to_owned());
+        }
+        let identity = Identity::from_certificate(&der).map_err(|error| error.to_string())?;
+        let speaks_for = match identity.role {
+            Role::DepartmentIntegrator => identity.scope.as_deref() == Some(source),
+            Role::CaseProsecutor => source == "cases",
+            _ => false,
+        };
+        if !speaks_for {
+            return Err(format!(
+                "signed by {} (role {}{}), which does not speak for `{source}`",
+                identity.name,
+                identity.role,
+                identity
+                    .scope
+                    .as_deref()
+                    .map(|scope| format!(", {scope}"))
+                    .unwrap_or_default()
+            ));
+        }
+        verify(&der, &inbound_signed_bytes(source, payload), signature)?;
+        Ok(identity)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +216,55 @@ mod tests {
             .is_err()
         );
         assert!(verify(&certificate, b"checkpoint 7", "zz").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn an_inbound_message_counts_only_from_its_department() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let authority = DevAuthority::new()?;
+        let trusted = Authorities::from_pem(authority.ca_pem())?;
+        let integrator = |department: &str| {
+            Identity::new(department, "000000", Role::DepartmentIntegrator, "feed")
+                .scoped(department)
+        };
+        let civil = authority.issue(&integrator("civil_affairs"), &HOSTS)?;
+        let payload = b"a person record";
+        let headers = |issued: &crate::dev::Issued, source: &str, payload: &[u8]| {
+            sign_inbound(&issued.cert_pem, &issued.key_pem, source, payload).map(|pairs| {
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect::<HashMap<_, _>>()
+            })
+        };
+        let signed = headers(&civil, "civil_affairs", payload)?;
+        let sender = trusted.verify_inbound("civil_affairs", payload, &signed);
+        assert_eq!(
+            sender.map(|s| s.scope),
+            Ok(Some("civil_affairs".to_owned()))
+        );
+        // Another payload, another topic, no headers, another department, another authority.
+        assert!(
+            trusted
+                .verify_inbound("civil_affairs", b"changed", &signed)
+                .is_err()
+        );
+        let moved = trusted.verify_inbound("education", payload, &signed);
+        assert!(moved.is_err_and(|why| why.contains("does not speak for")));
+        let unsigned = trusted.verify_inbound("civil_affairs", payload, &HashMap::new());
+        assert!(unsigned.is_err_and(|why| why.starts_with("unsigned")));
+        let education = authority.issue(&integrator("education"), &HOSTS)?;
+        let wrong = headers(&education, "civil_affairs", payload)?;
+        assert!(
+            trusted
+                .verify_inbound("civil_affairs", payload, &wrong)
+                .is_err()
+        );
+        let stranger = DevAuthority::new()?.issue(&integrator("civil_affairs"), &HOSTS)?;
+        let forged = headers(&stranger, "civil_affairs", payload)?;
+        let refused = trusted.verify_inbound("civil_affairs", payload, &forged);
+        assert!(refused.is_err_and(|why| why.contains("authority")));
         Ok(())
     }
 }

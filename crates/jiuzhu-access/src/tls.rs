@@ -63,9 +63,17 @@ impl TlsSettings {
         }
     }
 
+    fn ca_path(&self) -> PathBuf {
+        self.ca.clone().unwrap_or_else(|| self.dir.join("ca.pem"))
+    }
+
     fn ca(&self) -> Result<Certificate, TlsError> {
-        let path = self.ca.clone().unwrap_or_else(|| self.dir.join("ca.pem"));
-        Ok(Certificate::from_pem(read(&path)?))
+        Ok(Certificate::from_pem(read(&self.ca_path())?))
+    }
+
+    /// The authorities trusted (`ca.pem`), PEM: whose certificates may sign inbound messages.
+    pub fn ca_pem(&self) -> Result<String, TlsError> {
+        Ok(String::from_utf8_lossy(&read(&self.ca_path())?).into_owned())
     }
 
     fn cert_path(&self, name: &str) -> PathBuf {

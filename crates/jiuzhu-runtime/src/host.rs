@@ -422,12 +422,17 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         tasks.push(tokio::spawn(run));
     }
 
+    // Who may send on inbound topics: certificates of the installation's authority.
+    let senders = Arc::new(jiuzhu_access::signing::Authorities::from_pem(
+        &settings.tls.ca_pem()?,
+    )?);
     for handler in &components.inbound {
         let run = Arc::clone(handler).run(
             context.pool.clone(),
             settings.kafka.clone(),
             settings.consumer.clone(),
             format!("jiuzhu-{}-{}", S::NAME, handler.name()),
+            Arc::clone(&senders),
             shutdown.child_token(),
         );
         tasks.push(tokio::spawn(run));

@@ -1,10 +1,12 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use jiuzhu_access::signing::Authorities;
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_messaging::{
-    ConsumerSettings, InboundHandler, InboundRunner, KafkaSettings, Projection, ProjectionRunner,
-    RebuildError, RebuildProgress, rebuild_from_store, rebuild_from_topic,
+    ConsumerSettings, InboundHandler, InboundRecord, InboundRunner, KafkaSettings, Projection,
+    ProjectionError, ProjectionRunner, RebuildError, RebuildProgress, inbound_source,
+    rebuild_from_store, rebuild_from_topic,
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -112,11 +114,42 @@ pub trait RegisteredInbound: Send + Sync {
         kafka: KafkaSettings,
         settings: ConsumerSettings,
         client_id: String,
+        senders: Arc<Authorities>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()>;
 }
 
 struct Inbound<H>(Arc<H>);
+
+/// A handler of inbound topics behind the check of their senders: a message on a department's
+/// (or the case systems') topic is handled only when signed by a certificate of the
+/// installation's authority that speaks for that topic; anything else is dead-lettered with
+/// the reason. Other services' topics (reactions) are the platform's own and pass.
+struct SignedOnly<H> {
+    handler: Arc<H>,
+    senders: Arc<Authorities>,
+}
+
+impl<H: InboundHandler> InboundHandler for SignedOnly<H> {
+    fn name(&self) -> &str {
+        self.handler.name()
+    }
+
+    fn topics(&self) -> Vec<String> {
+        self.handler.topics()
+    }
+
+    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        if let Some(source) = inbound_source(&record.topic) {
+            self.senders
+                .verify_inbound(source, &record.payload, &record.headers)
+                .map_err(|why| {
+                    ProjectionError::Rejected(format!("inbound message refused: {why}"))
+                })?;
+        }
+        self.handler.handle(record).await
+    }
+}
 
 /// Wraps an inbound handler for the runtime.
 pub fn register_inbound<H: InboundHandler>(handler: H) -> Arc<dyn RegisteredInbound> {
@@ -143,9 +176,13 @@ impl<H: InboundHandler> RegisteredInbound for Inbound<H> {
         kafka: KafkaSettings,
         settings: ConsumerSettings,
         client_id: String,
+        senders: Arc<Authorities>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()> {
-        let handler = Arc::clone(&self.0);
+        let handler = SignedOnly {
+            handler: Arc::clone(&self.0),
+            senders,
+        };
         Box::pin(async move {
             let name = handler.name().to_owned();
             let runner = InboundRunner::new(pool, handler, kafka, settings, &client_id);

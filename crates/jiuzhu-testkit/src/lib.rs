@@ -117,6 +117,23 @@ pub async fn channel(addr: SocketAddr) -> Result<Channel, TestkitError> {
 
 /// A channel presenting a certificate for `identity`, issued on first use.
 pub async fn channel_as(addr: SocketAddr, identity: &Identity) -> Result<Channel, TestkitError> {
+    let name = issue(identity)?;
+    connect(addr, &name).await
+}
+
+/// The certificate and key (PEM) of the test authority for `identity`, issued on first use:
+/// what a department's system signs its inbound messages with.
+pub fn certificate_of(identity: &Identity) -> Result<jiuzhu_access::dev::Issued, TestkitError> {
+    let name = issue(identity)?;
+    let dir = &test_certs()?.dir;
+    Ok(jiuzhu_access::dev::Issued {
+        cert_pem: std::fs::read_to_string(dir.join(format!("{name}.pem")))?,
+        key_pem: std::fs::read_to_string(dir.join(format!("{name}.key")))?,
+    })
+}
+
+/// Issues `identity`'s certificate into the test directory unless it is there; its file name.
+fn issue(identity: &Identity) -> Result<String, TestkitError> {
     let certs = test_certs()?;
     let name = identity_file(identity);
     let cert = certs.dir.join(format!("{name}.pem"));
@@ -128,7 +145,7 @@ pub async fn channel_as(addr: SocketAddr, identity: &Identity) -> Result<Channel
         std::fs::write(certs.dir.join(format!("{name}.key")), issued.key_pem)?;
         std::fs::write(&cert, issued.cert_pem)?;
     }
-    connect(addr, &name).await
+    Ok(name)
 }
 
 fn identity_file(identity: &Identity) -> String {
