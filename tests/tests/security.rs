@@ -561,6 +561,79 @@ async fn a_search_is_audited_for_every_person_it_returns() -> TestResult {
     Ok(())
 }
 
+/// A change of personal data commits with its audit record (one, not one more after), a refused
+/// change is recorded as refused, and every data key handed out is recorded for its person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_and_key_handouts_are_audited_once_per_person() -> TestResult {
+    use jiuzhu_proto::registry::person_key_service_client::PersonKeyServiceClient;
+    use jiuzhu_proto::registry::{GetPersonKeysRequest, UpdatePersonRequest};
+    let registry = start::<Registry>(&unique_namespace()).await?;
+    let addr = registry.running.grpc_addr;
+    let person_id = RegistryServiceClient::new(channel(addr).await?)
+        .register_person(registration("changed-1", 6))
+        .await?
+        .into_inner()
+        .person_id;
+    let update = |office_code: &str, request_id: &str| {
+        let request = UpdatePersonRequest {
+            request_id: request_id.to_owned(),
+            person_id: person_id.clone(),
+            fields: vec!["address_text".to_owned()],
+            address_text: "新场村7号".to_owned(),
+            source_department: "rural_revitalization".to_owned(),
+            ..UpdatePersonRequest::default()
+        };
+        let who = office(Role::ReliefProsecutor, office_code);
+        async move {
+            let answer = RegistryServiceClient::new(channel_as(addr, &who).await?)
+                .update_person(request)
+                .await;
+            anyhow::Ok(answer.map(|_| ()).map_err(|status| status.code()))
+        }
+    };
+    assert_eq!(update("110105", "changed-own").await?, Ok(()));
+    assert_eq!(
+        update("110108", "changed-other").await?,
+        Err(Code::PermissionDenied)
+    );
+    let clues = Identity::new("jiuzhu", "000000", Role::Service, "clues");
+    let handed = PersonKeyServiceClient::new(channel_as(addr, &clues).await?)
+        .get_person_keys(GetPersonKeysRequest {
+            person_ids: vec![person_id.clone()],
+        })
+        .await?
+        .into_inner()
+        .keys;
+    assert_eq!(handed.len(), 1);
+    let records =
+        AuditServiceClient::new(channel_as(addr, &office(Role::Auditor, "000000")).await?)
+            .list_audit_records(ListAuditRecordsRequest {
+                person_id: person_id.clone(),
+                ..ListAuditRecordsRequest::default()
+            })
+            .await?
+            .into_inner()
+            .records;
+    let mut seen: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            let method = r.action.rsplit('/').next().unwrap_or_default().to_owned();
+            (method, r.outcome.clone())
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("GetPersonKeys".to_owned(), "OK".to_owned()),
+            ("UpdatePerson".to_owned(), "OK".to_owned()),
+            ("UpdatePerson".to_owned(), "PERMISSION_DENIED".to_owned()),
+        ]
+    );
+    registry.running.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn personal_reads_are_audited_in_a_chain_that_shows_tampering() -> TestResult {
     let registry = start::<Registry>(&unique_namespace()).await?;

@@ -2,6 +2,9 @@
 //! fingerprinted, stored answers decoded, and the audited access to personal data. Errors are
 //! the application's ([`jiuzhu_errors::AppError`]), turned into statuses by its one mapping.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use jiuzhu_errors::{AppError, FieldViolations};
 use tonic::Status;
 
@@ -52,6 +55,8 @@ pub const MAX_PURPOSE_LEN: usize = 200;
 pub struct PersonalAccess {
     caller: jiuzhu_access::Caller,
     audit: Option<jiuzhu_audit::Audit>,
+    /// Set once a change's own transaction holds its record ([`ChangeRecord`]).
+    recorded_in_change: Arc<AtomicBool>,
     purpose: String,
     requested_person: String,
     purpose_required: bool,
@@ -67,6 +72,7 @@ impl PersonalAccess {
         Ok(Self {
             caller: jiuzhu_access::Caller::of(request)?,
             audit: request.extensions().get::<jiuzhu_audit::Audit>().cloned(),
+            recorded_in_change: Arc::default(),
             purpose: purpose.trim().to_owned(),
             requested_person: requested_person.to_owned(),
             purpose_required: true,
@@ -78,6 +84,7 @@ impl PersonalAccess {
         Ok(Self {
             caller: jiuzhu_access::Caller::of(request)?,
             audit: request.extensions().get::<jiuzhu_audit::Audit>().cloned(),
+            recorded_in_change: Arc::default(),
             purpose: String::new(),
             requested_person: requested_person.to_owned(),
             purpose_required: false,
@@ -86,6 +93,23 @@ impl PersonalAccess {
 
     pub fn caller(&self) -> &jiuzhu_access::Caller {
         &self.caller
+    }
+
+    /// Names the person the access is about once the call has found them (a visit's person,
+    /// from its plan).
+    pub fn about(&mut self, person: &str) {
+        person.clone_into(&mut self.requested_person);
+    }
+
+    /// The change's audit record, to write inside the change's own transaction (so that no
+    /// change commits unaudited); [`PersonalAccess::finish`] then writes only a refusal.
+    pub fn change_record(&self, person: &str) -> ChangeRecord {
+        ChangeRecord {
+            audit: self.audit.clone(),
+            caller: self.caller.clone(),
+            person: person.to_owned(),
+            written: Arc::clone(&self.recorded_in_change),
+        }
     }
 
     /// `INVALID_ARGUMENT` naming `purpose` when a read states none (or an unreadable one).
@@ -133,6 +157,9 @@ impl PersonalAccess {
         answer: Result<T, Status>,
         persons_of: impl FnOnce(&T) -> Vec<String>,
     ) -> Result<T, Status> {
+        if answer.is_ok() && self.recorded_in_change.load(Ordering::SeqCst) {
+            return answer;
+        }
         let requested = self.requested_person;
         // The guard hands every request the service's audit log; without it, nothing is
         // released.
@@ -149,5 +176,40 @@ impl PersonalAccess {
                 }
             })
             .await
+    }
+}
+
+/// A change of personal data's audit record, written in the change's transaction.
+#[derive(Debug, Clone)]
+pub struct ChangeRecord {
+    audit: Option<jiuzhu_audit::Audit>,
+    caller: jiuzhu_access::Caller,
+    person: String,
+    written: Arc<AtomicBool>,
+}
+
+impl ChangeRecord {
+    /// Writes the record in `transaction` (the unit of work of the change).
+    pub async fn write(&self, transaction: &mut sqlx::PgConnection) -> Result<(), AppError> {
+        let audit = self.audit.as_ref().ok_or_else(|| {
+            AppError::internal("no audit log for this call; the change is not made without it")
+        })?;
+        audit
+            .record_in(
+                transaction,
+                &self.caller,
+                std::slice::from_ref(&self.person),
+                "",
+                tonic::Code::Ok,
+            )
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "audit record not written; change refused");
+                AppError::unavailable(
+                    "the audit log cannot be written; the change is not made without it",
+                )
+            })?;
+        self.written.store(true, Ordering::SeqCst);
+        Ok(())
     }
 }

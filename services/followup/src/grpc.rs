@@ -183,7 +183,7 @@ impl FollowupService for FollowupApi {
         &self,
         request: Request<RecordVisitRequest>,
     ) -> Result<Response<RecordVisitResponse>, Status> {
-        let access = PersonalAccess::change(&request, "")?;
+        let mut access = PersonalAccess::change(&request, "")?;
         let answer: Result<Response<RecordVisitResponse>, Status> = async {
             let request = request.into_inner();
             let mut violations = FieldViolations::new();
@@ -211,6 +211,8 @@ impl FollowupService for FollowupApi {
                 .as_ref()
                 .and_then(|o| Uuid::parse_str(&o.person_id).ok())
                 .ok_or_else(|| Status::not_found(format!("no follow-up plan {plan_id}")))?;
+            access.about(&person.to_string());
+            let audited = access.change_record(&person.to_string());
             let key = self.data_key(person).await?;
             let evaluation = request.evaluation.clone().unwrap_or_default();
             let sealed = key.seal(person, &evaluation).map_err(|error| {
@@ -238,7 +240,7 @@ impl FollowupService for FollowupApi {
             let command = format!("{SERVICE}/RecordVisit");
             let answer = retry_aborted(|| {
                 let (policy, visit) = (self.policy_on(today), visit.clone());
-                let caller = access.caller().clone();
+                let (caller, audited) = (access.caller().clone(), audited.clone());
                 run_command(
                     &self.store,
                     &command,
@@ -266,6 +268,7 @@ impl FollowupService for FollowupApi {
                                     _ => {}
                                 }
                             }
+                            audited.write(work.connection()).await?;
                             Ok(answer)
                         }
                         .boxed()

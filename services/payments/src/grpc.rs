@@ -195,7 +195,9 @@ impl PaymentsService for PaymentsApi {
         let access = PersonalAccess::change(&request, &request.get_ref().person_id)?;
         let answer: Result<Response<RegisterPayeeResponse>, Status> = async {
             let actor = jiuzhu_access::Actor::Caller(access.caller().clone());
-            let answer = crate::payees::register(self, &actor, request.into_inner()).await?;
+            let audited = access.change_record(&request.get_ref().person_id);
+            let answer =
+                crate::payees::register(self, &actor, &audited, request.into_inner()).await?;
             self.wake_submitter();
             Ok(Response::new(answer))
         }

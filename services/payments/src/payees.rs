@@ -121,6 +121,7 @@ fn payee_stream(person: Uuid) -> String {
 pub async fn register(
     api: &PaymentsApi,
     actor: &jiuzhu_access::Actor,
+    audited: &jiuzhu_runtime::grpc::ChangeRecord,
     request: RegisterPayeeRequest,
 ) -> Result<RegisterPayeeResponse, AppError> {
     let mut violations = FieldViolations::new();
@@ -206,6 +207,7 @@ pub async fn register(
         account_kind: kind.into(),
         registered_by: request.registered_by.trim().to_owned(),
     };
+    let audited = audited.clone();
     run_command(
         api.store(),
         "jiuzhu.payments.v1.PaymentsService/RegisterPayee",
@@ -213,6 +215,7 @@ pub async fn register(
         &request,
         move |work| {
             async move {
+                audited.write(work.connection()).await?;
                 let stream = payee_stream(person);
                 let (_, version) = work.load::<PayeeStream>(&stream).await.map_err(AppError::from)?;
                 let sealed = event

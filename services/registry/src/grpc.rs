@@ -156,6 +156,7 @@ impl RegistryService for RegistryApi {
         request: Request<UpdatePersonRequest>,
     ) -> Result<Response<UpdatePersonResponse>, Status> {
         let access = PersonalAccess::change(&request, &request.get_ref().person_id)?;
+        let audited = access.change_record(&request.get_ref().person_id);
         let answer: Result<Response<UpdatePersonResponse>, Status> = async {
             let caller = access.caller().clone();
             let request = request.into_inner();
@@ -244,6 +245,7 @@ impl RegistryService for RegistryApi {
                             answer.flags = updated.flags.clone();
                         }
                         append_person(work, &vault, person_id, version, events).await?;
+                        audited.write(work.connection()).await?;
                         Ok(answer)
                     }
                     .boxed()
@@ -586,6 +588,7 @@ impl RegistryService for RegistryApi {
         request: Request<ErasePersonRequest>,
     ) -> Result<Response<ErasePersonResponse>, Status> {
         let access = PersonalAccess::change(&request, &request.get_ref().person_id)?;
+        let audited = access.change_record(&request.get_ref().person_id);
         let answer: Result<Response<ErasePersonResponse>, Status> = async {
             let caller = access.caller().clone();
             let request = request.into_inner();
@@ -616,6 +619,7 @@ impl RegistryService for RegistryApi {
                         append_person(work, &vault, person_id, version, events).await?;
                         crate::sealing::erase(work.connection(), &vault, person_id).await?;
                         mark_inactive(work.connection(), person_id, "erased").await?;
+                        audited.write(work.connection()).await?;
                         Ok(ErasePersonResponse {})
                     }
                     .boxed()
@@ -989,7 +993,27 @@ impl person_key_service_server::PersonKeyService for PersonKeyApi {
         &self,
         request: Request<GetPersonKeysRequest>,
     ) -> Result<Response<GetPersonKeysResponse>, Status> {
-        let request = request.into_inner();
+        // Every key handed out is audited for its person: a key opens all of them.
+        let access = PersonalAccess::change(&request, "")?;
+        let answer = self.person_keys(request.into_inner()).await;
+        access
+            .finish_all(answer, |answer| {
+                answer
+                    .get_ref()
+                    .keys
+                    .iter()
+                    .map(|key| key.person_id.clone())
+                    .collect()
+            })
+            .await
+    }
+}
+
+impl PersonKeyApi {
+    async fn person_keys(
+        &self,
+        request: GetPersonKeysRequest,
+    ) -> Result<Response<GetPersonKeysResponse>, Status> {
         if request.person_ids.len() > MAX_KEYS_PER_CALL {
             return Err(FieldViolations::single(
                 "person_ids",
