@@ -809,6 +809,55 @@ async fn personal_reads_are_audited_in_a_chain_that_shows_tampering() -> TestRes
     Ok(())
 }
 
+/// A certificate on the authority's revocation list is refused from the moment the list names
+/// it, on connections already open too, without a restart; a list the authority did not sign
+/// changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_is_refused_without_a_restart() -> TestResult {
+    let crl = std::env::temp_dir().join(format!("jiuzhu-crl-{}.pem", uuid::Uuid::now_v7()));
+    let path = crl.clone();
+    let registry = start_with::<Registry>(&unique_namespace(), move |settings| {
+        settings.tls.crl = Some(path);
+    })
+    .await?;
+    let addr = registry.running.grpc_addr;
+    let (lost, kept) = (
+        office(Role::Auditor, "000000"),
+        office(Role::CaseProsecutor, "110105"),
+    );
+    let lost_channel = channel_as(addr, &lost).await?;
+    let kept_channel = channel_as(addr, &kept).await?;
+    let health = "/grpc.health.v1.Health/Check";
+    assert_eq!(call(lost_channel.clone(), health).await?.code(), Code::Ok);
+
+    // A list from another authority naming it: not taken.
+    let stranger = jiuzhu_access::dev::DevAuthority::new()?;
+    let lost_pem = jiuzhu_testkit::certificate_of(&lost)?.cert_pem;
+    std::fs::write(&crl, stranger.revocation_list(&[&lost_pem])?)?;
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert_eq!(call(lost_channel.clone(), health).await?.code(), Code::Ok);
+
+    // The authority's list: refused on the open connection, the other caller still served.
+    std::fs::write(&crl, jiuzhu_testkit::revocation_list(&[&lost])?)?;
+    let refused = jiuzhu_tests::eventually("the revocation in force", WAIT, || {
+        let channel = lost_channel.clone();
+        async move {
+            let status = call(channel, health)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((status.code() == Code::Unauthenticated).then_some(status))
+        }
+    })
+    .await?;
+    assert!(refused.message().contains("revoked"), "{refused:?}");
+    assert_eq!(call(kept_channel, health).await?.code(), Code::Ok);
+    let reconnected = call(channel_as(addr, &lost).await?, health).await?;
+    assert_eq!(reconnected.code(), Code::Unauthenticated);
+    registry.running.stop().await;
+    std::fs::remove_file(&crl)?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_is_held_to_its_rate_and_to_the_message_size() -> TestResult {
     let registry = start_with::<Registry>(&unique_namespace(), |settings| {

@@ -38,6 +38,8 @@ pub const HOSTS: [&str; 8] = [
 pub enum DevError {
     #[error("certificate: {0}")]
     Certificate(#[from] rcgen::Error),
+    #[error("revocation list: {0}")]
+    Revocation(String),
     #[error("{path}: {source}")]
     Write {
         path: String,
@@ -116,6 +118,34 @@ impl DevAuthority {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
+    }
+}
+
+impl DevAuthority {
+    /// A revocation list (PEM) of this authority naming `certificates` (PEM).
+    pub fn revocation_list(&self, certificates: &[&str]) -> Result<String, DevError> {
+        let mut revoked_certs = Vec::new();
+        for pem in certificates {
+            let der = crate::signing::certificate_der(pem)
+                .map_err(|error| DevError::Revocation(error.to_string()))?;
+            let (_, certificate) = x509_parser::parse_x509_certificate(&der)
+                .map_err(|error| DevError::Revocation(error.to_string()))?;
+            revoked_certs.push(rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(certificate.raw_serial()),
+                revocation_time: rcgen::date_time_ymd(2026, 1, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            });
+        }
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2026, 1, 1),
+            next_update: rcgen::date_time_ymd(2100, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
     }
 }
 

@@ -188,6 +188,7 @@ struct GuardState {
 pub struct GuardLayer {
     state: Arc<GuardState>,
     extend: Option<Extend>,
+    revocations: Option<Arc<crate::revocation::Revocations>>,
 }
 
 impl std::fmt::Debug for GuardLayer {
@@ -210,6 +211,15 @@ impl GuardLayer {
                 limits: limits.clone(),
             }),
             extend: None,
+            revocations: None,
+        }
+    }
+
+    /// Refuses clients whose certificate `revocations` lists (`UNAUTHENTICATED`).
+    pub fn revoking(self, revocations: Arc<crate::revocation::Revocations>) -> Self {
+        Self {
+            revocations: Some(revocations),
+            ..self
         }
     }
 
@@ -233,6 +243,7 @@ impl<S> tower_layer::Layer<S> for GuardLayer {
             inner,
             state: Arc::clone(&self.state),
             extend: self.extend.clone(),
+            revocations: self.revocations.clone(),
         }
     }
 }
@@ -245,6 +256,7 @@ pub struct Guard<S> {
     inner: S,
     state: Arc<GuardState>,
     extend: Option<Extend>,
+    revocations: Option<Arc<crate::revocation::Revocations>>,
 }
 
 impl<S> std::fmt::Debug for Guard<S> {
@@ -256,7 +268,11 @@ impl<S> std::fmt::Debug for Guard<S> {
 }
 
 impl GuardState {
-    fn admit<B>(&self, request: &mut http::Request<B>) -> Result<(), Status> {
+    fn admit<B>(
+        &self,
+        request: &mut http::Request<B>,
+        revocations: Option<&crate::revocation::Revocations>,
+    ) -> Result<(), Status> {
         let path = request.uri().path().to_owned();
         let certificate = request
             .extensions()
@@ -264,6 +280,11 @@ impl GuardState {
             .and_then(TlsConnectInfo::peer_certs)
             .and_then(|certs| certs.first().cloned())
             .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        if revocations.is_some_and(|r| r.is_revoked(certificate.as_ref())) {
+            return Err(Status::unauthenticated(
+                "the client certificate was revoked (the installation's revocation list)",
+            ));
+        }
         let identity = Identity::from_certificate(certificate.as_ref())
             .map_err(|error| Status::unauthenticated(error.to_string()))?;
         let version = &self.table.version;
@@ -349,7 +370,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        match self.state.admit(&mut request) {
+        match self.state.admit(&mut request, self.revocations.as_deref()) {
             Ok(()) => {
                 if let Some(extend) = &self.extend {
                     extend(request.extensions_mut());

@@ -10,6 +10,7 @@ pub mod acting;
 pub mod dev;
 mod guard;
 mod identity;
+pub mod revocation;
 pub mod signing;
 mod table;
 mod tls;

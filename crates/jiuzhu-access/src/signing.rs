@@ -126,6 +126,17 @@ impl Authorities {
         Ok(Self(found))
     }
 
+    /// Whether `verifies` holds for the public key of one of the authorities.
+    pub fn signed(
+        &self,
+        verifies: impl Fn(&x509_parser::x509::SubjectPublicKeyInfo<'_>) -> bool,
+    ) -> bool {
+        self.0.iter().any(|authority| {
+            X509Certificate::from_der(authority)
+                .is_ok_and(|(_, authority)| verifies(authority.public_key()))
+        })
+    }
+
     /// The sender of an inbound message on `source`'s topic, if its headers prove it may speak
     /// for `source`; why not.
     pub fn verify_inbound(
@@ -133,6 +144,7 @@ impl Authorities {
         source: &str,
         payload: &[u8],
         headers: &HashMap<String, String>,
+        revoked: &dyn Fn(&[u8]) -> bool,
     ) -> Result<Identity, String> {
         let (Some(signer), Some(signature)) =
             (headers.get(SIGNER_HEADER), headers.get(SIGNATURE_HEADER))
@@ -146,18 +158,15 @@ impl Authorities {
             .map_err(|_| format!("{SIGNER_HEADER} is not base64"))?;
         let (_, certificate) = X509Certificate::from_der(&der)
             .map_err(|error| format!("{SIGNER_HEADER} is not a certificate: {error}"))?;
-        let issued = self.0.iter().any(|authority| {
-            X509Certificate::from_der(authority).is_ok_and(|(_, authority)| {
-                certificate
-                    .verify_signature(Some(authority.public_key()))
-                    .is_ok()
-            })
-        });
+        let issued = self.signed(|key| certificate.verify_signature(Some(key)).is_ok());
         if !issued {
             return Err(
                 "the signer's certificate was not issued by the installation's authority"
                     .to_owned(),
             );
+        }
+        if revoked(&der) {
+            return Err("the signer's certificate was revoked".to_owned());
         }
         if !certificate.validity().is_valid() {
             return Err("the signer's certificate has expired or is not yet valid".to_owned());
@@ -239,7 +248,7 @@ mod tests {
             })
         };
         let signed = headers(&civil, "civil_affairs", payload)?;
-        let sender = trusted.verify_inbound("civil_affairs", payload, &signed);
+        let sender = trusted.verify_inbound("civil_affairs", payload, &signed, &|_| false);
         assert_eq!(
             sender.map(|s| s.scope),
             Ok(Some("civil_affairs".to_owned()))
@@ -247,24 +256,27 @@ mod tests {
         // Another payload, another topic, no headers, another department, another authority.
         assert!(
             trusted
-                .verify_inbound("civil_affairs", b"changed", &signed)
+                .verify_inbound("civil_affairs", b"changed", &signed, &|_| false)
                 .is_err()
         );
-        let moved = trusted.verify_inbound("education", payload, &signed);
+        let moved = trusted.verify_inbound("education", payload, &signed, &|_| false);
         assert!(moved.is_err_and(|why| why.contains("does not speak for")));
-        let unsigned = trusted.verify_inbound("civil_affairs", payload, &HashMap::new());
+        let unsigned =
+            trusted.verify_inbound("civil_affairs", payload, &HashMap::new(), &|_| false);
         assert!(unsigned.is_err_and(|why| why.starts_with("unsigned")));
         let education = authority.issue(&integrator("education"), &HOSTS)?;
         let wrong = headers(&education, "civil_affairs", payload)?;
         assert!(
             trusted
-                .verify_inbound("civil_affairs", payload, &wrong)
+                .verify_inbound("civil_affairs", payload, &wrong, &|_| false)
                 .is_err()
         );
         let stranger = DevAuthority::new()?.issue(&integrator("civil_affairs"), &HOSTS)?;
         let forged = headers(&stranger, "civil_affairs", payload)?;
-        let refused = trusted.verify_inbound("civil_affairs", payload, &forged);
+        let refused = trusted.verify_inbound("civil_affairs", payload, &forged, &|_| false);
         assert!(refused.is_err_and(|why| why.contains("authority")));
+        let revoked = trusted.verify_inbound("civil_affairs", payload, &signed, &|_| true);
+        assert!(revoked.is_err_and(|why| why.contains("revoked")));
         Ok(())
     }
 }

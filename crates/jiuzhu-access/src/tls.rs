@@ -28,6 +28,9 @@ pub struct TlsSettings {
     pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// The authority's certificate revocation lists (PEM); `<dir>/crl.pem` when not given. It
+    /// may not exist (nothing is revoked); it is read again when it changes.
+    pub crl: Option<PathBuf>,
 }
 
 impl Default for TlsSettings {
@@ -37,6 +40,7 @@ impl Default for TlsSettings {
             ca: None,
             cert: None,
             key: None,
+            crl: None,
         }
     }
 }
@@ -69,6 +73,17 @@ impl TlsSettings {
 
     fn ca(&self) -> Result<Certificate, TlsError> {
         Ok(Certificate::from_pem(read(&self.ca_path())?))
+    }
+
+    /// The revocation lists of the authority, honoured for clients and inbound signers.
+    pub fn revocations(&self) -> Result<crate::revocation::Revocations, crate::AccessError> {
+        let authorities = crate::signing::Authorities::from_pem(
+            &self
+                .ca_pem()
+                .map_err(|error| crate::AccessError::Certificate(error.to_string()))?,
+        )?;
+        let path = self.crl.clone().unwrap_or_else(|| self.dir.join("crl.pem"));
+        crate::revocation::Revocations::from_file(path, authorities)
     }
 
     /// The authorities trusted (`ca.pem`), PEM: whose certificates may sign inbound messages.

@@ -333,7 +333,10 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     let tls = settings.tls.server(S::NAME)?;
     let policy = policy_book(&settings)?;
     let access = jiuzhu_access::AccessTable::parse(policy.latest().text(jiuzhu_policy::ACCESS))?;
-    let guard = jiuzhu_access::GuardLayer::new(access, &settings.limits);
+    // Revoked certificates: refused as clients and as signers of inbound messages.
+    let revocations = Arc::new(settings.tls.revocations()?);
+    let guard =
+        jiuzhu_access::GuardLayer::new(access, &settings.limits).revoking(Arc::clone(&revocations));
     // The key that signs the audit log's checkpoints: the service's own certificate's.
     let checkpoint_key =
         jiuzhu_access::signing::SigningKey::from_pem(&settings.tls.key_pem(S::NAME)?)?;
@@ -422,10 +425,12 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         tasks.push(tokio::spawn(run));
     }
 
-    // Who may send on inbound topics: certificates of the installation's authority.
-    let senders = Arc::new(jiuzhu_access::signing::Authorities::from_pem(
-        &settings.tls.ca_pem()?,
-    )?);
+    // Who may send on inbound topics: certificates of the installation's authority, unless
+    // revoked.
+    let senders = Arc::new(crate::projection::Senders {
+        authorities: jiuzhu_access::signing::Authorities::from_pem(&settings.tls.ca_pem()?)?,
+        revocations: Arc::clone(&revocations),
+    });
     for handler in &components.inbound {
         let run = Arc::clone(handler).run(
             context.pool.clone(),
@@ -463,6 +468,10 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     }
     let checkpoints =
         jiuzhu_audit::checkpoint_file(&context.settings.audit.checkpoint_dir, S::NAME);
+    tasks.push(tokio::spawn(reread_revocations(
+        Arc::clone(&revocations),
+        shutdown.child_token(),
+    )));
     tasks.push(tokio::spawn(checkpoint_audit(
         jiuzhu_audit::Checkpointer::new(
             context.audit.clone(),
@@ -562,6 +571,26 @@ async fn checkpoint_audit(
         }
         if stopping {
             return;
+        }
+    }
+}
+
+/// How often the revocation lists are looked at again.
+const REVOCATIONS_EVERY: Duration = Duration::from_secs(5);
+
+/// Reads the revocation lists again when they change, so a revocation needs no restart.
+async fn reread_revocations(
+    revocations: Arc<jiuzhu_access::revocation::Revocations>,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(REVOCATIONS_EVERY);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        if let Err(error) = revocations.refresh() {
+            tracing::error!(%error, "revocation list not taken: the lists held before stay in force");
         }
     }
 }

@@ -114,9 +114,16 @@ pub trait RegisteredInbound: Send + Sync {
         kafka: KafkaSettings,
         settings: ConsumerSettings,
         client_id: String,
-        senders: Arc<Authorities>,
+        senders: Arc<Senders>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()>;
+}
+
+/// Who may send on inbound topics: certificates of these authorities, unless revoked.
+#[derive(Debug)]
+pub struct Senders {
+    pub authorities: Authorities,
+    pub revocations: Arc<jiuzhu_access::revocation::Revocations>,
 }
 
 struct Inbound<H>(Arc<H>);
@@ -127,7 +134,7 @@ struct Inbound<H>(Arc<H>);
 /// the reason. Other services' topics (reactions) are the platform's own and pass.
 struct SignedOnly<H> {
     handler: Arc<H>,
-    senders: Arc<Authorities>,
+    senders: Arc<Senders>,
 }
 
 impl<H: InboundHandler> InboundHandler for SignedOnly<H> {
@@ -141,8 +148,10 @@ impl<H: InboundHandler> InboundHandler for SignedOnly<H> {
 
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
         if let Some(source) = inbound_source(&record.topic) {
+            let revoked = |der: &[u8]| self.senders.revocations.is_revoked(der);
             self.senders
-                .verify_inbound(source, &record.payload, &record.headers)
+                .authorities
+                .verify_inbound(source, &record.payload, &record.headers, &revoked)
                 .map_err(|why| {
                     ProjectionError::Rejected(format!("inbound message refused: {why}"))
                 })?;
@@ -176,7 +185,7 @@ impl<H: InboundHandler> RegisteredInbound for Inbound<H> {
         kafka: KafkaSettings,
         settings: ConsumerSettings,
         client_id: String,
-        senders: Arc<Authorities>,
+        senders: Arc<Senders>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()> {
         let handler = SignedOnly {

@@ -132,6 +132,19 @@ pub fn certificate_of(identity: &Identity) -> Result<jiuzhu_access::dev::Issued,
     })
 }
 
+/// A revocation list (PEM) of the test authority naming the certificates of `identities`.
+pub fn revocation_list(identities: &[&Identity]) -> Result<String, TestkitError> {
+    let mut certificates = Vec::new();
+    for identity in identities {
+        certificates.push(certificate_of(identity)?.cert_pem);
+    }
+    let pems: Vec<&str> = certificates.iter().map(String::as_str).collect();
+    test_certs()?
+        .authority
+        .revocation_list(&pems)
+        .map_err(|error| TestkitError::Process(error.to_string()))
+}
+
 /// Issues `identity`'s certificate into the test directory unless it is there; its file name.
 fn issue(identity: &Identity) -> Result<String, TestkitError> {
     let certs = test_certs()?;
