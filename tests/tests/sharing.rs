@@ -148,6 +148,8 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
     let agreements = Agreements::shipped()?;
     let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)?;
     let mut pseudonyms: BTreeMap<(String, String), String> = BTreeMap::new();
+    // Per copy: (department, type) → (event id, event id header, traceparent header).
+    let mut copies: BTreeMap<(String, String), (String, String, String)> = BTreeMap::new();
     for (department, expected) in [
         ("rural_revitalization", 2),
         ("civil_affairs", 1),
@@ -183,6 +185,23 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
                     envelope.event_type
                 );
             }
+            copies.insert(
+                (department.to_owned(), envelope.event_type.clone()),
+                (
+                    envelope.event_id.clone(),
+                    headers.get("jiuzhu-event-id").cloned().unwrap_or_default(),
+                    headers.get("traceparent").cloned().unwrap_or_default(),
+                ),
+            );
+            // A case is known to each department by its own reference, never by its id.
+            if let Some(Value::String(reference)) = message
+                .get_field_by_name("case_id")
+                .as_deref()
+                .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            {
+                assert_ne!(*reference, case_id);
+                assert_eq!(*reference, jiuzhu_sharing::case_ref(department, &case_id));
+            }
             if let Some(Value::String(alias)) = message.get_field_by_name("person_id").as_deref() {
                 assert!(alias.starts_with("ps-") && *alias != person, "{alias}");
                 assert_eq!(rdkafka::Message::key(record), Some(alias.as_bytes()));
@@ -193,6 +212,20 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
             }
         }
     }
+    // The one risk flag went to two departments: their copies share no id and no trace.
+    let flag = "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged";
+    let copy = |d: &str| copies.get(&(d.to_owned(), flag.to_owned())).cloned();
+    let (rural, civil) = (copy("rural_revitalization"), copy("civil_affairs"));
+    let ((rural_id, rural_header, rural_trace), (civil_id, civil_header, civil_trace)) = rural
+        .zip(civil)
+        .ok_or_else(|| anyhow::anyhow!("both departments got the flag: {copies:?}"))?;
+    assert_eq!((&rural_id, &civil_id), (&rural_header, &civil_header));
+    assert_ne!(rural_id, civil_id, "one event id for two departments");
+    let trace_id = |traceparent: &str| traceparent.split('-').nth(1).map(str::to_owned);
+    assert!(
+        trace_id(&rural_trace).is_none() || trace_id(&rural_trace) != trace_id(&civil_trace),
+        "one trace for two departments: {rural_trace} {civil_trace}"
+    );
     let alias = |d: &str, t: &str| pseudonyms.get(&(d.to_owned(), t.to_owned())).cloned();
     let rural_flag = alias(
         "rural_revitalization",

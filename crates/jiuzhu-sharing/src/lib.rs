@@ -260,11 +260,15 @@ impl Agreements {
                 let mut pseudonyms = Vec::new();
                 let mut copy = DynamicMessage::new(descriptor.clone());
                 let key = department_key(pseudonym_key, department);
+                let to = Recipient {
+                    department,
+                    key: &key,
+                };
                 minimise(
                     &event,
                     &mut copy,
                     &Paths::of(&share.fields),
-                    &key,
+                    &to,
                     &mut pseudonyms,
                 );
                 shared.push(Shared {
@@ -307,12 +311,56 @@ fn pseudonym(department_key: &[u8], person_id: &str) -> String {
     )
 }
 
-/// Copies the agreed fields of `from` into `to`; `person_id` fields become pseudonyms.
+/// The department a copy is for, and its pseudonym key.
+struct Recipient<'a> {
+    department: &'a str,
+    key: &'a [u8],
+}
+
+/// 16 bytes as a UUID of version 8 (derived, not drawn).
+fn derived_uuid(digest: &[u8]) -> String {
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// The reference `department` knows a relief case by: derived from the case id (which no
+/// department learns), different for every department, so two departments' copies about one
+/// case cannot be joined on it. The decisions service, which knows the case, derives it too
+/// (referral ids, reports).
+pub fn case_ref(department: &str, case_id: &str) -> String {
+    use sha2::Digest;
+    derived_uuid(&Sha256::digest(
+        format!("jiuzhu-case\n{department}\n{case_id}").as_bytes(),
+    ))
+}
+
+/// The event id of `department`'s copy of the event `event_id`: its own, under the
+/// installation's secret, so that copies of one event to two departments share no id.
+pub fn copy_event_id(secret: &[u8], department: &str, event_id: &str) -> String {
+    derived_uuid(&keyed_hash(
+        &department_key(secret, department),
+        format!("jiuzhu-event\n{event_id}").as_bytes(),
+    ))
+}
+
+/// Copies the agreed fields of `from` into `to`; `person_id` fields become the department's
+/// pseudonyms, `case_id` fields its case references.
 fn minimise(
     from: &DynamicMessage,
     to: &mut DynamicMessage,
     paths: &Paths,
-    key: &[u8],
+    recipient: &Recipient<'_>,
     pseudonyms: &mut Vec<String>,
 ) {
     for (name, below) in &paths.0 {
@@ -326,26 +374,29 @@ fn minimise(
         if !below.0.is_empty() {
             if let Value::Message(inner) = &value {
                 let mut part = DynamicMessage::new(inner.descriptor());
-                minimise(inner, &mut part, below, key, pseudonyms);
+                minimise(inner, &mut part, below, recipient, pseudonyms);
                 to.set_field(&field, Value::Message(part));
             }
             continue;
         }
-        to.set_field(&field, pseudonymised(&field, value, key, pseudonyms));
+        to.set_field(&field, pseudonymised(&field, value, recipient, pseudonyms));
     }
 }
 
 fn pseudonymised(
     field: &FieldDescriptor,
     value: Value,
-    key: &[u8],
+    recipient: &Recipient<'_>,
     pseudonyms: &mut Vec<String>,
 ) -> Value {
     match value {
         Value::String(person) if field.name() == "person_id" => {
-            let alias = pseudonym(key, &person);
+            let alias = pseudonym(recipient.key, &person);
             pseudonyms.push(alias.clone());
             Value::String(alias)
+        }
+        Value::String(case) if field.name() == "case_id" => {
+            Value::String(case_ref(recipient.department, &case))
         }
         other => other,
     }

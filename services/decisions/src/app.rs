@@ -305,18 +305,60 @@ where
         .execute(call, AppError::from, move |work| {
             async move {
                 let mut answer = None;
-                work.decide_on(&case_id.to_string(), |case: &ReliefCase| {
-                    actor.office_check(case.region_code())?;
-                    let (events, decided) = decide(case, rules.now())?;
-                    answer = Some(decided);
-                    Ok::<_, AppError>(events)
-                })
-                .await?;
+                let decided = work
+                    .decide_on(&case_id.to_string(), |case: &ReliefCase| {
+                        actor.office_check(case.region_code())?;
+                        let (events, decided) = decide(case, rules.now())?;
+                        answer = Some(decided);
+                        Ok::<_, AppError>(events)
+                    })
+                    .await?;
+                remember_department_refs(work.connection(), case_id, &decided.events).await?;
                 answer.ok_or_else(|| AppError::internal("the decision gave no answer"))
             }
             .boxed()
         })
         .await
+}
+
+/// Records, with the events that hand a case to a department, the reference that department
+/// knows the case by (a referral id's prefix; a reported closed case's `case_id`), so that
+/// what it quotes back finds the case (`department_refs`).
+async fn remember_department_refs(
+    connection: &mut sqlx::PgConnection,
+    case_id: Uuid,
+    events: &[DecisionsEvent],
+) -> Result<(), AppError> {
+    for event in events {
+        let (department, reference) = match event {
+            DecisionsEvent::ReferralIssued(e) => (
+                e.department.clone(),
+                e.referral_id
+                    .split_once(':')
+                    .map_or(e.referral_id.as_str(), |(reference, _)| reference)
+                    .to_owned(),
+            ),
+            DecisionsEvent::CaseClosed(_) => {
+                let department = crate::reports::REPORTED_TO;
+                (
+                    department.to_owned(),
+                    jiuzhu_sharing::case_ref(department, &case_id.to_string()),
+                )
+            }
+            _ => continue,
+        };
+        sqlx::query(
+            "INSERT INTO department_refs (department, reference, case_id) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(department)
+        .bind(reference)
+        .bind(case_id)
+        .execute(&mut *connection)
+        .await
+        .map_err(AppError::storage)?;
+    }
+    Ok(())
 }
 
 impl From<CaseError> for AppError {

@@ -37,12 +37,26 @@ impl InboundHandler for ReferralUpdates {
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
         let Some(DepartmentUpdate {
             department,
-            case_id,
+            reference,
             status,
             update,
         }) = referral_update(record)?
         else {
             return Ok(());
+        };
+        let known =
+            crate::projections::case_known_as(self.api.store.pool(), &department, &reference)
+                .await?;
+        // Referrals issued before departments had references of their own quote the case id
+        // (a time-ordered UUID; references are derived ones).
+        let legacy = uuid::Uuid::parse_str(&reference)
+            .ok()
+            .filter(|id| id.get_version_num() == 7);
+        let Some(case_id) = known.or(legacy) else {
+            return Err(ProjectionError::Rejected(format!(
+                "referral_id `{}` is not one Jiuzhu issued to {department}",
+                update.referral_id
+            )));
         };
         let request_id = format!(
             "referral-update-{}-{}",
@@ -76,8 +90,8 @@ impl InboundHandler for ReferralUpdates {
 pub struct DepartmentUpdate {
     /// The sending department (named by the topic).
     pub department: String,
-    /// The case the referral belongs to (the referral id's prefix).
-    pub case_id: uuid::Uuid,
+    /// The department's reference of the case (the referral id's prefix).
+    pub reference: String,
     pub status: ReferralStatus,
     pub update: ReferralUpdate,
 }
@@ -102,10 +116,11 @@ pub fn referral_update(
             update.status
         )));
     }
-    let case_id = update
+    let reference = update
         .referral_id
         .split_once(':')
-        .and_then(|(case, _)| uuid::Uuid::parse_str(case).ok())
+        .map(|(reference, _)| reference.to_owned())
+        .filter(|reference| !reference.is_empty())
         .ok_or_else(|| {
             ProjectionError::Rejected(format!(
                 "referral_id `{}` is not one Jiuzhu issued",
@@ -114,7 +129,7 @@ pub fn referral_update(
         })?;
     Ok(Some(DepartmentUpdate {
         department,
-        case_id,
+        reference,
         status,
         update,
     }))

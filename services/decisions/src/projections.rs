@@ -462,3 +462,19 @@ pub async fn household(pool: &sqlx::PgPool, person: Uuid) -> Result<Household, s
     .fetch_one(pool)
     .await
 }
+
+/// The case `department` knows by `reference` (`department_refs`, written with the events that
+/// hand the case over).
+pub(crate) async fn case_known_as(
+    pool: &sqlx::PgPool,
+    department: &str,
+    reference: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT case_id FROM department_refs WHERE department = $1 AND reference = $2",
+    )
+    .bind(department)
+    .bind(reference)
+    .fetch_optional(pool)
+    .await
+}

@@ -1,13 +1,13 @@
 //! The closed case of a poor party reaches rural revitalization through the registry's share
-//! relay, which publishes the department's copy on `jiuzhu.share.rural_revitalization.v1` (the
-//! envelope keeps the event's id). When the copy of a `CaseClosed` appears on that topic, the
+//! relay, which publishes the department's copy on `jiuzhu.share.rural_revitalization.v1` (with
+//! an event id and a case reference of the department's own; the `department_refs` read model
+//! finds the case again). When the copy of a `CaseClosed` appears on that topic, the
 //! department has it: the case records `CaseReported` and its closed stage owes nothing more
 //! (once, whatever the redelivery).
 
 use jiuzhu_messaging::{InboundHandler, InboundRecord, ProjectionError};
 use jiuzhu_proto::common::EventEnvelope;
 use prost::Message;
-use uuid::Uuid;
 
 use crate::app::{DecisionsApi, internal_call, on_case};
 
@@ -40,20 +40,17 @@ impl InboundHandler for CaseReports {
         if envelope.event_type != CASE_CLOSED {
             return Ok(());
         }
-        let source = ProjectionError::uuid("event_id", &envelope.event_id)?;
-        // The shared event is one of this service's own: its stream is the case.
-        let stream: Option<String> =
-            sqlx::query_scalar("SELECT stream_id FROM events WHERE event_id = $1")
-                .bind(source)
-                .fetch_optional(self.api.store.pool())
+        // The department's copy names the case by the department's reference of it.
+        let copy = jiuzhu_proto::decisions::CaseClosed::decode(envelope.payload.as_slice())?;
+        let known =
+            crate::projections::case_known_as(self.api.store.pool(), REPORTED_TO, &copy.case_id)
                 .await?;
-        let Some(stream) = stream else {
+        let Some(case_id) = known else {
             return Err(ProjectionError::Rejected(format!(
-                "shared CaseClosed {source} is not an event of this service"
+                "shared CaseClosed names case reference {}, which this service did not issue",
+                copy.case_id
             )));
         };
-        let case_id = Uuid::parse_str(&stream)
-            .map_err(|_| ProjectionError::Rejected(format!("stream `{stream}` is not a case")))?;
         on_case(
             &self.api,
             jiuzhu_access::Actor::Platform,

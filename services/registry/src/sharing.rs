@@ -58,10 +58,8 @@ impl Projection for Sharing {
         event: &Delivered,
     ) -> Result<(), ProjectionError> {
         let envelope = &event.envelope;
-        let span = event.span(self.name());
-        let trace_context =
-            serde_json::to_value(span.in_scope(jiuzhu_telemetry::current_context_to_map))
-                .unwrap_or_default();
+        // The share is part of the event's trace here; its copies start none of their own.
+        let _span = event.span(self.name());
         let Some(pool) = DESCRIPTORS.as_ref() else {
             return Err(ProjectionError::Rejected(
                 "contract descriptors cannot be read".to_owned(),
@@ -113,9 +111,15 @@ impl Projection for Sharing {
                 .first()
                 .cloned()
                 .unwrap_or_else(|| envelope.event_id.clone());
-            // Only what a department may know of the envelope: no stream, no causation ids.
+            // Only what a department may know of the envelope: no stream, no causation ids, and
+            // an event id of its own (copies to two departments share none).
+            let copy_id =
+                jiuzhu_sharing::copy_event_id(&self.secret, department, &envelope.event_id);
+            let copy_uuid = Uuid::parse_str(&copy_id).map_err(|_| {
+                ProjectionError::Rejected(format!("copy id `{copy_id}` is not a UUID"))
+            })?;
             let outgoing = EventEnvelope {
-                event_id: envelope.event_id.clone(),
+                event_id: copy_id.clone(),
                 event_type: envelope.event_type.clone(),
                 occurred_at: envelope.occurred_at,
                 producer: envelope.producer.clone(),
@@ -129,12 +133,13 @@ impl Projection for Sharing {
                  ON CONFLICT (department, event_id) DO NOTHING",
             )
             .bind(department)
-            .bind(event_id)
+            .bind(copy_uuid)
             .bind(&envelope.event_type)
             .bind(&key)
             .bind(&copy.agreement_version)
             .bind(outgoing.encode_to_vec())
-            .bind(&trace_context)
+            // No trace context: the copies of one event must not share a trace id.
+            .bind(serde_json::json!({}))
             .execute(&mut *conn)
             .await?;
             let agreement = self.agreements.departments.get(department);

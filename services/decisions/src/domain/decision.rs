@@ -208,9 +208,10 @@ impl ReliefCase {
             if let Some(department) = context.policy.referral_department(method) {
                 events.push(DecisionsEvent::ReferralIssued(ReferralIssued {
                     case_id: opened.case_id.clone(),
+                    // The department's own reference of the case, never the case id.
                     referral_id: format!(
                         "{}:{}",
-                        opened.case_id,
+                        jiuzhu_sharing::case_ref(department, &opened.case_id),
                         crate::policy::method_name(method)
                     ),
                     method: method.into(),

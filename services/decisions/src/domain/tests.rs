@@ -554,7 +554,7 @@ fn a_decision_within_the_cap_goes_to_the_tier_its_amount_needs() {
     // The medical help goes to the health department, and only it may answer for it.
     assert!(matches!(
         &approved[2..],
-        [DecisionsEvent::ReferralIssued(r)] if r.department == "health" && r.referral_id == "c-1:medical"
+        [DecisionsEvent::ReferralIssued(r)] if r.department == "health" && r.referral_id == format!("{}:medical", jiuzhu_sharing::case_ref("health", "c-1"))
     ));
     assert!(matches!(
         case.update_referral(
