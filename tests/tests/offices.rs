@@ -52,6 +52,9 @@ struct Fixture {
     paid_case: String,
     disbursement: String,
     plan: String,
+    /// Persons of Fengtai (110106): one named by a Chaoyang case, one by nothing.
+    linked: String,
+    unlinked: String,
 }
 
 /// What the office of the caller must change about an RPC's answer.
@@ -486,6 +489,36 @@ async fn fixture(ns: &str, services: &Services) -> anyhow::Result<Fixture> {
         .into_inner()
         .case_id;
 
+    // Two persons of Fengtai (110106); a Chaoyang case names the first.
+    let mut fengtai = Vec::new();
+    for n in 1..=2 {
+        let mut request = jiuzhu_tests::registration(&format!("matrix-fengtai-{n}"), 10 + n);
+        request.region = Some(jiuzhu_proto::common::RegionCode {
+            code: "110106".to_owned(),
+        });
+        fengtai.push(
+            registry
+                .register_person(request)
+                .await?
+                .into_inner()
+                .person_id,
+        );
+    }
+    decisions
+        .open_case(OpenCaseRequest {
+            request_id: "matrix-linked-case".to_owned(),
+            origin: CaseOrigin::Application as i32,
+            person_id: fengtai[0].clone(),
+            case_no: "(2026)京0105刑初90号".to_owned(),
+            procuratorate: PROCURATORATE.to_owned(),
+            region_code: OWN.to_owned(),
+            category: "serious_injury_unpaid".to_owned(),
+            applicant_relation: "self".to_owned(),
+            opened_by: "online".to_owned(),
+            ..OpenCaseRequest::default()
+        })
+        .await?;
+
     // A decided case of Chaoyang as its events tell payments and follow-up, and its payment.
     let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
@@ -590,6 +623,8 @@ async fn fixture(ns: &str, services: &Services) -> anyhow::Result<Fixture> {
     .await?;
     let [survivor, absorbed] = <[String; 2]>::try_from(others)
         .map_err(|_| anyhow::anyhow!("two more persons were registered"))?;
+    let [linked, unlinked] = <[String; 2]>::try_from(fengtai)
+        .map_err(|_| anyhow::anyhow!("two Fengtai persons were registered"))?;
     Ok(Fixture {
         person,
         survivor,
@@ -602,6 +637,8 @@ async fn fixture(ns: &str, services: &Services) -> anyhow::Result<Fixture> {
         paid_case,
         disbursement,
         plan,
+        linked,
+        unlinked,
     })
 }
 
@@ -711,8 +748,53 @@ async fn every_rpc_holds_each_office_to_its_jurisdiction() -> TestResult {
             }
         }
     }
+    // Need to know: a person of another county, named by one of the office's cases, is the
+    // office's to read; one named by nothing is not, nor is the linked one another office's.
+    let registry_at = services.registry.running.grpc_addr;
+    let read = |person: &str| json!({"personId": person, "purpose": PURPOSE});
+    let get_person = "/jiuzhu.registry.v1.RegistryService/GetPerson";
+    let get_file = "/jiuzhu.registry.v1.RegistryService/GetPersonFile";
+    let own = channel_as(registry_at, &caller(Role::ReliefProsecutor, OWN)).await?;
+    eventually("the case's link to the person", WAIT, || {
+        let (pool, own, request) = (pool.clone(), own.clone(), read(&fixture.linked));
+        async move { Ok(call(&pool, own, get_person, &request).await?.ok()) }
+    })
+    .await?;
+    let mut linked_cells = 0;
+    for path in [get_person, get_file] {
+        let rule = table
+            .rule(path)
+            .ok_or_else(|| anyhow::anyhow!("no rule for {path}"))?;
+        for role in Role::ALL
+            .into_iter()
+            .filter(|role| rule.allows(*role) && !table.is_nationwide(*role))
+        {
+            for (office, person, may) in [
+                (OWN, &fixture.linked, true),
+                (OWN, &fixture.unlinked, false),
+                (OTHER, &fixture.linked, false),
+            ] {
+                let channel = channel_as(registry_at, &caller(role, office)).await?;
+                let answer = call(&pool, channel, path, &read(person)).await?;
+                linked_cells += 1;
+                let refused =
+                    matches!(&answer, Err(status) if status.code() == Code::PermissionDenied);
+                if refused == may {
+                    failures.push(format!(
+                        "{path} as {role} of {office} on a {} person: {answer:?}",
+                        if person == &fixture.linked {
+                            "linked"
+                        } else {
+                            "unlinked"
+                        }
+                    ));
+                }
+            }
+        }
+    }
+    cells += linked_cells;
     eprintln!(
-        "office matrix: {cells} cells; {unheld} methods not held to an office or checked elsewhere; \
+        "office matrix: {cells} cells ({linked_cells} on linked and unlinked persons); {unheld} methods not held to an office or checked elsewhere; \
          not yet held: {}",
         not_yet.join("; ")
     );

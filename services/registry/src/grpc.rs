@@ -655,7 +655,8 @@ impl RegistryService for RegistryApi {
                 .as_ref()
                 .map(|r| r.code.as_str())
                 .unwrap_or_default();
-            access.caller().check_jurisdiction(region)?;
+            crate::links::check_may_read(self.store.pool(), access.caller(), person_id, region)
+                .await?;
             Ok(Response::new(GetPersonResponse {
                 person: Some(person),
             }))
@@ -687,18 +688,27 @@ impl RegistryService for RegistryApi {
             // A household is seen by the offices holding a member's county.
             let caller = access.caller();
             let mut seen = caller.nationwide;
-            for member in &household.members {
+            let members: Vec<Uuid> = household
+                .members
+                .iter()
+                .filter_map(|m| Uuid::parse_str(&m.person_id).ok())
+                .collect();
+            for id in &members {
                 if seen {
                     break;
                 }
-                let Ok(id) = Uuid::parse_str(&member.person_id) else {
-                    continue;
-                };
                 if let Some(person) =
-                    crate::sealing::read_person(&self.store, &self.vault, id).await?
+                    crate::sealing::read_person(&self.store, &self.vault, *id).await?
                 {
                     seen = caller.may_see(person.region_code());
                 }
+            }
+            // Or one of the office's clues or cases names a member.
+            if !seen {
+                seen = !crate::links::linked_for(self.store.pool(), caller, &members)
+                    .await
+                    .map_err(AppError::storage)?
+                    .is_empty();
             }
             if !seen {
                 return Err(outside_household(household_id, caller).into());
@@ -799,13 +809,20 @@ impl RegistryService for RegistryApi {
             access.check_purpose()?;
             let request = request.into_inner();
             let person_id = uuid_field("person_id", &request.person_id)?;
-            // The file is the person's: only an office whose jurisdiction holds them reads it.
+            // The file is the person's: only an office whose jurisdiction holds them, or one of
+            // whose clues or cases names them, reads it.
             let person = crate::sealing::read_person(&self.store, &self.vault, person_id)
                 .await?
                 .ok_or_else(|| {
                     AppError::not_found(format!("no person {person_id} in the registry"))
                 })?;
-            access.caller().office_check(person.region_code())?;
+            crate::links::check_may_read(
+                self.store.pool(),
+                access.caller(),
+                person_id,
+                person.region_code(),
+            )
+            .await?;
             let mut violations = FieldViolations::new();
             let page_size = violations.page_size(request.page_size, 100);
             let newest_first = match FileOrder::try_from(request.order) {
@@ -947,10 +964,22 @@ impl RegistryService for RegistryApi {
             } else {
                 String::new()
             };
-            // Nobody outside the caller's jurisdiction (a page may come out shorter; the token
-            // still continues after the last row looked at).
+            // Nobody outside the caller's jurisdiction unless one of its clues or cases names
+            // them (a page may come out shorter; the token still continues after the last row
+            // looked at).
             let caller = access.caller();
-            persons.retain(|p| caller.may_see(p.region.as_ref().map_or("", |r| r.code.as_str())));
+            let elsewhere: Vec<Uuid> = persons
+                .iter()
+                .filter(|p| !caller.may_see(p.region.as_ref().map_or("", |r| r.code.as_str())))
+                .filter_map(|p| Uuid::parse_str(&p.person_id).ok())
+                .collect();
+            let linked = crate::links::linked_for(self.store.pool(), caller, &elsewhere)
+                .await
+                .map_err(AppError::storage)?;
+            persons.retain(|p| {
+                caller.may_see(p.region.as_ref().map_or("", |r| r.code.as_str()))
+                    || Uuid::parse_str(&p.person_id).is_ok_and(|id| linked.contains(&id))
+            });
             Ok(Response::new(SearchPersonsResponse {
                 persons,
                 next_page_token,

@@ -15,6 +15,7 @@ pub mod claims;
 pub mod domain;
 pub mod grpc;
 pub mod inbound;
+pub mod links;
 pub mod person_file;
 pub mod projections;
 pub mod queries;
@@ -80,6 +81,7 @@ impl Service for Registry {
                     .map_err(|error| StartError::Setup(format!("vault: {error}")))?,
             ))
             .projection(register(person_file::PersonFile))
+            .projection(register(links::PersonLinks))
             .inbound(register_inbound(inbound::DepartmentFeeds::new(
                 context.store.clone(),
                 vault,
