@@ -339,7 +339,7 @@ async fn remember_department_refs(
                     .to_owned(),
             ),
             DecisionsEvent::CaseClosed(_) => {
-                let department = crate::reports::REPORTED_TO;
+                let department = crate::domain::REPORTED_TO;
                 (
                     department.to_owned(),
                     jiuzhu_sharing::case_ref(department, &case_id.to_string()),

@@ -22,6 +22,9 @@ use jiuzhu_proto::decisions::{
 
 use crate::policy::{ReliefPolicy, WageBase, WageError, Wages, stage_name};
 
+/// The department a poor party's closed case is reported to.
+pub const REPORTED_TO: &str = "rural_revitalization";
+
 event_enum! {
     /// Every event on `jiuzhu.decisions.events.v1`.
     pub enum DecisionsEvent {

@@ -11,8 +11,7 @@ use prost::Message;
 
 use crate::app::{DecisionsApi, internal_call, on_case};
 
-/// The department a poor party's closed case is reported to.
-pub const REPORTED_TO: &str = "rural_revitalization";
+use crate::domain::REPORTED_TO;
 const CASE_CLOSED: &str = "jiuzhu.decisions.v1.CaseClosed";
 
 #[derive(Debug)]

@@ -552,14 +552,15 @@ fn a_decision_within_the_cap_goes_to_the_tier_its_amount_needs() {
     ));
     assert_eq!(case.stage, Stage::Approved);
     // The medical help goes to the health department, and only it may answer for it.
+    let referral = format!("{}:medical", jiuzhu_sharing::case_ref("health", "c-1"));
     assert!(matches!(
         &approved[2..],
-        [DecisionsEvent::ReferralIssued(r)] if r.department == "health" && r.referral_id == format!("{}:medical", jiuzhu_sharing::case_ref("health", "c-1"))
+        [DecisionsEvent::ReferralIssued(r)] if r.department == "health" && r.referral_id == referral
     ));
     assert!(matches!(
         case.update_referral(
             "education",
-            "c-1:medical",
+            &referral,
             ReferralStatus::Acknowledged,
             "",
             "x"
@@ -569,7 +570,7 @@ fn a_decision_within_the_cap_goes_to_the_tier_its_amount_needs() {
     when(&mut case, |c| {
         c.update_referral(
             "health",
-            "c-1:medical",
+            &referral,
             ReferralStatus::Completed,
             "treated",
             "h-1",
@@ -578,7 +579,7 @@ fn a_decision_within_the_cap_goes_to_the_tier_its_amount_needs() {
     assert!(
         case.update_referral(
             "health",
-            "c-1:medical",
+            &referral,
             ReferralStatus::Completed,
             "treated",
             "h-1"
@@ -587,13 +588,7 @@ fn a_decision_within_the_cap_goes_to_the_tier_its_amount_needs() {
         "the same update again changes nothing"
     );
     assert!(matches!(
-        case.update_referral(
-            "health",
-            "c-1:medical",
-            ReferralStatus::Acknowledged,
-            "",
-            "h-1"
-        ),
+        case.update_referral("health", &referral, ReferralStatus::Acknowledged, "", "h-1"),
         Err(CaseError::ReferralSettled { .. })
     ));
     assert!(matches!(
