@@ -17,6 +17,7 @@
 #                       from production.toml.in
 #   postgres.env        the PostgreSQL superuser's password and one password per service role
 #   <service>.env       PGPASSWORD for that service's role (its database URL has none)
+#   audit.key           the key of every service's audit chain (32 random bytes, base64)
 #   master.key          the vault master key (32 random bytes, base64) of registry and clues:
 #                       losing it makes every person's data in these volumes unreadable
 #
@@ -89,4 +90,9 @@ fi
 if [ ! -s "$out/master.key" ]; then
   head -c 32 /dev/urandom | base64 >"$out/master.key"
   echo "dev-secrets: wrote the development master key $PWD/$out/master.key" >&2
+fi
+
+if [ ! -s "$out/audit.key" ]; then
+  head -c 32 /dev/urandom | base64 >"$out/audit.key"
+  echo "dev-secrets: wrote the development audit key $PWD/$out/audit.key" >&2
 fi

@@ -530,6 +530,14 @@ fn compose_services_get_valid_settings_for_their_own_database_and_peers() -> Tes
                     .map(|p| p.display().to_string()),
                 "vault.master_key_file",
             ),
+            (
+                settings
+                    .audit
+                    .key_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+                "audit.key_file",
+            ),
         ] {
             if let Some(file) = file {
                 assert!(
@@ -538,6 +546,19 @@ fn compose_services_get_valid_settings_for_their_own_database_and_peers() -> Tes
                 );
             }
         }
+        // A production audit chain is keyed, and its checkpoints outlive the container (the
+        // root file system is read-only).
+        assert!(
+            settings.audit.key_file.is_some(),
+            "{what}: [audit] key_file must be set: an unkeyed chain can be recomputed"
+        );
+        let checkpoints = settings.audit.checkpoint_dir.display().to_string();
+        assert!(
+            compose_mounts(service)
+                .iter()
+                .any(|m| m.target == checkpoints && !m.source.starts_with('.')),
+            "{what}: [audit] checkpoint_dir {checkpoints} must be a named volume"
+        );
         let tls_dir = settings.tls.dir.display().to_string();
         assert!(
             compose_mounts(service)
