@@ -62,6 +62,20 @@ async fn open_nanming_case(
         .case_id)
 }
 
+/// The audit records `request` asks for, as a nationwide auditor reads them.
+async fn audit_records(
+    addr: std::net::SocketAddr,
+    request: ListAuditRecordsRequest,
+) -> anyhow::Result<Vec<jiuzhu_proto::audit::AuditRecord>> {
+    Ok(
+        AuditServiceClient::new(channel_as(addr, &office(Role::Auditor, "000000")).await?)
+            .list_audit_records(request)
+            .await?
+            .into_inner()
+            .records,
+    )
+}
+
 async fn call(channel: Channel, path: &str) -> Result<tonic::Status, Box<dyn std::error::Error>> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await?;
@@ -542,15 +556,14 @@ async fn a_search_is_audited_for_every_person_it_returns() -> TestResult {
         .into_inner()
         .persons;
     assert_eq!(found.len(), 2);
-    let records =
-        AuditServiceClient::new(channel_as(addr, &office(Role::Auditor, "000000")).await?)
-            .list_audit_records(ListAuditRecordsRequest {
-                actor: reader.uri(),
-                ..ListAuditRecordsRequest::default()
-            })
-            .await?
-            .into_inner()
-            .records;
+    let records = audit_records(
+        addr,
+        ListAuditRecordsRequest {
+            actor: reader.uri(),
+            ..ListAuditRecordsRequest::default()
+        },
+    )
+    .await?;
     let mut audited: Vec<String> = records
         .iter()
         .filter(|r| r.action.ends_with("/SearchPersons"))
@@ -605,15 +618,14 @@ async fn changes_and_key_handouts_are_audited_once_per_person() -> TestResult {
         .into_inner()
         .keys;
     assert_eq!(handed.len(), 1);
-    let records =
-        AuditServiceClient::new(channel_as(addr, &office(Role::Auditor, "000000")).await?)
-            .list_audit_records(ListAuditRecordsRequest {
-                person_id: person_id.clone(),
-                ..ListAuditRecordsRequest::default()
-            })
-            .await?
-            .into_inner()
-            .records;
+    let records = audit_records(
+        addr,
+        ListAuditRecordsRequest {
+            person_id: person_id.clone(),
+            ..ListAuditRecordsRequest::default()
+        },
+    )
+    .await?;
     let mut seen: Vec<(String, String)> = records
         .iter()
         .map(|r| {
