@@ -6,6 +6,7 @@
 //! recommendation model; `jiuzhu demo seed` takes the demo county's cases through the running
 //! platform; `jiuzhu call` makes any unary call with JSON by reflection; `jiuzhu policy check |
 //! cap` and `jiuzhu calendar add-working-days` read the policy directory the services read;
+//! `jiuzhu keys rotate` wraps a key store's data keys under a new master key;
 //! `jiuzhu audit verify` checks a service's audit log against its key and signed checkpoints;
 //! `jiuzhu dev certs` makes a development certificate authority and certificates (every API is
 //! served over mutual TLS). Each service binary has its own operations
@@ -16,6 +17,7 @@ mod call;
 mod demo;
 mod generate;
 mod import;
+mod keys;
 mod link;
 mod parties;
 mod policy;
@@ -85,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         command: CalendarCommand,
     },
+    /// The key store of a service that owns personal data.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// The audit log of personal-data access.
     Audit {
         #[command(subcommand)]
@@ -103,6 +110,13 @@ enum DemoCommand {
     /// payment, follow-up) through the running services' APIs, each step as the role that
     /// takes it. Safe to run again: every request id is fixed, so nothing happens twice.
     Seed(demo::SeedArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Wrap every data key of a service's key store again under a new master key (in
+    /// batches, with progress); old keys keep working while listed as previous.
+    Rotate(keys::RotateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +337,9 @@ fn main() -> ExitCode {
         Command::Calendar {
             command: CalendarCommand::AddWorkingDays(args),
         } => policy::run_add_working_days(&args),
+        Command::Keys {
+            command: KeysCommand::Rotate(args),
+        } => block_on(keys::rotate(args)),
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => {

@@ -14,6 +14,14 @@ pub struct VaultSettings {
     pub master_key: Option<Secret>,
     /// A file holding the base64 master key (read at start).
     pub master_key_file: Option<PathBuf>,
+    /// Files of earlier master keys: data keys still wrapped by one of them open until
+    /// `jiuzhu keys rotate` has wrapped them again under the current key; then retire the file.
+    pub previous_master_key_files: Vec<PathBuf>,
+    /// The key of the keyed hashes (blind indexes, department pseudonyms), its own: a master
+    /// key rotation must not change what a search finds or the pseudonyms departments know.
+    /// When not set these derive from the master key, which can then not be rotated: set it
+    /// to the current master key's file before the first rotation (same hashes, no rebuild).
+    pub derivation_key_file: Option<PathBuf>,
 }
 
 pub(crate) fn decode_master_key(key: &'static str, text: &str) -> Result<[u8; 32], ConfigError> {

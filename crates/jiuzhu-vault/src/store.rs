@@ -31,18 +31,49 @@ impl KeyState {
 #[derive(Debug, Clone)]
 pub struct Vault {
     master: Arc<MasterKey>,
+    /// Earlier master keys by id: they still open what they wrapped.
+    previous: Arc<HashMap<String, MasterKey>>,
+    /// The key of keyed hashes, when it is not the master key.
+    derivation: Option<Arc<MasterKey>>,
 }
 
 impl Vault {
-    /// A key for `purpose`, derived from the master key (see [`MasterKey::derive`]).
+    /// A key for `purpose` (blind indexes, pseudonyms), derived from the derivation key, or
+    /// from the master key when none is set (see [`MasterKey::derive`]).
     pub fn derive_key(&self, purpose: &str) -> Result<[u8; 32], VaultError> {
-        self.master.derive(purpose)
+        self.derivation
+            .as_deref()
+            .unwrap_or(&self.master)
+            .derive(purpose)
     }
 
     pub fn new(master: MasterKey) -> Self {
         Self {
             master: Arc::new(master),
+            previous: Arc::default(),
+            derivation: None,
         }
+    }
+
+    /// Also opens what `keys` wrapped (earlier master keys).
+    pub fn with_previous(self, keys: Vec<MasterKey>) -> Self {
+        Self {
+            previous: Arc::new(keys.into_iter().map(|k| (k.id().to_owned(), k)).collect()),
+            ..self
+        }
+    }
+
+    /// Derives keyed hashes from `key` instead of the master key.
+    pub fn with_derivation_key(self, key: MasterKey) -> Self {
+        Self {
+            derivation: Some(Arc::new(key)),
+            ..self
+        }
+    }
+
+    /// Whether keyed hashes have a key of their own (a precondition of rotating the master key).
+    pub fn has_own_derivation_key(&self) -> bool {
+        self.derivation.is_some()
     }
 
     /// The master key from `[vault]`.
@@ -73,7 +104,89 @@ impl Vault {
             }
             (None, None) => return Err(VaultError::MissingMasterKey),
         };
-        Ok(Self::new(MasterKey::new(&bytes)))
+        let read_file = |setting: &'static str, path: &std::path::Path| {
+            let text = std::fs::read_to_string(path).map_err(|error| VaultError::BadMasterKey {
+                key: setting,
+                reason: format!("cannot read {}: {error}", path.display()),
+            })?;
+            decode_master_key(setting, &text)
+                .map(|bytes| MasterKey::new(&bytes))
+                .map_err(|error| VaultError::BadMasterKey {
+                    key: setting,
+                    reason: format!("{}: {error}", path.display()),
+                })
+        };
+        let previous = settings
+            .previous_master_key_files
+            .iter()
+            .map(|path| read_file("vault.previous_master_key_files", path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut vault = Self::new(MasterKey::new(&bytes)).with_previous(previous);
+        if let Some(path) = &settings.derivation_key_file {
+            vault = vault.with_derivation_key(read_file("vault.derivation_key_file", path)?);
+        }
+        Ok(vault)
+    }
+
+    /// The master key that wrapped a stored key: the current one or an earlier one.
+    fn wrapped_by(&self, person: Uuid, id: &str) -> Result<&MasterKey, VaultError> {
+        if id == self.master.id() {
+            return Ok(&self.master);
+        }
+        self.previous
+            .get(id)
+            .ok_or_else(|| VaultError::WrongMasterKey {
+                person,
+                stored: id.to_owned(),
+                configured: self.master.id().to_owned(),
+            })
+    }
+
+    /// Wraps again under the current master key up to `batch` live keys that an earlier one
+    /// wraps; how many it did (0 when none is left). Each batch is one transaction, so a
+    /// rotation can stop and go on.
+    pub async fn rewrap(&self, conn: &mut PgConnection, batch: i64) -> Result<u64, VaultError> {
+        let rows: Vec<(Uuid, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT person_id, wrapped_key, master_key_id FROM person_keys \
+             WHERE wrapped_key IS NOT NULL AND master_key_id <> $1 \
+             ORDER BY person_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(self.master.id())
+        .bind(batch)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut wrapped = Vec::with_capacity(rows.len());
+        for (person, old, id) in rows {
+            let key = self.wrapped_by(person, &id)?.unwrap_key(person, &old)?;
+            ids.push(person);
+            wrapped.push(self.master.wrap(person, &key)?);
+        }
+        let done = sqlx::query(
+            "UPDATE person_keys SET wrapped_key = t.w, master_key_id = $3 \
+             FROM unnest($1::uuid[], $2::bytea[]) AS t(p, w) \
+             WHERE person_keys.person_id = t.p AND person_keys.wrapped_key IS NOT NULL",
+        )
+        .bind(&ids)
+        .bind(&wrapped)
+        .bind(self.master.id())
+        .execute(conn)
+        .await?
+        .rows_affected();
+        Ok(done)
+    }
+
+    /// Live keys per master key id (to see what a rotation has left).
+    pub async fn key_counts(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Vec<(String, i64)>, VaultError> {
+        Ok(sqlx::query_as(
+            "SELECT master_key_id, count(*) FROM person_keys WHERE wrapped_key IS NOT NULL \
+             GROUP BY master_key_id ORDER BY master_key_id",
+        )
+        .fetch_all(conn)
+        .await?)
     }
 
     pub fn master_key_id(&self) -> &str {
@@ -145,14 +258,10 @@ impl Vault {
             .map(|(person, wrapped, master_key_id)| {
                 let state = match wrapped {
                     None => KeyState::Erased,
-                    Some(_) if master_key_id != self.master.id() => {
-                        return Err(VaultError::WrongMasterKey {
-                            person,
-                            stored: master_key_id,
-                            configured: self.master.id().to_owned(),
-                        });
-                    }
-                    Some(wrapped) => KeyState::Live(self.master.unwrap_key(person, &wrapped)?),
+                    Some(wrapped) => KeyState::Live(
+                        self.wrapped_by(person, &master_key_id)?
+                            .unwrap_key(person, &wrapped)?,
+                    ),
                 };
                 Ok((person, state))
             })
