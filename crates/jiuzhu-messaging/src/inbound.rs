@@ -73,6 +73,11 @@ pub trait InboundHandler: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Topics read (before the environment's prefix).
     fn topics(&self) -> Vec<String>;
+    /// Whether the record is one this handler applies: a department's topic carries messages
+    /// for several services, and only a handler's own are checked (and dead-lettered) by it.
+    fn handles(&self, _record: &InboundRecord) -> bool {
+        true
+    }
     /// Applies one record. `Rejected`/`Decode` errors send it to the dead-letter topic at once.
     fn handle(
         &self,
@@ -87,6 +92,9 @@ impl<H: InboundHandler> InboundHandler for std::sync::Arc<H> {
     }
     fn topics(&self) -> Vec<String> {
         H::topics(self)
+    }
+    fn handles(&self, record: &InboundRecord) -> bool {
+        H::handles(self, record)
     }
     fn handle(
         &self,

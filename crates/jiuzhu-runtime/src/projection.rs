@@ -146,8 +146,14 @@ impl<H: InboundHandler> InboundHandler for SignedOnly<H> {
         self.handler.topics()
     }
 
+    fn handles(&self, record: &InboundRecord) -> bool {
+        self.handler.handles(record)
+    }
+
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
-        if let Some(source) = inbound_source(&record.topic) {
+        if let Some(source) = inbound_source(&record.topic)
+            && self.handler.handles(record)
+        {
             let revoked = |der: &[u8]| self.senders.revocations.is_revoked(der);
             self.senders
                 .authorities

@@ -40,6 +40,10 @@ impl InboundHandler for CaseFeed {
         ]
     }
 
+    fn handles(&self, record: &InboundRecord) -> bool {
+        is_party(record)
+    }
+
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
         let Some(request) = party_request(record)? else {
             return Ok(());
@@ -51,15 +55,19 @@ impl InboundHandler for CaseFeed {
     }
 }
 
+/// Whether the record is a case party: anything on the case systems' topic, and on a
+/// department's only the messages typed as clues.
+fn is_party(record: &InboundRecord) -> bool {
+    inbound_source(&record.topic) != Some(CLUE_SENDING_DEPARTMENT)
+        || record.message_type() == Some(ReportPartyRequest::full_name().as_str())
+}
+
 /// The `ReportPartyRequest` an inbound record carries, its request id derived when the sender
 /// left it empty; `None` for a message on a department's topic that is not a clue.
 pub fn party_request(
     record: &InboundRecord,
 ) -> Result<Option<ReportPartyRequest>, ProjectionError> {
-    // On a department's topic only the messages typed as clues are ours.
-    if inbound_source(&record.topic) == Some(CLUE_SENDING_DEPARTMENT)
-        && record.message_type() != Some(ReportPartyRequest::full_name().as_str())
-    {
+    if !is_party(record) {
         return Ok(None);
     }
     let mut request = ReportPartyRequest::decode(record.payload.as_slice())?;

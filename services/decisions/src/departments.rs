@@ -34,6 +34,10 @@ impl InboundHandler for ReferralUpdates {
         self.departments.iter().map(|d| inbound_topic(d)).collect()
     }
 
+    fn handles(&self, record: &InboundRecord) -> bool {
+        record.message_type() == Some(ReferralUpdate::full_name().as_str())
+    }
+
     async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
         let Some(DepartmentUpdate {
             department,

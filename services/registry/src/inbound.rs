@@ -47,13 +47,16 @@ impl InboundHandler for DepartmentFeeds {
             .collect()
     }
 
-    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+    fn handles(&self, record: &InboundRecord) -> bool {
         // A department's topic also carries messages for other services (referral updates);
         // records without a type are person records, as before types were named.
-        if record
+        record
             .message_type()
-            .is_some_and(|t| t != <PersonRecord as prost::Name>::full_name())
-        {
+            .is_none_or(|t| t == <PersonRecord as prost::Name>::full_name())
+    }
+
+    async fn handle(&self, record: &InboundRecord) -> Result<(), ProjectionError> {
+        if !self.handles(record) {
             return Ok(());
         }
         let department = inbound_source(&record.topic).ok_or_else(|| {
