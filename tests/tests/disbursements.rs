@@ -285,10 +285,12 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
         };
         *codes.entry(code).or_default() += 1;
     }
+    // Under a loaded machine some calls wait longer for a connection than the pool allows and
+    // are answered UNAVAILABLE: nothing applied, safe to send again. Never anything else.
     assert!(
-        codes
-            .keys()
-            .all(|c| ["Ok", "FailedPrecondition", "Aborted"].contains(&c.as_str())),
+        codes.keys().all(|c| {
+            ["Ok", "FailedPrecondition", "Aborted", "Unavailable"].contains(&c.as_str())
+        }),
         "{codes:?}"
     );
     eprintln!("answers to the thousand retries: {codes:?}");
