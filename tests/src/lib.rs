@@ -29,7 +29,20 @@ pub fn service_env(
     registry_port: u16,
 ) -> Vec<(String, String)> {
     let section = service.to_uppercase();
+    // The audit key and checkpoints the in-process services of this database would have.
+    let audit = jiuzhu_testkit::settings(service, database, namespace).audit;
     [
+        (
+            "JIUZHU__AUDIT__KEY".to_owned(),
+            audit
+                .key
+                .map(|key| key.expose().to_owned())
+                .unwrap_or_default(),
+        ),
+        (
+            "JIUZHU__AUDIT__CHECKPOINT_DIR".to_owned(),
+            audit.checkpoint_dir.display().to_string(),
+        ),
         (
             format!("JIUZHU__{section}__LISTEN"),
             format!("127.0.0.1:{port}"),
