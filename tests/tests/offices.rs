@@ -470,24 +470,26 @@ async fn fixture(ns: &str, services: &Services) -> anyhow::Result<Fixture> {
         .map(|clue| clue.clue_id)
         .ok_or_else(|| anyhow::anyhow!("no clue for the registered victim"))?;
 
-    let mut decisions =
+    let decisions =
         DecisionsServiceClient::new(as_service(services.decisions.running.grpc_addr).await?);
-    let case = decisions
-        .open_case(OpenCaseRequest {
-            request_id: "matrix-case".to_owned(),
+    // An application to Chaoyang's office, case number `n`, for `person`.
+    let open_case = |request_id: &str, n: u32, person: &str| {
+        let request = OpenCaseRequest {
+            request_id: request_id.to_owned(),
             origin: CaseOrigin::Application as i32,
-            person_id: person.clone(),
-            case_no: "(2026)京0105刑初89号".to_owned(),
+            person_id: person.to_owned(),
+            case_no: format!("(2026)京0105刑初{n}号"),
             procuratorate: PROCURATORATE.to_owned(),
             region_code: OWN.to_owned(),
             category: "serious_injury_unpaid".to_owned(),
             applicant_relation: "self".to_owned(),
             opened_by: "online".to_owned(),
             ..OpenCaseRequest::default()
-        })
-        .await?
-        .into_inner()
-        .case_id;
+        };
+        let mut decisions = decisions.clone();
+        async move { anyhow::Ok(decisions.open_case(request).await?.into_inner().case_id) }
+    };
+    let case = open_case("matrix-case", 89, &person).await?;
 
     // Two persons of Fengtai (110106); a Chaoyang case names the first.
     let mut fengtai = Vec::new();
@@ -504,20 +506,7 @@ async fn fixture(ns: &str, services: &Services) -> anyhow::Result<Fixture> {
                 .person_id,
         );
     }
-    decisions
-        .open_case(OpenCaseRequest {
-            request_id: "matrix-linked-case".to_owned(),
-            origin: CaseOrigin::Application as i32,
-            person_id: fengtai[0].clone(),
-            case_no: "(2026)京0105刑初90号".to_owned(),
-            procuratorate: PROCURATORATE.to_owned(),
-            region_code: OWN.to_owned(),
-            category: "serious_injury_unpaid".to_owned(),
-            applicant_relation: "self".to_owned(),
-            opened_by: "online".to_owned(),
-            ..OpenCaseRequest::default()
-        })
-        .await?;
+    open_case("matrix-linked-case", 90, &fengtai[0]).await?;
 
     // A decided case of Chaoyang as its events tell payments and follow-up, and its payment.
     let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
