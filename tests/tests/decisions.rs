@@ -102,6 +102,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
             case_no: "(2026)黔0102刑初9号".to_owned(),
             agency: "南明区民政局".to_owned(),
             reference: "临时救助 2026-88".to_owned(),
+            region_code: "520102".to_owned(),
         })
         .await?;
     let refused = client

@@ -566,6 +566,57 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
     });
     assert!(named, "{refused:?}");
 
+    // Another office's finance officer reconciles none of these payments (they are of Yunyan,
+    // 520103): each known line is reported outside its jurisdiction, without naming the
+    // payment, nothing is settled, and the recorded payment it cannot see is not its to miss.
+    let payments_at = std::net::SocketAddr::from(([127, 0, 0, 1], payments_port));
+    let finance = |office: &str| {
+        jiuzhu_access::Identity::new(
+            "procuratorate",
+            office,
+            jiuzhu_access::Role::FinanceOfficer,
+            &format!("finance-{office}"),
+        )
+    };
+    let mut haidian = PaymentsServiceClient::new(
+        jiuzhu_testkit::channel_as(payments_at, &finance("110108")).await?,
+    );
+    let foreign = haidian
+        .import_statement(ImportStatementRequest {
+            request_id: "statement-haidian".to_owned(),
+            ..import.clone()
+        })
+        .await?
+        .into_inner()
+        .report
+        .ok_or_else(|| anyhow::anyhow!("no report"))?;
+    let kinds: Vec<(i32, String)> = foreign
+        .mismatches
+        .iter()
+        .map(|m| (m.kind, m.disbursement_id.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (MismatchKind::OutsideJurisdiction as i32, String::new()),
+            (MismatchKind::PaidNotRecorded as i32, String::new()),
+        ]
+    );
+    assert_eq!((foreign.settled, foreign.matched), (0, 0));
+    disbursement_in(&client, &silent_case, DisbursementState::Submitted).await?;
+    // Its report is Haidian's: Yunyan's finance officer may not read it.
+    let mut yunyan = PaymentsServiceClient::new(
+        jiuzhu_testkit::channel_as(payments_at, &finance("520103")).await?,
+    );
+    let refused = yunyan
+        .get_reconciliation_report(GetReconciliationReportRequest {
+            statement_id: foreign.statement_id.clone(),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("another office read the report"))?;
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+
     let report = client
         .import_statement(import.clone())
         .await?

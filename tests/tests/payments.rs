@@ -263,3 +263,170 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
     decisions.running.stop().await;
     Ok(())
 }
+
+/// A payments client acting as a finance officer of `office`.
+async fn finance_of(
+    payments: &jiuzhu_tests::Started,
+    office: &str,
+) -> anyhow::Result<PaymentsServiceClient<tonic::transport::Channel>> {
+    let identity = jiuzhu_access::Identity::new(
+        "procuratorate",
+        office,
+        jiuzhu_access::Role::FinanceOfficer,
+        &format!("finance-{office}"),
+    );
+    Ok(PaymentsServiceClient::new(
+        jiuzhu_testkit::channel_as(payments.running.grpc_addr, &identity).await?,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_belongs_to_the_office_that_funds_it_and_serves_only_its_cases() -> TestResult {
+    use jiuzhu_proto::decisions::{DecisionApproved, ReliefMethod};
+    use prost::Message as _;
+    let wait = std::time::Duration::from_secs(60);
+    let ns = unique_namespace();
+    let payments = start::<Payments>(&ns).await?;
+    let procuratorate = "北京市朝阳区人民检察院";
+    let allocate = |request_id: &str, fen: i64| AllocateBudgetRequest {
+        request_id: request_id.to_owned(),
+        procuratorate: procuratorate.to_owned(),
+        amount: Some(Money { fen }),
+        document_reference: "京财行〔2026〕8号".to_owned(),
+        allocated_by: "typed, and ignored".to_owned(),
+    };
+    let balances_of = || GetBalancesRequest {
+        procuratorate: procuratorate.to_owned(),
+    };
+    let (mut chaoyang, mut haidian, mut beijing) = (
+        finance_of(&payments, "110105").await?,
+        finance_of(&payments, "110108").await?,
+        finance_of(&payments, "110100").await?,
+    );
+    // Nothing funded yet: nothing to hide.
+    let empty = haidian.get_balances(balances_of()).await?.into_inner();
+    assert_eq!(empty.budget, Some(Money { fen: 0 }));
+
+    // Chaoyang's first allocation makes the budget Chaoyang's.
+    chaoyang
+        .allocate_budget(allocate("office-alloc-1", 1_000_000))
+        .await?;
+    for refused in [
+        haidian
+            .allocate_budget(allocate("office-alloc-2", 1_000_000))
+            .await
+            .err(),
+        haidian.get_balances(balances_of()).await.err(),
+    ] {
+        let refused = refused.ok_or_else(|| anyhow::anyhow!("another office used the budget"))?;
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        assert!(refused.message().contains("jurisdiction"), "{refused:?}");
+    }
+    // The city's office holds its districts.
+    beijing
+        .allocate_budget(allocate("office-alloc-3", 500_000))
+        .await?;
+    let balances = chaoyang.get_balances(balances_of()).await?.into_inner();
+    assert_eq!(balances.budget, Some(Money { fen: 1_500_000 }));
+
+    // Each allocation records the budget's office and who allocated, from the certificates.
+    let payloads: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE event_type = 'jiuzhu.payments.v1.BudgetAllocated' \
+         ORDER BY position",
+    )
+    .fetch_all(payments.running.store.pool())
+    .await?;
+    let recorded: Vec<(String, String)> = payloads
+        .iter()
+        .map(|p| BudgetAllocated::decode(p.as_slice()).map(|e| (e.office, e.allocated_by)))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(recorded.len(), 2);
+    assert!(recorded.iter().all(|(office, _)| office == "110105"));
+    assert!(
+        recorded[0]
+            .1
+            .contains("/office/110105/role/finance_officer/")
+    );
+    assert!(
+        recorded[1]
+            .1
+            .contains("/office/110100/role/finance_officer/")
+    );
+
+    // A Haidian case naming Chaoyang's procuratorate does not draw on its budget; a Chaoyang
+    // case does.
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    let mut cases = Vec::new();
+    for region in ["110108", "110105"] {
+        let (case_id, person_id) = (
+            uuid::Uuid::now_v7().to_string(),
+            uuid::Uuid::now_v7().to_string(),
+        );
+        jiuzhu_tests::publish(
+            &producer,
+            &ns,
+            "decisions",
+            &person_id,
+            &DecisionApproved {
+                case_id: case_id.clone(),
+                person_id: person_id.clone(),
+                amount: Some(Money { fen: 300_000 }),
+                methods: vec![ReliefMethod::OneTimePayment as i32],
+                procuratorate: procuratorate.to_owned(),
+                approved_on: "2026-06-01".to_owned(),
+                region_code: region.to_owned(),
+                ..DecisionApproved::default()
+            },
+        )
+        .await?;
+        cases.push(case_id);
+    }
+    let mut service =
+        PaymentsServiceClient::new(jiuzhu_testkit::channel(payments.running.grpc_addr).await?);
+    let state_of = |case_id: String| {
+        let mut service = service.clone();
+        async move {
+            let listed = service
+                .list_disbursements(ListDisbursementsRequest { case_id })
+                .await?
+                .into_inner()
+                .disbursements;
+            anyhow::Ok(listed.first().map(|d| d.state))
+        }
+    };
+    let states = eventually("both cases ordered", wait, || async {
+        let states = (
+            state_of(cases[0].clone()).await?,
+            state_of(cases[1].clone()).await?,
+        );
+        Ok(match states {
+            (Some(haidian), Some(chaoyang)) => Some((haidian, chaoyang)),
+            _ => None,
+        })
+    })
+    .await?;
+    assert_eq!(
+        states,
+        (
+            DisbursementState::WaitingForFunds as i32,
+            DisbursementState::Reserved as i32
+        )
+    );
+    // More money for Chaoyang serves its queue, never the Haidian case.
+    chaoyang
+        .allocate_budget(allocate("office-alloc-4", 400_000))
+        .await?;
+    assert_eq!(
+        state_of(cases[0].clone()).await?,
+        Some(DisbursementState::WaitingForFunds as i32)
+    );
+    let balances = service.get_balances(balances_of()).await?.into_inner();
+    assert_eq!(
+        (balances.budget, balances.reserved),
+        (Some(Money { fen: 1_600_000 }), Some(Money { fen: 300_000 }))
+    );
+    payments.running.stop().await;
+    Ok(())
+}

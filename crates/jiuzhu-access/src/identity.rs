@@ -207,18 +207,29 @@ impl Identity {
     /// Whether the office's jurisdiction holds `region_code` (its own code and every code
     /// under it: `520100` holds `520102`; `000000` holds everything).
     pub fn covers(&self, region_code: &str) -> bool {
-        region_code.starts_with(self.region_prefix())
+        office_covers(&self.office, region_code)
     }
 
     /// The leading digits every region code of the office's jurisdiction starts with (`5201`
     /// for `520100`; empty for `000000`).
     pub fn region_prefix(&self) -> &str {
-        let mut prefix = self.office.as_str();
-        while let Some(shorter) = prefix.strip_suffix("00") {
-            prefix = shorter;
-        }
-        prefix
+        office_prefix(&self.office)
     }
+}
+
+/// The leading digits every region code of `office`'s jurisdiction starts with.
+pub fn office_prefix(office: &str) -> &str {
+    let mut prefix = office;
+    while let Some(shorter) = prefix.strip_suffix("00") {
+        prefix = shorter;
+    }
+    prefix
+}
+
+/// Whether the jurisdiction of `office` holds `region_code` (for resources that belong to an
+/// office rather than to a caller: a budget, a statement). An empty office holds nothing.
+pub fn office_covers(office: &str, region_code: &str) -> bool {
+    !office.is_empty() && region_code.starts_with(office_prefix(office))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ mod table;
 mod tls;
 
 pub use guard::{Actor, Caller, Guard, GuardLayer, LimitSettings};
-pub use identity::{Identity, Role};
+pub use identity::{Identity, Role, office_covers, office_prefix};
 pub use table::{AccessTable, Rule, SHIPPED};
 pub use tls::{TlsError, TlsSettings};
 

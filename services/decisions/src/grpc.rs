@@ -168,6 +168,7 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<RecordOtherAgencyReliefRequest>,
     ) -> Result<Response<RecordOtherAgencyReliefResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
@@ -176,7 +177,16 @@ impl DecisionsService for DecisionsApi {
         if person.is_none() {
             violations.add("person_id", "must be a registry person id (UUID)");
         }
+        // The criminal case's county; the caller's own office when not given.
+        let region = match request.region_code.trim() {
+            "" => caller.identity.office.clone(),
+            region => region.to_owned(),
+        };
+        if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
+            violations.add("region_code", "must be a 6-digit county-level region code");
+        }
         violations.into_result()?;
+        caller.office_check(&region)?;
         let (person, case_no, agency, reference) = (
             person.unwrap_or_default(),
             request.case_no.trim().to_owned(),
@@ -191,21 +201,24 @@ impl DecisionsService for DecisionsApi {
             move |work| {
                 async move {
                     let existing: Option<Option<Uuid>> = sqlx::query_scalar(
-                        "INSERT INTO relief_claims (person_id, case_no, other_agency, reference) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (person_id, case_no) DO UPDATE \
+                        "INSERT INTO relief_claims \
+                         (person_id, case_no, other_agency, reference, region_code) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (person_id, case_no) DO UPDATE \
                          SET person_id = relief_claims.person_id RETURNING case_id",
                     )
                     .bind(person)
                     .bind(&case_no)
                     .bind(&agency)
                     .bind(&reference)
+                    .bind(&region)
                     .fetch_optional(work.connection())
                     .await
                     .map_err(AppError::storage)?;
-                    if let Some(Some(case_id)) = existing {
-                        return Err(AppError::failed_precondition(format!(
-                            "relief case {case_id} is already open for this person and case"
-                        )));
+                    // The case may be another office's: not named.
+                    if let Some(Some(_)) = existing {
+                        return Err(AppError::failed_precondition(
+                            "a relief case is already open for this person and case",
+                        ));
                     }
                     Ok(RecordOtherAgencyReliefResponse {})
                 }
@@ -878,23 +891,30 @@ impl DecisionsService for DecisionsApi {
         &self,
         request: Request<GetStageStatisticsRequest>,
     ) -> Result<Response<GetStageStatisticsResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let procuratorate = request.into_inner().procuratorate.trim().to_owned();
+        // Only the cases of the caller's jurisdiction are counted.
+        let region_prefix = caller.region_prefix().to_owned();
         let today = self.rules.now().today;
         let open: Vec<(i32, i64, i64)> = sqlx::query_as(
             "SELECT stage, count(*), count(*) FILTER (WHERE due_date < $2) FROM relief_cases \
-             WHERE stage <> 0 AND ($1 = '' OR procuratorate = $1) GROUP BY stage",
+             WHERE stage <> 0 AND ($1 = '' OR procuratorate = $1) \
+             AND region_code LIKE $3 || '%' GROUP BY stage",
         )
         .bind(&procuratorate)
         .bind(today)
+        .bind(&region_prefix)
         .fetch_all(self.store.pool())
         .await
         .map_err(AppError::storage)?;
         let done: Vec<(i32, i64, f64, i32)> = sqlx::query_as(
             "SELECT h.stage, count(*), avg(h.left_on - h.entered_on)::float8, max(h.left_on - h.entered_on) \
              FROM stage_history h JOIN relief_cases c USING (case_id) \
-             WHERE ($1 = '' OR c.procuratorate = $1) GROUP BY h.stage",
+             WHERE ($1 = '' OR c.procuratorate = $1) AND c.region_code LIKE $2 || '%' \
+             GROUP BY h.stage",
         )
         .bind(&procuratorate)
+        .bind(&region_prefix)
         .fetch_all(self.store.pool())
         .await
         .map_err(AppError::storage)?;

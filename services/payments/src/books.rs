@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use jiuzhu_errors::AppError;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -90,4 +91,50 @@ pub async fn balances(
         get(&reserved(procuratorate)),
         get(&paid(procuratorate)),
     ))
+}
+
+/// The office a procuratorate's budget belongs to, if it was funded since budgets had offices.
+pub async fn budget_office<'c, E>(
+    executor: E,
+    procuratorate: &str,
+) -> Result<Option<String>, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    sqlx::query_scalar("SELECT office FROM budget_offices WHERE procuratorate = $1")
+        .bind(procuratorate)
+        .fetch_optional(executor)
+        .await
+}
+
+/// The office an allocation funds: the one the budget belongs to, which must be within the
+/// caller's jurisdiction; a budget that belongs to none yet becomes the caller's office's.
+pub async fn bind_budget(
+    conn: &mut PgConnection,
+    procuratorate: &str,
+    caller: &jiuzhu_access::Caller,
+) -> Result<String, AppError> {
+    sqlx::query(
+        "INSERT INTO budget_offices (procuratorate, office) VALUES ($1, $2) \
+         ON CONFLICT (procuratorate) DO NOTHING",
+    )
+    .bind(procuratorate)
+    .bind(&caller.identity.office)
+    .execute(&mut *conn)
+    .await
+    .map_err(AppError::storage)?;
+    let office: String =
+        sqlx::query_scalar("SELECT office FROM budget_offices WHERE procuratorate = $1")
+            .bind(procuratorate)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(AppError::storage)?;
+    caller.office_check(&office)?;
+    Ok(office)
+}
+
+/// Whether a disbursement of a case of `region_code` may draw on a budget of `office` (a budget
+/// funded before budgets had offices serves every case, as it did).
+pub fn draws_on(office: Option<&str>, region_code: &str) -> bool {
+    office.is_none_or(|office| jiuzhu_access::office_covers(office, region_code))
 }

@@ -26,13 +26,13 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<AllocateBudgetRequest>,
     ) -> Result<Response<AllocateBudgetResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let request = request.into_inner();
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         violations.require(&[
             ("procuratorate", &request.procuratorate),
             ("document_reference", &request.document_reference),
-            ("allocated_by", &request.allocated_by),
         ]);
         let fen = request.amount.map_or(0, |m| m.fen);
         if fen <= 0 {
@@ -40,12 +40,13 @@ impl PaymentsService for PaymentsApi {
         }
         violations.into_result()?;
         let procuratorate = request.procuratorate.trim().to_owned();
-        let allocated = BudgetAllocated {
+        let mut allocated = BudgetAllocated {
             allocation_id: Uuid::now_v7().to_string(),
             procuratorate: procuratorate.clone(),
             amount: Some(Money { fen }),
             document_reference: request.document_reference.trim().to_owned(),
-            allocated_by: request.allocated_by.trim().to_owned(),
+            allocated_by: caller.recorded_as(),
+            office: String::new(),
         };
         let transaction = Transaction::allocation(&procuratorate, fen)
             .map_err(|error| FieldViolations::single("amount", error.to_string()))?;
@@ -56,6 +57,8 @@ impl PaymentsService for PaymentsApi {
             &request,
             move |work| {
                 async move {
+                    allocated.office =
+                        books::bind_budget(work.connection(), &procuratorate, &caller).await?;
                     let stream = allocated.allocation_id.clone();
                     work.append(
                         &stream,
@@ -259,9 +262,14 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<ImportStatementRequest>,
     ) -> Result<Response<ImportStatementResponse>, Status> {
-        let answer =
-            crate::reconciliation::import(&self.store, self.settings(), request.into_inner())
-                .await?;
+        let caller = Caller::of(&request)?;
+        let answer = crate::reconciliation::import(
+            &self.store,
+            self.settings(),
+            &caller,
+            request.into_inner(),
+        )
+        .await?;
         Ok(Response::new(answer))
     }
 
@@ -269,9 +277,13 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<GetReconciliationReportRequest>,
     ) -> Result<Response<GetReconciliationReportResponse>, Status> {
-        let answer =
-            crate::reconciliation::report(self.store.pool(), &request.get_ref().statement_id)
-                .await?;
+        let caller = Caller::of(&request)?;
+        let answer = crate::reconciliation::report(
+            self.store.pool(),
+            &caller,
+            &request.get_ref().statement_id,
+        )
+        .await?;
         Ok(Response::new(answer))
     }
 
@@ -279,13 +291,31 @@ impl PaymentsService for PaymentsApi {
         &self,
         request: Request<GetBalancesRequest>,
     ) -> Result<Response<GetBalancesResponse>, Status> {
+        let caller = Caller::of(&request)?;
         let procuratorate = request.into_inner().procuratorate.trim().to_owned();
         if procuratorate.is_empty() {
             return Err(FieldViolations::single("procuratorate", "is required").into());
         }
-        let (budget, reserved, paid) = books::balances(self.store.pool(), &procuratorate)
+        let pool = self.store.pool();
+        let office = books::budget_office(pool, &procuratorate)
             .await
             .map_err(AppError::storage)?;
+        let (budget, reserved, paid) = books::balances(pool, &procuratorate)
+            .await
+            .map_err(AppError::storage)?;
+        match office {
+            Some(office) => caller.office_check(&office)?,
+            // Funded before budgets had offices: its next allocation binds it.
+            None if !caller.nationwide && (budget, reserved, paid) != (0, 0, 0) => {
+                return Err(AppError::permission_denied(format!(
+                    "the budget of {procuratorate} belongs to no office yet, so to no jurisdiction \
+                     of office {}; its next allocation binds it",
+                    caller.identity.office
+                ))
+                .into());
+            }
+            None => {}
+        }
         Ok(Response::new(GetBalancesResponse {
             budget: Some(Money { fen: budget }),
             reserved: Some(Money { fen: reserved }),

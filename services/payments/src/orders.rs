@@ -38,9 +38,17 @@ pub(crate) async fn reserve(
         return Ok(false);
     };
     let fen = ordered.amount.map_or(0, |m| m.fen);
-    let available = books::balance_for_update(work.connection(), &budget(&ordered.procuratorate))
+    let office = books::budget_office(work.connection(), &ordered.procuratorate)
         .await
         .map_err(AppError::storage)?;
+    // Another office's budget of the same name is not this case's to draw on: it waits.
+    let available = if books::draws_on(office.as_deref(), &ordered.region_code) {
+        books::balance_for_update(work.connection(), &budget(&ordered.procuratorate))
+            .await
+            .map_err(AppError::storage)?
+    } else {
+        0
+    };
     let events = disbursement
         .reserve(available)
         .map_err(|error| AppError::failed_precondition(error.to_string()))?;
@@ -135,12 +143,19 @@ pub(crate) async fn reserve_waiting(
     .fetch_all(work.connection())
     .await
     .map_err(AppError::storage)?;
+    let office = books::budget_office(work.connection(), procuratorate)
+        .await
+        .map_err(AppError::storage)?;
     let mut reserved_count = 0;
     for id in waiting {
         let (disbursement, version) = work
             .load::<Disbursement>(&id.to_string())
             .await
             .map_err(AppError::from)?;
+        if !books::draws_on(office.as_deref(), disbursement.region_code()) {
+            // Not this budget's to serve; it must not hold up the queue either.
+            continue;
+        }
         if !reserve(work, &disbursement, version).await? {
             // Oldest first: a later, smaller one does not jump the queue.
             break;

@@ -355,6 +355,8 @@ struct Known {
     disbursement_id: Uuid,
     fen: i64,
     outcome: String,
+    /// The region of the case the attempt pays.
+    region_code: String,
 }
 
 fn money(fen: i64) -> Option<Money> {
@@ -365,6 +367,7 @@ fn money(fen: i64) -> Option<Money> {
 pub async fn import(
     store: &jiuzhu_eventstore::EventStore,
     settings: &ProviderSettings,
+    caller: &jiuzhu_access::Caller,
     request: ImportStatementRequest,
 ) -> Result<ImportStatementResponse, AppError> {
     let mut violations = FieldViolations::new();
@@ -422,6 +425,12 @@ pub async fn import(
     violations.into_result()?;
     let settings = settings.clone();
     let provider = request.provider.trim().to_owned();
+    // A nationwide role reconciles every office's payments; an office, those of its jurisdiction.
+    let office = if caller.nationwide {
+        String::new()
+    } else {
+        caller.identity.office.clone()
+    };
     run_command(
         store,
         "jiuzhu.payments.v1.PaymentsService/ImportStatement",
@@ -429,8 +438,14 @@ pub async fn import(
         &request,
         move |work| {
             async move {
-                let report =
-                    reconcile(work, &settings, &provider, &lines, covers_until, total).await?;
+                let statement = Statement {
+                    provider: &provider,
+                    office: &office,
+                    lines: &lines,
+                    covers_until,
+                    total,
+                };
+                let report = reconcile(work, &settings, statement).await?;
                 Ok(ImportStatementResponse {
                     report: Some(report),
                 })
@@ -441,18 +456,38 @@ pub async fn import(
     .await
 }
 
+/// A statement to reconcile, and the office reconciling it ('' for every office).
+struct Statement<'a> {
+    provider: &'a str,
+    office: &'a str,
+    lines: &'a [StatementLine],
+    covers_until: Option<chrono::DateTime<chrono::Utc>>,
+    total: i64,
+}
+
+impl Statement<'_> {
+    /// Whether the importing office may reconcile a payment of a case of `region_code`.
+    fn covers(&self, region_code: &str) -> bool {
+        self.office.is_empty() || jiuzhu_access::office_covers(self.office, region_code)
+    }
+}
+
 async fn reconcile(
     work: &mut UnitOfWork<'_>,
     settings: &ProviderSettings,
-    provider: &str,
-    lines: &[StatementLine],
-    covers_until: Option<chrono::DateTime<chrono::Utc>>,
-    total: i64,
+    statement: Statement<'_>,
 ) -> Result<ReconciliationReport, AppError> {
+    let Statement {
+        provider,
+        office,
+        lines,
+        covers_until,
+        total,
+    } = statement;
     let statement_id = Uuid::now_v7().to_string();
     let keys: Vec<String> = lines.iter().map(|l| l.idempotency_key.clone()).collect();
-    let known: HashMap<String, Known> = sqlx::query_as::<_, (String, Uuid, i64, String)>(
-        "SELECT idempotency_key, disbursement_id, fen, outcome FROM attempts \
+    let known: HashMap<String, Known> = sqlx::query_as::<_, (String, Uuid, i64, String, String)>(
+        "SELECT idempotency_key, disbursement_id, fen, outcome, region_code FROM attempts \
          WHERE idempotency_key = ANY($1)",
     )
     .bind(&keys)
@@ -460,13 +495,14 @@ async fn reconcile(
     .await
     .map_err(AppError::storage)?
     .into_iter()
-    .map(|(key, disbursement_id, fen, outcome)| {
+    .map(|(key, disbursement_id, fen, outcome, region_code)| {
         (
             key,
             Known {
                 disbursement_id,
                 fen,
                 outcome,
+                region_code,
             },
         )
     })
@@ -492,6 +528,13 @@ async fn reconcile(
         };
     for line in lines {
         let attempt = known.get(&line.idempotency_key);
+        if attempt.is_some_and(|a| !statement.covers(&a.region_code)) {
+            // Another office's payment: neither applied nor named.
+            report
+                .mismatches
+                .push(mismatch(MismatchKind::OutsideJurisdiction, line, None));
+            continue;
+        }
         let outcome = match (line.direction, attempt) {
             (Direction::Debit, None) => {
                 report
@@ -561,8 +604,8 @@ async fn reconcile(
             .filter(|l| l.direction == Direction::Debit)
             .map(|l| l.idempotency_key.as_str())
             .collect();
-        let paid: Vec<(String, Uuid, i64)> = sqlx::query_as(
-            "SELECT idempotency_key, disbursement_id, fen FROM attempts \
+        let paid: Vec<(String, Uuid, i64, String)> = sqlx::query_as(
+            "SELECT idempotency_key, disbursement_id, fen, region_code FROM attempts \
              WHERE outcome IN ('paid', 'reversed') AND provider = $1 AND settled_at <= $2 \
              ORDER BY settled_at",
         )
@@ -571,8 +614,8 @@ async fn reconcile(
         .fetch_all(work.connection())
         .await
         .map_err(AppError::storage)?;
-        for (key, disbursement_id, fen) in paid {
-            if !on_statement.contains(key.as_str()) {
+        for (key, disbursement_id, fen, region_code) in paid {
+            if !on_statement.contains(key.as_str()) && statement.covers(&region_code) {
                 report.mismatches.push(ReconciliationMismatch {
                     statement_id: statement_id.clone(),
                     kind: MismatchKind::RecordedNotPaid.into(),
@@ -594,6 +637,7 @@ async fn reconcile(
         matched: report.matched,
         mismatches: i64::try_from(report.mismatches.len()).unwrap_or(i64::MAX),
         settled: report.settled,
+        office: office.to_owned(),
     })];
     events.extend(
         report
@@ -606,29 +650,45 @@ async fn reconcile(
     work.append(&stream, 0, &statement_id, &events)
         .await
         .map_err(AppError::from)?;
-    sqlx::query("INSERT INTO statements (statement_id, provider, report) VALUES ($1, $2, $3)")
-        .bind(Uuid::parse_str(&statement_id).unwrap_or_default())
-        .bind(provider)
-        .bind(report.encode_to_vec())
-        .execute(work.connection())
-        .await
-        .map_err(AppError::storage)?;
+    sqlx::query(
+        "INSERT INTO statements (statement_id, provider, report, office) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(Uuid::parse_str(&statement_id).unwrap_or_default())
+    .bind(provider)
+    .bind(report.encode_to_vec())
+    .bind(office)
+    .execute(work.connection())
+    .await
+    .map_err(AppError::storage)?;
     Ok(report)
 }
 
 /// The stored report of an imported statement.
 pub async fn report(
     pool: &sqlx::PgPool,
+    caller: &jiuzhu_access::Caller,
     statement_id: &str,
 ) -> Result<GetReconciliationReportResponse, AppError> {
     let id = jiuzhu_errors::uuid_field("statement_id", statement_id)?;
-    let stored: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT report FROM statements WHERE statement_id = $1")
+    let stored: Option<(Vec<u8>, String)> =
+        sqlx::query_as("SELECT report, office FROM statements WHERE statement_id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await
             .map_err(AppError::storage)?;
-    let stored = stored.ok_or_else(|| AppError::not_found(format!("no statement {id}")))?;
+    let (stored, office) =
+        stored.ok_or_else(|| AppError::not_found(format!("no statement {id}")))?;
+    if !caller.nationwide && !caller.identity.covers(&office) {
+        return Err(AppError::permission_denied(format!(
+            "statement {id} was imported by office {}, outside the jurisdiction of office {}",
+            if office.is_empty() {
+                "(nationwide)"
+            } else {
+                office.as_str()
+            },
+            caller.identity.office
+        )));
+    }
     let report = ReconciliationReport::decode(stored.as_slice())
         .map_err(|_| AppError::internal("a stored report cannot be decoded"))?;
     Ok(GetReconciliationReportResponse {

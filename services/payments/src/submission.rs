@@ -434,7 +434,12 @@ impl<P: PaymentProvider> Submitter<P> {
                         Ok(events) => events,
                         Err(_) => continue,
                     };
-                    new_attempt(&mut work, &events, fen, &self.settings.name).await?;
+                    let attempt = NewAttempt {
+                        fen,
+                        provider: &self.settings.name,
+                        region_code: disbursement.region_code(),
+                    };
+                    new_attempt(&mut work, &events, attempt).await?;
                     work.append(&id.to_string(), version, &ordered.person_id, &events)
                         .await?;
                     if let Some(PaymentsEvent::DisbursementSubmitted(submitted)) = events.first() {
@@ -488,24 +493,33 @@ impl<P: PaymentProvider> Submitter<P> {
     }
 }
 
+/// What an attempt's row records besides its event: the amount, the provider, and the region of
+/// the case it pays (an office reconciles only its own).
+struct NewAttempt<'a> {
+    fen: i64,
+    provider: &'a str,
+    region_code: &'a str,
+}
+
 async fn new_attempt(
     work: &mut UnitOfWork<'_>,
     events: &[PaymentsEvent],
-    fen: i64,
-    provider: &str,
+    attempt: NewAttempt<'_>,
 ) -> Result<(), sqlx::Error> {
     for event in events {
         if let PaymentsEvent::DisbursementSubmitted(submitted) = event {
             let id = Uuid::parse_str(&submitted.disbursement_id).unwrap_or_default();
             sqlx::query(
-                "INSERT INTO attempts (idempotency_key, disbursement_id, attempt, fen, provider) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                "INSERT INTO attempts \
+                 (idempotency_key, disbursement_id, attempt, fen, provider, region_code) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .bind(&submitted.idempotency_key)
             .bind(id)
             .bind(submitted.attempt)
-            .bind(fen)
-            .bind(provider)
+            .bind(attempt.fen)
+            .bind(attempt.provider)
+            .bind(attempt.region_code)
             .execute(work.connection())
             .await?;
         }
