@@ -397,6 +397,31 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         records.iter().all(|r| r.key() == Some(person.as_bytes())),
         "every relief event is keyed by its person"
     );
+    // Who did each step is the caller's verified identity, never the name the request typed.
+    use prost::Message as _;
+    let store = decisions.running.store.pool();
+    let received: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE event_type = 'jiuzhu.decisions.v1.MaterialReceived'",
+    )
+    .fetch_all(store)
+    .await?;
+    let reviewed: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT payload FROM events WHERE event_type = 'jiuzhu.decisions.v1.ReviewRecorded'",
+    )
+    .fetch_all(store)
+    .await?;
+    let mut recorded = Vec::new();
+    for payload in &received {
+        recorded.push(MaterialReceived::decode(payload.as_slice())?.received_by);
+    }
+    for payload in &reviewed {
+        recorded.push(ReviewRecorded::decode(payload.as_slice())?.reviewed_by);
+    }
+    assert!(!received.is_empty() && !reviewed.is_empty());
+    assert!(
+        recorded.iter().all(|by| by.starts_with("spiffe://jiuzhu/")),
+        "{recorded:?}"
+    );
     decisions.running.stop().await;
     Ok(())
 }

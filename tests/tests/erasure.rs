@@ -175,7 +175,7 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
     })
     .await?;
 
-    // Erasure needs its legal basis and who decided.
+    // Erasure needs its legal basis (who decided is the caller's verified identity).
     let refused = client
         .erase_person(ErasePersonRequest {
             request_id: "erase-x".to_owned(),
@@ -190,7 +190,7 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default();
-    assert_eq!(fields, ["legal_basis", "decided_by"]);
+    assert_eq!(fields, ["legal_basis"]);
 
     let erase = ErasePersonRequest {
         request_id: "erase-ok".to_owned(),

@@ -165,6 +165,15 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// Who the command is recorded as done by: a caller's verified identity (never text from
+    /// its request), or, for the platform, what the platform's own code states.
+    pub fn recorded_as(&self, platform_states: &str) -> String {
+        match self {
+            Actor::Caller(caller) => caller.recorded_as(),
+            Actor::Platform => platform_states.to_owned(),
+        }
+    }
+
     /// Refused unless the actor may act on a resource of `region_code`.
     pub fn office_check(&self, region_code: &str) -> Result<(), jiuzhu_errors::AppError> {
         match self {

@@ -44,7 +44,6 @@ impl CluesApi {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let clue_id = uuid_field("clue_id", &request.clue_id)?;
-        violations.require(&[("closed_by", &request.closed_by)]);
         let closing = match ClueOutcome::try_from(request.outcome) {
             Ok(ClueOutcome::ReliefCaseOpened) => {
                 violations.require(&[("relief_case_id", &request.relief_case_id)]);
@@ -69,7 +68,7 @@ impl CluesApi {
             }
         };
         violations.into_result()?;
-        let closed_by = request.closed_by.trim().to_owned();
+        let closed_by = actor.recorded_as(request.closed_by.trim());
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/CloseClue"),

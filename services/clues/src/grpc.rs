@@ -196,9 +196,8 @@ impl CluesService for CluesApi {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let clue_id = uuid_field("clue_id", &request.clue_id)?;
-        violations.require(&[("referred_by", &request.referred_by)]);
         violations.into_result()?;
-        let referred_by = request.referred_by.clone();
+        let referred_by = caller.recorded_as();
         let answer = run_command(
             &self.store,
             &format!("{SERVICE}/ReferClue"),

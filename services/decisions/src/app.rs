@@ -156,7 +156,6 @@ impl DecisionsApi {
         violations.require(&[
             ("case_no", &request.case_no),
             ("procuratorate", &request.procuratorate),
-            ("opened_by", &request.opened_by),
         ]);
         let person = Uuid::parse_str(request.person_id.trim()).ok();
         if person.is_none() {
@@ -194,7 +193,7 @@ impl DecisionsApi {
             region_code: region.to_owned(),
             category: request.category.trim().to_owned(),
             applicant_relation: request.applicant_relation.trim().to_owned(),
-            opened_by: request.opened_by.trim().to_owned(),
+            opened_by: actor.recorded_as(request.opened_by.trim()),
             clue_id: request.clue_id.trim().to_owned(),
             party_id: request.party_id.trim().to_owned(),
         };

@@ -243,7 +243,6 @@ impl DecisionsService for DecisionsApi {
             ("material", &request.material),
             ("file_id", &request.file_id),
             ("centre", &request.centre),
-            ("received_by", &request.received_by),
         ]);
         if !hex_sha256(request.sha256.trim()) {
             violations.add("sha256", "must be 64 hex digits (the file's SHA-256)");
@@ -255,7 +254,7 @@ impl DecisionsService for DecisionsApi {
             file_id: request.file_id.trim().to_owned(),
             sha256: request.sha256.trim().to_ascii_lowercase(),
             centre: request.centre.trim().to_owned(),
-            received_by: request.received_by.trim().to_owned(),
+            received_by: caller.recorded_as(),
         };
         let answer = on_case(
             self,
@@ -291,7 +290,6 @@ impl DecisionsService for DecisionsApi {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let case_id = uuid_field("case_id", &request.case_id)?;
-        violations.require(&[("assessed_by", &request.assessed_by)]);
         violations.into_result()?;
         let facts: BTreeSet<String> = request.facts.iter().map(|f| f.trim().to_owned()).collect();
         let category = request.category.trim().to_owned();
@@ -327,7 +325,6 @@ impl DecisionsService for DecisionsApi {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let case_id = uuid_field("case_id", &request.case_id)?;
-        violations.require(&[("accepted_by", &request.accepted_by)]);
         violations.into_result()?;
         let answer = on_case(
             self,
@@ -357,7 +354,6 @@ impl DecisionsService for DecisionsApi {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let case_id = uuid_field("case_id", &request.case_id)?;
-        violations.require(&[("notified_by", &request.notified_by)]);
         if !NOTICE_CHANNELS.contains(&request.channel.as_str()) {
             violations.add(
                 "channel",
@@ -378,7 +374,7 @@ impl DecisionsService for DecisionsApi {
         let notice = domain::Notice {
             channel: request.channel.clone(),
             notified_on,
-            notified_by: request.notified_by.clone(),
+            notified_by: caller.recorded_as(),
             note: request.note.clone(),
             registered_poor: poor,
         };
@@ -421,10 +417,7 @@ impl DecisionsService for DecisionsApi {
                 "must be REVIEW_KIND_INTERVIEW or REVIEW_KIND_HOME_VISIT",
             );
         }
-        violations.require(&[
-            ("record_file_id", &request.record_file_id),
-            ("reviewed_by", &request.reviewed_by),
-        ]);
+        violations.require(&[("record_file_id", &request.record_file_id)]);
         if !hex_sha256(request.sha256.trim()) {
             violations.add("sha256", "must be 64 hex digits (the record's SHA-256)");
         }
@@ -434,7 +427,7 @@ impl DecisionsService for DecisionsApi {
             kind: kind.into(),
             record_file_id: request.record_file_id.trim().to_owned(),
             sha256: request.sha256.trim().to_ascii_lowercase(),
-            reviewed_by: request.reviewed_by.trim().to_owned(),
+            reviewed_by: caller.recorded_as(),
             reviewed_on: String::new(),
         };
         let answer = on_case(

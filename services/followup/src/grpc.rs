@@ -189,7 +189,6 @@ impl FollowupService for FollowupApi {
             let mut violations = FieldViolations::new();
             violations.check_request_id(&request.request_id);
             let plan_id = uuid_field("plan_id", &request.plan_id)?;
-            violations.require(&[("visited_by", &request.visited_by)]);
             let today = self.clock.today();
             for (field, problem) in validate_visit(
                 request.evaluation.as_ref(),
@@ -231,7 +230,7 @@ impl FollowupService for FollowupApi {
             let visit = Visit {
                 number: request.number,
                 visited_on: request.visited_on.clone(),
-                visited_by: request.visited_by.trim().to_owned(),
+                visited_by: access.caller().recorded_as(),
                 channel: request.channel,
                 evaluation,
                 sealed_evaluation: sealed,

@@ -130,7 +130,6 @@ pub async fn register(
     violations.require(&[
         ("name", &request.name),
         ("institution", &request.institution),
-        ("registered_by", &request.registered_by),
     ]);
     let kind = AccountKind::try_from(request.account_kind).unwrap_or(AccountKind::Unspecified);
     let account = match kind {
@@ -205,7 +204,7 @@ pub async fn register(
         sealed_payee: Some(sealed_payee),
         payee_account_masked: masked.clone(),
         account_kind: kind.into(),
-        registered_by: request.registered_by.trim().to_owned(),
+        registered_by: actor.recorded_as(request.registered_by.trim()),
     };
     let audited = audited.clone();
     run_command(

@@ -503,12 +503,9 @@ impl RegistryService for RegistryApi {
         violations.check_request_id(&request.request_id);
         let survivor_id = uuid_field("survivor_id", &request.survivor_id)?;
         let absorbed_id = uuid_field("absorbed_id", &request.absorbed_id)?;
-        violations.require(&[
-            ("reason", &request.reason),
-            ("decided_by", &request.decided_by),
-        ]);
+        violations.require(&[("reason", &request.reason)]);
         violations.into_result()?;
-        let (reason, decided_by) = (request.reason.clone(), request.decided_by.clone());
+        let (reason, decided_by) = (request.reason.clone(), caller.recorded_as());
         let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
@@ -554,12 +551,9 @@ impl RegistryService for RegistryApi {
         let mut violations = FieldViolations::new();
         violations.check_request_id(&request.request_id);
         let absorbed_id = uuid_field("absorbed_id", &request.absorbed_id)?;
-        violations.require(&[
-            ("reason", &request.reason),
-            ("decided_by", &request.decided_by),
-        ]);
+        violations.require(&[("reason", &request.reason)]);
         violations.into_result()?;
-        let (reason, decided_by) = (request.reason.clone(), request.decided_by.clone());
+        let (reason, decided_by) = (request.reason.clone(), caller.recorded_as());
         let vault = self.vault.clone();
         let answer = run_command(
             &self.store,
@@ -595,15 +589,12 @@ impl RegistryService for RegistryApi {
             let mut violations = FieldViolations::new();
             violations.check_request_id(&request.request_id);
             let person_id = uuid_field("person_id", &request.person_id)?;
-            violations.require(&[
-                ("legal_basis", &request.legal_basis),
-                ("decided_by", &request.decided_by),
-            ]);
+            violations.require(&[("legal_basis", &request.legal_basis)]);
             violations.into_result()?;
             let (legal_basis, reason, decided_by) = (
                 request.legal_basis.clone(),
                 request.reason.clone(),
-                request.decided_by.clone(),
+                caller.recorded_as(),
             );
             let vault = self.vault.clone();
             let answer = run_command(
