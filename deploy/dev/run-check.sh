@@ -58,7 +58,7 @@ grep -q 'demo cases of 开阳县人民检察院' "$log" || { echo "run-check: no
 first=$(clues)
 echo "run-check: first run up; the demo county's clue board holds $first clues"
 [ "$first" -ge 10 ] || { echo "run-check: expected the ten demo clues, found $first" >&2; exit 1; }
-services=$(target/debug/jiuzhu call https://127.0.0.1:50053 list)
+services=$(target/debug/jiuzhu call https://127.0.0.1:50053 list --as as-auditor)
 grep -q 'jiuzhu.decisions.v1.DecisionsService' <<<"$services" || { echo "run-check: reflection lists $services" >&2; exit 1; }
 stop
 

@@ -135,7 +135,7 @@ Try:
   # 1. A gRPC call by reflection, as the relief prosecutor: the county's clue board
   $bin/jiuzhu call https://127.0.0.1:50052 jiuzhu.clues.v1.CluesService/ListClues \\
       '{"regionCode":"520121"}' --as as-relief_prosecutor
-  #    (\`$bin/jiuzhu call URL list\` names the services; grpcurl works too, with the same certs)
+  #    (\`$bin/jiuzhu call URL list --as as-auditor\` names the services; grpcurl works too, with the same certs)
   # 2. What rural revitalization receives under its agreement (Python, confluent-kafka):
   make descriptors && python3 -m venv $STATE/venv && $STATE/venv/bin/pip -q install confluent-kafka protobuf
   $STATE/venv/bin/python examples/python/read_share_topic.py 127.0.0.1:9092 jiuzhu.share.rural_revitalization.v1 target/jiuzhu.binpb

@@ -891,8 +891,19 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
         })
         .await?;
 
-    // The decided case comes back as training data in the history format.
-    let mut exported = client
+    // The decided case comes back as training data in the history format, to the trainer only.
+    let refused = client
+        .export_decided_cases(ExportDecidedCasesRequest {})
+        .await
+        .err()
+        .map(|status| status.code());
+    assert_eq!(
+        refused,
+        Some(Code::PermissionDenied),
+        "another system exported"
+    );
+    let mut trainer = trainer(running.grpc_addr).await?;
+    let mut exported = trainer
         .export_decided_cases(ExportDecidedCasesRequest {})
         .await?
         .into_inner();
@@ -952,9 +963,9 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
         "the outcome label",
         std::time::Duration::from_secs(60),
         || {
-            let mut client = client.clone();
+            let mut trainer = trainer.clone();
             async move {
-                let mut exported = client
+                let mut exported = trainer
                     .export_decided_cases(ExportDecidedCasesRequest {})
                     .await?
                     .into_inner();
@@ -1053,4 +1064,19 @@ async fn emergency_relief_is_paid_first_and_its_owed_materials_are_watched() -> 
     running.stop().await;
     pool.close().await;
     Ok(())
+}
+
+/// The decisions client of Jiuzhu's trainer, the one system that exports decided cases.
+async fn trainer(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<DecisionsServiceClient<tonic::transport::Channel>> {
+    let identity = jiuzhu_access::Identity::new(
+        "jiuzhu",
+        "000000",
+        jiuzhu_access::Role::Service,
+        jiuzhu_access::dev::TRAINER,
+    );
+    Ok(DecisionsServiceClient::new(
+        jiuzhu_testkit::channel_as(addr, &identity).await?,
+    ))
 }

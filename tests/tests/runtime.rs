@@ -206,6 +206,7 @@ async fn jiuzhu_call_makes_unary_calls_by_reflection_and_names_what_was_wrong() 
             .args(args)
             .arg("--certs")
             .arg(&certs)
+            .args(["--as", jiuzhu_testkit::CLIENT])
             .output()?;
         Ok((
             output.status.code(),
@@ -213,6 +214,15 @@ async fn jiuzhu_call_makes_unary_calls_by_reflection_and_names_what_was_wrong() 
             String::from_utf8_lossy(&output.stderr).into_owned(),
         ))
     };
+
+    // The CLI has no identity of its own: without `--as` it asks for one.
+    let unchosen = std::process::Command::new(jiuzhu_testkit::binary_path("jiuzhu")?)
+        .args(["call", &url, "list", "--certs"])
+        .arg(&certs)
+        .output()?;
+    let said = String::from_utf8_lossy(&unchosen.stderr);
+    assert_eq!(unchosen.status.code(), Some(1), "{said}");
+    assert!(said.contains("--as NAME"), "{said}");
 
     let (code, listed, _) = call(&["list"])?;
     assert_eq!(code, Some(0));

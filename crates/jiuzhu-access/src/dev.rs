@@ -10,16 +10,20 @@ use rcgen::{
 
 use crate::{Identity, Role};
 
-/// Jiuzhu's own systems: each gets a certificate with role `service`, valid as server and client.
-pub const SYSTEMS: [&str; 8] = [
+/// The system that exports decided cases to train the recommender (`jiuzhu recommend export`).
+pub const TRAINER: &str = "trainer";
+
+/// Jiuzhu's own systems: each gets a certificate with role `service` (the simulator: role
+/// `provider`), valid as server and client. People and department systems get role
+/// certificates (`as-<role>`), and the CLI acts as one of those.
+pub const SYSTEMS: [&str; 7] = [
     "registry",
     "clues",
     "decisions",
     "payments",
     "followup",
     "paysim",
-    "cli",
-    "client",
+    TRAINER,
 ];
 
 /// Host names the development server certificates are valid for.

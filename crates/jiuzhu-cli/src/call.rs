@@ -30,7 +30,7 @@ pub struct CallArgs {
 }
 
 pub async fn run(args: CallArgs) -> anyhow::Result<()> {
-    let channel = args.connection.channel(&args.url).await?;
+    let channel = args.connection.channel(&args.url, None).await?;
     let mut reflection = ServerReflectionClient::new(channel.clone());
     if args.method == "list" {
         for service in list_services(&mut reflection).await? {

@@ -75,7 +75,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u64> {
     let size = std::fs::metadata(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?
         .len();
-    let channel = args.connection.channel(&args.registry).await?;
+    // The department's own integrator by default: the registry takes a department's records
+    // only from its certificate.
+    let integrator = format!("as-department_integrator.{department}");
+    let channel = args
+        .connection
+        .channel(&args.registry, Some(&integrator))
+        .await?;
     let client = RegistryServiceClient::new(channel);
     let format = records::format_of(&args.file, args.format);
     let (reader, bytes_read, encoding) = records::open(&args.file, args.encoding)?;

@@ -145,23 +145,38 @@ enum DevCommand {
     },
 }
 
-/// How a command reaches a service: over mutual TLS with a certificate from `--certs`.
+/// How a command reaches a service: over mutual TLS with a certificate from `--certs`, as the
+/// role the operator chooses (the CLI holds no identity of its own).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Connection {
     /// Directory holding `ca.pem` and the certificate to present (`jiuzhu dev certs`).
     #[arg(long, env = "JIUZHU_CERTS", default_value = ".jiuzhu/certs")]
     certs: PathBuf,
-    /// Which certificate in `--certs` to present (`cli`, or a role's, e.g. `as-auditor`).
-    #[arg(long = "as", default_value = "cli")]
-    identity: String,
+    /// Which certificate in `--certs` to act as: a role's (`as-relief_prosecutor`,
+    /// `as-auditor`, `as-department_integrator.civil_affairs`, …). Each command says its default,
+    /// if it has one.
+    #[arg(long = "as", value_name = "NAME")]
+    identity: Option<String>,
 }
 
 impl Connection {
-    /// A connected channel to `url`.
-    pub async fn channel(&self, url: &str) -> anyhow::Result<tonic::transport::Channel> {
+    /// A connected channel to `url`, as `--as` or else `default`; without either, an error that
+    /// asks the operator to choose.
+    pub async fn channel(
+        &self,
+        url: &str,
+        default: Option<&str>,
+    ) -> anyhow::Result<tonic::transport::Channel> {
         use anyhow::Context as _;
+        let identity = self.identity.as_deref().or(default).ok_or_else(|| {
+            anyhow::anyhow!(
+                "say which certificate in {} to act as with --as NAME (e.g. --as as-relief_prosecutor): \
+                 the call is made, checked and audited as that role",
+                self.certs.display()
+            )
+        })?;
         jiuzhu_access::TlsSettings::in_dir(&self.certs)
-            .endpoint(&self.identity, url)?
+            .endpoint(identity, url)?
             .connect()
             .await
             .with_context(|| format!("cannot reach {url}"))

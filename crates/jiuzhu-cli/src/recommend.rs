@@ -200,7 +200,12 @@ pub struct ExportArgs {
 pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     use jiuzhu_proto::decisions::ExportDecidedCasesRequest;
     use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
-    let mut client = DecisionsServiceClient::new(args.connection.channel(&args.decisions).await?);
+    // Training data is for Jiuzhu's trainer only (the access table names the system).
+    let channel = args
+        .connection
+        .channel(&args.decisions, Some(jiuzhu_access::dev::TRAINER))
+        .await?;
+    let mut client = DecisionsServiceClient::new(channel);
     let mut stream = client
         .export_decided_cases(ExportDecidedCasesRequest {})
         .await?

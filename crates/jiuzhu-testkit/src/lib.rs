@@ -90,6 +90,18 @@ fn test_certs() -> Result<&'static TestCerts, TestkitError> {
             let mut trusted = std::fs::read_to_string(&ca).map_err(|e| e.to_string())?;
             trusted.push_str(authority.ca_pem());
             std::fs::write(&ca, trusted).map_err(|e| e.to_string())?;
+            // The tests' own client: a Jiuzhu system of role `service` (nationwide), which no
+            // installation has (the CLI acts as a role it is given).
+            let client = authority
+                .issue(
+                    &Identity::new("jiuzhu", "000000", jiuzhu_access::Role::Service, CLIENT),
+                    &jiuzhu_access::dev::HOSTS,
+                )
+                .map_err(|e| e.to_string())?;
+            std::fs::write(dir.join(format!("{CLIENT}.pem")), client.cert_pem)
+                .map_err(|e| e.to_string())?;
+            std::fs::write(dir.join(format!("{CLIENT}.key")), client.key_pem)
+                .map_err(|e| e.to_string())?;
             Ok(TestCerts { dir, authority })
         })
         .as_ref()
@@ -110,9 +122,12 @@ pub fn certs_dir() -> Result<PathBuf, TestkitError> {
     Ok(test_certs()?.dir.clone())
 }
 
-/// A channel to a service under test as Jiuzhu's own test client (role `service`).
+/// The file name (in [`certs_dir`]) of the tests' own client certificate, role `service`.
+pub const CLIENT: &str = "client";
+
+/// A channel to a service under test as the tests' own client (role `service`).
 pub async fn channel(addr: SocketAddr) -> Result<Channel, TestkitError> {
-    connect(addr, "client").await
+    connect(addr, CLIENT).await
 }
 
 /// A channel presenting a certificate for `identity`, issued on first use.
