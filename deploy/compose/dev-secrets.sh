@@ -12,7 +12,12 @@
 #                       the broker's TLS key and certificate (host name `kafka`) in the layout
 #                       the apache/kafka image reads from /etc/kafka/secrets
 #   kafka/ca.pem        the authority of that certificate: the services' ssl.ca.location
-#   kafka-users.env     the SCRAM-SHA-512 password of the Kafka user `jiuzhu`
+#   kafka-users.env     the SCRAM-SHA-512 password of the Kafka user `jiuzhu` (the services), and
+#                       of one user per department's system (DEPARTMENTS below), for
+#                       kafka-departments.sh
+#   departments/<name>.properties
+#                       a department's Kafka client settings (librdkafka / confluent-kafka
+#                       names): its user, password and the broker's authority
 #   production.toml     the services' Kafka client settings (SASL_SSL) with that password,
 #                       from production.toml.in
 #   postgres.env        the PostgreSQL superuser's password and one password per service role
@@ -30,6 +35,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 SERVICES=(registry clues decisions payments followup)
+# Every source of inbound messages (the departments that feed the registry, share or answer
+# referrals, and the case systems): one Kafka user each, limited to its own topics.
+DEPARTMENTS=(rural_revitalization civil_affairs human_resources education health finance
+  industry_commerce cases)
 out=secrets
 
 if [ "${1:-}" = --force ]; then
@@ -73,6 +82,24 @@ if [ ! -s "$out/kafka-users.env" ] || [ ! -s "$out/production.toml" ]; then
   sed "s/@KAFKA_PASSWORD@/$kafka_password/" production.toml.in >"$out/production.toml"
   printf 'JIUZHU_KAFKA_PASSWORD=%s\n' "$kafka_password" >"$out/kafka-users.env"
   echo "dev-secrets: wrote the Kafka user's password and the services' production.toml" >&2
+fi
+
+if ! grep -q '^JIUZHU_KAFKA_DEPARTMENTS=' "$out/kafka-users.env"; then
+  mkdir -p "$out/departments"
+  printf 'JIUZHU_KAFKA_DEPARTMENTS=%s\n' "${DEPARTMENTS[*]}" >>"$out/kafka-users.env"
+  for department in "${DEPARTMENTS[@]}"; do
+    department_password=$(password)
+    printf 'JIUZHU_KAFKA_PASSWORD_%s=%s\n' "${department^^}" "$department_password" \
+      >>"$out/kafka-users.env"
+    cat >"$out/departments/$department.properties" <<PROPERTIES
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.username=$department
+sasl.password=$department_password
+ssl.ca.location=$PWD/$kafka/ca.pem
+PROPERTIES
+  done
+  echo "dev-secrets: wrote a Kafka user for each department's system (departments/*.properties)" >&2
 fi
 
 if [ ! -s "$out/postgres.env" ]; then

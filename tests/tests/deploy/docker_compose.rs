@@ -650,3 +650,127 @@ pub(crate) fn check_simulator(
         "{what}: --tls-dir `{tls_dir}` is not where its certificate is mounted"
     );
 }
+
+/// The script of the `kafka-users` job that adds the departments' users and ACLs.
+const KAFKA_DEPARTMENTS: &str = "deploy/compose/kafka-departments.sh";
+
+/// Kafka holds every department's system to its own topics: the broker authorizes (refusing
+/// what no ACL allows), only the services' user and the loopback listeners are super users, and
+/// every source of inbound messages gets a user of its own that may write its inbound topic and
+/// read its share topic, nothing else.
+#[test]
+fn compose_gives_each_department_a_kafka_user_held_to_its_own_topics() -> TestResult {
+    let doc = compose()?;
+    let kafka = compose_service(&doc, "kafka")?;
+    let env = compose_env(kafka);
+    let get = |key: &str| env.get(key).cloned().unwrap_or_default();
+    assert_eq!(
+        get("KAFKA_AUTHORIZER_CLASS_NAME"),
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "{COMPOSE}: kafka must authorize (KRaft's StandardAuthorizer)"
+    );
+    assert_eq!(get("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"), "false");
+    let template = read(COMPOSE_KAFKA_TEMPLATE)?;
+    let tables = toml_tables(&template, COMPOSE_KAFKA_TEMPLATE)?;
+    let services_user = string_map(&tables["kafka"]["properties"])
+        .get("sasl.username")
+        .cloned()
+        .unwrap_or_default();
+    let super_users: BTreeSet<String> = get("KAFKA_SUPER_USERS")
+        .split(';')
+        .map(|u| u.trim().to_owned())
+        .collect();
+    assert_eq!(
+        super_users,
+        BTreeSet::from([
+            "User:ANONYMOUS".to_owned(),
+            format!("User:{services_user}")
+        ]),
+        "{COMPOSE}: only the services' user and the loopback listeners may be super users"
+    );
+
+    // The job runs the script, mounted from the repository.
+    let job = compose_service(&doc, "kafka-users")?;
+    let mounted = compose_mounts(job)
+        .into_iter()
+        .find(|m| m.source == "./compose/kafka-departments.sh")
+        .with_context(|| format!("{COMPOSE}: kafka-users must mount {KAFKA_DEPARTMENTS}"))?;
+    let command = tokens(&job["command"]);
+    assert!(
+        command.iter().any(|w| w == &mounted.target),
+        "{COMPOSE}: kafka-users must run {} ({command:?})",
+        mounted.target
+    );
+
+    // Every source of inbound messages has a user: the registry's feeding departments, the
+    // departments the agreements share with, and the case systems.
+    let secrets = read(DEV_SECRETS)?;
+    let listed = secrets
+        .split_once("DEPARTMENTS=(")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(list, _)| list.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_else(BTreeSet::new);
+    let mut sources: BTreeSet<String> = jiuzhu_registry::inbound::FEEDING_DEPARTMENTS
+        .iter()
+        .map(|d| (*d).to_owned())
+        .collect();
+    sources.extend(jiuzhu_policy::PolicyBook::compiled_in()?.departments());
+    sources.insert("cases".to_owned());
+    assert_eq!(
+        listed, sources,
+        "{DEV_SECRETS}: DEPARTMENTS must name every source of inbound messages"
+    );
+
+    // Each ACL the script adds is the source's own: write its inbound topic, read its share
+    // topic, consumer groups of its name.
+    let script = read(KAFKA_DEPARTMENTS)?;
+    let mut grants = Vec::new();
+    for call in script.split("kafka-acls.sh\"").skip(1) {
+        let words: Vec<String> = call
+            .split("\n  \"$bin")
+            .next()
+            .unwrap_or("")
+            .replace("\\\n", " ")
+            .split_whitespace()
+            .map(|w| w.trim_matches('"').to_owned())
+            .collect();
+        let operations: BTreeSet<&str> = words
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| *w == "--operation")
+            .filter_map(|(n, _)| words.get(n + 1).map(String::as_str))
+            .collect();
+        let principal = flag(&words, "allow-principal").unwrap_or_default();
+        assert_eq!(principal, "User:$source", "{KAFKA_DEPARTMENTS}: {words:?}");
+        assert!(
+            !words.iter().any(|w| w == "--deny-principal" || w.contains('*')),
+            "{KAFKA_DEPARTMENTS}: {words:?}"
+        );
+        let resource = match (flag(&words, "topic"), flag(&words, "group")) {
+            (Some(topic), None) => topic,
+            (None, Some(group)) => format!("group {group}"),
+            _ => panic!("{KAFKA_DEPARTMENTS}: one topic or group per ACL: {words:?}"),
+        };
+        grants.push((resource, operations.into_iter().collect::<Vec<_>>().join(",")));
+    }
+    let expected = [
+        ("jiuzhu.inbound.$source.v1", "Describe,Write"),
+        ("jiuzhu.share.$source.v1", "Describe,Read"),
+        ("group $source-", "Read"),
+    ]
+    .map(|(r, o)| (r.to_owned(), o.to_owned()));
+    assert_eq!(grants, expected, "{KAFKA_DEPARTMENTS}: the ACLs of each source");
+    assert!(
+        script.contains("--resource-pattern-type prefixed"),
+        "{KAFKA_DEPARTMENTS}: consumer groups are the source's by prefix"
+    );
+    assert_eq!(
+        jiuzhu_messaging::inbound_topic("civil_affairs"),
+        "jiuzhu.inbound.civil_affairs.v1"
+    );
+    assert_eq!(
+        jiuzhu_registry::sharing::share_topic("civil_affairs"),
+        "jiuzhu.share.civil_affairs.v1"
+    );
+    Ok(())
+}
