@@ -7,7 +7,10 @@ use std::process::Command;
 
 use jiuzhu_access::signing::{SigningKey, certificate_der};
 use jiuzhu_access::{Caller, Identity, Role};
-use jiuzhu_audit::{Audit, AuditKey, Checkpointer, checkpoint_file, read_checkpoints};
+use jiuzhu_audit::{
+    Audit, AuditKey, Checkpointer, checkpoint_file, checkpoint_files, read_checkpoints,
+    read_service_checkpoints,
+};
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{binary_path, certs_dir, fresh_database};
 use sqlx::PgPool;
@@ -55,20 +58,24 @@ async fn logged() -> anyhow::Result<(PgPool, String, PathBuf)> {
     let audit = Audit::new(pool.clone(), Some(AuditKey::new(KEY)));
     write(&audit, 1, 10).await?;
     let dir = std::env::temp_dir().join(format!("jiuzhu-audit-{}", database.name));
-    let key = SigningKey::from_pem(&std::fs::read_to_string(certs_dir()?.join("registry.key"))?)?;
-    let mut checkpointer = Checkpointer::new(
-        audit.clone(),
-        "registry",
-        checkpoint_file(&dir, "registry"),
-        key,
-    );
-    let written = checkpointer.checkpoint(chrono::Utc::now()).await?;
-    assert_eq!(written.map(|c| c.sequence), Some(10));
-    assert_eq!(
-        checkpointer.checkpoint(chrono::Utc::now()).await?,
-        None,
-        "nothing new"
-    );
+    let key = std::fs::read_to_string(certs_dir()?.join("registry.key"))?;
+    // Two replicas share the directory, each with a file of its own.
+    for instance in ["registry-a", "registry-b"] {
+        let mut checkpointer = Checkpointer::new(
+            audit.clone(),
+            "registry",
+            checkpoint_file(&dir, "registry", instance),
+            SigningKey::from_pem(&key)?,
+        );
+        let written = checkpointer.checkpoint(chrono::Utc::now()).await?;
+        assert_eq!(written.map(|c| c.sequence), Some(10));
+        assert_eq!(
+            checkpointer.checkpoint(chrono::Utc::now()).await?,
+            None,
+            "nothing new"
+        );
+    }
+    assert_eq!(checkpoint_files(&dir, "registry")?.len(), 2);
     write(&audit, 11, 2).await?;
     Ok((pool, database.url, dir))
 }
@@ -94,7 +101,7 @@ async fn verdict(
 ) -> anyhow::Result<(i64, String)> {
     let certificate =
         certificate_der(&std::fs::read_to_string(certs_dir()?.join("registry.pem"))?)?;
-    let checkpoints = read_checkpoints(&checkpoint_file(dir, "registry"), &certificate)?;
+    let checkpoints = read_service_checkpoints(dir, "registry", &certificate)?;
     let verification = Audit::new(pool.clone(), key.map(AuditKey::new))
         .verify(&checkpoints)
         .await?;
@@ -107,7 +114,7 @@ async fn each_kind_of_tampering_is_found_and_named() -> TestResult {
     let (pool, _, dir) = logged().await?;
     let certificate =
         certificate_der(&std::fs::read_to_string(certs_dir()?.join("registry.pem"))?)?;
-    let checkpoints = read_checkpoints(&checkpoint_file(&dir, "registry"), &certificate)?;
+    let checkpoints = read_service_checkpoints(&dir, "registry", &certificate)?;
     let intact = Audit::new(pool.clone(), Some(AuditKey::new(KEY)))
         .verify(&checkpoints)
         .await?;
@@ -175,7 +182,7 @@ async fn each_kind_of_tampering_is_found_and_named() -> TestResult {
 
     // A checkpoint edited to vouch for less: its signature no longer verifies.
     let (_pool, _, dir) = logged().await?;
-    let file = checkpoint_file(&dir, "registry");
+    let file = checkpoint_file(&dir, "registry", "registry-b");
     let edited = std::fs::read_to_string(&file)?.replace("\"sequence\":10", "\"sequence\":8");
     std::fs::write(&file, edited)?;
     let refused = read_checkpoints(&file, &certificate);

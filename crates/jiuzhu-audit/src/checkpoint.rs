@@ -34,9 +34,61 @@ impl Checkpoint {
     }
 }
 
-/// The file of a service's checkpoints in `dir`.
-pub fn checkpoint_file(dir: &Path, service: &str) -> PathBuf {
-    dir.join(format!("{service}.audit-checkpoints.jsonl"))
+const SUFFIX: &str = ".audit-checkpoints.jsonl";
+
+/// The file an instance of a service appends its checkpoints to in `dir`:
+/// `<service>.audit-checkpoints.jsonl`, or `<service>@<instance>.audit-checkpoints.jsonl` when
+/// replicas share the directory (each writes its own file; every one vouches for the chain).
+pub fn checkpoint_file(dir: &Path, service: &str, instance: &str) -> PathBuf {
+    if instance.is_empty() {
+        dir.join(format!("{service}{SUFFIX}"))
+    } else {
+        dir.join(format!("{service}@{instance}{SUFFIX}"))
+    }
+}
+
+/// Every instance's checkpoint file of `service` in `dir`, in name order (none when the
+/// directory does not exist).
+pub fn checkpoint_files(dir: &Path, service: &str) -> Result<Vec<PathBuf>, AuditError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => {
+            return Err(AuditError::Checkpoints(format!(
+                "{}: {error}",
+                dir.display()
+            )));
+        }
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry
+            .map_err(|error| AuditError::Checkpoints(format!("{}: {error}", dir.display())))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let of_service = name
+            .strip_suffix(SUFFIX)
+            .is_some_and(|stem| stem == service || stem.starts_with(&format!("{service}@")));
+        if of_service {
+            files.push(entry.path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The checkpoints of every instance of `service` in `dir`, each signature checked against
+/// `certificate` (DER), in order of sequence.
+pub fn read_service_checkpoints(
+    dir: &Path,
+    service: &str,
+    certificate: &[u8],
+) -> Result<Vec<Checkpoint>, AuditError> {
+    let mut checkpoints = Vec::new();
+    for file in checkpoint_files(dir, service)? {
+        checkpoints.extend(read_checkpoints(&file, certificate)?);
+    }
+    checkpoints.sort_by_key(|c| c.sequence);
+    Ok(checkpoints)
 }
 
 /// Reads a checkpoint file and checks every line's signature against `certificate` (DER). A

@@ -11,7 +11,10 @@
 pub mod checkpoint;
 mod settings;
 
-pub use checkpoint::{Checkpoint, Checkpointer, checkpoint_file, read_checkpoints};
+pub use checkpoint::{
+    Checkpoint, Checkpointer, checkpoint_file, checkpoint_files, read_checkpoints,
+    read_service_checkpoints,
+};
 pub use settings::{AuditKey, AuditSettings};
 
 use chrono::{DateTime, SubsecRound, Utc};

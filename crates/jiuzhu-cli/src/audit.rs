@@ -49,14 +49,17 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
             )
         })?;
     let certificate = jiuzhu_access::signing::certificate_der(&certificate)?;
-    let file = jiuzhu_audit::checkpoint_file(&args.checkpoint_dir, &args.service);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
         .connect(&args.database_url)
         .await
         .context("cannot reach the database")?;
     let service = &args.service;
-    let checkpoints = match jiuzhu_audit::read_checkpoints(&file, &certificate) {
+    let checkpoints = match jiuzhu_audit::read_service_checkpoints(
+        &args.checkpoint_dir,
+        &args.service,
+        &certificate,
+    ) {
         Ok(checkpoints) => checkpoints,
         Err(error) => {
             println!("{service} audit log: BROKEN: {error}");
@@ -65,8 +68,8 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<bool> {
     };
     if checkpoints.is_empty() {
         eprintln!(
-            "jiuzhu: no checkpoints in {}: records cut from the end cannot be found",
-            file.display()
+            "jiuzhu: no checkpoints of {service} in {}: records cut from the end cannot be found",
+            args.checkpoint_dir.display()
         );
     }
     let verification = jiuzhu_audit::Audit::new(pool, key)

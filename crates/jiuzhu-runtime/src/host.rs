@@ -466,8 +466,12 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         tracing::debug!(task = name, "starting background task");
         tasks.push(tokio::spawn(run(shutdown.child_token())));
     }
-    let checkpoints =
-        jiuzhu_audit::checkpoint_file(&context.settings.audit.checkpoint_dir, S::NAME);
+    // Replicas share a directory: each appends to a file of its own instance.
+    let checkpoints = jiuzhu_audit::checkpoint_file(
+        &context.settings.audit.checkpoint_dir,
+        S::NAME,
+        &context.settings.kafka.instance_id,
+    );
     tasks.push(tokio::spawn(reread_revocations(
         Arc::clone(&revocations),
         shutdown.child_token(),

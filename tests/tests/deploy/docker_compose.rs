@@ -682,10 +682,7 @@ fn compose_gives_each_department_a_kafka_user_held_to_its_own_topics() -> TestRe
         .collect();
     assert_eq!(
         super_users,
-        BTreeSet::from([
-            "User:ANONYMOUS".to_owned(),
-            format!("User:{services_user}")
-        ]),
+        BTreeSet::from(["User:ANONYMOUS".to_owned(), format!("User:{services_user}")]),
         "{COMPOSE}: only the services' user and the loopback listeners may be super users"
     );
 
@@ -743,7 +740,9 @@ fn compose_gives_each_department_a_kafka_user_held_to_its_own_topics() -> TestRe
         let principal = flag(&words, "allow-principal").unwrap_or_default();
         assert_eq!(principal, "User:$source", "{KAFKA_DEPARTMENTS}: {words:?}");
         assert!(
-            !words.iter().any(|w| w == "--deny-principal" || w.contains('*')),
+            !words
+                .iter()
+                .any(|w| w == "--deny-principal" || w.contains('*')),
             "{KAFKA_DEPARTMENTS}: {words:?}"
         );
         let resource = match (flag(&words, "topic"), flag(&words, "group")) {
@@ -751,7 +750,10 @@ fn compose_gives_each_department_a_kafka_user_held_to_its_own_topics() -> TestRe
             (None, Some(group)) => format!("group {group}"),
             _ => panic!("{KAFKA_DEPARTMENTS}: one topic or group per ACL: {words:?}"),
         };
-        grants.push((resource, operations.into_iter().collect::<Vec<_>>().join(",")));
+        grants.push((
+            resource,
+            operations.into_iter().collect::<Vec<_>>().join(","),
+        ));
     }
     let expected = [
         ("jiuzhu.inbound.$source.v1", "Describe,Write"),
@@ -759,7 +761,10 @@ fn compose_gives_each_department_a_kafka_user_held_to_its_own_topics() -> TestRe
         ("group $source-", "Read"),
     ]
     .map(|(r, o)| (r.to_owned(), o.to_owned()));
-    assert_eq!(grants, expected, "{KAFKA_DEPARTMENTS}: the ACLs of each source");
+    assert_eq!(
+        grants, expected,
+        "{KAFKA_DEPARTMENTS}: the ACLs of each source"
+    );
     assert!(
         script.contains("--resource-pattern-type prefixed"),
         "{KAFKA_DEPARTMENTS}: consumer groups are the source's by prefix"

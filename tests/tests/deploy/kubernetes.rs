@@ -598,6 +598,31 @@ fn kubernetes_services_get_valid_settings_for_their_own_database_and_peers() -> 
                 if let Some(ca) = settings.kafka.properties.get("ssl.ca.location") {
                     files.push(("kafka.properties ssl.ca.location".to_owned(), ca.clone()));
                 }
+                // The serving container's audit chain is keyed, with a key from a Secret, and
+                // checkpointed to a volume every replica shares (outside the database).
+                let serving = pod["containers"]
+                    .as_array()
+                    .is_some_and(|c| c.contains(container));
+                if serving {
+                    let key_file = settings.audit.key_file.clone().ok_or_else(|| {
+                        anyhow!("{what}: no audit.key_file: the audit chain would be unkeyed")
+                    })?;
+                    files.push(("audit.key_file".to_owned(), key_file.display().to_string()));
+                    let checkpoints = settings.audit.checkpoint_dir.display().to_string();
+                    let shared = items(&container["volumeMounts"])
+                        .find(|m| m["mountPath"] == checkpoints.as_str())
+                        .and_then(|m| items(&pod["volumes"]).find(|v| v["name"] == m["name"]))
+                        .and_then(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+                        .and_then(|claim| named(documents, "PersistentVolumeClaim", claim))
+                        .is_some_and(|(_, claim)| {
+                            items(&claim["spec"]["accessModes"]).any(|m| m == "ReadWriteMany")
+                        });
+                    assert!(
+                        shared,
+                        "{what}: audit.checkpoint_dir {checkpoints} must be a mounted \
+                         ReadWriteMany PersistentVolumeClaim (the replicas share it)"
+                    );
+                }
                 if let Some(key) = &settings.vault.master_key_file {
                     files.push((
                         "vault.master_key_file".to_owned(),

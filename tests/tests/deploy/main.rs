@@ -71,10 +71,14 @@ pub(crate) const VAULT_USERS: [&str; 2] = ["registry", "clues"];
 /// credentials and keys, which an installation makes from its own secret store, never from
 /// files in this repository. Each is documented (with placeholders) in `SECRET_EXAMPLE`, which
 /// no kustomization lists.
-pub(crate) const EXTERNAL_SECRETS: [(&str, &str); 13] = [
+pub(crate) const EXTERNAL_SECRETS: [(&str, &str); 14] = [
     (
         "jiuzhu-master-key",
         "the vault master key wrapping every person's data key (registry, clues)",
+    ),
+    (
+        "jiuzhu-audit-key",
+        "the key of every service's audit chain (HMAC), apart from the databases",
     ),
     (
         "jiuzhu-kafka-ca",
