@@ -277,6 +277,20 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
         }
     });
     let results = futures::future::join_all(calls).await;
+    // The same request id, however it raced, is answered as its first call was, or not at
+    // all (UNAVAILABLE): never refused.
+    let same: Vec<&Result<(), Code>> = results[..500]
+        .iter()
+        .filter(|r| !matches!(r, Err(Code::Unavailable)))
+        .collect();
+    let first = same.first().map(|r| (*r).clone());
+    assert!(
+        same.iter().all(|r| Some((*r).clone()) == first),
+        "one request id, several answers: {:?}",
+        same.iter()
+            .map(|r| format!("{r:?}"))
+            .collect::<std::collections::BTreeSet<_>>()
+    );
     let mut codes: BTreeMap<String, usize> = BTreeMap::new();
     for result in &results {
         let code = match result {

@@ -465,14 +465,6 @@ async fn the_command_path_replays_api_calls_and_internal_keys_once() -> TestResu
     let internal = || CommandRequest::internal("test/Timer", "overdue-x-2027-01-05");
     assert!(run(internal(), true).await?);
     assert!(run(internal(), false).await?);
-    // A key whose answer was stored before internal keys existed (under a borrowed message's
-    // fingerprint) replays too.
-    sqlx::query(
-        "UPDATE commands SET fingerprint = '\\x0102'::bytea WHERE request_id = 'overdue-x-2027-01-05'",
-    )
-    .execute(&pool)
-    .await?;
-    assert!(run(internal(), false).await?);
     // Another command type under the same key is refused.
     assert!(
         run(
@@ -482,11 +474,71 @@ async fn the_command_path_replays_api_calls_and_internal_keys_once() -> TestResu
         .await
         .is_err()
     );
+    // A key whose answer was stored before internal keys had their own namespace (bare, under
+    // a borrowed message's fingerprint) replays too.
+    sqlx::query(
+        "UPDATE commands SET request_id = 'overdue-x-2027-01-05', fingerprint = '\\x0102'::bytea \
+         WHERE request_id = 'internal overdue-x-2027-01-05'",
+    )
+    .execute(&pool)
+    .await?;
+    assert!(run(internal(), false).await?);
+    // A caller's request id that happens to be an internal key takes nothing from it: both are
+    // carried out, once each.
+    let order = || CommandRequest::internal("test/Orders", "order-case-7");
+    let collide = || CommandRequest::api("test/Allocate", "order-case-7", &request);
+    assert!(run(collide(), true).await?);
+    assert!(run(order(), true).await?);
+    assert!(run(collide(), false).await?);
+    assert!(run(order(), false).await?);
     assert_eq!(
         store.stream_version(&stream).await?,
-        2,
+        4,
         "one event per first call"
     );
+
+    // The same request id, racing: every caller gets the answer of the one that committed.
+    // (Three, each holding one of the pool's four connections until it commits or fails.)
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(3));
+    let racing = (0..3).map(|n| {
+        let (store, stream, barrier) = (store.clone(), stream.clone(), barrier.clone());
+        let request = request.clone();
+        tokio::spawn(async move {
+            store
+                .execute(
+                    CommandRequest::api("test/Api", "api-race", &request),
+                    AppError::from,
+                    move |work| {
+                        Box::pin(async move {
+                            let version = work
+                                .load::<jiuzhu_registry::domain::Person>(&stream)
+                                .await
+                                .map_err(AppError::from)?
+                                .1;
+                            barrier.wait().await;
+                            work.append(&stream, version, &stream, &[person_event(1)])
+                                .await
+                                .map_err(AppError::from)?;
+                            Ok(GetPersonRequest {
+                                person_id: format!("answer-{n}"),
+                                ..GetPersonRequest::default()
+                            })
+                        })
+                    },
+                )
+                .await
+        })
+    });
+    let mut answers = std::collections::BTreeSet::new();
+    for answer in futures::future::join_all(racing).await {
+        answers.insert(answer?.map_err(tonic::Status::from)?.person_id);
+    }
+    assert_eq!(
+        answers.len(),
+        1,
+        "one answer for every racing call: {answers:?}"
+    );
+    assert_eq!(store.stream_version(&stream).await?, 5, "one event");
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::unit_of_work::previous_answer;
 use crate::{Begun, CommandRequest, EventStore, StoreError, UnitOfWork};
 
 /// What `decide` returns: its answer (or error) once the unit of work has done its reads and
@@ -34,11 +35,26 @@ impl EventStore {
                 })
             })
         };
+        let request = call.clone();
         let mut work = match self.begin_command(call).await.map_err(store_error)? {
             Begun::Replay(stored) => return answer(&stored),
             Begun::Fresh(work) => work,
         };
-        let decided = decide(&mut work).await?;
+        let decided = match decide(&mut work).await {
+            Ok(decided) => decided,
+            Err(error) => {
+                drop(work);
+                // A call with the same id that raced this one and committed first (this one
+                // then met its events or its state): its answer is this one's too.
+                if request.recorded
+                    && let Some(stored) =
+                        previous_answer(self, &request).await.map_err(store_error)?
+                {
+                    return answer(&stored);
+                }
+                return Err(error);
+            }
+        };
         let stored = work
             .commit(decided.encode_to_vec())
             .await

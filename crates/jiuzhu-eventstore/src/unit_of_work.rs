@@ -23,7 +23,14 @@ pub struct CommandRequest {
     /// Whether the answer is kept under the request id (false for batches whose idempotency
     /// rests on their own natural keys).
     pub recorded: bool,
+    /// An internal command's own key (its request id is the key in the internal namespace).
+    pub internal_key: Option<String>,
 }
+
+/// What an internal command's key is stored under: a space, which no API request id may hold
+/// (printable ASCII without spaces), keeps the two namespaces apart, so that no caller's request
+/// id can take an internal command's answer.
+const INTERNAL_NAMESPACE: &str = "internal ";
 
 impl CommandRequest {
     /// A command identified by `request_id` whose content is `request_bytes` (the encoded request).
@@ -35,6 +42,7 @@ impl CommandRequest {
             correlation_id: None,
             causation_id: None,
             recorded: true,
+            internal_key: None,
         }
     }
 
@@ -48,13 +56,15 @@ impl CommandRequest {
     /// names the work itself (`deadline-breached-<case>-<stage>-<day>`, `payments-<event id>`):
     /// there is no request to fingerprint, and the same key always gets the first answer.
     pub fn internal(command_type: &str, key: impl Into<String>) -> Self {
+        let key = key.into();
         Self {
-            request_id: key.into(),
+            request_id: format!("{INTERNAL_NAMESPACE}{key}"),
             command_type: command_type.to_owned(),
             fingerprint: Vec::new(),
             correlation_id: None,
             causation_id: None,
             recorded: true,
+            internal_key: Some(key),
         }
     }
 
@@ -68,6 +78,7 @@ impl CommandRequest {
             correlation_id: None,
             causation_id: None,
             recorded: false,
+            internal_key: None,
         }
     }
 }
@@ -285,7 +296,11 @@ impl<'s> UnitOfWork<'s> {
 
     /// Correlation and causation ids of this unit's events (the request id unless given).
     fn chain(&self) -> (String, String) {
-        let request_id = &self.request.request_id;
+        let request_id = self
+            .request
+            .internal_key
+            .as_ref()
+            .unwrap_or(&self.request.request_id);
         (
             self.request
                 .correlation_id
@@ -304,7 +319,9 @@ impl<'s> UnitOfWork<'s> {
     }
 }
 
-async fn previous_answer(
+/// The stored answer of `request`, if it was carried out before (an API id reused for other
+/// content or another command is refused).
+pub(crate) async fn previous_answer(
     store: &EventStore,
     request: &CommandRequest,
 ) -> Result<Option<Vec<u8>>, StoreError> {
@@ -314,6 +331,22 @@ async fn previous_answer(
     .bind(&request.request_id)
     .fetch_optional(store.pool())
     .await?;
+    // An internal command carried out before keys had their namespace is stored under its bare
+    // key; a row there of another command type is a caller's request id, not this command.
+    let row = match (row, &request.internal_key) {
+        (Some(row), _) => Some(row),
+        (None, Some(key)) => {
+            sqlx::query(
+                "SELECT command_type, fingerprint, response FROM commands \
+             WHERE request_id = $1 AND command_type = $2",
+            )
+            .bind(key)
+            .bind(&request.command_type)
+            .fetch_optional(store.pool())
+            .await?
+        }
+        (None, None) => None,
+    };
     let Some(row) = row else { return Ok(None) };
     let command_type: String = row.try_get("command_type")?;
     let fingerprint: Vec<u8> = row.try_get("fingerprint")?;
