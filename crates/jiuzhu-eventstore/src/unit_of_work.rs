@@ -84,6 +84,9 @@ impl CommandRequest {
 }
 
 /// Outcome of starting a command.
+// Made once per command and matched at once: boxing the unit of work would only add an
+// allocation to every command.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Begun<'s> {
     /// The request id was seen before: here is the answer that was given then.
