@@ -283,9 +283,9 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
         .iter()
         .filter(|r| !matches!(r, Err(Code::Unavailable)))
         .collect();
-    let first = same.first().map(|r| (*r).clone());
+    let first = same.first().map(|r| **r);
     assert!(
-        same.iter().all(|r| Some((*r).clone()) == first),
+        same.iter().all(|r| Some(**r) == first),
         "one request id, several answers: {:?}",
         same.iter()
             .map(|r| format!("{r:?}"))
