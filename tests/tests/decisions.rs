@@ -93,6 +93,16 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
         .ok_or_else(|| anyhow::anyhow!("a second case was opened"))?;
     assert_eq!(second.code(), Code::AlreadyExists);
     assert!(second.message().contains(&opened.case_id), "{second:?}");
+    // The same case number typed with other brackets, full-width digits or spaces is the same
+    // criminal case.
+    let retyped = "〔2026〕 黔０１０２刑初5号";
+    assert_eq!(case_no, "(2026)黔0102刑初5号");
+    let third = client
+        .open_case(application("open-2b", &person, retyped))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a retyped case number opened a second case"))?;
+    assert_eq!(third.code(), Code::AlreadyExists, "{third:?}");
 
     // Another agency's relief, recorded as a fact, refuses a case for that criminal case.
     client
@@ -507,7 +517,8 @@ async fn a_referred_clue_opens_a_relief_case_and_the_case_closes_the_clue() -> T
     let case = relief_case(&mut decisions_api, &closed.relief_case_id).await?;
     assert_eq!(case.origin, CaseOrigin::Referral as i32);
     assert_eq!(case.person_id, person);
-    assert_eq!(case.case_no, "(2026)京0105刑初88号");
+    // The case number in its canonical form (full-width parentheses).
+    assert_eq!(case.case_no, "（2026）京0105刑初88号");
     assert_eq!(case.region_code, "110105");
     assert_eq!(case.stage, Stage::Informed as i32);
     assert_eq!(case.missing_materials, ["application", "identity_proof"]);

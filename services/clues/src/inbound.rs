@@ -77,7 +77,11 @@ pub fn party_request(
         if !request.case_no.is_empty() && !request.party_ref.is_empty() {
             request.request_id = format!(
                 "case:{:x}",
-                stable_hash(&format!("{}\u{0}{}", request.case_no, request.party_ref))
+                stable_hash(&format!(
+                    "{}\u{0}{}",
+                    jiuzhu_identity::canonical_case_number(&request.case_no),
+                    request.party_ref
+                ))
             );
         }
     }

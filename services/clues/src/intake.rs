@@ -196,7 +196,7 @@ impl Intake {
                     let known: Option<Vec<u8>> = sqlx::query_scalar(
                         "SELECT answer FROM party_refs WHERE case_no = $1 AND party_ref = $2",
                     )
-                    .bind(request.case_no.trim())
+                    .bind(jiuzhu_identity::canonical_case_number(&request.case_no))
                     .bind(request.party_ref.trim())
                     .fetch_optional(work.connection())
                     .await
@@ -212,7 +212,7 @@ impl Intake {
                         .unwrap_or_default();
                     let reported = PartyReported {
                         party_id: party_id.to_string(),
-                        case_no: request.case_no.trim().to_owned(),
+                        case_no: jiuzhu_identity::canonical_case_number(&request.case_no),
                         party_ref: request.party_ref.trim().to_owned(),
                         procuratorate: request.procuratorate.trim().to_owned(),
                         case_type: request.case_type.clone(),
@@ -291,7 +291,7 @@ impl Intake {
                     .bind(party_id)
                     .bind(sealed.encode_to_vec())
                     .bind(&region)
-                    .bind(request.case_no.trim())
+                    .bind(jiuzhu_identity::canonical_case_number(&request.case_no))
                     .bind(request.procuratorate.trim())
                     .bind(request.role)
                     .bind(request.incident_date.trim())

@@ -188,7 +188,8 @@ impl DecisionsApi {
             case_id: String::new(),
             origin,
             person_id: person.to_string(),
-            case_no: request.case_no.trim().to_owned(),
+            // One case however its number is typed: the once-only rule keys on it.
+            case_no: jiuzhu_identity::canonical_case_number(&request.case_no),
             procuratorate: request.procuratorate.trim().to_owned(),
             region_code: region.to_owned(),
             category: request.category.trim().to_owned(),

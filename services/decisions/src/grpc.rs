@@ -189,7 +189,7 @@ impl DecisionsService for DecisionsApi {
         caller.office_check(&region)?;
         let (person, case_no, agency, reference) = (
             person.unwrap_or_default(),
-            request.case_no.trim().to_owned(),
+            jiuzhu_identity::canonical_case_number(&request.case_no),
             request.agency.trim().to_owned(),
             request.reference.trim().to_owned(),
         );

@@ -51,7 +51,7 @@ impl Reaction for Referrals {
             request_id: format!("referral-{}", referred.clue_id),
             origin: CaseOrigin::Referral.into(),
             person_id: referred.person_id.clone(),
-            case_no: referred.case_no.clone(),
+            case_no: jiuzhu_identity::canonical_case_number(&referred.case_no),
             procuratorate: referred.procuratorate.clone(),
             region_code: referred.region_code.clone(),
             opened_by: format!("referral by {}", referred.referred_by),
