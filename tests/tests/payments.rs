@@ -430,3 +430,69 @@ async fn a_budget_belongs_to_the_office_that_funds_it_and_serves_only_its_cases(
     payments.running.stop().await;
     Ok(())
 }
+
+/// An approval that can never be paid (5 fen in 12 instalments, from a producer that did not
+/// check) goes to the dead-letter topic at once with its reason, and the approval behind it on
+/// the same partition (the same person) is ordered as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_that_can_never_be_paid_is_dead_lettered_and_the_next_is_ordered() -> TestResult
+{
+    use jiuzhu_proto::decisions::{DecisionApproved, ReliefMethod};
+    let wait = std::time::Duration::from_secs(60);
+    let ns = unique_namespace();
+    let payments = start::<Payments>(&ns).await?;
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    let person_id = uuid::Uuid::now_v7().to_string();
+    let approval = |fen: i64, instalments: i32| DecisionApproved {
+        case_id: uuid::Uuid::now_v7().to_string(),
+        person_id: person_id.clone(),
+        amount: Some(Money { fen }),
+        methods: vec![ReliefMethod::OneTimePayment as i32],
+        procuratorate: "贵阳市南明区人民检察院".to_owned(),
+        approved_on: "2026-06-01".to_owned(),
+        region_code: "520102".to_owned(),
+        instalments,
+        instalment_every_months: 1,
+        ..DecisionApproved::default()
+    };
+    let (poison, next) = (approval(5, 12), approval(300_000, 1));
+    for approved in [&poison, &next] {
+        jiuzhu_tests::publish(&producer, &ns, "decisions", &person_id, approved).await?;
+    }
+    let mut client =
+        PaymentsServiceClient::new(jiuzhu_testkit::channel(payments.running.grpc_addr).await?);
+    let ordered = eventually("the next approval ordered", wait, || {
+        let (mut client, case_id) = (client.clone(), next.case_id.clone());
+        async move {
+            let listed = client
+                .list_disbursements(ListDisbursementsRequest { case_id })
+                .await?
+                .into_inner()
+                .disbursements;
+            Ok((!listed.is_empty()).then_some(listed.len()))
+        }
+    })
+    .await?;
+    assert_eq!(ordered, 1);
+    let none = client
+        .list_disbursements(ListDisbursementsRequest {
+            case_id: poison.case_id.clone(),
+        })
+        .await?
+        .into_inner()
+        .disbursements;
+    assert!(none.is_empty(), "{none:?}");
+    let topic = format!("{ns}{}.dlq", jiuzhu_messaging::service_topic("decisions"));
+    let dead = read_topic(&kafka_brokers(), &topic, 1)?;
+    assert_eq!(dead.len(), 1);
+    let headers = jiuzhu_messaging::header_map(rdkafka::Message::headers(&dead[0]));
+    let reason = headers
+        .get("jiuzhu-dlq-reason")
+        .cloned()
+        .unwrap_or_default();
+    assert!(reason.contains("0 fen can never be reserved"), "{reason}");
+    payments.running.stop().await;
+    Ok(())
+}

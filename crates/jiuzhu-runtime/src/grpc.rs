@@ -40,6 +40,42 @@ where
     store.execute(call, AppError::from, decide).await
 }
 
+/// [`run_command`] for the platform's own work (a reaction to an event, a timer): `key` names
+/// the work and lives in the internal namespace, which no caller's request id can reach.
+pub async fn run_internal<'s, Answer, Decide>(
+    store: &'s jiuzhu_eventstore::EventStore,
+    command_type: &str,
+    key: &str,
+    decide: Decide,
+) -> Result<Answer, AppError>
+where
+    Answer: prost::Message + Default,
+    Decide: for<'w> FnOnce(
+        &'w mut jiuzhu_eventstore::UnitOfWork<'s>,
+    ) -> jiuzhu_eventstore::Decision<'w, Answer, AppError>,
+{
+    let call = jiuzhu_eventstore::CommandRequest::internal(command_type, key);
+    store.execute(call, AppError::from, decide).await
+}
+
+/// The command of an RPC that callers and the platform's reactions share: a caller's request is
+/// idempotent on its request id, the platform's on its key in the internal namespace.
+pub fn command_of(
+    actor: &jiuzhu_access::Actor,
+    command_type: &str,
+    request_id: &str,
+    request: &impl prost::Message,
+) -> jiuzhu_eventstore::CommandRequest {
+    match actor {
+        jiuzhu_access::Actor::Caller(_) => {
+            jiuzhu_eventstore::CommandRequest::api(command_type, request_id, request)
+        }
+        jiuzhu_access::Actor::Platform => {
+            jiuzhu_eventstore::CommandRequest::internal(command_type, request_id)
+        }
+    }
+}
+
 /// Longest purpose accepted.
 pub const MAX_PURPOSE_LEN: usize = 200;
 

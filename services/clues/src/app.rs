@@ -8,7 +8,7 @@ use jiuzhu_access::Actor;
 use jiuzhu_errors::{AppError, FieldViolations, uuid_field};
 use jiuzhu_eventstore::EventStore;
 use jiuzhu_proto::clues::*;
-use jiuzhu_runtime::grpc::run_command;
+use jiuzhu_runtime::grpc::command_of;
 use sqlx::PgPool;
 
 use crate::domain::{Closing, Clue as ClueAggregate};
@@ -69,12 +69,16 @@ impl CluesApi {
         };
         violations.into_result()?;
         let closed_by = actor.recorded_as(request.closed_by.trim());
-        let answer = run_command(
-            &self.store,
+        // Closed by the case opened from it: the platform's work, under its internal key.
+        let call = command_of(
+            &actor,
             &format!("{SERVICE}/CloseClue"),
             &request.request_id,
             &request,
-            move |work| {
+        );
+        let answer = self
+            .store
+            .execute(call, AppError::from, move |work| {
                 async move {
                     work.decide_on(&clue_id.to_string(), |clue: &ClueAggregate| {
                         actor.office_check(clue.region_code())?;
@@ -84,9 +88,8 @@ impl CluesApi {
                     Ok(CloseClueResponse {})
                 }
                 .boxed()
-            },
-        )
-        .await?;
+            })
+            .await?;
         Ok(answer)
     }
 }

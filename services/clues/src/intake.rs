@@ -419,7 +419,7 @@ impl Intake {
             };
             let clue_id = Uuid::now_v7();
             let pair = format!("{}:{person_id}", party.party_id);
-            let call = CommandRequest::new(&format!("reverse:{pair}"), REVERSE, pair.as_bytes());
+            let call = CommandRequest::internal(REVERSE, format!("reverse:{pair}"));
             let mut work = match self
                 .store
                 .begin_command(call)

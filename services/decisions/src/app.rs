@@ -16,7 +16,7 @@ use jiuzhu_eventstore::{CommandRequest, EventStore};
 use jiuzhu_policy::{PolicyBook, PolicyError};
 use jiuzhu_proto::decisions::*;
 use jiuzhu_recommend::Recommender;
-use jiuzhu_runtime::grpc::run_command;
+use jiuzhu_runtime::grpc::command_of;
 use uuid::Uuid;
 
 use crate::domain::{self, CaseError, Context, DecisionsEvent, Open, ReliefCase};
@@ -198,11 +198,16 @@ impl DecisionsApi {
             clue_id: request.clue_id.trim().to_owned(),
             party_id: request.party_id.trim().to_owned(),
         };
-        run_command(
-            &self.store,
+        // A referral's case is the platform's work, under its key in the internal namespace.
+        let call = command_of(
+            &actor,
             &format!("{SERVICE}/OpenCase"),
             &request.request_id,
             &request,
+        );
+        self.store.execute(
+            call,
+            AppError::from,
             move |work| {
                 async move {
                     let case_id = Uuid::now_v7();
@@ -372,7 +377,9 @@ impl From<CaseError> for AppError {
             CaseError::AboveCap { .. } | CaseError::AboveCourtAward { .. } => {
                 FieldViolations::single("amount", message)
             }
-            CaseError::TooManyInstalments { .. } => FieldViolations::single("instalments", message),
+            CaseError::TooManyInstalments { .. } | CaseError::InstalmentsBelowOneFen { .. } => {
+                FieldViolations::single("instalments", message)
+            }
             CaseError::NotifiedOn { .. } => FieldViolations::single("notified_on", message),
             CaseError::WrongApprover { .. } => AppError::permission_denied(message),
             CaseError::DepartureUnexplained { .. } => {

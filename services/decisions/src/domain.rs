@@ -93,6 +93,10 @@ pub enum CaseError {
     DepartureUnexplained { recommended: String },
     #[error("at most {max} instalments (relief policy), not {given}")]
     TooManyInstalments { max: u32, given: u32 },
+    #[error(
+        "{amount} fen cannot be paid in {instalments} instalments: each must be at least 1 fen"
+    )]
+    InstalmentsBelowOneFen { amount: i64, instalments: u32 },
     #[error("no referral {0} on this case")]
     UnknownReferral(String),
     #[error("referral {referral} went to {department}, not {sender}")]

@@ -7,7 +7,7 @@ use jiuzhu_errors::AppError;
 use jiuzhu_messaging::{ProjectionError, Reaction, service_topic};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::payments::DisbursementSucceeded;
-use jiuzhu_runtime::grpc::run_command;
+use jiuzhu_runtime::grpc::run_internal;
 use uuid::Uuid;
 
 use crate::app::FollowupApi;
@@ -60,13 +60,11 @@ impl PaymentPlans {
         );
         // The schedule of the set in force on the payment day.
         let policy = self.api.policy_on(paid_on);
-        let fingerprint = paid.clone();
-        run_command(
+        run_internal(
             &self.api.store,
             "jiuzhu.followup.v1.PaymentPlans",
             // Per payment: a later instalment of the same case finds the plan claimed.
             &format!("plan-{}", paid.disbursement_id),
-            &fingerprint,
             move |work| {
                 async move {
                     let plan_id = Uuid::now_v7();

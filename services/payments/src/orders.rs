@@ -11,7 +11,7 @@ use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::DecisionApproved;
 use jiuzhu_proto::payments::DisbursementOrdered;
-use jiuzhu_runtime::grpc::run_command;
+use jiuzhu_runtime::grpc::run_internal;
 use uuid::Uuid;
 
 use crate::app::PaymentsApi;
@@ -213,8 +213,9 @@ impl DecisionOrders {
     }
 
     async fn order(&self, approved: DecisionApproved) -> Result<(), AppError> {
+        // What can never be carried out is dead-lettered at once, naming why.
         let case_id = Uuid::parse_str(&approved.case_id).map_err(|_| {
-            AppError::internal(format!("case_id `{}` is not a UUID", approved.case_id))
+            AppError::invalid("case_id", format!("`{}` is not a UUID", approved.case_id))
         })?;
         let fen = approved.amount.map_or(0, |m| m.fen);
         if fen <= 0 {
@@ -228,12 +229,17 @@ impl DecisionOrders {
             approved.instalment_every_months,
             approved_on,
         );
-        let fingerprint = approved.clone();
-        run_command(
+        if plan.iter().any(|instalment| instalment.fen <= 0) {
+            return Err(AppError::failed_precondition(format!(
+                "{fen} fen cannot be paid in {} instalments: an instalment of 0 fen can never \
+                 be reserved",
+                approved.instalments
+            )));
+        }
+        run_internal(
             self.api.store(),
             ORDER,
             &format!("order-{case_id}"),
-            &fingerprint,
             move |work| {
                 async move {
                     let mut first = DisbursementOrdered::default();

@@ -89,6 +89,13 @@ impl ReliefCase {
                 given: instalments,
             });
         }
+        // Refused here, not met later by payments as a zero-fen order it can never carry out.
+        if proposal.amount_fen < i64::from(instalments) {
+            return Err(CaseError::InstalmentsBelowOneFen {
+                amount: proposal.amount_fen,
+                instalments,
+            });
+        }
         let missing = self.missing_materials(context.policy);
         if !missing.is_empty() && !emergency {
             return Err(CaseError::MaterialsMissing(missing));

@@ -601,6 +601,32 @@ fn a_decision_within_the_cap_goes_to_the_tier_its_amount_needs() {
 }
 
 #[test]
+fn an_amount_smaller_than_its_instalments_is_refused_before_anything_is_decided() {
+    let world = world();
+    let context = world.on("2026-11-10");
+    let case = accepted(&world);
+    let proposal = Proposal {
+        amount_fen: 5,
+        instalments: 12,
+        methods: vec![ReliefMethod::OneTimePayment],
+        ..Proposal::default()
+    };
+    assert_eq!(
+        case.propose(proposal.clone(), context),
+        Err(CaseError::InstalmentsBelowOneFen {
+            amount: 5,
+            instalments: 12
+        })
+    );
+    let twelve = Proposal {
+        amount_fen: 12,
+        departure_reason: "a token sum in twelve parts".to_owned(),
+        ..proposal
+    };
+    assert!(case.propose(twelve, context).is_ok());
+}
+
+#[test]
 fn a_decision_that_departs_from_the_recommendation_says_why() {
     let world = world();
     let context = world.on("2026-11-10");
