@@ -18,11 +18,22 @@ pub struct RemoteKeys {
     client: PersonKeyServiceClient<Channel>,
 }
 
+/// How long one call to the key service may take: a registry that accepts and never answers
+/// is an outage (retried), and must not hold a consumer for ever.
+pub const KEY_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl RemoteKeys {
-    /// Connects lazily to the registry at `endpoint` (its TLS set by the caller).
+    /// Connects lazily to the registry at `endpoint` (its TLS set by the caller); each call
+    /// gives up after [`KEY_CALL_TIMEOUT`].
     pub fn new(endpoint: Endpoint) -> Self {
+        Self::with_timeout(endpoint, KEY_CALL_TIMEOUT)
+    }
+
+    /// The same, with another limit per call.
+    pub fn with_timeout(endpoint: Endpoint, timeout: std::time::Duration) -> Self {
         let channel = endpoint
             .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(timeout)
             .connect_lazy();
         Self {
             client: PersonKeyServiceClient::new(channel),
@@ -40,8 +51,10 @@ impl RemoteKeys {
                 })
                 .await
                 .map_err(|status| match status.code() {
+                    // A call past its limit ends `Cancelled` ("Timeout expired").
                     tonic::Code::Unavailable
                     | tonic::Code::DeadlineExceeded
+                    | tonic::Code::Cancelled
                     | tonic::Code::Unknown
                     | tonic::Code::Internal => VaultError::Unavailable(status.message().to_owned()),
                     _ => VaultError::Refused(status.message().to_owned()),
@@ -60,5 +73,43 @@ impl RemoteKeys {
             }
         }
         Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key service that takes the connection and never answers is an outage after the limit,
+    /// not a consumer held for ever.
+    #[tokio::test]
+    async fn a_key_service_that_never_answers_is_unavailable_after_the_limit() {
+        let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+            panic!("no local port");
+        };
+        let Ok(addr) = listener.local_addr() else {
+            panic!("no local address");
+        };
+        // Accepts, reads nothing, answers nothing.
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let Ok(endpoint) = Endpoint::from_shared(format!("http://{addr}")) else {
+            panic!("no endpoint");
+        };
+        let keys = RemoteKeys::with_timeout(endpoint, std::time::Duration::from_millis(300));
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            keys.keys(&[Uuid::now_v7()]),
+        )
+        .await;
+        held.abort();
+        assert!(
+            matches!(answer, Ok(Err(VaultError::Unavailable(_)))),
+            "{answer:?}"
+        );
     }
 }
