@@ -719,3 +719,131 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
     registry.running.stop().await;
     Ok(())
 }
+
+/// Each statement line is decided against the lines before it: a payment that never got its
+/// answer, debited and then credited in one statement, is paid and then reversed (its money
+/// back in the budget); a payment debited twice is a second payment, reported and opened as a
+/// recovery for finance, never counted as matched twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_is_decided_line_by_line_and_a_second_debit_is_an_overpayment() -> TestResult {
+    let ns = unique_namespace();
+    let payments_port = free_port()?;
+    let simulator = Paysim::spawn(None, &["--timeout-hold-ms", "2000"]).await?;
+    let registry = start::<Registry>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let endpoint = simulator.endpoint.clone();
+    let payments =
+        start_with::<Payments>(&ns, |s| provider_settings(s, &endpoint, payments_port, 400))
+            .await?;
+    let mut client = PaymentsServiceClient::new(
+        jiuzhu_testkit::channel(std::net::SocketAddr::from(([127, 0, 0, 1], payments_port)))
+            .await?,
+    );
+    let mut people = registry_client(&registry.running).await?;
+    allocate(&mut client, "twice", 2_000_000).await?;
+    let sun = person(&mut people, "twice-sun", "孙玉梅").await?;
+    let zhou = person(&mut people, "twice-zhou", "周建国").await?;
+    register_payee(&client, "twice-sun", &sun, "孙玉梅", &card(SILENT, 5)).await?;
+    register_payee(&client, "twice-zhou", &zhou, "周建国", &card(ORDINARY, 6)).await?;
+    let silent_case = approve_case(
+        decisions.running.grpc_addr,
+        "311",
+        &sun,
+        PROCURATORATE,
+        700_000,
+    )
+    .await?;
+    let ordinary_case = approve_case(
+        decisions.running.grpc_addr,
+        "312",
+        &zhou,
+        PROCURATORATE,
+        300_000,
+    )
+    .await?;
+    let ordinary = disbursement_in(&client, &ordinary_case, DisbursementState::Succeeded).await?;
+    let silent = disbursement_in(&client, &silent_case, DisbursementState::Submitted).await?;
+    eventually("the unanswered payment made", WAIT, || async {
+        let payments = simulator.payments_for(&silent.disbursement_id).await?;
+        Ok((!payments.is_empty()).then_some(()))
+    })
+    .await?;
+    let statement = simulator
+        .client
+        .clone()
+        .export_statement(ExportStatementRequest {})
+        .await?
+        .into_inner();
+    let mut lines: Vec<String> = statement.csv.lines().map(str::to_owned).collect();
+    let line_of = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(id))
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no statement line for {id}"))
+    };
+    // `value_date,bank_reference,idempotency_key,amount,direction` with another reference and
+    // direction.
+    let again = |line: &str, reference: &str, direction: &str| {
+        let mut fields: Vec<&str> = line.split(',').collect();
+        fields[1] = reference;
+        fields[4] = direction;
+        fields.join(",")
+    };
+    let (silent_line, ordinary_line) = (
+        line_of(&silent.disbursement_id)?,
+        line_of(&ordinary.disbursement_id)?,
+    );
+    lines.push(again(&silent_line, "RETURN0001", "CREDIT"));
+    lines.push(again(&ordinary_line, "SECOND0001", "DEBIT"));
+    let report = client
+        .import_statement(ImportStatementRequest {
+            request_id: "statement-twice".to_owned(),
+            provider: "simulator".to_owned(),
+            format: StatementFormat::Csv as i32,
+            content: lines.join("\n") + "\n",
+            control_count: 4,
+            control_total: Some(Money {
+                fen: 2 * 700_000 + 2 * 300_000,
+            }),
+            covers_until: String::new(),
+        })
+        .await?
+        .into_inner()
+        .report
+        .ok_or_else(|| anyhow::anyhow!("no report"))?;
+    assert_eq!(
+        (report.settled, report.reversed, report.matched),
+        (1, 1, 2),
+        "{report:?}"
+    );
+    let kinds: Vec<(i32, String)> = report
+        .mismatches
+        .iter()
+        .map(|m| (m.kind, m.disbursement_id.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(
+            MismatchKind::PaidTwice as i32,
+            ordinary.disbursement_id.clone()
+        )]
+    );
+    disbursement_in(&client, &silent_case, DisbursementState::Reversed).await?;
+    let pool = payments.running.store.pool().clone();
+    let recoveries: Vec<(String, i64)> =
+        sqlx::query_as("SELECT bank_reference, fen FROM recoveries WHERE recovered_at IS NULL")
+            .fetch_all(&pool)
+            .await?;
+    assert_eq!(recoveries, [("SECOND0001".to_owned(), 300_000)]);
+    // The reversed payment's money is back in the budget; the paid one stays paid once.
+    assert_eq!(
+        balances(&mut client.clone()).await?,
+        (1_700_000, 0, 300_000)
+    );
+    ledger_balances(&pool).await?;
+    payments.running.stop().await;
+    decisions.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}

@@ -486,27 +486,28 @@ async fn reconcile(
     } = statement;
     let statement_id = Uuid::now_v7().to_string();
     let keys: Vec<String> = lines.iter().map(|l| l.idempotency_key.clone()).collect();
-    let known: HashMap<String, Known> = sqlx::query_as::<_, (String, Uuid, i64, String, String)>(
-        "SELECT idempotency_key, disbursement_id, fen, outcome, region_code FROM attempts \
+    let mut known: HashMap<String, Known> =
+        sqlx::query_as::<_, (String, Uuid, i64, String, String)>(
+            "SELECT idempotency_key, disbursement_id, fen, outcome, region_code FROM attempts \
          WHERE idempotency_key = ANY($1)",
-    )
-    .bind(&keys)
-    .fetch_all(work.connection())
-    .await
-    .map_err(AppError::storage)?
-    .into_iter()
-    .map(|(key, disbursement_id, fen, outcome, region_code)| {
-        (
-            key,
-            Known {
-                disbursement_id,
-                fen,
-                outcome,
-                region_code,
-            },
         )
-    })
-    .collect();
+        .bind(&keys)
+        .fetch_all(work.connection())
+        .await
+        .map_err(AppError::storage)?
+        .into_iter()
+        .map(|(key, disbursement_id, fen, outcome, region_code)| {
+            (
+                key,
+                Known {
+                    disbursement_id,
+                    fen,
+                    outcome,
+                    region_code,
+                },
+            )
+        })
+        .collect();
     let mut report = ReconciliationReport {
         statement_id: statement_id.clone(),
         line_count: i64::try_from(lines.len()).unwrap_or(i64::MAX),
@@ -526,6 +527,9 @@ async fn reconcile(
             bank_reference: line.bank_reference.clone(),
             line: line.line,
         };
+    // Each line is decided against what the lines before it did (a debit then a credit of one
+    // unanswered payment reverse it; a second debit of one key is a second payment).
+    let mut debited: HashSet<&str> = HashSet::new();
     for line in lines {
         let attempt = known.get(&line.idempotency_key);
         if attempt.is_some_and(|a| !statement.covers(&a.region_code)) {
@@ -546,6 +550,13 @@ async fn reconcile(
                 report
                     .mismatches
                     .push(mismatch(MismatchKind::AmountDiffers, line, Some(a)));
+                continue;
+            }
+            (Direction::Debit, Some(a)) if !debited.insert(line.idempotency_key.as_str()) => {
+                report
+                    .mismatches
+                    .push(mismatch(MismatchKind::PaidTwice, line, Some(a)));
+                open_recovery(work, &statement_id, line, a).await?;
                 continue;
             }
             (Direction::Debit, Some(a)) => match a.outcome.as_str() {
@@ -589,6 +600,13 @@ async fn reconcile(
             SubmitError::Store(error) => AppError::from(error),
             other => AppError::internal(other.to_string()),
         })?;
+        if recorded && let Some(known) = known.get_mut(&line.idempotency_key) {
+            known.outcome = match outcome {
+                Outcome::Returned { .. } => "reversed",
+                _ => "paid",
+            }
+            .to_owned();
+        }
         match (&outcome, recorded) {
             (Outcome::Paid { .. }, true) => {
                 report.settled += 1;
@@ -661,6 +679,30 @@ async fn reconcile(
     .await
     .map_err(AppError::storage)?;
     Ok(report)
+}
+
+/// A payment the bank made twice: what finance must recover, once per statement line.
+async fn open_recovery(
+    work: &mut UnitOfWork<'_>,
+    statement_id: &str,
+    line: &StatementLine,
+    paid: &Known,
+) -> Result<(), AppError> {
+    sqlx::query(
+        "INSERT INTO recoveries \
+         (idempotency_key, bank_reference, statement_id, line, disbursement_id, fen) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(&line.idempotency_key)
+    .bind(&line.bank_reference)
+    .bind(Uuid::parse_str(statement_id).unwrap_or_default())
+    .bind(line.line)
+    .bind(paid.disbursement_id)
+    .bind(line.fen)
+    .execute(work.connection())
+    .await
+    .map_err(AppError::storage)?;
+    Ok(())
 }
 
 /// The stored report of an imported statement.

@@ -586,11 +586,14 @@ pub async fn metrics(pool: sqlx::PgPool) -> Result<String, sqlx::Error> {
         sqlx::query_as("SELECT outcome, count(*) FROM attempts GROUP BY outcome ORDER BY outcome")
             .fetch_all(&pool)
             .await?;
-    let (due, waiting_payee, waiting_funds): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM submissions WHERE due_at <= now() AND NOT waiting_payee), \
-         (SELECT count(*) FROM submissions WHERE waiting_payee), \
-         (SELECT count(*) FROM waiting_for_funds)",
-    )
+    let (due, waiting_payee, waiting_funds, recoveries, recovering): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM submissions WHERE due_at <= now() AND NOT waiting_payee), \
+             (SELECT count(*) FROM submissions WHERE waiting_payee), \
+             (SELECT count(*) FROM waiting_for_funds), \
+             (SELECT count(*) FROM recoveries WHERE recovered_at IS NULL), \
+             (SELECT coalesce(sum(fen), 0)::bigint FROM recoveries WHERE recovered_at IS NULL)",
+        )
     .fetch_one(&pool)
     .await?;
     let balances: Vec<(String, i64)> =
@@ -625,6 +628,16 @@ pub async fn metrics(pool: sqlx::PgPool) -> Result<String, sqlx::Error> {
             "jiuzhu_payments_waiting_for_funds",
             "Disbursements waiting for budget.",
             &[(vec![], waiting_funds as f64)],
+        ),
+        gauge(
+            "jiuzhu_payments_recoveries_open",
+            "Payments the bank made twice, not yet recovered (alert when above zero).",
+            &[(vec![], recoveries as f64)],
+        ),
+        gauge(
+            "jiuzhu_payments_recoveries_open_fen",
+            "What those overpayments amount to, in fen.",
+            &[(vec![], recovering as f64)],
         ),
         gauge(
             "jiuzhu_payments_balance_fen",
