@@ -81,7 +81,7 @@ impl ServiceContext {
 }
 
 /// A background task of a service: started with it, told to stop through the token.
-type Task = Box<dyn FnOnce(CancellationToken) -> futures::future::BoxFuture<'static, ()> + Send>;
+type Task = crate::supervise::Start;
 
 /// A service's gRPC services, projections, inbound consumers and background tasks.
 pub struct Components {
@@ -139,14 +139,15 @@ impl Components {
     }
 
     /// Adds a background task (a scheduler, a follower): it runs while the service runs and
-    /// must return soon after `shutdown` is cancelled.
+    /// must return soon after `shutdown` is cancelled. `run` makes a fresh run: a run that
+    /// ends or panics before then is started again (supervised).
     pub fn task<F, Fut>(mut self, name: &'static str, run: F) -> Self
     where
-        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        F: Fn(CancellationToken) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         self.tasks
-            .push((name, Box::new(move |shutdown| Box::pin(run(shutdown)))));
+            .push((name, Arc::new(move |shutdown| Box::pin(run(shutdown)))));
         self
     }
 
@@ -405,24 +406,63 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
 
     let shutdown = CancellationToken::new();
     let mut tasks = Vec::new();
+    // Every long-running task is supervised: started again when it ends or panics, and the
+    // service says NOT_SERVING while one is down.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let supervision = crate::supervise::Supervision::new(health.clone(), components.served.clone());
 
-    let relay = OutboxRelay::new(
+    let relay_name = format!("jiuzhu-{}-relay", S::NAME);
+    // The first relay is made now, so that bad settings stop the start; restarts make their own.
+    let first_relay = std::sync::Mutex::new(Some(OutboxRelay::new(
         context.pool.clone(),
         &settings.kafka,
         settings.outbox.clone(),
-        &format!("jiuzhu-{}-relay", S::NAME),
-    )?;
-    tasks.push(tokio::spawn(relay.run(shutdown.child_token())));
-
-    for projection in &components.projections {
-        let run = Arc::clone(projection).run(
+        &relay_name,
+    )?));
+    let relay_start: crate::supervise::Start = {
+        let (pool, kafka, outbox, name) = (
             context.pool.clone(),
             settings.kafka.clone(),
-            settings.consumer.clone(),
-            format!("jiuzhu-{}-{}", S::NAME, projection.name()),
-            shutdown.child_token(),
+            settings.outbox.clone(),
+            relay_name.clone(),
         );
-        tasks.push(tokio::spawn(run));
+        Arc::new(move |token| {
+            let first = first_relay.lock().ok().and_then(|mut first| first.take());
+            let relay = match first {
+                Some(relay) => Ok(relay),
+                None => OutboxRelay::new(pool.clone(), &kafka, outbox.clone(), &name),
+            };
+            Box::pin(async move {
+                match relay {
+                    Ok(relay) => relay.run(token).await,
+                    Err(error) => tracing::error!(%error, "cannot start the outbox relay"),
+                }
+            })
+        })
+    };
+    tasks.push(supervision.spawn(relay_name, relay_start, shutdown.clone()));
+
+    for projection in &components.projections {
+        let client_id = format!("jiuzhu-{}-{}", S::NAME, projection.name());
+        let start: crate::supervise::Start = {
+            let (projection, pool, kafka, consumer, client_id) = (
+                Arc::clone(projection),
+                context.pool.clone(),
+                settings.kafka.clone(),
+                settings.consumer.clone(),
+                client_id.clone(),
+            );
+            Arc::new(move |token| {
+                Arc::clone(&projection).run(
+                    pool.clone(),
+                    kafka.clone(),
+                    consumer.clone(),
+                    client_id.clone(),
+                    token,
+                )
+            })
+        };
+        tasks.push(supervision.spawn(client_id, start, shutdown.clone()));
     }
 
     // Who may send on inbound topics: certificates of the installation's authority, unless
@@ -432,15 +472,28 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         revocations: Arc::clone(&revocations),
     });
     for handler in &components.inbound {
-        let run = Arc::clone(handler).run(
-            context.pool.clone(),
-            settings.kafka.clone(),
-            settings.consumer.clone(),
-            format!("jiuzhu-{}-{}", S::NAME, handler.name()),
-            Arc::clone(&senders),
-            shutdown.child_token(),
-        );
-        tasks.push(tokio::spawn(run));
+        let client_id = format!("jiuzhu-{}-{}", S::NAME, handler.name());
+        let start: crate::supervise::Start = {
+            let (handler, pool, kafka, consumer, client_id, senders) = (
+                Arc::clone(handler),
+                context.pool.clone(),
+                settings.kafka.clone(),
+                settings.consumer.clone(),
+                client_id.clone(),
+                Arc::clone(&senders),
+            );
+            Arc::new(move |token| {
+                Arc::clone(&handler).run(
+                    pool.clone(),
+                    kafka.clone(),
+                    consumer.clone(),
+                    client_id.clone(),
+                    Arc::clone(&senders),
+                    token,
+                )
+            })
+        };
+        tasks.push(supervision.spawn(client_id, start, shutdown.clone()));
     }
 
     let metrics_addr = match metrics_listener {
@@ -454,6 +507,7 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
                 S::NAME,
                 context.pool.clone(),
                 std::mem::take(&mut components.metrics),
+                Arc::clone(&supervision),
                 shutdown.child_token(),
             ));
             tracing::info!(service = S::NAME, %addr, "serving metrics");
@@ -464,7 +518,7 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
 
     for (name, run) in std::mem::take(&mut components.tasks) {
         tracing::debug!(task = name, "starting background task");
-        tasks.push(tokio::spawn(run(shutdown.child_token())));
+        tasks.push(supervision.spawn(name.to_owned(), run, shutdown.clone()));
     }
     // Replicas share a directory: each appends to a file of its own instance.
     let checkpoints = jiuzhu_audit::checkpoint_file(
@@ -488,7 +542,6 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         shutdown.child_token(),
     )));
 
-    let (health, health_service) = tonic_health::server::health_reporter();
     for name in &components.served {
         health
             .set_service_status(*name, ServingStatus::Serving)

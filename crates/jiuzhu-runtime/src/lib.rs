@@ -11,6 +11,7 @@ mod host;
 pub mod metrics;
 mod projection;
 mod settings;
+pub mod supervise;
 
 pub use host::{
     Components, Running, ServiceContext, StartError, assemble, connect, migrate,

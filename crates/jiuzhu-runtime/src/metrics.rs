@@ -36,6 +36,7 @@ async fn render(
     service: &str,
     pool: &PgPool,
     collectors: &[Collector],
+    restarts: u64,
 ) -> Result<String, sqlx::Error> {
     let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(pool)
@@ -45,18 +46,25 @@ async fn render(
         "Events committed but not yet acknowledged by the broker.",
         &[(vec![("service", service.to_owned())], backlog as f64)],
     );
+    text.push_str(&gauge(
+        "jiuzhu_task_restarts",
+        "Times a task (relay, consumer, worker) stopped or panicked and was started again.",
+        &[(vec![("service", service.to_owned())], restarts as f64)],
+    ));
     for collector in collectors {
         text.push_str(&collector(pool.clone()).await?);
     }
     Ok(text)
 }
 
-/// Serves `/metrics` on `listener` until `shutdown`.
+/// Serves `/metrics` on `listener` until `shutdown`: 503 naming them while a supervised task is
+/// down (readiness probes ask here).
 pub fn serve(
     listener: TcpListener,
     service: &'static str,
     pool: PgPool,
     collectors: Vec<Collector>,
+    supervision: Arc<crate::supervise::Supervision>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let collectors = Arc::new(collectors);
@@ -72,13 +80,21 @@ pub fn serve(
                     }
                 },
             };
-            let (pool, collectors) = (pool.clone(), collectors.clone());
+            let (pool, collectors, supervision) =
+                (pool.clone(), collectors.clone(), supervision.clone());
             tokio::spawn(async move {
                 let mut request = vec![0u8; 2048];
                 let read = socket.read(&mut request).await.unwrap_or(0);
                 let head = String::from_utf8_lossy(&request[..read]);
-                let response = if head.starts_with("GET /metrics ") {
-                    match render(service, &pool, &collectors).await {
+                let down = supervision.down();
+                let response = if head.starts_with("GET /metrics ") && !down.is_empty() {
+                    let body = format!("tasks down: {}\n", down.join(", "));
+                    format!(
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else if head.starts_with("GET /metrics ") {
+                    match render(service, &pool, &collectors, supervision.restarts()).await {
                         Ok(body) => format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()

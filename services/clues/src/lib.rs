@@ -71,7 +71,7 @@ impl Service for Clues {
             .projection(register(projections::LinkageIndex::new(keys)))
             // Load the index now rather than on the first party, then follow the projection.
             .task("clues.linkage_follower", move |shutdown| {
-                index.follow(pool, memory::FOLLOW_EVERY, shutdown)
+                std::sync::Arc::clone(&index).follow(pool.clone(), memory::FOLLOW_EVERY, shutdown)
             })
             .projection(register(projections::ClueBoard)))
     }

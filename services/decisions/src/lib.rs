@@ -53,7 +53,7 @@ impl Service for Decisions {
             None => None,
         };
         let api = app::DecisionsApi::new(context.store.clone(), rules, recommender);
-        let monitor = monitor::Monitor::new(api.clone());
+        let monitor = std::sync::Arc::new(monitor::Monitor::new(api.clone()));
         let departments: Vec<String> = api
             .referral_departments()
             .into_iter()
@@ -77,7 +77,7 @@ impl Service for Decisions {
             .projection(register(projections::CaseOutcomes))
             .metrics(move |pool| projections::metrics(pool, clock.today()))
             .task("decisions.deadline_monitor", move |shutdown| {
-                monitor.run(every, shutdown)
+                std::sync::Arc::clone(&monitor).run(every, shutdown)
             }))
     }
 }

@@ -59,7 +59,7 @@ impl Monitor {
         Self { api }
     }
 
-    pub async fn run(self, every: Duration, shutdown: CancellationToken) {
+    pub async fn run(self: std::sync::Arc<Self>, every: Duration, shutdown: CancellationToken) {
         // The calendar is read at start: a notice loaded since the deadlines were counted
         // changes provisional ones, once per case and calendar.
         loop {

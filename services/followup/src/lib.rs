@@ -51,7 +51,7 @@ impl Service for Followup {
             RemoteKeys::new(context.endpoint("peers.registry", &context.settings.peers.registry)?);
         let every = std::time::Duration::from_secs(context.settings.deadlines.scan_seconds);
         let api = app::FollowupApi::new(context.store.clone(), policy, keys, clock);
-        let monitor = monitor::Monitor::new(api.clone());
+        let monitor = std::sync::Arc::new(monitor::Monitor::new(api.clone()));
         Ok(Components::new()
             .grpc(FollowupServiceServer::new(api.clone()).max_decoding_message_size(limit))
             .inbound(register_reaction(plans::PaymentPlans::new(api)))
@@ -59,7 +59,7 @@ impl Service for Followup {
             .projection(register(projections::VisitBoard))
             .metrics(projections::metrics)
             .task("followup.visit_monitor", move |shutdown| {
-                monitor.run(every, shutdown)
+                std::sync::Arc::clone(&monitor).run(every, shutdown)
             }))
     }
 }

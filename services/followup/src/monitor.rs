@@ -26,7 +26,7 @@ impl Monitor {
         Self { api }
     }
 
-    pub async fn run(self, every: Duration, shutdown: CancellationToken) {
+    pub async fn run(self: std::sync::Arc<Self>, every: Duration, shutdown: CancellationToken) {
         loop {
             if let Err(error) = self.scan().await {
                 tracing::warn!(%error, "visit monitor: will scan again");

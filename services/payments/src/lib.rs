@@ -64,13 +64,13 @@ impl Service for Payments {
             settings.clone(),
             wake.clone(),
         );
-        let submitter = submission::Submitter::new(
+        let submitter = Arc::new(submission::Submitter::new(
             context.store.clone(),
             Arc::new(provider),
             keys,
             settings.clone(),
             wake,
-        );
+        ));
         Ok(Components::new()
             .grpc(PaymentsServiceServer::new(api.clone()).max_decoding_message_size(limit))
             .grpc(
@@ -84,7 +84,7 @@ impl Service for Payments {
             .projection(register(payees::PersonIdentities))
             .metrics(submission::metrics)
             .task("payments.submitter", move |shutdown| {
-                submitter.run(shutdown)
+                std::sync::Arc::clone(&submitter).run(shutdown)
             }))
     }
 }

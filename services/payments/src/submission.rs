@@ -260,7 +260,7 @@ impl<P: PaymentProvider> Submitter<P> {
     }
 
     /// Looks for due work every `poll_ms`, and at once when woken (a reservation committed).
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
         let every = Duration::from_millis(self.settings.poll_ms);
         loop {
             let busy = match self.tick().await {

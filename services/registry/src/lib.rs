@@ -60,7 +60,13 @@ impl Service for Registry {
         Ok(Components::new()
             .projection(register(sharing::Sharing::new(agreements, secret)))
             .task("registry.share_relay", move |shutdown| {
-                sharing::relay(pool, shared, kafka, relay, shutdown)
+                sharing::relay(
+                    pool.clone(),
+                    shared.clone(),
+                    kafka.clone(),
+                    relay.clone(),
+                    shutdown,
+                )
             })
             .grpc(
                 RegistryServiceServer::new(app::RegistryApi::new(
