@@ -930,3 +930,92 @@ async fn rebalances_neither_lose_nor_double_apply() -> TestResult {
     registry.running.stop().await;
     Ok(())
 }
+
+/// An event a consumer could not apply (its table was missing, as after a failed migration) is
+/// dead-lettered after its bounded attempts, listed by `jiuzhu dlq list`; once the table is
+/// back, `jiuzhu dlq replay` sends it again to that consumer only, it is applied once, and the
+/// replay is recorded with who did it and why (a second replay is refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_listed_and_replayed_through_the_idempotent_path() -> TestResult {
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let clues = start::<Clues>(&ns).await?;
+    let pool = clues.running.store.pool().clone();
+    sqlx::query("ALTER TABLE linkage_persons RENAME TO linkage_persons_away")
+        .execute(&pool)
+        .await?;
+    let mut client = registry_client(&registry.running).await?;
+    client
+        .register_person(registration("dead-then-replayed", 3))
+        .await?;
+    let consumer = "clues.linkage_index";
+    let id: i64 = eventually("the event dead-lettered", WAIT, || async {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM dead_letters WHERE consumer = $1 AND resolution IS NULL",
+        )
+        .bind(consumer)
+        .fetch_optional(&pool)
+        .await?)
+    })
+    .await?;
+    sqlx::query("ALTER TABLE linkage_persons_away RENAME TO linkage_persons")
+        .execute(&pool)
+        .await?;
+
+    let jiuzhu = |args: &[&str]| -> anyhow::Result<(Option<i32>, String, String)> {
+        let output = std::process::Command::new(jiuzhu_testkit::binary_path("jiuzhu")?)
+            .arg("dlq")
+            .args(args)
+            .args(["--database-url", &clues.database.url])
+            .output()?;
+        Ok((
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ))
+    };
+    let (code, listed, _) = jiuzhu(&["list", "--consumer", consumer])?;
+    assert_eq!(code, Some(0));
+    assert!(
+        listed.contains(consumer) && listed.contains("linkage_persons"),
+        "{listed}"
+    );
+    let brokers = kafka_brokers();
+    let id_text = id.to_string();
+    let replay = [
+        "replay",
+        "--brokers",
+        &brokers,
+        "--by",
+        "operator-7",
+        "--note",
+        "the table is back",
+        &id_text,
+    ];
+    let (code, said, stderr) = jiuzhu(&replay)?;
+    assert_eq!(code, Some(0), "{said}{stderr}");
+    eventually("the replayed person indexed", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.0 == 1).then_some(()))
+    })
+    .await?;
+    let (resolution, by): (Option<String>, Option<String>) =
+        sqlx::query_as("SELECT resolution, resolved_by FROM dead_letters WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(
+        (resolution.as_deref(), by.as_deref()),
+        (Some("replayed"), Some("operator-7"))
+    );
+    let (code, _, stderr) = jiuzhu(&replay)?;
+    assert_eq!(code, Some(1), "a second replay: {stderr}");
+    assert!(stderr.contains("already replayed"), "{stderr}");
+    // Applied once: the other consumers of the topic had it already and skipped it.
+    let indexed: i64 = sqlx::query_scalar("SELECT count(*) FROM linkage_persons")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(indexed, 1);
+    clues.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}

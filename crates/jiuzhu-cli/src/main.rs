@@ -15,6 +15,7 @@
 mod audit;
 mod call;
 mod demo;
+mod dlq;
 mod generate;
 mod import;
 mod keys;
@@ -102,6 +103,24 @@ enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
+    /// Dead letters of a service's consumers: list, show, replay, discard.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// The dead letters (unresolved unless --resolved), by consumer, topic and reason.
+    List(dlq::ListArgs),
+    /// One dead letter, with its original message's headers.
+    Show(dlq::ShowArgs),
+    /// Send dead letters' original messages again, to their consumer only (the inbox of every
+    /// other consumer has them): applied once through the usual idempotent path.
+    Replay(dlq::ResolveArgs),
+    /// Record that dead letters are not to be applied, by whom and why.
+    Discard(dlq::ResolveArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -355,6 +374,12 @@ fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate(args),
         } => block_on(keys::rotate(args)),
+        Command::Dlq { command } => match command {
+            DlqCommand::List(args) => block_on(dlq::list(args)),
+            DlqCommand::Show(args) => block_on(dlq::show(args)),
+            DlqCommand::Replay(args) => block_on(dlq::replay(args)),
+            DlqCommand::Discard(args) => block_on(dlq::discard(args)),
+        },
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => {

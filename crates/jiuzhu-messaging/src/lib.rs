@@ -6,6 +6,7 @@
 
 mod consumer;
 mod dead_letter;
+pub mod dead_letters;
 mod delivery;
 mod headers;
 mod inbound;

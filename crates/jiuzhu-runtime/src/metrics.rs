@@ -51,6 +51,17 @@ async fn render(
         "Times a task (relay, consumer, worker) stopped or panicked and was started again.",
         &[(vec![("service", service.to_owned())], restarts as f64)],
     ));
+    let dead: Vec<(Vec<(&str, String)>, f64)> =
+        jiuzhu_messaging::dead_letters::open_by_consumer(pool)
+            .await?
+            .into_iter()
+            .map(|(consumer, n)| (vec![("consumer", consumer)], n as f64))
+            .collect();
+    text.push_str(&gauge(
+        "jiuzhu_dead_letters_open",
+        "Messages a consumer gave up on, not yet replayed or discarded (`jiuzhu dlq`).",
+        &dead,
+    ));
     for collector in collectors {
         text.push_str(&collector(pool.clone()).await?);
     }
