@@ -465,9 +465,27 @@ async fn killed_at_each_step_the_service_pays_once_and_loses_nothing() -> TestRe
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_paid_again()
--> TestResult {
+/// Two approved payments of one statement: Sun's to a card the bank pays without ever
+/// answering (left SUBMITTED), Zhou's to an ordinary card (paid); the services and the
+/// simulator running.
+struct TwoPayments {
+    simulator: Paysim,
+    registry: jiuzhu_tests::Started,
+    decisions: jiuzhu_tests::Started,
+    payments: jiuzhu_tests::Started,
+    payments_port: u16,
+    client: PaymentsServiceClient<Channel>,
+    silent_case: String,
+    ordinary_case: String,
+    silent: Disbursement,
+    ordinary: Disbursement,
+}
+
+async fn two_payments(
+    tag: &str,
+    cards: (u64, u64),
+    cases: (&str, &str),
+) -> anyhow::Result<TwoPayments> {
     let ns = unique_namespace();
     let payments_port = free_port()?;
     let simulator = Paysim::spawn(None, &["--timeout-hold-ms", "2000"]).await?;
@@ -482,14 +500,28 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
             .await?,
     );
     let mut people = registry_client(&registry.running).await?;
-    allocate(&mut client, "rec", 2_000_000).await?;
-    let sun = person(&mut people, "rec-sun", "孙玉梅").await?;
-    let zhou = person(&mut people, "rec-zhou", "周建国").await?;
-    register_payee(&client, "rec-sun", &sun, "孙玉梅", &card(SILENT, 3)).await?;
-    register_payee(&client, "rec-zhou", &zhou, "周建国", &card(ORDINARY, 4)).await?;
+    allocate(&mut client, tag, 2_000_000).await?;
+    let sun = person(&mut people, &format!("{tag}-sun"), "孙玉梅").await?;
+    let zhou = person(&mut people, &format!("{tag}-zhou"), "周建国").await?;
+    register_payee(
+        &client,
+        &format!("{tag}-sun"),
+        &sun,
+        "孙玉梅",
+        &card(SILENT, cards.0),
+    )
+    .await?;
+    register_payee(
+        &client,
+        &format!("{tag}-zhou"),
+        &zhou,
+        "周建国",
+        &card(ORDINARY, cards.1),
+    )
+    .await?;
     let silent_case = approve_case(
         decisions.running.grpc_addr,
-        "301",
+        cases.0,
         &sun,
         PROCURATORATE,
         700_000,
@@ -497,7 +529,7 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
     .await?;
     let ordinary_case = approve_case(
         decisions.running.grpc_addr,
-        "302",
+        cases.1,
         &zhou,
         PROCURATORATE,
         300_000,
@@ -505,6 +537,35 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
     .await?;
     let ordinary = disbursement_in(&client, &ordinary_case, DisbursementState::Succeeded).await?;
     let silent = disbursement_in(&client, &silent_case, DisbursementState::Submitted).await?;
+    Ok(TwoPayments {
+        simulator,
+        registry,
+        decisions,
+        payments,
+        payments_port,
+        client,
+        silent_case,
+        ordinary_case,
+        silent,
+        ordinary,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_paid_again()
+-> TestResult {
+    let TwoPayments {
+        simulator,
+        registry,
+        decisions,
+        payments,
+        payments_port,
+        mut client,
+        silent_case,
+        ordinary_case,
+        silent,
+        ordinary,
+    } = two_payments("rec", (3, 4), ("301", "302")).await?;
     // The bank paid, but never answered; resent under the same key, still one payment.
     let witnessed = eventually("a resend of the unanswered payment", WAIT, || async {
         let payments = simulator.payments_for(&silent.disbursement_id).await?;
@@ -726,43 +787,18 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
 /// recovery for finance, never counted as matched twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_is_decided_line_by_line_and_a_second_debit_is_an_overpayment() -> TestResult {
-    let ns = unique_namespace();
-    let payments_port = free_port()?;
-    let simulator = Paysim::spawn(None, &["--timeout-hold-ms", "2000"]).await?;
-    let registry = start::<Registry>(&ns).await?;
-    let decisions = start::<Decisions>(&ns).await?;
-    let endpoint = simulator.endpoint.clone();
-    let payments =
-        start_with::<Payments>(&ns, |s| provider_settings(s, &endpoint, payments_port, 400))
-            .await?;
-    let mut client = PaymentsServiceClient::new(
-        jiuzhu_testkit::channel(std::net::SocketAddr::from(([127, 0, 0, 1], payments_port)))
-            .await?,
-    );
-    let mut people = registry_client(&registry.running).await?;
-    allocate(&mut client, "twice", 2_000_000).await?;
-    let sun = person(&mut people, "twice-sun", "孙玉梅").await?;
-    let zhou = person(&mut people, "twice-zhou", "周建国").await?;
-    register_payee(&client, "twice-sun", &sun, "孙玉梅", &card(SILENT, 5)).await?;
-    register_payee(&client, "twice-zhou", &zhou, "周建国", &card(ORDINARY, 6)).await?;
-    let silent_case = approve_case(
-        decisions.running.grpc_addr,
-        "311",
-        &sun,
-        PROCURATORATE,
-        700_000,
-    )
-    .await?;
-    let ordinary_case = approve_case(
-        decisions.running.grpc_addr,
-        "312",
-        &zhou,
-        PROCURATORATE,
-        300_000,
-    )
-    .await?;
-    let ordinary = disbursement_in(&client, &ordinary_case, DisbursementState::Succeeded).await?;
-    let silent = disbursement_in(&client, &silent_case, DisbursementState::Submitted).await?;
+    let TwoPayments {
+        simulator,
+        registry,
+        decisions,
+        payments,
+        payments_port: _,
+        mut client,
+        silent_case,
+        ordinary_case: _,
+        silent,
+        ordinary,
+    } = two_payments("twice", (5, 6), ("311", "312")).await?;
     eventually("the unanswered payment made", WAIT, || async {
         let payments = simulator.payments_for(&silent.disbursement_id).await?;
         Ok((!payments.is_empty()).then_some(()))
