@@ -465,6 +465,15 @@ async fn killed_at_each_step_the_service_pays_once_and_loses_nothing() -> TestRe
     Ok(())
 }
 
+/// A report's mismatches: their kind and the payment they name.
+fn kinds_of(report: &ReconciliationReport) -> Vec<(i32, String)> {
+    report
+        .mismatches
+        .iter()
+        .map(|m| (m.kind, m.disbursement_id.clone()))
+        .collect()
+}
+
 /// Two approved payments of one statement: Sun's to a card the bank pays without ever
 /// answering (left SUBMITTED), Zhou's to an ordinary card (paid); the services and the
 /// simulator running.
@@ -665,11 +674,7 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
         .into_inner()
         .report
         .ok_or_else(|| anyhow::anyhow!("no report"))?;
-    let kinds: Vec<(i32, String)> = foreign
-        .mismatches
-        .iter()
-        .map(|m| (m.kind, m.disbursement_id.clone()))
-        .collect();
+    let kinds = kinds_of(&foreign);
     assert_eq!(
         kinds,
         [
@@ -702,11 +707,7 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
         (report.line_count, report.settled, report.matched),
         (2, 1, 1)
     );
-    let kinds: Vec<(i32, String)> = report
-        .mismatches
-        .iter()
-        .map(|m| (m.kind, m.disbursement_id.clone()))
-        .collect();
+    let kinds = kinds_of(&report);
     assert_eq!(
         kinds,
         [
@@ -853,11 +854,7 @@ async fn a_statement_is_decided_line_by_line_and_a_second_debit_is_an_overpaymen
         (1, 1, 2),
         "{report:?}"
     );
-    let kinds: Vec<(i32, String)> = report
-        .mismatches
-        .iter()
-        .map(|m| (m.kind, m.disbursement_id.clone()))
-        .collect();
+    let kinds = kinds_of(&report);
     assert_eq!(
         kinds,
         [(
