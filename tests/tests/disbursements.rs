@@ -496,18 +496,16 @@ async fn two_payments(
     cases: (&str, &str),
 ) -> anyhow::Result<TwoPayments> {
     let ns = unique_namespace();
-    let payments_port = free_port()?;
     let simulator = Paysim::spawn(None, &["--timeout-hold-ms", "2000"]).await?;
     let registry = start::<Registry>(&ns).await?;
     let decisions = start::<Decisions>(&ns).await?;
     let endpoint = simulator.endpoint.clone();
-    let payments =
-        start_with::<Payments>(&ns, |s| provider_settings(s, &endpoint, payments_port, 400))
-            .await?;
-    let mut client = PaymentsServiceClient::new(
-        jiuzhu_testkit::channel(std::net::SocketAddr::from(([127, 0, 0, 1], payments_port)))
-            .await?,
-    );
+    let payments = start_with::<Payments>(&ns, |s| provider_settings(s, &endpoint, 0, 400)).await?;
+    // Any free port, taken by the service itself (a port chosen first could be taken before
+    // the service binds it).
+    let payments_port = payments.running.grpc_addr.port();
+    let mut client =
+        PaymentsServiceClient::new(jiuzhu_testkit::channel(payments.running.grpc_addr).await?);
     let mut people = registry_client(&registry.running).await?;
     allocate(&mut client, tag, 2_000_000).await?;
     let sun = person(&mut people, &format!("{tag}-sun"), "孙玉梅").await?;
@@ -875,6 +873,88 @@ async fn a_statement_is_decided_line_by_line_and_a_second_debit_is_an_overpaymen
         (1_700_000, 0, 300_000)
     );
     ledger_balances(&pool).await?;
+    payments.running.stop().await;
+    decisions.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}
+
+/// A person erased while their payment is out (sent, unanswered, perhaps paid): the payment is
+/// not failed locally and its money stays held; the bank's statement then settles it as paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_while_a_payment_is_out_leaves_its_outcome_to_the_bank() -> TestResult {
+    use jiuzhu_proto::registry::ErasePersonRequest;
+    let TwoPayments {
+        simulator,
+        registry,
+        decisions,
+        payments,
+        payments_port: _,
+        mut client,
+        silent_case,
+        ordinary_case: _,
+        silent,
+        ordinary: _,
+    } = two_payments("erased", (7, 8), ("321", "322")).await?;
+    let mut people = registry_client(&registry.running).await?;
+    people
+        .erase_person(ErasePersonRequest {
+            request_id: "erase-while-out".to_owned(),
+            person_id: silent.person_id.clone(),
+            legal_basis: "个人信息保护法 第47条".to_owned(),
+            reason: "the person asked".to_owned(),
+            ..ErasePersonRequest::default()
+        })
+        .await?;
+    // The key service says erased; the submitter meets it at its next resends (every 400 ms).
+    eventually("the erasure known to the submitter", WAIT, || async {
+        let keys: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM person_identities WHERE person_id = $1 AND erased",
+        )
+        .bind(uuid::Uuid::parse_str(&silent.person_id)?)
+        .fetch_one(payments.running.store.pool())
+        .await?;
+        Ok((keys == 1).then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let still = disbursement_in(&client, &silent_case, DisbursementState::Submitted).await?;
+    assert_eq!(still.attempt, 1, "not failed, no new attempt");
+    assert_eq!(
+        balances(&mut client).await?.1,
+        700_000,
+        "its money still held"
+    );
+    // The bank's statement: it was paid.
+    let statement = simulator
+        .client
+        .clone()
+        .export_statement(ExportStatementRequest {})
+        .await?
+        .into_inner();
+    let line = statement
+        .csv
+        .lines()
+        .find(|l| l.contains(&silent.disbursement_id))
+        .ok_or_else(|| anyhow::anyhow!("the bank did not pay the unanswered payment"))?;
+    let report = client
+        .import_statement(ImportStatementRequest {
+            request_id: "statement-erased".to_owned(),
+            provider: "simulator".to_owned(),
+            format: StatementFormat::Csv as i32,
+            content: format!(
+                "value_date,bank_reference,idempotency_key,amount,direction\n{line}\n"
+            ),
+            control_count: 1,
+            control_total: Some(Money { fen: 700_000 }),
+            covers_until: String::new(),
+        })
+        .await?
+        .into_inner()
+        .report
+        .ok_or_else(|| anyhow::anyhow!("no report"))?;
+    assert_eq!(report.settled, 1, "{report:?}");
+    disbursement_in(&client, &silent_case, DisbursementState::Succeeded).await?;
     payments.running.stop().await;
     decisions.running.stop().await;
     registry.running.stop().await;

@@ -9,9 +9,9 @@ use jiuzhu_proto::common::Money;
 use jiuzhu_proto::common::Sealed;
 use jiuzhu_proto::payments::{
     BudgetAllocated, DisbursementCancelled, DisbursementFailed, DisbursementOrdered,
-    DisbursementRetried, DisbursementReversed, DisbursementSubmitted, DisbursementSucceeded,
-    FundsReserved, FundsShort, OutcomeSource, PayeeRegistered, ReconciliationMismatch,
-    StatementImported,
+    DisbursementOverpaid, DisbursementRetried, DisbursementReversed, DisbursementSubmitted,
+    DisbursementSucceeded, FundsReserved, FundsShort, OutcomeSource, PayeeRegistered,
+    ReconciliationMismatch, StatementImported,
 };
 
 event_enum! {
@@ -27,6 +27,7 @@ event_enum! {
         DisbursementCancelled(DisbursementCancelled),
         DisbursementReversed(DisbursementReversed),
         DisbursementRetried(DisbursementRetried),
+        DisbursementOverpaid(DisbursementOverpaid),
         PayeeRegistered(PayeeRegistered),
         StatementImported(StatementImported),
         ReconciliationMismatch(ReconciliationMismatch),
@@ -215,6 +216,8 @@ pub struct Disbursement {
     pub payee_account_masked: String,
     pub failure_reason: String,
     pub provider_reference: String,
+    /// The attempt that was paid (0 until one is).
+    pub paid_attempt: i32,
 }
 
 impl Disbursement {
@@ -254,6 +257,7 @@ impl Aggregate for Disbursement {
             PaymentsEvent::DisbursementSucceeded(e) => {
                 self.state = State::Succeeded;
                 self.provider_reference.clone_from(&e.provider_reference);
+                self.paid_attempt = e.attempt;
             }
             PaymentsEvent::DisbursementFailed(e) => {
                 self.failure_reason.clone_from(&e.reason);
@@ -279,6 +283,7 @@ impl Aggregate for Disbursement {
                 };
             }
             PaymentsEvent::BudgetAllocated(_)
+            | PaymentsEvent::DisbursementOverpaid(_)
             | PaymentsEvent::PayeeRegistered(_)
             | PaymentsEvent::StatementImported(_)
             | PaymentsEvent::ReconciliationMismatch(_) => {}
@@ -385,9 +390,36 @@ impl Disbursement {
         source: OutcomeSource,
     ) -> Result<Vec<PaymentsEvent>, DisbursementError> {
         let ordered = self.ordered()?;
+        let overpaid = |reason: String| {
+            Ok(vec![PaymentsEvent::DisbursementOverpaid(
+                DisbursementOverpaid {
+                    disbursement_id: ordered.disbursement_id.clone(),
+                    attempt,
+                    amount: self.amount(),
+                    provider_reference: provider_reference.to_owned(),
+                    reason,
+                    source: source.into(),
+                },
+            )])
+        };
+        if attempt < 1 || attempt > self.attempt {
+            return Err(self.wrong("paid"));
+        }
         match self.state {
-            State::Succeeded | State::Reversed => Ok(Vec::new()),
-            State::Submitted if attempt == self.attempt => {
+            // The same payment told again.
+            State::Succeeded | State::Reversed if attempt == self.paid_attempt => Ok(Vec::new()),
+            State::Succeeded | State::Reversed => {
+                overpaid(format!("attempt {} was paid already", self.paid_attempt))
+            }
+            State::Cancelled => overpaid("paid after it was cancelled".to_owned()),
+            // Its money was given back to the budget (a definite failure, not held again).
+            State::Failed | State::Ordered | State::WaitingForFunds => overpaid(format!(
+                "attempt {attempt} was paid after it failed for good"
+            )),
+            // The attempt out now, or an earlier one answered late (after a retryable failure,
+            // while a later attempt is out, or once the money is held again for a new one): the
+            // relief is paid, by that attempt, from the money held.
+            State::Submitted | State::Retryable | State::Reserved => {
                 Ok(vec![PaymentsEvent::DisbursementSucceeded(
                     DisbursementSucceeded {
                         disbursement_id: ordered.disbursement_id.clone(),
@@ -530,8 +562,9 @@ mod tests {
             Some(2)
         );
         assert!(
-            d.succeed(1, "old", OutcomeSource::ProviderNotice).is_err(),
-            "a callback for an old attempt is refused"
+            d.succeed(3, "never sent", OutcomeSource::ProviderNotice)
+                .is_err(),
+            "an attempt that was never made is refused"
         );
         let paid = when(&mut d, |d| {
             d.succeed(2, "ref-9", OutcomeSource::ProviderAnswer)
@@ -544,9 +577,55 @@ mod tests {
                 .is_ok_and(|e| e.is_empty()),
             "a duplicate callback"
         );
+        // The bank paid the first attempt after all: a second payment, never dropped.
+        let late = when(&mut d, |d| {
+            d.succeed(1, "ref-1", OutcomeSource::ProviderNotice)
+        });
+        assert!(
+            matches!(&late[..], [PaymentsEvent::DisbursementOverpaid(o)]
+                if o.attempt == 1 && o.reason.contains("attempt 2 was paid already")),
+            "{late:?}"
+        );
+        assert_eq!((d.state, d.paid_attempt), (State::Succeeded, 2));
         assert!(d.cancel("too late", "x").is_err());
         when(&mut d, |d| d.reverse("account closed", "b-1"));
         assert_eq!(d.state, State::Reversed);
+    }
+
+    #[test]
+    fn a_late_answer_after_a_retryable_failure_is_the_payment() {
+        let mut d: Disbursement = given(&[ordered()]);
+        when(&mut d, |d| d.reserve(900_000));
+        when(&mut d, submit);
+        when(&mut d, |d| d.fail(1, "bank unavailable", later()));
+        // Before the retry goes out, the bank says attempt 1 was paid: it is the payment.
+        let paid = when(&mut d, |d| {
+            d.succeed(1, "ref-late", OutcomeSource::ProviderNotice)
+        });
+        assert!(
+            matches!(&paid[..], [PaymentsEvent::DisbursementSucceeded(s)] if s.attempt == 1),
+            "{paid:?}"
+        );
+        assert_eq!((d.state, d.paid_attempt), (State::Succeeded, 1));
+        assert!(submit(&d).is_err(), "no second attempt once paid");
+    }
+
+    #[test]
+    fn a_payment_after_a_cancel_is_an_overpayment() {
+        let mut d: Disbursement = given(&[ordered()]);
+        when(&mut d, |d| d.reserve(900_000));
+        when(&mut d, submit);
+        when(&mut d, |d| d.fail(1, "bank unavailable", later()));
+        when(&mut d, |d| d.cancel("the heirs apply anew", "finance-1"));
+        let paid = when(&mut d, |d| {
+            d.succeed(1, "ref-after", OutcomeSource::Statement)
+        });
+        assert!(
+            matches!(&paid[..], [PaymentsEvent::DisbursementOverpaid(o)]
+                if o.reason.contains("cancelled") && o.amount == Some(Money { fen: 500_000 })),
+            "{paid:?}"
+        );
+        assert_eq!(d.state, State::Cancelled);
     }
 
     #[test]

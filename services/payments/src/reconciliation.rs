@@ -690,8 +690,9 @@ async fn open_recovery(
 ) -> Result<(), AppError> {
     sqlx::query(
         "INSERT INTO recoveries \
-         (idempotency_key, bank_reference, statement_id, line, disbursement_id, fen) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+         (idempotency_key, bank_reference, statement_id, line, disbursement_id, fen, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'the statement debits the payment a second time') \
+         ON CONFLICT DO NOTHING",
     )
     .bind(&line.idempotency_key)
     .bind(&line.bank_reference)

@@ -173,6 +173,35 @@ pub async fn record_in(
                 done(conn, id).await?;
             }
         }
+        [PaymentsEvent::DisbursementOverpaid(overpaid)] => {
+            // The money left: the attempt is paid, and finance is to recover it.
+            sqlx::query(
+                "UPDATE attempts SET outcome = 'paid', provider_reference = $2, settled_at = now() \
+                 WHERE idempotency_key = $1",
+            )
+            .bind(key)
+            .bind(&overpaid.provider_reference)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO recoveries \
+                 (idempotency_key, bank_reference, disbursement_id, fen, reason) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(key)
+            .bind(&overpaid.provider_reference)
+            .bind(id)
+            .bind(fen)
+            .bind(&overpaid.reason)
+            .execute(&mut *conn)
+            .await?;
+            tracing::error!(
+                disbursement = %id,
+                attempt = overpaid.attempt,
+                reason = %overpaid.reason,
+                "overpaid: a recovery is opened for finance"
+            );
+        }
         [PaymentsEvent::DisbursementReversed(_)] => {
             post(conn, Transaction::refund(&ordered.procuratorate, fen), key).await?;
             sqlx::query("UPDATE attempts SET outcome = 'reversed' WHERE idempotency_key = $1")
@@ -230,6 +259,8 @@ struct Claimed {
     sealed_payee: Option<Sealed>,
     fen: i64,
     disbursement_id: String,
+    /// Sent before: the bank may have paid it already.
+    resend: bool,
 }
 
 /// The background worker sending due disbursements to the provider.
@@ -332,6 +363,17 @@ impl<P: PaymentProvider> Submitter<P> {
                         None
                     }
                 }
+            }
+            // Sent before the person was erased: the bank may have paid it, so it is not failed
+            // here (that would give its money back to the budget); the bank's notice or
+            // statement settles it.
+            (Some(KeyState::Erased), _) if claimed.resend => {
+                tracing::warn!(
+                    key,
+                    "the person was erased while this payment was out: its outcome is left to \
+                     the bank's notice or statement"
+                );
+                None
             }
             // Nothing can be paid to an account nobody can read any more.
             (Some(KeyState::Erased), _) => Some(Outcome::Rejected {
@@ -449,6 +491,7 @@ impl<P: PaymentProvider> Submitter<P> {
                             sealed_payee: submitted.sealed_payee.clone(),
                             fen,
                             disbursement_id: ordered.disbursement_id.clone(),
+                            resend: false,
                         });
                     }
                 }
@@ -458,6 +501,7 @@ impl<P: PaymentProvider> Submitter<P> {
                     sealed_payee: disbursement.sealed_payee.clone(),
                     fen,
                     disbursement_id: ordered.disbursement_id.clone(),
+                    resend: true,
                 }),
                 _ => finished.push(id),
             }
