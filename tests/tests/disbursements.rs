@@ -879,10 +879,11 @@ async fn a_statement_is_decided_line_by_line_and_a_second_debit_is_an_overpaymen
     Ok(())
 }
 
-/// A person erased while their payment is out (sent, unanswered, perhaps paid): the payment is
-/// not failed locally and its money stays held; the bank's statement then settles it as paid.
+/// A person cannot be erased while a payment to them is out at the bank (sent, unanswered,
+/// perhaps paid): the refusal names the attempt, its money stays held, and once the bank's
+/// statement settles it the erasure goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_erasure_while_a_payment_is_out_leaves_its_outcome_to_the_bank() -> TestResult {
+async fn an_erasure_waits_until_the_persons_payment_is_answered() -> TestResult {
     use jiuzhu_proto::registry::ErasePersonRequest;
     let TwoPayments {
         simulator,
@@ -897,29 +898,36 @@ async fn an_erasure_while_a_payment_is_out_leaves_its_outcome_to_the_bank() -> T
         ordinary: _,
     } = two_payments("erased", (7, 8), ("321", "322")).await?;
     let mut people = registry_client(&registry.running).await?;
-    people
-        .erase_person(ErasePersonRequest {
-            request_id: "erase-while-out".to_owned(),
-            person_id: silent.person_id.clone(),
-            legal_basis: "个人信息保护法 第47条".to_owned(),
-            reason: "the person asked".to_owned(),
-            ..ErasePersonRequest::default()
-        })
-        .await?;
-    // The key service says erased; the submitter meets it at its next resends (every 400 ms).
-    eventually("the erasure known to the submitter", WAIT, || async {
-        let keys: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM person_identities WHERE person_id = $1 AND erased",
+    let person = uuid::Uuid::parse_str(&silent.person_id)?;
+    let key = format!("{}:1", silent.disbursement_id);
+    // The registry learns from the payments topic that the attempt is out.
+    let registry_pool = registry.running.store.pool().clone();
+    eventually("the registry knowing the payment is out", WAIT, || async {
+        let out: Option<String> = sqlx::query_scalar(
+            "SELECT attempt_key FROM payments_out WHERE person_id = $1 AND attempt_key IS NOT NULL",
         )
-        .bind(uuid::Uuid::parse_str(&silent.person_id)?)
-        .fetch_one(payments.running.store.pool())
+        .bind(person)
+        .fetch_optional(&registry_pool)
         .await?;
-        Ok((keys == 1).then_some(()))
+        Ok(out)
     })
     .await?;
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let erase = |request_id: &str| ErasePersonRequest {
+        request_id: request_id.to_owned(),
+        person_id: silent.person_id.clone(),
+        legal_basis: "个人信息保护法 第47条".to_owned(),
+        reason: "the person asked".to_owned(),
+        ..ErasePersonRequest::default()
+    };
+    let refused = people
+        .erase_person(erase("erase-while-out"))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("erased while a payment was out"))?;
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains(&key), "{refused:?}");
     let still = disbursement_in(&client, &silent_case, DisbursementState::Submitted).await?;
-    assert_eq!(still.attempt, 1, "not failed, no new attempt");
+    assert_eq!(still.attempt, 1);
     assert_eq!(
         balances(&mut client).await?.1,
         700_000,
@@ -955,6 +963,18 @@ async fn an_erasure_while_a_payment_is_out_leaves_its_outcome_to_the_bank() -> T
         .ok_or_else(|| anyhow::anyhow!("no report"))?;
     assert_eq!(report.settled, 1, "{report:?}");
     disbursement_in(&client, &silent_case, DisbursementState::Succeeded).await?;
+    // Answered: now the person can be erased.
+    eventually("the erasure once the payment is answered", WAIT, || {
+        let (mut people, request) = (people.clone(), erase("erase-after-answer"));
+        async move {
+            Ok(match people.erase_person(request).await {
+                Ok(_) => Some(()),
+                Err(status) if status.code() == Code::FailedPrecondition => None,
+                Err(status) => return Err(status.into()),
+            })
+        }
+    })
+    .await?;
     payments.running.stop().await;
     decisions.running.stop().await;
     registry.running.stop().await;

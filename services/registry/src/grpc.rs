@@ -606,6 +606,17 @@ impl RegistryService for RegistryApi {
                     async move {
                         let (person, version) = load_person(work, &vault, person_id).await?;
                         caller.office_check(person.region_code())?;
+                        // Not while the bank may still pay the person: its answer must find them.
+                        if let Some(attempt) =
+                            crate::payments_out::attempt_out(work.connection(), person_id)
+                                .await
+                                .map_err(AppError::storage)?
+                        {
+                            return Err(AppError::failed_precondition(format!(
+                                "payment attempt {attempt} of this person is out at the bank: \
+                                 erase once it is answered (by the bank's notice or statement)"
+                            )));
+                        }
                         let events = person.erase(person_id, &legal_basis, &reason, &decided_by)?;
                         append_person(work, &vault, person_id, version, events).await?;
                         crate::sealing::erase(work.connection(), &vault, person_id).await?;

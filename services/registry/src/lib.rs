@@ -16,6 +16,7 @@ pub mod domain;
 pub mod grpc;
 pub mod inbound;
 pub mod links;
+pub mod payments_out;
 pub mod person_file;
 pub mod projections;
 pub mod queries;
@@ -88,6 +89,7 @@ impl Service for Registry {
             ))
             .projection(register(person_file::PersonFile))
             .projection(register(links::PersonLinks))
+            .projection(register(payments_out::PaymentsOut))
             .inbound(register_inbound(inbound::DepartmentFeeds::new(
                 context.store.clone(),
                 vault,
