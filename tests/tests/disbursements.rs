@@ -361,9 +361,7 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
         assert!(metrics.contains(line), "{line} not in {metrics}");
     }
     second.stop().await;
-    payments.running.stop().await;
-    decisions.running.stop().await;
-    registry.running.stop().await;
+    stop_all([payments, decisions, registry]).await;
     Ok(())
 }
 
@@ -488,6 +486,13 @@ struct TwoPayments {
     ordinary_case: String,
     silent: Disbursement,
     ordinary: Disbursement,
+}
+
+/// Stops services in the order given.
+async fn stop_all(services: [jiuzhu_tests::Started; 3]) {
+    for service in services {
+        service.running.stop().await;
+    }
 }
 
 async fn two_payments(
@@ -774,9 +779,7 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
     disbursement_in(&client, &ordinary_case, DisbursementState::Reversed).await?;
     assert_eq!(balances(&mut client).await?, (1_300_000, 0, 700_000));
     ledger_balances(payments.running.store.pool()).await?;
-    payments.running.stop().await;
-    decisions.running.stop().await;
-    registry.running.stop().await;
+    stop_all([payments, decisions, registry]).await;
     Ok(())
 }
 
@@ -873,9 +876,7 @@ async fn a_statement_is_decided_line_by_line_and_a_second_debit_is_an_overpaymen
         (1_700_000, 0, 300_000)
     );
     ledger_balances(&pool).await?;
-    payments.running.stop().await;
-    decisions.running.stop().await;
-    registry.running.stop().await;
+    stop_all([payments, decisions, registry]).await;
     Ok(())
 }
 
@@ -975,8 +976,6 @@ async fn an_erasure_waits_until_the_persons_payment_is_answered() -> TestResult 
         }
     })
     .await?;
-    payments.running.stop().await;
-    decisions.running.stop().await;
-    registry.running.stop().await;
+    stop_all([payments, decisions, registry]).await;
     Ok(())
 }

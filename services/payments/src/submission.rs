@@ -145,14 +145,7 @@ pub async fn record_in(
                 key,
             )
             .await?;
-            sqlx::query(
-                "UPDATE attempts SET outcome = 'paid', provider_reference = $2, settled_at = now() \
-                 WHERE idempotency_key = $1",
-            )
-            .bind(key)
-            .bind(&paid.provider_reference)
-            .execute(&mut *conn)
-            .await?;
+            mark_paid(conn, key, &paid.provider_reference).await?;
             done(conn, id).await?;
         }
         [PaymentsEvent::DisbursementFailed(failed)] => {
@@ -175,14 +168,7 @@ pub async fn record_in(
         }
         [PaymentsEvent::DisbursementOverpaid(overpaid)] => {
             // The money left: the attempt is paid, and finance is to recover it.
-            sqlx::query(
-                "UPDATE attempts SET outcome = 'paid', provider_reference = $2, settled_at = now() \
-                 WHERE idempotency_key = $1",
-            )
-            .bind(key)
-            .bind(&overpaid.provider_reference)
-            .execute(&mut *conn)
-            .await?;
+            mark_paid(conn, key, &overpaid.provider_reference).await?;
             sqlx::query(
                 "INSERT INTO recoveries \
                  (idempotency_key, bank_reference, disbursement_id, fen, reason) \
@@ -212,6 +198,23 @@ pub async fn record_in(
         _ => {}
     }
     Ok(true)
+}
+
+/// The attempt under `key` was paid by the bank, under its `reference`.
+async fn mark_paid(
+    conn: &mut sqlx::PgConnection,
+    key: &str,
+    reference: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE attempts SET outcome = 'paid', provider_reference = $2, settled_at = now() \
+         WHERE idempotency_key = $1",
+    )
+    .bind(key)
+    .bind(reference)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 async fn begin<'s>(store: &'s EventStore, what: &str) -> Result<Begun<'s>, StoreError> {
