@@ -137,6 +137,22 @@ pub async fn approver_in(
     ))
 }
 
+/// The payments client of a finance officer of `office`.
+pub async fn finance_in(
+    payments: std::net::SocketAddr,
+    office: &str,
+) -> anyhow::Result<PaymentsServiceClient<Channel>> {
+    let identity = jiuzhu_access::Identity::new(
+        "procuratorate",
+        office,
+        jiuzhu_access::Role::FinanceOfficer,
+        &format!("finance-{office}"),
+    );
+    Ok(PaymentsServiceClient::new(
+        jiuzhu_testkit::channel_as(payments, &identity).await?,
+    ))
+}
+
 /// As [`approve_case`], paid in `instalments`.
 pub async fn approve_in_instalments(
     decisions_at: std::net::SocketAddr,

@@ -657,17 +657,7 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
     // 520103): each known line is reported outside its jurisdiction, without naming the
     // payment, nothing is settled, and the recorded payment it cannot see is not its to miss.
     let payments_at = std::net::SocketAddr::from(([127, 0, 0, 1], payments_port));
-    let finance = |office: &str| {
-        jiuzhu_access::Identity::new(
-            "procuratorate",
-            office,
-            jiuzhu_access::Role::FinanceOfficer,
-            &format!("finance-{office}"),
-        )
-    };
-    let mut haidian = PaymentsServiceClient::new(
-        jiuzhu_testkit::channel_as(payments_at, &finance("110108")).await?,
-    );
+    let mut haidian = jiuzhu_tests::payments::finance_in(payments_at, "110108").await?;
     let foreign = haidian
         .import_statement(ImportStatementRequest {
             request_id: "statement-haidian".to_owned(),
@@ -688,9 +678,7 @@ async fn a_payment_whose_answer_never_came_is_settled_from_the_statement_not_pai
     assert_eq!((foreign.settled, foreign.matched), (0, 0));
     disbursement_in(&client, &silent_case, DisbursementState::Submitted).await?;
     // Its report is Haidian's: Yunyan's finance officer may not read it.
-    let mut yunyan = PaymentsServiceClient::new(
-        jiuzhu_testkit::channel_as(payments_at, &finance("520103")).await?,
-    );
+    let mut yunyan = jiuzhu_tests::payments::finance_in(payments_at, "520103").await?;
     let refused = yunyan
         .get_reconciliation_report(GetReconciliationReportRequest {
             statement_id: foreign.statement_id.clone(),

@@ -264,22 +264,6 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
     Ok(())
 }
 
-/// A payments client acting as a finance officer of `office`.
-async fn finance_of(
-    payments: &jiuzhu_tests::Started,
-    office: &str,
-) -> anyhow::Result<PaymentsServiceClient<tonic::transport::Channel>> {
-    let identity = jiuzhu_access::Identity::new(
-        "procuratorate",
-        office,
-        jiuzhu_access::Role::FinanceOfficer,
-        &format!("finance-{office}"),
-    );
-    Ok(PaymentsServiceClient::new(
-        jiuzhu_testkit::channel_as(payments.running.grpc_addr, &identity).await?,
-    ))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_belongs_to_the_office_that_funds_it_and_serves_only_its_cases() -> TestResult {
     use jiuzhu_proto::decisions::{DecisionApproved, ReliefMethod};
@@ -299,9 +283,9 @@ async fn a_budget_belongs_to_the_office_that_funds_it_and_serves_only_its_cases(
         procuratorate: procuratorate.to_owned(),
     };
     let (mut chaoyang, mut haidian, mut beijing) = (
-        finance_of(&payments, "110105").await?,
-        finance_of(&payments, "110108").await?,
-        finance_of(&payments, "110100").await?,
+        jiuzhu_tests::payments::finance_in(payments.running.grpc_addr, "110105").await?,
+        jiuzhu_tests::payments::finance_in(payments.running.grpc_addr, "110108").await?,
+        jiuzhu_tests::payments::finance_in(payments.running.grpc_addr, "110100").await?,
     );
     // Nothing funded yet: nothing to hide.
     let empty = haidian.get_balances(balances_of()).await?.into_inner();
