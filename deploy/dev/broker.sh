@@ -6,11 +6,16 @@
 #   deploy/dev/broker.sh start [PORT]     start on 127.0.0.1:PORT (default 9092) unless something
 #                                         listens there already; prints "started" or "running"
 #   deploy/dev/broker.sh stop [PORT]      stop a broker this script started on PORT
+#
+# The log is kept in memory unless JIUZHU_BROKER_STORAGE names another engine, such as
+# sqlite:///path/broker.db (a broker that keeps its log across restarts, as Kafka does;
+# `make chaos` restarts its broker that way).
 set -euo pipefail
 
 TANSU_VERSION=0.6.0
 CACHE=${JIUZHU_CACHE:-$HOME/.cache/jiuzhu}
-ROOT=$CACHE/tansu-$TANSU_VERSION
+TANSU_FEATURES=dynostore,libsql
+ROOT=$CACHE/tansu-$TANSU_VERSION-${TANSU_FEATURES//,/-}
 BIN=$ROOT/bin/tansu
 PORT=${2:-9092}
 PIDFILE=$CACHE/broker-$PORT.pid
@@ -23,7 +28,7 @@ install() {
   mkdir -p "$CACHE"
   echo "broker: building tansu $TANSU_VERSION once (about 10 minutes on 2 cores); cached in $ROOT" >&2
   CARGO_TARGET_DIR=$CACHE/tansu-build cargo install "tansu@$TANSU_VERSION" --locked \
-    --features dynostore --root "$ROOT" >&2
+    --features "$TANSU_FEATURES" --root "$ROOT" >&2
   rm -rf "$CACHE/tansu-build"
 }
 
@@ -40,7 +45,7 @@ case "${1:-}" in
     env -u OTEL_EXPORTER_OTLP_ENDPOINT setsid nohup "$BIN" broker \
       --listener-url "tcp://127.0.0.1:$PORT" \
       --advertised-listener-url "tcp://127.0.0.1:$PORT" \
-      --storage-engine memory://tansu/ >"$LOG" 2>&1 &
+      --storage-engine "${JIUZHU_BROKER_STORAGE:-memory://tansu/}" >"$LOG" 2>&1 &
     echo $! >"$PIDFILE"
     for _ in $(seq 1 100); do
       if listening; then echo started; exit 0; fi

@@ -20,14 +20,16 @@ use futures::future::join_all;
 use hdrhistogram::Histogram;
 use jiuzhu_clues::Clues;
 use jiuzhu_eventstore::{Begun, CommandRequest, EventStore};
-use jiuzhu_messaging::{KafkaSettings, OutboxRelay, ensure_topics, service_topic};
+use jiuzhu_messaging::{KafkaSettings, ensure_topics, service_topic};
 use jiuzhu_proto::common::RegionCode;
 use jiuzhu_proto::registry::{Gender, PersonRegistered};
 use jiuzhu_registry::Registry;
 use jiuzhu_registry::domain::RegistryEvent;
+use jiuzhu_registry::sealing;
 use jiuzhu_runtime::Service;
 use jiuzhu_testkit::{fresh_database, kafka_brokers, unique_namespace};
 use jiuzhu_tests::start;
+use jiuzhu_vault::Vault;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
@@ -107,10 +109,12 @@ fn person_event(person_id: Uuid, n: usize) -> RegistryEvent {
     })
 }
 
-/// One command appending one event to a new stream named after the person. Returns when the
+/// One command appending one event to a new stream named after the person, its identity sealed
+/// under a new person key when `vault` is given (as the registry records it). Returns when the
 /// transaction has committed.
 async fn append_person(
     store: &EventStore,
+    vault: Option<&Vault>,
     request_id: &str,
     person_id: Uuid,
     n: usize,
@@ -125,9 +129,14 @@ async fn append_person(
     else {
         anyhow::bail!("request {request_id} was replayed");
     };
-    let stream = person_id.to_string();
-    work.append(&stream, 0, &stream, &[person_event(person_id, n)])
-        .await?;
+    let events = vec![person_event(person_id, n)];
+    match vault {
+        Some(vault) => sealing::append_person(&mut work, vault, person_id, 0, events).await?,
+        None => {
+            let stream = person_id.to_string();
+            work.append(&stream, 0, &stream, &events).await?;
+        }
+    }
     work.commit(Vec::new()).await?;
     Ok(())
 }
@@ -295,7 +304,7 @@ async fn append_outbox(sizes: Sizes) -> anyhow::Result<(f64, usize)> {
     let store = EventStore::new(pool.clone(), Registry::NAME, "bench.unpublished");
     let elapsed = run_concurrently(sizes.tasks, sizes.commands, "append+outbox", move |i| {
         let store = store.clone();
-        async move { append_person(&store, &format!("append-{i}"), Uuid::now_v7(), i).await }
+        async move { append_person(&store, None, &format!("append-{i}"), Uuid::now_v7(), i).await }
     })
     .await?;
     let (rows, envelope): (i64, f64) = sqlx::query_as(
@@ -435,32 +444,33 @@ async fn wait_applied(pool: &PgPool, target: i64, what: &str) -> anyhow::Result<
     }
 }
 
-/// 2b. Registry appends (event store + outbox relay) to the clues service's linkage projection.
+/// 2b. Registry appends (event store + the registry's own outbox relay) to the clues service's
+/// linkage projection. The registry runs, so that clues can fetch the sealed identities' keys
+/// from its key service as in production; the benchmark appends to its event store directly.
 async fn end_to_end(sizes: Sizes) -> anyhow::Result<EndToEnd> {
     const WARMUP: usize = 20;
     let ns = unique_namespace();
-    eprintln!("[2b] end to end in namespace {ns}: starting clues, registry store and relay");
+    eprintln!("[2b] end to end in namespace {ns}: starting registry and clues");
+    let registry = start::<Registry>(&ns).await?;
     let clues = start::<Clues>(&ns).await?;
     let clues_pool = pool(&clues.database.url, 2).await?;
 
-    let database = fresh_database::<Registry>().await?;
-    let settings = jiuzhu_testkit::settings(Registry::NAME, &database, &ns);
-    let registry_pool = pool(&database.url, connections_for(sizes.tasks, 2)).await?;
+    let settings = jiuzhu_testkit::settings(Registry::NAME, &registry.database, &ns);
+    let vault = Arc::new(Vault::from_settings(&settings.vault)?);
+    let registry_pool = pool(&registry.database.url, connections_for(sizes.tasks, 2)).await?;
     let topic = settings.kafka.topic(&service_topic(Registry::NAME));
-    ensure_topics(&settings.kafka, std::slice::from_ref(&topic)).await?;
     let store = EventStore::new(registry_pool.clone(), Registry::NAME, topic);
-    let relay = OutboxRelay::new(
-        registry_pool.clone(),
-        &settings.kafka,
-        settings.outbox.clone(),
-        "jiuzhu-bench-registry-relay",
-    )?;
-    let shutdown = CancellationToken::new();
-    let relay_task = tokio::spawn(relay.run(shutdown.child_token()));
 
     // Warm up: the consumer joins its group and gets its partitions.
     for n in 0..WARMUP {
-        append_person(&store, &format!("warmup-{n}"), Uuid::now_v7(), n).await?;
+        append_person(
+            &store,
+            Some(&vault),
+            &format!("warmup-{n}"),
+            Uuid::now_v7(),
+            n,
+        )
+        .await?;
     }
     wait_applied(&clues_pool, WARMUP as i64, "warm-up").await?;
 
@@ -472,13 +482,18 @@ async fn end_to_end(sizes: Sizes) -> anyhow::Result<EndToEnd> {
     let target = (WARMUP + sizes.events) as i64;
     let started = Instant::now();
     let writer_store = store.clone();
+    let writer_vault = Arc::clone(&vault);
     let writers = tokio::spawn(run_concurrently(
         sizes.tasks,
         sizes.events,
         "end-to-end appends",
         move |i| {
             let store = writer_store.clone();
-            async move { append_person(&store, &format!("throughput-{i}"), Uuid::now_v7(), i).await }
+            let vault = Arc::clone(&writer_vault);
+            async move {
+                let request = format!("throughput-{i}");
+                append_person(&store, Some(&vault), &request, Uuid::now_v7(), i).await
+            }
         },
     ));
     let all_applied = wait_applied(&clues_pool, target, "end-to-end throughput").await?;
@@ -491,7 +506,7 @@ async fn end_to_end(sizes: Sizes) -> anyhow::Result<EndToEnd> {
         "[2b] end-to-end latency: {} events at {}/s",
         sizes.latency_events, sizes.latency_rate
     );
-    let latency = latency_phase(&store, &clues_pool, sizes).await?;
+    let latency = latency_phase(&store, &vault, &clues_pool, sizes).await?;
     let total = (WARMUP + sizes.events + sizes.latency_events) as i64;
     let applied = applied_events(&clues_pool).await?;
     anyhow::ensure!(
@@ -499,11 +514,10 @@ async fn end_to_end(sizes: Sizes) -> anyhow::Result<EndToEnd> {
         "the projection applied {applied} events for {total} appended"
     );
 
-    shutdown.cancel();
-    relay_task.await?;
     clues_pool.close().await;
     registry_pool.close().await;
     clues.running.stop().await;
+    registry.running.stop().await;
     Ok(EndToEnd {
         events: sizes.events,
         appended_per_second: per_second(sizes.events, append_time),
@@ -521,6 +535,7 @@ async fn end_to_end(sizes: Sizes) -> anyhow::Result<EndToEnd> {
 /// poller looks for the persons in the clues projection every 2 ms and records commit→visible.
 async fn latency_phase(
     store: &EventStore,
+    vault: &Vault,
     clues_pool: &PgPool,
     sizes: Sizes,
 ) -> anyhow::Result<Histogram<u64>> {
@@ -575,7 +590,9 @@ async fn latency_phase(
     for n in 0..sizes.latency_events {
         ticks.tick().await;
         let person = Uuid::now_v7();
-        if let Err(error) = append_person(store, &format!("latency-{n}"), person, n).await {
+        if let Err(error) =
+            append_person(store, Some(vault), &format!("latency-{n}"), person, n).await
+        {
             appended = Err(error);
             break;
         }

@@ -4,6 +4,10 @@
 //! paid. Tests run it as a separate process and use that record as the witness that nothing was
 //! paid twice; `make run` starts it for the demo.
 //!
+//! With a journal (`--journal FILE`) the record survives the process: every new payment is
+//! written and synced before it is answered, and read back at start, as a bank does not forget
+//! what it paid when its gateway restarts (`make chaos` kills the simulator with SIGKILL).
+//!
 //! Behaviour per payment is deterministic: scenarios are chosen by the payee account's prefix
 //! (like a bank sandbox's magic card ranges), and the random-looking rates hash the idempotency
 //! key with a seed, so a run can be repeated.
@@ -139,6 +143,47 @@ pub struct Simulator {
     behaviour: Arc<Behaviour>,
     book: Arc<Mutex<Book>>,
     notices: Option<GatewayNoticeServiceClient<Channel>>,
+    journal: Option<Arc<Mutex<std::fs::File>>>,
+}
+
+/// One line of the journal: a payment as first decided.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct JournalLine {
+    key: String,
+    /// The encoded `PayRequest` and `PayResponse`, in hex.
+    request: String,
+    answer: String,
+    received_at_micros: i64,
+    paid_at_micros: Option<i64>,
+    silent: bool,
+}
+
+impl JournalLine {
+    fn of(key: &str, payment: &Payment) -> Self {
+        use prost::Message as _;
+        Self {
+            key: key.to_owned(),
+            request: hex::encode(payment.content.encode_to_vec()),
+            answer: hex::encode(payment.answer.encode_to_vec()),
+            received_at_micros: payment.received_at_micros,
+            paid_at_micros: payment.paid_at.map(|t| t.timestamp_micros()),
+            silent: payment.silent,
+        }
+    }
+
+    fn payment(&self) -> anyhow::Result<Payment> {
+        use prost::Message as _;
+        Ok(Payment {
+            content: PayRequest::decode(hex::decode(&self.request)?.as_slice())?,
+            answer: PayResponse::decode(hex::decode(&self.answer)?.as_slice())?,
+            pay_calls: 0,
+            received_at_micros: self.received_at_micros,
+            paid_at: self
+                .paid_at_micros
+                .and_then(chrono::DateTime::from_timestamp_micros),
+            silent: self.silent,
+        })
+    }
 }
 
 fn fnv(text: &str, seed: u64) -> u64 {
@@ -177,7 +222,76 @@ impl Simulator {
             behaviour: Arc::new(behaviour),
             book: Arc::new(Mutex::new(Book::default())),
             notices,
+            journal: None,
         })
+    }
+
+    /// Keeps the record in `path`: the payments already there are read back (a flaky account's
+    /// first refusal included), and every new one is appended and synced before it is answered.
+    /// Returns how many payments were read back.
+    pub fn with_journal(mut self, path: &std::path::Path) -> anyhow::Result<(Self, usize)> {
+        use std::io::BufRead as _;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| anyhow::anyhow!("journal {}: {e}", path.display()))?;
+        let mut read = 0;
+        {
+            let mut book = self
+                .book
+                .lock()
+                .map_err(|_| anyhow::anyhow!("simulator state poisoned"))?;
+            for (n, line) in std::io::BufReader::new(&file).lines().enumerate() {
+                let at =
+                    |what: String| anyhow::anyhow!("{} line {}: {what}", path.display(), n + 1);
+                let line = line.map_err(|e| at(e.to_string()))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let entry: JournalLine =
+                    serde_json::from_str(&line).map_err(|e| at(e.to_string()))?;
+                let payment = entry.payment().map_err(|e| at(e.to_string()))?;
+                if let Some(number) = payment
+                    .answer
+                    .provider_reference
+                    .strip_prefix("SIM")
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    book.next_reference = book.next_reference.max(number);
+                }
+                if payment.answer.retryable
+                    && self.scenario(&payment.content.payee_account) == Some(Scenario::Flaky)
+                {
+                    book.refused_once
+                        .entry(payment.content.payee_account.clone())
+                        .or_insert_with(|| entry.key.clone());
+                }
+                if book.payments.insert(entry.key.clone(), payment).is_none() {
+                    book.order.push(entry.key);
+                }
+                read += 1;
+            }
+        }
+        self.journal = Some(Arc::new(Mutex::new(file)));
+        Ok((self, read))
+    }
+
+    /// Writes a new payment to the journal, if there is one, and syncs it.
+    fn journal(&self, key: &str, payment: &Payment) -> Result<(), Status> {
+        use std::io::Write as _;
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let unwritten = |e: &dyn std::fmt::Display| Status::unavailable(format!("journal: {e}"));
+        let mut line =
+            serde_json::to_string(&JournalLine::of(key, payment)).map_err(|e| unwritten(&e))?;
+        line.push('\n');
+        let mut file = journal.lock().map_err(|_| unwritten(&"poisoned"))?;
+        file.write_all(line.as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|e| unwritten(&e))
     }
 
     fn scenario(&self, account: &str) -> Option<Scenario> {
@@ -257,6 +371,8 @@ impl Simulator {
         }
         let mut payment = self.decide(&mut book, request);
         payment.pay_calls = 1;
+        // Written before it is answered: a payment made is never forgotten by a restart.
+        self.journal(&key, &payment)?;
         book.payments.insert(key.clone(), payment.clone());
         book.order.push(key);
         Ok((payment, true))
@@ -474,6 +590,44 @@ mod tests {
         let (silent, _) = simulator.record(&request("c", "99921"))?;
         assert!(silent.silent && silent.paid_at.is_some());
         assert_eq!(yuan(123_405), "1234.05");
+        Ok(())
+    }
+
+    #[test]
+    fn a_restarted_simulator_remembers_what_it_paid_from_its_journal() -> anyhow::Result<()> {
+        let path = std::env::temp_dir().join(format!(
+            "jiuzhu-paysim-journal-{}-{}.jsonl",
+            std::process::id(),
+            Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        let behaviour = Behaviour {
+            scenarios: vec![("9991".to_owned(), Scenario::Flaky)],
+            ..Behaviour::default()
+        };
+        let (first, read) = Simulator::new(behaviour.clone(), None)?.with_journal(&path)?;
+        assert_eq!(read, 0);
+        let (paid, _) = first.record(&request("k-1", "6222"))?;
+        let (refused, _) = first.record(&request("f:1", "99911"))?;
+        assert!(refused.answer.retryable);
+        drop(first);
+
+        let (second, read) = Simulator::new(behaviour, None)?.with_journal(&path)?;
+        assert_eq!(read, 2);
+        let (again, new) = second.record(&request("k-1", "6222"))?;
+        assert!(!new, "the key was paid before the restart");
+        assert_eq!(again.answer, paid.answer);
+        // The flaky account's first refusal is remembered: its next key pays.
+        let (retried, _) = second.record(&request("f:2", "99911"))?;
+        assert_eq!(retried.answer.outcome, i32::from(PaymentOutcome::Paid));
+        assert_ne!(
+            retried.answer.provider_reference, paid.answer.provider_reference,
+            "references continue after the journal's last"
+        );
+        assert_eq!(second.payments()?.len(), 3);
+        std::fs::write(&path, "{not json\n")?;
+        let broken = Simulator::new(Behaviour::default(), None)?.with_journal(&path);
+        assert!(broken.is_err_and(|e| e.to_string().contains("line 1")));
+        std::fs::remove_file(&path)?;
         Ok(())
     }
 }

@@ -51,6 +51,10 @@ struct Args {
     /// PREFIX=reject|flaky|timeout: what happens to accounts starting with PREFIX (repeatable).
     #[arg(long = "scenario", value_parser = parse_scenario)]
     scenarios: Vec<(String, Scenario)>,
+    /// Keep the record of payments in this file (JSON lines), read back at start: a restarted
+    /// simulator remembers what it paid. None: the record lives as long as the process.
+    #[arg(long)]
+    journal: Option<std::path::PathBuf>,
 }
 
 fn parse_scenario(text: &str) -> Result<(String, Scenario), String> {
@@ -99,7 +103,15 @@ async fn main() -> anyhow::Result<()> {
         Some(url) if !url.is_empty() => Some(tls.endpoint("paysim", url)?),
         _ => None,
     };
-    let simulator = Simulator::new(behaviour, notify)?;
+    let mut simulator = Simulator::new(behaviour, notify)?;
+    if let Some(path) = &args.journal {
+        let (journaled, read) = simulator.with_journal(path)?;
+        simulator = journaled;
+        println!(
+            "jiuzhu-paysim: {read} payments read back from {}",
+            path.display()
+        );
+    }
     let (listener, addr) = bind(args.listen).await?;
     println!("jiuzhu-paysim listening on {addr}");
     serve(simulator, listener, tls.server("paysim")?, async {
