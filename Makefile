@@ -3,7 +3,7 @@ CACHE ?= $(HOME)/.cache/jiuzhu
 BUF_VERSION ?= 1.75.0
 BUF := $(CACHE)/buf-$(BUF_VERSION)/node_modules/.bin/buf
 
-.PHONY: run run-check run-reset test build fmt-check clippy buf-lint lint policy-check bench broker descriptors fuzz
+.PHONY: run run-check run-reset test build fmt-check clippy buf-lint lint policy-check bench chaos broker descriptors fuzz
 
 ## The whole platform on this machine with the demo county (see README: Quick start).
 run:
@@ -46,11 +46,21 @@ lint: fmt-check clippy buf-lint
 policy-check:
 	cargo run -q -p jiuzhu-cli --bin jiuzhu -- policy check policy/
 
-## Event pipeline benchmark against local PostgreSQL and the broker; prints its figures.
+## Every benchmark (pipeline, registry reads and import, clue intake, deadline scan,
+## disbursements) at full size against local PostgreSQL and the broker; prints the figures.
+## One alone: make bench BENCH=pipeline. `make test` runs them all at a small size.
+BENCH ?=
 bench:
 	deploy/dev/postgres.sh
 	deploy/dev/broker.sh start 19092
-	JIUZHU_TEST_KAFKA_BROKERS=127.0.0.1:19092 cargo bench -p jiuzhu-tests --bench pipeline
+	JIUZHU_TEST_KAFKA_BROKERS=127.0.0.1:19092 \
+	JIUZHU_TEST_DATABASE_URL=$${JIUZHU_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres} \
+		cargo bench -p jiuzhu-tests $(if $(BENCH),--bench $(BENCH))
+
+## Kill every part of the platform once under a load of 300 cases; checks money moved once and
+## nothing was lost or stuck (about 10 minutes; uses the local PostgreSQL, which it restarts).
+chaos:
+	bash deploy/dev/chaos.sh
 
 ## Build (once) and start the local broker on 127.0.0.1:9092.
 broker:

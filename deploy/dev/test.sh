@@ -25,3 +25,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+# Every benchmark once at a small size, in the test build (figures printed, nothing timed is
+# asserted): a benchmark that no longer runs fails CI instead of rotting until `make bench`.
+BENCH_PERSONS=2000 BENCH_PARTIES=50 BENCH_CASES=2000 BENCH_DUE=50 \
+  BENCH_DISBURSEMENTS=50 BENCH_STEADY=20 BENCH_RATE=50 BENCH_SECONDS=2 \
+  BENCH_TASKS=4 BENCH_INSERTS=300 BENCH_COMMANDS=300 BENCH_MESSAGES=2000 BENCH_EVENTS=300 \
+  BENCH_LATENCY_EVENTS=100 BENCH_LATENCY_RATE=100 \
+  cargo test -p jiuzhu-tests --benches

@@ -736,19 +736,31 @@ pub struct Victim {
     pub address: String,
 }
 
-/// Polls `check` until it gives `Some`, or fails after `limit` naming `what`.
+/// Polls `check` until it gives `Some`, or fails after `limit` naming `what`. A service that is
+/// briefly unavailable (restarting, its connection being made again) is waited for like any
+/// other state not reached yet; its last answer is kept for the error if the wait runs out.
 pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<T, DemoError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>, DemoError>>,
 {
     let started = Instant::now();
+    let mut unavailable = None;
     loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(DemoError::Refused(status)) if status.code() == tonic::Code::Unavailable => {
+                unavailable = Some(status.message().to_owned());
+            }
+            Err(error) => return Err(error),
         }
         if started.elapsed() > limit {
-            return Err(DemoError::TimedOut(limit, what.to_owned()));
+            let what = match unavailable {
+                Some(last) => format!("{what} (last answer: unavailable, {last})"),
+                None => what.to_owned(),
+            };
+            return Err(DemoError::TimedOut(limit, what));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

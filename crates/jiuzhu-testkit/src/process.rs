@@ -8,6 +8,13 @@ use crate::TestkitError;
 /// Path of a workspace binary (e.g. `jiuzhu-registry`) built beside the running test.
 pub fn binary_path(name: &str) -> Result<PathBuf, TestkitError> {
     let exe = std::env::current_exe()?;
+    // A binary beside another (target/<profile>/<bin>) finds it there.
+    if let Some(beside) = exe.parent().map(|dir| dir.join(name))
+        && beside.exists()
+        && beside != exe
+    {
+        return Ok(beside);
+    }
     // target/<profile>/deps/<test> -> target/<profile>/<name>
     let profile_dir = exe.parent().and_then(|deps| deps.parent()).ok_or_else(|| {
         TestkitError::Process(format!(
@@ -44,6 +51,17 @@ impl ServiceProcess {
         args: &[&str],
         env: &[(String, String)],
     ) -> Result<Self, TestkitError> {
+        Self::spawn_logged(binary, args, env, None)
+    }
+
+    /// Starts `binary` with `args` and the variables in `env`, its output appended to `log`
+    /// (else the caller's).
+    pub fn spawn_logged(
+        binary: &str,
+        args: &[&str],
+        env: &[(String, String)],
+        log: Option<&std::path::Path>,
+    ) -> Result<Self, TestkitError> {
         let path = binary_path(binary)?;
         let mut command = Command::new(path);
         command
@@ -53,6 +71,13 @@ impl ServiceProcess {
             .kill_on_drop(true);
         for (key, value) in env {
             command.env(key, value);
+        }
+        if let Some(log) = log {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)?;
+            command.stdout(file.try_clone()?).stderr(file);
         }
         Ok(Self {
             child: command.spawn()?,
