@@ -8,8 +8,8 @@
 #   deploy/dev/broker.sh stop [PORT]      stop a broker this script started on PORT
 #
 # The log is kept in memory unless JIUZHU_BROKER_STORAGE names another engine, such as
-# sqlite:///path/broker.db (a broker that keeps its log across restarts, as Kafka does;
-# `make chaos` restarts its broker that way).
+# sqlite://target/x/broker.db (a path relative to the working directory): a broker that keeps
+# its log across restarts, as Kafka does; `make chaos` restarts its broker that way.
 set -euo pipefail
 
 TANSU_VERSION=0.6.0

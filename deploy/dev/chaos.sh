@@ -8,9 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PORT=${CHAOS_BROKER_PORT:-29092}
-STORE=$PWD/target/chaos-broker
+STORE=target/chaos-broker
 export JIUZHU_TEST_KAFKA_BROKERS=127.0.0.1:$PORT
 export JIUZHU_TEST_DATABASE_URL=${JIUZHU_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+# tansu reads the path after sqlite:// relative to its working directory (this one).
 export JIUZHU_BROKER_STORAGE=sqlite://$STORE/broker.db
 
 deploy/dev/postgres.sh

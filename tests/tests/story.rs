@@ -177,7 +177,18 @@ async fn serving(port: u16) -> TestResult {
     eventually(
         &format!("a service to serve on :{port}"),
         WAIT,
-        || async move { Ok(jiuzhu_testkit::channel(addr).await.ok().map(|_| ())) },
+        || async move {
+            // Ready means SERVING: every task of the service up, not merely the port open.
+            let Ok(channel) = jiuzhu_testkit::channel(addr).await else {
+                return Ok(None);
+            };
+            let status = tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .map(|answer| answer.into_inner().status);
+            let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+            Ok((status.ok() == Some(serving)).then_some(()))
+        },
     )
     .await
 }
