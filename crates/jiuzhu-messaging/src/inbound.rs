@@ -217,6 +217,44 @@ impl<H: InboundHandler> InboundRunner<H> {
         Ok(())
     }
 
+    /// Saves the checkpoint after a handled record. While the database is down it is tried
+    /// again: a checkpoint lost to an outage would leave the partition's lag one behind for
+    /// ever (until the next record) and hide real stalls. Any other failure is only reported,
+    /// since the offset commit moves the group on. `false` if stopped first (the record is then
+    /// handled again after a restart, which its idempotence makes harmless).
+    async fn record_progress(&self, record: &InboundRecord, shutdown: &CancellationToken) -> bool {
+        let mut outages = 0u32;
+        loop {
+            let saved = async {
+                let mut tx = self.pool.begin().await?;
+                save_checkpoint(
+                    &mut tx,
+                    self.handler.name(),
+                    &record.topic,
+                    record.partition,
+                    record.offset + 1,
+                )
+                .await?;
+                tx.commit().await
+            }
+            .await;
+            match saved {
+                Ok(()) => return true,
+                Err(error) if jiuzhu_errors::is_outage(&error) => {
+                    outages = outages.saturating_add(1);
+                    tracing::warn!(%error, outages, "inbound checkpoint not saved; retrying");
+                    if !backoff(&self.settings, outages, shutdown).await {
+                        return false;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "inbound checkpoint not saved");
+                    return true;
+                }
+            }
+        }
+    }
+
     /// Handles one record to the end: applied, or dead-lettered. `false` if stopped first.
     async fn process(
         &self,
@@ -246,26 +284,7 @@ impl<H: InboundHandler> InboundRunner<H> {
             jiuzhu_telemetry::set_parent_from_map(&span, &record.headers);
             let outcome = self.handler.handle(&record).instrument(span).await;
             let error = match outcome {
-                Ok(()) => {
-                    let saved = async {
-                        let mut tx = self.pool.begin().await?;
-                        save_checkpoint(
-                            &mut tx,
-                            self.handler.name(),
-                            &record.topic,
-                            record.partition,
-                            record.offset + 1,
-                        )
-                        .await?;
-                        tx.commit().await
-                    }
-                    .await;
-                    if let Err(error) = saved {
-                        // Progress reporting only; the offset commit still moves the group on.
-                        tracing::warn!(%error, "inbound checkpoint not saved");
-                    }
-                    return true;
-                }
+                Ok(()) => return self.record_progress(&record, shutdown).await,
                 Err(error) => error,
             };
             if error.is_infrastructure() {

@@ -417,7 +417,7 @@ impl Rig {
                     )
                 });
                 shell(&format!(
-                    "kill -9 $(cat {cache}/broker-{port}.pid) && sleep 1 && bash deploy/dev/broker.sh start {port}"
+                    "kill -9 $(cat {cache}/broker-{port}.pid) && sleep 1 && bash deploy/dev/broker.sh start {port} >/dev/null"
                 ))?;
             }
         }
@@ -568,11 +568,12 @@ fn import_register(rig: &Rig, persons: usize) -> anyhow::Result<Vec<Resident>> {
     Ok(jiuzhu_demo::seed::read_residents(&file)?)
 }
 
-/// Partitions some consumer has not applied to the end, as (consumer, topic, partition, lag).
-async fn behind(
+/// Every consumer's checkpoints in every service's database: (consumer, topic, partition) →
+/// the next offset it will apply.
+async fn checkpoints(
     databases: &BTreeMap<&'static str, TestDatabase>,
-) -> anyhow::Result<Vec<(String, String, i32, i64)>> {
-    let mut checkpoints = Vec::new();
+) -> anyhow::Result<BTreeMap<(String, String, i32), i64>> {
+    let mut found = BTreeMap::new();
     for database in databases.values() {
         let pool = sqlx::PgPool::connect(&database.url).await?;
         let rows: Vec<(String, String, i32, i64)> =
@@ -580,41 +581,74 @@ async fn behind(
                 .fetch_all(&pool)
                 .await?;
         pool.close().await;
-        checkpoints.extend(rows);
+        found.extend(rows.into_iter().map(|(c, t, p, next)| ((c, t, p), next)));
     }
+    Ok(found)
+}
+
+/// The end of every partition of the topics some consumer reads, as the broker has it now.
+async fn watermarks(topics: BTreeSet<String>) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
     tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let consumer: BaseConsumer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", kafka_brokers())
             .set("group.id", "jiuzhu-chaos-watermarks")
             .create()?;
-        // Every partition of every topic a consumer reads: one it never checkpointed is at 0.
-        let mut applied: BTreeMap<(String, String, i32), i64> = BTreeMap::new();
-        let topics: BTreeSet<(String, String)> = checkpoints
-            .iter()
-            .map(|(consumer, topic, ..)| (consumer.clone(), topic.clone()))
-            .collect();
-        for (name, topic) in &topics {
-            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let mut ends = BTreeMap::new();
+        for topic in topics {
+            let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
             for found in metadata.topics() {
                 for partition in found.partitions() {
-                    applied.insert((name.clone(), topic.clone(), partition.id()), 0);
+                    let (_, high) = consumer.fetch_watermarks(
+                        &topic,
+                        partition.id(),
+                        Duration::from_secs(10),
+                    )?;
+                    ends.insert((topic.clone(), partition.id()), high);
                 }
             }
         }
-        for (name, topic, partition, next) in checkpoints {
-            applied.insert((name, topic, partition), next);
-        }
-        let mut lagging = Vec::new();
-        for ((name, topic, partition), next) in applied {
-            let (_, high) =
-                consumer.fetch_watermarks(&topic, partition, Duration::from_secs(10))?;
-            if high > next {
-                lagging.push((name, topic, partition, high - next));
-            }
-        }
-        Ok(lagging)
+        Ok(ends)
     })
     .await?
+}
+
+/// Waits until every consumer has applied every partition it reads up to where the partition
+/// ended when the wait began (services keep writing, so "the end" is a snapshot). Returns what
+/// is still behind after `limit`, as (consumer, topic, partition, lag).
+async fn settle(
+    databases: &BTreeMap<&'static str, TestDatabase>,
+    limit: Duration,
+) -> anyhow::Result<Vec<(String, String, i32, i64)>> {
+    let started = Instant::now();
+    let read = checkpoints(databases).await?;
+    let consumers: BTreeSet<(String, String)> = read
+        .keys()
+        .map(|(consumer, topic, _)| (consumer.clone(), topic.clone()))
+        .collect();
+    let ends = watermarks(consumers.iter().map(|(_, topic)| topic.clone()).collect()).await?;
+    loop {
+        let read = checkpoints(databases).await?;
+        let mut behind = Vec::new();
+        for (consumer, topic) in &consumers {
+            for ((end_topic, partition), end) in ends.range((topic.clone(), i32::MIN)..) {
+                if end_topic != topic {
+                    break;
+                }
+                // A partition a consumer never checkpointed is unread from its start.
+                let next = read
+                    .get(&(consumer.clone(), topic.clone(), *partition))
+                    .copied()
+                    .unwrap_or(0);
+                if *end > next {
+                    behind.push((consumer.clone(), topic.clone(), *partition, end - next));
+                }
+            }
+        }
+        if behind.is_empty() || started.elapsed() > limit {
+            return Ok(behind);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// Dead letters in every service's database, as (service, consumer, reason).
@@ -791,12 +825,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let started = Instant::now();
-    let mut lagging = behind(&rig.databases).await?;
-    while !lagging.is_empty() && started.elapsed() < SETTLE_LIMIT {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        lagging = behind(&rig.databases).await?;
-    }
+    let lagging = settle(&rig.databases, SETTLE_LIMIT).await?;
     for (consumer, topic, partition, lag) in &lagging {
         println!("chaos: STUCK {consumer} on {topic}[{partition}], {lag} behind");
     }
