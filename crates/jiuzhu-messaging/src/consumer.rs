@@ -489,8 +489,14 @@ pub(crate) fn group_consumer(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (settings.session_timeout_ms / 10).max(1_000).to_string(),
+        )
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
         .create_with_context(GroupContext::default())
 }

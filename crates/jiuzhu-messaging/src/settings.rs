@@ -170,6 +170,11 @@ pub struct ConsumerSettings {
     /// Longest a fetch waits for new records (librdkafka `fetch.wait.max.ms`): the bound on
     /// delivery latency with brokers that hold a fetch until it expires.
     pub fetch_wait_max_ms: u64,
+    /// How long the group coordinator waits for a member's heartbeat before giving its
+    /// partitions to others (librdkafka `session.timeout.ms`; heartbeats go at a tenth of it).
+    /// Short finds a dead member sooner; long rides out a coordinator that is slow to answer
+    /// while it restarts, which otherwise makes every member rejoin at once.
+    pub session_timeout_ms: u64,
 }
 
 impl Default for ConsumerSettings {
@@ -180,6 +185,7 @@ impl Default for ConsumerSettings {
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 5_000,
             fetch_wait_max_ms: 50,
+            session_timeout_ms: 10_000,
         }
     }
 }
@@ -199,6 +205,12 @@ impl Validate for ConsumerSettings {
             "retry_backoff_max_ms",
             self.retry_backoff_max_ms,
             self.retry_backoff_ms.max(1)..=600_000,
+        )?;
+        check_range(
+            prefix,
+            "session_timeout_ms",
+            self.session_timeout_ms,
+            6_000..=300_000,
         )
     }
 }

@@ -292,6 +292,11 @@ impl Rig {
                     "JIUZHU__KAFKA__INSTANCE_ID".to_owned(),
                     format!("chaos-{service}"),
                 ),
+                // As deploy/config/default.toml has it (Kafka's default), not the tests' 10 s.
+                (
+                    "JIUZHU__CONSUMER__SESSION_TIMEOUT_MS".to_owned(),
+                    "45000".to_owned(),
+                ),
             ]);
             if service == "payments" {
                 for (key, value) in [
