@@ -11,8 +11,15 @@ PORT=${CHAOS_BROKER_PORT:-29092}
 STORE=target/chaos-broker
 export JIUZHU_TEST_KAFKA_BROKERS=127.0.0.1:$PORT
 export JIUZHU_TEST_DATABASE_URL=${JIUZHU_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-# tansu reads the path after sqlite:// relative to its working directory (this one).
-export JIUZHU_BROKER_STORAGE=sqlite://$STORE/broker.db
+# tansu reads the path after sqlite:// relative to its working directory (this one). With
+# CHAOS_BROKER_STORAGE=memory the broker keeps its log in memory (and the run spares it: a
+# broker that forgets its log on restart is not what Kafka is).
+if [ "${CHAOS_BROKER_STORAGE:-sqlite}" = memory ]; then
+  export JIUZHU_BROKER_STORAGE=memory://tansu/
+  export CHAOS_SPARE=${CHAOS_SPARE:+$CHAOS_SPARE,}broker
+else
+  export JIUZHU_BROKER_STORAGE=sqlite://$STORE/broker.db
+fi
 
 deploy/dev/postgres.sh
 cargo build --workspace --bins

@@ -14,11 +14,14 @@
 //!
 //! Sizes from the environment: CHAOS_CASES (300), CHAOS_RATE (cases started per second, 2),
 //! CHAOS_CONCURRENCY (cases in flight, 24), CHAOS_GAP (seconds between disruptions, 12),
-//! CHAOS_DIR (logs and journal, target/chaos). `deploy/dev/chaos.sh` starts its broker.
+//! CHAOS_DIR (logs and journal, target/chaos), CHAOS_SPARE (parts left alone, comma-separated:
+//! `broker`, `postgresql`, `payment simulator` or a service). `deploy/dev/chaos.sh` starts its
+//! broker.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -763,6 +766,23 @@ async fn main() -> anyhow::Result<()> {
     // The load: cases started at `rate`, at most `concurrency` in flight.
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let platform = rig.platform.clone();
+    let (started_cases, ended_cases) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let progress = tokio::spawn({
+        let (started_cases, ended_cases) = (started_cases.clone(), ended_cases.clone());
+        let began = Instant::now();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                println!(
+                    "chaos: {:>4}s  {} of {cases} cases started, {} ended",
+                    began.elapsed().as_secs(),
+                    started_cases.load(Ordering::Relaxed),
+                    ended_cases.load(Ordering::Relaxed)
+                );
+            }
+        }
+    });
     let load = tokio::spawn({
         let retries = retries.clone();
         async move {
@@ -774,9 +794,12 @@ async fn main() -> anyhow::Result<()> {
                     break;
                 };
                 let (platform, retries) = (platform.clone(), retries.clone());
+                let ended_cases = ended_cases.clone();
+                started_cases.fetch_add(1, Ordering::Relaxed);
                 running.spawn(async move {
                     let driven = drive(&platform, &retries, n, &resident).await;
                     drop(slot);
+                    ended_cases.fetch_add(1, Ordering::Relaxed);
                     driven
                 });
             }
@@ -790,7 +813,17 @@ async fn main() -> anyhow::Result<()> {
 
     // The disruptions, while the load runs.
     let mut recoveries = Vec::new();
+    let skipped = std::env::var("CHAOS_SPARE").unwrap_or_default();
+    let spared = |part: &Part| {
+        skipped
+            .split(',')
+            .any(|name| !name.trim().is_empty() && part.to_string() == name.trim())
+    };
     for part in DISRUPTIONS {
+        if spared(&part) {
+            println!("chaos: {part} spared (CHAOS_SPARE)");
+            continue;
+        }
         tokio::time::sleep(gap).await;
         let took = rig.disrupt(part, register.len()).await?;
         println!(
@@ -800,6 +833,7 @@ async fn main() -> anyhow::Result<()> {
         recoveries.push((part, took));
     }
     let outcomes = load.await?;
+    progress.abort();
     println!(
         "chaos: load done; client retries through outages: {}",
         retries.summary()
