@@ -508,12 +508,28 @@ async fn a_case_system_feed_is_applied_like_the_api_and_bad_records_go_to_the_dl
         Ok((reported().await? == before + 1).then_some(()))
     })
     .await?;
-    let listed = client
-        .list_clues(ListCluesRequest::default())
-        .await?
-        .into_inner()
-        .clues;
-    assert_eq!(listed.len(), 1, "{listed:#?}");
+    // Its party names the same registered person in another criminal case: a clue of its own
+    // reaches the board beside the case system's (the board is a projection: waited for).
+    let listed = eventually("the department's clue on the board", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let clues = client
+                .list_clues(ListCluesRequest::default())
+                .await?
+                .into_inner()
+                .clues;
+            Ok((clues.len() >= 2).then_some(clues))
+        }
+    })
+    .await?;
+    assert_eq!(listed.len(), 2, "{listed:#?}");
+    let case_numbers: std::collections::BTreeSet<&str> =
+        listed.iter().map(|c| c.case_no.as_str()).collect();
+    assert_eq!(
+        case_numbers,
+        ["（2026）京0105刑初77号", "（2026）京0105刑初78号"].into(),
+        "{listed:#?}"
+    );
     clues.running.stop().await;
     registry.running.stop().await;
     Ok(())
