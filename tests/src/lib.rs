@@ -480,3 +480,49 @@ pub fn log_if_asked() {
 
 /// The purpose tests state when they read personal data (it is recorded in the audit log).
 pub const PURPOSE: &str = "automated test of the platform";
+
+/// Rural revitalization's register of `county` (`persons` generated with `seed`), written to
+/// `file` and imported into the registry at `registry_port` with the CLI as the department
+/// would; returns the residents as the file has them.
+pub fn import_register(
+    registry_port: u16,
+    file: &std::path::Path,
+    persons: usize,
+    seed: u64,
+    county: &str,
+) -> anyhow::Result<Vec<jiuzhu_demo::seed::Resident>> {
+    let jiuzhu = jiuzhu_testkit::binary_path("jiuzhu")?;
+    let generated = std::process::Command::new(&jiuzhu)
+        .args(["gen", "registry", "--persons", &persons.to_string()])
+        .args(["--seed", &seed.to_string(), "--county", county, "--out"])
+        .arg(file)
+        .status()?;
+    anyhow::ensure!(generated.success(), "jiuzhu gen registry: {generated}");
+    let registry = format!("https://127.0.0.1:{registry_port}");
+    let imported = std::process::Command::new(&jiuzhu)
+        .args(["registry", "import", "--department", "rural_revitalization"])
+        .args(["--registry", &registry, "--quiet", "--certs"])
+        .arg(jiuzhu_testkit::certs_dir()?)
+        .args(["--as", "as-department_integrator.rural_revitalization"])
+        .arg(file)
+        .output()?;
+    anyhow::ensure!(
+        imported.status.code() == Some(0),
+        "jiuzhu registry import ended {:?}: {}",
+        imported.status.code(),
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    Ok(jiuzhu_demo::seed::read_residents(file)?)
+}
+
+/// A fresh database for `service` (one of the five), migrated from its template.
+pub async fn service_database(service: &str) -> anyhow::Result<TestDatabase> {
+    Ok(match service {
+        "registry" => jiuzhu_testkit::fresh_database::<jiuzhu_registry::Registry>().await?,
+        "clues" => jiuzhu_testkit::fresh_database::<jiuzhu_clues::Clues>().await?,
+        "decisions" => jiuzhu_testkit::fresh_database::<jiuzhu_decisions::Decisions>().await?,
+        "payments" => jiuzhu_testkit::fresh_database::<jiuzhu_payments::Payments>().await?,
+        "followup" => jiuzhu_testkit::fresh_database::<jiuzhu_followup::Followup>().await?,
+        other => anyhow::bail!("no service `{other}`"),
+    })
+}

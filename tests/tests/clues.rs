@@ -49,6 +49,26 @@ fn party(request_id: &str, party_ref: &str, name: &str) -> ReportPartyRequest {
     }
 }
 
+/// The clue board once it lists at least `count` clues (it is a projection: waited for).
+async fn board_with(
+    client: &CluesServiceClient<tonic::transport::Channel>,
+    count: usize,
+    what: &str,
+) -> anyhow::Result<Vec<jiuzhu_proto::clues::Clue>> {
+    eventually(what, WAIT, || {
+        let mut client = client.clone();
+        async move {
+            let clues = client
+                .list_clues(ListCluesRequest::default())
+                .await?
+                .into_inner()
+                .clues;
+            Ok((clues.len() >= count).then_some(clues))
+        }
+    })
+    .await
+}
+
 /// A registry and a clues service in a fresh namespace, with one registered person (王秀英 of
 /// 新场村, 110105) already in the clues service's linkage index.
 async fn registry_with_one_person() -> anyhow::Result<(String, Started, Started)> {
@@ -434,20 +454,10 @@ async fn a_case_system_feed_is_applied_like_the_api_and_bad_records_go_to_the_dl
         jiuzhu_tests::send_inbound(&producer, &ns, "cases", "F1", &value, None, Some(&signer))
             .await?;
     }
-    let mut client =
-        CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
-    let found = eventually("the fed party's clue", WAIT, || {
-        let mut client = client.clone();
-        async move {
-            let clues = client
-                .list_clues(ListCluesRequest::default())
-                .await?
-                .into_inner()
-                .clues;
-            Ok(clues.into_iter().next())
-        }
-    })
-    .await?;
+    let client = CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
+    let found = board_with(&client, 1, "the fed party's clue")
+        .await?
+        .remove(0);
     assert!(
         found.explanation.contains("resident_id: same"),
         "{}",
@@ -510,18 +520,7 @@ async fn a_case_system_feed_is_applied_like_the_api_and_bad_records_go_to_the_dl
     .await?;
     // Its party names the same registered person in another criminal case: a clue of its own
     // reaches the board beside the case system's (the board is a projection: waited for).
-    let listed = eventually("the department's clue on the board", WAIT, || {
-        let mut client = client.clone();
-        async move {
-            let clues = client
-                .list_clues(ListCluesRequest::default())
-                .await?
-                .into_inner()
-                .clues;
-            Ok((clues.len() >= 2).then_some(clues))
-        }
-    })
-    .await?;
+    let listed = board_with(&client, 2, "the department's clue on the board").await?;
     assert_eq!(listed.len(), 2, "{listed:#?}");
     let case_numbers: std::collections::BTreeSet<&str> =
         listed.iter().map(|c| c.case_no.as_str()).collect();
@@ -610,18 +609,9 @@ async fn a_person_entering_the_registry_is_checked_against_recent_parties() -> T
         .await?
         .into_inner()
         .person_id;
-    let clue = eventually("the clue found from the registry side", WAIT, || {
-        let mut client = client.clone();
-        async move {
-            let clues = client
-                .list_clues(ListCluesRequest::default())
-                .await?
-                .into_inner()
-                .clues;
-            Ok(clues.into_iter().next())
-        }
-    })
-    .await?;
+    let clue = board_with(&client, 1, "the clue found from the registry side")
+        .await?
+        .remove(0);
     assert_eq!(clue.person_id, person);
     assert_eq!(clue.party_id, answer.party_id);
     assert!(

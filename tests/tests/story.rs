@@ -23,8 +23,7 @@ use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::decisions::{CaseOrigin, Stage};
 use jiuzhu_proto::registry::{GetPersonFileRequest, PersonFileEntry};
 use jiuzhu_testkit::{
-    OtlpReceiver, ServiceProcess, TestDatabase, binary_path, free_port, fresh_database,
-    kafka_brokers, unique_namespace,
+    OtlpReceiver, ServiceProcess, TestDatabase, free_port, kafka_brokers, unique_namespace,
 };
 use jiuzhu_tests::payments::Paysim;
 use jiuzhu_tests::{TestResult, eventually, read_topic, service_env};
@@ -66,13 +65,7 @@ impl Story {
         let mut databases = Vec::new();
         let mut environments = BTreeMap::new();
         for service in SERVICES {
-            let database = match service {
-                "registry" => fresh_database::<jiuzhu_registry::Registry>().await?,
-                "clues" => fresh_database::<jiuzhu_clues::Clues>().await?,
-                "decisions" => fresh_database::<jiuzhu_decisions::Decisions>().await?,
-                "payments" => fresh_database::<jiuzhu_payments::Payments>().await?,
-                _ => fresh_database::<jiuzhu_followup::Followup>().await?,
-            };
+            let database = jiuzhu_tests::service_database(service).await?;
             let mut environment = service_env(
                 service,
                 &database,
@@ -196,32 +189,14 @@ async fn serving(port: u16) -> TestResult {
 /// Rural revitalization's register of the county, imported with the CLI as the department
 /// would; returns the residents as the file has them.
 fn import_register(story: &Story, dir: &std::path::Path) -> anyhow::Result<Vec<Resident>> {
-    let file = dir.join("register.csv");
-    let jiuzhu = binary_path("jiuzhu")?;
-    let generated = std::process::Command::new(&jiuzhu)
-        .args(["gen", "registry", "--persons", &RESIDENTS.to_string()])
-        .args(["--seed", "5", "--county", REGION, "--out"])
-        .arg(&file)
-        .status()?;
-    anyhow::ensure!(generated.success(), "jiuzhu gen registry: {generated}");
-    let registry = format!(
-        "https://127.0.0.1:{}",
-        story.ports.get("registry").copied().unwrap_or_default()
-    );
-    let imported = std::process::Command::new(&jiuzhu)
-        .args(["registry", "import", "--department", "rural_revitalization"])
-        .args(["--registry", &registry, "--quiet", "--certs"])
-        .arg(jiuzhu_testkit::certs_dir()?)
-        .args(["--as", "as-department_integrator.rural_revitalization"])
-        .arg(&file)
-        .output()?;
-    anyhow::ensure!(
-        imported.status.code() == Some(0),
-        "jiuzhu registry import ended {:?}: {}",
-        imported.status.code(),
-        String::from_utf8_lossy(&imported.stderr)
-    );
-    Ok(jiuzhu_demo::seed::read_residents(&file)?)
+    let registry_port = story.ports.get("registry").copied().unwrap_or_default();
+    jiuzhu_tests::import_register(
+        registry_port,
+        &dir.join("register.csv"),
+        RESIDENTS,
+        5,
+        REGION,
+    )
 }
 
 /// What the story ends in, read through the public APIs and topics.

@@ -31,10 +31,7 @@ use jiuzhu_proto::clues::GetLinkageIndexStatusRequest;
 use jiuzhu_proto::gateway::simulator_service_client::SimulatorServiceClient;
 use jiuzhu_proto::gateway::{ListPaymentsRequest, PaymentOutcome};
 use jiuzhu_proto::payments::ListDisbursementsRequest;
-use jiuzhu_testkit::{
-    ServiceProcess, TestDatabase, binary_path, free_port, fresh_database, kafka_brokers,
-    unique_namespace,
-};
+use jiuzhu_testkit::{ServiceProcess, TestDatabase, free_port, kafka_brokers, unique_namespace};
 use jiuzhu_tests::{bench_setting, registration, service_env};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tonic_health::pb::HealthCheckRequest;
@@ -271,13 +268,7 @@ impl Rig {
         let mut databases = BTreeMap::new();
         let mut environments = BTreeMap::new();
         for service in SERVICES {
-            let database = match service {
-                "registry" => fresh_database::<jiuzhu_registry::Registry>().await?,
-                "clues" => fresh_database::<jiuzhu_clues::Clues>().await?,
-                "decisions" => fresh_database::<jiuzhu_decisions::Decisions>().await?,
-                "payments" => fresh_database::<jiuzhu_payments::Payments>().await?,
-                _ => fresh_database::<jiuzhu_followup::Followup>().await?,
-            };
+            let database = jiuzhu_tests::service_database(service).await?;
             let mut environment = service_env(
                 service,
                 &database,
@@ -546,36 +537,6 @@ fn shell(command: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The county's register, generated and imported with the CLI as rural revitalization would.
-fn import_register(rig: &Rig, persons: usize) -> anyhow::Result<Vec<Resident>> {
-    let file = rig.dir.join("register.csv");
-    let jiuzhu = binary_path("jiuzhu")?;
-    let generated = std::process::Command::new(&jiuzhu)
-        .args(["gen", "registry", "--persons", &persons.to_string()])
-        .args(["--seed", "20", "--county", REGION, "--out"])
-        .arg(&file)
-        .status()?;
-    anyhow::ensure!(generated.success(), "jiuzhu gen registry: {generated}");
-    let registry = format!(
-        "https://127.0.0.1:{}",
-        rig.ports.get("registry").copied().unwrap_or_default()
-    );
-    let imported = std::process::Command::new(&jiuzhu)
-        .args(["registry", "import", "--department", "rural_revitalization"])
-        .args(["--registry", &registry, "--quiet", "--certs"])
-        .arg(jiuzhu_testkit::certs_dir()?)
-        .args(["--as", "as-department_integrator.rural_revitalization"])
-        .arg(&file)
-        .output()?;
-    anyhow::ensure!(
-        imported.status.code() == Some(0),
-        "jiuzhu registry import ended {:?}: {}",
-        imported.status.code(),
-        String::from_utf8_lossy(&imported.stderr)
-    );
-    Ok(jiuzhu_demo::seed::read_residents(&file)?)
-}
-
 /// Every consumer's checkpoints in every service's database: (consumer, topic, partition) →
 /// the next offset it will apply.
 async fn checkpoints(
@@ -733,7 +694,14 @@ async fn main() -> anyhow::Result<()> {
 
     let mut rig = Rig::start(&dir).await?;
     // Five register persons per case: enough adults with an ID number for every case.
-    let register = import_register(&rig, (cases * 5).max(200))?;
+    let registry_port = rig.ports.get("registry").copied().unwrap_or_default();
+    let register = jiuzhu_tests::import_register(
+        registry_port,
+        &dir.join("register.csv"),
+        (cases * 5).max(200),
+        20,
+        REGION,
+    )?;
     let adults: Vec<Resident> = register
         .iter()
         .filter(|r| r.resident_id.len() == 18 && r.birth_date.as_str() < "2000")
