@@ -313,18 +313,30 @@ impl<P: Projection> Applier<'_, P> {
     }
 }
 
-/// Waits before retry number `attempt` (doubling, at most 30 s); `false` if `shutdown` came.
+/// Waits before retry number `attempt`: doubling from `retry_backoff_ms` up to
+/// `retry_backoff_max_ms`, plus up to half again at random, so that the consumers and replicas
+/// one outage stopped together do not all come back in step. `false` if `shutdown` came.
 pub(crate) async fn backoff(
     settings: &ConsumerSettings,
     attempt: u32,
     shutdown: &CancellationToken,
 ) -> bool {
     let base = Duration::from_millis(settings.retry_backoff_ms.max(1));
-    let delay = base.saturating_mul(2u32.saturating_pow(attempt.min(10)));
+    let delay = base
+        .saturating_mul(2u32.saturating_pow(attempt.min(10)))
+        .min(Duration::from_millis(settings.retry_backoff_max_ms.max(1)));
     tokio::select! {
         () = shutdown.cancelled() => false,
-        () = tokio::time::sleep(delay.min(Duration::from_millis(settings.retry_backoff_max_ms.max(1)))) => true,
+        () = tokio::time::sleep(delay + jitter(delay / 2)) => true,
     }
+}
+
+/// A random pause of at most `most` (from the operating system's randomness, through a v4
+/// UUID): what spreads out retries that one outage started at the same moment.
+pub fn jitter(most: Duration) -> Duration {
+    let draw = uuid::Uuid::new_v4().as_u128() % 1_000_000;
+    let fraction = f64::from(u32::try_from(draw).unwrap_or(0)) / 1_000_000.0;
+    most.mul_f64(fraction)
 }
 
 /// Runs one projection as a member of its consumer group.
@@ -567,4 +579,19 @@ pub(crate) fn next_offsets(batch: &[OwnedMessage]) -> TopicPartitionList {
         let _ = list.add_partition_offset(topic, partition, Offset::Offset(offset + 1));
     }
     list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_its_bound_and_spreads_out() {
+        let most = Duration::from_millis(500);
+        let draws: Vec<Duration> = (0..50).map(|_| jitter(most)).collect();
+        assert!(draws.iter().all(|d| *d <= most), "{draws:?}");
+        let distinct: std::collections::BTreeSet<&Duration> = draws.iter().collect();
+        assert!(distinct.len() > 40, "{draws:?}");
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
 }

@@ -15,7 +15,7 @@ mod relay;
 mod settings;
 mod topics;
 
-pub use consumer::{Delivered, Projection, ProjectionError, ProjectionRunner};
+pub use consumer::{Delivered, Projection, ProjectionError, ProjectionRunner, jitter};
 pub use dead_letter::DLQ_SUFFIX;
 pub use headers::{
     CONTENT_TYPE, ENVELOPE_CONTENT_TYPE, EVENT_ID_HEADER, EVENT_TYPE_HEADER, header_map,

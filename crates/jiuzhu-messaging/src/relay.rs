@@ -373,7 +373,8 @@ impl OutboxRelay {
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(%error, failures, table = self.table.name, "outbox relay batch failed; will retry");
-                    idle * 2u32.saturating_pow(failures.min(8))
+                    let pause = idle * 2u32.saturating_pow(failures.min(8));
+                    pause + crate::jitter(pause / 2)
                 }
             };
             if last_prune.elapsed() > Duration::from_secs(3600) {

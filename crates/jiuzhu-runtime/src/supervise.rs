@@ -110,7 +110,7 @@ impl Supervision {
                 if began.elapsed() >= HEALTHY_RUN {
                     backoff = FIRST_BACKOFF;
                 }
-                let wait = backoff + jitter(backoff / 2);
+                let wait = backoff + jiuzhu_messaging::jitter(backoff / 2);
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(wait) => {}
@@ -124,14 +124,6 @@ impl Supervision {
             }
         })
     }
-}
-
-/// Up to `most`, from the clock's nanoseconds: enough to keep replicas from restarting in step.
-fn jitter(most: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    most.mul_f64(f64::from(nanos % 1000) / 1000.0)
 }
 
 #[cfg(test)]
