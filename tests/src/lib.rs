@@ -526,3 +526,97 @@ pub async fn service_database(service: &str) -> anyhow::Result<TestDatabase> {
         other => anyhow::bail!("no service `{other}`"),
     })
 }
+
+/// The five services, in the order they start.
+pub const SERVICES: [&str; 5] = ["registry", "clues", "decisions", "payments", "followup"];
+
+/// A free port for each of the five services.
+pub fn service_ports() -> anyhow::Result<std::collections::BTreeMap<&'static str, u16>> {
+    SERVICES
+        .iter()
+        .map(|service| Ok((*service, jiuzhu_testkit::free_port()?)))
+        .collect()
+}
+
+/// `https://127.0.0.1:<port>` of each of the five services.
+pub fn endpoints(ports: &std::collections::BTreeMap<&'static str, u16>) -> jiuzhu_demo::Endpoints {
+    let at = |service: &str| {
+        format!(
+            "https://127.0.0.1:{}",
+            ports.get(service).copied().unwrap_or_default()
+        )
+    };
+    jiuzhu_demo::Endpoints {
+        registry: at("registry"),
+        clues: at("clues"),
+        decisions: at("decisions"),
+        payments: at("payments"),
+        followup: at("followup"),
+    }
+}
+
+/// What differs between runs of the five services as processes.
+pub struct ProcessOptions<'a> {
+    pub namespace: &'a str,
+    /// The OTLP endpoint, or empty for none.
+    pub otlp: &'a str,
+    /// Connections each process may hold (several platforms at once stay inside PostgreSQL's 100).
+    pub max_connections: u32,
+    /// Static group members `<prefix>-<service>`: a process that comes back takes its
+    /// partitions back at once.
+    pub instance_prefix: &'a str,
+    /// The payment provider: its endpoint, how often payments polls and when it resends.
+    pub provider: &'a str,
+    pub provider_poll_ms: u32,
+    pub resend_after_ms: u32,
+    /// Further variables for every process.
+    pub extra: Vec<(String, String)>,
+}
+
+/// A fresh database and the environment of each of the five services.
+pub async fn process_environments(
+    ports: &std::collections::BTreeMap<&'static str, u16>,
+    options: &ProcessOptions<'_>,
+) -> anyhow::Result<(
+    std::collections::BTreeMap<&'static str, TestDatabase>,
+    std::collections::BTreeMap<&'static str, Vec<(String, String)>>,
+)> {
+    let port = |service: &str| ports.get(service).copied().unwrap_or_default();
+    let mut databases = std::collections::BTreeMap::new();
+    let mut environments = std::collections::BTreeMap::new();
+    for service in SERVICES {
+        let database = service_database(service).await?;
+        let mut environment = service_env(
+            service,
+            &database,
+            port(service),
+            options.namespace,
+            options.otlp,
+            port("registry"),
+        );
+        environment.extend([
+            (
+                format!("JIUZHU__{}__MAX_CONNECTIONS", service.to_uppercase()),
+                options.max_connections.to_string(),
+            ),
+            (
+                "JIUZHU__KAFKA__INSTANCE_ID".to_owned(),
+                format!("{}-{service}", options.instance_prefix),
+            ),
+        ]);
+        environment.extend(options.extra.iter().cloned());
+        if service == "payments" {
+            for (key, value) in [
+                ("ENDPOINT", options.provider.to_owned()),
+                ("POLL_MS", options.provider_poll_ms.to_string()),
+                ("REQUEST_TIMEOUT_MS", "2000".to_owned()),
+                ("RESEND_AFTER_MS", options.resend_after_ms.to_string()),
+            ] {
+                environment.push((format!("JIUZHU__PROVIDER__{key}"), value));
+            }
+        }
+        environments.insert(service, environment);
+        databases.insert(service, database);
+    }
+    Ok((databases, environments))
+}

@@ -18,18 +18,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use jiuzhu_demo::seed::Resident;
-use jiuzhu_demo::{Endpoints, Platform, trace_for};
+use jiuzhu_demo::{Platform, trace_for};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::decisions::{CaseOrigin, Stage};
 use jiuzhu_proto::registry::{GetPersonFileRequest, PersonFileEntry};
-use jiuzhu_testkit::{
-    OtlpReceiver, ServiceProcess, TestDatabase, free_port, kafka_brokers, unique_namespace,
-};
+use jiuzhu_testkit::{OtlpReceiver, ServiceProcess, TestDatabase, kafka_brokers, unique_namespace};
 use jiuzhu_tests::payments::Paysim;
-use jiuzhu_tests::{TestResult, eventually, read_topic, service_env};
+use jiuzhu_tests::{TestResult, eventually, read_topic};
 use prost::Message;
 
-const SERVICES: [&str; 5] = ["registry", "clues", "decisions", "payments", "followup"];
+use jiuzhu_tests::SERVICES;
 const REGION: &str = "520102";
 const PROCURATORATE: &str = "贵阳市南明区人民检察院";
 const RESIDENTS: usize = 200;
@@ -52,54 +50,31 @@ impl Story {
     async fn start(clock: Option<&str>) -> anyhow::Result<Self> {
         let receiver = OtlpReceiver::start().await?;
         let namespace = unique_namespace();
-        let mut ports = BTreeMap::new();
-        for service in SERVICES {
-            ports.insert(service, free_port()?);
-        }
+        let ports = jiuzhu_tests::service_ports()?;
         let port = |service: &str| ports.get(service).copied().unwrap_or_default();
         let simulator = Paysim::spawn(
             Some(&format!("https://127.0.0.1:{}", port("payments"))),
             &["--asynchronous", "--duplicate-notices", "1"],
         )
         .await?;
-        let mut databases = Vec::new();
-        let mut environments = BTreeMap::new();
-        for service in SERVICES {
-            let database = jiuzhu_tests::service_database(service).await?;
-            let mut environment = service_env(
-                service,
-                &database,
-                port(service),
-                &namespace,
-                &receiver.endpoint,
-                port("registry"),
-            );
-            // Five processes per test, tests in parallel: stay well inside PostgreSQL's 100.
-            environment.push((
-                format!("JIUZHU__{}__MAX_CONNECTIONS", service.to_uppercase()),
-                "5".to_owned(),
-            ));
-            if let Some(start) = clock {
-                environment.push(("JIUZHU__CLOCK__START".to_owned(), start.to_owned()));
-            }
-            // Static group members: a process that comes back takes its partitions back at once.
-            environment.push((
-                "JIUZHU__KAFKA__INSTANCE_ID".to_owned(),
-                format!("story-{service}"),
-            ));
-            if service == "payments" {
-                for (key, value) in [
-                    ("ENDPOINT", simulator.endpoint.clone()),
-                    ("POLL_MS", "20".to_owned()),
-                    ("REQUEST_TIMEOUT_MS", "2000".to_owned()),
-                    ("RESEND_AFTER_MS", "2000".to_owned()),
-                ] {
-                    environment.push((format!("JIUZHU__PROVIDER__{key}"), value));
-                }
-            }
-            environments.insert(service, environment);
-            databases.push(database);
-        }
+        let (databases, environments) = jiuzhu_tests::process_environments(
+            &ports,
+            &jiuzhu_tests::ProcessOptions {
+                namespace: &namespace,
+                otlp: &receiver.endpoint,
+                // Five processes per test, tests in parallel.
+                max_connections: 5,
+                instance_prefix: "story",
+                provider: &simulator.endpoint,
+                provider_poll_ms: 20,
+                resend_after_ms: 2000,
+                extra: clock
+                    .map(|start| vec![("JIUZHU__CLOCK__START".to_owned(), start.to_owned())])
+                    .unwrap_or_default(),
+            },
+        )
+        .await?;
+        let databases: Vec<TestDatabase> = databases.into_values().collect();
         let mut processes = BTreeMap::new();
         for service in SERVICES {
             processes.insert(service, spawn(service, &environments)?);
@@ -107,14 +82,7 @@ impl Story {
         for service in SERVICES {
             serving(port(service)).await?;
         }
-        let at = |service: &str| format!("https://127.0.0.1:{}", port(service));
-        let endpoints = Endpoints {
-            registry: at("registry"),
-            clues: at("clues"),
-            decisions: at("decisions"),
-            payments: at("payments"),
-            followup: at("followup"),
-        };
+        let endpoints = jiuzhu_tests::endpoints(&ports);
         let mut platform = Platform::connect(&jiuzhu_testkit::tls(), &endpoints).await?;
         platform.patience = WAIT;
         Ok(Self {

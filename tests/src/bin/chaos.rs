@@ -26,19 +26,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiuzhu_demo::seed::Resident;
-use jiuzhu_demo::{DemoError, Endpoints, Platform};
+use jiuzhu_demo::{DemoError, Platform};
 use jiuzhu_proto::clues::GetLinkageIndexStatusRequest;
 use jiuzhu_proto::gateway::simulator_service_client::SimulatorServiceClient;
 use jiuzhu_proto::gateway::{ListPaymentsRequest, PaymentOutcome};
 use jiuzhu_proto::payments::ListDisbursementsRequest;
 use jiuzhu_testkit::{ServiceProcess, TestDatabase, free_port, kafka_brokers, unique_namespace};
-use jiuzhu_tests::{bench_setting, registration, service_env};
+use jiuzhu_tests::{bench_setting, registration};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-const SERVICES: [&str; 5] = ["registry", "clues", "decisions", "payments", "followup"];
+use jiuzhu_tests::SERVICES;
 const REGION: &str = "520102";
 const PROCURATORATE: &str = "贵阳市南明区人民检察院";
 const FEN: i64 = 1_200_000;
@@ -259,60 +259,29 @@ struct Rig {
 impl Rig {
     async fn start(dir: &Path) -> anyhow::Result<Self> {
         let namespace = unique_namespace();
-        let mut ports = BTreeMap::new();
-        for service in SERVICES {
-            ports.insert(service, free_port()?);
-        }
-        let port = |service: &str| ports.get(service).copied().unwrap_or_default();
+        let ports = jiuzhu_tests::service_ports()?;
         let simulator_port = free_port()?;
-        let mut databases = BTreeMap::new();
-        let mut environments = BTreeMap::new();
-        for service in SERVICES {
-            let database = jiuzhu_tests::service_database(service).await?;
-            let mut environment = service_env(
-                service,
-                &database,
-                port(service),
-                &namespace,
-                "",
-                port("registry"),
-            );
-            environment.extend([
-                (
-                    format!("JIUZHU__{}__MAX_CONNECTIONS", service.to_uppercase()),
-                    "8".to_owned(),
-                ),
-                (
-                    "JIUZHU__KAFKA__INSTANCE_ID".to_owned(),
-                    format!("chaos-{service}"),
-                ),
+        let simulator_endpoint = format!("https://127.0.0.1:{simulator_port}");
+        let (databases, environments) = jiuzhu_tests::process_environments(
+            &ports,
+            &jiuzhu_tests::ProcessOptions {
+                namespace: &namespace,
+                otlp: "",
+                max_connections: 8,
+                instance_prefix: "chaos",
+                provider: &simulator_endpoint,
+                provider_poll_ms: 50,
+                resend_after_ms: 3000,
                 // As deploy/config/default.toml has it (Kafka's default), not the tests' 10 s.
-                (
+                extra: vec![(
                     "JIUZHU__CONSUMER__SESSION_TIMEOUT_MS".to_owned(),
                     "45000".to_owned(),
-                ),
-            ]);
-            if service == "payments" {
-                for (key, value) in [
-                    ("ENDPOINT", format!("https://127.0.0.1:{simulator_port}")),
-                    ("POLL_MS", "50".to_owned()),
-                    ("REQUEST_TIMEOUT_MS", "2000".to_owned()),
-                    ("RESEND_AFTER_MS", "3000".to_owned()),
-                ] {
-                    environment.push((format!("JIUZHU__PROVIDER__{key}"), value));
-                }
-            }
-            environments.insert(service, environment);
-            databases.insert(service, database);
-        }
-        let at = |service: &str| format!("https://127.0.0.1:{}", port(service));
-        let endpoints = Endpoints {
-            registry: at("registry"),
-            clues: at("clues"),
-            decisions: at("decisions"),
-            payments: at("payments"),
-            followup: at("followup"),
-        };
+                )],
+            },
+        )
+        .await?;
+        let port = |service: &str| ports.get(service).copied().unwrap_or_default();
+        let endpoints = jiuzhu_tests::endpoints(&ports);
         let mut processes = BTreeMap::new();
         for service in SERVICES {
             processes.insert(service, spawn_service(dir, &environments, service)?);
