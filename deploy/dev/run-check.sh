@@ -32,7 +32,8 @@ start() {
     if ! kill -0 "$pid" 2>/dev/null; then break; fi
     sleep 1
   done
-  echo "run-check: make run did not come up; its output:" >&2
+  echo "run-check: make run did not come up; its errors and warnings, then its last lines:" >&2
+  grep -a -E "ERROR|WARN|error:|panicked" "$log" | grep -v "policy files not in" | head -40 >&2 || true
   tail -80 "$log" >&2
   stop
   exit 1

@@ -102,9 +102,22 @@ $bin/jiuzhu-paysim --listen 127.0.0.1:50060 --notify https://127.0.0.1:50054 \
 pids+=($!)
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Which of the processes started above have ended already (and how), for a start that fails.
+ended() {
+  local names=("${SERVICES[@]}" paysim) i
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      wait "${pids[$i]}" 2>/dev/null
+      printf ' jiuzhu-%s ended (status %s);' "${names[$i]}" "$?"
+    fi
+  done
+}
 for port in 50051 50052 50053 50054 50055 50060; do
   for _ in $(seq 1 600); do listening "$port" && break; sleep 0.1; done
-  listening "$port" || { say "nothing listens on :$port after 60 s (see the log above)"; exit 1; }
+  listening "$port" || {
+    say "nothing listens on :$port after 60 s;$(ended) see the log above"
+    exit 1
+  }
 done
 
 # The demo county, once: a generated population of 开阳县 imported as rural revitalization's
