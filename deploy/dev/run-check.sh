@@ -28,12 +28,16 @@ start() {
   setsid make run >>"$log" 2>&1 &
   pid=$!
   for _ in $(seq 1 1800); do
-    if grep -q 'Jiuzhu is running' "$log"; then return 0; fi
+    if grep -q 'Jiuzhu is running' "$log"; then
+      # Came up, but a service had to be started twice: say so, with why it stopped.
+      grep -a -E "stopped while starting|Error:" "$log" >&2 || true
+      return 0
+    fi
     if ! kill -0 "$pid" 2>/dev/null; then break; fi
     sleep 1
   done
   echo "run-check: make run did not come up; its errors and warnings, then its last lines:" >&2
-  grep -a -E "ERROR|WARN|error:|panicked" "$log" | grep -v "policy files not in" | head -40 >&2 || true
+  grep -a -E "ERROR|WARN|Error:|error:|panicked|stopped while starting" "$log" | grep -v "policy files not in" | head -40 >&2 || true
   tail -80 "$log" >&2
   stop
   exit 1

@@ -112,8 +112,22 @@ ended() {
     fi
   done
 }
-for port in 50051 50052 50053 50054 50055 50060; do
-  for _ in $(seq 1 600); do listening "$port" && break; sleep 0.1; done
+ports=(50051 50052 50053 50054 50055 50060)
+for i in "${!ports[@]}"; do
+  port=${ports[$i]}
+  restarted=
+  for _ in $(seq 1 600); do
+    listening "$port" && break
+    # A service that stops while starting is started once more, as a process manager would;
+    # why it stopped is in the log above (its `Error:` line).
+    if [ -z "$restarted" ] && [ "$i" -lt ${#SERVICES[@]} ] && ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      wait "${pids[$i]}" 2>/dev/null || say "jiuzhu-${SERVICES[$i]} stopped while starting (status $?); starting it again"
+      "$bin/jiuzhu-${SERVICES[$i]}" serve &
+      pids[$i]=$!
+      restarted=1
+    fi
+    sleep 0.1
+  done
   listening "$port" || {
     say "nothing listens on :$port after 60 s;$(ended) see the log above"
     exit 1
