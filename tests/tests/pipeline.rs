@@ -411,6 +411,59 @@ async fn decide_on_loads_decides_and_appends_or_refuses_without_a_trace() -> Tes
     Ok(())
 }
 
+/// Appended events are written when the command next reads or commits: a load after an append
+/// sees the command's own events, a savepoint rolls back the events after it, and what is
+/// written commits together with the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_sees_its_own_appends_and_commits_them_with_its_answer() -> TestResult {
+    use jiuzhu_registry::domain::Person;
+    let database = jiuzhu_testkit::fresh_database::<Registry>().await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&database.url)
+        .await?;
+    let store = EventStore::new(pool.clone(), "registry", "unused");
+    let (stream, other) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    let Begun::Fresh(mut work) = store
+        .begin_command(CommandRequest::new("own-appends", "test", &[]))
+        .await?
+    else {
+        anyhow::bail!("fresh request replayed");
+    };
+    work.append(&stream, 0, &stream, &[person_event(1)]).await?;
+    assert_eq!(work.load::<Person>(&stream).await?.1, 1, "its own append");
+    assert!(work.appended()[0].position > 0, "written, so positioned");
+    work.savepoint().await?;
+    work.append(&other, 0, &other, &[person_event(2)]).await?;
+    assert_eq!(work.load::<Person>(&other).await?.1, 1);
+    work.rollback_to_savepoint(1).await?;
+    assert_eq!(work.load::<Person>(&other).await?.1, 0, "rolled back");
+    work.append(&stream, 1, &stream, &[person_event(3)]).await?;
+    assert_eq!(
+        store.stream_version(&stream).await?,
+        0,
+        "nothing seen outside"
+    );
+    work.commit(b"done".to_vec()).await?;
+    assert_eq!(store.stream_version(&stream).await?, 2);
+    assert_eq!(store.stream_version(&other).await?, 0);
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(outbox, 2, "one outbox row per event kept");
+    let Begun::Replay(answer) = store
+        .begin_command(CommandRequest::new("own-appends", "test", &[]))
+        .await?
+    else {
+        anyhow::bail!("the answer was not recorded");
+    };
+    assert_eq!(answer, b"done");
+    Ok(())
+}
+
 /// The one command path: an API call replays its answer for the same request and refuses the
 /// same id with other content; an internal command is identified by its key alone, so a key
 /// whose answer was stored under an older fingerprint still replays; nothing is appended twice.

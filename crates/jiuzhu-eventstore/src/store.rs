@@ -2,10 +2,26 @@ use prost::Message;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use crate::event::{Aggregate, NewEvent, Snapshotting, StoredEvent};
+use crate::event::{Aggregate, Snapshotting, StoredEvent};
 use crate::{Begun, CommandRequest, StoreError, UnitOfWork};
 
 const STREAM_VERSION_CONSTRAINT: &str = "events_stream_id_stream_version_key";
+
+/// An event stamped for appending but not written yet, with the trace it was appended in.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingEvent {
+    pub event: StoredEvent,
+    pub trace_context: serde_json::Value,
+}
+
+/// A command's answer, recorded under its request id in the statement that writes its events.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claim<'a> {
+    pub request_id: &'a str,
+    pub command_type: &'a str,
+    pub fingerprint: &'a [u8],
+    pub answer: &'a [u8],
+}
 
 /// Metadata stamped on every event of one append.
 #[derive(Debug, Clone)]
@@ -62,43 +78,17 @@ impl EventStore {
         UnitOfWork::begin(self, request).await
     }
 
-    /// Appends `events` to `stream_id` if the stream is at `expected_version` (0 = new stream),
-    /// and writes their envelopes to the outbox in the same transaction.
-    pub(crate) async fn append_in(
+    /// Stamps `appends` as stored events (ids, versions, time, chain) without writing them.
+    pub(crate) fn stamp(
         &self,
-        conn: &mut PgConnection,
-        stream_id: &str,
-        expected_version: i64,
-        partition_key: &str,
-        events: &[NewEvent],
-        meta: AppendMeta<'_>,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let append = crate::Append {
-            stream_id: stream_id.to_owned(),
-            expected_version,
-            partition_key: partition_key.to_owned(),
-            events: events.to_vec(),
-        };
-        self.append_many_in(conn, std::slice::from_ref(&append), meta)
-            .await
-    }
-
-    /// Appends to many streams in one statement (events and their outbox rows, one round trip
-    /// whatever the count). A stream not at its expected version fails the whole call with
-    /// [`StoreError::Conflict`].
-    pub(crate) async fn append_many_in(
-        &self,
-        conn: &mut PgConnection,
         appends: &[crate::Append],
         meta: AppendMeta<'_>,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let trace_context = serde_json::to_value(jiuzhu_telemetry::current_context_to_map())
-            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+    ) -> Vec<StoredEvent> {
         let occurred_at = self.clock.now();
-        let mut stored = Vec::new();
+        let mut stamped = Vec::new();
         for append in appends {
             for (offset, event) in (1_i64..).zip(&append.events) {
-                stored.push(StoredEvent {
+                stamped.push(StoredEvent {
                     position: 0,
                     event_id: Uuid::now_v7(),
                     stream_id: append.stream_id.clone(),
@@ -112,73 +102,147 @@ impl EventStore {
                 });
             }
         }
-        if stored.is_empty() {
-            return Ok(stored);
-        }
-        let column = |f: fn(&StoredEvent) -> String| stored.iter().map(f).collect::<Vec<String>>();
-        let (streams, types, keys) = (
+        stamped
+    }
+
+    /// Writes `events` with their outbox rows and, when `claim` is given, the command's answer,
+    /// in one statement: the events are written only if the answer's request id was free, so a
+    /// call that lost the race for its id writes nothing. A stream not at an event's expected
+    /// version fails the whole statement with [`StoreError::Conflict`]. Fills in the events'
+    /// positions; returns whether the claim was made (true without a claim).
+    pub(crate) async fn write_in(
+        &self,
+        conn: &mut PgConnection,
+        events: &mut [PendingEvent],
+        claim: Option<Claim<'_>>,
+    ) -> Result<bool, StoreError> {
+        let column = |f: fn(&StoredEvent) -> String| {
+            events.iter().map(|e| f(&e.event)).collect::<Vec<String>>()
+        };
+        let (streams, types, keys, correlations, causations) = (
             column(|e| e.stream_id.clone()),
             column(|e| e.event_type.clone()),
             column(|e| e.partition_key.clone()),
+            column(|e| e.correlation_id.clone()),
+            column(|e| e.causation_id.clone()),
         );
-        let event_ids: Vec<Uuid> = stored.iter().map(|e| e.event_id).collect();
-        let versions: Vec<i64> = stored.iter().map(|e| e.stream_version).collect();
-        let payloads: Vec<Vec<u8>> = stored.iter().map(|e| e.payload.clone()).collect();
-        let envelopes: Vec<Vec<u8>> = stored
+        let event_ids: Vec<Uuid> = events.iter().map(|e| e.event.event_id).collect();
+        let versions: Vec<i64> = events.iter().map(|e| e.event.stream_version).collect();
+        let times: Vec<chrono::DateTime<chrono::Utc>> =
+            events.iter().map(|e| e.event.occurred_at).collect();
+        let payloads: Vec<Vec<u8>> = events.iter().map(|e| e.event.payload.clone()).collect();
+        let envelopes: Vec<Vec<u8>> = events
             .iter()
-            .map(|e| e.envelope(&self.producer).encode_to_vec())
+            .map(|e| e.event.envelope(&self.producer).encode_to_vec())
             .collect();
+        let trace_contexts: Vec<serde_json::Value> =
+            events.iter().map(|e| e.trace_context.clone()).collect();
+        let claiming = claim.is_some();
+        let claim = claim.unwrap_or(Claim {
+            request_id: "",
+            command_type: "",
+            fingerprint: &[],
+            answer: &[],
+        });
         // The outbox rows reference the events: the foreign key is checked at the end of the
-        // statement, when both are in.
-        let inserted = sqlx::query(
-            "WITH appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type, \
+        // statement, when both are in. `ON CONFLICT DO NOTHING` waits for a concurrent call with
+        // the same request id to end, so the loser sees the winner's answer.
+        let written = sqlx::query(
+            "WITH claimed AS (INSERT INTO commands (request_id, command_type, fingerprint, response) \
+             SELECT $13, $14, $15, $16 WHERE $17 ON CONFLICT (request_id) DO NOTHING RETURNING 1), \
+             go AS (SELECT NOT $17 OR EXISTS (SELECT 1 FROM claimed) AS go), \
+             appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type, \
              occurred_at, correlation_id, causation_id, partition_key, payload) \
-             SELECT e.id, e.stream, e.version, e.type, $5, $6, $7, e.key, e.payload \
-             FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $8::text[], $9::bytea[]) \
-             AS e(id, stream, version, type, key, payload) RETURNING event_id, position), \
+             SELECT e.id, e.stream, e.version, e.type, e.at, e.correlation, e.causation, e.key, e.payload \
+             FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::timestamptz[], \
+             $6::text[], $7::text[], $8::text[], $9::bytea[]) \
+             AS e(id, stream, version, type, at, correlation, causation, key, payload) \
+             WHERE (SELECT go FROM go) RETURNING event_id, position), \
              queued AS (INSERT INTO outbox (event_id, topic, partition_key, event_type, envelope, \
-             trace_context) SELECT o.id, $10, o.key, o.type, o.envelope, $11 \
-             FROM unnest($1::uuid[], $8::text[], $4::text[], $12::bytea[]) WITH ORDINALITY \
-             AS o(id, key, type, envelope, n) ORDER BY o.n) \
-             SELECT event_id, position FROM appended",
+             trace_context) SELECT o.id, $10, o.key, o.type, o.envelope, o.trace \
+             FROM unnest($1::uuid[], $8::text[], $4::text[], $11::bytea[], $12::jsonb[]) \
+             WITH ORDINALITY AS o(id, key, type, envelope, trace, n) \
+             WHERE (SELECT go FROM go) ORDER BY o.n) \
+             SELECT (SELECT go FROM go) AS go, \
+             coalesce((SELECT array_agg(event_id) FROM appended), '{}') AS ids, \
+             coalesce((SELECT array_agg(position) FROM appended), '{}') AS positions",
         )
         .bind(&event_ids)
         .bind(&streams)
         .bind(&versions)
         .bind(&types)
-        .bind(occurred_at)
-        .bind(meta.correlation_id)
-        .bind(meta.causation_id)
+        .bind(&times)
+        .bind(&correlations)
+        .bind(&causations)
         .bind(&keys)
         .bind(&payloads)
         .bind(&self.topic)
-        .bind(&trace_context)
         .bind(&envelopes)
-        .fetch_all(&mut *conn)
+        .bind(&trace_contexts)
+        .bind(claim.request_id)
+        .bind(claim.command_type)
+        .bind(claim.fingerprint)
+        .bind(claim.answer)
+        .bind(claiming)
+        .fetch_one(&mut *conn)
         .await;
-        let rows = match inserted {
-            Ok(rows) => rows,
+        let row = match written {
+            Ok(row) => row,
             Err(error) if StoreError::is_unique_violation(&error, STREAM_VERSION_CONSTRAINT) => {
-                let first = &appends[0];
-                return Err(StoreError::Conflict {
-                    stream_id: first.stream_id.clone(),
-                    expected: first.expected_version,
-                    actual: self.stream_version(&first.stream_id).await?,
-                });
+                return Err(self.conflict(events).await);
             }
             Err(error) => return Err(error.into()),
         };
-        let mut positions = std::collections::HashMap::with_capacity(rows.len());
-        for row in rows {
-            positions.insert(
-                row.try_get::<Uuid, _>("event_id")?,
-                row.try_get::<i64, _>("position")?,
-            );
+        let went: bool = row.try_get("go")?;
+        let ids: Vec<Uuid> = row.try_get("ids")?;
+        let positions: Vec<i64> = row.try_get("positions")?;
+        let positions: std::collections::HashMap<Uuid, i64> =
+            ids.into_iter().zip(positions).collect();
+        for pending in events.iter_mut() {
+            pending.event.position = positions
+                .get(&pending.event.event_id)
+                .copied()
+                .unwrap_or_default();
         }
-        for event in &mut stored {
-            event.position = positions.get(&event.event_id).copied().unwrap_or_default();
+        Ok(went)
+    }
+
+    /// The conflict behind a failed write: the first stream that is not at the version its
+    /// events expected.
+    async fn conflict(&self, events: &[PendingEvent]) -> StoreError {
+        let mut first = None;
+        for pending in events {
+            let expected = pending.event.stream_version - 1;
+            let stream = &pending.event.stream_id;
+            if first.is_none() {
+                first = Some((stream.clone(), expected));
+            }
+            if events
+                .iter()
+                .any(|p| &p.event.stream_id == stream && p.event.stream_version <= expected)
+            {
+                continue;
+            }
+            match self.stream_version(stream).await {
+                Ok(actual) if actual != expected => {
+                    return StoreError::Conflict {
+                        stream_id: stream.clone(),
+                        expected,
+                        actual,
+                    };
+                }
+                Ok(_) => {}
+                Err(error) => return error,
+            }
         }
-        Ok(stored)
+        // Every stream is where its events expected it now: the writer that got in the way
+        // has rolled back since.
+        let (stream_id, expected) = first.unwrap_or_default();
+        StoreError::Conflict {
+            actual: self.stream_version(&stream_id).await.unwrap_or(expected),
+            stream_id,
+            expected,
+        }
     }
 
     /// Current version of a stream (0 when it has no events), read outside any transaction.

@@ -1,10 +1,11 @@
 use sha2::{Digest, Sha256};
+use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use jiuzhu_errors::AppError;
 
 use crate::event::{Aggregate, EventCodec, NewEvent, StoredEvent};
-use crate::store::{AppendMeta, load_aggregate_in};
+use crate::store::{AppendMeta, Claim, PendingEvent, load_aggregate_in};
 use crate::{EventStore, StoreError};
 
 /// Identifies one command call for idempotency.
@@ -95,14 +96,38 @@ pub enum Begun<'s> {
     Fresh(UnitOfWork<'s>),
 }
 
-/// One command's transaction: loads, appends (with outbox rows) and records the answer, all
-/// committed together.
+/// One command's unit of work: loads, appends (with outbox rows) and records the answer, all
+/// committed together. It holds one connection from the pool; a transaction is begun only when
+/// the command reads or writes through [`UnitOfWork::connection`] (or sets a savepoint), and
+/// appended events are written when something must see them or at commit, together with the
+/// answer. A command that only loads and appends thus costs three statements: the replay check,
+/// the load, and one write that commits by itself.
 #[derive(Debug)]
 pub struct UnitOfWork<'s> {
     store: &'s EventStore,
-    tx: Transaction<'static, Postgres>,
+    link: Link,
     request: CommandRequest,
-    appended: Vec<StoredEvent>,
+    /// Every event appended, written or not; those from `written` on are still to be written.
+    appended: Vec<PendingEvent>,
+    written: usize,
+    /// A copy of `appended`'s events for [`UnitOfWork::appended`].
+    events: Vec<StoredEvent>,
+}
+
+/// The unit's connection: plain until the command first needs a transaction.
+#[derive(Debug)]
+enum Link {
+    Plain(PoolConnection<Postgres>),
+    Tx(Transaction<'static, Postgres>),
+    /// Beginning a transaction failed, and the connection went with it.
+    Lost,
+}
+
+fn lost() -> StoreError {
+    StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "the command's database connection was lost",
+    )))
 }
 
 impl<'s> UnitOfWork<'s> {
@@ -115,27 +140,88 @@ impl<'s> UnitOfWork<'s> {
         store: &'s EventStore,
         request: CommandRequest,
     ) -> Result<Begun<'s>, StoreError> {
+        let mut conn = store.pool().acquire().await?;
         if request.recorded
-            && let Some(answer) = previous_answer(store, &request).await?
+            && let Some(answer) = previous_answer_in(&mut conn, &request).await?
         {
             return Ok(Begun::Replay(answer));
         }
-        let tx = store.pool().begin().await?;
         Ok(Begun::Fresh(Self {
             store,
-            tx,
+            link: Link::Plain(conn),
             request,
             appended: Vec::new(),
+            written: 0,
+            events: Vec::new(),
         }))
     }
 
-    /// The transaction's connection, for reads the command needs.
-    pub fn connection(&mut self) -> &mut PgConnection {
-        &mut self.tx
+    /// The command's transaction (begun now if it was not), with every event appended so far
+    /// written in it: for the reads and writes the command makes itself.
+    pub async fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
+        self.begin_transaction().await?;
+        self.write_appended().await?;
+        self.link_connection()
+    }
+
+    fn link_connection(&mut self) -> Result<&mut PgConnection, StoreError> {
+        match &mut self.link {
+            Link::Plain(conn) => Ok(&mut *conn),
+            Link::Tx(tx) => Ok(&mut *tx),
+            Link::Lost => Err(lost()),
+        }
+    }
+
+    async fn begin_transaction(&mut self) -> Result<(), StoreError> {
+        self.link = match std::mem::replace(&mut self.link, Link::Lost) {
+            // What `Pool::begin` does with the connection it acquires.
+            Link::Plain(conn) => Link::Tx(Transaction::begin(conn, None).await?),
+            other => other,
+        };
+        Ok(())
+    }
+
+    /// Writes the events appended and not yet written (inside the transaction).
+    async fn write_appended(&mut self) -> Result<(), StoreError> {
+        if self.written == self.appended.len() {
+            return Ok(());
+        }
+        self.write(None).await?;
+        Ok(())
+    }
+
+    /// Writes what is pending with `claim` in one statement; false if the claim was refused.
+    async fn write(&mut self, claim: Option<Claim<'_>>) -> Result<bool, StoreError> {
+        let store = self.store;
+        let from = self.written;
+        let conn = match &mut self.link {
+            Link::Plain(conn) => &mut **conn,
+            Link::Tx(tx) => &mut **tx,
+            Link::Lost => return Err(lost()),
+        };
+        let claimed = store
+            .write_in(conn, &mut self.appended[from..], claim)
+            .await?;
+        if claimed {
+            for (copy, pending) in self.events[from..].iter_mut().zip(&self.appended[from..]) {
+                copy.position = pending.event.position;
+            }
+            self.written = self.appended.len();
+        }
+        Ok(claimed)
+    }
+
+    /// Where loads read: the transaction once there is one (after writing what is pending, so
+    /// the command sees its own events), the plain connection before.
+    async fn reading(&mut self) -> Result<&mut PgConnection, StoreError> {
+        if self.written < self.appended.len() {
+            return self.connection().await;
+        }
+        self.link_connection()
     }
 
     /// The one command step on an existing stream: load the aggregate, let `decide` turn it into
-    /// events, append them at the version loaded (a concurrent writer makes this a
+    /// events, append them at the version loaded (a concurrent writer makes the commit a
     /// [`StoreError::Conflict`]) under the aggregate's partition key. A stream with no events is
     /// [`StoreError::NotFound`]. The domain's refusal becomes the application's error by its
     /// one mapping.
@@ -177,9 +263,9 @@ impl<'s> UnitOfWork<'s> {
         })
     }
 
-    /// Loads an aggregate inside this transaction, with its current version.
+    /// Loads an aggregate with its current version (this command's own events included).
     pub async fn load<A: Aggregate>(&mut self, stream_id: &str) -> Result<(A, i64), StoreError> {
-        load_aggregate_in(&mut self.tx, stream_id).await
+        load_aggregate_in(self.reading().await?, stream_id).await
     }
 
     /// A stream's decoded events (types `E` does not know are left out) and its current
@@ -191,99 +277,92 @@ impl<'s> UnitOfWork<'s> {
     ) -> Result<(Vec<E>, i64), StoreError> {
         let mut decoded = Vec::new();
         let mut version = 0;
-        for event in crate::store::load_stream_in(&mut self.tx, stream_id, 0).await? {
+        for event in crate::store::load_stream_in(self.reading().await?, stream_id, 0).await? {
             decoded.extend(event.decode::<E>()?);
             version = event.stream_version;
         }
         Ok((decoded, version))
     }
 
-    /// Appends events to a stream at `expected_version` (0 for a new stream). A concurrent
-    /// writer that got there first makes this fail with [`StoreError::Conflict`].
+    /// Appends events to a stream at `expected_version` (0 for a new stream). They are written
+    /// when the command next reads or commits; a concurrent writer that got there first makes
+    /// that fail with [`StoreError::Conflict`].
     pub async fn append<E: EventCodec>(
         &mut self,
         stream_id: &str,
         expected_version: i64,
         partition_key: &str,
         events: &[E],
-    ) -> Result<&[StoredEvent], StoreError> {
-        let encoded: Vec<NewEvent> = events.iter().map(NewEvent::from_codec).collect();
-        let (correlation, causation) = self.chain();
-        let stored = self
-            .store
-            .append_in(
-                &mut self.tx,
-                stream_id,
-                expected_version,
-                partition_key,
-                &encoded,
-                AppendMeta {
-                    correlation_id: &correlation,
-                    causation_id: &causation,
-                },
-            )
-            .await?;
-        let from = self.appended.len();
-        self.appended.extend(stored);
-        Ok(&self.appended[from..])
+    ) -> Result<(), StoreError> {
+        let append = crate::Append {
+            stream_id: stream_id.to_owned(),
+            expected_version,
+            partition_key: partition_key.to_owned(),
+            events: events.iter().map(NewEvent::from_codec).collect(),
+        };
+        self.append_many(std::slice::from_ref(&append)).await
     }
 
-    /// Appends to many streams at once (two statements whatever the count): for bulk paths.
-    pub async fn append_many(
-        &mut self,
-        appends: &[crate::Append],
-    ) -> Result<&[StoredEvent], StoreError> {
+    /// Appends to many streams at once (written in one statement whatever the count): for bulk
+    /// paths.
+    pub async fn append_many(&mut self, appends: &[crate::Append]) -> Result<(), StoreError> {
         let (correlation, causation) = self.chain();
-        let stored = self
-            .store
-            .append_many_in(
-                &mut self.tx,
-                appends,
-                AppendMeta {
-                    correlation_id: &correlation,
-                    causation_id: &causation,
-                },
-            )
-            .await?;
-        let from = self.appended.len();
-        self.appended.extend(stored);
-        Ok(&self.appended[from..])
+        let stamped = self.store.stamp(
+            appends,
+            AppendMeta {
+                correlation_id: &correlation,
+                causation_id: &causation,
+            },
+        );
+        let trace_context = serde_json::to_value(jiuzhu_telemetry::current_context_to_map())
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+        self.events.extend(stamped.iter().cloned());
+        self.appended
+            .extend(stamped.into_iter().map(|event| PendingEvent {
+                event,
+                trace_context: trace_context.clone(),
+            }));
+        Ok(())
     }
 
-    /// Records `answer` under the request id and commits. If a concurrent call with the same
-    /// request id committed first, this one is rolled back and that call's answer is returned.
+    /// Records `answer` under the request id, with the events not yet written, and commits.
+    /// If a concurrent call with the same request id committed first, this one writes nothing
+    /// and that call's answer is returned.
     pub async fn commit(mut self, answer: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-        if !self.request.recorded {
-            self.tx.commit().await?;
-            return Ok(answer);
+        let request = self.request.clone();
+        let claim = request.recorded.then_some(Claim {
+            request_id: &request.request_id,
+            command_type: &request.command_type,
+            fingerprint: &request.fingerprint,
+            answer: &answer,
+        });
+        let claimed = if claim.is_some() || self.written < self.appended.len() {
+            self.write(claim).await?
+        } else {
+            true
+        };
+        let link = std::mem::replace(&mut self.link, Link::Lost);
+        if !claimed {
+            if let Link::Tx(tx) = link {
+                tx.rollback().await?;
+            }
+            return previous_answer(self.store, &request).await?.ok_or_else(|| {
+                StoreError::RequestIdReused {
+                    request_id: request.request_id.clone(),
+                    command_type: request.command_type.clone(),
+                }
+            });
         }
-        let inserted = sqlx::query(
-            "INSERT INTO commands (request_id, command_type, fingerprint, response) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING",
-        )
-        .bind(&self.request.request_id)
-        .bind(&self.request.command_type)
-        .bind(&self.request.fingerprint)
-        .bind(&answer)
-        .execute(&mut *self.tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            self.tx.rollback().await?;
-            return previous_answer(self.store, &self.request)
-                .await?
-                .ok_or_else(|| StoreError::RequestIdReused {
-                    request_id: self.request.request_id.clone(),
-                    command_type: self.request.command_type.clone(),
-                });
+        if let Link::Tx(tx) = link {
+            tx.commit().await?;
         }
-        self.tx.commit().await?;
         Ok(answer)
     }
 
     /// Marks a point to roll back to if the next step fails (a PostgreSQL savepoint).
     pub async fn savepoint(&mut self) -> Result<(), StoreError> {
         sqlx::query("SAVEPOINT unit_step")
-            .execute(&mut *self.tx)
+            .execute(self.connection().await?)
             .await?;
         Ok(())
     }
@@ -291,9 +370,11 @@ impl<'s> UnitOfWork<'s> {
     /// Undoes everything since the last [`UnitOfWork::savepoint`], events included.
     pub async fn rollback_to_savepoint(&mut self, keep_events: usize) -> Result<(), StoreError> {
         sqlx::query("ROLLBACK TO SAVEPOINT unit_step")
-            .execute(&mut *self.tx)
+            .execute(self.link_connection()?)
             .await?;
         self.appended.truncate(keep_events);
+        self.events.truncate(keep_events);
+        self.written = self.written.min(keep_events);
         Ok(())
     }
 
@@ -316,9 +397,9 @@ impl<'s> UnitOfWork<'s> {
         )
     }
 
-    /// Events appended so far in this unit of work.
+    /// Events appended so far in this unit of work (positions are known once written).
     pub fn appended(&self) -> &[StoredEvent] {
-        &self.appended
+        &self.events
     }
 }
 
@@ -328,28 +409,26 @@ pub(crate) async fn previous_answer(
     store: &EventStore,
     request: &CommandRequest,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let row = sqlx::query(
-        "SELECT command_type, fingerprint, response FROM commands WHERE request_id = $1",
-    )
-    .bind(&request.request_id)
-    .fetch_optional(store.pool())
-    .await?;
+    let mut conn = store.pool().acquire().await?;
+    previous_answer_in(&mut conn, request).await
+}
+
+async fn previous_answer_in(
+    conn: &mut PgConnection,
+    request: &CommandRequest,
+) -> Result<Option<Vec<u8>>, StoreError> {
     // An internal command carried out before keys had their namespace is stored under its bare
     // key; a row there of another command type is a caller's request id, not this command.
-    let row = match (row, &request.internal_key) {
-        (Some(row), _) => Some(row),
-        (None, Some(key)) => {
-            sqlx::query(
-                "SELECT command_type, fingerprint, response FROM commands \
-             WHERE request_id = $1 AND command_type = $2",
-            )
-            .bind(key)
-            .bind(&request.command_type)
-            .fetch_optional(store.pool())
-            .await?
-        }
-        (None, None) => None,
-    };
+    let row = sqlx::query(
+        "SELECT command_type, fingerprint, response FROM commands \
+         WHERE request_id = $1 OR (request_id = $2 AND command_type = $3) \
+         ORDER BY request_id = $1 DESC LIMIT 1",
+    )
+    .bind(&request.request_id)
+    .bind(request.internal_key.as_deref())
+    .bind(&request.command_type)
+    .fetch_optional(conn)
+    .await?;
     let Some(row) = row else { return Ok(None) };
     let command_type: String = row.try_get("command_type")?;
     let fingerprint: Vec<u8> = row.try_get("fingerprint")?;

@@ -6,9 +6,7 @@ use futures::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
@@ -373,7 +371,8 @@ impl<P: Projection> ProjectionRunner<P> {
         }
     }
 
-    /// Consumes until `shutdown`. Offsets are committed only after the batch's transaction.
+    /// Consumes until `shutdown`. A batch's offsets are stored for commit only after its
+    /// transaction.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), KafkaError> {
         let consumer = group_consumer(
             &self.kafka,
@@ -415,11 +414,10 @@ impl<P: Projection> ProjectionRunner<P> {
             if !applier.apply_batch(&batch, &shutdown).await {
                 break;
             }
-            let offsets = next_offsets(&batch);
-            if let Err(error) = consumer.commit(&offsets, CommitMode::Async) {
+            if let Err(error) = consumer.store_offsets(&next_offsets(&batch)) {
                 // The partition may have moved to another member; it re-reads from the last
                 // committed offset and the inbox skips what was applied here.
-                tracing::warn!(%error, "offset commit failed");
+                tracing::warn!(%error, "offset not stored for commit");
             }
         }
         leave_group(consumer, self.projection.name()).await;
@@ -483,7 +481,8 @@ pub(crate) async fn receive(
     }
 }
 
-/// A member of consumer group `name` that commits offsets only when told to.
+/// A member of consumer group `name` that commits only the offsets it is given to store (those
+/// of applied messages), every `commit_interval_ms` and when it leaves or loses a partition.
 pub(crate) fn group_consumer(
     kafka: &KafkaSettings,
     settings: &ConsumerSettings,
@@ -497,7 +496,11 @@ pub(crate) fn group_consumer(
     config
         .set("group.id", kafka.group_id(name))
         .set("client.id", client_id)
-        .set("enable.auto.commit", "false")
+        .set("enable.auto.commit", "true")
+        .set(
+            "auto.commit.interval.ms",
+            settings.commit_interval_ms.to_string(),
+        )
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")

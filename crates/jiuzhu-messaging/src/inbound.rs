@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use sqlx::PgPool;
@@ -176,7 +176,7 @@ impl<H: InboundHandler> InboundRunner<H> {
         }
     }
 
-    /// Consumes until `shutdown`; the offset is committed after each record is handled.
+    /// Consumes until `shutdown`; a record's offset is stored for commit once it is handled.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), KafkaError> {
         let consumer = group_consumer(
             &self.kafka,
@@ -205,11 +205,10 @@ impl<H: InboundHandler> InboundRunner<H> {
             if !self.process(&message, &dead_letters, &shutdown).await {
                 break;
             }
-            if let Err(error) = consumer.commit(
-                &next_offsets(std::slice::from_ref(&message)),
-                CommitMode::Async,
-            ) {
-                tracing::warn!(%error, "offset commit failed");
+            if let Err(error) =
+                consumer.store_offsets(&next_offsets(std::slice::from_ref(&message)))
+            {
+                tracing::warn!(%error, "offset not stored for commit");
             }
         }
         leave_group(consumer, self.handler.name()).await;

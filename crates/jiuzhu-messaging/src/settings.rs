@@ -175,6 +175,11 @@ pub struct ConsumerSettings {
     /// Short finds a dead member sooner; long rides out a coordinator that is slow to answer
     /// while it restarts, which otherwise makes every member rejoin at once.
     pub session_timeout_ms: u64,
+    /// How often the offsets of applied messages are committed to the group (librdkafka
+    /// `auto.commit.interval.ms`; also on leaving the group and on losing a partition). The
+    /// inbox makes a re-read after a crash harmless; one commit per message would instead load
+    /// the group coordinator with a write per message.
+    pub commit_interval_ms: u64,
 }
 
 impl Default for ConsumerSettings {
@@ -186,6 +191,7 @@ impl Default for ConsumerSettings {
             retry_backoff_max_ms: 5_000,
             fetch_wait_max_ms: 50,
             session_timeout_ms: 10_000,
+            commit_interval_ms: 1_000,
         }
     }
 }
@@ -211,6 +217,12 @@ impl Validate for ConsumerSettings {
             "session_timeout_ms",
             self.session_timeout_ms,
             6_000..=300_000,
+        )?;
+        check_range(
+            prefix,
+            "commit_interval_ms",
+            self.commit_interval_ms,
+            10..=60_000,
         )
     }
 }

@@ -198,7 +198,7 @@ impl Intake {
                     )
                     .bind(jiuzhu_identity::canonical_case_number(&request.case_no))
                     .bind(request.party_ref.trim())
-                    .fetch_optional(work.connection())
+                    .fetch_optional(work.connection().await?)
                     .await
                     .map_err(AppError::storage)?;
                     if let Some(answer) = known {
@@ -269,7 +269,7 @@ impl Intake {
                         Vec::new()
                     };
                     let keys = vault
-                        .ensure_keys(work.connection(), &[party_id])
+                        .ensure_keys(work.connection().await?, &[party_id])
                         .await
                         .map_err(AppError::from)?;
                     let sealed = match keys.get(&party_id) {
@@ -301,7 +301,7 @@ impl Intake {
                     .bind(request.party_ref.trim())
                     .bind(answer.encode_to_vec())
                     .bind(work.clock().now())
-                    .fetch_optional(work.connection())
+                    .fetch_optional(work.connection().await?)
                     .await
                     .map_err(AppError::storage)?;
                     if claimed.is_none() {
@@ -436,7 +436,7 @@ impl Intake {
             )
             .bind(party.party_id)
             .bind(clue_id)
-            .fetch_optional(work.connection())
+            .fetch_optional(work.connection().await?)
             .await
             .map_err(AppError::storage)?;
             if claimed.is_none() {

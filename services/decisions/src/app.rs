@@ -217,7 +217,7 @@ impl DecisionsApi {
                     )
                     .bind(person)
                     .bind(&command.case_no)
-                    .fetch_optional(work.connection())
+                    .fetch_optional(work.connection().await?)
                     .await
                     .map_err(AppError::storage)?;
                     match claimed {
@@ -253,7 +253,7 @@ impl DecisionsApi {
                     .bind(person)
                     .bind(case.opened.as_ref().map(|o| o.case_no.clone()))
                     .bind(case_id)
-                    .execute(work.connection())
+                    .execute(work.connection().await?)
                     .await
                     .map_err(AppError::storage)?;
                     if inserted.rows_affected() == 0 {
@@ -318,7 +318,8 @@ where
                         Ok::<_, AppError>(events)
                     })
                     .await?;
-                remember_department_refs(work.connection(), case_id, &decided.events).await?;
+                remember_department_refs(work.connection().await?, case_id, &decided.events)
+                    .await?;
                 answer.ok_or_else(|| AppError::internal("the decision gave no answer"))
             }
             .boxed()

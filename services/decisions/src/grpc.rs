@@ -211,7 +211,7 @@ impl DecisionsService for DecisionsApi {
                     .bind(&agency)
                     .bind(&reference)
                     .bind(&region)
-                    .fetch_optional(work.connection())
+                    .fetch_optional(work.connection().await?)
                     .await
                     .map_err(AppError::storage)?;
                     // The case may be another office's: not named.

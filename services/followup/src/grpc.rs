@@ -267,7 +267,7 @@ impl FollowupService for FollowupApi {
                                     _ => {}
                                 }
                             }
-                            audited.write(work.connection()).await?;
+                            audited.write(work.connection().await?).await?;
                             Ok(answer)
                         }
                         .boxed()
@@ -332,7 +332,7 @@ impl FollowupService for FollowupApi {
                         sqlx::query("UPDATE plan_claims SET plan_id = $2 WHERE plan_id = $1")
                             .bind(plan_id)
                             .bind(successor)
-                            .execute(work.connection())
+                            .execute(work.connection().await?)
                             .await
                             .map_err(AppError::storage)?;
                         Ok(ClosePlanResponse {

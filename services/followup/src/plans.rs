@@ -74,7 +74,7 @@ impl PaymentPlans {
                     )
                     .bind(case_id)
                     .bind(plan_id)
-                    .fetch_optional(work.connection())
+                    .fetch_optional(work.connection().await?)
                     .await
                     .map_err(AppError::storage)?;
                     if claimed.is_none() {

@@ -58,7 +58,8 @@ impl PaymentsService for PaymentsApi {
             move |work| {
                 async move {
                     allocated.office =
-                        books::bind_budget(work.connection(), &procuratorate, &caller).await?;
+                        books::bind_budget(work.connection().await?, &procuratorate, &caller)
+                            .await?;
                     let stream = allocated.allocation_id.clone();
                     work.append(
                         &stream,
@@ -69,7 +70,7 @@ impl PaymentsService for PaymentsApi {
                     .await
                     .map_err(AppError::from)?;
                     books::post(
-                        work.connection(),
+                        work.connection().await?,
                         &transaction,
                         &format!("allocation {}", allocated.document_reference),
                     )
@@ -77,10 +78,12 @@ impl PaymentsService for PaymentsApi {
                     .map_err(AppError::storage)?;
                     // Orders waiting for funds are served first, oldest first.
                     crate::orders::reserve_waiting(work, &procuratorate).await?;
-                    let free =
-                        books::balance_for_update(work.connection(), &budget(&procuratorate))
-                            .await
-                            .map_err(AppError::storage)?;
+                    let free = books::balance_for_update(
+                        work.connection().await?,
+                        &budget(&procuratorate),
+                    )
+                    .await
+                    .map_err(AppError::storage)?;
                     Ok(AllocateBudgetResponse {
                         allocation_id: stream,
                         budget: Some(Money { fen: free }),
@@ -172,13 +175,17 @@ impl PaymentsService for PaymentsApi {
                         let fen = ordered.amount.map_or(0, |m| m.fen);
                         let transaction = Transaction::release(&ordered.procuratorate, fen)
                             .map_err(|error| AppError::internal(error.to_string()))?;
-                        books::post(work.connection(), &transaction, &format!("cancel {id}"))
-                            .await
-                            .map_err(AppError::storage)?;
+                        books::post(
+                            work.connection().await?,
+                            &transaction,
+                            &format!("cancel {id}"),
+                        )
+                        .await
+                        .map_err(AppError::storage)?;
                     }
                     sqlx::query("DELETE FROM waiting_for_funds WHERE disbursement_id = $1")
                         .bind(id)
-                        .execute(work.connection())
+                        .execute(work.connection().await?)
                         .await
                         .map_err(AppError::storage)?;
                     Ok(CancelDisbursementResponse {})

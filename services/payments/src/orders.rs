@@ -38,12 +38,12 @@ pub(crate) async fn reserve(
         return Ok(false);
     };
     let fen = ordered.amount.map_or(0, |m| m.fen);
-    let office = books::budget_office(work.connection(), &ordered.procuratorate)
+    let office = books::budget_office(work.connection().await?, &ordered.procuratorate)
         .await
         .map_err(AppError::storage)?;
     // Another office's budget of the same name is not this case's to draw on: it waits.
     let available = if books::draws_on(office.as_deref(), &ordered.region_code) {
-        books::balance_for_update(work.connection(), &budget(&ordered.procuratorate))
+        books::balance_for_update(work.connection().await?, &budget(&ordered.procuratorate))
             .await
             .map_err(AppError::storage)?
     } else {
@@ -72,7 +72,7 @@ pub(crate) async fn reserve(
         let transaction = Transaction::reservation(&ordered.procuratorate, fen)
             .map_err(|error| AppError::internal(error.to_string()))?;
         books::post(
-            work.connection(),
+            work.connection().await?,
             &transaction,
             &format!("reserve {}", ordered.disbursement_id),
         )
@@ -80,7 +80,7 @@ pub(crate) async fn reserve(
         .map_err(AppError::storage)?;
         sqlx::query("DELETE FROM waiting_for_funds WHERE disbursement_id = $1")
             .bind(id)
-            .execute(work.connection())
+            .execute(work.connection().await?)
             .await
             .map_err(AppError::storage)?;
         due_now(work, disbursement).await?;
@@ -92,7 +92,7 @@ pub(crate) async fn reserve(
         .bind(id)
         .bind(&ordered.procuratorate)
         .bind(fen)
-        .execute(work.connection())
+        .execute(work.connection().await?)
         .await
         .map_err(AppError::storage)?;
     }
@@ -125,7 +125,7 @@ pub(crate) async fn due_now(
     .bind(id)
     .bind(person)
     .bind(due)
-    .execute(work.connection())
+    .execute(work.connection().await?)
     .await
     .map_err(AppError::storage)?;
     Ok(())
@@ -140,10 +140,10 @@ pub(crate) async fn reserve_waiting(
         "SELECT disbursement_id FROM waiting_for_funds WHERE procuratorate = $1 ORDER BY position",
     )
     .bind(procuratorate)
-    .fetch_all(work.connection())
+    .fetch_all(work.connection().await?)
     .await
     .map_err(AppError::storage)?;
-    let office = books::budget_office(work.connection(), procuratorate)
+    let office = books::budget_office(work.connection().await?, procuratorate)
         .await
         .map_err(AppError::storage)?;
     let mut reserved_count = 0;
@@ -181,7 +181,7 @@ async fn order_instalment(
     .bind(case_id)
     .bind(order.instalment)
     .bind(disbursement_id)
-    .fetch_optional(work.connection())
+    .fetch_optional(work.connection().await?)
     .await
     .map_err(AppError::storage)?;
     if claimed.is_none() {

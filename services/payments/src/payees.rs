@@ -214,7 +214,7 @@ pub async fn register(
         &request,
         move |work| {
             async move {
-                audited.write(work.connection()).await?;
+                audited.write(work.connection().await?).await?;
                 let stream = payee_stream(person);
                 let (_, version) = work.load::<PayeeStream>(&stream).await.map_err(AppError::from)?;
                 let sealed = event
@@ -239,7 +239,7 @@ pub async fn register(
                 .bind(sealed)
                 .bind(&event.payee_account_masked)
                 .bind(version + 1)
-                .execute(work.connection())
+                .execute(work.connection().await?)
                 .await
                 .map_err(AppError::storage)?;
                 sqlx::query(
@@ -248,7 +248,7 @@ pub async fn register(
                 )
                     .bind(person)
                     .bind(work.clock().now())
-                    .execute(work.connection())
+                    .execute(work.connection().await?)
                     .await
                     .map_err(AppError::storage)?;
                 Ok(RegisterPayeeResponse {

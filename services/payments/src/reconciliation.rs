@@ -492,7 +492,7 @@ async fn reconcile(
          WHERE idempotency_key = ANY($1)",
         )
         .bind(&keys)
-        .fetch_all(work.connection())
+        .fetch_all(work.connection().await?)
         .await
         .map_err(AppError::storage)?
         .into_iter()
@@ -629,7 +629,7 @@ async fn reconcile(
         )
         .bind(provider)
         .bind(until)
-        .fetch_all(work.connection())
+        .fetch_all(work.connection().await?)
         .await
         .map_err(AppError::storage)?;
         for (key, disbursement_id, fen, region_code) in paid {
@@ -675,7 +675,7 @@ async fn reconcile(
     .bind(provider)
     .bind(report.encode_to_vec())
     .bind(office)
-    .execute(work.connection())
+    .execute(work.connection().await?)
     .await
     .map_err(AppError::storage)?;
     Ok(report)
@@ -700,7 +700,7 @@ async fn open_recovery(
     .bind(line.line)
     .bind(paid.disbursement_id)
     .bind(line.fen)
-    .execute(work.connection())
+    .execute(work.connection().await?)
     .await
     .map_err(AppError::storage)?;
     Ok(())

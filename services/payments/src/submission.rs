@@ -87,10 +87,13 @@ pub async fn record_outcome(
         };
         match record_in(&mut work, settings, key, outcome, source).await {
             Err(SubmitError::Store(StoreError::Conflict { .. })) => continue,
-            Ok(true) => {
-                work.commit(Vec::new()).await?;
-                return Ok(true);
-            }
+            Ok(true) => match work.commit(Vec::new()).await {
+                Err(StoreError::Conflict { .. }) => continue,
+                committed => {
+                    committed?;
+                    return Ok(true);
+                }
+            },
             other => return other,
         }
     }
@@ -136,7 +139,7 @@ pub async fn record_in(
     work.append(&id.to_string(), version, &ordered.person_id, &events)
         .await?;
     let fen = ordered.amount.map_or(0, |m| m.fen);
-    let conn = work.connection();
+    let conn = work.connection().await?;
     match &events[..] {
         [PaymentsEvent::DisbursementSucceeded(paid)] => {
             post(
@@ -441,7 +444,7 @@ impl<P: PaymentProvider> Submitter<P> {
         )
         .bind(self.settings.batch)
         .bind(self.store.clock().now())
-        .fetch_all(work.connection())
+        .fetch_all(work.connection().await?)
         .await?;
         if due.is_empty() {
             return Ok(Vec::new());
@@ -452,7 +455,7 @@ impl<P: PaymentProvider> Submitter<P> {
                 "SELECT person_id, sealed, masked FROM payees WHERE person_id = ANY($1)",
             )
             .bind(&persons)
-            .fetch_all(work.connection())
+            .fetch_all(work.connection().await?)
             .await?
             .into_iter()
             .map(|(person, sealed, masked)| (person, (sealed, masked)))
@@ -519,13 +522,13 @@ impl<P: PaymentProvider> Submitter<P> {
         sqlx::query("UPDATE submissions SET due_at = $2 WHERE disbursement_id = ANY($1)")
             .bind(&ids)
             .bind(self.store.clock().now() + resend)
-            .execute(work.connection())
+            .execute(work.connection().await?)
             .await?;
         // Rows whose disbursement no longer needs the provider, and rows waiting for a payee
         // (looked at again after the resend interval, or at once when one is registered).
         sqlx::query("DELETE FROM submissions WHERE disbursement_id = ANY($1)")
             .bind(&finished)
-            .execute(work.connection())
+            .execute(work.connection().await?)
             .await?;
         sqlx::query(
             "UPDATE submissions SET due_at = $1, waiting_payee = TRUE WHERE due_at <= $2 \
@@ -533,7 +536,7 @@ impl<P: PaymentProvider> Submitter<P> {
         )
         .bind(self.store.clock().now() + resend)
         .bind(self.store.clock().now())
-        .execute(work.connection())
+        .execute(work.connection().await?)
         .await?;
         work.commit(Vec::new()).await?;
         Ok(claimed)
@@ -552,7 +555,7 @@ async fn new_attempt(
     work: &mut UnitOfWork<'_>,
     events: &[PaymentsEvent],
     attempt: NewAttempt<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), StoreError> {
     for event in events {
         if let PaymentsEvent::DisbursementSubmitted(submitted) = event {
             let id = Uuid::parse_str(&submitted.disbursement_id).unwrap_or_default();
@@ -567,7 +570,7 @@ async fn new_attempt(
             .bind(attempt.fen)
             .bind(attempt.provider)
             .bind(attempt.region_code)
-            .execute(work.connection())
+            .execute(work.connection().await?)
             .await?;
         }
     }

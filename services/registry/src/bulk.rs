@@ -243,7 +243,7 @@ async fn place_in_households(
     )
     .bind(department)
     .bind(&sources)
-    .fetch_all(work.connection())
+    .fetch_all(work.connection().await?)
     .await
     .map_err(AppError::storage)?
     .into_iter()
@@ -264,7 +264,7 @@ async fn place_in_households(
     .bind(department)
     .bind(&refs)
     .bind(&proposed)
-    .fetch_all(work.connection())
+    .fetch_all(work.connection().await?)
     .await
     .map_err(AppError::storage)?
     .into_iter()
@@ -275,7 +275,7 @@ async fn place_in_households(
     )
     .bind(department)
     .bind(&refs)
-    .fetch_all(work.connection())
+    .fetch_all(work.connection().await?)
     .await
     .map_err(AppError::storage)?
     .into_iter()
@@ -287,7 +287,7 @@ async fn place_in_households(
         "SELECT person_id, reason FROM inactive_persons WHERE person_id = ANY($1)",
     )
     .bind(persons.values().copied().collect::<Vec<_>>())
-    .fetch_all(work.connection())
+    .fetch_all(work.connection().await?)
     .await
     .map_err(AppError::storage)?
     .into_iter()
@@ -316,7 +316,7 @@ async fn place_in_households(
     )
     .bind(members.iter().map(|m| m.1).collect::<Vec<_>>())
     .bind(members.iter().map(|m| m.2).collect::<Vec<_>>())
-    .fetch_all(work.connection())
+    .fetch_all(work.connection().await?)
     .await
     .map_err(AppError::storage)?
     .into_iter()
@@ -331,7 +331,7 @@ async fn place_in_households(
             .map(|m| m.1)
             .collect::<Vec<_>>(),
     )
-    .fetch_all(work.connection())
+    .fetch_all(work.connection().await?)
     .await
     .map_err(AppError::storage)?
     .into_iter()
@@ -399,7 +399,7 @@ async fn place_in_households(
     if !released.is_empty() {
         sqlx::query("DELETE FROM household_claims WHERE person_id = ANY($1)")
             .bind(&released)
-            .execute(work.connection())
+            .execute(work.connection().await?)
             .await
             .map_err(AppError::storage)?;
     }
@@ -465,7 +465,7 @@ async fn create_new_records<'r>(
     .bind(&sources)
     .bind(&persons)
     .bind(&fingerprints)
-    .fetch_all(work.connection())
+    .fetch_all(work.connection().await?)
     .await
     .map_err(AppError::storage)?
     .into_iter()
@@ -485,7 +485,7 @@ async fn create_new_records<'r>(
         )
         .bind(department)
         .bind(&known_sources)
-        .fetch_all(work.connection())
+        .fetch_all(work.connection().await?)
         .await
         .map_err(AppError::storage)?
         .into_iter()
@@ -511,7 +511,7 @@ async fn create_new_records<'r>(
     )
     .bind(&ids)
     .bind(&owners)
-    .fetch_all(work.connection())
+    .fetch_all(work.connection().await?)
     .await
     .map_err(AppError::storage)?
     .into_iter()
@@ -528,7 +528,7 @@ async fn create_new_records<'r>(
             "SELECT resident_id_index, person_id FROM resident_id_claims WHERE resident_id_index = ANY($1)",
         )
         .bind(&taken)
-        .fetch_all(work.connection())
+        .fetch_all(work.connection().await?)
         .await
         .map_err(AppError::storage)?
         .into_iter()
@@ -568,11 +568,11 @@ async fn create_new_records<'r>(
         )
         .bind(department)
         .bind(&unclaimed_sources)
-        .execute(work.connection())
+        .execute(work.connection().await?)
         .await
         .map_err(AppError::storage)?;
     }
-    seal_all(work.connection(), vault, &mut registered).await?;
+    seal_all(work.connection().await?, vault, &mut registered).await?;
     let appends: Vec<Append> = registered
         .iter()
         .filter_map(|event| match event {
@@ -603,7 +603,7 @@ async fn upsert(
         .as_ref()
         .map(|r| r.as_str().to_owned())
         .unwrap_or_default();
-    match source_record(work.connection(), department, source_record_id).await? {
+    match source_record(work.connection().await?, department, source_record_id).await? {
         Some((_, known)) if known == fingerprint => Ok(Outcome::Unchanged),
         Some((person_id, _)) => {
             let (person, version) = load_person(work, vault, person_id).await?;
@@ -611,7 +611,7 @@ async fn upsert(
             let owner = if resident_id.is_empty() || resident_id == old_id {
                 None
             } else {
-                claim_resident_id(work.connection(), vault, &resident_id, person_id).await?
+                claim_resident_id(work.connection().await?, vault, &resident_id, person_id).await?
             };
             let changes = identity.fields();
             let events = person.update(person_id, &changes, department, owner)?;
@@ -619,12 +619,12 @@ async fn upsert(
                 && updated.changed_fields.iter().any(|f| f == "resident_id")
                 && !old_id.is_empty()
             {
-                release_resident_id(work.connection(), vault, &old_id, person_id).await?;
+                release_resident_id(work.connection().await?, vault, &old_id, person_id).await?;
             }
             let changed = !events.is_empty();
             append_person(work, vault, person_id, version, events).await?;
             save_source_record(
-                work.connection(),
+                work.connection().await?,
                 department,
                 source_record_id,
                 person_id,
@@ -640,7 +640,7 @@ async fn upsert(
         None => {
             let person_id = Uuid::now_v7();
             let owner =
-                claim_resident_id(work.connection(), vault, &resident_id, person_id).await?;
+                claim_resident_id(work.connection().await?, vault, &resident_id, person_id).await?;
             let command = RegisterPerson {
                 person_id,
                 identity: identity.clone(),
@@ -650,7 +650,7 @@ async fn upsert(
             let events = Person::default().register(&command, owner)?;
             append_person(work, vault, person_id, 0, events).await?;
             save_source_record(
-                work.connection(),
+                work.connection().await?,
                 department,
                 source_record_id,
                 person_id,

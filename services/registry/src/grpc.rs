@@ -132,9 +132,13 @@ impl RegistryService for RegistryApi {
                         .as_ref()
                         .map(|r| r.as_str().to_owned())
                         .unwrap_or_default();
-                    let owner =
-                        claim_resident_id(work.connection(), &vault, &resident_id, person_id)
-                            .await?;
+                    let owner = claim_resident_id(
+                        work.connection().await?,
+                        &vault,
+                        &resident_id,
+                        person_id,
+                    )
+                    .await?;
                     let events = person.register(&command, owner)?;
                     append_person(work, &vault, person_id, version, events).await?;
                     Ok(RegisterPersonResponse {
@@ -228,7 +232,8 @@ impl RegistryService for RegistryApi {
                         let owner = if new_id.is_empty() || new_id == old_id {
                             None
                         } else {
-                            claim_resident_id(work.connection(), &vault, &new_id, person_id).await?
+                            claim_resident_id(work.connection().await?, &vault, &new_id, person_id)
+                                .await?
                         };
                         let events = person.update(person_id, &changes, &department, owner)?;
                         let mut answer = UpdatePersonResponse::default();
@@ -238,14 +243,19 @@ impl RegistryService for RegistryApi {
                             if updated.changed_fields.iter().any(|f| f == "resident_id")
                                 && !old_id.is_empty()
                             {
-                                release_resident_id(work.connection(), &vault, &old_id, person_id)
-                                    .await?;
+                                release_resident_id(
+                                    work.connection().await?,
+                                    &vault,
+                                    &old_id,
+                                    person_id,
+                                )
+                                .await?;
                             }
                             answer.changed_fields = updated.changed_fields.clone();
                             answer.flags = updated.flags.clone();
                         }
                         append_person(work, &vault, person_id, version, events).await?;
-                        audited.write(work.connection()).await?;
+                        audited.write(work.connection().await?).await?;
                         Ok(answer)
                     }
                     .boxed()
@@ -377,7 +387,8 @@ impl RegistryService for RegistryApi {
                     let (person, _) = load_person(work, &vault, person_id).await?;
                     caller.office_check(person.region_code())?;
                     let current =
-                        claim_household_place(work.connection(), person_id, household_id).await?;
+                        claim_household_place(work.connection().await?, person_id, household_id)
+                            .await?;
                     // The first member founds the household: a new stream, or an existing one.
                     let stream = household_id.to_string();
                     let (household, version) = work
@@ -434,7 +445,8 @@ impl RegistryService for RegistryApi {
                         },
                     )
                     .await?;
-                    release_household_place(work.connection(), person_id, household_id).await?;
+                    release_household_place(work.connection().await?, person_id, household_id)
+                        .await?;
                     Ok(RemoveHouseholdMemberResponse {})
                 }
                 .boxed()
@@ -527,7 +539,7 @@ impl RegistryService for RegistryApi {
                     )?;
                     append_person(work, &vault, absorbed_id, version, events).await?;
                     mark_inactive(
-                        work.connection(),
+                        work.connection().await?,
                         absorbed_id,
                         &format!("merged into {survivor_id}"),
                     )
@@ -566,7 +578,7 @@ impl RegistryService for RegistryApi {
                     caller.office_check(absorbed.region_code())?;
                     let events = absorbed.unmerge(absorbed_id, &reason, &decided_by)?;
                     append_person(work, &vault, absorbed_id, version, events).await?;
-                    mark_active(work.connection(), absorbed_id).await?;
+                    mark_active(work.connection().await?, absorbed_id).await?;
                     Ok(UnmergePersonResponse {})
                 }
                 .boxed()
@@ -608,7 +620,7 @@ impl RegistryService for RegistryApi {
                         caller.office_check(person.region_code())?;
                         // Not while the bank may still pay the person: its answer must find them.
                         if let Some(attempt) =
-                            crate::payments_out::attempt_out(work.connection(), person_id)
+                            crate::payments_out::attempt_out(work.connection().await?, person_id)
                                 .await
                                 .map_err(AppError::storage)?
                         {
@@ -619,9 +631,9 @@ impl RegistryService for RegistryApi {
                         }
                         let events = person.erase(person_id, &legal_basis, &reason, &decided_by)?;
                         append_person(work, &vault, person_id, version, events).await?;
-                        crate::sealing::erase(work.connection(), &vault, person_id).await?;
-                        mark_inactive(work.connection(), person_id, "erased").await?;
-                        audited.write(work.connection()).await?;
+                        crate::sealing::erase(work.connection().await?, &vault, person_id).await?;
+                        mark_inactive(work.connection().await?, person_id, "erased").await?;
+                        audited.write(work.connection().await?).await?;
                         Ok(ErasePersonResponse {})
                     }
                     .boxed()

@@ -137,7 +137,7 @@ pub async fn load_person(
         HashMap::new()
     } else {
         vault
-            .keys(work.connection(), &sealed)
+            .keys(work.connection().await?, &sealed)
             .await
             .map_err(AppError::from)?
     };
@@ -157,7 +157,7 @@ pub async fn append_person(
     version: i64,
     mut events: Vec<RegistryEvent>,
 ) -> Result<(), AppError> {
-    seal_all(work.connection(), vault, &mut events).await?;
+    seal_all(work.connection().await?, vault, &mut events).await?;
     let stream = person.to_string();
     work.append(&stream, version, &stream, &events)
         .await
