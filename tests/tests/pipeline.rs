@@ -464,6 +464,92 @@ async fn a_command_sees_its_own_appends_and_commits_them_with_its_answer() -> Te
     Ok(())
 }
 
+/// Commands committing at the same moment share one statement (group commit) without sharing
+/// their fate: of two calls with one request id both get the answer of the one that was
+/// carried out and one event is written; of writers racing for one stream version only one
+/// wins and the others get the conflict; every other command is carried out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_committed_together_keep_their_own_outcomes() -> TestResult {
+    let database = jiuzhu_testkit::fresh_database::<Registry>().await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(40)
+        .connect(&database.url)
+        .await?;
+    let store = EventStore::new(pool.clone(), "registry", "unused");
+    // Calls (request id, stream, answer) that commit at once; each gets its answer or, if it
+    // lost its stream's version, None.
+    let race = |calls: Vec<(String, String, usize)>| {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(calls.len()));
+        let calls: Vec<_> = calls
+            .into_iter()
+            .map(|(request_id, stream, n)| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    let Begun::Fresh(mut work) = store
+                        .begin_command(CommandRequest::new(&request_id, "test", &[]))
+                        .await?
+                    else {
+                        anyhow::bail!("{request_id} replayed before the race");
+                    };
+                    work.append(&stream, 0, &stream, &[person_event(n)]).await?;
+                    barrier.wait().await;
+                    match work.commit(n.to_le_bytes().to_vec()).await {
+                        Ok(answer) => Ok(Some(answer)),
+                        Err(StoreError::Conflict { .. }) => Ok(None),
+                        Err(error) => Err(error.into()),
+                    }
+                })
+            })
+            .collect();
+        async move {
+            let mut answers = Vec::new();
+            for call in calls {
+                answers.push(call.await??);
+            }
+            Ok::<_, anyhow::Error>(answers)
+        }
+    };
+    // Pairs of calls under one request id, each call appending to a stream of its own: only
+    // the claim keeps the second call's event out.
+    let streams: Vec<String> = (0..30).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let pairs = (0..30)
+        .map(|n| (format!("pair-{}", n / 2), streams[n].clone(), n))
+        .collect();
+    let answers = race(pairs).await?;
+    for n in 0..15 {
+        assert!(answers[2 * n].is_some(), "pair {n}");
+        assert_eq!(answers[2 * n], answers[2 * n + 1], "both calls of pair {n}");
+        let written = store.stream_version(&streams[2 * n]).await?
+            + store.stream_version(&streams[2 * n + 1]).await?;
+        assert_eq!(written, 1, "one event for pair {n}");
+    }
+    // Writers racing for one stream's first version, beside writers of streams of their own.
+    let contested = uuid::Uuid::now_v7().to_string();
+    let calls = (0..10)
+        .map(|n| {
+            let stream = if n % 2 == 0 {
+                contested.clone()
+            } else {
+                uuid::Uuid::now_v7().to_string()
+            };
+            (format!("contest-{n}"), stream, n)
+        })
+        .collect();
+    let answers = race(calls).await?;
+    let lost: Vec<usize> = (0..10).filter(|n| answers[*n].is_none()).collect();
+    assert_eq!(lost.len(), 4, "4 of the 5 on one stream lose: {lost:?}");
+    assert!(lost.iter().all(|n| n % 2 == 0), "only they: {lost:?}");
+    assert_eq!(store.stream_version(&contested).await?, 1);
+    let (events, outbox, commands): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM outbox), \
+         (SELECT count(*) FROM commands)",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!((events, outbox, commands), (21, 21, 21));
+    Ok(())
+}
+
 /// The one command path: an API call replays its answer for the same request and refuses the
 /// same id with other content; an internal command is identified by its key alone, so a key
 /// whose answer was stored under an older fingerprint still replays; nothing is appended twice.

@@ -8,8 +8,10 @@
 mod command;
 mod error;
 mod event;
+mod group;
 mod store;
 mod unit_of_work;
+mod write;
 
 pub mod given_when_then;
 

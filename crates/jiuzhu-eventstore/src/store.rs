@@ -3,25 +3,10 @@ use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::event::{Aggregate, Snapshotting, StoredEvent};
+use crate::write::Write;
 use crate::{Begun, CommandRequest, StoreError, UnitOfWork};
 
 const STREAM_VERSION_CONSTRAINT: &str = "events_stream_id_stream_version_key";
-
-/// An event stamped for appending but not written yet, with the trace it was appended in.
-#[derive(Debug, Clone)]
-pub(crate) struct PendingEvent {
-    pub event: StoredEvent,
-    pub trace_context: serde_json::Value,
-}
-
-/// A command's answer, recorded under its request id in the statement that writes its events.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Claim<'a> {
-    pub request_id: &'a str,
-    pub command_type: &'a str,
-    pub fingerprint: &'a [u8],
-    pub answer: &'a [u8],
-}
 
 /// Metadata stamped on every event of one append.
 #[derive(Debug, Clone)]
@@ -39,12 +24,15 @@ pub struct EventStore {
     topic: String,
     /// When events occur: the service's clock.
     clock: jiuzhu_clock::Clock,
+    /// Group commit of the commands that need no transaction of their own.
+    writer: crate::group::Writer,
 }
 
 impl EventStore {
     pub fn new(pool: PgPool, producer: impl Into<String>, topic: impl Into<String>) -> Self {
         Self {
             clock: jiuzhu_clock::Clock::system(),
+            writer: Default::default(),
             pool,
             producer: producer.into(),
             topic: topic.into(),
@@ -54,6 +42,18 @@ impl EventStore {
     pub fn with_clock(mut self, clock: jiuzhu_clock::Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    pub(crate) fn writer(&self) -> &crate::group::Writer {
+        &self.writer
+    }
+
+    /// This store for the writer itself (holding the writer would keep it alive for ever).
+    pub(crate) fn without_writer(&self) -> Self {
+        Self {
+            writer: Default::default(),
+            ..self.clone()
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -105,20 +105,20 @@ impl EventStore {
         stamped
     }
 
-    /// Writes `events` with their outbox rows and, when `claim` is given, the command's answer,
-    /// in one statement: the events are written only if the answer's request id was free, so a
-    /// call that lost the race for its id writes nothing. A stream not at an event's expected
-    /// version fails the whole statement with [`StoreError::Conflict`]. Fills in the events'
-    /// positions; returns whether the claim was made (true without a claim).
+    /// Carries out `writes` in one statement: each write's events with their outbox rows and,
+    /// when it has a claim, its command's answer. A write's events are written only if its
+    /// answer's request id was free, so a call that lost the race for its id writes nothing. A
+    /// stream not at an event's expected version fails the whole statement with
+    /// [`StoreError::Conflict`]. Fills in the written events' positions; returns for each write
+    /// whether it was carried out (always, without a claim).
     pub(crate) async fn write_in(
         &self,
         conn: &mut PgConnection,
-        events: &mut [PendingEvent],
-        claim: Option<Claim<'_>>,
-    ) -> Result<bool, StoreError> {
-        let column = |f: fn(&StoredEvent) -> String| {
-            events.iter().map(|e| f(&e.event)).collect::<Vec<String>>()
-        };
+        writes: &mut [Write],
+    ) -> Result<Vec<bool>, StoreError> {
+        let events = || writes.iter().flat_map(|w| w.events.iter());
+        let column =
+            |f: fn(&StoredEvent) -> String| events().map(|e| f(&e.event)).collect::<Vec<String>>();
         let (streams, types, keys, correlations, causations) = (
             column(|e| e.stream_id.clone()),
             column(|e| e.event_type.clone()),
@@ -126,44 +126,50 @@ impl EventStore {
             column(|e| e.correlation_id.clone()),
             column(|e| e.causation_id.clone()),
         );
-        let event_ids: Vec<Uuid> = events.iter().map(|e| e.event.event_id).collect();
-        let versions: Vec<i64> = events.iter().map(|e| e.event.stream_version).collect();
+        let event_ids: Vec<Uuid> = events().map(|e| e.event.event_id).collect();
+        let versions: Vec<i64> = events().map(|e| e.event.stream_version).collect();
         let times: Vec<chrono::DateTime<chrono::Utc>> =
-            events.iter().map(|e| e.event.occurred_at).collect();
-        let payloads: Vec<Vec<u8>> = events.iter().map(|e| e.event.payload.clone()).collect();
-        let envelopes: Vec<Vec<u8>> = events
-            .iter()
+            events().map(|e| e.event.occurred_at).collect();
+        let payloads: Vec<Vec<u8>> = events().map(|e| e.event.payload.clone()).collect();
+        let envelopes: Vec<Vec<u8>> = events()
             .map(|e| e.event.envelope(&self.producer).encode_to_vec())
             .collect();
         let trace_contexts: Vec<serde_json::Value> =
-            events.iter().map(|e| e.trace_context.clone()).collect();
-        let claiming = claim.is_some();
-        let claim = claim.unwrap_or(Claim {
-            request_id: "",
-            command_type: "",
-            fingerprint: &[],
-            answer: &[],
-        });
+            events().map(|e| e.trace_context.clone()).collect();
+        // Each event's claim (NULL: written unconditionally).
+        let claimed_by: Vec<Option<String>> = writes
+            .iter()
+            .flat_map(|w| {
+                let id = w.claim.as_ref().map(|c| c.request_id.clone());
+                std::iter::repeat_n(id, w.events.len())
+            })
+            .collect();
+        let claims = || writes.iter().filter_map(|w| w.claim.as_ref());
+        let claim_ids: Vec<&str> = claims().map(|c| c.request_id.as_str()).collect();
+        let claim_types: Vec<&str> = claims().map(|c| c.command_type.as_str()).collect();
+        let claim_fingerprints: Vec<&[u8]> = claims().map(|c| c.fingerprint.as_slice()).collect();
+        let claim_answers: Vec<&[u8]> = claims().map(|c| c.answer.as_slice()).collect();
         // The outbox rows reference the events: the foreign key is checked at the end of the
         // statement, when both are in. `ON CONFLICT DO NOTHING` waits for a concurrent call with
         // the same request id to end, so the loser sees the winner's answer.
         let written = sqlx::query(
             "WITH claimed AS (INSERT INTO commands (request_id, command_type, fingerprint, response) \
-             SELECT $13, $14, $15, $16 WHERE $17 ON CONFLICT (request_id) DO NOTHING RETURNING 1), \
-             go AS (SELECT NOT $17 OR EXISTS (SELECT 1 FROM claimed) AS go), \
+             SELECT * FROM unnest($13::text[], $14::text[], $15::bytea[], $16::bytea[]) \
+             ON CONFLICT (request_id) DO NOTHING RETURNING request_id), \
              appended AS (INSERT INTO events (event_id, stream_id, stream_version, event_type, \
              occurred_at, correlation_id, causation_id, partition_key, payload) \
              SELECT e.id, e.stream, e.version, e.type, e.at, e.correlation, e.causation, e.key, e.payload \
              FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::timestamptz[], \
-             $6::text[], $7::text[], $8::text[], $9::bytea[]) \
-             AS e(id, stream, version, type, at, correlation, causation, key, payload) \
-             WHERE (SELECT go FROM go) RETURNING event_id, position), \
+             $6::text[], $7::text[], $8::text[], $9::bytea[], $17::text[]) \
+             AS e(id, stream, version, type, at, correlation, causation, key, payload, claim) \
+             WHERE e.claim IS NULL OR e.claim IN (SELECT request_id FROM claimed) \
+             RETURNING event_id, position), \
              queued AS (INSERT INTO outbox (event_id, topic, partition_key, event_type, envelope, \
              trace_context) SELECT o.id, $10, o.key, o.type, o.envelope, o.trace \
-             FROM unnest($1::uuid[], $8::text[], $4::text[], $11::bytea[], $12::jsonb[]) \
-             WITH ORDINALITY AS o(id, key, type, envelope, trace, n) \
-             WHERE (SELECT go FROM go) ORDER BY o.n) \
-             SELECT (SELECT go FROM go) AS go, \
+             FROM unnest($1::uuid[], $8::text[], $4::text[], $11::bytea[], $12::jsonb[], $17::text[]) \
+             WITH ORDINALITY AS o(id, key, type, envelope, trace, claim, n) \
+             WHERE o.claim IS NULL OR o.claim IN (SELECT request_id FROM claimed) ORDER BY o.n) \
+             SELECT coalesce((SELECT array_agg(request_id) FROM claimed), '{}') AS claimed, \
              coalesce((SELECT array_agg(event_id) FROM appended), '{}') AS ids, \
              coalesce((SELECT array_agg(position) FROM appended), '{}') AS positions",
         )
@@ -179,47 +185,63 @@ impl EventStore {
         .bind(&self.topic)
         .bind(&envelopes)
         .bind(&trace_contexts)
-        .bind(claim.request_id)
-        .bind(claim.command_type)
-        .bind(claim.fingerprint)
-        .bind(claim.answer)
-        .bind(claiming)
+        .bind(&claim_ids)
+        .bind(&claim_types)
+        .bind(&claim_fingerprints)
+        .bind(&claim_answers)
+        .bind(&claimed_by)
         .fetch_one(&mut *conn)
         .await;
         let row = match written {
             Ok(row) => row,
             Err(error) if StoreError::is_unique_violation(&error, STREAM_VERSION_CONSTRAINT) => {
-                return Err(self.conflict(events).await);
+                return Err(self.conflict(writes).await);
             }
             Err(error) => return Err(error.into()),
         };
-        let went: bool = row.try_get("go")?;
+        let claimed: std::collections::HashSet<String> = row
+            .try_get::<Vec<String>, _>("claimed")?
+            .into_iter()
+            .collect();
         let ids: Vec<Uuid> = row.try_get("ids")?;
         let positions: Vec<i64> = row.try_get("positions")?;
         let positions: std::collections::HashMap<Uuid, i64> =
             ids.into_iter().zip(positions).collect();
-        for pending in events.iter_mut() {
-            pending.event.position = positions
-                .get(&pending.event.event_id)
-                .copied()
-                .unwrap_or_default();
+        let mut done = Vec::with_capacity(writes.len());
+        for write in writes.iter_mut() {
+            for pending in &mut write.events {
+                pending.event.position = positions
+                    .get(&pending.event.event_id)
+                    .copied()
+                    .unwrap_or_default();
+            }
+            done.push(
+                write
+                    .claim
+                    .as_ref()
+                    .is_none_or(|c| claimed.contains(&c.request_id)),
+            );
         }
-        Ok(went)
+        Ok(done)
     }
 
     /// The conflict behind a failed write: the first stream that is not at the version its
     /// events expected.
-    async fn conflict(&self, events: &[PendingEvent]) -> StoreError {
+    async fn conflict(&self, writes: &[Write]) -> StoreError {
+        let events: Vec<&StoredEvent> = writes
+            .iter()
+            .flat_map(|w| w.events.iter().map(|p| &p.event))
+            .collect();
         let mut first = None;
-        for pending in events {
-            let expected = pending.event.stream_version - 1;
-            let stream = &pending.event.stream_id;
+        for event in &events {
+            let expected = event.stream_version - 1;
+            let stream = &event.stream_id;
             if first.is_none() {
                 first = Some((stream.clone(), expected));
             }
             if events
                 .iter()
-                .any(|p| &p.event.stream_id == stream && p.event.stream_version <= expected)
+                .any(|e| &e.stream_id == stream && e.stream_version <= expected)
             {
                 continue;
             }
@@ -236,7 +258,7 @@ impl EventStore {
             }
         }
         // Every stream is where its events expected it now: the writer that got in the way
-        // has rolled back since.
+        // has rolled back since, or two writes of this statement wanted the same version.
         let (stream_id, expected) = first.unwrap_or_default();
         StoreError::Conflict {
             actual: self.stream_version(&stream_id).await.unwrap_or(expected),

@@ -5,7 +5,8 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use jiuzhu_errors::AppError;
 
 use crate::event::{Aggregate, EventCodec, NewEvent, StoredEvent};
-use crate::store::{AppendMeta, Claim, PendingEvent, load_aggregate_in};
+use crate::store::{AppendMeta, load_aggregate_in};
+use crate::write::{Claim, PendingEvent, Write};
 use crate::{EventStore, StoreError};
 
 /// Identifies one command call for idempotency.
@@ -190,22 +191,27 @@ impl<'s> UnitOfWork<'s> {
         Ok(())
     }
 
-    /// Writes what is pending with `claim` in one statement; false if the claim was refused.
-    async fn write(&mut self, claim: Option<Claim<'_>>) -> Result<bool, StoreError> {
+    /// Writes what is pending with `claim` in one statement on the unit's own connection;
+    /// false if the claim was refused.
+    async fn write(&mut self, claim: Option<Claim>) -> Result<bool, StoreError> {
         let store = self.store;
-        let from = self.written;
         let conn = match &mut self.link {
             Link::Plain(conn) => &mut **conn,
             Link::Tx(tx) => &mut **tx,
             Link::Lost => return Err(lost()),
         };
-        let claimed = store
-            .write_in(conn, &mut self.appended[from..], claim)
-            .await?;
+        let mut writes = [Write {
+            events: self.appended.split_off(self.written),
+            claim,
+        }];
+        let done = store.write_in(conn, &mut writes).await;
+        let [write] = writes;
+        for (copy, pending) in self.events[self.written..].iter_mut().zip(&write.events) {
+            copy.position = pending.event.position;
+        }
+        self.appended.extend(write.events);
+        let claimed = done?.first().copied().unwrap_or(false);
         if claimed {
-            for (copy, pending) in self.events[from..].iter_mut().zip(&self.appended[from..]) {
-                copy.position = pending.event.position;
-            }
             self.written = self.appended.len();
         }
         Ok(claimed)
@@ -327,34 +333,53 @@ impl<'s> UnitOfWork<'s> {
 
     /// Records `answer` under the request id, with the events not yet written, and commits.
     /// If a concurrent call with the same request id committed first, this one writes nothing
-    /// and that call's answer is returned.
+    /// and that call's answer is returned. A command without a transaction of its own commits
+    /// in one statement shared with the other commands committing at that moment.
     pub async fn commit(mut self, answer: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         let request = self.request.clone();
-        let claim = request.recorded.then_some(Claim {
-            request_id: &request.request_id,
-            command_type: &request.command_type,
-            fingerprint: &request.fingerprint,
-            answer: &answer,
+        let claim = request.recorded.then(|| Claim {
+            request_id: request.request_id.clone(),
+            command_type: request.command_type.clone(),
+            fingerprint: request.fingerprint.clone(),
+            answer: answer.clone(),
         });
-        let claimed = if claim.is_some() || self.written < self.appended.len() {
-            self.write(claim).await?
-        } else {
-            true
-        };
-        let link = std::mem::replace(&mut self.link, Link::Lost);
-        if !claimed {
-            if let Link::Tx(tx) = link {
-                tx.rollback().await?;
+        let pending = claim.is_some() || self.written < self.appended.len();
+        let claimed = match std::mem::replace(&mut self.link, Link::Lost) {
+            Link::Plain(conn) if pending => {
+                drop(conn);
+                let write = Write {
+                    events: self.appended.split_off(self.written),
+                    claim,
+                };
+                self.store.write_grouped(write).await?
             }
+            Link::Tx(tx) if pending => {
+                self.link = Link::Tx(tx);
+                let claimed = self.write(claim).await?;
+                let Link::Tx(tx) = std::mem::replace(&mut self.link, Link::Lost) else {
+                    return Err(lost());
+                };
+                if claimed {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                claimed
+            }
+            Link::Tx(tx) => {
+                tx.commit().await?;
+                true
+            }
+            Link::Plain(_) => true,
+            Link::Lost => return Err(lost()),
+        };
+        if !claimed {
             return previous_answer(self.store, &request).await?.ok_or_else(|| {
                 StoreError::RequestIdReused {
                     request_id: request.request_id.clone(),
                     command_type: request.command_type.clone(),
                 }
             });
-        }
-        if let Link::Tx(tx) = link {
-            tx.commit().await?;
         }
         Ok(answer)
     }
