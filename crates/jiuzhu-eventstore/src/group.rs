@@ -6,6 +6,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, OnceLock};
 
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::write::Write;
@@ -61,6 +63,10 @@ impl EventStore {
 /// the id), so the later waits for the next one.
 async fn run(store: EventStore, mut jobs: mpsc::UnboundedReceiver<Job>) {
     let mut waiting: VecDeque<Job> = VecDeque::new();
+    // Kept from one statement to the next while writes keep coming (checking a connection out
+    // costs a round trip to test it, and a wait when the pool is busy); given back when there is
+    // nothing to write and after a failure.
+    let mut connection = None;
     loop {
         if waiting.is_empty() {
             match jobs.recv().await {
@@ -95,20 +101,33 @@ async fn run(store: EventStore, mut jobs: mpsc::UnboundedReceiver<Job>) {
             }
         }
         waiting = later;
-        carry_out(&store, batch).await;
+        carry_out(&store, &mut connection, batch).await;
+        if waiting.is_empty() && jobs.is_empty() {
+            connection = None;
+        }
     }
 }
 
 /// One statement for the batch; if it fails (a stream conflict fails them all), each write
 /// alone, so that only the one in conflict is refused.
-async fn carry_out(store: &EventStore, batch: Vec<Job>) {
+async fn carry_out(
+    store: &EventStore,
+    connection: &mut Option<PoolConnection<Postgres>>,
+    batch: Vec<Job>,
+) {
     let (mut writes, replies): (Vec<Write>, Vec<_>) =
         batch.into_iter().map(|job| (job.write, job.reply)).unzip();
     let together = async {
-        let mut conn = store.pool().acquire().await?;
-        store.write_in(&mut conn, &mut writes).await
+        let conn = match connection {
+            Some(conn) => conn,
+            None => connection.insert(store.pool().acquire().await?),
+        };
+        store.write_in(conn, &mut writes).await
     }
     .await;
+    if together.is_err() {
+        *connection = None;
+    }
     match together {
         Ok(done) => {
             for (reply, done) in replies.into_iter().zip(done) {
