@@ -2,8 +2,9 @@
 //! events per stream with optimistic concurrency (`(stream_id, version)` is unique, so of two
 //! writers that read the same version exactly one wins), optional snapshots, a command log that
 //! makes every command idempotent on the caller's request id, and a transactional outbox: the
-//! Kafka-bound envelope of each event is written in the same transaction as the event, so an
-//! event is either stored and eventually published, or neither.
+//! Kafka-bound envelope of each event is written in the same statement as the event, so an
+//! event is either stored and eventually published, or neither. Commands that need no
+//! transaction of their own commit together (group commit, `group`).
 
 mod command;
 mod error;

@@ -1,7 +1,7 @@
 //! Kafka plumbing shared by every Jiuzhu service: settings and topic provisioning, the outbox
 //! relay that moves committed events to Kafka with an idempotent producer, projection consumers
 //! that apply each event exactly once (inbox deduplication in the projection's own transaction,
-//! offsets committed only after it), dead-letter topics for messages that keep failing, and
+//! offsets stored for the periodic commit only after it), dead-letter topics for messages that keep failing, and
 //! rebuilds of a projection from its topic or from the local event store.
 
 mod consumer;

@@ -71,6 +71,29 @@ mod tests {
         );
     }
 
+    /// Precedents are compared in months of their own wage: cases that all got six months of
+    /// their province's wage are six months to a case of any province.
+    #[test]
+    fn precedents_are_scaled_by_their_own_wage() {
+        let mut cases = generate::past_cases(200, 5);
+        for (n, case) in cases.iter_mut().enumerate() {
+            case.features.wage_fen = if n % 2 == 0 { 400_000 } else { 1_200_000 };
+            case.amount_fen = 6 * case.features.wage_fen;
+        }
+        let Ok(model) = Recommender::train(&cases, "wages", |_, _| {}) else {
+            panic!("training failed");
+        };
+        for wage in [400_000, 1_200_000, 800_000] {
+            let mut features = cases[0].features.clone();
+            features.wage_fen = wage;
+            let months = model.neighbour_months(&features);
+            assert!(
+                (months - 6.0).abs() < 1e-9,
+                "{months} months at a wage of {wage}"
+            );
+        }
+    }
+
     #[test]
     fn too_few_cases_are_refused_and_generation_is_seeded() {
         let few = generate::past_cases(10, 1);

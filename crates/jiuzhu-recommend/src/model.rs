@@ -29,6 +29,11 @@ struct Precedent {
     case_id: String,
     x: Vec<f32>,
     amount_fen: i64,
+    /// The precedent's own monthly wage: its amount is compared in months of that wage, not of
+    /// the new case's (a precedent from a province with other wages would be mis-scaled). 0 in
+    /// models trained before it was kept.
+    #[serde(default)]
+    wage_fen: i64,
     /// Bit per method of [`METHODS`].
     methods: u16,
 }
@@ -193,6 +198,7 @@ impl Recommender {
                 case_id: case.case_id.clone(),
                 x: z.iter().map(|v| *v as f32).collect(),
                 amount_fen: case.amount_fen,
+                wage_fen: case.features.wage_fen,
                 methods: method_bits(&case.methods),
             });
             if n % 10_000 == 0 {
@@ -262,7 +268,14 @@ impl Recommender {
         let wage = features.wage();
         let mut months: Vec<f64> = near
             .iter()
-            .map(|(_, p)| p.amount_fen as f64 / wage)
+            .map(|(_, p)| {
+                let own = if p.wage_fen > 0 {
+                    p.wage_fen as f64
+                } else {
+                    wage
+                };
+                p.amount_fen as f64 / own
+            })
             .collect();
         months.sort_by(f64::total_cmp);
         quantile(&months, 0.5)

@@ -28,7 +28,7 @@ use prost::Message;
 use uuid::Uuid;
 
 use crate::domain::PaymentsEvent;
-use crate::submission::{Outcome, SubmitError, record_in};
+use crate::submission::{Outcome, Recorded, SubmitError, record_in};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -600,20 +600,30 @@ async fn reconcile(
             SubmitError::Store(error) => AppError::from(error),
             other => AppError::internal(other.to_string()),
         })?;
-        if recorded && let Some(known) = known.get_mut(&line.idempotency_key) {
-            known.outcome = match outcome {
-                Outcome::Returned { .. } => "reversed",
+        if recorded != Recorded::Nothing
+            && let Some(known) = known.get_mut(&line.idempotency_key)
+        {
+            known.outcome = match recorded {
+                Recorded::Reversed => "reversed",
                 _ => "paid",
             }
             .to_owned();
         }
-        match (&outcome, recorded) {
-            (Outcome::Paid { .. }, true) => {
+        match recorded {
+            Recorded::Paid => {
                 report.settled += 1;
                 report.matched += 1;
             }
-            (Outcome::Returned { .. }, true) => report.reversed += 1,
-            _ => report.matched += 1,
+            Recorded::Reversed => report.reversed += 1,
+            // Another attempt (or a cancel) came first meanwhile: the bank paid twice.
+            Recorded::Overpaid => {
+                report.mismatches.push(mismatch(
+                    MismatchKind::PaidTwice,
+                    line,
+                    known.get(&line.idempotency_key),
+                ));
+            }
+            Recorded::Nothing | Recorded::Failed => report.matched += 1,
         }
     }
     if let Some(until) = covers_until {

@@ -87,29 +87,46 @@ pub async fn record_outcome(
         };
         match record_in(&mut work, settings, key, outcome, source).await {
             Err(SubmitError::Store(StoreError::Conflict { .. })) => continue,
-            Ok(true) => match work.commit(Vec::new()).await {
+            Ok(Recorded::Nothing) => return Ok(false),
+            Ok(_) => match work.commit(Vec::new()).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 committed => {
                     committed?;
                     return Ok(true);
                 }
             },
-            other => return other,
+            Err(error) => return Err(error),
         }
     }
     Err(SubmitError::Contended(key.to_owned()))
 }
 
+/// What recording an outcome did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Nothing new (a repeated or stale outcome).
+    Nothing,
+    /// The relief is paid: the reservation is settled.
+    Paid,
+    /// The bank paid again what was paid already (or released): a recovery is opened.
+    Overpaid,
+    /// The attempt failed.
+    Failed,
+    /// The bank returned the money to the budget.
+    Reversed,
+}
+
 /// Records an outcome inside `work`: a payment settles the reservation; a final failure
 /// releases it; a retryable one schedules the next attempt after the backoff; money the bank
-/// returned goes back to the budget. Returns whether anything was recorded.
+/// returned goes back to the budget; a payment of what was paid or released already opens a
+/// recovery. Says what it recorded.
 pub async fn record_in(
     work: &mut UnitOfWork<'_>,
     settings: &ProviderSettings,
     key: &str,
     outcome: &Outcome,
     source: OutcomeSource,
-) -> Result<bool, SubmitError> {
+) -> Result<Recorded, SubmitError> {
     let (id, attempt) =
         parse_attempt_key(key).ok_or_else(|| SubmitError::UnknownKey(key.to_owned()))?;
     let (disbursement, version) = work.load::<Disbursement>(&id.to_string()).await?;
@@ -130,17 +147,17 @@ pub async fn record_in(
     };
     let events = match events {
         Ok(events) if !events.is_empty() => events,
-        Ok(_) => return Ok(false),
+        Ok(_) => return Ok(Recorded::Nothing),
         Err(error) => {
             tracing::warn!(key, %error, "outcome not recorded");
-            return Ok(false);
+            return Ok(Recorded::Nothing);
         }
     };
     work.append(&id.to_string(), version, &ordered.person_id, &events)
         .await?;
     let fen = ordered.amount.map_or(0, |m| m.fen);
     let conn = work.connection().await?;
-    match &events[..] {
+    let recorded = match &events[..] {
         [PaymentsEvent::DisbursementSucceeded(paid)] => {
             post(
                 conn,
@@ -150,6 +167,7 @@ pub async fn record_in(
             .await?;
             mark_paid(conn, key, &paid.provider_reference).await?;
             done(conn, id).await?;
+            Recorded::Paid
         }
         [PaymentsEvent::DisbursementFailed(failed)] => {
             sqlx::query("UPDATE attempts SET outcome = 'failed' WHERE idempotency_key = $1")
@@ -168,6 +186,7 @@ pub async fn record_in(
                 post(conn, Transaction::release(&ordered.procuratorate, fen), key).await?;
                 done(conn, id).await?;
             }
+            Recorded::Failed
         }
         [PaymentsEvent::DisbursementOverpaid(overpaid)] => {
             // The money left: the attempt is paid, and finance is to recover it.
@@ -190,6 +209,7 @@ pub async fn record_in(
                 reason = %overpaid.reason,
                 "overpaid: a recovery is opened for finance"
             );
+            Recorded::Overpaid
         }
         [PaymentsEvent::DisbursementReversed(_)] => {
             post(conn, Transaction::refund(&ordered.procuratorate, fen), key).await?;
@@ -197,10 +217,11 @@ pub async fn record_in(
                 .bind(key)
                 .execute(&mut *conn)
                 .await?;
+            Recorded::Reversed
         }
-        _ => {}
-    }
-    Ok(true)
+        _ => Recorded::Nothing,
+    };
+    Ok(recorded)
 }
 
 /// The attempt under `key` was paid by the bank, under its `reference`.
