@@ -233,6 +233,9 @@ enum RecommendCommand {
     /// Train a model on past cases, evaluate it against the baseline on held-out cases, and
     /// write it as JSON.
     Train(recommend::TrainArgs),
+    /// Recommend for every case of a file with a trained model (amount, methods, factors,
+    /// precedents; JSON Lines), to audit recommendations offline.
+    Predict(recommend::PredictArgs),
     /// Write the platform's own decided cases (from the decisions service) as history.
     Export(recommend::ExportArgs),
 }
@@ -346,6 +349,9 @@ fn main() -> ExitCode {
         Command::Recommend {
             command: RecommendCommand::Train(args),
         } => recommend::train(args),
+        Command::Recommend {
+            command: RecommendCommand::Predict(args),
+        } => recommend::predict(args),
         Command::Recommend {
             command: RecommendCommand::Export(args),
         } => block_on(recommend::export(args)),

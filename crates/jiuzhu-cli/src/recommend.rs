@@ -1,5 +1,7 @@
-//! `jiuzhu gen relief-history` and `jiuzhu recommend train`: synthetic past relief cases, and a
-//! model trained on past cases with its evaluation against the baseline on held-out cases.
+//! `jiuzhu gen relief-history`, `jiuzhu recommend train` and `jiuzhu recommend predict`:
+//! synthetic past relief cases, a model trained on past cases with its evaluation against the
+//! baseline on held-out cases, and that model's recommendation for each case of a file (amount,
+//! methods, factors, precedents), so that recommendations can be audited offline.
 //!
 //! History files are JSON Lines (`.jsonl`, one past case per line) or CSV (`.csv`, a header
 //! row), with the fields of `jiuzhu_recommend::PastCase`: `case_id`, `category`, `region`,
@@ -8,7 +10,8 @@
 //! (yearly), `household_size`, `dependants`, `minors`, `registered_poor`, `monitored`,
 //! `minimum_living`, `wage_fen` and `minimum_line_fen` (monthly), `amount_fen`, `methods`
 //! (names; in CSV separated by `;`). Booleans are `true`/`false`. A bad line is reported with
-//! its number and field.
+//! its number and field. Cases to predict for have the same fields; `amount_fen` and `methods`
+//! are optional there (when given, they are written beside the recommendation).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -16,7 +19,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use jiuzhu_recommend::{Baseline, PastCase, Recommender, evaluate, generate};
+use jiuzhu_recommend::{Baseline, CaseFeatures, PastCase, Recommender, evaluate, generate};
+use serde::de::DeserializeOwned;
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -53,7 +57,26 @@ pub fn write_history(cases: u64, seed: u64, out: Option<&Path>) -> anyhow::Resul
     Ok(())
 }
 
-fn read_csv(path: &Path) -> anyhow::Result<Vec<PastCase>> {
+/// A case from its fields, an error naming the field that is wrong. The features are
+/// flattened into the case, where serde loses the field's name: they are read alone to find it.
+fn case_from<T: DeserializeOwned>(value: serde_json::Value) -> anyhow::Result<T> {
+    let named = |error: &serde_path_to_error::Error<serde_json::Error>| {
+        let path = error.path().to_string();
+        (path != ".").then(|| anyhow::anyhow!("field {path}: {}", error.inner()))
+    };
+    match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        Ok(case) => Ok(case),
+        Err(error) => Err(named(&error)
+            .or_else(|| {
+                serde_path_to_error::deserialize::<_, CaseFeatures>(value)
+                    .err()
+                    .and_then(|inner| named(&inner))
+            })
+            .unwrap_or_else(|| anyhow::anyhow!("{}", error.inner()))),
+    }
+}
+
+fn read_csv<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
     let headers = reader.headers()?.clone();
@@ -81,14 +104,14 @@ fn read_csv(path: &Path) -> anyhow::Result<Vec<PastCase>> {
             };
             fields.insert(name.to_owned(), value);
         }
-        let case: PastCase = serde_json::from_value(serde_json::Value::Object(fields))
+        let case: T = case_from(serde_json::Value::Object(fields))
             .with_context(|| format!("{} line {line}", path.display()))?;
         cases.push(case);
     }
     Ok(cases)
 }
 
-fn read_history(path: &Path) -> anyhow::Result<Vec<PastCase>> {
+fn read_history<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
@@ -102,7 +125,9 @@ fn read_history(path: &Path) -> anyhow::Result<Vec<PastCase>> {
         if line.trim().is_empty() {
             continue;
         }
-        let case: PastCase = serde_json::from_str(&line)
+        let case: T = serde_json::from_str(&line)
+            .map_err(anyhow::Error::from)
+            .and_then(case_from)
             .with_context(|| format!("{} line {}", path.display(), n + 1))?;
         cases.push(case);
     }
@@ -114,7 +139,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         (0.01..=0.5).contains(&args.holdout),
         "--holdout must be between 0.01 and 0.5"
     );
-    let mut cases = read_history(&args.history)?;
+    let mut cases: Vec<PastCase> = read_history(&args.history)?;
     let held = ((cases.len() as f64) * args.holdout).round() as usize;
     let held_out = cases.split_off(cases.len().saturating_sub(held));
     let version = args.version.unwrap_or_else(|| {
@@ -180,6 +205,107 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         at(0.5),
         at(0.99)
     );
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    /// Cases to recommend for (the history format, JSON Lines or CSV; amounts and methods
+    /// optional).
+    #[arg(long)]
+    cases: PathBuf,
+    /// A model written by `jiuzhu recommend train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// Where to write one recommendation per case, in the cases' order (JSON Lines).
+    #[arg(long)]
+    out: PathBuf,
+    /// The cap every amount is clamped to, in fen (each clamp is said in `clamped`).
+    #[arg(long)]
+    cap_fen: Option<i64>,
+}
+
+/// A case to recommend for: its features, and what was given if it was decided.
+#[derive(Debug, serde::Deserialize)]
+struct CaseToPredict {
+    case_id: String,
+    #[serde(flatten)]
+    features: CaseFeatures,
+    #[serde(default)]
+    amount_fen: Option<i64>,
+    #[serde(default)]
+    methods: Option<Vec<String>>,
+}
+
+/// Writes the model's recommendation for every case of a file.
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    let cap = args.cap_fen.unwrap_or(i64::MAX);
+    anyhow::ensure!(cap >= 0, "--cap-fen must not be negative");
+    let model: Recommender = serde_json::from_reader(BufReader::new(
+        std::fs::File::open(&args.model)
+            .with_context(|| format!("opening {}", args.model.display()))?,
+    ))
+    .with_context(|| {
+        format!(
+            "{} is not a model written by `jiuzhu recommend train`",
+            args.model.display()
+        )
+    })?;
+    let cases: Vec<CaseToPredict> = read_history(&args.cases)?;
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut sink = BufWriter::new(file);
+    let bar = ProgressBar::new(cases.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("recommending {bar:40} {pos}/{len} cases {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut errors, mut clamped) = (Vec::new(), 0_usize);
+    for case in &cases {
+        let r = model.recommend(&case.features, cap);
+        if let Some(given) = case.amount_fen {
+            errors.push((r.amount_fen - given).unsigned_abs());
+        }
+        clamped += usize::from(r.clamped.is_some());
+        let line = serde_json::json!({
+            "case_id": case.case_id,
+            "model_version": r.model_version,
+            "amount_fen": r.amount_fen,
+            "low_fen": r.low_fen,
+            "high_fen": r.high_fen,
+            "clamped": r.clamped,
+            "methods": r.methods.iter().map(|(method, probability)| serde_json::json!({
+                "method": method, "probability": probability,
+            })).collect::<Vec<_>>(),
+            "factors": r.factors.iter().map(|f| serde_json::json!({
+                "name": f.name, "fen": f.fen,
+            })).collect::<Vec<_>>(),
+            "similar": r.similar.iter().map(|s| serde_json::json!({
+                "case_id": s.case_id, "amount_fen": s.amount_fen,
+                "methods": s.methods, "distance": s.distance,
+            })).collect::<Vec<_>>(),
+            "given_amount_fen": case.amount_fen,
+            "given_methods": case.methods,
+        });
+        serde_json::to_writer(&mut sink, &line)?;
+        sink.write_all(b"\n")?;
+        bar.inc(1);
+    }
+    sink.flush()?;
+    bar.finish_and_clear();
+    println!(
+        "model {}: recommended for {} cases ({clamped} clamped to the cap)",
+        model.version,
+        cases.len()
+    );
+    if !errors.is_empty() {
+        let mean = errors.iter().map(|e| *e as f64).sum::<f64>() / errors.len() as f64;
+        println!(
+            "against the {} amounts given: mean absolute difference {mean:.0} fen",
+            errors.len()
+        );
+    }
     println!("wrote {}", args.out.display());
     Ok(())
 }
