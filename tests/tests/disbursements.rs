@@ -360,6 +360,51 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
     ] {
         assert!(metrics.contains(line), "{line} not in {metrics}");
     }
+    // The bank's statement shows the refused first attempt paid after all: the relief was paid
+    // by the second, so this is money to recover, reported and opened for finance (never
+    // dropped as a mere mismatch, never settled a second time).
+    let late = format!("{}:1", retried.disbursement_id);
+    let report = client
+        .import_statement(ImportStatementRequest {
+            request_id: "statement-late".to_owned(),
+            provider: "simulator".to_owned(),
+            format: StatementFormat::Csv as i32,
+            content: format!(
+                "value_date,bank_reference,idempotency_key,amount,direction\n\
+                 2026-12-01,LATE000001,{late},6000.00,DEBIT\n"
+            ),
+            control_count: 1,
+            control_total: Some(Money { fen: 600_000 }),
+            covers_until: String::new(),
+        })
+        .await?
+        .into_inner()
+        .report
+        .ok_or_else(|| anyhow::anyhow!("no report"))?;
+    assert_eq!((report.settled, report.matched), (0, 0), "{report:?}");
+    assert_eq!(
+        kinds_of(&report),
+        [(
+            MismatchKind::PaidNotRecorded as i32,
+            retried.disbursement_id.clone()
+        )]
+    );
+    let recoveries: Vec<(String, i64)> =
+        sqlx::query_as("SELECT bank_reference, fen FROM recoveries WHERE idempotency_key = $1")
+            .bind(&late)
+            .fetch_all(&pool)
+            .await?;
+    assert_eq!(recoveries, [("LATE000001".to_owned(), 600_000)]);
+    assert_eq!(
+        count_events(&pool, "DisbursementOverpaid", &retried.disbursement_id).await?,
+        1
+    );
+    assert_eq!(
+        balances(&mut client).await?,
+        (5_000_000 - 1_700_001, 200_000, 1_500_001),
+        "the budget is not charged twice"
+    );
+    ledger_balances(&pool).await?;
     second.stop().await;
     stop_all([payments, decisions, registry]).await;
     Ok(())

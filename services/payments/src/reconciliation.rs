@@ -539,6 +539,7 @@ async fn reconcile(
                 .push(mismatch(MismatchKind::OutsideJurisdiction, line, None));
             continue;
         }
+        let was_failed = attempt.is_some_and(|a| a.outcome == "failed");
         let outcome = match (line.direction, attempt) {
             (Direction::Debit, None) => {
                 report
@@ -564,16 +565,12 @@ async fn reconcile(
                     report.matched += 1;
                     continue;
                 }
-                "unknown" => Outcome::Paid {
+                // Unanswered, or recorded as failed yet paid by the bank: the disbursement
+                // decides (paid by this attempt if its money is still held, else an
+                // overpayment to recover).
+                _ => Outcome::Paid {
                     reference: line.bank_reference.clone(),
                 },
-                _ => {
-                    // Recorded as failed, yet the bank paid.
-                    report
-                        .mismatches
-                        .push(mismatch(MismatchKind::PaidNotRecorded, line, Some(a)));
-                    continue;
-                }
             },
             (Direction::Credit, Some(a)) if a.outcome == "paid" && a.fen == line.fen => {
                 Outcome::Returned {
@@ -615,13 +612,18 @@ async fn reconcile(
                 report.matched += 1;
             }
             Recorded::Reversed => report.reversed += 1,
-            // Another attempt (or a cancel) came first meanwhile: the bank paid twice.
+            // An attempt recorded as failed that the bank paid after all, or an unanswered
+            // one whose disbursement another attempt (or a cancel) settled meanwhile: the bank
+            // paid what it should not have, and a recovery is open.
             Recorded::Overpaid => {
-                report.mismatches.push(mismatch(
-                    MismatchKind::PaidTwice,
-                    line,
-                    known.get(&line.idempotency_key),
-                ));
+                let kind = if was_failed {
+                    MismatchKind::PaidNotRecorded
+                } else {
+                    MismatchKind::PaidTwice
+                };
+                report
+                    .mismatches
+                    .push(mismatch(kind, line, known.get(&line.idempotency_key)));
             }
             Recorded::Nothing | Recorded::Failed => report.matched += 1,
         }
