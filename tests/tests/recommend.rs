@@ -68,19 +68,24 @@ fn a_trained_model_recommends_for_every_case_of_a_file() -> TestResult {
         object.remove("amount_fen");
         object.remove("methods");
     }
+    let predict = |extra: &[&str]| {
+        let mut args = vec![
+            "recommend",
+            "predict",
+            "--cases",
+            &cases,
+            "--model",
+            &model,
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        jiuzhu(&args)
+    };
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&cases, &text)?;
 
-    let (ok, said) = jiuzhu(&[
-        "recommend",
-        "predict",
-        "--cases",
-        &cases,
-        "--model",
-        &model,
-        "--out",
-        &out,
-    ])?;
+    let (ok, said) = predict(&[])?;
     assert!(ok, "{said}");
     assert!(said.contains("recommended for 7 cases"), "{said}");
     assert!(said.contains("against the 5 amounts given"), "{said}");
@@ -109,18 +114,7 @@ fn a_trained_model_recommends_for_every_case_of_a_file() -> TestResult {
     assert!(predicted[6]["given_amount_fen"].is_null());
 
     // A cap clamps every amount above it, and says so.
-    let (ok, said) = jiuzhu(&[
-        "recommend",
-        "predict",
-        "--cases",
-        &cases,
-        "--model",
-        &model,
-        "--out",
-        &out,
-        "--cap-fen",
-        "100000",
-    ])?;
+    let (ok, said) = predict(&["--cap-fen", "100000"])?;
     assert!(ok, "{said}");
     for p in std::fs::read_to_string(&out)?.lines() {
         let p: serde_json::Value = serde_json::from_str(p)?;
@@ -142,16 +136,7 @@ fn a_trained_model_recommends_for_every_case_of_a_file() -> TestResult {
     let broken: String = bad.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&cases, broken)?;
     std::fs::remove_file(&out)?;
-    let (ok, said) = jiuzhu(&[
-        "recommend",
-        "predict",
-        "--cases",
-        &cases,
-        "--model",
-        &model,
-        "--out",
-        &out,
-    ])?;
+    let (ok, said) = predict(&[])?;
     assert!(!ok);
     assert!(
         said.contains("line 2") && said.contains("wage_fen"),
