@@ -82,12 +82,18 @@ fn a_trained_model_recommends_for_every_case_of_a_file() -> TestResult {
         args.extend_from_slice(extra);
         jiuzhu(&args)
     };
+    // A field the model does not use (a protected attribute) is said to be left out.
+    lines[0]["gender"] = serde_json::json!("female");
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&cases, &text)?;
 
     let (ok, said) = predict(&[])?;
     assert!(ok, "{said}");
     assert!(said.contains("recommended for 7 cases"), "{said}");
+    assert!(
+        said.contains("fields the model does not use, left out: gender"),
+        "{said}"
+    );
     assert!(said.contains("against the 5 amounts given"), "{said}");
     let predicted: Vec<serde_json::Value> = std::fs::read_to_string(&out)?
         .lines()

@@ -76,10 +76,52 @@ fn case_from<T: DeserializeOwned>(value: serde_json::Value) -> anyhow::Result<T>
     }
 }
 
-fn read_csv<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
+/// The fields a history or case file may carry (the rest are reported, not used).
+fn known_fields() -> std::collections::BTreeSet<String> {
+    let case = PastCase {
+        case_id: String::new(),
+        features: CaseFeatures::default(),
+        amount_fen: 0,
+        methods: Vec::new(),
+        outcome: Some(Default::default()),
+    };
+    match serde_json::to_value(case) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Default::default(),
+    }
+}
+
+/// Cases read from a file, and the fields the file had that the model does not use.
+struct Read<T> {
+    cases: Vec<T>,
+    unused: std::collections::BTreeSet<String>,
+}
+
+impl<T> Read<T> {
+    /// Says on stderr which fields were left out: a field such as gender or age is never an
+    /// input, and the user should know it was not silently taken.
+    fn report_unused(&self, path: &Path) {
+        if !self.unused.is_empty() {
+            let names: Vec<&str> = self.unused.iter().map(String::as_str).collect();
+            eprintln!(
+                "{}: fields the model does not use, left out: {}",
+                path.display(),
+                names.join(", ")
+            );
+        }
+    }
+}
+
+fn read_csv<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Read<T>> {
     let mut reader =
         csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
     let headers = reader.headers()?.clone();
+    let known = known_fields();
+    let unused = headers
+        .iter()
+        .filter(|h| !known.contains(*h))
+        .map(str::to_owned)
+        .collect();
     let mut cases = Vec::new();
     for (n, row) in reader.records().enumerate() {
         let line = n + 2;
@@ -108,10 +150,10 @@ fn read_csv<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
             .with_context(|| format!("{} line {line}", path.display()))?;
         cases.push(case);
     }
-    Ok(cases)
+    Ok(Read { cases, unused })
 }
 
-fn read_history<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
+fn read_history<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Read<T>> {
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
@@ -119,19 +161,29 @@ fn read_history<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
         return read_csv(path);
     }
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut cases = Vec::new();
+    let known = known_fields();
+    let mut read = Read {
+        cases: Vec::new(),
+        unused: Default::default(),
+    };
     for (n, line) in BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("{} line {}", path.display(), n + 1))?;
         if line.trim().is_empty() {
             continue;
         }
-        let case: T = serde_json::from_str(&line)
+        let case: T = serde_json::from_str::<serde_json::Value>(&line)
             .map_err(anyhow::Error::from)
-            .and_then(case_from)
+            .and_then(|value| {
+                if let Some(fields) = value.as_object() {
+                    read.unused
+                        .extend(fields.keys().filter(|k| !known.contains(*k)).cloned());
+                }
+                case_from(value)
+            })
             .with_context(|| format!("{} line {}", path.display(), n + 1))?;
-        cases.push(case);
+        read.cases.push(case);
     }
-    Ok(cases)
+    Ok(read)
 }
 
 pub fn train(args: TrainArgs) -> anyhow::Result<()> {
@@ -139,7 +191,9 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         (0.01..=0.5).contains(&args.holdout),
         "--holdout must be between 0.01 and 0.5"
     );
-    let mut cases: Vec<PastCase> = read_history(&args.history)?;
+    let read: Read<PastCase> = read_history(&args.history)?;
+    read.report_unused(&args.history);
+    let mut cases = read.cases;
     let held = ((cases.len() as f64) * args.holdout).round() as usize;
     let held_out = cases.split_off(cases.len().saturating_sub(held));
     let version = args.version.unwrap_or_else(|| {
@@ -252,7 +306,9 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
             args.model.display()
         )
     })?;
-    let cases: Vec<CaseToPredict> = read_history(&args.cases)?;
+    let read: Read<CaseToPredict> = read_history(&args.cases)?;
+    read.report_unused(&args.cases);
+    let cases = read.cases;
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut sink = BufWriter::new(file);
