@@ -121,6 +121,29 @@ fn parties_are_linked_accurately_with_explanations() -> TestResult {
         precision > 0.95 && recall > 0.95,
         "precision {precision}, recall {recall}"
     );
+    // The parties carry their truth: the command evaluates itself, and agrees with this count.
+    assert!(
+        stderr.contains(&format!(
+            "at match (p >= 0.95): precision {precision:.3}, recall {recall:.3}"
+        )),
+        "{stderr}"
+    );
+    let deciles: Vec<&str> = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("probability  parties"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("at "))
+        .collect();
+    let parties_in_table: usize = deciles
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<usize>().ok())
+        })
+        .sum::<Option<usize>>()
+        .ok_or_else(|| anyhow::anyhow!("unreadable reliability table: {stderr}"))?;
+    assert_eq!(parties_in_table, 600, "every party in one decile: {stderr}");
 
     // A parties file without party_id is refused by name.
     std::fs::write(dir.join("bad.csv"), "name,birth_date\n王秀英,1949-12-31\n")?;

@@ -1,7 +1,10 @@
 //! `jiuzhu link`: batch linkage of case parties against a registry extract, for back-fills and
 //! evaluation. The model's m/u probabilities are estimated from the files themselves (EM over
 //! the candidate pairs, pairs sharing a valid resident id held as matches), then every party
-//! gets its best registry person, a match probability, a decision and an explanation.
+//! gets its best registry person, a match probability, a decision and an explanation. Parties
+//! that carry their `true_person_id` (as `jiuzhu gen parties` writes) are also evaluated: a
+//! reliability table by decile of probability (does 0.95 mean 95%?) and precision, recall and F1
+//! at both thresholds.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,7 +25,7 @@ pub struct LinkArgs {
     #[arg(long)]
     registry: PathBuf,
     /// Case parties: party_id, case_no, name, id_number, gender, birth_date, phone, region_code,
-    /// address, role.
+    /// address, role; with true_person_id (empty: not registered) the linkage is evaluated.
     #[arg(long)]
     parties: PathBuf,
     /// Output: party_id, person_id, score, decision, explanation.
@@ -79,11 +82,19 @@ impl Table {
         ))
     }
 
+    fn has(&self, column: &str) -> bool {
+        self.columns
+            .iter()
+            .any(|(name, index)| *name == column && index.is_some())
+    }
+
     fn require(&self, column: &str) -> anyhow::Result<()> {
-        match self.columns.iter().find(|(name, _)| *name == column) {
-            Some((_, Some(_))) => Ok(()),
-            _ => anyhow::bail!("{}: no `{column}` column", self.path.display()),
-        }
+        anyhow::ensure!(
+            self.has(column),
+            "{}: no `{column}` column",
+            self.path.display()
+        );
+        Ok(())
     }
 
     fn get<'r>(&self, row: &'r csv::StringRecord, column: &str) -> &'r str {
@@ -112,7 +123,7 @@ const REGISTRY_COLUMNS: [(&str, &[&str]); 9] = [
     ("village", &["village"]),
 ];
 
-const PARTY_COLUMNS: [(&str, &[&str]); 8] = [
+const PARTY_COLUMNS: [(&str, &[&str]); 9] = [
     ("party_id", &["party_id"]),
     ("name", &["name"]),
     ("id_number", &["id_number"]),
@@ -121,6 +132,7 @@ const PARTY_COLUMNS: [(&str, &[&str]); 8] = [
     ("phone", &["phone"]),
     ("region_code", &["region_code"]),
     ("address", &["address"]),
+    ("true_person_id", &["true_person_id"]),
 ];
 
 fn progress(quiet: bool, total: u64, what: &str, template: &str) -> ProgressBar {
@@ -194,6 +206,8 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     parties.require("party_id")?;
     parties.require("name")?;
     let mut normalised: Vec<(String, Normalised)> = Vec::new();
+    let evaluated = parties.has("true_person_id");
+    let mut truth: std::collections::HashMap<String, String> = Default::default();
     for (n, row) in rows.records().enumerate() {
         let row = row.with_context(|| parties.line_error(n + 2))?;
         let get = |c| parties.get(&row, c);
@@ -208,6 +222,9 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
             township: "",
             village: &village,
         });
+        if evaluated {
+            truth.insert(get("party_id").to_owned(), get("true_person_id").to_owned());
+        }
         normalised.push((get("party_id").to_owned(), party));
     }
 
@@ -232,7 +249,8 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     );
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = normalised.len().div_ceil(threads).max(1);
-    let rows: Vec<Vec<[String; 5]>> = std::thread::scope(|scope| {
+    // Each party's row and its best candidate (kept for the evaluation even when not linked).
+    let rows: Vec<Vec<([String; 5], String)>> = std::thread::scope(|scope| {
         let workers: Vec<_> = normalised
             .chunks(chunk)
             .map(|part| {
@@ -245,25 +263,31 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
                             match best {
                                 Some(c) => {
                                     let decision = thresholds.decide(c.score.probability);
+                                    (
+                                        [
+                                            party_id.clone(),
+                                            if decision == Decision::None {
+                                                String::new()
+                                            } else {
+                                                c.person_id.to_owned()
+                                            },
+                                            format!("{:.4}", c.score.probability),
+                                            decision_name(decision).to_owned(),
+                                            c.score.explanation(),
+                                        ],
+                                        c.person_id.to_owned(),
+                                    )
+                                }
+                                None => (
                                     [
                                         party_id.clone(),
-                                        if decision == Decision::None {
-                                            String::new()
-                                        } else {
-                                            c.person_id.to_owned()
-                                        },
-                                        format!("{:.4}", c.score.probability),
-                                        decision_name(decision).to_owned(),
-                                        c.score.explanation(),
-                                    ]
-                                }
-                                None => [
-                                    party_id.clone(),
+                                        String::new(),
+                                        "0.0000".to_owned(),
+                                        "none".to_owned(),
+                                        "no registry person shares a blocking key".to_owned(),
+                                    ],
                                     String::new(),
-                                    "0.0000".to_owned(),
-                                    "none".to_owned(),
-                                    "no registry person shares a blocking key".to_owned(),
-                                ],
+                                ),
                             }
                         })
                         .collect()
@@ -282,7 +306,7 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     let mut out = csv::Writer::from_writer(std::io::BufWriter::new(file));
     out.write_record(["party_id", "person_id", "score", "decision", "explanation"])?;
     let mut counts = [0usize; 3];
-    for row in rows.iter().flatten() {
+    for (row, _) in rows.iter().flatten() {
         counts[match row[3].as_str() {
             "match" => 0,
             "review" => 1,
@@ -303,7 +327,80 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         counts[2],
         args.out.display()
     )?;
+    if evaluated {
+        let scored: Vec<Scored> = rows
+            .iter()
+            .flatten()
+            .map(|(row, best)| {
+                let truth = truth.get(&row[0]).map_or("", String::as_str);
+                Scored {
+                    probability: row[2].parse().unwrap_or(0.0),
+                    right: !best.is_empty() && best == truth,
+                    decision: row[3].clone(),
+                }
+            })
+            .collect();
+        let registered = truth.values().filter(|t| !t.is_empty()).count();
+        write!(stderr, "{}", evaluation(&scored, registered, &thresholds))?;
+    }
     Ok(())
+}
+
+/// A party's best candidate: its probability, whether it is the true person, the decision.
+struct Scored {
+    probability: f64,
+    right: bool,
+    decision: String,
+}
+
+/// The reliability table by decile of probability (parties, mean probability, share whose best
+/// candidate is the true person, and the gap) and precision, recall and F1 at both thresholds.
+/// `registered`: parties that have a true person.
+fn evaluation(scored: &[Scored], registered: usize, thresholds: &Thresholds) -> String {
+    let mut text = String::from(
+        "reliability by decile of probability (best candidate is the true person):\n\
+         probability  parties  mean predicted  observed     gap\n",
+    );
+    for decile in 0..10 {
+        let low = f64::from(decile) / 10.0;
+        let inside: Vec<&Scored> = scored
+            .iter()
+            .filter(|s| ((s.probability * 10.0).floor() as i32).clamp(0, 9) == decile)
+            .collect();
+        if inside.is_empty() {
+            continue;
+        }
+        let n = inside.len() as f64;
+        let predicted = inside.iter().map(|s| s.probability).sum::<f64>() / n;
+        let observed = inside.iter().filter(|s| s.right).count() as f64 / n;
+        text.push_str(&format!(
+            "{low:.1}–{:.1}  {:>9}  {predicted:>14.3}  {observed:>8.3}  {:>+6.3}\n",
+            low + 0.1,
+            inside.len(),
+            observed - predicted
+        ));
+    }
+    for (name, threshold, decisions) in [
+        ("match", thresholds.automatic, &["match"][..]),
+        (
+            "match or review",
+            thresholds.review,
+            &["match", "review"][..],
+        ),
+    ] {
+        let linked: Vec<&Scored> = scored
+            .iter()
+            .filter(|s| decisions.contains(&s.decision.as_str()))
+            .collect();
+        let right = linked.iter().filter(|s| s.right).count() as f64;
+        let precision = right / (linked.len() as f64).max(1.0);
+        let recall = right / (registered as f64).max(1.0);
+        let f1 = 2.0 * precision * recall / (precision + recall).max(f64::MIN_POSITIVE);
+        text.push_str(&format!(
+            "at {name} (p >= {threshold}): precision {precision:.3}, recall {recall:.3}, F1 {f1:.3}\n"
+        ));
+    }
+    text
 }
 
 fn decision_name(decision: Decision) -> &'static str {
