@@ -250,7 +250,7 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = normalised.len().div_ceil(threads).max(1);
     // Each party's row and its best candidate (kept for the evaluation even when not linked).
-    let rows: Vec<Vec<([String; 5], String)>> = std::thread::scope(|scope| {
+    let rows: Vec<Vec<([String; 5], String)>> = std::thread::scope(|scope| -> anyhow::Result<_> {
         let workers: Vec<_> = normalised
             .chunks(chunk)
             .map(|part| {
@@ -294,11 +294,15 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
                 })
             })
             .collect();
+        // A worker that failed would leave its parties out of the file: refuse instead.
         workers
             .into_iter()
-            .map(|w| w.join().unwrap_or_default())
+            .map(|w| {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a linkage worker stopped; nothing was written"))
+            })
             .collect()
-    });
+    })?;
     bar.finish_and_clear();
 
     let file = std::fs::File::create(&args.out)
