@@ -111,8 +111,6 @@ pub struct UnitOfWork<'s> {
     /// Every event appended, written or not; those from `written` on are still to be written.
     appended: Vec<PendingEvent>,
     written: usize,
-    /// A copy of `appended`'s events for [`UnitOfWork::appended`].
-    events: Vec<StoredEvent>,
 }
 
 /// The unit's connection: plain until the command first needs a transaction.
@@ -153,7 +151,6 @@ impl<'s> UnitOfWork<'s> {
             request,
             appended: Vec::new(),
             written: 0,
-            events: Vec::new(),
         }))
     }
 
@@ -195,20 +192,10 @@ impl<'s> UnitOfWork<'s> {
     /// false if the claim was refused.
     async fn write(&mut self, claim: Option<Claim>) -> Result<bool, StoreError> {
         let store = self.store;
-        let conn = match &mut self.link {
-            Link::Plain(conn) => &mut **conn,
-            Link::Tx(tx) => &mut **tx,
-            Link::Lost => return Err(lost()),
-        };
-        let mut writes = [Write {
-            events: self.appended.split_off(self.written),
-            claim,
-        }];
-        let done = store.write_in(conn, &mut writes).await;
+        let events = self.appended.split_off(self.written);
+        let mut writes = [Write { events, claim }];
+        let done = store.write_in(self.link_connection()?, &mut writes).await;
         let [write] = writes;
-        for (copy, pending) in self.events[self.written..].iter_mut().zip(&write.events) {
-            copy.position = pending.event.position;
-        }
         self.appended.extend(write.events);
         let claimed = done?.first().copied().unwrap_or(false);
         if claimed {
@@ -322,7 +309,6 @@ impl<'s> UnitOfWork<'s> {
         );
         let trace_context = serde_json::to_value(jiuzhu_telemetry::current_context_to_map())
             .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
-        self.events.extend(stamped.iter().cloned());
         self.appended
             .extend(stamped.into_iter().map(|event| PendingEvent {
                 event,
@@ -398,7 +384,6 @@ impl<'s> UnitOfWork<'s> {
             .execute(self.link_connection()?)
             .await?;
         self.appended.truncate(keep_events);
-        self.events.truncate(keep_events);
         self.written = self.written.min(keep_events);
         Ok(())
     }
@@ -423,8 +408,8 @@ impl<'s> UnitOfWork<'s> {
     }
 
     /// Events appended so far in this unit of work (positions are known once written).
-    pub fn appended(&self) -> &[StoredEvent] {
-        &self.events
+    pub fn appended(&self) -> impl ExactSizeIterator<Item = &StoredEvent> {
+        self.appended.iter().map(|pending| &pending.event)
     }
 }
 
