@@ -15,7 +15,7 @@
 //! 儿媳, 孙子, 孙女, 父, 母); a head born before 1969 lives with grown children and
 //! grandchildren, a younger one with children and parents. Clan males use the generation
 //! character (80% if born before 1980, 60% before 2000, 35% after), females 15–25%; other names
-//! come 65% from era lists that repeat a lot (秀英, 桂兰, 建华, 伟, 丽, 浩然, 梓涵 …). 2% of
+//! come 45% from era lists that repeat a lot (秀英, 桂兰, 建华, 伟, 丽, 浩然, 梓涵 …). 2% of
 //! births are twins (same date, paired names such as 德龙/德虎). 25% of people born before 1960
 //! (6% of 1960s births) carry a hukou default date (YYYY-01-01, or 5%/2% YYYY-07-01) in the
 //! registry and in their resident id, while case files may hold the true date. Married-in wives
@@ -176,12 +176,13 @@ impl<T: Copy> Weighted<T> {
     }
 }
 
-/// Zipf-like weights for a list ordered from the most common.
+/// Zipf-like weights (flattened: the top name of a cohort is a few per cent of it) for a list
+/// ordered from the most common.
 fn zipf(list: &'static [&'static str]) -> Weighted<&'static str> {
     Weighted::new(
         list.iter()
             .enumerate()
-            .map(|(i, s)| (*s, 1000 / (i as u64 + 2))),
+            .map(|(i, s)| (*s, 1000 / (i as u64 + 10))),
     )
 }
 
@@ -1116,7 +1117,7 @@ impl Gen<'_> {
                     second = *rng.pick(pool);
                 }
                 (format!("{g}{second}"), Some(g), false)
-            } else if rng.chance(0.65) {
+            } else if rng.chance(0.45) {
                 let era = match year {
                     y if y < 1960 => 0,
                     y if y < 1980 => 1,
