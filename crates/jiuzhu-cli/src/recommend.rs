@@ -202,13 +202,16 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
         )
     });
-    let bar = ProgressBar::new(cases.len() as u64);
+    let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("training {bar:40} {pos}/{len} cases {elapsed}")
+        ProgressStyle::with_template("boosting {bar:40} round {pos}/{len} (stops early) {elapsed}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let model = Recommender::train(&cases, &version, |done, _| bar.set_position(done as u64))?;
+    let model = Recommender::train(&cases, &version, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
     bar.finish_and_clear();
     let trained_in = started.elapsed();
     let baseline = Baseline::fit(&cases);
@@ -242,12 +245,30 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         held_out.len(),
         evaluation.held_out
     );
+    println!("amount model: {}", evaluation.amount_model);
+    if let Some(trees) = model.trees() {
+        for tried in &trees.tried {
+            println!(
+                "  target {}: {} rounds, validation MAE {:.0} fen{}",
+                tried.target.label(),
+                tried.rounds,
+                tried.validation_mae_fen,
+                if tried.target == trees.target {
+                    " (chosen)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
     println!(
-        "amount MAE: model {:.0} fen, nearest cases {:.0} fen, baseline {:.0} fen ({:.0}% of the baseline's error)",
+        "amount MAE on held-out cases: model {:.0} fen, ridge {:.0} fen, nearest cases {:.0} fen, baseline {:.0} fen (the model's error is {:.0}% of the baseline's, {:.0}% of the ridge's)",
         evaluation.amount_mae_fen,
+        evaluation.ridge_amount_mae_fen,
         evaluation.neighbour_amount_mae_fen,
         evaluation.baseline_amount_mae_fen,
-        100.0 * evaluation.amount_mae_fen / evaluation.baseline_amount_mae_fen.max(1.0)
+        100.0 * evaluation.amount_mae_fen / evaluation.baseline_amount_mae_fen.max(1.0),
+        100.0 * evaluation.amount_mae_fen / evaluation.ridge_amount_mae_fen.max(1.0)
     );
     println!(
         "method F1: model {:.3}, baseline {:.3}",
@@ -327,10 +348,12 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         let line = serde_json::json!({
             "case_id": case.case_id,
             "model_version": r.model_version,
+            "amount_model": r.amount_model,
             "amount_fen": r.amount_fen,
             "low_fen": r.low_fen,
             "high_fen": r.high_fen,
             "clamped": r.clamped,
+            "base_fen": r.base_fen,
             "methods": r.methods.iter().map(|(method, probability)| serde_json::json!({
                 "method": method, "probability": probability,
             })).collect::<Vec<_>>(),

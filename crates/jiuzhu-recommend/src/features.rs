@@ -128,7 +128,78 @@ impl CaseFeatures {
         ]);
         x
     }
+
+    /// The tree model's input vector (see [`TREE_INPUTS`]).
+    pub fn tree_vector(&self) -> Vec<f64> {
+        let wage = self.wage();
+        let yuan = |fen: i64| fen.max(0) as f64 / 100.0;
+        let mut x: Vec<f64> = CATEGORIES
+            .iter()
+            .map(|c| flag(*c == self.category))
+            .collect();
+        let severity = if (1..=10).contains(&self.disability_grade) {
+            f64::from(11 - self.disability_grade) / 10.0
+        } else {
+            0.0
+        };
+        let line = (self.minimum_line_fen.max(1) * 12) as f64;
+        x.extend([
+            flag(self.deceased),
+            flag(self.serious_injury),
+            severity,
+            against_wage(self.medical_costs_fen, wage),
+            yuan(self.medical_costs_fen),
+            against_wage(self.property_loss_fen, wage),
+            yuan(self.property_loss_fen),
+            against_wage(self.compensation_received_fen, wage),
+            yuan(self.compensation_received_fen),
+            flag(self.minor_fault),
+            self.income_per_head_fen.max(0) as f64 / line,
+            f64::from(self.household_size),
+            f64::from(self.dependants),
+            f64::from(self.minors),
+            flag(self.registered_poor),
+            flag(self.monitored),
+            flag(self.minimum_living),
+        ]);
+        x
+    }
 }
+
+/// The tree model's inputs, in order, each with the factor it is reported under (a factor may
+/// have several inputs: money both against the wage and in yuan, because relief rules have
+/// steps of both kinds, e.g. a medical deductible in yuan). The region's own levels (wage,
+/// minimum line, region code) are never inputs on their own: they would identify the county
+/// and let the model carry a county's historic treatment (see the fairness report).
+pub const TREE_INPUTS: [(&str, &str); 24] = [
+    ("category serious_injury_unpaid", "category"),
+    ("category urgent_medical", "category"),
+    ("category dependant_of_killed", "category"),
+    ("category property_loss_hardship", "category"),
+    ("category retaliation", "category"),
+    ("category civil_injury_uncompensated", "category"),
+    ("category other_in_need", "category"),
+    ("victim died", "victim died"),
+    ("serious injury", "serious injury"),
+    ("disability severity", "disability severity"),
+    ("medical costs in wages", "medical costs"),
+    ("medical costs in yuan", "medical costs"),
+    ("property loss in wages", "property loss"),
+    ("property loss in yuan", "property loss"),
+    ("compensation in wages", "compensation received"),
+    ("compensation in yuan", "compensation received"),
+    ("minor fault", "minor fault"),
+    (
+        "income against the minimum line",
+        "income against the minimum line",
+    ),
+    ("household size", "household size"),
+    ("dependants", "dependants"),
+    ("minors", "minors"),
+    ("registered poor", "registered poor"),
+    ("monitored", "monitored"),
+    ("minimum living allowance", "minimum living allowance"),
+];
 
 /// A decided past case: what it was, what was given.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -6,12 +6,14 @@
 //! cases with a documented truth for tests and demos.
 
 pub mod features;
+pub mod gbm;
 pub mod generate;
 pub mod model;
 
 pub use features::{CATEGORIES, CaseFeatures, METHODS, PastCase};
 pub use model::{
-    Baseline, Evaluation, Factor, Recommendation, Recommender, Similar, TrainError, evaluate,
+    AmountTrees, Baseline, Evaluation, Factor, Learner, MODEL_FORMAT, Recommendation, Recommender,
+    Similar, Target, TargetTried, TrainError, TrainOptions, evaluate,
 };
 
 #[cfg(test)]
@@ -92,6 +94,86 @@ mod tests {
                 "{months} months at a wage of {wage}"
             );
         }
+    }
+
+    /// Every factor is an exact share: the base plus the factors is the amount, to the fen,
+    /// for the trees and for the ridge.
+    #[test]
+    fn factors_add_up_to_the_amount_to_the_fen() {
+        let (train, held_out) = split();
+        let ridge_only = TrainOptions {
+            learner: Learner::Ridge,
+            ..TrainOptions::default()
+        };
+        for options in [TrainOptions::default(), ridge_only] {
+            let Ok(model) = Recommender::train_with(&train, "sum", &options, |_, _| {}) else {
+                panic!("training failed");
+            };
+            for case in held_out.iter().take(200) {
+                let r = model.recommend(&case.features, i64::MAX);
+                let total: i64 = r.factors.iter().map(|f| f.fen).sum();
+                if r.amount_fen > 0 {
+                    assert_eq!(r.base_fen + total, r.amount_fen, "{r:?}");
+                }
+                assert!(
+                    r.factors
+                        .windows(2)
+                        .all(|w| w[0].fen.abs() >= w[1].fen.abs())
+                );
+            }
+        }
+    }
+
+    /// The trees learn what the ridge cannot (the generator's minor-fault factor multiplies
+    /// everything, and amounts are floored and capped): a lower held-out error.
+    #[test]
+    fn the_trees_do_better_than_the_ridge_they_keep_as_reference() {
+        let (train, held_out) = split();
+        let Ok(model) = Recommender::train(&train, "trees", |_, _| {}) else {
+            panic!("training failed");
+        };
+        let evaluation = evaluate(&model, &Baseline::fit(&train), &held_out);
+        assert!(evaluation.amount_model.contains("trees"), "{evaluation:?}");
+        assert!(
+            evaluation.amount_mae_fen < 0.95 * evaluation.ridge_amount_mae_fen,
+            "{evaluation:?}"
+        );
+    }
+
+    /// A format 1 file (ridge only, no `format`) still loads and recommends; a newer format
+    /// is refused with a message that says what to do.
+    #[test]
+    fn old_model_files_load_and_newer_ones_are_refused_clearly() {
+        let (train, held_out) = split();
+        let ridge_only = TrainOptions {
+            learner: Learner::Ridge,
+            ..TrainOptions::default()
+        };
+        let Ok(model) = Recommender::train_with(&train, "old", &ridge_only, |_, _| {}) else {
+            panic!("training failed");
+        };
+        let Ok(serde_json::Value::Object(mut fields)) = serde_json::to_value(&model) else {
+            panic!("a model is an object");
+        };
+        fields.remove("format");
+        let old = serde_json::Value::Object(fields.clone());
+        let loaded: Result<Recommender, _> = serde_json::from_value(old);
+        let Ok(loaded) = loaded else {
+            panic!("a format 1 file did not load: {loaded:?}");
+        };
+        assert_eq!(loaded.format, 1);
+        assert_eq!(
+            loaded.recommend(&held_out[0].features, i64::MAX),
+            model.recommend(&held_out[0].features, i64::MAX)
+        );
+        fields.insert("format".to_owned(), serde_json::json!(MODEL_FORMAT + 1));
+        let newer: Result<Recommender, _> =
+            serde_json::from_value(serde_json::Value::Object(fields));
+        let message = newer.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("newer than this program reads") && message.contains("retrain"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -1,19 +1,29 @@
-//! The recommender: ridge regression on months of wage for the amount (so every amount comes
-//! with the factors that moved it), the nearest past cases for the methods and as precedents,
-//! and a baseline (median by category and province) it must beat.
+//! The recommender: gradient-boosted trees on months of wage (or their log, whichever does
+//! better on a validation split) for the amount, explained per case by each factor's exact
+//! Shapley contribution; a ridge regression kept as a reference (and for models of format 1);
+//! the nearest past cases for the methods and as precedents; and a baseline (median by
+//! category and province) that every model must beat.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::{CaseFeatures, METHODS, PastCase, feature_names};
+use crate::features::{CaseFeatures, METHODS, PastCase, TREE_INPUTS, feature_names};
+use crate::gbm;
+use crate::generate::Seeded;
 
+/// The model file's format. 1: ridge only (files without `format`); 2: trees for the amount.
+pub const MODEL_FORMAT: u32 = 2;
 /// Neighbours that vote on the methods.
 const NEIGHBOURS: usize = 15;
 /// Precedents shown with a recommendation.
 const PRECEDENTS: usize = 5;
 /// Ridge penalty on standardised inputs.
 const LAMBDA: f64 = 1.0;
+/// Months below this are raised to it before taking the log (a zero amount has none).
+const LOG_FLOOR_MONTHS: f64 = 0.01;
+/// Training cases below which no validation split is kept (too few to spare).
+const VALIDATE_FROM: usize = 200;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TrainError {
@@ -21,6 +31,96 @@ pub enum TrainError {
     TooFew(usize),
     #[error("past case {case}: {reason}")]
     BadCase { case: String, reason: String },
+    #[error("boosting: {0}")]
+    Trees(#[from] gbm::GbmError),
+    #[error("training options: {0}")]
+    Options(String),
+}
+
+/// What the trees learn: months of wage, or their logarithm (errors then count as ratios,
+/// which suits amounts whose spread grows with their size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Months,
+    LogMonths,
+}
+
+impl Target {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Months => "months of wage",
+            Self::LogMonths => "log months of wage",
+        }
+    }
+
+    fn encode(self, months: f64) -> f64 {
+        match self {
+            Self::Months => months,
+            Self::LogMonths => months.max(LOG_FLOOR_MONTHS).ln(),
+        }
+    }
+
+    fn decode(self, value: f64) -> f64 {
+        match self {
+            Self::Months => value,
+            Self::LogMonths => value.exp(),
+        }
+    }
+}
+
+/// Which model gives the amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learner {
+    Trees,
+    Ridge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    pub learner: Learner,
+    /// `None`: both targets are tried and the lower validation error in fen is kept.
+    pub target: Option<Target>,
+    pub trees: gbm::Params,
+    /// Share of the training cases held back to stop boosting and choose the target.
+    pub validation_share: f64,
+    pub seed: u64,
+    /// Per-case factor on the historic amount before learning (1 = as given), e.g. to undo a
+    /// group's historic cut (see `fairness`); precedents still show what was given.
+    pub target_factors: Option<Vec<f64>>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            learner: Learner::Trees,
+            target: None,
+            trees: gbm::Params::default(),
+            validation_share: 0.1,
+            seed: 1,
+            target_factors: None,
+        }
+    }
+}
+
+/// A target tried while training the trees, and how it did on the validation split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetTried {
+    pub target: Target,
+    pub rounds: usize,
+    pub validation_mae_fen: f64,
+}
+
+/// The tree model of the amount.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AmountTrees {
+    pub target: Target,
+    pub ensemble: gbm::Ensemble,
+    pub tried: Vec<TargetTried>,
+    /// 10th and 90th percentile of the validation error: months added (months target) or a
+    /// factor on the amount (log target).
+    low: f64,
+    high: f64,
 }
 
 /// A past case kept for similarity: standardised inputs and what was given.
@@ -40,7 +140,10 @@ struct Precedent {
 
 /// A trained model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "Stored")]
 pub struct Recommender {
+    /// See [`MODEL_FORMAT`].
+    pub format: u32,
     pub version: String,
     pub trained_on: usize,
     names: Vec<String>,
@@ -48,13 +151,89 @@ pub struct Recommender {
     scale: Vec<f64>,
     coefficients: Vec<f64>,
     intercept: f64,
-    /// 10th and 90th percentile of the training residuals, in months.
+    /// 10th and 90th percentile of the ridge's training residuals, in months.
     residual_low: f64,
     residual_high: f64,
+    /// The amount model; a model without trees recommends the ridge's amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trees: Option<AmountTrees>,
     precedents: Vec<Precedent>,
 }
 
-/// A factor that moved the amount (fen above or below the average case).
+/// A model file as stored: any format this program knows, checked before use.
+#[derive(Deserialize)]
+struct Stored {
+    /// Absent in format 1 files.
+    #[serde(default)]
+    format: u32,
+    version: String,
+    trained_on: usize,
+    names: Vec<String>,
+    mean: Vec<f64>,
+    scale: Vec<f64>,
+    coefficients: Vec<f64>,
+    intercept: f64,
+    residual_low: f64,
+    residual_high: f64,
+    #[serde(default)]
+    trees: Option<AmountTrees>,
+    precedents: Vec<Precedent>,
+}
+
+impl TryFrom<Stored> for Recommender {
+    type Error = String;
+
+    fn try_from(stored: Stored) -> Result<Self, String> {
+        let format = stored.format.max(1);
+        if format > MODEL_FORMAT {
+            return Err(format!(
+                "model format {format} is newer than this program reads (up to {MODEL_FORMAT}); \
+                 use a newer jiuzhu or retrain the model"
+            ));
+        }
+        let width = feature_names().len();
+        if [
+            stored.names.len(),
+            stored.mean.len(),
+            stored.scale.len(),
+            stored.coefficients.len(),
+        ]
+        .iter()
+        .any(|n| *n != width)
+        {
+            return Err(format!(
+                "the model's ridge has {} inputs, this program's {width}; retrain the model",
+                stored.coefficients.len()
+            ));
+        }
+        if let Some(trees) = &stored.trees
+            && trees.ensemble.inputs != TREE_INPUTS.len()
+        {
+            return Err(format!(
+                "the model's trees have {} inputs, this program's {}; retrain the model",
+                trees.ensemble.inputs,
+                TREE_INPUTS.len()
+            ));
+        }
+        Ok(Self {
+            format,
+            version: stored.version,
+            trained_on: stored.trained_on,
+            names: stored.names,
+            mean: stored.mean,
+            scale: stored.scale,
+            coefficients: stored.coefficients,
+            intercept: stored.intercept,
+            residual_low: stored.residual_low,
+            residual_high: stored.residual_high,
+            trees: stored.trees,
+            precedents: stored.precedents,
+        })
+    }
+}
+
+/// A factor that moved the amount: fen above (or below) the amount the model gives when
+/// nothing is known about a case ([`Recommendation::base_fen`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Factor {
     pub name: String,
@@ -72,15 +251,20 @@ pub struct Similar {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recommendation {
     pub model_version: String,
+    /// Which model gave the amount (trees and their target, or the ridge).
+    pub amount_model: String,
     pub amount_fen: i64,
     pub low_fen: i64,
     pub high_fen: i64,
     /// Set when the amount was clamped to the cap (never silently).
     pub clamped: Option<String>,
+    /// The amount for a case of which nothing is known; `base_fen` plus every factor is the
+    /// model's amount before it is floored at zero and capped.
+    pub base_fen: i64,
     /// Every method with its probability, most likely first.
     pub methods: Vec<(String, f64)>,
     pub similar: Vec<Similar>,
-    /// The largest contributions, largest first.
+    /// Every factor that moved the amount, largest first.
     pub factors: Vec<Factor>,
 }
 
@@ -138,11 +322,223 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[at.min(sorted.len() - 1)]
 }
 
+/// Rounds `values` (fen) to integers that sum exactly to `total` (largest remainders get the
+/// spare fen), so that an amount's factors add up to it to the fen.
+fn round_to_total(values: &[f64], total: i64) -> Vec<i64> {
+    let mut rounded: Vec<i64> = values.iter().map(|v| v.floor() as i64).collect();
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|a, b| {
+        let (ra, rb) = (
+            values[*a] - values[*a].floor(),
+            values[*b] - values[*b].floor(),
+        );
+        rb.total_cmp(&ra)
+    });
+    let mut spare = total - rounded.iter().sum::<i64>();
+    let mut turn = 0;
+    while spare != 0 && !order.is_empty() {
+        let at = order[turn % order.len()];
+        let step = spare.signum();
+        rounded[at] += step;
+        spare -= step;
+        turn += 1;
+    }
+    rounded
+}
+
+/// Shuffles `0..n` with `seed` (Fisher–Yates).
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut rng = Seeded::new(seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = usize::try_from(rng.below(i as u64 + 1)).unwrap_or(i);
+        order.swap(i, j);
+    }
+    order
+}
+
+struct Ridge {
+    mean: Vec<f64>,
+    scale: Vec<f64>,
+    coefficients: Vec<f64>,
+    intercept: f64,
+    residual_low: f64,
+    residual_high: f64,
+}
+
+fn standardise(row: &[f64], mean: &[f64], scale: &[f64]) -> Vec<f64> {
+    row.iter()
+        .zip(mean)
+        .zip(scale)
+        .map(|((v, m), s)| (v - m) / s)
+        .collect()
+}
+
+fn fit_ridge(rows: &[Vec<f64>], targets: &[f64]) -> Ridge {
+    let width = rows.first().map_or(0, Vec::len);
+    let count = rows.len().max(1) as f64;
+    let mut mean = vec![0.0; width];
+    for row in rows {
+        for (m, v) in mean.iter_mut().zip(row) {
+            *m += v / count;
+        }
+    }
+    let mut scale = vec![0.0; width];
+    for row in rows {
+        for ((s, v), m) in scale.iter_mut().zip(row).zip(&mean) {
+            *s += (v - m).powi(2) / count;
+        }
+    }
+    for s in &mut scale {
+        *s = if *s > 1e-12 { s.sqrt() } else { 1.0 };
+    }
+    let intercept = targets.iter().sum::<f64>() / count;
+    let mut gram = vec![vec![0.0; width]; width];
+    let mut moment = vec![0.0; width];
+    for (row, y) in rows.iter().zip(targets) {
+        let z = standardise(row, &mean, &scale);
+        for i in 0..width {
+            moment[i] += z[i] * (y - intercept);
+            for j in 0..width {
+                gram[i][j] += z[i] * z[j];
+            }
+        }
+    }
+    for (i, row) in gram.iter_mut().enumerate() {
+        row[i] += LAMBDA;
+    }
+    let coefficients = solve(gram, moment);
+    let mut residuals: Vec<f64> = rows
+        .iter()
+        .zip(targets)
+        .map(|(row, y)| {
+            let z = standardise(row, &mean, &scale);
+            y - (intercept + z.iter().zip(&coefficients).map(|(a, b)| a * b).sum::<f64>())
+        })
+        .collect();
+    residuals.sort_by(f64::total_cmp);
+    Ridge {
+        residual_low: quantile(&residuals, 0.1),
+        residual_high: quantile(&residuals, 0.9),
+        mean,
+        scale,
+        coefficients,
+        intercept,
+    }
+}
+
+fn fit_trees(
+    cases: &[PastCase],
+    targets: &[f64],
+    options: &TrainOptions,
+    progress: &mut impl FnMut(usize, usize),
+) -> Result<AmountTrees, TrainError> {
+    let rows: Vec<Vec<f64>> = cases.iter().map(|c| c.features.tree_vector()).collect();
+    let order = shuffled(rows.len(), options.seed);
+    let held = if rows.len() >= VALIDATE_FROM {
+        ((rows.len() as f64) * options.validation_share).round() as usize
+    } else {
+        0
+    };
+    let (mut validation, mut train) = (order[..held].to_vec(), order[held..].to_vec());
+    validation.sort_unstable();
+    train.sort_unstable();
+    let candidates = match options.target {
+        Some(target) => vec![target],
+        None => vec![Target::LogMonths, Target::Months],
+    };
+    let fit = |target: Target, progress: &mut dyn FnMut(usize, usize)| {
+        let encoded: Vec<f64> = targets.iter().map(|m| target.encode(*m)).collect();
+        gbm::fit(
+            &rows,
+            &encoded,
+            &train,
+            &validation,
+            &options.trees,
+            progress,
+        )
+        .map(|fitted| (target, fitted))
+    };
+    // The targets are boosted side by side (two cores); progress is the first one's.
+    let fitted: Vec<Result<(Target, gbm::Fitted), gbm::GbmError>> = std::thread::scope(|scope| {
+        let others: Vec<_> = candidates[1..]
+            .iter()
+            .map(|target| scope.spawn(|| fit(*target, &mut |_, _| {})))
+            .collect();
+        let mut all = vec![fit(candidates[0], progress)];
+        for other in others {
+            all.push(other.join().unwrap_or_else(|_| {
+                Err(gbm::GbmError::Params(
+                    "a boosting thread stopped".to_owned(),
+                ))
+            }));
+        }
+        all
+    });
+    let scored = if validation.is_empty() {
+        &train
+    } else {
+        &validation
+    };
+    let mut tried = Vec::new();
+    let mut best: Option<(f64, Target, gbm::Ensemble)> = None;
+    for result in fitted {
+        let (target, fitted) = result?;
+        let mae = scored
+            .iter()
+            .map(|&r| {
+                let predicted = target.decode(fitted.ensemble.predict(&rows[r])).max(0.0);
+                (predicted - targets[r]).abs() * cases[r].features.wage()
+            })
+            .sum::<f64>()
+            / scored.len().max(1) as f64;
+        tried.push(TargetTried {
+            target,
+            rounds: fitted.rounds,
+            validation_mae_fen: mae,
+        });
+        if best.as_ref().is_none_or(|(error, _, _)| mae < *error) {
+            best = Some((mae, target, fitted.ensemble));
+        }
+    }
+    let Some((_, target, ensemble)) = best else {
+        return Err(TrainError::Options("no target to learn".to_owned()));
+    };
+    let mut errors: Vec<f64> = scored
+        .iter()
+        .map(|&r| {
+            let predicted = target.decode(ensemble.predict(&rows[r]));
+            match target {
+                Target::Months => targets[r] - predicted,
+                Target::LogMonths => targets[r].max(LOG_FLOOR_MONTHS) / predicted.max(1e-9),
+            }
+        })
+        .collect();
+    errors.sort_by(f64::total_cmp);
+    Ok(AmountTrees {
+        target,
+        ensemble,
+        tried,
+        low: quantile(&errors, 0.1),
+        high: quantile(&errors, 0.9),
+    })
+}
+
 impl Recommender {
-    /// Learns from `cases`; `progress(done, total)` is called as it goes.
+    /// Learns from `cases` with the default options; `progress(done, total)` is called as it
+    /// goes (boosting rounds).
     pub fn train(
         cases: &[PastCase],
         version: &str,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Self, TrainError> {
+        Self::train_with(cases, version, &TrainOptions::default(), progress)
+    }
+
+    pub fn train_with(
+        cases: &[PastCase],
+        version: &str,
+        options: &TrainOptions,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Self, TrainError> {
         if cases.len() < 50 {
@@ -156,91 +552,105 @@ impl Recommender {
                 });
             }
         }
-        let rows: Vec<Vec<f64>> = cases.iter().map(|c| c.features.vector()).collect();
-        let width = rows.first().map_or(0, Vec::len);
-        let count = rows.len() as f64;
-        let mut mean = vec![0.0; width];
-        for row in &rows {
-            for (m, v) in mean.iter_mut().zip(row) {
-                *m += v / count;
+        if !(0.0..0.9).contains(&options.validation_share) {
+            return Err(TrainError::Options(format!(
+                "validation share {} is not in [0, 0.9)",
+                options.validation_share
+            )));
+        }
+        let factors = match &options.target_factors {
+            Some(f) if f.len() != cases.len() => {
+                return Err(TrainError::Options(format!(
+                    "{} target factors for {} cases",
+                    f.len(),
+                    cases.len()
+                )));
             }
-        }
-        let mut scale = vec![0.0; width];
-        for row in &rows {
-            for ((s, v), m) in scale.iter_mut().zip(row).zip(&mean) {
-                *s += (v - m).powi(2) / count;
-            }
-        }
-        for s in &mut scale {
-            *s = if *s > 1e-12 { s.sqrt() } else { 1.0 };
-        }
-        let standard = |row: &[f64]| -> Vec<f64> {
-            row.iter()
-                .zip(&mean)
-                .zip(&scale)
-                .map(|((v, m), s)| (v - m) / s)
-                .collect()
-        };
-        let targets: Vec<f64> = cases.iter().map(months).collect();
-        let intercept = targets.iter().sum::<f64>() / count;
-        let mut gram = vec![vec![0.0; width]; width];
-        let mut moment = vec![0.0; width];
-        let mut precedents = Vec::with_capacity(cases.len());
-        for (n, ((row, case), y)) in rows.iter().zip(cases).zip(&targets).enumerate() {
-            let z = standard(row);
-            for i in 0..width {
-                moment[i] += z[i] * (y - intercept);
-                for j in 0..width {
-                    gram[i][j] += z[i] * z[j];
+            Some(f) => {
+                if let Some((at, bad)) = f
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| !(v.is_finite() && **v > 0.0))
+                {
+                    return Err(TrainError::BadCase {
+                        case: cases[at].case_id.clone(),
+                        reason: format!("target factor {bad} is not a positive number"),
+                    });
                 }
+                f.clone()
             }
-            precedents.push(Precedent {
+            None => vec![1.0; cases.len()],
+        };
+        let targets: Vec<f64> = cases
+            .iter()
+            .zip(&factors)
+            .map(|(c, f)| months(c) * f)
+            .collect();
+        let rows: Vec<Vec<f64>> = cases.iter().map(|c| c.features.vector()).collect();
+        let ridge = fit_ridge(&rows, &targets);
+        let precedents = rows
+            .iter()
+            .zip(cases)
+            .map(|(row, case)| Precedent {
                 case_id: case.case_id.clone(),
-                x: z.iter().map(|v| *v as f32).collect(),
+                x: standardise(row, &ridge.mean, &ridge.scale)
+                    .iter()
+                    .map(|v| *v as f32)
+                    .collect(),
                 amount_fen: case.amount_fen,
                 wage_fen: case.features.wage_fen,
                 methods: method_bits(&case.methods),
-            });
-            if n % 10_000 == 0 {
-                progress(n, cases.len());
-            }
-        }
-        for (i, row) in gram.iter_mut().enumerate() {
-            row[i] += LAMBDA;
-        }
-        let coefficients = solve(gram, moment);
-        let mut residuals: Vec<f64> = rows
-            .iter()
-            .zip(&targets)
-            .map(|(row, y)| {
-                let z = standard(row);
-                y - (intercept + z.iter().zip(&coefficients).map(|(a, b)| a * b).sum::<f64>())
             })
             .collect();
-        residuals.sort_by(f64::total_cmp);
-        progress(cases.len(), cases.len());
+        let trees = match options.learner {
+            Learner::Trees => Some(fit_trees(cases, &targets, options, &mut progress)?),
+            Learner::Ridge => None,
+        };
         Ok(Self {
+            format: MODEL_FORMAT,
             version: version.to_owned(),
             trained_on: cases.len(),
             names: feature_names(),
-            residual_low: quantile(&residuals, 0.1),
-            residual_high: quantile(&residuals, 0.9),
-            mean,
-            scale,
-            coefficients,
-            intercept,
+            mean: ridge.mean,
+            scale: ridge.scale,
+            coefficients: ridge.coefficients,
+            intercept: ridge.intercept,
+            residual_low: ridge.residual_low,
+            residual_high: ridge.residual_high,
+            trees,
             precedents,
         })
     }
 
+    /// The tree model, when the amount comes from trees.
+    pub fn trees(&self) -> Option<&AmountTrees> {
+        self.trees.as_ref()
+    }
+
+    /// Which model gives the amount.
+    pub fn amount_model(&self) -> String {
+        match &self.trees {
+            Some(trees) => format!(
+                "gradient-boosted trees on {} ({} trees)",
+                trees.target.label(),
+                trees.ensemble.trees.len()
+            ),
+            None => "ridge regression on months of wage".to_owned(),
+        }
+    }
+
     fn standardise(&self, features: &CaseFeatures) -> Vec<f64> {
-        features
-            .vector()
-            .iter()
-            .zip(&self.mean)
-            .zip(&self.scale)
-            .map(|((v, m), s)| (v - m) / s)
-            .collect()
+        standardise(&features.vector(), &self.mean, &self.scale)
+    }
+
+    /// The ridge's amount in months of wage (the reference every evaluation keeps).
+    pub fn ridge_months(&self, features: &CaseFeatures) -> f64 {
+        let z = self.standardise(features);
+        self.intercept
+            + z.iter()
+                .zip(&self.coefficients)
+                .map(|(v, c)| v * c)
+                .sum::<f64>()
     }
 
     /// The nearest precedents, nearest first.
@@ -281,17 +691,82 @@ impl Recommender {
         quantile(&months, 0.5)
     }
 
+    /// The amount in months of wage, the months of a case of which nothing is known, each
+    /// factor's share in months (summing to the difference), and the range in months.
+    fn amount_months(&self, features: &CaseFeatures) -> Explained {
+        let Some(trees) = &self.trees else {
+            let z = self.standardise(features);
+            let factors: Vec<(String, f64)> = self
+                .names
+                .iter()
+                .zip(z.iter().zip(&self.coefficients))
+                .map(|(name, (v, c))| (name.clone(), v * c))
+                .collect();
+            let months = self.intercept + factors.iter().map(|(_, m)| m).sum::<f64>();
+            return Explained {
+                months,
+                base: self.intercept,
+                factors,
+                low: months + self.residual_low,
+                high: months + self.residual_high,
+            };
+        };
+        let x = features.tree_vector();
+        let raw = trees.ensemble.predict(&x);
+        let base = trees.ensemble.expected_value();
+        let phi = trees.ensemble.shap(&x);
+        // Inputs are summed into their factor (Shapley values add up over a group).
+        let mut grouped: Vec<(String, f64)> = Vec::new();
+        for ((_, factor), value) in TREE_INPUTS.iter().zip(&phi) {
+            let name = if *factor == "category" {
+                format!("category {}", features.category)
+            } else {
+                (*factor).to_owned()
+            };
+            match grouped.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, total)) => *total += value,
+                None => grouped.push((name, *value)),
+            }
+        }
+        match trees.target {
+            Target::Months => Explained {
+                months: raw,
+                base,
+                factors: grouped,
+                low: raw + trees.low,
+                high: raw + trees.high,
+            },
+            Target::LogMonths => {
+                // Log contributions become months by the ratio of the change in months to
+                // the change in log (exact: they sum to months minus base months).
+                let (months, base_months) = (raw.exp(), base.exp());
+                let change = raw - base;
+                let per_log = if change.abs() < 1e-12 {
+                    base_months
+                } else {
+                    (months - base_months) / change
+                };
+                Explained {
+                    months,
+                    base: base_months,
+                    factors: grouped
+                        .into_iter()
+                        .map(|(name, v)| (name, v * per_log))
+                        .collect(),
+                    low: months * trees.low,
+                    high: months * trees.high,
+                }
+            }
+        }
+    }
+
     /// A recommendation for `features`, clamped to `cap_fen` (saying so when it is).
     pub fn recommend(&self, features: &CaseFeatures, cap_fen: i64) -> Recommendation {
-        let z = self.standardise(features);
         let wage = features.wage();
-        let contributions: Vec<f64> = z
-            .iter()
-            .zip(&self.coefficients)
-            .map(|(v, c)| v * c)
-            .collect();
-        let predicted = (self.intercept + contributions.iter().sum::<f64>()).max(0.0);
-        let raw = (predicted * wage).round() as i64;
+        let explained = self.amount_months(features);
+        let unfloored = (explained.months * wage).round() as i64;
+        let base_fen = (explained.base * wage).round() as i64;
+        let raw = unfloored.max(0);
         let (amount_fen, clamped) = if raw > cap_fen {
             (
                 cap_fen,
@@ -302,23 +777,23 @@ impl Recommender {
         } else {
             (raw, None)
         };
-        let low = (((predicted + self.residual_low).max(0.0) * wage) as i64).min(amount_fen);
-        let high = (((predicted + self.residual_high).max(0.0) * wage) as i64)
-            .clamp(amount_fen, cap_fen.max(amount_fen));
-        let mut factors: Vec<Factor> = self
-            .names
+        let low = ((explained.low.max(0.0) * wage) as i64).min(amount_fen);
+        let high =
+            ((explained.high.max(0.0) * wage) as i64).clamp(amount_fen, cap_fen.max(amount_fen));
+        let shares: Vec<f64> = explained.factors.iter().map(|(_, m)| m * wage).collect();
+        let mut factors: Vec<Factor> = explained
+            .factors
             .iter()
-            .zip(&contributions)
-            .map(|(name, months)| Factor {
+            .zip(round_to_total(&shares, unfloored - base_fen))
+            .map(|((name, _), fen)| Factor {
                 name: name.clone(),
-                fen: (months * wage).round() as i64,
+                fen,
             })
             .filter(|f| f.fen != 0)
             .collect();
         factors.sort_by_key(|f| std::cmp::Reverse(f.fen.abs()));
-        factors.truncate(5);
 
-        let near = self.nearest(&z, NEIGHBOURS);
+        let near = self.nearest(&self.standardise(features), NEIGHBOURS);
         let total: f64 = near.iter().map(|(d, _)| 1.0 / (1.0 + d)).sum();
         let mut methods: Vec<(String, f64)> = METHODS
             .iter()
@@ -353,15 +828,26 @@ impl Recommender {
             .collect();
         Recommendation {
             model_version: self.version.clone(),
+            amount_model: self.amount_model(),
             amount_fen,
             low_fen: low,
             high_fen: high,
             clamped,
+            base_fen,
             methods,
             similar,
             factors,
         }
     }
+}
+
+/// An amount in months with its explanation.
+struct Explained {
+    months: f64,
+    base: f64,
+    factors: Vec<(String, f64)>,
+    low: f64,
+    high: f64,
 }
 
 /// The baseline to beat: the median months of wage by category and province (by category
@@ -443,7 +929,11 @@ impl Baseline {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
     pub held_out: usize,
+    /// The model that gave `amount_mae_fen` (see [`Recommender::amount_model`]).
+    pub amount_model: String,
     pub amount_mae_fen: f64,
+    /// The ridge reference, kept in every evaluation.
+    pub ridge_amount_mae_fen: f64,
     pub neighbour_amount_mae_fen: f64,
     pub baseline_amount_mae_fen: f64,
     pub method_f1: f64,
@@ -467,6 +957,7 @@ fn f1(true_positive: usize, predicted: usize, actual: usize) -> f64 {
 pub fn evaluate(model: &Recommender, baseline: &Baseline, held_out: &[PastCase]) -> Evaluation {
     let n = held_out.len().max(1) as f64;
     let (mut model_error, mut neighbour_error, mut baseline_error) = (0.0, 0.0, 0.0);
+    let mut ridge_error = 0.0;
     let (mut tp, mut predicted, mut actual) = (0, 0, 0);
     let (mut base_tp, mut base_predicted) = (0, 0);
     for case in held_out {
@@ -474,6 +965,8 @@ pub fn evaluate(model: &Recommender, baseline: &Baseline, held_out: &[PastCase])
         let recommendation = model.recommend(f, i64::MAX);
         model_error += (recommendation.amount_fen - case.amount_fen).abs() as f64;
         neighbour_error += (model.neighbour_months(f) * f.wage() - case.amount_fen as f64).abs();
+        ridge_error +=
+            ((model.ridge_months(f).max(0.0) * f.wage()).round() - case.amount_fen as f64).abs();
         baseline_error += (baseline.amount_fen(f) - case.amount_fen).abs() as f64;
         let chosen: Vec<&String> = recommendation
             .methods
@@ -490,7 +983,9 @@ pub fn evaluate(model: &Recommender, baseline: &Baseline, held_out: &[PastCase])
     }
     Evaluation {
         held_out: held_out.len(),
+        amount_model: model.amount_model(),
         amount_mae_fen: model_error / n,
+        ridge_amount_mae_fen: ridge_error / n,
         neighbour_amount_mae_fen: neighbour_error / n,
         baseline_amount_mae_fen: baseline_error / n,
         method_f1: f1(tp, predicted, actual),

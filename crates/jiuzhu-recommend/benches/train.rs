@@ -1,0 +1,97 @@
+//! `cargo bench -p jiuzhu-recommend --bench train`: the figures issue 21 asks for, printed (never
+//! asserted on time). On `generate::past_cases(25000, 11)` split 20,000 / 5,000 (the split
+//! `jiuzhu recommend train --holdout 0.2` makes): amount MAE of the baseline, the ridge and the
+//! trees (each target), method F1; then the time to train on 100,000 cases.
+//!
+//! `-- --features-csv PATH` also writes the trees' inputs, the target (months of wage), the
+//! wage and the split of the 25,000 cases, to compare another learner on identical features.
+
+use std::io::Write;
+use std::time::Instant;
+
+use jiuzhu_recommend::{
+    Baseline, Recommender, Target, TrainOptions, evaluate, features::TREE_INPUTS, generate,
+};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let csv = args
+        .iter()
+        .position(|a| a == "--features-csv")
+        .and_then(|at| args.get(at + 1));
+    let quick = args.iter().any(|a| a == "--quick");
+
+    let mut cases = generate::past_cases(25_000, 11);
+    if let Some(path) = csv {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let names: Vec<String> = TREE_INPUTS
+            .iter()
+            .map(|(n, _)| n.replace(' ', "_"))
+            .collect();
+        writeln!(out, "{},months,wage_fen,amount_fen,split", names.join(","))?;
+        for (n, case) in cases.iter().enumerate() {
+            let x: Vec<String> = case
+                .features
+                .tree_vector()
+                .iter()
+                .map(|v| format!("{v}"))
+                .collect();
+            writeln!(
+                out,
+                "{},{},{},{},{}",
+                x.join(","),
+                case.amount_fen as f64 / case.features.wage(),
+                case.features.wage_fen,
+                case.amount_fen,
+                if n < 20_000 { "train" } else { "test" }
+            )?;
+        }
+        out.flush()?;
+        println!("wrote {path}");
+    }
+    let held_out = cases.split_off(20_000);
+    let baseline = Baseline::fit(&cases);
+    for target in [None, Some(Target::Months), Some(Target::LogMonths)] {
+        let options = TrainOptions {
+            target,
+            ..TrainOptions::default()
+        };
+        let started = Instant::now();
+        let model = Recommender::train_with(&cases, "bench", &options, |_, _| {})?;
+        let took = started.elapsed();
+        let e = evaluate(&model, &baseline, &held_out);
+        println!(
+            "20,000 / 5,000 of seed 11, target {:<10} trained in {took:.1?}: MAE {} {:.0} fen, ridge {:.0}, nearest cases {:.0}, baseline {:.0}; method F1 {:.3} (baseline {:.3})",
+            target.map_or("chosen", Target::label),
+            e.amount_model,
+            e.amount_mae_fen,
+            e.ridge_amount_mae_fen,
+            e.neighbour_amount_mae_fen,
+            e.baseline_amount_mae_fen,
+            e.method_f1,
+            e.baseline_method_f1
+        );
+        if let Some(trees) = model.trees() {
+            for tried in &trees.tried {
+                println!(
+                    "  tried {}: {} rounds, validation MAE {:.0} fen",
+                    tried.target.label(),
+                    tried.rounds,
+                    tried.validation_mae_fen
+                );
+            }
+        }
+        if quick {
+            break;
+        }
+    }
+    let large = generate::past_cases(100_000, 7);
+    let started = Instant::now();
+    let model = Recommender::train(&large, "bench-100k", |_, _| {})?;
+    println!(
+        "100,000 cases: trained in {:.1?} ({})",
+        started.elapsed(),
+        model.amount_model()
+    );
+    Ok(())
+}
