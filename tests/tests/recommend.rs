@@ -82,8 +82,10 @@ fn a_trained_model_recommends_for_every_case_of_a_file() -> TestResult {
         args.extend_from_slice(extra);
         jiuzhu(&args)
     };
-    // A field the model does not use (a protected attribute) is said to be left out.
+    // Fields the model does not use (protected attributes, the generator's truth) are said to
+    // be left out; a county given beside the case is carried through.
     lines[0]["gender"] = serde_json::json!("female");
+    lines[0]["county"] = serde_json::json!("522325");
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&cases, &text)?;
 
@@ -91,7 +93,7 @@ fn a_trained_model_recommends_for_every_case_of_a_file() -> TestResult {
     assert!(ok, "{said}");
     assert!(said.contains("recommended for 7 cases"), "{said}");
     assert!(
-        said.contains("fields the model does not use, left out: gender"),
+        said.contains("fields the model does not use, left out: age, county, gender, truth"),
         "{said}"
     );
     assert!(said.contains("against the 5 amounts given"), "{said}");
@@ -116,7 +118,28 @@ fn a_trained_model_recommends_for_every_case_of_a_file() -> TestResult {
         );
         assert!(p["clamped"].is_null());
         assert_eq!(p["given_amount_fen"], case["amount_fen"]);
+        // The factors start from the base and add up to the amount, to the fen.
+        let factors: i64 = p["factors"]
+            .as_array()
+            .map_or(0, |f| f.iter().filter_map(|f| f["fen"].as_i64()).sum());
+        assert_eq!(
+            p["base_fen"].as_i64().map(|b| b + factors),
+            Some(amount),
+            "{p}"
+        );
+        // Methods ranked by what similar followed-up cases achieved, and said in a sentence.
+        assert!(
+            p["effect_note"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("of ") || n.contains("similar followed-up")),
+            "{p}"
+        );
+        assert_eq!(p["methods"].as_array().map(Vec::len), Some(8), "{p}");
+        assert_eq!(p["gender"], case["gender"]);
+        assert_eq!(p["age"], case["age"]);
     }
+    assert_eq!(predicted[0]["county"], "522325");
+    assert_eq!(predicted[1]["county"], lines[1]["region"]);
     assert!(predicted[6]["given_amount_fen"].is_null());
 
     // A cap clamps every amount above it, and says so.

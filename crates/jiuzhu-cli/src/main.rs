@@ -238,6 +238,9 @@ enum RecommendCommand {
     Predict(recommend::PredictArgs),
     /// Write the platform's own decided cases (from the decisions service) as history.
     Export(recommend::ExportArgs),
+    /// Write synthetic history with a historic cut for some counties or for women built in
+    /// (to show the fairness report finding it and the mitigation removing it).
+    History(recommend::HistoryArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -355,6 +358,9 @@ fn main() -> ExitCode {
         Command::Recommend {
             command: RecommendCommand::Export(args),
         } => block_on(recommend::export(args)),
+        Command::Recommend {
+            command: RecommendCommand::History(args),
+        } => recommend::write_biased_history(args),
         Command::Link(args) => link::run(args),
         Command::Dev {
             command:

@@ -19,7 +19,10 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use jiuzhu_recommend::{Baseline, CaseFeatures, PastCase, Recommender, evaluate, generate};
+use jiuzhu_recommend::{
+    Baseline, CaseFeatures, Learner, PastCase, Recommender, TrainOptions, evaluate,
+    evaluate_effects, generate,
+};
 use serde::de::DeserializeOwned;
 
 #[derive(Debug, clap::Args)]
@@ -39,9 +42,75 @@ pub struct TrainArgs {
     /// Held-out cases evaluated at most (each is compared with every training case).
     #[arg(long, default_value_t = 5000)]
     evaluate: usize,
+    /// Ignore follow-up outcomes: methods imitate the decisions (to compare with the closed
+    /// loop).
+    #[arg(long)]
+    decisions_only: bool,
+    /// The amount from the ridge regression instead of the trees.
+    #[arg(long)]
+    ridge: bool,
 }
 
 pub fn write_history(cases: u64, seed: u64, out: Option<&Path>) -> anyhow::Result<()> {
+    write_synthetic(cases, seed, &generate::Bias::default(), out)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Number of cases.
+    #[arg(long, default_value_t = 10_000)]
+    cases: u64,
+    /// Seed: the same seed gives the same file.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output file (JSON Lines).
+    #[arg(long)]
+    out: PathBuf,
+    /// A historic cut for one county, as `REGION:SHARE` (`522325:0.12` gives that county's
+    /// cases 12% less than their need); repeatable.
+    #[arg(long = "cut-county", value_parser = county_cut)]
+    cut_county: Vec<(String, f64)>,
+    /// A historic cut for women (`0.08`: 8% less).
+    #[arg(long, default_value_t = 0.0)]
+    cut_women: f64,
+}
+
+fn county_cut(text: &str) -> Result<(String, f64), String> {
+    let (region, share) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not REGION:SHARE"))?;
+    let share: f64 = share
+        .parse()
+        .map_err(|_| format!("`{share}` is not a share such as 0.12"))?;
+    if !(0.0..1.0).contains(&share) {
+        return Err(format!("a cut of {share} is not between 0 and 1"));
+    }
+    Ok((region.to_owned(), share))
+}
+
+/// Synthetic history with a historic bias built in, to show the fairness report finding it.
+pub fn write_biased_history(args: HistoryArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..1.0).contains(&args.cut_women),
+        "--cut-women must be between 0 and 1"
+    );
+    let bias = generate::Bias {
+        counties: args.cut_county,
+        women: args.cut_women,
+    };
+    write_synthetic(args.cases, args.seed, &bias, Some(&args.out))?;
+    println!("wrote {} cases to {}", args.cases, args.out.display());
+    Ok(())
+}
+
+/// Each case with the person (gender, age) and the generator's truth beside it: neither is a
+/// model input; the person is for the fairness report, the truth for scoring methods.
+fn write_synthetic(
+    cases: u64,
+    seed: u64,
+    bias: &generate::Bias,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
     let sink: Box<dyn Write> = match out {
         Some(path) => Box::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -49,8 +118,14 @@ pub fn write_history(cases: u64, seed: u64, out: Option<&Path>) -> anyhow::Resul
         None => Box::new(std::io::stdout().lock()),
     };
     let mut sink = BufWriter::new(sink);
-    for case in generate::past_cases(cases, seed) {
-        serde_json::to_writer(&mut sink, &case)?;
+    for synthetic in generate::synthetic(cases, seed, bias) {
+        let mut line = serde_json::to_value(&synthetic.case)?;
+        if let Some(fields) = line.as_object_mut() {
+            fields.insert("gender".to_owned(), synthetic.person.gender.into());
+            fields.insert("age".to_owned(), synthetic.person.age.into());
+            fields.insert("truth".to_owned(), serde_json::to_value(&synthetic.truth)?);
+        }
+        serde_json::to_writer(&mut sink, &line)?;
         sink.write_all(b"\n")?;
     }
     sink.flush()?;
@@ -76,6 +151,12 @@ fn case_from<T: DeserializeOwned>(value: serde_json::Value) -> anyhow::Result<T>
     }
 }
 
+/// What is beside a case, an error naming the field that is wrong.
+fn beside_from(value: serde_json::Value) -> anyhow::Result<Beside> {
+    serde_path_to_error::deserialize::<_, Beside>(value)
+        .map_err(|error| anyhow::anyhow!("field {}: {}", error.path(), error.inner()))
+}
+
 /// The fields a history or case file may carry (the rest are reported, not used).
 fn known_fields() -> std::collections::BTreeSet<String> {
     let case = PastCase {
@@ -91,9 +172,26 @@ fn known_fields() -> std::collections::BTreeSet<String> {
     }
 }
 
-/// Cases read from a file, and the fields the file had that the model does not use.
+/// Fields beside a case that the model never takes as inputs: the person's protected
+/// attributes (carried into predictions for the fairness report) and, in synthetic history,
+/// the generator's truth (to score the methods recommended).
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+struct Beside {
+    #[serde(default)]
+    gender: Option<String>,
+    #[serde(default)]
+    age: Option<u32>,
+    #[serde(default)]
+    county: Option<String>,
+    #[serde(default)]
+    truth: Option<generate::Truth>,
+}
+
+/// Cases read from a file, what was beside each, and the fields the file had that the model
+/// does not use.
 struct Read<T> {
     cases: Vec<T>,
+    beside: Vec<Beside>,
     unused: std::collections::BTreeSet<String>,
 }
 
@@ -102,7 +200,14 @@ impl<T> Read<T> {
     /// input, and the user should know it was not silently taken.
     fn report_unused(&self, path: &Path) {
         if !self.unused.is_empty() {
-            let names: Vec<&str> = self.unused.iter().map(String::as_str).collect();
+            let names: Vec<&str> = self
+                .unused
+                .iter()
+                .map(|name| match name.as_str() {
+                    "truth" => "truth (the generator's, used only to score the methods picked)",
+                    other => other,
+                })
+                .collect();
             eprintln!(
                 "{}: fields the model does not use, left out: {}",
                 path.display(),
@@ -122,14 +227,17 @@ fn read_csv<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Read<T>> {
         .filter(|h| !known.contains(*h))
         .map(str::to_owned)
         .collect();
-    let mut cases = Vec::new();
+    let (mut cases, mut beside) = (Vec::new(), Vec::new());
     for (n, row) in reader.records().enumerate() {
         let line = n + 2;
         let row = row.with_context(|| format!("{} line {line}", path.display()))?;
         let mut fields = serde_json::Map::new();
         for (name, cell) in headers.iter().zip(row.iter()) {
             let value = match name {
-                "case_id" | "category" | "region" => serde_json::Value::String(cell.to_owned()),
+                "case_id" | "category" | "region" | "gender" | "county" => {
+                    serde_json::Value::String(cell.to_owned())
+                }
+                "age" if cell.trim().is_empty() => serde_json::Value::Null,
                 "methods" => serde_json::Value::Array(
                     cell.split(';')
                         .map(str::trim)
@@ -146,11 +254,17 @@ fn read_csv<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Read<T>> {
             };
             fields.insert(name.to_owned(), value);
         }
-        let case: T = case_from(serde_json::Value::Object(fields))
-            .with_context(|| format!("{} line {line}", path.display()))?;
+        let value = serde_json::Value::Object(fields);
+        let case: T =
+            case_from(value.clone()).with_context(|| format!("{} line {line}", path.display()))?;
         cases.push(case);
+        beside.push(beside_from(value).with_context(|| format!("{} line {line}", path.display()))?);
     }
-    Ok(Read { cases, unused })
+    Ok(Read {
+        cases,
+        beside,
+        unused,
+    })
 }
 
 fn read_history<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Read<T>> {
@@ -164,6 +278,7 @@ fn read_history<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Read<T>> {
     let known = known_fields();
     let mut read = Read {
         cases: Vec::new(),
+        beside: Vec::new(),
         unused: Default::default(),
     };
     for (n, line) in BufReader::new(file).lines().enumerate() {
@@ -171,17 +286,18 @@ fn read_history<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Read<T>> {
         if line.trim().is_empty() {
             continue;
         }
-        let case: T = serde_json::from_str::<serde_json::Value>(&line)
+        let (case, beside): (T, Beside) = serde_json::from_str::<serde_json::Value>(&line)
             .map_err(anyhow::Error::from)
             .and_then(|value| {
                 if let Some(fields) = value.as_object() {
                     read.unused
                         .extend(fields.keys().filter(|k| !known.contains(*k)).cloned());
                 }
-                case_from(value)
+                Ok((case_from(value.clone())?, beside_from(value)?))
             })
             .with_context(|| format!("{} line {}", path.display(), n + 1))?;
         read.cases.push(case);
+        read.beside.push(beside);
     }
     Ok(read)
 }
@@ -194,8 +310,10 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
     let read: Read<PastCase> = read_history(&args.history)?;
     read.report_unused(&args.history);
     let mut cases = read.cases;
+    let mut beside = read.beside;
     let held = ((cases.len() as f64) * args.holdout).round() as usize;
     let held_out = cases.split_off(cases.len().saturating_sub(held));
+    let held_beside = beside.split_off(cases.len());
     let version = args.version.unwrap_or_else(|| {
         format!(
             "recommender-{}",
@@ -208,7 +326,16 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let model = Recommender::train(&cases, &version, |done, total| {
+    let options = TrainOptions {
+        use_outcomes: !args.decisions_only,
+        learner: if args.ridge {
+            Learner::Ridge
+        } else {
+            Learner::Trees
+        },
+        ..TrainOptions::default()
+    };
+    let model = Recommender::train_with(&cases, &version, &options, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
@@ -270,10 +397,50 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         100.0 * evaluation.amount_mae_fen / evaluation.baseline_amount_mae_fen.max(1.0),
         100.0 * evaluation.amount_mae_fen / evaluation.ridge_amount_mae_fen.max(1.0)
     );
+    match model.effect_model() {
+        Some(effects) => println!(
+            "methods: ranked by the effect of {} followed-up past cases (closed loop)",
+            effects.followed_up
+        ),
+        None => println!(
+            "methods: voted by similar decided cases ({})",
+            if args.decisions_only {
+                "--decisions-only"
+            } else {
+                "too few follow-up outcomes in the history"
+            }
+        ),
+    }
     println!(
-        "method F1: model {:.3}, baseline {:.3}",
-        evaluation.method_f1, evaluation.baseline_method_f1
+        "method F1 against the methods decided: model {:.3}, decisions-only vote {:.3}, baseline {:.3}{}",
+        evaluation.method_f1,
+        evaluation.decisions_only_method_f1,
+        evaluation.baseline_method_f1,
+        if model.effect_model().is_some() {
+            " (the closed loop departs from decisions where their effect was poor)"
+        } else {
+            ""
+        }
     );
+    let truths: Vec<(&PastCase, &generate::Truth)> = evaluated
+        .iter()
+        .zip(&held_beside)
+        .filter_map(|(case, beside)| beside.truth.as_ref().map(|truth| (case, truth)))
+        .collect();
+    if let Some(e) = evaluate_effects(&model, truths) {
+        println!(
+            "true expected effect of the methods picked for {} held-out cases: closed loop {:.2}, decisions-only {:.2} ({:+.2} ± {:.2}; better for {:.0}% of cases, worse for {:.0}%), as decided {:.2}, best possible {:.2}",
+            e.cases,
+            e.closed_loop,
+            e.decisions_only,
+            e.gain,
+            e.gain_half_width,
+            100.0 * e.better_share,
+            100.0 * e.worse_share,
+            e.as_decided,
+            e.best_possible
+        );
+    }
     println!(
         "recommendation latency over {} cases: p50 {:.2} ms, p99 {:.2} ms",
         latencies.len(),
@@ -330,6 +497,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let read: Read<CaseToPredict> = read_history(&args.cases)?;
     read.report_unused(&args.cases);
     let cases = read.cases;
+    let beside = read.beside;
     let file = std::fs::File::create(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut sink = BufWriter::new(file);
@@ -339,7 +507,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut errors, mut clamped) = (Vec::new(), 0_usize);
-    for case in &cases {
+    for (case, beside) in cases.iter().zip(&beside) {
         let r = model.recommend(&case.features, cap);
         if let Some(given) = case.amount_fen {
             errors.push((r.amount_fen - given).unsigned_abs());
@@ -354,9 +522,18 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
             "high_fen": r.high_fen,
             "clamped": r.clamped,
             "base_fen": r.base_fen,
-            "methods": r.methods.iter().map(|(method, probability)| serde_json::json!({
-                "method": method, "probability": probability,
+            "methods": r.methods.iter().zip(&r.method_effects).map(|((method, support), e)| serde_json::json!({
+                "method": method,
+                "support": support,
+                "recommended": *support >= 0.5,
+                "vote": e.vote,
+                "effect_gain": e.gain,
+                "similar_given": e.with_cases,
+                "similar_given_improved": e.with_improved,
+                "similar_not_given": e.without_cases,
+                "similar_not_given_improved": e.without_improved,
             })).collect::<Vec<_>>(),
+            "effect_note": r.effect_note,
             "factors": r.factors.iter().map(|f| serde_json::json!({
                 "name": f.name, "fen": f.fen,
             })).collect::<Vec<_>>(),
@@ -366,6 +543,11 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
             })).collect::<Vec<_>>(),
             "given_amount_fen": case.amount_fen,
             "given_methods": case.methods,
+            // Carried for the fairness report, never model inputs.
+            "gender": beside.gender,
+            "age": beside.age,
+            "county": beside.county.clone().unwrap_or_else(|| case.features.region.clone()),
+            "features": case.features,
         });
         serde_json::to_writer(&mut sink, &line)?;
         sink.write_all(b"\n")?;

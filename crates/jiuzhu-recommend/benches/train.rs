@@ -85,6 +85,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             break;
         }
     }
+    // The closed loop against the decisions-only choice, by the true expected effect.
+    let synthetic = generate::synthetic(25_000, 11, &generate::Bias::default());
+    let (train, test) = synthetic.split_at(20_000);
+    let train: Vec<_> = train.iter().map(|s| s.case.clone()).collect();
+    let model = Recommender::train(&train, "bench-effects", |_, _| {})?;
+    if let Some(e) =
+        jiuzhu_recommend::evaluate_effects(&model, test.iter().map(|s| (&s.case, &s.truth)))
+    {
+        println!(
+            "true expected effect of the methods picked, {} held-out cases: closed loop {:.2}, decisions-only {:.2} (gain {:+.2} ± {:.2}; better for {:.0}%, worse for {:.0}%), as decided {:.2}, best possible {:.2}",
+            e.cases,
+            e.closed_loop,
+            e.decisions_only,
+            e.gain,
+            e.gain_half_width,
+            100.0 * e.better_share,
+            100.0 * e.worse_share,
+            e.as_decided,
+            e.best_possible
+        );
+    }
     let large = generate::past_cases(100_000, 7);
     let started = Instant::now();
     let model = Recommender::train(&large, "bench-100k", |_, _| {})?;

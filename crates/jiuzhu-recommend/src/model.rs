@@ -24,6 +24,18 @@ const LAMBDA: f64 = 1.0;
 const LOG_FLOOR_MONTHS: f64 = 0.01;
 /// Training cases below which no validation split is kept (too few to spare).
 const VALIDATE_FROM: usize = 200;
+/// Followed-up cases needed before methods are chosen by their effect.
+const FOLLOWED_UP_FROM: usize = 200;
+/// Nearest past cases searched for the evidence shown with the methods.
+const EVIDENCE: usize = 100;
+/// Similar cases given the same methods needed before their share is quoted.
+const QUOTE_FROM: usize = 5;
+/// Similar followed-up cases needed on each side (given a method, and not) before the method
+/// is judged by its effect: where nearly all or nearly none were given it, the data cannot
+/// say what it does, and the decisions' vote stands.
+const OVERLAP: usize = 8;
+/// Effect-score points over which a method's support goes from 0.27 to 0.73 (logistic scale).
+const GAIN_SCALE: f64 = 2.0;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TrainError {
@@ -88,6 +100,9 @@ pub struct TrainOptions {
     /// Per-case factor on the historic amount before learning (1 = as given), e.g. to undo a
     /// group's historic cut (see `fairness`); precedents still show what was given.
     pub target_factors: Option<Vec<f64>>,
+    /// Learn from follow-up outcomes which methods help (the closed loop); `false` gives the
+    /// decisions-only model that imitates what was decided.
+    pub use_outcomes: bool,
 }
 
 impl Default for TrainOptions {
@@ -99,6 +114,7 @@ impl Default for TrainOptions {
             validation_share: 0.1,
             seed: 1,
             target_factors: None,
+            use_outcomes: true,
         }
     }
 }
@@ -136,6 +152,46 @@ struct Precedent {
     wage_fen: i64,
     /// Bit per method of [`METHODS`].
     methods: u16,
+    /// The follow-up effect score, when followed up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    effect: Option<i32>,
+    /// Whether the household did better at the latest visit (none at the first visit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    improved: Option<bool>,
+}
+
+/// What follow-up taught: the effect score expected from a case's factors and the methods it
+/// is given (boosted trees whose leaves group similar past cases), so each method's expected
+/// gain can be read off for a new case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EffectModel {
+    pub ensemble: gbm::Ensemble,
+    /// Followed-up cases it learnt from.
+    pub followed_up: usize,
+}
+
+impl EffectModel {
+    fn predict(&self, x: &[f64], methods: u16) -> f64 {
+        let mut row = x.to_vec();
+        row.extend((0..METHODS.len()).map(|i| f64::from(methods >> i & 1)));
+        self.ensemble.predict(&row)
+    }
+}
+
+/// A method's evidence for one case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodEffect {
+    pub method: String,
+    /// Share of the similar decided cases that were given it (what the decisions say).
+    pub vote: f64,
+    /// The effect score expected with it minus without it (none without follow-up data).
+    pub gain: Option<f64>,
+    /// Among the similar followed-up cases: how many were given it, and the share of them
+    /// that improved; how many were not, and their share.
+    pub with_cases: usize,
+    pub with_improved: f64,
+    pub without_cases: usize,
+    pub without_improved: f64,
 }
 
 /// A trained model.
@@ -157,6 +213,9 @@ pub struct Recommender {
     /// The amount model; a model without trees recommends the ridge's amount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     trees: Option<AmountTrees>,
+    /// The effect of methods learnt from follow-up; none: methods are voted by decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    effects: Option<EffectModel>,
     precedents: Vec<Precedent>,
 }
 
@@ -177,6 +236,8 @@ struct Stored {
     residual_high: f64,
     #[serde(default)]
     trees: Option<AmountTrees>,
+    #[serde(default)]
+    effects: Option<EffectModel>,
     precedents: Vec<Precedent>,
 }
 
@@ -227,6 +288,7 @@ impl TryFrom<Stored> for Recommender {
             residual_low: stored.residual_low,
             residual_high: stored.residual_high,
             trees: stored.trees,
+            effects: stored.effects,
             precedents: stored.precedents,
         })
     }
@@ -261,8 +323,15 @@ pub struct Recommendation {
     /// The amount for a case of which nothing is known; `base_fen` plus every factor is the
     /// model's amount before it is floored at zero and capped.
     pub base_fen: i64,
-    /// Every method with its probability, most likely first.
+    /// Every method with its support, recommended (0.5 and above) first. Without follow-up
+    /// data the support is the share of similar decided cases given the method; with it, a
+    /// logistic of the effect-score gain that similar past cases showed (0.5: no gain), so
+    /// methods are ranked by the effect they achieved.
     pub methods: Vec<(String, f64)>,
+    /// Each method's evidence, in the order of `methods`.
+    pub method_effects: Vec<MethodEffect>,
+    /// The evidence in a sentence ("of 37 similar cases given …, 81% improved …").
+    pub effect_note: Option<String>,
     pub similar: Vec<Similar>,
     /// Every factor that moved the amount, largest first.
     pub factors: Vec<Factor>,
@@ -600,8 +669,19 @@ impl Recommender {
                 amount_fen: case.amount_fen,
                 wage_fen: case.features.wage_fen,
                 methods: method_bits(&case.methods),
+                effect: case.outcome.as_ref().map(|o| o.effect_score),
+                improved: case.outcome.as_ref().and_then(|o| match o.trend.as_str() {
+                    "better" => Some(true),
+                    "same" | "worse" => Some(false),
+                    _ => None,
+                }),
             })
             .collect();
+        let effects = if options.use_outcomes {
+            fit_effects(cases, options)?
+        } else {
+            None
+        };
         let trees = match options.learner {
             Learner::Trees => Some(fit_trees(cases, &targets, options, &mut progress)?),
             Learner::Ridge => None,
@@ -618,6 +698,7 @@ impl Recommender {
             residual_low: ridge.residual_low,
             residual_high: ridge.residual_high,
             trees,
+            effects,
             precedents,
         })
     }
@@ -793,24 +874,9 @@ impl Recommender {
             .collect();
         factors.sort_by_key(|f| std::cmp::Reverse(f.fen.abs()));
 
-        let near = self.nearest(&self.standardise(features), NEIGHBOURS);
-        let total: f64 = near.iter().map(|(d, _)| 1.0 / (1.0 + d)).sum();
-        let mut methods: Vec<(String, f64)> = METHODS
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let share: f64 = near
-                    .iter()
-                    .filter(|(_, p)| p.methods & (1 << i) != 0)
-                    .map(|(d, _)| 1.0 / (1.0 + d))
-                    .sum();
-                (
-                    (*name).to_owned(),
-                    if total > 0.0 { share / total } else { 0.0 },
-                )
-            })
-            .collect();
-        methods.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let near = self.nearest(&self.standardise(features), EVIDENCE);
+        let (methods, method_effects, effect_note) =
+            self.choose_methods(features, &near, self.effects.as_ref());
         let similar = near
             .iter()
             .take(PRECEDENTS)
@@ -835,10 +901,268 @@ impl Recommender {
             clamped,
             base_fen,
             methods,
+            method_effects,
+            effect_note,
             similar,
             factors,
         }
     }
+
+    /// Whether methods are chosen by their effect (follow-up data was learnt from).
+    pub fn effect_model(&self) -> Option<&EffectModel> {
+        self.effects.as_ref()
+    }
+
+    /// The methods recommended (support 0.5 and above) for `features`, by the closed loop
+    /// when `use_effects` and the model learnt from follow-up, else by the decisions.
+    pub fn recommended_methods(&self, features: &CaseFeatures, use_effects: bool) -> Vec<String> {
+        let near = self.nearest(&self.standardise(features), EVIDENCE);
+        self.chosen(features, &near, use_effects)
+    }
+
+    /// The methods the closed loop and the decisions-only vote recommend, from one search.
+    fn both_choices(&self, features: &CaseFeatures) -> (Vec<String>, Vec<String>) {
+        let near = self.nearest(&self.standardise(features), EVIDENCE);
+        (
+            self.chosen(features, &near, true),
+            self.chosen(features, &near, false),
+        )
+    }
+
+    fn chosen(
+        &self,
+        features: &CaseFeatures,
+        near: &[(f64, &Precedent)],
+        use_effects: bool,
+    ) -> Vec<String> {
+        let effects = self.effects.as_ref().filter(|_| use_effects);
+        self.choose_methods(features, near, effects)
+            .0
+            .into_iter()
+            .filter(|(_, support)| *support >= 0.5)
+            .map(|(m, _)| m)
+            .collect()
+    }
+
+    fn choose_methods(
+        &self,
+        features: &CaseFeatures,
+        near: &[(f64, &Precedent)],
+        effects: Option<&EffectModel>,
+    ) -> (Vec<(String, f64)>, Vec<MethodEffect>, Option<String>) {
+        let voters = &near[..near.len().min(NEIGHBOURS)];
+        let total: f64 = voters.iter().map(|(d, _)| 1.0 / (1.0 + d)).sum();
+        let votes: Vec<f64> = (0..METHODS.len())
+            .map(|i| {
+                // fold from +0.0: an empty f64 sum is -0.0, which would print as such.
+                let share = voters
+                    .iter()
+                    .filter(|(_, p)| p.methods & (1 << i) != 0)
+                    .fold(0.0, |sum, (d, _)| sum + 1.0 / (1.0 + d));
+                if total > 0.0 { share / total } else { 0.0 }
+            })
+            .collect();
+        let followed: Vec<&Precedent> = near
+            .iter()
+            .map(|(_, p)| *p)
+            .filter(|p| p.effect.is_some())
+            .collect();
+        let judged: Vec<bool> = (0..METHODS.len())
+            .map(|i| {
+                let given = followed
+                    .iter()
+                    .filter(|p| p.methods & (1 << i) != 0)
+                    .count();
+                given >= OVERLAP && followed.len() - given >= OVERLAP
+            })
+            .collect();
+        let gains: Option<Vec<Option<f64>>> = effects.map(|model| {
+            // Start from what the decisions say, then keep each method whose effect with the
+            // others is higher than without it (where the data can judge it), until the set
+            // no longer changes.
+            let x = features.tree_vector();
+            let mut chosen: u16 = (0..METHODS.len())
+                .filter(|i| votes[*i] >= 0.5)
+                .fold(0, |bits, i| bits | 1 << i);
+            let mut gains = vec![None; METHODS.len()];
+            for _ in 0..4 {
+                for (i, gain) in gains.iter_mut().enumerate() {
+                    *gain = judged[i].then(|| {
+                        model.predict(&x, chosen | 1 << i) - model.predict(&x, chosen & !(1 << i))
+                    });
+                }
+                let next = (0..METHODS.len())
+                    .filter(|i| gains[*i].map_or(votes[*i] >= 0.5, |g| g > 0.0))
+                    .fold(0, |bits, i| bits | 1 << i);
+                if next == chosen {
+                    break;
+                }
+                chosen = next;
+            }
+            gains
+        });
+        // Improvement is known from the second visit on.
+        let improved_share = |cases: &[&&Precedent]| {
+            let seen = cases.iter().filter(|p| p.improved.is_some()).count();
+            let better = cases.iter().filter(|p| p.improved == Some(true)).count();
+            better as f64 / seen.max(1) as f64
+        };
+        let mut rows: Vec<(f64, MethodEffect)> = METHODS
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let (with, without): (Vec<&&Precedent>, Vec<&&Precedent>) =
+                    followed.iter().partition(|p| p.methods & (1 << i) != 0);
+                let gain = gains.as_ref().and_then(|g| g[i]);
+                let support = match gain {
+                    Some(g) => 1.0 / (1.0 + (-g / GAIN_SCALE).exp()),
+                    None => votes[i],
+                };
+                (
+                    support,
+                    MethodEffect {
+                        method: (*name).to_owned(),
+                        vote: votes[i],
+                        gain,
+                        with_cases: with.len(),
+                        with_improved: improved_share(&with),
+                        without_cases: without.len(),
+                        without_improved: improved_share(&without),
+                    },
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let chosen: Vec<&str> = rows
+            .iter()
+            .filter(|(support, _)| *support >= 0.5)
+            .map(|(_, e)| e.method.as_str())
+            .collect();
+        let note = effects.map(|model| {
+            let bits = method_bits(&chosen.iter().map(|m| (*m).to_owned()).collect::<Vec<_>>());
+            let (same, other): (Vec<&&Precedent>, Vec<&&Precedent>) =
+                followed.iter().partition(|p| p.methods == bits);
+            let mut line = if same.len() >= QUOTE_FROM {
+                format!(
+                    "of {} similar followed-up cases given {}, {:.0}% improved (of the other {}, {:.0}%)",
+                    same.len(),
+                    readable(&chosen),
+                    100.0 * improved_share(&same),
+                    other.len(),
+                    100.0 * improved_share(&other)
+                )
+            } else {
+                format!(
+                    "{} of {} similar followed-up cases were given exactly {}",
+                    same.len(),
+                    followed.len(),
+                    readable(&chosen)
+                )
+            };
+            // The method the decisions would leave out (or add) that matters most.
+            if let Some((_, e)) = rows
+                .iter()
+                .filter(|(support, e)| (*support >= 0.5) != (e.vote >= 0.5))
+                .max_by(|a, b| {
+                    let gain = |r: &(f64, MethodEffect)| r.1.gain.unwrap_or(0.0).abs();
+                    gain(a).total_cmp(&gain(b))
+                })
+            {
+                line.push_str(&format!(
+                    "; {} is {} against the usual decision: {:.0}% of the {} similar cases given it improved, {:.0}% of the {} not given it (expected effect {:+.1} points)",
+                    readable(&[e.method.as_str()]),
+                    if e.gain.unwrap_or(0.0) > 0.0 {
+                        "added"
+                    } else {
+                        "left out"
+                    },
+                    100.0 * e.with_improved,
+                    e.with_cases,
+                    100.0 * e.without_improved,
+                    e.without_cases,
+                    e.gain.unwrap_or(0.0)
+                ));
+            }
+            line.push_str(&format!(
+                " (methods ranked by the effect of {} followed-up past cases)",
+                model.followed_up
+            ));
+            line
+        });
+        let (methods, method_effects) = rows
+            .into_iter()
+            .map(|(support, e)| ((e.method.clone(), support), e))
+            .unzip();
+        (methods, method_effects, note)
+    }
+}
+
+/// Method names as a prosecutor reads them ("one-time payment plus medical help").
+fn readable(methods: &[&str]) -> String {
+    let names: Vec<&str> = methods
+        .iter()
+        .map(|m| match *m {
+            "one_time_payment" => "one-time payment",
+            "medical" => "medical help",
+            "psychological" => "psychological help",
+            "education" => "education support",
+            "employment" => "employment help",
+            "industrial" => "industrial support",
+            "relocation" => "relocation",
+            "minimum_living" => "the minimum living allowance",
+            other => other,
+        })
+        .collect();
+    match names.split_last() {
+        None => "no method".to_owned(),
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} plus {last}", rest.join(", ")),
+    }
+}
+
+/// The effect model, when enough cases were followed up.
+fn fit_effects(
+    cases: &[PastCase],
+    options: &TrainOptions,
+) -> Result<Option<EffectModel>, TrainError> {
+    let followed: Vec<&PastCase> = cases.iter().filter(|c| c.outcome.is_some()).collect();
+    if followed.len() < FOLLOWED_UP_FROM {
+        return Ok(None);
+    }
+    let rows: Vec<Vec<f64>> = followed
+        .iter()
+        .map(|c| {
+            let bits = method_bits(&c.methods);
+            let mut row = c.features.tree_vector();
+            row.extend((0..METHODS.len()).map(|i| f64::from(bits >> i & 1)));
+            row
+        })
+        .collect();
+    let targets: Vec<f64> = followed
+        .iter()
+        .map(|c| {
+            c.outcome
+                .as_ref()
+                .map_or(0.0, |o| f64::from(o.effect_score))
+        })
+        .collect();
+    let order = shuffled(rows.len(), options.seed.wrapping_add(1));
+    let held = ((rows.len() as f64) * options.validation_share).round() as usize;
+    let (mut validation, mut train) = (order[..held].to_vec(), order[held..].to_vec());
+    validation.sort_unstable();
+    train.sort_unstable();
+    let fitted = gbm::fit(
+        &rows,
+        &targets,
+        &train,
+        &validation,
+        &options.trees,
+        |_, _| {},
+    )?;
+    Ok(Some(EffectModel {
+        ensemble: fitted.ensemble,
+        followed_up: followed.len(),
+    }))
 }
 
 /// An amount in months with its explanation.
@@ -936,7 +1260,11 @@ pub struct Evaluation {
     pub ridge_amount_mae_fen: f64,
     pub neighbour_amount_mae_fen: f64,
     pub baseline_amount_mae_fen: f64,
+    /// F1 of the methods recommended against those decided: the model's (the closed loop's
+    /// when it learnt from follow-up, which departs from decisions on purpose), the
+    /// decisions-only vote's, and the baseline's.
     pub method_f1: f64,
+    pub decisions_only_method_f1: f64,
     pub baseline_method_f1: f64,
 }
 
@@ -960,6 +1288,7 @@ pub fn evaluate(model: &Recommender, baseline: &Baseline, held_out: &[PastCase])
     let mut ridge_error = 0.0;
     let (mut tp, mut predicted, mut actual) = (0, 0, 0);
     let (mut base_tp, mut base_predicted) = (0, 0);
+    let (mut vote_tp, mut vote_predicted) = (0, 0);
     for case in held_out {
         let f = &case.features;
         let recommendation = model.recommend(f, i64::MAX);
@@ -977,6 +1306,9 @@ pub fn evaluate(model: &Recommender, baseline: &Baseline, held_out: &[PastCase])
         actual += case.methods.len();
         predicted += chosen.len();
         tp += chosen.iter().filter(|m| case.methods.contains(m)).count();
+        let vote = model.recommended_methods(f, false);
+        vote_predicted += vote.len();
+        vote_tp += vote.iter().filter(|m| case.methods.contains(m)).count();
         let base = baseline.methods(f);
         base_predicted += base.len();
         base_tp += base.iter().filter(|m| case.methods.contains(m)).count();
@@ -989,6 +1321,68 @@ pub fn evaluate(model: &Recommender, baseline: &Baseline, held_out: &[PastCase])
         neighbour_amount_mae_fen: neighbour_error / n,
         baseline_amount_mae_fen: baseline_error / n,
         method_f1: f1(tp, predicted, actual),
+        decisions_only_method_f1: f1(vote_tp, vote_predicted, actual),
         baseline_method_f1: f1(base_tp, base_predicted, actual),
     }
+}
+
+/// How the methods a model picks do by their true expected effect, on held-out cases whose
+/// truth is known (synthetic history): the closed loop against the decisions-only choice of
+/// the same model, what was decided, and the best possible (exactly the needs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EffectEvaluation {
+    pub cases: usize,
+    pub closed_loop: f64,
+    pub decisions_only: f64,
+    pub as_decided: f64,
+    pub best_possible: f64,
+    /// Mean of closed loop minus decisions-only per case, and its 95% half-width.
+    pub gain: f64,
+    pub gain_half_width: f64,
+    /// Shares of cases where the closed loop's choice is truly better, and worse.
+    pub better_share: f64,
+    pub worse_share: f64,
+}
+
+/// See [`EffectEvaluation`]; `None` when the model learnt nothing from follow-up or there are
+/// no cases.
+pub fn evaluate_effects<'a>(
+    model: &Recommender,
+    held_out: impl IntoIterator<Item = (&'a PastCase, &'a crate::generate::Truth)>,
+) -> Option<EffectEvaluation> {
+    model.effects.as_ref()?;
+    let (mut closed, mut decisions, mut decided, mut best) = (0.0, 0.0, 0.0, 0.0);
+    let mut differences = Vec::new();
+    let (mut better, mut worse) = (0usize, 0usize);
+    for (case, truth) in held_out {
+        let (closed_loop, vote) = model.both_choices(&case.features);
+        let loop_effect = truth.expected_effect(&closed_loop);
+        let vote_effect = truth.expected_effect(&vote);
+        closed += loop_effect;
+        decisions += vote_effect;
+        decided += truth.expected_effect(&case.methods);
+        best += truth.expected_effect(&truth.needs);
+        differences.push(loop_effect - vote_effect);
+        better += usize::from(loop_effect > vote_effect + 1e-9);
+        worse += usize::from(loop_effect < vote_effect - 1e-9);
+    }
+    let n = differences.len();
+    if n == 0 {
+        return None;
+    }
+    let count = n as f64;
+    let gain = differences.iter().sum::<f64>() / count;
+    let variance =
+        differences.iter().map(|d| (d - gain).powi(2)).sum::<f64>() / (count - 1.0).max(1.0);
+    Some(EffectEvaluation {
+        cases: n,
+        closed_loop: closed / count,
+        decisions_only: decisions / count,
+        as_decided: decided / count,
+        best_possible: best / count,
+        gain,
+        gain_half_width: 1.96 * (variance / count).sqrt(),
+        better_share: better as f64 / count,
+        worse_share: worse as f64 / count,
+    })
 }
