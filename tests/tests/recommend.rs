@@ -178,3 +178,120 @@ fn a_trained_model_recommends_for_every_case_of_a_file() -> TestResult {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// `jiuzhu recommend history` with a historic cut, `train --debias`, `predict` and `report`:
+/// the history's cut is flagged before training and mitigated, the recommendations learnt from
+/// the de-biased history carry no gap, and a bad predictions line is refused by line and field.
+#[test]
+fn the_fairness_report_flags_a_historic_cut_that_mitigation_keeps_out() -> TestResult {
+    let dir =
+        std::env::temp_dir().join(format!("jiuzhu-fairness-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let (history, model, cases, out) = (
+        path("history.jsonl"),
+        path("model.json"),
+        path("cases.jsonl"),
+        path("predictions.jsonl"),
+    );
+    let (ok, said) = jiuzhu(&[
+        "recommend",
+        "history",
+        "--cases",
+        "3000",
+        "--seed",
+        "4",
+        "--cut-county",
+        "110105:0.15",
+        "--cut-women",
+        "0.1",
+        "--out",
+        &history,
+    ])?;
+    assert!(ok, "{said}");
+    let (ok, said) = jiuzhu(&[
+        "recommend",
+        "train",
+        "--history",
+        &history,
+        "--out",
+        &model,
+        "--debias",
+        "--evaluate",
+        "300",
+    ])?;
+    assert!(ok, "{said}");
+    let section = |text: &str, title: &str| -> String {
+        text.split("fairness, ")
+            .find(|part| part.starts_with(title))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let before = section(&said, "history before training");
+    let flagged = |table: &str, group: &str| {
+        table
+            .lines()
+            .any(|l| l.contains(&format!(" {group} ")) && l.contains("FLAGGED"))
+    };
+    assert!(
+        flagged(&before, "110105") && flagged(&before, "female"),
+        "{said}"
+    );
+    assert!(
+        !section(&said, "history after mitigation").contains("FLAGGED"),
+        "{said}"
+    );
+
+    // The last 600 cases, recommended for and judged with the history.
+    let all = std::fs::read_to_string(&history)?;
+    let tail: Vec<&str> = all.lines().skip(2400).collect();
+    std::fs::write(&cases, tail.join("\n") + "\n")?;
+    let (ok, said) = jiuzhu(&[
+        "recommend",
+        "predict",
+        "--cases",
+        &cases,
+        "--model",
+        &model,
+        "--out",
+        &out,
+    ])?;
+    assert!(ok, "{said}");
+    let (ok, said) = jiuzhu(&[
+        "recommend",
+        "report",
+        "--predictions",
+        &out,
+        "--history",
+        &history,
+    ])?;
+    assert!(ok, "{said}");
+    assert!(flagged(&section(&said, "history"), "110105"), "{said}");
+    let recommended = section(&said, "recommendations");
+    assert!(
+        recommended.contains("gender") && recommended.contains("age band"),
+        "{said}"
+    );
+    assert!(!recommended.contains("FLAGGED"), "{said}");
+    assert!(said.contains("0 groups with a gap over 5%"), "{said}");
+    assert!(
+        said.contains("could stand in for a protected attribute"),
+        "{said}"
+    );
+
+    // A predictions line whose amount is not a number: refused with its line and field.
+    let mut lines: Vec<String> = std::fs::read_to_string(&out)?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines[2] = lines[2].replacen("\"amount_fen\":", "\"amount_fen\":\"much\",\"was\":", 1);
+    std::fs::write(&out, lines.join("\n"))?;
+    let (ok, said) = jiuzhu(&["recommend", "report", "--predictions", &out])?;
+    assert!(!ok);
+    assert!(
+        said.contains("line 3") && said.contains("amount_fen"),
+        "{said}"
+    );
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

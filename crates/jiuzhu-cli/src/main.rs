@@ -241,6 +241,9 @@ enum RecommendCommand {
     /// Write synthetic history with a historic cut for some counties or for women built in
     /// (to show the fairness report finding it and the mitigation removing it).
     History(recommend::HistoryArgs),
+    /// Fairness of recommended (and historic) amounts: the amount for equal need by gender,
+    /// age band and county, gaps over 5% flagged, and the inputs that could be proxies.
+    Report(recommend::ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -361,6 +364,9 @@ fn main() -> ExitCode {
         Command::Recommend {
             command: RecommendCommand::History(args),
         } => recommend::write_biased_history(args),
+        Command::Recommend {
+            command: RecommendCommand::Report(args),
+        } => recommend::report(args),
         Command::Link(args) => link::run(args),
         Command::Dev {
             command:

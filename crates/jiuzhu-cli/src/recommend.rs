@@ -1,7 +1,9 @@
-//! `jiuzhu gen relief-history`, `jiuzhu recommend train` and `jiuzhu recommend predict`:
-//! synthetic past relief cases, a model trained on past cases with its evaluation against the
-//! baseline on held-out cases, and that model's recommendation for each case of a file (amount,
-//! methods, factors, precedents), so that recommendations can be audited offline.
+//! `jiuzhu gen relief-history`, `jiuzhu recommend history`, `train`, `predict` and `report`:
+//! synthetic past relief cases (with a historic bias on request), a model trained on past cases
+//! with its evaluation against the ridge and the baseline on held-out cases (and, with
+//! follow-up outcomes, the closed loop against the decisions), that model's recommendation for
+//! each case of a file (amount, methods, factors, precedents) so that recommendations can be
+//! audited offline, and the fairness report of recommended and historic amounts.
 //!
 //! History files are JSON Lines (`.jsonl`, one past case per line) or CSV (`.csv`, a header
 //! row), with the fields of `jiuzhu_recommend::PastCase`: `case_id`, `category`, `region`,
@@ -9,9 +11,13 @@
 //! `property_loss_fen`, `compensation_received_fen`, `minor_fault`, `income_per_head_fen`
 //! (yearly), `household_size`, `dependants`, `minors`, `registered_poor`, `monitored`,
 //! `minimum_living`, `wage_fen` and `minimum_line_fen` (monthly), `amount_fen`, `methods`
-//! (names; in CSV separated by `;`). Booleans are `true`/`false`. A bad line is reported with
-//! its number and field. Cases to predict for have the same fields; `amount_fen` and `methods`
-//! are optional there (when given, they are written beside the recommendation).
+//! (names; in CSV separated by `;`), and optionally `outcome` (JSON Lines only: `effect_score`,
+//! `scoring_method`, `trend`, `last_visit`, `months_since_payment`). Beside the case, never
+//! model inputs: `gender`, `age`, `county` (for the fairness report; `county` defaults to
+//! `region`) and `truth` (the generator's, to score the methods picked). Booleans are
+//! `true`/`false`. A bad line is reported with its number and field. Cases to predict for have
+//! the same fields; `amount_fen` and `methods` are optional there (when given, they are written
+//! beside the recommendation).
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -21,7 +27,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use jiuzhu_recommend::{
     Baseline, CaseFeatures, Learner, PastCase, Recommender, TrainOptions, evaluate,
-    evaluate_effects, generate,
+    evaluate_effects, fairness, generate,
 };
 use serde::de::DeserializeOwned;
 
@@ -49,6 +55,11 @@ pub struct TrainArgs {
     /// The amount from the ridge regression instead of the trees.
     #[arg(long)]
     ridge: bool,
+    /// Mitigate a historic bias: for gender, age band or county with a group whose amounts for
+    /// equal need differ by more than 5% from the rest, every group's historic amounts are
+    /// brought to the groups' average before learning (precedents keep what was given).
+    #[arg(long)]
+    debias: bool,
 }
 
 pub fn write_history(cases: u64, seed: u64, out: Option<&Path>) -> anyhow::Result<()> {
@@ -326,7 +337,44 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
+    // History is judged before training: amounts for equal need by gender, age band, county.
+    let people: Vec<fairness::Subject> = cases
+        .iter()
+        .zip(&beside)
+        .map(|(case, beside)| subject(&case.features, case.amount_fen, beside))
+        .collect();
+    let history_report = if people.len() >= 100 {
+        let report = fairness::report(&people, fairness::THRESHOLD)?;
+        print_fairness("history before training (historic amounts)", &report);
+        Some(report)
+    } else {
+        None
+    };
+    let target_factors = match (&history_report, args.debias) {
+        (Some(report), true) if report.flagged().count() > 0 => {
+            let factors = fairness::mitigation(&people, report);
+            let corrected: Vec<fairness::Subject> = people
+                .iter()
+                .zip(&factors)
+                .map(|(p, f)| fairness::Subject {
+                    amount_fen: (p.amount_fen as f64 * f).round() as i64,
+                    ..*p
+                })
+                .collect();
+            print_fairness(
+                "history after mitigation (the targets learnt from)",
+                &fairness::report(&corrected, fairness::THRESHOLD)?,
+            );
+            Some(factors)
+        }
+        (_, true) => {
+            println!("--debias: no gap over 5% in the history, nothing to mitigate");
+            None
+        }
+        _ => None,
+    };
     let options = TrainOptions {
+        target_factors,
         use_outcomes: !args.decisions_only,
         learner: if args.ridge {
             Learner::Ridge
@@ -447,7 +495,186 @@ pub fn train(args: TrainArgs) -> anyhow::Result<()> {
         at(0.5),
         at(0.99)
     );
+    if evaluated.len() >= 100 {
+        let amounts: Vec<i64> = evaluated
+            .iter()
+            .map(|case| model.recommend(&case.features, i64::MAX).amount_fen)
+            .collect();
+        let recommended: Vec<fairness::Subject> = evaluated
+            .iter()
+            .zip(&held_beside)
+            .zip(&amounts)
+            .map(|((case, beside), amount)| subject(&case.features, *amount, beside))
+            .collect();
+        print_fairness(
+            "the model's recommendations for the held-out cases",
+            &fairness::report(&recommended, fairness::THRESHOLD)?,
+        );
+    }
+
     println!("wrote {}", args.out.display());
+    Ok(())
+}
+
+fn subject<'a>(
+    features: &'a CaseFeatures,
+    amount_fen: i64,
+    beside: &'a Beside,
+) -> fairness::Subject<'a> {
+    fairness::Subject {
+        features,
+        amount_fen,
+        gender: beside.gender.as_deref(),
+        age: beside.age,
+        county: beside.county.as_deref().unwrap_or(&features.region),
+    }
+}
+
+/// The fairness table: each group's amount for equal need against the rest, gaps over the
+/// threshold flagged, and the inputs that could stand in for an attribute.
+fn print_fairness(title: &str, report: &fairness::Report) {
+    println!(
+        "fairness, {title}: amount for equal need by group against the rest of its attribute, {} cases (gaps over {:.0}% flagged)",
+        report.cases,
+        100.0 * report.threshold
+    );
+    println!(
+        "  {:<10} {:<12} {:>6} {:>10} {:>12} {:>8}",
+        "attribute", "group", "cases", "raw ratio", "equal need", "gap"
+    );
+    for row in &report.rows {
+        println!(
+            "  {:<10} {:<12} {:>6} {:>10.3} {:>12.3} {:>+7.1}%{}",
+            row.attribute.name(),
+            row.group,
+            row.cases,
+            row.raw_ratio,
+            row.equal_need_ratio,
+            100.0 * row.gap,
+            if row.flagged { "  FLAGGED" } else { "" }
+        );
+    }
+    for (attribute, group, cases) in &report.too_small {
+        println!(
+            "  {:<10} {:<12} {:>6}  too few to judge",
+            attribute.name(),
+            group,
+            cases
+        );
+    }
+    if !report.proxies.is_empty() {
+        let named: Vec<String> = report
+            .proxies
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} for {} {} ({:+.2} sd)",
+                    p.input,
+                    p.attribute.name(),
+                    p.group,
+                    p.difference
+                )
+            })
+            .collect();
+        println!(
+            "  inputs that differ by group (possible proxies): {}",
+            named.join("; ")
+        );
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Predictions written by `jiuzhu recommend predict` (their cases' gender, age and county
+    /// are carried there when the cases file had them).
+    #[arg(long)]
+    predictions: PathBuf,
+    /// The history the model learnt from: its historic amounts are judged the same way.
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Gaps over this share are flagged.
+    #[arg(long, default_value_t = fairness::THRESHOLD)]
+    threshold: f64,
+}
+
+/// A line of predict's output, as the fairness report reads it.
+#[derive(Debug, serde::Deserialize)]
+struct Predicted {
+    amount_fen: i64,
+    features: CaseFeatures,
+    #[serde(default)]
+    gender: Option<String>,
+    #[serde(default)]
+    age: Option<u32>,
+    #[serde(default)]
+    county: Option<String>,
+}
+
+/// The fairness report of a predictions file (and of the history, when given).
+pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.threshold > 0.0 && args.threshold < 1.0,
+        "--threshold must be between 0 and 1"
+    );
+    if let Some(path) = &args.history {
+        let read: Read<PastCase> = read_history(path)?;
+        let people: Vec<fairness::Subject> = read
+            .cases
+            .iter()
+            .zip(&read.beside)
+            .map(|(case, beside)| subject(&case.features, case.amount_fen, beside))
+            .collect();
+        print_fairness(
+            &format!("history {} (historic amounts)", path.display()),
+            &fairness::report(&people, args.threshold)?,
+        );
+    }
+    let file = std::fs::File::open(&args.predictions)
+        .with_context(|| format!("opening {}", args.predictions.display()))?;
+    let mut predicted = Vec::new();
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let at = || format!("{} line {}", args.predictions.display(), n + 1);
+        let line = line.with_context(at)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut reader = serde_json::Deserializer::from_str(&line);
+        let p: Predicted = serde_path_to_error::deserialize(&mut reader)
+            .map_err(|e| anyhow::anyhow!("field {}: {}", e.path(), e.inner()))
+            .with_context(at)?;
+        predicted.push(p);
+    }
+    let people: Vec<fairness::Subject> = predicted
+        .iter()
+        .map(|p| fairness::Subject {
+            features: &p.features,
+            amount_fen: p.amount_fen,
+            gender: p.gender.as_deref(),
+            age: p.age,
+            county: p.county.as_deref().unwrap_or(&p.features.region),
+        })
+        .collect();
+    if people.iter().all(|p| p.gender.is_none() && p.age.is_none()) {
+        println!(
+            "{}: no gender or age carried (the cases file had none); judging by county only",
+            args.predictions.display()
+        );
+    }
+    let report = fairness::report(&people, args.threshold)?;
+    print_fairness(
+        &format!("recommendations {}", args.predictions.display()),
+        &report,
+    );
+    println!("the model's inputs that could stand in for a protected attribute (never silent):");
+    for (attribute, inputs) in fairness::KNOWN_PROXIES {
+        println!("  {attribute}: {inputs}");
+    }
+    let flagged = report.flagged().count();
+    println!(
+        "{flagged} group{} with a gap over {:.0}%",
+        if flagged == 1 { "" } else { "s" },
+        100.0 * args.threshold
+    );
     Ok(())
 }
 

@@ -1,10 +1,19 @@
 //! Relief method and amount recommendation ("matching analysis of relief method and amount"),
-//! learned from past relief cases. Pure Rust, no I/O: the amount is a ridge regression on months
-//! of the regional wage (so a prosecutor sees which factors moved it), the methods are voted by
-//! the most similar past cases (shown as precedents), and both are measured against a
-//! category-and-region median baseline on held-out cases. `generate` writes synthetic past
-//! cases with a documented truth for tests and demos.
+//! learned from past relief cases. Pure Rust, no I/O.
+//!
+//! - The amount: gradient-boosted trees ([`gbm`], written here so the stored model is our own
+//!   versioned format) on months of the regional wage or their log, explained per case by each
+//!   factor's exact Shapley value; a ridge regression and a category-and-region median
+//!   baseline are kept as references in every evaluation.
+//! - The methods: voted by the most similar decided cases (shown as precedents) and, when the
+//!   history carries follow-up outcomes, ranked by the effect similar cases achieved with and
+//!   without each method (the closed loop of the paper's "effect statistics fed back").
+//! - [`fairness`]: amounts for equal need by gender, age band and county, on history and on
+//!   recommendations, with a mitigation that de-biases the target per group.
+//! - [`generate`]: synthetic past cases with a documented truth (needs, the true effect of any
+//!   choice of methods, optional historic bias) for tests, demos and measurement.
 
+pub mod fairness;
 pub mod features;
 pub mod gbm;
 pub mod generate;
