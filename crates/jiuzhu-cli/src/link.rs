@@ -13,24 +13,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use jiuzhu_linkage::{Decision, Index, Model, Normalised, Thresholds, Written, normalise};
+use jiuzhu_linkage::train::{reliability, reliability_text};
+use jiuzhu_linkage::{
+    Decision, Index, Model, ModelFile, Normalised, Review, Thresholds, Trained, TrainingOptions,
+    Written, normalise, train,
+};
 
 use crate::records::{Charset, open};
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct LinkArgs {
+    #[command(subcommand)]
+    command: Option<LinkCommand>,
     /// Registry extract: person_id, name, id_number, gender, birth_date, phone, region_code,
     /// township, village (the import columns source_record_id, full_name, resident_id work too;
     /// extra columns are ignored).
-    #[arg(long)]
-    registry: PathBuf,
+    #[arg(long, required = true)]
+    registry: Option<PathBuf>,
     /// Case parties: party_id, case_no, name, id_number, gender, birth_date, phone, region_code,
     /// address, role; with true_person_id (empty: not registered) the linkage is evaluated.
+    #[arg(long, required = true)]
+    parties: Option<PathBuf>,
+    /// Output: party_id, person_id, score, decision, explanation, model_version.
+    #[arg(long, required = true)]
+    out: Option<PathBuf>,
+    /// A model written by `jiuzhu link train` (or adopted by the clue service); without it, a
+    /// model is trained on these files first, as `jiuzhu link train` would.
     #[arg(long)]
-    parties: PathBuf,
-    /// Output: party_id, person_id, score, decision, explanation.
-    #[arg(long)]
-    out: PathBuf,
+    model: Option<PathBuf>,
+    /// Reviewers' decisions to train with (see `jiuzhu link train --reviews`).
+    #[arg(long, conflicts_with = "model")]
+    reviews: Option<PathBuf>,
     /// Match probability from which a pair goes to human review.
     #[arg(long, default_value_t = 0.5)]
     review: f64,
@@ -38,6 +52,37 @@ pub struct LinkArgs {
     #[arg(long, default_value_t = 0.95)]
     automatic: f64,
     /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum LinkCommand {
+    /// Estimate and calibrate a linkage model on a registry extract and case parties (and
+    /// reviewers' decisions), print its report (held-out reliability table), and write it as
+    /// JSON: the model the clue service adopts and `jiuzhu link --model` uses.
+    Train(TrainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Registry extract (as for `jiuzhu link`).
+    #[arg(long)]
+    registry: PathBuf,
+    /// Case parties to train on: the kind of records the model will score.
+    #[arg(long)]
+    parties: PathBuf,
+    /// Reviewers' decisions: the party's columns (name, id_number, gender, birth_date, phone,
+    /// region_code, address), the registry `person_id` reviewed, and `matched` (true/false, or
+    /// confirmed/rejected).
+    #[arg(long)]
+    reviews: Option<PathBuf>,
+    /// Where to write the model (JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// The date recorded as the training date (default: today, UTC).
+    #[arg(long)]
+    trained_on: Option<String>,
     #[arg(long)]
     quiet: bool,
 }
@@ -123,6 +168,18 @@ const REGISTRY_COLUMNS: [(&str, &[&str]); 9] = [
     ("village", &["village"]),
 ];
 
+const REVIEW_COLUMNS: [(&str, &[&str]); 9] = [
+    ("person_id", &["person_id"]),
+    ("name", &["name"]),
+    ("id_number", &["id_number"]),
+    ("gender", &["gender"]),
+    ("birth_date", &["birth_date"]),
+    ("phone", &["phone"]),
+    ("region_code", &["region_code"]),
+    ("address", &["address"]),
+    ("matched", &["matched", "decision"]),
+];
+
 const PARTY_COLUMNS: [(&str, &[&str]); 9] = [
     ("party_id", &["party_id"]),
     ("name", &["name"]),
@@ -147,28 +204,17 @@ fn progress(quiet: bool, total: u64, what: &str, template: &str) -> ProgressBar 
     bar
 }
 
-/// Parties scored per EM sample: enough to estimate, few enough to stay quick.
-const ESTIMATION_SAMPLE: usize = 20_000;
+/// Parties a model is trained on at most: enough to estimate, few enough to stay quick.
+const TRAINING_SAMPLE: usize = 20_000;
 
-pub fn run(args: LinkArgs) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let thresholds = Thresholds {
-        review: args.review,
-        automatic: args.automatic,
-    };
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&args.review)
-            && args.review <= args.automatic
-            && args.automatic <= 1.0,
-        "--review and --automatic must be probabilities with review <= automatic"
-    );
-    // The registry is streamed into the index (progress by bytes read): memory is the index's.
-    let (registry, mut rows, read) = Table::open(&args.registry, &REGISTRY_COLUMNS)?;
+/// The registry streamed into the index (progress by bytes read): memory is the index's.
+fn load_registry(path: &Path, quiet: bool) -> anyhow::Result<Index> {
+    let (registry, mut rows, read) = Table::open(path, &REGISTRY_COLUMNS)?;
     registry.require("person_id")?;
     registry.require("name")?;
-    let size = std::fs::metadata(&args.registry).map_or(0, |m| m.len());
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
     let bar = progress(
-        args.quiet,
+        quiet,
         size,
         "registry",
         "{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
@@ -201,45 +247,191 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         }
     }
     bar.finish_and_clear();
+    Ok(index)
+}
 
-    let (parties, mut rows, _) = Table::open(&args.parties, &PARTY_COLUMNS)?;
+/// A party row as the linker reads it (the village taken from the address).
+fn written_party(table: &Table, row: &csv::StringRecord) -> Normalised {
+    let get = |c| table.get(row, c);
+    let village = normalise::village_from_address(get("address"));
+    Normalised::from_written(&Written {
+        name: get("name"),
+        resident_id: get("id_number"),
+        gender: get("gender"),
+        birth_date: get("birth_date"),
+        phone: get("phone"),
+        region_code: get("region_code"),
+        township: "",
+        village: &village,
+    })
+}
+
+/// Parties by id, and their true persons when the file says them.
+struct Parties {
+    normalised: Vec<(String, Normalised)>,
+    truth: Option<std::collections::HashMap<String, String>>,
+}
+
+fn load_parties(path: &Path) -> anyhow::Result<Parties> {
+    let (parties, mut rows, _) = Table::open(path, &PARTY_COLUMNS)?;
     parties.require("party_id")?;
     parties.require("name")?;
     let mut normalised: Vec<(String, Normalised)> = Vec::new();
-    let evaluated = parties.has("true_person_id");
-    let mut truth: std::collections::HashMap<String, String> = Default::default();
+    let mut truth: Option<std::collections::HashMap<String, String>> =
+        parties.has("true_person_id").then(Default::default);
     for (n, row) in rows.records().enumerate() {
         let row = row.with_context(|| parties.line_error(n + 2))?;
-        let get = |c| parties.get(&row, c);
-        let village = normalise::village_from_address(get("address"));
-        let party = Normalised::from_written(&Written {
-            name: get("name"),
-            resident_id: get("id_number"),
-            gender: get("gender"),
-            birth_date: get("birth_date"),
-            phone: get("phone"),
-            region_code: get("region_code"),
-            township: "",
-            village: &village,
-        });
-        if evaluated {
-            truth.insert(get("party_id").to_owned(), get("true_person_id").to_owned());
+        let party_id = parties.get(&row, "party_id").to_owned();
+        if let Some(truth) = &mut truth {
+            truth.insert(
+                party_id.clone(),
+                parties.get(&row, "true_person_id").to_owned(),
+            );
         }
-        normalised.push((get("party_id").to_owned(), party));
+        normalised.push((party_id, written_party(&parties, &row)));
     }
+    Ok(Parties { normalised, truth })
+}
 
-    let sample: Vec<_> = normalised
+/// Reviewers' decisions, each party paired with the registry person as the index holds them.
+fn load_reviews(path: &Path, index: &Index) -> anyhow::Result<Vec<Review>> {
+    let (table, mut rows, _) = Table::open(path, &REVIEW_COLUMNS)?;
+    for column in ["person_id", "name", "matched"] {
+        table.require(column)?;
+    }
+    let mut reviews = Vec::new();
+    for (n, row) in rows.records().enumerate() {
+        let line = table.line_error(n + 2);
+        let row = row.with_context(|| line.clone())?;
+        let person_id = table.get(&row, "person_id");
+        let person = index.person(person_id).with_context(|| {
+            format!("{line}: person_id {person_id} is not in the registry file")
+        })?;
+        let matched = match table.get(&row, "matched").to_ascii_lowercase().as_str() {
+            "true" | "confirmed" | "yes" | "1" => true,
+            "false" | "rejected" | "no" | "0" => false,
+            other => anyhow::bail!(
+                "{line}: matched is `{other}`; write true/false (or confirmed/rejected)"
+            ),
+        };
+        reviews.push(Review {
+            party: written_party(&table, &row),
+            person: person.clone(),
+            matched,
+        });
+    }
+    Ok(reviews)
+}
+
+/// Trains on (at most [`TRAINING_SAMPLE`] of) the parties, spread over the whole file.
+fn train_on(index: &Index, parties: &[(String, Normalised)], reviews: &[Review]) -> Trained {
+    let step = parties.len().div_ceil(TRAINING_SAMPLE).max(1);
+    let sample: Vec<Normalised> = parties
         .iter()
-        .take(ESTIMATION_SAMPLE)
-        .flat_map(|(_, party)| index.comparisons(party))
+        .step_by(step)
+        .map(|(_, party)| party.clone())
         .collect();
-    let random: Vec<_> = normalised
-        .iter()
-        .take(ESTIMATION_SAMPLE)
-        .enumerate()
-        .flat_map(|(n, (_, party))| index.random_comparisons(party, 5, n as u64))
-        .collect();
-    let model = Model::default().estimate(&sample, &random, |c| (c[1] == 1).then_some(true), 10);
+    train(
+        index,
+        &sample,
+        reviews,
+        &Model::default(),
+        TrainingOptions::default(),
+    )
+}
+
+fn report_text(file: &ModelFile) -> String {
+    let report = &file.report;
+    format!(
+        "model {}: trained on {} parties ({} candidate pairs, {} random pairs), {} anchored by \
+         resident id ({} of them the best candidate), {} reviews ({} confirmed)\n\
+         held-out reliability of the best candidate (calibrated on the other half of the labels):\n{}",
+        file.version,
+        report.parties,
+        report.candidate_pairs,
+        report.random_pairs,
+        report.anchored,
+        report.anchored_matches,
+        report.reviews,
+        report.reviews_confirmed,
+        reliability_text(&report.reliability),
+    )
+}
+
+fn today() -> String {
+    chrono::Utc::now().date_naive().to_string()
+}
+
+pub fn train_command(args: TrainArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let index = load_registry(&args.registry, args.quiet)?;
+    let parties = load_parties(&args.parties)?;
+    let reviews = match &args.reviews {
+        Some(path) => load_reviews(path, &index)?,
+        None => Vec::new(),
+    };
+    let trained = train_on(&index, &parties.normalised, &reviews);
+    let file = ModelFile::new(
+        trained.model,
+        trained.report,
+        args.trained_on.unwrap_or_else(today),
+    );
+    std::fs::write(&args.out, file.to_json())
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let mut stderr = std::io::stderr();
+    write!(stderr, "{}", report_text(&file))?;
+    writeln!(
+        stderr,
+        "written to {} in {:.1} s",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    )?;
+    Ok(())
+}
+
+pub fn run(args: LinkArgs) -> anyhow::Result<()> {
+    if let Some(LinkCommand::Train(train)) = args.command {
+        return train_command(train);
+    }
+    let started = std::time::Instant::now();
+    let thresholds = Thresholds {
+        review: args.review,
+        automatic: args.automatic,
+    };
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.review)
+            && args.review <= args.automatic
+            && args.automatic <= 1.0,
+        "--review and --automatic must be probabilities with review <= automatic"
+    );
+    let (Some(registry), Some(parties), Some(out)) = (args.registry, args.parties, args.out)
+    else {
+        anyhow::bail!("jiuzhu link needs --registry, --parties and --out");
+    };
+    let saved = match &args.model {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(ModelFile::from_json(&text).with_context(|| path.display().to_string())?)
+        }
+        None => None,
+    };
+    let index = load_registry(&registry, args.quiet)?;
+    let Parties { normalised, truth } = load_parties(&parties)?;
+    let file = match saved {
+        Some(file) => file,
+        None => {
+            let reviews = match &args.reviews {
+                Some(path) => load_reviews(path, &index)?,
+                None => Vec::new(),
+            };
+            let trained = train_on(&index, &normalised, &reviews);
+            let file = ModelFile::new(trained.model, trained.report, today());
+            eprint!("{}", report_text(&file));
+            file
+        }
+    };
+    let model = &file.model;
 
     let bar = progress(
         args.quiet,
@@ -254,7 +446,7 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         let workers: Vec<_> = normalised
             .chunks(chunk)
             .map(|part| {
-                let (index, model, bar) = (&index, &model, &bar);
+                let (index, bar) = (&index, &bar);
                 scope.spawn(move || {
                     part.iter()
                         .map(|(party_id, party)| {
@@ -305,10 +497,17 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
 
-    let file = std::fs::File::create(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let mut out = csv::Writer::from_writer(std::io::BufWriter::new(file));
-    out.write_record(["party_id", "person_id", "score", "decision", "explanation"])?;
+    let written = std::fs::File::create(&out)
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    let mut csv = csv::Writer::from_writer(std::io::BufWriter::new(written));
+    csv.write_record([
+        "party_id",
+        "person_id",
+        "score",
+        "decision",
+        "explanation",
+        "model_version",
+    ])?;
     let mut counts = [0usize; 3];
     for (row, _) in rows.iter().flatten() {
         counts[match row[3].as_str() {
@@ -316,9 +515,9 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
             "review" => 1,
             _ => 2,
         }] += 1;
-        out.write_record(row)?;
+        csv.write_record(row.iter().map(String::as_str).chain([file.version.as_str()]))?;
     }
-    out.flush()?;
+    csv.flush()?;
     let mut stderr = std::io::stderr();
     writeln!(
         stderr,
@@ -329,9 +528,9 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         counts[0],
         counts[1],
         counts[2],
-        args.out.display()
+        out.display()
     )?;
-    if evaluated {
+    if let Some(truth) = truth {
         let scored: Vec<Scored> = rows
             .iter()
             .flatten()
@@ -361,29 +560,11 @@ struct Scored {
 /// candidate is the true person, and the gap) and precision, recall and F1 at both thresholds.
 /// `registered`: parties that have a true person.
 fn evaluation(scored: &[Scored], registered: usize, thresholds: &Thresholds) -> String {
-    let mut text = String::from(
-        "reliability by decile of probability (best candidate is the true person):\n\
-         probability  parties  mean predicted  observed     gap\n",
+    let pairs: Vec<(f64, bool)> = scored.iter().map(|s| (s.probability, s.right)).collect();
+    let mut text = format!(
+        "reliability by decile of probability (best candidate is the true person):\n{}",
+        reliability_text(&reliability(&pairs))
     );
-    for decile in 0..10 {
-        let low = f64::from(decile) / 10.0;
-        let inside: Vec<&Scored> = scored
-            .iter()
-            .filter(|s| ((s.probability * 10.0).floor() as i32).clamp(0, 9) == decile)
-            .collect();
-        if inside.is_empty() {
-            continue;
-        }
-        let n = inside.len() as f64;
-        let predicted = inside.iter().map(|s| s.probability).sum::<f64>() / n;
-        let observed = inside.iter().filter(|s| s.right).count() as f64 / n;
-        text.push_str(&format!(
-            "{low:.1}–{:.1}  {:>9}  {predicted:>14.3}  {observed:>8.3}  {:>+6.3}\n",
-            low + 0.1,
-            inside.len(),
-            observed - predicted
-        ));
-    }
     for (name, threshold, decisions) in [
         ("match", thresholds.automatic, &["match"][..]),
         (

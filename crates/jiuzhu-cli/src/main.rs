@@ -16,6 +16,7 @@ mod audit;
 mod call;
 mod demo;
 mod dlq;
+mod evaluation;
 mod generate;
 mod import;
 mod keys;
@@ -300,6 +301,38 @@ enum GenCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write a registry and case parties with ground truth from the second, independent
+    /// generator (`jiuzhu-evalgen`: clan villages, generation names, twins, hukou default dates,
+    /// Yi names, hard negatives): every linkage figure is reported on both generators.
+    LinkageEval {
+        #[arg(long, default_value_t = 200_000)]
+        persons: u64,
+        #[arg(long, default_value_t = 10_000)]
+        parties: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Registry file to write (CSV).
+        #[arg(long)]
+        registry: PathBuf,
+        /// Parties file to write (CSV, with true_person_id).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write past relief cases from the second, independent generator (`jiuzhu-evalgen`: a
+    /// non-linear amount rule, outcomes that depend on fitting methods; JSON Lines with gender
+    /// and age).
+    ReliefEval {
+        #[arg(long, default_value_t = 10_000)]
+        cases: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Past amounts 10% lower for women and 8% lower in one county (for the fairness report).
+        #[arg(long)]
+        biased: bool,
+        /// Output file (standard output when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Write case parties drawn from a generated registry file, with noise and ground truth.
     Parties {
         /// The registry file written by `jiuzhu gen registry`.
@@ -352,6 +385,25 @@ fn main() -> ExitCode {
         Command::Gen {
             command: GenCommand::ReliefHistory { cases, seed, out },
         } => recommend::write_history(cases, seed, out.as_deref()),
+        Command::Gen {
+            command:
+                GenCommand::LinkageEval {
+                    persons,
+                    parties,
+                    seed,
+                    registry,
+                    out,
+                },
+        } => evaluation::write_linkage_set(persons, parties, seed, &registry, &out),
+        Command::Gen {
+            command:
+                GenCommand::ReliefEval {
+                    cases,
+                    seed,
+                    biased,
+                    out,
+                },
+        } => evaluation::write_relief_history(cases, seed, biased, out.as_deref()),
         Command::Recommend {
             command: RecommendCommand::Train(args),
         } => recommend::train(args),

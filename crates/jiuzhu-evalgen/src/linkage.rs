@@ -2923,23 +2923,4 @@ mod tests {
                 .any(|p| p["name"].contains('•') || p["name"].contains('・'))
         );
     }
-
-    /// `cargo test --release -p jiuzhu-evalgen linkage_full_size -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn linkage_full_size() {
-        let dir = std::env::temp_dir().join("evalgen-linkage-full");
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let t = std::time::Instant::now();
-        let s = write(
-            1_000_000,
-            20_000,
-            1,
-            &dir.join("registry.csv"),
-            &dir.join("parties.csv"),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        println!("{s:?} in {:?}", t.elapsed());
-        assert_eq!(s.persons, 1_000_000);
-    }
 }

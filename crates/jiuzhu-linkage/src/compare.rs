@@ -1,7 +1,7 @@
 //! Comparison levels per field: how far two normalised records agree, as a small number a
 //! model can weigh (0 is always "missing": no evidence either way).
 
-use chrono::Datelike;
+use chrono::{Datelike, NaiveDate};
 
 use crate::normalise::{Normalised, look_alike};
 
@@ -58,6 +58,9 @@ impl Field {
                 "missing",
                 "exact",
                 "day and month swapped",
+                "one digit off",
+                "same year, a default or estimated date",
+                "same year, another day",
                 "within a year",
                 "different",
             ],
@@ -137,18 +140,64 @@ fn text(value: &str) -> Option<&str> {
     (!value.is_empty()).then_some(value)
 }
 
+pub mod birth_level {
+    pub const EXACT: u8 = 1;
+    pub const SWAPPED: u8 = 2;
+    pub const ONE_DIGIT: u8 = 3;
+    pub const DEFAULT_DATE: u8 = 4;
+    pub const SAME_YEAR: u8 = 5;
+    pub const WITHIN_A_YEAR: u8 = 6;
+    pub const DIFFERENT: u8 = 7;
+}
+
+/// Household registers record unknown birthdays as 1 January (some offices 1 July): such a
+/// date says the year and nothing more.
+fn default_date(date: NaiveDate) -> bool {
+    date.day() == 1 && (date.month() == 1 || date.month() == 7)
+}
+
+/// YYYYMMDD texts differing in one digit, or in two neighbouring digits swapped.
+fn one_digit_off(x: NaiveDate, y: NaiveDate) -> bool {
+    let (a, b) = (
+        x.format("%Y%m%d").to_string().into_bytes(),
+        y.format("%Y%m%d").to_string().into_bytes(),
+    );
+    if a.len() != b.len() {
+        return false;
+    }
+    let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+    match differ.as_slice() {
+        [_] => true,
+        [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
+        _ => false,
+    }
+}
+
+/// A same-year date that is one of the register's defaults, or an estimate, says only the
+/// year; another day of the same year is evidence against (people know their birthday), and
+/// so on outwards. A typo (one digit) is its own level: true matches show it, others rarely.
 fn birth_level(a: &Normalised, b: &Normalised) -> u8 {
+    use birth_level::*;
     let (Some(x), Some(y)) = (a.birth_date, b.birth_date) else {
         return 0;
     };
-    if x == y {
-        1
-    } else if x.year() == y.year() && x.month() == y.day() && x.day() == y.month() {
-        2
+    let same_year = x.year() == y.year();
+    if same_year && (a.birth_estimated || b.birth_estimated) {
+        DEFAULT_DATE
+    } else if x == y {
+        EXACT
+    } else if same_year && x.month() == y.day() && x.day() == y.month() {
+        SWAPPED
+    } else if one_digit_off(x, y) {
+        ONE_DIGIT
+    } else if same_year && (default_date(x) || default_date(y)) {
+        DEFAULT_DATE
+    } else if same_year {
+        SAME_YEAR
     } else if (x - y).num_days().abs() <= 366 {
-        3
+        WITHIN_A_YEAR
     } else {
-        4
+        DIFFERENT
     }
 }
 
@@ -220,8 +269,16 @@ mod tests {
     fn dates_regions_and_missing_values() {
         let a = person("张伟", "1980-03-05");
         assert_eq!(compare(&a, &person("张伟", "1980-05-03"))[2], 2);
-        assert_eq!(compare(&a, &person("张伟", "1980-11-05"))[2], 3);
-        assert_eq!(compare(&a, &person("张伟", "1990-03-05"))[2], 4);
+        assert_eq!(compare(&a, &person("张伟", "1980-03-15"))[2], 3);
+        assert_eq!(compare(&a, &person("张伟", "1980-30-05"))[2], 0, "not a date");
+        assert_eq!(compare(&a, &person("张伟", "1980-01-01"))[2], 4);
+        assert_eq!(compare(&a, &person("张伟", "1980-11-05"))[2], 5);
+        assert_eq!(compare(&a, &person("张伟", "1979-11-25"))[2], 6);
+        assert_eq!(compare(&a, &person("张伟", "1990-03-15"))[2], 7);
+        assert_eq!(compare(&a, &person("张伟", "1908-03-05"))[2], 3, "digits swapped");
+        let mut estimated = person("张伟", "1980-07-01");
+        estimated.birth_estimated = true;
+        assert_eq!(compare(&a, &estimated)[2], 4);
         assert_eq!(compare(&a, &person("张伟", ""))[2], 0);
         assert_eq!(region_level("522701", "522702"), 2);
         assert_eq!(region_level("522701", "520101"), 3);

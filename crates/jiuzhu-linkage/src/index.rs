@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use jiuzhu_identity::ResidentId;
+
 use crate::compare::{Comparison, compare};
 use crate::model::{Model, Score};
 use crate::normalise::{Normalised, pinyin_key};
@@ -61,6 +63,26 @@ pub struct Index {
     free: Vec<u32>,
     blocks: HashMap<String, Vec<u32>>,
     names: HashMap<String, u32>,
+    /// Names per county ("region\u{1f}name") and county sizes: a name common in one county
+    /// (a clan village) says less there than its national share suggests.
+    local_names: HashMap<String, u32>,
+    regions: HashMap<String, u32>,
+}
+
+/// A county needs this many persons before its own name shares are trusted.
+pub const MIN_LOCAL_POPULATION: u32 = 200;
+
+fn local_key(region: &str, name: &str) -> String {
+    format!("{region}\u{1f}{name}")
+}
+
+fn decrement(map: &mut HashMap<String, u32>, key: &str) {
+    if let Some(count) = map.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            map.remove(key);
+        }
+    }
 }
 
 impl Index {
@@ -92,6 +114,13 @@ impl Index {
             self.blocks.entry(key).or_default().push(slot);
         }
         *self.names.entry(person.name.clone()).or_default() += 1;
+        if !person.region.is_empty() {
+            *self
+                .local_names
+                .entry(local_key(&person.region, &person.name))
+                .or_default() += 1;
+            *self.regions.entry(person.region.clone()).or_default() += 1;
+        }
         let at = slot as usize;
         self.ids[at].clone_from(&person_id);
         self.persons[at] = person;
@@ -114,11 +143,10 @@ impl Index {
                 }
             }
         }
-        if let Some(count) = self.names.get_mut(&old.name) {
-            *count -= 1;
-            if *count == 0 {
-                self.names.remove(&old.name);
-            }
+        decrement(&mut self.names, &old.name);
+        if !old.region.is_empty() {
+            decrement(&mut self.local_names, &local_key(&old.region, &old.name));
+            decrement(&mut self.regions, &old.region);
         }
         self.free.push(slot);
     }
@@ -127,6 +155,33 @@ impl Index {
     pub fn name_frequency(&self, name: &str) -> Option<f64> {
         let count = self.names.get(name)?;
         Some(f64::from(*count) / self.len().max(1) as f64)
+    }
+
+    /// Share of a county's registry persons carrying this name, once the county is big enough
+    /// for the share to mean something.
+    pub fn local_name_frequency(&self, region: &str, name: &str) -> Option<f64> {
+        let size = *self.regions.get(region)?;
+        if size < MIN_LOCAL_POPULATION {
+            return None;
+        }
+        let count = self.local_names.get(&local_key(region, name))?;
+        Some(f64::from(*count) / f64::from(size))
+    }
+
+    /// The registry person carrying this resident id, if one does.
+    pub fn holder_of(&self, id: &ResidentId) -> Option<(&str, &Normalised)> {
+        let block = self.blocks.get(&format!("i{}", id.as_str()))?;
+        block.iter().find_map(|slot| {
+            let person = self.persons.get(*slot as usize)?;
+            (person.resident_id.as_ref() == Some(id))
+                .then(|| Some((self.ids.get(*slot as usize)?.as_str(), person)))?
+        })
+    }
+
+    /// What the index holds for a person.
+    pub fn person(&self, person_id: &str) -> Option<&Normalised> {
+        let slot = *self.slots.get(person_id)?;
+        self.persons.get(slot as usize)
     }
 
     /// Registry persons sharing at least one usable block with the party.
@@ -183,29 +238,60 @@ impl Index {
         self.scored_with_frequency(party, model, self.name_frequency(&party.name))
     }
 
-    /// As [`Index::scored`], with the party's name frequency known from elsewhere (an index
-    /// holding only the candidates cannot know it).
+    /// As [`Index::scored`], with the party's name frequency given (`None`: no term-frequency
+    /// adjustment, as for a registry too small for its shares to mean anything). Where the
+    /// candidate lives in the party's county, the name's share in that county is used instead.
     pub fn scored_with_frequency(
         &self,
         party: &Normalised,
         model: &Model,
         frequency: Option<f64>,
     ) -> Vec<Candidate<'_>> {
+        let local = frequency.and_then(|global| {
+            self.local_name_frequency(&party.region, &party.name)
+                .map(|local| local.max(global))
+        });
         let mut scored: Vec<Candidate<'_>> = self
             .candidates(party)
             .into_iter()
             .filter_map(|slot| {
                 let person = self.persons.get(slot as usize)?;
                 let comparison = compare(party, person);
+                let same_county = comparison[4] == 1;
                 Some(Candidate {
                     person_id: self.ids.get(slot as usize)?.as_str(),
-                    score: model.score(&comparison, frequency),
+                    score: model.score(&comparison, if same_county { local } else { frequency }),
                     comparison,
                 })
             })
             .collect();
+        compete(&mut scored, model);
         scored.sort_by(|a, b| b.score.weight.total_cmp(&a.score.weight));
         scored
+    }
+}
+
+/// Takes each candidate's share of the party's one identity: with odds O_i per candidate and at
+/// most one true match, P(i) = O_i / (1 + Σ O_j), so each weight loses log2(1 + Σ_{j≠i} O_j).
+fn compete(scored: &mut [Candidate<'_>], model: &Model) {
+    if scored.len() < 2 {
+        return;
+    }
+    let top = scored
+        .iter()
+        .map(|c| c.score.weight)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = scored.iter().map(|c| (c.score.weight - top).exp2()).sum();
+    for candidate in scored.iter_mut() {
+        let others = total - (candidate.score.weight - top).exp2();
+        if others <= 0.0 {
+            continue;
+        }
+        let x = others.log2() + top;
+        let penalty = if x > 40.0 { x } else { x.exp2().ln_1p() / std::f64::consts::LN_2 };
+        candidate.score.competition = -penalty;
+        candidate.score.weight -= penalty;
+        candidate.score.probability = model.probability(candidate.score.weight);
     }
 }
 

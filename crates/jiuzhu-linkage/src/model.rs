@@ -4,18 +4,103 @@
 //! from the data by expectation–maximisation; pairs sharing a valid resident id can be held as
 //! known matches. A match on a common name is worth less than on a rare one (term frequency).
 
+use serde::{Deserialize, Serialize};
+
 use crate::compare::{Comparison, FIELDS, Field, name_level};
 
 /// Probabilities are kept inside (FLOOR, 1 - FLOOR) so that no weight is infinite.
 const FLOOR: f64 = 1e-6;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
     /// m[field][level]; level 0 (missing) is unused.
     pub m: Vec<Vec<f64>>,
     pub u: Vec<Vec<f64>>,
     /// Share of compared pairs that are matches.
     pub prior: f64,
+    /// Observed match rate by match weight, fitted on labelled pairs (see [`Calibration`]);
+    /// empty: the weight's own probability, which overstates certainty when fields depend on
+    /// each other (a village and its county, a relative's surname and phone).
+    #[serde(default)]
+    pub calibration: Calibration,
+}
+
+/// A monotone map from match weight to probability: knots of (weight, observed match rate),
+/// weights ascending, interpolated linearly between knots and held flat beyond the ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    pub knots: Vec<(f64, f64)>,
+}
+
+impl Calibration {
+    pub fn is_empty(&self) -> bool {
+        self.knots.is_empty()
+    }
+
+    /// The calibrated probability of a weight (`None` without knots).
+    pub fn probability(&self, weight: f64) -> Option<f64> {
+        let (first, last) = (self.knots.first()?, self.knots.last()?);
+        if weight <= first.0 {
+            return Some(first.1);
+        }
+        if weight >= last.0 {
+            return Some(last.1);
+        }
+        let at = self.knots.partition_point(|(w, _)| *w <= weight);
+        let ((w0, p0), (w1, p1)) = (self.knots[at - 1], self.knots[at]);
+        let share = if w1 > w0 {
+            (weight - w0) / (w1 - w0)
+        } else {
+            1.0
+        };
+        Some(p0 + share * (p1 - p0))
+    }
+
+    /// Pool-adjacent-violators isotonic regression of `labelled` (weight, is a match): the
+    /// non-decreasing step function closest to the observed rates. Each step is held flat from
+    /// its lowest weight to its highest (two knots), and only the gaps between steps are
+    /// interpolated; a rate is kept off 0 and 1 by half a pair of each outcome, so no
+    /// probability claims a certainty its data cannot show.
+    pub fn fit(labelled: &mut [(f64, bool)]) -> Self {
+        labelled.sort_by(|a, b| a.0.total_cmp(&b.0));
+        struct Step {
+            low: f64,
+            high: f64,
+            matches: f64,
+            pairs: f64,
+        }
+        let mut steps: Vec<Step> = Vec::new();
+        for (weight, matched) in labelled.iter() {
+            steps.push(Step {
+                low: *weight,
+                high: *weight,
+                matches: if *matched { 1.0 } else { 0.0 },
+                pairs: 1.0,
+            });
+            while steps.len() >= 2 {
+                let (b, a) = (&steps[steps.len() - 1], &steps[steps.len() - 2]);
+                if a.matches / a.pairs < b.matches / b.pairs {
+                    break;
+                }
+                let (high, matches, pairs) = (b.high, b.matches, b.pairs);
+                steps.pop();
+                if let Some(last) = steps.last_mut() {
+                    last.high = high;
+                    last.matches += matches;
+                    last.pairs += pairs;
+                }
+            }
+        }
+        let mut knots = Vec::with_capacity(steps.len() * 2);
+        for step in steps {
+            let rate = (step.matches + 0.5) / (step.pairs + 1.0);
+            knots.push((step.low, rate));
+            if step.high > step.low {
+                knots.push((step.high, rate));
+            }
+        }
+        Self { knots }
+    }
 }
 
 /// One field's part of a score, for a reader.
@@ -31,20 +116,31 @@ pub struct Explained {
 pub struct Score {
     /// Match probability, 0 to 1.
     pub probability: f64,
-    /// Total match weight (log2 odds), prior included.
+    /// Total match weight (log2 odds), prior included, other candidates' share taken off.
     pub weight: f64,
+    /// What the other candidates of the same party took off the weight (log2; 0 or less): a
+    /// party is at most one registry person, so two candidates that fit equally well cannot
+    /// both be likely.
+    pub competition: f64,
     pub fields: Vec<Explained>,
 }
 
 impl Score {
     /// "name: pinyin equal (+4.2); birth_date: exact (+9.1); …" — the fields that said anything.
     pub fn explanation(&self) -> String {
-        self.fields
+        let mut parts: Vec<String> = self
+            .fields
             .iter()
             .filter(|f| f.weight != 0.0)
             .map(|f| format!("{}: {} ({:+.1})", f.field, f.level, f.weight))
-            .collect::<Vec<_>>()
-            .join("; ")
+            .collect();
+        if self.competition <= -0.05 {
+            parts.push(format!(
+                "other candidates fit too ({:+.1})",
+                self.competition
+            ));
+        }
+        parts.join("; ")
     }
 }
 
@@ -61,8 +157,10 @@ impl Default for Model {
                 (Field::Name, false) => &[0.0, 0.002, 0.003, 0.001, 0.01, 0.984],
                 (Field::ResidentId, true) => &[0.0, 0.97, 0.03],
                 (Field::ResidentId, false) => &[0.0, 0.0001, 0.9999],
-                (Field::BirthDate, true) => &[0.0, 0.85, 0.03, 0.07, 0.05],
-                (Field::BirthDate, false) => &[0.0, 0.0005, 0.0005, 0.02, 0.979],
+                (Field::BirthDate, true) => &[0.0, 0.80, 0.02, 0.05, 0.04, 0.02, 0.03, 0.04],
+                (Field::BirthDate, false) => {
+                    &[0.0, 0.0003, 0.00005, 0.001, 0.0003, 0.012, 0.02, 0.966]
+                }
                 (Field::Gender, true) => &[0.0, 0.98, 0.02],
                 (Field::Gender, false) => &[0.0, 0.5, 0.5],
                 (Field::Region, true) => &[0.0, 0.85, 0.08, 0.04, 0.03],
@@ -77,6 +175,7 @@ impl Default for Model {
             m: FIELDS.iter().map(|f| table(*f, true)).collect(),
             u: FIELDS.iter().map(|f| table(*f, false)).collect(),
             prior: 0.01,
+            calibration: Calibration::default(),
         }
     }
 }
@@ -111,25 +210,36 @@ impl Model {
             });
         }
         Score {
-            probability: 1.0 / (1.0 + (-weight).exp2()),
+            probability: self.probability(weight),
             weight,
+            competition: 0.0,
             fields,
         }
+    }
+
+    /// The probability a match weight stands for: calibrated where the model has been,
+    /// the weight's own odds otherwise.
+    pub fn probability(&self, weight: f64) -> f64 {
+        self.calibration
+            .probability(weight)
+            .unwrap_or_else(|| 1.0 / (1.0 + (-weight).exp2()))
     }
 
     /// Estimates the model from the data:
     /// - u-probabilities from `random_pairs` (a party against registry persons drawn at random:
     ///   nearly all non-matches, and free of the bias blocking puts into candidate pairs);
-    /// - m-probabilities from the candidate `pairs` that `known` says are matches (a shared
-    ///   valid resident id), for every field but the one that labels them;
+    /// - m-probabilities from the candidate `pairs` labelled as matches (a shared valid
+    ///   resident id, a reviewer's confirmation), for every field but the resident id (which
+    ///   labels most of them); kept as they were when fewer than [`MIN_LABELLED`] are labelled;
     /// - the prior by expectation–maximisation over all candidate pairs, m and u held fixed
     ///   (estimating m by EM as well drifts: on blocked pairs, near-misses such as relatives
     ///   form a cluster of their own that EM takes for matches).
+    ///
+    /// The calibration is left as it was: it is fitted on the estimated weights afterwards.
     pub fn estimate(
         &self,
-        pairs: &[Comparison],
+        pairs: &[(Comparison, Option<bool>)],
         random_pairs: &[Comparison],
-        known: impl Fn(&Comparison) -> Option<bool>,
         iterations: usize,
     ) -> Self {
         let mut model = self.clone();
@@ -138,10 +248,10 @@ impl Model {
         }
         let labelled: Vec<(&Comparison, f64)> = pairs
             .iter()
-            .filter(|pair| known(pair) == Some(true))
-            .map(|pair| (pair, 1.0))
+            .filter(|(_, known)| *known == Some(true))
+            .map(|(pair, _)| (pair, 1.0))
             .collect();
-        if !labelled.is_empty() {
+        if labelled.len() >= MIN_LABELLED {
             let learned = level_shares(labelled.into_iter(), &model.m);
             for (i, field) in FIELDS.iter().enumerate() {
                 if *field != Field::ResidentId {
@@ -152,20 +262,30 @@ impl Model {
         if pairs.is_empty() {
             return model;
         }
+        // Evidence (the weight without the prior) is fixed while only the prior moves.
+        let prior_weight = |p: f64| (p / (1.0 - p)).log2();
+        let unknown: Vec<f64> = pairs
+            .iter()
+            .filter(|(_, known)| known.is_none())
+            .map(|(pair, _)| model.score(pair, None).weight - prior_weight(clamp(model.prior)))
+            .collect();
+        let known_matches = pairs.iter().filter(|(_, k)| *k == Some(true)).count() as f64;
+        let mut prior = clamp(model.prior);
         for _ in 0..iterations {
-            let matches: f64 = pairs
+            let odds = prior_weight(prior);
+            let matches: f64 = unknown
                 .iter()
-                .map(|pair| match known(pair) {
-                    Some(true) => 1.0,
-                    Some(false) => 0.0,
-                    None => model.score(pair, None).probability,
-                })
+                .map(|evidence| 1.0 / (1.0 + (-(odds + evidence)).exp2()))
                 .sum();
-            model.prior = clamp(matches / pairs.len() as f64);
+            prior = clamp((matches + known_matches) / pairs.len() as f64);
         }
+        model.prior = prior;
         model
     }
 }
+
+/// Labelled matches needed before m-probabilities are learned from them.
+pub const MIN_LABELLED: usize = 50;
 
 /// Per field, each level's weighted share among the non-missing levels (kept from `previous`
 /// where a field was never observed). Add-one-half smoothing keeps unseen levels possible.
@@ -217,7 +337,7 @@ mod tests {
         let all_agree: Comparison = [1, 1, 1, 1, 1, 1, 1];
         let names_only: Comparison = [1, 0, 0, 0, 0, 0, 0];
         let nothing: Comparison = [0; 7];
-        let conflict: Comparison = [5, 2, 4, 2, 4, 2, 2];
+        let conflict: Comparison = [5, 2, 7, 2, 4, 2, 2];
         let p = |c: &Comparison| model.score(c, None).probability;
         assert!(p(&all_agree) > 0.999);
         assert!(p(&names_only) > p(&nothing));
@@ -248,12 +368,16 @@ mod tests {
             pairs.push([1, 1, 1, 1, 1, 0, 0]);
             pairs.push([1, 0, 1, 1, 1, 0, 0]);
             for _ in 0..10 {
-                pairs.push([5, 0, 4, 2, 1, 0, 0]);
+                pairs.push([5, 0, 7, 2, 1, 0, 0]);
             }
         }
-        let random: Vec<Comparison> = (0..5000).map(|_| [5, 0, 4, 2, 1, 0, 0]).collect();
+        let random: Vec<Comparison> = (0..5000).map(|_| [5, 0, 7, 2, 1, 0, 0]).collect();
         let start = Model::default();
-        let learned = start.estimate(&pairs, &random, |c| (c[1] == 1).then_some(true), 20);
+        let pairs: Vec<(Comparison, Option<bool>)> = pairs
+            .into_iter()
+            .map(|c| (c, (c[1] == 1).then_some(true)))
+            .collect();
+        let learned = start.estimate(&pairs, &random, 20);
         assert!(
             (learned.prior - 400.0 / 2400.0).abs() < 0.02,
             "{}",

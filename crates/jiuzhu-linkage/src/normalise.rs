@@ -197,11 +197,15 @@ pub fn place(raw: &str) -> String {
 }
 
 /// The village named in a free-text address ("…沙包堡街道新场村12号" → "新场"): the stretch
-/// that ends in 村, 寨 or 组 after the last township-level or higher unit.
+/// before the last 村 after the last township-level or higher unit; without a 村, the stretch
+/// ending in 寨 (a 寨 is often the village's own name, "大寨"). A group (组) inside the village
+/// is not the village.
 pub fn village_from_address(address: &str) -> String {
     let text: String = address.chars().map(half_width).map(simplified).collect();
-    let Some(end) = text.rfind(['村', '寨', '组']) else {
-        return String::new();
+    let end = match (text.rfind('村'), text.rfind('寨')) {
+        (Some(at), _) => at,
+        (None, Some(at)) => at + '寨'.len_utf8(),
+        (None, None) => return String::new(),
     };
     let head = &text[..end];
     let start = ["街道", "镇", "乡", "县", "市", "区", "州", "省"]
@@ -228,6 +232,19 @@ pub struct Normalised {
     pub region: String,
     pub township: String,
     pub village: String,
+    /// The birth date is an estimate (from an approximate age): only its year says anything.
+    pub birth_estimated: bool,
+    /// What the resident id filled in because the record did not say it (see
+    /// [`Normalised::without_id`]).
+    pub from_id: FromId,
+}
+
+/// Fields a record left empty that its resident id supplied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FromId {
+    pub birth_date: bool,
+    pub male: bool,
+    pub region: bool,
 }
 
 /// A record as written, before normalisation.
@@ -258,17 +275,26 @@ impl Normalised {
     pub fn from_written(written: &Written<'_>) -> Self {
         let name = name(written.name);
         let resident_id = resident_id(written.resident_id);
-        let birth_date =
-            date(written.birth_date).or_else(|| resident_id.as_ref().map(ResidentId::birth_date));
-        let male = gender(written.gender)
-            .or_else(|| resident_id.as_ref().map(|id| matches!(id.sex(), Sex::Male)));
+        let written_date = date(written.birth_date);
+        let written_gender = gender(written.gender);
         let mut region = region(written.region_code);
+        let from_id = FromId {
+            birth_date: written_date.is_none() && resident_id.is_some(),
+            male: written_gender.is_none() && resident_id.is_some(),
+            region: region.is_empty() && resident_id.is_some(),
+        };
+        let birth_date =
+            written_date.or_else(|| resident_id.as_ref().map(ResidentId::birth_date));
+        let male = written_gender
+            .or_else(|| resident_id.as_ref().map(|id| matches!(id.sex(), Sex::Male)));
         if region.is_empty()
             && let Some(id) = &resident_id
         {
             region = id.region_code().to_owned();
         }
         Self {
+            birth_estimated: false,
+            from_id,
             readings: readings(&name),
             name,
             resident_id,
@@ -279,6 +305,25 @@ impl Normalised {
             township: place(written.township),
             village: place(written.village),
         }
+    }
+
+    /// The record as it would be had it carried no resident id: what the id filled in is
+    /// taken out again. Records with an id are the labelled ones (a shared id says "same
+    /// person"); scoring them this way shows how the records without one fare.
+    pub fn without_id(&self) -> Self {
+        let mut record = self.clone();
+        record.resident_id = None;
+        if self.from_id.birth_date {
+            record.birth_date = None;
+        }
+        if self.from_id.male {
+            record.male = None;
+        }
+        if self.from_id.region {
+            record.region.clear();
+        }
+        record.from_id = FromId::default();
+        record
     }
 
     pub fn birth_year(&self) -> Option<i32> {
@@ -329,6 +374,13 @@ mod tests {
         );
         assert_eq!(village_from_address("田坝乡岩脚村210号"), "岩脚");
         assert_eq!(village_from_address("县城"), "");
+        assert_eq!(
+            village_from_address("贵州省罗甸县五里镇永安村4组"),
+            "永安",
+            "a group is inside the village"
+        );
+        assert_eq!(village_from_address("城关镇白果村二组65号"), "白果");
+        assert_eq!(village_from_address("坪坝乡大寨5组"), "大寨");
     }
 
     #[test]

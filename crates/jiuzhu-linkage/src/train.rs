@@ -1,0 +1,391 @@
+//! Estimating a model from the data it will score, calibrating it, and saying how well it
+//! holds. Labels come from the data itself and from people: a party whose resident id is
+//! valid is scored as if it had none, and its best candidate is a match exactly when the ids
+//! agree (the ids were not used to find or weigh it); reviewers' confirmations and rejections
+//! are labelled pairs too. m/u/prior are estimated (see [`Model::estimate`]), then the weights
+//! are calibrated on those labels, and the reliability table is measured on labels the
+//! calibration did not see. The saved form ([`ModelFile`]) is what `jiuzhu link` writes and the
+//! clue service adopts.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::compare::{Comparison, FIELDS, compare, name_level};
+use crate::index::Index;
+use crate::model::{Calibration, Model};
+use crate::normalise::Normalised;
+
+/// A reviewer's decision on a pair: the party as its case file wrote it, the registry person
+/// as the index held them, and whether they are the same person.
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub party: Normalised,
+    pub person: Normalised,
+    pub matched: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingOptions {
+    /// Random registry persons compared with each party (for u-probabilities).
+    pub random_per_party: usize,
+    /// EM iterations for the prior.
+    pub iterations: usize,
+}
+
+impl Default for TrainingOptions {
+    fn default() -> Self {
+        Self {
+            random_per_party: 5,
+            iterations: 10,
+        }
+    }
+}
+
+/// One row of a reliability table: pairs whose predicted probability falls in [low, high).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityBin {
+    pub low: f64,
+    pub high: f64,
+    pub pairs: usize,
+    /// Mean predicted probability.
+    pub predicted: f64,
+    /// Share that were matches.
+    pub observed: f64,
+}
+
+impl ReliabilityBin {
+    pub fn gap(&self) -> f64 {
+        self.observed - self.predicted
+    }
+}
+
+/// Bins with fewer pairs than this are shown but not counted in the largest gap: their
+/// observed rate is mostly chance.
+pub const MIN_BIN_PAIRS: usize = 30;
+
+/// Reliability by decile of predicted probability.
+pub fn reliability(scored: &[(f64, bool)]) -> Vec<ReliabilityBin> {
+    (0..10)
+        .filter_map(|decile| {
+            let inside: Vec<&(f64, bool)> = scored
+                .iter()
+                .filter(|(p, _)| ((p * 10.0).floor() as i32).clamp(0, 9) == decile)
+                .collect();
+            if inside.is_empty() {
+                return None;
+            }
+            let n = inside.len() as f64;
+            Some(ReliabilityBin {
+                low: f64::from(decile) / 10.0,
+                high: f64::from(decile + 1) / 10.0,
+                pairs: inside.len(),
+                predicted: inside.iter().map(|(p, _)| p).sum::<f64>() / n,
+                observed: inside.iter().filter(|(_, m)| *m).count() as f64 / n,
+            })
+        })
+        .collect()
+}
+
+/// The largest |observed − predicted| over bins of at least [`MIN_BIN_PAIRS`].
+pub fn largest_gap(table: &[ReliabilityBin]) -> Option<f64> {
+    table
+        .iter()
+        .filter(|b| b.pairs >= MIN_BIN_PAIRS)
+        .map(|b| b.gap().abs())
+        .reduce(f64::max)
+}
+
+/// The table as text, one decile per line, with the largest gap.
+pub fn reliability_text(table: &[ReliabilityBin]) -> String {
+    let mut text = String::from("probability  pairs  mean predicted  observed     gap\n");
+    for bin in table {
+        text.push_str(&format!(
+            "{:.1}–{:.1}  {:>7}  {:>14.3}  {:>8.3}  {:>+6.3}{}\n",
+            bin.low,
+            bin.high,
+            bin.pairs,
+            bin.predicted,
+            bin.observed,
+            bin.gap(),
+            if bin.pairs < MIN_BIN_PAIRS {
+                "  (few pairs)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(gap) = largest_gap(table) {
+        text.push_str(&format!("largest gap {gap:.3}\n"));
+    }
+    text
+}
+
+/// What a training saw and how its calibration held on labels it did not fit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingReport {
+    pub parties: usize,
+    pub candidate_pairs: usize,
+    pub random_pairs: usize,
+    /// Parties with a valid resident id whose best candidate (found without it) has one too.
+    pub anchored: usize,
+    /// Of those, the ones whose best candidate is the person the id names.
+    pub anchored_matches: usize,
+    pub reviews: usize,
+    pub reviews_confirmed: usize,
+    /// Held-out reliability: calibrated on half of the labels, measured on the other half.
+    pub reliability: Vec<ReliabilityBin>,
+    pub largest_gap: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trained {
+    pub model: Model,
+    pub report: TrainingReport,
+}
+
+/// Estimates and calibrates a model on `parties` (a sample of what it will score) against the
+/// registry `index`, with reviewers' `reviews`, starting from `start`'s values.
+pub fn train(
+    index: &Index,
+    parties: &[Normalised],
+    reviews: &[Review],
+    start: &Model,
+    options: TrainingOptions,
+) -> Trained {
+    let mut pairs: Vec<(Comparison, Option<bool>)> = Vec::new();
+    let mut random = Vec::new();
+    for (n, party) in parties.iter().enumerate() {
+        pairs.extend(
+            index
+                .comparisons(party)
+                .into_iter()
+                // A shared id under another name altogether is someone else's id.
+                .map(|c| (c, (c[1] == 1 && c[0] != name_level::DIFFERENT).then_some(true))),
+        );
+        random.extend(index.random_comparisons(party, options.random_per_party, n as u64));
+    }
+    let candidate_pairs = pairs.len();
+    pairs.extend(
+        reviews
+            .iter()
+            .map(|r| (compare(&r.party, &r.person), Some(r.matched))),
+    );
+    let start = Model {
+        calibration: Calibration::default(),
+        ..start.clone()
+    };
+    let mut model = start.estimate(&pairs, &random, options.iterations);
+
+    let anchors = anchored(index, parties, &model);
+    let (anchored, anchored_matches) = (
+        anchors.len(),
+        anchors.iter().filter(|(_, m)| *m).count(),
+    );
+    let reviewed: Vec<(f64, bool)> = reviews
+        .iter()
+        .map(|r| {
+            let comparison = compare(&r.party, &r.person);
+            let frequency = index.name_frequency(&r.party.name);
+            (model.score(&comparison, frequency).weight, r.matched)
+        })
+        .collect();
+    let mut labelled: Vec<(f64, bool)> = anchors.iter().chain(&reviewed).copied().collect();
+
+    // Calibrate on even labels, measure on odd ones; then calibrate on all.
+    let (mut fit, held): (Vec<_>, Vec<_>) = labelled
+        .iter()
+        .enumerate()
+        .partition(|(n, _)| n % 2 == 0);
+    let mut fit: Vec<(f64, bool)> = fit.drain(..).map(|(_, l)| *l).collect();
+    let half = Calibration::fit(&mut fit);
+    let measured: Vec<(f64, bool)> = held
+        .iter()
+        .map(|(_, (weight, matched))| {
+            (
+                half.probability(*weight)
+                    .unwrap_or_else(|| model.probability(*weight)),
+                *matched,
+            )
+        })
+        .collect();
+    let table = reliability(&measured);
+    if labelled.len() >= 2 * MIN_BIN_PAIRS {
+        model.calibration = Calibration::fit(&mut labelled);
+    }
+    Trained {
+        report: TrainingReport {
+            parties: parties.len(),
+            candidate_pairs,
+            random_pairs: random.len(),
+            anchored,
+            anchored_matches,
+            reviews: reviews.len(),
+            reviews_confirmed: reviews.iter().filter(|r| r.matched).count(),
+            largest_gap: largest_gap(&table),
+            reliability: table,
+        },
+        model,
+    }
+}
+
+/// (weight of the best candidate found without the id, whether it is the person the id names)
+/// for parties with a valid id. Case files also carry ids that belong to someone else (a
+/// relative's, a typo that still checks out): when the id's holder bears another name
+/// altogether, the id says nothing about who the party is, and the party is left out.
+fn anchored(index: &Index, parties: &[Normalised], model: &Model) -> Vec<(f64, bool)> {
+    parties
+        .iter()
+        .filter_map(|party| {
+            let id = party.resident_id.as_ref()?;
+            let blind = party.without_id();
+            let best = index.scored(&blind, model).into_iter().next()?;
+            let matched = match index.holder_of(id) {
+                Some((holder, _)) if holder == best.person_id => true,
+                Some((_, person)) if compare(party, person)[0] == name_level::DIFFERENT => {
+                    return None;
+                }
+                Some(_) => false,
+                // Nobody in the registry has it: the party is not registered, if the best
+                // candidate's own id shows it is someone else.
+                None => {
+                    index.person(best.person_id)?.resident_id.as_ref()?;
+                    false
+                }
+            };
+            Some((best.score.weight, matched))
+        })
+        .collect()
+}
+
+/// The saved model: format, version (a digest of its values), when and on what it was
+/// trained, and the report. `jiuzhu link train` writes it; the clue service adopts it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub format: u32,
+    pub version: String,
+    pub trained_on: String,
+    pub model: Model,
+    pub report: TrainingReport,
+}
+
+pub const MODEL_FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    #[error("not a linkage model: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("linkage model format {found}; this release reads format {MODEL_FORMAT}")]
+    Format { found: u32 },
+    #[error("linkage model: field {field} has {found} levels, this release compares {expected}")]
+    Levels {
+        field: &'static str,
+        found: usize,
+        expected: usize,
+    },
+    #[error("linkage model {claimed}: its values digest to {actual} (edited or damaged)")]
+    Version { claimed: String, actual: String },
+}
+
+/// A model's version: "link-" and the first 12 hex digits of the SHA-256 of its values.
+pub fn version_of(model: &Model) -> String {
+    let text = serde_json::to_string(model).unwrap_or_default();
+    let digest = Sha256::digest(text.as_bytes());
+    format!("link-{}", &hex::encode(digest)[..12])
+}
+
+impl ModelFile {
+    pub fn new(model: Model, report: TrainingReport, trained_on: impl Into<String>) -> Self {
+        Self {
+            format: MODEL_FORMAT,
+            version: version_of(&model),
+            trained_on: trained_on.into(),
+            model,
+            report,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads a saved model, refusing one of another format, one whose levels do not fit this
+    /// release's comparisons, and one whose values no longer match its version.
+    pub fn from_json(text: &str) -> Result<Self, ModelFileError> {
+        let file: Self = serde_json::from_str(text)?;
+        if file.format != MODEL_FORMAT {
+            return Err(ModelFileError::Format { found: file.format });
+        }
+        for (i, field) in FIELDS.iter().enumerate() {
+            let expected = field.levels().len();
+            for table in [&file.model.m, &file.model.u] {
+                let found = table.get(i).map_or(0, Vec::len);
+                if found != expected {
+                    return Err(ModelFileError::Levels {
+                        field: field.name(),
+                        found,
+                        expected,
+                    });
+                }
+            }
+        }
+        let actual = version_of(&file.model);
+        if actual != file.version {
+            return Err(ModelFileError::Version {
+                claimed: file.version,
+                actual,
+            });
+        }
+        Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isotonic_calibration_follows_the_observed_rates() {
+        // Weight w is a match with probability 0.1 below 0, 0.5 in [0, 10), 0.9 from 10.
+        let mut labelled = Vec::new();
+        for i in 0..3000 {
+            let weight = f64::from(i % 30) - 10.0;
+            let rate = if weight < 0.0 {
+                1
+            } else if weight < 10.0 {
+                5
+            } else {
+                9
+            };
+            labelled.push((weight, (i / 30) % 10 < rate));
+        }
+        let calibration = Calibration::fit(&mut labelled);
+        let p = |w: f64| calibration.probability(w).unwrap_or(f64::NAN);
+        assert!((p(-8.0) - 0.1).abs() < 0.02, "{}", p(-8.0));
+        assert!((p(15.0) - 0.9).abs() < 0.02, "{}", p(15.0));
+        assert!(p(5.0) > 0.3 && p(5.0) < 0.7, "{}", p(5.0));
+        assert!(
+            calibration.knots.windows(2).all(|w| w[0].1 <= w[1].1),
+            "monotone"
+        );
+        assert!(p(1e9) < 1.0 && p(-1e9) > 0.0, "never certain");
+    }
+
+    #[test]
+    fn a_saved_model_reads_back_and_an_edited_one_is_refused() {
+        let file = ModelFile::new(Model::default(), TrainingReport::default(), "2026-12-05");
+        let text = file.to_json();
+        let read = ModelFile::from_json(&text);
+        assert!(matches!(&read, Ok(f) if *f == file), "{read:?}");
+        assert!(file.version.starts_with("link-") && file.version.len() == 17);
+        let edited = text.replacen("0.8", "0.9", 1);
+        assert!(matches!(
+            ModelFile::from_json(&edited),
+            Err(ModelFileError::Version { .. })
+        ));
+        let other_format = text.replacen("\"format\": 1", "\"format\": 9", 1);
+        assert!(matches!(
+            ModelFile::from_json(&other_format),
+            Err(ModelFileError::Format { found: 9 })
+        ));
+    }
+}
