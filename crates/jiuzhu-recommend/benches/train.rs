@@ -206,5 +206,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         started.elapsed(),
         model.amount_model()
     );
+    let probe = generate::past_cases(2000, 8);
+    let mut micros: Vec<u128> = probe
+        .iter()
+        .map(|case| {
+            let started = Instant::now();
+            let r = model.recommend(&case.features, i64::MAX);
+            std::hint::black_box(r);
+            started.elapsed().as_micros()
+        })
+        .collect();
+    micros.sort_unstable();
+    let at = |q: f64| micros[((micros.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    println!(
+        "one recommendation with the 100,000-case model (trees, TreeSHAP, effect model, 100 nearest of 100,000): p50 {:.2} ms, p99 {:.2} ms; model file {:.1} MB",
+        at(0.5),
+        at(0.99),
+        serde_json::to_vec(&model)?.len() as f64 / 1e6
+    );
     Ok(())
 }

@@ -136,7 +136,7 @@ pub struct Ensemble {
 }
 
 /// One element of TreeSHAP's path of unique features.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct PathElement {
     input: Option<usize>,
     zero: f64,
@@ -144,21 +144,22 @@ struct PathElement {
     weight: f64,
 }
 
-fn extend_path(path: &mut Vec<PathElement>, zero: f64, one: f64, input: Option<usize>) {
-    let depth = path.len();
-    path.push(PathElement {
+/// Appends an element to `path[..depth]` (the caller's slice has room for it).
+fn extend_path(path: &mut [PathElement], depth: usize, zero: f64, one: f64, input: Option<usize>) {
+    path[depth] = PathElement {
         input,
         zero,
         one,
         weight: if depth == 0 { 1.0 } else { 0.0 },
-    });
+    };
     for i in (0..depth).rev() {
         path[i + 1].weight += one * path[i].weight * (i + 1) as f64 / (depth + 1) as f64;
         path[i].weight = zero * path[i].weight * (depth - i) as f64 / (depth + 1) as f64;
     }
 }
 
-fn unwind_path(path: &mut Vec<PathElement>, at: usize) {
+/// Removes element `at` from `path` (all of it in use).
+fn unwind_path(path: &mut [PathElement], at: usize) {
     let depth = path.len() - 1;
     let (one, zero) = (path[at].one, path[at].zero);
     let mut next = path[depth].weight;
@@ -176,7 +177,6 @@ fn unwind_path(path: &mut Vec<PathElement>, at: usize) {
         path[i].zero = path[i + 1].zero;
         path[i].one = path[i + 1].one;
     }
-    path.pop();
 }
 
 fn unwound_path_sum(path: &[PathElement], at: usize) -> f64 {
@@ -196,17 +196,20 @@ fn unwound_path_sum(path: &[PathElement], at: usize) -> f64 {
     total
 }
 
+/// One case's walk through a tree. Each level's path is a segment of one buffer, after its
+/// parent's (no allocation per node: this runs for every recommendation).
 struct Walk<'a> {
     tree: &'a Tree,
     x: &'a [f64],
     phi: &'a mut [f64],
+    buffer: &'a mut Vec<PathElement>,
 }
 
 impl Walk<'_> {
     fn recurse(
         &mut self,
         node: usize,
-        mut path: Vec<PathElement>,
+        parent: (usize, usize),
         zero: f64,
         one: f64,
         input: Option<usize>,
@@ -214,10 +217,20 @@ impl Walk<'_> {
         let Some(here) = self.tree.nodes.get(node) else {
             return;
         };
-        extend_path(&mut path, zero, one, input);
+        let (parent_start, parent_len) = parent;
+        let start = parent_start + parent_len;
+        if self.buffer.len() < start + parent_len + 1 {
+            self.buffer
+                .resize(start + parent_len + 1, PathElement::default());
+        }
+        self.buffer
+            .copy_within(parent_start..parent_start + parent_len, start);
+        extend_path(&mut self.buffer[start..], parent_len, zero, one, input);
+        let mut len = parent_len + 1;
         let Some(split) = &here.split else {
-            for i in 1..path.len() {
-                let w = unwound_path_sum(&path, i);
+            let path = &self.buffer[start..start + len];
+            for i in 1..len {
+                let w = unwound_path_sum(path, i);
                 let element = path[i];
                 if let Some(slot) = element.input.and_then(|at| self.phi.get_mut(at)) {
                     *slot += w * (element.one - element.zero) * here.value;
@@ -236,21 +249,23 @@ impl Walk<'_> {
         let (hot_zero, cold_zero) = (cover_of(hot) / total, cover_of(cold) / total);
         let (mut incoming_zero, mut incoming_one) = (1.0, 1.0);
         // A feature met again on the path: undo its earlier split so it counts once.
+        let path = &mut self.buffer[start..start + len];
         if let Some(at) = path.iter().position(|e| e.input == Some(split.input)) {
             incoming_zero = path[at].zero;
             incoming_one = path[at].one;
-            unwind_path(&mut path, at);
+            unwind_path(path, at);
+            len -= 1;
         }
         self.recurse(
             hot,
-            path.clone(),
+            (start, len),
             hot_zero * incoming_zero,
             incoming_one,
             Some(split.input),
         );
         self.recurse(
             cold,
-            path,
+            (start, len),
             cold_zero * incoming_zero,
             0.0,
             Some(split.input),
@@ -272,13 +287,15 @@ impl Ensemble {
     /// `predict(x) - expected_value()`.
     pub fn shap(&self, x: &[f64]) -> Vec<f64> {
         let mut phi = vec![0.0; self.inputs];
+        let mut buffer = Vec::with_capacity(128);
         for tree in &self.trees {
             let mut walk = Walk {
                 tree,
                 x,
                 phi: &mut phi,
+                buffer: &mut buffer,
             };
-            walk.recurse(0, Vec::with_capacity(16), 1.0, 1.0, None);
+            walk.recurse(0, (0, 0), 1.0, 1.0, None);
         }
         phi
     }

@@ -217,6 +217,10 @@ pub struct Recommender {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     effects: Option<EffectModel>,
     precedents: Vec<Precedent>,
+    /// The precedents' inputs in one padded row-major block, built on load (not stored): the
+    /// scan for neighbours runs on every recommendation.
+    #[serde(skip)]
+    scan: Scan,
 }
 
 /// A model file as stored: any format this program knows, checked before use.
@@ -289,6 +293,7 @@ impl TryFrom<Stored> for Recommender {
             residual_high: stored.residual_high,
             trees: stored.trees,
             effects: stored.effects,
+            scan: Scan::of(&stored.precedents),
             precedents: stored.precedents,
         })
     }
@@ -657,7 +662,7 @@ impl Recommender {
             .collect();
         let rows: Vec<Vec<f64>> = cases.iter().map(|c| c.features.vector()).collect();
         let ridge = fit_ridge(&rows, &targets);
-        let precedents = rows
+        let precedents: Vec<Precedent> = rows
             .iter()
             .zip(cases)
             .map(|(row, case)| Precedent {
@@ -699,6 +704,7 @@ impl Recommender {
             residual_high: ridge.residual_high,
             trees,
             effects,
+            scan: Scan::of(&precedents),
             precedents,
         })
     }
@@ -736,21 +742,31 @@ impl Recommender {
 
     /// The nearest precedents, nearest first.
     fn nearest(&self, z: &[f64], k: usize) -> Vec<(f64, &Precedent)> {
-        let mut best: Vec<(f64, &Precedent)> = Vec::with_capacity(k + 1);
-        for precedent in &self.precedents {
-            let d: f64 = precedent
-                .x
-                .iter()
-                .zip(z)
-                .map(|(a, b)| (f64::from(*a) - b).powi(2))
-                .sum();
+        let stride = self.scan.stride;
+        let mut query = vec![0.0f32; stride];
+        for (q, v) in query.iter_mut().zip(z) {
+            *q = *v as f32;
+        }
+        let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
+        for (at, row) in self.scan.rows.chunks_exact(stride.max(1)).enumerate() {
+            // Lanes of eight independent sums, so the compiler can use vector instructions.
+            let mut lanes = [0.0f32; LANES];
+            for (chunk, q) in row.chunks_exact(LANES).zip(query.chunks_exact(LANES)) {
+                for lane in 0..LANES {
+                    let t = chunk[lane] - q[lane];
+                    lanes[lane] += t * t;
+                }
+            }
+            let d: f32 = lanes.iter().sum();
             if best.len() < k || best.last().is_some_and(|(worst, _)| d < *worst) {
-                let at = best.partition_point(|(other, _)| *other <= d);
-                best.insert(at, (d, precedent));
+                let place = best.partition_point(|(other, _)| *other <= d);
+                best.insert(place, (d, at));
                 best.truncate(k);
             }
         }
-        best.into_iter().map(|(d, p)| (d.sqrt(), p)).collect()
+        best.into_iter()
+            .filter_map(|(d, at)| self.precedents.get(at).map(|p| (f64::from(d).sqrt(), p)))
+            .collect()
     }
 
     /// The amount in months of wage the nearest precedents were given (for comparison).
@@ -1163,6 +1179,30 @@ fn fit_effects(
         ensemble: fitted.ensemble,
         followed_up: followed.len(),
     }))
+}
+
+/// Lanes of the neighbour scan.
+const LANES: usize = 8;
+
+/// The precedents' standardised inputs, padded with zeros to a multiple of [`LANES`].
+#[derive(Debug, Clone, Default)]
+struct Scan {
+    stride: usize,
+    rows: Vec<f32>,
+}
+
+impl Scan {
+    fn of(precedents: &[Precedent]) -> Self {
+        let width = precedents.first().map_or(0, |p| p.x.len());
+        let stride = width.div_ceil(LANES) * LANES;
+        let mut rows = vec![0.0f32; stride * precedents.len()];
+        for (row, p) in rows.chunks_exact_mut(stride.max(1)).zip(precedents) {
+            for (cell, v) in row.iter_mut().zip(&p.x) {
+                *cell = *v;
+            }
+        }
+        Self { stride, rows }
+    }
 }
 
 /// An amount in months with its explanation.
