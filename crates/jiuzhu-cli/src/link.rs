@@ -344,7 +344,8 @@ fn report_text(file: &ModelFile) -> String {
     let report = &file.report;
     format!(
         "model {}: trained on {} parties ({} candidate pairs, {} random pairs), {} anchored by \
-         resident id ({} of them the best candidate), {} reviews ({} confirmed)\n\
+         resident id ({} of them the best candidate), {} reviews ({} confirmed); estimated {:.0}% \
+         of parties registered\n\
          held-out reliability of the best candidate (calibrated on the other half of the labels):\n{}",
         file.version,
         report.parties,
@@ -354,6 +355,7 @@ fn report_text(file: &ModelFile) -> String {
         report.anchored_matches,
         report.reviews,
         report.reviews_confirmed,
+        report.registered_share * 100.0,
         reliability_text(&report.reliability),
     )
 }

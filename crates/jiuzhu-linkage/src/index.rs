@@ -271,6 +271,20 @@ impl Index {
     }
 }
 
+/// The candidates as they would score had `absent` not been in the registry (the others
+/// compete only among themselves).
+pub fn without<'a>(mut scored: Vec<Candidate<'a>>, absent: &str, model: &Model) -> Vec<Candidate<'a>> {
+    scored.retain(|c| c.person_id != absent);
+    for candidate in &mut scored {
+        candidate.score.weight -= candidate.score.competition;
+        candidate.score.competition = 0.0;
+        candidate.score.probability = model.probability(candidate.score.weight);
+    }
+    compete(&mut scored, model);
+    scored.sort_by(|a, b| b.score.weight.total_cmp(&a.score.weight));
+    scored
+}
+
 /// Takes each candidate's share of the party's one identity: with odds O_i per candidate and at
 /// most one true match, P(i) = O_i / (1 + Σ O_j), so each weight loses log2(1 + Σ_{j≠i} O_j).
 fn compete(scored: &mut [Candidate<'_>], model: &Model) {

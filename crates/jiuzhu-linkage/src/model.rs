@@ -61,7 +61,8 @@ impl Calibration {
     /// its lowest weight to its highest (two knots), and only the gaps between steps are
     /// interpolated; a rate is kept off 0 and 1 by half a pair of each outcome, so no
     /// probability claims a certainty its data cannot show.
-    pub fn fit(labelled: &mut [(f64, bool)]) -> Self {
+    /// `labelled`: (weight, is a match, how many parties the label stands for).
+    pub fn fit(labelled: &mut [(f64, bool, f64)]) -> Self {
         labelled.sort_by(|a, b| a.0.total_cmp(&b.0));
         struct Step {
             low: f64,
@@ -70,12 +71,12 @@ impl Calibration {
             pairs: f64,
         }
         let mut steps: Vec<Step> = Vec::new();
-        for (weight, matched) in labelled.iter() {
+        for (weight, matched, mass) in labelled.iter() {
             steps.push(Step {
                 low: *weight,
                 high: *weight,
-                matches: if *matched { 1.0 } else { 0.0 },
-                pairs: 1.0,
+                matches: if *matched { *mass } else { 0.0 },
+                pairs: *mass,
             });
             while steps.len() >= 2 {
                 let (b, a) = (&steps[steps.len() - 1], &steps[steps.len() - 2]);

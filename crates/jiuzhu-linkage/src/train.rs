@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::compare::{Comparison, FIELDS, compare, name_level};
-use crate::index::Index;
+use crate::index::{Index, without};
 use crate::model::{Calibration, Model};
 use crate::normalise::Normalised;
 
@@ -65,22 +65,33 @@ pub const MIN_BIN_PAIRS: usize = 30;
 
 /// Reliability by decile of predicted probability.
 pub fn reliability(scored: &[(f64, bool)]) -> Vec<ReliabilityBin> {
+    let weighted: Vec<(f64, bool, f64)> = scored.iter().map(|(p, m)| (*p, *m, 1.0)).collect();
+    weighted_reliability(&weighted)
+}
+
+/// Reliability by decile, each label standing for `mass` parties.
+pub fn weighted_reliability(scored: &[(f64, bool, f64)]) -> Vec<ReliabilityBin> {
     (0..10)
         .filter_map(|decile| {
-            let inside: Vec<&(f64, bool)> = scored
+            let inside: Vec<&(f64, bool, f64)> = scored
                 .iter()
-                .filter(|(p, _)| ((p * 10.0).floor() as i32).clamp(0, 9) == decile)
+                .filter(|(p, _, _)| ((p * 10.0).floor() as i32).clamp(0, 9) == decile)
                 .collect();
-            if inside.is_empty() {
+            let mass: f64 = inside.iter().map(|(_, _, w)| w).sum();
+            if inside.is_empty() || mass <= 0.0 {
                 return None;
             }
-            let n = inside.len() as f64;
             Some(ReliabilityBin {
                 low: f64::from(decile) / 10.0,
                 high: f64::from(decile + 1) / 10.0,
                 pairs: inside.len(),
-                predicted: inside.iter().map(|(p, _)| p).sum::<f64>() / n,
-                observed: inside.iter().filter(|(_, m)| *m).count() as f64 / n,
+                predicted: inside.iter().map(|(p, _, w)| p * w).sum::<f64>() / mass,
+                observed: inside
+                    .iter()
+                    .filter(|(_, m, _)| *m)
+                    .map(|(_, _, w)| w)
+                    .sum::<f64>()
+                    / mass,
             })
         })
         .collect()
@@ -132,6 +143,10 @@ pub struct TrainingReport {
     pub anchored_matches: usize,
     pub reviews: usize,
     pub reviews_confirmed: usize,
+    /// The estimated share of parties who are registered persons (weighs the simulated
+    /// unregistered parties in the calibration).
+    #[serde(default)]
+    pub registered_share: f64,
     /// Held-out reliability: calibrated on half of the labels, measured on the other half.
     pub reliability: Vec<ReliabilityBin>,
     pub largest_gap: Option<f64>,
@@ -176,39 +191,42 @@ pub fn train(
     };
     let mut model = start.estimate(&pairs, &random, options.iterations);
 
-    let anchors = anchored(index, parties, &model);
+    let registered = registered_share(index, parties, &model);
+    let anchors = anchored(index, parties, &model, registered);
     let (anchored, anchored_matches) = (
-        anchors.len(),
-        anchors.iter().filter(|(_, m)| *m).count(),
+        anchors.iter().filter(|(_, _, mass)| *mass >= 1.0).count(),
+        anchors.iter().filter(|(_, m, _)| *m).count(),
     );
-    let reviewed: Vec<(f64, bool)> = reviews
+    let reviewed: Vec<(f64, bool, f64)> = reviews
         .iter()
         .map(|r| {
             let comparison = compare(&r.party, &r.person);
             let frequency = index.name_frequency(&r.party.name);
-            (model.score(&comparison, frequency).weight, r.matched)
+            (model.score(&comparison, frequency).weight, r.matched, 1.0)
         })
         .collect();
-    let mut labelled: Vec<(f64, bool)> = anchors.iter().chain(&reviewed).copied().collect();
+    let mut labelled: Vec<(f64, bool, f64)> =
+        anchors.iter().chain(&reviewed).copied().collect();
 
     // Calibrate on even labels, measure on odd ones; then calibrate on all.
     let (mut fit, held): (Vec<_>, Vec<_>) = labelled
         .iter()
         .enumerate()
         .partition(|(n, _)| n % 2 == 0);
-    let mut fit: Vec<(f64, bool)> = fit.drain(..).map(|(_, l)| *l).collect();
+    let mut fit: Vec<(f64, bool, f64)> = fit.drain(..).map(|(_, l)| *l).collect();
     let half = Calibration::fit(&mut fit);
-    let measured: Vec<(f64, bool)> = held
+    let measured: Vec<(f64, bool, f64)> = held
         .iter()
-        .map(|(_, (weight, matched))| {
+        .map(|(_, (weight, matched, mass))| {
             (
                 half.probability(*weight)
                     .unwrap_or_else(|| model.probability(*weight)),
                 *matched,
+                *mass,
             )
         })
         .collect();
-    let table = reliability(&measured);
+    let table = weighted_reliability(&measured);
     if labelled.len() >= 2 * MIN_BIN_PAIRS {
         model.calibration = Calibration::fit(&mut labelled);
     }
@@ -221,6 +239,7 @@ pub fn train(
             anchored_matches,
             reviews: reviews.len(),
             reviews_confirmed: reviews.iter().filter(|r| r.matched).count(),
+            registered_share: registered,
             largest_gap: largest_gap(&table),
             reliability: table,
         },
@@ -232,29 +251,92 @@ pub fn train(
 /// for parties with a valid id. Case files also carry ids that belong to someone else (a
 /// relative's, a typo that still checks out): when the id's holder bears another name
 /// altogether, the id says nothing about who the party is, and the party is left out.
-fn anchored(index: &Index, parties: &[Normalised], model: &Model) -> Vec<(f64, bool)> {
-    parties
-        .iter()
-        .filter_map(|party| {
-            let id = party.resident_id.as_ref()?;
-            let blind = party.without_id();
-            let best = index.scored(&blind, model).into_iter().next()?;
-            let matched = match index.holder_of(id) {
-                Some((holder, _)) if holder == best.person_id => true,
-                Some((_, person)) if compare(party, person)[0] == name_level::DIFFERENT => {
-                    return None;
+/// The share of parties that are registered persons. Above the weight where resident-id
+/// labels are practically all true, the share of all parties found there, divided by the share
+/// of anchored registered parties found there, is the share registered (when carrying an id
+/// does not depend on how well the rest of the record matches).
+fn registered_share(index: &Index, parties: &[Normalised], model: &Model) -> f64 {
+    let mut labels: Vec<(f64, bool)> = Vec::new();
+    let mut best: Vec<f64> = Vec::with_capacity(parties.len());
+    for party in parties {
+        let blind = party.without_id();
+        let Some(top) = index.scored(&blind, model).into_iter().next() else {
+            best.push(f64::NEG_INFINITY);
+            continue;
+        };
+        best.push(top.score.weight);
+        if let Some(id) = &party.resident_id
+            && let Some((holder, _)) = index.holder_of(id)
+        {
+            labels.push((top.score.weight, holder == top.person_id));
+        }
+    }
+    labels.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let positives = labels.iter().filter(|l| l.1).count();
+    // Walk down from the top while the labels above stay at least 99% true.
+    let (mut wrong, mut high) = (0usize, f64::INFINITY);
+    for (n, (weight, right)) in labels.iter().enumerate() {
+        if !right {
+            wrong += 1;
+        }
+        if wrong as f64 > 0.01 * (n + 1) as f64 && n >= 30 {
+            break;
+        }
+        high = *weight;
+    }
+    let anchored_above = labels.iter().filter(|l| l.1 && l.0 >= high).count();
+    if positives < 30 || anchored_above == 0 {
+        return 1.0;
+    }
+    let found = best.iter().filter(|w| **w >= high).count() as f64 / parties.len().max(1) as f64;
+    (found / (anchored_above as f64 / positives as f64)).clamp(0.01, 1.0)
+}
+
+fn anchored(
+    index: &Index,
+    parties: &[Normalised],
+    model: &Model,
+    registered: f64,
+) -> Vec<(f64, bool, f64)> {
+    // A runner-up stands for the unregistered parties: as many per registered one as the
+    // estimated shares say.
+    let runner_up_mass = ((1.0 - registered) / registered.max(0.01)).clamp(0.0, 10.0);
+    let mut labelled = Vec::new();
+    for party in parties {
+        let Some(id) = party.resident_id.as_ref() else {
+            continue;
+        };
+        let blind = party.without_id();
+        let scored = index.scored(&blind, model);
+        let Some(best) = scored.first() else {
+            continue;
+        };
+        match index.holder_of(id) {
+            Some((holder, _)) if holder == best.person_id => {
+                labelled.push((best.score.weight, true, 1.0));
+                // Had this person not been registered, the runner-up would have been the best
+                // candidate: a non-match of the kind unregistered parties meet (a relative,
+                // a namesake in the village), which parties with ids rarely show otherwise.
+                let holder = holder.to_owned();
+                if let Some(runner_up) = without(scored, &holder, model).first() {
+                    labelled.push((runner_up.score.weight, false, runner_up_mass));
                 }
-                Some(_) => false,
-                // Nobody in the registry has it: the party is not registered, if the best
-                // candidate's own id shows it is someone else.
-                None => {
-                    index.person(best.person_id)?.resident_id.as_ref()?;
-                    false
+            }
+            Some((_, person)) if compare(party, person)[0] == name_level::DIFFERENT => {}
+            Some(_) => labelled.push((best.score.weight, false, 1.0)),
+            // Nobody in the registry has it: the party is not registered, if the best
+            // candidate's own id shows it is someone else.
+            None => {
+                if index
+                    .person(best.person_id)
+                    .is_some_and(|p| p.resident_id.is_some())
+                {
+                    labelled.push((best.score.weight, false, 1.0));
                 }
-            };
-            Some((best.score.weight, matched))
-        })
-        .collect()
+            }
+        }
+    }
+    labelled
 }
 
 /// The saved model: format, version (a digest of its values), when and on what it was
@@ -356,7 +438,7 @@ mod tests {
             } else {
                 9
             };
-            labelled.push((weight, (i / 30) % 10 < rate));
+            labelled.push((weight, (i / 30) % 10 < rate, 1.0));
         }
         let calibration = Calibration::fit(&mut labelled);
         let p = |w: f64| calibration.probability(w).unwrap_or(f64::NAN);
