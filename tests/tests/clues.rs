@@ -753,3 +753,232 @@ async fn every_clues_process_matches_against_the_registry_as_it_is_now() -> Test
     registry.running.stop().await;
     Ok(())
 }
+
+/// The linkage adoptions the service recorded, in order.
+async fn adoptions(
+    store: &jiuzhu_eventstore::EventStore,
+) -> anyhow::Result<Vec<LinkageModelAdopted>> {
+    let mut found = Vec::new();
+    for event in store
+        .load_stream(jiuzhu_clues::domain::LINKAGE_MODEL_STREAM, 0)
+        .await?
+    {
+        if let Some(jiuzhu_clues::domain::CluesEvent::LinkageModelAdopted(adopted)) =
+            event.decode::<jiuzhu_clues::domain::CluesEvent>()?
+        {
+            found.push(adopted);
+        }
+    }
+    Ok(found)
+}
+
+fn linkage(
+    model: Option<std::path::PathBuf>,
+    train_every_seconds: u64,
+) -> jiuzhu_clues::settings::LinkageSettings {
+    jiuzhu_clues::settings::LinkageSettings {
+        model,
+        train_every_seconds,
+        min_labels: 100,
+        max_gap: 0.2,
+        ..jiuzhu_clues::settings::LinkageSettings::default()
+    }
+}
+
+/// A model file as `jiuzhu link train` writes it; `prior` makes versions differ.
+fn model_file(prior: f64) -> anyhow::Result<(std::path::PathBuf, jiuzhu_linkage::ModelFile)> {
+    let model = jiuzhu_linkage::Model {
+        prior,
+        ..jiuzhu_linkage::Model::default()
+    };
+    let file = jiuzhu_linkage::ModelFile::new(
+        model,
+        jiuzhu_linkage::TrainingReport::default(),
+        "2026-12-05",
+    );
+    let path = std::env::temp_dir().join(format!("jiuzhu-linkage-{}.json", uuid::Uuid::now_v7()));
+    std::fs::write(&path, file.to_json())?;
+    Ok((path, file))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_linkage_model_is_adopted_once_and_names_every_clue() -> TestResult {
+    let ns = unique_namespace();
+    let (path, file) = model_file(0.02)?;
+    let registry = start::<Registry>(&ns).await?;
+    let settings = linkage(Some(path.clone()), 0);
+    let clues = jiuzhu_tests::start_with::<Clues>(&ns, |s| s.own.set(&settings)).await?;
+    registry_client(&registry.running)
+        .await?
+        .register_person(villager("model-person", "王秀英", "rural_revitalization"))
+        .await?;
+    eventually("the person in the linkage index", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.0 == 1).then_some(()))
+    })
+    .await?;
+    let store = clues.running.store.clone();
+    let adopted = eventually("the file's model adopted", WAIT, || async {
+        let found = adoptions(&store).await?;
+        Ok((!found.is_empty()).then_some(found))
+    })
+    .await?;
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(
+        (adopted[0].version.as_str(), adopted[0].source.as_str()),
+        (file.version.as_str(), "file")
+    );
+    assert_eq!(
+        jiuzhu_linkage::ModelFile::from_json(&adopted[0].model_json)?.version,
+        file.version,
+        "the event carries the model itself"
+    );
+
+    let id = resident_id_for("model-person");
+    let mut victim = party("m-1", "M1", "王秀英");
+    victim.case_no = "(2026)京0105刑初78号".to_owned();
+    victim.gender = written_gender(&id).to_owned();
+    victim.birth_date = id.birth_date().format("%Y-%m-%d").to_string();
+    victim.address = "北京市朝阳区新场村5号".to_owned();
+    let mut client =
+        CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
+    let clue = client
+        .report_party(victim)
+        .await?
+        .into_inner()
+        .clue
+        .ok_or_else(|| anyhow::anyhow!("no clue raised"))?;
+    assert_eq!(clue.model_version, file.version, "{clue:?}");
+    let listed = board_with(&client, 1, "the clue on the board").await?;
+    assert_eq!(listed[0].model_version, file.version);
+
+    // Started again with the same file: nothing new; with another file: adopted, replacing it.
+    clues.running.stop().await;
+    let again =
+        jiuzhu_tests::restart_with::<Clues>(&ns, &clues.database, |s| s.own.set(&settings)).await?;
+    let (other_path, other) = model_file(0.03)?;
+    let store = again.store.clone();
+    let reread = eventually("the model taken up again", WAIT, || async {
+        let found = adoptions(&store).await?;
+        Ok(Some(found))
+    })
+    .await?;
+    assert_eq!(reread.len(), 1, "the same version is not adopted twice");
+    again.stop().await;
+    let next = linkage(Some(other_path.clone()), 0);
+    let third =
+        jiuzhu_tests::restart_with::<Clues>(&ns, &clues.database, |s| s.own.set(&next)).await?;
+    let store = third.store.clone();
+    let both = eventually("the other file's model adopted", WAIT, || async {
+        let found = adoptions(&store).await?;
+        Ok((found.len() == 2).then_some(found))
+    })
+    .await?;
+    assert_eq!(both[1].version, other.version);
+    assert_eq!(both[1].replaced, file.version);
+    third.stop().await;
+    registry.running.stop().await;
+    for file in [path, other_path] {
+        std::fs::remove_file(file)?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_estimates_a_model_from_the_parties_it_has_seen_and_reviews() -> TestResult {
+    jiuzhu_tests::log_if_asked();
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let settings = linkage(None, 2);
+    let clues = jiuzhu_tests::start_with::<Clues>(&ns, |s| s.own.set(&settings)).await?;
+    const SURNAMES: [&str; 12] = [
+        "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙",
+    ];
+    const GIVEN: [&str; 20] = [
+        "伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟",
+        "涛", "明", "超", "秀兰", "霞",
+    ];
+    let persons = 240;
+    let mut registry_api = registry_client(&registry.running).await?;
+    for n in 0..persons {
+        let name = format!("{}{}", SURNAMES[n % 12], GIVEN[(n / 12) % 20]);
+        registry_api
+            .register_person(villager(&format!("est-{n}"), &name, "rural_revitalization"))
+            .await?;
+    }
+    eventually("the persons in the linkage index", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.0 == persons as i64).then_some(()))
+    })
+    .await?;
+    // Parties as case files write them: every one with its resident id (the labels), half
+    // without a birth date.
+    let mut client =
+        CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
+    let mut confirmed = None;
+    for n in 0..persons {
+        let id = resident_id_for(&format!("est-{n}"));
+        let mut victim = party(
+            &format!("est-r-{n}"),
+            &format!("E{n}"),
+            &format!("{}{}", SURNAMES[n % 12], GIVEN[(n / 12) % 20]),
+        );
+        victim.id_number = id.as_str().to_owned();
+        victim.gender = written_gender(&id).to_owned();
+        if n % 2 == 0 {
+            victim.birth_date = id.birth_date().format("%Y-%m-%d").to_string();
+        }
+        let answer = client.report_party(victim).await?.into_inner();
+        if confirmed.is_none()
+            && let Some(clue) = answer.clue
+        {
+            confirmed = Some(clue.clue_id);
+        }
+    }
+    let clue_id = confirmed.ok_or_else(|| anyhow::anyhow!("no clue raised"))?;
+    board_with(&client, 1, "the clue on the board").await?;
+    client
+        .confirm_clue(ConfirmClueRequest {
+            request_id: "est-confirm".to_owned(),
+            clue_id,
+            reviewer: "reviewer-1".to_owned(),
+            reason: "same id".to_owned(),
+        })
+        .await?;
+    let store = clues.running.store.clone();
+    let estimated = eventually("an estimated model adopted", WAIT, || async {
+        let found = adoptions(&store).await?;
+        Ok(found
+            .into_iter()
+            .find(|a| a.source == "estimated" && a.reviews_confirmed >= 1))
+    })
+    .await?;
+    assert!(estimated.anchored >= 100, "{estimated:?}");
+    assert_eq!(estimated.parties, persons as i64, "{estimated:?}");
+    assert!(estimated.largest_gap <= 0.2, "{estimated:?}");
+    assert!(!estimated.reliability.is_empty());
+    // What is adopted is what scores: the next clue names it.
+    let id = resident_id_for("est-0");
+    let mut late = party(
+        "est-late",
+        "E-late",
+        &format!("{}{}", SURNAMES[0], GIVEN[0]),
+    );
+    late.case_no = "(2026)京0105刑初79号".to_owned();
+    late.gender = written_gender(&id).to_owned();
+    late.birth_date = id.birth_date().format("%Y-%m-%d").to_string();
+    let current = adoptions(&store).await?;
+    let clue = client
+        .report_party(late)
+        .await?
+        .into_inner()
+        .clue
+        .ok_or_else(|| anyhow::anyhow!("no clue raised"))?;
+    let versions: Vec<&str> = current.iter().map(|a| a.version.as_str()).collect();
+    assert!(
+        versions.contains(&clue.model_version.as_str()),
+        "{} not in {versions:?}",
+        clue.model_version
+    );
+    clues.running.stop().await;
+    registry.running.stop().await;
+    Ok(())
+}

@@ -406,8 +406,7 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
             && args.automatic <= 1.0,
         "--review and --automatic must be probabilities with review <= automatic"
     );
-    let (Some(registry), Some(parties), Some(out)) = (args.registry, args.parties, args.out)
-    else {
+    let (Some(registry), Some(parties), Some(out)) = (args.registry, args.parties, args.out) else {
         anyhow::bail!("jiuzhu link needs --registry, --parties and --out");
     };
     let saved = match &args.model {
@@ -499,8 +498,8 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
 
-    let written = std::fs::File::create(&out)
-        .with_context(|| format!("cannot create {}", out.display()))?;
+    let written =
+        std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut csv = csv::Writer::from_writer(std::io::BufWriter::new(written));
     csv.write_record([
         "party_id",
@@ -517,7 +516,11 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
             "review" => 1,
             _ => 2,
         }] += 1;
-        csv.write_record(row.iter().map(String::as_str).chain([file.version.as_str()]))?;
+        csv.write_record(
+            row.iter()
+                .map(String::as_str)
+                .chain([file.version.as_str()]),
+        )?;
     }
     csv.flush()?;
     let mut stderr = std::io::stderr();

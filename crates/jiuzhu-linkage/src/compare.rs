@@ -270,12 +270,20 @@ mod tests {
         let a = person("张伟", "1980-03-05");
         assert_eq!(compare(&a, &person("张伟", "1980-05-03"))[2], 2);
         assert_eq!(compare(&a, &person("张伟", "1980-03-15"))[2], 3);
-        assert_eq!(compare(&a, &person("张伟", "1980-30-05"))[2], 0, "not a date");
+        assert_eq!(
+            compare(&a, &person("张伟", "1980-30-05"))[2],
+            0,
+            "not a date"
+        );
         assert_eq!(compare(&a, &person("张伟", "1980-01-01"))[2], 4);
         assert_eq!(compare(&a, &person("张伟", "1980-11-05"))[2], 5);
         assert_eq!(compare(&a, &person("张伟", "1979-11-25"))[2], 6);
         assert_eq!(compare(&a, &person("张伟", "1990-03-15"))[2], 7);
-        assert_eq!(compare(&a, &person("张伟", "1908-03-05"))[2], 3, "digits swapped");
+        assert_eq!(
+            compare(&a, &person("张伟", "1908-03-05"))[2],
+            3,
+            "digits swapped"
+        );
         let mut estimated = person("张伟", "1980-07-01");
         estimated.birth_estimated = true;
         assert_eq!(compare(&a, &estimated)[2], 4);

@@ -273,7 +273,11 @@ impl Index {
 
 /// The candidates as they would score had `absent` not been in the registry (the others
 /// compete only among themselves).
-pub fn without<'a>(mut scored: Vec<Candidate<'a>>, absent: &str, model: &Model) -> Vec<Candidate<'a>> {
+pub fn without<'a>(
+    mut scored: Vec<Candidate<'a>>,
+    absent: &str,
+    model: &Model,
+) -> Vec<Candidate<'a>> {
     scored.retain(|c| c.person_id != absent);
     for candidate in &mut scored {
         candidate.score.weight -= candidate.score.competition;
@@ -302,7 +306,11 @@ fn compete(scored: &mut [Candidate<'_>], model: &Model) {
             continue;
         }
         let x = others.log2() + top;
-        let penalty = if x > 40.0 { x } else { x.exp2().ln_1p() / std::f64::consts::LN_2 };
+        let penalty = if x > 40.0 {
+            x
+        } else {
+            x.exp2().ln_1p() / std::f64::consts::LN_2
+        };
         candidate.score.competition = -penalty;
         candidate.score.weight -= penalty;
         candidate.score.probability = model.probability(candidate.score.weight);

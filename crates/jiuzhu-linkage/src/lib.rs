@@ -16,4 +16,6 @@ pub use compare::{Comparison, FIELDS, Field, compare};
 pub use index::{Candidate, Decision, Index, MAX_BLOCK, Thresholds, blocking_keys};
 pub use model::{Calibration, Explained, Model, Score};
 pub use normalise::{Normalised, Written};
-pub use train::{ModelFile, ModelFileError, Review, Trained, TrainingOptions, TrainingReport, train};
+pub use train::{
+    ModelFile, ModelFileError, Review, Trained, TrainingOptions, TrainingReport, train,
+};

@@ -283,10 +283,9 @@ impl Normalised {
             male: written_gender.is_none() && resident_id.is_some(),
             region: region.is_empty() && resident_id.is_some(),
         };
-        let birth_date =
-            written_date.or_else(|| resident_id.as_ref().map(ResidentId::birth_date));
-        let male = written_gender
-            .or_else(|| resident_id.as_ref().map(|id| matches!(id.sex(), Sex::Male)));
+        let birth_date = written_date.or_else(|| resident_id.as_ref().map(ResidentId::birth_date));
+        let male =
+            written_gender.or_else(|| resident_id.as_ref().map(|id| matches!(id.sex(), Sex::Male)));
         if region.is_empty()
             && let Some(id) = &resident_id
         {

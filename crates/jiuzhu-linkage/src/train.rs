@@ -175,7 +175,12 @@ pub fn train(
                 .comparisons(party)
                 .into_iter()
                 // A shared id under another name altogether is someone else's id.
-                .map(|c| (c, (c[1] == 1 && c[0] != name_level::DIFFERENT).then_some(true))),
+                .map(|c| {
+                    (
+                        c,
+                        (c[1] == 1 && c[0] != name_level::DIFFERENT).then_some(true),
+                    )
+                }),
         );
         random.extend(index.random_comparisons(party, options.random_per_party, n as u64));
     }
@@ -192,37 +197,43 @@ pub fn train(
     let mut model = start.estimate(&pairs, &random, options.iterations);
 
     let registered = registered_share(index, parties, &model);
+    // Labels come in groups (a party's own and its runner-up's): a group stays on one side of
+    // the split, so the measured half is never the fitted half's shadow.
     let anchors = anchored(index, parties, &model, registered);
     let (anchored, anchored_matches) = (
-        anchors.iter().filter(|(_, _, mass)| *mass >= 1.0).count(),
-        anchors.iter().filter(|(_, m, _)| *m).count(),
+        anchors.len(),
+        anchors.iter().flatten().filter(|(_, m, _)| *m).count(),
     );
-    let reviewed: Vec<(f64, bool, f64)> = reviews
+    let reviewed: Vec<Vec<(f64, bool, f64)>> = reviews
         .iter()
         .map(|r| {
             let comparison = compare(&r.party, &r.person);
             let frequency = index.name_frequency(&r.party.name);
-            (model.score(&comparison, frequency).weight, r.matched, 1.0)
+            vec![(model.score(&comparison, frequency).weight, r.matched, 1.0)]
         })
         .collect();
-    let mut labelled: Vec<(f64, bool, f64)> =
-        anchors.iter().chain(&reviewed).copied().collect();
+    let groups: Vec<&Vec<(f64, bool, f64)>> = anchors.iter().chain(&reviewed).collect();
+    let mut labelled: Vec<(f64, bool, f64)> = groups.iter().copied().flatten().copied().collect();
 
-    // Calibrate on even labels, measure on odd ones; then calibrate on all.
-    let (mut fit, held): (Vec<_>, Vec<_>) = labelled
-        .iter()
-        .enumerate()
-        .partition(|(n, _)| n % 2 == 0);
-    let mut fit: Vec<(f64, bool, f64)> = fit.drain(..).map(|(_, l)| *l).collect();
+    // Calibrate on even groups, measure on odd ones; then calibrate on all.
+    let half_of = |parity: usize| -> Vec<(f64, bool, f64)> {
+        groups
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| n % 2 == parity)
+            .flat_map(|(_, g)| g.iter().copied())
+            .collect()
+    };
+    let mut fit = half_of(0);
     let half = Calibration::fit(&mut fit);
-    let measured: Vec<(f64, bool, f64)> = held
-        .iter()
-        .map(|(_, (weight, matched, mass))| {
+    let measured: Vec<(f64, bool, f64)> = half_of(1)
+        .into_iter()
+        .map(|(weight, matched, mass)| {
             (
-                half.probability(*weight)
-                    .unwrap_or_else(|| model.probability(*weight)),
-                *matched,
-                *mass,
+                half.probability(weight)
+                    .unwrap_or_else(|| model.probability(weight)),
+                matched,
+                mass,
             )
         })
         .collect();
@@ -297,7 +308,7 @@ fn anchored(
     parties: &[Normalised],
     model: &Model,
     registered: f64,
-) -> Vec<(f64, bool, f64)> {
+) -> Vec<Vec<(f64, bool, f64)>> {
     // A runner-up stands for the unregistered parties: as many per registered one as the
     // estimated shares say.
     let runner_up_mass = ((1.0 - registered) / registered.max(0.01)).clamp(0.0, 10.0);
@@ -313,17 +324,20 @@ fn anchored(
         };
         match index.holder_of(id) {
             Some((holder, _)) if holder == best.person_id => {
-                labelled.push((best.score.weight, true, 1.0));
+                let mut group = vec![(best.score.weight, true, 1.0)];
                 // Had this person not been registered, the runner-up would have been the best
                 // candidate: a non-match of the kind unregistered parties meet (a relative,
                 // a namesake in the village), which parties with ids rarely show otherwise.
                 let holder = holder.to_owned();
-                if let Some(runner_up) = without(scored, &holder, model).first() {
-                    labelled.push((runner_up.score.weight, false, runner_up_mass));
+                if runner_up_mass > 0.0
+                    && let Some(runner_up) = without(scored, &holder, model).first()
+                {
+                    group.push((runner_up.score.weight, false, runner_up_mass));
                 }
+                labelled.push(group);
             }
             Some((_, person)) if compare(party, person)[0] == name_level::DIFFERENT => {}
-            Some(_) => labelled.push((best.score.weight, false, 1.0)),
+            Some(_) => labelled.push(vec![(best.score.weight, false, 1.0)]),
             // Nobody in the registry has it: the party is not registered, if the best
             // candidate's own id shows it is someone else.
             None => {
@@ -331,7 +345,7 @@ fn anchored(
                     .person(best.person_id)
                     .is_some_and(|p| p.resident_id.is_some())
                 {
-                    labelled.push((best.score.weight, false, 1.0));
+                    labelled.push(vec![(best.score.weight, false, 1.0)]);
                 }
             }
         }

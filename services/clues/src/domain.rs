@@ -3,9 +3,10 @@
 //! prosecutor. The shell does the matching (against the linkage index) and passes the result.
 
 use jiuzhu_eventstore::{Aggregate, event_enum};
+use jiuzhu_linkage::ModelFile;
 use jiuzhu_proto::clues::{
     ClueClosed, ClueConfirmed, ClueDetected, ClueOrigin, ClueOutcome, ClueReferred, ClueRejected,
-    ClueStatus, PartyReported, PartyScreenedOut,
+    ClueStatus, LinkageModelAdopted, PartyReported, PartyScreenedOut, ReliabilityBin,
 };
 use uuid::Uuid;
 
@@ -19,6 +20,7 @@ event_enum! {
         ClueRejected(ClueRejected),
         ClueReferred(ClueReferred),
         ClueClosed(ClueClosed),
+        LinkageModelAdopted(LinkageModelAdopted),
     }
 }
 
@@ -52,6 +54,7 @@ pub struct Match {
     pub probability: f64,
     pub explanation: String,
     pub origin: ClueOrigin,
+    pub model_version: String,
 }
 
 /// The events of reporting a party: screened out with a reason, or matched (or neither).
@@ -88,6 +91,7 @@ pub fn report(
         procuratorate: reported.procuratorate.clone(),
         role: reported.role,
         region_code: reported.region_code.clone(),
+        model_version: m.model_version,
     });
     (vec![CluesEvent::PartyReported(reported)], clue)
 }
@@ -130,9 +134,116 @@ impl Aggregate for Clue {
             CluesEvent::ClueRejected(_) => self.status = Some(ClueStatus::Rejected),
             CluesEvent::ClueReferred(_) => self.status = Some(ClueStatus::Referred),
             CluesEvent::ClueClosed(_) => self.status = Some(ClueStatus::Closed),
-            CluesEvent::PartyReported(_) | CluesEvent::PartyScreenedOut(_) => {}
+            CluesEvent::PartyReported(_)
+            | CluesEvent::PartyScreenedOut(_)
+            | CluesEvent::LinkageModelAdopted(_) => {}
         }
     }
+}
+
+/// The one stream of linkage model adoptions.
+pub const LINKAGE_MODEL_STREAM: &str = "linkage-model";
+
+/// The linkage models the service adopted, the last one in force.
+#[derive(Debug, Default, Clone)]
+pub struct LinkageModels {
+    pub current: Option<LinkageModelAdopted>,
+}
+
+impl Aggregate for LinkageModels {
+    type Event = CluesEvent;
+    const KIND: &'static str = "linkage model";
+
+    fn apply(&mut self, event: &CluesEvent) {
+        if let CluesEvent::LinkageModelAdopted(adopted) = event {
+            self.current = Some(adopted.clone());
+        }
+    }
+}
+
+/// Where a model comes from: the operator's file is adopted as given; one the service
+/// estimated itself must show it deserves to be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ModelSource {
+    File,
+    Estimated { min_labels: usize, max_gap: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Adoption {
+    Adopt(Box<LinkageModelAdopted>),
+    /// That version is already in force.
+    Current,
+    /// An estimated model that does not deserve adoption, and why.
+    Refused(String),
+}
+
+/// Whether to adopt `file`, and the event that records it.
+pub fn adopt(models: &LinkageModels, file: &ModelFile, source: ModelSource) -> Adoption {
+    let replaced = models
+        .current
+        .as_ref()
+        .map(|c| c.version.clone())
+        .unwrap_or_default();
+    if replaced == file.version {
+        return Adoption::Current;
+    }
+    let report = &file.report;
+    let labels = report.anchored + report.reviews;
+    if let ModelSource::Estimated {
+        min_labels,
+        max_gap,
+    } = source
+    {
+        if labels < min_labels {
+            return Adoption::Refused(format!(
+                "{labels} labelled pairs ({} anchored by resident id, {} reviews); {min_labels} \
+                 needed",
+                report.anchored, report.reviews
+            ));
+        }
+        match report.largest_gap {
+            None => {
+                return Adoption::Refused(
+                    "no reliability bin had enough pairs to measure the calibration".to_owned(),
+                );
+            }
+            Some(gap) if gap > max_gap => {
+                return Adoption::Refused(format!(
+                    "held-out reliability gap {gap:.3} is over {max_gap}"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    Adoption::Adopt(Box::new(LinkageModelAdopted {
+        version: file.version.clone(),
+        source: match source {
+            ModelSource::File => "file",
+            ModelSource::Estimated { .. } => "estimated",
+        }
+        .to_owned(),
+        trained_on: file.trained_on.clone(),
+        parties: count(report.parties),
+        anchored: count(report.anchored),
+        reviews: count(report.reviews),
+        reviews_confirmed: count(report.reviews_confirmed),
+        reliability: report
+            .reliability
+            .iter()
+            .map(|bin| ReliabilityBin {
+                low: bin.low,
+                high: bin.high,
+                pairs: count(bin.pairs),
+                predicted: bin.predicted,
+                observed: bin.observed,
+            })
+            .collect(),
+        largest_gap: report.largest_gap.unwrap_or(0.0),
+        model_json: file.to_json(),
+        replaced,
+    }))
 }
 
 fn status_name(status: ClueStatus) -> &'static str {
@@ -272,6 +383,7 @@ mod tests {
             probability: 0.8,
             explanation: "name: exact (+8.0)".to_owned(),
             origin,
+            model_version: "link-0123456789ab".to_owned(),
         };
         let (events, clue) = report(reported, None, "v1", Some(found), clue_id);
         assert_eq!(events.len(), 1);
@@ -381,6 +493,76 @@ mod tests {
                 status: "closed",
                 ..
             })
+        ));
+    }
+
+    fn estimated(anchored: usize, gap: Option<f64>) -> ModelFile {
+        let report = jiuzhu_linkage::TrainingReport {
+            parties: 2000,
+            anchored,
+            largest_gap: gap,
+            ..jiuzhu_linkage::TrainingReport::default()
+        };
+        let mut model = jiuzhu_linkage::Model::default();
+        model.prior = 0.001 * anchored as f64;
+        ModelFile::new(model, report, "2026-12-05")
+    }
+
+    const GUARD: ModelSource = ModelSource::Estimated {
+        min_labels: 500,
+        max_gap: 0.05,
+    };
+
+    #[test]
+    fn a_model_is_adopted_once_and_names_what_it_replaced() {
+        let mut models = LinkageModels::default();
+        let first = estimated(800, Some(0.03));
+        let Adoption::Adopt(event) = adopt(&models, &first, GUARD) else {
+            panic!("a well calibrated model with 800 labels is adopted");
+        };
+        assert_eq!(event.version, first.version);
+        assert_eq!(
+            (event.source.as_str(), event.replaced.as_str()),
+            ("estimated", "")
+        );
+        assert_eq!(
+            ModelFile::from_json(&event.model_json)
+                .map(|f| f.version)
+                .ok(),
+            Some(first.version.clone()),
+            "the event carries the model itself"
+        );
+        models.apply(&CluesEvent::LinkageModelAdopted(*event));
+        assert_eq!(adopt(&models, &first, GUARD), Adoption::Current);
+        let second = estimated(900, Some(0.02));
+        let Adoption::Adopt(next) = adopt(&models, &second, ModelSource::File) else {
+            panic!("another version is adopted");
+        };
+        assert_eq!(
+            (next.source.as_str(), next.replaced.as_str()),
+            ("file", first.version.as_str())
+        );
+    }
+
+    #[test]
+    fn an_estimated_model_needs_labels_and_a_calibration_that_holds() {
+        let models = LinkageModels::default();
+        let few = adopt(&models, &estimated(120, Some(0.01)), GUARD);
+        assert!(
+            matches!(&few, Adoption::Refused(r) if r.contains("120 labelled")),
+            "{few:?}"
+        );
+        let loose = adopt(&models, &estimated(800, Some(0.09)), GUARD);
+        assert!(
+            matches!(&loose, Adoption::Refused(r) if r.contains("0.090")),
+            "{loose:?}"
+        );
+        let unmeasured = adopt(&models, &estimated(800, None), GUARD);
+        assert!(matches!(unmeasured, Adoption::Refused(_)));
+        // The operator's file is taken as given.
+        assert!(matches!(
+            adopt(&models, &estimated(10, None), ModelSource::File),
+            Adoption::Adopt(_)
         ));
     }
 }

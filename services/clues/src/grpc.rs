@@ -17,7 +17,7 @@ use crate::domain::Clue as ClueAggregate;
 use crate::intake::Intake;
 
 const CLUE_COLUMNS: &str = "clue_id, party_id, case_no, person_id, probability, origin, explanation, \
-    status, procuratorate, reason, region_code, detected_at, outcome, relief_case_id";
+    status, procuratorate, reason, region_code, detected_at, outcome, relief_case_id, model_version";
 
 fn clue_from_row(row: &sqlx::postgres::PgRow) -> Result<Clue, sqlx::Error> {
     Ok(Clue {
@@ -35,6 +35,7 @@ fn clue_from_row(row: &sqlx::postgres::PgRow) -> Result<Clue, sqlx::Error> {
         detected_at: Some(jiuzhu_proto::time::timestamp(row.try_get("detected_at")?)),
         outcome: row.try_get("outcome")?,
         relief_case_id: row.try_get("relief_case_id")?,
+        model_version: row.try_get("model_version")?,
     })
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::{Append, Begun, CommandRequest, EventStore, NewEvent};
-use jiuzhu_linkage::{Model, Normalised, Written, blocking_keys, normalise};
+use jiuzhu_linkage::{Normalised, Written, blocking_keys, normalise};
 use jiuzhu_proto::clues::*;
 use jiuzhu_runtime::grpc::{decode_answer, run_command};
 use prost::Message;
@@ -17,6 +17,7 @@ use jiuzhu_proto::common::Sealed;
 use jiuzhu_vault::{BlindIndex, KeyState, Vault, VaultError};
 
 use crate::domain::{CluesEvent, report};
+use crate::learning::Models;
 use crate::matching;
 use crate::memory::MemoryIndex;
 use crate::policy::ScreeningPolicy;
@@ -28,7 +29,7 @@ const COMMAND: &str = "jiuzhu.clues.v1.CluesService/ReportParty";
 pub struct Intake {
     store: EventStore,
     policy: Arc<ScreeningPolicy>,
-    model: Arc<Model>,
+    models: Arc<Models>,
     index: Arc<MemoryIndex>,
     /// Parties' data keys: their identities are kept sealed.
     vault: Vault,
@@ -67,7 +68,7 @@ fn money_field(
 }
 
 /// A party's identity as written in the request, normalised.
-fn written_party(request: &ReportPartyRequest, region: &str) -> Normalised {
+pub(crate) fn written_party(request: &ReportPartyRequest, region: &str) -> Normalised {
     matching::party(
         &Written {
             name: &request.full_name,
@@ -89,7 +90,7 @@ impl Intake {
     pub fn new(
         store: EventStore,
         policy: ScreeningPolicy,
-        model: Model,
+        models: Arc<Models>,
         index: Arc<MemoryIndex>,
         vault: Vault,
     ) -> Result<Self, VaultError> {
@@ -97,7 +98,7 @@ impl Intake {
         Ok(Self {
             store,
             policy: Arc::new(policy),
-            model: Arc::new(model),
+            models,
             index,
             vault,
             blocks,
@@ -181,7 +182,11 @@ impl Intake {
         }
         violations.into_result()?;
 
-        let (policy, model, index) = (self.policy.clone(), self.model.clone(), self.index.clone());
+        let (policy, model, index) = (
+            self.policy.clone(),
+            self.models.current(),
+            self.index.clone(),
+        );
         let (vault, blocks) = (self.vault.clone(), self.blocks.clone());
         let pool = self.store.pool().clone();
         let party = request.clone();
@@ -391,6 +396,7 @@ impl Intake {
             .await
             .map_err(AppError::from)?;
         drop(conn);
+        let model = self.models.current();
         let mut raised = 0;
         for party in parties {
             // A party whose key was erased (with the person it was matched to) is gone.
@@ -407,7 +413,7 @@ impl Intake {
                 ..identity
             };
             let normalised = written_party(&request, &party.region_code);
-            let score = self
+            let score = model
                 .model
                 .score(&jiuzhu_linkage::compare(&normalised, person), None);
             let origin = if score.probability >= self.policy.thresholds.automatic {
@@ -454,6 +460,7 @@ impl Intake {
                 procuratorate: party.procuratorate.clone(),
                 role: party.role,
                 region_code: party.region_code.clone(),
+                model_version: model.version.clone(),
             };
             let person_key = detected.person_id.clone();
             work.append(

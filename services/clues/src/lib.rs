@@ -7,21 +7,25 @@
 //! `grpc` (the API), reactions to other services' events, `projections` (read models built only
 //! from events), jobs (timers) — and `migrations/` (its own tables).
 //! Here: reactions `inbound` (department clues), `relief` (a clue closes when its case opens),
-//! `reverse` (reverse correlation); support `intake`, `matching`, `memory`, `policy`; section
-//! `[clues]`.
+//! `reverse` (reverse correlation); job `learning` (the linkage model in force and the next
+//! one estimated); support `intake`, `matching`, `memory`, `policy`; sections `[clues]` and
+//! `[linkage]` (`settings`).
 
 pub mod app;
 pub mod domain;
 pub mod grpc;
 pub mod inbound;
 pub mod intake;
+pub mod learning;
 pub mod matching;
 pub mod memory;
 pub mod policy;
 pub mod projections;
 pub mod relief;
 pub mod reverse;
+pub mod settings;
 
+use jiuzhu_config::Section as _;
 use jiuzhu_proto::clues::clues_service_server::CluesServiceServer;
 use jiuzhu_runtime::{
     Components, Service, ServiceContext, StartError, register, register_inbound, register_reaction,
@@ -35,6 +39,7 @@ pub struct Clues;
 impl Service for Clues {
     const NAME: &'static str = "clues";
     const DEFAULT_PORT: u16 = 50052;
+    const SECTIONS: &'static [&'static str] = &[settings::LinkageSettings::NAME];
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("./migrations")
@@ -50,14 +55,23 @@ impl Service for Clues {
         let index = std::sync::Arc::new(memory::MemoryIndex::new(keys.clone()));
         let vault = jiuzhu_vault::Vault::from_settings(&context.settings.vault)
             .map_err(|error| StartError::Setup(error.to_string()))?;
-        let intake = intake::Intake::new(
+        let linkage: settings::LinkageSettings = context.settings.own.get()?;
+        let file = match &linkage.model {
+            Some(path) => Some(learning::read_model_file(path).map_err(StartError::Setup)?),
+            None => None,
+        };
+        let models = std::sync::Arc::new(learning::Models::starting());
+        let learning = std::sync::Arc::new(learning::Learning::new(
             context.store.clone(),
-            policy,
-            jiuzhu_linkage::Model::default(),
+            models.clone(),
             index.clone(),
-            vault,
-        )
-        .map_err(|error| StartError::Setup(format!("vault: {error}")))?;
+            vault.clone(),
+            linkage,
+            file,
+        ));
+        let intake =
+            intake::Intake::new(context.store.clone(), policy, models, index.clone(), vault)
+                .map_err(|error| StartError::Setup(format!("vault: {error}")))?;
         let pool = context.store.pool().clone();
         let api = app::CluesApi::new(context.store.clone(), intake.clone());
         Ok(Components::new()
@@ -72,6 +86,9 @@ impl Service for Clues {
             // Load the index now rather than on the first party, then follow the projection.
             .task("clues.linkage_follower", move |shutdown| {
                 std::sync::Arc::clone(&index).follow(pool.clone(), memory::FOLLOW_EVERY, shutdown)
+            })
+            .task("clues.linkage_learning", move |shutdown| {
+                std::sync::Arc::clone(&learning).run(shutdown)
             })
             .projection(register(projections::ClueBoard)))
     }

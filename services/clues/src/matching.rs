@@ -137,6 +137,7 @@ pub fn party(
             .unwrap_or(2026)
             - approximate_age;
         party.birth_date = chrono::NaiveDate::from_ymd_opt(year, 7, 1);
+        party.birth_estimated = true;
     }
     party
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use jiuzhu_linkage::{Index, Model, Normalised};
+use jiuzhu_linkage::{Index, ModelFile, Normalised};
 use jiuzhu_proto::clues::ClueOrigin;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -101,6 +101,21 @@ impl MemoryIndex {
             index: RwLock::default(),
             keys,
         }
+    }
+
+    /// Runs `work` on the index as it stands (for estimation: registry changes wait meanwhile).
+    pub fn with_index<T>(&self, work: impl FnOnce(&Index) -> T) -> T {
+        work(
+            &self
+                .index
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    /// A person as the in-memory index holds them, normalised.
+    pub fn normalised(&self, person_id: Uuid) -> Option<Normalised> {
+        self.with_index(|index| index.person(&person_id.to_string()).cloned())
     }
 
     /// One person as the index stores them, opened; `None` when not indexed or erased.
@@ -296,7 +311,7 @@ impl MemoryIndex {
         &self,
         pool: &PgPool,
         party: &Normalised,
-        model: &Model,
+        model: &ModelFile,
         policy: &ScreeningPolicy,
     ) -> Result<Option<Match>, sqlx::Error> {
         // The follower looks every FOLLOW_EVERY; a request looks itself only if it has stalled.
@@ -311,7 +326,7 @@ impl MemoryIndex {
             None
         };
         let best = index
-            .scored_with_frequency(party, model, frequency)
+            .scored_with_frequency(party, &model.model, frequency)
             .into_iter()
             .next();
         Ok(best.and_then(|c| {
@@ -328,6 +343,7 @@ impl MemoryIndex {
                 probability,
                 explanation: c.score.explanation(),
                 origin,
+                model_version: model.version.clone(),
             })
         }))
     }

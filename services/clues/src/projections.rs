@@ -216,8 +216,9 @@ impl Projection for ClueBoard {
                 let clue_id = clue_uuid(&e.clue_id)?;
                 sqlx::query(
                     "INSERT INTO clues (clue_id, party_id, case_no, person_id, probability, origin, \
-                     explanation, status, procuratorate, version, region_code, detected_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     explanation, status, procuratorate, version, region_code, detected_at, \
+                     model_version) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                      ON CONFLICT (clue_id) DO NOTHING",
                 )
                 .bind(clue_id)
@@ -232,6 +233,7 @@ impl Projection for ClueBoard {
                 .bind(version)
                 .bind(&e.region_code)
                 .bind(detected_at(clue_id))
+                .bind(&e.model_version)
                 .execute(conn)
                 .await?;
                 return Ok(());
@@ -252,7 +254,9 @@ impl Projection for ClueBoard {
                 e.outcome,
                 Some(e.relief_case_id),
             ),
-            CluesEvent::PartyReported(_) | CluesEvent::PartyScreenedOut(_) => return Ok(()),
+            CluesEvent::PartyReported(_)
+            | CluesEvent::PartyScreenedOut(_)
+            | CluesEvent::LinkageModelAdopted(_) => return Ok(()),
         };
         sqlx::query(
             "UPDATE clues SET status = $2, reason = $3, version = $4, outcome = $5, \
@@ -313,5 +317,6 @@ pub(crate) fn clue_view(detected: &jiuzhu_proto::clues::ClueDetected) -> jiuzhu_
             .map(|id| jiuzhu_proto::time::timestamp(detected_at(id))),
         outcome: ClueOutcome::Unspecified.into(),
         relief_case_id: String::new(),
+        model_version: detected.model_version.clone(),
     }
 }
