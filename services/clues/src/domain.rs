@@ -503,8 +503,10 @@ mod tests {
             largest_gap: gap,
             ..jiuzhu_linkage::TrainingReport::default()
         };
-        let mut model = jiuzhu_linkage::Model::default();
-        model.prior = 0.001 * anchored as f64;
+        let model = jiuzhu_linkage::Model {
+            prior: 0.001 * anchored as f64,
+            ..jiuzhu_linkage::Model::default()
+        };
         ModelFile::new(model, report, "2026-12-05")
     }
 
