@@ -205,7 +205,7 @@ fn progress(quiet: bool, total: u64, what: &str, template: &str) -> ProgressBar 
 }
 
 /// Parties a model is trained on at most: enough to estimate, few enough to stay quick.
-const TRAINING_SAMPLE: usize = 20_000;
+const TRAINING_SAMPLE: usize = 10_000;
 
 /// The registry streamed into the index (progress by bytes read): memory is the index's.
 fn load_registry(path: &Path, quiet: bool) -> anyhow::Result<Index> {

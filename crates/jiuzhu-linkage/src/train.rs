@@ -167,22 +167,26 @@ pub fn train(
     start: &Model,
     options: TrainingOptions,
 ) -> Trained {
+    let sampled = in_parallel(parties, |n, party| {
+        let pairs: Vec<(Comparison, Option<bool>)> = index
+            .comparisons(party)
+            .into_iter()
+            // A shared id under another name altogether is someone else's id.
+            .map(|c| {
+                (
+                    c,
+                    (c[1] == 1 && c[0] != name_level::DIFFERENT).then_some(true),
+                )
+            })
+            .collect();
+        let random = index.random_comparisons(party, options.random_per_party, n as u64);
+        (pairs, random)
+    });
     let mut pairs: Vec<(Comparison, Option<bool>)> = Vec::new();
     let mut random = Vec::new();
-    for (n, party) in parties.iter().enumerate() {
-        pairs.extend(
-            index
-                .comparisons(party)
-                .into_iter()
-                // A shared id under another name altogether is someone else's id.
-                .map(|c| {
-                    (
-                        c,
-                        (c[1] == 1 && c[0] != name_level::DIFFERENT).then_some(true),
-                    )
-                }),
-        );
-        random.extend(index.random_comparisons(party, options.random_per_party, n as u64));
+    for (party_pairs, party_random) in sampled {
+        pairs.extend(party_pairs);
+        random.extend(party_random);
     }
     let candidate_pairs = pairs.len();
     pairs.extend(
@@ -196,10 +200,11 @@ pub fn train(
     };
     let mut model = start.estimate(&pairs, &random, options.iterations);
 
-    let registered = registered_share(index, parties, &model);
+    let blind = in_parallel(parties, |_, party| blindly(index, party, &model));
+    let registered = registered_share(&blind);
     // Labels come in groups (a party's own and its runner-up's): a group stays on one side of
     // the split, so the measured half is never the fitted half's shadow.
-    let anchors = anchored(index, parties, &model, registered);
+    let anchors = anchored(&blind, registered);
     let (anchored, anchored_matches) = (
         anchors.len(),
         anchors.iter().flatten().filter(|(_, m, _)| *m).count(),
@@ -262,26 +267,74 @@ pub fn train(
 /// for parties with a valid id. Case files also carry ids that belong to someone else (a
 /// relative's, a typo that still checks out): when the id's holder bears another name
 /// altogether, the id says nothing about who the party is, and the party is left out.
+/// A party scored as if it carried no resident id, and what its id says of the result.
+struct Blind {
+    /// The best candidate's weight (`None`: no candidate).
+    best: Option<f64>,
+    label: Label,
+}
+
+enum Label {
+    /// No valid id, or one that says nothing (its holder bears another name altogether).
+    None,
+    /// The id's holder is the best candidate; the runner-up's weight had they not been
+    /// registered.
+    Holder { runner_up: Option<f64> },
+    /// The best candidate is someone else than the id's holder (or the id is nobody's and the
+    /// best candidate's own id shows they are someone else).
+    Other,
+}
+
+fn blindly(index: &Index, party: &Normalised, model: &Model) -> Blind {
+    let scored = index.scored(&party.without_id(), model);
+    let Some(best) = scored.first() else {
+        return Blind {
+            best: None,
+            label: Label::None,
+        };
+    };
+    let weight = best.score.weight;
+    let label = match party.resident_id.as_ref() {
+        None => Label::None,
+        Some(id) => match index.holder_of(id) {
+            Some((holder, _)) if holder == best.person_id => {
+                let holder = holder.to_owned();
+                Label::Holder {
+                    runner_up: without(scored, &holder, model)
+                        .first()
+                        .map(|c| c.score.weight),
+                }
+            }
+            Some((_, person)) if compare(party, person)[0] == name_level::DIFFERENT => Label::None,
+            Some(_) => Label::Other,
+            None if index
+                .person(best.person_id)
+                .is_some_and(|p| p.resident_id.is_some()) =>
+            {
+                Label::Other
+            }
+            None => Label::None,
+        },
+    };
+    Blind {
+        best: Some(weight),
+        label,
+    }
+}
+
 /// The share of parties that are registered persons. Above the weight where resident-id
 /// labels are practically all true, the share of all parties found there, divided by the share
 /// of anchored registered parties found there, is the share registered (when carrying an id
 /// does not depend on how well the rest of the record matches).
-fn registered_share(index: &Index, parties: &[Normalised], model: &Model) -> f64 {
-    let mut labels: Vec<(f64, bool)> = Vec::new();
-    let mut best: Vec<f64> = Vec::with_capacity(parties.len());
-    for party in parties {
-        let blind = party.without_id();
-        let Some(top) = index.scored(&blind, model).into_iter().next() else {
-            best.push(f64::NEG_INFINITY);
-            continue;
-        };
-        best.push(top.score.weight);
-        if let Some(id) = &party.resident_id
-            && let Some((holder, _)) = index.holder_of(id)
-        {
-            labels.push((top.score.weight, holder == top.person_id));
-        }
-    }
+fn registered_share(blind: &[Blind]) -> f64 {
+    let mut labels: Vec<(f64, bool)> = blind
+        .iter()
+        .filter_map(|b| match b.label {
+            Label::Holder { .. } => Some((b.best?, true)),
+            Label::Other => Some((b.best?, false)),
+            Label::None => None,
+        })
+        .collect();
     labels.sort_by(|a, b| b.0.total_cmp(&a.0));
     let positives = labels.iter().filter(|l| l.1).count();
     // Walk down from the top while the labels above stay at least 99% true.
@@ -299,58 +352,62 @@ fn registered_share(index: &Index, parties: &[Normalised], model: &Model) -> f64
     if positives < 30 || anchored_above == 0 {
         return 1.0;
     }
-    let found = best.iter().filter(|w| **w >= high).count() as f64 / parties.len().max(1) as f64;
+    let found = blind.iter().filter(|b| b.best.is_some_and(|w| w >= high)).count() as f64
+        / blind.len().max(1) as f64;
     (found / (anchored_above as f64 / positives as f64)).clamp(0.01, 1.0)
 }
 
-fn anchored(
-    index: &Index,
-    parties: &[Normalised],
-    model: &Model,
-    registered: f64,
-) -> Vec<Vec<(f64, bool, f64)>> {
-    // A runner-up stands for the unregistered parties: as many per registered one as the
-    // estimated shares say.
+/// The labels of the parties with ids, a group per party. A runner-up stands for the
+/// unregistered parties (a relative, a namesake in the village: the non-matches parties with
+/// ids rarely show otherwise), as many per registered party as the estimated shares say.
+fn anchored(blind: &[Blind], registered: f64) -> Vec<Vec<(f64, bool, f64)>> {
     let runner_up_mass = ((1.0 - registered) / registered.max(0.01)).clamp(0.0, 10.0);
-    let mut labelled = Vec::new();
-    for party in parties {
-        let Some(id) = party.resident_id.as_ref() else {
-            continue;
-        };
-        let blind = party.without_id();
-        let scored = index.scored(&blind, model);
-        let Some(best) = scored.first() else {
-            continue;
-        };
-        match index.holder_of(id) {
-            Some((holder, _)) if holder == best.person_id => {
-                let mut group = vec![(best.score.weight, true, 1.0)];
-                // Had this person not been registered, the runner-up would have been the best
-                // candidate: a non-match of the kind unregistered parties meet (a relative,
-                // a namesake in the village), which parties with ids rarely show otherwise.
-                let holder = holder.to_owned();
-                if runner_up_mass > 0.0
-                    && let Some(runner_up) = without(scored, &holder, model).first()
-                {
-                    group.push((runner_up.score.weight, false, runner_up_mass));
-                }
-                labelled.push(group);
-            }
-            Some((_, person)) if compare(party, person)[0] == name_level::DIFFERENT => {}
-            Some(_) => labelled.push(vec![(best.score.weight, false, 1.0)]),
-            // Nobody in the registry has it: the party is not registered, if the best
-            // candidate's own id shows it is someone else.
-            None => {
-                if index
-                    .person(best.person_id)
-                    .is_some_and(|p| p.resident_id.is_some())
-                {
-                    labelled.push(vec![(best.score.weight, false, 1.0)]);
+    blind
+        .iter()
+        .filter_map(|b| {
+            let best = b.best?;
+            match b.label {
+                Label::None => None,
+                Label::Other => Some(vec![(best, false, 1.0)]),
+                Label::Holder { runner_up } => {
+                    let mut group = vec![(best, true, 1.0)];
+                    if let Some(weight) = runner_up
+                        && runner_up_mass > 0.0
+                    {
+                        group.push((weight, false, runner_up_mass));
+                    }
+                    Some(group)
                 }
             }
-        }
-    }
-    labelled
+        })
+        .collect()
+}
+
+/// `work` over `items` on every core, results in the items' order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = items.len().div_ceil(threads).max(1);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(part, slice)| {
+                scope.spawn(move || {
+                    slice
+                        .iter()
+                        .enumerate()
+                        .map(|(n, item)| work(part * chunk + n, item))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            // A worker that panicked would lose its items: the panic is passed on.
+            .flat_map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
 }
 
 /// The saved model: format, version (a digest of its values), when and on what it was
