@@ -159,7 +159,8 @@ pub struct Trained {
 }
 
 /// Estimates and calibrates a model on `parties` (a sample of what it will score) against the
-/// registry `index`, with reviewers' `reviews`, starting from `start`'s values.
+/// registry `index`, with reviewers' `reviews` (labels for the calibration), starting from
+/// `start`'s values.
 pub fn train(
     index: &Index,
     parties: &[Normalised],
@@ -188,12 +189,10 @@ pub fn train(
         pairs.extend(party_pairs);
         random.extend(party_random);
     }
+    // Reviews are not m/u evidence: reviewers see the doubtful pairs, whose levels are no
+    // sample of what matches look like (taking them so lowered every agreement's weight).
+    // They calibrate: they say how often a doubtful weight is a match.
     let candidate_pairs = pairs.len();
-    pairs.extend(
-        reviews
-            .iter()
-            .map(|r| (compare(&r.party, &r.person), Some(r.matched))),
-    );
     let start = Model {
         calibration: Calibration::default(),
         ..start.clone()
@@ -209,14 +208,26 @@ pub fn train(
         anchors.len(),
         anchors.iter().flatten().filter(|(_, m, _)| *m).count(),
     );
-    let reviewed: Vec<Vec<(f64, bool, f64)>> = reviews
-        .iter()
-        .map(|r| {
-            let comparison = compare(&r.party, &r.person);
-            let frequency = index.name_frequency(&r.party.name);
-            vec![(model.score(&comparison, frequency).weight, r.matched, 1.0)]
-        })
-        .collect();
+    // A reviewed pair weighs what it weighed when it was decided: among its party's other
+    // candidates.
+    let reviewed: Vec<Vec<(f64, bool, f64)>> = in_parallel(reviews, |_, r| {
+        let scored = index.scored(&r.party, &model);
+        let weight = scored
+            .iter()
+            .find(|c| {
+                index
+                    .person(c.person_id)
+                    .is_some_and(|p| same_record(p, &r.person))
+            })
+            .map_or_else(
+                || {
+                    let frequency = index.name_frequency(&r.party.name);
+                    model.score(&compare(&r.party, &r.person), frequency).weight
+                },
+                |c| c.score.weight,
+            );
+        vec![(weight, r.matched, 1.0)]
+    });
     let groups: Vec<&Vec<(f64, bool, f64)>> = anchors.iter().chain(&reviewed).collect();
     let mut labelled: Vec<(f64, bool, f64)> = groups.iter().copied().flatten().copied().collect();
 
@@ -267,6 +278,17 @@ pub fn train(
 /// for parties with a valid id. Case files also carry ids that belong to someone else (a
 /// relative's, a typo that still checks out): when the id's holder bears another name
 /// altogether, the id says nothing about who the party is, and the party is left out.
+/// Whether two normalised records are the same registry record (reviews carry the person as
+/// the index held them).
+fn same_record(a: &Normalised, b: &Normalised) -> bool {
+    a.name == b.name
+        && a.resident_id == b.resident_id
+        && a.birth_date == b.birth_date
+        && a.region == b.region
+        && a.village == b.village
+        && a.phone == b.phone
+}
+
 /// A party scored as if it carried no resident id, and what its id says of the result.
 struct Blind {
     /// The best candidate's weight (`None`: no candidate).
@@ -352,7 +374,10 @@ fn registered_share(blind: &[Blind]) -> f64 {
     if positives < 30 || anchored_above == 0 {
         return 1.0;
     }
-    let found = blind.iter().filter(|b| b.best.is_some_and(|w| w >= high)).count() as f64
+    let found = blind
+        .iter()
+        .filter(|b| b.best.is_some_and(|w| w >= high))
+        .count() as f64
         / blind.len().max(1) as f64;
     (found / (anchored_above as f64 / positives as f64)).clamp(0.01, 1.0)
 }
@@ -405,7 +430,10 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(usize, &T) -> R + Sy
         parts
             .into_iter()
             // A worker that panicked would lose its items: the panic is passed on.
-            .flat_map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .flat_map(|part| {
+                part.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     })
 }
@@ -530,6 +558,23 @@ mod tests {
         let read = ModelFile::from_json(&text);
         assert!(matches!(&read, Ok(f) if *f == file), "{read:?}");
         assert!(file.version.starts_with("link-") && file.version.len() == 17);
+        // Values that are not short decimals survive the round trip exactly.
+        let trained = Model {
+            calibration: Calibration {
+                knots: vec![
+                    (-1.0 / 7.0, 0.123_456_789_012_345_67),
+                    (7.0 / 3.0, 0.987_654_321),
+                ],
+            },
+            prior: 1.0 / 3.0,
+            ..Model::default()
+        };
+        let file_of_trained = ModelFile::new(trained, TrainingReport::default(), "2026-12-05");
+        let reread = ModelFile::from_json(&file_of_trained.to_json());
+        assert!(
+            matches!(&reread, Ok(f) if *f == file_of_trained),
+            "{reread:?}"
+        );
         let edited = text.replacen("0.8", "0.9", 1);
         assert!(matches!(
             ModelFile::from_json(&edited),
