@@ -586,4 +586,112 @@ mod tests {
             Err(ModelFileError::Format { found: 9 })
         ));
     }
+
+    use crate::normalise::Written;
+    use jiuzhu_identity::ResidentId;
+
+    const GIVEN: [&str; 10] = ["伟", "芳", "秀英", "强", "军", "丽", "明", "华", "勇", "娟"];
+    const SURNAMES: [&str; 4] = ["王", "李", "张", "刘"];
+
+    fn record(name: &str, id: &str, birth: &str, village: &str) -> Normalised {
+        Normalised::from_written(&Written {
+            name,
+            resident_id: id,
+            birth_date: birth,
+            region_code: "522701",
+            village,
+            ..Written::default()
+        })
+    }
+
+    /// 2,000 registered persons in 20 villages; parties: registered persons written with and
+    /// without their ids, and unregistered relatives (same surname and village, another given
+    /// name and birth year).
+    fn population() -> (Index, Vec<Normalised>, Vec<Review>) {
+        let mut index = Index::default();
+        let mut registered = Vec::new();
+        for n in 0..2000_u32 {
+            let birth =
+                chrono::NaiveDate::from_ymd_opt(1940 + (n % 60) as i32, 1 + n % 12, 1 + n % 28)
+                    .unwrap_or_default();
+            let id = ResidentId::compose("522701", birth, u16::try_from(n % 999).unwrap_or(0))
+                .map(|id| id.as_str().to_owned())
+                .unwrap_or_default();
+            let name = format!(
+                "{}{}{}",
+                SURNAMES[n as usize % 4],
+                GIVEN[(n as usize / 4) % 10],
+                GIVEN[(n as usize / 40) % 10]
+            );
+            let village = format!("村{}", n % 20);
+            let written = (name, id, birth.to_string(), village);
+            index.insert(
+                format!("p-{n}"),
+                record(&written.0, &written.1, &written.2, &written.3),
+            );
+            registered.push(written);
+        }
+        let mut parties = Vec::new();
+        let mut reviews = Vec::new();
+        for (n, (name, id, birth, village)) in registered.iter().enumerate().take(1500) {
+            let carried = if n % 2 == 0 { id.as_str() } else { "" };
+            parties.push(record(name, carried, birth, village));
+            if n % 3 == 0 {
+                // A relative not in the registry: the same family name and village.
+                let relative = format!("{}{}", &name[..3], GIVEN[(n + 3) % 10]);
+                parties.push(record(&relative, "", "1999-05-05", village));
+            }
+            if n < 40 {
+                reviews.push(Review {
+                    party: record(name, "", "", village),
+                    person: record(name, id, birth, village),
+                    matched: true,
+                });
+            }
+        }
+        (index, parties, reviews)
+    }
+
+    #[test]
+    fn training_labels_calibrates_and_reports_what_it_saw() {
+        let (index, parties, reviews) = population();
+        let trained = train(
+            &index,
+            &parties,
+            &reviews,
+            &Model::default(),
+            TrainingOptions::default(),
+        );
+        let report = &trained.report;
+        assert_eq!(report.parties, parties.len());
+        assert!(report.anchored >= 700, "{report:?}");
+        assert!(report.anchored_matches >= 600, "{report:?}");
+        assert_eq!((report.reviews, report.reviews_confirmed), (40, 40));
+        assert!(!trained.model.calibration.is_empty());
+        assert!(
+            trained
+                .model
+                .calibration
+                .knots
+                .windows(2)
+                .all(|w| w[1].1 >= w[0].1),
+            "calibration is monotone"
+        );
+        assert!(!report.reliability.is_empty());
+        // A registered person written whole is a match; their unregistered relative is not.
+        let person = record("王伟伟", "", "1940-01-01", "村0");
+        let scored = index.scored(&person, &trained.model);
+        assert!(
+            scored
+                .first()
+                .is_some_and(|c| c.person_id == "p-0" && c.score.probability > 0.9),
+            "{scored:?}"
+        );
+        let relative = record("王伟华", "", "1999-05-05", "村0");
+        let best = index.scored(&relative, &trained.model);
+        assert!(
+            best.first().is_none_or(|c| c.score.probability < 0.5),
+            "{best:?}"
+        );
+    }
 }
