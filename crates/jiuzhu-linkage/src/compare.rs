@@ -156,19 +156,27 @@ fn default_date(date: NaiveDate) -> bool {
     date.day() == 1 && (date.month() == 1 || date.month() == 7)
 }
 
-/// YYYYMMDD texts differing in one digit, or in two neighbouring digits swapped.
-fn one_digit_off(x: NaiveDate, y: NaiveDate) -> bool {
-    let (a, b) = (
-        x.format("%Y%m%d").to_string().into_bytes(),
-        y.format("%Y%m%d").to_string().into_bytes(),
-    );
-    if a.len() != b.len() {
-        return false;
+/// The digits of a date as YYYYMMDD.
+fn digits(date: NaiveDate) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    let mut value = u32::try_from(date.year()).unwrap_or(0) % 10_000 * 10_000
+        + date.month() * 100
+        + date.day();
+    for slot in out.iter_mut().rev() {
+        *slot = u8::try_from(value % 10).unwrap_or(0);
+        value /= 10;
     }
-    let differ: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
-    match differ.as_slice() {
-        [_] => true,
-        [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
+    out
+}
+
+/// YYYYMMDD texts differing in one digit, or in two neighbouring digits swapped (computed, not
+/// formatted: this runs for every candidate whose date differs).
+fn one_digit_off(x: NaiveDate, y: NaiveDate) -> bool {
+    let (a, b) = (digits(x), digits(y));
+    let mut differ = (0..8).filter(|&i| a[i] != b[i]);
+    match (differ.next(), differ.next(), differ.next()) {
+        (Some(_), None, _) => true,
+        (Some(i), Some(j), None) => j == i + 1 && a[i] == b[j] && a[j] == b[i],
         _ => false,
     }
 }
