@@ -168,8 +168,8 @@ const REGISTRY_COLUMNS: [(&str, &[&str]); 9] = [
     ("village", &["village"]),
 ];
 
-const REVIEW_COLUMNS: [(&str, &[&str]); 9] = [
-    ("person_id", &["person_id"]),
+/// What a case file says of a party (reviews and party files both carry it).
+const WRITTEN_COLUMNS: [(&str, &[&str]); 7] = [
     ("name", &["name"]),
     ("id_number", &["id_number"]),
     ("gender", &["gender"]),
@@ -177,20 +177,34 @@ const REVIEW_COLUMNS: [(&str, &[&str]); 9] = [
     ("phone", &["phone"]),
     ("region_code", &["region_code"]),
     ("address", &["address"]),
-    ("matched", &["matched", "decision"]),
 ];
 
-const PARTY_COLUMNS: [(&str, &[&str]); 9] = [
-    ("party_id", &["party_id"]),
-    ("name", &["name"]),
-    ("id_number", &["id_number"]),
-    ("gender", &["gender"]),
-    ("birth_date", &["birth_date"]),
-    ("phone", &["phone"]),
-    ("region_code", &["region_code"]),
-    ("address", &["address"]),
-    ("true_person_id", &["true_person_id"]),
-];
+type Columns = Vec<(&'static str, &'static [&'static str])>;
+
+/// `first`, the written columns, then `last`.
+fn written_between(
+    first: (&'static str, &'static [&'static str]),
+    last: (&'static str, &'static [&'static str]),
+) -> Columns {
+    std::iter::once(first)
+        .chain(WRITTEN_COLUMNS)
+        .chain(std::iter::once(last))
+        .collect()
+}
+
+fn review_columns() -> Columns {
+    written_between(
+        ("person_id", &["person_id"]),
+        ("matched", &["matched", "decision"]),
+    )
+}
+
+fn party_columns() -> Columns {
+    written_between(
+        ("party_id", &["party_id"]),
+        ("true_person_id", &["true_person_id"]),
+    )
+}
 
 fn progress(quiet: bool, total: u64, what: &str, template: &str) -> ProgressBar {
     if quiet {
@@ -228,19 +242,10 @@ fn load_registry(path: &Path, quiet: bool) -> anyhow::Result<Index> {
             "{}: person_id is empty",
             registry.line_error(n + 2)
         );
-        let get = |c| registry.get(&row, c);
+        let place = |c| registry.get(&row, c);
         index.insert(
             person_id,
-            Normalised::from_written(&Written {
-                name: get("name"),
-                resident_id: get("id_number"),
-                gender: get("gender"),
-                birth_date: get("birth_date"),
-                phone: get("phone"),
-                region_code: get("region_code"),
-                township: get("township"),
-                village: get("village"),
-            }),
+            normalised_row(&registry, &row, place("township"), place("village")),
         );
         if n % 4096 == 0 {
             bar.set_position(read.load(Ordering::Relaxed));
@@ -250,10 +255,14 @@ fn load_registry(path: &Path, quiet: bool) -> anyhow::Result<Index> {
     Ok(index)
 }
 
-/// A party row as the linker reads it (the village taken from the address).
-fn written_party(table: &Table, row: &csv::StringRecord) -> Normalised {
+/// A row's person as the linker compares them, living in `township` and `village`.
+fn normalised_row(
+    table: &Table,
+    row: &csv::StringRecord,
+    township: &str,
+    village: &str,
+) -> Normalised {
     let get = |c| table.get(row, c);
-    let village = normalise::village_from_address(get("address"));
     Normalised::from_written(&Written {
         name: get("name"),
         resident_id: get("id_number"),
@@ -261,9 +270,15 @@ fn written_party(table: &Table, row: &csv::StringRecord) -> Normalised {
         birth_date: get("birth_date"),
         phone: get("phone"),
         region_code: get("region_code"),
-        township: "",
-        village: &village,
+        township,
+        village,
     })
+}
+
+/// A party row as the linker reads it (the village taken from the address).
+fn written_party(table: &Table, row: &csv::StringRecord) -> Normalised {
+    let village = normalise::village_from_address(table.get(row, "address"));
+    normalised_row(table, row, "", &village)
 }
 
 /// Parties by id, and their true persons when the file says them.
@@ -273,7 +288,7 @@ struct Parties {
 }
 
 fn load_parties(path: &Path) -> anyhow::Result<Parties> {
-    let (parties, mut rows, _) = Table::open(path, &PARTY_COLUMNS)?;
+    let (parties, mut rows, _) = Table::open(path, &party_columns())?;
     parties.require("party_id")?;
     parties.require("name")?;
     let mut normalised: Vec<(String, Normalised)> = Vec::new();
@@ -295,7 +310,7 @@ fn load_parties(path: &Path) -> anyhow::Result<Parties> {
 
 /// Reviewers' decisions, each party paired with the registry person as the index holds them.
 fn load_reviews(path: &Path, index: &Index) -> anyhow::Result<Vec<Review>> {
-    let (table, mut rows, _) = Table::open(path, &REVIEW_COLUMNS)?;
+    let (table, mut rows, _) = Table::open(path, &review_columns())?;
     for column in ["person_id", "name", "matched"] {
         table.require(column)?;
     }

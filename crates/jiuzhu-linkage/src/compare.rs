@@ -159,9 +159,8 @@ fn default_date(date: NaiveDate) -> bool {
 /// The digits of a date as YYYYMMDD.
 fn digits(date: NaiveDate) -> [u8; 8] {
     let mut out = [0u8; 8];
-    let mut value = u32::try_from(date.year()).unwrap_or(0) % 10_000 * 10_000
-        + date.month() * 100
-        + date.day();
+    let mut value =
+        u32::try_from(date.year()).unwrap_or(0) % 10_000 * 10_000 + date.month() * 100 + date.day();
     for slot in out.iter_mut().rev() {
         *slot = u8::try_from(value % 10).unwrap_or(0);
         value /= 10;

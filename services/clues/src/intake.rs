@@ -68,7 +68,7 @@ fn money_field(
 }
 
 /// A party's identity as written in the request, normalised.
-pub(crate) fn written_party(request: &ReportPartyRequest, region: &str) -> Normalised {
+fn written_party(request: &ReportPartyRequest, region: &str) -> Normalised {
     matching::party(
         &Written {
             name: &request.full_name,
@@ -384,35 +384,22 @@ impl Intake {
             return Ok(0);
         }
         let ids: Vec<Uuid> = parties.iter().map(|p| p.party_id).collect();
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(AppError::storage)?;
-        let party_keys = self
-            .vault
-            .keys(&mut conn, &ids)
-            .await
-            .map_err(AppError::from)?;
-        drop(conn);
+        let party_keys = party_keys(&self.store, &self.vault, &ids).await?;
         let model = self.models.current();
         let mut raised = 0;
         for party in parties {
             // A party whose key was erased (with the person it was matched to) is gone.
-            let Some(KeyState::Live(key)) = party_keys.get(&party.party_id) else {
+            let Some(normalised) = opened_party(
+                &party_keys,
+                party.party_id,
+                &party.identity,
+                party.approximate_age,
+                &party.incident_date,
+                &party.region_code,
+            )?
+            else {
                 continue;
             };
-            let sealed = Sealed::decode(party.identity.as_slice())
-                .map_err(|e| AppError::internal(format!("party {}: {e}", party.party_id)))?;
-            let identity: ReportPartyRequest =
-                key.open(party.party_id, &sealed).map_err(AppError::from)?;
-            let request = ReportPartyRequest {
-                approximate_age: party.approximate_age,
-                incident_date: party.incident_date.clone(),
-                ..identity
-            };
-            let normalised = written_party(&request, &party.region_code);
             let score = model
                 .model
                 .score(&jiuzhu_linkage::compare(&normalised, person), None);
@@ -480,6 +467,40 @@ impl Intake {
 }
 
 const REVERSE: &str = "jiuzhu.clues.v1.ReverseCorrelation";
+
+/// The data keys of stored parties (on a connection given back at once).
+pub(crate) async fn party_keys(
+    store: &EventStore,
+    vault: &Vault,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, KeyState>, AppError> {
+    let mut conn = store.pool().acquire().await.map_err(AppError::storage)?;
+    vault.keys(&mut conn, ids).await.map_err(AppError::from)
+}
+
+/// A stored party's identity opened and normalised as intake saw it; `None` when its key is
+/// gone (erased with the person it was matched to).
+pub(crate) fn opened_party(
+    keys: &std::collections::HashMap<Uuid, KeyState>,
+    party_id: Uuid,
+    sealed: &[u8],
+    approximate_age: i32,
+    incident_date: &str,
+    region_code: &str,
+) -> Result<Option<Normalised>, AppError> {
+    let Some(KeyState::Live(key)) = keys.get(&party_id) else {
+        return Ok(None);
+    };
+    let sealed =
+        Sealed::decode(sealed).map_err(|e| AppError::internal(format!("party {party_id}: {e}")))?;
+    let identity: ReportPartyRequest = key.open(party_id, &sealed).map_err(AppError::from)?;
+    let request = ReportPartyRequest {
+        approximate_age,
+        incident_date: incident_date.to_owned(),
+        ..identity
+    };
+    Ok(Some(written_party(&request, region_code)))
+}
 
 #[derive(Debug, sqlx::FromRow)]
 struct UnmatchedParty {

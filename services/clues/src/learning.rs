@@ -12,17 +12,15 @@ use std::time::Duration;
 use jiuzhu_errors::AppError;
 use jiuzhu_eventstore::{Begun, CommandRequest, EventStore};
 use jiuzhu_linkage::{Model, ModelFile, Normalised, Review, TrainingOptions, TrainingReport};
-use jiuzhu_proto::clues::{ClueOrigin, ClueStatus, ReportPartyRequest};
-use jiuzhu_proto::common::Sealed;
-use jiuzhu_vault::{KeyState, Vault};
-use prost::Message as _;
+use jiuzhu_proto::clues::{ClueOrigin, ClueStatus};
+use jiuzhu_vault::Vault;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::{
     Adoption, CluesEvent, LINKAGE_MODEL_STREAM, LinkageModels, ModelSource, adopt,
 };
-use crate::intake::written_party;
+use crate::intake::{opened_party, party_keys};
 use crate::memory::MemoryIndex;
 use crate::settings::LinkageSettings;
 
@@ -260,38 +258,21 @@ impl Learning {
         .await
         .map_err(AppError::storage)?;
         let ids: Vec<Uuid> = rows.iter().map(|r| r.party_id).collect();
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(AppError::storage)?;
-        let keys = self
-            .vault
-            .keys(&mut conn, &ids)
-            .await
-            .map_err(AppError::from)?;
-        drop(conn);
+        let keys = party_keys(&self.store, &self.vault, &ids).await?;
         let mut parties = Vec::with_capacity(rows.len());
         let mut reviews = Vec::new();
         for row in rows {
-            // Erased with the person it was matched to: gone.
-            let Some(KeyState::Live(key)) = keys.get(&row.party_id) else {
-                continue;
-            };
-            let Ok(sealed) = Sealed::decode(row.identity.as_slice()) else {
-                continue;
-            };
-            let identity: ReportPartyRequest =
-                key.open(row.party_id, &sealed).map_err(AppError::from)?;
-            let party = written_party(
-                &ReportPartyRequest {
-                    approximate_age: row.approximate_age,
-                    incident_date: row.incident_date,
-                    ..identity
-                },
+            let Some(party) = opened_party(
+                &keys,
+                row.party_id,
+                &row.identity,
+                row.approximate_age,
+                &row.incident_date,
                 &row.region_code,
-            );
+            )?
+            else {
+                continue;
+            };
             if let (Some(person_id), Some(matched)) =
                 (row.person_id, reviewed(row.status, row.origin))
                 && let Some(person) = self.index.normalised(person_id)
