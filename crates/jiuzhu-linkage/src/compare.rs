@@ -51,9 +51,8 @@ impl Field {
                 "one character off",
                 "different",
             ],
-            Self::ResidentId | Self::Gender | Self::Village | Self::Phone => {
-                &["missing", "same", "different"]
-            }
+            Self::ResidentId | Self::Gender | Self::Phone => &["missing", "same", "different"],
+            Self::Village => &["missing", "same", "sounds alike", "different"],
             Self::BirthDate => &[
                 "missing",
                 "exact",
@@ -208,6 +207,18 @@ fn birth_level(a: &Normalised, b: &Normalised) -> u8 {
     }
 }
 
+fn village_level(a: &Normalised, b: &Normalised) -> u8 {
+    if a.village.is_empty() || b.village.is_empty() {
+        0
+    } else if a.village == b.village {
+        1
+    } else if a.village_sound == b.village_sound {
+        2
+    } else {
+        3
+    }
+}
+
 fn region_level(a: &str, b: &str) -> u8 {
     if a.len() != 6 || b.len() != 6 {
         0
@@ -233,7 +244,7 @@ pub fn compare(a: &Normalised, b: &Normalised) -> Comparison {
         birth_level(a, b),
         same_or_different(a.male, b.male),
         region_level(&a.region, &b.region),
-        same_or_different(text(&a.village), text(&b.village)),
+        village_level(a, b),
         same_or_different(text(&a.phone), text(&b.phone)),
     ]
 }
@@ -295,6 +306,18 @@ mod tests {
         estimated.birth_estimated = true;
         assert_eq!(compare(&a, &estimated)[2], 4);
         assert_eq!(compare(&a, &person("张伟", ""))[2], 0);
+        let village = |name: &str| {
+            Normalised::from_written(&Written {
+                name: "张伟",
+                village: name,
+                ..Written::default()
+            })
+        };
+        let level = |x: &str, y: &str| compare(&village(x), &village(y))[5];
+        assert_eq!(level("太平村", "太平"), 1);
+        assert_eq!(level("太平村", "太苹村"), 2, "written with a homophone");
+        assert_eq!(level("太平村", "大寨村"), 3);
+        assert_eq!(level("太平村", ""), 0);
         assert_eq!(region_level("522701", "522702"), 2);
         assert_eq!(region_level("522701", "520101"), 3);
         assert_eq!(region_level("522701", "110105"), 4);

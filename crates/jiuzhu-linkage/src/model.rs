@@ -166,8 +166,9 @@ impl Default for Model {
                 (Field::Gender, false) => &[0.0, 0.5, 0.5],
                 (Field::Region, true) => &[0.0, 0.85, 0.08, 0.04, 0.03],
                 (Field::Region, false) => &[0.0, 0.05, 0.15, 0.3, 0.5],
-                (Field::Village, true) | (Field::Phone, true) => &[0.0, 0.85, 0.15],
-                (Field::Village, false) => &[0.0, 0.05, 0.95],
+                (Field::Village, true) => &[0.0, 0.80, 0.08, 0.12],
+                (Field::Village, false) => &[0.0, 0.05, 0.005, 0.945],
+                (Field::Phone, true) => &[0.0, 0.85, 0.15],
                 (Field::Phone, false) => &[0.0, 0.001, 0.999],
             };
             values.to_vec()
@@ -338,7 +339,7 @@ mod tests {
         let all_agree: Comparison = [1, 1, 1, 1, 1, 1, 1];
         let names_only: Comparison = [1, 0, 0, 0, 0, 0, 0];
         let nothing: Comparison = [0; 7];
-        let conflict: Comparison = [5, 2, 7, 2, 4, 2, 2];
+        let conflict: Comparison = [5, 2, 7, 2, 4, 3, 2];
         let p = |c: &Comparison| model.score(c, None).probability;
         assert!(p(&all_agree) > 0.999);
         assert!(p(&names_only) > p(&nothing));

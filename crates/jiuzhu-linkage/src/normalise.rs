@@ -232,6 +232,9 @@ pub struct Normalised {
     pub region: String,
     pub township: String,
     pub village: String,
+    /// How the village name sounds (a digest of its first readings; 0 when there is none):
+    /// villages are written with homophones as often as names are (太平/太苹, 新寨/兴寨).
+    pub village_sound: u64,
     /// The birth date is an estimate (from an approximate age): only its year says anything.
     pub birth_estimated: bool,
     /// What the resident id filled in because the record did not say it (see
@@ -245,6 +248,20 @@ pub struct FromId {
     pub birth_date: bool,
     pub male: bool,
     pub region: bool,
+}
+
+/// A digest of a text's pinyin (first reading of each character); 0 for an empty text. A
+/// digest, not the text: the registry holds millions of villages in memory.
+fn sound_of(text: &str) -> u64 {
+    if text.is_empty() {
+        return 0;
+    }
+    pinyin_key(&readings(text))
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+        .max(1)
 }
 
 /// A record as written, before normalisation.
@@ -302,6 +319,7 @@ impl Normalised {
             phone: phone(written.phone),
             region,
             township: place(written.township),
+            village_sound: sound_of(&place(written.village)),
             village: place(written.village),
         }
     }
