@@ -166,9 +166,35 @@ async fn main() -> anyhow::Result<()> {
     let starting = Instant::now();
     let running = restart::<Clues>(&namespace, &clues.database).await?;
     let mut client = CluesServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
-    client
-        .get_linkage_index_status(jiuzhu_proto::clues::GetLinkageIndexStatusRequest {})
-        .await?;
+    // A request waits for the load only as long as the server's request timeout: on a small
+    // machine a million persons take longer, so the status is watched instead.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        // The status itself waits for the load, up to the request timeout.
+        let indexed = match client
+            .get_linkage_index_status(jiuzhu_proto::clues::GetLinkageIndexStatusRequest {})
+            .await
+        {
+            Ok(status) => status.into_inner().indexed_persons,
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Cancelled | tonic::Code::DeadlineExceeded
+                ) =>
+            {
+                0
+            }
+            Err(status) => return Err(status.into()),
+        };
+        if u64::try_from(indexed).unwrap_or(0) >= loaded {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the index holds {indexed} of {loaded} persons after 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     client
         .report_party(ReportPartyRequest {
             request_id: "bench-warm-up".to_owned(),
