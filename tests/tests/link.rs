@@ -128,11 +128,12 @@ fn parties_are_linked_accurately_with_explanations() -> TestResult {
         )),
         "{stderr}"
     );
+    // The evaluation's table (the training report before it has one of its own).
     let deciles: Vec<&str> = stderr
         .lines()
-        .skip_while(|l| !l.starts_with("probability  parties"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("at "))
+        .skip_while(|l| !l.starts_with("reliability by decile"))
+        .skip(2)
+        .take_while(|l| l.starts_with(|c: char| c.is_ascii_digit()))
         .collect();
     let parties_in_table: usize = deciles
         .iter()

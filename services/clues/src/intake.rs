@@ -7,18 +7,17 @@ use std::sync::Arc;
 use futures::FutureExt;
 use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::{Append, Begun, CommandRequest, EventStore, NewEvent};
-use jiuzhu_linkage::{Normalised, Written, blocking_keys, normalise};
+use jiuzhu_linkage::{Normalised, blocking_keys, normalise};
 use jiuzhu_proto::clues::*;
 use jiuzhu_runtime::grpc::{decode_answer, run_command};
 use prost::Message;
 use uuid::Uuid;
 
-use jiuzhu_proto::common::Sealed;
 use jiuzhu_vault::{BlindIndex, KeyState, Vault, VaultError};
 
 use crate::domain::{CluesEvent, report};
 use crate::learning::Models;
-use crate::matching;
+use crate::matching::{self, opened_party, party_keys, written_party};
 use crate::memory::MemoryIndex;
 use crate::policy::ScreeningPolicy;
 use crate::projections::clue_view;
@@ -65,25 +64,6 @@ fn money_field(
     if money.is_some_and(|m| m.fen < 0) {
         violations.add(field, "cannot be negative");
     }
-}
-
-/// A party's identity as written in the request, normalised.
-fn written_party(request: &ReportPartyRequest, region: &str) -> Normalised {
-    matching::party(
-        &Written {
-            name: &request.full_name,
-            resident_id: &request.id_number,
-            gender: &request.gender,
-            birth_date: &request.birth_date,
-            phone: &request.phone,
-            region_code: region,
-            township: "",
-            village: "",
-        },
-        &request.address,
-        request.approximate_age,
-        &request.incident_date,
-    )
 }
 
 impl Intake {
@@ -467,40 +447,6 @@ impl Intake {
 }
 
 const REVERSE: &str = "jiuzhu.clues.v1.ReverseCorrelation";
-
-/// The data keys of stored parties (on a connection given back at once).
-pub(crate) async fn party_keys(
-    store: &EventStore,
-    vault: &Vault,
-    ids: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, KeyState>, AppError> {
-    let mut conn = store.pool().acquire().await.map_err(AppError::storage)?;
-    vault.keys(&mut conn, ids).await.map_err(AppError::from)
-}
-
-/// A stored party's identity opened and normalised as intake saw it; `None` when its key is
-/// gone (erased with the person it was matched to).
-pub(crate) fn opened_party(
-    keys: &std::collections::HashMap<Uuid, KeyState>,
-    party_id: Uuid,
-    sealed: &[u8],
-    approximate_age: i32,
-    incident_date: &str,
-    region_code: &str,
-) -> Result<Option<Normalised>, AppError> {
-    let Some(KeyState::Live(key)) = keys.get(&party_id) else {
-        return Ok(None);
-    };
-    let sealed =
-        Sealed::decode(sealed).map_err(|e| AppError::internal(format!("party {party_id}: {e}")))?;
-    let identity: ReportPartyRequest = key.open(party_id, &sealed).map_err(AppError::from)?;
-    let request = ReportPartyRequest {
-        approximate_age,
-        incident_date: incident_date.to_owned(),
-        ..identity
-    };
-    Ok(Some(written_party(&request, region_code)))
-}
 
 #[derive(Debug, sqlx::FromRow)]
 struct UnmatchedParty {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::domain::{
     Adoption, CluesEvent, LINKAGE_MODEL_STREAM, LinkageModels, ModelSource, adopt,
 };
-use crate::intake::{opened_party, party_keys};
+use crate::matching::{opened_party, party_keys};
 use crate::memory::MemoryIndex;
 use crate::settings::LinkageSettings;
 

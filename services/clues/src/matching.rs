@@ -1,14 +1,18 @@
 //! What matching works with: a registry person as the linkage index stores them, a party as a
-//! case file writes them, both normalised the same way (the matching itself is `memory`).
+//! case file writes them (as reported, or opened again from its sealed store), both normalised
+//! the same way (the matching itself is `memory`).
 
 use std::collections::HashMap;
 
+use jiuzhu_errors::AppError;
+use jiuzhu_eventstore::EventStore;
 use jiuzhu_linkage::{Normalised, Written, normalise};
 use jiuzhu_messaging::ProjectionError;
+use jiuzhu_proto::clues::ReportPartyRequest;
 use jiuzhu_proto::common::Sealed;
 use jiuzhu_proto::registry::PersonalIdentity;
 use jiuzhu_vault::identity::{CarriesIdentity, Opened, open_identity};
-use jiuzhu_vault::{KeyState, VaultError};
+use jiuzhu_vault::{KeyState, Vault, VaultError};
 use prost::Message as _;
 use uuid::Uuid;
 
@@ -140,4 +144,57 @@ pub fn party(
         party.birth_estimated = true;
     }
     party
+}
+
+/// A party's identity as written in the request, normalised.
+pub(crate) fn written_party(request: &ReportPartyRequest, region: &str) -> Normalised {
+    party(
+        &Written {
+            name: &request.full_name,
+            resident_id: &request.id_number,
+            gender: &request.gender,
+            birth_date: &request.birth_date,
+            phone: &request.phone,
+            region_code: region,
+            township: "",
+            village: "",
+        },
+        &request.address,
+        request.approximate_age,
+        &request.incident_date,
+    )
+}
+
+/// The data keys of stored parties (on a connection given back at once).
+pub(crate) async fn party_keys(
+    store: &EventStore,
+    vault: &Vault,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, KeyState>, AppError> {
+    let mut conn = store.pool().acquire().await.map_err(AppError::storage)?;
+    vault.keys(&mut conn, ids).await.map_err(AppError::from)
+}
+
+/// A stored party's identity opened and normalised as intake saw it; `None` when its key is
+/// gone (erased with the person it was matched to).
+pub(crate) fn opened_party(
+    keys: &std::collections::HashMap<Uuid, KeyState>,
+    party_id: Uuid,
+    sealed: &[u8],
+    approximate_age: i32,
+    incident_date: &str,
+    region_code: &str,
+) -> Result<Option<Normalised>, AppError> {
+    let Some(KeyState::Live(key)) = keys.get(&party_id) else {
+        return Ok(None);
+    };
+    let sealed =
+        Sealed::decode(sealed).map_err(|e| AppError::internal(format!("party {party_id}: {e}")))?;
+    let identity: ReportPartyRequest = key.open(party_id, &sealed).map_err(AppError::from)?;
+    let request = ReportPartyRequest {
+        approximate_age,
+        incident_date: incident_date.to_owned(),
+        ..identity
+    };
+    Ok(Some(written_party(&request, region_code)))
 }
