@@ -233,24 +233,68 @@ fn load_registry(path: &Path, quiet: bool) -> anyhow::Result<Index> {
         "registry",
         "{msg:>10} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
     );
+    // Three stages on their own threads: reading rows, normalising them (the costly part),
+    // filing them in the index.
+    const CHUNK: usize = 8192;
+    let (rows_out, rows_in) =
+        std::sync::mpsc::sync_channel::<anyhow::Result<Vec<csv::StringRecord>>>(4);
+    let (people_out, people_in) =
+        std::sync::mpsc::sync_channel::<anyhow::Result<Vec<(String, Normalised)>>>(4);
     let mut index = Index::default();
-    for (n, row) in rows.records().enumerate() {
-        let row = row.with_context(|| registry.line_error(n + 2))?;
-        let person_id = registry.get(&row, "person_id");
-        anyhow::ensure!(
-            !person_id.is_empty(),
-            "{}: person_id is empty",
-            registry.line_error(n + 2)
-        );
-        let place = |c| registry.get(&row, c);
-        index.insert(
-            person_id,
-            normalised_row(&registry, &row, place("township"), place("village")),
-        );
-        if n % 4096 == 0 {
-            bar.set_position(read.load(Ordering::Relaxed));
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (registry, bar) = (&registry, &bar);
+        scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for (n, row) in rows.records().enumerate() {
+                let row = match row.with_context(|| registry.line_error(n + 2)) {
+                    Ok(row) => row,
+                    Err(error) => {
+                        let _ = rows_out.send(Err(error));
+                        return;
+                    }
+                };
+                if registry.get(&row, "person_id").is_empty() {
+                    let _ = rows_out.send(Err(anyhow::anyhow!(
+                        "{}: person_id is empty",
+                        registry.line_error(n + 2)
+                    )));
+                    return;
+                }
+                chunk.push(row);
+                if chunk.len() == CHUNK {
+                    bar.set_position(read.load(Ordering::Relaxed));
+                    if rows_out.send(Ok(std::mem::take(&mut chunk))).is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = rows_out.send(Ok(chunk));
+        });
+        scope.spawn(move || {
+            for chunk in rows_in {
+                let people = chunk.map(|rows| {
+                    rows.iter()
+                        .map(|row| {
+                            let get = |c| registry.get(row, c);
+                            (
+                                get("person_id").to_owned(),
+                                normalised_row(registry, row, get("township"), get("village")),
+                            )
+                        })
+                        .collect()
+                });
+                if people_out.send(people).is_err() {
+                    return;
+                }
+            }
+        });
+        for people in people_in {
+            for (person_id, person) in people? {
+                index.insert(person_id, person);
+            }
         }
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
     Ok(index)
 }
