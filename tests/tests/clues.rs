@@ -850,6 +850,22 @@ async fn a_configured_linkage_model_is_adopted_once_and_names_every_clue() -> Te
     assert_eq!(clue.model_version, file.version, "{clue:?}");
     let listed = board_with(&client, 1, "the clue on the board").await?;
     assert_eq!(listed[0].model_version, file.version);
+    // Without a schedule the learning task stays up: the service keeps serving.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        jiuzhu_testkit::channel(clues.running.grpc_addr).await?,
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner()
+        .status;
+    assert_eq!(
+        serving,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     // Started again with the same file: nothing new; with another file: adopted, replacing it.
     clues.running.stop().await;

@@ -126,7 +126,10 @@ impl Learning {
                 () = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
         }
+        // A supervised task that ends counts as down (and the service as not serving): without
+        // a schedule it stays until shutdown.
         if self.settings.train_every_seconds == 0 {
+            shutdown.cancelled().await;
             return;
         }
         let every = Duration::from_secs(self.settings.train_every_seconds);
