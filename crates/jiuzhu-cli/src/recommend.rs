@@ -543,16 +543,7 @@ fn print_fairness(title: &str, report: &fairness::Report) {
         "attribute", "group", "cases", "raw ratio", "equal need", "gap"
     );
     for row in &report.rows {
-        println!(
-            "  {:<10} {:<12} {:>6} {:>10.3} {:>12.3} {:>+7.1}%{}",
-            row.attribute.name(),
-            row.group,
-            row.cases,
-            row.raw_ratio,
-            row.equal_need_ratio,
-            100.0 * row.gap,
-            if row.flagged { "  FLAGGED" } else { "" }
-        );
+        println!("  {}", row.line());
     }
     for (attribute, group, cases) in &report.too_small {
         println!(

@@ -50,18 +50,9 @@ fn fairness_of(
         })
         .collect();
     let report = fairness::report(&subjects, fairness::THRESHOLD)?;
-    println!("fairness, {title} (amount for equal need against the rest; raw ratio; gap):");
+    println!("fairness, {title} (attribute, group, cases, raw ratio, ratio for equal need, gap):");
     for row in &report.rows {
-        println!(
-            "  {:<9} {:<12} {:>6} raw {:.3} equal need {:.3} {:+.1}%{}",
-            row.attribute.name(),
-            row.group,
-            row.cases,
-            row.raw_ratio,
-            row.equal_need_ratio,
-            100.0 * row.gap,
-            if row.flagged { " FLAGGED" } else { "" }
-        );
+        println!("  {}", row.line());
     }
     Ok(report)
 }

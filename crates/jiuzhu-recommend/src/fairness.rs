@@ -143,6 +143,22 @@ impl Report {
     }
 }
 
+impl GroupRow {
+    /// The row as a table line: attribute, group, cases, raw ratio, ratio for equal need, gap.
+    pub fn line(&self) -> String {
+        format!(
+            "{:<10} {:<12} {:>6} {:>10.3} {:>12.3} {:>+7.1}%{}",
+            self.attribute.name(),
+            self.group,
+            self.cases,
+            self.raw_ratio,
+            self.equal_need_ratio,
+            100.0 * self.gap,
+            if self.flagged { "  FLAGGED" } else { "" }
+        )
+    }
+}
+
 /// Each attribute's groups judged (largest first), and the groups too small to judge.
 type Groups = (
     Vec<(Attribute, Vec<String>)>,

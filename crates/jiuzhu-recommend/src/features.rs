@@ -97,19 +97,33 @@ impl CaseFeatures {
         self.region.get(..2).unwrap_or("")
     }
 
-    /// The model's input vector (see [`feature_names`]).
-    pub fn vector(&self) -> Vec<f64> {
-        let wage = self.wage();
-        let mut x: Vec<f64> = CATEGORIES
+    fn category_flags(&self) -> Vec<f64> {
+        CATEGORIES
             .iter()
             .map(|c| flag(*c == self.category))
-            .collect();
-        let severity = if (1..=10).contains(&self.disability_grade) {
+            .collect()
+    }
+
+    /// Disability severity, 0.1 (grade 10) to 1 (grade 1); 0 without a grade.
+    fn severity(&self) -> f64 {
+        if (1..=10).contains(&self.disability_grade) {
             f64::from(11 - self.disability_grade) / 10.0
         } else {
             0.0
-        };
-        let line = (self.minimum_line_fen.max(1) * 12) as f64;
+        }
+    }
+
+    /// The minimum living line over a year (fen).
+    fn yearly_line(&self) -> f64 {
+        (self.minimum_line_fen.max(1) * 12) as f64
+    }
+
+    /// The model's input vector (see [`feature_names`]).
+    pub fn vector(&self) -> Vec<f64> {
+        let wage = self.wage();
+        let mut x = self.category_flags();
+        let severity = self.severity();
+        let line = self.yearly_line();
         x.extend([
             flag(self.deceased),
             flag(self.serious_injury),
@@ -133,16 +147,9 @@ impl CaseFeatures {
     pub fn tree_vector(&self) -> Vec<f64> {
         let wage = self.wage();
         let yuan = |fen: i64| fen.max(0) as f64 / 100.0;
-        let mut x: Vec<f64> = CATEGORIES
-            .iter()
-            .map(|c| flag(*c == self.category))
-            .collect();
-        let severity = if (1..=10).contains(&self.disability_grade) {
-            f64::from(11 - self.disability_grade) / 10.0
-        } else {
-            0.0
-        };
-        let line = (self.minimum_line_fen.max(1) * 12) as f64;
+        let mut x = self.category_flags();
+        let severity = self.severity();
+        let line = self.yearly_line();
         x.extend([
             flag(self.deceased),
             flag(self.serious_injury),
