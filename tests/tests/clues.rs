@@ -394,7 +394,8 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
     assert_eq!(fields, ["min_probability", "region_code"]);
 
     let topic = clues.running.store.topic().to_owned();
-    let records = read_topic(&kafka_brokers(), &topic, 11)?;
+    // The starting linkage model's adoption is on the topic too.
+    let records = read_topic(&kafka_brokers(), &topic, 12)?;
     let mut types: Vec<String> = records
         .iter()
         .filter_map(|r| {
@@ -418,6 +419,7 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
             "jiuzhu.clues.v1.ClueDetected",
             "jiuzhu.clues.v1.ClueDetected",
             "jiuzhu.clues.v1.ClueReferred",
+            "jiuzhu.clues.v1.LinkageModelAdopted",
             "jiuzhu.clues.v1.PartyReported",
             "jiuzhu.clues.v1.PartyReported",
             "jiuzhu.clues.v1.PartyReported",
@@ -960,6 +962,12 @@ async fn the_service_estimates_a_model_from_the_parties_it_has_seen_and_reviews(
         })
         .await?;
     let store = clues.running.store.clone();
+    let first = adoptions(&store).await?;
+    assert_eq!(
+        first.first().map(|a| a.source.as_str()),
+        Some("starting"),
+        "the starting values are on record before anything is estimated"
+    );
     let estimated = eventually("an estimated model adopted", WAIT, || async {
         let found = adoptions(&store).await?;
         Ok(found

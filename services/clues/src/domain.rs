@@ -165,8 +165,14 @@ impl Aggregate for LinkageModels {
 /// estimated itself must show it deserves to be.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ModelSource {
+    /// The starting values, recorded when nothing else was ever adopted, so that the version
+    /// the first clues name is on record too.
+    Starting,
     File,
-    Estimated { min_labels: usize, max_gap: f64 },
+    Estimated {
+        min_labels: usize,
+        max_gap: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -220,6 +226,7 @@ pub fn adopt(models: &LinkageModels, file: &ModelFile, source: ModelSource) -> A
     Adoption::Adopt(Box::new(LinkageModelAdopted {
         version: file.version.clone(),
         source: match source {
+            ModelSource::Starting => "starting",
             ModelSource::File => "file",
             ModelSource::Estimated { .. } => "estimated",
         }

@@ -167,8 +167,15 @@ impl Learning {
                 }
             }
         }
-        if let Some(file) = &self.file {
-            self.offer(file.clone(), ModelSource::File).await?;
+        match (&self.file, &models.current) {
+            (Some(file), _) => {
+                self.offer(file.clone(), ModelSource::File).await?;
+            }
+            (None, None) => {
+                self.offer((*self.models.current()).clone(), ModelSource::Starting)
+                    .await?;
+            }
+            (None, Some(_)) => {}
         }
         Ok(())
     }
