@@ -95,11 +95,11 @@ fn name_level(a: &Normalised, b: &Normalised) -> u8 {
     }
     let (x, y): (Vec<char>, Vec<char>) = (a.name.chars().collect(), b.name.chars().collect());
     if x.len() == y.len() {
-        let homophones = a
-            .readings
-            .iter()
-            .zip(&b.readings)
-            .all(|(p, q)| p.iter().any(|r| q.contains(r)));
+        // A character's main reading must be one of the other's: two characters that share
+        // only a rare reading (家 and 祖 both have an obscure "jie") are not heard alike.
+        let homophones = a.readings.iter().zip(&b.readings).all(|(p, q)| {
+            p.first().is_some_and(|r| q.contains(r)) || q.first().is_some_and(|r| p.contains(r))
+        });
         if homophones {
             return PINYIN;
         }
@@ -273,6 +273,16 @@ mod tests {
             "traditional forms are the same name"
         );
         assert_eq!(level("章伟"), name_level::PINYIN);
+        assert_eq!(
+            compare(&person("王家飞", ""), &person("王祖飞", ""))[0],
+            name_level::ONE_OFF,
+            "家 and 祖 share only a rare reading"
+        );
+        assert_eq!(
+            compare(&person("单丽", ""), &person("善丽", ""))[0],
+            name_level::PINYIN,
+            "单 read as the surname Shan"
+        );
         assert_eq!(level("张"), name_level::ONE_OFF);
         assert_eq!(level("张伟明"), name_level::ONE_OFF);
         assert_eq!(level("李娜"), name_level::DIFFERENT);

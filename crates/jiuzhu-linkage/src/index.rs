@@ -69,6 +69,9 @@ pub struct Index {
     regions: HashMap<String, u32>,
 }
 
+/// Random draws spent per party looking for persons of its county.
+const COUNTY_DRAWS: usize = 20_000;
+
 /// A county needs this many persons before its own name shares are trusted.
 pub const MIN_LOCAL_POPULATION: u32 = 200;
 
@@ -233,6 +236,41 @@ impl Index {
             .collect()
     }
 
+    /// The party against up to `count` registry persons of its own county drawn at random
+    /// (deterministic in `salt`; none when the party says no county). Within a county a shared
+    /// village is far likelier by chance than across the country: a village's u-probability is
+    /// estimated from these, since the county's agreement is already counted.
+    pub fn random_in_county(&self, party: &Normalised, count: usize, salt: u64) -> Vec<Comparison> {
+        let len = self.persons.len() as u64;
+        if len == 0 || party.region.is_empty() || !self.regions.contains_key(&party.region) {
+            return Vec::new();
+        }
+        // Drawn from the whole registry and kept when in the county: bounded, so a small
+        // county gives fewer pairs rather than a long search.
+        let mut state = salt.wrapping_mul(0xD6E8_FEB8_6659_FD93) | 1;
+        let mut found = Vec::with_capacity(count);
+        for _ in 0..COUNTY_DRAWS {
+            if found.len() == count {
+                break;
+            }
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let Ok(at) = usize::try_from(state % len) else {
+                continue;
+            };
+            if self.ids.get(at).is_none_or(String::is_empty) {
+                continue;
+            }
+            if let Some(person) = self.persons.get(at)
+                && person.region == party.region
+            {
+                found.push(compare(party, person));
+            }
+        }
+        found
+    }
+
     /// The candidates scored, best first.
     pub fn scored(&self, party: &Normalised, model: &Model) -> Vec<Candidate<'_>> {
         self.scored_with_frequency(party, model, self.name_frequency(&party.name))
@@ -291,17 +329,19 @@ pub fn without<'a>(
 
 /// Takes each candidate's share of the party's one identity: with odds O_i per candidate and at
 /// most one true match, P(i) = O_i / (1 + Σ O_j), so each weight loses log2(1 + Σ_{j≠i} O_j).
+/// Each candidate's odds as a competitor are the model's calibrated odds for its own weight.
 fn compete(scored: &mut [Candidate<'_>], model: &Model) {
     if scored.len() < 2 {
         return;
     }
-    let top = scored
+    let odds: Vec<f64> = scored
         .iter()
-        .map(|c| c.score.weight)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let total: f64 = scored.iter().map(|c| (c.score.weight - top).exp2()).sum();
-    for candidate in scored.iter_mut() {
-        let others = total - (candidate.score.weight - top).exp2();
+        .map(|c| model.competitor_log_odds(c.score.weight))
+        .collect();
+    let top = odds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = odds.iter().map(|o| (o - top).exp2()).sum();
+    for (candidate, own) in scored.iter_mut().zip(&odds) {
+        let others = total - (own - top).exp2();
         if others <= 0.0 {
             continue;
         }

@@ -23,6 +23,13 @@ pub struct Model {
     /// each other (a village and its county, a relative's surname and phone).
     #[serde(default)]
     pub calibration: Calibration,
+    /// Observed match rate of any candidate by its own weight (before the others' share is
+    /// taken off), fitted on candidates of parties whose resident id names the right one. The
+    /// other candidates' odds in [`crate::index`]'s competition come from it: a relative's raw
+    /// odds count a village, its county and a generation name as independent evidence, and
+    /// would crowd out the person. Empty: raw odds (and files written before it read as such).
+    #[serde(default, skip_serializing_if = "Calibration::is_empty")]
+    pub candidate_calibration: Calibration,
 }
 
 /// A monotone map from match weight to probability: knots of (weight, observed match rate),
@@ -178,6 +185,7 @@ impl Default for Model {
             u: FIELDS.iter().map(|f| table(*f, false)).collect(),
             prior: 0.01,
             calibration: Calibration::default(),
+            candidate_calibration: Calibration::default(),
         }
     }
 }
@@ -219,6 +227,15 @@ impl Model {
         }
     }
 
+    /// A candidate's odds (log2) as another party candidate's competitor: calibrated on its
+    /// own weight where the model has been, the raw weight otherwise.
+    pub fn competitor_log_odds(&self, own_weight: f64) -> f64 {
+        match self.candidate_calibration.probability(own_weight) {
+            Some(p) => (p / (1.0 - p)).log2(),
+            None => own_weight,
+        }
+    }
+
     /// The probability a match weight stands for: calibrated where the model has been,
     /// the weight's own odds otherwise.
     pub fn probability(&self, weight: f64) -> f64 {
@@ -242,11 +259,20 @@ impl Model {
         &self,
         pairs: &[(Comparison, Option<bool>)],
         random_pairs: &[Comparison],
+        county_pairs: &[Comparison],
         iterations: usize,
     ) -> Self {
         let mut model = self.clone();
         if !random_pairs.is_empty() {
             model.u = level_shares(random_pairs.iter().map(|c| (c, 1.0)), &model.u);
+        }
+        // The village's u given the same county: the county's agreement has its own weight,
+        // and counting a village's full national rarity on top would count the place twice.
+        let village = FIELDS.iter().position(|f| *f == Field::Village);
+        if let Some(v) = village
+            && county_pairs.iter().filter(|c| c[v] != 0).count() >= MIN_LABELLED
+        {
+            model.u[v] = level_shares(county_pairs.iter().map(|c| (c, 1.0)), &model.u)[v].clone();
         }
         let labelled: Vec<(&Comparison, f64)> = pairs
             .iter()
@@ -379,7 +405,7 @@ mod tests {
             .into_iter()
             .map(|c| (c, (c[1] == 1).then_some(true)))
             .collect();
-        let learned = start.estimate(&pairs, &random, 20);
+        let learned = start.estimate(&pairs, &random, &[], 20);
         assert!(
             (learned.prior - 400.0 / 2400.0).abs() < 0.02,
             "{}",

@@ -145,6 +145,17 @@ pub fn date(raw: &str) -> Option<NaiveDate> {
     parse_written_date(&text)
 }
 
+/// A birth year written alone ("1954", "1954年"): case files often know no more.
+pub fn year_only(raw: &str) -> Option<i32> {
+    let text: String = raw.chars().map(half_width).collect();
+    let text = text.trim();
+    let digits = text.strip_suffix('年').unwrap_or(text);
+    (digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+        .filter(|year| (1880..=2200).contains(year))
+}
+
 /// A valid resident id (check character right, 15 digits upgraded); `None` otherwise.
 pub fn resident_id(raw: &str) -> Option<ResidentId> {
     let text: String = raw
@@ -246,6 +257,8 @@ pub struct Normalised {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FromId {
     pub birth_date: bool,
+    /// The year the record wrote alone, where the id's date stood in for it.
+    pub written_year: Option<NaiveDate>,
     pub male: bool,
     pub region: bool,
 }
@@ -293,14 +306,24 @@ impl Normalised {
         let name = name(written.name);
         let resident_id = resident_id(written.resident_id);
         let written_date = date(written.birth_date);
+        // A year alone stands as mid-year, marked as an estimate: only its year is compared.
+        // The id's full date is preferred to it.
+        let written_year = written_date
+            .is_none()
+            .then(|| year_only(written.birth_date))
+            .flatten()
+            .and_then(|year| NaiveDate::from_ymd_opt(year, 7, 1));
         let written_gender = gender(written.gender);
         let mut region = region(written.region_code);
         let from_id = FromId {
             birth_date: written_date.is_none() && resident_id.is_some(),
+            written_year,
             male: written_gender.is_none() && resident_id.is_some(),
             region: region.is_empty() && resident_id.is_some(),
         };
-        let birth_date = written_date.or_else(|| resident_id.as_ref().map(ResidentId::birth_date));
+        let birth_date = written_date
+            .or_else(|| resident_id.as_ref().map(ResidentId::birth_date))
+            .or(written_year);
         let male =
             written_gender.or_else(|| resident_id.as_ref().map(|id| matches!(id.sex(), Sex::Male)));
         if region.is_empty()
@@ -309,7 +332,9 @@ impl Normalised {
             region = id.region_code().to_owned();
         }
         Self {
-            birth_estimated: false,
+            birth_estimated: written_date.is_none()
+                && resident_id.is_none()
+                && written_year.is_some(),
             from_id,
             readings: readings(&name),
             name,
@@ -331,7 +356,8 @@ impl Normalised {
         let mut record = self.clone();
         record.resident_id = None;
         if self.from_id.birth_date {
-            record.birth_date = None;
+            record.birth_date = self.from_id.written_year;
+            record.birth_estimated = record.birth_date.is_some();
         }
         if self.from_id.male {
             record.male = None;
@@ -408,6 +434,35 @@ mod tests {
             ..Written::default()
         });
         assert_eq!(n.birth_date, NaiveDate::from_ymd_opt(1949, 12, 31));
+        assert!(!n.birth_estimated);
+        for written in ["1954", "１９５４年", " 1954年 "] {
+            let year = Normalised::from_written(&Written {
+                name: "陈荣德",
+                birth_date: written,
+                ..Written::default()
+            });
+            assert_eq!(year.birth_year(), Some(1954), "{written}");
+            assert!(
+                year.birth_estimated,
+                "{written}: a year alone is an estimate"
+            );
+        }
+        let with_id = Normalised::from_written(&Written {
+            name: "王秀英",
+            resident_id: "11010519491231002X",
+            birth_date: "1949年",
+            ..Written::default()
+        });
+        assert_eq!(with_id.birth_date, NaiveDate::from_ymd_opt(1949, 12, 31));
+        assert!(!with_id.birth_estimated, "the id's date is preferred");
+        let blind = with_id.without_id();
+        assert_eq!(blind.birth_year(), Some(1949));
+        assert!(
+            blind.birth_estimated,
+            "without the id only the year is left"
+        );
+        assert_eq!(year_only("195"), None);
+        assert_eq!(year_only("0000"), None);
         assert_eq!(n.male, Some(false));
         assert_eq!(n.region, "110105");
         let bad = Normalised::from_written(&Written {

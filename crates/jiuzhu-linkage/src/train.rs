@@ -181,13 +181,15 @@ pub fn train(
             })
             .collect();
         let random = index.random_comparisons(party, options.random_per_party, n as u64);
-        (pairs, random)
+        let county = index.random_in_county(party, options.random_per_party, n as u64);
+        (pairs, random, county)
     });
     let mut pairs: Vec<(Comparison, Option<bool>)> = Vec::new();
-    let mut random = Vec::new();
-    for (party_pairs, party_random) in sampled {
+    let (mut random, mut county) = (Vec::new(), Vec::new());
+    for (party_pairs, party_random, party_county) in sampled {
         pairs.extend(party_pairs);
         random.extend(party_random);
+        county.extend(party_county);
     }
     // Reviews are not m/u evidence: reviewers see the doubtful pairs, whose levels are no
     // sample of what matches look like (taking them so lowered every agreement's weight).
@@ -195,9 +197,18 @@ pub fn train(
     let candidate_pairs = pairs.len();
     let start = Model {
         calibration: Calibration::default(),
+        candidate_calibration: Calibration::default(),
         ..start.clone()
     };
-    let mut model = start.estimate(&pairs, &random, options.iterations);
+    let mut model = start.estimate(&pairs, &random, &county, options.iterations);
+    let mut candidates: Vec<(f64, bool, f64)> =
+        in_parallel(parties, |_, party| candidate_labels(index, party, &model))
+            .into_iter()
+            .flatten()
+            .collect();
+    if candidates.iter().filter(|(_, m, _)| *m).count() >= MIN_BIN_PAIRS {
+        model.candidate_calibration = Calibration::fit(&mut candidates);
+    }
 
     let blind = in_parallel(parties, |_, party| blindly(index, party, &model));
     let registered = registered_share(&blind);
@@ -287,6 +298,32 @@ fn same_record(a: &Normalised, b: &Normalised) -> bool {
         && a.region == b.region
         && a.village == b.village
         && a.phone == b.phone
+}
+
+/// Every candidate of a party whose resident id names a registry person of a compatible
+/// name, by its own weight (found and weighed without the id), labelled by the id.
+fn candidate_labels(index: &Index, party: &Normalised, model: &Model) -> Vec<(f64, bool, f64)> {
+    let Some((holder, person)) = party
+        .resident_id
+        .as_ref()
+        .and_then(|id| index.holder_of(id))
+    else {
+        return Vec::new();
+    };
+    if compare(party, person)[0] == name_level::DIFFERENT {
+        return Vec::new();
+    }
+    index
+        .scored(&party.without_id(), model)
+        .iter()
+        .map(|c| {
+            (
+                c.score.weight - c.score.competition,
+                c.person_id == holder,
+                1.0,
+            )
+        })
+        .collect()
 }
 
 /// A party scored as if it carried no resident id, and what its id says of the result.
@@ -668,6 +705,10 @@ mod tests {
         assert!(report.anchored_matches >= 600, "{report:?}");
         assert_eq!((report.reviews, report.reviews_confirmed), (40, 40));
         assert!(!trained.model.calibration.is_empty());
+        assert!(
+            !trained.model.candidate_calibration.is_empty(),
+            "competitors' odds are calibrated"
+        );
         assert!(
             trained
                 .model
