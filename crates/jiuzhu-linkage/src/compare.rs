@@ -49,6 +49,7 @@ impl Field {
                 "pinyin equal",
                 "look-alike characters",
                 "one character off",
+                "nickname",
                 "different",
             ],
             Self::ResidentId | Self::Gender | Self::Phone => &["missing", "same", "different"],
@@ -82,7 +83,8 @@ pub mod name_level {
     pub const PINYIN: u8 = 2;
     pub const LOOK_ALIKE: u8 = 3;
     pub const ONE_OFF: u8 = 4;
-    pub const DIFFERENT: u8 = 5;
+    pub const NICKNAME: u8 = 5;
+    pub const DIFFERENT: u8 = 6;
 }
 
 fn name_level(a: &Normalised, b: &Normalised) -> u8 {
@@ -107,10 +109,26 @@ fn name_level(a: &Normalised, b: &Normalised) -> u8 {
             return LOOK_ALIKE;
         }
     }
-    if within_one_edit(&x, &y) {
+    if nickname(&x, &y) || nickname(&y, &x) {
+        NICKNAME
+    } else if within_one_edit(&x, &y) {
         ONE_OFF
     } else {
         DIFFERENT
+    }
+}
+
+/// A case file often knows a person only by what the village calls them: 阿 or 小 and a
+/// character of the given name (阿涵 for 张梦涵, 小刚 for 孙刚).
+fn nickname(short: &[char], full: &[char]) -> bool {
+    match (short, full) {
+        ([prefix, given], [first, rest @ ..]) => {
+            matches!(prefix, '阿' | '小')
+                && !matches!(first, '阿' | '小')
+                && !rest.is_empty()
+                && rest.contains(given)
+        }
+        _ => false,
     }
 }
 
@@ -151,7 +169,7 @@ pub mod birth_level {
 
 /// Household registers record unknown birthdays as 1 January (some offices 1 July): such a
 /// date says the year and nothing more.
-fn default_date(date: NaiveDate) -> bool {
+pub(crate) fn default_date(date: NaiveDate) -> bool {
     date.day() == 1 && (date.month() == 1 || date.month() == 7)
 }
 
@@ -286,6 +304,11 @@ mod tests {
         assert_eq!(level("张"), name_level::ONE_OFF);
         assert_eq!(level("张伟明"), name_level::ONE_OFF);
         assert_eq!(level("李娜"), name_level::DIFFERENT);
+        let nick = |a: &str, b: &str| compare(&person(a, ""), &person(b, ""))[0];
+        assert_eq!(nick("阿涵", "张梦涵"), name_level::NICKNAME);
+        assert_eq!(nick("孙刚", "小刚"), name_level::NICKNAME);
+        assert_eq!(nick("阿牛", "马海阿牛"), name_level::NICKNAME);
+        assert_eq!(nick("阿涵", "张梦琪"), name_level::DIFFERENT);
         assert_eq!(
             compare(&person("王己", ""), &person("王已", ""))[0],
             name_level::LOOK_ALIKE
@@ -326,6 +349,12 @@ mod tests {
         let level = |x: &str, y: &str| compare(&village(x), &village(y))[5];
         assert_eq!(level("太平村", "太平"), 1);
         assert_eq!(level("太平村", "太苹村"), 2, "written with a homophone");
+        assert_eq!(
+            level("新村", "星村"),
+            2,
+            "-in and -ing sound alike in the south-west"
+        );
+        assert_eq!(level("新村", "兴华村"), 3);
         assert_eq!(level("太平村", "大寨村"), 3);
         assert_eq!(level("太平村", ""), 0);
         assert_eq!(region_level("522701", "522702"), 2);

@@ -15,7 +15,7 @@ use crate::normalise::{Normalised, pinyin_key};
 pub const MAX_BLOCK: usize = 1000;
 
 /// The keys a record is filed under: resident id; pinyin of the name with the birth year;
-/// region with surname; region and village with surname; phone.
+/// region with surname; region and village with surname; region and birth date; phone.
 pub fn blocking_keys(record: &Normalised) -> Vec<String> {
     let mut keys = Vec::with_capacity(4);
     if let Some(id) = &record.resident_id {
@@ -38,6 +38,15 @@ pub fn blocking_keys(record: &Normalised) -> Vec<String> {
         && !record.region.is_empty()
     {
         keys.push(format!("v{}{}{surname}", record.region, record.village));
+    }
+    // A nickname or a mistyped surname shares no name key: the exact birth date in the
+    // county finds them (not a register's default date, which thousands share).
+    if let Some(date) = record.birth_date
+        && !record.birth_estimated
+        && !crate::compare::default_date(date)
+        && !record.region.is_empty()
+    {
+        keys.push(format!("d{}{}", record.region, date.format("%Y%m%d")));
     }
     if record.phone.len() >= 7 {
         keys.push(format!("t{}", record.phone));

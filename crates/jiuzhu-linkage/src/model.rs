@@ -99,6 +99,29 @@ impl Calibration {
                 }
             }
         }
+        // A step of a few pairs is noise: it joins its neighbour (the smaller one) until every
+        // step stands on enough pairs. Joining neighbours keeps the rates non-decreasing.
+        while steps.len() > 1 {
+            let Some((at, _)) = steps
+                .iter()
+                .enumerate()
+                .filter(|(_, step)| step.pairs < MIN_STEP_PAIRS)
+                .min_by(|a, b| a.1.pairs.total_cmp(&b.1.pairs))
+            else {
+                break;
+            };
+            let with = match (at.checked_sub(1), steps.get(at + 1)) {
+                (Some(before), Some(after)) if after.pairs < steps[before].pairs => at + 1,
+                (Some(before), _) => before,
+                (None, _) => at + 1,
+            };
+            let (low, high) = (at.min(with), at.max(with));
+            let gone = steps.remove(high);
+            let kept = &mut steps[low];
+            kept.high = gone.high;
+            kept.matches += gone.matches;
+            kept.pairs += gone.pairs;
+        }
         let mut knots = Vec::with_capacity(steps.len() * 2);
         for step in steps {
             let rate = (step.matches + 0.5) / (step.pairs + 1.0);
@@ -110,6 +133,9 @@ impl Calibration {
         Self { knots }
     }
 }
+
+/// Labelled pairs (by weight) a calibration step needs to stand on its own.
+pub const MIN_STEP_PAIRS: f64 = 40.0;
 
 /// One field's part of a score, for a reader.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,8 +187,8 @@ impl Default for Model {
     fn default() -> Self {
         let table = |field: Field, m: bool| -> Vec<f64> {
             let values: &[f64] = match (field, m) {
-                (Field::Name, true) => &[0.0, 0.80, 0.08, 0.04, 0.05, 0.03],
-                (Field::Name, false) => &[0.0, 0.002, 0.003, 0.001, 0.01, 0.984],
+                (Field::Name, true) => &[0.0, 0.80, 0.08, 0.04, 0.05, 0.01, 0.02],
+                (Field::Name, false) => &[0.0, 0.002, 0.003, 0.001, 0.01, 0.0005, 0.9835],
                 (Field::ResidentId, true) => &[0.0, 0.97, 0.03],
                 (Field::ResidentId, false) => &[0.0, 0.0001, 0.9999],
                 (Field::BirthDate, true) => &[0.0, 0.80, 0.02, 0.05, 0.04, 0.02, 0.03, 0.04],
@@ -365,7 +391,7 @@ mod tests {
         let all_agree: Comparison = [1, 1, 1, 1, 1, 1, 1];
         let names_only: Comparison = [1, 0, 0, 0, 0, 0, 0];
         let nothing: Comparison = [0; 7];
-        let conflict: Comparison = [5, 2, 7, 2, 4, 3, 2];
+        let conflict: Comparison = [6, 2, 7, 2, 4, 3, 2];
         let p = |c: &Comparison| model.score(c, None).probability;
         assert!(p(&all_agree) > 0.999);
         assert!(p(&names_only) > p(&nothing));
@@ -396,10 +422,10 @@ mod tests {
             pairs.push([1, 1, 1, 1, 1, 0, 0]);
             pairs.push([1, 0, 1, 1, 1, 0, 0]);
             for _ in 0..10 {
-                pairs.push([5, 0, 7, 2, 1, 0, 0]);
+                pairs.push([6, 0, 7, 2, 1, 0, 0]);
             }
         }
-        let random: Vec<Comparison> = (0..5000).map(|_| [5, 0, 7, 2, 1, 0, 0]).collect();
+        let random: Vec<Comparison> = (0..5000).map(|_| [6, 0, 7, 2, 1, 0, 0]).collect();
         let start = Model::default();
         let pairs: Vec<(Comparison, Option<bool>)> = pairs
             .into_iter()
@@ -412,7 +438,7 @@ mod tests {
             learned.prior
         );
         assert!(learned.m[0][1] > 0.95, "{:?}", learned.m[0]);
-        assert!(learned.u[0][5] > 0.99, "{:?}", learned.u[0]);
+        assert!(learned.u[0][6] > 0.99, "{:?}", learned.u[0]);
         assert!(learned.m[2][1] > 0.95, "{:?}", learned.m[2]);
     }
 }

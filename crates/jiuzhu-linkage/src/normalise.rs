@@ -216,7 +216,7 @@ pub fn village_from_address(address: &str) -> String {
     let end = match (text.rfind('村'), text.rfind('寨')) {
         (Some(at), _) => at,
         (None, Some(at)) => at + '寨'.len_utf8(),
-        (None, None) => return String::new(),
+        (None, None) => return village_after_township(&text),
     };
     let head = &text[..end];
     let start = ["街道", "镇", "乡", "县", "市", "区", "州", "省"]
@@ -229,6 +229,34 @@ pub fn village_from_address(address: &str) -> String {
         .find(|(_, c)| !c.is_ascii_digit() && !c.is_whitespace())
         .map_or(head.len(), |(i, _)| start + i);
     place(&head[start..])
+}
+
+/// A village written without 村 right after its township ("坪坝镇联合", "羊场乡朱家岭3组"):
+/// the name up to a group, a number or the end, when it is a short name.
+fn village_after_township(text: &str) -> String {
+    let Some(start) = ["街道", "镇", "乡"]
+        .iter()
+        .filter_map(|unit| text.rfind(unit).map(|i| i + unit.len()))
+        .max()
+    else {
+        return String::new();
+    };
+    let rest = &text[start..];
+    let mut name: String = rest
+        .chars()
+        .take_while(|c| !c.is_ascii_digit() && !c.is_whitespace() && *c != '号')
+        .collect();
+    // "…朱家岭十一组": the group and its number are not the village.
+    if let Some(at) = name.find('组') {
+        name.truncate(at);
+        while name.ends_with(|c: char| "一二三四五六七八九十".contains(c)) {
+            name.pop();
+        }
+    }
+    match name.chars().count() {
+        2..=4 => place(&name),
+        _ => String::new(),
+    }
 }
 
 /// A person's or a party's record after normalisation.
@@ -269,12 +297,35 @@ fn sound_of(text: &str) -> u64 {
     if text.is_empty() {
         return 0;
     }
-    pinyin_key(&readings(text))
+    readings(text)
+        .iter()
+        .map(|r| fuzzy(r.first().copied().unwrap_or("?")))
+        .collect::<String>()
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         })
         .max(1)
+}
+
+/// A syllable as the south-west hears it: zh/ch/sh as z/c/s, n as l, -ing/-eng as -in/-en
+/// (模糊音), so that 星村 and 新村 sound alike.
+fn fuzzy(syllable: &str) -> String {
+    let mut sound = syllable.to_owned();
+    for (retroflex, flat) in [("zh", "z"), ("ch", "c"), ("sh", "s")] {
+        if let Some(rest) = sound.strip_prefix(retroflex) {
+            sound = format!("{flat}{rest}");
+        }
+    }
+    if let Some(rest) = sound.strip_prefix('n') {
+        sound = format!("l{rest}");
+    }
+    for (back, front) in [("ing", "in"), ("eng", "en")] {
+        if let Some(stem) = sound.strip_suffix(back) {
+            sound = format!("{stem}{front}");
+        }
+    }
+    sound
 }
 
 /// A record as written, before normalisation.
@@ -313,17 +364,21 @@ impl Normalised {
             .then(|| year_only(written.birth_date))
             .flatten()
             .and_then(|year| NaiveDate::from_ymd_opt(year, 7, 1));
+        // A year alone yields to the id's date of that year; an id of another year is not the
+        // party's own (a relative's, a typo) and yields to the written year.
+        let id_date = resident_id
+            .as_ref()
+            .map(ResidentId::birth_date)
+            .filter(|date| written_year.is_none_or(|year| year.year() == date.year()));
         let written_gender = gender(written.gender);
         let mut region = region(written.region_code);
         let from_id = FromId {
-            birth_date: written_date.is_none() && resident_id.is_some(),
+            birth_date: written_date.is_none() && id_date.is_some(),
             written_year,
             male: written_gender.is_none() && resident_id.is_some(),
             region: region.is_empty() && resident_id.is_some(),
         };
-        let birth_date = written_date
-            .or_else(|| resident_id.as_ref().map(ResidentId::birth_date))
-            .or(written_year);
+        let birth_date = written_date.or(id_date).or(written_year);
         let male =
             written_gender.or_else(|| resident_id.as_ref().map(|id| matches!(id.sex(), Sex::Male)));
         if region.is_empty()
@@ -332,9 +387,7 @@ impl Normalised {
             region = id.region_code().to_owned();
         }
         Self {
-            birth_estimated: written_date.is_none()
-                && resident_id.is_none()
-                && written_year.is_some(),
+            birth_estimated: written_date.is_none() && id_date.is_none() && written_year.is_some(),
             from_id,
             readings: readings(&name),
             name,
@@ -424,6 +477,14 @@ mod tests {
         );
         assert_eq!(village_from_address("城关镇白果村二组65号"), "白果");
         assert_eq!(village_from_address("坪坝乡大寨5组"), "大寨");
+        assert_eq!(
+            village_from_address("坪坝镇联合"),
+            "联合",
+            "a village written without 村"
+        );
+        assert_eq!(village_from_address("羊场乡朱家岭3组"), "朱家岭");
+        assert_eq!(village_from_address("贵州省某县城关镇"), "");
+        assert_eq!(village_from_address("七星乡五里十一组"), "五里");
     }
 
     #[test]
@@ -461,6 +522,18 @@ mod tests {
             blind.birth_estimated,
             "without the id only the year is left"
         );
+        let relative = Normalised::from_written(&Written {
+            name: "王秀英",
+            resident_id: "11010519491231002X",
+            birth_date: "1938年",
+            ..Written::default()
+        });
+        assert_eq!(
+            relative.birth_year(),
+            Some(1938),
+            "an id of another year is not hers"
+        );
+        assert!(relative.birth_estimated);
         assert_eq!(year_only("195"), None);
         assert_eq!(year_only("0000"), None);
         assert_eq!(n.male, Some(false));

@@ -66,7 +66,7 @@ proptest! {
     }
 
     #[test]
-    fn better_agreement_on_a_field_never_lowers_the_score(levels in proptest::array::uniform7(0u8..6)) {
+    fn better_agreement_on_a_field_never_lowers_the_score(levels in proptest::array::uniform7(0u8..8)) {
         let model = Model::default();
         let mut comparison = [0u8; 7];
         for (i, field) in FIELDS.iter().enumerate() {
