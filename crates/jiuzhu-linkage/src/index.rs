@@ -79,7 +79,7 @@ pub struct Index {
 }
 
 /// Random draws spent per party looking for persons of its county.
-const COUNTY_DRAWS: usize = 20_000;
+const COUNTY_DRAWS: usize = 5_000;
 
 /// A county needs this many persons before its own name shares are trusted.
 pub const MIN_LOCAL_POPULATION: u32 = 200;
@@ -280,7 +280,8 @@ impl Index {
         found
     }
 
-    /// The candidates scored, best first.
+    /// The candidates scored, best first; the best one's score is explained field by field
+    /// (the others' `fields` are empty).
     pub fn scored(&self, party: &Normalised, model: &Model) -> Vec<Candidate<'_>> {
         self.scored_with_frequency(party, model, self.name_frequency(&party.name))
     }
@@ -298,22 +299,35 @@ impl Index {
             self.local_name_frequency(&party.region, &party.name)
                 .map(|local| local.max(global))
         });
+        let frequency_for = |comparison: &Comparison| {
+            // Where the candidate lives in the party's county, the county's own share.
+            if comparison[4] == 1 { local } else { frequency }
+        };
         let mut scored: Vec<Candidate<'_>> = self
             .candidates(party)
             .into_iter()
             .filter_map(|slot| {
                 let person = self.persons.get(slot as usize)?;
                 let comparison = compare(party, person);
-                let same_county = comparison[4] == 1;
+                let weight = model.weight(&comparison, frequency_for(&comparison));
                 Some(Candidate {
                     person_id: self.ids.get(slot as usize)?.as_str(),
-                    score: model.score(&comparison, if same_county { local } else { frequency }),
+                    score: Score {
+                        probability: model.probability(weight),
+                        weight,
+                        competition: 0.0,
+                        fields: Vec::new(),
+                    },
                     comparison,
                 })
             })
             .collect();
         compete(&mut scored, model);
         scored.sort_by(|a, b| b.score.weight.total_cmp(&a.score.weight));
+        // Only the best is read by people: the others are ranked, not explained.
+        if let Some(best) = scored.first_mut() {
+            best.score.fields = model.explain(&best.comparison, frequency_for(&best.comparison));
+        }
         scored
     }
 }

@@ -217,40 +217,62 @@ impl Default for Model {
 }
 
 impl Model {
-    /// Scores a comparison. `name_frequency`: the share of registry persons with the same
-    /// name as the party, when known; it replaces u for an exact name match.
-    pub fn score(&self, comparison: &Comparison, name_frequency: Option<f64>) -> Score {
-        let prior = clamp(self.prior);
-        let mut weight = (prior / (1.0 - prior)).log2();
-        let mut fields = Vec::with_capacity(FIELDS.len());
-        for (i, field) in FIELDS.iter().enumerate() {
-            let level = usize::from(comparison[i]);
-            let w = if level == 0 {
-                0.0
-            } else {
-                let m = clamp(self.m[i][level]);
-                let mut u = clamp(self.u[i][level]);
-                if *field == Field::Name
-                    && comparison[i] == name_level::EXACT
-                    && let Some(frequency) = name_frequency
-                {
-                    u = clamp(frequency);
-                }
-                (m / u).log2()
-            };
-            weight += w;
-            fields.push(Explained {
-                field: field.name(),
-                level: field.levels().get(level).copied().unwrap_or("?"),
-                weight: w,
-            });
+    /// One field's weight at a level (0 for a missing field). `name_frequency`: the share of
+    /// registry persons with the party's name, when known; it replaces u for an exact name.
+    fn field_weight(&self, i: usize, level: u8, name_frequency: Option<f64>) -> f64 {
+        let at = usize::from(level);
+        if at == 0 {
+            return 0.0;
         }
+        let m = clamp(self.m[i][at]);
+        let mut u = clamp(self.u[i][at]);
+        if FIELDS[i] == Field::Name
+            && level == name_level::EXACT
+            && let Some(frequency) = name_frequency
+        {
+            u = clamp(frequency);
+        }
+        (m / u).log2()
+    }
+
+    /// The total match weight of a comparison (prior included), without the explanation:
+    /// what ranking every candidate needs.
+    pub fn weight(&self, comparison: &Comparison, name_frequency: Option<f64>) -> f64 {
+        let prior = clamp(self.prior);
+        (prior / (1.0 - prior)).log2()
+            + (0..FIELDS.len())
+                .map(|i| self.field_weight(i, comparison[i], name_frequency))
+                .sum::<f64>()
+    }
+
+    /// Scores a comparison, each field's part explained. `name_frequency`: the share of
+    /// registry persons with the same name as the party, when known; it replaces u for an
+    /// exact name match.
+    pub fn score(&self, comparison: &Comparison, name_frequency: Option<f64>) -> Score {
+        let weight = self.weight(comparison, name_frequency);
         Score {
             probability: self.probability(weight),
             weight,
             competition: 0.0,
-            fields,
+            fields: self.explain(comparison, name_frequency),
         }
+    }
+
+    /// Each field's level and weight, for a reader.
+    pub fn explain(&self, comparison: &Comparison, name_frequency: Option<f64>) -> Vec<Explained> {
+        FIELDS
+            .iter()
+            .enumerate()
+            .map(|(i, field)| Explained {
+                field: field.name(),
+                level: field
+                    .levels()
+                    .get(usize::from(comparison[i]))
+                    .copied()
+                    .unwrap_or("?"),
+                weight: self.field_weight(i, comparison[i], name_frequency),
+            })
+            .collect()
     }
 
     /// A candidate's odds (log2) as another party candidate's competitor: calibrated on its

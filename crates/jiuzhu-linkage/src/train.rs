@@ -181,7 +181,12 @@ pub fn train(
             })
             .collect();
         let random = index.random_comparisons(party, options.random_per_party, n as u64);
-        let county = index.random_in_county(party, options.random_per_party, n as u64);
+        // A village's u within the county needs a few thousand pairs, not every party's.
+        let county = if n % 4 == 0 {
+            index.random_in_county(party, options.random_per_party, n as u64)
+        } else {
+            Vec::new()
+        };
         (pairs, random, county)
     });
     let mut pairs: Vec<(Comparison, Option<bool>)> = Vec::new();
