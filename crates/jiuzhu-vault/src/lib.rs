@@ -18,7 +18,7 @@ pub use blind::BlindIndex;
 pub use keys::{DataKey, MasterKey};
 pub use remote::RemoteKeys;
 pub use settings::VaultSettings;
-pub use store::{KeyState, Vault};
+pub use store::{KeyState, MintedKey, Vault};
 
 /// Migrations for the key store (versions 200..299); the other sets' versions in the same
 /// database are not its business.

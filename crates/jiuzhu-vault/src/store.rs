@@ -25,6 +25,14 @@ impl KeyState {
     }
 }
 
+/// A new data key and its `person_keys` row (see [`Vault::mint`]).
+#[derive(Debug)]
+pub struct MintedKey {
+    pub key: DataKey,
+    pub wrapped: Vec<u8>,
+    pub master_key_id: String,
+}
+
 /// The key store of a service that owns personal data. Reads and writes go through the
 /// caller's connection, so creating a key, appending the events sealed under it and erasing it
 /// are each part of the command's own transaction.
@@ -240,6 +248,19 @@ impl Vault {
             found.extend(self.keys(conn, &others).await?);
         }
         Ok(found)
+    }
+
+    /// A data key for a record created in this very command (an id just made, which no row
+    /// can hold yet), and the row to store it as: its wrapped form and the master key's id.
+    /// The caller inserts the row in its own statement, saving the look-up and the round
+    /// trip that [`Vault::ensure_keys`] spends on ids that may exist.
+    pub fn mint(&self, person: Uuid) -> Result<MintedKey, VaultError> {
+        let key = DataKey::generate();
+        Ok(MintedKey {
+            wrapped: self.master.wrap(person, &key)?,
+            master_key_id: self.master.id().to_owned(),
+            key,
+        })
     }
 
     /// The keys the store holds for `persons`; persons it never saw are absent.

@@ -13,7 +13,7 @@ use jiuzhu_runtime::grpc::{decode_answer, run_command};
 use prost::Message;
 use uuid::Uuid;
 
-use jiuzhu_vault::{BlindIndex, KeyState, Vault, VaultError};
+use jiuzhu_vault::{BlindIndex, Vault, VaultError};
 
 use crate::domain::{CluesEvent, report};
 use crate::learning::Models;
@@ -220,7 +220,62 @@ impl Intake {
                     let clue_id = Uuid::now_v7();
                     let (events, clue) =
                         report(reported, screened.clone(), &policy.version, found, clue_id);
-                    // The party's stream and the clue's, in one round trip.
+                    let answer = ReportPartyResponse {
+                        party_id: party_id.to_string(),
+                        screened_out: screened.clone().unwrap_or_default(),
+                        clue: clue.as_ref().map(clue_view),
+                    };
+                    // The party's identity (kept here, never in events) sealed under a key made
+                    // for it, the key's row, its blocking keys while it is unmatched (findable
+                    // when the person enters the registry), and the claim on case number + party
+                    // reference: one statement.
+                    let unmatched_keys = if screened.is_none() && clue.is_none() {
+                        blind_blocks(&blocks, blocking_keys(&party))
+                    } else {
+                        Vec::new()
+                    };
+                    let minted = vault.mint(party_id).map_err(AppError::from)?;
+                    let sealed = minted
+                        .key
+                        .seal(party_id, &party_identity(&request))
+                        .map_err(AppError::from)?;
+                    let claimed: Option<Uuid> = sqlx::query_scalar(
+                        "WITH identity AS (INSERT INTO party_identities (party_id, identity, \
+                         region_code, case_no, procuratorate, role, incident_date, approximate_age, \
+                         clue_id, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $13)), \
+                         blocks AS (INSERT INTO party_blocks (key, party_id) \
+                         SELECT k, $1 FROM unnest($10::text[]) AS k ON CONFLICT DO NOTHING), \
+                         data_key AS (INSERT INTO person_keys (person_id, wrapped_key, master_key_id) \
+                         VALUES ($1, $14, $15)) \
+                         INSERT INTO party_refs (case_no, party_ref, party_id, answer) \
+                         VALUES ($4, $11, $1, $12) ON CONFLICT (case_no, party_ref) DO NOTHING \
+                         RETURNING party_id",
+                    )
+                    .bind(party_id)
+                    .bind(sealed.encode_to_vec())
+                    .bind(&region)
+                    .bind(jiuzhu_identity::canonical_case_number(&request.case_no))
+                    .bind(request.procuratorate.trim())
+                    .bind(request.role)
+                    .bind(request.incident_date.trim())
+                    .bind(request.approximate_age)
+                    .bind(clue.as_ref().map(|_| clue_id))
+                    .bind(&unmatched_keys)
+                    .bind(request.party_ref.trim())
+                    .bind(answer.encode_to_vec())
+                    .bind(work.clock().now())
+                    .bind(&minted.wrapped)
+                    .bind(&minted.master_key_id)
+                    .fetch_optional(work.connection().await?)
+                    .await
+                    .map_err(AppError::storage)?;
+                    if claimed.is_none() {
+                        return Err(AppError::conflict(
+                            "the same case party is being reported concurrently; send it again",
+                        ));
+                    }
+                    // The party's stream and the clue's, appended last: they travel with the
+                    // command's answer in the unit of work's final statement.
                     let stream = party_id.to_string();
                     let mut appends = vec![Append {
                         stream_id: stream.clone(),
@@ -240,60 +295,6 @@ impl Intake {
                         tracing::info!(%clue_id, probability = detected.probability, "clue detected");
                     }
                     work.append_many(&appends).await.map_err(AppError::from)?;
-                    let answer = ReportPartyResponse {
-                        party_id: party_id.to_string(),
-                        screened_out: screened.clone().unwrap_or_default(),
-                        clue: clue.as_ref().map(clue_view),
-                    };
-                    // The party's identity (kept here, never in events), its blocking keys while
-                    // it is unmatched (findable when the person enters the registry), and the
-                    // claim on case number + party reference: one statement.
-                    let unmatched_keys = if screened.is_none() && clue.is_none() {
-                        blind_blocks(&blocks, blocking_keys(&party))
-                    } else {
-                        Vec::new()
-                    };
-                    let keys = vault
-                        .ensure_keys(work.connection().await?, &[party_id])
-                        .await
-                        .map_err(AppError::from)?;
-                    let sealed = match keys.get(&party_id) {
-                        Some(KeyState::Live(key)) => key
-                            .seal(party_id, &party_identity(&request))
-                            .map_err(AppError::from)?,
-                        _ => return Err(AppError::internal("no data key for a new party")),
-                    };
-                    let claimed: Option<Uuid> = sqlx::query_scalar(
-                        "WITH identity AS (INSERT INTO party_identities (party_id, identity, \
-                         region_code, case_no, procuratorate, role, incident_date, approximate_age, \
-                         clue_id, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $13)), \
-                         blocks AS (INSERT INTO party_blocks (key, party_id) \
-                         SELECT k, $1 FROM unnest($10::text[]) AS k ON CONFLICT DO NOTHING) \
-                         INSERT INTO party_refs (case_no, party_ref, party_id, answer) \
-                         VALUES ($4, $11, $1, $12) ON CONFLICT (case_no, party_ref) DO NOTHING \
-                         RETURNING party_id",
-                    )
-                    .bind(party_id)
-                    .bind(sealed.encode_to_vec())
-                    .bind(&region)
-                    .bind(jiuzhu_identity::canonical_case_number(&request.case_no))
-                    .bind(request.procuratorate.trim())
-                    .bind(request.role)
-                    .bind(request.incident_date.trim())
-                    .bind(request.approximate_age)
-                    .bind(clue.as_ref().map(|_| clue_id))
-                    .bind(&unmatched_keys)
-                    .bind(request.party_ref.trim())
-                    .bind(answer.encode_to_vec())
-                    .bind(work.clock().now())
-                    .fetch_optional(work.connection().await?)
-                    .await
-                    .map_err(AppError::storage)?;
-                    if claimed.is_none() {
-                        return Err(AppError::conflict(
-                            "the same case party is being reported concurrently; send it again",
-                        ));
-                    }
                     Ok(answer)
                 }
                 .boxed()
