@@ -9,7 +9,6 @@ use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -388,7 +387,7 @@ impl<P: Projection> ProjectionRunner<P> {
             .collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs)?;
-        let dead_letters = DeadLetters::new(dead_letter_producer(&self.kafka, &self.client_id)?);
+        let dead_letters = dead_letters(&self.kafka, &self.client_id);
         let applier = Applier {
             pool: &self.pool,
             projection: &self.projection,
@@ -556,16 +555,14 @@ pub(crate) async fn leave_group(consumer: GroupConsumer, who: &str) {
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
 }
 
-pub(crate) fn dead_letter_producer(
-    kafka: &KafkaSettings,
-    client_id: &str,
-) -> Result<FutureProducer, KafkaError> {
-    kafka
-        .client_config()
+/// Where a consumer's dead letters go (the producer is made on the first one).
+pub(crate) fn dead_letters(kafka: &KafkaSettings, client_id: &str) -> DeadLetters {
+    let mut config = kafka.client_config();
+    config
         .set("client.id", format!("{client_id}-dlq"))
         .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()
+        .set("acks", "all");
+    DeadLetters::new(config)
 }
 
 pub(crate) fn next_offsets(batch: &[OwnedMessage]) -> TopicPartitionList {

@@ -1,6 +1,8 @@
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
+use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -14,13 +16,29 @@ pub const DLQ_SUFFIX: &str = ".dlq";
 /// Publishes messages a consumer gave up on to `<topic>.dlq`, with headers saying why:
 /// `jiuzhu-dlq-reason`, `-consumer`, `-source-topic`, `-source-partition`, `-source-offset`,
 /// `-attempts`, `-failed-at`, plus the original headers.
+///
+/// The producer is made on the first dead letter: most consumers never send one, and every
+/// idle producer keeps a polling thread that wakes the CPU (a dozen per service).
 pub(crate) struct DeadLetters {
-    producer: FutureProducer,
+    config: ClientConfig,
+    producer: OnceLock<FutureProducer>,
 }
 
 impl DeadLetters {
-    pub fn new(producer: FutureProducer) -> Self {
-        Self { producer }
+    /// Dead letters sent with a producer of this configuration, once there is one to send.
+    pub fn new(config: ClientConfig) -> Self {
+        Self {
+            config,
+            producer: OnceLock::new(),
+        }
+    }
+
+    fn producer(&self) -> Result<&FutureProducer, String> {
+        if let Some(producer) = self.producer.get() {
+            return Ok(producer);
+        }
+        let made: FutureProducer = self.config.create().map_err(|e| e.to_string())?;
+        Ok(self.producer.get_or_init(|| made))
     }
 
     /// Sends the message to its dead-letter topic, then records it as handled (inbox, local
@@ -63,10 +81,12 @@ impl DeadLetters {
             if let Some(payload) = message.payload() {
                 record = record.payload(payload);
             }
-            let sent = self.producer.send(record, Duration::from_secs(10)).await;
-            let outcome = match sent {
-                Ok(_) => self.record(pool, consumer, message, reason, attempts).await,
-                Err((error, _)) => Err(error.to_string()),
+            let outcome = match self.producer() {
+                Ok(producer) => match producer.send(record, Duration::from_secs(10)).await {
+                    Ok(_) => self.record(pool, consumer, message, reason, attempts).await,
+                    Err((error, _)) => Err(error.to_string()),
+                },
+                Err(error) => Err(error),
             };
             match outcome {
                 Ok(()) => return true,

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::consumer::{
-    backoff, dead_letter_producer, group_consumer, leave_group, next_offsets, receive,
+    backoff, dead_letters, group_consumer, leave_group, next_offsets, receive,
 };
 use crate::dead_letter::DeadLetters;
 use crate::delivery::save_checkpoint;
@@ -192,7 +192,7 @@ impl<H: InboundHandler> InboundRunner<H> {
             .collect();
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs)?;
-        let dead_letters = DeadLetters::new(dead_letter_producer(&self.kafka, &self.client_id)?);
+        let dead_letters = dead_letters(&self.kafka, &self.client_id);
         tracing::info!(
             handler = self.handler.name(),
             ?topics,

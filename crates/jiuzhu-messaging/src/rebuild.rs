@@ -80,11 +80,9 @@ pub async fn rebuild_from_topic<P: Projection>(
             }
         }
     }
-    let producer = kafka
-        .client_config()
-        .set("enable.idempotence", "true")
-        .create()?;
-    let dead_letters = DeadLetters::new(producer);
+    let mut config = kafka.client_config();
+    config.set("enable.idempotence", "true");
+    let dead_letters = DeadLetters::new(config);
     let applier = Applier {
         pool,
         projection,

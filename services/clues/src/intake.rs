@@ -143,7 +143,10 @@ impl Intake {
             "harm.compensation_received",
             harm.compensation_received.as_ref(),
         );
-        if !request.birth_date.trim().is_empty() && normalise::date(&request.birth_date).is_none() {
+        if !request.birth_date.trim().is_empty()
+            && normalise::date(&request.birth_date).is_none()
+            && normalise::year_only(&request.birth_date).is_none()
+        {
             violations.add(
                 "birth_date",
                 format!(
