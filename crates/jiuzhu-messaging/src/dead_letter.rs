@@ -1,8 +1,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
 use rdkafka::ClientConfig;
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;

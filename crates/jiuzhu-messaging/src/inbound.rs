@@ -14,9 +14,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::consumer::{
-    backoff, dead_letters, group_consumer, leave_group, next_offsets, receive,
-};
+use crate::consumer::{backoff, dead_letters, group_consumer, leave_group, next_offsets, receive};
 use crate::dead_letter::DeadLetters;
 use crate::delivery::save_checkpoint;
 use crate::headers::header_map;

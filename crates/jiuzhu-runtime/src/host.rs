@@ -246,6 +246,10 @@ pub async fn connect<S: Service>(settings: &Settings) -> Result<PgPool, StartErr
     let pool = PgPoolOptions::new()
         .max_connections(settings.service.max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // No ping before each use: on one machine it was a third of a command's round trips
+        // (ReportParty p99 8.6 -> 6.9 ms). A connection that died with its server fails its
+        // next statement instead, which is classified as an outage and retried like any other.
+        .test_before_acquire(false)
         .connect(settings.service.database_url.expose())
         .await
         .map_err(StartError::Database)?;
