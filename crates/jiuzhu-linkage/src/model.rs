@@ -25,7 +25,7 @@ pub struct Model {
     pub calibration: Calibration,
     /// Observed match rate of any candidate by its own weight (before the others' share is
     /// taken off), fitted on candidates of parties whose resident id names the right one. The
-    /// other candidates' odds in [`crate::index`]'s competition come from it: a relative's raw
+    /// other candidates' odds in the index's competition come from it: a relative's raw
     /// odds count a village, its county and a generation name as independent evidence, and
     /// would crowd out the person. Empty: raw odds (and files written before it read as such).
     #[serde(default, skip_serializing_if = "Calibration::is_empty")]
