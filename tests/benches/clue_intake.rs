@@ -19,7 +19,7 @@ use jiuzhu_proto::common::RegionCode;
 use jiuzhu_proto::registry::PersonalIdentity;
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{binary_path, unique_namespace};
-use jiuzhu_tests::{bench_setting, restart, start};
+use jiuzhu_tests::{as_deployed, bench_setting, restart_with, start};
 
 /// Requests sent before timing starts.
 const WARM_UP: usize = 100;
@@ -167,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
     // The service starts and loads its memory index; the first party waits for the load.
     let before = resident_kib();
     let starting = Instant::now();
-    let running = restart::<Clues>(&namespace, &clues.database).await?;
+    let running = restart_with::<Clues>(&namespace, &clues.database, as_deployed).await?;
     let mut client = CluesServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     // A request waits for the load only as long as the server's request timeout: on a small
     // machine a million persons take longer, so the status is watched instead.

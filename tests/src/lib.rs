@@ -262,6 +262,15 @@ pub async fn restart<S: Service>(
     Ok(running)
 }
 
+/// As a service is deployed, not as the tests speed it up: the relay polls and the pool is
+/// sized as the service's defaults say. Benchmarks that time requests run services so.
+pub fn as_deployed(settings: &mut jiuzhu_runtime::Settings) {
+    let defaults = jiuzhu_runtime::Settings::local("any", "", "");
+    settings.outbox = defaults.outbox;
+    settings.consumer = defaults.consumer;
+    settings.service.max_connections = defaults.service.max_connections;
+}
+
 pub async fn registry_client(running: &Running) -> anyhow::Result<RegistryServiceClient<Channel>> {
     Ok(RegistryServiceClient::new(
         jiuzhu_testkit::channel(running.grpc_addr).await?,
