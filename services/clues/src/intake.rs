@@ -211,7 +211,7 @@ impl Intake {
                         region_code: region.clone(),
                     };
                     let screened = policy.screen(role, &harm);
-                    let party = written_party(&request, &region);
+                    let party = written_party(&request, &region, work.clock().now().date_naive());
                     let found = if screened.is_none() {
                         index
                             .best_match(&pool, &party, &model, &policy)
@@ -353,7 +353,8 @@ impl Intake {
         }
         let parties: Vec<UnmatchedParty> = sqlx::query_as(
             "SELECT DISTINCT p.party_id, p.identity, p.region_code, p.case_no, p.procuratorate, \
-             p.role, p.incident_date, p.approximate_age FROM unnest($1::text[]) AS k(key) \
+             p.role, p.incident_date, p.approximate_age, p.reported_at \
+             FROM unnest($1::text[]) AS k(key) \
              JOIN party_blocks b ON b.key = k.key JOIN party_identities p ON p.party_id = b.party_id \
              WHERE p.clue_id IS NULL AND p.identity IS NOT NULL \
              AND p.reported_at > $3 - make_interval(days => $2)",
@@ -380,6 +381,7 @@ impl Intake {
                 party.approximate_age,
                 &party.incident_date,
                 &party.region_code,
+                party.reported_at,
             )?
             else {
                 continue;
@@ -462,4 +464,5 @@ struct UnmatchedParty {
     role: i32,
     incident_date: String,
     approximate_age: i32,
+    reported_at: chrono::DateTime<chrono::Utc>,
 }

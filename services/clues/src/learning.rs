@@ -88,6 +88,7 @@ struct SeenParty {
     region_code: String,
     incident_date: String,
     approximate_age: i32,
+    reported_at: chrono::DateTime<chrono::Utc>,
     person_id: Option<Uuid>,
     status: Option<i32>,
     origin: Option<i32>,
@@ -259,6 +260,7 @@ impl Learning {
         let limit = i64::try_from(self.settings.train_parties).unwrap_or(i64::MAX);
         let rows: Vec<SeenParty> = sqlx::query_as(
             "SELECT p.party_id, p.identity, p.region_code, p.incident_date, p.approximate_age, \
+             p.reported_at, \
              c.person_id, c.status, c.origin FROM party_identities p \
              LEFT JOIN clues c ON c.clue_id = p.clue_id \
              WHERE p.identity IS NOT NULL ORDER BY p.reported_at DESC LIMIT $1",
@@ -279,6 +281,7 @@ impl Learning {
                 row.approximate_age,
                 &row.incident_date,
                 &row.region_code,
+                row.reported_at,
             )?
             else {
                 continue;

@@ -123,12 +123,14 @@ pub(crate) fn indexed_person<E: CarriesIdentity>(
 }
 
 /// What a party written into a case file normalises to; an approximate age stands in for a
-/// birth date as a mid-year date of the incident year minus the age.
+/// birth date as a mid-year date of the incident year (the year it was reported, when the
+/// incident date is unknown) minus the age.
 pub fn party(
     written: &Written<'_>,
     address: &str,
     approximate_age: i32,
     incident_date: &str,
+    reported_on: chrono::NaiveDate,
 ) -> Normalised {
     let village = normalise::village_from_address(address);
     let mut party = Normalised::from_written(&Written {
@@ -136,10 +138,10 @@ pub fn party(
         ..written.clone()
     });
     if party.birth_date.is_none() && approximate_age > 0 {
-        let year = normalise::date(incident_date)
-            .map(|d| chrono::Datelike::year(&d))
-            .unwrap_or(2026)
-            - approximate_age;
+        let year = normalise::date(incident_date).map_or_else(
+            || chrono::Datelike::year(&reported_on),
+            |d| chrono::Datelike::year(&d),
+        ) - approximate_age;
         party.birth_date = chrono::NaiveDate::from_ymd_opt(year, 7, 1);
         party.birth_estimated = true;
     }
@@ -147,7 +149,11 @@ pub fn party(
 }
 
 /// A party's identity as written in the request, normalised.
-pub(crate) fn written_party(request: &ReportPartyRequest, region: &str) -> Normalised {
+pub(crate) fn written_party(
+    request: &ReportPartyRequest,
+    region: &str,
+    reported_on: chrono::NaiveDate,
+) -> Normalised {
     party(
         &Written {
             name: &request.full_name,
@@ -162,6 +168,7 @@ pub(crate) fn written_party(request: &ReportPartyRequest, region: &str) -> Norma
         &request.address,
         request.approximate_age,
         &request.incident_date,
+        reported_on,
     )
 }
 
@@ -184,6 +191,7 @@ pub(crate) fn opened_party(
     approximate_age: i32,
     incident_date: &str,
     region_code: &str,
+    reported_at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<Normalised>, AppError> {
     let Some(KeyState::Live(key)) = keys.get(&party_id) else {
         return Ok(None);
@@ -196,5 +204,39 @@ pub(crate) fn opened_party(
         incident_date: incident_date.to_owned(),
         ..identity
     };
-    Ok(Some(written_party(&request, region_code)))
+    Ok(Some(written_party(
+        &request,
+        region_code,
+        reported_at.date_naive(),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Datelike, NaiveDate};
+
+    use super::*;
+
+    #[test]
+    fn an_approximate_age_counts_back_from_the_incident_or_else_the_report() {
+        let written = Written {
+            name: "王秀英",
+            ..Written::default()
+        };
+        let reported = NaiveDate::from_ymd_opt(2031, 3, 4).unwrap_or_default();
+        let from_incident = party(&written, "", 40, "2020-05-06", reported);
+        assert_eq!(from_incident.birth_year(), Some(1980));
+        assert!(from_incident.birth_estimated);
+        let from_report = party(&written, "", 40, "", reported);
+        assert_eq!(
+            from_report.birth_date.map(|d| d.year()),
+            Some(1991),
+            "no incident date: the year it was reported, not this year"
+        );
+        let written_date = Written {
+            birth_date: "1950-02-03",
+            ..written
+        };
+        assert!(!party(&written_date, "", 40, "", reported).birth_estimated);
+    }
 }
