@@ -1002,7 +1002,61 @@ async fn the_service_estimates_a_model_from_the_parties_it_has_seen_and_reviews(
         "{} not in {versions:?}",
         clue.model_version
     );
+
+    // A model of a format this release cannot read (as after an upgrade that changed the
+    // comparison levels): the starting values take over on record, and a model is estimated at
+    // once rather than after the day-long schedule.
+    let older = LinkageModelAdopted {
+        version: "link-older".to_owned(),
+        model_json: estimated
+            .model_json
+            .replacen("\"format\": 1", "\"format\": 0", 1),
+        ..estimated.clone()
+    };
+    let mut work = match store
+        .begin_command(jiuzhu_eventstore::CommandRequest::internal(
+            "test/older-model",
+            "older-1",
+        ))
+        .await?
+    {
+        jiuzhu_eventstore::Begun::Fresh(work) => work,
+        jiuzhu_eventstore::Begun::Replay(_) => anyhow::bail!("a fresh command replayed"),
+    };
+    let (_, version) = work
+        .load::<jiuzhu_clues::domain::LinkageModels>(jiuzhu_clues::domain::LINKAGE_MODEL_STREAM)
+        .await?;
+    work.append(
+        jiuzhu_clues::domain::LINKAGE_MODEL_STREAM,
+        version,
+        jiuzhu_clues::domain::LINKAGE_MODEL_STREAM,
+        &[jiuzhu_clues::domain::CluesEvent::LinkageModelAdopted(older)],
+    )
+    .await?;
+    work.commit(Vec::new()).await?;
     clues.running.stop().await;
+    let daily = linkage(None, 86_400);
+    let again =
+        jiuzhu_tests::restart_with::<Clues>(&ns, &clues.database, |s| s.own.set(&daily)).await?;
+    let store = again.store.clone();
+    let after = eventually("a model estimated at start", WAIT, || async {
+        let found = adoptions(&store).await?;
+        let at = found.iter().position(|a| a.version == "link-older");
+        Ok(at.and_then(|at| {
+            let later = found[at + 1..].to_vec();
+            later
+                .iter()
+                .any(|a| a.source == "estimated")
+                .then_some(later)
+        }))
+    })
+    .await?;
+    assert_eq!(
+        (after[0].source.as_str(), after[0].replaced.as_str()),
+        ("starting", "link-older"),
+        "the starting values are on record first: {after:?}"
+    );
+    again.stop().await;
     registry.running.stop().await;
     Ok(())
 }

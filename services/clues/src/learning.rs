@@ -113,11 +113,12 @@ impl Learning {
         }
     }
 
-    /// Takes up the adopted model, then the file's; then estimates on schedule until shutdown.
+    /// Takes up the adopted model, then the file's; then estimates on schedule until shutdown
+    /// (at once, when the adopted model is one this release cannot read).
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        loop {
+        let unreadable = loop {
             match self.take_up().await {
-                Ok(()) => break,
+                Ok(unreadable) => break unreadable,
                 Err(error) => {
                     tracing::warn!(%error, "linkage model: cannot read adoptions; trying again")
                 }
@@ -126,7 +127,7 @@ impl Learning {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(Duration::from_secs(5)) => {}
             }
-        }
+        };
         // A supervised task that ends counts as down (and the service as not serving): without
         // a schedule it stays until shutdown.
         if self.settings.train_every_seconds == 0 {
@@ -134,11 +135,18 @@ impl Learning {
             return;
         }
         let every = Duration::from_secs(self.settings.train_every_seconds);
+        // An unreadable model left the starting values in force: a day of them is too long.
+        let mut wait = if unreadable && self.file.is_none() {
+            Duration::ZERO
+        } else {
+            every
+        };
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep(wait) => {}
             }
+            wait = every;
             match self.estimate().await {
                 Ok(Adoption::Adopt(adopted)) => {
                     tracing::info!(version = %adopted.version, "estimated linkage model adopted");
@@ -152,19 +160,22 @@ impl Learning {
         }
     }
 
-    /// The last adopted model, then the configured file's if it is another version.
-    pub async fn take_up(&self) -> Result<(), AppError> {
+    /// The last adopted model, then the configured file's if it is another version. An adopted
+    /// model this release cannot read (an older format) gives way to the starting values, which
+    /// are recorded so that the version clues name is on record; `true` then.
+    pub async fn take_up(&self) -> Result<bool, AppError> {
         let (models, _) = self
             .store
             .load_aggregate::<LinkageModels>(LINKAGE_MODEL_STREAM)
             .await
             .map_err(AppError::from)?;
+        let mut unreadable = false;
         if let Some(current) = &models.current {
             match ModelFile::from_json(&current.model_json) {
                 Ok(file) => self.models.set(file),
-                // A model of an older format: the starting values serve until the next.
                 Err(error) => {
-                    tracing::warn!(version = %current.version, %error, "adopted linkage model unreadable")
+                    tracing::warn!(version = %current.version, %error, "adopted linkage model unreadable; the starting values serve until the next estimation");
+                    unreadable = true;
                 }
             }
         }
@@ -176,9 +187,16 @@ impl Learning {
                 self.offer((*self.models.current()).clone(), ModelSource::Starting)
                     .await?;
             }
+            (None, Some(_)) if unreadable => {
+                self.offer(
+                    Models::starting().current().as_ref().clone(),
+                    ModelSource::Starting,
+                )
+                .await?;
+            }
             (None, Some(_)) => {}
         }
-        Ok(())
+        Ok(unreadable)
     }
 
     /// Estimates a model from the service's own data and adopts it if it deserves to be.
@@ -216,7 +234,19 @@ impl Learning {
 
     /// Records the adoption (once: the version is the command's key) and puts it in force.
     async fn offer(&self, file: ModelFile, source: ModelSource) -> Result<Adoption, AppError> {
-        let call = CommandRequest::internal(ADOPT, file.version.clone());
+        // Once per change from one model to another: a version adopted before may come back
+        // after another (the same data estimated again after an unreadable model gave way).
+        let (before, _) = self
+            .store
+            .load_aggregate::<LinkageModels>(LINKAGE_MODEL_STREAM)
+            .await
+            .map_err(AppError::from)?;
+        let replacing = before
+            .current
+            .as_ref()
+            .map_or("", |current| current.version.as_str());
+        let call =
+            CommandRequest::internal(ADOPT, format!("{} replacing {replacing}", file.version));
         let mut work = match self
             .store
             .begin_command(call)
