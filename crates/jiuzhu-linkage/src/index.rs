@@ -231,13 +231,9 @@ impl Index {
         if len == 0 {
             return Vec::new();
         }
-        let mut state = salt.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..count)
-            .filter_map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let at = usize::try_from(state % len).ok()?;
+        random_slots(len, salt.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .take(count)
+            .filter_map(|at| {
                 self.ids.get(at).filter(|id| !id.is_empty())?;
                 self.persons.get(at)
             })
@@ -256,18 +252,11 @@ impl Index {
         }
         // Drawn from the whole registry and kept when in the county: bounded, so a small
         // county gives fewer pairs rather than a long search.
-        let mut state = salt.wrapping_mul(0xD6E8_FEB8_6659_FD93) | 1;
         let mut found = Vec::with_capacity(count);
-        for _ in 0..COUNTY_DRAWS {
+        for at in random_slots(len, salt.wrapping_mul(0xD6E8_FEB8_6659_FD93)).take(COUNTY_DRAWS) {
             if found.len() == count {
                 break;
             }
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let Ok(at) = usize::try_from(state % len) else {
-                continue;
-            };
             if self.ids.get(at).is_none_or(String::is_empty) {
                 continue;
             }
@@ -330,6 +319,17 @@ impl Index {
         }
         scored
     }
+}
+
+/// Slots below `len` drawn by xorshift from `seed` (deterministic: training is repeatable).
+fn random_slots(len: u64, seed: u64) -> impl Iterator<Item = usize> {
+    let mut state = seed | 1;
+    std::iter::from_fn(move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        Some(usize::try_from(state % len).unwrap_or(0))
+    })
 }
 
 /// The candidates as they would score had `absent` not been in the registry (the others

@@ -183,16 +183,10 @@ impl Learning {
             (Some(file), _) => {
                 self.offer(file.clone(), ModelSource::File).await?;
             }
-            (None, None) => {
+            // Nothing on record, or nothing readable: the starting values in force, recorded.
+            (None, current) if current.is_none() || unreadable => {
                 self.offer((*self.models.current()).clone(), ModelSource::Starting)
                     .await?;
-            }
-            (None, Some(_)) if unreadable => {
-                self.offer(
-                    Models::starting().current().as_ref().clone(),
-                    ModelSource::Starting,
-                )
-                .await?;
             }
             (None, Some(_)) => {}
         }
