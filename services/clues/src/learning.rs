@@ -188,7 +188,7 @@ impl Learning {
                 self.offer((*self.models.current()).clone(), ModelSource::Starting)
                     .await?;
             }
-            (None, Some(_)) => {}
+            (None, _) => {}
         }
         Ok(unreadable)
     }
