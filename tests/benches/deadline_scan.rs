@@ -31,13 +31,32 @@ async fn main() -> anyhow::Result<()> {
     settings.clock.start = Some("2026-11-02".to_owned());
     let running = jiuzhu_runtime::start::<Decisions>(settings).await?;
     let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
+    // The persons, as the registry announces them; decisions must know them to open a case.
+    let persons: Vec<String> = (0..due)
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    jiuzhu_tests::announce_registered(&ns, &persons).await?;
+    let last = persons.last().cloned().unwrap_or_default();
+    eventually("decisions to know the persons", Duration::from_secs(300), || {
+        let pool = running.store.pool().clone();
+        let last = last.clone();
+        async move {
+            let mut conn = pool.acquire().await?;
+            let person = uuid::Uuid::parse_str(&last)?;
+            Ok(match jiuzhu_persons::lookup(&mut conn, person).await? {
+                jiuzhu_persons::Standing::Unknown => None,
+                jiuzhu_persons::Standing::Person { .. } => Some(()),
+            })
+        }
+    })
+    .await?;
     let opening = Instant::now();
-    for n in 0..due {
+    for (n, person) in persons.iter().enumerate() {
         client
             .open_case(OpenCaseRequest {
                 request_id: format!("bench-open-{n}"),
                 origin: CaseOrigin::Application as i32,
-                person_id: uuid::Uuid::now_v7().to_string(),
+                person_id: person.clone(),
                 case_no: format!("(2026)黔0102刑初{n}号"),
                 procuratorate: "贵阳市南明区人民检察院".to_owned(),
                 region_code: "520102".to_owned(),

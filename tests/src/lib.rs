@@ -629,3 +629,56 @@ pub async fn process_environments(
     }
     Ok((databases, environments))
 }
+
+/// Announces `persons` as registered on the registry topic of `namespace`, as the registry's
+/// relay publishes a registration (without the sealed identity), for a service tested without
+/// a running registry that must know its persons exist.
+pub async fn announce_registered(namespace: &str, persons: &[String]) -> TestResult {
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", jiuzhu_testkit::kafka_brokers())
+        .create()?;
+    let kafka = jiuzhu_messaging::KafkaSettings {
+        brokers: jiuzhu_testkit::kafka_brokers(),
+        ..jiuzhu_messaging::KafkaSettings::default()
+    };
+    let topic = format!("{namespace}{}", jiuzhu_messaging::service_topic("registry"));
+    jiuzhu_messaging::ensure_topics(&kafka, &[topic]).await?;
+    for person in persons {
+        let registered = jiuzhu_proto::registry::PersonRegistered {
+            person_id: person.clone(),
+            ..Default::default()
+        };
+        publish(&producer, namespace, "registry", person, &registered).await?;
+    }
+    Ok(())
+}
+
+/// A new person id, announced as registered in `namespace` (see [`announce_registered`]).
+pub async fn announced_person(namespace: &str) -> anyhow::Result<String> {
+    let person = uuid::Uuid::now_v7().to_string();
+    announce_registered(namespace, std::slice::from_ref(&person)).await?;
+    Ok(person)
+}
+
+/// Opens a relief case, waiting (up to 30 s) while the decisions service has not yet heard of
+/// the person's registration (it answers NOT_FOUND until the registry's event arrives).
+pub async fn open_case_once_known(
+    client: &mut jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient<Channel>,
+    request: jiuzhu_proto::decisions::OpenCaseRequest,
+) -> anyhow::Result<jiuzhu_proto::decisions::OpenCaseResponse> {
+    eventually(
+        "decisions to know the person",
+        Duration::from_secs(30),
+        || {
+            let (mut client, request) = (client.clone(), request.clone());
+            async move {
+                match client.open_case(request).await {
+                    Ok(opened) => Ok(Some(opened.into_inner())),
+                    Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+                    Err(status) => Err(status.into()),
+                }
+            }
+        },
+    )
+    .await
+}

@@ -163,8 +163,9 @@ pub async fn approve_in_instalments(
     instalments: i32,
 ) -> anyhow::Result<String> {
     let decisions = &mut DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions_at).await?);
-    let case_id = decisions
-        .open_case(OpenCaseRequest {
+    let case_id = crate::open_case_once_known(
+        decisions,
+        OpenCaseRequest {
             request_id: format!("{tag}-open"),
             origin: CaseOrigin::Application as i32,
             person_id: person_id.to_owned(),
@@ -175,10 +176,10 @@ pub async fn approve_in_instalments(
             applicant_relation: "self".to_owned(),
             opened_by: "online".to_owned(),
             ..OpenCaseRequest::default()
-        })
-        .await?
-        .into_inner()
-        .case_id;
+        },
+    )
+    .await?
+    .case_id;
     decisions
         .assess_eligibility(AssessEligibilityRequest {
             request_id: format!("{tag}-assess"),

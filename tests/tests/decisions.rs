@@ -63,13 +63,12 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
     let decisions = start::<Decisions>(&ns).await?;
     let mut client =
         DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
-    let person = uuid::Uuid::now_v7().to_string();
+    let person = jiuzhu_tests::announced_person(&ns).await?;
     let case_no = "(2026)黔0102刑初5号";
 
-    let opened = client
-        .open_case(application("open-1", &person, case_no))
-        .await?
-        .into_inner();
+    let opened =
+        jiuzhu_tests::open_case_once_known(&mut client, application("open-1", &person, case_no))
+            .await?;
     assert_eq!(
         opened.missing_materials,
         [
@@ -647,10 +646,12 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
     // Monday 28 September 2026, just before the National Day week.
     let running = decisions_on(&ns, &database, "2026-09-28").await?;
     let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
-    let person = uuid::Uuid::now_v7().to_string();
+    let person = jiuzhu_tests::announced_person(&ns).await?;
     let mut request = application("deadline-open", &person, "(2026)黔0102刑初40号");
     request.category = "other_in_need".to_owned();
-    let case_id = client.open_case(request).await?.into_inner().case_id;
+    let case_id = jiuzhu_tests::open_case_once_known(&mut client, request)
+        .await?
+        .case_id;
     let case = relief_case(&mut client, &case_id).await?;
     // Seven working days: 29, 30 September; 8, 9, 10 (a make-up Saturday), 12, 13 October.
     assert_eq!(case.stages[0].due_date, "2026-10-13");
@@ -783,12 +784,13 @@ async fn a_recommendation_names_its_model_precedents_and_factors_and_a_departure
         });
     let running = jiuzhu_runtime::start::<Decisions>(settings).await?;
     let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
-    let person = uuid::Uuid::now_v7().to_string();
-    let case_id = client
-        .open_case(application("rec-open", &person, "(2026)黔0102刑初61号"))
-        .await?
-        .into_inner()
-        .case_id;
+    let person = jiuzhu_tests::announced_person(&ns).await?;
+    let case_id = jiuzhu_tests::open_case_once_known(
+        &mut client,
+        application("rec-open", &person, "(2026)黔0102刑初61号"),
+    )
+    .await?
+    .case_id;
     let features = CaseFeatures {
         serious_injury: true,
         disability_grade: 4,
@@ -1010,10 +1012,12 @@ async fn emergency_relief_is_paid_first_and_its_owed_materials_are_watched() -> 
     let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
     let running = decisions_on(&ns, &database, "2026-11-02").await?;
     let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
-    let person = uuid::Uuid::now_v7().to_string();
+    let person = jiuzhu_tests::announced_person(&ns).await?;
     let mut request = application("urgent-open", &person, "(2026)黔0102刑初77号");
     request.category = "urgent_medical".to_owned();
-    let case_id = client.open_case(request).await?.into_inner().case_id;
+    let case_id = jiuzhu_tests::open_case_once_known(&mut client, request)
+        .await?
+        .case_id;
     client
         .register_material(material("urgent-m-1", &case_id, "application"))
         .await?;

@@ -493,7 +493,13 @@ async fn fixture(ns: &str, services: &Services) -> anyhow::Result<Fixture> {
             ..OpenCaseRequest::default()
         };
         let mut decisions = decisions.clone();
-        async move { anyhow::Ok(decisions.open_case(request).await?.into_inner().case_id) }
+        async move {
+            anyhow::Ok(
+                jiuzhu_tests::open_case_once_known(&mut decisions, request)
+                    .await?
+                    .case_id,
+            )
+        }
     };
     let case = open_case("matrix-case", 89, &person).await?;
 

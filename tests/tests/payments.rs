@@ -83,6 +83,7 @@ async fn an_approved_decision_is_ordered_once_waits_for_funds_and_is_reserved_wh
     let procuratorate = "贵阳市云岩区人民检察院";
     // Emergency relief: decided and approved straight after the application.
     let person_id = uuid::Uuid::now_v7().to_string();
+    jiuzhu_tests::announce_registered(&ns, std::slice::from_ref(&person_id)).await?;
     let case_id = approve_case(
         decisions.running.grpc_addr,
         "8",

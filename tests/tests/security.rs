@@ -37,28 +37,28 @@ fn office(role: Role, office: &str) -> Identity {
     Identity::new("procuratorate", office, role, &format!("{role}-system"))
 }
 
-/// Calls `path` with an empty message, whatever its types (the guard answers before decoding).
 /// Opens an application case of Nanming district (520102), case number `n`, as the test client.
 async fn open_nanming_case(
+    namespace: &str,
     decisions: std::net::SocketAddr,
     request_id: &str,
     n: u32,
 ) -> anyhow::Result<String> {
-    Ok(DecisionsServiceClient::new(channel(decisions).await?)
-        .open_case(OpenCaseRequest {
-            request_id: request_id.to_owned(),
-            origin: CaseOrigin::Application as i32,
-            person_id: uuid::Uuid::now_v7().to_string(),
-            case_no: format!("(2026)黔0102刑初{n}号"),
-            procuratorate: "贵阳市南明区人民检察院".to_owned(),
-            region_code: "520102".to_owned(),
-            category: "serious_injury_unpaid".to_owned(),
-            applicant_relation: "self".to_owned(),
-            opened_by: "online".to_owned(),
-            ..OpenCaseRequest::default()
-        })
+    let mut client = DecisionsServiceClient::new(channel(decisions).await?);
+    let request = OpenCaseRequest {
+        request_id: request_id.to_owned(),
+        origin: CaseOrigin::Application as i32,
+        person_id: jiuzhu_tests::announced_person(namespace).await?,
+        case_no: format!("(2026)黔0102刑初{n}号"),
+        procuratorate: "贵阳市南明区人民检察院".to_owned(),
+        region_code: "520102".to_owned(),
+        category: "serious_injury_unpaid".to_owned(),
+        applicant_relation: "self".to_owned(),
+        opened_by: "online".to_owned(),
+        ..OpenCaseRequest::default()
+    };
+    Ok(jiuzhu_tests::open_case_once_known(&mut client, request)
         .await?
-        .into_inner()
         .case_id)
 }
 
@@ -257,7 +257,7 @@ async fn an_office_sees_its_own_jurisdiction_unless_its_role_is_nationwide() -> 
     // Monday 28 September 2026: the application's stage is due on 13 October.
     let decisions = start_with::<Decisions>(&ns, on("2026-09-28")).await?;
     let addr = decisions.running.grpc_addr;
-    let case_id = open_nanming_case(addr, "scope-open", 77).await?;
+    let case_id = open_nanming_case(&ns, addr, "scope-open", 77).await?;
     let read = GetCaseRequest {
         purpose: PURPOSE.to_owned(),
         case_id: case_id.clone(),
@@ -333,7 +333,7 @@ async fn an_office_changes_and_reads_only_what_its_jurisdiction_holds() -> TestR
     let decisions = start::<Decisions>(&ns).await?;
     let registry = start::<Registry>(&ns).await?;
     let (decisions_at, registry_at) = (decisions.running.grpc_addr, registry.running.grpc_addr);
-    let case_id = open_nanming_case(decisions_at, "office-open", 78).await?;
+    let case_id = open_nanming_case(&ns, decisions_at, "office-open", 78).await?;
     let material = |id: &str| RegisterMaterialRequest {
         request_id: id.to_owned(),
         case_id: case_id.clone(),

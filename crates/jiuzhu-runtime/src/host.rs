@@ -262,7 +262,7 @@ pub async fn connect<S: Service>(settings: &Settings) -> Result<PgPool, StartErr
 /// The platform's migrators: event store (versions 1..99), consumers (100..199), the
 /// personal-data key store (200..299), the audit log (300..399) and the policy adoptions
 /// (400..499).
-pub fn platform_migrators() -> [Migrator; 5] {
+fn platform_migrators() -> [Migrator; 5] {
     [
         jiuzhu_eventstore::migrator(),
         jiuzhu_messaging::migrator(),
@@ -290,14 +290,22 @@ pub fn policy_book(settings: &Settings) -> Result<Arc<PolicyBook>, StartError> {
     Ok(Arc::new(book))
 }
 
-/// Applies the platform's and the service's migrations.
-pub async fn migrate<S: Service>(conn: &mut sqlx::PgConnection) -> Result<(), StartError> {
-    for platform in platform_migrators() {
-        platform.run(&mut *conn).await?;
-    }
+/// Every migration set of service `S`, in the order they run: the platform's, the shared
+/// projections' it keeps, its own.
+pub fn migrators_of<S: Service>() -> Vec<Migrator> {
+    let mut migrators = Vec::from(platform_migrators());
+    migrators.extend(S::shared_migrators());
     let mut own = S::migrator();
     own.set_ignore_missing(true);
-    own.run(&mut *conn).await?;
+    migrators.push(own);
+    migrators
+}
+
+/// Applies the platform's and the service's migrations.
+pub async fn migrate<S: Service>(conn: &mut sqlx::PgConnection) -> Result<(), StartError> {
+    for migrator in migrators_of::<S>() {
+        migrator.run(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -15,7 +15,7 @@ pub mod supervise;
 
 pub use host::{
     Components, Running, ServiceContext, StartError, assemble, connect, migrate,
-    platform_migrators, start,
+    migrators_of, start,
 };
 pub use projection::{
     RegisteredInbound, RegisteredProjection, register, register_inbound, register_reaction,
@@ -36,6 +36,12 @@ pub trait Service: Send + Sync + 'static {
 
     /// Migrations of the service's own tables (versions 1000 and above).
     fn migrator() -> Migrator;
+
+    /// Migrations of shared projections the service keeps (such as `jiuzhu_persons`), run after
+    /// the platform's and before its own.
+    fn shared_migrators() -> Vec<Migrator> {
+        Vec::new()
+    }
 
     /// Builds the gRPC services and projections over the started plumbing; fails (with a
     /// message naming the setting) when the service's own configuration is unusable.

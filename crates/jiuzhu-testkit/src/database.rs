@@ -31,9 +31,7 @@ fn url_for(database: &str) -> String {
 /// Identifies a service's migration set, so that a changed migration gets a new template.
 fn migration_fingerprint<S: Service>() -> String {
     let mut hasher = Sha256::new();
-    let mut migrators = Vec::from(jiuzhu_runtime::platform_migrators());
-    migrators.push(S::migrator());
-    for migrator in migrators {
+    for migrator in jiuzhu_runtime::migrators_of::<S>() {
         for migration in migrator.iter() {
             hasher.update(migration.version.to_le_bytes());
             hasher.update(&migration.checksum);

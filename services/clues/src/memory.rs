@@ -54,6 +54,7 @@ struct Changed {
     identity: Option<Vec<u8>>,
     region_code: Option<String>,
     male: Option<bool>,
+    merged: Option<bool>,
 }
 
 enum Change {
@@ -65,8 +66,9 @@ enum Change {
 /// be opened leaves it.
 fn normalised(row: Changed, keys: &HashMap<Uuid, KeyState>) -> Option<Change> {
     let person_id = row.person_id?;
-    let opened = match (row.erased.unwrap_or(false), &row.identity) {
-        (false, Some(sealed)) => opened_person(
+    let matchable = !row.erased.unwrap_or(false) && !row.merged.unwrap_or(false);
+    let opened = match (matchable, &row.identity) {
+        (true, Some(sealed)) => opened_person(
             person_id,
             row.region_code.unwrap_or_default(),
             row.male,
@@ -225,7 +227,8 @@ impl MemoryIndex {
             "WITH now AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon, \
              (SELECT applied_events FROM linkage_index_stats) AS applied_events) \
              SELECT now.horizon, now.applied_events, p.person_id, p.version, p.erased, p.identity, \
-             p.region_code, p.male FROM now LEFT JOIN linkage_persons p ON p.txid >= $1::text::xid8",
+             p.region_code, p.male, p.merged_into IS NOT NULL AS merged \
+             FROM now LEFT JOIN linkage_persons p ON p.txid >= $1::text::xid8",
         )
         .bind(follow.horizon.unwrap_or(0).to_string())
         .fetch(pool);

@@ -3,7 +3,9 @@
 use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use std::collections::HashMap;
 
-use jiuzhu_proto::registry::{PersonErased, PersonRegistered, PersonUpdated};
+use jiuzhu_proto::registry::{
+    PersonErased, PersonMerged, PersonRegistered, PersonUnmerged, PersonUpdated,
+};
 use jiuzhu_vault::RemoteKeys;
 use jiuzhu_vault::identity::sealed_person;
 
@@ -22,12 +24,15 @@ jiuzhu_eventstore::event_enum! {
         PersonRegistered(PersonRegistered),
         PersonUpdated(PersonUpdated),
         PersonErased(PersonErased),
+        PersonMerged(PersonMerged),
+        PersonUnmerged(PersonUnmerged),
     }
 }
 
 /// Registry persons for matching case parties. Identities arrive sealed; their keys come from
 /// the registry's key service, once per batch, and are dropped after it. An erased person's row
-/// is deleted, and a replay cannot bring it back (the key service answers "erased").
+/// is deleted, and a replay cannot bring it back (the key service answers "erased"). A record
+/// the registry merged into another is not matched (its survivor is) until it is unmerged.
 #[derive(Debug)]
 pub struct LinkageIndex {
     keys: RemoteKeys,
@@ -66,6 +71,8 @@ impl Projection for LinkageIndex {
         let _spans: Vec<tracing::Span> = events.iter().map(|e| e.span(self.name())).collect();
         let mut newest: HashMap<Uuid, serde_json::Value> = HashMap::new();
         let mut erased = Vec::new();
+        // (record, the record it was merged into or None for an unmerge), in the order sent.
+        let mut merges: Vec<(Uuid, Option<Uuid>)> = Vec::new();
         let mut applied = 0i64;
         let mut decoded = Vec::with_capacity(events.len());
         for event in events {
@@ -79,7 +86,7 @@ impl Projection for LinkageIndex {
             .filter_map(|(_, e)| match e {
                 RegistryFeed::PersonRegistered(e) => sealed_person(e),
                 RegistryFeed::PersonUpdated(e) => sealed_person(e),
-                RegistryFeed::PersonErased(_) => None,
+                _ => None,
             })
             .collect();
         sealed.sort_unstable();
@@ -107,6 +114,17 @@ impl Projection for LinkageIndex {
                     let person = person_uuid(&e.person_id)?;
                     newest.remove(&person);
                     erased.push(person);
+                    continue;
+                }
+                RegistryFeed::PersonMerged(e) => {
+                    applied += 1;
+                    let survivor = person_uuid(&e.survivor_id)?;
+                    merges.push((person_uuid(&e.person_id)?, Some(survivor)));
+                    continue;
+                }
+                RegistryFeed::PersonUnmerged(e) => {
+                    applied += 1;
+                    merges.push((person_uuid(&e.person_id)?, None));
                     continue;
                 }
             };
@@ -144,6 +162,18 @@ impl Projection for LinkageIndex {
                  WHERE NOT linkage_persons.erased",
             )
             .bind(&erased)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // Only the merge column: a registration in the same batch, written below, keeps it.
+        for (person, survivor) in merges {
+            sqlx::query(
+                "INSERT INTO linkage_persons (person_id, region_code, version, merged_into) \
+                 VALUES ($1, '', 0, $2) ON CONFLICT (person_id) DO UPDATE \
+                 SET merged_into = EXCLUDED.merged_into, txid = pg_current_xact_id()",
+            )
+            .bind(person)
+            .bind(survivor)
             .execute(&mut *conn)
             .await?;
         }

@@ -16,6 +16,7 @@ use jiuzhu_eventstore::{CommandRequest, EventStore};
 use jiuzhu_policy::{PolicyBook, PolicyError};
 use jiuzhu_proto::decisions::*;
 use jiuzhu_recommend::Recommender;
+use jiuzhu_persons::Standing;
 use jiuzhu_runtime::grpc::command_of;
 use uuid::Uuid;
 
@@ -211,11 +212,34 @@ impl DecisionsApi {
             move |work| {
                 async move {
                     let case_id = Uuid::now_v7();
+                    // One person however many records the registry merged into them: the case
+                    // is the survivor's, and a claim under any of their records counts.
+                    let person = match jiuzhu_persons::lookup(work.connection().await?, person)
+                        .await
+                        .map_err(AppError::storage)?
+                    {
+                        Standing::Unknown => {
+                            return Err(AppError::not_found(format!(
+                                "person {person} is not in the registry (a registration made \
+                                 just now reaches this service within seconds)"
+                            )));
+                        }
+                        Standing::Person { erased: true, .. } => {
+                            return Err(AppError::failed_precondition(format!(
+                                "person {person} was erased from the registry"
+                            )));
+                        }
+                        Standing::Person { survivor, .. } => survivor,
+                    };
+                    let records = jiuzhu_persons::records_of(work.connection().await?, person)
+                        .await
+                        .map_err(AppError::storage)?;
                     let claimed: Option<(Option<Uuid>, Option<String>)> = sqlx::query_as(
                         "SELECT case_id, other_agency FROM relief_claims \
-                         WHERE person_id = $1 AND case_no = $2",
+                         WHERE person_id = ANY($1) AND case_no = $2 \
+                         ORDER BY case_id IS NULL LIMIT 1",
                     )
-                    .bind(person)
+                    .bind(&records)
                     .bind(&command.case_no)
                     .fetch_optional(work.connection().await?)
                     .await
@@ -238,6 +262,7 @@ impl DecisionsApi {
                     let events = domain::open(
                         Open {
                             case_id: case_id.to_string(),
+                            person_id: person.to_string(),
                             ..command
                         },
                         context,
@@ -268,6 +293,7 @@ impl DecisionsApi {
                     Ok(OpenCaseResponse {
                         case_id: case_id.to_string(),
                         missing_materials: case.missing_materials(context.policy),
+                        person_id: person.to_string(),
                     })
                 }
                 .boxed()

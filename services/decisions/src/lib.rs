@@ -43,6 +43,10 @@ impl Service for Decisions {
         sqlx::migrate!("./migrations")
     }
 
+    fn shared_migrators() -> Vec<sqlx::migrate::Migrator> {
+        vec![jiuzhu_persons::migrator()]
+    }
+
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let limit = context.settings.limits.max_message_bytes;
         let rules = app::Rules::from_book(&context.policy, context.clock.clone())
@@ -74,6 +78,7 @@ impl Service for Decisions {
             .inbound(register_reaction(referrals::Referrals::new(api)))
             .projection(register(projections::CaseBoard))
             .projection(register(projections::PersonFacts))
+            .projection(register(jiuzhu_persons::RegistryPersons::new(Self::NAME)))
             .projection(register(projections::CaseOutcomes))
             .metrics(move |pool| projections::metrics(pool, clock.today()))
             .task("decisions.deadline_monitor", move |shutdown| {

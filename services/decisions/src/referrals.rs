@@ -68,6 +68,9 @@ impl Reaction for Referrals {
                 tracing::info!(clue_id = %referred.clue_id, %reason, "referral opened no new case");
                 Ok(())
             }
+            // The clue names a person whose registration has not reached this service yet:
+            // tried again, and dead-lettered if it never does.
+            Err(AppError::NotFound(reason)) => Err(ProjectionError::Failed(reason)),
             Err(error) => Err(error.into()),
         }
     }

@@ -1,0 +1,219 @@
+//! One person across the services: a person registered twice (by two departments) and merged
+//! in the registry is one person for the once-only relief rule and for clue matching, whichever
+//! of the two records a caller names; the merge is recorded as the verified caller; an unmerge
+//! makes two persons again. A case cannot be opened for a person the registry never registered.
+
+use std::time::Duration;
+
+use jiuzhu_clues::Clues;
+use jiuzhu_decisions::Decisions;
+use jiuzhu_persons::Standing;
+use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
+use jiuzhu_proto::clues::{Harm, PartyRole, ReportPartyRequest};
+use jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient;
+use jiuzhu_proto::decisions::{CaseOrigin, OpenCaseRequest};
+use jiuzhu_proto::registry::{
+    MergePersonsRequest, PersonMerged, RegisterPersonRequest, UnmergePersonRequest,
+};
+use jiuzhu_registry::Registry;
+use jiuzhu_testkit::{kafka_brokers, unique_namespace};
+use jiuzhu_tests::{
+    TestResult, eventually, linkage_status, open_case_once_known, read_topic, registry_client,
+    start, villager,
+};
+use prost::Message as _;
+use tonic::Code;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn application(request_id: &str, person_id: &str, case_no: &str) -> OpenCaseRequest {
+    OpenCaseRequest {
+        request_id: request_id.to_owned(),
+        origin: CaseOrigin::Application as i32,
+        person_id: person_id.to_owned(),
+        case_no: case_no.to_owned(),
+        procuratorate: "北京市朝阳区人民检察院".to_owned(),
+        region_code: "110105".to_owned(),
+        category: "serious_injury_unpaid".to_owned(),
+        applicant_relation: "self".to_owned(),
+        ..OpenCaseRequest::default()
+    }
+}
+
+/// Waits until the decisions service has `record` standing for `survivor`.
+async fn decisions_sees(
+    pool: &sqlx::PgPool,
+    record: &str,
+    survivor: &str,
+) -> anyhow::Result<()> {
+    let (record, survivor) = (uuid::Uuid::parse_str(record)?, uuid::Uuid::parse_str(survivor)?);
+    eventually(
+        &format!("decisions to see {record} as {survivor}"),
+        WAIT,
+        || async move {
+            let mut conn = pool.acquire().await?;
+            let standing = jiuzhu_persons::lookup(&mut conn, record).await?;
+            Ok((standing
+                == Standing::Person {
+                    survivor,
+                    erased: false,
+                })
+            .then_some(()))
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_registered_twice_and_merged_gets_one_relief_per_crime() -> TestResult {
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let clues = start::<Clues>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let decisions_pool = decisions.running.store.pool().clone();
+    let mut people = registry_client(&registry.running).await?;
+    let mut relief =
+        DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
+
+    // The same villager as two departments recorded her: civil affairs with her resident id,
+    // rural revitalization without it.
+    let by_civil_affairs = villager("one-1", "龙秀英", "civil_affairs");
+    let by_rural = RegisterPersonRequest {
+        request_id: "one-2".to_owned(),
+        resident_id: String::new(),
+        source_department: "rural_revitalization".to_owned(),
+        ..by_civil_affairs.clone()
+    };
+    let first = people
+        .register_person(by_civil_affairs.clone())
+        .await?
+        .into_inner()
+        .person_id;
+    let second = people
+        .register_person(by_rural)
+        .await?
+        .into_inner()
+        .person_id;
+    assert_ne!(first, second, "two records before the merge");
+
+    // A person the registry never registered gets no case.
+    let stranger = uuid::Uuid::now_v7().to_string();
+    let refused = relief
+        .open_case(application("stranger", &stranger, "(2026)京0105刑初300号"))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a case was opened for an unregistered person"))?;
+    assert_eq!(refused.code(), Code::NotFound);
+    assert!(refused.message().contains(&stranger), "{}", refused.message());
+
+    // Relief for the crime under the first record.
+    let crime = "(2026)京0105刑初301号";
+    let case = open_case_once_known(&mut relief, application("first-case", &first, crime)).await?;
+    assert_eq!(case.person_id, first);
+    eventually("both records in the linkage index", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.0 == 2).then_some(()))
+    })
+    .await?;
+
+    // The registry merges the first record into the second.
+    people
+        .merge_persons(MergePersonsRequest {
+            request_id: "one-merge".to_owned(),
+            survivor_id: second.clone(),
+            absorbed_id: first.clone(),
+            reason: "one woman, registered by two departments".to_owned(),
+            decided_by: "whoever the request says".to_owned(),
+        })
+        .await?;
+    decisions_sees(&decisions_pool, &first, &second).await?;
+
+    // A second relief for the same crime under the other record is refused, naming the case.
+    let again = relief
+        .open_case(application("second-case", &second, crime))
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a second relief for one crime was opened"))?;
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert!(again.message().contains(&case.case_id), "{}", again.message());
+    // Another crime under the absorbed record: the case is the survivor's.
+    let other = relief
+        .open_case(application("other-crime", &first, "(2026)京0105刑初302号"))
+        .await?
+        .into_inner();
+    assert_eq!(other.person_id, second, "a merged record's case is its survivor's");
+
+    // Who merged is the verified caller, not the request's text.
+    let topic = registry.running.store.topic().to_owned();
+    let merged: Vec<PersonMerged> = read_topic(&kafka_brokers(), &topic, 3)?
+        .iter()
+        .filter_map(|record| {
+            use rdkafka::Message as _;
+            let envelope =
+                jiuzhu_proto::common::EventEnvelope::decode(record.payload()?).ok()?;
+            (envelope.event_type == "jiuzhu.registry.v1.PersonMerged")
+                .then(|| PersonMerged::decode(envelope.payload.as_slice()).ok())?
+        })
+        .collect();
+    assert_eq!(merged.len(), 1);
+    assert!(
+        merged[0].decided_by.starts_with("spiffe://jiuzhu/"),
+        "{}",
+        merged[0].decided_by
+    );
+
+    // Clue matching knows one person: the merged record leaves the index and a party who is
+    // her is matched to the survivor.
+    eventually("the merged record out of the linkage index", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.0 == 1).then_some(()))
+    })
+    .await?;
+    let clue = CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?)
+        .report_party(ReportPartyRequest {
+            request_id: "one-party".to_owned(),
+            case_no: "(2026)京0105刑初303号".to_owned(),
+            party_ref: "V1".to_owned(),
+            procuratorate: "北京市朝阳区人民检察院".to_owned(),
+            role: PartyRole::Victim as i32,
+            harm: Some(Harm {
+                serious_injury: true,
+                ..Harm::default()
+            }),
+            full_name: by_civil_affairs.full_name.clone(),
+            birth_date: by_civil_affairs.birth_date.clone(),
+            id_number: by_civil_affairs.resident_id.clone(),
+            address: "新场村".to_owned(),
+            region: by_civil_affairs.region.clone(),
+            ..ReportPartyRequest::default()
+        })
+        .await?
+        .into_inner()
+        .clue
+        .ok_or_else(|| anyhow::anyhow!("no clue for the merged person"))?;
+    assert_eq!(clue.person_id, second);
+
+    // An unmerge makes two persons again: the second record may have its own relief.
+    people
+        .unmerge_person(UnmergePersonRequest {
+            request_id: "one-unmerge".to_owned(),
+            absorbed_id: first.clone(),
+            reason: "two women after all".to_owned(),
+            decided_by: String::new(),
+        })
+        .await?;
+    decisions_sees(&decisions_pool, &first, &first).await?;
+    let own = relief
+        .open_case(application("second-own-case", &second, crime))
+        .await?
+        .into_inner();
+    assert_eq!(own.person_id, second);
+    assert_ne!(own.case_id, case.case_id);
+    eventually("the unmerged record back in the linkage index", WAIT, || async {
+        Ok((linkage_status(&clues.running).await?.0 == 2).then_some(()))
+    })
+    .await?;
+
+    for service in [clues, decisions, registry] {
+        service.running.stop().await;
+    }
+    Ok(())
+}
