@@ -32,23 +32,25 @@ async fn main() -> anyhow::Result<()> {
     let running = jiuzhu_runtime::start::<Decisions>(settings).await?;
     let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     // The persons, as the registry announces them; decisions must know them to open a case.
-    let persons: Vec<String> = (0..due)
-        .map(|_| uuid::Uuid::now_v7().to_string())
-        .collect();
+    let persons: Vec<String> = (0..due).map(|_| uuid::Uuid::now_v7().to_string()).collect();
     jiuzhu_tests::announce_registered(&ns, &persons).await?;
     let last = persons.last().cloned().unwrap_or_default();
-    eventually("decisions to know the persons", Duration::from_secs(300), || {
-        let pool = running.store.pool().clone();
-        let last = last.clone();
-        async move {
-            let mut conn = pool.acquire().await?;
-            let person = uuid::Uuid::parse_str(&last)?;
-            Ok(match jiuzhu_persons::lookup(&mut conn, person).await? {
-                jiuzhu_persons::Standing::Unknown => None,
-                jiuzhu_persons::Standing::Person { .. } => Some(()),
-            })
-        }
-    })
+    eventually(
+        "decisions to know the persons",
+        Duration::from_secs(300),
+        || {
+            let pool = running.store.pool().clone();
+            let last = last.clone();
+            async move {
+                let mut conn = pool.acquire().await?;
+                let person = uuid::Uuid::parse_str(&last)?;
+                Ok(match jiuzhu_persons::lookup(&mut conn, person).await? {
+                    jiuzhu_persons::Standing::Unknown => None,
+                    jiuzhu_persons::Standing::Person { .. } => Some(()),
+                })
+            }
+        },
+    )
     .await?;
     let opening = Instant::now();
     for (n, person) in persons.iter().enumerate() {

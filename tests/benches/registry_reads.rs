@@ -134,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
                         .get_person(GetPersonRequest {
                             purpose: jiuzhu_tests::PURPOSE.to_owned(),
                             person_id,
+                            ..Default::default()
                         })
                         .await
                         .map(|_| ())

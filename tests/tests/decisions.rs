@@ -589,7 +589,8 @@ async fn a_referred_clue_opens_a_relief_case_and_the_case_closes_the_clue() -> T
             let pool = pool.clone();
             let expected = expected.clone();
             async move {
-                let facts = jiuzhu_decisions::projections::household(&pool, person_id).await?;
+                let on = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap_or_default();
+                let facts = jiuzhu_decisions::projections::household(&pool, person_id, on).await?;
                 Ok((facts == expected).then_some(facts))
             }
         })

@@ -74,6 +74,7 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
                 .get_person(GetPersonRequest {
                     purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     person_id,
+                    ..Default::default()
                 })
                 .await;
             Ok(found
@@ -237,6 +238,7 @@ async fn an_erased_person_is_unreadable_everywhere_and_stays_so_on_replay() -> T
                 .get_person(GetPersonRequest {
                     purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     person_id,
+                    ..Default::default()
                 })
                 .await?;
             Ok(found.into_inner().person.filter(|p| p.erased))

@@ -41,12 +41,11 @@ fn application(request_id: &str, person_id: &str, case_no: &str) -> OpenCaseRequ
 }
 
 /// Waits until the decisions service has `record` standing for `survivor`.
-async fn decisions_sees(
-    pool: &sqlx::PgPool,
-    record: &str,
-    survivor: &str,
-) -> anyhow::Result<()> {
-    let (record, survivor) = (uuid::Uuid::parse_str(record)?, uuid::Uuid::parse_str(survivor)?);
+async fn decisions_sees(pool: &sqlx::PgPool, record: &str, survivor: &str) -> anyhow::Result<()> {
+    let (record, survivor) = (
+        uuid::Uuid::parse_str(record)?,
+        uuid::Uuid::parse_str(survivor)?,
+    );
     eventually(
         &format!("decisions to see {record} as {survivor}"),
         WAIT,
@@ -104,7 +103,11 @@ async fn a_person_registered_twice_and_merged_gets_one_relief_per_crime() -> Tes
         .err()
         .ok_or_else(|| anyhow::anyhow!("a case was opened for an unregistered person"))?;
     assert_eq!(refused.code(), Code::NotFound);
-    assert!(refused.message().contains(&stranger), "{}", refused.message());
+    assert!(
+        refused.message().contains(&stranger),
+        "{}",
+        refused.message()
+    );
 
     // Relief for the crime under the first record.
     let crime = "(2026)京0105刑初301号";
@@ -134,13 +137,20 @@ async fn a_person_registered_twice_and_merged_gets_one_relief_per_crime() -> Tes
         .err()
         .ok_or_else(|| anyhow::anyhow!("a second relief for one crime was opened"))?;
     assert_eq!(again.code(), Code::AlreadyExists);
-    assert!(again.message().contains(&case.case_id), "{}", again.message());
+    assert!(
+        again.message().contains(&case.case_id),
+        "{}",
+        again.message()
+    );
     // Another crime under the absorbed record: the case is the survivor's.
     let other = relief
         .open_case(application("other-crime", &first, "(2026)京0105刑初302号"))
         .await?
         .into_inner();
-    assert_eq!(other.person_id, second, "a merged record's case is its survivor's");
+    assert_eq!(
+        other.person_id, second,
+        "a merged record's case is its survivor's"
+    );
 
     // Who merged is the verified caller, not the request's text.
     let topic = registry.running.store.topic().to_owned();
@@ -148,8 +158,7 @@ async fn a_person_registered_twice_and_merged_gets_one_relief_per_crime() -> Tes
         .iter()
         .filter_map(|record| {
             use rdkafka::Message as _;
-            let envelope =
-                jiuzhu_proto::common::EventEnvelope::decode(record.payload()?).ok()?;
+            let envelope = jiuzhu_proto::common::EventEnvelope::decode(record.payload()?).ok()?;
             (envelope.event_type == "jiuzhu.registry.v1.PersonMerged")
                 .then(|| PersonMerged::decode(envelope.payload.as_slice()).ok())?
         })
@@ -163,9 +172,11 @@ async fn a_person_registered_twice_and_merged_gets_one_relief_per_crime() -> Tes
 
     // Clue matching knows one person: the merged record leaves the index and a party who is
     // her is matched to the survivor.
-    eventually("the merged record out of the linkage index", WAIT, || async {
-        Ok((linkage_status(&clues.running).await?.0 == 1).then_some(()))
-    })
+    eventually(
+        "the merged record out of the linkage index",
+        WAIT,
+        || async { Ok((linkage_status(&clues.running).await?.0 == 1).then_some(())) },
+    )
     .await?;
     let clue = CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?)
         .report_party(ReportPartyRequest {
@@ -207,12 +218,141 @@ async fn a_person_registered_twice_and_merged_gets_one_relief_per_crime() -> Tes
         .into_inner();
     assert_eq!(own.person_id, second);
     assert_ne!(own.case_id, case.case_id);
-    eventually("the unmerged record back in the linkage index", WAIT, || async {
-        Ok((linkage_status(&clues.running).await?.0 == 2).then_some(()))
-    })
+    eventually(
+        "the unmerged record back in the linkage index",
+        WAIT,
+        || async { Ok((linkage_status(&clues.running).await?.0 == 2).then_some(())) },
+    )
     .await?;
 
     for service in [clues, decisions, registry] {
+        service.running.stop().await;
+    }
+    Ok(())
+}
+
+/// "Was she registered poor on the day of the crime?": the registry and the decisions service
+/// answer for a date, from the dates a status was in effect, not from how it stands today.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_answers_as_of_a_date() -> TestResult {
+    use jiuzhu_proto::registry::{
+        EndStatusRequest, GetPersonRequest, RecordStatusRequest, StatusKind,
+    };
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let mut people = registry_client(&registry.running).await?;
+    let person = people
+        .register_person(villager("asof-1", "杨秀珍", "civil_affairs"))
+        .await?
+        .into_inner()
+        .person_id;
+    // Registered poor from 1 November; the status ended on 20 November.
+    let status_id = people
+        .record_status(RecordStatusRequest {
+            request_id: "asof-status".to_owned(),
+            person_id: person.clone(),
+            kind: StatusKind::RegisteredPoor as i32,
+            source_department: "rural_revitalization".to_owned(),
+            reference: "黔乡振〔2026〕88号".to_owned(),
+            effective_from: "2026-11-01".to_owned(),
+            ..RecordStatusRequest::default()
+        })
+        .await?
+        .into_inner()
+        .status_id;
+    people
+        .end_status(EndStatusRequest {
+            request_id: "asof-end".to_owned(),
+            person_id: person.clone(),
+            status_id: status_id.clone(),
+            effective_to: "2026-11-20".to_owned(),
+            reason: "income above the line".to_owned(),
+        })
+        .await?;
+    let statuses_on = |as_of: &str| {
+        let mut people = people.clone();
+        let request = GetPersonRequest {
+            person_id: person.clone(),
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
+            as_of: as_of.to_owned(),
+        };
+        async move {
+            let found = people.get_person(request).await?.into_inner().person;
+            anyhow::Ok(
+                found
+                    .map(|p| {
+                        p.statuses
+                            .into_iter()
+                            .map(|s| s.status_id)
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    // The registry's view is built from its events: wait for the end to reach it.
+    eventually("the ended status in the registry's view", WAIT, || {
+        let mut people = people.clone();
+        let request = GetPersonRequest {
+            person_id: person.clone(),
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
+            as_of: String::new(),
+        };
+        async move {
+            Ok(match people.get_person(request).await {
+                Ok(found) => found
+                    .into_inner()
+                    .person
+                    .filter(|p| p.statuses.iter().any(|s| s.ended)),
+                Err(status) if status.code() == Code::NotFound => None,
+                Err(status) => return Err(status.into()),
+            })
+        }
+    })
+    .await?;
+    assert_eq!(statuses_on("2026-11-10").await?, [status_id.clone()]);
+    assert_eq!(
+        statuses_on("2026-11-20").await?,
+        [status_id.clone()],
+        "the end day counts"
+    );
+    assert!(statuses_on("2026-11-21").await?.is_empty());
+    assert!(statuses_on("2026-10-31").await?.is_empty());
+    assert_eq!(
+        statuses_on("").await?,
+        [status_id.clone()],
+        "without a date: all, ended marked"
+    );
+    let bad = people
+        .get_person(GetPersonRequest {
+            person_id: person.clone(),
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
+            as_of: "10 November".to_owned(),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a date that is not one was taken"))?;
+    assert_eq!(jiuzhu_tests::bad_fields(&bad), ["as_of"]);
+
+    // The decisions service keeps the dates too: poor on the 10th, not on the 25th.
+    let pool = decisions.running.store.pool().clone();
+    let person_id = uuid::Uuid::parse_str(&person)?;
+    let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap_or_default();
+    eventually("the ended status in decisions", WAIT, || {
+        let pool = pool.clone();
+        async move {
+            let ended = !jiuzhu_decisions::projections::household(&pool, person_id, day(25))
+                .await?
+                .registered_poor;
+            let held = jiuzhu_decisions::projections::household(&pool, person_id, day(10))
+                .await?
+                .registered_poor;
+            Ok((held && ended).then_some(()))
+        }
+    })
+    .await?;
+    for service in [decisions, registry] {
         service.running.stop().await;
     }
     Ok(())

@@ -81,6 +81,7 @@ async fn command_on_one_service_reaches_another_services_projection() -> TestRes
                 .get_person(GetPersonRequest {
                     purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     person_id: id,
+                    ..GetPersonRequest::default()
                 })
                 .await
             {

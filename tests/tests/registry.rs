@@ -37,6 +37,7 @@ async fn person_at(
                 .get_person(GetPersonRequest {
                     purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     person_id,
+                    ..Default::default()
                 })
                 .await
             {
@@ -230,6 +231,7 @@ async fn merge_and_unmerge_keep_both_histories() -> TestResult {
                 .get_person(GetPersonRequest {
                     purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     person_id: survivor,
+                    ..Default::default()
                 })
                 .await
             {

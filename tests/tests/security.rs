@@ -677,6 +677,7 @@ async fn personal_reads_are_audited_in_a_chain_that_shows_tampering() -> TestRes
         .get_person(GetPersonRequest {
             person_id: person_id.clone(),
             purpose: String::new(),
+            ..Default::default()
         })
         .await
         .err()
@@ -687,6 +688,7 @@ async fn personal_reads_are_audited_in_a_chain_that_shows_tampering() -> TestRes
     let read = GetPersonRequest {
         person_id: person_id.clone(),
         purpose: "刑事案件被害人身份核实".to_owned(),
+        ..Default::default()
     };
     let get_person = "/jiuzhu.registry.v1.RegistryService/GetPerson";
     let mut unsigned = tonic::Request::new(read.clone());

@@ -64,6 +64,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
                 .get_person(jiuzhu_proto::registry::GetPersonRequest {
                     purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     person_id: person,
+                    ..Default::default()
                 })
                 .await
             {

@@ -14,8 +14,8 @@ mod settings;
 pub mod supervise;
 
 pub use host::{
-    Components, Running, ServiceContext, StartError, assemble, connect, migrate,
-    migrators_of, start,
+    Components, Running, ServiceContext, StartError, assemble, connect, migrate, migrators_of,
+    start,
 };
 pub use projection::{
     RegisteredInbound, RegisteredProjection, register, register_inbound, register_reaction,

@@ -13,10 +13,10 @@ use jiuzhu_calendar::Calendar;
 use jiuzhu_clock::Clock;
 use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::{CommandRequest, EventStore};
+use jiuzhu_persons::Standing;
 use jiuzhu_policy::{PolicyBook, PolicyError};
 use jiuzhu_proto::decisions::*;
 use jiuzhu_recommend::Recommender;
-use jiuzhu_persons::Standing;
 use jiuzhu_runtime::grpc::command_of;
 use uuid::Uuid;
 
@@ -126,16 +126,42 @@ impl DecisionsApi {
 }
 
 impl DecisionsApi {
-    /// Whether the case's person holds a poverty status now (registered poor or monitored
-    /// against return to poverty), from the registry's events.
-    pub(crate) async fn poor_party(&self, case_id: Uuid) -> Result<bool, AppError> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM relief_cases c JOIN person_statuses s \
-             ON s.person_id = c.person_id WHERE c.case_id = $1 AND s.kind = ANY($2))",
-        )
-        .bind(case_id)
+    /// Whether the case's person held a poverty status (registered poor or monitored against
+    /// return to poverty) on `on`, on any of their records, from the registry's events.
+    pub(crate) async fn poor_party(&self, case_id: Uuid, on: NaiveDate) -> Result<bool, AppError> {
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(AppError::storage)?;
+        let person: Option<Uuid> =
+            sqlx::query_scalar("SELECT person_id FROM relief_cases WHERE case_id = $1")
+                .bind(case_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(AppError::storage)?;
+        let Some(person) = person else {
+            return Ok(false);
+        };
+        let records = match jiuzhu_persons::lookup(&mut conn, person)
+            .await
+            .map_err(AppError::storage)?
+        {
+            Standing::Person { survivor, .. } => jiuzhu_persons::records_of(&mut conn, survivor)
+                .await
+                .map_err(AppError::storage)?,
+            Standing::Unknown => vec![person],
+        };
+        sqlx::query_scalar(&format!(
+            "SELECT EXISTS (SELECT 1 FROM person_statuses WHERE person_id = ANY($1) \
+             AND kind = ANY($2) AND {})",
+            crate::projections::IN_EFFECT.replace("$on", "$3")
+        ))
+        .bind(&records)
         .bind(POOR_STATUSES.map(|k| k as i32).to_vec())
-        .fetch_one(self.store.pool())
+        .bind(on.format("%Y-%m-%d").to_string())
+        .fetch_one(&mut *conn)
         .await
         .map_err(AppError::storage)
     }

@@ -370,7 +370,7 @@ impl DecisionsService for DecisionsApi {
             })
         };
         violations.into_result()?;
-        let poor = self.poor_party(case_id).await?;
+        let poor = self.poor_party(case_id, notified_on).await?;
         let notice = domain::Notice {
             channel: request.channel.clone(),
             notified_on,
@@ -621,9 +621,10 @@ impl DecisionsService for DecisionsApi {
         // Before the household is read: it is the person's.
         caller.office_check(case.region_code())?;
         if let Ok(person) = Uuid::parse_str(case.person_id()) {
-            let household = crate::projections::household(self.store.pool(), person)
-                .await
-                .map_err(AppError::storage)?;
+            let household =
+                crate::projections::household(self.store.pool(), person, self.rules.clock.today())
+                    .await
+                    .map_err(AppError::storage)?;
             features.registered_poor |= household.registered_poor;
             features.monitored |= household.monitored;
             features.minimum_living |= household.minimum_living;

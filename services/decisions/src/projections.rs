@@ -361,18 +361,21 @@ impl Projection for PersonFacts {
         match decoded {
             RegistryFacts::StatusRecorded(e) => {
                 sqlx::query(
-                    "INSERT INTO person_statuses (status_id, person_id, kind) VALUES ($1, $2, $3) \
-                     ON CONFLICT (status_id) DO NOTHING",
+                    "INSERT INTO person_statuses (status_id, person_id, kind, effective_from, \
+                     effective_to) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (status_id) DO NOTHING",
                 )
                 .bind(&e.status_id)
                 .bind(ProjectionError::uuid("person_id", &e.person_id)?)
                 .bind(e.kind)
+                .bind(&e.effective_from)
+                .bind(&e.effective_to)
                 .execute(conn)
                 .await?;
             }
             RegistryFacts::StatusEnded(e) => {
-                sqlx::query("DELETE FROM person_statuses WHERE status_id = $1")
+                sqlx::query("UPDATE person_statuses SET effective_to = $2 WHERE status_id = $1")
                     .bind(&e.status_id)
+                    .bind(&e.effective_to)
                     .execute(conn)
                     .await?;
             }
@@ -431,19 +434,34 @@ pub struct Household {
     pub income_per_head_fen: Option<i64>,
 }
 
-pub async fn household(pool: &sqlx::PgPool, person: Uuid) -> Result<Household, sqlx::Error> {
+/// Statuses (`person_statuses`) in effect on the date bound as `$on` (YYYY-MM-DD; both ends
+/// inclusive; no dates for rows recorded before they were kept).
+pub(crate) const IN_EFFECT: &str = "(effective_from = '' OR effective_from <= $on) \
+     AND (effective_to = '' OR effective_to >= $on)";
+
+/// The person's household as the registry described it on `on`: statuses in effect that day
+/// (the person's and the household's), members and income per head as the registry holds them.
+pub async fn household(
+    pool: &sqlx::PgPool,
+    person: Uuid,
+    on: NaiveDate,
+) -> Result<Household, sqlx::Error> {
     use jiuzhu_proto::registry::StatusKind;
     let members = "SELECT m.person_id FROM household_members m \
          WHERE m.household_id = (SELECT household_id FROM household_members WHERE person_id = $1) \
          UNION SELECT $1";
+    let statuses = format!(
+        "person_statuses WHERE person_id IN ({members}) AND {}",
+        IN_EFFECT.replace("$on", "$6")
+    );
     sqlx::query_as(&format!(
         "SELECT \
-         EXISTS (SELECT 1 FROM person_statuses WHERE person_id IN ({members}) AND kind = $2) AS registered_poor, \
-         EXISTS (SELECT 1 FROM person_statuses WHERE person_id IN ({members}) AND kind = ANY($3)) AS monitored, \
-         EXISTS (SELECT 1 FROM person_statuses WHERE person_id IN ({members}) AND kind = ANY($4)) AS minimum_living, \
+         EXISTS (SELECT 1 FROM {statuses} AND kind = $2) AS registered_poor, \
+         EXISTS (SELECT 1 FROM {statuses} AND kind = ANY($3)) AS monitored, \
+         EXISTS (SELECT 1 FROM {statuses} AND kind = ANY($4)) AS minimum_living, \
          CASE WHEN EXISTS (SELECT 1 FROM household_members WHERE person_id = $1) \
             THEN (SELECT count(*) FROM ({members}) AS h) ELSE 0 END AS size, \
-         (SELECT count(DISTINCT person_id) FROM person_statuses WHERE person_id IN ({members}) AND kind = $5) AS minors, \
+         (SELECT count(DISTINCT person_id) FROM {statuses} AND kind = $5) AS minors, \
          (SELECT income_per_head_fen FROM household_income WHERE household_id = \
             (SELECT household_id FROM household_members WHERE person_id = $1)) AS income_per_head_fen"
     ))
@@ -459,6 +477,7 @@ pub async fn household(pool: &sqlx::PgPool, person: Uuid) -> Result<Household, s
         StatusKind::ExtremeHardship as i32,
     ])
     .bind(StatusKind::Minor as i32)
+    .bind(on.format("%Y-%m-%d").to_string())
     .fetch_one(pool)
     .await
 }

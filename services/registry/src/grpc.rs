@@ -659,7 +659,18 @@ impl RegistryService for RegistryApi {
         let answer: Result<Response<GetPersonResponse>, Status> = async {
             access.check_purpose()?;
             let person_id = uuid_field("person_id", &request.get_ref().person_id)?;
-            let person = queries::person(self.store.pool(), &self.vault, person_id)
+            let as_of = match request.get_ref().as_of.trim() {
+                "" => None,
+                day => Some(
+                    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
+                        FieldViolations::single(
+                            "as_of",
+                            format!("`{day}` is not a YYYY-MM-DD date"),
+                        )
+                    })?,
+                ),
+            };
+            let person = queries::person(self.store.pool(), &self.vault, person_id, as_of)
                 .await?
                 .ok_or_else(|| {
                     Status::not_found(format!("no person {person_id} in the registry"))

@@ -95,6 +95,7 @@ pub async fn person(
     pool: &PgPool,
     vault: &Vault,
     person_id: Uuid,
+    as_of: Option<chrono::NaiveDate>,
 ) -> Result<Option<Person>, GrpcStatus> {
     // The record and the records merged into it in one round trip.
     let row = sqlx::query(&format!(
@@ -112,9 +113,11 @@ pub async fn person(
     let statuses = sqlx::query(
         "SELECT status_id, person_id, kind, source_department, reference, effective_from, effective_to, \
          detail, ended, end_reason FROM person_statuses WHERE person_id = ANY($1) \
+         AND ($2::text IS NULL OR (effective_from <= $2 AND (effective_to = '' OR effective_to >= $2))) \
          ORDER BY effective_from, status_id",
     )
     .bind(merged.iter().copied().chain([person_id]).collect::<Vec<_>>())
+    .bind(as_of.map(|day| day.format("%Y-%m-%d").to_string()))
     .fetch_all(pool)
     .await
     .map_err(AppError::storage)?;
