@@ -357,3 +357,153 @@ async fn a_status_answers_as_of_a_date() -> TestResult {
     }
     Ok(())
 }
+
+/// 申诉/复查: a rejected applicant objects in time; the approver who rejected may not review
+/// it; another approver amends the decision to an amount, which payments orders once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_applicant_objects_and_another_approver_amends_to_an_amount_paid_once()
+-> TestResult {
+    use jiuzhu_proto::common::Money;
+    use jiuzhu_proto::decisions::{
+        AssessEligibilityRequest, FileObjectionRequest, GetCaseRequest, ObjectionOutcome,
+        RejectDecisionRequest, ReviewObjectionRequest, Stage,
+    };
+    let ns = unique_namespace();
+    let decisions = start::<Decisions>(&ns).await?;
+    let payments = start::<jiuzhu_payments::Payments>(&ns).await?;
+    let at = decisions.running.grpc_addr;
+    let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(at).await?);
+    let person = jiuzhu_tests::announced_person(&ns).await?;
+    let case_id = open_case_once_known(
+        &mut office,
+        OpenCaseRequest {
+            region_code: "520103".to_owned(),
+            procuratorate: "贵阳市云岩区人民检察院".to_owned(),
+            category: "urgent_medical".to_owned(),
+            ..application("objection-open", &person, "(2026)黔0103刑初500号")
+        },
+    )
+    .await?
+    .case_id;
+    office
+        .assess_eligibility(AssessEligibilityRequest {
+            request_id: "objection-assess".to_owned(),
+            case_id: case_id.clone(),
+            facts: vec!["urgent_medical_need".to_owned()],
+            ..AssessEligibilityRequest::default()
+        })
+        .await?;
+    // An approver of Yunyan's office, named `name`, of the first tier.
+    let approver = |name: &'static str| async move {
+        let identity = jiuzhu_access::Identity::new(
+            "procuratorate",
+            "520103",
+            jiuzhu_access::Role::Approver,
+            name,
+        )
+        .scoped("department_head");
+        anyhow::Ok(DecisionsServiceClient::new(
+            jiuzhu_testkit::channel_as(at, &identity).await?,
+        ))
+    };
+    let mut first = approver("approver-wang").await?;
+    let mut second = approver("approver-li").await?;
+    first
+        .reject_decision(RejectDecisionRequest {
+            request_id: "objection-reject".to_owned(),
+            case_id: case_id.clone(),
+            reason: "inability to pay for treatment not shown".to_owned(),
+            ..RejectDecisionRequest::default()
+        })
+        .await?;
+    let objected = office
+        .file_objection(FileObjectionRequest {
+            request_id: "objection-file".to_owned(),
+            case_id: case_id.clone(),
+            grounds: "the hospital's bill and the family's income, now attached".to_owned(),
+            filed_on: String::new(),
+        })
+        .await?
+        .into_inner();
+    assert!(!objected.review_due.is_empty(), "the review has a deadline");
+
+    let amended = ReviewObjectionRequest {
+        request_id: "objection-review".to_owned(),
+        case_id: case_id.clone(),
+        outcome: ObjectionOutcome::Amended as i32,
+        amount: Some(Money { fen: 600_000 }),
+        methods: Vec::new(),
+        reason: "inability to pay shown by the bill".to_owned(),
+    };
+    let own = first
+        .review_objection(ReviewObjectionRequest {
+            request_id: "objection-own-review".to_owned(),
+            ..amended.clone()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("the rejecting approver reviewed the objection"))?;
+    assert_eq!(own.code(), Code::PermissionDenied);
+    let no_amount = second
+        .review_objection(ReviewObjectionRequest {
+            request_id: "objection-bad-review".to_owned(),
+            amount: None,
+            outcome: 9,
+            ..amended.clone()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a review without an outcome was taken"))?;
+    assert_eq!(jiuzhu_tests::bad_fields(&no_amount), ["outcome"]);
+    second.review_objection(amended.clone()).await?;
+    second.review_objection(amended).await?; // a retry changes nothing
+
+    let case = office
+        .get_case(GetCaseRequest {
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
+            case_id: case_id.clone(),
+        })
+        .await?
+        .into_inner()
+        .relief_case
+        .unwrap_or_default();
+    let stages: Vec<i32> = case.stages.iter().map(|s| s.stage).collect();
+    assert_eq!(
+        stages[stages.len() - 3..],
+        [
+            Stage::Rejected as i32,
+            Stage::ObjectionReview as i32,
+            Stage::Approved as i32
+        ]
+    );
+    // Payments orders the amended amount, once.
+    let pool = payments.running.store.pool().clone();
+    let ordered = || {
+        let pool = pool.clone();
+        async move {
+            anyhow::Ok(
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM events WHERE event_type = \
+                     'jiuzhu.payments.v1.DisbursementOrdered'",
+                )
+                .fetch_one(&pool)
+                .await?,
+            )
+        }
+    };
+    eventually("the amended amount ordered", WAIT, || async {
+        Ok((ordered().await? >= 1).then_some(()))
+    })
+    .await?;
+    let approvals: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'jiuzhu.decisions.v1.DecisionApproved'",
+    )
+    .fetch_one(decisions.running.store.pool())
+    .await?;
+    assert_eq!(approvals, 1, "one approval, whatever the retries");
+    assert_eq!(ordered().await?, 1, "paid once");
+    for service in [payments, decisions] {
+        service.running.stop().await;
+    }
+    Ok(())
+}

@@ -26,6 +26,14 @@ pub struct Instalments {
     pub every_months: u32,
 }
 
+/// Objections (申诉/复查) to a rejection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objections {
+    /// Working days after the rejection within which the applicant may object.
+    pub within_working_days: u32,
+}
+
 /// What emergency relief leaves owed.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +72,7 @@ pub struct ReliefPolicy {
     pub deadlines: BTreeMap<String, u32>,
     pub approval_tiers: Vec<ApprovalTier>,
     pub obligations: Obligations,
+    pub objections: Objections,
     pub instalments: Instalments,
     /// Relief method name (`medical`, …) → the department it is referred to.
     pub referrals: BTreeMap<String, String>,
@@ -104,10 +113,11 @@ pub fn stage_name(stage: Stage) -> &'static str {
         Stage::Distributed => "distributed",
         Stage::Notified => "notified",
         Stage::Closed => "closed",
+        Stage::ObjectionReview => "objection_review",
     }
 }
 
-const STAGES: [Stage; 10] = [
+const STAGES: [Stage; 11] = [
     Stage::Informed,
     Stage::Applied,
     Stage::Accepted,
@@ -118,6 +128,7 @@ const STAGES: [Stage; 10] = [
     Stage::Distributed,
     Stage::Notified,
     Stage::Closed,
+    Stage::ObjectionReview,
 ];
 
 impl Validate for ReliefPolicy {
@@ -132,6 +143,12 @@ impl Validate for ReliefPolicy {
             &format!("{prefix}.obligations"),
             "outstanding_materials",
             self.obligations.outstanding_materials,
+            1..=250,
+        )?;
+        jiuzhu_config::check_range(
+            &format!("{prefix}.objections"),
+            "within_working_days",
+            self.objections.within_working_days,
             1..=250,
         )?;
         jiuzhu_config::check_range(

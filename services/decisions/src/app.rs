@@ -434,6 +434,11 @@ impl From<CaseError> for AppError {
                 FieldViolations::single("instalments", message)
             }
             CaseError::NotifiedOn { .. } => FieldViolations::single("notified_on", message),
+            CaseError::ObjectionInFuture(_) => FieldViolations::single("filed_on", message),
+            CaseError::SameApprover => AppError::permission_denied(message),
+            CaseError::ObjectedBefore(_) | CaseError::ObjectionLate { .. } => {
+                AppError::failed_precondition(message)
+            }
             CaseError::WrongApprover { .. } => AppError::permission_denied(message),
             CaseError::DepartureUnexplained { .. } => {
                 FieldViolations::single("departure_reason", message)

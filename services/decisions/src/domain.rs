@@ -15,12 +15,15 @@ use jiuzhu_proto::decisions::{
 use jiuzhu_proto::decisions::{
     CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
     EligibilityAssessed, MaterialReceived, MaterialsObligationBreached, MaterialsObligationMet,
-    MaterialsObligationOpened, RecommendationIssued, ReferralIssued, ReferralStatus,
-    ReferralUpdated, ReliefDistributed, ReliefMethod, ReviewKind, ReviewRecorded, Stage,
-    StageDeadlineApproaching, StageDeadlineBreached, StageEntered,
+    MaterialsObligationOpened, ObjectionFiled, ObjectionOutcome, ObjectionReviewed,
+    RecommendationIssued, ReferralIssued, ReferralStatus, ReferralUpdated, ReliefDistributed,
+    ReliefMethod, ReviewKind, ReviewRecorded, Stage, StageDeadlineApproaching,
+    StageDeadlineBreached, StageEntered,
 };
 
 use crate::policy::{ReliefPolicy, WageBase, WageError, Wages, stage_name};
+
+pub use objection::ObjectionDecision;
 
 /// The department a poor party's closed case is reported to.
 pub const REPORTED_TO: &str = "rural_revitalization";
@@ -51,6 +54,8 @@ event_enum! {
         ApplicantNotified(ApplicantNotified),
         CaseClosed(CaseClosed),
         CaseReported(CaseReported),
+        ObjectionFiled(ObjectionFiled),
+        ObjectionReviewed(ObjectionReviewed),
     }
 }
 
@@ -117,6 +122,17 @@ pub enum CaseError {
     Wage(#[from] WageError),
     #[error("notified on {notified_on}: {reason}")]
     NotifiedOn { notified_on: String, reason: String },
+    #[error("an objection to this rejection was filed on {0}: a rejection is reviewed once")]
+    ObjectedBefore(String),
+    #[error("an objection cannot be received in the future ({0})")]
+    ObjectionInFuture(String),
+    #[error("the rejection of {rejected_on} could be objected to until {last_day}")]
+    ObjectionLate {
+        rejected_on: String,
+        last_day: String,
+    },
+    #[error("the approver who rejected the case cannot review the objection to it")]
+    SameApprover,
 }
 
 /// Everything a command needs besides its own input.
@@ -268,6 +284,9 @@ pub struct ReliefCase {
     pub closed: Option<CaseClosed>,
     /// Rural revitalization received the closed case.
     pub reported: bool,
+    /// The objection to the rejection, once filed; and its review.
+    pub objection: Option<ObjectionFiled>,
+    pub objection_review: Option<ObjectionReviewed>,
 }
 
 impl Aggregate for ReliefCase {
@@ -344,6 +363,8 @@ impl Aggregate for ReliefCase {
             DecisionsEvent::ApplicantNotified(e) => self.notified = Some(e.clone()),
             DecisionsEvent::CaseClosed(e) => self.closed = Some(e.clone()),
             DecisionsEvent::CaseReported(_) => self.reported = true,
+            DecisionsEvent::ObjectionFiled(e) => self.objection = Some(e.clone()),
+            DecisionsEvent::ObjectionReviewed(e) => self.objection_review = Some(e.clone()),
         }
     }
 }
@@ -395,5 +416,6 @@ mod deadlines;
 mod decision;
 mod distribution;
 mod intake;
+mod objection;
 #[cfg(test)]
 mod tests;

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::app::{DecisionsApi, NOTICE_CHANNELS, SERVICE, api_call, on_case};
-use crate::domain::{self, DecisionsEvent, Proposal, ReliefCase};
+use crate::domain::{self, DecisionsEvent, ObjectionDecision, Proposal, ReliefCase};
 use crate::policy::ReliefPolicy;
 use jiuzhu_access::{Actor, Caller};
 
@@ -593,6 +593,128 @@ impl DecisionsService for DecisionsApi {
                 Ok((
                     case.reject(&reason, &by, context)?,
                     RejectDecisionResponse {},
+                ))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn file_objection(
+        &self,
+        request: Request<FileObjectionRequest>,
+    ) -> Result<Response<FileObjectionResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        violations.require(&[("grounds", &request.grounds)]);
+        let today = self.rules.clock.today();
+        let filed_on = match request.filed_on.trim() {
+            "" => today,
+            day => NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap_or_else(|_| {
+                violations.add("filed_on", "must be a YYYY-MM-DD date");
+                today
+            }),
+        };
+        violations.into_result()?;
+        let (grounds, by) = (request.grounds.trim().to_owned(), caller.recorded_as());
+        let answer = on_case(
+            self,
+            Actor::Caller(caller),
+            api_call("FileObjection", &request.request_id, &request),
+            case_id,
+            move |case, context| {
+                let events = case.object(&grounds, filed_on, &by, context)?;
+                let review_due = events
+                    .iter()
+                    .find_map(|e| match e {
+                        DecisionsEvent::StageEntered(s) => Some(s.due_date.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                Ok((events, FileObjectionResponse { review_due }))
+            },
+        )
+        .await?;
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    async fn review_objection(
+        &self,
+        request: Request<ReviewObjectionRequest>,
+    ) -> Result<Response<ReviewObjectionResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let request = request.into_inner();
+        let mut violations = FieldViolations::new();
+        violations.check_request_id(&request.request_id);
+        let case_id = uuid_field("case_id", &request.case_id)?;
+        violations.require(&[("reason", &request.reason)]);
+        // The tier is the reviewer certificate's, as for an approval.
+        let tier = caller.approval_tier().map(str::to_owned).ok_or_else(|| {
+            AppError::permission_denied(
+                "reviewing an objection takes an approver's certificate naming its approval \
+                 tier (…/role/approver/tier/<tier>/…)",
+            )
+        })?;
+        let methods: Vec<ReliefMethod> = request
+            .methods
+            .iter()
+            .filter_map(|m| match ReliefMethod::try_from(*m) {
+                Ok(method) if method != ReliefMethod::Unspecified => Some(method),
+                _ => {
+                    violations.add("methods", format!("{m} is not a relief method"));
+                    None
+                }
+            })
+            .collect();
+        let amount_fen = request.amount.map_or(0, |m| m.fen);
+        let decision = match ObjectionOutcome::try_from(request.outcome) {
+            Ok(ObjectionOutcome::Upheld) => ObjectionDecision::Upheld,
+            Ok(ObjectionOutcome::Reopened) => ObjectionDecision::Reopened,
+            Ok(ObjectionOutcome::Amended) => {
+                if amount_fen < 1 {
+                    violations.add(
+                        "amount",
+                        "an amended decision needs an amount of at least 1 fen",
+                    );
+                }
+                ObjectionDecision::Amended {
+                    amount_fen,
+                    methods,
+                }
+            }
+            Ok(ObjectionOutcome::Unspecified) | Err(_) => {
+                violations.add(
+                    "outcome",
+                    "must be OBJECTION_OUTCOME_UPHELD, OBJECTION_OUTCOME_AMENDED or \
+                     OBJECTION_OUTCOME_REOPENED",
+                );
+                ObjectionDecision::Upheld
+            }
+        };
+        if !matches!(decision, ObjectionDecision::Amended { .. })
+            && (amount_fen != 0 || !request.methods.is_empty())
+        {
+            violations.add(
+                "amount",
+                "only an amended decision has an amount and methods",
+            );
+        }
+        violations.into_result()?;
+        let (reason, by) = (request.reason.trim().to_owned(), caller.recorded_as());
+        let answer = on_case(
+            self,
+            Actor::Caller(caller),
+            api_call("ReviewObjection", &request.request_id, &request),
+            case_id,
+            move |case, context| {
+                Ok((
+                    case.review_objection(decision, &reason, &tier, &by, context)?,
+                    ReviewObjectionResponse {},
                 ))
             },
         )

@@ -206,28 +206,7 @@ impl ReliefCase {
                 },
             ));
         }
-        // Diversified relief: each method a department delivers is referred to it.
-        for method in proposal
-            .methods
-            .iter()
-            .filter_map(|m| ReliefMethod::try_from(*m).ok())
-        {
-            if let Some(department) = context.policy.referral_department(method) {
-                events.push(DecisionsEvent::ReferralIssued(ReferralIssued {
-                    case_id: opened.case_id.clone(),
-                    // The department's own reference of the case, never the case id.
-                    referral_id: format!(
-                        "{}:{}",
-                        jiuzhu_sharing::case_ref(department, &opened.case_id),
-                        crate::policy::method_name(method)
-                    ),
-                    method: method.into(),
-                    department: department.to_owned(),
-                    person_id: opened.person_id.clone(),
-                    procuratorate: opened.procuratorate.clone(),
-                }));
-            }
-        }
+        events.extend(referrals(opened, &proposal.methods, context));
         Ok(events)
     }
 
@@ -257,4 +236,32 @@ impl ReliefCase {
             DecisionsEvent::StageEntered(context.enter(&opened.case_id, Stage::Rejected)),
         ])
     }
+}
+
+/// Diversified relief: each approved method a department delivers is referred to it.
+pub(super) fn referrals(
+    opened: &CaseOpened,
+    methods: &[i32],
+    context: Context<'_>,
+) -> Vec<DecisionsEvent> {
+    methods
+        .iter()
+        .filter_map(|m| ReliefMethod::try_from(*m).ok())
+        .filter_map(|method| {
+            let department = context.policy.referral_department(method)?;
+            Some(DecisionsEvent::ReferralIssued(ReferralIssued {
+                case_id: opened.case_id.clone(),
+                // The department's own reference of the case, never the case id.
+                referral_id: format!(
+                    "{}:{}",
+                    jiuzhu_sharing::case_ref(department, &opened.case_id),
+                    crate::policy::method_name(method)
+                ),
+                method: method.into(),
+                department: department.to_owned(),
+                person_id: opened.person_id.clone(),
+                procuratorate: opened.procuratorate.clone(),
+            }))
+        })
+        .collect()
 }

@@ -534,7 +534,7 @@ fn a_decision_within_the_cap_goes_to_the_tier_its_amount_needs() {
     assert!(matches!(
         &events[0],
         DecisionsEvent::DecisionProposed(p) if p.required_approver == "chief_prosecutors_meeting"
-            && p.policy_version == "relief-2026.2"
+            && p.policy_version == "relief-2026.3"
     ));
     assert_eq!(
         case.approve("department_head", "head-1", context),
@@ -852,4 +852,163 @@ proptest! {
             prop_assert!((amount > cap && !exceptional) || award.is_some_and(|a| amount > a));
         }
     }
+}
+
+/// The accepted case rejected by `approver-a` on Monday 2 November 2026.
+fn rejected(world: &World) -> ReliefCase {
+    let mut case = accepted(world);
+    let events = when(&mut case, |c| {
+        c.reject("hardship not shown", "approver-a", world.on("2026-11-02"))
+    });
+    assert_eq!(events.len(), 2, "rejected");
+    case
+}
+
+#[test]
+fn an_objection_is_filed_once_in_time_and_waits_for_review() {
+    let world = world();
+    let mut case = rejected(&world);
+    // Five working days from Monday 2 November: Monday 9 November is the last day.
+    assert!(matches!(
+        case.object("new proof", day("2026-11-10"), "office", world.on("2026-11-10")),
+        Err(CaseError::ObjectionLate { ref last_day, .. }) if last_day == "2026-11-09"
+    ));
+    assert!(matches!(
+        case.object(
+            "new proof",
+            day("2026-11-06"),
+            "office",
+            world.on("2026-11-05")
+        ),
+        Err(CaseError::ObjectionInFuture(_))
+    ));
+    let events = when(&mut case, |c| {
+        c.object(
+            "new proof",
+            day("2026-11-09"),
+            "office",
+            world.on("2026-11-09"),
+        )
+    });
+    let [
+        DecisionsEvent::ObjectionFiled(filed),
+        DecisionsEvent::StageEntered(review),
+    ] = events.as_slice()
+    else {
+        panic!("an objection and its review stage: {events:?}");
+    };
+    assert_eq!(filed.rejected_by, "approver-a");
+    assert_eq!(review.stage, i32::from(Stage::ObjectionReview));
+    // Ten working days for the review.
+    assert_eq!(review.due_date, "2026-11-23");
+    assert!(matches!(
+        case.object("again", day("2026-11-09"), "office", world.on("2026-11-09")),
+        Err(CaseError::WrongStage { .. })
+    ));
+}
+
+fn day(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap_or_default()
+}
+
+#[test]
+fn another_approver_upholds_amends_or_reopens_an_objection() {
+    let world = world();
+    let context = world.on("2026-11-12");
+    let mut case = rejected(&world);
+    when(&mut case, |c| {
+        c.object("new proof", day("2026-11-04"), "office", context)
+    });
+    assert!(matches!(
+        case.review_objection(
+            ObjectionDecision::Upheld,
+            "r",
+            "department_head",
+            "approver-a",
+            context
+        ),
+        Err(CaseError::SameApprover)
+    ));
+    // Amended: within the cap, by the tier the amount needs; approved and referred like any.
+    assert!(matches!(
+        case.review_objection(
+            ObjectionDecision::Amended {
+                amount_fen: 2_000_000,
+                methods: vec![]
+            },
+            "r",
+            "department_head",
+            "approver-b",
+            context
+        ),
+        Err(CaseError::WrongApprover { .. })
+    ));
+    assert!(matches!(
+        case.review_objection(
+            ObjectionDecision::Amended {
+                amount_fen: 1_000_000_000,
+                methods: vec![]
+            },
+            "r",
+            "chief_prosecutors_meeting",
+            "approver-b",
+            context
+        ),
+        Err(CaseError::AboveCap { .. })
+    ));
+    let mut amended = case.clone();
+    let events = when(&mut amended, |c| {
+        c.review_objection(
+            ObjectionDecision::Amended {
+                amount_fen: 800_000,
+                methods: vec![ReliefMethod::OneTimePayment, ReliefMethod::Medical],
+            },
+            "hardship shown on objection",
+            "department_head",
+            "approver-b",
+            context,
+        )
+    });
+    let approved = events.iter().find_map(|e| match e {
+        DecisionsEvent::DecisionApproved(a) => Some(a.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        approved.and_then(|a| a.amount).map(|m| m.fen),
+        Some(800_000)
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, DecisionsEvent::ReferralIssued(r) if r.department == "health"))
+    );
+    assert_eq!(amended.stage, Stage::Approved);
+
+    let mut upheld = case.clone();
+    when(&mut upheld, |c| {
+        c.review_objection(
+            ObjectionDecision::Upheld,
+            "no new facts",
+            "department_head",
+            "approver-b",
+            context,
+        )
+    });
+    assert_eq!(upheld.stage, Stage::Rejected);
+    assert!(matches!(
+        upheld.object("once more", day("2026-11-12"), "office", context),
+        Err(CaseError::ObjectedBefore(_))
+    ));
+
+    let mut reopened = case;
+    when(&mut reopened, |c| {
+        c.review_objection(
+            ObjectionDecision::Reopened,
+            "assess again",
+            "department_head",
+            "approver-b",
+            context,
+        )
+    });
+    assert_eq!(reopened.stage, Stage::Accepted);
 }
