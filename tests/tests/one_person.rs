@@ -311,17 +311,18 @@ async fn a_status_answers_as_of_a_date() -> TestResult {
         }
     })
     .await?;
-    assert_eq!(statuses_on("2026-11-10").await?, [status_id.clone()]);
+    let recorded = vec![status_id];
+    assert_eq!(statuses_on("2026-11-10").await?, recorded);
     assert_eq!(
         statuses_on("2026-11-20").await?,
-        [status_id.clone()],
+        recorded,
         "the end day counts"
     );
     assert!(statuses_on("2026-11-21").await?.is_empty());
     assert!(statuses_on("2026-10-31").await?.is_empty());
     assert_eq!(
         statuses_on("").await?,
-        [status_id.clone()],
+        recorded,
         "without a date: all, ended marked"
     );
     let bad = people
