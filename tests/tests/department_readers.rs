@@ -100,7 +100,7 @@ async fn a_department_reads_its_share_topic_in_python_and_rust_as_the_readme_sho
         line["event_type"],
         "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged"
     );
-    assert_eq!(line["agreement_version"], "sharing-2026.2");
+    assert_eq!(line["agreement_version"], "sharing-2026.3");
     assert_eq!(line["event"]["reasons"][0], "depression_moderate");
     assert!(
         line["event"]["personId"]

@@ -508,3 +508,178 @@ async fn a_rejected_applicant_objects_and_another_approver_amends_to_an_amount_p
     }
     Ok(())
 }
+
+/// A medical referral reaches health with whom to treat and how to reach her, sealed for health
+/// alone under its key (which only health's integrator gets), as its agreement's referral
+/// clause allows; health acknowledges it and the case shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_medical_referral_reaches_health_with_its_subject_sealed_and_is_acknowledged()
+-> TestResult {
+    use jiuzhu_proto::common::{EventEnvelope, Money};
+    use jiuzhu_proto::decisions::{
+        ApproveDecisionRequest, AssessEligibilityRequest, GetCaseRequest, ProposeDecisionRequest,
+        ReferralIssued, ReferralStatus, ReferralUpdate, ReliefMethod,
+    };
+    use jiuzhu_proto::registry::PersonalIdentity;
+    use jiuzhu_proto::registry::person_key_service_client::PersonKeyServiceClient;
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let registration = villager("referral-1", "吴桂芬", "civil_affairs");
+    let person = registry_client(&registry.running)
+        .await?
+        .register_person(RegisterPersonRequest {
+            phone: "13800001234".to_owned(),
+            ..registration.clone()
+        })
+        .await?
+        .into_inner()
+        .person_id;
+    let at = decisions.running.grpc_addr;
+    let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(at).await?);
+    let case_id = open_case_once_known(
+        &mut office,
+        OpenCaseRequest {
+            region_code: "520103".to_owned(),
+            procuratorate: "贵阳市云岩区人民检察院".to_owned(),
+            category: "urgent_medical".to_owned(),
+            ..application("referral-open", &person, "(2026)黔0103刑初600号")
+        },
+    )
+    .await?
+    .case_id;
+    office
+        .assess_eligibility(AssessEligibilityRequest {
+            request_id: "referral-assess".to_owned(),
+            case_id: case_id.clone(),
+            facts: vec![
+                "urgent_medical_need".to_owned(),
+                "cannot_pay_treatment".to_owned(),
+            ],
+            ..AssessEligibilityRequest::default()
+        })
+        .await?;
+    let proposed = office
+        .propose_decision(ProposeDecisionRequest {
+            request_id: "referral-propose".to_owned(),
+            case_id: case_id.clone(),
+            amount: Some(Money { fen: 500_000 }),
+            methods: vec![
+                ReliefMethod::OneTimePayment as i32,
+                ReliefMethod::Medical as i32,
+            ],
+            ..ProposeDecisionRequest::default()
+        })
+        .await?
+        .into_inner();
+    jiuzhu_tests::payments::approver_in(at, "520103", &proposed.required_approver)
+        .await?
+        .approve_decision(ApproveDecisionRequest {
+            request_id: "referral-approve".to_owned(),
+            case_id: case_id.clone(),
+            ..ApproveDecisionRequest::default()
+        })
+        .await?;
+
+    // Health's copy of the referral, on its share topic.
+    let topic = format!("{ns}jiuzhu.share.health.v1");
+    let referral = read_topic(&kafka_brokers(), &topic, 1)?
+        .iter()
+        .filter_map(|record| {
+            use rdkafka::Message as _;
+            let envelope = EventEnvelope::decode(record.payload()?).ok()?;
+            (envelope.event_type == "jiuzhu.decisions.v1.ReferralIssued")
+                .then(|| ReferralIssued::decode(envelope.payload.as_slice()).ok())?
+        })
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no referral on health's topic"))?;
+    assert!(
+        referral.person_id.starts_with("ps-"),
+        "a pseudonym, not the id"
+    );
+    let subject = referral
+        .subject
+        .ok_or_else(|| anyhow::anyhow!("the referral names no one to help"))?;
+    assert_eq!(
+        subject.person_id, referral.person_id,
+        "bound to the pseudonym"
+    );
+
+    // Only health's integrator gets health's key; it opens the subject: the clause's fields.
+    let registry_at = registry.running.grpc_addr;
+    let other = PersonKeyServiceClient::new(
+        jiuzhu_testkit::channel_as(registry_at, &jiuzhu_tests::integrator("education")).await?,
+    )
+    .get_department_key(jiuzhu_proto::registry::GetDepartmentKeyRequest {})
+    .await?
+    .into_inner();
+    let key = PersonKeyServiceClient::new(
+        jiuzhu_testkit::channel_as(registry_at, &jiuzhu_tests::integrator("health")).await?,
+    )
+    .get_department_key(jiuzhu_proto::registry::GetDepartmentKeyRequest {})
+    .await?
+    .into_inner();
+    assert_eq!(key.department, "health");
+    let refused = PersonKeyServiceClient::new(jiuzhu_testkit::channel(registry_at).await?)
+        .get_department_key(jiuzhu_proto::registry::GetDepartmentKeyRequest {})
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a service got a department's key"))?;
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let wrong = jiuzhu_vault::DataKey::from_bytes(&other.subject_key)?;
+    assert!(
+        wrong.open_for::<PersonalIdentity>(&subject).is_err(),
+        "another department's key opens nothing"
+    );
+    let opened: PersonalIdentity =
+        jiuzhu_vault::DataKey::from_bytes(&key.subject_key)?.open_for(&subject)?;
+    assert_eq!(opened.full_name, "吴桂芬");
+    assert_eq!(opened.phone, "13800001234");
+    assert_eq!(opened.village, "新场村");
+    assert!(opened.resident_id.is_empty(), "not in the clause");
+
+    // Health acknowledges on its inbound topic; the case shows it.
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    let update = ReferralUpdate {
+        referral_id: referral.referral_id.clone(),
+        status: ReferralStatus::Acknowledged as i32,
+        outcome: "admitted to the county hospital".to_owned(),
+        handled_by: "health-officer-3".to_owned(),
+    }
+    .encode_to_vec();
+    jiuzhu_tests::send_inbound(
+        &producer,
+        &ns,
+        "health",
+        "referral",
+        &update,
+        Some("jiuzhu.decisions.v1.ReferralUpdate"),
+        Some(&jiuzhu_tests::integrator("health")),
+    )
+    .await?;
+    eventually("the referral acknowledged", WAIT, || {
+        let (mut office, case_id) = (office.clone(), case_id.clone());
+        async move {
+            let case = office
+                .get_case(GetCaseRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    case_id,
+                })
+                .await?
+                .into_inner()
+                .relief_case
+                .unwrap_or_default();
+            Ok(case
+                .referrals
+                .into_iter()
+                .find(|r| r.status == ReferralStatus::Acknowledged as i32))
+        }
+    })
+    .await?;
+    for service in [decisions, registry] {
+        service.running.stop().await;
+    }
+    Ok(())
+}

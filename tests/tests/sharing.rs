@@ -126,6 +126,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
                 department: department.to_owned(),
                 person_id: person.clone(),
                 procuratorate: "贵阳市南明区人民检察院".to_owned(),
+                subject: None,
             },
         )
         .await?;
@@ -163,7 +164,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
             let headers = jiuzhu_messaging::header_map(rdkafka::Message::headers(record));
             assert_eq!(
                 headers.get("jiuzhu-agreement-version").map(String::as_str),
-                Some("sharing-2026.2")
+                Some("sharing-2026.3")
             );
             let envelope =
                 EventEnvelope::decode(rdkafka::Message::payload(record).unwrap_or_default())?;
@@ -303,7 +304,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
         ],
         "nothing for finance (no agreement), nothing of the order"
     );
-    assert!(log.iter().all(|e| e.agreement_version == "sharing-2026.2"));
+    assert!(log.iter().all(|e| e.agreement_version == "sharing-2026.3"));
     let education = audit
         .list_sharing(ListSharingRequest {
             department: "education".to_owned(),
@@ -366,7 +367,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
     };
     let first = adopted().await?;
     assert_eq!(first.len(), 1);
-    assert_eq!(first[0].0, "sharing-2026.2");
+    assert_eq!(first[0].0, "sharing-2026.3");
     assert_eq!(first[0].1, jiuzhu_sharing::Agreements::shipped()?.digest);
     assert_eq!(first[0].2.len(), agreements.departments.len());
     registry.running.stop().await;

@@ -85,7 +85,16 @@ pub struct Share {
     pub event_type: String,
     pub fields: Vec<String>,
     pub when: Option<Condition>,
+    /// The referral clause: fields of the person's identity (`PersonalIdentity`) the department
+    /// receives, sealed for it alone, in the copy's `subject` field. Empty: none.
+    #[serde(default)]
+    pub subject: Vec<String>,
 }
+
+/// The identity type a subject is made of, and the field of a copy that carries it sealed.
+pub const SUBJECT_TYPE: &str = "jiuzhu.registry.v1.PersonalIdentity";
+const SUBJECT_FIELD: &str = "subject";
+const SEALED_TYPE: &str = "jiuzhu.common.v1.Sealed";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +147,9 @@ pub struct Shared {
     pub department: String,
     /// The minimised event, encoded as its own protobuf type.
     pub payload: Vec<u8>,
+    /// Identity fields the department receives sealed (see [`Share::subject`]); the registry,
+    /// which alone can open identities, fills them in with [`with_subject`].
+    pub subject: Vec<String>,
     /// The department's pseudonym of each person the event named.
     pub pseudonyms: Vec<String>,
     pub agreement_version: String,
@@ -186,6 +198,9 @@ impl Agreements {
                             "`{bad}` is not a registry status"
                         )));
                     }
+                }
+                if !share.subject.is_empty() {
+                    check_subject(pool, &descriptor, share)?;
                 }
                 let condition = share.when.iter().filter_map(|c| c.field.as_ref());
                 for path in share.fields.iter().chain(condition) {
@@ -274,6 +289,7 @@ impl Agreements {
                 shared.push(Shared {
                     department: department.clone(),
                     payload: prost::Message::encode_to_vec(&copy),
+                    subject: share.subject.clone(),
                     pseudonyms,
                     agreement_version: self.version.clone(),
                 });
@@ -281,6 +297,87 @@ impl Agreements {
         }
         Ok(shared)
     }
+}
+
+/// A referral clause must name identity fields, and the event must have a sealed `subject`.
+fn check_subject(
+    pool: &DescriptorPool,
+    descriptor: &prost_reflect::MessageDescriptor,
+    share: &Share,
+) -> Result<(), SharingError> {
+    let carries = descriptor
+        .get_field_by_name(SUBJECT_FIELD)
+        .is_some_and(|f| matches!(f.kind(), Kind::Message(m) if m.full_name() == SEALED_TYPE));
+    if !carries {
+        return Err(SharingError::UnknownField {
+            event_type: share.event_type.clone(),
+            path: format!("{SUBJECT_FIELD} (a sealed subject)"),
+        });
+    }
+    let identity = pool
+        .get_message_by_name(SUBJECT_TYPE)
+        .ok_or_else(|| SharingError::UnknownEventType(SUBJECT_TYPE.to_owned()))?;
+    match share
+        .subject
+        .iter()
+        .find(|f| identity.get_field_by_name(f).is_none())
+    {
+        Some(bad) => Err(SharingError::UnknownField {
+            event_type: SUBJECT_TYPE.to_owned(),
+            path: bad.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `identity` with only `fields` (a referral clause's).
+pub fn minimal_subject(
+    identity: &jiuzhu_proto::registry::PersonalIdentity,
+    fields: &[String],
+) -> Result<jiuzhu_proto::registry::PersonalIdentity, SharingError> {
+    let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)
+        .map_err(|e| SharingError::Descriptors(e.to_string()))?;
+    let descriptor = pool
+        .get_message_by_name(SUBJECT_TYPE)
+        .ok_or_else(|| SharingError::UnknownEventType(SUBJECT_TYPE.to_owned()))?;
+    let full = DynamicMessage::decode(
+        descriptor.clone(),
+        prost::Message::encode_to_vec(identity).as_slice(),
+    )
+    .map_err(|e| SharingError::Decode(e.to_string()))?;
+    let mut kept = DynamicMessage::new(descriptor);
+    for name in fields {
+        if let Some(field) = full.descriptor().get_field_by_name(name) {
+            kept.set_field(&field, full.get_field(&field).into_owned());
+        }
+    }
+    prost::Message::decode(prost::Message::encode_to_vec(&kept).as_slice())
+        .map_err(|e: prost::DecodeError| SharingError::Decode(e.to_string()))
+}
+
+/// A copy (`payload`, of `event_type`) with `sealed` as its subject.
+pub fn with_subject(
+    pool: &DescriptorPool,
+    event_type: &str,
+    payload: &[u8],
+    sealed: &jiuzhu_proto::common::Sealed,
+) -> Result<Vec<u8>, SharingError> {
+    let descriptor = pool
+        .get_message_by_name(event_type)
+        .ok_or_else(|| SharingError::UnknownEventType(event_type.to_owned()))?;
+    let sealed_descriptor = pool
+        .get_message_by_name(SEALED_TYPE)
+        .ok_or_else(|| SharingError::UnknownEventType(SEALED_TYPE.to_owned()))?;
+    let mut copy = DynamicMessage::decode(descriptor, payload)
+        .map_err(|e| SharingError::Decode(e.to_string()))?;
+    let sealed = DynamicMessage::decode(
+        sealed_descriptor,
+        prost::Message::encode_to_vec(sealed).as_slice(),
+    )
+    .map_err(|e| SharingError::Decode(e.to_string()))?;
+    copy.try_set_field_by_name(SUBJECT_FIELD, Value::Message(sealed))
+        .map_err(|e| SharingError::Decode(e.to_string()))?;
+    Ok(prost::Message::encode_to_vec(&copy))
 }
 
 fn department_key(secret: &[u8], department: &str) -> Vec<u8> {
@@ -417,7 +514,7 @@ mod tests {
     #[test]
     fn the_shipped_agreements_name_only_what_the_contracts_have() -> Result<(), SharingError> {
         let agreements = Agreements::shipped()?;
-        assert_eq!(agreements.version, "sharing-2026.2");
+        assert_eq!(agreements.version, "sharing-2026.3");
         let wrong = SHIPPED.replace(
             "\"reasons\", \"region_code\"]",
             "\"reasons\", \"bank_card\"]",
@@ -500,6 +597,7 @@ mod tests {
             department: "education".to_owned(),
             person_id: "p-1".to_owned(),
             procuratorate: "南明区院".to_owned(),
+            subject: None,
         };
         let shared = agreements.share(
             &pool(),
@@ -551,5 +649,41 @@ mod tests {
             Err(SharingError::Condition(_))
         ));
         Ok(())
+    }
+
+    #[test]
+    fn a_referral_clause_names_identity_fields_of_an_event_that_carries_a_subject() {
+        let clause = |event_type: &str, subject: &str| {
+            format!(
+                "[sharing]\nversion = \"t\"\nagreed_by = \"t\"\n\
+                 [sharing.departments.health]\npurpose = \"p\"\nlegal_basis = \"l\"\n\
+                 retention_days = 1\n[[sharing.departments.health.shares]]\n\
+                 event_type = \"{event_type}\"\nfields = [\"person_id\"]\nsubject = [{subject}]\n"
+            )
+        };
+        let referral = "jiuzhu.decisions.v1.ReferralIssued";
+        let parsed = Agreements::parse(&clause(referral, "\"full_name\", \"phone\""), &pool());
+        assert!(parsed.is_ok(), "{parsed:?}");
+        assert!(matches!(
+            Agreements::parse(&clause(referral, "\"bank_account\""), &pool()),
+            Err(SharingError::UnknownField { .. })
+        ));
+        assert!(matches!(
+            Agreements::parse(
+                &clause("jiuzhu.decisions.v1.CaseClosed", "\"full_name\""),
+                &pool()
+            ),
+            Err(SharingError::UnknownField { .. })
+        ));
+        let identity = jiuzhu_proto::registry::PersonalIdentity {
+            full_name: "吴桂芬".to_owned(),
+            resident_id: "520103195001011234".to_owned(),
+            phone: "13800001234".to_owned(),
+            ..Default::default()
+        };
+        let kept = minimal_subject(&identity, &["full_name".to_owned(), "phone".to_owned()]);
+        assert!(kept.is_ok_and(|k| k.full_name == "吴桂芬"
+            && k.phone == "13800001234"
+            && k.resident_id.is_empty()));
     }
 }

@@ -1043,6 +1043,24 @@ const MAX_KEYS_PER_CALL: usize = 1000;
 
 #[tonic::async_trait]
 impl person_key_service_server::PersonKeyService for PersonKeyApi {
+    async fn get_department_key(
+        &self,
+        request: Request<GetDepartmentKeyRequest>,
+    ) -> Result<Response<GetDepartmentKeyResponse>, Status> {
+        let caller = jiuzhu_access::Caller::of(&request)?;
+        let department = caller.department().map(str::to_owned).ok_or_else(|| {
+            AppError::permission_denied(
+                "a department key takes an integrator's certificate naming its department",
+            )
+        })?;
+        let key = crate::sharing::subject_key(&self.vault, &department).map_err(AppError::from)?;
+        tracing::info!(%department, caller = %caller.recorded_as(), "department subject key handed out");
+        Ok(Response::new(GetDepartmentKeyResponse {
+            department,
+            subject_key: key.as_bytes().to_vec(),
+        }))
+    }
+
     async fn get_person_keys(
         &self,
         request: Request<GetPersonKeysRequest>,

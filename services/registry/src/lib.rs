@@ -59,7 +59,11 @@ impl Service for Registry {
             agreements.clone(),
         );
         Ok(Components::new()
-            .projection(register(sharing::Sharing::new(agreements, secret)))
+            .projection(register(sharing::Sharing::new(
+                agreements,
+                secret,
+                vault.clone(),
+            )))
             .task("registry.share_relay", move |shutdown| {
                 sharing::relay(
                     pool.clone(),

@@ -13,8 +13,10 @@ use jiuzhu_messaging::{
     Delivered, KafkaSettings, OutboxRelay, OutboxTable, Projection, ProjectionError, RelaySettings,
     service_topic,
 };
-use jiuzhu_proto::common::EventEnvelope;
+use jiuzhu_proto::common::{EventEnvelope, Sealed};
+use jiuzhu_proto::registry::PersonalIdentity;
 use jiuzhu_sharing::{Agreements, pseudonym_for};
+use jiuzhu_vault::{DataKey, KeyState, Vault};
 use prost::Message;
 use prost_reflect::DynamicMessage;
 use sqlx::{PgConnection, PgPool};
@@ -35,12 +37,63 @@ pub const AGREEMENT_HEADER: &str = "jiuzhu-agreement-version";
 pub struct Sharing {
     agreements: Arc<Agreements>,
     secret: [u8; 32],
+    vault: Vault,
 }
 
 impl Sharing {
-    pub fn new(agreements: Arc<Agreements>, secret: [u8; 32]) -> Self {
-        Self { agreements, secret }
+    pub fn new(agreements: Arc<Agreements>, secret: [u8; 32], vault: Vault) -> Self {
+        Self {
+            agreements,
+            secret,
+            vault,
+        }
     }
+
+    /// `person`'s identity with only `fields`, sealed for `department` and bound to its
+    /// pseudonym of the person; `None` when the person has no identity to give (erased).
+    async fn subject(
+        &self,
+        conn: &mut PgConnection,
+        department: &str,
+        person: Uuid,
+        fields: &[String],
+    ) -> Result<Option<Sealed>, ProjectionError> {
+        let sealed: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT identity FROM persons WHERE person_id = $1")
+                .bind(person)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let Some(sealed) = sealed.flatten() else {
+            return Ok(None);
+        };
+        let sealed = Sealed::decode(sealed.as_slice())?;
+        let keys = self
+            .vault
+            .keys(conn, &[person])
+            .await
+            .map_err(|e| ProjectionError::from(jiuzhu_errors::AppError::from(e)))?;
+        let Some(KeyState::Live(key)) = keys.get(&person) else {
+            return Ok(None);
+        };
+        let identity: PersonalIdentity = key
+            .open(person, &sealed)
+            .map_err(|e| ProjectionError::from(jiuzhu_errors::AppError::from(e)))?;
+        let subject = jiuzhu_sharing::minimal_subject(&identity, fields)
+            .map_err(|e| ProjectionError::Rejected(e.to_string()))?;
+        let department_key = subject_key(&self.vault, department)
+            .map_err(|e| ProjectionError::Rejected(e.to_string()))?;
+        let pseudonym = pseudonym_for(&self.secret, department, &person.to_string());
+        department_key
+            .seal_for(&pseudonym, &subject)
+            .map(Some)
+            .map_err(|e| ProjectionError::from(jiuzhu_errors::AppError::from(e)))
+    }
+}
+
+/// The key a department opens the subjects of its referrals with: derived from the master key
+/// for that department alone, handed to its integrator by `GetDepartmentKey`.
+pub fn subject_key(vault: &Vault, department: &str) -> Result<DataKey, jiuzhu_vault::VaultError> {
+    DataKey::from_bytes(&vault.derive_key(&format!("share-subject:{department}"))?)
 }
 
 impl Projection for Sharing {
@@ -104,8 +157,23 @@ impl Projection for Sharing {
         let event_id = Uuid::parse_str(&envelope.event_id).map_err(|_| {
             ProjectionError::Rejected(format!("event id `{}` is not a UUID", envelope.event_id))
         })?;
-        for copy in shared {
-            let department = &copy.department;
+        for mut copy in shared {
+            let department = copy.department.clone();
+            let department = &department;
+            if !copy.subject.is_empty()
+                && let Some(person) = persons.first()
+                && let Some(sealed) = self
+                    .subject(&mut *conn, department, *person, &copy.subject)
+                    .await?
+            {
+                copy.payload = jiuzhu_sharing::with_subject(
+                    pool,
+                    &envelope.event_type,
+                    &copy.payload,
+                    &sealed,
+                )
+                .map_err(|error| ProjectionError::Rejected(error.to_string()))?;
+            }
             let key = copy
                 .pseudonyms
                 .first()

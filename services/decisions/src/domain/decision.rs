@@ -261,6 +261,8 @@ pub(super) fn referrals(
                 department: department.to_owned(),
                 person_id: opened.person_id.clone(),
                 procuratorate: opened.procuratorate.clone(),
+                // Only a department's copy carries whom to help, sealed for it.
+                subject: None,
             }))
         })
         .collect()
