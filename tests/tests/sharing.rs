@@ -147,13 +147,43 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
     )
     .await?;
 
+    // Case progress of a poor party reaches rural revitalization too (its reason stays here).
+    publish(
+        &producer,
+        &ns,
+        "decisions",
+        &person,
+        &jiuzhu_proto::decisions::CaseOpened {
+            case_id: case_id.clone(),
+            person_id: person.clone(),
+            region_code: "520102".to_owned(),
+            category: "serious_injury_unpaid".to_owned(),
+            case_no: "(2026)黔0102刑初700号".to_owned(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    publish(
+        &producer,
+        &ns,
+        "decisions",
+        &person,
+        &jiuzhu_proto::decisions::DecisionRejected {
+            case_id: case_id.clone(),
+            person_id: person.clone(),
+            reason: "病历显示既往病史".to_owned(),
+            rejected_by: "approver-1".to_owned(),
+        },
+    )
+    .await?;
+
     let agreements = Agreements::shipped()?;
     let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)?;
     let mut pseudonyms: BTreeMap<(String, String), String> = BTreeMap::new();
     // Per copy: (department, type) → (event id, event id header, traceparent header).
     let mut copies: BTreeMap<(String, String), (String, String, String)> = BTreeMap::new();
     for (department, expected) in [
-        ("rural_revitalization", 2),
+        ("rural_revitalization", 4),
         ("civil_affairs", 1),
         ("education", 1),
     ] {
@@ -273,7 +303,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
                 .await?
                 .into_inner()
                 .entries;
-            Ok((log.len() >= 4).then_some(log))
+            Ok((log.len() >= 6).then_some(log))
         }
     })
     .await?;
@@ -292,6 +322,14 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
             (
                 "education".to_owned(),
                 "jiuzhu.decisions.v1.ReferralIssued".to_owned()
+            ),
+            (
+                "rural_revitalization".to_owned(),
+                "jiuzhu.decisions.v1.CaseOpened".to_owned()
+            ),
+            (
+                "rural_revitalization".to_owned(),
+                "jiuzhu.decisions.v1.DecisionRejected".to_owned()
             ),
             (
                 "rural_revitalization".to_owned(),
@@ -345,7 +383,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
                 .iter()
                 .filter(|e| e.event_type == "jiuzhu.registry.v1.DataShared")
                 .count();
-            Ok((shares == 4).then_some(file))
+            Ok((shares == 6).then_some(file))
         }
     })
     .await?;
