@@ -683,3 +683,90 @@ async fn a_medical_referral_reaches_health_with_its_subject_sealed_and_is_acknow
     }
     Ok(())
 }
+
+/// A referral health has not acknowledged by its day raises `ReferralOverdue`, once, like a
+/// stage past its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referral_unacknowledged_past_its_day_alarms() -> TestResult {
+    use jiuzhu_proto::common::Money;
+    use jiuzhu_proto::decisions::{
+        ApproveDecisionRequest, AssessEligibilityRequest, ProposeDecisionRequest, ReliefMethod,
+    };
+    let ns = unique_namespace();
+    let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
+    let on = |today: &str| {
+        let mut settings = jiuzhu_testkit::settings("decisions", &database, &ns);
+        settings.deadlines = jiuzhu_runtime::DeadlineSettings { scan_seconds: 1 };
+        settings.clock.start = Some(today.to_owned());
+        jiuzhu_runtime::start::<Decisions>(settings)
+    };
+    // Monday 2 November 2026: approved with medical help, referred to health.
+    let running = on("2026-11-02").await?;
+    let at = running.grpc_addr;
+    let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(at).await?);
+    let person = jiuzhu_tests::announced_person(&ns).await?;
+    let case_id = open_case_once_known(
+        &mut office,
+        OpenCaseRequest {
+            region_code: "520103".to_owned(),
+            procuratorate: "贵阳市云岩区人民检察院".to_owned(),
+            category: "urgent_medical".to_owned(),
+            ..application("overdue-open", &person, "(2026)黔0103刑初800号")
+        },
+    )
+    .await?
+    .case_id;
+    office
+        .assess_eligibility(AssessEligibilityRequest {
+            request_id: "overdue-assess".to_owned(),
+            case_id: case_id.clone(),
+            facts: vec![
+                "urgent_medical_need".to_owned(),
+                "cannot_pay_treatment".to_owned(),
+            ],
+            ..AssessEligibilityRequest::default()
+        })
+        .await?;
+    let proposed = office
+        .propose_decision(ProposeDecisionRequest {
+            request_id: "overdue-propose".to_owned(),
+            case_id: case_id.clone(),
+            amount: Some(Money { fen: 300_000 }),
+            methods: vec![ReliefMethod::Medical as i32],
+            ..ProposeDecisionRequest::default()
+        })
+        .await?
+        .into_inner();
+    jiuzhu_tests::payments::approver_in(at, "520103", &proposed.required_approver)
+        .await?
+        .approve_decision(ApproveDecisionRequest {
+            request_id: "overdue-approve".to_owned(),
+            case_id: case_id.clone(),
+            ..ApproveDecisionRequest::default()
+        })
+        .await?;
+    running.stop().await;
+
+    // Tuesday 10 November: past the fifth working day, and health never answered.
+    let running = on("2026-11-10").await?;
+    let pool = running.store.pool().clone();
+    let overdue = || {
+        let pool = pool.clone();
+        async move {
+            anyhow::Ok(
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM events WHERE event_type = \
+                     'jiuzhu.decisions.v1.ReferralOverdue'",
+                )
+                .fetch_one(&pool)
+                .await?,
+            )
+        }
+    };
+    eventually("the referral overdue", WAIT, || async {
+        Ok((overdue().await? == 1).then_some(()))
+    })
+    .await?;
+    running.stop().await;
+    Ok(())
+}

@@ -127,6 +127,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
                 person_id: person.clone(),
                 procuratorate: "贵阳市南明区人民检察院".to_owned(),
                 subject: None,
+                acknowledge_by: String::new(),
             },
         )
         .await?;

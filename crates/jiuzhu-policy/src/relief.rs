@@ -34,6 +34,14 @@ pub struct Objections {
     pub within_working_days: u32,
 }
 
+/// How long a department has to answer a referral.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferralAnswers {
+    /// Working days after the approval for the department's acknowledgement.
+    pub acknowledge_within: u32,
+}
+
 /// What emergency relief leaves owed.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +81,7 @@ pub struct ReliefPolicy {
     pub approval_tiers: Vec<ApprovalTier>,
     pub obligations: Obligations,
     pub objections: Objections,
+    pub referral_answers: ReferralAnswers,
     pub instalments: Instalments,
     /// Relief method name (`medical`, …) → the department it is referred to.
     pub referrals: BTreeMap<String, String>,
@@ -143,6 +152,12 @@ impl Validate for ReliefPolicy {
             &format!("{prefix}.obligations"),
             "outstanding_materials",
             self.obligations.outstanding_materials,
+            1..=250,
+        )?;
+        jiuzhu_config::check_range(
+            &format!("{prefix}.referral_answers"),
+            "acknowledge_within",
+            self.referral_answers.acknowledge_within,
             1..=250,
         )?;
         jiuzhu_config::check_range(

@@ -598,6 +598,7 @@ mod tests {
             person_id: "p-1".to_owned(),
             procuratorate: "南明区院".to_owned(),
             subject: None,
+            acknowledge_by: String::new(),
         };
         let shared = agreements.share(
             &pool(),

@@ -16,8 +16,8 @@ use jiuzhu_proto::decisions::{
     CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
     EligibilityAssessed, MaterialReceived, MaterialsObligationBreached, MaterialsObligationMet,
     MaterialsObligationOpened, ObjectionFiled, ObjectionOutcome, ObjectionReviewed,
-    RecommendationIssued, ReferralIssued, ReferralStatus, ReferralUpdated, ReliefDistributed,
-    ReliefMethod, ReviewKind, ReviewRecorded, Stage, StageDeadlineApproaching,
+    RecommendationIssued, ReferralIssued, ReferralOverdue, ReferralStatus, ReferralUpdated,
+    ReliefDistributed, ReliefMethod, ReviewKind, ReviewRecorded, Stage, StageDeadlineApproaching,
     StageDeadlineBreached, StageEntered,
 };
 
@@ -56,6 +56,7 @@ event_enum! {
         CaseReported(CaseReported),
         ObjectionFiled(ObjectionFiled),
         ObjectionReviewed(ObjectionReviewed),
+        ReferralOverdue(ReferralOverdue),
     }
 }
 
@@ -287,6 +288,10 @@ pub struct ReliefCase {
     /// The objection to the rejection, once filed; and its review.
     pub objection: Option<ObjectionFiled>,
     pub objection_review: Option<ObjectionReviewed>,
+    /// Referrals found overdue, by id.
+    pub referrals_overdue: BTreeSet<String>,
+    /// Acknowledgement days of referrals, by id.
+    pub referrals_due: std::collections::BTreeMap<String, String>,
 }
 
 impl Aggregate for ReliefCase {
@@ -319,6 +324,8 @@ impl Aggregate for ReliefCase {
             }
             DecisionsEvent::RecommendationIssued(e) => self.recommendation = Some(e.clone()),
             DecisionsEvent::ReferralIssued(e) => {
+                self.referrals_due
+                    .insert(e.referral_id.clone(), e.acknowledge_by.clone());
                 self.referrals.insert(
                     e.referral_id.clone(),
                     ReferralUpdated {
@@ -365,6 +372,9 @@ impl Aggregate for ReliefCase {
             DecisionsEvent::CaseReported(_) => self.reported = true,
             DecisionsEvent::ObjectionFiled(e) => self.objection = Some(e.clone()),
             DecisionsEvent::ObjectionReviewed(e) => self.objection_review = Some(e.clone()),
+            DecisionsEvent::ReferralOverdue(e) => {
+                self.referrals_overdue.insert(e.referral_id.clone());
+            }
         }
     }
 }

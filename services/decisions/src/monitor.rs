@@ -4,7 +4,8 @@
 //! from case, stage and the day the stage was entered, and the case itself refuses a second
 //! alarm or one for a stage it has left, so an alarm is raised exactly once — across restarts,
 //! several monitors, a clock set back, and a board that has not caught up yet. Materials owed
-//! after emergency relief are watched the same way (`MaterialsObligationBreached`).
+//! after emergency relief are watched the same way (`MaterialsObligationBreached`), and so are
+//! referrals a department has not acknowledged by their day (`ReferralOverdue`).
 
 use std::time::Duration;
 
@@ -125,6 +126,7 @@ impl Monitor {
             raised += usize::from(new);
         }
         raised += self.obligations(context.today).await?;
+        raised += self.referrals(context.today).await?;
         Ok(raised)
     }
 
@@ -181,6 +183,30 @@ impl Monitor {
             let request_id = format!("obligation-breached-{case_id}");
             let new = self
                 .raise(request_id, case_id, ReliefCase::obligation_breached)
+                .await?;
+            raised += usize::from(new);
+        }
+        Ok(raised)
+    }
+
+    /// Referrals unanswered past their acknowledgement day: the alarm, once.
+    async fn referrals(&self, today: NaiveDate) -> Result<usize, AppError> {
+        let overdue: Vec<(String, Uuid)> = sqlx::query_as(
+            "SELECT referral_id, case_id FROM referral_board WHERE acknowledge_by < $1 \
+             AND NOT answered AND NOT overdue_raised ORDER BY acknowledge_by LIMIT $2",
+        )
+        .bind(today)
+        .bind(BATCH)
+        .fetch_all(self.api.store.pool())
+        .await
+        .map_err(AppError::storage)?;
+        let mut raised = 0;
+        for (referral_id, case_id) in overdue {
+            let request_id = format!("referral-overdue-{referral_id}");
+            let new = self
+                .raise(request_id, case_id, move |case| {
+                    case.referral_overdue(&referral_id, today)
+                })
                 .await?;
             raised += usize::from(new);
         }

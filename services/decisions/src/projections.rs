@@ -173,6 +173,32 @@ impl Projection for CaseBoard {
                 .execute(conn)
                 .await?;
             }
+            DecisionsEvent::ReferralIssued(e) => {
+                sqlx::query(
+                    "INSERT INTO referral_board (referral_id, case_id, department, acknowledge_by) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (referral_id) DO NOTHING",
+                )
+                .bind(&e.referral_id)
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
+                .bind(&e.department)
+                .bind(date("acknowledge_by", &e.acknowledge_by)?)
+                .execute(conn)
+                .await?;
+            }
+            DecisionsEvent::ReferralUpdated(e) => {
+                sqlx::query("UPDATE referral_board SET answered = TRUE WHERE referral_id = $1")
+                    .bind(&e.referral_id)
+                    .execute(conn)
+                    .await?;
+            }
+            DecisionsEvent::ReferralOverdue(e) => {
+                sqlx::query(
+                    "UPDATE referral_board SET overdue_raised = TRUE WHERE referral_id = $1",
+                )
+                .bind(&e.referral_id)
+                .execute(conn)
+                .await?;
+            }
             DecisionsEvent::MaterialsObligationBreached(e) => {
                 sqlx::query(
                     "UPDATE relief_cases SET obligation_breached = TRUE, version = $2 \
@@ -189,7 +215,7 @@ impl Projection for CaseBoard {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE relief_cases, stage_history")
+        sqlx::query("TRUNCATE relief_cases, stage_history, referral_board")
             .execute(conn)
             .await?;
         Ok(())

@@ -87,4 +87,30 @@ impl ReliefCase {
         };
         vec![event]
     }
+
+    /// The referral `referral_id` unanswered past its acknowledgement day (`today` after it):
+    /// the alarm, once; nothing once the department has answered.
+    pub fn referral_overdue(&self, referral_id: &str, today: NaiveDate) -> Vec<DecisionsEvent> {
+        let (Some(opened), Some(referral), Some(due)) = (
+            &self.opened,
+            self.referrals.get(referral_id),
+            self.referrals_due.get(referral_id),
+        ) else {
+            return Vec::new();
+        };
+        let past = NaiveDate::parse_from_str(due, "%Y-%m-%d").is_ok_and(|due| today > due);
+        if !past
+            || referral.status != ReferralStatus::Issued as i32
+            || self.referrals_overdue.contains(referral_id)
+        {
+            return Vec::new();
+        }
+        vec![DecisionsEvent::ReferralOverdue(ReferralOverdue {
+            case_id: opened.case_id.clone(),
+            referral_id: referral_id.to_owned(),
+            department: referral.department.clone(),
+            acknowledge_by: due.clone(),
+            procuratorate: opened.procuratorate.clone(),
+        })]
+    }
 }

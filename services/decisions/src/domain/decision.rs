@@ -263,6 +263,12 @@ pub(super) fn referrals(
                 procuratorate: opened.procuratorate.clone(),
                 // Only a department's copy carries whom to help, sealed for it.
                 subject: None,
+                acknowledge_by: due_after(
+                    context.calendar,
+                    context.today,
+                    context.policy.referral_answers.acknowledge_within,
+                )
+                .0,
             }))
         })
         .collect()

@@ -1012,3 +1012,59 @@ fn another_approver_upholds_amends_or_reopens_an_objection() {
     });
     assert_eq!(reopened.stage, Stage::Accepted);
 }
+
+#[test]
+fn a_referral_unanswered_past_its_day_is_overdue_once() {
+    let world = world();
+    let context = world.on("2026-11-02");
+    let mut case = accepted(&world);
+    when(&mut case, |c| {
+        c.propose(
+            Proposal {
+                amount_fen: 500_000,
+                methods: vec![ReliefMethod::OneTimePayment, ReliefMethod::Medical],
+                proposed_by: "relief-prosecutor-1".to_owned(),
+                ..Proposal::default()
+            },
+            context,
+        )
+    });
+    let approved = when(&mut case, |c| {
+        c.approve("department_head", "head-1", context)
+    });
+    let Some(referral) = approved.iter().find_map(|e| match e {
+        DecisionsEvent::ReferralIssued(r) => Some(r.clone()),
+        _ => None,
+    }) else {
+        panic!("no referral: {approved:?}");
+    };
+    // Five working days from Monday 2 November.
+    assert_eq!(referral.acknowledge_by, "2026-11-09");
+    let id = referral.referral_id.as_str();
+    assert!(case.referral_overdue(id, day("2026-11-09")).is_empty());
+    let mut unanswered = case.clone();
+    let overdue = when(&mut unanswered, |c| {
+        Ok::<_, CaseError>(c.referral_overdue(id, day("2026-11-10")))
+    });
+    assert!(matches!(
+        overdue.as_slice(),
+        [DecisionsEvent::ReferralOverdue(o)] if o.department == "health" && o.acknowledge_by == "2026-11-09"
+    ));
+    assert!(
+        unanswered
+            .referral_overdue(id, day("2026-11-20"))
+            .is_empty(),
+        "once"
+    );
+    when(&mut case, |c| {
+        c.update_referral("health", id, ReferralStatus::Acknowledged, "", "h-1")
+    });
+    assert!(
+        case.referral_overdue(id, day("2026-11-20")).is_empty(),
+        "answered"
+    );
+    assert!(
+        case.referral_overdue("no-such", day("2026-11-20"))
+            .is_empty()
+    );
+}
