@@ -166,6 +166,7 @@ fn cell(path: &str) -> Option<Cell> {
         ),
         "ListSharing" => Unheld("auditors only, nationwide"),
         "GetPersonKeys" => Unheld("the systems that open sealed identities only"),
+        "GetDepartmentKey" => Unheld("a department's own key, to its integrator: no office"),
         // ---- clues ----
         "ReportParty" | "ReportParties" => {
             Unheld("a case's party may live anywhere: the reporting office is the criminal case's")
@@ -225,6 +226,12 @@ fn cell(path: &str) -> Option<Cell> {
         "ApproveDecision" => Held(|f, rid| json!({"requestId": rid, "caseId": f.case})),
         "RejectDecision" => Held(
             |f, rid| json!({"requestId": rid, "caseId": f.case, "reason": "材料不全", "rejectedBy": "typed"}),
+        ),
+        "FileObjection" => {
+            Held(|f, rid| json!({"requestId": rid, "caseId": f.case, "grounds": "新的医疗票据"}))
+        }
+        "ReviewObjection" => Held(
+            |f, rid| json!({"requestId": rid, "caseId": f.case, "outcome": "OBJECTION_OUTCOME_UPHELD", "reason": "维持"}),
         ),
         "GetCase" => Held(|f, _| json!({"caseId": f.case, "purpose": PURPOSE})),
         "RecommendRelief" => Held(|f, rid| {

@@ -897,3 +897,65 @@ async fn merged_records_take_no_household_place_in_imports() -> TestResult {
     started.running.stop().await;
     Ok(())
 }
+
+/// Feeding departments are configuration: a department named in `[feeds] departments` feeds the
+/// registry on its own inbound topic; a name that is not one refuses the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_joins_the_live_feeds_by_configuration() -> TestResult {
+    use jiuzhu_registry::inbound::FeedSettings;
+    use prost::Message as _;
+    let ns = unique_namespace();
+    let refused = jiuzhu_tests::start_with::<Registry>(&ns, |settings| {
+        settings.own.set(&FeedSettings {
+            departments: vec!["Water Resources".to_owned()],
+        });
+    })
+    .await
+    .err()
+    .ok_or_else(|| anyhow::anyhow!("a department name that is not one was taken"))?;
+    assert!(
+        refused.to_string().contains("feeds.departments"),
+        "{refused}"
+    );
+    let started = jiuzhu_tests::start_with::<Registry>(&ns, |settings| {
+        settings.own.set(&FeedSettings {
+            departments: vec!["water_resources".to_owned()],
+        });
+    })
+    .await?;
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", jiuzhu_testkit::kafka_brokers())
+        .create()?;
+    let person = registration("water-1", 1);
+    let record = PersonRecord {
+        source_record_id: "SL-0001".to_owned(),
+        full_name: person.full_name.clone(),
+        gender: person.gender,
+        birth_date: person.birth_date.clone(),
+        resident_id: person.resident_id.clone(),
+        region: person.region.clone(),
+        ..PersonRecord::default()
+    };
+    jiuzhu_tests::send_inbound(
+        &producer,
+        &ns,
+        "water_resources",
+        "SL-0001",
+        &record.encode_to_vec(),
+        None,
+        Some(&jiuzhu_tests::integrator("water_resources")),
+    )
+    .await?;
+    let pool = started.running.store.pool().clone();
+    eventually("the configured department's record", WAIT, || async {
+        let registered: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE event_type = 'jiuzhu.registry.v1.PersonRegistered'",
+        )
+        .fetch_one(&pool)
+        .await?;
+        Ok((registered == 1).then_some(()))
+    })
+    .await?;
+    started.running.stop().await;
+    Ok(())
+}

@@ -411,6 +411,8 @@ fn expected() -> Outcome {
         plan_visits_done: 1,
         shared_types: vec![
             "jiuzhu.decisions.v1.CaseClosed".to_owned(),
+            "jiuzhu.decisions.v1.CaseOpened".to_owned(),
+            "jiuzhu.decisions.v1.DecisionApproved".to_owned(),
             "jiuzhu.decisions.v1.ReliefDistributed".to_owned(),
             "jiuzhu.followup.v1.ReturnToPovertyRiskFlagged".to_owned(),
         ],

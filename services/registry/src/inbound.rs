@@ -12,7 +12,7 @@ use jiuzhu_proto::registry::{BulkUpsertPersonsRequest, PersonRecord};
 use jiuzhu_vault::Vault;
 use prost::Message;
 
-/// Departments whose feeds the registry reads.
+/// Departments whose feeds the registry reads unless `[feeds] departments` says otherwise.
 pub const FEEDING_DEPARTMENTS: [&str; 7] = [
     "rural_revitalization",
     "civil_affairs",
@@ -23,15 +23,66 @@ pub const FEEDING_DEPARTMENTS: [&str; 7] = [
     "industry_commerce",
 ];
 
+/// `[feeds]`, the settings section the registry owns: which departments feed it live, one
+/// inbound topic each (`jiuzhu.inbound.<department>.v1`). A department joins or leaves by
+/// configuration.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedSettings {
+    pub departments: Vec<String>,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self {
+            departments: FEEDING_DEPARTMENTS.map(str::to_owned).to_vec(),
+        }
+    }
+}
+
+impl jiuzhu_config::Section for FeedSettings {
+    const NAME: &'static str = "feeds";
+}
+
+impl jiuzhu_config::Validate for FeedSettings {
+    fn validate(&self, prefix: &str) -> Result<(), jiuzhu_config::ConfigError> {
+        let mut seen = std::collections::BTreeSet::new();
+        for department in &self.departments {
+            if department.is_empty()
+                || !department
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                return Err(jiuzhu_config::ConfigError::invalid(
+                    format!("{prefix}.departments"),
+                    format!("`{department}` is not a department name (lower case, underscores)"),
+                ));
+            }
+            if !seen.insert(department) {
+                return Err(jiuzhu_config::ConfigError::invalid(
+                    format!("{prefix}.departments"),
+                    format!("`{department}` is listed twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub struct DepartmentFeeds {
     store: EventStore,
     vault: Vault,
+    departments: Vec<String>,
 }
 
 impl DepartmentFeeds {
-    pub fn new(store: EventStore, vault: Vault) -> Self {
-        Self { store, vault }
+    pub fn new(store: EventStore, vault: Vault, departments: Vec<String>) -> Self {
+        Self {
+            store,
+            vault,
+            departments,
+        }
     }
 }
 
@@ -41,10 +92,7 @@ impl InboundHandler for DepartmentFeeds {
     }
 
     fn topics(&self) -> Vec<String> {
-        FEEDING_DEPARTMENTS
-            .iter()
-            .map(|d| inbound_topic(d))
-            .collect()
+        self.departments.iter().map(|d| inbound_topic(d)).collect()
     }
 
     fn handles(&self, record: &InboundRecord) -> bool {

@@ -35,6 +35,8 @@ pub struct Registry;
 impl Service for Registry {
     const NAME: &'static str = "registry";
     const DEFAULT_PORT: u16 = 50051;
+    const SECTIONS: &'static [&'static str] =
+        &[<inbound::FeedSettings as jiuzhu_config::Section>::NAME];
 
     fn migrator() -> sqlx::migrate::Migrator {
         sqlx::migrate!("./migrations")
@@ -42,6 +44,7 @@ impl Service for Registry {
 
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let limit = context.settings.limits.max_message_bytes;
+        let feeds: inbound::FeedSettings = context.settings.own.get()?;
         let vault = Vault::from_settings(&context.settings.vault)
             .map_err(|error| StartError::Setup(error.to_string()))?;
         let set = context.policy.in_force(context.clock.today());
@@ -97,6 +100,7 @@ impl Service for Registry {
             .inbound(register_inbound(inbound::DepartmentFeeds::new(
                 context.store.clone(),
                 vault,
+                feeds.departments,
             ))))
     }
 }
