@@ -1012,3 +1012,84 @@ async fn an_erasure_waits_until_the_persons_payment_is_answered() -> TestResult 
     stop_all([payments, decisions, registry]).await;
     Ok(())
 }
+
+/// A person registered twice and merged is one payee: relief decided for the survivor is paid,
+/// once, to the account registered on the merged record (opened with that record's key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_persons_relief_is_paid_to_the_payee_of_either_record() -> TestResult {
+    let ns = unique_namespace();
+    let payments_port = free_port()?;
+    let notify = format!("https://127.0.0.1:{payments_port}");
+    let payments_addr = std::net::SocketAddr::from(([127, 0, 0, 1], payments_port));
+    let simulator = Paysim::spawn(Some(&notify), &[]).await?;
+    let registry = start::<Registry>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let endpoint = simulator.endpoint.clone();
+    let payments = start_with::<Payments>(&ns, |s| {
+        provider_settings(s, &endpoint, payments_port, 2_000)
+    })
+    .await?;
+    let mut client = PaymentsServiceClient::new(jiuzhu_testkit::channel(payments_addr).await?);
+    let mut people = registry_client(&registry.running).await?;
+    allocate(&mut client, "merge", 5_000_000).await?;
+    let first = person(&mut people, "merge-1", "赵桂兰").await?;
+    let second = people
+        .register_person(jiuzhu_proto::registry::RegisterPersonRequest {
+            request_id: "merge-2".to_owned(),
+            resident_id: String::new(),
+            source_department: "civil_affairs".to_owned(),
+            ..villager("merge-1", "赵桂兰", "rural_revitalization")
+        })
+        .await?
+        .into_inner()
+        .person_id;
+    let masked = register_payee(&client, "merge-1", &first, "赵桂兰", &card(ORDINARY, 3)).await?;
+    people
+        .merge_persons(jiuzhu_proto::registry::MergePersonsRequest {
+            request_id: "merge-3".to_owned(),
+            survivor_id: second.clone(),
+            absorbed_id: first.clone(),
+            reason: "one woman, two departments".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    let pool = payments.running.store.pool().clone();
+    let (absorbed, survivor) = (
+        uuid::Uuid::parse_str(&first)?,
+        uuid::Uuid::parse_str(&second)?,
+    );
+    eventually("payments to see the merge", WAIT, || async {
+        let mut conn = pool.acquire().await?;
+        let standing = jiuzhu_persons::lookup(&mut conn, absorbed).await?;
+        Ok((standing
+            == jiuzhu_persons::Standing::Person {
+                survivor,
+                erased: false,
+            })
+        .then_some(()))
+    })
+    .await?;
+
+    let case = approve_case(
+        decisions.running.grpc_addr,
+        "301",
+        &second,
+        PROCURATORATE,
+        600_000,
+    )
+    .await?;
+    let paid = disbursement_in(&client, &case, DisbursementState::Succeeded).await?;
+    assert_eq!(paid.person_id, second, "the survivor's relief");
+    assert_eq!(
+        paid.payee_account_masked, masked,
+        "to the merged record's payee"
+    );
+    assert_eq!(
+        simulator.payments_for(&paid.disbursement_id).await?.len(),
+        1
+    );
+    for service in [payments, decisions, registry] {
+        service.running.stop().await;
+    }
+    Ok(())
+}

@@ -47,6 +47,10 @@ impl Service for Payments {
         sqlx::migrate!("./migrations")
     }
 
+    fn shared_migrators() -> Vec<sqlx::migrate::Migrator> {
+        vec![jiuzhu_persons::migrator()]
+    }
+
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let limit = context.settings.limits.max_message_bytes;
         let settings: settings::ProviderSettings = context.settings.own.get()?;
@@ -82,6 +86,7 @@ impl Service for Payments {
             )
             .inbound(register_reaction(orders::DecisionOrders::new(api)))
             .projection(register(payees::PersonIdentities))
+            .projection(register(jiuzhu_persons::RegistryPersons::new(Self::NAME)))
             .metrics(submission::metrics)
             .task("payments.submitter", move |shutdown| {
                 std::sync::Arc::clone(&submitter).run(shutdown)

@@ -15,6 +15,7 @@ use crate::settings::ProviderSettings;
 use futures::StreamExt;
 use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::{Begun, CommandRequest, EventStore, StoreError, UnitOfWork};
+use jiuzhu_persons::Standing;
 use jiuzhu_proto::common::Sealed;
 use jiuzhu_proto::gateway::{NotifyRequest, NotifyResponse, PaymentOutcome};
 use jiuzhu_proto::payments::{OutcomeSource, Payee};
@@ -282,12 +283,21 @@ pub fn backoff(settings: &ProviderSettings, attempt: i32) -> chrono::Duration {
 #[derive(Debug)]
 struct Claimed {
     key: String,
+    /// Whose data key opens the payee.
     person: Uuid,
     sealed_payee: Option<Sealed>,
     fen: i64,
     disbursement_id: String,
     /// Sent before: the bank may have paid it already.
     resend: bool,
+}
+
+/// The record whose data key sealed a payee (a merged person's payee may be another record's),
+/// else the disbursement's person.
+fn sealed_by(sealed: Option<&Sealed>, person: Uuid) -> Uuid {
+    sealed
+        .and_then(|s| Uuid::parse_str(&s.person_id).ok())
+        .unwrap_or(person)
 }
 
 /// The background worker sending due disbursements to the provider.
@@ -481,6 +491,33 @@ impl<P: PaymentProvider> Submitter<P> {
             .into_iter()
             .map(|(person, sealed, masked)| (person, (sealed, masked)))
             .collect();
+        // A person the registry merged pays to the payee of any of their records (the
+        // survivor's first); the payee stays sealed under its own record's key.
+        let mut payees = payees;
+        for person in persons
+            .iter()
+            .filter(|p| !payees.contains_key(p))
+            .copied()
+            .collect::<Vec<_>>()
+        {
+            let conn = work.connection().await?;
+            let Standing::Person { survivor, .. } = jiuzhu_persons::lookup(conn, person).await?
+            else {
+                continue;
+            };
+            let records = jiuzhu_persons::records_of(conn, survivor).await?;
+            let found: Option<(Vec<u8>, String)> = sqlx::query_as(
+                "SELECT sealed, masked FROM payees WHERE person_id = ANY($1) \
+                 ORDER BY person_id = $2 DESC, version DESC LIMIT 1",
+            )
+            .bind(&records)
+            .bind(survivor)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(found) = found {
+                payees.insert(person, found);
+            }
+        }
         let mut claimed = Vec::with_capacity(due.len());
         let mut finished = Vec::new();
         for (id, person) in due {
@@ -514,7 +551,7 @@ impl<P: PaymentProvider> Submitter<P> {
                     if let Some(PaymentsEvent::DisbursementSubmitted(submitted)) = events.first() {
                         claimed.push(Claimed {
                             key: submitted.idempotency_key.clone(),
-                            person,
+                            person: sealed_by(submitted.sealed_payee.as_ref(), person),
                             sealed_payee: submitted.sealed_payee.clone(),
                             fen,
                             disbursement_id: ordered.disbursement_id.clone(),
@@ -524,7 +561,7 @@ impl<P: PaymentProvider> Submitter<P> {
                 }
                 State::Submitted => claimed.push(Claimed {
                     key: disbursement.idempotency_key.clone(),
-                    person,
+                    person: sealed_by(disbursement.sealed_payee.as_ref(), person),
                     sealed_payee: disbursement.sealed_payee.clone(),
                     fen,
                     disbursement_id: ordered.disbursement_id.clone(),
