@@ -316,6 +316,42 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
     })
     .await?;
     assert_eq!(trend.trend, Trend::Better as i32);
+    // Registered again by another department and merged: the survivor's trend holds the
+    // merged record's visits.
+    let mut people = registry_client(&registry.running).await?;
+    let survivor = people
+        .register_person(jiuzhu_proto::registry::RegisterPersonRequest {
+            request_id: "fu-wang-again".to_owned(),
+            resident_id: String::new(),
+            source_department: "civil_affairs".to_owned(),
+            ..villager("fu-wang", "王秀英", "rural_revitalization")
+        })
+        .await?
+        .into_inner()
+        .person_id;
+    people
+        .merge_persons(jiuzhu_proto::registry::MergePersonsRequest {
+            request_id: "fu-merge".to_owned(),
+            survivor_id: survivor.clone(),
+            absorbed_id: person_id.clone(),
+            reason: "one woman, two departments".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    eventually("the survivor's trend", WAIT, || {
+        let (mut client, survivor) = (client.clone(), survivor.clone());
+        async move {
+            let trend = client
+                .get_person_trend(GetPersonTrendRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    person_id: survivor,
+                })
+                .await?
+                .into_inner();
+            Ok((trend.visits.len() == 2).then_some(()))
+        }
+    })
+    .await?;
     let stats = client
         .get_effect_statistics(GetEffectStatisticsRequest {})
         .await?

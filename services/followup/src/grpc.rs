@@ -359,12 +359,32 @@ impl FollowupService for FollowupApi {
         let answer: Result<Response<GetPersonTrendResponse>, Status> = async {
             access.check_purpose()?;
             let person = uuid_field("person_id", &request.get_ref().person_id)?;
+            // One person however many records the registry merged: every record's visits.
+            let records = {
+                let mut conn = self
+                    .store
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(AppError::storage)?;
+                match jiuzhu_persons::lookup(&mut conn, person)
+                    .await
+                    .map_err(AppError::storage)?
+                {
+                    jiuzhu_persons::Standing::Person { survivor, .. } => {
+                        jiuzhu_persons::records_of(&mut conn, survivor)
+                            .await
+                            .map_err(AppError::storage)?
+                    }
+                    jiuzhu_persons::Standing::Unknown => vec![person],
+                }
+            };
             // A person's trend is for the offices holding one of their plans.
             let caller = access.caller();
             let regions: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT region_code FROM visit_board WHERE person_id = $1",
+                "SELECT DISTINCT region_code FROM visit_board WHERE person_id = ANY($1)",
             )
-            .bind(person)
+            .bind(&records)
             .fetch_all(self.store.pool())
             .await
             .map_err(AppError::storage)?;
@@ -374,10 +394,10 @@ impl FollowupService for FollowupApi {
                 caller.office_check(region)?;
             }
             let stored: Vec<Vec<u8>> = sqlx::query_scalar(
-                "SELECT recorded FROM visit_outcomes WHERE person_id = $1 \
+                "SELECT recorded FROM visit_outcomes WHERE person_id = ANY($1) \
                  AND region_code LIKE $2 || '%' ORDER BY visited_on, number",
             )
-            .bind(person)
+            .bind(&records)
             .bind(caller.region_prefix())
             .fetch_all(self.store.pool())
             .await

@@ -36,6 +36,10 @@ impl Service for Followup {
         sqlx::migrate!("./migrations")
     }
 
+    fn shared_migrators() -> Vec<sqlx::migrate::Migrator> {
+        vec![jiuzhu_persons::migrator()]
+    }
+
     fn components(context: &ServiceContext) -> Result<Components, StartError> {
         let limit = context.settings.limits.max_message_bytes;
         let clock = context.clock.clone();
@@ -57,6 +61,7 @@ impl Service for Followup {
             .inbound(register_reaction(plans::PaymentPlans::new(api)))
             .projection(register(cases::CaseFacts))
             .projection(register(projections::VisitBoard))
+            .projection(register(jiuzhu_persons::RegistryPersons::new(Self::NAME)))
             .metrics(projections::metrics)
             .task("followup.visit_monitor", move |shutdown| {
                 std::sync::Arc::clone(&monitor).run(every, shutdown)
