@@ -162,6 +162,28 @@ pub async fn approve_in_instalments(
     fen: i64,
     instalments: i32,
 ) -> anyhow::Result<String> {
+    approve_with_methods(
+        decisions_at,
+        tag,
+        person_id,
+        procuratorate,
+        fen,
+        instalments,
+        &[ReliefMethod::OneTimePayment],
+    )
+    .await
+}
+
+/// As [`approve_in_instalments`], with `methods` (those a department delivers are referred).
+pub async fn approve_with_methods(
+    decisions_at: std::net::SocketAddr,
+    tag: &str,
+    person_id: &str,
+    procuratorate: &str,
+    fen: i64,
+    instalments: i32,
+    methods: &[ReliefMethod],
+) -> anyhow::Result<String> {
     let decisions = &mut DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions_at).await?);
     let case_id = crate::open_case_once_known(
         decisions,
@@ -197,7 +219,7 @@ pub async fn approve_in_instalments(
             request_id: format!("{tag}-propose"),
             case_id: case_id.clone(),
             amount: Some(Money { fen }),
-            methods: vec![ReliefMethod::OneTimePayment as i32],
+            methods: methods.iter().map(|m| *m as i32).collect(),
             proposed_by: "relief-prosecutor-2".to_owned(),
             instalments,
             ..ProposeDecisionRequest::default()

@@ -515,10 +515,9 @@ async fn a_rejected_applicant_objects_and_another_approver_amends_to_an_amount_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_medical_referral_reaches_health_with_its_subject_sealed_and_is_acknowledged()
 -> TestResult {
-    use jiuzhu_proto::common::{EventEnvelope, Money};
+    use jiuzhu_proto::common::EventEnvelope;
     use jiuzhu_proto::decisions::{
-        ApproveDecisionRequest, AssessEligibilityRequest, GetCaseRequest, ProposeDecisionRequest,
-        ReferralIssued, ReferralStatus, ReferralUpdate, ReliefMethod,
+        GetCaseRequest, ReferralIssued, ReferralStatus, ReferralUpdate, ReliefMethod,
     };
     use jiuzhu_proto::registry::PersonalIdentity;
     use jiuzhu_proto::registry::person_key_service_client::PersonKeyServiceClient;
@@ -536,50 +535,17 @@ async fn a_medical_referral_reaches_health_with_its_subject_sealed_and_is_acknow
         .into_inner()
         .person_id;
     let at = decisions.running.grpc_addr;
-    let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(at).await?);
-    let case_id = open_case_once_known(
-        &mut office,
-        OpenCaseRequest {
-            region_code: "520103".to_owned(),
-            procuratorate: "贵阳市云岩区人民检察院".to_owned(),
-            category: "urgent_medical".to_owned(),
-            ..application("referral-open", &person, "(2026)黔0103刑初600号")
-        },
+    let office = DecisionsServiceClient::new(jiuzhu_testkit::channel(at).await?);
+    let case_id = jiuzhu_tests::payments::approve_with_methods(
+        at,
+        "600",
+        &person,
+        "贵阳市云岩区人民检察院",
+        500_000,
+        1,
+        &[ReliefMethod::OneTimePayment, ReliefMethod::Medical],
     )
-    .await?
-    .case_id;
-    office
-        .assess_eligibility(AssessEligibilityRequest {
-            request_id: "referral-assess".to_owned(),
-            case_id: case_id.clone(),
-            facts: vec![
-                "urgent_medical_need".to_owned(),
-                "cannot_pay_treatment".to_owned(),
-            ],
-            ..AssessEligibilityRequest::default()
-        })
-        .await?;
-    let proposed = office
-        .propose_decision(ProposeDecisionRequest {
-            request_id: "referral-propose".to_owned(),
-            case_id: case_id.clone(),
-            amount: Some(Money { fen: 500_000 }),
-            methods: vec![
-                ReliefMethod::OneTimePayment as i32,
-                ReliefMethod::Medical as i32,
-            ],
-            ..ProposeDecisionRequest::default()
-        })
-        .await?
-        .into_inner();
-    jiuzhu_tests::payments::approver_in(at, "520103", &proposed.required_approver)
-        .await?
-        .approve_decision(ApproveDecisionRequest {
-            request_id: "referral-approve".to_owned(),
-            case_id: case_id.clone(),
-            ..ApproveDecisionRequest::default()
-        })
-        .await?;
+    .await?;
 
     // Health's copy of the referral, on its share topic.
     let topic = format!("{ns}jiuzhu.share.health.v1");
@@ -688,10 +654,7 @@ async fn a_medical_referral_reaches_health_with_its_subject_sealed_and_is_acknow
 /// stage past its deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_referral_unacknowledged_past_its_day_alarms() -> TestResult {
-    use jiuzhu_proto::common::Money;
-    use jiuzhu_proto::decisions::{
-        ApproveDecisionRequest, AssessEligibilityRequest, ProposeDecisionRequest, ReliefMethod,
-    };
+    use jiuzhu_proto::decisions::ReliefMethod;
     let ns = unique_namespace();
     let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
     let on = |today: &str| {
@@ -702,49 +665,17 @@ async fn a_referral_unacknowledged_past_its_day_alarms() -> TestResult {
     };
     // Monday 2 November 2026: approved with medical help, referred to health.
     let running = on("2026-11-02").await?;
-    let at = running.grpc_addr;
-    let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(at).await?);
     let person = jiuzhu_tests::announced_person(&ns).await?;
-    let case_id = open_case_once_known(
-        &mut office,
-        OpenCaseRequest {
-            region_code: "520103".to_owned(),
-            procuratorate: "贵阳市云岩区人民检察院".to_owned(),
-            category: "urgent_medical".to_owned(),
-            ..application("overdue-open", &person, "(2026)黔0103刑初800号")
-        },
+    jiuzhu_tests::payments::approve_with_methods(
+        running.grpc_addr,
+        "800",
+        &person,
+        "贵阳市云岩区人民检察院",
+        300_000,
+        1,
+        &[ReliefMethod::Medical],
     )
-    .await?
-    .case_id;
-    office
-        .assess_eligibility(AssessEligibilityRequest {
-            request_id: "overdue-assess".to_owned(),
-            case_id: case_id.clone(),
-            facts: vec![
-                "urgent_medical_need".to_owned(),
-                "cannot_pay_treatment".to_owned(),
-            ],
-            ..AssessEligibilityRequest::default()
-        })
-        .await?;
-    let proposed = office
-        .propose_decision(ProposeDecisionRequest {
-            request_id: "overdue-propose".to_owned(),
-            case_id: case_id.clone(),
-            amount: Some(Money { fen: 300_000 }),
-            methods: vec![ReliefMethod::Medical as i32],
-            ..ProposeDecisionRequest::default()
-        })
-        .await?
-        .into_inner();
-    jiuzhu_tests::payments::approver_in(at, "520103", &proposed.required_approver)
-        .await?
-        .approve_decision(ApproveDecisionRequest {
-            request_id: "overdue-approve".to_owned(),
-            case_id: case_id.clone(),
-            ..ApproveDecisionRequest::default()
-        })
-        .await?;
+    .await?;
     running.stop().await;
 
     // Tuesday 10 November: past the fifth working day, and health never answered.
