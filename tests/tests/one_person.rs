@@ -701,3 +701,76 @@ async fn a_referral_unacknowledged_past_its_day_alarms() -> TestResult {
     running.stop().await;
     Ok(())
 }
+
+/// Relief given twice before anyone knew: two records, each with a case for the same crime,
+/// merged; the later case is flagged, once, for the office.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_that_joins_two_cases_for_one_crime_flags_the_later_one() -> TestResult {
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let mut people = registry_client(&registry.running).await?;
+    let mut relief =
+        DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
+    let by_civil_affairs = villager("double-1", "石玉梅", "civil_affairs");
+    let first = people
+        .register_person(by_civil_affairs.clone())
+        .await?
+        .into_inner()
+        .person_id;
+    let second = people
+        .register_person(RegisterPersonRequest {
+            request_id: "double-2".to_owned(),
+            resident_id: String::new(),
+            source_department: "rural_revitalization".to_owned(),
+            ..by_civil_affairs
+        })
+        .await?
+        .into_inner()
+        .person_id;
+    let crime = "(2026)京0105刑初900号";
+    let earlier = open_case_once_known(&mut relief, application("double-a", &first, crime))
+        .await?
+        .case_id;
+    let later = open_case_once_known(&mut relief, application("double-b", &second, crime))
+        .await?
+        .case_id;
+    people
+        .merge_persons(MergePersonsRequest {
+            request_id: "double-merge".to_owned(),
+            survivor_id: first.clone(),
+            absorbed_id: second.clone(),
+            reason: "the same woman".to_owned(),
+            decided_by: String::new(),
+        })
+        .await?;
+    let pool = decisions.running.store.pool().clone();
+    let flagged: (String, String) = eventually("the double relief flagged", WAIT, || async {
+        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT stream_id, payload FROM events \
+             WHERE event_type = 'jiuzhu.decisions.v1.DuplicateReliefFlagged'",
+        )
+        .fetch_all(&pool)
+        .await?;
+        Ok(match rows.as_slice() {
+            [(stream, payload)] => {
+                let flag =
+                    jiuzhu_proto::decisions::DuplicateReliefFlagged::decode(payload.as_slice())?;
+                assert_eq!(flag.person_id, first);
+                assert!(
+                    flag.merged_by.starts_with("spiffe://jiuzhu/"),
+                    "{}",
+                    flag.merged_by
+                );
+                Some((stream.clone(), flag.other_case_id))
+            }
+            _ => None,
+        })
+    })
+    .await?;
+    assert_eq!(flagged, (later, earlier));
+    for service in [decisions, registry] {
+        service.running.stop().await;
+    }
+    Ok(())
+}

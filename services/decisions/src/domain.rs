@@ -14,11 +14,11 @@ use jiuzhu_proto::decisions::{
 };
 use jiuzhu_proto::decisions::{
     CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
-    EligibilityAssessed, MaterialReceived, MaterialsObligationBreached, MaterialsObligationMet,
-    MaterialsObligationOpened, ObjectionFiled, ObjectionOutcome, ObjectionReviewed,
-    RecommendationIssued, ReferralIssued, ReferralOverdue, ReferralStatus, ReferralUpdated,
-    ReliefDistributed, ReliefMethod, ReviewKind, ReviewRecorded, Stage, StageDeadlineApproaching,
-    StageDeadlineBreached, StageEntered,
+    DuplicateReliefFlagged, EligibilityAssessed, MaterialReceived, MaterialsObligationBreached,
+    MaterialsObligationMet, MaterialsObligationOpened, ObjectionFiled, ObjectionOutcome,
+    ObjectionReviewed, RecommendationIssued, ReferralIssued, ReferralOverdue, ReferralStatus,
+    ReferralUpdated, ReliefDistributed, ReliefMethod, ReviewKind, ReviewRecorded, Stage,
+    StageDeadlineApproaching, StageDeadlineBreached, StageEntered,
 };
 
 use crate::policy::{ReliefPolicy, WageBase, WageError, Wages, stage_name};
@@ -57,6 +57,7 @@ event_enum! {
         ObjectionFiled(ObjectionFiled),
         ObjectionReviewed(ObjectionReviewed),
         ReferralOverdue(ReferralOverdue),
+        DuplicateReliefFlagged(DuplicateReliefFlagged),
     }
 }
 
@@ -292,6 +293,8 @@ pub struct ReliefCase {
     pub referrals_overdue: BTreeSet<String>,
     /// Acknowledgement days of referrals, by id.
     pub referrals_due: std::collections::BTreeMap<String, String>,
+    /// Earlier cases of the same person and crime found after a merge.
+    pub duplicates: BTreeSet<String>,
 }
 
 impl Aggregate for ReliefCase {
@@ -374,6 +377,9 @@ impl Aggregate for ReliefCase {
             DecisionsEvent::ObjectionReviewed(e) => self.objection_review = Some(e.clone()),
             DecisionsEvent::ReferralOverdue(e) => {
                 self.referrals_overdue.insert(e.referral_id.clone());
+            }
+            DecisionsEvent::DuplicateReliefFlagged(e) => {
+                self.duplicates.insert(e.other_case_id.clone());
             }
         }
     }

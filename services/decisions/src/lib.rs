@@ -9,13 +9,15 @@
 //! `grpc` (the API), reactions to other services' events, `projections` (read models built only
 //! from events), jobs (timers) — and `migrations/` (its own tables).
 //! Here: reactions `referrals` (clues referred), `payments` (payment progress), `departments`
-//! (referral answers), `reports` (closed cases received by rural revitalization); job
+//! (referral answers), `reports` (closed cases received by rural revitalization), `merges`
+//! (double relief found by a merge); projection `jiuzhu_persons` (the registry's persons); job
 //! `monitor` (deadlines); `policy`; section `[decisions]`.
 
 pub mod app;
 pub mod departments;
 pub mod domain;
 pub mod grpc;
+pub mod merges;
 pub mod monitor;
 pub mod payments;
 pub mod policy;
@@ -75,6 +77,7 @@ impl Service for Decisions {
                 api.clone(),
             )))
             .inbound(register_inbound(reports::CaseReports::new(api.clone())))
+            .inbound(register_reaction(merges::MergedClaims::new(api.clone())))
             .inbound(register_reaction(referrals::Referrals::new(api)))
             .projection(register(projections::CaseBoard))
             .projection(register(projections::PersonFacts))

@@ -98,4 +98,28 @@ impl ReliefCase {
             _ => Ok(Vec::new()),
         }
     }
+
+    /// A merge found `other_case_id`, an earlier case of the same person and crime: flagged
+    /// once on this case.
+    pub fn flag_duplicate(
+        &self,
+        other_case_id: &str,
+        person_id: &str,
+        merged_by: &str,
+    ) -> Result<Vec<DecisionsEvent>, CaseError> {
+        let opened = self.opened()?;
+        if self.duplicates.contains(other_case_id) || opened.case_id == other_case_id {
+            return Ok(Vec::new());
+        }
+        Ok(vec![DecisionsEvent::DuplicateReliefFlagged(
+            DuplicateReliefFlagged {
+                case_id: opened.case_id.clone(),
+                other_case_id: other_case_id.to_owned(),
+                person_id: person_id.to_owned(),
+                case_no: opened.case_no.clone(),
+                merged_by: merged_by.to_owned(),
+                procuratorate: opened.procuratorate.clone(),
+            },
+        )])
+    }
 }

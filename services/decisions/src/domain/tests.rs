@@ -1068,3 +1068,26 @@ fn a_referral_unanswered_past_its_day_is_overdue_once() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_duplicate_found_by_a_merge_is_flagged_once() {
+    let world = world();
+    let mut case = accepted(&world);
+    let flagged = when(&mut case, |c| {
+        c.flag_duplicate("c-0", "p-2", "spiffe://jiuzhu/x")
+    });
+    assert!(matches!(
+        flagged.as_slice(),
+        [DecisionsEvent::DuplicateReliefFlagged(f)] if f.other_case_id == "c-0" && f.case_id == "c-1"
+    ));
+    assert!(
+        case.flag_duplicate("c-0", "p-2", "x")
+            .is_ok_and(|e| e.is_empty()),
+        "once"
+    );
+    assert!(
+        case.flag_duplicate("c-1", "p-2", "x")
+            .is_ok_and(|e| e.is_empty()),
+        "not itself"
+    );
+}
