@@ -959,3 +959,68 @@ async fn a_department_joins_the_live_feeds_by_configuration() -> TestResult {
     started.running.stop().await;
     Ok(())
 }
+
+/// A department's records carry the statuses it holds, with their days: recorded once however
+/// often the record is sent, ended when the record later gives the end, and a bad status
+/// rejected by its place in the record while the record itself stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_records_carry_statuses_with_their_days() -> TestResult {
+    let (started, mut client) = registry().await?;
+    let person = registration("status-import", 3);
+    let poor = |to: &str| RecordedStatus {
+        kind: StatusKind::RegisteredPoor as i32,
+        effective_from: "2026-03-01".to_owned(),
+        effective_to: to.to_owned(),
+        reference: "黔乡振〔2026〕21号".to_owned(),
+        detail: String::new(),
+    };
+    let record = |statuses: Vec<RecordedStatus>| PersonRecord {
+        line: 1,
+        source_record_id: "XZ-0001".to_owned(),
+        full_name: person.full_name.clone(),
+        gender: person.gender,
+        birth_date: person.birth_date.clone(),
+        resident_id: person.resident_id.clone(),
+        region: person.region.clone(),
+        statuses,
+        ..PersonRecord::default()
+    };
+    let batch = |statuses: Vec<RecordedStatus>| BulkUpsertPersonsRequest {
+        source_department: "rural_revitalization".to_owned(),
+        records: vec![record(statuses)],
+    };
+    let unknown_kind = RecordedStatus {
+        kind: 99,
+        ..poor("")
+    };
+    let batches = vec![
+        batch(vec![poor(""), unknown_kind]),
+        batch(vec![poor("")]),
+        batch(vec![poor("2026-10-31")]),
+    ];
+    let mut answers = client
+        .bulk_upsert_persons(futures::stream::iter(batches))
+        .await?
+        .into_inner();
+    let mut rejected = Vec::new();
+    while let Some(answer) = answers.message().await? {
+        rejected.extend(answer.rejections.into_iter().map(|r| r.field));
+    }
+    assert_eq!(rejected, ["statuses[1].kind"], "only the bad status");
+    let events: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT event_type, count(*) FROM events WHERE event_type LIKE 'jiuzhu.registry.v1.Status%' \
+         GROUP BY event_type ORDER BY event_type",
+    )
+    .fetch_all(started.running.store.pool())
+    .await?;
+    assert_eq!(
+        events,
+        [
+            ("jiuzhu.registry.v1.StatusEnded".to_owned(), 1),
+            ("jiuzhu.registry.v1.StatusRecorded".to_owned(), 1)
+        ],
+        "recorded once, then ended"
+    );
+    started.running.stop().await;
+    Ok(())
+}

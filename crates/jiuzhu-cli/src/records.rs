@@ -12,7 +12,9 @@ use anyhow::{Context, bail};
 use encoding_rs::{Encoding, GB18030, UTF_8};
 use encoding_rs_io::DecodeReaderBytesBuilder;
 use jiuzhu_proto::common::RegionCode;
-use jiuzhu_proto::registry::{Gender, PersonRecord, RecordRejection, Relationship};
+use jiuzhu_proto::registry::{
+    Gender, PersonRecord, RecordRejection, RecordedStatus, Relationship, StatusKind,
+};
 
 /// Columns of the import format, in the order `jiuzhu gen registry` writes them.
 pub const COLUMNS: [&str; 12] = [
@@ -160,6 +162,7 @@ pub fn birth_date(text: &str) -> Result<String, String> {
 }
 
 fn record_from(line: i64, get: impl Fn(&str) -> String) -> Item {
+    let written_date = birth_date;
     let source_record_id = get("source_record_id");
     let reject = |field: &str, reason: String| {
         Item::Rejected(RecordRejection {
@@ -181,6 +184,39 @@ fn record_from(line: i64, get: impl Fn(&str) -> String) -> Item {
         Ok(r) => r,
         Err(reason) => return reject("relationship", reason),
     };
+    // Optional columns: one status the department holds (`status` by its name, such as
+    // registered_poor or minimum_living_allowance; `status_from`, `status_to`).
+    let statuses = match get("status").trim() {
+        "" => Vec::new(),
+        name => {
+            let Some(kind) =
+                StatusKind::from_str_name(&format!("STATUS_KIND_{}", name.to_ascii_uppercase()))
+                    .filter(|k| *k != StatusKind::Unspecified)
+            else {
+                return reject(
+                    "status",
+                    format!(
+                        "`{name}` is not a status (registered_poor, monitored_unstable, monitored_marginal, monitored_sudden_hardship, minimum_living_allowance, extreme_hardship, …)"
+                    ),
+                );
+            };
+            let (from, to) = match (
+                written_date(&get("status_from")),
+                written_date(&get("status_to")),
+            ) {
+                (Ok(from), Ok(to)) => (from, to),
+                (Err(reason), _) => return reject("status_from", reason),
+                (_, Err(reason)) => return reject("status_to", reason),
+            };
+            vec![RecordedStatus {
+                kind: kind as i32,
+                effective_from: from,
+                effective_to: to,
+                reference: get("status_reference"),
+                detail: String::new(),
+            }]
+        }
+    };
     Item::Record(PersonRecord {
         line,
         source_record_id: source_record_id.clone(),
@@ -197,6 +233,7 @@ fn record_from(line: i64, get: impl Fn(&str) -> String) -> Item {
         phone: get("phone"),
         household_ref: get("household_ref"),
         relationship,
+        statuses,
     })
 }
 
@@ -310,6 +347,43 @@ pub fn read_jsonl(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_may_carry_one_status_by_its_name() {
+        let row = |status: &'static str, from: &'static str| {
+            move |column: &str| {
+                match column {
+                    "source_record_id" => "R-1",
+                    "status" => status,
+                    "status_from" => from,
+                    "status_to" => "2026年10月31日",
+                    _ => "",
+                }
+                .to_owned()
+            }
+        };
+        let Item::Record(record) = record_from(2, row("minimum_living_allowance", "2026/03/01"))
+        else {
+            panic!("a record with a status was refused");
+        };
+        assert_eq!(
+            record.statuses,
+            [RecordedStatus {
+                kind: StatusKind::MinimumLivingAllowance as i32,
+                effective_from: "2026-03-01".to_owned(),
+                effective_to: "2026-10-31".to_owned(),
+                ..RecordedStatus::default()
+            }]
+        );
+        assert!(matches!(
+            record_from(3, row("rich", "2026-03-01")),
+            Item::Rejected(r) if r.field == "status" && r.line == 3
+        ));
+        assert!(matches!(
+            record_from(4, row("registered_poor", "March")),
+            Item::Rejected(r) if r.field == "status_from"
+        ));
+    }
 
     #[test]
     fn relationships_in_english_or_chinese() {

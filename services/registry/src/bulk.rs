@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::claims::{claim_resident_id, release_resident_id, save_source_record, source_record};
 use crate::domain::{
-    Household as HouseholdAggregate, Identity, IdentityInput, Person, RegisterPerson,
+    Household as HouseholdAggregate, Identity, IdentityInput, Person, RecordStatus, RegisterPerson,
     RegistryError, RegistryEvent,
 };
 use crate::sealing::{append_person, load_person, seal_all};
@@ -198,8 +198,112 @@ pub async fn apply(
         }
     }
     place_in_households(&mut work, &department, &batch.records, &mut answer).await?;
+    record_statuses(&mut work, vault, &department, &batch.records, &mut answer).await?;
     work.commit(Vec::new()).await.map_err(AppError::from)?;
     Ok(answer)
+}
+
+/// The status a department's record carries, as one id: the same kind and first day from the
+/// same department and record is the same status however often it is sent.
+fn status_id(department: &str, source_record_id: &str, kind: i32, effective_from: &str) -> Uuid {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(
+        format!("{department}\u{0}{source_record_id}\u{0}{kind}\u{0}{effective_from}").as_bytes(),
+    );
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    // A derived (version 8) UUID.
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Uuid::from_bytes(bytes)
+}
+
+/// Records the statuses the batch's accepted records carry, on the persons they became: new
+/// ones recorded, known ones left alone, and one that now has an end ended. A status that
+/// cannot apply rejects the record's `statuses[i]` with the reason; the record itself stands.
+async fn record_statuses(
+    work: &mut UnitOfWork<'_>,
+    vault: &Vault,
+    department: &str,
+    records: &[PersonRecord],
+    answer: &mut BulkUpsertPersonsResponse,
+) -> Result<(), AppError> {
+    let rejected: HashSet<String> = answer
+        .rejections
+        .iter()
+        .map(|r| r.source_record_id.clone())
+        .collect();
+    for record in records {
+        let source_record_id = record.source_record_id.trim();
+        if record.statuses.is_empty() || rejected.contains(&record.source_record_id) {
+            continue;
+        }
+        let person: Option<Uuid> = sqlx::query_scalar(
+            "SELECT person_id FROM source_records WHERE department = $1 AND source_record_id = $2",
+        )
+        .bind(department)
+        .bind(source_record_id)
+        .fetch_optional(work.connection().await?)
+        .await
+        .map_err(AppError::storage)?;
+        let Some(person_id) = person else {
+            continue;
+        };
+        let (mut person, version) = load_person(work, vault, person_id).await?;
+        let mut events = Vec::new();
+        for (n, status) in record.statuses.iter().enumerate() {
+            let id = status_id(
+                department,
+                source_record_id,
+                status.kind,
+                status.effective_from.trim(),
+            );
+            let command = match RecordStatus::parse(
+                id,
+                status.kind,
+                department,
+                &status.reference,
+                &status.effective_from,
+                &status.effective_to,
+                &status.detail,
+            ) {
+                Ok(command) => command,
+                Err(violations) => {
+                    for violation in violations {
+                        answer.rejections.push(rejection(
+                            record,
+                            &format!("statuses[{n}].{}", violation.field),
+                            violation.reason,
+                        ));
+                    }
+                    continue;
+                }
+            };
+            let decided = match (person.status_ended(&id.to_string()), command.effective_to) {
+                (None, _) => person.record_status(person_id, &command),
+                (Some(false), Some(to)) => {
+                    person.end_status(person_id, id, to, "ended in the department's record")
+                }
+                (Some(_), _) => Ok(Vec::new()),
+            };
+            match decided {
+                Ok(new) => {
+                    for event in &new {
+                        person.apply(event);
+                    }
+                    events.extend(new);
+                }
+                Err(error) => answer.rejections.push(rejection(
+                    record,
+                    &format!("statuses[{n}]"),
+                    error.to_string(),
+                )),
+            }
+        }
+        if !events.is_empty() {
+            append_person(work, vault, person_id, version, events).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Puts the batch's accepted records that name a household into it: department household

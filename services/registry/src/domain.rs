@@ -412,6 +412,11 @@ pub struct Person {
 }
 
 impl Person {
+    /// Whether the status `status_id` was recorded, and if so whether it has ended.
+    pub fn status_ended(&self, status_id: &str) -> Option<bool> {
+        self.statuses.get(status_id).map(|s| s.ended)
+    }
+
     /// The person's county: offices whose jurisdiction holds it may read and change the record.
     pub fn region_code(&self) -> &str {
         self.identity.get("region").map_or("", String::as_str)
