@@ -40,6 +40,16 @@ fn application(request_id: &str, person_id: &str, case_no: &str) -> OpenCaseRequ
     }
 }
 
+/// How many events of `event_type` a service's store holds.
+async fn recorded(pool: &sqlx::PgPool, event_type: &str) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
+            .bind(event_type)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 /// Waits until the decisions service has `record` standing for `survivor`.
 async fn decisions_sees(pool: &sqlx::PgPool, record: &str, survivor: &str) -> anyhow::Result<()> {
     let (record, survivor) = (
@@ -479,30 +489,18 @@ async fn a_rejected_applicant_objects_and_another_approver_amends_to_an_amount_p
     );
     // Payments orders the amended amount, once.
     let pool = payments.running.store.pool().clone();
-    let ordered = || {
-        let pool = pool.clone();
-        async move {
-            anyhow::Ok(
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM events WHERE event_type = \
-                     'jiuzhu.payments.v1.DisbursementOrdered'",
-                )
-                .fetch_one(&pool)
-                .await?,
-            )
-        }
-    };
+    let ordered = "jiuzhu.payments.v1.DisbursementOrdered";
     eventually("the amended amount ordered", WAIT, || async {
-        Ok((ordered().await? >= 1).then_some(()))
+        Ok((recorded(&pool, ordered).await? >= 1).then_some(()))
     })
     .await?;
-    let approvals: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE event_type = 'jiuzhu.decisions.v1.DecisionApproved'",
+    let approvals = recorded(
+        decisions.running.store.pool(),
+        "jiuzhu.decisions.v1.DecisionApproved",
     )
-    .fetch_one(decisions.running.store.pool())
     .await?;
     assert_eq!(approvals, 1, "one approval, whatever the retries");
-    assert_eq!(ordered().await?, 1, "paid once");
+    assert_eq!(recorded(&pool, ordered).await?, 1, "paid once");
     for service in [payments, decisions] {
         service.running.stop().await;
     }
@@ -681,21 +679,8 @@ async fn a_referral_unacknowledged_past_its_day_alarms() -> TestResult {
     // Tuesday 10 November: past the fifth working day, and health never answered.
     let running = on("2026-11-10").await?;
     let pool = running.store.pool().clone();
-    let overdue = || {
-        let pool = pool.clone();
-        async move {
-            anyhow::Ok(
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM events WHERE event_type = \
-                     'jiuzhu.decisions.v1.ReferralOverdue'",
-                )
-                .fetch_one(&pool)
-                .await?,
-            )
-        }
-    };
     eventually("the referral overdue", WAIT, || async {
-        Ok((overdue().await? == 1).then_some(()))
+        Ok((recorded(&pool, "jiuzhu.decisions.v1.ReferralOverdue").await? == 1).then_some(()))
     })
     .await?;
     running.stop().await;
