@@ -682,3 +682,30 @@ pub async fn open_case_once_known(
     )
     .await
 }
+
+/// Waits (up to a minute) until the case shows a referral in `status`, and returns it.
+pub async fn referral_in(
+    client: &jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient<Channel>,
+    case_id: &str,
+    status: jiuzhu_proto::decisions::ReferralStatus,
+) -> anyhow::Result<jiuzhu_proto::decisions::ReferralUpdated> {
+    eventually("the referral's answer", Duration::from_secs(60), || {
+        let (mut client, case_id) = (client.clone(), case_id.to_owned());
+        async move {
+            let case = client
+                .get_case(jiuzhu_proto::decisions::GetCaseRequest {
+                    purpose: PURPOSE.to_owned(),
+                    case_id,
+                })
+                .await?
+                .into_inner()
+                .relief_case
+                .unwrap_or_default();
+            Ok(case
+                .referrals
+                .into_iter()
+                .find(|r| r.status == status as i32))
+        }
+    })
+    .await
+}

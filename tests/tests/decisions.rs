@@ -357,30 +357,7 @@ async fn a_relief_case_is_opened_once_assessed_accepted_and_decided_within_the_c
     };
     send("education", ReferralStatus::Acknowledged).await?;
     send("health", ReferralStatus::Completed).await?;
-    let completed = eventually(
-        "the referral completed",
-        std::time::Duration::from_secs(60),
-        || {
-            let mut client = client.clone();
-            let case_id = case_id.clone();
-            async move {
-                let case = client
-                    .get_case(GetCaseRequest {
-                        purpose: jiuzhu_tests::PURPOSE.to_owned(),
-                        case_id,
-                    })
-                    .await?
-                    .into_inner()
-                    .relief_case
-                    .unwrap_or_default();
-                Ok(case
-                    .referrals
-                    .into_iter()
-                    .find(|r| r.status == ReferralStatus::Completed as i32))
-            }
-        },
-    )
-    .await?;
+    let completed = jiuzhu_tests::referral_in(&client, &case_id, ReferralStatus::Completed).await?;
     assert_eq!(completed.outcome, "counselling arranged");
     let dead = read_topic(
         &kafka_brokers(),

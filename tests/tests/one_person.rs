@@ -514,9 +514,7 @@ async fn a_rejected_applicant_objects_and_another_approver_amends_to_an_amount_p
 async fn a_medical_referral_reaches_health_with_its_subject_sealed_and_is_acknowledged()
 -> TestResult {
     use jiuzhu_proto::common::EventEnvelope;
-    use jiuzhu_proto::decisions::{
-        GetCaseRequest, ReferralIssued, ReferralStatus, ReferralUpdate, ReliefMethod,
-    };
+    use jiuzhu_proto::decisions::{ReferralIssued, ReferralStatus, ReferralUpdate, ReliefMethod};
     use jiuzhu_proto::registry::PersonalIdentity;
     use jiuzhu_proto::registry::person_key_service_client::PersonKeyServiceClient;
     let ns = unique_namespace();
@@ -623,25 +621,9 @@ async fn a_medical_referral_reaches_health_with_its_subject_sealed_and_is_acknow
         Some(&jiuzhu_tests::integrator("health")),
     )
     .await?;
-    eventually("the referral acknowledged", WAIT, || {
-        let (mut office, case_id) = (office.clone(), case_id.clone());
-        async move {
-            let case = office
-                .get_case(GetCaseRequest {
-                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
-                    case_id,
-                })
-                .await?
-                .into_inner()
-                .relief_case
-                .unwrap_or_default();
-            Ok(case
-                .referrals
-                .into_iter()
-                .find(|r| r.status == ReferralStatus::Acknowledged as i32))
-        }
-    })
-    .await?;
+    let acknowledged =
+        jiuzhu_tests::referral_in(&office, &case_id, ReferralStatus::Acknowledged).await?;
+    assert_eq!(acknowledged.outcome, "admitted to the county hospital");
     for service in [decisions, registry] {
         service.running.stop().await;
     }
