@@ -641,6 +641,7 @@ async fn a_referral_unacknowledged_past_its_day_alarms() -> TestResult {
         let mut settings = jiuzhu_testkit::settings("decisions", &database, &ns);
         settings.deadlines = jiuzhu_runtime::DeadlineSettings { scan_seconds: 1 };
         settings.clock.start = Some(today.to_owned());
+        settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         jiuzhu_runtime::start::<Decisions>(settings)
     };
     // Monday 2 November 2026: approved with medical help, referred to health.
@@ -665,6 +666,12 @@ async fn a_referral_unacknowledged_past_its_day_alarms() -> TestResult {
         Ok((recorded(&pool, "jiuzhu.decisions.v1.ReferralOverdue").await? == 1).then_some(()))
     })
     .await?;
+    // And the dashboard counts it.
+    let metrics = jiuzhu_tests::scrape(&running).await?;
+    assert!(
+        metrics.contains("jiuzhu_relief_referrals_overdue{department=\"health\"} 1"),
+        "{metrics}"
+    );
     running.stop().await;
     Ok(())
 }

@@ -223,7 +223,7 @@ impl Projection for CaseBoard {
 }
 
 /// Dashboard gauges from the case board: open and overdue cases per stage, mean days spent
-/// in each stage, and emergency relief with materials overdue.
+/// in each stage, emergency relief with materials overdue, and unanswered referrals overdue.
 pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sqlx::Error> {
     use jiuzhu_runtime::metrics::gauge;
     let stage_label = |stage: i32| {
@@ -249,6 +249,13 @@ pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sql
             .bind(today)
             .fetch_one(&pool)
             .await?;
+    let referrals: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT department, count(*) FROM referral_board WHERE NOT answered \
+         AND acknowledge_by < $1 GROUP BY department ORDER BY department",
+    )
+    .bind(today)
+    .fetch_all(&pool)
+    .await?;
     let per_stage = |rows: &[(i32, f64)]| -> Vec<(Vec<(&str, String)>, f64)> {
         rows.iter()
             .map(|(stage, value)| (vec![("stage", stage_label(*stage))], *value))
@@ -276,6 +283,14 @@ pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sql
             "jiuzhu_relief_obligations_overdue",
             "Emergency relief with owed materials past their date.",
             &[(Vec::new(), owed as f64)],
+        ),
+        gauge(
+            "jiuzhu_relief_referrals_overdue",
+            "Referrals a department has not acknowledged by their day, by department.",
+            &referrals
+                .iter()
+                .map(|(department, n)| (vec![("department", department.clone())], *n as f64))
+                .collect::<Vec<_>>(),
         ),
     ]
     .concat())
