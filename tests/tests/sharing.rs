@@ -148,6 +148,21 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
     )
     .await?;
 
+    // An overdue referral reminds the department it was addressed to, and only it.
+    publish(
+        &producer,
+        &ns,
+        "decisions",
+        &person,
+        &jiuzhu_proto::decisions::ReferralOverdue {
+            case_id: case_id.clone(),
+            referral_id: format!("{case_id}:education"),
+            department: "education".to_owned(),
+            acknowledge_by: "2026-11-09".to_owned(),
+            procuratorate: "贵阳市南明区人民检察院".to_owned(),
+        },
+    )
+    .await?;
     // Case progress of a poor party reaches rural revitalization too (its reason stays here).
     publish(
         &producer,
@@ -186,7 +201,7 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
     for (department, expected) in [
         ("rural_revitalization", 4),
         ("civil_affairs", 1),
-        ("education", 1),
+        ("education", 2),
     ] {
         let topic = format!("{ns}jiuzhu.share.{department}.v1");
         let records = read_topic(&kafka_brokers(), &topic, expected)?;
@@ -352,7 +367,16 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
         .await?
         .into_inner()
         .entries;
-    assert_eq!(education.len(), 1);
+    let mut types: Vec<&str> = education.iter().map(|e| e.event_type.as_str()).collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        [
+            "jiuzhu.decisions.v1.ReferralIssued",
+            "jiuzhu.decisions.v1.ReferralOverdue"
+        ],
+        "the referral and its reminder; an overdue referral names no person"
+    );
     let refused = audit
         .list_sharing(ListSharingRequest::default())
         .await
