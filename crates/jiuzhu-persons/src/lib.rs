@@ -46,11 +46,6 @@ impl RegistryPersons {
     }
 }
 
-fn person_uuid(field: &str, id: &str) -> Result<Uuid, ProjectionError> {
-    Uuid::parse_str(id)
-        .map_err(|_| ProjectionError::Rejected(format!("{field} `{id}` is not a UUID")))
-}
-
 impl Projection for RegistryPersons {
     fn name(&self) -> &str {
         &self.name
@@ -70,7 +65,7 @@ impl Projection for RegistryPersons {
         };
         match feed {
             PersonFeed::PersonRegistered(e) => {
-                let person = person_uuid("person_id", &e.person_id)?;
+                let person = ProjectionError::uuid("person_id", &e.person_id)?;
                 sqlx::query(
                     "INSERT INTO registry_persons (person_id, registered) VALUES ($1, TRUE) \
                      ON CONFLICT (person_id) DO UPDATE SET registered = TRUE",
@@ -80,7 +75,7 @@ impl Projection for RegistryPersons {
                 .await?;
             }
             PersonFeed::PersonErased(e) => {
-                let person = person_uuid("person_id", &e.person_id)?;
+                let person = ProjectionError::uuid("person_id", &e.person_id)?;
                 sqlx::query(
                     "INSERT INTO registry_persons (person_id, registered, erased) \
                      VALUES ($1, TRUE, TRUE) ON CONFLICT (person_id) DO UPDATE SET erased = TRUE",
@@ -90,8 +85,8 @@ impl Projection for RegistryPersons {
                 .await?;
             }
             PersonFeed::PersonMerged(e) => {
-                let absorbed = person_uuid("person_id", &e.person_id)?;
-                let survivor = person_uuid("survivor_id", &e.survivor_id)?;
+                let absorbed = ProjectionError::uuid("person_id", &e.person_id)?;
+                let survivor = ProjectionError::uuid("survivor_id", &e.survivor_id)?;
                 // The merge proves both exist, whichever partition's registration comes first.
                 sqlx::query(
                     "INSERT INTO registry_persons (person_id, registered, merged_into) \
@@ -105,8 +100,8 @@ impl Projection for RegistryPersons {
                 .await?;
             }
             PersonFeed::PersonUnmerged(e) => {
-                let absorbed = person_uuid("person_id", &e.person_id)?;
-                let survivor = person_uuid("survivor_id", &e.survivor_id)?;
+                let absorbed = ProjectionError::uuid("person_id", &e.person_id)?;
+                let survivor = ProjectionError::uuid("survivor_id", &e.survivor_id)?;
                 sqlx::query(
                     "UPDATE registry_persons SET merged_into = NULL \
                      WHERE person_id = $1 AND merged_into = $2",
@@ -180,4 +175,13 @@ pub async fn records_of(conn: &mut PgConnection, survivor: Uuid) -> Result<Vec<U
     .bind(MAX_CHAIN)
     .fetch_all(conn)
     .await
+}
+
+/// Every record that is the same person as `person`: the records of its survivor, or only
+/// `person` when the registry's events have not named it (yet).
+pub async fn same_person(conn: &mut PgConnection, person: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    match lookup(conn, person).await? {
+        Standing::Person { survivor, .. } => records_of(conn, survivor).await,
+        Standing::Unknown => Ok(vec![person]),
+    }
 }

@@ -332,11 +332,10 @@ fn check_subject(
 
 /// `identity` with only `fields` (a referral clause's).
 pub fn minimal_subject(
+    pool: &DescriptorPool,
     identity: &jiuzhu_proto::registry::PersonalIdentity,
     fields: &[String],
 ) -> Result<jiuzhu_proto::registry::PersonalIdentity, SharingError> {
-    let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| SharingError::Descriptors(e.to_string()))?;
     let descriptor = pool
         .get_message_by_name(SUBJECT_TYPE)
         .ok_or_else(|| SharingError::UnknownEventType(SUBJECT_TYPE.to_owned()))?;
@@ -682,7 +681,11 @@ mod tests {
             phone: "13800001234".to_owned(),
             ..Default::default()
         };
-        let kept = minimal_subject(&identity, &["full_name".to_owned(), "phone".to_owned()]);
+        let kept = minimal_subject(
+            &pool(),
+            &identity,
+            &["full_name".to_owned(), "phone".to_owned()],
+        );
         assert!(kept.is_ok_and(|k| k.full_name == "吴桂芬"
             && k.phone == "13800001234"
             && k.resident_id.is_empty()));

@@ -144,15 +144,9 @@ impl DecisionsApi {
         let Some(person) = person else {
             return Ok(false);
         };
-        let records = match jiuzhu_persons::lookup(&mut conn, person)
+        let records = jiuzhu_persons::same_person(&mut conn, person)
             .await
-            .map_err(AppError::storage)?
-        {
-            Standing::Person { survivor, .. } => jiuzhu_persons::records_of(&mut conn, survivor)
-                .await
-                .map_err(AppError::storage)?,
-            Standing::Unknown => vec![person],
-        };
+            .map_err(AppError::storage)?;
         sqlx::query_scalar(&format!(
             "SELECT EXISTS (SELECT 1 FROM person_statuses WHERE person_id = ANY($1) \
              AND kind = ANY($2) AND {})",

@@ -360,15 +360,12 @@ impl DecisionsService for DecisionsApi {
                 format!("must be one of {}", NOTICE_CHANNELS.join(", ")),
             );
         }
-        let today = self.rules.clock.today();
-        let notified_on = if request.notified_on.is_empty() {
-            today
-        } else {
-            NaiveDate::parse_from_str(&request.notified_on, "%Y-%m-%d").unwrap_or_else(|_| {
-                violations.add("notified_on", "must be a YYYY-MM-DD date");
-                today
-            })
-        };
+        let notified_on = day_or_today(
+            &mut violations,
+            "notified_on",
+            &request.notified_on,
+            self.rules.clock.today(),
+        );
         violations.into_result()?;
         let poor = self.poor_party(case_id, notified_on).await?;
         let notice = domain::Notice {
@@ -611,14 +608,12 @@ impl DecisionsService for DecisionsApi {
         violations.check_request_id(&request.request_id);
         let case_id = uuid_field("case_id", &request.case_id)?;
         violations.require(&[("grounds", &request.grounds)]);
-        let today = self.rules.clock.today();
-        let filed_on = match request.filed_on.trim() {
-            "" => today,
-            day => NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap_or_else(|_| {
-                violations.add("filed_on", "must be a YYYY-MM-DD date");
-                today
-            }),
-        };
+        let filed_on = day_or_today(
+            &mut violations,
+            "filed_on",
+            &request.filed_on,
+            self.rules.clock.today(),
+        );
         violations.into_result()?;
         let (grounds, by) = (request.grounds.trim().to_owned(), caller.recorded_as());
         let answer = on_case(
@@ -1086,5 +1081,22 @@ impl DecisionsService for DecisionsApi {
                     .unwrap_or_default()
             })
             .await
+    }
+}
+
+/// A request's YYYY-MM-DD day, or `today` when it is empty; a day that is not one is a violation
+/// of `field`.
+fn day_or_today(
+    violations: &mut FieldViolations,
+    field: &str,
+    text: &str,
+    today: NaiveDate,
+) -> NaiveDate {
+    match text {
+        "" => today,
+        day => NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap_or_else(|_| {
+            violations.add(field, "must be a YYYY-MM-DD date");
+            today
+        }),
     }
 }

@@ -360,25 +360,16 @@ impl FollowupService for FollowupApi {
             access.check_purpose()?;
             let person = uuid_field("person_id", &request.get_ref().person_id)?;
             // One person however many records the registry merged: every record's visits.
-            let records = {
-                let mut conn = self
-                    .store
-                    .pool()
-                    .acquire()
-                    .await
-                    .map_err(AppError::storage)?;
-                match jiuzhu_persons::lookup(&mut conn, person)
-                    .await
-                    .map_err(AppError::storage)?
-                {
-                    jiuzhu_persons::Standing::Person { survivor, .. } => {
-                        jiuzhu_persons::records_of(&mut conn, survivor)
-                            .await
-                            .map_err(AppError::storage)?
-                    }
-                    jiuzhu_persons::Standing::Unknown => vec![person],
-                }
-            };
+            let mut conn = self
+                .store
+                .pool()
+                .acquire()
+                .await
+                .map_err(AppError::storage)?;
+            let records = jiuzhu_persons::same_person(&mut conn, person)
+                .await
+                .map_err(AppError::storage)?;
+            drop(conn);
             // A person's trend is for the offices holding one of their plans.
             let caller = access.caller();
             let regions: Vec<String> = sqlx::query_scalar(

@@ -78,7 +78,10 @@ impl Sharing {
         let identity: PersonalIdentity = key
             .open(person, &sealed)
             .map_err(|e| ProjectionError::from(jiuzhu_errors::AppError::from(e)))?;
-        let subject = jiuzhu_sharing::minimal_subject(&identity, fields)
+        let pool = DESCRIPTORS.as_ref().ok_or_else(|| {
+            ProjectionError::Rejected("contract descriptors cannot be read".to_owned())
+        })?;
+        let subject = jiuzhu_sharing::minimal_subject(pool, &identity, fields)
             .map_err(|e| ProjectionError::Rejected(e.to_string()))?;
         let department_key = subject_key(&self.vault, department)
             .map_err(|e| ProjectionError::Rejected(e.to_string()))?;
