@@ -76,6 +76,9 @@ pub struct Index {
     /// (a clan village) says less there than its national share suggests.
     local_names: HashMap<String, u32>,
     regions: HashMap<String, u32>,
+    /// Persons per village ("region\u{1f}village"): siblings and clan cousins live in one
+    /// village, so a name one character off means less there (see [`Index::random_in_village`]).
+    villages: HashMap<String, Vec<u32>>,
 }
 
 /// Random draws spent per party looking for persons of its county.
@@ -132,6 +135,12 @@ impl Index {
                 .entry(local_key(&person.region, &person.name))
                 .or_default() += 1;
             *self.regions.entry(person.region.clone()).or_default() += 1;
+            if !person.village.is_empty() {
+                self.villages
+                    .entry(local_key(&person.region, &person.village))
+                    .or_default()
+                    .push(slot);
+            }
         }
         let at = slot as usize;
         self.ids[at].clone_from(&person_id);
@@ -159,6 +168,13 @@ impl Index {
         if !old.region.is_empty() {
             decrement(&mut self.local_names, &local_key(&old.region, &old.name));
             decrement(&mut self.regions, &old.region);
+            let village = local_key(&old.region, &old.village);
+            if let Some(residents) = self.villages.get_mut(&village) {
+                residents.retain(|s| *s != slot);
+                if residents.is_empty() {
+                    self.villages.remove(&village);
+                }
+            }
         }
         self.free.push(slot);
     }
@@ -265,6 +281,51 @@ impl Index {
             {
                 found.push(compare(party, person));
             }
+        }
+        found
+    }
+
+    /// Up to `count` pairs of two different registry persons of one village, drawn at random
+    /// (deterministic in `salt`; a village is drawn as often as it has persons). Siblings'
+    /// names differ by one character (a generation name shared), so "one character off" is
+    /// far commoner by chance within a village than across the country: the name's
+    /// u-probabilities given the same village are estimated from these. Two registry records
+    /// are two persons, so unlike a party's pairs, none of these is the person themself.
+    pub fn pairs_within_villages(&self, count: usize, salt: u64) -> Vec<Comparison> {
+        let len = self.persons.len() as u64;
+        if len == 0 {
+            return Vec::new();
+        }
+        let mut draws = random_slots(len, salt.wrapping_mul(0xA076_1D64_78BD_642F));
+        let mut found = Vec::with_capacity(count);
+        for _ in 0..count.saturating_mul(4) {
+            if found.len() == count {
+                break;
+            }
+            let Some(at) = draws.next() else { break };
+            let Some(person) = self
+                .persons
+                .get(at)
+                .filter(|_| self.ids.get(at).is_some_and(|id| !id.is_empty()))
+            else {
+                continue;
+            };
+            let Some(residents) = self
+                .villages
+                .get(&local_key(&person.region, &person.village))
+                .filter(|residents| residents.len() > 1)
+            else {
+                continue;
+            };
+            let Some(other) = draws
+                .next()
+                .and_then(|n| residents.get(n % residents.len()))
+                .filter(|slot| **slot as usize != at)
+                .and_then(|slot| self.persons.get(*slot as usize))
+            else {
+                continue;
+            };
+            found.push(compare(person, other));
         }
         found
     }

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::compare::{Comparison, FIELDS, Field, name_level};
 
+/// Where the village's level sits in a comparison.
+const VILLAGE: usize = 5;
+const _: () = assert!(matches!(FIELDS[VILLAGE], Field::Village));
+
 /// Probabilities are kept inside (FLOOR, 1 - FLOOR) so that no weight is infinite.
 const FLOOR: f64 = 1e-6;
 
@@ -16,6 +20,12 @@ pub struct Model {
     /// m[field][level]; level 0 (missing) is unused.
     pub m: Vec<Vec<f64>>,
     pub u: Vec<Vec<f64>>,
+    /// The name's u-probabilities between persons of the same village, used where the village
+    /// agrees: siblings and clan cousins share a surname and a generation name, so there a name
+    /// one character off is weak evidence (a twin is not the person). Empty: the name's `u`
+    /// (and files written before it read as such).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub name_u_in_village: Vec<f64>,
     /// Share of compared pairs that are matches.
     pub prior: f64,
     /// Observed match rate by match weight, fitted on labelled pairs (see [`Calibration`]);
@@ -209,6 +219,7 @@ impl Default for Model {
         Self {
             m: FIELDS.iter().map(|f| table(*f, true)).collect(),
             u: FIELDS.iter().map(|f| table(*f, false)).collect(),
+            name_u_in_village: Vec::new(),
             prior: 0.01,
             calibration: Calibration::default(),
             candidate_calibration: Calibration::default(),
@@ -217,20 +228,26 @@ impl Default for Model {
 }
 
 impl Model {
-    /// One field's weight at a level (0 for a missing field). `name_frequency`: the share of
-    /// registry persons with the party's name, when known; it replaces u for an exact name.
-    fn field_weight(&self, i: usize, level: u8, name_frequency: Option<f64>) -> f64 {
+    /// One field's weight in a comparison (0 for a missing field). `name_frequency`: the share
+    /// of registry persons with the party's name, when known; it replaces u for an exact name.
+    fn field_weight(&self, comparison: &Comparison, i: usize, name_frequency: Option<f64>) -> f64 {
+        let level = comparison[i];
         let at = usize::from(level);
         if at == 0 {
             return 0.0;
         }
         let m = clamp(self.m[i][at]);
         let mut u = clamp(self.u[i][at]);
-        if FIELDS[i] == Field::Name
-            && level == name_level::EXACT
-            && let Some(frequency) = name_frequency
-        {
-            u = clamp(frequency);
+        if FIELDS[i] == Field::Name {
+            if level == name_level::EXACT
+                && let Some(frequency) = name_frequency
+            {
+                u = clamp(frequency);
+            } else if comparison[VILLAGE] == 1
+                && let Some(in_village) = self.name_u_in_village.get(at)
+            {
+                u = clamp(*in_village);
+            }
         }
         (m / u).log2()
     }
@@ -241,7 +258,7 @@ impl Model {
         let prior = clamp(self.prior);
         (prior / (1.0 - prior)).log2()
             + (0..FIELDS.len())
-                .map(|i| self.field_weight(i, comparison[i], name_frequency))
+                .map(|i| self.field_weight(comparison, i, name_frequency))
                 .sum::<f64>()
     }
 
@@ -270,7 +287,7 @@ impl Model {
                     .get(usize::from(comparison[i]))
                     .copied()
                     .unwrap_or("?"),
-                weight: self.field_weight(i, comparison[i], name_frequency),
+                weight: self.field_weight(comparison, i, name_frequency),
             })
             .collect()
     }
@@ -294,7 +311,9 @@ impl Model {
 
     /// Estimates the model from the data:
     /// - u-probabilities from `random_pairs` (a party against registry persons drawn at random:
-    ///   nearly all non-matches, and free of the bias blocking puts into candidate pairs);
+    ///   nearly all non-matches, and free of the bias blocking puts into candidate pairs); the
+    ///   village's given the same county from `county_pairs`, the name's given the same village
+    ///   from `village_pairs`;
     /// - m-probabilities from the candidate `pairs` labelled as matches (a shared valid
     ///   resident id, a reviewer's confirmation), for every field but the resident id (which
     ///   labels most of them); kept as they were when fewer than [`MIN_LABELLED`] are labelled;
@@ -308,6 +327,7 @@ impl Model {
         pairs: &[(Comparison, Option<bool>)],
         random_pairs: &[Comparison],
         county_pairs: &[Comparison],
+        village_pairs: &[Comparison],
         iterations: usize,
     ) -> Self {
         let mut model = self.clone();
@@ -321,6 +341,13 @@ impl Model {
             && county_pairs.iter().filter(|c| c[v] != 0).count() >= MIN_LABELLED
         {
             model.u[v] = level_shares(county_pairs.iter().map(|c| (c, 1.0)), &model.u)[v].clone();
+        }
+        let name = FIELDS.iter().position(|f| *f == Field::Name);
+        if let Some(n) = name
+            && village_pairs.iter().filter(|c| c[n] != 0).count() >= MIN_LABELLED
+        {
+            model.name_u_in_village =
+                level_shares(village_pairs.iter().map(|c| (c, 1.0)), &model.u)[n].clone();
         }
         let labelled: Vec<(&Comparison, f64)> = pairs
             .iter()
@@ -437,6 +464,28 @@ mod tests {
     }
 
     #[test]
+    fn a_name_one_character_off_is_worth_less_within_a_village() {
+        let one_off_in_village: Comparison = [4, 0, 1, 0, 1, 1, 0];
+        let one_off_elsewhere: Comparison = [4, 0, 1, 0, 1, 3, 0];
+        let national = Model::default();
+        let local = Model {
+            name_u_in_village: vec![0.0, 0.05, 0.01, 0.005, 0.2, 0.001, 0.734],
+            ..Model::default()
+        };
+        let name_part = |model: &Model, c: &Comparison| model.explain(c, None)[0].weight;
+        assert!(
+            name_part(&local, &one_off_in_village) + 4.0
+                < name_part(&national, &one_off_in_village),
+            "the village's own u counts where the village agrees"
+        );
+        assert_eq!(
+            name_part(&local, &one_off_elsewhere),
+            name_part(&national, &one_off_elsewhere),
+            "and nowhere else"
+        );
+    }
+
+    #[test]
     fn estimation_learns_from_known_matches() {
         // Matches agree on name and date; non-matches disagree on both.
         let mut pairs = Vec::new();
@@ -453,7 +502,7 @@ mod tests {
             .into_iter()
             .map(|c| (c, (c[1] == 1).then_some(true)))
             .collect();
-        let learned = start.estimate(&pairs, &random, &[], 20);
+        let learned = start.estimate(&pairs, &random, &[], &[], 20);
         assert!(
             (learned.prior - 400.0 / 2400.0).abs() < 0.02,
             "{}",

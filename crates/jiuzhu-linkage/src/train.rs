@@ -196,6 +196,7 @@ pub fn train(
         random.extend(party_random);
         county.extend(party_county);
     }
+    let village = index.pairs_within_villages(parties.len() * options.random_per_party, 1);
     // Reviews are not m/u evidence: reviewers see the doubtful pairs, whose levels are no
     // sample of what matches look like (taking them so lowered every agreement's weight).
     // They calibrate: they say how often a doubtful weight is a match.
@@ -205,7 +206,7 @@ pub fn train(
         candidate_calibration: Calibration::default(),
         ..start.clone()
     };
-    let mut model = start.estimate(&pairs, &random, &county, options.iterations);
+    let mut model = start.estimate(&pairs, &random, &county, &village, options.iterations);
     let mut candidates: Vec<(f64, bool, f64)> =
         in_parallel(parties, |_, party| candidate_labels(index, party, &model))
             .into_iter()
@@ -551,6 +552,16 @@ impl ModelFile {
                 }
             }
         }
+        let name_levels = crate::compare::Field::Name.levels().len();
+        if !file.model.name_u_in_village.is_empty()
+            && file.model.name_u_in_village.len() != name_levels
+        {
+            return Err(ModelFileError::Levels {
+                field: "name (within a village)",
+                found: file.model.name_u_in_village.len(),
+                expected: name_levels,
+            });
+        }
         let actual = version_of(&file.model);
         if actual != file.version {
             return Err(ModelFileError::Version {
@@ -724,6 +735,14 @@ mod tests {
             "calibration is monotone"
         );
         assert!(!report.reliability.is_empty());
+        // Relatives in one village: a name one character off is far commoner there by chance.
+        let one_off = usize::from(name_level::ONE_OFF);
+        let in_village = trained.model.name_u_in_village.get(one_off).copied();
+        assert!(
+            in_village.is_some_and(|u| u > 5.0 * trained.model.u[0][one_off]),
+            "{in_village:?} vs {}",
+            trained.model.u[0][one_off]
+        );
         // A registered person written whole is a match; their unregistered relative is not.
         let person = record("王伟伟", "", "1940-01-01", "村0");
         let scored = index.scored(&person, &trained.model);

@@ -181,17 +181,6 @@ impl Intake {
             move |work| {
                 let request = party;
                 async move {
-                    let known: Option<Vec<u8>> = sqlx::query_scalar(
-                        "SELECT answer FROM party_refs WHERE case_no = $1 AND party_ref = $2",
-                    )
-                    .bind(jiuzhu_identity::canonical_case_number(&request.case_no))
-                    .bind(request.party_ref.trim())
-                    .fetch_optional(work.connection().await?)
-                    .await
-                    .map_err(AppError::storage)?;
-                    if let Some(answer) = known {
-                        return decode_answer(&answer);
-                    }
                     let party_id = Uuid::now_v7();
                     let region = request
                         .region
@@ -228,10 +217,12 @@ impl Intake {
                         screened_out: screened.clone().unwrap_or_default(),
                         clue: clue.as_ref().map(clue_view),
                     };
-                    // The party's identity (kept here, never in events) sealed under a key made
-                    // for it, the key's row, its blocking keys while it is unmatched (findable
-                    // when the person enters the registry), and the claim on case number + party
-                    // reference: one statement.
+                    // The claim on case number + party reference first, and only if it is
+                    // new the party's identity (kept here, never in events) sealed under a key
+                    // made for it, the key's row and its blocking keys while it is unmatched
+                    // (findable when the person enters the registry): one statement, which also
+                    // returns the answer given when the same party was reported before under
+                    // another request id (the statement's snapshot holds that row, not its own).
                     let unmatched_keys = if screened.is_none() && clue.is_none() {
                         blind_blocks(&blocks, blocking_keys(&party))
                     } else {
@@ -242,17 +233,20 @@ impl Intake {
                         .key
                         .seal(party_id, &party_identity(&request))
                         .map_err(AppError::from)?;
-                    let claimed: Option<Uuid> = sqlx::query_scalar(
-                        "WITH identity AS (INSERT INTO party_identities (party_id, identity, \
-                         region_code, case_no, procuratorate, role, incident_date, approximate_age, \
-                         clue_id, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $13)), \
-                         blocks AS (INSERT INTO party_blocks (key, party_id) \
-                         SELECT k, $1 FROM unnest($10::text[]) AS k ON CONFLICT DO NOTHING), \
-                         data_key AS (INSERT INTO person_keys (person_id, wrapped_key, master_key_id) \
-                         VALUES ($1, $14, $15)) \
-                         INSERT INTO party_refs (case_no, party_ref, party_id, answer) \
+                    let (claimed, known): (Option<Uuid>, Option<Vec<u8>>) = sqlx::query_as(
+                        "WITH claim AS (INSERT INTO party_refs (case_no, party_ref, party_id, answer) \
                          VALUES ($4, $11, $1, $12) ON CONFLICT (case_no, party_ref) DO NOTHING \
-                         RETURNING party_id",
+                         RETURNING party_id), \
+                         identity AS (INSERT INTO party_identities (party_id, identity, \
+                         region_code, case_no, procuratorate, role, incident_date, approximate_age, \
+                         clue_id, reported_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $13 \
+                         FROM claim), \
+                         blocks AS (INSERT INTO party_blocks (key, party_id) \
+                         SELECT k, $1 FROM claim, unnest($10::text[]) AS k ON CONFLICT DO NOTHING), \
+                         data_key AS (INSERT INTO person_keys (person_id, wrapped_key, master_key_id) \
+                         SELECT $1, $14, $15 FROM claim) \
+                         SELECT (SELECT party_id FROM claim), \
+                         (SELECT answer FROM party_refs WHERE case_no = $4 AND party_ref = $11)",
                     )
                     .bind(party_id)
                     .bind(sealed.encode_to_vec())
@@ -269,13 +263,18 @@ impl Intake {
                     .bind(work.clock().now())
                     .bind(&minted.wrapped)
                     .bind(&minted.master_key_id)
-                    .fetch_optional(work.connection().await?)
+                    .fetch_one(work.connection().await?)
                     .await
                     .map_err(AppError::storage)?;
                     if claimed.is_none() {
-                        return Err(AppError::conflict(
-                            "the same case party is being reported concurrently; send it again",
-                        ));
+                        return match known {
+                            Some(answer) => decode_answer(&answer),
+                            // Claimed by a call whose transaction committed after this
+                            // statement's snapshot was taken.
+                            None => Err(AppError::conflict(
+                                "the same case party is being reported concurrently; send it again",
+                            )),
+                        };
                     }
                     // The party's stream and the clue's, appended last: they travel with the
                     // command's answer in the unit of work's final statement.
