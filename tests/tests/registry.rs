@@ -717,7 +717,8 @@ async fn a_department_feed_is_applied_like_an_import_and_bad_records_go_to_the_d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bulk_upserts_refuse_resident_ids_held_by_someone_else() -> TestResult {
+async fn bulk_upserts_link_records_of_registered_persons_and_refuse_a_departments_own_duplicates()
+-> TestResult {
     let (started, mut client) = registry().await?;
     let holder = client
         .register_person(registration("holder", 0))
@@ -736,7 +737,11 @@ async fn bulk_upserts_refuse_resident_ids_held_by_someone_else() -> TestResult {
         region: from.region.clone(),
         ..PersonRecord::default()
     };
-    let holder_request = registration("holder", 0);
+    // Civil affairs' record of the person rural revitalization registered, under another name.
+    let holder_request = RegisterPersonRequest {
+        full_name: "测试人九".to_owned(),
+        ..registration("holder", 0)
+    };
     let batches = vec![
         BulkUpsertPersonsRequest {
             source_department: "civil_affairs".to_owned(),
@@ -764,38 +769,78 @@ async fn bulk_upserts_refuse_resident_ids_held_by_someone_else() -> TestResult {
         .message()
         .await?
         .ok_or_else(|| anyhow::anyhow!("no second answer"))?;
-    assert_eq!((first.created, first.updated, first.unchanged), (2, 0, 0));
-    let mut lines: Vec<(i64, String)> = first
-        .rejections
-        .iter()
-        .map(|r| (r.line, r.field.clone()))
-        .collect();
-    lines.sort();
     assert_eq!(
-        lines,
-        [(2, "resident_id".to_owned()), (3, "resident_id".to_owned())]
+        (first.created, first.updated, first.linked, first.unchanged),
+        (2, 0, 1, 0)
     );
-    let on_line_3 = first
-        .rejections
-        .iter()
-        .find(|r| r.line == 3)
-        .map(|r| r.reason.clone())
-        .unwrap_or_default();
-    assert!(
-        on_line_3.contains(&holder),
-        "{on_line_3} should name {holder} (holder of {taken})"
-    );
+    // B carries A's id: civil affairs' own duplicate, refused and named.
+    let [refused] = first.rejections.as_slice() else {
+        anyhow::bail!("expected one rejection, got {:?}", first.rejections)
+    };
+    assert_eq!((refused.line, refused.field.as_str()), (2, "resident_id"));
+    assert!(refused.reason.contains("record A"), "{}", refused.reason);
     assert_eq!((second.created, second.unchanged), (0, 1));
     assert_eq!(
         second.rejections.iter().map(|r| r.line).collect::<Vec<_>>(),
         [5]
     );
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(started.running.store.pool())
+    // C (the holder's id) became another source of the holder; the name it gives otherwise
+    // is named for review and not applied.
+    let events: Vec<String> = sqlx::query_scalar("SELECT event_type FROM events ORDER BY position")
+        .fetch_all(started.running.store.pool())
         .await?;
     assert_eq!(
-        events, 3,
-        "the holder, A and E; nothing for the refused records"
+        events
+            .iter()
+            .filter(|t| t.ends_with("PersonRegistered"))
+            .count(),
+        3,
+        "the holder, A and E: {events:?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|t| t.ends_with("SourceRecordLinked"))
+            .count(),
+        1,
+        "{events:?}"
+    );
+    let person = eventually("the holder's other source shows", WAIT, || {
+        let mut client = client.clone();
+        let holder = holder.clone();
+        async move {
+            let found = client
+                .get_person(GetPersonRequest {
+                    person_id: holder,
+                    purpose: "test".to_owned(),
+                    ..GetPersonRequest::default()
+                })
+                .await;
+            let person = match found {
+                Ok(answer) => answer.into_inner().person.unwrap_or_default(),
+                // The view has not caught up with the registration yet.
+                Err(status) if status.code() == Code::NotFound => return Ok(None),
+                Err(status) => return Err(status.into()),
+            };
+            Ok((!person.other_sources.is_empty()).then_some(person))
+        }
+    })
+    .await?;
+    assert_eq!(
+        person.full_name, "测试人0",
+        "{taken}: the registry's name stays"
+    );
+    assert_eq!(
+        person
+            .other_sources
+            .iter()
+            .map(|s| (
+                s.department.as_str(),
+                s.source_record_id.as_str(),
+                s.conflicting_fields.clone()
+            ))
+            .collect::<Vec<_>>(),
+        [("civil_affairs", "C", vec!["full_name".to_owned()])]
     );
     started.running.stop().await;
     Ok(())

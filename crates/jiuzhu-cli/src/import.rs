@@ -57,6 +57,7 @@ struct Tally {
     created: i64,
     updated: i64,
     unchanged: i64,
+    linked: i64,
     rejected: u64,
 }
 
@@ -180,6 +181,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u64> {
                     t.created += answer.created;
                     t.updated += answer.updated;
                     t.unchanged += answer.unchanged;
+                    t.linked += answer.linked;
                 }
                 for rejection in answer.rejections {
                     let _ = rejected_tx.send(rejection);
@@ -199,8 +201,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u64> {
                 progress.set_position(bytes_read.load(Ordering::Relaxed));
                 if let Ok(t) = tally.lock() {
                     progress.set_message(format!(
-                        "{} read, {} created, {} updated, {} unchanged, {} rejected",
-                        t.read, t.created, t.updated, t.unchanged, t.rejected
+                        "{} read, {} created, {} updated, {} linked, {} unchanged, {} rejected",
+                        t.read, t.created, t.updated, t.linked, t.unchanged, t.rejected
                     ));
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -233,16 +235,17 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u64> {
     let elapsed = started.elapsed();
     let t = tally
         .lock()
-        .map(|t| (t.read, t.created, t.updated, t.unchanged))
+        .map(|t| (t.read, t.created, t.updated, t.unchanged, t.linked))
         .unwrap_or_default();
     let rate = t.0 as f64 / elapsed.as_secs_f64().max(0.001);
     eprintln!(
-        "imported {} ({encoding}, {format:?}) for {department} in {:.1} s: {} records read, {} created, {} updated, {} unchanged, {rejected} rejected{}; {rate:.0} records/s",
+        "imported {} ({encoding}, {format:?}) for {department} in {:.1} s: {} records read, {} created, {} updated, {} linked to persons already registered, {} unchanged, {rejected} rejected{}; {rate:.0} records/s",
         args.file.display(),
         elapsed.as_secs_f64(),
         t.0,
         t.1,
         t.2,
+        t.4,
         t.3,
         if rejected > 0 {
             format!(" (see {})", rejects_path.display())

@@ -30,7 +30,7 @@ impl From<RegistryError> for AppError {
         use RegistryError::*;
         match error {
             Invalid(found) => violations_error(FieldViolations::new(), found),
-            AlreadyRegistered(_) | ResidentIdTaken(_) => {
+            AlreadyRegistered(_) | ResidentIdTaken(_) | HeldAsAnotherRecord { .. } => {
                 AppError::already_exists(error.to_string())
             }
             PersonNotFound(_) | UnknownStatus { .. } | HouseholdNotFound(_) => {

@@ -35,6 +35,8 @@ enum Outcome {
     Created,
     Updated,
     Unchanged,
+    /// Linked as another source of a person the registry already held.
+    Linked,
 }
 
 enum RowError {
@@ -64,7 +66,9 @@ impl From<AppError> for RowError {
 impl From<RegistryError> for RowError {
     fn from(error: RegistryError) -> Self {
         let field = match &error {
-            RegistryError::ResidentIdTaken(_) => "resident_id",
+            RegistryError::ResidentIdTaken(_) | RegistryError::HeldAsAnotherRecord { .. } => {
+                "resident_id"
+            }
             _ => "",
         };
         Self::Rejected {
@@ -169,6 +173,7 @@ pub async fn apply(
                 Ok(Outcome::Created) => answer.created += 1,
                 Ok(Outcome::Updated) => answer.updated += 1,
                 Ok(Outcome::Unchanged) => answer.unchanged += 1,
+                Ok(Outcome::Linked) => answer.linked += 1,
                 Err(RowError::Rejected { field, reason }) => {
                     work.rollback_to_savepoint(kept)
                         .await
@@ -646,6 +651,12 @@ async fn create_new_records<'r>(
         } else {
             Some(holders.get(&resident_id).copied().unwrap_or_default())
         };
+        if holder.is_some() {
+            // A person the registry holds already: the one-by-one way links the record to them.
+            unclaimed_sources.push(record.source_record_id.trim().to_owned());
+            slow.push((record, identity));
+            continue;
+        }
         let command = RegisterPerson {
             person_id,
             identity,
@@ -711,6 +722,17 @@ async fn upsert(
         Some((_, known)) if known == fingerprint => Ok(Outcome::Unchanged),
         Some((person_id, _)) => {
             let (person, version) = load_person(work, vault, person_id).await?;
+            if !person.registered_from(department, source_record_id) {
+                return link(
+                    work,
+                    vault,
+                    department,
+                    source_record_id,
+                    identity,
+                    person_id,
+                )
+                .await;
+            }
             let old_id = person.resident_id().to_owned();
             let owner = if resident_id.is_empty() || resident_id == old_id {
                 None
@@ -745,6 +767,9 @@ async fn upsert(
             let person_id = Uuid::now_v7();
             let owner =
                 claim_resident_id(work.connection().await?, vault, &resident_id, person_id).await?;
+            if let Some(owner) = owner {
+                return link(work, vault, department, source_record_id, identity, owner).await;
+            }
             let command = RegisterPerson {
                 person_id,
                 identity: identity.clone(),
@@ -764,4 +789,39 @@ async fn upsert(
             Ok(Outcome::Created)
         }
     }
+}
+
+/// Links a department's record to the person the registry holds under its resident id (the
+/// survivor, if that record was merged), as another source: its differing fields are named for
+/// review, not applied.
+async fn link(
+    work: &mut UnitOfWork<'_>,
+    vault: &Vault,
+    department: &str,
+    source_record_id: &str,
+    identity: &Identity,
+    holder: Uuid,
+) -> Result<Outcome, RowError> {
+    let (mut person_id, (mut person, mut version)) =
+        (holder, load_person(work, vault, holder).await?);
+    if let Some(survivor) = person.merged_into() {
+        person_id = survivor;
+        (person, version) = load_person(work, vault, survivor).await?;
+    }
+    let events = person.link_source(person_id, department, source_record_id, identity)?;
+    let changed = !events.is_empty();
+    append_person(work, vault, person_id, version, events).await?;
+    save_source_record(
+        work.connection().await?,
+        department,
+        source_record_id,
+        person_id,
+        &identity.fingerprint(),
+    )
+    .await?;
+    Ok(if changed {
+        Outcome::Linked
+    } else {
+        Outcome::Unchanged
+    })
 }

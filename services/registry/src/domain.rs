@@ -12,7 +12,7 @@ use jiuzhu_proto::common::{Money, RegionCode};
 use jiuzhu_proto::registry::{
     Gender, HouseholdIncomeRecorded, HouseholdMemberAdded, HouseholdMemberRemoved, IdentityFlag,
     PersonErased, PersonMerged, PersonRegistered, PersonUnmerged, PersonUpdated, Relationship,
-    StatusEnded, StatusKind, StatusRecorded,
+    SourceRecordLinked, StatusEnded, StatusKind, StatusRecorded,
 };
 use uuid::Uuid;
 
@@ -29,6 +29,7 @@ event_enum! {
         HouseholdMemberAdded(HouseholdMemberAdded),
         HouseholdMemberRemoved(HouseholdMemberRemoved),
         HouseholdIncomeRecorded(HouseholdIncomeRecorded),
+        SourceRecordLinked(SourceRecordLinked),
     }
 }
 
@@ -368,6 +369,14 @@ pub enum RegistryError {
     MergedInto { person: Uuid, survivor: Uuid },
     #[error("resident id is already registered to person {0}")]
     ResidentIdTaken(Uuid),
+    #[error(
+        "resident id is already registered to person {person}, whom {department} holds as its record {record}"
+    )]
+    HeldAsAnotherRecord {
+        person: Uuid,
+        department: String,
+        record: String,
+    },
     #[error("person {person} has no status {status}")]
     UnknownStatus { person: Uuid, status: Uuid },
     #[error("status {0} has already ended")]
@@ -409,6 +418,10 @@ pub struct Person {
     statuses: BTreeMap<String, StatusState>,
     merged_into: Option<Uuid>,
     erased: bool,
+    /// The department and record that registered the person.
+    source: (String, String),
+    /// Other departments' records linked to the person, with the fields each gives otherwise.
+    other_sources: BTreeMap<(String, String), Vec<String>>,
 }
 
 impl Person {
@@ -442,6 +455,7 @@ impl Aggregate for Person {
                     &e.phone,
                 );
                 self.flags = e.flags.clone();
+                self.source = (e.source_department.clone(), e.source_record_id.clone());
             }
             RegistryEvent::PersonUpdated(e) => {
                 self.identity = identity_fields(
@@ -478,6 +492,12 @@ impl Aggregate for Person {
             RegistryEvent::PersonErased(_) => {
                 self.erased = true;
                 self.identity.clear();
+            }
+            RegistryEvent::SourceRecordLinked(e) => {
+                self.other_sources.insert(
+                    (e.source_department.clone(), e.source_record_id.clone()),
+                    e.conflicting_fields.clone(),
+                );
             }
             RegistryEvent::HouseholdMemberAdded(_)
             | RegistryEvent::HouseholdMemberRemoved(_)
@@ -653,6 +673,63 @@ impl Person {
             changed_fields: changed,
             sealed_identity: None,
         })])
+    }
+
+    /// Whether `department`'s record `source_record_id` is the one that registered the person
+    /// (its changes update the identity) rather than another source linked to them.
+    pub fn registered_from(&self, department: &str, source_record_id: &str) -> bool {
+        self.source.0 == department && self.source.1 == source_record_id
+    }
+
+    /// Links another department's record of the person as a source, naming the fields where it
+    /// says otherwise for review instead of applying them; no event when the record was linked
+    /// before with the same conflicts.
+    pub fn link_source(
+        &self,
+        person: Uuid,
+        department: &str,
+        source_record_id: &str,
+        identity: &Identity,
+    ) -> Result<Vec<RegistryEvent>, RegistryError> {
+        self.active(person)?;
+        // One department, one record per person: two are the department's own duplicate.
+        let held = std::iter::once(&self.source)
+            .chain(self.other_sources.keys())
+            .find(|(d, r)| d == department && r != source_record_id);
+        if let Some((department, record)) = held {
+            return Err(RegistryError::HeldAsAnotherRecord {
+                person,
+                department: department.clone(),
+                record: record.clone(),
+            });
+        }
+        // A field either side leaves blank (gender 0 is "not given") says nothing.
+        let known =
+            |field: &str, value: &str| !value.is_empty() && !(field == "gender" && value == "0");
+        let conflicting: Vec<String> = identity
+            .fields()
+            .into_iter()
+            .filter(|(field, value)| {
+                known(field, value)
+                    && self
+                        .identity
+                        .get(field)
+                        .is_some_and(|held| known(field, held) && held != value)
+            })
+            .map(|(field, _)| field.to_owned())
+            .collect();
+        let key = (department.to_owned(), source_record_id.to_owned());
+        if self.other_sources.get(&key) == Some(&conflicting) {
+            return Ok(Vec::new());
+        }
+        Ok(vec![RegistryEvent::SourceRecordLinked(
+            SourceRecordLinked {
+                person_id: person.to_string(),
+                source_department: key.0,
+                source_record_id: key.1,
+                conflicting_fields: conflicting,
+            },
+        )])
     }
 
     pub fn record_status(

@@ -145,7 +145,7 @@ impl Projection for Persons {
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE persons, person_statuses, household_members, household_incomes")
+        sqlx::query("TRUNCATE persons, person_statuses, household_members, household_incomes, person_sources")
             .execute(conn)
             .await?;
         Ok(())
@@ -268,6 +268,21 @@ async fn apply_one(
                 .bind(person)
                 .execute(conn)
                 .await?;
+        }
+        RegistryEvent::SourceRecordLinked(e) => {
+            let person = id("person_id", &e.person_id)?;
+            sqlx::query(
+                "INSERT INTO person_sources (person_id, department, source_record_id, conflicting_fields) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (person_id, department, source_record_id) \
+                 DO UPDATE SET conflicting_fields = EXCLUDED.conflicting_fields",
+            )
+            .bind(person)
+            .bind(&e.source_department)
+            .bind(&e.source_record_id)
+            .bind(&e.conflicting_fields)
+            .execute(&mut *conn)
+            .await?;
+            bump(conn, person, version).await?;
         }
         RegistryEvent::HouseholdIncomeRecorded(e) => {
             sqlx::query(

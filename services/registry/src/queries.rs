@@ -2,7 +2,9 @@
 
 use jiuzhu_errors::AppError;
 use jiuzhu_proto::common::{Money, RegionCode};
-use jiuzhu_proto::registry::{Household, HouseholdIncome, HouseholdMember, Person, Status};
+use jiuzhu_proto::registry::{
+    Household, HouseholdIncome, HouseholdMember, Person, SourceRecord, Status,
+};
 use std::collections::HashMap;
 
 use jiuzhu_proto::common::Sealed;
@@ -87,6 +89,7 @@ fn person_from_row(
         statuses: Vec::new(),
         household_id: household_id.map(|id| id.to_string()).unwrap_or_default(),
         erased: row.try_get("erased")?,
+        other_sources: Vec::new(),
     })
 }
 
@@ -127,6 +130,23 @@ pub async fn person(
             .push(status_from_row(&row).map_err(AppError::storage)?);
     }
     person.merged_person_ids = merged.iter().map(Uuid::to_string).collect();
+    person.other_sources = sqlx::query_as::<_, (String, String, Vec<String>)>(
+        "SELECT department, source_record_id, conflicting_fields FROM person_sources \
+         WHERE person_id = $1 ORDER BY department, source_record_id",
+    )
+    .bind(person_id)
+    .fetch_all(pool)
+    .await
+    .map_err(AppError::storage)?
+    .into_iter()
+    .map(
+        |(department, source_record_id, conflicting_fields)| SourceRecord {
+            department,
+            source_record_id,
+            conflicting_fields,
+        },
+    )
+    .collect();
     Ok(Some(person))
 }
 

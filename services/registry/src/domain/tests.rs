@@ -400,3 +400,72 @@ fn an_erased_record_refuses_every_change_and_a_second_erasure() {
         Err(RegistryError::PersonNotFound(id))
     );
 }
+
+#[test]
+fn another_departments_record_links_as_a_source_and_names_its_conflicts() {
+    let id = Uuid::now_v7();
+    let history = registered(id);
+    let person = given::<Person>(&history);
+    assert!(person.registered_from("rural_revitalization", "R-1"));
+    assert!(!person.registered_from("civil_affairs", "C-9"));
+    // Civil affairs holds her under the same resident id, another phone, no village.
+    let theirs = Identity::parse(&IdentityInput {
+        phone: "13900000000",
+        village: "",
+        ..input()
+    })
+    .unwrap_or_else(|v| panic!("{v:?}"));
+    let events = person
+        .link_source(id, "civil_affairs", "C-9", &theirs)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let [RegistryEvent::SourceRecordLinked(linked)] = events.as_slice() else {
+        panic!("{events:?}");
+    };
+    assert_eq!(
+        linked.conflicting_fields,
+        ["phone"],
+        "a blank village says nothing"
+    );
+    assert_eq!(
+        (
+            linked.source_department.as_str(),
+            linked.source_record_id.as_str()
+        ),
+        ("civil_affairs", "C-9")
+    );
+    // The same record again: nothing new. A changed one: linked again with its conflicts.
+    let history: Vec<RegistryEvent> = history.into_iter().chain(events).collect();
+    let person = given::<Person>(&history);
+    assert!(
+        person
+            .link_source(id, "civil_affairs", "C-9", &theirs)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
+    let agreeing = Identity::parse(&input()).unwrap_or_else(|v| panic!("{v:?}"));
+    let again = person
+        .link_source(id, "civil_affairs", "C-9", &agreeing)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(again.as_slice(), [RegistryEvent::SourceRecordLinked(l)] if l.conflicting_fields.is_empty()),
+        "{again:?}"
+    );
+    // A second record of hers from a department that holds one already is its own duplicate.
+    assert!(matches!(
+        given::<Person>(&history).link_source(id, "civil_affairs", "C-10", &theirs),
+        Err(RegistryError::HeldAsAnotherRecord { record, .. }) if record == "C-9"
+    ));
+    assert!(matches!(
+        given::<Person>(&history).link_source(id, "rural_revitalization", "R-2", &theirs),
+        Err(RegistryError::HeldAsAnotherRecord { record, .. }) if record == "R-1"
+    ));
+    // An erased person takes no source.
+    let erased = given::<Person>(&history)
+        .erase(id, "court order", "privacy", "officer-1")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let history: Vec<RegistryEvent> = history.into_iter().chain(erased).collect();
+    assert!(matches!(
+        given::<Person>(&history).link_source(id, "civil_affairs", "C-9", &theirs),
+        Err(RegistryError::Erased(_))
+    ));
+}
