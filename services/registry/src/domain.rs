@@ -705,7 +705,7 @@ impl Person {
         }
         // A field either side leaves blank (gender 0 is "not given") says nothing.
         let known =
-            |field: &str, value: &str| !value.is_empty() && !(field == "gender" && value == "0");
+            |field: &str, value: &str| !(value.is_empty() || (field == "gender" && value == "0"));
         let conflicting: Vec<String> = identity
             .fields()
             .into_iter()
