@@ -1069,3 +1069,113 @@ async fn imported_records_carry_statuses_with_their_days() -> TestResult {
     started.running.stop().await;
     Ok(())
 }
+
+/// A department's records carry their household's income per head: recorded once however many
+/// members carry it and however often the file is sent, replaced by a new figure for the year;
+/// a bad year or an income without a household is refused field by field, the record standing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_records_carry_their_households_income() -> TestResult {
+    let (started, mut client) = registry().await?;
+    let record = |n: usize, relationship: Relationship, fen: i64, year: i32| {
+        let person = registration(&format!("income-import-{n}"), n);
+        PersonRecord {
+            line: i64::try_from(n).unwrap_or_default(),
+            source_record_id: format!("MZ-{n}"),
+            full_name: person.full_name,
+            gender: person.gender,
+            birth_date: person.birth_date,
+            resident_id: person.resident_id,
+            region: person.region,
+            household_ref: if n == 3 {
+                String::new()
+            } else {
+                "HH-7".to_owned()
+            },
+            relationship: relationship as i32,
+            household_income_per_head: Some(Money { fen }),
+            household_income_year: year,
+            ..PersonRecord::default()
+        }
+    };
+    let batch = |records: Vec<PersonRecord>| BulkUpsertPersonsRequest {
+        source_department: "civil_affairs".to_owned(),
+        records,
+    };
+    let batches = vec![
+        batch(vec![
+            record(1, Relationship::Head, 480_000, 2025),
+            record(2, Relationship::Spouse, 480_000, 2025),
+            record(3, Relationship::Unspecified, 480_000, 2025),
+            record(4, Relationship::Child, 480_000, 1800),
+        ]),
+        // The same file again, then a corrected figure.
+        batch(vec![
+            record(1, Relationship::Head, 480_000, 2025),
+            record(2, Relationship::Spouse, 480_000, 2025),
+        ]),
+        batch(vec![record(1, Relationship::Head, 455_000, 2025)]),
+    ];
+    let mut answers = client
+        .bulk_upsert_persons(futures::stream::iter(batches))
+        .await?
+        .into_inner();
+    let mut rejected = Vec::new();
+    while let Some(answer) = answers.message().await? {
+        rejected.extend(answer.rejections.into_iter().map(|r| (r.line, r.field)));
+    }
+    assert_eq!(
+        rejected,
+        [
+            (3, "household_income_per_head".to_owned()),
+            (4, "household_income_year".to_owned())
+        ]
+    );
+    let counts: (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE event_type = 'jiuzhu.registry.v1.HouseholdIncomeRecorded'), \
+         count(*) FILTER (WHERE event_type = 'jiuzhu.registry.v1.PersonRegistered') FROM events",
+    )
+    .fetch_one(started.running.store.pool())
+    .await?;
+    assert_eq!(
+        counts,
+        (2, 4),
+        "the figure, then its correction; four persons"
+    );
+    let household_id: uuid::Uuid = sqlx::query_scalar(
+        "SELECT household_id FROM source_households WHERE household_ref = 'HH-7'",
+    )
+    .fetch_one(started.running.store.pool())
+    .await?;
+    let household = eventually("the corrected income in the household view", WAIT, || {
+        let mut client = client.clone();
+        async move {
+            match client
+                .get_household(GetHouseholdRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    household_id: household_id.to_string(),
+                })
+                .await
+            {
+                Ok(found) => Ok(found.into_inner().household.filter(|h| {
+                    h.incomes
+                        .first()
+                        .is_some_and(|i| i.income_per_head.as_ref().map(|m| m.fen) == Some(455_000))
+                })),
+                Err(status) if status.code() == Code::NotFound => Ok(None),
+                Err(status) => Err(status.into()),
+            }
+        }
+    })
+    .await?;
+    assert_eq!(
+        (
+            household.members.len(),
+            household.incomes.len(),
+            household.incomes[0].year
+        ),
+        (3, 1, 2025),
+        "head, spouse and child (whose income's year was refused, not the record)"
+    );
+    started.running.stop().await;
+    Ok(())
+}

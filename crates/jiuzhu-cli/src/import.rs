@@ -123,7 +123,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u64> {
             }
             match item {
                 Item::Record(record) => {
-                    batch.push(record);
+                    batch.push(*record);
                     if batch.len() == batch_size {
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                         batches_tx

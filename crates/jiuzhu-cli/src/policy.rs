@@ -133,9 +133,7 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn yuan(fen: i64) -> String {
-    format!("{}.{:02}", fen / 100, fen % 100)
-}
+use jiuzhu_proto::money::yuan;
 
 /// `jiuzhu policy cap`: the normal cap of a region on a day, and everything it rests on.
 pub fn run_cap(args: &CapArgs) -> anyhow::Result<()> {

@@ -74,7 +74,7 @@ fn detect(path: &Path) -> anyhow::Result<&'static Encoding> {
 
 /// One item read from a file.
 pub enum Item {
-    Record(PersonRecord),
+    Record(Box<PersonRecord>),
     Rejected(RecordRejection),
 }
 
@@ -217,7 +217,27 @@ fn record_from(line: i64, get: impl Fn(&str) -> String) -> Item {
             }]
         }
     };
-    Item::Record(PersonRecord {
+    // Optional: the household's income per head in yuan for a year, where the department has it.
+    let household_income_per_head = match get("household_income_yuan").trim() {
+        "" => None,
+        text => match jiuzhu_proto::money::parse_yuan(text) {
+            Ok(fen) => Some(jiuzhu_proto::common::Money { fen }),
+            Err(reason) => return reject("household_income_yuan", reason),
+        },
+    };
+    let household_income_year = match get("household_income_year").trim() {
+        "" => 0,
+        text => match text.parse::<i32>() {
+            Ok(year) => year,
+            Err(_) => {
+                return reject(
+                    "household_income_year",
+                    format!("`{text}` is not a year (such as 2025)"),
+                );
+            }
+        },
+    };
+    Item::Record(Box::new(PersonRecord {
         line,
         source_record_id: source_record_id.clone(),
         full_name: get("full_name"),
@@ -234,7 +254,9 @@ fn record_from(line: i64, get: impl Fn(&str) -> String) -> Item {
         household_ref: get("household_ref"),
         relationship,
         statuses,
-    })
+        household_income_per_head,
+        household_income_year,
+    }))
 }
 
 /// Reads every item of a CSV file, calling `emit` for each, in file order.
@@ -382,6 +404,39 @@ mod tests {
         assert!(matches!(
             record_from(4, row("registered_poor", "March")),
             Item::Rejected(r) if r.field == "status_from"
+        ));
+    }
+
+    #[test]
+    fn a_record_may_carry_its_households_income_in_yuan() {
+        let row = |income: &'static str, year: &'static str| {
+            move |column: &str| {
+                match column {
+                    "source_record_id" => "R-1",
+                    "household_income_yuan" => income,
+                    "household_income_year" => year,
+                    _ => "",
+                }
+                .to_owned()
+            }
+        };
+        let Item::Record(record) = record_from(2, row("8432.5", "2025")) else {
+            panic!("a record with an income was refused");
+        };
+        assert_eq!(
+            (
+                record.household_income_per_head.map(|m| m.fen),
+                record.household_income_year
+            ),
+            (Some(843_250), 2025)
+        );
+        assert!(matches!(
+            record_from(3, row("8,432", "2025")),
+            Item::Rejected(r) if r.field == "household_income_yuan" && r.line == 3
+        ));
+        assert!(matches!(
+            record_from(4, row("8432", "last year")),
+            Item::Rejected(r) if r.field == "household_income_year"
         ));
     }
 

@@ -199,14 +199,7 @@ fn share(key: &str, seed: u64, salt: &str) -> f64 {
 }
 
 /// An amount as a statement shows it: yuan with two decimals.
-pub fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    format!(
-        "{sign}{}.{:02}",
-        fen.unsigned_abs() / 100,
-        fen.unsigned_abs() % 100
-    )
-}
+pub use jiuzhu_proto::money::yuan;
 
 impl Simulator {
     /// A simulator sending notices to `notify` (the payments service's endpoint), if given.

@@ -59,6 +59,60 @@ pub use jiuzhu::{
     registry::v1 as registry,
 };
 
+/// Amounts as people write them, to and from integer fen (never floating point).
+pub mod money {
+    /// Yuan text ("1234.56", "0.5", "12") to fen, exactly; negative amounts, thousands
+    /// separators and more than two decimals are refused with a reason.
+    pub fn parse_yuan(text: &str) -> Result<i64, String> {
+        let text = text.trim();
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || !(fraction.is_empty() || digits(fraction)) || fraction.len() > 2 {
+            return Err(format!(
+                "`{text}` is not an amount in yuan with at most two decimals"
+            ));
+        }
+        let yuan: i64 = whole
+            .parse()
+            .map_err(|_| format!("`{text}` is too large"))?;
+        let cents: i64 = format!("{fraction:0<2}")
+            .parse()
+            .map_err(|_| format!("`{text}` is not an amount"))?;
+        yuan.checked_mul(100)
+            .and_then(|f| f.checked_add(cents))
+            .ok_or_else(|| format!("`{text}` is too large"))
+    }
+
+    /// Fen as yuan with two decimals ("-12.05").
+    pub fn yuan(fen: i64) -> String {
+        let sign = if fen < 0 { "-" } else { "" };
+        format!(
+            "{sign}{}.{:02}",
+            fen.unsigned_abs() / 100,
+            fen.unsigned_abs() % 100
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn yuan_text_is_read_exactly_and_written_back() {
+            assert_eq!(parse_yuan("1234.56"), Ok(123_456));
+            assert_eq!(parse_yuan("0.5"), Ok(50));
+            assert_eq!(parse_yuan("12"), Ok(1_200));
+            assert_eq!(parse_yuan("0.07"), Ok(7));
+            assert!(parse_yuan("1.234").is_err());
+            assert!(parse_yuan("-5").is_err());
+            assert!(parse_yuan("1,000.00").is_err());
+            assert!(parse_yuan("99999999999999999999").is_err());
+            assert_eq!(yuan(123_456), "1234.56");
+            assert_eq!(yuan(-1_205), "-12.05");
+        }
+    }
+}
+
 /// `google.protobuf.Timestamp` to and from UTC time, the one conversion every service needs.
 pub mod time {
     use chrono::{DateTime, Utc};

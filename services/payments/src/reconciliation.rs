@@ -68,26 +68,7 @@ const HEADER: [&str; 5] = [
 /// Most line errors reported at once (a wrong file would otherwise report every line).
 const MAX_ERRORS: usize = 20;
 
-/// Yuan text ("1234.56", "0.5", "12") to fen, exactly.
-pub fn parse_yuan(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || !(fraction.is_empty() || digits(fraction)) || fraction.len() > 2 {
-        return Err(format!(
-            "`{text}` is not an amount in yuan with at most two decimals"
-        ));
-    }
-    let yuan: i64 = whole
-        .parse()
-        .map_err(|_| format!("`{text}` is too large"))?;
-    let cents: i64 = format!("{fraction:0<2}")
-        .parse()
-        .map_err(|_| format!("`{text}` is not an amount"))?;
-    yuan.checked_mul(100)
-        .and_then(|f| f.checked_add(cents))
-        .ok_or_else(|| format!("`{text}` is too large"))
-}
+use jiuzhu_proto::money::parse_yuan;
 
 /// Parses a CSV statement, reporting every bad field (up to a limit) with its line.
 pub fn parse_csv(content: &str) -> Result<Vec<StatementLine>, Vec<LineError>> {
@@ -754,18 +735,6 @@ pub async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn amounts_are_read_exactly() {
-        assert_eq!(parse_yuan("1234.56"), Ok(123_456));
-        assert_eq!(parse_yuan("0.5"), Ok(50));
-        assert_eq!(parse_yuan("12"), Ok(1_200));
-        assert_eq!(parse_yuan("0.07"), Ok(7));
-        assert!(parse_yuan("1.234").is_err());
-        assert!(parse_yuan("-5").is_err());
-        assert!(parse_yuan("1,000.00").is_err());
-        assert!(parse_yuan("99999999999999999999").is_err());
-    }
 
     #[test]
     fn mt940_entries_are_read_with_their_keys_and_bad_ones_named() {

@@ -2,7 +2,7 @@
 //! savepoint so that one bad record is rejected (with its line and field) without undoing the
 //! others, idempotent on department + source record id.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use jiuzhu_errors::{AppError, FieldViolations};
 use jiuzhu_eventstore::Aggregate;
@@ -327,7 +327,17 @@ async fn place_in_households(
         .collect();
     let mut wanted: Vec<&PersonRecord> = Vec::new();
     for record in records {
-        if record.household_ref.trim().is_empty() || rejected.contains(&record.source_record_id) {
+        if rejected.contains(&record.source_record_id) {
+            continue;
+        }
+        if record.household_ref.trim().is_empty() {
+            if record.household_income_per_head.is_some() {
+                answer.rejections.push(rejection(
+                    record,
+                    "household_income_per_head",
+                    "needs household_ref: the income is the household's".to_owned(),
+                ));
+            }
             continue;
         }
         match Relationship::try_from(record.relationship) {
@@ -447,6 +457,8 @@ async fn place_in_households(
     .collect();
 
     let mut by_household: BTreeMap<Uuid, Vec<(&PersonRecord, Uuid)>> = BTreeMap::new();
+    // Incomes the records of each household's members carry: (record, year, fen).
+    let mut incomes: BTreeMap<Uuid, Vec<(&PersonRecord, i32, i64)>> = BTreeMap::new();
     for (record, person, household) in members {
         if placed.contains(&person) {
             by_household
@@ -462,11 +474,39 @@ async fn place_in_households(
                 "household_ref",
                 format!("person {person} is already a member of household {current}"),
             ));
+            continue;
+        }
+        if let Some(income) = &record.household_income_per_head {
+            if !(1949..=2200).contains(&record.household_income_year) {
+                answer.rejections.push(rejection(
+                    record,
+                    "household_income_year",
+                    "must be a calendar year from 1949 with household_income_per_head".to_owned(),
+                ));
+            } else if income.fen < 0 {
+                answer.rejections.push(rejection(
+                    record,
+                    "household_income_per_head.fen",
+                    "must not be negative".to_owned(),
+                ));
+            } else {
+                incomes.entry(household).or_default().push((
+                    record,
+                    record.household_income_year,
+                    income.fen,
+                ));
+            }
         }
     }
     let mut appends = Vec::new();
     let mut released = Vec::new();
-    for (household_id, joining) in by_household {
+    for household_id in by_household
+        .keys()
+        .chain(incomes.keys())
+        .copied()
+        .collect::<BTreeSet<Uuid>>()
+    {
+        let joining = by_household.remove(&household_id).unwrap_or_default();
         let fresh = households
             .iter()
             .any(|(reference, id)| *id == household_id && new_households.contains(reference));
@@ -494,6 +534,21 @@ async fn place_in_households(
                         .rejections
                         .push(rejection(record, "relationship", error.to_string()));
                 }
+            }
+        }
+        for (record, year, fen) in incomes.remove(&household_id).unwrap_or_default() {
+            match household.record_income(household_id, year, fen, department) {
+                Ok(recorded) => {
+                    for event in &recorded {
+                        household.apply(event);
+                    }
+                    events.extend(recorded);
+                }
+                Err(error) => answer.rejections.push(rejection(
+                    record,
+                    "household_income_per_head",
+                    error.to_string(),
+                )),
             }
         }
         if !events.is_empty() {

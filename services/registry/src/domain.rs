@@ -845,6 +845,8 @@ impl Person {
 pub struct Household {
     members: BTreeMap<String, i32>,
     ever_had_members: bool,
+    /// Income per head (fen) by year, and the department that said so.
+    incomes: BTreeMap<i32, (i64, String)>,
 }
 
 impl Household {
@@ -866,6 +868,15 @@ impl Aggregate for Household {
             }
             RegistryEvent::HouseholdMemberRemoved(e) => {
                 self.members.remove(&e.person_id);
+            }
+            RegistryEvent::HouseholdIncomeRecorded(e) => {
+                self.incomes.insert(
+                    e.year,
+                    (
+                        e.income_per_head.map(|m| m.fen).unwrap_or_default(),
+                        e.source_department.clone(),
+                    ),
+                );
             }
             _ => {}
         }
@@ -947,6 +958,10 @@ impl Household {
     ) -> Result<Vec<RegistryEvent>, RegistryError> {
         if !self.ever_had_members {
             return Err(RegistryError::HouseholdNotFound(household));
+        }
+        // A department's feed sends the same figure with every member's record.
+        if self.incomes.get(&year) == Some(&(income_per_head_fen, source_department.to_owned())) {
+            return Ok(Vec::new());
         }
         Ok(vec![RegistryEvent::HouseholdIncomeRecorded(
             HouseholdIncomeRecorded {
