@@ -346,6 +346,65 @@ async fn a_status_answers_as_of_a_date() -> TestResult {
         .ok_or_else(|| anyhow::anyhow!("a date that is not one was taken"))?;
     assert_eq!(jiuzhu_tests::bad_fields(&bad), ["as_of"]);
 
+    // Her identity as the registry held it on a day: registered on 5 November as 杨秀珍, her
+    // name corrected to 杨秀贞 on the 16th (the events' recording times are set to those days).
+    people
+        .update_person(jiuzhu_proto::registry::UpdatePersonRequest {
+            request_id: "asof-rename".to_owned(),
+            person_id: person.clone(),
+            full_name: "杨秀贞".to_owned(),
+            ..jiuzhu_proto::registry::UpdatePersonRequest::default()
+        })
+        .await?;
+    let registry_pool = registry.running.store.pool().clone();
+    for (event_type, at) in [
+        (
+            "jiuzhu.registry.v1.PersonRegistered",
+            "2026-11-05T02:00:00Z",
+        ),
+        ("jiuzhu.registry.v1.PersonUpdated", "2026-11-15T17:30:00Z"),
+    ] {
+        sqlx::query(
+            "UPDATE events SET occurred_at = $3::timestamptz WHERE stream_id = $1 AND event_type = $2",
+        )
+        .bind(&person)
+        .bind(event_type)
+        .bind(at)
+        .execute(&registry_pool)
+        .await?;
+    }
+    let name_on = |as_of: &str| {
+        let mut people = people.clone();
+        let request = GetPersonRequest {
+            person_id: person.clone(),
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
+            as_of: as_of.to_owned(),
+        };
+        async move {
+            anyhow::Ok(
+                people
+                    .get_person(request)
+                    .await?
+                    .into_inner()
+                    .person
+                    .map(|p| p.full_name)
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    assert_eq!(name_on("2026-11-10").await?, "杨秀珍");
+    assert_eq!(
+        name_on("2026-11-15").await?,
+        "杨秀珍",
+        "17:30 UTC on the 15th is the 16th in Beijing"
+    );
+    assert_eq!(name_on("2026-11-16").await?, "杨秀贞");
+    assert_eq!(
+        name_on("2026-10-01").await?,
+        "杨秀珍",
+        "before her registration: as first registered"
+    );
+
     // The decisions service keeps the dates too: poor on the 10th, not on the 25th.
     let pool = decisions.running.store.pool().clone();
     let person_id = uuid::Uuid::parse_str(&person)?;

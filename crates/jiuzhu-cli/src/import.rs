@@ -239,16 +239,23 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<u64> {
         .unwrap_or_default();
     let rate = t.0 as f64 / elapsed.as_secs_f64().max(0.001);
     eprintln!(
-        "imported {} ({encoding}, {format:?}) for {department} in {:.1} s: {} records read, {} created, {} updated, {} linked to persons already registered, {} unchanged, {rejected} rejected{}; {rate:.0} records/s",
+        "imported {} ({encoding}, {format:?}) for {department} in {:.1} s: {} records read, {} created, {} updated, {} unchanged, {rejected} rejected{}{}; {rate:.0} records/s",
         args.file.display(),
         elapsed.as_secs_f64(),
         t.0,
         t.1,
         t.2,
-        t.4,
         t.3,
         if rejected > 0 {
             format!(" (see {})", rejects_path.display())
+        } else {
+            String::new()
+        },
+        if t.4 > 0 {
+            format!(
+                ", {} linked to persons already registered by another department",
+                t.4
+            )
         } else {
             String::new()
         },

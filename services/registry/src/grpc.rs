@@ -670,11 +670,33 @@ impl RegistryService for RegistryApi {
                     })?,
                 ),
             };
-            let person = queries::person(self.store.pool(), &self.vault, person_id, as_of)
+            let mut person = queries::person(self.store.pool(), &self.vault, person_id, as_of)
                 .await?
                 .ok_or_else(|| {
                     Status::not_found(format!("no person {person_id} in the registry"))
                 })?;
+            if let Some(day) = as_of {
+                // The identity as the registry held it at the end of that Beijing day.
+                let until = day
+                    .succ_opt()
+                    .and_then(|next| next.and_hms_opt(0, 0, 0))
+                    .map(|midnight| midnight.and_utc() - chrono::Duration::hours(8))
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+                if let Some((identity, gender, region, flags)) =
+                    crate::sealing::identity_at(&self.store, &self.vault, person_id, until).await?
+                {
+                    person.full_name = identity.full_name;
+                    person.birth_date = identity.birth_date;
+                    person.resident_id = identity.resident_id;
+                    person.township = identity.township;
+                    person.village = identity.village;
+                    person.address_text = identity.address_text;
+                    person.phone = identity.phone;
+                    person.gender = gender;
+                    person.region = Some(jiuzhu_proto::common::RegionCode { code: region });
+                    person.flags = flags;
+                }
+            }
             let region = person
                 .region
                 .as_ref()

@@ -93,18 +93,70 @@ pub async fn read_person(
     vault: &Vault,
     person: Uuid,
 ) -> Result<Option<Person>, AppError> {
+    let events = opened_stream(store, vault, person).await?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let mut aggregate = Person::default();
+    for (event, _) in &events {
+        aggregate.apply(event);
+    }
+    Ok(Some(aggregate))
+}
+
+/// A person's identity as the registry held it at `until` (the last registration or update
+/// recorded by then, opened), with their gender, county and flags. A person registered only
+/// later has their first recorded identity: who they were is known even if it was recorded
+/// after the day asked about. `None` for a stream with no registration. An erased person's
+/// identity stays empty.
+pub async fn identity_at(
+    store: &jiuzhu_eventstore::EventStore,
+    vault: &Vault,
+    person: Uuid,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<(PersonalIdentity, i32, String, Vec<i32>)>, AppError> {
+    use jiuzhu_vault::identity::CarriesIdentity;
+    let mut found = None;
+    for (event, at) in opened_stream(store, vault, person).await? {
+        if found.is_some() && at > until {
+            continue;
+        }
+        found = match event {
+            RegistryEvent::PersonRegistered(mut e) => Some((
+                e.take_personal(),
+                e.gender,
+                e.region.map(|r| r.code).unwrap_or_default(),
+                e.flags,
+            )),
+            RegistryEvent::PersonUpdated(mut e) => Some((
+                e.take_personal(),
+                e.gender,
+                e.region.map(|r| r.code).unwrap_or_default(),
+                e.flags,
+            )),
+            _ => found,
+        };
+    }
+    Ok(found)
+}
+
+/// A person's events with the time each was recorded, identities opened.
+async fn opened_stream(
+    store: &jiuzhu_eventstore::EventStore,
+    vault: &Vault,
+    person: Uuid,
+) -> Result<Vec<(RegistryEvent, chrono::DateTime<chrono::Utc>)>, AppError> {
     let stored = store
         .load_stream(&person.to_string(), 0)
         .await
         .map_err(AppError::from)?;
-    if stored.is_empty() {
-        return Ok(None);
-    }
     let mut events = Vec::with_capacity(stored.len());
     for event in &stored {
-        events.extend(event.decode::<RegistryEvent>().map_err(AppError::from)?);
+        if let Some(decoded) = event.decode::<RegistryEvent>().map_err(AppError::from)? {
+            events.push((decoded, event.occurred_at));
+        }
     }
-    let sealed = sealed_persons(&events);
+    let sealed = sealed_persons(events.iter().map(|(event, _)| event));
     let keys = if sealed.is_empty() {
         HashMap::new()
     } else {
@@ -114,12 +166,10 @@ pub async fn read_person(
             .await
             .map_err(AppError::from)?
     };
-    let mut aggregate = Person::default();
-    for event in &mut events {
+    for (event, _) in &mut events {
         open(event, &keys).map_err(AppError::from)?;
-        aggregate.apply(event);
     }
-    Ok(Some(aggregate))
+    Ok(events)
 }
 
 /// Loads a person's aggregate with their identity opened.
