@@ -80,9 +80,65 @@ async fn each_department_receives_exactly_what_its_agreement_allows() -> TestRes
         }
     })
     .await?;
+    // A neighbour who was registered poor only until 31 May: relief paid to her on 1 June (the
+    // day every event here happens) is not rural revitalization's to know, since an agreement's
+    // statuses count on the event's day, whatever they are when the copy is made.
+    let former = people
+        .register_person(villager("share-zhao", "赵秋菊", "rural_revitalization"))
+        .await?
+        .into_inner()
+        .person_id;
+    people
+        .record_status(jiuzhu_proto::registry::RecordStatusRequest {
+            request_id: "share-zhao-poor".to_owned(),
+            person_id: former.clone(),
+            kind: jiuzhu_proto::registry::StatusKind::RegisteredPoor as i32,
+            source_department: "rural_revitalization".to_owned(),
+            reference: "黔乡振〔2026〕4号".to_owned(),
+            effective_from: "2026-01-01".to_owned(),
+            effective_to: "2026-05-31".to_owned(),
+            ..Default::default()
+        })
+        .await?;
+    eventually("the former status in the registry", WAIT, || {
+        let (mut people, person) = (people.clone(), former.clone());
+        async move {
+            match people
+                .get_person(jiuzhu_proto::registry::GetPersonRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    person_id: person,
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(view) => Ok(view
+                    .into_inner()
+                    .person
+                    .filter(|p| !p.statuses.is_empty())
+                    .map(|_| ())),
+                Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+                Err(status) => Err(status.into()),
+            }
+        }
+    })
+    .await?;
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
         .create()?;
+    publish(
+        &producer,
+        &ns,
+        "decisions",
+        &former,
+        &ReliefDistributed {
+            case_id: uuid::Uuid::now_v7().to_string(),
+            disbursement_id: uuid::Uuid::now_v7().to_string(),
+            amount: Some(Money { fen: 500_000 }),
+            provider_reference: "SIM00000002".to_owned(),
+            person_id: former.clone(),
+        },
+    )
+    .await?;
     let case_id = uuid::Uuid::now_v7().to_string();
     publish(
         &producer,

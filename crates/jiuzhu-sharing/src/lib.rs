@@ -35,7 +35,8 @@ pub enum SharingError {
 }
 
 /// Share only events whose `field` holds `equals`, and (when `person_statuses` is given) only
-/// about a person who holds one of those registry statuses now (`registered_poor`, …).
+/// about a person who held one of those registry statuses (`registered_poor`, …) on the day of
+/// the event.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {

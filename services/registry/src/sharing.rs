@@ -136,11 +136,26 @@ impl Projection for Sharing {
         let message = DynamicMessage::decode(descriptor, envelope.payload.as_slice())?;
         let mut persons = Vec::new();
         person_ids(&message, &mut persons);
-        // The registry statuses these persons hold now, for agreements limited to them.
+        // The registry statuses these persons held on the event's (Beijing) day, for
+        // agreements limited to them: a copy replayed later is decided as it was then.
+        let day = envelope
+            .occurred_at
+            .as_ref()
+            .and_then(jiuzhu_proto::time::utc)
+            .map(|at| {
+                jiuzhu_proto::time::beijing_date(at)
+                    .format("%Y-%m-%d")
+                    .to_string()
+            })
+            .ok_or_else(|| {
+                ProjectionError::Rejected("the event says nothing of when it happened".to_owned())
+            })?;
         let kinds: Vec<i32> = sqlx::query_scalar(
-            "SELECT DISTINCT kind FROM person_statuses WHERE person_id = ANY($1) AND NOT ended",
+            "SELECT DISTINCT kind FROM person_statuses WHERE person_id = ANY($1) \
+             AND effective_from <= $2 AND (effective_to = '' OR effective_to >= $2)",
         )
         .bind(&persons)
+        .bind(&day)
         .fetch_all(&mut *conn)
         .await?;
         let statuses = kinds.into_iter().map(jiuzhu_sharing::status_name).collect();
