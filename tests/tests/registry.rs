@@ -348,6 +348,7 @@ async fn households_and_search_by_every_key_with_paging() -> TestResult {
                 .get_household(GetHouseholdRequest {
                     purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     household_id,
+                    ..GetHouseholdRequest::default()
                 })
                 .await
             {
@@ -1153,6 +1154,7 @@ async fn imported_records_carry_their_households_income() -> TestResult {
                 .get_household(GetHouseholdRequest {
                     purpose: jiuzhu_tests::PURPOSE.to_owned(),
                     household_id: household_id.to_string(),
+                    ..GetHouseholdRequest::default()
                 })
                 .await
             {
@@ -1177,5 +1179,113 @@ async fn imported_records_carry_their_households_income() -> TestResult {
         "head, spouse and child (whose income's year was refused, not the record)"
     );
     started.running.stop().await;
+    Ok(())
+}
+
+/// A household as of a day: she joined on 5 November and left on 20 November (each change made
+/// by a registry whose clock was on that day); her person view and the household's members
+/// answer for any day from what the registry held then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_household_answers_as_of_a_day() -> TestResult {
+    let on = |day: &'static str| {
+        move |settings: &mut jiuzhu_runtime::Settings| {
+            settings.clock.start = Some(format!("{day}T02:00:00Z"));
+        }
+    };
+    let namespace = unique_namespace();
+    let started = jiuzhu_tests::start_with::<Registry>(&namespace, on("2026-11-05")).await?;
+    let mut client = registry_client(&started.running).await?;
+    let person = client
+        .register_person(registration("asof-household", 1))
+        .await?
+        .into_inner()
+        .person_id;
+    let household_id = client
+        .add_household_member(AddHouseholdMemberRequest {
+            request_id: "asof-join".to_owned(),
+            person_id: person.clone(),
+            relationship: Relationship::Head as i32,
+            ..AddHouseholdMemberRequest::default()
+        })
+        .await?
+        .into_inner()
+        .household_id;
+    started.running.stop().await;
+    let running =
+        jiuzhu_tests::restart_with::<Registry>(&namespace, &started.database, on("2026-11-20"))
+            .await?;
+    let mut client = registry_client(&running).await?;
+    client
+        .remove_household_member(RemoveHouseholdMemberRequest {
+            request_id: "asof-leave".to_owned(),
+            household_id: household_id.clone(),
+            person_id: person.clone(),
+            reason: "moved to her daughter's".to_owned(),
+        })
+        .await?;
+    let household_on = |as_of: &'static str| {
+        let mut client = client.clone();
+        let person = person.clone();
+        async move {
+            match client
+                .get_person(GetPersonRequest {
+                    person_id: person,
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    as_of: as_of.to_owned(),
+                })
+                .await
+            {
+                Ok(found) => Ok(found.into_inner().person.map(|p| p.household_id)),
+                Err(status) if status.code() == Code::NotFound => Ok(None),
+                Err(status) => Err(anyhow::Error::from(status)),
+            }
+        }
+    };
+    // The view has caught up once today's answer shows her out of the household.
+    eventually("the departure in the view", WAIT, || async {
+        Ok(household_on("").await?.filter(String::is_empty))
+    })
+    .await?;
+    assert_eq!(
+        household_on("2026-11-10").await?,
+        Some(household_id.clone())
+    );
+    assert_eq!(household_on("2026-11-04").await?, Some(String::new()));
+    assert_eq!(household_on("2026-11-25").await?, Some(String::new()));
+    let members_on = |as_of: &'static str| {
+        let mut client = client.clone();
+        let household_id = household_id.clone();
+        async move {
+            match client
+                .get_household(GetHouseholdRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    household_id,
+                    as_of: as_of.to_owned(),
+                })
+                .await
+            {
+                Ok(found) => Ok(found
+                    .into_inner()
+                    .household
+                    .map(|h| h.members.into_iter().map(|m| m.person_id).collect())
+                    .unwrap_or_default()),
+                Err(status) if status.code() == Code::NotFound => Ok(Vec::new()),
+                Err(status) => Err(anyhow::Error::from(status)),
+            }
+        }
+    };
+    assert_eq!(members_on("2026-11-10").await?, [person.clone()]);
+    assert!(members_on("2026-11-25").await?.is_empty());
+    let bad = client
+        .get_household(GetHouseholdRequest {
+            purpose: jiuzhu_tests::PURPOSE.to_owned(),
+            household_id: household_id.clone(),
+            as_of: "November".to_owned(),
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a date that is not one was taken"))?;
+    assert_eq!(bad_fields(&bad), ["as_of"]);
+    running.stop().await;
     Ok(())
 }

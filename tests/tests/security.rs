@@ -385,6 +385,7 @@ async fn an_office_changes_and_reads_only_what_its_jurisdiction_holds() -> TestR
     let household = GetHouseholdRequest {
         purpose: PURPOSE.to_owned(),
         household_id,
+        ..GetHouseholdRequest::default()
     };
     let file = GetPersonFileRequest {
         purpose: PURPOSE.to_owned(),

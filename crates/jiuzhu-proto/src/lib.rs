@@ -138,6 +138,17 @@ pub mod time {
         beijing(at).date_naive()
     }
 
+    /// The last instant of Beijing calendar day `day`, in UTC: what was recorded by then is
+    /// what was known "as of" that day.
+    pub fn end_of_beijing_day(day: chrono::NaiveDate) -> DateTime<Utc> {
+        day.succ_opt()
+            .and_then(|next| next.and_hms_opt(0, 0, 0))
+            .map(|midnight| {
+                midnight.and_utc() - chrono::Duration::hours(8) - chrono::Duration::nanoseconds(1)
+            })
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
     /// `None` for a timestamp outside what UTC time can represent (or with invalid nanos).
     pub fn utc(at: &Timestamp) -> Option<DateTime<Utc>> {
         let nanos = u32::try_from(at.nanos).ok()?;
@@ -147,6 +158,18 @@ pub mod time {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn a_beijing_day_ends_at_four_in_the_afternoon_utc() {
+            let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 15).unwrap_or_default();
+            let end = end_of_beijing_day(day);
+            assert_eq!(beijing_date(end), day);
+            assert_eq!(
+                beijing_date(end + chrono::Duration::nanoseconds(1)),
+                day.succ_opt().unwrap_or_default()
+            );
+            assert_eq!(end.format("%H:%M:%S").to_string(), "15:59:59");
+        }
 
         #[test]
         fn a_timestamp_round_trips_and_nonsense_is_refused() {

@@ -676,12 +676,12 @@ impl RegistryService for RegistryApi {
                     Status::not_found(format!("no person {person_id} in the registry"))
                 })?;
             if let Some(day) = as_of {
-                // The identity as the registry held it at the end of that Beijing day.
-                let until = day
-                    .succ_opt()
-                    .and_then(|next| next.and_hms_opt(0, 0, 0))
-                    .map(|midnight| midnight.and_utc() - chrono::Duration::hours(8))
-                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+                // Identity and household as the registry held them at the end of that day.
+                let until = jiuzhu_proto::time::end_of_beijing_day(day);
+                person.household_id = queries::household_on(self.store.pool(), person_id, until)
+                    .await?
+                    .map(|id| id.to_string())
+                    .unwrap_or_default();
                 if let Some((identity, gender, region, flags)) =
                     crate::sealing::identity_at(&self.store, &self.vault, person_id, until).await?
                 {
@@ -729,7 +729,18 @@ impl RegistryService for RegistryApi {
         let answer: Result<Response<GetHouseholdResponse>, Status> = async {
             access.check_purpose()?;
             let household_id = uuid_field("household_id", &request.get_ref().household_id)?;
-            let household = queries::household(self.store.pool(), &self.vault, household_id)
+            let as_of = match request.get_ref().as_of.trim() {
+                "" => None,
+                day => Some(jiuzhu_proto::time::end_of_beijing_day(
+                    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
+                        FieldViolations::single(
+                            "as_of",
+                            format!("`{day}` is not a YYYY-MM-DD date"),
+                        )
+                    })?,
+                )),
+            };
+            let household = queries::household(self.store.pool(), &self.vault, household_id, as_of)
                 .await?
                 .ok_or_else(|| Status::not_found(format!("no household {household_id}")))?;
             // A household is seen by the offices holding a member's county.

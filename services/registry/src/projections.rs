@@ -97,6 +97,13 @@ impl Projection for Persons {
         let mut rest = Vec::new();
         for (event, decoded) in self.open_batch(conn, events).await? {
             let envelope = &event.envelope;
+            let at = envelope
+                .occurred_at
+                .as_ref()
+                .and_then(jiuzhu_proto::time::utc)
+                .ok_or_else(|| {
+                    ProjectionError::Rejected("the event says nothing of when it happened".into())
+                })?;
             match decoded {
                 RegistryEvent::PersonRegistered(e) => {
                     registrations.push(registration_row(&self.index, e, envelope.stream_version)?)
@@ -106,9 +113,11 @@ impl Projection for Persons {
                         "household_id": id("household_id", &e.household_id)?,
                         "person_id": id("person_id", &e.person_id)?,
                         "relationship": e.relationship,
+                        "joined_at": at,
                     }));
                     rest.push((
                         envelope.stream_version,
+                        at,
                         RegistryEvent::HouseholdMemberAdded(e),
                     ));
                 }
@@ -116,10 +125,11 @@ impl Projection for Persons {
                     removals = true;
                     rest.push((
                         envelope.stream_version,
+                        at,
                         RegistryEvent::HouseholdMemberRemoved(e),
                     ));
                 }
-                other => rest.push((envelope.stream_version, other)),
+                other => rest.push((envelope.stream_version, at, other)),
             }
         }
         if !registrations.is_empty() {
@@ -129,25 +139,33 @@ impl Projection for Persons {
         // order of joins and leaves matters and they go one by one).
         if !joined.is_empty() && !removals {
             sqlx::query(
-                "INSERT INTO household_members (household_id, person_id, relationship) \
-                 SELECT * FROM jsonb_to_recordset($1) AS x(household_id uuid, person_id uuid, relationship int) \
+                "WITH x AS (SELECT * FROM jsonb_to_recordset($1) AS x(household_id uuid, \
+                 person_id uuid, relationship int, joined_at timestamptz)), \
+                 history AS (INSERT INTO household_memberships (household_id, person_id, \
+                 relationship, joined_at) SELECT household_id, person_id, relationship, joined_at \
+                 FROM x ON CONFLICT DO NOTHING) \
+                 INSERT INTO household_members (household_id, person_id, relationship) \
+                 SELECT household_id, person_id, relationship FROM x \
                  ON CONFLICT (household_id, person_id) DO UPDATE SET relationship = EXCLUDED.relationship",
             )
             .bind(serde_json::Value::Array(joined))
             .execute(&mut *conn)
             .await?;
-            rest.retain(|(_, e)| !matches!(e, RegistryEvent::HouseholdMemberAdded(_)));
+            rest.retain(|(_, _, e)| !matches!(e, RegistryEvent::HouseholdMemberAdded(_)));
         }
-        for (version, event) in rest {
-            apply_one(conn, &self.index, event, version).await?;
+        for (version, at, event) in rest {
+            apply_one(conn, &self.index, event, version, at).await?;
         }
         Ok(())
     }
 
     async fn reset(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        sqlx::query("TRUNCATE persons, person_statuses, household_members, household_incomes, person_sources")
-            .execute(conn)
-            .await?;
+        sqlx::query(
+            "TRUNCATE persons, person_statuses, household_members, household_memberships, \
+             household_incomes, person_sources",
+        )
+        .execute(conn)
+        .await?;
         Ok(())
     }
 }
@@ -158,6 +176,7 @@ async fn apply_one(
     index: &BlindIndex,
     decoded: RegistryEvent,
     version: i64,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ProjectionError> {
     match decoded {
         RegistryEvent::PersonRegistered(e) => {
@@ -249,25 +268,33 @@ async fn apply_one(
                 id("person_id", &e.person_id)?,
             );
             sqlx::query(
-                    "INSERT INTO household_members (household_id, person_id, relationship) VALUES ($1, $2, $3) \
-                     ON CONFLICT (household_id, person_id) DO UPDATE SET relationship = EXCLUDED.relationship",
-                )
-                .bind(household)
-                .bind(person)
-                .bind(e.relationship)
-                .execute(conn)
-                .await?;
+                "WITH history AS (INSERT INTO household_memberships (household_id, person_id, \
+                 relationship, joined_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING) \
+                 INSERT INTO household_members (household_id, person_id, relationship) VALUES ($1, $2, $3) \
+                 ON CONFLICT (household_id, person_id) DO UPDATE SET relationship = EXCLUDED.relationship",
+            )
+            .bind(household)
+            .bind(person)
+            .bind(e.relationship)
+            .bind(at)
+            .execute(conn)
+            .await?;
         }
         RegistryEvent::HouseholdMemberRemoved(e) => {
             let (household, person) = (
                 id("household_id", &e.household_id)?,
                 id("person_id", &e.person_id)?,
             );
-            sqlx::query("DELETE FROM household_members WHERE household_id = $1 AND person_id = $2")
-                .bind(household)
-                .bind(person)
-                .execute(conn)
-                .await?;
+            sqlx::query(
+                "WITH history AS (UPDATE household_memberships SET left_at = $3 \
+                 WHERE household_id = $1 AND person_id = $2 AND left_at IS NULL) \
+                 DELETE FROM household_members WHERE household_id = $1 AND person_id = $2",
+            )
+            .bind(household)
+            .bind(person)
+            .bind(at)
+            .execute(conn)
+            .await?;
         }
         RegistryEvent::SourceRecordLinked(e) => {
             let person = id("person_id", &e.person_id)?;

@@ -167,17 +167,29 @@ fn status_from_row(row: &PgRow) -> Result<Status, sqlx::Error> {
     })
 }
 
+/// A household's members now, or (`as_of`) those it had at that instant, with its incomes.
 pub async fn household(
     pool: &PgPool,
     vault: &Vault,
     household_id: Uuid,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Option<Household>, GrpcStatus> {
-    let members = sqlx::query(
-        "SELECT m.person_id, m.relationship, p.identity \
-         FROM household_members m LEFT JOIN persons p USING (person_id) \
-         WHERE m.household_id = $1 ORDER BY m.relationship, m.person_id",
-    )
-    .bind(household_id)
+    let members = match as_of {
+        None => sqlx::query(
+            "SELECT m.person_id, m.relationship, p.identity \
+             FROM household_members m LEFT JOIN persons p USING (person_id) \
+             WHERE m.household_id = $1 ORDER BY m.relationship, m.person_id",
+        )
+        .bind(household_id),
+        Some(at) => sqlx::query(
+            "SELECT DISTINCT ON (m.person_id) m.person_id, m.relationship, p.identity \
+             FROM household_memberships m LEFT JOIN persons p USING (person_id) \
+             WHERE m.household_id = $1 AND m.joined_at <= $2 AND (m.left_at IS NULL OR m.left_at > $2) \
+             ORDER BY m.person_id, m.joined_at DESC",
+        )
+        .bind(household_id)
+        .bind(at),
+    }
     .fetch_all(pool)
     .await
     .map_err(AppError::storage)?;
@@ -388,4 +400,21 @@ pub async fn person_file(
         });
     }
     Ok(entries)
+}
+
+/// The household `person` belonged to at the instant `at`, if any.
+pub async fn household_on(
+    pool: &PgPool,
+    person: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Uuid>, GrpcStatus> {
+    sqlx::query_scalar(
+        "SELECT household_id FROM household_memberships WHERE person_id = $1 AND joined_at <= $2 \
+         AND (left_at IS NULL OR left_at > $2) ORDER BY joined_at DESC LIMIT 1",
+    )
+    .bind(person)
+    .bind(at)
+    .fetch_optional(pool)
+    .await
+    .map_err(AppError::storage)
 }
