@@ -1274,7 +1274,7 @@ async fn a_household_answers_as_of_a_day() -> TestResult {
             }
         }
     };
-    assert_eq!(members_on("2026-11-10").await?, [person.clone()]);
+    assert_eq!(members_on("2026-11-10").await?, std::slice::from_ref(&person));
     assert!(members_on("2026-11-25").await?.is_empty());
     let bad = client
         .get_household(GetHouseholdRequest {
