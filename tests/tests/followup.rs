@@ -194,7 +194,7 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
             ("2027-06-01".to_owned(), Channel::HomeVisit as i32)
         ]
     );
-    assert_eq!(plan.policy_version, "followup-2026.2");
+    assert_eq!(plan.policy_version, "followup-2026.3");
     let pool = sqlx::PgPool::connect(&followup.database.url).await?;
     let consumed = || jiuzhu_tests::checkpoint_total(&pool, "followup.payment_plans");
     eventually("every payment consumed", WAIT, || async {
@@ -462,5 +462,130 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
     .await?;
     running.stop().await;
     registry.running.stop().await;
+    Ok(())
+}
+
+/// Between visits, the registry tells of a risk: a department records sudden hardship for a
+/// person whose plan is open, and the plan is flagged at once (visit 0, the rule that names the
+/// status). A status of a year long past, recorded late, flags nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitoring_status_in_the_registry_flags_an_open_plan_between_visits() -> TestResult {
+    use jiuzhu_proto::registry::{RecordStatusRequest, StatusKind};
+    let ns = unique_namespace();
+    let registry = start::<Registry>(&ns).await?;
+    let mut people = registry_client(&registry.running).await?;
+    let person_id = people
+        .register_person(villager("fu-risk", "张桂兰", "rural_revitalization"))
+        .await?
+        .into_inner()
+        .person_id;
+    let followup = start_with::<Followup>(&ns, on("2026-06-15")).await?;
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    let case_id = uuid::Uuid::now_v7().to_string();
+    publish(
+        &producer,
+        &ns,
+        "decisions",
+        &person_id,
+        &CaseOpened {
+            case_id: case_id.clone(),
+            person_id: person_id.clone(),
+            procuratorate: OFFICE.to_owned(),
+            region_code: "520102".to_owned(),
+            category: "other_in_need".to_owned(),
+            ..CaseOpened::default()
+        },
+    )
+    .await?;
+    publish(
+        &producer,
+        &ns,
+        "decisions",
+        &person_id,
+        &DecisionApproved {
+            case_id: case_id.clone(),
+            person_id: person_id.clone(),
+            amount: Some(Money { fen: 600_000 }),
+            methods: vec![ReliefMethod::OneTimePayment as i32],
+            procuratorate: OFFICE.to_owned(),
+            ..DecisionApproved::default()
+        },
+    )
+    .await?;
+    publish(
+        &producer,
+        &ns,
+        "payments",
+        &person_id,
+        &DisbursementSucceeded {
+            disbursement_id: uuid::Uuid::now_v7().to_string(),
+            person_id: person_id.clone(),
+            case_id: case_id.clone(),
+            amount: Some(Money { fen: 600_000 }),
+            ..DisbursementSucceeded::default()
+        },
+    )
+    .await?;
+    let pool = sqlx::PgPool::connect(&followup.database.url).await?;
+    eventually("the plan to open", WAIT, || async {
+        Ok((count(&pool, "PlanOpened").await? == 1).then_some(()))
+    })
+    .await?;
+    let status = |request_id: &str, kind: StatusKind, from: &str, to: &str| RecordStatusRequest {
+        request_id: request_id.to_owned(),
+        person_id: person_id.clone(),
+        kind: kind as i32,
+        source_department: "rural_revitalization".to_owned(),
+        reference: "黔乡振监测〔2026〕9号".to_owned(),
+        effective_from: from.to_owned(),
+        effective_to: to.to_owned(),
+        ..RecordStatusRequest::default()
+    };
+    // A year long past, and a status no rule names: nothing. Then sudden hardship from 10 June.
+    people
+        .record_status(status(
+            "fu-risk-old",
+            StatusKind::MonitoredSuddenHardship,
+            "2025-01-01",
+            "2025-12-31",
+        ))
+        .await?;
+    people
+        .record_status(status("fu-risk-minor", StatusKind::Minor, "2026-06-01", ""))
+        .await?;
+    people
+        .record_status(status(
+            "fu-risk-now",
+            StatusKind::MonitoredSuddenHardship,
+            "2026-06-10",
+            "",
+        ))
+        .await?;
+    let flags: Vec<(i32, Vec<String>)> = eventually("the flag between visits", WAIT, || async {
+        let flags: Vec<(i32, Vec<String>)> =
+            sqlx::query_as("SELECT visit_number, reasons FROM risk_flags ORDER BY visit_number")
+                .fetch_all(&pool)
+                .await?;
+        Ok((!flags.is_empty()).then_some(flags))
+    })
+    .await?;
+    assert_eq!(flags, [(0, vec!["registry_monitored".to_owned()])]);
+    eventually("all three statuses considered", WAIT, || async {
+        Ok(
+            (jiuzhu_tests::checkpoint_total(&pool, "followup.registry_risks").await? >= 4)
+                .then_some(()),
+        )
+    })
+    .await?;
+    assert_eq!(
+        count(&pool, "ReturnToPovertyRiskFlagged").await?,
+        1,
+        "only the status in effect flags"
+    );
+    for service in [followup, registry] {
+        service.running.stop().await;
+    }
     Ok(())
 }

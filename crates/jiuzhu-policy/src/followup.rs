@@ -58,6 +58,10 @@ pub struct RiskRule {
     pub measure_not_received: bool,
     #[serde(default)]
     pub unemployed: bool,
+    /// Fires between visits, when the registry records one of these statuses (by name, such as
+    /// `monitored_sudden_hardship`) in effect for a person whose plan is open.
+    #[serde(default)]
+    pub registry_statuses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -101,6 +105,20 @@ impl Validate for FollowupPolicy {
                 return Err(ConfigError::invalid(
                     format!("{key}.channels"),
                     format!("`{bad}` is not phone, video or home_visit"),
+                ));
+            }
+        }
+        for (n, rule) in self.risks.iter().enumerate() {
+            if let Some(bad) = rule
+                .registry_statuses
+                .iter()
+                .find(|name| jiuzhu_sharing::status_named(name).is_none())
+            {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.risks[{n}].registry_statuses"),
+                    format!(
+                        "`{bad}` is not a registry status (registered_poor, monitored_sudden_hardship, …)"
+                    ),
                 ));
             }
         }
@@ -168,6 +186,13 @@ mod tests {
         assert_eq!(policy.poverty_line("330102"), 650_000);
         let broken = SHIPPED.replace("\"phone\", \"home_visit\", \"home_visit\"]", "\"fax\"]");
         assert!(FollowupPolicy::parse(&broken).is_err());
+        assert!(policy.risks.iter().any(|r| {
+            r.registry_statuses
+                .iter()
+                .any(|s| s == "monitored_sudden_hardship")
+        }));
+        let unknown = SHIPPED.replace("\"monitored_sudden_hardship\"", "\"rich\"");
+        assert!(FollowupPolicy::parse(&unknown).is_err());
         Ok(())
     }
 }

@@ -364,6 +364,34 @@ impl FollowupPlan {
         Ok(opened)
     }
 
+    /// The registry recorded status `status` (by its policy name) in effect for the person:
+    /// the rules naming it flag a return-to-poverty risk at once, between visits (visit number
+    /// 0). Nothing for a closed plan, or a status no rule names.
+    pub fn registry_status(&self, status: &str, policy: &FollowupPolicy) -> Vec<FollowupEvent> {
+        let Ok(opened) = self.open_plan() else {
+            return Vec::new();
+        };
+        let reasons: Vec<String> = policy
+            .risks
+            .iter()
+            .filter(|rule| rule.registry_statuses.iter().any(|s| s == status))
+            .map(|rule| rule.id.clone())
+            .collect();
+        if reasons.is_empty() {
+            return Vec::new();
+        }
+        vec![FollowupEvent::ReturnToPovertyRiskFlagged(
+            ReturnToPovertyRiskFlagged {
+                plan_id: opened.plan_id.clone(),
+                person_id: opened.person_id.clone(),
+                visit_number: 0,
+                reasons,
+                policy_version: policy.version.clone(),
+                region_code: opened.region_code.clone(),
+            },
+        )]
+    }
+
     pub fn paid_on(&self) -> Option<NaiveDate> {
         self.opened
             .as_ref()
@@ -637,6 +665,30 @@ mod tests {
             evaluation,
             sealed_evaluation: Sealed::default(),
         }
+    }
+
+    #[test]
+    fn a_monitoring_status_in_the_registry_flags_an_open_plan_between_visits() {
+        let plan = paid("other_in_need");
+        let events = plan.registry_status("monitored_sudden_hardship", &policy());
+        let [FollowupEvent::ReturnToPovertyRiskFlagged(flag)] = events.as_slice() else {
+            panic!("{events:?}");
+        };
+        assert_eq!(
+            (flag.visit_number, flag.reasons.as_slice()),
+            (0, ["registry_monitored".to_owned()].as_slice())
+        );
+        assert!(
+            plan.registry_status("minor", &policy()).is_empty(),
+            "a status no rule names"
+        );
+        let mut closed = plan.clone();
+        closed.apply(&FollowupEvent::PlanClosed(PlanClosed::default()));
+        assert!(
+            closed
+                .registry_status("monitored_sudden_hardship", &policy())
+                .is_empty()
+        );
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! `app` (the service object and the one command path every adapter uses), the adapters —
 //! `grpc` (the API), reactions to other services' events, `projections` (read models built only
 //! from events), jobs (timers) — and `migrations/` (its own tables).
-//! Here: reactions `plans` (payments open plans) and `cases` (relief cases, from the decisions
-//! topic); job `monitor` (missed visits); `policy` (schedules, poverty lines, the effect score,
+//! Here: reactions `plans` (payments open plans), `cases` (relief cases, from the decisions
+//! topic) and `registry_risks` (statuses the registry records between visits); job `monitor` (missed visits); `policy` (schedules, poverty lines, the effect score,
 //! the risk rules); sections `[followup]`, `[deadlines]` and `[peers]`.
 
 pub mod app;
@@ -17,6 +17,7 @@ pub mod monitor;
 pub mod plans;
 pub mod policy;
 pub mod projections;
+pub mod registry_risks;
 
 use jiuzhu_proto::followup::followup_service_server::FollowupServiceServer;
 use jiuzhu_runtime::{
@@ -58,7 +59,8 @@ impl Service for Followup {
         let monitor = std::sync::Arc::new(monitor::Monitor::new(api.clone()));
         Ok(Components::new()
             .grpc(FollowupServiceServer::new(api.clone()).max_decoding_message_size(limit))
-            .inbound(register_reaction(plans::PaymentPlans::new(api)))
+            .inbound(register_reaction(plans::PaymentPlans::new(api.clone())))
+            .inbound(register_reaction(registry_risks::RegistryRisks::new(api)))
             .projection(register(cases::CaseFacts))
             .projection(register(projections::VisitBoard))
             .projection(register(jiuzhu_persons::RegistryPersons::new(Self::NAME)))

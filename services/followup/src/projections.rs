@@ -100,7 +100,8 @@ impl Projection for VisitBoard {
             FollowupEvent::ReturnToPovertyRiskFlagged(e) => {
                 sqlx::query(
                     "INSERT INTO risk_flags (plan_id, visit_number, person_id, reasons) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (plan_id, visit_number) DO UPDATE SET \
+                     reasons = ARRAY(SELECT DISTINCT r FROM unnest(risk_flags.reasons || EXCLUDED.reasons) r ORDER BY r)",
                 )
                 .bind(ProjectionError::uuid("plan_id", &e.plan_id)?)
                 .bind(e.visit_number)
