@@ -52,6 +52,49 @@ fn evaluation(income_fen: i64, phq9: [i32; 9]) -> Evaluation {
     }
 }
 
+/// Publishes a relief case of `person` in Nanming and its approval of `fen` with `methods`, as
+/// the decisions service would; returns the case id.
+async fn decided_case(
+    producer: &FutureProducer,
+    ns: &str,
+    person: &str,
+    fen: i64,
+    methods: &[ReliefMethod],
+) -> anyhow::Result<String> {
+    let case_id = uuid::Uuid::now_v7().to_string();
+    publish(
+        producer,
+        ns,
+        "decisions",
+        person,
+        &CaseOpened {
+            case_id: case_id.clone(),
+            person_id: person.to_owned(),
+            procuratorate: OFFICE.to_owned(),
+            region_code: "520102".to_owned(),
+            category: "other_in_need".to_owned(),
+            ..CaseOpened::default()
+        },
+    )
+    .await?;
+    publish(
+        producer,
+        ns,
+        "decisions",
+        person,
+        &DecisionApproved {
+            case_id: case_id.clone(),
+            person_id: person.to_owned(),
+            amount: Some(Money { fen }),
+            methods: methods.iter().map(|m| *m as i32).collect(),
+            procuratorate: OFFICE.to_owned(),
+            ..DecisionApproved::default()
+        },
+    )
+    .await?;
+    Ok(case_id)
+}
+
 async fn count(pool: &sqlx::PgPool, event_type: &str) -> anyhow::Result<i64> {
     Ok(
         sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = $1")
@@ -106,38 +149,12 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
         .create()?;
-    let case_id = uuid::Uuid::now_v7().to_string();
-    publish(
+    let case_id = decided_case(
         &producer,
         &ns,
-        "decisions",
         &person_id,
-        &CaseOpened {
-            case_id: case_id.clone(),
-            person_id: person_id.clone(),
-            procuratorate: OFFICE.to_owned(),
-            region_code: "520102".to_owned(),
-            category: "other_in_need".to_owned(),
-            ..CaseOpened::default()
-        },
-    )
-    .await?;
-    publish(
-        &producer,
-        &ns,
-        "decisions",
-        &person_id,
-        &DecisionApproved {
-            case_id: case_id.clone(),
-            person_id: person_id.clone(),
-            amount: Some(Money { fen: 800_000 }),
-            methods: vec![
-                ReliefMethod::OneTimePayment as i32,
-                ReliefMethod::Medical as i32,
-            ],
-            procuratorate: OFFICE.to_owned(),
-            ..DecisionApproved::default()
-        },
+        800_000,
+        &[ReliefMethod::OneTimePayment, ReliefMethod::Medical],
     )
     .await?;
     let paid = |disbursement: &str| DisbursementSucceeded {
@@ -483,35 +500,12 @@ async fn a_monitoring_status_in_the_registry_flags_an_open_plan_between_visits()
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
         .create()?;
-    let case_id = uuid::Uuid::now_v7().to_string();
-    publish(
+    let case_id = decided_case(
         &producer,
         &ns,
-        "decisions",
         &person_id,
-        &CaseOpened {
-            case_id: case_id.clone(),
-            person_id: person_id.clone(),
-            procuratorate: OFFICE.to_owned(),
-            region_code: "520102".to_owned(),
-            category: "other_in_need".to_owned(),
-            ..CaseOpened::default()
-        },
-    )
-    .await?;
-    publish(
-        &producer,
-        &ns,
-        "decisions",
-        &person_id,
-        &DecisionApproved {
-            case_id: case_id.clone(),
-            person_id: person_id.clone(),
-            amount: Some(Money { fen: 600_000 }),
-            methods: vec![ReliefMethod::OneTimePayment as i32],
-            procuratorate: OFFICE.to_owned(),
-            ..DecisionApproved::default()
-        },
+        600_000,
+        &[ReliefMethod::OneTimePayment],
     )
     .await?;
     publish(

@@ -280,24 +280,29 @@ async fn a_status_answers_as_of_a_date() -> TestResult {
             reason: "income above the line".to_owned(),
         })
         .await?;
-    let statuses_on = |as_of: &str| {
-        let mut people = people.clone();
+    let (reader, whom) = (people.clone(), person.clone());
+    let person_on = move |as_of: &str| {
+        let mut people = reader.clone();
         let request = GetPersonRequest {
-            person_id: person.clone(),
+            person_id: whom.clone(),
             purpose: jiuzhu_tests::PURPOSE.to_owned(),
             as_of: as_of.to_owned(),
         };
         async move {
             let found = people.get_person(request).await?.into_inner().person;
+            anyhow::Ok(found.unwrap_or_default())
+        }
+    };
+    let statuses_on = |as_of: &str| {
+        let found = person_on(as_of);
+        async move {
             anyhow::Ok(
                 found
-                    .map(|p| {
-                        p.statuses
-                            .into_iter()
-                            .map(|s| s.status_id)
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default(),
+                    .await?
+                    .statuses
+                    .into_iter()
+                    .map(|s| s.status_id)
+                    .collect::<Vec<_>>(),
             )
         }
     };
@@ -374,23 +379,8 @@ async fn a_status_answers_as_of_a_date() -> TestResult {
         .await?;
     }
     let name_on = |as_of: &str| {
-        let mut people = people.clone();
-        let request = GetPersonRequest {
-            person_id: person.clone(),
-            purpose: jiuzhu_tests::PURPOSE.to_owned(),
-            as_of: as_of.to_owned(),
-        };
-        async move {
-            anyhow::Ok(
-                people
-                    .get_person(request)
-                    .await?
-                    .into_inner()
-                    .person
-                    .map(|p| p.full_name)
-                    .unwrap_or_default(),
-            )
-        }
+        let found = person_on(as_of);
+        async move { anyhow::Ok(found.await?.full_name) }
     };
     assert_eq!(name_on("2026-11-10").await?, "杨秀珍");
     assert_eq!(
