@@ -291,12 +291,7 @@ async fn record_statuses(
                 (Some(_), _) => Ok(Vec::new()),
             };
             match decided {
-                Ok(new) => {
-                    for event in &new {
-                        person.apply(event);
-                    }
-                    events.extend(new);
-                }
+                Ok(new) => keep(&mut person, &mut events, new),
                 Err(error) => answer.rejections.push(rejection(
                     record,
                     &format!("statuses[{n}]"),
@@ -522,12 +517,7 @@ async fn place_in_households(
             let relationship =
                 Relationship::try_from(record.relationship).unwrap_or(Relationship::Other);
             match household.admit(household_id, person, relationship, None) {
-                Ok(added) => {
-                    for event in &added {
-                        household.apply(event);
-                    }
-                    events.extend(added);
-                }
+                Ok(added) => keep(&mut household, &mut events, added),
                 Err(error) => {
                     released.push(person);
                     answer
@@ -538,12 +528,7 @@ async fn place_in_households(
         }
         for (record, year, fen) in incomes.remove(&household_id).unwrap_or_default() {
             match household.record_income(household_id, year, fen, department) {
-                Ok(recorded) => {
-                    for event in &recorded {
-                        household.apply(event);
-                    }
-                    events.extend(recorded);
-                }
+                Ok(recorded) => keep(&mut household, &mut events, recorded),
                 Err(error) => answer.rejections.push(rejection(
                     record,
                     "household_income_per_head",
@@ -879,4 +864,16 @@ async fn link(
     } else {
         Outcome::Unchanged
     })
+}
+
+/// Applies what an aggregate decided to it and keeps the events for the batch's append.
+fn keep<A: Aggregate<Event = RegistryEvent>>(
+    aggregate: &mut A,
+    events: &mut Vec<RegistryEvent>,
+    decided: Vec<RegistryEvent>,
+) {
+    for event in &decided {
+        aggregate.apply(event);
+    }
+    events.extend(decided);
 }
