@@ -232,11 +232,7 @@ async fn record_statuses(
     records: &[PersonRecord],
     answer: &mut BulkUpsertPersonsResponse,
 ) -> Result<(), AppError> {
-    let rejected: HashSet<String> = answer
-        .rejections
-        .iter()
-        .map(|r| r.source_record_id.clone())
-        .collect();
+    let rejected = rejected_sources(answer);
     for record in records {
         let source_record_id = record.source_record_id.trim();
         if record.statuses.is_empty() || rejected.contains(&record.source_record_id) {
@@ -315,11 +311,7 @@ async fn place_in_households(
     records: &[PersonRecord],
     answer: &mut BulkUpsertPersonsResponse,
 ) -> Result<(), AppError> {
-    let rejected: HashSet<String> = answer
-        .rejections
-        .iter()
-        .map(|r| r.source_record_id.clone())
-        .collect();
+    let rejected = rejected_sources(answer);
     let mut wanted: Vec<&PersonRecord> = Vec::new();
     for record in records {
         if rejected.contains(&record.source_record_id) {
@@ -876,4 +868,13 @@ fn keep<A: Aggregate<Event = RegistryEvent>>(
         aggregate.apply(event);
     }
     events.extend(decided);
+}
+
+/// The records of the batch rejected so far, by source record id.
+fn rejected_sources(answer: &BulkUpsertPersonsResponse) -> HashSet<String> {
+    answer
+        .rejections
+        .iter()
+        .map(|r| r.source_record_id.clone())
+        .collect()
 }

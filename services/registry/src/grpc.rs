@@ -659,17 +659,7 @@ impl RegistryService for RegistryApi {
         let answer: Result<Response<GetPersonResponse>, Status> = async {
             access.check_purpose()?;
             let person_id = uuid_field("person_id", &request.get_ref().person_id)?;
-            let as_of = match request.get_ref().as_of.trim() {
-                "" => None,
-                day => Some(
-                    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
-                        FieldViolations::single(
-                            "as_of",
-                            format!("`{day}` is not a YYYY-MM-DD date"),
-                        )
-                    })?,
-                ),
-            };
+            let as_of = as_of_day(&request.get_ref().as_of)?;
             let mut person = queries::person(self.store.pool(), &self.vault, person_id, as_of)
                 .await?
                 .ok_or_else(|| {
@@ -685,13 +675,7 @@ impl RegistryService for RegistryApi {
                 if let Some((identity, gender, region, flags)) =
                     crate::sealing::identity_at(&self.store, &self.vault, person_id, until).await?
                 {
-                    person.full_name = identity.full_name;
-                    person.birth_date = identity.birth_date;
-                    person.resident_id = identity.resident_id;
-                    person.township = identity.township;
-                    person.village = identity.village;
-                    person.address_text = identity.address_text;
-                    person.phone = identity.phone;
+                    queries::put_identity(&mut person, identity);
                     person.gender = gender;
                     person.region = Some(jiuzhu_proto::common::RegionCode { code: region });
                     person.flags = flags;
@@ -729,17 +713,8 @@ impl RegistryService for RegistryApi {
         let answer: Result<Response<GetHouseholdResponse>, Status> = async {
             access.check_purpose()?;
             let household_id = uuid_field("household_id", &request.get_ref().household_id)?;
-            let as_of = match request.get_ref().as_of.trim() {
-                "" => None,
-                day => Some(jiuzhu_proto::time::end_of_beijing_day(
-                    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| {
-                        FieldViolations::single(
-                            "as_of",
-                            format!("`{day}` is not a YYYY-MM-DD date"),
-                        )
-                    })?,
-                )),
-            };
+            let as_of =
+                as_of_day(&request.get_ref().as_of)?.map(jiuzhu_proto::time::end_of_beijing_day);
             let household = queries::household(self.store.pool(), &self.vault, household_id, as_of)
                 .await?
                 .ok_or_else(|| Status::not_found(format!("no household {household_id}")))?;
@@ -1195,4 +1170,16 @@ fn outside_household(household_id: Uuid, caller: &Caller) -> AppError {
         "no member of household {household_id} lives within the jurisdiction of office {}",
         caller.identity.office
     ))
+}
+
+/// An `as_of` field: empty for now, else a YYYY-MM-DD day (refused naming the field).
+fn as_of_day(text: &str) -> Result<Option<chrono::NaiveDate>, Status> {
+    match text.trim() {
+        "" => Ok(None),
+        day => chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| {
+                FieldViolations::single("as_of", format!("`{day}` is not a YYYY-MM-DD date")).into()
+            }),
+    }
 }

@@ -67,30 +67,36 @@ fn person_from_row(
     let person_id: Uuid = row.try_get("person_id")?;
     let merged_into: Option<Uuid> = row.try_get("merged_into")?;
     let household_id: Option<Uuid> = row.try_get("household_id")?;
-    let identity = identities.get(&person_id).cloned().unwrap_or_default();
-    Ok(Person {
+    let mut person = Person {
         person_id: person_id.to_string(),
-        full_name: identity.full_name,
         gender: row.try_get("gender")?,
-        birth_date: identity.birth_date,
-        resident_id: identity.resident_id,
         region: Some(RegionCode {
             code: row.try_get("region_code")?,
         }),
         source_department: row.try_get("source_department")?,
         version: row.try_get("version")?,
-        township: identity.township,
-        village: identity.village,
-        address_text: identity.address_text,
-        phone: identity.phone,
         flags: row.try_get("flags")?,
         merged_into: merged_into.map(|id| id.to_string()).unwrap_or_default(),
-        merged_person_ids: Vec::new(),
-        statuses: Vec::new(),
         household_id: household_id.map(|id| id.to_string()).unwrap_or_default(),
         erased: row.try_get("erased")?,
-        other_sources: Vec::new(),
-    })
+        ..Person::default()
+    };
+    put_identity(
+        &mut person,
+        identities.get(&person_id).cloned().unwrap_or_default(),
+    );
+    Ok(person)
+}
+
+/// The opened personal fields into a person's view.
+pub fn put_identity(person: &mut Person, identity: PersonalIdentity) {
+    person.full_name = identity.full_name;
+    person.birth_date = identity.birth_date;
+    person.resident_id = identity.resident_id;
+    person.township = identity.township;
+    person.village = identity.village;
+    person.address_text = identity.address_text;
+    person.phone = identity.phone;
 }
 
 /// A person with their statuses and those of every record merged into them.
