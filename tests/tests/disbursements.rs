@@ -1093,3 +1093,135 @@ async fn a_merged_persons_relief_is_paid_to_the_payee_of_either_record() -> Test
     }
     Ok(())
 }
+
+/// An applicant objects to the amount paid; another approver raises it on review, and only the
+/// difference is paid, once, however often the review is retried. The case's stage is not held
+/// up by the objection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amount_raised_on_objection_pays_only_the_difference_once() -> TestResult {
+    use jiuzhu_proto::decisions::{
+        FileObjectionRequest, GetCaseRequest, ObjectionOutcome, ReviewObjectionRequest, Stage,
+    };
+    let ns = unique_namespace();
+    let payments_port = free_port()?;
+    let notify = format!("https://127.0.0.1:{payments_port}");
+    let payments_addr = std::net::SocketAddr::from(([127, 0, 0, 1], payments_port));
+    let simulator = Paysim::spawn(Some(&notify), &[]).await?;
+    let registry = start::<Registry>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let endpoint = simulator.endpoint.clone();
+    let payments = start_with::<Payments>(&ns, |s| {
+        provider_settings(s, &endpoint, payments_port, 2_000)
+    })
+    .await?;
+    let mut client = PaymentsServiceClient::new(jiuzhu_testkit::channel(payments_addr).await?);
+    let decisions_at = decisions.running.grpc_addr;
+    let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions_at).await?);
+    let mut people = registry_client(&registry.running).await?;
+    allocate(&mut client, "amend", 5_000_000).await?;
+    let zhao = person(&mut people, "amend-zhao", "赵桂兰").await?;
+    register_payee(&client, "amend-zhao", &zhao, "赵桂兰", &card(ORDINARY, 7)).await?;
+    let case_id = approve_case(decisions_at, "301", &zhao, PROCURATORATE, 600_000).await?;
+    let paid = disbursement_in(&client, &case_id, DisbursementState::Succeeded).await?;
+
+    let objected = office
+        .file_objection(FileObjectionRequest {
+            request_id: "amend-object".to_owned(),
+            case_id: case_id.clone(),
+            grounds: "the second operation's bill was left out".to_owned(),
+            filed_on: String::new(),
+        })
+        .await?
+        .into_inner();
+    assert!(!objected.review_due.is_empty(), "the review has a deadline");
+    // A second approver of Yunyan's office (the first, approver-department_head, approved).
+    let reviewer = jiuzhu_access::Identity::new(
+        "procuratorate",
+        "520103",
+        jiuzhu_access::Role::Approver,
+        "approver-zhou",
+    )
+    .scoped("department_head");
+    let mut reviewer =
+        DecisionsServiceClient::new(jiuzhu_testkit::channel_as(decisions_at, &reviewer).await?);
+    let raise = ReviewObjectionRequest {
+        request_id: "amend-review".to_owned(),
+        case_id: case_id.clone(),
+        outcome: ObjectionOutcome::Amended as i32,
+        amount: Some(Money { fen: 750_000 }),
+        methods: Vec::new(),
+        reason: "the second bill is part of the loss".to_owned(),
+    };
+    let lower = reviewer
+        .review_objection(ReviewObjectionRequest {
+            request_id: "amend-review-lower".to_owned(),
+            amount: Some(Money { fen: 500_000 }),
+            ..raise.clone()
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("an objection lowered the amount"))?;
+    assert_eq!(bad_fields(&lower), ["amount"]);
+    reviewer.review_objection(raise.clone()).await?;
+    reviewer.review_objection(raise).await?; // a retry changes nothing
+
+    let supplement = eventually("the supplement to be paid", WAIT, || {
+        let (mut client, case_id) = (client.clone(), case_id.clone());
+        async move {
+            let listed = client
+                .list_disbursements(ListDisbursementsRequest { case_id })
+                .await?
+                .into_inner()
+                .disbursements;
+            Ok(listed
+                .get(1)
+                .filter(|d| d.state == DisbursementState::Succeeded as i32)
+                .cloned()
+                .map(|d| (listed.len(), d)))
+        }
+    })
+    .await?;
+    let (count, supplement) = supplement;
+    assert_eq!(count, 2, "the payment and one supplement");
+    assert!(supplement.supplement);
+    assert_eq!(supplement.amount, Some(Money { fen: 150_000 }));
+    for disbursement in [&paid, &supplement] {
+        let witnessed = simulator
+            .payments_for(&disbursement.disbursement_id)
+            .await?;
+        assert_eq!(witnessed.len(), 1, "paid once");
+        assert_eq!(witnessed[0].pay_calls, 1);
+    }
+    let case = eventually("the case to show the supplement", WAIT, || {
+        let (mut office, case_id) = (office.clone(), case_id.clone());
+        async move {
+            let case = office
+                .get_case(GetCaseRequest {
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    case_id,
+                })
+                .await?
+                .into_inner()
+                .relief_case
+                .unwrap_or_default();
+            Ok((case.distributed == Some(Money { fen: 750_000 })).then_some(case))
+        }
+    })
+    .await?;
+    assert_eq!(case.stage, Stage::Distributed as i32, "not held up");
+    let amendment = case.amendment.unwrap_or_default();
+    assert_eq!(amendment.approved_amount, Some(Money { fen: 600_000 }));
+    assert!(
+        amendment.amended_by.ends_with("approver-zhou"),
+        "the reviewer's verified identity: {}",
+        amendment.amended_by
+    );
+    assert_eq!(
+        balances(&mut client).await?,
+        (5_000_000 - 750_000, 0, 750_000),
+        "the budget pays the amount amended, no more"
+    );
+    ledger_balances(payments.running.store.pool()).await?;
+    stop_all([payments, decisions, registry]).await;
+    Ok(())
+}

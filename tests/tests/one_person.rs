@@ -2,6 +2,9 @@
 //! in the registry is one person for the once-only relief rule and for clue matching, whichever
 //! of the two records a caller names; the merge is recorded as the verified caller; an unmerge
 //! makes two persons again. A case cannot be opened for a person the registry never registered.
+//! Statuses and identity answer as of a date; a referral reaches the department that must act,
+//! sealed for it, and is answered or alarmed; a rejected applicant objects and is relieved once.
+//! The last test tells one woman's whole story across the services.
 
 use std::time::Duration;
 
@@ -793,6 +796,254 @@ async fn a_merge_that_joins_two_cases_for_one_crime_flags_the_later_one() -> Tes
     .await?;
     assert_eq!(flagged, (later, earlier));
     for service in [decisions, registry] {
+        service.running.stop().await;
+    }
+    Ok(())
+}
+
+/// One woman's story across the services, as the "done when" tells it: registered by
+/// two departments and merged, so a second relief for one crime under her other record is
+/// refused; a status recorded last month answers "as of"; her medical referral reaches health,
+/// which acknowledges it; her application for another crime is rejected, she objects, and a
+/// second approver amends it to an amount, paid once (the simulator is the witness).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_person_merged_referred_and_relieved_on_objection_end_to_end() -> TestResult {
+    use jiuzhu_proto::common::{EventEnvelope, Money};
+    use jiuzhu_proto::decisions::{
+        AssessEligibilityRequest, FileObjectionRequest, ObjectionOutcome, ReferralIssued,
+        ReferralStatus, ReferralUpdate, RejectDecisionRequest, ReliefMethod,
+        ReviewObjectionRequest,
+    };
+    use jiuzhu_proto::payments::DisbursementState;
+    use jiuzhu_proto::payments::payments_service_client::PaymentsServiceClient;
+    use jiuzhu_proto::registry::{GetPersonRequest, RecordStatusRequest, StatusKind};
+    use jiuzhu_tests::payments::{
+        ORDINARY, PROCURATORATE, Paysim, allocate, approve_with_methods, card, disbursement_in,
+        provider_settings, register_payee,
+    };
+    let ns = unique_namespace();
+    let payments_port = jiuzhu_testkit::free_port()?;
+    let simulator = Paysim::spawn(Some(&format!("https://127.0.0.1:{payments_port}")), &[]).await?;
+    let registry = start::<Registry>(&ns).await?;
+    let decisions = start::<Decisions>(&ns).await?;
+    let endpoint = simulator.endpoint.clone();
+    let payments = jiuzhu_tests::start_with::<jiuzhu_payments::Payments>(&ns, |s| {
+        provider_settings(s, &endpoint, payments_port, 2_000)
+    })
+    .await?;
+    let at = decisions.running.grpc_addr;
+    let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(at).await?);
+    let mut finance = PaymentsServiceClient::new(
+        jiuzhu_testkit::channel(std::net::SocketAddr::from(([127, 0, 0, 1], payments_port)))
+            .await?,
+    );
+    let mut people = registry_client(&registry.running).await?;
+
+    // Registered by civil affairs (with her resident id and phone) and by rural
+    // revitalization (without): two records, merged into the second.
+    let by_civil_affairs = RegisterPersonRequest {
+        phone: "13800005678".to_owned(),
+        ..villager("story-1", "龙秀英", "civil_affairs")
+    };
+    let first = people
+        .register_person(by_civil_affairs.clone())
+        .await?
+        .into_inner()
+        .person_id;
+    let second = people
+        .register_person(RegisterPersonRequest {
+            request_id: "story-2".to_owned(),
+            resident_id: String::new(),
+            source_department: "rural_revitalization".to_owned(),
+            ..by_civil_affairs
+        })
+        .await?
+        .into_inner()
+        .person_id;
+    people
+        .merge_persons(MergePersonsRequest {
+            request_id: "story-merge".to_owned(),
+            survivor_id: second.clone(),
+            absorbed_id: first.clone(),
+            reason: "one woman, registered by two departments".to_owned(),
+            decided_by: String::new(),
+        })
+        .await?;
+    decisions_sees(decisions.running.store.pool(), &first, &second).await?;
+
+    // Relief for the first crime under her civil-affairs record, with medical help; a second
+    // relief for that crime under her other record is refused, naming the case.
+    allocate(&mut finance, "story", 2_000_000).await?;
+    register_payee(&finance, "story", &second, "龙秀英", &card(ORDINARY, 11)).await?;
+    let first_case = approve_with_methods(
+        at,
+        "701",
+        &first,
+        PROCURATORATE,
+        500_000,
+        1,
+        &[ReliefMethod::OneTimePayment, ReliefMethod::Medical],
+    )
+    .await?;
+    let again = office
+        .open_case(OpenCaseRequest {
+            region_code: "520103".to_owned(),
+            procuratorate: PROCURATORATE.to_owned(),
+            category: "urgent_medical".to_owned(),
+            ..application("story-again", &second, "(2026)黔0103刑初701号")
+        })
+        .await
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("a second relief for one crime was opened"))?;
+    assert_eq!(again.code(), Code::AlreadyExists);
+    assert!(again.message().contains(&first_case), "{}", again.message());
+
+    // Registered poor since 2 November, recorded now: as of 1 November she was not, as of the
+    // 15th she was.
+    people
+        .record_status(RecordStatusRequest {
+            request_id: "story-status".to_owned(),
+            person_id: second.clone(),
+            kind: StatusKind::RegisteredPoor as i32,
+            source_department: "rural_revitalization".to_owned(),
+            reference: "黔乡振〔2026〕91号".to_owned(),
+            effective_from: "2026-11-02".to_owned(),
+            ..RecordStatusRequest::default()
+        })
+        .await?;
+    let statuses_on = |as_of: &'static str| {
+        let (mut people, person) = (people.clone(), second.clone());
+        async move {
+            let found = people
+                .get_person(GetPersonRequest {
+                    person_id: person,
+                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
+                    as_of: as_of.to_owned(),
+                })
+                .await?
+                .into_inner()
+                .person
+                .unwrap_or_default();
+            anyhow::Ok(found.statuses.len())
+        }
+    };
+    eventually("the status in the registry's view", WAIT, || async {
+        Ok((statuses_on("2026-11-15").await? == 1).then_some(()))
+    })
+    .await?;
+    assert_eq!(statuses_on("2026-11-01").await?, 0, "not yet on the 1st");
+
+    // Health reads the referral on its topic and acknowledges it on its inbound topic.
+    let referral = read_topic(&kafka_brokers(), &format!("{ns}jiuzhu.share.health.v1"), 1)?
+        .iter()
+        .filter_map(|record| {
+            use rdkafka::Message as _;
+            let envelope = EventEnvelope::decode(record.payload()?).ok()?;
+            (envelope.event_type == "jiuzhu.decisions.v1.ReferralIssued")
+                .then(|| ReferralIssued::decode(envelope.payload.as_slice()).ok())?
+        })
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no referral on health's topic"))?;
+    assert!(
+        referral.subject.is_some(),
+        "whom to help, sealed for health"
+    );
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .create()?;
+    let acknowledged = ReferralUpdate {
+        referral_id: referral.referral_id.clone(),
+        status: ReferralStatus::Acknowledged as i32,
+        outcome: "admitted to the county hospital".to_owned(),
+        handled_by: "health-officer-5".to_owned(),
+    };
+    jiuzhu_tests::send_inbound(
+        &producer,
+        &ns,
+        "health",
+        "story-referral",
+        &acknowledged.encode_to_vec(),
+        Some("jiuzhu.decisions.v1.ReferralUpdate"),
+        Some(&jiuzhu_tests::integrator("health")),
+    )
+    .await?;
+    jiuzhu_tests::referral_in(&office, &first_case, ReferralStatus::Acknowledged).await?;
+
+    // Another crime: rejected by one approver, objected to, amended by another, paid once.
+    let second_case = open_case_once_known(
+        &mut office,
+        OpenCaseRequest {
+            region_code: "520103".to_owned(),
+            procuratorate: PROCURATORATE.to_owned(),
+            category: "urgent_medical".to_owned(),
+            ..application("story-open-2", &second, "(2026)黔0103刑初702号")
+        },
+    )
+    .await?
+    .case_id;
+    office
+        .assess_eligibility(AssessEligibilityRequest {
+            request_id: "story-assess-2".to_owned(),
+            case_id: second_case.clone(),
+            facts: vec!["urgent_medical_need".to_owned()],
+            ..AssessEligibilityRequest::default()
+        })
+        .await?;
+    let approver = |name: &'static str| async move {
+        let identity = jiuzhu_access::Identity::new(
+            "procuratorate",
+            "520103",
+            jiuzhu_access::Role::Approver,
+            name,
+        )
+        .scoped("department_head");
+        anyhow::Ok(DecisionsServiceClient::new(
+            jiuzhu_testkit::channel_as(at, &identity).await?,
+        ))
+    };
+    approver("approver-wang")
+        .await?
+        .reject_decision(RejectDecisionRequest {
+            request_id: "story-reject".to_owned(),
+            case_id: second_case.clone(),
+            reason: "inability to pay for treatment not shown".to_owned(),
+            ..RejectDecisionRequest::default()
+        })
+        .await?;
+    office
+        .file_objection(FileObjectionRequest {
+            request_id: "story-object".to_owned(),
+            case_id: second_case.clone(),
+            grounds: "the hospital's bill, now attached".to_owned(),
+            filed_on: String::new(),
+        })
+        .await?;
+    let amended = ReviewObjectionRequest {
+        request_id: "story-review".to_owned(),
+        case_id: second_case.clone(),
+        outcome: ObjectionOutcome::Amended as i32,
+        amount: Some(Money { fen: 600_000 }),
+        methods: Vec::new(),
+        reason: "inability to pay shown by the bill".to_owned(),
+    };
+    let mut reviewer = approver("approver-li").await?;
+    reviewer.review_objection(amended.clone()).await?;
+    reviewer.review_objection(amended).await?; // a retry changes nothing
+
+    for (case_id, fen) in [(&first_case, 500_000), (&second_case, 600_000)] {
+        let paid = disbursement_in(&finance, case_id, DisbursementState::Succeeded).await?;
+        assert_eq!(paid.amount, Some(Money { fen }));
+        let witnessed = simulator.payments_for(&paid.disbursement_id).await?;
+        assert_eq!(witnessed.len(), 1, "paid once");
+        assert_eq!(witnessed[0].pay_calls, 1);
+    }
+    let paid_events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE event_type = 'jiuzhu.payments.v1.DisbursementSucceeded'",
+    )
+    .fetch_one(payments.running.store.pool())
+    .await?;
+    assert_eq!(paid_events, 2, "two crimes, two payments, nothing more");
+    for service in [payments, decisions, registry] {
         service.running.stop().await;
     }
     Ok(())

@@ -430,9 +430,12 @@ impl From<CaseError> for AppError {
             CaseError::NotifiedOn { .. } => FieldViolations::single("notified_on", message),
             CaseError::ObjectionInFuture(_) => FieldViolations::single("filed_on", message),
             CaseError::SameApprover => AppError::permission_denied(message),
-            CaseError::ObjectedBefore(_) | CaseError::ObjectionLate { .. } => {
-                AppError::failed_precondition(message)
-            }
+            CaseError::ObjectedBefore(_)
+            | CaseError::ObjectionLate { .. }
+            | CaseError::ReviewedBefore(_) => AppError::failed_precondition(message),
+            CaseError::AmountObjectionReopened => FieldViolations::single("outcome", message),
+            CaseError::AmendmentNotAbove { .. } => FieldViolations::single("amount", message),
+            CaseError::MethodsKept => FieldViolations::single("methods", message),
             CaseError::WrongApprover { .. } => AppError::permission_denied(message),
             CaseError::DepartureUnexplained { .. } => {
                 FieldViolations::single("departure_reason", message)

@@ -13,12 +13,12 @@ use jiuzhu_proto::decisions::{
     ApplicantNotified, CaseClosed, CaseReported, FundsAwaited, FundsSecured, StageDeadlineRecounted,
 };
 use jiuzhu_proto::decisions::{
-    CaseOpened, CaseOrigin, DecisionApproved, DecisionProposed, DecisionRejected,
+    CaseOpened, CaseOrigin, DecisionAmended, DecisionApproved, DecisionProposed, DecisionRejected,
     DuplicateReliefFlagged, EligibilityAssessed, MaterialReceived, MaterialsObligationBreached,
     MaterialsObligationMet, MaterialsObligationOpened, ObjectionFiled, ObjectionOutcome,
-    ObjectionReviewed, RecommendationIssued, ReferralIssued, ReferralOverdue, ReferralStatus,
-    ReferralUpdated, ReliefDistributed, ReliefMethod, ReviewKind, ReviewRecorded, Stage,
-    StageDeadlineApproaching, StageDeadlineBreached, StageEntered,
+    ObjectionReviewOverdue, ObjectionReviewed, RecommendationIssued, ReferralIssued,
+    ReferralOverdue, ReferralStatus, ReferralUpdated, ReliefDistributed, ReliefMethod, ReviewKind,
+    ReviewRecorded, Stage, StageDeadlineApproaching, StageDeadlineBreached, StageEntered,
 };
 
 use crate::policy::{ReliefPolicy, WageBase, WageError, Wages, stage_name};
@@ -58,6 +58,8 @@ event_enum! {
         ObjectionReviewed(ObjectionReviewed),
         ReferralOverdue(ReferralOverdue),
         DuplicateReliefFlagged(DuplicateReliefFlagged),
+        DecisionAmended(DecisionAmended),
+        ObjectionReviewOverdue(ObjectionReviewOverdue),
     }
 }
 
@@ -124,17 +126,29 @@ pub enum CaseError {
     Wage(#[from] WageError),
     #[error("notified on {notified_on}: {reason}")]
     NotifiedOn { notified_on: String, reason: String },
-    #[error("an objection to this rejection was filed on {0}: a rejection is reviewed once")]
+    #[error("an objection to this case was filed on {0}: a case is reviewed on objection once")]
     ObjectedBefore(String),
     #[error("an objection cannot be received in the future ({0})")]
     ObjectionInFuture(String),
-    #[error("the rejection of {rejected_on} could be objected to until {last_day}")]
+    #[error("the {decision} of {decided_on} could be objected to until {last_day}")]
     ObjectionLate {
-        rejected_on: String,
+        decision: &'static str,
+        decided_on: String,
         last_day: String,
     },
-    #[error("the approver who rejected the case cannot review the objection to it")]
+    #[error("the approver who decided the case cannot review the objection to it")]
     SameApprover,
+    #[error("the objection to the amount was reviewed on {0}: it is reviewed once")]
+    ReviewedBefore(String),
+    #[error(
+        "an objection to an amount is upheld or amended: a case approved and being paid is not \
+         reopened"
+    )]
+    AmountObjectionReopened,
+    #[error("amended to {amount} fen: it must be above the {approved} fen approved (else uphold)")]
+    AmendmentNotAbove { amount: i64, approved: i64 },
+    #[error("an amended amount keeps the methods approved: leave methods empty")]
+    MethodsKept,
 }
 
 /// Everything a command needs besides its own input.
@@ -286,9 +300,12 @@ pub struct ReliefCase {
     pub closed: Option<CaseClosed>,
     /// Rural revitalization received the closed case.
     pub reported: bool,
-    /// The objection to the rejection, once filed; and its review.
+    /// The objection to the rejection or amount, once filed; its review, the amount amended on
+    /// it, and whether an overdue review of an amount was raised.
     pub objection: Option<ObjectionFiled>,
     pub objection_review: Option<ObjectionReviewed>,
+    pub amendment: Option<DecisionAmended>,
+    pub objection_overdue: bool,
     /// Referrals found overdue, by id.
     pub referrals_overdue: BTreeSet<String>,
     /// Acknowledgement days of referrals, by id.
@@ -381,6 +398,8 @@ impl Aggregate for ReliefCase {
             DecisionsEvent::DuplicateReliefFlagged(e) => {
                 self.duplicates.insert(e.other_case_id.clone());
             }
+            DecisionsEvent::DecisionAmended(e) => self.amendment = Some(e.clone()),
+            DecisionsEvent::ObjectionReviewOverdue(_) => self.objection_overdue = true,
         }
     }
 }

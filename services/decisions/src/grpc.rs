@@ -116,6 +116,9 @@ fn case_view(case: &ReliefCase, policy: &ReliefPolicy) -> jiuzhu_proto::decision
         notified: case.notified.clone(),
         closed: case.closed.clone(),
         reported: case.reported,
+        objection: case.objection.clone(),
+        objection_review: case.objection_review.clone(),
+        amendment: case.amendment.clone(),
         missing_materials: case.missing_materials(policy),
         eligibility: case.eligibility.clone(),
         proposal: case.proposal.clone(),
@@ -626,7 +629,7 @@ impl DecisionsService for DecisionsApi {
                 let review_due = events
                     .iter()
                     .find_map(|e| match e {
-                        DecisionsEvent::StageEntered(s) => Some(s.due_date.clone()),
+                        DecisionsEvent::ObjectionFiled(filed) => Some(filed.review_due.clone()),
                         _ => None,
                     })
                     .unwrap_or_default();
@@ -872,13 +875,22 @@ impl DecisionsService for DecisionsApi {
         _request: Request<ExportDecidedCasesRequest>,
     ) -> Result<Response<Self::ExportDecidedCasesStream>, Status> {
         use jiuzhu_eventstore::EventCodec;
-        let rows: Vec<(Uuid, serde_json::Value, Vec<u8>, Option<serde_json::Value>)> =
-            sqlx::query_as(
+        // The amount a case was decided at is the amended one, when an objection raised it.
+        let rows: Vec<(
+            Uuid,
+            serde_json::Value,
+            Vec<u8>,
+            Option<serde_json::Value>,
+            Option<Vec<u8>>,
+        )> = sqlx::query_as(
                 "SELECT f.case_id, f.features, e.payload, \
                  (SELECT jsonb_build_object('effect_score', o.effect_score, \
                    'scoring_method', o.scoring_method, 'trend', o.trend, 'last_visit', o.last_visit, \
                    'months_since_payment', o.months_since_payment) \
-                  FROM case_outcomes o WHERE o.case_id = f.case_id) \
+                  FROM case_outcomes o WHERE o.case_id = f.case_id), \
+                 (SELECT a.payload FROM events a WHERE a.stream_id = e.stream_id \
+                  AND a.event_type = 'jiuzhu.decisions.v1.DecisionAmended' \
+                  ORDER BY a.position DESC LIMIT 1) \
                  FROM case_features f JOIN events e ON e.stream_id = f.case_id::text \
                  AND e.event_type = 'jiuzhu.decisions.v1.DecisionApproved' ORDER BY e.position",
             )
@@ -886,19 +898,31 @@ impl DecisionsService for DecisionsApi {
             .await
             .map_err(AppError::storage)?;
         let mut records = Vec::with_capacity(rows.len());
-        for (case_id, features, payload, outcome) in rows {
+        for (case_id, features, payload, outcome, amended) in rows {
             let Some(DecisionsEvent::DecisionApproved(approved)) =
                 DecisionsEvent::decode_payload("jiuzhu.decisions.v1.DecisionApproved", &payload)
                     .map_err(|error| Status::internal(format!("case {case_id}: {error}")))?
             else {
                 continue;
             };
+            let amount = match amended {
+                Some(payload) => match DecisionsEvent::decode_payload(
+                    "jiuzhu.decisions.v1.DecisionAmended",
+                    &payload,
+                )
+                .map_err(|error| Status::internal(format!("case {case_id}: {error}")))?
+                {
+                    Some(DecisionsEvent::DecisionAmended(amended)) => amended.amount,
+                    _ => approved.amount,
+                },
+                None => approved.amount,
+            };
             let mut case = features;
             if let Some(object) = case.as_object_mut() {
                 object.insert("case_id".to_owned(), serde_json::json!(case_id.to_string()));
                 object.insert(
                     "amount_fen".to_owned(),
-                    serde_json::json!(approved.amount.map_or(0, |m| m.fen)),
+                    serde_json::json!(amount.map_or(0, |m| m.fen)),
                 );
                 let methods: Vec<String> = approved
                     .methods
@@ -937,9 +961,10 @@ impl DecisionsService for DecisionsApi {
         }
         let page_size = violations.page_size(request.page_size, 50);
         let after = key_after(&mut violations, &request.page_token, |key| match key {
-            [due, case] => Some((
+            [due, case, stage] => Some((
                 NaiveDate::parse_from_str(due, "%Y-%m-%d").ok()?,
                 Uuid::parse_str(case).ok()?,
+                stage.parse::<i32>().ok()?,
             )),
             _ => None,
         });
@@ -951,21 +976,29 @@ impl DecisionsService for DecisionsApi {
             DeadlineFilter::Overdue => (None, today.pred_opt().unwrap_or(today)),
             _ => (Some(today), soon_until),
         };
+        // An objection to an amount is reviewed beside the case's stage, by its own day.
         let rows: Vec<(Uuid, Uuid, String, i32, NaiveDate, NaiveDate)> = sqlx::query_as(
-            "SELECT case_id, person_id, procuratorate, stage, entered_on, due_date FROM relief_cases \
+            "SELECT case_id, person_id, procuratorate, stage, entered_on, due_date FROM ( \
+               SELECT case_id, person_id, procuratorate, region_code, stage, entered_on, due_date \
+               FROM relief_cases \
+               UNION ALL \
+               SELECT case_id, person_id, procuratorate, region_code, $8, objection_filed_on, \
+               objection_due FROM relief_cases WHERE objection_due IS NOT NULL) d \
              WHERE ($1::date IS NULL OR due_date >= $1) AND due_date <= $2 \
              AND ($3 = '' OR procuratorate = $3) \
-             AND ($4::date IS NULL OR (due_date, case_id) > ($4, $5)) \
+             AND ($4::date IS NULL OR (due_date, case_id, stage) > ($4, $5, $9)) \
              AND ($7 = '' OR region_code LIKE $7 || '%') \
-             ORDER BY due_date, case_id LIMIT $6",
+             ORDER BY due_date, case_id, stage LIMIT $6",
         )
         .bind(from)
         .bind(until)
         .bind(request.procuratorate.trim())
-        .bind(after.map(|(due, _)| due))
-        .bind(after.map(|(_, case)| case).unwrap_or_default())
+        .bind(after.map(|(due, _, _)| due))
+        .bind(after.map(|(_, case, _)| case).unwrap_or_default())
         .bind(page_size + 1)
         .bind(&scope)
+        .bind(i32::from(Stage::ObjectionReview))
+        .bind(after.map_or(0, |(_, _, stage)| stage))
         .fetch_all(self.store.pool())
         .await
         .map_err(AppError::storage)?;
@@ -987,7 +1020,7 @@ impl DecisionsService for DecisionsApi {
             deadlines.truncate(usize::try_from(page_size).unwrap_or(50));
             deadlines
                 .last()
-                .map(|d| token_after(&[&d.due_date, &d.case_id]))
+                .map(|d| token_after(&[&d.due_date, &d.case_id, &d.stage.to_string()]))
                 .unwrap_or_default()
         } else {
             String::new()

@@ -5,7 +5,8 @@
 //! alarm or one for a stage it has left, so an alarm is raised exactly once — across restarts,
 //! several monitors, a clock set back, and a board that has not caught up yet. Materials owed
 //! after emergency relief are watched the same way (`MaterialsObligationBreached`), and so are
-//! referrals a department has not acknowledged by their day (`ReferralOverdue`).
+//! referrals a department has not acknowledged by their day (`ReferralOverdue`) and objections
+//! to an amount not reviewed by theirs (`ObjectionReviewOverdue`).
 
 use std::time::Duration;
 
@@ -127,6 +128,7 @@ impl Monitor {
         }
         raised += self.obligations(context.today).await?;
         raised += self.referrals(context.today).await?;
+        raised += self.objections(context.today).await?;
         Ok(raised)
     }
 
@@ -206,6 +208,30 @@ impl Monitor {
             let new = self
                 .raise(request_id, case_id, move |case| {
                     case.referral_overdue(&referral_id, today)
+                })
+                .await?;
+            raised += usize::from(new);
+        }
+        Ok(raised)
+    }
+
+    /// Objections to an amount not reviewed by their day: the alarm, once.
+    async fn objections(&self, today: NaiveDate) -> Result<usize, AppError> {
+        let overdue: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT case_id FROM relief_cases WHERE objection_due < $1 \
+             AND NOT objection_overdue_raised ORDER BY objection_due LIMIT $2",
+        )
+        .bind(today)
+        .bind(BATCH)
+        .fetch_all(self.api.store.pool())
+        .await
+        .map_err(AppError::storage)?;
+        let mut raised = 0;
+        for case_id in overdue {
+            let request_id = format!("objection-overdue-{case_id}");
+            let new = self
+                .raise(request_id, case_id, move |case| {
+                    case.objection_overdue(today)
                 })
                 .await?;
             raised += usize::from(new);

@@ -199,6 +199,39 @@ impl Projection for CaseBoard {
                 .execute(conn)
                 .await?;
             }
+            DecisionsEvent::ObjectionFiled(e) if e.disputed_amount.is_some() => {
+                sqlx::query(
+                    "UPDATE relief_cases SET objection_filed_on = $2, objection_due = $3, \
+                     objection_overdue_raised = FALSE, version = $4 WHERE case_id = $1 AND version < $4",
+                )
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
+                .bind(date("filed_on", &e.filed_on)?)
+                .bind(date("review_due", &e.review_due)?)
+                .bind(version)
+                .execute(conn)
+                .await?;
+            }
+            DecisionsEvent::ObjectionReviewed(e) => {
+                // Only an objection to an amount has a review of its own on the board.
+                sqlx::query(
+                    "UPDATE relief_cases SET objection_due = NULL, version = $2 \
+                     WHERE case_id = $1 AND version < $2",
+                )
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
+                .bind(version)
+                .execute(conn)
+                .await?;
+            }
+            DecisionsEvent::ObjectionReviewOverdue(e) => {
+                sqlx::query(
+                    "UPDATE relief_cases SET objection_overdue_raised = TRUE, version = $2 \
+                     WHERE case_id = $1 AND version < $2",
+                )
+                .bind(ProjectionError::uuid("case_id", &e.case_id)?)
+                .bind(version)
+                .execute(conn)
+                .await?;
+            }
             DecisionsEvent::MaterialsObligationBreached(e) => {
                 sqlx::query(
                     "UPDATE relief_cases SET obligation_breached = TRUE, version = $2 \
@@ -223,7 +256,8 @@ impl Projection for CaseBoard {
 }
 
 /// Dashboard gauges from the case board: open and overdue cases per stage, mean days spent
-/// in each stage, emergency relief with materials overdue, and unanswered referrals overdue.
+/// in each stage, emergency relief with materials overdue, objections to amounts and unanswered
+/// referrals overdue.
 pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sqlx::Error> {
     use jiuzhu_runtime::metrics::gauge;
     let stage_label = |stage: i32| {
@@ -246,6 +280,11 @@ pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sql
     .await?;
     let owed: i64 =
         sqlx::query_scalar("SELECT count(*) FROM relief_cases WHERE obligation_due < $1")
+            .bind(today)
+            .fetch_one(&pool)
+            .await?;
+    let objections: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM relief_cases WHERE objection_due < $1")
             .bind(today)
             .fetch_one(&pool)
             .await?;
@@ -283,6 +322,11 @@ pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sql
             "jiuzhu_relief_obligations_overdue",
             "Emergency relief with owed materials past their date.",
             &[(Vec::new(), owed as f64)],
+        ),
+        gauge(
+            "jiuzhu_relief_amount_objections_overdue",
+            "Objections to an approved amount whose review is past its day.",
+            &[(Vec::new(), objections as f64)],
         ),
         gauge(
             "jiuzhu_relief_referrals_overdue",

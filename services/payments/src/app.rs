@@ -111,6 +111,7 @@ impl PaymentsApi {
             history,
             failure_reason: aggregate.failure_reason,
             provider_reference: aggregate.provider_reference,
+            supplement: ordered.supplement,
         })
     }
 

@@ -129,7 +129,9 @@ impl PaymentsService for PaymentsApi {
         let caller = Caller::of(&request)?;
         let case_id = jiuzhu_errors::uuid_field("case_id", &request.get_ref().case_id)?;
         let ids: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT disbursement_id FROM disbursement_claims WHERE case_id = $1 ORDER BY instalment",
+            // The supplement of an amended decision is claimed as instalment 0: it comes last.
+            "SELECT disbursement_id FROM disbursement_claims WHERE case_id = $1 \
+             ORDER BY instalment = 0, instalment",
         )
         .bind(case_id)
         .fetch_all(self.store.pool())

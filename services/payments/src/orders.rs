@@ -1,5 +1,6 @@
 //! Approved decisions become disbursement orders (`DecisionApproved` on
-//! `jiuzhu.decisions.events.v1`), once per decision and instalment: the funds are reserved at
+//! `jiuzhu.decisions.events.v1`), once per decision and instalment, and an amended decision
+//! (`DecisionAmended`) orders its supplement once, claimed as instalment 0: the funds are reserved at
 //! once when the budget covers them, otherwise the order waits for funds (`FundsShort`) and is
 //! reserved by the allocation that covers it, oldest first, in the allocation's own transaction.
 
@@ -9,7 +10,7 @@ use jiuzhu_eventstore::UnitOfWork;
 use jiuzhu_messaging::{ProjectionError, Reaction, service_topic};
 use jiuzhu_proto::common::EventEnvelope;
 use jiuzhu_proto::common::Money;
-use jiuzhu_proto::decisions::DecisionApproved;
+use jiuzhu_proto::decisions::{DecisionAmended, DecisionApproved};
 use jiuzhu_proto::payments::DisbursementOrdered;
 use jiuzhu_runtime::grpc::run_internal;
 use uuid::Uuid;
@@ -23,6 +24,7 @@ jiuzhu_eventstore::event_enum! {
     /// The decision events that order payments.
     pub enum Approvals {
         DecisionApproved(DecisionApproved),
+        DecisionAmended(DecisionAmended),
     }
 }
 
@@ -166,7 +168,7 @@ pub(crate) async fn reserve_waiting(
 }
 
 /// Claims (case, instalment) and orders it, reserving its money; false when it was ordered
-/// before.
+/// before. A supplement is claimed as instalment 0.
 async fn order_instalment(
     work: &mut UnitOfWork<'_>,
     case_id: Uuid,
@@ -179,7 +181,11 @@ async fn order_instalment(
          VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING disbursement_id",
     )
     .bind(case_id)
-    .bind(order.instalment)
+    .bind(if order.supplement {
+        0
+    } else {
+        order.instalment
+    })
     .bind(disbursement_id)
     .fetch_optional(work.connection().await?)
     .await
@@ -258,6 +264,7 @@ impl DecisionOrders {
                             pay_from: instalment.pay_from.format("%Y-%m-%d").to_string(),
                             instalments: i32::try_from(plan.len()).unwrap_or(1),
                             region_code: approved.region_code.clone(),
+                            supplement: false,
                         };
                         if order_instalment(work, case_id, &order).await? && instalment.number == 1
                         {
@@ -271,6 +278,48 @@ impl DecisionOrders {
         )
         .await?;
         crate::submission::crash_point(self.api.settings(), "after_reserve");
+        self.api.wake_submitter();
+        Ok(())
+    }
+
+    /// The difference an amended decision adds, ordered once as its own disbursement.
+    async fn supplement(&self, amended: DecisionAmended) -> Result<(), AppError> {
+        let case_id = Uuid::parse_str(&amended.case_id).map_err(|_| {
+            AppError::invalid("case_id", format!("`{}` is not a UUID", amended.case_id))
+        })?;
+        let fen = amended.supplement.map_or(0, |m| m.fen);
+        if fen <= 0 {
+            return Err(AppError::failed_precondition(format!(
+                "a supplement of {fen} fen can never be paid"
+            )));
+        }
+        let order = DisbursementOrdered {
+            disbursement_id: Uuid::now_v7().to_string(),
+            case_id: amended.case_id.clone(),
+            instalment: 1,
+            person_id: amended.person_id.clone(),
+            procuratorate: amended.procuratorate.clone(),
+            amount: Some(Money { fen }),
+            sealed_payee: None,
+            payee_account_masked: String::new(),
+            pay_from: amended.amended_on.clone(),
+            instalments: 1,
+            region_code: amended.region_code.clone(),
+            supplement: true,
+        };
+        run_internal(
+            self.api.store(),
+            ORDER,
+            &format!("supplement-{case_id}"),
+            move |work| {
+                async move {
+                    order_instalment(work, case_id, &order).await?;
+                    Ok(order)
+                }
+                .boxed()
+            },
+        )
+        .await?;
         self.api.wake_submitter();
         Ok(())
     }
@@ -292,9 +341,10 @@ impl Reaction for DecisionOrders {
         _envelope: &EventEnvelope,
         event: Approvals,
     ) -> Result<(), ProjectionError> {
-        let Approvals::DecisionApproved(approved) = event;
-        self.order(approved)
-            .await
-            .map_err(jiuzhu_messaging::ProjectionError::from)
+        match event {
+            Approvals::DecisionApproved(approved) => self.order(approved).await,
+            Approvals::DecisionAmended(amended) => self.supplement(amended).await,
+        }
+        .map_err(jiuzhu_messaging::ProjectionError::from)
     }
 }

@@ -1014,6 +1014,156 @@ fn another_approver_upholds_amends_or_reopens_an_objection() {
 }
 
 #[test]
+fn an_objection_to_a_paid_amount_waits_beside_the_case_and_is_alarmed_once_when_late() {
+    let world = world();
+    // Approved and paid on Monday 2 November 2026 (600,000 fen, by head-1).
+    let mut case = paid(&world, "2026-11-02");
+    assert!(matches!(
+        case.object("too little", day("2026-11-10"), "office", world.on("2026-11-10")),
+        Err(CaseError::ObjectionLate { decision: "approval", ref last_day, .. }) if last_day == "2026-11-09"
+    ));
+    let context = world.on("2026-11-05");
+    let events = when(&mut case, |c| {
+        c.object(
+            "medical bills left out",
+            day("2026-11-05"),
+            "office",
+            context,
+        )
+    });
+    let [DecisionsEvent::ObjectionFiled(filed)] = events.as_slice() else {
+        panic!("only the objection: the case stays where it is: {events:?}");
+    };
+    assert_eq!(filed.disputed_amount.map(|m| m.fen), Some(600_000));
+    assert_eq!(filed.rejected_by, "head-1", "who decided the amount");
+    assert_eq!(filed.review_due, "2026-11-19", "ten working days");
+    assert_eq!(case.stage, Stage::Distributed);
+    // The case goes on: the applicant is notified and the case closes meanwhile.
+    when(&mut case, |c| {
+        c.notify(notice("2026-11-05", false), world.on("2026-11-05"))
+    });
+    assert_eq!(case.stage, Stage::Closed);
+    assert!(
+        case.objection_overdue(day("2026-11-19")).is_empty(),
+        "due that day"
+    );
+    let late = when(&mut case, |c| {
+        Ok::<_, CaseError>(c.objection_overdue(day("2026-11-20")))
+    });
+    assert!(
+        matches!(late.as_slice(), [DecisionsEvent::ObjectionReviewOverdue(o)] if o.review_due == "2026-11-19")
+    );
+    assert!(case.objection_overdue(day("2026-11-23")).is_empty(), "once");
+}
+
+#[test]
+fn an_amount_objection_is_upheld_or_raised_and_only_the_difference_is_paid() {
+    let world = world();
+    let context = world.on("2026-11-06");
+    let mut case = paid(&world, "2026-11-02");
+    when(&mut case, |c| {
+        c.object(
+            "medical bills left out",
+            day("2026-11-05"),
+            "office",
+            context,
+        )
+    });
+    let review = |case: &ReliefCase, decision, by: &str| {
+        case.review_objection(decision, "r", "department_head", by, context)
+    };
+    let raise = |fen| ObjectionDecision::Amended {
+        amount_fen: fen,
+        methods: vec![],
+    };
+    assert!(matches!(
+        review(&case, raise(700_000), "head-1"),
+        Err(CaseError::SameApprover)
+    ));
+    assert!(matches!(
+        review(&case, ObjectionDecision::Reopened, "head-2"),
+        Err(CaseError::AmountObjectionReopened)
+    ));
+    assert!(matches!(
+        review(&case, raise(600_000), "head-2"),
+        Err(CaseError::AmendmentNotAbove {
+            approved: 600_000,
+            ..
+        })
+    ));
+    assert!(matches!(
+        review(
+            &case,
+            ObjectionDecision::Amended {
+                amount_fen: 700_000,
+                methods: vec![ReliefMethod::Medical]
+            },
+            "head-2"
+        ),
+        Err(CaseError::MethodsKept)
+    ));
+    // 1,200,000 fen needs the chief prosecutors' meeting.
+    assert!(matches!(
+        review(&case, raise(1_200_000), "head-2"),
+        Err(CaseError::WrongApprover { .. })
+    ));
+
+    let mut upheld = case.clone();
+    let events = when(&mut upheld, |c| {
+        c.review_objection(
+            ObjectionDecision::Upheld,
+            "r",
+            "department_head",
+            "head-2",
+            context,
+        )
+    });
+    assert!(
+        matches!(events.as_slice(), [DecisionsEvent::ObjectionReviewed(r)] if r.supplement.is_none())
+    );
+    assert_eq!(upheld.stage, Stage::Distributed);
+    assert!(matches!(
+        review(&upheld, raise(700_000), "head-3"),
+        Err(CaseError::ReviewedBefore(_))
+    ));
+
+    let events = when(&mut case, |c| {
+        c.review_objection(
+            raise(750_000),
+            "bills shown",
+            "department_head",
+            "head-2",
+            context,
+        )
+    });
+    let [
+        DecisionsEvent::ObjectionReviewed(reviewed),
+        DecisionsEvent::DecisionAmended(amended),
+    ] = events.as_slice()
+    else {
+        panic!("reviewed and amended: {events:?}");
+    };
+    assert_eq!(reviewed.supplement.map(|m| m.fen), Some(150_000));
+    assert_eq!(amended.supplement.map(|m| m.fen), Some(150_000));
+    assert_eq!(amended.approved_amount.map(|m| m.fen), Some(600_000));
+    assert_eq!(amended.amended_by, "head-2");
+    assert_eq!(
+        case.stage,
+        Stage::Distributed,
+        "the stage is the case's own"
+    );
+    // The supplement is paid like any disbursement, once.
+    when(&mut case, |c| {
+        c.distribute("d-10", Some(Money { fen: 150_000 }), "SIM10", context)
+    });
+    assert_eq!(case.distributed.values().sum::<i64>(), 750_000);
+    assert!(
+        case.objection_overdue(day("2026-12-31")).is_empty(),
+        "reviewed"
+    );
+}
+
+#[test]
 fn a_referral_unanswered_past_its_day_is_overdue_once() {
     let world = world();
     let context = world.on("2026-11-02");
