@@ -728,6 +728,105 @@ async fn a_referral_unacknowledged_past_its_day_alarms() -> TestResult {
     Ok(())
 }
 
+/// An objection to an approved amount has its own review day: past it, `ObjectionReviewOverdue`
+/// is raised once, the dashboard counts it, and `ListDeadlines` lists it beside the case's own
+/// stage, page by page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amount_objection_unreviewed_past_its_day_alarms_and_is_listed() -> TestResult {
+    use jiuzhu_proto::decisions::{
+        DeadlineFilter, FileObjectionRequest, ListDeadlinesRequest, Stage,
+    };
+    let ns = unique_namespace();
+    let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
+    let on = |today: &str| {
+        let mut settings = jiuzhu_testkit::settings("decisions", &database, &ns);
+        settings.deadlines = jiuzhu_runtime::DeadlineSettings { scan_seconds: 1 };
+        settings.clock.start = Some(today.to_owned());
+        settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        jiuzhu_runtime::start::<Decisions>(settings)
+    };
+    // Approved on Monday 2 November 2026; the applicant objected to the amount the same day.
+    let running = on("2026-11-02").await?;
+    let person = jiuzhu_tests::announced_person(&ns).await?;
+    let case_id = jiuzhu_tests::payments::approve_case(
+        running.grpc_addr,
+        "810",
+        &person,
+        "贵阳市云岩区人民检察院",
+        300_000,
+    )
+    .await?;
+    let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
+    let due = office
+        .file_objection(FileObjectionRequest {
+            request_id: "late-review-object".to_owned(),
+            case_id: case_id.clone(),
+            grounds: "the loss of income was left out".to_owned(),
+            filed_on: String::new(),
+        })
+        .await?
+        .into_inner()
+        .review_due;
+    // Ten working days from Monday 2 November.
+    assert_eq!(due, "2026-11-16");
+    running.stop().await;
+
+    // Friday 20 November: nobody has reviewed it.
+    let running = on("2026-11-20").await?;
+    let pool = running.store.pool().clone();
+    eventually("the review overdue", WAIT, || async {
+        Ok(
+            (recorded(&pool, "jiuzhu.decisions.v1.ObjectionReviewOverdue").await? == 1)
+                .then_some(()),
+        )
+    })
+    .await?;
+    let metrics = jiuzhu_tests::scrape(&running).await?;
+    assert!(
+        metrics.contains("jiuzhu_relief_amount_objections_overdue 1"),
+        "{metrics}"
+    );
+    let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
+    let mut listed = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = office
+            .list_deadlines(ListDeadlinesRequest {
+                filter: DeadlineFilter::Overdue as i32,
+                procuratorate: String::new(),
+                page_size: 1,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        listed.extend(
+            page.deadlines
+                .into_iter()
+                .filter(|d| d.case_id == case_id)
+                .map(|d| (d.stage, d.due_date)),
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    listed.sort();
+    let approved_due = listed
+        .iter()
+        .find(|(stage, _)| *stage == Stage::Approved as i32)
+        .map(|(_, due)| due.clone());
+    assert_eq!(
+        listed,
+        [
+            (Stage::Approved as i32, approved_due.unwrap_or_default()),
+            (Stage::ObjectionReview as i32, "2026-11-16".to_owned())
+        ],
+        "the payment overdue and the review overdue, one page each"
+    );
+    running.stop().await;
+    Ok(())
+}
+
 /// Relief given twice before anyone knew: two records, each with a case for the same crime,
 /// merged; the later case is flagged, once, for the office.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
