@@ -55,15 +55,52 @@ async fn services_report_health_and_describe_themselves_by_reflection() -> TestR
     else {
         anyhow::bail!("reflection did not list services");
     };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.contains(&"jiuzhu.registry.v1.RegistryService".to_owned()),
-        "{names:?}"
-    );
-    assert!(
-        names.contains(&"grpc.health.v1.Health".to_owned()),
-        "{names:?}"
-    );
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    // What this port serves, and nothing of the other services' ports.
+    for served in [
+        "jiuzhu.registry.v1.RegistryService",
+        "jiuzhu.audit.v1.AuditService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(names.contains(&served.to_owned()), "{served}: {names:?}");
+    }
+    for elsewhere in [
+        "jiuzhu.decisions.v1.DecisionsService",
+        "jiuzhu.clues.v1.CluesService",
+        "jiuzhu.payments.v1.PaymentsService",
+        "jiuzhu.gateway.v1.PaymentGatewayService",
+    ] {
+        assert!(
+            !names.contains(&elsewhere.to_owned()),
+            "{elsewhere}: {names:?}"
+        );
+    }
+    // Stock clients that speak v1alpha get the same list.
+    {
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient as Alpha;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest as AlphaRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse as AlphaResponse;
+        let channel = jiuzhu_testkit::channel(registry.running.grpc_addr).await?;
+        let request = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(AlphaRequest::ListServices(String::new())),
+        };
+        let mut responses = Alpha::new(channel)
+            .server_reflection_info(futures::stream::iter([request]))
+            .await?
+            .into_inner();
+        let Some(AlphaResponse::ListServicesResponse(list)) =
+            responses.message().await?.and_then(|r| r.message_response)
+        else {
+            anyhow::bail!("reflection v1alpha did not list services");
+        };
+        let mut alpha: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        alpha.sort();
+        assert_eq!(alpha, names);
+    }
 
     let addr = registry.running.grpc_addr;
     registry.running.stop().await;
@@ -264,6 +301,97 @@ async fn jiuzhu_call_makes_unary_calls_by_reflection_and_names_what_was_wrong() 
     let (code, _, stderr) = call(&["jiuzhu.registry.v1.RegistryService/Nothing"])?;
     assert_eq!(code, Some(1));
     assert!(stderr.contains("no method Nothing"), "{stderr}");
+    registry.running.stop().await;
+    Ok(())
+}
+
+/// `GET path` on the metrics port: the status line and the body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: jiuzhu\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok((
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    ))
+}
+
+/// Readiness tells the truth: while the database refuses connections `/readyz` answers 503
+/// naming it and gRPC health says NOT_SERVING; once it answers again, both recover by
+/// themselves. `/livez` answers throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
+    let ns = unique_namespace();
+    let registry = jiuzhu_tests::start_with::<Registry>(&ns, |s| {
+        s.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await?;
+    let metrics = registry
+        .running
+        .metrics_addr
+        .ok_or_else(|| anyhow::anyhow!("no metrics port"))?;
+    let mut health = HealthClient::new(jiuzhu_testkit::channel(registry.running.grpc_addr).await?);
+    let status = |mut health: HealthClient<tonic::transport::Channel>| async move {
+        anyhow::Ok(
+            health
+                .check(HealthCheckRequest {
+                    service: "jiuzhu.registry.v1.RegistryService".to_owned(),
+                })
+                .await?
+                .into_inner()
+                .status,
+        )
+    };
+    let wait = std::time::Duration::from_secs(90);
+    jiuzhu_tests::eventually("ready", wait, || async {
+        Ok((http_get(metrics, "/readyz").await?.0.contains(" 200 ")).then_some(()))
+    })
+    .await?;
+    assert_eq!(status(health.clone()).await?, ServingStatus::Serving as i32);
+
+    // The database stops taking connections and drops the service's.
+    let database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(registry.running.store.pool())
+        .await?;
+    let admin = sqlx::PgPool::connect(&jiuzhu_testkit::admin_url()).await?;
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS false"
+    ))
+    .execute(&admin)
+    .await?;
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&database)
+        .execute(&admin)
+        .await?;
+    let (line, body) = jiuzhu_tests::eventually("not ready", wait, || async {
+        let (line, body) = http_get(metrics, "/readyz").await?;
+        Ok(line.contains(" 503 ").then_some((line, body)))
+    })
+    .await?;
+    assert!(body.contains("database: "), "{line}: {body}");
+    assert_eq!(
+        status(health.clone()).await?,
+        ServingStatus::NotServing as i32
+    );
+    assert!(http_get(metrics, "/livez").await?.0.contains(" 200 "));
+
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS true"
+    ))
+    .execute(&admin)
+    .await?;
+    jiuzhu_tests::eventually("ready again", wait, || async {
+        Ok((http_get(metrics, "/readyz").await?.0.contains(" 200 ")).then_some(()))
+    })
+    .await?;
+    assert_eq!(status(health.clone()).await?, ServingStatus::Serving as i32);
+    health = HealthClient::new(jiuzhu_testkit::channel(registry.running.grpc_addr).await?);
+    assert_eq!(status(health).await?, ServingStatus::Serving as i32);
     registry.running.stop().await;
     Ok(())
 }

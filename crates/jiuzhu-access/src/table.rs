@@ -184,10 +184,11 @@ mod tests {
     use super::*;
 
     /// Served beside every service, from descriptors outside Jiuzhu's contracts.
-    const STANDARD: [&str; 3] = [
+    const STANDARD: [&str; 4] = [
         "/grpc.health.v1.Health/Check",
         "/grpc.health.v1.Health/Watch",
         "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
     ];
 
     #[test]

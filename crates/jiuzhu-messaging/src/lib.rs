@@ -28,7 +28,9 @@ pub use inbound::{
 pub use rebuild::{RebuildError, RebuildProgress, rebuild_from_store, rebuild_from_topic};
 pub use relay::{OutboxRelay, OutboxTable, PublishedBatch, RelayError};
 pub use settings::{ConsumerSettings, KafkaSettings, RelaySettings};
-pub use topics::{TopicError, dead_letter_topic, ensure_topics, never_written, service_topic};
+pub use topics::{
+    BrokerProbe, TopicError, dead_letter_topic, ensure_topics, never_written, service_topic,
+};
 
 /// Migrations for the consumer tables (versions 100..199).
 pub fn migrator() -> sqlx::migrate::Migrator {

@@ -27,6 +27,8 @@ pub enum TopicError {
     },
     #[error("reading the offsets of `{0}` was interrupted")]
     Interrupted(String),
+    #[error("the broker did not answer: {0}")]
+    Unreachable(#[source] KafkaError),
 }
 
 /// `jiuzhu.<service>.events.v1`.
@@ -112,4 +114,42 @@ pub async fn never_written(settings: &KafkaSettings, topic: &str) -> Result<bool
     })
     .await
     .map_err(|_| TopicError::Interrupted(name))?
+}
+
+/// Asks the broker for its metadata: whether it answers (readiness). One client, kept.
+#[derive(Clone)]
+pub struct BrokerProbe {
+    client: std::sync::Arc<rdkafka::consumer::BaseConsumer>,
+}
+
+impl std::fmt::Debug for BrokerProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerProbe").finish_non_exhaustive()
+    }
+}
+
+impl BrokerProbe {
+    pub fn new(settings: &KafkaSettings) -> Result<Self, TopicError> {
+        let client = settings
+            .client_config()
+            .create()
+            .map_err(TopicError::Client)?;
+        Ok(Self {
+            client: std::sync::Arc::new(client),
+        })
+    }
+
+    /// Whether the broker answered within `timeout`; the error says why not.
+    pub async fn check(&self, timeout: Duration) -> Result<(), TopicError> {
+        use rdkafka::consumer::Consumer;
+        let client = std::sync::Arc::clone(&self.client);
+        tokio::task::spawn_blocking(move || {
+            client
+                .fetch_metadata(None, timeout)
+                .map(|_| ())
+                .map_err(TopicError::Unreachable)
+        })
+        .await
+        .map_err(|_| TopicError::Interrupted("broker metadata".to_owned()))?
+    }
 }

@@ -517,10 +517,19 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let (reflection, reflection_v1alpha) = jiuzhu_proto::reflection::services(
+        &[
+            "jiuzhu.gateway.v1.PaymentGatewayService",
+            "jiuzhu.gateway.v1.SimulatorService",
+        ],
+        &[],
+    )?;
     tonic::transport::Server::builder()
         .tls_config(tls)?
         .add_service(PaymentGatewayServiceServer::new(simulator.clone()))
         .add_service(SimulatorServiceServer::new(simulator))
+        .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())

@@ -8,6 +8,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 #[cfg(feature = "dynamic")]
 pub mod dynamic;
+#[cfg(feature = "reflection")]
+pub mod reflection;
 
 #[allow(clippy::all, missing_docs)]
 pub mod jiuzhu {

@@ -560,10 +560,20 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
             .await;
     }
     health.set_service_status("", ServingStatus::Serving).await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(jiuzhu_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1();
+    let broker = jiuzhu_messaging::BrokerProbe::new(&context.settings.kafka)
+        .map_err(|error| StartError::Setup(format!("broker probe: {error}")))?;
+    tasks.push(tokio::spawn(crate::readiness::watch(
+        context.pool.clone(),
+        broker,
+        Arc::clone(&supervision),
+        shutdown.child_token(),
+    )));
+    // Both reflection versions (stock clients still speak v1alpha), listing only what this
+    // port serves.
+    let mut listed = components.served.clone();
+    listed.extend(["jiuzhu.audit.v1.AuditService", "grpc.health.v1.Health"]);
+    let reflection =
+        jiuzhu_proto::reflection::services(&listed, &[tonic_health::pb::FILE_DESCRIPTOR_SET]);
     let limits = &context.settings.limits;
     let mut server = tonic::transport::Server::builder()
         .tls_config(tls)
@@ -585,7 +595,7 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     };
     let router = server.add_routes(routes);
     let router = match reflection {
-        Ok(reflection) => router.add_service(reflection),
+        Ok((v1, v1alpha)) => router.add_service(v1).add_service(v1alpha),
         Err(error) => {
             tracing::warn!(%error, "gRPC reflection unavailable");
             router

@@ -10,6 +10,7 @@ pub mod grpc;
 mod host;
 pub mod metrics;
 mod projection;
+pub mod readiness;
 mod settings;
 pub mod supervise;
 

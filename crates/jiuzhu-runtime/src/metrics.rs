@@ -68,8 +68,8 @@ async fn render(
     Ok(text)
 }
 
-/// Serves `/metrics` on `listener` until `shutdown`: 503 naming them while a supervised task is
-/// down (readiness probes ask here).
+/// Serves `/metrics`, `/livez` (the process answers) and `/readyz` (every task up, the database
+/// and the broker answering; 503 naming what is not) on `listener` until `shutdown`.
 pub fn serve(
     listener: TcpListener,
     service: &'static str,
@@ -97,13 +97,24 @@ pub fn serve(
                 let mut request = vec![0u8; 2048];
                 let read = socket.read(&mut request).await.unwrap_or(0);
                 let head = String::from_utf8_lossy(&request[..read]);
-                let down = supervision.down();
-                let response = if head.starts_with("GET /metrics ") && !down.is_empty() {
-                    let body = format!("tasks down: {}\n", down.join(", "));
+                let plain = |status: &str, body: String| {
                     format!(
-                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
                     )
+                };
+                let response = if head.starts_with("GET /livez ") {
+                    plain("200 OK", "live\n".to_owned())
+                } else if head.starts_with("GET /readyz ") {
+                    let problems = supervision.not_ready();
+                    if problems.is_empty() {
+                        plain("200 OK", "ready\n".to_owned())
+                    } else {
+                        plain(
+                            "503 Service Unavailable",
+                            format!("{}\n", problems.join("\n")),
+                        )
+                    }
                 } else if head.starts_with("GET /metrics ") {
                     match render(service, &pool, &collectors, supervision.restarts()).await {
                         Ok(body) => format!(

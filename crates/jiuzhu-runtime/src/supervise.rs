@@ -1,7 +1,8 @@
 //! Supervision of a service's long-running tasks (the outbox relay, every consumer, the
 //! background workers): a task that ends or panics while the service runs is logged, counted,
-//! and started again after a backoff (1 s doubling to 60 s, with jitter); while any task is
-//! down the service's gRPC health and its `/metrics` readiness say NOT_SERVING.
+//! and started again after a backoff (1 s doubling to 60 s, with jitter). Readiness is every
+//! task up and every dependency (database, broker) answering: while anything is wrong the
+//! service's gRPC health says NOT_SERVING and `/readyz` answers 503 naming it.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,8 @@ pub struct Supervision {
     health: HealthReporter,
     served: Vec<&'static str>,
     down: Mutex<BTreeSet<String>>,
+    /// What the last dependency check found wrong ("database: …", "broker: …").
+    dependencies: Mutex<Vec<String>>,
     restarts: std::sync::atomic::AtomicU64,
 }
 
@@ -37,13 +40,46 @@ impl Supervision {
             health,
             served,
             down: Mutex::new(BTreeSet::new()),
+            dependencies: Mutex::new(Vec::new()),
             restarts: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// Whether every supervised task is running (readiness).
+    /// Whether every supervised task is running.
     pub fn all_up(&self) -> bool {
         self.down.lock().is_ok_and(|down| down.is_empty())
+    }
+
+    /// Why the service is not ready: tasks down and dependencies not answering; empty when ready.
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut problems: Vec<String> = self
+            .down()
+            .into_iter()
+            .map(|task| format!("task down: {task}"))
+            .collect();
+        if let Ok(dependencies) = self.dependencies.lock() {
+            problems.extend(dependencies.iter().cloned());
+        }
+        problems
+    }
+
+    /// Records what the latest dependency check found, and the health that follows.
+    pub async fn dependencies_checked(&self, problems: Vec<String>) {
+        let changed = match self.dependencies.lock() {
+            Ok(mut dependencies) if *dependencies != problems => {
+                if problems.is_empty() {
+                    tracing::info!("dependencies answer again");
+                } else {
+                    tracing::warn!(problems = %problems.join("; "), "not ready");
+                }
+                *dependencies = problems;
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.publish().await;
+        }
     }
 
     /// The tasks down now, by name.
@@ -60,18 +96,19 @@ impl Supervision {
     }
 
     async fn mark(&self, task: &str, up: bool) {
-        let all_up = match self.down.lock() {
-            Ok(mut down) => {
-                if up {
-                    down.remove(task);
-                } else {
-                    down.insert(task.to_owned());
-                }
-                down.is_empty()
+        if let Ok(mut down) = self.down.lock() {
+            if up {
+                down.remove(task);
+            } else {
+                down.insert(task.to_owned());
             }
-            Err(_) => false,
-        };
-        let status = if all_up {
+        }
+        self.publish().await;
+    }
+
+    /// Sets the gRPC health of every served service from readiness.
+    async fn publish(&self) {
+        let status = if self.not_ready().is_empty() {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing
@@ -193,5 +230,21 @@ mod tests {
             2,
             "nothing started after shutdown"
         );
+    }
+
+    /// A dependency that does not answer makes the service not ready, named, until it answers.
+    #[tokio::test]
+    async fn a_dependency_that_does_not_answer_makes_the_service_not_serving_until_it_does() {
+        let reporter = HealthReporter::new();
+        let health = HealthService::from_health_reporter(reporter.clone());
+        let supervision = Supervision::new(reporter, vec!["jiuzhu.drill.v1.Drill"]);
+        supervision
+            .dependencies_checked(vec!["database: connection refused".to_owned()])
+            .await;
+        assert_eq!(supervision.not_ready(), ["database: connection refused"]);
+        assert_eq!(status(&health).await, Some(Status::NotServing));
+        supervision.dependencies_checked(Vec::new()).await;
+        assert!(supervision.not_ready().is_empty());
+        assert_eq!(status(&health).await, Some(Status::Serving));
     }
 }

@@ -15,7 +15,8 @@ pub struct TestDatabase {
     pub url: String,
 }
 
-fn admin_url() -> String {
+/// The admin connection tests use (`JIUZHU_TEST_DATABASE_URL`).
+pub fn admin_url() -> String {
     std::env::var("JIUZHU_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }

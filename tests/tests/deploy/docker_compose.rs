@@ -497,8 +497,8 @@ fn compose_services_get_valid_settings_for_their_own_database_and_peers() -> Tes
         let health = words(&service["healthcheck"]["test"]).join(" ");
         assert!(
             health.contains(&format!("/dev/tcp/127.0.0.1/{metrics}"))
-                && health.contains("GET /metrics"),
-            "{what}: the healthcheck must ask GET /metrics on port {metrics}"
+                && health.contains("GET /readyz"),
+            "{what}: the healthcheck must ask GET /readyz on port {metrics}"
         );
         let url = parse_url(settings.service.database_url.expose());
         let host = url.as_ref().map(|u| u.host.clone()).unwrap_or_default();

@@ -659,13 +659,19 @@ fn kubernetes_services_get_valid_settings_for_their_own_database_and_peers() -> 
                              settings make it listen"
                         );
                     }
-                    let readiness = &container["readinessProbe"]["httpGet"];
-                    assert!(
-                        readiness["path"] == "/metrics"
-                            && container_port(container, &readiness["port"]) == Some(metrics),
-                        "{what}: the readiness probe must GET /metrics on the metrics port \
-                         {metrics} (the only plain-HTTP endpoint)"
-                    );
+                    for (probe, path) in [
+                        ("startupProbe", "/readyz"),
+                        ("readinessProbe", "/readyz"),
+                        ("livenessProbe", "/livez"),
+                    ] {
+                        let get = &container[probe]["httpGet"];
+                        assert!(
+                            get["path"] == path
+                                && container_port(container, &get["port"]) == Some(metrics),
+                            "{what}: the {probe} must GET {path} on the metrics port {metrics} \
+                             (the only plain-HTTP endpoint)"
+                        );
+                    }
                 }
             }
         }
