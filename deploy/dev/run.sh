@@ -98,7 +98,8 @@ done
 $bin/jiuzhu-paysim --listen 127.0.0.1:50060 --notify https://127.0.0.1:50054 \
   --tls-dir $STATE/certs \
   --asynchronous --duplicate-notices 1 --latency-ms 20 \
-  --scenario 6222029990=reject --scenario 6222029991=flaky --scenario 6222029992=timeout &
+  --scenario 6222029990=reject --scenario 6222029991=flaky --scenario 6222029992=timeout \
+  ${JIUZHU__TELEMETRY__OTLP_ENDPOINT:+--otlp-endpoint "$JIUZHU__TELEMETRY__OTLP_ENDPOINT"} &
 pids+=($!)
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

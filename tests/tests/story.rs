@@ -6,7 +6,8 @@
 //! the payment goes through the simulator → the follow-up plan opens and a visit is recorded →
 //! rural revitalization's topic receives what its agreement allows → the person file shows
 //! every step. States are read through the public APIs and topics only. Every call belongs to
-//! one trace, which the receiver must see cross all five services and their Kafka hops. The
+//! one trace, which the receiver must see cross all five services, the payment simulator (the
+//! provider call and its notice) and their Kafka hops. The
 //! second scenario kills the payments process (SIGKILL) the moment the decision is approved,
 //! restarts it, and must end in the same state: one payment, one share, one plan. The third
 //! runs the whole path with every process's clock set to 2027-01-05: a year whose wage
@@ -54,7 +55,13 @@ impl Story {
         let port = |service: &str| ports.get(service).copied().unwrap_or_default();
         let simulator = Paysim::spawn(
             Some(&format!("https://127.0.0.1:{}", port("payments"))),
-            &["--asynchronous", "--duplicate-notices", "1"],
+            &[
+                "--asynchronous",
+                "--duplicate-notices",
+                "1",
+                "--otlp-endpoint",
+                &receiver.endpoint,
+            ],
         )
         .await?;
         let (databases, environments) = jiuzhu_tests::process_environments(
@@ -116,6 +123,10 @@ impl Story {
                 assert!(process.terminate().await?, "{service} did not stop cleanly");
             }
         }
+        assert!(
+            self.simulator.process.terminate().await?,
+            "the simulator did not stop cleanly"
+        );
         Ok(self.receiver)
     }
 }
@@ -453,11 +464,44 @@ async fn a_victim_without_an_id_number_is_found_relieved_paid_once_and_followed_
                 })
         })
         .collect();
+    // The payment half stays in the story: payments calls the provider (a client span the
+    // simulator's server span continues), and the provider's notice (the simulator's client
+    // span, which payments' server span continues) records the payment, whose events go on.
+    let child_of = |child: &str, child_service: &str, parent: &str, parent_service: &str| {
+        spans.iter().any(|c| {
+            c.service_name == child_service
+                && c.name.ends_with(child)
+                && spans.iter().any(|p| {
+                    p.span_id == c.parent_span_id
+                        && p.service_name == parent_service
+                        && p.name.ends_with(parent)
+                })
+        })
+    };
+    assert!(
+        child_of(
+            "PaymentGatewayService/Pay",
+            "jiuzhu-paysim",
+            "PaymentGatewayService/Pay",
+            "jiuzhu-payments"
+        ),
+        "no provider call from payments to the simulator in the trace: {names:?}"
+    );
+    assert!(
+        child_of(
+            "GatewayNoticeService/Notify",
+            "jiuzhu-payments",
+            "GatewayNoticeService/Notify",
+            "jiuzhu-paysim"
+        ),
+        "no notice from the simulator to payments in the trace: {names:?}"
+    );
     for (from, to) in [
         ("jiuzhu-registry", "jiuzhu-clues"),
         ("jiuzhu-clues", "jiuzhu-decisions"),
         ("jiuzhu-decisions", "jiuzhu-payments"),
         ("jiuzhu-decisions", "jiuzhu-followup"),
+        ("jiuzhu-payments", "jiuzhu-decisions"),
     ] {
         assert!(
             hops.contains(&(from.to_owned(), to.to_owned())),

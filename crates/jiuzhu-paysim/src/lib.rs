@@ -27,6 +27,7 @@ use jiuzhu_proto::gateway::simulator_service_server::{SimulatorService, Simulato
 use jiuzhu_proto::gateway::*;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// A 19-digit sandbox card number starting with `prefix` (10 digits, e.g. a scenario's), with a
 /// valid Luhn check digit: what demos and tests register as payees.
@@ -388,19 +389,30 @@ impl Simulator {
         if !behaviour.late_notice.is_zero() {
             delays.push(behaviour.notice_delay + behaviour.late_notice);
         }
+        // The notice continues the trace of the payment it answers.
+        let parent = jiuzhu_telemetry::current_context_to_map();
         for delay in delays {
             let (mut client, notice) = (client.clone(), notice.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                // Like a bank: keep notifying until acknowledged (for up to about a minute).
-                for _ in 0..120 {
-                    if client.notify(notice.clone()).await.is_ok() {
-                        return;
+            let span = jiuzhu_telemetry::grpc_client_span(
+                "/jiuzhu.gateway.v1.GatewayNoticeService/Notify",
+            );
+            jiuzhu_telemetry::set_parent_from_map(&span, &parent);
+            tokio::spawn(
+                async move {
+                    tokio::time::sleep(delay).await;
+                    // Like a bank: keep notifying until acknowledged (for up to about a minute).
+                    for _ in 0..120 {
+                        let mut request = tonic::Request::new(notice.clone());
+                        jiuzhu_telemetry::inject_current(&mut request);
+                        if client.notify(request).await.is_ok() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                     }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tracing::warn!(key = %notice.idempotency_key, "notice never acknowledged");
                 }
-                tracing::warn!(key = %notice.idempotency_key, "notice never acknowledged");
-            });
+                .instrument(span),
+            );
         }
     }
 
@@ -526,6 +538,7 @@ pub async fn serve(
     )?;
     tonic::transport::Server::builder()
         .tls_config(tls)?
+        .trace_fn(jiuzhu_telemetry::grpc_server_span)
         .add_service(PaymentGatewayServiceServer::new(simulator.clone()))
         .add_service(SimulatorServiceServer::new(simulator))
         .add_service(reflection)

@@ -17,6 +17,10 @@ struct Args {
     /// none: no notices.
     #[arg(long, env = "JIUZHU_PAYSIM_NOTIFY")]
     notify: Option<String>,
+    /// OTLP/gRPC endpoint for the simulator's spans (default: OTEL_EXPORTER_OTLP_ENDPOINT;
+    /// neither: none leave the process).
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
     /// Certificates (`ca.pem`, `paysim.pem`, `paysim.key`, as `jiuzhu dev certs` writes them):
     /// served over mutual TLS, notices sent with the same certificate.
     #[arg(long, env = "JIUZHU_PAYSIM_TLS_DIR", default_value = ".jiuzhu/certs")]
@@ -79,13 +83,16 @@ fn rate(name: &str, value: f64) -> anyhow::Result<f64> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let args = Args::parse();
+    // Spans go where OTEL_EXPORTER_OTLP_ENDPOINT says (or `--otlp-endpoint`), like a bank's
+    // gateway that joins the caller's trace.
+    let telemetry = jiuzhu_telemetry::init(
+        "jiuzhu-paysim",
+        &jiuzhu_telemetry::TelemetrySettings {
+            otlp_endpoint: args.otlp_endpoint.clone().unwrap_or_default(),
+            ..jiuzhu_telemetry::TelemetrySettings::default()
+        },
+    )?;
     let behaviour = Behaviour {
         latency: Duration::from_millis(args.latency_ms),
         asynchronous: args.asynchronous,
@@ -114,8 +121,16 @@ async fn main() -> anyhow::Result<()> {
     }
     let (listener, addr) = bind(args.listen).await?;
     println!("jiuzhu-paysim listening on {addr}");
-    serve(simulator, listener, tls.server("paysim")?, async {
-        let _ = tokio::signal::ctrl_c().await;
+    let served = serve(simulator, listener, tls.server("paysim")?, async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(()) = async { terminate.as_mut()?.recv().await } => {}
+        }
     })
-    .await
+    .await;
+    // A clean stop sends the spans still buffered.
+    telemetry.shutdown().await;
+    served
 }

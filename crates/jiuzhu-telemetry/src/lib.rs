@@ -21,7 +21,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 pub use propagation::{
     GrpcTracePropagation, MetadataCarrier, context_from_map, context_to_map,
-    current_context_to_map, grpc_server_span, set_parent_from_map,
+    current_context_to_map, grpc_client_span, grpc_server_span, inject_current,
+    set_parent_from_map,
 };
 
 /// Standard OpenTelemetry variable, honoured when the config file names no endpoint.

@@ -81,6 +81,31 @@ pub fn grpc_server_span(request: &http::Request<()>) -> Span {
     span
 }
 
+/// Span for one outgoing gRPC call of `path` (`/package.Service/Method`), a child of the
+/// current span; run the call inside it and put its context in the request with
+/// [`inject_current`].
+pub fn grpc_client_span(path: &str) -> Span {
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let service = parts.next().unwrap_or_default();
+    let method = parts.next().unwrap_or_default();
+    tracing::info_span!(
+        "grpc.client",
+        otel.name = %path,
+        otel.kind = "client",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+    )
+}
+
+/// Puts the current span's trace context (`traceparent`) into an outgoing request.
+pub fn inject_current<T>(request: &mut tonic::Request<T>) {
+    let context = Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&context, &mut MetadataCarrier(request.metadata_mut()))
+    });
+}
+
 /// Client interceptor that sends the current trace context with every gRPC call.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcTracePropagation;

@@ -120,13 +120,15 @@ pub(crate) async fn due_now(
         .map(|midnight| midnight.and_utc() - chrono::Duration::hours(8))
         .filter(|at| *at > work.clock().now())
         .unwrap_or_else(|| work.clock().now());
+    let trace = sqlx::types::Json(jiuzhu_telemetry::current_context_to_map());
     sqlx::query(
-        "INSERT INTO submissions (disbursement_id, person_id, due_at) VALUES ($1, $2, $3) \
-         ON CONFLICT (disbursement_id) DO UPDATE SET due_at = EXCLUDED.due_at",
+        "INSERT INTO submissions (disbursement_id, person_id, due_at, trace_context) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (disbursement_id) DO UPDATE SET due_at = EXCLUDED.due_at",
     )
     .bind(id)
     .bind(person)
     .bind(due)
+    .bind(trace)
     .execute(work.connection().await?)
     .await
     .map_err(AppError::storage)?;

@@ -10,6 +10,7 @@ use jiuzhu_proto::common::Money;
 use jiuzhu_proto::gateway::payment_gateway_service_client::PaymentGatewayServiceClient;
 use jiuzhu_proto::gateway::{PayRequest, PaymentOutcome};
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 
 /// One attempt of a disbursement as the provider receives it. Contains the payee's account:
 /// never log it.
@@ -95,6 +96,15 @@ impl PaymentProvider for GatewayProvider {
     }
 
     async fn pay(&self, instruction: &Instruction) -> Result<Answer, ProviderError> {
+        let span =
+            jiuzhu_telemetry::grpc_client_span("/jiuzhu.gateway.v1.PaymentGatewayService/Pay");
+        self.call(instruction).instrument(span).await
+    }
+}
+
+impl GatewayProvider {
+    /// The call itself, inside its client span (the provider's server span continues it).
+    async fn call(&self, instruction: &Instruction) -> Result<Answer, ProviderError> {
         let mut request = tonic::Request::new(PayRequest {
             idempotency_key: instruction.idempotency_key.clone(),
             payee_name: instruction.payee_name.clone(),
@@ -106,6 +116,7 @@ impl PaymentProvider for GatewayProvider {
             remittance_information: instruction.remittance.clone(),
         });
         request.set_timeout(self.timeout);
+        jiuzhu_telemetry::inject_current(&mut request);
         let answer = tokio::time::timeout(self.timeout, self.client.clone().pay(request))
             .await
             .map_err(|_| ProviderError::Unknown("no answer in time".to_owned()))?;

@@ -23,6 +23,7 @@ use jiuzhu_vault::{KeyState, RemoteKeys};
 use prost::Message;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::books;
@@ -290,6 +291,8 @@ struct Claimed {
     disbursement_id: String,
     /// Sent before: the bank may have paid it already.
     resend: bool,
+    /// The sending's span, in the trace the order came in.
+    span: tracing::Span,
 }
 
 /// The record whose data key sealed a payee (a merged person's payee may be another record's),
@@ -375,11 +378,13 @@ impl<P: PaymentProvider> Submitter<P> {
         futures::stream::iter(claimed)
             .for_each_concurrent(self.settings.concurrency, |claimed| {
                 let keys = &keys;
+                let span = claimed.span.clone();
                 async move {
                     if let Err(error) = self.send(claimed, keys).await {
                         tracing::warn!(%error, "outcome not recorded; it will be asked again");
                     }
                 }
+                .instrument(span)
             })
             .await;
         Ok(count)
@@ -469,8 +474,8 @@ impl<P: PaymentProvider> Submitter<P> {
         let Begun::Fresh(mut work) = begin(&self.store, "submit").await? else {
             return Ok(Vec::new());
         };
-        let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
-            "SELECT disbursement_id, person_id FROM submissions WHERE due_at <= $2 \
+        let due: Vec<(Uuid, Uuid, sqlx::types::Json<HashMap<String, String>>)> = sqlx::query_as(
+            "SELECT disbursement_id, person_id, trace_context FROM submissions WHERE due_at <= $2 \
              ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.settings.batch)
@@ -480,7 +485,7 @@ impl<P: PaymentProvider> Submitter<P> {
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let persons: Vec<Uuid> = due.iter().map(|(_, person)| *person).collect();
+        let persons: Vec<Uuid> = due.iter().map(|(_, person, _)| *person).collect();
         let payees: HashMap<Uuid, (Vec<u8>, String)> =
             sqlx::query_as::<_, (Uuid, Vec<u8>, String)>(
                 "SELECT person_id, sealed, masked FROM payees WHERE person_id = ANY($1)",
@@ -520,7 +525,10 @@ impl<P: PaymentProvider> Submitter<P> {
         }
         let mut claimed = Vec::with_capacity(due.len());
         let mut finished = Vec::new();
-        for (id, person) in due {
+        for (id, person, trace) in due {
+            // Each disbursement's sending continues the trace its order came in.
+            let span = tracing::info_span!("pay disbursement", disbursement.id = %id);
+            jiuzhu_telemetry::set_parent_from_map(&span, &trace);
             let (disbursement, version) = work.load::<Disbursement>(&id.to_string()).await?;
             let Some(ordered) = disbursement.ordered.clone() else {
                 finished.push(id);
@@ -547,6 +555,7 @@ impl<P: PaymentProvider> Submitter<P> {
                     };
                     new_attempt(&mut work, &events, attempt).await?;
                     work.append(&id.to_string(), version, &ordered.person_id, &events)
+                        .instrument(span.clone())
                         .await?;
                     if let Some(PaymentsEvent::DisbursementSubmitted(submitted)) = events.first() {
                         claimed.push(Claimed {
@@ -556,6 +565,7 @@ impl<P: PaymentProvider> Submitter<P> {
                             fen,
                             disbursement_id: ordered.disbursement_id.clone(),
                             resend: false,
+                            span,
                         });
                     }
                 }
@@ -566,6 +576,7 @@ impl<P: PaymentProvider> Submitter<P> {
                     fen,
                     disbursement_id: ordered.disbursement_id.clone(),
                     resend: true,
+                    span,
                 }),
                 _ => finished.push(id),
             }
