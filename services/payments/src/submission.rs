@@ -474,7 +474,11 @@ impl<P: PaymentProvider> Submitter<P> {
         let Begun::Fresh(mut work) = begin(&self.store, "submit").await? else {
             return Ok(Vec::new());
         };
-        let due: Vec<(Uuid, Uuid, sqlx::types::Json<HashMap<String, String>>)> = sqlx::query_as(
+        let due: Vec<(
+            Uuid,
+            Uuid,
+            sqlx::types::Json<jiuzhu_telemetry::TraceHeaders>,
+        )> = sqlx::query_as(
             "SELECT disbursement_id, person_id, trace_context FROM submissions WHERE due_at <= $2 \
              ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
