@@ -141,9 +141,11 @@ fn process_span(message: &OwnedMessage, consumer: &str) -> tracing::Span {
         otel.name = %format!("{} process", message.topic()),
         otel.kind = "consumer",
         messaging.system = "kafka",
-        messaging.source.name = %message.topic(),
+        messaging.destination.name = %message.topic(),
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
         messaging.consumer.group.name = %consumer,
-        messaging.kafka.partition = message.partition(),
+        messaging.destination.partition.id = message.partition(),
         messaging.kafka.offset = message.offset(),
     );
     let headers = header_map(message.headers());

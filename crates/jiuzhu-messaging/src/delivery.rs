@@ -41,9 +41,11 @@ impl Delivered {
             otel.name = %format!("{} process", self.topic),
             otel.kind = "consumer",
             messaging.system = "kafka",
-            messaging.source.name = %self.topic,
+            messaging.destination.name = %self.topic,
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
             messaging.consumer.group.name = %consumer,
-            messaging.kafka.partition = self.partition,
+            messaging.destination.partition.id = self.partition,
             messaging.kafka.offset = self.offset,
             messaging.message.id = %self.event_id,
         );

@@ -275,7 +275,9 @@ impl<H: InboundHandler> InboundRunner<H> {
                 otel.name = %format!("{} process", record.topic),
                 otel.kind = "consumer",
                 messaging.system = "kafka",
-                messaging.source.name = %record.topic,
+                messaging.destination.name = %record.topic,
+                messaging.operation.type = "process",
+                messaging.operation.name = "process",
                 messaging.kafka.offset = record.offset,
             );
             jiuzhu_telemetry::set_parent_from_map(&span, &record.headers);

@@ -266,6 +266,8 @@ impl OutboxRelay {
                 otel.kind = "producer",
                 messaging.system = "kafka",
                 messaging.destination.name = %row.topic,
+                messaging.operation.type = "send",
+                messaging.operation.name = "publish",
                 messaging.message.id = %row.event_id,
                 event_type = %row.event_type,
             );
