@@ -65,7 +65,31 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
         "traceparent",
         format!("00-{trace_id}-00f067aa0ba902b7-01").parse()?,
     );
-    registry_client.register_person(request).await?;
+    let answer = registry_client.register_person(request).await?;
+    // The answer names its trace, so a caller can hand an operator the id.
+    let traceresponse = answer
+        .metadata()
+        .get("traceresponse")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        traceresponse.starts_with(&format!("00-{trace_id}-")),
+        "traceresponse `{traceresponse}`"
+    );
+    // A refused call is traced with its status code too.
+    let refused_trace = uuid::Uuid::new_v4().simple().to_string();
+    let mut lookup = tonic::Request::new(jiuzhu_proto::registry::GetPersonRequest {
+        person_id: uuid::Uuid::now_v7().to_string(),
+        purpose: jiuzhu_tests::PURPOSE.to_owned(),
+        as_of: String::new(),
+    });
+    lookup.metadata_mut().insert(
+        "traceparent",
+        format!("00-{refused_trace}-00f067aa0ba902b7-01").parse()?,
+    );
+    let missing = registry_client.get_person(lookup).await.err();
+    assert_eq!(missing.map(|s| s.code()), Some(tonic::Code::NotFound));
     eventually("clues to apply the event", WAIT, || {
         let mut client = clues_client.clone();
         async move {
@@ -97,6 +121,31 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
         server.parent_span_id,
         jiuzhu_testkit::hex_bytes("00f067aa0ba902b7").unwrap_or_default(),
         "the server span continues the caller's trace"
+    );
+    assert_eq!(
+        server
+            .attributes
+            .get("rpc.grpc.status_code")
+            .map(String::as_str),
+        Some("0")
+    );
+    assert_eq!(
+        server.attributes.get("trace_id"),
+        Some(&trace_id),
+        "log lines in the call name the trace"
+    );
+    let (refused, names) = receiver.trace(&refused_trace);
+    let refused = refused
+        .iter()
+        .find(|s| s.service_name == "jiuzhu-registry" && s.name.ends_with("/GetPerson"))
+        .ok_or_else(|| anyhow::anyhow!("no span of the refused call in {names:?}"))?;
+    assert_eq!(
+        refused
+            .attributes
+            .get("rpc.grpc.status_code")
+            .map(String::as_str),
+        Some("5"),
+        "NOT_FOUND"
     );
     let publish = spans
         .iter()

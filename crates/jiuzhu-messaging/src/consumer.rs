@@ -147,9 +147,11 @@ fn process_span(message: &OwnedMessage, consumer: &str) -> tracing::Span {
         messaging.consumer.group.name = %consumer,
         messaging.destination.partition.id = message.partition(),
         messaging.kafka.offset = message.offset(),
+        trace_id = tracing::field::Empty,
     );
     let headers = header_map(message.headers());
     jiuzhu_telemetry::set_parent_from_map(&span, &headers);
+    jiuzhu_telemetry::record_trace_id(&span);
     span
 }
 

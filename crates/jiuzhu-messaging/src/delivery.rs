@@ -48,8 +48,10 @@ impl Delivered {
             messaging.destination.partition.id = self.partition,
             messaging.kafka.offset = self.offset,
             messaging.message.id = %self.event_id,
+            trace_id = tracing::field::Empty,
         );
         jiuzhu_telemetry::set_parent_from_map(&span, &self.headers);
+        jiuzhu_telemetry::record_trace_id(&span);
         span
     }
 }

@@ -279,8 +279,10 @@ impl<H: InboundHandler> InboundRunner<H> {
                 messaging.operation.type = "process",
                 messaging.operation.name = "process",
                 messaging.kafka.offset = record.offset,
+                trace_id = tracing::field::Empty,
             );
             jiuzhu_telemetry::set_parent_from_map(&span, &record.headers);
+            jiuzhu_telemetry::record_trace_id(&span);
             let outcome = self.handler.handle(&record).instrument(span).await;
             let error = match outcome {
                 Ok(()) => return self.record_progress(&record, shutdown).await,

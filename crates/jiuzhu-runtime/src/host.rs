@@ -581,6 +581,7 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         .timeout(Duration::from_millis(limits.request_timeout_ms))
         .max_concurrent_streams(limits.max_concurrent_streams)
         .trace_fn(jiuzhu_telemetry::grpc_server_span)
+        .layer(jiuzhu_telemetry::TraceResponseLayer)
         .layer(guard.extended_with(context.audit.clone()));
     let audit = jiuzhu_proto::audit::audit_service_server::AuditServiceServer::new(
         jiuzhu_audit::AuditApi::new(context.audit.clone()).with_checkpoints(

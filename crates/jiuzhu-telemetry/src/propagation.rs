@@ -73,12 +73,110 @@ pub fn grpc_server_span(request: &http::Request<()>) -> Span {
         rpc.system = "grpc",
         rpc.service = %service,
         rpc.method = %method,
+        rpc.grpc.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
     let parent = opentelemetry::global::get_text_map_propagator(|p| {
         p.extract(&HeaderExtractor(request.headers()))
     });
     let _ = span.set_parent(parent);
+    record_trace_id(&span);
     span
+}
+
+/// The W3C trace id of `span` (32 hex digits); `None` while tracing is off.
+pub fn trace_id(span: &Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
+/// Puts the trace id in `span`'s `trace_id` field (declared empty), so that log lines inside
+/// it name their trace and an operator can go from a log line to the trace.
+pub fn record_trace_id(span: &Span) {
+    if let Some(id) = trace_id(span) {
+        span.record("trace_id", id);
+    }
+}
+
+/// Answers every gRPC call with its trace (`traceresponse: 00-<trace id>-<span id>-01`, the W3C
+/// trace-context response header), and records the call's gRPC status code on its server span
+/// (`rpc.grpc.status_code`). Layer it outside the access guard, so refusals have both too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceResponseLayer;
+
+impl<S> tower_layer::Layer<S> for TraceResponseLayer {
+    type Service = TraceResponse<S>;
+
+    fn layer(&self, inner: S) -> TraceResponse<S> {
+        TraceResponse { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceResponse<S> {
+    inner: S,
+}
+
+type Answer<E> =
+    std::pin::Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
+
+impl<S, B> tower_service::Service<http::Request<B>> for TraceResponse<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Answer<S::Error>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        // Polled inside the call's server span (tonic's `trace_fn`).
+        Box::pin(async move {
+            let mut response = inner.call(request).await?;
+            let span = Span::current();
+            // An error comes in the headers ("trailers only"); a success in the trailers.
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0);
+            span.record("rpc.grpc.status_code", code);
+            let context = span.context();
+            let span_context = {
+                use opentelemetry::trace::TraceContextExt;
+                context.span().span_context().clone()
+            };
+            if span_context.is_valid()
+                && let Ok(value) = http::HeaderValue::from_str(&format!(
+                    "00-{}-{}-01",
+                    span_context.trace_id(),
+                    span_context.span_id()
+                ))
+            {
+                response.headers_mut().insert("traceresponse", value);
+            }
+            Ok(response)
+        })
+    }
 }
 
 /// Span for one outgoing gRPC call of `path` (`/package.Service/Method`), a child of the

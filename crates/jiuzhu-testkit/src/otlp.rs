@@ -21,6 +21,8 @@ pub struct CollectedSpan {
     pub trace_id: Vec<u8>,
     pub span_id: Vec<u8>,
     pub parent_span_id: Vec<u8>,
+    /// The span's attributes, their values as text.
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Default)]
@@ -49,7 +51,22 @@ impl TraceService for Collector {
                 .unwrap_or_default();
             for scope in resource_spans.scope_spans {
                 for span in scope.spans {
+                    let attributes = span
+                        .attributes
+                        .iter()
+                        .filter_map(|a| {
+                            let value = match a.value.as_ref()?.value.as_ref()? {
+                                Value::StringValue(s) => s.clone(),
+                                Value::IntValue(i) => i.to_string(),
+                                Value::BoolValue(b) => b.to_string(),
+                                Value::DoubleValue(d) => d.to_string(),
+                                _ => return None,
+                            };
+                            Some((a.key.clone(), value))
+                        })
+                        .collect();
                     collected.push(CollectedSpan {
+                        attributes,
                         service_name: service_name.clone(),
                         name: span.name,
                         trace_id: span.trace_id,
