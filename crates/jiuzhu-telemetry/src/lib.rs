@@ -103,6 +103,25 @@ impl TelemetryGuard {
     }
 }
 
+/// Spans held for export, unless `OTEL_BSP_MAX_QUEUE_SIZE` says otherwise: the SDK's 2,048
+/// overflowed during the demo import (thousands of records, several spans each, in seconds),
+/// and a dropped span breaks a story's trace.
+const QUEUE: usize = 65_536;
+/// Spans per export request, unless `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` says otherwise (a few MB,
+/// under the receivers' usual 4 MiB message limit).
+const EXPORT_BATCH: usize = 4_096;
+
+fn batch_config() -> opentelemetry_sdk::trace::BatchConfig {
+    let mut config = opentelemetry_sdk::trace::BatchConfigBuilder::default();
+    if std::env::var_os("OTEL_BSP_MAX_QUEUE_SIZE").is_none() {
+        config = config.with_max_queue_size(QUEUE);
+    }
+    if std::env::var_os("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").is_none() {
+        config = config.with_max_export_batch_size(EXPORT_BATCH);
+    }
+    config.build()
+}
+
 /// Installs logging and tracing for the binary `service_name`. Call once, inside the Tokio
 /// runtime, before anything else logs.
 pub fn init(
@@ -121,7 +140,11 @@ pub fn init(
             .with_tonic()
             .with_endpoint(endpoint.clone())
             .build()?;
-        provider = provider.with_batch_exporter(exporter);
+        provider = provider.with_span_processor(
+            opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+                .with_batch_config(batch_config())
+                .build(),
+        );
     }
     let provider = provider.build();
     let tracer = provider.tracer(service_name.to_owned());
