@@ -119,7 +119,7 @@ impl CluesService for CluesApi {
         ))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, clue_id = %request.get_ref().clue_id))]
     async fn confirm_clue(
         &self,
         request: Request<ConfirmClueRequest>,

@@ -154,7 +154,7 @@ fn case_view(case: &ReliefCase, policy: &ReliefPolicy) -> jiuzhu_proto::decision
 
 #[tonic::async_trait]
 impl DecisionsService for DecisionsApi {
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, clue_id = %request.get_ref().clue_id))]
     async fn open_case(
         &self,
         request: Request<OpenCaseRequest>,
@@ -283,7 +283,7 @@ impl DecisionsService for DecisionsApi {
         Ok(Response::new(answer))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, case_id = %request.get_ref().case_id))]
     async fn assess_eligibility(
         &self,
         request: Request<AssessEligibilityRequest>,
@@ -318,7 +318,7 @@ impl DecisionsService for DecisionsApi {
         Ok(Response::new(answer))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, case_id = %request.get_ref().case_id))]
     async fn accept_case(
         &self,
         request: Request<AcceptCaseRequest>,
@@ -347,7 +347,7 @@ impl DecisionsService for DecisionsApi {
         Ok(Response::new(answer))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, case_id = %request.get_ref().case_id))]
     async fn notify_applicant(
         &self,
         request: Request<NotifyApplicantRequest>,
@@ -400,7 +400,7 @@ impl DecisionsService for DecisionsApi {
         Ok(Response::new(answer))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, case_id = %request.get_ref().case_id))]
     async fn record_review(
         &self,
         request: Request<RecordReviewRequest>,
@@ -453,7 +453,7 @@ impl DecisionsService for DecisionsApi {
         Ok(Response::new(answer))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, case_id = %request.get_ref().case_id))]
     async fn propose_decision(
         &self,
         request: Request<ProposeDecisionRequest>,
@@ -527,7 +527,7 @@ impl DecisionsService for DecisionsApi {
         Ok(Response::new(answer))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, case_id = %request.get_ref().case_id))]
     async fn approve_decision(
         &self,
         request: Request<ApproveDecisionRequest>,
@@ -640,7 +640,7 @@ impl DecisionsService for DecisionsApi {
         Ok(Response::new(answer))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, case_id = %request.get_ref().case_id))]
     async fn review_objection(
         &self,
         request: Request<ReviewObjectionRequest>,
@@ -720,7 +720,7 @@ impl DecisionsService for DecisionsApi {
         Ok(Response::new(answer))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, case_id = %request.get_ref().case_id))]
     async fn recommend_relief(
         &self,
         request: Request<RecommendReliefRequest>,

@@ -178,7 +178,7 @@ impl FollowupService for FollowupApi {
         access.finish(answer, |_| String::new()).await
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, plan_id = %request.get_ref().plan_id))]
     async fn record_visit(
         &self,
         request: Request<RecordVisitRequest>,
@@ -281,7 +281,7 @@ impl FollowupService for FollowupApi {
         access.finish(answer, |_| String::new()).await
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, plan_id = %request.get_ref().plan_id))]
     async fn close_plan(
         &self,
         request: Request<ClosePlanRequest>,

@@ -144,7 +144,7 @@ impl PaymentsService for PaymentsApi {
         Ok(Response::new(ListDisbursementsResponse { disbursements }))
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, disbursement_id = %request.get_ref().disbursement_id))]
     async fn cancel_disbursement(
         &self,
         request: Request<CancelDisbursementRequest>,
@@ -217,7 +217,7 @@ impl PaymentsService for PaymentsApi {
         access.finish(answer, |_| String::new()).await
     }
 
-    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id))]
+    #[tracing::instrument(skip_all, fields(request_id = %request.get_ref().request_id, disbursement_id = %request.get_ref().disbursement_id))]
     async fn retry_disbursement(
         &self,
         request: Request<RetryDisbursementRequest>,

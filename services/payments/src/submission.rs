@@ -531,7 +531,7 @@ impl<P: PaymentProvider> Submitter<P> {
         let mut finished = Vec::new();
         for (id, person, trace) in due {
             // Each disbursement's sending continues the trace its order came in.
-            let span = tracing::info_span!("pay disbursement", disbursement.id = %id);
+            let span = tracing::info_span!("pay disbursement", disbursement_id = %id);
             jiuzhu_telemetry::set_parent_from_map(&span, &trace);
             let (disbursement, version) = work.load::<Disbursement>(&id.to_string()).await?;
             let Some(ordered) = disbursement.ordered.clone() else {
