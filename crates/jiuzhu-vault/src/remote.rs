@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use jiuzhu_proto::registry::GetPersonKeysRequest;
 use jiuzhu_proto::registry::person_key_service_client::PersonKeyServiceClient;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{DataKey, KeyState, VaultError};
@@ -43,12 +44,19 @@ impl RemoteKeys {
     pub async fn keys(&self, persons: &[Uuid]) -> Result<HashMap<Uuid, KeyState>, VaultError> {
         let mut found = HashMap::with_capacity(persons.len());
         for chunk in persons.chunks(PER_CALL) {
+            // A client span in the caller's trace (the consumer's or the submitter's).
+            let span = jiuzhu_telemetry::grpc_client_span(
+                "/jiuzhu.registry.v1.PersonKeyService/GetPersonKeys",
+            );
+            let mut request = tonic::Request::new(GetPersonKeysRequest {
+                person_ids: chunk.iter().map(Uuid::to_string).collect(),
+            });
+            span.in_scope(|| jiuzhu_telemetry::inject_current(&mut request));
             let answer = self
                 .client
                 .clone()
-                .get_person_keys(GetPersonKeysRequest {
-                    person_ids: chunk.iter().map(Uuid::to_string).collect(),
-                })
+                .get_person_keys(request)
+                .instrument(span)
                 .await
                 .map_err(|status| match status.code() {
                     // A call past its limit ends `Cancelled` ("Timeout expired").
