@@ -125,13 +125,20 @@ pub async fn approver_in(
     office: &str,
     tier: &str,
 ) -> anyhow::Result<DecisionsServiceClient<Channel>> {
-    let identity = jiuzhu_access::Identity::new(
-        "procuratorate",
-        office,
-        jiuzhu_access::Role::Approver,
-        &format!("approver-{tier}"),
-    )
-    .scoped(tier);
+    approver_named(decisions, office, &format!("approver-{tier}"), tier).await
+}
+
+/// The decisions client of the approver `name`, of `tier`, in `office` (another person than
+/// [`approver_in`]'s, e.g. to review an objection to that one's decision).
+pub async fn approver_named(
+    decisions: std::net::SocketAddr,
+    office: &str,
+    name: &str,
+    tier: &str,
+) -> anyhow::Result<DecisionsServiceClient<Channel>> {
+    let identity =
+        jiuzhu_access::Identity::new("procuratorate", office, jiuzhu_access::Role::Approver, name)
+            .scoped(tier);
     Ok(DecisionsServiceClient::new(
         jiuzhu_testkit::channel_as(decisions, &identity).await?,
     ))
@@ -295,14 +302,32 @@ pub async fn allocate(
     Ok(())
 }
 
-/// The case's one disbursement once it has reached `state`.
+/// The case's first disbursement once it has reached `state`.
 pub async fn disbursement_in(
     client: &PaymentsServiceClient<Channel>,
     case_id: &str,
     state: DisbursementState,
 ) -> anyhow::Result<Disbursement> {
+    let listed = disbursements_when(client, case_id, &format!("{state:?}"), |listed| {
+        listed.first().is_some_and(|d| d.state == state as i32)
+    })
+    .await?;
+    listed
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no disbursement"))
+}
+
+/// The case's disbursements (in `ListDisbursements` order) once `ready` holds of them.
+pub async fn disbursements_when(
+    client: &PaymentsServiceClient<Channel>,
+    case_id: &str,
+    what: &str,
+    ready: impl Fn(&[Disbursement]) -> bool,
+) -> anyhow::Result<Vec<Disbursement>> {
+    let ready = &ready;
     eventually(
-        &format!("the disbursement to be {state:?}"),
+        &format!("the disbursements to be {what}"),
         Duration::from_secs(60),
         || {
             let (mut client, case_id) = (client.clone(), case_id.to_owned());
@@ -312,10 +337,7 @@ pub async fn disbursement_in(
                     .await?
                     .into_inner()
                     .disbursements;
-                Ok(listed
-                    .into_iter()
-                    .next()
-                    .filter(|d| d.state == state as i32))
+                Ok(ready(&listed).then_some(listed))
             }
         },
     )

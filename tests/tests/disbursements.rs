@@ -18,7 +18,7 @@ use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{ServiceProcess, free_port, unique_namespace};
 use jiuzhu_tests::payments::{
     FLAKY, ORDINARY, PROCURATORATE, Paysim, SILENT, allocate, approve_case, approve_in_instalments,
-    card, disbursement_in, provider_settings, register_payee,
+    approver_named, card, disbursement_in, disbursements_when, provider_settings, register_payee,
 };
 use jiuzhu_tests::{
     TestResult, bad_fields, eventually, registry_client, restart_with, service_env, start,
@@ -534,6 +534,41 @@ struct TwoPayments {
 }
 
 /// Stops services in the order given.
+/// The registry, decisions and payments in a namespace of their own, paying through the
+/// simulator (a process, notifying payments), and a payments client.
+struct Paying {
+    simulator: Paysim,
+    registry: jiuzhu_tests::Started,
+    decisions: jiuzhu_tests::Started,
+    payments: jiuzhu_tests::Started,
+    client: PaymentsServiceClient<Channel>,
+}
+
+impl Paying {
+    async fn start() -> anyhow::Result<Self> {
+        let ns = unique_namespace();
+        let payments_port = free_port()?;
+        let notify = format!("https://127.0.0.1:{payments_port}");
+        let payments_addr = std::net::SocketAddr::from(([127, 0, 0, 1], payments_port));
+        let simulator = Paysim::spawn(Some(&notify), &[]).await?;
+        let registry = start::<Registry>(&ns).await?;
+        let decisions = start::<Decisions>(&ns).await?;
+        let endpoint = simulator.endpoint.clone();
+        let payments = start_with::<Payments>(&ns, |s| {
+            provider_settings(s, &endpoint, payments_port, 2_000)
+        })
+        .await?;
+        let client = PaymentsServiceClient::new(jiuzhu_testkit::channel(payments_addr).await?);
+        Ok(Self {
+            simulator,
+            registry,
+            decisions,
+            payments,
+            client,
+        })
+    }
+}
+
 async fn stop_all(services: [jiuzhu_tests::Started; 3]) {
     for service in services {
         service.running.stop().await;
@@ -1017,19 +1052,13 @@ async fn an_erasure_waits_until_the_persons_payment_is_answered() -> TestResult 
 /// once, to the account registered on the merged record (opened with that record's key).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merged_persons_relief_is_paid_to_the_payee_of_either_record() -> TestResult {
-    let ns = unique_namespace();
-    let payments_port = free_port()?;
-    let notify = format!("https://127.0.0.1:{payments_port}");
-    let payments_addr = std::net::SocketAddr::from(([127, 0, 0, 1], payments_port));
-    let simulator = Paysim::spawn(Some(&notify), &[]).await?;
-    let registry = start::<Registry>(&ns).await?;
-    let decisions = start::<Decisions>(&ns).await?;
-    let endpoint = simulator.endpoint.clone();
-    let payments = start_with::<Payments>(&ns, |s| {
-        provider_settings(s, &endpoint, payments_port, 2_000)
-    })
-    .await?;
-    let mut client = PaymentsServiceClient::new(jiuzhu_testkit::channel(payments_addr).await?);
+    let Paying {
+        simulator,
+        registry,
+        decisions,
+        payments,
+        mut client,
+    } = Paying::start().await?;
     let mut people = registry_client(&registry.running).await?;
     allocate(&mut client, "merge", 5_000_000).await?;
     let first = person(&mut people, "merge-1", "赵桂兰").await?;
@@ -1102,19 +1131,13 @@ async fn an_amount_raised_on_objection_pays_only_the_difference_once() -> TestRe
     use jiuzhu_proto::decisions::{
         FileObjectionRequest, GetCaseRequest, ObjectionOutcome, ReviewObjectionRequest, Stage,
     };
-    let ns = unique_namespace();
-    let payments_port = free_port()?;
-    let notify = format!("https://127.0.0.1:{payments_port}");
-    let payments_addr = std::net::SocketAddr::from(([127, 0, 0, 1], payments_port));
-    let simulator = Paysim::spawn(Some(&notify), &[]).await?;
-    let registry = start::<Registry>(&ns).await?;
-    let decisions = start::<Decisions>(&ns).await?;
-    let endpoint = simulator.endpoint.clone();
-    let payments = start_with::<Payments>(&ns, |s| {
-        provider_settings(s, &endpoint, payments_port, 2_000)
-    })
-    .await?;
-    let mut client = PaymentsServiceClient::new(jiuzhu_testkit::channel(payments_addr).await?);
+    let Paying {
+        simulator,
+        registry,
+        decisions,
+        payments,
+        mut client,
+    } = Paying::start().await?;
     let decisions_at = decisions.running.grpc_addr;
     let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions_at).await?);
     let mut people = registry_client(&registry.running).await?;
@@ -1135,15 +1158,8 @@ async fn an_amount_raised_on_objection_pays_only_the_difference_once() -> TestRe
         .into_inner();
     assert!(!objected.review_due.is_empty(), "the review has a deadline");
     // A second approver of Yunyan's office (the first, approver-department_head, approved).
-    let reviewer = jiuzhu_access::Identity::new(
-        "procuratorate",
-        "520103",
-        jiuzhu_access::Role::Approver,
-        "approver-zhou",
-    )
-    .scoped("department_head");
     let mut reviewer =
-        DecisionsServiceClient::new(jiuzhu_testkit::channel_as(decisions_at, &reviewer).await?);
+        approver_named(decisions_at, "520103", "approver-zhou", "department_head").await?;
     let raise = ReviewObjectionRequest {
         request_id: "amend-review".to_owned(),
         case_id: case_id.clone(),
@@ -1165,24 +1181,14 @@ async fn an_amount_raised_on_objection_pays_only_the_difference_once() -> TestRe
     reviewer.review_objection(raise.clone()).await?;
     reviewer.review_objection(raise).await?; // a retry changes nothing
 
-    let supplement = eventually("the supplement to be paid", WAIT, || {
-        let (mut client, case_id) = (client.clone(), case_id.clone());
-        async move {
-            let listed = client
-                .list_disbursements(ListDisbursementsRequest { case_id })
-                .await?
-                .into_inner()
-                .disbursements;
-            Ok(listed
-                .get(1)
-                .filter(|d| d.state == DisbursementState::Succeeded as i32)
-                .cloned()
-                .map(|d| (listed.len(), d)))
-        }
+    let listed = disbursements_when(&client, &case_id, "the supplement paid", |listed| {
+        listed
+            .get(1)
+            .is_some_and(|d| d.state == DisbursementState::Succeeded as i32)
     })
     .await?;
-    let (count, supplement) = supplement;
-    assert_eq!(count, 2, "the payment and one supplement");
+    assert_eq!(listed.len(), 2, "the payment and one supplement");
+    let supplement = listed[1].clone();
     assert!(supplement.supplement);
     assert_eq!(supplement.amount, Some(Money { fen: 150_000 }));
     for disbursement in [&paid, &supplement] {

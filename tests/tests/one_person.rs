@@ -20,6 +20,7 @@ use jiuzhu_proto::registry::{
 };
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
+use jiuzhu_tests::payments::approver_named;
 use jiuzhu_tests::{
     TestResult, eventually, linkage_status, open_case_once_known, read_topic, registry_client,
     start, villager,
@@ -51,6 +52,64 @@ async fn recorded(pool: &sqlx::PgPool, event_type: &str) -> anyhow::Result<i64> 
             .fetch_one(pool)
             .await?,
     )
+}
+
+/// An urgent-medical application of `person` for the crime `case_no` at Yunyan's office
+/// (520103), assessed eligible: ready to be decided. Its case id.
+async fn assessed_application(
+    office: &mut DecisionsServiceClient<tonic::transport::Channel>,
+    tag: &str,
+    person: &str,
+    case_no: &str,
+) -> anyhow::Result<String> {
+    use jiuzhu_proto::decisions::AssessEligibilityRequest;
+    let case_id = open_case_once_known(
+        office,
+        OpenCaseRequest {
+            region_code: "520103".to_owned(),
+            procuratorate: "贵阳市云岩区人民检察院".to_owned(),
+            category: "urgent_medical".to_owned(),
+            ..application(&format!("{tag}-open"), person, case_no)
+        },
+    )
+    .await?
+    .case_id;
+    office
+        .assess_eligibility(AssessEligibilityRequest {
+            request_id: format!("{tag}-assess"),
+            case_id: case_id.clone(),
+            facts: vec!["urgent_medical_need".to_owned()],
+            ..AssessEligibilityRequest::default()
+        })
+        .await?;
+    Ok(case_id)
+}
+
+/// The villager of `by_civil_affairs` as two departments recorded her: civil affairs with her
+/// resident id, rural revitalization without it (its request id: the first's with `-rural`).
+/// The two record ids.
+async fn registered_twice(
+    people: &mut jiuzhu_proto::registry::registry_service_client::RegistryServiceClient<
+        tonic::transport::Channel,
+    >,
+    by_civil_affairs: &RegisterPersonRequest,
+) -> anyhow::Result<(String, String)> {
+    let first = people
+        .register_person(by_civil_affairs.clone())
+        .await?
+        .into_inner()
+        .person_id;
+    let second = people
+        .register_person(RegisterPersonRequest {
+            request_id: format!("{}-rural", by_civil_affairs.request_id),
+            resident_id: String::new(),
+            source_department: "rural_revitalization".to_owned(),
+            ..by_civil_affairs.clone()
+        })
+        .await?
+        .into_inner()
+        .person_id;
+    Ok((first, second))
 }
 
 /// Waits until the decisions service has `record` standing for `survivor`.
@@ -87,25 +146,8 @@ async fn a_person_registered_twice_and_merged_gets_one_relief_per_crime() -> Tes
     let mut relief =
         DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
 
-    // The same villager as two departments recorded her: civil affairs with her resident id,
-    // rural revitalization without it.
     let by_civil_affairs = villager("one-1", "龙秀英", "civil_affairs");
-    let by_rural = RegisterPersonRequest {
-        request_id: "one-2".to_owned(),
-        resident_id: String::new(),
-        source_department: "rural_revitalization".to_owned(),
-        ..by_civil_affairs.clone()
-    };
-    let first = people
-        .register_person(by_civil_affairs.clone())
-        .await?
-        .into_inner()
-        .person_id;
-    let second = people
-        .register_person(by_rural)
-        .await?
-        .into_inner()
-        .person_id;
+    let (first, second) = registered_twice(&mut people, &by_civil_affairs).await?;
     assert_ne!(first, second, "two records before the merge");
 
     // A person the registry never registered gets no case.
@@ -428,8 +470,8 @@ async fn a_rejected_applicant_objects_and_another_approver_amends_to_an_amount_p
 -> TestResult {
     use jiuzhu_proto::common::Money;
     use jiuzhu_proto::decisions::{
-        AssessEligibilityRequest, FileObjectionRequest, GetCaseRequest, ObjectionOutcome,
-        RejectDecisionRequest, ReviewObjectionRequest, Stage,
+        FileObjectionRequest, GetCaseRequest, ObjectionOutcome, RejectDecisionRequest,
+        ReviewObjectionRequest, Stage,
     };
     let ns = unique_namespace();
     let decisions = start::<Decisions>(&ns).await?;
@@ -437,40 +479,10 @@ async fn a_rejected_applicant_objects_and_another_approver_amends_to_an_amount_p
     let at = decisions.running.grpc_addr;
     let mut office = DecisionsServiceClient::new(jiuzhu_testkit::channel(at).await?);
     let person = jiuzhu_tests::announced_person(&ns).await?;
-    let case_id = open_case_once_known(
-        &mut office,
-        OpenCaseRequest {
-            region_code: "520103".to_owned(),
-            procuratorate: "贵阳市云岩区人民检察院".to_owned(),
-            category: "urgent_medical".to_owned(),
-            ..application("objection-open", &person, "(2026)黔0103刑初500号")
-        },
-    )
-    .await?
-    .case_id;
-    office
-        .assess_eligibility(AssessEligibilityRequest {
-            request_id: "objection-assess".to_owned(),
-            case_id: case_id.clone(),
-            facts: vec!["urgent_medical_need".to_owned()],
-            ..AssessEligibilityRequest::default()
-        })
-        .await?;
-    // An approver of Yunyan's office, named `name`, of the first tier.
-    let approver = |name: &'static str| async move {
-        let identity = jiuzhu_access::Identity::new(
-            "procuratorate",
-            "520103",
-            jiuzhu_access::Role::Approver,
-            name,
-        )
-        .scoped("department_head");
-        anyhow::Ok(DecisionsServiceClient::new(
-            jiuzhu_testkit::channel_as(at, &identity).await?,
-        ))
-    };
-    let mut first = approver("approver-wang").await?;
-    let mut second = approver("approver-li").await?;
+    let case_id =
+        assessed_application(&mut office, "objection", &person, "(2026)黔0103刑初500号").await?;
+    let mut first = approver_named(at, "520103", "approver-wang", "department_head").await?;
+    let mut second = approver_named(at, "520103", "approver-li", "department_head").await?;
     first
         .reject_decision(RejectDecisionRequest {
             request_id: "objection-reject".to_owned(),
@@ -838,21 +850,7 @@ async fn a_merge_that_joins_two_cases_for_one_crime_flags_the_later_one() -> Tes
     let mut relief =
         DecisionsServiceClient::new(jiuzhu_testkit::channel(decisions.running.grpc_addr).await?);
     let by_civil_affairs = villager("double-1", "石玉梅", "civil_affairs");
-    let first = people
-        .register_person(by_civil_affairs.clone())
-        .await?
-        .into_inner()
-        .person_id;
-    let second = people
-        .register_person(RegisterPersonRequest {
-            request_id: "double-2".to_owned(),
-            resident_id: String::new(),
-            source_department: "rural_revitalization".to_owned(),
-            ..by_civil_affairs
-        })
-        .await?
-        .into_inner()
-        .person_id;
+    let (first, second) = registered_twice(&mut people, &by_civil_affairs).await?;
     let crime = "(2026)京0105刑初900号";
     let earlier = open_case_once_known(&mut relief, application("double-a", &first, crime))
         .await?
@@ -909,9 +907,8 @@ async fn a_merge_that_joins_two_cases_for_one_crime_flags_the_later_one() -> Tes
 async fn one_person_merged_referred_and_relieved_on_objection_end_to_end() -> TestResult {
     use jiuzhu_proto::common::{EventEnvelope, Money};
     use jiuzhu_proto::decisions::{
-        AssessEligibilityRequest, FileObjectionRequest, ObjectionOutcome, ReferralIssued,
-        ReferralStatus, ReferralUpdate, RejectDecisionRequest, ReliefMethod,
-        ReviewObjectionRequest,
+        FileObjectionRequest, ObjectionOutcome, ReferralIssued, ReferralStatus, ReferralUpdate,
+        RejectDecisionRequest, ReliefMethod, ReviewObjectionRequest,
     };
     use jiuzhu_proto::payments::DisbursementState;
     use jiuzhu_proto::payments::payments_service_client::PaymentsServiceClient;
@@ -944,21 +941,7 @@ async fn one_person_merged_referred_and_relieved_on_objection_end_to_end() -> Te
         phone: "13800005678".to_owned(),
         ..villager("story-1", "龙秀英", "civil_affairs")
     };
-    let first = people
-        .register_person(by_civil_affairs.clone())
-        .await?
-        .into_inner()
-        .person_id;
-    let second = people
-        .register_person(RegisterPersonRequest {
-            request_id: "story-2".to_owned(),
-            resident_id: String::new(),
-            source_department: "rural_revitalization".to_owned(),
-            ..by_civil_affairs
-        })
-        .await?
-        .into_inner()
-        .person_id;
+    let (first, second) = registered_twice(&mut people, &by_civil_affairs).await?;
     people
         .merge_persons(MergePersonsRequest {
             request_id: "story-merge".to_owned(),
@@ -1069,38 +1052,9 @@ async fn one_person_merged_referred_and_relieved_on_objection_end_to_end() -> Te
     jiuzhu_tests::referral_in(&office, &first_case, ReferralStatus::Acknowledged).await?;
 
     // Another crime: rejected by one approver, objected to, amended by another, paid once.
-    let second_case = open_case_once_known(
-        &mut office,
-        OpenCaseRequest {
-            region_code: "520103".to_owned(),
-            procuratorate: PROCURATORATE.to_owned(),
-            category: "urgent_medical".to_owned(),
-            ..application("story-open-2", &second, "(2026)黔0103刑初702号")
-        },
-    )
-    .await?
-    .case_id;
-    office
-        .assess_eligibility(AssessEligibilityRequest {
-            request_id: "story-assess-2".to_owned(),
-            case_id: second_case.clone(),
-            facts: vec!["urgent_medical_need".to_owned()],
-            ..AssessEligibilityRequest::default()
-        })
-        .await?;
-    let approver = |name: &'static str| async move {
-        let identity = jiuzhu_access::Identity::new(
-            "procuratorate",
-            "520103",
-            jiuzhu_access::Role::Approver,
-            name,
-        )
-        .scoped("department_head");
-        anyhow::Ok(DecisionsServiceClient::new(
-            jiuzhu_testkit::channel_as(at, &identity).await?,
-        ))
-    };
-    approver("approver-wang")
+    let second_case =
+        assessed_application(&mut office, "story-2", &second, "(2026)黔0103刑初702号").await?;
+    approver_named(at, "520103", "approver-wang", "department_head")
         .await?
         .reject_decision(RejectDecisionRequest {
             request_id: "story-reject".to_owned(),
@@ -1125,7 +1079,7 @@ async fn one_person_merged_referred_and_relieved_on_objection_end_to_end() -> Te
         methods: Vec::new(),
         reason: "inability to pay shown by the bill".to_owned(),
     };
-    let mut reviewer = approver("approver-li").await?;
+    let mut reviewer = approver_named(at, "520103", "approver-li", "department_head").await?;
     reviewer.review_objection(amended.clone()).await?;
     reviewer.review_objection(amended).await?; // a retry changes nothing
 

@@ -59,13 +59,18 @@ pub fn set_parent_from_map(span: &Span, map: &HashMap<String, String>) {
     let _ = span.set_parent(parent);
 }
 
+/// `/package.Service/Method` as (service, method).
+fn rpc_parts(path: &str) -> (&str, &str) {
+    path.trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""))
+}
+
 /// Span for one incoming gRPC request, continuing the caller's trace; pass to tonic's
 /// `Server::builder().trace_fn`.
 pub fn grpc_server_span(request: &http::Request<()>) -> Span {
     let path = request.uri().path();
-    let mut parts = path.trim_start_matches('/').splitn(2, '/');
-    let service = parts.next().unwrap_or_default();
-    let method = parts.next().unwrap_or_default();
+    let (service, method) = rpc_parts(path);
     let span = tracing::info_span!(
         "grpc.server",
         otel.name = %path,
@@ -183,9 +188,7 @@ where
 /// current span; run the call inside it and put its context in the request with
 /// [`inject_current`].
 pub fn grpc_client_span(path: &str) -> Span {
-    let mut parts = path.trim_start_matches('/').splitn(2, '/');
-    let service = parts.next().unwrap_or_default();
-    let method = parts.next().unwrap_or_default();
+    let (service, method) = rpc_parts(path);
     tracing::info_span!(
         "grpc.client",
         otel.name = %path,

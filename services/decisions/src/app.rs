@@ -337,40 +337,55 @@ pub(crate) fn internal_call(method: &str, key: impl Into<String>) -> CommandRequ
     CommandRequest::internal(&format!("{SERVICE}/{method}"), key)
 }
 
+/// How often a command on a case is decided again when another write to the case came first.
+const CONFLICT_ATTEMPTS: usize = 3;
+
 /// Runs a command against one existing case: load, check the actor may act on the case's
-/// office, decide, append; idempotent on the call.
+/// office, decide, append; idempotent on the call. A write to the case that came in between
+/// (a payment recorded, an alarm raised) makes it load and decide again on the case as it now
+/// is, a few times, before the caller is told to retry (`ABORTED`).
 pub(crate) async fn on_case<Answer>(
     api: &DecisionsApi,
     actor: Actor,
     call: CommandRequest,
     case_id: Uuid,
-    decide: impl FnOnce(&ReliefCase, Context<'_>) -> Result<(Vec<DecisionsEvent>, Answer), CaseError>
+    decide: impl Fn(&ReliefCase, Context<'_>) -> Result<(Vec<DecisionsEvent>, Answer), CaseError>
     + Send
+    + Sync
     + 'static,
 ) -> Result<Answer, AppError>
 where
     Answer: prost::Message + Default + 'static,
 {
-    let rules = api.rules.clone();
-    api.store
-        .execute(call, AppError::from, move |work| {
-            async move {
-                let mut answer = None;
-                let decided = work
-                    .decide_on(&case_id.to_string(), |case: &ReliefCase| {
-                        actor.office_check(case.region_code())?;
-                        let (events, decided) = decide(case, rules.now())?;
-                        answer = Some(decided);
-                        Ok::<_, AppError>(events)
-                    })
-                    .await?;
-                remember_department_refs(work.connection().await?, case_id, &decided.events)
-                    .await?;
-                answer.ok_or_else(|| AppError::internal("the decision gave no answer"))
-            }
-            .boxed()
-        })
-        .await
+    let decide = std::sync::Arc::new(decide);
+    let mut attempt = 1;
+    loop {
+        let (rules, actor, decide) = (api.rules.clone(), actor.clone(), decide.clone());
+        let outcome = api
+            .store
+            .execute(call.clone(), AppError::from, move |work| {
+                async move {
+                    let mut answer = None;
+                    let decided = work
+                        .decide_on(&case_id.to_string(), |case: &ReliefCase| {
+                            actor.office_check(case.region_code())?;
+                            let (events, decided) = decide(case, rules.now())?;
+                            answer = Some(decided);
+                            Ok::<_, AppError>(events)
+                        })
+                        .await?;
+                    remember_department_refs(work.connection().await?, case_id, &decided.events)
+                        .await?;
+                    answer.ok_or_else(|| AppError::internal("the decision gave no answer"))
+                }
+                .boxed()
+            })
+            .await;
+        match outcome {
+            Err(AppError::Conflict(_)) if attempt < CONFLICT_ATTEMPTS => attempt += 1,
+            outcome => return outcome,
+        }
+    }
 }
 
 /// Records, with the events that hand a case to a department, the reference that department

@@ -265,7 +265,7 @@ impl DecisionsService for DecisionsApi {
             api_call("RegisterMaterial", &request.request_id, &request),
             case_id,
             move |case, context| {
-                let events = case.register_material(received, context)?;
+                let events = case.register_material(received.clone(), context)?;
                 let mut after = case.clone();
                 for event in &events {
                     jiuzhu_eventstore::Aggregate::apply(&mut after, event);
@@ -384,7 +384,7 @@ impl DecisionsService for DecisionsApi {
             api_call("NotifyApplicant", &request.request_id, &request),
             case_id,
             move |case, context| {
-                let events = case.notify(notice, context)?;
+                let events = case.notify(notice.clone(), context)?;
                 let report_due_date = events
                     .iter()
                     .find_map(|e| match e {
@@ -436,7 +436,7 @@ impl DecisionsService for DecisionsApi {
             api_call("RecordReview", &request.request_id, &request),
             case_id,
             move |case, context| {
-                let events = case.review(recorded, context)?;
+                let events = case.review(recorded.clone(), context)?;
                 let mut after = case.clone();
                 for event in &events {
                     jiuzhu_eventstore::Aggregate::apply(&mut after, event);
@@ -509,7 +509,7 @@ impl DecisionsService for DecisionsApi {
             api_call("ProposeDecision", &request.request_id, &request),
             case_id,
             move |case, context| {
-                let events = case.propose(proposal, context)?;
+                let events = case.propose(proposal.clone(), context)?;
                 let answer = match events.first() {
                     Some(DecisionsEvent::DecisionProposed(p)) => ProposeDecisionResponse {
                         cap: p.cap,
@@ -711,7 +711,7 @@ impl DecisionsService for DecisionsApi {
             case_id,
             move |case, context| {
                 Ok((
-                    case.review_objection(decision, &reason, &tier, &by, context)?,
+                    case.review_objection(decision.clone(), &reason, &tier, &by, context)?,
                     ReviewObjectionResponse {},
                 ))
             },

@@ -245,14 +245,14 @@ impl Monitor {
         &self,
         key: String,
         case_id: Uuid,
-        alarm: impl FnOnce(&ReliefCase) -> Vec<DecisionsEvent> + Send + 'static,
+        alarm: impl Fn(&ReliefCase) -> Vec<DecisionsEvent> + Send + Sync + 'static,
     ) -> Result<bool, AppError> {
         on_case(
             &self.api,
             jiuzhu_access::Actor::Platform,
             internal_call("DeadlineAlarm", key),
             case_id,
-            |case, _| {
+            move |case, _| {
                 let events = alarm(case);
                 let new = !events.is_empty();
                 Ok((events, new))
