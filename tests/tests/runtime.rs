@@ -353,6 +353,21 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
     })
     .await?;
     assert_eq!(status(health.clone()).await?, ServingStatus::Serving as i32);
+    // The calls just made are in the latency histogram, by method and status code, and the
+    // exposition is OpenMetrics (it ends with `# EOF`).
+    let (line, scraped) = http_get(metrics, "/metrics").await?;
+    assert!(line.contains(" 200 "), "{line}");
+    for expected in [
+        "# TYPE jiuzhu_rpc_server_duration_seconds histogram",
+        "jiuzhu_rpc_server_duration_seconds_count{rpc_method=\"/grpc.health.v1.Health/Check\",rpc_grpc_status_code=\"0\"}",
+        "jiuzhu_build_info{service=\"registry\",version=",
+        "# TYPE jiuzhu_task_restarts counter",
+        "jiuzhu_task_restarts_total{service=\"registry\"} 0",
+        "jiuzhu_outbox_oldest_unpublished_seconds{service=\"registry\"}",
+    ] {
+        assert!(scraped.contains(expected), "{expected} not in:\n{scraped}");
+    }
+    assert!(scraped.ends_with("# EOF\n"), "{scraped}");
 
     // The database stops taking connections and drops the service's.
     let database: String = sqlx::query_scalar("SELECT current_database()")

@@ -508,6 +508,7 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         tasks.push(supervision.spawn(client_id, start, shutdown.clone()));
     }
 
+    let calls = crate::metrics::CallMetrics::new(S::NAME);
     let metrics_addr = match metrics_listener {
         Some(listener) => {
             let addr = listener.local_addr().map_err(|source| StartError::Listen {
@@ -520,6 +521,7 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
                 context.pool.clone(),
                 std::mem::take(&mut components.metrics),
                 Arc::clone(&supervision),
+                calls.clone(),
                 shutdown.child_token(),
             ));
             tracing::info!(service = S::NAME, %addr, "serving metrics");
@@ -581,7 +583,10 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         .timeout(Duration::from_millis(limits.request_timeout_ms))
         .max_concurrent_streams(limits.max_concurrent_streams)
         .trace_fn(jiuzhu_telemetry::grpc_server_span)
-        .layer(jiuzhu_telemetry::TraceResponseLayer)
+        .layer(jiuzhu_telemetry::TraceResponseLayer::observed_by({
+            let calls = calls.clone();
+            Arc::new(move |path, code, elapsed| calls.observe(path, code, elapsed))
+        }))
         .layer(guard.extended_with(context.audit.clone()));
     let audit = jiuzhu_proto::audit::audit_service_server::AuditServiceServer::new(
         jiuzhu_audit::AuditApi::new(context.audit.clone()).with_checkpoints(

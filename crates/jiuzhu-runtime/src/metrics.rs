@@ -1,11 +1,17 @@
-//! Prometheus metrics over plain HTTP (`GET /metrics`, text exposition format 0.0.4) on
-//! `[<service>] metrics_listen`. Every service exports its outbox backlog; a service adds its
-//! own gauges with `Components::metrics`, computed from its read models at scrape time, so
-//! the figures are the projections' own and nothing is kept in memory between scrapes.
+//! Prometheus metrics over plain HTTP (`GET /metrics`, OpenMetrics text 1.0.0) on
+//! `[<service>] metrics_listen`. Every service exports its outbox backlog and the age of its
+//! oldest unpublished event, its dead letters, its task restarts, its gRPC calls (a latency
+//! histogram by method and status code, kept with the maintained `prometheus-client`) and
+//! what it is (`jiuzhu_build_info`); a service adds its own gauges with `Components::metrics`,
+//! computed from its read models at scrape time, so those figures are the projections' own.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -15,9 +21,80 @@ use tokio_util::sync::CancellationToken;
 pub type Collector =
     Arc<dyn Fn(PgPool) -> BoxFuture<'static, Result<String, sqlx::Error>> + Send + Sync>;
 
-/// One gauge family in exposition text: `samples` are (labels, value).
-pub fn gauge(name: &str, help: &str, samples: &[(Vec<(&str, String)>, f64)]) -> String {
-    let mut text = format!("# HELP {name} {help}\n# TYPE {name} gauge\n");
+/// The metrics a service keeps in memory between scrapes: its gRPC calls and its build.
+#[derive(Clone)]
+pub struct CallMetrics {
+    registry: Arc<Registry>,
+    durations: CallDurations,
+}
+
+/// Call durations by (method, status code).
+type CallDurations = Family<Vec<(String, String)>, Histogram, fn() -> Histogram>;
+
+impl std::fmt::Debug for CallMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallMetrics").finish_non_exhaustive()
+    }
+}
+
+fn call_histogram() -> Histogram {
+    // 0.5 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
+}
+
+impl CallMetrics {
+    pub fn new(service: &str) -> Self {
+        let mut registry = Registry::default();
+        let durations: CallDurations = Family::new_with_constructor(call_histogram);
+        registry.register_with_unit(
+            "jiuzhu_rpc_server_duration",
+            "gRPC calls served, by method and status code: time until the answer's headers.",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        registry.register(
+            "jiuzhu_build",
+            "What is running: the service and its version.",
+            Info::new(vec![
+                ("service".to_owned(), service.to_owned()),
+                ("version".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+            ]),
+        );
+        Self {
+            registry: Arc::new(registry),
+            durations,
+        }
+    }
+
+    /// Counts one call of `path` that ended with `code` after `elapsed`.
+    pub fn observe(&self, path: &str, code: i64, elapsed: std::time::Duration) {
+        self.durations
+            .get_or_create(&vec![
+                ("rpc_method".to_owned(), path.to_owned()),
+                ("rpc_grpc_status_code".to_owned(), code.to_string()),
+            ])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The families in OpenMetrics text, without the closing `# EOF`.
+    fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            tracing::warn!("metrics: encoding the call metrics failed");
+        }
+        text.trim_end_matches("# EOF\n").to_owned()
+    }
+}
+
+/// One counter family in OpenMetrics text (`<name>_total` samples): `samples` are (labels, value).
+pub fn counter(name: &str, help: &str, samples: &[(Vec<(&str, String)>, f64)]) -> String {
+    let mut text = format!("# HELP {name} {help}\n# TYPE {name} counter\n");
+    text.push_str(&samples_text(&format!("{name}_total"), samples));
+    text
+}
+
+fn samples_text(name: &str, samples: &[(Vec<(&str, String)>, f64)]) -> String {
+    let mut text = String::new();
     for (labels, value) in samples {
         let labels: Vec<String> = labels
             .iter()
@@ -32,21 +109,36 @@ pub fn gauge(name: &str, help: &str, samples: &[(Vec<(&str, String)>, f64)]) -> 
     text
 }
 
+/// One gauge family in exposition text: `samples` are (labels, value).
+pub fn gauge(name: &str, help: &str, samples: &[(Vec<(&str, String)>, f64)]) -> String {
+    let mut text = format!("# HELP {name} {help}\n# TYPE {name} gauge\n");
+    text.push_str(&samples_text(name, samples));
+    text
+}
+
 async fn render(
     service: &str,
     pool: &PgPool,
     collectors: &[Collector],
     restarts: u64,
 ) -> Result<String, sqlx::Error> {
-    let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(pool)
-        .await?;
+    let (backlog, oldest): (i64, f64) = sqlx::query_as(
+        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 \
+         FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
     let mut text = gauge(
         "jiuzhu_outbox_unpublished",
         "Events committed but not yet acknowledged by the broker.",
         &[(vec![("service", service.to_owned())], backlog as f64)],
     );
     text.push_str(&gauge(
+        "jiuzhu_outbox_oldest_unpublished_seconds",
+        "How long the oldest event not yet acknowledged by the broker has waited (0: none).",
+        &[(vec![("service", service.to_owned())], oldest.max(0.0))],
+    ));
+    text.push_str(&counter(
         "jiuzhu_task_restarts",
         "Times a task (relay, consumer, worker) stopped or panicked and was started again.",
         &[(vec![("service", service.to_owned())], restarts as f64)],
@@ -76,6 +168,7 @@ pub fn serve(
     pool: PgPool,
     collectors: Vec<Collector>,
     supervision: Arc<crate::supervise::Supervision>,
+    calls: CallMetrics,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let collectors = Arc::new(collectors);
@@ -91,8 +184,12 @@ pub fn serve(
                     }
                 },
             };
-            let (pool, collectors, supervision) =
-                (pool.clone(), collectors.clone(), supervision.clone());
+            let (pool, collectors, supervision, calls) = (
+                pool.clone(),
+                collectors.clone(),
+                supervision.clone(),
+                calls.clone(),
+            );
             tokio::spawn(async move {
                 let mut request = vec![0u8; 2048];
                 let read = socket.read(&mut request).await.unwrap_or(0);
@@ -117,10 +214,13 @@ pub fn serve(
                     }
                 } else if head.starts_with("GET /metrics ") {
                     match render(service, &pool, &collectors, supervision.restarts()).await {
-                        Ok(body) => format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        ),
+                        Ok(body) => {
+                            let body = format!("{body}{}# EOF\n", calls.encode());
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            )
+                        }
                         Err(error) => {
                             tracing::warn!(%error, "metrics: collecting failed");
                             "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()

@@ -20,9 +20,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 pub use propagation::{
-    GrpcTracePropagation, MetadataCarrier, TraceResponse, TraceResponseLayer, context_from_map,
-    context_to_map, current_context_to_map, grpc_client_span, grpc_server_span, inject_current,
-    record_trace_id, set_parent_from_map, trace_id,
+    CallObserver, GrpcTracePropagation, MetadataCarrier, TraceResponse, TraceResponseLayer,
+    context_from_map, context_to_map, current_context_to_map, grpc_client_span, grpc_server_span,
+    inject_current, record_trace_id, set_parent_from_map, trace_id,
 };
 
 /// Standard OpenTelemetry variable, honoured when the config file names no endpoint.

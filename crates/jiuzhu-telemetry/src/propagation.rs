@@ -3,6 +3,7 @@
 //! carry nothing, which is the correct behaviour for a process with tracing off.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector};
@@ -107,23 +108,49 @@ pub fn record_trace_id(span: &Span) {
     }
 }
 
+/// What a server call ended with: its path (`/package.Service/Method`), gRPC status code and
+/// the time until its answer's headers.
+pub type CallObserver = Arc<dyn Fn(&str, i64, std::time::Duration) + Send + Sync>;
+
 /// Answers every gRPC call with its trace (`traceresponse: 00-<trace id>-<span id>-01`, the W3C
-/// trace-context response header), and records the call's gRPC status code on its server span
-/// (`rpc.grpc.status_code`). Layer it outside the access guard, so refusals have both too.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TraceResponseLayer;
+/// trace-context response header), records the call's gRPC status code on its server span
+/// (`rpc.grpc.status_code`), and tells an observer (the metrics) how the call ended. Layer it
+/// outside the access guard, so refusals have all of it too.
+#[derive(Clone, Default)]
+pub struct TraceResponseLayer {
+    observe: Option<CallObserver>,
+}
+
+impl std::fmt::Debug for TraceResponseLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceResponseLayer").finish_non_exhaustive()
+    }
+}
+
+impl TraceResponseLayer {
+    /// The layer, telling `observe` how each call ended.
+    pub fn observed_by(observe: CallObserver) -> Self {
+        Self {
+            observe: Some(observe),
+        }
+    }
+}
 
 impl<S> tower_layer::Layer<S> for TraceResponseLayer {
     type Service = TraceResponse<S>;
 
     fn layer(&self, inner: S) -> TraceResponse<S> {
-        TraceResponse { inner }
+        TraceResponse {
+            inner,
+            observe: self.observe.clone(),
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TraceResponse<S> {
     inner: S,
+    observe: Option<CallObserver>,
 }
 
 type Answer<E> =
@@ -153,6 +180,11 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
+        let (observe, path, began) = (
+            self.observe.clone(),
+            request.uri().path().to_owned(),
+            std::time::Instant::now(),
+        );
         // Polled inside the call's server span (tonic's `trace_fn`).
         Box::pin(async move {
             let mut response = inner.call(request).await?;
@@ -165,6 +197,9 @@ where
                 .and_then(|v| v.parse::<i64>().ok())
                 .unwrap_or(0);
             span.record("rpc.grpc.status_code", code);
+            if let Some(observe) = &observe {
+                observe(&path, code, began.elapsed());
+            }
             let context = span.context();
             let span_context = {
                 use opentelemetry::trace::TraceContextExt;
