@@ -66,10 +66,11 @@ chaos:
 broker:
 	deploy/dev/broker.sh start 9092
 
-## Write the encoded descriptor set of every contract to target/jiuzhu.binpb for integrators.
+## Write the encoded descriptor set of every contract to docs/jiuzhu.binpb, published for
+## integrators (a test fails while it differs from the contracts).
 descriptors:
-	cargo run -q -p jiuzhu-proto --bin jiuzhu-descriptors > target/jiuzhu.binpb
-	@echo "wrote target/jiuzhu.binpb"
+	cargo run -q -p jiuzhu-proto --bin jiuzhu-descriptors > docs/jiuzhu.binpb
+	@echo "wrote docs/jiuzhu.binpb"
 
 FUZZ_SECONDS ?= 60
 

@@ -113,3 +113,15 @@ async fn the_asyncapi_document_names_every_topic_and_type_and_nothing_else() -> 
     }
     Ok(())
 }
+
+/// The descriptor set integrators download (`docs/jiuzhu.binpb`) is the contracts' own.
+#[test]
+fn the_published_descriptor_set_is_the_contracts() -> TestResult {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/jiuzhu.binpb");
+    let published = std::fs::read(path)?;
+    assert!(
+        published == jiuzhu_proto::FILE_DESCRIPTOR_SET,
+        "docs/jiuzhu.binpb differs from the contracts: run `make descriptors` and commit it"
+    );
+    Ok(())
+}

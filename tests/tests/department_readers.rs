@@ -75,20 +75,25 @@ async fn a_department_reads_its_share_topic_in_python_and_rust_as_the_readme_sho
     let topic = format!("{ns}jiuzhu.share.civil_affairs.v1");
     read_topic(&kafka_brokers(), &topic, 1)?;
 
-    let descriptors = std::env::temp_dir().join(format!("{ns}jiuzhu.binpb"));
-    std::fs::write(&descriptors, jiuzhu_proto::FILE_DESCRIPTOR_SET)?;
+    // The published descriptor set, as an integrator gets it.
+    let descriptors = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/jiuzhu.binpb");
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/python/read_share_topic.py"
     );
-    let output = Command::new(&python)
-        .arg(script)
-        .arg(kafka_brokers())
-        .arg(&topic)
-        .arg(&descriptors)
-        .arg("1")
-        .output()?;
-    let _ = std::fs::remove_file(&descriptors);
+    let group = format!("{ns}civil-affairs-reader");
+    let read = |limit: &str, timeout_s: &str| {
+        Command::new(&python)
+            .arg(script)
+            .arg(kafka_brokers())
+            .arg(&topic)
+            .arg(descriptors)
+            .arg(limit)
+            .arg(timeout_s)
+            .env("JIUZHU_GROUP_ID", &group)
+            .output()
+    };
+    let output = read("1", "30")?;
     let stdout = String::from_utf8(output.stdout)?;
     assert!(
         output.status.success(),
@@ -109,6 +114,14 @@ async fn a_department_reads_its_share_topic_in_python_and_rust_as_the_readme_sho
     );
     assert!(line["event"].get("planId").is_none(), "not agreed: {line}");
     assert!(!stdout.contains(&person), "Jiuzhu's own person id leaked");
+    // The group committed its offset after handling: started again, it reads nothing twice.
+    let again = read("1", "5")?;
+    assert!(again.status.success());
+    assert_eq!(
+        String::from_utf8(again.stdout)?,
+        "",
+        "read again after its offset was committed"
+    );
 
     // The Rust example (examples/department-consumer) reads the same.
     let consumer = jiuzhu_testkit::binary_path("department-consumer")?;
