@@ -73,7 +73,42 @@ async fn a_department_reads_its_share_topic_in_python_and_rust_as_the_readme_sho
     )
     .await?;
     let topic = format!("{ns}jiuzhu.share.civil_affairs.v1");
-    read_topic(&kafka_brokers(), &topic, 1)?;
+    let records = read_topic(&kafka_brokers(), &topic, 1)?;
+    // CloudEvents 1.0 in binary mode, beside Jiuzhu's own headers.
+    let headers: std::collections::BTreeMap<String, String> = {
+        use rdkafka::message::{Headers as _, Message as _};
+        records[0]
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|header| {
+                        (
+                            header.key.to_owned(),
+                            String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        headers.get("ce_specversion").map(String::as_str),
+        Some("1.0")
+    );
+    assert_eq!(
+        headers.get("ce_type").map(String::as_str),
+        Some("jiuzhu.followup.v1.ReturnToPovertyRiskFlagged")
+    );
+    assert_eq!(
+        headers.get("ce_source").map(String::as_str),
+        Some("/jiuzhu/registry/share/civil_affairs")
+    );
+    assert_eq!(headers.get("ce_id"), headers.get("jiuzhu-event-id"));
+    let time = headers.get("ce_time").cloned().unwrap_or_default();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&time).is_ok(),
+        "ce_time `{time}`"
+    );
 
     // The published descriptor set, as an integrator gets it.
     let descriptors = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/jiuzhu.binpb");

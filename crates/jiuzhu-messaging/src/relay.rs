@@ -74,7 +74,8 @@ impl OutboxTable {
         }
     }
 
-    /// Sends the value of `column` as the Kafka header `header` with every row.
+    /// Sends the value of `column` (a column or an SQL expression over the row, read as text) as
+    /// the Kafka header `header` with every row.
     pub fn header(mut self, header: &'static str, column: &'static str) -> Self {
         self.headers.push((header, column));
         self
@@ -218,7 +219,7 @@ impl OutboxRelay {
             .headers
             .iter()
             .enumerate()
-            .map(|(i, (_, column))| format!(", {column}::text AS header_{i}"))
+            .map(|(i, (_, column))| format!(", ({column})::text AS header_{i}"))
             .collect();
         let rows = sqlx::query(&format!(
             "SELECT id, {topic}::text AS topic, partition_key, event_type, event_id::text AS event_id, \

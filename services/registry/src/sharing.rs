@@ -215,8 +215,8 @@ impl Projection for Sharing {
             };
             sqlx::query(
                 "INSERT INTO share_outbox (department, event_id, event_type, partition_key, \
-                 agreement_version, envelope, trace_context) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (department, event_id) DO NOTHING",
+                 agreement_version, envelope, trace_context, occurred_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (department, event_id) DO NOTHING",
             )
             .bind(department)
             .bind(copy_uuid)
@@ -226,6 +226,12 @@ impl Projection for Sharing {
             .bind(outgoing.encode_to_vec())
             // No trace context: the copies of one event must not share a trace id.
             .bind(serde_json::json!({}))
+            .bind(envelope.occurred_at.and_then(|t| {
+                chrono::DateTime::<chrono::Utc>::from_timestamp(
+                    t.seconds,
+                    u32::try_from(t.nanos).unwrap_or(0),
+                )
+            }))
             .execute(&mut *conn)
             .await?;
             let agreement = self.agreements.departments.get(department);
@@ -376,7 +382,17 @@ pub async fn relay(
     let table = OutboxTable::new("share_outbox", "department", move |department| {
         topic_kafka.topic(&share_topic(department))
     })
-    .header(AGREEMENT_HEADER, "agreement_version");
+    .header(AGREEMENT_HEADER, "agreement_version")
+    // CloudEvents 1.0 in binary mode (its Kafka binding), for integrators' CloudEvents tools.
+    .header("ce_specversion", "'1.0'")
+    .header("ce_id", "event_id")
+    .header("ce_source", "'/jiuzhu/registry/share/' || department")
+    .header("ce_type", "event_type")
+    .header(
+        "ce_time",
+        "to_char(coalesce(occurred_at, now()) AT TIME ZONE 'UTC', \
+         'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    );
     let relay = match OutboxRelay::for_table(
         pool.clone(),
         &kafka,
