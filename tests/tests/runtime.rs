@@ -368,6 +368,24 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
         assert!(scraped.contains(expected), "{expected} not in:\n{scraped}");
     }
     assert!(scraped.ends_with("# EOF\n"), "{scraped}");
+    // Once its consumers have applied the registry's own topic, they are behind by nothing.
+    jiuzhu_tests::registry_client(&registry.running)
+        .await?
+        .register_person(jiuzhu_tests::registration("lag-1", 1))
+        .await?;
+    let lag = jiuzhu_tests::eventually("the consumers' lag", wait, || async {
+        let (_, scraped) = http_get(metrics, "/metrics").await?;
+        Ok(scraped
+            .lines()
+            .find(|l| {
+                l.starts_with("jiuzhu_consumer_lag_messages{")
+                    && l.contains("registry.events.v1")
+                    && l.ends_with(" 0")
+            })
+            .map(str::to_owned))
+    })
+    .await?;
+    assert!(lag.contains("consumer=\""), "{lag}");
 
     // The database stops taking connections and drops the service's.
     let database: String = sqlx::query_scalar("SELECT current_database()")

@@ -139,6 +139,28 @@ impl BrokerProbe {
         })
     }
 
+    /// The high watermark (the next offset to be written) of each (topic, partition), as the
+    /// broker answers within `timeout` each; a partition it does not answer for is left out.
+    pub async fn high_watermarks(
+        &self,
+        partitions: Vec<(String, i32)>,
+        timeout: Duration,
+    ) -> Result<Vec<(String, i32, i64)>, TopicError> {
+        use rdkafka::consumer::Consumer;
+        let client = std::sync::Arc::clone(&self.client);
+        tokio::task::spawn_blocking(move || {
+            partitions
+                .into_iter()
+                .filter_map(|(topic, partition)| {
+                    let (_, high) = client.fetch_watermarks(&topic, partition, timeout).ok()?;
+                    Some((topic, partition, high))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|_| TopicError::Interrupted("broker watermarks".to_owned()))
+    }
+
     /// Whether the broker answered within `timeout`; the error says why not.
     pub async fn check(&self, timeout: Duration) -> Result<(), TopicError> {
         use rdkafka::consumer::Consumer;

@@ -509,6 +509,8 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     }
 
     let calls = crate::metrics::CallMetrics::new(S::NAME);
+    let broker = jiuzhu_messaging::BrokerProbe::new(&context.settings.kafka)
+        .map_err(|error| StartError::Setup(format!("broker probe: {error}")))?;
     let metrics_addr = match metrics_listener {
         Some(listener) => {
             let addr = listener.local_addr().map_err(|source| StartError::Listen {
@@ -522,6 +524,7 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
                 std::mem::take(&mut components.metrics),
                 Arc::clone(&supervision),
                 calls.clone(),
+                broker.clone(),
                 shutdown.child_token(),
             ));
             tracing::info!(service = S::NAME, %addr, "serving metrics");
@@ -562,8 +565,6 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
             .await;
     }
     health.set_service_status("", ServingStatus::Serving).await;
-    let broker = jiuzhu_messaging::BrokerProbe::new(&context.settings.kafka)
-        .map_err(|error| StartError::Setup(format!("broker probe: {error}")))?;
     tasks.push(tokio::spawn(crate::readiness::watch(
         context.pool.clone(),
         broker,

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use jiuzhu_messaging::BrokerProbe;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::metrics::info::Info;
@@ -116,6 +117,50 @@ pub fn gauge(name: &str, help: &str, samples: &[(Vec<(&str, String)>, f64)]) -> 
     text
 }
 
+/// How far each consumer is behind its topics: the broker's high watermark less the offset
+/// the consumer applies next, per (consumer, topic, partition). Nothing when the broker does
+/// not answer (readiness says so).
+async fn consumer_lag(pool: &PgPool, broker: &BrokerProbe) -> Result<String, sqlx::Error> {
+    let checkpoints: Vec<(String, String, i32, i64)> = sqlx::query_as(
+        "SELECT consumer, topic, partition, next_offset FROM checkpoints ORDER BY 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut partitions: Vec<(String, i32)> = checkpoints
+        .iter()
+        .map(|(_, topic, partition, _)| (topic.clone(), *partition))
+        .collect();
+    partitions.sort();
+    partitions.dedup();
+    let high: std::collections::HashMap<(String, i32), i64> = broker
+        .high_watermarks(partitions, std::time::Duration::from_secs(2))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(topic, partition, high)| ((topic, partition), high))
+        .collect();
+    let samples: Vec<(Vec<(&str, String)>, f64)> = checkpoints
+        .into_iter()
+        .filter_map(|(consumer, topic, partition, next)| {
+            let high = high.get(&(topic.clone(), partition))?;
+            Some((
+                vec![
+                    ("consumer", consumer),
+                    ("topic", topic),
+                    ("partition", partition.to_string()),
+                ],
+                // A broker that undercounts its watermark (the development one) is not behind.
+                (high - next).max(0) as f64,
+            ))
+        })
+        .collect();
+    Ok(gauge(
+        "jiuzhu_consumer_lag_messages",
+        "Messages a consumer has still to apply, per topic and partition.",
+        &samples,
+    ))
+}
+
 async fn render(
     service: &str,
     pool: &PgPool,
@@ -169,6 +214,7 @@ pub fn serve(
     collectors: Vec<Collector>,
     supervision: Arc<crate::supervise::Supervision>,
     calls: CallMetrics,
+    broker: BrokerProbe,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let collectors = Arc::new(collectors);
@@ -184,11 +230,12 @@ pub fn serve(
                     }
                 },
             };
-            let (pool, collectors, supervision, calls) = (
+            let (pool, collectors, supervision, calls, broker) = (
                 pool.clone(),
                 collectors.clone(),
                 supervision.clone(),
                 calls.clone(),
+                broker.clone(),
             );
             tokio::spawn(async move {
                 let mut request = vec![0u8; 2048];
@@ -215,7 +262,11 @@ pub fn serve(
                 } else if head.starts_with("GET /metrics ") {
                     match render(service, &pool, &collectors, supervision.restarts()).await {
                         Ok(body) => {
-                            let body = format!("{body}{}# EOF\n", calls.encode());
+                            let lag = consumer_lag(&pool, &broker).await.unwrap_or_else(|error| {
+                                tracing::warn!(%error, "metrics: consumer lag not read");
+                                String::new()
+                            });
+                            let body = format!("{body}{lag}{}# EOF\n", calls.encode());
                             format!(
                                 "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                                 body.len()
