@@ -519,12 +519,14 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
             })?;
             tasks.push(crate::metrics::serve(
                 listener,
-                S::NAME,
-                context.pool.clone(),
-                std::mem::take(&mut components.metrics),
-                Arc::clone(&supervision),
-                calls.clone(),
-                broker.clone(),
+                crate::metrics::Sources {
+                    service: S::NAME,
+                    pool: context.pool.clone(),
+                    collectors: std::mem::take(&mut components.metrics),
+                    supervision: Arc::clone(&supervision),
+                    calls: calls.clone(),
+                    broker: broker.clone(),
+                },
                 shutdown.child_token(),
             ));
             tracing::info!(service = S::NAME, %addr, "serving metrics");

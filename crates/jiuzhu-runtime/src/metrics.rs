@@ -205,18 +205,32 @@ async fn render(
     Ok(text)
 }
 
+/// Where the figures come from.
+pub struct Sources {
+    pub service: &'static str,
+    pub pool: PgPool,
+    /// The service's own gauges.
+    pub collectors: Vec<Collector>,
+    pub supervision: Arc<crate::supervise::Supervision>,
+    pub calls: CallMetrics,
+    pub broker: BrokerProbe,
+}
+
 /// Serves `/metrics`, `/livez` (the process answers) and `/readyz` (every task up, the database
 /// and the broker answering; 503 naming what is not) on `listener` until `shutdown`.
 pub fn serve(
     listener: TcpListener,
-    service: &'static str,
-    pool: PgPool,
-    collectors: Vec<Collector>,
-    supervision: Arc<crate::supervise::Supervision>,
-    calls: CallMetrics,
-    broker: BrokerProbe,
+    sources: Sources,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let Sources {
+        service,
+        pool,
+        collectors,
+        supervision,
+        calls,
+        broker,
+    } = sources;
     let collectors = Arc::new(collectors);
     tokio::spawn(async move {
         loop {
