@@ -555,9 +555,33 @@ pub(crate) async fn leave_group(consumer: GroupConsumer, who: &str) {
         );
     }
     // Closing sends the pending commits and leaves the group; it blocks, so not on an async
-    // worker (a blocked worker would stall everything else in this process).
-    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    // worker (a blocked worker would stall everything else in this process), and not on the
+    // runtime's blocking pool either: librdkafka can wait for ever on a rebalance during the
+    // close (seen with tansu 0.6), and a runtime waits for its blocking pool when it stops. On
+    // a thread of its own it is waited for at most `CLOSE_LIMIT`; past that the member is
+    // left to the broker's session timeout (the checkpoints in the database are what count).
+    let (closed, done) = tokio::sync::oneshot::channel();
+    let closing = std::thread::Builder::new()
+        .name("kafka-close".to_owned())
+        .spawn(move || {
+            drop(consumer);
+            let _ = closed.send(());
+        });
+    match closing {
+        Ok(_) => {
+            if tokio::time::timeout(CLOSE_LIMIT, done).await.is_err() {
+                tracing::warn!(
+                    consumer = who,
+                    "leaving the consumer group did not finish in time; going on without it"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(consumer = who, %error, "no thread to close the consumer"),
+    }
 }
+
+/// How long stopping waits for a consumer to leave its group.
+const CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
 /// Where a consumer's dead letters go (the producer is made on the first one).
 pub(crate) fn dead_letters(kafka: &KafkaSettings, client_id: &str) -> DeadLetters {
