@@ -689,7 +689,25 @@ pub async fn referral_in(
     case_id: &str,
     status: jiuzhu_proto::decisions::ReferralStatus,
 ) -> anyhow::Result<jiuzhu_proto::decisions::ReferralUpdated> {
-    eventually("the referral's answer", Duration::from_secs(60), || {
+    let case = case_when(client, case_id, "the referral's answer", |case| {
+        case.referrals.iter().any(|r| r.status == status as i32)
+    })
+    .await?;
+    case.referrals
+        .into_iter()
+        .find(|r| r.status == status as i32)
+        .ok_or_else(|| anyhow::anyhow!("no referral"))
+}
+
+/// Waits (up to a minute) until `ready` holds of the case as `GetCase` shows it, and returns it.
+pub async fn case_when(
+    client: &jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient<Channel>,
+    case_id: &str,
+    what: &str,
+    ready: impl Fn(&jiuzhu_proto::decisions::ReliefCase) -> bool,
+) -> anyhow::Result<jiuzhu_proto::decisions::ReliefCase> {
+    let ready = &ready;
+    eventually(what, Duration::from_secs(60), || {
         let (mut client, case_id) = (client.clone(), case_id.to_owned());
         async move {
             let case = client
@@ -701,10 +719,7 @@ pub async fn referral_in(
                 .into_inner()
                 .relief_case
                 .unwrap_or_default();
-            Ok(case
-                .referrals
-                .into_iter()
-                .find(|r| r.status == status as i32))
+            Ok(ready(&case).then_some(case))
         }
     })
     .await

@@ -179,22 +179,11 @@ async fn each_disbursement_is_paid_once_whatever_the_notices_and_a_thousand_dupl
     assert_eq!(witnessed.len(), 1);
     assert_eq!(witnessed[0].pay_calls, 1);
     // The case follows its payment: distributed, once.
-    let distributed = eventually("the case to be distributed", WAIT, || {
-        let (mut relief, case_id) = (relief.clone(), paid_case.clone());
-        async move {
-            let case = relief
-                .get_case(jiuzhu_proto::decisions::GetCaseRequest {
-                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
-                    case_id,
-                })
-                .await?
-                .into_inner()
-                .relief_case
-                .unwrap_or_default();
-            Ok((case.stage == jiuzhu_proto::decisions::Stage::Distributed as i32).then_some(case))
-        }
-    })
-    .await?;
+    let distributed =
+        jiuzhu_tests::case_when(&relief, &paid_case, "the case to be distributed", |case| {
+            case.stage == jiuzhu_proto::decisions::Stage::Distributed as i32
+        })
+        .await?;
     assert_eq!(distributed.distributed, Some(Money { fen: 800_000 }));
     assert!(!distributed.waiting_for_funds);
 
@@ -1129,7 +1118,7 @@ async fn a_merged_persons_relief_is_paid_to_the_payee_of_either_record() -> Test
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_amount_raised_on_objection_pays_only_the_difference_once() -> TestResult {
     use jiuzhu_proto::decisions::{
-        FileObjectionRequest, GetCaseRequest, ObjectionOutcome, ReviewObjectionRequest, Stage,
+        FileObjectionRequest, ObjectionOutcome, ReviewObjectionRequest, Stage,
     };
     let Paying {
         simulator,
@@ -1198,21 +1187,12 @@ async fn an_amount_raised_on_objection_pays_only_the_difference_once() -> TestRe
         assert_eq!(witnessed.len(), 1, "paid once");
         assert_eq!(witnessed[0].pay_calls, 1);
     }
-    let case = eventually("the case to show the supplement", WAIT, || {
-        let (mut office, case_id) = (office.clone(), case_id.clone());
-        async move {
-            let case = office
-                .get_case(GetCaseRequest {
-                    purpose: jiuzhu_tests::PURPOSE.to_owned(),
-                    case_id,
-                })
-                .await?
-                .into_inner()
-                .relief_case
-                .unwrap_or_default();
-            Ok((case.distributed == Some(Money { fen: 750_000 })).then_some(case))
-        }
-    })
+    let case = jiuzhu_tests::case_when(
+        &office,
+        &case_id,
+        "the case to show the supplement",
+        |case| case.distributed == Some(Money { fen: 750_000 }),
+    )
     .await?;
     assert_eq!(case.stage, Stage::Distributed as i32, "not held up");
     let amendment = case.amendment.unwrap_or_default();

@@ -126,6 +126,22 @@ async fn monitored_decisions(
     Ok(jiuzhu_runtime::start::<Decisions>(settings).await?)
 }
 
+/// The first referral on health's share topic in namespace `ns`, as health reads it.
+fn health_referral(ns: &str) -> anyhow::Result<jiuzhu_proto::decisions::ReferralIssued> {
+    use jiuzhu_proto::common::EventEnvelope;
+    use jiuzhu_proto::decisions::ReferralIssued;
+    read_topic(&kafka_brokers(), &format!("{ns}jiuzhu.share.health.v1"), 1)?
+        .iter()
+        .filter_map(|record| {
+            use rdkafka::Message as _;
+            let envelope = EventEnvelope::decode(record.payload()?).ok()?;
+            (envelope.event_type == "jiuzhu.decisions.v1.ReferralIssued")
+                .then(|| ReferralIssued::decode(envelope.payload.as_slice()).ok())?
+        })
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no referral on health's topic"))
+}
+
 /// Waits until the decisions service has `record` standing for `survivor`.
 async fn decisions_sees(pool: &sqlx::PgPool, record: &str, survivor: &str) -> anyhow::Result<()> {
     let (record, survivor) = (
@@ -591,8 +607,7 @@ async fn a_rejected_applicant_objects_and_another_approver_amends_to_an_amount_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_medical_referral_reaches_health_with_its_subject_sealed_and_is_acknowledged()
 -> TestResult {
-    use jiuzhu_proto::common::EventEnvelope;
-    use jiuzhu_proto::decisions::{ReferralIssued, ReferralStatus, ReferralUpdate, ReliefMethod};
+    use jiuzhu_proto::decisions::{ReferralStatus, ReferralUpdate, ReliefMethod};
     use jiuzhu_proto::registry::PersonalIdentity;
     use jiuzhu_proto::registry::person_key_service_client::PersonKeyServiceClient;
     let ns = unique_namespace();
@@ -622,17 +637,7 @@ async fn a_medical_referral_reaches_health_with_its_subject_sealed_and_is_acknow
     .await?;
 
     // Health's copy of the referral, on its share topic.
-    let topic = format!("{ns}jiuzhu.share.health.v1");
-    let referral = read_topic(&kafka_brokers(), &topic, 1)?
-        .iter()
-        .filter_map(|record| {
-            use rdkafka::Message as _;
-            let envelope = EventEnvelope::decode(record.payload()?).ok()?;
-            (envelope.event_type == "jiuzhu.decisions.v1.ReferralIssued")
-                .then(|| ReferralIssued::decode(envelope.payload.as_slice()).ok())?
-        })
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no referral on health's topic"))?;
+    let referral = health_referral(&ns)?;
     assert!(
         referral.person_id.starts_with("ps-"),
         "a pseudonym, not the id"
@@ -907,9 +912,9 @@ async fn a_merge_that_joins_two_cases_for_one_crime_flags_the_later_one() -> Tes
 /// second approver amends it to an amount, paid once (the simulator is the witness).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_person_merged_referred_and_relieved_on_objection_end_to_end() -> TestResult {
-    use jiuzhu_proto::common::{EventEnvelope, Money};
+    use jiuzhu_proto::common::Money;
     use jiuzhu_proto::decisions::{
-        FileObjectionRequest, ObjectionOutcome, ReferralIssued, ReferralStatus, ReferralUpdate,
+        FileObjectionRequest, ObjectionOutcome, ReferralStatus, ReferralUpdate,
         RejectDecisionRequest, ReliefMethod, ReviewObjectionRequest,
     };
     use jiuzhu_proto::payments::DisbursementState;
@@ -1018,16 +1023,7 @@ async fn one_person_merged_referred_and_relieved_on_objection_end_to_end() -> Te
     assert_eq!(statuses_on("2026-11-01").await?, 0, "not yet on the 1st");
 
     // Health reads the referral on its topic and acknowledges it on its inbound topic.
-    let referral = read_topic(&kafka_brokers(), &format!("{ns}jiuzhu.share.health.v1"), 1)?
-        .iter()
-        .filter_map(|record| {
-            use rdkafka::Message as _;
-            let envelope = EventEnvelope::decode(record.payload()?).ok()?;
-            (envelope.event_type == "jiuzhu.decisions.v1.ReferralIssued")
-                .then(|| ReferralIssued::decode(envelope.payload.as_slice()).ok())?
-        })
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no referral on health's topic"))?;
+    let referral = health_referral(&ns)?;
     assert!(
         referral.subject.is_some(),
         "whom to help, sealed for health"

@@ -171,20 +171,37 @@ impl Monitor {
 
     /// Emergency relief whose owed materials are past their date: the breach, once.
     async fn obligations(&self, today: NaiveDate) -> Result<usize, AppError> {
-        let owed: Vec<Uuid> = sqlx::query_scalar(
+        self.cases_past(
             "SELECT case_id FROM relief_cases WHERE obligation_due < $1 AND NOT obligation_breached \
              ORDER BY obligation_due LIMIT $2",
+            "obligation-breached",
+            today,
+            |case, _| case.obligation_breached(),
         )
-        .bind(today)
-        .bind(BATCH)
-        .fetch_all(self.api.store.pool())
         .await
-        .map_err(AppError::storage)?;
+    }
+
+    /// The cases `query` finds past their day (`$1` today, `$2` the batch): what `alarm` finds on
+    /// each, once per case under `<key>-<case>`. How many were new.
+    async fn cases_past(
+        &self,
+        query: &'static str,
+        key: &str,
+        today: NaiveDate,
+        alarm: fn(&ReliefCase, NaiveDate) -> Vec<DecisionsEvent>,
+    ) -> Result<usize, AppError> {
+        let past: Vec<Uuid> = sqlx::query_scalar(query)
+            .bind(today)
+            .bind(BATCH)
+            .fetch_all(self.api.store.pool())
+            .await
+            .map_err(AppError::storage)?;
         let mut raised = 0;
-        for case_id in owed {
-            let request_id = format!("obligation-breached-{case_id}");
+        for case_id in past {
             let new = self
-                .raise(request_id, case_id, ReliefCase::obligation_breached)
+                .raise(format!("{key}-{case_id}"), case_id, move |case| {
+                    alarm(case, today)
+                })
                 .await?;
             raised += usize::from(new);
         }
@@ -217,26 +234,14 @@ impl Monitor {
 
     /// Objections to an amount not reviewed by their day: the alarm, once.
     async fn objections(&self, today: NaiveDate) -> Result<usize, AppError> {
-        let overdue: Vec<Uuid> = sqlx::query_scalar(
+        self.cases_past(
             "SELECT case_id FROM relief_cases WHERE objection_due < $1 \
              AND NOT objection_overdue_raised ORDER BY objection_due LIMIT $2",
+            "objection-overdue",
+            today,
+            ReliefCase::objection_overdue,
         )
-        .bind(today)
-        .bind(BATCH)
-        .fetch_all(self.api.store.pool())
         .await
-        .map_err(AppError::storage)?;
-        let mut raised = 0;
-        for case_id in overdue {
-            let request_id = format!("objection-overdue-{case_id}");
-            let new = self
-                .raise(request_id, case_id, move |case| {
-                    case.objection_overdue(today)
-                })
-                .await?;
-            raised += usize::from(new);
-        }
-        Ok(raised)
     }
 
     /// Raises what `alarm` finds on the case, as one idempotent internal command under `key`;
