@@ -3,7 +3,7 @@ CACHE ?= $(HOME)/.cache/jiuzhu
 BUF_VERSION ?= 1.75.0
 BUF := $(CACHE)/buf-$(BUF_VERSION)/node_modules/.bin/buf
 
-.PHONY: run run-check run-reset test build fmt-check clippy buf-lint lint policy-check bench chaos broker descriptors fuzz
+.PHONY: run run-check run-reset test build fmt-check clippy buf-lint buf-breaking lint policy-check bench chaos broker descriptors fuzz
 
 ## The whole platform on this machine with the demo county (see README: Quick start).
 run:
@@ -36,6 +36,11 @@ clippy:
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix $(CACHE)/buf-$(BUF_VERSION) @bufbuild/buf@$(BUF_VERSION)
 
+## The contracts against the last release (the commit proto/RELEASED names; another git ref with
+## BREAKING_AGAINST=main): wire and JSON compatible, as docs/COMPATIBILITY.md promises.
+buf-breaking: $(BUF)
+	bash deploy/dev/buf-breaking.sh $(BUF)
+
 ## Lint the protobuf contracts (buf from the npm registry, cached outside the clone).
 buf-lint: $(BUF)
 	cd proto && $(BUF) lint
@@ -66,11 +71,14 @@ chaos:
 broker:
 	deploy/dev/broker.sh start 9092
 
-## Write the encoded descriptor set of every contract to docs/jiuzhu.binpb, published for
-## integrators (a test fails while it differs from the contracts).
+## Write the encoded descriptor set of every contract to docs/jiuzhu.binpb, and each AsyncAPI
+## message's schema (a self-contained .proto text) into docs/asyncapi.json, published for
+## integrators (tests fail while they differ from the contracts).
 descriptors:
-	cargo run -q -p jiuzhu-proto --bin jiuzhu-descriptors > docs/jiuzhu.binpb
-	@echo "wrote docs/jiuzhu.binpb"
+	cargo build -q -p jiuzhu-proto --features dynamic --bin jiuzhu-descriptors
+	target/debug/jiuzhu-descriptors > docs/jiuzhu.binpb
+	python3 deploy/dev/asyncapi-schemas.py target/debug/jiuzhu-descriptors
+	@echo "wrote docs/jiuzhu.binpb and the schemas of docs/asyncapi.json"
 
 FUZZ_SECONDS ?= 60
 

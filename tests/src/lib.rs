@@ -724,3 +724,37 @@ pub async fn case_when(
     })
     .await
 }
+
+/// The locked npm packages of `dir` (a directory of the repository with `package.json` and
+/// `package-lock.json`), installed from the npm registry once per lock file under
+/// `~/.cache/jiuzhu/<cache>`; the `node_modules` directory, for `NODE_PATH`.
+pub fn npm_packages(dir: &str, cache: &str) -> anyhow::Result<std::path::PathBuf> {
+    let home = std::env::var("HOME")?;
+    let installed_at = std::path::PathBuf::from(home)
+        .join(".cache/jiuzhu")
+        .join(cache);
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(dir);
+    let lock = std::fs::read(source.join("package-lock.json"))?;
+    let stamp = installed_at.join("installed-lock.json");
+    if std::fs::read(&stamp).ok().as_ref() != Some(&lock) {
+        std::fs::create_dir_all(&installed_at)?;
+        std::fs::copy(
+            source.join("package.json"),
+            installed_at.join("package.json"),
+        )?;
+        std::fs::write(installed_at.join("package-lock.json"), &lock)?;
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--silent", "--no-audit", "--no-fund"])
+            .current_dir(&installed_at)
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "npm ci in {} failed",
+            installed_at.display()
+        );
+        std::fs::write(&stamp, &lock)?;
+    }
+    Ok(installed_at.join("node_modules"))
+}

@@ -1,7 +1,8 @@
 //! The AsyncAPI document (`docs/asyncapi.json`) cannot drift: its channels are exactly the
 //! topics the five services create on the broker (dead-letter topics aside), every message type
-//! it names is in the published contracts, and each share channel carries exactly the event
-//! types its department's agreement names.
+//! it names is in the published contracts, each message's schema is that message's
+//! self-contained `.proto` text as the contracts define it, and each share channel carries
+//! exactly the event types its department's agreement names.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -54,10 +55,21 @@ async fn the_asyncapi_document_names_every_topic_and_type_and_nothing_else() -> 
         .into_iter()
         .flatten()
     {
-        let schema = message["payload"]["schema"].as_str().unwrap_or_default();
-        assert!(
-            pool.get_message_by_name(schema).is_some(),
-            "{id}: `{schema}`"
+        // The schema is the message as one self-contained .proto text (AsyncAPI's protobuf
+        // parser follows no imports), exactly as the contracts define it today.
+        let name = message["x-jiuzhu-protobuf-message"]
+            .as_str()
+            .unwrap_or_default();
+        let expected = jiuzhu_proto::schema::proto_schema(&pool, name)
+            .ok_or_else(|| anyhow::anyhow!("{id}: no contract defines `{name}`"))?;
+        assert_eq!(
+            message["payload"]["schemaFormat"],
+            "application/vnd.google.protobuf;version=3"
+        );
+        assert_eq!(
+            message["payload"]["schema"].as_str().unwrap_or_default(),
+            expected,
+            "{id}: the schema differs from the contracts; `make descriptors` writes it again"
         );
     }
     let agreements = jiuzhu_sharing::Agreements::shipped()?;
@@ -123,5 +135,60 @@ fn the_published_descriptor_set_is_the_contracts() -> TestResult {
         published == jiuzhu_proto::FILE_DESCRIPTOR_SET,
         "docs/jiuzhu.binpb differs from the contracts: run `make descriptors` and commit it"
     );
+    Ok(())
+}
+
+/// The stock AsyncAPI parser with its protobuf schema parser (from the npm registry, as an
+/// integrator's tooling runs them) reads the document without an error or a warning, and sees
+/// each message's payload as an object with the contract's fields.
+#[test]
+fn stock_asyncapi_tools_parse_the_document_and_its_protobuf_schemas() -> TestResult {
+    let modules = jiuzhu_tests::npm_packages("tests/asyncapi-parser", "asyncapi-parser")?;
+    let output = std::process::Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/asyncapi-parser/parse.js"
+        ))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/asyncapi.json"
+        ))
+        .env("NODE_PATH", &modules)
+        .output()?;
+    let stdout = String::from_utf8(output.stdout)?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}{stdout}");
+    assert!(stderr.trim().is_empty(), "diagnostics: {stderr}");
+    let parsed: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let doc = document()?;
+    let messages = doc["components"]["messages"]
+        .as_object()
+        .ok_or_else(|| anyhow::anyhow!("no messages"))?;
+    for (id, message) in messages {
+        let seen = parsed
+            .iter()
+            .find(|p| p["message"] == id.as_str())
+            .ok_or_else(|| anyhow::anyhow!("the parser did not see message {id}: {stdout}"))?;
+        assert_eq!(seen["type"], "object", "{id}: {seen}");
+        let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)?;
+        let contract = pool
+            .get_message_by_name(
+                message["x-jiuzhu-protobuf-message"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+            .ok_or_else(|| anyhow::anyhow!("{id}: no contract"))?;
+        let fields: BTreeSet<String> = contract.fields().map(|f| f.name().to_owned()).collect();
+        let properties: BTreeSet<String> = seen["properties"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(properties, fields, "{id}: the payload's properties");
+    }
     Ok(())
 }

@@ -142,6 +142,17 @@ async fn each_kind_of_tampering_is_found_and_named() -> TestResult {
     assert_eq!(at, 5);
     assert!(why.contains("changed"), "{why}");
 
+    // A record pointed at another trace (an operator would follow it to the wrong call).
+    let (pool, _, dir) = logged().await?;
+    tamper(
+        &pool,
+        "UPDATE audit_log SET trace_id = '4bf92f3577b34da6a3ce929d0e0e4736' WHERE sequence = 6",
+    )
+    .await?;
+    let (at, why) = verdict(&pool, &dir, Some(KEY)).await?;
+    assert_eq!(at, 6);
+    assert!(why.contains("changed"), "{why}");
+
     // A record deleted from the middle.
     let (pool, _, dir) = logged().await?;
     tamper(&pool, "DELETE FROM audit_log WHERE sequence = 4").await?;

@@ -1,7 +1,9 @@
 //! The README's instructions for departments, exercised: a department reads its share topic
 //! with `confluent-kafka` and the published descriptor set (`examples/python/
-//! read_share_topic.py`, in a virtualenv cached under ~/.cache/jiuzhu), and with the Rust
-//! example (`examples/department-consumer`), and sees exactly its pseudonymised copy.
+//! read_share_topic.py`, in a virtualenv cached under ~/.cache/jiuzhu), with kafkajs and
+//! protobufjs (`examples/node/read_share_topic.js`, its locked packages installed under
+//! ~/.cache/jiuzhu), and with the Rust example (`examples/department-consumer`), and sees
+//! exactly its pseudonymised copy.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -156,6 +158,53 @@ async fn a_department_reads_its_share_topic_in_python_and_rust_as_the_readme_sho
         String::from_utf8(again.stdout)?,
         "",
         "read again after its offset was committed"
+    );
+
+    // The Node.js example reads the same, and commits its offsets too.
+    let modules = tokio::task::spawn_blocking(|| {
+        jiuzhu_tests::npm_packages("examples/node", "node-departments")
+    })
+    .await??;
+    let node_script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/node/read_share_topic.js"
+    );
+    let node_group = format!("{ns}civil-affairs-node-reader");
+    let read_in_node = |limit: &str, timeout_s: &str| {
+        Command::new("node")
+            .arg(node_script)
+            .arg(kafka_brokers())
+            .arg(&topic)
+            .arg(descriptors)
+            .arg(limit)
+            .arg(timeout_s)
+            .env("JIUZHU_GROUP_ID", &node_group)
+            .env("NODE_PATH", &modules)
+            .output()
+    };
+    let output = read_in_node("1", "60")?;
+    let node_out = String::from_utf8(output.stdout)?;
+    assert!(
+        output.status.success(),
+        "{node_out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let node_line: serde_json::Value =
+        serde_json::from_str(node_out.lines().next().unwrap_or_default())?;
+    assert_eq!(node_line["event_id"], line["event_id"]);
+    assert_eq!(node_line["agreement_version"], "sharing-2026.3");
+    assert_eq!(node_line["event"]["personId"], line["event"]["personId"]);
+    assert_eq!(node_line["event"]["reasons"][0], "depression_moderate");
+    let again = read_in_node("1", "5")?;
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(again.stdout)?,
+        "",
+        "Node.js read again after its offset was committed"
     );
 
     // The Rust example (examples/department-consumer) reads the same.

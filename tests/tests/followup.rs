@@ -386,7 +386,7 @@ async fn a_paid_case_is_followed_up_scored_flagged_and_counted() -> TestResult {
     let metrics = scrape(&running).await?;
     for line in [
         "jiuzhu_followup_risk_flags{reason=\"income_below_line\"} 1",
-        "jiuzhu_followup_improved_percent{method=\"medical\"} 100",
+        "jiuzhu_followup_improved_ratio{method=\"medical\"} 1",
     ] {
         assert!(metrics.contains(line), "{line} not in {metrics}");
     }

@@ -386,6 +386,14 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
     })
     .await?;
     assert!(lag.contains("consumer=\""), "{lag}");
+    // The relay counts what it published (the registration's events, at least).
+    let (_, scraped) = http_get(metrics, "/metrics").await?;
+    let published: f64 = scraped
+        .lines()
+        .find_map(|l| l.strip_prefix("jiuzhu_outbox_published_total{service=\"registry\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(published >= 1.0, "relay throughput not counted:\n{scraped}");
 
     // The database stops taking connections and drops the service's.
     let database: String = sqlx::query_scalar("SELECT current_database()")
@@ -426,5 +434,72 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
     health = HealthClient::new(jiuzhu_testkit::channel(registry.running.grpc_addr).await?);
     assert_eq!(status(health).await?, ServingStatus::Serving as i32);
     registry.running.stop().await;
+    Ok(())
+}
+
+/// PostgreSQL over TLS: with `sslmode=verify-full` a service checks the server's certificate
+/// and name, and its connections are encrypted as the server itself sees them (`pg_stat_ssl`);
+/// against an authority that did not sign the server's certificate it refuses to start, saying
+/// why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_is_reached_over_verified_tls() -> TestResult {
+    let ns = unique_namespace();
+    let database = jiuzhu_testkit::fresh_database::<Registry>().await?;
+    let admin = sqlx::PgPool::connect(&jiuzhu_testkit::admin_url()).await?;
+    let (ssl, certificate): (String, String) =
+        sqlx::query_as("SELECT current_setting('ssl'), current_setting('ssl_cert_file')")
+            .fetch_one(&admin)
+            .await?;
+    anyhow::ensure!(
+        ssl == "on",
+        "the test PostgreSQL server has ssl = {ssl}; this test needs its TLS"
+    );
+    // The name in the server's certificate (Debian's is made for localhost, self-signed: it
+    // is its own authority).
+    let verified = |authority: &str| {
+        let url = database.url.replacen("@127.0.0.1:", "@localhost:", 1);
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}sslmode=verify-full&sslrootcert={authority}")
+    };
+    let registry = jiuzhu_tests::restart_with::<Registry>(&ns, &database, |s| {
+        s.service.database_url = jiuzhu_config::Secret::new(verified(&certificate));
+    })
+    .await?;
+    jiuzhu_tests::registry_client(&registry)
+        .await?
+        .register_person(jiuzhu_tests::registration("tls-1", 1))
+        .await?;
+    let (encrypted, plain): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl) \
+         FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.datname = $1",
+    )
+    .bind(&database.name)
+    .fetch_one(&admin)
+    .await?;
+    assert!(
+        encrypted > 0,
+        "no encrypted connection to {}",
+        database.name
+    );
+    assert_eq!(plain, 0, "the service also holds plaintext connections");
+    registry.stop().await;
+
+    let stranger = jiuzhu_testkit::certs_dir()?.join("ca.pem");
+    let refused = jiuzhu_tests::restart_with::<Registry>(&ns, &database, |s| {
+        s.service.database_url =
+            jiuzhu_config::Secret::new(verified(&stranger.display().to_string()));
+    })
+    .await;
+    let error = match refused {
+        Ok(running) => {
+            running.stop().await;
+            anyhow::bail!("started against a server its authority did not sign");
+        }
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.to_lowercase().contains("certificate") || error.contains("UnknownIssuer"),
+        "{error}"
+    );
     Ok(())
 }

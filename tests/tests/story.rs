@@ -451,11 +451,11 @@ async fn a_victim_without_an_id_number_is_found_relieved_paid_once_and_followed_
     }
     let hops: BTreeSet<(String, String)> = spans
         .iter()
-        .filter(|s| s.name.ends_with(" process"))
+        .filter(|s| s.name.starts_with("process "))
         .filter_map(|consumer| {
             spans
                 .iter()
-                .find(|p| p.span_id == consumer.parent_span_id && p.name.ends_with(" publish"))
+                .find(|p| p.span_id == consumer.parent_span_id && p.name.starts_with("send "))
                 .map(|publisher| {
                     (
                         publisher.service_name.clone(),

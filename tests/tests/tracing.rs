@@ -1,6 +1,7 @@
 //! (7) One trace follows a request from an agency's gRPC call through the registry's outbox and
 //! Kafka into the clues service's projection. The services run as real processes exporting
-//! OTLP to an in-process receiver.
+//! OTLP over TLS to an in-process receiver that speaks nothing else (the exporter checks the
+//! receiver's certificate against the authority it is given).
 
 use std::time::Duration;
 
@@ -17,33 +18,39 @@ const WAIT: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_projection()
 -> TestResult {
-    let receiver = OtlpReceiver::start().await?;
+    let receiver = OtlpReceiver::start_tls().await?;
+    assert!(receiver.endpoint.starts_with("https://"));
     let ns = unique_namespace();
     let registry_db = fresh_database::<Registry>().await?;
     let clues_db = fresh_database::<Clues>().await?;
     let (registry_port, clues_port) = (jiuzhu_testkit::free_port()?, jiuzhu_testkit::free_port()?);
-    let registry = ServiceProcess::spawn(
-        "jiuzhu-registry",
-        &service_env(
-            "registry",
-            &registry_db,
-            registry_port,
-            &ns,
-            &receiver.endpoint,
-            registry_port,
-        ),
-    )?;
-    let clues = ServiceProcess::spawn(
-        "jiuzhu-clues",
-        &service_env(
-            "clues",
-            &clues_db,
-            clues_port,
-            &ns,
-            &receiver.endpoint,
-            registry_port,
-        ),
-    )?;
+    let collector_ca = (
+        "JIUZHU__TELEMETRY__OTLP_CA_FILE".to_owned(),
+        jiuzhu_testkit::certs_dir()?
+            .join("ca.pem")
+            .display()
+            .to_string(),
+    );
+    let mut registry_env = service_env(
+        "registry",
+        &registry_db,
+        registry_port,
+        &ns,
+        &receiver.endpoint,
+        registry_port,
+    );
+    registry_env.push(collector_ca.clone());
+    let registry = ServiceProcess::spawn("jiuzhu-registry", &registry_env)?;
+    let mut clues_env = service_env(
+        "clues",
+        &clues_db,
+        clues_port,
+        &ns,
+        &receiver.endpoint,
+        registry_port,
+    );
+    clues_env.push(collector_ca);
+    let clues = ServiceProcess::spawn("jiuzhu-clues", &clues_env)?;
 
     let registry_addr = std::net::SocketAddr::from(([127, 0, 0, 1], registry_port));
     let mut registry_client = eventually("the registry process to serve", WAIT, || async move {
@@ -147,13 +154,25 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
         Some("5"),
         "NOT_FOUND"
     );
+    // The audit record of the (refused) personal-data read names the caller's trace.
+    let audit_pool = sqlx::PgPool::connect(&registry_db.url).await?;
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT outcome, trace_id FROM audit_log WHERE action LIKE '%/GetPerson' ORDER BY sequence",
+    )
+    .fetch_all(&audit_pool)
+    .await?;
+    assert_eq!(
+        audited,
+        vec![("NOT_FOUND".to_owned(), refused_trace.clone())],
+        "audit records of GetPerson"
+    );
     let publish = spans
         .iter()
-        .find(|s| s.service_name == "jiuzhu-registry" && s.name.ends_with(" publish"))
+        .find(|s| s.service_name == "jiuzhu-registry" && s.name.starts_with("send "))
         .ok_or_else(|| anyhow::anyhow!("no relay publish span in {names:?}"))?;
     let process = spans
         .iter()
-        .find(|s| s.service_name == "jiuzhu-clues" && s.name.ends_with(" process"))
+        .find(|s| s.service_name == "jiuzhu-clues" && s.name.starts_with("process "))
         .ok_or_else(|| anyhow::anyhow!("no clues consumer span in {names:?}"))?;
     assert_eq!(
         process.parent_span_id, publish.span_id,

@@ -66,6 +66,8 @@ struct Row {
     /// Chained by HMAC under the audit key (else by plain SHA-256: records written before
     /// the key, or by a service run without one).
     keyed: bool,
+    /// The W3C trace id of the call (empty before it was kept, or outside a trace).
+    trace_id: String,
 }
 
 impl Row {
@@ -90,6 +92,11 @@ impl Row {
             bytes.extend_from_slice(&(field.len() as u64).to_be_bytes());
             bytes.extend_from_slice(field.as_bytes());
         }
+        // Records from before the trace id was kept hash as they always did.
+        if !self.trace_id.is_empty() {
+            bytes.extend_from_slice(&(self.trace_id.len() as u64).to_be_bytes());
+            bytes.extend_from_slice(self.trace_id.as_bytes());
+        }
         if self.keyed {
             key.map(|key| key.mac(&bytes))
         } else {
@@ -112,6 +119,7 @@ impl Row {
             hash: self.hash,
             previous_hash: self.previous_hash,
             keyed: self.keyed,
+            trace_id: self.trace_id,
         }
     }
 }
@@ -230,6 +238,7 @@ impl Audit {
         let (mut previous, mut previous_hash) = last.unwrap_or((0, GENESIS.to_owned()));
         // Stored with microseconds: hashed as stored, so that it verifies.
         let at = Utc::now().trunc_subsecs(6);
+        let trace_id = jiuzhu_telemetry::trace_id(&tracing::Span::current()).unwrap_or_default();
         let mut rows = Vec::with_capacity(persons.len());
         for person_id in persons {
             let mut row = Row {
@@ -246,6 +255,7 @@ impl Audit {
                 previous_hash,
                 hash: String::new(),
                 keyed: self.key.is_some(),
+                trace_id: trace_id.clone(),
             };
             row.hash = row.digest(self.key.as_ref()).unwrap_or_default();
             previous = row.sequence;
@@ -256,10 +266,10 @@ impl Audit {
         let column = |field: fn(&Row) -> String| rows.iter().map(field).collect::<Vec<_>>();
         sqlx::query(
             "INSERT INTO audit_log (sequence, at, actor, role, office, acting_person, action, \
-             person_id, purpose, outcome, previous_hash, hash, keyed) \
+             person_id, purpose, outcome, previous_hash, hash, keyed, trace_id) \
              SELECT * FROM UNNEST($1::bigint[], $2::timestamptz[], $3::text[], $4::text[], \
              $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
-             $12::text[], $13::boolean[])",
+             $12::text[], $13::boolean[], $14::text[])",
         )
         .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
@@ -274,6 +284,7 @@ impl Audit {
         .bind(column(|r| r.previous_hash.clone()))
         .bind(column(|r| r.hash.clone()))
         .bind(rows.iter().map(|r| r.keyed).collect::<Vec<_>>())
+        .bind(column(|r| r.trace_id.clone()))
         .execute(&mut *tx)
         .await?;
         Ok(previous)

@@ -224,6 +224,17 @@ impl FieldViolations {
     }
 }
 
+/// "must be A, B or C" for an enum field: `names` are the values' protobuf names
+/// (`Kind::X.as_str_name()`), so that every message spells an enum value in full, as a client
+/// sends it.
+pub fn must_be_one_of(names: &[&str]) -> String {
+    match names {
+        [] => "must be set".to_owned(),
+        [only] => format!("must be {only}"),
+        [first @ .., last] => format!("must be {} or {last}", first.join(", ")),
+    }
+}
+
 /// Parses a UUID field or names it.
 pub fn uuid_field(field: &str, value: &str) -> Result<uuid::Uuid, AppError> {
     uuid::Uuid::parse_str(value.trim())
@@ -262,6 +273,15 @@ mod grpc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enum_values_are_listed_in_full_with_or_before_the_last() {
+        assert_eq!(
+            must_be_one_of(&["CHANNEL_PHONE", "CHANNEL_VIDEO", "CHANNEL_HOME_VISIT"]),
+            "must be CHANNEL_PHONE, CHANNEL_VIDEO or CHANNEL_HOME_VISIT"
+        );
+        assert_eq!(must_be_one_of(&["A_X"]), "must be A_X");
+    }
 
     #[test]
     fn outages_are_retried_races_are_bounded_and_refusals_dead_letter() {

@@ -138,7 +138,7 @@ pub trait Projection: Send + Sync + 'static {
 fn process_span(message: &OwnedMessage, consumer: &str) -> tracing::Span {
     let span = tracing::info_span!(
         "kafka.process",
-        otel.name = %format!("{} process", message.topic()),
+        otel.name = %format!("process {}", message.topic()),
         otel.kind = "consumer",
         messaging.system = "kafka",
         messaging.destination.name = %message.topic(),

@@ -38,7 +38,7 @@ impl Delivered {
     pub fn span(&self, consumer: &str) -> tracing::Span {
         let span = tracing::info_span!(
             "kafka.process",
-            otel.name = %format!("{} process", self.topic),
+            otel.name = %format!("process {}", self.topic),
             otel.kind = "consumer",
             messaging.system = "kafka",
             messaging.destination.name = %self.topic,

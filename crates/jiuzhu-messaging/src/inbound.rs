@@ -272,7 +272,7 @@ impl<H: InboundHandler> InboundRunner<H> {
         loop {
             let span = tracing::info_span!(
                 "kafka.process",
-                otel.name = %format!("{} process", record.topic),
+                otel.name = %format!("process {}", record.topic),
                 otel.kind = "consumer",
                 messaging.system = "kafka",
                 messaging.destination.name = %record.topic,

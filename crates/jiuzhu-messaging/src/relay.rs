@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -109,6 +110,8 @@ pub struct OutboxRelay {
     producer: FutureProducer,
     settings: RelaySettings,
     table: OutboxTable,
+    /// Rows published since the process started (relay throughput), shared with the metrics.
+    published: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for OutboxRelay {
@@ -198,7 +201,15 @@ impl OutboxRelay {
             producer,
             settings,
             table,
+            published: Arc::default(),
         })
+    }
+
+    /// Counts the rows this relay publishes into `counter` (shared by a service's relays and
+    /// read by its metrics).
+    pub fn counting(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.published = counter;
+        self
     }
 
     /// Claims the oldest unpublished rows (holding the relay lock), publishes them and waits for
@@ -263,12 +274,12 @@ impl OutboxRelay {
         for row in batch {
             let span = tracing::info_span!(
                 "kafka.publish",
-                otel.name = %format!("{} publish", row.topic),
+                otel.name = %format!("send {}", row.topic),
                 otel.kind = "producer",
                 messaging.system = "kafka",
                 messaging.destination.name = %row.topic,
                 messaging.operation.type = "send",
-                messaging.operation.name = "publish",
+                messaging.operation.name = "send",
                 messaging.message.id = %row.event_id,
                 event_type = %row.event_type,
             );
@@ -358,6 +369,8 @@ impl OutboxRelay {
         loop {
             let pause = match self.publish_pending().await {
                 Ok(published) => {
+                    self.published
+                        .fetch_add(published as u64, Ordering::Relaxed);
                     failures = 0;
                     since_vacuum += published as u64;
                     if published >= full {
@@ -392,8 +405,14 @@ impl OutboxRelay {
                 () = tokio::time::sleep(pause) => {}
             }
         }
-        if let Err(error) = self.publish_pending().await {
-            tracing::warn!(%error, table = self.table.name, "final outbox flush failed; rows stay for the next start");
+        match self.publish_pending().await {
+            Ok(published) => {
+                self.published
+                    .fetch_add(published as u64, Ordering::Relaxed);
+            }
+            Err(error) => {
+                tracing::warn!(%error, table = self.table.name, "final outbox flush failed; rows stay for the next start");
+            }
         }
     }
 }

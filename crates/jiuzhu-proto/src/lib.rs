@@ -10,6 +10,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub mod dynamic;
 #[cfg(feature = "reflection")]
 pub mod reflection;
+#[cfg(feature = "dynamic")]
+pub mod schema;
 
 #[allow(clippy::all, missing_docs)]
 pub mod jiuzhu {

@@ -423,26 +423,32 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
     let (health, health_service) = tonic_health::server::health_reporter();
     let supervision = crate::supervise::Supervision::new(health.clone(), components.served.clone());
 
+    let calls = crate::metrics::CallMetrics::new(S::NAME);
     let relay_name = format!("jiuzhu-{}-relay", S::NAME);
     // The first relay is made now, so that bad settings stop the start; restarts make their own.
-    let first_relay = std::sync::Mutex::new(Some(OutboxRelay::new(
-        context.pool.clone(),
-        &settings.kafka,
-        settings.outbox.clone(),
-        &relay_name,
-    )?));
+    let first_relay = std::sync::Mutex::new(Some(
+        OutboxRelay::new(
+            context.pool.clone(),
+            &settings.kafka,
+            settings.outbox.clone(),
+            &relay_name,
+        )?
+        .counting(calls.published_events()),
+    ));
     let relay_start: crate::supervise::Start = {
-        let (pool, kafka, outbox, name) = (
+        let (pool, kafka, outbox, name, published) = (
             context.pool.clone(),
             settings.kafka.clone(),
             settings.outbox.clone(),
             relay_name.clone(),
+            calls.published_events(),
         );
         Arc::new(move |token| {
             let first = first_relay.lock().ok().and_then(|mut first| first.take());
             let relay = match first {
                 Some(relay) => Ok(relay),
-                None => OutboxRelay::new(pool.clone(), &kafka, outbox.clone(), &name),
+                None => OutboxRelay::new(pool.clone(), &kafka, outbox.clone(), &name)
+                    .map(|relay| relay.counting(Arc::clone(&published))),
             };
             Box::pin(async move {
                 match relay {
@@ -508,7 +514,6 @@ pub async fn start<S: Service>(settings: Settings) -> Result<Running, StartError
         tasks.push(supervision.spawn(client_id, start, shutdown.clone()));
     }
 
-    let calls = crate::metrics::CallMetrics::new(S::NAME);
     let broker = jiuzhu_messaging::BrokerProbe::new(&context.settings.kafka)
         .map_err(|error| StartError::Setup(format!("broker probe: {error}")))?;
     let metrics_addr = match metrics_listener {

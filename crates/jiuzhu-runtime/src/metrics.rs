@@ -27,6 +27,7 @@ pub type Collector =
 pub struct CallMetrics {
     registry: Arc<Registry>,
     durations: CallDurations,
+    published: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Call durations by (method, status code).
@@ -64,7 +65,13 @@ impl CallMetrics {
         Self {
             registry: Arc::new(registry),
             durations,
+            published: Arc::default(),
         }
+    }
+
+    /// The count of outbox rows the service's relay has published (relay throughput).
+    pub fn published_events(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.published)
     }
 
     /// Counts one call of `path` that ended with `code` after `elapsed`.
@@ -166,6 +173,7 @@ async fn render(
     pool: &PgPool,
     collectors: &[Collector],
     restarts: u64,
+    published: u64,
 ) -> Result<String, sqlx::Error> {
     let (backlog, oldest): (i64, f64) = sqlx::query_as(
         "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 \
@@ -182,6 +190,12 @@ async fn render(
         "jiuzhu_outbox_oldest_unpublished_seconds",
         "How long the oldest event not yet acknowledged by the broker has waited (0: none).",
         &[(vec![("service", service.to_owned())], oldest.max(0.0))],
+    ));
+    text.push_str(&counter(
+        "jiuzhu_outbox_published",
+        "Events the outbox relay has published and the broker acknowledged since the process \
+         started (a republished batch after a crash counts again).",
+        &[(vec![("service", service.to_owned())], published as f64)],
     ));
     text.push_str(&counter(
         "jiuzhu_task_restarts",
@@ -274,7 +288,18 @@ pub fn serve(
                         )
                     }
                 } else if head.starts_with("GET /metrics ") {
-                    match render(service, &pool, &collectors, supervision.restarts()).await {
+                    let published = calls
+                        .published_events()
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    match render(
+                        service,
+                        &pool,
+                        &collectors,
+                        supervision.restarts(),
+                        published,
+                    )
+                    .await
+                    {
                         Ok(body) => {
                             let lag = consumer_lag(&pool, &broker).await.unwrap_or_else(|error| {
                                 tracing::warn!(%error, "metrics: consumer lag not read");

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use jiuzhu_config::{ConfigError, Validate};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -36,13 +36,28 @@ pub enum LogFormat {
     Json,
 }
 
+/// Standard OpenTelemetry variables for an `https://` endpoint, honoured when the config file
+/// names no file: the authority that signed the collector's certificate, and the exporter's own
+/// certificate and key where the collector asks for one.
+pub const OTLP_CERTIFICATE_VAR: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+pub const OTLP_CLIENT_CERTIFICATE_VAR: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
+pub const OTLP_CLIENT_KEY_VAR: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetrySettings {
     /// `human` for terminals, `json` for log collectors.
     pub format: LogFormat,
-    /// OTLP/gRPC endpoint such as `http://127.0.0.1:4317`; empty turns export off.
+    /// OTLP/gRPC endpoint such as `http://127.0.0.1:4317`; empty turns export off. An
+    /// `https://` endpoint is reached over TLS.
     pub otlp_endpoint: String,
+    /// PEM file of the authority that signed the collector's certificate (`https://` only);
+    /// empty: the system's trusted authorities.
+    pub otlp_ca_file: String,
+    /// PEM certificate and key the exporter presents when the collector asks for one
+    /// (mutual TLS); both or neither.
+    pub otlp_client_cert_file: String,
+    pub otlp_client_key_file: String,
 }
 
 impl Validate for TelemetrySettings {
@@ -55,25 +70,92 @@ impl Validate for TelemetrySettings {
                 "must start with http:// or https://",
             ));
         }
+        let files = [
+            ("otlp_ca_file", &self.otlp_ca_file),
+            ("otlp_client_cert_file", &self.otlp_client_cert_file),
+            ("otlp_client_key_file", &self.otlp_client_key_file),
+        ];
+        for (key, file) in files {
+            if file.trim().is_empty() {
+                continue;
+            }
+            if endpoint.starts_with("http://") {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.{key}"),
+                    "applies to an https:// otlp_endpoint only (this one is http://)",
+                ));
+            }
+            if !std::path::Path::new(file.trim()).is_file() {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.{key}"),
+                    format!("`{}` is not a readable file", file.trim()),
+                ));
+            }
+        }
+        if self.otlp_client_cert_file.trim().is_empty()
+            != self.otlp_client_key_file.trim().is_empty()
+        {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.otlp_client_cert_file"),
+                "needs otlp_client_key_file beside it (both or neither)",
+            ));
+        }
         Ok(())
     }
 }
 
+/// A setting from the config file, else from the standard variable `var`.
+fn configured_or_env(configured: &str, var: &str) -> Option<String> {
+    let configured = configured.trim();
+    if !configured.is_empty() {
+        return Some(configured.to_owned());
+    }
+    std::env::var(var)
+        .ok()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+}
+
 impl TelemetrySettings {
     fn endpoint(&self) -> Option<String> {
-        let configured = self.otlp_endpoint.trim();
-        if !configured.is_empty() {
-            return Some(configured.to_owned());
+        configured_or_env(&self.otlp_endpoint, OTLP_ENDPOINT_VAR)
+    }
+
+    /// TLS towards an `https://` collector: its authority (else the system's) and the
+    /// exporter's own certificate if one is set.
+    fn tls(&self) -> Result<tonic::transport::ClientTlsConfig, TelemetryError> {
+        let read = |path: &str| {
+            std::fs::read(path).map_err(|source| TelemetryError::TlsFile {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let mut tls = tonic::transport::ClientTlsConfig::new();
+        match configured_or_env(&self.otlp_ca_file, OTLP_CERTIFICATE_VAR) {
+            Some(ca) => {
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(read(&ca)?));
+            }
+            None => tls = tls.with_native_roots(),
         }
-        std::env::var(OTLP_ENDPOINT_VAR)
-            .ok()
-            .map(|e| e.trim().to_owned())
-            .filter(|e| !e.is_empty())
+        let cert = configured_or_env(&self.otlp_client_cert_file, OTLP_CLIENT_CERTIFICATE_VAR);
+        let key = configured_or_env(&self.otlp_client_key_file, OTLP_CLIENT_KEY_VAR);
+        if let (Some(cert), Some(key)) = (cert, key) {
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                read(&cert)?,
+                read(&key)?,
+            ));
+        }
+        Ok(tls)
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    #[error("OTLP TLS file {path} could not be read: {source}")]
+    TlsFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("OTLP exporter could not be built: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
     #[error("a global tracing subscriber is already installed: {0}")]
@@ -136,10 +218,13 @@ pub fn init(
     let mut provider = SdkTracerProvider::builder().with_resource(resource);
     let endpoint = settings.endpoint();
     if let Some(endpoint) = &endpoint {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build()?;
+            .with_endpoint(endpoint.clone());
+        if endpoint.starts_with("https://") {
+            exporter = exporter.with_tls_config(settings.tls()?);
+        }
+        let exporter = exporter.build()?;
         provider = provider.with_span_processor(
             opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
                 .with_batch_config(batch_config())
@@ -248,5 +333,44 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.contains("telemetry.otlp_endpoint"), "{error}");
+    }
+
+    fn error_of(settings: &TelemetrySettings) -> String {
+        settings
+            .validate("telemetry")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn tls_files_need_an_https_endpoint_that_exists_and_come_in_pairs() {
+        let cargo_toml = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").to_owned();
+        let plain = TelemetrySettings {
+            otlp_endpoint: "http://collector:4317".to_owned(),
+            otlp_ca_file: cargo_toml.clone(),
+            ..TelemetrySettings::default()
+        };
+        assert!(error_of(&plain).contains("telemetry.otlp_ca_file"));
+        let missing = TelemetrySettings {
+            otlp_endpoint: "https://collector:4317".to_owned(),
+            otlp_ca_file: "/nonexistent/ca.pem".to_owned(),
+            ..TelemetrySettings::default()
+        };
+        assert!(error_of(&missing).contains("/nonexistent/ca.pem"));
+        let half = TelemetrySettings {
+            otlp_endpoint: "https://collector:4317".to_owned(),
+            otlp_client_cert_file: cargo_toml.clone(),
+            ..TelemetrySettings::default()
+        };
+        assert!(error_of(&half).contains("otlp_client_key_file"));
+        let whole = TelemetrySettings {
+            otlp_endpoint: "https://collector:4317".to_owned(),
+            otlp_ca_file: cargo_toml.clone(),
+            otlp_client_cert_file: cargo_toml.clone(),
+            otlp_client_key_file: cargo_toml,
+            ..TelemetrySettings::default()
+        };
+        assert_eq!(error_of(&whole), "");
     }
 }

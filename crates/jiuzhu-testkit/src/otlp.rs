@@ -101,19 +101,48 @@ impl std::fmt::Debug for Collector {
 
 impl OtlpReceiver {
     pub async fn start() -> Result<Self, TestkitError> {
+        Self::serve(None).await
+    }
+
+    /// A receiver that speaks only TLS, with the tests' own certificate (valid for
+    /// `localhost`, signed by the authority in [`crate::certs_dir`]'s `ca.pem`), at
+    /// `https://localhost:PORT`.
+    pub async fn start_tls() -> Result<Self, TestkitError> {
+        let dir = crate::certs_dir()?;
+        let identity = tonic::transport::Identity::from_pem(
+            std::fs::read(dir.join(format!("{}.pem", crate::CLIENT)))?,
+            std::fs::read(dir.join(format!("{}.key", crate::CLIENT)))?,
+        );
+        Self::serve(Some(
+            tonic::transport::ServerTlsConfig::new().identity(identity),
+        ))
+        .await
+    }
+
+    async fn serve(tls: Option<tonic::transport::ServerTlsConfig>) -> Result<Self, TestkitError> {
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let address = listener.local_addr()?;
         let collector = Collector::default();
         let spans = Arc::clone(&collector.spans);
+        let endpoint = match &tls {
+            Some(_) => format!("https://localhost:{}", address.port()),
+            None => format!("http://{address}"),
+        };
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|error| TestkitError::Process(format!("OTLP receiver TLS: {error}")))?;
+        }
         let server = tokio::spawn(async move {
             let incoming = tonic::transport::server::TcpIncoming::from(listener);
-            let _ = tonic::transport::Server::builder()
+            let _ = builder
                 .add_service(TraceServiceServer::new(collector))
                 .serve_with_incoming(incoming)
                 .await;
         });
         Ok(Self {
-            endpoint: format!("http://{address}"),
+            endpoint,
             spans,
             server,
         })

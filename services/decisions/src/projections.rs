@@ -255,8 +255,8 @@ impl Projection for CaseBoard {
     }
 }
 
-/// Dashboard gauges from the case board: open and overdue cases per stage, mean days spent
-/// in each stage, emergency relief with materials overdue, objections to amounts and unanswered
+/// Dashboard gauges from the case board: open and overdue cases per stage, mean time spent
+/// in each stage (seconds, whole calendar days as recorded), emergency relief with materials overdue, objections to amounts and unanswered
 /// referrals overdue.
 pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sqlx::Error> {
     use jiuzhu_runtime::metrics::gauge;
@@ -274,7 +274,8 @@ pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sql
     .fetch_all(&pool)
     .await?;
     let durations: Vec<(i32, f64)> = sqlx::query_as(
-        "SELECT stage, avg(left_on - entered_on)::float8 FROM stage_history GROUP BY stage ORDER BY stage",
+        "SELECT stage, (avg(left_on - entered_on) * 86400)::float8 FROM stage_history \
+         GROUP BY stage ORDER BY stage",
     )
     .fetch_all(&pool)
     .await?;
@@ -314,8 +315,8 @@ pub async fn metrics(pool: sqlx::PgPool, today: NaiveDate) -> Result<String, sql
             &per_stage(&overdue),
         ),
         gauge(
-            "jiuzhu_relief_stage_days_mean",
-            "Mean calendar days cases spent in a stage they have left.",
+            "jiuzhu_relief_stage_mean_duration_seconds",
+            "Mean time cases spent in a stage they have left (calendar days, in seconds).",
             &per_stage(&durations),
         ),
         gauge(

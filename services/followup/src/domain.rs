@@ -140,7 +140,14 @@ pub fn validate_visit(
         Channel::try_from(channel),
         Ok(Channel::Phone | Channel::Video | Channel::HomeVisit)
     ) {
-        bad("channel", "must be PHONE, VIDEO or HOME_VISIT".to_owned());
+        bad(
+            "channel",
+            jiuzhu_errors::must_be_one_of(&[
+                Channel::Phone.as_str_name(),
+                Channel::Video.as_str_name(),
+                Channel::HomeVisit.as_str_name(),
+            ]),
+        );
     }
     let Some(evaluation) = evaluation else {
         bad("evaluation", "is required".to_owned());
@@ -568,8 +575,14 @@ impl FollowupPlan {
             ClosureReason::MovedAway => {}
             _ => problems.push((
                 "reason".to_owned(),
-                "must be DIED, MOVED_AWAY or REFUSED (a plan completes by its last visit)"
-                    .to_owned(),
+                format!(
+                    "{} (a plan completes by its last visit)",
+                    jiuzhu_errors::must_be_one_of(&[
+                        ClosureReason::Died.as_str_name(),
+                        ClosureReason::MovedAway.as_str_name(),
+                        ClosureReason::Refused.as_str_name(),
+                    ])
+                ),
             )),
         }
         if !problems.is_empty() {

@@ -226,9 +226,9 @@ pub async fn metrics(pool: sqlx::PgPool) -> Result<String, sqlx::Error> {
             &reason_samples,
         ),
         gauge(
-            "jiuzhu_followup_improved_percent",
-            "Share of follow-up visits that found the person better, by relief method.",
-            &by_method(|g| g.improved_percent),
+            "jiuzhu_followup_improved_ratio",
+            "Share (0 to 1) of follow-up visits that found the person better, by relief method.",
+            &by_method(|g| g.improved_percent / 100.0),
         ),
         gauge(
             "jiuzhu_followup_effect_score_mean",

@@ -136,7 +136,13 @@ pub async fn register(
         AccountKind::BankCard => check_bank_card(&request.account).map_err(|e| e.to_string()),
         AccountKind::Other => check_other_account(&request.account).map_err(|e| e.to_string()),
         AccountKind::Unspecified => {
-            violations.add("account_kind", "must be BANK_CARD or OTHER");
+            violations.add(
+                "account_kind",
+                jiuzhu_errors::must_be_one_of(&[
+                    AccountKind::BankCard.as_str_name(),
+                    AccountKind::Other.as_str_name(),
+                ]),
+            );
             Ok(String::new())
         }
     };

@@ -356,7 +356,13 @@ pub async fn import(
     violations.require(&[("provider", &request.provider)]);
     let format = StatementFormat::try_from(request.format).unwrap_or_default();
     if format == StatementFormat::Unspecified {
-        violations.add("format", "must be CSV or MT940");
+        violations.add(
+            "format",
+            jiuzhu_errors::must_be_one_of(&[
+                StatementFormat::Csv.as_str_name(),
+                StatementFormat::Mt940.as_str_name(),
+            ]),
+        );
     }
     let covers_until = if request.covers_until.trim().is_empty() {
         None

@@ -678,7 +678,11 @@ impl Notices {
             _ => {
                 return Err(FieldViolations::single(
                     "outcome",
-                    "must be PAID, REJECTED or PENDING",
+                    jiuzhu_errors::must_be_one_of(&[
+                        PaymentOutcome::Paid.as_str_name(),
+                        PaymentOutcome::Rejected.as_str_name(),
+                        PaymentOutcome::Pending.as_str_name(),
+                    ]),
                 ));
             }
         };

@@ -779,3 +779,63 @@ fn compose_gives_each_department_a_kafka_user_held_to_its_own_topics() -> TestRe
     );
     Ok(())
 }
+
+/// Prometheus in compose scrapes each service at the metrics port compose gives it, and loads
+/// the alert rules it mounts.
+#[test]
+fn compose_prometheus_scrapes_every_services_metrics_port() -> TestResult {
+    let doc = compose()?;
+    let config = yaml_documents("deploy/observability/prometheus.yml")?
+        .into_iter()
+        .next()
+        .context("deploy/observability/prometheus.yml: empty")?;
+    let scraped: BTreeSet<String> = config["scrape_configs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|job| {
+            job["static_configs"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|c| c["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_str().map(str::to_owned))
+        .collect();
+    let mut expected = BTreeSet::new();
+    for (name, _, metrics_port) in SERVICES {
+        let env = compose_env(compose_service(&doc, name)?);
+        let key = format!("JIUZHU__{}__METRICS_LISTEN", name.to_uppercase());
+        let listen = env
+            .get(&key)
+            .with_context(|| format!("{COMPOSE}: {name} sets no {key}"))?;
+        assert!(
+            listen.ends_with(&format!(":{metrics_port}")),
+            "{COMPOSE}: {name} {key}={listen}"
+        );
+        expected.insert(format!("{name}:{metrics_port}"));
+    }
+    assert_eq!(
+        scraped, expected,
+        "deploy/observability/prometheus.yml targets"
+    );
+    let rules: Vec<String> = config["rule_files"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect();
+    let prometheus = compose_service(&doc, "prometheus")?;
+    let mounted: Vec<String> = compose_mounts(prometheus)
+        .into_iter()
+        .map(|m| m.target)
+        .collect();
+    for rule in rules {
+        let inside = format!("/etc/prometheus/{rule}");
+        assert!(
+            mounted.contains(&inside),
+            "{COMPOSE}: prometheus loads {rule} but mounts no {inside}: {mounted:?}"
+        );
+    }
+    Ok(())
+}
