@@ -244,6 +244,7 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
                 ..Harm::default()
             }),
             birth_date: "yesterday".to_owned(),
+            gender: "unknown".to_owned(),
             ..ReportPartyRequest::default()
         })
         .await
@@ -259,6 +260,7 @@ async fn parties_are_screened_matched_reviewed_and_referred() -> TestResult {
         "role",
         "harm.disability_grade",
         "birth_date",
+        "gender",
         "region.code",
     ] {
         assert!(

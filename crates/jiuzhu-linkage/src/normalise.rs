@@ -343,9 +343,10 @@ pub struct Written<'a> {
 }
 
 pub fn gender(raw: &str) -> Option<bool> {
+    // As case systems write it, and as the registry's `Gender` enum names it.
     match raw.trim().to_ascii_lowercase().as_str() {
-        "male" | "m" | "男" | "1" => Some(true),
-        "female" | "f" | "女" | "2" => Some(false),
+        "male" | "m" | "男" | "1" | "gender_male" => Some(true),
+        "female" | "f" | "女" | "2" | "gender_female" => Some(false),
         _ => None,
     }
 }
@@ -434,6 +435,18 @@ impl Normalised {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gender_is_read_as_case_systems_and_the_registry_write_it() {
+        for male in ["男", "male", "M", "1", "GENDER_MALE"] {
+            assert_eq!(gender(male), Some(true), "{male}");
+        }
+        for female in ["女", "Female", "f", "2", "GENDER_FEMALE"] {
+            assert_eq!(gender(female), Some(false), "{female}");
+        }
+        assert_eq!(gender("GENDER_UNSPECIFIED"), None);
+        assert_eq!(gender("unknown"), None);
+    }
 
     #[test]
     fn names_compare_across_width_script_and_spacing() {

@@ -160,6 +160,16 @@ impl Intake {
         {
             violations.add("incident_date", "is not a YYYY-MM-DD date");
         }
+        if !request.gender.trim().is_empty() && normalise::gender(&request.gender).is_none() {
+            violations.add(
+                "gender",
+                format!(
+                    "`{}` is not a gender: GENDER_MALE or GENDER_FEMALE (male/female, 男/女, M/F \
+                     and 1/2 are read too), or empty",
+                    request.gender.trim()
+                ),
+            );
+        }
         if !(0..=120).contains(&request.approximate_age) {
             violations.add("approximate_age", "must be 0 (unknown) to 120");
         }
