@@ -165,8 +165,8 @@ Try:
       '{"regionCode":"520121"}' --as as-relief_prosecutor
   #    (\`$bin/jiuzhu call URL list --as as-auditor\` names the services; grpcurl works too, with the same certs)
   # 2. What rural revitalization receives under its agreement (Python, confluent-kafka):
-  make descriptors && python3 -m venv $STATE/venv && $STATE/venv/bin/pip -q install confluent-kafka protobuf
-  $STATE/venv/bin/python examples/python/read_share_topic.py 127.0.0.1:9092 jiuzhu.share.rural_revitalization.v1 target/jiuzhu.binpb
+  python3 -m venv $STATE/venv && $STATE/venv/bin/pip -q install confluent-kafka protobuf
+  $STATE/venv/bin/python examples/python/read_share_topic.py 127.0.0.1:9092 jiuzhu.share.rural_revitalization.v1 docs/jiuzhu.binpb
   # 3. Traces: start Jaeger all-in-one (OTLP on :4317, UI on :16686), then
   JIUZHU__TELEMETRY__OTLP_ENDPOINT=http://127.0.0.1:4317 make run
 TEXT

@@ -9,6 +9,7 @@ use jiuzhu_clues::Clues;
 use jiuzhu_proto::clues::GetLinkageIndexStatusRequest;
 use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
 use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
+use jiuzhu_proto::registry::{BulkUpsertPersonsRequest, PersonRecord};
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{OtlpReceiver, ServiceProcess, fresh_database, unique_namespace};
 use jiuzhu_tests::{TestResult, eventually, registration, service_env};
@@ -84,6 +85,32 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
         traceresponse.starts_with(&format!("00-{trace_id}-")),
         "traceresponse `{traceresponse}`"
     );
+    // An import's events stay in the import call's trace (its answers are streamed after the
+    // handler returned).
+    let import_trace = uuid::Uuid::new_v4().simple().to_string();
+    let from = registration("traced-import", 2);
+    let mut import = tonic::Request::new(futures::stream::iter([BulkUpsertPersonsRequest {
+        source_department: "civil_affairs".to_owned(),
+        records: vec![PersonRecord {
+            line: 1,
+            source_record_id: "TR-1".to_owned(),
+            full_name: from.full_name.clone(),
+            gender: from.gender,
+            birth_date: from.birth_date.clone(),
+            resident_id: from.resident_id.clone(),
+            region: from.region.clone(),
+            ..PersonRecord::default()
+        }],
+    }]));
+    import.metadata_mut().insert(
+        "traceparent",
+        format!("00-{import_trace}-00f067aa0ba902b7-01").parse()?,
+    );
+    let mut answers = registry_client
+        .bulk_upsert_persons(import)
+        .await?
+        .into_inner();
+    while answers.message().await?.is_some() {}
     // A refused call is traced with its status code too.
     let refused_trace = uuid::Uuid::new_v4().simple().to_string();
     let mut lookup = tonic::Request::new(jiuzhu_proto::registry::GetPersonRequest {
@@ -104,7 +131,7 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
                 .get_linkage_index_status(GetLinkageIndexStatusRequest {})
                 .await?
                 .into_inner();
-            Ok((status.indexed_persons == 1).then_some(()))
+            Ok((status.indexed_persons == 2).then_some(()))
         }
     })
     .await?;
@@ -154,6 +181,19 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
         Some("5"),
         "NOT_FOUND"
     );
+    let (imported, names) = receiver.trace(&import_trace);
+    for (service, name) in [
+        ("jiuzhu-registry", "import batch"),
+        ("jiuzhu-registry", "send "),
+        ("jiuzhu-clues", "process "),
+    ] {
+        assert!(
+            imported
+                .iter()
+                .any(|s| s.service_name == service && s.name.starts_with(name)),
+            "no {service} `{name}…` span in the import's trace: {names:?}"
+        );
+    }
     // The audit record of the (refused) personal-data read names the caller's trace.
     let audit_pool = sqlx::PgPool::connect(&registry_db.url).await?;
     let audited: Vec<(String, String)> = sqlx::query_as(

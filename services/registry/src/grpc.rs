@@ -17,6 +17,7 @@ use jiuzhu_proto::registry::*;
 use jiuzhu_runtime::grpc::{PersonalAccess, run_command};
 use jiuzhu_vault::Vault;
 use tonic::{Request, Response, Status};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::app::{RegistryApi, SERVICE, department_of, violations_error};
@@ -50,7 +51,10 @@ impl RegistryService for RegistryApi {
     ) -> Result<Response<Self::BulkUpsertPersonsStream>, Status> {
         let caller = Caller::of(&request)?;
         let inbound = request.into_inner();
-        let shell = (self.store.clone(), self.vault.clone(), caller);
+        // The answers are made after this returns, outside the call's span: each batch gets a
+        // span of its own under the call, so that the import's events stay in its trace.
+        let call = tracing::Span::current();
+        let shell = (self.store.clone(), self.vault.clone(), caller, call);
         // One answer per batch, in order; the stream ends after the first error.
         let answers = futures::stream::unfold(Some((inbound, shell)), |state| async move {
             let (mut inbound, shell) = state?;
@@ -65,6 +69,7 @@ impl RegistryService for RegistryApi {
                         &Actor::Caller(shell.2.clone()),
                         batch,
                     )
+                    .instrument(tracing::info_span!(parent: &shell.3, "import batch"))
                     .await
                     {
                         Ok(answer) => Some((Ok(answer), Some((inbound, shell)))),
