@@ -2,8 +2,10 @@
 CACHE ?= $(HOME)/.cache/jiuzhu
 BUF_VERSION ?= 1.75.0
 BUF := $(CACHE)/buf-$(BUF_VERSION)/node_modules/.bin/buf
+DENY_VERSION ?= 0.20.2
+DENY := $(CACHE)/cargo-deny-$(DENY_VERSION)/bin/cargo-deny
 
-.PHONY: run run-check run-reset test build fmt-check clippy buf-lint buf-breaking lint policy-check bench chaos broker descriptors fuzz
+.PHONY: run run-check run-reset test build fmt-check clippy buf-lint buf-breaking deny deny-advisories lint policy-check bench chaos broker descriptors fuzz
 
 ## The whole platform on this machine with the demo county (see README: Quick start).
 run:
@@ -40,6 +42,19 @@ $(BUF):
 ## BREAKING_AGAINST=main): wire and JSON compatible, as docs/COMPATIBILITY.md promises.
 buf-breaking: $(BUF)
 	bash deploy/dev/buf-breaking.sh $(BUF)
+
+$(DENY):
+	CARGO_TARGET_DIR=$(CACHE)/deny-build cargo install cargo-deny@$(DENY_VERSION) --locked --root $(CACHE)/cargo-deny-$(DENY_VERSION)
+	rm -rf $(CACHE)/deny-build
+
+## Licences, sources and duplicate crates of the dependency graph (deny.toml; cargo-deny from
+## crates.io, built once into the cache, about 6 minutes on 2 cores).
+deny: $(DENY)
+	$(DENY) check licenses bans sources
+
+## Security advisories (RustSec's database is fetched from GitHub: run where GitHub is reachable).
+deny-advisories: $(DENY)
+	$(DENY) check advisories
 
 ## Lint the protobuf contracts (buf from the npm registry, cached outside the clone).
 buf-lint: $(BUF)
