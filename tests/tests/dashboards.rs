@@ -94,17 +94,20 @@ fn alert_queries() -> anyhow::Result<Vec<Query>> {
     Ok(queries)
 }
 
-/// The Jiuzhu metric names an expression uses (as written: `…_bucket`, `…_total` included).
+/// The metric names an expression uses that the services export (`jiuzhu_…` and the standard
+/// `process_…`), as written: `…_bucket`, `…_total` included.
 fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    let mut rest = expr;
-    while let Some(start) = rest.find("jiuzhu_") {
-        let tail = &rest[start..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(tail.len());
-        names.insert(tail[..end].to_owned());
-        rest = &tail[end..];
+    for prefix in ["jiuzhu_", "process_"] {
+        let mut rest = expr;
+        while let Some(start) = rest.find(prefix) {
+            let tail = &rest[start..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            names.insert(tail[..end].to_owned());
+            rest = &tail[end..];
+        }
     }
     names
 }

@@ -128,23 +128,30 @@ fn parties_are_linked_accurately_with_explanations() -> TestResult {
         )),
         "{stderr}"
     );
-    // The evaluation's table (the training report before it has one of its own).
-    let deciles: Vec<&str> = stderr
-        .lines()
-        .skip_while(|l| !l.starts_with("reliability by decile"))
-        .skip(2)
-        .take_while(|l| l.starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
-    let parties_in_table: usize = deciles
-        .iter()
-        .map(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|n| n.parse::<usize>().ok())
-        })
-        .sum::<Option<usize>>()
-        .ok_or_else(|| anyhow::anyhow!("unreadable reliability table: {stderr}"))?;
-    assert_eq!(parties_in_table, 600, "every party in one decile: {stderr}");
+    // The evaluation's tables (the training report before it has one of its own): by bins of
+    // probability, and by deciles of the parties, a tenth of them in each.
+    let table = |heading: &str, pairs_column: usize| -> anyhow::Result<Vec<usize>> {
+        stderr
+            .lines()
+            .skip_while(|l| !l.starts_with(heading))
+            .skip(2)
+            .take_while(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+            .map(|l| {
+                l.split_whitespace()
+                    .nth(pairs_column)
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(|| anyhow::anyhow!("unreadable row `{l}`: {stderr}"))
+            })
+            .collect()
+    };
+    let bins = table("reliability by bins", 1)?;
+    assert_eq!(
+        bins.iter().sum::<usize>(),
+        600,
+        "every party in one bin: {stderr}"
+    );
+    let deciles = table("reliability by decile", 2)?;
+    assert_eq!(deciles, vec![60; 10], "ten equal deciles: {stderr}");
 
     // A parties file without party_id is refused by name.
     std::fs::write(dir.join("bad.csv"), "name,birth_date\n王秀英,1949-12-31\n")?;

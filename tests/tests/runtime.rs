@@ -364,6 +364,10 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
         "# TYPE jiuzhu_task_restarts counter",
         "jiuzhu_task_restarts_total{service=\"registry\"} 0",
         "jiuzhu_outbox_oldest_unpublished_seconds{service=\"registry\"}",
+        "# TYPE process_cpu_seconds counter",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
     ] {
         assert!(scraped.contains(expected), "{expected} not in:\n{scraped}");
     }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use jiuzhu_linkage::train::{reliability, reliability_text};
+use jiuzhu_linkage::train::{decile_text, reliability, reliability_by_count, reliability_text};
 use jiuzhu_linkage::{
     Decision, Index, Model, ModelFile, Normalised, Review, Thresholds, Trained, TrainingOptions,
     Written, normalise, train,
@@ -631,8 +631,10 @@ struct Scored {
 fn evaluation(scored: &[Scored], registered: usize, thresholds: &Thresholds) -> String {
     let pairs: Vec<(f64, bool)> = scored.iter().map(|s| (s.probability, s.right)).collect();
     let mut text = format!(
-        "reliability by decile of probability (best candidate is the true person):\n{}",
-        reliability_text(&reliability(&pairs))
+        "reliability by bins of probability 0.1 wide (best candidate is the true person):\n{}\
+         reliability by decile of the parties (ten equal groups by probability):\n{}",
+        reliability_text(&reliability(&pairs)),
+        decile_text(&reliability_by_count(&pairs))
     );
     for (name, threshold, decisions) in [
         ("match", thresholds.automatic, &["match"][..]),

@@ -97,6 +97,76 @@ pub fn weighted_reliability(scored: &[(f64, bool, f64)]) -> Vec<ReliabilityBin> 
         .collect()
 }
 
+/// Reliability by decile of the pairs themselves: sorted by predicted probability and cut into
+/// ten groups of (nearly) equal size, so that every row stands on a tenth of the pairs and its
+/// observed rate is not mostly chance (the fixed-width bins of [`reliability`] can hold a few
+/// dozen pairs between 0.3 and 0.9). `low`/`high` are the group's smallest and largest
+/// probability.
+pub fn reliability_by_count(scored: &[(f64, bool)]) -> Vec<ReliabilityBin> {
+    let mut sorted: Vec<(f64, bool)> = scored.to_vec();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = sorted.len();
+    (0..10)
+        .filter_map(|decile| {
+            let group = &sorted[decile * n / 10..(decile + 1) * n / 10];
+            let (first, last) = (group.first()?, group.last()?);
+            let pairs = group.len();
+            Some(ReliabilityBin {
+                low: first.0,
+                high: last.0,
+                pairs,
+                predicted: group.iter().map(|(p, _)| p).sum::<f64>() / pairs as f64,
+                observed: group.iter().filter(|(_, m)| *m).count() as f64 / pairs as f64,
+            })
+        })
+        .collect()
+}
+
+/// The Wilson 95% interval of a bin's observed rate: where the true rate of such pairs lies,
+/// given how few there are.
+pub fn wilson_interval(bin: &ReliabilityBin) -> (f64, f64) {
+    let n = bin.pairs as f64;
+    if n == 0.0 {
+        return (0.0, 1.0);
+    }
+    let z = 1.96_f64;
+    let p = bin.observed;
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// The table by equal-count deciles as text: each row's probability range, pairs, mean
+/// predicted, observed with its 95% interval, the gap, and whether the prediction lies inside
+/// the interval; then the largest gap.
+pub fn decile_text(table: &[ReliabilityBin]) -> String {
+    let mut text = String::from(
+        "decile  probability       pairs  mean predicted  observed  95% interval    gap     \
+         prediction in interval\n",
+    );
+    for (decile, bin) in table.iter().enumerate() {
+        let (low, high) = wilson_interval(bin);
+        let inside = (low..=high).contains(&bin.predicted);
+        text.push_str(&format!(
+            "{:>6}  {:.3}–{:.3}  {:>7}  {:>14.3}  {:>8.3}  {:.3}–{:.3}  {:>+6.3}  {}\n",
+            decile + 1,
+            bin.low,
+            bin.high,
+            bin.pairs,
+            bin.predicted,
+            bin.observed,
+            low,
+            high,
+            bin.gap(),
+            if inside { "yes" } else { "no" }
+        ));
+    }
+    if let Some(gap) = table.iter().map(|b| b.gap().abs()).reduce(f64::max) {
+        text.push_str(&format!("largest gap {gap:.3}\n"));
+    }
+    text
+}
+
 /// The largest |observed − predicted| over bins of at least [`MIN_BIN_PAIRS`].
 pub fn largest_gap(table: &[ReliabilityBin]) -> Option<f64> {
     table
@@ -576,6 +646,29 @@ impl ModelFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deciles_hold_a_tenth_of_the_pairs_each_and_intervals_narrow_with_more_pairs() {
+        let scored: Vec<(f64, bool)> = (0..1000)
+            .map(|i| (f64::from(i) / 1000.0, i % 10 < i / 100))
+            .collect();
+        let table = reliability_by_count(&scored);
+        assert_eq!(table.len(), 10);
+        assert!(table.iter().all(|b| b.pairs == 100));
+        assert!(table.windows(2).all(|w| w[0].high <= w[1].low));
+        // Decile 4 (0.3–0.4): 3 of every 10 match, as predicted on average.
+        assert!((table[3].observed - 0.3).abs() < 1e-9);
+        assert!(table[3].gap().abs() < 0.06);
+        let few = ReliabilityBin {
+            pairs: 20,
+            ..table[3].clone()
+        };
+        let (low, high) = wilson_interval(&table[3]);
+        let (few_low, few_high) = wilson_interval(&few);
+        assert!(low < 0.3 && 0.3 < high);
+        assert!(few_high - few_low > high - low);
+        assert!(decile_text(&table).contains("largest gap"));
+    }
 
     #[test]
     fn isotonic_calibration_follows_the_observed_rates() {

@@ -2,7 +2,7 @@
 //! `[<service>] metrics_listen`. Every service exports its outbox backlog and the age of its
 //! oldest unpublished event, its dead letters, its task restarts, its gRPC calls (a latency
 //! histogram by method and status code, kept with the maintained `prometheus-client`) and
-//! what it is (`jiuzhu_build_info`); a service adds its own gauges with `Components::metrics`,
+//! what it is (`jiuzhu_build_info`), and the standard `process_*` figures; a service adds its own gauges with `Components::metrics`,
 //! computed from its read models at scrape time, so those figures are the projections' own.
 
 use std::sync::Arc;
@@ -124,6 +124,80 @@ pub fn gauge(name: &str, help: &str, samples: &[(Vec<(&str, String)>, f64)]) -> 
     text
 }
 
+/// The standard `process_*` metrics of this process, from Linux's `/proc/self` (nothing where
+/// there is no `/proc`): CPU seconds, resident and virtual memory, open and allowed file
+/// descriptors, threads and the start time.
+fn process_metrics() -> String {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return String::new();
+    };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+    // Clock ticks per second and page size are 100 and 4 KiB on every Linux this runs on.
+    let (ticks, page) = (100.0, 4096.0);
+    let boot: Option<f64> = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse().ok())
+    });
+    let open = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).ok();
+    let allowed = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<f64>().ok())
+        });
+    let mut text = String::new();
+    if let (Some(user), Some(system)) = (field(14), field(15)) {
+        text.push_str(&counter(
+            "process_cpu_seconds",
+            "User and system CPU time spent, in seconds.",
+            &[(vec![], (user + system) / ticks)],
+        ));
+    }
+    let gauges = [
+        (
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            field(24).map(|pages| pages * page),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            field(23),
+        ),
+        (
+            "process_open_fds",
+            "Open file descriptors.",
+            open.map(|n| n as f64),
+        ),
+        (
+            "process_max_fds",
+            "The most file descriptors the process may open.",
+            allowed,
+        ),
+        ("process_threads", "Threads of the process.", field(20)),
+        (
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch, in seconds.",
+            boot.zip(field(22))
+                .map(|(boot, since)| boot + since / ticks),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(value) = value {
+            text.push_str(&gauge(name, help, &[(vec![], value)]));
+        }
+    }
+    text
+}
+
 /// How far each consumer is behind its topics: the broker's high watermark less the offset
 /// the consumer applies next, per (consumer, topic, partition). Nothing when the broker does
 /// not answer (readiness says so).
@@ -191,6 +265,7 @@ async fn render(
         "How long the oldest event not yet acknowledged by the broker has waited (0: none).",
         &[(vec![("service", service.to_owned())], oldest.max(0.0))],
     ));
+    text.push_str(&process_metrics());
     text.push_str(&counter(
         "jiuzhu_outbox_published",
         "Events the outbox relay has published and the broker acknowledged since the process \
