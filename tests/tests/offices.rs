@@ -854,3 +854,103 @@ async fn every_rpc_holds_each_office_to_its_jurisdiction() -> TestResult {
     }
     Ok(())
 }
+
+/// A field's comments in the contracts (leading and trailing).
+fn comment_of(field: &prost_reflect::FieldDescriptor) -> String {
+    let file = field.parent_file();
+    file.file_descriptor_proto()
+        .source_code_info
+        .as_ref()
+        .and_then(|info| info.location.iter().find(|l| l.path == field.path()))
+        .map(|l| format!("{} {}", l.leading_comments(), l.trailing_comments()))
+        .unwrap_or_default()
+}
+
+/// What the contracts say is required is what the services require: every RPC called with an
+/// empty request (by a role its rule admits) is refused with `INVALID_ARGUMENT` naming each
+/// missing field, and each field so named says "Required" in its comment in the protos, so that
+/// an integrator reading the contracts knows it before the first call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fields_an_empty_request_lacks_are_marked_required_in_the_contracts() -> TestResult {
+    let ns = unique_namespace();
+    let services = Services {
+        registry: start::<Registry>(&ns).await?,
+        clues: start::<Clues>(&ns).await?,
+        decisions: start::<Decisions>(&ns).await?,
+        payments: start::<Payments>(&ns).await?,
+        followup: start::<Followup>(&ns).await?,
+    };
+    let table = AccessTable::shipped()?;
+    let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)?;
+    let mut undocumented = Vec::new();
+    let mut named = 0;
+    for path in table.paths() {
+        let Some(rule) = table.rule(path) else {
+            continue;
+        };
+        let Some(role) = Role::ALL.into_iter().find(|role| rule.allows(*role)) else {
+            continue;
+        };
+        let Some(method) = pool
+            .get_service_by_name(path.trim_start_matches('/').split('/').next().unwrap_or(""))
+            .and_then(|s| {
+                s.methods()
+                    .find(|m| Some(m.name()) == path.rsplit('/').next())
+            })
+        else {
+            continue;
+        };
+        let channel = channel_as(services.addr(path), &caller(role, OWN)).await?;
+        let Err(status) = call(&pool, channel, path, &json!({})).await? else {
+            continue;
+        };
+        if status.code() != Code::InvalidArgument {
+            continue;
+        }
+        let details = tonic_types::StatusExt::get_details_bad_request(&status);
+        for violation in details.into_iter().flat_map(|d| d.field_violations) {
+            let top = violation
+                .field
+                .split(['.', '['])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let Some(field) = method.input().get_field_by_name(&top) else {
+                continue;
+            };
+            let missing = violation.description.starts_with("is required")
+                || violation.description.contains("is required");
+            if !missing || violation.field != top {
+                continue;
+            }
+            named += 1;
+            if !comment_of(&field).contains("Required") {
+                undocumented.push(format!("{} ({path})", field.full_name()));
+            }
+        }
+    }
+    // Every command's request id and every personal read's purpose, whether or not an empty
+    // request reaches its check.
+    for message in pool.all_messages() {
+        if !(message.package_name().starts_with("jiuzhu.") && message.name().ends_with("Request")) {
+            continue;
+        }
+        for name in ["request_id", "purpose"] {
+            if let Some(field) = message.get_field_by_name(name)
+                && !comment_of(&field).contains("Required")
+            {
+                undocumented.push(field.full_name().to_owned());
+            }
+        }
+    }
+    assert!(
+        named > 20,
+        "only {named} required fields were named by the services"
+    );
+    assert!(
+        undocumented.is_empty(),
+        "required by the services, not marked `Required` in the contracts:\n{}",
+        undocumented.join("\n")
+    );
+    Ok(())
+}
