@@ -86,12 +86,14 @@ pub fn weighted_reliability(scored: &[(f64, bool, f64)]) -> Vec<ReliabilityBin> 
                 high: f64::from(decile + 1) / 10.0,
                 pairs: inside.len(),
                 predicted: inside.iter().map(|(p, _, w)| p * w).sum::<f64>() / mass,
+                // An empty sum of floats is -0.0; + 0.0 makes it 0.
                 observed: inside
                     .iter()
                     .filter(|(_, m, _)| *m)
                     .map(|(_, _, w)| w)
                     .sum::<f64>()
-                    / mass,
+                    / mass
+                    + 0.0,
             })
         })
         .collect()
