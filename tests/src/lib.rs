@@ -113,18 +113,30 @@ pub async fn restart_with<S: Service>(
 
 /// `GET /metrics` as Prometheus scrapes it.
 pub async fn scrape(running: &jiuzhu_runtime::Running) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = running
         .metrics_addr
         .ok_or_else(|| anyhow::anyhow!("no metrics endpoint"))?;
+    let (status, body) = http_get(addr, "/metrics").await?;
+    anyhow::ensure!(status.contains(" 200 "), "{status}\n{body}");
+    Ok(body)
+}
+
+/// `GET path` over plain HTTP (the server closes the connection after answering): the status
+/// line and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: jiuzhu\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
-    Ok(response)
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok((
+        head.lines().next().unwrap_or_default().to_owned(),
+        body.to_owned(),
+    ))
 }
 
 /// Publishes `event` on `service`'s topic in `namespace` as that service's relay would (an
@@ -285,6 +297,25 @@ pub async fn clues_client(running: &Running) -> anyhow::Result<CluesServiceClien
 
 /// A valid registration; `n` varies the name, and the resident id (with the birth date it
 /// encodes) is derived from the request id, so different requests never share a resident id.
+/// The import record (line `line`, the department's id `source`) of the person `from`
+/// registers.
+pub fn person_record(
+    source: &str,
+    line: i64,
+    from: &RegisterPersonRequest,
+) -> jiuzhu_proto::registry::PersonRecord {
+    jiuzhu_proto::registry::PersonRecord {
+        line,
+        source_record_id: source.to_owned(),
+        full_name: from.full_name.clone(),
+        gender: from.gender,
+        birth_date: from.birth_date.clone(),
+        resident_id: from.resident_id.clone(),
+        region: from.region.clone(),
+        ..jiuzhu_proto::registry::PersonRecord::default()
+    }
+}
+
 pub fn registration(request_id: &str, n: usize) -> RegisterPersonRequest {
     let resident_id = resident_id_for(request_id);
     RegisterPersonRequest {

@@ -137,19 +137,11 @@ fn declared(scrape: &str) -> BTreeSet<String> {
     names
 }
 
-async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let response = String::from_utf8_lossy(&response);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.lines().next().unwrap_or_default();
+/// `GET path`, refused unless it answers 200: the body.
+async fn http_ok(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    let (status, body) = jiuzhu_tests::http_get(addr, path).await?;
     ensure!(status.contains(" 200 "), "GET {path}: {status}\n{body}");
-    Ok(body.to_owned())
+    Ok(body)
 }
 
 fn url_encoded(text: &str) -> String {
@@ -218,7 +210,7 @@ impl Prometheus {
     }
 
     async fn api(&self, path: &str) -> anyhow::Result<Json> {
-        let body = http_get(self.addr, path).await?;
+        let body = http_ok(self.addr, path).await?;
         let answer: Json = serde_json::from_str(&body)?;
         ensure!(answer["status"] == "success", "{path}: {answer}");
         Ok(answer["data"].clone())
@@ -270,7 +262,7 @@ async fn every_dashboard_query_and_alert_rule_runs_on_prometheus_against_the_ser
     // Every metric used is declared by some service.
     let mut exported = BTreeSet::new();
     for target in &targets {
-        exported.extend(declared(&http_get(*target, "/metrics").await?));
+        exported.extend(declared(&http_ok(*target, "/metrics").await?));
     }
     let mut missing = BTreeMap::new();
     for query in dashboards.iter().chain(&alerts) {

@@ -327,6 +327,16 @@ struct Services {
 }
 
 impl Services {
+    async fn start(ns: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            registry: start::<Registry>(ns).await?,
+            clues: start::<Clues>(ns).await?,
+            decisions: start::<Decisions>(ns).await?,
+            payments: start::<Payments>(ns).await?,
+            followup: start::<Followup>(ns).await?,
+        })
+    }
+
     fn addr(&self, path: &str) -> SocketAddr {
         let package = path.trim_start_matches('/').split('.').nth(1).unwrap_or("");
         let started = match package {
@@ -688,13 +698,7 @@ async fn fixture(ns: &str, services: &Services) -> anyhow::Result<Fixture> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_holds_each_office_to_its_jurisdiction() -> TestResult {
     let ns = unique_namespace();
-    let services = Services {
-        registry: start::<Registry>(&ns).await?,
-        clues: start::<Clues>(&ns).await?,
-        decisions: start::<Decisions>(&ns).await?,
-        payments: start::<Payments>(&ns).await?,
-        followup: start::<Followup>(&ns).await?,
-    };
+    let services = Services::start(&ns).await?;
     let fixture = fixture(&ns, &services).await?;
     let table = AccessTable::shipped()?;
     let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)?;
@@ -873,13 +877,7 @@ fn comment_of(field: &prost_reflect::FieldDescriptor) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fields_an_empty_request_lacks_are_marked_required_in_the_contracts() -> TestResult {
     let ns = unique_namespace();
-    let services = Services {
-        registry: start::<Registry>(&ns).await?,
-        clues: start::<Clues>(&ns).await?,
-        decisions: start::<Decisions>(&ns).await?,
-        payments: start::<Payments>(&ns).await?,
-        followup: start::<Followup>(&ns).await?,
-    };
+    let services = Services::start(&ns).await?;
     let table = AccessTable::shipped()?;
     let pool = DescriptorPool::decode(jiuzhu_proto::FILE_DESCRIPTOR_SET)?;
     let mut undocumented = Vec::new();

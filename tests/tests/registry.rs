@@ -728,16 +728,7 @@ async fn bulk_upserts_link_records_of_registered_persons_and_refuse_a_department
         .person_id;
     let taken = registration("holder", 0).resident_id;
     let shared = registration("shared", 1);
-    let record = |source: &str, line: i64, from: &RegisterPersonRequest| PersonRecord {
-        line,
-        source_record_id: source.to_owned(),
-        full_name: from.full_name.clone(),
-        gender: from.gender,
-        birth_date: from.birth_date.clone(),
-        resident_id: from.resident_id.clone(),
-        region: from.region.clone(),
-        ..PersonRecord::default()
-    };
+    let record = jiuzhu_tests::person_record;
     // Civil affairs' record of the person rural revitalization registered, under another name.
     let holder_request = RegisterPersonRequest {
         full_name: "测试人九".to_owned(),

@@ -306,20 +306,6 @@ async fn jiuzhu_call_makes_unary_calls_by_reflection_and_names_what_was_wrong() 
 }
 
 /// `GET path` on the metrics port: the status line and the body.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(String, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: jiuzhu\r\n\r\n").as_bytes())
-        .await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    Ok((
-        head.lines().next().unwrap_or_default().to_owned(),
-        body.to_owned(),
-    ))
-}
 
 /// Readiness tells the truth: while the database refuses connections `/readyz` answers 503
 /// naming it and gRPC health says NOT_SERVING; once it answers again, both recover by
@@ -349,13 +335,17 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
     };
     let wait = std::time::Duration::from_secs(90);
     jiuzhu_tests::eventually("ready", wait, || async {
-        Ok((http_get(metrics, "/readyz").await?.0.contains(" 200 ")).then_some(()))
+        Ok((jiuzhu_tests::http_get(metrics, "/readyz")
+            .await?
+            .0
+            .contains(" 200 "))
+        .then_some(()))
     })
     .await?;
     assert_eq!(status(health.clone()).await?, ServingStatus::Serving as i32);
     // The calls just made are in the latency histogram, by method and status code, and the
     // exposition is OpenMetrics (it ends with `# EOF`).
-    let (line, scraped) = http_get(metrics, "/metrics").await?;
+    let (line, scraped) = jiuzhu_tests::http_get(metrics, "/metrics").await?;
     assert!(line.contains(" 200 "), "{line}");
     for expected in [
         "# TYPE jiuzhu_rpc_server_duration_seconds histogram",
@@ -378,7 +368,7 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
         .register_person(jiuzhu_tests::registration("lag-1", 1))
         .await?;
     let lag = jiuzhu_tests::eventually("the consumers' lag", wait, || async {
-        let (_, scraped) = http_get(metrics, "/metrics").await?;
+        let (_, scraped) = jiuzhu_tests::http_get(metrics, "/metrics").await?;
         Ok(scraped
             .lines()
             .find(|l| {
@@ -391,7 +381,7 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
     .await?;
     assert!(lag.contains("consumer=\""), "{lag}");
     // The relay counts what it published (the registration's events, at least).
-    let (_, scraped) = http_get(metrics, "/metrics").await?;
+    let (_, scraped) = jiuzhu_tests::http_get(metrics, "/metrics").await?;
     let published: f64 = scraped
         .lines()
         .find_map(|l| l.strip_prefix("jiuzhu_outbox_published_total{service=\"registry\"} "))
@@ -414,7 +404,7 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
         .execute(&admin)
         .await?;
     let (line, body) = jiuzhu_tests::eventually("not ready", wait, || async {
-        let (line, body) = http_get(metrics, "/readyz").await?;
+        let (line, body) = jiuzhu_tests::http_get(metrics, "/readyz").await?;
         Ok(line.contains(" 503 ").then_some((line, body)))
     })
     .await?;
@@ -423,7 +413,12 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
         status(health.clone()).await?,
         ServingStatus::NotServing as i32
     );
-    assert!(http_get(metrics, "/livez").await?.0.contains(" 200 "));
+    assert!(
+        jiuzhu_tests::http_get(metrics, "/livez")
+            .await?
+            .0
+            .contains(" 200 ")
+    );
 
     sqlx::query(&format!(
         "ALTER DATABASE \"{database}\" ALLOW_CONNECTIONS true"
@@ -431,7 +426,11 @@ async fn readiness_follows_the_database_and_recovers_with_it() -> TestResult {
     .execute(&admin)
     .await?;
     jiuzhu_tests::eventually("ready again", wait, || async {
-        Ok((http_get(metrics, "/readyz").await?.0.contains(" 200 ")).then_some(()))
+        Ok((jiuzhu_tests::http_get(metrics, "/readyz")
+            .await?
+            .0
+            .contains(" 200 "))
+        .then_some(()))
     })
     .await?;
     assert_eq!(status(health.clone()).await?, ServingStatus::Serving as i32);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use jiuzhu_clues::Clues;
 use jiuzhu_proto::clues::GetLinkageIndexStatusRequest;
 use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
+use jiuzhu_proto::registry::BulkUpsertPersonsRequest;
 use jiuzhu_proto::registry::registry_service_client::RegistryServiceClient;
-use jiuzhu_proto::registry::{BulkUpsertPersonsRequest, PersonRecord};
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{OtlpReceiver, ServiceProcess, fresh_database, unique_namespace};
 use jiuzhu_tests::{TestResult, eventually, registration, service_env};
@@ -91,16 +91,7 @@ async fn one_trace_spans_the_grpc_call_the_kafka_hop_and_the_other_services_proj
     let from = registration("traced-import", 2);
     let mut import = tonic::Request::new(futures::stream::iter([BulkUpsertPersonsRequest {
         source_department: "civil_affairs".to_owned(),
-        records: vec![PersonRecord {
-            line: 1,
-            source_record_id: "TR-1".to_owned(),
-            full_name: from.full_name.clone(),
-            gender: from.gender,
-            birth_date: from.birth_date.clone(),
-            resident_id: from.resident_id.clone(),
-            region: from.region.clone(),
-            ..PersonRecord::default()
-        }],
+        records: vec![jiuzhu_tests::person_record("TR-1", 1, &from)],
     }]));
     import.metadata_mut().insert(
         "traceparent",
