@@ -305,8 +305,6 @@ async fn jiuzhu_call_makes_unary_calls_by_reflection_and_names_what_was_wrong() 
     Ok(())
 }
 
-/// `GET path` on the metrics port: the status line and the body.
-
 /// Readiness tells the truth: while the database refuses connections `/readyz` answers 503
 /// naming it and gRPC health says NOT_SERVING; once it answers again, both recover by
 /// themselves. `/livez` answers throughout.
