@@ -99,6 +99,20 @@ pub async fn start_with<S: Service>(
     Ok(Started { running, database })
 }
 
+/// The decisions service on `database` with its clock set to `today` (`YYYY-MM-DD`), scanning
+/// deadlines every second, with a metrics port.
+pub async fn decisions_on(
+    namespace: &str,
+    database: &TestDatabase,
+    today: &str,
+) -> anyhow::Result<Running> {
+    let mut settings = jiuzhu_testkit::settings("decisions", database, namespace);
+    settings.deadlines = jiuzhu_runtime::DeadlineSettings { scan_seconds: 1 };
+    settings.clock.start = Some(today.to_owned());
+    settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    Ok(jiuzhu_runtime::start::<jiuzhu_decisions::Decisions>(settings).await?)
+}
+
 /// Starts service `S` again on an existing database, with `configure` applied.
 pub async fn restart_with<S: Service>(
     namespace: &str,

@@ -592,19 +592,6 @@ async fn a_referred_clue_opens_a_relief_case_and_the_case_closes_the_clue() -> T
     Ok(())
 }
 
-/// The decisions service on `database` with its clock set to `today` and a 1 s deadline scan.
-async fn decisions_on(
-    ns: &str,
-    database: &jiuzhu_testkit::TestDatabase,
-    today: &str,
-) -> anyhow::Result<jiuzhu_runtime::Running> {
-    let mut settings = jiuzhu_testkit::settings("decisions", database, ns);
-    settings.deadlines = jiuzhu_runtime::DeadlineSettings { scan_seconds: 1 };
-    settings.clock.start = Some(today.to_owned());
-    settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-    Ok(jiuzhu_runtime::start::<Decisions>(settings).await?)
-}
-
 async fn alarms(pool: &sqlx::PgPool) -> anyhow::Result<(i64, i64)> {
     Ok(sqlx::query_as(
         "SELECT count(*) FILTER (WHERE event_type = 'jiuzhu.decisions.v1.StageDeadlineApproaching'), \
@@ -622,7 +609,7 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
     let ns = unique_namespace();
     let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
     // Monday 28 September 2026, just before the National Day week.
-    let running = decisions_on(&ns, &database, "2026-09-28").await?;
+    let running = jiuzhu_tests::decisions_on(&ns, &database, "2026-09-28").await?;
     let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let person = jiuzhu_tests::announced_person(&ns).await?;
     let mut request = application("deadline-open", &person, "(2026)黔0102刑初40号");
@@ -637,7 +624,7 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
 
     // Saturday 10 October, a working day: two working days left, so approaching.
     let pool = sqlx::PgPool::connect(&database.url).await?;
-    let running = decisions_on(&ns, &database, "2026-10-10").await?;
+    let running = jiuzhu_tests::decisions_on(&ns, &database, "2026-10-10").await?;
     eventually("the approaching alarm", wait, || async {
         Ok((alarms(&pool).await? == (1, 0)).then_some(()))
     })
@@ -656,13 +643,13 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
     running.stop().await;
 
     // Wednesday 14 October: breached, once, and not again after another restart.
-    let running = decisions_on(&ns, &database, "2026-10-14").await?;
+    let running = jiuzhu_tests::decisions_on(&ns, &database, "2026-10-14").await?;
     eventually("the breach alarm", wait, || async {
         Ok((alarms(&pool).await? == (1, 1)).then_some(()))
     })
     .await?;
     running.stop().await;
-    let running = decisions_on(&ns, &database, "2026-10-14").await?;
+    let running = jiuzhu_tests::decisions_on(&ns, &database, "2026-10-14").await?;
     let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let overdue = eventually("the breach on the board", wait, || {
         let mut client = client.clone();
@@ -988,7 +975,7 @@ async fn emergency_relief_is_paid_first_and_its_owed_materials_are_watched() -> 
     let wait = std::time::Duration::from_secs(60);
     let ns = unique_namespace();
     let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
-    let running = decisions_on(&ns, &database, "2026-11-02").await?;
+    let running = jiuzhu_tests::decisions_on(&ns, &database, "2026-11-02").await?;
     let mut client = DecisionsServiceClient::new(jiuzhu_testkit::channel(running.grpc_addr).await?);
     let person = jiuzhu_tests::announced_person(&ns).await?;
     let mut request = application("urgent-open", &person, "(2026)黔0102刑初77号");
@@ -1045,13 +1032,13 @@ async fn emergency_relief_is_paid_first_and_its_owed_materials_are_watched() -> 
         )
         .fetch_one(&pool)
     };
-    let running = decisions_on(&ns, &database, "2026-12-01").await?;
+    let running = jiuzhu_tests::decisions_on(&ns, &database, "2026-12-01").await?;
     eventually("the obligation breach", wait, || async {
         Ok((breaches().await? == 1).then_some(()))
     })
     .await?;
     running.stop().await;
-    let running = decisions_on(&ns, &database, "2026-12-01").await?;
+    let running = jiuzhu_tests::decisions_on(&ns, &database, "2026-12-01").await?;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(breaches().await?, 1, "a breach was raised twice");
     running.stop().await;

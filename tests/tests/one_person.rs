@@ -112,20 +112,6 @@ async fn registered_twice(
     Ok((first, second))
 }
 
-/// The decisions service on `database` with its clock set to `today`, scanning deadlines every
-/// second, with a metrics port.
-async fn monitored_decisions(
-    database: &jiuzhu_testkit::TestDatabase,
-    ns: &str,
-    today: &str,
-) -> anyhow::Result<jiuzhu_runtime::Running> {
-    let mut settings = jiuzhu_testkit::settings("decisions", database, ns);
-    settings.deadlines = jiuzhu_runtime::DeadlineSettings { scan_seconds: 1 };
-    settings.clock.start = Some(today.to_owned());
-    settings.service.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-    Ok(jiuzhu_runtime::start::<Decisions>(settings).await?)
-}
-
 /// The first referral on health's share topic in namespace `ns`, as health reads it.
 fn health_referral(ns: &str) -> anyhow::Result<jiuzhu_proto::decisions::ReferralIssued> {
     use jiuzhu_proto::common::EventEnvelope;
@@ -720,7 +706,7 @@ async fn a_referral_unacknowledged_past_its_day_alarms() -> TestResult {
     use jiuzhu_proto::decisions::ReliefMethod;
     let ns = unique_namespace();
     let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
-    let on = |today: &'static str| monitored_decisions(&database, &ns, today);
+    let on = |today: &'static str| jiuzhu_tests::decisions_on(&ns, &database, today);
     // Monday 2 November 2026: approved with medical help, referred to health.
     let running = on("2026-11-02").await?;
     let person = jiuzhu_tests::announced_person(&ns).await?;
@@ -763,7 +749,7 @@ async fn an_amount_objection_unreviewed_past_its_day_alarms_and_is_listed() -> T
     };
     let ns = unique_namespace();
     let database = jiuzhu_testkit::fresh_database::<Decisions>().await?;
-    let on = |today: &'static str| monitored_decisions(&database, &ns, today);
+    let on = |today: &'static str| jiuzhu_tests::decisions_on(&ns, &database, today);
     // Approved on Monday 2 November 2026; the applicant objected to the amount the same day.
     let running = on("2026-11-02").await?;
     let person = jiuzhu_tests::announced_person(&ns).await?;

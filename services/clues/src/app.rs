@@ -60,7 +60,10 @@ impl CluesApi {
             Ok(ClueOutcome::Unspecified) | Err(_) => {
                 violations.add(
                     "outcome",
-                    "must be CLUE_OUTCOME_RELIEF_CASE_OPENED or CLUE_OUTCOME_DECLINED",
+                    jiuzhu_errors::must_be_one_of(&[
+                        ClueOutcome::ReliefCaseOpened.as_str_name(),
+                        ClueOutcome::Declined.as_str_name(),
+                    ]),
                 );
                 Closing::Declined {
                     reason: String::new(),

@@ -192,7 +192,11 @@ impl DecisionsApi {
         match origin {
             CaseOrigin::Unspecified => violations.add(
                 "origin",
-                "must be CASE_ORIGIN_REFERRAL, CASE_ORIGIN_APPLICATION or CASE_ORIGIN_PROSECUTOR",
+                jiuzhu_errors::must_be_one_of(&[
+                    CaseOrigin::Referral.as_str_name(),
+                    CaseOrigin::Application.as_str_name(),
+                    CaseOrigin::Prosecutor.as_str_name(),
+                ]),
             ),
             CaseOrigin::Referral => violations.require(&[("clue_id", &request.clue_id)]),
             CaseOrigin::Application => violations.require(&[

@@ -414,7 +414,10 @@ impl DecisionsService for DecisionsApi {
         if kind == ReviewKind::Unspecified {
             violations.add(
                 "kind",
-                "must be REVIEW_KIND_INTERVIEW or REVIEW_KIND_HOME_VISIT",
+                jiuzhu_errors::must_be_one_of(&[
+                    ReviewKind::Interview.as_str_name(),
+                    ReviewKind::HomeVisit.as_str_name(),
+                ]),
             );
         }
         violations.require(&[("record_file_id", &request.record_file_id)]);
@@ -688,8 +691,11 @@ impl DecisionsService for DecisionsApi {
             Ok(ObjectionOutcome::Unspecified) | Err(_) => {
                 violations.add(
                     "outcome",
-                    "must be OBJECTION_OUTCOME_UPHELD, OBJECTION_OUTCOME_AMENDED or \
-                     OBJECTION_OUTCOME_REOPENED",
+                    jiuzhu_errors::must_be_one_of(&[
+                        ObjectionOutcome::Upheld.as_str_name(),
+                        ObjectionOutcome::Amended.as_str_name(),
+                        ObjectionOutcome::Reopened.as_str_name(),
+                    ]),
                 );
                 ObjectionDecision::Upheld
             }
@@ -956,7 +962,10 @@ impl DecisionsService for DecisionsApi {
         if filter == DeadlineFilter::Unspecified {
             violations.add(
                 "filter",
-                "must be DEADLINE_FILTER_OVERDUE or DEADLINE_FILTER_DUE_SOON",
+                jiuzhu_errors::must_be_one_of(&[
+                    DeadlineFilter::Overdue.as_str_name(),
+                    DeadlineFilter::DueSoon.as_str_name(),
+                ]),
             );
         }
         let page_size = violations.page_size(request.page_size, 50);
