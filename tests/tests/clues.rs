@@ -9,6 +9,7 @@ use jiuzhu_clues::Clues;
 use jiuzhu_proto::clues::clues_service_client::CluesServiceClient;
 use jiuzhu_proto::clues::*;
 use jiuzhu_proto::common::{Money, RegionCode};
+use jiuzhu_proto::registry::{AddHouseholdMemberRequest, Relationship};
 use jiuzhu_registry::Registry;
 use jiuzhu_testkit::{kafka_brokers, unique_namespace};
 use jiuzhu_tests::{
@@ -1060,5 +1061,132 @@ async fn the_service_estimates_a_model_from_the_parties_it_has_seen_and_reviews(
     );
     again.stop().await;
     registry.running.stop().await;
+    Ok(())
+}
+
+/// A victim's relative reported in the same case is looked for first in the victim's household:
+/// of two namesakes in the village, the one who lives with the linked victim is the clue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_in_the_case_is_found_in_the_linked_victims_household() -> TestResult {
+    let ns = unique_namespace();
+    let model = jiuzhu_linkage::Model {
+        case_household: vec![3.0, -6.0],
+        ..jiuzhu_linkage::Model::default()
+    };
+    let file = jiuzhu_linkage::ModelFile::new(
+        model,
+        jiuzhu_linkage::TrainingReport::default(),
+        "2026-12-06",
+    );
+    let path = std::env::temp_dir().join(format!("jiuzhu-linkage-{}.json", uuid::Uuid::now_v7()));
+    std::fs::write(&path, file.to_json())?;
+    let registry = start::<Registry>(&ns).await?;
+    let settings = linkage(Some(path), 0);
+    let clues = jiuzhu_tests::start_with::<Clues>(&ns, |s| s.own.set(&settings)).await?;
+    let mut registry_api = registry_client(&registry.running).await?;
+    let register = |request_id: &'static str, name: &'static str| {
+        let mut api = registry_api.clone();
+        async move {
+            anyhow::Ok(
+                api.register_person(villager(request_id, name, "rural_revitalization"))
+                    .await?
+                    .into_inner()
+                    .person_id,
+            )
+        }
+    };
+    let mother = register("case-mother", "李秀英").await?;
+    let son = register("case-son", "王德明").await?;
+    let namesake = register("case-namesake", "王德明").await?;
+    let mut household = String::new();
+    for (n, (person, relationship)) in [
+        (&mother, Relationship::Head),
+        (&son, Relationship::Child),
+        (&namesake, Relationship::Head),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let joined = registry_api
+            .add_household_member(AddHouseholdMemberRequest {
+                request_id: format!("case-hh-{n}"),
+                // The namesake heads a household of their own.
+                household_id: if person == &namesake {
+                    String::new()
+                } else {
+                    household.clone()
+                },
+                person_id: person.clone(),
+                relationship: relationship as i32,
+            })
+            .await?
+            .into_inner()
+            .household_id;
+        if household.is_empty() {
+            household = joined;
+        }
+    }
+    let registry_pool = registry.running.store.pool().clone();
+    eventually("the households in the linkage index", WAIT, || async {
+        let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&registry_pool)
+            .await?;
+        let (persons, applied) = linkage_status(&clues.running).await?;
+        Ok((persons == 3 && applied >= events).then_some(()))
+    })
+    .await?;
+
+    let mut client =
+        CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
+    // The same relative in a case of their own: the two namesakes are alike.
+    let mut alone = party("case-alone", "A1", "王德明");
+    alone.case_no = "(2026)京0105刑初90号".to_owned();
+    alone.gender.clear();
+    alone.address = "北京市朝阳区新场村".to_owned();
+    let alone = client.report_party(alone).await?.into_inner();
+
+    let id = resident_id_for("case-mother");
+    let mut victim = party("case-victim", "V1", "李秀英");
+    victim.case_no = "(2026)京0105刑初91号".to_owned();
+    victim.id_number = id.as_str().to_owned();
+    victim.gender = written_gender(&id).to_owned();
+    victim.birth_date = id.birth_date().format("%Y-%m-%d").to_string();
+    victim.address = "北京市朝阳区新场村5号".to_owned();
+    let victim = client.report_party(victim).await?.into_inner();
+    let victim_clue = victim
+        .clue
+        .ok_or_else(|| anyhow::anyhow!("the victim raised no clue"))?;
+    assert_eq!(victim_clue.person_id, mother);
+    assert_eq!(
+        victim_clue.origin,
+        ClueOrigin::Automatic as i32,
+        "{victim_clue:?}"
+    );
+
+    let mut relative = party("case-relative", "R1", "王德明");
+    relative.case_no = "（2026）京0105刑初91号".to_owned();
+    relative.role = PartyRole::Dependant as i32;
+    relative.gender.clear();
+    relative.address = "北京市朝阳区新场村".to_owned();
+    let relative = client
+        .report_party(relative)
+        .await?
+        .into_inner()
+        .clue
+        .ok_or_else(|| anyhow::anyhow!("the relative raised no clue"))?;
+    assert_eq!(relative.person_id, son, "{relative:?}");
+    assert!(
+        relative
+            .explanation
+            .contains("case: of a household the case's other parties are linked to (+3.0)"),
+        "{}",
+        relative.explanation
+    );
+    let alone_probability = alone.clue.map_or(0.0, |c| c.probability);
+    assert!(
+        relative.probability > alone_probability + 0.1,
+        "in the case {}, alone {alone_probability}",
+        relative.probability
+    );
     Ok(())
 }

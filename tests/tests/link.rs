@@ -169,3 +169,86 @@ fn parties_are_linked_accurately_with_explanations() -> TestResult {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// On the independent generator's cases (a victim with relatives of the same household), a
+/// party's co-parties are evidence: the model weighs them from the files, and the clue names it.
+#[test]
+fn a_case_with_relatives_is_evidence_weighed_from_the_files() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("jiuzhu-link-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let (registry, parties, out) = (
+        dir.join("registry.csv"),
+        dir.join("parties.csv"),
+        dir.join("matches.csv"),
+    );
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let (ok, stderr) = jiuzhu(&[
+        "gen",
+        "linkage-eval",
+        "--persons",
+        "10000",
+        "--parties",
+        "1500",
+        "--seed",
+        "12",
+        "--registry",
+        &path(&registry),
+        "--out",
+        &path(&parties),
+    ])?;
+    anyhow::ensure!(ok, "{stderr}");
+    let (ok, stderr) = jiuzhu(&[
+        "link",
+        "--registry",
+        &path(&registry),
+        "--parties",
+        &path(&parties),
+        "--out",
+        &path(&out),
+        "--quiet",
+    ])?;
+    anyhow::ensure!(ok, "{stderr}");
+    let weights: Vec<f64> = stderr
+        .lines()
+        .find(|l| l.contains("co-parties were linked: a candidate of their households weighs"))
+        .ok_or_else(|| anyhow::anyhow!("no case weights reported: {stderr}"))?
+        .split("weighs ")
+        .nth(1)
+        .unwrap_or_default()
+        .split(", another ")
+        .map(|w| w.trim().parse::<f64>())
+        .collect::<Result<_, _>>()?;
+    assert!(
+        weights.len() == 2 && weights[0] > 1.0 && weights[1] < -1.0,
+        "a relative's household counts for a candidate, another against: {weights:?}"
+    );
+
+    let truth: HashMap<String, String> = rows(&parties)?
+        .into_iter()
+        .map(|r| (r["party_id"].clone(), r["true_person_id"].clone()))
+        .collect();
+    let matched: Vec<HashMap<String, String>> = rows(&out)?
+        .into_iter()
+        .filter(|r| r["decision"] == "match")
+        .collect();
+    let by_household: Vec<&HashMap<String, String>> = matched
+        .iter()
+        .filter(|r| r["explanation"].contains("case: of a household the case's other parties"))
+        .collect();
+    assert!(
+        by_household.len() >= 50,
+        "{} matched with the case's help",
+        by_household.len()
+    );
+    let right = by_household
+        .iter()
+        .filter(|r| truth[&r["party_id"]] == r["person_id"])
+        .count();
+    assert!(
+        right as f64 >= 0.95 * by_household.len() as f64,
+        "{right} of {} matched with the case's help are the person",
+        by_household.len()
+    );
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use jiuzhu_linkage::index::{Kept, within_reach};
+use jiuzhu_linkage::train::case_contexts;
 use jiuzhu_linkage::train::{decile_text, reliability, reliability_by_count, reliability_text};
 use jiuzhu_linkage::{
-    Decision, Index, Model, ModelFile, Normalised, Review, Thresholds, Trained, TrainingOptions,
-    Written, normalise, train,
+    Candidate, CaseContext, Decision, Index, Model, ModelFile, Normalised, Review, Thresholds,
+    Trained, TrainingOptions, Written, normalise, train,
 };
 
 use crate::records::{Charset, open};
@@ -27,12 +29,13 @@ pub struct LinkArgs {
     #[command(subcommand)]
     command: Option<LinkCommand>,
     /// Registry extract: person_id, name, id_number, gender, birth_date, phone, region_code,
-    /// township, village (the import columns source_record_id, full_name, resident_id work too;
-    /// extra columns are ignored).
+    /// township, village, household_ref (the import columns source_record_id, full_name,
+    /// resident_id work too; extra columns are ignored).
     #[arg(long, required = true)]
     registry: Option<PathBuf>,
     /// Case parties: party_id, case_no, name, id_number, gender, birth_date, phone, region_code,
-    /// address, role; with true_person_id (empty: not registered) the linkage is evaluated.
+    /// address, role; with true_person_id (empty: not registered) the linkage is evaluated. A
+    /// party's co-parties of the same case_no, once linked, are evidence for its household.
     #[arg(long, required = true)]
     parties: Option<PathBuf>,
     /// Output: party_id, person_id, score, decision, explanation, model_version.
@@ -156,7 +159,7 @@ impl Table {
     }
 }
 
-const REGISTRY_COLUMNS: [(&str, &[&str]); 9] = [
+const REGISTRY_COLUMNS: [(&str, &[&str]); 10] = [
     ("person_id", &["person_id", "source_record_id"]),
     ("name", &["name", "full_name"]),
     ("id_number", &["id_number", "resident_id"]),
@@ -166,6 +169,7 @@ const REGISTRY_COLUMNS: [(&str, &[&str]); 9] = [
     ("region_code", &["region_code"]),
     ("township", &["township"]),
     ("village", &["village"]),
+    ("household", &["household_ref", "household_id", "household"]),
 ];
 
 /// What a case file says of a party (reviews and party files both carry it).
@@ -200,10 +204,12 @@ fn review_columns() -> Columns {
 }
 
 fn party_columns() -> Columns {
-    written_between(
+    let mut columns = written_between(
         ("party_id", &["party_id"]),
         ("true_person_id", &["true_person_id"]),
-    )
+    );
+    columns.push(("case_no", &["case_no"]));
+    columns
 }
 
 fn progress(quiet: bool, total: u64, what: &str, template: &str) -> ProgressBar {
@@ -276,10 +282,10 @@ fn load_registry(path: &Path, quiet: bool) -> anyhow::Result<Index> {
                     rows.iter()
                         .map(|row| {
                             let get = |c| registry.get(row, c);
-                            (
-                                get("person_id").to_owned(),
-                                normalised_row(registry, row, get("township"), get("village")),
-                            )
+                            let mut person =
+                                normalised_row(registry, row, get("township"), get("village"));
+                            person.household = normalise::household(get("household"));
+                            (get("person_id").to_owned(), person)
                         })
                         .collect()
                 });
@@ -325,9 +331,11 @@ fn written_party(table: &Table, row: &csv::StringRecord) -> Normalised {
     normalised_row(table, row, "", &village)
 }
 
-/// Parties by id, and their true persons when the file says them.
+/// Parties by id, their cases (empty where the file does not say), and their true persons
+/// when the file says them.
 struct Parties {
     normalised: Vec<(String, Normalised)>,
+    cases: Vec<String>,
     truth: Option<std::collections::HashMap<String, String>>,
 }
 
@@ -336,6 +344,7 @@ fn load_parties(path: &Path) -> anyhow::Result<Parties> {
     parties.require("party_id")?;
     parties.require("name")?;
     let mut normalised: Vec<(String, Normalised)> = Vec::new();
+    let mut cases = Vec::new();
     let mut truth: Option<std::collections::HashMap<String, String>> =
         parties.has("true_person_id").then(Default::default);
     for (n, row) in rows.records().enumerate() {
@@ -348,8 +357,15 @@ fn load_parties(path: &Path) -> anyhow::Result<Parties> {
             );
         }
         normalised.push((party_id, written_party(&parties, &row)));
+        cases.push(jiuzhu_identity::canonical_case_number(
+            parties.get(&row, "case_no"),
+        ));
     }
-    Ok(Parties { normalised, truth })
+    Ok(Parties {
+        normalised,
+        cases,
+        truth,
+    })
 }
 
 /// Reviewers' decisions, each party paired with the registry person as the index holds them.
@@ -382,17 +398,22 @@ fn load_reviews(path: &Path, index: &Index) -> anyhow::Result<Vec<Review>> {
     Ok(reviews)
 }
 
-/// Trains on (at most [`TRAINING_SAMPLE`] of) the parties, spread over the whole file.
-fn train_on(index: &Index, parties: &[(String, Normalised)], reviews: &[Review]) -> Trained {
-    let step = parties.len().div_ceil(TRAINING_SAMPLE).max(1);
-    let sample: Vec<Normalised> = parties
-        .iter()
-        .step_by(step)
-        .map(|(_, party)| party.clone())
-        .collect();
+/// Trains on (at most [`TRAINING_SAMPLE`] of) the parties, spread over the whole file, a case's
+/// parties together (their co-parties are evidence).
+fn train_on(index: &Index, parties: &Parties, reviews: &[Review]) -> Trained {
+    let every = parties.normalised.len().div_ceil(TRAINING_SAMPLE).max(1) as u64;
+    let (mut sample, mut cases) = (Vec::new(), Vec::new());
+    for ((party_id, party), case) in parties.normalised.iter().zip(&parties.cases) {
+        let key = if case.is_empty() { party_id } else { case };
+        if normalise::digest(key).is_multiple_of(every) {
+            sample.push(party.clone());
+            cases.push(case.clone());
+        }
+    }
     train(
         index,
         &sample,
+        &cases,
         reviews,
         &Model::default(),
         TrainingOptions::default(),
@@ -404,7 +425,7 @@ fn report_text(file: &ModelFile) -> String {
     format!(
         "model {}: trained on {} parties ({} candidate pairs, {} random pairs), {} anchored by \
          resident id ({} of them the best candidate), {} reviews ({} confirmed); estimated {:.0}% \
-         of parties registered\n\
+         of parties registered\n{}\
          held-out reliability of the best candidate (calibrated on the other half of the labels):\n{}",
         file.version,
         report.parties,
@@ -415,6 +436,17 @@ fn report_text(file: &ModelFile) -> String {
         report.reviews,
         report.reviews_confirmed,
         report.registered_share * 100.0,
+        match file.model.case_household.as_slice() {
+            [of_household, not_of_household] => format!(
+                "{} parties' co-parties were linked: a candidate of their households weighs \
+                 {of_household:+.1}, another {not_of_household:+.1}\n",
+                report.case_contexts
+            ),
+            _ => format!(
+                "{} parties' co-parties were linked: too few labels to weigh what that says\n",
+                report.case_contexts
+            ),
+        },
         reliability_text(&report.reliability),
     )
 }
@@ -431,7 +463,7 @@ pub fn train_command(args: TrainArgs) -> anyhow::Result<()> {
         Some(path) => load_reviews(path, &index)?,
         None => Vec::new(),
     };
-    let trained = train_on(&index, &parties.normalised, &reviews);
+    let trained = train_on(&index, &parties, &reviews);
     let file = ModelFile::new(
         trained.model,
         trained.report,
@@ -479,7 +511,7 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         None => None,
     };
     let index = load_registry(&registry, args.quiet)?;
-    let Parties { normalised, truth } = load_parties(&parties)?;
+    let parties = load_parties(&parties)?;
     let file = match saved {
         Some(file) => file,
         None => {
@@ -487,7 +519,7 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
                 Some(path) => load_reviews(path, &index)?,
                 None => Vec::new(),
             };
-            let trained = train_on(&index, &normalised, &reviews);
+            let trained = train_on(&index, &parties, &reviews);
             let file = ModelFile::new(trained.model, trained.report, today());
             eprint!("{}", report_text(&file));
             file
@@ -495,69 +527,58 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     };
     let model = &file.model;
 
+    let normalised = &parties.normalised;
     let bar = progress(
         args.quiet,
         normalised.len() as u64,
         "parties",
         "{msg:>10} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
     );
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk = normalised.len().div_ceil(threads).max(1);
-    // Each party's row and its best candidate (kept for the evaluation even when not linked).
-    let rows: Vec<Vec<([String; 5], String)>> = std::thread::scope(|scope| -> anyhow::Result<_> {
-        let workers: Vec<_> = normalised
-            .chunks(chunk)
-            .map(|part| {
-                let (index, bar) = (&index, &bar);
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(party_id, party)| {
-                            bar.inc(1);
-                            let best = index.scored(party, model).into_iter().next();
-                            match best {
-                                Some(c) => {
-                                    let decision = thresholds.decide(c.score.probability);
-                                    (
-                                        [
-                                            party_id.clone(),
-                                            if decision == Decision::None {
-                                                String::new()
-                                            } else {
-                                                c.person_id.to_owned()
-                                            },
-                                            format!("{:.4}", c.score.probability),
-                                            decision_name(decision).to_owned(),
-                                            c.score.explanation(),
-                                        ],
-                                        c.person_id.to_owned(),
-                                    )
-                                }
-                                None => (
-                                    [
-                                        party_id.clone(),
-                                        String::new(),
-                                        "0.0000".to_owned(),
-                                        "none".to_owned(),
-                                        "no registry person shares a blocking key".to_owned(),
-                                    ],
-                                    String::new(),
-                                ),
-                            }
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        // A worker that failed would leave its parties out of the file: refuse instead.
-        workers
-            .into_iter()
-            .map(|w| {
-                w.join()
-                    .map_err(|_| anyhow::anyhow!("a linkage worker stopped; nothing was written"))
-            })
-            .collect()
-    })?;
+    // Parties of a case with others are weighed again once those are linked: their
+    // candidates within reach are kept meanwhile.
+    let mut case_sizes: std::collections::HashMap<&str, usize> = Default::default();
+    for case in parties.cases.iter().filter(|c| !c.is_empty()) {
+        *case_sizes.entry(case).or_default() += 1;
+    }
+    let in_case = |n: usize| case_sizes.get(parties.cases[n].as_str()) > Some(&1);
+    let no_case = CaseContext::default();
+    let first: Vec<(Linked, Vec<Kept<'_>>)> =
+        parallel(&(0..normalised.len()).collect::<Vec<_>>(), |n| {
+            bar.inc(1);
+            let party = &normalised[*n].1;
+            let frequency = index.name_frequency(&party.name);
+            let scored = index.scored_in_case(party, model, frequency, &no_case);
+            let row = linked_row(&normalised[*n].0, scored.first(), &thresholds);
+            let kept = if in_case(*n) {
+                within_reach(&scored, model)
+            } else {
+                Vec::new()
+            };
+            (row, kept)
+        })?;
     bar.finish_and_clear();
+    let (mut rows, mut kept): (Vec<Linked>, Vec<Vec<Kept<'_>>>) = first.into_iter().unzip();
+    // What the co-parties' links say of each candidate (a victim's relatives are mostly one
+    // household).
+    let linked: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(row, _)| (row[3] == "match").then_some(row[1].as_str()))
+        .collect();
+    let contexts = case_contexts(&index, &parties.cases, &linked);
+    let again: Vec<(usize, Vec<Kept<'_>>)> = (0..normalised.len())
+        .filter(|n| !contexts[*n].is_empty())
+        .map(|n| (n, std::mem::take(&mut kept[n])))
+        .collect();
+    drop(kept);
+    let rescored = parallel(&again, |(n, scored)| {
+        let party = &normalised[*n].1;
+        let frequency = index.name_frequency(&party.name);
+        let scored = index.rescored_in_case(party, scored, model, frequency, &contexts[*n]);
+        linked_row(&normalised[*n].0, scored.first(), &thresholds)
+    })?;
+    for ((n, _), row) in again.iter().zip(rescored) {
+        rows[*n] = row;
+    }
 
     let written =
         std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
@@ -571,7 +592,7 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         "model_version",
     ])?;
     let mut counts = [0usize; 3];
-    for (row, _) in rows.iter().flatten() {
+    for (row, _) in &rows {
         counts[match row[3].as_str() {
             "match" => 0,
             "review" => 1,
@@ -596,10 +617,9 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
         counts[2],
         out.display()
     )?;
-    if let Some(truth) = truth {
+    if let Some(truth) = &parties.truth {
         let scored: Vec<Scored> = rows
             .iter()
-            .flatten()
             .map(|(row, best)| {
                 let truth = truth.get(&row[0]).map_or("", String::as_str);
                 Scored {
@@ -616,6 +636,67 @@ pub fn run(args: LinkArgs) -> anyhow::Result<()> {
     // gives the system nothing the exit does not.
     std::mem::forget(index);
     Ok(())
+}
+
+/// A party's output row (party, person, score, decision, explanation) and its best candidate
+/// (kept for the evaluation even when not linked).
+type Linked = ([String; 5], String);
+
+/// `work` over `items` on every core, results in the items' order.
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&T) -> R + Sync,
+) -> anyhow::Result<Vec<R>> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = items.len().div_ceil(threads).max(1);
+    let work = &work;
+    let parts: Vec<Vec<R>> = std::thread::scope(|scope| -> anyhow::Result<_> {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(work).collect()))
+            .collect();
+        // A worker that failed would leave its parties out of the file: refuse instead.
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a linkage worker stopped; nothing was written"))
+            })
+            .collect()
+    })?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+fn linked_row(party_id: &str, best: Option<&Candidate<'_>>, thresholds: &Thresholds) -> Linked {
+    match best {
+        Some(c) => {
+            let decision = thresholds.decide(c.score.probability);
+            (
+                [
+                    party_id.to_owned(),
+                    if decision == Decision::None {
+                        String::new()
+                    } else {
+                        c.person_id.to_owned()
+                    },
+                    format!("{:.4}", c.score.probability),
+                    decision_name(decision).to_owned(),
+                    c.score.explanation(),
+                ],
+                c.person_id.to_owned(),
+            )
+        }
+        None => (
+            [
+                party_id.to_owned(),
+                String::new(),
+                "0.0000".to_owned(),
+                "none".to_owned(),
+                "no registry person shares a blocking key".to_owned(),
+            ],
+            String::new(),
+        ),
+    }
 }
 
 /// A party's best candidate: its probability, whether it is the true person, the decision.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use jiuzhu_identity::ResidentId;
 
 use crate::compare::{Comparison, compare};
-use crate::model::{Model, Score};
+use crate::model::{CaseHousehold, Model, Score};
 use crate::normalise::{Normalised, pinyin_key};
 
 /// A block bigger than this says little (a common surname in a large county): it is not used
@@ -59,7 +59,56 @@ pub fn blocking_keys(record: &Normalised) -> Vec<String> {
 pub struct Candidate<'a> {
     pub person_id: &'a str,
     pub comparison: Comparison,
+    /// What the party's case says of this candidate (see [`CaseContext`]).
+    pub case: CaseHousehold,
     pub score: Score,
+}
+
+/// The registry persons that a party's co-parties in the same case (the victim, the relatives)
+/// are linked to, and their households: a candidate of one of those households is more likely
+/// the party, one of another household less (weights in [`Model::case_household`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseContext {
+    households: Vec<u64>,
+    persons: Vec<String>,
+}
+
+impl CaseContext {
+    /// The context given by the persons `linked` (those the index does not hold, or whose
+    /// household it does not know, say nothing).
+    pub fn of<'p>(index: &Index, linked: impl IntoIterator<Item = &'p str>) -> Self {
+        let mut context = Self::default();
+        for person_id in linked {
+            let Some(person) = index.person(person_id) else {
+                continue;
+            };
+            if person.household != 0 && !context.households.contains(&person.household) {
+                context.households.push(person.household);
+            }
+            context.persons.push(person_id.to_owned());
+        }
+        if context.households.is_empty() {
+            context.persons.clear();
+        }
+        context
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.households.is_empty()
+    }
+
+    /// What the context says of `person`: nothing without a context or a known household, or
+    /// for a person a co-party is linked to themselves (two parties of a case are seldom one
+    /// person, but the case says nothing of which).
+    fn evidence(&self, person_id: &str, person: &Normalised) -> CaseHousehold {
+        if self.households.is_empty()
+            || person.household == 0
+            || self.persons.iter().any(|p| p == person_id)
+        {
+            return None;
+        }
+        Some(self.households.contains(&person.household))
+    }
 }
 
 /// Persons by blocking key. Records can be replaced and removed (a registry change, an
@@ -345,23 +394,32 @@ impl Index {
         model: &Model,
         frequency: Option<f64>,
     ) -> Vec<Candidate<'_>> {
-        let local = frequency.and_then(|global| {
-            self.local_name_frequency(&party.region, &party.name)
-                .map(|local| local.max(global))
-        });
-        let frequency_for = |comparison: &Comparison| {
-            // Where the candidate lives in the party's county, the county's own share.
-            if comparison[4] == 1 { local } else { frequency }
-        };
-        let mut scored: Vec<Candidate<'_>> = self
+        self.scored_in_case(party, model, frequency, &CaseContext::default())
+    }
+
+    /// As [`Index::scored_with_frequency`], with what the party's `case` says of each
+    /// candidate weighed in.
+    pub fn scored_in_case(
+        &self,
+        party: &Normalised,
+        model: &Model,
+        frequency: Option<f64>,
+        case: &CaseContext,
+    ) -> Vec<Candidate<'_>> {
+        let frequency_for = self.frequency_for(party, frequency);
+        let scored: Vec<Candidate<'_>> = self
             .candidates(party)
             .into_iter()
             .filter_map(|slot| {
                 let person = self.persons.get(slot as usize)?;
+                let person_id = self.ids.get(slot as usize)?.as_str();
                 let comparison = compare(party, person);
-                let weight = model.weight(&comparison, frequency_for(&comparison));
+                let evidence = case.evidence(person_id, person);
+                let weight = model.weight(&comparison, frequency_for(&comparison))
+                    + model.case_weight(evidence);
                 Some(Candidate {
-                    person_id: self.ids.get(slot as usize)?.as_str(),
+                    person_id,
+                    case: evidence,
                     score: Score {
                         probability: model.probability(weight),
                         weight,
@@ -372,14 +430,98 @@ impl Index {
                 })
             })
             .collect();
-        compete(&mut scored, model);
-        scored.sort_by(|a, b| b.score.weight.total_cmp(&a.score.weight));
-        // Only the best is read by people: the others are ranked, not explained.
-        if let Some(best) = scored.first_mut() {
-            best.score.fields = model.explain(&best.comparison, frequency_for(&best.comparison));
-        }
-        scored
+        ranked(scored, model, frequency_for)
     }
+
+    /// A party's candidates kept by [`within_reach`] weighed again in another case context
+    /// (as a batch does once the co-parties are linked): the comparisons stand, only what the
+    /// case says changes.
+    pub fn rescored_in_case<'a>(
+        &'a self,
+        party: &Normalised,
+        kept: &[Kept<'a>],
+        model: &Model,
+        frequency: Option<f64>,
+        case: &CaseContext,
+    ) -> Vec<Candidate<'a>> {
+        let frequency_for = self.frequency_for(party, frequency);
+        let rescored = kept
+            .iter()
+            .filter_map(|kept| {
+                let person = self.person(kept.person_id)?;
+                let evidence = case.evidence(kept.person_id, person);
+                let weight = kept.own_weight + model.case_weight(evidence);
+                Some(Candidate {
+                    person_id: kept.person_id,
+                    comparison: compare(party, person),
+                    case: evidence,
+                    score: Score {
+                        probability: model.probability(weight),
+                        weight,
+                        competition: 0.0,
+                        fields: Vec::new(),
+                    },
+                })
+            })
+            .collect();
+        ranked(rescored, model, frequency_for)
+    }
+
+    /// The name frequency a comparison is weighed with: where the candidate lives in the
+    /// party's county, the county's own share.
+    fn frequency_for(
+        &self,
+        party: &Normalised,
+        frequency: Option<f64>,
+    ) -> impl Fn(&Comparison) -> Option<f64> + use<> {
+        let local = frequency.and_then(|global| {
+            self.local_name_frequency(&party.region, &party.name)
+                .map(|local| local.max(global))
+        });
+        move |comparison: &Comparison| if comparison[4] == 1 { local } else { frequency }
+    }
+}
+
+/// A candidate kept for weighing again (see [`Index::rescored_in_case`]): its weight before
+/// the case's evidence and the other candidates' share.
+#[derive(Debug, Clone, Copy)]
+pub struct Kept<'a> {
+    pub person_id: &'a str,
+    pub own_weight: f64,
+}
+
+/// The candidates that another case context could still make matter: within the case
+/// evidence's span (how far it can move one candidate against another) and 10 bits more of the
+/// best (odds 2^-10 of the best crowd it by a thousandth of a bit).
+pub fn within_reach<'a>(scored: &[Candidate<'a>], model: &Model) -> Vec<Kept<'a>> {
+    let span = model.case_weight(Some(true)) - model.case_weight(Some(false));
+    let Some(best) = scored.first().map(|c| c.score.weight) else {
+        return Vec::new();
+    };
+    scored
+        .iter()
+        .filter(|c| c.score.weight >= best - span.max(0.0) - 10.0)
+        .map(|c| Kept {
+            person_id: c.person_id,
+            own_weight: c.score.weight - c.score.competition - model.case_weight(c.case),
+        })
+        .collect()
+}
+
+/// Candidates with their competition taken, best first; only the best is explained (the
+/// others are ranked, not read by people).
+fn ranked<'a>(
+    mut scored: Vec<Candidate<'a>>,
+    model: &Model,
+    frequency_for: impl Fn(&Comparison) -> Option<f64>,
+) -> Vec<Candidate<'a>> {
+    compete(&mut scored, model);
+    scored.sort_by(|a, b| b.score.weight.total_cmp(&a.score.weight));
+    if let Some(best) = scored.first_mut() {
+        best.score.fields = model.explain(&best.comparison, frequency_for(&best.comparison));
+        best.score.fields.extend(model.explain_case(best.case));
+    }
+    scored
 }
 
 /// Slots below `len` drawn by xorshift from `seed` (deterministic: training is repeatable).
@@ -482,7 +624,7 @@ impl Thresholds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalise::Written;
+    use crate::normalise::{self, Written};
 
     fn record(name: &str, id: &str, birth: &str, village: &str) -> Normalised {
         Normalised::from_written(&Written {
@@ -519,6 +661,61 @@ mod tests {
             "{}",
             best.explanation()
         );
+    }
+
+    #[test]
+    fn a_case_whose_other_party_is_linked_favours_that_household() {
+        let mut index = Index::default();
+        let in_household = |name: &str, household: &str| {
+            let mut person = record(name, "", "", "新场村");
+            person.household = normalise::household(household);
+            person
+        };
+        // Two namesakes in one village; the victim's mother is linked, in h-1.
+        index.insert("son-1", in_household("王德明", "h-1"));
+        index.insert("son-2", in_household("王德明", "h-2"));
+        index.insert("mother", in_household("李秀英", "h-1"));
+        let model = Model {
+            case_household: vec![3.0, -6.0],
+            ..Model::default()
+        };
+        let party = record("王德明", "", "", "新场村");
+        let alone = index.scored(&party, &model);
+        assert_eq!(alone.len(), 2);
+        assert!(alone.iter().all(|c| c.case.is_none()));
+        assert!((alone[0].score.weight - alone[1].score.weight).abs() < 1e-9);
+
+        let case = CaseContext::of(&index, ["mother", "not-in-the-index"]);
+        let frequency = index.name_frequency(&party.name);
+        let in_case = index.scored_in_case(&party, &model, frequency, &case);
+        assert_eq!(in_case[0].person_id, "son-1");
+        assert_eq!(in_case[0].case, Some(true));
+        assert_eq!(in_case[1].case, Some(false));
+        assert!(in_case[0].score.probability > alone[0].score.probability);
+        let explained = in_case[0].score.explanation();
+        assert!(
+            explained
+                .contains("case: of a household the case's other parties are linked to (+3.0)"),
+            "{explained}"
+        );
+
+        // Weighed again from what the first pass kept, the answer is the same as afresh.
+        let kept = within_reach(&alone, &model);
+        let again = index.rescored_in_case(&party, &kept, &model, frequency, &case);
+        let summary = |scored: &[Candidate<'_>]| -> Vec<(String, String)> {
+            scored
+                .iter()
+                .map(|c| (c.person_id.to_owned(), format!("{:.9}", c.score.weight)))
+                .collect()
+        };
+        assert_eq!(summary(&again), summary(&in_case));
+        assert_eq!(again[0].score.explanation(), explained);
+
+        // The linked person themselves, and persons of unknown household, learn nothing.
+        let mother = record("李秀英", "", "", "新场村");
+        let scored = index.scored_in_case(&mother, &model, None, &case);
+        assert_eq!(scored[0].case, None);
+        assert!(CaseContext::of(&index, ["not-in-the-index"]).is_empty());
     }
 
     #[test]

@@ -40,7 +40,25 @@ pub struct Model {
     /// would crowd out the person. Empty: raw odds (and files written before it read as such).
     #[serde(default, skip_serializing_if = "Calibration::is_empty")]
     pub candidate_calibration: Calibration,
+    /// Weights (log2) of the case's household evidence where the party's co-parties in the
+    /// same case are linked to registry persons: [the candidate is of one of their households,
+    /// is not]. A victim's relatives in a case file are mostly their household; an unregistered
+    /// relative's best candidate is too, so the weight is estimated, not assumed. Empty: no
+    /// such evidence (and files written before it read as such).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub case_household: Vec<f64>,
 }
+
+/// What a party's case says of a candidate: nothing (no co-party is linked, or the
+/// candidate's household is not known), or whether the candidate lives in a household that a
+/// co-party is linked to.
+pub type CaseHousehold = Option<bool>;
+
+/// The case household evidence's levels as a reader sees them.
+pub const CASE_HOUSEHOLD_LEVELS: [&str; 2] = [
+    "of a household the case's other parties are linked to",
+    "not of the households the case's other parties are linked to",
+];
 
 /// A monotone map from match weight to probability: knots of (weight, observed match rate),
 /// weights ascending, interpolated linearly between knots and held flat beyond the ends.
@@ -223,6 +241,7 @@ impl Default for Model {
             prior: 0.01,
             calibration: Calibration::default(),
             candidate_calibration: Calibration::default(),
+            case_household: Vec::new(),
         }
     }
 }
@@ -290,6 +309,22 @@ impl Model {
                 weight: self.field_weight(comparison, i, name_frequency),
             })
             .collect()
+    }
+
+    /// The case household evidence's weight (0 when there is none, or no estimate).
+    pub fn case_weight(&self, case: CaseHousehold) -> f64 {
+        case.and_then(|of_household| self.case_household.get(usize::from(!of_household)).copied())
+            .unwrap_or(0.0)
+    }
+
+    /// The case household evidence for a reader (`None` when it weighs nothing).
+    pub fn explain_case(&self, case: CaseHousehold) -> Option<Explained> {
+        let weight = self.case_weight(case);
+        (weight != 0.0).then(|| Explained {
+            field: "case",
+            level: CASE_HOUSEHOLD_LEVELS[usize::from(case != Some(true))],
+            weight,
+        })
     }
 
     /// A candidate's odds (log2) as another party candidate's competitor: calibrated on its
@@ -386,6 +421,10 @@ impl Model {
         model
     }
 }
+
+/// Registered parties whose case says something of their best candidate needed before the
+/// case's evidence is weighed.
+pub const MIN_CASE_LABELS: f64 = 30.0;
 
 /// Labelled matches needed before m-probabilities are learned from them.
 pub const MIN_LABELLED: usize = 50;

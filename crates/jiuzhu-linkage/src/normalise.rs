@@ -274,6 +274,9 @@ pub struct Normalised {
     /// How the village name sounds (a digest of its first readings; 0 when there is none):
     /// villages are written with homophones as often as names are (太平/太苹, 新寨/兴寨).
     pub village_sound: u64,
+    /// The registry household the person belongs to, as a digest of its reference (0: not
+    /// known, and always 0 for a party): a case's victim and relatives are often one household.
+    pub household: u64,
     /// The birth date is an estimate (from an approximate age): only its year says anything.
     pub birth_estimated: bool,
     /// What the resident id filled in because the record did not say it (see
@@ -297,11 +300,26 @@ fn sound_of(text: &str) -> u64 {
     if text.is_empty() {
         return 0;
     }
-    readings(text)
-        .iter()
-        .map(|r| fuzzy(r.first().copied().unwrap_or("?")))
-        .collect::<String>()
-        .bytes()
+    digest(
+        &readings(text)
+            .iter()
+            .map(|r| fuzzy(r.first().copied().unwrap_or("?")))
+            .collect::<String>(),
+    )
+}
+
+/// A registry household reference as the index keeps it (0 for none): 8 bytes a person
+/// instead of the reference's text.
+pub fn household(reference: &str) -> u64 {
+    match reference.trim() {
+        "" => 0,
+        reference => digest(reference),
+    }
+}
+
+/// A stable 64-bit digest of a text (FNV-1a), never 0 (0 stands for "none").
+pub fn digest(text: &str) -> u64 {
+    text.bytes()
         .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         })
@@ -400,6 +418,7 @@ impl Normalised {
             township: place(written.township),
             village_sound: sound_of(&place(written.village)),
             village: place(written.village),
+            household: 0,
         }
     }
 

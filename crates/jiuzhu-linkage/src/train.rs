@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::compare::{Comparison, FIELDS, compare, name_level};
-use crate::index::{Index, without};
-use crate::model::{Calibration, Model};
+use crate::index::{Candidate, CaseContext, Index, without};
+use crate::model::{Calibration, CaseHousehold, MIN_CASE_LABELS, Model};
 use crate::normalise::Normalised;
 
 /// A reviewer's decision on a pair: the party as its case file wrote it, the registry person
@@ -30,6 +30,9 @@ pub struct TrainingOptions {
     pub random_per_party: usize,
     /// EM iterations for the prior.
     pub iterations: usize,
+    /// Probability from which a co-party counts as linked to its best candidate (the clue
+    /// service's automatic threshold).
+    pub automatic: f64,
 }
 
 impl Default for TrainingOptions {
@@ -37,6 +40,7 @@ impl Default for TrainingOptions {
         Self {
             random_per_party: 5,
             iterations: 10,
+            automatic: 0.95,
         }
     }
 }
@@ -219,6 +223,9 @@ pub struct TrainingReport {
     /// unregistered parties in the calibration).
     #[serde(default)]
     pub registered_share: f64,
+    /// Parties whose co-parties in the same case were linked (the case's household evidence).
+    #[serde(default)]
+    pub case_contexts: usize,
     /// Held-out reliability: calibrated on half of the labels, measured on the other half.
     pub reliability: Vec<ReliabilityBin>,
     pub largest_gap: Option<f64>,
@@ -233,9 +240,15 @@ pub struct Trained {
 /// Estimates and calibrates a model on `parties` (a sample of what it will score) against the
 /// registry `index`, with reviewers' `reviews` (labels for the calibration), starting from
 /// `start`'s values.
+///
+/// `cases`: each party's case (any key; empty: not known), in the parties' order, or no cases
+/// at all. Where co-parties of a case are linked (by a valid resident id, or at `automatic`
+/// under the model estimated without the case), what that says of each candidate is weighed
+/// (see [`CaseContext`]); whole cases should be sampled, not parties.
 pub fn train(
     index: &Index,
     parties: &[Normalised],
+    cases: &[String],
     reviews: &[Review],
     start: &Model,
     options: TrainingOptions,
@@ -288,8 +301,41 @@ pub fn train(
         model.candidate_calibration = Calibration::fit(&mut candidates);
     }
 
-    let blind = in_parallel(parties, |_, party| blindly(index, party, &model));
-    let registered = registered_share(&blind);
+    let no_case = CaseContext::default();
+    let mut blind = in_parallel(parties, |_, party| blindly(index, party, &no_case, &model));
+    let mut registered = registered_share(&blind);
+    // The case's evidence: the co-parties are linked as the service would link them (by id,
+    // or automatically under the model calibrated so far), then it is weighed, and every
+    // party is scored again with it.
+    let contexts = if cases.iter().any(|c| !c.is_empty()) {
+        let mut calibrated = model.clone();
+        let mut labels: Vec<(f64, bool, f64)> =
+            anchored(&blind, registered).into_iter().flatten().collect();
+        if labels.len() >= 2 * MIN_BIN_PAIRS {
+            calibrated.calibration = Calibration::fit(&mut labels);
+        }
+        let links = in_parallel(parties, |_, party| {
+            link(index, party, &calibrated, options.automatic)
+        });
+        let links: Vec<Option<&str>> = links.into_iter().collect();
+        case_contexts(index, cases, &links)
+    } else {
+        Vec::new()
+    };
+    let case_contexts = contexts.iter().filter(|c| !c.is_empty()).count();
+    if case_contexts > 0 {
+        let case_of = |n: usize| contexts.get(n).unwrap_or(&no_case);
+        blind = in_parallel(parties, |n, party| {
+            blindly(index, party, case_of(n), &model)
+        });
+        model.case_household = case_household_weights(&blind);
+        if !model.case_household.is_empty() {
+            blind = in_parallel(parties, |n, party| {
+                blindly(index, party, case_of(n), &model)
+            });
+            registered = registered_share(&blind);
+        }
+    }
     // Labels come in groups (a party's own and its runner-up's): a group stays on one side of
     // the split, so the measured half is never the fitted half's shadow.
     let anchors = anchored(&blind, registered);
@@ -356,6 +402,7 @@ pub fn train(
             reviews: reviews.len(),
             reviews_confirmed: reviews.iter().filter(|r| r.matched).count(),
             registered_share: registered,
+            case_contexts,
             largest_gap: largest_gap(&table),
             reliability: table,
         },
@@ -404,10 +451,67 @@ fn candidate_labels(index: &Index, party: &Normalised, model: &Model) -> Vec<(f6
         .collect()
 }
 
+/// The registry person a party is linked to: the holder of its valid resident id under a
+/// compatible name, or else its best candidate from probability `automatic`.
+pub fn link<'i>(
+    index: &'i Index,
+    party: &Normalised,
+    model: &Model,
+    automatic: f64,
+) -> Option<&'i str> {
+    if let Some((holder, person)) = party
+        .resident_id
+        .as_ref()
+        .and_then(|id| index.holder_of(id))
+        && compare(party, person)[0] != name_level::DIFFERENT
+    {
+        return Some(holder);
+    }
+    let best = index.scored(party, model).into_iter().next()?;
+    (best.score.probability >= automatic).then_some(best.person_id)
+}
+
+/// Each party's case context: the persons its co-parties in the same case (`cases`, in the
+/// parties' order; empty: not known) are `linked` to.
+pub fn case_contexts(index: &Index, cases: &[String], linked: &[Option<&str>]) -> Vec<CaseContext> {
+    let mut by_case: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+    for (n, case) in cases.iter().enumerate() {
+        if !case.is_empty() {
+            by_case.entry(case).or_default().push(n);
+        }
+    }
+    (0..linked.len())
+        .map(|n| {
+            let Some(parties) = cases.get(n).and_then(|c| by_case.get(c.as_str())) else {
+                return CaseContext::default();
+            };
+            CaseContext::of(
+                index,
+                parties
+                    .iter()
+                    .filter(|other| **other != n)
+                    .filter_map(|other| linked.get(*other).copied().flatten()),
+            )
+        })
+        .collect()
+}
+
+/// A party's candidates scored with the case's evidence.
+fn scored<'i>(
+    index: &'i Index,
+    party: &Normalised,
+    case: &CaseContext,
+    model: &Model,
+) -> Vec<Candidate<'i>> {
+    index.scored_in_case(party, model, index.name_frequency(&party.name), case)
+}
+
 /// A party scored as if it carried no resident id, and what its id says of the result.
 struct Blind {
     /// The best candidate's weight (`None`: no candidate).
     best: Option<f64>,
+    /// What the party's case said of the best candidate.
+    best_case: CaseHousehold,
     label: Label,
 }
 
@@ -422,24 +526,27 @@ enum Label {
     Other,
 }
 
-fn blindly(index: &Index, party: &Normalised, model: &Model) -> Blind {
-    let scored = index.scored(&party.without_id(), model);
+fn blindly(index: &Index, party: &Normalised, case: &CaseContext, model: &Model) -> Blind {
+    let scored = scored(index, &party.without_id(), case, model);
     let Some(best) = scored.first() else {
         return Blind {
             best: None,
+            best_case: None,
             label: Label::None,
         };
     };
-    let weight = best.score.weight;
+    let (weight, best_case) = (best.score.weight, best.case);
     let label = match party.resident_id.as_ref() {
         None => Label::None,
         Some(id) => match index.holder_of(id) {
             Some((holder, _)) if holder == best.person_id => {
                 let holder = holder.to_owned();
                 Label::Holder {
+                    // Standing for an unregistered party, whose co-parties are seldom linked:
+                    // without what its case would say.
                     runner_up: without(scored, &holder, model)
                         .first()
-                        .map(|c| c.score.weight),
+                        .map(|c| c.score.weight - model.case_weight(c.case)),
                 }
             }
             Some((_, person)) if compare(party, person)[0] == name_level::DIFFERENT => Label::None,
@@ -455,6 +562,7 @@ fn blindly(index: &Index, party: &Normalised, model: &Model) -> Blind {
     };
     Blind {
         best: Some(weight),
+        best_case,
         label,
     }
 }
@@ -521,6 +629,33 @@ fn anchored(blind: &[Blind], registered: f64) -> Vec<Vec<(f64, bool, f64)>> {
             }
         })
         .collect()
+}
+
+/// The case household evidence's weights from the parties with ids, scored without them: how
+/// often the best candidate shows each level of evidence when it is the person the id names,
+/// against when it is someone else, each level's ratio taken against that of no evidence (the
+/// level of every party alone in its case, and of every registry without households).
+fn case_household_weights(blind: &[Blind]) -> Vec<f64> {
+    let level = |case: CaseHousehold| match case {
+        Some(true) => 0,
+        Some(false) => 1,
+        None => 2,
+    };
+    let (mut person, mut other) = ([0.0_f64; 3], [0.0_f64; 3]);
+    for b in blind.iter().filter(|b| b.best.is_some()) {
+        match b.label {
+            Label::Holder { .. } => person[level(b.best_case)] += 1.0,
+            Label::Other => other[level(b.best_case)] += 1.0,
+            Label::None => {}
+        }
+    }
+    let (persons, others): (f64, f64) = (person.iter().sum(), other.iter().sum());
+    if person[0] + person[1] < MIN_CASE_LABELS || others < MIN_CASE_LABELS {
+        return Vec::new();
+    }
+    let rate = |counts: &[f64; 3], of: f64, l: usize| (counts[l] + 0.5) / (of + 1.5);
+    let ratio = |l: usize| (rate(&person, persons, l) / rate(&other, others, l)).log2();
+    vec![ratio(0) - ratio(2), ratio(1) - ratio(2)]
 }
 
 /// `work` over `items` on every core, results in the items' order.
@@ -801,11 +936,43 @@ mod tests {
     }
 
     #[test]
+    fn the_case_household_is_weighed_by_how_often_the_person_shows_it() {
+        let blind = |best_case: CaseHousehold, label: Label| Blind {
+            best: Some(0.0),
+            best_case,
+            label,
+        };
+        let holder = || Label::Holder { runner_up: None };
+        let mut parties = Vec::new();
+        // The id's holders: 60 of 100 in a linked co-party's household, 40 alone in their case.
+        parties.extend((0..60).map(|_| blind(Some(true), holder())));
+        parties.extend((0..40).map(|_| blind(None, holder())));
+        // Someone else: 5 of 100 in such a household, 5 in another, 90 alone.
+        parties.extend((0..5).map(|_| blind(Some(true), Label::Other)));
+        parties.extend((0..5).map(|_| blind(Some(false), Label::Other)));
+        parties.extend((0..90).map(|_| blind(None, Label::Other)));
+        // Parties without ids say nothing.
+        parties.extend((0..500).map(|_| blind(Some(false), Label::None)));
+        let weights = case_household_weights(&parties);
+        let expected_household =
+            ((60.5_f64 / 101.5) / (5.5 / 101.5) / ((40.5 / 101.5) / (90.5 / 101.5))).log2();
+        assert_eq!(weights.len(), 2);
+        assert!(
+            (weights[0] - expected_household).abs() < 1e-9,
+            "{weights:?}"
+        );
+        assert!(weights[0] > 4.0 && weights[1] < -2.0, "{weights:?}");
+        // Too few of the holders' cases say anything: no weights, no evidence.
+        assert!(case_household_weights(&parties[40..]).is_empty());
+    }
+
+    #[test]
     fn training_labels_calibrates_and_reports_what_it_saw() {
         let (index, parties, reviews) = population();
         let trained = train(
             &index,
             &parties,
+            &[],
             &reviews,
             &Model::default(),
             TrainingOptions::default(),

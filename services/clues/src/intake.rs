@@ -39,6 +39,23 @@ pub struct Intake {
 /// The purpose the party blocking keys' index key is derived for.
 const PARTY_BLOCKS: &str = "clues.party-blocks";
 
+/// The persons the case's other parties are linked to (an automatic clue not rejected since, or
+/// a clue a reviewer confirmed): evidence for which household this party is of.
+async fn case_links(conn: &mut sqlx::PgConnection, case_no: &str) -> Result<Vec<Uuid>, AppError> {
+    sqlx::query_scalar(
+        "SELECT p.linked_person FROM party_identities p WHERE p.case_no = $1 \
+         AND p.linked_person IS NOT NULL AND NOT EXISTS \
+         (SELECT 1 FROM clues c WHERE c.clue_id = p.clue_id AND c.status = $2) \
+         UNION SELECT person_id FROM clues WHERE case_no = $1 AND status = $3",
+    )
+    .bind(case_no)
+    .bind(ClueStatus::Rejected as i32)
+    .bind(ClueStatus::Confirmed as i32)
+    .fetch_all(conn)
+    .await
+    .map_err(AppError::storage)
+}
+
 /// A party's personal fields, as sealed under its key.
 fn party_identity(request: &ReportPartyRequest) -> ReportPartyRequest {
     ReportPartyRequest {
@@ -211,9 +228,11 @@ impl Intake {
                     };
                     let screened = policy.screen(role, &harm);
                     let party = written_party(&request, &region, work.clock().now().date_naive());
+                    let case_no = jiuzhu_identity::canonical_case_number(&request.case_no);
                     let found = if screened.is_none() {
+                        let linked = case_links(work.connection().await?, &case_no).await?;
                         index
-                            .best_match(&pool, &party, &model, &policy)
+                            .best_match(&pool, &party, &model, &policy, &linked)
                             .await
                             .map_err(AppError::storage)?
                     } else {
@@ -249,8 +268,8 @@ impl Intake {
                          RETURNING party_id), \
                          identity AS (INSERT INTO party_identities (party_id, identity, \
                          region_code, case_no, procuratorate, role, incident_date, approximate_age, \
-                         clue_id, reported_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $13 \
-                         FROM claim), \
+                         clue_id, reported_at, linked_person) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $13, $16 FROM claim), \
                          blocks AS (INSERT INTO party_blocks (key, party_id) \
                          SELECT k, $1 FROM claim, unnest($10::text[]) AS k ON CONFLICT DO NOTHING), \
                          data_key AS (INSERT INTO person_keys (person_id, wrapped_key, master_key_id) \
@@ -273,6 +292,11 @@ impl Intake {
                     .bind(work.clock().now())
                     .bind(&minted.wrapped)
                     .bind(&minted.master_key_id)
+                    .bind(
+                        clue.as_ref()
+                            .filter(|c| c.origin == ClueOrigin::Automatic as i32)
+                            .and_then(|c| Uuid::parse_str(&c.person_id).ok()),
+                    )
                     .fetch_one(work.connection().await?)
                     .await
                     .map_err(AppError::storage)?;

@@ -79,6 +79,8 @@ pub struct Learning {
     vault: Vault,
     settings: LinkageSettings,
     file: Option<ModelFile>,
+    /// The screening policy's automatic threshold: co-parties linked from it are evidence.
+    automatic: f64,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -89,6 +91,7 @@ struct SeenParty {
     incident_date: String,
     approximate_age: i32,
     reported_at: chrono::DateTime<chrono::Utc>,
+    case_no: String,
     person_id: Option<Uuid>,
     status: Option<i32>,
     origin: Option<i32>,
@@ -102,6 +105,7 @@ impl Learning {
         vault: Vault,
         settings: LinkageSettings,
         file: Option<ModelFile>,
+        automatic: f64,
     ) -> Self {
         Self {
             store,
@@ -110,6 +114,7 @@ impl Learning {
             vault,
             settings,
             file,
+            automatic,
         }
     }
 
@@ -200,15 +205,20 @@ impl Learning {
             .catch_up(self.store.pool())
             .await
             .map_err(AppError::storage)?;
-        let (parties, reviews) = self.seen().await?;
+        let (parties, cases, reviews) = self.seen().await?;
+        let automatic = self.automatic;
         let trained = tokio::task::spawn_blocking(move || {
             index.with_index(|index| {
                 jiuzhu_linkage::train(
                     index,
                     &parties,
+                    &cases,
                     &reviews,
                     &Model::default(),
-                    TrainingOptions::default(),
+                    TrainingOptions {
+                        automatic,
+                        ..TrainingOptions::default()
+                    },
                 )
             })
         })
@@ -280,11 +290,12 @@ impl Learning {
     }
 
     /// The most recent parties (opened) and, among them, the reviewers' decisions.
-    async fn seen(&self) -> Result<(Vec<Normalised>, Vec<Review>), AppError> {
+    /// The parties most recently reported (with their cases) and the reviewers' decisions.
+    async fn seen(&self) -> Result<(Vec<Normalised>, Vec<String>, Vec<Review>), AppError> {
         let limit = i64::try_from(self.settings.train_parties).unwrap_or(i64::MAX);
         let rows: Vec<SeenParty> = sqlx::query_as(
             "SELECT p.party_id, p.identity, p.region_code, p.incident_date, p.approximate_age, \
-             p.reported_at, \
+             p.reported_at, p.case_no, \
              c.person_id, c.status, c.origin FROM party_identities p \
              LEFT JOIN clues c ON c.clue_id = p.clue_id \
              WHERE p.identity IS NOT NULL ORDER BY p.reported_at DESC LIMIT $1",
@@ -296,6 +307,7 @@ impl Learning {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.party_id).collect();
         let keys = party_keys(&self.store, &self.vault, &ids).await?;
         let mut parties = Vec::with_capacity(rows.len());
+        let mut cases = Vec::with_capacity(rows.len());
         let mut reviews = Vec::new();
         for row in rows {
             let Some(party) = opened_party(
@@ -321,8 +333,9 @@ impl Learning {
                 });
             }
             parties.push(party);
+            cases.push(row.case_no);
         }
-        Ok((parties, reviews))
+        Ok((parties, cases, reviews))
     }
 }
 

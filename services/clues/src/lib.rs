@@ -68,6 +68,7 @@ impl Service for Clues {
             vault.clone(),
             linkage,
             file,
+            policy.thresholds.automatic,
         ));
         let intake =
             intake::Intake::new(context.store.clone(), policy, models, index.clone(), vault)

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use jiuzhu_linkage::{Index, ModelFile, Normalised};
+use jiuzhu_linkage::{CaseContext, Index, ModelFile, Normalised};
 use jiuzhu_proto::clues::ClueOrigin;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -41,7 +41,7 @@ struct Follow {
     applied_events: i64,
     /// When the last look started.
     looked: Option<Instant>,
-    versions: HashMap<Uuid, i64>,
+    versions: HashMap<Uuid, Filed>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -55,12 +55,17 @@ struct Changed {
     region_code: Option<String>,
     male: Option<bool>,
     merged: Option<bool>,
+    household_id: Option<Uuid>,
 }
 
 enum Change {
-    Upsert(Uuid, i64, Normalised),
+    Upsert(Uuid, Filed, Box<Normalised>),
     Remove(Uuid),
 }
+
+/// What the index holds of a person: the registry version and their household's digest (a
+/// household event changes the second, not the first).
+type Filed = (i64, u64);
 
 /// What a changed row means for the index; a row whose key is gone (erased since) or cannot
 /// be opened leaves it.
@@ -82,7 +87,14 @@ fn normalised(row: Changed, keys: &HashMap<Uuid, KeyState>) -> Option<Change> {
         _ => None,
     };
     Some(match opened {
-        Some(person) => Change::Upsert(person_id, row.version.unwrap_or(0), person.normalised()),
+        Some(person) => {
+            let mut normalised = person.normalised();
+            normalised.household = row
+                .household_id
+                .map_or(0, |h| jiuzhu_linkage::normalise::household(&h.to_string()));
+            let filed = (row.version.unwrap_or(0), normalised.household);
+            Change::Upsert(person_id, filed, Box::new(normalised))
+        }
         None => Change::Remove(person_id),
     })
 }
@@ -227,7 +239,7 @@ impl MemoryIndex {
             "WITH now AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon, \
              (SELECT applied_events FROM linkage_index_stats) AS applied_events) \
              SELECT now.horizon, now.applied_events, p.person_id, p.version, p.erased, p.identity, \
-             p.region_code, p.male, p.merged_into IS NOT NULL AS merged \
+             p.region_code, p.male, p.merged_into IS NOT NULL AS merged, p.household_id \
              FROM now LEFT JOIN linkage_persons p ON p.txid >= $1::text::xid8",
         )
         .bind(follow.horizon.unwrap_or(0).to_string())
@@ -285,7 +297,7 @@ impl MemoryIndex {
         Ok(())
     }
 
-    fn apply(&self, versions: &mut HashMap<Uuid, i64>, changes: Vec<Change>) {
+    fn apply(&self, versions: &mut HashMap<Uuid, Filed>, changes: Vec<Change>) {
         // A panic while writing cannot leave a record half-filed (insert and remove finish
         // before they publish a slot), so a poisoned lock is still usable.
         let mut index = self
@@ -294,12 +306,17 @@ impl MemoryIndex {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         for change in changes {
             match change {
-                Change::Upsert(person, version, normalised) => {
-                    if versions.get(&person).is_some_and(|known| *known >= version) {
+                Change::Upsert(person, filed, normalised) => {
+                    // An older version is stale; the same version is news only when the
+                    // household changed.
+                    if versions
+                        .get(&person)
+                        .is_some_and(|known| known.0 > filed.0 || *known == filed)
+                    {
                         continue;
                     }
-                    versions.insert(person, version);
-                    index.insert(person.to_string(), normalised);
+                    versions.insert(person, filed);
+                    index.insert(person.to_string(), *normalised);
                 }
                 Change::Remove(person) => {
                     versions.remove(&person);
@@ -309,13 +326,15 @@ impl MemoryIndex {
         }
     }
 
-    /// The best registry person for `party` at or above the review threshold, if any.
+    /// The best registry person for `party` at or above the review threshold, if any, weighing
+    /// the persons its case's other parties are linked to (`case_links`).
     pub async fn best_match(
         &self,
         pool: &PgPool,
         party: &Normalised,
         model: &ModelFile,
         policy: &ScreeningPolicy,
+        case_links: &[Uuid],
     ) -> Result<Option<Match>, sqlx::Error> {
         // The follower looks every FOLLOW_EVERY; a request looks itself only if it has stalled.
         self.fresh(pool, FOLLOW_EVERY * 4).await?;
@@ -328,8 +347,10 @@ impl MemoryIndex {
         } else {
             None
         };
+        let linked: Vec<String> = case_links.iter().map(Uuid::to_string).collect();
+        let case = CaseContext::of(&index, linked.iter().map(String::as_str));
         let best = index
-            .scored_with_frequency(party, &model.model, frequency)
+            .scored_in_case(party, &model.model, frequency, &case)
             .into_iter()
             .next();
         Ok(best.and_then(|c| {

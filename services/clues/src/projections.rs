@@ -4,7 +4,8 @@ use jiuzhu_messaging::{Delivered, Projection, ProjectionError, service_topic};
 use std::collections::HashMap;
 
 use jiuzhu_proto::registry::{
-    PersonErased, PersonMerged, PersonRegistered, PersonUnmerged, PersonUpdated,
+    HouseholdMemberAdded, HouseholdMemberRemoved, PersonErased, PersonMerged, PersonRegistered,
+    PersonUnmerged, PersonUpdated,
 };
 use jiuzhu_vault::RemoteKeys;
 use jiuzhu_vault::identity::sealed_person;
@@ -26,6 +27,8 @@ jiuzhu_eventstore::event_enum! {
         PersonErased(PersonErased),
         PersonMerged(PersonMerged),
         PersonUnmerged(PersonUnmerged),
+        HouseholdMemberAdded(HouseholdMemberAdded),
+        HouseholdMemberRemoved(HouseholdMemberRemoved),
     }
 }
 
@@ -73,6 +76,8 @@ impl Projection for LinkageIndex {
         let mut erased = Vec::new();
         // (record, the record it was merged into or None for an unmerge), in the order sent.
         let mut merges: Vec<(Uuid, Option<Uuid>)> = Vec::new();
+        // (person, household joined, or None for the household left), in the order sent.
+        let mut households: Vec<(Uuid, Uuid, bool)> = Vec::new();
         let mut applied = 0i64;
         let mut decoded = Vec::with_capacity(events.len());
         for event in events {
@@ -127,6 +132,18 @@ impl Projection for LinkageIndex {
                     merges.push((person_uuid(&e.person_id)?, None));
                     continue;
                 }
+                RegistryFeed::HouseholdMemberAdded(e) => {
+                    applied += 1;
+                    let household = ProjectionError::uuid("household_id", &e.household_id)?;
+                    households.push((person_uuid(&e.person_id)?, household, true));
+                    continue;
+                }
+                RegistryFeed::HouseholdMemberRemoved(e) => {
+                    applied += 1;
+                    let household = ProjectionError::uuid("household_id", &e.household_id)?;
+                    households.push((person_uuid(&e.person_id)?, household, false));
+                    continue;
+                }
             };
             applied += 1;
             // An erased person's identity stays unreadable: nothing to index. (It was opened
@@ -174,6 +191,23 @@ impl Projection for LinkageIndex {
             )
             .bind(person)
             .bind(survivor)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // Only the household column, as for merges. Household events travel on the household's
+        // key, persons' on theirs: a member may be added before the person's row exists. A
+        // person who left keeps no household unless they joined another since.
+        for (person, household, joined) in households {
+            sqlx::query(
+                "INSERT INTO linkage_persons (person_id, region_code, version, household_id) \
+                 VALUES ($1, '', 0, CASE WHEN $3 THEN $2 END) ON CONFLICT (person_id) DO UPDATE \
+                 SET household_id = CASE WHEN $3 THEN $2 END, txid = pg_current_xact_id() \
+                 WHERE NOT linkage_persons.erased \
+                 AND ($3 OR linkage_persons.household_id = $2)",
+            )
+            .bind(person)
+            .bind(household)
+            .bind(joined)
             .execute(&mut *conn)
             .await?;
         }
