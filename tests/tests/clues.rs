@@ -1188,5 +1188,40 @@ async fn a_relative_in_the_case_is_found_in_the_linked_victims_household() -> Te
         "in the case {}, alone {alone_probability}",
         relative.probability
     );
+
+    // The other order: the relative first, left unmatched, is weighed again once the victim
+    // of the same case is linked.
+    let mut first = party("case-relative-first", "R2", "王德明");
+    first.case_no = "(2026)京0105刑初92号".to_owned();
+    first.role = PartyRole::Dependant as i32;
+    first.gender.clear();
+    first.address = "北京市朝阳区新场村".to_owned();
+    let first = client.report_party(first).await?.into_inner();
+    assert!(first.clue.is_none(), "alone in the case: {first:?}");
+    let mut victim = party("case-victim-later", "V2", "李秀英");
+    victim.case_no = "(2026)京0105刑初92号".to_owned();
+    victim.id_number = id.as_str().to_owned();
+    victim.gender = written_gender(&id).to_owned();
+    victim.birth_date = id.birth_date().format("%Y-%m-%d").to_string();
+    let later = client.report_party(victim).await?.into_inner();
+    assert!(later.clue.is_some(), "{later:?}");
+    let found = eventually("the relative's clue from case correlation", WAIT, || {
+        let mut client = client.clone();
+        let party_id = first.party_id.clone();
+        async move {
+            let clues = client
+                .list_clues(ListCluesRequest::default())
+                .await?
+                .into_inner()
+                .clues;
+            Ok(clues.into_iter().find(|c| c.party_id == party_id))
+        }
+    })
+    .await?;
+    assert_eq!(found.person_id, son, "{found:?}");
+    assert!(
+        found.explanation.contains("case: of a household"),
+        "{found:?}"
+    );
     Ok(())
 }

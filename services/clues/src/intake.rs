@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use jiuzhu_vault::{BlindIndex, Vault, VaultError};
 
-use crate::domain::{CluesEvent, report};
+use crate::domain::{CluesEvent, Match, report};
 use crate::learning::Models;
 use crate::matching::{self, opened_party, party_keys, written_party};
 use crate::memory::MemoryIndex;
@@ -230,7 +230,12 @@ impl Intake {
                     let party = written_party(&request, &region, work.clock().now().date_naive());
                     let case_no = jiuzhu_identity::canonical_case_number(&request.case_no);
                     let found = if screened.is_none() {
-                        let linked = case_links(work.connection().await?, &case_no).await?;
+                        // A model that does not weigh the case needs no round trip for it.
+                        let linked = if model.model.case_household.is_empty() {
+                            Vec::new()
+                        } else {
+                            case_links(work.connection().await?, &case_no).await?
+                        };
                         index
                             .best_match(&pool, &party, &model, &policy, &linked)
                             .await
@@ -429,63 +434,147 @@ impl Intake {
             } else {
                 continue;
             };
-            let clue_id = Uuid::now_v7();
-            let pair = format!("{}:{person_id}", party.party_id);
-            let call = CommandRequest::internal(REVERSE, format!("reverse:{pair}"));
-            let mut work = match self
-                .store
-                .begin_command(call)
-                .await
-                .map_err(AppError::from)?
-            {
-                Begun::Replay(_) => continue,
-                Begun::Fresh(work) => work,
-            };
-            // One clue per party, whichever direction found it first.
-            let claimed: Option<Uuid> = sqlx::query_scalar(
-                "UPDATE party_identities SET clue_id = $2 WHERE party_id = $1 AND clue_id IS NULL \
-                 RETURNING party_id",
-            )
-            .bind(party.party_id)
-            .bind(clue_id)
-            .fetch_optional(work.connection().await?)
-            .await
-            .map_err(AppError::storage)?;
-            if claimed.is_none() {
-                continue;
-            }
-            let detected = ClueDetected {
-                clue_id: clue_id.to_string(),
-                party_id: party.party_id.to_string(),
-                case_no: party.case_no.clone(),
-                person_id: person_id.to_string(),
+            let found = Match {
+                person_id,
                 probability: score.probability,
-                origin: origin.into(),
                 explanation: score.explanation(),
-                policy_version: self.policy.version.clone(),
-                procuratorate: party.procuratorate.clone(),
-                role: party.role,
-                region_code: party.region_code.clone(),
+                origin,
                 model_version: model.version.clone(),
             };
-            let person_key = detected.person_id.clone();
-            work.append(
-                &clue_id.to_string(),
-                0,
-                &person_key,
-                &[CluesEvent::ClueDetected(detected)],
-            )
-            .await
-            .map_err(AppError::from)?;
-            work.commit(Vec::new()).await.map_err(AppError::from)?;
-            tracing::info!(%clue_id, %person_id, "clue detected by reverse correlation");
-            raised += 1;
+            if self.raise(&party, &found, REVERSE, "reverse").await? {
+                raised += 1;
+            }
         }
         Ok(raised)
+    }
+
+    /// The case-to-registry direction for a case's other parties: once a party of `case_no` is
+    /// linked, the parties of the case left unmatched are weighed again with what that says of
+    /// their candidates (a party reported before its relatives has no such evidence at first).
+    /// Returns the clues raised.
+    pub async fn correlate_case(&self, case_no: &str) -> Result<usize, AppError> {
+        let model = self.models.current();
+        if model.model.case_household.is_empty() {
+            return Ok(0);
+        }
+        let pool = self.store.pool();
+        let parties: Vec<UnmatchedParty> = sqlx::query_as(
+            "SELECT p.party_id, p.identity, p.region_code, p.case_no, p.procuratorate, \
+             p.role, p.incident_date, p.approximate_age, p.reported_at FROM party_identities p \
+             WHERE p.case_no = $1 AND p.clue_id IS NULL AND p.identity IS NOT NULL",
+        )
+        .bind(case_no)
+        .fetch_all(pool)
+        .await
+        .map_err(AppError::storage)?;
+        if parties.is_empty() {
+            return Ok(0);
+        }
+        let linked = case_links(
+            &mut *pool.acquire().await.map_err(AppError::storage)?,
+            case_no,
+        )
+        .await?;
+        let ids: Vec<Uuid> = parties.iter().map(|p| p.party_id).collect();
+        let party_keys = party_keys(&self.store, &self.vault, &ids).await?;
+        let mut raised = 0;
+        for party in parties {
+            let Some(normalised) = opened_party(
+                &party_keys,
+                party.party_id,
+                &party.identity,
+                party.approximate_age,
+                &party.incident_date,
+                &party.region_code,
+                party.reported_at,
+            )?
+            else {
+                continue;
+            };
+            let found = self
+                .index
+                .best_match(pool, &normalised, &model, &self.policy, &linked)
+                .await
+                .map_err(AppError::storage)?;
+            if let Some(found) = found
+                && self.raise(&party, &found, CASE_CORRELATION, "case").await?
+            {
+                raised += 1;
+            }
+        }
+        Ok(raised)
+    }
+
+    /// Raises the clue `found` for an unmatched `party` once (`command` and `kind` name the
+    /// direction that found it): false when the party got a clue meanwhile, or this one was
+    /// raised before.
+    async fn raise(
+        &self,
+        party: &UnmatchedParty,
+        found: &Match,
+        command: &str,
+        kind: &str,
+    ) -> Result<bool, AppError> {
+        let clue_id = Uuid::now_v7();
+        let person_id = found.person_id;
+        let pair = format!("{}:{person_id}", party.party_id);
+        let call = CommandRequest::internal(command, format!("{kind}:{pair}"));
+        let mut work = match self
+            .store
+            .begin_command(call)
+            .await
+            .map_err(AppError::from)?
+        {
+            Begun::Replay(_) => return Ok(false),
+            Begun::Fresh(work) => work,
+        };
+        // One clue per party, whichever direction found it first; an automatic one links the
+        // party for its case's other parties.
+        let automatic = found.origin == ClueOrigin::Automatic;
+        let claimed: Option<Uuid> = sqlx::query_scalar(
+            "UPDATE party_identities SET clue_id = $2, linked_person = $3 \
+             WHERE party_id = $1 AND clue_id IS NULL RETURNING party_id",
+        )
+        .bind(party.party_id)
+        .bind(clue_id)
+        .bind(automatic.then_some(person_id))
+        .fetch_optional(work.connection().await?)
+        .await
+        .map_err(AppError::storage)?;
+        if claimed.is_none() {
+            return Ok(false);
+        }
+        let detected = ClueDetected {
+            clue_id: clue_id.to_string(),
+            party_id: party.party_id.to_string(),
+            case_no: party.case_no.clone(),
+            person_id: person_id.to_string(),
+            probability: found.probability,
+            origin: found.origin.into(),
+            explanation: found.explanation.clone(),
+            policy_version: self.policy.version.clone(),
+            procuratorate: party.procuratorate.clone(),
+            role: party.role,
+            region_code: party.region_code.clone(),
+            model_version: found.model_version.clone(),
+        };
+        let person_key = detected.person_id.clone();
+        work.append(
+            &clue_id.to_string(),
+            0,
+            &person_key,
+            &[CluesEvent::ClueDetected(detected)],
+        )
+        .await
+        .map_err(AppError::from)?;
+        work.commit(Vec::new()).await.map_err(AppError::from)?;
+        tracing::info!(%clue_id, %person_id, kind, "clue detected for an unmatched party");
+        Ok(true)
     }
 }
 
 const REVERSE: &str = "jiuzhu.clues.v1.ReverseCorrelation";
+const CASE_CORRELATION: &str = "jiuzhu.clues.v1.CaseCorrelation";
 
 #[derive(Debug, sqlx::FromRow)]
 struct UnmatchedParty {

@@ -7,11 +7,13 @@
 //! `grpc` (the API), reactions to other services' events, `projections` (read models built only
 //! from events), jobs (timers) — and `migrations/` (its own tables).
 //! Here: reactions `inbound` (department clues), `relief` (a clue closes when its case opens),
-//! `reverse` (reverse correlation); job `learning` (the linkage model in force and the next
+//! `reverse` (reverse correlation), `case_correlation` (a case's unmatched parties weighed again
+//! once another party of it is linked); job `learning` (the linkage model in force and the next
 //! one estimated); support `intake`, `matching`, `memory`, `policy`; sections `[clues]` and
 //! `[linkage]` (`settings`).
 
 pub mod app;
+pub mod case_correlation;
 pub mod domain;
 pub mod grpc;
 pub mod inbound;
@@ -79,6 +81,9 @@ impl Service for Clues {
             .grpc(CluesServiceServer::new(api.clone()).max_decoding_message_size(limit))
             .inbound(register_reaction(relief::ReliefCases::new(api)))
             .inbound(register_inbound(inbound::CaseFeed::new(intake.clone())))
+            .inbound(register_reaction(case_correlation::CaseCorrelation::new(
+                intake.clone(),
+            )))
             .inbound(register_reaction(reverse::ReverseCorrelation::new(
                 intake,
                 keys.clone(),
