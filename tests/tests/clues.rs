@@ -792,10 +792,15 @@ fn linkage(
 
 /// A model file as `jiuzhu link train` writes it; `prior` makes versions differ.
 fn model_file(prior: f64) -> anyhow::Result<(std::path::PathBuf, jiuzhu_linkage::ModelFile)> {
-    let model = jiuzhu_linkage::Model {
+    model_file_of(jiuzhu_linkage::Model {
         prior,
         ..jiuzhu_linkage::Model::default()
-    };
+    })
+}
+
+fn model_file_of(
+    model: jiuzhu_linkage::Model,
+) -> anyhow::Result<(std::path::PathBuf, jiuzhu_linkage::ModelFile)> {
     let file = jiuzhu_linkage::ModelFile::new(
         model,
         jiuzhu_linkage::TrainingReport::default(),
@@ -1069,17 +1074,10 @@ async fn the_service_estimates_a_model_from_the_parties_it_has_seen_and_reviews(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relative_in_the_case_is_found_in_the_linked_victims_household() -> TestResult {
     let ns = unique_namespace();
-    let model = jiuzhu_linkage::Model {
+    let (path, _) = model_file_of(jiuzhu_linkage::Model {
         case_household: vec![3.0, -6.0],
         ..jiuzhu_linkage::Model::default()
-    };
-    let file = jiuzhu_linkage::ModelFile::new(
-        model,
-        jiuzhu_linkage::TrainingReport::default(),
-        "2026-12-06",
-    );
-    let path = std::env::temp_dir().join(format!("jiuzhu-linkage-{}.json", uuid::Uuid::now_v7()));
-    std::fs::write(&path, file.to_json())?;
+    })?;
     let registry = start::<Registry>(&ns).await?;
     let settings = linkage(Some(path), 0);
     let clues = jiuzhu_tests::start_with::<Clues>(&ns, |s| s.own.set(&settings)).await?;
@@ -1126,13 +1124,18 @@ async fn a_relative_in_the_case_is_found_in_the_linked_victims_household() -> Te
             household = joined;
         }
     }
+    // The households in the linkage index, and reverse correlation past every registry event
+    // (a registration it handled late would compare the parties below again, alone).
     let registry_pool = registry.running.store.pool().clone();
+    let clues_pool = clues.running.store.pool().clone();
     eventually("the households in the linkage index", WAIT, || async {
         let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(&registry_pool)
             .await?;
         let (persons, applied) = linkage_status(&clues.running).await?;
-        Ok((persons == 3 && applied >= events).then_some(()))
+        let reversed =
+            jiuzhu_tests::checkpoint_total(&clues_pool, "clues.reverse_correlation").await?;
+        Ok((persons == 3 && applied >= events && reversed >= events).then_some(()))
     })
     .await?;
 

@@ -3,7 +3,7 @@
 //! the assignments are accurate, and a file missing a required column is refused by name.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use jiuzhu_testkit::binary_path;
@@ -15,6 +15,22 @@ fn jiuzhu(args: &[&str]) -> anyhow::Result<(bool, String)> {
         output.status.success(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     ))
+}
+
+/// A fresh directory and the registry, parties and output files in it.
+fn scratch() -> anyhow::Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
+    let dir = std::env::temp_dir().join(format!("jiuzhu-link-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let files = (
+        dir.join("registry.csv"),
+        dir.join("parties.csv"),
+        dir.join("matches.csv"),
+    );
+    Ok((dir, files.0, files.1, files.2))
+}
+
+fn path(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
 }
 
 fn rows(path: &Path) -> anyhow::Result<Vec<HashMap<String, String>>> {
@@ -36,14 +52,7 @@ fn rows(path: &Path) -> anyhow::Result<Vec<HashMap<String, String>>> {
 
 #[test]
 fn parties_are_linked_accurately_with_explanations() -> TestResult {
-    let dir = std::env::temp_dir().join(format!("jiuzhu-link-{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let (registry, parties, out) = (
-        dir.join("registry.csv"),
-        dir.join("parties.csv"),
-        dir.join("matches.csv"),
-    );
-    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let (dir, registry, parties, out) = scratch()?;
     let (ok, stderr) = jiuzhu(&[
         "gen",
         "registry",
@@ -174,14 +183,7 @@ fn parties_are_linked_accurately_with_explanations() -> TestResult {
 /// party's co-parties are evidence: the model weighs them from the files, and the clue names it.
 #[test]
 fn a_case_with_relatives_is_evidence_weighed_from_the_files() -> TestResult {
-    let dir = std::env::temp_dir().join(format!("jiuzhu-link-{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir)?;
-    let (registry, parties, out) = (
-        dir.join("registry.csv"),
-        dir.join("parties.csv"),
-        dir.join("matches.csv"),
-    );
-    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let (dir, registry, parties, out) = scratch()?;
     let (ok, stderr) = jiuzhu(&[
         "gen",
         "linkage-eval",

@@ -64,6 +64,29 @@ pub struct Candidate<'a> {
     pub score: Score,
 }
 
+impl<'a> Candidate<'a> {
+    /// A candidate of `weight` before the other candidates take their share.
+    fn unranked(
+        person_id: &'a str,
+        comparison: Comparison,
+        case: CaseHousehold,
+        weight: f64,
+        model: &Model,
+    ) -> Self {
+        Self {
+            person_id,
+            comparison,
+            case,
+            score: Score {
+                probability: model.probability(weight),
+                weight,
+                competition: 0.0,
+                fields: Vec::new(),
+            },
+        }
+    }
+}
+
 /// The registry persons that a party's co-parties in the same case (the victim, the relatives)
 /// are linked to, and their households: a candidate of one of those households is more likely
 /// the party, one of another household less (weights in [`Model::case_household`]).
@@ -417,17 +440,9 @@ impl Index {
                 let evidence = case.evidence(person_id, person);
                 let weight = model.weight(&comparison, frequency_for(&comparison))
                     + model.case_weight(evidence);
-                Some(Candidate {
-                    person_id,
-                    case: evidence,
-                    score: Score {
-                        probability: model.probability(weight),
-                        weight,
-                        competition: 0.0,
-                        fields: Vec::new(),
-                    },
-                    comparison,
-                })
+                Some(Candidate::unranked(
+                    person_id, comparison, evidence, weight, model,
+                ))
             })
             .collect();
         ranked(scored, model, frequency_for)
@@ -451,17 +466,13 @@ impl Index {
                 let person = self.person(kept.person_id)?;
                 let evidence = case.evidence(kept.person_id, person);
                 let weight = kept.own_weight + model.case_weight(evidence);
-                Some(Candidate {
-                    person_id: kept.person_id,
-                    comparison: compare(party, person),
-                    case: evidence,
-                    score: Score {
-                        probability: model.probability(weight),
-                        weight,
-                        competition: 0.0,
-                        fields: Vec::new(),
-                    },
-                })
+                Some(Candidate::unranked(
+                    kept.person_id,
+                    compare(party, person),
+                    evidence,
+                    weight,
+                    model,
+                ))
             })
             .collect();
         ranked(rescored, model, frequency_for)

@@ -406,24 +406,9 @@ impl Intake {
         if parties.is_empty() {
             return Ok(0);
         }
-        let ids: Vec<Uuid> = parties.iter().map(|p| p.party_id).collect();
-        let party_keys = party_keys(&self.store, &self.vault, &ids).await?;
         let model = self.models.current();
         let mut raised = 0;
-        for party in parties {
-            // A party whose key was erased (with the person it was matched to) is gone.
-            let Some(normalised) = opened_party(
-                &party_keys,
-                party.party_id,
-                &party.identity,
-                party.approximate_age,
-                &party.incident_date,
-                &party.region_code,
-                party.reported_at,
-            )?
-            else {
-                continue;
-            };
+        for (party, normalised) in self.opened(parties).await? {
             let score = model
                 .model
                 .score(&jiuzhu_linkage::compare(&normalised, person), None);
@@ -475,22 +460,8 @@ impl Intake {
             case_no,
         )
         .await?;
-        let ids: Vec<Uuid> = parties.iter().map(|p| p.party_id).collect();
-        let party_keys = party_keys(&self.store, &self.vault, &ids).await?;
         let mut raised = 0;
-        for party in parties {
-            let Some(normalised) = opened_party(
-                &party_keys,
-                party.party_id,
-                &party.identity,
-                party.approximate_age,
-                &party.incident_date,
-                &party.region_code,
-                party.reported_at,
-            )?
-            else {
-                continue;
-            };
+        for (party, normalised) in self.opened(parties).await? {
             let found = self
                 .index
                 .best_match(pool, &normalised, &model, &self.policy, &linked)
@@ -503,6 +474,31 @@ impl Intake {
             }
         }
         Ok(raised)
+    }
+
+    /// Unmatched parties with their identities opened; a party whose key was erased (with the
+    /// person it was matched to) is gone.
+    async fn opened(
+        &self,
+        parties: Vec<UnmatchedParty>,
+    ) -> Result<Vec<(UnmatchedParty, Normalised)>, AppError> {
+        let ids: Vec<Uuid> = parties.iter().map(|p| p.party_id).collect();
+        let party_keys = party_keys(&self.store, &self.vault, &ids).await?;
+        let mut opened = Vec::with_capacity(parties.len());
+        for party in parties {
+            if let Some(normalised) = opened_party(
+                &party_keys,
+                party.party_id,
+                &party.identity,
+                party.approximate_age,
+                &party.incident_date,
+                &party.region_code,
+                party.reported_at,
+            )? {
+                opened.push((party, normalised));
+            }
+        }
+        Ok(opened)
     }
 
     /// Raises the clue `found` for an unmatched `party` once (`command` and `kind` name the
