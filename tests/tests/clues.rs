@@ -1142,20 +1142,34 @@ async fn a_relative_in_the_case_is_found_in_the_linked_victims_household() -> Te
     let mut client =
         CluesServiceClient::new(jiuzhu_testkit::channel(clues.running.grpc_addr).await?);
     // The same relative in a case of their own: the two namesakes are alike.
-    let mut alone = party("case-alone", "A1", "王德明");
-    alone.case_no = "(2026)京0105刑初90号".to_owned();
-    alone.gender.clear();
-    alone.address = "北京市朝阳区新场村".to_owned();
-    let alone = client.report_party(alone).await?.into_inner();
-
+    // The son as a relative writes him (name and village), and his mother with her id.
+    let relative_in = |request_id: &str, party_ref: &str, case_no: &str| {
+        let mut relative = party(request_id, party_ref, "王德明");
+        relative.case_no = case_no.to_owned();
+        relative.role = PartyRole::Dependant as i32;
+        relative.gender.clear();
+        relative.address = "北京市朝阳区新场村".to_owned();
+        relative
+    };
     let id = resident_id_for("case-mother");
-    let mut victim = party("case-victim", "V1", "李秀英");
-    victim.case_no = "(2026)京0105刑初91号".to_owned();
-    victim.id_number = id.as_str().to_owned();
-    victim.gender = written_gender(&id).to_owned();
-    victim.birth_date = id.birth_date().format("%Y-%m-%d").to_string();
-    victim.address = "北京市朝阳区新场村5号".to_owned();
-    let victim = client.report_party(victim).await?.into_inner();
+    let victim_in = |request_id: &str, party_ref: &str, case_no: &str| {
+        let mut victim = party(request_id, party_ref, "李秀英");
+        victim.case_no = case_no.to_owned();
+        victim.id_number = id.as_str().to_owned();
+        victim.gender = written_gender(&id).to_owned();
+        victim.birth_date = id.birth_date().format("%Y-%m-%d").to_string();
+        victim.address = "北京市朝阳区新场村5号".to_owned();
+        victim
+    };
+    let alone = client
+        .report_party(relative_in("case-alone", "A1", "(2026)京0105刑初90号"))
+        .await?
+        .into_inner();
+
+    let victim = client
+        .report_party(victim_in("case-victim", "V1", "(2026)京0105刑初91号"))
+        .await?
+        .into_inner();
     let victim_clue = victim
         .clue
         .ok_or_else(|| anyhow::anyhow!("the victim raised no clue"))?;
@@ -1166,13 +1180,9 @@ async fn a_relative_in_the_case_is_found_in_the_linked_victims_household() -> Te
         "{victim_clue:?}"
     );
 
-    let mut relative = party("case-relative", "R1", "王德明");
-    relative.case_no = "（2026）京0105刑初91号".to_owned();
-    relative.role = PartyRole::Dependant as i32;
-    relative.gender.clear();
-    relative.address = "北京市朝阳区新场村".to_owned();
+    // The same case number written with full-width parentheses.
     let relative = client
-        .report_party(relative)
+        .report_party(relative_in("case-relative", "R1", "（2026）京0105刑初91号"))
         .await?
         .into_inner()
         .clue
@@ -1194,19 +1204,19 @@ async fn a_relative_in_the_case_is_found_in_the_linked_victims_household() -> Te
 
     // The other order: the relative first, left unmatched, is weighed again once the victim
     // of the same case is linked.
-    let mut first = party("case-relative-first", "R2", "王德明");
-    first.case_no = "(2026)京0105刑初92号".to_owned();
-    first.role = PartyRole::Dependant as i32;
-    first.gender.clear();
-    first.address = "北京市朝阳区新场村".to_owned();
-    let first = client.report_party(first).await?.into_inner();
+    let first = client
+        .report_party(relative_in(
+            "case-relative-first",
+            "R2",
+            "(2026)京0105刑初92号",
+        ))
+        .await?
+        .into_inner();
     assert!(first.clue.is_none(), "alone in the case: {first:?}");
-    let mut victim = party("case-victim-later", "V2", "李秀英");
-    victim.case_no = "(2026)京0105刑初92号".to_owned();
-    victim.id_number = id.as_str().to_owned();
-    victim.gender = written_gender(&id).to_owned();
-    victim.birth_date = id.birth_date().format("%Y-%m-%d").to_string();
-    let later = client.report_party(victim).await?.into_inner();
+    let later = client
+        .report_party(victim_in("case-victim-later", "V2", "(2026)京0105刑初92号"))
+        .await?
+        .into_inner();
     assert!(later.clue.is_some(), "{later:?}");
     let found = eventually("the relative's clue from case correlation", WAIT, || {
         let mut client = client.clone();

@@ -33,6 +33,22 @@ fn path(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// `jiuzhu link` on the files, which must succeed; its standard error.
+fn link(registry: &Path, parties: &Path, out: &Path) -> anyhow::Result<String> {
+    let (ok, stderr) = jiuzhu(&[
+        "link",
+        "--registry",
+        &path(registry),
+        "--parties",
+        &path(parties),
+        "--out",
+        &path(out),
+        "--quiet",
+    ])?;
+    anyhow::ensure!(ok, "{stderr}");
+    Ok(stderr)
+}
+
 fn rows(path: &Path) -> anyhow::Result<Vec<HashMap<String, String>>> {
     let mut reader = csv::Reader::from_path(path)?;
     let headers = reader.headers()?.clone();
@@ -77,17 +93,7 @@ fn parties_are_linked_accurately_with_explanations() -> TestResult {
         &path(&parties),
     ])?;
     anyhow::ensure!(ok, "{stderr}");
-    let (ok, stderr) = jiuzhu(&[
-        "link",
-        "--registry",
-        &path(&registry),
-        "--parties",
-        &path(&parties),
-        "--out",
-        &path(&out),
-        "--quiet",
-    ])?;
-    anyhow::ensure!(ok, "{stderr}");
+    let stderr = link(&registry, &parties, &out)?;
     assert!(
         stderr.contains("linked 600 parties against 5000 registry persons"),
         "{stderr}"
@@ -199,17 +205,7 @@ fn a_case_with_relatives_is_evidence_weighed_from_the_files() -> TestResult {
         &path(&parties),
     ])?;
     anyhow::ensure!(ok, "{stderr}");
-    let (ok, stderr) = jiuzhu(&[
-        "link",
-        "--registry",
-        &path(&registry),
-        "--parties",
-        &path(&parties),
-        "--out",
-        &path(&out),
-        "--quiet",
-    ])?;
-    anyhow::ensure!(ok, "{stderr}");
+    let stderr = link(&registry, &parties, &out)?;
     let weights: Vec<f64> = stderr
         .lines()
         .find(|l| l.contains("co-parties were linked: a candidate of their households weighs"))

@@ -422,10 +422,6 @@ impl Model {
     }
 }
 
-/// Registered parties whose case says something of their best candidate needed before the
-/// case's evidence is weighed.
-pub const MIN_CASE_LABELS: f64 = 30.0;
-
 /// Labelled matches needed before m-probabilities are learned from them.
 pub const MIN_LABELLED: usize = 50;
 

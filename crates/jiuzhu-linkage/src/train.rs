@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::compare::{Comparison, FIELDS, compare, name_level};
 use crate::index::{Candidate, CaseContext, Index, without};
-use crate::model::{Calibration, CaseHousehold, MIN_CASE_LABELS, Model};
+use crate::model::{Calibration, CaseHousehold, Model};
 use crate::normalise::Normalised;
 
 /// A reviewer's decision on a pair: the party as its case file wrote it, the registry person
@@ -317,7 +317,6 @@ pub fn train(
         let links = in_parallel(parties, |_, party| {
             link(index, party, &calibrated, options.automatic)
         });
-        let links: Vec<Option<&str>> = links.into_iter().collect();
         case_contexts(index, cases, &links)
     } else {
         Vec::new()
@@ -630,6 +629,10 @@ fn anchored(blind: &[Blind], registered: f64) -> Vec<Vec<(f64, bool, f64)>> {
         })
         .collect()
 }
+
+/// Registered parties whose case says something of their best candidate needed before the
+/// case's evidence is weighed.
+const MIN_CASE_LABELS: f64 = 30.0;
 
 /// The case household evidence's weights from the parties with ids, scored without them: how
 /// often the best candidate shows each level of evidence when it is the person the id names,

@@ -76,7 +76,7 @@ impl Projection for LinkageIndex {
         let mut erased = Vec::new();
         // (record, the record it was merged into or None for an unmerge), in the order sent.
         let mut merges: Vec<(Uuid, Option<Uuid>)> = Vec::new();
-        // (person, household joined, or None for the household left), in the order sent.
+        // (person, household, joined rather than left), in the order sent.
         let mut households: Vec<(Uuid, Uuid, bool)> = Vec::new();
         let mut applied = 0i64;
         let mut decoded = Vec::with_capacity(events.len());
