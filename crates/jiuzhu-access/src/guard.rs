@@ -10,9 +10,9 @@ use serde::Deserialize;
 use tonic::Status;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use crate::{AccessTable, Identity};
+use crate::{AccessTable, Identity, Role};
 
-use crate::acting::{ACTING_AT_HEADER, ACTING_HEADER, ACTING_SIGNATURE_HEADER};
+use crate::acting::{ACTING_AS_HEADER, ACTING_AT_HEADER, ACTING_HEADER, ACTING_SIGNATURE_HEADER};
 
 /// `[limits]`: what one caller may ask of a service.
 #[derive(Debug, Clone, Deserialize)]
@@ -296,6 +296,60 @@ impl GuardState {
         }
         let identity = Identity::from_certificate(certificate.as_ref())
             .map_err(|error| Status::unauthenticated(error.to_string()))?;
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let verify = |person: &str, acting_as: Option<&str>| {
+            crate::acting::verify_as(
+                certificate.as_ref(),
+                person,
+                acting_as,
+                &path,
+                &header(ACTING_AT_HEADER).unwrap_or_default(),
+                &header(ACTING_SIGNATURE_HEADER).unwrap_or_default(),
+                now,
+            )
+            .map_err(|reason| Status::unauthenticated(format!("{ACTING_HEADER}: {reason}")))
+        };
+        // The console is judged as the staff member it signs for; anyone else as itself.
+        let (identity, acting, delegated) = match (identity.role, header(ACTING_AS_HEADER)) {
+            (Role::Console, Some(acting_as)) => {
+                let person = header(ACTING_HEADER).ok_or_else(|| {
+                    Status::unauthenticated(format!(
+                        "{ACTING_AS_HEADER} needs the signed {ACTING_HEADER}"
+                    ))
+                })?;
+                verify(&person, Some(&acting_as))?;
+                let staff =
+                    crate::acting::delegated_identity(&identity, &acting_as).map_err(|reason| {
+                        Status::permission_denied(format!("{ACTING_AS_HEADER}: {reason}"))
+                    })?;
+                (staff, Some(person), true)
+            }
+            (_, Some(_)) => {
+                return Err(Status::permission_denied(format!(
+                    "only the staff console states {ACTING_AS_HEADER}"
+                )));
+            }
+            (_, None) => {
+                let acting = match header(ACTING_HEADER) {
+                    None => None,
+                    Some(person) => {
+                        verify(&person, None)?;
+                        Some(person)
+                    }
+                };
+                (identity, acting, false)
+            }
+        };
         let version = &self.table.version;
         let rule = self.table.rule(&path).ok_or_else(|| {
             Status::permission_denied(format!("{path} has no rule in access table {version}"))
@@ -313,38 +367,17 @@ impl GuardState {
                 rule.systems.iter().cloned().collect::<Vec<_>>().join(", ")
             )));
         }
-        if self.limiter.check_key(&identity.uri()).is_err() {
+        // A console's members are limited one by one, as separate callers would be.
+        let limited_as = match &acting {
+            Some(person) if delegated => format!("{}#{person}", identity.uri()),
+            _ => identity.uri(),
+        };
+        if self.limiter.check_key(&limited_as).is_err() {
             return Err(Status::resource_exhausted(format!(
                 "{} calls more than {} times a second; slow down and retry",
                 identity.name, self.limits.calls_per_second
             )));
         }
-        let header = |name: &str| {
-            request
-                .headers()
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
-        let acting = match header(ACTING_HEADER) {
-            None => None,
-            Some(person) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default();
-                crate::acting::verify(
-                    certificate.as_ref(),
-                    &person,
-                    &path,
-                    &header(ACTING_AT_HEADER).unwrap_or_default(),
-                    &header(ACTING_SIGNATURE_HEADER).unwrap_or_default(),
-                    now,
-                )
-                .map_err(|reason| Status::unauthenticated(format!("{ACTING_HEADER}: {reason}")))?;
-                Some(person)
-            }
-        };
         let caller = Caller {
             nationwide: self.table.is_nationwide(identity.role),
             identity,

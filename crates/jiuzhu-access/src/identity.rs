@@ -18,10 +18,13 @@ pub enum Role {
     Service,
     /// The bank (or its simulator): the only caller whose payment notices count.
     Provider,
+    /// The staff console: it calls only for a signed-in staff member, whose office, role and
+    /// tier it states and signs (`jiuzhu-acting-as`); the call is judged as that member's.
+    Console,
 }
 
 impl Role {
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::CaseProsecutor,
         Role::ReliefProsecutor,
         Role::Approver,
@@ -31,6 +34,7 @@ impl Role {
         Role::Auditor,
         Role::Service,
         Role::Provider,
+        Role::Console,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,7 +48,22 @@ impl Role {
             Role::Auditor => "auditor",
             Role::Service => "service",
             Role::Provider => "provider",
+            Role::Console => "console",
         }
+    }
+
+    /// Whether the console may speak for a staff member of this role: the procuratorate's
+    /// people, not systems, departments or the bank.
+    pub fn is_staff(self) -> bool {
+        matches!(
+            self,
+            Role::CaseProsecutor
+                | Role::ReliefProsecutor
+                | Role::Approver
+                | Role::FinanceOfficer
+                | Role::FollowupOfficer
+                | Role::Auditor
+        )
     }
 
     pub fn parse(name: &str) -> Option<Role> {

@@ -1,0 +1,708 @@
+//! Cases: the office's open cases with their deadlines (overdue in red), and one case's page:
+//! its stage timeline, the materials checklist with uploads, eligibility, review records, the
+//! proposal, approval or rejection by the signed-in approver (the tier is theirs, never the
+//! form's), referrals, and telling the applicant.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::response::Response;
+use jiuzhu_access::Role;
+use jiuzhu_proto::common::Money;
+use jiuzhu_proto::decisions::{
+    AcceptCaseRequest, ApproveDecisionRequest, AssessEligibilityRequest, GetCaseRequest,
+    ListDeadlinesRequest, NotifyApplicantRequest, ProposeDecisionRequest, RecordReviewRequest,
+    RegisterMaterialRequest, RejectDecisionRequest, ReliefCase, ReliefMethod, ReviewKind, Stage,
+};
+use jiuzhu_proto::money::yuan;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::clues::done_notice;
+use crate::web::{
+    AppState, Frame, Member, OrPage, PageError, PageResult, answer, render, see_other,
+};
+
+/// One open case in the list.
+#[derive(Debug, Clone)]
+pub struct DeadlineRow {
+    pub case_id: String,
+    pub procuratorate: String,
+    pub stage: String,
+    pub entered_on: String,
+    pub due_date: String,
+    pub days_left: i32,
+    pub overdue: bool,
+}
+
+#[derive(Template)]
+#[template(path = "cases.html")]
+struct CasesPage {
+    f: Frame,
+    rows: Vec<DeadlineRow>,
+    next_page: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    page: String,
+    #[serde(default)]
+    case_id: String,
+}
+
+fn stage_text(f: &Frame, stage: i32) -> String {
+    let stage = Stage::try_from(stage).unwrap_or(Stage::Unspecified);
+    f.l.t(&format!(
+        "stage.{}",
+        jiuzhu_policy::relief::stage_name(stage)
+    ))
+    .to_owned()
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    member: Member,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    answer(list_cases(state, member, query).await)
+}
+
+async fn list_cases(state: AppState, member: Member, query: ListQuery) -> PageResult {
+    let case_id = query.case_id.trim();
+    if !case_id.is_empty() {
+        if !case_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err((
+                PageError::BadInput("case_id: letters, digits and hyphens".to_owned()),
+                Some(member),
+            ));
+        }
+        return Ok(see_other(&format!("/cases/{case_id}")));
+    }
+    let f = Frame::for_member(&member, "menu.cases");
+    let answer = member
+        .acting(&state)
+        .decisions()
+        .list_deadlines(ListDeadlinesRequest {
+            page_size: 200,
+            page_token: query.page,
+            ..ListDeadlinesRequest::default()
+        })
+        .await
+        .or_page(&member)?
+        .into_inner();
+    let rows = answer
+        .deadlines
+        .iter()
+        .map(|d| DeadlineRow {
+            case_id: d.case_id.clone(),
+            procuratorate: d.procuratorate.clone(),
+            stage: stage_text(&f, d.stage),
+            entered_on: d.entered_on.clone(),
+            due_date: d.due_date.clone(),
+            days_left: d.working_days_left,
+            overdue: d.working_days_left < 0,
+        })
+        .collect();
+    Ok(render(&CasesPage {
+        f,
+        rows,
+        next_page: answer.next_page_token,
+    }))
+}
+
+/// One stage of the timeline.
+#[derive(Debug, Clone)]
+pub struct StageRow {
+    pub stage: String,
+    pub entered_on: String,
+    pub due: String,
+    pub overdue: bool,
+    pub current: bool,
+}
+
+/// One material of the category's checklist.
+#[derive(Debug, Clone)]
+pub struct MaterialRow {
+    pub id: String,
+    pub description: String,
+    pub missing: bool,
+}
+
+/// A fact the assessment may establish (a category's requirement or an exclusion).
+#[derive(Debug, Clone)]
+pub struct FactRow {
+    pub id: String,
+    pub description: String,
+    pub exclusion: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub id: String,
+    pub text: String,
+    pub selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage {
+    f: Frame,
+    c: ReliefCase,
+    stage: String,
+    stages: Vec<StageRow>,
+    materials: Vec<MaterialRow>,
+    categories: Vec<Choice>,
+    facts: Vec<FactRow>,
+    methods: Vec<Choice>,
+    eligibility: String,
+    proposal: String,
+    approval: String,
+    referrals: Vec<String>,
+    distributed: String,
+    may_work: bool,
+    may_approve: bool,
+    may_accept: bool,
+    may_propose: bool,
+    may_notify: bool,
+    awaiting_approval: bool,
+    required_tier: String,
+    request_id: String,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    member: Member,
+    Path(case_id): Path<String>,
+    Query(query): Query<DoneQuery>,
+) -> Response {
+    answer(show_case(state, member, case_id, query).await)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DoneQuery {
+    #[serde(default)]
+    done: String,
+}
+
+async fn read_case(
+    state: &AppState,
+    member: &Member,
+    case_id: &str,
+) -> Result<ReliefCase, (PageError, Option<Member>)> {
+    member
+        .acting(state)
+        .decisions()
+        .get_case(GetCaseRequest {
+            case_id: case_id.to_owned(),
+            purpose: super::PURPOSE.to_owned(),
+        })
+        .await
+        .or_page(member)?
+        .into_inner()
+        .relief_case
+        .ok_or_else(|| {
+            (
+                PageError::NotFound(format!("no case {case_id}")),
+                Some(member.clone()),
+            )
+        })
+}
+
+async fn show_case(
+    state: AppState,
+    member: Member,
+    case_id: String,
+    query: DoneQuery,
+) -> PageResult {
+    let c = read_case(&state, &member, &case_id).await?;
+    let f = Frame::for_member(&member, "case.title").with_notice(done_notice(&member, &query.done));
+    let today = state.clock.today().format("%Y-%m-%d").to_string();
+    let policy = state.policy.relief(state.clock.today());
+    let stage = Stage::try_from(c.stage).unwrap_or(Stage::Unspecified);
+    let stages = c
+        .stages
+        .iter()
+        .map(|s| {
+            let current = s.stage == c.stage;
+            let due = if !s.due_date.is_empty() {
+                s.due_date.clone()
+            } else {
+                s.due_unknown.clone()
+            };
+            StageRow {
+                stage: stage_text(&f, s.stage),
+                entered_on: s.entered_on.clone(),
+                overdue: current && !s.due_date.is_empty() && s.due_date < today,
+                due,
+                current,
+            }
+        })
+        .collect();
+    let category = policy.and_then(|p| p.category(&c.category));
+    let materials = category
+        .map(|category| {
+            category
+                .materials
+                .iter()
+                .map(|id| MaterialRow {
+                    id: id.clone(),
+                    description: policy
+                        .and_then(|p| p.materials.get(id))
+                        .cloned()
+                        .unwrap_or_default(),
+                    missing: c.missing_materials.contains(id),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let categories = policy
+        .map(|p| {
+            p.categories
+                .iter()
+                .map(|category| Choice {
+                    id: category.id.clone(),
+                    text: category.description.clone(),
+                    selected: category.id == c.category,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut facts: Vec<FactRow> = Vec::new();
+    if let Some(policy) = policy {
+        for category in &policy.categories {
+            for fact in &category.requires {
+                if !facts.iter().any(|f| &f.id == fact) {
+                    facts.push(FactRow {
+                        id: fact.clone(),
+                        description: f.l.t(&format!("fact.{fact}")).to_owned(),
+                        exclusion: false,
+                    });
+                }
+            }
+        }
+        for exclusion in &policy.exclusions {
+            facts.push(FactRow {
+                id: exclusion.id.clone(),
+                description: exclusion.description.clone(),
+                exclusion: true,
+            });
+        }
+    }
+    let methods = [
+        ReliefMethod::OneTimePayment,
+        ReliefMethod::Medical,
+        ReliefMethod::Psychological,
+        ReliefMethod::Education,
+    ]
+    .into_iter()
+    .map(|method| {
+        let id = jiuzhu_policy::relief::method_name(method);
+        Choice {
+            text: f.l.t(&format!("method.{id}")).to_owned(),
+            selected: method == ReliefMethod::OneTimePayment,
+            id,
+        }
+    })
+    .collect();
+    let eligibility = match &c.eligibility {
+        Some(e) if e.eligible => format!("{} ({})", f.l.t("case.eligible"), e.rule),
+        Some(e) => format!("{}: {}", f.l.t("case.not_eligible"), e.reason),
+        None => String::new(),
+    };
+    let money = |m: &Option<Money>| m.as_ref().map(|m| yuan(m.fen)).unwrap_or_default();
+    let proposal = match &c.proposal {
+        Some(p) => format!(
+            "{} {} {} ({} {} {}; {} {})",
+            f.l.t("case.amount"),
+            money(&p.amount),
+            f.l.t("unit.yuan"),
+            f.l.t("case.cap"),
+            money(&p.cap),
+            f.l.t("unit.yuan"),
+            f.l.t("case.required_approver"),
+            f.l.t(&format!("tier.{}", p.required_approver)),
+        ),
+        None => String::new(),
+    };
+    let approval = match &c.approval {
+        Some(a) => format!(
+            "{} {} {} · {} · {}",
+            f.l.t("case.amount"),
+            money(&a.amount),
+            f.l.t("unit.yuan"),
+            f.l.t(&format!("tier.{}", a.approver_role)),
+            a.approved_on
+        ),
+        None if !c.rejection_reason.is_empty() => {
+            format!("{}: {}", f.l.t("case.rejected"), c.rejection_reason)
+        }
+        None => String::new(),
+    };
+    let referrals = c
+        .referrals
+        .iter()
+        .map(|r| {
+            format!(
+                "{} · {} {}",
+                r.department,
+                jiuzhu_proto::decisions::ReferralStatus::try_from(r.status)
+                    .map(|s| s
+                        .as_str_name()
+                        .trim_start_matches("REFERRAL_STATUS_")
+                        .to_ascii_lowercase())
+                    .unwrap_or_default(),
+                r.outcome
+            )
+        })
+        .collect();
+    let role = member.staff().role;
+    let may_work = role == Role::ReliefProsecutor;
+    let awaiting_approval = stage == Stage::ApprovalOpinion;
+    let required_tier = c
+        .proposal
+        .as_ref()
+        .map(|p| p.required_approver.clone())
+        .unwrap_or_default();
+    Ok(render(&CasePage {
+        stage: stage_text(&f, c.stage),
+        stages,
+        materials,
+        categories,
+        facts,
+        methods,
+        eligibility,
+        proposal,
+        approval,
+        referrals,
+        distributed: money(&c.distributed),
+        may_work,
+        may_approve: role == Role::Approver && awaiting_approval,
+        may_accept: may_work && stage == Stage::Applied,
+        may_propose: may_work && matches!(stage, Stage::Accepted | Stage::Reviewed),
+        may_notify: may_work && stage == Stage::Distributed,
+        awaiting_approval,
+        required_tier,
+        request_id: super::request_id(),
+        f,
+        c,
+    }))
+}
+
+#[derive(Template)]
+#[template(source = "{{ stage }}", ext = "html")]
+struct StageBadge {
+    stage: String,
+}
+
+/// The stage badge alone, for the page to refresh while events arrive.
+pub async fn stage(
+    State(state): State<AppState>,
+    member: Member,
+    Path(case_id): Path<String>,
+) -> Response {
+    answer(
+        async {
+            let c = read_case(&state, &member, &case_id).await?;
+            let f = Frame::for_member(&member, "case.title");
+            Ok(render(&StageBadge {
+                stage: stage_text(&f, c.stage),
+            }))
+        }
+        .await,
+    )
+}
+
+/// The fields of a posted form, repeated ones (checkboxes) kept.
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn parse(body: &[u8]) -> Self {
+        Fields(
+            form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    fn one(&self, name: &str) -> String {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+pub async fn act(
+    State(state): State<AppState>,
+    member: Member,
+    Path((case_id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    answer(take(state, member, case_id, action, Fields::parse(&body)).await)
+}
+
+async fn take(
+    state: AppState,
+    member: Member,
+    case_id: String,
+    action: String,
+    form: Fields,
+) -> PageResult {
+    member.check_csrf(&form.one("csrf")).or_page(&member)?;
+    let request_id = super::form_request_id(&form.one("request_id")).or_page(&member)?;
+    let mut decisions = member.acting(&state).decisions();
+    let bad =
+        |member: &Member, text: String| Err((PageError::BadInput(text), Some(member.clone())));
+    let done = match action.as_str() {
+        "assess" => {
+            decisions
+                .assess_eligibility(AssessEligibilityRequest {
+                    request_id,
+                    case_id: case_id.clone(),
+                    facts: form.all("fact"),
+                    assessed_by: String::new(),
+                    category: form.one("category"),
+                })
+                .await
+                .or_page(&member)?;
+            "assessed"
+        }
+        "accept" => {
+            decisions
+                .accept_case(AcceptCaseRequest {
+                    request_id,
+                    case_id: case_id.clone(),
+                    accepted_by: String::new(),
+                })
+                .await
+                .or_page(&member)?;
+            "accepted"
+        }
+        "propose" => {
+            let fen = match jiuzhu_proto::money::parse_yuan(&form.one("amount")) {
+                Ok(fen) if fen > 0 => fen,
+                Ok(_) => return bad(&member, "amount: must be more than 0".to_owned()),
+                Err(reason) => return bad(&member, format!("amount: {reason}")),
+            };
+            let mut methods = Vec::new();
+            for name in form.all("method") {
+                match jiuzhu_policy::relief::method_named(&name) {
+                    Some(method) => methods.push(i32::from(method)),
+                    None => return bad(&member, format!("method: unknown `{name}`")),
+                }
+            }
+            decisions
+                .propose_decision(ProposeDecisionRequest {
+                    request_id,
+                    case_id: case_id.clone(),
+                    amount: Some(Money { fen }),
+                    methods,
+                    departure_reason: form.one("departure_reason"),
+                    ..ProposeDecisionRequest::default()
+                })
+                .await
+                .or_page(&member)?;
+            "proposed"
+        }
+        "approve" => {
+            decisions
+                .approve_decision(ApproveDecisionRequest {
+                    request_id,
+                    case_id: case_id.clone(),
+                    // The tier is the signed-in approver's, stated by the console.
+                    approver_role: String::new(),
+                    approved_by: String::new(),
+                })
+                .await
+                .or_page(&member)?;
+            "approved"
+        }
+        "reject" => {
+            let reason = form.one("reason");
+            if reason.trim().is_empty() {
+                return bad(
+                    &member,
+                    member.language().t("case.reason_required").to_owned(),
+                );
+            }
+            decisions
+                .reject_decision(RejectDecisionRequest {
+                    request_id,
+                    case_id: case_id.clone(),
+                    reason,
+                    rejected_by: String::new(),
+                })
+                .await
+                .or_page(&member)?;
+            "refused"
+        }
+        "notify" => {
+            decisions
+                .notify_applicant(NotifyApplicantRequest {
+                    request_id,
+                    case_id: case_id.clone(),
+                    channel: form.one("channel"),
+                    notified_by: String::new(),
+                    note: form.one("note"),
+                    ..NotifyApplicantRequest::default()
+                })
+                .await
+                .or_page(&member)?;
+            "notified"
+        }
+        _ => {
+            return Err((
+                PageError::NotFound("no such action".to_owned()),
+                Some(member),
+            ));
+        }
+    };
+    Ok(see_other(&format!("/cases/{case_id}?done={done}")))
+}
+
+/// A file from a form, kept under the upload directory by its SHA-256.
+struct Upload {
+    sha256: String,
+    fields: Vec<(String, String)>,
+}
+
+async fn upload(state: &AppState, mut multipart: Multipart) -> Result<Upload, PageError> {
+    let mut fields = Vec::new();
+    let mut file: Option<Vec<u8>> = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|error| PageError::BadInput(format!("the upload: {error}")))?
+    {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|error| PageError::BadInput(format!("file: {error}")))?;
+            file = Some(bytes.to_vec());
+        } else {
+            let text = field
+                .text()
+                .await
+                .map_err(|error| PageError::BadInput(format!("{name}: {error}")))?;
+            fields.push((name, text));
+        }
+    }
+    let file = file
+        .filter(|bytes| !bytes.is_empty())
+        .ok_or_else(|| PageError::BadInput("file: choose a file to upload".to_owned()))?;
+    if file.len() > state.settings.max_upload_bytes {
+        return Err(PageError::BadInput(format!(
+            "file: larger than {} bytes",
+            state.settings.max_upload_bytes
+        )));
+    }
+    let sha256 = hex::encode(Sha256::digest(&file));
+    let dir = state.settings.upload_dir.clone();
+    let path = dir.join(&sha256);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|error| PageError::Internal(format!("the upload directory: {error}")))?;
+    // Named by content: writing the same file twice is harmless.
+    tokio::fs::write(&path, &file)
+        .await
+        .map_err(|error| PageError::Internal(format!("keeping the upload: {error}")))?;
+    Ok(Upload { sha256, fields })
+}
+
+impl Upload {
+    fn one(&self, name: &str) -> String {
+        Fields(self.fields.clone()).one(name)
+    }
+
+    fn file_id(&self) -> String {
+        format!("console-upload-{}", &self.sha256)
+    }
+}
+
+pub async fn material(
+    State(state): State<AppState>,
+    member: Member,
+    Path(case_id): Path<String>,
+    multipart: Multipart,
+) -> Response {
+    answer(
+        async {
+            let upload = upload(&state, multipart).await.or_page(&member)?;
+            member.check_csrf(&upload.one("csrf")).or_page(&member)?;
+            let request_id = super::form_request_id(&upload.one("request_id")).or_page(&member)?;
+            member
+                .acting(&state)
+                .decisions()
+                .register_material(RegisterMaterialRequest {
+                    request_id,
+                    case_id: case_id.clone(),
+                    material: upload.one("material"),
+                    file_id: upload.file_id(),
+                    sha256: upload.sha256.clone(),
+                    centre: "online console".to_owned(),
+                    received_by: String::new(),
+                })
+                .await
+                .or_page(&member)?;
+            Ok(see_other(&format!("/cases/{case_id}?done=material")))
+        }
+        .await,
+    )
+}
+
+pub async fn review(
+    State(state): State<AppState>,
+    member: Member,
+    Path(case_id): Path<String>,
+    multipart: Multipart,
+) -> Response {
+    answer(
+        async {
+            let upload = upload(&state, multipart).await.or_page(&member)?;
+            member.check_csrf(&upload.one("csrf")).or_page(&member)?;
+            let request_id = super::form_request_id(&upload.one("request_id")).or_page(&member)?;
+            let kind = match upload.one("kind").as_str() {
+                "interview" => ReviewKind::Interview,
+                "home_visit" => ReviewKind::HomeVisit,
+                other => {
+                    return Err((
+                        PageError::BadInput(format!(
+                            "kind: `{other}` is neither interview nor home_visit"
+                        )),
+                        Some(member.clone()),
+                    ));
+                }
+            };
+            member
+                .acting(&state)
+                .decisions()
+                .record_review(RecordReviewRequest {
+                    request_id,
+                    case_id: case_id.clone(),
+                    kind: kind.into(),
+                    record_file_id: upload.file_id(),
+                    sha256: upload.sha256.clone(),
+                    reviewed_by: String::new(),
+                })
+                .await
+                .or_page(&member)?;
+            Ok(see_other(&format!("/cases/{case_id}?done=reviewed")))
+        }
+        .await,
+    )
+}
