@@ -13,7 +13,7 @@ run:
 
 ## Forget everything make run kept (its databases, broker log, keys, demo): the next run starts afresh.
 run-reset:
-	for s in registry clues decisions payments followup; do \
+	for s in registry clues decisions payments followup console; do \
 		psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS jiuzhu_$$s WITH (FORCE)"; \
 	done
 	rm -rf .jiuzhu

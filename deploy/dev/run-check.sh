@@ -12,7 +12,7 @@ export JIUZHU__KAFKA__TOPIC_PREFIX=check.
 export JIUZHU_CERTS="$PWD/$JIUZHU_RUN_DIR/certs"
 reset() {
   rm -rf "$JIUZHU_RUN_DIR"
-  for s in registry clues decisions payments followup; do
+  for s in registry clues decisions payments followup console; do
     psql -q -h 127.0.0.1 -U postgres -d postgres \
       -c "DROP DATABASE IF EXISTS $JIUZHU_RUN_DB_PREFIX$s WITH (FORCE)" 2>/dev/null || true
   done
@@ -63,6 +63,11 @@ grep -q 'demo cases of 开阳县人民检察院' "$log" || { echo "run-check: no
 first=$(clues)
 echo "run-check: first run up; the demo county's clue board holds $first clues"
 [ "$first" -ge 10 ] || { echo "run-check: expected the ten demo clues, found $first" >&2; exit 1; }
+signin=$(curl -fsS http://127.0.0.1:8080/signin) || { echo "run-check: the console does not answer on :8080" >&2; exit 1; }
+grep -q 'name="staff_no"' <<<"$signin" || { echo "run-check: the console's sign-in page lacks its form" >&2; exit 1; }
+code=$(JIUZHU__CONSOLE__DATABASE_URL="postgres://postgres@127.0.0.1:5432/${JIUZHU_RUN_DB_PREFIX}console" target/debug/jiuzhu-console code P-1001)
+[[ "$code" =~ ^[0-9]{6}$ ]] || { echo "run-check: no authenticator code for the demo staff ($code)" >&2; exit 1; }
+echo "run-check: the console answers and has its demo staff"
 services=$(target/debug/jiuzhu call https://127.0.0.1:50053 list --as as-auditor)
 grep -q 'jiuzhu.decisions.v1.DecisionsService' <<<"$services" || { echo "run-check: reflection lists $services" >&2; exit 1; }
 stop

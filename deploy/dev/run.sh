@@ -25,7 +25,7 @@ say() { printf '\033[1mjiuzhu:\033[0m %s\n' "$*" >&2; }
 
 mkdir -p "$STATE"
 deploy/dev/postgres.sh
-for service in "${SERVICES[@]}"; do
+for service in "${SERVICES[@]}" console; do
   variable="JIUZHU__${service^^}__DATABASE_URL"
   [ -z "${!variable:-}" ] || continue
   database="$DB_PREFIX$service"
@@ -73,7 +73,8 @@ fi
 # checkout (never committed; an installation uses its own). The role certificates belong to the
 # Guiyang city procuratorate's office (520100), whose jurisdiction covers the demo county; the
 # same roles for Qiandongnan (522701) are `as-<role>@522701`, to try another office's view.
-if [ ! -s $STATE/certs/ca.pem ] || [ ! -s "$STATE/certs/as-relief_prosecutor@522701.pem" ]; then
+if [ ! -s $STATE/certs/ca.pem ] || [ ! -s "$STATE/certs/as-relief_prosecutor@522701.pem" ] \
+  || [ ! -s "$STATE/certs/console.pem" ]; then
   $bin/jiuzhu dev certs --out $STATE/certs --office 520100 --extra-office 522701 >&2
 fi
 export JIUZHU__TLS__DIR="$STATE_PATH/certs"
@@ -148,6 +149,15 @@ if [ "${JIUZHU_DEMO:-1}" != 0 ] && [ ! -f "$STATE/demo/seeded" ]; then
   touch $STATE/demo/seeded
 fi
 
+# The staff console (http://127.0.0.1:8080): its own database, the console's certificate, the
+# demo staff (made once; the same password for all, a code from `jiuzhu-console code <no>`).
+export JIUZHU__CONSOLE__TLS_DIR="$STATE_PATH/certs" JIUZHU__CONSOLE__UPLOAD_DIR="$STATE_PATH/uploads"
+$bin/jiuzhu-console demo-staff
+$bin/jiuzhu-console serve &
+pids+=($!)
+for _ in $(seq 1 300); do listening 8080 && break; sleep 0.1; done
+listening 8080 || { say "the console does not listen on :8080;$(ended) see the log above"; exit 1; }
+
 cat <<TEXT
 
 Jiuzhu is running (Ctrl-C stops it; data stays in $STATE/ and the ${DB_PREFIX}* databases):
@@ -158,6 +168,14 @@ Jiuzhu is running (Ctrl-C stops it; data stays in $STATE/ and the ${DB_PREFIX}* 
   Every API takes mutual TLS; certificates per role are in $STATE/certs (as-<role>.pem for office
   520100, as-<role>@522701.pem for Qiandongnan).
 $( [ -f $STATE/demo/cases.txt ] && sed 's/^/  /' $STATE/demo/cases.txt )
+
+The staff console: http://127.0.0.1:8080 (Simplified Chinese; English in the page header)
+  Demo staff, password jiuzhu-demo-2026, office 520100 unless said:
+    P-1001 relief prosecutor        J-1001 approver (department head, up to 10,000 yuan)
+    J-1002 approver (chief prosecutors' meeting)   F-1001 finance   V-1001 follow-up
+    A-0001 auditor and administrator (staff directory)   P-2001 relief prosecutor of 522701
+  The authenticator code (changes every 30 s; a real member's phone app shows it):
+    $bin/jiuzhu-console code P-1001
 
 Try:
   # 1. A gRPC call by reflection, as the relief prosecutor: the county's clue board

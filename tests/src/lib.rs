@@ -609,6 +609,42 @@ pub fn endpoints(ports: &std::collections::BTreeMap<&'static str, u16>) -> jiuzh
     }
 }
 
+/// Starts `service`'s binary with its environment from [`process_environments`].
+pub fn spawn_service(
+    service: &'static str,
+    environments: &std::collections::BTreeMap<&'static str, Vec<(String, String)>>,
+) -> anyhow::Result<jiuzhu_testkit::ServiceProcess> {
+    let environment = environments
+        .get(service)
+        .ok_or_else(|| anyhow::anyhow!("no environment for {service}"))?;
+    Ok(jiuzhu_testkit::ServiceProcess::spawn(
+        &format!("jiuzhu-{service}"),
+        environment,
+    )?)
+}
+
+/// Waits until the service on `port` reports SERVING: every task of it up, not merely the
+/// port open.
+pub async fn serving(port: u16, limit: Duration) -> TestResult {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    eventually(
+        &format!("a service to serve on :{port}"),
+        limit,
+        || async move {
+            let Ok(channel) = jiuzhu_testkit::channel(addr).await else {
+                return Ok(None);
+            };
+            let status = tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .map(|answer| answer.into_inner().status);
+            let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+            Ok((status.ok() == Some(serving)).then_some(()))
+        },
+    )
+    .await
+}
+
 /// What differs between runs of the five services as processes.
 pub struct ProcessOptions<'a> {
     pub namespace: &'a str,

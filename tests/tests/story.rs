@@ -15,7 +15,6 @@
 //! deadlines are provisional, and the case still ends closed and reported, never overdue.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use jiuzhu_demo::seed::Resident;
@@ -84,10 +83,10 @@ impl Story {
         let databases: Vec<TestDatabase> = databases.into_values().collect();
         let mut processes = BTreeMap::new();
         for service in SERVICES {
-            processes.insert(service, spawn(service, &environments)?);
+            processes.insert(service, jiuzhu_tests::spawn_service(service, &environments)?);
         }
         for service in SERVICES {
-            serving(port(service)).await?;
+            jiuzhu_tests::serving(port(service), WAIT).await?;
         }
         let endpoints = jiuzhu_tests::endpoints(&ports);
         let mut platform = Platform::connect(&jiuzhu_testkit::tls(), &endpoints).await?;
@@ -112,8 +111,8 @@ impl Story {
             .ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
         process.kill().await?;
         self.processes
-            .insert(service, spawn(service, &self.environments)?);
-        serving(self.ports.get(service).copied().unwrap_or_default()).await
+            .insert(service, jiuzhu_tests::spawn_service(service, &self.environments)?);
+        jiuzhu_tests::serving(self.ports.get(service).copied().unwrap_or_default(), WAIT).await
     }
 
     /// SIGTERM to every process (a clean stop flushes the trace exporters).
@@ -129,40 +128,6 @@ impl Story {
         );
         Ok(self.receiver)
     }
-}
-
-fn spawn(
-    service: &'static str,
-    environments: &BTreeMap<&'static str, Vec<(String, String)>>,
-) -> anyhow::Result<ServiceProcess> {
-    let environment = environments
-        .get(service)
-        .ok_or_else(|| anyhow::anyhow!("no environment for {service}"))?;
-    Ok(ServiceProcess::spawn(
-        &format!("jiuzhu-{service}"),
-        environment,
-    )?)
-}
-
-async fn serving(port: u16) -> TestResult {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    eventually(
-        &format!("a service to serve on :{port}"),
-        WAIT,
-        || async move {
-            // Ready means SERVING: every task of the service up, not merely the port open.
-            let Ok(channel) = jiuzhu_testkit::channel(addr).await else {
-                return Ok(None);
-            };
-            let status = tonic_health::pb::health_client::HealthClient::new(channel)
-                .check(tonic_health::pb::HealthCheckRequest::default())
-                .await
-                .map(|answer| answer.into_inner().status);
-            let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
-            Ok((status.ok() == Some(serving)).then_some(()))
-        },
-    )
-    .await
 }
 
 /// Rural revitalization's register of the county, imported with the CLI as the department

@@ -153,6 +153,9 @@ impl DevAuthority {
     }
 }
 
+/// The file name of the staff console's certificate (role `console`, the province's office).
+pub const CONSOLE_FILE: &str = "console";
+
 /// The file name a role's development certificate has: `as-<role>`.
 pub fn role_file(role: Role) -> String {
     format!("as-{role}")
@@ -196,8 +199,8 @@ pub struct Scopes {
 /// agency `procuratorate`, office `office`) and one approver per approval tier
 /// (`as-approver.<tier>`), one integrator per department (`as-department_integrator.<name>`,
 /// agency the department, national), and for each extra office the role and approver
-/// certificates again (`as-<role>@<office>`, `as-approver.<tier>@<office>`). Returns the files
-/// written.
+/// certificates again (`as-<role>@<office>`, `as-approver.<tier>@<office>`), and the staff
+/// console's (`console`, the province of `office`). Returns the files written.
 pub fn write_certs(dir: &Path, office: &str, scopes: &Scopes) -> Result<Vec<PathBuf>, DevError> {
     std::fs::create_dir_all(dir).map_err(|source| DevError::Write {
         path: dir.display().to_string(),
@@ -220,6 +223,12 @@ pub fn write_certs(dir: &Path, office: &str, scopes: &Scopes) -> Result<Vec<Path
             )
         })
         .collect();
+    // The staff console speaks for the staff of every office in the province of `office`.
+    let province = format!("{}0000", office.get(..2).unwrap_or("00"));
+    identities.push((
+        CONSOLE_FILE.to_owned(),
+        Identity::new("procuratorate", &province, Role::Console, "console"),
+    ));
     for (index, office) in std::iter::once(office)
         .chain(scopes.extra_offices.iter().map(String::as_str))
         .enumerate()

@@ -138,7 +138,7 @@ async fn secure_headers(request: axum::extract::Request, next: Next) -> Response
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (
             header::HeaderName::from_static("cross-origin-opener-policy"),
@@ -162,13 +162,17 @@ async fn same_origin_posts(request: axum::extract::Request, next: Next) -> Respo
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
         let fetch_site = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok());
-        let cross_origin = match (origin, host) {
-            (Some("null"), _) => true,
-            (Some(origin), Some(host)) => origin
-                .split_once("://")
-                .is_none_or(|(_, rest)| rest != host),
-            _ => false,
-        } || matches!(fetch_site, Some("cross-site" | "same-site"));
+        // Browsers say where a request comes from in Sec-Fetch-Site; older ones only in Origin.
+        let cross_origin = match fetch_site {
+            Some(site) => site != "same-origin" && site != "none",
+            None => match (origin, host) {
+                (Some("null"), _) => true,
+                (Some(origin), Some(host)) => origin
+                    .split_once("://")
+                    .is_none_or(|(_, rest)| rest != host),
+                _ => false,
+            },
+        };
         if cross_origin {
             return (
                 StatusCode::FORBIDDEN,

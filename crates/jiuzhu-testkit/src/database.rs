@@ -29,6 +29,24 @@ fn url_for(database: &str) -> String {
     }
 }
 
+/// A new, empty database named for `owner` (for a component that migrates its own, such as
+/// the console).
+pub async fn empty_database(owner: &str) -> Result<TestDatabase, TestkitError> {
+    let name = format!(
+        "{TEST_DATABASE_PREFIX}{owner}_{}",
+        uuid::Uuid::now_v7().simple()
+    );
+    let mut admin = PgConnection::connect(&admin_url()).await?;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    Ok(TestDatabase {
+        url: url_for(&name),
+        name,
+    })
+}
+
 /// Identifies a service's migration set, so that a changed migration gets a new template.
 fn migration_fingerprint<S: Service>() -> String {
     let mut hasher = Sha256::new();

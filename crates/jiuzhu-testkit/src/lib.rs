@@ -12,7 +12,7 @@ mod database;
 mod otlp;
 mod process;
 
-pub use database::{TestDatabase, admin_url, fresh_database};
+pub use database::{TestDatabase, admin_url, empty_database, fresh_database};
 pub use otlp::{CollectedSpan, OtlpReceiver, hex_bytes};
 pub use process::{ServiceProcess, binary_path};
 

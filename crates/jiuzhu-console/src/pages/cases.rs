@@ -473,7 +473,7 @@ async fn take(
                     request_id,
                     case_id: case_id.clone(),
                     facts: form.all("fact"),
-                    assessed_by: String::new(),
+                    assessed_by: member.staff().staff_no.clone(),
                     category: form.one("category"),
                 })
                 .await
@@ -485,7 +485,7 @@ async fn take(
                 .accept_case(AcceptCaseRequest {
                     request_id,
                     case_id: case_id.clone(),
-                    accepted_by: String::new(),
+                    accepted_by: member.staff().staff_no.clone(),
                 })
                 .await
                 .or_page(&member)?;
@@ -511,6 +511,7 @@ async fn take(
                     amount: Some(Money { fen }),
                     methods,
                     departure_reason: form.one("departure_reason"),
+                    proposed_by: member.staff().staff_no.clone(),
                     ..ProposeDecisionRequest::default()
                 })
                 .await
@@ -524,7 +525,7 @@ async fn take(
                     case_id: case_id.clone(),
                     // The tier is the signed-in approver's, stated by the console.
                     approver_role: String::new(),
-                    approved_by: String::new(),
+                    approved_by: member.staff().staff_no.clone(),
                 })
                 .await
                 .or_page(&member)?;
@@ -543,7 +544,7 @@ async fn take(
                     request_id,
                     case_id: case_id.clone(),
                     reason,
-                    rejected_by: String::new(),
+                    rejected_by: member.staff().staff_no.clone(),
                 })
                 .await
                 .or_page(&member)?;
@@ -555,7 +556,7 @@ async fn take(
                     request_id,
                     case_id: case_id.clone(),
                     channel: form.one("channel"),
-                    notified_by: String::new(),
+                    notified_by: member.staff().staff_no.clone(),
                     note: form.one("note"),
                     ..NotifyApplicantRequest::default()
                 })
@@ -655,7 +656,7 @@ pub async fn material(
                     file_id: upload.file_id(),
                     sha256: upload.sha256.clone(),
                     centre: "online console".to_owned(),
-                    received_by: String::new(),
+                    received_by: member.staff().staff_no.clone(),
                 })
                 .await
                 .or_page(&member)?;
@@ -697,7 +698,7 @@ pub async fn review(
                     kind: kind.into(),
                     record_file_id: upload.file_id(),
                     sha256: upload.sha256.clone(),
-                    reviewed_by: String::new(),
+                    reviewed_by: member.staff().staff_no.clone(),
                 })
                 .await
                 .or_page(&member)?;

@@ -195,7 +195,7 @@ async fn take(
                 .confirm_clue(ConfirmClueRequest {
                     request_id,
                     clue_id,
-                    reviewer: String::new(),
+                    reviewer: member.staff().staff_no.clone(),
                     reason: form.reason,
                 })
                 .await
@@ -213,7 +213,7 @@ async fn take(
                 .reject_clue(RejectClueRequest {
                     request_id,
                     clue_id,
-                    reviewer: String::new(),
+                    reviewer: member.staff().staff_no.clone(),
                     reason: form.reason,
                 })
                 .await
@@ -225,7 +225,7 @@ async fn take(
                 .refer_clue(ReferClueRequest {
                     request_id,
                     clue_id,
-                    referred_by: String::new(),
+                    referred_by: member.staff().staff_no.clone(),
                 })
                 .await
                 .or_page(&member)?;

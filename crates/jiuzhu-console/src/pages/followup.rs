@@ -352,7 +352,7 @@ pub async fn visit(
                     plan_id: plan_id.clone(),
                     number,
                     visited_on: one("visited_on"),
-                    visited_by: String::new(),
+                    visited_by: member.staff().staff_no.clone(),
                     channel: channel.into(),
                     evaluation: Some(Evaluation {
                         income_per_head: Some(Money { fen: income }),

@@ -1,0 +1,687 @@
+//! The staff console in a real browser: Debian's headless Chromium driven through chromedriver
+//! (WebDriver), against the five services as processes on their own databases, the real
+//! broker and the payment simulator. A relief prosecutor signs in with password and
+//! authenticator code, confirms a clue the matcher left for review, refers it, assesses the
+//! case, uploads the materials and review records, accepts and proposes; an approver of the
+//! wrong tier is refused and one of the right tier approves; a finance officer sees the payment;
+//! a follow-up officer records a visit with PHQ-9 items; a prosecutor of another office sees no
+//! clue and is refused the case. Every page is checked for the accessibility basics (labels,
+//! language, contrast, names of charts) and photographed under `target/console-screenshots/`,
+//! with its load time in `target/console-screenshots/load-times.txt`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use jiuzhu_demo::Platform;
+use jiuzhu_demo::seed::Resident;
+use jiuzhu_proto::clues::{Clue, ClueStatus};
+use jiuzhu_testkit::{ServiceProcess, TestDatabase, unique_namespace};
+use jiuzhu_tests::payments::Paysim;
+use jiuzhu_tests::{SERVICES, TestResult, eventually};
+
+const REGION: &str = "520102";
+const PROCURATORATE: &str = "贵阳市南明区人民检察院";
+const OTHER_OFFICE: &str = "522701";
+const RESIDENTS: usize = 200;
+const WAIT: Duration = Duration::from_secs(90);
+const PASSWORD: &str = "a long test passphrase";
+
+/// The staff of the test, as the directory holds them.
+struct Staff {
+    staff_no: &'static str,
+    secret: String,
+}
+
+/// The browser, where it writes screenshots, and what it measured.
+struct Browser {
+    client: Client,
+    base: String,
+    shots: PathBuf,
+    taken: usize,
+    load_times: Vec<(String, f64)>,
+    accessibility: Vec<String>,
+}
+
+/// What the page must offer everyone: a language, labels on every control, names on every
+/// button, link and chart, text contrast of at least 4.5:1 (WCAG AA).
+const ACCESSIBILITY_CHECK: &str = r#"
+const problems = [];
+if (!document.documentElement.lang) problems.push('the page has no language');
+for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+  const label = el.id && document.querySelector('label[for="' + el.id + '"]');
+  if (!label && !el.getAttribute('aria-label')) problems.push('unlabelled control ' + (el.name || el.id));
+}
+for (const el of document.querySelectorAll('button, a')) {
+  if (!el.textContent.trim() && !el.getAttribute('aria-label')) problems.push('unnamed ' + el.outerHTML.slice(0, 80));
+}
+for (const el of document.querySelectorAll('img')) if (!el.hasAttribute('alt')) problems.push('image without alt');
+for (const el of document.querySelectorAll('svg')) {
+  if (el.getAttribute('role') !== 'img' || !(el.getAttribute('aria-label') || el.getAttribute('aria-labelledby'))) problems.push('chart without a name');
+}
+function channels(c) { return (c.match(/[\d.]+/g) || ['255', '255', '255']).map(Number); }
+function luminance(c) {
+  const [r, g, b] = channels(c).slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+function background(el) {
+  while (el) {
+    const c = getComputedStyle(el).backgroundColor; const v = channels(c);
+    if (v.length < 4 || v[3] > 0) return c;
+    el = el.parentElement;
+  }
+  return 'rgb(255, 255, 255)';
+}
+for (const el of document.querySelectorAll('p, li, td, th, label, a, button, h1, h2, h3, dt, dd, summary, legend, small')) {
+  if (!el.textContent.trim() || el.getClientRects().length === 0) continue;
+  const a = luminance(getComputedStyle(el).color), b = luminance(background(el));
+  const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ' of ' + el.tagName + ' "' + el.textContent.trim().slice(0, 30) + '"');
+}
+return problems;
+"#;
+
+impl Browser {
+    async fn start(base: String, driver_port: u16) -> anyhow::Result<Self> {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            serde_json::json!({
+                "binary": chromium()?,
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--disable-gpu", "--window-size=1280,1400", "--lang=zh-CN"],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = eventually("chromedriver to take a session", WAIT, || {
+            let capabilities = capabilities.clone();
+            let connector = connector.clone();
+            async move {
+                Ok(ClientBuilder::new(connector)
+                    .capabilities(capabilities)
+                    .connect(&format!("http://127.0.0.1:{driver_port}"))
+                    .await
+                    .ok())
+            }
+        })
+        .await?;
+        let shots = target_dir().join("console-screenshots");
+        std::fs::create_dir_all(&shots)?;
+        Ok(Self {
+            client,
+            base,
+            shots,
+            taken: 0,
+            load_times: Vec::new(),
+            accessibility: Vec::new(),
+        })
+    }
+
+    /// Opens `path`, records how long the page took to load, checks its accessibility and
+    /// photographs it as `name`.
+    async fn visit(&mut self, path: &str, name: &str) -> TestResult {
+        self.client.goto(&format!("{}{path}", self.base)).await?;
+        self.look(name).await
+    }
+
+    /// Records the page as it stands now (after a form, a redirect).
+    async fn look(&mut self, name: &str) -> TestResult {
+        let duration = self
+            .client
+            .execute(
+                "const n = performance.getEntriesByType('navigation')[0]; return n ? n.duration : -1;",
+                vec![],
+            )
+            .await?
+            .as_f64()
+            .unwrap_or(-1.0);
+        self.load_times.push((name.to_owned(), duration));
+        let problems = self.client.execute(ACCESSIBILITY_CHECK, vec![]).await?;
+        for problem in problems.as_array().into_iter().flatten() {
+            self.accessibility
+                .push(format!("{name}: {}", problem.as_str().unwrap_or_default()));
+        }
+        self.taken += 1;
+        let png = self.client.screenshot().await?;
+        std::fs::write(
+            self.shots.join(format!("{:02}-{name}.png", self.taken)),
+            png,
+        )?;
+        Ok(())
+    }
+
+    async fn fill(&self, css: &str, text: &str) -> TestResult {
+        let field = self.client.find(Locator::Css(css)).await?;
+        field.clear().await?;
+        field.send_keys(text).await?;
+        Ok(())
+    }
+
+    async fn click(&self, css: &str) -> TestResult {
+        self.client.find(Locator::Css(css)).await?.click().await?;
+        Ok(())
+    }
+
+    async fn text(&self, css: &str) -> anyhow::Result<String> {
+        Ok(self.client.find(Locator::Css(css)).await?.text().await?)
+    }
+
+    async fn has(&self, css: &str) -> anyhow::Result<bool> {
+        Ok(!self.client.find_all(Locator::Css(css)).await?.is_empty())
+    }
+
+    /// Reloads `path` until the page has `css` (the platform's events cross services).
+    async fn until(&self, path: &str, css: &str) -> TestResult {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            self.client.goto(&format!("{}{path}", self.base)).await?;
+            if self.has(css).await? {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let heading = self.text("h1").await.unwrap_or_default();
+                anyhow::bail!("{path} never showed {css} (the page says: {heading})");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn sign_in(&mut self, member: &Staff) -> TestResult {
+        self.client.goto(&format!("{}/signin?lang=zh-CN", self.base)).await?;
+        self.fill("#staff_no", member.staff_no).await?;
+        self.fill("#password", PASSWORD).await?;
+        let code = jiuzhu_console::staff::totp_code(&member.secret, chrono::Utc::now())?;
+        self.fill("#code", &code).await?;
+        self.click("#signin").await?;
+        if !self.has("#who").await? {
+            let error = self.text("#signin-error").await.unwrap_or_default();
+            anyhow::bail!("{} could not sign in: {error}", member.staff_no);
+        }
+        Ok(())
+    }
+
+    async fn sign_out(&self) -> TestResult {
+        self.click("#signout").await?;
+        anyhow::ensure!(self.has("#signin").await?, "signing out leads to the sign-in page");
+        Ok(())
+    }
+
+    /// The error page's status line, or empty when the page is not one.
+    async fn refusal(&self) -> anyhow::Result<String> {
+        Ok(if self.has("section.error").await? {
+            self.text("section.error").await?
+        } else {
+            String::new()
+        })
+    }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn chromium() -> anyhow::Result<String> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "Chromium is not installed: `apt-get install chromium chromium-driver` (.ci/run does)"
+            )
+        })
+}
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> anyhow::Result<Self> {
+        let port = jiuzhu_testkit::free_port()?;
+        let child = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "chromedriver: {error} (`apt-get install chromium-driver`; .ci/run does)"
+                )
+            })?;
+        Ok(Self { child, port })
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The five services as processes, the simulator, and the agencies' clients.
+struct Services {
+    _simulator: Paysim,
+    processes: Vec<ServiceProcess>,
+    endpoints: jiuzhu_demo::Endpoints,
+    platform: Platform,
+    ports: BTreeMap<&'static str, u16>,
+    _databases: Vec<TestDatabase>,
+}
+
+impl Services {
+    async fn start() -> anyhow::Result<Self> {
+        let namespace = unique_namespace();
+        let ports = jiuzhu_tests::service_ports()?;
+        let port = |service: &str| ports.get(service).copied().unwrap_or_default();
+        let simulator = Paysim::spawn(
+            Some(&format!("https://127.0.0.1:{}", port("payments"))),
+            &["--asynchronous"],
+        )
+        .await?;
+        let (databases, environments) = jiuzhu_tests::process_environments(
+            &ports,
+            &jiuzhu_tests::ProcessOptions {
+                namespace: &namespace,
+                otlp: "",
+                max_connections: 5,
+                instance_prefix: "console",
+                provider: &simulator.endpoint,
+                provider_poll_ms: 20,
+                resend_after_ms: 2000,
+                extra: Vec::new(),
+            },
+        )
+        .await?;
+        let mut processes = Vec::new();
+        for service in SERVICES {
+            processes.push(jiuzhu_tests::spawn_service(service, &environments)?);
+        }
+        for service in SERVICES {
+            jiuzhu_tests::serving(port(service), WAIT).await?;
+        }
+        let endpoints = jiuzhu_tests::endpoints(&ports);
+        let mut platform = Platform::connect(&jiuzhu_testkit::tls(), &endpoints).await?;
+        platform.patience = WAIT;
+        Ok(Self {
+            _simulator: simulator,
+            processes,
+            endpoints,
+            platform,
+            ports,
+            _databases: databases.into_values().collect(),
+        })
+    }
+
+    async fn stop(mut self) -> TestResult {
+        while let Some(process) = self.processes.pop() {
+            process.terminate().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Reports the victim with less and less of her record left out, until the matcher leaves the
+/// clue for review (between the policy's review and automatic probabilities).
+async fn clue_for_review(
+    platform: &Platform,
+    resident: &Resident,
+) -> anyhow::Result<(Clue, Vec<String>)> {
+    let full = jiuzhu_demo::seed::victim_of(resident, false);
+    // Case files often write a victim as surname + 某; less and less of the rest is known.
+    let variants: [(&str, fn(&mut jiuzhu_demo::Victim)); 6] = [
+        ("surname, birth date and county", |v| {
+            v.full_name = format!("{}某", v.full_name.chars().next().unwrap_or('王'));
+            v.address.clear();
+            v.phone.clear();
+        }),
+        ("surname, birth date and address", |v| {
+            v.full_name = format!("{}某", v.full_name.chars().next().unwrap_or('王'));
+            v.phone.clear();
+        }),
+        ("surname, sex, birth date, address and phone", |v| {
+            v.full_name = format!("{}某", v.full_name.chars().next().unwrap_or('王'));
+        }),
+        ("given name misheard, birth date", |v| {
+            let mut name: Vec<char> = v.full_name.chars().collect();
+            if let Some(last) = name.last_mut() {
+                *last = if *last == '华' { '花' } else { '华' };
+            }
+            v.full_name = name.into_iter().collect();
+            v.address.clear();
+            v.phone.clear();
+        }),
+        ("given name misheard, county", |v| {
+            let mut name: Vec<char> = v.full_name.chars().collect();
+            if let Some(last) = name.last_mut() {
+                *last = if *last == '华' { '花' } else { '华' };
+            }
+            v.full_name = name.into_iter().collect();
+            v.birth_date.clear();
+            v.address.clear();
+            v.phone.clear();
+        }),
+        ("name and county", |v| {
+            v.birth_date.clear();
+            v.address.clear();
+            v.phone.clear();
+            v.gender.clear();
+        }),
+    ];
+    let mut tried = Vec::new();
+    for (n, (what, leave_out)) in variants.into_iter().enumerate() {
+        let mut victim = full.clone();
+        leave_out(&mut victim);
+        let tag = format!("console-{}-{n}", uuid::Uuid::now_v7().simple());
+        let case_no = format!("(2026)黔0102刑初{}号", 300 + n);
+        let reported = platform
+            .report_victim(&tag, &case_no, PROCURATORATE, &victim)
+            .await;
+        match reported {
+            Ok(answer) => match answer.clue {
+                Some(clue) if clue.status == ClueStatus::AwaitingReview as i32 => {
+                    tried.push(format!("{what}: {:.3}, for review", clue.probability));
+                    return Ok((clue, tried));
+                }
+                Some(clue) => tried.push(format!("{what}: {:.3}", clue.probability)),
+                None => tried.push(format!("{what}: no clue ({})", answer.screened_out)),
+            },
+            Err(error) => tried.push(format!("{what}: refused ({error})")),
+        }
+    }
+    anyhow::bail!("no report landed in the review band: {tried:?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> TestResult {
+    let driver = Driver::start()?;
+    let services = Services::start().await?;
+    let platform = services.platform.clone();
+
+    // The county's register, a registered-poor victim, and her clue left for review.
+    let dir = std::env::temp_dir().join(format!("jiuzhu-console-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let registry_port = services.ports.get("registry").copied().unwrap_or_default();
+    let residents = jiuzhu_tests::import_register(
+        registry_port,
+        &dir.join("register.csv"),
+        RESIDENTS,
+        5,
+        REGION,
+    )?;
+    let resident = residents
+        .iter()
+        .find(|r| r.resident_id.len() == 18 && r.birth_date.as_str() < "1990")
+        .ok_or_else(|| anyhow::anyhow!("the register has no adult with an id"))?
+        .clone();
+    let person_id = platform.find_person(&resident.resident_id).await?;
+    platform.record_registered_poor("console", &person_id).await?;
+    platform
+        .wait_for_linkage_index(i64::try_from(RESIDENTS)?)
+        .await?;
+    let (clue, tried) = clue_for_review(&platform, &resident).await?;
+    eprintln!("reports tried: {tried:?}");
+    // Finance's budget and the victim's account, as the agencies' systems set them.
+    platform.allocate("console", PROCURATORATE, 10_000_000).await?;
+    platform
+        .register_payee("console", &person_id, &resident.full_name, 77)
+        .await?;
+
+    // The console, its staff directory, and the browser.
+    let database = jiuzhu_testkit::empty_database("console").await?;
+    let settings = jiuzhu_console::ConsoleSettings {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: jiuzhu_config::Secret::new(database.url.clone()),
+        tls_dir: jiuzhu_testkit::certs_dir()?,
+        registry: services.endpoints.registry.clone(),
+        clues: services.endpoints.clues.clone(),
+        decisions: services.endpoints.decisions.clone(),
+        payments: services.endpoints.payments.clone(),
+        followup: services.endpoints.followup.clone(),
+        upload_dir: dir.join("uploads"),
+        ..jiuzhu_console::ConsoleSettings::default()
+    };
+    let policy_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy");
+    let console =
+        jiuzhu_console::start(settings.clone(), &policy_dir, jiuzhu_clock::Clock::system()).await?;
+    let pool = jiuzhu_console::database(&settings).await?;
+    let mut staff = BTreeMap::new();
+    for (staff_no, office, role, tier) in [
+        ("P-1", REGION, "relief_prosecutor", ""),
+        ("J-1", REGION, "approver", "department_head"),
+        ("J-2", REGION, "approver", "chief_prosecutors_meeting"),
+        ("F-1", REGION, "finance_officer", ""),
+        ("V-1", REGION, "followup_officer", ""),
+        ("P-9", OTHER_OFFICE, "relief_prosecutor", ""),
+    ] {
+        let secret = jiuzhu_console::staff::add(
+            &pool,
+            "test",
+            &jiuzhu_console::staff::NewStaff {
+                staff_no: staff_no.to_owned(),
+                display_name: format!("测试 {staff_no}"),
+                office: office.to_owned(),
+                role: role.to_owned(),
+                tier: tier.to_owned(),
+                administrator: false,
+                password: PASSWORD.to_owned(),
+            },
+            chrono::Utc::now(),
+        )
+        .await?;
+        staff.insert(staff_no, Staff { staff_no, secret });
+    }
+    let member = |no: &str| {
+        staff
+            .get(no)
+            .ok_or_else(|| anyhow::anyhow!("no member {no}"))
+    };
+    let mut browser = Browser::start(console.url(), driver.port).await?;
+
+    // The sign-in page: keyboard order, then a wrong code is refused.
+    browser.visit("/signin?lang=zh-CN", "signin").await?;
+    let mut order = Vec::new();
+    browser.client.execute("document.activeElement && document.activeElement.blur();", vec![]).await?;
+    for _ in 0..5 {
+        browser
+            .client
+            .find(Locator::Css("body"))
+            .await?
+            .send_keys("\u{e004}")
+            .await?;
+        let focused = browser
+            .client
+            .execute("return document.activeElement.id || document.activeElement.className;", vec![])
+            .await?;
+        order.push(focused.as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(order, ["skip", "staff_no", "password", "code", "signin"], "keyboard order");
+    browser.fill("#staff_no", "P-1").await?;
+    browser.fill("#password", PASSWORD).await?;
+    browser.fill("#code", "000000").await?;
+    browser.click("#signin").await?;
+    assert!(
+        browser.has("#signin-error").await?,
+        "a wrong code is refused: {}",
+        browser.text("body").await.unwrap_or_default()
+    );
+
+    // The relief prosecutor: confirm the clue left for review, refer it.
+    browser.sign_in(member("P-1")?).await?;
+    browser.look("home-relief-prosecutor").await?;
+    let card = format!("#clue-{}", clue.clue_id);
+    browser.until("/clues?status=awaiting_review", &format!("{card} button.confirm")).await?;
+    browser.look("clue-board-review").await?;
+    assert!(
+        browser.text(&format!("{card} .probability")).await?.contains('%'),
+        "the board shows the probability"
+    );
+    browser.fill(&format!("#confirm-reason-{}", clue.clue_id), "姓名、户籍地一致，经电话核实").await?;
+    browser.click(&format!("{card} button.confirm")).await?;
+    assert!(
+        browser.has("p.notice.ok").await?,
+        "the confirmation is acknowledged: {}",
+        browser.refusal().await?
+    );
+    browser.until("/clues", &format!("{card} button.refer")).await?;
+    browser.click(&format!("{card} button.refer")).await?;
+    browser.until("/clues", &format!("{card} a.case-link")).await?;
+    browser.look("clue-board-referred").await?;
+    browser.click(&format!("{card} a.case-link")).await?;
+    let case_id = browser.text("#case-id").await?;
+    let case_path = format!("/cases/{case_id}");
+    browser.look("case-opened").await?;
+
+    // Eligibility, the materials, acceptance.
+    browser.click("#fact-seriously_injured_or_disabled").await?;
+    browser.click("#fact-offender_cannot_pay_or_unknown").await?;
+    browser.click("#assess").await?;
+    browser.until(&case_path, "#eligibility").await?;
+    for material in ["application", "identity_proof", "proof_of_harm", "proof_of_hardship"] {
+        let file = dir.join(format!("{material}.pdf"));
+        std::fs::write(&file, format!("%PDF-1.4 {material} of {case_id}"))?;
+        browser.until(&case_path, &format!("#material option[value={material}]")).await?;
+        browser
+            .client
+            .find(Locator::Css("#material"))
+            .await?
+            .select_by_value(material)
+            .await?;
+        browser
+            .client
+            .find(Locator::Css("#material-file"))
+            .await?
+            .send_keys(&file.display().to_string())
+            .await?;
+        browser.click("#upload-material").await?;
+        anyhow::ensure!(
+            browser.has("p.notice.ok").await?,
+            "{material}: {}",
+            browser.refusal().await?
+        );
+    }
+    browser.until(&case_path, "#accept").await?;
+    browser.look("case-materials-complete").await?;
+    browser.click("#accept").await?;
+    for kind in ["home_visit", "interview"] {
+        let file = dir.join(format!("{kind}.pdf"));
+        std::fs::write(&file, format!("%PDF-1.4 {kind} record of {case_id}"))?;
+        browser.until(&case_path, "#record-review").await?;
+        browser
+            .client
+            .find(Locator::Css("#review-kind"))
+            .await?
+            .select_by_value(kind)
+            .await?;
+        browser
+            .client
+            .find(Locator::Css("#review-file"))
+            .await?
+            .send_keys(&file.display().to_string())
+            .await?;
+        browser.click("#record-review").await?;
+        anyhow::ensure!(
+            browser.has("p.notice.ok").await?,
+            "{kind}: {}",
+            browser.refusal().await?
+        );
+    }
+    // 12,000 yuan: above 10,000, so the chief prosecutors' meeting decides.
+    browser.until(&case_path, "#propose").await?;
+    browser.fill("#amount", "12000").await?;
+    browser.click("#propose").await?;
+    browser.until(&case_path, "#awaiting").await?;
+    browser.look("case-proposed").await?;
+    browser.sign_out().await?;
+
+    // The head of department may not approve this amount; the meeting's approver does.
+    browser.sign_in(member("J-1")?).await?;
+    browser.visit(&case_path, "case-wrong-tier").await?;
+    browser.click("#approve").await?;
+    let refused = browser.refusal().await?;
+    assert!(refused.contains("403"), "a wrong tier is refused: {refused}");
+    browser.look("approval-refused-wrong-tier").await?;
+    browser.sign_out().await?;
+    browser.sign_in(member("J-2")?).await?;
+    browser.until(&case_path, "#approve").await?;
+    browser.click("#approve").await?;
+    assert!(
+        browser.has("p.notice.ok").await?,
+        "the right tier approves: {}",
+        browser.refusal().await?
+    );
+    browser.until(&case_path, "#approval").await?;
+    browser.look("case-approved").await?;
+    browser.sign_out().await?;
+
+    // Finance sees the payment go through.
+    browser.sign_in(member("F-1")?).await?;
+    let finance = format!(
+        "/finance?case_id={case_id}&procuratorate={}",
+        PROCURATORATE
+    );
+    browser.until(&finance, ".disbursement.paid").await?;
+    browser.look("finance-paid").await?;
+    assert!(browser.text("#paid-total").await?.starts_with("12000.00"));
+    browser.sign_out().await?;
+
+    // Follow-up records the first visit with the PHQ-9 items.
+    let plan = platform.plan(&case_id).await?;
+    browser.sign_in(member("V-1")?).await?;
+    browser.visit("/followup", "followup-due").await?;
+    let plan_path = format!("/followup/{}", plan.plan_id);
+    browser.until(&plan_path, "#record-visit").await?;
+    browser.fill("#income_per_head", "300").await?;
+    for (item, answer) in [2, 2, 2, 1, 1, 1, 1, 1, 0].into_iter().enumerate() {
+        browser.fill(&format!("#phq9_{}", item + 1), &answer.to_string()).await?;
+    }
+    browser.fill("#notes", "伤后未能务工，家中收入下降").await?;
+    browser.click("#record-visit").await?;
+    assert!(
+        browser.has("p.notice.ok").await?,
+        "the visit is recorded: {}",
+        browser.refusal().await?
+    );
+    browser.until(&plan_path, "svg.chart circle").await?;
+    browser.look("followup-visit-recorded").await?;
+    browser.sign_out().await?;
+
+    // Another office's prosecutor sees none of it.
+    browser.sign_in(member("P-9")?).await?;
+    browser.visit("/clues", "other-office-clues").await?;
+    assert!(browser.has("#no-clues").await?, "another office sees no clue");
+    browser.visit(&case_path, "other-office-case").await?;
+    let refused = browser.refusal().await?;
+    assert!(refused.contains("403"), "another office is refused the case: {refused}");
+
+    // The staff view in English.
+    browser.visit("/", "home-other-office").await?;
+    browser.click("header form.inline button.link").await?;
+    assert_eq!(browser.text("h1").await?, "Start", "the English start page");
+    browser.look("home-english").await?;
+
+    let times: String = browser
+        .load_times
+        .iter()
+        .map(|(page, ms)| format!("{page}\t{ms:.0} ms\n"))
+        .collect();
+    std::fs::write(browser.shots.join("load-times.txt"), &times)?;
+    eprintln!("page load times:\n{times}");
+    assert!(
+        browser.accessibility.is_empty(),
+        "accessibility: {:#?}",
+        browser.accessibility
+    );
+    assert!(browser.taken >= 15, "{} screenshots", browser.taken);
+
+    browser.client.close().await?;
+    console.stop().await;
+    services.stop().await?;
+    Ok(())
+}
