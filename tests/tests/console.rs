@@ -5,7 +5,9 @@
 //! case, uploads the materials and review records, accepts and proposes; an approver of the
 //! wrong tier is refused and one of the right tier approves; a finance officer sees the payment;
 //! a follow-up officer records a visit with PHQ-9 items; a prosecutor of another office sees no
-//! clue and is refused the case. Every page is checked for the accessibility basics (labels,
+//! clue and is refused the case; a victim applies from a phone-sized window with a code sent to
+//! her phone (the SMS simulator), uploads two materials, and sees the stage and what is still
+//! missing with her application number and check code. Every page is checked for the accessibility basics (labels,
 //! language, contrast, names of charts) and photographed under `target/console-screenshots/`,
 //! with its load time in `target/console-screenshots/load-times.txt`.
 
@@ -665,6 +667,68 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     browser.click("header form.inline button.link").await?;
     assert_eq!(browser.text("h1").await?, "Start", "the English start page");
     browser.look("home-english").await?;
+    browser.sign_out().await?;
+
+    // A victim applies from a phone, then sees the stage and what is missing.
+    browser.client.set_window_size(390, 844).await?;
+    let applicant = residents
+        .iter()
+        .find(|r| {
+            r.resident_id.len() == 18 && r.resident_id != resident.resident_id && r.phone.len() == 11
+        })
+        .ok_or_else(|| anyhow::anyhow!("the register has no second adult with a phone"))?;
+    browser.visit("/apply?lang=zh-CN", "apply-phone").await?;
+    browser.fill("#phone", &applicant.phone).await?;
+    browser.click("#send-code").await?;
+    let text = jiuzhu_console::sms::last_simulated(&pool, &applicant.phone)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no text reached the SMS simulator"))?;
+    let code: String = text.chars().filter(char::is_ascii_digit).take(6).collect();
+    browser.fill("#code", &code).await?;
+    browser.fill("#full_name", &applicant.full_name).await?;
+    browser.fill("#resident_id", &applicant.resident_id).await?;
+    browser.fill("#region_code", &applicant.region_code).await?;
+    browser.fill("#case_no", "(2026)黔0102刑初501号").await?;
+    browser.fill("#procuratorate", PROCURATORATE).await?;
+    for material in ["application", "identity_proof"] {
+        let file = dir.join(format!("applicant-{material}.jpg"));
+        std::fs::write(&file, format!("photo of the {material}"))?;
+        browser
+            .client
+            .find(Locator::Css(&format!("#file_{material}")))
+            .await?
+            .send_keys(&file.display().to_string())
+            .await?;
+    }
+    browser.look("apply-form").await?;
+    browser.click("#submit-application").await?;
+    anyhow::ensure!(
+        browser.has("#application-no").await?,
+        "the application is received: {} {}",
+        browser.text("#apply-error").await.unwrap_or_default(),
+        browser.refusal().await?
+    );
+    let application_no = browser.text("#application-no").await?;
+    let check_code = browser.text("#check-code").await?;
+    browser.look("apply-received").await?;
+    let url = browser.client.current_url().await?.to_string();
+    for personal in [&applicant.phone, &applicant.resident_id] {
+        assert!(!url.contains(personal.as_str()), "personal data in the URL {url}");
+    }
+    browser.visit("/status?lang=zh-CN", "status-form").await?;
+    browser.fill("#application_no", &application_no).await?;
+    browser.fill("#check_code", "WRONG123").await?;
+    browser.click("#check-status").await?;
+    assert!(browser.has("#status-error").await?, "a wrong check code shows nothing");
+    browser.fill("#check_code", &check_code).await?;
+    browser.click("#check-status").await?;
+    let stage = browser.text("#application-stage").await?;
+    let missing = browser.text("#missing").await?;
+    assert!(!stage.is_empty(), "the applicant sees the stage");
+    assert!(missing.contains("损害证明"), "and what is missing: {missing}");
+    assert!(!missing.contains("身份证明"), "not what was uploaded: {missing}");
+    browser.look("status-shown").await?;
+    browser.client.set_window_size(1280, 1400).await?;
 
     let times: String = browser
         .load_times

@@ -1,4 +1,4 @@
-//! The staff console and (to come) the victims' application page: server-rendered pages in
+//! The staff console and the victims' application page: server-rendered pages in
 //! Simplified Chinese (English available) that act through the five services' gRPC APIs for the
 //! signed-in person. The console holds one certificate (role `console`) and, for every call,
 //! signs the member's staff number, office, role and approval tier; the services judge the call
@@ -16,6 +16,7 @@ pub mod platform;
 pub mod policy;
 pub mod sessions;
 pub mod settings;
+pub mod sms;
 pub mod staff;
 pub mod web;
 

@@ -40,6 +40,11 @@ pub struct ConsoleSettings {
     pub max_upload_bytes: usize,
     /// Where uploaded files are kept, named by their SHA-256.
     pub upload_dir: PathBuf,
+    /// The staff number the victims' online applications are filed under (as a relief
+    /// prosecutor of the county the applicant names).
+    pub intake_staff_no: String,
+    /// Requests a minute from one address to the public pages (codes, applications, status).
+    pub public_requests_per_minute: u32,
 }
 
 impl Default for ConsoleSettings {
@@ -61,6 +66,8 @@ impl Default for ConsoleSettings {
             signins_per_minute: 20,
             max_upload_bytes: 10 * 1024 * 1024,
             upload_dir: PathBuf::from(".jiuzhu/uploads"),
+            intake_staff_no: "online-intake".to_owned(),
+            public_requests_per_minute: 10,
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct AppState {
     pub clock: Clock,
     pub policy: Arc<Policy>,
     pub signins: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// The public pages' limit per address (phone codes, applications, status).
+    pub public: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub sms: Arc<dyn crate::sms::SmsGateway>,
 }
 
 impl AppState {
@@ -45,7 +48,12 @@ impl AppState {
         let quota = Quota::per_minute(
             NonZeroU32::new(settings.signins_per_minute).unwrap_or(NonZeroU32::MIN),
         );
+        let public = Quota::per_minute(
+            NonZeroU32::new(settings.public_requests_per_minute).unwrap_or(NonZeroU32::MIN),
+        );
         Self {
+            sms: Arc::new(crate::sms::SimulatedSms { pool: pool.clone() }),
+            public: Arc::new(RateLimiter::keyed(public)),
             pool,
             platform,
             settings: Arc::new(settings),
@@ -89,6 +97,15 @@ pub fn router(state: AppState) -> Router {
             get(crate::pages::signin::form).post(crate::pages::signin::submit),
         )
         .route("/signout", post(crate::pages::signin::signout))
+        .route(
+            "/apply",
+            get(crate::pages::apply::form).post(crate::pages::apply::submit),
+        )
+        .route("/apply/code", post(crate::pages::apply::send_code))
+        .route(
+            "/status",
+            get(crate::pages::apply::status_form).post(crate::pages::apply::status),
+        )
         .route("/language", post(crate::pages::signin::language))
         .route("/clues", get(crate::pages::clues::board))
         .route("/clues/{clue_id}/{action}", post(crate::pages::clues::act))

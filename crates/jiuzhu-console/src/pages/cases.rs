@@ -250,10 +250,7 @@ async fn show_case(
                 .iter()
                 .map(|id| MaterialRow {
                     id: id.clone(),
-                    description: policy
-                        .and_then(|p| p.materials.get(id))
-                        .cloned()
-                        .unwrap_or_default(),
+                    description: f.l.t(&format!("material.{id}")).to_owned(),
                     missing: c.missing_materials.contains(id),
                 })
                 .collect()
@@ -265,7 +262,7 @@ async fn show_case(
                 .iter()
                 .map(|category| Choice {
                     id: category.id.clone(),
-                    text: category.description.clone(),
+                    text: f.l.t(&format!("category.{}", category.id)).to_owned(),
                     selected: category.id == c.category,
                 })
                 .collect()
@@ -287,7 +284,7 @@ async fn show_case(
         for exclusion in &policy.exclusions {
             facts.push(FactRow {
                 id: exclusion.id.clone(),
-                description: exclusion.description.clone(),
+                description: f.l.t(&format!("exclusion.{}", exclusion.id)).to_owned(),
                 exclusion: true,
             });
         }

@@ -2,6 +2,7 @@
 //! and renders a template, or takes a form, calls one command and goes back to the page.
 
 pub mod admin;
+pub mod apply;
 pub mod cases;
 pub mod clues;
 pub mod finance;
