@@ -2,7 +2,8 @@
 //! (WebDriver), against the five services as processes on their own databases, the real
 //! broker and the payment simulator. A relief prosecutor signs in with password and
 //! authenticator code, confirms a clue the matcher left for review, refers it, assesses the
-//! case, uploads the materials and review records, accepts and proposes; an approver of the
+//! case, uploads the materials and review records, accepts, asks for the recommendation,
+//! proposes and reads the person file; an approver of the
 //! wrong tier is refused and one of the right tier approves; a finance officer sees the payment;
 //! a follow-up officer records a visit with PHQ-9 items; a prosecutor of another office sees no
 //! clue and is refused the case; a victim applies from a phone-sized window with a code sent to
@@ -165,6 +166,33 @@ impl Browser {
         Ok(())
     }
 
+    /// Clicks what sends a form or follows a link, and waits for the next page to load (a
+    /// click returns before the navigation it starts).
+    async fn submit(&self, css: &str) -> TestResult {
+        self.client
+            .execute("window.__jiuzhuBefore = true;", vec![])
+            .await?;
+        self.click(css).await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = self
+                .client
+                .execute(
+                    "return window.__jiuzhuBefore === true ? 'before' : document.readyState;",
+                    vec![],
+                )
+                .await;
+            if matches!(
+                state.as_ref().ok().and_then(|s| s.as_str()),
+                Some("complete")
+            ) {
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{css} led to no page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn text(&self, css: &str) -> anyhow::Result<String> {
         Ok(self.client.find(Locator::Css(css)).await?.text().await?)
     }
@@ -190,12 +218,14 @@ impl Browser {
     }
 
     async fn sign_in(&mut self, member: &Staff) -> TestResult {
-        self.client.goto(&format!("{}/signin?lang=zh-CN", self.base)).await?;
+        self.client
+            .goto(&format!("{}/signin?lang=zh-CN", self.base))
+            .await?;
         self.fill("#staff_no", member.staff_no).await?;
         self.fill("#password", PASSWORD).await?;
         let code = jiuzhu_console::staff::totp_code(&member.secret, chrono::Utc::now())?;
         self.fill("#code", &code).await?;
-        self.click("#signin").await?;
+        self.submit("#signin").await?;
         if !self.has("#who").await? {
             let error = self.text("#signin-error").await.unwrap_or_default();
             anyhow::bail!("{} could not sign in: {error}", member.staff_no);
@@ -204,8 +234,11 @@ impl Browser {
     }
 
     async fn sign_out(&self) -> TestResult {
-        self.click("#signout").await?;
-        anyhow::ensure!(self.has("#signin").await?, "signing out leads to the sign-in page");
+        self.submit("#signout").await?;
+        anyhow::ensure!(
+            self.has("#signin").await?,
+            "signing out leads to the sign-in page"
+        );
         Ok(())
     }
 
@@ -214,7 +247,9 @@ impl Browser {
         Ok(if self.has("section.error").await? {
             self.text("section.error").await?
         } else {
-            String::new()
+            let url = self.client.current_url().await?;
+            let heading = self.text("h1").await.unwrap_or_default();
+            format!("no error page: at {} ({heading})", url.path())
         })
     }
 }
@@ -278,7 +313,13 @@ struct Services {
 }
 
 impl Services {
-    async fn start() -> anyhow::Result<Self> {
+    async fn start(dir: &std::path::Path) -> anyhow::Result<Self> {
+        // A recommendation model trained on synthetic past cases, as `jiuzhu recommend train`
+        // writes one.
+        let history = jiuzhu_recommend::generate::past_cases(2000, 24);
+        let model = jiuzhu_recommend::Recommender::train(&history, "console-test", |_, _| {})?;
+        let model_path = dir.join("recommender.json");
+        std::fs::write(&model_path, serde_json::to_vec(&model)?)?;
         let namespace = unique_namespace();
         let ports = jiuzhu_tests::service_ports()?;
         let port = |service: &str| ports.get(service).copied().unwrap_or_default();
@@ -297,7 +338,10 @@ impl Services {
                 provider: &simulator.endpoint,
                 provider_poll_ms: 20,
                 resend_after_ms: 2000,
-                extra: Vec::new(),
+                extra: vec![(
+                    "JIUZHU__RECOMMENDER__MODEL".to_owned(),
+                    model_path.display().to_string(),
+                )],
             },
         )
         .await?;
@@ -403,12 +447,13 @@ async fn clue_for_review(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> TestResult {
     let driver = Driver::start()?;
-    let services = Services::start().await?;
+    let dir =
+        std::env::temp_dir().join(format!("jiuzhu-console-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let services = Services::start(&dir).await?;
     let platform = services.platform.clone();
 
     // The county's register, a registered-poor victim, and her clue left for review.
-    let dir = std::env::temp_dir().join(format!("jiuzhu-console-{}", uuid::Uuid::now_v7().simple()));
-    std::fs::create_dir_all(&dir)?;
     let registry_port = services.ports.get("registry").copied().unwrap_or_default();
     let residents = jiuzhu_tests::import_register(
         registry_port,
@@ -423,14 +468,18 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
         .ok_or_else(|| anyhow::anyhow!("the register has no adult with an id"))?
         .clone();
     let person_id = platform.find_person(&resident.resident_id).await?;
-    platform.record_registered_poor("console", &person_id).await?;
+    platform
+        .record_registered_poor("console", &person_id)
+        .await?;
     platform
         .wait_for_linkage_index(i64::try_from(RESIDENTS)?)
         .await?;
     let (clue, tried) = clue_for_review(&platform, &resident).await?;
     eprintln!("reports tried: {tried:?}");
     // Finance's budget and the victim's account, as the agencies' systems set them.
-    platform.allocate("console", PROCURATORATE, 10_000_000).await?;
+    platform
+        .allocate("console", PROCURATORATE, 10_000_000)
+        .await?;
     platform
         .register_payee("console", &person_id, &resident.full_name, 77)
         .await?;
@@ -489,7 +538,13 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     // The sign-in page: keyboard order, then a wrong code is refused.
     browser.visit("/signin?lang=zh-CN", "signin").await?;
     let mut order = Vec::new();
-    browser.client.execute("document.activeElement && document.activeElement.blur();", vec![]).await?;
+    browser
+        .client
+        .execute(
+            "document.activeElement && document.activeElement.blur();",
+            vec![],
+        )
+        .await?;
     for _ in 0..5 {
         browser
             .client
@@ -499,15 +554,22 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
             .await?;
         let focused = browser
             .client
-            .execute("return document.activeElement.id || document.activeElement.className;", vec![])
+            .execute(
+                "return document.activeElement.id || document.activeElement.className;",
+                vec![],
+            )
             .await?;
         order.push(focused.as_str().unwrap_or_default().to_owned());
     }
-    assert_eq!(order, ["skip", "staff_no", "password", "code", "signin"], "keyboard order");
+    assert_eq!(
+        order,
+        ["skip", "staff_no", "password", "code", "signin"],
+        "keyboard order"
+    );
     browser.fill("#staff_no", "P-1").await?;
     browser.fill("#password", PASSWORD).await?;
     browser.fill("#code", "000000").await?;
-    browser.click("#signin").await?;
+    browser.submit("#signin").await?;
     assert!(
         browser.has("#signin-error").await?,
         "a wrong code is refused: {}",
@@ -518,37 +580,63 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     browser.sign_in(member("P-1")?).await?;
     browser.look("home-relief-prosecutor").await?;
     let card = format!("#clue-{}", clue.clue_id);
-    browser.until("/clues?status=awaiting_review", &format!("{card} button.confirm")).await?;
+    browser
+        .until(
+            "/clues?status=awaiting_review",
+            &format!("{card} button.confirm"),
+        )
+        .await?;
     browser.look("clue-board-review").await?;
     assert!(
-        browser.text(&format!("{card} .probability")).await?.contains('%'),
+        browser
+            .text(&format!("{card} .probability"))
+            .await?
+            .contains('%'),
         "the board shows the probability"
     );
-    browser.fill(&format!("#confirm-reason-{}", clue.clue_id), "姓名、户籍地一致，经电话核实").await?;
-    browser.click(&format!("{card} button.confirm")).await?;
+    browser
+        .fill(
+            &format!("#confirm-reason-{}", clue.clue_id),
+            "姓名、户籍地一致，经电话核实",
+        )
+        .await?;
+    browser.submit(&format!("{card} button.confirm")).await?;
     assert!(
         browser.has("p.notice.ok").await?,
         "the confirmation is acknowledged: {}",
         browser.refusal().await?
     );
-    browser.until("/clues", &format!("{card} button.refer")).await?;
-    browser.click(&format!("{card} button.refer")).await?;
-    browser.until("/clues", &format!("{card} a.case-link")).await?;
+    browser
+        .until("/clues", &format!("{card} button.refer"))
+        .await?;
+    browser.submit(&format!("{card} button.refer")).await?;
+    browser
+        .until("/clues", &format!("{card} a.case-link"))
+        .await?;
     browser.look("clue-board-referred").await?;
-    browser.click(&format!("{card} a.case-link")).await?;
+    browser.submit(&format!("{card} a.case-link")).await?;
     let case_id = browser.text("#case-id").await?;
     let case_path = format!("/cases/{case_id}");
     browser.look("case-opened").await?;
 
     // Eligibility, the materials, acceptance.
     browser.click("#fact-seriously_injured_or_disabled").await?;
-    browser.click("#fact-offender_cannot_pay_or_unknown").await?;
-    browser.click("#assess").await?;
+    browser
+        .click("#fact-offender_cannot_pay_or_unknown")
+        .await?;
+    browser.submit("#assess").await?;
     browser.until(&case_path, "#eligibility").await?;
-    for material in ["application", "identity_proof", "proof_of_harm", "proof_of_hardship"] {
+    for material in [
+        "application",
+        "identity_proof",
+        "proof_of_harm",
+        "proof_of_hardship",
+    ] {
         let file = dir.join(format!("{material}.pdf"));
         std::fs::write(&file, format!("%PDF-1.4 {material} of {case_id}"))?;
-        browser.until(&case_path, &format!("#material option[value={material}]")).await?;
+        browser
+            .until(&case_path, &format!("#material option[value={material}]"))
+            .await?;
         browser
             .client
             .find(Locator::Css("#material"))
@@ -561,7 +649,7 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
             .await?
             .send_keys(&file.display().to_string())
             .await?;
-        browser.click("#upload-material").await?;
+        browser.submit("#upload-material").await?;
         anyhow::ensure!(
             browser.has("p.notice.ok").await?,
             "{material}: {}",
@@ -570,7 +658,7 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     }
     browser.until(&case_path, "#accept").await?;
     browser.look("case-materials-complete").await?;
-    browser.click("#accept").await?;
+    browser.submit("#accept").await?;
     for kind in ["home_visit", "interview"] {
         let file = dir.join(format!("{kind}.pdf"));
         std::fs::write(&file, format!("%PDF-1.4 {kind} record of {case_id}"))?;
@@ -587,32 +675,82 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
             .await?
             .send_keys(&file.display().to_string())
             .await?;
-        browser.click("#record-review").await?;
+        browser.submit("#record-review").await?;
         anyhow::ensure!(
             browser.has("p.notice.ok").await?,
             "{kind}: {}",
             browser.refusal().await?
         );
     }
-    // 12,000 yuan: above 10,000, so the chief prosecutors' meeting decides.
+    // The recommendation from past cases, with what moved the amount and similar cases.
     browser.until(&case_path, "#propose").await?;
+    browser.click("#serious_injury").await?;
+    browser.fill("#disability_grade", "7").await?;
+    browser.fill("#medical_costs", "30000").await?;
+    browser.fill("#rec_income", "300").await?;
+    browser.fill("#household_size", "4").await?;
+    browser.fill("#minimum_line", "600").await?;
+    browser.click("#registered_poor").await?;
+    browser.submit("#recommend").await?;
+    anyhow::ensure!(
+        browser.has("#recommendation").await?,
+        "a recommendation: {}",
+        browser.refusal().await?
+    );
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("#recommendation tbody tr"))
+            .await?
+            .len()
+            >= 3,
+        "factors, methods and similar cases are shown"
+    );
+    browser.look("case-recommendation").await?;
+    // 12,000 yuan: above 10,000, so the chief prosecutors' meeting decides.
     browser.fill("#amount", "12000").await?;
-    browser.click("#propose").await?;
+    // Departing from the recommendation needs a reason.
+    browser
+        .fill(
+            "#departure_reason",
+            "入户调查：家中两名未成年子女，困难程度高于同类案件",
+        )
+        .await?;
+    browser.submit("#propose").await?;
+    anyhow::ensure!(
+        browser.has("p.notice.ok").await?,
+        "the proposal is made: {}",
+        browser.refusal().await?
+    );
     browser.until(&case_path, "#awaiting").await?;
     browser.look("case-proposed").await?;
+    browser.submit("#person-file-link").await?;
+    let entries = browser
+        .client
+        .find_all(Locator::Css("#person-file li"))
+        .await?
+        .len();
+    assert!(
+        entries >= 5,
+        "the person file tells the story so far: {entries} entries"
+    );
+    browser.look("person-file").await?;
     browser.sign_out().await?;
 
     // The head of department may not approve this amount; the meeting's approver does.
     browser.sign_in(member("J-1")?).await?;
     browser.visit(&case_path, "case-wrong-tier").await?;
-    browser.click("#approve").await?;
+    browser.submit("#approve").await?;
     let refused = browser.refusal().await?;
-    assert!(refused.contains("403"), "a wrong tier is refused: {refused}");
+    assert!(
+        refused.contains("403"),
+        "a wrong tier is refused: {refused}"
+    );
     browser.look("approval-refused-wrong-tier").await?;
     browser.sign_out().await?;
     browser.sign_in(member("J-2")?).await?;
     browser.until(&case_path, "#approve").await?;
-    browser.click("#approve").await?;
+    browser.submit("#approve").await?;
     assert!(
         browser.has("p.notice.ok").await?,
         "the right tier approves: {}",
@@ -624,10 +762,7 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
 
     // Finance sees the payment go through.
     browser.sign_in(member("F-1")?).await?;
-    let finance = format!(
-        "/finance?case_id={case_id}&procuratorate={}",
-        PROCURATORATE
-    );
+    let finance = format!("/finance?case_id={case_id}&procuratorate={}", PROCURATORATE);
     browser.until(&finance, ".disbursement.paid").await?;
     browser.look("finance-paid").await?;
     assert!(browser.text("#paid-total").await?.starts_with("12000.00"));
@@ -641,10 +776,12 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     browser.until(&plan_path, "#record-visit").await?;
     browser.fill("#income_per_head", "300").await?;
     for (item, answer) in [2, 2, 2, 1, 1, 1, 1, 1, 0].into_iter().enumerate() {
-        browser.fill(&format!("#phq9_{}", item + 1), &answer.to_string()).await?;
+        browser
+            .fill(&format!("#phq9_{}", item + 1), &answer.to_string())
+            .await?;
     }
     browser.fill("#notes", "伤后未能务工，家中收入下降").await?;
-    browser.click("#record-visit").await?;
+    browser.submit("#record-visit").await?;
     assert!(
         browser.has("p.notice.ok").await?,
         "the visit is recorded: {}",
@@ -657,14 +794,20 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     // Another office's prosecutor sees none of it.
     browser.sign_in(member("P-9")?).await?;
     browser.visit("/clues", "other-office-clues").await?;
-    assert!(browser.has("#no-clues").await?, "another office sees no clue");
+    assert!(
+        browser.has("#no-clues").await?,
+        "another office sees no clue"
+    );
     browser.visit(&case_path, "other-office-case").await?;
     let refused = browser.refusal().await?;
-    assert!(refused.contains("403"), "another office is refused the case: {refused}");
+    assert!(
+        refused.contains("403"),
+        "another office is refused the case: {refused}"
+    );
 
     // The staff view in English.
     browser.visit("/", "home-other-office").await?;
-    browser.click("header form.inline button.link").await?;
+    browser.submit("header form.inline button.link").await?;
     assert_eq!(browser.text("h1").await?, "Start", "the English start page");
     browser.look("home-english").await?;
     browser.sign_out().await?;
@@ -674,12 +817,14 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     let applicant = residents
         .iter()
         .find(|r| {
-            r.resident_id.len() == 18 && r.resident_id != resident.resident_id && r.phone.len() == 11
+            r.resident_id.len() == 18
+                && r.resident_id != resident.resident_id
+                && r.phone.len() == 11
         })
         .ok_or_else(|| anyhow::anyhow!("the register has no second adult with a phone"))?;
     browser.visit("/apply?lang=zh-CN", "apply-phone").await?;
     browser.fill("#phone", &applicant.phone).await?;
-    browser.click("#send-code").await?;
+    browser.submit("#send-code").await?;
     let text = jiuzhu_console::sms::last_simulated(&pool, &applicant.phone)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no text reached the SMS simulator"))?;
@@ -701,7 +846,7 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
             .await?;
     }
     browser.look("apply-form").await?;
-    browser.click("#submit-application").await?;
+    browser.submit("#submit-application").await?;
     anyhow::ensure!(
         browser.has("#application-no").await?,
         "the application is received: {} {}",
@@ -713,20 +858,32 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     browser.look("apply-received").await?;
     let url = browser.client.current_url().await?.to_string();
     for personal in [&applicant.phone, &applicant.resident_id] {
-        assert!(!url.contains(personal.as_str()), "personal data in the URL {url}");
+        assert!(
+            !url.contains(personal.as_str()),
+            "personal data in the URL {url}"
+        );
     }
     browser.visit("/status?lang=zh-CN", "status-form").await?;
     browser.fill("#application_no", &application_no).await?;
     browser.fill("#check_code", "WRONG123").await?;
-    browser.click("#check-status").await?;
-    assert!(browser.has("#status-error").await?, "a wrong check code shows nothing");
+    browser.submit("#check-status").await?;
+    assert!(
+        browser.has("#status-error").await?,
+        "a wrong check code shows nothing"
+    );
     browser.fill("#check_code", &check_code).await?;
-    browser.click("#check-status").await?;
+    browser.submit("#check-status").await?;
     let stage = browser.text("#application-stage").await?;
     let missing = browser.text("#missing").await?;
     assert!(!stage.is_empty(), "the applicant sees the stage");
-    assert!(missing.contains("损害证明"), "and what is missing: {missing}");
-    assert!(!missing.contains("身份证明"), "not what was uploaded: {missing}");
+    assert!(
+        missing.contains("损害证明"),
+        "and what is missing: {missing}"
+    );
+    assert!(
+        !missing.contains("身份证明"),
+        "not what was uploaded: {missing}"
+    );
     browser.look("status-shown").await?;
     browser.client.set_window_size(1280, 1400).await?;
 

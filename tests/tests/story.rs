@@ -83,7 +83,10 @@ impl Story {
         let databases: Vec<TestDatabase> = databases.into_values().collect();
         let mut processes = BTreeMap::new();
         for service in SERVICES {
-            processes.insert(service, jiuzhu_tests::spawn_service(service, &environments)?);
+            processes.insert(
+                service,
+                jiuzhu_tests::spawn_service(service, &environments)?,
+            );
         }
         for service in SERVICES {
             jiuzhu_tests::serving(port(service), WAIT).await?;
@@ -110,8 +113,10 @@ impl Story {
             .remove(service)
             .ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
         process.kill().await?;
-        self.processes
-            .insert(service, jiuzhu_tests::spawn_service(service, &self.environments)?);
+        self.processes.insert(
+            service,
+            jiuzhu_tests::spawn_service(service, &self.environments)?,
+        );
         jiuzhu_tests::serving(self.ports.get(service).copied().unwrap_or_default(), WAIT).await
     }
 

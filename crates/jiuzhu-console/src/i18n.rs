@@ -100,16 +100,33 @@ mod tests {
         assert!(used.len() > 20, "{} keys used", used.len());
         // Keys made from the policy's ids: every category, material, fact and exclusion.
         let relief = jiuzhu_policy::relief::ReliefPolicy::parse(jiuzhu_policy::relief::SHIPPED)?;
-        let mut from_policy: Vec<String> = relief.materials.keys().map(|m| format!("material.{m}")).collect();
+        let mut from_policy: Vec<String> = relief
+            .materials
+            .keys()
+            .map(|m| format!("material.{m}"))
+            .collect();
         for category in &relief.categories {
             from_policy.push(format!("category.{}", category.id));
             from_policy.extend(category.requires.iter().map(|fact| format!("fact.{fact}")));
         }
-        from_policy.extend(relief.exclusions.iter().map(|e| format!("exclusion.{}", e.id)));
-        for tier in relief.approval_tiers.iter().map(|t| &t.approver).chain([&relief.exceptional_approver]) {
+        from_policy.extend(
+            relief
+                .exclusions
+                .iter()
+                .map(|e| format!("exclusion.{}", e.id)),
+        );
+        for tier in relief
+            .approval_tiers
+            .iter()
+            .map(|t| &t.approver)
+            .chain([&relief.exceptional_approver])
+        {
             from_policy.push(format!("tier.{tier}"));
         }
-        let missing: Vec<_> = from_policy.iter().filter(|key| !zh.contains(*key)).collect();
+        let missing: Vec<_> = from_policy
+            .iter()
+            .filter(|key| !zh.contains(*key))
+            .collect();
         assert!(missing.is_empty(), "policy ids without text: {missing:?}");
         Ok(())
     }

@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/cases/{case_id}/review", post(crate::pages::cases::review))
         .route("/cases/{case_id}/{action}", post(crate::pages::cases::act))
+        .route("/persons/{person_id}", get(crate::pages::persons::show))
         .route("/finance", get(crate::pages::finance::show))
         .route("/followup", get(crate::pages::followup::show))
         .route("/followup/{plan_id}", get(crate::pages::followup::plan))

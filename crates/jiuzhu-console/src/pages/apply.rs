@@ -12,12 +12,14 @@
 use std::net::SocketAddr;
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{ConnectInfo, Multipart, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Form;
 use jiuzhu_access::Role;
-use jiuzhu_proto::decisions::{CaseOrigin, GetCaseRequest, OpenCaseRequest, RegisterMaterialRequest, Stage};
+use jiuzhu_proto::decisions::{
+    CaseOrigin, GetCaseRequest, OpenCaseRequest, RegisterMaterialRequest, Stage,
+};
 use jiuzhu_proto::registry::SearchPersonsRequest;
 use jiuzhu_proto::registry::search_persons_request::Query;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -128,7 +130,13 @@ fn choices(state: &AppState, l: Language) -> (Vec<(String, String)>, Vec<Materia
     (categories, materials)
 }
 
-fn apply_page(state: &AppState, l: Language, step: u8, phone: &str, error: Option<String>) -> Response {
+fn apply_page(
+    state: &AppState,
+    l: Language,
+    step: u8,
+    phone: &str,
+    error: Option<String>,
+) -> Response {
     let (categories, materials) = choices(state, l);
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
@@ -161,7 +169,13 @@ pub async fn form(
     headers: HeaderMap,
     axum::extract::Query(query): axum::extract::Query<LangQuery>,
 ) -> Response {
-    apply_page(&state, visitor_language(&headers, query.lang.as_deref()), 1, "", None)
+    apply_page(
+        &state,
+        visitor_language(&headers, query.lang.as_deref()),
+        1,
+        "",
+        None,
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -288,7 +302,10 @@ impl Application {
                     files.push((material, bytes.to_vec()));
                 }
             } else {
-                let text = field.text().await.map_err(|error| format!("{name}: {error}"))?;
+                let text = field
+                    .text()
+                    .await
+                    .map_err(|error| format!("{name}: {error}"))?;
                 fields.push((name, text));
             }
         }
@@ -333,9 +350,9 @@ impl From<PageError> for Failure {
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Self {
         match status.code() {
-            tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists => {
-                Failure::Form(status.message().to_owned())
-            }
+            tonic::Code::InvalidArgument
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::AlreadyExists => Failure::Form(status.message().to_owned()),
             _ => Failure::Page(PageError::from(status)),
         }
     }
@@ -347,8 +364,15 @@ impl From<sqlx::Error> for Failure {
     }
 }
 
-async fn file(state: &AppState, l: Language, phone: &str, a: &Application) -> Result<Response, Failure> {
-    let field = |name: &str, key: &str| Failure::Form(format!("{}: {}", l.t(&format!("apply.{name}")), l.t(key)));
+async fn file(
+    state: &AppState,
+    l: Language,
+    phone: &str,
+    a: &Application,
+) -> Result<Response, Failure> {
+    let field = |name: &str, key: &str| {
+        Failure::Form(format!("{}: {}", l.t(&format!("apply.{name}")), l.t(key)))
+    };
     if !phone_ok(phone) || !code_matches(state, phone, &a.one("code")).await? {
         return Err(field("code", "apply.bad_code"));
     }
@@ -449,11 +473,17 @@ async fn file(state: &AppState, l: Language, phone: &str, a: &Application) -> Re
         f: Frame::for_visitor(l, "apply.received"),
         application_no,
         check_code,
-        missing: missing.iter().map(|m| l.t(&format!("material.{m}")).to_owned()).collect(),
+        missing: missing
+            .iter()
+            .map(|m| l.t(&format!("material.{m}")).to_owned())
+            .collect(),
     }))
 }
 
-pub async fn status_form(headers: HeaderMap, axum::extract::Query(query): axum::extract::Query<LangQuery>) -> Response {
+pub async fn status_form(
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<LangQuery>,
+) -> Response {
     let l = visitor_language(&headers, query.lang.as_deref());
     render(&StatusPage {
         f: Frame::for_visitor(l, "status.title"),
@@ -491,7 +521,11 @@ pub async fn status(
         })
     };
     if state.public.check_key(&peer.ip()).is_err() {
-        return page(Some(l.t("apply.too_many").to_owned()), String::new(), Vec::new());
+        return page(
+            Some(l.t("apply.too_many").to_owned()),
+            String::new(),
+            Vec::new(),
+        );
     }
     let looked = async {
         let row: Option<(String, String, Vec<u8>, i32)> = sqlx::query_as(
@@ -530,14 +564,22 @@ pub async fn status(
             let stage = Stage::try_from(case.stage).unwrap_or(Stage::Unspecified);
             page(
                 None,
-                l.t(&format!("stage.{}", jiuzhu_policy::relief::stage_name(stage))).to_owned(),
+                l.t(&format!(
+                    "stage.{}",
+                    jiuzhu_policy::relief::stage_name(stage)
+                ))
+                .to_owned(),
                 case.missing_materials
                     .iter()
                     .map(|m| l.t(&format!("material.{m}")).to_owned())
                     .collect(),
             )
         }
-        Ok(None) => page(Some(l.t("status.not_found").to_owned()), String::new(), Vec::new()),
+        Ok(None) => page(
+            Some(l.t("status.not_found").to_owned()),
+            String::new(),
+            Vec::new(),
+        ),
         Err(error) => error.page(None),
     }
 }

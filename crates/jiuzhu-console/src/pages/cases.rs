@@ -171,6 +171,21 @@ struct CasePage {
     awaiting_approval: bool,
     required_tier: String,
     request_id: String,
+    recommendation: Option<Recommendation>,
+}
+
+/// The recommender's answer as the case page shows it.
+#[derive(Debug, Clone)]
+pub struct Recommendation {
+    pub model_version: String,
+    pub amount: String,
+    pub low: String,
+    pub high: String,
+    pub cap: String,
+    pub clamped: String,
+    pub methods: Vec<(String, String)>,
+    pub precedents: Vec<(String, String, String)>,
+    pub factors: Vec<(String, String, bool)>,
 }
 
 pub async fn show(
@@ -179,7 +194,8 @@ pub async fn show(
     Path(case_id): Path<String>,
     Query(query): Query<DoneQuery>,
 ) -> Response {
-    answer(show_case(state, member, case_id, query).await)
+    let notice = done_notice(&member, &query.done);
+    answer(show_case(state, member, case_id, notice, None).await)
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,10 +232,11 @@ async fn show_case(
     state: AppState,
     member: Member,
     case_id: String,
-    query: DoneQuery,
+    notice: Option<crate::web::Notice>,
+    recommendation: Option<Recommendation>,
 ) -> PageResult {
     let c = read_case(&state, &member, &case_id).await?;
-    let f = Frame::for_member(&member, "case.title").with_notice(done_notice(&member, &query.done));
+    let f = Frame::for_member(&member, "case.title").with_notice(notice);
     let today = state.clock.today().format("%Y-%m-%d").to_string();
     let policy = state.policy.relief(state.clock.today());
     let stage = Stage::try_from(c.stage).unwrap_or(Stage::Unspecified);
@@ -384,6 +401,7 @@ async fn show_case(
         awaiting_approval,
         required_tier,
         request_id: super::request_id(),
+        recommendation,
         f,
         c,
     }))
@@ -561,6 +579,11 @@ async fn take(
                 .or_page(&member)?;
             "notified"
         }
+        "recommend" => {
+            let recommendation =
+                recommend(&mut decisions, &member, request_id, &case_id, &form).await?;
+            return show_case(state, member, case_id, None, Some(recommendation)).await;
+        }
         _ => {
             return Err((
                 PageError::NotFound("no such action".to_owned()),
@@ -569,6 +592,107 @@ async fn take(
         }
     };
     Ok(see_other(&format!("/cases/{case_id}?done={done}")))
+}
+
+/// Asks the recommender with the facts the prosecutor entered.
+async fn recommend(
+    decisions: &mut jiuzhu_proto::decisions::decisions_service_client::DecisionsServiceClient<
+        crate::platform::Signed,
+    >,
+    member: &Member,
+    request_id: String,
+    case_id: &str,
+    form: &Fields,
+) -> Result<Recommendation, (PageError, Option<Member>)> {
+    let bad = |text: String| (PageError::BadInput(text), Some(member.clone()));
+    let money = |name: &str| -> Result<Option<Money>, (PageError, Option<Member>)> {
+        let text = form.one(name);
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        jiuzhu_proto::money::parse_yuan(&text)
+            .map(|fen| Some(Money { fen }))
+            .map_err(|reason| bad(format!("{name}: {reason}")))
+    };
+    let count = |name: &str, max: i32| -> Result<i32, (PageError, Option<Member>)> {
+        let text = form.one(name);
+        if text.trim().is_empty() {
+            return Ok(0);
+        }
+        text.trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (0..=max).contains(n))
+            .ok_or_else(|| bad(format!("{name}: a whole number from 0 to {max}")))
+    };
+    let yes = |name: &str| form.one(name) == "yes";
+    let features = jiuzhu_proto::decisions::CaseFeatures {
+        deceased: yes("deceased"),
+        serious_injury: yes("serious_injury"),
+        disability_grade: count("disability_grade", 10)?,
+        medical_costs: money("medical_costs")?,
+        property_loss: money("property_loss")?,
+        compensation_received: money("compensation_received")?,
+        minor_fault: yes("minor_fault"),
+        income_per_head: money("income_per_head")?,
+        household_size: count("household_size", 30)?,
+        dependants: count("dependants", 30)?,
+        minors: count("minors", 30)?,
+        registered_poor: yes("registered_poor"),
+        monitored: yes("monitored"),
+        minimum_living: yes("minimum_living"),
+        minimum_line: money("minimum_line")?,
+    };
+    let answer = decisions
+        .recommend_relief(jiuzhu_proto::decisions::RecommendReliefRequest {
+            request_id,
+            case_id: case_id.to_owned(),
+            features: Some(features),
+        })
+        .await
+        .or_page(member)?
+        .into_inner();
+    let l = member.language();
+    let yuan_of = |m: &Option<Money>| m.as_ref().map(|m| yuan(m.fen)).unwrap_or_default();
+    Ok(Recommendation {
+        model_version: answer.model_version.clone(),
+        amount: yuan_of(&answer.amount),
+        low: yuan_of(&answer.low),
+        high: yuan_of(&answer.high),
+        cap: yuan_of(&answer.cap),
+        clamped: answer.clamped.clone(),
+        methods: answer
+            .methods
+            .iter()
+            .map(|m| {
+                let method = ReliefMethod::try_from(m.method).unwrap_or(ReliefMethod::Unspecified);
+                (
+                    l.t(&format!(
+                        "method.{}",
+                        jiuzhu_policy::relief::method_name(method)
+                    ))
+                    .to_owned(),
+                    format!("{:.0}%", m.probability * 100.0),
+                )
+            })
+            .collect(),
+        precedents: answer
+            .precedents
+            .iter()
+            .map(|p| {
+                (
+                    p.case_id.clone(),
+                    yuan_of(&p.amount),
+                    format!("{:.2}", p.distance),
+                )
+            })
+            .collect(),
+        factors: answer
+            .factors
+            .iter()
+            .map(|factor| (factor.factor.clone(), yuan(factor.fen), factor.fen >= 0))
+            .collect(),
+    })
 }
 
 /// A file from a form, kept under the upload directory by its SHA-256.

@@ -8,6 +8,7 @@ pub mod clues;
 pub mod finance;
 pub mod followup;
 pub mod home;
+pub mod persons;
 pub mod signin;
 
 /// Why the console reads personal data, as the audit log records it.
