@@ -110,6 +110,10 @@ impl Browser {
         })
         .await?;
         let shots = target_dir().join("console-screenshots");
+        // This run's pictures only.
+        if shots.exists() {
+            std::fs::remove_dir_all(&shots)?;
+        }
         std::fs::create_dir_all(&shots)?;
         Ok(Self {
             client,
@@ -125,6 +129,17 @@ impl Browser {
     /// photographs it as `name`.
     async fn visit(&mut self, path: &str, name: &str) -> TestResult {
         self.client.goto(&format!("{}{path}", self.base)).await?;
+        self.look(name).await
+    }
+
+    /// Records the page scrolled to `css`.
+    async fn look_at(&mut self, name: &str, css: &str) -> TestResult {
+        self.client
+            .execute(
+                "const el = document.querySelector(arguments[0]); if (el) el.scrollIntoView();",
+                vec![serde_json::Value::String(css.to_owned())],
+            )
+            .await?;
         self.look(name).await
     }
 
@@ -657,7 +672,9 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
         );
     }
     browser.until(&case_path, "#accept").await?;
-    browser.look("case-materials-complete").await?;
+    browser
+        .look_at("case-materials-complete", "#material-form, .materials")
+        .await?;
     browser.submit("#accept").await?;
     for kind in ["home_visit", "interview"] {
         let file = dir.join(format!("{kind}.pdf"));
@@ -706,7 +723,9 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
             >= 3,
         "factors, methods and similar cases are shown"
     );
-    browser.look("case-recommendation").await?;
+    browser
+        .look_at("case-recommendation", "#recommendation-section")
+        .await?;
     // 12,000 yuan: above 10,000, so the chief prosecutors' meeting decides.
     browser.fill("#amount", "12000").await?;
     // Departing from the recommendation needs a reason.
@@ -789,6 +808,9 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     );
     browser.until(&plan_path, "svg.chart circle").await?;
     browser.look("followup-visit-recorded").await?;
+    browser
+        .look_at("followup-visit-form", "#visit-form fieldset")
+        .await?;
     browser.sign_out().await?;
 
     // Another office's prosecutor sees none of it.

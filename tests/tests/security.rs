@@ -912,3 +912,149 @@ async fn a_caller_is_held_to_its_rate_and_to_the_message_size() -> TestResult {
     registry.running.stop().await;
     Ok(())
 }
+
+/// The staff console is judged as the member it signs for: their role, office and tier, within
+/// the console's own office; unsigned, re-signed or from anyone but a console, the claim is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_judged_as_the_member_it_signs_for() -> TestResult {
+    let registry = start::<Registry>(&unique_namespace()).await?;
+    let addr = registry.running.grpc_addr;
+    let person_id = RegistryServiceClient::new(channel(addr).await?)
+        .register_person(registration("console-1", 1))
+        .await?
+        .into_inner()
+        .person_id;
+    let get_person = "/jiuzhu.registry.v1.RegistryService/GetPerson";
+    let read = GetPersonRequest {
+        person_id: person_id.clone(),
+        purpose: "救助案件审查".to_owned(),
+        ..Default::default()
+    };
+    let console = Identity::new("procuratorate", "110000", Role::Console, "console");
+    let mut through_console = RegistryServiceClient::new(channel_as(addr, &console).await?);
+    let as_member = |acting_as: &str,
+                     signed_as: &str|
+     -> Result<tonic::Request<GetPersonRequest>, Box<dyn std::error::Error>> {
+        let mut request = tonic::Request::new(read.clone());
+        let headers = jiuzhu_testkit::console_headers(&console, "P-7", signed_as, get_person)?;
+        for (name, value) in headers {
+            let value = if name == jiuzhu_access::acting::ACTING_AS_HEADER {
+                acting_as.to_owned()
+            } else {
+                value
+            };
+            request.metadata_mut().insert(name, value.parse()?);
+        }
+        Ok(request)
+    };
+    let own = jiuzhu_access::acting::acting_as("110105", Role::ReliefProsecutor, None);
+    // The registration's person lives in 110105: that district's relief prosecutor reads.
+    let person = jiuzhu_tests::eventually("the person through the console", WAIT, || {
+        let (mut client, request) = (through_console.clone(), as_member(&own, &own));
+        async move {
+            let request = request.map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(client.get_person(request).await.ok())
+        }
+    })
+    .await?;
+    assert!(person.into_inner().person.is_some());
+    for (acting_as, signed_as, code, says) in [
+        (
+            jiuzhu_access::acting::acting_as("110108", Role::ReliefProsecutor, None),
+            None,
+            Code::PermissionDenied,
+            "outside the jurisdiction",
+        ),
+        (
+            jiuzhu_access::acting::acting_as("110105", Role::FinanceOfficer, None),
+            None,
+            Code::PermissionDenied,
+            "role finance_officer may not call",
+        ),
+        (
+            jiuzhu_access::acting::acting_as("120101", Role::ReliefProsecutor, None),
+            None,
+            Code::PermissionDenied,
+            "outside the console's office",
+        ),
+        (
+            jiuzhu_access::acting::acting_as("110105", Role::Service, None),
+            None,
+            Code::PermissionDenied,
+            "only for staff",
+        ),
+        // Signed for a finance officer, sent as a relief prosecutor.
+        (
+            own.clone(),
+            Some(jiuzhu_access::acting::acting_as(
+                "110105",
+                Role::FinanceOfficer,
+                None,
+            )),
+            Code::Unauthenticated,
+            "does not verify",
+        ),
+    ] {
+        let request = as_member(&acting_as, signed_as.as_deref().unwrap_or(&acting_as))?;
+        let refused = through_console
+            .get_person(request)
+            .await
+            .err()
+            .ok_or_else(|| format!("{acting_as} was served"))?;
+        assert_eq!(refused.code(), code, "{acting_as}: {refused:?}");
+        assert!(
+            refused.message().contains(says),
+            "{acting_as}: {}",
+            refused.message()
+        );
+    }
+    // Unsigned, the console is nobody.
+    let refused = through_console
+        .get_person(read.clone())
+        .await
+        .err()
+        .ok_or("served")?;
+    assert!(
+        refused.message().contains("role console may not call"),
+        "{refused:?}"
+    );
+    // Only a console states whom a person acts as.
+    let prosecutor = office(Role::CaseProsecutor, "110105");
+    let mut request = tonic::Request::new(read.clone());
+    for (name, value) in jiuzhu_testkit::console_headers(&prosecutor, "P-7", &own, get_person)? {
+        request.metadata_mut().insert(name, value.parse()?);
+    }
+    let refused = RegistryServiceClient::new(channel_as(addr, &prosecutor).await?)
+        .get_person(request)
+        .await
+        .err()
+        .ok_or("a system that is no console spoke as a member")?;
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("only the staff console"),
+        "{}",
+        refused.message()
+    );
+    // The audit names the member, their role and office, through the console.
+    let records = audit_records(
+        addr,
+        ListAuditRecordsRequest {
+            person_id: person_id.clone(),
+            ..ListAuditRecordsRequest::default()
+        },
+    )
+    .await?;
+    let served = records
+        .iter()
+        .find(|r| r.outcome == "OK")
+        .ok_or("no audited read")?;
+    assert_eq!(
+        (served.role.as_str(), served.office.as_str()),
+        ("relief_prosecutor", "110105")
+    );
+    assert!(served.actor.contains("console"), "{}", served.actor);
+    assert_eq!(served.acting_person, "P-7");
+    registry.running.stop().await;
+    Ok(())
+}

@@ -213,6 +213,34 @@ pub fn acting_headers(
     ])
 }
 
+/// The four headers by which a console (`identity`, role `console`) says that `person`, who is
+/// `acting_as` (`office/<code>/role/<role>[/tier/<tier>]`), acts on `method`, signed now.
+pub fn console_headers(
+    identity: &Identity,
+    person: &str,
+    acting_as: &str,
+    method: &str,
+) -> Result<[(&'static str, String); 4], TestkitError> {
+    use jiuzhu_access::acting::{
+        ACTING_AS_HEADER, ACTING_AT_HEADER, ACTING_HEADER, ACTING_SIGNATURE_HEADER,
+    };
+    let key = certificate_of(identity)?.key_pem;
+    let key = jiuzhu_access::signing::SigningKey::from_pem(&key)
+        .map_err(|error| TestkitError::Process(error.to_string()))?;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let signature = jiuzhu_access::acting::sign_as(&key, person, acting_as, method, at)
+        .map_err(|error| TestkitError::Process(error.to_string()))?;
+    Ok([
+        (ACTING_HEADER, person.to_owned()),
+        (ACTING_AS_HEADER, acting_as.to_owned()),
+        (ACTING_AT_HEADER, at.to_string()),
+        (ACTING_SIGNATURE_HEADER, signature),
+    ])
+}
+
 async fn connect(addr: SocketAddr, name: &str) -> Result<Channel, TestkitError> {
     let endpoint = tls()
         .endpoint(name, &format!("https://{addr}"))

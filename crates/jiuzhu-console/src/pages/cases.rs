@@ -164,6 +164,8 @@ struct CasePage {
     referrals: Vec<String>,
     distributed: String,
     may_work: bool,
+    may_assess: bool,
+    category_text: String,
     may_approve: bool,
     may_accept: bool,
     may_propose: bool,
@@ -394,6 +396,12 @@ async fn show_case(
         referrals,
         distributed: money(&c.distributed),
         may_work,
+        may_assess: may_work && matches!(stage, Stage::Informed | Stage::Applied),
+        category_text: if c.category.is_empty() {
+            String::new()
+        } else {
+            f.l.t(&format!("category.{}", c.category)).to_owned()
+        },
         may_approve: role == Role::Approver && awaiting_approval,
         may_accept: may_work && stage == Stage::Applied,
         may_propose: may_work && matches!(stage, Stage::Accepted | Stage::Reviewed),
