@@ -388,6 +388,9 @@ impl Services {
     }
 }
 
+/// What a case file leaves out of the victim's record.
+type LeaveOut = fn(&mut jiuzhu_demo::Victim);
+
 /// Reports the victim with less and less of her record left out, until the matcher leaves the
 /// clue for review (between the policy's review and automatic probabilities).
 async fn clue_for_review(
@@ -396,7 +399,7 @@ async fn clue_for_review(
 ) -> anyhow::Result<(Clue, Vec<String>)> {
     let full = jiuzhu_demo::seed::victim_of(resident, false);
     // Case files often write a victim as surname + 某; less and less of the rest is known.
-    let variants: [(&str, fn(&mut jiuzhu_demo::Victim)); 6] = [
+    let variants: [(&str, LeaveOut); 6] = [
         ("surname, birth date and county", |v| {
             v.full_name = format!("{}某", v.full_name.chars().next().unwrap_or('王'));
             v.address.clear();

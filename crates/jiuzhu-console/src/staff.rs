@@ -377,6 +377,9 @@ pub struct Lockout {
     pub minutes: u32,
 }
 
+/// Password hash, TOTP secret, last TOTP step, failures, locked until, active.
+type SignInRow = (String, String, i64, i32, Option<DateTime<Utc>>, bool);
+
 /// Checks a sign-in: password and a TOTP code not used before. Every failure looks the same
 /// to the person trying (no telling which part was wrong, or whether the account exists);
 /// failures in a row lock the account for a while.
@@ -388,7 +391,7 @@ pub async fn sign_in(
     at: DateTime<Utc>,
     lockout: Lockout,
 ) -> Result<StaffMember, StaffError> {
-    let row: Option<(String, String, i64, i32, Option<DateTime<Utc>>, bool)> = sqlx::query_as(
+    let row: Option<SignInRow> = sqlx::query_as(
         "SELECT password_hash, totp_secret, totp_last_step, failed_signins, locked_until, active
          FROM staff WHERE staff_no = $1",
     )
@@ -490,7 +493,8 @@ mod tests {
             password: "a long enough passphrase".into(),
         };
         assert!(good.checked().is_ok());
-        let cases: [(&str, fn(&mut NewStaff)); 6] = [
+        type Change = fn(&mut NewStaff);
+        let cases: [(&str, Change); 6] = [
             ("staff_no", |s| s.staff_no = "P 1001".into()),
             ("office", |s| s.office = "5201".into()),
             ("role", |s| s.role = "service".into()),

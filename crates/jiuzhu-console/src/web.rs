@@ -535,23 +535,37 @@ impl PageError {
     }
 }
 
+/// Why a handler could not serve, and the member to show it to (boxed: an error travels far
+/// less often than a page).
+#[derive(Debug)]
+pub struct Refusal(Box<(PageError, Option<Member>)>);
+
+impl From<(PageError, Option<Member>)> for Refusal {
+    fn from(refused: (PageError, Option<Member>)) -> Self {
+        Refusal(Box::new(refused))
+    }
+}
+
 /// A handler's answer: a page, or an error page for the member.
-pub type PageResult = Result<Response, (PageError, Option<Member>)>;
+pub type PageResult = Result<Response, Refusal>;
 
 pub trait OrPage<T> {
     /// The error, shown to `member`.
-    fn or_page(self, member: &Member) -> Result<T, (PageError, Option<Member>)>;
+    fn or_page(self, member: &Member) -> Result<T, Refusal>;
 }
 
 impl<T, E: Into<PageError>> OrPage<T> for Result<T, E> {
-    fn or_page(self, member: &Member) -> Result<T, (PageError, Option<Member>)> {
-        self.map_err(|error| (error.into(), Some(member.clone())))
+    fn or_page(self, member: &Member) -> Result<T, Refusal> {
+        self.map_err(|error| Refusal::from((error.into(), Some(member.clone()))))
     }
 }
 
 /// Shows a handler's error.
 pub fn answer(result: PageResult) -> Response {
-    result.unwrap_or_else(|(error, member)| error.page(member.as_ref()))
+    result.unwrap_or_else(|Refusal(refused)| {
+        let (error, member) = *refused;
+        error.page(member.as_ref())
+    })
 }
 
 /// Back to `to` after a form, with what happened in the query (`?done=key` or `?failed=…`).

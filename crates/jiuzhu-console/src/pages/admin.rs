@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use crate::staff::{AuditEntry, NewStaff, StaffMember};
 use crate::web::{
-    AppState, Frame, Member, Notice, OrPage, PageError, PageResult, answer, render, see_other,
+    AppState, Frame, Member, Notice, OrPage, PageError, PageResult, Refusal, answer, render,
+    see_other,
 };
 
 #[derive(Template)]
@@ -24,14 +25,15 @@ struct AdminPage {
     new_secret: Option<(String, String)>,
 }
 
-fn administrator(member: &Member) -> Result<(), (PageError, Option<Member>)> {
+fn administrator(member: &Member) -> Result<(), Refusal> {
     if member.staff().administrator {
         Ok(())
     } else {
         Err((
             PageError::Forbidden(member.language().t("admin.only").to_owned()),
             Some(member.clone()),
-        ))
+        )
+            .into())
     }
 }
 
@@ -163,7 +165,8 @@ pub async fn set_active(
                 return Err((
                     PageError::Conflict(member.language().t("admin.not_yourself").to_owned()),
                     Some(member.clone()),
-                ));
+                )
+                    .into());
             }
             crate::staff::set_active(
                 &state.pool,

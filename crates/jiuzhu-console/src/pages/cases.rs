@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::clues::done_notice;
 use crate::web::{
-    AppState, Frame, Member, OrPage, PageError, PageResult, answer, render, see_other,
+    AppState, Frame, Member, OrPage, PageError, PageResult, Refusal, answer, render, see_other,
 };
 
 /// One open case in the list.
@@ -78,7 +78,8 @@ async fn list_cases(state: AppState, member: Member, query: ListQuery) -> PageRe
             return Err((
                 PageError::BadInput("case_id: letters, digits and hyphens".to_owned()),
                 Some(member),
-            ));
+            )
+                .into());
         }
         return Ok(see_other(&format!("/cases/{case_id}")));
     }
@@ -210,7 +211,7 @@ async fn read_case(
     state: &AppState,
     member: &Member,
     case_id: &str,
-) -> Result<ReliefCase, (PageError, Option<Member>)> {
+) -> Result<ReliefCase, Refusal> {
     member
         .acting(state)
         .decisions()
@@ -223,10 +224,10 @@ async fn read_case(
         .into_inner()
         .relief_case
         .ok_or_else(|| {
-            (
+            Refusal::from((
                 PageError::NotFound(format!("no case {case_id}")),
                 Some(member.clone()),
-            )
+            ))
         })
 }
 
@@ -487,8 +488,9 @@ async fn take(
     member.check_csrf(&form.one("csrf")).or_page(&member)?;
     let request_id = super::form_request_id(&form.one("request_id")).or_page(&member)?;
     let mut decisions = member.acting(&state).decisions();
-    let bad =
-        |member: &Member, text: String| Err((PageError::BadInput(text), Some(member.clone())));
+    let bad = |member: &Member, text: String| {
+        Err((PageError::BadInput(text), Some(member.clone())).into())
+    };
     let done = match action.as_str() {
         "assess" => {
             decisions
@@ -596,7 +598,8 @@ async fn take(
             return Err((
                 PageError::NotFound("no such action".to_owned()),
                 Some(member),
-            ));
+            )
+                .into());
         }
     };
     Ok(see_other(&format!("/cases/{case_id}?done={done}")))
@@ -611,9 +614,9 @@ async fn recommend(
     request_id: String,
     case_id: &str,
     form: &Fields,
-) -> Result<Recommendation, (PageError, Option<Member>)> {
-    let bad = |text: String| (PageError::BadInput(text), Some(member.clone()));
-    let money = |name: &str| -> Result<Option<Money>, (PageError, Option<Member>)> {
+) -> Result<Recommendation, Refusal> {
+    let bad = |text: String| Refusal::from((PageError::BadInput(text), Some(member.clone())));
+    let money = |name: &str| -> Result<Option<Money>, Refusal> {
         let text = form.one(name);
         if text.trim().is_empty() {
             return Ok(None);
@@ -622,7 +625,7 @@ async fn recommend(
             .map(|fen| Some(Money { fen }))
             .map_err(|reason| bad(format!("{name}: {reason}")))
     };
-    let count = |name: &str, max: i32| -> Result<i32, (PageError, Option<Member>)> {
+    let count = |name: &str, max: i32| -> Result<i32, Refusal> {
         let text = form.one(name);
         if text.trim().is_empty() {
             return Ok(0);
@@ -815,7 +818,8 @@ pub async fn review(
                             "kind: `{other}` is neither interview nor home_visit"
                         )),
                         Some(member.clone()),
-                    ));
+                    )
+                        .into());
                 }
             };
             member

@@ -207,7 +207,8 @@ async fn take(
                 return Err((
                     PageError::BadInput(member.language().t("clue.reason_required").to_owned()),
                     Some(member),
-                ));
+                )
+                    .into());
             }
             clues
                 .reject_clue(RejectClueRequest {
@@ -235,7 +236,8 @@ async fn take(
             return Err((
                 PageError::NotFound("no such action".to_owned()),
                 Some(member),
-            ));
+            )
+                .into());
         }
     };
     Ok(see_other(&format!("/clues?done={done}")))

@@ -47,7 +47,8 @@ pub async fn show(
                 return Err((
                     PageError::BadInput("person_id: letters, digits and hyphens".to_owned()),
                     Some(member.clone()),
-                ));
+                )
+                    .into());
             }
             let file = member
                 .acting(&state)
