@@ -5,7 +5,7 @@
 //! case, uploads the materials and review records, accepts, asks for the recommendation,
 //! proposes and reads the person file; an approver of the
 //! wrong tier is refused and one of the right tier approves; a finance officer sees the payment;
-//! a follow-up officer records a visit with PHQ-9 items; a prosecutor of another office sees no
+//! and reconciles the bank's statement; a follow-up officer records a visit with PHQ-9 items; a prosecutor of another office sees no
 //! clue and is refused the case; a victim applies from a phone-sized window with a code sent to
 //! her phone (the SMS simulator), uploads two materials, and sees the stage and what is still
 //! missing with her application number and check code. Every page is checked for the accessibility basics (labels,
@@ -319,7 +319,7 @@ impl Drop for Driver {
 
 /// The five services as processes, the simulator, and the agencies' clients.
 struct Services {
-    _simulator: Paysim,
+    simulator: Paysim,
     processes: Vec<ServiceProcess>,
     endpoints: jiuzhu_demo::Endpoints,
     platform: Platform,
@@ -371,7 +371,7 @@ impl Services {
         let mut platform = Platform::connect(&jiuzhu_testkit::tls(), &endpoints).await?;
         platform.patience = WAIT;
         Ok(Self {
-            _simulator: simulator,
+            simulator,
             processes,
             endpoints,
             platform,
@@ -788,6 +788,40 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     browser.until(&finance, ".disbursement.paid").await?;
     browser.look("finance-paid").await?;
     assert!(browser.text("#paid-total").await?.starts_with("12000.00"));
+    // The bank's statement reconciles with what was recorded.
+    let statement = services
+        .simulator
+        .client
+        .clone()
+        .export_statement(jiuzhu_proto::gateway::ExportStatementRequest {})
+        .await?
+        .into_inner();
+    let statement_file = dir.join("statement.csv");
+    std::fs::write(&statement_file, &statement.csv)?;
+    browser
+        .client
+        .find(Locator::Css("#statement-file"))
+        .await?
+        .send_keys(&statement_file.display().to_string())
+        .await?;
+    browser
+        .fill("#control_count", &statement.line_count.to_string())
+        .await?;
+    let total = statement.total.map(|m| m.fen).unwrap_or_default();
+    browser
+        .fill("#control_total", &jiuzhu_proto::money::yuan(total))
+        .await?;
+    browser.submit("#reconcile").await?;
+    anyhow::ensure!(
+        browser.has("#reconciliation").await?,
+        "a reconciliation: {}",
+        browser.refusal().await?
+    );
+    assert_eq!(browser.text("#statement-matched").await?, "1");
+    assert!(browser.has("#no-mismatches").await?, "the statement agrees");
+    browser
+        .look_at("finance-reconciled", "#reconciliation")
+        .await?;
     browser.sign_out().await?;
 
     // Follow-up records the first visit with the PHQ-9 items.
@@ -929,5 +963,101 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     browser.client.close().await?;
     console.stop().await;
     services.stop().await?;
+    Ok(())
+}
+
+/// Sign-in and sessions on the console's real database: five failures lock an account for the
+/// lockout (a right password then is refused too), a code counts once, a session unused for the
+/// idle timeout is gone, disabling a member ends their sessions, and every change to the
+/// directory is in its audit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_is_limited_and_sessions_end() -> TestResult {
+    use jiuzhu_console::staff::{self, Lockout, NewStaff, StaffError};
+    let database = jiuzhu_testkit::empty_database("console").await?;
+    let settings = jiuzhu_console::ConsoleSettings {
+        database_url: jiuzhu_config::Secret::new(database.url.clone()),
+        ..jiuzhu_console::ConsoleSettings::default()
+    };
+    let pool = jiuzhu_console::database(&settings).await?;
+    let start = chrono::DateTime::parse_from_rfc3339("2026-12-07T01:00:00Z")?.to_utc();
+    let new = |staff_no: &str| NewStaff {
+        staff_no: staff_no.to_owned(),
+        display_name: "测试".to_owned(),
+        office: REGION.to_owned(),
+        role: "relief_prosecutor".to_owned(),
+        tier: String::new(),
+        administrator: false,
+        password: PASSWORD.to_owned(),
+    };
+    let secret = staff::add(&pool, "A-1", &new("P-1"), start).await?;
+    let again = staff::add(&pool, "A-1", &new("P-1"), start).await;
+    assert!(matches!(again, Err(StaffError::Exists(_))), "{again:?}");
+    let lockout = Lockout {
+        max_failures: 5,
+        minutes: 15,
+    };
+    let code = |at| staff::totp_code(&secret, at);
+
+    // A code counts once.
+    let member = staff::sign_in(&pool, "P-1", PASSWORD, &code(start)?, start, lockout).await?;
+    assert_eq!(
+        member.acting_as(),
+        format!("office/{REGION}/role/relief_prosecutor")
+    );
+    let replayed = staff::sign_in(&pool, "P-1", PASSWORD, &code(start)?, start, lockout).await;
+    assert!(matches!(replayed, Err(StaffError::Refused)), "{replayed:?}");
+
+    // Five failures lock the account (the replay was the first); the right password is
+    // refused until the lockout ends.
+    let mut at = start + chrono::Duration::seconds(60);
+    for _ in 0..4 {
+        let wrong = staff::sign_in(&pool, "P-1", "not the password", &code(at)?, at, lockout).await;
+        assert!(matches!(wrong, Err(StaffError::Refused)), "{wrong:?}");
+    }
+    at += chrono::Duration::seconds(30);
+    let locked = staff::sign_in(&pool, "P-1", PASSWORD, &code(at)?, at, lockout).await;
+    assert!(matches!(locked, Err(StaffError::Locked(_))), "{locked:?}");
+    at += chrono::Duration::minutes(16);
+    staff::sign_in(&pool, "P-1", PASSWORD, &code(at)?, at, lockout).await?;
+    // An unknown staff number looks like any other failure.
+    let unknown = staff::sign_in(&pool, "nobody", PASSWORD, "123456", at, lockout).await;
+    assert!(matches!(unknown, Err(StaffError::Refused)), "{unknown:?}");
+
+    // A session lives while used and ends after the idle timeout.
+    let l = jiuzhu_console::i18n::Language::Chinese;
+    let token = jiuzhu_console::sessions::open(&pool, &member, l, at).await?;
+    let find = |when| jiuzhu_console::sessions::find(&pool, &token, when, 30);
+    assert!(find(at + chrono::Duration::minutes(29)).await?.is_some());
+    assert!(
+        find(at + chrono::Duration::minutes(58)).await?.is_some(),
+        "used at 29, idle 29"
+    );
+    assert!(
+        find(at + chrono::Duration::minutes(89)).await?.is_none(),
+        "idle 31 minutes"
+    );
+
+    // Disabling a member ends their sessions at once.
+    let later = at + chrono::Duration::hours(2);
+    let token = jiuzhu_console::sessions::open(&pool, &member, l, later).await?;
+    staff::set_active(&pool, "A-1", "P-1", false, later).await?;
+    assert!(
+        jiuzhu_console::sessions::find(&pool, &token, later, 30)
+            .await?
+            .is_none()
+    );
+    let audit = staff::audit_log(&pool, 10).await?;
+    let actions: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .map(|a| (a.actor.as_str(), a.action.as_str(), a.staff_no.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [("A-1", "disabled", "P-1"), ("A-1", "added", "P-1")]
+    );
+    assert!(
+        audit.iter().all(|a| !a.detail.contains(PASSWORD)),
+        "no password in the audit"
+    );
     Ok(())
 }

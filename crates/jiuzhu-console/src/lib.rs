@@ -14,6 +14,7 @@ pub mod i18n;
 pub mod pages;
 pub mod platform;
 pub mod policy;
+pub mod routes;
 pub mod sessions;
 pub mod settings;
 pub mod sms;
@@ -111,7 +112,7 @@ pub async fn start(
             source,
         })?;
     let state = web::AppState::new(pool, platform, settings, clock, policy);
-    let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, stopped) = oneshot::channel::<()>();
     let served = tokio::spawn(async move {
         let served = axum::serve(listener, app)

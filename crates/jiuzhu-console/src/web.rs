@@ -6,12 +6,10 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use askama::Template;
-use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use jiuzhu_clock::Clock;
 use sqlx::PgPool;
@@ -89,67 +87,11 @@ impl AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(crate::pages::home::show))
-        .route(
-            "/signin",
-            get(crate::pages::signin::form).post(crate::pages::signin::submit),
-        )
-        .route("/signout", post(crate::pages::signin::signout))
-        .route(
-            "/apply",
-            get(crate::pages::apply::form).post(crate::pages::apply::submit),
-        )
-        .route("/apply/code", post(crate::pages::apply::send_code))
-        .route(
-            "/status",
-            get(crate::pages::apply::status_form).post(crate::pages::apply::status),
-        )
-        .route("/language", post(crate::pages::signin::language))
-        .route("/clues", get(crate::pages::clues::board))
-        .route("/clues/{clue_id}/{action}", post(crate::pages::clues::act))
-        .route("/cases", get(crate::pages::cases::list))
-        .route("/cases/{case_id}", get(crate::pages::cases::show))
-        .route("/cases/{case_id}/stage", get(crate::pages::cases::stage))
-        .route(
-            "/cases/{case_id}/material",
-            post(crate::pages::cases::material),
-        )
-        .route("/cases/{case_id}/review", post(crate::pages::cases::review))
-        .route("/cases/{case_id}/{action}", post(crate::pages::cases::act))
-        .route("/persons/{person_id}", get(crate::pages::persons::show))
-        .route("/finance", get(crate::pages::finance::show))
-        .route("/followup", get(crate::pages::followup::show))
-        .route("/followup/{plan_id}", get(crate::pages::followup::plan))
-        .route(
-            "/followup/{plan_id}/visit",
-            post(crate::pages::followup::visit),
-        )
-        .route(
-            "/admin/staff",
-            get(crate::pages::admin::show).post(crate::pages::admin::add),
-        )
-        .route(
-            "/admin/staff/{staff_no}/active",
-            post(crate::pages::admin::set_active),
-        )
-        .route("/static/{*path}", get(crate::assets::serve))
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback(not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(
-            state.settings.max_upload_bytes + 64 * 1024,
-        ))
-        .layer(axum::middleware::from_fn(secure_headers))
-        .layer(axum::middleware::from_fn(same_origin_posts))
-        .with_state(state)
-}
-
 /// What a page may load: only this origin's scripts, styles and images; no inline script, no
 /// framing, forms only to this origin.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-async fn secure_headers(request: axum::extract::Request, next: Next) -> Response {
+pub async fn secure_headers(request: axum::extract::Request, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/static/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -174,7 +116,7 @@ async fn secure_headers(request: axum::extract::Request, next: Next) -> Response
 
 /// A form posted from another site is refused before it reaches a handler (the session
 /// cookie is `SameSite=Strict` too, and every signed-in form carries its session's token).
-async fn same_origin_posts(request: axum::extract::Request, next: Next) -> Response {
+pub async fn same_origin_posts(request: axum::extract::Request, next: Next) -> Response {
     if request.method() == http::Method::POST {
         let headers = request.headers();
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
@@ -202,7 +144,7 @@ async fn same_origin_posts(request: axum::extract::Request, next: Next) -> Respo
     next.run(request).await
 }
 
-async fn not_found(member: Option<Member>) -> Response {
+pub async fn not_found(member: Option<Member>) -> Response {
     PageError::NotFound("no such page".to_owned()).page(member.as_ref())
 }
 
