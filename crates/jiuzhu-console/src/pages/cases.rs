@@ -309,22 +309,18 @@ async fn show_case(
             });
         }
     }
-    let methods = [
-        ReliefMethod::OneTimePayment,
-        ReliefMethod::Medical,
-        ReliefMethod::Psychological,
-        ReliefMethod::Education,
-    ]
-    .into_iter()
-    .map(|method| {
-        let id = jiuzhu_policy::relief::method_name(method);
-        Choice {
-            text: f.l.t(&format!("method.{id}")).to_owned(),
-            selected: method == ReliefMethod::OneTimePayment,
-            id,
-        }
-    })
-    .collect();
+    // Every way of helping: the departments' ones are referred to them once approved.
+    let methods = (1..=8)
+        .filter_map(|n| ReliefMethod::try_from(n).ok())
+        .map(|method| {
+            let id = jiuzhu_policy::relief::method_name(method);
+            Choice {
+                text: f.l.t(&format!("method.{id}")).to_owned(),
+                selected: method == ReliefMethod::OneTimePayment,
+                id,
+            }
+        })
+        .collect();
     let eligibility = match &c.eligibility {
         Some(e) if e.eligible => format!("{} ({})", f.l.t("case.eligible"), e.rule),
         Some(e) => format!("{}: {}", f.l.t("case.not_eligible"), e.reason),
