@@ -528,6 +528,7 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
         ("F-1", REGION, "finance_officer", ""),
         ("V-1", REGION, "followup_officer", ""),
         ("P-9", OTHER_OFFICE, "relief_prosecutor", ""),
+        ("A-1", REGION, "auditor", ""),
     ] {
         let secret = jiuzhu_console::staff::add(
             &pool,
@@ -538,7 +539,7 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
                 office: office.to_owned(),
                 role: role.to_owned(),
                 tier: tier.to_owned(),
-                administrator: false,
+                administrator: staff_no == "A-1",
                 password: PASSWORD.to_owned(),
             },
             chrono::Utc::now(),
@@ -632,6 +633,14 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
         .until("/clues", &format!("{card} a.case-link"))
         .await?;
     browser.look("clue-board-referred").await?;
+    browser.visit("/cases", "cases-deadlines").await?;
+    assert_eq!(
+        browser.text("h1").await?,
+        "案件",
+        "{}",
+        browser.refusal().await?
+    );
+    browser.visit("/clues", "clue-board-after-referral").await?;
     browser.submit(&format!("{card} a.case-link")).await?;
     let case_id = browser.text("#case-id").await?;
     let case_path = format!("/cases/{case_id}");
@@ -864,8 +873,37 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
         "another office is refused the case: {refused}"
     );
 
+    browser.sign_out().await?;
+
+    // The administrator adds a member (the secret shown once) and turns another's access off;
+    // both changes are in the directory's audit.
+    browser.sign_in(member("A-1")?).await?;
+    browser.visit("/admin/staff", "staff-directory").await?;
+    browser.fill("#new-staff-no", "V-2").await?;
+    browser.fill("#new-name", "回访 新").await?;
+    browser.fill("#new-office", REGION).await?;
+    browser
+        .client
+        .find(Locator::Css("#new-role"))
+        .await?
+        .select_by_value("followup_officer")
+        .await?;
+    browser.fill("#new-password", PASSWORD).await?;
+    browser.submit("#add-staff").await?;
+    let secret = browser.text("#new-secret").await?;
+    assert!(secret.len() >= 32, "a base32 secret: {secret}");
+    browser.submit("#staff-P-9 button").await?;
+    let row = browser.text("#staff-P-9").await?;
+    assert!(row.contains('否'), "P-9 is off: {row}");
+    let audit = browser.text("ol.audit").await?;
+    assert!(
+        audit.contains("disabled · P-9") && audit.contains("added · V-2"),
+        "{audit}"
+    );
+    browser.look("staff-directory-changed").await?;
+
     // The staff view in English.
-    browser.visit("/", "home-other-office").await?;
+    browser.visit("/", "home-administrator").await?;
     browser.submit("header form.inline button.link").await?;
     assert_eq!(browser.text("h1").await?, "Start", "the English start page");
     browser.look("home-english").await?;

@@ -10,9 +10,10 @@ use axum::response::Response;
 use jiuzhu_access::Role;
 use jiuzhu_proto::common::Money;
 use jiuzhu_proto::decisions::{
-    AcceptCaseRequest, ApproveDecisionRequest, AssessEligibilityRequest, GetCaseRequest,
-    ListDeadlinesRequest, NotifyApplicantRequest, ProposeDecisionRequest, RecordReviewRequest,
-    RegisterMaterialRequest, RejectDecisionRequest, ReliefCase, ReliefMethod, ReviewKind, Stage,
+    AcceptCaseRequest, ApproveDecisionRequest, AssessEligibilityRequest, DeadlineFilter,
+    GetCaseRequest, ListDeadlinesRequest, NotifyApplicantRequest, ProposeDecisionRequest,
+    RecordReviewRequest, RegisterMaterialRequest, RejectDecisionRequest, ReliefCase, ReliefMethod,
+    ReviewKind, Stage,
 };
 use jiuzhu_proto::money::yuan;
 use serde::Deserialize;
@@ -84,21 +85,30 @@ async fn list_cases(state: AppState, member: Member, query: ListQuery) -> PageRe
         return Ok(see_other(&format!("/cases/{case_id}")));
     }
     let f = Frame::for_member(&member, "menu.cases");
-    let answer = member
-        .acting(&state)
-        .decisions()
-        .list_deadlines(ListDeadlinesRequest {
-            page_size: 200,
-            page_token: query.page,
-            ..ListDeadlinesRequest::default()
-        })
-        .await
-        .or_page(&member)?
-        .into_inner();
-    let rows = answer
-        .deadlines
-        .iter()
-        .map(|d| DeadlineRow {
+    // The service lists deadlines by urgency: what is overdue, then what falls due soon.
+    let mut rows = Vec::new();
+    let mut next_page = String::new();
+    for filter in [DeadlineFilter::Overdue, DeadlineFilter::DueSoon] {
+        let answer = member
+            .acting(&state)
+            .decisions()
+            .list_deadlines(ListDeadlinesRequest {
+                filter: filter.into(),
+                page_size: 200,
+                page_token: if filter == DeadlineFilter::Overdue {
+                    query.page.clone()
+                } else {
+                    String::new()
+                },
+                ..ListDeadlinesRequest::default()
+            })
+            .await
+            .or_page(&member)?
+            .into_inner();
+        if filter == DeadlineFilter::Overdue {
+            next_page = answer.next_page_token.clone();
+        }
+        rows.extend(answer.deadlines.iter().map(|d| DeadlineRow {
             case_id: d.case_id.clone(),
             procuratorate: d.procuratorate.clone(),
             stage: stage_text(&f, d.stage),
@@ -106,13 +116,9 @@ async fn list_cases(state: AppState, member: Member, query: ListQuery) -> PageRe
             due_date: d.due_date.clone(),
             days_left: d.working_days_left,
             overdue: d.working_days_left < 0,
-        })
-        .collect();
-    Ok(render(&CasesPage {
-        f,
-        rows,
-        next_page: answer.next_page_token,
-    }))
+        }));
+    }
+    Ok(render(&CasesPage { f, rows, next_page }))
 }
 
 /// One stage of the timeline.
@@ -378,7 +384,7 @@ async fn show_case(
     let required_tier = c
         .proposal
         .as_ref()
-        .map(|p| p.required_approver.clone())
+        .map(|p| f.l.t(&format!("tier.{}", p.required_approver)).to_owned())
         .unwrap_or_default();
     Ok(render(&CasePage {
         stage: stage_text(&f, c.stage),
