@@ -780,6 +780,12 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
     browser.look("approval-refused-wrong-tier").await?;
     browser.sign_out().await?;
     browser.sign_in(member("J-2")?).await?;
+    // The approver finds the case on the office's work list.
+    browser
+        .until("/cases", &format!("a[href=\"{case_path}\"]"))
+        .await?;
+    browser.look("cases-work-list").await?;
+    browser.submit(&format!("a[href=\"{case_path}\"]")).await?;
     browser.until(&case_path, "#approve").await?;
     browser.submit("#approve").await?;
     assert!(

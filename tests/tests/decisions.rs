@@ -640,6 +640,19 @@ async fn stage_deadlines_follow_the_holiday_calendar_and_alarm_exactly_once_acro
         .deadlines;
     assert_eq!(soon.len(), 1);
     assert_eq!(soon[0].working_days_left, 2);
+    // The work list holds it as well, as every open case with a due date.
+    let open = client
+        .list_deadlines(ListDeadlinesRequest {
+            filter: DeadlineFilter::Open as i32,
+            ..ListDeadlinesRequest::default()
+        })
+        .await?
+        .into_inner()
+        .deadlines;
+    assert_eq!(
+        open.iter().map(|d| d.case_id.as_str()).collect::<Vec<_>>(),
+        [case_id.as_str()]
+    );
     running.stop().await;
 
     // Wednesday 14 October: breached, once, and not again after another restart.

@@ -965,6 +965,7 @@ impl DecisionsService for DecisionsApi {
                 jiuzhu_errors::must_be_one_of(&[
                     DeadlineFilter::Overdue.as_str_name(),
                     DeadlineFilter::DueSoon.as_str_name(),
+                    DeadlineFilter::Open.as_str_name(),
                 ]),
             );
         }
@@ -989,6 +990,7 @@ impl DecisionsService for DecisionsApi {
         let soon_until = crate::monitor::approaching_until(context);
         let (from, until) = match filter {
             DeadlineFilter::Overdue => (None, today.pred_opt().unwrap_or(today)),
+            DeadlineFilter::Open => (None, NaiveDate::MAX),
             _ => (Some(today), soon_until),
         };
         // An objection to an amount is reviewed beside the case's stage, by its own day.

@@ -85,30 +85,24 @@ async fn list_cases(state: AppState, member: Member, query: ListQuery) -> PageRe
         return Ok(see_other(&format!("/cases/{case_id}")));
     }
     let f = Frame::for_member(&member, "menu.cases");
-    // The service lists deadlines by urgency: what is overdue, then what falls due soon.
-    let mut rows = Vec::new();
-    let mut next_page = String::new();
-    for filter in [DeadlineFilter::Overdue, DeadlineFilter::DueSoon] {
-        let answer = member
-            .acting(&state)
-            .decisions()
-            .list_deadlines(ListDeadlinesRequest {
-                filter: filter.into(),
-                page_size: 200,
-                page_token: if filter == DeadlineFilter::Overdue {
-                    query.page.clone()
-                } else {
-                    String::new()
-                },
-                ..ListDeadlinesRequest::default()
-            })
-            .await
-            .or_page(&member)?
-            .into_inner();
-        if filter == DeadlineFilter::Overdue {
-            next_page = answer.next_page_token.clone();
-        }
-        rows.extend(answer.deadlines.iter().map(|d| DeadlineRow {
+    // Every open case with its current deadline, soonest first (overdue ones lead).
+    let answer = member
+        .acting(&state)
+        .decisions()
+        .list_deadlines(ListDeadlinesRequest {
+            filter: DeadlineFilter::Open.into(),
+            page_size: 200,
+            page_token: query.page,
+            ..ListDeadlinesRequest::default()
+        })
+        .await
+        .or_page(&member)?
+        .into_inner();
+    let next_page = answer.next_page_token.clone();
+    let rows = answer
+        .deadlines
+        .iter()
+        .map(|d| DeadlineRow {
             case_id: d.case_id.clone(),
             procuratorate: d.procuratorate.clone(),
             stage: stage_text(&f, d.stage),
@@ -116,8 +110,8 @@ async fn list_cases(state: AppState, member: Member, query: ListQuery) -> PageRe
             due_date: d.due_date.clone(),
             days_left: d.working_days_left,
             overdue: d.working_days_left < 0,
-        }));
-    }
+        })
+        .collect();
     Ok(render(&CasesPage { f, rows, next_page }))
 }
 
