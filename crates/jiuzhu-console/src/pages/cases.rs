@@ -753,6 +753,18 @@ async fn upload(state: &AppState, mut multipart: Multipart) -> Result<Upload, Pa
     Ok(Upload { sha256, fields })
 }
 
+/// A posted upload of `member`'s session, kept, with the form's request id.
+async fn checked_upload(
+    state: &AppState,
+    member: &Member,
+    multipart: Multipart,
+) -> Result<(Upload, String), Refusal> {
+    let upload = upload(state, multipart).await.or_page(member)?;
+    member.check_csrf(&upload.one("csrf")).or_page(member)?;
+    let request_id = super::form_request_id(&upload.one("request_id")).or_page(member)?;
+    Ok((upload, request_id))
+}
+
 impl Upload {
     fn one(&self, name: &str) -> String {
         Fields(self.fields.clone()).one(name)
@@ -771,9 +783,7 @@ pub async fn material(
 ) -> Response {
     answer(
         async {
-            let upload = upload(&state, multipart).await.or_page(&member)?;
-            member.check_csrf(&upload.one("csrf")).or_page(&member)?;
-            let request_id = super::form_request_id(&upload.one("request_id")).or_page(&member)?;
+            let (upload, request_id) = checked_upload(&state, &member, multipart).await?;
             member
                 .acting(&state)
                 .decisions()
@@ -802,9 +812,7 @@ pub async fn review(
 ) -> Response {
     answer(
         async {
-            let upload = upload(&state, multipart).await.or_page(&member)?;
-            member.check_csrf(&upload.one("csrf")).or_page(&member)?;
-            let request_id = super::form_request_id(&upload.one("request_id")).or_page(&member)?;
+            let (upload, request_id) = checked_upload(&state, &member, multipart).await?;
             let kind = match upload.one("kind").as_str() {
                 "interview" => ReviewKind::Interview,
                 "home_visit" => ReviewKind::HomeVisit,
