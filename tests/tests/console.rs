@@ -494,12 +494,9 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
         .await?;
     let (clue, tried) = clue_for_review(&platform, &resident).await?;
     eprintln!("reports tried: {tried:?}");
-    // Finance's budget and the victim's account, as the agencies' systems set them.
+    // Finance's budget, as the finance system sets it.
     platform
         .allocate("console", PROCURATORATE, 10_000_000)
-        .await?;
-    platform
-        .register_payee("console", &person_id, &resident.full_name, 77)
         .await?;
 
     // The console, its staff directory, and the browser.
@@ -711,6 +708,20 @@ async fn staff_take_a_case_from_clue_to_payment_and_visit_in_the_browser() -> Te
             browser.refusal().await?
         );
     }
+    // The victim's account, registered on the case page.
+    browser.fill("#holder", &resident.full_name).await?;
+    browser
+        .fill("#account", &jiuzhu_paysim::sandbox_card("6222020000", 77))
+        .await?;
+    browser
+        .fill("#institution", "中国农业银行南明区支行")
+        .await?;
+    browser.submit("#register-payee").await?;
+    anyhow::ensure!(
+        browser.has("p.notice.ok").await?,
+        "the payee is registered: {}",
+        browser.refusal().await?
+    );
     // The recommendation from past cases, with what moved the amount and similar cases.
     browser.until(&case_path, "#propose").await?;
     browser.click("#serious_injury").await?;

@@ -16,6 +16,7 @@ use jiuzhu_proto::decisions::{
     ReviewKind, Stage,
 };
 use jiuzhu_proto::money::yuan;
+use jiuzhu_proto::payments::{AccountKind, RegisterPayeeRequest};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -584,6 +585,28 @@ async fn take(
                 .await
                 .or_page(&member)?;
             "notified"
+        }
+        "payee" => {
+            let case = read_case(&state, &member, &case_id).await?;
+            let kind = match form.one("account_kind").as_str() {
+                "other" => AccountKind::Other,
+                _ => AccountKind::BankCard,
+            };
+            member
+                .acting(&state)
+                .payments()
+                .register_payee(RegisterPayeeRequest {
+                    request_id,
+                    person_id: case.person_id,
+                    name: form.one("holder"),
+                    account_kind: kind.into(),
+                    account: form.one("account").split_whitespace().collect(),
+                    institution: form.one("institution"),
+                    registered_by: member.staff().staff_no.clone(),
+                })
+                .await
+                .or_page(&member)?;
+            "payee"
         }
         "recommend" => {
             let recommendation =
