@@ -155,6 +155,7 @@ pub fn done_notice(member: &Member, done: &str) -> Option<Notice> {
         "visit",
         "added",
         "changed",
+        "payee",
     ];
     known.contains(&done).then(|| Notice {
         ok: true,
