@@ -200,13 +200,9 @@ impl Member {
 
     /// Refused unless the form carries this session's token.
     pub fn check_csrf(&self, sent: &str) -> Result<(), PageError> {
-        let expected = self.session.csrf.as_bytes();
-        let same = expected.len() == sent.len()
-            && expected
-                .iter()
-                .zip(sent.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
+        // Constant time: the comparison must not tell how much of the token was right.
+        let same: bool =
+            subtle::ConstantTimeEq::ct_eq(self.session.csrf.as_bytes(), sent.as_bytes()).into();
         if same {
             Ok(())
         } else {

@@ -26,6 +26,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::Fields;
 use crate::i18n::Language;
 use crate::staff::StaffMember;
 use crate::web::{AppState, Frame, PageError, render, visitor_language};
@@ -267,17 +268,13 @@ async fn code_matches(state: &AppState, phone: &str, code: &str) -> Result<bool,
 
 /// What the applicant sent: the fields, and the files by material.
 struct Application {
-    fields: Vec<(String, String)>,
+    fields: Fields,
     files: Vec<(String, Vec<u8>)>,
 }
 
 impl Application {
     fn one(&self, name: &str) -> String {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default()
+        self.fields.trimmed(name)
     }
 
     async fn read(mut multipart: Multipart, max_bytes: usize) -> Result<Self, String> {
@@ -309,7 +306,10 @@ impl Application {
                 fields.push((name, text));
             }
         }
-        Ok(Self { fields, files })
+        Ok(Self {
+            fields: Fields(fields),
+            files,
+        })
     }
 }
 

@@ -20,6 +20,7 @@ use jiuzhu_proto::payments::{AccountKind, RegisterPayeeRequest};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::Fields;
 use super::clues::done_notice;
 use crate::web::{
     AppState, Frame, Member, OrPage, PageError, PageResult, Refusal, answer, render, see_other,
@@ -437,35 +438,6 @@ pub async fn stage(
     )
 }
 
-/// The fields of a posted form, repeated ones (checkboxes) kept.
-struct Fields(Vec<(String, String)>);
-
-impl Fields {
-    fn parse(body: &[u8]) -> Self {
-        Fields(
-            form_urlencoded::parse(body)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    fn one(&self, name: &str) -> String {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    }
-
-    fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-}
-
 pub async fn act(
     State(state): State<AppState>,
     member: Member,
@@ -728,7 +700,7 @@ async fn recommend(
 /// A file from a form, kept under the upload directory by its SHA-256.
 struct Upload {
     sha256: String,
-    fields: Vec<(String, String)>,
+    fields: Fields,
 }
 
 async fn upload(state: &AppState, mut multipart: Multipart) -> Result<Upload, PageError> {
@@ -773,7 +745,10 @@ async fn upload(state: &AppState, mut multipart: Multipart) -> Result<Upload, Pa
     tokio::fs::write(&path, &file)
         .await
         .map_err(|error| PageError::Internal(format!("keeping the upload: {error}")))?;
-    Ok(Upload { sha256, fields })
+    Ok(Upload {
+        sha256,
+        fields: Fields(fields),
+    })
 }
 
 /// A posted upload of `member`'s session, kept, with the form's request id.
@@ -790,7 +765,7 @@ async fn checked_upload(
 
 impl Upload {
     fn one(&self, name: &str) -> String {
-        Fields(self.fields.clone()).one(name)
+        self.fields.one(name)
     }
 
     fn file_id(&self) -> String {

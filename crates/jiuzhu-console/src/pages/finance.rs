@@ -180,13 +180,8 @@ pub async fn statement(
                     fields.push((name, text));
                 }
             }
-            let one = |name: &str| {
-                fields
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.trim().to_owned())
-                    .unwrap_or_default()
-            };
+            let fields = super::Fields(fields);
+            let one = |name: &str| fields.trimmed(name);
             member.check_csrf(&one("csrf")).or_page(&member)?;
             let request_id = super::form_request_id(&one("request_id")).or_page(&member)?;
             let bad =

@@ -250,7 +250,7 @@ pub async fn plan(
 
 /// The answers of one questionnaire from the form, every item within range.
 fn answers(
-    fields: &[(String, String)],
+    fields: &super::Fields,
     id: &str,
     items: usize,
     min: i32,
@@ -260,11 +260,7 @@ fn answers(
     let mut any = false;
     for item in 1..=items {
         let name = format!("{id}_{item}");
-        let text = fields
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default();
+        let text = fields.trimmed(&name);
         if text.is_empty() {
             answers.push(None);
             continue;
@@ -300,16 +296,8 @@ pub async fn visit(
 ) -> Response {
     answer(
         async {
-            let fields: Vec<(String, String)> = form_urlencoded::parse(&body)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            let one = |name: &str| {
-                fields
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
+            let fields = super::Fields::parse(&body);
+            let one = |name: &str| fields.one(name);
             member.check_csrf(&one("csrf")).or_page(&member)?;
             let request_id = super::form_request_id(&one("request_id")).or_page(&member)?;
             let bad = |text: String| (PageError::BadInput(text), Some(member.clone()));

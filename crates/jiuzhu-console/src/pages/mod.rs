@@ -33,3 +33,42 @@ pub fn form_request_id(sent: &str) -> Result<String, crate::web::PageError> {
         ))
     }
 }
+
+/// The fields of a posted form (urlencoded or the text parts of a multipart one), repeated
+/// ones (checkboxes) kept.
+#[derive(Debug, Clone, Default)]
+pub struct Fields(pub Vec<(String, String)>);
+
+impl Fields {
+    /// An `application/x-www-form-urlencoded` body.
+    pub fn parse(body: &[u8]) -> Self {
+        Fields(
+            form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    /// The first value of `name`, as sent; empty when absent.
+    pub fn one(&self, name: &str) -> String {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// The first value of `name` without surrounding spaces.
+    pub fn trimmed(&self, name: &str) -> String {
+        self.one(name).trim().to_owned()
+    }
+
+    /// Every value of `name`.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
